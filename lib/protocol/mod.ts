@@ -1,0 +1,12 @@
+/**
+ * The memcached protocol codec shared by server, proxy, client and copier:
+ * request parsing, reply constants, byte helpers and key rules.
+ * @module
+ */
+
+export { Op, type OpCode } from "./ops.ts";
+export { PARSE_CLOSE, parseRequest, Request } from "./parser.ts";
+export { REPLY, REPLY_TEXT, type ReplyName } from "./replies.ts";
+export { Writer } from "./writer.ts";
+export { ascii, isSpace, latin1, parseI32, parseU32, parseU64, writeUint } from "./bytes.ts";
+export { base64Decode, base64Encode, base64Length, MAX_KEY_LENGTH } from "./keys.ts";

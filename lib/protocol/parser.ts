@@ -1,0 +1,725 @@
+/**
+ * The one request parser of the memcached text and meta protocols, used by
+ * the server, the proxy and the copier. Like memcached's proto_text.c it
+ * works on bytes in place: tokens are offsets into the read buffer, numbers
+ * are parsed from bytes, and client mistakes become a reply in the request
+ * (never an exception). Validation order and error texts follow memcached
+ * 1.6 exactly, so replies match byte for byte.
+ * @module
+ */
+
+import { lastBig, parseI32, parseU32, parseU64 } from "./bytes.ts";
+import { base64Decode, MAX_KEY_LENGTH } from "./keys.ts";
+import { Op, type OpCode } from "./ops.ts";
+import { REPLY } from "./replies.ts";
+
+/** memcached's MAX_TOKENS: lines are split into at most 23 tokens + rest. */
+const MAX_TOKENS = 24;
+/** Meta commands take at most this many tokens (memcached MFLAG_MAX_OPT_LENGTH). */
+const META_MAX_TOKENS = 20;
+const META_MAX_OPAQUE = 32;
+/** Bytes without a newline after which a non-get line is junk. */
+const MAX_LINE = 2048;
+/** Upper bound for a (multi-key get) line, to bound memory per connection. */
+const MAX_GET_LINE = 8 * 1048576;
+
+/** Result of {@linkcode parseRequest} when the connection must be closed. */
+export const PARSE_CLOSE = -1;
+
+/**
+ * One parsed request. A connection owns one and reuses it for every
+ * command: all positions are offsets into the buffer given to the parser,
+ * valid until that buffer is compacted.
+ */
+export class Request {
+  /** What to do; {@linkcode Op.ERROR} when {@linkcode error} must be sent. */
+  op: OpCode = Op.ERROR;
+  /** The reply (with "\r\n") for a rejected request. */
+  error: Uint8Array | null = null;
+  /** Suppress replies (text `noreply`, meta `q` for nominal replies). */
+  noreply = false;
+  /** Bytes following the line to discard (data of a rejected storage command). */
+  swallow = 0;
+  /** Close the connection without a reply (memcached does for HTTP requests). */
+  close = false;
+  /** Total bytes the request needs when the parser returned 0 (need more). */
+  need = 0;
+  /** The buffer the request was parsed from. */
+  buf: Uint8Array = new Uint8Array(0);
+  /** The command line, without its line ending. */
+  lineStart = 0;
+  /** End of the command line (exclusive, before "\r\n"). */
+  lineEnd = 0;
+  /** Number of tokens on the line. */
+  ntokens = 0;
+  /** Token start offsets. */
+  tokStart: Int32Array = new Int32Array(32);
+  /** Token end offsets (exclusive). */
+  tokEnd: Int32Array = new Int32Array(32);
+  /** Index of the first key token (get family: several keys follow). */
+  firstKey = 1;
+  /** Bytes holding the key: the read buffer, or a scratch buffer for base64 keys. */
+  keyBuf: Uint8Array = new Uint8Array(0);
+  /** Key start in keyBuf. */
+  keyStart = 0;
+  /** Key end in keyBuf (exclusive). */
+  keyEnd = 0;
+  /** Client flags (storage commands, meta `F`). */
+  flags = 0;
+  /** Client exptime as sent (int32); gat/touch/storage and meta `T`. */
+  exptime = 0;
+  /** Value length (storage commands, ms). */
+  vlen = 0;
+  /** Compare-and-swap value (`cas`, meta `C`); -1 when absent. */
+  cas = -1;
+  /** incr/decr delta or meta `D` (exact when ≤ 2**53; see deltaBig). */
+  delta = 1;
+  /** Full 64-bit delta. */
+  deltaBig = 1n;
+  /** Start of the value bytes in buf. */
+  dataStart = 0;
+  /** End of the value bytes (exclusive, before "\r\n"). */
+  dataEnd = 0;
+  /** The value block did not end with "\r\n". */
+  badChunk = false;
+  /** The value was too large to buffer and is being swallowed. */
+  tooLarge = false;
+  // --- meta protocol ---
+  /** Meta mode switch (`M` flag) as a char code, 0 when absent. */
+  mode = 0;
+  /** Meta `N` autovivify exptime (client value). */
+  vivify = 0;
+  /** Meta `R` recache exptime (client value). */
+  recache = 0;
+  /** Meta `E` explicit new CAS, -1 when absent. */
+  explicitCas = -1;
+  /** Meta `J` initial value for `ma` autovivify (exact when ≤ 2**53). */
+  initial = 0;
+  /** Full 64-bit initial value. */
+  initialBig = 0n;
+  /** Key was base64 (`b` flag). */
+  keyBinary = false;
+  #seen = new Uint32Array(128);
+  #tok = new Uint8Array(128);
+  #gen = 0;
+  #keyScratch = new Uint8Array(MAX_KEY_LENGTH);
+
+  /** Was meta flag `c` (a char code) given? */
+  has(c: number): boolean {
+    return this.#seen[c] === this.#gen;
+  }
+
+  /** Token index of meta flag `c`, or 0 when absent. */
+  flagToken(c: number): number {
+    return this.#seen[c] === this.#gen ? this.#tok[c] : 0;
+  }
+
+  /** Start a new request: clear everything the previous one set. */
+  reset(buf: Uint8Array): void {
+    this.buf = buf;
+    this.op = Op.ERROR;
+    this.error = null;
+    this.noreply = false;
+    this.swallow = 0;
+    this.close = false;
+    this.need = 0;
+    this.ntokens = 0;
+    this.firstKey = 1;
+    this.cas = -1;
+    this.delta = 1;
+    this.deltaBig = 1n;
+    this.badChunk = false;
+    this.tooLarge = false;
+    this.mode = 0;
+    this.explicitCas = -1;
+    this.initial = 0;
+    this.initialBig = 0n;
+    this.keyBinary = false;
+    this.exptime = 0;
+    this.flags = 0;
+    this.#gen = (this.#gen + 1) >>> 0 || 1;
+  }
+
+  /** Point the key at token i of the line. */
+  keyFromToken(i: number): void {
+    this.keyBuf = this.buf;
+    this.keyStart = this.tokStart[i];
+    this.keyEnd = this.tokEnd[i];
+  }
+
+  /** Length of token i. */
+  tokenLength(i: number): number {
+    return this.tokEnd[i] - this.tokStart[i];
+  }
+
+  /** Does token i equal the ASCII text? */
+  tokenIs(i: number, text: string): boolean {
+    if (i >= this.ntokens) return false;
+    const s = this.tokStart[i];
+    if (this.tokEnd[i] - s !== text.length) return false;
+    for (let j = 0; j < text.length; j++) if (this.buf[s + j] !== text.charCodeAt(j)) return false;
+    return true;
+  }
+
+  /** Reject the request with a reply; `force` shows it even under noreply (meta errors). */
+  reject(reply: Uint8Array, force = false): void {
+    this.op = Op.ERROR;
+    this.error = reply;
+    if (force) this.noreply = false;
+  }
+
+  /** Record meta flag char c at token i; false when it repeats. */
+  markFlag(c: number, i: number): boolean {
+    if (this.#seen[c] === this.#gen) return false;
+    this.#seen[c] = this.#gen;
+    this.#tok[c] = i;
+    return true;
+  }
+
+  /** Decode the base64 key in place into the scratch buffer; false when invalid. */
+  decodeKey(): boolean {
+    const n = base64Decode(this.buf, this.keyStart, this.keyEnd, this.#keyScratch);
+    this.keyBuf = this.#keyScratch;
+    this.keyStart = 0;
+    this.keyEnd = n;
+    return n > 0;
+  }
+
+  /** Append a token. */
+  pushToken(s: number, e: number): void {
+    if (this.ntokens === this.tokStart.length) {
+      const a = new Int32Array(this.ntokens * 2), b = new Int32Array(this.ntokens * 2);
+      a.set(this.tokStart);
+      b.set(this.tokEnd);
+      this.tokStart = a;
+      this.tokEnd = b;
+    }
+    this.tokStart[this.ntokens] = s;
+    this.tokEnd[this.ntokens++] = e;
+  }
+}
+
+function tokenize(buf: Uint8Array, start: number, end: number, req: Request): void {
+  let s = start;
+  for (let i = start; i < end; i++) {
+    if (buf[i] === 32) {
+      if (i > s) req.pushToken(s, i);
+      s = i + 1;
+    }
+  }
+  if (end > s) req.pushToken(s, end);
+}
+
+/** memcached's token count: real tokens capped at 23, plus the terminal token. */
+function memcachedTokens(req: Request): number {
+  return Math.min(req.ntokens, MAX_TOKENS - 1) + 1;
+}
+
+/** Is the last token "noreply"? (memcached's set_noreply_maybe) */
+function noreplyMaybe(req: Request): boolean {
+  if (req.ntokens > 0 && req.ntokens < MAX_TOKENS && req.tokenIs(req.ntokens - 1, "noreply")) {
+    req.noreply = true;
+  }
+  return req.noreply;
+}
+
+function keyTooLong(req: Request, i: number): boolean {
+  return req.tokenLength(i) > MAX_KEY_LENGTH;
+}
+
+/**
+ * Parse one request from buf[start, end).
+ *
+ * Returns the number of bytes it spans (line and data block), 0 when more
+ * bytes are needed (`req.need` then tells how many in all, when known), or
+ * {@linkcode PARSE_CLOSE} when memcached would close the connection (a long
+ * line without newline that is no multi-get, an HTTP request).
+ * `maxValue` bounds the value bytes buffered for storage commands: larger
+ * values are swallowed instead (`req.tooLarge`, `req.swallow`).
+ */
+export function parseRequest(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  req: Request,
+  maxValue: number,
+): number {
+  let nl = buf.indexOf(10, start);
+  if (nl >= end) nl = -1;
+  if (nl < 0) {
+    const pending = end - start;
+    if (pending > MAX_LINE) {
+      let p = start;
+      while (p < end && buf[p] === 32) p++;
+      const isGet = (buf[p] === 103 && buf[p + 1] === 101 && buf[p + 2] === 116) &&
+        (buf[p + 3] === 32 || (buf[p + 3] === 115 && buf[p + 4] === 32));
+      if (p - start > 100 || !isGet || pending > MAX_GET_LINE) return PARSE_CLOSE;
+    }
+    req.need = 0;
+    return 0;
+  }
+  let lineEnd = nl;
+  if (nl - start > 1 && buf[nl - 1] === 13) lineEnd--;
+  const lineLength = nl + 1 - start;
+  req.reset(buf);
+  req.lineStart = start;
+  req.lineEnd = lineEnd;
+  tokenize(buf, start, lineEnd, req);
+  const need = parseLine(req, maxValue);
+  if (need === 0) return lineLength;
+  // A storage command with its data block.
+  const total = lineLength + need;
+  if (end - start < total) {
+    req.need = total;
+    return 0;
+  }
+  req.dataStart = nl + 1;
+  req.dataEnd = nl + 1 + need - 2;
+  req.badChunk = buf[req.dataEnd] !== 13 || buf[req.dataEnd + 1] !== 10;
+  return total;
+}
+
+/** Classify the tokenized line; returns the data block length to read (0 for none). */
+function parseLine(req: Request, maxValue: number): number {
+  const n = req.ntokens;
+  if (n < 1 || req.tokenLength(0) < 2) {
+    req.reject(REPLY.ERROR);
+    return 0;
+  }
+  const buf = req.buf;
+  const c0 = buf[req.tokStart[0]];
+  const len0 = req.tokenLength(0);
+  const nt = memcachedTokens(req);
+  if (c0 === 109 /* m */ && len0 === 2) {
+    switch (buf[req.tokStart[0] + 1]) {
+      case 103: /* g */
+        return parseMeta(req, Op.MG, nt, maxValue);
+      case 115: /* s */
+        return parseMeta(req, Op.MS, nt, maxValue);
+      case 100: /* d */
+        return parseMeta(req, Op.MD, nt, maxValue);
+      case 97: /* a */
+        return parseMeta(req, Op.MA, nt, maxValue);
+      case 110: /* n */
+        req.op = Op.MN;
+        return 0;
+      case 101: /* e */
+        parseMe(req, nt);
+        return 0;
+    }
+    req.reject(REPLY.ERROR);
+    return 0;
+  }
+  switch (c0) {
+    case 103: /* g */
+      if (nt < 3) break;
+      if (req.tokenIs(0, "get")) return parseGet(req, Op.GET);
+      if (req.tokenIs(0, "gets")) return parseGet(req, Op.GETS);
+      if (req.tokenIs(0, "gat")) return parseGet(req, Op.GAT);
+      if (req.tokenIs(0, "gats")) return parseGet(req, Op.GATS);
+      break;
+    case 115: /* s */
+      if (req.tokenIs(0, "set")) {
+        return nt === 6 || nt === 7 ? parseStorage(req, Op.SET, maxValue) : wrong(req);
+      }
+      if (req.tokenIs(0, "stats")) return simple(req, Op.STATS);
+      if (req.tokenIs(0, "shutdown")) return simple(req, Op.SHUTDOWN);
+      break;
+    case 97: /* a */
+      if (req.tokenIs(0, "add")) {
+        return nt === 6 || nt === 7 ? parseStorage(req, Op.ADD, maxValue) : wrong(req);
+      }
+      if (req.tokenIs(0, "append")) {
+        return nt === 6 || nt === 7 ? parseStorage(req, Op.APPEND, maxValue) : wrong(req);
+      }
+      break;
+    case 99: /* c */
+      if (req.tokenIs(0, "cas")) {
+        return nt === 7 || nt === 8 ? parseStorage(req, Op.CAS, maxValue) : wrong(req);
+      }
+      if (req.tokenIs(0, "cache_memlimit")) {
+        return nt === 3 || nt === 4 ? simple(req, Op.CACHE_MEMLIMIT) : wrong(req);
+      }
+      break;
+    case 105: /* i */
+      if (req.tokenIs(0, "incr")) {
+        return nt === 4 || nt === 5 ? parseArith(req, Op.INCR) : wrong(req);
+      }
+      break;
+    case 100: /* d */
+      if (req.tokenIs(0, "delete")) return nt >= 3 && nt <= 5 ? parseDelete(req) : wrong(req);
+      if (req.tokenIs(0, "decr")) {
+        return nt === 4 || nt === 5 ? parseArith(req, Op.DECR) : wrong(req);
+      }
+      break;
+    case 116: /* t */
+      if (req.tokenIs(0, "touch")) return nt === 4 || nt === 5 ? parseTouch(req) : wrong(req);
+      break;
+    default:
+      if (req.tokenIs(0, "replace")) {
+        return nt === 6 || nt === 7 ? parseStorage(req, Op.REPLACE, maxValue) : wrong(req);
+      }
+      if (req.tokenIs(0, "prepend")) {
+        return nt === 6 || nt === 7 ? parseStorage(req, Op.PREPEND, maxValue) : wrong(req);
+      }
+      if (req.tokenIs(0, "bget")) return nt >= 3 ? parseGet(req, Op.GET) : wrong(req);
+      if (req.tokenIs(0, "flush_all")) return nt >= 2 && nt <= 4 ? parseFlush(req) : wrong(req);
+      if (req.tokenIs(0, "version")) return simple(req, Op.VERSION);
+      if (req.tokenIs(0, "quit")) return simple(req, Op.QUIT);
+      if (req.tokenIs(0, "lru_crawler")) return simple(req, Op.LRU_CRAWLER);
+      if (req.tokenIs(0, "verbosity")) {
+        return nt === 3 || nt === 4 ? parseVerbosity(req) : wrong(req);
+      }
+      if (req.tokenIs(0, "misbehave")) return simple(req, Op.MISBEHAVE);
+      if (isHttp(req)) {
+        req.reject(REPLY.ERROR);
+        req.close = true;
+        return 0;
+      }
+      break;
+  }
+  req.reject(REPLY.ERROR);
+  return 0;
+}
+
+/** memcached closes connections that look like HTTP requests. */
+function isHttp(req: Request): boolean {
+  const last = Math.min(req.ntokens, MAX_TOKENS - 1) - 1;
+  const s = req.tokStart[last];
+  const b = req.buf;
+  return req.tokenLength(last) >= 5 && b[s] === 72 && b[s + 1] === 84 && b[s + 2] === 84 &&
+    b[s + 3] === 80 && b[s + 4] === 47;
+}
+
+function wrong(req: Request): number {
+  req.reject(REPLY.ERROR);
+  return 0;
+}
+
+function simple(req: Request, op: OpCode): number {
+  req.op = op;
+  return 0;
+}
+
+function parseGet(req: Request, op: OpCode): number {
+  let first = 1;
+  if (op === Op.GAT || op === Op.GATS) {
+    const t = parseI32(req.buf, req.tokStart[1], req.tokEnd[1]);
+    if (t === null) {
+      req.reject(REPLY.BAD_EXPTIME);
+      return 0;
+    }
+    req.exptime = t;
+    first = 2;
+  }
+  for (let i = first; i < req.ntokens; i++) {
+    if (keyTooLong(req, i)) {
+      req.reject(REPLY.BAD_FORMAT);
+      return 0;
+    }
+  }
+  req.op = op;
+  req.firstKey = first;
+  if (first < req.ntokens) req.keyFromToken(first);
+  return 0;
+}
+
+function parseStorage(req: Request, op: OpCode, maxValue: number): number {
+  noreplyMaybe(req);
+  if (keyTooLong(req, 1)) {
+    req.reject(REPLY.BAD_FORMAT);
+    return 0;
+  }
+  const b = req.buf, s = req.tokStart, e = req.tokEnd;
+  const flags = parseU32(b, s[2], e[2]);
+  const exptime = flags < 0 ? null : parseI32(b, s[3], e[3]);
+  const vlen = exptime === null ? null : parseI32(b, s[4], e[4]);
+  if (vlen === null) {
+    req.reject(REPLY.BAD_FORMAT);
+    return 0;
+  }
+  if (op === Op.CAS) {
+    const cas = parseU64(b, s[5], e[5]);
+    if (cas < 0) {
+      req.reject(REPLY.BAD_FORMAT);
+      return 0;
+    }
+    req.cas = cas;
+  }
+  if (vlen < 0 || vlen > 0x7fffffff - 2) {
+    req.reject(REPLY.BAD_FORMAT);
+    return 0;
+  }
+  req.op = op;
+  req.keyFromToken(1);
+  req.flags = flags;
+  req.exptime = exptime as number;
+  req.vlen = vlen;
+  if (vlen > maxValue) {
+    req.tooLarge = true;
+    req.swallow = vlen + 2;
+    return 0;
+  }
+  return vlen + 2;
+}
+
+function parseArith(req: Request, op: OpCode): number {
+  noreplyMaybe(req);
+  if (keyTooLong(req, 1)) {
+    req.reject(REPLY.BAD_FORMAT);
+    return 0;
+  }
+  const delta = parseU64(req.buf, req.tokStart[2], req.tokEnd[2]);
+  if (delta < 0) {
+    req.reject(REPLY.BAD_DELTA);
+    return 0;
+  }
+  req.op = op;
+  req.delta = delta;
+  req.deltaBig = lastBig;
+  req.keyFromToken(1);
+  return 0;
+}
+
+function parseTouch(req: Request): number {
+  noreplyMaybe(req);
+  if (keyTooLong(req, 1)) {
+    req.reject(REPLY.BAD_FORMAT);
+    return 0;
+  }
+  const t = parseI32(req.buf, req.tokStart[2], req.tokEnd[2]);
+  if (t === null) {
+    req.reject(REPLY.BAD_EXPTIME);
+    return 0;
+  }
+  req.op = Op.TOUCH;
+  req.exptime = t;
+  req.keyFromToken(1);
+  return 0;
+}
+
+function parseDelete(req: Request): number {
+  const n = req.ntokens;
+  if (n > 2) {
+    const holdIsZero = req.tokenIs(2, "0");
+    const setsNoreply = noreplyMaybe(req);
+    const valid = (n === 3 && (holdIsZero || setsNoreply)) ||
+      (n === 4 && holdIsZero && setsNoreply);
+    if (!valid) {
+      req.reject(REPLY.DELETE_USAGE);
+      return 0;
+    }
+  }
+  if (keyTooLong(req, 1)) {
+    req.reject(REPLY.BAD_FORMAT);
+    return 0;
+  }
+  req.op = Op.DELETE;
+  req.keyFromToken(1);
+  return 0;
+}
+
+function parseFlush(req: Request): number {
+  noreplyMaybe(req);
+  if (req.ntokens !== (req.noreply ? 2 : 1)) {
+    const t = parseI32(req.buf, req.tokStart[1], req.tokEnd[1]);
+    if (t === null) {
+      req.reject(REPLY.BAD_EXPTIME);
+      return 0;
+    }
+    req.exptime = t;
+  }
+  req.op = Op.FLUSH_ALL;
+  return 0;
+}
+
+function parseVerbosity(req: Request): number {
+  noreplyMaybe(req);
+  if (parseU32(req.buf, req.tokStart[1], req.tokEnd[1]) < 0) {
+    req.reject(REPLY.BAD_FORMAT);
+    return 0;
+  }
+  req.op = Op.VERBOSITY;
+  return 0;
+}
+
+function parseMe(req: Request, nt: number): void {
+  if (nt < 3 || keyTooLong(req, 1)) {
+    req.reject(REPLY.BAD_FORMAT);
+    return;
+  }
+  req.keyFromToken(1);
+  if (nt >= 4 && req.tokenIs(2, "b")) {
+    if (!req.decodeKey()) {
+      req.reject(REPLY.BAD_FORMAT);
+      return;
+    }
+    req.keyBinary = true;
+  }
+  req.op = Op.ME;
+}
+
+/**
+ * The meta commands mg/ms/md/ma: memcached's token checks, then its flag
+ * pre-parse, with each command's own error texts.
+ */
+function parseMeta(req: Request, op: OpCode, nt: number, maxValue: number): number {
+  if (nt < 3) {
+    req.reject(REPLY.ERROR);
+    return 0;
+  }
+  if (keyTooLong(req, 1)) {
+    req.reject(REPLY.BAD_FORMAT, true);
+    return 0;
+  }
+  if (op === Op.MS && nt === 3) {
+    req.reject(REPLY.BAD_FORMAT, true);
+    return 0;
+  }
+  if (nt > META_MAX_TOKENS) {
+    req.reject(op === Op.MG ? REPLY.META_MG_TOO_LONG : REPLY.META_TOO_LONG, true);
+    return 0;
+  }
+  req.keyFromToken(1);
+  let firstFlag = 2;
+  if (op === Op.MS) {
+    const vlen = parseI32(req.buf, req.tokStart[2], req.tokEnd[2]);
+    if (vlen === null || vlen < 0 || vlen > 0x7fffffff - 2) {
+      req.reject(REPLY.BAD_FORMAT, true);
+      return 0;
+    }
+    req.vlen = vlen;
+    firstFlag = 3;
+  }
+  const error = preparseFlags(req, firstFlag);
+  const swallow = op === Op.MS ? req.vlen + 2 : 0;
+  if (error !== null) {
+    const reply = op === Op.MD || op === Op.MA ? REPLY.META_INVALID_OR_DUP : error;
+    return metaError(req, reply, swallow);
+  }
+  req.noreply = req.has(113 /* q */);
+  const opaqueTooLong = opaqueCheck(req, firstFlag);
+  if (op === Op.MS) {
+    const m = req.mode;
+    if (m !== 0 && m !== 69 && m !== 65 && m !== 80 && m !== 82 && m !== 83) {
+      return metaError(req, REPLY.MS_BAD_MODE, swallow);
+    }
+  } else if (op === Op.MA) {
+    const m = req.mode;
+    if (m !== 0 && m !== 73 && m !== 43 && m !== 68 && m !== 45) {
+      return metaError(req, REPLY.MA_BAD_MODE, 0);
+    }
+  }
+  if (opaqueTooLong) return metaError(req, REPLY.META_OPAQUE_TOO_LONG, swallow);
+  req.op = op;
+  if (op !== Op.MS) return 0;
+  if (req.vlen > maxValue) {
+    req.tooLarge = true;
+    req.swallow = swallow;
+    return 0;
+  }
+  return swallow;
+}
+
+function metaError(req: Request, reply: Uint8Array, swallow: number): number {
+  req.reject(reply, true);
+  req.swallow = swallow;
+  return 0;
+}
+
+function opaqueCheck(req: Request, from: number): boolean {
+  for (let i = from; i < req.ntokens; i++) {
+    if (req.buf[req.tokStart[i]] === 79 /* O */ && req.tokenLength(i) > META_MAX_OPAQUE) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/** memcached's _meta_flag_preparse: returns the error reply or null. */
+function preparseFlags(req: Request, from: number): Uint8Array | null {
+  const buf = req.buf;
+  let error: Uint8Array = REPLY.BAD_FORMAT;
+  let failed = false;
+  for (let i = from; i < req.ntokens; i++) {
+    const s = req.tokStart[i], e = req.tokEnd[i];
+    const o = buf[s];
+    if (o >= 127 || !req.markFlag(o, i)) return REPLY.META_DUPLICATE;
+    switch (o) {
+      case 98: /* b */
+        if (!req.decodeKey()) {
+          error = REPLY.META_BAD_KEY;
+          failed = true;
+        }
+        req.keyBinary = true;
+        break;
+      case 78: /* N */
+      case 84: /* T */
+      case 82: /* R */ {
+        const t = parseI32(buf, s + 1, e);
+        if (t === null) {
+          error = REPLY.META_BAD_TOKEN;
+          failed = true;
+        } else if (o === 78) req.vivify = t;
+        else if (o === 84) req.exptime = t;
+        else req.recache = t;
+        break;
+      }
+      case 108: /* l */
+      case 79: /* O */
+      case 80: /* P */
+      case 76: /* L */
+      case 107: /* k */
+      case 115: /* s */
+      case 116: /* t */
+      case 99: /* c */
+      case 102: /* f */
+      case 118: /* v */
+      case 104: /* h */
+      case 117: /* u */
+      case 113: /* q */
+      case 73: /* I */
+        break;
+      case 70: /* F */ {
+        const f = parseU32(buf, s + 1, e);
+        if (f < 0) failed = true;
+        else req.flags = f;
+        break;
+      }
+      case 67: /* C */
+      case 69: /* E */ {
+        const v = parseU64(buf, s + 1, e);
+        if (v < 0) {
+          error = REPLY.META_BAD_TOKEN;
+          failed = true;
+        } else if (o === 67) req.cas = v;
+        else req.explicitCas = v;
+        break;
+      }
+      case 77: /* M */
+        if (e - s !== 2) {
+          error = REPLY.META_BAD_M;
+          failed = true;
+        } else req.mode = buf[s + 1];
+        break;
+      case 74: /* J */
+      case 68: /* D */ {
+        const v = parseU64(buf, s + 1, e);
+        if (v < 0) {
+          error = o === 74 ? REPLY.META_BAD_INITIAL : REPLY.META_BAD_DELTA;
+          failed = true;
+        } else if (o === 74) {
+          req.initial = v;
+          req.initialBig = lastBig;
+        } else {
+          req.delta = v;
+          req.deltaBig = lastBig;
+        }
+        break;
+      }
+      default:
+        return REPLY.META_INVALID_FLAG;
+    }
+  }
+  return failed ? error : null;
+}

@@ -1,0 +1,827 @@
+/**
+ * The one incremental parser of memcached server replies (text and meta
+ * protocol), used by the client (proxy backends, `replicate`, tests).
+ *
+ * {@linkcode ReplyParser.parse} is given bytes `buf[start, end)` and the
+ * {@linkcode OpCode} of the request they answer; it returns 0 (need more
+ * bytes), -1 (not a valid reply: the connection is out of step and must be
+ * closed; see {@linkcode ReplyParser.error}) or the length of one complete
+ * reply frame. After a complete frame the parser's fields describe it as
+ * offsets into `buf`: nothing is copied and values are never decoded.
+ *
+ * Frames by request:
+ * - get/gets/gat/gats: `VALUE <key> <flags> <bytes> [<cas>]` + data, repeated,
+ *   then `END` ({@linkcode ReplyKind.VALUES}; items in {@linkcode ReplyParser.items}).
+ * - storage, delete, touch, flush_all, verbosity...: one status line.
+ * - incr/decr: a decimal number ({@linkcode ReplyKind.NUMBER}) or `NOT_FOUND`.
+ * - stats: `STAT <name> <value>` lines then `END` ({@linkcode ReplyKind.STATS}).
+ * - version: `VERSION <text>`.
+ * - meta: `VA <size> <flags>*` + data, `HD`/`NS`/`EX`/`NF`/`EN`/`MN`/`ME ...`.
+ * - lru_crawler: `key=...` lines (ended by a bare `\n`) then `END`
+ *   ({@linkcode ReplyKind.DUMP}), or one status line; for streaming a large
+ *   dump line by line use {@linkcode ReplyParser.parseDumpLine}.
+ * - any request: `ERROR`, `CLIENT_ERROR <text>`, `SERVER_ERROR <text>`.
+ *
+ * A frame that needs more bytes is resumed where it stopped on the next call
+ * (large multi-gets and stats are not rescanned from their start), so calls
+ * must keep offering the same frame, from its first byte, until it completes
+ * or {@linkcode ReplyParser.reset} is called. The buffer may be compacted or
+ * grown between calls (a different `start` is fine).
+ * @module
+ */
+
+import {
+  ascii,
+  bytesEqual,
+  CR,
+  decodeAscii,
+  indexOfLf,
+  LF,
+  lineTextEnd,
+  parseDecimal,
+  parseDecimalBigInt,
+  parseSignedDecimal,
+  SP,
+  startsWith,
+} from "./bytes.ts";
+import { Op, type OpCode } from "./ops.ts";
+
+/** What a reply frame is. */
+export const ReplyKind = {
+  /** Not parsed yet, or the last frame was invalid. */
+  NONE: 0,
+  /** get-family reply: `VALUE` items then `END` (0 items: all misses). */
+  VALUES: 1,
+  STORED: 2,
+  NOT_STORED: 3,
+  EXISTS: 4,
+  NOT_FOUND: 5,
+  DELETED: 6,
+  TOUCHED: 7,
+  OK: 8,
+  /** incr/decr result; the digits are `textStart..textEnd`. */
+  NUMBER: 9,
+  /** `STAT` lines (or other lines, e.g. `stats cachedump`) then `END`. */
+  STATS: 10,
+  /** `VERSION <text>`; the text is `textStart..textEnd`. */
+  VERSION: 11,
+  /** Meta value: `VA <size> <flags>*` and its data block. */
+  VA: 12,
+  HD: 13,
+  NS: 14,
+  EX: 15,
+  NF: 16,
+  EN: 17,
+  MN: 18,
+  /** Meta debug `ME <key> <k>=<v>*`; the rest of the line is `textStart..textEnd`. */
+  ME: 19,
+  ERROR: 20,
+  CLIENT_ERROR: 21,
+  SERVER_ERROR: 22,
+  /** `lru_crawler metadump` lines then `END`; each line is an item (key range = line). */
+  DUMP: 23,
+  /** One non-final line of a dump (only from {@linkcode ReplyParser.parseDumpLine}). */
+  DUMP_LINE: 24,
+  /** `BUSY <text>` (lru_crawler). */
+  BUSY: 25,
+  /** `BADCLASS <text>` (lru_crawler). */
+  BADCLASS: 26,
+  /** `RESET` (stats reset). */
+  RESET: 27,
+  /** A line memrep does not know, accepted only for requests whose reply is free-form. */
+  LINE: 28,
+} as const;
+
+/** One of the values of {@linkcode ReplyKind}. */
+export type ReplyKindCode = typeof ReplyKind[keyof typeof ReplyKind];
+
+/** Names of reply kinds, for messages. */
+export const REPLY_KIND_NAME: readonly string[] = Object.keys(ReplyKind);
+
+/** True for `ERROR`, `CLIENT_ERROR` and `SERVER_ERROR`. */
+export function isErrorKind(kind: number): boolean {
+  return kind >= ReplyKind.ERROR && kind <= ReplyKind.SERVER_ERROR;
+}
+
+/**
+ * Layout of one item in {@linkcode ReplyParser.items}: `ITEM_STRIDE` numbers
+ * per item, at these offsets. VALUE items fill all; STAT lines fill KEY (the
+ * name) and DATA (the value); dump lines fill KEY (the whole line).
+ * CAS_START is -1 when the item has no CAS.
+ */
+export const Item = {
+  KEY_START: 0,
+  KEY_END: 1,
+  FLAGS: 2,
+  DATA_START: 3,
+  DATA_END: 4,
+  CAS_START: 5,
+  CAS_END: 6,
+} as const;
+
+/** Numbers per item in {@linkcode ReplyParser.items}. */
+export const ITEM_STRIDE = 8;
+
+/** {@linkcode ReplyParser.ttl} when the reply carried no `t` flag. */
+export const NO_TTL = -2;
+
+/** Longest reply line accepted without its `\n` before the stream is declared broken. */
+export const MAX_LINE = 65536;
+
+const W_VALUE = ascii("VALUE ");
+const W_STAT = ascii("STAT ");
+const W_END = ascii("END");
+const W_STORED = ascii("STORED");
+const W_NOT_STORED = ascii("NOT_STORED");
+const W_EXISTS = ascii("EXISTS");
+const W_NOT_FOUND = ascii("NOT_FOUND");
+const W_DELETED = ascii("DELETED");
+const W_TOUCHED = ascii("TOUCHED");
+const W_OK = ascii("OK");
+const W_RESET = ascii("RESET");
+const W_VERSION = ascii("VERSION");
+const W_ERROR = ascii("ERROR");
+const W_CLIENT_ERROR = ascii("CLIENT_ERROR");
+const W_SERVER_ERROR = ascii("SERVER_ERROR");
+const W_BUSY = ascii("BUSY");
+const W_BADCLASS = ascii("BADCLASS");
+
+/** True when the line `buf[s, e)` is `word` alone or `word` followed by a space. */
+function isWord(buf: Uint8Array, s: number, e: number, word: Uint8Array): boolean {
+  return startsWith(buf, s, e, word) && (s + word.length === e || buf[s + word.length] === SP);
+}
+
+/** Where the text after `word ` starts (clamped to the line end). */
+function after(s: number, e: number, word: Uint8Array): number {
+  return Math.min(e, s + word.length + 1);
+}
+
+/** Classification of one status line: kind, plus where its text starts. */
+interface LineClass {
+  kind: ReplyKindCode;
+  text: number;
+}
+
+/**
+ * Reused incremental reply parser. One per connection: it keeps the
+ * progress of a frame that needs more bytes.
+ */
+export class ReplyParser {
+  /** Kind of the last complete frame. */
+  kind: ReplyKindCode = ReplyKind.NONE;
+  /** Length in bytes of the last complete frame (also parse's return value). */
+  length = 0;
+  /** VALUE items, STAT lines or dump lines in the frame (1 for VA). */
+  count = 0;
+  /**
+   * Text of a status line after its keyword: the message of errors, the
+   * version, the digits of NUMBER, the return flags of meta codes (after the
+   * size for VA), the rest of an ME line. Empty when none.
+   */
+  textStart = 0;
+  /** End of the text (before `\r\n`). */
+  textEnd = 0;
+  /** Data of a VA reply or of the first VALUE item; -1 when none. */
+  valueStart = -1;
+  /** End of that data (exclusive). */
+  valueEnd = -1;
+  /** Client flags of the first VALUE item, or a meta reply's `f` flag; 0 when absent. */
+  flags = 0;
+  /** A meta reply's `t` flag (-1: never expires); {@linkcode NO_TTL} when absent. */
+  ttl = NO_TTL;
+  /** CAS token digits of the first VALUE item or a meta reply's `c` flag; -1 when absent. */
+  casStart = -1;
+  /** End of those digits. */
+  casEnd = -1;
+  /**
+   * Per-item offsets (absolute positions in `buf`), {@linkcode ITEM_STRIDE}
+   * numbers per item, laid out as {@linkcode Item}. Reused; valid until the
+   * next call.
+   */
+  items: Float64Array = new Float64Array(ITEM_STRIDE * 16);
+  /** Why the last call returned -1. */
+  error = "";
+
+  // Progress of a frame that needed more bytes: relative offset of the next
+  // unparsed line, items found so far, and the start they were recorded at.
+  #resumeOp = -1;
+  #resumeRel = 0;
+  #resumeCount = 0;
+  #resumeStart = 0;
+  readonly #line: LineClass = { kind: ReplyKind.NONE, text: 0 };
+
+  /** Forget a partly parsed frame (after closing a connection, say). */
+  reset(): void {
+    this.#resumeOp = -1;
+    this.#resumeRel = 0;
+    this.#resumeCount = 0;
+  }
+
+  /**
+   * Parse one reply frame answering a request of kind `op` from
+   * `buf[start, end)`. Returns its length, 0 when more bytes are needed, or
+   * -1 when the bytes are not a valid reply to `op` (see {@linkcode error}).
+   */
+  parse(buf: Uint8Array, start: number, end: number, op: OpCode): number {
+    switch (op) {
+      case Op.GET:
+      case Op.GETS:
+      case Op.GAT:
+      case Op.GATS:
+        return this.#parseList(buf, start, end, op, ReplyKind.VALUES);
+      case Op.STATS:
+        return this.#parseList(buf, start, end, op, ReplyKind.STATS);
+      case Op.LRU_CRAWLER:
+        return this.#parseList(buf, start, end, op, ReplyKind.DUMP);
+      case Op.MG:
+      case Op.MS:
+      case Op.MD:
+      case Op.MA:
+      case Op.MN:
+      case Op.ME:
+        return this.#parseMeta(buf, start, end, op);
+      default:
+        return this.#parseStatus(buf, start, end, op);
+    }
+  }
+
+  /**
+   * Parse one line of a streamed `lru_crawler metadump`: returns its length
+   * (0: need more, -1: broken). {@linkcode kind} is DUMP_LINE for an item
+   * line (its text is `textStart..textEnd`), or the final line's kind: DUMP
+   * for `END`, else BUSY, BADCLASS, OK or an error.
+   */
+  parseDumpLine(buf: Uint8Array, start: number, end: number): number {
+    const lf = indexOfLf(buf, start, end);
+    if (lf < 0) return this.#needLine(start, end);
+    const e = lineTextEnd(buf, lf, start);
+    this.#clear();
+    this.#classify(buf, start, e);
+    const k = this.#line.kind;
+    if (k === ReplyKind.LINE) {
+      this.kind = ReplyKind.DUMP_LINE;
+      this.textStart = start;
+    } else {
+      this.kind = k === ReplyKind.NONE ? ReplyKind.DUMP : k;
+      if (k === ReplyKind.NONE) { // END
+        this.textStart = e;
+      } else this.textStart = this.#line.text;
+      if (!this.#dumpFinalOk(k)) return this.#invalid(buf, start, e, "unexpected dump line");
+    }
+    this.textEnd = e;
+    this.length = lf + 1 - start;
+    return this.length;
+  }
+
+  /** Index just after meta return flag `code` (e.g. 0x66 for `f`) in the last frame's text, or -1. */
+  metaFlag(buf: Uint8Array, code: number): number {
+    let i = this.textStart;
+    const e = this.textEnd;
+    while (i < e) {
+      if (buf[i] === code) return i + 1;
+      const sp = buf.indexOf(SP, i);
+      if (sp < 0 || sp >= e) return -1;
+      i = sp + 1;
+    }
+    return -1;
+  }
+
+  /** The CAS of the first item / meta `c` flag as a bigint, or undefined. */
+  cas(buf: Uint8Array): bigint | undefined {
+    return this.casStart < 0 ? undefined : parseDecimalBigInt(buf, this.casStart, this.casEnd);
+  }
+
+  #clear(): void {
+    this.kind = ReplyKind.NONE;
+    this.count = 0;
+    this.textStart = this.textEnd = 0;
+    this.valueStart = this.valueEnd = -1;
+    this.flags = 0;
+    this.ttl = NO_TTL;
+    this.casStart = this.casEnd = -1;
+    this.error = "";
+  }
+
+  #dumpFinalOk(k: number): boolean {
+    return k === ReplyKind.NONE || k === ReplyKind.BUSY || k === ReplyKind.BADCLASS ||
+      k === ReplyKind.OK || isErrorKind(k);
+  }
+
+  #needLine(start: number, end: number): number {
+    if (end - start > MAX_LINE) {
+      this.kind = ReplyKind.NONE;
+      this.error = `reply line longer than ${MAX_LINE} bytes`;
+      this.reset();
+      return -1;
+    }
+    return 0;
+  }
+
+  #invalid(buf: Uint8Array, s: number, e: number, why: string): number {
+    this.kind = ReplyKind.NONE;
+    this.reset();
+    const text = decodeAscii(buf, s, Math.min(e, s + 80));
+    this.error = `${why}: ${JSON.stringify(text)}`;
+    return -1;
+  }
+
+  /**
+   * Classify the status line `buf[s, e)` into this.#line. END yields NONE
+   * (callers that accept END handle it); unknown lines yield LINE.
+   */
+  #classify(buf: Uint8Array, s: number, e: number): void {
+    const line = this.#line;
+    line.text = e;
+    let kind: ReplyKindCode = ReplyKind.LINE;
+    const n = e - s;
+    switch (buf[s]) {
+      case 0x45: // E
+        if (bytesEqual(buf, s, e, W_END)) kind = ReplyKind.NONE;
+        else if (n === 2 && buf[s + 1] === 0x4e) kind = ReplyKind.EN;
+        else if (n >= 2 && buf[s + 1] === 0x58 && (n === 2 || buf[s + 2] === SP)) {
+          kind = ReplyKind.EX;
+          line.text = s + 3;
+        } else if (bytesEqual(buf, s, e, W_EXISTS)) kind = ReplyKind.EXISTS;
+        else if (isWord(buf, s, e, W_ERROR)) {
+          kind = ReplyKind.ERROR;
+          line.text = after(s, e, W_ERROR);
+        } else if (startsWith(buf, s, e, W_ERROR)) {
+          // memcached writes "ERROR: shutdown not enabled" etc.
+          kind = ReplyKind.ERROR;
+          line.text = s + W_ERROR.length;
+        }
+        break;
+      case 0x53: // S
+        if (bytesEqual(buf, s, e, W_STORED)) kind = ReplyKind.STORED;
+        else if (isWord(buf, s, e, W_SERVER_ERROR)) {
+          kind = ReplyKind.SERVER_ERROR;
+          line.text = after(s, e, W_SERVER_ERROR);
+        }
+        break;
+      case 0x43: // C
+        if (isWord(buf, s, e, W_CLIENT_ERROR)) {
+          kind = ReplyKind.CLIENT_ERROR;
+          line.text = after(s, e, W_CLIENT_ERROR);
+        }
+        break;
+      case 0x4e: // N
+        if (n >= 2 && (n === 2 || buf[s + 2] === SP)) {
+          if (buf[s + 1] === 0x53) kind = ReplyKind.NS;
+          else if (buf[s + 1] === 0x46) kind = ReplyKind.NF;
+          line.text = Math.min(e, s + 3);
+        } else if (bytesEqual(buf, s, e, W_NOT_STORED)) kind = ReplyKind.NOT_STORED;
+        else if (bytesEqual(buf, s, e, W_NOT_FOUND)) kind = ReplyKind.NOT_FOUND;
+        break;
+      case 0x48: // H
+        if (n >= 2 && buf[s + 1] === 0x44 && (n === 2 || buf[s + 2] === SP)) {
+          kind = ReplyKind.HD;
+          line.text = Math.min(e, s + 3);
+        }
+        break;
+      case 0x4d: // M
+        if (n === 2 && buf[s + 1] === 0x4e) kind = ReplyKind.MN;
+        else if (n >= 3 && buf[s + 1] === 0x45 && buf[s + 2] === SP) {
+          kind = ReplyKind.ME;
+          line.text = s + 3;
+        }
+        break;
+      case 0x44: // D
+        if (bytesEqual(buf, s, e, W_DELETED)) kind = ReplyKind.DELETED;
+        break;
+      case 0x54: // T
+        if (bytesEqual(buf, s, e, W_TOUCHED)) kind = ReplyKind.TOUCHED;
+        break;
+      case 0x4f: // O
+        if (bytesEqual(buf, s, e, W_OK)) kind = ReplyKind.OK;
+        break;
+      case 0x52: // R
+        if (bytesEqual(buf, s, e, W_RESET)) kind = ReplyKind.RESET;
+        break;
+      case 0x56: // V
+        if (isWord(buf, s, e, W_VERSION)) {
+          kind = ReplyKind.VERSION;
+          line.text = after(s, e, W_VERSION);
+        }
+        break;
+      case 0x42: // B
+        if (isWord(buf, s, e, W_BUSY)) {
+          kind = ReplyKind.BUSY;
+          line.text = after(s, e, W_BUSY);
+        } else if (isWord(buf, s, e, W_BADCLASS)) {
+          kind = ReplyKind.BADCLASS;
+          line.text = after(s, e, W_BADCLASS);
+        }
+        break;
+      default:
+        if (n > 0 && parseDecimal(buf, s, e) >= 0) kind = ReplyKind.NUMBER;
+        else if (n > 0 && n <= 20 && parseDecimalBigInt(buf, s, e) !== undefined) {
+          kind = ReplyKind.NUMBER;
+        }
+        if (kind === ReplyKind.NUMBER) line.text = s;
+    }
+    line.kind = kind;
+  }
+
+  /** Single status-line replies (storage, delete, incr, touch, version, ...). */
+  #parseStatus(buf: Uint8Array, start: number, end: number, op: OpCode): number {
+    const lf = indexOfLf(buf, start, end);
+    if (lf < 0) return this.#needLine(start, end);
+    const e = lineTextEnd(buf, lf, start);
+    this.#clear();
+    this.#classify(buf, start, e);
+    const k = this.#line.kind;
+    let ok = isErrorKind(k);
+    if (!ok) {
+      switch (op) {
+        case Op.SET:
+        case Op.ADD:
+        case Op.REPLACE:
+        case Op.APPEND:
+        case Op.PREPEND:
+        case Op.CAS:
+          ok = k === ReplyKind.STORED || k === ReplyKind.NOT_STORED ||
+            k === ReplyKind.EXISTS || k === ReplyKind.NOT_FOUND;
+          break;
+        case Op.DELETE:
+          ok = k === ReplyKind.DELETED || k === ReplyKind.NOT_FOUND;
+          break;
+        case Op.INCR:
+        case Op.DECR:
+          ok = k === ReplyKind.NUMBER || k === ReplyKind.NOT_FOUND;
+          break;
+        case Op.TOUCH:
+          ok = k === ReplyKind.TOUCHED || k === ReplyKind.NOT_FOUND;
+          break;
+        case Op.VERSION:
+          ok = k === ReplyKind.VERSION;
+          break;
+        case Op.FLUSH_ALL:
+        case Op.VERBOSITY:
+        case Op.CACHE_MEMLIMIT:
+        case Op.MISBEHAVE:
+          ok = k === ReplyKind.OK;
+          break;
+        default:
+          // Free-form replies (shutdown, the replication verb, ...): any one line.
+          ok = true;
+      }
+    }
+    if (!ok) return this.#invalid(buf, start, e, `unexpected reply to op ${op}`);
+    this.kind = k === ReplyKind.NONE ? ReplyKind.LINE : k;
+    this.textStart = this.#line.text;
+    this.textEnd = e;
+    this.length = lf + 1 - start;
+    return this.length;
+  }
+
+  /** Meta replies: VA + data, HD/NS/EX/NF/EN/MN/ME, errors. */
+  #parseMeta(buf: Uint8Array, start: number, end: number, op: OpCode): number {
+    const lf = indexOfLf(buf, start, end);
+    if (lf < 0) return this.#needLine(start, end);
+    const e = lineTextEnd(buf, lf, start);
+    if (e - start >= 3 && buf[start] === 0x56 && buf[start + 1] === 0x41 && buf[start + 2] === SP) {
+      // VA <size> <flags>*
+      let sizeEnd = buf.indexOf(SP, start + 3);
+      if (sizeEnd < 0 || sizeEnd > e) sizeEnd = e;
+      const size = parseDecimal(buf, start + 3, sizeEnd);
+      if (size < 0) return this.#invalid(buf, start, e, "bad VA size");
+      const dataStart = lf + 1;
+      const frameEnd = dataStart + size + 2;
+      if (frameEnd > end) return 0;
+      if (buf[frameEnd - 2] !== CR || buf[frameEnd - 1] !== LF) {
+        return this.#invalid(buf, start, e, "VA data block not ended by \\r\\n");
+      }
+      this.#clear();
+      this.kind = ReplyKind.VA;
+      this.count = 1;
+      this.valueStart = dataStart;
+      this.valueEnd = dataStart + size;
+      this.textStart = Math.min(e, sizeEnd + 1);
+      this.textEnd = e;
+      this.#metaCommon(buf);
+      this.length = frameEnd - start;
+      return this.length;
+    }
+    this.#clear();
+    this.#classify(buf, start, e);
+    const k = this.#line.kind;
+    let ok: boolean;
+    switch (k) {
+      case ReplyKind.HD:
+      case ReplyKind.NS:
+      case ReplyKind.EX:
+      case ReplyKind.NF:
+      case ReplyKind.EN:
+      case ReplyKind.ME:
+        ok = op !== Op.MN;
+        break;
+      case ReplyKind.MN:
+        ok = true;
+        break;
+      default:
+        ok = isErrorKind(k);
+    }
+    if (!ok) return this.#invalid(buf, start, e, `unexpected reply to meta op ${op}`);
+    this.kind = k;
+    this.textStart = this.#line.text;
+    this.textEnd = e;
+    if (k === ReplyKind.HD) this.#metaCommon(buf);
+    this.length = lf + 1 - start;
+    return this.length;
+  }
+
+  /** Pick the common return flags (f, t, c) out of the meta flags text. */
+  #metaCommon(buf: Uint8Array): void {
+    let i = this.textStart;
+    const e = this.textEnd;
+    while (i < e) {
+      let sp = buf.indexOf(SP, i);
+      if (sp < 0 || sp > e) sp = e;
+      const code = buf[i];
+      if (code === 0x66) { // f
+        const v = parseDecimal(buf, i + 1, sp);
+        if (v >= 0) this.flags = v;
+      } else if (code === 0x74) { // t
+        const v = parseSignedDecimal(buf, i + 1, sp);
+        if (!Number.isNaN(v)) this.ttl = v;
+      } else if (code === 0x63) { // c
+        this.casStart = i + 1;
+        this.casEnd = sp;
+      }
+      i = sp + 1;
+    }
+  }
+
+  #ensureItems(count: number): void {
+    const need = (count + 1) * ITEM_STRIDE;
+    if (need <= this.items.length) return;
+    const next = new Float64Array(Math.max(need, this.items.length * 2));
+    next.set(this.items);
+    this.items = next;
+  }
+
+  /**
+   * Multi-line frames ended by END: VALUE items (get family), STAT lines,
+   * dump lines. Resumable.
+   */
+  #parseList(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    op: OpCode,
+    listKind: ReplyKindCode,
+  ): number {
+    let pos = start;
+    let count = 0;
+    if (this.#resumeOp === op && this.#resumeRel > 0 && start + this.#resumeRel <= end) {
+      pos = start + this.#resumeRel;
+      count = this.#resumeCount;
+      const delta = start - this.#resumeStart;
+      if (delta !== 0) this.#shiftItems(count, delta);
+    } else if (this.#resumeOp !== -1) {
+      this.reset();
+    }
+    const items = () => this.items;
+    for (;;) {
+      const lf = indexOfLf(buf, pos, end);
+      if (lf < 0) {
+        const r = this.#needLine(pos, end);
+        if (r === 0) this.#saveProgress(op, start, pos, count);
+        return r;
+      }
+      const e = lineTextEnd(buf, lf, pos);
+      if (listKind === ReplyKind.VALUES && startsWith(buf, pos, e, W_VALUE)) {
+        // VALUE <key> <flags> <bytes> [<cas>]
+        const keyStart = pos + 6;
+        const keyEnd = buf.indexOf(SP, keyStart);
+        if (keyEnd < 0 || keyEnd >= e || keyEnd === keyStart) {
+          return this.#invalid(buf, pos, e, "bad VALUE line");
+        }
+        let flagsEnd = buf.indexOf(SP, keyEnd + 1);
+        if (flagsEnd < 0 || flagsEnd > e) return this.#invalid(buf, pos, e, "bad VALUE line");
+        const flags = parseDecimal(buf, keyEnd + 1, flagsEnd);
+        let bytesEnd = buf.indexOf(SP, flagsEnd + 1);
+        if (bytesEnd < 0 || bytesEnd > e) bytesEnd = e;
+        const size = parseDecimal(buf, flagsEnd + 1, bytesEnd);
+        if (flags < 0 || size < 0) return this.#invalid(buf, pos, e, "bad VALUE line");
+        let casStart = -1, casEnd = -1;
+        if (bytesEnd < e) {
+          casStart = bytesEnd + 1;
+          casEnd = e;
+          if (parseDecimalBigInt(buf, casStart, casEnd) === undefined) {
+            return this.#invalid(buf, pos, e, "bad VALUE cas");
+          }
+        }
+        flagsEnd = 0;
+        const dataStart = lf + 1;
+        const next = dataStart + size + 2;
+        if (next > end) {
+          this.#saveProgress(op, start, pos, count);
+          return 0;
+        }
+        if (buf[next - 2] !== CR || buf[next - 1] !== LF) {
+          return this.#invalid(buf, pos, e, "VALUE data block not ended by \\r\\n");
+        }
+        this.#ensureItems(count);
+        const it = items();
+        const b = count * ITEM_STRIDE;
+        it[b] = keyStart;
+        it[b + 1] = keyEnd;
+        it[b + 2] = flags;
+        it[b + 3] = dataStart;
+        it[b + 4] = dataStart + size;
+        it[b + 5] = casStart;
+        it[b + 6] = casEnd;
+        count++;
+        pos = next;
+        continue;
+      }
+      if (bytesEqual(buf, pos, e, W_END)) {
+        this.#clear();
+        this.kind = listKind;
+        this.count = count;
+        if (listKind === ReplyKind.VALUES && count > 0) {
+          const it = this.items;
+          this.flags = it[Item.FLAGS];
+          this.valueStart = it[Item.DATA_START];
+          this.valueEnd = it[Item.DATA_END];
+          this.casStart = it[Item.CAS_START];
+          this.casEnd = it[Item.CAS_END];
+        }
+        this.reset();
+        this.length = lf + 1 - start;
+        return this.length;
+      }
+      if (listKind === ReplyKind.STATS && startsWith(buf, pos, e, W_STAT)) {
+        const nameStart = pos + 5;
+        let nameEnd = buf.indexOf(SP, nameStart);
+        if (nameEnd < 0 || nameEnd > e) nameEnd = e;
+        this.#ensureItems(count);
+        const it = items();
+        const b = count * ITEM_STRIDE;
+        it[b] = nameStart;
+        it[b + 1] = nameEnd;
+        it[b + 2] = 0;
+        it[b + 3] = Math.min(nameEnd + 1, e);
+        it[b + 4] = e;
+        it[b + 5] = -1;
+        it[b + 6] = -1;
+        count++;
+        pos = lf + 1;
+        continue;
+      }
+      // Anything else: a one-line status (errors, OK/RESET for stats,
+      // BUSY/BADCLASS/OK for lru_crawler) ends the frame when it comes first
+      // (errors end it anywhere); other lines are list entries of stats
+      // variants and dumps.
+      this.#classify(buf, pos, e);
+      const k = this.#line.kind;
+      const first = count === 0;
+      let single = isErrorKind(k);
+      if (!single && first && listKind !== ReplyKind.VALUES) {
+        single = k === ReplyKind.OK || k === ReplyKind.RESET || k === ReplyKind.BUSY ||
+          k === ReplyKind.BADCLASS;
+      }
+      if (single) {
+        const text = this.#line.text;
+        this.#clear();
+        this.kind = k;
+        this.textStart = text;
+        this.textEnd = e;
+        this.reset();
+        this.length = lf + 1 - start;
+        return this.length;
+      }
+      if (listKind === ReplyKind.VALUES) return this.#invalid(buf, pos, e, "unexpected line in get reply");
+      this.#ensureItems(count);
+      const it = items();
+      const b = count * ITEM_STRIDE;
+      it[b] = pos;
+      it[b + 1] = e;
+      it[b + 2] = 0;
+      it[b + 3] = e;
+      it[b + 4] = e;
+      it[b + 5] = -1;
+      it[b + 6] = -1;
+      count++;
+      pos = lf + 1;
+    }
+  }
+
+  #saveProgress(op: OpCode, start: number, pos: number, count: number): void {
+    this.#resumeOp = op;
+    this.#resumeRel = pos - start;
+    this.#resumeCount = count;
+    this.#resumeStart = start;
+  }
+
+  #shiftItems(count: number, delta: number): void {
+    const it = this.items;
+    for (let i = 0; i < count; i++) {
+      const b = i * ITEM_STRIDE;
+      it[b] += delta;
+      it[b + 1] += delta;
+      it[b + 3] += delta;
+      it[b + 4] += delta;
+      if (it[b + 5] >= 0) {
+        it[b + 5] += delta;
+        it[b + 6] += delta;
+      }
+    }
+    this.#resumeStart += delta;
+  }
+}
+
+/** One line of `lru_crawler metadump`, decoded. */
+export interface DumpEntry {
+  /** The key's bytes (URL-decoded). */
+  key: Uint8Array;
+  /** Absolute expiry in unix seconds on the server's clock; -1 or 0: never. */
+  exp: number;
+  /** Last access, unix seconds on the server's clock (-1 when absent). */
+  la: number;
+  /** CAS (0 when absent). */
+  cas: bigint;
+  /** Whether the item was fetched before. */
+  fetch: boolean;
+  /** Slab class (-1 when absent). */
+  cls: number;
+  /** Item size in memory (-1 when absent). */
+  size: number;
+}
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  if (c >= 0x41 && c <= 0x46) return c - 0x37;
+  if (c >= 0x61 && c <= 0x66) return c - 0x57;
+  return -1;
+}
+
+/**
+ * URL-decodes `buf[start, end)` (`%XX` escapes; `+` is kept as is, since
+ * memcached escapes it) into a new array; undefined when malformed.
+ */
+export function urlDecodeBytes(buf: Uint8Array, start: number, end: number): Uint8Array | undefined {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    if (buf[i] === 0x25) i += 2;
+    n++;
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c === 0x25) {
+      if (i + 2 >= end) return undefined;
+      const h = hexValue(buf[i + 1]), l = hexValue(buf[i + 2]);
+      if (h < 0 || l < 0) return undefined;
+      out[o++] = (h << 4) | l;
+      i += 2;
+    } else out[o++] = c;
+  }
+  return out;
+}
+
+/**
+ * Decodes one metadump line `key=<urlenc> exp=<n> la=<n> cas=<n> fetch=<yes|no>
+ * cls=<n> size=<n>` (unknown fields are ignored, so newer servers work).
+ * Returns undefined when there is no valid `key=`.
+ */
+export function parseDumpEntry(buf: Uint8Array, start: number, end: number): DumpEntry | undefined {
+  let key: Uint8Array | undefined;
+  const entry: DumpEntry = {
+    key: EMPTY,
+    exp: -1,
+    la: -1,
+    cas: 0n,
+    fetch: false,
+    cls: -1,
+    size: -1,
+  };
+  let i = start;
+  while (i < end) {
+    let sp = buf.indexOf(SP, i);
+    if (sp < 0 || sp > end) sp = end;
+    const eq = buf.indexOf(0x3d, i);
+    if (eq > i && eq < sp) {
+      const v = eq + 1;
+      const nameLen = eq - i;
+      const c0 = buf[i];
+      if (nameLen === 3 && c0 === 0x6b) key = urlDecodeBytes(buf, v, sp); // key
+      else if (nameLen === 3 && c0 === 0x65) entry.exp = parseSignedDecimal(buf, v, sp); // exp
+      else if (nameLen === 2 && c0 === 0x6c) entry.la = parseSignedDecimal(buf, v, sp); // la
+      else if (nameLen === 3 && c0 === 0x63 && buf[i + 1] === 0x61) { // cas
+        entry.cas = parseDecimalBigInt(buf, v, sp) ?? 0n;
+      } else if (nameLen === 5 && c0 === 0x66) entry.fetch = buf[v] === 0x79; // fetch=yes
+      else if (nameLen === 3 && c0 === 0x63) entry.cls = parseSignedDecimal(buf, v, sp); // cls
+      else if (nameLen === 4 && c0 === 0x73) entry.size = parseSignedDecimal(buf, v, sp); // size
+    }
+    i = sp + 1;
+  }
+  if (key === undefined || key.length === 0) return undefined;
+  if (Number.isNaN(entry.exp)) entry.exp = -1;
+  entry.key = key;
+  return entry;
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,84 @@
+/**
+ * A growable output buffer: replies for one read batch are appended here
+ * and sent with a single write.
+ * @module
+ */
+
+import { writeUint } from "./bytes.ts";
+
+/** Reusable byte sink with cheap appends of constants, numbers and slices. */
+export class Writer {
+  /** Backing store; valid bytes are buf[0, length). */
+  buf: Uint8Array;
+  /** Bytes written so far. */
+  length = 0;
+
+  /** Create a writer with an initial capacity. */
+  constructor(capacity = 16384) {
+    this.buf = new Uint8Array(capacity);
+  }
+
+  /** Make room for n more bytes. */
+  reserve(n: number): void {
+    const need = this.length + n;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+
+  /** Append bytes src[start, end). */
+  bytes(src: Uint8Array, start = 0, end = src.length): void {
+    const n = end - start;
+    this.reserve(n);
+    if (n < 64) {
+      const buf = this.buf;
+      let p = this.length;
+      for (let i = start; i < end; i++) buf[p++] = src[i];
+    } else {
+      this.buf.set(src.subarray(start, end), this.length);
+    }
+    this.length += n;
+  }
+
+  /** Append one byte. */
+  byte(c: number): void {
+    this.reserve(1);
+    this.buf[this.length++] = c;
+  }
+
+  /** Append an ASCII string (short, not on the value path). */
+  text(s: string): void {
+    this.reserve(s.length);
+    const buf = this.buf;
+    let p = this.length;
+    for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
+    this.length = p;
+  }
+
+  /** Append a non-negative integer in decimal. */
+  uint(value: number): void {
+    this.reserve(24);
+    this.length = writeUint(this.buf, this.length, value);
+  }
+
+  /** Append "\r\n". */
+  crlf(): void {
+    this.reserve(2);
+    this.buf[this.length++] = 13;
+    this.buf[this.length++] = 10;
+  }
+
+  /** The bytes written so far (a view, valid until the next append or reset). */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
+
+  /** Forget everything written; shrink a buffer a large reply has blown up. */
+  reset(): void {
+    this.length = 0;
+    if (this.buf.length > 4 * 1048576) this.buf = new Uint8Array(16384);
+  }
+}
