@@ -1,0 +1,63 @@
+/**
+ * The command line: `memrep serve | proxy | replicate`, help, version and
+ * exit codes (2 for usage errors).
+ * @module
+ */
+
+import { UsageError } from "./flags.ts";
+import { serveMain } from "./serve.ts";
+
+/** memrep's own version. */
+export const MEMREP_VERSION = "0.1.0";
+
+const HELP = `memrep ${MEMREP_VERSION} - memcached, highly available
+
+Usage:
+  memrep serve [options]       memcached-compatible server; --replicate pairs two servers
+  memrep proxy [options]       proxy over many memcached with backups (magent-compatible)
+  memrep replicate [options]   copy, warm, dump or restore a cache
+
+Run 'memrep <command> --help' for a command's options.
+  -h, --help       this help
+  -V, --version    print the version
+`;
+
+/** Run memrep with its arguments; resolves to the process exit code. */
+export async function runMain(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "serve":
+        return await serveMain(rest);
+      case "proxy": {
+        const { proxyMain } = await import("./proxy.ts");
+        return await proxyMain(rest);
+      }
+      case "replicate": {
+        const { replicateMain } = await import("./replicate.ts");
+        return await replicateMain(rest);
+      }
+      case undefined:
+      case "-h":
+      case "--help":
+      case "help":
+        console.log(HELP);
+        return command === undefined ? 2 : 0;
+      case "-V":
+      case "--version":
+      case "version":
+        console.log(`memrep ${MEMREP_VERSION}`);
+        return 0;
+      default:
+        // memcached's own command line (memrep -p 11211 -m 64 ...) means serve.
+        if (command.startsWith("-")) return await serveMain(args);
+        throw new UsageError(`memrep: unknown command '${command}' (try memrep --help)`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+}

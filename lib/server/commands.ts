@@ -1,0 +1,1120 @@
+/**
+ * Command execution for `serve`: a parsed request -> store operations ->
+ * reply bytes appended to the connection's output batch. Semantics follow
+ * memcached 1.6 (do_store_item, do_add_delta, the meta commands).
+ * @module
+ */
+
+import {
+  base64Encode,
+  latin1,
+  Op,
+  parseU64,
+  REPLY,
+  type Request,
+  Writer,
+} from "../protocol/mod.ts";
+import { lastBig } from "../protocol/bytes.ts";
+import {
+  ALLOC_NO_MEMORY,
+  ALLOC_TOO_LARGE,
+  Store,
+  type StoreOptions,
+  toAbsoluteExptime,
+} from "../store/mod.ts";
+import process from "node:process";
+import { ServerClock } from "./clock.ts";
+import { ServerStats, statLine } from "./stats.ts";
+
+/** What the connection does after a command. */
+export const Action = {
+  /** Keep reading. */
+  CONTINUE: 0,
+  /** Send what is queued, then close (quit). */
+  CLOSE: 1,
+  /** Close now and stop the server (shutdown). */
+  SHUTDOWN: 2,
+} as const;
+
+/** Meta-only item state kept in the store's user bits. */
+export const ITEM_STALE = 1;
+/** A win token was handed out for this item (meta W/Z). */
+export const ITEM_TOKEN_SENT = 2;
+/** The key was stored as binary (meta `b`): print it base64 encoded. */
+export const ITEM_KEY_BINARY = 4;
+
+/** Receives every mutation, as resulting state (replication subscribes here). */
+export interface MutationObserver {
+  /** Item h was created or changed (value, exptime, flags or cas). */
+  stored(h: number): void;
+  /** The key src[start, end) was deleted. */
+  deleted(src: Uint8Array, start: number, end: number): void;
+  /** flush_all ran with this delay in seconds (0 = now). */
+  flushed(delaySeconds: number): void;
+}
+
+/** Engine configuration: the store's plus server behaviour. */
+export interface EngineOptions extends StoreOptions {
+  /** Allow the `shutdown` command (memcached -A). */
+  enableShutdown?: boolean;
+  /** Max simultaneous connections (reported in stats). */
+  maxConnections?: number;
+  /** Extra `stats` lines (replication state). */
+  extraStats?: (out: Writer) => void;
+  /** Named `stats <group>` sections beyond memcached's (e.g. replication). */
+  statsGroups?: Record<string, (out: Writer) => void>;
+}
+
+/** Reported version: memcached's protocol level, memrep's build. */
+export const VERSION = "1.6.18-memrep";
+
+/** Per-connection state the engine needs. */
+export interface Session {
+  /** Connection id (stats conns). */
+  id: number;
+}
+
+const M = {
+  b: 98,
+  c: 99,
+  f: 102,
+  h: 104,
+  k: 107,
+  l: 108,
+  O: 79,
+  q: 113,
+  s: 115,
+  t: 116,
+  u: 117,
+  v: 118,
+  N: 78,
+  R: 82,
+  T: 84,
+  I: 73,
+  E: 69,
+  C: 67,
+};
+
+const MAX_U64 = (1n << 64n) - 1n;
+
+/**
+ * The cache engine: owns the store, the clock and the counters, and runs
+ * requests. One per server; connections share it (single-threaded).
+ */
+export class Engine {
+  /** The item store. */
+  readonly store: Store;
+  /** memcached-style clock. */
+  readonly clock: ServerClock;
+  /** Counters for `stats`. */
+  readonly stats: ServerStats = new ServerStats();
+  /** Mutation listener (replication), or null. */
+  observer: MutationObserver | null = null;
+  /** Current `verbosity` level. */
+  verbosity = 0;
+  #options: EngineOptions;
+  #tmp = new Writer(64);
+  #startedAt = 0;
+
+  /** A new engine with an empty store. */
+  constructor(options: EngineOptions, clock = new ServerClock()) {
+    this.#options = options;
+    this.clock = clock;
+    this.store = new Store(options, clock);
+    this.#startedAt = clock.now();
+  }
+
+  /** Convert a client exptime (relative, absolute or negative) to clock seconds. */
+  absoluteExptime(exptime: number): number {
+    return toAbsoluteExptime(exptime, this.clock.now(), this.clock.processStartUnix);
+  }
+
+  /**
+   * Run one parsed request, appending its reply to `out`. The request's
+   * buffer must stay untouched until this returns.
+   */
+  execute(req: Request, out: Writer, session: Session): number {
+    const mark = out.length;
+    const action = this.#run(req, out, session);
+    if (req.noreply && req.op < Op.MG) out.length = mark; // text noreply drops everything
+    return action;
+  }
+
+  #run(req: Request, out: Writer, _session: Session): number {
+    switch (req.op) {
+      case Op.ERROR:
+        if (req.tooLarge) return Action.CONTINUE;
+        if (req.close) return Action.CLOSE;
+        if (req.error) out.bytes(req.error);
+        return Action.CONTINUE;
+      case Op.GET:
+      case Op.GETS:
+      case Op.GAT:
+      case Op.GATS:
+        this.#get(req, out);
+        return Action.CONTINUE;
+      case Op.SET:
+      case Op.ADD:
+      case Op.REPLACE:
+      case Op.APPEND:
+      case Op.PREPEND:
+      case Op.CAS:
+        this.#update(req, out);
+        return Action.CONTINUE;
+      case Op.DELETE:
+        this.#delete(req, out);
+        return Action.CONTINUE;
+      case Op.INCR:
+      case Op.DECR:
+        this.#arith(req, out);
+        return Action.CONTINUE;
+      case Op.TOUCH:
+        this.#touch(req, out);
+        return Action.CONTINUE;
+      case Op.FLUSH_ALL:
+        this.#flush(req, out);
+        return Action.CONTINUE;
+      case Op.VERSION:
+        out.text("VERSION " + VERSION + "\r\n");
+        return Action.CONTINUE;
+      case Op.VERBOSITY:
+        this.verbosity = Math.min(
+          Number(latin1(req.buf, req.tokStart[1], req.tokEnd[1])) || 0,
+          2,
+        );
+        out.bytes(REPLY.OK);
+        return Action.CONTINUE;
+      case Op.QUIT:
+        return Action.CLOSE;
+      case Op.SHUTDOWN:
+        return this.#shutdown(req, out);
+      case Op.STATS:
+        this.#statsCommand(req, out);
+        return Action.CONTINUE;
+      case Op.MN:
+        out.bytes(REPLY.MN);
+        return Action.CONTINUE;
+      case Op.ME:
+        this.#metaDebug(req, out);
+        return Action.CONTINUE;
+      case Op.MG:
+        this.stats.cmdMeta++;
+        this.#metaGet(req, out);
+        return Action.CONTINUE;
+      case Op.MS:
+        this.stats.cmdMeta++;
+        this.#metaSet(req, out);
+        return Action.CONTINUE;
+      case Op.MD:
+        this.stats.cmdMeta++;
+        this.#metaDelete(req, out);
+        return Action.CONTINUE;
+      case Op.MA:
+        this.stats.cmdMeta++;
+        this.#metaArith(req, out);
+        return Action.CONTINUE;
+      case Op.LRU_CRAWLER:
+        this.#lruCrawler(req, out);
+        return Action.CONTINUE;
+      case Op.CACHE_MEMLIMIT:
+        out.bytes(REPLY.OK);
+        return Action.CONTINUE;
+      default:
+        out.bytes(REPLY.ERROR);
+        return Action.CONTINUE;
+    }
+  }
+
+  // --- text protocol ---
+
+  #get(req: Request, out: Writer): void {
+    const store = this.store;
+    const withCas = req.op === Op.GETS || req.op === Op.GATS;
+    const touch = req.op === Op.GAT || req.op === Op.GATS;
+    const exptime = touch ? this.absoluteExptime(req.exptime) : 0;
+    const buf = req.buf;
+    for (let i = req.firstKey; i < req.ntokens; i++) {
+      const ks = req.tokStart[i], ke = req.tokEnd[i];
+      const h = store.find(buf, ks, ke);
+      if (touch) this.stats.cmdTouch++;
+      else this.stats.cmdGet++;
+      if (h < 0) {
+        if (touch) this.stats.touchMisses++;
+        else this.stats.getMisses++;
+        continue;
+      }
+      if (touch) {
+        this.stats.touchHits++;
+        store.setExptime(h, exptime);
+      } else this.stats.getHits++;
+      store.bump(h);
+      this.#valueLine(out, h, withCas);
+      if (touch) this.observer?.stored(h);
+    }
+    out.bytes(REPLY.END);
+  }
+
+  /** "VALUE key flags bytes [cas]\r\n" + data "\r\n". */
+  #valueLine(out: Writer, h: number, withCas: boolean): void {
+    const store = this.store;
+    const page = store.buffer(h);
+    const ko = store.keyOffset(h), vo = store.valueOffset(h), vlen = store.valueLength(h);
+    out.text("VALUE ");
+    out.bytes(page, ko, ko + store.keyLength(h));
+    out.byte(32);
+    out.uint(store.flags(h));
+    out.byte(32);
+    out.uint(vlen);
+    if (withCas) {
+      out.byte(32);
+      out.uint(store.cas(h));
+    }
+    out.crlf();
+    out.bytes(page, vo, vo + vlen + 2);
+  }
+
+  #update(req: Request, out: Writer): void {
+    this.stats.cmdSet++;
+    if (req.tooLarge) {
+      this.#storeFailed(req, out, ALLOC_TOO_LARGE, req.op === Op.SET);
+      return;
+    }
+    if (req.badChunk) {
+      out.bytes(REPLY.BAD_CHUNK);
+      return;
+    }
+    const h = this.#allocValue(req, req.flags, this.absoluteExptime(req.exptime));
+    if (h < 0) {
+      this.#storeFailed(req, out, h, req.op === Op.SET);
+      return;
+    }
+    const mode = req.op === Op.CAS ? "cas" : req.op;
+    const result = this.#storeItem(h, mode, req.op === Op.CAS ? req.cas : 0, false, -1);
+    out.bytes(result);
+  }
+
+  /** Allocate an item for the request's key and copy its value in. */
+  #allocValue(req: Request, flags: number, exptime: number): number {
+    const store = this.store;
+    const vlen = req.dataEnd - req.dataStart;
+    const h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, flags, exptime, vlen);
+    if (h < 0) return h;
+    const vo = store.valueOffset(h);
+    store.buffer(h).set(req.buf.subarray(req.dataStart, req.dataEnd), vo);
+    return h;
+  }
+
+  /** A storage command could not get memory: reply and, for set, drop the stale item. */
+  #storeFailed(req: Request, out: Writer, code: number, dropOld: boolean): void {
+    if (code === ALLOC_TOO_LARGE) {
+      this.stats.storeTooLarge++;
+      out.bytes(REPLY.TOO_LARGE);
+    } else {
+      this.stats.storeNoMemory++;
+      out.bytes(REPLY.NO_MEMORY);
+    }
+    if (dropOld) {
+      const old = this.store.find(req.keyBuf, req.keyStart, req.keyEnd);
+      if (old >= 0) {
+        this.store.unlink(old);
+        this.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
+      }
+    }
+  }
+
+  /**
+   * memcached's do_store_item: link the new unlinked item h according to
+   * the mode. Returns the text reply (STORED, NOT_STORED, EXISTS,
+   * NOT_FOUND). `reqCas` is the client's compare value (0 = none).
+   * `newCas` >= 0 assigns an explicit CAS (meta E).
+   */
+  #storeItem(
+    h: number,
+    mode: number | "cas",
+    reqCas: number,
+    setStale: boolean,
+    newCas: number,
+  ): Uint8Array {
+    const store = this.store;
+    const buf = store.buffer(h);
+    const ko = store.keyOffset(h);
+    const old = store.find(buf, ko, ko + store.keyLength(h));
+    const commit = (item: number): Uint8Array => {
+      this.lastCas = store.link(item, newCas >= 0 ? newCas : undefined);
+      this.observer?.stored(item);
+      return REPLY.STORED;
+    };
+    this.lastCas = 0;
+    if (old >= 0) {
+      const oldCas = store.cas(old);
+      const casRes = reqCas === 0
+        ? "none"
+        : reqCas === oldCas
+        ? "match"
+        : setStale && reqCas < oldCas
+        ? "stale"
+        : "bad";
+      switch (mode) {
+        case Op.ADD:
+          store.bump(old);
+          store.free(h);
+          return REPLY.NOT_STORED;
+        case "cas":
+          if (casRes === "match") {
+            this.stats.casHits++;
+            return commit(h);
+          }
+          if (casRes === "stale") {
+            this.stats.casHits++;
+            store.setExptime(h, store.exptime(old));
+            store.setUserBits(
+              h,
+              ITEM_STALE | (store.userBits(old) & ITEM_TOKEN_SENT) | store.userBits(h),
+            );
+            return commit(h);
+          }
+          this.stats.casBadval++;
+          store.free(h);
+          return REPLY.EXISTS;
+        case Op.APPEND:
+        case Op.PREPEND: {
+          if (casRes !== "none" && casRes !== "match") {
+            store.free(h);
+            return REPLY.EXISTS;
+          }
+          const joined = this.#concat(old, h, mode === Op.APPEND);
+          store.free(h);
+          if (joined < 0) return REPLY.NOT_STORED;
+          return commit(joined);
+        }
+        default: // set, replace
+          return commit(h);
+      }
+    }
+    switch (mode) {
+      case Op.ADD:
+      case Op.SET:
+        return commit(h);
+      case "cas":
+        this.stats.casMisses++;
+        store.free(h);
+        return REPLY.NOT_FOUND;
+      default:
+        store.free(h);
+        return REPLY.NOT_STORED;
+    }
+  }
+
+  /** Last CAS assigned by a store (meta `c` return flag). */
+  lastCas = 0;
+
+  /** New item = old value + the value of h (or h + old), with old's flags and exptime. */
+  #concat(old: number, h: number, append: boolean): number {
+    const store = this.store;
+    const oldLen = store.valueLength(old), addLen = store.valueLength(h);
+    const ob = store.buffer(old), ok = store.keyOffset(old);
+    const n = store.alloc(
+      ob,
+      ok,
+      ok + store.keyLength(old),
+      store.flags(old),
+      store.exptime(old),
+      oldLen + addLen,
+    );
+    if (n < 0) return n;
+    const nb = store.buffer(n), no = store.valueOffset(n);
+    // old may have moved? Handles stay valid; re-read buffers after alloc.
+    const oldBuf = store.buffer(old), oldVo = store.valueOffset(old);
+    const addBuf = store.buffer(h), addVo = store.valueOffset(h);
+    const first = append
+      ? oldBuf.subarray(oldVo, oldVo + oldLen)
+      : addBuf.subarray(addVo, addVo + addLen);
+    const second = append
+      ? addBuf.subarray(addVo, addVo + addLen)
+      : oldBuf.subarray(oldVo, oldVo + oldLen);
+    nb.set(first, no);
+    nb.set(second, no + first.length);
+    store.setUserBits(n, store.userBits(old) & ITEM_KEY_BINARY);
+    return n;
+  }
+
+  #delete(req: Request, out: Writer): void {
+    const store = this.store;
+    const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    if (h < 0) {
+      this.stats.deleteMisses++;
+      out.bytes(REPLY.NOT_FOUND);
+      return;
+    }
+    this.stats.deleteHits++;
+    store.unlink(h);
+    this.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
+    out.bytes(REPLY.DELETED);
+  }
+
+  #touch(req: Request, out: Writer): void {
+    const store = this.store;
+    this.stats.cmdTouch++;
+    const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    if (h < 0) {
+      this.stats.touchMisses++;
+      out.bytes(REPLY.NOT_FOUND);
+      return;
+    }
+    this.stats.touchHits++;
+    store.setExptime(h, this.absoluteExptime(req.exptime));
+    store.bump(h);
+    this.observer?.stored(h);
+    out.bytes(REPLY.TOUCHED);
+  }
+
+  #arith(req: Request, out: Writer): void {
+    const incr = req.op === Op.INCR;
+    const h = this.store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    if (h < 0) {
+      if (incr) this.stats.incrMisses++;
+      else this.stats.decrMisses++;
+      out.bytes(REPLY.NOT_FOUND);
+      return;
+    }
+    const r = this.#addDelta(h, incr, req.delta, req.deltaBig);
+    if (r === null) out.bytes(REPLY.NON_NUMERIC);
+    else if (r < 0) out.bytes(REPLY.OUT_OF_MEMORY);
+    else {
+      if (incr) this.stats.incrHits++;
+      else this.stats.decrHits++;
+      out.text(this.#deltaText);
+      out.crlf();
+    }
+  }
+
+  #deltaText = "";
+
+  /**
+   * memcached's do_add_delta on a live item: 64-bit wrap on incr, floor 0
+   * on decr, in place (space padded) when the result is not longer.
+   * Returns the resulting handle, null for a non-numeric value, or an alloc
+   * error (< 0). The decimal result is left in #deltaText.
+   */
+  #addDelta(h: number, incr: boolean, delta: number, deltaBig: bigint): number | null {
+    const store = this.store;
+    const vlen = store.valueLength(h);
+    if (vlen === 0) return null;
+    const buf = store.buffer(h), vo = store.valueOffset(h);
+    const value = parseU64(buf, vo, vo + vlen + 2);
+    if (value < 0) return null;
+    let text: string;
+    if (value + delta <= Number.MAX_SAFE_INTEGER && delta <= Number.MAX_SAFE_INTEGER) {
+      text = String(incr ? value + delta : delta > value ? 0 : value - delta);
+    } else {
+      const v = lastBigOf(buf, vo, vo + vlen + 2);
+      text = String(incr ? (v + deltaBig) & MAX_U64 : deltaBig > v ? 0n : v - deltaBig);
+    }
+    this.#deltaText = text;
+    const res = text.length;
+    if (res <= vlen) {
+      for (let i = 0; i < res; i++) buf[vo + i] = text.charCodeAt(i);
+      buf.fill(32, vo + res, vo + vlen);
+      store.setCas(h, store.nextCas());
+      store.bump(h);
+      this.observer?.stored(h);
+      return h;
+    }
+    const ko = store.keyOffset(h);
+    const n = store.alloc(buf, ko, ko + store.keyLength(h), store.flags(h), store.exptime(h), res);
+    if (n < 0) return n;
+    const nb = store.buffer(n), no = store.valueOffset(n);
+    for (let i = 0; i < res; i++) nb[no + i] = text.charCodeAt(i);
+    store.setUserBits(n, store.userBits(h) & ITEM_KEY_BINARY);
+    store.link(n);
+    this.observer?.stored(n);
+    return n;
+  }
+
+  #flush(req: Request, out: Writer): void {
+    this.stats.cmdFlush++;
+    const delay = req.exptime > 0
+      ? Math.max(0, this.absoluteExptime(req.exptime) - this.clock.now())
+      : 0;
+    this.store.flush(delay);
+    this.observer?.flushed(delay);
+    out.bytes(REPLY.OK);
+  }
+
+  #shutdown(req: Request, out: Writer): number {
+    if (!this.#options.enableShutdown) {
+      out.bytes(REPLY.SHUTDOWN_DISABLED);
+      return Action.CONTINUE;
+    }
+    if (req.ntokens === 1 || (req.ntokens === 2 && req.tokenIs(1, "graceful"))) {
+      return Action.SHUTDOWN;
+    }
+    out.bytes(REPLY.SHUTDOWN_BAD_MODE);
+    return Action.CONTINUE;
+  }
+
+  // --- meta protocol ---
+
+  /** Append " k<key>" (base64 + " b" for binary keys). */
+  #metaKey(out: Writer, src: Uint8Array, start: number, end: number, binary: boolean): void {
+    out.text(" k");
+    if (binary) {
+      out.reserve(((end - start + 2) / 3) * 4 + 8);
+      out.length = base64Encode(src, start, end, out.buf, out.length);
+      out.text(" b");
+    } else out.bytes(src, start, end);
+  }
+
+  /** Append " O<opaque>" for token i. */
+  #opaque(out: Writer, req: Request, i: number): void {
+    out.byte(32);
+    out.bytes(req.buf, req.tokStart[i], req.tokEnd[i]);
+  }
+
+  /** Flags echoed on misses and failures: O and k, in request order. */
+  #missFlags(req: Request, out: Writer, from: number): void {
+    for (let i = from; i < req.ntokens; i++) {
+      const c = req.buf[req.tokStart[i]];
+      if (c === M.O) this.#opaque(out, req, i);
+      else if (c === M.k) this.#metaKey(out, req.keyBuf, req.keyStart, req.keyEnd, req.keyBinary);
+    }
+  }
+
+  #metaGet(req: Request, out: Writer): void {
+    const store = this.store;
+    const now = this.clock.now();
+    const locked = req.has(M.l) || req.has(M.h) || req.has(M.T) || req.has(M.N) || req.has(M.R);
+    let h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    let created = false;
+    if (h < 0 && req.has(M.N)) {
+      h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, 0, 0, 0);
+      if (h >= 0) {
+        if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
+        store.link(h);
+        created = true;
+      }
+    }
+    const ttlSet = req.has(M.T);
+    if (ttlSet) this.stats.cmdTouch++;
+    else this.stats.cmdGet++;
+    if (h < 0) {
+      if (ttlSet) this.stats.touchMisses++;
+      else this.stats.getMisses++;
+      if (req.noreply) return;
+      out.bytes(REPLY.EN, 0, 2);
+      this.#missFlags(req, out, 2);
+      out.crlf();
+      return;
+    }
+    if (ttlSet) this.stats.touchHits++;
+    else this.stats.getHits++;
+    if (!locked && !req.has(M.u)) store.bump(h);
+    const vlen = store.valueLength(h);
+    if (req.has(M.v)) {
+      out.text("VA ");
+      out.uint(vlen);
+    } else out.text("HD");
+    let won = false;
+    let changed = created;
+    let bits = store.userBits(h);
+    const buf = req.buf;
+    for (let i = 2; i < req.ntokens; i++) {
+      switch (buf[req.tokStart[i]]) {
+        case M.T:
+          store.setExptime(h, this.absoluteExptime(req.exptime));
+          changed = true;
+          break;
+        case M.N:
+          if (created) {
+            store.setExptime(h, this.absoluteExptime(req.vivify));
+            won = true;
+          }
+          break;
+        case M.R: {
+          const exp = store.exptime(h);
+          if (
+            (bits & ITEM_TOKEN_SENT) === 0 && !created && exp !== 0 &&
+            exp < this.absoluteExptime(req.recache)
+          ) {
+            won = true;
+          }
+          break;
+        }
+        case M.s:
+          out.text(" s");
+          out.uint(vlen);
+          break;
+        case M.t: {
+          out.text(" t");
+          const exp = store.exptime(h);
+          if (exp === 0) out.text("-1");
+          else out.text(String(toU32(exp - now)));
+          break;
+        }
+        case M.c:
+          out.text(" c");
+          out.uint(store.cas(h));
+          break;
+        case M.f:
+          out.text(" f");
+          out.uint(store.flags(h));
+          break;
+        case M.l:
+          out.text(" l");
+          out.uint(Math.max(0, now - store.lastAccess(h)));
+          break;
+        case M.h:
+          out.text(store.fetched(h) ? " h1" : " h0");
+          break;
+        case M.O:
+          this.#opaque(out, req, i);
+          break;
+        case M.k: {
+          const ko = store.keyOffset(h);
+          this.#metaKey(
+            out,
+            store.buffer(h),
+            ko,
+            ko + store.keyLength(h),
+            (bits & ITEM_KEY_BINARY) !== 0,
+          );
+          break;
+        }
+      }
+    }
+    if (bits & ITEM_TOKEN_SENT) out.text(" Z");
+    if (bits & ITEM_STALE) {
+      out.text(" X");
+      if ((bits & ITEM_TOKEN_SENT) === 0) won = true;
+    }
+    if (won) {
+      out.text(" W");
+      bits |= ITEM_TOKEN_SENT;
+      store.setUserBits(h, bits);
+    }
+    out.crlf();
+    if (req.has(M.v)) {
+      const vo = store.valueOffset(h);
+      out.bytes(store.buffer(h), vo, vo + vlen + 2);
+    }
+    if (locked && !req.has(M.u)) store.bump(h);
+    if (changed) this.observer?.stored(h);
+  }
+
+  #metaSet(req: Request, out: Writer): void {
+    this.stats.cmdSet++;
+    const store = this.store;
+    let mode: number | "cas" = Op.SET;
+    switch (req.mode) {
+      case 69: /* E */
+        mode = Op.ADD;
+        break;
+      case 65: /* A */
+        mode = Op.APPEND;
+        break;
+      case 80: /* P */
+        mode = Op.PREPEND;
+        break;
+      case 82: /* R */
+        mode = Op.REPLACE;
+        break;
+    }
+    const hasCas = req.cas >= 0;
+    if (hasCas && (mode === Op.SET || mode === Op.REPLACE)) mode = "cas";
+    if (req.tooLarge) {
+      this.#storeFailed(req, out, ALLOC_TOO_LARGE, true);
+      return;
+    }
+    const exptime = req.has(M.T) ? this.absoluteExptime(req.exptime) : 0;
+    const h = req.badChunk ? -1 : this.#allocValue(req, req.flags, exptime);
+    if (req.badChunk) {
+      out.bytes(REPLY.BAD_CHUNK);
+      return;
+    }
+    if (h < 0) {
+      this.#storeFailed(req, out, h, true);
+      return;
+    }
+    if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
+    const result = this.#storeItem(
+      h,
+      mode,
+      hasCas ? req.cas : 0,
+      req.has(M.I) && mode === "cas",
+      req.explicitCas,
+    );
+    let code: string;
+    if (result === REPLY.STORED) {
+      if (req.noreply) return;
+      code = "HD";
+    } else if (result === REPLY.EXISTS) code = "EX";
+    else if (result === REPLY.NOT_FOUND) code = "NF";
+    else code = "NS";
+    out.text(code);
+    for (let i = 3; i < req.ntokens; i++) {
+      const c = req.buf[req.tokStart[i]];
+      if (c === M.O) this.#opaque(out, req, i);
+      else if (c === M.k) this.#metaKey(out, req.keyBuf, req.keyStart, req.keyEnd, req.keyBinary);
+      else if (c === M.c) {
+        out.text(" c");
+        out.uint(this.lastCas);
+      }
+    }
+    out.crlf();
+  }
+
+  #metaDelete(req: Request, out: Writer): void {
+    const store = this.store;
+    const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    let code: string;
+    if (h < 0) {
+      this.stats.deleteMisses++;
+      code = "NF";
+    } else if (req.cas >= 0 && store.cas(h) !== req.cas) {
+      this.stats.deleteMisses++;
+      code = "EX";
+    } else if (req.has(M.I)) {
+      if (req.has(M.T)) store.setExptime(h, this.absoluteExptime(req.exptime));
+      store.setUserBits(h, (store.userBits(h) | ITEM_STALE) & ~ITEM_TOKEN_SENT);
+      store.setCas(h, req.explicitCas >= 0 ? req.explicitCas : store.nextCas());
+      this.observer?.stored(h);
+      if (req.noreply) return;
+      code = "HD";
+    } else {
+      this.stats.deleteHits++;
+      store.unlink(h);
+      this.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
+      if (req.noreply) return;
+      code = "HD";
+    }
+    out.text(code);
+    this.#missFlags(req, out, 2);
+    out.crlf();
+  }
+
+  #metaArith(req: Request, out: Writer): void {
+    const store = this.store;
+    const incr = req.mode !== 68 && req.mode !== 45; // D or -
+    let h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    let created = false;
+    let code = "";
+    if (h >= 0) {
+      if (req.cas > 0 && store.cas(h) !== req.cas) {
+        code = "EX";
+        h = -1;
+      } else {
+        const r = this.#addDelta(h, incr, req.delta, req.deltaBig);
+        if (r === null) {
+          out.bytes(REPLY.NON_NUMERIC);
+          return;
+        }
+        if (r < 0) {
+          out.bytes(REPLY.OUT_OF_MEMORY);
+          return;
+        }
+        h = r;
+        if (req.explicitCas >= 0) store.setCas(h, req.explicitCas);
+        if (incr) this.stats.incrHits++;
+        else this.stats.decrHits++;
+      }
+    } else if (req.has(M.N)) {
+      const text = req.initial <= Number.MAX_SAFE_INTEGER
+        ? String(req.initial)
+        : String(req.initialBig);
+      h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, 0, 0, text.length);
+      if (h < 0) {
+        out.bytes(REPLY.VIVIFY_NO_MEMORY);
+        return;
+      }
+      const b = store.buffer(h), vo = store.valueOffset(h);
+      for (let i = 0; i < text.length; i++) b[vo + i] = text.charCodeAt(i);
+      if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
+      store.link(h, req.explicitCas >= 0 ? req.explicitCas : undefined);
+      this.#deltaText = text;
+      created = true;
+    } else {
+      if (incr) this.stats.incrMisses++;
+      else this.stats.decrMisses++;
+      code = "NF";
+    }
+    if (h < 0) {
+      out.text(code);
+      this.#missFlags(req, out, 2);
+      out.crlf();
+      return;
+    }
+    const mark = out.length;
+    const text = this.#deltaText;
+    if (req.has(M.v)) {
+      out.text("VA ");
+      out.uint(text.length);
+    } else out.text("HD");
+    let changed = false;
+    for (let i = 2; i < req.ntokens; i++) {
+      switch (req.buf[req.tokStart[i]]) {
+        case M.c:
+          out.text(" c");
+          out.uint(store.cas(h));
+          break;
+        case M.t: {
+          out.text(" t");
+          const exp = store.exptime(h);
+          out.text(exp === 0 ? "-1" : String(toU32(exp - this.clock.now())));
+          break;
+        }
+        case M.T:
+          store.setExptime(h, this.absoluteExptime(req.exptime));
+          changed = true;
+          break;
+        case M.N:
+          if (created) {
+            store.setExptime(h, this.absoluteExptime(req.vivify));
+            changed = true;
+          }
+          break;
+        case M.O:
+          this.#opaque(out, req, i);
+          break;
+        case M.k:
+          this.#metaKey(out, req.keyBuf, req.keyStart, req.keyEnd, req.keyBinary);
+          break;
+      }
+    }
+    if (req.has(M.v)) {
+      out.crlf();
+      out.text(text);
+    }
+    out.crlf();
+    if (created || changed) this.observer?.stored(h);
+    if (req.noreply && !created) out.length = mark;
+  }
+
+  #metaDebug(req: Request, out: Writer): void {
+    const store = this.store;
+    const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    if (h < 0) {
+      out.bytes(REPLY.EN);
+      return;
+    }
+    const now = this.clock.now();
+    out.text("ME ");
+    const ko = store.keyOffset(h), kl = store.keyLength(h);
+    if (store.userBits(h) & ITEM_KEY_BINARY) {
+      out.reserve(((kl + 2) / 3) * 4 + 4);
+      out.length = base64Encode(store.buffer(h), ko, ko + kl, out.buf, out.length);
+    } else out.bytes(store.buffer(h), ko, ko + kl);
+    const exp = store.exptime(h);
+    out.text(
+      ` exp=${exp === 0 ? -1 : now - exp} la=${now - store.lastAccess(h)} cas=${
+        store.cas(h)
+      } fetch=${store.fetched(h) ? "yes" : "no"} cls=${store.slabClass(h)} size=${
+        store.itemSize(h)
+      }\r\n`,
+    );
+  }
+
+  // --- admin ---
+
+  #lruCrawler(req: Request, out: Writer): void {
+    if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
+      this.#metadump(out);
+      return;
+    }
+    if (
+      req.ntokens === 3 &&
+      (req.tokenIs(1, "crawl") || req.tokenIs(1, "tocrawl") || req.tokenIs(1, "sleep"))
+    ) {
+      out.bytes(REPLY.OK);
+      return;
+    }
+    if (req.ntokens === 2 && (req.tokenIs(1, "enable") || req.tokenIs(1, "disable"))) {
+      out.bytes(REPLY.OK);
+      return;
+    }
+    out.bytes(REPLY.ERROR);
+  }
+
+  /** `lru_crawler metadump`: one line per live item, keys URI-encoded, then END. */
+  #metadump(out: Writer): void {
+    const store = this.store;
+    const start = this.clock.processStartUnix;
+    let cursor = 0;
+    do {
+      cursor = store.scan(cursor, 1024, (h) => {
+        const buf = store.buffer(h), ko = store.keyOffset(h), kl = store.keyLength(h);
+        out.text("key=");
+        uriEncode(out, buf, ko, ko + kl);
+        const exp = store.exptime(h);
+        out.text(
+          ` exp=${exp === 0 ? -1 : exp + start} la=${store.lastAccess(h) + start} cas=${
+            store.cas(h)
+          } fetch=${store.fetched(h) ? "yes" : "no"} cls=${store.slabClass(h)} size=${
+            store.itemSize(h)
+          }\n`,
+        );
+      });
+    } while (cursor >= 0);
+    out.bytes(REPLY.END);
+  }
+
+  #statsCommand(req: Request, out: Writer): void {
+    if (req.ntokens === 1) {
+      this.#generalStats(out);
+    } else if (req.tokenIs(1, "reset")) {
+      this.stats.reset();
+      out.bytes(REPLY.RESET);
+      return;
+    } else if (req.tokenIs(1, "settings")) {
+      this.#settingsStats(out);
+    } else if (req.tokenIs(1, "items")) {
+      for (const row of this.store.itemStats()) {
+        for (const [name, value] of row.fields) statLine(out, `items:${row.id}:${name}`, value);
+      }
+    } else if (req.tokenIs(1, "slabs")) {
+      let total = 0;
+      for (const row of this.store.slabStats()) {
+        total++;
+        for (const [name, value] of row.fields) statLine(out, `${row.id}:${name}`, value);
+      }
+      statLine(out, "active_slabs", total);
+      statLine(out, "total_malloced", this.store.stats.totalMalloced);
+    } else if (req.tokenIs(1, "sizes")) {
+      statLine(out, "sizes_status", "disabled");
+    } else if (req.tokenIs(1, "conns")) {
+      // Per-connection details are not tracked; the count is in general stats.
+    } else if (req.tokenIs(1, "detail")) {
+      out.text("CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+      return;
+    } else {
+      const group = this.#options.statsGroups?.[latin1(req.buf, req.tokStart[1], req.tokEnd[1])];
+      if (!group) {
+        out.bytes(REPLY.ERROR);
+        return;
+      }
+      group(out);
+    }
+    out.bytes(REPLY.END);
+  }
+
+  #generalStats(out: Writer): void {
+    const s = this.stats, st = this.store.stats;
+    const usage = Deno.memoryUsage();
+    const cpu = cpuUsage();
+    const now = this.clock.now();
+    const lines: Array<[string, string | number]> = [
+      ["pid", Deno.pid],
+      ["uptime", now - this.#startedAt],
+      ["time", this.clock.unixNow()],
+      ["version", VERSION],
+      ["libevent", "deno"],
+      ["pointer_size", 64],
+      ["rusage_user", cpu.user],
+      ["rusage_system", cpu.system],
+      ["max_connections", this.#options.maxConnections ?? 1024],
+      ["curr_connections", s.currConnections],
+      ["total_connections", s.totalConnections],
+      ["rejected_connections", s.rejectedConnections],
+      ["connection_structures", s.currConnections],
+      ["cmd_get", s.cmdGet],
+      ["cmd_set", s.cmdSet],
+      ["cmd_flush", s.cmdFlush],
+      ["cmd_touch", s.cmdTouch],
+      ["cmd_meta", s.cmdMeta],
+      ["get_hits", s.getHits],
+      ["get_misses", s.getMisses],
+      ["get_expired", st.getExpired],
+      ["get_flushed", st.getFlushed],
+      ["delete_misses", s.deleteMisses],
+      ["delete_hits", s.deleteHits],
+      ["incr_misses", s.incrMisses],
+      ["incr_hits", s.incrHits],
+      ["decr_misses", s.decrMisses],
+      ["decr_hits", s.decrHits],
+      ["cas_misses", s.casMisses],
+      ["cas_hits", s.casHits],
+      ["cas_badval", s.casBadval],
+      ["touch_hits", s.touchHits],
+      ["touch_misses", s.touchMisses],
+      ["store_too_large", s.storeTooLarge],
+      ["store_no_memory", s.storeNoMemory],
+      ["auth_cmds", 0],
+      ["auth_errors", 0],
+      ["bytes_read", s.bytesRead],
+      ["bytes_written", s.bytesWritten],
+      ["limit_maxbytes", st.limitMaxbytes],
+      ["accepting_conns", 1],
+      ["threads", 1],
+      ["hash_power_level", st.hashPowerLevel],
+      ["hash_bytes", st.hashBytes],
+      ["hash_is_expanding", st.hashIsExpanding ? 1 : 0],
+      ["rss_bytes", usage.rss],
+      ["heap_used_bytes", usage.heapUsed],
+      ["bytes", st.bytes],
+      ["curr_items", st.currItems],
+      ["total_items", st.totalItems],
+      ["expired_unfetched", st.expiredUnfetched],
+      ["evicted_unfetched", st.evictedUnfetched],
+      ["evictions", st.evictions],
+      ["reclaimed", st.reclaimed],
+    ];
+    for (const [name, value] of lines) statLine(out, name, value);
+    this.#options.extraStats?.(out);
+  }
+
+  #settingsStats(out: Writer): void {
+    const o = this.#options;
+    const lines: Array<[string, string | number]> = [
+      ["maxbytes", o.memoryLimit],
+      ["maxconns", o.maxConnections ?? 1024],
+      ["tcpport", 0],
+      ["udpport", 0],
+      ["verbosity", this.verbosity],
+      ["evictions", o.evict ? "on" : "off"],
+      ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
+      ["chunk_size", o.minChunk ?? 48],
+      ["num_threads", 1],
+      ["cas_enabled", "yes"],
+      ["item_size_max", o.maxItemSize],
+      ["flush_enabled", "yes"],
+      ["shutdown_command", o.enableShutdown ? "yes" : "no"],
+      ["binding_protocol", "ascii"],
+    ];
+    for (const [name, value] of lines) statLine(out, name, value);
+  }
+}
+
+/** Re-parse an item's value with full 64-bit precision. */
+function lastBigOf(buf: Uint8Array, start: number, end: number): bigint {
+  parseU64(buf, start, end);
+  return lastBig;
+}
+
+/** C's unsigned 32-bit wrap of a (possibly negative) difference. */
+function toU32(n: number): number {
+  return n >>> 0;
+}
+
+/** memcached's uriencode: keep [A-Za-z0-9-._~], %XX the rest. */
+function uriEncode(out: Writer, buf: Uint8Array, start: number, end: number): void {
+  const hex = "0123456789ABCDEF";
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    const plain = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
+      c === 45 ||
+      c === 46 || c === 95 || c === 126;
+    if (plain) out.byte(c);
+    else {
+      out.byte(37);
+      out.byte(hex.charCodeAt(c >> 4));
+      out.byte(hex.charCodeAt(c & 15));
+    }
+  }
+}
+
+/** Process CPU time in seconds "s.micros", like memcached's rusage stats. */
+function cpuUsage(): { user: string; system: string } {
+  const fmt = (us: number) =>
+    `${Math.floor(us / 1e6)}.${String(Math.floor(us % 1e6)).padStart(6, "0")}`;
+  const u = process.cpuUsage();
+  return { user: fmt(u.user), system: fmt(u.system) };
+}

@@ -1,0 +1,105 @@
+/**
+ * The TCP listener of `serve`: accepts connections on every address,
+ * enforces -c, and stops gracefully.
+ * @module
+ */
+
+import { Action, Engine, type EngineOptions } from "./commands.ts";
+import { isDisconnect, serveConnection, writeAll } from "./connection.ts";
+
+/** Listener settings on top of the engine's. */
+export interface ServerOptions extends EngineOptions {
+  /** Addresses to bind (memcached -l, comma separated there). */
+  hostnames: string[];
+  /** TCP port (-p); 0 picks a free one. */
+  port: number;
+  /** Max simultaneous connections (-c). */
+  maxConnections: number;
+}
+
+const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
+
+/** A running memcached-compatible server. */
+export class Server {
+  /** The shared cache engine. */
+  readonly engine: Engine;
+  /** Called after each read batch; a promise delays the replies (sync replication). */
+  barrier: (() => Promise<void> | null) | undefined;
+  #options: ServerOptions;
+  #listeners: Deno.TcpListener[] = [];
+  #conns = new Set<Deno.Conn>();
+  #nextId = 1;
+  #stopped = false;
+  #done: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  /** Create the engine; call {@linkcode listen} to start serving. */
+  constructor(options: ServerOptions, engine = new Engine(options)) {
+    this.#options = options;
+    this.engine = engine;
+  }
+
+  /** Resolves when the server has stopped. */
+  get finished(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  /** Bound port (useful with port 0). */
+  get port(): number {
+    return this.#listeners[0]?.addr.port ?? this.#options.port;
+  }
+
+  /** Bind every address; throws (AddrInUse...) before serving anything. */
+  listen(): void {
+    for (const hostname of this.#options.hostnames) {
+      const port = this.#listeners.length > 0 ? this.port : this.#options.port;
+      this.#listeners.push(Deno.listen({ hostname, port, transport: "tcp" }));
+    }
+    for (const listener of this.#listeners) this.#acceptLoop(listener);
+  }
+
+  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+    const stats = this.engine.stats;
+    const maxValue = this.#options.maxItemSize;
+    try {
+      for await (const conn of listener) {
+        stats.totalConnections++;
+        if (this.#conns.size >= this.#options.maxConnections) {
+          stats.rejectedConnections++;
+          writeAll(conn, TOO_MANY).catch(() => {}).finally(() => conn.close());
+          continue;
+        }
+        conn.setNoDelay(true);
+        this.#conns.add(conn);
+        stats.currConnections++;
+        const session = { id: this.#nextId++ };
+        serveConnection(conn, this.engine, session, maxValue, this.barrier).then((action) => {
+          if (action === Action.SHUTDOWN) this.stop();
+        }, (err) => {
+          if (!isDisconnect(err)) console.error(`connection error: ${err}`);
+        }).finally(() => {
+          this.#conns.delete(conn);
+          stats.currConnections--;
+        });
+      }
+    } catch (err) {
+      if (!this.#stopped && !(err instanceof Deno.errors.BadResource)) throw err;
+    }
+  }
+
+  /** Stop accepting, close every connection, resolve {@linkcode finished}. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const l of this.#listeners) {
+      try {
+        l.close();
+      } catch { /* closed */ }
+    }
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    this.#done.resolve();
+  }
+}

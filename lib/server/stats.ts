@@ -1,0 +1,79 @@
+/**
+ * Server-wide counters with memcached's names, and the `stats` reply
+ * builders that print them.
+ * @module
+ */
+
+import type { Writer } from "../protocol/mod.ts";
+
+/** Command and connection counters (memcached's thread stats, summed). */
+export class ServerStats {
+  /** Connections open now. */
+  currConnections = 0;
+  /** Connections accepted since start. */
+  totalConnections = 0;
+  /** Connections refused for -c. */
+  rejectedConnections = 0;
+  /** get/gets keys looked up. */
+  cmdGet = 0;
+  /** Storage commands. */
+  cmdSet = 0;
+  /** flush_all commands. */
+  cmdFlush = 0;
+  /** touch and gat keys. */
+  cmdTouch = 0;
+  /** Meta commands. */
+  cmdMeta = 0;
+  /** get hits. */
+  getHits = 0;
+  /** get misses. */
+  getMisses = 0;
+  /** delete misses. */
+  deleteMisses = 0;
+  /** delete hits. */
+  deleteHits = 0;
+  /** incr misses. */
+  incrMisses = 0;
+  /** incr hits. */
+  incrHits = 0;
+  /** decr misses. */
+  decrMisses = 0;
+  /** decr hits. */
+  decrHits = 0;
+  /** cas on missing keys. */
+  casMisses = 0;
+  /** cas stored. */
+  casHits = 0;
+  /** cas with a stale value. */
+  casBadval = 0;
+  /** touch hits. */
+  touchHits = 0;
+  /** touch misses. */
+  touchMisses = 0;
+  /** Storage refused: too large. */
+  storeTooLarge = 0;
+  /** Storage refused: no memory. */
+  storeNoMemory = 0;
+  /** Bytes read from clients. */
+  bytesRead = 0;
+  /** Bytes written to clients. */
+  bytesWritten = 0;
+
+  /** Zero the resettable counters (`stats reset`). */
+  reset(): void {
+    for (const key of Object.keys(this) as (keyof ServerStats)[]) {
+      if (key !== "currConnections" && typeof this[key] === "number") {
+        (this as Record<string, unknown>)[key] = 0;
+      }
+    }
+  }
+}
+
+/** Append one `STAT name value` line. */
+export function statLine(out: Writer, name: string, value: string | number | bigint): void {
+  out.text("STAT ");
+  out.text(name);
+  out.byte(32);
+  out.text(String(value));
+  out.crlf();
+}

@@ -1,0 +1,25 @@
+/**
+ * The cache state for `serve`: slab-allocated items, byte-keyed hash index,
+ * per-class LRU, lazy expiry and flush. No I/O; the clock is passed in.
+ *
+ * ```ts
+ * const store = new Store({ memoryLimit: 64 << 20, maxItemSize: 1 << 20, evict: true }, clock);
+ * const h = store.alloc(req, keyStart, keyEnd, flags, toAbsoluteExptime(exp, now, start), len);
+ * store.buffer(h).set(value, store.valueOffset(h));
+ * store.link(h);
+ * ```
+ * @module
+ */
+
+export {
+  ALLOC_NO_MEMORY,
+  ALLOC_TOO_LARGE,
+  type ClassStats,
+  type Clock,
+  Store,
+  type StoreOptions,
+  type StoreStats,
+} from "./store.ts";
+export { REALTIME_MAXDELTA, toAbsoluteExptime } from "./expiry.ts";
+export { hashBytes } from "./hash.ts";
+export { HEADER_SIZE, PAGE_SIZE } from "./slabs.ts";
