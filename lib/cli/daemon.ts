@@ -4,8 +4,6 @@
  * @module
  */
 
-import { log } from "./log.ts";
-
 /** The command line that starts this program again (compiled or `deno run`). */
 export function selfCommand(): { cmd: string; prefix: string[] } {
   const exec = Deno.execPath();
@@ -29,7 +27,7 @@ export async function daemonize(args: string[], hostname: string, port: number):
     args: [...prefix, ...args],
     stdin: "null",
     stdout: "null",
-    stderr: log.level > 0 ? "inherit" : "null",
+    stderr: "null", // like memcached -d: detached from the terminal
     detached: true,
   }).spawn();
   let exited = false;

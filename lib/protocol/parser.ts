@@ -210,6 +210,20 @@ function tokenize(buf: Uint8Array, start: number, end: number, req: Request): vo
   if (end > s) req.pushToken(s, end);
 }
 
+/**
+ * Tokenize one line of memrep's replication link (an {@linkcode Op.REPL}
+ * frame) with the request tokenizer: `buf[start, end)` is the line without
+ * its "\r\n"; tokens land in `req` as for any request. Peers only, never
+ * clients: the verbs and data blocks are read by lib/replication/stream.ts.
+ */
+export function tokenizeReplLine(buf: Uint8Array, start: number, end: number, req: Request): void {
+  req.reset(buf);
+  req.lineStart = start;
+  req.lineEnd = end;
+  tokenize(buf, start, end, req);
+  req.op = Op.REPL;
+}
+
 /** memcached's token count: real tokens capped at 23, plus the terminal token. */
 function memcachedTokens(req: Request): number {
   return Math.min(req.ntokens, MAX_TOKENS - 1) + 1;

@@ -581,7 +581,6 @@ export class ReplyParser {
     } else if (this.#resumeOp !== -1) {
       this.reset();
     }
-    const items = () => this.items;
     for (;;) {
       const lf = indexOfLf(buf, pos, end);
       if (lf < 0) {
@@ -597,7 +596,7 @@ export class ReplyParser {
         if (keyEnd < 0 || keyEnd >= e || keyEnd === keyStart) {
           return this.#invalid(buf, pos, e, "bad VALUE line");
         }
-        let flagsEnd = buf.indexOf(SP, keyEnd + 1);
+        const flagsEnd = buf.indexOf(SP, keyEnd + 1);
         if (flagsEnd < 0 || flagsEnd > e) return this.#invalid(buf, pos, e, "bad VALUE line");
         const flags = parseDecimal(buf, keyEnd + 1, flagsEnd);
         let bytesEnd = buf.indexOf(SP, flagsEnd + 1);
@@ -612,7 +611,6 @@ export class ReplyParser {
             return this.#invalid(buf, pos, e, "bad VALUE cas");
           }
         }
-        flagsEnd = 0;
         const dataStart = lf + 1;
         const next = dataStart + size + 2;
         if (next > end) {
@@ -623,7 +621,7 @@ export class ReplyParser {
           return this.#invalid(buf, pos, e, "VALUE data block not ended by \\r\\n");
         }
         this.#ensureItems(count);
-        const it = items();
+        const it = this.items;
         const b = count * ITEM_STRIDE;
         it[b] = keyStart;
         it[b + 1] = keyEnd;
@@ -657,7 +655,7 @@ export class ReplyParser {
         let nameEnd = buf.indexOf(SP, nameStart);
         if (nameEnd < 0 || nameEnd > e) nameEnd = e;
         this.#ensureItems(count);
-        const it = items();
+        const it = this.items;
         const b = count * ITEM_STRIDE;
         it[b] = nameStart;
         it[b + 1] = nameEnd;
@@ -692,9 +690,11 @@ export class ReplyParser {
         this.length = lf + 1 - start;
         return this.length;
       }
-      if (listKind === ReplyKind.VALUES) return this.#invalid(buf, pos, e, "unexpected line in get reply");
+      if (listKind === ReplyKind.VALUES) {
+        return this.#invalid(buf, pos, e, "unexpected line in get reply");
+      }
       this.#ensureItems(count);
-      const it = items();
+      const it = this.items;
       const b = count * ITEM_STRIDE;
       it[b] = pos;
       it[b + 1] = e;
@@ -761,7 +761,11 @@ function hexValue(c: number): number {
  * URL-decodes `buf[start, end)` (`%XX` escapes; `+` is kept as is, since
  * memcached escapes it) into a new array; undefined when malformed.
  */
-export function urlDecodeBytes(buf: Uint8Array, start: number, end: number): Uint8Array | undefined {
+export function urlDecodeBytes(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+): Uint8Array | undefined {
   let n = 0;
   for (let i = start; i < end; i++) {
     if (buf[i] === 0x25) i += 2;

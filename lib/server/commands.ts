@@ -112,6 +112,10 @@ export class Engine {
   observer: MutationObserver | null = null;
   /** Current `verbosity` level. */
   verbosity = 0;
+  /** Extra `stats` lines; replication registers here after construction. */
+  extraStats: ((out: Writer) => void) | undefined;
+  /** Named `stats <group>` sections; replication adds `replication` after construction. */
+  statsGroups: Record<string, (out: Writer) => void>;
   #options: EngineOptions;
   #tmp = new Writer(64);
   #startedAt = 0;
@@ -119,6 +123,9 @@ export class Engine {
   /** A new engine with an empty store. */
   constructor(options: EngineOptions, clock = new ServerClock()) {
     this.#options = options;
+    this.extraStats = options.extraStats;
+    // No prototype: `stats toString` must not find Object's methods.
+    this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
     this.store = new Store(options, clock);
     this.#startedAt = clock.now();
@@ -986,7 +993,7 @@ export class Engine {
       out.text("CLIENT_ERROR usage: stats detail on|off|dump\r\n");
       return;
     } else {
-      const group = this.#options.statsGroups?.[latin1(req.buf, req.tokStart[1], req.tokEnd[1])];
+      const group = this.statsGroups[latin1(req.buf, req.tokStart[1], req.tokEnd[1])];
       if (!group) {
         out.bytes(REPLY.ERROR);
         return;
@@ -1058,7 +1065,7 @@ export class Engine {
       ["reclaimed", st.reclaimed],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
-    this.#options.extraStats?.(out);
+    this.extraStats?.(out);
   }
 
   #settingsStats(out: Writer): void {

@@ -19,9 +19,11 @@ import {
   M_FETCHED,
   M_KEYLEN,
   M_LINKED,
+  M_USER,
   M_VLEN,
   PAGE_SIZE,
   slabClassSizes,
+  USER_SHIFT,
   W_CASLO,
   W_EXPTIME,
   W_HNEXT,
@@ -30,8 +32,6 @@ import {
   W_PREV,
   W_TIME,
   W_VLEN,
-  M_USER,
-  USER_SHIFT,
 } from "./slabs.ts";
 
 /** Source of the current time in integer seconds (like memcached current_time). */
@@ -227,7 +227,7 @@ export class Store {
       return -1;
     }
     const ol = this.#oldestLive;
-    if (ol !== 0 && now >= ol && i32[w + W_TIME] < ol) {
+    if (ol !== 0 && now >= ol && i32[w + W_TIME] <= ol) {
       this.stats.getFlushed++;
       this.unlink(h);
       return -1;
@@ -592,7 +592,7 @@ export class Store {
     const exp = i32[w + W_EXPTIME];
     if (exp !== 0 && exp <= now) return true;
     const ol = this.#oldestLive;
-    return ol !== 0 && now >= ol && i32[w + W_TIME] < ol;
+    return ol !== 0 && now >= ol && i32[w + W_TIME] <= ol;
   }
 
   /** Takes a linked item (already out of the index) off its LRU and the counters. */

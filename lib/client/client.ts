@@ -1,0 +1,776 @@
+/**
+ * One pipelined memcached client (proxy backends, `replicate`, tests).
+ *
+ * Requests are copied into an output buffer and sent with one socket write
+ * per tick; replies are read into a reused growable buffer and parsed by the
+ * one reply parser (lib/protocol/response.ts), resolving requests in order.
+ * @module
+ */
+
+import { ascii, writeUint } from "../protocol/bytes.ts";
+import { Op, type OpCode } from "../protocol/ops.ts";
+import {
+  type DumpEntry,
+  isErrorKind,
+  parseDumpEntry,
+  ReplyKind,
+  ReplyParser,
+} from "../protocol/response.ts";
+import { ClientError, ReplyError } from "./errors.ts";
+import { Reply, type ValueItem } from "./reply.ts";
+
+/** Connection options. */
+export interface ClientOptions {
+  /** Give up connecting after this long (default 3000 ms). */
+  connectTimeoutMs?: number;
+  /**
+   * Close the connection when the oldest outstanding request has seen no
+   * reply for this long (default 5000 ms; 0 disables).
+   */
+  requestTimeoutMs?: number;
+}
+
+/** A key: a string (UTF-8 encoded) or raw bytes. */
+export type Key = string | Uint8Array;
+
+/** A stored item as returned by get/gets. */
+export interface Item {
+  /** Value bytes (a view into the reply copy). */
+  value: Uint8Array;
+  /** Client flags. */
+  flags: number;
+  /** CAS (gets only). */
+  cas?: bigint;
+}
+
+interface Pending {
+  op: OpCode;
+  issuedAt: number;
+  resolve: (reply: Reply) => void;
+  reject: (err: Error) => void;
+  dump: DumpSink | undefined;
+}
+
+const CRLF = ascii("\r\n");
+const MIN_READ = 16384;
+const INITIAL_BUFFER = 65536;
+const SHRINK_ABOVE = 4 * 1048576;
+/** Dump lines buffered for a slow consumer before reading pauses. */
+const DUMP_HIGH_WATER = 8192;
+
+/** Streamed `lru_crawler metadump` state between the read loop and the consumer. */
+class DumpSink {
+  entries: DumpEntry[] = [];
+  done = false;
+  /** Resolves when the dump is over (ended, failed or abandoned). */
+  readonly ended: Promise<void>;
+  #onEnded!: () => void;
+  error: Error | undefined;
+  discard = false;
+  #wakeConsumer: (() => void) | undefined;
+  #wakeReader: (() => void) | undefined;
+
+  constructor() {
+    this.ended = new Promise((r) => this.#onEnded = r);
+  }
+
+  push(e: DumpEntry): void {
+    if (!this.discard) this.entries.push(e);
+  }
+
+  /** False: never pause reading, however far the consumer lags. */
+  pause = true;
+
+  get full(): boolean {
+    return this.pause && this.entries.length >= DUMP_HIGH_WATER;
+  }
+
+  finish(err?: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.error ??= err;
+    this.#onEnded();
+    this.wakeConsumer();
+    this.wakeReader();
+  }
+
+  wakeConsumer(): void {
+    const w = this.#wakeConsumer;
+    this.#wakeConsumer = undefined;
+    w?.();
+  }
+
+  wakeReader(): void {
+    const w = this.#wakeReader;
+    this.#wakeReader = undefined;
+    w?.();
+  }
+
+  /** Resolves when the consumer took entries (or the dump ended). */
+  waitForSpace(): Promise<void> {
+    if (!this.full || this.done) return Promise.resolve();
+    return new Promise((r) => this.#wakeReader = r);
+  }
+
+  /** Resolves when entries arrived or the dump ended. */
+  waitForEntries(): Promise<void> {
+    if (this.entries.length > 0 || this.done) return Promise.resolve();
+    return new Promise((r) => this.#wakeConsumer = r);
+  }
+
+  take(): DumpEntry[] {
+    const out = this.entries;
+    this.entries = [];
+    this.wakeReader();
+    return out;
+  }
+}
+
+function keyBytes(key: Key): Uint8Array {
+  return typeof key === "string" ? ascii(key) : key;
+}
+
+/** Builds `<word> <key> <n> <n> <n>\r\n`-style command lines as bytes. */
+function line(...parts: (string | number | Uint8Array)[]): Uint8Array {
+  let n = 2;
+  for (const p of parts) n += (typeof p === "number" ? 16 : p.length) + 1;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) out[o++] = 0x20;
+    const p = parts[i];
+    if (typeof p === "number") o = writeUint(out, o, p);
+    else if (typeof p === "string") {
+      for (let j = 0; j < p.length; j++) out[o++] = p.charCodeAt(j);
+    } else {
+      out.set(p, o);
+      o += p.length;
+    }
+  }
+  out[o++] = 13;
+  out[o++] = 10;
+  return out.subarray(0, o);
+}
+
+/** A pipelined connection to one memcached-protocol server. */
+export class Client {
+  /** `host:port`, for messages. */
+  readonly server: string;
+  readonly #conn: Deno.TcpConn;
+  readonly #timeoutMs: number;
+  readonly #parser = new ReplyParser();
+
+  #rbuf = new Uint8Array(INITIAL_BUFFER);
+  #rpos = 0;
+  #wpos = 0;
+
+  #out = new Uint8Array(INITIAL_BUFFER);
+  #outLen = 0;
+  #spare = new Uint8Array(INITIAL_BUFFER);
+  #writing = false;
+  #flushQueued = false;
+
+  // Requests issued while a metadump owns the connection wait here.
+  #held: Uint8Array[] = [];
+  #heldQueue: Pending[] = [];
+  #exclusive: DumpSink | undefined;
+  #idleWaiters: (() => void)[] = [];
+  #dumpChain: Promise<void> = Promise.resolve();
+
+  #queue: (Pending | undefined)[] = [];
+  #head = 0;
+
+  #closed = false;
+  #closeError: Error | undefined;
+  #closeListeners: ((err: Error | undefined) => void)[] = [];
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastProgress = 0;
+  #paused: Promise<void> | undefined;
+
+  private constructor(conn: Deno.TcpConn, server: string, options: ClientOptions) {
+    this.#conn = conn;
+    this.server = server;
+    this.#timeoutMs = options.requestTimeoutMs ?? 5000;
+    this.#readLoop();
+  }
+
+  /** Connects with TCP_NODELAY; rejects with a {@linkcode ClientError} naming the server. */
+  static async connect(host: string, port: number, options: ClientOptions = {}): Promise<Client> {
+    const server = `${host}:${port}`;
+    const timeoutMs = options.connectTimeoutMs ?? 3000;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    let conn: Deno.TcpConn;
+    try {
+      conn = await Deno.connect({ hostname: host, port, signal: ac.signal });
+    } catch (err) {
+      const why = ac.signal.aborted
+        ? `connect timed out after ${timeoutMs} ms`
+        : `cannot connect: ${err instanceof Error ? err.message : String(err)}`;
+      throw new ClientError("connect", server, why, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+    conn.setNoDelay(true);
+    return new Client(conn, server, options);
+  }
+
+  /** True once the connection is closed (by {@linkcode close} or a failure). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Why the client closed (undefined after a plain {@linkcode close}). */
+  get closeError(): Error | undefined {
+    return this.#closeError;
+  }
+
+  /** Requests sent or queued whose replies have not arrived yet. */
+  get pending(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** Calls `listener` once when the client closes, with the failure if any. */
+  onClose(listener: (err: Error | undefined) => void): void {
+    if (this.#closed) queueMicrotask(() => listener(this.#closeError));
+    else this.#closeListeners.push(listener);
+  }
+
+  /**
+   * Sends one complete raw request (command line and data block, producing
+   * exactly one reply: no `noreply`/`q`) and resolves with its reply frame.
+   * Many may be outstanding; replies resolve in order. Requests issued in
+   * the same tick go out in one socket write. The bytes are copied at once.
+   * Rejects, and the client closes, on timeout, connection loss or an
+   * unparseable reply.
+   */
+  request(bytes: Uint8Array, op: OpCode): Promise<Reply> {
+    return this.#request(op, bytes);
+  }
+
+  /**
+   * Like {@linkcode request} with the request given in parts (say a command
+   * line, a value and `\r\n`), copied straight into the output buffer.
+   */
+  requestParts(op: OpCode, ...parts: Uint8Array[]): Promise<Reply> {
+    return this.#request(op, ...parts);
+  }
+
+  /**
+   * Sends a request that gets no reply (`noreply`, meta `q` that succeeds).
+   * Beware: memcached still answers errors of such requests, which then
+   * arrive ahead of the replies of later requests; errors arriving with no
+   * request outstanding are dropped.
+   */
+  send(...parts: Uint8Array[]): void {
+    if (this.#closed) throw this.#closedError();
+    if (this.#exclusive !== undefined) {
+      for (const part of parts) this.#held.push(part.slice());
+    } else this.#write(parts);
+  }
+
+  #request(op: OpCode, ...parts: Uint8Array[]): Promise<Reply> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    return new Promise<Reply>((resolve, reject) => {
+      const p: Pending = { op, issuedAt: 0, resolve, reject, dump: undefined };
+      if (this.#exclusive !== undefined) {
+        this.#heldQueue.push(p);
+        for (const part of parts) this.#held.push(part.slice());
+        return;
+      }
+      this.#enqueue(p, parts);
+    });
+  }
+
+  #enqueue(p: Pending, parts: readonly Uint8Array[]): void {
+    const now = Date.now();
+    if (this.#queue.length === this.#head) this.#lastProgress = now;
+    p.issuedAt = now;
+    this.#queue.push(p);
+    this.#write(parts);
+    this.#armTimer();
+  }
+
+  #closedError(): Error {
+    return this.#closeError ?? new ClientError("closed", this.server, "client closed");
+  }
+
+  #write(parts: readonly Uint8Array[]): void {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    this.#reserveOut(n);
+    for (const p of parts) {
+      if (p.length < 64) {
+        const out = this.#out;
+        let o = this.#outLen;
+        for (let i = 0; i < p.length; i++) out[o++] = p[i];
+      } else this.#out.set(p, this.#outLen);
+      this.#outLen += p.length;
+    }
+    if (!this.#flushQueued && !this.#writing) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flush());
+    }
+  }
+
+  #reserveOut(n: number): void {
+    const need = this.#outLen + n;
+    if (need <= this.#out.length) return;
+    let size = this.#out.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.#out.subarray(0, this.#outLen));
+    this.#out = next;
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushQueued = false;
+    if (this.#writing || this.#closed) return;
+    this.#writing = true;
+    try {
+      while (this.#outLen > 0 && !this.#closed) {
+        // Double buffering: write one buffer while the other collects.
+        const buf = this.#out;
+        const n = this.#outLen;
+        this.#out = this.#spare.length >= INITIAL_BUFFER
+          ? this.#spare
+          : new Uint8Array(INITIAL_BUFFER);
+        this.#outLen = 0;
+        let off = 0;
+        while (off < n) off += await this.#conn.write(buf.subarray(off, n));
+        this.#spare = buf.length > SHRINK_ABOVE ? new Uint8Array(INITIAL_BUFFER) : buf;
+      }
+    } catch (err) {
+      this.#fail(
+        new ClientError("closed", this.server, `write failed: ${errText(err)}`, { cause: err }),
+      );
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#paused !== undefined) {
+          await this.#paused;
+          this.#paused = undefined;
+          this.#lastProgress = Date.now();
+          if (this.#closed) return;
+          this.#process();
+          continue;
+        }
+        if (this.#rbuf.length - this.#wpos < MIN_READ) this.#makeRoom();
+        const n = await this.#conn.read(this.#rbuf.subarray(this.#wpos));
+        if (n === null) {
+          this.#fail(new ClientError("closed", this.server, "connection closed by server"));
+          return;
+        }
+        if (this.#closed) return;
+        this.#wpos += n;
+        this.#process();
+      }
+    } catch (err) {
+      if (!this.#closed) {
+        this.#fail(
+          new ClientError("closed", this.server, `read failed: ${errText(err)}`, { cause: err }),
+        );
+      }
+    }
+  }
+
+  #makeRoom(): void {
+    const used = this.#wpos - this.#rpos;
+    if (this.#rpos > 0) {
+      this.#rbuf.copyWithin(0, this.#rpos, this.#wpos);
+      this.#rpos = 0;
+      this.#wpos = used;
+    }
+    if (this.#rbuf.length - this.#wpos < MIN_READ) {
+      const next = new Uint8Array(this.#rbuf.length * 2);
+      next.set(this.#rbuf.subarray(0, used));
+      this.#rbuf = next;
+    }
+  }
+
+  #process(): void {
+    const parser = this.#parser;
+    while (this.#rpos < this.#wpos && !this.#closed) {
+      const p = this.#queue[this.#head];
+      const buf = this.#rbuf;
+      if (p === undefined) {
+        if (!this.#dropUnsolicited()) return;
+        continue;
+      }
+      if (p.dump !== undefined) {
+        const sink = p.dump;
+        if (sink.full) {
+          this.#paused = sink.waitForSpace();
+          return;
+        }
+        const r = parser.parseDumpLine(buf, this.#rpos, this.#wpos);
+        if (r === 0) break;
+        if (r < 0) return this.#protocolError(parser.error);
+        if (parser.kind === ReplyKind.DUMP_LINE) {
+          const e = parseDumpEntry(buf, parser.textStart, parser.textEnd);
+          if (e !== undefined) sink.push(e);
+          this.#rpos += r;
+          this.#lastProgress = Date.now();
+          sink.wakeConsumer();
+          continue;
+        }
+        const reply = new Reply(parser, buf, this.#rpos, r);
+        this.#rpos += r;
+        this.#shift();
+        sink.finish(
+          parser.kind === ReplyKind.DUMP ? undefined : new ReplyError(this.server, reply),
+        );
+        this.#endExclusive();
+        p.resolve(reply);
+        continue;
+      }
+      const r = parser.parse(buf, this.#rpos, this.#wpos, p.op);
+      if (r === 0) break;
+      if (r < 0) return this.#protocolError(parser.error);
+      const reply = new Reply(parser, buf, this.#rpos, r);
+      this.#rpos += r;
+      this.#shift();
+      p.resolve(reply);
+    }
+    if (this.#rpos === this.#wpos) {
+      this.#rpos = this.#wpos = 0;
+      if (this.#rbuf.length > SHRINK_ABOVE) this.#rbuf = new Uint8Array(INITIAL_BUFFER);
+    }
+  }
+
+  /** Bytes with no request outstanding: drop an error line (a noreply failure), else fail. */
+  #dropUnsolicited(): boolean {
+    const parser = this.#parser;
+    const r = parser.parse(this.#rbuf, this.#rpos, this.#wpos, Op.ERROR);
+    if (r === 0) return false;
+    if (r > 0 && isErrorKind(parser.kind)) {
+      this.#rpos += r;
+      return true;
+    }
+    this.#protocolError("reply with no request outstanding");
+    return false;
+  }
+
+  #protocolError(why: string): void {
+    this.#fail(new ClientError("protocol", this.server, `bad reply: ${why}`));
+  }
+
+  #shift(): void {
+    this.#lastProgress = Date.now();
+    this.#queue[this.#head++] = undefined;
+    if (this.#head === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#head = 0;
+      const waiters = this.#idleWaiters;
+      if (waiters.length > 0) {
+        this.#idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    } else if (this.#head >= 4096 && this.#head * 2 >= this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined || this.#timeoutMs <= 0) return;
+    this.#timer = setTimeout(() => this.#checkTimeout(), this.#timeoutMs);
+  }
+
+  #checkTimeout(): void {
+    this.#timer = undefined;
+    if (this.#closed) return;
+    const head = this.#queue[this.#head];
+    if (head === undefined) return;
+    const now = Date.now();
+    if (this.#paused !== undefined) this.#lastProgress = now; // a slow dump consumer is not a slow server
+    const deadline = Math.max(head.issuedAt, this.#lastProgress) + this.#timeoutMs;
+    if (now >= deadline) {
+      this.#fail(
+        new ClientError("timeout", this.server, `no reply within ${this.#timeoutMs} ms`),
+      );
+      return;
+    }
+    this.#timer = setTimeout(() => this.#checkTimeout(), deadline - now);
+  }
+
+  #fail(err: Error): void {
+    if (this.#closed) return;
+    this.#closeError = err;
+    this.#shutdown(err);
+  }
+
+  /** Closes the connection; outstanding requests reject. */
+  close(): void {
+    if (this.#closed) return;
+    this.#shutdown(new ClientError("closed", this.server, "client closed"));
+  }
+
+  #shutdown(err: Error): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed by the peer
+    }
+    this.#parser.reset();
+    const queue = this.#queue;
+    const head = this.#head;
+    this.#queue = [];
+    this.#head = 0;
+    this.#exclusive?.finish(err);
+    this.#endExclusive();
+    for (let i = head; i < queue.length; i++) {
+      const p = queue[i];
+      p?.dump?.finish(err);
+      p?.reject(err);
+    }
+    for (const w of this.#idleWaiters) w();
+    this.#idleWaiters = [];
+    const listeners = this.#closeListeners;
+    this.#closeListeners = [];
+    for (const l of listeners) l(this.#closeError);
+  }
+
+  // ---- metadump -------------------------------------------------------
+
+  /**
+   * Streams `lru_crawler metadump <what>` (default `all`). memcached wants
+   * the dump alone on the connection: it waits for outstanding requests,
+   * and requests issued meanwhile are held until the dump ends. Breaking
+   * out of the loop early discards the rest of the dump. Throws a
+   * {@linkcode ReplyError} when the server refuses (ERROR, BUSY, ...).
+   *
+   * Reading pauses while more than a few thousand entries wait for the
+   * consumer, unless `pause` is false: then entries pile up in memory. Use
+   * that for memcached 1.6.9-1.6.18's `hash` walk, which holds an item lock
+   * while its write blocks, stalling lookups until the dump is read on.
+   */
+  async *metadump(what = "all", options: { pause?: boolean } = {}): AsyncGenerator<DumpEntry> {
+    if (this.#closed) throw this.#closedError();
+    const previous = this.#dumpChain;
+    const sink = new DumpSink();
+    sink.pause = options.pause ?? true;
+    this.#dumpChain = previous.then(() => sink.ended);
+    let sent = false;
+    try {
+      await previous;
+      if (this.#closed) throw this.#closedError();
+      this.#exclusive = sink;
+      if (this.pending > 0) await new Promise<void>((r) => this.#idleWaiters.push(r));
+      if (this.#closed) throw this.#closedError();
+      const done = new Promise<Reply>((resolve, reject) => {
+        const p: Pending = { op: Op.LRU_CRAWLER, issuedAt: 0, resolve, reject, dump: sink };
+        this.#enqueue(p, [line("lru_crawler", "metadump", what)]);
+      });
+      sent = true;
+      done.catch(() => {}); // the outcome is reported through the sink
+      for (;;) {
+        await sink.waitForEntries();
+        if (sink.entries.length > 0) {
+          for (const e of sink.take()) yield e;
+          continue;
+        }
+        if (sink.done) break;
+      }
+      if (sink.error !== undefined) throw sink.error;
+    } finally {
+      if (!sink.done) {
+        // Stopped early: the rest of the dump is read and dropped.
+        sink.discard = true;
+        sink.take();
+        if (!sent) {
+          if (this.#exclusive === sink) this.#endExclusive();
+          else sink.finish();
+        }
+      }
+      if (this.#closed) this.#endExclusive();
+    }
+  }
+
+  /** A dump ended: release the requests held meanwhile. */
+  #endExclusive(): void {
+    const sink = this.#exclusive;
+    if (sink === undefined) return;
+    this.#exclusive = undefined;
+    const held = this.#held;
+    const heldQueue = this.#heldQueue;
+    this.#held = [];
+    this.#heldQueue = [];
+    sink.finish();
+    if (this.#closed) {
+      for (const p of heldQueue) p.reject(this.#closedError());
+      return;
+    }
+    if (held.length > 0) this.#write(held);
+    if (heldQueue.length > 0) {
+      const now = Date.now();
+      if (this.#queue.length === this.#head) this.#lastProgress = now;
+      for (const p of heldQueue) {
+        p.issuedAt = now;
+        this.#queue.push(p);
+      }
+      this.#armTimer();
+    }
+  }
+
+  // ---- conveniences ---------------------------------------------------
+
+  async #expect(op: OpCode, ...parts: Uint8Array[]): Promise<Reply> {
+    const reply = await this.#request(op, ...parts);
+    if (reply.isError) throw new ReplyError(this.server, reply);
+    return reply;
+  }
+
+  async #retrieve(
+    op: OpCode,
+    word: string,
+    keys: Key | readonly Key[],
+  ): Promise<Map<string, Item>> {
+    const list = Array.isArray(keys) ? keys as readonly Key[] : [keys as Key];
+    const reply = await this.#expect(op, line(word, ...list.map(keyBytes)));
+    const out = new Map<string, Item>();
+    for (const it of reply.items()) out.set(it.key, toItem(it));
+    return out;
+  }
+
+  /** `get <keys>`: hits by key. */
+  get(keys: Key | readonly Key[]): Promise<Map<string, Item>> {
+    return this.#retrieve(Op.GET, "get", keys);
+  }
+
+  /** `gets <keys>`: hits by key, with CAS. */
+  gets(keys: Key | readonly Key[]): Promise<Map<string, Item>> {
+    return this.#retrieve(Op.GETS, "gets", keys);
+  }
+
+  /** `get <key>` for one key: the item or undefined. */
+  async getOne(key: Key): Promise<Item | undefined> {
+    const reply = await this.#expect(Op.GET, line("get", keyBytes(key)));
+    if (reply.count === 0) return undefined;
+    return { value: reply.itemValue(0), flags: reply.itemFlags(0) };
+  }
+
+  async #store(
+    op: OpCode,
+    word: string,
+    key: Key,
+    value: Uint8Array,
+    flags: number,
+    exptime: number,
+    noreply: boolean,
+    cas?: bigint,
+  ): Promise<boolean> {
+    const head = cas === undefined
+      ? line(word, keyBytes(key), flags, exptime, value.length, ...(noreply ? ["noreply"] : []))
+      : line(
+        word,
+        keyBytes(key),
+        flags,
+        exptime,
+        value.length,
+        String(cas),
+        ...(noreply ? ["noreply"] : []),
+      );
+    if (noreply) {
+      this.send(head, value, CRLF);
+      return true;
+    }
+    const reply = await this.#expect(op, head, value, CRLF);
+    return reply.kind === ReplyKind.STORED;
+  }
+
+  /** `set`: true when STORED. With `noreply`, resolves true once queued. */
+  set(key: Key, value: Uint8Array, flags = 0, exptime = 0, noreply = false): Promise<boolean> {
+    return this.#store(Op.SET, "set", key, value, flags, exptime, noreply);
+  }
+
+  /** `add`: true when STORED, false when the key exists. */
+  add(key: Key, value: Uint8Array, flags = 0, exptime = 0, noreply = false): Promise<boolean> {
+    return this.#store(Op.ADD, "add", key, value, flags, exptime, noreply);
+  }
+
+  /** `replace`: true when STORED, false when the key is missing. */
+  replace(key: Key, value: Uint8Array, flags = 0, exptime = 0, noreply = false): Promise<boolean> {
+    return this.#store(Op.REPLACE, "replace", key, value, flags, exptime, noreply);
+  }
+
+  /** `cas`: true when STORED, false on EXISTS / NOT_FOUND. */
+  cas(key: Key, value: Uint8Array, cas: bigint, flags = 0, exptime = 0): Promise<boolean> {
+    return this.#store(Op.CAS, "cas", key, value, flags, exptime, false, cas);
+  }
+
+  /** `delete`: true when DELETED. */
+  async delete(key: Key): Promise<boolean> {
+    const reply = await this.#expect(Op.DELETE, line("delete", keyBytes(key)));
+    return reply.kind === ReplyKind.DELETED;
+  }
+
+  /** `incr`: the new value, or undefined when the key is missing. */
+  async incr(key: Key, delta: number | bigint = 1): Promise<bigint | undefined> {
+    const reply = await this.#expect(Op.INCR, line("incr", keyBytes(key), String(delta)));
+    return reply.number;
+  }
+
+  /** `decr`: the new value, or undefined when the key is missing. */
+  async decr(key: Key, delta: number | bigint = 1): Promise<bigint | undefined> {
+    const reply = await this.#expect(Op.DECR, line("decr", keyBytes(key), String(delta)));
+    return reply.number;
+  }
+
+  /** `touch`: true when TOUCHED. */
+  async touch(key: Key, exptime: number): Promise<boolean> {
+    const reply = await this.#expect(Op.TOUCH, line("touch", keyBytes(key), exptime));
+    return reply.kind === ReplyKind.TOUCHED;
+  }
+
+  /** `mg <key> <flags>`, e.g. `mg(key, "v f t")`; the raw reply (VA, HD, EN, ...). */
+  mg(key: Key, flags = ""): Promise<Reply> {
+    const head = flags === "" ? line("mg", keyBytes(key)) : line("mg", keyBytes(key), flags);
+    return this.#expect(Op.MG, head);
+  }
+
+  /** `ms <key> <len> <flags>` + value, e.g. `ms(key, v, "F5 T60")`; the raw reply. */
+  ms(key: Key, value: Uint8Array, flags = ""): Promise<Reply> {
+    const head = flags === ""
+      ? line("ms", keyBytes(key), value.length)
+      : line("ms", keyBytes(key), value.length, flags);
+    return this.#expect(Op.MS, head, value, CRLF);
+  }
+
+  /** `stats [group]` as a map. */
+  async stats(group?: string): Promise<Map<string, string>> {
+    const reply = await this.#expect(Op.STATS, group ? line("stats", group) : line("stats"));
+    return reply.stats();
+  }
+
+  /** `version`: the server's version text. */
+  async version(): Promise<string> {
+    return (await this.#expect(Op.VERSION, line("version"))).text;
+  }
+
+  /** `flush_all [delay]`. */
+  async flushAll(delay?: number): Promise<void> {
+    await this.#expect(
+      Op.FLUSH_ALL,
+      delay === undefined ? line("flush_all") : line("flush_all", delay),
+    );
+  }
+}
+
+function toItem(it: ValueItem): Item {
+  const item: Item = { value: it.value, flags: it.flags };
+  if (it.cas !== undefined) item.cas = it.cas;
+  return item;
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

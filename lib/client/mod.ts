@@ -1,0 +1,18 @@
+/**
+ * The one pipelined memcached client: proxy backend connections,
+ * `memrep replicate`, and tests.
+ *
+ * ```ts
+ * import { Client } from "./mod.ts";
+ * const c = await Client.connect("127.0.0.1", 11211, { requestTimeoutMs: 1000 });
+ * await c.set("k", new TextEncoder().encode("v"), 5, 0);
+ * const item = await c.getOne("k"); // { value, flags: 5 }
+ * c.close();
+ * ```
+ * @module
+ */
+
+export { Client, type ClientOptions, type Item, type Key } from "./client.ts";
+export { ClientError, type ClientErrorCode, ReplyError } from "./errors.ts";
+export { Reply, type ValueItem } from "./reply.ts";
+export { type DumpEntry, NO_TTL, ReplyKind, type ReplyKindCode } from "../protocol/response.ts";

@@ -1,0 +1,432 @@
+/**
+ * Where `replicate` reads items from: a live server (enumerated with
+ * `lru_crawler metadump hash`, or `all` on servers before 1.6.9, values fetched with pipelined `mg <key> v f t`) or
+ * a dump file. Both yield batches of {@linkcode CopyItem}.
+ * @module
+ */
+
+import { Client, ClientError, type ClientOptions, type Reply, ReplyKind } from "../client/mod.ts";
+import { base64Encode, base64Length, MAX_KEY_LENGTH } from "../protocol/keys.ts";
+import { ascii } from "../protocol/bytes.ts";
+import { Op } from "../protocol/ops.ts";
+import { type ByteSource, DumpReader } from "./dump_format.ts";
+
+/** One item on its way from a source to the targets. */
+export interface CopyItem {
+  /** Key bytes. */
+  key: Uint8Array;
+  /** Value bytes. */
+  value: Uint8Array;
+  /** Client flags. */
+  flags: number;
+  /** Absolute expiry in unix seconds (local clock); 0 = never. */
+  exp: number;
+}
+
+/** Why a copy cannot go on (bad source, lost connection...). */
+export class CopyError extends Error {
+  /** Builds the error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "CopyError";
+  }
+}
+
+/** Key filter and stop conditions shared by the sources. */
+export interface SourceOptions {
+  /** Keep only keys for which this returns true. */
+  match?: (key: Uint8Array) => boolean;
+  /** Stop after this many matching keys. */
+  limit?: number;
+  /** Stop listing when aborted (Ctrl-C). */
+  signal?: AbortSignal;
+  /** Items per batch (and per pipeline window). Default 1000. */
+  batchSize?: number;
+}
+
+/** Counters a source keeps while listing. */
+export interface SourceCounts {
+  /** Keys listed that matched (attempted). */
+  listed: number;
+  /** Listed but gone (expired or evicted) by the time they were fetched. */
+  missing: number;
+  /** Read from a dump but expired since it was written. */
+  expired: number;
+  /** Fetches the server refused (with the first message in `errors`). */
+  failed: number;
+  /** Distinct failure messages. */
+  errors: string[];
+}
+
+/** A source of items. */
+export interface Source {
+  /** What the items come from, for messages (`host:port` or the file). */
+  readonly name: string;
+  /** Listing counters. */
+  readonly counts: SourceCounts;
+  /** How many items to expect, when known (for the progress ETA). */
+  readonly estimate: number | undefined;
+  /** Share of the input read so far (0..1), when the item count is unknown. */
+  fraction?(): number | undefined;
+  /** Batches of items; views stay valid until the next batch is requested. */
+  batches(): AsyncGenerator<CopyItem[]>;
+  /** Releases connections / files. */
+  close(): void;
+}
+
+const MG_HEAD = ascii("mg ");
+const MG_TAIL = ascii(" v f t\r\n");
+const MG_TAIL_B64 = ascii(" b v f t\r\n");
+
+/**
+ * True when `key` can be sent as-is in a text command: 1..250 bytes, no
+ * spaces or control characters. Other keys travel base64-encoded (meta `b`).
+ */
+export function isTextKey(key: Uint8Array): boolean {
+  const n = key.length;
+  if (n === 0 || n > MAX_KEY_LENGTH) return false;
+  for (let i = 0; i < n; i++) {
+    const c = key[i];
+    if (c <= 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
+/** base64 of `key` (for the meta `b` flag). */
+export function base64Key(key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(base64Length(key.length));
+  base64Encode(key, 0, key.length, out, 0);
+  return out;
+}
+
+/** Seconds since the epoch, local clock. */
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Parses "1.6.18..." into [1, 6, 18]; undefined when not numeric. */
+export function parseVersion(text: string): [number, number, number] | undefined {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(text.trim());
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : undefined;
+}
+
+/** How to list a server's keys: which metadump walk, and whether reading may pause. */
+export interface DumpWalk {
+  /** `hash` sees every item once; `all` walks the LRUs and can miss items moving between them. */
+  what: "hash" | "all";
+  /** Whether reading the dump may pause while the fetches catch up. */
+  pause: boolean;
+}
+
+/**
+ * Picks the metadump walk for a server version. "hash" (memcached >= 1.6.9)
+ * walks the hash table and sees every item once, so it is preferred. But
+ * 1.6.9 to 1.6.18 write that dump while holding an item lock: a reader that
+ * pauses stalls lookups on the server (ours and everyone's), so there the
+ * listing is read without pause and buffered in memory. Older servers only
+ * have the LRU walk "all". memrep serves both.
+ */
+export function dumpWalk(version: string): DumpWalk {
+  if (/memrep/i.test(version)) return { what: "hash", pause: true };
+  const v = parseVersion(version);
+  if (v === undefined) return { what: "hash", pause: true };
+  const [major, minor, patch] = v;
+  const atLeast = (a: number, b: number, c: number) =>
+    major !== a ? major > a : minor !== b ? minor > b : patch >= c;
+  if (atLeast(1, 6, 19)) return { what: "hash", pause: true };
+  if (atLeast(1, 6, 9)) return { what: "hash", pause: false };
+  return { what: "all", pause: true };
+}
+
+interface FetchBatch {
+  keys: Uint8Array[];
+  replies: Promise<Reply>[];
+}
+
+/** Items of a live memcached (>= 1.5) or memrep server. */
+export class ServerSource implements Source {
+  readonly name: string;
+  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0, errors: [] };
+  readonly estimate: number | undefined;
+  readonly #list: Client;
+  readonly #fetch: Client;
+  readonly #options: SourceOptions;
+  readonly #walk: DumpWalk;
+
+  private constructor(
+    name: string,
+    list: Client,
+    fetch: Client,
+    estimate: number | undefined,
+    options: SourceOptions,
+    walk: DumpWalk,
+  ) {
+    this.name = name;
+    this.#walk = walk;
+    this.#list = list;
+    this.#fetch = fetch;
+    this.estimate = estimate;
+    this.#options = options;
+  }
+
+  /**
+   * Connects twice (one connection streams the key listing, the other
+   * fetches values) and checks the server can list its keys.
+   */
+  static async open(
+    host: string,
+    port: number,
+    options: SourceOptions = {},
+    clientOptions: ClientOptions = {},
+  ): Promise<ServerSource> {
+    const name = `${host}:${port}`;
+    let list: Client | undefined;
+    let fetch: Client | undefined;
+    try {
+      list = await Client.connect(host, port, clientOptions);
+      fetch = await Client.connect(host, port, clientOptions);
+    } catch (err) {
+      list?.close();
+      throw new CopyError(`cannot connect to source ${name}: ${reason(err, name)}`, { cause: err });
+    }
+    try {
+      const version = await fetch.version();
+      const v = parseVersion(version);
+      if (v !== undefined && (v[0] < 1 || (v[0] === 1 && v[1] < 5))) {
+        throw new CopyError(
+          `source ${name} runs memcached ${version}: listing keys needs ` +
+            `'lru_crawler metadump' and meta commands (memcached >= 1.5)`,
+        );
+      }
+      const stats = await fetch.stats().catch(() => new Map<string, string>());
+      const items = Number(stats.get("curr_items"));
+      const estimate = Number.isFinite(items) ? items : undefined;
+      return new ServerSource(name, list, fetch, estimate, options, dumpWalk(version));
+    } catch (err) {
+      list.close();
+      fetch.close();
+      if (err instanceof CopyError) throw err;
+      throw new CopyError(`source ${name}: ${reason(err, name)}`, { cause: err });
+    }
+  }
+
+  /** Closes both connections. */
+  close(): void {
+    this.#list.close();
+    this.#fetch.close();
+  }
+
+  async *batches(): AsyncGenerator<CopyItem[]> {
+    const { match, signal } = this.#options;
+    const limit = this.#options.limit ?? Infinity;
+    const size = this.#options.batchSize ?? 1000;
+    const window: FetchBatch[] = [];
+    let current: FetchBatch = { keys: [], replies: [] };
+    try {
+      if (limit > 0) {
+        for await (const e of this.#listing()) {
+          if (signal?.aborted) break;
+          const key = e.key;
+          if (match !== undefined && !match(key)) continue;
+          this.counts.listed++;
+          current.keys.push(key);
+          current.replies.push(this.#mg(key));
+          const full = current.keys.length >= size;
+          const last = this.counts.listed >= limit;
+          if (full || last) {
+            window.push(current);
+            current = { keys: [], replies: [] };
+          }
+          // Two batches in flight: the server works on one while we take the other.
+          if (window.length >= 2 || (last && window.length > 0)) {
+            yield await this.#collect(window.shift()!);
+          }
+          if (last) break;
+        }
+      }
+      if (current.keys.length > 0) window.push(current);
+      while (window.length > 0) yield await this.#collect(window.shift()!);
+    } catch (err) {
+      if (err instanceof CopyError) throw err;
+      throw new CopyError(`source ${this.name}: ${reason(err, this.name)}`, { cause: err });
+    }
+  }
+
+  async *#listing() {
+    // See dumpWalk; a server refusing "hash" gets "all". BUSY: another dump is running.
+    let what: string = this.#walk.what;
+    const pause = this.#walk.pause;
+    for (let attempt = 0;; attempt++) {
+      let started = false;
+      try {
+        for await (const e of this.#list.metadump(what, { pause: what === "all" || pause })) {
+          started = true;
+          yield e;
+        }
+        return;
+      } catch (err) {
+        const line = (err as { reply?: Reply }).reply?.line;
+        if (line === undefined || started) throw err;
+        if (line.startsWith("BUSY") && attempt < 50) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        if (what === "hash") {
+          what = "all";
+          continue;
+        }
+        throw new CopyError(
+          `source ${this.name} cannot list its keys with 'lru_crawler metadump all' ` +
+            `(memcached >= 1.5 with the LRU crawler enabled is needed): ${line}`,
+        );
+      }
+    }
+  }
+
+  #mg(key: Uint8Array): Promise<Reply> {
+    if (isTextKey(key)) return this.#fetch.requestParts(Op.MG, MG_HEAD, key, MG_TAIL);
+    return this.#fetch.requestParts(Op.MG, MG_HEAD, base64Key(key), MG_TAIL_B64);
+  }
+
+  async #collect(batch: FetchBatch): Promise<CopyItem[]> {
+    const replies = await Promise.all(batch.replies);
+    const now = nowSeconds();
+    const items: CopyItem[] = [];
+    for (let i = 0; i < replies.length; i++) {
+      const r = replies[i];
+      if (r.kind === ReplyKind.VA) {
+        const ttl = r.ttl;
+        // t: remaining seconds, -1 never; a server that does not report it keeps no TTL.
+        const exp = ttl < 0 ? 0 : now + Math.max(ttl, 1);
+        items.push({ key: batch.keys[i], value: r.value!, flags: r.flags, exp });
+      } else if (r.kind === ReplyKind.EN) {
+        this.counts.missing++;
+      } else {
+        this.counts.failed++;
+        noteError(this.counts.errors, `source ${this.name}: mg refused: ${r.line}`);
+      }
+    }
+    return items;
+  }
+}
+
+/** Records `message` once (at most 20 distinct messages). */
+export function noteError(errors: string[], message: string): void {
+  if (errors.length < 20 && !errors.includes(message)) errors.push(message);
+}
+
+/** An error's message without the server prefix a ClientError carries. */
+export function reason(err: unknown, name: string): string {
+  const text = errText(err);
+  // ClientError messages already start with "host:port: ".
+  return err instanceof ClientError && text.startsWith(name + ": ")
+    ? text.slice(name.length + 2)
+    : text;
+}
+
+/** Items of a dump file, skipping those whose expiry has passed. */
+export class FileSource implements Source {
+  readonly name: string;
+  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0, errors: [] };
+  readonly estimate: number | undefined = undefined;
+  readonly #reader: DumpReader;
+  readonly #close: () => void;
+  readonly #options: SourceOptions;
+  #size: number | undefined;
+
+  /** Reads a dump from `source`; `close` releases it. */
+  constructor(name: string, source: ByteSource, close: () => void, options: SourceOptions = {}) {
+    this.name = name;
+    this.#reader = new DumpReader(source);
+    this.#close = close;
+    this.#options = options;
+  }
+
+  /** Opens a dump file (or `-` for stdin) and checks its header. */
+  static async open(path: string, options: SourceOptions = {}): Promise<FileSource> {
+    if (path === "-") {
+      const src = new FileSource("stdin", Deno.stdin, () => {}, options);
+      await src.#reader.readHeader();
+      return src;
+    }
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (err) {
+      throw new CopyError(`cannot open dump ${path}: ${errText(err)}`, { cause: err });
+    }
+    const src = new FileSource(path, file, () => {
+      try {
+        file.close();
+      } catch { /* closed */ }
+    }, options);
+    try {
+      const st = await file.stat();
+      if (st.isFile && st.size > 0) src.#size = st.size;
+      await src.#reader.readHeader();
+    } catch (err) {
+      src.close();
+      throw new CopyError(`dump ${path}: ${errText(err)}`, { cause: err });
+    }
+    return src;
+  }
+
+  /** Header metadata. */
+  get meta(): { created: number; source: string } | undefined {
+    return this.#reader.meta;
+  }
+
+  /** Bytes of the file read so far. */
+  get offset(): number {
+    return this.#reader.offset;
+  }
+
+  /** Share of the file read so far, for a regular file. */
+  fraction(): number | undefined {
+    return this.#size === undefined ? undefined : this.#reader.offset / this.#size;
+  }
+
+  close(): void {
+    this.#close();
+  }
+
+  async *batches(): AsyncGenerator<CopyItem[]> {
+    const { match, signal } = this.#options;
+    const limit = this.#options.limit ?? Infinity;
+    const size = this.#options.batchSize ?? 1000;
+    let batch: CopyItem[] = [];
+    const now = nowSeconds();
+    while (!signal?.aborted && this.counts.listed < limit) {
+      let item;
+      try {
+        item = await this.#reader.next();
+      } catch (err) {
+        if (batch.length > 0) yield batch;
+        throw new CopyError(`dump ${this.name}: ${errText(err)}`, { cause: err });
+      }
+      if (item === undefined) break;
+      if (match !== undefined && !match(item.key)) continue;
+      this.counts.listed++;
+      if (item.exp !== 0 && item.exp <= now) {
+        this.counts.expired++;
+        continue;
+      }
+      // The reader reuses its buffer: keep copies.
+      batch.push({
+        key: item.key.slice(),
+        value: item.value.slice(),
+        flags: item.flags,
+        exp: item.exp,
+      });
+      if (batch.length >= size) {
+        yield batch;
+        batch = [];
+      }
+    }
+    if (batch.length > 0) yield batch;
+  }
+}

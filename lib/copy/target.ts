@@ -1,0 +1,275 @@
+/**
+ * Where `replicate` writes items: live servers (pipelined `ms`, or
+ * `set`/`add` for servers without meta commands) and dump files.
+ * @module
+ */
+
+import { Client, type ClientOptions, type Reply, ReplyKind } from "../client/mod.ts";
+import { ascii, writeUint } from "../protocol/bytes.ts";
+import { Op } from "../protocol/ops.ts";
+import { type ByteSink, DumpWriter } from "./dump_format.ts";
+import {
+  base64Key,
+  CopyError,
+  type CopyItem,
+  isTextKey,
+  nowSeconds,
+  parseVersion,
+  reason,
+} from "./source.ts";
+
+/** What happened to one item at one target. */
+export const Outcome = {
+  /** Written. */
+  STORED: 0,
+  /** Not written because the key exists (`--mode add`). */
+  EXISTS: 1,
+  /** The target refused it (out of memory, too large, ...). */
+  FAILED: 2,
+  /** Its TTL ran out before it could be written. */
+  EXPIRED: 3,
+} as const;
+
+/** How items are written: `set` overwrites, `add` only fills missing keys. */
+export type CopyMode = "set" | "add";
+
+/** A destination of items. */
+export interface Target {
+  /** `host:port` or the dump path, for messages. */
+  readonly name: string;
+  /** Stores a batch; resolves with one {@linkcode Outcome} per item. */
+  store(items: readonly CopyItem[]): Promise<Uint8Array>;
+  /** Messages about refused items, each naming the target and a count. */
+  errors(): string[];
+  /** Completes the destination (dump end record); called once after the last batch. */
+  finish(): Promise<void>;
+  /** Releases the connection / file. */
+  close(): void;
+}
+
+/** memcached reads relative TTLs above 30 days as absolute unix times. */
+const MAX_RELATIVE_TTL = 2592000;
+const CRLF = ascii("\r\n");
+
+/** Items written to a live server, pipelined. */
+export class ServerTarget implements Target {
+  readonly name: string;
+  readonly #client: Client;
+  readonly #mode: CopyMode;
+  readonly #meta: boolean;
+  readonly #refused = new Map<string, number>();
+
+  private constructor(name: string, client: Client, mode: CopyMode, meta: boolean) {
+    this.name = name;
+    this.#client = client;
+    this.#mode = mode;
+    this.#meta = meta;
+  }
+
+  /** Connects and picks meta `ms` (memcached >= 1.6, memrep) or text `set`/`add`. */
+  static async open(
+    host: string,
+    port: number,
+    mode: CopyMode,
+    clientOptions: ClientOptions = {},
+  ): Promise<ServerTarget> {
+    const name = `${host}:${port}`;
+    let client: Client;
+    try {
+      client = await Client.connect(host, port, clientOptions);
+    } catch (err) {
+      throw new CopyError(`cannot connect to target ${name}: ${reason(err, name)}`, {
+        cause: err,
+      });
+    }
+    try {
+      const v = parseVersion(await client.version());
+      const meta = v === undefined || v[0] > 1 || (v[0] === 1 && v[1] >= 6);
+      return new ServerTarget(name, client, mode, meta);
+    } catch (err) {
+      client.close();
+      throw new CopyError(`target ${name}: ${reason(err, name)}`, { cause: err });
+    }
+  }
+
+  async store(items: readonly CopyItem[]): Promise<Uint8Array> {
+    const out = new Uint8Array(items.length);
+    const pending: (Promise<Reply> | undefined)[] = new Array(items.length);
+    const now = nowSeconds();
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      let ttl = 0;
+      if (it.exp !== 0) {
+        const left = it.exp - now;
+        if (left <= 0) {
+          out[i] = Outcome.EXPIRED;
+          continue;
+        }
+        ttl = left > MAX_RELATIVE_TTL ? it.exp : left;
+      }
+      const head = this.#meta ? this.#msHead(it, ttl) : this.#textHead(it, ttl);
+      if (head === undefined) {
+        out[i] = Outcome.FAILED;
+        this.#refuse("binary key needs a server with meta commands (memcached >= 1.6)");
+        continue;
+      }
+      pending[i] = this.#client.requestParts(this.#meta ? Op.MS : Op.SET, head, it.value, CRLF);
+    }
+    let replies: (Reply | undefined)[];
+    try {
+      replies = await Promise.all(pending);
+    } catch (err) {
+      throw new CopyError(`lost target ${this.name}: ${reason(err, this.name)}`, {
+        cause: err,
+      });
+    }
+    for (let i = 0; i < items.length; i++) {
+      const r = replies[i];
+      if (r === undefined) continue;
+      const k = r.kind;
+      if (k === ReplyKind.HD || k === ReplyKind.STORED) out[i] = Outcome.STORED;
+      else if (k === ReplyKind.NS || k === ReplyKind.NOT_STORED) {
+        out[i] = this.#mode === "add" ? Outcome.EXISTS : Outcome.FAILED;
+        if (this.#mode !== "add") this.#refuse(r.line);
+      } else {
+        out[i] = Outcome.FAILED;
+        this.#refuse(r.line);
+      }
+    }
+    return out;
+  }
+
+  #refuse(message: string): void {
+    this.#refused.set(message, (this.#refused.get(message) ?? 0) + 1);
+  }
+
+  errors(): string[] {
+    return [...this.#refused].map(([message, n]) =>
+      `target ${this.name} refused ${n} item${n === 1 ? "" : "s"}: ${message}`
+    );
+  }
+
+  /** `ms <key> <len> F<flags> T<ttl>[ ME][ b]\r\n` */
+  #msHead(it: CopyItem, ttl: number): Uint8Array {
+    const text = isTextKey(it.key);
+    const key = text ? it.key : base64Key(it.key);
+    const b = new Uint8Array(key.length + 64);
+    b[0] = 0x6d; // m
+    b[1] = 0x73; // s
+    b[2] = 0x20;
+    b.set(key, 3);
+    let o = 3 + key.length;
+    b[o++] = 0x20;
+    o = writeUint(b, o, it.value.length);
+    b[o++] = 0x20;
+    b[o++] = 0x46; // F
+    o = writeUint(b, o, it.flags);
+    b[o++] = 0x20;
+    b[o++] = 0x54; // T
+    o = writeUint(b, o, ttl);
+    if (this.#mode === "add") {
+      b[o++] = 0x20;
+      b[o++] = 0x4d; // M
+      b[o++] = 0x45; // E: add
+    }
+    if (!text) {
+      b[o++] = 0x20;
+      b[o++] = 0x62; // b
+    }
+    b[o++] = 0x0d;
+    b[o++] = 0x0a;
+    return b.subarray(0, o);
+  }
+
+  /** `set|add <key> <flags> <exptime> <len>\r\n`; undefined for keys text cannot carry. */
+  #textHead(it: CopyItem, ttl: number): Uint8Array | undefined {
+    if (!isTextKey(it.key)) return undefined;
+    const word = this.#mode === "add" ? "add " : "set ";
+    const b = new Uint8Array(it.key.length + 64);
+    for (let i = 0; i < 4; i++) b[i] = word.charCodeAt(i);
+    b.set(it.key, 4);
+    let o = 4 + it.key.length;
+    b[o++] = 0x20;
+    o = writeUint(b, o, it.flags);
+    b[o++] = 0x20;
+    o = writeUint(b, o, ttl);
+    b[o++] = 0x20;
+    o = writeUint(b, o, it.value.length);
+    b[o++] = 0x0d;
+    b[o++] = 0x0a;
+    return b.subarray(0, o);
+  }
+
+  finish(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}
+
+/** Items written to a dump file (see dump_format.ts). */
+export class DumpTarget implements Target {
+  readonly name: string;
+  readonly #writer: DumpWriter;
+  readonly #close: () => void;
+
+  private constructor(name: string, sink: ByteSink, close: () => void) {
+    this.name = name;
+    this.#writer = new DumpWriter(sink);
+    this.#close = close;
+  }
+
+  /** Creates (truncates) `path` (`-`: stdout) and writes the header. */
+  static async open(path: string, source: string): Promise<DumpTarget> {
+    let target: DumpTarget;
+    if (path === "-") target = new DumpTarget("stdout", Deno.stdout, () => {});
+    else {
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(path, { write: true, create: true, truncate: true });
+      } catch (err) {
+        throw new CopyError(
+          `cannot create dump ${path}: ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        );
+      }
+      target = new DumpTarget(path, file, () => {
+        try {
+          file.close();
+        } catch { /* closed */ }
+      });
+    }
+    await target.#writer.writeHeader({ created: nowSeconds(), source });
+    return target;
+  }
+
+  async store(items: readonly CopyItem[]): Promise<Uint8Array> {
+    const out = new Uint8Array(items.length);
+    const now = nowSeconds();
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      if (it.exp !== 0 && it.exp <= now) {
+        out[i] = Outcome.EXPIRED;
+        continue;
+      }
+      await this.#writer.add(it.key, it.value, it.flags, it.exp);
+    }
+    return out;
+  }
+
+  errors(): string[] {
+    return [];
+  }
+
+  /** Writes the end record. */
+  async finish(): Promise<void> {
+    await this.#writer.end();
+  }
+
+  /** Flushes what is buffered (without end record, so a reader sees it cut) and closes. */
+  close(): void {
+    this.#close();
+  }
+}

@@ -1,0 +1,251 @@
+/**
+ * `memrep serve` as a process: memory limits and eviction, expiry, CAS
+ * races, robustness against bad input, many connections, signals, flags.
+ * @module
+ */
+
+import {
+  connect,
+  equal,
+  equalBytes,
+  match,
+  ok,
+  runMemrep,
+  startMemrep,
+  type TestConn,
+} from "../helpers/mod.ts";
+
+async function stats(c: TestConn, group = ""): Promise<Map<string, string>> {
+  const text = await c.request(group ? `stats ${group}` : "stats", "END\r\n");
+  const map = new Map<string, string>();
+  for (const line of text.split("\r\n")) {
+    const m = /^STAT (\S+) (.*)$/.exec(line);
+    if (m) map.set(m[1], m[2]);
+  }
+  return map;
+}
+
+Deno.test("serve evicts least recently used items under -m 1 and counts evictions", async () => {
+  const server = await startMemrep(["serve", "-m", "1"]);
+  const c = await connect(server.port);
+  try {
+    const value = "v".repeat(1000);
+    for (let i = 0; i < 3000; i++) {
+      await c.send(`set key${i} 0 0 ${value.length} noreply\r\n${value}\r\n`);
+    }
+    equal(await c.request(`get key2999`, "END\r\n"), `VALUE key2999 0 1000\r\n${value}\r\nEND\r\n`);
+    equal(await c.request(`get key0`, "END\r\n"), "END\r\n");
+    const s = await stats(c);
+    ok(Number(s.get("evictions")) > 0, `evictions: ${s.get("evictions")}`);
+    ok(Number(s.get("curr_items")) < 3000);
+    equal(s.get("limit_maxbytes"), String(1048576));
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve -M answers out of memory instead of evicting, and keeps old data", async () => {
+  const server = await startMemrep(["serve", "-m", "1", "-M"]);
+  const c = await connect(server.port);
+  try {
+    const value = "v".repeat(1000);
+    let refused = "";
+    for (let i = 0; i < 3000 && !refused; i++) {
+      const r = await c.request(`set key${i} 0 0 ${value.length}\r\n${value}\r\n`);
+      if (r !== "STORED\r\n") refused = r;
+    }
+    equal(refused, "SERVER_ERROR out of memory storing object\r\n");
+    equal(await c.request("get key0", "END\r\n"), `VALUE key0 0 1000\r\n${value}\r\nEND\r\n`);
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve expires items after their TTL and honours absolute exptimes", async () => {
+  const server = await startMemrep(["serve"]);
+  const c = await connect(server.port);
+  try {
+    const future = Math.floor(Date.now() / 1000) + 100;
+    equal(await c.request("set short 0 1 1\r\na"), "STORED\r\n");
+    equal(await c.request(`set abs 0 ${future} 1\r\nb`), "STORED\r\n");
+    equal(await c.request("set past 0 -1 1\r\nc"), "STORED\r\n");
+    equal(await c.request("get past", "END\r\n"), "END\r\n");
+    const ttl = await c.request("mg abs t", "\r\n");
+    match(ttl, /^HD t(99|100|101)\r\n$/);
+    await new Promise((r) => setTimeout(r, 2100));
+    equal(await c.request("get short", "END\r\n"), "END\r\n");
+    equal(await c.request("get abs", "END\r\n"), "VALUE abs 0 1\r\nb\r\nEND\r\n");
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve lets exactly one of two racing cas updates win", async () => {
+  const server = await startMemrep(["serve"]);
+  const a = await connect(server.port), b = await connect(server.port);
+  try {
+    equal(await a.request("set k 0 0 1\r\n0"), "STORED\r\n");
+    const cas = /VALUE k 0 1 (\d+)/.exec(await a.request("gets k", "END\r\n"))![1];
+    const [ra, rb] = await Promise.all([
+      a.request(`cas k 0 0 1 ${cas}\r\nA`),
+      b.request(`cas k 0 0 1 ${cas}\r\nB`),
+    ]);
+    equal([ra, rb].sort().join(""), "EXISTS\r\nSTORED\r\n");
+    const winner = ra === "STORED\r\n" ? "A" : "B";
+    equal(await a.request("get k", "END\r\n"), `VALUE k 0 1\r\n${winner}\r\nEND\r\n`);
+  } finally {
+    await a.close();
+    await b.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve survives binary garbage, oversize lines and abrupt disconnects without losing data", async () => {
+  const server = await startMemrep(["serve"]);
+  const keeper = await connect(server.port);
+  try {
+    equal(await keeper.request("set safe 7 0 4\r\nkeep"), "STORED\r\n");
+    // Random bytes, then hang up mid-stream.
+    const junk = await connect(server.port);
+    const bytes = new Uint8Array(64 * 1024);
+    for (let i = 0; i < bytes.length; i += 65536) {
+      crypto.getRandomValues(bytes.subarray(i, i + 65536));
+    }
+    await junk.send(bytes).catch(() => {});
+    await junk.close();
+    // A line of 10 KB without a newline that is not a get: memcached closes.
+    const long = await connect(server.port);
+    await long.send("x".repeat(10_000));
+    ok(await long.waitClosed(3000), "connection with an endless line is closed");
+    await long.close();
+    // Half a command, then disconnect.
+    const half = await connect(server.port);
+    await half.send("set half 0 0 10\r\nabc");
+    await half.close();
+    // A declared length far above -I: refused, the data swallowed, the connection usable.
+    const big = await connect(server.port);
+    const huge = "z".repeat(2 * 1048576);
+    equal(
+      await big.request(`set huge 0 0 ${huge.length}\r\n${huge}\r\nget safe`, "END\r\n"),
+      "SERVER_ERROR object too large for cache\r\nVALUE safe 7 4\r\nkeep\r\nEND\r\n",
+    );
+    await big.close();
+    equal(await keeper.request("get safe half", "END\r\n"), "VALUE safe 7 4\r\nkeep\r\nEND\r\n");
+  } finally {
+    await keeper.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve parses commands split at every byte and pipelined in one write", async () => {
+  const server = await startMemrep(["serve"]);
+  const c = await connect(server.port);
+  try {
+    await c.sendSlowly("set a 1 0 5\r\nhello\r\nget a\r\n", 1, 0);
+    equal(await c.readUntilText("END\r\n"), "STORED\r\nVALUE a 1 5\r\nhello\r\nEND\r\n");
+    let batch = "";
+    for (let i = 0; i < 500; i++) batch += `set p${i} 0 0 1\r\n${i % 10}\r\nincr p${i} 1\r\n`;
+    await c.send(batch);
+    let expected = "";
+    for (let i = 0; i < 500; i++) expected += `STORED\r\n${(i % 10) + 1}\r\n`;
+    equal(
+      await c.readUntilText((b) => (b.length >= expected.length ? expected.length : -1), 5000),
+      expected,
+    );
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve holds thousands of connections and refuses those over -c", async () => {
+  const server = await startMemrep(["serve", "-c", "1500"]);
+  const conns: Deno.TcpConn[] = [];
+  try {
+    for (let i = 0; i < 1500; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: server.port }));
+    }
+    const extra = await connect(server.port);
+    equal(await extra.readUntilText("\r\n"), "ERROR Too many open connections\r\n");
+    await extra.close();
+    conns.pop()!.close();
+    await new Promise((r) => setTimeout(r, 200)); // let the server see the close
+    const c = await connect(server.port);
+    equal(await c.request("version"), "VERSION 1.6.18-memrep\r\n");
+    await c.close();
+  } finally {
+    for (const c of conns) c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve stops cleanly on SIGTERM and removes its pidfile", async () => {
+  const pidfile = await Deno.makeTempFile();
+  const server = await startMemrep(["serve", "-P", pidfile]);
+  equal(Deno.readTextFileSync(pidfile).trim(), String(server.pid));
+  server.kill("SIGTERM");
+  const status = await server.status;
+  equal(status.code, 0);
+  ok(!(await Deno.stat(pidfile).then(() => true, () => false)), "pidfile removed");
+});
+
+Deno.test("serve shutdown needs -A, as in memcached", async () => {
+  const server = await startMemrep(["serve", "-A"]);
+  const c = await connect(server.port);
+  try {
+    await c.send("shutdown\r\n");
+    ok(await c.waitClosed(3000));
+    equal((await server.status).code, 0);
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve -d returns at once and leaves the server running (seed's memcached -d)", async () => {
+  const pidfile = await Deno.makeTempFile();
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const r = await runMemrep([
+    "serve",
+    "-v",
+    "-u",
+    "root",
+    "-d",
+    "-l",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "-P",
+    pidfile,
+  ]);
+  equal(r.code, 0, r.stderr);
+  const c = await connect(port);
+  try {
+    equal(await c.request("set k 0 0 1\r\nx"), "STORED\r\n");
+  } finally {
+    await c.close();
+    const pid = Number(Deno.readTextFileSync(pidfile).trim());
+    Deno.kill(pid, "SIGTERM");
+  }
+});
+
+Deno.test("serve rejects bad flags with a message and exit code 2", async () => {
+  for (
+    const args of [
+      ["serve", "--bogus"],
+      ["serve", "-p", "notaport"],
+      ["serve", "-I", "5x"],
+      ["serve", "-B", "binary"],
+      ["serve", "--replicate", "nohostport:"],
+      ["frobnicate"],
+    ]
+  ) {
+    const r = await runMemrep(args);
+    equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    ok(r.stderr.trim().length > 0, `message for ${args.join(" ")}`);
+  }
+  equalBytes((await runMemrep(["--version"])).stdout.trim(), "memrep 0.1.0");
+});
