@@ -49,7 +49,21 @@ interface Pending {
   resolve: (reply: Reply) => void;
   reject: (err: Error) => void;
   dump: DumpSink | undefined;
+  /** Set by {@linkcode Client.requestFrame}: gets the frame in place, no Reply. */
+  frame?: FrameHandler;
 }
+
+/**
+ * Receives one complete reply frame `buf[start, start + length)` while it is
+ * still in the client's read buffer (valid only during the call), with the
+ * parser describing it. Used by the proxy to relay replies without a copy.
+ */
+export type FrameHandler = (
+  buf: Uint8Array,
+  start: number,
+  length: number,
+  parser: ReplyParser,
+) => void;
 
 const CRLF = ascii("\r\n");
 const MIN_READ = 16384;
@@ -269,6 +283,33 @@ export class Client {
     } else this.#write(parts);
   }
 
+  /**
+   * Like {@linkcode requestParts} without a Promise or a copied Reply: the
+   * reply frame goes to `onFrame` in place, in order with other replies (on
+   * the read path, before promise callbacks of later replies run).
+   * `onError` runs instead (at most once, possibly at once) when the
+   * connection fails or is closed.
+   */
+  requestFrame(
+    op: OpCode,
+    parts: readonly Uint8Array[],
+    onFrame: FrameHandler,
+    onError: (err: Error) => void,
+  ): void {
+    if (this.#closed) {
+      onError(this.#closedError());
+      return;
+    }
+    const p: Pending = { op, issuedAt: 0, resolve: noop, reject: onError, dump: undefined };
+    p.frame = onFrame;
+    if (this.#exclusive !== undefined) {
+      this.#heldQueue.push(p);
+      for (const part of parts) this.#held.push(part.slice());
+      return;
+    }
+    this.#enqueue(p, parts);
+  }
+
   #request(op: OpCode, ...parts: Uint8Array[]): Promise<Reply> {
     if (this.#closed) return Promise.reject(this.#closedError());
     return new Promise<Reply>((resolve, reject) => {
@@ -432,6 +473,18 @@ export class Client {
       const r = parser.parse(buf, this.#rpos, this.#wpos, p.op);
       if (r === 0) break;
       if (r < 0) return this.#protocolError(parser.error);
+      if (p.frame !== undefined) {
+        const at = this.#rpos;
+        this.#rpos += r;
+        this.#shift();
+        try {
+          p.frame(buf, at, r, parser);
+        } catch (err) {
+          // A handler's bug must not break the connection for everyone else.
+          console.error(`client ${this.server}: reply handler failed: ${errText(err)}`);
+        }
+        continue;
+      }
       const reply = new Reply(parser, buf, this.#rpos, r);
       this.#rpos += r;
       this.#shift();
@@ -770,6 +823,8 @@ function toItem(it: ValueItem): Item {
   if (it.cas !== undefined) item.cas = it.cas;
   return item;
 }
+
+function noop(): void {}
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -1,11 +1,39 @@
 /**
  * Two-way replication between two `serve` nodes (repcached's job, done
  * with versions, partial resync and authentication).
+ *
+ * A node dials the peer's replication address; when nothing answers it
+ * listens there and waits. Once paired, each node sends the other either
+ * the part of its change stream the peer missed (partial resync from the
+ * backlog) or a full copy with the live stream interleaved, then streams
+ * every change (resulting state with its version, never the command).
+ * Receivers keep whichever version is newer, so both nodes converge.
+ *
+ * Choices worth knowing:
+ * - Versions are the items' CAS, from a hybrid logical clock (versions.ts);
+ *   the later write wins, deletes and flush_all win over older writes
+ *   (tombstones, bounded in number; flush epoch). Touches keep the CAS, as
+ *   in memcached, and carry a touch version of their own.
+ * - A node receiving a full copy answers from what it has so far: a fresh
+ *   node (the usual rejoin) only misses keys not copied yet, never returns
+ *   an old value; `stats` shows `repl_copy_in_progress 1` / `repl_link
+ *   copying` meanwhile. A node that rejoins with diverged data (a partition
+ *   longer than the backlog) may return its older values until the copy
+ *   reaches them.
+ * - `--repl-sync` waits for the peer's acknowledgement while a peer is
+ *   linked; alone (or once the link drops, at the latest after
+ *   `--repl-timeout`) writes are acknowledged at once, like repcached.
+ * - Without `--repl-secret`, anyone who can reach the replication port can
+ *   write into the cache (as with memcached's own port).
  * @module
  */
 
 import type { Server } from "../server/mod.ts";
 import type { HostPort } from "../cli/flags.ts";
+import { Replicator } from "./replicator.ts";
+
+export { Replicator } from "./replicator.ts";
+export { HybridClock, versionAt, versionTime } from "./versions.ts";
 
 /** How `serve --replicate` pairs with its peer. */
 export interface ReplicationOptions {
@@ -23,10 +51,18 @@ export interface ReplicationOptions {
   backlogBytes: number;
 }
 
-/** Start replicating `server` with its peer; resolves to a stop function. */
-export function startReplication(
-  _server: Server,
-  _options: ReplicationOptions,
+/**
+ * Start replicating `server` with its peer; resolves to a stop function
+ * once the first pairing attempt is over (linked, or listening). Rejects
+ * with a UsageError for configuration mistakes (secret mismatch, the
+ * replication port taken by something else, an address that cannot be
+ * bound).
+ */
+export async function startReplication(
+  server: Server,
+  options: ReplicationOptions,
 ): Promise<() => Promise<void>> {
-  return Promise.reject(new Error("replication is not implemented yet"));
+  const replicator = new Replicator(server, options);
+  await replicator.start();
+  return () => replicator.stop();
 }

@@ -597,7 +597,7 @@ export class Engine {
       h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, 0, 0, 0);
       if (h >= 0) {
         if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
-        store.link(h);
+        store.link(h, req.explicitCas >= 0 ? req.explicitCas : undefined);
         created = true;
       }
     }

@@ -64,7 +64,7 @@ Deno.test("flush with delay 0 frees everything at once", () => {
   equal(get(store, "after"), "ok");
 });
 
-Deno.test("delayed flush invalidates items stored before now+delay, at now+delay", () => {
+Deno.test("delayed flush invalidates items stored at or before now+delay, at now+delay (memcached oldest_live)", () => {
   const { store, clock } = makeStore();
   put(store, "old", "1");
   store.flush(10);
@@ -74,10 +74,13 @@ Deno.test("delayed flush invalidates items stored before now+delay, at now+delay
   clock.t += 5;
   equal(find(store, "old"), -1);
   equal(find(store, "mid"), -1);
+  put(store, "same-second", "x");
+  equal(find(store, "same-second"), -1);
+  clock.t += 1;
   put(store, "new", "3");
   clock.t += 100;
   equal(get(store, "new"), "3");
-  equal(store.stats.getFlushed, 2);
+  equal(store.stats.getFlushed, 3);
 });
 
 Deno.test("expired items at the LRU tail are reclaimed before evicting", () => {

@@ -1,0 +1,212 @@
+/**
+ * Shared pieces of the benchmark sections: memcaslap runs, RSS readings, a
+ * pipelined loader, and checks for which memrep subcommands exist yet.
+ * Benchmarks print figures; they assert nothing.
+ * @module
+ */
+
+import { connect } from "../tests/helpers/conn.ts";
+import { binaryPath, memrepTarget, REPO_ROOT, runMemrep } from "../tests/helpers/process.ts";
+
+/** Settings every section receives from bench/mod.ts. */
+export interface BenchContext {
+  /** Seconds per memcaslap run. */
+  seconds: number;
+  /** Alternating rounds per contender (each round runs every contender once). */
+  rounds: number;
+  /** Items loaded for memory measurements. */
+  items: number;
+  /** Prints a progress line (to stderr, so stdout keeps the results). */
+  log(msg: string): void;
+}
+
+/** One figure a section reports. */
+export interface Result {
+  /** What is compared, e.g. "serve/memcached throughput ratio". */
+  name: string;
+  /** The ratio (or value) itself. */
+  value: number;
+  /** The raw numbers behind it. */
+  detail: string;
+}
+
+/** A benchmark section: one file under bench/. */
+export interface Section {
+  /** Short name used on the command line (`deno task bench serve`). */
+  name: string;
+  /** What it measures, one line. */
+  title: string;
+  /** Runs it; a string result means "skipped" with that reason. */
+  run(ctx: BenchContext): Promise<Result[] | string>;
+}
+
+/** Outcome of one memcaslap run. */
+export interface SlapResult {
+  /** Transactions per second as memcaslap reports them. */
+  tps: number;
+  /** Operations completed. */
+  ops: number;
+  /** get misses memcaslap counted (a proxy dropping writes shows here). */
+  getMisses: number;
+  /** memcaslap's full output. */
+  raw: string;
+}
+
+/** memcaslap's workload file: 90% get / 10% set, 16-byte keys (its minimum), 100-byte values. */
+export async function slapConfig(): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix: "memrep-bench-", suffix: ".cfg" });
+  await Deno.writeTextFile(
+    path,
+    ["key", "16 16 1", "value", "100 100 1", "cmd", "0 0.1", "1 0.9", ""].join("\n"),
+  );
+  return path;
+}
+
+/** Runs `memcaslap -s 127.0.0.1:<port> -T 2 -c 32 -t <s>s -F <cfg>` and parses its TPS. */
+export async function memcaslap(
+  port: number,
+  seconds: number,
+  cfg: string,
+  threads = 2,
+  concurrency = 32,
+): Promise<SlapResult> {
+  const bin = binaryPath("memcaslap");
+  if (!bin) throw new Error("memcaslap is not installed (libmemcached-tools)");
+  const proc = new Deno.Command(bin, {
+    args: [
+      "-s",
+      `127.0.0.1:${port}`,
+      "-T",
+      String(threads),
+      "-c",
+      String(concurrency),
+      "-t",
+      `${seconds}s`,
+      "-F",
+      cfg,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const killer = setTimeout(() => proc.kill("SIGKILL"), (seconds + 30) * 1000);
+  const out = await proc.output().finally(() => clearTimeout(killer));
+  const raw = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  const m = /Ops: (\d+) TPS: (\d+)/.exec(raw);
+  if (!m) throw new Error(`memcaslap printed no TPS (exit ${out.code}):\n${raw}`);
+  const misses = /get_misses: (\d+)/.exec(raw);
+  return { ops: Number(m[1]), tps: Number(m[2]), getMisses: misses ? Number(misses[1]) : 0, raw };
+}
+
+/** Resident set size of a process in KiB (VmRSS from /proc). */
+export function rssKiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(status);
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
+
+/**
+ * Loads `count` items (`keyLen`-byte keys "k0000…", `valueLen`-byte values)
+ * with pipelined `set`s, 1000 per write, waiting for each batch's replies.
+ * Resolves with the number of replies that were not STORED.
+ */
+export async function loadItems(
+  port: number,
+  count: number,
+  keyLen = 14,
+  valueLen = 100,
+): Promise<number> {
+  const c = await connect(port);
+  const batch = 1000;
+  const header = ` 0 0 ${valueLen}\r\n`;
+  const value = "v".repeat(valueLen) + "\r\n";
+  let notStored = 0;
+  try {
+    for (let i = 0; i < count; i += batch) {
+      const n = Math.min(batch, count - i);
+      let s = "";
+      for (let j = 0; j < n; j++) {
+        s += "set k" + String(i + j).padStart(keyLen - 1, "0") + header + value;
+      }
+      await c.send(s);
+      let left = n;
+      while (left > 0) {
+        const line = await c.readLine(30_000);
+        if (line !== "STORED") notStored++;
+        left--;
+      }
+    }
+  } finally {
+    await c.close();
+  }
+  return notStored;
+}
+
+/** `stats` of a server as a map. */
+export async function stats(port: number): Promise<Map<string, string>> {
+  const c = await connect(port);
+  try {
+    const reply = await c.request("stats", "END\r\n", 10_000);
+    const m = new Map<string, string>();
+    for (const l of reply.split("\r\n")) {
+      const p = /^STAT (\S+) (.*)$/.exec(l);
+      if (p) m.set(p[1], p[2]);
+    }
+    return m;
+  } finally {
+    await c.close();
+  }
+}
+
+/**
+ * Why memrep's `sub` cannot be benchmarked yet, or undefined when it can:
+ * main.ts must exist and `memrep <sub> --help` must exit 0. With
+ * MEMREP_TARGET=memcached, `serve` is always available (memcached stands in).
+ */
+export async function unavailable(sub: string): Promise<string | undefined> {
+  if (sub === "serve" && memrepTarget() === "memcached") return undefined;
+  try {
+    Deno.statSync(`${REPO_ROOT}/main.ts`);
+  } catch {
+    return "main.ts does not exist yet";
+  }
+  const r = await runMemrep([sub, "--help"], { timeoutMs: 20_000 });
+  if (r.code !== 0) {
+    return `'memrep ${sub}' is not implemented yet (--help exited ${r.code}: ${
+      (r.stderr || r.stdout).trim().split("\n")[0]
+    })`;
+  }
+  return undefined;
+}
+
+/** Median of numbers. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+/** Formats an integer with thousands separators. */
+export function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+/**
+ * Runs each contender's measurement once per round, alternating A B A B so
+ * drift on a shared machine hits both alike; returns the samples by name.
+ */
+export async function alternate(
+  ctx: BenchContext,
+  contenders: { name: string; measure: () => Promise<number> }[],
+): Promise<Map<string, number[]>> {
+  const samples = new Map(contenders.map((c) => [c.name, [] as number[]]));
+  for (let r = 0; r < ctx.rounds; r++) {
+    for (const c of contenders) {
+      const v = await c.measure();
+      ctx.log(`  round ${r + 1}/${ctx.rounds} ${c.name}: ${fmt(v)}`);
+      samples.get(c.name)!.push(v);
+    }
+  }
+  return samples;
+}

@@ -1,0 +1,198 @@
+/**
+ * Cost and behaviour of `serve --replicate`: memcaslap throughput of a
+ * replicated node against a single serve (same run, alternating),
+ * replication lag under that load, full-copy rate, and how fast the
+ * survivor takes over the replication port after kill -9 and after a hang.
+ * @module
+ */
+
+import { type ProcessHandle, startMemrep } from "../tests/helpers/process.ts";
+import { freePort } from "../tests/helpers/ports.ts";
+import { connect, type TestConn } from "../tests/helpers/conn.ts";
+import {
+  alternate,
+  type BenchContext,
+  fmt,
+  loadItems,
+  median,
+  memcaslap,
+  type Result,
+  type Section,
+  slapConfig,
+  stats,
+  unavailable,
+} from "./harness.ts";
+
+const FLAGS = ["-m", "1024", "-U", "0"];
+
+/** A replicated pair on one replication port (A listens, B joins), both paired. */
+async function startPair(extra: string[] = []): Promise<[ProcessHandle, ProcessHandle]> {
+  const repl = String(freePort());
+  const a = await startMemrep(["serve", "-v", ...FLAGS, "-x", "127.0.0.1", "-X", repl, ...extra]);
+  try {
+    await a.waitForLog(/^replication: listen$/, 10_000);
+    const b = await startMemrep(["serve", "-v", ...FLAGS, "-x", "127.0.0.1", "-X", repl, ...extra]);
+    await Promise.all([
+      a.waitForLog(/^replication: start/, 10_000),
+      b.waitForLog(/^replication: start/, 10_000),
+    ]);
+    return [a, b];
+  } catch (e) {
+    await a.stop();
+    throw e;
+  }
+}
+
+/** Percentile (0..1) of samples. */
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+/**
+ * Write a fresh key on A, then poll B until it shows: milliseconds from
+ * A's STORED to the first hit on B, `count` times, while `busy` holds.
+ */
+async function probeLag(aPort: number, bPort: number, count: number): Promise<number[]> {
+  const ca = await connect(aPort), cb = await connect(bPort);
+  const lags: number[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const key = `lagprobe:${i}:${Date.now()}`;
+      const reply = await ca.request(`set ${key} 0 0 1\r\nx\r\n`);
+      if (reply !== "STORED\r\n") throw new Error(`probe set: ${reply}`);
+      const t0 = performance.now();
+      while (!(await hit(cb, key))) {
+        if (performance.now() - t0 > 5000) throw new Error("probe key never reached B");
+      }
+      lags.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    await Promise.all([ca.close(), cb.close()]);
+  }
+  return lags;
+}
+
+async function hit(c: TestConn, key: string): Promise<boolean> {
+  const r = await c.request(`mg ${key}`);
+  return r.startsWith("HD");
+}
+
+/** Kill (or stop) B of a fresh pair and time until A listens on the replication port again. */
+async function takeover(signal: "SIGKILL" | "SIGSTOP", timeoutMs: number): Promise<number> {
+  const [a, b] = await startPair(["--repl-timeout", String(timeoutMs)]);
+  try {
+    const mark = a.outputLines().length;
+    const t0 = performance.now();
+    b.kill(signal);
+    await a.waitForLog(/^replication: listen$/, timeoutMs + 10_000, mark);
+    return performance.now() - t0;
+  } finally {
+    b.kill("SIGCONT");
+    await Promise.all([a.stop(), b.stop()]);
+  }
+}
+
+/** Replication section. */
+export const replication: Section = {
+  name: "replication",
+  title: "serve --replicate: replicated node vs single serve, lag, full copy, takeover",
+  async run(ctx: BenchContext): Promise<Result[] | string> {
+    const why = await unavailable("serve");
+    if (why) return why;
+    const results: Result[] = [];
+    const cfg = await slapConfig();
+    // 1. Throughput on a replicated node against a single one, alternating; lag probed under load.
+    const single = await startMemrep(["serve", ...FLAGS]);
+    let pair: [ProcessHandle, ProcessHandle] | undefined;
+    try {
+      pair = await startPair();
+      const [a, b] = pair;
+      let lags: number[] = [];
+      const samples = await alternate(ctx, [
+        {
+          name: "single",
+          measure: async () => (await memcaslap(single.port, ctx.seconds, cfg)).tps,
+        },
+        {
+          name: "replicated",
+          measure: async () => {
+            const slap = memcaslap(a.port, ctx.seconds, cfg);
+            await new Promise((r) => setTimeout(r, 500));
+            const probe = await probeLag(a.port, b.port, Math.max(50, ctx.seconds * 40));
+            lags = lags.concat(probe);
+            return (await slap).tps;
+          },
+        },
+      ]);
+      const r = median(samples.get("replicated")!), s = median(samples.get("single")!);
+      const [sa, sb] = await Promise.all([stats(a.port), stats(b.port)]);
+      results.push({
+        name: "replicated/single throughput ratio",
+        value: r / s,
+        detail:
+          `replicated node ${fmt(r)} TPS, single serve ${fmt(s)} TPS (median of ${ctx.rounds} ` +
+          `alternating ${ctx.seconds} s memcaslap 90/10 runs; peer applied ${
+            sb.get("repl_changes_applied")
+          } changes, A sent ${sa.get("repl_changes_sent")}, ignored ${
+            sb.get("repl_changes_ignored")
+          })`,
+      });
+      results.push({
+        name: "replication lag p50 (ms)",
+        value: percentile(lags, 0.5),
+        detail: `STORED on A → visible on B, ${lags.length} probes during memcaslap load`,
+      });
+      results.push({
+        name: "replication lag p99 (ms)",
+        value: percentile(lags, 0.99),
+        detail: `max ${Math.max(...lags).toFixed(2)} ms`,
+      });
+    } finally {
+      await Promise.all([single.stop(), pair?.[0].stop(), pair?.[1].stop()]);
+      await Deno.remove(cfg);
+    }
+
+    // 2. Full copy rate: A holds ctx.items 100-byte items, B joins.
+    const repl = String(freePort());
+    const a = await startMemrep(["serve", "-v", ...FLAGS, "-x", "127.0.0.1", "-X", repl]);
+    let b: ProcessHandle | undefined;
+    try {
+      await a.waitForLog(/^replication: listen$/, 10_000);
+      ctx.log(`  loading ${fmt(ctx.items)} items into A`);
+      await loadItems(a.port, ctx.items);
+      b = await startMemrep(["serve", "-v", ...FLAGS, "-x", "127.0.0.1", "-X", repl]);
+      await b.waitForLog(/^replication: marugoto copying/, 30_000);
+      const t0 = performance.now();
+      await b.waitForLog(/^replication: start/, 600_000);
+      const secs = (performance.now() - t0) / 1000;
+      const copied = Number((await stats(b.port)).get("repl_items_copied_received"));
+      results.push({
+        name: "full copy rate (items/s)",
+        value: copied / secs,
+        detail: `${fmt(copied)} items of 100 bytes in ${secs.toFixed(2)} s (B's marugoto → start)`,
+      });
+    } finally {
+      await Promise.all([a.stop(), b?.stop()]);
+    }
+
+    // 3. Takeover: the survivor listens on the replication port again.
+    const kills: number[] = [];
+    for (let i = 0; i < 3; i++) kills.push(await takeover("SIGKILL", 2000));
+    results.push({
+      name: "takeover after kill -9 (ms)",
+      value: median(kills),
+      detail: `kill → survivor logs "replication: listen", median of ${
+        kills.map((k) => k.toFixed(0)).join(", ")
+      } ms`,
+    });
+    const hang = await takeover("SIGSTOP", 2000);
+    results.push({
+      name: "takeover after hang (ms)",
+      value: hang,
+      detail: "SIGSTOP of the peer → survivor listens, --repl-timeout 2000 (target < 2500)",
+    });
+    return results;
+  },
+};

@@ -1,0 +1,166 @@
+/**
+ * `memrep proxy`: magent's flags (plus long forms and memrep's own), then
+ * the backends, the router and the listener.
+ * @module
+ */
+
+import {
+  Backend,
+  Ketama,
+  ketamaName,
+  Modula,
+  ProxyServer,
+  ProxyStats,
+  Router,
+} from "../proxy/mod.ts";
+import { VERSION } from "../server/mod.ts";
+import { daemonize, withoutDaemonFlag } from "./daemon.ts";
+import {
+  countFlag,
+  type FlagSpec,
+  intFlag,
+  listFlag,
+  parseFlags,
+  parseHostPort,
+  stringFlag,
+  UsageError,
+} from "./flags.ts";
+import { log } from "./log.ts";
+
+const SPEC: FlagSpec = {
+  port: { type: "string", short: "p" },
+  listen: { type: "string", short: "l" },
+  "max-conns": { type: "string", short: "n" },
+  server: { type: "string", short: "s", multiple: true },
+  backup: { type: "string", short: "b", multiple: true },
+  user: { type: "string", short: "u" },
+  group: { type: "string", short: "g" },
+  verbose: { type: "boolean", short: "v", multiple: true },
+  daemon: { type: "boolean", short: "d" },
+  ketama: { type: "boolean", short: "k" },
+  hash: { type: "string" },
+  timeout: { type: "string" },
+  retry: { type: "string" },
+  "failure-limit": { type: "string" },
+  connections: { type: "string" },
+  "no-miss-fallback": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+};
+
+/** Help text for `memrep proxy --help`. */
+export const PROXY_HELP =
+  `Usage: memrep proxy -s host:port [-s host:port ...] [-b host:port ...] [options]
+
+A memcached proxy (magent-compatible flags) that spreads keys over the
+servers (-s) and copies every write to the backups (-b). Reads fall back to
+a backup when a server is down, slow, or restarted empty, and the server is
+repaired from the backup.
+
+magent options:
+  -s, --server <host:port>   a primary memcached, repeatable (order matters for hashing)
+  -b, --backup <host:port>   a backup memcached holding a copy of every key, repeatable
+  -p, --port <num>           TCP port to listen on (default 11211)
+  -l, --listen <addr>        address to listen on (default 0.0.0.0)
+  -n, --max-conns <num>      max simultaneous client connections (default 4096)
+  -k, --ketama               consistent hashing (the default)
+  -v, --verbose              -v backend up/down events, -vv details
+  -d, --daemon               run in the background
+  -u, --user <name>          accepted for compatibility; memrep does not switch users
+  -g, --group <name>         accepted for compatibility
+
+memrep options:
+  --hash ketama|modula       ketama: twemproxy-compatible ring (distribution ketama, hash md5);
+                             modula: magent's modulo of a DJB hash (default ketama)
+  --timeout <ms>             connect and request timeout per backend (default 1000)
+  --retry <ms>               retry a server marked down this often (default 1000)
+  --failure-limit <num>      consecutive failures that mark a server down (default 2)
+  --connections <num>        pipelined connections per backend (default 1)
+  --no-miss-fallback         do not look in the backups when a server answers a miss
+  -h, --help                 this help
+
+Commands answered by the proxy: version, verbosity, quit, mn, stats (magent's
+server list), stats proxy (counters and backend states). flush_all goes to every
+backend.
+`;
+
+/** Run `memrep proxy`; resolves with the exit code once the proxy stops. */
+export async function proxyMain(args: string[]): Promise<number> {
+  const v = parseFlags(args, SPEC, "proxy");
+  if (v.help) {
+    console.log(PROXY_HELP);
+    return 0;
+  }
+  log.level = countFlag(v, "verbose");
+  const port = intFlag(v, "port", 11211, 0, 65535);
+  const hostname = stringFlag(v, "listen") ?? "0.0.0.0";
+  const maxConnections = intFlag(v, "max-conns", 4096, 1, 1 << 20);
+  const servers = listFlag(v, "server").map((s) => parseHostPort(s, "-s", 11211));
+  const backups = listFlag(v, "backup").map((s) => parseHostPort(s, "-b", 11211));
+  if (servers.length === 0) {
+    throw new UsageError("memrep proxy: at least one -s host:port is required (try --help)");
+  }
+  const hash = stringFlag(v, "hash") ?? "ketama";
+  if (hash !== "ketama" && hash !== "modula") {
+    throw new UsageError(`--hash: expected ketama or modula, got '${hash}'`);
+  }
+  if (v.ketama && hash === "modula") throw new UsageError("-k and --hash modula contradict");
+  const backendOptions = {
+    timeoutMs: intFlag(v, "timeout", 1000, 1, 3_600_000),
+    retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
+    failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
+    connections: intFlag(v, "connections", 1, 1, 64),
+  };
+  const user = stringFlag(v, "user");
+  if (user !== undefined) log.info(`memrep proxy: -u ${user} ignored (no privilege drop)`);
+
+  if (v.daemon) return await daemonize(["proxy", ...withoutDaemonFlag(args)], hostname, port);
+
+  const primaries = servers.map((s, i) =>
+    new Backend(s.host, s.port, "server", i + 1, backendOptions)
+  );
+  const spares = backups.map((s, i) =>
+    new Backend(s.host, s.port, "backup", i + 1, backendOptions)
+  );
+  const dist = hash === "modula"
+    ? new Modula(primaries.length)
+    : new Ketama(servers.map((s) => ({ name: ketamaName(s.host, s.port), weight: 1 })));
+  const router = new Router(
+    primaries,
+    spares,
+    dist,
+    new ProxyStats(),
+    { missFallback: !v["no-miss-fallback"] },
+    VERSION,
+  );
+  const server = new ProxyServer(
+    { hostname, port, maxConnections, maxValue: 256 * 1048576 },
+    router,
+  );
+  try {
+    server.listen();
+  } catch (err) {
+    throw new UsageError(
+      `memrep proxy: cannot listen on ${hostname}:${port}: ${
+        err instanceof Error ? err.message : String(err)
+      }`,
+    );
+  }
+  log.info(
+    `memrep proxy: listening on ${hostname}:${server.port}, ${primaries.length} servers, ` +
+      `${spares.length} backups, ${hash}`,
+  );
+  const stop = () => server.stop();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, stop);
+    } catch { /* not on this OS */ }
+  }
+  await server.finished;
+  for (const b of [...primaries, ...spares]) b.close();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.removeSignalListener(signal, stop);
+    } catch { /* not on this OS */ }
+  }
+  return 0;
+}

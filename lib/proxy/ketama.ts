@@ -1,0 +1,109 @@
+/**
+ * Key → server placement: a consistent-hash ring laid out exactly like
+ * twemproxy's `distribution: ketama` with `hash: md5` (so both proxies put a
+ * key on the same server), and magent's plain modulo of a DJB hash.
+ * @module
+ */
+
+import { md5 } from "./md5.ts";
+
+/** Picks the index of the server a key lives on. */
+export interface Distribution {
+  /** Index (into the server list) for the key `buf[start, end)`. */
+  pick(buf: Uint8Array, start: number, end: number): number;
+}
+
+/** A server on the ring: its ketama name and weight. */
+export interface RingServer {
+  /** The string whose digests place the server's points. */
+  name: string;
+  /** Relative weight (1 for every server given with -s). */
+  weight: number;
+}
+
+/** twemproxy's points per server per unit of weight share (4 per md5 digest). */
+const POINTS_PER_SERVER = 160;
+const POINTS_PER_HASH = 4;
+
+/**
+ * The name twemproxy hashes for a server given as `host:port` without an
+ * explicit name: `host:port`, except that port 11211 is left out
+ * (libmemcached compatibility).
+ */
+export function ketamaName(host: string, port: number): string {
+  return port === 11211 ? host : `${host}:${port}`;
+}
+
+const digest = new Uint32Array(4);
+
+/** The ring of twemproxy's ketama distribution with the md5 key hash. */
+export class Ketama implements Distribution {
+  /** Point values, ascending. */
+  readonly values: Uint32Array;
+  /** Server index of each point. */
+  readonly owners: Uint16Array;
+
+  /** Build the ring for the servers in their configured order. */
+  constructor(servers: readonly RingServer[]) {
+    if (servers.length === 0) throw new RangeError("ketama needs at least one server");
+    const total = servers.reduce((s, x) => s + x.weight, 0);
+    const n = servers.length;
+    const points: { value: number; owner: number }[] = [];
+    const enc = new TextEncoder();
+    for (let i = 0; i < n; i++) {
+      // twemproxy computes the share in C float arithmetic; Math.fround keeps
+      // the same rounding so odd server counts get the same point counts.
+      const pct = Math.fround(servers[i].weight / total);
+      const share = Math.fround(
+        Math.fround(Math.fround(pct * POINTS_PER_SERVER) / 4) * Math.fround(n),
+      );
+      const count = Math.floor(share + 1e-10) * 4;
+      for (let k = 0; k < count / POINTS_PER_HASH; k++) {
+        const label = enc.encode(`${servers[i].name}-${k}`);
+        md5(label, 0, label.length, digest);
+        for (let x = 0; x < POINTS_PER_HASH; x++) points.push({ value: digest[x], owner: i });
+      }
+    }
+    points.sort((a, b) => a.value - b.value);
+    this.values = Uint32Array.from(points, (p) => p.value);
+    this.owners = Uint16Array.from(points, (p) => p.owner);
+  }
+
+  /** The server of the first point at or after the key's md5 hash, wrapping around. */
+  pick(buf: Uint8Array, start: number, end: number): number {
+    md5(buf, start, end, digest);
+    const hash = digest[0];
+    const values = this.values;
+    let lo = 0, hi = values.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (values[mid] < hash) lo = mid + 1;
+      else hi = mid;
+    }
+    return this.owners[hi === values.length ? 0 : hi];
+  }
+}
+
+/**
+ * magent's placement without -k: the DJB hash of the key (bytes as C's
+ * signed char, top bit cleared) modulo the number of servers.
+ */
+export class Modula implements Distribution {
+  readonly #n: number;
+
+  /** A modulo over `n` servers. */
+  constructor(n: number) {
+    if (n < 1) throw new RangeError("modula needs at least one server");
+    this.#n = n;
+  }
+
+  /** Server index for the key `buf[start, end)`. */
+  pick(buf: Uint8Array, start: number, end: number): number {
+    let h = 5381;
+    for (let i = start; i < end; i++) {
+      const c = buf[i];
+      h = (Math.imul(h, 33) + (c < 128 ? c : c - 256)) | 0;
+    }
+    return (h & 0x7fffffff) % this.#n;
+  }
+}

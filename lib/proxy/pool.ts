@@ -1,0 +1,257 @@
+/**
+ * One backend memcached as the proxy sees it: pipelined connections from
+ * lib/client, health (failures, down, periodic retry), and the keys written
+ * elsewhere while it was down, cleaned up before it serves again.
+ * @module
+ */
+
+import { Client, ClientError } from "../client/mod.ts";
+import { base64Encode, base64Length, latin1, Op } from "../protocol/mod.ts";
+import { log } from "../cli/log.ts";
+
+/** Health and connection settings shared by every backend. */
+export interface BackendOptions {
+  /** Connect and request timeout (ms). */
+  timeoutMs: number;
+  /** While down, try the server again this often (ms). */
+  retryMs: number;
+  /** Consecutive connection failures that mark the server down. */
+  failureLimit: number;
+  /** Pipelined connections per backend. */
+  connections: number;
+}
+
+/** Keys remembered per down server; beyond this the server is flushed on return. */
+const MAX_DIRTY_KEYS = 65536;
+
+/** A backend memcached: a primary (`-s`) or a backup (`-b`). */
+export class Backend {
+  /** `host:port`. */
+  readonly name: string;
+  /** Host to connect to. */
+  readonly host: string;
+  /** Port to connect to. */
+  readonly port: number;
+  /** "server" for -s, "backup" for -b. */
+  readonly role: "server" | "backup";
+  /** 1-based position among its role, as magent's `stats` numbers them. */
+  readonly number: number;
+  /** False while marked down: no requests are sent until a retry succeeds. */
+  up = true;
+  /** Requests sent. */
+  requests = 0;
+  /** Connection failures (refused, reset, timed out, bad replies). */
+  errors = 0;
+  /** Times marked down. */
+  ejections = 0;
+  readonly #options: BackendOptions;
+  readonly #clients: (Client | undefined)[];
+  readonly #connecting: (Promise<Client> | undefined)[];
+  #next = 0;
+  #failures = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  /** Keys (latin1) written to a stand-in while this server was down. */
+  #dirty = new Set<string>();
+  /** Too many dirty keys, or a flush_all missed: flush the server before it serves again. */
+  #dirtyAll = false;
+
+  /** A backend; nothing connects until the first request. */
+  constructor(
+    host: string,
+    port: number,
+    role: "server" | "backup",
+    number: number,
+    options: BackendOptions,
+  ) {
+    this.host = host;
+    this.port = port;
+    this.name = `${host}:${port}`;
+    this.role = role;
+    this.number = number;
+    this.#options = options;
+    this.#clients = new Array(Math.max(1, options.connections)).fill(undefined);
+    this.#connecting = new Array(this.#clients.length).fill(undefined);
+  }
+
+  /** Open connections (magent's "pool size"). */
+  get poolSize(): number {
+    let n = 0;
+    for (const c of this.#clients) if (c !== undefined && !c.closed) n++;
+    return n;
+  }
+
+  /** Keys waiting to be invalidated on this server when it comes back. */
+  get dirtyKeys(): number {
+    return this.#dirtyAll ? -1 : this.#dirty.size;
+  }
+
+  /**
+   * A connection to send on: a connected client, a promise of one (a
+   * connect is under way), or null when the server is down.
+   */
+  acquire(): Client | Promise<Client> | null {
+    if (!this.up) return null;
+    const clients = this.#clients;
+    let i = this.#next;
+    if (clients.length > 1) this.#next = (i + 1) % clients.length;
+    else i = 0;
+    const c = clients[i];
+    if (c !== undefined && !c.closed) return c;
+    return this.#connecting[i] ??= this.#connect(i);
+  }
+
+  /** Remember that `key` changed elsewhere while this server could not be written. */
+  markDirty(key: Uint8Array): void {
+    if (this.#dirtyAll) return;
+    if (this.#dirty.size >= MAX_DIRTY_KEYS) {
+      this.#dirtyAll = true;
+      this.#dirty.clear();
+      return;
+    }
+    this.#dirty.add(latin1(key));
+  }
+
+  /**
+   * A write for `key` went elsewhere because this server failed: it may hold
+   * an old value. Delete it now if the server is up, else (or if that
+   * fails) when it comes back.
+   */
+  invalidate(key: Uint8Array): void {
+    this.markDirty(key);
+    const c = this.up ? this.acquire() : null;
+    if (c === null) return;
+    const name = latin1(key);
+    const line = metaDelete(name);
+    Promise.resolve(c).then((client) => client.request(line, Op.MD)).then((r) => {
+      if (!r.isError && this.up) this.#dirty.delete(name);
+    }, () => {});
+  }
+
+  /** A change to every key was missed (flush_all while down). */
+  markAllDirty(): void {
+    this.#dirtyAll = true;
+    this.#dirty.clear();
+  }
+
+  async #connect(i: number): Promise<Client> {
+    try {
+      const client = await Client.connect(this.host, this.port, {
+        connectTimeoutMs: this.#options.timeoutMs,
+        requestTimeoutMs: this.#options.timeoutMs,
+      });
+      if (this.#closed || !this.up) {
+        client.close();
+        throw new ClientError("closed", this.name, "server marked down");
+      }
+      this.#adopt(i, client);
+      return client;
+    } catch (err) {
+      this.#failed(err);
+      throw err;
+    } finally {
+      this.#connecting[i] = undefined;
+    }
+  }
+
+  #adopt(i: number, client: Client): void {
+    this.#clients[i] = client;
+    client.onClose((err) => {
+      if (this.#clients[i] === client) this.#clients[i] = undefined;
+      if (err !== undefined) this.#failed(err);
+    });
+  }
+
+  /** A reply arrived: the server works. */
+  succeeded(): void {
+    this.#failures = 0;
+  }
+
+  #failed(err: unknown): void {
+    this.errors++;
+    if (!this.up || this.#closed) return;
+    this.#failures++;
+    log.debug(`proxy: ${this.role} ${this.name}: ${errorText(err)}`);
+    if (this.#failures >= this.#options.failureLimit) this.#markDown(errorText(err));
+  }
+
+  #markDown(why: string): void {
+    this.up = false;
+    this.ejections++;
+    log.info(
+      `proxy: ${this.role} ${this.name} is down (${why}); retrying every ${this.#options.retryMs} ms`,
+    );
+    // Outstanding requests fail now and fall back, instead of each waiting its timeout.
+    for (const c of this.#clients) c?.close();
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(() => this.#probe(), this.#options.retryMs);
+  }
+
+  /** While down: connect and ask `version`; only a real answer brings the server back. */
+  async #probe(): Promise<void> {
+    this.#timer = undefined;
+    let client: Client | undefined;
+    try {
+      client = await Client.connect(this.host, this.port, {
+        connectTimeoutMs: this.#options.timeoutMs,
+        requestTimeoutMs: this.#options.timeoutMs,
+      });
+      await client.version();
+      await this.#cleanDirty(client);
+    } catch (err) {
+      client?.close();
+      log.debug(`proxy: ${this.role} ${this.name} still down: ${errorText(err)}`);
+      this.#schedule();
+      return;
+    }
+    if (this.#closed) {
+      client.close();
+      return;
+    }
+    this.#failures = 0;
+    this.up = true;
+    this.#adopt(0, client);
+    log.info(`proxy: ${this.role} ${this.name} is up`);
+  }
+
+  /** Drop what this server may hold stale: keys changed elsewhere while it was down. */
+  async #cleanDirty(client: Client): Promise<void> {
+    if (this.#dirtyAll) {
+      log.info(`proxy: ${this.role} ${this.name}: flushing (changes missed while down)`);
+      await client.flushAll();
+    } else if (this.#dirty.size > 0) {
+      log.info(
+        `proxy: ${this.role} ${this.name}: invalidating ${this.#dirty.size} keys changed while down`,
+      );
+      await Promise.all([...this.#dirty].map((k) => client.request(metaDelete(k), Op.MD)));
+    }
+    this.#dirty.clear();
+    this.#dirtyAll = false;
+  }
+
+  /** Close every connection and stop retrying. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    for (const c of this.#clients) c?.close();
+  }
+}
+
+/** `md <base64 key> b`: a delete that is safe for any key bytes. */
+function metaDelete(key: string): Uint8Array {
+  const raw = new Uint8Array(key.length);
+  for (let i = 0; i < key.length; i++) raw[i] = key.charCodeAt(i);
+  const out = new Uint8Array(base64Length(raw.length) + 8);
+  out.set([109, 100, 32]); // "md "
+  let p = base64Encode(raw, 0, raw.length, out, 3);
+  for (const c of [32, 98, 13, 10]) out[p++] = c; // " b\r\n"
+  return out.subarray(0, p);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

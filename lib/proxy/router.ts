@@ -1,0 +1,1173 @@
+/**
+ * Where each request goes and what the client gets back: the key's primary
+ * (ketama or modula), its backups, fallback on failure or miss, read
+ * repair, write copies to backups, multi-get fan-out, and the commands the
+ * proxy answers itself.
+ *
+ * Rules:
+ * - Reads go to the key's primary. A primary that is down, fails or times
+ *   out, or (unless `--no-miss-fallback`) answers a miss, is backed by the
+ *   backups in order; a backup hit is returned and copied back to a primary
+ *   that is up (`ms ... ME`: an add, so a newer value is never overwritten).
+ * - gets/gats/mg-with-`c` answered from a backup while the primary is up:
+ *   the primary is repaired first and the CAS returned is the primary's, so
+ *   a following `cas` (which goes to the primary) works. With the primary
+ *   down the backup's CAS is returned; writes then go to that backup too.
+ * - Writes go to the primary (or, when it is down or fails, to the first
+ *   backup that is up, and the primary is told to forget the key). After
+ *   success the resulting item is written to every other backup: a plain
+ *   set of the value for set/add/replace/cas/ms, the value read back with
+ *   `mg v f t` right after the write for append/prepend/incr/decr/ma (so a
+ *   delta is never applied twice). delete/touch go to all at once.
+ * - Writes that need an existing item (replace, append, prepend, incr,
+ *   decr, ms MR/MA/MP, ma) and miss on the primary look in the backup: on a
+ *   hit the primary is repaired and the write retried once.
+ * - `noreply` and meta `q` are removed before forwarding (every backend
+ *   request gets a reply) and applied here.
+ * @module
+ */
+
+import { Client, type FrameHandler, NO_TTL, Reply, ReplyKind } from "../client/mod.ts";
+import { ascii, latin1, Op, type OpCode, REPLY, type Request, writeUint } from "../protocol/mod.ts";
+import { log } from "../cli/log.ts";
+import type { Distribution } from "./ketama.ts";
+import type { Backend } from "./pool.ts";
+import { agentStats, type ProxyStats, proxyStats } from "./stats.ts";
+
+/** Ordered reply slots of one client connection. */
+export interface ReplySink {
+  /** Reserve the next reply position; returns its ticket. */
+  reserve(): number;
+  /** Fill a reserved position (an empty array for no reply). */
+  fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void;
+  /** Fill a reserved position with `buf[start, start + length)`, copied now. */
+  fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void;
+  /** Reply now, after everything reserved before. */
+  reply(bytes: Uint8Array): void;
+  /** Close the connection once every reply reserved so far is written. */
+  closeAfterReplies(): void;
+}
+
+/** Routing policy. */
+export interface RouterOptions {
+  /** Look in the backups when a primary answers a miss (default on). */
+  missFallback: boolean;
+}
+
+/** What the connection should do after a request. */
+export const Next = {
+  CONTINUE: 0,
+  CLOSE: 1,
+} as const;
+
+const CRLF = ascii("\r\n");
+const EMPTY = new Uint8Array(0);
+const EMPTY_PARTS: readonly Uint8Array[] = [];
+const W_VALUE = ascii("VALUE ");
+const W_SET = ascii("set ");
+const W_MS = ascii("ms ");
+const W_MG = ascii("mg ");
+const W_MD = ascii("md ");
+const FETCH_FLAGS = ascii(" v f t");
+const FETCH_FLAGS_CAS = ascii(" v f t c");
+const REPAIR_FLAGS = ascii(" ME c");
+const BINARY_FLAG = ascii(" b");
+const FLAGS_PREFIX = ascii(" F");
+const TTL_PREFIX = ascii(" T");
+
+/** Thrown into fallbacks when a backend is marked down (no request was sent). */
+const DOWN = new Error("backend down");
+
+/** memcached reads exptimes above 30 days as unix times. */
+const MAX_RELATIVE_EXPTIME = 2592000;
+
+/** How replicas learn the result of a write. */
+const Copy = {
+  /** The request carries the final value (set, add, replace, cas, ms). */
+  VALUE: 0,
+  /** Read the item back right after the write (append, prepend, incr, decr, ma). */
+  FETCH: 1,
+} as const;
+
+/** Everything a write needs after the request buffer has moved on. */
+interface WriteCtx {
+  op: OpCode;
+  ticket: number;
+  sink: ReplySink;
+  primary: Backend;
+  /** The request as forwarded: line(s) without noreply/q, value block. */
+  parts: Uint8Array[];
+  /** What backups get for VALUE copies: a set (or ms) of the request's value. */
+  copyParts: readonly Uint8Array[] | null;
+  copy: number;
+  /** Needs an existing item: a miss may be repaired from a backup and retried. */
+  conditional: boolean;
+  /** Key token as sent (base64 for meta `b`). */
+  keyToken: Uint8Array;
+  /** Decoded key. */
+  key: Uint8Array;
+  binary: boolean;
+  /** text noreply: drop every reply. */
+  noreply: boolean;
+  /** meta q: drop success replies. */
+  quiet: boolean;
+  retried: boolean;
+}
+
+/** Routes parsed client requests to backends. */
+export class Router {
+  /** Primaries (-s), in order. */
+  readonly servers: readonly Backend[];
+  /** Backups (-b), in order. */
+  readonly backups: readonly Backend[];
+  /** Counters. */
+  readonly stats: ProxyStats;
+  readonly #dist: Distribution;
+  readonly #missFallback: boolean;
+  readonly #version: Uint8Array;
+
+  /** A router over started backends. */
+  constructor(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    stats: ProxyStats,
+    options: RouterOptions,
+    version: string,
+  ) {
+    this.servers = servers;
+    this.backups = backups;
+    this.#dist = dist;
+    this.stats = stats;
+    this.#missFallback = options.missFallback;
+    this.#version = ascii(`VERSION ${version}\r\n`);
+  }
+
+  /**
+   * Handle one parsed request; `raw` is its bytes (line and value block).
+   * Everything needed later is copied before returning.
+   */
+  handle(req: Request, raw: Uint8Array, sink: ReplySink): number {
+    this.stats.requests++;
+    switch (req.op) {
+      case Op.GET:
+      case Op.GETS:
+      case Op.GAT:
+      case Op.GATS:
+        this.#get(req, raw, sink);
+        return Next.CONTINUE;
+      case Op.SET:
+      case Op.ADD:
+      case Op.REPLACE:
+      case Op.APPEND:
+      case Op.PREPEND:
+      case Op.CAS:
+      case Op.MS:
+        if (req.tooLarge) {
+          if (!req.noreply || req.op === Op.MS) sink.reply(REPLY.TOO_LARGE);
+          return Next.CONTINUE;
+        }
+        if (req.badChunk) {
+          if (!req.noreply || req.op === Op.MS) sink.reply(REPLY.BAD_CHUNK);
+          return Next.CONTINUE;
+        }
+        this.#write(req, raw, sink);
+        return Next.CONTINUE;
+      case Op.INCR:
+      case Op.DECR:
+      case Op.MA:
+        this.#write(req, raw, sink);
+        return Next.CONTINUE;
+      case Op.DELETE:
+      case Op.TOUCH:
+      case Op.MD:
+        this.#fanout(req, raw, sink);
+        return Next.CONTINUE;
+      case Op.MG:
+        this.#metaGet(req, raw, sink);
+        return Next.CONTINUE;
+      case Op.ME:
+        this.#relay(req, raw, sink);
+        return Next.CONTINUE;
+      case Op.MN:
+        sink.reply(REPLY.MN);
+        return Next.CONTINUE;
+      case Op.FLUSH_ALL:
+        this.#flushAll(req, raw, sink);
+        return Next.CONTINUE;
+      case Op.VERSION:
+        sink.reply(this.#version);
+        return Next.CONTINUE;
+      case Op.VERBOSITY:
+        if (!req.noreply) sink.reply(REPLY.OK);
+        return Next.CONTINUE;
+      case Op.STATS:
+        this.#statsCommand(req, sink);
+        return Next.CONTINUE;
+      case Op.QUIT:
+        return Next.CLOSE;
+      case Op.ERROR:
+        if (req.close) return Next.CLOSE;
+        if (req.error !== null && !(req.noreply && req.op < Op.MG)) sink.reply(req.error);
+        return Next.CONTINUE;
+      default:
+        // shutdown, lru_crawler, cache_memlimit, misbehave: server administration.
+        sink.reply(REPLY.NOT_SUPPORTED);
+        return Next.CONTINUE;
+    }
+  }
+
+  // ---- plumbing -------------------------------------------------------
+
+  #primaryOf(buf: Uint8Array, start: number, end: number): Backend {
+    const servers = this.servers;
+    return servers.length === 1 ? servers[0] : servers[this.#dist.pick(buf, start, end)];
+  }
+
+  /**
+   * Send one request on a backend; the reply frame goes to `onFrame` in
+   * place (valid during the call only), or `fail` runs (at once when the
+   * backend is down). The hot paths use this: no Promise, no copy.
+   */
+  #callFrame(
+    b: Backend,
+    op: OpCode,
+    parts: readonly Uint8Array[],
+    onFrame: FrameHandler,
+    fail: (e: unknown) => void,
+  ): void {
+    const c = b.acquire();
+    if (c === null) {
+      fail(DOWN);
+      return;
+    }
+    b.requests++;
+    const onOk: FrameHandler = (buf, start, length, parser) => {
+      b.succeeded();
+      onFrame(buf, start, length, parser);
+    };
+    const onFail = (e: unknown) => {
+      this.stats.backendErrors++;
+      try {
+        fail(e);
+      } catch (err) {
+        bug(err);
+      }
+    };
+    if (c instanceof Client) c.requestFrame(op, parts, onOk, onFail);
+    else {
+      const copies = parts.map((p) => p.slice());
+      c.then((client) => client.requestFrame(op, copies, onOk, onFail), onFail);
+    }
+  }
+
+  /** {@linkcode #callFrame} with the reply copied into a {@linkcode Reply}. */
+  #call(
+    b: Backend,
+    op: OpCode,
+    parts: readonly Uint8Array[],
+    ok: (r: Reply) => void,
+    fail: (e: unknown) => void,
+  ): void {
+    this.#callFrame(b, op, parts, (buf, start, length, parser) => {
+      try {
+        ok(new Reply(parser, buf, start, length));
+      } catch (err) {
+        bug(err);
+      }
+    }, fail);
+  }
+
+  /**
+   * Two requests pipelined on one connection (a write and the read-back of
+   * its result); ok gets both replies when the second arrives, so copies to
+   * backups keep the primary's order.
+   */
+  #call2(
+    b: Backend,
+    op1: OpCode,
+    parts1: readonly Uint8Array[],
+    op2: OpCode,
+    parts2: readonly Uint8Array[],
+    ok: (r1: Reply, r2: Reply) => void,
+    fail: (e: unknown) => void,
+  ): void {
+    const c = b.acquire();
+    if (c === null) {
+      fail(DOWN);
+      return;
+    }
+    b.requests += 2;
+    let first: Reply | undefined;
+    const onFail = (e: unknown) => {
+      this.stats.backendErrors++;
+      try {
+        fail(e);
+      } catch (err) {
+        bug(err);
+      }
+    };
+    const send = (client: Client, p1: readonly Uint8Array[], p2: readonly Uint8Array[]) => {
+      client.requestFrame(op1, p1, (buf, start, length, parser) => {
+        first = new Reply(parser, buf, start, length);
+      }, () => {});
+      client.requestFrame(op2, p2, (buf, start, length, parser) => {
+        b.succeeded();
+        try {
+          ok(first as Reply, new Reply(parser, buf, start, length));
+        } catch (err) {
+          bug(err);
+        }
+      }, onFail);
+    };
+    if (c instanceof Client) send(c, parts1, parts2);
+    else {
+      const p1 = parts1.map((p) => p.slice()), p2 = parts2.map((p) => p.slice());
+      c.then((client) => send(client, p1, p2), onFail);
+    }
+  }
+
+  /** Promise form of {@linkcode #call} for the rare paths (fallback, repair). */
+  #ask(b: Backend, op: OpCode, parts: readonly Uint8Array[]): Promise<Reply> {
+    return new Promise((resolve, reject) => this.#call(b, op, parts, resolve, reject));
+  }
+
+  /** Index of the first backup that is up at or after `from`, or -1. */
+  #upBackup(from = 0): number {
+    const backups = this.backups;
+    for (let i = from; i < backups.length; i++) if (backups[i].up) return i;
+    return -1;
+  }
+
+  #noBackend(sink: ReplySink, ticket: number): void {
+    this.stats.noBackend++;
+    sink.fill(ticket, REPLY.NO_BACKEND);
+  }
+
+  // ---- reads ----------------------------------------------------------
+
+  #get(req: Request, raw: Uint8Array, sink: ReplySink): void {
+    const nkeys = req.ntokens - req.firstKey;
+    if (nkeys <= 0) {
+      sink.reply(REPLY.ERROR);
+      return;
+    }
+    this.stats.gets += nkeys;
+    const ticket = sink.reserve();
+    const buf = req.buf;
+    const ts = req.tokStart, te = req.tokEnd;
+    if (nkeys === 1) {
+      const primary = this.#primaryOf(buf, ts[req.firstKey], te[req.firstKey]);
+      if (this.backups.length === 0) {
+        // Nothing to fall back to: a plain relay.
+        this.#callFrame(primary, req.op, [raw], (rbuf, start, length, parser) => {
+          if (parser.kind === ReplyKind.VALUES) this.#countHits(parser.count, 1);
+          sink.fillFrame(ticket, rbuf, start, length);
+        }, () => this.#noBackend(sink, ticket));
+        return;
+      }
+      const op = req.op;
+      const key = buf.slice(ts[req.firstKey], te[req.firstKey]);
+      const exptime = op === Op.GAT || op === Op.GATS ? req.exptime : null;
+      this.#callFrame(primary, op, [raw], (rbuf, start, length, parser) => {
+        if (parser.kind === ReplyKind.VALUES && parser.count === 0 && this.#missFallback) {
+          this.#getFromBackups(op, [key], exptime, primary, true).then((items) => {
+            this.#countHits(items[0] === null ? 0 : 1, 1);
+            sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
+          }, () => sink.fill(ticket, REPLY.END));
+          return;
+        }
+        if (parser.kind === ReplyKind.VALUES) this.#countHits(parser.count, 1);
+        sink.fillFrame(ticket, rbuf, start, length);
+      }, () => {
+        this.#getFromBackups(op, [key], exptime, primary, false).then((items) => {
+          this.#countHits(items[0] === null ? 0 : 1, 1);
+          sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
+        }, () => this.#noBackend(sink, ticket));
+      });
+      return;
+    }
+    this.#getMany(req, nkeys, ticket, sink);
+  }
+
+  #countHits(hits: number, keys: number): void {
+    this.stats.hits += hits;
+    this.stats.misses += keys - hits;
+  }
+
+  /** A multi-key get: one request per primary, in parallel; replies in the client's key order. */
+  #getMany(req: Request, nkeys: number, ticket: number, sink: ReplySink): void {
+    const buf = req.buf;
+    const ts = req.tokStart, te = req.tokEnd;
+    const op = req.op;
+    const touch = op === Op.GAT || op === Op.GATS;
+    const exptime = touch ? req.exptime : null;
+    const keys: Uint8Array[] = new Array(nkeys);
+    const owner: Backend[] = new Array(nkeys);
+    const groups = new Map<Backend, number[]>();
+    for (let i = 0; i < nkeys; i++) {
+      const t = req.firstKey + i;
+      keys[i] = buf.slice(ts[t], te[t]);
+      const b = this.#primaryOf(buf, ts[t], te[t]);
+      owner[i] = b;
+      let g = groups.get(b);
+      if (g === undefined) groups.set(b, g = []);
+      g.push(i);
+    }
+    // The command word (and gat's exptime) start every per-server line.
+    const head = buf.slice(ts[0], touch ? te[1] : te[0]);
+    const items: (Uint8Array | null)[] = new Array(nkeys).fill(null);
+    const failed: boolean[] = new Array(nkeys).fill(false);
+    let waiting = groups.size;
+    const groupDone = () => {
+      if (--waiting > 0) return;
+      this.#finishMany(op, keys, owner, items, failed, exptime).then(
+        (parts) => sink.fill(ticket, parts),
+        () => this.#noBackend(sink, ticket),
+      );
+    };
+    for (const [b, idx] of groups) {
+      const parts: Uint8Array[] = [head];
+      for (const i of idx) parts.push(ascii(" "), keys[i]);
+      parts.push(CRLF);
+      this.#call(b, op, parts, (r) => {
+        if (r.kind === ReplyKind.VALUES) matchItems(r, idx, keys, items);
+        else for (const i of idx) failed[i] = true;
+        groupDone();
+      }, () => {
+        for (const i of idx) failed[i] = true;
+        groupDone();
+      });
+    }
+  }
+
+  /** Per-key fallback for a multi-get, then the reply in key order. */
+  async #finishMany(
+    op: OpCode,
+    keys: Uint8Array[],
+    owner: Backend[],
+    items: (Uint8Array | null)[],
+    failed: boolean[],
+    exptime: number | null,
+  ): Promise<Uint8Array[]> {
+    const lookups: Promise<void>[] = [];
+    let unreachable = false;
+    for (let i = 0; i < keys.length; i++) {
+      if (items[i] !== null) continue;
+      if (!failed[i] && (!this.#missFallback || this.backups.length === 0)) continue;
+      lookups.push(
+        this.#getFromBackups(op, [keys[i]], exptime, owner[i], !failed[i]).then((found) => {
+          items[i] = found[0];
+        }, () => {
+          if (failed[i]) unreachable = true;
+        }),
+      );
+    }
+    await Promise.all(lookups);
+    if (unreachable && items.every((x) => x === null)) throw DOWN;
+    const parts: Uint8Array[] = [];
+    let hits = 0;
+    for (const it of items) {
+      if (it !== null) {
+        parts.push(it);
+        hits++;
+      }
+    }
+    this.#countHits(hits, keys.length);
+    parts.push(REPLY.END);
+    return parts;
+  }
+
+  /**
+   * Look keys up in the backups, in order. Returns a VALUE block (line,
+   * data, CRLF) or null per key; rejects when no backup could be asked.
+   * `primaryUp`: the primary answered (a miss), so it is repaired.
+   */
+  async #getFromBackups(
+    op: OpCode,
+    keys: Uint8Array[],
+    exptime: number | null,
+    primary: Backend,
+    primaryUp: boolean,
+  ): Promise<(Uint8Array | null)[]> {
+    const withCas = op === Op.GETS || op === Op.GATS;
+    const out: (Uint8Array | null)[] = [];
+    for (const key of keys) {
+      let asked = false;
+      let found: Uint8Array | null = null;
+      for (const b of this.backups) {
+        if (!b.up) continue;
+        const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
+        if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
+        parts.push(CRLF);
+        let r: Reply;
+        try {
+          r = await this.#ask(b, Op.MG, parts);
+        } catch {
+          continue;
+        }
+        asked = true;
+        if (r.kind !== ReplyKind.VA) continue;
+        this.stats.fallbacks++;
+        const value = r.value as Uint8Array;
+        let cas = r.cas;
+        if (primaryUp && primary.up) {
+          const repaired = this.#repair(primary, key, false, value, r.flags, r.ttl);
+          // A CAS the client can use with the primary: wait for the repair's.
+          if (withCas) cas = (await repaired)?.cas ?? cas;
+        }
+        found = valueBlock(key, r.flags, value, withCas ? cas : undefined);
+        break;
+      }
+      if (!asked && !primaryUp) throw DOWN;
+      out.push(found);
+    }
+    return out;
+  }
+
+  /**
+   * Copy an item to its primary, unless the primary got one meanwhile
+   * (`ms` mode E is an add). Resolves with the primary's reply (HD c<cas>)
+   * or null when it failed.
+   */
+  #repair(
+    primary: Backend,
+    keyToken: Uint8Array,
+    binary: boolean,
+    value: Uint8Array,
+    flags: number,
+    ttl: number,
+  ): Promise<Reply | null> {
+    const parts = [
+      W_MS,
+      keyToken,
+      ascii(" "),
+      decimal(value.length),
+      REPAIR_FLAGS,
+      FLAGS_PREFIX,
+      decimal(flags),
+      TTL_PREFIX,
+      decimal(ttlToExptime(ttl)),
+    ];
+    if (binary) parts.push(BINARY_FLAG);
+    parts.push(CRLF, value, CRLF);
+    return this.#ask(primary, Op.MS, parts).then((r) => {
+      if (r.kind === ReplyKind.HD) {
+        this.stats.repairs++;
+        log.debug(`proxy: repaired ${primary.name} from backup`);
+        return r;
+      }
+      if (r.kind !== ReplyKind.NS) this.stats.repairErrors++;
+      return null;
+    }, () => {
+      this.stats.repairErrors++;
+      return null;
+    });
+  }
+
+  /** mg: like get, with the client's own flags kept for the backup's answer. */
+  #metaGet(req: Request, raw: Uint8Array, sink: ReplySink): void {
+    this.stats.gets++;
+    const ticket = sink.reserve();
+    const primary = this.#primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+    const quiet = req.noreply;
+    const parts = quiet ? withoutToken(req, req.flagToken(113 /* q */)) : [raw];
+    if (this.backups.length === 0 || req.has(78 /* N: vivify on miss stays local */)) {
+      this.#call(primary, Op.MG, parts, (r) => {
+        this.#countHits(r.kind === ReplyKind.VA || r.kind === ReplyKind.HD ? 1 : 0, 1);
+        sink.fill(ticket, quiet && r.kind === ReplyKind.EN ? EMPTY_PARTS : r.bytes);
+      }, () => this.#noBackend(sink, ticket));
+      return;
+    }
+    const copy = parts.length === 1 ? [parts[0].slice()] : parts.map((p) => p.slice());
+    const keyToken = req.buf.slice(req.tokStart[1], req.tokEnd[1]);
+    const binary = req.keyBinary;
+    const wantsCas = req.has(99 /* c */);
+    const answer = (r: Reply) => {
+      const hit = r.kind !== ReplyKind.EN;
+      this.#countHits(hit ? 1 : 0, 1);
+      sink.fill(ticket, quiet && !hit ? EMPTY_PARTS : r.bytes);
+    };
+    const fromBackups = (primaryUp: boolean, miss: Reply | null) => {
+      this.#metaGetFromBackups(copy, keyToken, binary, wantsCas, primary, primaryUp).then(
+        (r) => answer(r ?? miss ?? ENReply),
+        () => miss === null ? this.#noBackend(sink, ticket) : answer(miss),
+      );
+    };
+    this.#call(primary, Op.MG, parts, (r) => {
+      if (r.kind === ReplyKind.EN && this.#missFallback) fromBackups(true, r);
+      else answer(r);
+    }, () => fromBackups(false, null));
+  }
+
+  /** The client's mg on the backups; a hit is repaired onto an up primary. */
+  async #metaGetFromBackups(
+    parts: Uint8Array[],
+    keyToken: Uint8Array,
+    binary: boolean,
+    wantsCas: boolean,
+    primary: Backend,
+    primaryUp: boolean,
+  ): Promise<Reply | null> {
+    let asked = false;
+    for (const b of this.backups) {
+      if (!b.up) continue;
+      let r: Reply;
+      try {
+        r = await this.#ask(b, Op.MG, parts);
+      } catch {
+        continue;
+      }
+      asked = true;
+      if (r.kind === ReplyKind.EN || isError(r.kind)) continue;
+      this.stats.fallbacks++;
+      if (!primaryUp || !primary.up) return r;
+      // Read what a repair needs (value, flags, TTL), then copy it back.
+      const item = await this.#ask(b, Op.MG, fetchLine(keyToken, binary)).catch(() => null);
+      if (item === null || item.kind !== ReplyKind.VA) return r;
+      const repaired = this.#repair(
+        primary,
+        keyToken,
+        binary,
+        item.value as Uint8Array,
+        item.flags,
+        item.ttl,
+      );
+      if (!wantsCas) return r;
+      // The CAS must be the primary's: ask the primary again once repaired.
+      if ((await repaired) === null) return r;
+      const again = await this.#ask(primary, Op.MG, parts).catch(() => null);
+      return again !== null && again.kind !== ReplyKind.EN ? again : r;
+    }
+    if (!asked && !primaryUp) throw DOWN;
+    return null;
+  }
+
+  /** me (debug): the primary's answer as is. */
+  #relay(req: Request, raw: Uint8Array, sink: ReplySink): void {
+    const ticket = sink.reserve();
+    const primary = this.#primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+    this.#call(primary, req.op, [raw], (r) => sink.fill(ticket, r.bytes), () => {
+      this.#noBackend(sink, ticket);
+    });
+  }
+
+  // ---- writes ---------------------------------------------------------
+
+  #write(req: Request, raw: Uint8Array, sink: ReplySink): void {
+    this.stats.writes++;
+    const primary = this.#primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+    const op = req.op;
+    const meta = op >= Op.MG;
+    const noreply = !meta && req.noreply;
+    const quiet = meta && req.noreply;
+    const ticket = sink.reserve();
+    if (this.backups.length === 0 && !noreply && !quiet) {
+      // No copies to make: relay as is.
+      this.#callFrame(primary, op, [raw], (rbuf, start, length) => {
+        sink.fillFrame(ticket, rbuf, start, length);
+      }, () => this.#noBackend(sink, ticket));
+      return;
+    }
+    // Keep the request: it may be retried on a backup and copied to backups.
+    let parts: Uint8Array[];
+    let data: Uint8Array | null = null;
+    if (noreply || quiet) {
+      parts = withoutToken(req, noreply ? req.ntokens - 1 : req.flagToken(113 /* q */));
+      parts = parts.map((p) => p.slice());
+      if (hasData(op)) data = parts[parts.length - 1];
+    } else {
+      const copy = raw.slice();
+      parts = [copy];
+      if (hasData(op)) {
+        data = copy.subarray(req.dataStart - req.lineStart, req.dataEnd + 2 - req.lineStart);
+      }
+    }
+    let copy: number = Copy.VALUE;
+    let conditional = false;
+    let copyParts: readonly Uint8Array[] | null = null;
+    const keyToken = req.buf.slice(req.tokStart[1], req.tokEnd[1]);
+    switch (op) {
+      case Op.SET:
+        // The request as forwarded is the copy itself.
+        copyParts = parts;
+        break;
+      case Op.ADD:
+      case Op.CAS:
+        copyParts = [textSetLine(req), data as Uint8Array];
+        break;
+      case Op.REPLACE:
+        copyParts = [textSetLine(req), data as Uint8Array];
+        conditional = true;
+        break;
+      case Op.APPEND:
+      case Op.PREPEND:
+      case Op.INCR:
+      case Op.DECR:
+        copy = Copy.FETCH;
+        conditional = true;
+        break;
+      case Op.MS: {
+        const mode = req.mode;
+        if (mode === 65 /* A */ || mode === 80 /* P */) {
+          copy = Copy.FETCH;
+          conditional = true;
+        } else {
+          copyParts = [
+            metaSetLine(keyToken, req.vlen, req.flags, req.exptime, req.keyBinary),
+            data as Uint8Array,
+          ];
+          conditional = mode === 82 /* R */;
+        }
+        break;
+      }
+      case Op.MA:
+        copy = Copy.FETCH;
+        conditional = !req.has(78 /* N */);
+        break;
+    }
+    const ctx: WriteCtx = {
+      op,
+      ticket,
+      sink,
+      primary,
+      parts,
+      copyParts,
+      copy,
+      conditional,
+      keyToken,
+      key: req.keyBuf.slice(req.keyStart, req.keyEnd),
+      binary: req.keyBinary,
+      noreply,
+      quiet,
+      retried: false,
+    };
+    if (primary.up) this.#writeTo(ctx, primary, -1);
+    else this.#writeToBackup(ctx, 0);
+  }
+
+  /** The primary cannot take the write: the first up backup at/after `from` does. */
+  #writeToBackup(ctx: WriteCtx, from: number): void {
+    const i = this.#upBackup(from);
+    if (from === 0) ctx.primary.invalidate(ctx.key);
+    if (i < 0) {
+      this.#noBackend(ctx.sink, ctx.ticket);
+      return;
+    }
+    if (from === 0) this.stats.writeFallbacks++;
+    this.#writeTo(ctx, this.backups[i], i);
+  }
+
+  /** Send the write to `target` (backup index, -1 for the primary). */
+  #writeTo(ctx: WriteCtx, target: Backend, index: number): void {
+    const failed = () => this.#writeToBackup(ctx, index + 1);
+    if (ctx.copy === Copy.FETCH) {
+      this.#call2(
+        target,
+        ctx.op,
+        ctx.parts,
+        Op.MG,
+        fetchLine(ctx.keyToken, ctx.binary),
+        (r, item) => this.#written(ctx, target, index, r, item),
+        failed,
+      );
+    } else {
+      this.#callFrame(target, ctx.op, ctx.parts, (buf, start, length, parser) => {
+        const k = parser.kind;
+        if (!isSuccess(k)) {
+          this.#written(ctx, target, index, new Reply(parser, buf, start, length), null);
+          return;
+        }
+        // The common case without a Reply copy: copy to backups, relay the frame.
+        this.#copyToBackups(ctx, index, null);
+        if (ctx.noreply || (ctx.quiet && k === ReplyKind.HD)) {
+          ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
+        } else ctx.sink.fillFrame(ctx.ticket, buf, start, length);
+      }, failed);
+    }
+  }
+
+  #written(ctx: WriteCtx, target: Backend, index: number, r: Reply, item: Reply | null): void {
+    const k = r.kind;
+    if (isSuccess(k)) {
+      this.#copyToBackups(ctx, index, item);
+      this.#answer(ctx, r);
+      return;
+    }
+    if (
+      ctx.conditional && !ctx.retried && index < 0 && this.#missFallback &&
+      (k === ReplyKind.NOT_STORED || k === ReplyKind.NOT_FOUND || k === ReplyKind.NS ||
+        k === ReplyKind.NF)
+    ) {
+      ctx.retried = true;
+      this.#repairThenRetry(ctx, target).then((retried) => {
+        if (!retried) this.#answer(ctx, r);
+      }, () => this.#answer(ctx, r));
+      return;
+    }
+    this.#answer(ctx, r);
+  }
+
+  /** A conditional write missed on the primary: copy the item from a backup, then retry. */
+  async #repairThenRetry(ctx: WriteCtx, primary: Backend): Promise<boolean> {
+    for (const b of this.backups) {
+      if (!b.up) continue;
+      const item = await this.#ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
+      if (item === null || item.kind !== ReplyKind.VA) continue;
+      this.stats.fallbacks++;
+      await this.#repair(
+        primary,
+        ctx.keyToken,
+        ctx.binary,
+        item.value as Uint8Array,
+        item.flags,
+        item.ttl,
+      );
+      this.#writeTo(ctx, primary, -1);
+      return true;
+    }
+    return false;
+  }
+
+  /** Write the result of a successful write to every backup but the one that took it. */
+  #copyToBackups(ctx: WriteCtx, except: number, item: Reply | null): void {
+    const backups = this.backups;
+    if (backups.length === 0) return;
+    let parts: readonly Uint8Array[];
+    let op: OpCode;
+    if (ctx.copy === Copy.VALUE) {
+      parts = ctx.copyParts as readonly Uint8Array[];
+      op = ctx.op >= Op.MG ? Op.MS : Op.SET;
+    } else if (item !== null && item.kind === ReplyKind.VA) {
+      const value = item.value as Uint8Array;
+      parts = [
+        metaSetLine(ctx.keyToken, value.length, item.flags, ttlToExptime(item.ttl), ctx.binary),
+        value,
+        CRLF,
+      ];
+      op = Op.MS;
+    } else {
+      // Gone already (evicted, expired): the backups must not keep it either.
+      parts = deleteLine(ctx.keyToken, ctx.binary);
+      op = Op.MD;
+    }
+    for (let i = 0; i < backups.length; i++) {
+      if (i === except) continue;
+      const b = backups[i];
+      if (!b.up) {
+        b.markDirty(ctx.key);
+        continue;
+      }
+      this.#callFrame(b, op, parts, (buf, start, length, parser) => {
+        if (isError(parser.kind)) {
+          this.#backupWriteFailed(b, latin1(buf, start, start + Math.min(length, 200)).trim());
+        }
+      }, (e) => {
+        b.markDirty(ctx.key);
+        this.#backupWriteFailed(b, errorText(e));
+      });
+    }
+  }
+
+  #backupWriteFailed(b: Backend, why: string): void {
+    this.stats.backupWriteErrors++;
+    log.debug(`proxy: copy to backup ${b.name} failed: ${why}`);
+  }
+
+  #answer(ctx: WriteCtx, r: Reply): void {
+    if (ctx.noreply) {
+      ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
+      return;
+    }
+    if (ctx.quiet && (r.kind === ReplyKind.HD || (ctx.op === Op.MA && r.kind === ReplyKind.VA))) {
+      ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
+      return;
+    }
+    ctx.sink.fill(ctx.ticket, r.bytes);
+  }
+
+  /**
+   * delete, touch, md: sent to the primary and every backup at once. The
+   * answer is the primary's, unless it missed (restarted empty) and a
+   * backup had the item; a touch found only on a backup repairs the primary.
+   */
+  #fanout(req: Request, raw: Uint8Array, sink: ReplySink): void {
+    this.stats.writes++;
+    const op = req.op;
+    const meta = op === Op.MD;
+    const noreply = !meta && req.noreply;
+    const quiet = meta && req.noreply;
+    const primary = this.#primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+    const ticket = sink.reserve();
+    let parts: Uint8Array[];
+    if (noreply) parts = withoutToken(req, req.ntokens - 1);
+    else if (quiet) parts = withoutToken(req, req.flagToken(113 /* q */));
+    else parts = [raw];
+    if (this.backups.length === 0) {
+      this.#call(primary, op, parts, (r) => {
+        const drop = noreply || (quiet && r.kind === ReplyKind.HD);
+        sink.fill(ticket, drop ? EMPTY_PARTS : r.bytes);
+      }, () => this.#noBackend(sink, ticket));
+      return;
+    }
+    const keyToken = req.buf.slice(req.tokStart[1], req.tokEnd[1]);
+    const key = req.keyBuf.slice(req.keyStart, req.keyEnd);
+    const binary = req.keyBinary;
+    parts = parts.map((p) => p.slice());
+    // md's own flags (C, I, ...) make no sense on a backup: a plain md there.
+    const copyParts = meta ? deleteLine(keyToken, binary) : parts;
+    const success = op === Op.DELETE
+      ? ReplyKind.DELETED
+      : op === Op.TOUCH
+      ? ReplyKind.TOUCHED
+      : ReplyKind.HD;
+    const backupReplies: Promise<{ r: Reply | null; b: Backend }>[] = [];
+    for (const b of this.backups) {
+      if (!b.up) {
+        b.markDirty(key);
+        continue;
+      }
+      backupReplies.push(
+        this.#ask(b, op, copyParts).then((r) => ({ r, b }), (e) => {
+          b.markDirty(key);
+          this.#backupWriteFailed(b, errorText(e));
+          return { r: null, b };
+        }),
+      );
+    }
+    const finish = async (r: Reply | null) => {
+      if (r !== null && r.kind === success) return r.bytes;
+      const got = await Promise.all(backupReplies);
+      const hit = got.find((x) => x.r !== null && x.r.kind === success);
+      if (hit !== undefined) {
+        if (op === Op.TOUCH && r !== null && primary.up) this.#repairFrom(hit.b, primary, key);
+        if (r === null) return (hit.r as Reply).bytes;
+        // The primary's words, the backup's outcome (NF -> HD keeps md's flags).
+        return op === Op.MD ? patchCode(r.bytes, "HD") : (hit.r as Reply).bytes;
+      }
+      if (r !== null) return r.bytes;
+      const any = got.find((x) => x.r !== null);
+      if (any === undefined) throw DOWN;
+      return (any.r as Reply).bytes;
+    };
+    const done = (r: Reply | null) => {
+      finish(r).then((bytes) => {
+        const drop = noreply || (quiet && bytes[0] === 72 && bytes[1] === 68); // HD
+        sink.fill(ticket, drop ? EMPTY_PARTS : bytes);
+      }, () => this.#noBackend(sink, ticket));
+    };
+    if (!primary.up) {
+      primary.markDirty(key);
+      done(null);
+      return;
+    }
+    this.#call(primary, op, parts, done, () => {
+      primary.invalidate(key);
+      done(null);
+    });
+  }
+
+  /** Copy a key from a backup to its primary (after a touch found it only on the backup). */
+  #repairFrom(backup: Backend, primary: Backend, key: Uint8Array): void {
+    this.#ask(backup, Op.MG, fetchLine(key, false)).then((item) => {
+      if (item.kind !== ReplyKind.VA) return;
+      this.#repair(primary, key, false, item.value as Uint8Array, item.flags, item.ttl);
+    }, () => {});
+  }
+
+  // ---- proxy's own commands ----------------------------------------------
+
+  /** flush_all: every backend; one that is down is flushed when it returns. */
+  #flushAll(req: Request, raw: Uint8Array, sink: ReplySink): void {
+    const ticket = sink.reserve();
+    const noreply = req.noreply;
+    const parts = noreply ? withoutToken(req, req.ntokens - 1) : [raw.slice()];
+    const all = [...this.servers, ...this.backups];
+    const replies = all.map((b) => {
+      if (!b.up) {
+        b.markAllDirty();
+        return Promise.resolve(null);
+      }
+      return this.#ask(b, Op.FLUSH_ALL, parts).catch(() => {
+        b.markAllDirty();
+        return null;
+      });
+    });
+    Promise.all(replies).then((got) => {
+      if (noreply) return sink.fill(ticket, EMPTY_PARTS);
+      const ok = got.find((r) => r !== null && r.kind === ReplyKind.OK);
+      if (ok !== undefined) return sink.fill(ticket, REPLY.OK);
+      const any = got.find((r) => r !== null);
+      if (any) return sink.fill(ticket, (any as Reply).bytes);
+      this.#noBackend(sink, ticket);
+    });
+  }
+
+  #statsCommand(req: Request, sink: ReplySink): void {
+    if (req.ntokens === 1) {
+      sink.reply(ascii(agentStats(this.servers, this.backups)));
+    } else if (req.ntokens === 2 && req.tokenIs(1, "proxy")) {
+      sink.reply(ascii(proxyStats(this.stats, this.servers, this.backups)));
+    } else {
+      sink.reply(REPLY.ERROR);
+    }
+  }
+}
+
+// ---- byte builders (rare paths; the hot path forwards the client's bytes) ----
+
+const ENReply = { kind: ReplyKind.EN, bytes: REPLY.EN } as unknown as Reply;
+
+function isSuccess(kind: number): boolean {
+  return kind === ReplyKind.STORED || kind === ReplyKind.HD || kind === ReplyKind.NUMBER ||
+    kind === ReplyKind.VA;
+}
+
+function isError(kind: number): boolean {
+  return kind === ReplyKind.ERROR || kind === ReplyKind.CLIENT_ERROR ||
+    kind === ReplyKind.SERVER_ERROR;
+}
+
+/** Decimal digits of a non-negative integer. */
+function decimal(n: number): Uint8Array {
+  const out = new Uint8Array(20);
+  if (n < 0) {
+    out[0] = 45;
+    return out.subarray(0, writeUint(out, 1, -n));
+  }
+  return out.subarray(0, writeUint(out, 0, n));
+}
+
+/** A remaining TTL from `mg t` as an exptime to store (-1/absent: never). */
+export function ttlToExptime(ttl: number): number {
+  if (ttl === -1 || ttl === NO_TTL) return 0;
+  if (ttl <= 0) return 1;
+  return ttl > MAX_RELATIVE_EXPTIME ? Math.floor(Date.now() / 1000) + ttl : ttl;
+}
+
+/** The request line without token `i` (noreply, q), then the value block if any. */
+function withoutToken(req: Request, i: number): Uint8Array[] {
+  const buf = req.buf;
+  const cut = i > 0 ? req.tokEnd[i - 1] : req.tokStart[i];
+  const parts = [buf.subarray(req.lineStart, cut)];
+  if (i + 1 < req.ntokens) parts.push(buf.subarray(req.tokEnd[i], req.lineEnd));
+  parts.push(CRLF);
+  if (hasData(req.op)) parts.push(buf.subarray(req.dataStart, req.dataEnd + 2));
+  return parts;
+}
+
+/** Storage commands carry a value block. */
+function hasData(op: OpCode): boolean {
+  return (op >= Op.SET && op <= Op.CAS) || op === Op.MS;
+}
+
+/** `set <key> <flags> <exptime> <bytes>\r\n` from a text storage request. */
+function textSetLine(req: Request): Uint8Array {
+  const s = req.tokStart[1], e = req.tokEnd[4];
+  const out = new Uint8Array(4 + e - s + 2);
+  out.set(W_SET);
+  out.set(req.buf.subarray(s, e), 4);
+  out[out.length - 2] = 13;
+  out[out.length - 1] = 10;
+  return out;
+}
+
+/** `ms <key> <len> F<flags> T<exptime>[ b]\r\n`. */
+function metaSetLine(
+  keyToken: Uint8Array,
+  len: number,
+  flags: number,
+  exptime: number,
+  binary: boolean,
+): Uint8Array {
+  return concat([
+    W_MS,
+    keyToken,
+    ascii(" "),
+    decimal(len),
+    FLAGS_PREFIX,
+    decimal(flags),
+    TTL_PREFIX,
+    decimal(exptime),
+    binary ? BINARY_FLAG : EMPTY,
+    CRLF,
+  ]);
+}
+
+/** `mg <key> v f t[ b]\r\n`: everything needed to copy an item. */
+function fetchLine(keyToken: Uint8Array, binary: boolean): Uint8Array[] {
+  return binary
+    ? [W_MG, keyToken, FETCH_FLAGS, BINARY_FLAG, CRLF]
+    : [W_MG, keyToken, FETCH_FLAGS, CRLF];
+}
+
+/** `md <key>[ b]\r\n`. */
+function deleteLine(keyToken: Uint8Array, binary: boolean): Uint8Array[] {
+  return binary ? [W_MD, keyToken, BINARY_FLAG, CRLF] : [W_MD, keyToken, CRLF];
+}
+
+/** `VALUE <key> <flags> <len>[ <cas>]\r\n<data>\r\n`. */
+function valueBlock(key: Uint8Array, flags: number, data: Uint8Array, cas?: bigint): Uint8Array {
+  const head = [W_VALUE, key, ascii(" "), decimal(flags), ascii(" "), decimal(data.length)];
+  if (cas !== undefined) head.push(ascii(" " + cas.toString()));
+  head.push(CRLF, data, CRLF);
+  return concat(head);
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** A copy of a meta reply with its two-letter code replaced. */
+function patchCode(bytes: Uint8Array, code: string): Uint8Array {
+  const out = bytes.slice();
+  out[0] = code.charCodeAt(0);
+  out[1] = code.charCodeAt(1);
+  return out;
+}
+
+/**
+ * Pair the VALUE items of a get reply with the keys asked (the reply lists
+ * hits in request order), storing each hit's VALUE block.
+ */
+function matchItems(
+  r: Reply,
+  idx: number[],
+  keys: Uint8Array[],
+  items: (Uint8Array | null)[],
+): void {
+  let j = 0;
+  for (let n = 0; n < r.count; n++) {
+    const k = r.itemKey(n);
+    while (j < idx.length && !sameBytes(keys[idx[j]], k)) j++;
+    if (j === idx.length) break;
+    // The block runs from "VALUE " (just before the key) to the data's CRLF.
+    const start = k.byteOffset - r.bytes.byteOffset - W_VALUE.length;
+    const v = r.itemValue(n);
+    const end = v.byteOffset - r.bytes.byteOffset + v.length + 2;
+    items[idx[j]] = r.bytes.subarray(start, end);
+    j++;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function bug(err: unknown): void {
+  log.warn(`proxy: internal error: ${err instanceof Error ? err.stack : String(err)}`);
+}

@@ -1,0 +1,325 @@
+/**
+ * The proxy's listener and client connections. A connection reads into a
+ * reused buffer, parses every complete request with the one parser, hands
+ * each to the router, and writes replies in request order, batched: all
+ * replies that are ready go out in one write.
+ * @module
+ */
+
+import { isDisconnect, writeAll } from "../server/connection.ts";
+import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import { log } from "../cli/log.ts";
+import { Next, type ReplySink, type Router } from "./router.ts";
+
+/** Listener settings. */
+export interface ProxyServerOptions {
+  /** Address to bind. */
+  hostname: string;
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  /** Max simultaneous client connections (-n). */
+  maxConnections: number;
+  /** Largest value accepted from clients (backends may refuse smaller ones). */
+  maxValue: number;
+}
+
+const INITIAL_BUFFER = 16384;
+/** Requests in flight per connection before reading pauses (back-pressure). */
+const MAX_IN_FLIGHT = 4096;
+/** Unsent reply bytes per connection before reading pauses. */
+const MAX_UNSENT = 8 * 1048576;
+const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
+
+type Slot = Uint8Array | readonly Uint8Array[] | undefined;
+
+/** One client connection: ordered reply slots and batched writes. */
+class ProxyConnection implements ReplySink {
+  readonly #conn: Deno.Conn;
+  readonly #router: Router;
+  readonly #maxValue: number;
+  #out = new Writer();
+  #spare = new Writer();
+  /** Replies not written yet, from ticket #head on; undefined = still waiting. */
+  #slots: Slot[] = [];
+  #slotHead = 0;
+  #head = 0;
+  #next = 0;
+  #writing = false;
+  #flushQueued = false;
+  #closed = false;
+  #closeAt = -1;
+  #drained: (() => void) | undefined;
+  readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  constructor(conn: Deno.Conn, router: Router, maxValue: number) {
+    this.#conn = conn;
+    this.#router = router;
+    this.#maxValue = maxValue;
+  }
+
+  /** Read, parse and route until the client goes away. */
+  async run(): Promise<void> {
+    let buf = new Uint8Array(INITIAL_BUFFER);
+    let start = 0, end = 0;
+    let swallow = 0;
+    const req = new Request();
+    const router = this.#router;
+    try {
+      while (!this.#closed && this.#closeAt < 0) {
+        if (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT) {
+          await new Promise<void>((r) => this.#drained = r);
+          continue;
+        }
+        if (end === buf.length) {
+          const pending = end - start;
+          const need = Math.max(req.need, pending + 1);
+          if (need > buf.length || start === 0) {
+            const next = new Uint8Array(Math.max(buf.length * 2, need));
+            next.set(buf.subarray(start, end));
+            buf = next;
+          } else buf.copyWithin(0, start, end);
+          start = 0;
+          end = pending;
+        }
+        const n = await this.#conn.read(buf.subarray(end));
+        if (n === null) break;
+        end += n;
+        while (this.#closeAt < 0) {
+          if (swallow > 0) {
+            const take = Math.min(swallow, end - start);
+            swallow -= take;
+            start += take;
+            if (swallow > 0) break;
+          }
+          if (start === end) break;
+          const used = parseRequest(buf, start, end, req, this.#maxValue);
+          if (used === 0) break;
+          if (used === PARSE_CLOSE) {
+            this.closeAfterReplies();
+            break;
+          }
+          const raw = buf.subarray(start, start + used);
+          start += used;
+          if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
+          if (req.swallow > 0) swallow = req.swallow;
+        }
+        if (start === end) start = end = 0;
+        else if (buf.length > 4 * 1048576 && end - start < INITIAL_BUFFER) {
+          // A large request is done: do not keep its buffer.
+          const next = new Uint8Array(INITIAL_BUFFER);
+          next.set(buf.subarray(start, end));
+          buf = next;
+          end -= start;
+          start = 0;
+        }
+      }
+      // EOF or quit: finish what was asked, then close.
+      this.closeAfterReplies();
+    } catch (err) {
+      if (!isDisconnect(err)) log.warn(`proxy: client connection: ${err}`);
+      this.#close();
+    }
+    await this.#gone.promise;
+  }
+
+  reserve(): number {
+    this.#slots.push(undefined);
+    return this.#next++;
+  }
+
+  fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
+    if (this.#closed) return;
+    this.#slots[ticket - this.#slotBase()] = reply;
+    if (ticket === this.#head) this.#drain();
+  }
+
+  fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
+    if (this.#closed) return;
+    if (ticket !== this.#head) {
+      this.#slots[ticket - this.#slotBase()] = buf.slice(start, start + length);
+      return;
+    }
+    // The head: straight into the output, no copy of its own.
+    this.#out.bytes(buf, start, start + length);
+    this.#slotHead++;
+    this.#head++;
+    this.#drain();
+  }
+
+  reply(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#head === this.#next) {
+      this.#out.bytes(bytes);
+      this.#schedule();
+      return;
+    }
+    this.fill(this.reserve(), bytes);
+  }
+
+  closeAfterReplies(): void {
+    if (this.#closeAt < 0) this.#closeAt = this.#next;
+    if (this.#head === this.#closeAt) this.#schedule();
+  }
+
+  #slotBase(): number {
+    return this.#head - this.#slotHead;
+  }
+
+  /** Move every ready reply at the head into the output buffer. */
+  #drain(): void {
+    const slots = this.#slots;
+    let i = this.#slotHead;
+    const out = this.#out;
+    while (i < slots.length) {
+      const s = slots[i];
+      if (s === undefined) break;
+      if (s instanceof Uint8Array) out.bytes(s);
+      else for (const p of s) out.bytes(p);
+      slots[i] = undefined;
+      i++;
+      this.#head++;
+    }
+    if (i === slots.length) {
+      slots.length = 0;
+      this.#slotHead = 0;
+    } else if (i > 1024 && i * 2 > slots.length) {
+      this.#slots = slots.slice(i);
+      this.#slotHead = 0;
+    } else this.#slotHead = i;
+    this.#schedule();
+    this.#wake();
+  }
+
+  #wake(): void {
+    const d = this.#drained;
+    if (d !== undefined && this.#next - this.#head <= MAX_IN_FLIGHT / 2) {
+      this.#drained = undefined;
+      d();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#flushQueued || this.#writing) return;
+    this.#flushQueued = true;
+    // After the current batch of replies (all resolved in this turn) is in.
+    queueMicrotask(() => this.#flush());
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushQueued = false;
+    if (this.#writing || this.#closed) return;
+    this.#writing = true;
+    try {
+      while (this.#out.length > 0 && !this.#closed) {
+        const w = this.#out;
+        this.#out = this.#spare;
+        this.#spare = w;
+        await writeAll(this.#conn, w.view());
+        w.reset();
+        this.#wake();
+      }
+    } catch (err) {
+      if (!isDisconnect(err)) log.warn(`proxy: client write: ${err}`);
+      this.#close();
+      return;
+    } finally {
+      this.#writing = false;
+    }
+    if (this.#closeAt >= 0 && this.#head >= this.#closeAt) this.#close();
+    else if (this.#drained !== undefined && this.#out.length === 0) this.#wake();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#slots = [];
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+    const d = this.#drained;
+    this.#drained = undefined;
+    d?.();
+    this.#gone.resolve();
+  }
+}
+
+/** The proxy's TCP listener. */
+export class ProxyServer {
+  readonly #options: ProxyServerOptions;
+  readonly #router: Router;
+  #listener: Deno.TcpListener | undefined;
+  readonly #conns = new Set<Deno.Conn>();
+  #stopped = false;
+  readonly #done: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  /** A server routing through `router`; call {@linkcode listen} to start. */
+  constructor(options: ProxyServerOptions, router: Router) {
+    this.#options = options;
+    this.#router = router;
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#listener?.addr.port ?? this.#options.port;
+  }
+
+  /** Resolves once the server has stopped. */
+  get finished(): Promise<void> {
+    return this.#done.promise;
+  }
+
+  /** Bind (throws AddrInUse etc. before serving) and start accepting. */
+  listen(): void {
+    this.#listener = Deno.listen({
+      hostname: this.#options.hostname,
+      port: this.#options.port,
+      transport: "tcp",
+    });
+    this.#accept(this.#listener);
+  }
+
+  async #accept(listener: Deno.TcpListener): Promise<void> {
+    const stats = this.#router.stats;
+    try {
+      for await (const conn of listener) {
+        stats.totalConnections++;
+        if (this.#conns.size >= this.#options.maxConnections) {
+          stats.rejectedConnections++;
+          writeAll(conn, TOO_MANY).catch(() => {}).finally(() => {
+            try {
+              conn.close();
+            } catch { /* closed */ }
+          });
+          continue;
+        }
+        conn.setNoDelay(true);
+        this.#conns.add(conn);
+        stats.currConnections++;
+        const c = new ProxyConnection(conn, this.#router, this.#options.maxValue);
+        c.run().catch((err) => log.warn(`proxy: connection: ${err}`)).finally(() => {
+          this.#conns.delete(conn);
+          stats.currConnections--;
+        });
+      }
+    } catch (err) {
+      if (!this.#stopped && !(err instanceof Deno.errors.BadResource)) throw err;
+    }
+  }
+
+  /** Stop accepting and close every client connection. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    try {
+      this.#listener?.close();
+    } catch { /* closed */ }
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    this.#done.resolve();
+  }
+}

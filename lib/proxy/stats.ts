@@ -1,0 +1,97 @@
+/**
+ * The proxy's counters and its two `stats` replies: magent's (`stats`) and
+ * memcached-style `STAT name value` lines (`stats proxy`).
+ * @module
+ */
+
+import type { Backend } from "./pool.ts";
+
+/** magent's version line prefix, kept so scripts that read `stats` still match. */
+export const AGENT_VERSION = "0.6-memrep";
+
+/** Proxy-wide counters. */
+export class ProxyStats {
+  /** When the proxy started (ms since the epoch). */
+  readonly startedAt = Date.now();
+  /** Client connections open now. */
+  currConnections = 0;
+  /** Client connections accepted since start. */
+  totalConnections = 0;
+  /** Client connections refused for -n. */
+  rejectedConnections = 0;
+  /** Client requests handled. */
+  requests = 0;
+  /** Keys looked up by get/gets/gat/gats/mg. */
+  gets = 0;
+  /** Write commands (storage, delete, arithmetic, touch, ms/md/ma). */
+  writes = 0;
+  /** Keys found. */
+  hits = 0;
+  /** Keys not found anywhere. */
+  misses = 0;
+  /** Reads answered by a backup (primary down, failed or missing the key). */
+  fallbacks = 0;
+  /** Writes whose primary was down or failed, done on a backup instead. */
+  writeFallbacks = 0;
+  /** Items copied back from a backup to their primary. */
+  repairs = 0;
+  /** Repairs that failed. */
+  repairErrors = 0;
+  /** Requests whose backend failed (connection lost, timeout, bad reply). */
+  backendErrors = 0;
+  /** Copies of writes to backups that failed. */
+  backupWriteErrors = 0;
+  /** Requests answered with "no backend available". */
+  noBackend = 0;
+}
+
+/** magent's `stats` reply: version line, one line per server, END. */
+export function agentStats(servers: readonly Backend[], backups: readonly Backend[]): string {
+  let s = `memcached agent v${AGENT_VERSION}\r\n`;
+  for (const b of servers) s += `matrix ${b.number} -> ${b.name}, pool size ${b.poolSize}\r\n`;
+  for (const b of backups) s += `backup ${b.number} -> ${b.name}, pool size ${b.poolSize}\r\n`;
+  return s + "END\r\n";
+}
+
+/** `stats proxy`: counters and per-backend state as STAT lines, then END. */
+export function proxyStats(
+  stats: ProxyStats,
+  servers: readonly Backend[],
+  backups: readonly Backend[],
+): string {
+  const now = Date.now();
+  const rows: [string, string | number][] = [
+    ["pid", Deno.pid],
+    ["uptime", Math.floor((now - stats.startedAt) / 1000)],
+    ["time", Math.floor(now / 1000)],
+    ["version", AGENT_VERSION],
+    ["curr_connections", stats.currConnections],
+    ["total_connections", stats.totalConnections],
+    ["rejected_connections", stats.rejectedConnections],
+    ["requests", stats.requests],
+    ["cmd_get", stats.gets],
+    ["cmd_write", stats.writes],
+    ["hits", stats.hits],
+    ["misses", stats.misses],
+    ["fallbacks", stats.fallbacks],
+    ["write_fallbacks", stats.writeFallbacks],
+    ["repairs", stats.repairs],
+    ["repair_errors", stats.repairErrors],
+    ["backend_errors", stats.backendErrors],
+    ["backup_write_errors", stats.backupWriteErrors],
+    ["no_backend", stats.noBackend],
+  ];
+  let ejections = 0;
+  for (const b of [...servers, ...backups]) ejections += b.ejections;
+  rows.push(["ejections", ejections]);
+  for (const b of [...servers, ...backups]) {
+    const p = `${b.role}:${b.name}`;
+    rows.push([`${p}:state`, b.up ? "up" : "down"]);
+    rows.push([`${p}:pool_size`, b.poolSize]);
+    rows.push([`${p}:requests`, b.requests]);
+    rows.push([`${p}:errors`, b.errors]);
+    rows.push([`${p}:ejections`, b.ejections]);
+    rows.push([`${p}:dirty_keys`, b.dirtyKeys]);
+  }
+  return rows.map(([k, v]) => `STAT ${k} ${v}\r\n`).join("") + "END\r\n";
+}

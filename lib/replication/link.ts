@@ -1,0 +1,412 @@
+/**
+ * One authenticated connection to the peer: sends this node's stream (from
+ * the backlog, after a RESUME or with a full copy interleaved), applies the
+ * peer's, acknowledges what it applied, and watches the peer with
+ * heartbeats: no byte for `timeoutMs` closes the link (a hung or
+ * partitioned peer), a closed socket is noticed at once.
+ * @module
+ */
+
+import { setImmediate } from "node:timers";
+import { Writer } from "../protocol/mod.ts";
+import { log } from "../cli/log.ts";
+import type { StreamState } from "./handshake.ts";
+import { Applied } from "./merge.ts";
+import type { Replicator } from "./replicator.ts";
+import { Snapshot } from "./snapshot.ts";
+import { Frame, FrameParser, writeControl } from "./stream.ts";
+
+/** Bytes of full-copy frames added per write (the live stream goes first). */
+const COPY_CHUNK = 256 * 1024;
+const READ_BUFFER = 256 * 1024;
+
+/** Link phase, as shown in stats. */
+export type LinkPhase = "copying" | "up";
+
+/** A live link to the peer. */
+export class Link {
+  /** The peer's node id. */
+  readonly peerNode: string;
+  /** "host:port" of the other end. */
+  readonly peerAddress: string;
+  /** Whether this node dialled (connector) or accepted (acceptor). */
+  readonly role: "connector" | "acceptor";
+  /** Resolves with the reason once the link is closed. */
+  readonly done: Promise<string>;
+  /** Our stream offset the peer has applied. */
+  acked = 0;
+  /** True once closed. */
+  closed = false;
+  /** True while receiving a full copy from the peer (our data is partial). */
+  receivingCopy = false;
+  #resolveDone!: (reason: string) => void;
+  #conn: Deno.Conn;
+  #repl: Replicator;
+  #parser = new FrameParser();
+  #control = new Writer(1024);
+  #out = new Writer(1 << 20);
+  // Sending: next backlog offset to send (-1 before the first RESUME/COPY).
+  #cursor = -1;
+  #snapshot: Snapshot | null = null;
+  #wake: (() => void) | null = null;
+  // Receiving: the peer stream we apply and how far.
+  #recvStream = "";
+  #recvOffset = -1;
+  #lastHeard = performance.now();
+  #lastSent = performance.now();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #waiters: Array<{ target: number; resolve: () => void }> = [];
+  #initialSent = false;
+  #initialReceived = false;
+  #ackDue = false;
+  #pingDue = false;
+
+  /** Wrap an authenticated connection. Call {@linkcode start} next. */
+  constructor(
+    conn: Deno.Conn,
+    role: "connector" | "acceptor",
+    peerNode: string,
+    repl: Replicator,
+  ) {
+    this.#conn = conn;
+    this.role = role;
+    this.peerNode = peerNode;
+    this.#repl = repl;
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    this.peerAddress = `${addr.hostname}:${addr.port}`;
+    this.done = new Promise((r) => (this.#resolveDone = r));
+  }
+
+  /** Phase for stats. */
+  get phase(): LinkPhase {
+    return this.#snapshot !== null || this.receivingCopy || !this.#initialReceived
+      ? "copying"
+      : "up";
+  }
+
+  /** True while this node is sending a full copy. */
+  get sendingCopy(): boolean {
+    return this.#snapshot !== null;
+  }
+
+  /** True once our stream flows to the peer (acks mean something). */
+  get streaming(): boolean {
+    return this.#cursor >= 0 && !this.closed;
+  }
+
+  /**
+   * Start: decide partial resync or full copy from the peer's state, apply
+   * `rest` (bytes that came with the handshake), then run.
+   */
+  start(peer: StreamState, rest: Uint8Array): void {
+    const repl = this.#repl;
+    const backlog = repl.backlog;
+    if (peer.knownStream === repl.streamId && backlog.holds(peer.knownOffset)) {
+      this.#cursor = peer.knownOffset;
+      this.acked = peer.knownOffset;
+      writeControl(this.#control, "RESUME", repl.streamId, peer.knownOffset);
+      repl.stats.partialResyncs++;
+      log.debug(
+        `replication: partial resync to the peer from offset ${peer.knownOffset} (${
+          backlog.end - peer.knownOffset
+        } bytes)`,
+      );
+      this.#initialSent = true;
+    } else {
+      this.#beginCopy();
+    }
+    this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.min(100, repl.timeoutMs / 10)));
+    this.#readLoop(rest).catch((err) => this.close(`read error: ${errorText(err)}`));
+    this.#writeLoop().catch((err) => this.close(`write error: ${errorText(err)}`));
+  }
+
+  /** New local changes are in the backlog (or control frames are queued). */
+  wake(): void {
+    const w = this.#wake;
+    if (w) {
+      this.#wake = null;
+      w();
+    }
+  }
+
+  /** Resolves once the peer applied our stream up to `target` (or the link closed). */
+  waitAcked(target: number): Promise<void> {
+    if (this.acked >= target || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ target, resolve }));
+  }
+
+  /** Close the link (idempotent); `reason` is logged by the replicator. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.#timer);
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+    for (const w of this.#waiters) w.resolve();
+    this.#waiters = [];
+    this.#snapshot = null;
+    this.wake();
+    this.#resolveDone(reason);
+  }
+
+  #beginCopy(): void {
+    const repl = this.#repl;
+    this.#cursor = repl.backlog.end;
+    this.acked = this.#cursor;
+    this.#snapshot = new Snapshot(repl.store, repl.merger, repl.clock.processStartUnix);
+    const items = repl.store.stats.currItems;
+    writeControl(this.#control, "COPY", repl.streamId, this.#cursor, items, repl.merger.epoch());
+    if (items > 0) log.info(`replication: marugoto copying (sending ${items} items)`);
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    const timeout = this.#repl.timeoutMs;
+    if (now - this.#lastHeard > timeout) {
+      this.close(`timeout: nothing from the peer for ${Math.round(now - this.#lastHeard)} ms`);
+      return;
+    }
+    if (now - this.#lastSent >= timeout / 4 && !this.#pingDue) {
+      this.#pingDue = true;
+      this.wake();
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    const repl = this.#repl;
+    const backlog = repl.backlog;
+    const out = this.#out;
+    while (!this.closed) {
+      out.length = 0;
+      if (this.#cursor < backlog.start) {
+        // The backlog overran what the peer has: only a full copy can catch it up.
+        repl.stats.backlogOverflows++;
+        log.info("replication: backlog overflow, full copy follows");
+        this.#beginCopy();
+      }
+      if (this.#control.length > 0) {
+        out.bytes(this.#control.buf, 0, this.#control.length);
+        this.#control.length = 0;
+      }
+      // One ACK and one PING at most, with the latest values, however long the last write took.
+      if (this.#ackDue) {
+        writeControl(out, "ACK", this.#recvOffset);
+        this.#ackDue = false;
+      }
+      if (this.#pingDue) {
+        writeControl(out, "PING", repl.hlc.last);
+        this.#pingDue = false;
+      }
+      const end = backlog.end;
+      if (end > this.#cursor) {
+        backlog.copyTo(out, this.#cursor, end);
+        this.#cursor = end;
+      }
+      const snap = this.#snapshot;
+      if (snap !== null && out.length < COPY_CHUNK) {
+        if (snap.fill(out, COPY_CHUNK)) {
+          writeControl(out, "COPIED", snap.items);
+          this.#snapshot = null;
+          repl.stats.fullCopiesSent++;
+          repl.stats.itemsCopiedSent += snap.items;
+          log.debug(
+            `replication: full copy sent (${snap.items} items, ${snap.tombstones} tombstones)`,
+          );
+          this.#initialSent = true;
+          this.#maybeStarted();
+        }
+      }
+      if (out.length === 0) {
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+        continue;
+      }
+      this.#lastSent = performance.now();
+      let off = 0;
+      const view = out.buf;
+      while (off < out.length) off += await this.#conn.write(view.subarray(off, out.length));
+      if (out.buf.length > 4 * 1048576) out.reset();
+      if (snap !== null && this.#snapshot !== null) {
+        // Let clients in between copy chunks even when the write completed at once
+        // (setImmediate runs after pending I/O, without setTimeout's clamping).
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  }
+
+  async #readLoop(rest: Uint8Array): Promise<void> {
+    let buf = new Uint8Array(Math.max(READ_BUFFER, rest.length * 2));
+    buf.set(rest);
+    let start = 0, end = rest.length;
+    const parser = this.#parser;
+    for (;;) {
+      let applied = false;
+      while (start < end) {
+        const used = parser.parse(buf, start, end);
+        if (used === 0) break;
+        if (used < 0) {
+          this.close(`protocol error: ${parser.error}`);
+          return;
+        }
+        if (!this.#handle(used)) return;
+        if (parser.kind <= Frame.FLUSH) applied = true;
+        start += used;
+      }
+      if (applied) this.#applied();
+      if (this.closed) return;
+      if (start === end) start = end = 0;
+      else if (end === buf.length || parser.need > buf.length) {
+        const need = Math.max(parser.need, end - start + 1);
+        if (need > buf.length || start === 0) {
+          const next = new Uint8Array(Math.max(buf.length * 2, need));
+          next.set(buf.subarray(start, end));
+          buf = next;
+        } else buf.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+      }
+      const n = await this.#conn.read(buf.subarray(end));
+      if (n === null) {
+        this.close("peer closed the link");
+        return;
+      }
+      this.#lastHeard = performance.now();
+      end += n;
+      if (buf.length > READ_BUFFER * 4 && end - start < READ_BUFFER && parser.need < READ_BUFFER) {
+        // A large value passed: shrink back.
+        const next = new Uint8Array(READ_BUFFER);
+        next.set(buf.subarray(start, end));
+        end -= start;
+        start = 0;
+        buf = next;
+      }
+    }
+  }
+
+  /** Apply one parsed frame of `length` bytes; false when the link must stop. */
+  #handle(length: number): boolean {
+    const p = this.#parser;
+    const repl = this.#repl;
+    const stats = repl.stats;
+    switch (p.kind) {
+      case Frame.ITEM:
+      case Frame.DELETE:
+      case Frame.FLUSH: {
+        if (this.#recvOffset < 0) return this.#protocolError("change before RESUME/COPY");
+        this.#recvOffset += length;
+        this.#count(this.#applyChange());
+        return true;
+      }
+      case Frame.COPY_ITEM:
+      case Frame.COPY_DELETE:
+        if (!this.receivingCopy) return this.#protocolError("copy frame outside a copy");
+        if (p.kind === Frame.COPY_ITEM) stats.itemsCopiedReceived++;
+        this.#count(this.#applyChange());
+        return true;
+      case Frame.COPY:
+        this.#recvStream = p.text;
+        this.#recvOffset = p.nums[0];
+        this.receivingCopy = true;
+        if (repl.link === this) repl.peerStream = null; // partial until COPIED
+        repl.merger.adoptEpoch(p.nums[2]);
+        if (p.nums[1] > 0) log.info(`replication: marugoto copying (receiving ${p.nums[1]} items)`);
+        return true;
+      case Frame.COPIED:
+        if (!this.receivingCopy) return this.#protocolError("COPIED outside a copy");
+        this.receivingCopy = false;
+        stats.fullCopiesReceived++;
+        log.debug(`replication: full copy received (${p.nums[0]} items)`);
+        this.#publish();
+        this.#initialReceived = true;
+        this.#maybeStarted();
+        return true;
+      case Frame.RESUME:
+        if (repl.peerStream === null || p.text !== repl.peerStream.id) {
+          return this.#protocolError("RESUME of an unknown stream");
+        }
+        this.#recvStream = p.text;
+        this.#recvOffset = p.nums[0];
+        this.#initialReceived = true;
+        this.#maybeStarted();
+        return true;
+      case Frame.ACK:
+        if (p.nums[0] > this.acked) {
+          this.acked = Math.min(p.nums[0], repl.backlog.end);
+          repl.acked(this.acked);
+          while (this.#waiters.length > 0 && this.#waiters[0].target <= this.acked) {
+            this.#waiters.shift()!.resolve();
+          }
+        }
+        return true;
+      case Frame.PING:
+        repl.hlc.observe(p.nums[0]);
+        return true;
+      case Frame.ERR:
+        this.close(`peer refused: ${p.text}`);
+        return false;
+    }
+    return this.#protocolError("unexpected frame");
+  }
+
+  #applyChange(): number {
+    const p = this.#parser;
+    const m = this.#repl.merger;
+    switch (p.kind) {
+      case Frame.ITEM:
+      case Frame.COPY_ITEM:
+        return m.applyItem(
+          p.keyBuf,
+          p.keyStart,
+          p.keyEnd,
+          p.buf,
+          p.dataStart,
+          p.dataEnd,
+          p.flags,
+          p.exp,
+          p.version,
+          p.bits,
+          p.touch,
+        );
+      case Frame.DELETE:
+      case Frame.COPY_DELETE:
+        return m.applyDelete(p.keyBuf, p.keyStart, p.keyEnd, p.version);
+      default:
+        return m.applyFlush(p.version, p.exp, false);
+    }
+  }
+
+  #count(result: number): void {
+    const stats = this.#repl.stats;
+    if (result === Applied.CHANGED) stats.changesApplied++;
+    else if (result === Applied.IGNORED) stats.changesIgnored++;
+    else stats.applyFailures++;
+  }
+
+  /** Stream frames were applied: remember how far, and acknowledge. */
+  #applied(): void {
+    if (!this.receivingCopy) this.#publish();
+    this.#ackDue = true;
+    this.wake();
+  }
+
+  /** Make our position in the peer's stream the replicator's (for the next partial resync). */
+  #publish(): void {
+    if (this.#repl.link === this && this.#recvOffset >= 0) {
+      this.#repl.peerStream = { id: this.#recvStream, offset: this.#recvOffset };
+    }
+  }
+
+  #maybeStarted(): void {
+    if (this.#initialSent && this.#initialReceived) this.#repl.started(this);
+  }
+
+  #protocolError(why: string): false {
+    this.close(`protocol error: ${why}`);
+    return false;
+  }
+}
+
+/** The message of an error, or the thrown value as text. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

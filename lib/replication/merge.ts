@@ -1,0 +1,296 @@
+/**
+ * Applying the peer's changes: newer version wins, deletes leave
+ * tombstones and flush_all leaves an epoch, so a late older write can never
+ * bring data back, and both nodes end with the same state whatever order
+ * the changes arrive in.
+ *
+ * Rules for an incoming item of version v against the local state:
+ * - local item with version < v: replaced; > v: kept.
+ * - equal versions are the same write: same value and flags → the expiry
+ *   of the later touch wins (touches carry their own version, since a touch
+ *   keeps the CAS); different bytes (explicit meta `E` on both sides) → the
+ *   larger (value, flags) wins, on both nodes alike.
+ * - no local item: refused when a tombstone of version >= v or a flush
+ *   epoch > v says it was deleted later; stored otherwise.
+ * - an incoming item already expired removes an older local item.
+ * @module
+ */
+
+import { decodeAscii } from "../protocol/bytes.ts";
+import { ITEM_KEY_BINARY, ITEM_STALE } from "../server/mod.ts";
+import type { Store } from "../store/mod.ts";
+import { BIT_BINARY_KEY, BIT_STALE } from "./stream.ts";
+import { type HybridClock, versionAt } from "./versions.ts";
+
+/** Outcome of applying one change. */
+export const Applied = {
+  /** The local state changed. */
+  CHANGED: 0,
+  /** Nothing to do: the local state is as new or newer. */
+  IGNORED: 1,
+  /** The item could not be stored (memory or size): the older local copy was dropped. */
+  FAILED: 2,
+} as const;
+
+/** Item bits of the store that travel with an item (stale, binary key). */
+export function wireBits(userBits: number): number {
+  return ((userBits & ITEM_STALE) ? BIT_STALE : 0) |
+    ((userBits & ITEM_KEY_BINARY) ? BIT_BINARY_KEY : 0);
+}
+
+function storeBits(bits: number): number {
+  return ((bits & BIT_STALE) ? ITEM_STALE : 0) | ((bits & BIT_BINARY_KEY) ? ITEM_KEY_BINARY : 0);
+}
+
+/** The clock the merge needs: the server's (clock seconds, and unix time of second 0). */
+export interface MergeClock {
+  /** Current clock seconds. */
+  now(): number;
+  /** Unix seconds at clock 0. */
+  readonly processStartUnix: number;
+}
+
+/** Versioned merge of remote changes into the local store. */
+export class Merger {
+  /** Deleted keys (one char per byte) → version of the delete; oldest first, bounded. */
+  readonly tombstones: Map<string, number> = new Map();
+  /** Recently touched keys → version of the touch; oldest first, bounded. */
+  readonly touches: Map<string, number> = new Map();
+  /** Items of a version below this were flushed. */
+  flushEpoch = 0;
+  #pending: { epoch: number; atLocal: number } | null = null;
+  #store: Store;
+  #clock: MergeClock;
+  #hlc: HybridClock;
+  #tombstoneLimit: number;
+
+  /** Merge into `store`; at most `tombstoneLimit` tombstones are kept. */
+  constructor(store: Store, clock: MergeClock, hlc: HybridClock, tombstoneLimit: number) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#hlc = hlc;
+    this.#tombstoneLimit = Math.max(1024, tombstoneLimit);
+  }
+
+  /** The active flush epoch (a delayed flush becomes active when its time comes). */
+  epoch(): number {
+    const p = this.#pending;
+    if (p !== null && this.#clock.now() >= p.atLocal) {
+      this.#pending = null;
+      if (p.epoch > this.flushEpoch) this.#setEpoch(p.epoch);
+    }
+    return this.flushEpoch;
+  }
+
+  /**
+   * Apply an incoming item: key src[ks, ke), value buf[ds, de), flags,
+   * unix expiry (0 = never), version, wire bits.
+   */
+  applyItem(
+    key: Uint8Array,
+    ks: number,
+    ke: number,
+    value: Uint8Array,
+    ds: number,
+    de: number,
+    flags: number,
+    expUnix: number,
+    version: number,
+    bits: number,
+    touch: number,
+  ): number {
+    const store = this.#store;
+    this.#hlc.observe(Math.max(version, touch));
+    const old = store.find(key, ks, ke);
+    if (old >= 0) {
+      const local = store.cas(old);
+      if (version < local) return Applied.IGNORED;
+      if (version === local) {
+        const order = compareContent(store, old, value, ds, de, flags);
+        if (order === 0) return this.#touch(old, key, ks, ke, expUnix, version, bits, touch);
+        if (order > 0) return Applied.IGNORED;
+      }
+    } else {
+      if (version < this.epoch()) return Applied.IGNORED;
+      if (this.tombstones.size > 0) {
+        const name = decodeAscii(key, ks, ke);
+        const t = this.tombstones.get(name);
+        if (t !== undefined) {
+          if (t >= version) return Applied.IGNORED;
+          this.tombstones.delete(name);
+        }
+      }
+    }
+    const exp = this.#localExptime(expUnix);
+    if (exp !== 0 && exp <= this.#clock.now()) {
+      if (old >= 0) store.unlink(old);
+      return old >= 0 ? Applied.CHANGED : Applied.IGNORED;
+    }
+    if (this.touches.size > 0) this.touches.delete(decodeAscii(key, ks, ke));
+    const h = store.alloc(key, ks, ke, flags, exp, de - ds);
+    if (h < 0) {
+      if (old >= 0) store.unlink(old);
+      return Applied.FAILED;
+    }
+    store.buffer(h).set(value.subarray(ds, de), store.valueOffset(h));
+    store.setUserBits(h, storeBits(bits));
+    store.link(h, version);
+    return Applied.CHANGED;
+  }
+
+  /**
+   * The same write arrived with another expiry: the later touch wins
+   * (a touch version, else the item version); equal ones keep the longer life.
+   */
+  #touch(
+    h: number,
+    key: Uint8Array,
+    ks: number,
+    ke: number,
+    expUnix: number,
+    version: number,
+    bits: number,
+    touch: number,
+  ): number {
+    const store = this.#store;
+    const exp = this.#localExptime(expUnix);
+    const ub = (store.userBits(h) & ~ITEM_STALE) | (storeBits(bits) & ITEM_STALE);
+    if (store.exptime(h) === exp && store.userBits(h) === ub) return Applied.IGNORED;
+    const name = decodeAscii(key, ks, ke);
+    const local = Math.max(this.touches.get(name) ?? 0, version);
+    const incoming = Math.max(touch, version);
+    if (incoming < local) return Applied.IGNORED;
+    if (incoming === local && !longer(exp, store.exptime(h))) return Applied.IGNORED;
+    if (incoming > version) this.touched(name, incoming);
+    if (exp !== 0 && exp <= this.#clock.now()) {
+      store.unlink(h);
+      return Applied.CHANGED;
+    }
+    store.setExptime(h, exp);
+    store.setUserBits(h, ub);
+    return Applied.CHANGED;
+  }
+
+  /** Record that key `name` (one char per byte) was touched at version `touch`. */
+  touched(name: string, touch: number): void {
+    this.touches.delete(name); // re-insert: newest last
+    this.touches.set(name, touch);
+    trim(this.touches, this.#tombstoneLimit);
+  }
+
+  /** Apply an incoming delete of key src[ks, ke) made at `version`. */
+  applyDelete(key: Uint8Array, ks: number, ke: number, version: number): number {
+    const store = this.#store;
+    this.#hlc.observe(version);
+    const h = store.find(key, ks, ke);
+    if (h >= 0) {
+      if (store.cas(h) > version) return Applied.IGNORED;
+      store.unlink(h);
+    }
+    this.remember(key, ks, ke, version);
+    return h >= 0 ? Applied.CHANGED : Applied.IGNORED;
+  }
+
+  /** Record a tombstone for key src[ks, ke) (a local or remote delete). */
+  remember(key: Uint8Array, ks: number, ke: number, version: number): void {
+    if (version < this.flushEpoch) return;
+    const name = decodeAscii(key, ks, ke);
+    const t = this.tombstones.get(name);
+    if (t !== undefined) {
+      if (t >= version) return;
+      this.tombstones.delete(name); // re-insert: newest last
+    }
+    this.tombstones.set(name, version);
+    trim(this.tombstones, this.#tombstoneLimit);
+  }
+
+  /**
+   * A flush_all made at `version` that takes effect at unix second `atUnix`:
+   * every item older than it goes (now, or lazily when the time comes).
+   * `local` = it already ran on this store (the engine did it).
+   */
+  applyFlush(version: number, atUnix: number, local: boolean): number {
+    this.#hlc.observe(version);
+    const epoch = Math.max(version, versionAt(atUnix * 1000));
+    const atLocal = atUnix - this.#clock.processStartUnix;
+    const now = this.#clock.now();
+    if (atLocal > now) {
+      if (!local) this.#store.flush(atLocal - now);
+      if (this.#pending === null || epoch > this.#pending.epoch) this.#pending = { epoch, atLocal };
+      return Applied.CHANGED;
+    }
+    if (epoch <= this.flushEpoch) return Applied.IGNORED;
+    if (!local) this.dropOlder(epoch);
+    this.#setEpoch(epoch);
+    return Applied.CHANGED;
+  }
+
+  /** Raise the flush epoch to `epoch` (a full copy's), dropping older local items. */
+  adoptEpoch(epoch: number): void {
+    if (epoch <= this.flushEpoch) return;
+    this.dropOlder(epoch);
+    this.#setEpoch(epoch);
+  }
+
+  /** Unlink every item with a version below `epoch`; returns how many. */
+  dropOlder(epoch: number): number {
+    const store = this.#store;
+    let cursor = 0, dropped = 0;
+    do {
+      cursor = store.scan(cursor, 4096, (h) => {
+        if (store.cas(h) < epoch) {
+          store.unlink(h);
+          dropped++;
+        }
+      });
+    } while (cursor >= 0);
+    return dropped;
+  }
+
+  #setEpoch(epoch: number): void {
+    this.flushEpoch = epoch;
+    // Tombstones below the epoch say nothing the epoch does not.
+    for (const [k, v] of this.tombstones) if (v < epoch) this.tombstones.delete(k);
+  }
+
+  #localExptime(expUnix: number): number {
+    if (expUnix === 0) return 0;
+    const t = expUnix - this.#clock.processStartUnix;
+    // 0 means never: an expiry at or before clock 0 is "already expired" (1 or -1).
+    return t >= 1 ? Math.min(t, 0x7fffffff) : -1;
+  }
+}
+
+/** Keep a map at most `limit` entries: drop the oldest in a batch, so this is not paid every time. */
+function trim(map: Map<string, number>, limit: number): void {
+  if (map.size <= limit) return;
+  let drop = Math.ceil(limit / 16);
+  for (const k of map.keys()) {
+    if (drop-- <= 0) break;
+    map.delete(k);
+  }
+}
+
+/** Does clock exptime a outlive b (0 = never)? */
+function longer(a: number, b: number): boolean {
+  return b !== 0 && (a === 0 || a > b);
+}
+
+/** Order of the local item against incoming (value, flags): <0, 0, >0. */
+function compareContent(
+  store: Store,
+  h: number,
+  value: Uint8Array,
+  ds: number,
+  de: number,
+  flags: number,
+): number {
+  const buf = store.buffer(h), vo = store.valueOffset(h), vl = store.valueLength(h);
+  const n = Math.min(vl, de - ds);
+  for (let i = 0; i < n; i++) {
+    const d = buf[vo + i] - value[ds + i];
+    if (d !== 0) return d;
+  }
+  if (vl !== de - ds) return vl - (de - ds);
+  return store.flags(h) - flags;
+}

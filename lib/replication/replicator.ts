@@ -1,0 +1,560 @@
+/**
+ * The replicator of one `serve` node: turns the engine's mutations into
+ * stream frames in the backlog, pairs with the peer (connect first, listen
+ * when nothing answers, like repcached), and keeps one {@linkcode Link}
+ * alive, re-pairing by itself after the peer dies, hangs or comes back.
+ * @module
+ */
+
+import { type Server, statLine } from "../server/mod.ts";
+import type { Engine, MutationObserver } from "../server/mod.ts";
+import { Writer } from "../protocol/mod.ts";
+import { decodeAscii } from "../protocol/bytes.ts";
+import { log } from "../cli/log.ts";
+import { type HostPort, UsageError } from "../cli/flags.ts";
+import { Backlog } from "./backlog.ts";
+import { handshake, type HandshakeFailure, randomHex, type StreamState } from "./handshake.ts";
+import { errorText, Link } from "./link.ts";
+import { Merger, wireBits } from "./merge.ts";
+import { ReplicationStats } from "./stats.ts";
+import { VERB, writeDeleteFrame, writeFlushFrame, writeItemLine } from "./stream.ts";
+import { HybridClock } from "./versions.ts";
+
+/** Settings the replicator runs with (see ReplicationOptions in mod.ts). */
+export interface ReplicatorOptions {
+  /** Peer's replication address. */
+  peer: HostPort;
+  /** Where to listen when the peer does not answer. */
+  listen: HostPort;
+  /** Shared secret. */
+  secret?: string;
+  /** Acknowledge client writes after the peer applied them. */
+  sync: boolean;
+  /** Silence (ms) after which the peer counts as dead. */
+  timeoutMs: number;
+  /** Backlog bytes. */
+  backlogBytes: number;
+}
+
+/** Outcome of one attempt to dial the peer. */
+type DialResult = "linked" | "unreachable" | HandshakeFailure;
+
+/** Incoming handshakes allowed at once (each ends within the timeout). */
+const MAX_HANDSHAKES = 16;
+/** Lag samples kept: (stream offset, time) of recent changes. */
+const LAG_SAMPLES = 4096;
+
+/** One node's replication state and pairing loop. */
+export class Replicator implements MutationObserver {
+  /** This process's node id. */
+  readonly nodeId: string = randomHex(8);
+  /** Id of this process's change stream. */
+  readonly streamId: string = randomHex(8);
+  /** Version clock (the store's CAS source). */
+  readonly hlc: HybridClock = new HybridClock();
+  /** This node's recent changes. */
+  readonly backlog: Backlog;
+  /** Applies the peer's changes. */
+  readonly merger: Merger;
+  /** Counters. */
+  readonly stats: ReplicationStats = new ReplicationStats();
+  /** The engine replicated. */
+  readonly engine: Engine;
+  /** Where the peer's stream stands for us (null: never applied, or a copy was cut short). */
+  peerStream: { id: string; offset: number } | null = null;
+  /** The current link, if any. */
+  link: Link | null = null;
+  #options: ReplicatorOptions;
+  #scratch = new Writer(1024);
+  #dirty = false;
+  /** The version just handed to the store (-1 once a write used it). */
+  #fresh = -1;
+  #listener: Deno.TcpListener | null = null;
+  #stopped = false;
+  #selfAddress = false;
+  #signal: (() => void) | null = null;
+  #signalled: Promise<void> | null = null;
+  #loopDone: Promise<void> = Promise.resolve();
+  #lagOffset = new Float64Array(LAG_SAMPLES);
+  #lagTime = new Float64Array(LAG_SAMPLES);
+  #lagHead = 0;
+  #lagTail = 0;
+  #lastLagMs = 0;
+  #state: "down" | "connecting" | "listening" = "down";
+  #handshaking = 0;
+
+  /** Replicate `server` with the given options; call {@linkcode start} next. */
+  constructor(server: Server, options: ReplicatorOptions) {
+    this.#options = options;
+    this.engine = server.engine;
+    const store = this.engine.store;
+    // The backlog must hold at least two of the largest items, or one big write would force a copy.
+    const largest = store.classSizes[store.classSizes.length - 1];
+    this.backlog = new Backlog(Math.max(options.backlogBytes, 2 * largest + 65536));
+    this.merger = new Merger(
+      store,
+      this.engine.clock,
+      this.hlc,
+      Math.max(65536, Math.floor(options.backlogBytes / 256)),
+    );
+    store.nextCas = () => (this.#fresh = this.hlc.tick());
+    this.engine.observer = this;
+    if (options.sync) server.barrier = () => this.barrier();
+    this.engine.extraStats = (out) => this.writeStats(out);
+    this.engine.statsGroups.replication = (out) => this.writeStats(out);
+  }
+
+  /** The store replicated. */
+  get store(): Engine["store"] {
+    return this.engine.store;
+  }
+
+  /** The engine's clock. */
+  get clock(): Engine["clock"] {
+    return this.engine.clock;
+  }
+
+  /** Silence after which the peer counts as dead (ms). */
+  get timeoutMs(): number {
+    return this.#options.timeoutMs;
+  }
+
+  // --- MutationObserver: local changes become stream frames ---
+
+  /** Item h was created or changed. */
+  stored(h: number): void {
+    const store = this.engine.store;
+    const cas = store.cas(h);
+    let touch = 0;
+    if (cas === this.#fresh) this.#fresh = -1;
+    else {
+      // The CAS did not change: an expiry-only change (touch, gat, mg T) needs its own version.
+      this.hlc.observe(cas); // (or meta E, which may set a version ahead of the clock)
+      touch = this.hlc.tick();
+      const ko = store.keyOffset(h);
+      this.merger.touched(decodeAscii(store.buffer(h), ko, ko + store.keyLength(h)), touch);
+    }
+    const w = this.#scratch;
+    w.length = 0;
+    const bits = wireBits(store.userBits(h));
+    writeItemLine(w, VERB.S, store, h, bits, touch, this.engine.clock.processStartUnix);
+    this.backlog.push(w.buf, 0, w.length);
+    const vo = store.valueOffset(h);
+    this.backlog.push(store.buffer(h), vo, vo + store.valueLength(h) + 2);
+    this.#appended();
+  }
+
+  /** The key src[start, end) was deleted. */
+  deleted(src: Uint8Array, start: number, end: number): void {
+    const version = this.hlc.tick();
+    this.merger.remember(src, start, end, version);
+    const w = this.#scratch;
+    w.length = 0;
+    writeDeleteFrame(w, VERB.D, src, start, end, version);
+    this.backlog.push(w.buf, 0, w.length);
+    this.#appended();
+  }
+
+  /** flush_all ran with this delay (seconds). */
+  flushed(delaySeconds: number): void {
+    const version = this.hlc.tick();
+    const at = this.engine.clock.unixNow() + delaySeconds;
+    this.merger.applyFlush(version, at, true);
+    const w = this.#scratch;
+    w.length = 0;
+    writeFlushFrame(w, version, at);
+    this.backlog.push(w.buf, 0, w.length);
+    this.#appended();
+  }
+
+  #appended(): void {
+    this.#dirty = true;
+    this.stats.changesOut++;
+    const now = performance.now();
+    const last = (this.#lagTail - 1 + LAG_SAMPLES) % LAG_SAMPLES;
+    if (this.#lagHead === this.#lagTail || now - this.#lagTime[last] >= 0.5) {
+      this.#lagOffset[this.#lagTail] = this.backlog.end;
+      this.#lagTime[this.#lagTail] = now;
+      this.#lagTail = (this.#lagTail + 1) % LAG_SAMPLES;
+      if (this.#lagTail === this.#lagHead) this.#lagHead = (this.#lagHead + 1) % LAG_SAMPLES;
+    } else {
+      this.#lagOffset[last] = this.backlog.end; // same moment: extend the sample
+    }
+    this.link?.wake();
+  }
+
+  /** The peer applied our stream up to `offset`: measure the lag. */
+  acked(offset: number): void {
+    const now = performance.now();
+    while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= offset) {
+      this.#lastLagMs = now - this.#lagTime[this.#lagHead];
+      this.#lagHead = (this.#lagHead + 1) % LAG_SAMPLES;
+    }
+  }
+
+  /** Age (ms) of the oldest change the peer has not acknowledged; 0 when caught up. */
+  lagMs(): number {
+    const link = this.link;
+    if (!link || link.acked >= this.backlog.end) return 0;
+    while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= link.acked) {
+      this.#lagHead = (this.#lagHead + 1) % LAG_SAMPLES;
+    }
+    if (this.#lagHead === this.#lagTail) return 0;
+    return Math.round(performance.now() - this.#lagTime[this.#lagHead]);
+  }
+
+  /** Sync mode: a promise that resolves when the peer applied this batch's writes. */
+  barrier(): Promise<void> | null {
+    if (!this.#dirty) return null;
+    this.#dirty = false;
+    const link = this.link;
+    if (!link || !link.streaming) return null;
+    const end = this.backlog.end;
+    return link.acked >= end ? null : link.waitAcked(end);
+  }
+
+  // --- pairing ---
+
+  /**
+   * First pairing attempt, then the background loop. Throws what is a
+   * configuration error (wrong secret, not a memrep port, cannot listen).
+   */
+  async start(): Promise<void> {
+    const peer = this.#peerText();
+    const first = await this.#dial(true);
+    if (first === "auth") {
+      throw new UsageError(
+        `replication: the peer at ${peer} refused the handshake (secret mismatch); check --repl-secret on both nodes`,
+      );
+    }
+    if (first === "not-memrep") {
+      throw new UsageError(
+        `replication: ${peer} is in use by something that is not a memrep replication port`,
+      );
+    }
+    if (first !== "linked") {
+      const listened = this.#listen(true);
+      if (!listened && first === "timeout") {
+        log.warn(
+          `replication: ${peer} accepts connections but does not answer (a hung peer, or another program); retrying`,
+        );
+      }
+      if (!listened && first === "unreachable") {
+        // Nothing answers, yet the port is taken: retry once in case the peer was just starting.
+        await delay(150);
+        const again = await this.#dial(false);
+        if (again === "unreachable" && !this.#listen(true)) {
+          const l = this.#options.listen;
+          throw new UsageError(
+            `replication: cannot listen on ${l.host}:${l.port}: address in use (and nothing answers there)`,
+          );
+        }
+      }
+    }
+    this.#loopDone = this.#loop();
+  }
+
+  /** Stop pairing, close the link and the listener. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#closeListener();
+    this.link?.close("shutdown");
+    this.#poke();
+    // A dial in progress may take up to the timeout to give up: do not wait for it.
+    await Promise.race([this.#loopDone, delay(100)]);
+  }
+
+  /** A link finished its initial sync. */
+  started(link: Link): void {
+    if (this.link !== link) return;
+    log.info(`replication: start (peer=${link.peerAddress})`);
+  }
+
+  async #loop(): Promise<void> {
+    let announce = false;
+    while (!this.#stopped) {
+      const link = this.link;
+      if (link) {
+        await Promise.race([link.done, this.#wait()]);
+        announce = true;
+        continue;
+      }
+      // Listening on the peer's own address (one host, one port): only the peer can call.
+      const ownAddress = this.#listener !== null && (this.#selfAddress || this.#samePort());
+      if (!ownAddress) {
+        const r = await this.#dial(announce);
+        if (r === "linked" || this.#stopped) continue;
+        if (r === "self") this.#selfAddress = true;
+        announce = false;
+        if (this.link) continue; // the peer called us meanwhile
+        this.#listen(false);
+      }
+      const wait = this.#listener && (this.#selfAddress || this.#samePort())
+        ? undefined
+        : this.#listener
+        ? 500 + Math.random() * 500
+        : 100 + Math.random() * 200;
+      await Promise.race([this.#wait(), wait === undefined ? new Promise(() => {}) : delay(wait)]);
+    }
+  }
+
+  /** One dial: connect, handshake, link. */
+  async #dial(announce: boolean): Promise<DialResult> {
+    const o = this.#options;
+    const peer = this.#peerText();
+    if (announce) log.info(`replication: connect (peer=${peer})`);
+    else log.debug(`replication: connect (peer=${peer})`);
+    this.#state = "connecting";
+    const conn = await connectWithin(o.peer, o.timeoutMs);
+    if (!conn) {
+      this.#state = this.#listener ? "listening" : "down";
+      return "unreachable";
+    }
+    const r = await handshake(conn, "connect", this.#context());
+    if (!r.ok) {
+      closeQuietly(conn);
+      this.#state = this.#listener ? "listening" : "down";
+      this.#failed(peer, r.reason, r.detail);
+      return r.reason;
+    }
+    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest) ? "linked" : "refused";
+  }
+
+  #failed(peer: string, reason: HandshakeFailure, detail: string): void {
+    if (reason === "auth") {
+      this.stats.authFailures++;
+      log.warn(`replication: refused (peer=${peer}): authentication failed: ${detail}`);
+    } else if (reason === "not-memrep") {
+      this.stats.badPeers++;
+      log.info(`replication: refused (peer=${peer}): not a memrep peer: ${detail}`);
+    } else if (reason !== "self") {
+      log.debug(`replication: handshake with ${peer} failed: ${reason}: ${detail}`);
+    }
+  }
+
+  /** Open the listener if not open; false when the address is taken. */
+  #listen(startup: boolean): boolean {
+    if (this.#listener) return true;
+    const l = this.#options.listen;
+    try {
+      this.#listener = Deno.listen({ hostname: l.host, port: l.port, transport: "tcp" });
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) {
+        log.debug(`replication: ${l.host}:${l.port} is in use; will connect again`);
+        return false;
+      }
+      const msg = `replication: cannot listen on ${l.host}:${l.port}: ${errorText(err)}`;
+      if (startup) throw new UsageError(msg);
+      log.warn(msg);
+      return false;
+    }
+    this.#state = "listening";
+    log.info("replication: listen");
+    this.#acceptLoop(this.#listener);
+    return true;
+  }
+
+  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+    try {
+      for await (const conn of listener) this.#accepted(conn);
+    } catch {
+      // listener closed
+    }
+  }
+
+  async #accepted(conn: Deno.TcpConn): Promise<void> {
+    const addr = conn.remoteAddr as Deno.NetAddr;
+    const peer = `${addr.hostname}:${addr.port}`;
+    log.info("replication: accept");
+    if (this.#handshaking >= MAX_HANDSHAKES) {
+      // A flood of connections that never finish their handshake: drop the excess.
+      closeQuietly(conn);
+      log.debug(`replication: too many pending handshakes, closed ${peer}`);
+      return;
+    }
+    this.#handshaking++;
+    try {
+      conn.setNoDelay(true);
+      const r = await handshake(conn, "accept", this.#context()).finally(() => this.#handshaking--);
+      if (!r.ok) {
+        closeQuietly(conn);
+        this.#failed(peer, r.reason, r.detail);
+        return;
+      }
+      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest);
+    } catch (err) {
+      closeQuietly(conn);
+      log.debug(`replication: accepted connection failed: ${errorText(err)}`);
+    }
+  }
+
+  /** Make an authenticated connection the link; false when an existing one is kept. */
+  #adopt(
+    conn: Deno.Conn,
+    role: "connector" | "acceptor",
+    peerNode: string,
+    peer: StreamState,
+    rest: Uint8Array,
+  ): boolean {
+    if (this.#stopped) {
+      closeQuietly(conn);
+      return false;
+    }
+    const old = this.link;
+    if (old && !old.closed) {
+      if (old.peerNode === peerNode && old.role !== role) {
+        // Both dialled at once: keep the link dialled by the smaller node id, on both sides alike.
+        const oldDialer = old.role === "connector" ? this.nodeId : peerNode;
+        const newDialer = role === "connector" ? this.nodeId : peerNode;
+        if (oldDialer < newDialer) {
+          log.debug("replication: duplicate link dropped");
+          closeQuietly(conn);
+          return false;
+        }
+      }
+      // A newer connection from the peer (or its new incarnation) replaces the old one.
+      old.close("replaced by a new link");
+    }
+    this.hlc.observe(peer.hlc);
+    const link = new Link(conn, role, peerNode, this);
+    this.link = link;
+    this.stats.links++;
+    this.#closeListener();
+    link.done.then((reason) => {
+      if (reason !== "shutdown") this.stats.linkDrops++;
+      if (reason !== "replaced by a new link" && reason !== "shutdown") {
+        log.info(`replication: close (${reason})`);
+      } else log.debug(`replication: close (${reason})`);
+      if (this.link === link) {
+        this.link = null;
+        this.#state = "down";
+      }
+      this.#poke();
+    });
+    link.start(peer, rest);
+    this.#poke();
+    return true;
+  }
+
+  #context() {
+    return {
+      nodeId: this.nodeId,
+      secret: this.#options.secret,
+      timeoutMs: this.#options.timeoutMs,
+      state: (): StreamState => ({
+        streamId: this.streamId,
+        streamEnd: this.backlog.end,
+        knownStream: this.peerStream?.id ?? "-",
+        knownOffset: this.peerStream?.offset ?? 0,
+        items: this.engine.store.stats.currItems,
+        hlc: this.hlc.last,
+      }),
+    };
+  }
+
+  #closeListener(): void {
+    const l = this.#listener;
+    if (!l) return;
+    this.#listener = null;
+    try {
+      l.close();
+    } catch { /* closed */ }
+  }
+
+  /** The peer's address is the one we listen on (one host, one port). */
+  #samePort(): boolean {
+    const o = this.#options;
+    if (o.peer.port !== o.listen.port) return false;
+    const h = o.peer.host, l = o.listen.host;
+    if (h === l) return true;
+    const loopback = h === "localhost" || h.startsWith("127.") || h === "::1";
+    // A wildcard listener covers the loopback addresses; anything else is caught by node ids.
+    return (loopback && (l === "0.0.0.0" || l === "::")) ||
+      (h === "localhost" && (l === "127.0.0.1" || l === "::1"));
+  }
+
+  /** Resolves at the next {@linkcode #poke} (link up or down, stop). */
+  #wait(): Promise<void> {
+    this.#signalled ??= new Promise((resolve) => (this.#signal = resolve));
+    return this.#signalled;
+  }
+
+  #poke(): void {
+    const s = this.#signal;
+    this.#signal = null;
+    this.#signalled = null;
+    s?.();
+  }
+
+  #peerText(): string {
+    const p = this.#options.peer;
+    return p.host.includes(":") ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
+  }
+
+  // --- stats ---
+
+  /** Append the replication `STAT` lines. */
+  writeStats(out: Writer): void {
+    const link = this.link;
+    const s = this.stats;
+    const state = link ? link.phase : this.#state;
+    const lines: Array<[string, string | number]> = [
+      ["repl_node_id", this.nodeId],
+      ["repl_role", link ? link.role : "none"],
+      ["repl_peer", link ? link.peerAddress : this.#peerText()],
+      ["repl_link", state],
+      ["repl_sync", this.#options.sync ? 1 : 0],
+      ["repl_copy_in_progress", link?.receivingCopy ? 1 : 0],
+      ["repl_copy_sending", link?.sendingCopy ? 1 : 0],
+      ["repl_lag_ms", this.lagMs()],
+      ["repl_lag_bytes", link ? Math.max(0, this.backlog.end - link.acked) : 0],
+      ["repl_last_ack_ms", Math.round(this.#lastLagMs * 1000) / 1000],
+      ["repl_backlog_bytes", this.backlog.used],
+      ["repl_backlog_size", this.backlog.capacity],
+      ["repl_stream_offset", this.backlog.end],
+      ["repl_links", s.links],
+      ["repl_link_drops", s.linkDrops],
+      ["repl_full_copies_sent", s.fullCopiesSent],
+      ["repl_full_copies_received", s.fullCopiesReceived],
+      ["repl_partial_resyncs", s.partialResyncs],
+      ["repl_items_copied_sent", s.itemsCopiedSent],
+      ["repl_items_copied_received", s.itemsCopiedReceived],
+      ["repl_changes_sent", s.changesOut],
+      ["repl_changes_applied", s.changesApplied],
+      ["repl_changes_ignored", s.changesIgnored],
+      ["repl_apply_failures", s.applyFailures],
+      ["repl_backlog_overflows", s.backlogOverflows],
+      ["repl_tombstones", this.merger.tombstones.size],
+      ["repl_auth_failures", s.authFailures],
+      ["repl_bad_peers", s.badPeers],
+    ];
+    for (const [name, value] of lines) statLine(out, name, value);
+  }
+}
+
+/** Connect within `ms`, or null when refused, unreachable or too slow. */
+async function connectWithin(hp: HostPort, ms: number): Promise<Deno.TcpConn | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const attempt = Deno.connect({ hostname: hp.host, port: hp.port });
+  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  try {
+    const conn = await Promise.race([attempt, late]);
+    if (conn === null) attempt.then(closeQuietly, () => {});
+    else conn.setNoDelay(true);
+    return conn;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

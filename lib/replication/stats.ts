@@ -1,0 +1,37 @@
+/**
+ * Replication counters and their `stats` lines (in general `stats` and in
+ * `stats replication`).
+ * @module
+ */
+
+/** Counters kept by the replicator and its links. */
+export class ReplicationStats {
+  /** Links established since start. */
+  links = 0;
+  /** Links lost (closed for any reason but shutdown). */
+  linkDrops = 0;
+  /** Full copies this node sent / received (completed). */
+  fullCopiesSent = 0;
+  /** Full copies received completely. */
+  fullCopiesReceived = 0;
+  /** Links that resumed from the backlog, counted per direction sent. */
+  partialResyncs = 0;
+  /** Items sent / received in full copies. */
+  itemsCopiedSent = 0;
+  /** Items received in full copies (applied or not). */
+  itemsCopiedReceived = 0;
+  /** Changes appended to the stream by local writes. */
+  changesOut = 0;
+  /** Incoming changes that changed the store. */
+  changesApplied = 0;
+  /** Incoming changes that were older (or the same) and ignored. */
+  changesIgnored = 0;
+  /** Incoming items that could not be stored (memory, size). */
+  applyFailures = 0;
+  /** Peers refused for authentication. */
+  authFailures = 0;
+  /** Times the backlog overran a connected peer (a full copy followed). */
+  backlogOverflows = 0;
+  /** Connections refused as not a memrep peer (garbage, wrong version). */
+  badPeers = 0;
+}

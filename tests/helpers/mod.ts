@@ -1,0 +1,12 @@
+/**
+ * Test helpers: assertions, free ports, process starters (memrep, memcached,
+ * nutcracker), a raw TCP client and a fault-injecting relay.
+ * @module
+ */
+
+export * from "./assert.ts";
+export * from "./bytes.ts";
+export * from "./conn.ts";
+export * from "./ports.ts";
+export * from "./process.ts";
+export * from "./relay.ts";

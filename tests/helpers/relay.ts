@@ -1,0 +1,166 @@
+/**
+ * A fault-injecting TCP relay for partition tests: put it between two
+ * processes and pause, black-hole, refuse or drop their traffic on demand.
+ * @module
+ */
+
+/** Control handle of a running relay. */
+export interface Relay {
+  /** Port the relay listens on (connect here instead of the target). */
+  readonly port: number;
+  /** Stop forwarding in both directions; sockets stay open (a hung link). Data waits. */
+  pause(): void;
+  /** Forward again, including what waited during the pause. */
+  resume(): void;
+  /** Close every current connection (both sides), like a reset link. New ones still work. */
+  drop(): void;
+  /** While on: accept connections but forward nothing, discarding all bytes (existing links too). */
+  blackhole(on: boolean): void;
+  /** While on: close new connections right after accepting them. */
+  refuse(on: boolean): void;
+  /** Adds `ms` of delay before each forwarded chunk (0 = none). */
+  setLatency(ms: number): void;
+  /** Number of relayed connections currently open. */
+  connections(): number;
+  /** Total connections accepted so far. */
+  accepted(): number;
+  /** Stops listening, drops everything, waits for the relay's tasks to end. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface Link {
+  client: Deno.TcpConn;
+  upstream: Deno.TcpConn | undefined;
+  closed: boolean;
+}
+
+/** Starts a relay on a free 127.0.0.1 port forwarding to `targetHost:targetPort`. */
+export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const links = new Set<Link>();
+  const tasks = new Set<Promise<void>>();
+  let paused = false;
+  let gate: { promise: Promise<void>; resolve: () => void } | undefined;
+  let hole = false;
+  let refusing = false;
+  let latency = 0;
+  let accepted = 0;
+  let closing: Promise<void> | undefined;
+
+  const track = (p: Promise<void>) => {
+    tasks.add(p);
+    p.finally(() => tasks.delete(p));
+  };
+
+  const closeLink = (l: Link) => {
+    if (l.closed) return;
+    l.closed = true;
+    links.delete(l);
+    for (const c of [l.client, l.upstream]) {
+      try {
+        c?.close();
+      } catch {
+        // already closed
+      }
+    }
+  };
+
+  async function forward(l: Link, from: Deno.TcpConn, to: () => Deno.TcpConn | undefined) {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      while (!l.closed) {
+        const n = await from.read(buf);
+        if (n === null) break;
+        while (paused && !l.closed) await gate!.promise;
+        if (latency > 0) await new Promise((r) => setTimeout(r, latency));
+        const dst = to();
+        if (hole || !dst || l.closed) continue;
+        let off = 0;
+        while (off < n) off += await dst.write(buf.subarray(off, n));
+      }
+    } catch {
+      // either side went away
+    }
+    closeLink(l);
+  }
+
+  async function handle(client: Deno.TcpConn) {
+    accepted++;
+    if (refusing) {
+      client.close();
+      return;
+    }
+    client.setNoDelay(true);
+    const l: Link = { client, upstream: undefined, closed: false };
+    links.add(l);
+    if (!hole) {
+      try {
+        l.upstream = await Deno.connect({ hostname: targetHost, port: targetPort });
+        l.upstream.setNoDelay(true);
+      } catch {
+        closeLink(l); // target down: the client sees a closed connection
+        return;
+      }
+      if (l.closed) {
+        l.upstream.close();
+        return;
+      }
+      const up = l.upstream;
+      track(forward(l, up, () => l.client));
+    }
+    await forward(l, client, () => l.upstream);
+  }
+
+  track((async () => {
+    try {
+      for await (const c of listener) track(handle(c));
+    } catch {
+      // listener closed
+    }
+  })());
+
+  const relay: Relay = {
+    port,
+    pause() {
+      if (paused) return;
+      paused = true;
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      gate = { promise, resolve };
+    },
+    resume() {
+      if (!paused) return;
+      paused = false;
+      gate!.resolve();
+    },
+    drop() {
+      for (const l of [...links]) closeLink(l);
+    },
+    blackhole(on: boolean) {
+      hole = on;
+    },
+    refuse(on: boolean) {
+      refusing = on;
+    },
+    setLatency(ms: number) {
+      latency = ms;
+    },
+    connections: () => links.size,
+    accepted: () => accepted,
+    close() {
+      closing ??= (async () => {
+        try {
+          listener.close();
+        } catch {
+          // closed
+        }
+        relay.resume();
+        relay.drop();
+        while (tasks.size) await Promise.allSettled([...tasks]);
+      })();
+      return closing;
+    },
+  };
+  return relay;
+}

@@ -1,0 +1,160 @@
+/**
+ * Helpers for replication suites: start `serve` nodes paired on a
+ * replication port, read their stats, and compare their whole contents.
+ * @module
+ */
+
+import { Client } from "../../lib/client/mod.ts";
+import { freePort, type ProcessHandle, startMemrep } from "../helpers/mod.ts";
+
+/** One started node. */
+export interface Node {
+  /** The process. */
+  proc: ProcessHandle;
+  /** Client port. */
+  port: number;
+}
+
+/**
+ * Start `memrep serve -v` replicating through `127.0.0.1:<replPort>`
+ * (repcached's -x/-X form) plus `args`; `port` reuses a client port (restart),
+ * `env` adds environment variables.
+ */
+export async function startNode(
+  replPort: number,
+  args: string[] = [],
+  port?: number,
+  env?: Record<string, string>,
+): Promise<Node> {
+  const proc = await startMemrep(
+    ["serve", "-v", "-x", "127.0.0.1", "-X", String(replPort), ...args],
+    { port, env },
+  );
+  return { proc, port: proc.port };
+}
+
+/** Start two nodes on one replication port and wait until they are paired. */
+export async function startPair(
+  args: string[] = [],
+): Promise<{ a: Node; b: Node; replPort: number }> {
+  const replPort = freePort();
+  const a = await startNode(replPort, args);
+  await a.proc.waitForLog(/^replication: listen/, 10_000);
+  const b = await startNode(replPort, args);
+  await Promise.all([
+    a.proc.waitForLog(/^replication: start/, 10_000),
+    b.proc.waitForLog(/^replication: start/, 10_000),
+  ]);
+  return { a, b, replPort };
+}
+
+/** A client to a node (closed by the caller). */
+export function client(node: Node | number): Promise<Client> {
+  const port = typeof node === "number" ? node : node.port;
+  return Client.connect("127.0.0.1", port, { requestTimeoutMs: 10_000 });
+}
+
+/** `stats replication` of a node as a map. */
+export async function replStats(node: Node): Promise<Map<string, string>> {
+  const c = await client(node);
+  try {
+    return await c.stats("replication");
+  } finally {
+    c.close();
+  }
+}
+
+/** One number from `stats replication`. */
+export async function replStat(node: Node, name: string): Promise<number> {
+  return Number((await replStats(node)).get(name));
+}
+
+/** Every live item of a node: key → "flags:cas:exp:value" (exp in unix seconds, values as latin1). */
+export async function contents(node: Node): Promise<Map<string, string>> {
+  const c = await client(node);
+  try {
+    const keys: Uint8Array[] = [];
+    const exp = new Map<string, number>();
+    for await (const e of c.metadump()) {
+      keys.push(e.key);
+      exp.set(latin1(e.key), e.exp);
+    }
+    const out = new Map<string, string>();
+    for (let i = 0; i < keys.length; i += 100) {
+      const got = await c.gets(keys.slice(i, i + 100));
+      for (const [k, item] of got) {
+        out.set(k, `${item.flags}:${item.cas}:${exp.get(k)}:${latin1(item.value)}`);
+      }
+    }
+    return out;
+  } finally {
+    c.close();
+  }
+}
+
+function latin1(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
+  return s;
+}
+
+/** Poll `check` until it returns true; throws with `what` after `timeoutMs`. */
+export async function waitUntil(
+  check: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Wait until neither node has unacknowledged changes for the other. */
+export async function settled(a: Node, b: Node, timeoutMs = 15_000): Promise<void> {
+  await waitUntil(
+    async () => {
+      const [sa, sb] = await Promise.all([replStats(a), replStats(b)]);
+      return sa.get("repl_link") === "up" && sb.get("repl_link") === "up" &&
+        sa.get("repl_lag_bytes") === "0" && sb.get("repl_lag_bytes") === "0";
+    },
+    "replication to settle",
+    timeoutMs,
+  );
+}
+
+/** Both nodes hold exactly the same items (value, flags and version). */
+export async function sameContents(a: Node, b: Node): Promise<Map<string, string>> {
+  const [ca, cb] = await Promise.all([contents(a), contents(b)]);
+  const diff: string[] = [];
+  for (const [k, v] of ca) {
+    if (cb.get(k) !== v) diff.push(`${k}: A=${v.slice(0, 40)} B=${cb.get(k)?.slice(0, 40)}`);
+  }
+  for (const [k, v] of cb) if (!ca.has(k)) diff.push(`${k}: A=undefined B=${v.slice(0, 40)}`);
+  if (diff.length > 0) {
+    throw new Error(`nodes differ on ${diff.length} keys:\n${diff.slice(0, 10).join("\n")}`);
+  }
+  return ca;
+}
+
+/** Lines of a node's output that came after line `from`. */
+export function logSince(node: Node, from: number): string[] {
+  return node.proc.outputLines().slice(from);
+}
+
+/** Fill a node with `n` items `prefix<i>` of `size` bytes, pipelined. */
+export async function fill(node: Node, prefix: string, n: number, size = 100): Promise<void> {
+  const c = await client(node);
+  try {
+    const value = new Uint8Array(size).fill(120);
+    for (let i = 0; i < n; i += 1000) {
+      const batch: Promise<boolean>[] = [];
+      for (let j = i; j < Math.min(n, i + 1000); j++) batch.push(c.set(`${prefix}${j}`, value, j));
+      await Promise.all(batch);
+    }
+  } finally {
+    c.close();
+  }
+}
