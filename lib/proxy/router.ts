@@ -349,7 +349,7 @@ export class Router {
   #get(req: Request, raw: Uint8Array, sink: ReplySink): void {
     const nkeys = req.ntokens - req.firstKey;
     if (nkeys <= 0) {
-      sink.reply(REPLY.ERROR);
+      sink.reply(REPLY.END); // `gat 10` with no key: memcached answers END
       return;
     }
     this.stats.gets += nkeys;
@@ -921,23 +921,32 @@ export class Router {
       : op === Op.TOUCH
       ? ReplyKind.TOUCHED
       : ReplyKind.HD;
-    const backupReplies: Promise<{ r: Reply | null; b: Backend }>[] = [];
-    for (const b of this.backups) {
-      if (!b.up) {
-        b.markDirty(key);
-        continue;
-      }
-      backupReplies.push(
-        this.#ask(b, op, copyParts).then((r) => ({ r, b }), (e) => {
+    // Backups get it once the primary answered: copies of earlier writes to
+    // the same key (issued on the primary's replies) stay ahead of it.
+    const toBackups = () => {
+      const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
+      for (const b of this.backups) {
+        if (!b.up) {
           b.markDirty(key);
-          this.#backupWriteFailed(b, errorText(e));
-          return { r: null, b };
-        }),
-      );
-    }
-    const finish = async (r: Reply | null) => {
-      if (r !== null && r.kind === success) return r.bytes;
-      const got = await Promise.all(backupReplies);
+          continue;
+        }
+        replies.push(
+          this.#ask(b, op, copyParts).then((r) => ({ r, b }), (e) => {
+            b.markDirty(key);
+            this.#backupWriteFailed(b, errorText(e));
+            return { r: null, b };
+          }),
+        );
+      }
+      return replies;
+    };
+    const answer = (bytes: Uint8Array) => {
+      const drop = noreply || (quiet && bytes[0] === 72 && bytes[1] === 68); // HD
+      sink.fill(ticket, drop ? EMPTY_PARTS : bytes);
+    };
+    // The primary missed (restarted empty?) or failed: a backup's success counts.
+    const fromBackups = async (r: Reply | null) => {
+      const got = await Promise.all(toBackups());
       const hit = got.find((x) => x.r !== null && x.r.kind === success);
       if (hit !== undefined) {
         if (op === Op.TOUCH && r !== null && primary.up) this.#repairFrom(hit.b, primary, key);
@@ -951,10 +960,12 @@ export class Router {
       return (any.r as Reply).bytes;
     };
     const done = (r: Reply | null) => {
-      finish(r).then((bytes) => {
-        const drop = noreply || (quiet && bytes[0] === 72 && bytes[1] === 68); // HD
-        sink.fill(ticket, drop ? EMPTY_PARTS : bytes);
-      }, () => this.#noBackend(sink, ticket));
+      if (r !== null && r.kind === success) {
+        toBackups();
+        answer(r.bytes);
+        return;
+      }
+      fromBackups(r).then(answer, () => this.#noBackend(sink, ticket));
     };
     if (!primary.up) {
       primary.markDirty(key);
@@ -977,30 +988,43 @@ export class Router {
 
   // ---- proxy's own commands ----------------------------------------------
 
-  /** flush_all: every backend; one that is down is flushed when it returns. */
+  /**
+   * flush_all: every backend; one that is down is flushed when it returns.
+   * Backups are flushed after the primaries answered, so copies of earlier
+   * writes (issued on the primaries' replies) reach them first.
+   */
   #flushAll(req: Request, raw: Uint8Array, sink: ReplySink): void {
     const ticket = sink.reserve();
     const noreply = req.noreply;
-    const parts = noreply ? withoutToken(req, req.ntokens - 1) : [raw.slice()];
-    const all = [...this.servers, ...this.backups];
-    const replies = all.map((b) => {
-      if (!b.up) {
-        b.markAllDirty();
-        return Promise.resolve(null);
-      }
-      return this.#ask(b, Op.FLUSH_ALL, parts).catch(() => {
-        b.markAllDirty();
-        return null;
-      });
-    });
-    Promise.all(replies).then((got) => {
+    const parts = noreply
+      ? withoutToken(req, req.ntokens - 1).map((p) => p.slice())
+      : [raw.slice()];
+    const got: (Reply | null)[] = [];
+    const finish = () => {
       if (noreply) return sink.fill(ticket, EMPTY_PARTS);
       const ok = got.find((r) => r !== null && r.kind === ReplyKind.OK);
       if (ok !== undefined) return sink.fill(ticket, REPLY.OK);
       const any = got.find((r) => r !== null);
       if (any) return sink.fill(ticket, (any as Reply).bytes);
       this.#noBackend(sink, ticket);
-    });
+    };
+    // Callbacks, not promises: the backups' flush must be sent in the same
+    // turn as the last primary's reply, ahead of anything that reply's
+    // successors trigger.
+    const flush = (list: readonly Backend[], then: () => void) => {
+      let pending = list.length;
+      if (pending === 0) return then();
+      const one = (r: Reply | null, b: Backend) => {
+        if (r === null) b.markAllDirty();
+        got.push(r);
+        if (--pending === 0) then();
+      };
+      for (const b of list) {
+        if (!b.up) one(null, b);
+        else this.#call(b, Op.FLUSH_ALL, parts, (r) => one(r, b), () => one(null, b));
+      }
+    };
+    flush(this.servers, () => flush(this.backups, finish));
   }
 
   #statsCommand(req: Request, sink: ReplySink): void {

@@ -540,8 +540,9 @@ export class Engine {
 
   #flush(req: Request, out: Writer): void {
     this.stats.cmdFlush++;
+    // memcached: items stored at or before now + delay - 1 die once that second comes.
     const delay = req.exptime > 0
-      ? Math.max(0, this.absoluteExptime(req.exptime) - this.clock.now())
+      ? Math.max(0, this.absoluteExptime(req.exptime) - this.clock.now() - 1)
       : 0;
     this.store.flush(delay);
     this.observer?.flushed(delay);
