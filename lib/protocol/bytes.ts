@@ -179,6 +179,29 @@ const I64_MIN = -(1n << 63n);
  */
 export let lastBig = 0n;
 
+/** Digits found by {@linkcode scanNumber}: [scanStart, scanEnd), sign in scanNegative. */
+let scanStart = 0;
+let scanEnd = 0;
+let scanNegative = false;
+
+/**
+ * The part strtoull/strtol share: skip white space, read a sign and digits,
+ * and require the end of the token or white space after them. Returns the
+ * digits' value (exact below 2**53) or -1 when there is no number.
+ */
+function scanNumber(buf: Uint8Array, start: number, end: number): number {
+  let i = start;
+  while (i < end && isSpace(buf[i])) i++;
+  scanNegative = false;
+  if (i < end && (buf[i] === 43 || buf[i] === 45)) scanNegative = buf[i++] === 45;
+  scanStart = i;
+  let value = 0;
+  while (i < end && buf[i] >= 48 && buf[i] <= 57) value = value * 10 + (buf[i++] - 48);
+  scanEnd = i;
+  if (i === scanStart || (i < end && !isSpace(buf[i]))) return -1;
+  return value;
+}
+
 /**
  * Parse like memcached's `safe_strtoull` over buf[start, end): optional
  * leading white space and sign, digits, then the end or white space.
@@ -186,21 +209,15 @@ export let lastBig = 0n;
  * holds all 64 bits), or -1 when invalid or out of range.
  */
 export function parseU64(buf: Uint8Array, start: number, end: number): number {
-  let i = start;
-  while (i < end && isSpace(buf[i])) i++;
-  let negative = false;
-  if (i < end && (buf[i] === 43 || buf[i] === 45)) negative = buf[i++] === 45;
-  const digitsStart = i;
-  let value = 0;
-  while (i < end && buf[i] >= 48 && buf[i] <= 57) value = value * 10 + (buf[i++] - 48);
-  if (i === digitsStart || (i < end && !isSpace(buf[i]))) return -1;
-  if (!negative && i - digitsStart <= 15) {
+  const value = scanNumber(buf, start, end);
+  if (value < 0) return -1;
+  if (!scanNegative && scanEnd - scanStart <= 15) {
     lastBig = BigInt(value);
     return value;
   }
-  let big = BigInt(latin1(buf, digitsStart, i));
+  let big = BigInt(latin1(buf, scanStart, scanEnd));
   if (big > U64_MAX) return -1; // strtoull's ERANGE
-  if (negative && big !== 0n) {
+  if (scanNegative && big !== 0n) {
     big = (1n << 64n) - big;
     if (big >= 1n << 63n) return -1; // memcached rejects a '-' that wraps
   }
@@ -214,17 +231,11 @@ export function parseU64(buf: Uint8Array, start: number, end: number): number {
  * invalid.
  */
 export function parseI32(buf: Uint8Array, start: number, end: number): number | null {
-  let i = start;
-  while (i < end && isSpace(buf[i])) i++;
-  let negative = false;
-  if (i < end && (buf[i] === 43 || buf[i] === 45)) negative = buf[i++] === 45;
-  const digitsStart = i;
-  let value = 0;
-  while (i < end && buf[i] >= 48 && buf[i] <= 57) value = value * 10 + (buf[i++] - 48);
-  if (i === digitsStart || (i < end && !isSpace(buf[i]))) return null;
-  if (i - digitsStart <= 9) return negative ? -value : value;
-  let big = BigInt(latin1(buf, digitsStart, i));
-  if (negative) big = -big;
+  const value = scanNumber(buf, start, end);
+  if (value < 0) return null;
+  if (scanEnd - scanStart <= 9) return scanNegative ? -value : value;
+  let big = BigInt(latin1(buf, scanStart, scanEnd));
+  if (scanNegative) big = -big;
   if (big > I64_MAX || big < I64_MIN) return null;
   return Number(BigInt.asIntN(32, big));
 }

@@ -112,6 +112,8 @@ interface WriteCtx {
   /** meta q: drop success replies. */
   quiet: boolean;
   retried: boolean;
+  /** The flush epoch the write was made in (see Router.#epoch). */
+  epoch: number;
 }
 
 /** Routes parsed client requests to backends. */
@@ -125,6 +127,12 @@ export class Router {
   readonly #dist: Distribution;
   readonly #missFallback: boolean;
   readonly #version: Uint8Array;
+  /**
+   * Bumped by every immediate flush_all. Backups are flushed when the
+   * request arrives, so copies of writes made before it (issued later, on
+   * the primaries' replies) are dropped rather than sent after the flush.
+   */
+  #epoch = 0;
 
   /** A router over started backends. */
   constructor(
@@ -491,6 +499,7 @@ export class Router {
     primaryUp: boolean,
   ): Promise<(Uint8Array | null)[]> {
     const withCas = op === Op.GETS || op === Op.GATS;
+    const epoch = this.#epoch;
     const out: (Uint8Array | null)[] = [];
     for (const key of keys) {
       let asked = false;
@@ -512,7 +521,7 @@ export class Router {
         const value = r.value as Uint8Array;
         let cas = r.cas;
         if (primaryUp && primary.up) {
-          const repaired = this.#repair(primary, key, false, value, r.flags, r.ttl);
+          const repaired = this.#repair(epoch, primary, key, false, value, r.flags, r.ttl);
           // A CAS the client can use with the primary: wait for the repair's.
           if (withCas) cas = (await repaired)?.cas ?? cas;
         }
@@ -531,6 +540,7 @@ export class Router {
    * or null when it failed.
    */
   #repair(
+    epoch: number,
     primary: Backend,
     keyToken: Uint8Array,
     binary: boolean,
@@ -538,6 +548,8 @@ export class Router {
     flags: number,
     ttl: number,
   ): Promise<Reply | null> {
+    // A flush_all since the item was read: copying it back would resurrect it.
+    if (epoch !== this.#epoch) return Promise.resolve(null);
     const parts = [
       W_MS,
       keyToken,
@@ -609,6 +621,7 @@ export class Router {
     primary: Backend,
     primaryUp: boolean,
   ): Promise<Reply | null> {
+    const epoch = this.#epoch;
     let asked = false;
     for (const b of this.backups) {
       if (!b.up) continue;
@@ -626,6 +639,7 @@ export class Router {
       const item = await this.#ask(b, Op.MG, fetchLine(keyToken, binary)).catch(() => null);
       if (item === null || item.kind !== ReplyKind.VA) return r;
       const repaired = this.#repair(
+        epoch,
         primary,
         keyToken,
         binary,
@@ -741,6 +755,7 @@ export class Router {
       noreply,
       quiet,
       retried: false,
+      epoch: this.#epoch,
     };
     if (primary.up) this.#writeTo(ctx, primary, -1);
     else this.#writeToBackup(ctx, 0);
@@ -816,6 +831,7 @@ export class Router {
       if (item === null || item.kind !== ReplyKind.VA) continue;
       this.stats.fallbacks++;
       await this.#repair(
+        ctx.epoch,
         primary,
         ctx.keyToken,
         ctx.binary,
@@ -832,7 +848,7 @@ export class Router {
   /** Write the result of a successful write to every backup but the one that took it. */
   #copyToBackups(ctx: WriteCtx, except: number, item: Reply | null): void {
     const backups = this.backups;
-    if (backups.length === 0) return;
+    if (backups.length === 0 || ctx.epoch !== this.#epoch) return;
     let parts: readonly Uint8Array[];
     let op: OpCode;
     if (ctx.copy === Copy.VALUE) {
@@ -980,18 +996,19 @@ export class Router {
 
   /** Copy a key from a backup to its primary (after a touch found it only on the backup). */
   #repairFrom(backup: Backend, primary: Backend, key: Uint8Array): void {
+    const epoch = this.#epoch;
     this.#ask(backup, Op.MG, fetchLine(key, false)).then((item) => {
       if (item.kind !== ReplyKind.VA) return;
-      this.#repair(primary, key, false, item.value as Uint8Array, item.flags, item.ttl);
+      this.#repair(epoch, primary, key, false, item.value as Uint8Array, item.flags, item.ttl);
     }, () => {});
   }
 
   // ---- proxy's own commands ----------------------------------------------
 
   /**
-   * flush_all: every backend; one that is down is flushed when it returns.
-   * Backups are flushed after the primaries answered, so copies of earlier
-   * writes (issued on the primaries' replies) reach them first.
+   * flush_all: every backend at once; one that is down is flushed when it
+   * returns. Copies of earlier writes still on their way are dropped (see
+   * {@linkcode #epoch}).
    */
   #flushAll(req: Request, raw: Uint8Array, sink: ReplySink): void {
     const ticket = sink.reserve();
@@ -999,32 +1016,25 @@ export class Router {
     const parts = noreply
       ? withoutToken(req, req.ntokens - 1).map((p) => p.slice())
       : [raw.slice()];
+    if (req.exptime <= 0) this.#epoch++;
+    const all = [...this.servers, ...this.backups];
     const got: (Reply | null)[] = [];
-    const finish = () => {
+    let pending = all.length;
+    const one = (r: Reply | null, b: Backend) => {
+      if (r === null) b.markAllDirty();
+      got.push(r);
+      if (--pending > 0) return;
       if (noreply) return sink.fill(ticket, EMPTY_PARTS);
-      const ok = got.find((r) => r !== null && r.kind === ReplyKind.OK);
+      const ok = got.find((x) => x !== null && x.kind === ReplyKind.OK);
       if (ok !== undefined) return sink.fill(ticket, REPLY.OK);
-      const any = got.find((r) => r !== null);
+      const any = got.find((x) => x !== null);
       if (any) return sink.fill(ticket, (any as Reply).bytes);
       this.#noBackend(sink, ticket);
     };
-    // Callbacks, not promises: the backups' flush must be sent in the same
-    // turn as the last primary's reply, ahead of anything that reply's
-    // successors trigger.
-    const flush = (list: readonly Backend[], then: () => void) => {
-      let pending = list.length;
-      if (pending === 0) return then();
-      const one = (r: Reply | null, b: Backend) => {
-        if (r === null) b.markAllDirty();
-        got.push(r);
-        if (--pending === 0) then();
-      };
-      for (const b of list) {
-        if (!b.up) one(null, b);
-        else this.#call(b, Op.FLUSH_ALL, parts, (r) => one(r, b), () => one(null, b));
-      }
-    };
-    flush(this.servers, () => flush(this.backups, finish));
+    for (const b of all) {
+      if (!b.up) one(null, b);
+      else this.#call(b, Op.FLUSH_ALL, parts, (r) => one(r, b), () => one(null, b));
+    }
   }
 
   #statsCommand(req: Request, sink: ReplySink): void {

@@ -15,13 +15,7 @@ import {
   Writer,
 } from "../protocol/mod.ts";
 import { lastBig } from "../protocol/bytes.ts";
-import {
-  ALLOC_NO_MEMORY,
-  ALLOC_TOO_LARGE,
-  Store,
-  type StoreOptions,
-  toAbsoluteExptime,
-} from "../store/mod.ts";
+import { ALLOC_TOO_LARGE, Store, type StoreOptions, toAbsoluteExptime } from "../store/mod.ts";
 import process from "node:process";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, statLine } from "./stats.ts";
