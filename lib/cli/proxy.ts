@@ -9,11 +9,11 @@ import {
   Ketama,
   ketamaName,
   Modula,
+  PROXY_VERSION,
   ProxyServer,
   ProxyStats,
   Router,
 } from "../proxy/mod.ts";
-import { VERSION } from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
   countFlag,
@@ -42,7 +42,6 @@ const SPEC: FlagSpec = {
   timeout: { type: "string" },
   retry: { type: "string" },
   "failure-limit": { type: "string" },
-  connections: { type: "string" },
   "no-miss-fallback": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 };
@@ -74,7 +73,6 @@ memrep options:
   --timeout <ms>             connect and request timeout per backend (default 1000)
   --retry <ms>               retry a server marked down this often (default 1000)
   --failure-limit <num>      consecutive failures that mark a server down (default 2)
-  --connections <num>        pipelined connections per backend (default 1)
   --no-miss-fallback         do not look in the backups when a server answers a miss
   -h, --help                 this help
 
@@ -108,7 +106,6 @@ export async function proxyMain(args: string[]): Promise<number> {
     timeoutMs: intFlag(v, "timeout", 1000, 1, 3_600_000),
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
-    connections: intFlag(v, "connections", 1, 1, 64),
   };
   const user = stringFlag(v, "user");
   if (user !== undefined) log.info(`memrep proxy: -u ${user} ignored (no privilege drop)`);
@@ -130,7 +127,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     dist,
     new ProxyStats(),
     { missFallback: !v["no-miss-fallback"] },
-    VERSION,
+    PROXY_VERSION,
   );
   const server = new ProxyServer(
     { hostname, port, maxConnections, maxValue: 256 * 1048576 },

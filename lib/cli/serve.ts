@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Server } from "../server/mod.ts";
+import { Server, startThreads } from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
   countFlag,
@@ -71,7 +71,8 @@ memcached options:
   -P, --pidfile <file>        write the process id to <file>
   -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
   -u, --user <name>           accepted for compatibility; memrep does not switch users
-  -t, --threads <num>         accepted for compatibility (one event loop)
+  -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4;
+                              1 with --replicate)
   -B, --protocol <name>       ascii or auto (binary is not supported)
 
 replication (two nodes, both read-write, like repcached):
@@ -118,12 +119,20 @@ export async function serveMain(args: string[]): Promise<number> {
     log.info(`memrep: -u ${stringFlag(v, "user")} ignored (no privilege drop)`);
   }
   for (const o of listFlag(v, "extended")) log.info(`memrep: -o ${o} ignored`);
-  intFlag(v, "threads", 4, 1, 1024);
   const replication = replicationOptions(v, hostnames[0]);
+  // Replication follows one engine's mutations, so it keeps serve on one thread.
+  const cores = navigator.hardwareConcurrency || 1;
+  let threads = intFlag(v, "threads", Math.min(cores, 4), 1, 64);
+  if (replication && threads > 1) {
+    if (stringFlag(v, "threads") !== undefined) {
+      log.info("memrep serve: --replicate runs on one thread (-t 1)");
+    }
+    threads = 1;
+  }
 
   if (v.daemon) return await daemonize(["serve", ...withoutDaemonFlag(args)], hostnames[0], port);
 
-  const server = new Server({
+  const options = {
     hostnames,
     port,
     maxConnections: intFlag(v, "conn-limit", 1024, 1),
@@ -133,7 +142,9 @@ export async function serveMain(args: string[]): Promise<number> {
     growthFactor: factor,
     minChunk: intFlag(v, "slab-min-size", 48, 8, 1048576),
     enableShutdown: Boolean(v["enable-shutdown"]),
-  });
+    reusePort: threads > 1,
+  };
+  const server = new Server(options);
   try {
     server.listen();
   } catch (err) {
@@ -142,15 +153,16 @@ export async function serveMain(args: string[]): Promise<number> {
     );
   }
   log.debug(`memrep serve: listening on ${hostnames.join(",")}:${server.port}`);
-  const stopReplication = replication ? await startReplication(server, replication) : undefined;
-  const pidfile = stringFlag(v, "pidfile");
-  if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
   const stop = () => server.stop();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
+  const pidfile = stringFlag(v, "pidfile");
+  if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
+  if (threads > 1) await startThreads(server, options, threads);
+  const stopReplication = replication ? await startReplication(server, replication) : undefined;
   await server.finished;
   await stopReplication?.();
   if (pidfile) {

@@ -1,5 +1,5 @@
 /**
- * One backend memcached as the proxy sees it: pipelined connections from
+ * One backend memcached as the proxy sees it: one pipelined connection from
  * lib/client, health (failures, down, periodic retry), and the keys written
  * elsewhere while it was down, cleaned up before it serves again.
  * @module
@@ -17,8 +17,6 @@ export interface BackendOptions {
   retryMs: number;
   /** Consecutive connection failures that mark the server down. */
   failureLimit: number;
-  /** Pipelined connections per backend. */
-  connections: number;
 }
 
 /** Keys remembered per down server; beyond this the server is flushed on return. */
@@ -45,9 +43,11 @@ export class Backend {
   /** Times marked down. */
   ejections = 0;
   readonly #options: BackendOptions;
-  readonly #clients: (Client | undefined)[];
-  readonly #connecting: (Promise<Client> | undefined)[];
-  #next = 0;
+  // One pipelined connection: requests from every client batch into one
+  // write, and requests for a key keep their order (more connections
+  // measured slower and would let a read overtake a write).
+  #client: Client | undefined;
+  #connecting: Promise<Client> | undefined;
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -70,15 +70,11 @@ export class Backend {
     this.role = role;
     this.number = number;
     this.#options = options;
-    this.#clients = new Array(Math.max(1, options.connections)).fill(undefined);
-    this.#connecting = new Array(this.#clients.length).fill(undefined);
   }
 
   /** Open connections (magent's "pool size"). */
   get poolSize(): number {
-    let n = 0;
-    for (const c of this.#clients) if (c !== undefined && !c.closed) n++;
-    return n;
+    return this.#client !== undefined && !this.#client.closed ? 1 : 0;
   }
 
   /** Keys waiting to be invalidated on this server when it comes back. */
@@ -92,13 +88,9 @@ export class Backend {
    */
   acquire(): Client | Promise<Client> | null {
     if (!this.up) return null;
-    const clients = this.#clients;
-    let i = this.#next;
-    if (clients.length > 1) this.#next = (i + 1) % clients.length;
-    else i = 0;
-    const c = clients[i];
+    const c = this.#client;
     if (c !== undefined && !c.closed) return c;
-    return this.#connecting[i] ??= this.#connect(i);
+    return this.#connecting ??= this.#connect();
   }
 
   /** Remember that `key` changed elsewhere while this server could not be written. */
@@ -134,7 +126,7 @@ export class Backend {
     this.#dirty.clear();
   }
 
-  async #connect(i: number): Promise<Client> {
+  async #connect(): Promise<Client> {
     try {
       const client = await Client.connect(this.host, this.port, {
         connectTimeoutMs: this.#options.timeoutMs,
@@ -144,20 +136,20 @@ export class Backend {
         client.close();
         throw new ClientError("closed", this.name, "server marked down");
       }
-      this.#adopt(i, client);
+      this.#adopt(client);
       return client;
     } catch (err) {
       this.#failed(err);
       throw err;
     } finally {
-      this.#connecting[i] = undefined;
+      this.#connecting = undefined;
     }
   }
 
-  #adopt(i: number, client: Client): void {
-    this.#clients[i] = client;
+  #adopt(client: Client): void {
+    this.#client = client;
     client.onClose((err) => {
-      if (this.#clients[i] === client) this.#clients[i] = undefined;
+      if (this.#client === client) this.#client = undefined;
       if (err !== undefined) this.#failed(err);
     });
   }
@@ -182,7 +174,7 @@ export class Backend {
       `proxy: ${this.role} ${this.name} is down (${why}); retrying every ${this.#options.retryMs} ms`,
     );
     // Outstanding requests fail now and fall back, instead of each waiting its timeout.
-    for (const c of this.#clients) c?.close();
+    this.#client?.close();
     this.#schedule();
   }
 
@@ -214,7 +206,7 @@ export class Backend {
     }
     this.#failures = 0;
     this.up = true;
-    this.#adopt(0, client);
+    this.#adopt(client);
     log.info(`proxy: ${this.role} ${this.name} is up`);
   }
 
@@ -237,7 +229,7 @@ export class Backend {
   close(): void {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    for (const c of this.#clients) c?.close();
+    this.#client?.close();
   }
 }
 
@@ -253,5 +245,9 @@ function metaDelete(key: string): Uint8Array {
 }
 
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  // Client errors already start with "host:port: "; the log line names the server.
+  const text = err instanceof Error ? err.message : String(err);
+  return err instanceof ClientError && text.startsWith(err.server + ": ")
+    ? text.slice(err.server.length + 2)
+    : text;
 }

@@ -18,7 +18,12 @@
  *   success the resulting item is written to every other backup: a plain
  *   set of the value for set/add/replace/cas/ms, the value read back with
  *   `mg v f t` right after the write for append/prepend/incr/decr/ma (so a
- *   delta is never applied twice). delete/touch go to all at once.
+ *   delta is never applied twice). delete/touch/md reach the backups once
+ *   the primary answered. Copies are issued in the primary's reply order,
+ *   so a backup sees the writes to a key in the order the primary did.
+ * - flush_all goes to every backend at once; copies of earlier writes still
+ *   on their way are dropped, and a server that was down is flushed before
+ *   it serves again.
  * - Writes that need an existing item (replace, append, prepend, incr,
  *   decr, ms MR/MA/MP, ma) and miss on the primary look in the backup: on a
  *   hit the primary is repaired and the write retried once.
@@ -27,11 +32,33 @@
  * @module
  */
 
-import { Client, type FrameHandler, NO_TTL, Reply, ReplyKind } from "../client/mod.ts";
-import { ascii, latin1, Op, type OpCode, REPLY, type Request, writeUint } from "../protocol/mod.ts";
+import { Client, type FrameHandler, Reply, ReplyKind } from "../client/mod.ts";
+import { ascii, latin1, Op, type OpCode, REPLY, type Request } from "../protocol/mod.ts";
 import { log } from "../cli/log.ts";
 import type { Distribution } from "./ketama.ts";
 import type { Backend } from "./pool.ts";
+import {
+  BINARY_FLAG,
+  CRLF,
+  decimal,
+  deleteLine,
+  FETCH_FLAGS,
+  FETCH_FLAGS_CAS,
+  fetchLine,
+  FLAGS_PREFIX,
+  hasData,
+  matchItems,
+  metaSetLine,
+  patchCode,
+  REPAIR_FLAGS,
+  textSetLine,
+  TTL_PREFIX,
+  ttlToExptime,
+  valueBlock,
+  W_MG,
+  W_MS,
+  withoutToken,
+} from "./lines.ts";
 import { agentStats, type ProxyStats, proxyStats } from "./stats.ts";
 
 /** Ordered reply slots of one client connection. */
@@ -60,26 +87,10 @@ export const Next = {
   CLOSE: 1,
 } as const;
 
-const CRLF = ascii("\r\n");
-const EMPTY = new Uint8Array(0);
 const EMPTY_PARTS: readonly Uint8Array[] = [];
-const W_VALUE = ascii("VALUE ");
-const W_SET = ascii("set ");
-const W_MS = ascii("ms ");
-const W_MG = ascii("mg ");
-const W_MD = ascii("md ");
-const FETCH_FLAGS = ascii(" v f t");
-const FETCH_FLAGS_CAS = ascii(" v f t c");
-const REPAIR_FLAGS = ascii(" ME c");
-const BINARY_FLAG = ascii(" b");
-const FLAGS_PREFIX = ascii(" F");
-const TTL_PREFIX = ascii(" T");
 
 /** Thrown into fallbacks when a backend is marked down (no request was sent). */
 const DOWN = new Error("backend down");
-
-/** memcached reads exptimes above 30 days as unix times. */
-const MAX_RELATIVE_EXPTIME = 2592000;
 
 /** How replicas learn the result of a write. */
 const Copy = {
@@ -116,6 +127,19 @@ interface WriteCtx {
   epoch: number;
 }
 
+/**
+ * When a copy from a backup back to a primary is still right: no flush_all
+ * and no delete of the key (by slot) since the backup was read.
+ */
+interface RepairGuard {
+  epoch: number;
+  slot: number;
+  deletes: number;
+}
+
+/** Slots of the delete counters that guard repairs. */
+const DELETE_SLOTS = 4096;
+
 /** Routes parsed client requests to backends. */
 export class Router {
   /** Primaries (-s), in order. */
@@ -133,6 +157,11 @@ export class Router {
    * the primaries' replies) are dropped rather than sent after the flush.
    */
   #epoch = 0;
+  /**
+   * Deletes seen per key slot: a repair (an add on the primary) made after a
+   * delete of the same key would bring the deleted item back.
+   */
+  #deletes = new Uint32Array(DELETE_SLOTS);
 
   /** A router over started backends. */
   constructor(
@@ -347,6 +376,11 @@ export class Router {
     return -1;
   }
 
+  #guard(keyToken: Uint8Array, epoch = this.#epoch): RepairGuard {
+    const slot = keySlot(keyToken);
+    return { epoch, slot, deletes: this.#deletes[slot] };
+  }
+
   #noBackend(sink: ReplySink, ticket: number): void {
     this.stats.noBackend++;
     sink.fill(ticket, REPLY.NO_BACKEND);
@@ -499,9 +533,9 @@ export class Router {
     primaryUp: boolean,
   ): Promise<(Uint8Array | null)[]> {
     const withCas = op === Op.GETS || op === Op.GATS;
-    const epoch = this.#epoch;
     const out: (Uint8Array | null)[] = [];
     for (const key of keys) {
+      const guard = this.#guard(key);
       let asked = false;
       let found: Uint8Array | null = null;
       for (const b of this.backups) {
@@ -521,7 +555,9 @@ export class Router {
         const value = r.value as Uint8Array;
         let cas = r.cas;
         if (primaryUp && primary.up) {
-          const repaired = this.#repair(epoch, primary, key, false, value, r.flags, r.ttl);
+          // gat's new exptime, else the remaining TTL (mg's t reports the old one under T).
+          const exp = exptime ?? ttlToExptime(r.ttl);
+          const repaired = this.#repair(guard, primary, key, false, value, r.flags, exp);
           // A CAS the client can use with the primary: wait for the repair's.
           if (withCas) cas = (await repaired)?.cas ?? cas;
         }
@@ -540,16 +576,18 @@ export class Router {
    * or null when it failed.
    */
   #repair(
-    epoch: number,
+    guard: RepairGuard,
     primary: Backend,
     keyToken: Uint8Array,
     binary: boolean,
     value: Uint8Array,
     flags: number,
-    ttl: number,
+    exptime: number,
   ): Promise<Reply | null> {
     // A flush_all since the item was read: copying it back would resurrect it.
-    if (epoch !== this.#epoch) return Promise.resolve(null);
+    if (guard.epoch !== this.#epoch || this.#deletes[guard.slot] !== guard.deletes) {
+      return Promise.resolve(null);
+    }
     const parts = [
       W_MS,
       keyToken,
@@ -559,7 +597,7 @@ export class Router {
       FLAGS_PREFIX,
       decimal(flags),
       TTL_PREFIX,
-      decimal(ttlToExptime(ttl)),
+      decimal(exptime),
     ];
     if (binary) parts.push(BINARY_FLAG);
     parts.push(CRLF, value, CRLF);
@@ -595,14 +633,16 @@ export class Router {
     const keyToken = req.buf.slice(req.tokStart[1], req.tokEnd[1]);
     const binary = req.keyBinary;
     const wantsCas = req.has(99 /* c */);
-    const answer = (r: Reply) => {
-      const hit = r.kind !== ReplyKind.EN;
+    const answer = (r: Reply | null) => {
+      // null: a miss everywhere (the primary failed, the backups had nothing).
+      const hit = r !== null && r.kind !== ReplyKind.EN;
       this.#countHits(hit ? 1 : 0, 1);
-      sink.fill(ticket, quiet && !hit ? EMPTY_PARTS : r.bytes);
+      if (quiet && !hit) sink.fill(ticket, EMPTY_PARTS);
+      else sink.fill(ticket, r === null ? REPLY.EN : r.bytes);
     };
     const fromBackups = (primaryUp: boolean, miss: Reply | null) => {
       this.#metaGetFromBackups(copy, keyToken, binary, wantsCas, primary, primaryUp).then(
-        (r) => answer(r ?? miss ?? ENReply),
+        (r) => answer(r ?? miss),
         () => miss === null ? this.#noBackend(sink, ticket) : answer(miss),
       );
     };
@@ -621,7 +661,7 @@ export class Router {
     primary: Backend,
     primaryUp: boolean,
   ): Promise<Reply | null> {
-    const epoch = this.#epoch;
+    const guard = this.#guard(keyToken);
     let asked = false;
     for (const b of this.backups) {
       if (!b.up) continue;
@@ -639,13 +679,13 @@ export class Router {
       const item = await this.#ask(b, Op.MG, fetchLine(keyToken, binary)).catch(() => null);
       if (item === null || item.kind !== ReplyKind.VA) return r;
       const repaired = this.#repair(
-        epoch,
+        guard,
         primary,
         keyToken,
         binary,
         item.value as Uint8Array,
         item.flags,
-        item.ttl,
+        ttlToExptime(item.ttl),
       );
       if (!wantsCas) return r;
       // The CAS must be the primary's: ask the primary again once repaired.
@@ -825,19 +865,20 @@ export class Router {
 
   /** A conditional write missed on the primary: copy the item from a backup, then retry. */
   async #repairThenRetry(ctx: WriteCtx, primary: Backend): Promise<boolean> {
+    const guard = this.#guard(ctx.keyToken, ctx.epoch);
     for (const b of this.backups) {
       if (!b.up) continue;
       const item = await this.#ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
       if (item === null || item.kind !== ReplyKind.VA) continue;
       this.stats.fallbacks++;
       await this.#repair(
-        ctx.epoch,
+        guard,
         primary,
         ctx.keyToken,
         ctx.binary,
         item.value as Uint8Array,
         item.flags,
-        item.ttl,
+        ttlToExptime(item.ttl),
       );
       this.#writeTo(ctx, primary, -1);
       return true;
@@ -929,6 +970,10 @@ export class Router {
     const keyToken = req.buf.slice(req.tokStart[1], req.tokEnd[1]);
     const key = req.keyBuf.slice(req.keyStart, req.keyEnd);
     const binary = req.keyBinary;
+    // Bumped when the delete arrives and again when the backups get it: a
+    // repair that read a backup in between must not recreate the item.
+    const slot = op === Op.TOUCH ? -1 : keySlot(keyToken);
+    if (slot >= 0) this.#deletes[slot]++;
     parts = parts.map((p) => p.slice());
     // md's own flags (C, I, ...) make no sense on a backup: a plain md there.
     const copyParts = meta ? deleteLine(keyToken, binary) : parts;
@@ -940,6 +985,7 @@ export class Router {
     // Backups get it once the primary answered: copies of earlier writes to
     // the same key (issued on the primary's replies) stay ahead of it.
     const toBackups = () => {
+      if (slot >= 0) this.#deletes[slot]++;
       const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
       for (const b of this.backups) {
         if (!b.up) {
@@ -996,10 +1042,18 @@ export class Router {
 
   /** Copy a key from a backup to its primary (after a touch found it only on the backup). */
   #repairFrom(backup: Backend, primary: Backend, key: Uint8Array): void {
-    const epoch = this.#epoch;
+    const guard = this.#guard(key);
     this.#ask(backup, Op.MG, fetchLine(key, false)).then((item) => {
       if (item.kind !== ReplyKind.VA) return;
-      this.#repair(epoch, primary, key, false, item.value as Uint8Array, item.flags, item.ttl);
+      this.#repair(
+        guard,
+        primary,
+        key,
+        false,
+        item.value as Uint8Array,
+        item.flags,
+        ttlToExptime(item.ttl),
+      );
     }, () => {});
   }
 
@@ -1048,9 +1102,7 @@ export class Router {
   }
 }
 
-// ---- byte builders (rare paths; the hot path forwards the client's bytes) ----
-
-const ENReply = { kind: ReplyKind.EN, bytes: REPLY.EN } as unknown as Reply;
+// ---- reply kinds and errors ----
 
 function isSuccess(kind: number): boolean {
   return kind === ReplyKind.STORED || kind === ReplyKind.HD || kind === ReplyKind.NUMBER ||
@@ -1062,146 +1114,17 @@ function isError(kind: number): boolean {
     kind === ReplyKind.SERVER_ERROR;
 }
 
-/** Decimal digits of a non-negative integer. */
-function decimal(n: number): Uint8Array {
-  const out = new Uint8Array(20);
-  if (n < 0) {
-    out[0] = 45;
-    return out.subarray(0, writeUint(out, 1, -n));
-  }
-  return out.subarray(0, writeUint(out, 0, n));
-}
-
-/** A remaining TTL from `mg t` as an exptime to store (-1/absent: never). */
-export function ttlToExptime(ttl: number): number {
-  if (ttl === -1 || ttl === NO_TTL) return 0;
-  if (ttl <= 0) return 1;
-  return ttl > MAX_RELATIVE_EXPTIME ? Math.floor(Date.now() / 1000) + ttl : ttl;
-}
-
-/** The request line without token `i` (noreply, q), then the value block if any. */
-function withoutToken(req: Request, i: number): Uint8Array[] {
-  const buf = req.buf;
-  const cut = i > 0 ? req.tokEnd[i - 1] : req.tokStart[i];
-  const parts = [buf.subarray(req.lineStart, cut)];
-  if (i + 1 < req.ntokens) parts.push(buf.subarray(req.tokEnd[i], req.lineEnd));
-  parts.push(CRLF);
-  if (hasData(req.op)) parts.push(buf.subarray(req.dataStart, req.dataEnd + 2));
-  return parts;
-}
-
-/** Storage commands carry a value block. */
-function hasData(op: OpCode): boolean {
-  return (op >= Op.SET && op <= Op.CAS) || op === Op.MS;
-}
-
-/** `set <key> <flags> <exptime> <bytes>\r\n` from a text storage request. */
-function textSetLine(req: Request): Uint8Array {
-  const s = req.tokStart[1], e = req.tokEnd[4];
-  const out = new Uint8Array(4 + e - s + 2);
-  out.set(W_SET);
-  out.set(req.buf.subarray(s, e), 4);
-  out[out.length - 2] = 13;
-  out[out.length - 1] = 10;
-  return out;
-}
-
-/** `ms <key> <len> F<flags> T<exptime>[ b]\r\n`. */
-function metaSetLine(
-  keyToken: Uint8Array,
-  len: number,
-  flags: number,
-  exptime: number,
-  binary: boolean,
-): Uint8Array {
-  return concat([
-    W_MS,
-    keyToken,
-    ascii(" "),
-    decimal(len),
-    FLAGS_PREFIX,
-    decimal(flags),
-    TTL_PREFIX,
-    decimal(exptime),
-    binary ? BINARY_FLAG : EMPTY,
-    CRLF,
-  ]);
-}
-
-/** `mg <key> v f t[ b]\r\n`: everything needed to copy an item. */
-function fetchLine(keyToken: Uint8Array, binary: boolean): Uint8Array[] {
-  return binary
-    ? [W_MG, keyToken, FETCH_FLAGS, BINARY_FLAG, CRLF]
-    : [W_MG, keyToken, FETCH_FLAGS, CRLF];
-}
-
-/** `md <key>[ b]\r\n`. */
-function deleteLine(keyToken: Uint8Array, binary: boolean): Uint8Array[] {
-  return binary ? [W_MD, keyToken, BINARY_FLAG, CRLF] : [W_MD, keyToken, CRLF];
-}
-
-/** `VALUE <key> <flags> <len>[ <cas>]\r\n<data>\r\n`. */
-function valueBlock(key: Uint8Array, flags: number, data: Uint8Array, cas?: bigint): Uint8Array {
-  const head = [W_VALUE, key, ascii(" "), decimal(flags), ascii(" "), decimal(data.length)];
-  if (cas !== undefined) head.push(ascii(" " + cas.toString()));
-  head.push(CRLF, data, CRLF);
-  return concat(head);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-/** A copy of a meta reply with its two-letter code replaced. */
-function patchCode(bytes: Uint8Array, code: string): Uint8Array {
-  const out = bytes.slice();
-  out[0] = code.charCodeAt(0);
-  out[1] = code.charCodeAt(1);
-  return out;
-}
-
-/**
- * Pair the VALUE items of a get reply with the keys asked (the reply lists
- * hits in request order), storing each hit's VALUE block.
- */
-function matchItems(
-  r: Reply,
-  idx: number[],
-  keys: Uint8Array[],
-  items: (Uint8Array | null)[],
-): void {
-  let j = 0;
-  for (let n = 0; n < r.count; n++) {
-    const k = r.itemKey(n);
-    while (j < idx.length && !sameBytes(keys[idx[j]], k)) j++;
-    if (j === idx.length) break;
-    // The block runs from "VALUE " (just before the key) to the data's CRLF.
-    const start = k.byteOffset - r.bytes.byteOffset - W_VALUE.length;
-    const v = r.itemValue(n);
-    const end = v.byteOffset - r.bytes.byteOffset + v.length + 2;
-    items[idx[j]] = r.bytes.subarray(start, end);
-    j++;
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
 function bug(err: unknown): void {
   log.warn(`proxy: internal error: ${err instanceof Error ? err.stack : String(err)}`);
+}
+
+/** FNV-1a of a key token, folded to a delete-counter slot. */
+function keySlot(key: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i], 0x01000193);
+  return (h >>> 0) % DELETE_SLOTS;
 }

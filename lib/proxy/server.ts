@@ -6,7 +6,6 @@
  * @module
  */
 
-import { isDisconnect, writeAll } from "../server/connection.ts";
 import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
 import { log } from "../cli/log.ts";
 import { Next, type ReplySink, type Router } from "./router.ts";
@@ -322,4 +321,17 @@ export class ProxyServer {
     }
     this.#done.resolve();
   }
+}
+
+/** Write every byte (Deno writes may be partial). */
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}
+
+/** Errors that just mean the client went away. */
+function isDisconnect(err: unknown): boolean {
+  return err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
+    err instanceof Deno.errors.NotConnected || err instanceof Deno.errors.ConnectionAborted;
 }

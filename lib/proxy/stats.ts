@@ -9,6 +9,12 @@ import type { Backend } from "./pool.ts";
 /** magent's version line prefix, kept so scripts that read `stats` still match. */
 export const AGENT_VERSION = "0.6-memrep";
 
+/**
+ * What `version` answers: the memcached protocol level the proxy speaks
+ * (text + meta, as `memrep serve`), so clients detect meta support.
+ */
+export const PROXY_VERSION = "1.6.18-memrep";
+
 /** Proxy-wide counters. */
 export class ProxyStats {
   /** When the proxy started (ms since the epoch). */

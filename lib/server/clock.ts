@@ -1,29 +1,46 @@
 /**
  * The server clock: memcached-style relative seconds since start, plus the
- * unix time of second 0, for converting absolute exptimes.
+ * unix time of second 0, for converting absolute exptimes. Worker threads
+ * get the main thread's origin so every thread reads the same clock.
  * @module
  */
 
 import type { Clock } from "../store/mod.ts";
 
+/** Where a clock starts: a monotonic-ish epoch in ms and unix seconds at clock 0. */
+export interface ClockOrigin {
+  /** `performance.timeOrigin + performance.now()` at start (comparable across threads). */
+  startMs: number;
+  /** Unix seconds at clock 0. */
+  startUnix: number;
+}
+
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /** Seconds since start (starting at 2, so that 1 can mean "already expired"). */
 export class ServerClock implements Clock {
-  /** Unix seconds at clock 0. */
-  readonly processStartUnix: number;
-  #origin = performance.now();
+  /** The origin, to start clocks in other threads at the same point. */
+  readonly origin: ClockOrigin;
 
-  /** Start the clock now. */
-  constructor() {
-    this.processStartUnix = Math.floor(Date.now() / 1000) - 2;
+  /** Start the clock now, or at a given origin. */
+  constructor(origin?: ClockOrigin) {
+    this.origin = origin ?? { startMs: epochMs(), startUnix: Math.floor(Date.now() / 1000) - 2 };
+  }
+
+  /** Unix seconds at clock 0. */
+  get processStartUnix(): number {
+    return this.origin.startUnix;
   }
 
   /** Current clock seconds. */
   now(): number {
-    return 2 + Math.floor((performance.now() - this.#origin) / 1000);
+    return 2 + Math.floor((epochMs() - this.origin.startMs) / 1000);
   }
 
   /** Unix seconds now. */
   unixNow(): number {
-    return this.processStartUnix + this.now();
+    return this.origin.startUnix + this.now();
   }
 }

@@ -15,10 +15,17 @@ import {
   Writer,
 } from "../protocol/mod.ts";
 import { lastBig } from "../protocol/bytes.ts";
-import { ALLOC_TOO_LARGE, Store, type StoreOptions, toAbsoluteExptime } from "../store/mod.ts";
+import {
+  ALLOC_TOO_LARGE,
+  SharedLock,
+  Store,
+  type StoreMemory,
+  type StoreOptions,
+  toAbsoluteExptime,
+} from "../store/mod.ts";
 import process from "node:process";
 import { ServerClock } from "./clock.ts";
-import { ServerStats, statLine } from "./stats.ts";
+import { ServerStats, SharedStats, statLine } from "./stats.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -59,6 +66,20 @@ export interface EngineOptions extends StoreOptions {
   statsGroups?: Record<string, (out: Writer) => void>;
 }
 
+/** What a serve thread shares with the others: the cache, the lock, the counters. */
+export interface EngineShared {
+  /** The store's shared memory (from `Store.memory()`). */
+  memory: StoreMemory;
+  /** The lock every thread holds while it touches the store. */
+  lock: SharedArrayBuffer;
+  /** Counter rows of all threads. */
+  stats: SharedArrayBuffer;
+  /** This thread's row. */
+  thread: number;
+  /** Number of threads. */
+  threads: number;
+}
+
 /** Reported version: memcached's protocol level, memrep's build. */
 export const VERSION = "1.6.18-memrep";
 
@@ -93,7 +114,8 @@ const MAX_U64 = (1n << 64n) - 1n;
 
 /**
  * The cache engine: owns the store, the clock and the counters, and runs
- * requests. One per server; connections share it (single-threaded).
+ * requests. One per serve thread; all connections of the thread share it,
+ * and with {@linkcode EngineShared} several threads share one cache.
  */
 export class Engine {
   /** The item store. */
@@ -111,18 +133,71 @@ export class Engine {
   /** Named `stats <group>` sections; replication adds `replication` after construction. */
   statsGroups: Record<string, (out: Writer) => void>;
   #options: EngineOptions;
-  #tmp = new Writer(64);
   #startedAt = 0;
+  #lock: SharedLock | null = null;
+  #shared: SharedStats | null = null;
+  #thread = 0;
+  #threads = 1;
 
-  /** A new engine with an empty store. */
-  constructor(options: EngineOptions, clock = new ServerClock()) {
+  /**
+   * A new engine with an empty store, or, with `shared`, one thread's view
+   * of a cache that other threads serve too.
+   */
+  constructor(options: EngineOptions, clock = new ServerClock(), shared?: EngineShared) {
     this.#options = options;
     this.extraStats = options.extraStats;
     // No prototype: `stats toString` must not find Object's methods.
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
-    this.store = new Store(options, clock);
+    this.store = new Store(options, clock, shared?.memory);
     this.#startedAt = clock.now();
+    if (shared) {
+      this.#lock = new SharedLock(shared.lock);
+      this.#shared = new SharedStats(shared.threads, shared.stats);
+      this.#thread = shared.thread;
+      this.#threads = shared.threads;
+    }
+  }
+
+  /** Shared memory for `threads` threads serving this engine's cache (thread 0 is this one). */
+  share(threads: number): EngineShared {
+    if (this.#shared) throw new Error("engine is already shared");
+    const lock = new SharedLock();
+    const stats = new SharedStats(threads);
+    this.#lock = lock;
+    this.#shared = stats;
+    this.#threads = threads;
+    return {
+      memory: this.store.memory(),
+      lock: lock.buffer,
+      stats: stats.buffer,
+      thread: 0,
+      threads,
+    };
+  }
+
+  /** Before a batch of requests: take the cache (other threads wait). */
+  beginBatch(): void {
+    this.#lock?.acquire();
+  }
+
+  /** After a batch: publish this thread's counters and let other threads in. */
+  endBatch(): void {
+    if (this.#shared === null) return;
+    this.#shared.publish(this.#thread, this.stats);
+    this.#lock!.release();
+  }
+
+  /** Publish this thread's counters now (connection counts change outside batches). */
+  publishStats(): void {
+    this.#shared?.publish(this.#thread, this.stats);
+  }
+
+  /** Client connections open now, over all threads. */
+  connections(): number {
+    if (this.#shared === null) return this.stats.currConnections;
+    this.#shared.publish(this.#thread, this.stats);
+    return this.#shared.connections();
   }
 
   /** Convert a client exptime (relative, absolute or negative) to clock seconds. */
@@ -999,7 +1074,8 @@ export class Engine {
   }
 
   #generalStats(out: Writer): void {
-    const s = this.stats, st = this.store.stats;
+    if (this.#shared) this.#shared.publish(this.#thread, this.stats);
+    const s = this.#shared ? this.#shared.total() : this.stats, st = this.store.stats;
     const usage = Deno.memoryUsage();
     const cpu = cpuUsage();
     const now = this.clock.now();
@@ -1045,7 +1121,7 @@ export class Engine {
       ["bytes_written", s.bytesWritten],
       ["limit_maxbytes", st.limitMaxbytes],
       ["accepting_conns", 1],
-      ["threads", 1],
+      ["threads", this.#threads],
       ["hash_power_level", st.hashPowerLevel],
       ["hash_bytes", st.hashBytes],
       ["hash_is_expanding", st.hashIsExpanding ? 1 : 0],
@@ -1074,7 +1150,7 @@ export class Engine {
       ["evictions", o.evict ? "on" : "off"],
       ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
       ["chunk_size", o.minChunk ?? 48],
-      ["num_threads", 1],
+      ["num_threads", this.#threads],
       ["cas_enabled", "yes"],
       ["item_size_max", o.maxItemSize],
       ["flush_enabled", "yes"],

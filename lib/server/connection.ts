@@ -42,23 +42,28 @@ export async function serveConnection(
       if (n === null) break;
       end += n;
       stats.bytesRead += n;
-      while (action === Action.CONTINUE) {
-        if (swallow > 0) {
-          const take = Math.min(swallow, end - start);
-          swallow -= take;
-          start += take;
-          if (swallow > 0) break;
+      engine.beginBatch();
+      try {
+        while (action === Action.CONTINUE) {
+          if (swallow > 0) {
+            const take = Math.min(swallow, end - start);
+            swallow -= take;
+            start += take;
+            if (swallow > 0) break;
+          }
+          if (start === end) break;
+          const used = parseRequest(buf, start, end, req, maxValue);
+          if (used === 0) break;
+          if (used === PARSE_CLOSE) {
+            action = Action.CLOSE;
+            break;
+          }
+          start += used;
+          action = engine.execute(req, out, session);
+          if (req.swallow > 0) swallow = req.swallow;
         }
-        if (start === end) break;
-        const used = parseRequest(buf, start, end, req, maxValue);
-        if (used === 0) break;
-        if (used === PARSE_CLOSE) {
-          action = Action.CLOSE;
-          break;
-        }
-        start += used;
-        action = engine.execute(req, out, session);
-        if (req.swallow > 0) swallow = req.swallow;
+      } finally {
+        engine.endBatch();
       }
       if (start === end) start = end = 0;
       if (out.length > 0) {

@@ -13,8 +13,10 @@ export interface ServerOptions extends EngineOptions {
   hostnames: string[];
   /** TCP port (-p); 0 picks a free one. */
   port: number;
-  /** Max simultaneous connections (-c). */
+  /** Max simultaneous connections (-c), over all threads. */
   maxConnections: number;
+  /** Share the port with other threads (SO_REUSEPORT; Linux spreads connections). */
+  reusePort?: boolean;
 }
 
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
@@ -52,7 +54,14 @@ export class Server {
   listen(): void {
     for (const hostname of this.#options.hostnames) {
       const port = this.#listeners.length > 0 ? this.port : this.#options.port;
-      this.#listeners.push(Deno.listen({ hostname, port, transport: "tcp" }));
+      const reusePort = this.#options.reusePort ?? false;
+      this.#listeners.push(
+        Deno.listen(
+          { hostname, port, transport: "tcp", reusePort } as Deno.TcpListenOptions & {
+            transport: "tcp";
+          },
+        ),
+      );
     }
     for (const listener of this.#listeners) this.#acceptLoop(listener);
   }
@@ -63,7 +72,7 @@ export class Server {
     try {
       for await (const conn of listener) {
         stats.totalConnections++;
-        if (this.#conns.size >= this.#options.maxConnections) {
+        if (this.engine.connections() >= this.#options.maxConnections) {
           stats.rejectedConnections++;
           writeAll(conn, TOO_MANY).catch(() => {}).finally(() => conn.close());
           continue;
@@ -71,6 +80,7 @@ export class Server {
         conn.setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
+        this.engine.publishStats();
         const session = { id: this.#nextId++ };
         serveConnection(conn, this.engine, session, maxValue, this.barrier).then((action) => {
           if (action === Action.SHUTDOWN) this.stop();
@@ -79,6 +89,7 @@ export class Server {
         }).finally(() => {
           this.#conns.delete(conn);
           stats.currConnections--;
+          this.engine.publishStats();
         });
       }
     } catch (err) {

@@ -8,6 +8,7 @@ export {
   Action,
   Engine,
   type EngineOptions,
+  type EngineShared,
   ITEM_KEY_BINARY,
   ITEM_STALE,
   ITEM_TOKEN_SENT,
@@ -15,7 +16,8 @@ export {
   type Session,
   VERSION,
 } from "./commands.ts";
-export { ServerClock } from "./clock.ts";
+export { type ClockOrigin, ServerClock } from "./clock.ts";
 export { isDisconnect, serveConnection, writeAll } from "./connection.ts";
 export { Server, type ServerOptions } from "./listener.ts";
-export { ServerStats, statLine } from "./stats.ts";
+export { ServerStats, SharedStats, statLine } from "./stats.ts";
+export { startThreads, type ThreadInit, type ThreadMessage } from "./threads.ts";

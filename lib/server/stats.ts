@@ -69,6 +69,62 @@ export class ServerStats {
   }
 }
 
+/**
+ * Counters of every serve thread in one SharedArrayBuffer: each thread
+ * publishes its own row after a batch; `stats` sums the rows.
+ */
+export class SharedStats {
+  /** Backing memory (send it to workers). */
+  readonly buffer: SharedArrayBuffer;
+  #rows: Float64Array;
+  #width: number;
+  #threads: number;
+
+  /** Rows for `threads` threads, or attach to an existing buffer. */
+  constructor(threads: number, buffer?: SharedArrayBuffer) {
+    this.#width = statNames().length;
+    this.#threads = threads;
+    this.buffer = buffer ?? new SharedArrayBuffer(threads * this.#width * 8);
+    this.#rows = new Float64Array(this.buffer);
+  }
+
+  /** Copy one thread's counters into its row. */
+  publish(thread: number, stats: ServerStats): void {
+    const names = statNames();
+    const base = thread * this.#width;
+    for (let i = 0; i < names.length; i++) this.#rows[base + i] = stats[names[i]] as number;
+  }
+
+  /** The sum over all threads. */
+  total(): ServerStats {
+    const names = statNames();
+    const sum = new ServerStats();
+    for (let i = 0; i < names.length; i++) {
+      let v = 0;
+      for (let t = 0; t < this.#threads; t++) v += this.#rows[t * this.#width + i];
+      (sum as unknown as Record<string, number>)[names[i]] = v;
+    }
+    return sum;
+  }
+
+  /** Connections open now across threads. */
+  connections(): number {
+    const i = statNames().indexOf("currConnections");
+    let v = 0;
+    for (let t = 0; t < this.#threads; t++) v += this.#rows[t * this.#width + i];
+    return v;
+  }
+}
+
+let names: (keyof ServerStats)[] | undefined;
+
+function statNames(): (keyof ServerStats)[] {
+  names ??= (Object.keys(new ServerStats()) as (keyof ServerStats)[]).filter((k) =>
+    typeof new ServerStats()[k] === "number"
+  );
+  return names;
+}
+
 /** Append one `STAT name value` line. */
 export function statLine(out: Writer, name: string, value: string | number | bigint): void {
   out.text("STAT ");

@@ -1,71 +1,86 @@
 /**
- * Chained hash index: buckets in an Int32Array, the chain link (hnext) in the
- * item header, keys compared as bytes. Grows 2x at load factor 1.5 and, like
- * memcached's assoc expansion, migrates old buckets a few at a time.
+ * Chained hash index: buckets in a growable SharedArrayBuffer holding
+ * handle + 1 (0 = empty, so untouched buckets cost no RSS), the chain link
+ * (hnext) in the item header, keys compared as bytes. Grows 2x at load factor
+ * 1.5 in place: bucket b is split into b and b + oldSize a few buckets at a
+ * time (like memcached's incremental assoc expansion), so no thread ever
+ * needs a new buffer object.
  * @module
  */
 
 import { hashBytes } from "./hash.ts";
-import { Arena, HEADER_SIZE, INDEX_BITS, KEY_SHIFT, M_KEYLEN, W_HNEXT, W_META } from "./slabs.ts";
+import {
+  Arena,
+  HEADER_SIZE,
+  I_HASH_EXPAND_BUCKET,
+  I_HASH_EXPANDING,
+  I_HASH_POWER,
+  KEY_SHIFT,
+  M_KEYLEN,
+  W_HNEXT,
+  W_META,
+} from "./slabs.ts";
 
 /** Initial buckets = 2**INITIAL_POWER (memcached -o hashpower default). */
-const INITIAL_POWER = 16;
-/** Old buckets migrated per insert/remove while expanding. */
+export const INITIAL_POWER = 16;
+/** Old buckets split per insert while expanding. */
 const MIGRATE_STEP = 16;
-const EMPTY = new Int32Array(0);
 
-/** Key bytes -> item handle. */
+/** Key bytes -> item handle, over shared buckets. */
 export class HashTable {
   #arena: Arena;
-  #buckets: Int32Array;
-  #mask: number;
-  #old: Int32Array = EMPTY;
-  #oldMask = 0;
-  #expanding = false;
-  #expandBucket = 0;
-  #power: number;
+  #sab: SharedArrayBuffer;
+  #ctl: Int32Array;
+  #maxPower: number;
+  /** Fixed-length view for `#power` (remapped when the shared power changes). */
+  #buckets: Int32Array = new Int32Array(0);
+  #power = -1;
+  #mask = 0;
 
-  /** An empty table over the items in `arena`. */
-  constructor(arena: Arena, power = INITIAL_POWER) {
+  /**
+   * A table over shared `buckets` (zeroed when new) whose state is in the
+   * I_HASH_* slots of `ctl`; it stops growing at 2**maxPower buckets.
+   */
+  constructor(arena: Arena, buckets: SharedArrayBuffer, ctl: Int32Array, maxPower: number) {
     this.#arena = arena;
-    this.#power = power;
-    this.#buckets = new Int32Array(1 << power).fill(-1);
-    this.#mask = (1 << power) - 1;
+    this.#sab = buckets;
+    this.#ctl = ctl;
+    this.#maxPower = maxPower;
+    this.#sync();
+  }
+
+  /** Bytes to reserve for buckets that may grow to 2**maxPower. */
+  static maxBytes(maxPower: number): number {
+    return 4 * 2 ** maxPower;
   }
 
   /** log2 of the bucket count. */
   get power(): number {
-    return this.#power;
+    return this.#ctl[I_HASH_POWER];
   }
 
-  /** Bytes held by bucket arrays. */
+  /** Bytes held by the bucket array. */
   get bytes(): number {
-    return this.#buckets.byteLength + this.#old.byteLength;
+    return 4 * (1 << this.#ctl[I_HASH_POWER]);
   }
 
-  /** True while old buckets are being migrated. */
+  /** True while buckets are being split. */
   get expanding(): boolean {
-    return this.#expanding;
+    return this.#ctl[I_HASH_EXPANDING] !== 0;
   }
 
   /** Handle of the linked item whose key is `src[start, end)`, or -1. */
   find(src: Uint8Array, start: number, end: number): number {
-    const hv = hashBytes(src, start, end);
-    let b = hv & this.#oldMask;
-    let h: number;
-    if (this.#expanding && b >= this.#expandBucket) h = this.#old[b];
-    else h = this.#buckets[hv & this.#mask];
+    let h = this.#buckets[this.#bucket(hashBytes(src, start, end))] - 1;
     const len = end - start;
     const arena = this.#arena;
+    const i32 = arena.i32;
+    const u8 = arena.u8;
     while (h !== -1) {
-      const p = h >>> INDEX_BITS;
-      const o = arena.offset(h);
-      const w = o >> 2;
-      const i32 = arena.i32[p];
+      const w = arena.word(h);
       if (((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN) === len) {
-        const u8 = arena.u8[p];
-        const k = o + HEADER_SIZE - start;
-        b = start;
+        const k = w * 4 + HEADER_SIZE - start;
+        let b = start;
         while (b < end && u8[b + k] === src[b]) b++;
         if (b === end) return h;
       }
@@ -80,39 +95,29 @@ export class HashTable {
    */
   insertReplacing(h: number): number {
     const arena = this.#arena;
-    const p = h >>> INDEX_BITS;
-    const o = arena.offset(h);
-    const u8 = arena.u8[p];
-    const i32 = arena.i32[p];
-    const ks = o + HEADER_SIZE;
-    const len = (i32[(o >> 2) + W_META] >>> KEY_SHIFT) & M_KEYLEN;
-    const hv = hashBytes(u8, ks, ks + len);
-    let table: Int32Array;
-    let b = hv & this.#oldMask;
-    if (this.#expanding && b >= this.#expandBucket) table = this.#old;
-    else {
-      table = this.#buckets;
-      b = hv & this.#mask;
-    }
+    const i32 = arena.i32;
+    const u8 = arena.u8;
+    const w = arena.word(h);
+    const ks = w * 4 + HEADER_SIZE;
+    const len = (i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN;
+    const b = this.#bucket(hashBytes(u8, ks, ks + len));
+    const table = this.#buckets;
     // Find and cut out an item with the same key.
     let prev = -1;
-    let cur = table[b];
+    let cur = table[b] - 1;
     let replaced = -1;
     while (cur !== -1) {
-      const cp = cur >>> INDEX_BITS;
-      const co = arena.offset(cur);
-      const ci32 = arena.i32[cp];
-      const next = ci32[(co >> 2) + W_HNEXT];
-      if (((ci32[(co >> 2) + W_META] >>> KEY_SHIFT) & M_KEYLEN) === len) {
-        const cu8 = arena.u8[cp];
-        const d = co - o;
+      const cw = arena.word(cur);
+      const next = i32[cw + W_HNEXT];
+      if (((i32[cw + W_META] >>> KEY_SHIFT) & M_KEYLEN) === len) {
+        const d = (cw - w) * 4;
         let i = ks;
         const end = ks + len;
-        while (i < end && cu8[i + d] === u8[i]) i++;
+        while (i < end && u8[i + d] === u8[i]) i++;
         if (i === end) {
-          if (prev === -1) table[b] = next;
-          else arena.i32[prev >>> INDEX_BITS][(arena.offset(prev) >> 2) + W_HNEXT] = next;
-          ci32[(co >> 2) + W_HNEXT] = -1;
+          if (prev === -1) table[b] = next + 1;
+          else i32[arena.word(prev) + W_HNEXT] = next;
+          i32[cw + W_HNEXT] = -1;
           replaced = cur;
           break;
         }
@@ -120,38 +125,32 @@ export class HashTable {
       prev = cur;
       cur = next;
     }
-    i32[(o >> 2) + W_HNEXT] = table[b];
-    table[b] = h;
+    i32[w + W_HNEXT] = table[b] - 1;
+    table[b] = h + 1;
     return replaced;
   }
 
   /** Takes linked item `h` out of its chain; false if it was not there. */
   remove(h: number): boolean {
     const arena = this.#arena;
-    const p = h >>> INDEX_BITS;
-    const o = arena.offset(h);
-    const u8 = arena.u8[p];
-    const ks = o + HEADER_SIZE;
-    const hv = hashBytes(u8, ks, ks + ((arena.i32[p][(o >> 2) + W_META] >>> KEY_SHIFT) & M_KEYLEN));
-    let table: Int32Array;
-    let b = hv & this.#oldMask;
-    if (this.#expanding && b >= this.#expandBucket) table = this.#old;
-    else {
-      table = this.#buckets;
-      b = hv & this.#mask;
-    }
-    const next = arena.i32[p][(o >> 2) + W_HNEXT];
-    let cur = table[b];
+    const i32 = arena.i32;
+    const w = arena.word(h);
+    const ks = w * 4 + HEADER_SIZE;
+    const b = this.#bucket(
+      hashBytes(arena.u8, ks, ks + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN)),
+    );
+    const table = this.#buckets;
+    const next = i32[w + W_HNEXT];
+    let cur = table[b] - 1;
     if (cur === h) {
-      table[b] = next;
+      table[b] = next + 1;
       return true;
     }
     while (cur !== -1) {
-      const ci32 = arena.i32[cur >>> INDEX_BITS];
-      const cw = (arena.offset(cur) >> 2) + W_HNEXT;
-      const cn = ci32[cw];
+      const cw = arena.word(cur) + W_HNEXT;
+      const cn = i32[cw];
       if (cn === h) {
-        ci32[cw] = next;
+        i32[cw] = next;
         return true;
       }
       cur = cn;
@@ -159,55 +158,82 @@ export class HashTable {
     return false;
   }
 
-  /** Called after inserts: starts growing above load 1.5, migrates a step while growing. */
+  /** Called after inserts: starts growing above load 1.5, splits a step while growing. */
   maintain(items: number): void {
-    if (this.#expanding) this.#migrate(MIGRATE_STEP);
-    else if (items > this.#buckets.length * 1.5 && this.#power < 30) this.#startExpand();
+    const ctl = this.#ctl;
+    if (ctl[I_HASH_EXPANDING] !== 0) this.#migrate(MIGRATE_STEP);
+    else if (items > (1 << ctl[I_HASH_POWER]) * 1.5 && ctl[I_HASH_POWER] < this.#maxPower) {
+      this.#startExpand();
+    }
   }
 
   /** Completes any expansion in progress at once. */
   finishExpand(): void {
-    while (this.#expanding) this.#migrate(1 << 16);
+    while (this.#ctl[I_HASH_EXPANDING] !== 0) this.#migrate(1 << 16);
+  }
+
+  /** Bucket index for hash `hv`, remapping the view if another thread grew the table. */
+  #bucket(hv: number): number {
+    const ctl = this.#ctl;
+    if (ctl[I_HASH_POWER] !== this.#power) this.#sync();
+    const b = hv & this.#mask;
+    if (ctl[I_HASH_EXPANDING] === 0) return b;
+    // Lower-half buckets not yet split still hold the items of both halves.
+    const lo = hv & (this.#mask >>> 1);
+    return lo >= ctl[I_HASH_EXPAND_BUCKET] ? lo : b;
+  }
+
+  #sync(): void {
+    const power = this.#ctl[I_HASH_POWER];
+    this.#buckets = new Int32Array(this.#sab, 0, 1 << power);
+    this.#power = power;
+    this.#mask = (1 << power) - 1;
   }
 
   #startExpand(): void {
-    this.#old = this.#buckets;
-    this.#oldMask = this.#mask;
-    this.#power++;
-    this.#buckets = new Int32Array(1 << this.#power).fill(-1);
-    this.#mask = (1 << this.#power) - 1;
-    this.#expandBucket = 0;
-    this.#expanding = true;
+    const ctl = this.#ctl;
+    const power = ctl[I_HASH_POWER] + 1;
+    // New upper half: fresh zero pages (empty buckets).
+    const bytes = 4 * (1 << power);
+    if (this.#sab.byteLength < bytes) this.#sab.grow(bytes);
+    ctl[I_HASH_EXPAND_BUCKET] = 0;
+    ctl[I_HASH_EXPANDING] = 1;
+    ctl[I_HASH_POWER] = power;
+    this.#sync();
   }
 
   #migrate(count: number): void {
+    const ctl = this.#ctl;
+    if (ctl[I_HASH_POWER] !== this.#power) this.#sync();
     const arena = this.#arena;
-    const old = this.#old;
+    const i32 = arena.i32;
+    const u8 = arena.u8;
     const buckets = this.#buckets;
     const mask = this.#mask;
-    const stop = Math.min(old.length, this.#expandBucket + count);
-    for (let b = this.#expandBucket; b < stop; b++) {
-      let h = old[b];
+    const half = (mask >>> 1) + 1;
+    const start = ctl[I_HASH_EXPAND_BUCKET];
+    const stop = Math.min(half, start + count);
+    for (let b = start; b < stop; b++) {
+      let h = buckets[b] - 1;
+      let lo = -1;
+      let hi = -1;
       while (h !== -1) {
-        const p = h >>> INDEX_BITS;
-        const o = arena.offset(h);
-        const i32 = arena.i32[p];
-        const w = o >> 2;
+        const w = arena.word(h);
         const next = i32[w + W_HNEXT];
-        const ks = o + HEADER_SIZE;
-        const nb = hashBytes(arena.u8[p], ks, ks + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN)) &
-          mask;
-        i32[w + W_HNEXT] = buckets[nb];
-        buckets[nb] = h;
+        const ks = w * 4 + HEADER_SIZE;
+        if ((hashBytes(u8, ks, ks + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN)) & mask) === b) {
+          i32[w + W_HNEXT] = lo;
+          lo = h;
+        } else {
+          i32[w + W_HNEXT] = hi;
+          hi = h;
+        }
         h = next;
       }
-      old[b] = -1;
+      buckets[b] = lo + 1;
+      buckets[b + half] = hi + 1;
     }
-    this.#expandBucket = stop;
-    if (stop === old.length) {
-      this.#old = EMPTY;
-      this.#oldMask = 0;
-      this.#expanding = false;
-    }
+    ctl[I_HASH_EXPAND_BUCKET] = stop;
+    if (stop === half) ctl[I_HASH_EXPANDING] = 0;
   }
 }

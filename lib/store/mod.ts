@@ -8,6 +8,10 @@
  * store.buffer(h).set(value, store.valueOffset(h));
  * store.link(h);
  * ```
+ *
+ * All state is in SharedArrayBuffers: `new Store(options, clock, store.memory())`
+ * in a Worker operates on the same items. Every call (accessors included) must
+ * run under one `SharedLock`; handles are valid only while it is held.
  * @module
  */
 
@@ -17,9 +21,11 @@ export {
   type ClassStats,
   type Clock,
   Store,
+  type StoreMemory,
   type StoreOptions,
   type StoreStats,
 } from "./store.ts";
 export { REALTIME_MAXDELTA, toAbsoluteExptime } from "./expiry.ts";
 export { hashBytes } from "./hash.ts";
 export { HEADER_SIZE, PAGE_SIZE } from "./slabs.ts";
+export { SharedLock } from "./lock.ts";

@@ -1,6 +1,8 @@
 /**
  * Item memory: 1 MiB pages carved into fixed-size chunks per slab class
- * (memcached's slabs), plus dedicated buffers for items above half a page.
+ * (memcached's slabs); items above half a page take a run of whole pages.
+ * All pages live in one growable SharedArrayBuffer, page id p at byte
+ * p * PAGE_SIZE, so every thread attached to it sees the same items.
  *
  * An item handle is `pageId << INDEX_BITS | chunkIndex`; it stays below 2**30
  * so it is always a small integer (Smi) for V8.
@@ -85,58 +87,156 @@ export function align4(n: number): number {
   return (n + 3) & ~3;
 }
 
-const EMPTY_U8 = new Uint8Array(0);
-const EMPTY_I32 = new Int32Array(0);
+/** Int32 words per page. */
+export const PAGE_WORDS = PAGE_SIZE / 4;
+
+/** Shared int32 scalar: oldest_live of a delayed flush (0 = none). */
+export const I_OLDEST_LIVE = 0;
+/** Shared int32 scalar: one past the highest page id in use. */
+export const I_TOP = 1;
+/** Shared int32 scalar: unused page ids below I_TOP. */
+export const I_FREE_IDS = 2;
+/** Shared int32 scalar: pages the pages buffer has grown to. */
+export const I_COMMITTED = 3;
+/** Shared int32 scalar: log2 of the hash bucket count. */
+export const I_HASH_POWER = 4;
+/** Shared int32 scalar: 1 while buckets are being split. */
+export const I_HASH_EXPANDING = 5;
+/** Shared int32 scalar: next bucket of the lower half to split. */
+export const I_HASH_EXPAND_BUCKET = 6;
+/** Int32 scalar slots reserved at the start of the int32 control area. */
+export const I_SCALARS = 16;
 
 /**
- * The page table: per page id the byte and int32 views, its class, chunk
- * size and how many chunks have been carved. Shared by the store and the index.
+ * The page table over the shared pages buffer: per page id its class, chunk
+ * size (for the first page of a large run: the run's bytes) and chunks
+ * carved. Views are fixed-length (length-tracking views over a growable
+ * SharedArrayBuffer are ~20x slower in V8) and remapped by `sync()` when
+ * another thread has grown the buffer.
  */
 export class Arena {
-  /** Byte view per page id. */
-  readonly u8: Uint8Array[] = [];
-  /** Int32 view per page id (item headers). */
-  readonly i32: Int32Array[] = [];
-  /** Chunk size per page id (a dedicated buffer: its whole size). */
-  readonly chunkSize: Int32Array = new Int32Array(MAX_PAGES);
+  /** Bytes of all pages mapped by this thread. */
+  u8: Uint8Array;
+  /** Int32 words of all pages mapped by this thread (item headers). */
+  i32: Int32Array;
+  /** Chunk size per page id (first page of a large run: the run's bytes). */
+  readonly chunkSize: Int32Array;
   /** Slab class per page id, 0 = unused id. */
-  readonly pageClass: Int32Array = new Int32Array(MAX_PAGES);
+  readonly pageClass: Int32Array;
   /** Chunks carved so far per page id (scan stops there). */
-  readonly carved: Int32Array = new Int32Array(MAX_PAGES);
-  /** One past the highest page id ever used. */
-  top = 0;
-  #freeIds: number[] = [];
+  readonly carved: Int32Array;
+  /** Page ids the pages buffer can hold. */
+  readonly capacity: number;
+  #pages: SharedArrayBuffer;
+  #ctl: Int32Array;
+  #mapped = -1;
 
-  /** Byte offset of handle `h` in its page. */
-  offset(h: number): number {
-    return (h & INDEX_MASK) * this.chunkSize[h >>> INDEX_BITS];
+  /** Views over shared state; `ctl` holds the I_* scalars. */
+  constructor(
+    pages: SharedArrayBuffer,
+    ctl: Int32Array,
+    chunkSize: Int32Array,
+    pageClass: Int32Array,
+    carved: Int32Array,
+  ) {
+    this.#pages = pages;
+    this.#ctl = ctl;
+    this.chunkSize = chunkSize;
+    this.pageClass = pageClass;
+    this.carved = carved;
+    this.capacity = chunkSize.length;
+    this.u8 = new Uint8Array(0);
+    this.i32 = new Int32Array(0);
+    this.sync();
   }
 
-  /** Allocates a zeroed page of `bytes` for class `cls`; returns its id or -1 when ids run out. */
-  allocPage(bytes: number, cls: number, chunkSize: number): number {
-    let id: number;
-    if (this.#freeIds.length > 0) id = this.#freeIds.pop()!;
-    else if (this.top < MAX_PAGES) {
-      id = this.top++;
-      this.u8.push(EMPTY_U8);
-      this.i32.push(EMPTY_I32);
-    } else return -1;
-    const buf = new ArrayBuffer(bytes);
-    this.u8[id] = new Uint8Array(buf);
-    this.i32[id] = new Int32Array(buf);
+  /** One past the highest page id in use. */
+  get top(): number {
+    return this.#ctl[I_TOP];
+  }
+
+  /** Remaps the views if any thread grew the pages buffer. */
+  sync(): void {
+    if (this.#ctl[I_COMMITTED] !== this.#mapped) this.#remap();
+  }
+
+  /** Int32 index of the header of handle `h` in `i32` (byte offset / 4). */
+  word(h: number): number {
+    const p = h >>> INDEX_BITS;
+    return p * PAGE_WORDS + (((h & INDEX_MASK) * this.chunkSize[p]) >> 2);
+  }
+
+  /**
+   * Takes `count` contiguous unused page ids for class `cls`, the first with
+   * chunk size `chunkSize`; returns the first id or -1 when ids run out.
+   * Reused pages are not zeroed: nothing reads a chunk before alloc writes it.
+   */
+  allocRun(count: number, cls: number, chunkSize: number): number {
+    const ctl = this.#ctl;
+    const pc = this.pageClass;
+    const top = ctl[I_TOP];
+    let id = -1;
+    if (ctl[I_FREE_IDS] >= count) {
+      // Holes only come from released large runs: rare, and few pages to look at.
+      let run = 0;
+      for (let p = 0; p < top; p++) {
+        if (pc[p] !== 0) run = 0;
+        else if (++run === count) {
+          id = p - count + 1;
+          break;
+        }
+      }
+    }
+    if (id !== -1) ctl[I_FREE_IDS] -= count;
+    else {
+      if (top + count > this.capacity) return -1;
+      id = top;
+      ctl[I_TOP] = top + count;
+      this.#commit(top + count);
+    }
+    for (let p = id; p < id + count; p++) {
+      pc[p] = cls;
+      this.chunkSize[p] = 0;
+      this.carved[p] = 0;
+    }
     this.chunkSize[id] = chunkSize;
-    this.pageClass[id] = cls;
-    this.carved[id] = 0;
     return id;
   }
 
-  /** Drops page `id` (dedicated buffers only) so its memory can be collected. */
-  releasePage(id: number): void {
-    this.u8[id] = EMPTY_U8;
-    this.i32[id] = EMPTY_I32;
-    this.pageClass[id] = 0;
-    this.carved[id] = 0;
-    this.chunkSize[id] = 0;
-    this.#freeIds.push(id);
+  /** Returns the `count` page ids from `id` to the unused pool. */
+  releaseRun(id: number, count: number): void {
+    const ctl = this.#ctl;
+    for (let p = id; p < id + count; p++) {
+      this.pageClass[p] = 0;
+      this.carved[p] = 0;
+      this.chunkSize[p] = 0;
+    }
+    let top = ctl[I_TOP];
+    let free = ctl[I_FREE_IDS] + count;
+    while (top > 0 && this.pageClass[top - 1] === 0) {
+      top--;
+      free--;
+    }
+    ctl[I_TOP] = top;
+    ctl[I_FREE_IDS] = free;
+  }
+
+  /** Grows the shared pages buffer to at least `pages` pages (geometrically). */
+  #commit(pages: number): void {
+    const ctl = this.#ctl;
+    const have = ctl[I_COMMITTED];
+    if (pages <= have) return;
+    const want = Math.min(this.capacity, Math.max(pages, have + Math.max(4, have >> 3)));
+    // Untouched pages of a grown buffer cost address space, not RSS.
+    if (this.#pages.byteLength < want * PAGE_SIZE) this.#pages.grow(want * PAGE_SIZE);
+    ctl[I_COMMITTED] = want;
+    this.#remap();
+  }
+
+  #remap(): void {
+    const n = this.#ctl[I_COMMITTED];
+    this.u8 = new Uint8Array(this.#pages, 0, n * PAGE_SIZE);
+    this.i32 = new Int32Array(this.#pages, 0, n * PAGE_WORDS);
+    this.#mapped = n;
   }
 }

@@ -1,16 +1,21 @@
 /**
  * The cache: slab-allocated items, a byte-keyed hash index, per-class LRU,
  * lazy expiry and flush, memcached 1.6 counters. Pure: no I/O, the clock is
- * passed in.
+ * passed in. Every piece of mutable state lives in SharedArrayBuffers
+ * (`memory()`), so Stores in several threads can share one cache; callers
+ * serialize all calls with one lock (SharedLock).
  * @module
  */
 
-import { HashTable } from "./hash_table.ts";
+import { HashTable, INITIAL_POWER } from "./hash_table.ts";
 import {
-  align4,
   Arena,
   F_FLAGS,
   HEADER_SIZE,
+  I_COMMITTED,
+  I_HASH_POWER,
+  I_OLDEST_LIVE,
+  I_SCALARS,
   INDEX_BITS,
   INDEX_MASK,
   KEY_SHIFT,
@@ -21,6 +26,7 @@ import {
   M_LINKED,
   M_USER,
   M_VLEN,
+  MAX_PAGES,
   PAGE_SIZE,
   slabClassSizes,
   USER_SHIFT,
@@ -102,6 +108,105 @@ export const ALLOC_NO_MEMORY = -3;
 /** Items checked at an LRU tail for expiry before evicting (memcached: 5). */
 const TAIL_SEARCH = 5;
 
+/**
+ * All state of a Store, for `new Store(options, clock, memory)` in another
+ * thread: SharedArrayBuffers and numbers only (structured-cloneable).
+ */
+export interface StoreMemory {
+  /** Item pages: growable, page id p at byte p * PAGE_SIZE. */
+  pages: SharedArrayBuffer;
+  /** Hash buckets (handle + 1, 0 = empty): growable, doubled in place. */
+  buckets: SharedArrayBuffer;
+  /** Counters (float64) then scalars, per-class lists and the page table (int32). */
+  control: SharedArrayBuffer;
+  /** StoreOptions.memoryLimit. */
+  memoryLimit: number;
+  /** StoreOptions.maxItemSize. */
+  maxItemSize: number;
+  /** StoreOptions.evict as 1 or 0. */
+  evict: number;
+  /** StoreOptions.growthFactor. */
+  growthFactor: number;
+  /** StoreOptions.minChunk. */
+  minChunk: number;
+  /** Page ids the pages buffer can hold (its maxByteLength / PAGE_SIZE). */
+  capacity: number;
+  /** log2 of the most hash buckets. */
+  maxHashPower: number;
+}
+
+// Float64 control slots: store-wide counters, then per-class arrays.
+const F_CURR_ITEMS = 0;
+const F_TOTAL_ITEMS = 1;
+const F_BYTES = 2;
+const F_EVICTIONS = 3;
+const F_RECLAIMED = 4;
+const F_EXPIRED_UNFETCHED = 5;
+const F_EVICTED_UNFETCHED = 6;
+const F_GET_EXPIRED = 7;
+const F_GET_FLUSHED = 8;
+const F_TOTAL_MALLOCED = 9;
+const F_CAS = 10;
+const F_SCALARS = 16;
+/** Per-class float64 arrays (free count, pages, used, number, mem requested, 7 eviction counters). */
+const F_CLASS_ARRAYS = 12;
+/** Per-class int32 arrays (free head, LRU head, LRU tail, current page). */
+const I_CLASS_ARRAYS = 4;
+
+/** Stats view over the shared counters: no allocation per read. */
+class SharedStats implements StoreStats {
+  #f: Float64Array;
+  #table: HashTable;
+  #limit: number;
+  constructor(f: Float64Array, table: HashTable, limit: number) {
+    this.#f = f;
+    this.#table = table;
+    this.#limit = limit;
+  }
+  get currItems(): number {
+    return this.#f[F_CURR_ITEMS];
+  }
+  get totalItems(): number {
+    return this.#f[F_TOTAL_ITEMS];
+  }
+  get bytes(): number {
+    return this.#f[F_BYTES];
+  }
+  get evictions(): number {
+    return this.#f[F_EVICTIONS];
+  }
+  get reclaimed(): number {
+    return this.#f[F_RECLAIMED];
+  }
+  get expiredUnfetched(): number {
+    return this.#f[F_EXPIRED_UNFETCHED];
+  }
+  get evictedUnfetched(): number {
+    return this.#f[F_EVICTED_UNFETCHED];
+  }
+  get getExpired(): number {
+    return this.#f[F_GET_EXPIRED];
+  }
+  get getFlushed(): number {
+    return this.#f[F_GET_FLUSHED];
+  }
+  get totalMalloced(): number {
+    return this.#f[F_TOTAL_MALLOCED];
+  }
+  get limitMaxbytes(): number {
+    return this.#limit;
+  }
+  get hashPowerLevel(): number {
+    return this.#table.power;
+  }
+  get hashBytes(): number {
+    return this.#table.bytes;
+  }
+  get hashIsExpanding(): boolean {
+    return this.#table.expanding;
+  }
+}
+
 /** Header + key + value + "\r\n" (+ flags) of the item at word `w`. */
 function itemBytes(i32: Int32Array, w: number): number {
   const v = i32[w + W_VLEN];
@@ -109,21 +214,57 @@ function itemBytes(i32: Int32Array, w: number): number {
     (v < 0 ? 6 : 2);
 }
 
+/**
+ * New shared state for `options`. Page ids cover the limit plus one page per
+ * slab class (each may take a first page over the limit) plus two runs of the
+ * largest item (one may exceed the limit, one of slack against fragmentation).
+ */
+function createMemory(options: StoreOptions, classes: number): StoreMemory {
+  const memoryLimit = options.memoryLimit ?? 64 * 1048576;
+  const maxItemSize = options.maxItemSize ?? 1048576;
+  const minChunk = options.minChunk ?? 48;
+  const run = Math.ceil(Math.max(maxItemSize, PAGE_SIZE / 2) / PAGE_SIZE);
+  const capacity = Math.min(MAX_PAGES, Math.ceil(memoryLimit / PAGE_SIZE) + classes + 2 * run + 2);
+  // Enough buckets for load 1.5 with every page full of the smallest items.
+  const maxItems = capacity * (PAGE_SIZE / (HEADER_SIZE + Math.max(8, minChunk)));
+  const maxHashPower = Math.max(INITIAL_POWER, Math.min(30, Math.ceil(Math.log2(maxItems / 1.5))));
+  const n = classes + 2;
+  const f64Bytes = (F_SCALARS + F_CLASS_ARRAYS * n) * 8;
+  const i32Bytes = (I_SCALARS + I_CLASS_ARRAYS * n + 3 * capacity) * 4;
+  return {
+    pages: new SharedArrayBuffer(0, { maxByteLength: capacity * PAGE_SIZE }),
+    buckets: new SharedArrayBuffer(4 << INITIAL_POWER, {
+      maxByteLength: HashTable.maxBytes(maxHashPower),
+    }),
+    control: new SharedArrayBuffer(f64Bytes + i32Bytes),
+    memoryLimit,
+    maxItemSize,
+    evict: (options.evict ?? true) ? 1 : 0,
+    growthFactor: options.growthFactor ?? 1.25,
+    minChunk,
+    capacity,
+    maxHashPower,
+  };
+}
+
 /** The item store. Handles are small non-negative integers, reused after free. */
 export class Store {
-  /** CAS generator, default a counter from 1; replication may replace it. */
+  /** CAS generator, default a shared counter from 1; replication may replace it (per thread). */
   nextCas: () => number;
-  /** Counters, updated in place. */
+  /** Counters, read from shared memory. */
   readonly stats: StoreStats;
 
   #clock: Clock;
-  #arena = new Arena();
+  #memory: StoreMemory;
+  #arena: Arena;
   #table: HashTable;
   #memoryLimit: number;
   #maxItemSize: number;
   #evict: boolean;
-  #oldestLive = 0;
-  #casCounter = 0;
+  /** Shared float64 counters (F_*). */
+  #f: Float64Array;
+  /** Shared int32 scalars (I_*). */
+  #ctl: Int32Array;
 
   /** Chunk size per class; the last id is the large-item class. */
   #sizes: Int32Array;
@@ -147,13 +288,23 @@ export class Store {
   #reclaimed: Float64Array;
   #expiredUnfetched: Float64Array;
 
-  /** An empty store. */
-  constructor(options: StoreOptions, clock: Clock) {
+  /**
+   * An empty store in new shared memory, or, given `memory` (from another
+   * Store's `memory()`), a view of that store: its settings then come from
+   * `memory` and `options` are ignored.
+   */
+  constructor(options: StoreOptions, clock: Clock, memory?: StoreMemory) {
     this.#clock = clock;
-    this.#memoryLimit = options.memoryLimit ?? 64 * 1048576;
-    this.#maxItemSize = options.maxItemSize ?? 1048576;
-    this.#evict = options.evict ?? true;
-    const sizes = slabClassSizes(options.minChunk ?? 48, options.growthFactor ?? 1.25);
+    const fresh = memory === undefined;
+    const sizes = slabClassSizes(
+      memory?.minChunk ?? options.minChunk ?? 48,
+      memory?.growthFactor ?? options.growthFactor ?? 1.25,
+    );
+    const mem = memory ?? createMemory(options, sizes.length - 1);
+    this.#memory = mem;
+    this.#memoryLimit = mem.memoryLimit;
+    this.#maxItemSize = mem.maxItemSize;
+    this.#evict = mem.evict !== 0;
     this.#largeClass = sizes.length;
     const n = sizes.length + 1;
     this.#sizes = new Int32Array(n);
@@ -171,40 +322,51 @@ export class Store {
       while (sizes[c] < s * 4) c++;
       this.#classBySize[s] = c;
     }
-    this.#freeHead = new Int32Array(n).fill(-1);
-    this.#lruHead = new Int32Array(n).fill(-1);
-    this.#lruTail = new Int32Array(n).fill(-1);
-    this.#curPage = new Int32Array(n).fill(-1);
-    this.#freeCount = new Float64Array(n);
-    this.#pages = new Float64Array(n);
-    this.#used = new Float64Array(n);
-    this.#number = new Float64Array(n);
-    this.#memRequested = new Float64Array(n);
-    this.#evicted = new Float64Array(n);
-    this.#evictedNonzero = new Float64Array(n);
-    this.#evictedTime = new Float64Array(n);
-    this.#evictedUnfetched = new Float64Array(n);
-    this.#outOfMemory = new Float64Array(n);
-    this.#reclaimed = new Float64Array(n);
-    this.#expiredUnfetched = new Float64Array(n);
-    this.#table = new HashTable(this.#arena);
-    this.stats = {
-      currItems: 0,
-      totalItems: 0,
-      bytes: 0,
-      evictions: 0,
-      reclaimed: 0,
-      expiredUnfetched: 0,
-      evictedUnfetched: 0,
-      getExpired: 0,
-      getFlushed: 0,
-      totalMalloced: 0,
-      limitMaxbytes: this.#memoryLimit,
-      hashPowerLevel: this.#table.power,
-      hashBytes: this.#table.bytes,
-      hashIsExpanding: false,
+
+    const f = new Float64Array(mem.control, 0, F_SCALARS + F_CLASS_ARRAYS * n);
+    const fa = (i: number) => f.subarray(F_SCALARS + i * n, F_SCALARS + (i + 1) * n);
+    this.#f = f;
+    this.#freeCount = fa(0);
+    this.#pages = fa(1);
+    this.#used = fa(2);
+    this.#number = fa(3);
+    this.#memRequested = fa(4);
+    this.#evicted = fa(5);
+    this.#evictedNonzero = fa(6);
+    this.#evictedTime = fa(7);
+    this.#evictedUnfetched = fa(8);
+    this.#outOfMemory = fa(9);
+    this.#reclaimed = fa(10);
+    this.#expiredUnfetched = fa(11);
+    const cap = mem.capacity;
+    const i32 = new Int32Array(mem.control, f.byteLength, I_SCALARS + I_CLASS_ARRAYS * n + 3 * cap);
+    const ia = (i: number) => i32.subarray(I_SCALARS + i * n, I_SCALARS + (i + 1) * n);
+    this.#ctl = i32.subarray(0, I_SCALARS);
+    this.#freeHead = ia(0);
+    this.#lruHead = ia(1);
+    this.#lruTail = ia(2);
+    this.#curPage = ia(3);
+    const pt = (i: number) => {
+      const at = I_SCALARS + I_CLASS_ARRAYS * n + i * cap;
+      return i32.subarray(at, at + cap);
     };
-    this.nextCas = () => ++this.#casCounter;
+    if (fresh) {
+      this.#freeHead.fill(-1);
+      this.#lruHead.fill(-1);
+      this.#lruTail.fill(-1);
+      this.#curPage.fill(-1);
+      this.#ctl[I_HASH_POWER] = INITIAL_POWER;
+      this.#ctl[I_COMMITTED] = 0;
+    }
+    this.#arena = new Arena(mem.pages, this.#ctl, pt(0), pt(1), pt(2));
+    this.#table = new HashTable(this.#arena, mem.buckets, this.#ctl, mem.maxHashPower);
+    this.stats = new SharedStats(f, this.#table, this.#memoryLimit);
+    this.nextCas = () => ++f[F_CAS];
+  }
+
+  /** The shared state, to pass (postMessage) to Stores in other threads. */
+  memory(): StoreMemory {
+    return { ...this.#memory };
   }
 
   /** Chunk sizes of the slab classes by id (index 0 unused; last = large items). */
@@ -214,21 +376,22 @@ export class Store {
 
   /** Live item for key bytes `src[keyStart, keyEnd)` or -1; expired/flushed items are freed. */
   find(src: Uint8Array, keyStart: number, keyEnd: number): number {
+    const arena = this.#arena;
+    arena.sync();
     const h = this.#table.find(src, keyStart, keyEnd);
     if (h === -1) return -1;
-    const arena = this.#arena;
-    const i32 = arena.i32[h >>> INDEX_BITS];
-    const w = arena.offset(h) >> 2;
+    const i32 = arena.i32;
+    const w = arena.word(h);
     const now = this.#clock.now();
     const exp = i32[w + W_EXPTIME];
     if (exp !== 0 && exp <= now) {
-      this.stats.getExpired++;
+      this.#f[F_GET_EXPIRED]++;
       this.unlink(h);
       return -1;
     }
-    const ol = this.#oldestLive;
+    const ol = this.#ctl[I_OLDEST_LIVE];
     if (ol !== 0 && now >= ol && i32[w + W_TIME] <= ol) {
-      this.stats.getFlushed++;
+      this.#f[F_GET_FLUSHED]++;
       this.unlink(h);
       return -1;
     }
@@ -237,11 +400,13 @@ export class Store {
 
   /** Records an access: LRU head, fetched bit, lastAccess = now. */
   bump(h: number): void {
-    const i32 = this.#arena.i32[h >>> INDEX_BITS];
-    const w = this.#arena.offset(h) >> 2;
+    const arena = this.#arena;
+    arena.sync();
+    const i32 = arena.i32;
+    const w = arena.word(h);
     i32[w + W_META] |= M_FETCHED;
     i32[w + W_TIME] = this.#clock.now();
-    const cls = this.#arena.pageClass[h >>> INDEX_BITS];
+    const cls = arena.pageClass[h >>> INDEX_BITS];
     if (this.#lruHead[cls] !== h && (i32[w + W_META] & M_LINKED) !== 0) {
       this.#lruRemove(h, cls);
       this.#lruPush(h, cls);
@@ -264,6 +429,8 @@ export class Store {
     const klen = keyEnd - keyStart;
     const total = HEADER_SIZE + klen + valueLength + (flags !== 0 ? 6 : 2);
     if (total > this.#maxItemSize || klen > M_KEYLEN || valueLength < 0) return ALLOC_TOO_LARGE;
+    const arena = this.#arena;
+    arena.sync();
     let cls: number;
     let h: number;
     if (total <= PAGE_SIZE / 2) {
@@ -271,15 +438,14 @@ export class Store {
       h = this.#allocChunk(cls);
     } else {
       cls = this.#largeClass;
-      h = this.#allocLarge(align4(total));
+      h = this.#allocLarge(total);
     }
     if (h < 0) return h;
-    const arena = this.#arena;
-    const p = h >>> INDEX_BITS;
-    const o = arena.offset(h);
-    const i32 = arena.i32[p];
-    const u8 = arena.u8[p];
-    const w = o >> 2;
+    // Views may have been remapped by a page allocation.
+    const i32 = arena.i32;
+    const u8 = arena.u8;
+    const w = arena.word(h);
+    const o = w * 4;
     i32[w + W_HNEXT] = -1;
     i32[w + W_PREV] = -1;
     i32[w + W_NEXT] = -1;
@@ -306,39 +472,36 @@ export class Store {
   /** Inserts `h`, replacing (and freeing) any item with the same key; returns its cas. */
   link(h: number, cas?: number): number {
     const arena = this.#arena;
-    const p = h >>> INDEX_BITS;
-    const o = arena.offset(h);
-    const replaced = this.#table.insertReplacing(h);
+    arena.sync();
+    const table = this.#table;
+    const replaced = table.insertReplacing(h);
     if (replaced !== -1) {
       this.#detach(replaced);
       this.free(replaced);
     }
     const c = cas === undefined ? this.nextCas() : cas;
-    const i32 = arena.i32[p];
-    const w = o >> 2;
+    const i32 = arena.i32;
+    const w = arena.word(h);
     i32[w + W_META] = (i32[w + W_META] & ~M_CASHI) | M_LINKED |
       (Math.floor(c / 4294967296) & M_CASHI);
     i32[w + W_CASLO] = c;
     i32[w + W_TIME] = this.#clock.now();
-    const cls = arena.pageClass[p];
+    const cls = arena.pageClass[h >>> INDEX_BITS];
     this.#lruPush(h, cls);
     const size = itemBytes(i32, w);
     this.#number[cls]++;
     this.#memRequested[cls] += size;
-    const st = this.stats;
-    st.currItems++;
-    st.totalItems++;
-    st.bytes += size;
-    const table = this.#table;
-    table.maintain(st.currItems);
-    st.hashPowerLevel = table.power;
-    st.hashIsExpanding = table.expanding;
-    st.hashBytes = table.bytes;
+    const f = this.#f;
+    const items = ++f[F_CURR_ITEMS];
+    f[F_TOTAL_ITEMS]++;
+    f[F_BYTES] += size;
+    table.maintain(items);
     return c;
   }
 
   /** Removes linked item `h` from index and LRU and frees it. */
   unlink(h: number): void {
+    this.#arena.sync();
     if (this.#table.remove(h)) this.#detach(h);
     this.free(h);
   }
@@ -346,9 +509,10 @@ export class Store {
   /** Frees item `h` (after unlink, or an alloc that was never linked). */
   free(h: number): void {
     const arena = this.#arena;
+    arena.sync();
     const p = h >>> INDEX_BITS;
-    const i32 = arena.i32[p];
-    const w = arena.offset(h) >> 2;
+    const i32 = arena.i32;
+    const w = arena.word(h);
     if ((i32[w + W_META] & M_ALLOCATED) === 0) return;
     if ((i32[w + W_META] & M_LINKED) !== 0) {
       // Freed while still linked: take it out of the index first.
@@ -359,9 +523,10 @@ export class Store {
     i32[w + W_META] = 0;
     this.#used[cls]--;
     if (cls === this.#largeClass) {
-      this.stats.totalMalloced -= arena.chunkSize[p];
+      const bytes = arena.chunkSize[p];
+      this.#f[F_TOTAL_MALLOCED] -= bytes;
       this.#pages[cls]--;
-      arena.releasePage(p);
+      arena.releaseRun(p, bytes / PAGE_SIZE);
       return;
     }
     i32[w + W_HNEXT] = this.#freeHead[cls];
@@ -369,14 +534,14 @@ export class Store {
     this.#freeCount[cls]++;
   }
 
-  /** Backing bytes of `h` (its page). */
-  buffer(h: number): Uint8Array {
-    return this.#arena.u8[h >>> INDEX_BITS];
+  /** Bytes of all pages (shared); keyOffset/valueOffset are absolute offsets in it. */
+  buffer(_h: number): Uint8Array {
+    return this.#arena.u8;
   }
 
   /** Offset of the key in buffer(h). */
   keyOffset(h: number): number {
-    return this.#arena.offset(h) + HEADER_SIZE;
+    return this.#arena.word(h) * 4 + HEADER_SIZE;
   }
 
   /** Key length in bytes. */
@@ -386,7 +551,8 @@ export class Store {
 
   /** Offset of the value in buffer(h); "\r\n" follows the value. */
   valueOffset(h: number): number {
-    return this.#arena.offset(h) + HEADER_SIZE + ((this.#word(h, W_META) >>> KEY_SHIFT) & M_KEYLEN);
+    const w = this.#arena.word(h);
+    return w * 4 + HEADER_SIZE + ((this.#arena.i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN);
   }
 
   /** Value length in bytes. */
@@ -401,18 +567,19 @@ export class Store {
 
   /** Set the server-owned item bits (0..7). */
   setUserBits(h: number, bits: number): void {
-    const i32 = this.#arena.i32[h >>> INDEX_BITS];
-    const w = (this.#arena.offset(h) >> 2) + W_VLEN;
+    const i32 = this.#arena.i32;
+    const w = this.#arena.word(h) + W_VLEN;
     i32[w] = (i32[w] & ~M_USER) | ((bits & 7) << USER_SHIFT);
   }
 
   /** Client flags (uint32). */
   flags(h: number): number {
-    const v = this.#word(h, W_VLEN);
+    const i32 = this.#arena.i32;
+    const w = this.#arena.word(h);
+    const v = i32[w + W_VLEN];
     if (v >= 0) return 0;
-    const u8 = this.#arena.u8[h >>> INDEX_BITS];
-    const at = this.#arena.offset(h) + HEADER_SIZE +
-      ((this.#word(h, W_META) >>> KEY_SHIFT) & M_KEYLEN) +
+    const u8 = this.#arena.u8;
+    const at = w * 4 + HEADER_SIZE + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN) +
       (v & M_VLEN) + 2;
     return (u8[at] | (u8[at + 1] << 8) | (u8[at + 2] << 16) | (u8[at + 3] << 24)) >>> 0;
   }
@@ -424,20 +591,20 @@ export class Store {
 
   /** Sets the absolute exptime. */
   setExptime(h: number, exptime: number): void {
-    this.#arena.i32[h >>> INDEX_BITS][(this.#arena.offset(h) >> 2) + W_EXPTIME] = exptime;
+    this.#arena.i32[this.#arena.word(h) + W_EXPTIME] = exptime;
   }
 
   /** CAS value (< 2**53, exact). */
   cas(h: number): number {
-    const i32 = this.#arena.i32[h >>> INDEX_BITS];
-    const w = this.#arena.offset(h) >> 2;
+    const i32 = this.#arena.i32;
+    const w = this.#arena.word(h);
     return (i32[w + W_META] & M_CASHI) * 4294967296 + (i32[w + W_CASLO] >>> 0);
   }
 
   /** Sets the CAS value. */
   setCas(h: number, cas: number): void {
-    const i32 = this.#arena.i32[h >>> INDEX_BITS];
-    const w = this.#arena.offset(h) >> 2;
+    const i32 = this.#arena.i32;
+    const w = this.#arena.word(h);
     i32[w + W_META] = (i32[w + W_META] & ~M_CASHI) | (Math.floor(cas / 4294967296) & M_CASHI);
     i32[w + W_CASLO] = cas;
   }
@@ -459,7 +626,7 @@ export class Store {
 
   /** Bytes the item accounts for: header + key + value + 2 (+ 4 for non-zero flags). */
   itemSize(h: number): number {
-    return itemBytes(this.#arena.i32[h >>> INDEX_BITS], this.#arena.offset(h) >> 2);
+    return itemBytes(this.#arena.i32, this.#arena.word(h));
   }
 
   /**
@@ -468,10 +635,11 @@ export class Store {
    */
   flush(delaySeconds: number): void {
     if (delaySeconds > 0) {
-      this.#oldestLive = this.#clock.now() + delaySeconds;
+      this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
       return;
     }
-    this.#oldestLive = 0;
+    this.#ctl[I_OLDEST_LIVE] = 0;
+    this.#arena.sync();
     for (let cls = 1; cls <= this.#largeClass; cls++) {
       let h = this.#lruTail[cls];
       while (h !== -1) {
@@ -490,6 +658,7 @@ export class Store {
   scan(cursor: number, max: number, fn: (h: number) => void): number {
     if (cursor < 0) return -1;
     const arena = this.#arena;
+    arena.sync();
     let p = cursor >>> INDEX_BITS;
     let idx = cursor & INDEX_MASK;
     let seen = 0;
@@ -498,8 +667,8 @@ export class Store {
       while (idx < arena.carved[p]) {
         const h = (p << INDEX_BITS) | idx;
         idx++;
-        const i32 = arena.i32[p];
-        const w = arena.offset(h) >> 2;
+        const i32 = arena.i32;
+        const w = arena.word(h);
         if ((i32[w + W_META] & M_LINKED) === 0 || this.#dead(i32, w, now)) continue;
         if (seen >= max) return h;
         fn(h);
@@ -510,7 +679,6 @@ export class Store {
     }
     return -1;
   }
-
   /** `stats slabs` rows for classes with pages. */
   slabStats(): ClassStats[] {
     const rows: ClassStats[] = [];
@@ -542,6 +710,7 @@ export class Store {
   itemStats(): ClassStats[] {
     const rows: ClassStats[] = [];
     const now = this.#clock.now();
+    this.#arena.sync();
     for (let cls = 1; cls <= this.#largeClass; cls++) {
       const number = this.#number[cls];
       if (number === 0) continue;
@@ -585,53 +754,52 @@ export class Store {
   }
 
   #word(h: number, word: number): number {
-    return this.#arena.i32[h >>> INDEX_BITS][(this.#arena.offset(h) >> 2) + word];
+    return this.#arena.i32[this.#arena.word(h) + word];
   }
 
   #dead(i32: Int32Array, w: number, now: number): boolean {
     const exp = i32[w + W_EXPTIME];
     if (exp !== 0 && exp <= now) return true;
-    const ol = this.#oldestLive;
+    const ol = this.#ctl[I_OLDEST_LIVE];
     return ol !== 0 && now >= ol && i32[w + W_TIME] <= ol;
   }
 
   /** Takes a linked item (already out of the index) off its LRU and the counters. */
   #detach(h: number): void {
     const arena = this.#arena;
-    const p = h >>> INDEX_BITS;
-    const i32 = arena.i32[p];
-    const w = arena.offset(h) >> 2;
-    const cls = arena.pageClass[p];
+    const i32 = arena.i32;
+    const w = arena.word(h);
+    const cls = arena.pageClass[h >>> INDEX_BITS];
     this.#lruRemove(h, cls);
     i32[w + W_META] &= ~M_LINKED;
     const size = itemBytes(i32, w);
     this.#number[cls]--;
     this.#memRequested[cls] -= size;
-    this.stats.currItems--;
-    this.stats.bytes -= size;
+    this.#f[F_CURR_ITEMS]--;
+    this.#f[F_BYTES] -= size;
   }
 
   #lruPush(h: number, cls: number): void {
     const arena = this.#arena;
-    const i32 = arena.i32[h >>> INDEX_BITS];
-    const w = arena.offset(h) >> 2;
+    const i32 = arena.i32;
+    const w = arena.word(h);
     const head = this.#lruHead[cls];
     i32[w + W_PREV] = -1;
     i32[w + W_NEXT] = head;
-    if (head !== -1) arena.i32[head >>> INDEX_BITS][(arena.offset(head) >> 2) + W_PREV] = h;
+    if (head !== -1) i32[arena.word(head) + W_PREV] = h;
     else this.#lruTail[cls] = h;
     this.#lruHead[cls] = h;
   }
 
   #lruRemove(h: number, cls: number): void {
     const arena = this.#arena;
-    const i32 = arena.i32[h >>> INDEX_BITS];
-    const w = arena.offset(h) >> 2;
+    const i32 = arena.i32;
+    const w = arena.word(h);
     const prev = i32[w + W_PREV];
     const next = i32[w + W_NEXT];
-    if (prev !== -1) arena.i32[prev >>> INDEX_BITS][(arena.offset(prev) >> 2) + W_NEXT] = next;
+    if (prev !== -1) i32[arena.word(prev) + W_NEXT] = next;
     else this.#lruHead[cls] = next;
-    if (next !== -1) arena.i32[next >>> INDEX_BITS][(arena.offset(next) >> 2) + W_PREV] = prev;
+    if (next !== -1) i32[arena.word(next) + W_PREV] = prev;
     else this.#lruTail[cls] = prev;
     i32[w + W_PREV] = -1;
     i32[w + W_NEXT] = -1;
@@ -640,16 +808,17 @@ export class Store {
   /** Frees the first expired/flushed item among the last TAIL_SEARCH of the LRU; true if one was. */
   #reclaimTail(cls: number): boolean {
     const now = this.#clock.now();
+    const arena = this.#arena;
     let h = this.#lruTail[cls];
     for (let i = 0; i < TAIL_SEARCH && h !== -1; i++) {
-      const i32 = this.#arena.i32[h >>> INDEX_BITS];
-      const w = this.#arena.offset(h) >> 2;
+      const i32 = arena.i32;
+      const w = arena.word(h);
       if (this.#dead(i32, w, now)) {
         this.#reclaimed[cls]++;
-        this.stats.reclaimed++;
+        this.#f[F_RECLAIMED]++;
         if ((i32[w + W_META] & M_FETCHED) === 0) {
           this.#expiredUnfetched[cls]++;
-          this.stats.expiredUnfetched++;
+          this.#f[F_EXPIRED_UNFETCHED]++;
         }
         this.unlink(h);
         return true;
@@ -663,15 +832,15 @@ export class Store {
   #evictTail(cls: number): boolean {
     const h = this.#lruTail[cls];
     if (h === -1) return false;
-    const i32 = this.#arena.i32[h >>> INDEX_BITS];
-    const w = this.#arena.offset(h) >> 2;
+    const i32 = this.#arena.i32;
+    const w = this.#arena.word(h);
     this.#evicted[cls]++;
-    this.stats.evictions++;
+    this.#f[F_EVICTIONS]++;
     if (i32[w + W_EXPTIME] !== 0) this.#evictedNonzero[cls]++;
     this.#evictedTime[cls] = this.#clock.now() - i32[w + W_TIME];
     if ((i32[w + W_META] & M_FETCHED) === 0) {
       this.#evictedUnfetched[cls]++;
-      this.stats.evictedUnfetched++;
+      this.#f[F_EVICTED_UNFETCHED]++;
     }
     this.unlink(h);
     return true;
@@ -695,12 +864,13 @@ export class Store {
       return (p << INDEX_BITS) | arena.carved[p]++;
     }
     if (this.#reclaimTail(cls)) return this.#popFree(cls);
-    if (this.stats.totalMalloced + PAGE_SIZE <= this.#memoryLimit || this.#pages[cls] === 0) {
-      p = arena.allocPage(PAGE_SIZE, cls, this.#sizes[cls]);
+    const f = this.#f;
+    if (f[F_TOTAL_MALLOCED] + PAGE_SIZE <= this.#memoryLimit || this.#pages[cls] === 0) {
+      p = arena.allocRun(1, cls, this.#sizes[cls]);
       if (p !== -1) {
         this.#curPage[cls] = p;
         this.#pages[cls]++;
-        this.stats.totalMalloced += PAGE_SIZE;
+        f[F_TOTAL_MALLOCED] += PAGE_SIZE;
         arena.carved[p] = 1;
         return p << INDEX_BITS;
       }
@@ -713,25 +883,36 @@ export class Store {
     return ALLOC_NO_MEMORY;
   }
 
-  #allocLarge(size: number): number {
+  /** A run of whole pages for an item of `total` bytes (> half a page). */
+  #allocLarge(total: number): number {
     const cls = this.#largeClass;
-    const st = this.stats;
+    const f = this.#f;
+    const count = Math.ceil(total / PAGE_SIZE);
+    const bytes = count * PAGE_SIZE;
     // Make room among large items; with none linked, one may exceed the limit (like a first page).
-    while (st.totalMalloced + size > this.#memoryLimit && this.#number[cls] > 0) {
+    while (f[F_TOTAL_MALLOCED] + bytes > this.#memoryLimit && this.#number[cls] > 0) {
       if (this.#reclaimTail(cls)) continue;
       if (!this.#evict || !this.#evictTail(cls)) {
         this.#outOfMemory[cls]++;
         return ALLOC_NO_MEMORY;
       }
     }
-    const p = this.#arena.allocPage(size, cls, size);
-    if (p === -1) {
-      this.#outOfMemory[cls]++;
-      return ALLOC_NO_MEMORY;
+    for (;;) {
+      const p = this.#arena.allocRun(count, cls, bytes);
+      if (p !== -1) {
+        this.#arena.carved[p] = 1;
+        this.#pages[cls]++;
+        f[F_TOTAL_MALLOCED] += bytes;
+        return p << INDEX_BITS;
+      }
+      // No run of free page ids (fragmented by runs of other lengths): drop older large items.
+      if (
+        this.#number[cls] === 0 ||
+        !(this.#reclaimTail(cls) || (this.#evict && this.#evictTail(cls)))
+      ) {
+        this.#outOfMemory[cls]++;
+        return ALLOC_NO_MEMORY;
+      }
     }
-    this.#arena.carved[p] = 1;
-    this.#pages[cls]++;
-    st.totalMalloced += size;
-    return p << INDEX_BITS;
   }
 }

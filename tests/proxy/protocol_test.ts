@@ -152,6 +152,7 @@ withCluster(
     equal(await setValue(c, key, "v", 2, 0), "STORED\r\n");
     equal(await setValue(c, "ctr", "41"), "STORED\r\n");
     equal(await setValue(c, "txt", "mid"), "STORED\r\n");
+    equal(await setValue(c, "ttl", "t", 9, 100), "STORED\r\n");
     // Empty every primary without the proxy noticing a failure: flush them directly.
     for (const s of cluster.servers) {
       const d = await connect(s.port);
@@ -163,6 +164,14 @@ withCluster(
     const cas = /^VALUE restart:k 2 1 (\d+)\r\nv\r\nEND\r\n$/.exec(gets)?.[1];
     ok(cas, gets);
     equal(await directGet(port, key), "v", "repaired before the reply");
+    // A repair keeps the flags and the remaining TTL.
+    equal(await getValue(c, "ttl"), "t");
+    await sleep(100);
+    const t = await connect(primaryPort(cluster, "ttl"));
+    const meta = await t.request("mg ttl f t");
+    await t.close();
+    const m = /^HD f9 t(\d+)\r\n$/.exec(meta);
+    ok(m && Number(m[1]) > 90 && Number(m[1]) <= 100, `flags and TTL repaired: ${meta}`);
     equal(await c.request(`cas ${key} 2 0 1 ${cas}\r\nw`), "STORED\r\n");
     equal(await directGet(cluster.servers[idx].port, key), "w");
     // incr/append/touch/delete find the item in the backup.
@@ -193,7 +202,7 @@ withCluster(
 );
 
 withCluster(
-  "--no-miss-fallback is off by default; large values pass through",
+  "large values pass through and reach the backup",
   async (c, cluster) => {
     const big = "x".repeat(1048576);
     equal(await c.request(`set big 0 0 ${big.length}\r\n${big}`, "\r\n", 10_000), "STORED\r\n");
@@ -283,6 +292,34 @@ Deno.test({
       match(reply, /STAT hits 1\r\n/);
       match(reply, /STAT misses 1\r\n/);
       deepEqual(reply.endsWith("END\r\n"), true);
+      await c.close();
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "--no-miss-fallback: a primary's miss is the answer",
+  ignore: ignoreUnless("no miss fallback", ["memcached"]),
+  async fn() {
+    const cluster = await startCluster({
+      servers: 1,
+      backups: 1,
+      proxyArgs: ["--no-miss-fallback", "--timeout", "500", "--retry", "200"],
+    });
+    try {
+      const c = await connect(cluster.proxy.port);
+      equal(await setValue(c, "a", "1"), "STORED\r\n");
+      const d = await connect(cluster.servers[0].port);
+      equal(await d.request("flush_all"), "OK\r\n");
+      await d.close();
+      equal(await getValue(c, "a"), undefined, "the primary's miss");
+      equal(await directGet(cluster.backups[0].port, "a"), "1", "the backup still has it");
+      // A dead primary is still backed by the backup.
+      cluster.servers[0].kill("SIGKILL");
+      await cluster.servers[0].status;
+      equal(await getValue(c, "a"), "1");
       await c.close();
     } finally {
       await cluster.stop();

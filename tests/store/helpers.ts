@@ -70,3 +70,19 @@ export function keyOf(store: Store, h: number): string {
   const off = store.keyOffset(h);
   return dec.decode(store.buffer(h).subarray(off, off + store.keyLength(h)));
 }
+
+/** The value written for key `k` at write `n`: length varies with n, bytes depend on both. */
+export function valueFor(k: string, n: number, big: boolean): Uint8Array {
+  const len = big ? 600_000 + (n % 1000) : 1 + (n * 37) % 3000;
+  const v = new Uint8Array(len);
+  const head = enc.encode(`${k}#${n}#`);
+  for (let i = 0; i < len; i++) v[i] = head[i % head.length];
+  return v;
+}
+
+/** True when a and b hold the same bytes. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

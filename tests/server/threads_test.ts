@@ -1,0 +1,67 @@
+/**
+ * `memrep serve -t N`: several threads accept on one port and share one
+ * cache; every connection sees every other connection's writes.
+ * @module
+ */
+
+import { connect, equal, ok, startMemrep, type TestConn } from "../helpers/mod.ts";
+
+async function statValue(c: TestConn, name: string): Promise<string | undefined> {
+  const text = await c.request("stats", "END\r\n");
+  return new RegExp(`^STAT ${name} (.*)$`, "m").exec(text.replaceAll("\r", ""))?.[1];
+}
+
+Deno.test("serve -t 3 shares one cache between threads: writes on any connection are read on all", async () => {
+  const server = await startMemrep(["serve", "-t", "3"]);
+  const conns: TestConn[] = [];
+  try {
+    // SO_REUSEPORT spreads connections over the threads by hash: open plenty.
+    for (let i = 0; i < 24; i++) conns.push(await connect(server.port));
+    for (let i = 0; i < conns.length; i++) {
+      equal(await conns[i].request(`set k${i} ${i} 0 2\r\nv${i % 10}`), "STORED\r\n");
+    }
+    for (let i = 0; i < conns.length; i++) {
+      const reader = conns[(i * 7 + 3) % conns.length];
+      equal(
+        await reader.request(`get k${i}`, "END\r\n"),
+        `VALUE k${i} ${i} 2\r\nv${i % 10}\r\nEND\r\n`,
+      );
+    }
+    // Concurrent increments from every connection on one counter lose nothing.
+    equal(await conns[0].request("set counter 0 0 1\r\n0"), "STORED\r\n");
+    await Promise.all(conns.map(async (c) => {
+      let batch = "";
+      for (let j = 0; j < 100; j++) batch += "incr counter 1 noreply\r\n";
+      await c.request(batch + "mn", "MN\r\n");
+    }));
+    equal(
+      await conns[5].request("get counter", "END\r\n"),
+      `VALUE counter 0 4\r\n${24 * 100}\r\nEND\r\n`,
+    );
+    equal(await statValue(conns[1], "threads"), "3");
+    equal(await statValue(conns[2], "curr_items"), String(conns.length + 1));
+    ok(Number(await statValue(conns[3], "cmd_set")) >= conns.length + 1);
+    equal(await statValue(conns[4], "curr_connections"), String(conns.length));
+  } finally {
+    for (const c of conns) await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve -t 2 stops every thread on SIGTERM and on shutdown from any connection", async () => {
+  const server = await startMemrep(["serve", "-t", "2", "-A"]);
+  const conns: TestConn[] = [];
+  for (let i = 0; i < 8; i++) conns.push(await connect(server.port));
+  try {
+    await conns[7].send("shutdown\r\n");
+    const status = await server.status;
+    equal(status.code, 0);
+    for (const c of conns) ok(await c.waitClosed(3000), "every connection closed");
+  } finally {
+    for (const c of conns) await c.close();
+    await server.stop();
+  }
+  const again = await startMemrep(["serve", "-t", "2"]);
+  again.kill("SIGTERM");
+  equal((await again.status).code, 0);
+});
