@@ -5,7 +5,11 @@
  */
 
 import { UsageError } from "./flags.ts";
-import { serveMain } from "./serve.ts";
+
+// Subcommands load lazily: one command's start-up never pays for the others.
+async function serveMain(args: string[]): Promise<number> {
+  return await (await import("./serve.ts")).serveMain(args);
+}
 
 /** memrep's own version. */
 export const MEMREP_VERSION = "0.1.0";
