@@ -7,6 +7,7 @@
  */
 
 import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../cli/log.ts";
 import { Next, type ReplySink, type Router } from "./router.ts";
 
@@ -58,9 +59,7 @@ class ProxyConnection implements ReplySink {
 
   /** Read, parse and route until the client goes away. */
   async run(): Promise<void> {
-    let buf = new Uint8Array(INITIAL_BUFFER);
-    let start = 0, end = 0;
-    let swallow = 0;
+    const rb = new ReadBuffer(INITIAL_BUFFER);
     const req = new Request();
     const router = this.#router;
     try {
@@ -69,47 +68,18 @@ class ProxyConnection implements ReplySink {
           await new Promise<void>((r) => this.#drained = r);
           continue;
         }
-        if (end === buf.length) {
-          const pending = end - start;
-          const need = Math.max(req.need, pending + 1);
-          if (need > buf.length || start === 0) {
-            const next = new Uint8Array(Math.max(buf.length * 2, need));
-            next.set(buf.subarray(start, end));
-            buf = next;
-          } else buf.copyWithin(0, start, end);
-          start = 0;
-          end = pending;
-        }
-        const n = await this.#conn.read(buf.subarray(end));
-        if (n === null) break;
-        end += n;
-        while (this.#closeAt < 0) {
-          if (swallow > 0) {
-            const take = Math.min(swallow, end - start);
-            swallow -= take;
-            start += take;
-            if (swallow > 0) break;
-          }
-          if (start === end) break;
-          const used = parseRequest(buf, start, end, req, this.#maxValue);
+        if (!await rb.fill(this.#conn, req.need)) break;
+        while (this.#closeAt < 0 && rb.settle()) {
+          const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
           if (used === 0) break;
           if (used === PARSE_CLOSE) {
             this.closeAfterReplies();
             break;
           }
-          const raw = buf.subarray(start, start + used);
-          start += used;
+          const raw = rb.buf.subarray(rb.start, rb.start + used);
+          rb.start += used;
           if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
-          if (req.swallow > 0) swallow = req.swallow;
-        }
-        if (start === end) start = end = 0;
-        else if (buf.length > 4 * 1048576 && end - start < INITIAL_BUFFER) {
-          // A large request is done: do not keep its buffer.
-          const next = new Uint8Array(INITIAL_BUFFER);
-          next.set(buf.subarray(start, end));
-          buf = next;
-          end -= start;
-          start = 0;
+          if (req.swallow > 0) rb.skip(req.swallow);
         }
       }
       // EOF or quit: finish what was asked, then close.
@@ -311,27 +281,8 @@ export class ProxyServer {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    try {
-      this.#listener?.close();
-    } catch { /* closed */ }
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
+    if (this.#listener) closeQuietly(this.#listener);
+    for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
   }
-}
-
-/** Write every byte (Deno writes may be partial). */
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
-}
-
-/** Errors that just mean the client went away. */
-function isDisconnect(err: unknown): boolean {
-  return err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
-    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
-    err instanceof Deno.errors.NotConnected || err instanceof Deno.errors.ConnectionAborted;
 }

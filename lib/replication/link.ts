@@ -9,6 +9,7 @@
 
 import { setImmediate } from "node:timers";
 import { Writer } from "../protocol/mod.ts";
+import { ReadBuffer } from "../transport/mod.ts";
 import { log } from "../cli/log.ts";
 import type { StreamState } from "./handshake.ts";
 import { Applied } from "./merge.ts";
@@ -235,14 +236,12 @@ export class Link {
   }
 
   async #readLoop(rest: Uint8Array): Promise<void> {
-    let buf = new Uint8Array(Math.max(READ_BUFFER, rest.length * 2));
-    buf.set(rest);
-    let start = 0, end = rest.length;
+    const rb = new ReadBuffer(READ_BUFFER, rest);
     const parser = this.#parser;
     for (;;) {
       let applied = false;
-      while (start < end) {
-        const used = parser.parse(buf, start, end);
+      while (rb.start < rb.end) {
+        const used = parser.parse(rb.buf, rb.start, rb.end);
         if (used === 0) break;
         if (used < 0) {
           this.close(`protocol error: ${parser.error}`);
@@ -250,36 +249,15 @@ export class Link {
         }
         if (!this.#handle(used)) return;
         if (parser.kind <= Frame.FLUSH) applied = true;
-        start += used;
+        rb.start += used;
       }
       if (applied) this.#applied();
       if (this.closed) return;
-      if (start === end) start = end = 0;
-      else if (end === buf.length || parser.need > buf.length) {
-        const need = Math.max(parser.need, end - start + 1);
-        if (need > buf.length || start === 0) {
-          const next = new Uint8Array(Math.max(buf.length * 2, need));
-          next.set(buf.subarray(start, end));
-          buf = next;
-        } else buf.copyWithin(0, start, end);
-        end -= start;
-        start = 0;
-      }
-      const n = await this.#conn.read(buf.subarray(end));
-      if (n === null) {
+      if (!await rb.fill(this.#conn, parser.need)) {
         this.close("peer closed the link");
         return;
       }
       this.#lastHeard = performance.now();
-      end += n;
-      if (buf.length > READ_BUFFER * 4 && end - start < READ_BUFFER && parser.need < READ_BUFFER) {
-        // A large value passed: shrink back.
-        const next = new Uint8Array(READ_BUFFER);
-        next.set(buf.subarray(start, end));
-        end -= start;
-        start = 0;
-        buf = next;
-      }
     }
   }
 

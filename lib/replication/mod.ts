@@ -29,27 +29,10 @@
  */
 
 import type { Server } from "../server/mod.ts";
-import type { HostPort } from "../cli/flags.ts";
-import { Replicator } from "./replicator.ts";
+import { type ReplicationOptions, Replicator } from "./replicator.ts";
 
-export { Replicator } from "./replicator.ts";
+export { type ReplicationOptions, Replicator } from "./replicator.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";
-
-/** How `serve --replicate` pairs with its peer. */
-export interface ReplicationOptions {
-  /** The peer's replication address (connect here first). */
-  peer: HostPort;
-  /** Where to listen when the peer does not answer. */
-  listen: HostPort;
-  /** Shared secret for the handshake, if any. */
-  secret?: string;
-  /** Acknowledge client writes only after the peer applied them. */
-  sync: boolean;
-  /** Silence after which the peer counts as dead, in ms. */
-  timeoutMs: number;
-  /** Bytes of changes kept for partial resync. */
-  backlogBytes: number;
-}
 
 /**
  * Start replicating `server` with its peer; resolves to a stop function

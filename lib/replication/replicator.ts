@@ -9,6 +9,7 @@
 import { type Server, statLine } from "../server/mod.ts";
 import type { Engine, MutationObserver } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
+import { closeQuietly } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
 import { log } from "../cli/log.ts";
 import { type HostPort, UsageError } from "../cli/flags.ts";
@@ -20,8 +21,8 @@ import { ReplicationStats } from "./stats.ts";
 import { VERB, writeDeleteFrame, writeFlushFrame, writeItemLine } from "./stream.ts";
 import { HybridClock } from "./versions.ts";
 
-/** Settings the replicator runs with (see ReplicationOptions in mod.ts). */
-export interface ReplicatorOptions {
+/** How `serve --replicate` pairs with its peer. */
+export interface ReplicationOptions {
   /** Peer's replication address. */
   peer: HostPort;
   /** Where to listen when the peer does not answer. */
@@ -64,7 +65,7 @@ export class Replicator implements MutationObserver {
   peerStream: { id: string; offset: number } | null = null;
   /** The current link, if any. */
   link: Link | null = null;
-  #options: ReplicatorOptions;
+  #options: ReplicationOptions;
   #scratch = new Writer(1024);
   #dirty = false;
   /** The version just handed to the store (-1 once a write used it). */
@@ -84,7 +85,7 @@ export class Replicator implements MutationObserver {
   #handshaking = 0;
 
   /** Replicate `server` with the given options; call {@linkcode start} next. */
-  constructor(server: Server, options: ReplicatorOptions) {
+  constructor(server: Server, options: ReplicationOptions) {
     this.#options = options;
     this.engine = server.engine;
     const store = this.engine.store;
@@ -547,12 +548,6 @@ async function connectWithin(hp: HostPort, ms: number): Promise<Deno.TcpConn | n
   } finally {
     clearTimeout(timer);
   }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* closed */ }
 }
 
 function delay(ms: number): Promise<void> {

@@ -5,9 +5,8 @@
  */
 
 import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
-
-const INITIAL_BUFFER = 16384;
 
 /** Serve one accepted connection until it closes. Returns the last action. */
 export async function serveConnection(
@@ -17,55 +16,32 @@ export async function serveConnection(
   maxValue: number,
   barrier?: () => Promise<void> | null,
 ): Promise<number> {
-  let buf = new Uint8Array(INITIAL_BUFFER);
-  let start = 0, end = 0;
-  let swallow = 0;
+  const rb = new ReadBuffer();
   const req = new Request();
   const out = new Writer();
   const stats = engine.stats;
   let action: number = Action.CONTINUE;
   try {
     while (action === Action.CONTINUE) {
-      if (end === buf.length) {
-        // Full: move pending bytes to the front, or grow for a large request.
-        const pending = end - start;
-        const need = Math.max(req.need, pending + 1);
-        if (need > buf.length || start === 0) {
-          const next = new Uint8Array(Math.max(buf.length * 2, need));
-          next.set(buf.subarray(start, end));
-          buf = next;
-        } else buf.copyWithin(0, start, end);
-        start = 0;
-        end = pending;
-      }
-      const n = await conn.read(buf.subarray(end));
-      if (n === null) break;
-      end += n;
-      stats.bytesRead += n;
+      const before = rb.end - rb.start;
+      if (!await rb.fill(conn, req.need)) break;
+      stats.bytesRead += rb.end - rb.start - before;
       engine.beginBatch();
       try {
-        while (action === Action.CONTINUE) {
-          if (swallow > 0) {
-            const take = Math.min(swallow, end - start);
-            swallow -= take;
-            start += take;
-            if (swallow > 0) break;
-          }
-          if (start === end) break;
-          const used = parseRequest(buf, start, end, req, maxValue);
+        while (action === Action.CONTINUE && rb.settle()) {
+          const used = parseRequest(rb.buf, rb.start, rb.end, req, maxValue);
           if (used === 0) break;
           if (used === PARSE_CLOSE) {
             action = Action.CLOSE;
             break;
           }
-          start += used;
+          rb.start += used;
           action = engine.execute(req, out, session);
-          if (req.swallow > 0) swallow = req.swallow;
+          if (req.swallow > 0) rb.skip(req.swallow);
         }
       } finally {
         engine.endBatch();
       }
-      if (start === end) start = end = 0;
       if (out.length > 0) {
         const wait = barrier?.();
         if (wait) await wait;
@@ -77,24 +53,7 @@ export async function serveConnection(
   } catch (err) {
     if (!isDisconnect(err)) throw err;
   } finally {
-    try {
-      conn.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(conn);
   }
   return action;
-}
-
-/** Write every byte (Deno writes may be partial). */
-export async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < data.length) off += await conn.write(data.subarray(off));
-}
-
-/** Errors that just mean the peer went away. */
-export function isDisconnect(err: unknown): boolean {
-  return err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
-    err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted ||
-    err instanceof Deno.errors.NotConnected || err instanceof Deno.errors.ConnectionAborted;
 }

@@ -5,7 +5,8 @@
  */
 
 import { Action, Engine, type EngineOptions } from "./commands.ts";
-import { isDisconnect, serveConnection, writeAll } from "./connection.ts";
+import { serveConnection } from "./connection.ts";
+import { closeQuietly, isDisconnect, writeAll } from "../transport/mod.ts";
 
 /** Listener settings on top of the engine's. */
 export interface ServerOptions extends EngineOptions {
@@ -101,16 +102,8 @@ export class Server {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
-    for (const l of this.#listeners) {
-      try {
-        l.close();
-      } catch { /* closed */ }
-    }
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
+    for (const l of this.#listeners) closeQuietly(l);
+    for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
   }
 }

@@ -17,7 +17,7 @@ export {
   VERSION,
 } from "./commands.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
-export { isDisconnect, serveConnection, writeAll } from "./connection.ts";
+export { serveConnection } from "./connection.ts";
 export { Server, type ServerOptions } from "./listener.ts";
 export { ServerStats, SharedStats, statLine } from "./stats.ts";
 export { startThreads, type ThreadInit, type ThreadMessage } from "./threads.ts";

@@ -76,7 +76,6 @@ Deno.test({
 /** Counters whose values must match memcached's after the same commands. */
 const COUNTERS = [
   "curr_items",
-  "total_items",
   "cmd_get",
   "cmd_set",
   "cmd_flush",
@@ -97,8 +96,13 @@ const COUNTERS = [
   "touch_misses",
   "limit_maxbytes",
 ];
-/** Fields that must be present (values differ legitimately). */
+/**
+ * Fields that must be present (values differ legitimately). total_items is
+ * here because memcached's own count varies from run to run: an incr that
+ * finds the item still referenced by a reply being sent allocates a new item.
+ */
 const PRESENT = [
+  "total_items",
   "pid",
   "uptime",
   "time",

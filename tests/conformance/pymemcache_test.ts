@@ -1,75 +1,19 @@
-/**
- * pymemcache's own integration suite (Debian's python3-pymemcache, run with
- * python3-pytest) against `memrep serve`. TLS tests are deselected.
- */
+/** pymemcache's own integration suite against `memrep serve`. */
 
-import { fail } from "../helpers/assert.ts";
-import { ignoreUnless, startMemrep } from "../helpers/process.ts";
+import { pymemcacheAvailable, runPymemcacheSuite } from "../helpers/pymemcache.ts";
+import { startMemrep } from "../helpers/process.ts";
 
 const NAME = "serve passes pymemcache's integration tests";
-const PYTHON = "/usr/bin/python3";
-const SUITE = "/usr/lib/python3/dist-packages/pymemcache/test/test_integration.py";
-
-function suiteInstalled(): boolean {
-  try {
-    Deno.statSync(SUITE);
-    return true;
-  } catch {
-    console.log(`SKIP (${SUITE} not installed): ${NAME}`);
-    return false;
-  }
-}
 
 Deno.test({
   name: NAME,
-  ignore: ignoreUnless(NAME, [PYTHON]) || !suiteInstalled(),
+  ignore: !pymemcacheAvailable(NAME),
   async fn() {
     const server = await startMemrep(["serve", "-m", "64", "-U", "0"]);
-    const cwd = await Deno.makeTempDir({ prefix: "memrep-pytest-" });
-    let out;
     try {
-      const proc = new Deno.Command(PYTHON, {
-        args: [
-          "-m",
-          "pytest",
-          SUITE,
-          "--server",
-          "127.0.0.1",
-          "--port",
-          String(server.port),
-          "-q",
-          "-k",
-          "not tls",
-          "-p",
-          "no:cacheprovider",
-          "-W",
-          "ignore::pytest.PytestUnknownMarkWarning",
-        ],
-        cwd,
-        env: { PYTHONDONTWRITEBYTECODE: "1" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      const killer = setTimeout(() => proc.kill("SIGKILL"), 180_000);
-      try {
-        out = await proc.output();
-      } finally {
-        clearTimeout(killer);
-      }
+      await runPymemcacheSuite(server.port);
     } finally {
       await server.stop();
-      await Deno.remove(cwd, { recursive: true });
-    }
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    const summary = /(\d+) passed/.exec(text);
-    if (out.code !== 0 || !summary || /\d+ (failed|error)/.test(text)) {
-      // Reword pytest's closing line so a log reader does not take it for the run's total.
-      fail(
-        `pymemcache suite failed (exit ${out.code}):\n${
-          text.replace(/^(=+ )?(\d+ (passed|failed))/gm, "pytest: $2")
-        }`,
-      );
     }
   },
 });

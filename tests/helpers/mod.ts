@@ -10,3 +10,4 @@ export * from "./conn.ts";
 export * from "./ports.ts";
 export * from "./process.ts";
 export * from "./relay.ts";
+export * from "./pymemcache.ts";

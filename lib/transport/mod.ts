@@ -1,0 +1,9 @@
+/**
+ * Transport, below the protocol: receive buffers and socket chores shared by
+ * the server, the proxy and the replication link (twemproxy keeps the same
+ * split between connection handling and protocol parsing).
+ * @module
+ */
+
+export { closeQuietly, isDisconnect, writeAll } from "./conn.ts";
+export { type Readable, ReadBuffer } from "./read_buffer.ts";
