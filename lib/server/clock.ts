@@ -19,14 +19,30 @@ function epochMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** Seconds since start (starting at 2, so that 1 can mean "already expired"). */
+/** How often the cached second is refreshed (memcached ticks once a second). */
+const TICK_MS = 50;
+
+/**
+ * Seconds since start (starting at 2, so that 1 can mean "already
+ * expired"). Like memcached's current_time the value is cached and
+ * refreshed by a timer: reading a monotonic clock is an op call in Deno,
+ * too slow for every lookup.
+ */
 export class ServerClock implements Clock {
   /** The origin, to start clocks in other threads at the same point. */
   readonly origin: ClockOrigin;
+  #now: number;
 
   /** Start the clock now, or at a given origin. */
   constructor(origin?: ClockOrigin) {
     this.origin = origin ?? { startMs: epochMs(), startUnix: Math.floor(Date.now() / 1000) - 2 };
+    this.#now = this.#read();
+    const timer = setInterval(() => this.#now = this.#read(), TICK_MS);
+    Deno.unrefTimer(timer);
+  }
+
+  #read(): number {
+    return 2 + Math.floor((epochMs() - this.origin.startMs) / 1000);
   }
 
   /** Unix seconds at clock 0. */
@@ -34,9 +50,9 @@ export class ServerClock implements Clock {
     return this.origin.startUnix;
   }
 
-  /** Current clock seconds. */
+  /** Current clock seconds (at most TICK_MS old). */
   now(): number {
-    return 2 + Math.floor((epochMs() - this.origin.startMs) / 1000);
+    return this.#now;
   }
 
   /** Unix seconds now. */

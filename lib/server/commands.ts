@@ -123,7 +123,7 @@ export class Engine {
   /** memcached-style clock. */
   readonly clock: ServerClock;
   /** Counters for `stats`. */
-  readonly stats: ServerStats = new ServerStats();
+  stats: ServerStats = new ServerStats();
   /** Mutation listener (replication), or null. */
   observer: MutationObserver | null = null;
   /** Current `verbosity` level. */
@@ -136,7 +136,6 @@ export class Engine {
   #startedAt = 0;
   #lock: SharedLock | null = null;
   #shared: SharedStats | null = null;
-  #thread = 0;
   #threads = 1;
 
   /**
@@ -154,7 +153,7 @@ export class Engine {
     if (shared) {
       this.#lock = new SharedLock(shared.lock);
       this.#shared = new SharedStats(shared.threads, shared.stats);
-      this.#thread = shared.thread;
+      this.stats = this.#shared.thread(shared.thread);
       this.#threads = shared.threads;
     }
   }
@@ -166,6 +165,8 @@ export class Engine {
     const stats = new SharedStats(threads);
     this.#lock = lock;
     this.#shared = stats;
+    stats.thread(0).row.set(this.stats.row);
+    this.stats = stats.thread(0);
     this.#threads = threads;
     return {
       memory: this.store.memory(),
@@ -181,23 +182,14 @@ export class Engine {
     this.#lock?.acquire();
   }
 
-  /** After a batch: publish this thread's counters and let other threads in. */
+  /** After a batch: let other threads in. */
   endBatch(): void {
-    if (this.#shared === null) return;
-    this.#shared.publish(this.#thread, this.stats);
-    this.#lock!.release();
-  }
-
-  /** Publish this thread's counters now (connection counts change outside batches). */
-  publishStats(): void {
-    this.#shared?.publish(this.#thread, this.stats);
+    this.#lock?.release();
   }
 
   /** Client connections open now, over all threads. */
   connections(): number {
-    if (this.#shared === null) return this.stats.currConnections;
-    this.#shared.publish(this.#thread, this.stats);
-    return this.#shared.connections();
+    return this.#shared ? this.#shared.total().currConnections : this.stats.currConnections;
   }
 
   /** Convert a client exptime (relative, absolute or negative) to clock seconds. */
@@ -1074,7 +1066,6 @@ export class Engine {
   }
 
   #generalStats(out: Writer): void {
-    if (this.#shared) this.#shared.publish(this.#thread, this.stats);
     const s = this.#shared ? this.#shared.total() : this.stats, st = this.store.stats;
     const usage = Deno.memoryUsage();
     const cpu = cpuUsage();

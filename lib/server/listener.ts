@@ -68,10 +68,12 @@ export class Server {
   }
 
   async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
-    const stats = this.engine.stats;
+    const engine = this.engine;
     const maxValue = this.#options.maxItemSize;
     try {
       for await (const conn of listener) {
+        // engine.stats is read each time: `share()` moves it into shared memory.
+        const stats = engine.stats;
         stats.totalConnections++;
         if (this.engine.connections() >= this.#options.maxConnections) {
           stats.rejectedConnections++;
@@ -81,7 +83,6 @@ export class Server {
         conn.setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
-        this.engine.publishStats();
         const session = { id: this.#nextId++ };
         serveConnection(conn, this.engine, session, maxValue, this.barrier).then((action) => {
           if (action === Action.SHUTDOWN) this.stop();
@@ -90,7 +91,6 @@ export class Server {
         }).finally(() => {
           this.#conns.delete(conn);
           stats.currConnections--;
-          this.engine.publishStats();
         });
       }
     } catch (err) {
