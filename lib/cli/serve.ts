@@ -18,7 +18,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "./log.ts";
-import { startReplication } from "../replication/mod.ts";
+import { createReplicationShare, startReplication } from "../replication/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
 
 const SPEC: FlagSpec = {
@@ -71,8 +71,7 @@ memcached options:
   -P, --pidfile <file>        write the process id to <file>
   -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
   -u, --user <name>           accepted for compatibility; memrep does not switch users
-  -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4;
-                              1 with --replicate)
+  -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4)
   -B, --protocol <name>       ascii or auto (binary is not supported)
 
 replication (two nodes, both read-write, like repcached):
@@ -120,15 +119,8 @@ export async function serveMain(args: string[]): Promise<number> {
   }
   for (const o of listFlag(v, "extended")) log.info(`memrep: -o ${o} ignored`);
   const replication = replicationOptions(v, hostnames[0]);
-  // Replication follows one engine's mutations, so it keeps serve on one thread.
   const cores = navigator.hardwareConcurrency || 1;
-  let threads = intFlag(v, "threads", Math.min(cores, 4), 1, 64);
-  if (replication && threads > 1) {
-    if (stringFlag(v, "threads") !== undefined) {
-      log.info("memrep serve: --replicate runs on one thread (-t 1)");
-    }
-    threads = 1;
-  }
+  const threads = intFlag(v, "threads", Math.min(cores, 4), 1, 64);
 
   if (v.daemon) return await daemonize(["serve", ...withoutDaemonFlag(args)], hostnames[0], port);
 
@@ -145,9 +137,13 @@ export async function serveMain(args: string[]): Promise<number> {
     reusePort: threads > 1,
   };
   const server = new Server(options);
+  // The pid file is there before the port answers: `-d` returns once it answers.
+  const pidfile = stringFlag(v, "pidfile");
+  if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
   try {
     server.listen();
   } catch (err) {
+    if (pidfile) Deno.removeSync(pidfile);
     throw new UsageError(
       `memrep serve: cannot listen on ${hostnames.join(",")}:${port}: ${errorText(err)}`,
     );
@@ -159,10 +155,14 @@ export async function serveMain(args: string[]): Promise<number> {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
-  const pidfile = stringFlag(v, "pidfile");
-  if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
-  if (threads > 1) await startThreads(server, options, threads);
-  const stopReplication = replication ? await startReplication(server, replication) : undefined;
+  // Worker threads queue their changes for the main thread's replicator through `share`.
+  const share = replication && threads > 1
+    ? createReplicationShare(maxItemSize, replication.sync)
+    : undefined;
+  if (threads > 1) await startThreads(server, options, threads, share);
+  const stopReplication = replication
+    ? await startReplication(server, replication, share)
+    : undefined;
   await server.finished;
   await stopReplication?.();
   if (pidfile) {

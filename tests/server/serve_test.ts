@@ -229,6 +229,7 @@ Deno.test("serve -d returns at once and leaves the server running (seed's memcac
   } finally {
     await c.close();
     const pid = Number(Deno.readTextFileSync(pidfile).trim());
+    ok(pid > 0, "the daemon wrote its pid before it answered");
     Deno.kill(pid, "SIGTERM");
   }
 });
