@@ -73,8 +73,8 @@ export function keyMatcher(pattern: string): (key: Uint8Array) => boolean {
       return true;
     };
   }
-  // Keys are matched as latin1 text so any byte is one character; the pattern
-  // is turned into the same form (UTF-8 bytes as latin1 characters).
+  // Keys are matched as decodeAscii text so any byte is one character; the pattern
+  // is turned into the same form (UTF-8 bytes as decodeAscii characters).
   const bytes = new TextEncoder().encode(pattern);
   const text = decodeAscii(bytes, 0, bytes.length);
   let re = "^";

@@ -63,7 +63,7 @@ export function writeUint(dst: Uint8Array, off: number, n: number): number {
   return off + len;
 }
 
-/** Decodes `buf[start, end)` one character per byte (latin1): short protocol text only. */
+/** Decodes `buf[start, end)` one character per byte (decodeAscii): short protocol text only. */
 export function decodeAscii(buf: Uint8Array, start: number, end: number): string {
   let s = "";
   // String.fromCharCode on small chunks avoids a TextDecoder round trip for short tokens.
@@ -156,13 +156,9 @@ export function startsWith(buf: Uint8Array, start: number, end: number, word: Ui
 }
 
 // --- memcached-compatible number parsing (safe_strtoul & co.) ---
-
-const latin1Decoder = new TextDecoder("latin1");
-
-/** Decode bytes as latin1 (keys, tokens): one char per byte, never throws. */
-export function latin1(buf: Uint8Array, start = 0, end = buf.length): string {
-  return latin1Decoder.decode(buf.subarray(start, end));
-}
+// Requests are parsed as leniently as memcached's strtoul family does (white
+// space, signs, truncation); the parseDecimal family above is for replies
+// from servers, which are strict.
 
 /** C `isspace`: space, \t, \n, \v, \f, \r. */
 export function isSpace(c: number): boolean {
@@ -215,7 +211,7 @@ export function parseU64(buf: Uint8Array, start: number, end: number): number {
     lastBig = BigInt(value);
     return value;
   }
-  let big = BigInt(latin1(buf, scanStart, scanEnd));
+  let big = BigInt(decodeAscii(buf, scanStart, scanEnd));
   if (big > U64_MAX) return -1; // strtoull's ERANGE
   if (scanNegative && big !== 0n) {
     big = (1n << 64n) - big;
@@ -234,7 +230,7 @@ export function parseI32(buf: Uint8Array, start: number, end: number): number | 
   const value = scanNumber(buf, start, end);
   if (value < 0) return null;
   if (scanEnd - scanStart <= 9) return scanNegative ? -value : value;
-  let big = BigInt(latin1(buf, scanStart, scanEnd));
+  let big = BigInt(decodeAscii(buf, scanStart, scanEnd));
   if (scanNegative) big = -big;
   if (big > I64_MAX || big < I64_MIN) return null;
   return Number(BigInt.asIntN(32, big));

@@ -6,7 +6,7 @@
  */
 
 import { Client, ClientError } from "../client/mod.ts";
-import { base64Encode, base64Length, latin1, Op } from "../protocol/mod.ts";
+import { base64Encode, base64Length, decodeAscii, Op } from "../protocol/mod.ts";
 import { log } from "../cli/log.ts";
 
 /** Health and connection settings shared by every backend. */
@@ -51,7 +51,7 @@ export class Backend {
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  /** Keys (latin1) written to a stand-in while this server was down. */
+  /** Keys (decodeAscii) written to a stand-in while this server was down. */
   #dirty = new Set<string>();
   /** Too many dirty keys, or a flush_all missed: flush the server before it serves again. */
   #dirtyAll = false;
@@ -101,7 +101,7 @@ export class Backend {
       this.#dirty.clear();
       return;
     }
-    this.#dirty.add(latin1(key));
+    this.#dirty.add(decodeAscii(key, 0, key.length));
   }
 
   /**
@@ -113,7 +113,7 @@ export class Backend {
     this.markDirty(key);
     const c = this.up ? this.acquire() : null;
     if (c === null) return;
-    const name = latin1(key);
+    const name = decodeAscii(key, 0, key.length);
     const line = metaDelete(name);
     Promise.resolve(c).then((client) => client.request(line, Op.MD)).then((r) => {
       if (!r.isError && this.up) this.#dirty.delete(name);

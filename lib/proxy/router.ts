@@ -33,7 +33,7 @@
  */
 
 import { Client, type FrameHandler, Reply, ReplyKind } from "../client/mod.ts";
-import { ascii, latin1, Op, type OpCode, REPLY, type Request } from "../protocol/mod.ts";
+import { ascii, decodeAscii, Op, type OpCode, REPLY, type Request } from "../protocol/mod.ts";
 import { log } from "../cli/log.ts";
 import type { Distribution } from "./ketama.ts";
 import type { Backend } from "./pool.ts";
@@ -917,7 +917,7 @@ export class Router {
       }
       this.#callFrame(b, op, parts, (buf, start, length, parser) => {
         if (isError(parser.kind)) {
-          this.#backupWriteFailed(b, latin1(buf, start, start + Math.min(length, 200)).trim());
+          this.#backupWriteFailed(b, decodeAscii(buf, start, start + Math.min(length, 200)).trim());
         }
       }, (e) => {
         b.markDirty(ctx.key);
