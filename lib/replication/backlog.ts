@@ -70,6 +70,16 @@ export class Backlog {
     if (this.#end - this.#start > size) this.#start = this.#end - size;
   }
 
+  /**
+   * Changes were lost before reaching the backlog: leave a one-byte gap and
+   * hold nothing, so every reader (a link, a resuming peer) falls back to a
+   * full copy.
+   */
+  skip(): void {
+    this.#end += 1;
+    this.#start = this.#end;
+  }
+
   /** Append the bytes at offsets [from, to) to `out`; the range must be held. */
   copyTo(out: Writer, from: number, to: number): void {
     const size = this.#buf.length;

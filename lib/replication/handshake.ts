@@ -18,7 +18,7 @@
  * @module
  */
 
-import { latin1, Request, tokenizeReplLine } from "../protocol/mod.ts";
+import { decodeAscii, Request, tokenizeReplLine } from "../protocol/mod.ts";
 import { parseDecimal } from "../protocol/bytes.ts";
 
 /** Wire protocol version; a peer speaking another one is refused. */
@@ -98,7 +98,7 @@ class LineReader {
         tokenizeReplLine(this.#buf, this.#start, lineEnd, req);
         const out: string[] = [];
         for (let i = 0; i < req.ntokens; i++) {
-          out.push(latin1(this.#buf, req.tokStart[i], req.tokEnd[i]));
+          out.push(decodeAscii(this.#buf, req.tokStart[i], req.tokEnd[i]));
         }
         this.#start = nl + 1;
         return out;

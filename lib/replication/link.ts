@@ -206,7 +206,14 @@ export class Link {
       }
       const snap = this.#snapshot;
       if (snap !== null && out.length < COPY_CHUNK) {
-        if (snap.fill(out, COPY_CHUNK)) {
+        repl.lockStore();
+        let complete: boolean;
+        try {
+          complete = snap.fill(out, COPY_CHUNK);
+        } finally {
+          repl.unlockStore();
+        }
+        if (complete) {
           writeControl(out, "COPIED", snap.items);
           this.#snapshot = null;
           repl.stats.fullCopiesSent++;
@@ -240,16 +247,22 @@ export class Link {
     const parser = this.#parser;
     for (;;) {
       let applied = false;
-      while (rb.start < rb.end) {
-        const used = parser.parse(rb.buf, rb.start, rb.end);
-        if (used === 0) break;
-        if (used < 0) {
-          this.close(`protocol error: ${parser.error}`);
-          return;
+      // Serve threads share the store: apply under its lock, after their queued changes.
+      this.#repl.lockStore();
+      try {
+        while (rb.start < rb.end) {
+          const used = parser.parse(rb.buf, rb.start, rb.end);
+          if (used === 0) break;
+          if (used < 0) {
+            this.close(`protocol error: ${parser.error}`);
+            return;
+          }
+          if (!this.#handle(used)) return;
+          if (parser.kind <= Frame.FLUSH) applied = true;
+          rb.start += used;
         }
-        if (!this.#handle(used)) return;
-        if (parser.kind <= Frame.FLUSH) applied = true;
-        rb.start += used;
+      } finally {
+        this.#repl.unlockStore();
       }
       if (applied) this.#applied();
       if (this.closed) return;

@@ -23,6 +23,8 @@
  * - `--repl-sync` waits for the peer's acknowledgement while a peer is
  *   linked; alone (or once the link drops, at the latest after
  *   `--repl-timeout`) writes are acknowledged at once, like repcached.
+ * - With several serve threads (-t), worker threads queue their changes
+ *   in a shared ring that the main thread's replicator drains (threads.ts).
  * - Without `--repl-secret`, anyone who can reach the replication port can
  *   write into the cache (as with memcached's own port).
  * @module
@@ -30,9 +32,11 @@
 
 import type { Server } from "../server/mod.ts";
 import { type ReplicationOptions, Replicator } from "./replicator.ts";
+import type { ReplicationShare } from "./threads.ts";
 
 export { type ReplicationOptions, Replicator } from "./replicator.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";
+export { createReplicationShare, type ReplicationShare, WorkerReplication } from "./threads.ts";
 
 /**
  * Start replicating `server` with its peer; resolves to a stop function
@@ -44,8 +48,9 @@ export { HybridClock, versionAt, versionTime } from "./versions.ts";
 export async function startReplication(
   server: Server,
   options: ReplicationOptions,
+  share?: ReplicationShare,
 ): Promise<() => Promise<void>> {
-  const replicator = new Replicator(server, options);
+  const replicator = new Replicator(server, options, share);
   await replicator.start();
   return () => replicator.stop();
 }

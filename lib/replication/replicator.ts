@@ -18,7 +18,15 @@ import { handshake, type HandshakeFailure, randomHex, type StreamState } from ".
 import { errorText, Link } from "./link.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
-import { VERB, writeDeleteFrame, writeFlushFrame, writeItemLine } from "./stream.ts";
+import {
+  Frame,
+  FrameParser,
+  VERB,
+  writeDeleteFrame,
+  writeFlushFrame,
+  writeItemLine,
+} from "./stream.ts";
+import { MainReplicationShare, type ReplicationShare } from "./threads.ts";
 import { HybridClock } from "./versions.ts";
 
 /** How `serve --replicate` pairs with its peer. */
@@ -52,7 +60,7 @@ export class Replicator implements MutationObserver {
   /** Id of this process's change stream. */
   readonly streamId: string = randomHex(8);
   /** Version clock (the store's CAS source). */
-  readonly hlc: HybridClock = new HybridClock();
+  readonly hlc: HybridClock;
   /** This node's recent changes. */
   readonly backlog: Backlog;
   /** Applies the peer's changes. */
@@ -83,12 +91,19 @@ export class Replicator implements MutationObserver {
   #lastLagMs = 0;
   #state: "down" | "connecting" | "listening" = "down";
   #handshaking = 0;
+  /** Worker threads' changes and waits (null with one serve thread). */
+  #shared: MainReplicationShare | null = null;
+  #ringParser = new FrameParser();
 
-  /** Replicate `server` with the given options; call {@linkcode start} next. */
-  constructor(server: Server, options: ReplicationOptions) {
+  /**
+   * Replicate `server` with the given options; call {@linkcode start} next.
+   * With serve threads, `share` is what the workers' {@linkcode WorkerReplication}s use.
+   */
+  constructor(server: Server, options: ReplicationOptions, share?: ReplicationShare) {
     this.#options = options;
     this.engine = server.engine;
     const store = this.engine.store;
+    this.hlc = share ? HybridClock.attach(share.clock) : new HybridClock();
     // The backlog must hold at least two of the largest items, or one big write would force a copy.
     const largest = store.classSizes[store.classSizes.length - 1];
     this.backlog = new Backlog(Math.max(options.backlogBytes, 2 * largest + 65536));
@@ -100,6 +115,20 @@ export class Replicator implements MutationObserver {
     );
     store.nextCas = () => (this.#fresh = this.hlc.tick());
     this.engine.observer = this;
+    if (share) {
+      const parser = this.#ringParser;
+      const shared = new MainReplicationShare(share, this.engine.lockBuffer, {
+        frame: (buf, start, end) => this.#workerChange(buf, start, end),
+        overflowed: () => this.#ringOverflow(),
+        drained: (ringEnd) => {
+          shared.mark(ringEnd, this.backlog.end);
+          this.#publishAcks();
+        },
+      }, (buf, start, end) => parser.parse(buf, start, end));
+      shared.renderStats = (out) => this.writeStats(out);
+      this.#shared = shared;
+      if (this.engine.lockBuffer) this.engine.acquireLock = () => shared.acquire();
+    }
     if (options.sync) server.barrier = () => this.barrier();
     this.engine.extraStats = (out) => this.writeStats(out);
     this.engine.statsGroups.replication = (out) => this.writeStats(out);
@@ -124,6 +153,7 @@ export class Replicator implements MutationObserver {
 
   /** Item h was created or changed. */
   stored(h: number): void {
+    this.#shared?.drain(); // workers' earlier changes go first
     const store = this.engine.store;
     const cas = store.cas(h);
     let touch = 0;
@@ -147,6 +177,7 @@ export class Replicator implements MutationObserver {
 
   /** The key src[start, end) was deleted. */
   deleted(src: Uint8Array, start: number, end: number): void {
+    this.#shared?.drain(); // workers' earlier changes go first
     const version = this.hlc.tick();
     this.merger.remember(src, start, end, version);
     const w = this.#scratch;
@@ -158,6 +189,7 @@ export class Replicator implements MutationObserver {
 
   /** flush_all ran with this delay (seconds). */
   flushed(delaySeconds: number): void {
+    this.#shared?.drain(); // workers' earlier changes go first
     const version = this.hlc.tick();
     const at = this.engine.clock.unixNow() + delaySeconds;
     this.merger.applyFlush(version, at, true);
@@ -166,6 +198,44 @@ export class Replicator implements MutationObserver {
     writeFlushFrame(w, version, at);
     this.backlog.push(w.buf, 0, w.length);
     this.#appended();
+  }
+
+  /** A worker thread's change (parsed by #ringParser): book it as if made here. */
+  #workerChange(buf: Uint8Array, start: number, end: number): void {
+    const p = this.#ringParser;
+    if (p.kind === Frame.ITEM) {
+      if (p.touch > 0) this.merger.touched(decodeAscii(p.keyBuf, p.keyStart, p.keyEnd), p.touch);
+    } else if (p.kind === Frame.DELETE) {
+      this.merger.remember(p.keyBuf, p.keyStart, p.keyEnd, p.version);
+    } else if (p.kind === Frame.FLUSH) {
+      this.merger.applyFlush(p.version, p.exp, true);
+    }
+    this.backlog.push(buf, start, end);
+    this.#appended();
+  }
+
+  /** A worker could not queue changes: no peer may resume past the gap. */
+  #ringOverflow(): void {
+    this.backlog.skip();
+    this.stats.backlogOverflows++;
+    log.warn("replication: change ring overflow (main thread stalled), full copy follows");
+    this.link?.wake();
+  }
+
+  /** Tell worker threads the link state and the acknowledged offset. */
+  #publishAcks(ended = false): void {
+    const link = this.link;
+    this.#shared?.publish(link !== null && link.streaming, link?.acked ?? 0, ended);
+  }
+
+  /** Take the store lock (serve threads share it); worker changes are drained first. */
+  lockStore(): void {
+    this.#shared?.acquire();
+  }
+
+  /** Release the store lock taken by {@linkcode lockStore}. */
+  unlockStore(): void {
+    this.#shared?.release();
   }
 
   #appended(): void {
@@ -186,6 +256,7 @@ export class Replicator implements MutationObserver {
 
   /** The peer applied our stream up to `offset`: measure the lag. */
   acked(offset: number): void {
+    this.#publishAcks();
     const now = performance.now();
     while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= offset) {
       this.#lastLagMs = now - this.#lagTime[this.#lagHead];
@@ -253,11 +324,13 @@ export class Replicator implements MutationObserver {
       }
     }
     this.#loopDone = this.#loop();
+    this.#shared?.run(() => {});
   }
 
   /** Stop pairing, close the link and the listener. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#shared?.stop();
     this.#closeListener();
     this.link?.close("shutdown");
     this.#poke();
@@ -430,9 +503,11 @@ export class Replicator implements MutationObserver {
         this.link = null;
         this.#state = "down";
       }
+      this.#publishAcks(true);
       this.#poke();
     });
     link.start(peer, rest);
+    this.#publishAcks();
     this.#poke();
     return true;
   }

@@ -28,7 +28,7 @@ import {
   base64Decode,
   base64Encode,
   base64Length,
-  latin1,
+  decodeAscii,
   MAX_KEY_LENGTH,
   Request,
   tokenizeReplLine,
@@ -293,16 +293,16 @@ export class FrameParser {
     if (req.tokenIs(0, "ACK") && n === 2) return this.#numbers(Frame.ACK, 1, lineLength);
     if (req.tokenIs(0, "PING") && n === 2) return this.#numbers(Frame.PING, 1, lineLength);
     if (req.tokenIs(0, "COPY") && n === 5) {
-      this.text = latin1(buf, s[1], e[1]);
+      this.text = decodeAscii(buf, s[1], e[1]);
       return this.#numbers(Frame.COPY, 2, lineLength);
     }
     if (req.tokenIs(0, "COPIED") && n === 2) return this.#numbers(Frame.COPIED, 1, lineLength);
     if (req.tokenIs(0, "RESUME") && n === 3) {
-      this.text = latin1(buf, s[1], e[1]);
+      this.text = decodeAscii(buf, s[1], e[1]);
       return this.#numbers(Frame.RESUME, 2, lineLength);
     }
     if (req.tokenIs(0, "ERR")) {
-      this.text = latin1(buf, n > 1 ? s[1] : lineEnd, lineEnd);
+      this.text = decodeAscii(buf, n > 1 ? s[1] : lineEnd, lineEnd);
       this.kind = Frame.ERR;
       return lineLength;
     }

@@ -27,41 +27,71 @@ export function versionTime(version: number): number {
   return Math.floor(version / PER_MS) + VERSION_EPOCH_MS;
 }
 
-/** A hybrid logical clock issuing item versions. */
+/** Bytes of a clock's state (see {@linkcode HybridClock.attach}). */
+export const CLOCK_STATE_BYTES = 16;
+
+/**
+ * A hybrid logical clock issuing item versions. Its state (last version,
+ * node bits) lives in a buffer that may be shared: serve threads attach to
+ * one clock, and compare-exchange keeps every version unique and ordered.
+ */
 export class HybridClock {
-  #last = 0;
-  #node: number;
+  /** [0]: the newest version issued or observed. */
+  #last: BigInt64Array;
+  /** [0]: node bits. */
+  #nodeWord: Int32Array;
   #wall: () => number;
 
   /** `node` (0..15) goes into the low bits; `wall` returns unix ms (tests pass a fake). */
-  constructor(node: number = Math.floor(Math.random() * 16), wall: () => number = Date.now) {
-    this.#node = node & 15;
+  constructor(
+    node: number = Math.floor(Math.random() * 16),
+    wall: () => number = Date.now,
+    state?: SharedArrayBuffer,
+  ) {
+    const buf = state ?? new ArrayBuffer(CLOCK_STATE_BYTES);
+    this.#last = new BigInt64Array(buf, 0, 1);
+    this.#nodeWord = new Int32Array(buf, 8, 1);
     this.#wall = wall;
+    if (node >= 0) Atomics.store(this.#nodeWord, 0, node & 15);
+  }
+
+  /** A clock over shared `state` made by another thread (node bits kept). */
+  static attach(state: SharedArrayBuffer, wall: () => number = Date.now): HybridClock {
+    return new HybridClock(-1, wall, state);
   }
 
   /** Node bits put into every version this clock issues. */
   get node(): number {
-    return this.#node;
+    return Atomics.load(this.#nodeWord, 0);
   }
 
   set node(bits: number) {
-    this.#node = bits & 15;
+    Atomics.store(this.#nodeWord, 0, bits & 15);
   }
 
   /** The newest version issued or observed. */
   get last(): number {
-    return this.#last;
+    return Number(Atomics.load(this.#last, 0));
   }
 
-  /** A new version, newer than every version issued or observed before. */
+  /** A new version, newer than every version issued or observed before (on any thread). */
   tick(): number {
-    const v = Math.max(versionAt(this.#wall()), this.#last + STEP);
-    this.#last = v - (v % STEP) + this.#node;
-    return this.#last;
+    const node = Atomics.load(this.#nodeWord, 0);
+    for (;;) {
+      const old = Atomics.load(this.#last, 0);
+      const v = Math.max(versionAt(this.#wall()), Number(old) + STEP);
+      const next = v - (v % STEP) + node;
+      if (Atomics.compareExchange(this.#last, 0, old, BigInt(next)) === old) return next;
+    }
   }
 
   /** Remember a version seen elsewhere so later ticks are newer. */
   observe(version: number): void {
-    if (version > this.#last && version < Number.MAX_SAFE_INTEGER) this.#last = version;
+    if (!(version < Number.MAX_SAFE_INTEGER)) return;
+    for (;;) {
+      const old = Atomics.load(this.#last, 0);
+      if (version <= Number(old)) return;
+      if (Atomics.compareExchange(this.#last, 0, old, BigInt(version)) === old) return;
+    }
   }
 }

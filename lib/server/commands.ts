@@ -7,7 +7,7 @@
 
 import {
   base64Encode,
-  latin1,
+  decodeAscii,
   Op,
   parseU64,
   REPLY,
@@ -177,9 +177,18 @@ export class Engine {
     };
   }
 
+  /** Takes the shared lock instead of a plain acquire (replication drains its queue while waiting). */
+  acquireLock: (() => void) | null = null;
+
+  /** The shared lock's memory, or null when not shared. */
+  get lockBuffer(): SharedArrayBuffer | null {
+    return this.#lock?.buffer ?? null;
+  }
+
   /** Before a batch of requests: take the cache (other threads wait). */
   beginBatch(): void {
-    this.#lock?.acquire();
+    if (this.acquireLock !== null && this.#lock !== null) this.acquireLock();
+    else this.#lock?.acquire();
   }
 
   /** After a batch: let other threads in. */
@@ -247,7 +256,7 @@ export class Engine {
         return Action.CONTINUE;
       case Op.VERBOSITY:
         this.verbosity = Math.min(
-          Number(latin1(req.buf, req.tokStart[1], req.tokEnd[1])) || 0,
+          Number(decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1])) || 0,
           2,
         );
         out.bytes(REPLY.OK);
@@ -1055,7 +1064,7 @@ export class Engine {
       out.text("CLIENT_ERROR usage: stats detail on|off|dump\r\n");
       return;
     } else {
-      const group = this.statsGroups[latin1(req.buf, req.tokStart[1], req.tokEnd[1])];
+      const group = this.statsGroups[decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1])];
       if (!group) {
         out.bytes(REPLY.ERROR);
         return;

@@ -9,6 +9,7 @@
 import type { ClockOrigin } from "./clock.ts";
 import type { EngineShared } from "./commands.ts";
 import type { Server, ServerOptions } from "./listener.ts";
+import type { ReplicationShare } from "../replication/threads.ts";
 
 /** What a worker thread needs to join. */
 export interface ThreadInit {
@@ -18,6 +19,8 @@ export interface ThreadInit {
   shared: EngineShared;
   /** The main thread's clock origin. */
   origin: ClockOrigin;
+  /** Replication's shared state, when serve replicates. */
+  replication?: ReplicationShare;
 }
 
 /** A worker's answer to its init. */
@@ -34,10 +37,11 @@ export async function startThreads(
   server: Server,
   options: ServerOptions,
   threads: number,
+  replication?: ReplicationShare,
 ): Promise<void> {
   const shared = server.engine.share(threads);
   const origin = server.engine.clock.origin;
-  // Functions do not cross threads; replication (which sets them) runs single-threaded.
+  // Functions do not cross threads; workers get replication's hooks from `replication`.
   const { extraStats: _e, statsGroups: _g, ...plain } = options;
   const options0 = { ...plain, port: server.port };
   const workers: Worker[] = [];
@@ -60,6 +64,7 @@ export async function startThreads(
         options: { ...options0, reusePort: true },
         shared: { ...shared, thread: t },
         origin,
+        replication,
       };
       worker.postMessage(init);
       await ready;

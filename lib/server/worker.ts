@@ -8,6 +8,7 @@ import { ServerClock } from "./clock.ts";
 import { Engine } from "./commands.ts";
 import { Server } from "./listener.ts";
 import type { ThreadInit, ThreadMessage } from "./threads.ts";
+import { WorkerReplication } from "../replication/threads.ts";
 
 declare const self: Worker & { close(): void };
 
@@ -16,10 +17,11 @@ self.onmessage = (event: MessageEvent<ThreadInit | "stop">) => {
     server?.stop();
     return;
   }
-  const { options, shared, origin } = event.data;
+  const { options, shared, origin, replication } = event.data;
   try {
     const engine = new Engine(options, new ServerClock(origin), shared);
     server = new Server({ ...options, reusePort: true }, engine);
+    if (replication) new WorkerReplication(server, replication);
     server.listen();
     server.finished.then(() => {
       post({ type: "stopped" });

@@ -1,0 +1,454 @@
+/**
+ * Replication with several serve threads. The replicator (link, backlog,
+ * tombstones) runs on the main thread; each worker thread's engine gets a
+ * {@linkcode WorkerReplication} that writes its changes, as stream frames,
+ * into one shared ring (under the store lock, so the ring's order is the
+ * store's) and wakes the main thread, which drains the ring into the
+ * backlog as if the change had been made there. Versions come from one
+ * hybrid clock in shared memory; `--repl-sync` acknowledgements and the
+ * `stats` lines cross threads through the same shared block.
+ * @module
+ */
+
+import { statLine } from "../server/stats.ts";
+import type { Engine, MutationObserver, Server } from "../server/mod.ts";
+import { Writer } from "../protocol/mod.ts";
+import { wireBits } from "./merge.ts";
+import { VERB, writeDeleteFrame, writeFlushFrame, writeItemLine } from "./stream.ts";
+import { CLOCK_STATE_BYTES, HybridClock } from "./versions.ts";
+
+/** Shared memory of replication across serve threads (post it to workers). */
+export interface ReplicationShare {
+  /** Control words (Int32 at 0..63) and ring/ack offsets (BigInt64 from byte 64). */
+  ctl: SharedArrayBuffer;
+  /** The change ring. */
+  ring: SharedArrayBuffer;
+  /** The hybrid clock's state. */
+  clock: SharedArrayBuffer;
+  /** The main thread's latest `stats replication` lines. */
+  text: SharedArrayBuffer;
+}
+
+// Int32 control words.
+/** Bumped (and notified) to wake the main thread. */
+const C_WAKE = 0;
+/** 1 while the main thread waits for a wake. */
+const C_SLEEP = 1;
+/** Stats requests made / answered; length of the answer. */
+const C_STATS_REQ = 2;
+const C_STATS_DONE = 3;
+const C_STATS_LEN = 4;
+/** Bumped (and notified) when the acked offset or the link changed. */
+const C_ACK_GEN = 5;
+/** 1 while a peer is linked and streaming. */
+const C_LINKED = 6;
+/** Bumped when a link ends (releases --repl-sync waiters). */
+const C_LINK_EPOCH = 7;
+/** A writer could not wait for ring space: changes were dropped, a full copy must follow. */
+const C_OVERFLOW = 8;
+/** Bumped (and notified) when the main thread frees ring space. */
+const C_HEAD_GEN = 9;
+/** 1 with --repl-sync. */
+const C_SYNC = 10;
+// BigInt64 offsets (index in the BigInt64Array at byte 64).
+/** Ring bytes consumed / produced (logical, ever growing). */
+const N_HEAD = 0;
+const N_TAIL = 1;
+/** Ring offset whose changes the peer has applied. */
+const N_ACKED = 2;
+
+/** Minimum ring size. */
+const RING_MIN = 8 * 1048576;
+/** Bytes for the stats text. */
+const TEXT_BYTES = 16384;
+/** Longest a writer waits for ring space before it gives up (full copy). */
+const RING_WAIT_MS = 5000;
+/** Longest a worker's `stats` waits for the main thread's answer. */
+const STATS_WAIT_MS = 500;
+
+/** Shared replication memory for serve threads; the ring holds two of the largest items. */
+export function createReplicationShare(maxItemSize: number, sync: boolean): ReplicationShare {
+  const share: ReplicationShare = {
+    ctl: new SharedArrayBuffer(64 + 8 * 4),
+    ring: new SharedArrayBuffer(Math.max(RING_MIN, 2 * (maxItemSize + 2048))),
+    clock: new SharedArrayBuffer(CLOCK_STATE_BYTES),
+    text: new SharedArrayBuffer(TEXT_BYTES),
+  };
+  new HybridClock(undefined, undefined, share.clock); // random node bits
+  if (sync) Atomics.store(new Int32Array(share.ctl, 0, 16), C_SYNC, 1);
+  return share;
+}
+
+/** Typed views of a {@linkcode ReplicationShare}. */
+class Views {
+  readonly ctl: Int32Array;
+  readonly nums: BigInt64Array;
+  readonly ring: Uint8Array;
+  readonly text: Uint8Array;
+
+  constructor(share: ReplicationShare) {
+    this.ctl = new Int32Array(share.ctl, 0, 16);
+    this.nums = new BigInt64Array(share.ctl, 64, 4);
+    this.ring = new Uint8Array(share.ring);
+    this.text = new Uint8Array(share.text);
+  }
+
+  num(i: number): number {
+    return Number(Atomics.load(this.nums, i));
+  }
+
+  setNum(i: number, v: number): void {
+    Atomics.store(this.nums, i, BigInt(v));
+  }
+
+  bump(word: number): void {
+    Atomics.add(this.ctl, word, 1);
+    Atomics.notify(this.ctl, word);
+  }
+
+  /** Wake the main thread if it sleeps. */
+  wakeMain(force = false): void {
+    if (force || Atomics.load(this.ctl, C_SLEEP) === 1) {
+      Atomics.store(this.ctl, C_SLEEP, 0);
+      this.bump(C_WAKE);
+    }
+  }
+}
+
+/**
+ * A worker thread's side: versions from the shared clock, changes into
+ * the ring, `--repl-sync` waits and `stats` lines from the main thread.
+ */
+export class WorkerReplication implements MutationObserver {
+  #v: Views;
+  #engine: Engine;
+  #hlc: HybridClock;
+  #scratch = new Writer(1024);
+  #fresh = -1;
+  #dirty = false;
+  /** Ring offset after this thread's last change. */
+  #written = 0;
+
+  /** Hook `server`'s engine (a worker's) into the shared replication state. */
+  constructor(server: Server, share: ReplicationShare) {
+    this.#v = new Views(share);
+    this.#engine = server.engine;
+    this.#hlc = HybridClock.attach(share.clock);
+    const engine = this.#engine;
+    engine.store.nextCas = () => (this.#fresh = this.#hlc.tick());
+    engine.observer = this;
+    if (Atomics.load(this.#v.ctl, C_SYNC) === 1) server.barrier = () => this.barrier();
+    engine.extraStats = (out) => this.writeStats(out);
+    engine.statsGroups.replication = (out) => this.writeStats(out);
+  }
+
+  /** Item h was created or changed. */
+  stored(h: number): void {
+    const store = this.#engine.store;
+    const cas = store.cas(h);
+    let touch = 0;
+    if (cas === this.#fresh) this.#fresh = -1;
+    else {
+      // Expiry-only change (the CAS stays): it needs a version of its own (see Replicator).
+      this.#hlc.observe(cas);
+      touch = this.#hlc.tick();
+    }
+    const w = this.#scratch;
+    w.length = 0;
+    const bits = wireBits(store.userBits(h));
+    writeItemLine(w, VERB.S, store, h, bits, touch, this.#engine.clock.processStartUnix);
+    const vo = store.valueOffset(h);
+    this.#write(w.buf, 0, w.length, store.buffer(h), vo, vo + store.valueLength(h) + 2);
+  }
+
+  /** The key src[start, end) was deleted. */
+  deleted(src: Uint8Array, start: number, end: number): void {
+    const w = this.#scratch;
+    w.length = 0;
+    writeDeleteFrame(w, VERB.D, src, start, end, this.#hlc.tick());
+    this.#write(w.buf, 0, w.length, w.buf, 0, 0);
+  }
+
+  /** flush_all ran with this delay (seconds). */
+  flushed(delaySeconds: number): void {
+    const w = this.#scratch;
+    w.length = 0;
+    writeFlushFrame(w, this.#hlc.tick(), this.#engine.clock.unixNow() + delaySeconds);
+    this.#write(w.buf, 0, w.length, w.buf, 0, 0);
+  }
+
+  /** Append a[as, ae) + b[bs, be) as one frame; waits for room, never drops silently. */
+  #write(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): void {
+    const v = this.#v;
+    const n = ae - as + be - bs;
+    const cap = v.ring.length;
+    const tail = v.num(N_TAIL);
+    if (n > cap || !this.#room(tail, n, cap)) {
+      // The main thread did not drain for RING_WAIT_MS: a full copy will cover this change.
+      Atomics.store(v.ctl, C_OVERFLOW, 1);
+      v.wakeMain(true);
+      return;
+    }
+    let at = tail;
+    at = put(v.ring, at, a, as, ae);
+    at = put(v.ring, at, b, bs, be);
+    v.setNum(N_TAIL, at);
+    this.#written = at;
+    this.#dirty = true;
+    v.wakeMain();
+  }
+
+  /** Wait (bounded) until n bytes are free after `tail`. */
+  #room(tail: number, n: number, cap: number): boolean {
+    const v = this.#v;
+    if (tail + n - v.num(N_HEAD) <= cap) return true;
+    const deadline = performance.now() + RING_WAIT_MS;
+    while (tail + n - v.num(N_HEAD) > cap) {
+      const gen = Atomics.load(v.ctl, C_HEAD_GEN);
+      v.wakeMain(true);
+      if (tail + n - v.num(N_HEAD) <= cap) break;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.wait(v.ctl, C_HEAD_GEN, gen, Math.min(left, 10));
+    }
+    return true;
+  }
+
+  /** Sync mode: resolves when the peer applied this batch's changes (or no peer is linked). */
+  barrier(): Promise<void> | null {
+    if (!this.#dirty) return null;
+    this.#dirty = false;
+    const v = this.#v;
+    if (Atomics.load(v.ctl, C_LINKED) !== 1) return null;
+    const target = this.#written;
+    if (v.num(N_ACKED) >= target) return null;
+    return this.#waitAcked(target, Atomics.load(v.ctl, C_LINK_EPOCH));
+  }
+
+  async #waitAcked(target: number, epoch: number): Promise<void> {
+    const v = this.#v;
+    for (;;) {
+      const gen = Atomics.load(v.ctl, C_ACK_GEN);
+      if (
+        v.num(N_ACKED) >= target || Atomics.load(v.ctl, C_LINKED) !== 1 ||
+        Atomics.load(v.ctl, C_LINK_EPOCH) !== epoch
+      ) return;
+      const r = Atomics.waitAsync(v.ctl, C_ACK_GEN, gen, 1000);
+      if (r.async) await r.value;
+    }
+  }
+
+  /** The main thread's replication lines (asked for now; the last known ones if it is slow). */
+  writeStats(out: Writer): void {
+    const v = this.#v;
+    const req = Atomics.add(v.ctl, C_STATS_REQ, 1) + 1;
+    v.wakeMain(true);
+    const deadline = performance.now() + STATS_WAIT_MS;
+    for (;;) {
+      const done = Atomics.load(v.ctl, C_STATS_DONE);
+      if (done >= req) break;
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      Atomics.wait(v.ctl, C_STATS_DONE, done, Math.min(left, 20));
+    }
+    const len = Atomics.load(v.ctl, C_STATS_LEN);
+    if (len > 0) out.bytes(v.text.slice(0, len));
+    else statLine(out, "repl_link", "unknown");
+  }
+}
+
+function put(ring: Uint8Array, at: number, src: Uint8Array, s: number, e: number): number {
+  const n = e - s;
+  if (n <= 0) return at;
+  const cap = ring.length;
+  const pos = at % cap;
+  const first = Math.min(n, cap - pos);
+  ring.set(src.subarray(s, s + first), pos);
+  if (first < n) ring.set(src.subarray(s + first, e), 0);
+  return at + n;
+}
+
+/** What the main thread does with drained frames. */
+export interface RingSink {
+  /** One frame (complete) of a worker's change. */
+  frame(buf: Uint8Array, start: number, end: number): void;
+  /** Changes were lost to a full ring: the peer needs a full copy. */
+  overflowed(): void;
+  /** The ring was drained up to this offset (its frames are in the backlog now). */
+  drained(ringEnd: number): void;
+}
+
+/**
+ * The main thread's side: drains the ring, answers `stats` requests,
+ * publishes acknowledgements, and takes the store lock without ever
+ * blocking a worker that waits for ring space.
+ */
+export class MainReplicationShare {
+  #v: Views;
+  #scratch = new Uint8Array(1 << 16);
+  #lockWord: Int32Array | null;
+  #ringMarks: number[] = [];
+  #backlogMarks: number[] = [];
+  #stopped = false;
+  /** Renders the stats lines. */
+  renderStats: ((out: Writer) => void) | null = null;
+  #statsOut = new Writer(4096);
+  #sink: RingSink;
+  #parse: (buf: Uint8Array, start: number, end: number) => number;
+
+  /** `parse` returns one frame's length in buf[start, end) (0 or less: none). */
+  constructor(
+    share: ReplicationShare,
+    lock: SharedArrayBuffer | null,
+    sink: RingSink,
+    parse: (buf: Uint8Array, start: number, end: number) => number,
+  ) {
+    this.#v = new Views(share);
+    this.#lockWord = lock ? new Int32Array(lock, 0, 1) : null;
+    this.#sink = sink;
+    this.#parse = parse;
+  }
+
+  /** Take the store lock; drains the ring and answers stats while waiting, then drains once more. */
+  acquire(): void {
+    const w = this.#lockWord;
+    if (w) {
+      let c = Atomics.compareExchange(w, 0, 0, 1);
+      for (let i = 0; c !== 0 && i < 100 && c === 1; i++) c = Atomics.compareExchange(w, 0, 0, 1);
+      if (c !== 0) {
+        // Same protocol as the store's SharedLock (2 = held with waiters), with a timed sleep.
+        c = Atomics.exchange(w, 0, 2);
+        while (c !== 0) {
+          Atomics.wait(w, 0, 2, 2);
+          this.service();
+          c = Atomics.exchange(w, 0, 2);
+        }
+      }
+    }
+    this.drain();
+  }
+
+  /** Release the store lock. */
+  release(): void {
+    const w = this.#lockWord;
+    if (w && Atomics.exchange(w, 0, 0) === 2) Atomics.notify(w, 0, 1);
+  }
+
+  /** Drain the ring and answer a pending stats request. */
+  service(): void {
+    this.drain();
+    const v = this.#v;
+    const req = Atomics.load(v.ctl, C_STATS_REQ);
+    if (req !== Atomics.load(v.ctl, C_STATS_DONE) && this.renderStats) {
+      const out = this.#statsOut;
+      out.length = 0;
+      this.renderStats(out);
+      const n = Math.min(out.length, v.text.length);
+      v.text.set(out.buf.subarray(0, n), 0);
+      Atomics.store(v.ctl, C_STATS_LEN, n);
+      Atomics.store(v.ctl, C_STATS_DONE, req);
+      Atomics.notify(v.ctl, C_STATS_DONE);
+    }
+  }
+
+  /** Hand every change in the ring to the sink, oldest first. */
+  drain(): void {
+    const v = this.#v;
+    const head = v.num(N_HEAD), tail = v.num(N_TAIL);
+    if (head !== tail) {
+      const n = tail - head;
+      if (this.#scratch.length < n) {
+        let size = this.#scratch.length;
+        while (size < n) size *= 2;
+        this.#scratch = new Uint8Array(size);
+      }
+      const buf = this.#scratch, cap = v.ring.length, pos = head % cap;
+      const first = Math.min(n, cap - pos);
+      buf.set(v.ring.subarray(pos, pos + first), 0);
+      if (first < n) buf.set(v.ring.subarray(0, n - first), first);
+      v.setNum(N_HEAD, tail);
+      v.bump(C_HEAD_GEN);
+      for (let at = 0; at < n;) {
+        const used = this.#parse(buf, at, n);
+        if (used <= 0) throw new Error("replication: corrupt change ring");
+        this.#sink.frame(buf, at, at + used);
+        at += used;
+      }
+      this.#sink.drained(tail);
+    }
+    if (Atomics.load(v.ctl, C_OVERFLOW) === 1) {
+      Atomics.store(v.ctl, C_OVERFLOW, 0);
+      this.#sink.overflowed();
+    }
+  }
+
+  /** Ring offset drained so far. */
+  get drained(): number {
+    return this.#v.num(N_HEAD);
+  }
+
+  /** The backlog reached `backlogEnd` with the ring drained to `ringEnd`. */
+  mark(ringEnd: number, backlogEnd: number): void {
+    const n = this.#ringMarks.length;
+    if (n > 0 && this.#ringMarks[n - 1] === ringEnd) return;
+    this.#ringMarks.push(ringEnd);
+    this.#backlogMarks.push(backlogEnd);
+  }
+
+  /**
+   * Publish the link state and how far the peer acknowledged (`acked`
+   * backlog offset; `linked` false releases every waiting worker).
+   */
+  publish(linked: boolean, acked: number, ended = false): void {
+    const v = this.#v;
+    let ring = v.num(N_ACKED);
+    let i = 0;
+    if (!linked) {
+      ring = Math.max(ring, v.num(N_HEAD));
+      i = this.#ringMarks.length;
+    } else {
+      while (i < this.#ringMarks.length && this.#backlogMarks[i] <= acked) {
+        ring = Math.max(ring, this.#ringMarks[i]);
+        i++;
+      }
+    }
+    if (i > 0) {
+      this.#ringMarks.splice(0, i);
+      this.#backlogMarks.splice(0, i);
+    }
+    const changed = ring !== v.num(N_ACKED) ||
+      Atomics.load(v.ctl, C_LINKED) !== (linked ? 1 : 0) || ended;
+    if (!changed) return;
+    v.setNum(N_ACKED, ring);
+    Atomics.store(v.ctl, C_LINKED, linked ? 1 : 0);
+    if (ended) Atomics.add(v.ctl, C_LINK_EPOCH, 1);
+    v.bump(C_ACK_GEN);
+  }
+
+  /** Serve wakes from workers until {@linkcode stop}: drain, stats, then `after`. */
+  async run(after: () => void): Promise<void> {
+    const v = this.#v;
+    while (!this.#stopped) {
+      const seen = Atomics.load(v.ctl, C_WAKE);
+      Atomics.store(v.ctl, C_SLEEP, 1);
+      if (
+        v.num(N_HEAD) === v.num(N_TAIL) &&
+        Atomics.load(v.ctl, C_STATS_REQ) === Atomics.load(v.ctl, C_STATS_DONE) &&
+        Atomics.load(v.ctl, C_OVERFLOW) === 0
+      ) {
+        const r = Atomics.waitAsync(v.ctl, C_WAKE, seen, 1000);
+        if (r.async) await r.value;
+      }
+      Atomics.store(v.ctl, C_SLEEP, 0);
+      if (this.#stopped) break;
+      this.service();
+      after();
+    }
+  }
+
+  /** End {@linkcode run}. */
+  stop(): void {
+    this.#stopped = true;
+    this.#v.wakeMain(true);
+  }
+}
