@@ -11,8 +11,21 @@ export {
   type ReplicateOptions,
   type ReplicateResult,
 } from "./replicate.ts";
-export { type CopySummary, Progress, type ProgressOptions, summaryLine } from "./progress.ts";
-export { CopyError, type CopyItem, FileSource, ServerSource, type Source } from "./source.ts";
+export {
+  type CopySummary,
+  Progress,
+  type ProgressCounts,
+  type ProgressOptions,
+  summaryLine,
+} from "./progress.ts";
+export {
+  CopyError,
+  type CopyItem,
+  FileSource,
+  ServerSource,
+  type Source,
+  type SourceCounts,
+} from "./source.ts";
 export { type CopyMode, DumpTarget, Outcome, ServerTarget, type Target } from "./target.ts";
 export {
   DUMP_MAGIC,

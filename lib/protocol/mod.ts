@@ -10,3 +10,16 @@ export { REPLY, REPLY_TEXT, type ReplyName } from "./replies.ts";
 export { Writer } from "./writer.ts";
 export { ascii, decodeAscii, isSpace, parseI32, parseU32, parseU64, writeUint } from "./bytes.ts";
 export { base64Decode, base64Encode, base64Length, MAX_KEY_LENGTH } from "./keys.ts";
+export {
+  type DumpEntry,
+  isErrorKind,
+  Item,
+  ITEM_STRIDE,
+  NO_TTL,
+  parseDumpEntry,
+  REPLY_KIND_NAME,
+  ReplyKind,
+  type ReplyKindCode,
+  ReplyParser,
+  urlDecodeBytes,
+} from "./response.ts";

@@ -24,7 +24,7 @@ const MAX_LINE = 2048;
 const MAX_GET_LINE = 8 * 1048576;
 
 /** Result of {@linkcode parseRequest} when the connection must be closed. */
-export const PARSE_CLOSE = -1;
+export const PARSE_CLOSE: number = -1;
 
 /**
  * One parsed request. A connection owns one and reuses it for every
@@ -71,7 +71,7 @@ export class Request {
   /** Value length (storage commands, ms). */
   vlen = 0;
   /** Compare-and-swap value (`cas`, meta `C`); -1 when absent. */
-  cas = -1;
+  cas: number = -1;
   /** incr/decr delta or meta `D` (exact when ≤ 2**53; see deltaBig). */
   delta = 1;
   /** Full 64-bit delta. */
@@ -92,7 +92,7 @@ export class Request {
   /** Meta `R` recache exptime (client value). */
   recache = 0;
   /** Meta `E` explicit new CAS, -1 when absent. */
-  explicitCas = -1;
+  explicitCas: number = -1;
   /** Meta `J` initial value for `ma` autovivify (exact when ≤ 2**53). */
   initial = 0;
   /** Full 64-bit initial value. */

@@ -123,7 +123,7 @@ export const Item = {
 export const ITEM_STRIDE = 8;
 
 /** {@linkcode ReplyParser.ttl} when the reply carried no `t` flag. */
-export const NO_TTL = -2;
+export const NO_TTL: number = -2;
 
 /** Longest reply line accepted without its `\n` before the stream is declared broken. */
 export const MAX_LINE = 65536;
@@ -182,17 +182,17 @@ export class ReplyParser {
   /** End of the text (before `\r\n`). */
   textEnd = 0;
   /** Data of a VA reply or of the first VALUE item; -1 when none. */
-  valueStart = -1;
+  valueStart: number = -1;
   /** End of that data (exclusive). */
-  valueEnd = -1;
+  valueEnd: number = -1;
   /** Client flags of the first VALUE item, or a meta reply's `f` flag; 0 when absent. */
   flags = 0;
   /** A meta reply's `t` flag (-1: never expires); {@linkcode NO_TTL} when absent. */
-  ttl = NO_TTL;
+  ttl: number = NO_TTL;
   /** CAS token digits of the first VALUE item or a meta reply's `c` flag; -1 when absent. */
-  casStart = -1;
+  casStart: number = -1;
   /** End of those digits. */
-  casEnd = -1;
+  casEnd: number = -1;
   /**
    * Per-item offsets (absolute positions in `buf`), {@linkcode ITEM_STRIDE}
    * numbers per item, laid out as {@linkcode Item}. Reused; valid until the

@@ -18,7 +18,7 @@ export const PROXY_VERSION = "1.6.18-memrep";
 /** Proxy-wide counters. */
 export class ProxyStats {
   /** When the proxy started (ms since the epoch). */
-  readonly startedAt = Date.now();
+  readonly startedAt: number = Date.now();
   /** Client connections open now. */
   currConnections = 0;
   /** Client connections accepted since start. */

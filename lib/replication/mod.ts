@@ -36,6 +36,12 @@ import type { ReplicationShare } from "./threads.ts";
 
 export { type ReplicationOptions, Replicator } from "./replicator.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";
+export type { Backlog } from "./backlog.ts";
+export type { StreamState } from "./handshake.ts";
+export type { Link, LinkPhase } from "./link.ts";
+export type { Merger } from "./merge.ts";
+export type { ReplicationStats } from "./stats.ts";
+export type { HostPort } from "../cli/flags.ts";
 export { createReplicationShare, type ReplicationShare, WorkerReplication } from "./threads.ts";
 
 /**

@@ -19,5 +19,5 @@ export {
 export { type ClockOrigin, ServerClock } from "./clock.ts";
 export { serveConnection } from "./connection.ts";
 export { Server, type ServerOptions } from "./listener.ts";
-export { ServerStats, SharedStats, statLine } from "./stats.ts";
+export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from "./stats.ts";
 export { startThreads, type ThreadInit, type ThreadMessage } from "./threads.ts";

@@ -9,7 +9,7 @@
 import type { Writer } from "../protocol/mod.ts";
 
 /** Counter names, in row order (memcached's thread stats, camelCased). */
-const NAMES = [
+export const STAT_NAMES = [
   "currConnections",
   "totalConnections",
   "rejectedConnections",
@@ -38,18 +38,18 @@ const NAMES = [
 ] as const;
 
 /** One counter's name. */
-export type StatName = typeof NAMES[number];
+export type StatName = typeof STAT_NAMES[number];
 
 /** Every counter as a number property (accessors over the row). */
 export interface ServerStats extends Record<StatName, number> {}
 
 /** Command and connection counters of one thread (or their sum). */
 export class ServerStats {
-  /** The counters, in {@linkcode NAMES} order. */
+  /** The counters, in {@linkcode STAT_NAMES} order. */
   readonly row: Float64Array;
 
   /** Counters in `row` (a view into shared memory), or in a private row. */
-  constructor(row: Float64Array = new Float64Array(NAMES.length)) {
+  constructor(row: Float64Array = new Float64Array(STAT_NAMES.length)) {
     this.row = row;
   }
 
@@ -59,7 +59,7 @@ export class ServerStats {
   }
 }
 
-for (const [i, name] of NAMES.entries()) {
+for (const [i, name] of STAT_NAMES.entries()) {
   Object.defineProperty(ServerStats.prototype, name, {
     get(this: ServerStats): number {
       return this.row[i];
@@ -80,20 +80,22 @@ export class SharedStats {
   /** Rows for `threads` threads, or attach to an existing buffer. */
   constructor(threads: number, buffer?: SharedArrayBuffer) {
     this.#threads = threads;
-    this.buffer = buffer ?? new SharedArrayBuffer(threads * NAMES.length * 8);
+    this.buffer = buffer ?? new SharedArrayBuffer(threads * STAT_NAMES.length * 8);
     this.#rows = new Float64Array(this.buffer);
   }
 
   /** Thread `t`'s counters, counting straight into shared memory. */
   thread(t: number): ServerStats {
-    return new ServerStats(this.#rows.subarray(t * NAMES.length, (t + 1) * NAMES.length));
+    return new ServerStats(this.#rows.subarray(t * STAT_NAMES.length, (t + 1) * STAT_NAMES.length));
   }
 
   /** The sum over all threads. */
   total(): ServerStats {
     const sum = new ServerStats();
     for (let t = 0; t < this.#threads; t++) {
-      for (let i = 0; i < NAMES.length; i++) sum.row[i] += this.#rows[t * NAMES.length + i];
+      for (let i = 0; i < STAT_NAMES.length; i++) {
+        sum.row[i] += this.#rows[t * STAT_NAMES.length + i];
+      }
     }
     return sum;
   }

@@ -101,9 +101,9 @@ export interface ClassStats {
 }
 
 /** alloc result: item larger than maxItemSize. */
-export const ALLOC_TOO_LARGE = -2;
+export const ALLOC_TOO_LARGE: number = -2;
 /** alloc result: no memory (eviction disabled or nothing evictable). */
-export const ALLOC_NO_MEMORY = -3;
+export const ALLOC_NO_MEMORY: number = -3;
 
 /** Items checked at an LRU tail for expiry before evicting (memcached: 5). */
 const TAIL_SEARCH = 5;
