@@ -158,3 +158,53 @@ export async function fill(node: Node, prefix: string, n: number, size = 100): P
     c.close();
   }
 }
+
+/** Clients setting keys on one node until stopped; `acked` holds every key it acknowledged. */
+export interface Writers {
+  /** Keys acknowledged (STORED), in order. */
+  readonly acked: string[];
+  /** Stop writing (a dead node ends the writers by itself) and wait for them. */
+  stop(): Promise<void>;
+}
+
+/** Start `connections` writers on `node`, keys `<prefix><writer>-<i>` with value `value-<key>`. */
+export function startWriters(node: Node, connections: number, prefix: string): Writers {
+  const enc = new TextEncoder();
+  const acked: string[] = [];
+  let stopped = false;
+  const writers = Array.from({ length: connections }, async (_, w) => {
+    const c = await client(node);
+    try {
+      for (let i = 0; !stopped; i++) {
+        const key = `${prefix}${w}-${i}`;
+        if (await c.set(key, enc.encode(`value-${key}`))) acked.push(key);
+      }
+    } catch {
+      // the node died under us: what was acknowledged is in `acked`
+    } finally {
+      c.close();
+    }
+  });
+  return {
+    acked,
+    async stop() {
+      stopped = true;
+      await Promise.all(writers);
+    },
+  };
+}
+
+/** The keys of `keys` that `node` does not hold. */
+export async function missingKeys(node: Node, keys: string[]): Promise<string[]> {
+  const c = await client(node);
+  const missing: string[] = [];
+  try {
+    for (let i = 0; i < keys.length; i += 200) {
+      const got = await c.get(keys.slice(i, i + 200));
+      for (const k of keys.slice(i, i + 200)) if (!got.has(k)) missing.push(k);
+    }
+  } finally {
+    c.close();
+  }
+  return missing;
+}

@@ -5,7 +5,7 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { client, replStat, startPair } from "./pair.ts";
+import { client, missingKeys, replStat, startPair, startWriters } from "./pair.ts";
 
 const enc = new TextEncoder();
 
@@ -13,38 +13,17 @@ Deno.test("--repl-sync: kill -9 of the node that acknowledged loses no acknowled
   const { a, b } = await startPair(["--repl-sync"]);
   try {
     equal(await replStat(a, "repl_sync"), 1);
-    const acked: string[] = [];
-    const writers: Promise<void>[] = [];
-    let stop = false;
-    for (let w = 0; w < 4; w++) {
-      writers.push((async () => {
-        const c = await client(a);
-        try {
-          for (let i = 0; !stop; i++) {
-            const key = `w${w}-${i}`;
-            if (await c.set(key, enc.encode(`value-${key}`))) acked.push(key);
-          }
-        } catch {
-          // the node died under us: what was acknowledged is in `acked`
-        } finally {
-          c.close();
-        }
-      })());
-    }
+    const writers = startWriters(a, 4, "w");
+    const acked = writers.acked;
     while (acked.length < 2000) await new Promise((r) => setTimeout(r, 10));
     a.proc.kill("SIGKILL");
-    stop = true;
-    await Promise.all(writers);
-    const cb = await client(b);
-    const missing: string[] = [];
-    for (let i = 0; i < acked.length; i += 200) {
-      const got = await cb.get(acked.slice(i, i + 200));
-      for (const k of acked.slice(i, i + 200)) if (!got.has(k)) missing.push(k);
-    }
+    await writers.stop();
+    const missing = await missingKeys(b, acked);
     equal(missing.length, 0, `acknowledged writes missing on B: ${missing.slice(0, 5).join(", ")}`);
     ok(acked.length >= 2000);
     // Alone, B acknowledges at once.
     await b.proc.waitForLog(/^replication: listen$/, 5000, 0);
+    const cb = await client(b);
     ok(await cb.set("alone", enc.encode("x")));
     cb.close();
   } finally {

@@ -8,7 +8,16 @@
 import { equal, ok } from "../helpers/assert.ts";
 import type { Client } from "../../lib/client/mod.ts";
 import { CLOCK_STATE_BYTES, HybridClock } from "../../lib/replication/versions.ts";
-import { client, type Node, replStat, sameContents, settled, startPair } from "./pair.ts";
+import {
+  client,
+  missingKeys,
+  type Node,
+  replStat,
+  sameContents,
+  settled,
+  startPair,
+  startWriters,
+} from "./pair.ts";
 
 const enc = new TextEncoder();
 const THREADS = ["-t", "2"];
@@ -123,21 +132,8 @@ Deno.test("serve threads: --repl-sync kill -9 with many connections loses no ack
   const { a, b } = await startPair([...THREADS, "--repl-sync", "--repl-timeout", "3000"]);
   try {
     equal(await replStat(a, "repl_sync"), 1);
-    const acked: string[] = [];
-    let stop = false;
-    const writers = Array.from({ length: 16 }, async (_, w) => {
-      const c = await client(a);
-      try {
-        for (let i = 0; !stop; i++) {
-          const key = `s${w}-${i}`;
-          if (await c.set(key, enc.encode(`value-${key}`))) acked.push(key);
-        }
-      } catch {
-        // the node died under us: what was acknowledged is in `acked`
-      } finally {
-        c.close();
-      }
-    });
+    const writers = startWriters(a, 16, "s");
+    const acked = writers.acked;
     while (acked.length < 1000) await new Promise((r) => setTimeout(r, 10));
     // While the peer cannot apply (stopped, within the timeout), no thread acknowledges a write.
     b.proc.kill("SIGSTOP");
@@ -149,21 +145,14 @@ Deno.test("serve threads: --repl-sync kill -9 with many connections loses no ack
     equal(during, 0, "writes acknowledged while the peer was stopped");
     while (acked.length < 3000) await new Promise((r) => setTimeout(r, 10));
     a.proc.kill("SIGKILL");
-    stop = true;
-    await Promise.all(writers);
-    const cb = await client(b);
-    const missing: string[] = [];
-    for (let i = 0; i < acked.length; i += 200) {
-      const got = await cb.get(acked.slice(i, i + 200));
-      for (const k of acked.slice(i, i + 200)) if (!got.has(k)) missing.push(k);
-    }
+    await writers.stop();
+    const missing = await missingKeys(b, acked);
     equal(missing.length, 0, `acknowledged writes missing on B: ${missing.slice(0, 5).join(", ")}`);
     // Alone, B acknowledges at once on every thread.
     await b.proc.waitForLog(/^replication: listen$/, 5000, 0);
     const cs = await clients(b, 8);
     for (const c of cs) ok(await c.set("alone", enc.encode("x")));
     closeAll(cs);
-    cb.close();
   } finally {
     await Promise.all([a.proc.stop(), b.proc.stop()]);
   }
