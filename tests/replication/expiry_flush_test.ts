@@ -61,6 +61,9 @@ Deno.test("flush_all replicates, now and delayed, and keeps the peer's later wri
     await settled(a, b);
     equal((await contents(b)).size, 50);
     await ca.flushAll();
+    // "Later" in the causal sense: B writes after it has applied the flush. Two writes in
+    // the same millisecond on two nodes that have not seen each other are ordered by version.
+    await settled(a, b);
     await cb.set("after-flush", enc.encode("kept"));
     await settled(a, b);
     const all = await sameContents(a, b);
