@@ -87,6 +87,11 @@ export const VERSION = "1.6.18-memrep";
 export interface Session {
   /** Connection id (stats conns). */
   id: number;
+  /**
+   * A reply still being produced (metadump): appends its next part and
+   * returns true once it is complete. The connection calls it until then.
+   */
+  more: ((out: Writer) => boolean) | null;
 }
 
 const M = {
@@ -217,7 +222,7 @@ export class Engine {
     return action;
   }
 
-  #run(req: Request, out: Writer, _session: Session): number {
+  #run(req: Request, out: Writer, session: Session): number {
     switch (req.op) {
       case Op.ERROR:
         if (req.tooLarge) return Action.CONTINUE;
@@ -291,7 +296,7 @@ export class Engine {
         this.#metaArith(req, out);
         return Action.CONTINUE;
       case Op.LRU_CRAWLER:
-        this.#lruCrawler(req, out);
+        this.#lruCrawler(req, out, session);
         return Action.CONTINUE;
       case Op.CACHE_MEMLIMIT:
         out.bytes(REPLY.OK);
@@ -993,9 +998,10 @@ export class Engine {
 
   // --- admin ---
 
-  #lruCrawler(req: Request, out: Writer): void {
+  #lruCrawler(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
-      this.#metadump(out);
+      session.more = this.#metadump();
+      if (session.more(out)) session.more = null;
       return;
     }
     if (
@@ -1012,13 +1018,16 @@ export class Engine {
     out.bytes(REPLY.ERROR);
   }
 
-  /** `lru_crawler metadump`: one line per live item, keys URI-encoded, then END. */
-  #metadump(out: Writer): void {
+  /**
+   * `lru_crawler metadump`: one line per live item, keys URI-encoded, then
+   * END; produced a few thousand items per call (store.scan resumes).
+   */
+  #metadump(): (out: Writer) => boolean {
     const store = this.store;
     const start = this.clock.processStartUnix;
     let cursor = 0;
-    do {
-      cursor = store.scan(cursor, 1024, (h) => {
+    return (out) => {
+      cursor = store.scan(cursor, 4096, (h) => {
         const buf = store.buffer(h), ko = store.keyOffset(h), kl = store.keyLength(h);
         out.text("key=");
         uriEncode(out, buf, ko, ko + kl);
@@ -1031,8 +1040,10 @@ export class Engine {
           }\n`,
         );
       });
-    } while (cursor >= 0);
-    out.bytes(REPLY.END);
+      if (cursor >= 0) return false;
+      out.bytes(REPLY.END);
+      return true;
+    };
   }
 
   #statsCommand(req: Request, out: Writer): void {

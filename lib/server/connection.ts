@@ -21,11 +21,23 @@ export async function serveConnection(
   const out = new Writer();
   const stats = engine.stats;
   let action: number = Action.CONTINUE;
+  const flush = async () => {
+    if (out.length === 0) return;
+    const wait = barrier?.();
+    if (wait) await wait;
+    await writeAll(conn, out.view());
+    stats.bytesWritten += out.length;
+    out.reset();
+  };
+  let buffered = false; // requests may wait in rb behind a long reply
   try {
     while (action === Action.CONTINUE) {
-      const before = rb.end - rb.start;
-      if (!await rb.fill(conn, req.need)) break;
-      stats.bytesRead += rb.end - rb.start - before;
+      if (!buffered) {
+        const before = rb.end - rb.start;
+        if (!await rb.fill(conn, req.need)) break;
+        stats.bytesRead += rb.end - rb.start - before;
+      }
+      buffered = false;
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
@@ -38,16 +50,25 @@ export async function serveConnection(
           rb.start += used;
           action = engine.execute(req, out, session);
           if (req.swallow > 0) rb.skip(req.swallow);
+          if (session.more) {
+            buffered = true;
+            break;
+          }
         }
       } finally {
         engine.endBatch();
       }
-      if (out.length > 0) {
-        const wait = barrier?.();
-        if (wait) await wait;
-        await writeAll(conn, out.view());
-        stats.bytesWritten += out.length;
-        out.reset();
+      await flush();
+      // A long reply (metadump) comes in parts, one per hold of the cache, so
+      // other threads and connections run in between and memory stays bounded.
+      while (session.more) {
+        engine.beginBatch();
+        try {
+          if (session.more(out)) session.more = null;
+        } finally {
+          engine.endBatch();
+        }
+        await flush();
       }
     }
   } catch (err) {

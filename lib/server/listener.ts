@@ -83,7 +83,7 @@ export class Server {
         conn.setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
-        const session = { id: this.#nextId++ };
+        const session = { id: this.#nextId++, more: null };
         serveConnection(conn, this.engine, session, maxValue, this.barrier).then((action) => {
           if (action === Action.SHUTDOWN) this.stop();
         }, (err) => {
