@@ -251,3 +251,28 @@ Deno.test("serve rejects bad flags with a message and exit code 2", async () => 
   }
   equalBytes((await runMemrep(["--version"])).stdout.trim(), "memrep 0.1.0");
 });
+
+Deno.test("serve metadump lists every item, and other connections are served before it ends", async () => {
+  const server = await startMemrep(["serve", "-t", "1", "-m", "256"]);
+  const loader = await connect(server.port), dumper = await connect(server.port);
+  const other = await connect(server.port);
+  try {
+    const n = 200_000;
+    for (let i = 0; i < n; i += 10_000) {
+      let batch = "";
+      for (let j = i; j < i + 10_000; j++) batch += `set key${j} 0 0 1 noreply\r\nx\r\n`;
+      await loader.request(batch + "mn", "MN\r\n", 10_000);
+    }
+    await dumper.send("lru_crawler metadump all\r\n");
+    // Served while the dump is still being produced: its END has not arrived yet.
+    equal(await other.request("get key7", "END\r\n"), "VALUE key7 0 1\r\nx\r\nEND\r\n");
+    ok(!new TextDecoder().decode(dumper.buffered).includes("END\r\n"), "metadump still running");
+    const dump = await dumper.readUntilText("END\r\n", 30_000);
+    equal(dump.split("\n").filter((l) => l.startsWith("key=")).length, n);
+  } finally {
+    await loader.close();
+    await dumper.close();
+    await other.close();
+    await server.stop();
+  }
+});
