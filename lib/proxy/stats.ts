@@ -4,6 +4,7 @@
  * @module
  */
 
+import { PROTOCOL_VERSION } from "../protocol/mod.ts";
 import type { Backend } from "./pool.ts";
 
 /** magent's version line prefix, kept so scripts that read `stats` still match. */
@@ -13,7 +14,7 @@ export const AGENT_VERSION = "0.6-memrep";
  * What `version` answers: the memcached protocol level the proxy speaks
  * (text + meta, as `memrep serve`), so clients detect meta support.
  */
-export const PROXY_VERSION = "1.6.18-memrep";
+export const PROXY_VERSION: string = PROTOCOL_VERSION;
 
 /** Proxy-wide counters. */
 export class ProxyStats {

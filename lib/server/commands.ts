@@ -10,6 +10,7 @@ import {
   decodeAscii,
   Op,
   parseU64,
+  PROTOCOL_VERSION,
   REPLY,
   type Request,
   Writer,
@@ -80,8 +81,8 @@ export interface EngineShared {
   threads: number;
 }
 
-/** Reported version: memcached's protocol level, memrep's build. */
-export const VERSION = "1.6.18-memrep";
+/** Reported version (the one constant lives in lib/protocol). */
+export const VERSION: string = PROTOCOL_VERSION;
 
 /** Per-connection state the engine needs. */
 export interface Session {
@@ -421,11 +422,6 @@ export class Engine {
     const buf = store.buffer(h);
     const ko = store.keyOffset(h);
     const old = store.find(buf, ko, ko + store.keyLength(h));
-    const commit = (item: number): Uint8Array => {
-      this.lastCas = store.link(item, newCas >= 0 ? newCas : undefined);
-      this.observer?.stored(item);
-      return REPLY.STORED;
-    };
     this.lastCas = 0;
     if (old >= 0) {
       const oldCas = store.cas(old);
@@ -444,7 +440,7 @@ export class Engine {
         case "cas":
           if (casRes === "match") {
             this.stats.casHits++;
-            return commit(h);
+            return this.#commit(h, newCas);
           }
           if (casRes === "stale") {
             this.stats.casHits++;
@@ -453,7 +449,7 @@ export class Engine {
               h,
               ITEM_STALE | (store.userBits(old) & ITEM_TOKEN_SENT) | store.userBits(h),
             );
-            return commit(h);
+            return this.#commit(h, newCas);
           }
           this.stats.casBadval++;
           store.free(h);
@@ -467,16 +463,16 @@ export class Engine {
           const joined = this.#concat(old, h, mode === Op.APPEND);
           store.free(h);
           if (joined < 0) return REPLY.NOT_STORED;
-          return commit(joined);
+          return this.#commit(joined, newCas);
         }
         default: // set, replace
-          return commit(h);
+          return this.#commit(h, newCas);
       }
     }
     switch (mode) {
       case Op.ADD:
       case Op.SET:
-        return commit(h);
+        return this.#commit(h, newCas);
       case "cas":
         this.stats.casMisses++;
         store.free(h);
@@ -485,6 +481,13 @@ export class Engine {
         store.free(h);
         return REPLY.NOT_STORED;
     }
+  }
+
+  /** Link a stored item (explicit CAS when newCas >= 0) and tell the observer. */
+  #commit(item: number, newCas: number): Uint8Array {
+    this.lastCas = this.store.link(item, newCas >= 0 ? newCas : undefined);
+    this.observer?.stored(item);
+    return REPLY.STORED;
   }
 
   /** Last CAS assigned by a store (meta `c` return flag). */

@@ -471,23 +471,28 @@ Deno.test("bad flags print a message and exit 2", async () => {
   ok(help.stdout.includes("--restore <file>"));
 });
 
+/** 40k items on `src`, then a copy to `dst` one item per batch: slow enough to interrupt midway. */
+async function startSlowCopy(src: ProcessHandle, dst: ProcessHandle): Promise<ProcessHandle> {
+  const c = await client(src.port);
+  const v = enc.encode("v".repeat(50));
+  for (let i = 0; i < 40_000; i += 2000) {
+    const b = [];
+    for (let j = i; j < i + 2000; j++) b.push(c.set(`k${j}`, v));
+    await Promise.all(b);
+  }
+  c.close();
+  return await startMemrep(
+    ["replicate", "--from", addr(src), "--to", addr(dst), "--batch", "1"],
+    { waitPort: false },
+  );
+}
+
 Deno.test({
   name: "a target dying mid-copy stops the run: message names it, summary so far, exit 1",
   ignore,
   async fn() {
     await withMemcached(2, [], async ([src, dst]) => {
-      const c = await client(src.port);
-      const v = enc.encode("v".repeat(50));
-      for (let i = 0; i < 40_000; i += 2000) {
-        const b = [];
-        for (let j = i; j < i + 2000; j++) b.push(c.set(`k${j}`, v));
-        await Promise.all(b);
-      }
-      c.close();
-      const p = await startMemrep(
-        ["replicate", "--from", addr(src), "--to", addr(dst), "--batch", "1"],
-        { waitPort: false },
-      );
+      const p = await startSlowCopy(src, dst);
       try {
         await new Promise((r) => setTimeout(r, 1500));
         dst.kill("SIGKILL");
@@ -514,19 +519,7 @@ Deno.test({
   ignore,
   async fn() {
     await withMemcached(2, [], async ([src, dst]) => {
-      const c = await client(src.port);
-      const v = enc.encode("v".repeat(50));
-      for (let i = 0; i < 40_000; i += 2000) {
-        const b = [];
-        for (let j = i; j < i + 2000; j++) b.push(c.set(`k${j}`, v));
-        await Promise.all(b);
-      }
-      c.close();
-      // One item per batch: slow enough to interrupt midway.
-      const p = await startMemrep(
-        ["replicate", "--from", addr(src), "--to", addr(dst), "--batch", "1"],
-        { waitPort: false },
-      );
+      const p = await startSlowCopy(src, dst);
       await new Promise((r) => setTimeout(r, 1500));
       p.kill("SIGINT");
       const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
