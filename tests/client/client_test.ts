@@ -245,7 +245,7 @@ Deno.test("a server that accepts but never answers times the request out and clo
     equal(err.code, "timeout");
     ok(err.message.includes(`127.0.0.1:${server.port}`));
     const elapsed = Date.now() - started;
-    ok(elapsed >= 150 && elapsed < 3000, `timed out after ${elapsed} ms`);
+    ok(elapsed >= 150 && elapsed < 10_000, `timed out after ${elapsed} ms`);
     await rejects(b, ClientError);
     ok(c.closed);
     await rejects(c.request(latin1("get c\r\n"), Op.GET), ClientError);
@@ -267,7 +267,7 @@ Deno.test({
       equal(await c.set("big", randomBytes(1 << 20)), true);
       const pending = [];
       for (let i = 0; i < 300; i++) pending.push(c.request(latin1("get big\r\n"), Op.GET));
-      await new Promise((r) => setTimeout(r, 5));
+      await pending[0]; // the rest (299 MB) is still on its way
       mc.kill("SIGKILL");
       const results = await Promise.allSettled(pending);
       const rejected = results.filter((r) => r.status === "rejected");

@@ -90,7 +90,8 @@ function capture(reply: string, vars: Vars): void {
  * Replaces values that legitimately differ between implementations with
  * stable placeholders: CAS numbers become `<cas1>`, `<cas2>`... in order of
  * first appearance (so equal CAS stays equal), the version string becomes
- * `<version>`, TTLs of 10 s or more are rounded up to 10 s, and `l` (seconds
+ * `<version>`, TTLs of 10 s or more are rounded to the nearest 10 s (test
+ * TTLs are round numbers: a clock a second apart stays in the same bucket), and `l` (seconds
  * since last access) of 0-2 becomes `l<few>`.
  */
 export class Normaliser {
@@ -117,7 +118,7 @@ export class Normaliser {
       if (me) {
         return `ME ${me[1]} ` + me[2].split(" ").map((kv) => {
           const [k, v] = kv.split("=");
-          if (k === "exp" && Number(v) >= 10) return `exp=~${Math.ceil(Number(v) / 10) * 10}`;
+          if (k === "exp" && Number(v) >= 10) return `exp=~${Math.round(Number(v) / 10) * 10}`;
           return ["exp", "fetch"].includes(k) ? kv : `${k}=<${v === undefined ? "?" : "n"}>`;
         }).join(" ");
       }
@@ -126,7 +127,7 @@ export class Normaliser {
           let m = /^c(\d+)$/.exec(tok);
           if (m) return "c" + this.#casLabel(m[1]);
           m = /^t(\d+)$/.exec(tok);
-          if (m && Number(m[1]) >= 10) return `t~${Math.ceil(Number(m[1]) / 10) * 10}`;
+          if (m && Number(m[1]) >= 10) return `t~${Math.round(Number(m[1]) / 10) * 10}`;
           m = /^l(\d+)$/.exec(tok);
           if (m && Number(m[1]) <= 2) return "l<few>";
           return tok;

@@ -3,7 +3,8 @@
  * replicate ...`) against real memcached.
  */
 
-import { deepEqual, equal, ok } from "../helpers/assert.ts";
+import { deepEqual, equal, ok, waitUntil } from "../helpers/assert.ts";
+import { type Relay, startRelay } from "../helpers/relay.ts";
 import { freePort } from "../helpers/ports.ts";
 import {
   ignoreUnless,
@@ -471,8 +472,15 @@ Deno.test("bad flags print a message and exit 2", async () => {
   ok(help.stdout.includes("--restore <file>"));
 });
 
-/** 40k items on `src`, then a copy to `dst` one item per batch: slow enough to interrupt midway. */
-async function startSlowCopy(src: ProcessHandle, dst: ProcessHandle): Promise<ProcessHandle> {
+/**
+ * 40k items on `src`, copied to `dst` one item per batch through a relay that
+ * delays every chunk by 1 ms: the copy takes at least 40 s on any machine, so
+ * it is always interrupted midway. Resolves once items have reached `dst`.
+ */
+async function startSlowCopy(
+  src: ProcessHandle,
+  dst: ProcessHandle,
+): Promise<{ copy: ProcessHandle; relay: Relay }> {
   const c = await client(src.port);
   const v = enc.encode("v".repeat(50));
   for (let i = 0; i < 40_000; i += 2000) {
@@ -481,10 +489,16 @@ async function startSlowCopy(src: ProcessHandle, dst: ProcessHandle): Promise<Pr
     await Promise.all(b);
   }
   c.close();
-  return await startMemrep(
-    ["replicate", "--from", addr(src), "--to", addr(dst), "--batch", "1"],
+  const relay = startRelay(dst.port);
+  relay.setLatency(1);
+  const copy = await startMemrep(
+    ["replicate", "--from", addr(src), "--to", `127.0.0.1:${relay.port}`, "--batch", "1"],
     { waitPort: false },
   );
+  const d = await client(dst.port);
+  await waitUntil(async () => Number((await d.stats()).get("curr_items")) >= 100, "copy started");
+  d.close();
+  return { copy, relay };
 }
 
 Deno.test({
@@ -492,9 +506,8 @@ Deno.test({
   ignore,
   async fn() {
     await withMemcached(2, [], async ([src, dst]) => {
-      const p = await startSlowCopy(src, dst);
+      const { copy: p, relay } = await startSlowCopy(src, dst);
       try {
-        await new Promise((r) => setTimeout(r, 1500));
         dst.kill("SIGKILL");
         const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
         const status = await p.status;
@@ -502,13 +515,14 @@ Deno.test({
         await p.stop();
         equal(status.code, 1, p.outputLines().join("\n"));
         const err = p.stderrLines().join("\n");
-        ok(err.includes(`lost target ${addr(dst)}`), err);
+        ok(err.includes(`lost target 127.0.0.1:${relay.port}`), err);
         const line = p.stdoutLines().find((l) => l.startsWith("memrep replicate: copied "));
         ok(line, p.outputLines().join("\n"));
         const copied = Number(/copied (\d+)/.exec(line)![1]);
         ok(copied > 0 && copied < 40_000, line);
       } finally {
         await p.stop();
+        await relay.close();
       }
     });
   },
@@ -519,23 +533,27 @@ Deno.test({
   ignore,
   async fn() {
     await withMemcached(2, [], async ([src, dst]) => {
-      const p = await startSlowCopy(src, dst);
-      await new Promise((r) => setTimeout(r, 1500));
-      p.kill("SIGINT");
-      const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
-      const status = await p.status;
-      clearTimeout(guard);
-      await p.stop(); // collects the rest of the output
-      equal(status.code, 130, p.outputLines().join("\n"));
-      const line = p.stdoutLines().find((l) =>
-        l.startsWith("memrep replicate: interrupted: copied ")
-      );
-      ok(line, p.outputLines().join("\n"));
-      const copied = Number(/copied (\d+)/.exec(line)![1]);
-      ok(copied > 0 && copied < 40_000, line);
-      const d = await client(dst.port);
-      equal(Number((await d.stats()).get("curr_items")), copied);
-      d.close();
+      const { copy: p, relay } = await startSlowCopy(src, dst);
+      try {
+        p.kill("SIGINT");
+        const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
+        const status = await p.status;
+        clearTimeout(guard);
+        await p.stop(); // collects the rest of the output
+        equal(status.code, 130, p.outputLines().join("\n"));
+        const line = p.stdoutLines().find((l) =>
+          l.startsWith("memrep replicate: interrupted: copied ")
+        );
+        ok(line, p.outputLines().join("\n"));
+        const copied = Number(/copied (\d+)/.exec(line)![1]);
+        ok(copied > 0 && copied < 40_000, line);
+        const d = await client(dst.port);
+        equal(Number((await d.stats()).get("curr_items")), copied);
+        d.close();
+      } finally {
+        await p.stop();
+        await relay.close();
+      }
     });
   },
 });

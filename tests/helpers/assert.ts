@@ -4,6 +4,9 @@
  * @module
  */
 
+import { deepEqual } from "node:assert/strict";
+import { isDeepStrictEqual } from "node:util";
+
 export {
   deepEqual,
   equal,
@@ -37,5 +40,41 @@ export function equalBytes(
       expected: e,
       operator: "equalBytes",
     });
+  }
+}
+
+/**
+ * Polls `check` until it returns true; throws naming `what` after
+ * `timeoutMs`. Tests wait for effects this way, never with a fixed sleep.
+ */
+export async function waitUntil(
+  check: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Polls `read` until its result deep-equals `expected`; after `timeoutMs`
+ * fails with the last result, as `deepEqual` would.
+ */
+export async function eventually<T>(
+  read: () => Promise<T>,
+  expected: T,
+  message?: string,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const got = await read();
+    if (isDeepStrictEqual(got, expected)) return;
+    if (Date.now() > deadline) return deepEqual(got, expected, message);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -216,6 +216,24 @@ export async function connect(port: number, hostname = "127.0.0.1"): Promise<Tes
 }
 
 /**
+ * Opens a connection the server admits: one turned away with `ERROR Too many
+ * open connections` (a slot not yet freed by a close the server has not seen)
+ * is retried until `timeoutMs`. A `version` round trip proves admission.
+ */
+export async function connectAdmitted(port: number, timeoutMs = 10_000): Promise<TestConn> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const c = await connect(port);
+    // A refused socket may already be reset when the request is written.
+    const line = await c.request("version", "\r\n").catch((e: Error) => e.message);
+    if (line.startsWith("VERSION ")) return c;
+    await c.close();
+    if (Date.now() > deadline) throw new Error(`not admitted within ${timeoutMs} ms: ${line}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
  * Reply-end finder for a retrieval reply (`get`/`gets`/`gat`): walks VALUE
  * headers and their data blocks, so values containing `END\r\n` are safe.
  * Also ends on a single ERROR / CLIENT_ERROR / SERVER_ERROR line.

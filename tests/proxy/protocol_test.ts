@@ -4,10 +4,10 @@
  * every write lands on its primary and, as the same final state, on the backup.
  */
 
-import { deepEqual, equal, match, ok } from "../helpers/assert.ts";
+import { deepEqual, equal, eventually, match, ok, waitUntil } from "../helpers/assert.ts";
 import { connect, ignoreUnless, metaEnd, retrievalEnd, type TestConn } from "../helpers/mod.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
-import { type Cluster, directGet, getValue, setValue, sleep, startCluster } from "./cluster.ts";
+import { type Cluster, directGet, getValue, setValue, startCluster } from "./cluster.ts";
 
 function primaryPort(cluster: Cluster, key: string): number {
   const ring = new Ketama(
@@ -99,8 +99,7 @@ withCluster("noreply and meta q: nothing is sent back, the writes happen", async
   // Quiet ma: HD suppressed; the value moved on the primary and the backup.
   await c.send("ms n 1 q\r\n5\r\nma n q\r\nmg n v\r\n");
   equal(await c.readUntilText(metaEnd), "VA 1\r\n6\r\n");
-  await sleep(50);
-  equal(await directGet(cluster.backups[0].port, "n"), "6");
+  await eventually(() => directGet(cluster.backups[0].port, "n"), "6");
 });
 
 withCluster("writes reach the backup as the primary's final state", async (c, cluster) => {
@@ -119,8 +118,7 @@ withCluster("writes reach the backup as the primary's final state", async (c, cl
   equal(await c.request(`cas w 6 0 3 ${cas}\r\ncas`), "STORED\r\n");
   equal(await c.request(`cas w 6 0 3 ${cas}\r\nbad`), "EXISTS\r\n");
   equal(await c.request("touch w 500"), "TOUCHED\r\n");
-  await sleep(50);
-  equal(await directGet(backup, "w"), "cas");
+  await eventually(() => directGet(backup, "w"), "cas");
   equal(await directGet(backup, "n"), "12", "incr/decr applied once on the backup");
   equal(await directGet(primaryPort(cluster, "n"), "n"), "12");
   const b = await connect(backup);
@@ -130,16 +128,14 @@ withCluster("writes reach the backup as the primary's final state", async (c, cl
   equal(await b.request("mg n f", metaEnd), "HD f9\r\n");
   await b.close();
   equal(await c.request("delete w"), "DELETED\r\n");
-  await sleep(50);
-  equal(await directGet(backup, "w"), undefined);
+  await eventually(() => directGet(backup, "w"), undefined);
   // Meta writes too.
   equal(await c.request("ms m 3 F4 T0\r\nabc"), "HD\r\n");
   equal(await c.request("ms m 1 MA\r\nd"), "HD\r\n");
   equal(await c.request("ma m2 N0 J10 v", metaEnd), "VA 2\r\n10\r\n");
   equal(await c.request("ma m2 D5 v", metaEnd), "VA 2\r\n15\r\n");
   equal(await c.request("md m O7 k"), "HD O7 km\r\n");
-  await sleep(50);
-  equal(await directGet(backup, "m"), undefined);
+  await eventually(() => directGet(backup, "m"), undefined);
   equal(await directGet(backup, "m2"), "15");
 });
 
@@ -166,9 +162,12 @@ withCluster(
     equal(await directGet(port, key), "v", "repaired before the reply");
     // A repair keeps the flags and the remaining TTL.
     equal(await getValue(c, "ttl"), "t");
-    await sleep(100);
     const t = await connect(primaryPort(cluster, "ttl"));
-    const meta = await t.request("mg ttl f t");
+    let meta = "";
+    await waitUntil(
+      async () => (meta = await t.request("mg ttl f t")) !== "EN\r\n",
+      "ttl repaired",
+    );
     await t.close();
     const m = /^HD f9 t(\d+)\r\n$/.exec(meta);
     ok(m && Number(m[1]) > 90 && Number(m[1]) <= 100, `flags and TTL repaired: ${meta}`);
@@ -209,8 +208,10 @@ withCluster(
     const reply = await c.request("get big", retrievalEnd, 10_000);
     equal(reply.length, `VALUE big 0 ${big.length}\r\n`.length + big.length + 7);
     ok(reply.endsWith(`${"x".repeat(10)}\r\nEND\r\n`));
-    await sleep(100);
-    equal((await directGet(cluster.backups[0].port, "big"))?.length, big.length);
+    await eventually(
+      async () => (await directGet(cluster.backups[0].port, "big"))?.length,
+      big.length,
+    );
     // Too large for memcached -I 2m: memcached's own answer.
     const huge = "y".repeat(3 * 1048576);
     equal(

@@ -5,7 +5,7 @@
  */
 
 import { Client } from "../../lib/client/mod.ts";
-import { freePort, type ProcessHandle, startMemrep } from "../helpers/mod.ts";
+import { freePort, type ProcessHandle, startMemrep, waitUntil } from "../helpers/mod.ts";
 
 /** One started node. */
 export interface Node {
@@ -96,20 +96,6 @@ function latin1(b: Uint8Array): string {
   let s = "";
   for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
   return s;
-}
-
-/** Poll `check` until it returns true; throws with `what` after `timeoutMs`. */
-export async function waitUntil(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Wait until neither node has unacknowledged changes for the other. */

@@ -4,9 +4,9 @@
  * restart A, A gets everything back, replication goes on both ways.
  */
 
-import { equal, ok } from "../helpers/assert.ts";
+import { equal, ok, waitUntil } from "../helpers/assert.ts";
 import { freePort } from "../helpers/mod.ts";
-import { client, contents, fill, sameContents, settled, startNode, waitUntil } from "./pair.ts";
+import { client, contents, fill, sameContents, settled, startNode } from "./pair.ts";
 
 const enc = new TextEncoder();
 
