@@ -218,7 +218,9 @@ export class Replicator implements MutationObserver {
   #ringOverflow(): void {
     this.backlog.skip();
     this.stats.backlogOverflows++;
-    log.warn("replication: change ring overflow (main thread stalled), full copy follows");
+    log.warn(
+      "replication: change ring full for 5 s (main thread stalled): sets left out, full copy follows",
+    );
     this.link?.wake();
   }
 

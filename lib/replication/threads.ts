@@ -61,7 +61,11 @@ const N_ACKED = 2;
 const RING_MIN = 8 * 1048576;
 /** Bytes for the stats text. */
 const TEXT_BYTES = 16384;
-/** Longest a writer waits for ring space before it gives up (full copy). */
+/**
+ * Longest a set waits for ring space before it is dropped: the item stays in
+ * the store, so the full copy that follows carries it. Deletes and flushes
+ * leave nothing in the store to copy, so they always wait.
+ */
 const RING_WAIT_MS = 5000;
 /** Longest a worker's `stats` waits for the main thread's answer. */
 const STATS_WAIT_MS = 500;
@@ -128,9 +132,18 @@ export class WorkerReplication implements MutationObserver {
   #dirty = false;
   /** Ring offset after this thread's last change. */
   #written = 0;
+  #ringWaitMs: number;
 
-  /** Hook `server`'s engine (a worker's) into the shared replication state. */
-  constructor(server: Server, share: ReplicationShare) {
+  /**
+   * Hook `server`'s engine (a worker's) into the shared replication state.
+   * `ringWaitMs` bounds how long a set waits for ring space (tests shorten it).
+   */
+  constructor(
+    server: Pick<Server, "engine" | "barrier">,
+    share: ReplicationShare,
+    ringWaitMs = RING_WAIT_MS,
+  ) {
+    this.#ringWaitMs = ringWaitMs;
     this.#v = new Views(share);
     this.#engine = server.engine;
     this.#hlc = HybridClock.attach(share.clock);
@@ -158,7 +171,7 @@ export class WorkerReplication implements MutationObserver {
     const bits = wireBits(store.userBits(h));
     writeItemLine(w, VERB.S, store, h, bits, touch, this.#engine.clock.processStartUnix);
     const vo = store.valueOffset(h);
-    this.#write(w.buf, 0, w.length, store.buffer(h), vo, vo + store.valueLength(h) + 2);
+    this.#write(w.buf, 0, w.length, store.buffer(h), vo, vo + store.valueLength(h) + 2, false);
   }
 
   /** The key src[start, end) was deleted. */
@@ -166,7 +179,7 @@ export class WorkerReplication implements MutationObserver {
     const w = this.#scratch;
     w.length = 0;
     writeDeleteFrame(w, VERB.D, src, start, end, this.#hlc.tick());
-    this.#write(w.buf, 0, w.length, w.buf, 0, 0);
+    this.#write(w.buf, 0, w.length, w.buf, 0, 0, true);
   }
 
   /** flush_all ran with this delay (seconds). */
@@ -174,16 +187,28 @@ export class WorkerReplication implements MutationObserver {
     const w = this.#scratch;
     w.length = 0;
     writeFlushFrame(w, this.#hlc.tick(), this.#engine.clock.unixNow() + delaySeconds);
-    this.#write(w.buf, 0, w.length, w.buf, 0, 0);
+    this.#write(w.buf, 0, w.length, w.buf, 0, 0, true);
   }
 
-  /** Append a[as, ae) + b[bs, be) as one frame; waits for room, never drops silently. */
-  #write(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): void {
+  /**
+   * Append a[as, ae) + b[bs, be) as one frame; waits for room. Only a frame
+   * the store can reproduce (`keep` false) is ever dropped, and then a full
+   * copy is flagged: never a silent loss.
+   */
+  #write(
+    a: Uint8Array,
+    as: number,
+    ae: number,
+    b: Uint8Array,
+    bs: number,
+    be: number,
+    keep: boolean,
+  ): void {
     const v = this.#v;
     const n = ae - as + be - bs;
     const cap = v.ring.length;
     const tail = v.num(N_TAIL);
-    if (n > cap || !this.#room(tail, n, cap)) {
+    if (n > cap || !this.#room(tail, n, cap, keep ? Infinity : this.#ringWaitMs)) {
       // The main thread did not drain for RING_WAIT_MS: a full copy will cover this change.
       Atomics.store(v.ctl, C_OVERFLOW, 1);
       v.wakeMain(true);
@@ -198,11 +223,11 @@ export class WorkerReplication implements MutationObserver {
     v.wakeMain();
   }
 
-  /** Wait (bounded) until n bytes are free after `tail`. */
-  #room(tail: number, n: number, cap: number): boolean {
+  /** Wait (at most `waitMs`) until n bytes are free after `tail`. */
+  #room(tail: number, n: number, cap: number, waitMs: number): boolean {
     const v = this.#v;
     if (tail + n - v.num(N_HEAD) <= cap) return true;
-    const deadline = performance.now() + RING_WAIT_MS;
+    const deadline = performance.now() + waitMs;
     while (tail + n - v.num(N_HEAD) > cap) {
       const gen = Atomics.load(v.ctl, C_HEAD_GEN);
       v.wakeMain(true);

@@ -95,7 +95,7 @@ withCluster("noreply and meta q: nothing is sent back, the writes happen", async
   equal(await c.readLine(), "MN");
   equal(await getValue(c, "after"), "z");
   equal(await getValue(c, "nr"), undefined, "flush_all noreply flushed the earlier keys");
-  equal(await directGet(cluster.backups[0].port, "q1"), "hi");
+  await eventually(() => directGet(cluster.backups[0].port, "q1"), "hi");
   // Quiet ma: HD suppressed; the value moved on the primary and the backup.
   await c.send("ms n 1 q\r\n5\r\nma n q\r\nmg n v\r\n");
   equal(await c.readUntilText(metaEnd), "VA 1\r\n6\r\n");
@@ -119,11 +119,15 @@ withCluster("writes reach the backup as the primary's final state", async (c, cl
   equal(await c.request(`cas w 6 0 3 ${cas}\r\nbad`), "EXISTS\r\n");
   equal(await c.request("touch w 500"), "TOUCHED\r\n");
   await eventually(() => directGet(backup, "w"), "cas");
-  equal(await directGet(backup, "n"), "12", "incr/decr applied once on the backup");
+  await eventually(() => directGet(backup, "n"), "12", "incr/decr applied once on the backup");
   equal(await directGet(primaryPort(cluster, "n"), "n"), "12");
   const b = await connect(backup);
   equal(await b.request("mg w f v", metaEnd), "VA 3 f6\r\ncas\r\n");
-  const ttl = Number(/^HD t(\d+)/.exec(await b.request("mg w t"))?.[1]);
+  let ttl = -1; // no TTL until the touch arrives
+  await waitUntil(async () => {
+    ttl = Number(/^HD t(-?\d+)/.exec(await b.request("mg w t"))?.[1]);
+    return ttl !== -1;
+  }, "touch on the backup");
   ok(ttl > 400 && ttl <= 500, `touch reached the backup (ttl ${ttl})`);
   equal(await b.request("mg n f", metaEnd), "HD f9\r\n");
   await b.close();
@@ -136,7 +140,7 @@ withCluster("writes reach the backup as the primary's final state", async (c, cl
   equal(await c.request("ma m2 D5 v", metaEnd), "VA 2\r\n15\r\n");
   equal(await c.request("md m O7 k"), "HD O7 km\r\n");
   await eventually(() => directGet(backup, "m"), undefined);
-  equal(await directGet(backup, "m2"), "15");
+  await eventually(() => directGet(backup, "m2"), "15");
 });
 
 withCluster(
@@ -316,7 +320,7 @@ Deno.test({
       equal(await d.request("flush_all"), "OK\r\n");
       await d.close();
       equal(await getValue(c, "a"), undefined, "the primary's miss");
-      equal(await directGet(cluster.backups[0].port, "a"), "1", "the backup still has it");
+      await eventually(() => directGet(cluster.backups[0].port, "a"), "1", "the backup has it");
       // A dead primary is still backed by the backup.
       cluster.servers[0].kill("SIGKILL");
       await cluster.servers[0].status;
