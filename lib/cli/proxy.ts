@@ -133,6 +133,13 @@ export async function proxyMain(args: string[]): Promise<number> {
     { hostname, port, maxConnections, maxValue: 256 * 1048576 },
     router,
   );
+  // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
+  const stop = () => server.stop();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, stop);
+    } catch { /* not on this OS */ }
+  }
   try {
     server.listen();
   } catch (err) {
@@ -146,12 +153,6 @@ export async function proxyMain(args: string[]): Promise<number> {
     `memrep proxy: listening on ${hostname}:${server.port}, ${primaries.length} servers, ` +
       `${spares.length} backups, ${hash}`,
   );
-  const stop = () => server.stop();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(signal, stop);
-    } catch { /* not on this OS */ }
-  }
   await server.finished;
   for (const b of [...primaries, ...spares]) b.close();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -140,6 +140,13 @@ export async function serveMain(args: string[]): Promise<number> {
   // The pid file is there before the port answers: `-d` returns once it answers.
   const pidfile = stringFlag(v, "pidfile");
   if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
+  // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
+  const stop = () => server.stop();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(signal, stop);
+    } catch { /* not on this OS */ }
+  }
   try {
     server.listen();
   } catch (err) {
@@ -149,12 +156,6 @@ export async function serveMain(args: string[]): Promise<number> {
     );
   }
   log.debug(`memrep serve: listening on ${hostnames.join(",")}:${server.port}`);
-  const stop = () => server.stop();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(signal, stop);
-    } catch { /* not on this OS */ }
-  }
   // Worker threads queue their changes for the main thread's replicator through `share`.
   const share = replication && threads > 1
     ? createReplicationShare(maxItemSize, replication.sync)

@@ -9,6 +9,7 @@ import {
   connectAdmitted,
   equal,
   equalBytes,
+  freePort,
   match,
   ok,
   runMemrep,
@@ -206,7 +207,7 @@ Deno.test("serve shutdown needs -A, as in memcached", async () => {
 
 Deno.test("serve -d returns at once and leaves the server running (seed's memcached -d)", async () => {
   const pidfile = await Deno.makeTempFile();
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = freePort();
   const r = await runMemrep([
     "serve",
     "-v",
