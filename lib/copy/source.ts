@@ -5,9 +5,16 @@
  * @module
  */
 
-import { Client, ClientError, type ClientOptions, type Reply, ReplyKind } from "../client/mod.ts";
+import {
+  Client,
+  ClientError,
+  type ClientOptions,
+  type FrameHandler,
+  type Reply,
+  ReplyKind,
+} from "../client/mod.ts";
 import { base64Encode, base64Length, MAX_KEY_LENGTH } from "../protocol/keys.ts";
-import { ascii } from "../protocol/bytes.ts";
+import { ascii, carveCopy, decodeAscii } from "../protocol/bytes.ts";
 import { Op } from "../protocol/ops.ts";
 import { type ByteSource, DumpReader } from "./dump_format.ts";
 
@@ -142,9 +149,65 @@ export function dumpWalk(version: string): DumpWalk {
   return { what: "all", pause: true };
 }
 
-interface FetchBatch {
-  keys: Uint8Array[];
-  replies: Promise<Reply>[];
+/**
+ * One batch of pipelined `mg` requests. Replies are taken in place from the
+ * client's read buffer (no Reply object each); values are copied once, with
+ * {@linkcode carveCopy}.
+ */
+class FetchBatch {
+  readonly keys: Uint8Array[] = [];
+  readonly done: Promise<void>;
+  readonly #items: CopyItem[] = [];
+  #received = 0;
+  #sealed = false;
+  #resolve: () => void;
+  #reject: (err: Error) => void;
+  readonly #onFrame: FrameHandler;
+  readonly #onError = (err: Error) => this.#reject(err);
+
+  constructor(source: ServerSource, counts: SourceCounts) {
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    promise.catch(() => {}); // awaited by items()
+    this.done = promise;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    const now = nowSeconds();
+    this.#onFrame = (buf, start, length, parser) => {
+      const key = this.keys[this.#received++];
+      if (parser.kind === ReplyKind.VA) {
+        // t: remaining seconds, -1 never; a server that does not report it keeps no TTL.
+        const ttl = parser.ttl;
+        const exp = ttl < 0 ? 0 : now + Math.max(ttl, 1);
+        const value = carveCopy(buf, parser.valueStart, parser.valueEnd);
+        this.#items.push({ key, value, flags: parser.flags, exp });
+      } else if (parser.kind === ReplyKind.EN) counts.missing++;
+      else {
+        let e = buf.indexOf(13, start);
+        if (e < 0 || e > start + length) e = start + length;
+        source.refused(decodeAscii(buf, start, Math.min(e, start + 200)));
+      }
+      if (this.#sealed && this.#received === this.keys.length) this.#resolve();
+    };
+  }
+
+  /** Queue `mg` for `key` on `client`. */
+  fetch(client: Client, key: Uint8Array): void {
+    this.keys.push(key);
+    const parts = isTextKey(key) ? [MG_HEAD, key, MG_TAIL] : [MG_HEAD, base64Key(key), MG_TAIL_B64];
+    client.requestFrame(Op.MG, parts, this.#onFrame, this.#onError);
+  }
+
+  /** No more keys: {@linkcode items} resolves once every reply is in. */
+  seal(): void {
+    this.#sealed = true;
+    if (this.#received === this.keys.length) this.#resolve();
+  }
+
+  /** The items that had a value. */
+  async items(): Promise<CopyItem[]> {
+    await this.done;
+    return this.#items;
+  }
 }
 
 /** Items of a live memcached (>= 1.5) or memrep server. */
@@ -225,7 +288,12 @@ export class ServerSource implements Source {
     const limit = this.#options.limit ?? Infinity;
     const size = this.#options.batchSize ?? 1000;
     const window: FetchBatch[] = [];
-    let current: FetchBatch = { keys: [], replies: [] };
+    let current = new FetchBatch(this, this.counts);
+    const next = () => {
+      current.seal();
+      window.push(current);
+      current = new FetchBatch(this, this.counts);
+    };
     try {
       if (limit > 0) {
         for await (const e of this.#listing()) {
@@ -233,27 +301,28 @@ export class ServerSource implements Source {
           const key = e.key;
           if (match !== undefined && !match(key)) continue;
           this.counts.listed++;
-          current.keys.push(key);
-          current.replies.push(this.#mg(key));
-          const full = current.keys.length >= size;
+          current.fetch(this.#fetch, key);
           const last = this.counts.listed >= limit;
-          if (full || last) {
-            window.push(current);
-            current = { keys: [], replies: [] };
-          }
+          if (current.keys.length >= size || last) next();
           // Two batches in flight: the server works on one while we take the other.
           if (window.length >= 2 || (last && window.length > 0)) {
-            yield await this.#collect(window.shift()!);
+            yield await window.shift()!.items();
           }
           if (last) break;
         }
       }
-      if (current.keys.length > 0) window.push(current);
-      while (window.length > 0) yield await this.#collect(window.shift()!);
+      if (current.keys.length > 0) next();
+      while (window.length > 0) yield await window.shift()!.items();
     } catch (err) {
       if (err instanceof CopyError) throw err;
       throw new CopyError(`source ${this.name}: ${reason(err, this.name)}`, { cause: err });
     }
+  }
+
+  /** A refused `mg` (its reply line): counted and noted. */
+  refused(line: string): void {
+    this.counts.failed++;
+    noteError(this.counts.errors, `source ${this.name}: mg refused: ${line}`);
   }
 
   async *#listing() {
@@ -285,32 +354,6 @@ export class ServerSource implements Source {
         );
       }
     }
-  }
-
-  #mg(key: Uint8Array): Promise<Reply> {
-    if (isTextKey(key)) return this.#fetch.requestParts(Op.MG, MG_HEAD, key, MG_TAIL);
-    return this.#fetch.requestParts(Op.MG, MG_HEAD, base64Key(key), MG_TAIL_B64);
-  }
-
-  async #collect(batch: FetchBatch): Promise<CopyItem[]> {
-    const replies = await Promise.all(batch.replies);
-    const now = nowSeconds();
-    const items: CopyItem[] = [];
-    for (let i = 0; i < replies.length; i++) {
-      const r = replies[i];
-      if (r.kind === ReplyKind.VA) {
-        const ttl = r.ttl;
-        // t: remaining seconds, -1 never; a server that does not report it keeps no TTL.
-        const exp = ttl < 0 ? 0 : now + Math.max(ttl, 1);
-        items.push({ key: batch.keys[i], value: r.value!, flags: r.flags, exp });
-      } else if (r.kind === ReplyKind.EN) {
-        this.counts.missing++;
-      } else {
-        this.counts.failed++;
-        noteError(this.counts.errors, `source ${this.name}: mg refused: ${r.line}`);
-      }
-    }
-    return items;
   }
 }
 
@@ -417,8 +460,8 @@ export class FileSource implements Source {
       }
       // The reader reuses its buffer: keep copies.
       batch.push({
-        key: item.key.slice(),
-        value: item.value.slice(),
+        key: carveCopy(item.key, 0, item.key.length),
+        value: carveCopy(item.value, 0, item.value.length),
         flags: item.flags,
         exp: item.exp,
       });

@@ -4,8 +4,8 @@
  * @module
  */
 
-import { Client, type ClientOptions, type Reply, ReplyKind } from "../client/mod.ts";
-import { ascii, writeUint } from "../protocol/bytes.ts";
+import { Client, type ClientOptions, type FrameHandler, ReplyKind } from "../client/mod.ts";
+import { ascii, decodeAscii, writeUint } from "../protocol/bytes.ts";
 import { Op } from "../protocol/ops.ts";
 import { type ByteSink, DumpWriter } from "./dump_format.ts";
 import {
@@ -58,6 +58,7 @@ export class ServerTarget implements Target {
   readonly #mode: CopyMode;
   readonly #meta: boolean;
   readonly #refused = new Map<string, number>();
+  #head = new Uint8Array(512);
 
   private constructor(name: string, client: Client, mode: CopyMode, meta: boolean) {
     this.name = name;
@@ -94,8 +95,26 @@ export class ServerTarget implements Target {
 
   async store(items: readonly CopyItem[]): Promise<Uint8Array> {
     const out = new Uint8Array(items.length);
-    const pending: (Promise<Reply> | undefined)[] = new Array(items.length);
     const now = nowSeconds();
+    // Replies are read in place (no Reply object each), in request order.
+    const order: number[] = [];
+    let received = 0, sealed = false;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const onFrame: FrameHandler = (buf, start, length, parser) => {
+      const i = order[received++];
+      const k = parser.kind;
+      if (k === ReplyKind.HD || k === ReplyKind.STORED) out[i] = Outcome.STORED;
+      else if ((k === ReplyKind.NS || k === ReplyKind.NOT_STORED) && this.#mode === "add") {
+        out[i] = Outcome.EXISTS;
+      } else {
+        out[i] = Outcome.FAILED;
+        let e = buf.indexOf(13, start);
+        if (e < 0 || e > start + length) e = start + length;
+        this.#refuse(decodeAscii(buf, start, Math.min(e, start + 200)));
+      }
+      if (sealed && received === order.length) resolve();
+    };
+    const op = this.#meta ? Op.MS : Op.SET;
     for (let i = 0; i < items.length; i++) {
       const it = items[i];
       let ttl = 0;
@@ -113,28 +132,17 @@ export class ServerTarget implements Target {
         this.#refuse("binary key needs a server with meta commands (memcached >= 1.6)");
         continue;
       }
-      pending[i] = this.#client.requestParts(this.#meta ? Op.MS : Op.SET, head, it.value, CRLF);
+      order.push(i);
+      this.#client.requestFrame(op, [head, it.value, CRLF], onFrame, reject);
     }
-    let replies: (Reply | undefined)[];
+    sealed = true;
+    if (received === order.length) resolve();
     try {
-      replies = await Promise.all(pending);
+      await promise;
     } catch (err) {
       throw new CopyError(`lost target ${this.name}: ${reason(err, this.name)}`, {
         cause: err,
       });
-    }
-    for (let i = 0; i < items.length; i++) {
-      const r = replies[i];
-      if (r === undefined) continue;
-      const k = r.kind;
-      if (k === ReplyKind.HD || k === ReplyKind.STORED) out[i] = Outcome.STORED;
-      else if (k === ReplyKind.NS || k === ReplyKind.NOT_STORED) {
-        out[i] = this.#mode === "add" ? Outcome.EXISTS : Outcome.FAILED;
-        if (this.#mode !== "add") this.#refuse(r.line);
-      } else {
-        out[i] = Outcome.FAILED;
-        this.#refuse(r.line);
-      }
     }
     return out;
   }
@@ -149,11 +157,11 @@ export class ServerTarget implements Target {
     );
   }
 
-  /** `ms <key> <len> F<flags> T<ttl>[ ME][ b]\r\n` */
+  /** `ms <key> <len> F<flags> T<ttl>[ ME][ b]\r\n`, in the reused head buffer. */
   #msHead(it: CopyItem, ttl: number): Uint8Array {
     const text = isTextKey(it.key);
     const key = text ? it.key : base64Key(it.key);
-    const b = new Uint8Array(key.length + 64);
+    const b = this.#headBuffer(key.length + 64);
     b[0] = 0x6d; // m
     b[1] = 0x73; // s
     b[2] = 0x20;
@@ -185,7 +193,7 @@ export class ServerTarget implements Target {
   #textHead(it: CopyItem, ttl: number): Uint8Array | undefined {
     if (!isTextKey(it.key)) return undefined;
     const word = this.#mode === "add" ? "add " : "set ";
-    const b = new Uint8Array(it.key.length + 64);
+    const b = this.#headBuffer(it.key.length + 64);
     for (let i = 0; i < 4; i++) b[i] = word.charCodeAt(i);
     b.set(it.key, 4);
     let o = 4 + it.key.length;
@@ -198,6 +206,12 @@ export class ServerTarget implements Target {
     b[o++] = 0x0d;
     b[o++] = 0x0a;
     return b.subarray(0, o);
+  }
+
+  /** The client copies request parts at once, so one head buffer serves every item. */
+  #headBuffer(size: number): Uint8Array {
+    if (this.#head.length < size) this.#head = new Uint8Array(size);
+    return this.#head;
   }
 
   finish(): Promise<void> {

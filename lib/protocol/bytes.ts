@@ -245,3 +245,32 @@ export function parseU32(buf: Uint8Array, start: number, end: number): number {
   if (v < 0) return -1;
   return v <= 0xffffffff ? v : Number(BigInt.asUintN(32, lastBig));
 }
+
+/** Chunk size of {@linkcode carve}; larger requests get a chunk of their own. */
+const CARVE_CHUNK = 65536;
+let carveChunk = new Uint8Array(CARVE_CHUNK);
+let carveUsed = 0;
+
+/**
+ * `n` fresh bytes, as a view of a shared chunk that nothing else will write.
+ * Use it for many small long-lived copies (keys, values of a batch): a view
+ * costs about a tenth of a `new Uint8Array` (each of which allocates a
+ * backing store). A chunk lives while any of its views does.
+ */
+export function carve(n: number): Uint8Array {
+  if (n > CARVE_CHUNK / 4) return new Uint8Array(n);
+  if (carveUsed + n > CARVE_CHUNK) {
+    carveChunk = new Uint8Array(CARVE_CHUNK);
+    carveUsed = 0;
+  }
+  const at = carveUsed;
+  carveUsed += n;
+  return carveChunk.subarray(at, carveUsed);
+}
+
+/** A copy of `buf[start, end)` made with {@linkcode carve}. */
+export function carveCopy(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const out = carve(end - start);
+  out.set(buf.subarray(start, end));
+  return out;
+}

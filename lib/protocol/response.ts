@@ -33,6 +33,7 @@
 import {
   ascii,
   bytesEqual,
+  carve,
   CR,
   decodeAscii,
   indexOfLf,
@@ -759,7 +760,8 @@ function hexValue(c: number): number {
 
 /**
  * URL-decodes `buf[start, end)` (`%XX` escapes; `+` is kept as is, since
- * memcached escapes it) into a new array; undefined when malformed.
+ * memcached escapes it) into fresh bytes (see {@linkcode carve}); undefined
+ * when malformed.
  */
 export function urlDecodeBytes(
   buf: Uint8Array,
@@ -771,7 +773,8 @@ export function urlDecodeBytes(
     if (buf[i] === 0x25) i += 2;
     n++;
   }
-  const out = new Uint8Array(n);
+  // Dumps hold millions of keys: carved views, not an allocation each.
+  const out = carve(n);
   let o = 0;
   for (let i = start; i < end; i++) {
     const c = buf[i];
@@ -802,24 +805,30 @@ export function parseDumpEntry(buf: Uint8Array, start: number, end: number): Dum
     cls: -1,
     size: -1,
   };
+  // One pass over the bytes: a per-field indexOf costs more than the scan itself.
   let i = start;
   while (i < end) {
-    let sp = buf.indexOf(SP, i);
-    if (sp < 0 || sp > end) sp = end;
-    const eq = buf.indexOf(0x3d, i);
-    if (eq > i && eq < sp) {
-      const v = eq + 1;
-      const nameLen = eq - i;
-      const c0 = buf[i];
-      if (nameLen === 3 && c0 === 0x6b) key = urlDecodeBytes(buf, v, sp); // key
-      else if (nameLen === 3 && c0 === 0x65) entry.exp = parseSignedDecimal(buf, v, sp); // exp
-      else if (nameLen === 2 && c0 === 0x6c) entry.la = parseSignedDecimal(buf, v, sp); // la
-      else if (nameLen === 3 && c0 === 0x63 && buf[i + 1] === 0x61) { // cas
-        entry.cas = parseDecimalBigInt(buf, v, sp) ?? 0n;
-      } else if (nameLen === 5 && c0 === 0x66) entry.fetch = buf[v] === 0x79; // fetch=yes
-      else if (nameLen === 3 && c0 === 0x63) entry.cls = parseSignedDecimal(buf, v, sp); // cls
-      else if (nameLen === 4 && c0 === 0x73) entry.size = parseSignedDecimal(buf, v, sp); // size
+    let eq = i;
+    while (eq < end && buf[eq] !== 0x3d && buf[eq] !== SP) eq++;
+    if (eq === end || buf[eq] === SP) {
+      i = eq + 1; // a token without "=": skipped
+      continue;
     }
+    const v = eq + 1;
+    let sp = v;
+    while (sp < end && buf[sp] !== SP) sp++;
+    const nameLen = eq - i;
+    const c0 = buf[i];
+    if (nameLen === 3 && c0 === 0x6b) key = urlDecodeBytes(buf, v, sp); // key
+    else if (nameLen === 3 && c0 === 0x65) entry.exp = parseSignedDecimal(buf, v, sp); // exp
+    else if (nameLen === 2 && c0 === 0x6c) entry.la = parseSignedDecimal(buf, v, sp); // la
+    else if (nameLen === 3 && c0 === 0x63 && buf[i + 1] === 0x61) { // cas
+      // Up to 15 digits fit a double exactly: skip the string round trip.
+      const n = sp - v <= 15 ? parseDecimal(buf, v, sp) : NaN;
+      entry.cas = n >= 0 ? BigInt(n) : parseDecimalBigInt(buf, v, sp) ?? 0n;
+    } else if (nameLen === 5 && c0 === 0x66) entry.fetch = buf[v] === 0x79; // fetch=yes
+    else if (nameLen === 3 && c0 === 0x63) entry.cls = parseSignedDecimal(buf, v, sp); // cls
+    else if (nameLen === 4 && c0 === 0x73) entry.size = parseSignedDecimal(buf, v, sp); // size
     i = sp + 1;
   }
   if (key === undefined || key.length === 0) return undefined;
