@@ -529,6 +529,33 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a source dying mid-copy stops the run: message names it, summary so far, exit 1",
+  ignore,
+  async fn() {
+    await withMemcached(2, [], async ([src, dst]) => {
+      const { copy: p, relay } = await startSlowCopy(src, dst);
+      try {
+        src.kill("SIGKILL");
+        const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
+        const status = await p.status;
+        clearTimeout(guard);
+        await p.stop();
+        equal(status.code, 1, p.outputLines().join("\n"));
+        const err = p.stderrLines().join("\n");
+        ok(err.includes(`source ${addr(src)}`), err);
+        const line = p.stdoutLines().find((l) => l.startsWith("memrep replicate: copied "));
+        ok(line, p.outputLines().join("\n"));
+        const copied = Number(/copied (\d+)/.exec(line)![1]);
+        ok(copied > 0 && copied < 40_000, line);
+      } finally {
+        await p.stop();
+        await relay.close();
+      }
+    });
+  },
+});
+
+Deno.test({
   name: "Ctrl-C stops the copy cleanly and prints the summary so far",
   ignore,
   async fn() {
