@@ -501,86 +501,77 @@ async function startSlowCopy(
   return { copy, relay };
 }
 
+/**
+ * Interrupts a slow copy with `stop` and checks the run ends with `code`, a
+ * stderr naming the cause (`blame`, if given) and the summary line so far,
+ * which `summary` starts; after a clean stop (130) the target holds exactly
+ * the items the summary counts.
+ */
+async function interruptCopy(
+  stop: (src: ProcessHandle, dst: ProcessHandle, copy: ProcessHandle) => void,
+  code: number,
+  summary: string,
+  blame?: (src: ProcessHandle, relay: Relay) => string,
+): Promise<void> {
+  await withMemcached(2, [], async ([src, dst]) => {
+    const { copy: p, relay } = await startSlowCopy(src, dst);
+    try {
+      stop(src, dst, p);
+      const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
+      const status = await p.status;
+      clearTimeout(guard);
+      await p.stop(); // collects the rest of the output
+      equal(status.code, code, p.outputLines().join("\n"));
+      const err = p.stderrLines().join("\n");
+      if (blame) ok(err.includes(blame(src, relay)), err);
+      const line = p.stdoutLines().find((l) => l.startsWith(summary));
+      ok(line, p.outputLines().join("\n"));
+      const copied = Number(/copied (\d+)/.exec(line)![1]);
+      ok(copied > 0 && copied < 40_000, line);
+      if (code === 130) {
+        // A clean stop: every item counted is on the target, no more.
+        const d = await client(dst.port);
+        equal(Number((await d.stats()).get("curr_items")), copied);
+        d.close();
+      }
+    } finally {
+      await p.stop();
+      await relay.close();
+    }
+  });
+}
+
 Deno.test({
   name: "a target dying mid-copy stops the run: message names it, summary so far, exit 1",
   ignore,
-  async fn() {
-    await withMemcached(2, [], async ([src, dst]) => {
-      const { copy: p, relay } = await startSlowCopy(src, dst);
-      try {
-        dst.kill("SIGKILL");
-        const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
-        const status = await p.status;
-        clearTimeout(guard);
-        await p.stop();
-        equal(status.code, 1, p.outputLines().join("\n"));
-        const err = p.stderrLines().join("\n");
-        ok(err.includes(`lost target 127.0.0.1:${relay.port}`), err);
-        const line = p.stdoutLines().find((l) => l.startsWith("memrep replicate: copied "));
-        ok(line, p.outputLines().join("\n"));
-        const copied = Number(/copied (\d+)/.exec(line)![1]);
-        ok(copied > 0 && copied < 40_000, line);
-      } finally {
-        await p.stop();
-        await relay.close();
-      }
-    });
-  },
+  fn: () =>
+    interruptCopy(
+      (_src, dst) => dst.kill("SIGKILL"),
+      1,
+      "memrep replicate: copied ",
+      (_src, relay) => `lost target 127.0.0.1:${relay.port}`,
+    ),
 });
 
 Deno.test({
   name: "a source dying mid-copy stops the run: message names it, summary so far, exit 1",
   ignore,
-  async fn() {
-    await withMemcached(2, [], async ([src, dst]) => {
-      const { copy: p, relay } = await startSlowCopy(src, dst);
-      try {
-        src.kill("SIGKILL");
-        const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
-        const status = await p.status;
-        clearTimeout(guard);
-        await p.stop();
-        equal(status.code, 1, p.outputLines().join("\n"));
-        const err = p.stderrLines().join("\n");
-        ok(err.includes(`source ${addr(src)}`), err);
-        const line = p.stdoutLines().find((l) => l.startsWith("memrep replicate: copied "));
-        ok(line, p.outputLines().join("\n"));
-        const copied = Number(/copied (\d+)/.exec(line)![1]);
-        ok(copied > 0 && copied < 40_000, line);
-      } finally {
-        await p.stop();
-        await relay.close();
-      }
-    });
-  },
+  fn: () =>
+    interruptCopy(
+      (src) => src.kill("SIGKILL"),
+      1,
+      "memrep replicate: copied ",
+      (src) => `source ${addr(src)}`,
+    ),
 });
 
 Deno.test({
   name: "Ctrl-C stops the copy cleanly and prints the summary so far",
   ignore,
-  async fn() {
-    await withMemcached(2, [], async ([src, dst]) => {
-      const { copy: p, relay } = await startSlowCopy(src, dst);
-      try {
-        p.kill("SIGINT");
-        const guard = setTimeout(() => p.kill("SIGKILL"), 15_000);
-        const status = await p.status;
-        clearTimeout(guard);
-        await p.stop(); // collects the rest of the output
-        equal(status.code, 130, p.outputLines().join("\n"));
-        const line = p.stdoutLines().find((l) =>
-          l.startsWith("memrep replicate: interrupted: copied ")
-        );
-        ok(line, p.outputLines().join("\n"));
-        const copied = Number(/copied (\d+)/.exec(line)![1]);
-        ok(copied > 0 && copied < 40_000, line);
-        const d = await client(dst.port);
-        equal(Number((await d.stats()).get("curr_items")), copied);
-        d.close();
-      } finally {
-        await p.stop();
-        await relay.close();
-      }
-    });
-  },
+  fn: () =>
+    interruptCopy(
+      (_src, _dst, p) => p.kill("SIGINT"),
+      130,
+      "memrep replicate: interrupted: copied ",
+    ),
 });
