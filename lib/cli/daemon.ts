@@ -19,15 +19,22 @@ export function selfCommand(): { cmd: string; prefix: string[] } {
 /**
  * Start `args` (without the daemon flag) detached, wait until
  * hostname:port accepts connections, and return the exit code for the
- * foreground process.
+ * foreground process. Like memcached -d, a `verbose` daemon keeps logging
+ * to this terminal's stderr (the seed's `-v -d` shows repcached's lines);
+ * otherwise it is cut off from it.
  */
-export async function daemonize(args: string[], hostname: string, port: number): Promise<number> {
+export async function daemonize(
+  args: string[],
+  hostname: string,
+  port: number,
+  verbose = false,
+): Promise<number> {
   const { cmd, prefix } = selfCommand();
   const child = new Deno.Command(cmd, {
     args: [...prefix, ...args],
     stdin: "null",
     stdout: "null",
-    stderr: "null", // like memcached -d: detached from the terminal
+    stderr: verbose ? "inherit" : "null",
     detached: true,
   }).spawn();
   let exited = false;

@@ -107,10 +107,12 @@ export async function proxyMain(args: string[]): Promise<number> {
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
   };
+  if (v.daemon) {
+    return await daemonize(["proxy", ...withoutDaemonFlag(args)], hostname, port, log.level > 0);
+  }
+  // Said by the process that serves (with -d, the background one).
   const user = stringFlag(v, "user");
   if (user !== undefined) log.info(`memrep proxy: -u ${user} ignored (no privilege drop)`);
-
-  if (v.daemon) return await daemonize(["proxy", ...withoutDaemonFlag(args)], hostname, port);
 
   const primaries = servers.map((s, i) =>
     new Backend(s.host, s.port, "server", i + 1, backendOptions)

@@ -110,6 +110,19 @@ export async function serveMain(args: string[]): Promise<number> {
   if (protocol !== undefined && protocol !== "ascii" && protocol !== "auto") {
     throw new UsageError(`-B: only the ascii protocol is supported, got '${protocol}'`);
   }
+  const replication = replicationOptions(v, hostnames[0]);
+  const cores = navigator.hardwareConcurrency || 1;
+  const threads = intFlag(v, "threads", Math.min(cores, 4), 1, 64);
+
+  if (v.daemon) {
+    return await daemonize(
+      ["serve", ...withoutDaemonFlag(args)],
+      hostnames[0],
+      port,
+      log.level > 0,
+    );
+  }
+  // Said by the process that serves (with -d, the background one).
   const udp = stringFlag(v, "udp-port");
   if (udp !== undefined && udp !== "0") {
     log.warn(`memrep: UDP is not supported (-U ${udp}); serving TCP only`);
@@ -118,11 +131,6 @@ export async function serveMain(args: string[]): Promise<number> {
     log.info(`memrep: -u ${stringFlag(v, "user")} ignored (no privilege drop)`);
   }
   for (const o of listFlag(v, "extended")) log.info(`memrep: -o ${o} ignored`);
-  const replication = replicationOptions(v, hostnames[0]);
-  const cores = navigator.hardwareConcurrency || 1;
-  const threads = intFlag(v, "threads", Math.min(cores, 4), 1, 64);
-
-  if (v.daemon) return await daemonize(["serve", ...withoutDaemonFlag(args)], hostnames[0], port);
 
   const options = {
     hostnames,

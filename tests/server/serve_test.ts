@@ -11,6 +11,7 @@ import {
   equalBytes,
   freePort,
   match,
+  memrepCommand,
   ok,
   runMemrep,
   startMemrep,
@@ -205,32 +206,48 @@ Deno.test("serve shutdown needs -A, as in memcached", async () => {
   }
 });
 
-Deno.test("serve -d returns at once and leaves the server running (seed's memcached -d)", async () => {
+Deno.test("serve -d returns at once and leaves the server running; with -v it logs here (seed's repcached -v -d)", async () => {
   const pidfile = await Deno.makeTempFile();
-  const port = freePort();
-  const r = await runMemrep([
-    "serve",
-    "-v",
-    "-u",
-    "root",
-    "-d",
-    "-l",
-    "127.0.0.1",
-    "-p",
-    String(port),
-    "-P",
-    pidfile,
-  ]);
-  equal(r.code, 0, r.stderr);
-  const c = await connect(port);
+  const port = freePort(), replPort = freePort();
+  // The seed's line: ./memcached -v -u root -d -l 127.0.0.1 -p 11211 -x 127.0.0.1 -X 11111
+  const { cmd, args } = memrepCommand();
+  const proc = new Deno.Command(cmd, {
+    args: [...args, "serve", "-v", "-u", "root", "-d", "-l", "127.0.0.1", "-p", String(port)]
+      .concat(["-x", "127.0.0.1", "-X", String(replPort), "-P", pidfile]),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(proc.stderr).text(); // ends when the daemon ends
+  let pid = 0;
   try {
+    equal((await proc.status).code, 0);
+    const c = await connect(port);
     equal(await c.request("set k 0 0 1\r\nx"), "STORED\r\n");
-  } finally {
     await c.close();
-    const pid = Number(Deno.readTextFileSync(pidfile).trim());
+    pid = Number(Deno.readTextFileSync(pidfile).trim());
     ok(pid > 0, "the daemon wrote its pid before it answered");
-    Deno.kill(pid, "SIGTERM");
+  } finally {
+    if (pid > 0) Deno.kill(pid, "SIGTERM");
+    else await proc.stderr.cancel().catch(() => {});
   }
+  // What the terminal showed: the background server's own lines, as repcached printed them.
+  const lines = (await stderr).split("\n");
+  ok(lines.includes(`replication: connect (peer=127.0.0.1:${replPort})`), lines.join("\n"));
+  ok(lines.includes("replication: listen"), lines.join("\n"));
+  equal(lines.filter((l) => l.includes("-u root ignored")).length, 1, lines.join("\n"));
+});
+
+Deno.test("serve -d without -v detaches from the terminal", async () => {
+  const port = freePort();
+  const r = await runMemrep(["serve", "-d", "-l", "127.0.0.1", "-p", String(port)]);
+  equal(r.code, 0, r.stderr);
+  equal(r.stderr, ""); // runMemrep returned: nothing holds its stderr open
+  const c = await connect(port);
+  const pid = Number(/STAT pid (\d+)/.exec(await c.request("stats", "END\r\n"))?.[1]);
+  await c.close();
+  ok(pid > 0);
+  Deno.kill(pid, "SIGTERM");
 });
 
 Deno.test("serve rejects bad flags with a message and exit code 2", async () => {
