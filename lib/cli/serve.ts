@@ -18,7 +18,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "./log.ts";
-import { createReplicationShare, startReplication } from "../replication/mod.ts";
+import { createReplicationShare, Replicator } from "../replication/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
 
 const SPEC: FlagSpec = {
@@ -155,25 +155,42 @@ export async function serveMain(args: string[]): Promise<number> {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
-  try {
-    server.listen();
-  } catch (err) {
+  const cannotListen = (err: unknown) => {
     if (pidfile) Deno.removeSync(pidfile);
-    throw new UsageError(
+    return new UsageError(
       `memrep serve: cannot listen on ${hostnames.join(",")}:${port}: ${errorText(err)}`,
     );
-  }
-  log.debug(`memrep serve: listening on ${hostnames.join(",")}:${server.port}`);
+  };
   // Worker threads queue their changes for the main thread's replicator through `share`.
   const share = replication && threads > 1
     ? createReplicationShare(maxItemSize, replication.sync)
     : undefined;
+  try {
+    if (threads > 1 && port === 0) server.listen(); // the workers join the port it picks
+    else if (threads > 1) {
+      // SO_REUSEPORT would let this bind next to another server on the port: check it is free.
+      for (const hostname of hostnames) Deno.listen({ hostname, port }).close();
+    }
+  } catch (err) {
+    throw cannotListen(err);
+  }
+  // The port answers last, once every thread listens and changes are recorded for the peer.
   if (threads > 1) await startThreads(server, options, threads, share);
-  const stopReplication = replication
-    ? await startReplication(server, replication, share)
-    : undefined;
+  const replicator = replication ? new Replicator(server, replication, share) : undefined;
+  try {
+    if (!server.listening) server.listen();
+  } catch (err) {
+    server.stop();
+    throw cannotListen(err);
+  }
+  log.debug(
+    `memrep serve: listening on ${hostnames.join(",")}:${server.port}, ${threads} thread${
+      threads === 1 ? "" : "s"
+    }`,
+  );
+  await replicator?.start();
   await server.finished;
-  await stopReplication?.();
+  await replicator?.stop();
   if (pidfile) {
     try {
       Deno.removeSync(pidfile);

@@ -30,10 +30,6 @@
  * @module
  */
 
-import type { Server } from "../server/mod.ts";
-import { type ReplicationOptions, Replicator } from "./replicator.ts";
-import type { ReplicationShare } from "./threads.ts";
-
 export { type ReplicationOptions, Replicator } from "./replicator.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";
 export type { Backlog } from "./backlog.ts";
@@ -43,20 +39,3 @@ export type { Merger } from "./merge.ts";
 export type { ReplicationStats } from "./stats.ts";
 export type { HostPort } from "../cli/flags.ts";
 export { createReplicationShare, type ReplicationShare, WorkerReplication } from "./threads.ts";
-
-/**
- * Start replicating `server` with its peer; resolves to a stop function
- * once the first pairing attempt is over (linked, or listening). Rejects
- * with a UsageError for configuration mistakes (secret mismatch, the
- * replication port taken by something else, an address that cannot be
- * bound).
- */
-export async function startReplication(
-  server: Server,
-  options: ReplicationOptions,
-  share?: ReplicationShare,
-): Promise<() => Promise<void>> {
-  const replicator = new Replicator(server, options, share);
-  await replicator.start();
-  return () => replicator.stop();
-}

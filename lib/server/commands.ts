@@ -1053,7 +1053,8 @@ export class Engine {
     if (req.ntokens === 1) {
       this.#generalStats(out);
     } else if (req.tokenIs(1, "reset")) {
-      this.stats.reset();
+      if (this.#shared) this.#shared.reset();
+      else this.stats.reset();
       out.bytes(REPLY.RESET);
       return;
     } else if (req.tokenIs(1, "settings")) {

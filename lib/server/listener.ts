@@ -46,6 +46,11 @@ export class Server {
     return this.#done.promise;
   }
 
+  /** True once {@linkcode listen} bound the port. */
+  get listening(): boolean {
+    return this.#listeners.length > 0;
+  }
+
   /** Bound port (useful with port 0). */
   get port(): number {
     return this.#listeners[0]?.addr.port ?? this.#options.port;

@@ -70,7 +70,11 @@ for (const [i, name] of STAT_NAMES.entries()) {
   });
 }
 
-/** The counter rows of every serve thread, in one SharedArrayBuffer. */
+/**
+ * The counter rows of every serve thread, in one SharedArrayBuffer, plus a
+ * baseline row that `stats reset` sets: each thread only ever writes its own
+ * row, and the reported totals are the sums minus the baseline.
+ */
 export class SharedStats {
   /** Backing memory (send it to workers). */
   readonly buffer: SharedArrayBuffer;
@@ -80,7 +84,7 @@ export class SharedStats {
   /** Rows for `threads` threads, or attach to an existing buffer. */
   constructor(threads: number, buffer?: SharedArrayBuffer) {
     this.#threads = threads;
-    this.buffer = buffer ?? new SharedArrayBuffer(threads * STAT_NAMES.length * 8);
+    this.buffer = buffer ?? new SharedArrayBuffer((threads + 1) * STAT_NAMES.length * 8);
     this.#rows = new Float64Array(this.buffer);
   }
 
@@ -89,8 +93,21 @@ export class SharedStats {
     return new ServerStats(this.#rows.subarray(t * STAT_NAMES.length, (t + 1) * STAT_NAMES.length));
   }
 
-  /** The sum over all threads. */
+  /** The sum over all threads since the last {@linkcode reset}. */
   total(): ServerStats {
+    const sum = this.#sum();
+    const base = this.#threads * STAT_NAMES.length;
+    for (let i = 1; i < STAT_NAMES.length; i++) sum.row[i] -= this.#rows[base + i];
+    return sum;
+  }
+
+  /** `stats reset` from any thread: zero every counter but the open connections. */
+  reset(): void {
+    const sum = this.#sum();
+    this.#rows.set(sum.row.subarray(1), this.#threads * STAT_NAMES.length + 1);
+  }
+
+  #sum(): ServerStats {
     const sum = new ServerStats();
     for (let t = 0; t < this.#threads; t++) {
       for (let i = 0; i < STAT_NAMES.length; i++) {

@@ -301,3 +301,28 @@ Deno.test("serve metadump lists every item, and other connections are served whi
     await server.stop();
   }
 });
+
+Deno.test("serve on a port that is taken exits with code 2, with one thread or several", async () => {
+  const first = await startMemrep(["serve", "-t", "2"]);
+  try {
+    for (const threads of ["1", "2"]) {
+      // SO_REUSEPORT (used for threads) must not let a second server share the port.
+      const r = await runMemrep([
+        "serve",
+        "-t",
+        threads,
+        "-l",
+        "127.0.0.1",
+        "-p",
+        String(first.port),
+      ]);
+      equal(r.code, 2, r.stderr);
+      match(r.stderr, /cannot listen on 127\.0\.0\.1:\d+: .*in use/i);
+    }
+    const c = await connect(first.port);
+    equal(await c.request("version"), "VERSION 1.6.18-memrep\r\n");
+    await c.close();
+  } finally {
+    await first.stop();
+  }
+});

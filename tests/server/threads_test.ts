@@ -4,7 +4,25 @@
  * @module
  */
 
-import { connect, equal, ok, startMemrep, type TestConn } from "../helpers/mod.ts";
+import {
+  connect,
+  equal,
+  ok,
+  type ProcessHandle,
+  startMemrep,
+  type TestConn,
+} from "../helpers/mod.ts";
+
+/**
+ * `serve -t n`, returned once every thread listens: the port answers as soon
+ * as the first one does, and connections made before the others join would
+ * all land on it.
+ */
+async function startThreads(n: number, ...args: string[]): Promise<ProcessHandle> {
+  const server = await startMemrep(["serve", "-t", String(n), "-vv", ...args]);
+  await server.waitForLog(new RegExp(`^memrep serve: listening on .*, ${n} threads$`));
+  return server;
+}
 
 async function statValue(c: TestConn, name: string): Promise<string | undefined> {
   const text = await c.request("stats", "END\r\n");
@@ -12,7 +30,7 @@ async function statValue(c: TestConn, name: string): Promise<string | undefined>
 }
 
 Deno.test("serve -t 3 shares one cache between threads: writes on any connection are read on all", async () => {
-  const server = await startMemrep(["serve", "-t", "3"]);
+  const server = await startThreads(3);
   const conns: TestConn[] = [];
   try {
     // SO_REUSEPORT spreads connections over the threads by hash: open plenty.
@@ -49,7 +67,7 @@ Deno.test("serve -t 3 shares one cache between threads: writes on any connection
 });
 
 Deno.test("serve -t 2 stops every thread on SIGTERM and on shutdown from any connection", async () => {
-  const server = await startMemrep(["serve", "-t", "2", "-A"]);
+  const server = await startThreads(2, "-A");
   const conns: TestConn[] = [];
   for (let i = 0; i < 8; i++) conns.push(await connect(server.port));
   try {
@@ -64,4 +82,25 @@ Deno.test("serve -t 2 stops every thread on SIGTERM and on shutdown from any con
   const again = await startMemrep(["serve", "-t", "2"]);
   again.kill("SIGTERM");
   equal((await again.status).code, 0);
+});
+
+Deno.test("serve -t 3: stats reset from one connection resets the counters of every thread", async () => {
+  const server = await startThreads(3);
+  const conns: TestConn[] = [];
+  try {
+    for (let i = 0; i < 24; i++) conns.push(await connect(server.port));
+    for (const c of conns) equal(await c.request("get nothing", "END\r\n"), "END\r\n");
+    equal(await statValue(conns[0], "cmd_get"), "24");
+    equal(await conns[7].request("stats reset"), "RESET\r\n");
+    for (const c of conns) {
+      equal(await statValue(c, "cmd_get"), "0");
+      equal(await statValue(c, "get_misses"), "0");
+      equal(await statValue(c, "curr_connections"), "24", "open connections are not reset");
+    }
+    await conns[3].request("get nothing", "END\r\n");
+    equal(await statValue(conns[11], "cmd_get"), "1");
+  } finally {
+    for (const c of conns) await c.close();
+    await server.stop();
+  }
 });
