@@ -71,7 +71,8 @@ memcached options:
   -P, --pidfile <file>        write the process id to <file>
   -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
   -u, --user <name>           accepted for compatibility; memrep does not switch users
-  -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4)
+  -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4;
+                              Linux only, elsewhere 1)
   -B, --protocol <name>       ascii or auto (binary is not supported)
 
 replication (two nodes, both read-write, like repcached):
@@ -112,7 +113,9 @@ export async function serveMain(args: string[]): Promise<number> {
   }
   const replication = replicationOptions(v, hostnames[0]);
   const cores = navigator.hardwareConcurrency || 1;
-  const threads = intFlag(v, "threads", Math.min(cores, 4), 1, 64);
+  // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
+  const spread = Deno.build.os === "linux";
+  let threads = intFlag(v, "threads", spread ? Math.min(cores, 4) : 1, 1, 64);
 
   if (v.daemon) {
     return await daemonize(
@@ -123,6 +126,10 @@ export async function serveMain(args: string[]): Promise<number> {
     );
   }
   // Said by the process that serves (with -d, the background one).
+  if (threads > 1 && !spread) {
+    log.warn(`memrep: -t ${threads} needs Linux (SO_REUSEPORT); serving with one thread`);
+    threads = 1;
+  }
   const udp = stringFlag(v, "udp-port");
   if (udp !== undefined && udp !== "0") {
     log.warn(`memrep: UDP is not supported (-U ${udp}); serving TCP only`);
