@@ -172,17 +172,22 @@ export async function serveMain(args: string[]): Promise<number> {
   const share = replication && threads > 1
     ? createReplicationShare(maxItemSize, replication.sync)
     : undefined;
+  if (threads > 1 && port !== 0) {
+    // SO_REUSEPORT would let the threads bind next to another server on the port (even one
+    // more memrep): refuse a port where something answers. A plain server there makes the
+    // bind itself fail.
+    const taken = await answering(hostnames, port);
+    if (taken) throw cannotListen(new Error(`${taken} already answers (Address already in use)`));
+  }
+  // Workers listen first, then replication records changes, then the main thread listens:
+  // no window where the port answers and then refuses, nor a write before replication.
   try {
     if (threads > 1 && port === 0) server.listen(); // the workers join the port it picks
-    else if (threads > 1) {
-      // SO_REUSEPORT would let this bind next to another server on the port: check it is free.
-      for (const hostname of hostnames) Deno.listen({ hostname, port }).close();
-    }
+    if (threads > 1) await startThreads(server, options, threads, share);
   } catch (err) {
+    server.stop();
     throw cannotListen(err);
   }
-  // The port answers last, once every thread listens and changes are recorded for the peer.
-  if (threads > 1) await startThreads(server, options, threads, share);
   const replicator = replication ? new Replicator(server, replication, share) : undefined;
   try {
     if (!server.listening) server.listen();
@@ -204,6 +209,23 @@ export async function serveMain(args: string[]): Promise<number> {
     } catch { /* gone */ }
   }
   return 0;
+}
+
+/** The first of `hostnames`:`port` that accepts a TCP connection (wildcards tried on loopback). */
+async function answering(hostnames: string[], port: number): Promise<string | undefined> {
+  for (const host of hostnames) {
+    const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+    const attempt = Deno.connect({ hostname: target, port }).then((c) => {
+      c.close();
+      return true;
+    }, () => false);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((r) => timer = setTimeout(() => r(false), 1000));
+    const answered = await Promise.race([attempt, late]);
+    clearTimeout(timer);
+    if (answered) return `${target}:${port}`;
+  }
+  return undefined;
 }
 
 function replicationOptions(
