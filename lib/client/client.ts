@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ascii, writeUint } from "../protocol/bytes.ts";
+import { ascii, LF, writeUint } from "../protocol/bytes.ts";
 import { Op, type OpCode } from "../protocol/ops.ts";
 import {
   type DumpEntry,
@@ -72,9 +72,26 @@ const SHRINK_ABOVE = 4 * 1048576;
 /** Dump lines buffered for a slow consumer before reading pauses. */
 const DUMP_HIGH_WATER = 8192;
 
-/** Streamed `lru_crawler metadump` state between the read loop and the consumer. */
+/** Dump lines handed to the consumer per {@linkcode DumpSink.take}. */
+const DUMP_TAKE = 4096;
+/** Bytes per chunk of raw dump lines. */
+const DUMP_CHUNK = 65536;
+
+/**
+ * Streamed `lru_crawler metadump` state between the read loop and the
+ * consumer. Lines wait as raw bytes (about 70 per item, against several
+ * hundred as parsed entries) and are parsed as the consumer takes them, so a
+ * dump that piles up (`pause` false) costs little more than its text.
+ */
 class DumpSink {
-  entries: DumpEntry[] = [];
+  /** Full chunks of "line\n" records, oldest first, then the one being filled. */
+  #chunks: Uint8Array[] = [];
+  #fill = new Uint8Array(DUMP_CHUNK);
+  #used = 0;
+  /** Position of the next unread line in #chunks[0] (or in #fill when there are none). */
+  #read = 0;
+  /** Lines waiting. */
+  count = 0;
   done = false;
   /** Resolves when the dump is over (ended, failed or abandoned). */
   readonly ended: Promise<void>;
@@ -88,15 +105,26 @@ class DumpSink {
     this.ended = new Promise((r) => this.#onEnded = r);
   }
 
-  push(e: DumpEntry): void {
-    if (!this.discard) this.entries.push(e);
+  /** Keep the dump line buf[start, end) (its text, without the line end). */
+  push(buf: Uint8Array, start: number, end: number): void {
+    if (this.discard) return;
+    const n = end - start + 1;
+    if (this.#used + n > this.#fill.length) {
+      this.#chunks.push(this.#fill.subarray(0, this.#used));
+      this.#fill = new Uint8Array(Math.max(DUMP_CHUNK, n));
+      this.#used = 0;
+    }
+    this.#fill.set(buf.subarray(start, end), this.#used);
+    this.#used += n;
+    this.#fill[this.#used - 1] = LF;
+    this.count++;
   }
 
   /** False: never pause reading, however far the consumer lags. */
   pause = true;
 
   get full(): boolean {
-    return this.pause && this.entries.length >= DUMP_HIGH_WATER;
+    return this.pause && this.count >= DUMP_HIGH_WATER;
   }
 
   finish(err?: Error): void {
@@ -128,13 +156,39 @@ class DumpSink {
 
   /** Resolves when entries arrived or the dump ended. */
   waitForEntries(): Promise<void> {
-    if (this.entries.length > 0 || this.done) return Promise.resolve();
+    if (this.count > 0 || this.done) return Promise.resolve();
     return new Promise((r) => this.#wakeConsumer = r);
   }
 
+  /** Drop every waiting line. */
+  clear(): void {
+    this.#chunks = [];
+    this.#used = this.#read = this.count = 0;
+    this.wakeReader();
+  }
+
+  /** Up to {@linkcode DUMP_TAKE} waiting lines, parsed (malformed lines are dropped). */
   take(): DumpEntry[] {
-    const out = this.entries;
-    this.entries = [];
+    const out: DumpEntry[] = [];
+    while (out.length < DUMP_TAKE && this.count > 0) {
+      const chunk = this.#chunks.length > 0 ? this.#chunks[0] : this.#fill;
+      const end = this.#chunks.length > 0 ? chunk.length : this.#used;
+      if (this.#read >= end) {
+        if (this.#chunks.length === 0) break;
+        this.#chunks.shift();
+        this.#read = 0;
+        continue;
+      }
+      const lf = chunk.indexOf(LF, this.#read);
+      const e = parseDumpEntry(chunk, this.#read, lf);
+      if (e !== undefined) out.push(e);
+      this.#read = lf + 1;
+      this.count--;
+    }
+    if (this.count === 0) {
+      this.#chunks = [];
+      this.#used = this.#read = 0;
+    }
     this.wakeReader();
     return out;
   }
@@ -453,8 +507,7 @@ export class Client {
         if (r === 0) break;
         if (r < 0) return this.#protocolError(parser.error);
         if (parser.kind === ReplyKind.DUMP_LINE) {
-          const e = parseDumpEntry(buf, parser.textStart, parser.textEnd);
-          if (e !== undefined) sink.push(e);
+          sink.push(buf, parser.textStart, parser.textEnd);
           this.#rpos += r;
           this.#lastProgress = Date.now();
           sink.wakeConsumer();
@@ -627,7 +680,7 @@ export class Client {
       done.catch(() => {}); // the outcome is reported through the sink
       for (;;) {
         await sink.waitForEntries();
-        if (sink.entries.length > 0) {
+        if (sink.count > 0) {
           for (const e of sink.take()) yield e;
           continue;
         }
@@ -638,7 +691,7 @@ export class Client {
       if (!sink.done) {
         // Stopped early: the rest of the dump is read and dropped.
         sink.discard = true;
-        sink.take();
+        sink.clear();
         if (!sent) {
           if (this.#exclusive === sink) this.#endExclusive();
           else sink.finish();
