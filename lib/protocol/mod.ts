@@ -8,7 +8,17 @@ export { Op, type OpCode } from "./ops.ts";
 export { PARSE_CLOSE, parseRequest, Request, tokenizeReplLine } from "./parser.ts";
 export { PROTOCOL_VERSION, REPLY, REPLY_TEXT, type ReplyName } from "./replies.ts";
 export { Writer } from "./writer.ts";
-export { ascii, decodeAscii, isSpace, parseI32, parseU32, parseU64, writeUint } from "./bytes.ts";
+export {
+  ascii,
+  carve,
+  carveCopy,
+  decodeAscii,
+  isSpace,
+  parseI32,
+  parseU32,
+  parseU64,
+  writeUint,
+} from "./bytes.ts";
 export { base64Decode, base64Encode, base64Length, MAX_KEY_LENGTH } from "./keys.ts";
 export {
   type DumpEntry,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import { carveCopy, PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../cli/log.ts";
 import { Next, type ReplySink, type Router } from "./router.ts";
@@ -105,7 +105,7 @@ class ProxyConnection implements ReplySink {
   fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
     if (this.#closed) return;
     if (ticket !== this.#head) {
-      this.#slots[ticket - this.#slotBase()] = buf.slice(start, start + length);
+      this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
       return;
     }
     // The head: straight into the output, no copy of its own.
