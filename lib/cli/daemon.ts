@@ -11,7 +11,10 @@ export function selfCommand(): { cmd: string; prefix: string[] } {
   if (base === "deno" || base === "deno.exe") {
     const main = new URL(Deno.mainModule);
     const config = new URL("./deno.json", main);
-    return { cmd: exec, prefix: ["run", "-P=memrep", "--config", config.pathname, main.pathname] };
+    return {
+      cmd: exec,
+      prefix: ["run", "-q", "-P=memrep", "--config", config.pathname, main.pathname],
+    };
   }
   return { cmd: exec, prefix: [] };
 }

@@ -236,6 +236,7 @@ Deno.test("serve -d returns at once and leaves the server running; with -v it lo
   ok(lines.includes(`replication: connect (peer=127.0.0.1:${replPort})`), lines.join("\n"));
   ok(lines.includes("replication: listen"), lines.join("\n"));
   equal(lines.filter((l) => l.includes("-u root ignored")).length, 1, lines.join("\n"));
+  ok(!lines.some((l) => l.includes("Warning")), `only memrep's own lines: ${lines.join("\n")}`);
 });
 
 Deno.test("serve -d without -v detaches from the terminal", async () => {
