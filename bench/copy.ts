@@ -10,6 +10,7 @@
  */
 
 import { Client } from "../lib/client/mod.ts";
+import { memrepCommand, startMemcached } from "../tests/helpers/process.ts";
 import type { BenchContext, Result, Section } from "./harness.ts";
 
 /** Result of {@linkcode benchCopy}. */
@@ -24,34 +25,10 @@ export interface CopyBenchResult {
   summary: Record<string, unknown>;
 }
 
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-async function startMemcached(): Promise<{ port: number; child: Deno.ChildProcess }> {
-  const port = freePort();
-  const args = ["-l", "127.0.0.1", "-p", String(port), "-U", "0", "-m", "512"];
-  if (Deno.uid() === 0) args.unshift("-u", "root");
-  const child = new Deno.Command("memcached", { args, stdout: "null", stderr: "null" }).spawn();
-  for (let i = 0; i < 200; i++) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return { port, child };
-    } catch {
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-  child.kill("SIGKILL");
-  throw new Error("memcached did not start");
-}
-
 /** Fills a source, runs the copy command, checks the target, returns the rate. */
 export async function benchCopy(items = 200_000, valueSize = 100): Promise<CopyBenchResult> {
-  const source = await startMemcached();
-  const target = await startMemcached();
+  const source = await startMemcached(["-m", "512"]);
+  const target = await startMemcached(["-m", "512"]);
   try {
     const c = await Client.connect("127.0.0.1", source.port);
     const value = new Uint8Array(valueSize).fill(120);
@@ -63,17 +40,11 @@ export async function benchCopy(items = 200_000, valueSize = 100): Promise<CopyB
       await Promise.all(batch);
     }
     c.close();
-    const main = new URL("../main.ts", import.meta.url).pathname;
-    const config = new URL("../deno.json", import.meta.url).pathname;
+    const { cmd, args } = memrepCommand();
     const t0 = performance.now();
-    const out = await new Deno.Command(Deno.execPath(), {
+    const out = await new Deno.Command(cmd, {
       args: [
-        "run",
-        "-q",
-        "-P=memrep",
-        "--config",
-        config,
-        main,
+        ...args,
         "replicate",
         "--from",
         `127.0.0.1:${source.port}`,
@@ -96,10 +67,7 @@ export async function benchCopy(items = 200_000, valueSize = 100): Promise<CopyB
     if (copied !== items) throw new Error(`target holds ${copied} items, expected ${items}`);
     return { items, seconds, itemsPerSecond: items / seconds, summary };
   } finally {
-    for (const m of [source, target]) {
-      m.child.kill("SIGKILL");
-      await m.child.status;
-    }
+    await Promise.all([source.stop(), target.stop()]);
   }
 }
 

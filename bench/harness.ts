@@ -147,13 +147,7 @@ export async function loadItems(
 export async function stats(port: number): Promise<Map<string, string>> {
   const c = await connect(port);
   try {
-    const reply = await c.request("stats", "END\r\n", 10_000);
-    const m = new Map<string, string>();
-    for (const l of reply.split("\r\n")) {
-      const p = /^STAT (\S+) (.*)$/.exec(l);
-      if (p) m.set(p[1], p[2]);
-    }
-    return m;
+    return await c.stats("", 10_000);
   } finally {
     await c.close();
   }

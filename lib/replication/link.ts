@@ -285,14 +285,14 @@ export class Link {
       case Frame.FLUSH: {
         if (this.#recvOffset < 0) return this.#protocolError("change before RESUME/COPY");
         this.#recvOffset += length;
-        this.#count(this.#applyChange());
+        this.#count(repl.merger.applyFrame(p));
         return true;
       }
       case Frame.COPY_ITEM:
       case Frame.COPY_DELETE:
         if (!this.receivingCopy) return this.#protocolError("copy frame outside a copy");
         if (p.kind === Frame.COPY_ITEM) stats.itemsCopiedReceived++;
-        this.#count(this.#applyChange());
+        this.#count(repl.merger.applyFrame(p));
         return true;
       case Frame.COPY:
         this.#recvStream = p.text;
@@ -337,33 +337,6 @@ export class Link {
         return false;
     }
     return this.#protocolError("unexpected frame");
-  }
-
-  #applyChange(): number {
-    const p = this.#parser;
-    const m = this.#repl.merger;
-    switch (p.kind) {
-      case Frame.ITEM:
-      case Frame.COPY_ITEM:
-        return m.applyItem(
-          p.keyBuf,
-          p.keyStart,
-          p.keyEnd,
-          p.buf,
-          p.dataStart,
-          p.dataEnd,
-          p.flags,
-          p.exp,
-          p.version,
-          p.bits,
-          p.touch,
-        );
-      case Frame.DELETE:
-      case Frame.COPY_DELETE:
-        return m.applyDelete(p.keyBuf, p.keyStart, p.keyEnd, p.version);
-      default:
-        return m.applyFlush(p.version, p.exp, false);
-    }
   }
 
   #count(result: number): void {

@@ -19,7 +19,7 @@
 import { decodeAscii } from "../protocol/bytes.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE } from "../server/mod.ts";
 import type { Store } from "../store/mod.ts";
-import { BIT_BINARY_KEY, BIT_STALE } from "./stream.ts";
+import { BIT_BINARY_KEY, BIT_STALE, Frame, type FrameParser } from "./stream.ts";
 import { type HybridClock, versionAt } from "./versions.ts";
 
 /** Outcome of applying one change. */
@@ -176,6 +176,32 @@ export class Merger {
     this.touches.delete(name); // re-insert: newest last
     this.touches.set(name, touch);
     trim(this.touches, this.#tombstoneLimit);
+  }
+
+  /** Apply the change frame (S, CS, D, CD or F) that `p` just parsed. */
+  applyFrame(p: FrameParser): number {
+    switch (p.kind) {
+      case Frame.ITEM:
+      case Frame.COPY_ITEM:
+        return this.applyItem(
+          p.keyBuf,
+          p.keyStart,
+          p.keyEnd,
+          p.buf,
+          p.dataStart,
+          p.dataEnd,
+          p.flags,
+          p.exp,
+          p.version,
+          p.bits,
+          p.touch,
+        );
+      case Frame.DELETE:
+      case Frame.COPY_DELETE:
+        return this.applyDelete(p.keyBuf, p.keyStart, p.keyEnd, p.version);
+      default:
+        return this.applyFlush(p.version, p.exp, false);
+    }
   }
 
   /** Apply an incoming delete of key src[ks, ke) made at `version`. */

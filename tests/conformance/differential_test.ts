@@ -151,14 +151,7 @@ async function statsAfterScript(port: number): Promise<Map<string, string>> {
       const reply = await c.readUntilText("MN\r\n");
       cas = /^VALUE \S+ \d+ \d+ (\d+)\r$/m.exec(reply)?.[1] ?? cas;
     }
-    const reply = await c.request("stats", "END\r\n");
-    const m = new Map<string, string>();
-    for (const l of reply.split("\r\n")) {
-      const p = /^STAT (\S+) (.*)$/.exec(l);
-      if (p) m.set(p[1], p[2]);
-      else if (l !== "END" && l !== "") throw new Error(`stats line not "STAT name value": ${l}`);
-    }
-    return m;
+    return await c.stats();
   } finally {
     await c.close();
   }

@@ -174,6 +174,21 @@ export class TestConn {
     return await this.readUntilText(expectTerminator, timeoutMs);
   }
 
+  /**
+   * `stats [group]` as a name -> value map. Throws on a line that is not
+   * `STAT name value`, so a malformed stats reply fails the test.
+   */
+  async stats(group = "", timeoutMs = 5000): Promise<Map<string, string>> {
+    const reply = await this.request(group ? `stats ${group}` : "stats", "END\r\n", timeoutMs);
+    const map = new Map<string, string>();
+    for (const line of reply.split("\r\n")) {
+      const m = /^STAT (\S+) (.*)$/.exec(line);
+      if (m) map.set(m[1], m[2]);
+      else if (line !== "END" && line !== "") throw new Error(`not "STAT name value": ${line}`);
+    }
+    return map;
+  }
+
   /** Closes the socket and waits for the reader to stop. Idempotent. */
   async close(): Promise<void> {
     if (!this.#closed) {

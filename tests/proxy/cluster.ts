@@ -112,13 +112,7 @@ export async function setValue(
 export async function proxyStats(port: number): Promise<Map<string, string>> {
   const c = await connect(port);
   try {
-    const reply = await c.request("stats proxy", "END\r\n", 5000);
-    const out = new Map<string, string>();
-    for (const line of reply.split("\r\n")) {
-      const m = /^STAT (\S+) (.*)$/.exec(line);
-      if (m) out.set(m[1], m[2]);
-    }
-    return out;
+    return await c.stats("proxy");
   } finally {
     await c.close();
   }

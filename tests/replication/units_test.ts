@@ -270,24 +270,8 @@ Deno.test("snapshot: a full copy holds every item and tombstone, applied elsewhe
     for (let off = 0; off < buf.length;) {
       const n = p.parse(buf, off, buf.length);
       ok(n > 0, p.error);
-      if (p.kind === Frame.COPY_ITEM) {
-        b.merger.applyItem(
-          p.keyBuf,
-          p.keyStart,
-          p.keyEnd,
-          p.buf,
-          p.dataStart,
-          p.dataEnd,
-          p.flags,
-          p.exp,
-          p.version,
-          p.bits,
-          p.touch,
-        );
-      } else {
-        equal(p.kind, Frame.COPY_DELETE);
-        b.merger.applyDelete(p.keyBuf, p.keyStart, p.keyEnd, p.version);
-      }
+      ok(p.kind === Frame.COPY_ITEM || p.kind === Frame.COPY_DELETE, `frame kind ${p.kind}`);
+      b.merger.applyFrame(p);
       off += n;
     }
   }

@@ -18,16 +18,6 @@ import {
   type TestConn,
 } from "../helpers/mod.ts";
 
-async function stats(c: TestConn, group = ""): Promise<Map<string, string>> {
-  const text = await c.request(group ? `stats ${group}` : "stats", "END\r\n");
-  const map = new Map<string, string>();
-  for (const line of text.split("\r\n")) {
-    const m = /^STAT (\S+) (.*)$/.exec(line);
-    if (m) map.set(m[1], m[2]);
-  }
-  return map;
-}
-
 Deno.test("serve evicts least recently used items under -m 1 and counts evictions", async () => {
   const server = await startMemrep(["serve", "-m", "1"]);
   const c = await connect(server.port);
@@ -38,7 +28,7 @@ Deno.test("serve evicts least recently used items under -m 1 and counts eviction
     }
     equal(await c.request(`get key2999`, "END\r\n"), `VALUE key2999 0 1000\r\n${value}\r\nEND\r\n`);
     equal(await c.request(`get key0`, "END\r\n"), "END\r\n");
-    const s = await stats(c);
+    const s = await c.stats();
     ok(Number(s.get("evictions")) > 0, `evictions: ${s.get("evictions")}`);
     ok(Number(s.get("curr_items")) < 3000);
     equal(s.get("limit_maxbytes"), String(1048576));

@@ -24,11 +24,6 @@ async function startThreads(n: number, ...args: string[]): Promise<ProcessHandle
   return server;
 }
 
-async function statValue(c: TestConn, name: string): Promise<string | undefined> {
-  const text = await c.request("stats", "END\r\n");
-  return new RegExp(`^STAT ${name} (.*)$`, "m").exec(text.replaceAll("\r", ""))?.[1];
-}
-
 Deno.test("serve -t 3 shares one cache between threads: writes on any connection are read on all", async () => {
   const server = await startThreads(3);
   const conns: TestConn[] = [];
@@ -56,10 +51,10 @@ Deno.test("serve -t 3 shares one cache between threads: writes on any connection
       await conns[5].request("get counter", "END\r\n"),
       `VALUE counter 0 4\r\n${24 * 100}\r\nEND\r\n`,
     );
-    equal(await statValue(conns[1], "threads"), "3");
-    equal(await statValue(conns[2], "curr_items"), String(conns.length + 1));
-    ok(Number(await statValue(conns[3], "cmd_set")) >= conns.length + 1);
-    equal(await statValue(conns[4], "curr_connections"), String(conns.length));
+    equal((await conns[1].stats()).get("threads"), "3");
+    equal((await conns[2].stats()).get("curr_items"), String(conns.length + 1));
+    ok(Number((await conns[3].stats()).get("cmd_set")) >= conns.length + 1);
+    equal((await conns[4].stats()).get("curr_connections"), String(conns.length));
   } finally {
     for (const c of conns) await c.close();
     await server.stop();
@@ -90,15 +85,16 @@ Deno.test("serve -t 3: stats reset from one connection resets the counters of ev
   try {
     for (let i = 0; i < 24; i++) conns.push(await connect(server.port));
     for (const c of conns) equal(await c.request("get nothing", "END\r\n"), "END\r\n");
-    equal(await statValue(conns[0], "cmd_get"), "24");
+    equal((await conns[0].stats()).get("cmd_get"), "24");
     equal(await conns[7].request("stats reset"), "RESET\r\n");
     for (const c of conns) {
-      equal(await statValue(c, "cmd_get"), "0");
-      equal(await statValue(c, "get_misses"), "0");
-      equal(await statValue(c, "curr_connections"), "24", "open connections are not reset");
+      const s = await c.stats();
+      equal(s.get("cmd_get"), "0");
+      equal(s.get("get_misses"), "0");
+      equal(s.get("curr_connections"), "24", "open connections are not reset");
     }
     await conns[3].request("get nothing", "END\r\n");
-    equal(await statValue(conns[11], "cmd_get"), "1");
+    equal((await conns[11].stats()).get("cmd_get"), "1");
   } finally {
     for (const c of conns) await c.close();
     await server.stop();
