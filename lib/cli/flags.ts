@@ -6,6 +6,7 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { errorText } from "../transport/mod.ts";
 
 /** A user mistake on the command line (exit code 2). */
 export class UsageError extends Error {
@@ -28,7 +29,7 @@ export function parseFlags(args: string[], spec: FlagSpec, command: string): Fla
     const { values } = parseArgs({ args, options: spec, strict: true, allowPositionals: false });
     return values as FlagValues;
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorText(err);
     throw new UsageError(`memrep ${command}: ${message.replace(/\. To specify .*$/s, "")}`);
   }
 }

@@ -26,6 +26,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "./log.ts";
+import { errorText } from "../transport/mod.ts";
 
 const SPEC: FlagSpec = {
   port: { type: "string", short: "p" },
@@ -146,9 +147,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     server.listen();
   } catch (err) {
     throw new UsageError(
-      `memrep proxy: cannot listen on ${hostname}:${port}: ${
-        err instanceof Error ? err.message : String(err)
-      }`,
+      `memrep proxy: cannot listen on ${hostname}:${port}: ${errorText(err)}`,
     );
   }
   log.info(

@@ -18,6 +18,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "./log.ts";
+import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, Replicator } from "../replication/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
 
@@ -267,8 +268,4 @@ function replicationOptions(
     timeoutMs: intFlag(values, "repl-timeout", 2000, 100, 3_600_000),
     backlogBytes: sizeFlag(values, "repl-backlog", 64 * 1048576),
   };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -17,6 +17,7 @@ import {
   ReplyParser,
 } from "../protocol/response.ts";
 import { ClientError, ReplyError } from "./errors.ts";
+import { errorText } from "../transport/conn.ts";
 import { Reply, type ValueItem } from "./reply.ts";
 
 /** Connection options. */
@@ -274,7 +275,7 @@ export class Client {
     } catch (err) {
       const why = ac.signal.aborted
         ? `connect timed out after ${timeoutMs} ms`
-        : `cannot connect: ${err instanceof Error ? err.message : String(err)}`;
+        : `cannot connect: ${errorText(err)}`;
       throw new ClientError("connect", server, why, { cause: err });
     } finally {
       clearTimeout(timer);
@@ -437,7 +438,7 @@ export class Client {
       }
     } catch (err) {
       this.#fail(
-        new ClientError("closed", this.server, `write failed: ${errText(err)}`, { cause: err }),
+        new ClientError("closed", this.server, `write failed: ${errorText(err)}`, { cause: err }),
       );
     } finally {
       this.#writing = false;
@@ -468,7 +469,7 @@ export class Client {
     } catch (err) {
       if (!this.#closed) {
         this.#fail(
-          new ClientError("closed", this.server, `read failed: ${errText(err)}`, { cause: err }),
+          new ClientError("closed", this.server, `read failed: ${errorText(err)}`, { cause: err }),
         );
       }
     }
@@ -534,7 +535,7 @@ export class Client {
           p.frame(buf, at, r, parser);
         } catch (err) {
           // A handler's bug must not break the connection for everyone else.
-          console.error(`client ${this.server}: reply handler failed: ${errText(err)}`);
+          console.error(`client ${this.server}: reply handler failed: ${errorText(err)}`);
         }
         continue;
       }
@@ -878,7 +879,3 @@ function toItem(it: ValueItem): Item {
 }
 
 function noop(): void {}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

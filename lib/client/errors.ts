@@ -46,3 +46,11 @@ export class ReplyError extends Error {
     this.server = server;
   }
 }
+
+/** An error's message without the `host:port: ` prefix a {@linkcode ClientError} carries. */
+export function errorDetail(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return err instanceof ClientError && text.startsWith(err.server + ": ")
+    ? text.slice(err.server.length + 2)
+    : text;
+}

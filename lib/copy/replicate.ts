@@ -16,6 +16,7 @@ import {
   type SourceOptions,
 } from "./source.ts";
 import { type CopyMode, DumpTarget, Outcome, ServerTarget, type Target } from "./target.ts";
+import { errorText } from "../transport/mod.ts";
 
 /** A server address. */
 export interface Endpoint {
@@ -113,10 +114,6 @@ function emptySummary(): CopySummary {
   };
 }
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /**
  * Copies items from `options.from` (or a dump) to every `options.to` server
  * (and/or a dump). Never throws for copy problems: they come back as
@@ -161,14 +158,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     const refused = opened.filter((r) => r.status === "rejected");
     if (refused.length > 0) {
       throw new CopyError(
-        refused.map((r) => message((r as PromiseRejectedResult).reason)).join("; "),
+        refused.map((r) => errorText((r as PromiseRejectedResult).reason)).join("; "),
       );
     }
     if (options.dump !== undefined) targets.push(await DumpTarget.open(options.dump, source.name));
     if (targets.length === 0) throw new CopyError("no target: give --to or --dump");
   } catch (err) {
     closeAll();
-    return { summary, fatal: message(err), setupFailed: true };
+    return { summary, fatal: errorText(err), setupFailed: true };
   }
 
   const estimate = source.estimate;
@@ -224,13 +221,13 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
     if (storing !== undefined) await storing;
     storing = undefined;
   } catch (err) {
-    fatal = message(err);
+    fatal = errorText(err);
     if (storing !== undefined) {
       // Items fetched before the failure are still written; nothing after it.
       try {
         await storing;
       } catch (e) {
-        fatal = `${fatal}; ${message(e)}`;
+        fatal = `${fatal}; ${errorText(e)}`;
       }
     }
   }
@@ -242,7 +239,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       try {
         await t.finish();
       } catch (err) {
-        fatal = `${t.name}: ${message(err)}`;
+        fatal = `${t.name}: ${errorText(err)}`;
       }
     }
   }

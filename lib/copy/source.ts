@@ -7,8 +7,8 @@
 
 import {
   Client,
-  ClientError,
   type ClientOptions,
+  errorDetail,
   type FrameHandler,
   type Reply,
   ReplyKind,
@@ -16,6 +16,7 @@ import {
 import { base64Encode, base64Length, MAX_KEY_LENGTH } from "../protocol/keys.ts";
 import { ascii, carveCopy, decodeAscii } from "../protocol/bytes.ts";
 import { Op } from "../protocol/ops.ts";
+import { errorText } from "../transport/mod.ts";
 import { type ByteSource, DumpReader } from "./dump_format.ts";
 
 /** One item on its way from a source to the targets. */
@@ -109,10 +110,6 @@ export function base64Key(key: Uint8Array): Uint8Array {
 /** Seconds since the epoch, local clock. */
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000);
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Parses "1.6.18..." into [1, 6, 18]; undefined when not numeric. */
@@ -254,7 +251,7 @@ export class ServerSource implements Source {
       fetch = await Client.connect(host, port, clientOptions);
     } catch (err) {
       list?.close();
-      throw new CopyError(`cannot connect to source ${name}: ${reason(err, name)}`, { cause: err });
+      throw new CopyError(`cannot connect to source ${name}: ${errorDetail(err)}`, { cause: err });
     }
     try {
       const version = await fetch.version();
@@ -273,7 +270,7 @@ export class ServerSource implements Source {
       list.close();
       fetch.close();
       if (err instanceof CopyError) throw err;
-      throw new CopyError(`source ${name}: ${reason(err, name)}`, { cause: err });
+      throw new CopyError(`source ${name}: ${errorDetail(err)}`, { cause: err });
     }
   }
 
@@ -315,7 +312,7 @@ export class ServerSource implements Source {
       while (window.length > 0) yield await window.shift()!.items();
     } catch (err) {
       if (err instanceof CopyError) throw err;
-      throw new CopyError(`source ${this.name}: ${reason(err, this.name)}`, { cause: err });
+      throw new CopyError(`source ${this.name}: ${errorDetail(err)}`, { cause: err });
     }
   }
 
@@ -362,15 +359,6 @@ export function noteError(errors: string[], message: string): void {
   if (errors.length < 20 && !errors.includes(message)) errors.push(message);
 }
 
-/** An error's message without the server prefix a ClientError carries. */
-export function reason(err: unknown, name: string): string {
-  const text = errText(err);
-  // ClientError messages already start with "host:port: ".
-  return err instanceof ClientError && text.startsWith(name + ": ")
-    ? text.slice(name.length + 2)
-    : text;
-}
-
 /** Items of a dump file, skipping those whose expiry has passed. */
 export class FileSource implements Source {
   readonly name: string;
@@ -400,7 +388,7 @@ export class FileSource implements Source {
     try {
       file = await Deno.open(path, { read: true });
     } catch (err) {
-      throw new CopyError(`cannot open dump ${path}: ${errText(err)}`, { cause: err });
+      throw new CopyError(`cannot open dump ${path}: ${errorText(err)}`, { cause: err });
     }
     const src = new FileSource(path, file, () => {
       try {
@@ -413,7 +401,7 @@ export class FileSource implements Source {
       await src.#reader.readHeader();
     } catch (err) {
       src.close();
-      throw new CopyError(`dump ${path}: ${errText(err)}`, { cause: err });
+      throw new CopyError(`dump ${path}: ${errorText(err)}`, { cause: err });
     }
     return src;
   }
@@ -449,7 +437,7 @@ export class FileSource implements Source {
         item = await this.#reader.next();
       } catch (err) {
         if (batch.length > 0) yield batch;
-        throw new CopyError(`dump ${this.name}: ${errText(err)}`, { cause: err });
+        throw new CopyError(`dump ${this.name}: ${errorText(err)}`, { cause: err });
       }
       if (item === undefined) break;
       if (match !== undefined && !match(item.key)) continue;

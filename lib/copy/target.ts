@@ -4,9 +4,16 @@
  * @module
  */
 
-import { Client, type ClientOptions, type FrameHandler, ReplyKind } from "../client/mod.ts";
+import {
+  Client,
+  type ClientOptions,
+  errorDetail,
+  type FrameHandler,
+  ReplyKind,
+} from "../client/mod.ts";
 import { ascii, decodeAscii, writeUint } from "../protocol/bytes.ts";
 import { Op } from "../protocol/ops.ts";
+import { errorText } from "../transport/mod.ts";
 import { type ByteSink, DumpWriter } from "./dump_format.ts";
 import {
   base64Key,
@@ -15,7 +22,6 @@ import {
   isTextKey,
   nowSeconds,
   parseVersion,
-  reason,
 } from "./source.ts";
 
 /** What happened to one item at one target. */
@@ -79,7 +85,7 @@ export class ServerTarget implements Target {
     try {
       client = await Client.connect(host, port, clientOptions);
     } catch (err) {
-      throw new CopyError(`cannot connect to target ${name}: ${reason(err, name)}`, {
+      throw new CopyError(`cannot connect to target ${name}: ${errorDetail(err)}`, {
         cause: err,
       });
     }
@@ -89,7 +95,7 @@ export class ServerTarget implements Target {
       return new ServerTarget(name, client, mode, meta);
     } catch (err) {
       client.close();
-      throw new CopyError(`target ${name}: ${reason(err, name)}`, { cause: err });
+      throw new CopyError(`target ${name}: ${errorDetail(err)}`, { cause: err });
     }
   }
 
@@ -140,7 +146,7 @@ export class ServerTarget implements Target {
     try {
       await promise;
     } catch (err) {
-      throw new CopyError(`lost target ${this.name}: ${reason(err, this.name)}`, {
+      throw new CopyError(`lost target ${this.name}: ${errorDetail(err)}`, {
         cause: err,
       });
     }
@@ -245,7 +251,7 @@ export class DumpTarget implements Target {
         file = await Deno.open(path, { write: true, create: true, truncate: true });
       } catch (err) {
         throw new CopyError(
-          `cannot create dump ${path}: ${err instanceof Error ? err.message : String(err)}`,
+          `cannot create dump ${path}: ${errorText(err)}`,
           { cause: err },
         );
       }

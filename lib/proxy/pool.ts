@@ -5,7 +5,7 @@
  * @module
  */
 
-import { Client, ClientError } from "../client/mod.ts";
+import { Client, ClientError, errorDetail } from "../client/mod.ts";
 import { base64Encode, base64Length, decodeAscii, Op } from "../protocol/mod.ts";
 import { log } from "../cli/log.ts";
 
@@ -163,8 +163,8 @@ export class Backend {
     this.errors++;
     if (!this.up || this.#closed) return;
     this.#failures++;
-    log.debug(`proxy: ${this.role} ${this.name}: ${errorText(err)}`);
-    if (this.#failures >= this.#options.failureLimit) this.#markDown(errorText(err));
+    log.debug(`proxy: ${this.role} ${this.name}: ${errorDetail(err)}`);
+    if (this.#failures >= this.#options.failureLimit) this.#markDown(errorDetail(err));
   }
 
   #markDown(why: string): void {
@@ -196,7 +196,7 @@ export class Backend {
       await this.#cleanDirty(client);
     } catch (err) {
       client?.close();
-      log.debug(`proxy: ${this.role} ${this.name} still down: ${errorText(err)}`);
+      log.debug(`proxy: ${this.role} ${this.name} still down: ${errorDetail(err)}`);
       this.#schedule();
       return;
     }
@@ -242,12 +242,4 @@ function metaDelete(key: string): Uint8Array {
   let p = base64Encode(raw, 0, raw.length, out, 3);
   for (const c of [32, 98, 13, 10]) out[p++] = c; // " b\r\n"
   return out.subarray(0, p);
-}
-
-function errorText(err: unknown): string {
-  // Client errors already start with "host:port: "; the log line names the server.
-  const text = err instanceof Error ? err.message : String(err);
-  return err instanceof ClientError && text.startsWith(err.server + ": ")
-    ? text.slice(err.server.length + 2)
-    : text;
 }

@@ -43,6 +43,7 @@ import {
   type Request,
 } from "../protocol/mod.ts";
 import { log } from "../cli/log.ts";
+import { errorText } from "../transport/mod.ts";
 import type { Distribution } from "./ketama.ts";
 import type { Backend } from "./pool.ts";
 import {
@@ -1123,10 +1124,6 @@ function isSuccess(kind: number): boolean {
 function isError(kind: number): boolean {
   return kind === ReplyKind.ERROR || kind === ReplyKind.CLIENT_ERROR ||
     kind === ReplyKind.SERVER_ERROR;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function bug(err: unknown): void {

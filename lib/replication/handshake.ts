@@ -20,6 +20,7 @@
 
 import { decodeAscii, Request, tokenizeReplLine } from "../protocol/mod.ts";
 import { parseDecimal } from "../protocol/bytes.ts";
+import { errorText } from "../transport/mod.ts";
 
 /** Wire protocol version; a peer speaking another one is refused. */
 export const PROTOCOL_VERSION = 1;
@@ -205,7 +206,7 @@ export async function handshake(
   const work = run(conn, role, ctx).catch((err): HandshakeResult => ({
     ok: false,
     reason: "closed",
-    detail: err instanceof Error ? err.message : String(err),
+    detail: errorText(err),
   }));
   try {
     return await Promise.race([work, deadline]);

@@ -9,7 +9,7 @@
 
 import { setImmediate } from "node:timers";
 import { Writer } from "../protocol/mod.ts";
-import { ReadBuffer } from "../transport/mod.ts";
+import { errorText, ReadBuffer } from "../transport/mod.ts";
 import { log } from "../cli/log.ts";
 import type { StreamState } from "./handshake.ts";
 import { Applied } from "./merge.ts";
@@ -368,9 +368,4 @@ export class Link {
     this.close(`protocol error: ${why}`);
     return false;
   }
-}
-
-/** The message of an error, or the thrown value as text. */
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -9,13 +9,13 @@
 import { type Server, statLine } from "../server/mod.ts";
 import type { Engine, MutationObserver } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
-import { closeQuietly } from "../transport/mod.ts";
+import { closeQuietly, errorText } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
 import { log } from "../cli/log.ts";
 import { type HostPort, UsageError } from "../cli/flags.ts";
 import { Backlog } from "./backlog.ts";
 import { handshake, type HandshakeFailure, randomHex, type StreamState } from "./handshake.ts";
-import { errorText, Link } from "./link.ts";
+import { Link } from "./link.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
 import {

@@ -7,6 +7,7 @@
 import { ServerClock } from "./clock.ts";
 import { Engine } from "./commands.ts";
 import { Server } from "./listener.ts";
+import { errorText } from "../transport/mod.ts";
 import type { ThreadInit, ThreadMessage } from "./threads.ts";
 import { WorkerReplication } from "../replication/threads.ts";
 
@@ -29,7 +30,7 @@ self.onmessage = (event: MessageEvent<ThreadInit | "stop">) => {
     });
     post({ type: "ready" });
   } catch (err) {
-    post({ type: "error", message: err instanceof Error ? err.message : String(err) });
+    post({ type: "error", message: errorText(err) });
   }
 };
 

@@ -26,3 +26,8 @@ export function closeQuietly(resource: { close(): void }): void {
     // already closed
   }
 }
+
+/** The message of an error, or the thrown value as text. */
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -5,5 +5,5 @@
  * @module
  */
 
-export { closeQuietly, isDisconnect, writeAll } from "./conn.ts";
+export { closeQuietly, errorText, isDisconnect, writeAll } from "./conn.ts";
 export { type Readable, ReadBuffer } from "./read_buffer.ts";
