@@ -505,10 +505,11 @@ export class Engine {
       store.flags(old),
       store.exptime(old),
       oldLen + addLen,
+      old,
     );
     if (n < 0) return n;
     const nb = store.buffer(n), no = store.valueOffset(n);
-    // old may have moved? Handles stay valid; re-read buffers after alloc.
+    // alloc kept old (never evicted), but may have remapped the buffers: re-read them.
     const oldBuf = store.buffer(old), oldVo = store.valueOffset(old);
     const addBuf = store.buffer(h), addVo = store.valueOffset(h);
     const first = append
@@ -606,7 +607,15 @@ export class Engine {
       return h;
     }
     const ko = store.keyOffset(h);
-    const n = store.alloc(buf, ko, ko + store.keyLength(h), store.flags(h), store.exptime(h), res);
+    const n = store.alloc(
+      buf,
+      ko,
+      ko + store.keyLength(h),
+      store.flags(h),
+      store.exptime(h),
+      res,
+      h,
+    );
     if (n < 0) return n;
     const nb = store.buffer(n), no = store.valueOffset(n);
     for (let i = 0; i < res; i++) nb[no + i] = text.charCodeAt(i);

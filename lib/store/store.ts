@@ -261,6 +261,8 @@ export class Store {
   #memoryLimit: number;
   #maxItemSize: number;
   #evict: boolean;
+  /** The item the current alloc must not evict (-1: none). */
+  #keep = -1;
   /** Shared float64 counters (F_*). */
   #f: Float64Array;
   /** Shared int32 scalars (I_*). */
@@ -415,7 +417,9 @@ export class Store {
 
   /**
    * Reserves an unlinked item holding the key, flags, exptime and a value
-   * area of `valueLength` bytes followed by "\r\n". May evict linked items.
+   * area of `valueLength` bytes followed by "\r\n". May evict linked items,
+   * but never `keep`: the item the caller copies from (append, incr), as
+   * memcached's reference count protects it.
    * Returns a handle, ALLOC_TOO_LARGE or ALLOC_NO_MEMORY.
    */
   alloc(
@@ -425,6 +429,7 @@ export class Store {
     flags: number,
     exptime: number,
     valueLength: number,
+    keep = -1,
   ): number {
     const klen = keyEnd - keyStart;
     const total = HEADER_SIZE + klen + valueLength + (flags !== 0 ? 6 : 2);
@@ -433,6 +438,7 @@ export class Store {
     arena.sync();
     let cls: number;
     let h: number;
+    this.#keep = keep;
     if (total <= PAGE_SIZE / 2) {
       cls = this.#classBySize[(total + 3) >>> 2];
       h = this.#allocChunk(cls);
@@ -440,6 +446,7 @@ export class Store {
       cls = this.#largeClass;
       h = this.#allocLarge(total);
     }
+    this.#keep = -1;
     if (h < 0) return h;
     // Views may have been remapped by a page allocation.
     const i32 = arena.i32;
@@ -813,7 +820,7 @@ export class Store {
     for (let i = 0; i < TAIL_SEARCH && h !== -1; i++) {
       const i32 = arena.i32;
       const w = arena.word(h);
-      if (this.#dead(i32, w, now)) {
+      if (h !== this.#keep && this.#dead(i32, w, now)) {
         this.#reclaimed[cls]++;
         this.#f[F_RECLAIMED]++;
         if ((i32[w + W_META] & M_FETCHED) === 0) {
@@ -828,11 +835,12 @@ export class Store {
     return false;
   }
 
-  /** Evicts the LRU tail of `cls`; false if the class has nothing linked. */
+  /** Evicts the LRU tail of `cls` (passing over #keep); false if there is nothing to evict. */
   #evictTail(cls: number): boolean {
-    const h = this.#lruTail[cls];
-    if (h === -1) return false;
     const i32 = this.#arena.i32;
+    let h = this.#lruTail[cls];
+    if (h === this.#keep) h = i32[this.#arena.word(h) + W_PREV];
+    if (h === -1) return false;
     const w = this.#arena.word(h);
     this.#evicted[cls]++;
     this.#f[F_EVICTIONS]++;

@@ -317,3 +317,28 @@ Deno.test("serve on a port that is taken exits with code 2, with one thread or s
     await first.stop();
   }
 });
+
+Deno.test("serve prepend on the LRU tail under -m 1 keeps its source intact", async () => {
+  const server = await startMemrep(["serve", "-t", "1", "-m", "1"]);
+  const c = await connect(server.port);
+  try {
+    const value = (i: number) => String(i).padStart(500, "0");
+    let n = 0;
+    while ((await c.stats()).get("evictions") === "0") {
+      let batch = "";
+      for (let j = 0; j < 100; j++, n++) batch += `set k${n} 0 0 500 noreply\r\n${value(n)}\r\n`;
+      await c.request(batch + "mn", "MN\r\n");
+    }
+    // The oldest survivor is the LRU tail; `me` looks without bumping it.
+    let tail = 0;
+    while ((await c.request(`me k${tail}`)).startsWith("EN")) tail++;
+    equal(await c.request(`prepend k${tail} 0 0 1\r\nX`), "STORED\r\n");
+    equal(
+      await c.request(`get k${tail}`, "END\r\n"),
+      `VALUE k${tail} 0 501\r\nX${value(tail)}\r\nEND\r\n`,
+    );
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});

@@ -1,4 +1,5 @@
 import { equal, ok } from "../helpers/assert.ts";
+import { ALLOC_NO_MEMORY } from "../../lib/store/mod.ts";
 import { find, get, makeStore, put } from "./helpers.ts";
 
 /** Fills one slab class under a 1 MiB limit until the first eviction; returns keys stored. */
@@ -43,4 +44,26 @@ Deno.test("eviction is per class: other classes keep their items", () => {
   put(store, "small", "s");
   fillUntilEviction(store);
   equal(get(store, "small"), "s");
+});
+
+Deno.test("alloc never evicts the item it is told to keep (the source of an append or incr)", () => {
+  const { store } = makeStore({ memoryLimit: 1048576 });
+  fillUntilEviction(store); // k0 is gone, k1 is now the LRU tail
+  const k1 = find(store, "k1");
+  const key = new TextEncoder().encode("k1");
+  const h = store.alloc(key, 0, key.length, 0, 0, 500, k1);
+  ok(h >= 0);
+  ok(h !== k1, "the kept item's memory is not reused");
+  equal(get(store, "k1"), "x".repeat(500));
+  equal(find(store, "k2"), -1, "the next item in LRU order went instead");
+  store.free(h);
+
+  // A large item that is the only one of its class cannot make room for its own successor.
+  const big = makeStore({ memoryLimit: 1048576 }).store;
+  put(big, "big", "y".repeat(600_000));
+  const old = find(big, "big");
+  const b = new TextEncoder().encode("big");
+  equal(big.alloc(b, 0, b.length, 0, 0, 900_000, old), ALLOC_NO_MEMORY);
+  equal(get(big, "big"), "y".repeat(600_000));
+  ok(big.alloc(b, 0, b.length, 0, 0, 900_000) >= 0, "without keep, it is evicted");
 });
