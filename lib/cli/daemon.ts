@@ -4,6 +4,8 @@
  * @module
  */
 
+import type { FlagSpec } from "./flags.ts";
+
 /** The command line that starts this program again (compiled or `deno run`). */
 export function selfCommand(): { cmd: string; prefix: string[] } {
   const exec = Deno.execPath();
@@ -57,9 +59,20 @@ export async function daemonize(
   return 1;
 }
 
-/** Remove the daemon flags from an argument list. */
-export function withoutDaemonFlag(args: string[]): string[] {
-  return args.filter((a) => a !== "-d" && a !== "--daemon").map((a) =>
-    /^-[^-]*d/.test(a) && !a.startsWith("--") ? a.replace("d", "") : a
-  ).filter((a) => a !== "-");
+/**
+ * Remove the daemon flag from an argument list: `-d`, `--daemon`, or the `d`
+ * of a group of on/off short flags (`-vd`). Other arguments may carry a
+ * value (`-P/run/d.pid`) and are kept as they are.
+ */
+export function withoutDaemonFlag(args: string[], spec: FlagSpec): string[] {
+  const onOff = new Set(
+    Object.values(spec).filter((o) => o.type === "boolean" && o.short).map((o) => o.short),
+  );
+  return args.flatMap((a) => {
+    if (a === "-d" || a === "--daemon") return [];
+    const group = /^-[^-]/.test(a) && [...a.slice(1)].every((c) => onOff.has(c));
+    if (!group || !a.includes("d")) return [a];
+    const rest = a.replaceAll("d", "");
+    return rest === "-" ? [] : [rest];
+  });
 }

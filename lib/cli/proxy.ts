@@ -109,7 +109,12 @@ export async function proxyMain(args: string[]): Promise<number> {
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
   };
   if (v.daemon) {
-    return await daemonize(["proxy", ...withoutDaemonFlag(args)], hostname, port, log.level > 0);
+    return await daemonize(
+      ["proxy", ...withoutDaemonFlag(args, SPEC)],
+      hostname,
+      port,
+      log.level > 0,
+    );
   }
   // Said by the process that serves (with -d, the background one).
   const user = stringFlag(v, "user");

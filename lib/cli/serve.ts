@@ -120,7 +120,7 @@ export async function serveMain(args: string[]): Promise<number> {
 
   if (v.daemon) {
     return await daemonize(
-      ["serve", ...withoutDaemonFlag(args)],
+      ["serve", ...withoutDaemonFlag(args, SPEC)],
       hostnames[0],
       port,
       log.level > 0,
