@@ -233,14 +233,14 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   }
   update();
   summary.interrupted = options.signal?.aborted === true;
-  // A dump is ended (so it reads back) when complete or interrupted, not after a failure.
-  if (fatal === undefined) {
-    for (const t of targets) {
-      try {
-        await t.finish();
-      } catch (err) {
-        fatal = `${t.name}: ${errorText(err)}`;
-      }
+  // A dump is ended (so it reads back) when complete or interrupted; after a failure it is
+  // only flushed, so a restore reports where it was cut.
+  const complete = fatal === undefined;
+  for (const t of targets) {
+    try {
+      await t.finish(complete);
+    } catch (err) {
+      if (complete) fatal = `${t.name}: ${errorText(err)}`;
     }
   }
   progress.stop();

@@ -47,8 +47,12 @@ export interface Target {
   store(items: readonly CopyItem[]): Promise<Uint8Array>;
   /** Messages about refused items, each naming the target and a count. */
   errors(): string[];
-  /** Completes the destination (dump end record); called once after the last batch. */
-  finish(): Promise<void>;
+  /**
+   * Called once after the last batch: `complete` writes what ends the
+   * destination (a dump's end record); otherwise (a failed run) only what is
+   * buffered goes out, so a reader sees where it was cut.
+   */
+  finish(complete: boolean): Promise<void>;
   /** Releases the connection / file. */
   close(): void;
 }
@@ -220,7 +224,7 @@ export class ServerTarget implements Target {
     return this.#head;
   }
 
-  finish(): Promise<void> {
+  finish(_complete: boolean): Promise<void> {
     return Promise.resolve();
   }
 
@@ -283,12 +287,13 @@ export class DumpTarget implements Target {
     return [];
   }
 
-  /** Writes the end record. */
-  async finish(): Promise<void> {
-    await this.#writer.end();
+  /** Writes the end record, or after a failure only what is buffered. */
+  async finish(complete: boolean): Promise<void> {
+    if (complete) await this.#writer.end();
+    else await this.#writer.flush();
   }
 
-  /** Flushes what is buffered (without end record, so a reader sees it cut) and closes. */
+  /** Closes the file. */
   close(): void {
     this.#close();
   }
