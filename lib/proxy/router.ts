@@ -863,6 +863,11 @@ export class Router {
       this.#answer(ctx, r);
       return;
     }
+    if (k === ReplyKind.SERVER_ERROR && (ctx.op === Op.SET || ctx.op === Op.MS)) {
+      // memcached drops its old item for a set it cannot store (too large, no memory): the
+      // backups must drop theirs too, or a read falling back to them would find it.
+      this.#copyToBackups(ctx, index, null, true);
+    }
     if (
       ctx.conditional && !ctx.retried && index < 0 && this.#missFallback &&
       (k === ReplyKind.NOT_STORED || k === ReplyKind.NOT_FOUND || k === ReplyKind.NS ||
@@ -900,13 +905,19 @@ export class Router {
     return false;
   }
 
-  /** Write the result of a successful write to every backup but the one that took it. */
-  #copyToBackups(ctx: WriteCtx, except: number, item: Reply | null): void {
+  /**
+   * Write the result of a successful write to every backup but the one that
+   * took it; with `gone`, delete the key there instead.
+   */
+  #copyToBackups(ctx: WriteCtx, except: number, item: Reply | null, gone = false): void {
     const backups = this.backups;
     if (backups.length === 0 || ctx.epoch !== this.#epoch) return;
     let parts: readonly Uint8Array[];
     let op: OpCode;
-    if (ctx.copy === Copy.VALUE) {
+    if (gone) {
+      parts = deleteLine(ctx.keyToken, ctx.binary);
+      op = Op.MD;
+    } else if (ctx.copy === Copy.VALUE) {
       parts = ctx.copyParts as readonly Uint8Array[];
       op = ctx.op >= Op.MG ? Op.MS : Op.SET;
     } else if (item !== null && item.kind === ReplyKind.VA) {

@@ -216,12 +216,16 @@ withCluster(
       async () => (await directGet(cluster.backups[0].port, "big"))?.length,
       big.length,
     );
-    // Too large for memcached -I 2m: memcached's own answer.
+    // Too large for memcached -I 2m: memcached's own answer, and like memcached the old
+    // value is gone, from the backup too (a read falling back there must not find it).
+    equal(await setValue(c, "huge", "old"), "STORED\r\n");
+    await eventually(() => directGet(cluster.backups[0].port, "huge"), "old");
     const huge = "y".repeat(3 * 1048576);
     equal(
       await c.request(`set huge 0 0 ${huge.length}\r\n${huge}`, "\r\n", 10_000),
       "SERVER_ERROR object too large for cache\r\n",
     );
+    await eventually(() => directGet(cluster.backups[0].port, "huge"), undefined);
     equal(await c.request("get huge", retrievalEnd), "END\r\n");
   },
 );
