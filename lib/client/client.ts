@@ -318,14 +318,6 @@ export class Client {
   }
 
   /**
-   * Like {@linkcode request} with the request given in parts (say a command
-   * line, a value and `\r\n`), copied straight into the output buffer.
-   */
-  requestParts(op: OpCode, ...parts: Uint8Array[]): Promise<Reply> {
-    return this.#request(op, ...parts);
-  }
-
-  /**
    * Sends a request that gets no reply (`noreply`, meta `q` that succeeds).
    * Beware: memcached still answers errors of such requests, which then
    * arrive ahead of the replies of later requests; errors arriving with no
@@ -339,8 +331,9 @@ export class Client {
   }
 
   /**
-   * Like {@linkcode requestParts} without a Promise or a copied Reply: the
-   * reply frame goes to `onFrame` in place, in order with other replies (on
+   * Like {@linkcode request}, with the request given in parts (say a command
+   * line, a value and `\r\n`, copied at once) and without a Promise or a
+   * copied Reply: the reply frame goes to `onFrame` in place, in order with other replies (on
    * the read path, before promise callbacks of later replies run).
    * `onError` runs instead (at most once, possibly at once) when the
    * connection fails or is closed.

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { decodeAscii, parseDecimalBigInt } from "../protocol/bytes.ts";
+import { carveCopy, decodeAscii, parseDecimalBigInt } from "../protocol/bytes.ts";
 import {
   isErrorKind,
   Item,
@@ -58,7 +58,7 @@ export class Reply {
 
   /** Copies the frame `buf[start, start + length)` the parser just parsed. */
   constructor(parser: ReplyParser, buf: Uint8Array, start: number, length: number) {
-    this.bytes = buf.slice(start, start + length);
+    this.bytes = carveCopy(buf, start, start + length);
     this.kind = parser.kind;
     this.count = parser.count;
     this.valueStart = parser.valueStart < 0 ? -1 : parser.valueStart - start;

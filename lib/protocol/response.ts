@@ -823,9 +823,7 @@ export function parseDumpEntry(buf: Uint8Array, start: number, end: number): Dum
     else if (nameLen === 3 && c0 === 0x65) entry.exp = parseSignedDecimal(buf, v, sp); // exp
     else if (nameLen === 2 && c0 === 0x6c) entry.la = parseSignedDecimal(buf, v, sp); // la
     else if (nameLen === 3 && c0 === 0x63 && buf[i + 1] === 0x61) { // cas
-      // Up to 15 digits fit a double exactly: skip the string round trip.
-      const n = sp - v <= 15 ? parseDecimal(buf, v, sp) : NaN;
-      entry.cas = n >= 0 ? BigInt(n) : parseDecimalBigInt(buf, v, sp) ?? 0n;
+      entry.cas = parseDecimalBigInt(buf, v, sp) ?? 0n;
     } else if (nameLen === 5 && c0 === 0x66) entry.fetch = buf[v] === 0x79; // fetch=yes
     else if (nameLen === 3 && c0 === 0x63) entry.cls = parseSignedDecimal(buf, v, sp); // cls
     else if (nameLen === 4 && c0 === 0x73) entry.size = parseSignedDecimal(buf, v, sp); // size

@@ -7,6 +7,7 @@
 
 import { NO_TTL, type Reply } from "../client/mod.ts";
 import { ascii, Op, type OpCode, type Request, writeUint } from "../protocol/mod.ts";
+import { bytesEqual } from "../protocol/bytes.ts";
 
 /** `\r\n`. */
 export const CRLF: Uint8Array = ascii("\r\n");
@@ -162,7 +163,7 @@ export function matchItems(
   let j = 0;
   for (let n = 0; n < r.count; n++) {
     const k = r.itemKey(n);
-    while (j < idx.length && !sameBytes(keys[idx[j]], k)) j++;
+    while (j < idx.length && !bytesEqual(k, 0, k.length, keys[idx[j]])) j++;
     if (j === idx.length) break;
     // The block runs from "VALUE " (just before the key) to the data's CRLF.
     const start = k.byteOffset - r.bytes.byteOffset - W_VALUE.length;
@@ -171,10 +172,4 @@ export function matchItems(
     items[idx[j]] = r.bytes.subarray(start, end);
     j++;
   }
-}
-
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

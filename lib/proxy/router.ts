@@ -37,6 +37,7 @@ import {
   ascii,
   carveCopy,
   decodeAscii,
+  isErrorKind,
   Op,
   type OpCode,
   REPLY,
@@ -686,7 +687,7 @@ export class Router {
         continue;
       }
       asked = true;
-      if (r.kind === ReplyKind.EN || isError(r.kind)) continue;
+      if (r.kind === ReplyKind.EN || isErrorKind(r.kind)) continue;
       this.stats.fallbacks++;
       if (!primaryUp || !primary.up) return r;
       // Read what a repair needs (value, flags, TTL), then copy it back.
@@ -941,7 +942,7 @@ export class Router {
         continue;
       }
       this.#callFrame(b, op, parts, (buf, start, length, parser) => {
-        if (isError(parser.kind)) {
+        if (isErrorKind(parser.kind)) {
           this.#backupWriteFailed(b, decodeAscii(buf, start, start + Math.min(length, 200)).trim());
         }
       }, (e) => {
@@ -1130,11 +1131,6 @@ export class Router {
 function isSuccess(kind: number): boolean {
   return kind === ReplyKind.STORED || kind === ReplyKind.HD || kind === ReplyKind.NUMBER ||
     kind === ReplyKind.VA;
-}
-
-function isError(kind: number): boolean {
-  return kind === ReplyKind.ERROR || kind === ReplyKind.CLIENT_ERROR ||
-    kind === ReplyKind.SERVER_ERROR;
 }
 
 function bug(err: unknown): void {
