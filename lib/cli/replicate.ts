@@ -38,9 +38,9 @@ export const REPLICATE_HELP = `Usage:
 
 Copies every item (value bytes, client flags, remaining TTL) of a running
 memcached (>= 1.5) or memrep server to other servers or to a dump file, or
-restores a dump. Keys are listed with 'lru_crawler metadump all' and values
-fetched with pipelined meta gets; items that expire or are evicted meanwhile
-are skipped, not errors.
+restores a dump. Keys are listed with 'lru_crawler metadump hash' ('all' on
+servers before 1.6.9) and values fetched with pipelined meta gets; items that
+expire or are evicted meanwhile are skipped, not errors.
 
 Options:
   -f, --from <host:port>    source server (port defaults to 11211)

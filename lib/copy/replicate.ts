@@ -169,7 +169,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   }
 
   const estimate = source.estimate;
-  progress.total = estimate === undefined
+  // With --match the server's item count says nothing about how many will be copied.
+  progress.total = estimate === undefined || options.match !== undefined
     ? undefined
     : Math.min(estimate, options.limit ?? Infinity);
   const src = source;

@@ -137,7 +137,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "expired items are not copied, and a plain run prints one summary line",
+  name:
+    "items expired at the source are not copied (memcached no longer lists them); a plain run prints one summary line",
   ignore,
   async fn() {
     await withMemcached(2, [], async ([src, dst]) => {

@@ -13,7 +13,7 @@ import { getValue, setValue, sleep, startCluster, waitForState } from "./cluster
 const TIMEOUT_MS = 300;
 
 Deno.test({
-  name: "a stopped primary: reads come from the backup within the timeout, writes survive SIGCONT",
+  name: "a stopped primary: reads fall back to the backup without hanging, writes survive SIGCONT",
   ignore: ignoreUnless("SIGSTOP failover", ["memcached"]),
   async fn() {
     const cluster = await startCluster({

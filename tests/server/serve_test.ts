@@ -15,7 +15,6 @@ import {
   ok,
   runMemrep,
   startMemrep,
-  type TestConn,
 } from "../helpers/mod.ts";
 
 Deno.test("serve evicts least recently used items under -m 1 and counts evictions", async () => {
