@@ -62,7 +62,7 @@ export type HandshakeFailure =
   | "self" // connected to ourselves
   | "timeout"
   | "closed"
-  | "refused"; // the peer said ERR (busy, version)
+  | "refused"; // the peer said ERR, or speaks another protocol version
 
 /** Result of {@linkcode handshake}. */
 export type HandshakeResult =

@@ -102,6 +102,7 @@ export class Merger {
     const store = this.#store;
     this.#hlc.observe(Math.max(version, touch));
     const old = store.find(key, ks, ke);
+    let name = ""; // the key as a map key, decoded at most once (keys are never empty)
     if (old >= 0) {
       const local = store.cas(old);
       if (version < local) return Applied.IGNORED;
@@ -113,7 +114,7 @@ export class Merger {
     } else {
       if (version < this.epoch()) return Applied.IGNORED;
       if (this.tombstones.size > 0) {
-        const name = decodeAscii(key, ks, ke);
+        name = decodeAscii(key, ks, ke);
         const t = this.tombstones.get(name);
         if (t !== undefined) {
           if (t >= version) return Applied.IGNORED;
@@ -126,7 +127,7 @@ export class Merger {
       if (old >= 0) store.unlink(old);
       return old >= 0 ? Applied.CHANGED : Applied.IGNORED;
     }
-    if (this.touches.size > 0) this.touches.delete(decodeAscii(key, ks, ke));
+    if (this.touches.size > 0) this.touches.delete(name || decodeAscii(key, ks, ke));
     const h = store.alloc(key, ks, ke, flags, exp, de - ds);
     if (h < 0) {
       if (old >= 0) store.unlink(old);

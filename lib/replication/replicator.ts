@@ -326,7 +326,7 @@ export class Replicator implements MutationObserver {
       }
     }
     this.#loopDone = this.#loop();
-    this.#shared?.run(() => {});
+    this.#shared?.run();
   }
 
   /** Stop pairing, close the link and the listener. */

@@ -10,13 +10,13 @@ export class ReplicationStats {
   links = 0;
   /** Links lost (closed for any reason but shutdown). */
   linkDrops = 0;
-  /** Full copies this node sent / received (completed). */
+  /** Full copies this node sent (completed). */
   fullCopiesSent = 0;
   /** Full copies received completely. */
   fullCopiesReceived = 0;
   /** Links that resumed from the backlog, counted per direction sent. */
   partialResyncs = 0;
-  /** Items sent / received in full copies. */
+  /** Items sent in full copies. */
   itemsCopiedSent = 0;
   /** Items received in full copies (applied or not). */
   itemsCopiedReceived = 0;
@@ -30,7 +30,10 @@ export class ReplicationStats {
   applyFailures = 0;
   /** Peers refused for authentication. */
   authFailures = 0;
-  /** Times the backlog overran a connected peer (a full copy followed). */
+  /**
+   * Times changes could not wait for a peer, so a full copy followed: the
+   * backlog overran it, or a serve thread's change ring was full.
+   */
   backlogOverflows = 0;
   /** Connections refused as not a memrep peer (garbage, wrong version). */
   badPeers = 0;

@@ -407,11 +407,6 @@ export class MainReplicationShare {
     }
   }
 
-  /** Ring offset drained so far. */
-  get drained(): number {
-    return this.#v.num(N_HEAD);
-  }
-
   /** The backlog reached `backlogEnd` with the ring drained to `ringEnd`. */
   mark(ringEnd: number, backlogEnd: number): void {
     const n = this.#ringMarks.length;
@@ -450,8 +445,8 @@ export class MainReplicationShare {
     v.bump(C_ACK_GEN);
   }
 
-  /** Serve wakes from workers until {@linkcode stop}: drain, stats, then `after`. */
-  async run(after: () => void): Promise<void> {
+  /** Serve wakes from workers until {@linkcode stop}: drain the ring, answer stats. */
+  async run(): Promise<void> {
     const v = this.#v;
     while (!this.#stopped) {
       const seen = Atomics.load(v.ctl, C_WAKE);
@@ -467,7 +462,6 @@ export class MainReplicationShare {
       Atomics.store(v.ctl, C_SLEEP, 0);
       if (this.#stopped) break;
       this.service();
-      after();
     }
   }
 

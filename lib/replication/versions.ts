@@ -11,7 +11,7 @@
  */
 
 /** Wall-clock origin of versions (2020-01-01T00:00:00Z): versions fit 2**53 until 2089. */
-export const VERSION_EPOCH_MS = 1577836800000;
+const VERSION_EPOCH_MS = 1577836800000;
 /** Version units per wall millisecond. */
 const PER_MS = 4096;
 /** One logical step; the 4 bits below it name the node. */
