@@ -117,7 +117,7 @@ export class Replicator implements MutationObserver {
     this.engine.observer = this;
     if (share) {
       const parser = this.#ringParser;
-      const shared = new MainReplicationShare(share, this.engine.lockBuffer, {
+      const shared = new MainReplicationShare(share, {
         frame: (buf, start, end) => this.#workerChange(buf, start, end),
         overflowed: () => this.#ringOverflow(),
         drained: (ringEnd) => {
@@ -127,7 +127,8 @@ export class Replicator implements MutationObserver {
       }, (buf, start, end) => parser.parse(buf, start, end));
       shared.renderStats = (out) => this.writeStats(out);
       this.#shared = shared;
-      if (this.engine.lockBuffer) this.engine.acquireLock = () => shared.acquire();
+      // Worker changes made before this thread's next batch reach the backlog ahead of it.
+      this.engine.lockHooks = { waiting: () => shared.service(), acquired: () => shared.drain() };
     }
     if (options.sync) server.barrier = () => this.barrier();
     this.engine.extraStats = (out) => this.writeStats(out);
@@ -232,12 +233,12 @@ export class Replicator implements MutationObserver {
 
   /** Take the store lock (serve threads share it); worker changes are drained first. */
   lockStore(): void {
-    this.#shared?.acquire();
+    this.engine.beginBatch();
   }
 
   /** Release the store lock taken by {@linkcode lockStore}. */
   unlockStore(): void {
-    this.#shared?.release();
+    this.engine.endBatch();
   }
 
   #appended(): void {

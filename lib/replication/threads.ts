@@ -311,7 +311,6 @@ export interface RingSink {
 export class MainReplicationShare {
   #v: Views;
   #scratch = new Uint8Array(1 << 16);
-  #lockWord: Int32Array | null;
   #ringMarks: number[] = [];
   #backlogMarks: number[] = [];
   #stopped = false;
@@ -324,39 +323,12 @@ export class MainReplicationShare {
   /** `parse` returns one frame's length in buf[start, end) (0 or less: none). */
   constructor(
     share: ReplicationShare,
-    lock: SharedArrayBuffer | null,
     sink: RingSink,
     parse: (buf: Uint8Array, start: number, end: number) => number,
   ) {
     this.#v = new Views(share);
-    this.#lockWord = lock ? new Int32Array(lock, 0, 1) : null;
     this.#sink = sink;
     this.#parse = parse;
-  }
-
-  /** Take the store lock; drains the ring and answers stats while waiting, then drains once more. */
-  acquire(): void {
-    const w = this.#lockWord;
-    if (w) {
-      let c = Atomics.compareExchange(w, 0, 0, 1);
-      for (let i = 0; c !== 0 && i < 100 && c === 1; i++) c = Atomics.compareExchange(w, 0, 0, 1);
-      if (c !== 0) {
-        // Same protocol as the store's SharedLock (2 = held with waiters), with a timed sleep.
-        c = Atomics.exchange(w, 0, 2);
-        while (c !== 0) {
-          Atomics.wait(w, 0, 2, 2);
-          this.service();
-          c = Atomics.exchange(w, 0, 2);
-        }
-      }
-    }
-    this.drain();
-  }
-
-  /** Release the store lock. */
-  release(): void {
-    const w = this.#lockWord;
-    if (w && Atomics.exchange(w, 0, 0) === 2) Atomics.notify(w, 0, 1);
   }
 
   /** Drain the ring and answer a pending stats request. */

@@ -183,18 +183,22 @@ export class Engine {
     };
   }
 
-  /** Takes the shared lock instead of a plain acquire (replication drains its queue while waiting). */
-  acquireLock: (() => void) | null = null;
-
-  /** The shared lock's memory, or null when not shared. */
-  get lockBuffer(): SharedArrayBuffer | null {
-    return this.#lock?.buffer ?? null;
-  }
+  /**
+   * Replication's part in taking the shared lock: `waiting` runs while
+   * another thread holds it, `acquired` once it is held.
+   */
+  lockHooks: { waiting: () => void; acquired: () => void } | null = null;
 
   /** Before a batch of requests: take the cache (other threads wait). */
   beginBatch(): void {
-    if (this.acquireLock !== null && this.#lock !== null) this.acquireLock();
-    else this.#lock?.acquire();
+    const lock = this.#lock;
+    if (lock === null) return;
+    const hooks = this.lockHooks;
+    if (hooks === null) lock.acquire();
+    else {
+      lock.acquire(hooks.waiting);
+      hooks.acquired();
+    }
   }
 
   /** After a batch: let other threads in. */

@@ -26,8 +26,12 @@ export class SharedLock {
     this.#word = new Int32Array(this.buffer, 0, 1);
   }
 
-  /** Blocks until the lock is held by the caller. */
-  acquire(): void {
+  /**
+   * Blocks until the lock is held by the caller. With `whileWaiting`, a
+   * contended wait sleeps 2 ms at a time and calls it in between (the
+   * replication thread keeps draining the queue the holder may be filling).
+   */
+  acquire(whileWaiting?: () => void): void {
     const w = this.#word;
     let c = Atomics.compareExchange(w, 0, 0, 1);
     if (c === 0) return;
@@ -39,7 +43,10 @@ export class SharedLock {
     // Mark contended (2) so the holder's release wakes us.
     if (c !== 2) c = Atomics.exchange(w, 0, 2);
     while (c !== 0) {
-      Atomics.wait(w, 0, 2);
+      if (whileWaiting) {
+        Atomics.wait(w, 0, 2, 2);
+        whileWaiting();
+      } else Atomics.wait(w, 0, 2);
       c = Atomics.exchange(w, 0, 2);
     }
   }

@@ -28,7 +28,7 @@ let main: MainReplicationShare | undefined;
 self.onmessage = (e: MessageEvent<DrainerRequest>) => {
   const msg = e.data;
   if ("share" in msg) {
-    main = new MainReplicationShare(msg.share, null, {
+    main = new MainReplicationShare(msg.share, {
       frame: () => {
         if (parser.kind === Frame.DELETE) seen.deletes++;
         else if (parser.kind === Frame.FLUSH) seen.flushes++;
