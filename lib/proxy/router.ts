@@ -731,10 +731,15 @@ export class Router {
     const noreply = !meta && req.noreply;
     const quiet = meta && req.noreply;
     const ticket = sink.reserve();
-    if (this.backups.length === 0 && !noreply && !quiet) {
-      // No copies to make: relay as is.
-      this.#callFrame(primary, op, [raw], (rbuf, start, length) => {
-        sink.fillFrame(ticket, rbuf, start, length);
+    if (this.backups.length === 0) {
+      // No copies to make: relay (asking for the reply, so the client's turn is kept in order).
+      const quietParts = noreply || quiet;
+      const sent = quietParts
+        ? withoutToken(req, noreply ? req.ntokens - 1 : req.flagToken(113 /* q */))
+        : [raw];
+      this.#callFrame(primary, op, sent, (rbuf, start, length, parser) => {
+        if (quietParts && silenced(op, noreply, parser.kind)) sink.fill(ticket, EMPTY_PARTS);
+        else sink.fillFrame(ticket, rbuf, start, length);
       }, () => this.#noBackend(sink, ticket));
       return;
     }
@@ -850,7 +855,7 @@ export class Router {
         }
         // The common case without a Reply copy: copy to backups, relay the frame.
         this.#copyToBackups(ctx, index, null);
-        if (ctx.noreply || (ctx.quiet && k === ReplyKind.HD)) {
+        if ((ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, k)) {
           ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
         } else ctx.sink.fillFrame(ctx.ticket, buf, start, length);
       }, failed);
@@ -958,15 +963,9 @@ export class Router {
   }
 
   #answer(ctx: WriteCtx, r: Reply): void {
-    if (ctx.noreply) {
+    if ((ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, r.kind)) {
       ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
-      return;
-    }
-    if (ctx.quiet && (r.kind === ReplyKind.HD || (ctx.op === Op.MA && r.kind === ReplyKind.VA))) {
-      ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
-      return;
-    }
-    ctx.sink.fill(ctx.ticket, r.bytes);
+    } else ctx.sink.fill(ctx.ticket, r.bytes);
   }
 
   /**
@@ -988,7 +987,7 @@ export class Router {
     else parts = [raw];
     if (this.backups.length === 0) {
       this.#call(primary, op, parts, (r) => {
-        const drop = noreply || (quiet && r.kind === ReplyKind.HD);
+        const drop = (noreply || quiet) && silenced(op, noreply, r.kind);
         sink.fill(ticket, drop ? EMPTY_PARTS : r.bytes);
       }, () => this.#noBackend(sink, ticket));
       return;
@@ -1127,6 +1126,11 @@ export class Router {
 }
 
 // ---- reply kinds and errors ----
+
+/** A write sent with noreply (text) or q (meta) gets no answer for this reply kind. */
+function silenced(op: OpCode, noreply: boolean, kind: number): boolean {
+  return noreply || kind === ReplyKind.HD || (op === Op.MA && kind === ReplyKind.VA);
+}
 
 function isSuccess(kind: number): boolean {
   return kind === ReplyKind.STORED || kind === ReplyKind.HD || kind === ReplyKind.NUMBER ||

@@ -18,14 +18,18 @@ function primaryPort(cluster: Cluster, key: string): number {
 }
 
 /** Runs `fn` against a fresh 3-primary, 1-backup cluster (memcached -I 2m for 1 MB values). */
-function withCluster(name: string, fn: (c: TestConn, cluster: Cluster) => Promise<void>): void {
+function withCluster(
+  name: string,
+  fn: (c: TestConn, cluster: Cluster) => Promise<void>,
+  backups = 1,
+): void {
   Deno.test({
     name,
     ignore: ignoreUnless(name, ["memcached"]),
     async fn() {
       const cluster = await startCluster({
         servers: 3,
-        backups: 1,
+        backups,
         memcachedArgs: ["-I", "2m", "-m", "64"],
       });
       const c = await connect(cluster.proxy.port);
@@ -335,3 +339,19 @@ Deno.test({
     }
   },
 });
+
+withCluster(
+  "without backups, noreply and quiet writes are relayed once and answer nothing",
+  async (c) => {
+    await c.send(
+      "set a 0 0 1 noreply\r\n1\r\nappend a 0 0 1 noreply\r\n2\r\nincr a 5 noreply\r\n" +
+        "ms m 1 q\r\n7\r\nma m q v\r\nma m q\r\nset d 0 0 1 noreply\r\nx\r\ndelete d noreply\r\n" +
+        "mn\r\n",
+    );
+    equal(await c.readLine(), "MN");
+    equal(await getValue(c, "a"), "17", "append and incr applied once");
+    equal(await c.request("mg m v", metaEnd), "VA 1\r\n9\r\n");
+    equal(await getValue(c, "d"), undefined);
+  },
+  0,
+);
