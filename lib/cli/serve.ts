@@ -201,13 +201,17 @@ export async function serveMain(args: string[]): Promise<number> {
       threads === 1 ? "" : "s"
     }`,
   );
-  await replicator?.start();
-  await server.finished;
-  await replicator?.stop();
-  if (pidfile) {
-    try {
-      Deno.removeSync(pidfile);
-    } catch { /* gone */ }
+  try {
+    await replicator?.start(); // a configuration mistake (secret, port) throws here
+    await server.finished;
+  } finally {
+    server.stop();
+    await replicator?.stop();
+    if (pidfile) {
+      try {
+        Deno.removeSync(pidfile);
+      } catch { /* gone */ }
+    }
   }
   return 0;
 }

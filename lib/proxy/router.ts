@@ -260,7 +260,7 @@ export class Router {
         return Next.CLOSE;
       case Op.ERROR:
         if (req.close) return Next.CLOSE;
-        if (req.error !== null && !(req.noreply && req.op < Op.MG)) sink.reply(req.error);
+        if (req.error !== null && !req.noreply) sink.reply(req.error);
         return Next.CONTINUE;
       default:
         // shutdown, lru_crawler, cache_memlimit, misbehave: server administration.

@@ -45,6 +45,11 @@ export class ServerClock implements Clock {
     return 2 + Math.floor((epochMs() - this.origin.startMs) / 1000);
   }
 
+  /** Whole seconds since the origin: the same on every thread. */
+  uptime(): number {
+    return this.#now - 2;
+  }
+
   /** Unix seconds at clock 0. */
   get processStartUnix(): number {
     return this.origin.startUnix;

@@ -86,8 +86,6 @@ export const VERSION: string = PROTOCOL_VERSION;
 
 /** Per-connection state the engine needs. */
 export interface Session {
-  /** Connection id (stats conns). */
-  id: number;
   /**
    * A reply still being produced (metadump): appends its next part and
    * returns true once it is complete. The connection calls it until then.
@@ -139,7 +137,6 @@ export class Engine {
   /** Named `stats <group>` sections; replication adds `replication` after construction. */
   statsGroups: Record<string, (out: Writer) => void>;
   #options: EngineOptions;
-  #startedAt = 0;
   #lock: SharedLock | null = null;
   #shared: SharedStats | null = null;
   #threads = 1;
@@ -155,7 +152,6 @@ export class Engine {
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
     this.store = new Store(options, clock, shared?.memory);
-    this.#startedAt = clock.now();
     if (shared) {
       this.#lock = new SharedLock(shared.lock);
       this.#shared = new SharedStats(shared.threads, shared.stats);
@@ -230,7 +226,6 @@ export class Engine {
   #run(req: Request, out: Writer, session: Session): number {
     switch (req.op) {
       case Op.ERROR:
-        if (req.tooLarge) return Action.CONTINUE;
         if (req.close) return Action.CLOSE;
         if (req.error) out.bytes(req.error);
         return Action.CONTINUE;
@@ -747,7 +742,7 @@ export class Engine {
           out.text(" t");
           const exp = store.exptime(h);
           if (exp === 0) out.text("-1");
-          else out.text(String(toU32(exp - now)));
+          else out.uint(toU32(exp - now));
           break;
         }
         case M.c:
@@ -958,7 +953,8 @@ export class Engine {
         case M.t: {
           out.text(" t");
           const exp = store.exptime(h);
-          out.text(exp === 0 ? "-1" : String(toU32(exp - this.clock.now())));
+          if (exp === 0) out.text("-1");
+          else out.uint(toU32(exp - this.clock.now()));
           break;
         }
         case M.T:
@@ -1109,7 +1105,7 @@ export class Engine {
     const now = this.clock.now();
     const lines: Array<[string, string | number]> = [
       ["pid", Deno.pid],
-      ["uptime", now - this.#startedAt],
+      ["uptime", this.clock.uptime()],
       ["time", this.clock.unixNow()],
       ["version", VERSION],
       ["libevent", "deno"],

@@ -31,7 +31,6 @@ export class Server {
   #options: ServerOptions;
   #listeners: Deno.TcpListener[] = [];
   #conns = new Set<Deno.Conn>();
-  #nextId = 1;
   #stopped = false;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
@@ -88,7 +87,7 @@ export class Server {
         conn.setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
-        const session = { id: this.#nextId++, more: null };
+        const session = { more: null };
         serveConnection(conn, this.engine, session, maxValue, this.barrier).then((action) => {
           if (action === Action.SHUTDOWN) this.stop();
         }, (err) => {
