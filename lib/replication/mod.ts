@@ -36,6 +36,7 @@ export type { Backlog } from "./backlog.ts";
 export type { StreamState } from "./handshake.ts";
 export type { Link, LinkPhase } from "./link.ts";
 export type { Merger } from "./merge.ts";
+export type { FrameParser } from "./stream.ts";
 export type { ReplicationStats } from "./stats.ts";
 export type { HostPort } from "../cli/flags.ts";
 export { createReplicationShare, type ReplicationShare, WorkerReplication } from "./threads.ts";
