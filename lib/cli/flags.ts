@@ -6,16 +6,10 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { errorText } from "../transport/mod.ts";
+import { errorText, type HostPort } from "../transport/mod.ts";
+import { UsageError } from "../errors.ts";
 
-/** A user mistake on the command line (exit code 2). */
-export class UsageError extends Error {
-  /** Create a usage error with a message for the user. */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
 /** Option table in node:util parseArgs form. */
 export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
@@ -81,13 +75,7 @@ export function sizeFlag(values: FlagValues, name: string, fallback: number): nu
   return Number(m[1]) * unit;
 }
 
-/** A "host:port" address. */
-export interface HostPort {
-  /** Host name or IP. */
-  host: string;
-  /** TCP port. */
-  port: number;
-}
+export type { HostPort };
 
 /** Parse "host:port" (or "[v6]:port"), or throw a usage error naming the flag. */
 export function parseHostPort(text: string, flag: string, defaultPort?: number): HostPort {

@@ -25,7 +25,7 @@ import {
   stringFlag,
   UsageError,
 } from "./flags.ts";
-import { log } from "./log.ts";
+import { log } from "../log.ts";
 import { errorText } from "../transport/mod.ts";
 
 const SPEC: FlagSpec = {

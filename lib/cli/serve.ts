@@ -17,7 +17,7 @@ import {
   stringFlag,
   UsageError,
 } from "./flags.ts";
-import { log } from "./log.ts";
+import { log } from "../log.ts";
 import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, Replicator } from "../replication/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";

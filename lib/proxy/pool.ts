@@ -7,7 +7,7 @@
 
 import { Client, ClientError, errorDetail } from "../client/mod.ts";
 import { base64Encode, base64Length, decodeAscii, Op } from "../protocol/mod.ts";
-import { log } from "../cli/log.ts";
+import { log } from "../log.ts";
 
 /** Health and connection settings shared by every backend. */
 export interface BackendOptions {

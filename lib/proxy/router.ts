@@ -43,7 +43,7 @@ import {
   REPLY,
   type Request,
 } from "../protocol/mod.ts";
-import { log } from "../cli/log.ts";
+import { log } from "../log.ts";
 import { errorText } from "../transport/mod.ts";
 import type { Distribution } from "./ketama.ts";
 import type { Backend } from "./pool.ts";

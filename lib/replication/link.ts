@@ -10,7 +10,7 @@
 import { setImmediate } from "node:timers";
 import { Writer } from "../protocol/mod.ts";
 import { errorText, ReadBuffer } from "../transport/mod.ts";
-import { log } from "../cli/log.ts";
+import { log } from "../log.ts";
 import type { StreamState } from "./handshake.ts";
 import { Applied } from "./merge.ts";
 import type { Replicator } from "./replicator.ts";

@@ -38,5 +38,5 @@ export type { Link, LinkPhase } from "./link.ts";
 export type { Merger } from "./merge.ts";
 export type { FrameParser } from "./stream.ts";
 export type { ReplicationStats } from "./stats.ts";
-export type { HostPort } from "../cli/flags.ts";
+export type { HostPort } from "../transport/mod.ts";
 export { createReplicationShare, type ReplicationShare, WorkerReplication } from "./threads.ts";

@@ -9,10 +9,10 @@
 import { type Server, statLine } from "../server/mod.ts";
 import type { Engine, MutationObserver } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
-import { closeQuietly, errorText } from "../transport/mod.ts";
+import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
-import { log } from "../cli/log.ts";
-import { type HostPort, UsageError } from "../cli/flags.ts";
+import { log } from "../log.ts";
+import { UsageError } from "../errors.ts";
 import { Backlog } from "./backlog.ts";
 import { handshake, type HandshakeFailure, randomHex, type StreamState } from "./handshake.ts";
 import { Link } from "./link.ts";

@@ -31,3 +31,11 @@ export function closeQuietly(resource: { close(): void }): void {
 export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A "host:port" address. */
+export interface HostPort {
+  /** Host name or IP. */
+  host: string;
+  /** TCP port. */
+  port: number;
+}

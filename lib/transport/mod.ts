@@ -5,5 +5,5 @@
  * @module
  */
 
-export { closeQuietly, errorText, isDisconnect, writeAll } from "./conn.ts";
+export { closeQuietly, errorText, type HostPort, isDisconnect, writeAll } from "./conn.ts";
 export { type Readable, ReadBuffer } from "./read_buffer.ts";
