@@ -1102,7 +1102,6 @@ export class Engine {
     const s = this.#shared ? this.#shared.total() : this.stats, st = this.store.stats;
     const usage = Deno.memoryUsage();
     const cpu = cpuUsage();
-    const now = this.clock.now();
     const lines: Array<[string, string | number]> = [
       ["pid", Deno.pid],
       ["uptime", this.clock.uptime()],
