@@ -104,7 +104,10 @@ export async function memcaslap(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const killer = setTimeout(() => proc.kill("SIGKILL"), (seconds + 30) * 1000);
+  const killer = setTimeout(
+    () => proc.kill("SIGKILL"),
+    (ops === undefined ? seconds + 30 : 300) * 1000,
+  );
   const out = await proc.output().finally(() => clearTimeout(killer));
   const raw = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   const m = /Ops: (\d+) TPS: (\d+)/.exec(raw);
