@@ -18,6 +18,9 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+
+/** The module extra serve threads run (compile.sh --include's it). */
+const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, Replicator } from "../replication/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
@@ -184,7 +187,7 @@ export async function serveMain(args: string[]): Promise<number> {
   // no window where the port answers and then refuses, nor a write before replication.
   try {
     if (threads > 1 && port === 0) server.listen(); // the workers join the port it picks
-    if (threads > 1) await startThreads(server, options, threads, share);
+    if (threads > 1) await startThreads(server, options, threads, WORKER_URL, share);
   } catch (err) {
     server.stop();
     throw cannotListen(err);

@@ -20,4 +20,4 @@ export { type ClockOrigin, ServerClock } from "./clock.ts";
 export { serveConnection } from "./connection.ts";
 export { Server, type ServerOptions } from "./listener.ts";
 export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from "./stats.ts";
-export { startThreads, type ThreadInit, type ThreadMessage } from "./threads.ts";
+export { runWorker, startThreads, type ThreadInit, type ThreadMessage } from "./threads.ts";

@@ -6,21 +6,24 @@
  * @module
  */
 
-import type { ClockOrigin } from "./clock.ts";
-import type { EngineShared } from "./commands.ts";
-import type { Server, ServerOptions } from "./listener.ts";
-import type { ReplicationShare } from "../replication/threads.ts";
+import { type ClockOrigin, ServerClock } from "./clock.ts";
+import { Engine, type EngineShared } from "./commands.ts";
+import { Server, type ServerOptions } from "./listener.ts";
+import { errorText } from "../transport/mod.ts";
 
-/** What a worker thread needs to join. */
-export interface ThreadInit {
+/**
+ * What a worker thread needs to join. `X` is what the layer above (the cli)
+ * passes along for itself, e.g. replication's shared state.
+ */
+export interface ThreadInit<X = unknown> {
   /** The listener and engine options. */
   options: ServerOptions;
   /** Shared cache, lock and counters, with the worker's row. */
   shared: EngineShared;
   /** The main thread's clock origin. */
   origin: ClockOrigin;
-  /** Replication's shared state, when serve replicates. */
-  replication?: ReplicationShare;
+  /** The caller's own payload (structured-cloneable). */
+  extra?: X;
 }
 
 /** A worker's answer to its init. */
@@ -30,24 +33,26 @@ export type ThreadMessage =
   | { type: "stopped" };
 
 /**
- * Start `threads - 1` workers next to `server` (already listening with
- * reusePort); resolves once all listen. Stopping `server` stops them.
+ * Start `threads - 1` workers from the module at `workerUrl` (which calls
+ * {@linkcode runWorker}) next to `server` (already listening with reusePort);
+ * resolves once all listen. Stopping `server` stops them.
  */
-export async function startThreads(
+export async function startThreads<X>(
   server: Server,
   options: ServerOptions,
   threads: number,
-  replication?: ReplicationShare,
+  workerUrl: string,
+  extra?: X,
 ): Promise<void> {
   const shared = server.engine.share(threads);
   const origin = server.engine.clock.origin;
-  // Functions do not cross threads; workers get replication's hooks from `replication`.
+  // Functions do not cross threads; workers rebuild their hooks from `extra`.
   const { extraStats: _e, statsGroups: _g, ...plain } = options;
   const options0 = { ...plain, port: server.port };
   const workers: Worker[] = [];
   try {
     for (let t = 1; t < threads; t++) {
-      const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+      const worker = new Worker(workerUrl, { type: "module" });
       workers.push(worker);
       const ready = new Promise<void>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
@@ -60,11 +65,11 @@ export async function startThreads(
           reject(new Error(e.message));
         };
       });
-      const init: ThreadInit = {
+      const init: ThreadInit<X> = {
         options: { ...options0, reusePort: true },
         shared: { ...shared, thread: t },
         origin,
-        replication,
+        extra,
       };
       worker.postMessage(init);
       await ready;
@@ -77,4 +82,36 @@ export async function startThreads(
     for (const w of workers) w.postMessage("stop");
     setTimeout(() => workers.forEach((w) => w.terminate()), 200);
   });
+}
+
+declare const self: Worker & { close(): void };
+
+/**
+ * The body of a worker thread's module: on its init message, build an engine
+ * over the shared cache and a listener on the shared port; `attach` adds the
+ * caller's parts (replication) before the port answers.
+ */
+export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => void): void {
+  let server: Server | undefined;
+  const post = (message: ThreadMessage) => self.postMessage(message);
+  self.onmessage = (event: MessageEvent<ThreadInit<X> | "stop">) => {
+    if (event.data === "stop") {
+      server?.stop();
+      return;
+    }
+    const { options, shared, origin, extra } = event.data;
+    try {
+      const engine = new Engine(options, new ServerClock(origin), shared);
+      const s = server = new Server({ ...options, reusePort: true }, engine);
+      attach?.(s, extra);
+      s.listen();
+      s.finished.then(() => {
+        post({ type: "stopped" });
+        self.close();
+      });
+      post({ type: "ready" });
+    } catch (err) {
+      post({ type: "error", message: errorText(err) });
+    }
+  };
 }
