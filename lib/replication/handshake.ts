@@ -21,6 +21,7 @@
 import { decodeAscii, Request, tokenizeReplLine } from "../protocol/mod.ts";
 import { parseDecimal } from "../protocol/bytes.ts";
 import { errorText } from "../transport/mod.ts";
+import { parseVersion } from "./stream.ts";
 
 /** Wire protocol version; a peer speaking another one is refused. */
 export const PROTOCOL_VERSION = 1;
@@ -158,11 +159,17 @@ function stateLine(s: StreamState): string {
   return `STATE ${s.streamId} ${s.streamEnd} ${s.knownStream} ${s.knownOffset} ${s.items} ${s.hlc}\r\n`;
 }
 
+/**
+ * The peer's STATE line, or null when it is not one. The clock is parsed
+ * as a version (digits beyond 2**53 give Infinity): whether to follow it is
+ * the replicator's call, and refusing the pairing over it would keep the
+ * pair split for good.
+ */
 function parseState(t: string[]): StreamState | null {
   if (t.length !== 7 || t[0] !== "STATE") return null;
-  const nums = [t[2], t[4], t[5], t[6]].map((x) => {
+  const nums = [t[2], t[4], t[5], t[6]].map((x, i) => {
     const b = new TextEncoder().encode(x);
-    return parseDecimal(b, 0, b.length);
+    return (i === 3 ? parseVersion : parseDecimal)(b, 0, b.length);
   });
   if (nums.some((n) => n < 0)) return null;
   return {

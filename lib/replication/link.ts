@@ -285,21 +285,21 @@ export class Link {
       case Frame.FLUSH: {
         if (this.#recvOffset < 0) return this.#protocolError("change before RESUME/COPY");
         this.#recvOffset += length;
-        this.#count(repl.merger.applyFrame(p));
+        this.#count(repl.merger.applyFrame(p), p);
         return true;
       }
       case Frame.COPY_ITEM:
       case Frame.COPY_DELETE:
         if (!this.receivingCopy) return this.#protocolError("copy frame outside a copy");
         if (p.kind === Frame.COPY_ITEM) stats.itemsCopiedReceived++;
-        this.#count(repl.merger.applyFrame(p));
+        this.#count(repl.merger.applyFrame(p), p);
         return true;
       case Frame.COPY:
         this.#recvStream = p.text;
         this.#recvOffset = p.nums[0];
         this.receivingCopy = true;
         if (repl.link === this) repl.peerStream = null; // partial until COPIED
-        repl.merger.adoptEpoch(p.nums[2]);
+        if (!repl.merger.adoptEpoch(p.nums[2])) repl.rejectedVersion(p.nums[2], "flush epoch");
         if (p.nums[1] > 0) log.info(`replication: marugoto copying (receiving ${p.nums[1]} items)`);
         return true;
       case Frame.COPIED:
@@ -330,7 +330,7 @@ export class Link {
         }
         return true;
       case Frame.PING:
-        repl.hlc.observe(p.nums[0]);
+        if (!repl.hlc.observe(p.nums[0])) repl.rejectedVersion(p.nums[0], "its clock");
         return true;
       case Frame.ERR:
         this.close(`peer refused: ${p.text}`);
@@ -339,11 +339,14 @@ export class Link {
     return this.#protocolError("unexpected frame");
   }
 
-  #count(result: number): void {
+  #count(result: number, p: FrameParser): void {
     const stats = this.#repl.stats;
     if (result === Applied.CHANGED) stats.changesApplied++;
     else if (result === Applied.IGNORED) stats.changesIgnored++;
-    else stats.applyFailures++;
+    else if (result === Applied.REJECTED) {
+      const version = this.#repl.hlc.accepts(p.version) ? p.touch : p.version;
+      this.#repl.rejectedVersion(version, p.kind === Frame.FLUSH ? "a flush_all" : "a change");
+    } else stats.applyFailures++;
   }
 
   /** Stream frames were applied: remember how far, and acknowledge. */

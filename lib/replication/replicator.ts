@@ -27,7 +27,7 @@ import {
   writeItemLine,
 } from "./stream.ts";
 import { MainReplicationShare, type ReplicationShare } from "./threads.ts";
-import { HybridClock } from "./versions.ts";
+import { HybridClock, versionTime } from "./versions.ts";
 
 /** How `serve --replicate` pairs with its peer. */
 export interface ReplicationOptions {
@@ -114,12 +114,14 @@ export class Replicator implements MutationObserver {
       Math.max(65536, Math.floor(options.backlogBytes / 256)),
     );
     store.nextCas = () => (this.#fresh = this.hlc.tick());
+    // A CAS is a version here: a client-chosen one would win forever or lose to the peer.
+    this.engine.explicitCasMax = -1;
     this.engine.observer = this;
     if (share) {
       const parser = this.#ringParser;
       const shared = new MainReplicationShare(share, {
         frame: (buf, start, end) => this.#workerChange(buf, start, end),
-        overflowed: () => this.#ringOverflow(),
+        overflowed: (corrupt) => this.#ringOverflow(corrupt),
         drained: (ringEnd) => {
           shared.mark(ringEnd, this.backlog.end);
           this.#publishAcks();
@@ -161,7 +163,7 @@ export class Replicator implements MutationObserver {
     if (cas === this.#fresh) this.#fresh = -1;
     else {
       // The CAS did not change: an expiry-only change (touch, gat, mg T) needs its own version.
-      this.hlc.observe(cas); // (or meta E, which may set a version ahead of the clock)
+      this.hlc.observe(cas);
       touch = this.hlc.tick();
       const ko = store.keyOffset(h);
       this.merger.touched(decodeAscii(store.buffer(h), ko, ko + store.keyLength(h)), touch);
@@ -215,12 +217,14 @@ export class Replicator implements MutationObserver {
     this.#appended();
   }
 
-  /** A worker could not queue changes: no peer may resume past the gap. */
-  #ringOverflow(): void {
+  /** Worker changes were lost (ring full, or bytes that did not parse): no peer may resume past the gap. */
+  #ringOverflow(corrupt: boolean): void {
     this.backlog.skip();
     this.stats.backlogOverflows++;
     log.warn(
-      "replication: change ring full for 5 s (main thread stalled): sets left out, full copy follows",
+      corrupt
+        ? "replication: corrupt change ring (a bug): its changes left out, full copy follows"
+        : "replication: change ring full for 5 s (main thread stalled): sets left out, full copy follows",
     );
     this.link?.wake();
   }
@@ -229,6 +233,24 @@ export class Replicator implements MutationObserver {
   #publishAcks(ended = false): void {
     const link = this.link;
     this.#shared?.publish(link !== null && link.streaming, link?.acked ?? 0, ended);
+  }
+
+  /**
+   * The peer sent a version the clock does not accept (`what` it was): count
+   * it and warn, at most every 10 s, since a peer sends such values in runs.
+   */
+  rejectedVersion(version: number, what: string): void {
+    const s = this.stats;
+    s.versionsRejected++;
+    const now = performance.now();
+    if (now - s.versionsWarnedAt < 10_000) return;
+    s.versionsWarnedAt = now;
+    const ahead = Number.isSafeInteger(version)
+      ? `${Math.round((versionTime(version) - Date.now()) / 1000)} s ahead of this node's clock`
+      : "out of range";
+    log.warn(
+      `replication: refused a version from the peer (${what}: ${version}, ${ahead}; ${s.versionsRejected} so far): check both nodes' clocks`,
+    );
   }
 
   /** Take the store lock (serve threads share it); worker changes are drained first. */
@@ -492,7 +514,7 @@ export class Replicator implements MutationObserver {
       // A newer connection from the peer (or its new incarnation) replaces the old one.
       old.close("replaced by a new link");
     }
-    this.hlc.observe(peer.hlc);
+    if (!this.hlc.observe(peer.hlc)) this.rejectedVersion(peer.hlc, "its clock");
     const link = new Link(conn, role, peerNode, this);
     this.link = link;
     this.stats.links++;
@@ -606,6 +628,7 @@ export class Replicator implements MutationObserver {
       ["repl_tombstones", this.merger.tombstones.size],
       ["repl_auth_failures", s.authFailures],
       ["repl_bad_peers", s.badPeers],
+      ["repl_versions_rejected", s.versionsRejected],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

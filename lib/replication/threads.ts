@@ -11,6 +11,8 @@
  */
 
 import { statLine } from "../server/stats.ts";
+import { log } from "../log.ts";
+import { errorText } from "../transport/mod.ts";
 import type { Engine, MutationObserver, Server } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
 import { wireBits } from "./merge.ts";
@@ -149,6 +151,7 @@ export class WorkerReplication implements MutationObserver {
     this.#hlc = HybridClock.attach(share.clock);
     const engine = this.#engine;
     engine.store.nextCas = () => (this.#fresh = this.#hlc.tick());
+    engine.explicitCasMax = -1; // versions come from the clock only (see Replicator)
     engine.observer = this;
     if (Atomics.load(this.#v.ctl, C_SYNC) === 1) server.barrier = () => this.barrier();
     engine.extraStats = (out) => this.writeStats(out);
@@ -297,8 +300,11 @@ function put(ring: Uint8Array, at: number, src: Uint8Array, s: number, e: number
 export interface RingSink {
   /** One frame (complete) of a worker's change. */
   frame(buf: Uint8Array, start: number, end: number): void;
-  /** Changes were lost to a full ring: the peer needs a full copy. */
-  overflowed(): void;
+  /**
+   * Changes were lost, to a full ring or to ring bytes that did not parse
+   * (`corrupt`, a bug: never to happen): the peer needs a full copy.
+   */
+  overflowed(corrupt: boolean): void;
   /** The ring was drained up to this offset (its frames are in the backlog now). */
   drained(ringEnd: number): void;
 }
@@ -365,17 +371,25 @@ export class MainReplicationShare {
       if (first < n) buf.set(v.ring.subarray(0, n - first), first);
       v.setNum(N_HEAD, tail);
       v.bump(C_HEAD_GEN);
-      for (let at = 0; at < n;) {
-        const used = this.#parse(buf, at, n);
-        if (used <= 0) throw new Error("replication: corrupt change ring");
-        this.#sink.frame(buf, at, at + used);
-        at += used;
+      let corrupt = false;
+      for (let at = 0; at < n && !corrupt;) {
+        // Bytes that are no frame cannot be resynchronised: the rest is dropped, a full copy
+        // covers it (the store has every change), and the process goes on.
+        try {
+          const used = this.#parse(buf, at, n);
+          if (used <= 0 || at + used > n) corrupt = true;
+          else this.#sink.frame(buf, at, at + used);
+          at += used;
+        } catch {
+          corrupt = true;
+        }
       }
       this.#sink.drained(tail);
+      if (corrupt) this.#sink.overflowed(true);
     }
     if (Atomics.load(v.ctl, C_OVERFLOW) === 1) {
       Atomics.store(v.ctl, C_OVERFLOW, 0);
-      this.#sink.overflowed();
+      this.#sink.overflowed(false);
     }
   }
 
@@ -433,7 +447,12 @@ export class MainReplicationShare {
       }
       Atomics.store(v.ctl, C_SLEEP, 0);
       if (this.#stopped) break;
-      this.service();
+      try {
+        this.service();
+      } catch (err) {
+        // A bug here must not end the drain loop (workers would wait on it forever).
+        log.warn(`replication: change ring service failed: ${errorText(err)}`);
+      }
     }
   }
 

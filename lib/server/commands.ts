@@ -18,6 +18,7 @@ import {
 import { lastBig } from "../protocol/bytes.ts";
 import {
   ALLOC_TOO_LARGE,
+  MAX_CAS,
   SharedLock,
   Store,
   type StoreMemory,
@@ -130,6 +131,12 @@ export class Engine {
   stats: ServerStats = new ServerStats();
   /** Mutation listener (replication), or null. */
   observer: MutationObserver | null = null;
+  /**
+   * Largest CAS a client may set with meta `E`: the store's CAS width.
+   * Replication sets -1 (versions are CAS values, and only its clock may
+   * choose them): `E` is then an unknown flag, as in memcached 1.6.18.
+   */
+  explicitCasMax: number = MAX_CAS;
   /** Current `verbosity` level. */
   verbosity = 0;
   /** Extra `stats` lines; replication registers here after construction. */

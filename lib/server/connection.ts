@@ -38,6 +38,7 @@ export async function serveConnection(
         stats.bytesRead += rb.end - rb.start - before;
       }
       buffered = false;
+      req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
