@@ -344,8 +344,11 @@ export class Link {
     if (result === Applied.CHANGED) stats.changesApplied++;
     else if (result === Applied.IGNORED) stats.changesIgnored++;
     else if (result === Applied.REJECTED) {
-      const version = this.#repl.hlc.accepts(p.version) ? p.touch : p.version;
-      this.#repl.rejectedVersion(version, p.kind === Frame.FLUSH ? "a flush_all" : "a change");
+      const repl = this.#repl;
+      if (repl.hlc.accepts(p.version)) {
+        if (p.kind === Frame.FLUSH) repl.rejectedVersion(p.exp, "a flush_all time");
+        else repl.rejectedVersion(p.touch, "a touch");
+      } else repl.rejectedVersion(p.version, p.kind === Frame.FLUSH ? "a flush_all" : "a change");
     } else stats.applyFailures++;
   }
 

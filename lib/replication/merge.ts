@@ -17,7 +17,8 @@
  *   (not below 2**53, or more than an hour ahead of this node's wall clock:
  *   {@linkcode HybridClock.accepts}) is refused, and the clock does not
  *   follow it: such a version would outrank every later write of the key
- *   (or, for a flush or tombstone, every later write at all).
+ *   (or, for a flush or tombstone, every later write at all). So is a
+ *   flush_all whose time is past int32 unix seconds.
  * @module
  */
 
@@ -246,7 +247,9 @@ export class Merger {
    * `local` = it already ran on this store (the engine did it).
    */
   applyFlush(version: number, atUnix: number, local: boolean): number {
-    if (!this.#hlc.observe(version) && !local) return Applied.REJECTED;
+    // A flush time past int32 unix seconds is none a flush_all can name (and would wrap the store's).
+    if (!local && (!this.#hlc.accepts(version) || atUnix > 0x7fffffff)) return Applied.REJECTED;
+    this.#hlc.observe(version);
     const epoch = Math.max(version, versionAt(atUnix * 1000));
     const atLocal = atUnix - this.#clock.processStartUnix;
     const now = this.#clock.now();

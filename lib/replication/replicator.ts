@@ -236,8 +236,9 @@ export class Replicator implements MutationObserver {
   }
 
   /**
-   * The peer sent a version the clock does not accept (`what` it was): count
-   * it and warn, at most every 10 s, since a peer sends such values in runs.
+   * The peer sent a version the clock does not accept (or, for `what` = "a
+   * flush_all time", a flush time past int32): count it and warn, at most
+   * every 10 s, since a peer sends such values in runs.
    */
   rejectedVersion(version: number, what: string): void {
     const s = this.stats;
@@ -245,7 +246,10 @@ export class Replicator implements MutationObserver {
     const now = performance.now();
     if (now - s.versionsWarnedAt < 10_000) return;
     s.versionsWarnedAt = now;
-    const ahead = Number.isSafeInteger(version)
+    // A version in range is refused for being ahead; a flush time (unix s) for being past int32.
+    const ahead = what === "a flush_all time"
+      ? "past 2038"
+      : Number.isSafeInteger(version) && version >= 0
       ? `${Math.round((versionTime(version) - Date.now()) / 1000)} s ahead of this node's clock`
       : "out of range";
     log.warn(

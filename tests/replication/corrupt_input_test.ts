@@ -185,3 +185,29 @@ Deno.test("change ring: random bytes between valid frames are dropped with a ful
   }
   ok(seen.corrupt > 100, `corrupt rings noticed (${seen.corrupt})`);
 });
+
+Deno.test("merge: each kind of out-of-range version is refused and leaves the clock alone", () => {
+  const { store, hlc, merger: m } = merger();
+  const k = enc.encode("key"), v = enc.encode("value");
+  const now = versionAt(Date.now());
+  const far = versionAt(Date.now() + MAX_DRIFT_MS + 60_000);
+  const item = (version: number, touch = 0) =>
+    m.applyItem(k, 0, k.length, v, 0, v.length, 0, 0, version, 0, touch);
+  const before = hlc.last;
+  for (const bad of [2 ** 53, Infinity, NaN, -16, far, 2 ** 53 - 1]) {
+    equal(item(bad), Applied.REJECTED, `item version ${bad}`);
+    equal(item(now, bad), Applied.REJECTED, `touch version ${bad}`);
+    equal(m.applyDelete(k, 0, k.length, bad), Applied.REJECTED, `delete version ${bad}`);
+    equal(m.applyFlush(bad, 0, false), Applied.REJECTED, `flush version ${bad}`);
+    equal(m.adoptEpoch(bad), false, `epoch ${bad}`);
+    equal(hlc.observe(bad), false, `clock ${bad}`);
+  }
+  equal(m.applyFlush(now, 2 ** 40, false), Applied.REJECTED, "flush time past int32");
+  equal(hlc.last, before, "the clock did not move");
+  equal(m.tombstones.size, 0);
+  equal(store.stats.currItems, 0);
+  // The bound itself is taken: a peer up to MAX_DRIFT_MS ahead is followed, as the HLC must.
+  const edge = versionAt(Date.now() + MAX_DRIFT_MS - 60_000);
+  equal(item(edge), Applied.CHANGED);
+  ok(hlc.tick() > edge, "later local writes are newer than what was followed");
+});
