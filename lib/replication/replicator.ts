@@ -352,8 +352,20 @@ export class Replicator implements MutationObserver {
         }
       }
     }
-    this.#loopDone = this.#loop();
-    this.#shared?.run();
+    this.#loopDone = this.#pairing();
+    this.#shared?.run().catch((err) => log.warn(`replication: change ring: ${errorText(err)}`));
+  }
+
+  /** The pairing loop, restarted after a bug rather than leaving the node unpaired for good. */
+  async #pairing(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        await this.#loop();
+      } catch (err) {
+        log.warn(`replication: pairing failed: ${errorText(err)}; retrying`);
+        await delay(500);
+      }
+    }
   }
 
   /** Stop pairing, close the link and the listener. */
