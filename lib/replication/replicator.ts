@@ -7,7 +7,7 @@
  */
 
 import { type Server, statLine } from "../server/mod.ts";
-import type { Engine, MutationObserver } from "../server/mod.ts";
+import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
 import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
@@ -39,10 +39,27 @@ export interface ReplicationOptions {
   secret?: string;
   /** Acknowledge client writes after the peer applied them. */
   sync: boolean;
+  /**
+   * With `sync`: acknowledge locally (counted) while no peer confirms,
+   * instead of answering SERVER_ERROR.
+   */
+  syncDegrade?: boolean;
+  /** With `sync`: how long a write waits for the peer (ms; default `timeoutMs`). */
+  syncTimeoutMs?: number;
   /** Silence (ms) after which the peer counts as dead. */
   timeoutMs: number;
   /** Backlog bytes. */
   backlogBytes: number;
+  /** On stop: how long to wait for the peer to apply what it has not yet (ms; default 10000). */
+  drainTimeoutMs?: number;
+}
+
+/** A client write waiting for the peer (--repl-sync). */
+interface SyncWaiter {
+  target: number;
+  writes: number;
+  resolve: (applied: number) => void;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** Outcome of one attempt to dial the peer. */
@@ -54,7 +71,7 @@ const MAX_HANDSHAKES = 16;
 const LAG_SAMPLES = 4096;
 
 /** One node's replication state and pairing loop. */
-export class Replicator implements MutationObserver {
+export class Replicator implements MutationObserver, SyncBarrier {
   /** This process's node id. */
   readonly nodeId: string = randomHex(8);
   /** Id of this process's change stream. */
@@ -75,7 +92,13 @@ export class Replicator implements MutationObserver {
   link: Link | null = null;
   #options: ReplicationOptions;
   #scratch = new Writer(1024);
-  #dirty = false;
+  /** Our stream offset the peer is known to have applied, everything before it included. */
+  #confirmed = 0;
+  #syncWaiters: SyncWaiter[] = [];
+  /** The degraded/refused write of this down period was logged. */
+  #syncNoted = false;
+  /** Called when #confirmed moves or the link closes, while stopping. */
+  #drainWake: (() => void) | null = null;
   /** The version just handed to the store (-1 once a write used it). */
   #fresh = -1;
   #listener: Deno.TcpListener | null = null;
@@ -124,13 +147,14 @@ export class Replicator implements MutationObserver {
           shared.mark(ringEnd, this.backlog.end);
           this.#publishAcks();
         },
+        syncNote: (degraded) => this.#syncNote(degraded),
       }, (buf, start, end) => parser.parse(buf, start, end));
       shared.renderStats = (out) => this.writeStats(out);
       this.#shared = shared;
       // Worker changes made before this thread's next batch reach the backlog ahead of it.
       this.engine.lockHooks = { waiting: () => shared.service(), acquired: () => shared.drain() };
     }
-    if (options.sync) server.barrier = () => this.barrier();
+    if (options.sync) server.barrier = this;
     this.engine.extraStats = (out) => this.writeStats(out);
     this.engine.statsGroups.replication = (out) => this.writeStats(out);
   }
@@ -225,10 +249,13 @@ export class Replicator implements MutationObserver {
     this.link?.wake();
   }
 
-  /** Tell worker threads the link state and the acknowledged offset. */
+  /** Tell worker threads the link state and the confirmed offset. */
   #publishAcks(ended = false): void {
-    const link = this.link;
-    this.#shared?.publish(link !== null && link.streaming, link?.acked ?? 0, ended);
+    this.#shared?.publish(this.#linked(), this.#confirmed, ended);
+  }
+
+  #linked(): boolean {
+    return this.link !== null && this.link.streaming;
   }
 
   /** Take the store lock (serve threads share it); worker changes are drained first. */
@@ -242,7 +269,6 @@ export class Replicator implements MutationObserver {
   }
 
   #appended(): void {
-    this.#dirty = true;
     this.stats.changesOut++;
     const now = performance.now();
     const last = (this.#lagTail - 1 + LAG_SAMPLES) % LAG_SAMPLES;
@@ -257,9 +283,13 @@ export class Replicator implements MutationObserver {
     this.link?.wake();
   }
 
-  /** The peer applied our stream up to `offset`: measure the lag. */
-  acked(offset: number): void {
-    this.#publishAcks();
+  /**
+   * The peer applied our stream up to `offset`: measure the lag. While a
+   * full copy is being sent, what came before it is not confirmed yet.
+   */
+  acked(offset: number, copying: boolean): void {
+    if (!copying) this.confirm(offset);
+    else this.#publishAcks();
     const now = performance.now();
     while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= offset) {
       this.#lastLagMs = now - this.#lagTime[this.#lagHead];
@@ -278,14 +308,93 @@ export class Replicator implements MutationObserver {
     return Math.round(performance.now() - this.#lagTime[this.#lagHead]);
   }
 
-  /** Sync mode: a promise that resolves when the peer applied this batch's writes. */
-  barrier(): Promise<void> | null {
-    if (!this.#dirty) return null;
-    this.#dirty = false;
-    const link = this.link;
-    if (!link || !link.streaming) return null;
-    const end = this.backlog.end;
-    return link.acked >= end ? null : link.waitAcked(end);
+  /**
+   * The peer holds our stream up to `offset`, all of it (an ACK outside a
+   * full copy, a resume point, a full copy sent).
+   */
+  confirm(offset: number): void {
+    if (offset <= this.#confirmed) return;
+    this.#confirmed = offset;
+    const waiters = this.#syncWaiters;
+    let i = 0;
+    while (i < waiters.length && waiters[i].target <= offset) {
+      clearTimeout(waiters[i].timer);
+      waiters[i].resolve(offset);
+      i++;
+    }
+    if (i > 0) waiters.splice(0, i);
+    this.#publishAcks();
+    this.#drainWake?.();
+  }
+
+  // --- SyncBarrier (--repl-sync) ---
+
+  /** Stream position after this thread's changes so far. */
+  position(): number {
+    return this.backlog.end;
+  }
+
+  /**
+   * Wait until the peer applied our stream up to `target`, at most the sync
+   * timeout; resolves with the confirmed offset (below `target`: refused).
+   * With --repl-sync-degrade, a write no peer can confirm is acknowledged
+   * locally and counted.
+   */
+  wait(target: number, writes: number): Promise<number> | number {
+    if (this.#confirmed >= target) return this.#confirmed;
+    if (this.#options.syncDegrade && !this.#linked()) return this.#degraded(target, writes);
+    const ms = this.#options.syncTimeoutMs ?? this.#options.timeoutMs;
+    return new Promise((resolve) => {
+      const waiter: SyncWaiter = {
+        target,
+        writes,
+        resolve,
+        timer: setTimeout(() => {
+          const i = this.#syncWaiters.indexOf(waiter);
+          if (i >= 0) this.#syncWaiters.splice(i, 1);
+          resolve(this.#options.syncDegrade ? this.#degraded(target, writes) : this.#confirmed);
+        }, ms),
+      };
+      this.#syncWaiters.push(waiter);
+    });
+  }
+
+  /** `writes` replies became SERVER_ERROR. */
+  refused(writes: number): void {
+    this.stats.syncRefused += writes;
+    this.#syncNote(false);
+  }
+
+  #degraded(target: number, writes: number): number {
+    this.stats.syncDegraded += writes;
+    this.#syncNote(true);
+    return target;
+  }
+
+  /** Log the first degraded or refused sync write of a down period. */
+  #syncNote(degraded: boolean): void {
+    if (this.#syncNoted) return;
+    this.#syncNoted = true;
+    if (degraded) {
+      log.warn(
+        "replication: --repl-sync-degrade: no peer confirms writes; acknowledging them locally until the peer is back",
+      );
+    } else {
+      const ms = this.#options.syncTimeoutMs ?? this.#options.timeoutMs;
+      log.warn(
+        `replication: --repl-sync: the peer did not confirm writes within ${ms} ms; answering SERVER_ERROR until it is back`,
+      );
+    }
+  }
+
+  /** Release every waiting write now (link lost with --repl-sync-degrade, or stop). */
+  #releaseWaiters(degrade: boolean): void {
+    const waiters = this.#syncWaiters;
+    this.#syncWaiters = [];
+    for (const w of waiters) {
+      clearTimeout(w.timer);
+      w.resolve(degrade ? this.#degraded(w.target, w.writes) : this.#confirmed);
+    }
   }
 
   // --- pairing ---
@@ -330,15 +439,67 @@ export class Replicator implements MutationObserver {
     this.#shared?.run();
   }
 
-  /** Stop pairing, close the link and the listener. */
+  /**
+   * Stop pairing; call it once no client write can run any more (the
+   * server and its threads stopped). The peer first gets what it has not
+   * applied yet, for at most `drainTimeoutMs` (like repcached's "cleanup");
+   * then the link and the listener close.
+   */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
     this.#stopped = true;
-    this.#shared?.stop();
     this.#closeListener();
+    // The threads' last changes join the backlog before the drain.
+    this.#shared?.drain();
+    this.#shared?.stop();
+    this.#releaseWaiters(false);
+    await this.#drain();
     this.link?.close("shutdown");
     this.#poke();
     // A dial in progress may take up to the timeout to give up: do not wait for it.
     await Promise.race([this.#loopDone, delay(100)]);
+  }
+
+  /** Wait (bounded) until the peer confirmed the whole stream; log how it ended. */
+  async #drain(): Promise<void> {
+    const ms = this.#options.drainTimeoutMs ?? 10_000;
+    const end = this.backlog.end;
+    const link = this.link;
+    if (this.#confirmed >= end) {
+      log.info("replication: cleanup complete");
+      return;
+    }
+    if (!link || link.closed || ms <= 0) {
+      this.#leftOver(end, link && !link.closed ? "--repl-drain-timeout 0" : "no peer linked");
+      return;
+    }
+    log.debug(`replication: cleanup: ${end - this.#confirmed} bytes to the peer`);
+    link.draining = true; // a stopped peer that resumes within the drain time still gets it all
+    const deadline = performance.now() + ms;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    while (this.#confirmed < end && !link.closed && performance.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        this.#drainWake = resolve;
+        timer = setTimeout(resolve, Math.max(1, deadline - performance.now()));
+      });
+      clearTimeout(timer);
+      this.#drainWake = null;
+    }
+    if (this.#confirmed >= end) log.info("replication: cleanup complete");
+    else this.#leftOver(end, link.closed ? "the link closed" : `gave up after ${ms} ms`);
+  }
+
+  /** Log what the peer did not confirm at stop. */
+  #leftOver(end: number, why: string): void {
+    const bytes = end - this.#confirmed;
+    // Frames can be counted from a confirmed offset (a frame boundary) still held.
+    const changes = this.backlog.start <= this.#confirmed
+      ? `${countFrames(this.backlog, this.#confirmed, end)} changes`
+      : "changes beyond the backlog";
+    const copy = this.link?.sendingCopy ? "; a full copy was in progress" : "";
+    log.warn(
+      `replication: cleanup incomplete (${why}): ${bytes} bytes (${changes}) not acknowledged by the peer${copy}`,
+    );
   }
 
   /** A link finished its initial sync. */
@@ -496,6 +657,9 @@ export class Replicator implements MutationObserver {
     const link = new Link(conn, role, peerNode, this);
     this.link = link;
     this.stats.links++;
+    // A new period: the next refused or degraded sync write is logged again.
+    this.#syncNoted = false;
+    this.#shared?.resetNote();
     this.#closeListener();
     link.done.then((reason) => {
       if (reason !== "shutdown") this.stats.linkDrops++;
@@ -505,8 +669,11 @@ export class Replicator implements MutationObserver {
       if (this.link === link) {
         this.link = null;
         this.#state = "down";
+        // Alone now: degraded writes need not wait out their timeout.
+        if (this.#options.syncDegrade) this.#releaseWaiters(true);
       }
       this.#publishAcks(true);
+      this.#drainWake?.();
       this.#poke();
     });
     link.start(peer, rest);
@@ -576,6 +743,7 @@ export class Replicator implements MutationObserver {
   writeStats(out: Writer): void {
     const link = this.link;
     const s = this.stats;
+    const shared = this.#shared?.syncCounts();
     const state = link ? link.phase : this.#state;
     const lines: Array<[string, string | number]> = [
       ["repl_node_id", this.nodeId],
@@ -583,6 +751,10 @@ export class Replicator implements MutationObserver {
       ["repl_peer", link ? link.peerAddress : this.#peerText()],
       ["repl_link", state],
       ["repl_sync", this.#options.sync ? 1 : 0],
+      ["repl_sync_degrade", this.#options.syncDegrade ? 1 : 0],
+      ["repl_sync_timeout_ms", this.#options.syncTimeoutMs ?? this.#options.timeoutMs],
+      ["repl_sync_degraded", s.syncDegraded + (shared?.degraded ?? 0)],
+      ["repl_sync_failed", s.syncRefused + (shared?.refused ?? 0)],
       ["repl_copy_in_progress", link?.receivingCopy ? 1 : 0],
       ["repl_copy_sending", link?.sendingCopy ? 1 : 0],
       ["repl_lag_ms", this.lagMs()],
@@ -626,6 +798,21 @@ async function connectWithin(hp: HostPort, ms: number): Promise<Deno.TcpConn | n
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Change frames in backlog[from, to); `from` must be a frame boundary. */
+function countFrames(backlog: Backlog, from: number, to: number): number {
+  if (to <= from) return 0;
+  const w = new Writer(to - from);
+  backlog.copyTo(w, from, to);
+  const parser = new FrameParser();
+  let n = 0;
+  for (let at = 0; at < w.length; n++) {
+    const used = parser.parse(w.buf, at, w.length);
+    if (used <= 0) break;
+    at += used;
+  }
+  return n;
 }
 
 function delay(ms: number): Promise<void> {

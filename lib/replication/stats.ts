@@ -37,4 +37,8 @@ export class ReplicationStats {
   backlogOverflows = 0;
   /** Connections refused as not a memrep peer (garbage, wrong version). */
   badPeers = 0;
+  /** --repl-sync-degrade: write replies acknowledged locally only, no peer confirming. */
+  syncDegraded = 0;
+  /** --repl-sync: write replies answered SERVER_ERROR, the peer did not confirm in time. */
+  syncRefused = 0;
 }

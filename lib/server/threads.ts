@@ -29,6 +29,18 @@ export type ThreadMessage =
   | { type: "error"; message: string }
   | { type: "stopped" };
 
+/** Longest a worker may take to stop before it is terminated (ms). */
+const STOP_WAIT_MS = 2000;
+
+/** The running workers. */
+export interface Threads {
+  /**
+   * Resolves once every worker stopped serving after `server` stopped (no
+   * request runs on them any more), or was terminated after a bounded wait.
+   */
+  stopped: Promise<void>;
+}
+
 /**
  * Start `threads - 1` workers next to `server` (already listening with
  * reusePort); resolves once all listen. Stopping `server` stops them.
@@ -38,22 +50,28 @@ export async function startThreads(
   options: ServerOptions,
   threads: number,
   replication?: ReplicationShare,
-): Promise<void> {
+): Promise<Threads> {
   const shared = server.engine.share(threads);
   const origin = server.engine.clock.origin;
   // Functions do not cross threads; workers get replication's hooks from `replication`.
   const { extraStats: _e, statsGroups: _g, ...plain } = options;
   const options0 = { ...plain, port: server.port };
   const workers: Worker[] = [];
+  const stopped: Promise<void>[] = [];
   try {
     for (let t = 1; t < threads; t++) {
       const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
       workers.push(worker);
+      const done = Promise.withResolvers<void>();
+      stopped.push(done.promise);
       const ready = new Promise<void>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
           if (e.data.type === "ready") resolve();
           else if (e.data.type === "error") reject(new Error(e.data.message));
-          else server.stop(); // `shutdown` arrived on that thread: stop them all
+          else {
+            done.resolve();
+            server.stop(); // (`shutdown` arrived on that thread: stop them all)
+          }
         };
         worker.onerror = (e) => {
           e.preventDefault();
@@ -73,8 +91,13 @@ export async function startThreads(
     for (const w of workers) w.terminate();
     throw err;
   }
-  server.finished.then(() => {
+  const all = server.finished.then(async () => {
     for (const w of workers) w.postMessage("stop");
-    setTimeout(() => workers.forEach((w) => w.terminate()), 200);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)));
+    await Promise.race([Promise.all(stopped), late]);
+    clearTimeout(timer);
+    for (const w of workers) w.terminate();
   });
+  return { stopped: all };
 }
