@@ -18,6 +18,8 @@ import { handshake, type HandshakeFailure, randomHex, type StreamState } from ".
 import { Link } from "./link.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
+import { SyncAcks } from "./sync.ts";
+import { drainToPeer } from "./drain.ts";
 import {
   Frame,
   FrameParser,
@@ -54,14 +56,6 @@ export interface ReplicationOptions {
   drainTimeoutMs?: number;
 }
 
-/** A client write waiting for the peer (--repl-sync). */
-interface SyncWaiter {
-  target: number;
-  writes: number;
-  resolve: (applied: number) => void;
-  timer: ReturnType<typeof setTimeout>;
-}
-
 /** Outcome of one attempt to dial the peer. */
 type DialResult = "linked" | "unreachable" | HandshakeFailure;
 
@@ -92,12 +86,9 @@ export class Replicator implements MutationObserver, SyncBarrier {
   link: Link | null = null;
   #options: ReplicationOptions;
   #scratch = new Writer(1024);
-  /** Our stream offset the peer is known to have applied, everything before it included. */
-  #confirmed = 0;
-  #syncWaiters: SyncWaiter[] = [];
-  /** The degraded/refused write of this down period was logged. */
-  #syncNoted = false;
-  /** Called when #confirmed moves or the link closes, while stopping. */
+  /** What the peer confirmed of our stream; --repl-sync writes waiting for it. */
+  #acks: SyncAcks;
+  /** Called when the confirmed offset moves or the link closes, while stopping. */
   #drainWake: (() => void) | null = null;
   /** The version just handed to the store (-1 once a write used it). */
   #fresh = -1;
@@ -124,6 +115,14 @@ export class Replicator implements MutationObserver, SyncBarrier {
    */
   constructor(server: Server, options: ReplicationOptions, share?: ReplicationShare) {
     this.#options = options;
+    this.#acks = new SyncAcks(
+      {
+        degrade: options.syncDegrade ?? false,
+        timeoutMs: options.syncTimeoutMs ?? options.timeoutMs,
+      },
+      this.stats,
+      () => this.#linked(),
+    );
     this.engine = server.engine;
     const store = this.engine.store;
     this.hlc = share ? HybridClock.attach(share.clock) : new HybridClock();
@@ -147,7 +146,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
           shared.mark(ringEnd, this.backlog.end);
           this.#publishAcks();
         },
-        syncNote: (degraded) => this.#syncNote(degraded),
+        syncNote: (degraded) => this.#acks.note(degraded),
       }, (buf, start, end) => parser.parse(buf, start, end));
       shared.renderStats = (out) => this.writeStats(out);
       this.#shared = shared;
@@ -251,7 +250,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
 
   /** Tell worker threads the link state and the confirmed offset. */
   #publishAcks(ended = false): void {
-    this.#shared?.publish(this.#linked(), this.#confirmed, ended);
+    this.#shared?.publish(this.#linked(), this.#acks.confirmed, ended);
   }
 
   #linked(): boolean {
@@ -313,16 +312,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
    * full copy, a resume point, a full copy sent).
    */
   confirm(offset: number): void {
-    if (offset <= this.#confirmed) return;
-    this.#confirmed = offset;
-    const waiters = this.#syncWaiters;
-    let i = 0;
-    while (i < waiters.length && waiters[i].target <= offset) {
-      clearTimeout(waiters[i].timer);
-      waiters[i].resolve(offset);
-      i++;
-    }
-    if (i > 0) waiters.splice(0, i);
+    if (!this.#acks.confirm(offset)) return;
     this.#publishAcks();
     this.#drainWake?.();
   }
@@ -334,67 +324,14 @@ export class Replicator implements MutationObserver, SyncBarrier {
     return this.backlog.end;
   }
 
-  /**
-   * Wait until the peer applied our stream up to `target`, at most the sync
-   * timeout; resolves with the confirmed offset (below `target`: refused).
-   * With --repl-sync-degrade, a write no peer can confirm is acknowledged
-   * locally and counted.
-   */
+  /** Wait (bounded) until the peer confirmed our stream up to `target` (see SyncAcks). */
   wait(target: number, writes: number): Promise<number> | number {
-    if (this.#confirmed >= target) return this.#confirmed;
-    if (this.#options.syncDegrade && !this.#linked()) return this.#degraded(target, writes);
-    const ms = this.#options.syncTimeoutMs ?? this.#options.timeoutMs;
-    return new Promise((resolve) => {
-      const waiter: SyncWaiter = {
-        target,
-        writes,
-        resolve,
-        timer: setTimeout(() => {
-          const i = this.#syncWaiters.indexOf(waiter);
-          if (i >= 0) this.#syncWaiters.splice(i, 1);
-          resolve(this.#options.syncDegrade ? this.#degraded(target, writes) : this.#confirmed);
-        }, ms),
-      };
-      this.#syncWaiters.push(waiter);
-    });
+    return this.#acks.wait(target, writes);
   }
 
   /** `writes` replies became SERVER_ERROR. */
   refused(writes: number): void {
-    this.stats.syncRefused += writes;
-    this.#syncNote(false);
-  }
-
-  #degraded(target: number, writes: number): number {
-    this.stats.syncDegraded += writes;
-    this.#syncNote(true);
-    return target;
-  }
-
-  /** Log the first degraded or refused sync write of a down period. */
-  #syncNote(degraded: boolean): void {
-    if (this.#syncNoted) return;
-    this.#syncNoted = true;
-    if (degraded) {
-      log.warn(
-        "replication: --repl-sync-degrade: no peer confirms writes; acknowledging them locally until the peer is back",
-      );
-    } else {
-      const ms = this.#options.syncTimeoutMs ?? this.#options.timeoutMs;
-      log.warn(
-        `replication: --repl-sync: the peer did not confirm writes within ${ms} ms; answering SERVER_ERROR until it is back`,
-      );
-    }
-  }
-
-  /** Release every waiting write now (link lost with --repl-sync-degrade, or stop). */
-  #releaseWaiters(degrade: boolean): void {
-    const waiters = this.#syncWaiters;
-    this.#syncWaiters = [];
-    for (const w of waiters) {
-      clearTimeout(w.timer);
-      w.resolve(degrade ? this.#degraded(w.target, w.writes) : this.#confirmed);
-    }
+    this.#acks.refused(writes);
   }
 
   // --- pairing ---
@@ -452,54 +389,18 @@ export class Replicator implements MutationObserver, SyncBarrier {
     // The threads' last changes join the backlog before the drain.
     this.#shared?.drain();
     this.#shared?.stop();
-    this.#releaseWaiters(false);
-    await this.#drain();
+    this.#acks.release(false);
+    const source = {
+      backlog: this.backlog,
+      confirmed: () => this.#acks.confirmed,
+      progress: () => new Promise<void>((resolve) => (this.#drainWake = resolve)),
+    };
+    await drainToPeer(source, this.link, this.#options.drainTimeoutMs ?? 10_000);
+    this.#drainWake = null;
     this.link?.close("shutdown");
     this.#poke();
     // A dial in progress may take up to the timeout to give up: do not wait for it.
     await Promise.race([this.#loopDone, delay(100)]);
-  }
-
-  /** Wait (bounded) until the peer confirmed the whole stream; log how it ended. */
-  async #drain(): Promise<void> {
-    const ms = this.#options.drainTimeoutMs ?? 10_000;
-    const end = this.backlog.end;
-    const link = this.link;
-    if (this.#confirmed >= end) {
-      log.info("replication: cleanup complete");
-      return;
-    }
-    if (!link || link.closed || ms <= 0) {
-      this.#leftOver(end, link && !link.closed ? "--repl-drain-timeout 0" : "no peer linked");
-      return;
-    }
-    log.debug(`replication: cleanup: ${end - this.#confirmed} bytes to the peer`);
-    link.draining = true; // a stopped peer that resumes within the drain time still gets it all
-    const deadline = performance.now() + ms;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    while (this.#confirmed < end && !link.closed && performance.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        this.#drainWake = resolve;
-        timer = setTimeout(resolve, Math.max(1, deadline - performance.now()));
-      });
-      clearTimeout(timer);
-      this.#drainWake = null;
-    }
-    if (this.#confirmed >= end) log.info("replication: cleanup complete");
-    else this.#leftOver(end, link.closed ? "the link closed" : `gave up after ${ms} ms`);
-  }
-
-  /** Log what the peer did not confirm at stop. */
-  #leftOver(end: number, why: string): void {
-    const bytes = end - this.#confirmed;
-    // Frames can be counted from a confirmed offset (a frame boundary) still held.
-    const changes = this.backlog.start <= this.#confirmed
-      ? `${countFrames(this.backlog, this.#confirmed, end)} changes`
-      : "changes beyond the backlog";
-    const copy = this.link?.sendingCopy ? "; a full copy was in progress" : "";
-    log.warn(
-      `replication: cleanup incomplete (${why}): ${bytes} bytes (${changes}) not acknowledged by the peer${copy}`,
-    );
   }
 
   /** A link finished its initial sync. */
@@ -658,7 +559,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
     this.link = link;
     this.stats.links++;
     // A new period: the next refused or degraded sync write is logged again.
-    this.#syncNoted = false;
+    this.#acks.newPeriod();
     this.#shared?.resetNote();
     this.#closeListener();
     link.done.then((reason) => {
@@ -670,7 +571,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
         this.link = null;
         this.#state = "down";
         // Alone now: degraded writes need not wait out their timeout.
-        if (this.#options.syncDegrade) this.#releaseWaiters(true);
+        if (this.#options.syncDegrade) this.#acks.release(true);
       }
       this.#publishAcks(true);
       this.#drainWake?.();
@@ -798,21 +699,6 @@ async function connectWithin(hp: HostPort, ms: number): Promise<Deno.TcpConn | n
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Change frames in backlog[from, to); `from` must be a frame boundary. */
-function countFrames(backlog: Backlog, from: number, to: number): number {
-  if (to <= from) return 0;
-  const w = new Writer(to - from);
-  backlog.copyTo(w, from, to);
-  const parser = new FrameParser();
-  let n = 0;
-  for (let at = 0; at < w.length; n++) {
-    const used = parser.parse(w.buf, at, w.length);
-    if (used <= 0) break;
-    at += used;
-  }
-  return n;
 }
 
 function delay(ms: number): Promise<void> {

@@ -344,7 +344,7 @@ export interface RingSink {
   /** The ring was drained up to this offset (its frames are in the backlog now). */
   drained(ringEnd: number): void;
   /** A worker degraded or refused the first --repl-sync write of a down period: log it. */
-  syncNote(degraded: boolean): void;
+  syncNote?(degraded: boolean): void;
 }
 
 /** Ring/backlog offset pairs kept while the peer lags (beyond this, confirmations coarsen). */
@@ -386,7 +386,7 @@ export class MainReplicationShare {
     if (
       (note === 1 || note === 2) && Atomics.compareExchange(v.ctl, C_SYNC_NOTE, note, 3) === note
     ) {
-      this.#sink.syncNote(note === 1);
+      this.#sink.syncNote?.(note === 1);
     }
     const req = Atomics.load(v.ctl, C_STATS_REQ);
     if (req !== Atomics.load(v.ctl, C_STATS_DONE) && this.renderStats) {
