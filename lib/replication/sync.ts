@@ -93,6 +93,7 @@ export class SyncAcks {
 
   /** Resolve every waiting write now: as degraded (alone with degrade), or as it stands (stop). */
   release(degrade: boolean): void {
+    if (!degrade) this.#noted = true; // stopping: their clients are gone, nothing to report
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) {
