@@ -101,7 +101,7 @@ replication (two nodes, both read-write, like repcached):
   --repl-backlog <size>       changes kept for partial resync (default 64m)
   --repl-drain-timeout <ms>   on SIGINT/SIGTERM/shutdown: how long to wait for the peer to
                               apply what it has not yet, after clients are closed
-                              (default 10000; 0 stops at once)
+                              (default 10000; 0 stops at once; so does a second signal)
 `;
 
 /** Run `memrep serve`; resolves with the exit code once the server stops. */
@@ -179,7 +179,13 @@ export async function serveMain(argv: string[]): Promise<number> {
   const pidfile = stringFlag(v, "pidfile");
   if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
   // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
-  const stop = () => server.stop();
+  // A second signal ends the wait for the peer (the stop drain).
+  const running: { replicator?: Replicator } = {};
+  let signals = 0;
+  const stop = () => {
+    if (signals++ === 0) server.stop();
+    else running.replicator?.abandonDrain();
+  };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       Deno.addSignalListener(signal, stop);
@@ -218,6 +224,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     throw cannotListen(err);
   }
   const replicator = replication ? new Replicator(server, replication, share) : undefined;
+  running.replicator = replicator;
   try {
     if (!server.listening) server.listen();
   } catch (err) {

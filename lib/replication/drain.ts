@@ -17,8 +17,10 @@ export interface DrainSource {
   readonly backlog: Backlog;
   /** Stream offset the peer confirmed (a frame boundary). */
   confirmed(): number;
-  /** Resolves at the next confirmation or when the link closes. */
+  /** Resolves at the next confirmation, when the link closes, or when abandoned. */
   progress(): Promise<void>;
+  /** True once the wait was given up (a second signal). */
+  abandoned(): boolean;
 }
 
 /**
@@ -35,11 +37,13 @@ export async function drainToPeer(src: DrainSource, link: Link | null, ms: numbe
     leftOver(src, link, end, link && !link.closed ? "--repl-drain-timeout 0" : "no peer linked");
     return;
   }
-  log.debug(`replication: cleanup: ${end - src.confirmed()} bytes to the peer`);
+  log.info(`replication: cleanup (${end - src.confirmed()} bytes to the peer)`);
   link.draining = true; // a stopped peer that resumes within the drain time still gets it all
   const deadline = performance.now() + ms;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  while (src.confirmed() < end && !link.closed && performance.now() < deadline) {
+  while (
+    src.confirmed() < end && !link.closed && !src.abandoned() && performance.now() < deadline
+  ) {
     const late = new Promise<void>((r) => {
       timer = setTimeout(r, Math.max(1, deadline - performance.now()));
     });
@@ -47,7 +51,14 @@ export async function drainToPeer(src: DrainSource, link: Link | null, ms: numbe
     clearTimeout(timer);
   }
   if (src.confirmed() >= end) log.info("replication: cleanup complete");
-  else leftOver(src, link, end, link.closed ? "the link closed" : `gave up after ${ms} ms`);
+  else {
+    const why = link.closed
+      ? "the link closed"
+      : src.abandoned()
+      ? "interrupted"
+      : `gave up after ${ms} ms`;
+    leftOver(src, link, end, why);
+  }
 }
 
 /** Log what the peer did not confirm. */

@@ -90,6 +90,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
   #acks: SyncAcks;
   /** Called when the confirmed offset moves or the link closes, while stopping. */
   #drainWake: (() => void) | null = null;
+  #abandoned = false;
   /** The version just handed to the store (-1 once a write used it). */
   #fresh = -1;
   #listener: Deno.TcpListener | null = null;
@@ -394,6 +395,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
       backlog: this.backlog,
       confirmed: () => this.#acks.confirmed,
       progress: () => new Promise<void>((resolve) => (this.#drainWake = resolve)),
+      abandoned: () => this.#abandoned,
     };
     await drainToPeer(source, this.link, this.#options.drainTimeoutMs ?? 10_000);
     this.#drainWake = null;
@@ -401,6 +403,12 @@ export class Replicator implements MutationObserver, SyncBarrier {
     this.#poke();
     // A dial in progress may take up to the timeout to give up: do not wait for it.
     await Promise.race([this.#loopDone, delay(100)]);
+  }
+
+  /** Give up waiting for the peer in {@linkcode stop} (a second SIGINT/SIGTERM). */
+  abandonDrain(): void {
+    this.#abandoned = true;
+    this.#drainWake?.();
   }
 
   /** A link finished its initial sync. */

@@ -133,3 +133,27 @@ Deno.test("shutdown-sync: a node without a link stops at once and says what the 
     await a.proc.stop();
   }
 });
+
+Deno.test("shutdown-sync: a second SIGINT ends the drain at once and says what was left", async () => {
+  const { a, b } = await writeToStoppedPeer(["--repl-drain-timeout", "60000"]);
+  try {
+    const mark = a.proc.outputLines().length;
+    a.proc.kill("SIGINT");
+    await a.proc.waitForLog(/^replication: cleanup \(\d+ bytes to the peer\)$/, 10_000, mark);
+    a.proc.kill("SIGINT");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((r) => (timer = setTimeout(() => r(null), 15_000)));
+    const st = await Promise.race([a.proc.status, late]);
+    clearTimeout(timer);
+    ok(st, "A exits after the second signal, long before --repl-drain-timeout");
+    equal(st!.code, 0);
+    const lines = a.proc.outputLines().slice(mark);
+    ok(
+      lines.some((l) => /^replication: cleanup incomplete \(interrupted\): \d+ bytes/.test(l)),
+      lines.join("\n"),
+    );
+  } finally {
+    b.proc.kill("SIGCONT");
+    await Promise.all([a.proc.stop(), b.proc.stop()]);
+  }
+});

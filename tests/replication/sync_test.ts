@@ -115,6 +115,31 @@ Deno.test("--repl-sync with the peer down: SERVER_ERROR after the timeout, never
   }
 });
 
+Deno.test("--repl-sync with a hung peer (link still up): SERVER_ERROR after --repl-sync-timeout; resumed: STORED", async () => {
+  const args = ["--repl-sync", "--repl-sync-timeout", "400", "--repl-timeout", "20000"];
+  const { a, b } = await startPair(args);
+  try {
+    b.proc.kill("SIGSTOP");
+    const t0 = performance.now();
+    const lines = await pipelinedSets(a, "hung", 100);
+    ok(performance.now() - t0 >= 350, "waited for the peer first");
+    equal(lines.filter((l) => l === PEER_UNAVAILABLE).length, 100, lines.slice(0, 3).join("|"));
+    equal((await replStats(a)).get("repl_link"), "up", "the link itself is not dropped");
+    b.proc.kill("SIGCONT");
+    const back = await pipelinedSets(a, "resumed", 100);
+    equal(back.filter((l) => l === "STORED").length, 100, back.slice(0, 3).join("|"));
+    const keys = Array.from({ length: 100 }, (_, i) => `resumed${i}`);
+    equal((await missingKeys(b, keys)).length, 0);
+    // The refused writes stayed stored on A and reached B once it resumed.
+    const refused = Array.from({ length: 100 }, (_, i) => `hung${i}`);
+    equal((await missingKeys(b, refused)).length, 0);
+    equal(await replStat(a, "repl_sync_failed"), 100);
+  } finally {
+    b.proc.kill("SIGCONT");
+    await Promise.all([a.proc.stop(), b.proc.stop()]);
+  }
+});
+
 Deno.test("--repl-sync-degrade: alone, writes are STORED locally and counted; the peer back: confirmed again", async () => {
   const args = ["--repl-sync", "--repl-sync-degrade", "--repl-timeout", "800"];
   const { a, b, replPort } = await startPair(args);
