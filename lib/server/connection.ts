@@ -4,7 +4,7 @@
  * @module
  */
 
-import { PARSE_CLOSE, parseRequest, REPLY, Request, Writer } from "../protocol/mod.ts";
+import { ascii, PARSE_CLOSE, parseRequest, REPLY, Request, Writer } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
 
@@ -32,6 +32,15 @@ export interface ConnectionHooks {
   barrier?: SyncBarrier;
   /** True once the server stops: no request is executed after that. */
   stopped?: () => boolean;
+}
+
+const SERVER_ERROR = ascii("SERVER_ERROR");
+
+/** The reply at buf[at] is a SERVER_ERROR (a write's own error, not an acknowledgement). */
+function isErrorReply(buf: Uint8Array, at: number): boolean {
+  if (buf.length - at < SERVER_ERROR.length) return false;
+  for (let i = 0; i < SERVER_ERROR.length; i++) if (buf[at + i] !== SERVER_ERROR[i]) return false;
+  return true;
 }
 
 /** Serve one accepted connection until it closes. Returns the last action. */
@@ -68,7 +77,8 @@ export async function serveConnection(
       let from = 0, refused = 0;
       out.length = 0;
       for (let i = 0; i < writes.length; i += 3) {
-        if (writes[i + 2] <= applied) continue;
+        // An error reply stays as it is (a too-large set also dropped the old item).
+        if (writes[i + 2] <= applied || isErrorReply(copy, writes[i])) continue;
         out.bytes(copy, from, writes[i]);
         out.bytes(REPLY.REPL_PEER_UNAVAILABLE);
         from = writes[i + 1];

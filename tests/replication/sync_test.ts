@@ -93,6 +93,12 @@ Deno.test("--repl-sync with the peer down: SERVER_ERROR after the timeout, never
     equal(lines.filter((l) => l === "STORED").length, 0);
     // The items stay stored here (a cache): the get in the batch sees the first.
     equal(lines.slice(200).join("|"), "VALUE batch0 0 2|v0|END");
+    // A write's own error stays memcached's (this one also dropped the old item).
+    const raw = await connect(a.port);
+    const tooLarge = await raw.request(`set batch0 0 0 2000000\r\n${"x".repeat(2000000)}`);
+    equal(tooLarge, "SERVER_ERROR object too large for cache\r\n");
+    equal(await raw.request("get batch0", "END\r\n"), "END\r\n");
+    await raw.close();
     const stats = await replStats(a);
     equal(stats.get("repl_sync_failed"), "1200");
     equal(stats.get("repl_sync_degraded"), "0");
