@@ -57,6 +57,7 @@ export const REPLY_TEXT = {
   NO_BACKEND: "SERVER_ERROR no backend available",
   BACKEND_ERROR: "SERVER_ERROR backend error",
   READ_ONLY_COPYING: "SERVER_ERROR full copy in progress",
+  REPL_PEER_UNAVAILABLE: "SERVER_ERROR replication peer unavailable",
 } as const;
 
 /** Name of a reply in {@linkcode REPLY_TEXT}. */

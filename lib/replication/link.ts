@@ -40,6 +40,11 @@ export class Link {
   closed = false;
   /** True while receiving a full copy from the peer (our data is partial). */
   receivingCopy = false;
+  /**
+   * Set while this node stops and waits for the peer to catch up: the
+   * peer's silence no longer closes the link (the drain has its own bound).
+   */
+  draining = false;
   #resolveDone!: (reason: string) => void;
   #conn: Deno.Conn;
   #repl: Replicator;
@@ -55,8 +60,8 @@ export class Link {
   #recvOffset = -1;
   #lastHeard = performance.now();
   #lastSent = performance.now();
+  #lastTick = performance.now();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #waiters: Array<{ target: number; resolve: () => void }> = [];
   #initialSent = false;
   #initialReceived = false;
   #ackDue = false;
@@ -113,6 +118,7 @@ export class Link {
         } bytes)`,
       );
       this.#initialSent = true;
+      repl.confirm(peer.knownOffset); // the peer holds our stream up to there
     } else {
       this.#beginCopy();
     }
@@ -130,12 +136,6 @@ export class Link {
     }
   }
 
-  /** Resolves once the peer applied our stream up to `target` (or the link closed). */
-  waitAcked(target: number): Promise<void> {
-    if (this.acked >= target || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ target, resolve }));
-  }
-
   /** Close the link (idempotent); `reason` is logged by the replicator. */
   close(reason: string): void {
     if (this.closed) return;
@@ -144,8 +144,6 @@ export class Link {
     try {
       this.#conn.close();
     } catch { /* closed */ }
-    for (const w of this.#waiters) w.resolve();
-    this.#waiters = [];
     this.#snapshot = null;
     this.wake();
     this.#resolveDone(reason);
@@ -164,7 +162,13 @@ export class Link {
   #tick(): void {
     const now = performance.now();
     const timeout = this.#repl.timeoutMs;
-    if (now - this.#lastHeard > timeout) {
+    if (now - this.#lastTick > timeout / 2) {
+      // This process did not run for a while (SIGSTOP, a long pause): the silence was ours,
+      // and the peer's bytes may be waiting unread. Give it a whole timeout from now.
+      this.#lastHeard = now;
+    }
+    this.#lastTick = now;
+    if (now - this.#lastHeard > timeout && !this.draining) {
       this.close(`timeout: nothing from the peer for ${Math.round(now - this.#lastHeard)} ms`);
       return;
     }
@@ -205,6 +209,7 @@ export class Link {
         this.#cursor = end;
       }
       const snap = this.#snapshot;
+      let copied = false;
       if (snap !== null && out.length < COPY_CHUNK) {
         repl.lockStore();
         let complete: boolean;
@@ -222,6 +227,7 @@ export class Link {
             `replication: full copy sent (${snap.items} items, ${snap.tombstones} tombstones)`,
           );
           this.#initialSent = true;
+          copied = true;
           this.#maybeStarted();
         }
       }
@@ -233,6 +239,8 @@ export class Link {
       let off = 0;
       const view = out.buf;
       while (off < out.length) off += await this.#conn.write(view.subarray(off, out.length));
+      // The copy is sent: with the changes acknowledged, the peer holds our stream up to `acked`.
+      if (copied && !this.closed) repl.confirm(this.acked);
       if (out.buf.length > 4 * 1048576) out.reset();
       if (snap !== null && this.#snapshot !== null) {
         // Let clients in between copy chunks even when the write completed at once
@@ -323,10 +331,7 @@ export class Link {
       case Frame.ACK:
         if (p.nums[0] > this.acked) {
           this.acked = Math.min(p.nums[0], repl.backlog.end);
-          repl.acked(this.acked);
-          while (this.#waiters.length > 0 && this.#waiters[0].target <= this.acked) {
-            this.#waiters.shift()!.resolve();
-          }
+          repl.acked(this.acked, this.#snapshot !== null);
         }
         return true;
       case Frame.PING:

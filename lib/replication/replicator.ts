@@ -7,7 +7,7 @@
  */
 
 import { type Server, statLine } from "../server/mod.ts";
-import type { Engine, MutationObserver } from "../server/mod.ts";
+import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
 import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
@@ -18,6 +18,8 @@ import { handshake, type HandshakeFailure, randomHex, type StreamState } from ".
 import { Link } from "./link.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
+import { SyncAcks } from "./sync.ts";
+import { drainToPeer } from "./drain.ts";
 import {
   Frame,
   FrameParser,
@@ -39,10 +41,19 @@ export interface ReplicationOptions {
   secret?: string;
   /** Acknowledge client writes after the peer applied them. */
   sync: boolean;
+  /**
+   * With `sync`: acknowledge locally (counted) while no peer confirms,
+   * instead of answering SERVER_ERROR.
+   */
+  syncDegrade?: boolean;
+  /** With `sync`: how long a write waits for the peer (ms; default `timeoutMs`). */
+  syncTimeoutMs?: number;
   /** Silence (ms) after which the peer counts as dead. */
   timeoutMs: number;
   /** Backlog bytes. */
   backlogBytes: number;
+  /** On stop: how long to wait for the peer to apply what it has not yet (ms; default 10000). */
+  drainTimeoutMs?: number;
 }
 
 /** Outcome of one attempt to dial the peer. */
@@ -54,7 +65,7 @@ const MAX_HANDSHAKES = 16;
 const LAG_SAMPLES = 4096;
 
 /** One node's replication state and pairing loop. */
-export class Replicator implements MutationObserver {
+export class Replicator implements MutationObserver, SyncBarrier {
   /** This process's node id. */
   readonly nodeId: string = randomHex(8);
   /** Id of this process's change stream. */
@@ -75,7 +86,11 @@ export class Replicator implements MutationObserver {
   link: Link | null = null;
   #options: ReplicationOptions;
   #scratch = new Writer(1024);
-  #dirty = false;
+  /** What the peer confirmed of our stream; --repl-sync writes waiting for it. */
+  #acks: SyncAcks;
+  /** Called when the confirmed offset moves or the link closes, while stopping. */
+  #drainWake: (() => void) | null = null;
+  #abandoned = false;
   /** The version just handed to the store (-1 once a write used it). */
   #fresh = -1;
   #listener: Deno.TcpListener | null = null;
@@ -101,6 +116,14 @@ export class Replicator implements MutationObserver {
    */
   constructor(server: Server, options: ReplicationOptions, share?: ReplicationShare) {
     this.#options = options;
+    this.#acks = new SyncAcks(
+      {
+        degrade: options.syncDegrade ?? false,
+        timeoutMs: options.syncTimeoutMs ?? options.timeoutMs,
+      },
+      this.stats,
+      () => this.#linked(),
+    );
     this.engine = server.engine;
     const store = this.engine.store;
     this.hlc = share ? HybridClock.attach(share.clock) : new HybridClock();
@@ -126,13 +149,14 @@ export class Replicator implements MutationObserver {
           shared.mark(ringEnd, this.backlog.end);
           this.#publishAcks();
         },
+        syncNote: (degraded) => this.#acks.note(degraded),
       }, (buf, start, end) => parser.parse(buf, start, end));
       shared.renderStats = (out) => this.writeStats(out);
       this.#shared = shared;
       // Worker changes made before this thread's next batch reach the backlog ahead of it.
       this.engine.lockHooks = { waiting: () => shared.service(), acquired: () => shared.drain() };
     }
-    if (options.sync) server.barrier = () => this.barrier();
+    if (options.sync) server.barrier = this;
     this.engine.extraStats = (out) => this.writeStats(out);
     this.engine.statsGroups.replication = (out) => this.writeStats(out);
   }
@@ -229,10 +253,13 @@ export class Replicator implements MutationObserver {
     this.link?.wake();
   }
 
-  /** Tell worker threads the link state and the acknowledged offset. */
+  /** Tell worker threads the link state and the confirmed offset. */
   #publishAcks(ended = false): void {
-    const link = this.link;
-    this.#shared?.publish(link !== null && link.streaming, link?.acked ?? 0, ended);
+    this.#shared?.publish(this.#linked(), this.#acks.confirmed, ended);
+  }
+
+  #linked(): boolean {
+    return this.link !== null && this.link.streaming;
   }
 
   /**
@@ -268,7 +295,6 @@ export class Replicator implements MutationObserver {
   }
 
   #appended(): void {
-    this.#dirty = true;
     this.stats.changesOut++;
     const now = performance.now();
     const last = (this.#lagTail - 1 + LAG_SAMPLES) % LAG_SAMPLES;
@@ -283,9 +309,13 @@ export class Replicator implements MutationObserver {
     this.link?.wake();
   }
 
-  /** The peer applied our stream up to `offset`: measure the lag. */
-  acked(offset: number): void {
-    this.#publishAcks();
+  /**
+   * The peer applied our stream up to `offset`: measure the lag. While a
+   * full copy is being sent, what came before it is not confirmed yet.
+   */
+  acked(offset: number, copying: boolean): void {
+    if (!copying) this.confirm(offset);
+    else this.#publishAcks();
     const now = performance.now();
     while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= offset) {
       this.#lastLagMs = now - this.#lagTime[this.#lagHead];
@@ -304,14 +334,31 @@ export class Replicator implements MutationObserver {
     return Math.round(performance.now() - this.#lagTime[this.#lagHead]);
   }
 
-  /** Sync mode: a promise that resolves when the peer applied this batch's writes. */
-  barrier(): Promise<void> | null {
-    if (!this.#dirty) return null;
-    this.#dirty = false;
-    const link = this.link;
-    if (!link || !link.streaming) return null;
-    const end = this.backlog.end;
-    return link.acked >= end ? null : link.waitAcked(end);
+  /**
+   * The peer holds our stream up to `offset`, all of it (an ACK outside a
+   * full copy, a resume point, a full copy sent).
+   */
+  confirm(offset: number): void {
+    if (!this.#acks.confirm(offset)) return;
+    this.#publishAcks();
+    this.#drainWake?.();
+  }
+
+  // --- SyncBarrier (--repl-sync) ---
+
+  /** Stream position after this thread's changes so far. */
+  position(): number {
+    return this.backlog.end;
+  }
+
+  /** Wait (bounded) until the peer confirmed our stream up to `target` (see SyncAcks). */
+  wait(target: number, writes: number): Promise<number> | number {
+    return this.#acks.wait(target, writes);
+  }
+
+  /** `writes` replies became SERVER_ERROR. */
+  refused(writes: number): void {
+    this.#acks.refused(writes);
   }
 
   // --- pairing ---
@@ -368,15 +415,38 @@ export class Replicator implements MutationObserver {
     }
   }
 
-  /** Stop pairing, close the link and the listener. */
+  /**
+   * Stop pairing; call it once no client write can run any more (the
+   * server and its threads stopped). The peer first gets what it has not
+   * applied yet, for at most `drainTimeoutMs` (like repcached's "cleanup");
+   * then the link and the listener close.
+   */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
     this.#stopped = true;
-    this.#shared?.stop();
     this.#closeListener();
+    // The threads' last changes join the backlog before the drain.
+    this.#shared?.drain();
+    this.#shared?.stop();
+    this.#acks.release(false);
+    const source = {
+      backlog: this.backlog,
+      confirmed: () => this.#acks.confirmed,
+      progress: () => new Promise<void>((resolve) => (this.#drainWake = resolve)),
+      abandoned: () => this.#abandoned,
+    };
+    await drainToPeer(source, this.link, this.#options.drainTimeoutMs ?? 10_000);
+    this.#drainWake = null;
     this.link?.close("shutdown");
     this.#poke();
     // A dial in progress may take up to the timeout to give up: do not wait for it.
     await Promise.race([this.#loopDone, delay(100)]);
+  }
+
+  /** Give up waiting for the peer in {@linkcode stop} (a second SIGINT/SIGTERM). */
+  abandonDrain(): void {
+    this.#abandoned = true;
+    this.#drainWake?.();
   }
 
   /** A link finished its initial sync. */
@@ -534,6 +604,9 @@ export class Replicator implements MutationObserver {
     const link = new Link(conn, role, peerNode, this);
     this.link = link;
     this.stats.links++;
+    // A new period: the next refused or degraded sync write is logged again.
+    this.#acks.newPeriod();
+    this.#shared?.resetNote();
     this.#closeListener();
     link.done.then((reason) => {
       if (reason !== "shutdown") this.stats.linkDrops++;
@@ -543,8 +616,11 @@ export class Replicator implements MutationObserver {
       if (this.link === link) {
         this.link = null;
         this.#state = "down";
+        // Alone now: degraded writes need not wait out their timeout.
+        if (this.#options.syncDegrade) this.#acks.release(true);
       }
       this.#publishAcks(true);
+      this.#drainWake?.();
       this.#poke();
     });
     link.start(peer, rest);
@@ -614,6 +690,7 @@ export class Replicator implements MutationObserver {
   writeStats(out: Writer): void {
     const link = this.link;
     const s = this.stats;
+    const shared = this.#shared?.syncCounts();
     const state = link ? link.phase : this.#state;
     const lines: Array<[string, string | number]> = [
       ["repl_node_id", this.nodeId],
@@ -621,6 +698,10 @@ export class Replicator implements MutationObserver {
       ["repl_peer", link ? link.peerAddress : this.#peerText()],
       ["repl_link", state],
       ["repl_sync", this.#options.sync ? 1 : 0],
+      ["repl_sync_degrade", this.#options.syncDegrade ? 1 : 0],
+      ["repl_sync_timeout_ms", this.#options.syncTimeoutMs ?? this.#options.timeoutMs],
+      ["repl_sync_degraded", s.syncDegraded + (shared?.degraded ?? 0)],
+      ["repl_sync_failed", s.syncRefused + (shared?.refused ?? 0)],
       ["repl_copy_in_progress", link?.receivingCopy ? 1 : 0],
       ["repl_copy_sending", link?.sendingCopy ? 1 : 0],
       ["repl_lag_ms", this.lagMs()],

@@ -44,4 +44,8 @@ export class ReplicationStats {
   versionsRejected = 0;
   /** performance.now() of the last warning about refused versions (they are rate limited). */
   versionsWarnedAt = -Infinity;
+  /** --repl-sync-degrade: write replies acknowledged locally only, no peer confirming. */
+  syncDegraded = 0;
+  /** --repl-sync: write replies answered SERVER_ERROR, the peer did not confirm in time. */
+  syncRefused = 0;
 }

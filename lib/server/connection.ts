@@ -4,9 +4,44 @@
  * @module
  */
 
-import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import { ascii, PARSE_CLOSE, parseRequest, REPLY, Request, Writer } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
+
+/**
+ * `--repl-sync`: replies to writes wait until the peer applied them.
+ * Positions are offsets in the thread's change stream; they grow with
+ * every change this thread makes, and only then.
+ */
+export interface SyncBarrier {
+  /** Position just after the changes made so far. */
+  position(): number;
+  /**
+   * Wait (bounded) until the peer applied the changes up to `target`;
+   * `writes` replies wait for it. Resolves with the position the peer is
+   * known to have applied: a write that ends after it was not confirmed.
+   */
+  wait(target: number, writes: number): Promise<number> | number;
+  /** `writes` replies were answered with an error: the peer did not confirm them. */
+  refused(writes: number): void;
+}
+
+/** What a connection needs from its server besides the engine. */
+export interface ConnectionHooks {
+  /** Set with `--repl-sync`. */
+  barrier?: SyncBarrier;
+  /** True once the server stops: no request is executed after that. */
+  stopped?: () => boolean;
+}
+
+const SERVER_ERROR = ascii("SERVER_ERROR");
+
+/** The reply at buf[at] is a SERVER_ERROR (a write's own error, not an acknowledgement). */
+function isErrorReply(buf: Uint8Array, at: number): boolean {
+  if (buf.length - at < SERVER_ERROR.length) return false;
+  for (let i = 0; i < SERVER_ERROR.length; i++) if (buf[at + i] !== SERVER_ERROR[i]) return false;
+  return true;
+}
 
 /** Serve one accepted connection until it closes. Returns the last action. */
 export async function serveConnection(
@@ -14,20 +49,45 @@ export async function serveConnection(
   engine: Engine,
   session: Session,
   maxValue: number,
-  barrier?: () => Promise<void> | null,
+  hooks: ConnectionHooks = {},
 ): Promise<number> {
   const rb = new ReadBuffer();
   const req = new Request();
   const out = new Writer();
   const stats = engine.stats;
+  const { barrier, stopped } = hooks;
+  // With --repl-sync: (reply start, reply end, stream position) of each write of the batch.
+  const writes: number[] = [];
   let action: number = Action.CONTINUE;
   const flush = async () => {
+    if (writes.length > 0) await confirm();
     if (out.length === 0) return;
-    const wait = barrier?.();
-    if (wait) await wait;
     await writeAll(conn, out.view());
     stats.bytesWritten += out.length;
     out.reset();
+  };
+  // Replies to writes the peer did not confirm become SERVER_ERROR (the item stays stored here).
+  const confirm = async () => {
+    const target = writes[writes.length - 1];
+    const count = writes.length / 3;
+    const w = barrier!.wait(target, count);
+    const applied = typeof w === "number" ? w : await w;
+    if (applied < target) {
+      const copy = out.buf.slice(0, out.length);
+      let from = 0, refused = 0;
+      out.length = 0;
+      for (let i = 0; i < writes.length; i += 3) {
+        // An error reply stays as it is (a too-large set also dropped the old item).
+        if (writes[i + 2] <= applied || isErrorReply(copy, writes[i])) continue;
+        out.bytes(copy, from, writes[i]);
+        out.bytes(REPLY.REPL_PEER_UNAVAILABLE);
+        from = writes[i + 1];
+        refused++;
+      }
+      out.bytes(copy, from, copy.length);
+      barrier!.refused(refused);
+    }
+    writes.length = 0;
   };
   let buffered = false; // requests may wait in rb behind a long reply
   try {
@@ -39,6 +99,7 @@ export async function serveConnection(
       }
       buffered = false;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
+      if (stopped?.()) break; // bytes read as the server stopped: not executed
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
@@ -49,7 +110,14 @@ export async function serveConnection(
             break;
           }
           rb.start += used;
-          action = engine.execute(req, out, session);
+          if (barrier) {
+            const position = barrier.position(), at = out.length;
+            action = engine.execute(req, out, session);
+            // A write that answers (not noreply/quiet) waits for the peer.
+            if (barrier.position() !== position && out.length > at) {
+              writes.push(at, out.length, barrier.position());
+            }
+          } else action = engine.execute(req, out, session);
           if (req.swallow > 0) rb.skip(req.swallow);
           if (session.more) {
             buffered = true;

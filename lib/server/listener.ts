@@ -5,7 +5,7 @@
  */
 
 import { Action, Engine, type EngineOptions } from "./commands.ts";
-import { serveConnection } from "./connection.ts";
+import { serveConnection, type SyncBarrier } from "./connection.ts";
 import { closeQuietly, isDisconnect, writeAll } from "../transport/mod.ts";
 
 /** Listener settings on top of the engine's. */
@@ -26,8 +26,8 @@ const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n")
 export class Server {
   /** The shared cache engine. */
   readonly engine: Engine;
-  /** Called after each read batch; a promise delays the replies (sync replication). */
-  barrier: (() => Promise<void> | null) | undefined;
+  /** With `--repl-sync`: replies to writes wait for the peer. */
+  barrier: SyncBarrier | undefined;
   #options: ServerOptions;
   #listeners: Deno.TcpListener[] = [];
   #conns = new Set<Deno.Conn>();
@@ -88,7 +88,8 @@ export class Server {
         this.#conns.add(conn);
         stats.currConnections++;
         const session = { more: null };
-        serveConnection(conn, this.engine, session, maxValue, this.barrier).then((action) => {
+        const hooks = { barrier: this.barrier, stopped: () => this.#stopped };
+        serveConnection(conn, this.engine, session, maxValue, hooks).then((action) => {
           if (action === Action.SHUTDOWN) this.stop();
         }, (err) => {
           if (!isDisconnect(err)) console.error(`connection error: ${err}`);

@@ -32,6 +32,18 @@ export type ThreadMessage =
   | { type: "error"; message: string }
   | { type: "stopped" };
 
+/** Longest a worker may take to stop before it is terminated (ms). */
+const STOP_WAIT_MS = 2000;
+
+/** The running workers. */
+export interface Threads {
+  /**
+   * Resolves once every worker stopped serving after `server` stopped (no
+   * request runs on them any more), or was terminated after a bounded wait.
+   */
+  stopped: Promise<void>;
+}
+
 /**
  * Start `threads - 1` workers from the module at `workerUrl` (which calls
  * {@linkcode runWorker}) next to `server` (already listening with reusePort);
@@ -43,22 +55,28 @@ export async function startThreads<X>(
   threads: number,
   workerUrl: string,
   extra?: X,
-): Promise<void> {
+): Promise<Threads> {
   const shared = server.engine.share(threads);
   const origin = server.engine.clock.origin;
   // Functions do not cross threads; workers rebuild their hooks from `extra`.
   const { extraStats: _e, statsGroups: _g, ...plain } = options;
   const options0 = { ...plain, port: server.port };
   const workers: Worker[] = [];
+  const stopped: Promise<void>[] = [];
   try {
     for (let t = 1; t < threads; t++) {
       const worker = new Worker(workerUrl, { type: "module" });
       workers.push(worker);
+      const done = Promise.withResolvers<void>();
+      stopped.push(done.promise);
       const ready = new Promise<void>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
           if (e.data.type === "ready") resolve();
           else if (e.data.type === "error") reject(new Error(e.data.message));
-          else server.stop(); // `shutdown` arrived on that thread: stop them all
+          else {
+            done.resolve();
+            server.stop(); // (`shutdown` arrived on that thread: stop them all)
+          }
         };
         worker.onerror = (e) => {
           e.preventDefault();
@@ -78,10 +96,15 @@ export async function startThreads<X>(
     for (const w of workers) w.terminate();
     throw err;
   }
-  server.finished.then(() => {
+  const all = server.finished.then(async () => {
     for (const w of workers) w.postMessage("stop");
-    setTimeout(() => workers.forEach((w) => w.terminate()), 200);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)));
+    await Promise.race([Promise.all(stopped), late]);
+    clearTimeout(timer);
+    for (const w of workers) w.terminate();
   });
+  return { stopped: all };
 }
 
 declare const self: Worker & { close(): void };
