@@ -45,6 +45,13 @@ const SPEC: FlagSpec = {
   "failure-limit": { type: "string" },
   "no-miss-fallback": { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
+  "conf-file": { type: "string", short: "c" },
+  "test-conf": { type: "boolean", short: "t" },
+  "check-config": { type: "boolean" },
+  "stats-port": { type: "string" },
+  "stats-addr": { type: "string", short: "a" },
+  "stats-interval": { type: "string", short: "i" },
 };
 
 /** Help text for `memrep proxy --help`. */
@@ -77,6 +84,15 @@ memrep options:
   --no-miss-fallback         do not look in the backups when a server answers a miss
   -h, --help                 this help
 
+nutcracker config mode (every pool of the file in one process; see README):
+  -c, --conf-file <file>     nutcracker.yml: pools, listen, hash, distribution, servers...
+  -t, --test-conf            check the file and exit (also --check-config)
+  --stats-port <num>         nutcracker's JSON stats port (default 22222; nutcracker's -s)
+  -a, --stats-addr <addr>    stats address (default 0.0.0.0)
+  -i, --stats-interval <ms>  accepted; memrep's counters are live
+  SIGHUP re-reads the file; a bad file is refused and the running config kept.
+  nutcracker's -v N is -v/-vv here; its -p (pid file), -o (log file), -m are not supported.
+
 Commands answered by the proxy: version, verbosity, quit, mn, stats (magent's
 server list), stats proxy (counters and backend states). flush_all goes to every
 backend.
@@ -90,6 +106,15 @@ export async function proxyMain(args: string[]): Promise<number> {
     return 0;
   }
   log.level = countFlag(v, "verbose");
+  const confFile = stringFlag(v, "conf-file");
+  if (confFile !== undefined) {
+    if (v.daemon) throw new UsageError("memrep proxy: -d is not supported with -c yet");
+    const { configMain } = await import("./proxy_config.ts");
+    return await configMain(v, confFile);
+  }
+  for (const f of ["test-conf", "check-config", "stats-port", "stats-addr", "stats-interval"]) {
+    if (v[f] !== undefined) throw new UsageError(`memrep proxy: --${f} needs -c <nutcracker.yml>`);
+  }
   const port = intFlag(v, "port", 11211, 0, 65535);
   const hostname = stringFlag(v, "listen") ?? "0.0.0.0";
   const maxConnections = intFlag(v, "max-conns", 4096, 1, 1 << 20);

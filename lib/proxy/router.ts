@@ -158,13 +158,13 @@ const DELETE_SLOTS = 4096;
 /** Routes parsed client requests to backends. */
 export class Router {
   /** Primaries (-s), in order. */
-  readonly servers: readonly Backend[];
+  servers: readonly Backend[];
   /** Backups (-b), in order. */
-  readonly backups: readonly Backend[];
+  backups: readonly Backend[];
   /** Counters. */
   readonly stats: ProxyStats;
-  readonly #dist: Distribution;
-  readonly #missFallback: boolean;
+  #dist: Distribution;
+  #missFallback: boolean;
   readonly #version: Uint8Array;
   /**
    * Bumped by every immediate flush_all. Backups are flushed when the
@@ -193,6 +193,23 @@ export class Router {
     this.stats = stats;
     this.#missFallback = options.missFallback;
     this.#version = ascii(`VERSION ${version}\r\n`);
+  }
+
+  /**
+   * Swap the backends and the placement (a config reload): requests from
+   * now on use the new ones; requests in flight finish on the backends they
+   * were sent to (the caller closes retired backends only later).
+   */
+  reconfigure(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    options: RouterOptions,
+  ): void {
+    this.servers = servers;
+    this.backups = backups;
+    this.#dist = dist;
+    this.#missFallback = options.missFallback;
   }
 
   /**
