@@ -305,7 +305,8 @@ function serverSpec(text: string, key: string, where: string): ServerSpec {
   if (!/^\d+$/.test(weightText)) throw bad("has an invalid weight");
   const weight = Number(weightText);
   if (weight === 0) throw bad("has a zero weight");
-  if (weight > 65535) throw bad("has a weight over 65535");
+  // memrep bound: modula keeps one slot per unit of weight.
+  if (weight > 1_000_000) throw bad("has a weight over 1000000");
   const port = /^\d+$/.test(portText) ? Number(portText) : -1;
   if (port < 1 || port > 65535) throw bad("has an invalid port");
   return {
