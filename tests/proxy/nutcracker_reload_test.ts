@@ -1,0 +1,169 @@
+/**
+ * SIGHUP re-reads the nutcracker config: while a client runs pipelined
+ * traffic, a server is added; no client error, no dropped connection, the
+ * new server gets new keys and only the keys whose ketama position changed
+ * move. A broken file is refused (logged) and the old config keeps serving.
+ */
+
+import { equal, ok } from "../helpers/assert.ts";
+import { ignoreUnless, startMemcached, waitUntil } from "../helpers/mod.ts";
+import { parseConfig, poolDistribution } from "../../lib/proxy/mod.ts";
+import { exchange, fill, locate, setAll, startConfigProxy } from "./nc_config.ts";
+
+function yaml(ports: number[]): string {
+  return [
+    "alpha:",
+    "  listen: 127.0.0.1:{port}",
+    "  distribution: ketama",
+    "  timeout: 2000",
+    "  servers:",
+    ...ports.map((p) => `   - 127.0.0.1:${p}:1`),
+    "",
+  ].join("\n");
+}
+
+/** Pipelined set+get batches on one connection until `stop.done`; counts errors and batches. */
+async function traffic(port: number, stop: { done: boolean; batches: number }) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const buf = new Uint8Array(65536);
+  let batches = 0, errors = 0, closed = false;
+  let seed = 12345;
+  try {
+    while (!stop.done) {
+      let req = "";
+      for (let i = 0; i < 50; i++) {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        const k = `t${seed % 1000}`;
+        req += `set ${k} 0 0 4\r\nabcd\r\nget ${k}\r\n`;
+      }
+      await conn.write(enc.encode(req));
+      let text = "";
+      let ends = 0;
+      while (ends < 50) {
+        const n = await conn.read(buf);
+        if (n === null) {
+          closed = true;
+          return { batches, errors, closed };
+        }
+        const s = dec.decode(buf.subarray(0, n));
+        text += s;
+        ends = text.split("END\r\n").length - 1;
+      }
+      if (/ERROR/.test(text) || text.split("STORED\r\n").length - 1 !== 50) errors++;
+      batches++;
+      stop.batches = batches;
+    }
+    // Still open: a last request is answered.
+    await conn.write(enc.encode("version\r\n"));
+    const n = await conn.read(buf);
+    if (n === null || !dec.decode(buf.subarray(0, n)).startsWith("VERSION")) closed = true;
+  } catch {
+    closed = true;
+  } finally {
+    conn.close();
+  }
+  return { batches, errors, closed };
+}
+
+const NAME =
+  "SIGHUP reload: a server added under pipelined traffic, only moved keys move; a bad file keeps the old config";
+Deno.test({
+  name: NAME,
+  ignore: ignoreUnless(NAME, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const mc = await Promise.all([startMemcached(), startMemcached(), startMemcached()]);
+    const ports = mc.map((m) => m.port);
+    const mr = await startConfigProxy(yaml(ports.slice(0, 2)));
+    const stop = { done: false, batches: 0 };
+    try {
+      const running = traffic(mr.port, stop);
+      const keys = Array.from({ length: 5000 }, (_, i) => `key:${i}:${(i * 7919) % 10007}`);
+      await setAll(mr.port, keys, "v1");
+
+      // Reload with a third server, while the traffic runs.
+      await waitUntil(() => stop.batches > 3, "traffic before the reload");
+      const atReload = stop.batches;
+      let from = mr.proc.outputLines().length;
+      await Deno.writeTextFile(mr.file, fill(yaml(ports), mr.port));
+      mr.proc.kill("SIGHUP");
+      await mr.proc.waitForLog(/reloaded/, 10_000, from);
+      await waitUntil(() => stop.batches > atReload + 3, "traffic after the reload");
+
+      // Expected owners under both rings (the ring is checked against nutcracker elsewhere).
+      const owners = (p: number[]) => {
+        const c = parseConfig(fill(yaml(p), 1))[0];
+        const d = poolDistribution(c);
+        const order = c.servers.map((s) => ports.indexOf(s.port));
+        return keys.map((k) => {
+          const b = new TextEncoder().encode(k);
+          return order[d.pick(b, 0, b.length)];
+        });
+      };
+      const before = owners(ports.slice(0, 2));
+      const after = owners(ports);
+      let moved = 0;
+      for (let i = 0; i < keys.length; i++) {
+        if (after[i] === 2) moved++;
+        else equal(after[i], before[i], `key ${keys[i]} moved between old servers`);
+      }
+      ok(moved > keys.length * 0.2 && moved < keys.length * 0.45, `moved ${moved}`);
+
+      // Through the proxy: unmoved keys still hit, moved ones miss (the new server is empty).
+      const got = await exchange(
+        mr.port,
+        keys.map((k) => `mg ${k} v\r\n`).join("") + "mn\r\n",
+        (t) => t.endsWith("MN\r\n"),
+      );
+      const lines = got.split("\r\n");
+      let k = 0, wrong = 0;
+      for (let i = 0; i < lines.length && k < keys.length; i++) {
+        const hit = lines[i].startsWith("VA ");
+        if (hit) i++;
+        if (hit !== (after[k] !== 2)) wrong++;
+        k++;
+      }
+      equal(k, keys.length);
+      equal(wrong, 0, "keys found where the new ring does not put them, or lost");
+
+      // New writes of the moved keys land on the new server.
+      const movedKeys = keys.filter((_, i) => after[i] === 2);
+      await setAll(mr.port, movedKeys, "v2");
+      equal((await locate(ports, movedKeys, "v2")).filter((w) => w !== 2).length, 0);
+
+      // A broken file is refused; the three-server config keeps serving.
+      from = mr.proc.outputLines().length;
+      await Deno.writeTextFile(
+        mr.file,
+        fill("alpha:\n  listen: 127.0.0.1:{port}\n  servers:\n   - nonsense\n", mr.port),
+      );
+      mr.proc.kill("SIGHUP");
+      const line = await mr.proc.waitForLog(/reload refused/, 10_000, from);
+      ok(/nonsense/.test(line), line);
+      await setAll(mr.port, movedKeys, "v3");
+      equal((await locate(ports, movedKeys, "v3")).filter((w) => w !== 2).length, 0);
+
+      // Removing a server: its keys go back to the ring's other points.
+      from = mr.proc.outputLines().length;
+      await Deno.writeTextFile(mr.file, fill(yaml(ports.slice(0, 2)), mr.port));
+      mr.proc.kill("SIGHUP");
+      await mr.proc.waitForLog(/reloaded/, 10_000, from);
+      await setAll(mr.port, movedKeys, "v4");
+      const back = await locate(ports, movedKeys, "v4");
+      equal(back.filter((w, i) => w !== before[keys.indexOf(movedKeys[i])]).length, 0);
+
+      stop.done = true;
+      const t = await running;
+      equal(t.errors, 0, "client errors during reloads");
+      equal(t.closed, false, "client connection dropped");
+      ok(t.batches > 0, "traffic ran");
+    } finally {
+      stop.done = true;
+      await mr.proc.stop();
+      await Promise.all(mc.map((m) => m.stop()));
+    }
+  },
+});
