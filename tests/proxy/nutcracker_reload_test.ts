@@ -167,3 +167,53 @@ Deno.test({
     }
   },
 });
+
+const EJECT =
+  "auto_eject_hosts: a dead server leaves the ring, its keys go where a ring without it puts them";
+Deno.test({
+  name: EJECT,
+  ignore: ignoreUnless(EJECT, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const mc = await Promise.all([startMemcached(), startMemcached(), startMemcached()]);
+    const ports = mc.map((m) => m.port);
+    const conf = (p: number[]) =>
+      yaml(p).replace(
+        "  servers:",
+        "  auto_eject_hosts: true\n  server_failure_limit: 1\n  server_retry_timeout: 60000\n  servers:",
+      );
+    const mr = await startConfigProxy(conf(ports));
+    try {
+      const keys = Array.from({ length: 3000 }, (_, i) => `ej:${i}`);
+      await setAll(mr.port, keys, "a");
+      equal((await locate(ports, keys, "a")).filter((w) => w < 0).length, 0);
+      const from = mr.proc.outputLines().length;
+      await mc[2].stop();
+      // Requests for the dead server fail until it is marked down; then the ring drops it.
+      await waitUntil(async () => {
+        await exchange(
+          mr.port,
+          keys.slice(0, 200).map((k) => `get ${k}\r\n`).join(""),
+          (_, n) => n >= 1,
+        )
+          .catch(() => "");
+        return mr.proc.outputLines().slice(from).some((l) => /2 of 3 servers/.test(l));
+      }, "the dead server leaving the ring");
+      await setAll(mr.port, keys, "b");
+      const where = await locate(ports.slice(0, 2), keys, "b");
+      const c = parseConfig(fill(conf(ports.slice(0, 2)), 1))[0];
+      const d = poolDistribution(c);
+      const order = c.servers.map((s) => ports.indexOf(s.port));
+      let wrong = 0;
+      for (let i = 0; i < keys.length; i++) {
+        const b = new TextEncoder().encode(keys[i]);
+        if (order[d.pick(b, 0, b.length)] !== where[i]) wrong++;
+      }
+      equal(wrong, 0, "keys not where the two-server ring puts them");
+    } finally {
+      await mr.proc.stop();
+      await Promise.all(mc.map((m) => m.stop()));
+    }
+  },
+});
