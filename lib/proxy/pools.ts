@@ -269,18 +269,14 @@ export class ProxyPools {
           keep.push([cur, c]);
           continue;
         }
+        // A pool moving to a new address: bound there first, the old one stops below.
         if (cur !== undefined) replaced.add(c.name);
         const p = new ProxyPool(c, this.#version);
-        // A pool moving to a new address: the old listener frees it first.
-        if (cur !== undefined) cur.server.stop();
-        p.listen();
         fresh.push(p);
+        p.listen();
       }
     } catch (err) {
       for (const p of fresh) p.stop();
-      if (replaced.size > 0) {
-        log.warn("proxy: reload: a pool that moved lost its old listener; restart to restore it");
-      }
       throw err;
     }
     const names = new Set(configs.map((c) => c.name));
