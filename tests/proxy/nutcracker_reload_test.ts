@@ -217,3 +217,42 @@ Deno.test({
     }
   },
 });
+
+const POOLS =
+  "SIGHUP reload: a pool added starts listening; a pool whose new address is taken is refused";
+Deno.test({
+  name: POOLS,
+  ignore: ignoreUnless(POOLS, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const mc = await Promise.all([startMemcached(), startMemcached()]);
+    const [a, b] = mc.map((m) => m.port);
+    const alpha = `alpha:\n  listen: 127.0.0.1:{port}\n  servers:\n   - 127.0.0.1:${a}:1\n`;
+    const beta = (listen: string) =>
+      `beta:\n  listen: ${listen}\n  servers:\n   - 127.0.0.1:${b}:1\n`;
+    const mr = await startConfigProxy(alpha);
+    try {
+      let from = mr.proc.outputLines().length;
+      await Deno.writeTextFile(mr.file, fill(alpha + beta("127.0.0.1:{port2}"), mr.port, mr.port2));
+      mr.proc.kill("SIGHUP");
+      await mr.proc.waitForLog(/reloaded.*added beta/, 10_000, from);
+      const keys = Array.from({ length: 300 }, (_, i) => `p${i}`);
+      await setAll(mr.port2, keys, "b1");
+      equal((await locate([a, b], keys, "b1")).filter((w) => w !== 1).length, 0);
+
+      // beta moving onto a taken port (memcached a's): refused, beta keeps its address.
+      from = mr.proc.outputLines().length;
+      await Deno.writeTextFile(mr.file, fill(alpha + beta(`127.0.0.1:${a}`), mr.port));
+      mr.proc.kill("SIGHUP");
+      await mr.proc.waitForLog(/reload refused/, 10_000, from);
+      await setAll(mr.port2, keys, "b2");
+      await setAll(mr.port, keys, "a2");
+      equal((await locate([a, b], keys, "b2")).filter((w) => w !== 1).length, 0);
+      equal((await locate([a, b], keys, "a2")).filter((w) => w !== 0).length, 0);
+    } finally {
+      await mr.proc.stop();
+      await Promise.all(mc.map((m) => m.stop()));
+    }
+  },
+});
