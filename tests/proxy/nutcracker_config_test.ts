@@ -12,9 +12,10 @@ import {
   runMemrep,
   startMemcached,
   startNutcracker,
+  waitUntil,
 } from "../helpers/mod.ts";
 import { parseConfig, poolDistribution } from "../../lib/proxy/mod.ts";
-import { fill, locate, readStats, setAll, startConfigProxy } from "./nc_config.ts";
+import { exchange, fill, locate, readStats, setAll, startConfigProxy } from "./nc_config.ts";
 
 /** A seeded generator, so a failure can be replayed. */
 function rng(seed: number): () => number {
@@ -415,6 +416,51 @@ Deno.test({
         equal(typeof mine.uptime, "number");
       } finally {
         await nc.stop();
+        await mr.proc.stop();
+      }
+    });
+  },
+});
+
+const BACKUPS =
+  "nutcracker.yml backups: every write is copied; reads fall back when the primary is gone";
+Deno.test({
+  name: BACKUPS,
+  ignore: ignoreUnless(BACKUPS, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withBackends(3, async ([a, b, c]) => {
+      const yaml = [
+        "alpha:",
+        "  listen: 127.0.0.1:{port}",
+        "  server_failure_limit: 1",
+        "  servers:",
+        `   - 127.0.0.1:${a.port}:1`,
+        `   - 127.0.0.1:${b.port}:1`,
+        "  backups:",
+        `   - 127.0.0.1:${c.port}:1`,
+        "",
+      ].join("\n");
+      const mr = await startConfigProxy(yaml);
+      try {
+        const keys = makeKeys(1000, 11);
+        await setAll(mr.port, keys, "w");
+        // On the backup, every key (copies are asynchronous); on the primaries, each key once.
+        await waitUntil(
+          async () => (await locate([c.port], keys, "w")).every((w) => w === 0),
+          "every write copied to the backup",
+        );
+        equal((await locate([a.port, b.port], keys, "w")).filter((w) => w < 0).length, 0);
+        // Primary a gone: its keys are read from the backup.
+        await a.stop();
+        const got = await exchange(
+          mr.port,
+          keys.map((k) => `mg ${k} v\r\n`).join("") + "mn\r\n",
+          (t) => t.endsWith("MN\r\n"),
+        );
+        equal(got.split("VA 1").length - 1, keys.length, "every key still readable");
+      } finally {
         await mr.proc.stop();
       }
     });
