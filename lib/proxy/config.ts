@@ -24,6 +24,8 @@ export interface ServerSpec {
   name: string;
   /** `host:port:weight` as written. */
   pname: string;
+  /** memrep: the server's zone (`- server: ...` / `zone: ...` item form), if given. */
+  zone: string | undefined;
 }
 
 /** One pool: a listener, its servers and how keys are spread over them. */
@@ -60,6 +62,8 @@ export interface PoolConfig {
   backups: ServerSpec[];
   /** memrep: look in the backups when a primary answers a miss. */
   missFallback: boolean;
+  /** memrep: this proxy's zone; backups in it are tried first. */
+  zone: string | undefined;
 }
 
 /** A config file that cannot be used; the message says why, naming the directive. */
@@ -90,6 +94,8 @@ const KNOWN = new Set([
   // memrep's own
   "backups",
   "miss_fallback",
+  "zone",
+  "backup_writes",
 ]);
 
 /** nutcracker directives memrep refuses, and why. */
@@ -98,8 +104,6 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
   redis_db: "memrep proxies memcached only (no redis)",
   tcpkeepalive: "TCP keepalive on client connections is not implemented",
   reuseport: "SO_REUSEPORT listeners are not implemented",
-  zone: "server zones are not implemented yet",
-  backup_writes: "synchronous backup writes are not implemented yet (copies are asynchronous)",
 };
 
 /** Read and validate a config file's text; `file` names it in messages. */
@@ -228,6 +232,19 @@ function parsePool(name: string, m: YamlMap, file: string): PoolConfig {
     }
     seen.add(addr);
   }
+  const backupWrites = str("backup_writes") ?? "async";
+  if (backupWrites === "sync") {
+    throw new ConfigError(
+      `${where}: directive "backup_writes: sync" is not supported by memrep yet: copies to the backups are asynchronous`,
+    );
+  }
+  if (backupWrites !== "async") {
+    throw new ConfigError(
+      `${where}: directive "backup_writes:" has an invalid value '${backupWrites}'`,
+    );
+  }
+  const zone = str("zone");
+  if (zone === "") throw new ConfigError(`${where}: directive "zone:" is empty`);
   return {
     name,
     listen,
@@ -245,6 +262,7 @@ function parsePool(name: string, m: YamlMap, file: string): PoolConfig {
     servers,
     backups,
     missFallback: bool("miss_fallback", true),
+    zone,
   };
 }
 
@@ -270,17 +288,34 @@ function parseListen(text: string, where: string): { host: string; port: number 
 function serverSpecs(v: YamlValue, key: string, where: string): ServerSpec[] {
   if (!Array.isArray(v)) throw new ConfigError(`${where}: directive "${key}:" must be a sequence`);
   return v.map((item) => {
-    if (typeof item !== "string") {
-      throw new ConfigError(
-        `${where}: "${key}:" items must be "hostname:port:weight [name]" strings`,
-      );
+    if (typeof item === "string") return serverSpec(item, key, where, undefined);
+    // memrep's item form: `- server: host:port:weight [name]` with `zone: z`.
+    if (item instanceof Map) {
+      for (const k of item.keys()) {
+        if (k !== "server" && k !== "zone") {
+          throw new ConfigError(`${where}: "${key}:" item key "${k}:" is unknown (server, zone)`);
+        }
+      }
+      const server = item.get("server");
+      const zone = item.get("zone");
+      const zoneOk = zone === undefined || (typeof zone === "string" && zone !== "");
+      if (typeof server === "string" && zoneOk) {
+        return serverSpec(server, key, where, zone as string | undefined);
+      }
     }
-    return serverSpec(item, key, where);
+    throw new ConfigError(
+      `${where}: "${key}:" items must be "hostname:port:weight [name]" strings (or server:/zone: mappings)`,
+    );
   });
 }
 
 /** `host:port:weight [name]`, split from the end as nutcracker does. */
-function serverSpec(text: string, key: string, where: string): ServerSpec {
+function serverSpec(
+  text: string,
+  key: string,
+  where: string,
+  zone: string | undefined,
+): ServerSpec {
   const bad = (why: string) =>
     new ConfigError(`${where}: "${key}:" item '${text}' ${why} in "hostname:port:weight [name]"`);
   if (text.startsWith("/")) {
@@ -316,6 +351,7 @@ function serverSpec(text: string, key: string, where: string): ServerSpec {
     // libmemcached compatibility: without a name, port 11211 is not hashed.
     name: name ?? (port === 11211 ? addr : `${addr}:${portText}`),
     pname: rest,
+    zone,
   };
 }
 

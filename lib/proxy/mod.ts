@@ -28,6 +28,12 @@ export {
   RandomDistribution,
   tagged,
 } from "./dist.ts";
-export { DEFAULT_TIMEOUT_MS, poolDistribution, ProxyPool, ProxyPools } from "./pools.ts";
+export {
+  DEFAULT_TIMEOUT_MS,
+  localFirst,
+  poolDistribution,
+  ProxyPool,
+  ProxyPools,
+} from "./pools.ts";
 export { statsJson, StatsPort } from "./stats_port.ts";
 export { parseYaml, YamlError, type YamlMap, type YamlValue } from "./yaml.ts";

@@ -95,6 +95,19 @@ class EjectingDistribution implements Distribution {
   }
 }
 
+/**
+ * The backups in the order reads and writes fall back to them: those in
+ * the proxy's `zone` first (a nearer copy), then the rest, each in file order.
+ */
+export function localFirst(config: PoolConfig): ServerSpec[] {
+  const zone = config.zone;
+  if (zone === undefined) return [...config.backups];
+  return [
+    ...config.backups.filter((b) => b.zone === zone),
+    ...config.backups.filter((b) => b.zone !== zone),
+  ];
+}
+
 function backendOptions(config: PoolConfig): BackendOptions {
   return {
     timeoutMs: config.timeoutMs ?? DEFAULT_TIMEOUT_MS,
@@ -182,7 +195,7 @@ export class ProxyPool {
       return b;
     };
     const servers = config.servers.map((s, i) => make("server", s, i));
-    const backups = config.backups.map((s, i) => make("backup", s, i));
+    const backups = localFirst(config).map((s, i) => make("backup", s, i));
     this.#backends = next;
     return { servers, backups, kept };
   }

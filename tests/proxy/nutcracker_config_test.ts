@@ -275,6 +275,8 @@ Deno.test("nutcracker.yml: unsupported and invalid directives are refused (exit 
       ["  distribution: maglev\n", /distribution/],
       ["  no_such_thing: 1\n", /no_such_thing.*unknown/],
       ['  hash_tag: "{"\n', /hash_tag/],
+      ["  backup_writes: sync\n", /"backup_writes: sync" is not supported/],
+      ['  zone: ""\n', /"zone:" is empty/],
     ];
     for (const [line, re] of cases) {
       const file = `${dir}/bad.yml`;
@@ -460,6 +462,63 @@ Deno.test({
           (t) => t.endsWith("MN\r\n"),
         );
         equal(got.split("VA 1").length - 1, keys.length, "every key still readable");
+      } finally {
+        await mr.proc.stop();
+      }
+    });
+  },
+});
+
+const ZONE = "nutcracker.yml zone: backups in the proxy's zone are read first";
+Deno.test({
+  name: ZONE,
+  ignore: ignoreUnless(ZONE, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withBackends(3, async ([a, far, near]) => {
+      const yaml = [
+        "alpha:",
+        "  listen: 127.0.0.1:{port}",
+        "  zone: zone-a",
+        "  server_failure_limit: 1",
+        "  servers:",
+        `   - server: 127.0.0.1:${a.port}:1`,
+        "     zone: zone-a",
+        "  backups:",
+        `   - server: 127.0.0.1:${far.port}:1 far`,
+        "     zone: zone-b",
+        `   - server: 127.0.0.1:${near.port}:1 near`,
+        "     zone: zone-a",
+        "",
+      ].join("\n");
+      const mr = await startConfigProxy(yaml);
+      try {
+        const keys = makeKeys(300, 5);
+        await setAll(mr.port, keys, "z");
+        await waitUntil(
+          async () =>
+            (await locate([far.port], keys, "z")).every((w) => w === 0) &&
+            (await locate([near.port], keys, "z")).every((w) => w === 0),
+          "copies on both backups",
+        );
+        await a.stop();
+        const requests = async (name: string) => {
+          const pool = (await readStats(mr.statsPort)).alpha as Record<
+            string,
+            { requests: number }
+          >;
+          return pool[name].requests;
+        };
+        const [far0, near0] = [await requests("far"), await requests("near")];
+        const got = await exchange(
+          mr.port,
+          keys.map((k) => `mg ${k} v\r\n`).join("") + "mn\r\n",
+          (t) => t.endsWith("MN\r\n"),
+        );
+        equal(got.split("VA 1").length - 1, keys.length, "every key read from a backup");
+        ok(await requests("near") - near0 >= keys.length, "the near backup answered");
+        equal(await requests("far") - far0, 0, "the far backup was not asked");
       } finally {
         await mr.proc.stop();
       }
