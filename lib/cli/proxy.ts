@@ -108,8 +108,17 @@ export async function proxyMain(args: string[]): Promise<number> {
   log.level = countFlag(v, "verbose");
   const confFile = stringFlag(v, "conf-file");
   if (confFile !== undefined) {
-    if (v.daemon) throw new UsageError("memrep proxy: -d is not supported with -c yet");
-    const { configMain } = await import("./proxy_config.ts");
+    const { checkConfig, configMain } = await import("./proxy_config.ts");
+    if (v.daemon && !v["test-conf"] && !v["check-config"]) {
+      // Refuse a bad file here, in the foreground; the daemon is ready once its first pool listens.
+      const first = (await checkConfig(v, confFile))[0].listen;
+      return await daemonize(
+        ["proxy", ...withoutDaemonFlag(args, SPEC)],
+        first.host,
+        first.port,
+        log.level > 0,
+      );
+    }
     return await configMain(v, confFile);
   }
   for (const f of ["test-conf", "check-config", "stats-port", "stats-addr", "stats-interval"]) {

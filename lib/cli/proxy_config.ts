@@ -29,8 +29,8 @@ function syntaxOk(path: string, pools: readonly PoolConfig[]): string {
     `${pools.map((p) => p.name).join(", ")})`;
 }
 
-/** Run the config-file mode; resolves with the exit code. */
-export async function configMain(v: FlagValues, path: string): Promise<number> {
+/** The pools of `path`, or a usage error (bad file, or flags that contradict -c). */
+export async function checkConfig(v: FlagValues, path: string): Promise<PoolConfig[]> {
   for (const f of MAGENT_ONLY) {
     if (v[f] !== undefined) {
       throw new UsageError(
@@ -38,15 +38,19 @@ export async function configMain(v: FlagValues, path: string): Promise<number> {
       );
     }
   }
-  let configs: PoolConfig[];
   try {
-    configs = await loadConfig(path);
+    return await loadConfig(path);
   } catch (err) {
     if (err instanceof ConfigError) {
       throw new UsageError(`memrep proxy: ${err.message}`);
     }
     throw err;
   }
+}
+
+/** Run the config-file mode; resolves with the exit code. */
+export async function configMain(v: FlagValues, path: string): Promise<number> {
+  const configs = await checkConfig(v, path);
   if (v["test-conf"] || v["check-config"]) {
     console.log(syntaxOk(path, configs));
     return 0;

@@ -108,10 +108,18 @@ export function localFirst(config: PoolConfig): ServerSpec[] {
   ];
 }
 
+/** How often a failed server is retried without `auto_eject_hosts`. */
+const RETRY_WITHOUT_EJECT_MS = 1000;
+
 function backendOptions(config: PoolConfig): BackendOptions {
   return {
     timeoutMs: config.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    retryMs: config.serverRetryTimeoutMs,
+    // Without auto_eject_hosts nutcracker never sets a server aside (it
+    // reconnects on the next request), so server_retry_timeout (30 s by
+    // default) must not keep a restarted server unused that long here.
+    retryMs: config.autoEjectHosts
+      ? config.serverRetryTimeoutMs
+      : Math.min(config.serverRetryTimeoutMs, RETRY_WITHOUT_EJECT_MS),
     failureLimit: config.serverFailureLimit,
   };
 }

@@ -7,6 +7,8 @@
 
 import { deepEqual, equal, ok } from "../helpers/assert.ts";
 import {
+  connect,
+  freePort,
   ignoreUnless,
   type ProcessHandle,
   runMemrep,
@@ -521,6 +523,43 @@ Deno.test({
         equal(await requests("far") - far0, 0, "the far backup was not asked");
       } finally {
         await mr.proc.stop();
+      }
+    });
+  },
+});
+
+const DAEMON =
+  "nutcracker.yml with -d: the file is checked in the foreground, the pools run in the background";
+Deno.test({
+  name: DAEMON,
+  ignore: ignoreUnless(DAEMON, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withBackends(1, async ([a]) => {
+      const dir = await Deno.makeTempDir();
+      const port = freePort();
+      const file = `${dir}/nc.yml`;
+      try {
+        await Deno.writeTextFile(
+          file,
+          `alpha:\n  listen: 127.0.0.1:${port}\n  servers:\n   - 127.0.0.1:${a.port}:1\n`,
+        );
+        const statsArgs = ["--stats-port", String(freePort()), "--stats-addr", "127.0.0.1"];
+        const r = await runMemrep(["proxy", "-c", file, "-d", ...statsArgs]);
+        equal(r.code, 0, r.stderr);
+        const c = await connect(port);
+        const stats = await c.request("stats proxy", "END\r\n");
+        const pid = Number(/STAT pid (\d+)/.exec(stats)?.[1]);
+        ok(pid > 0, stats);
+        await c.close();
+        Deno.kill(pid, "SIGTERM");
+        // A bad file is refused before anything starts.
+        await Deno.writeTextFile(file, "alpha:\n  listen: nowhere\n");
+        const bad = await runMemrep(["proxy", "-c", file, "-d", ...statsArgs]);
+        equal(bad.code, 2, bad.stderr);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
       }
     });
   },

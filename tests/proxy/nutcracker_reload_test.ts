@@ -256,3 +256,42 @@ Deno.test({
     }
   },
 });
+
+const BACK =
+  "without auto_eject_hosts a restarted server serves again at once, not after server_retry_timeout";
+Deno.test({
+  name: BACK,
+  ignore: ignoreUnless(BACK, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    let m = await startMemcached();
+    const port = m.port;
+    // server_retry_timeout left at nutcracker's default (30 s).
+    const mr = await startConfigProxy(
+      `alpha:\n  listen: 127.0.0.1:{port}\n  timeout: 500\n  servers:\n   - 127.0.0.1:${port}:1\n`,
+    );
+    try {
+      await setAll(mr.port, ["k"], "1");
+      await m.stop();
+      // Failures mark it down.
+      for (let i = 0; i < 3; i++) {
+        await exchange(mr.port, "get k\r\n", (_, n) => n >= 1).catch(() => "");
+      }
+      m = await startMemcached([], { port });
+      const started = Date.now();
+      await waitUntil(
+        async () => {
+          const r = await exchange(mr.port, "set k 0 0 1\r\n2\r\n", (_, n) => n >= 1);
+          return r === "STORED\r\n";
+        },
+        "the restarted server taking writes",
+        10_000,
+      );
+      ok(Date.now() - started < 10_000);
+    } finally {
+      await mr.proc.stop();
+      await m.stop();
+    }
+  },
+});
