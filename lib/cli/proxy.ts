@@ -52,6 +52,19 @@ const SPEC: FlagSpec = {
   "stats-port": { type: "string" },
   "stats-addr": { type: "string", short: "a" },
   "stats-interval": { type: "string", short: "i" },
+  // nutcracker's, refused with a message naming them (see NC_UNSUPPORTED).
+  output: { type: "string", short: "o" },
+  "mbuf-size": { type: "string", short: "m" },
+  "describe-stats": { type: "boolean", short: "D" },
+  "pid-file": { type: "string" },
+};
+
+/** nutcracker options memrep does not implement, and what to do instead. */
+const NC_UNSUPPORTED: Readonly<Record<string, string>> = {
+  output: "-o/--output (log file) is not supported: memrep logs to stderr",
+  "mbuf-size": "-m/--mbuf-size is not supported: memrep sizes its buffers itself",
+  "describe-stats": "-D/--describe-stats is not supported: see README (stats port)",
+  "pid-file": "--pid-file is not supported (and -p is magent's port here)",
 };
 
 /** Help text for `memrep proxy --help`. */
@@ -100,12 +113,23 @@ backend.
 
 /** Run `memrep proxy`; resolves with the exit code once the proxy stops. */
 export async function proxyMain(args: string[]): Promise<number> {
+  const level = args.findIndex((a, i) => /^\d+$/.test(a) && /^(-v|--verbose)$/.test(args[i - 1]));
+  if (level > 0) {
+    throw new UsageError(
+      `memrep proxy: -v takes no level (nutcracker's -v ${
+        args[level]
+      }): use -v for events, -vv for details`,
+    );
+  }
   const v = parseFlags(args, SPEC, "proxy");
   if (v.help) {
     console.log(PROXY_HELP);
     return 0;
   }
   log.level = countFlag(v, "verbose");
+  for (const [flag, why] of Object.entries(NC_UNSUPPORTED)) {
+    if (v[flag] !== undefined) throw new UsageError(`memrep proxy: ${why}`);
+  }
   const confFile = stringFlag(v, "conf-file");
   if (confFile !== undefined) {
     const { checkConfig, configMain } = await import("./proxy_config.ts");

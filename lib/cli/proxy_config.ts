@@ -31,6 +31,12 @@ function syntaxOk(path: string, pools: readonly PoolConfig[]): string {
 
 /** The pools of `path`, or a usage error (bad file, or flags that contradict -c). */
 export async function checkConfig(v: FlagValues, path: string): Promise<PoolConfig[]> {
+  const port = stringFlag(v, "port");
+  if (port !== undefined && !/^\d+$/.test(port)) {
+    throw new UsageError(
+      `memrep proxy: -p is magent's port, not nutcracker's pid file ('${port}'): pid files are not supported`,
+    );
+  }
   for (const f of MAGENT_ONLY) {
     if (v[f] !== undefined) {
       throw new UsageError(

@@ -309,6 +309,20 @@ Deno.test("nutcracker.yml: unsupported and invalid directives are refused (exit 
       equal(r.code, 2, text);
       ok(re.test(r.stderr), `${JSON.stringify(text)}: ${r.stderr}`);
     }
+    // nutcracker's command-line options memrep does not have are named.
+    for (
+      const [args, re] of [
+        [["-o", "/tmp/nc.log"], /-o\/--output/],
+        [["-m", "512"], /--mbuf-size/],
+        [["-D"], /--describe-stats/],
+        [["-p", "/var/run/nc.pid"], /pid file/],
+        [["-v", "4"], /-v takes no level/],
+      ] as [string[], RegExp][]
+    ) {
+      const r = await runMemrep(["proxy", "-c", `${dir}/bad.yml`, ...args]);
+      equal(r.code, 2, args.join(" "));
+      ok(re.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
+    }
     // -s/-b with -c contradict.
     const r = await runMemrep(["proxy", "-c", `${dir}/bad.yml`, "-s", "127.0.0.1:1"]);
     equal(r.code, 2);
