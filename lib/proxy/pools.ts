@@ -277,21 +277,27 @@ export class ProxyPools {
   reload(
     configs: readonly PoolConfig[],
   ): { added: string[]; removed: string[]; changed: string[] } {
+    const names = new Set(configs.map((c) => c.name));
+    const sameListen = (p: ProxyPool, c: PoolConfig) =>
+      p.config.listen.host === c.listen.host && p.config.listen.port === c.listen.port;
     const fresh: ProxyPool[] = [];
     const keep: [ProxyPool, PoolConfig][] = [];
-    const replaced = new Set<string>();
+    const kept = new Set<ProxyPool>();
     try {
       for (const c of configs) {
-        const cur = this.pools.get(c.name);
-        if (
-          cur !== undefined && cur.config.listen.host === c.listen.host &&
-          (cur.config.listen.port === c.listen.port || c.listen.port === 0)
-        ) {
+        let cur = this.pools.get(c.name);
+        if (cur === undefined) {
+          // A pool renamed on the same address keeps its listener and clients.
+          cur = [...this.pools.values()].find((p) =>
+            !names.has(p.config.name) && !kept.has(p) && sameListen(p, c)
+          );
+        }
+        if (cur !== undefined && sameListen(cur, c)) {
           keep.push([cur, c]);
+          kept.add(cur);
           continue;
         }
-        // A pool moving to a new address: bound there first, the old one stops below.
-        if (cur !== undefined) replaced.add(c.name);
+        // A new pool, or one moving to a new address: bound there first, the old one stops below.
         const p = new ProxyPool(c, this.#version);
         fresh.push(p);
         p.listen();
@@ -300,28 +306,29 @@ export class ProxyPools {
       for (const p of fresh) p.stop();
       throw err;
     }
-    const names = new Set(configs.map((c) => c.name));
     const removed: string[] = [];
-    const retired: Backend[] = [];
     for (const [name, p] of this.pools) {
-      if (!names.has(name) || replaced.has(name)) {
-        if (!names.has(name)) removed.push(name);
-        p.stop();
-        this.pools.delete(name);
-      }
+      if (kept.has(p)) continue;
+      if (!names.has(name)) removed.push(name);
+      p.stop();
     }
-    const changed: string[] = [];
     const wait = Math.max(
       DEFAULT_TIMEOUT_MS,
       ...keep.map(([p]) => p.config.timeoutMs ?? DEFAULT_TIMEOUT_MS),
     );
+    const retired: Backend[] = [];
+    this.pools.clear();
     for (const [p, c] of keep) {
       retired.push(...p.apply(c));
-      changed.push(c.name);
+      this.pools.set(c.name, p);
     }
     for (const p of fresh) this.pools.set(p.config.name, p);
     this.#retire(retired, wait);
-    return { added: fresh.map((p) => p.config.name), removed, changed };
+    return {
+      added: fresh.map((p) => p.config.name),
+      removed,
+      changed: keep.map(([, c]) => c.name),
+    };
   }
 
   /** Close backends after requests in flight on them had their timeout to finish. */

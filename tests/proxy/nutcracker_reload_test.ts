@@ -8,7 +8,7 @@
 import { equal, ok } from "../helpers/assert.ts";
 import { ignoreUnless, startMemcached, waitUntil } from "../helpers/mod.ts";
 import { parseConfig, poolDistribution } from "../../lib/proxy/mod.ts";
-import { exchange, fill, locate, setAll, startConfigProxy } from "./nc_config.ts";
+import { exchange, fill, locate, readStats, setAll, startConfigProxy } from "./nc_config.ts";
 
 function yaml(ports: number[]): string {
   return [
@@ -250,6 +250,23 @@ Deno.test({
       await setAll(mr.port, keys, "a2");
       equal((await locate([a, b], keys, "b2")).filter((w) => w !== 1).length, 0);
       equal((await locate([a, b], keys, "a2")).filter((w) => w !== 0).length, 0);
+
+      // beta renamed gamma on the same address: the listener and its clients stay.
+      const client = await Deno.connect({ hostname: "127.0.0.1", port: mr.port2 });
+      from = mr.proc.outputLines().length;
+      await Deno.writeTextFile(
+        mr.file,
+        fill(alpha + beta("127.0.0.1:{port2}").replace("beta:", "gamma:"), mr.port, mr.port2),
+      );
+      mr.proc.kill("SIGHUP");
+      await mr.proc.waitForLog(/reloaded/, 10_000, from);
+      await client.write(new TextEncoder().encode("set r 0 0 1\r\nx\r\n"));
+      const buf = new Uint8Array(64);
+      const n = await client.read(buf);
+      client.close();
+      equal(new TextDecoder().decode(buf.subarray(0, n ?? 0)), "STORED\r\n");
+      const stats = await readStats(mr.statsPort);
+      ok("gamma" in stats && !("beta" in stats), Object.keys(stats).join(","));
     } finally {
       await mr.proc.stop();
       await Promise.all(mc.map((m) => m.stop()));
