@@ -14,8 +14,15 @@ import { decodeAscii } from "../protocol/bytes.ts";
 import { log } from "../log.ts";
 import { UsageError } from "../errors.ts";
 import { Backlog } from "./backlog.ts";
-import { handshake, type HandshakeFailure, randomHex, type StreamState } from "./handshake.ts";
+import {
+  handshake,
+  type HandshakeContext,
+  type HandshakeFailure,
+  randomHex,
+  type StreamState,
+} from "./handshake.ts";
 import { Link } from "./link.ts";
+import type { LinkKeys } from "./seal.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
 import {
@@ -48,8 +55,24 @@ export interface ReplicationOptions {
 /** Outcome of one attempt to dial the peer. */
 type DialResult = "linked" | "unreachable" | HandshakeFailure;
 
-/** Incoming handshakes allowed at once (each ends within the timeout). */
+/** An incoming connection still in its handshake. */
+interface PendingHandshake {
+  conn: Deno.TcpConn;
+  /** Source address (evictions go by source). */
+  host: string;
+  /** "host:port", for the log. */
+  peer: string;
+  /** It sent a valid greeting (not idle): evicted only when all are. */
+  greeted: boolean;
+}
+
+/**
+ * Incoming handshakes allowed at once; one more evicts the oldest of the
+ * source holding the most, so idle connections cannot keep the peer out.
+ */
 const MAX_HANDSHAKES = 16;
+/** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
+const ACCEPT_DEADLINE_MS = 1000;
 /** Lag samples kept: (stream offset, time) of recent changes. */
 const LAG_SAMPLES = 4096;
 
@@ -90,7 +113,8 @@ export class Replicator implements MutationObserver {
   #lagTail = 0;
   #lastLagMs = 0;
   #state: "down" | "connecting" | "listening" = "down";
-  #handshaking = 0;
+  /** Incoming handshakes under way, oldest first. */
+  #pending = new Set<PendingHandshake>();
   /** Worker threads' changes and waits (null with one serve thread). */
   #shared: MainReplicationShare | null = null;
   #ringParser = new FrameParser();
@@ -394,7 +418,9 @@ export class Replicator implements MutationObserver {
       this.#failed(peer, r.reason, r.detail);
       return r.reason;
     }
-    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest) ? "linked" : "refused";
+    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest, r.keys)
+      ? "linked"
+      : "refused";
   }
 
   #failed(peer: string, reason: HandshakeFailure, detail: string): void {
@@ -443,26 +469,43 @@ export class Replicator implements MutationObserver {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peer = `${addr.hostname}:${addr.port}`;
     log.info("replication: accept");
-    if (this.#handshaking >= MAX_HANDSHAKES) {
-      // A flood of connections that never finish their handshake: drop the excess.
-      closeQuietly(conn);
-      log.debug(`replication: too many pending handshakes, closed ${peer}`);
-      return;
-    }
-    this.#handshaking++;
+    // A flood of connections that never finish: the newest always gets its chance.
+    if (this.#pending.size >= MAX_HANDSHAKES) this.#evictPending();
+    const pending: PendingHandshake = { conn, host: addr.hostname, peer, greeted: false };
+    this.#pending.add(pending);
     try {
       conn.setNoDelay(true);
-      const r = await handshake(conn, "accept", this.#context()).finally(() => this.#handshaking--);
+      const ctx = this.#context();
+      ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
+      ctx.greeted = () => (pending.greeted = true);
+      const r = await handshake(conn, "accept", ctx).finally(() => this.#pending.delete(pending));
       if (!r.ok) {
         closeQuietly(conn);
         this.#failed(peer, r.reason, r.detail);
         return;
       }
-      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest);
+      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest, r.keys);
     } catch (err) {
       closeQuietly(conn);
       log.debug(`replication: accepted connection failed: ${errorText(err)}`);
     }
+  }
+
+  /**
+   * Close one pending handshake: one that has not even greeted (idle) if
+   * any, of the source holding the most, its oldest.
+   */
+  #evictPending(): void {
+    const all = [...this.#pending];
+    const idle = all.filter((p) => !p.greeted);
+    const candidates = idle.length > 0 ? idle : all;
+    const count = new Map<string, number>();
+    for (const p of candidates) count.set(p.host, (count.get(p.host) ?? 0) + 1);
+    let victim = candidates[0];
+    for (const p of candidates) if (count.get(p.host)! > count.get(victim.host)!) victim = p;
+    this.#pending.delete(victim);
+    closeQuietly(victim.conn);
+    log.debug(`replication: too many pending handshakes, closed ${victim.peer}`);
   }
 
   /** Make an authenticated connection the link; false when an existing one is kept. */
@@ -472,6 +515,7 @@ export class Replicator implements MutationObserver {
     peerNode: string,
     peer: StreamState,
     rest: Uint8Array,
+    keys: LinkKeys | null,
   ): boolean {
     if (this.#stopped) {
       closeQuietly(conn);
@@ -493,7 +537,7 @@ export class Replicator implements MutationObserver {
       old.close("replaced by a new link");
     }
     this.hlc.observe(peer.hlc);
-    const link = new Link(conn, role, peerNode, this);
+    const link = new Link(conn, role, peerNode, this, keys);
     this.link = link;
     this.stats.links++;
     this.#closeListener();
@@ -515,7 +559,7 @@ export class Replicator implements MutationObserver {
     return true;
   }
 
-  #context() {
+  #context(): HandshakeContext {
     return {
       nodeId: this.nodeId,
       secret: this.#options.secret,
@@ -606,6 +650,7 @@ export class Replicator implements MutationObserver {
       ["repl_tombstones", this.merger.tombstones.size],
       ["repl_auth_failures", s.authFailures],
       ["repl_bad_peers", s.badPeers],
+      ["repl_bad_macs", s.badMacs],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

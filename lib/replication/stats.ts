@@ -37,4 +37,6 @@ export class ReplicationStats {
   backlogOverflows = 0;
   /** Connections refused as not a memrep peer (garbage, wrong version). */
   badPeers = 0;
+  /** Links closed because a record of the authenticated stream failed its MAC. */
+  badMacs = 0;
 }
