@@ -14,10 +14,9 @@ import { Writer } from "../protocol/mod.ts";
 import { errorText, type Readable, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import type { StreamState } from "./handshake.ts";
-import type { LinkKeys } from "./seal.ts";
 import { Applied } from "./merge.ts";
 import type { Replicator } from "./replicator.ts";
-import { OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
+import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
 import { Snapshot } from "./snapshot.ts";
 import { Frame, FrameParser, writeControl } from "./stream.ts";
 
@@ -293,7 +292,7 @@ export class Link {
       if (this.closed) return;
       if (!await rb.fill(source, parser.need)) {
         if (opened?.failure) {
-          // Altered, injected or replayed bytes (or the wrong key): apply nothing more.
+          // Altered, injected, replayed or reordered bytes: nothing of them was applied.
           this.#repl.stats.badMacs++;
           log.warn(`replication: bad MAC from ${this.peerAddress}`);
           this.close(`bad MAC: ${opened.failure}`);

@@ -23,6 +23,7 @@ import {
 } from "./handshake.ts";
 import { Link } from "./link.ts";
 import type { LinkKeys } from "./seal.ts";
+import { HandshakeSlots } from "./slots.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
 import {
@@ -55,22 +56,6 @@ export interface ReplicationOptions {
 /** Outcome of one attempt to dial the peer. */
 type DialResult = "linked" | "unreachable" | HandshakeFailure;
 
-/** An incoming connection still in its handshake. */
-interface PendingHandshake {
-  conn: Deno.TcpConn;
-  /** Source address (evictions go by source). */
-  host: string;
-  /** "host:port", for the log. */
-  peer: string;
-  /** It sent a valid greeting (not idle): evicted only when all are. */
-  greeted: boolean;
-}
-
-/**
- * Incoming handshakes allowed at once; one more evicts the oldest of the
- * source holding the most, so idle connections cannot keep the peer out.
- */
-const MAX_HANDSHAKES = 16;
 /** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
 const ACCEPT_DEADLINE_MS = 1000;
 /** Lag samples kept: (stream offset, time) of recent changes. */
@@ -113,8 +98,7 @@ export class Replicator implements MutationObserver {
   #lagTail = 0;
   #lastLagMs = 0;
   #state: "down" | "connecting" | "listening" = "down";
-  /** Incoming handshakes under way, oldest first. */
-  #pending = new Set<PendingHandshake>();
+  #slots = new HandshakeSlots();
   /** Worker threads' changes and waits (null with one serve thread). */
   #shared: MainReplicationShare | null = null;
   #ringParser = new FrameParser();
@@ -469,16 +453,14 @@ export class Replicator implements MutationObserver {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peer = `${addr.hostname}:${addr.port}`;
     log.info("replication: accept");
-    // A flood of connections that never finish: the newest always gets its chance.
-    if (this.#pending.size >= MAX_HANDSHAKES) this.#evictPending();
-    const pending: PendingHandshake = { conn, host: addr.hostname, peer, greeted: false };
-    this.#pending.add(pending);
+    // Idle connections cannot hold the port: a short deadline, and the newcomer always gets a slot.
+    const slot = this.#slots.take(conn, addr.hostname, peer);
     try {
       conn.setNoDelay(true);
       const ctx = this.#context();
       ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
-      ctx.greeted = () => (pending.greeted = true);
-      const r = await handshake(conn, "accept", ctx).finally(() => this.#pending.delete(pending));
+      ctx.greeted = () => (slot.greeted = true);
+      const r = await handshake(conn, "accept", ctx).finally(() => this.#slots.release(slot));
       if (!r.ok) {
         closeQuietly(conn);
         this.#failed(peer, r.reason, r.detail);
@@ -489,23 +471,6 @@ export class Replicator implements MutationObserver {
       closeQuietly(conn);
       log.debug(`replication: accepted connection failed: ${errorText(err)}`);
     }
-  }
-
-  /**
-   * Close one pending handshake: one that has not even greeted (idle) if
-   * any, of the source holding the most, its oldest.
-   */
-  #evictPending(): void {
-    const all = [...this.#pending];
-    const idle = all.filter((p) => !p.greeted);
-    const candidates = idle.length > 0 ? idle : all;
-    const count = new Map<string, number>();
-    for (const p of candidates) count.set(p.host, (count.get(p.host) ?? 0) + 1);
-    let victim = candidates[0];
-    for (const p of candidates) if (count.get(p.host)! > count.get(victim.host)!) victim = p;
-    this.#pending.delete(victim);
-    closeQuietly(victim.conn);
-    log.debug(`replication: too many pending handshakes, closed ${victim.peer}`);
   }
 
   /** Make an authenticated connection the link; false when an existing one is kept. */
