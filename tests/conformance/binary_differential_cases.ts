@@ -340,6 +340,23 @@ export const BINARY_CASES: BinCase[] = [
     name: "bad magic after a good packet in one write",
     steps: [close(cat(get("m"), p({ op: OP.GET, key: "m", magic: 0x00 })))],
   },
+  ...[20, 21, 45].map((n): BinCase => ({
+    name:
+      `bad magic after ${n} hits: memcached sent only what it had transmitted (every 20 requests)`,
+    steps: [
+      set("m", "v"),
+      close(
+        cat(...Array.from({ length: n }, () => get("m")), p({ op: OP.GET, key: "m", magic: 0 })),
+      ),
+    ],
+  })),
+  {
+    name: "bad magic after hits and an error: the error flushed the hits before it",
+    steps: [
+      set("m", "v"),
+      close(cat(get("m"), get("m"), get("none"), get("m"), p({ op: OP.GET, key: "m", magic: 0 }))),
+    ],
+  },
   {
     name: "text after binary closes",
     steps: [p({ op: OP.NOOP }), close(new TextEncoder().encode("get foo\r\n" + " ".repeat(20)))],
