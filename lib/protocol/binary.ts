@@ -98,23 +98,26 @@ export const NO_AUTOVIVIFY = 0xffffffff;
 /** A request CAS above 2**53 matches no item: stands in for it. */
 const CAS_UNMATCHABLE = 2 ** 64;
 
-/** Quiet opcode -> its loud form (memcached's dispatch_bin_command). */
-const LOUD: Record<number, number> = {
-  [BinaryOpcode.SETQ]: BinaryOpcode.SET,
-  [BinaryOpcode.ADDQ]: BinaryOpcode.ADD,
-  [BinaryOpcode.REPLACEQ]: BinaryOpcode.REPLACE,
-  [BinaryOpcode.DELETEQ]: BinaryOpcode.DELETE,
-  [BinaryOpcode.INCREMENTQ]: BinaryOpcode.INCREMENT,
-  [BinaryOpcode.DECREMENTQ]: BinaryOpcode.DECREMENT,
-  [BinaryOpcode.QUITQ]: BinaryOpcode.QUIT,
-  [BinaryOpcode.FLUSHQ]: BinaryOpcode.FLUSH,
-  [BinaryOpcode.APPENDQ]: BinaryOpcode.APPEND,
-  [BinaryOpcode.PREPENDQ]: BinaryOpcode.PREPEND,
-  [BinaryOpcode.GETQ]: BinaryOpcode.GET,
-  [BinaryOpcode.GETKQ]: BinaryOpcode.GETK,
-  [BinaryOpcode.GATQ]: BinaryOpcode.GAT,
-  [BinaryOpcode.GATKQ]: BinaryOpcode.GATK,
-};
+/** Quiet opcode -> its loud form (memcached's dispatch_bin_command); -1: not quiet. */
+const LOUD = new Int16Array(256).fill(-1);
+for (
+  const [quiet, loud] of [
+    [BinaryOpcode.SETQ, BinaryOpcode.SET],
+    [BinaryOpcode.ADDQ, BinaryOpcode.ADD],
+    [BinaryOpcode.REPLACEQ, BinaryOpcode.REPLACE],
+    [BinaryOpcode.DELETEQ, BinaryOpcode.DELETE],
+    [BinaryOpcode.INCREMENTQ, BinaryOpcode.INCREMENT],
+    [BinaryOpcode.DECREMENTQ, BinaryOpcode.DECREMENT],
+    [BinaryOpcode.QUITQ, BinaryOpcode.QUIT],
+    [BinaryOpcode.FLUSHQ, BinaryOpcode.FLUSH],
+    [BinaryOpcode.APPENDQ, BinaryOpcode.APPEND],
+    [BinaryOpcode.PREPENDQ, BinaryOpcode.PREPEND],
+    [BinaryOpcode.GETQ, BinaryOpcode.GET],
+    [BinaryOpcode.GETKQ, BinaryOpcode.GETK],
+    [BinaryOpcode.GATQ, BinaryOpcode.GAT],
+    [BinaryOpcode.GATKQ, BinaryOpcode.GATK],
+  ]
+) LOUD[quiet] = loud;
 
 /**
  * A parsed binary request: the text parser's {@linkcode Request} (op, key,
@@ -226,22 +229,26 @@ export function parseBinaryRequest(
   req.lineStart = start;
   req.lineEnd = req.keyEnd;
   const loud = LOUD[opcode];
-  req.command = loud ?? opcode;
-  req.noreply = loud !== undefined;
+  req.command = loud < 0 ? opcode : loud;
+  req.noreply = loud >= 0;
 
   if (keylen > bodylen || keylen + extlen > bodylen) {
     req.fail(BinaryStatus.UNKNOWN_COMMAND, 0, true);
     return head;
   }
+  // SASL (-S, phase 2) goes here: until the connection authenticated, memcached answers
+  // every opcode but the SASL ones and version with AUTH_ERROR and closes
+  // (dispatch_bin_command's authenticated()).
   if (keylen > MAX_KEY_LENGTH) {
     req.fail(BinaryStatus.EINVAL, 0, true);
     return head;
   }
+  // With -S the SASL opcodes become requests for the executor (mechanism = key, data =
+  // value) here instead of "Unknown command".
   const fine = shapeOk(req.command, extlen, keylen, bodylen);
   if (fine === null) {
     // Unknown opcodes and verbosity; SASL without -S. memcached skips bodylen
     // bytes after extras and key (SASL: bodylen - keylen), more than the body.
-    // Phase 2 (SASL) hooks in here.
     const sasl = req.command === BinaryOpcode.SASL_LIST_MECHS ||
       req.command === BinaryOpcode.SASL_AUTH || req.command === BinaryOpcode.SASL_STEP;
     if (sasl && !saslShapeOk(req.command, extlen, keylen, bodylen)) {
@@ -314,26 +321,29 @@ function valueOf(req: BinaryRequest, head: number, maxValue: number, avail: numb
 }
 
 /** The request's engine op, per loud opcode. */
-const OP_OF: Record<number, number> = {
-  [BinaryOpcode.GET]: Op.GET,
-  [BinaryOpcode.GETK]: Op.GET,
-  [BinaryOpcode.GAT]: Op.GAT,
-  [BinaryOpcode.GATK]: Op.GAT,
-  [BinaryOpcode.TOUCH]: Op.TOUCH,
-  [BinaryOpcode.SET]: Op.SET,
-  [BinaryOpcode.ADD]: Op.ADD,
-  [BinaryOpcode.REPLACE]: Op.REPLACE,
-  [BinaryOpcode.APPEND]: Op.APPEND,
-  [BinaryOpcode.PREPEND]: Op.PREPEND,
-  [BinaryOpcode.DELETE]: Op.DELETE,
-  [BinaryOpcode.INCREMENT]: Op.INCR,
-  [BinaryOpcode.DECREMENT]: Op.DECR,
-  [BinaryOpcode.QUIT]: Op.QUIT,
-  [BinaryOpcode.FLUSH]: Op.FLUSH_ALL,
-  [BinaryOpcode.NOOP]: Op.MN,
-  [BinaryOpcode.VERSION]: Op.VERSION,
-  [BinaryOpcode.STAT]: Op.STATS,
-};
+const OP_OF = new Uint8Array(256);
+for (
+  const [opcode, op] of [
+    [BinaryOpcode.GET, Op.GET],
+    [BinaryOpcode.GETK, Op.GET],
+    [BinaryOpcode.GAT, Op.GAT],
+    [BinaryOpcode.GATK, Op.GAT],
+    [BinaryOpcode.TOUCH, Op.TOUCH],
+    [BinaryOpcode.SET, Op.SET],
+    [BinaryOpcode.ADD, Op.ADD],
+    [BinaryOpcode.REPLACE, Op.REPLACE],
+    [BinaryOpcode.APPEND, Op.APPEND],
+    [BinaryOpcode.PREPEND, Op.PREPEND],
+    [BinaryOpcode.DELETE, Op.DELETE],
+    [BinaryOpcode.INCREMENT, Op.INCR],
+    [BinaryOpcode.DECREMENT, Op.DECR],
+    [BinaryOpcode.QUIT, Op.QUIT],
+    [BinaryOpcode.FLUSH, Op.FLUSH_ALL],
+    [BinaryOpcode.NOOP, Op.MN],
+    [BinaryOpcode.VERSION, Op.VERSION],
+    [BinaryOpcode.STAT, Op.STATS],
+  ]
+) OP_OF[opcode] = op;
 
 /** dispatch_bin_command's per-opcode length checks; null for an opcode it does not run. */
 function shapeOk(cmd: number, extlen: number, keylen: number, bodylen: number): boolean | null {
