@@ -199,11 +199,23 @@ export const BINARY_CASES: BinCase[] = [
   },
   {
     name: "expired items miss",
+    concurrent: true,
     steps: [
       set("ex", "v", 0, 1),
       set("ex2", "v", 0, 100),
       p({ op: OP.TOUCH, key: "ex2", extras: u32Extras(1) }),
       { send: cat(get("ex"), get("ex2")), sleepMs: 2600 },
+    ],
+  },
+  {
+    name: "gat sets a new expiry",
+    concurrent: true,
+    steps: [
+      set("ge", "v", 0, 100),
+      p({ op: OP.GAT, key: "ge", extras: u32Extras(1) }),
+      set("ge2", "v", 0, 1),
+      p({ op: OP.GATK, key: "ge2", extras: u32Extras(0) }),
+      { send: cat(get("ge"), get("ge2")), sleepMs: 2600 },
     ],
   },
   {
@@ -296,16 +308,6 @@ export const BINARY_CASES: BinCase[] = [
       withCas((cas) => set("cr", "z", 0, 0, OP.REPLACEQ, cas)),
       get("cr"),
       set("cr", "v", 0, 0, OP.SET, 0xffffffffffffffffn),
-    ],
-  },
-  {
-    name: "gat sets a new expiry",
-    steps: [
-      set("ge", "v", 0, 100),
-      p({ op: OP.GAT, key: "ge", extras: u32Extras(1) }),
-      set("ge2", "v", 0, 1),
-      p({ op: OP.GATK, key: "ge2", extras: u32Extras(0) }),
-      { send: cat(get("ge"), get("ge2")), sleepMs: 2600 },
     ],
   },
   {
