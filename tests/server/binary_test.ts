@@ -47,9 +47,11 @@ Deno.test({
     const inputs = [binGet, binSet, new TextEncoder().encode("get k\r\n")];
     for (const mode of ["ascii", "binary"]) {
       const ref = await startMemcached(["-B", mode]);
-      const sut = await startMemrep(["serve", "-t", "1", "-B", mode]);
+      // Two threads: each applies -B (connections land on either).
+      const sut = await startMemrep(["serve", "-t", "2", "-vv", "-B", mode]);
+      await sut.waitForLog(/^memrep serve: listening on .*, 2 threads$/);
       try {
-        for (const input of inputs) {
+        for (const input of [...inputs, ...inputs, ...inputs]) {
           const [expected, actual] = await Promise.all([
             exchange(ref.port, input),
             exchange(sut.port, input),
