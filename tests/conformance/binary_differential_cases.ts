@@ -204,7 +204,8 @@ export const BINARY_CASES: BinCase[] = [
       set("ex", "v", 0, 1),
       set("ex2", "v", 0, 100),
       p({ op: OP.TOUCH, key: "ex2", extras: u32Extras(1) }),
-      { send: cat(get("ex"), get("ex2")), sleepMs: 2600 },
+      arith("ex3", 1n, 9n, 1),
+      { send: cat(get("ex"), get("ex2"), get("ex3")), sleepMs: 2600 },
     ],
   },
   {
@@ -467,6 +468,13 @@ export const BINARY_CASES: BinCase[] = [
         arith("p1", 1n, 0n, 0xffffffff, OP.INCRQ),
         get("p1", OP.GETK),
       ),
+    ],
+  },
+  {
+    name: "a multi-get of 30 keys as getkq + noop",
+    steps: [
+      cat(...Array.from({ length: 15 }, (_, i) => set(`mg${i * 2}`, `v${i}`, i, 0, OP.SETQ))),
+      cat(...Array.from({ length: 30 }, (_, i) => get(`mg${i}`, OP.GETKQ)), p({ op: OP.NOOP })),
     ],
   },
   {

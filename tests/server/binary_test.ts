@@ -290,3 +290,46 @@ Deno.test("serve binary: a value split over many reads and a pipeline of 2,000 q
     await server.stop();
   }
 });
+
+const OOM_NAME = "serve -M answers a binary set without memory as memcached does";
+Deno.test({
+  name: OOM_NAME,
+  ignore: ignoreUnless(OOM_NAME, ["memcached"]),
+  async fn() {
+    /** Fill until a set fails; the failure packet, then whether the old key is gone and the connection works. */
+    async function run(port: number): Promise<string> {
+      const c = await connect(port);
+      try {
+        const value = "v".repeat(50_000);
+        await roundTrip(
+          c,
+          packet({ op: OP.SET, key: "first", value: "x", extras: setExtras(0, 0) }),
+        );
+        for (let i = 0; i < 2000; i++) {
+          const r = await roundTrip(
+            c,
+            packet({ op: OP.SET, key: `fill${i}`, value, extras: setExtras(0, 0), opaque: 4 }),
+          );
+          if (r[0].status !== 0) {
+            const after = await roundTrip(c, packet({ op: OP.GET, key: `fill${i}` }));
+            return `status=${r[0].status} text=${text(r[0].value)} opaque=${r[0].opaque} ` +
+              `cas=${r[0].cas} then get: ${after[0].status}`;
+          }
+        }
+        return "never failed";
+      } finally {
+        await c.close();
+      }
+    }
+    const ref = await startMemcached(["-m", "2", "-M"]);
+    const sut = await startMemrep(["serve", "-t", "1", "-m", "2", "-M"]);
+    try {
+      const [expected, actual] = await Promise.all([run(ref.port), run(sut.port)]);
+      assert(expected.startsWith("status=130 text=Out of memory"), `memcached: ${expected}`);
+      assertEquals(actual, expected);
+    } finally {
+      await sut.stop();
+      await ref.stop();
+    }
+  },
+});
