@@ -4,8 +4,17 @@
  * @module
  */
 
-import { ascii, PARSE_CLOSE, parseRequest, REPLY, Request, Writer } from "../protocol/mod.ts";
+import {
+  ascii,
+  BINARY_RESPONSE_MAGIC,
+  BinaryStatus,
+  PARSE_CLOSE,
+  REPLY,
+  writeBinaryHeader,
+  Writer,
+} from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
+import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
 
 /**
@@ -36,8 +45,32 @@ export interface ConnectionHooks {
 
 const SERVER_ERROR = ascii("SERVER_ERROR");
 
-/** The reply at buf[at] is a SERVER_ERROR (a write's own error, not an acknowledgement). */
+/** Text of the binary error that replaces an unconfirmed --repl-sync write's reply. */
+const PEER_UNAVAILABLE = ascii("replication peer unavailable");
+
+/** Replace the binary reply at copy[at] by a "temporary failure" for the same opcode and opaque. */
+function refuseBinary(out: Writer, copy: Uint8Array, at: number): void {
+  const opaque = ((copy[at + 12] << 24) | (copy[at + 13] << 16) | (copy[at + 14] << 8) |
+    copy[at + 15]) >>> 0;
+  writeBinaryHeader(
+    out,
+    copy[at + 1],
+    BinaryStatus.ETMPFAIL,
+    opaque,
+    0,
+    0,
+    0,
+    PEER_UNAVAILABLE.length,
+  );
+  out.bytes(PEER_UNAVAILABLE);
+}
+
+/**
+ * The reply at buf[at] is an error (a write's own error, not an
+ * acknowledgement): a text SERVER_ERROR or a binary packet with a status.
+ */
 function isErrorReply(buf: Uint8Array, at: number): boolean {
+  if (buf[at] === BINARY_RESPONSE_MAGIC) return buf[at + 6] !== 0 || buf[at + 7] !== 0;
   if (buf.length - at < SERVER_ERROR.length) return false;
   for (let i = 0; i < SERVER_ERROR.length; i++) if (buf[at + i] !== SERVER_ERROR[i]) return false;
   return true;
@@ -52,7 +85,8 @@ export async function serveConnection(
   hooks: ConnectionHooks = {},
 ): Promise<number> {
   const rb = new ReadBuffer();
-  const req = new Request();
+  // -B auto: the first byte of the connection picks text or binary, for good.
+  let codec: Codec | null = fixedCodec(engine);
   const out = new Writer();
   const stats = engine.stats;
   const { barrier, stopped } = hooks;
@@ -80,7 +114,8 @@ export async function serveConnection(
         // An error reply stays as it is (a too-large set also dropped the old item).
         if (writes[i + 2] <= applied || isErrorReply(copy, writes[i])) continue;
         out.bytes(copy, from, writes[i]);
-        out.bytes(REPLY.REPL_PEER_UNAVAILABLE);
+        if (copy[writes[i]] === BINARY_RESPONSE_MAGIC) refuseBinary(out, copy, writes[i]);
+        else out.bytes(REPLY.REPL_PEER_UNAVAILABLE);
         from = writes[i + 1];
         refused++;
       }
@@ -94,30 +129,36 @@ export async function serveConnection(
     while (action === Action.CONTINUE) {
       if (!buffered) {
         const before = rb.end - rb.start;
-        if (!await rb.fill(conn, req.need)) break;
+        if (!await rb.fill(conn, codec?.req.need ?? 0)) break;
         stats.bytesRead += rb.end - rb.start - before;
       }
       buffered = false;
+      if (codec === null) {
+        if (rb.end === rb.start) continue;
+        codec = pickCodec(engine, rb.buf[rb.start]);
+      }
+      const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
       if (stopped?.()) break; // bytes read as the server stopped: not executed
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
-          const used = parseRequest(rb.buf, rb.start, rb.end, req, maxValue);
+          const used = codec.parse(rb.buf, rb.start, rb.end, maxValue);
           if (used === 0) break;
           if (used === PARSE_CLOSE) {
+            codec.closing(out);
             action = Action.CLOSE;
             break;
           }
           rb.start += used;
           if (barrier) {
             const position = barrier.position(), at = out.length;
-            action = engine.execute(req, out, session);
+            action = codec.execute(out, session);
             // A write that answers (not noreply/quiet) waits for the peer.
             if (barrier.position() !== position && out.length > at) {
               writes.push(at, out.length, barrier.position());
             }
-          } else action = engine.execute(req, out, session);
+          } else action = codec.execute(out, session);
           if (req.swallow > 0) rb.skip(req.swallow);
           if (session.more) {
             buffered = true;
@@ -127,7 +168,8 @@ export async function serveConnection(
       } finally {
         engine.endBatch();
       }
-      await flush();
+      // memcached sends nothing while it swallows a refused value: the reply waits for its end.
+      if (!rb.swallowing) await flush();
       // A long reply (metadump) comes in parts, one per hold of the cache, so
       // other threads and connections run in between and memory stays bounded.
       while (session.more) {

@@ -34,7 +34,9 @@ Deno.test("a peer sending out-of-range versions is refused change by change; the
     ok(/^MEMREP-REPL 2 \S+ \S+$/.test(await peer.readLine(5000)), "greeting");
     // Our clock is "beyond 2**53": once refused the pairing, keeping the pair split for good.
     await peer.send(
-      `MEMREP-REPL 2 fakepeer00000000 ${"ab".repeat(16)}\r\nSTATE fs1 0 - 0 0 ${HUGE}\r\nAUTH -\r\n`,
+      `MEMREP-REPL 2 fakepeer00000000 ${
+        "ab".repeat(16)
+      }\r\nSTATE fs1 0 - 0 0 ${HUGE}\r\nAUTH -\r\n`,
     );
     ok((await peer.readLine(5000)).startsWith("STATE "), "the node pairs");
     equal(await peer.readLine(5000), "AUTH -", "no secret, no proof");
