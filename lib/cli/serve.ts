@@ -18,6 +18,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, Replicator } from "../replication/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
@@ -41,6 +42,8 @@ const SPEC: FlagSpec = {
   "max-reqs-per-event": { type: "string", short: "R" },
   protocol: { type: "string", short: "B" },
   extended: { type: "string", short: "o", multiple: true },
+  "enable-sasl": { type: "boolean", short: "S" },
+  "auth-file": { type: "string", short: "Y" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
   replicate: { type: "string" },
@@ -75,6 +78,11 @@ memcached options:
   -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4;
                               Linux only, elsewhere 1)
   -B, --protocol <name>       ascii or auto (binary is not supported)
+
+authentication (memcached's; see README):
+  -Y, --auth-file <file>      text clients log in first (memcached 1.6 -Y): 'user:password' lines
+  -S, --enable-sasl           binary clients log in with SASL PLAIN; users from MEMCACHED_SASL_PWDB
+                              when set, else from --auth-file
 
 replication (two nodes, both read-write, like repcached):
   --replicate <host:port>     peer's replication address; this node listens on the same port
@@ -112,6 +120,7 @@ export async function serveMain(args: string[]): Promise<number> {
   if (protocol !== undefined && protocol !== "ascii" && protocol !== "auto") {
     throw new UsageError(`-B: only the ascii protocol is supported, got '${protocol}'`);
   }
+  const auth = authConfig(v, protocol);
   const replication = replicationOptions(v, hostnames[0]);
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
@@ -132,6 +141,13 @@ export async function serveMain(args: string[]): Promise<number> {
     threads = 1;
   }
   const udp = stringFlag(v, "udp-port");
+  if (udp !== undefined && udp !== "0" && auth) {
+    throw new UsageError(
+      auth.authFile
+        ? "Cannot use UDP with ascii authentication enabled (-U 0 to disable)"
+        : "ERROR: Cannot enable UDP while using binary SASL authentication.",
+    );
+  }
   if (udp !== undefined && udp !== "0") {
     log.warn(`memrep: UDP is not supported (-U ${udp}); serving TCP only`);
   }
@@ -151,8 +167,15 @@ export async function serveMain(args: string[]): Promise<number> {
     minChunk: intFlag(v, "slab-min-size", 48, 8, 1048576),
     enableShutdown: Boolean(v["enable-shutdown"]),
     reusePort: threads > 1,
+    auth: auth ?? undefined,
   };
-  const server = new Server(options);
+  let server: Server;
+  try {
+    server = new Server(options);
+  } catch (err) {
+    if (err instanceof AuthFileError) throw new UsageError(err.message);
+    throw err;
+  }
   // The pid file is there before the port answers: `-d` returns once it answers.
   const pidfile = stringFlag(v, "pidfile");
   if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
@@ -163,6 +186,7 @@ export async function serveMain(args: string[]): Promise<number> {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
+  if (server.authenticator) reloadOnHangup(server.authenticator);
   const cannotListen = (err: unknown) => {
     if (pidfile) Deno.removeSync(pidfile);
     return new UsageError(
@@ -214,6 +238,27 @@ export async function serveMain(args: string[]): Promise<number> {
     }
   }
   return 0;
+}
+
+/**
+ * -S / -Y / MEMCACHED_SASL_PWDB, with memcached's refusals of a protocol
+ * that cannot authenticate. Null when nothing asks for authentication.
+ */
+function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): AuthConfig | null {
+  const sasl = Boolean(v["enable-sasl"]);
+  const authFile = stringFlag(v, "auth-file");
+  if (!sasl && authFile === undefined) return null;
+  if (authFile === "") throw new UsageError("-Y: the auth file name is empty");
+  if (sasl && !authFile && protocol === "ascii") {
+    throw new UsageError("ERROR: You cannot allow the ASCII protocol while using SASL.");
+  }
+  if (authFile && protocol === "binary") {
+    throw new UsageError(
+      "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+    );
+  }
+  const pwdbFile = sasl ? Deno.env.get("MEMCACHED_SASL_PWDB") || undefined : undefined;
+  return { sasl, authFile, pwdbFile };
 }
 
 /** The first of `hostnames`:`port` that accepts a TCP connection (wildcards tried on loopback). */

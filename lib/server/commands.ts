@@ -27,6 +27,7 @@ import {
 import process from "node:process";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, SharedStats, statLine } from "./stats.ts";
+import type { AuthConfig, AuthSession } from "../auth/mod.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -65,6 +66,8 @@ export interface EngineOptions extends StoreOptions {
   extraStats?: (out: Writer) => void;
   /** Named `stats <group>` sections beyond memcached's (e.g. replication). */
   statsGroups?: Record<string, (out: Writer) => void>;
+  /** Authentication (-S, -Y), shown in `stats settings`. */
+  auth?: AuthConfig;
 }
 
 /** What a serve thread shares with the others: the cache, the lock, the counters. */
@@ -91,6 +94,11 @@ export interface Session {
    * returns true once it is complete. The connection calls it until then.
    */
   more: ((out: Writer) => boolean) | null;
+  /**
+   * Login state when the server requires authentication (-Y / -S), else
+   * null. Until it is authenticated the connection only reads logins.
+   */
+  auth?: AuthSession | null;
 }
 
 const M = {
@@ -1138,8 +1146,8 @@ export class Engine {
       ["touch_misses", s.touchMisses],
       ["store_too_large", s.storeTooLarge],
       ["store_no_memory", s.storeNoMemory],
-      ["auth_cmds", 0],
-      ["auth_errors", 0],
+      ["auth_cmds", s.authCmds],
+      ["auth_errors", s.authErrors],
       ["bytes_read", s.bytesRead],
       ["bytes_written", s.bytesWritten],
       ["limit_maxbytes", st.limitMaxbytes],
@@ -1179,6 +1187,8 @@ export class Engine {
       ["flush_enabled", "yes"],
       ["shutdown_command", o.enableShutdown ? "yes" : "no"],
       ["binding_protocol", "ascii"],
+      ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
+      ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

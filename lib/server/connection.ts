@@ -7,6 +7,7 @@
 import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
+import { AUTH_CLOSE } from "../auth/mod.ts";
 
 /** Serve one accepted connection until it closes. Returns the last action. */
 export async function serveConnection(
@@ -34,13 +35,27 @@ export async function serveConnection(
     while (action === Action.CONTINUE) {
       if (!buffered) {
         const before = rb.end - rb.start;
-        if (!await rb.fill(conn, req.need)) break;
+        const auth = session.auth;
+        const need = auth && !auth.authenticated ? auth.need : req.need;
+        if (!await rb.fill(conn, need)) break;
         stats.bytesRead += rb.end - rb.start - before;
       }
       buffered = false;
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
+          const auth = session.auth;
+          if (auth && !auth.authenticated) {
+            // Before login every byte goes to the login reader (memcached -Y / -S).
+            const used = auth.readText(rb.buf, rb.start, rb.end, out);
+            if (used === 0) break;
+            if (used === AUTH_CLOSE) {
+              action = Action.CLOSE;
+              break;
+            }
+            rb.start += used;
+            continue;
+          }
           const used = parseRequest(rb.buf, rb.start, rb.end, req, maxValue);
           if (used === 0) break;
           if (used === PARSE_CLOSE) {

@@ -10,6 +10,7 @@ import { Server } from "./listener.ts";
 import { errorText } from "../transport/mod.ts";
 import type { ThreadInit, ThreadMessage } from "./threads.ts";
 import { WorkerReplication } from "../replication/threads.ts";
+import { reloadOnHangup } from "../auth/mod.ts";
 
 declare const self: Worker & { close(): void };
 
@@ -22,6 +23,7 @@ self.onmessage = (event: MessageEvent<ThreadInit | "stop">) => {
   try {
     const engine = new Engine(options, new ServerClock(origin), shared);
     server = new Server({ ...options, reusePort: true }, engine);
+    if (server.authenticator) reloadOnHangup(server.authenticator);
     if (replication) new WorkerReplication(server, replication);
     server.listen();
     server.finished.then(() => {
