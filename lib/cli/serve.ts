@@ -249,10 +249,11 @@ function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): Aut
   const authFile = stringFlag(v, "auth-file");
   if (!sasl && authFile === undefined) return null;
   if (authFile === "") throw new UsageError("-Y: the auth file name is empty");
-  if (sasl && !authFile && protocol === "ascii") {
+  // memcached: -S wants -B binary and -Y wants -B ascii when -B is given (so -S -Y takes no -B).
+  if (sasl && protocol !== undefined && protocol !== "binary") {
     throw new UsageError("ERROR: You cannot allow the ASCII protocol while using SASL.");
   }
-  if (authFile && protocol === "binary") {
+  if (authFile && protocol !== undefined && protocol !== "ascii") {
     throw new UsageError(
       "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
     );

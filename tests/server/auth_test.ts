@@ -204,7 +204,15 @@ Deno.test("serve auth flags: missing or malformed files and impossible combinati
       [["-S", "-B", "ascii"], /You cannot allow the ASCII protocol while using SASL/, {
         MEMCACHED_SASL_PWDB: good.path,
       }],
+      [["-S", "-B", "auto"], /You cannot allow the ASCII protocol while using SASL/, {
+        MEMCACHED_SASL_PWDB: good.path,
+      }],
+      [["-S", "-Y", good.path, "-B", "ascii"], /You cannot allow the ASCII protocol/],
+      [["-Y", good.path, "-B", "auto"], /You cannot allow the BINARY protocol while using ascii/],
       [["-Y", good.path, "-U", "11211"], /Cannot use UDP with ascii authentication enabled/],
+      [["-S", "-U", "5"], /Cannot enable UDP while using binary SASL authentication/, {
+        MEMCACHED_SASL_PWDB: good.path,
+      }],
       [["-Y"], /argument missing|requires|-Y/],
     ];
     for (const [flags, message, env] of cases) {
