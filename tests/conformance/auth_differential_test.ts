@@ -11,6 +11,7 @@ import {
   equal,
   escapeBytes,
   ignoreUnless,
+  type ProcessHandle,
   startMemcached,
   startMemrep,
   toBytes,
@@ -76,14 +77,14 @@ const CASES: Array<[string, string[]]> = [
   ]],
 ];
 
-async function transcript(port: number, chunks: string[]): Promise<string[]> {
+async function transcript(port: number, chunks: string[], idleMs = 150): Promise<string[]> {
   const c = await connect(port);
   const out: string[] = [];
   try {
     for (const chunk of chunks) {
       if (c.eof) break;
       await c.send(toBytes(chunk)).catch(() => {});
-      const reply = await c.readIdle(150, 3000);
+      const reply = await c.readIdle(idleMs, 5000);
       out.push(escapeBytes(reply) + (c.eof ? "<closed>" : ""));
     }
   } finally {
@@ -107,10 +108,16 @@ Deno.test({
         await Promise.all(
           CASES.slice(i, i + 6).map(async ([name, chunks], j) => {
             const steps = chunks.map((c) => c.replaceAll("{k}", `key${i + j}`));
-            const [want, got] = await Promise.all([
-              transcript(memcached.port, steps),
-              transcript(memrep.port, steps),
-            ]);
+            let want: string[] = [], got: string[] = [];
+            // A reply later than the idle time would land in the next step: a difference
+            // counts only when a much longer idle time confirms it.
+            for (const idleMs of [150, 800]) {
+              [want, got] = await Promise.all([
+                transcript(memcached.port, steps, idleMs),
+                transcript(memrep.port, steps, idleMs),
+              ]);
+              if (JSON.stringify(want) === JSON.stringify(got)) break;
+            }
             if (JSON.stringify(want) !== JSON.stringify(got)) {
               failures.push(
                 `${name}:\n  memcached ${JSON.stringify(want)}\n  memrep    ${JSON.stringify(got)}`,
@@ -128,6 +135,105 @@ Deno.test({
       await memrep.stop();
       await memcached.stop();
       await Deno.remove(path);
+    }
+  },
+});
+
+/** Auth files and the logins tried on each: memcached -Y and memrep -Y must agree on all. */
+const FILES: Array<[string, string, string[]]> = [
+  ["CRLF lines", "alice:secret\r\nbob:pw2\r\n", ["alice secret", "bob pw2", "bob pw2\r"]],
+  ["no final newline", "alice:secret\nbob:pw2", ["alice secret", "bob pw2"]],
+  ["colons in the password", "u:p:q\n", ["u p:q", "u p"]],
+  ["spaces kept", " u: p\n", ["u p", "u  p"]],
+  ["empty user or password", ":nouser\nu:\n", ["u x"]],
+  ["text after CR is lost", "a:b\rjunk\nc:d\n", ["a b", "c d"]],
+  ["NUL in a password ends the file", "a:b\0x\nc:d\n", ["a b", "c d"]],
+  ["blank line", "a:b\n\nc:d\n", ["a b"]],
+  ["comment line", "# users\na:b\n", ["a b"]],
+  ["empty file", "", ["a b"]],
+];
+
+async function loginResults(port: number, tokens: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const token of tokens) {
+    const c = await connect(port);
+    try {
+      await c.send(`set a 0 0 ${token.length}\r\n${token}\r\n`);
+      out.push(await c.readLine(5000).catch(() => "<no reply>"));
+    } finally {
+      await c.close();
+    }
+  }
+  return out;
+}
+
+/** "exit" when the server did not start, else the login replies. */
+async function fileOutcome(start: () => Promise<ProcessHandle>, tokens: string[]): Promise<string> {
+  let server: ProcessHandle;
+  try {
+    server = await start();
+  } catch {
+    return "exit";
+  }
+  try {
+    return JSON.stringify(await loginResults(server.port, tokens));
+  } finally {
+    await server.stop();
+  }
+}
+
+Deno.test({
+  name: "serve -Y reads auth files as memcached -Y: the same files start, the same logins pass",
+  ignore: ignoreUnless("serve -Y auth file differential", ["memcached"]),
+  fn: async () => {
+    const failures: string[] = [];
+    // Three files at a time: starting many servers at once on a loaded machine is slow.
+    for (let i = 0; i < FILES.length; i += 3) {
+      await Promise.all(
+        FILES.slice(i, i + 3).map(async ([name, text, tokens]) => {
+          const path = await Deno.makeTempFile({ prefix: "memrep-authfile-" });
+          try {
+            await Deno.writeTextFile(path, text);
+            const opts = { readyTimeoutMs: 20_000 };
+            const [want, got] = await Promise.all([
+              fileOutcome(() => startMemcached(["-Y", path], opts), tokens),
+              fileOutcome(() => startMemrep(["serve", "-t", "1", "-Y", path], opts), tokens),
+            ]);
+            if (want !== got) failures.push(`${name}:\n  memcached ${want}\n  memrep    ${got}`);
+          } finally {
+            await Deno.remove(path);
+          }
+        }),
+      );
+    }
+    equal(failures.length, 0, failures.join("\n"));
+  },
+});
+
+Deno.test({
+  name: "serve -S refuses text clients as memcached -S: silence before 24 bytes, then a close",
+  ignore: ignoreUnless("serve -S text differential", ["memcached"]),
+  fn: async () => {
+    // Debian's memcached is built with Cyrus SASL: it needs a config to start, not users.
+    const dir = await Deno.makeTempDir({ prefix: "memrep-sasl-" });
+    await Deno.writeTextFile(`${dir}/memcached.conf`, "mech_list: plain\n");
+    await Deno.writeTextFile(`${dir}/pwdb`, "alice:secret\n");
+    const memcached = await startMemcached(["-S"], { env: { SASL_CONF_PATH: dir } });
+    const memrep = await startMemrep(["serve", "-S"], {
+      env: { MEMCACHED_SASL_PWDB: `${dir}/pwdb` },
+    });
+    try {
+      const steps = ["get foo\r\n", "set a 0 0 12\r\n", "alice secret\r\nget foo\r\n"];
+      const [want, got] = await Promise.all([
+        transcript(memcached.port, steps),
+        transcript(memrep.port, steps),
+      ]);
+      equal(JSON.stringify(got), JSON.stringify(want));
+      equal(want[want.length - 1], "<closed>");
+    } finally {
+      await memrep.stop();
+      await memcached.stop();
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
