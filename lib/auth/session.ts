@@ -168,8 +168,8 @@ export class AuthSession {
     }
     if (this.#pending >= 0) return this.#readToken(buf, start, avail, out);
     if (avail < 2) return 0;
-    const nl = buf.indexOf(10, start);
-    if (nl < 0 || nl >= end) return avail > MAX_LOGIN_LINE ? AUTH_CLOSE : 0;
+    const nl = indexIn(buf, 10, start, end);
+    if (nl < 0) return avail > MAX_LOGIN_LINE ? AUTH_CLOSE : 0;
     const size = loginSize(buf, start, nl);
     if (size < 0) {
       this.#reply(out, REPLY.AUTH_REQUIRED);
@@ -241,8 +241,8 @@ function loginSize(buf: Uint8Array, start: number, nl: number): number {
  * tokenize_command (which stops at a NUL): [start0, end0, start1, ...].
  */
 function tokens(buf: Uint8Array, start: number, end: number, max: number): number[] {
-  const nul = buf.indexOf(0, start);
-  if (nul >= 0 && nul < end) end = nul;
+  const nul = indexIn(buf, 0, start, end);
+  if (nul >= 0) end = nul;
   const out: number[] = [];
   let i = start;
   while (i < end && out.length < 2 * max) {
@@ -253,6 +253,12 @@ function tokens(buf: Uint8Array, start: number, end: number, max: number): numbe
     out.push(s, i);
   }
   return out;
+}
+
+/** The first `byte` in buf[start, end), or -1 (never looks past `end`). */
+function indexIn(buf: Uint8Array, byte: number, start: number, end: number): number {
+  for (let i = start; i < end; i++) if (buf[i] === byte) return i;
+  return -1;
 }
 
 function isCSpace(c: number): boolean {
