@@ -123,13 +123,15 @@ export class AuthSession {
 
   /**
    * SASL step (0x22): the credentials after an auth that answered 0x21.
-   * Without such an auth it fails (0x20), as in memcached.
+   * Without such an auth, or after a step that logged in, it fails (0x20);
+   * after a failed step another may try again (memcached with Cyrus SASL).
    */
   saslStep(_mech: Uint8Array, data: Uint8Array): SaslReply {
     this.authenticated = false;
     if (this.#sasl !== SASL_WAITING) return this.#saslDone(false);
-    this.#sasl = SASL_STARTED;
-    return this.#saslDone(this.#auth.verifyPlain(data));
+    const ok = this.#auth.verifyPlain(data);
+    if (ok) this.#sasl = SASL_STARTED;
+    return this.#saslDone(ok);
   }
 
   #saslDone(ok: boolean): SaslReply {

@@ -147,10 +147,17 @@ Deno.test("SASL session: memcached's replies and counters for auth, continue+ste
     equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "32:Auth failure."); // after done
     ok(!s.authenticated);
     equal(show(s.saslAuth(b("plain"), b(""))), `${SaslStatus.AUTH_CONTINUE}:`);
-    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "0:Authenticated");
+    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0bad"))), "32:Auth failure.");
+    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "0:Authenticated"); // retry
+    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "32:Auth failure."); // done
     s.listMechanisms(); // memcached's init_sasl_conn: listing ends the login
     ok(!s.authenticated);
-    deepEqual(counters, { authCmds: 6, authErrors: 4 });
+    // ...but not a conversation waiting for its step (checked on memcached 1.6.18 -S).
+    equal(show(s.saslAuth(b("PLAIN"), b(""))), "33:");
+    s.listMechanisms();
+    equal(show(s.saslStep(b("XYZ"), b(""))), "32:Auth failure."); // the step's key is not read
+    equal(show(s.saslStep(b("XYZ"), b("\0alice\0secret"))), "0:Authenticated");
+    deepEqual(counters, { authCmds: 10, authErrors: 7 });
   });
 });
 
