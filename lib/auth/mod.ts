@@ -20,6 +20,14 @@ export {
   SaslStatus,
 } from "./session.ts";
 export {
+  binaryRefusal,
+  binarySasl,
+  type SaslAction,
+  SaslOpcode,
+  STATUS_EINVAL,
+  STATUS_UNKNOWN_COMMAND,
+} from "./binary_sasl.ts";
+export {
   checkCredentials,
   checkPwdb,
   constantTimeEqual,

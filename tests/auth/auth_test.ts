@@ -9,6 +9,8 @@ import {
   Authenticator,
   AuthFileError,
   AuthSession,
+  binaryRefusal,
+  binarySasl,
   checkPwdb,
   constantTimeEqual,
   parseAuthFile,
@@ -214,5 +216,28 @@ Deno.test("text login with -S but no auth file: text waits for a 24-byte header,
     const s = new AuthSession(auth, { authCmds: 0, authErrors: 0 });
     deepEqual(text(s, "get foo\r\n").used, [0]);
     deepEqual(text(s, "get foo\r\nget bar\r\nget baz\r\n").used, [AUTH_CLOSE]);
+  });
+});
+
+Deno.test("binary SASL dispatch: memcached's statuses, bodies and closes per request shape", async () => {
+  await withFile("alice:secret\n", (path) => {
+    const sasl = Authenticator.load({ sasl: true, authFile: path });
+    const textOnly = Authenticator.load({ sasl: false, authFile: path });
+    const s = new AuthSession(sasl, { authCmds: 0, authErrors: 0 });
+    const show = (a: { status: number; body: Uint8Array; close: boolean }) =>
+      `${a.status}:${dec.decode(a.body)}${a.close ? ":close" : ""}`;
+    const none = new Uint8Array(0);
+    equal(show(binarySasl(s, 0x20, 0, none, none)), "0:PLAIN");
+    equal(show(binarySasl(s, 0x20, 0, none, b("x"))), "4:Invalid arguments:close");
+    equal(show(binarySasl(s, 0x21, 0, none, b("\0alice\0secret"))), "4:Invalid arguments:close");
+    equal(show(binarySasl(s, 0x21, 4, b("PLAIN"), b("x"))), "4:Invalid arguments:close");
+    equal(show(binarySasl(s, 0x21, 0, b("P".repeat(33)), b("x"))), "4:Invalid arguments");
+    equal(show(binarySasl(s, 0x21, 0, b("PLAIN"), b("\0alice\0nope"))), "32:Auth failure.");
+    equal(show(binarySasl(s, 0x21, 0, b("PLAIN"), b("\0alice\0secret"))), "0:Authenticated");
+    ok(s.authenticated);
+    equal(show(binarySasl(null, 0x20, 0, none, none)), "129:Unknown command");
+    const t = new AuthSession(textOnly, { authCmds: 0, authErrors: 0 });
+    equal(show(binarySasl(t, 0x21, 0, b("PLAIN"), b("\0alice\0secret"))), "129:Unknown command");
+    equal(show(binaryRefusal()), "32:Auth failure.:close");
   });
 });
