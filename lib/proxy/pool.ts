@@ -17,6 +17,8 @@ export interface BackendOptions {
   retryMs: number;
   /** Consecutive connection failures that mark the server down. */
   failureLimit: number;
+  /** Credentials for backends that require a text login (memcached -Y). */
+  login?: { user: string; password: string };
 }
 
 /** Keys remembered per down server; beyond this the server is flushed on return. */
@@ -131,6 +133,7 @@ export class Backend {
       const client = await Client.connect(this.host, this.port, {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
+        login: this.#options.login,
       });
       if (this.#closed || !this.up) {
         client.close();
@@ -191,6 +194,7 @@ export class Backend {
       client = await Client.connect(this.host, this.port, {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
+        login: this.#options.login,
       });
       await client.version();
       await this.#cleanDirty(client);

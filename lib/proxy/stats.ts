@@ -50,6 +50,10 @@ export class ProxyStats {
   backupWriteErrors = 0;
   /** Requests answered with "no backend available". */
   noBackend = 0;
+  /** Client login attempts (--auth-file), as memcached's auth_cmds. */
+  authCmds = 0;
+  /** Refused client logins, as memcached's auth_errors. */
+  authErrors = 0;
 }
 
 /** magent's `stats` reply: version line, one line per server, END. */
@@ -87,6 +91,8 @@ export function proxyStats(
     ["backend_errors", stats.backendErrors],
     ["backup_write_errors", stats.backupWriteErrors],
     ["no_backend", stats.noBackend],
+    ["auth_cmds", stats.authCmds],
+    ["auth_errors", stats.authErrors],
   ];
   let ejections = 0;
   for (const b of [...servers, ...backups]) ejections += b.ejections;

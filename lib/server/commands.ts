@@ -28,6 +28,7 @@ import {
 import process from "node:process";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, SharedStats, statLine } from "./stats.ts";
+import type { AuthConfig, AuthSession } from "../auth/mod.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -68,6 +69,8 @@ export interface EngineOptions extends StoreOptions {
   statsGroups?: Record<string, (out: Writer) => void>;
   /** memcached -B: which protocols connections speak (default auto: by the first byte). */
   protocol?: BindingProtocol;
+  /** Authentication (-S, -Y), shown in `stats settings`. */
+  auth?: AuthConfig;
 }
 
 /** memcached -B values. */
@@ -104,6 +107,11 @@ export interface Session {
    * returns true once it is complete. The connection calls it until then.
    */
   more: ((out: Writer) => boolean) | null;
+  /**
+   * Login state when the server requires authentication (-Y / -S), else
+   * null. Until it is authenticated the connection only reads logins.
+   */
+  auth?: AuthSession | null;
 }
 
 const M = {
@@ -1240,8 +1248,8 @@ export class Engine {
       ["touch_misses", s.touchMisses],
       ["store_too_large", s.storeTooLarge],
       ["store_no_memory", s.storeNoMemory],
-      ["auth_cmds", 0],
-      ["auth_errors", 0],
+      ["auth_cmds", s.authCmds],
+      ["auth_errors", s.authErrors],
       ["bytes_read", s.bytesRead],
       ["bytes_written", s.bytesWritten],
       ["limit_maxbytes", st.limitMaxbytes],
@@ -1281,6 +1289,8 @@ export class Engine {
       ["flush_enabled", "yes"],
       ["shutdown_command", o.enableShutdown ? "yes" : "no"],
       ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
+      ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
+      ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

@@ -16,6 +16,7 @@ import {
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
+import { AUTH_CLOSE } from "../auth/mod.ts";
 
 /**
  * `--repl-sync`: replies to writes wait until the peer applied them.
@@ -129,7 +130,11 @@ export async function serveConnection(
     while (action === Action.CONTINUE) {
       if (!buffered) {
         const before = rb.end - rb.start;
-        if (!await rb.fill(conn, codec?.req.need ?? 0)) break;
+        const auth = session.auth;
+        const need = auth && !auth.authenticated && codec?.text !== false
+          ? auth.need
+          : codec?.req.need ?? 0;
+        if (!await rb.fill(conn, need)) break;
         stats.bytesRead += rb.end - rb.start - before;
       }
       buffered = false;
@@ -143,6 +148,18 @@ export async function serveConnection(
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
+          const auth = session.auth;
+          if (auth && !auth.authenticated && codec.text) {
+            // Before login every byte goes to the login reader (memcached -Y / -S).
+            const used = auth.readText(rb.buf, rb.start, rb.end, out);
+            if (used === 0) break;
+            if (used === AUTH_CLOSE) {
+              action = Action.CLOSE;
+              break;
+            }
+            rb.start += used;
+            continue;
+          }
           const used = codec.parse(rb.buf, rb.start, rb.end, maxValue);
           if (used === 0) break;
           if (used === PARSE_CLOSE) {
