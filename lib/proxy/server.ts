@@ -9,7 +9,7 @@
 import { carveCopy, PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
-import { Next, type ReplySink, type Router } from "./router.ts";
+import { Next, type ReplySink, type Router } from "./router/mod.ts";
 
 /** Listener settings. */
 export interface ProxyServerOptions {
