@@ -47,7 +47,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   const binary = req.keyBinary;
   // Bumped when the delete arrives and again when the backups get it: a
   // repair that read a backup in between must not recreate the item.
-  const slot = op === Op.TOUCH ? -1 : keySlot(keyToken);
+  const slot = op === Op.TOUCH ? -1 : keySlot(key);
   if (slot >= 0) core.deletes[slot]++;
   parts = parts.map(copyOf);
   // md's own flags (C, I, ...) make no sense on a backup: a plain md there.
@@ -104,7 +104,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     }
     fromBackups(r).then(answer, () => core.noBackend(sink, ticket));
   };
-  if (!primary.up) {
+  if (!primary.up || primary.isDirty(key)) {
     primary.markDirty(key);
     done(null);
     return;

@@ -60,6 +60,14 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
     const op = req.op;
     const key = carveCopy(buf, ts[req.firstKey], te[req.firstKey]);
     const exptime = op === Op.GAT || op === Op.GATS ? req.exptime : null;
+    const fromBackups = () => {
+      getFromBackups(core, op, [key], exptime, primary, false).then((items) => {
+        core.countHits(items[0] === null ? 0 : 1, 1);
+        sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
+      }, () => core.noBackend(sink, ticket));
+    };
+    // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
+    if (primary.isDirty(key)) return fromBackups();
     core.callFrame(primary, op, [raw], (rbuf, start, length, parser) => {
       if (parser.kind === ReplyKind.VALUES && parser.count === 0 && core.missFallback) {
         getFromBackups(core, op, [key], exptime, primary, true).then((items) => {
@@ -70,12 +78,7 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
       }
       if (parser.kind === ReplyKind.VALUES) core.countHits(parser.count, 1);
       sink.fillFrame(ticket, rbuf, start, length);
-    }, () => {
-      getFromBackups(core, op, [key], exptime, primary, false).then((items) => {
-        core.countHits(items[0] === null ? 0 : 1, 1);
-        sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
-      }, () => core.noBackend(sink, ticket));
-    });
+    }, fromBackups);
     return;
   }
   getMany(core, req, nkeys, ticket, sink);
@@ -97,11 +100,16 @@ function getMany(
   const keys: Uint8Array[] = new Array(nkeys);
   const owner: Backend[] = new Array(nkeys);
   const groups = new Map<Backend, number[]>();
+  const failed: boolean[] = new Array(nkeys).fill(false);
   for (let i = 0; i < nkeys; i++) {
     const t = req.firstKey + i;
     keys[i] = carveCopy(buf, ts[t], te[t]);
     const b = core.primaryOf(buf, ts[t], te[t]);
     owner[i] = b;
+    if (core.backups.length > 0 && b.isDirty(keys[i])) {
+      failed[i] = true; // not cleaned on the primary yet: read from the backups
+      continue;
+    }
     let g = groups.get(b);
     if (g === undefined) groups.set(b, g = []);
     g.push(i);
@@ -109,8 +117,7 @@ function getMany(
   // The command word (and gat's exptime) start every per-server line.
   const head = carveCopy(buf, ts[0], touch ? te[1] : te[0]);
   const items: (Uint8Array | null)[] = new Array(nkeys).fill(null);
-  const failed: boolean[] = new Array(nkeys).fill(false);
-  let waiting = groups.size;
+  let waiting = groups.size + 1;
   const groupDone = () => {
     if (--waiting > 0) return;
     finishMany(core, op, keys, owner, items, failed, exptime).then(
@@ -131,6 +138,7 @@ function getMany(
       groupDone();
     });
   }
+  groupDone();
 }
 
 /** Per-key fallback for a multi-get, then the reply in key order. */
@@ -191,7 +199,7 @@ async function getFromBackups(
     let asked = false;
     let found: Uint8Array | null = null;
     for (const b of core.backups) {
-      if (!b.up) continue;
+      if (!b.up || b.isDirty(key)) continue;
       const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
       if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
       parts.push(CRLF);
@@ -238,6 +246,7 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
   }
   const copy = parts.length === 1 ? [copyOf(parts[0])] : parts.map(copyOf);
   const keyToken = carveCopy(req.buf, req.tokStart[1], req.tokEnd[1]);
+  const key = carveCopy(req.keyBuf, req.keyStart, req.keyEnd);
   const binary = req.keyBinary;
   const wantsCas = req.has(99 /* c */);
   const answer = (r: Reply | null) => {
@@ -248,11 +257,13 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
     else sink.fill(ticket, r === null ? REPLY.EN : r.bytes);
   };
   const fromBackups = (primaryUp: boolean, miss: Reply | null) => {
-    metaGetFromBackups(core, copy, keyToken, binary, wantsCas, primary, primaryUp).then(
+    metaGetFromBackups(core, copy, keyToken, key, binary, wantsCas, primary, primaryUp).then(
       (r) => answer(r ?? miss),
       () => miss === null ? core.noBackend(sink, ticket) : answer(miss),
     );
   };
+  // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
+  if (primary.isDirty(key)) return fromBackups(false, null);
   core.call(primary, Op.MG, parts, (r) => {
     if (r.kind === ReplyKind.EN && core.missFallback) fromBackups(true, r);
     else answer(r);
@@ -264,15 +275,16 @@ async function metaGetFromBackups(
   core: RouterCore,
   parts: Uint8Array[],
   keyToken: Uint8Array,
+  key: Uint8Array,
   binary: boolean,
   wantsCas: boolean,
   primary: Backend,
   primaryUp: boolean,
 ): Promise<Reply | null> {
-  const guard = core.guard(keyToken);
+  const guard = core.guard(key);
   let asked = false;
   for (const b of core.backups) {
-    if (!b.up) continue;
+    if (!b.up || b.isDirty(key)) continue;
     let r: Reply;
     try {
       r = await core.ask(b, Op.MG, parts);

@@ -173,7 +173,8 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
     retried: false,
     epoch: core.epoch,
   };
-  if (primary.up) writeTo(core, ctx, primary, -1);
+  // A key not cleaned on the primary yet is written where its truth is: the backup.
+  if (primary.up && !primary.isDirty(ctx.key)) writeTo(core, ctx, primary, -1);
   else writeToBackup(core, ctx, 0);
 }
 
@@ -257,7 +258,7 @@ async function repairThenRetry(
   ctx: WriteCtx,
   primary: Backend,
 ): Promise<boolean> {
-  const guard = core.guard(ctx.keyToken, ctx.epoch);
+  const guard = core.guard(ctx.key, ctx.epoch);
   for (const b of core.backups) {
     if (!b.up) continue;
     const item = await core.ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
