@@ -88,6 +88,7 @@ export class Backend {
   /** A background cleaning (while up) is running. */
   #cleaning = false;
   #cleanTimer: ReturnType<typeof setTimeout> | undefined;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   /** `pid start-time` of the process last seen on the port (backups). */
   #identity: { pid: string; start: number } | undefined;
 
@@ -105,6 +106,11 @@ export class Backend {
     this.role = role;
     this.number = number;
     this.#options = options;
+  }
+
+  /** True once {@linkcode close} was called. */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   /** Open connections (magent's "pool size"). */
@@ -179,7 +185,19 @@ export class Backend {
     client.onClose((err) => {
       if (this.#client === client) this.#client = undefined;
       if (err !== undefined) this.#failed(err);
+      // A backup that dropped its connection may have restarted empty: reconnect to find out
+      // (the identity check) even if no write comes to ask for it.
+      if (this.role === "backup") this.#reconnectSoon();
     });
+  }
+
+  #reconnectSoon(): void {
+    if (this.#closed || !this.up || this.#reconnectTimer !== undefined) return;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      const c = this.acquire();
+      if (c instanceof Promise) c.catch(() => this.#reconnectSoon());
+    }, Math.min(this.#options.retryMs, 500));
   }
 
   /** A reply arrived: the server works. */
@@ -335,6 +353,7 @@ export class Backend {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#cleanTimer !== undefined) clearTimeout(this.#cleanTimer);
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     this.#client?.close();
   }
 }

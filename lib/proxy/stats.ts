@@ -50,6 +50,10 @@ export class ProxyStats {
   backupWriteErrors = 0;
   /** Requests answered with "no backend available". */
   noBackend = 0;
+  /** Refills of returning backups started. */
+  refills = 0;
+  /** Items copied to backups by refills. */
+  refillItems = 0;
 }
 
 /** magent's `stats` reply: version line, one line per server, END. */
@@ -87,6 +91,8 @@ export function proxyStats(
     ["backend_errors", stats.backendErrors],
     ["backup_write_errors", stats.backupWriteErrors],
     ["no_backend", stats.noBackend],
+    ["refills", stats.refills],
+    ["refill_items", stats.refillItems],
   ];
   let ejections = 0;
   for (const b of [...servers, ...backups]) ejections += b.ejections;
@@ -99,6 +105,11 @@ export function proxyStats(
     rows.push([`${p}:errors`, b.errors]);
     rows.push([`${p}:ejections`, b.ejections]);
     rows.push([`${p}:dirty_keys`, b.dirtyKeys]);
+    if (b.role === "backup") {
+      rows.push([`${p}:refill`, b.refill]);
+      rows.push([`${p}:refill_items`, b.refillItems]);
+      rows.push([`${p}:refill_runs`, b.refillRuns]);
+    }
   }
   return rows.map(([k, v]) => `STAT ${k} ${v}\r\n`).join("") + "END\r\n";
 }

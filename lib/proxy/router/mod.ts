@@ -44,6 +44,7 @@ import { statsCommand } from "./admin.ts";
 import { Next, type ReplySink, RouterCore, type RouterOptions } from "./core.ts";
 import { fanout, flushAll } from "./fanout.ts";
 import { get, metaGet, relay } from "./reads.ts";
+import { Refiller } from "./refill.ts";
 import { write } from "./writes.ts";
 
 export { Next, type ReplySink, type RouterOptions } from "./core.ts";
@@ -71,7 +72,12 @@ export class Router {
     this.servers = servers;
     this.backups = backups;
     this.stats = stats;
-    this.#core = new RouterCore(servers, backups, dist, stats, options);
+    const core = this.#core = new RouterCore(servers, backups, dist, stats, options);
+    if (backups.length > 0) {
+      const refiller = new Refiller(core);
+      for (const b of backups) b.onReturn = (b, info) => refiller.backupReturned(b, info);
+      for (const s of servers) s.onReturn = () => refiller.primaryReturned();
+    }
     this.#version = ascii(`VERSION ${version}\r\n`);
   }
 
