@@ -284,9 +284,11 @@ export class Backend {
     }
     const entries = dirty.snapshot(max);
     if (entries.length === 0) return;
-    log.info(
-      `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`,
-    );
+    // On return (every key at once) worth telling; the small passes while up are not.
+    const say =
+      `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
+    if (max === Infinity) log.info(say);
+    else log.debug(say);
     const settle = (e: DirtyEntry) =>
       client.request(metaDelete(e.key), Op.MD).then((r) => {
         if (!r.isError) dirty.settle(e);

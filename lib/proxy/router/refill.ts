@@ -192,6 +192,7 @@ export class Refiller {
       item.value as Uint8Array,
       item.flags,
       ttlToExptime(item.ttl),
+      false,
     );
     if (ok !== null) {
       b.refillItems++;
