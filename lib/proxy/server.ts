@@ -10,7 +10,7 @@ import { carveCopy, PARSE_CLOSE, parseRequest, Request, Writer } from "../protoc
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import { AUTH_CLOSE, type Authenticator, AuthSession } from "../auth/mod.ts";
-import { Next, type ReplySink, type Router } from "./router.ts";
+import { Next, type ReplySink, type Router } from "./router/mod.ts";
 
 /** Listener settings. */
 export interface ProxyServerOptions {
