@@ -20,8 +20,12 @@ const META_MAX_TOKENS = 20;
 const META_MAX_OPAQUE = 32;
 /** Bytes without a newline after which a non-get line is junk. */
 const MAX_LINE = 2048;
-/** Upper bound for a (multi-key get) line, to bound memory per connection. */
-const MAX_GET_LINE = 8 * 1048576;
+/**
+ * Upper bound for a get line still without its newline: memcached has none
+ * (it keeps reading a 10 MB line and then answers it); memrep closes the
+ * connection past 64 MB to bound memory per connection.
+ */
+const MAX_GET_LINE = 64 * 1048576;
 
 /** Result of {@linkcode parseRequest} when the connection must be closed. */
 export const PARSE_CLOSE: number = -1;
@@ -211,6 +215,16 @@ function tokenize(buf: Uint8Array, start: number, end: number, req: Request): vo
 }
 
 /**
+ * memcached reads a command line as a C string: a NUL byte ends it (the
+ * rest up to the newline is ignored), so a key never holds a NUL (binary
+ * keys come in base64). Returns the end of the line as memcached sees it.
+ */
+function cStringEnd(buf: Uint8Array, start: number, end: number): number {
+  for (let i = start; i < end; i++) if (buf[i] === 0) return i;
+  return end;
+}
+
+/**
  * Tokenize one line of memrep's replication link (an {@linkcode Op.REPL}
  * frame) with the request tokenizer: `buf[start, end)` is the line without
  * its "\r\n"; tokens land in `req` as for any request. Peers only, never
@@ -274,6 +288,7 @@ export function parseRequest(
   }
   let lineEnd = nl;
   if (nl - start > 1 && buf[nl - 1] === 13) lineEnd--;
+  lineEnd = cStringEnd(buf, start, lineEnd);
   const lineLength = nl + 1 - start;
   req.reset(buf);
   req.lineStart = start;

@@ -25,8 +25,12 @@ import {
   toAbsoluteExptime,
 } from "../store/mod.ts";
 import process from "node:process";
+import { MEMREP_VERSION } from "../version.ts";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, SharedStats, statLine } from "./stats.ts";
+import { cachedump, metadumpClasses } from "./admin.ts";
+import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
+import { PrefixStats } from "./prefix_stats.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -38,12 +42,7 @@ export const Action = {
   SHUTDOWN: 2,
 } as const;
 
-/** Meta-only item state kept in the store's user bits. */
-export const ITEM_STALE = 1;
-/** A win token was handed out for this item (meta W/Z). */
-export const ITEM_TOKEN_SENT = 2;
-/** The key was stored as binary (meta `b`): print it base64 encoded. */
-export const ITEM_KEY_BINARY = 4;
+export { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT };
 
 /** Receives every mutation, as resulting state (replication subscribes here). */
 export interface MutationObserver {
@@ -132,6 +131,8 @@ export class Engine {
   observer: MutationObserver | null = null;
   /** Current `verbosity` level. */
   verbosity = 0;
+  /** `stats detail` counters (this thread's). */
+  readonly prefixStats: PrefixStats = new PrefixStats();
   /** Extra `stats` lines; replication registers here after construction. */
   extraStats: ((out: Writer) => void) | undefined;
   /** Named `stats <group>` sections; replication adds `replication` after construction. */
@@ -318,6 +319,7 @@ export class Engine {
     for (let i = req.firstKey; i < req.ntokens; i++) {
       const ks = req.tokStart[i], ke = req.tokEnd[i];
       const h = store.find(buf, ks, ke);
+      if (this.prefixStats.enabled) this.prefixStats.recordGet(buf, ks, ke, h >= 0);
       if (touch) this.stats.cmdTouch++;
       else this.stats.cmdGet++;
       if (h < 0) {
@@ -357,6 +359,7 @@ export class Engine {
 
   #update(req: Request, out: Writer): void {
     this.stats.cmdSet++;
+    if (this.prefixStats.enabled) this.prefixStats.recordSet(req.keyBuf, req.keyStart, req.keyEnd);
     if (req.tooLarge) {
       this.#storeFailed(req, out, ALLOC_TOO_LARGE, req.op === Op.SET);
       return;
@@ -525,6 +528,9 @@ export class Engine {
 
   #delete(req: Request, out: Writer): void {
     const store = this.store;
+    if (this.prefixStats.enabled) {
+      this.prefixStats.recordDelete(req.keyBuf, req.keyStart, req.keyEnd);
+    }
     const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
     if (h < 0) {
       this.stats.deleteMisses++;
@@ -1012,8 +1018,13 @@ export class Engine {
 
   #lruCrawler(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
-      session.more = this.#metadump();
-      if (session.more(out)) session.more = null;
+      const classes = metadumpClasses(req, 2);
+      if (classes === null) out.bytes(REPLY.BAD_CLASS);
+      else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);
+      else {
+        session.more = this.#metadump(classes);
+        if (session.more(out)) session.more = null;
+      }
       return;
     }
     if (
@@ -1034,12 +1045,13 @@ export class Engine {
    * `lru_crawler metadump`: one line per live item, keys URI-encoded, then
    * END; produced a few thousand items per call (store.scan resumes).
    */
-  #metadump(): (out: Writer) => boolean {
+  #metadump(classes: Uint8Array): (out: Writer) => boolean {
     const store = this.store;
     const start = this.clock.processStartUnix;
     let cursor = 0;
     return (out) => {
       cursor = store.scan(cursor, 4096, (h) => {
+        if (classes[store.slabClass(h)] !== 1) return;
         const buf = store.buffer(h), ko = store.keyOffset(h), kl = store.keyLength(h);
         out.text("key=");
         uriEncode(out, buf, ko, ko + kl);
@@ -1064,6 +1076,7 @@ export class Engine {
     } else if (req.tokenIs(1, "reset")) {
       if (this.#shared) this.#shared.reset();
       else this.stats.reset();
+      this.prefixStats.clear();
       out.bytes(REPLY.RESET);
       return;
     } else if (req.tokenIs(1, "settings")) {
@@ -1085,7 +1098,10 @@ export class Engine {
     } else if (req.tokenIs(1, "conns")) {
       // Per-connection details are not tracked; the count is in general stats.
     } else if (req.tokenIs(1, "detail")) {
-      out.text("CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+      this.#statsDetail(req, out);
+      return;
+    } else if (req.tokenIs(1, "cachedump")) {
+      cachedump(req, out, this.store, this.clock.processStartUnix);
       return;
     } else {
       const group = this.statsGroups[decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1])];
@@ -1098,6 +1114,19 @@ export class Engine {
     out.bytes(REPLY.END);
   }
 
+  /** `stats detail on|off|dump` (memcached's process_stats_detail). */
+  #statsDetail(req: Request, out: Writer): void {
+    const prefixes = this.prefixStats;
+    if (req.ntokens >= 3 && req.tokenIs(2, "on")) {
+      prefixes.enabled = true;
+      out.bytes(REPLY.OK);
+    } else if (req.ntokens >= 3 && req.tokenIs(2, "off")) {
+      prefixes.enabled = false;
+      out.bytes(REPLY.OK);
+    } else if (req.ntokens >= 3 && req.tokenIs(2, "dump")) prefixes.dump(out);
+    else out.bytes(REPLY.DETAIL_USAGE);
+  }
+
   #generalStats(out: Writer): void {
     const s = this.#shared ? this.#shared.total() : this.stats, st = this.store.stats;
     const usage = Deno.memoryUsage();
@@ -1107,6 +1136,7 @@ export class Engine {
       ["uptime", this.clock.uptime()],
       ["time", this.clock.unixNow()],
       ["version", VERSION],
+      ["memrep_version", MEMREP_VERSION],
       ["libevent", "deno"],
       ["pointer_size", 64],
       ["rusage_user", cpu.user],

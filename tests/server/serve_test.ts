@@ -310,7 +310,7 @@ Deno.test("serve on a port that is taken exits with code 2, with one thread or s
       match(r.stderr, /cannot listen on 127\.0\.0\.1:\d+: .*in use/i);
     }
     const c = await connect(first.port);
-    equal(await c.request("version"), "VERSION 1.6.18-memrep\r\n");
+    equal(await c.request("version"), "VERSION 1.6.18\r\n");
     await c.close();
   } finally {
     await first.stop();
