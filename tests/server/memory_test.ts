@@ -32,7 +32,10 @@ Deno.test({
     const hogs: Deno.Conn[] = [];
     try {
       equal(await other.request(`set big 0 0 ${value.length}\r\n${value}`), "STORED\r\n");
-      equal(await other.request("get big", "END\r\n"), `VALUE big 0 ${value.length}\r\n${value}\r\nEND\r\n`);
+      equal(
+        await other.request("get big", "END\r\n"),
+        `VALUE big 0 ${value.length}\r\n${value}\r\nEND\r\n`,
+      );
       const before = await rss(server.pid);
       const batch = new TextEncoder().encode("get big\r\n".repeat(1000));
       for (let i = 0; i < 2; i++) {
@@ -42,14 +45,18 @@ Deno.test({
       }
       // Until the hogs are stuck on their own sockets: their gets stop being counted.
       let gets = -1, peak = 0;
-      await waitUntil(async () => {
-        peak = Math.max(peak, await rss(server.pid));
-        const now = Number((await other.stats()).get("cmd_get"));
-        const stuck = now === gets;
-        gets = now;
-        await new Promise((r) => setTimeout(r, 300));
-        return stuck;
-      }, "the non-reading clients to stall", 15_000);
+      await waitUntil(
+        async () => {
+          peak = Math.max(peak, await rss(server.pid));
+          const now = Number((await other.stats()).get("cmd_get"));
+          const stuck = now === gets;
+          gets = now;
+          await new Promise((r) => setTimeout(r, 300));
+          return stuck;
+        },
+        "the non-reading clients to stall",
+        15_000,
+      );
       peak = Math.max(peak, await rss(server.pid));
       ok(gets < 1000, `pipelined gets executed while their replies were unread: ${gets}`);
       ok(
@@ -57,7 +64,10 @@ Deno.test({
         `RSS grew ${((peak - before) / MB).toFixed(0)} MB for 2 x 1,000 unread 256 KB replies`,
       );
       // Another connection is served normally meanwhile.
-      equal(await other.request("get big", "END\r\n"), `VALUE big 0 ${value.length}\r\n${value}\r\nEND\r\n`);
+      equal(
+        await other.request("get big", "END\r\n"),
+        `VALUE big 0 ${value.length}\r\n${value}\r\nEND\r\n`,
+      );
       for (const c of hogs.splice(0)) c.close();
       await waitUntil(
         async () => (await rss(server.pid)) - before < 100 * MB,
