@@ -23,7 +23,13 @@ import { Action, type Engine, type Session } from "./commands.ts";
  */
 export const OUTPUT_LIMIT: number = 1048576;
 /** Receive buffer an idle connection keeps (most requests fit in one). */
-const IDLE_READ = 2048;
+const IDLE_READ = 1024;
+/**
+ * First size of an output buffer: thousands of connections answered at once
+ * each hold one until their write completes; it grows for larger batches
+ * (and a pooled one keeps its size).
+ */
+const WRITER_INITIAL = 1024;
 /** Output buffers grown past this are dropped after their batch (a large reply must not stay). */
 const WRITER_KEEP = 262144;
 /** Idle output buffers a thread keeps for its connections (at most 4 MB in all). */
@@ -39,7 +45,7 @@ const shared = {
 };
 
 function takeWriter(): Writer {
-  return shared.writers.pop() ?? new Writer(16384, WRITER_KEEP);
+  return shared.writers.pop() ?? new Writer(WRITER_INITIAL, WRITER_KEEP);
 }
 
 function giveWriter(out: Writer): void {
