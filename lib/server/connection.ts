@@ -66,6 +66,9 @@ export async function serveConnection(
   const stats = engine.stats;
   let out: Writer | null = null;
   let action: number = Action.CONTINUE;
+  let need = 0; // bytes the unfinished request at rb.start needs in all (0: unknown)
+  let buffered = false; // requests wait in rb behind replies written first
+  let refusal = 0; // where the reply to a request whose data is being swallowed starts
   /** Write the replies; with `keep`, only those before it (the rest stays queued). */
   const flush = async (keep = -1) => {
     if (out === null) return;
@@ -77,14 +80,12 @@ export async function serveConnection(
       stats.bytesWritten += n;
     }
     if (n < out.length) out.shift(n);
+    else if (buffered) out.length = 0; // more replies follow at once: keep its grown size
     else {
       giveWriter(out);
       out = null;
     }
   };
-  let need = 0; // bytes the unfinished request at rb.start needs in all (0: unknown)
-  let buffered = false; // requests wait in rb behind replies written first
-  let refusal = 0; // where the reply to a request whose data is being swallowed starts
   try {
     while (action === Action.CONTINUE) {
       if (!buffered) {

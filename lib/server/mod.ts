@@ -17,7 +17,8 @@ export {
   VERSION,
 } from "./commands.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
-export { serveConnection } from "./connection.ts";
+export { OUTPUT_LIMIT, serveConnection } from "./connection.ts";
+export { PrefixStats } from "./prefix_stats.ts";
 export { Server, type ServerOptions } from "./listener.ts";
 export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from "./stats.ts";
 export { startThreads, type ThreadInit, type ThreadMessage } from "./threads.ts";
