@@ -76,6 +76,8 @@ export interface EngineShared {
   stats: SharedArrayBuffer;
   /** This thread's row. */
   thread: number;
+  /** The `stats detail` table. */
+  prefixes: SharedArrayBuffer;
   /** Number of threads. */
   threads: number;
 }
@@ -131,8 +133,8 @@ export class Engine {
   observer: MutationObserver | null = null;
   /** Current `verbosity` level. */
   verbosity = 0;
-  /** `stats detail` counters (this thread's). */
-  readonly prefixStats: PrefixStats = new PrefixStats();
+  /** `stats detail` counters (shared by the serve threads). */
+  readonly prefixStats: PrefixStats;
   /** Extra `stats` lines; replication registers here after construction. */
   extraStats: ((out: Writer) => void) | undefined;
   /** Named `stats <group>` sections; replication adds `replication` after construction. */
@@ -153,6 +155,7 @@ export class Engine {
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
     this.store = new Store(options, clock, shared?.memory);
+    this.prefixStats = new PrefixStats(shared?.prefixes);
     if (shared) {
       this.#lock = new SharedLock(shared.lock);
       this.#shared = new SharedStats(shared.threads, shared.stats);
@@ -175,6 +178,7 @@ export class Engine {
       memory: this.store.memory(),
       lock: lock.buffer,
       stats: stats.buffer,
+      prefixes: this.prefixStats.buffer,
       thread: 0,
       threads,
     };
