@@ -112,6 +112,7 @@ export async function serveConnection(
           refusal = out.length;
           action = engine.execute(req, out, session);
           if (req.swallow > 0) rb.skip(req.swallow);
+          else if (req.swallowLine) rb.skipLine();
           // `mn` forces memcached to write back what is queued.
           if (session.more !== null || out.length >= OUTPUT_LIMIT || req.op === Op.MN) {
             buffered = true;

@@ -58,6 +58,7 @@ export class ReadBuffer {
   /** End of received bytes. */
   end = 0;
   #swallow = 0;
+  #skipLine = false;
   #initial: number;
   #small: Uint8Array;
   #pool: BufferPool | null;
@@ -79,7 +80,12 @@ export class ReadBuffer {
 
   /** True while bytes of a refused request are still to be discarded. */
   get swallowing(): boolean {
-    return this.#swallow > 0;
+    return this.#swallow > 0 || this.#skipLine;
+  }
+
+  /** Discard the rest of the current line, through its newline, as it arrives. */
+  skipLine(): void {
+    this.#skipLine = true;
   }
 
   /** Give a pooled buffer back (the connection is closing). */
@@ -107,6 +113,13 @@ export class ReadBuffer {
 
   /** Drop buffered bytes still to be swallowed; true when parsing may go on. */
   settle(): boolean {
+    if (this.#skipLine) {
+      const lf = this.buf.indexOf(10, this.start);
+      if (lf >= 0 && lf < this.end) {
+        this.start = lf + 1;
+        this.#skipLine = false;
+      } else this.start = this.end;
+    }
     if (this.#swallow > 0) {
       const take = Math.min(this.#swallow, this.end - this.start);
       this.#swallow -= take;

@@ -531,6 +531,19 @@ const edges: Case[] = [
     ],
   },
   {
+    name: "a get line decided before its newline is answered once the newline comes",
+    steps: [
+      set("a", "1"),
+      { send: "get a " + "k".repeat(3000), mode: "idle" },
+      { send: "k".repeat(3000), mode: "idle" },
+      { send: "\r\nget a\r\n", mode: "idle" },
+      { send: "get a\x00" + "b ".repeat(2000), mode: "idle" },
+      { send: "b".repeat(5000) + "\r\nversion\r\n", mode: "idle" },
+      { send: "gets a " + "x ".repeat(1500) + "\x00" + "y".repeat(300), mode: "idle" },
+      { send: "\n", mode: "idle" },
+    ],
+  },
+  {
     name: "a 10 MB get line without a newline keeps the connection",
     steps: [
       { send: "get " + "k".repeat(10_000_000), mode: "idle", idleMs: 500 },
