@@ -131,3 +131,33 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "serve keeps a connection sending a 100 MB get line with an over-long key, with bounded memory, and answers at the newline",
+  ignore: !linux,
+  async fn() {
+    const server = await startMemrep(["serve", "-m", "64", "-U", "0"]);
+    const c = await connect(server.port);
+    try {
+      const before = await rss(server.pid);
+      await c.send("get ");
+      const chunk = new Uint8Array(1048576).fill(107); // "k"
+      let peak = 0;
+      for (let i = 0; i < 100; i++) {
+        await c.send(chunk);
+        if (i % 10 === 0) peak = Math.max(peak, await rss(server.pid));
+      }
+      equal(c.buffered.length, 0, "no reply before the newline");
+      equal(
+        await c.request("\r\nversion", "VERSION 1.6.18\r\n", 10_000),
+        "CLIENT_ERROR bad command line format\r\nVERSION 1.6.18\r\n",
+      );
+      peak = Math.max(peak, await rss(server.pid));
+      ok(peak - before < 64 * MB, `RSS grew ${((peak - before) / MB).toFixed(0)} MB`);
+    } finally {
+      await c.close();
+      await server.stop();
+    }
+  },
+});
