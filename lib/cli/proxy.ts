@@ -26,6 +26,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+import { Authenticator, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { errorText } from "../transport/mod.ts";
 
 const SPEC: FlagSpec = {
@@ -44,6 +45,9 @@ const SPEC: FlagSpec = {
   retry: { type: "string" },
   "failure-limit": { type: "string" },
   "no-miss-fallback": { type: "boolean" },
+  "auth-file": { type: "string", short: "Y" },
+  "backend-auth": { type: "string" },
+  "backend-auth-file": { type: "string" },
   help: { type: "boolean", short: "h" },
   // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
   "conf-file": { type: "string", short: "c" },
@@ -95,6 +99,9 @@ memrep options:
   --retry <ms>               retry a server marked down this often (default 1000)
   --failure-limit <num>      consecutive failures that mark a server down (default 2)
   --no-miss-fallback         do not look in the backups when a server answers a miss
+  -Y, --auth-file <file>     clients log in first, as with memcached -Y ('user:password' lines)
+  --backend-auth <user:pw>   log in to backends that run with -Y (memcached or memrep serve)
+  --backend-auth-file <file> the same, the first 'user:password' line of <file>
   -h, --help                 this help
 
 nutcracker config mode (every pool of the file in one process; see README):
@@ -106,9 +113,12 @@ nutcracker config mode (every pool of the file in one process; see README):
   SIGHUP re-reads the file; a bad file is refused and the running config kept.
   nutcracker's -v N is -v/-vv here; its -p (pid file), -o (log file), -m are not supported.
 
-Commands answered by the proxy: version, verbosity, quit, mn, stats (magent's
-server list), stats proxy (counters and backend states). flush_all goes to every
-backend.
+Commands answered by the proxy: version, verbosity, quit, mn; stats (STAT lines:
+the proxy's own plus counters summed over the servers), stats items|slabs|sizes
+(merged), stats settings, stats reset (every backend), stats proxy (counters,
+backend states, refills), stats agent (magent's server list). flush_all goes to
+every backend. A backup that returns (or restarted empty) is refilled from the
+servers in the background.
 `;
 
 /** Run `memrep proxy`; resolves with the exit code once the proxy stops. */
@@ -130,6 +140,14 @@ export async function proxyMain(args: string[]): Promise<number> {
   for (const [flag, why] of Object.entries(NC_UNSUPPORTED)) {
     if (v[flag] !== undefined) throw new UsageError(`memrep proxy: ${why}`);
   }
+  const authFile = stringFlag(v, "auth-file");
+  let auth: Authenticator | undefined;
+  try {
+    auth = authFile === undefined ? undefined : Authenticator.load({ sasl: false, authFile });
+  } catch (err) {
+    if (err instanceof AuthFileError) throw new UsageError(err.message);
+    throw err;
+  }
   const confFile = stringFlag(v, "conf-file");
   if (confFile !== undefined) {
     const { checkConfig, configMain } = await import("./proxy_config.ts");
@@ -143,7 +161,8 @@ export async function proxyMain(args: string[]): Promise<number> {
         log.level > 0,
       );
     }
-    return await configMain(v, confFile);
+    if (auth) reloadOnHangup(auth);
+    return await configMain(v, confFile, { auth, login: backendLogin(v) });
   }
   for (const f of ["test-conf", "check-config", "stats-port", "stats-addr", "stats-interval"]) {
     if (v[f] !== undefined) throw new UsageError(`memrep proxy: --${f} needs -c <nutcracker.yml>`);
@@ -165,6 +184,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     timeoutMs: intFlag(v, "timeout", 1000, 1, 3_600_000),
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
+    login: backendLogin(v),
   };
   if (v.daemon) {
     return await daemonize(
@@ -196,7 +216,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     PROXY_VERSION,
   );
   const server = new ProxyServer(
-    { hostname, port, maxConnections, maxValue: 256 * 1048576 },
+    { hostname, port, maxConnections, maxValue: 256 * 1048576, auth },
     router,
   );
   // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
@@ -206,6 +226,7 @@ export async function proxyMain(args: string[]): Promise<number> {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
+  if (auth) reloadOnHangup(auth);
   try {
     server.listen();
   } catch (err) {
@@ -225,4 +246,36 @@ export async function proxyMain(args: string[]): Promise<number> {
     } catch { /* not on this OS */ }
   }
   return 0;
+}
+
+/**
+ * --backend-auth user:password or --backend-auth-file (its first entry):
+ * what the proxy sends to backends that want memcached's text login.
+ */
+function backendLogin(
+  v: Parameters<typeof stringFlag>[0],
+): { user: string; password: string } | undefined {
+  const inline = stringFlag(v, "backend-auth");
+  const file = stringFlag(v, "backend-auth-file");
+  if (inline !== undefined && file !== undefined) {
+    throw new UsageError("use either --backend-auth or --backend-auth-file, not both");
+  }
+  let entry = inline;
+  if (file !== undefined) {
+    try {
+      entry = Deno.readTextFileSync(file).split("\n")[0].replace(/\r$/, "");
+    } catch (err) {
+      throw new UsageError(`--backend-auth-file: cannot read ${file}: ${errorText(err)}`);
+    }
+  }
+  if (entry === undefined) return undefined;
+  const colon = entry.indexOf(":");
+  const user = entry.slice(0, colon), password = entry.slice(colon + 1);
+  // The login token is "user password" on one text line.
+  if (colon <= 0 || password === "" || /[\s\0]/.test(user) || /[\s\0]/.test(password)) {
+    throw new UsageError(
+      "--backend-auth: expected user:password without spaces (memcached's text login)",
+    );
+  }
+  return { user, password };
 }

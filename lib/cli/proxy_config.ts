@@ -8,6 +8,7 @@
 import {
   ConfigError,
   loadConfig,
+  type PoolAccess,
   type PoolConfig,
   PROXY_VERSION,
   ProxyPools,
@@ -55,7 +56,11 @@ export async function checkConfig(v: FlagValues, path: string): Promise<PoolConf
 }
 
 /** Run the config-file mode; resolves with the exit code. */
-export async function configMain(v: FlagValues, path: string): Promise<number> {
+export async function configMain(
+  v: FlagValues,
+  path: string,
+  access: PoolAccess = {},
+): Promise<number> {
   const configs = await checkConfig(v, path);
   if (v["test-conf"] || v["check-config"]) {
     console.log(syntaxOk(path, configs));
@@ -73,7 +78,7 @@ export async function configMain(v: FlagValues, path: string): Promise<number> {
     }
   }
 
-  const pools = new ProxyPools(PROXY_VERSION);
+  const pools = new ProxyPools(PROXY_VERSION, access);
   const stop = () => pools.stop();
   let reloading = Promise.resolve();
   const reload = () => {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Server, startThreads, type Threads } from "../server/mod.ts";
+import { type BindingProtocol, Server, startThreads, type Threads } from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
   countFlag,
@@ -18,6 +18,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 
 /** The module extra serve threads run (compile.sh --include's it). */
 const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
@@ -44,6 +45,8 @@ const SPEC: FlagSpec = {
   "max-reqs-per-event": { type: "string", short: "R" },
   protocol: { type: "string", short: "B" },
   extended: { type: "string", short: "o", multiple: true },
+  "enable-sasl": { type: "boolean", short: "S" },
+  "auth-file": { type: "string", short: "Y" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
   replicate: { type: "string" },
@@ -82,7 +85,13 @@ memcached options:
   -u, --user <name>           accepted for compatibility; memrep does not switch users
   -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4;
                               Linux only, elsewhere 1)
-  -B, --protocol <name>       ascii or auto (binary is not supported)
+  -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
+                              ascii or binary
+
+authentication (memcached's; see README):
+  -Y, --auth-file <file>      text clients log in first (memcached 1.6 -Y): 'user:password' lines
+  -S, --enable-sasl           binary clients log in with SASL PLAIN; users from MEMCACHED_SASL_PWDB
+                              when set, else from --auth-file
 
 replication (two nodes, both read-write, like repcached):
   --replicate <host:port>     peer's replication address; this node listens on the same port
@@ -130,9 +139,12 @@ export async function serveMain(argv: string[]): Promise<number> {
   const factor = factorText === undefined ? 1.25 : Number(factorText);
   if (!(factor > 1)) throw new UsageError(`-f: factor must be greater than 1, got '${factorText}'`);
   const protocol = stringFlag(v, "protocol");
-  if (protocol !== undefined && protocol !== "ascii" && protocol !== "auto") {
-    throw new UsageError(`-B: only the ascii protocol is supported, got '${protocol}'`);
+  if (
+    protocol !== undefined && protocol !== "ascii" && protocol !== "auto" && protocol !== "binary"
+  ) {
+    throw new UsageError(`-B: protocol must be auto, ascii or binary, got '${protocol}'`);
   }
+  const auth = authConfig(v, protocol);
   const replication = replicationOptions(v, hostnames[0]);
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
@@ -153,6 +165,13 @@ export async function serveMain(argv: string[]): Promise<number> {
     threads = 1;
   }
   const udp = stringFlag(v, "udp-port");
+  if (udp !== undefined && udp !== "0" && auth) {
+    throw new UsageError(
+      auth.authFile
+        ? "Cannot use UDP with ascii authentication enabled (-U 0 to disable)"
+        : "ERROR: Cannot enable UDP while using binary SASL authentication.",
+    );
+  }
   if (udp !== undefined && udp !== "0") {
     log.warn(`memrep: UDP is not supported (-U ${udp}); serving TCP only`);
   }
@@ -175,9 +194,23 @@ export async function serveMain(argv: string[]): Promise<number> {
     growthFactor: factor,
     minChunk: intFlag(v, "slab-min-size", 48, 8, 1048576),
     enableShutdown: Boolean(v["enable-shutdown"]),
+    // memcached: -S serves binary only, -Y text only (memrep's -S -Y: both, one user file).
+    protocol: (protocol ??
+      (auth?.sasl && !auth.authFile
+        ? "binary"
+        : auth?.authFile && !auth.sasl
+        ? "ascii"
+        : "auto")) as BindingProtocol,
     reusePort: threads > 1,
+    auth: auth ?? undefined,
   };
-  const server = new Server(options);
+  let server: Server;
+  try {
+    server = new Server(options);
+  } catch (err) {
+    if (err instanceof AuthFileError) throw new UsageError(err.message);
+    throw err;
+  }
   // The pid file is there before the port answers: `-d` returns once it answers.
   const pidfile = stringFlag(v, "pidfile");
   if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
@@ -194,6 +227,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
+  if (server.authenticator) reloadOnHangup(server.authenticator);
   const cannotListen = (err: unknown) => {
     if (pidfile) Deno.removeSync(pidfile);
     return new UsageError(
@@ -254,6 +288,28 @@ export async function serveMain(argv: string[]): Promise<number> {
     }
   }
   return 0;
+}
+
+/**
+ * -S / -Y / MEMCACHED_SASL_PWDB, with memcached's refusals of a protocol
+ * that cannot authenticate. Null when nothing asks for authentication.
+ */
+function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): AuthConfig | null {
+  const sasl = Boolean(v["enable-sasl"]);
+  const authFile = stringFlag(v, "auth-file");
+  if (!sasl && authFile === undefined) return null;
+  if (authFile === "") throw new UsageError("-Y: the auth file name is empty");
+  // memcached: -S wants -B binary and -Y wants -B ascii when -B is given (so -S -Y takes no -B).
+  if (sasl && protocol !== undefined && protocol !== "binary") {
+    throw new UsageError("ERROR: You cannot allow the ASCII protocol while using SASL.");
+  }
+  if (authFile && protocol !== undefined && protocol !== "ascii") {
+    throw new UsageError(
+      "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+    );
+  }
+  const pwdbFile = sasl ? Deno.env.get("MEMCACHED_SASL_PWDB") || undefined : undefined;
+  return { sasl, authFile, pwdbFile };
 }
 
 /** The first of `hostnames`:`port` that accepts a TCP connection (wildcards tried on loopback). */

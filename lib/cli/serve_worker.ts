@@ -8,7 +8,9 @@
 
 import { runWorker } from "../server/mod.ts";
 import { type ReplicationShare, WorkerReplication } from "../replication/mod.ts";
+import { reloadOnHangup } from "../auth/mod.ts";
 
 runWorker<ReplicationShare>((server, replication) => {
+  if (server.authenticator) reloadOnHangup(server.authenticator); // each thread holds its users
   if (replication) new WorkerReplication(server, replication);
 });

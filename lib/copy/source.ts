@@ -50,6 +50,12 @@ export interface SourceOptions {
   signal?: AbortSignal;
   /** Items per batch (and per pipeline window). Default 1000. */
   batchSize?: number;
+  /**
+   * Called as each batch of a server source starts, before any of its `mg`s
+   * is sent; batches are yielded in that order (the last call may be for a
+   * batch that stays empty). Lets a caller note what it knew before reading.
+   */
+  onBatch?: () => void;
 }
 
 /** Counters a source keeps while listing. */
@@ -285,11 +291,16 @@ export class ServerSource implements Source {
     const limit = this.#options.limit ?? Infinity;
     const size = this.#options.batchSize ?? 1000;
     const window: FetchBatch[] = [];
-    let current = new FetchBatch(this, this.counts);
+    const onBatch = this.#options.onBatch;
+    const batch = () => {
+      onBatch?.();
+      return new FetchBatch(this, this.counts);
+    };
+    let current = batch();
     const next = () => {
       current.seal();
       window.push(current);
-      current = new FetchBatch(this, this.counts);
+      current = batch();
     };
     try {
       if (limit > 0) {

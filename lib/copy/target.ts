@@ -68,13 +68,24 @@ export class ServerTarget implements Target {
   readonly #mode: CopyMode;
   readonly #meta: boolean;
   readonly #refused = new Map<string, number>();
+  readonly #owns: boolean;
   #head = new Uint8Array(512);
 
-  private constructor(name: string, client: Client, mode: CopyMode, meta: boolean) {
+  private constructor(name: string, client: Client, mode: CopyMode, meta: boolean, owns = true) {
     this.name = name;
     this.#client = client;
     this.#mode = mode;
     this.#meta = meta;
+    this.#owns = owns;
+  }
+
+  /**
+   * A target over a connection someone else owns (the proxy's pooled one, so
+   * its writes stay in order with the proxy's own); `close` leaves it open.
+   * Items are written with meta `ms`.
+   */
+  static over(name: string, client: Client, mode: CopyMode): ServerTarget {
+    return new ServerTarget(name, client, mode, true, false);
   }
 
   /** Connects and picks meta `ms` (memcached >= 1.6, memrep) or text `set`/`add`. */
@@ -229,7 +240,7 @@ export class ServerTarget implements Target {
   }
 
   close(): void {
-    this.#client.close();
+    if (this.#owns) this.#client.close();
   }
 }
 

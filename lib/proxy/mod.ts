@@ -9,7 +9,7 @@
 export { type Distribution, Ketama, ketamaName, Modula, type RingServer } from "./ketama.ts";
 export { md5 } from "./md5.ts";
 export { Backend, type BackendOptions } from "./pool.ts";
-export { Next, type ReplySink, Router, type RouterOptions } from "./router.ts";
+export { Next, type ReplySink, Router, type RouterOptions } from "./router/mod.ts";
 export { ttlToExptime } from "./lines.ts";
 export { ProxyServer, type ProxyServerOptions } from "./server.ts";
 export { AGENT_VERSION, agentStats, PROXY_VERSION, ProxyStats, proxyStats } from "./stats.ts";
@@ -31,6 +31,7 @@ export {
 export {
   DEFAULT_TIMEOUT_MS,
   localFirst,
+  type PoolAccess,
   poolDistribution,
   ProxyPool,
   ProxyPools,

@@ -1,13 +1,21 @@
 /**
  * One backend memcached as the proxy sees it: one pipelined connection from
  * lib/client, health (failures, down, periodic retry), and the keys written
- * elsewhere while it was down, cleaned up before it serves again.
+ * elsewhere while it could not be written ({@linkcode DirtyKeys}), cleaned
+ * before it serves again, or in the background when they appear while it is
+ * up (the router does not read a dirty key from it meanwhile).
+ *
+ * A returning server is taken back only once a cleaning pass ends with
+ * nothing dirty (checked and flipped in one step, so no write that failed
+ * over during the passes is forgotten); after a few passes that keep
+ * finding new keys it is taken back anyway and the rest is cleaned while up.
  * @module
  */
 
 import { Client, ClientError, errorDetail } from "../client/mod.ts";
-import { base64Encode, base64Length, decodeAscii, Op } from "../protocol/mod.ts";
+import { base64Encode, base64Length, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
+import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
 
 /** Health and connection settings shared by every backend. */
 export interface BackendOptions {
@@ -17,10 +25,24 @@ export interface BackendOptions {
   retryMs: number;
   /** Consecutive connection failures that mark the server down. */
   failureLimit: number;
+  /** Credentials for backends that require a text login (memcached -Y). */
+  login?: { user: string; password: string };
 }
 
 /** Keys remembered per down server; beyond this the server is flushed on return. */
 const MAX_DIRTY_KEYS = 65536;
+/** Cleaning passes before a returning server is taken back with keys still dirty. */
+const RETURN_PASSES = 8;
+/** Keys deleted per cleaning pass while up (bounded pipeline). */
+const PASS_KEYS = 8192;
+
+/** Why {@linkcode Backend.onReturn} runs. */
+export interface ReturnInfo {
+  /** The server answers as another process (pid or start time changed): it lost everything. */
+  restarted: boolean;
+  /** Keys were deleted or the server flushed because they changed elsewhere. */
+  cleaned: boolean;
+}
 
 /** A backend memcached: a primary (`-s`) or a backup (`-b`). */
 export class Backend {
@@ -42,6 +64,18 @@ export class Backend {
   errors = 0;
   /** Times marked down. */
   ejections = 0;
+  /** Refill from the primaries (backups): none, running, done, partial, interrupted. */
+  refill = "none";
+  /** Items copied by the current or last refill. */
+  refillItems = 0;
+  /** Refills started. */
+  refillRuns = 0;
+  /**
+   * Called when the server serves again after being down, when it was
+   * cleaned while up, or when a new connection finds another process
+   * (backups only). The router refills backups from here.
+   */
+  onReturn: ((b: Backend, info: ReturnInfo) => void) | undefined;
   readonly #options: BackendOptions;
   // One pipelined connection: requests from every client batch into one
   // write, and requests for a key keep their order (more connections
@@ -51,10 +85,14 @@ export class Backend {
   #failures = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  /** Keys (decodeAscii) written to a stand-in while this server was down. */
-  #dirty = new Set<string>();
-  /** Too many dirty keys, or a flush_all missed: flush the server before it serves again. */
-  #dirtyAll = false;
+  /** Keys written to a stand-in while this server could not be written. */
+  readonly #dirty = new DirtyKeys(MAX_DIRTY_KEYS);
+  /** A background cleaning (while up) is running. */
+  #cleaning = false;
+  #cleanTimer: ReturnType<typeof setTimeout> | undefined;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** `pid start-time` of the process last seen on the port (backups). */
+  #identity: { pid: string; start: number } | undefined;
 
   /** A backend; nothing connects until the first request. */
   constructor(
@@ -72,14 +110,24 @@ export class Backend {
     this.#options = options;
   }
 
+  /** True once {@linkcode close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Open connections (magent's "pool size"). */
   get poolSize(): number {
     return this.#client !== undefined && !this.#client.closed ? 1 : 0;
   }
 
-  /** Keys waiting to be invalidated on this server when it comes back. */
+  /** Keys waiting to be invalidated on this server (-1: it will be flushed). */
   get dirtyKeys(): number {
-    return this.#dirtyAll ? -1 : this.#dirty.size;
+    return this.#dirty.size;
+  }
+
+  /** True when `key` may be stale here: changed elsewhere and not cleaned yet. */
+  isDirty(key: Uint8Array): boolean {
+    return !this.#dirty.clean && this.#dirty.has(key);
   }
 
   /**
@@ -93,37 +141,24 @@ export class Backend {
     return this.#connecting ??= this.#connect();
   }
 
-  /** Remember that `key` changed elsewhere while this server could not be written. */
+  /**
+   * Remember that `key` changed elsewhere while this server could not be
+   * written; while up it is deleted here in the background.
+   */
   markDirty(key: Uint8Array): void {
-    if (this.#dirtyAll) return;
-    if (this.#dirty.size >= MAX_DIRTY_KEYS) {
-      this.#dirtyAll = true;
-      this.#dirty.clear();
-      return;
-    }
-    this.#dirty.add(decodeAscii(key, 0, key.length));
+    this.#dirty.mark(key);
+    if (this.up) this.#cleanSoon();
   }
 
-  /**
-   * A write for `key` went elsewhere because this server failed: it may hold
-   * an old value. Delete it now if the server is up, else (or if that
-   * fails) when it comes back.
-   */
+  /** A write for `key` went elsewhere because this server failed: it may hold an old value. */
   invalidate(key: Uint8Array): void {
     this.markDirty(key);
-    const c = this.up ? this.acquire() : null;
-    if (c === null) return;
-    const name = decodeAscii(key, 0, key.length);
-    const line = metaDelete(name);
-    Promise.resolve(c).then((client) => client.request(line, Op.MD)).then((r) => {
-      if (!r.isError && this.up) this.#dirty.delete(name);
-    }, () => {});
   }
 
-  /** A change to every key was missed (flush_all while down). */
+  /** A change to every key was missed (flush_all while down or failed). */
   markAllDirty(): void {
-    this.#dirtyAll = true;
-    this.#dirty.clear();
+    this.#dirty.markAll();
+    if (this.up) this.#cleanSoon();
   }
 
   async #connect(): Promise<Client> {
@@ -131,12 +166,14 @@ export class Backend {
       const client = await Client.connect(this.host, this.port, {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
+        login: this.#options.login,
       });
       if (this.#closed || !this.up) {
         client.close();
         throw new ClientError("closed", this.name, "server marked down");
       }
       this.#adopt(client);
+      if (this.role === "backup") this.#checkIdentity(client, true);
       return client;
     } catch (err) {
       this.#failed(err);
@@ -151,7 +188,19 @@ export class Backend {
     client.onClose((err) => {
       if (this.#client === client) this.#client = undefined;
       if (err !== undefined) this.#failed(err);
+      // A backup that dropped its connection may have restarted empty: reconnect to find out
+      // (the identity check) even if no write comes to ask for it.
+      if (this.role === "backup") this.#reconnectSoon();
     });
+  }
+
+  #reconnectSoon(): void {
+    if (this.#closed || !this.up || this.#reconnectTimer !== undefined) return;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      const c = this.acquire();
+      if (c instanceof Promise) c.catch(() => this.#reconnectSoon());
+    }, Math.min(this.#options.retryMs, 500));
   }
 
   /** A reply arrived: the server works. */
@@ -187,13 +236,19 @@ export class Backend {
   async #probe(): Promise<void> {
     this.#timer = undefined;
     let client: Client | undefined;
+    let restarted = false, cleaned = false;
     try {
       client = await Client.connect(this.host, this.port, {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
+        login: this.#options.login,
       });
       await client.version();
-      await this.#cleanDirty(client);
+      restarted = this.role === "backup" && await this.#checkIdentity(client, false);
+      for (let pass = 0; pass < RETURN_PASSES && !this.#dirty.clean; pass++) {
+        cleaned = true;
+        await this.#cleanPass(client, Infinity);
+      }
     } catch (err) {
       client?.close();
       log.debug(`proxy: ${this.role} ${this.name} still down: ${errorDetail(err)}`);
@@ -204,31 +259,107 @@ export class Backend {
       client.close();
       return;
     }
+    // No await between the last pass and here: a write that failed over meanwhile is in the set.
     this.#failures = 0;
     this.up = true;
     this.#adopt(client);
     log.info(`proxy: ${this.role} ${this.name} is up`);
+    if (!this.#dirty.clean) this.#cleanSoon();
+    this.onReturn?.(this, { restarted, cleaned });
   }
 
-  /** Drop what this server may hold stale: keys changed elsewhere while it was down. */
-  async #cleanDirty(client: Client): Promise<void> {
-    if (this.#dirtyAll) {
-      log.info(`proxy: ${this.role} ${this.name}: flushing (changes missed while down)`);
-      await client.flushAll();
-    } else if (this.#dirty.size > 0) {
-      log.info(
-        `proxy: ${this.role} ${this.name}: invalidating ${this.#dirty.size} keys changed while down`,
-      );
-      await Promise.all([...this.#dirty].map((k) => client.request(metaDelete(k), Op.MD)));
+  /**
+   * One cleaning pass: flush the server if every key is dirty, else delete
+   * up to `max` dirty keys. A key is forgotten only if its delete succeeded
+   * and nothing marked it again meanwhile; throws when the server fails.
+   */
+  async #cleanPass(client: Client, max: number): Promise<void> {
+    const dirty = this.#dirty;
+    if (dirty.all) {
+      log.info(`proxy: ${this.role} ${this.name}: flushing (changes missed)`);
+      dirty.flushing();
+      try {
+        await client.flushAll();
+      } catch (err) {
+        dirty.flushFailed();
+        throw err;
+      }
+      return;
     }
-    this.#dirty.clear();
-    this.#dirtyAll = false;
+    const entries = dirty.snapshot(max);
+    if (entries.length === 0) return;
+    // On return (every key at once) worth telling; the small passes while up are not.
+    const say =
+      `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
+    if (max === Infinity) log.info(say);
+    else log.debug(say);
+    const settle = (e: DirtyEntry) =>
+      client.request(metaDelete(e.key), Op.MD).then((r) => {
+        if (!r.isError) dirty.settle(e);
+      });
+    const results = await Promise.allSettled(entries.map(settle));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /** Clean dirty keys while up, on the pooled connection (in order with the router's requests). */
+  #cleanSoon(): void {
+    if (this.#cleaning || this.#cleanTimer !== undefined || this.#closed) return;
+    this.#cleaning = true;
+    (async () => {
+      let cleaned = false;
+      try {
+        while (this.up && !this.#dirty.clean) {
+          const c = this.acquire();
+          if (c === null) break;
+          cleaned = true;
+          await this.#cleanPass(await c, PASS_KEYS);
+        }
+      } catch (err) {
+        log.debug(`proxy: ${this.role} ${this.name}: cleaning failed: ${errorDetail(err)}`);
+        // Try again later unless the server is marked down (then its return cleans).
+        if (this.up && !this.#closed) {
+          this.#cleanTimer = setTimeout(() => {
+            this.#cleanTimer = undefined;
+            this.#cleanSoon();
+          }, this.#options.retryMs);
+        }
+      } finally {
+        this.#cleaning = false;
+      }
+      if (cleaned && this.up) this.onReturn?.(this, { restarted: false, cleaned: true });
+    })();
+  }
+
+  /**
+   * Ask `stats` who answers on the port; true when it is another process
+   * than last time (pid or start time changed: a restart, so it is empty).
+   * With `notify`, a change is reported through {@linkcode onReturn}.
+   */
+  async #checkIdentity(client: Client, notify: boolean): Promise<boolean> {
+    let st: Map<string, string>;
+    try {
+      st = await client.stats();
+    } catch {
+      return false;
+    }
+    const pid = st.get("pid") ?? "";
+    const start = Number(st.get("time")) - Number(st.get("uptime"));
+    const before = this.#identity;
+    this.#identity = { pid, start };
+    // time and uptime tick apart: a start time that moved by a second or two is the same process.
+    const changed = before !== undefined &&
+      (before.pid !== pid || !(Math.abs(before.start - start) <= 2));
+    if (changed && notify) this.onReturn?.(this, { restarted: true, cleaned: false });
+    return changed;
   }
 
   /** Close every connection and stop retrying. */
   close(): void {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#cleanTimer !== undefined) clearTimeout(this.#cleanTimer);
+    if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     this.#client?.close();
   }
 }

@@ -9,15 +9,24 @@
  * @module
  */
 
+import type { Authenticator } from "../auth/mod.ts";
 import { log } from "../log.ts";
 import type { PoolConfig, ServerSpec } from "./config.ts";
 import { KetamaDistribution, ModulaDistribution, RandomDistribution } from "./dist.ts";
 import { hashFunction } from "./hash.ts";
 import type { Distribution } from "./ketama.ts";
 import { Backend, type BackendOptions } from "./pool.ts";
-import { Router } from "./router.ts";
+import { Router } from "./router/mod.ts";
 import { ProxyServer } from "./server.ts";
 import { ProxyStats } from "./stats.ts";
+
+/** Logins for every pool, from the command line (`-Y`, `--backend-auth`). */
+export interface PoolAccess {
+  /** Clients log in first (memcached's text login). */
+  auth?: Authenticator;
+  /** Credentials for backends that run with -Y. */
+  login?: { user: string; password: string };
+}
 
 /** Timeout used when the file sets none (nutcracker would wait forever). */
 export const DEFAULT_TIMEOUT_MS = 1000;
@@ -111,8 +120,9 @@ export function localFirst(config: PoolConfig): ServerSpec[] {
 /** How often a failed server is retried without `auto_eject_hosts`. */
 const RETRY_WITHOUT_EJECT_MS = 1000;
 
-function backendOptions(config: PoolConfig): BackendOptions {
+function backendOptions(config: PoolConfig, access: PoolAccess): BackendOptions {
   return {
+    login: access.login,
     timeoutMs: config.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     // Without auto_eject_hosts nutcracker never sets a server aside (it
     // reconnects on the next request), so server_retry_timeout (30 s by
@@ -142,10 +152,12 @@ export class ProxyPool {
   readonly server: ProxyServer;
   /** Backends by {@linkcode backendKey}. */
   #backends = new Map<string, Backend>();
+  readonly #access: PoolAccess;
 
   /** A pool; nothing listens until {@linkcode ProxyPool.listen}. */
-  constructor(config: PoolConfig, version: string) {
+  constructor(config: PoolConfig, version: string, access: PoolAccess = {}) {
     this.config = config;
+    this.#access = access;
     const { servers, backups } = this.#makeBackends(config, new Map());
     this.router = new Router(
       servers,
@@ -160,6 +172,7 @@ export class ProxyPool {
       port: config.listen.port,
       maxConnections: config.clientConnections === 0 ? 1 << 20 : config.clientConnections,
       maxValue: MAX_VALUE,
+      auth: access.auth,
     }, this.router);
   }
 
@@ -191,7 +204,7 @@ export class ProxyPool {
     config: PoolConfig,
     old: Map<string, Backend>,
   ): { servers: Backend[]; backups: Backend[]; kept: Set<Backend> } {
-    const o = backendOptions(config);
+    const o = backendOptions(config, this.#access);
     const next = new Map<string, Backend>();
     const kept = new Set<Backend>();
     const make = (role: "server" | "backup", s: ServerSpec, i: number) => {
@@ -240,13 +253,15 @@ export class ProxyPools {
   /** When the pools started (ms since the epoch). */
   readonly startedAt: number = Date.now();
   readonly #version: string;
+  readonly #access: PoolAccess;
   #stopped = false;
   readonly #done: PromiseWithResolvers<void> = Promise.withResolvers();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
-  /** Pools answering `version` with `version`. */
-  constructor(version: string) {
+  /** Pools answering `version` with `version`, with the command line's logins. */
+  constructor(version: string, access: PoolAccess = {}) {
     this.#version = version;
+    this.#access = access;
   }
 
   /** Resolves once {@linkcode stop} was called. */
@@ -259,7 +274,7 @@ export class ProxyPools {
     const started: ProxyPool[] = [];
     try {
       for (const c of configs) {
-        const p = new ProxyPool(c, this.#version);
+        const p = new ProxyPool(c, this.#version, this.#access);
         p.listen();
         started.push(p);
       }
@@ -298,7 +313,7 @@ export class ProxyPools {
           continue;
         }
         // A new pool, or one moving to a new address: bound there first, the old one stops below.
-        const p = new ProxyPool(c, this.#version);
+        const p = new ProxyPool(c, this.#version, this.#access);
         fresh.push(p);
         p.listen();
       }

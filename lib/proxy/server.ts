@@ -9,7 +9,8 @@
 import { carveCopy, PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
-import { Next, type ReplySink, type Router } from "./router.ts";
+import { AUTH_CLOSE, type Authenticator, AuthSession } from "../auth/mod.ts";
+import { Next, type ReplySink, type Router } from "./router/mod.ts";
 
 /** Listener settings. */
 export interface ProxyServerOptions {
@@ -21,6 +22,8 @@ export interface ProxyServerOptions {
   maxConnections: number;
   /** Largest value accepted from clients (backends may refuse smaller ones). */
   maxValue: number;
+  /** Clients must log in first, as with memcached -Y (--auth-file). */
+  auth?: Authenticator;
 }
 
 const INITIAL_BUFFER = 16384;
@@ -51,10 +54,35 @@ class ProxyConnection implements ReplySink {
   #drained: (() => void) | undefined;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
 
-  constructor(conn: Deno.Conn, router: Router, maxValue: number) {
+  readonly #auth: AuthSession | null;
+
+  constructor(conn: Deno.Conn, router: Router, maxValue: number, auth?: Authenticator) {
     this.#conn = conn;
     this.#router = router;
     this.#maxValue = maxValue;
+    this.#auth = auth ? new AuthSession(auth, router.stats) : null;
+  }
+
+  /**
+   * Before login the bytes go to the login reader, never to the backends;
+   * its replies of one read batch go out as one reply. True: read on.
+   */
+  #readLogin(rb: ReadBuffer, auth: AuthSession): boolean {
+    const out = new Writer(256);
+    let more = true;
+    while (rb.settle()) {
+      const used = auth.readText(rb.buf, rb.start, rb.end, out);
+      if (used === 0) break;
+      if (used === AUTH_CLOSE) {
+        more = false;
+        break;
+      }
+      rb.start += used;
+      if (auth.authenticated) break;
+    }
+    if (out.length > 0) this.reply(out.view().slice());
+    if (!more) this.closeAfterReplies();
+    return more;
   }
 
   /** Read, parse and route until the client goes away. */
@@ -68,7 +96,11 @@ class ProxyConnection implements ReplySink {
           await new Promise<void>((r) => this.#drained = r);
           continue;
         }
-        if (!await rb.fill(this.#conn, req.need)) break;
+        const auth = this.#auth;
+        if (auth && !auth.authenticated) {
+          if (!await rb.fill(this.#conn, auth.need)) break;
+          if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
+        } else if (!await rb.fill(this.#conn, req.need)) break;
         while (this.#closeAt < 0 && rb.settle()) {
           const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
           if (used === 0) break;
@@ -80,6 +112,7 @@ class ProxyConnection implements ReplySink {
           rb.start += used;
           if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
           if (req.swallow > 0) rb.skip(req.swallow);
+          else if (req.swallowLine) rb.skipLine();
         }
       }
       // EOF or quit: finish what was asked, then close.
@@ -266,7 +299,12 @@ export class ProxyServer {
         conn.setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
-        const c = new ProxyConnection(conn, this.#router, this.#options.maxValue);
+        const c = new ProxyConnection(
+          conn,
+          this.#router,
+          this.#options.maxValue,
+          this.#options.auth,
+        );
         c.run().catch((err) => log.warn(`proxy: connection: ${err}`)).finally(() => {
           this.#conns.delete(conn);
           stats.currConnections--;

@@ -1,6 +1,7 @@
 /**
- * The proxy's counters and its two `stats` replies: magent's (`stats`) and
- * memcached-style `STAT name value` lines (`stats proxy`).
+ * The proxy's counters and two of its `stats` replies: magent's server list
+ * (`stats agent`) and the counters and backend states as `STAT name value`
+ * lines (`stats proxy`).
  * @module
  */
 
@@ -50,6 +51,20 @@ export class ProxyStats {
   backupWriteErrors = 0;
   /** Requests answered with "no backend available". */
   noBackend = 0;
+  /** Client login attempts (--auth-file), as memcached's auth_cmds. */
+  authCmds = 0;
+  /** Refused client logins, as memcached's auth_errors. */
+  authErrors = 0;
+  /** Refills of returning backups started. */
+  refills = 0;
+  /** Items copied to backups by refills. */
+  refillItems = 0;
+
+  /** `stats reset`: every counter back to 0 but the open connections. */
+  reset(): void {
+    const curr = this.currConnections;
+    Object.assign(this, new ProxyStats(), { startedAt: this.startedAt, currConnections: curr });
+  }
 }
 
 /** magent's `stats` reply: version line, one line per server, END. */
@@ -87,6 +102,10 @@ export function proxyStats(
     ["backend_errors", stats.backendErrors],
     ["backup_write_errors", stats.backupWriteErrors],
     ["no_backend", stats.noBackend],
+    ["auth_cmds", stats.authCmds],
+    ["auth_errors", stats.authErrors],
+    ["refills", stats.refills],
+    ["refill_items", stats.refillItems],
   ];
   let ejections = 0;
   for (const b of [...servers, ...backups]) ejections += b.ejections;
@@ -99,6 +118,11 @@ export function proxyStats(
     rows.push([`${p}:errors`, b.errors]);
     rows.push([`${p}:ejections`, b.ejections]);
     rows.push([`${p}:dirty_keys`, b.dirtyKeys]);
+    if (b.role === "backup") {
+      rows.push([`${p}:refill`, b.refill]);
+      rows.push([`${p}:refill_items`, b.refillItems]);
+      rows.push([`${p}:refill_runs`, b.refillRuns]);
+    }
   }
   return rows.map(([k, v]) => `STAT ${k} ${v}\r\n`).join("") + "END\r\n";
 }

@@ -3,17 +3,20 @@
  * the backlog, after a RESUME or with a full copy interleaved), applies the
  * peer's, acknowledges what it applied, and watches the peer with
  * heartbeats: no byte for `timeoutMs` closes the link (a hung or
- * partitioned peer), a closed socket is noticed at once.
+ * partitioned peer), a closed socket is noticed at once. With a shared
+ * secret, both directions travel as authenticated records (seal.ts): a
+ * record that fails its tag closes the link before any of it is applied.
  * @module
  */
 
 import { setImmediate } from "node:timers";
 import { Writer } from "../protocol/mod.ts";
-import { errorText, ReadBuffer } from "../transport/mod.ts";
+import { errorText, type Readable, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import type { StreamState } from "./handshake.ts";
 import { Applied } from "./merge.ts";
 import type { Replicator } from "./replicator.ts";
+import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
 import { Snapshot } from "./snapshot.ts";
 import { Frame, FrameParser, writeControl } from "./stream.ts";
 
@@ -48,6 +51,8 @@ export class Link {
   #resolveDone!: (reason: string) => void;
   #conn: Deno.Conn;
   #repl: Replicator;
+  #keys: LinkKeys | null;
+  #sealer: Sealer | null;
   #parser = new FrameParser();
   #control = new Writer(1024);
   #out = new Writer(1 << 20);
@@ -67,14 +72,20 @@ export class Link {
   #ackDue = false;
   #pingDue = false;
 
-  /** Wrap an authenticated connection. Call {@linkcode start} next. */
+  /**
+   * Wrap an authenticated connection (`keys`: the stream is sealed, null:
+   * plain). Call {@linkcode start} next.
+   */
   constructor(
     conn: Deno.Conn,
     role: "connector" | "acceptor",
     peerNode: string,
     repl: Replicator,
+    keys: LinkKeys | null = null,
   ) {
     this.#conn = conn;
+    this.#keys = keys;
+    this.#sealer = keys ? new Sealer(keys.send) : null;
     this.role = role;
     this.peerNode = peerNode;
     this.#repl = repl;
@@ -236,9 +247,7 @@ export class Link {
         continue;
       }
       this.#lastSent = performance.now();
-      let off = 0;
-      const view = out.buf;
-      while (off < out.length) off += await this.#conn.write(view.subarray(off, out.length));
+      await this.#send(out);
       // The copy is sent: with the changes acknowledged, the peer holds our stream up to `acked`.
       if (copied && !this.closed) repl.confirm(this.acked);
       if (out.buf.length > 4 * 1048576) out.reset();
@@ -250,8 +259,23 @@ export class Link {
     }
   }
 
+  /** Write a batch: as it is, or sealed in records of at most RECORD_MAX bytes. */
+  async #send(out: Writer): Promise<void> {
+    const sealer = this.#sealer;
+    if (sealer === null) {
+      await writeAll(this.#conn, out.buf.subarray(0, out.length));
+      return;
+    }
+    for (let off = 0; off < out.length; off += RECORD_MAX) {
+      await writeAll(this.#conn, sealer.seal(out.buf, off, Math.min(out.length, off + RECORD_MAX)));
+    }
+  }
+
   async #readLoop(rest: Uint8Array): Promise<void> {
-    const rb = new ReadBuffer(READ_BUFFER, rest);
+    const keys = this.#keys;
+    const opened = keys ? new OpenedConn(this.#conn, keys.recv, rest) : null;
+    const source: Readable = opened ?? this.#conn;
+    const rb = new ReadBuffer(READ_BUFFER, opened ? undefined : rest);
     const parser = this.#parser;
     for (;;) {
       let applied = false;
@@ -274,8 +298,13 @@ export class Link {
       }
       if (applied) this.#applied();
       if (this.closed) return;
-      if (!await rb.fill(this.#conn, parser.need)) {
-        this.close("peer closed the link");
+      if (!await rb.fill(source, parser.need)) {
+        if (opened?.failure) {
+          // Altered, injected, replayed or reordered bytes: nothing of them was applied.
+          this.#repl.stats.badMacs++;
+          log.warn(`replication: bad MAC from ${this.peerAddress}`);
+          this.close(`bad MAC: ${opened.failure}`);
+        } else this.close("peer closed the link");
         return;
       }
       this.#lastHeard = performance.now();

@@ -31,8 +31,11 @@
  *   stream ("replication: cleanup complete"), like repcached.
  * - With several serve threads (-t), worker threads queue their changes
  *   in a shared ring that the main thread's replicator drains (threads.ts).
- * - Without `--repl-secret`, anyone who can reach the replication port can
- *   write into the cache (as with memcached's own port).
+ * - With `--repl-secret` the connector proves the secret first (the
+ *   acceptor is no offline guessing oracle) and the stream is sealed:
+ *   MACed records (seal.ts); authenticated, not encrypted. Without it,
+ *   anyone who can reach the replication port can write into the cache
+ *   (as with memcached's own port).
  * @module
  */
 

@@ -14,8 +14,16 @@ import { decodeAscii } from "../protocol/bytes.ts";
 import { log } from "../log.ts";
 import { UsageError } from "../errors.ts";
 import { Backlog } from "./backlog.ts";
-import { handshake, type HandshakeFailure, randomHex, type StreamState } from "./handshake.ts";
+import {
+  handshake,
+  type HandshakeContext,
+  type HandshakeFailure,
+  randomHex,
+  type StreamState,
+} from "./handshake.ts";
 import { Link } from "./link.ts";
+import type { LinkKeys } from "./seal.ts";
+import { HandshakeSlots } from "./slots.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
 import { SyncAcks } from "./sync.ts";
@@ -59,8 +67,8 @@ export interface ReplicationOptions {
 /** Outcome of one attempt to dial the peer. */
 type DialResult = "linked" | "unreachable" | HandshakeFailure;
 
-/** Incoming handshakes allowed at once (each ends within the timeout). */
-const MAX_HANDSHAKES = 16;
+/** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
+const ACCEPT_DEADLINE_MS = 1000;
 /** Lag samples kept: (stream offset, time) of recent changes. */
 const LAG_SAMPLES = 4096;
 
@@ -105,7 +113,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
   #lagTail = 0;
   #lastLagMs = 0;
   #state: "down" | "connecting" | "listening" = "down";
-  #handshaking = 0;
+  #slots = new HandshakeSlots();
   /** Worker threads' changes and waits (null with one serve thread). */
   #shared: MainReplicationShare | null = null;
   #ringParser = new FrameParser();
@@ -502,7 +510,9 @@ export class Replicator implements MutationObserver, SyncBarrier {
       this.#failed(peer, r.reason, r.detail);
       return r.reason;
     }
-    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest) ? "linked" : "refused";
+    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest, r.keys)
+      ? "linked"
+      : "refused";
   }
 
   #failed(peer: string, reason: HandshakeFailure, detail: string): void {
@@ -551,22 +561,20 @@ export class Replicator implements MutationObserver, SyncBarrier {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peer = `${addr.hostname}:${addr.port}`;
     log.info("replication: accept");
-    if (this.#handshaking >= MAX_HANDSHAKES) {
-      // A flood of connections that never finish their handshake: drop the excess.
-      closeQuietly(conn);
-      log.debug(`replication: too many pending handshakes, closed ${peer}`);
-      return;
-    }
-    this.#handshaking++;
+    // Idle connections cannot hold the port: a short deadline, and the newcomer always gets a slot.
+    const slot = this.#slots.take(conn, addr.hostname, peer);
     try {
       conn.setNoDelay(true);
-      const r = await handshake(conn, "accept", this.#context()).finally(() => this.#handshaking--);
+      const ctx = this.#context();
+      ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
+      ctx.greeted = () => (slot.greeted = true);
+      const r = await handshake(conn, "accept", ctx).finally(() => this.#slots.release(slot));
       if (!r.ok) {
         closeQuietly(conn);
         this.#failed(peer, r.reason, r.detail);
         return;
       }
-      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest);
+      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest, r.keys);
     } catch (err) {
       closeQuietly(conn);
       log.debug(`replication: accepted connection failed: ${errorText(err)}`);
@@ -580,6 +588,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
     peerNode: string,
     peer: StreamState,
     rest: Uint8Array,
+    keys: LinkKeys | null,
   ): boolean {
     if (this.#stopped) {
       closeQuietly(conn);
@@ -601,7 +610,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
       old.close("replaced by a new link");
     }
     if (!this.hlc.observe(peer.hlc)) this.rejectedVersion(peer.hlc, "its clock");
-    const link = new Link(conn, role, peerNode, this);
+    const link = new Link(conn, role, peerNode, this, keys);
     this.link = link;
     this.stats.links++;
     // A new period: the next refused or degraded sync write is logged again.
@@ -629,7 +638,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
     return true;
   }
 
-  #context() {
+  #context(): HandshakeContext {
     return {
       nodeId: this.nodeId,
       secret: this.#options.secret,
@@ -726,6 +735,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
       ["repl_auth_failures", s.authFailures],
       ["repl_bad_peers", s.badPeers],
       ["repl_versions_rejected", s.versionsRejected],
+      ["repl_bad_macs", s.badMacs],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

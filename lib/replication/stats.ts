@@ -48,4 +48,6 @@ export class ReplicationStats {
   syncDegraded = 0;
   /** --repl-sync: write replies answered SERVER_ERROR, the peer did not confirm in time. */
   syncRefused = 0;
+  /** Links closed because a record of the authenticated stream failed its MAC. */
+  badMacs = 0;
 }

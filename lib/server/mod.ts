@@ -6,6 +6,7 @@
 
 export {
   Action,
+  type BindingProtocol,
   Engine,
   type EngineOptions,
   type EngineShared,
@@ -16,8 +17,11 @@ export {
   type Session,
   VERSION,
 } from "./commands.ts";
+export { BinaryExecutor } from "./binary.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
-export { type ConnectionHooks, serveConnection, type SyncBarrier } from "./connection.ts";
+export { type ConnectionHooks, OUTPUT_LIMIT, serveConnection } from "./connection.ts";
+export type { SyncBarrier } from "./sync_replies.ts";
+export { PrefixStats } from "./prefix_stats.ts";
 export { Server, type ServerOptions } from "./listener.ts";
 export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from "./stats.ts";
 export {

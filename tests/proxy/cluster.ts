@@ -12,6 +12,7 @@ import {
   startMemrep,
   type TestConn,
 } from "../helpers/mod.ts";
+import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 
 /** The processes of one test. */
 export interface Cluster {
@@ -138,4 +139,98 @@ export async function waitForState(
 /** Resolves after `ms`. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Ends a reply of `n` one-line answers (`STORED\r\n`, ...). */
+function lines(n: number): (buf: Uint8Array) => number {
+  return (buf) => {
+    let seen = 0;
+    for (let i = 1; i < buf.length; i++) {
+      if (buf[i] === 10 && buf[i - 1] === 13 && ++seen === n) return i + 1;
+    }
+    return -1;
+  };
+}
+
+/**
+ * Pipelined `set`s on one connection, 500 per round trip; returns the keys
+ * whose reply was `STORED`.
+ */
+export async function setMany(
+  c: TestConn,
+  entries: readonly (readonly [string, string])[],
+): Promise<Set<string>> {
+  const stored = new Set<string>();
+  for (let i = 0; i < entries.length; i += 500) {
+    const chunk = entries.slice(i, i + 500);
+    await c.send(chunk.map(([k, v]) => `set ${k} 0 0 ${v.length}\r\n${v}\r\n`).join(""));
+    const reply = new TextDecoder().decode(await c.readUntil(lines(chunk.length), 20_000));
+    reply.split("\r\n").forEach((line, j) => {
+      if (line === "STORED") stored.add(chunk[j][0]);
+    });
+  }
+  return stored;
+}
+
+/** Multi-gets of 100 keys per request: key -> value for the hits. */
+export async function getMany(c: TestConn, keys: readonly string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < keys.length; i += 100) {
+    const reply = await c.request(`get ${keys.slice(i, i + 100).join(" ")}`, retrievalEnd, 20_000);
+    const re = /VALUE (\S+) \d+ (\d+)\r\n/g;
+    let m;
+    while ((m = re.exec(reply)) !== null) {
+      const start = m.index + m[0].length;
+      out.set(m[1], reply.slice(start, start + Number(m[2])));
+      re.lastIndex = start + Number(m[2]) + 2;
+    }
+  }
+  return out;
+}
+
+/** Keys `prefix0`, `prefix1`, ... that the ketama ring puts on server `index` of `ports`. */
+export function keysOn(
+  ports: readonly number[],
+  index: number,
+  prefix: string,
+  n: number,
+): string[] {
+  const ring = new Ketama(ports.map((p) => ({ name: ketamaName("127.0.0.1", p), weight: 1 })));
+  const enc = new TextEncoder();
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) {
+    const k = `${prefix}${i}`;
+    if (ring.pick(enc.encode(k), 0, k.length) === index) out.push(k);
+  }
+  return out;
+}
+
+/** A seeded PRNG (mulberry32) in [0, 1). */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Reads `key` (whose primary is `port`, just stopped) through the proxy
+ * until the proxy has marked that primary down: it only notices on traffic.
+ */
+export async function markedDown(proxyPort: number, port: number, key: string): Promise<void> {
+  const c = await connect(proxyPort);
+  try {
+    const deadline = Date.now() + 20_000;
+    const name = `server:127.0.0.1:${port}:state`;
+    while ((await proxyStats(proxyPort)).get(name) !== "down") {
+      if (Date.now() > deadline) throw new Error(`${name} did not become down`);
+      await getValue(c, key);
+    }
+  } finally {
+    await c.close();
+  }
 }

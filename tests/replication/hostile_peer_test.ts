@@ -31,11 +31,15 @@ Deno.test("a peer sending out-of-range versions is refused change by change; the
     const ca = await client(a);
     ok(await ca.set("pre", enc.encode("kept")));
     const peer = await connect(replPort);
-    await peer.send(`MEMREP-REPL 1 fakepeer00000000 ${"ab".repeat(16)}\r\n`);
-    ok(/^MEMREP-REPL 1 \S+ \S+ -$/.test(await peer.readLine(5000)), "greeting");
+    ok(/^MEMREP-REPL 2 \S+ \S+$/.test(await peer.readLine(5000)), "greeting");
     // Our clock is "beyond 2**53": once refused the pairing, keeping the pair split for good.
-    await peer.send(`AUTH -\r\nSTATE fs1 0 - 0 0 ${HUGE}\r\n`);
+    await peer.send(
+      `MEMREP-REPL 2 fakepeer00000000 ${
+        "ab".repeat(16)
+      }\r\nSTATE fs1 0 - 0 0 ${HUGE}\r\nAUTH -\r\n`,
+    );
     ok((await peer.readLine(5000)).startsWith("STATE "), "the node pairs");
+    equal(await peer.readLine(5000), "AUTH -", "no secret, no proof");
     const now = versionAt(Date.now());
     const ahead = versionAt(Date.now() + 10 * 86_400_000); // ten days ahead
     await peer.send(

@@ -1,0 +1,97 @@
+/**
+ * The keys a server may hold stale: changed elsewhere while it could not be
+ * written. Every mark carries a new generation, so a cleaning pass that
+ * snapshotted the set forgets a key only if nothing marked it again since
+ * the snapshot (a write that failed over while the pass ran stays dirty).
+ * @module
+ */
+
+import { decodeAscii } from "../protocol/mod.ts";
+
+/** One dirty key as a cleaning pass sees it. */
+export interface DirtyEntry {
+  /** The key (decodeAscii of its bytes: one character per byte). */
+  key: string;
+  /** Its generation when the pass took it. */
+  gen: number;
+}
+
+/** Dirty keys of one server, bounded; beyond the bound the whole server is dirty. */
+export class DirtyKeys {
+  readonly #limit: number;
+  #keys = new Map<string, number>();
+  #gen = 0;
+  #all = false;
+
+  /** At most `limit` keys are remembered; one more makes every key dirty. */
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  /** Keys remembered (-1: every key is dirty). */
+  get size(): number {
+    return this.#all ? -1 : this.#keys.size;
+  }
+
+  /** True when nothing is dirty. */
+  get clean(): boolean {
+    return !this.#all && this.#keys.size === 0;
+  }
+
+  /** Every key is dirty (too many, or a flush_all was missed): the server needs a flush. */
+  get all(): boolean {
+    return this.#all;
+  }
+
+  /** `key` changed elsewhere. */
+  mark(key: Uint8Array): void {
+    if (this.#all) return;
+    if (this.#keys.size >= this.#limit) {
+      this.markAll();
+      return;
+    }
+    this.#keys.set(decodeAscii(key, 0, key.length), ++this.#gen);
+  }
+
+  /** Every key changed elsewhere (a flush_all was missed, or too many keys). */
+  markAll(): void {
+    this.#all = true;
+    this.#keys.clear();
+    this.#gen++;
+  }
+
+  /** True when `key` may be stale on the server. */
+  has(key: Uint8Array): boolean {
+    if (this.#all) return true;
+    return this.#keys.size > 0 && this.#keys.has(decodeAscii(key, 0, key.length));
+  }
+
+  /**
+   * A flush is about to be sent: the set starts over (keys marked from now
+   * on are remembered again). Call {@linkcode flushFailed} if it fails.
+   */
+  flushing(): void {
+    this.#all = false;
+    this.#keys.clear();
+  }
+
+  /** The flush did not happen: every key is dirty again. */
+  flushFailed(): void {
+    this.markAll();
+  }
+
+  /** Up to `max` dirty keys with their generations, for a cleaning pass. */
+  snapshot(max = Infinity): DirtyEntry[] {
+    const out: DirtyEntry[] = [];
+    for (const [key, gen] of this.#keys) {
+      if (out.length >= max) break;
+      out.push({ key, gen });
+    }
+    return out;
+  }
+
+  /** `e` was cleaned: forget it unless it was marked again since the snapshot. */
+  settle(e: DirtyEntry): void {
+    if (this.#keys.get(e.key) === e.gen) this.#keys.delete(e.key);
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * What every routing concern shares: the backends, the key's primary, the
+ * request plumbing (reply frames in place, promise form, pipelined pairs),
+ * the flush epoch and the delete counters that guard copies, and counters.
+ *
+ * Nothing here knows the client's wire syntax: requests to backends are
+ * byte parts and replies come back as parsed frames, so another client
+ * protocol only needs its own entry points in front of the same core.
+ * @module
+ */
+
+import { Client, type FrameHandler, Reply, ReplyKind } from "../../client/mod.ts";
+import { carveCopy, Op, type OpCode, REPLY } from "../../protocol/mod.ts";
+import { log } from "../../log.ts";
+import type { Distribution } from "../ketama.ts";
+import type { Backend } from "../pool.ts";
+import type { ProxyStats } from "../stats.ts";
+
+/** Ordered reply slots of one client connection. */
+export interface ReplySink {
+  /** Reserve the next reply position; returns its ticket. */
+  reserve(): number;
+  /** Fill a reserved position (an empty array for no reply). */
+  fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void;
+  /** Fill a reserved position with `buf[start, start + length)`, copied now. */
+  fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void;
+  /** Reply now, after everything reserved before. */
+  reply(bytes: Uint8Array): void;
+  /** Close the connection once every reply reserved so far is written. */
+  closeAfterReplies(): void;
+}
+
+/** Routing policy. */
+export interface RouterOptions {
+  /** Look in the backups when a primary answers a miss (default on). */
+  missFallback: boolean;
+}
+
+/** What the connection should do after a request. */
+export const Next = {
+  CONTINUE: 0,
+  CLOSE: 1,
+} as const;
+
+/** No reply parts (a silenced noreply/q answer). */
+export const EMPTY_PARTS: readonly Uint8Array[] = [];
+
+/** Thrown into fallbacks when a backend is marked down (no request was sent). */
+export const DOWN: Error = new Error("backend down");
+
+/** Slots of the delete counters that guard repairs and refills. */
+export const DELETE_SLOTS = 4096;
+
+/**
+ * When a copy from one server to another is still right: no flush_all and
+ * no delete of the key (by slot) since the source was read.
+ */
+export interface RepairGuard {
+  /** {@linkcode RouterCore.epoch} when the source was read. */
+  epoch: number;
+  /** The key's delete-counter slot. */
+  slot: number;
+  /** The slot's count when the source was read. */
+  deletes: number;
+}
+
+/** A copy that outlives the read buffer (carved: far cheaper than a slice per request). */
+export function copyOf(p: Uint8Array): Uint8Array {
+  return carveCopy(p, 0, p.length);
+}
+
+/** The shared state and request plumbing of the router. */
+export class RouterCore {
+  /** Primaries (-s), in order (swapped by a config reload). */
+  servers: readonly Backend[];
+  /** Backups (-b), in order (swapped by a config reload). */
+  backups: readonly Backend[];
+  /** Counters. */
+  readonly stats: ProxyStats;
+  /** Look in the backups when a primary answers a miss. */
+  missFallback: boolean;
+  #dist: Distribution;
+  /**
+   * Bumped by every immediate flush_all. Backups are flushed when the
+   * request arrives, so copies of writes made before it (issued later, on
+   * the primaries' replies) are dropped rather than sent after the flush.
+   */
+  epoch = 0;
+  /**
+   * Deletes seen per key slot: a repair (an add on the primary) made after a
+   * delete of the same key would bring the deleted item back.
+   */
+  readonly deletes: Uint32Array = new Uint32Array(DELETE_SLOTS);
+
+  /** The core over started backends. */
+  constructor(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    stats: ProxyStats,
+    options: RouterOptions,
+  ) {
+    this.servers = servers;
+    this.backups = backups;
+    this.#dist = dist;
+    this.stats = stats;
+    this.missFallback = options.missFallback;
+  }
+
+  /**
+   * Swap the backends and the placement (a config reload): requests from
+   * now on use the new ones; requests in flight finish on the backends they
+   * were sent to.
+   */
+  reconfigure(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    options: RouterOptions,
+  ): void {
+    this.servers = servers;
+    this.backups = backups;
+    this.#dist = dist;
+    this.missFallback = options.missFallback;
+  }
+
+  /** The primary of the key `buf[start, end)`. */
+  primaryOf(buf: Uint8Array, start: number, end: number): Backend {
+    const servers = this.servers;
+    return servers.length === 1 ? servers[0] : servers[this.#dist.pick(buf, start, end)];
+  }
+
+  /**
+   * Send one request on a backend; the reply frame goes to `onFrame` in
+   * place (valid during the call only), or `fail` runs (at once when the
+   * backend is down). The hot paths use this: no Promise, no copy.
+   */
+  callFrame(
+    b: Backend,
+    op: OpCode,
+    parts: readonly Uint8Array[],
+    onFrame: FrameHandler,
+    fail: (e: unknown) => void,
+  ): void {
+    const c = b.acquire();
+    if (c === null) {
+      fail(DOWN);
+      return;
+    }
+    b.requests++;
+    const onOk: FrameHandler = (buf, start, length, parser) => {
+      b.succeeded();
+      onFrame(buf, start, length, parser);
+    };
+    const onFail = (e: unknown) => {
+      this.stats.backendErrors++;
+      try {
+        fail(e);
+      } catch (err) {
+        bug(err);
+      }
+    };
+    if (c instanceof Client) c.requestFrame(op, parts, onOk, onFail);
+    else {
+      const copies = parts.map(copyOf);
+      c.then((client) => client.requestFrame(op, copies, onOk, onFail), onFail);
+    }
+  }
+
+  /** {@linkcode callFrame} with the reply copied into a {@linkcode Reply}. */
+  call(
+    b: Backend,
+    op: OpCode,
+    parts: readonly Uint8Array[],
+    ok: (r: Reply) => void,
+    fail: (e: unknown) => void,
+  ): void {
+    this.callFrame(b, op, parts, (buf, start, length, parser) => {
+      try {
+        ok(new Reply(parser, buf, start, length));
+      } catch (err) {
+        bug(err);
+      }
+    }, fail);
+  }
+
+  /**
+   * Two requests pipelined on one connection (a write and the read-back of
+   * its result); ok gets both replies when the second arrives, so copies to
+   * backups keep the primary's order.
+   */
+  call2(
+    b: Backend,
+    op1: OpCode,
+    parts1: readonly Uint8Array[],
+    op2: OpCode,
+    parts2: readonly Uint8Array[],
+    ok: (r1: Reply, r2: Reply) => void,
+    fail: (e: unknown) => void,
+  ): void {
+    const c = b.acquire();
+    if (c === null) {
+      fail(DOWN);
+      return;
+    }
+    b.requests += 2;
+    let first: Reply | undefined;
+    const onFail = (e: unknown) => {
+      this.stats.backendErrors++;
+      try {
+        fail(e);
+      } catch (err) {
+        bug(err);
+      }
+    };
+    const send = (client: Client, p1: readonly Uint8Array[], p2: readonly Uint8Array[]) => {
+      client.requestFrame(op1, p1, (buf, start, length, parser) => {
+        first = new Reply(parser, buf, start, length);
+      }, () => {});
+      client.requestFrame(op2, p2, (buf, start, length, parser) => {
+        b.succeeded();
+        try {
+          ok(first as Reply, new Reply(parser, buf, start, length));
+        } catch (err) {
+          bug(err);
+        }
+      }, onFail);
+    };
+    if (c instanceof Client) send(c, parts1, parts2);
+    else {
+      const p1 = parts1.map(copyOf), p2 = parts2.map(copyOf);
+      c.then((client) => send(client, p1, p2), onFail);
+    }
+  }
+
+  /** Promise form of {@linkcode call} for the rare paths (fallback, repair). */
+  ask(b: Backend, op: OpCode, parts: readonly Uint8Array[]): Promise<Reply> {
+    return new Promise((resolve, reject) => this.call(b, op, parts, resolve, reject));
+  }
+
+  /** Index of the first backup that is up at or after `from`, or -1. */
+  upBackup(from = 0): number {
+    const backups = this.backups;
+    for (let i = from; i < backups.length; i++) if (backups[i].up) return i;
+    return -1;
+  }
+
+  /** The guard of a copy of `key` read now (or in flush epoch `epoch`). */
+  guard(key: Uint8Array, epoch: number = this.epoch): RepairGuard {
+    const slot = keySlot(key);
+    return { epoch, slot, deletes: this.deletes[slot] };
+  }
+
+  /** True while nothing invalidated a copy guarded by `g`. */
+  guardHolds(g: RepairGuard): boolean {
+    return g.epoch === this.epoch && this.deletes[g.slot] === g.deletes;
+  }
+
+  /** Answer "no backend available" in the reserved slot. */
+  noBackend(sink: ReplySink, ticket: number): void {
+    this.stats.noBackend++;
+    sink.fill(ticket, REPLY.NO_BACKEND);
+  }
+
+  /** Count a lookup of `keys` keys with `hits` found. */
+  countHits(hits: number, keys: number): void {
+    this.stats.hits += hits;
+    this.stats.misses += keys - hits;
+  }
+
+  /** Count and log a copy to a backup that failed. */
+  backupWriteFailed(b: Backend, why: string): void {
+    this.stats.backupWriteErrors++;
+    log.debug(`proxy: copy to backup ${b.name} failed: ${why}`);
+  }
+}
+
+/** FNV-1a of a key, folded to a delete-counter slot. */
+export function keySlot(key: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i], 0x01000193);
+  return (h >>> 0) % DELETE_SLOTS;
+}
+
+/** Log an internal error (a bug) without taking the proxy down. */
+export function bug(err: unknown): void {
+  log.warn(`proxy: internal error: ${err instanceof Error ? err.stack : String(err)}`);
+}
+
+/** A write sent with noreply (text) or q (meta) gets no answer for this reply kind. */
+export function silenced(op: OpCode, noreply: boolean, kind: number): boolean {
+  return noreply || kind === ReplyKind.HD || (op === Op.MA && kind === ReplyKind.VA);
+}
+
+/** The reply kinds of a write that took effect. */
+export function isSuccess(kind: number): boolean {
+  return kind === ReplyKind.STORED || kind === ReplyKind.HD || kind === ReplyKind.NUMBER ||
+    kind === ReplyKind.VA;
+}

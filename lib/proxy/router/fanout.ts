@@ -1,0 +1,146 @@
+/**
+ * Commands that reach every copy of a key (delete, touch, md) and every
+ * backend (flush_all). A delete reaches the backups once the primary
+ * answered, so copies of earlier writes stay ahead of it. flush_all goes
+ * to every backend at once; copies of earlier writes still on their way
+ * are dropped, and a server that was down is flushed before it serves again.
+ * @module
+ */
+
+import { type Reply, ReplyKind } from "../../client/mod.ts";
+import { carveCopy, Op, REPLY, type Request } from "../../protocol/mod.ts";
+import { errorText } from "../../transport/mod.ts";
+import type { Backend } from "../pool.ts";
+import { deleteLine, patchCode, withoutToken } from "../lines.ts";
+import {
+  copyOf,
+  DOWN,
+  EMPTY_PARTS,
+  keySlot,
+  type ReplySink,
+  type RouterCore,
+  silenced,
+} from "./core.ts";
+import { repairFrom } from "./repair.ts";
+
+export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
+  core.stats.writes++;
+  const op = req.op;
+  const meta = op === Op.MD;
+  const noreply = !meta && req.noreply;
+  const quiet = meta && req.noreply;
+  const primary = core.primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+  const ticket = sink.reserve();
+  let parts: Uint8Array[];
+  if (noreply) parts = withoutToken(req, req.ntokens - 1);
+  else if (quiet) parts = withoutToken(req, req.flagToken(113 /* q */));
+  else parts = [raw];
+  if (core.backups.length === 0) {
+    core.call(primary, op, parts, (r) => {
+      const drop = (noreply || quiet) && silenced(op, noreply, r.kind);
+      sink.fill(ticket, drop ? EMPTY_PARTS : r.bytes);
+    }, () => core.noBackend(sink, ticket));
+    return;
+  }
+  const keyToken = carveCopy(req.buf, req.tokStart[1], req.tokEnd[1]);
+  const key = carveCopy(req.keyBuf, req.keyStart, req.keyEnd);
+  const binary = req.keyBinary;
+  // Bumped when the delete arrives and again when the backups get it: a
+  // repair that read a backup in between must not recreate the item.
+  const slot = op === Op.TOUCH ? -1 : keySlot(key);
+  if (slot >= 0) core.deletes[slot]++;
+  parts = parts.map(copyOf);
+  // md's own flags (C, I, ...) make no sense on a backup: a plain md there.
+  const copyParts = meta ? deleteLine(keyToken, binary) : parts;
+  const success = op === Op.DELETE
+    ? ReplyKind.DELETED
+    : op === Op.TOUCH
+    ? ReplyKind.TOUCHED
+    : ReplyKind.HD;
+  // Backups get it once the primary answered: copies of earlier writes to
+  // the same key (issued on the primary's replies) stay ahead of it.
+  const toBackups = () => {
+    if (slot >= 0) core.deletes[slot]++;
+    const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
+    for (const b of core.backups) {
+      if (!b.up) {
+        b.markDirty(key);
+        continue;
+      }
+      replies.push(
+        core.ask(b, op, copyParts).then((r) => ({ r, b }), (e) => {
+          b.markDirty(key);
+          core.backupWriteFailed(b, errorText(e));
+          return { r: null, b };
+        }),
+      );
+    }
+    return replies;
+  };
+  const answer = (bytes: Uint8Array) => {
+    const drop = noreply || (quiet && bytes[0] === 72 && bytes[1] === 68); // HD
+    sink.fill(ticket, drop ? EMPTY_PARTS : bytes);
+  };
+  // The primary missed (restarted empty?) or failed: a backup's success counts.
+  const fromBackups = async (r: Reply | null) => {
+    const got = await Promise.all(toBackups());
+    const hit = got.find((x) => x.r !== null && x.r.kind === success);
+    if (hit !== undefined) {
+      if (op === Op.TOUCH && r !== null && primary.up) repairFrom(core, hit.b, primary, key);
+      if (r === null) return (hit.r as Reply).bytes;
+      // The primary's words, the backup's outcome (NF -> HD keeps md's flags).
+      return op === Op.MD ? patchCode(r.bytes, "HD") : (hit.r as Reply).bytes;
+    }
+    if (r !== null) return r.bytes;
+    const any = got.find((x) => x.r !== null);
+    if (any === undefined) throw DOWN;
+    return (any.r as Reply).bytes;
+  };
+  const done = (r: Reply | null) => {
+    if (r !== null && r.kind === success) {
+      toBackups();
+      answer(r.bytes);
+      return;
+    }
+    fromBackups(r).then(answer, () => core.noBackend(sink, ticket));
+  };
+  if (!primary.up || primary.isDirty(key)) {
+    primary.markDirty(key);
+    done(null);
+    return;
+  }
+  core.call(primary, op, parts, done, () => {
+    primary.invalidate(key);
+    done(null);
+  });
+}
+
+/**
+ * flush_all: every backend at once; one that is down is flushed when it
+ * returns. Copies of earlier writes still on their way are dropped (see
+ * {@linkcode #epoch}).
+ */
+export function flushAll(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
+  const ticket = sink.reserve();
+  const noreply = req.noreply;
+  const parts = noreply ? withoutToken(req, req.ntokens - 1).map(copyOf) : [copyOf(raw)];
+  if (req.exptime <= 0) core.epoch++;
+  const all = [...core.servers, ...core.backups];
+  const got: (Reply | null)[] = [];
+  let pending = all.length;
+  const one = (r: Reply | null, b: Backend) => {
+    if (r === null) b.markAllDirty();
+    got.push(r);
+    if (--pending > 0) return;
+    if (noreply) return sink.fill(ticket, EMPTY_PARTS);
+    const ok = got.find((x) => x !== null && x.kind === ReplyKind.OK);
+    if (ok !== undefined) return sink.fill(ticket, REPLY.OK);
+    const any = got.find((x) => x !== null);
+    if (any) return sink.fill(ticket, (any as Reply).bytes);
+    core.noBackend(sink, ticket);
+  };
+  for (const b of all) {
+    if (!b.up) one(null, b);
+    else core.call(b, Op.FLUSH_ALL, parts, (r) => one(r, b), () => one(null, b));
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * Where each request goes and what the client gets back: the key's primary
+ * (ketama or modula), its backups, fallback on failure or miss, read
+ * repair, write copies to backups, multi-get fan-out, and the commands the
+ * proxy answers itself.
+ *
+ * Rules:
+ * - Reads go to the key's primary. A primary that is down, fails or times
+ *   out, or (unless `--no-miss-fallback`) answers a miss, is backed by the
+ *   backups in order; a backup hit is returned and copied back to a primary
+ *   that is up (`ms ... ME`: an add, so a newer value is never overwritten).
+ * - gets/gats/mg-with-`c` answered from a backup while the primary is up:
+ *   the primary is repaired first and the CAS returned is the primary's, so
+ *   a following `cas` (which goes to the primary) works. With the primary
+ *   down the backup's CAS is returned; writes then go to that backup too.
+ * - Writes go to the primary (or, when it is down or fails, to the first
+ *   backup that is up, and the primary is told to forget the key). After
+ *   success the resulting item is written to every other backup: a plain
+ *   set of the value for set/add/replace/cas/ms, the value read back with
+ *   `mg v f t` right after the write for append/prepend/incr/decr/ma (so a
+ *   delta is never applied twice). delete/touch/md reach the backups once
+ *   the primary answered. Copies are issued in the primary's reply order,
+ *   so a backup sees the writes to a key in the order the primary did.
+ * - flush_all goes to every backend at once; copies of earlier writes still
+ *   on their way are dropped, and a server that was down is flushed before
+ *   it serves again.
+ * - Writes that need an existing item (replace, append, prepend, incr,
+ *   decr, ms MR/MA/MP, ma) and miss on the primary look in the backup: on a
+ *   hit the primary is repaired and the write retried once.
+ * - `noreply` and meta `q` are removed before forwarding (every backend
+ *   request gets a reply) and applied here.
+ *
+ * Files: core.ts (backends, request plumbing, guards), reads.ts, writes.ts,
+ * fanout.ts (delete/touch/md, flush_all), repair.ts (copies back onto a
+ * primary), admin.ts (the `stats` family); this module only dispatches.
+ * @module
+ */
+
+import { ascii, Op, REPLY, type Request } from "../../protocol/mod.ts";
+import type { Distribution } from "../ketama.ts";
+import type { Backend } from "../pool.ts";
+import type { ProxyStats } from "../stats.ts";
+import { statsCommand } from "./admin.ts";
+import { Next, type ReplySink, RouterCore, type RouterOptions } from "./core.ts";
+import { fanout, flushAll } from "./fanout.ts";
+import { get, metaGet, relay } from "./reads.ts";
+import { Refiller } from "./refill.ts";
+import { write } from "./writes.ts";
+
+export { Next, type ReplySink, type RouterOptions } from "./core.ts";
+
+/** Routes parsed client requests to backends. */
+export class Router {
+  /** Counters. */
+  readonly stats: ProxyStats;
+  readonly #core: RouterCore;
+  readonly #version: Uint8Array;
+  #refiller: Refiller | undefined;
+
+  /** A router over started backends. */
+  constructor(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    stats: ProxyStats,
+    options: RouterOptions,
+    version: string,
+  ) {
+    this.stats = stats;
+    this.#core = new RouterCore(servers, backups, dist, stats, options);
+    this.#wire();
+    this.#version = ascii(`VERSION ${version}\r\n`);
+  }
+
+  /** Primaries (-s), in order. */
+  get servers(): readonly Backend[] {
+    return this.#core.servers;
+  }
+
+  /** Backups (-b), in order. */
+  get backups(): readonly Backend[] {
+    return this.#core.backups;
+  }
+
+  /**
+   * Swap the backends and the placement (a config reload, see pools.ts):
+   * new requests use them, requests in flight finish where they were sent.
+   */
+  reconfigure(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    options: RouterOptions,
+  ): void {
+    this.#core.reconfigure(servers, backups, dist, options);
+    this.#wire();
+  }
+
+  /** Returning backends start the refills of the backups. */
+  #wire(): void {
+    const core = this.#core;
+    if (core.backups.length === 0) return;
+    const refiller = this.#refiller ??= new Refiller(core);
+    for (const b of core.backups) b.onReturn = (b, info) => refiller.backupReturned(b, info);
+    for (const s of core.servers) s.onReturn = () => refiller.primaryReturned();
+  }
+
+  /**
+   * Handle one parsed request; `raw` is its bytes (line and value block).
+   * Everything needed later is copied before returning.
+   */
+  handle(req: Request, raw: Uint8Array, sink: ReplySink): number {
+    this.#core.stats.requests++;
+    switch (req.op) {
+      case Op.GET:
+      case Op.GETS:
+      case Op.GAT:
+      case Op.GATS:
+        get(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.SET:
+      case Op.ADD:
+      case Op.REPLACE:
+      case Op.APPEND:
+      case Op.PREPEND:
+      case Op.CAS:
+      case Op.MS:
+        if (req.tooLarge) {
+          if (!req.noreply || req.op === Op.MS) sink.reply(REPLY.TOO_LARGE);
+          return Next.CONTINUE;
+        }
+        if (req.badChunk) {
+          if (!req.noreply || req.op === Op.MS) sink.reply(REPLY.BAD_CHUNK);
+          return Next.CONTINUE;
+        }
+        write(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.INCR:
+      case Op.DECR:
+      case Op.MA:
+        write(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.DELETE:
+      case Op.TOUCH:
+      case Op.MD:
+        fanout(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.MG:
+        metaGet(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.ME:
+        relay(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.MN:
+        sink.reply(REPLY.MN);
+        return Next.CONTINUE;
+      case Op.FLUSH_ALL:
+        flushAll(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.VERSION:
+        sink.reply(this.#version);
+        return Next.CONTINUE;
+      case Op.VERBOSITY:
+        if (!req.noreply) sink.reply(REPLY.OK);
+        return Next.CONTINUE;
+      case Op.STATS:
+        statsCommand(this.#core, req, raw, sink);
+        return Next.CONTINUE;
+      case Op.QUIT:
+        return Next.CLOSE;
+      case Op.ERROR:
+        if (req.close) return Next.CLOSE;
+        if (req.error !== null && !req.noreply) sink.reply(req.error);
+        return Next.CONTINUE;
+      default:
+        // shutdown, lru_crawler, cache_memlimit, misbehave: server administration.
+        sink.reply(REPLY.NOT_SUPPORTED);
+        return Next.CONTINUE;
+    }
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * Reads: get/gets/gat/gats (one key or many, fanned out per primary),
+ * mg and me. A primary that is down, fails or times out, or (unless
+ * `--no-miss-fallback`) answers a miss, is backed by the backups in order;
+ * a backup hit is returned and repaired onto a primary that is up.
+ * gets/gats/mg-with-`c` answered from a backup while the primary is up:
+ * the primary is repaired first and the CAS returned is the primary's, so a
+ * following `cas` (which goes to the primary) works.
+ * @module
+ */
+
+import { type Reply, ReplyKind } from "../../client/mod.ts";
+import {
+  ascii,
+  carveCopy,
+  isErrorKind,
+  Op,
+  type OpCode,
+  REPLY,
+  type Request,
+} from "../../protocol/mod.ts";
+import type { Backend } from "../pool.ts";
+import {
+  CRLF,
+  decimal,
+  FETCH_FLAGS,
+  FETCH_FLAGS_CAS,
+  fetchLine,
+  matchItems,
+  TTL_PREFIX,
+  ttlToExptime,
+  valueBlock,
+  W_MG,
+  withoutToken,
+} from "../lines.ts";
+import { copyOf, DOWN, EMPTY_PARTS, type ReplySink, type RouterCore } from "./core.ts";
+import { repair } from "./repair.ts";
+
+/** get/gets/gat/gats: one key straight to its primary, several fanned out per primary. */
+export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
+  const nkeys = req.ntokens - req.firstKey;
+  if (nkeys <= 0) {
+    sink.reply(REPLY.END); // `gat 10` with no key: memcached answers END
+    return;
+  }
+  core.stats.gets += nkeys;
+  const ticket = sink.reserve();
+  const buf = req.buf;
+  const ts = req.tokStart, te = req.tokEnd;
+  if (nkeys === 1) {
+    const primary = core.primaryOf(buf, ts[req.firstKey], te[req.firstKey]);
+    if (core.backups.length === 0) {
+      // Nothing to fall back to: a plain relay.
+      core.callFrame(primary, req.op, [raw], (rbuf, start, length, parser) => {
+        if (parser.kind === ReplyKind.VALUES) core.countHits(parser.count, 1);
+        sink.fillFrame(ticket, rbuf, start, length);
+      }, () => core.noBackend(sink, ticket));
+      return;
+    }
+    const op = req.op;
+    const key = carveCopy(buf, ts[req.firstKey], te[req.firstKey]);
+    const exptime = op === Op.GAT || op === Op.GATS ? req.exptime : null;
+    const fromBackups = () => {
+      getFromBackups(core, op, [key], exptime, primary, false).then((items) => {
+        core.countHits(items[0] === null ? 0 : 1, 1);
+        sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
+      }, () => core.noBackend(sink, ticket));
+    };
+    // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
+    if (primary.isDirty(key)) return fromBackups();
+    core.callFrame(primary, op, [raw], (rbuf, start, length, parser) => {
+      if (parser.kind === ReplyKind.VALUES && parser.count === 0 && core.missFallback) {
+        getFromBackups(core, op, [key], exptime, primary, true).then((items) => {
+          core.countHits(items[0] === null ? 0 : 1, 1);
+          sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
+        }, () => sink.fill(ticket, REPLY.END));
+        return;
+      }
+      if (parser.kind === ReplyKind.VALUES) core.countHits(parser.count, 1);
+      sink.fillFrame(ticket, rbuf, start, length);
+    }, fromBackups);
+    return;
+  }
+  getMany(core, req, nkeys, ticket, sink);
+}
+
+/** A multi-key get: one request per primary, in parallel; replies in the client's key order. */
+function getMany(
+  core: RouterCore,
+  req: Request,
+  nkeys: number,
+  ticket: number,
+  sink: ReplySink,
+): void {
+  const buf = req.buf;
+  const ts = req.tokStart, te = req.tokEnd;
+  const op = req.op;
+  const touch = op === Op.GAT || op === Op.GATS;
+  const exptime = touch ? req.exptime : null;
+  const keys: Uint8Array[] = new Array(nkeys);
+  const owner: Backend[] = new Array(nkeys);
+  const groups = new Map<Backend, number[]>();
+  const failed: boolean[] = new Array(nkeys).fill(false);
+  for (let i = 0; i < nkeys; i++) {
+    const t = req.firstKey + i;
+    keys[i] = carveCopy(buf, ts[t], te[t]);
+    const b = core.primaryOf(buf, ts[t], te[t]);
+    owner[i] = b;
+    if (core.backups.length > 0 && b.isDirty(keys[i])) {
+      failed[i] = true; // not cleaned on the primary yet: read from the backups
+      continue;
+    }
+    let g = groups.get(b);
+    if (g === undefined) groups.set(b, g = []);
+    g.push(i);
+  }
+  // The command word (and gat's exptime) start every per-server line.
+  const head = carveCopy(buf, ts[0], touch ? te[1] : te[0]);
+  const items: (Uint8Array | null)[] = new Array(nkeys).fill(null);
+  let waiting = groups.size + 1;
+  const groupDone = () => {
+    if (--waiting > 0) return;
+    finishMany(core, op, keys, owner, items, failed, exptime).then(
+      (parts) => sink.fill(ticket, parts),
+      () => core.noBackend(sink, ticket),
+    );
+  };
+  for (const [b, idx] of groups) {
+    const parts: Uint8Array[] = [head];
+    for (const i of idx) parts.push(ascii(" "), keys[i]);
+    parts.push(CRLF);
+    core.call(b, op, parts, (r) => {
+      if (r.kind === ReplyKind.VALUES) matchItems(r, idx, keys, items);
+      else for (const i of idx) failed[i] = true;
+      groupDone();
+    }, () => {
+      for (const i of idx) failed[i] = true;
+      groupDone();
+    });
+  }
+  groupDone();
+}
+
+/** Per-key fallback for a multi-get, then the reply in key order. */
+async function finishMany(
+  core: RouterCore,
+  op: OpCode,
+  keys: Uint8Array[],
+  owner: Backend[],
+  items: (Uint8Array | null)[],
+  failed: boolean[],
+  exptime: number | null,
+): Promise<Uint8Array[]> {
+  const lookups: Promise<void>[] = [];
+  let unreachable = false;
+  for (let i = 0; i < keys.length; i++) {
+    if (items[i] !== null) continue;
+    if (!failed[i] && (!core.missFallback || core.backups.length === 0)) continue;
+    lookups.push(
+      getFromBackups(core, op, [keys[i]], exptime, owner[i], !failed[i]).then((found) => {
+        items[i] = found[0];
+      }, () => {
+        if (failed[i]) unreachable = true;
+      }),
+    );
+  }
+  await Promise.all(lookups);
+  if (unreachable && items.every((x) => x === null)) throw DOWN;
+  const parts: Uint8Array[] = [];
+  let hits = 0;
+  for (const it of items) {
+    if (it !== null) {
+      parts.push(it);
+      hits++;
+    }
+  }
+  core.countHits(hits, keys.length);
+  parts.push(REPLY.END);
+  return parts;
+}
+
+/**
+ * Look keys up in the backups, in order. Returns a VALUE block (line,
+ * data, CRLF) or null per key; rejects when no backup could be asked.
+ * `primaryUp`: the primary answered (a miss), so it is repaired.
+ */
+async function getFromBackups(
+  core: RouterCore,
+  op: OpCode,
+  keys: Uint8Array[],
+  exptime: number | null,
+  primary: Backend,
+  primaryUp: boolean,
+): Promise<(Uint8Array | null)[]> {
+  const withCas = op === Op.GETS || op === Op.GATS;
+  const out: (Uint8Array | null)[] = [];
+  for (const key of keys) {
+    const guard = core.guard(key);
+    let asked = false;
+    let found: Uint8Array | null = null;
+    for (const b of core.backups) {
+      if (!b.up || b.isDirty(key)) continue;
+      const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
+      if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
+      parts.push(CRLF);
+      let r: Reply;
+      try {
+        r = await core.ask(b, Op.MG, parts);
+      } catch {
+        continue;
+      }
+      asked = true;
+      if (r.kind !== ReplyKind.VA) continue;
+      core.stats.fallbacks++;
+      const value = r.value as Uint8Array;
+      let cas = r.cas;
+      if (primaryUp && primary.up) {
+        // gat's new exptime, else the remaining TTL (mg's t reports the old one under T).
+        const exp = exptime ?? ttlToExptime(r.ttl);
+        const repaired = repair(core, guard, primary, key, false, value, r.flags, exp);
+        // A CAS the client can use with the primary: wait for the repair's.
+        if (withCas) cas = (await repaired)?.cas ?? cas;
+      }
+      found = valueBlock(key, r.flags, value, withCas ? cas : undefined);
+      break;
+    }
+    if (!asked && !primaryUp) throw DOWN;
+    out.push(found);
+  }
+  return out;
+}
+
+/** mg: like get, with the client's own flags kept for the backup's answer. */
+export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
+  core.stats.gets++;
+  const ticket = sink.reserve();
+  const primary = core.primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+  const quiet = req.noreply;
+  const parts = quiet ? withoutToken(req, req.flagToken(113 /* q */)) : [raw];
+  if (core.backups.length === 0 || req.has(78 /* N: vivify on miss stays local */)) {
+    core.call(primary, Op.MG, parts, (r) => {
+      core.countHits(r.kind === ReplyKind.VA || r.kind === ReplyKind.HD ? 1 : 0, 1);
+      sink.fill(ticket, quiet && r.kind === ReplyKind.EN ? EMPTY_PARTS : r.bytes);
+    }, () => core.noBackend(sink, ticket));
+    return;
+  }
+  const copy = parts.length === 1 ? [copyOf(parts[0])] : parts.map(copyOf);
+  const keyToken = carveCopy(req.buf, req.tokStart[1], req.tokEnd[1]);
+  const key = carveCopy(req.keyBuf, req.keyStart, req.keyEnd);
+  const binary = req.keyBinary;
+  const wantsCas = req.has(99 /* c */);
+  const answer = (r: Reply | null) => {
+    // null: a miss everywhere (the primary failed, the backups had nothing).
+    const hit = r !== null && r.kind !== ReplyKind.EN;
+    core.countHits(hit ? 1 : 0, 1);
+    if (quiet && !hit) sink.fill(ticket, EMPTY_PARTS);
+    else sink.fill(ticket, r === null ? REPLY.EN : r.bytes);
+  };
+  const fromBackups = (primaryUp: boolean, miss: Reply | null) => {
+    metaGetFromBackups(core, copy, keyToken, key, binary, wantsCas, primary, primaryUp).then(
+      (r) => answer(r ?? miss),
+      () => miss === null ? core.noBackend(sink, ticket) : answer(miss),
+    );
+  };
+  // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
+  if (primary.isDirty(key)) return fromBackups(false, null);
+  core.call(primary, Op.MG, parts, (r) => {
+    if (r.kind === ReplyKind.EN && core.missFallback) fromBackups(true, r);
+    else answer(r);
+  }, () => fromBackups(false, null));
+}
+
+/** The client's mg on the backups; a hit is repaired onto an up primary. */
+async function metaGetFromBackups(
+  core: RouterCore,
+  parts: Uint8Array[],
+  keyToken: Uint8Array,
+  key: Uint8Array,
+  binary: boolean,
+  wantsCas: boolean,
+  primary: Backend,
+  primaryUp: boolean,
+): Promise<Reply | null> {
+  const guard = core.guard(key);
+  let asked = false;
+  for (const b of core.backups) {
+    if (!b.up || b.isDirty(key)) continue;
+    let r: Reply;
+    try {
+      r = await core.ask(b, Op.MG, parts);
+    } catch {
+      continue;
+    }
+    asked = true;
+    if (r.kind === ReplyKind.EN || isErrorKind(r.kind)) continue;
+    core.stats.fallbacks++;
+    if (!primaryUp || !primary.up) return r;
+    // Read what a repair needs (value, flags, TTL), then copy it back.
+    const item = await core.ask(b, Op.MG, fetchLine(keyToken, binary)).catch(() => null);
+    if (item === null || item.kind !== ReplyKind.VA) return r;
+    const repaired = repair(
+      core,
+      guard,
+      primary,
+      keyToken,
+      binary,
+      item.value as Uint8Array,
+      item.flags,
+      ttlToExptime(item.ttl),
+    );
+    if (!wantsCas) return r;
+    // The CAS must be the primary's: ask the primary again once repaired.
+    if ((await repaired) === null) return r;
+    const again = await core.ask(primary, Op.MG, parts).catch(() => null);
+    return again !== null && again.kind !== ReplyKind.EN ? again : r;
+  }
+  if (!asked && !primaryUp) throw DOWN;
+  return null;
+}
+
+/** me (debug): the primary's answer as is. */
+export function relay(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
+  const ticket = sink.reserve();
+  const primary = core.primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+  core.call(primary, req.op, [raw], (r) => sink.fill(ticket, r.bytes), () => {
+    core.noBackend(sink, ticket);
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * Refilling a backup that returned without every key it backs: restarted
+ * empty, or cleaned of keys that changed while it was down. The keys of
+ * every primary are listed and fetched with lib/copy's server source
+ * (`lru_crawler metadump` + `mg`) and written to the backup as adds (`ms
+ * ... ME`) on the proxy's own pooled connection to it, in the background
+ * while clients keep writing through it:
+ *
+ * - an add never overwrites: a copy of a newer write (a set, issued on the
+ *   primary's reply) that reached the backup first wins, and one that comes
+ *   later overwrites the refilled item;
+ * - a delete or flush_all that arrived since a batch was read drops its
+ *   items ({@linkcode RouterCore.deletes}, {@linkcode RouterCore.epoch}),
+ *   so a refill never brings a deleted item back. The delete counters are
+ *   per slot, shared by many keys: the dropped keys are then fetched again
+ *   one by one on the proxy's own connection to the primary (in order with
+ *   the deletes sent there) and copied as repairs are, under a fresh guard.
+ *
+ * Reads meanwhile: a primary's hit is the answer; a backup that misses an
+ * item it has not been given yet is simply a miss (the primary's copy is the
+ * truth). Progress is in `stats proxy` (`backup:<name>:refill`,
+ * `:refill_items`).
+ * @module
+ */
+
+import { Client, ReplyKind } from "../../client/mod.ts";
+import { base64Key, isTextKey, Outcome, ServerSource, ServerTarget } from "../../copy/mod.ts";
+import { Op } from "../../protocol/mod.ts";
+import { log } from "../../log.ts";
+import { errorText } from "../../transport/mod.ts";
+import type { Backend, ReturnInfo } from "../pool.ts";
+import { fetchLine, ttlToExptime } from "../lines.ts";
+import { keySlot, type RouterCore } from "./core.ts";
+import { repair } from "./repair.ts";
+
+/** Items per fetched batch. */
+const BATCH = 500;
+/** After a refill could not finish with the backup still up, try again this much later. */
+const RETRY_MS = 1000;
+/** Rounds of one-by-one fetches for keys whose batch a delete (in their slot) invalidated. */
+const REFETCH_ROUNDS = 5;
+
+/** What was known when a batch started: drop its items if a flush or delete came since. */
+interface BatchMark {
+  epoch: number;
+  deletes: Uint32Array;
+}
+
+/** Runs refills of backups, one at a time per backup. */
+export class Refiller {
+  readonly #core: RouterCore;
+  readonly #running = new Set<Backend>();
+  readonly #again = new Set<Backend>();
+
+  /** Refills over the core's primaries. */
+  constructor(core: RouterCore) {
+    this.#core = core;
+  }
+
+  /** Backup `b` serves again: refill it when it may lack keys. */
+  backupReturned(b: Backend, info: ReturnInfo): void {
+    if (info.restarted || info.cleaned) this.request(b);
+  }
+
+  /** A primary serves again: finish refills that had to skip it. */
+  primaryReturned(): void {
+    for (const b of this.#core.backups) if (b.refill === "partial") this.request(b);
+  }
+
+  /** Refill `b` (again after the current run, if one is running). */
+  request(b: Backend): void {
+    if (b.closed) return;
+    if (this.#running.has(b)) {
+      this.#again.add(b);
+      return;
+    }
+    this.#running.add(b);
+    this.#loop(b);
+  }
+
+  async #loop(b: Backend): Promise<void> {
+    try {
+      do {
+        this.#again.delete(b);
+        await this.#run(b);
+      } while (this.#again.has(b) && !b.closed);
+    } catch (err) {
+      log.warn(`proxy: refill of ${b.name}: ${errorText(err)}`);
+    } finally {
+      this.#running.delete(b);
+    }
+  }
+
+  async #run(b: Backend): Promise<void> {
+    const stats = this.#core.stats;
+    b.refill = "running";
+    b.refillRuns++;
+    b.refillItems = 0;
+    stats.refills++;
+    log.info(`proxy: refilling backup ${b.name} from the primaries`);
+    let partial = false;
+    for (const p of this.#core.servers) {
+      if (!b.up || b.closed) break;
+      if (!p.up) {
+        partial = true;
+        continue;
+      }
+      try {
+        await this.#copy(p, b);
+      } catch (err) {
+        log.info(`proxy: refill of ${b.name} from ${p.name}: ${errorText(err)}`);
+        partial = true;
+      }
+    }
+    if (!b.up || b.closed) {
+      // Its next return refills it again.
+      b.refill = "interrupted";
+      return;
+    }
+    b.refill = partial ? "partial" : "done";
+    log.info(`proxy: backup ${b.name} refill ${b.refill}: ${b.refillItems} items copied`);
+    // A primary that failed mid-way while up is tried again; one that is down, when it returns.
+    if (partial && this.#core.servers.every((p) => p.up)) {
+      setTimeout(() => this.request(b), RETRY_MS);
+    }
+  }
+
+  /** Every item of primary `p` that `b` lacks, added to `b`. */
+  async #copy(p: Backend, b: Backend): Promise<void> {
+    const core = this.#core;
+    const marks: BatchMark[] = [];
+    const source = await ServerSource.open(p.host, p.port, {
+      batchSize: BATCH,
+      onBatch: () => marks.push({ epoch: core.epoch, deletes: core.deletes.slice() }),
+    }, { connectTimeoutMs: 3000, requestTimeoutMs: 10_000 });
+    const dropped: Uint8Array[] = [];
+    try {
+      for await (const items of source.batches()) {
+        const mark = marks.shift() as BatchMark;
+        const c = b.acquire();
+        if (c === null) return;
+        const client = c instanceof Client ? c : await c;
+        if (!b.up) return;
+        // From here to the writes being queued nothing awaits: the checks hold for them.
+        if (core.epoch !== mark.epoch) return; // flushed since: nothing read before it stays
+        const keep = items.filter((it) => {
+          const slot = keySlot(it.key);
+          if (core.deletes[slot] === mark.deletes[slot]) return true;
+          dropped.push(it.key);
+          return false;
+        });
+        const outcomes = await ServerTarget.over(b.name, client, "add").store(keep);
+        for (const o of outcomes) {
+          if (o === Outcome.STORED) {
+            b.refillItems++;
+            core.stats.refillItems++;
+          }
+        }
+      }
+    } finally {
+      source.close();
+    }
+    for (let round = 0; round < REFETCH_ROUNDS && dropped.length > 0 && b.up; round++) {
+      const again = await Promise.all(dropped.map((key) => this.#refetch(p, b, key)));
+      const left = dropped.filter((_, i) => again[i]);
+      dropped.length = 0;
+      dropped.push(...left);
+    }
+    if (dropped.length > 0) throw new Error(`${dropped.length} keys kept changing`);
+  }
+
+  /**
+   * One key from `p` to `b`, as a read repair copies it; true when it must
+   * be tried again (a delete in its slot came meanwhile, or `p` failed). The `mg` goes on the proxy's
+   * connection to `p`, behind any delete of the key already sent there.
+   */
+  async #refetch(p: Backend, b: Backend, key: Uint8Array): Promise<boolean> {
+    const core = this.#core;
+    const guard = core.guard(key);
+    const binary = !isTextKey(key);
+    const token = binary ? base64Key(key) : key;
+    const item = await core.ask(p, Op.MG, fetchLine(token, binary)).catch(() => null);
+    if (item === null) return true; // p failed: again, and partial if it keeps failing
+    if (item.kind !== ReplyKind.VA) return false; // gone meanwhile
+    if (!core.guardHolds(guard)) return true;
+    const ok = await repair(
+      core,
+      guard,
+      b,
+      token,
+      binary,
+      item.value as Uint8Array,
+      item.flags,
+      ttlToExptime(item.ttl),
+      false,
+    );
+    if (ok !== null) {
+      b.refillItems++;
+      core.stats.refillItems++;
+    }
+    return false;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Copies of an item back onto a server that lost it (read repair): an add,
+ * so a newer value there is never overwritten, and skipped when a flush_all
+ * or a delete of the key came since the item was read ({@linkcode RepairGuard}).
+ * @module
+ */
+
+import { type Reply, ReplyKind } from "../../client/mod.ts";
+import { ascii, Op } from "../../protocol/mod.ts";
+import { log } from "../../log.ts";
+import type { Backend } from "../pool.ts";
+import {
+  BINARY_FLAG,
+  CRLF,
+  decimal,
+  fetchLine,
+  FLAGS_PREFIX,
+  REPAIR_FLAGS,
+  TTL_PREFIX,
+  ttlToExptime,
+  W_MS,
+} from "../lines.ts";
+import type { RepairGuard, RouterCore } from "./core.ts";
+
+/**
+ * Copy an item to its primary, unless the primary got one meanwhile
+ * (`ms` mode E is an add). Resolves with the primary's reply (HD c<cas>)
+ * or null when it failed or was not needed. `counted`: a repair in the
+ * stats (a refill's copies count as refill items instead).
+ */
+export function repair(
+  core: RouterCore,
+  guard: RepairGuard,
+  primary: Backend,
+  keyToken: Uint8Array,
+  binary: boolean,
+  value: Uint8Array,
+  flags: number,
+  exptime: number,
+  counted = true,
+): Promise<Reply | null> {
+  // A flush_all or a delete since the item was read: copying it would resurrect it.
+  if (!core.guardHolds(guard)) {
+    return Promise.resolve(null);
+  }
+  const parts = [
+    W_MS,
+    keyToken,
+    ascii(" "),
+    decimal(value.length),
+    REPAIR_FLAGS,
+    FLAGS_PREFIX,
+    decimal(flags),
+    TTL_PREFIX,
+    decimal(exptime),
+  ];
+  if (binary) parts.push(BINARY_FLAG);
+  parts.push(CRLF, value, CRLF);
+  return core.ask(primary, Op.MS, parts).then((r) => {
+    if (r.kind === ReplyKind.HD) {
+      if (counted) core.stats.repairs++;
+      log.debug(`proxy: repaired ${primary.name} from backup`);
+      return r;
+    }
+    if (r.kind !== ReplyKind.NS) core.stats.repairErrors++;
+    return null;
+  }, () => {
+    core.stats.repairErrors++;
+    return null;
+  });
+}
+
+/** Copy a key from a backup to its primary (after a touch found it only on the backup). */
+export function repairFrom(
+  core: RouterCore,
+  backup: Backend,
+  primary: Backend,
+  key: Uint8Array,
+): void {
+  const guard = core.guard(key);
+  core.ask(backup, Op.MG, fetchLine(key, false)).then((item) => {
+    if (item.kind !== ReplyKind.VA) return;
+    repair(
+      core,
+      guard,
+      primary,
+      key,
+      false,
+      item.value as Uint8Array,
+      item.flags,
+      ttlToExptime(item.ttl),
+    );
+  }, () => {});
+}

@@ -1,0 +1,339 @@
+/**
+ * Writes: storage commands, arithmetic and ms/ma. The primary answers (or,
+ * when it is down or fails, the first backup that is up, and the primary is
+ * told to forget the key); the resulting item is then written to every
+ * other backup: a plain set of the value for set/add/replace/cas/ms, the
+ * value read back with `mg v f t` right after the write for
+ * append/prepend/incr/decr/ma (so a delta is never applied twice). Copies
+ * are issued in the primary's reply order, so a backup sees the writes to
+ * a key in the order the primary did. Writes that need an existing item
+ * and miss on the primary look in the backups: on a hit the primary is
+ * repaired and the write retried once.
+ * @module
+ */
+
+import { Reply, ReplyKind } from "../../client/mod.ts";
+import {
+  carveCopy,
+  decodeAscii,
+  isErrorKind,
+  Op,
+  type OpCode,
+  type Request,
+} from "../../protocol/mod.ts";
+import { errorText } from "../../transport/mod.ts";
+import type { Backend } from "../pool.ts";
+import {
+  CRLF,
+  deleteLine,
+  fetchLine,
+  hasData,
+  metaSetLine,
+  textSetLine,
+  ttlToExptime,
+  withoutToken,
+} from "../lines.ts";
+import {
+  copyOf,
+  EMPTY_PARTS,
+  isSuccess,
+  type ReplySink,
+  type RouterCore,
+  silenced,
+} from "./core.ts";
+import { repair } from "./repair.ts";
+
+/** How replicas learn the result of a write. */
+const Copy = {
+  /** The request carries the final value (set, add, replace, cas, ms). */
+  VALUE: 0,
+  /** Read the item back right after the write (append, prepend, incr, decr, ma). */
+  FETCH: 1,
+} as const;
+
+/** Everything a write needs after the request buffer has moved on. */
+interface WriteCtx {
+  op: OpCode;
+  ticket: number;
+  sink: ReplySink;
+  primary: Backend;
+  /** The request as forwarded: line(s) without noreply/q, value block. */
+  parts: Uint8Array[];
+  /** What backups get for VALUE copies: a set (or ms) of the request's value. */
+  copyParts: readonly Uint8Array[] | null;
+  copy: number;
+  /** Needs an existing item: a miss may be repaired from a backup and retried. */
+  conditional: boolean;
+  /** Key token as sent (base64 for meta `b`). */
+  keyToken: Uint8Array;
+  /** Decoded key. */
+  key: Uint8Array;
+  binary: boolean;
+  /** text noreply: drop every reply. */
+  noreply: boolean;
+  /** meta q: drop success replies. */
+  quiet: boolean;
+  retried: boolean;
+  /** The flush epoch the write was made in (see RouterCore.epoch). */
+  epoch: number;
+}
+
+/** A storage or arithmetic command, its copies to the backups included. */
+export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
+  core.stats.writes++;
+  const primary = core.primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
+  const op = req.op;
+  const meta = op >= Op.MG;
+  const noreply = !meta && req.noreply;
+  const quiet = meta && req.noreply;
+  const ticket = sink.reserve();
+  if (core.backups.length === 0) {
+    // No copies to make: relay (asking for the reply, so the client's turn is kept in order).
+    const quietParts = noreply || quiet;
+    const sent = quietParts
+      ? withoutToken(req, noreply ? req.ntokens - 1 : req.flagToken(113 /* q */))
+      : [raw];
+    core.callFrame(primary, op, sent, (rbuf, start, length, parser) => {
+      if (quietParts && silenced(op, noreply, parser.kind)) sink.fill(ticket, EMPTY_PARTS);
+      else sink.fillFrame(ticket, rbuf, start, length);
+    }, () => core.noBackend(sink, ticket));
+    return;
+  }
+  // Keep the request: it may be retried on a backup and copied to backups.
+  let parts: Uint8Array[];
+  let data: Uint8Array | null = null;
+  if (noreply || quiet) {
+    parts = withoutToken(req, noreply ? req.ntokens - 1 : req.flagToken(113 /* q */));
+    parts = parts.map(copyOf);
+    if (hasData(op)) data = parts[parts.length - 1];
+  } else {
+    const copy = copyOf(raw);
+    parts = [copy];
+    if (hasData(op)) {
+      data = copy.subarray(req.dataStart - req.lineStart, req.dataEnd + 2 - req.lineStart);
+    }
+  }
+  let copy: number = Copy.VALUE;
+  let conditional = false;
+  let copyParts: readonly Uint8Array[] | null = null;
+  const keyToken = carveCopy(req.buf, req.tokStart[1], req.tokEnd[1]);
+  switch (op) {
+    case Op.SET:
+      // The request as forwarded is the copy itself.
+      copyParts = parts;
+      break;
+    case Op.ADD:
+    case Op.CAS:
+      copyParts = [textSetLine(req), data as Uint8Array];
+      break;
+    case Op.REPLACE:
+      copyParts = [textSetLine(req), data as Uint8Array];
+      conditional = true;
+      break;
+    case Op.APPEND:
+    case Op.PREPEND:
+    case Op.INCR:
+    case Op.DECR:
+      copy = Copy.FETCH;
+      conditional = true;
+      break;
+    case Op.MS: {
+      const mode = req.mode;
+      if (mode === 65 /* A */ || mode === 80 /* P */) {
+        copy = Copy.FETCH;
+        conditional = true;
+      } else {
+        copyParts = [
+          metaSetLine(keyToken, req.vlen, req.flags, req.exptime, req.keyBinary),
+          data as Uint8Array,
+        ];
+        conditional = mode === 82 /* R */;
+      }
+      break;
+    }
+    case Op.MA:
+      copy = Copy.FETCH;
+      conditional = !req.has(78 /* N */);
+      break;
+  }
+  const ctx: WriteCtx = {
+    op,
+    ticket,
+    sink,
+    primary,
+    parts,
+    copyParts,
+    copy,
+    conditional,
+    keyToken,
+    key: carveCopy(req.keyBuf, req.keyStart, req.keyEnd),
+    binary: req.keyBinary,
+    noreply,
+    quiet,
+    retried: false,
+    epoch: core.epoch,
+  };
+  // A key not cleaned on the primary yet is written where its truth is: the backup.
+  if (primary.up && !primary.isDirty(ctx.key)) writeTo(core, ctx, primary, -1);
+  else writeToBackup(core, ctx, 0);
+}
+
+/** The primary cannot take the write: the first up backup at/after `from` does. */
+function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number): void {
+  const i = core.upBackup(from);
+  if (from === 0) ctx.primary.invalidate(ctx.key);
+  if (i < 0) {
+    core.noBackend(ctx.sink, ctx.ticket);
+    return;
+  }
+  if (from === 0) core.stats.writeFallbacks++;
+  writeTo(core, ctx, core.backups[i], i);
+}
+
+/** Send the write to `target` (backup index, -1 for the primary). */
+function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number): void {
+  const failed = () => writeToBackup(core, ctx, index + 1);
+  if (ctx.copy === Copy.FETCH) {
+    core.call2(
+      target,
+      ctx.op,
+      ctx.parts,
+      Op.MG,
+      fetchLine(ctx.keyToken, ctx.binary),
+      (r, item) => written(core, ctx, target, index, r, item),
+      failed,
+    );
+  } else {
+    core.callFrame(target, ctx.op, ctx.parts, (buf, start, length, parser) => {
+      const k = parser.kind;
+      if (!isSuccess(k)) {
+        written(core, ctx, target, index, new Reply(parser, buf, start, length), null);
+        return;
+      }
+      // The common case without a Reply copy: copy to backups, relay the frame.
+      copyToBackups(core, ctx, index, null);
+      if ((ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, k)) {
+        ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
+      } else ctx.sink.fillFrame(ctx.ticket, buf, start, length);
+    }, failed);
+  }
+}
+
+function written(
+  core: RouterCore,
+  ctx: WriteCtx,
+  target: Backend,
+  index: number,
+  r: Reply,
+  item: Reply | null,
+): void {
+  const k = r.kind;
+  if (isSuccess(k)) {
+    copyToBackups(core, ctx, index, item);
+    answer(ctx, r);
+    return;
+  }
+  if (k === ReplyKind.SERVER_ERROR && (ctx.op === Op.SET || ctx.op === Op.MS)) {
+    // memcached drops its old item for a set it cannot store (too large, no memory): the
+    // backups must drop theirs too, or a read falling back to them would find it.
+    copyToBackups(core, ctx, index, null, true);
+  }
+  if (
+    ctx.conditional && !ctx.retried && index < 0 && core.missFallback &&
+    (k === ReplyKind.NOT_STORED || k === ReplyKind.NOT_FOUND || k === ReplyKind.NS ||
+      k === ReplyKind.NF)
+  ) {
+    ctx.retried = true;
+    repairThenRetry(core, ctx, target).then((retried) => {
+      if (!retried) answer(ctx, r);
+    }, () => answer(ctx, r));
+    return;
+  }
+  answer(ctx, r);
+}
+
+/** A conditional write missed on the primary: copy the item from a backup, then retry. */
+async function repairThenRetry(
+  core: RouterCore,
+  ctx: WriteCtx,
+  primary: Backend,
+): Promise<boolean> {
+  const guard = core.guard(ctx.key, ctx.epoch);
+  for (const b of core.backups) {
+    if (!b.up) continue;
+    const item = await core.ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
+    if (item === null || item.kind !== ReplyKind.VA) continue;
+    core.stats.fallbacks++;
+    await repair(
+      core,
+      guard,
+      primary,
+      ctx.keyToken,
+      ctx.binary,
+      item.value as Uint8Array,
+      item.flags,
+      ttlToExptime(item.ttl),
+    );
+    writeTo(core, ctx, primary, -1);
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Write the result of a successful write to every backup but the one that
+ * took it; with `gone`, delete the key there instead.
+ */
+function copyToBackups(
+  core: RouterCore,
+  ctx: WriteCtx,
+  except: number,
+  item: Reply | null,
+  gone = false,
+): void {
+  const backups = core.backups;
+  if (backups.length === 0 || ctx.epoch !== core.epoch) return;
+  let parts: readonly Uint8Array[];
+  let op: OpCode;
+  if (gone) {
+    parts = deleteLine(ctx.keyToken, ctx.binary);
+    op = Op.MD;
+  } else if (ctx.copy === Copy.VALUE) {
+    parts = ctx.copyParts as readonly Uint8Array[];
+    op = ctx.op >= Op.MG ? Op.MS : Op.SET;
+  } else if (item !== null && item.kind === ReplyKind.VA) {
+    const value = item.value as Uint8Array;
+    parts = [
+      metaSetLine(ctx.keyToken, value.length, item.flags, ttlToExptime(item.ttl), ctx.binary),
+      value,
+      CRLF,
+    ];
+    op = Op.MS;
+  } else {
+    // Gone already (evicted, expired): the backups must not keep it either.
+    parts = deleteLine(ctx.keyToken, ctx.binary);
+    op = Op.MD;
+  }
+  for (let i = 0; i < backups.length; i++) {
+    if (i === except) continue;
+    const b = backups[i];
+    if (!b.up) {
+      b.markDirty(ctx.key);
+      continue;
+    }
+    core.callFrame(b, op, parts, (buf, start, length, parser) => {
+      if (isErrorKind(parser.kind)) {
+        core.backupWriteFailed(b, decodeAscii(buf, start, start + Math.min(length, 200)).trim());
+      }
+    }, (e) => {
+      b.markDirty(ctx.key);
+      core.backupWriteFailed(b, errorText(e));
+    });
+  }
+}
+
+function answer(ctx: WriteCtx, r: Reply): void {
+  if ((ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, r.kind)) {
+    ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
+  } else ctx.sink.fill(ctx.ticket, r.bytes);
+}

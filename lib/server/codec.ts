@@ -1,0 +1,102 @@
+/**
+ * The two request codecs a serve connection can speak (memcached -B): text
+ * and meta through the text parser and the engine, binary through
+ * lib/protocol/binary.ts and {@linkcode BinaryExecutor}.
+ * @module
+ */
+
+import {
+  BINARY_REQUEST_MAGIC,
+  BinaryRequest,
+  parseBinaryRequest,
+  parseRequest,
+  Request,
+  type Writer,
+} from "../protocol/mod.ts";
+import { BinaryExecutor } from "./binary.ts";
+import type { Engine, Session } from "./commands.ts";
+
+/** One connection's parser and executor, over its reused request. */
+export interface Codec {
+  /** The request parse fills (`need`, `swallow` are read by the connection). */
+  readonly req: Request;
+  /** Text and meta (the -Y login reads these bytes before login). */
+  readonly text: boolean;
+  /** Parse one request from buf[start, end): bytes used, 0 for more, or PARSE_CLOSE. */
+  parse(buf: Uint8Array, start: number, end: number, maxValue: number): number;
+  /** Run the parsed request, appending its reply; returns an Action. */
+  execute(out: Writer, session: Session): number;
+  /** parse said PARSE_CLOSE: drop from `out` what memcached would not have sent yet. */
+  closing(out: Writer): void;
+  /** The connection wrote its replies out: the next request starts a new read event. */
+  wrote(): void;
+}
+
+/**
+ * The codec every connection speaks under -B ascii or -B binary; null under
+ * auto. Text codecs parse into `textReq` (one per thread is enough).
+ */
+export function fixedCodec(engine: Engine, textReq: Request = new Request()): Codec | null {
+  const protocol = engine.protocol;
+  if (protocol === "ascii") return textCodec(engine, textReq);
+  if (protocol === "binary") return binaryCodec(engine);
+  return null;
+}
+
+/** -B auto: a connection whose first byte is 0x80 speaks binary, any other text. */
+export function pickCodec(
+  engine: Engine,
+  firstByte: number,
+  textReq: Request = new Request(),
+): Codec {
+  return firstByte === BINARY_REQUEST_MAGIC ? binaryCodec(engine) : textCodec(engine, textReq);
+}
+
+function textCodec(engine: Engine, req: Request): Codec {
+  return {
+    req,
+    text: true,
+    parse: (buf, start, end, maxValue) => parseRequest(buf, start, end, req, maxValue),
+    execute: (out, session) => engine.execute(req, out, session),
+    closing: () => {},
+    wrote: () => {},
+  };
+}
+
+function binaryCodec(engine: Engine): Codec {
+  const req = new BinaryRequest();
+  const executor = new BinaryExecutor(engine);
+  // memcached transmits at an error reply or a noop, and after 21 requests of one read event
+  // (then every 20: its reqs_per_event yield); after a success it goes on parsing. A bad magic
+  // byte closes the connection, and the successes queued since are never sent.
+  let sent = 0, fresh = true, count = 0, group = 0;
+  return {
+    req,
+    text: false,
+    parse: (buf, start, end, maxValue) => parseBinaryRequest(buf, start, end, req, maxValue),
+    execute: (out) => {
+      if (fresh) { // the connection wrote out: a new read event
+        fresh = false;
+        sent = out.length;
+        count = 0;
+        group = REQS_PER_EVENT + 1;
+      }
+      const action = executor.execute(req, out);
+      if (++count === group) {
+        count = 0;
+        group = REQS_PER_EVENT;
+        sent = out.length;
+      } else if (executor.flushes) sent = out.length;
+      return action;
+    },
+    closing: (out) => {
+      if (!fresh) out.length = Math.min(out.length, sent);
+    },
+    wrote: () => {
+      fresh = true;
+    },
+  };
+}
+
+/** memcached's -R default: requests per event before it yields (and transmits). */
+const REQS_PER_EVENT = 20;
