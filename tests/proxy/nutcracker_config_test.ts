@@ -578,3 +578,52 @@ Deno.test({
     });
   },
 });
+
+const AUTH =
+  "nutcracker.yml with -Y and --backend-auth: every pool asks clients to log in and logs in to backends";
+Deno.test({
+  name: AUTH,
+  ignore: ignoreUnless(AUTH, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      await Deno.writeTextFile(`${dir}/clients`, "alice:s3cret\n");
+      await Deno.writeTextFile(`${dir}/backends`, "proxy:b4ckend\n");
+      const backend = await startMemcached(["-Y", `${dir}/backends`]);
+      const yaml = [
+        "alpha:",
+        "  listen: 127.0.0.1:{port}",
+        "  servers:",
+        `   - 127.0.0.1:${backend.port}:1`,
+        "beta:",
+        "  listen: 127.0.0.1:{port2}",
+        "  servers:",
+        `   - 127.0.0.1:${backend.port}:1`,
+        "",
+      ].join("\n");
+      const mr = await startConfigProxy(yaml, [
+        "-Y",
+        `${dir}/clients`,
+        "--backend-auth",
+        "proxy:b4ckend",
+      ]);
+      try {
+        for (const port of [mr.port, mr.port2]) {
+          const c = await connect(port);
+          equal(await c.request("get k\r\n"), "CLIENT_ERROR unauthenticated\r\n");
+          equal(await c.request("set auth 0 0 12\r\nalice s3cret\r\n"), "STORED\r\n");
+          equal(await c.request("set k 0 0 1\r\nv\r\n"), "STORED\r\n");
+          equal(await c.request("get k\r\n", "END\r\n"), "VALUE k 0 1\r\nv\r\nEND\r\n");
+          await c.close();
+        }
+      } finally {
+        await mr.proc.stop();
+        await backend.stop();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

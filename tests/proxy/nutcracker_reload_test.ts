@@ -312,3 +312,43 @@ Deno.test({
     }
   },
 });
+
+const ADD_BACKUP =
+  "SIGHUP reload: a backup added gets copies of new writes and serves reads when the primary is gone";
+Deno.test({
+  name: ADD_BACKUP,
+  ignore: ignoreUnless(ADD_BACKUP, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const [a, b] = await Promise.all([startMemcached(), startMemcached()]);
+    const base = `alpha:\n  listen: 127.0.0.1:{port}\n  server_failure_limit: 1\n  servers:\n` +
+      `   - 127.0.0.1:${a.port}:1\n`;
+    const mr = await startConfigProxy(base);
+    try {
+      const from = mr.proc.outputLines().length;
+      await Deno.writeTextFile(
+        mr.file,
+        fill(base + `  backups:\n   - 127.0.0.1:${b.port}:1\n`, mr.port),
+      );
+      mr.proc.kill("SIGHUP");
+      await mr.proc.waitForLog(/reloaded/, 10_000, from);
+      const keys = Array.from({ length: 500 }, (_, i) => `bk${i}`);
+      await setAll(mr.port, keys, "c");
+      await waitUntil(
+        async () => (await locate([b.port], keys, "c")).every((w) => w === 0),
+        "copies on the added backup",
+      );
+      await a.stop();
+      const got = await exchange(
+        mr.port,
+        keys.map((k) => `mg ${k} v\r\n`).join("") + "mn\r\n",
+        (t) => t.endsWith("MN\r\n"),
+      );
+      equal(got.split("VA 1").length - 1, keys.length, "every key read from the backup");
+    } finally {
+      await mr.proc.stop();
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  },
+});
