@@ -40,6 +40,8 @@ const WRITER_KEEP = 262144;
 const WRITERS_KEPT = 16;
 /** Idle 16 KB receive buffers a thread keeps. */
 const READS_KEPT = 64;
+/** What a binary connection reads at once (memcached's read buffer). */
+const BINARY_READ = 16384;
 
 /**
  * Per-thread state every connection borrows: requests are parsed and run
@@ -109,7 +111,13 @@ export async function serveConnection(
       if (!buffered) {
         const before = rb.end - rb.start;
         const auth = session.auth;
-        const want = auth && !auth.authenticated && codec?.text !== false ? auth.need : need;
+        // Binary clients pipeline without waiting: read them as memcached does, 16 KB at once
+        // (which replies a bad magic byte loses depends on how much one read took in).
+        const want = auth && !auth.authenticated && codec?.text !== false
+          ? auth.need
+          : codec?.text === false
+          ? Math.max(need, BINARY_READ)
+          : need;
         if (!await rb.fill(conn, want)) break;
         stats.bytesRead += rb.end - rb.start - before;
       }
