@@ -45,6 +45,7 @@ const SPEC: FlagSpec = {
   retry: { type: "string" },
   "failure-limit": { type: "string" },
   "no-miss-fallback": { type: "boolean" },
+  "backup-writes": { type: "string" },
   "auth-file": { type: "string", short: "Y" },
   "backend-auth": { type: "string" },
   "backend-auth-file": { type: "string" },
@@ -99,6 +100,8 @@ memrep options:
   --retry <ms>               retry a server marked down this often (default 1000)
   --failure-limit <num>      consecutive failures that mark a server down (default 2)
   --no-miss-fallback         do not look in the backups when a server answers a miss
+  --backup-writes sync|async sync: answer a write once the backups acknowledged their copies
+                             (default async: as soon as the server answered)
   -Y, --auth-file <file>     clients log in first, as with memcached -Y ('user:password' lines)
   --backend-auth <user:pw>   log in to backends that run with -Y (memcached or memrep serve)
   --backend-auth-file <file> the same, the first 'user:password' line of <file>
@@ -180,6 +183,11 @@ export async function proxyMain(args: string[]): Promise<number> {
     throw new UsageError(`--hash: expected ketama or modula, got '${hash}'`);
   }
   if (v.ketama && hash === "modula") throw new UsageError("-k and --hash modula contradict");
+  const backupWrites = stringFlag(v, "backup-writes") ?? "async";
+  if (backupWrites !== "sync" && backupWrites !== "async") {
+    throw new UsageError(`--backup-writes: expected sync or async, got '${backupWrites}'`);
+  }
+  const syncBackups = backupWrites === "sync";
   const backendOptions = {
     timeoutMs: intFlag(v, "timeout", 1000, 1, 3_600_000),
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
@@ -212,7 +220,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     spares,
     dist,
     new ProxyStats(),
-    { missFallback: !v["no-miss-fallback"] },
+    { missFallback: !v["no-miss-fallback"], syncBackups },
     PROXY_VERSION,
   );
   const server = new ProxyServer(

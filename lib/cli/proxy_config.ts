@@ -22,7 +22,17 @@ import { type FlagValues, intFlag, stringFlag, UsageError } from "./flags.ts";
 const NC_STATS_PORT = 22222;
 
 /** Flags that only make sense with -s/-b (magent mode). */
-const MAGENT_ONLY = ["server", "backup", "port", "listen", "max-conns", "ketama", "hash"];
+const MAGENT_ONLY = [
+  "server",
+  "backup",
+  "port",
+  "listen",
+  "max-conns",
+  "ketama",
+  "hash",
+  "backup-writes",
+  "no-miss-fallback",
+];
 
 /** What `-t` prints for a valid file, like nutcracker. */
 function syntaxOk(path: string, pools: readonly PoolConfig[]): string {

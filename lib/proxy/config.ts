@@ -62,6 +62,8 @@ export interface PoolConfig {
   backups: ServerSpec[];
   /** memrep: look in the backups when a primary answers a miss. */
   missFallback: boolean;
+  /** memrep: `backup_writes: sync`: a write is answered once its backup copies are. */
+  syncBackups: boolean;
   /** memrep: this proxy's zone; backups in it are tried first. */
   zone: string | undefined;
 }
@@ -233,14 +235,9 @@ function parsePool(name: string, m: YamlMap, file: string): PoolConfig {
     seen.add(addr);
   }
   const backupWrites = str("backup_writes") ?? "async";
-  if (backupWrites === "sync") {
+  if (backupWrites !== "async" && backupWrites !== "sync") {
     throw new ConfigError(
-      `${where}: directive "backup_writes: sync" is not supported by memrep yet: copies to the backups are asynchronous`,
-    );
-  }
-  if (backupWrites !== "async") {
-    throw new ConfigError(
-      `${where}: directive "backup_writes:" has an invalid value '${backupWrites}'`,
+      `${where}: directive "backup_writes:" has an invalid value '${backupWrites}' (sync or async)`,
     );
   }
   const zone = str("zone");
@@ -262,6 +259,7 @@ function parsePool(name: string, m: YamlMap, file: string): PoolConfig {
     servers,
     backups,
     missFallback: bool("miss_fallback", true),
+    syncBackups: backupWrites === "sync",
     zone,
   };
 }

@@ -164,7 +164,7 @@ export class ProxyPool {
       backups,
       this.#distribution(config, servers),
       new ProxyStats(),
-      { missFallback: config.missFallback },
+      { missFallback: config.missFallback, syncBackups: config.syncBackups },
       version,
     );
     this.server = new ProxyServer({
@@ -230,6 +230,7 @@ export class ProxyPool {
     const { servers, backups, kept } = this.#makeBackends(config, old);
     this.router.reconfigure(servers, backups, this.#distribution(config, servers), {
       missFallback: config.missFallback,
+      syncBackups: config.syncBackups,
     });
     if (config.clientConnections !== this.config.clientConnections) {
       log.warn(`proxy: pool '${config.name}': client_connections changes at the next restart`);

@@ -13,7 +13,9 @@ import {
   type ProcessHandle,
   runMemrep,
   startMemcached,
+  startMemrep,
   startNutcracker,
+  startRelay,
   waitUntil,
 } from "../helpers/mod.ts";
 import { parseConfig, poolDistribution } from "../../lib/proxy/mod.ts";
@@ -277,7 +279,7 @@ Deno.test("nutcracker.yml: unsupported and invalid directives are refused (exit 
       ["  distribution: maglev\n", /distribution/],
       ["  no_such_thing: 1\n", /no_such_thing.*unknown/],
       ['  hash_tag: "{"\n', /hash_tag/],
-      ["  backup_writes: sync\n", /"backup_writes: sync" is not supported/],
+      ["  backup_writes: later\n", /"backup_writes:" has an invalid value 'later'/],
       ['  zone: ""\n', /"zone:" is empty/],
     ];
     for (const [line, re] of cases) {
@@ -625,5 +627,108 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+const SYNC = "backup_writes: sync answers a write once the backup has it; async does not wait";
+Deno.test({
+  name: SYNC,
+  ignore: ignoreUnless(SYNC, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withBackends(2, async ([a, b]) => {
+      const relay = startRelay(b.port);
+      const pool = (name: string, listen: string, mode: string) =>
+        [
+          `${name}:`,
+          `  listen: 127.0.0.1:${listen}`,
+          "  timeout: 20000",
+          `  backup_writes: ${mode}`,
+          "  servers:",
+          `   - 127.0.0.1:${a.port}:1`,
+          "  backups:",
+          `   - 127.0.0.1:${relay.port}:1`,
+        ].join("\n");
+      const mr = await startConfigProxy(
+        pool("alpha", "{port}", "sync") + "\n" + pool("beta", "{port2}", "async") + "\n",
+      );
+      const syncConn = await connect(mr.port);
+      const asyncConn = await connect(mr.port2);
+      try {
+        // Both pools connected to the backup before it hangs.
+        equal(await syncConn.request("set warm 0 0 1\r\n1\r\n"), "STORED\r\n");
+        equal(await asyncConn.request("set warm2 0 0 1\r\n1\r\n"), "STORED\r\n");
+        relay.pause();
+        // async: answered by the primary alone while the backup hangs.
+        equal(await asyncConn.request("set k1 0 0 2\r\nv1\r\n"), "STORED\r\n");
+        // sync: no answer while the copy cannot be acknowledged.
+        await syncConn.send("set k2 0 0 2\r\nv2\r\n");
+        equal((await syncConn.readIdle(800, 800)).length, 0, "answered before the backup had it");
+        relay.resume();
+        equal(await syncConn.readUntilText("STORED\r\n", 10_000), "STORED\r\n");
+        // The reply came after the copy: the backup has it now.
+        const direct = await connect(b.port);
+        equal(await direct.request("mg k2 v"), "VA 2\r\n");
+        equal(await direct.readLine(), "v2");
+        // A delete waits for the backup too.
+        relay.pause();
+        await syncConn.send("delete k2\r\n");
+        equal((await syncConn.readIdle(800, 800)).length, 0, "delete answered before the backup");
+        relay.resume();
+        equal(await syncConn.readUntilText("DELETED\r\n", 10_000), "DELETED\r\n");
+        equal(await direct.request("mg k2 v"), "EN\r\n");
+        await direct.close();
+      } finally {
+        relay.resume();
+        await syncConn.close();
+        await asyncConn.close();
+        await mr.proc.stop();
+        await relay.close();
+      }
+    });
+  },
+});
+
+const SYNC_FLAGS = "--backup-writes sync (magent flags): a set is answered once the backup has it";
+Deno.test({
+  name: SYNC_FLAGS,
+  ignore: ignoreUnless(SYNC_FLAGS, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withBackends(2, async ([a, b]) => {
+      const relay = startRelay(b.port);
+      const mr = await startMemrep([
+        "proxy",
+        "-s",
+        `127.0.0.1:${a.port}`,
+        "-b",
+        `127.0.0.1:${relay.port}`,
+        "--timeout",
+        "20000",
+        "--backup-writes",
+        "sync",
+      ]);
+      const c = await connect(mr.port);
+      try {
+        equal(await c.request("set warm 0 0 1\r\n1\r\n"), "STORED\r\n");
+        relay.pause();
+        await c.send("set k 0 0 1\r\nv\r\n");
+        equal((await c.readIdle(800, 800)).length, 0, "answered before the backup had it");
+        relay.resume();
+        equal(await c.readUntilText("STORED\r\n", 10_000), "STORED\r\n");
+        const direct = await connect(b.port);
+        equal(await direct.request("mg k v"), "VA 1\r\n");
+        await direct.close();
+        const bad = await runMemrep(["proxy", "-s", "127.0.0.1:1", "--backup-writes", "soon"]);
+        equal(bad.code, 2, bad.stderr);
+      } finally {
+        relay.resume();
+        await c.close();
+        await mr.stop();
+        await relay.close();
+      }
+    });
   },
 });

@@ -34,6 +34,11 @@ export interface ReplySink {
 export interface RouterOptions {
   /** Look in the backups when a primary answers a miss (default on). */
   missFallback: boolean;
+  /**
+   * Answer a write only once every backup that is up acknowledged (or
+   * failed) its copy, instead of as soon as the primary answered.
+   */
+  syncBackups?: boolean;
 }
 
 /** What the connection should do after a request. */
@@ -79,6 +84,8 @@ export class RouterCore {
   readonly stats: ProxyStats;
   /** Look in the backups when a primary answers a miss. */
   missFallback: boolean;
+  /** Writes are answered after their copies (see {@linkcode RouterOptions.syncBackups}). */
+  syncBackups: boolean;
   #dist: Distribution;
   /**
    * Bumped by every immediate flush_all. Backups are flushed when the
@@ -105,6 +112,7 @@ export class RouterCore {
     this.#dist = dist;
     this.stats = stats;
     this.missFallback = options.missFallback;
+    this.syncBackups = options.syncBackups ?? false;
   }
 
   /**
@@ -122,6 +130,7 @@ export class RouterCore {
     this.backups = backups;
     this.#dist = dist;
     this.missFallback = options.missFallback;
+    this.syncBackups = options.syncBackups ?? false;
   }
 
   /** The primary of the key `buf[start, end)`. */
