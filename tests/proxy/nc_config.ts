@@ -93,6 +93,11 @@ export async function exchange(
 
 /** `set key 0 0 len` for every key through `port`; throws unless every reply is STORED. */
 export async function setAll(port: number, keys: readonly string[], value: string): Promise<void> {
+  // In batches: a proxy's per-request timeout counts from when it queued the request.
+  for (let i = 0; i < keys.length; i += 1000) await setBatch(port, keys.slice(i, i + 1000), value);
+}
+
+async function setBatch(port: number, keys: readonly string[], value: string): Promise<void> {
   const payload = keys.map((k) => `set ${k} 0 0 ${value.length}\r\n${value}\r\n`).join("");
   const text = await exchange(port, payload, (_, n) => n >= keys.length);
   const lines = text.split("\r\n").filter((l) => l !== "");

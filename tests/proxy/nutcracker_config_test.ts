@@ -67,7 +67,8 @@ function poolYaml(
     "  listen: 127.0.0.1:{port}",
     `  hash: ${hash}`,
     `  distribution: ${distribution}`,
-    "  timeout: 2000",
+    // Generous: nutcracker answers "Connection timed out" to queued requests on a loaded machine.
+    "  timeout: 30000",
     "  backlog: 1024",
     "  preconnect: true",
     "  auto_eject_hosts: false",
