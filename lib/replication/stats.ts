@@ -37,4 +37,10 @@ export class ReplicationStats {
   backlogOverflows = 0;
   /** Connections refused as not a memrep peer (garbage, wrong version). */
   badPeers = 0;
+  /** Full copies that went on from where a dropped link left them. */
+  copyResumes = 0;
+  /** Bytes of full-copy frames sent (resent ones included). */
+  copyBytesSent = 0;
+  /** Items a completed incoming copy dropped: the peer had removed them. */
+  copyItemsDropped = 0;
 }

@@ -1,0 +1,70 @@
+/**
+ * Large full copies: a first copy of 300k items completes in one go
+ * (heartbeats flow during it, no timeout and restart), clients of the
+ * sender keep being answered meanwhile, and a link cut every ~300 ms still
+ * lets the copy finish by resuming it instead of starting over.
+ */
+
+import { equal, ok } from "../helpers/assert.ts";
+import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
+import { client, fill, type Node, replStat, sameContents, settled, startNode } from "./pair.ts";
+
+const enc = new TextEncoder();
+
+/** Time client sets on `node` until `stop()`: returns the count of answers slower than 1 s. */
+function probe(node: Node): { stop(): Promise<{ slow: number; total: number; worst: number }> } {
+  let stopped = false;
+  const run = (async () => {
+    const c = await client(node);
+    let slow = 0, total = 0, worst = 0;
+    try {
+      for (let i = 0; !stopped; i++) {
+        const t0 = performance.now();
+        await c.set(`probe:${i % 1000}`, enc.encode(`p${i}`));
+        const ms = performance.now() - t0;
+        total++;
+        worst = Math.max(worst, ms);
+        if (ms > 1000) slow++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    } finally {
+      c.close();
+    }
+    return { slow, total, worst };
+  })();
+  return {
+    stop() {
+      stopped = true;
+      return run;
+    },
+  };
+}
+
+Deno.test("a first full copy of 300k items completes once, without a heartbeat timeout, and the sender's clients keep being answered", async () => {
+  const replPort = freePort();
+  const a = await startNode(replPort, ["-m", "256"]);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen$/);
+    const N = 300_000;
+    await fill(a, "k:", N);
+    const pa = probe(a);
+    const t0 = performance.now();
+    b = await startNode(replPort, ["-m", "256"]);
+    const pb = probe(b);
+    await b.proc.waitForLog(/^replication: start/, 60_000);
+    console.log(`linked after ${(performance.now() - t0).toFixed(0)} ms`);
+    const [ra, rb] = await Promise.all([pa.stop(), pb.stop()]);
+    console.log(`sender probe ${JSON.stringify(ra)}, receiver probe ${JSON.stringify(rb)}`);
+    equal(await replStat(a, "repl_full_copies_sent"), 1);
+    equal(await replStat(b, "repl_full_copies_received"), 1);
+    equal(await replStat(a, "repl_link_drops"), 0);
+    equal(ra.slow, 0, "sender's client writes slower than 1 s during the copy");
+    equal(rb.slow, 0, "receiver's client writes slower than 1 s during the copy");
+    ok(ra.total > 0 && rb.total > 0);
+    await settled(a, b, 30_000);
+    ok((await sameContents(a, b)).size >= N);
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+  }
+});
