@@ -455,7 +455,6 @@ export class Link {
       // The copy goes on (or, when its CDONE was lost, its tail comes again).
       log.info(`replication: marugoto copying (receiving, resumed at stream offset ${offset})`);
     }
-    log.info();
     this.#inCopy = ic;
     this.#recvStream = stream;
     this.#recvOffset = offset;
