@@ -336,7 +336,15 @@ export class Link {
       case Frame.FLUSH: {
         if (this.#recvOffset < 0) return this.#protocolError("change before RESUME/COPY");
         this.#recvOffset += length;
-        this.#count(repl.merger.applyFrame(p));
+        const ic = this.#inCopy;
+        if (ic === null || p.kind !== Frame.ITEM) {
+          this.#count(repl.merger.applyFrame(p));
+          return true;
+        }
+        // Alongside a copy the same floor holds, and what the sender streams it has: keep it.
+        const merger = repl.merger;
+        this.#count(merger.applyFrame(p, ic.rejectUpTo));
+        if (merger.handle >= 0) ic.mark(merger.handle);
         return true;
       }
       case Frame.COPY_ITEM: {
@@ -375,7 +383,11 @@ export class Link {
         this.#publish();
         this.#initialReceived = true;
         this.#maybeStarted();
-        if (first) repl.sweepCopy(ic);
+        if (first) {
+          repl.sweepCopy(ic).catch((err) =>
+            log.warn(`replication: sweep failed: ${errorText(err)}`)
+          );
+        }
         return true;
       }
       case Frame.COPY_ACK:

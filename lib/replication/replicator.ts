@@ -184,6 +184,8 @@ export class Replicator implements MutationObserver {
       this.merger.touched(decodeAscii(store.buffer(h), ko, ko + store.keyLength(h)), touch);
     }
     this.#note(touch > 0 ? touch : cas);
+    // A write (meta E can give it an old version) is never dropped by an incoming copy's sweep.
+    this.inCopy?.mark(h);
     const w = this.#scratch;
     w.length = 0;
     const bits = wireBits(store.userBits(h));
@@ -269,7 +271,10 @@ export class Replicator implements MutationObserver {
    * not newer than the agreed point (see snapshot.ts), a batch per lock.
    */
   async sweepCopy(ic: IncomingCopy): Promise<void> {
-    if (ic.dropUpTo <= 0) return;
+    if (ic.dropUpTo <= 0) {
+      ic.release();
+      return;
+    }
     let cursor = 0;
     this.#sweepOf = ic;
     try {
@@ -284,6 +289,7 @@ export class Replicator implements MutationObserver {
       }
     } finally {
       if (this.#sweepOf === ic) this.#sweepOf = null;
+      if (cursor < 0) ic.release();
     }
     this.stats.copyItemsDropped += ic.dropped;
     if (ic.dropped > 0) {

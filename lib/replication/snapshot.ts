@@ -184,7 +184,9 @@ export class IncomingCopy {
   readonly rejectUpTo: number;
   /** True once COPIED was applied. */
   complete = false;
-  #marks = new Uint32Array(1024);
+  /** Items the sweep dropped. */
+  dropped = 0;
+  #marks: Uint32Array | null = new Uint32Array(1024);
 
   /** State for copy `id` of `stream` with the two thresholds. */
   constructor(stream: string, id: number, dropUpTo: number, rejectUpTo: number) {
@@ -196,21 +198,28 @@ export class IncomingCopy {
 
   /** Item handle `h` was mentioned by the copy. */
   mark(h: number): void {
+    let marks = this.#marks;
+    if (marks === null) return;
     const w = h >>> 5;
-    if (w >= this.#marks.length) {
-      let n = this.#marks.length;
+    if (w >= marks.length) {
+      let n = marks.length;
       while (n <= w) n *= 2;
       const next = new Uint32Array(n);
-      next.set(this.#marks);
-      this.#marks = next;
+      next.set(marks);
+      this.#marks = marks = next;
     }
-    this.#marks[w] |= 1 << (h & 31);
+    marks[w] |= 1 << (h & 31);
   }
 
   /** Was item handle `h` mentioned? */
   marked(h: number): boolean {
-    const w = h >>> 5;
-    return w < this.#marks.length && (this.#marks[w] & (1 << (h & 31))) !== 0;
+    const marks = this.#marks, w = h >>> 5;
+    return marks !== null && w < marks.length && (marks[w] & (1 << (h & 31))) !== 0;
+  }
+
+  /** The sweep is over (or not needed): free the marks; marking is a no-op from now on. */
+  release(): void {
+    this.#marks = null;
   }
 
   /**
@@ -219,6 +228,7 @@ export class IncomingCopy {
    */
   sweep(store: Store, cursor: number, max: number): number {
     const limit = this.dropUpTo;
+    if (this.#marks === null) return -1;
     return store.scan(cursor, max, (h) => {
       if (store.cas(h) <= limit && !this.marked(h)) {
         store.unlink(h);
@@ -226,7 +236,4 @@ export class IncomingCopy {
       }
     });
   }
-
-  /** Items the sweep dropped. */
-  dropped = 0;
 }

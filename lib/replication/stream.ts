@@ -22,6 +22,13 @@
  * (its CAS), `bits` item bits (1 stale, 4 binary key: the key is base64),
  * `touch` the version of the last expiry-only change (touch, gat, mg T) or
  * 0: touches keep the CAS, so this orders them.
+ * In COPY, `agreed` is the version up to which the receiver had every one of
+ * the sender's items (items of the copy it lacks at or below it, it
+ * removed), `id` names the copy: a COPY with the id of a copy the receiver
+ * is in the middle of goes on with it (after a link drop). MARK follows
+ * each chunk of copy frames and is acknowledged by CACK once applied; the
+ * sender keeps a bounded number unacknowledged (flow control, and where a
+ * resumed copy starts again).
  * Only S, D and F frames advance the stream offset; they are stored in the
  * backlog exactly as sent.
  * @module
