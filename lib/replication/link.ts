@@ -396,9 +396,7 @@ export class Link {
         return true;
       case Frame.COPY_DONE: {
         const copy = this.#copy;
-        if (copy === null || copy.id !== p.nums[0] || !copy.generated) {
-          return this.#protocolError("CDONE of an unknown copy");
-        }
+        if (copy === null || copy.id !== p.nums[0] || !copy.generated) return true; // a replaced copy's
         this.#copy = null;
         if (repl.outCopy === copy) repl.outCopy = null;
         repl.stats.fullCopiesSent++;

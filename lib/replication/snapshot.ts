@@ -108,6 +108,9 @@ export class Snapshot {
 /** Chunks of a copy the receiver may have unacknowledged (bounds the bytes in flight). */
 export const COPY_WINDOW = 16;
 
+/** MARK numbers grow across copies, so a late CACK of a replaced copy acknowledges nothing. */
+let markSeq = 0;
+
 /** The sender's side of one full copy, kept across links to the same peer process. */
 export class OutgoingCopy {
   /** The receiving node. */
@@ -122,7 +125,6 @@ export class OutgoingCopy {
   readonly snapshot: Snapshot;
   /** True once every frame was generated (COPIED written). */
   generated = false;
-  #seq = 0;
   #marks: Array<{ seq: number; pos: SnapshotPosition }> = [];
   #acked: SnapshotPosition = { cursor: 0, items: 0 };
 
@@ -148,7 +150,7 @@ export class OutgoingCopy {
 
   /** Number the chunk just written; returns the MARK sequence to send. */
   mark(): number {
-    const seq = ++this.#seq;
+    const seq = ++markSeq;
     this.#marks.push({ seq, pos: this.snapshot.position() });
     return seq;
   }

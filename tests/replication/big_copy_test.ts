@@ -42,7 +42,9 @@ function probe(node: Node): { stop(): Promise<{ slow: number; total: number; wor
 
 Deno.test("a first full copy of 300k items completes once, without a heartbeat timeout, and the sender's clients keep being answered", async () => {
   const replPort = freePort();
-  const a = await startNode(replPort, ["-m", "256"]);
+  // --repl-sync: client writes wait for the receiver, so they would queue behind the copy if it were not flow-controlled.
+  const args = ["-m", "256", "--repl-sync"];
+  const a = await startNode(replPort, args);
   let b: Node | undefined;
   try {
     await a.proc.waitForLog(/^replication: listen$/);
@@ -50,7 +52,7 @@ Deno.test("a first full copy of 300k items completes once, without a heartbeat t
     await fill(a, "k:", N);
     const pa = probe(a);
     const t0 = performance.now();
-    b = await startNode(replPort, ["-m", "256"]);
+    b = await startNode(replPort, args);
     const pb = probe(b);
     await b.proc.waitForLog(/^replication: start/, 60_000);
     console.log(`linked after ${(performance.now() - t0).toFixed(0)} ms`);
