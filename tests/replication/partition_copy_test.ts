@@ -7,7 +7,7 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { freePort, startRelay } from "../helpers/mod.ts";
+import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
 import { client, fill, type Node, replStat, sameContents, settled, startNode } from "./pair.ts";
 
 const enc = new TextEncoder();
@@ -36,7 +36,12 @@ async function deleteAll(node: Node, keys: string[]): Promise<void> {
   }
 }
 
-async function partition(pb: number): Promise<void> {
+/**
+ * Pair, fill, partition, delete 100k keys on A, write on both, heal. `pb`:
+ * keys B writes meanwhile; `flap`: the healed link is cut every ~300 ms
+ * while the copy runs (it resumes, and what it marked before a cut counts).
+ */
+async function partition(pb: number, flap = false): Promise<void> {
   const seed = Math.floor(Math.random() * 1e9);
   console.log(`seed ${seed}`);
   let rnd = seed;
@@ -50,7 +55,7 @@ async function partition(pb: number): Promise<void> {
     await a.proc.waitForLog(/^replication: listen$/);
     b = await startNode(relay.port, args);
     await b.proc.waitForLog(/^replication: start/, 10_000);
-    const N = 130_000, D = 100_000;
+    const N = flap ? 250_000 : 130_000, D = 100_000;
     await fill(a, "k:", N, 20); // written on A: B has them from A's stream
     await fill(b, "b:", 5_000, 20); // written on B
     await settled(a, b, 20_000);
@@ -82,11 +87,30 @@ async function partition(pb: number): Promise<void> {
     await deleteAll(b, Array.from({ length: 300 }, (_, i) => `b:${i}`));
     ok(await replStat(a, "repl_tombstones") < D, "A could not keep a tombstone per delete");
     // Heal.
+    const received = await replStat(b, "repl_items_copied_received");
     relay.refuse(false);
-    await Promise.all([
-      a.proc.waitForLog(/^replication: start/, 20_000, from[0]),
-      b.proc.waitForLog(/^replication: start/, 20_000, from[1]),
-    ]);
+    if (flap) {
+      const node = b;
+      await waitUntil(
+        async () => (await replStat(node, "repl_items_copied_received")) > received,
+        "the copy to begin",
+        20_000,
+      );
+      let cuts = 0;
+      while ((await replStat(node, "repl_full_copies_received")) === copiesB) {
+        relay.drop();
+        cuts++;
+        await new Promise((r) => setTimeout(r, 200 + random() * 200));
+        ok(cuts < 100, "the copy completes despite the cuts");
+      }
+      console.log(`${cuts} cuts, ${await replStat(a, "repl_copy_resumes")} resumes`);
+      ok(await replStat(a, "repl_copy_resumes") >= 1, "the copy resumed");
+    } else {
+      await Promise.all([
+        a.proc.waitForLog(/^replication: start/, 20_000, from[0]),
+        b.proc.waitForLog(/^replication: start/, 20_000, from[1]),
+      ]);
+    }
     await settled(a, b, 20_000);
     const all = await sameContents(a, b);
     const resurrected = deleted.filter((k) => all.has(k)).length;
@@ -119,4 +143,8 @@ Deno.test("100,000 deletes during a partition (backlog 1m) are not undone by the
 
 Deno.test("the same when both backlogs overflowed: two full copies cross, deletes stay deleted", async () => {
   await partition(60_000); // more than B's backlog (at least 2 MiB with -I 1m)
+});
+
+Deno.test("the same with the healed link cut every ~300 ms: the copy resumes and still drops exactly what A deleted", async () => {
+  await partition(1000, true);
 });
