@@ -40,15 +40,15 @@ function probe(node: Node): { stop(): Promise<{ slow: number; total: number; wor
   };
 }
 
-Deno.test("a first full copy of 300k items completes once, without a heartbeat timeout, and the sender's clients keep being answered", async () => {
+Deno.test("a first full copy of 500k items completes once with heartbeats flowing (--repl-timeout 500); clients of both nodes keep being answered", async () => {
   const replPort = freePort();
-  // --repl-sync: client writes wait for the receiver, so they would queue behind the copy if it were not flow-controlled.
-  const args = ["-m", "256", "--repl-sync"];
+  // A short timeout: heartbeats must flow every few hundred ms all through the copy.
+  const args = ["-m", "256", "--repl-timeout", "500"];
   const a = await startNode(replPort, args);
   let b: Node | undefined;
   try {
     await a.proc.waitForLog(/^replication: listen$/);
-    const N = 300_000;
+    const N = 500_000;
     await fill(a, "k:", N);
     const pa = probe(a);
     const t0 = performance.now();
