@@ -315,6 +315,8 @@ export class Link {
       } finally {
         this.#repl.unlockStore();
       }
+      // Time spent applying what arrived is ours, not the peer's silence.
+      if (applied || this.receivingCopy) this.#lastHeard = performance.now();
       if (applied) this.#applied();
       if (this.closed) return;
       if (!await rb.fill(this.#conn, parser.need)) {
