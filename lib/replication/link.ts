@@ -14,11 +14,9 @@ import { log } from "../log.ts";
 import type { StreamState } from "./handshake.ts";
 import { Applied } from "./merge.ts";
 import type { Replicator } from "./replicator.ts";
-import { IncomingCopy, OutgoingCopy, Snapshot } from "./snapshot.ts";
+import { COPY_CHUNK, IncomingCopy, OutgoingCopy, Snapshot } from "./snapshot.ts";
 import { Frame, FrameParser, writeControl } from "./stream.ts";
 
-/** Bytes of full-copy frames added per write (the live stream goes first). */
-const COPY_CHUNK = 256 * 1024;
 const READ_BUFFER = 256 * 1024;
 
 /** Link phase, as shown in stats. */

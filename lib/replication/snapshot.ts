@@ -105,8 +105,14 @@ export class Snapshot {
   }
 }
 
-/** Chunks of a copy the receiver may have unacknowledged (bounds the bytes in flight). */
-export const COPY_WINDOW = 16;
+/** Bytes of full-copy frames per chunk (one MARK each; the live stream goes first). */
+export const COPY_CHUNK = 128 * 1024;
+/**
+ * Chunks of a copy the receiver may have unacknowledged: bounds the bytes in
+ * flight (what heartbeats and the stream can queue behind, and what a cut
+ * link makes us send again) to COPY_WINDOW * COPY_CHUNK, 1 MiB.
+ */
+export const COPY_WINDOW = 8;
 
 /** MARK numbers grow across copies, so a late CACK of a replaced copy acknowledges nothing. */
 let markSeq = 0;

@@ -7,6 +7,7 @@
 
 import { equal, ok } from "../helpers/assert.ts";
 import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
+import { COPY_CHUNK, COPY_WINDOW } from "../../lib/replication/snapshot.ts";
 import { client, fill, type Node, replStat, sameDump, settled, startNode } from "./pair.ts";
 
 const enc = new TextEncoder();
@@ -40,7 +41,7 @@ function probe(node: Node): { stop(): Promise<{ slow: number; total: number; wor
   };
 }
 
-Deno.test("a first full copy of 500k items completes once with heartbeats flowing (--repl-timeout 500); clients of both nodes keep being answered", async () => {
+Deno.test("a first full copy of 300k items completes once with heartbeats flowing (--repl-timeout 500); clients of both nodes keep being answered", async () => {
   const replPort = freePort();
   // A short timeout: heartbeats must flow every few hundred ms all through the copy.
   const args = ["-m", "256", "--repl-timeout", "500"];
@@ -48,7 +49,7 @@ Deno.test("a first full copy of 500k items completes once with heartbeats flowin
   let b: Node | undefined;
   try {
     await a.proc.waitForLog(/^replication: listen$/);
-    const N = 500_000;
+    const N = 300_000;
     await fill(a, "k:", N);
     const pa = probe(a);
     const t0 = performance.now();
@@ -65,7 +66,20 @@ Deno.test("a first full copy of 500k items completes once with heartbeats flowin
     equal(rb.slow, 0, "receiver's client writes slower than 1 s during the copy");
     ok(ra.total > 0 && rb.total > 0);
     await settled(a, b, 30_000);
-    ok((await sameDump(a, b)).size >= N);
+    equal(
+      await replStat(b, "repl_items_copied_received"),
+      await replStat(a, "repl_items_copied_sent"),
+    );
+    ok(await replStat(b, "repl_items_copied_received") >= N);
+    const items = async (n: Node) => {
+      const c = await client(n);
+      try {
+        return Number((await c.stats()).get("curr_items"));
+      } finally {
+        c.close();
+      }
+    };
+    equal(await items(b), await items(a));
   } finally {
     await Promise.all([a.proc.stop(), b?.proc.stop()]);
   }
@@ -76,22 +90,28 @@ Deno.test("a link cut every ~300 ms during a 300k-item copy: the copy resumes an
   const a = await startNode(replPort, ["-m", "256"]);
   const relay = startRelay(replPort);
   let b: Node | undefined;
-  let flapping = true;
+  let flapping = false;
   let cuts = 0;
-  const flapper = (async () => {
-    while (flapping) {
-      await new Promise((r) => setTimeout(r, 200 + Math.random() * 200));
-      if (!flapping) break;
-      relay.drop();
-      cuts++;
-    }
-  })();
+  let flapper: Promise<void> = Promise.resolve();
   try {
     await a.proc.waitForLog(/^replication: listen$/);
     const N = 300_000;
     await fill(a, "k:", N);
     b = await startNode(relay.port, ["-m", "256"]);
     const node = b;
+    await waitUntil(
+      async () => (await replStat(node, "repl_items_copied_received").catch(() => 0)) > 0,
+      "the copy to begin",
+      20_000,
+    );
+    flapping = true;
+    flapper = (async () => {
+      while (flapping && cuts < 20) {
+        relay.drop(); // the first cut comes while the copy runs
+        cuts++;
+        await new Promise((r) => setTimeout(r, 200 + Math.random() * 200));
+      }
+    })();
     await waitUntil(
       async () => (await replStat(node, "repl_full_copies_received").catch(() => 0)) >= 1,
       "the copy to complete despite the cuts",
@@ -100,14 +120,17 @@ Deno.test("a link cut every ~300 ms during a 300k-item copy: the copy resumes an
     flapping = false;
     await flapper;
     const sent = await replStat(a, "repl_copy_bytes_sent");
+    // (cuts after the copy completed cost nothing)
     const resumes = await replStat(a, "repl_copy_resumes");
     console.log(
       `${cuts} cuts, ${resumes} resumes, ${(sent / 1048576).toFixed(1)} MiB of copy sent`,
     );
-    ok(cuts >= 3, "the link was cut during the copy");
+    ok(cuts >= 1, "the link was cut during the copy");
     ok(resumes >= 1, "the copy resumed");
-    // One copy is about N * 150 bytes (key, value, frame line); resumes resend at most a window each.
-    ok(sent < 2.5 * N * 150, `copy bytes sent ${sent} for ${N} items`);
+    // One copy is about N * 150 bytes (key, value, frame line); a cut makes us resend at most
+    // the unacknowledged window (and the link goes on from there, not from zero).
+    const bound = 1.2 * N * 150 + cuts * COPY_WINDOW * COPY_CHUNK;
+    ok(sent < bound, `copy bytes sent ${sent} for ${N} items and ${cuts} cuts (bound ${bound})`);
     await settled(a, b, 20_000);
     equal((await sameDump(a, b)).size, N);
   } finally {
