@@ -17,7 +17,12 @@ import {
   writeFlushFrame,
   writeItemFrame,
 } from "../../lib/replication/stream.ts";
-import { IncomingCopy, OutgoingCopy, Snapshot } from "../../lib/replication/snapshot.ts";
+import {
+  COPY_WINDOW,
+  IncomingCopy,
+  OutgoingCopy,
+  Snapshot,
+} from "../../lib/replication/snapshot.ts";
 import { HybridClock, versionAt, versionTime } from "../../lib/replication/versions.ts";
 
 const enc = new TextEncoder();
@@ -383,7 +388,7 @@ Deno.test("outgoing copy: a resumed copy goes on from the last acknowledged chun
     ok(!copy.snapshot.fill(out, 16384));
     seqs.push(copy.mark());
   }
-  equal(seqs.length, 16, "the window bounds the unacknowledged chunks");
+  equal(seqs.length, COPY_WINDOW, "the window bounds the unacknowledged chunks");
   copy.acked(seqs[1]);
   ok(copy.canSend);
   const ackedItems = copy.snapshot.items;
