@@ -69,7 +69,7 @@ Deno.test("the acceptor greets with a nonce only and sends nothing keyed before 
         payload,
       ).digest();
       equal(hex(tag), hex(want), "record 0's tag");
-      match(new TextDecoder().decode(payload), /^COPY \S+ \d+ \d+ \d+\r\n/);
+      match(new TextDecoder().decode(payload), /^COPY \S+ \d+ \d+ \d+ \d+ \d+\r\n/);
       await c.close();
       await a.proc.waitForLog(/^replication: listen$/, 5000, mark);
     }

@@ -56,7 +56,8 @@ Deno.test("a peer sending out-of-range versions is refused change by change; the
     await waitUntil(async () => (await ca.getOne("good")) !== undefined, "the sane change");
     ok(!a.proc.exited(), "the node runs");
     const stats = await replStats(a);
-    equal(stats.get("repl_link"), "up", "the link stays");
+    // Up, or still "copying": this fake peer never confirms the copy it was sent (CDONE).
+    ok(["up", "copying"].includes(stats.get("repl_link") ?? ""), "the link stays");
     equal(Number(stats.get("repl_versions_rejected")), 9, "STATE, COPY, 3 items, D, 2 F, PING");
     const got = await ca.get(["bad1", "bad2", "bad3", "pre"]);
     equal([...got.keys()].join(), "pre", "refused changes did not land, the far delete neither");
