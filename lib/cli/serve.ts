@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Server, startThreads } from "../server/mod.ts";
+import { type BindingProtocol, Server, startThreads } from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
   countFlag,
@@ -74,7 +74,8 @@ memcached options:
   -u, --user <name>           accepted for compatibility; memrep does not switch users
   -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4;
                               Linux only, elsewhere 1)
-  -B, --protocol <name>       ascii or auto (binary is not supported)
+  -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
+                              ascii or binary
 
 replication (two nodes, both read-write, like repcached):
   --replicate <host:port>     peer's replication address; this node listens on the same port
@@ -109,8 +110,10 @@ export async function serveMain(args: string[]): Promise<number> {
   const factor = factorText === undefined ? 1.25 : Number(factorText);
   if (!(factor > 1)) throw new UsageError(`-f: factor must be greater than 1, got '${factorText}'`);
   const protocol = stringFlag(v, "protocol");
-  if (protocol !== undefined && protocol !== "ascii" && protocol !== "auto") {
-    throw new UsageError(`-B: only the ascii protocol is supported, got '${protocol}'`);
+  if (
+    protocol !== undefined && protocol !== "ascii" && protocol !== "auto" && protocol !== "binary"
+  ) {
+    throw new UsageError(`-B: protocol must be auto, ascii or binary, got '${protocol}'`);
   }
   const replication = replicationOptions(v, hostnames[0]);
   const cores = navigator.hardwareConcurrency || 1;
@@ -150,6 +153,7 @@ export async function serveMain(args: string[]): Promise<number> {
     growthFactor: factor,
     minChunk: intFlag(v, "slab-min-size", 48, 8, 1048576),
     enableShutdown: Boolean(v["enable-shutdown"]),
+    protocol: (protocol ?? "auto") as BindingProtocol,
     reusePort: threads > 1,
   };
   const server = new Server(options);

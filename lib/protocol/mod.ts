@@ -1,12 +1,35 @@
 /**
  * The memcached protocol codec shared by server, proxy, client and copier:
- * request parsing, reply constants, byte helpers and key rules.
+ * request parsing (text, meta and binary), reply constants, byte helpers and key rules.
  * @module
  */
 
 export { Op, type OpCode } from "./ops.ts";
 export { PARSE_CLOSE, parseRequest, Request, tokenizeReplLine } from "./parser.ts";
-export { PROTOCOL_VERSION, REPLY, REPLY_TEXT, type ReplyName } from "./replies.ts";
+export {
+  BINARY_PROTOCOL_VERSION,
+  PROTOCOL_VERSION,
+  REPLY,
+  REPLY_TEXT,
+  type ReplyName,
+} from "./replies.ts";
+export {
+  BINARY_HEADER_LENGTH,
+  BINARY_REQUEST_MAGIC,
+  BINARY_RESPONSE_MAGIC,
+  BINARY_STATUS_TEXT,
+  BinaryOpcode,
+  BinaryRequest,
+  BinaryStatus,
+  NO_AUTOVIVIFY,
+  parseBinaryRequest,
+  writeBinaryError,
+  writeBinaryHeader,
+  writeBinaryStat,
+  writeBinaryStatLines,
+  writeBinaryU32,
+  writeBinaryU64,
+} from "./binary.ts";
 export { Writer } from "./writer.ts";
 export {
   ascii,

@@ -9,6 +9,9 @@ import { ascii } from "./bytes.ts";
 /** What `version` answers (serve and proxy): memcached's protocol level, then memrep. */
 export const PROTOCOL_VERSION = "1.6.18-memrep";
 
+/** What binary `version` answers: exactly memcached's (binary clients parse it). */
+export const BINARY_PROTOCOL_VERSION = "1.6.18";
+
 /** The reply texts (without line ending), named after their meaning. */
 export const REPLY_TEXT = {
   STORED: "STORED",

@@ -65,7 +65,19 @@ export interface EngineOptions extends StoreOptions {
   extraStats?: (out: Writer) => void;
   /** Named `stats <group>` sections beyond memcached's (e.g. replication). */
   statsGroups?: Record<string, (out: Writer) => void>;
+  /** memcached -B: which protocols connections speak (default auto: by the first byte). */
+  protocol?: BindingProtocol;
 }
+
+/** memcached -B values. */
+export type BindingProtocol = "auto" | "ascii" | "binary";
+
+/** `stats settings` binding_protocol, as memcached's prot_text() names them. */
+const BINDING_NAME: Record<BindingProtocol, string> = {
+  auto: "auto-negotiate",
+  ascii: "ascii",
+  binary: "binary",
+};
 
 /** What a serve thread shares with the others: the cache, the lock, the counters. */
 export interface EngineShared {
@@ -202,6 +214,11 @@ export class Engine {
     this.#lock?.release();
   }
 
+  /** memcached -B: the protocol connections speak (auto: chosen by their first byte). */
+  get protocol(): BindingProtocol {
+    return this.#options.protocol ?? "auto";
+  }
+
   /** Client connections open now, over all threads. */
   connections(): number {
     return this.#shared ? this.#shared.total().currConnections : this.stats.currConnections;
@@ -310,30 +327,39 @@ export class Engine {
   // --- text protocol ---
 
   #get(req: Request, out: Writer): void {
-    const store = this.store;
     const withCas = req.op === Op.GETS || req.op === Op.GATS;
     const touch = req.op === Op.GAT || req.op === Op.GATS;
     const exptime = touch ? this.absoluteExptime(req.exptime) : 0;
     const buf = req.buf;
     for (let i = req.firstKey; i < req.ntokens; i++) {
-      const ks = req.tokStart[i], ke = req.tokEnd[i];
-      const h = store.find(buf, ks, ke);
-      if (touch) this.stats.cmdTouch++;
-      else this.stats.cmdGet++;
-      if (h < 0) {
-        if (touch) this.stats.touchMisses++;
-        else this.stats.getMisses++;
-        continue;
-      }
-      if (touch) {
-        this.stats.touchHits++;
-        store.setExptime(h, exptime);
-      } else this.stats.getHits++;
-      store.bump(h);
-      this.#valueLine(out, h, withCas);
-      if (touch) this.observer?.stored(h);
+      const h = this.fetch(buf, req.tokStart[i], req.tokEnd[i], touch, exptime);
+      if (h >= 0) this.#valueLine(out, h, withCas);
     }
     out.bytes(REPLY.END);
+  }
+
+  /**
+   * One key of get/gat/touch (any protocol): counts it, and on a hit bumps
+   * it and, with `touch`, sets its absolute `exptime`. Returns the item's
+   * handle, or -1 on a miss.
+   */
+  fetch(buf: Uint8Array, start: number, end: number, touch: boolean, exptime: number): number {
+    const store = this.store;
+    const h = store.find(buf, start, end);
+    if (touch) this.stats.cmdTouch++;
+    else this.stats.cmdGet++;
+    if (h < 0) {
+      if (touch) this.stats.touchMisses++;
+      else this.stats.getMisses++;
+      return -1;
+    }
+    if (touch) {
+      this.stats.touchHits++;
+      store.setExptime(h, exptime);
+    } else this.stats.getHits++;
+    store.bump(h);
+    if (touch) this.observer?.stored(h);
+    return h;
   }
 
   /** "VALUE key flags bytes [cas]\r\n" + data "\r\n". */
@@ -356,23 +382,25 @@ export class Engine {
   }
 
   #update(req: Request, out: Writer): void {
+    const cas = req.op === Op.CAS;
+    out.bytes(this.storeValue(req, cas ? "cas" : req.op, cas ? req.cas : 0, req.op === Op.SET));
+  }
+
+  /**
+   * A storage command of any protocol: the request's key, flags, exptime
+   * (as the client sent it) and value, stored as memcached's do_store_item
+   * in `mode` (an Op or "cas") with compare value `reqCas` (0 = none).
+   * Returns the text reply naming the result (STORED, NOT_STORED, EXISTS,
+   * NOT_FOUND, TOO_LARGE, NO_MEMORY, BAD_CHUNK); {@linkcode lastCas} holds
+   * the new CAS. `dropOld`: a failed allocation also unlinks the key (set).
+   */
+  storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
     this.stats.cmdSet++;
-    if (req.tooLarge) {
-      this.#storeFailed(req, out, ALLOC_TOO_LARGE, req.op === Op.SET);
-      return;
-    }
-    if (req.badChunk) {
-      out.bytes(REPLY.BAD_CHUNK);
-      return;
-    }
+    if (req.tooLarge) return this.#storeFailed(req, ALLOC_TOO_LARGE, dropOld);
+    if (req.badChunk) return REPLY.BAD_CHUNK;
     const h = this.#allocValue(req, req.flags, this.absoluteExptime(req.exptime));
-    if (h < 0) {
-      this.#storeFailed(req, out, h, req.op === Op.SET);
-      return;
-    }
-    const mode = req.op === Op.CAS ? "cas" : req.op;
-    const result = this.#storeItem(h, mode, req.op === Op.CAS ? req.cas : 0, false, -1);
-    out.bytes(result);
+    if (h < 0) return this.#storeFailed(req, h, dropOld);
+    return this.#storeItem(h, mode, reqCas, false, -1);
   }
 
   /** Allocate an item for the request's key and copy its value in. */
@@ -386,15 +414,11 @@ export class Engine {
     return h;
   }
 
-  /** A storage command could not get memory: reply and, for set, drop the stale item. */
-  #storeFailed(req: Request, out: Writer, code: number, dropOld: boolean): void {
-    if (code === ALLOC_TOO_LARGE) {
-      this.stats.storeTooLarge++;
-      out.bytes(REPLY.TOO_LARGE);
-    } else {
-      this.stats.storeNoMemory++;
-      out.bytes(REPLY.NO_MEMORY);
-    }
+  /** A storage command could not get memory: the reply; for set, drop the stale item. */
+  #storeFailed(req: Request, code: number, dropOld: boolean): Uint8Array {
+    const reply = code === ALLOC_TOO_LARGE ? REPLY.TOO_LARGE : REPLY.NO_MEMORY;
+    if (code === ALLOC_TOO_LARGE) this.stats.storeTooLarge++;
+    else this.stats.storeNoMemory++;
     if (dropOld) {
       const old = this.store.find(req.keyBuf, req.keyStart, req.keyEnd);
       if (old >= 0) {
@@ -402,6 +426,7 @@ export class Engine {
         this.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
       }
     }
+    return reply;
   }
 
   /**
@@ -524,17 +549,25 @@ export class Engine {
   }
 
   #delete(req: Request, out: Writer): void {
+    out.bytes(this.remove(req.keyBuf, req.keyStart, req.keyEnd, 0));
+  }
+
+  /**
+   * Delete a key (any protocol) unless `cas` (0 = any) differs from the
+   * item's: DELETED, NOT_FOUND or EXISTS.
+   */
+  remove(buf: Uint8Array, start: number, end: number, cas: number): Uint8Array {
     const store = this.store;
-    const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    const h = store.find(buf, start, end);
     if (h < 0) {
       this.stats.deleteMisses++;
-      out.bytes(REPLY.NOT_FOUND);
-      return;
+      return REPLY.NOT_FOUND;
     }
+    if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
     this.stats.deleteHits++;
     store.unlink(h);
-    this.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
-    out.bytes(REPLY.DELETED);
+    this.observer?.deleted(buf, start, end);
+    return REPLY.DELETED;
   }
 
   #touch(req: Request, out: Writer): void {
@@ -554,23 +587,63 @@ export class Engine {
   }
 
   #arith(req: Request, out: Writer): void {
-    const incr = req.op === Op.INCR;
-    const h = this.store.find(req.keyBuf, req.keyStart, req.keyEnd);
-    if (h < 0) {
-      if (incr) this.stats.incrMisses++;
-      else this.stats.decrMisses++;
-      out.bytes(REPLY.NOT_FOUND);
-      return;
-    }
-    const r = this.#addDelta(h, incr, req.delta, req.deltaBig);
-    if (r === null) out.bytes(REPLY.NON_NUMERIC);
-    else if (r < 0) out.bytes(REPLY.OUT_OF_MEMORY);
-    else {
-      if (incr) this.stats.incrHits++;
-      else this.stats.decrHits++;
+    const r = this.delta(req, 0, true);
+    if (r === REPLY.STORED) {
       out.text(this.#deltaText);
       out.crlf();
+    } else out.bytes(r);
+  }
+
+  /**
+   * incr/decr (any protocol) of the request's key by its delta, as
+   * memcached's do_add_delta: STORED (the result is in
+   * {@linkcode deltaResult}, the new CAS in {@linkcode lastCas}),
+   * NOT_FOUND (counted as a miss when `countMiss`), NON_NUMERIC,
+   * OUT_OF_MEMORY, or EXISTS when `cas` (0 = any) differs from the item's.
+   */
+  delta(req: Request, cas: number, countMiss: boolean): Uint8Array {
+    const incr = req.op === Op.INCR;
+    const store = this.store;
+    const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    if (h < 0) {
+      if (countMiss) {
+        if (incr) this.stats.incrMisses++;
+        else this.stats.decrMisses++;
+      }
+      return REPLY.NOT_FOUND;
     }
+    if (store.valueLength(h) === 0) return REPLY.NON_NUMERIC;
+    if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
+    const r = this.#addDelta(h, incr, req.delta, req.deltaBig);
+    if (r === null) return REPLY.NON_NUMERIC;
+    if (r < 0) return REPLY.OUT_OF_MEMORY;
+    if (incr) this.stats.incrHits++;
+    else this.stats.decrHits++;
+    this.lastCas = store.cas(r);
+    return REPLY.STORED;
+  }
+
+  /** The decimal result of the last successful {@linkcode delta}. */
+  get deltaResult(): string {
+    return this.#deltaText;
+  }
+
+  /**
+   * Create a counter holding `initial` in decimal (flags 0, absolute
+   * `exptime`) for the request's key, as a missing key's incr with an
+   * initial value does. Returns the linked handle, or -1 without memory.
+   */
+  createCounter(req: Request, initial: bigint, exptime: number, explicitCas = -1): number {
+    const store = this.store;
+    const text = String(initial);
+    const h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, 0, exptime, text.length);
+    if (h < 0) return -1;
+    const b = store.buffer(h), vo = store.valueOffset(h);
+    for (let i = 0; i < text.length; i++) b[vo + i] = text.charCodeAt(i);
+    if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
+    this.lastCas = store.link(h, explicitCas >= 0 ? explicitCas : undefined);
+    this.#deltaText = text;
+    return h;
   }
 
   #deltaText = "";
@@ -625,14 +698,19 @@ export class Engine {
   }
 
   #flush(req: Request, out: Writer): void {
+    this.flushAll(req.exptime);
+    out.bytes(REPLY.OK);
+  }
+
+  /** flush_all (any protocol) with the client's delay (0 = now). */
+  flushAll(exptime: number): void {
     this.stats.cmdFlush++;
     // memcached: items stored at or before now + delay - 1 die once that second comes.
-    const delay = req.exptime > 0
-      ? Math.max(0, this.absoluteExptime(req.exptime) - this.clock.now() - 1)
+    const delay = exptime > 0
+      ? Math.max(0, this.absoluteExptime(exptime) - this.clock.now() - 1)
       : 0;
     this.store.flush(delay);
     this.observer?.flushed(delay);
-    out.bytes(REPLY.OK);
   }
 
   #shutdown(req: Request, out: Writer): number {
@@ -816,7 +894,7 @@ export class Engine {
     const hasCas = req.cas >= 0;
     if (hasCas && (mode === Op.SET || mode === Op.REPLACE)) mode = "cas";
     if (req.tooLarge) {
-      this.#storeFailed(req, out, ALLOC_TOO_LARGE, true);
+      out.bytes(this.#storeFailed(req, ALLOC_TOO_LARGE, true));
       return;
     }
     const exptime = req.has(M.T) ? this.absoluteExptime(req.exptime) : 0;
@@ -826,7 +904,7 @@ export class Engine {
       return;
     }
     if (h < 0) {
-      this.#storeFailed(req, out, h, true);
+      out.bytes(this.#storeFailed(req, h, true));
       return;
     }
     if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
@@ -912,19 +990,11 @@ export class Engine {
         else this.stats.decrHits++;
       }
     } else if (req.has(M.N)) {
-      const text = req.initial <= Number.MAX_SAFE_INTEGER
-        ? String(req.initial)
-        : String(req.initialBig);
-      h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, 0, 0, text.length);
+      h = this.createCounter(req, req.initialBig, 0, req.explicitCas);
       if (h < 0) {
         out.bytes(REPLY.VIVIFY_NO_MEMORY);
         return;
       }
-      const b = store.buffer(h), vo = store.valueOffset(h);
-      for (let i = 0; i < text.length; i++) b[vo + i] = text.charCodeAt(i);
-      if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
-      store.link(h, req.explicitCas >= 0 ? req.explicitCas : undefined);
-      this.#deltaText = text;
       created = true;
     } else {
       if (incr) this.stats.incrMisses++;
@@ -1060,42 +1130,67 @@ export class Engine {
 
   #statsCommand(req: Request, out: Writer): void {
     if (req.ntokens === 1) {
-      this.#generalStats(out);
+      this.statsGroup("", out);
     } else if (req.tokenIs(1, "reset")) {
-      if (this.#shared) this.#shared.reset();
-      else this.stats.reset();
+      this.resetStats();
       out.bytes(REPLY.RESET);
       return;
-    } else if (req.tokenIs(1, "settings")) {
-      this.#settingsStats(out);
-    } else if (req.tokenIs(1, "items")) {
-      for (const row of this.store.itemStats()) {
-        for (const [name, value] of row.fields) statLine(out, `items:${row.id}:${name}`, value);
-      }
-    } else if (req.tokenIs(1, "slabs")) {
-      let total = 0;
-      for (const row of this.store.slabStats()) {
-        total++;
-        for (const [name, value] of row.fields) statLine(out, `${row.id}:${name}`, value);
-      }
-      statLine(out, "active_slabs", total);
-      statLine(out, "total_malloced", this.store.stats.totalMalloced);
-    } else if (req.tokenIs(1, "sizes")) {
-      statLine(out, "sizes_status", "disabled");
     } else if (req.tokenIs(1, "conns")) {
       // Per-connection details are not tracked; the count is in general stats.
     } else if (req.tokenIs(1, "detail")) {
       out.text("CLIENT_ERROR usage: stats detail on|off|dump\r\n");
       return;
-    } else {
-      const group = this.statsGroups[decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1])];
-      if (!group) {
-        out.bytes(REPLY.ERROR);
-        return;
-      }
-      group(out);
+    } else if (!this.statsGroup(decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1]), out)) {
+      out.bytes(REPLY.ERROR);
+      return;
     }
     out.bytes(REPLY.END);
+  }
+
+  /** `stats reset` (any protocol). */
+  resetStats(): void {
+    if (this.#shared) this.#shared.reset();
+    else this.stats.reset();
+  }
+
+  /**
+   * The `STAT name value` lines of a stats group ("" = general, settings,
+   * items, slabs, sizes, then memrep's own groups), without END. False
+   * for an unknown group. The binary protocol re-frames these lines.
+   */
+  statsGroup(name: string, out: Writer): boolean {
+    switch (name) {
+      case "":
+        this.#generalStats(out);
+        return true;
+      case "settings":
+        this.#settingsStats(out);
+        return true;
+      case "items":
+        for (const row of this.store.itemStats()) {
+          for (const [field, value] of row.fields) {
+            statLine(out, `items:${row.id}:${field}`, value);
+          }
+        }
+        return true;
+      case "slabs": {
+        let total = 0;
+        for (const row of this.store.slabStats()) {
+          total++;
+          for (const [field, value] of row.fields) statLine(out, `${row.id}:${field}`, value);
+        }
+        statLine(out, "active_slabs", total);
+        statLine(out, "total_malloced", this.store.stats.totalMalloced);
+        return true;
+      }
+      case "sizes":
+        statLine(out, "sizes_status", "disabled");
+        return true;
+    }
+    const group = this.statsGroups[name];
+    if (!group) return false;
+    group(out);
+    return true;
   }
 
   #generalStats(out: Writer): void {
@@ -1178,7 +1273,7 @@ export class Engine {
       ["item_size_max", o.maxItemSize],
       ["flush_enabled", "yes"],
       ["shutdown_command", o.enableShutdown ? "yes" : "no"],
-      ["binding_protocol", "ascii"],
+      ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

@@ -4,8 +4,9 @@
  * @module
  */
 
-import { PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import { PARSE_CLOSE, Writer } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
+import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
 
 /** Serve one accepted connection until it closes. Returns the last action. */
@@ -17,7 +18,8 @@ export async function serveConnection(
   barrier?: () => Promise<void> | null,
 ): Promise<number> {
   const rb = new ReadBuffer();
-  const req = new Request();
+  // -B auto: the first byte of the connection picks text or binary, for good.
+  let codec: Codec | null = fixedCodec(engine);
   const out = new Writer();
   const stats = engine.stats;
   let action: number = Action.CONTINUE;
@@ -34,21 +36,27 @@ export async function serveConnection(
     while (action === Action.CONTINUE) {
       if (!buffered) {
         const before = rb.end - rb.start;
-        if (!await rb.fill(conn, req.need)) break;
+        if (!await rb.fill(conn, codec?.req.need ?? 0)) break;
         stats.bytesRead += rb.end - rb.start - before;
       }
       buffered = false;
+      if (codec === null) {
+        if (rb.end === rb.start) continue;
+        codec = pickCodec(engine, rb.buf[rb.start]);
+      }
+      const req = codec.req;
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
-          const used = parseRequest(rb.buf, rb.start, rb.end, req, maxValue);
+          const used = codec.parse(rb.buf, rb.start, rb.end, maxValue);
           if (used === 0) break;
           if (used === PARSE_CLOSE) {
+            codec.closing(out);
             action = Action.CLOSE;
             break;
           }
           rb.start += used;
-          action = engine.execute(req, out, session);
+          action = codec.execute(out, session);
           if (req.swallow > 0) rb.skip(req.swallow);
           if (session.more) {
             buffered = true;
@@ -58,7 +66,8 @@ export async function serveConnection(
       } finally {
         engine.endBatch();
       }
-      await flush();
+      // memcached sends nothing while it swallows a refused value: the reply waits for its end.
+      if (!rb.swallowing) await flush();
       // A long reply (metadump) comes in parts, one per hold of the cache, so
       // other threads and connections run in between and memory stays bounded.
       while (session.more) {

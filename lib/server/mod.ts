@@ -6,6 +6,7 @@
 
 export {
   Action,
+  type BindingProtocol,
   Engine,
   type EngineOptions,
   type EngineShared,
@@ -16,6 +17,7 @@ export {
   type Session,
   VERSION,
 } from "./commands.ts";
+export { BinaryExecutor } from "./binary.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
 export { serveConnection } from "./connection.ts";
 export { Server, type ServerOptions } from "./listener.ts";

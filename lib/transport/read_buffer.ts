@@ -52,6 +52,11 @@ export class ReadBuffer {
     this.#swallow += n;
   }
 
+  /** Bytes of a refused request are still to come and be dropped. */
+  get swallowing(): boolean {
+    return this.#swallow > 0;
+  }
+
   /** Drop buffered bytes still to be swallowed; true when parsing may go on. */
   settle(): boolean {
     if (this.#swallow > 0) {

@@ -246,7 +246,7 @@ Deno.test("serve rejects bad flags with a message and exit code 2", async () => 
       ["serve", "--bogus"],
       ["serve", "-p", "notaport"],
       ["serve", "-I", "5x"],
-      ["serve", "-B", "binary"],
+      ["serve", "-B", "udp"],
       ["serve", "--replicate", "nohostport:"],
       ["frobnicate"],
     ]

@@ -1,0 +1,73 @@
+/**
+ * The two request codecs a serve connection can speak (memcached -B): text
+ * and meta through the text parser and the engine, binary through
+ * lib/protocol/binary.ts and {@linkcode BinaryExecutor}.
+ * @module
+ */
+
+import {
+  BINARY_REQUEST_MAGIC,
+  BinaryRequest,
+  parseBinaryRequest,
+  parseRequest,
+  Request,
+  type Writer,
+} from "../protocol/mod.ts";
+import { BinaryExecutor } from "./binary.ts";
+import type { Engine, Session } from "./commands.ts";
+
+/** One connection's parser and executor, over its reused request. */
+export interface Codec {
+  /** The request parse fills (`need`, `swallow` are read by the connection). */
+  readonly req: Request;
+  /** Parse one request from buf[start, end): bytes used, 0 for more, or PARSE_CLOSE. */
+  parse(buf: Uint8Array, start: number, end: number, maxValue: number): number;
+  /** Run the parsed request, appending its reply; returns an Action. */
+  execute(out: Writer, session: Session): number;
+  /** parse said PARSE_CLOSE: drop from `out` what memcached would not have sent yet. */
+  closing(out: Writer): void;
+}
+
+/** The codec every connection speaks under -B ascii or -B binary; null under auto. */
+export function fixedCodec(engine: Engine): Codec | null {
+  const protocol = engine.protocol;
+  if (protocol === "ascii") return textCodec(engine);
+  if (protocol === "binary") return binaryCodec(engine);
+  return null;
+}
+
+/** -B auto: a connection whose first byte is 0x80 speaks binary, any other text. */
+export function pickCodec(engine: Engine, firstByte: number): Codec {
+  return firstByte === BINARY_REQUEST_MAGIC ? binaryCodec(engine) : textCodec(engine);
+}
+
+function textCodec(engine: Engine): Codec {
+  const req = new Request();
+  return {
+    req,
+    parse: (buf, start, end, maxValue) => parseRequest(buf, start, end, req, maxValue),
+    execute: (out, session) => engine.execute(req, out, session),
+    closing: () => {},
+  };
+}
+
+function binaryCodec(engine: Engine): Codec {
+  const req = new BinaryRequest();
+  const executor = new BinaryExecutor(engine);
+  // memcached transmits at an error reply or a noop and goes on parsing after a success: a
+  // bad magic byte closes the connection, and the successes queued since are never sent.
+  let sent = 0;
+  return {
+    req,
+    parse: (buf, start, end, maxValue) => parseBinaryRequest(buf, start, end, req, maxValue),
+    execute: (out) => {
+      if (out.length < sent) sent = 0; // the connection wrote out and reset it
+      const action = executor.execute(req, out);
+      if (executor.flushes) sent = out.length;
+      return action;
+    },
+    closing: (out) => {
+      out.length = Math.min(out.length, sent);
+    },
+  };
+}

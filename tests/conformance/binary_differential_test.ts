@@ -1,0 +1,70 @@
+/**
+ * Binary protocol differential conformance: every script in
+ * binary_differential_cases.ts goes to real memcached 1.6.18 (`-B auto`,
+ * its default) and to `memrep serve`; the rendered response packets must be
+ * identical (CAS values as labels). Env: `DIFF_FILTER=<regex>`, `DIFF_SHOW=1`.
+ */
+
+import { OP, packet, roundTrip } from "../helpers/binary.ts";
+import { connect } from "../helpers/conn.ts";
+import { ignoreUnless, startMemcached, startMemrep } from "../helpers/process.ts";
+import { runBinCase } from "./binary_differential.ts";
+import { BINARY_CASES } from "./binary_differential_cases.ts";
+
+const SERVER_ARGS = ["-m", "64", "-I", "1m"];
+const NAME = "serve answers binary packets byte-identically to memcached 1.6 (differential)";
+
+async function flushAll(port: number): Promise<void> {
+  const c = await connect(port);
+  try {
+    const r = await roundTrip(c, packet({ op: OP.FLUSH, opaque: 1 }));
+    if (r.length !== 1 || r[0].status !== 0) throw new Error(`flush on ${port} failed`);
+  } finally {
+    await c.close();
+  }
+}
+
+Deno.test({
+  name: NAME,
+  ignore: ignoreUnless(NAME, ["memcached"]),
+  async fn(t) {
+    const filter = Deno.env.get("DIFF_FILTER");
+    const cases = filter
+      ? BINARY_CASES.filter((c) => new RegExp(filter).test(c.name))
+      : BINARY_CASES;
+    const ref = await startMemcached(SERVER_ARGS);
+    const sut = await startMemrep(["serve", "-t", "1", ...SERVER_ARGS]);
+    try {
+      // Independent cases run side by side (the flush cases sleep), in small groups.
+      const results = new Map<string, [string[], string[]]>();
+      const todo = [...cases];
+      while (todo.length) {
+        const group = todo.splice(0, 1);
+        await Promise.all([flushAll(ref.port), flushAll(sut.port)]);
+        await Promise.all(group.map(async (c) => {
+          const [expected, actual] = await Promise.all([
+            runBinCase(ref.port, c),
+            runBinCase(sut.port, c),
+          ]);
+          results.set(c.name, [expected, actual]);
+        }));
+      }
+      for (const c of cases) {
+        await t.step(c.name, () => {
+          const [expected, actual] = results.get(c.name)!;
+          if (Deno.env.get("DIFF_SHOW")) console.log(c.name, "\n", expected.join("\n---\n"));
+          const lines: string[] = [];
+          for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
+            if (expected[i] !== actual[i]) {
+              lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  memrep:    ${actual[i]}`);
+            }
+          }
+          if (lines.length) throw new Error(`replies differ\n${lines.join("\n")}`);
+        });
+      }
+    } finally {
+      await sut.stop();
+      await ref.stop();
+    }
+  },
+});
