@@ -77,9 +77,12 @@ memrep options:
   --no-miss-fallback         do not look in the backups when a server answers a miss
   -h, --help                 this help
 
-Commands answered by the proxy: version, verbosity, quit, mn, stats (magent's
-server list), stats proxy (counters and backend states). flush_all goes to every
-backend.
+Commands answered by the proxy: version, verbosity, quit, mn; stats (STAT lines:
+the proxy's own plus counters summed over the servers), stats items|slabs|sizes
+(merged), stats settings, stats reset (every backend), stats proxy (counters,
+backend states, refills), stats agent (magent's server list). flush_all goes to
+every backend. A backup that returns (or restarted empty) is refilled from the
+servers in the background.
 `;
 
 /** Run `memrep proxy`; resolves with the exit code once the proxy stops. */

@@ -1,6 +1,7 @@
 /**
- * The proxy's counters and its two `stats` replies: magent's (`stats`) and
- * memcached-style `STAT name value` lines (`stats proxy`).
+ * The proxy's counters and two of its `stats` replies: magent's server list
+ * (`stats agent`) and the counters and backend states as `STAT name value`
+ * lines (`stats proxy`).
  * @module
  */
 
@@ -54,6 +55,12 @@ export class ProxyStats {
   refills = 0;
   /** Items copied to backups by refills. */
   refillItems = 0;
+
+  /** `stats reset`: every counter back to 0 but the open connections. */
+  reset(): void {
+    const curr = this.currConnections;
+    Object.assign(this, new ProxyStats(), { startedAt: this.startedAt, currConnections: curr });
+  }
 }
 
 /** magent's `stats` reply: version line, one line per server, END. */

@@ -101,7 +101,8 @@ Deno.test({
     });
     try {
       const c = await connect(cluster.proxy.port);
-      const stats = await c.request("stats", "END\r\n");
+      // magent's server list moved to `stats agent` (`stats` answers STAT lines).
+      const stats = await c.request("stats agent", "END\r\n");
       const [s1, s2] = cluster.servers;
       equal(
         stats,

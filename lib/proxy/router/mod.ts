@@ -140,7 +140,7 @@ export class Router {
         if (!req.noreply) sink.reply(REPLY.OK);
         return Next.CONTINUE;
       case Op.STATS:
-        statsCommand(this.#core, req, sink);
+        statsCommand(this.#core, req, raw, sink);
         return Next.CONTINUE;
       case Op.QUIT:
         return Next.CLOSE;
