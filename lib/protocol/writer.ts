@@ -12,6 +12,8 @@ export class Writer {
   buf: Uint8Array;
   /** Bytes written so far. */
   length = 0;
+  /** How many times {@linkcode reset} ran: tells a holder of an offset that it is stale. */
+  resets = 0;
 
   /** Create a writer with an initial capacity. */
   constructor(capacity = 16384) {
@@ -79,6 +81,7 @@ export class Writer {
   /** Forget everything written; shrink a buffer a large reply has blown up. */
   reset(): void {
     this.length = 0;
+    this.resets++;
     if (this.buf.length > 4 * 1048576) this.buf = new Uint8Array(16384);
   }
 }

@@ -54,20 +54,33 @@ function textCodec(engine: Engine): Codec {
 function binaryCodec(engine: Engine): Codec {
   const req = new BinaryRequest();
   const executor = new BinaryExecutor(engine);
-  // memcached transmits at an error reply or a noop and goes on parsing after a success: a
-  // bad magic byte closes the connection, and the successes queued since are never sent.
-  let sent = 0;
+  // memcached transmits at an error reply or a noop, and after 21 requests of one read event
+  // (then every 20: its reqs_per_event yield); after a success it goes on parsing. A bad magic
+  // byte closes the connection, and the successes queued since are never sent.
+  let sent = 0, resets = -1, count = 0, group = 0;
   return {
     req,
     parse: (buf, start, end, maxValue) => parseBinaryRequest(buf, start, end, req, maxValue),
     execute: (out) => {
-      if (out.length < sent) sent = 0; // the connection wrote out and reset it
+      if (out.resets !== resets) { // the connection wrote out: a new read event
+        resets = out.resets;
+        sent = out.length;
+        count = 0;
+        group = REQS_PER_EVENT + 1;
+      }
       const action = executor.execute(req, out);
-      if (executor.flushes) sent = out.length;
+      if (++count === group) {
+        count = 0;
+        group = REQS_PER_EVENT;
+        sent = out.length;
+      } else if (executor.flushes) sent = out.length;
       return action;
     },
     closing: (out) => {
-      out.length = Math.min(out.length, sent);
+      if (out.resets === resets) out.length = Math.min(out.length, sent);
     },
   };
 }
+
+/** memcached's -R default: requests per event before it yields (and transmits). */
+const REQS_PER_EVENT = 20;

@@ -34,6 +34,8 @@ export interface BinStep {
   mode?: "sync" | "close" | "idle";
   /** Stat replies: compare the framing of each packet, not the names and values. */
   statsShape?: boolean;
+  /** Stat replies: compare the framing, and these stats by name and value. */
+  statsKeys?: string[];
   /** Sleep before the step (ms). */
   sleepMs?: number;
   /** Send in pieces of this many bytes. */
@@ -148,9 +150,14 @@ async function runStep(
   const { packets, rest } = splitResponses(raw);
   if (mode === "sync" && !marker) packets.pop(); // the barrier's own response
   for (const r of packets) if (r.cas !== 0n) vars.cas = r.cas;
-  if (step.statsShape) {
+  if (step.statsShape || step.statsKeys) {
     const opaque = packets.length ? packets[0].opaque : 0;
-    return statsShape(packets, opaque) + (rest.length ? ` +"${escapeBytes(rest)}"` : "") + marker;
+    const values = (step.statsKeys ?? []).map((k) => {
+      const r = packets.find((p) => escapeBytes(p.key) === k);
+      return `${k}=${r ? escapeBytes(r.value) : "<absent>"}`;
+    });
+    return [statsShape(packets, opaque), ...values].join(" ") +
+      (rest.length ? ` +"${escapeBytes(rest)}"` : "") + marker;
   }
   return packets.map((r) => render.packet(r)).join("\n") +
     (rest.length ? ` +"${escapeBytes(rest)}"` : "") + marker;

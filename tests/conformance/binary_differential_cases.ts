@@ -241,6 +241,74 @@ export const BINARY_CASES: BinCase[] = [
     ],
   },
   {
+    name: "stat counters follow binary commands",
+    steps: [
+      p({ op: OP.STAT, key: "reset" }),
+      set("sc", "1"),
+      set("sc", "2", 0, 0, OP.SETQ),
+      cat(get("sc"), get("sc-miss"), get("sc", OP.GETQ), get("sc-miss", OP.GETKQ)),
+      p({ op: OP.TOUCH, key: "sc", extras: u32Extras(100) }),
+      p({ op: OP.GAT, key: "sc-miss", extras: u32Extras(100) }),
+      arith("sc", 1n),
+      arith("sc-miss", 1n),
+      arith("sc-miss", 1n, 0n, 0xffffffff, OP.DECR),
+      arith("sc-new", 1n, 5n, 0),
+      withCas((cas) => set("sc", "x", 0, 0, OP.SET, cas + 1n)),
+      set("sc-nocas", "x", 0, 0, OP.SET, 5n),
+      withCas((cas) => set("sc-new", "x", 0, 0, OP.SET, cas)),
+      p({ op: OP.DELETE, key: "sc" }),
+      p({ op: OP.DELETE, key: "sc" }),
+      p({ op: OP.FLUSHQ }),
+      {
+        send: p({ op: OP.STAT }),
+        statsKeys: [
+          "cmd_get",
+          "cmd_set",
+          "cmd_flush",
+          "cmd_touch",
+          "get_hits",
+          "get_misses",
+          "delete_misses",
+          "delete_hits",
+          "incr_misses",
+          "incr_hits",
+          "decr_misses",
+          "decr_hits",
+          "cas_misses",
+          "cas_hits",
+          "cas_badval",
+          "touch_hits",
+          "touch_misses",
+          "auth_cmds",
+          "auth_errors",
+        ],
+      },
+    ],
+  },
+  {
+    name: "cas turns add and replace into compare-and-swap",
+    steps: [
+      set("cr", "v"),
+      withCas((cas) => set("cr", "w", 0, 0, OP.ADD, cas)),
+      withCas((cas) => set("cr", "w", 0, 0, OP.ADD, cas + 1n)),
+      set("cr-none", "w", 0, 0, OP.REPLACE, 77n),
+      set("cr-none", "w", 0, 0, OP.ADD, 77n),
+      withCas((cas) => set("cr", "z", 0, 0, OP.REPLACEQ, cas)),
+      get("cr"),
+      set("cr", "v", 0, 0, OP.SET, 0xffffffffffffffffn),
+    ],
+  },
+  {
+    name: "gat sets a new expiry",
+    steps: [
+      set("ge", "v", 0, 100),
+      p({ op: OP.GAT, key: "ge", extras: u32Extras(1) }),
+      set("ge2", "v", 0, 1),
+      p({ op: OP.GATK, key: "ge2", extras: u32Extras(0) }),
+      { send: cat(get("ge"), get("ge2")), sleepMs: 2600 },
+    ],
+  },
+  {
     name: "verbosity, unknown opcodes and SASL without -S",
     steps: [
       p({ op: OP.VERBOSITY, extras: u32Extras(1) }),
@@ -271,6 +339,23 @@ export const BINARY_CASES: BinCase[] = [
   {
     name: "bad magic after a good packet in one write",
     steps: [close(cat(get("m"), p({ op: OP.GET, key: "m", magic: 0x00 })))],
+  },
+  ...[20, 21, 45].map((n): BinCase => ({
+    name:
+      `bad magic after ${n} hits: memcached sent only what it had transmitted (every 20 requests)`,
+    steps: [
+      set("m", "v"),
+      close(
+        cat(...Array.from({ length: n }, () => get("m")), p({ op: OP.GET, key: "m", magic: 0 })),
+      ),
+    ],
+  })),
+  {
+    name: "bad magic after hits and an error: the error flushed the hits before it",
+    steps: [
+      set("m", "v"),
+      close(cat(get("m"), get("m"), get("none"), get("m"), p({ op: OP.GET, key: "m", magic: 0 }))),
+    ],
   },
   {
     name: "text after binary closes",
