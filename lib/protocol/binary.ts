@@ -77,6 +77,11 @@ export const BinaryStatus = {
   AUTH_CONTINUE: 0x21,
   UNKNOWN_COMMAND: 0x81,
   ENOMEM: 0x82,
+  /** protocol_binary.h's codes memcached itself never sends (the proxy does). */
+  NOT_SUPPORTED: 0x83,
+  EINTERNAL: 0x84,
+  EBUSY: 0x85,
+  ETMPFAIL: 0x86,
 } as const;
 
 /** memcached's write_bin_error texts, sent as the body of an error packet. */

@@ -2,14 +2,26 @@
  * The proxy's listener and client connections. A connection reads into a
  * reused buffer, parses every complete request with the one parser, hands
  * each to the router, and writes replies in request order, batched: all
- * replies that are ready go out in one write.
+ * replies that are ready go out in one write. A connection whose first
+ * byte is 0x80 speaks the binary protocol (as memcached's -B auto): its
+ * requests reach the same router through {@linkcode BinaryFront}.
  * @module
  */
 
-import { carveCopy, PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import {
+  BINARY_REQUEST_MAGIC,
+  BinaryRequest,
+  carveCopy,
+  PARSE_CLOSE,
+  parseBinaryRequest,
+  parseRequest,
+  Request,
+  Writer,
+} from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import { Next, type ReplySink, type Router } from "./router/mod.ts";
+import { BinaryFront } from "./binary.ts";
 
 /** Listener settings. */
 export interface ProxyServerOptions {
@@ -60,35 +72,70 @@ class ProxyConnection implements ReplySink {
   /** Read, parse and route until the client goes away. */
   async run(): Promise<void> {
     const rb = new ReadBuffer(INITIAL_BUFFER);
-    const req = new Request();
-    const router = this.#router;
     try {
-      while (!this.#closed && this.#closeAt < 0) {
-        if (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT) {
-          await new Promise<void>((r) => this.#drained = r);
-          continue;
-        }
-        if (!await rb.fill(this.#conn, req.need)) break;
-        while (this.#closeAt < 0 && rb.settle()) {
-          const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
-          if (used === 0) break;
-          if (used === PARSE_CLOSE) {
-            this.closeAfterReplies();
-            break;
-          }
-          const raw = rb.buf.subarray(rb.start, rb.start + used);
-          rb.start += used;
-          if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
-          if (req.swallow > 0) rb.skip(req.swallow);
-        }
-      }
-      // EOF or quit: finish what was asked, then close.
-      this.closeAfterReplies();
+      if (!await rb.fill(this.#conn, 0)) {
+        this.closeAfterReplies();
+      } else if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
+      else await this.#text(rb);
     } catch (err) {
       if (!isDisconnect(err)) log.warn(`proxy: client connection: ${err}`);
       this.#close();
     }
     await this.#gone.promise;
+  }
+
+  /** Back-pressure: true once reading may go on (false: closed meanwhile). */
+  async #room(): Promise<void> {
+    while (
+      !this.#closed && (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT)
+    ) {
+      await new Promise<void>((r) => this.#drained = r);
+    }
+  }
+
+  async #text(rb: ReadBuffer): Promise<void> {
+    const req = new Request();
+    const router = this.#router;
+    do {
+      while (this.#closeAt < 0 && rb.settle()) {
+        const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
+        if (used === 0) break;
+        if (used === PARSE_CLOSE) {
+          this.closeAfterReplies();
+          break;
+        }
+        const raw = rb.buf.subarray(rb.start, rb.start + used);
+        rb.start += used;
+        if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
+        if (req.swallow > 0) rb.skip(req.swallow);
+      }
+      await this.#room();
+    } while (!this.#closed && this.#closeAt < 0 && await rb.fill(this.#conn, req.need));
+    // EOF or quit: finish what was asked, then close.
+    this.closeAfterReplies();
+  }
+
+  async #binary(rb: ReadBuffer): Promise<void> {
+    const req = new BinaryRequest();
+    const front = new BinaryFront(this.#router, this.#maxValue);
+    const stats = this.#router.stats;
+    do {
+      while (this.#closeAt < 0 && rb.settle()) {
+        const used = parseBinaryRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
+        if (used === 0) break;
+        if (used === PARSE_CLOSE) {
+          // A bad magic byte: memcached closes without a reply.
+          this.closeAfterReplies();
+          break;
+        }
+        rb.start += used;
+        stats.binaryRequests++;
+        if (front.handle(req, this) === Next.CLOSE) this.closeAfterReplies();
+        if (req.swallow > 0) rb.skip(req.swallow);
+      }
+      await this.#room();
+    } while (!this.#closed && this.#closeAt < 0 && await rb.fill(this.#conn, req.need));
+    this.closeAfterReplies();
   }
 
   reserve(): number {

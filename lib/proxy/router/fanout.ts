@@ -102,6 +102,11 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
       answer(r.bytes);
       return;
     }
+    // md's CAS did not match: the item stays, on the backups too.
+    if (r !== null && r.kind === ReplyKind.EX) {
+      answer(r.bytes);
+      return;
+    }
     fromBackups(r).then(answer, () => core.noBackend(sink, ticket));
   };
   if (!primary.up || primary.isDirty(key)) {
