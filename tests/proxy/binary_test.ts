@@ -1,0 +1,337 @@
+/**
+ * Binary clients through `memrep proxy` over real memcached primaries and
+ * backups: keys placed exactly as text keys, getkq...noop multi-gets fanned
+ * out over the primaries and answered in order, quiet semantics, backups
+ * holding the result of every binary write, fallback to the backup when a
+ * primary is killed (-9) or restarted empty (then repaired), and a seeded
+ * fuzz of broken packets that never takes the proxy down.
+ */
+
+import { deepEqual, equal, eventually, ok } from "../helpers/assert.ts";
+import { connect, ignoreUnless, type TestConn } from "../helpers/mod.ts";
+import {
+  arithExtras,
+  OP,
+  packet,
+  type Response,
+  roundTrip,
+  setExtras,
+  text,
+  u32Extras,
+} from "../helpers/binary.ts";
+import {
+  directGet,
+  getValue,
+  keysOn,
+  markedDown,
+  seeded,
+  setValue,
+  startCluster,
+} from "./cluster.ts";
+
+function cat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function set(key: string, value: string, opaque = 0, op: number = OP.SET, flags = 0): Uint8Array {
+  return packet({ op, key, value, extras: setExtras(flags, 0), opaque });
+}
+
+function get(key: string, op: number = OP.GET, opaque = 0): Uint8Array {
+  return packet({ op, key, opaque });
+}
+
+async function one(c: TestConn, bytes: Uint8Array): Promise<Response> {
+  const r = await roundTrip(c, bytes, 10_000);
+  equal(r.length, 1, `one reply, got ${r.length}`);
+  return r[0];
+}
+
+/** `mg <key> v` straight on a memcached: the value or undefined. */
+async function directValue(port: number, key: string): Promise<string | undefined> {
+  return await directGet(port, key);
+}
+
+const NEED = ["memcached"];
+
+Deno.test({
+  name:
+    "proxy binary: getkq...noop over 3 primaries comes back in request order, quiet misses silent",
+  ignore: ignoreUnless("proxy binary multi-get", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 3, backups: 1 });
+    try {
+      const c = await connect(cluster.proxy.port);
+      const rand = seeded(10);
+      const keys = Array.from({ length: 300 }, (_, i) => `mk:${i}:${Math.floor(rand() * 1e6)}`);
+      const present = keys.filter(() => rand() < 0.6);
+      const presentSet = new Set(present);
+      // setq for all present keys, then one noop: nothing but the noop answers.
+      const stored = await roundTrip(
+        c,
+        cat(present.map((k, i) => set(k, `v-${k}`, i, OP.SETQ, i))),
+        10_000,
+      );
+      equal(stored.length, 0, "setq is silent on success");
+      // Every primary holds some of them: the multi-get really is split.
+      const ports = cluster.servers.map((s) => s.port);
+      for (let i = 0; i < 3; i++) {
+        const on = keysOn(ports, i, "mk:", 1);
+        ok(on.length === 1);
+      }
+      const perServer = await Promise.all(
+        cluster.servers.map(async (s) => {
+          let n = 0;
+          for (const k of present.slice(0, 60)) {
+            if ((await directValue(s.port, k)) !== undefined) n++;
+          }
+          return n;
+        }),
+      );
+      ok(perServer.every((n) => n > 0), `keys on every primary: ${perServer}`);
+      // getkq for every key (opaque = index), then noop.
+      const replies = await roundTrip(
+        c,
+        cat(keys.map((k, i) => get(k, OP.GETKQ, i))),
+        10_000,
+      );
+      const expected = keys.map((k, i) => [k, i] as const).filter(([k]) => presentSet.has(k));
+      equal(replies.length, expected.length, "one reply per hit, none per miss");
+      let wrong = 0;
+      replies.forEach((r, j) => {
+        const [k, i] = expected[j];
+        const flags = new DataView(r.extras.buffer).getUint32(0);
+        if (
+          r.op !== OP.GETKQ || r.status !== 0 || r.opaque !== i || text(r.key) !== k ||
+          text(r.value) !== `v-${k}` || flags !== present.indexOf(k) || r.cas === 0n
+        ) wrong++;
+      });
+      equal(wrong, 0, "every hit in request order with its key, flags, value, opaque and CAS");
+      // getk (loud) misses answer with the key and status 1, in order with hits.
+      const mixed = await roundTrip(c, cat(keys.slice(0, 20).map((k, i) => get(k, OP.GETK, i))));
+      equal(mixed.length, 20);
+      mixed.forEach((r, i) => {
+        equal(r.opaque, i);
+        equal(text(r.key), keys[i]);
+        equal(r.status, presentSet.has(keys[i]) ? 0 : 1);
+      });
+      await c.close();
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "proxy binary: a key written binary lands where a text write of it lands, backups included",
+  ignore: ignoreUnless("proxy binary placement", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 3, backups: 1 });
+    try {
+      const bc = await connect(cluster.proxy.port);
+      const tc = await connect(cluster.proxy.port);
+      const keys = Array.from({ length: 40 }, (_, i) => `place:${i}`);
+      const where = async (k: string, v: string) => {
+        const on: number[] = [];
+        for (let i = 0; i < cluster.servers.length; i++) {
+          if ((await directValue(cluster.servers[i].port, k)) === v) on.push(i);
+        }
+        return on;
+      };
+      let mismatches = 0;
+      for (const k of keys) {
+        equal((await one(bc, set(k, "bin"))).status, 0);
+        const binOn = await where(k, "bin");
+        await eventually(() => directValue(cluster.backups[0].port, k), "bin", "the backup has it");
+        equal((await one(bc, packet({ op: OP.DELETE, key: k }))).status, 0);
+        await eventually(
+          () => directValue(cluster.backups[0].port, k),
+          undefined,
+          "deleted on the backup",
+        );
+        equal(await setValue(tc, k, "txt"), "STORED\r\n");
+        const txtOn = await where(k, "txt");
+        equal(binOn.length, 1);
+        if (binOn[0] !== txtOn[0]) mismatches++;
+        // And each protocol reads what the other wrote.
+        const r = await one(bc, get(k));
+        equal(text(r.value), "txt");
+        equal((await one(bc, set(k, "bin2"))).status, 0);
+        equal(await getValue(tc, k), "bin2");
+      }
+      equal(mismatches, 0, "binary and text writes of a key reach the same primary");
+      await bc.close();
+      await tc.close();
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "proxy binary: the backup holds the result of every binary write (set, append, incr, touch, delete, flush)",
+  ignore: ignoreUnless("proxy binary backups", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 2, backups: 1 });
+    try {
+      const c = await connect(cluster.proxy.port);
+      const bk = cluster.backups[0].port;
+      equal((await one(c, set("bk:s", "one", 1, OP.SET, 7))).status, 0);
+      equal((await one(c, packet({ op: OP.APPEND, key: "bk:s", value: "-two" }))).status, 0);
+      equal((await one(c, packet({ op: OP.PREPEND, key: "bk:s", value: "zero-" }))).status, 0);
+      await eventually(() => directValue(bk, "bk:s"), "zero-one-two");
+      // incr with an initial value creates the counter; the backup gets the result, not the delta.
+      const created = await one(
+        c,
+        packet({ op: OP.INCR, key: "bk:n", extras: arithExtras(5n, 40n, 0) }),
+      );
+      equal(created.status, 0);
+      deepEqual([...created.value], [0, 0, 0, 0, 0, 0, 0, 40]);
+      const incr = await one(
+        c,
+        packet({ op: OP.INCR, key: "bk:n", extras: arithExtras(5n, 0n, 0) }),
+      );
+      deepEqual([...incr.value], [0, 0, 0, 0, 0, 0, 0, 45]);
+      await eventually(() => directValue(bk, "bk:n"), "45");
+      // Quiet writes replicate too.
+      equal((await roundTrip(c, set("bk:q", "quiet", 0, OP.SETQ))).length, 0);
+      await eventually(() => directValue(bk, "bk:q"), "quiet");
+      equal((await roundTrip(c, packet({ op: OP.DELETEQ, key: "bk:q" }))).length, 0);
+      await eventually(() => directValue(bk, "bk:q"), undefined);
+      // touch reaches the backup: a 1 s expiry there too.
+      const touched = await one(c, packet({ op: OP.TOUCH, key: "bk:s", extras: u32Extras(1) }));
+      equal(touched.status, 0);
+      deepEqual([...touched.extras], [0, 0, 0, 7], "touch answers the flags");
+      ok(touched.cas !== 0n);
+      await new Promise((r) => setTimeout(r, 2100));
+      await eventually(() => directValue(bk, "bk:s"), undefined, "expired on the backup as well");
+      equal((await one(c, get("bk:s"))).status, 1, "and through the proxy");
+      // flush empties every backend.
+      equal((await one(c, set("bk:f", "x"))).status, 0);
+      equal((await one(c, packet({ op: OP.FLUSH }))).status, 0);
+      await eventually(() => directValue(bk, "bk:f"), undefined);
+      await c.close();
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "proxy binary: kill -9 a primary, binary gets answer from the backup; restarted empty, it is repaired",
+  ignore: ignoreUnless("proxy binary failover", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 2, backups: 1 });
+    try {
+      const ports = cluster.servers.map((s) => s.port);
+      const keys = keysOn(ports, 0, "fo:", 30);
+      const c = await connect(cluster.proxy.port);
+      const stored = await roundTrip(c, cat(keys.map((k, i) => set(k, `v-${k}`, i, OP.SETQ, i))));
+      equal(stored.length, 0);
+      const readAll = async (op: number) => {
+        const replies = await roundTrip(c, cat(keys.map((k, i) => get(k, op, i))), 10_000);
+        let wrong = 0;
+        replies.forEach((r, i) => {
+          if (r.status !== 0 || text(r.value) !== `v-${keys[i]}` || r.opaque !== i) wrong++;
+        });
+        return { n: replies.length, wrong };
+      };
+      cluster.servers[0].kill("SIGKILL");
+      await cluster.servers[0].status;
+      await markedDown(cluster.proxy.port, ports[0], keys[0]);
+      const down = await readAll(OP.GETK);
+      equal(down.n, keys.length);
+      equal(down.wrong, 0, "every get answered from the backup while the primary is dead");
+      // Back, empty: reads still hit (miss fallback), and the primary is repaired.
+      await cluster.restart("server", 0);
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        const st = await connect(cluster.proxy.port);
+        const s = await st.stats("proxy");
+        await st.close();
+        if (s.get(`server:127.0.0.1:${ports[0]}:state`) === "up") break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const back = await readAll(OP.GET);
+      equal(back.wrong, 0, "every get hit after the restart");
+      let repaired = 0;
+      for (let i = 0; i < 50 && repaired < keys.length; i++) {
+        repaired = 0;
+        for (const k of keys) if ((await directValue(ports[0], k)) === `v-${k}`) repaired++;
+        if (repaired < keys.length) await new Promise((r) => setTimeout(r, 100));
+      }
+      equal(repaired, keys.length, "the restarted primary holds every key again");
+      await c.close();
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "proxy binary: 5000 seeded random and truncated packets never take the proxy down",
+  ignore: ignoreUnless("proxy binary fuzz", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 2, backups: 1 });
+    try {
+      const rand = seeded(4242);
+      const int = (n: number) => Math.floor(rand() * n);
+      const bystander = await connect(cluster.proxy.port);
+      equal((await one(bystander, set("fz:keep", "kept"))).status, 0);
+      const ops = Object.values(OP);
+      let sent = 0;
+      for (let round = 0; sent < 5000; round++) {
+        const c = await connect(cluster.proxy.port);
+        const parts: Uint8Array[] = [];
+        for (let i = 0; i < 50; i++, sent++) {
+          const op = rand() < 0.85 ? ops[int(ops.length)] : int(256);
+          const key = rand() < 0.1 ? "" : `fz:${int(20)}`;
+          const extras = new Uint8Array([0, 4, 8, 20, int(30)][int(5)]).map(() => int(256));
+          const value = "v".repeat(int(40));
+          let p = packet({
+            op,
+            key,
+            extras,
+            value,
+            opaque: i,
+            cas: rand() < 0.2 ? BigInt(int(9)) : 0n,
+          });
+          const r = rand();
+          if (r < 0.1) p = p.subarray(0, int(p.length)); // truncated
+          else if (r < 0.2) {
+            p = p.slice();
+            p[int(24)] = int(256); // a header byte changed (lengths, magic, opcode)
+          }
+          parts.push(p);
+        }
+        await c.send(cat(parts)).catch(() => {});
+        // Read what comes (maybe nothing: a truncated packet waits), then drop the connection.
+        await c.readIdle(30, 500).catch(() => new Uint8Array(0));
+        await c.close();
+        if (round % 20 === 0) {
+          const r = await one(bystander, get("fz:keep"));
+          equal(text(r.value), "kept", `bystander after ${sent} packets`);
+        }
+      }
+      ok(!cluster.proxy.exited(), "the proxy is still running");
+      const r = await one(bystander, get("fz:keep"));
+      equal(text(r.value), "kept");
+      const fresh = await connect(cluster.proxy.port);
+      equal(await getValue(fresh, "fz:keep"), "kept", "a new text connection works");
+      await fresh.close();
+      await bystander.close();
+      const errors = cluster.proxy.outputLines().filter((l) => /internal error|Uncaught/.test(l));
+      deepEqual(errors, [], "no internal errors logged");
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
