@@ -69,6 +69,7 @@ export async function memcaslap(
   cfg: string,
   threads = 2,
   concurrency = 32,
+  extraArgs: readonly string[] = [],
 ): Promise<SlapResult> {
   const bin = binaryPath("memcaslap");
   if (!bin) throw new Error("memcaslap is not installed (libmemcached-tools)");
@@ -84,6 +85,7 @@ export async function memcaslap(
       `${seconds}s`,
       "-F",
       cfg,
+      ...extraArgs,
     ],
     stdin: "null",
     stdout: "piped",
