@@ -24,6 +24,7 @@ import {
   getValue,
   keysOn,
   markedDown,
+  proxyStats,
   seeded,
   setValue,
   startCluster,
@@ -59,6 +60,50 @@ async function directValue(port: number, key: string): Promise<string | undefine
 }
 
 const NEED = ["memcached"];
+
+/** Extras length per opcode, as memcached wants them. */
+const EXTRAS: Record<number, number> = {
+  [OP.SET]: 8,
+  [OP.ADD]: 8,
+  [OP.REPLACE]: 8,
+  [OP.SETQ]: 8,
+  [OP.ADDQ]: 8,
+  [OP.REPLACEQ]: 8,
+  [OP.INCR]: 20,
+  [OP.DECR]: 20,
+  [OP.INCRQ]: 20,
+  [OP.DECRQ]: 20,
+  [OP.TOUCH]: 4,
+  [OP.GAT]: 4,
+  [OP.GATQ]: 4,
+  [OP.GATK]: 4,
+  [OP.GATKQ]: 4,
+  [OP.VERBOSITY]: 4,
+};
+/** Opcodes that carry no key. */
+const NO_KEY = new Set<number>([
+  OP.NOOP,
+  OP.VERSION,
+  OP.QUIT,
+  OP.QUITQ,
+  OP.FLUSH,
+  OP.FLUSHQ,
+  OP.STAT,
+  OP.SASL_LIST,
+]);
+/** Opcodes that carry a value. */
+const VALUE_OPS = new Set<number>([
+  OP.SET,
+  OP.ADD,
+  OP.REPLACE,
+  OP.SETQ,
+  OP.ADDQ,
+  OP.REPLACEQ,
+  OP.APPEND,
+  OP.PREPEND,
+  OP.APPENDQ,
+  OP.PREPENDQ,
+]);
 
 Deno.test({
   name:
@@ -286,16 +331,22 @@ Deno.test({
       const int = (n: number) => Math.floor(rand() * n);
       const bystander = await connect(cluster.proxy.port);
       equal((await one(bystander, set("fz:keep", "kept"))).status, 0);
-      const ops = Object.values(OP);
+      // No flush: the bystander's item must stay.
+      const ops = Object.values(OP).filter((o) => o !== OP.FLUSH && o !== OP.FLUSHQ);
       let sent = 0;
-      for (let round = 0; sent < 5000; round++) {
-        const c = await connect(cluster.proxy.port);
+      /** One connection's packets: mostly well-shaped, some broken, maybe a truncated tail. */
+      const batch = (n: number): Uint8Array => {
         const parts: Uint8Array[] = [];
-        for (let i = 0; i < 50; i++, sent++) {
-          const op = rand() < 0.85 ? ops[int(ops.length)] : int(256);
-          const key = rand() < 0.1 ? "" : `fz:${int(20)}`;
-          const extras = new Uint8Array([0, 4, 8, 20, int(30)][int(5)]).map(() => int(256));
-          const value = "v".repeat(int(40));
+        for (let i = 0; i < n; i++, sent++) {
+          let op = rand() < 0.9 ? ops[int(ops.length)] : int(256);
+          if (op === OP.FLUSH || op === OP.FLUSHQ) op = OP.NOOP;
+          // Well-shaped packets reach the backends; others have wrong extras, no key or a
+          // value where none belongs (memcached's protocol errors: the connection closes).
+          const shaped = rand() < 0.9;
+          const key = shaped ? (NO_KEY.has(op) ? "" : `fz:${int(20)}`) : rand() < 0.5 ? "" : "fz:x";
+          const extlen = shaped ? (EXTRAS[op] ?? 0) : [0, 4, 8, 20, int(30)][int(5)];
+          const extras = new Uint8Array(extlen).map(() => rand() < 0.7 ? 0 : int(256));
+          const value = shaped && !VALUE_OPS.has(op) ? "" : "v".repeat(int(40));
           let p = packet({
             op,
             key,
@@ -305,23 +356,33 @@ Deno.test({
             cas: rand() < 0.2 ? BigInt(int(9)) : 0n,
           });
           const r = rand();
-          if (r < 0.1) p = p.subarray(0, int(p.length)); // truncated
-          else if (r < 0.2) {
+          if (r < 0.05 || (i === n - 1 && r < 0.3)) p = p.subarray(0, int(p.length)); // truncated
+          else if (r < 0.09) {
             p = p.slice();
             p[int(24)] = int(256); // a header byte changed (lengths, magic, opcode)
           }
           parts.push(p);
         }
-        await c.send(cat(parts)).catch(() => {});
+        return cat(parts);
+      };
+      const fuzzOne = async () => {
+        const c = await connect(cluster.proxy.port);
+        await c.send(batch(10)).catch(() => {});
         // Read what comes (maybe nothing: a truncated packet waits), then drop the connection.
-        await c.readIdle(30, 500).catch(() => new Uint8Array(0));
+        await c.readIdle(20, 500).catch(() => new Uint8Array(0));
         await c.close();
-        if (round % 20 === 0) {
+      };
+      for (let round = 0; sent < 5000; round++) {
+        await Promise.all([fuzzOne(), fuzzOne(), fuzzOne(), fuzzOne()]);
+        if (round % 10 === 0) {
           const r = await one(bystander, get("fz:keep"));
           equal(text(r.value), "kept", `bystander after ${sent} packets`);
         }
       }
       ok(!cluster.proxy.exited(), "the proxy is still running");
+      const handled = Number((await proxyStats(cluster.proxy.port)).get("binary_requests"));
+      // Unknown opcodes swallow more than their body and protocol errors close, as in memcached.
+      ok(handled > 1000, `packets reached the router: ${handled} of ${sent}`);
       const r = await one(bystander, get("fz:keep"));
       equal(text(r.value), "kept");
       const fresh = await connect(cluster.proxy.port);
@@ -330,6 +391,83 @@ Deno.test({
       await bystander.close();
       const errors = cluster.proxy.outputLines().filter((l) => /internal error|Uncaught/.test(l));
       deepEqual(errors, [], "no internal errors logged");
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "proxy binary: quiet errors come out in order among hits across primaries; stats; no backend",
+  ignore: ignoreUnless("proxy binary quiet errors", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 3, backups: 0 });
+    try {
+      const c = await connect(cluster.proxy.port);
+      const rand = seeded(77);
+      // Random pipelines of quiet commands; the expected replies follow memcached's rules.
+      const model = new Map<string, string>();
+      let wrong = 0;
+      for (let round = 0; round < 20; round++) {
+        const parts: Uint8Array[] = [];
+        const expect: [number, number][] = []; // [opaque, status] of each reply that must come
+        for (let i = 0; i < 40; i++) {
+          const k = `qe:${Math.floor(rand() * 30)}`;
+          const opaque = round * 1000 + i;
+          const r = rand();
+          const has = model.has(k);
+          if (r < 0.25) {
+            parts.push(set(k, `v${opaque}`, opaque, OP.ADDQ));
+            if (has) expect.push([opaque, 2]);
+            else model.set(k, `v${opaque}`);
+          } else if (r < 0.45) {
+            parts.push(set(k, `r${opaque}`, opaque, OP.REPLACEQ));
+            if (!has) expect.push([opaque, 1]);
+            else model.set(k, `r${opaque}`);
+          } else if (r < 0.7) {
+            parts.push(get(k, OP.GETQ, opaque));
+            if (has) expect.push([opaque, 0]);
+          } else if (r < 0.85) {
+            parts.push(packet({ op: OP.DELETEQ, key: k, opaque }));
+            if (!has) expect.push([opaque, 1]);
+            model.delete(k);
+          } else {
+            // incr of a non-numeric value: DELTA_BADVAL; of a missing key (no create): ENOENT.
+            parts.push(packet({
+              op: OP.INCRQ,
+              key: k,
+              opaque,
+              extras: arithExtras(1n, 0n, 0xffffffff),
+            }));
+            expect.push([opaque, has ? 6 : 1]);
+          }
+        }
+        const replies = await roundTrip(c, cat(parts), 10_000);
+        const got = replies.map((r) => [r.opaque, r.status]);
+        if (JSON.stringify(got) !== JSON.stringify(expect)) wrong++;
+      }
+      equal(wrong, 0, "rounds whose replies differ from memcached's quiet rules");
+      // Stats: the proxy's aggregated stats as stat packets, then the empty one.
+      const stats = await roundTrip(c, packet({ op: OP.STAT, opaque: 5 }));
+      const names = stats.map((r) => text(r.key));
+      ok(names.includes("curr_items") && names.includes("pid"), "aggregated stats");
+      equal(names[names.length - 1], "", "ends with the empty packet");
+      ok(stats.every((r) => r.opaque === 5 && r.op === OP.STAT && r.status === 0));
+      const proxy = await roundTrip(c, packet({ op: OP.STAT, key: "proxy" }));
+      const br = proxy.find((r) => text(r.key) === "binary_requests");
+      ok(br !== undefined && Number(text(br.value)) > 800, "stat proxy counts binary requests");
+      const bogus = await one(c, packet({ op: OP.STAT, key: "bogus", opaque: 9 }));
+      deepEqual([bogus.status, text(bogus.value), bogus.opaque], [1, "Not found", 9]);
+      // No backend at all: a temporary failure, never a hang or a close.
+      await Promise.all(cluster.servers.map((s) => s.stop()));
+      const deadline = Date.now() + 15_000;
+      let r = await one(c, get("qe:1"));
+      while (r.status !== 0x86 && Date.now() < deadline) r = await one(c, get("qe:1"));
+      deepEqual([r.status, text(r.value)], [0x86, "No backend available"]);
+      const w = await one(c, set("qe:1", "x", 3));
+      deepEqual([w.status, w.opaque], [0x86, 3]);
+      await c.close();
     } finally {
       await cluster.stop();
     }
