@@ -56,8 +56,8 @@ for t in "${targets[@]}"; do
   fi
   echo "compile.sh: $t -> $out"
   log="$(mktemp)"
-  # Workers (serve -t) load lib/server/worker.ts by URL: include it explicitly.
-  if deno compile -P=memrep --config deno.json --include lib/server/worker.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
+  # Workers (serve -t) load lib/cli/serve_worker.ts by URL: include it explicitly.
+  if deno compile -P=memrep --config deno.json --include lib/cli/serve_worker.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
     cat "$log"
   else
     cat "$log" >&2

@@ -1,7 +1,7 @@
 /**
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
- * alternating. Sections: serve, memory, proxy, proxy-binary, replication, copy.
+ * alternating. Sections: serve, memory, proxy, proxy-binary, replication, copy, cost.
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -16,6 +16,7 @@ import { serveMemory, serveThroughput } from "./serve.ts";
 import { proxyBinaryThroughput, proxyThroughput } from "./proxy.ts";
 import { replication } from "./replication.ts";
 import { copy } from "./copy.ts";
+import { cost } from "./cost.ts";
 
 /** Every section, in the order they run. Add new ones here. */
 export const SECTIONS: Section[] = [
@@ -25,6 +26,7 @@ export const SECTIONS: Section[] = [
   proxyBinaryThroughput,
   replication,
   copy,
+  cost,
 ];
 
 /** Runs the selected sections; resolves to the process exit code. */

@@ -119,11 +119,11 @@ export const proxyBinaryThroughput: Section = {
         "-b",
         `127.0.0.1:${c.port}`,
       ]))).port;
-      const slap = (args: string[]) => async () =>
-        (await memcaslap(port, ctx.seconds, cfg, 2, 32, args)).tps;
+      const slap = (binary: boolean) => async () =>
+        (await memcaslap(port, ctx.seconds, cfg, { binary })).tps;
       const samples = await alternate(ctx, [
-        { name: "binary", measure: slap(["-B"]) },
-        { name: "text", measure: slap([]) },
+        { name: "binary", measure: slap(true) },
+        { name: "text", measure: slap(false) },
       ]);
       const bin = median(samples.get("binary")!);
       const txt = median(samples.get("text")!);

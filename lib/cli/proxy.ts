@@ -26,6 +26,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+import { Authenticator, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { errorText } from "../transport/mod.ts";
 
 const SPEC: FlagSpec = {
@@ -44,6 +45,9 @@ const SPEC: FlagSpec = {
   retry: { type: "string" },
   "failure-limit": { type: "string" },
   "no-miss-fallback": { type: "boolean" },
+  "auth-file": { type: "string", short: "Y" },
+  "backend-auth": { type: "string" },
+  "backend-auth-file": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -75,6 +79,10 @@ memrep options:
   --retry <ms>               retry a server marked down this often (default 1000)
   --failure-limit <num>      consecutive failures that mark a server down (default 2)
   --no-miss-fallback         do not look in the backups when a server answers a miss
+  -Y, --auth-file <file>     clients log in first, as with memcached -Y ('user:password' lines);
+                             binary clients with SASL PLAIN (memcached -S) against the same users
+  --backend-auth <user:pw>   log in to backends that run with -Y (memcached or memrep serve)
+  --backend-auth-file <file> the same, the first 'user:password' line of <file>
   -h, --help                 this help
 
 Commands answered by the proxy: version, verbosity, quit, mn; stats (STAT lines:
@@ -110,7 +118,16 @@ export async function proxyMain(args: string[]): Promise<number> {
     timeoutMs: intFlag(v, "timeout", 1000, 1, 3_600_000),
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
+    login: backendLogin(v),
   };
+  const authFile = stringFlag(v, "auth-file");
+  let auth: Authenticator | undefined;
+  try {
+    auth = authFile === undefined ? undefined : Authenticator.load({ sasl: true, authFile });
+  } catch (err) {
+    if (err instanceof AuthFileError) throw new UsageError(err.message);
+    throw err;
+  }
   if (v.daemon) {
     return await daemonize(
       ["proxy", ...withoutDaemonFlag(args, SPEC)],
@@ -141,7 +158,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     PROXY_VERSION,
   );
   const server = new ProxyServer(
-    { hostname, port, maxConnections, maxValue: 256 * 1048576 },
+    { hostname, port, maxConnections, maxValue: 256 * 1048576, auth },
     router,
   );
   // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
@@ -151,6 +168,7 @@ export async function proxyMain(args: string[]): Promise<number> {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
+  if (auth) reloadOnHangup(auth);
   try {
     server.listen();
   } catch (err) {
@@ -170,4 +188,36 @@ export async function proxyMain(args: string[]): Promise<number> {
     } catch { /* not on this OS */ }
   }
   return 0;
+}
+
+/**
+ * --backend-auth user:password or --backend-auth-file (its first entry):
+ * what the proxy sends to backends that want memcached's text login.
+ */
+function backendLogin(
+  v: Parameters<typeof stringFlag>[0],
+): { user: string; password: string } | undefined {
+  const inline = stringFlag(v, "backend-auth");
+  const file = stringFlag(v, "backend-auth-file");
+  if (inline !== undefined && file !== undefined) {
+    throw new UsageError("use either --backend-auth or --backend-auth-file, not both");
+  }
+  let entry = inline;
+  if (file !== undefined) {
+    try {
+      entry = Deno.readTextFileSync(file).split("\n")[0].replace(/\r$/, "");
+    } catch (err) {
+      throw new UsageError(`--backend-auth-file: cannot read ${file}: ${errorText(err)}`);
+    }
+  }
+  if (entry === undefined) return undefined;
+  const colon = entry.indexOf(":");
+  const user = entry.slice(0, colon), password = entry.slice(colon + 1);
+  // The login token is "user password" on one text line.
+  if (colon <= 0 || password === "" || /[\s\0]/.test(user) || /[\s\0]/.test(password)) {
+    throw new UsageError(
+      "--backend-auth: expected user:password without spaces (memcached's text login)",
+    );
+  }
+  return { user, password };
 }

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { type BindingProtocol, Server, startThreads } from "../server/mod.ts";
+import { type BindingProtocol, Server, startThreads, type Threads } from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
   countFlag,
@@ -18,6 +18,10 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
+
+/** The module extra serve threads run (compile.sh --include's it). */
+const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, Replicator } from "../replication/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
@@ -41,14 +45,21 @@ const SPEC: FlagSpec = {
   "max-reqs-per-event": { type: "string", short: "R" },
   protocol: { type: "string", short: "B" },
   extended: { type: "string", short: "o", multiple: true },
+  "enable-sasl": { type: "boolean", short: "S" },
+  "auth-file": { type: "string", short: "Y" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
   replicate: { type: "string" },
-  "repl-sync": { type: "boolean" },
+  // A bare --repl-sync is rewritten to --repl-sync=all before parsing (see normalizeArgs).
+  "repl-sync": { type: "string" },
+  "repl-sync-timeout": { type: "string" },
+  "repl-sync-degrade": { type: "boolean" },
   "repl-secret": { type: "string" },
   "repl-secret-file": { type: "string" },
   "repl-timeout": { type: "string" },
   "repl-backlog": { type: "string" },
+  "repl-drain-timeout": { type: "string" },
+  "repl-queue": { type: "string", short: "q" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -77,19 +88,37 @@ memcached options:
   -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
                               ascii or binary
 
+authentication (memcached's; see README):
+  -Y, --auth-file <file>      text clients log in first (memcached 1.6 -Y): 'user:password' lines
+  -S, --enable-sasl           binary clients log in with SASL PLAIN; users from MEMCACHED_SASL_PWDB
+                              when set, else from --auth-file
+
 replication (two nodes, both read-write, like repcached):
   --replicate <host:port>     peer's replication address; this node listens on the same port
                               when the peer does not answer
   -x <host> / -X <port>       repcached's form of the same (default port 11212)
-  --repl-secret <text>        shared secret; both sides must match (or MEMREP_REPL_SECRET)
-  --repl-secret-file <file>   read the secret from a file
-  --repl-sync                 acknowledge writes only after the peer applied them
+  -q <num>                    repcached's replication queue length: accepted and ignored
+                              (memrep's queue is the backlog, sized in bytes: --repl-backlog)
+  --repl-secret-file <file>   read the shared secret from a file; both sides must match
+                              (or set MEMREP_REPL_SECRET)
+  --repl-secret <text>        the secret itself: visible to every user in ps, prefer the above
+  --repl-sync[=all]           acknowledge a write only after the peer applied it; when the
+                              peer does not confirm within --repl-sync-timeout, the write
+                              stays stored here and the client gets
+                              SERVER_ERROR replication peer unavailable
+  --repl-sync-timeout <ms>    how long a --repl-sync write waits (default: --repl-timeout)
+  --repl-sync-degrade         with --repl-sync: while no peer confirms, acknowledge writes
+                              locally instead (counted in stats as repl_sync_degraded)
   --repl-timeout <ms>         declare a silent peer dead after this long (default 2000)
   --repl-backlog <size>       changes kept for partial resync (default 64m)
+  --repl-drain-timeout <ms>   on SIGINT/SIGTERM/shutdown: how long to wait for the peer to
+                              apply what it has not yet, after clients are closed
+                              (default 10000; 0 stops at once; so does a second signal)
 `;
 
 /** Run `memrep serve`; resolves with the exit code once the server stops. */
-export async function serveMain(args: string[]): Promise<number> {
+export async function serveMain(argv: string[]): Promise<number> {
+  const args = normalizeArgs(argv);
   const v = parseFlags(args, SPEC, "serve");
   if (v.help) {
     console.log(SERVE_HELP);
@@ -115,6 +144,7 @@ export async function serveMain(args: string[]): Promise<number> {
   ) {
     throw new UsageError(`-B: protocol must be auto, ascii or binary, got '${protocol}'`);
   }
+  const auth = authConfig(v, protocol);
   const replication = replicationOptions(v, hostnames[0]);
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
@@ -135,6 +165,13 @@ export async function serveMain(args: string[]): Promise<number> {
     threads = 1;
   }
   const udp = stringFlag(v, "udp-port");
+  if (udp !== undefined && udp !== "0" && auth) {
+    throw new UsageError(
+      auth.authFile
+        ? "Cannot use UDP with ascii authentication enabled (-U 0 to disable)"
+        : "ERROR: Cannot enable UDP while using binary SASL authentication.",
+    );
+  }
   if (udp !== undefined && udp !== "0") {
     log.warn(`memrep: UDP is not supported (-U ${udp}); serving TCP only`);
   }
@@ -142,6 +179,10 @@ export async function serveMain(args: string[]): Promise<number> {
     log.info(`memrep: -u ${stringFlag(v, "user")} ignored (no privilege drop)`);
   }
   for (const o of listFlag(v, "extended")) log.info(`memrep: -o ${o} ignored`);
+  if (stringFlag(v, "repl-queue") !== undefined) {
+    const queue = intFlag(v, "repl-queue", 0); // checked, then ignored
+    log.info(`memrep: -q ${queue} ignored (the replication backlog is sized by --repl-backlog)`);
+  }
 
   const options = {
     hostnames,
@@ -153,20 +194,40 @@ export async function serveMain(args: string[]): Promise<number> {
     growthFactor: factor,
     minChunk: intFlag(v, "slab-min-size", 48, 8, 1048576),
     enableShutdown: Boolean(v["enable-shutdown"]),
-    protocol: (protocol ?? "auto") as BindingProtocol,
+    // memcached: -S serves binary only, -Y text only (memrep's -S -Y: both, one user file).
+    protocol: (protocol ??
+      (auth?.sasl && !auth.authFile
+        ? "binary"
+        : auth?.authFile && !auth.sasl
+        ? "ascii"
+        : "auto")) as BindingProtocol,
     reusePort: threads > 1,
+    auth: auth ?? undefined,
   };
-  const server = new Server(options);
+  let server: Server;
+  try {
+    server = new Server(options);
+  } catch (err) {
+    if (err instanceof AuthFileError) throw new UsageError(err.message);
+    throw err;
+  }
   // The pid file is there before the port answers: `-d` returns once it answers.
   const pidfile = stringFlag(v, "pidfile");
   if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
   // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
-  const stop = () => server.stop();
+  // A second signal ends the wait for the peer (the stop drain).
+  const running: { replicator?: Replicator } = {};
+  let signals = 0;
+  const stop = () => {
+    if (signals++ === 0) server.stop();
+    else running.replicator?.abandonDrain();
+  };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
+  if (server.authenticator) reloadOnHangup(server.authenticator);
   const cannotListen = (err: unknown) => {
     if (pidfile) Deno.removeSync(pidfile);
     return new UsageError(
@@ -175,8 +236,14 @@ export async function serveMain(args: string[]): Promise<number> {
   };
   // Worker threads queue their changes for the main thread's replicator through `share`.
   const share = replication && threads > 1
-    ? createReplicationShare(maxItemSize, replication.sync)
+    ? createReplicationShare(
+      maxItemSize,
+      replication.sync,
+      replication.syncDegrade,
+      replication.syncTimeoutMs,
+    )
     : undefined;
+  let workers: Threads | undefined;
   if (threads > 1 && port !== 0) {
     // SO_REUSEPORT would let the threads bind next to another server on the port (even one
     // more memrep): refuse a port where something answers. A plain server there makes the
@@ -188,12 +255,13 @@ export async function serveMain(args: string[]): Promise<number> {
   // no window where the port answers and then refuses, nor a write before replication.
   try {
     if (threads > 1 && port === 0) server.listen(); // the workers join the port it picks
-    if (threads > 1) await startThreads(server, options, threads, share);
+    if (threads > 1) workers = await startThreads(server, options, threads, WORKER_URL, share);
   } catch (err) {
     server.stop();
     throw cannotListen(err);
   }
   const replicator = replication ? new Replicator(server, replication, share) : undefined;
+  running.replicator = replicator;
   try {
     if (!server.listening) server.listen();
   } catch (err) {
@@ -209,7 +277,9 @@ export async function serveMain(args: string[]): Promise<number> {
     await replicator?.start(); // a configuration mistake (secret, port) throws here
     await server.finished;
   } finally {
+    // Clients first (no write after this), then the threads, then the peer gets the rest.
     server.stop();
+    await workers?.stopped;
     await replicator?.stop();
     if (pidfile) {
       try {
@@ -218,6 +288,28 @@ export async function serveMain(args: string[]): Promise<number> {
     }
   }
   return 0;
+}
+
+/**
+ * -S / -Y / MEMCACHED_SASL_PWDB, with memcached's refusals of a protocol
+ * that cannot authenticate. Null when nothing asks for authentication.
+ */
+function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): AuthConfig | null {
+  const sasl = Boolean(v["enable-sasl"]);
+  const authFile = stringFlag(v, "auth-file");
+  if (!sasl && authFile === undefined) return null;
+  if (authFile === "") throw new UsageError("-Y: the auth file name is empty");
+  // memcached: -S wants -B binary and -Y wants -B ascii when -B is given (so -S -Y takes no -B).
+  if (sasl && protocol !== undefined && protocol !== "binary") {
+    throw new UsageError("ERROR: You cannot allow the ASCII protocol while using SASL.");
+  }
+  if (authFile && protocol !== undefined && protocol !== "ascii") {
+    throw new UsageError(
+      "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+    );
+  }
+  const pwdbFile = sasl ? Deno.env.get("MEMCACHED_SASL_PWDB") || undefined : undefined;
+  return { sasl, authFile, pwdbFile };
 }
 
 /** The first of `hostnames`:`port` that accepts a TCP connection (wildcards tried on loopback). */
@@ -247,7 +339,16 @@ function replicationOptions(
   const xPort = stringFlag(values, "repl-port");
   if (!replicate && !xHost && !xPort) {
     for (
-      const f of ["repl-sync", "repl-secret", "repl-secret-file", "repl-timeout", "repl-backlog"]
+      const f of [
+        "repl-sync",
+        "repl-sync-timeout",
+        "repl-sync-degrade",
+        "repl-secret",
+        "repl-secret-file",
+        "repl-timeout",
+        "repl-backlog",
+        "repl-drain-timeout",
+      ]
     ) {
       if (values[f] !== undefined) throw new UsageError(`--${f} needs --replicate (or -x/-X)`);
     }
@@ -259,6 +360,11 @@ function replicationOptions(
   const peer = replicate
     ? parseHostPort(replicate, "--replicate")
     : parseHostPort(`${xHost ?? "127.0.0.1"}:${xPort ?? "11212"}`, "-x/-X");
+  if (stringFlag(values, "repl-secret") !== undefined) {
+    log.warn(
+      "memrep: --repl-secret is visible to every user of this host (ps); use --repl-secret-file <file> or MEMREP_REPL_SECRET instead",
+    );
+  }
   let secret = stringFlag(values, "repl-secret") ?? Deno.env.get("MEMREP_REPL_SECRET");
   const secretFile = stringFlag(values, "repl-secret-file");
   if (secretFile) {
@@ -268,12 +374,48 @@ function replicationOptions(
       throw new UsageError(`--repl-secret-file: cannot read ${secretFile}: ${errorText(err)}`);
     }
   }
+  const syncMode = stringFlag(values, "repl-sync");
+  if (syncMode !== undefined && syncMode !== "all") {
+    throw new UsageError(`--repl-sync: unknown mode '${syncMode}' (expected all)`);
+  }
+  const sync = syncMode !== undefined;
+  for (const f of ["repl-sync-timeout", "repl-sync-degrade"]) {
+    if (!sync && values[f] !== undefined) throw new UsageError(`--${f} needs --repl-sync`);
+  }
+  const timeoutMs = intFlag(values, "repl-timeout", 2000, 100, 3_600_000);
   return {
     peer,
     listen: { host: listenHost, port: peer.port },
     secret: secret || undefined,
-    sync: Boolean(values["repl-sync"]),
-    timeoutMs: intFlag(values, "repl-timeout", 2000, 100, 3_600_000),
+    sync,
+    syncDegrade: Boolean(values["repl-sync-degrade"]),
+    syncTimeoutMs: intFlag(values, "repl-sync-timeout", timeoutMs, 1, 3_600_000),
+    timeoutMs,
     backlogBytes: sizeFlag(values, "repl-backlog", 64 * 1048576),
+    drainTimeoutMs: intFlag(values, "repl-drain-timeout", 10_000, 0, 3_600_000),
   };
+}
+
+/**
+ * `--repl-sync` alone means `--repl-sync=all` (a string option would take
+ * the next argument as its value). Values of other options stay as given.
+ */
+function normalizeArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    out.push(a === "--repl-sync" ? "--repl-sync=all" : a);
+    // A separate value of a string option is taken as it is (a secret may look like a flag).
+    const long = /^--([^=]+)$/.exec(a)?.[1];
+    const short = /^-([^-])$/.exec(a)?.[1];
+    const spec = long !== undefined
+      ? SPEC[long]
+      : Object.values(SPEC).find((o) => short !== undefined && o.short === short);
+    if (spec?.type === "string" && a !== "--repl-sync" && i + 1 < args.length) out.push(args[++i]);
+  }
+  return out;
 }

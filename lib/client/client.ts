@@ -29,6 +29,11 @@ export interface ClientOptions {
    * reply for this long (default 5000 ms; 0 disables).
    */
   requestTimeoutMs?: number;
+  /**
+   * Log in first, as text clients of memcached -Y do: the connection sends
+   * `set auth 0 0 <n>` with `user password` and must be answered STORED.
+   */
+  login?: { user: string; password: string };
 }
 
 /** A key: a string (UTF-8 encoded) or raw bytes. */
@@ -281,7 +286,29 @@ export class Client {
       clearTimeout(timer);
     }
     conn.setNoDelay(true);
-    return new Client(conn, server, options);
+    const client = new Client(conn, server, options);
+    if (options.login) await client.#login(options.login);
+    return client;
+  }
+
+  async #login(login: { user: string; password: string }): Promise<void> {
+    const token = new TextEncoder().encode(`${login.user} ${login.password}`);
+    const head = new TextEncoder().encode(`set auth 0 0 ${token.length}\r\n`);
+    const bytes = new Uint8Array(head.length + token.length + 2);
+    bytes.set(head);
+    bytes.set(token, head.length);
+    bytes.set([13, 10], head.length + token.length);
+    let line: string;
+    try {
+      line = (await this.request(bytes, Op.SET)).line;
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    if (line !== "STORED") {
+      this.close();
+      throw new ClientError("auth", this.server, `login as ${login.user} refused: ${line}`);
+    }
   }
 
   /** True once the connection is closed (by {@linkcode close} or a failure). */

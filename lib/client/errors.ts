@@ -6,11 +6,11 @@
 import type { Reply } from "./reply.ts";
 
 /** Why a connection failed. */
-export type ClientErrorCode = "connect" | "timeout" | "closed" | "protocol";
+export type ClientErrorCode = "connect" | "timeout" | "closed" | "protocol" | "auth";
 
 /**
  * The connection failed: could not connect, a request timed out, the
- * server closed it, or a reply was unparseable. The client is closed and all
+ * server closed it, a reply was unparseable, or the login was refused. The client is closed and all
  * outstanding requests reject with this error.
  */
 export class ClientError extends Error {

@@ -81,6 +81,7 @@ export const BinaryStatus = {
   NOT_SUPPORTED: 0x83,
   EINTERNAL: 0x84,
   EBUSY: 0x85,
+  /** Temporary failure: memrep's --repl-sync write the peer did not confirm; the proxy's "no backend". */
   ETMPFAIL: 0x86,
 } as const;
 
@@ -103,23 +104,26 @@ export const NO_AUTOVIVIFY = 0xffffffff;
 /** A request CAS above 2**53 matches no item: stands in for it. */
 const CAS_UNMATCHABLE = 2 ** 64;
 
-/** Quiet opcode -> its loud form (memcached's dispatch_bin_command). */
-const LOUD: Record<number, number> = {
-  [BinaryOpcode.SETQ]: BinaryOpcode.SET,
-  [BinaryOpcode.ADDQ]: BinaryOpcode.ADD,
-  [BinaryOpcode.REPLACEQ]: BinaryOpcode.REPLACE,
-  [BinaryOpcode.DELETEQ]: BinaryOpcode.DELETE,
-  [BinaryOpcode.INCREMENTQ]: BinaryOpcode.INCREMENT,
-  [BinaryOpcode.DECREMENTQ]: BinaryOpcode.DECREMENT,
-  [BinaryOpcode.QUITQ]: BinaryOpcode.QUIT,
-  [BinaryOpcode.FLUSHQ]: BinaryOpcode.FLUSH,
-  [BinaryOpcode.APPENDQ]: BinaryOpcode.APPEND,
-  [BinaryOpcode.PREPENDQ]: BinaryOpcode.PREPEND,
-  [BinaryOpcode.GETQ]: BinaryOpcode.GET,
-  [BinaryOpcode.GETKQ]: BinaryOpcode.GETK,
-  [BinaryOpcode.GATQ]: BinaryOpcode.GAT,
-  [BinaryOpcode.GATKQ]: BinaryOpcode.GATK,
-};
+/** Quiet opcode -> its loud form (memcached's dispatch_bin_command); -1: not quiet. */
+const LOUD = new Int16Array(256).fill(-1);
+for (
+  const [quiet, loud] of [
+    [BinaryOpcode.SETQ, BinaryOpcode.SET],
+    [BinaryOpcode.ADDQ, BinaryOpcode.ADD],
+    [BinaryOpcode.REPLACEQ, BinaryOpcode.REPLACE],
+    [BinaryOpcode.DELETEQ, BinaryOpcode.DELETE],
+    [BinaryOpcode.INCREMENTQ, BinaryOpcode.INCREMENT],
+    [BinaryOpcode.DECREMENTQ, BinaryOpcode.DECREMENT],
+    [BinaryOpcode.QUITQ, BinaryOpcode.QUIT],
+    [BinaryOpcode.FLUSHQ, BinaryOpcode.FLUSH],
+    [BinaryOpcode.APPENDQ, BinaryOpcode.APPEND],
+    [BinaryOpcode.PREPENDQ, BinaryOpcode.PREPEND],
+    [BinaryOpcode.GETQ, BinaryOpcode.GET],
+    [BinaryOpcode.GETKQ, BinaryOpcode.GETK],
+    [BinaryOpcode.GATQ, BinaryOpcode.GAT],
+    [BinaryOpcode.GATKQ, BinaryOpcode.GATK],
+  ]
+) LOUD[quiet] = loud;
 
 /**
  * A parsed binary request: the text parser's {@linkcode Request} (op, key,
@@ -145,6 +149,12 @@ export class BinaryRequest extends Request {
   arithExptime = 0;
   /** After sending `error`, close the connection (memcached's protocol errors). */
   closeAfter = false;
+  /**
+   * A SASL opcode (list mechs, auth, step) parsed for a caller that does
+   * SASL (see `permits` of {@linkcode parseBinaryRequest}): mechanism =
+   * key, data = the value range; `op` stays `Op.ERROR` with no error packet.
+   */
+  sasl = false;
   /** Scratch for the error packet of a rejected request. */
   #errorBuf = new Uint8Array(BINARY_HEADER_LENGTH + 64);
 
@@ -190,6 +200,12 @@ function u64Big(buf: Uint8Array, p: number): bigint {
  * key, and sets `req.swallow` to the body bytes memcached skips after them.
  * `maxValue` bounds the value bytes buffered: larger values are swallowed
  * (`req.tooLarge`) for the caller to answer "Too large.".
+ *
+ * `permits` (memcached -S) says whether an opcode may run now: one it
+ * refuses is answered "Auth failure." (0x20) and the connection closes,
+ * checked where memcached's dispatch_bin_command checks it; with it, the
+ * SASL opcodes come back as requests with `sasl` set. Without it (the
+ * default) they answer "Unknown command", as memcached without -S.
  */
 export function parseBinaryRequest(
   buf: Uint8Array,
@@ -197,6 +213,7 @@ export function parseBinaryRequest(
   end: number,
   req: BinaryRequest,
   maxValue: number,
+  permits: ((opcode: number) => boolean) | null = null,
 ): number {
   const avail = end - start;
   // memcached waits for a whole header before it looks at the magic.
@@ -223,6 +240,7 @@ export function parseBinaryRequest(
   req.cas = u64(buf, start + 16, CAS_UNMATCHABLE);
   req.returnKey = false;
   req.closeAfter = false;
+  req.sasl = false;
   req.arithExptime = 0;
   const ext = start + BINARY_HEADER_LENGTH;
   req.keyBuf = buf;
@@ -231,11 +249,17 @@ export function parseBinaryRequest(
   req.lineStart = start;
   req.lineEnd = req.keyEnd;
   const loud = LOUD[opcode];
-  req.command = loud ?? opcode;
-  req.noreply = loud !== undefined;
+  req.command = loud < 0 ? opcode : loud;
+  req.noreply = loud >= 0;
 
   if (keylen > bodylen || keylen + extlen > bodylen) {
     req.fail(BinaryStatus.UNKNOWN_COMMAND, 0, true);
+    return head;
+  }
+  // -S: until the connection authenticated, memcached answers every opcode but the SASL
+  // ones and version with AUTH_ERROR and closes (dispatch_bin_command's authenticated()).
+  if (permits !== null && !permits(opcode)) {
+    req.fail(BinaryStatus.AUTH_ERROR, 0, true);
     return head;
   }
   if (keylen > MAX_KEY_LENGTH) {
@@ -246,13 +270,13 @@ export function parseBinaryRequest(
   if (fine === null) {
     // Unknown opcodes and verbosity; SASL without -S. memcached skips bodylen
     // bytes after extras and key (SASL: bodylen - keylen), more than the body.
-    // Phase 2 (SASL) hooks in here.
     const sasl = req.command === BinaryOpcode.SASL_LIST_MECHS ||
       req.command === BinaryOpcode.SASL_AUTH || req.command === BinaryOpcode.SASL_STEP;
     if (sasl && !saslShapeOk(req.command, extlen, keylen, bodylen)) {
       req.fail(BinaryStatus.EINVAL, 0, true);
       return head;
     }
+    if (sasl && permits !== null) return saslOf(req, head, maxValue, avail);
     req.fail(BinaryStatus.UNKNOWN_COMMAND, sasl ? bodylen - keylen : bodylen);
     return head;
   }
@@ -297,6 +321,24 @@ export function parseBinaryRequest(
   return head;
 }
 
+/** A SASL request's data follows the mechanism name: buffer it (memcached's item for it). */
+function saslOf(req: BinaryRequest, head: number, maxValue: number, avail: number): number {
+  const vlen = req.bodylen - req.keylen - req.extlen;
+  if (vlen > maxValue) {
+    req.fail(BinaryStatus.ENOMEM, vlen);
+    return head;
+  }
+  const total = head + vlen;
+  if (avail < total) {
+    req.need = total;
+    return 0;
+  }
+  req.sasl = true;
+  req.dataStart = req.keyEnd;
+  req.dataEnd = req.keyEnd + vlen;
+  return total;
+}
+
 /** The value of a storage packet follows the key: buffer it, or swallow a too-large one. */
 function valueOf(req: BinaryRequest, head: number, maxValue: number, avail: number): number {
   // memcached computes the length in an int: a body over 2 GiB is negative, "too large", and
@@ -319,26 +361,29 @@ function valueOf(req: BinaryRequest, head: number, maxValue: number, avail: numb
 }
 
 /** The request's engine op, per loud opcode. */
-const OP_OF: Record<number, number> = {
-  [BinaryOpcode.GET]: Op.GET,
-  [BinaryOpcode.GETK]: Op.GET,
-  [BinaryOpcode.GAT]: Op.GAT,
-  [BinaryOpcode.GATK]: Op.GAT,
-  [BinaryOpcode.TOUCH]: Op.TOUCH,
-  [BinaryOpcode.SET]: Op.SET,
-  [BinaryOpcode.ADD]: Op.ADD,
-  [BinaryOpcode.REPLACE]: Op.REPLACE,
-  [BinaryOpcode.APPEND]: Op.APPEND,
-  [BinaryOpcode.PREPEND]: Op.PREPEND,
-  [BinaryOpcode.DELETE]: Op.DELETE,
-  [BinaryOpcode.INCREMENT]: Op.INCR,
-  [BinaryOpcode.DECREMENT]: Op.DECR,
-  [BinaryOpcode.QUIT]: Op.QUIT,
-  [BinaryOpcode.FLUSH]: Op.FLUSH_ALL,
-  [BinaryOpcode.NOOP]: Op.MN,
-  [BinaryOpcode.VERSION]: Op.VERSION,
-  [BinaryOpcode.STAT]: Op.STATS,
-};
+const OP_OF = new Uint8Array(256);
+for (
+  const [opcode, op] of [
+    [BinaryOpcode.GET, Op.GET],
+    [BinaryOpcode.GETK, Op.GET],
+    [BinaryOpcode.GAT, Op.GAT],
+    [BinaryOpcode.GATK, Op.GAT],
+    [BinaryOpcode.TOUCH, Op.TOUCH],
+    [BinaryOpcode.SET, Op.SET],
+    [BinaryOpcode.ADD, Op.ADD],
+    [BinaryOpcode.REPLACE, Op.REPLACE],
+    [BinaryOpcode.APPEND, Op.APPEND],
+    [BinaryOpcode.PREPEND, Op.PREPEND],
+    [BinaryOpcode.DELETE, Op.DELETE],
+    [BinaryOpcode.INCREMENT, Op.INCR],
+    [BinaryOpcode.DECREMENT, Op.DECR],
+    [BinaryOpcode.QUIT, Op.QUIT],
+    [BinaryOpcode.FLUSH, Op.FLUSH_ALL],
+    [BinaryOpcode.NOOP, Op.MN],
+    [BinaryOpcode.VERSION, Op.VERSION],
+    [BinaryOpcode.STAT, Op.STATS],
+  ]
+) OP_OF[opcode] = op;
 
 /** dispatch_bin_command's per-opcode length checks; null for an opcode it does not run. */
 function shapeOk(cmd: number, extlen: number, keylen: number, bodylen: number): boolean | null {

@@ -93,6 +93,12 @@ export class Request {
   recache = 0;
   /** Meta `E` explicit new CAS, -1 when absent. */
   explicitCas: number = -1;
+  /**
+   * Largest meta `E` accepted, a setting of the connection (kept across
+   * requests): a larger one is a bad token; -1 makes `E` an unknown flag,
+   * as in memcached 1.6.18. The default takes any 64-bit value.
+   */
+  explicitCasMax: number = Infinity;
   /** Meta `J` initial value for `ma` autovivify (exact when ≤ 2**53). */
   initial = 0;
   /** Full 64-bit initial value. */
@@ -702,8 +708,9 @@ function preparseFlags(req: Request, from: number): Uint8Array | null {
       }
       case 67: /* C */
       case 69: /* E */ {
+        if (o === 69 && req.explicitCasMax < 0) return REPLY.META_INVALID_FLAG;
         const v = parseU64(buf, s + 1, e);
-        if (v < 0) {
+        if (v < 0 || (o === 69 && v > req.explicitCasMax)) {
           error = REPLY.META_BAD_TOKEN;
           failed = true;
         } else if (o === 67) req.cas = v;

@@ -60,6 +60,11 @@ export const REPLY_TEXT = {
   NO_BACKEND: "SERVER_ERROR no backend available",
   BACKEND_ERROR: "SERVER_ERROR backend error",
   READ_ONLY_COPYING: "SERVER_ERROR full copy in progress",
+  REPL_PEER_UNAVAILABLE: "SERVER_ERROR replication peer unavailable",
+  AUTH_REQUIRED: "CLIENT_ERROR unauthenticated",
+  AUTH_FAILURE: "CLIENT_ERROR authentication failure",
+  AUTH_BAD_TOKEN: "CLIENT_ERROR bad authentication token format",
+  BAD_TERMINATION: "CLIENT_ERROR bad command line termination",
 } as const;
 
 /** Name of a reply in {@linkcode REPLY_TEXT}. */

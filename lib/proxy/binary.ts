@@ -344,6 +344,14 @@ export class BinaryFront {
     }
   }
 
+  /** A reply to `req` with `status` and `body` (no extras, no key, CAS 0), e.g. SASL's. */
+  packet(req: BinaryRequest, status: number, body: Uint8Array): Uint8Array {
+    const w = this.#start();
+    writeBinaryHeader(w, req.opcode, status, req.opaque, 0, 0, 0, body.length);
+    w.bytes(body);
+    return this.#done();
+  }
+
   #start(): Writer {
     this.#pkt.reset();
     return this.#pkt;

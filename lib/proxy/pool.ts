@@ -25,6 +25,8 @@ export interface BackendOptions {
   retryMs: number;
   /** Consecutive connection failures that mark the server down. */
   failureLimit: number;
+  /** Credentials for backends that require a text login (memcached -Y). */
+  login?: { user: string; password: string };
 }
 
 /** Keys remembered per down server; beyond this the server is flushed on return. */
@@ -164,6 +166,7 @@ export class Backend {
       const client = await Client.connect(this.host, this.port, {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
+        login: this.#options.login,
       });
       if (this.#closed || !this.up) {
         client.close();
@@ -238,6 +241,7 @@ export class Backend {
       client = await Client.connect(this.host, this.port, {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
+        login: this.#options.login,
       });
       await client.version();
       restarted = this.role === "backup" && await this.#checkIdentity(client, false);
@@ -284,9 +288,11 @@ export class Backend {
     }
     const entries = dirty.snapshot(max);
     if (entries.length === 0) return;
-    log.info(
-      `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`,
-    );
+    // On return (every key at once) worth telling; the small passes while up are not.
+    const say =
+      `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
+    if (max === Infinity) log.info(say);
+    else log.debug(say);
     const settle = (e: DirtyEntry) =>
       client.request(metaDelete(e.key), Op.MD).then((r) => {
         if (!r.isError) dirty.settle(e);

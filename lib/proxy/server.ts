@@ -20,6 +20,7 @@ import {
 } from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
+import { AUTH_CLOSE, type Authenticator, AuthSession, binarySasl } from "../auth/mod.ts";
 import { Next, type ReplySink, type Router } from "./router/mod.ts";
 import { BinaryFront } from "./binary.ts";
 
@@ -33,6 +34,8 @@ export interface ProxyServerOptions {
   maxConnections: number;
   /** Largest value accepted from clients (backends may refuse smaller ones). */
   maxValue: number;
+  /** Clients must log in first, as with memcached -Y (--auth-file). */
+  auth?: Authenticator;
 }
 
 const INITIAL_BUFFER = 16384;
@@ -63,20 +66,48 @@ class ProxyConnection implements ReplySink {
   #drained: (() => void) | undefined;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
 
-  constructor(conn: Deno.Conn, router: Router, maxValue: number) {
+  readonly #auth: AuthSession | null;
+
+  constructor(conn: Deno.Conn, router: Router, maxValue: number, auth?: Authenticator) {
     this.#conn = conn;
     this.#router = router;
     this.#maxValue = maxValue;
+    this.#auth = auth ? new AuthSession(auth, router.stats) : null;
+  }
+
+  /**
+   * Before login the bytes go to the login reader, never to the backends;
+   * its replies of one read batch go out as one reply. True: read on.
+   */
+  #readLogin(rb: ReadBuffer, auth: AuthSession): boolean {
+    const out = new Writer(256);
+    let more = true;
+    while (rb.settle()) {
+      const used = auth.readText(rb.buf, rb.start, rb.end, out);
+      if (used === 0) break;
+      if (used === AUTH_CLOSE) {
+        more = false;
+        break;
+      }
+      rb.start += used;
+      if (auth.authenticated) break;
+    }
+    if (out.length > 0) this.reply(out.view().slice());
+    if (!more) this.closeAfterReplies();
+    return more;
   }
 
   /** Read, parse and route until the client goes away. */
   async run(): Promise<void> {
     const rb = new ReadBuffer(INITIAL_BUFFER);
     try {
-      if (!await rb.fill(this.#conn, 0)) {
-        this.closeAfterReplies();
-      } else if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
-      else await this.#text(rb);
+      // The first byte picks the protocol for good, as memcached's -B auto.
+      if (await rb.fill(this.#conn, 0)) {
+        if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
+        else await this.#text(rb);
+      }
+      // EOF or quit: finish what was asked, then close.
+      this.closeAfterReplies();
     } catch (err) {
       if (!isDisconnect(err)) log.warn(`proxy: client connection: ${err}`);
       this.#close();
@@ -84,7 +115,7 @@ class ProxyConnection implements ReplySink {
     await this.#gone.promise;
   }
 
-  /** Back-pressure: true once reading may go on (false: closed meanwhile). */
+  /** Back-pressure: wait while too many replies are pending or unsent. */
   async #room(): Promise<void> {
     while (
       !this.#closed && (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT)
@@ -93,10 +124,19 @@ class ProxyConnection implements ReplySink {
     }
   }
 
+  /** A text connection; `rb` holds its first bytes. */
   async #text(rb: ReadBuffer): Promise<void> {
     const req = new Request();
     const router = this.#router;
-    do {
+    let filled = true;
+    while (!this.#closed && this.#closeAt < 0) {
+      const auth = this.#auth;
+      if (auth && !auth.authenticated) {
+        if (!filled && !await rb.fill(this.#conn, auth.need)) break;
+        filled = false;
+        if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
+      } else if (!filled && !await rb.fill(this.#conn, req.need)) break;
+      filled = false;
       while (this.#closeAt < 0 && rb.settle()) {
         const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
         if (used === 0) break;
@@ -110,18 +150,26 @@ class ProxyConnection implements ReplySink {
         if (req.swallow > 0) rb.skip(req.swallow);
       }
       await this.#room();
-    } while (!this.#closed && this.#closeAt < 0 && await rb.fill(this.#conn, req.need));
-    // EOF or quit: finish what was asked, then close.
-    this.closeAfterReplies();
+    }
   }
 
+  /**
+   * A binary connection; `rb` holds its first bytes. With client auth the
+   * SASL opcodes log in (PLAIN, the users of the auth file); until then the
+   * codec refuses every other opcode but version as memcached -S does.
+   */
   async #binary(rb: ReadBuffer): Promise<void> {
     const req = new BinaryRequest();
     const front = new BinaryFront(this.#router, this.#maxValue);
     const stats = this.#router.stats;
-    do {
+    const auth = this.#auth;
+    const permits = auth === null ? null : (opcode: number) => auth.binaryPermits(opcode);
+    let filled = true;
+    while (!this.#closed && this.#closeAt < 0) {
+      if (!filled && !await rb.fill(this.#conn, req.need)) break;
+      filled = false;
       while (this.#closeAt < 0 && rb.settle()) {
-        const used = parseBinaryRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
+        const used = parseBinaryRequest(rb.buf, rb.start, rb.end, req, this.#maxValue, permits);
         if (used === 0) break;
         if (used === PARSE_CLOSE) {
           // A bad magic byte: memcached closes without a reply.
@@ -130,12 +178,27 @@ class ProxyConnection implements ReplySink {
         }
         rb.start += used;
         stats.binaryRequests++;
-        if (front.handle(req, this) === Next.CLOSE) this.closeAfterReplies();
+        const next = req.sasl
+          ? this.#sasl(req, auth as AuthSession, front)
+          : front.handle(req, this);
+        if (next === Next.CLOSE) this.closeAfterReplies();
         if (req.swallow > 0) rb.skip(req.swallow);
       }
       await this.#room();
-    } while (!this.#closed && this.#closeAt < 0 && await rb.fill(this.#conn, req.need));
-    this.closeAfterReplies();
+    }
+  }
+
+  /** A SASL opcode with client auth on: memcached -S's answer (lib/auth). */
+  #sasl(req: BinaryRequest, auth: AuthSession, front: BinaryFront): number {
+    const action = binarySasl(
+      auth,
+      req.opcode,
+      req.extlen,
+      req.keyBuf.subarray(req.keyStart, req.keyEnd),
+      req.buf.subarray(req.dataStart, req.dataEnd),
+    );
+    this.reply(front.packet(req, action.status, action.body));
+    return action.close ? Next.CLOSE : Next.CONTINUE;
   }
 
   reserve(): number {
@@ -313,7 +376,12 @@ export class ProxyServer {
         conn.setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
-        const c = new ProxyConnection(conn, this.#router, this.#options.maxValue);
+        const c = new ProxyConnection(
+          conn,
+          this.#router,
+          this.#options.maxValue,
+          this.#options.auth,
+        );
         c.run().catch((err) => log.warn(`proxy: connection: ${err}`)).finally(() => {
           this.#conns.delete(conn);
           stats.currConnections--;

@@ -53,6 +53,10 @@ export class ProxyStats {
   backupWriteErrors = 0;
   /** Requests answered with "no backend available". */
   noBackend = 0;
+  /** Client login attempts (--auth-file), as memcached's auth_cmds. */
+  authCmds = 0;
+  /** Refused client logins, as memcached's auth_errors. */
+  authErrors = 0;
   /** Refills of returning backups started. */
   refills = 0;
   /** Items copied to backups by refills. */
@@ -101,6 +105,8 @@ export function proxyStats(
     ["backend_errors", stats.backendErrors],
     ["backup_write_errors", stats.backupWriteErrors],
     ["no_backend", stats.noBackend],
+    ["auth_cmds", stats.authCmds],
+    ["auth_errors", stats.authErrors],
     ["refills", stats.refills],
     ["refill_items", stats.refillItems],
   ];

@@ -1,29 +1,38 @@
 /**
  * The link handshake: protocol version, node ids, shared-secret
- * authentication of both sides, then each side's stream state.
+ * authentication of both sides, each side's stream state, and the keys
+ * that authenticate the stream after it (seal.ts).
  *
  * ```
- * connector: MEMREP-REPL 1 <node> <nonceC>
- * acceptor:  MEMREP-REPL 1 <node> <nonceA> <proofA | ->
- * connector: AUTH <proofC | ->
+ * acceptor:  MEMREP-REPL 2 <nodeA> <nonceA>      at once, nothing keyed
+ * connector: MEMREP-REPL 2 <nodeC> <nonceC>      at once, nothing keyed
  * connector: STATE <stream> <end> <peer stream | -> <peer offset> <items> <hlc>
- *            (or ERR auth when proofA is wrong)
- * acceptor:  STATE ...                  (after checking proofC)
+ * connector: AUTH <proofC | ->                   (after the acceptor's greeting)
+ * acceptor:  STATE ...                           (only once proofC checked out,
+ * acceptor:  AUTH <proofA | ->                    else ERR auth and close)
  * ```
- * A proof is HMAC-SHA256(secret, role|nonceC|nonceA|nodeC|nodeA) in hex
- * (crypto.subtle): fresh nonces from both sides and the role in the
- * message, so a recorded or reflected proof is useless. A wrong, missing or
- * unexpected proof gets `ERR auth` and the connection is closed. Anything
- * that is not a memrep peer gets closed after its first line (or silence).
+ * The connector proves first: the acceptor, which anyone who reaches the
+ * port can talk to, sends nothing keyed before it has checked proofC, so
+ * it is no oracle for guessing the secret offline. proofC is
+ * HMAC-SHA256(secret, "connect" | both greetings | the connector's STATE),
+ * proofA the same over "accept" | all of that | the acceptor's STATE |
+ * proofC: fresh nonces from both sides and the direction label, so a
+ * recorded or reflected proof is useless, and the STATE lines cannot be
+ * altered on the way. A wrong, missing or unexpected proof gets
+ * `ERR auth` and the connection is closed. Anything that is not a memrep
+ * peer gets closed after its first line (or silence).
  * @module
  */
 
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { decodeAscii, Request, tokenizeReplLine } from "../protocol/mod.ts";
 import { parseDecimal } from "../protocol/bytes.ts";
 import { errorText } from "../transport/mod.ts";
+import { parseVersion } from "./stream.ts";
+import { deriveLinkKeys, type LinkKeys } from "./seal.ts";
 
 /** Wire protocol version; a peer speaking another one is refused. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 const MAGIC = "MEMREP-REPL";
 const MAX_LINE = 1024;
 
@@ -53,6 +62,8 @@ export interface HandshakeContext {
   timeoutMs: number;
   /** This node's state at the moment it is sent. */
   state(): StreamState;
+  /** Called once the peer's greeting arrived and is valid (not an idle connection). */
+  greeted?: () => void;
 }
 
 /** Why a handshake failed. */
@@ -74,6 +85,8 @@ export type HandshakeResult =
     peer: StreamState;
     /** Bytes read past the handshake (the start of the peer's stream). */
     rest: Uint8Array;
+    /** Keys that authenticate the stream (null without a secret: plain stream). */
+    keys: LinkKeys | null;
   }
   | { ok: false; reason: HandshakeFailure; detail: string };
 
@@ -128,41 +141,26 @@ export function randomHex(bytes: number): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-const keys = new Map<string, Promise<CryptoKey>>();
-
-async function proof(secret: string | undefined, message: string): Promise<string> {
-  if (!secret) return "-";
-  let key = keys.get(secret);
-  if (!key) {
-    key = crypto.subtle.importKey(
-      "raw",
-      new TextEncoder().encode(secret),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign"],
-    );
-    keys.set(secret, key);
-  }
-  const mac = await crypto.subtle.sign("HMAC", await key, new TextEncoder().encode(message));
-  return Array.from(new Uint8Array(mac), (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-/** Constant-time string comparison (proofs). */
-function sameText(a: string, b: string): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i % (b.length || 1));
-  return diff === 0;
+/** HMAC-SHA256 of a handshake message in hex; "-" without a secret. */
+function proof(secret: string | undefined, message: string): string {
+  return secret ? createHmac("sha256", secret).update(message).digest("hex") : "-";
 }
 
 function stateLine(s: StreamState): string {
-  return `STATE ${s.streamId} ${s.streamEnd} ${s.knownStream} ${s.knownOffset} ${s.items} ${s.hlc}\r\n`;
+  return `STATE ${s.streamId} ${s.streamEnd} ${s.knownStream} ${s.knownOffset} ${s.items} ${s.hlc}`;
 }
 
+/**
+ * The peer's STATE line, or null when it is not one. The clock is parsed
+ * as a version (digits beyond 2**53 give Infinity): whether to follow it is
+ * the replicator's call, and refusing the pairing over it would keep the
+ * pair split for good.
+ */
 function parseState(t: string[]): StreamState | null {
   if (t.length !== 7 || t[0] !== "STATE") return null;
-  const nums = [t[2], t[4], t[5], t[6]].map((x) => {
+  const nums = [t[2], t[4], t[5], t[6]].map((x, i) => {
     const b = new TextEncoder().encode(x);
-    return parseDecimal(b, 0, b.length);
+    return (i === 3 ? parseVersion : parseDecimal)(b, 0, b.length);
   });
   if (nums.some((n) => n < 0)) return null;
   return {
@@ -175,15 +173,13 @@ function parseState(t: string[]): StreamState | null {
   };
 }
 
-/** Check a peer's proof against ours; null when fine, else why not. */
-async function checkProof(
-  secret: string | undefined,
-  got: string,
-  message: string,
-): Promise<string | null> {
+/** Check a peer's proof against ours (constant time); null when fine, else why not. */
+function checkProof(secret: string | undefined, got: string, message: string): string | null {
   if (!secret) return got === "-" ? null : "the peer has a secret and this node has none";
   if (got === "-") return "the peer has no secret";
-  return sameText(got, await proof(secret, message)) ? null : "wrong secret";
+  const want = new TextEncoder().encode(proof(secret, message));
+  const have = new TextEncoder().encode(got);
+  return have.length === want.length && timingSafeEqual(have, want) ? null : "wrong secret";
 }
 
 /**
@@ -222,6 +218,7 @@ async function run(
 ): Promise<HandshakeResult> {
   const reader = new LineReader(conn);
   const send = (text: string) => writeText(conn, text);
+  const refuse = (why: string) => send(`ERR ${why}\r\n`).catch(() => {});
   const fail = (reason: HandshakeFailure, detail: string): HandshakeResult => ({
     ok: false,
     reason,
@@ -237,65 +234,70 @@ async function run(
     }
     return t;
   };
-  const nonce = randomHex(16);
-  if (role === "connect") {
-    await send(`${MAGIC} ${PROTOCOL_VERSION} ${ctx.nodeId} ${nonce}\r\n`);
-    const hello = await read();
-    if (!Array.isArray(hello)) return hello;
-    if (hello.length !== 5 || hello[0] !== MAGIC) return fail("not-memrep", "unexpected greeting");
-    if (hello[1] !== String(PROTOCOL_VERSION)) {
-      return fail("refused", `peer speaks protocol ${hello[1]}`);
-    }
-    const [, , peerNode, peerNonce, peerProof] = hello;
-    if (peerNode === ctx.nodeId) return fail("self", "connected to itself");
-    const message = `|${nonce}|${peerNonce}|${ctx.nodeId}|${peerNode}`;
-    // Our proof goes first either way, so the acceptor can log precisely what is wrong.
-    const auth = `AUTH ${await proof(ctx.secret, "connect" + message)}\r\n`;
-    const bad = await checkProof(ctx.secret, peerProof, "accept" + message);
-    if (bad) {
-      await send(auth + "ERR auth\r\n").catch(() => {});
-      return fail("auth", bad);
-    }
-    await send(auth + stateLine(ctx.state()));
-    const st = await read();
-    if (!Array.isArray(st)) return st;
-    const peer = parseState(st);
-    if (!peer) return fail("not-memrep", "bad STATE line");
-    return { ok: true, peerNode, peer, rest: reader.rest() };
-  }
+  // Both greetings go out at once: neither carries anything keyed.
+  const greeting = `${MAGIC} ${PROTOCOL_VERSION} ${ctx.nodeId} ${randomHex(16)}`;
+  await send(greeting + "\r\n");
   const hello = await read();
   if (!Array.isArray(hello)) return hello;
   if (hello.length !== 4 || hello[0] !== MAGIC) return fail("not-memrep", "unexpected greeting");
   if (hello[1] !== String(PROTOCOL_VERSION)) {
-    await send("ERR version\r\n").catch(() => {});
+    if (role === "accept") await refuse("version");
     return fail("refused", `peer speaks protocol ${hello[1]}`);
   }
-  const [, , peerNode, peerNonce] = hello;
+  const peerNode = hello[2];
   if (peerNode === ctx.nodeId) {
-    await send("ERR self\r\n").catch(() => {});
+    if (role === "accept") await refuse("self");
     return fail("self", "connected to itself");
   }
-  const message = `|${peerNonce}|${nonce}|${peerNode}|${ctx.nodeId}`;
-  await send(
-    `${MAGIC} ${PROTOCOL_VERSION} ${ctx.nodeId} ${nonce} ${await proof(
-      ctx.secret,
-      "accept" + message,
-    )}\r\n`,
-  );
-  const auth = await read();
-  if (!Array.isArray(auth)) return auth;
-  if (auth.length !== 2 || auth[0] !== "AUTH") return fail("not-memrep", "expected AUTH");
-  const bad = await checkProof(ctx.secret, auth[1], "connect" + message);
-  if (bad) {
-    await send("ERR auth\r\n").catch(() => {});
-    return fail("auth", bad);
+  ctx.greeted?.();
+  const peerGreeting = hello.join(" ");
+  // The transcript starts with the acceptor's greeting, then the connector's.
+  const greetings = role === "accept"
+    ? `${greeting}\n${peerGreeting}`
+    : `${peerGreeting}\n${greeting}`;
+  const secret = ctx.secret;
+  const keys = (): LinkKeys | null =>
+    secret ? deriveLinkKeys(secret, greetings, role === "connect") : null;
+
+  if (role === "connect") {
+    const mine = stateLine(ctx.state());
+    const proofC = proof(secret, `connect\n${greetings}\n${mine}`);
+    await send(`${mine}\r\nAUTH ${proofC}\r\n`);
+    const st = await read();
+    if (!Array.isArray(st)) return st;
+    const peer = parseState(st);
+    if (!peer) return fail("not-memrep", "bad STATE line");
+    const auth = await read();
+    if (!Array.isArray(auth)) return auth;
+    if (auth.length !== 2 || auth[0] !== "AUTH") return fail("not-memrep", "expected AUTH");
+    const bad = checkProof(
+      secret,
+      auth[1],
+      `accept\n${greetings}\n${mine}\n${st.join(" ")}\n${proofC}`,
+    );
+    if (bad) {
+      await refuse("auth");
+      return fail("auth", bad);
+    }
+    return { ok: true, peerNode, peer, rest: reader.rest(), keys: keys() };
   }
   const st = await read();
   if (!Array.isArray(st)) return st;
   const peer = parseState(st);
   if (!peer) return fail("not-memrep", "bad STATE line");
-  await send(stateLine(ctx.state()));
-  return { ok: true, peerNode, peer, rest: reader.rest() };
+  const auth = await read();
+  if (!Array.isArray(auth)) return auth;
+  if (auth.length !== 2 || auth[0] !== "AUTH") return fail("not-memrep", "expected AUTH");
+  const theirs = st.join(" ");
+  const bad = checkProof(secret, auth[1], `connect\n${greetings}\n${theirs}`);
+  if (bad) {
+    await refuse("auth");
+    return fail("auth", bad);
+  }
+  const mine = stateLine(ctx.state());
+  const proofA = proof(secret, `accept\n${greetings}\n${theirs}\n${mine}\n${auth[1]}`);
+  await send(`${mine}\r\nAUTH ${proofA}\r\n`);
+  return { ok: true, peerNode, peer, rest: reader.rest(), keys: keys() };
 }
 
 /** Write a short ASCII text completely. */

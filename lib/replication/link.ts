@@ -3,17 +3,20 @@
  * the backlog, after a RESUME or with a full copy interleaved), applies the
  * peer's, acknowledges what it applied, and watches the peer with
  * heartbeats: no byte for `timeoutMs` closes the link (a hung or
- * partitioned peer), a closed socket is noticed at once.
+ * partitioned peer), a closed socket is noticed at once. With a shared
+ * secret, both directions travel as authenticated records (seal.ts): a
+ * record that fails its tag closes the link before any of it is applied.
  * @module
  */
 
 import { setImmediate } from "node:timers";
 import { Writer } from "../protocol/mod.ts";
-import { errorText, ReadBuffer } from "../transport/mod.ts";
+import { errorText, type Readable, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import type { StreamState } from "./handshake.ts";
 import { Applied } from "./merge.ts";
 import type { Replicator } from "./replicator.ts";
+import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
 import { Snapshot } from "./snapshot.ts";
 import { Frame, FrameParser, writeControl } from "./stream.ts";
 
@@ -40,9 +43,16 @@ export class Link {
   closed = false;
   /** True while receiving a full copy from the peer (our data is partial). */
   receivingCopy = false;
+  /**
+   * Set while this node stops and waits for the peer to catch up: the
+   * peer's silence no longer closes the link (the drain has its own bound).
+   */
+  draining = false;
   #resolveDone!: (reason: string) => void;
   #conn: Deno.Conn;
   #repl: Replicator;
+  #keys: LinkKeys | null;
+  #sealer: Sealer | null;
   #parser = new FrameParser();
   #control = new Writer(1024);
   #out = new Writer(1 << 20);
@@ -55,21 +65,27 @@ export class Link {
   #recvOffset = -1;
   #lastHeard = performance.now();
   #lastSent = performance.now();
+  #lastTick = performance.now();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #waiters: Array<{ target: number; resolve: () => void }> = [];
   #initialSent = false;
   #initialReceived = false;
   #ackDue = false;
   #pingDue = false;
 
-  /** Wrap an authenticated connection. Call {@linkcode start} next. */
+  /**
+   * Wrap an authenticated connection (`keys`: the stream is sealed, null:
+   * plain). Call {@linkcode start} next.
+   */
   constructor(
     conn: Deno.Conn,
     role: "connector" | "acceptor",
     peerNode: string,
     repl: Replicator,
+    keys: LinkKeys | null = null,
   ) {
     this.#conn = conn;
+    this.#keys = keys;
+    this.#sealer = keys ? new Sealer(keys.send) : null;
     this.role = role;
     this.peerNode = peerNode;
     this.#repl = repl;
@@ -113,6 +129,7 @@ export class Link {
         } bytes)`,
       );
       this.#initialSent = true;
+      repl.confirm(peer.knownOffset); // the peer holds our stream up to there
     } else {
       this.#beginCopy();
     }
@@ -130,12 +147,6 @@ export class Link {
     }
   }
 
-  /** Resolves once the peer applied our stream up to `target` (or the link closed). */
-  waitAcked(target: number): Promise<void> {
-    if (this.acked >= target || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ target, resolve }));
-  }
-
   /** Close the link (idempotent); `reason` is logged by the replicator. */
   close(reason: string): void {
     if (this.closed) return;
@@ -144,8 +155,6 @@ export class Link {
     try {
       this.#conn.close();
     } catch { /* closed */ }
-    for (const w of this.#waiters) w.resolve();
-    this.#waiters = [];
     this.#snapshot = null;
     this.wake();
     this.#resolveDone(reason);
@@ -164,7 +173,13 @@ export class Link {
   #tick(): void {
     const now = performance.now();
     const timeout = this.#repl.timeoutMs;
-    if (now - this.#lastHeard > timeout) {
+    if (now - this.#lastTick > timeout / 2) {
+      // This process did not run for a while (SIGSTOP, a long pause): the silence was ours,
+      // and the peer's bytes may be waiting unread. Give it a whole timeout from now.
+      this.#lastHeard = now;
+    }
+    this.#lastTick = now;
+    if (now - this.#lastHeard > timeout && !this.draining) {
       this.close(`timeout: nothing from the peer for ${Math.round(now - this.#lastHeard)} ms`);
       return;
     }
@@ -205,6 +220,7 @@ export class Link {
         this.#cursor = end;
       }
       const snap = this.#snapshot;
+      let copied = false;
       if (snap !== null && out.length < COPY_CHUNK) {
         repl.lockStore();
         let complete: boolean;
@@ -222,6 +238,7 @@ export class Link {
             `replication: full copy sent (${snap.items} items, ${snap.tombstones} tombstones)`,
           );
           this.#initialSent = true;
+          copied = true;
           this.#maybeStarted();
         }
       }
@@ -230,9 +247,9 @@ export class Link {
         continue;
       }
       this.#lastSent = performance.now();
-      let off = 0;
-      const view = out.buf;
-      while (off < out.length) off += await this.#conn.write(view.subarray(off, out.length));
+      await this.#send(out);
+      // The copy is sent: with the changes acknowledged, the peer holds our stream up to `acked`.
+      if (copied && !this.closed) repl.confirm(this.acked);
       if (out.buf.length > 4 * 1048576) out.reset();
       if (snap !== null && this.#snapshot !== null) {
         // Let clients in between copy chunks even when the write completed at once
@@ -242,8 +259,23 @@ export class Link {
     }
   }
 
+  /** Write a batch: as it is, or sealed in records of at most RECORD_MAX bytes. */
+  async #send(out: Writer): Promise<void> {
+    const sealer = this.#sealer;
+    if (sealer === null) {
+      await writeAll(this.#conn, out.buf.subarray(0, out.length));
+      return;
+    }
+    for (let off = 0; off < out.length; off += RECORD_MAX) {
+      await writeAll(this.#conn, sealer.seal(out.buf, off, Math.min(out.length, off + RECORD_MAX)));
+    }
+  }
+
   async #readLoop(rest: Uint8Array): Promise<void> {
-    const rb = new ReadBuffer(READ_BUFFER, rest);
+    const keys = this.#keys;
+    const opened = keys ? new OpenedConn(this.#conn, keys.recv, rest) : null;
+    const source: Readable = opened ?? this.#conn;
+    const rb = new ReadBuffer(READ_BUFFER, opened ? undefined : rest);
     const parser = this.#parser;
     for (;;) {
       let applied = false;
@@ -266,8 +298,13 @@ export class Link {
       }
       if (applied) this.#applied();
       if (this.closed) return;
-      if (!await rb.fill(this.#conn, parser.need)) {
-        this.close("peer closed the link");
+      if (!await rb.fill(source, parser.need)) {
+        if (opened?.failure) {
+          // Altered, injected, replayed or reordered bytes: nothing of them was applied.
+          this.#repl.stats.badMacs++;
+          log.warn(`replication: bad MAC from ${this.peerAddress}`);
+          this.close(`bad MAC: ${opened.failure}`);
+        } else this.close("peer closed the link");
         return;
       }
       this.#lastHeard = performance.now();
@@ -285,21 +322,21 @@ export class Link {
       case Frame.FLUSH: {
         if (this.#recvOffset < 0) return this.#protocolError("change before RESUME/COPY");
         this.#recvOffset += length;
-        this.#count(repl.merger.applyFrame(p));
+        this.#count(repl.merger.applyFrame(p), p);
         return true;
       }
       case Frame.COPY_ITEM:
       case Frame.COPY_DELETE:
         if (!this.receivingCopy) return this.#protocolError("copy frame outside a copy");
         if (p.kind === Frame.COPY_ITEM) stats.itemsCopiedReceived++;
-        this.#count(repl.merger.applyFrame(p));
+        this.#count(repl.merger.applyFrame(p), p);
         return true;
       case Frame.COPY:
         this.#recvStream = p.text;
         this.#recvOffset = p.nums[0];
         this.receivingCopy = true;
         if (repl.link === this) repl.peerStream = null; // partial until COPIED
-        repl.merger.adoptEpoch(p.nums[2]);
+        if (!repl.merger.adoptEpoch(p.nums[2])) repl.rejectedVersion(p.nums[2], "flush epoch");
         if (p.nums[1] > 0) log.info(`replication: marugoto copying (receiving ${p.nums[1]} items)`);
         return true;
       case Frame.COPIED:
@@ -323,14 +360,11 @@ export class Link {
       case Frame.ACK:
         if (p.nums[0] > this.acked) {
           this.acked = Math.min(p.nums[0], repl.backlog.end);
-          repl.acked(this.acked);
-          while (this.#waiters.length > 0 && this.#waiters[0].target <= this.acked) {
-            this.#waiters.shift()!.resolve();
-          }
+          repl.acked(this.acked, this.#snapshot !== null);
         }
         return true;
       case Frame.PING:
-        repl.hlc.observe(p.nums[0]);
+        if (!repl.hlc.observe(p.nums[0])) repl.rejectedVersion(p.nums[0], "its clock");
         return true;
       case Frame.ERR:
         this.close(`peer refused: ${p.text}`);
@@ -339,11 +373,17 @@ export class Link {
     return this.#protocolError("unexpected frame");
   }
 
-  #count(result: number): void {
+  #count(result: number, p: FrameParser): void {
     const stats = this.#repl.stats;
     if (result === Applied.CHANGED) stats.changesApplied++;
     else if (result === Applied.IGNORED) stats.changesIgnored++;
-    else stats.applyFailures++;
+    else if (result === Applied.REJECTED) {
+      const repl = this.#repl;
+      if (repl.hlc.accepts(p.version)) {
+        if (p.kind === Frame.FLUSH) repl.rejectedVersion(p.exp, "a flush_all time");
+        else repl.rejectedVersion(p.touch, "a touch");
+      } else repl.rejectedVersion(p.version, p.kind === Frame.FLUSH ? "a flush_all" : "a change");
+    } else stats.applyFailures++;
   }
 
   /** Stream frames were applied: remember how far, and acknowledge. */

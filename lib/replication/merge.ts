@@ -13,6 +13,12 @@
  * - no local item: refused when a tombstone of version >= v or a flush
  *   epoch > v says it was deleted later; stored otherwise.
  * - an incoming item already expired removes an older local item.
+ * - a change whose version (or touch version) the clock does not accept
+ *   (not below 2**53, or more than an hour ahead of this node's wall clock:
+ *   {@linkcode HybridClock.accepts}) is refused, and the clock does not
+ *   follow it: such a version would outrank every later write of the key
+ *   (or, for a flush or tombstone, every later write at all). So is a
+ *   flush_all whose time is past int32 unix seconds.
  * @module
  */
 
@@ -30,6 +36,8 @@ export const Applied = {
   IGNORED: 1,
   /** The item could not be stored (memory or size): the older local copy was dropped. */
   FAILED: 2,
+  /** Refused: its version is out of range or too far ahead (see the module rules). */
+  REJECTED: 3,
 } as const;
 
 /** Item bits of the store that travel with an item (stale, binary key). */
@@ -100,7 +108,9 @@ export class Merger {
     touch: number,
   ): number {
     const store = this.#store;
-    this.#hlc.observe(Math.max(version, touch));
+    const hlc = this.#hlc;
+    if (!hlc.accepts(version) || (touch !== 0 && !hlc.accepts(touch))) return Applied.REJECTED;
+    hlc.observe(Math.max(version, touch));
     const old = store.find(key, ks, ke);
     let name = ""; // the key as a map key, decoded at most once (keys are never empty)
     if (old >= 0) {
@@ -208,7 +218,7 @@ export class Merger {
   /** Apply an incoming delete of key src[ks, ke) made at `version`. */
   applyDelete(key: Uint8Array, ks: number, ke: number, version: number): number {
     const store = this.#store;
-    this.#hlc.observe(version);
+    if (!this.#hlc.observe(version)) return Applied.REJECTED;
     const h = store.find(key, ks, ke);
     if (h >= 0) {
       if (store.cas(h) > version) return Applied.IGNORED;
@@ -237,6 +247,8 @@ export class Merger {
    * `local` = it already ran on this store (the engine did it).
    */
   applyFlush(version: number, atUnix: number, local: boolean): number {
+    // A flush time past int32 unix seconds is none a flush_all can name (and would wrap the store's).
+    if (!local && (!this.#hlc.accepts(version) || atUnix > 0x7fffffff)) return Applied.REJECTED;
     this.#hlc.observe(version);
     const epoch = Math.max(version, versionAt(atUnix * 1000));
     const atLocal = atUnix - this.#clock.processStartUnix;
@@ -252,11 +264,16 @@ export class Merger {
     return Applied.CHANGED;
   }
 
-  /** Raise the flush epoch to `epoch` (a full copy's), dropping older local items. */
-  adoptEpoch(epoch: number): void {
-    if (epoch <= this.flushEpoch) return;
+  /**
+   * Raise the flush epoch to `epoch` (a full copy's), dropping older local
+   * items. False (and nothing done) when the clock does not accept it.
+   */
+  adoptEpoch(epoch: number): boolean {
+    if (!this.#hlc.accepts(epoch)) return false;
+    if (epoch <= this.flushEpoch) return true;
     this.dropOlder(epoch);
     this.#setEpoch(epoch);
+    return true;
   }
 
   /** Unlink every item with a version below `epoch`; returns how many. */

@@ -20,13 +20,22 @@
  *   copying` meanwhile. A node that rejoins with diverged data (a partition
  *   longer than the backlog) may return its older values until the copy
  *   reaches them.
- * - `--repl-sync` waits for the peer's acknowledgement while a peer is
- *   linked; alone (or once the link drops, at the latest after
- *   `--repl-timeout`) writes are acknowledged at once, like repcached.
+ * - `--repl-sync` acknowledges a write only once the peer applied it; when
+ *   no confirmation comes within `--repl-sync-timeout` (peer down, hung,
+ *   or copying) the write stays stored and its reply is `SERVER_ERROR
+ *   replication peer unavailable`. `--repl-sync-degrade` acknowledges
+ *   locally instead while no peer confirms; both are counted in stats and
+ *   logged once per down period.
+ * - A stop (SIGINT/SIGTERM/shutdown) closes the clients first, then waits
+ *   up to `--repl-drain-timeout` for the peer to apply the rest of the
+ *   stream ("replication: cleanup complete"), like repcached.
  * - With several serve threads (-t), worker threads queue their changes
  *   in a shared ring that the main thread's replicator drains (threads.ts).
- * - Without `--repl-secret`, anyone who can reach the replication port can
- *   write into the cache (as with memcached's own port).
+ * - With `--repl-secret` the connector proves the secret first (the
+ *   acceptor is no offline guessing oracle) and the stream is sealed:
+ *   MACed records (seal.ts); authenticated, not encrypted. Without it,
+ *   anyone who can reach the replication port can write into the cache
+ *   (as with memcached's own port).
  * @module
  */
 

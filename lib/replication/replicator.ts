@@ -7,17 +7,27 @@
  */
 
 import { type Server, statLine } from "../server/mod.ts";
-import type { Engine, MutationObserver } from "../server/mod.ts";
+import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
 import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
 import { log } from "../log.ts";
 import { UsageError } from "../errors.ts";
 import { Backlog } from "./backlog.ts";
-import { handshake, type HandshakeFailure, randomHex, type StreamState } from "./handshake.ts";
+import {
+  handshake,
+  type HandshakeContext,
+  type HandshakeFailure,
+  randomHex,
+  type StreamState,
+} from "./handshake.ts";
 import { Link } from "./link.ts";
+import type { LinkKeys } from "./seal.ts";
+import { HandshakeSlots } from "./slots.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { ReplicationStats } from "./stats.ts";
+import { SyncAcks } from "./sync.ts";
+import { drainToPeer } from "./drain.ts";
 import {
   Frame,
   FrameParser,
@@ -27,7 +37,7 @@ import {
   writeItemLine,
 } from "./stream.ts";
 import { MainReplicationShare, type ReplicationShare } from "./threads.ts";
-import { HybridClock } from "./versions.ts";
+import { HybridClock, versionTime } from "./versions.ts";
 
 /** How `serve --replicate` pairs with its peer. */
 export interface ReplicationOptions {
@@ -39,22 +49,31 @@ export interface ReplicationOptions {
   secret?: string;
   /** Acknowledge client writes after the peer applied them. */
   sync: boolean;
+  /**
+   * With `sync`: acknowledge locally (counted) while no peer confirms,
+   * instead of answering SERVER_ERROR.
+   */
+  syncDegrade?: boolean;
+  /** With `sync`: how long a write waits for the peer (ms; default `timeoutMs`). */
+  syncTimeoutMs?: number;
   /** Silence (ms) after which the peer counts as dead. */
   timeoutMs: number;
   /** Backlog bytes. */
   backlogBytes: number;
+  /** On stop: how long to wait for the peer to apply what it has not yet (ms; default 10000). */
+  drainTimeoutMs?: number;
 }
 
 /** Outcome of one attempt to dial the peer. */
 type DialResult = "linked" | "unreachable" | HandshakeFailure;
 
-/** Incoming handshakes allowed at once (each ends within the timeout). */
-const MAX_HANDSHAKES = 16;
+/** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
+const ACCEPT_DEADLINE_MS = 1000;
 /** Lag samples kept: (stream offset, time) of recent changes. */
 const LAG_SAMPLES = 4096;
 
 /** One node's replication state and pairing loop. */
-export class Replicator implements MutationObserver {
+export class Replicator implements MutationObserver, SyncBarrier {
   /** This process's node id. */
   readonly nodeId: string = randomHex(8);
   /** Id of this process's change stream. */
@@ -75,7 +94,11 @@ export class Replicator implements MutationObserver {
   link: Link | null = null;
   #options: ReplicationOptions;
   #scratch = new Writer(1024);
-  #dirty = false;
+  /** What the peer confirmed of our stream; --repl-sync writes waiting for it. */
+  #acks: SyncAcks;
+  /** Called when the confirmed offset moves or the link closes, while stopping. */
+  #drainWake: (() => void) | null = null;
+  #abandoned = false;
   /** The version just handed to the store (-1 once a write used it). */
   #fresh = -1;
   #listener: Deno.TcpListener | null = null;
@@ -90,7 +113,7 @@ export class Replicator implements MutationObserver {
   #lagTail = 0;
   #lastLagMs = 0;
   #state: "down" | "connecting" | "listening" = "down";
-  #handshaking = 0;
+  #slots = new HandshakeSlots();
   /** Worker threads' changes and waits (null with one serve thread). */
   #shared: MainReplicationShare | null = null;
   #ringParser = new FrameParser();
@@ -101,6 +124,14 @@ export class Replicator implements MutationObserver {
    */
   constructor(server: Server, options: ReplicationOptions, share?: ReplicationShare) {
     this.#options = options;
+    this.#acks = new SyncAcks(
+      {
+        degrade: options.syncDegrade ?? false,
+        timeoutMs: options.syncTimeoutMs ?? options.timeoutMs,
+      },
+      this.stats,
+      () => this.#linked(),
+    );
     this.engine = server.engine;
     const store = this.engine.store;
     this.hlc = share ? HybridClock.attach(share.clock) : new HybridClock();
@@ -114,23 +145,26 @@ export class Replicator implements MutationObserver {
       Math.max(65536, Math.floor(options.backlogBytes / 256)),
     );
     store.nextCas = () => (this.#fresh = this.hlc.tick());
+    // A CAS is a version here: a client-chosen one would win forever or lose to the peer.
+    this.engine.explicitCasMax = -1;
     this.engine.observer = this;
     if (share) {
       const parser = this.#ringParser;
       const shared = new MainReplicationShare(share, {
         frame: (buf, start, end) => this.#workerChange(buf, start, end),
-        overflowed: () => this.#ringOverflow(),
+        overflowed: (corrupt) => this.#ringOverflow(corrupt),
         drained: (ringEnd) => {
           shared.mark(ringEnd, this.backlog.end);
           this.#publishAcks();
         },
+        syncNote: (degraded) => this.#acks.note(degraded),
       }, (buf, start, end) => parser.parse(buf, start, end));
       shared.renderStats = (out) => this.writeStats(out);
       this.#shared = shared;
       // Worker changes made before this thread's next batch reach the backlog ahead of it.
       this.engine.lockHooks = { waiting: () => shared.service(), acquired: () => shared.drain() };
     }
-    if (options.sync) server.barrier = () => this.barrier();
+    if (options.sync) server.barrier = this;
     this.engine.extraStats = (out) => this.writeStats(out);
     this.engine.statsGroups.replication = (out) => this.writeStats(out);
   }
@@ -161,7 +195,7 @@ export class Replicator implements MutationObserver {
     if (cas === this.#fresh) this.#fresh = -1;
     else {
       // The CAS did not change: an expiry-only change (touch, gat, mg T) needs its own version.
-      this.hlc.observe(cas); // (or meta E, which may set a version ahead of the clock)
+      this.hlc.observe(cas);
       touch = this.hlc.tick();
       const ko = store.keyOffset(h);
       this.merger.touched(decodeAscii(store.buffer(h), ko, ko + store.keyLength(h)), touch);
@@ -215,20 +249,47 @@ export class Replicator implements MutationObserver {
     this.#appended();
   }
 
-  /** A worker could not queue changes: no peer may resume past the gap. */
-  #ringOverflow(): void {
+  /** Worker changes were lost (ring full, or bytes that did not parse): no peer may resume past the gap. */
+  #ringOverflow(corrupt: boolean): void {
     this.backlog.skip();
     this.stats.backlogOverflows++;
     log.warn(
-      "replication: change ring full for 5 s (main thread stalled): sets left out, full copy follows",
+      corrupt
+        ? "replication: corrupt change ring (a bug): its changes left out, full copy follows"
+        : "replication: change ring full for 5 s (main thread stalled): sets left out, full copy follows",
     );
     this.link?.wake();
   }
 
-  /** Tell worker threads the link state and the acknowledged offset. */
+  /** Tell worker threads the link state and the confirmed offset. */
   #publishAcks(ended = false): void {
-    const link = this.link;
-    this.#shared?.publish(link !== null && link.streaming, link?.acked ?? 0, ended);
+    this.#shared?.publish(this.#linked(), this.#acks.confirmed, ended);
+  }
+
+  #linked(): boolean {
+    return this.link !== null && this.link.streaming;
+  }
+
+  /**
+   * The peer sent a version the clock does not accept (or, for `what` = "a
+   * flush_all time", a flush time past int32): count it and warn, at most
+   * every 10 s, since a peer sends such values in runs.
+   */
+  rejectedVersion(version: number, what: string): void {
+    const s = this.stats;
+    s.versionsRejected++;
+    const now = performance.now();
+    if (now - s.versionsWarnedAt < 10_000) return;
+    s.versionsWarnedAt = now;
+    // A version in range is refused for being ahead; a flush time (unix s) for being past int32.
+    const ahead = what === "a flush_all time"
+      ? "past 2038"
+      : Number.isSafeInteger(version) && version >= 0
+      ? `${Math.round((versionTime(version) - Date.now()) / 1000)} s ahead of this node's clock`
+      : "out of range";
+    log.warn(
+      `replication: refused a version from the peer (${what}: ${version}, ${ahead}; ${s.versionsRejected} so far): check both nodes' clocks`,
+    );
   }
 
   /** Take the store lock (serve threads share it); worker changes are drained first. */
@@ -242,7 +303,6 @@ export class Replicator implements MutationObserver {
   }
 
   #appended(): void {
-    this.#dirty = true;
     this.stats.changesOut++;
     const now = performance.now();
     const last = (this.#lagTail - 1 + LAG_SAMPLES) % LAG_SAMPLES;
@@ -257,9 +317,13 @@ export class Replicator implements MutationObserver {
     this.link?.wake();
   }
 
-  /** The peer applied our stream up to `offset`: measure the lag. */
-  acked(offset: number): void {
-    this.#publishAcks();
+  /**
+   * The peer applied our stream up to `offset`: measure the lag. While a
+   * full copy is being sent, what came before it is not confirmed yet.
+   */
+  acked(offset: number, copying: boolean): void {
+    if (!copying) this.confirm(offset);
+    else this.#publishAcks();
     const now = performance.now();
     while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= offset) {
       this.#lastLagMs = now - this.#lagTime[this.#lagHead];
@@ -278,14 +342,31 @@ export class Replicator implements MutationObserver {
     return Math.round(performance.now() - this.#lagTime[this.#lagHead]);
   }
 
-  /** Sync mode: a promise that resolves when the peer applied this batch's writes. */
-  barrier(): Promise<void> | null {
-    if (!this.#dirty) return null;
-    this.#dirty = false;
-    const link = this.link;
-    if (!link || !link.streaming) return null;
-    const end = this.backlog.end;
-    return link.acked >= end ? null : link.waitAcked(end);
+  /**
+   * The peer holds our stream up to `offset`, all of it (an ACK outside a
+   * full copy, a resume point, a full copy sent).
+   */
+  confirm(offset: number): void {
+    if (!this.#acks.confirm(offset)) return;
+    this.#publishAcks();
+    this.#drainWake?.();
+  }
+
+  // --- SyncBarrier (--repl-sync) ---
+
+  /** Stream position after this thread's changes so far. */
+  position(): number {
+    return this.backlog.end;
+  }
+
+  /** Wait (bounded) until the peer confirmed our stream up to `target` (see SyncAcks). */
+  wait(target: number, writes: number): Promise<number> | number {
+    return this.#acks.wait(target, writes);
+  }
+
+  /** `writes` replies became SERVER_ERROR. */
+  refused(writes: number): void {
+    this.#acks.refused(writes);
   }
 
   // --- pairing ---
@@ -326,19 +407,54 @@ export class Replicator implements MutationObserver {
         }
       }
     }
-    this.#loopDone = this.#loop();
-    this.#shared?.run();
+    this.#loopDone = this.#pairing();
+    this.#shared?.run().catch((err) => log.warn(`replication: change ring: ${errorText(err)}`));
   }
 
-  /** Stop pairing, close the link and the listener. */
+  /** The pairing loop, restarted after a bug rather than leaving the node unpaired for good. */
+  async #pairing(): Promise<void> {
+    while (!this.#stopped) {
+      try {
+        await this.#loop();
+      } catch (err) {
+        log.warn(`replication: pairing failed: ${errorText(err)}; retrying`);
+        await delay(500);
+      }
+    }
+  }
+
+  /**
+   * Stop pairing; call it once no client write can run any more (the
+   * server and its threads stopped). The peer first gets what it has not
+   * applied yet, for at most `drainTimeoutMs` (like repcached's "cleanup");
+   * then the link and the listener close.
+   */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
     this.#stopped = true;
-    this.#shared?.stop();
     this.#closeListener();
+    // The threads' last changes join the backlog before the drain.
+    this.#shared?.drain();
+    this.#shared?.stop();
+    this.#acks.release(false);
+    const source = {
+      backlog: this.backlog,
+      confirmed: () => this.#acks.confirmed,
+      progress: () => new Promise<void>((resolve) => (this.#drainWake = resolve)),
+      abandoned: () => this.#abandoned,
+    };
+    await drainToPeer(source, this.link, this.#options.drainTimeoutMs ?? 10_000);
+    this.#drainWake = null;
     this.link?.close("shutdown");
     this.#poke();
     // A dial in progress may take up to the timeout to give up: do not wait for it.
     await Promise.race([this.#loopDone, delay(100)]);
+  }
+
+  /** Give up waiting for the peer in {@linkcode stop} (a second SIGINT/SIGTERM). */
+  abandonDrain(): void {
+    this.#abandoned = true;
+    this.#drainWake?.();
   }
 
   /** A link finished its initial sync. */
@@ -394,7 +510,9 @@ export class Replicator implements MutationObserver {
       this.#failed(peer, r.reason, r.detail);
       return r.reason;
     }
-    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest) ? "linked" : "refused";
+    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest, r.keys)
+      ? "linked"
+      : "refused";
   }
 
   #failed(peer: string, reason: HandshakeFailure, detail: string): void {
@@ -443,22 +561,20 @@ export class Replicator implements MutationObserver {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peer = `${addr.hostname}:${addr.port}`;
     log.info("replication: accept");
-    if (this.#handshaking >= MAX_HANDSHAKES) {
-      // A flood of connections that never finish their handshake: drop the excess.
-      closeQuietly(conn);
-      log.debug(`replication: too many pending handshakes, closed ${peer}`);
-      return;
-    }
-    this.#handshaking++;
+    // Idle connections cannot hold the port: a short deadline, and the newcomer always gets a slot.
+    const slot = this.#slots.take(conn, addr.hostname, peer);
     try {
       conn.setNoDelay(true);
-      const r = await handshake(conn, "accept", this.#context()).finally(() => this.#handshaking--);
+      const ctx = this.#context();
+      ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
+      ctx.greeted = () => (slot.greeted = true);
+      const r = await handshake(conn, "accept", ctx).finally(() => this.#slots.release(slot));
       if (!r.ok) {
         closeQuietly(conn);
         this.#failed(peer, r.reason, r.detail);
         return;
       }
-      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest);
+      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest, r.keys);
     } catch (err) {
       closeQuietly(conn);
       log.debug(`replication: accepted connection failed: ${errorText(err)}`);
@@ -472,6 +588,7 @@ export class Replicator implements MutationObserver {
     peerNode: string,
     peer: StreamState,
     rest: Uint8Array,
+    keys: LinkKeys | null,
   ): boolean {
     if (this.#stopped) {
       closeQuietly(conn);
@@ -492,10 +609,13 @@ export class Replicator implements MutationObserver {
       // A newer connection from the peer (or its new incarnation) replaces the old one.
       old.close("replaced by a new link");
     }
-    this.hlc.observe(peer.hlc);
-    const link = new Link(conn, role, peerNode, this);
+    if (!this.hlc.observe(peer.hlc)) this.rejectedVersion(peer.hlc, "its clock");
+    const link = new Link(conn, role, peerNode, this, keys);
     this.link = link;
     this.stats.links++;
+    // A new period: the next refused or degraded sync write is logged again.
+    this.#acks.newPeriod();
+    this.#shared?.resetNote();
     this.#closeListener();
     link.done.then((reason) => {
       if (reason !== "shutdown") this.stats.linkDrops++;
@@ -505,8 +625,11 @@ export class Replicator implements MutationObserver {
       if (this.link === link) {
         this.link = null;
         this.#state = "down";
+        // Alone now: degraded writes need not wait out their timeout.
+        if (this.#options.syncDegrade) this.#acks.release(true);
       }
       this.#publishAcks(true);
+      this.#drainWake?.();
       this.#poke();
     });
     link.start(peer, rest);
@@ -515,7 +638,7 @@ export class Replicator implements MutationObserver {
     return true;
   }
 
-  #context() {
+  #context(): HandshakeContext {
     return {
       nodeId: this.nodeId,
       secret: this.#options.secret,
@@ -576,6 +699,7 @@ export class Replicator implements MutationObserver {
   writeStats(out: Writer): void {
     const link = this.link;
     const s = this.stats;
+    const shared = this.#shared?.syncCounts();
     const state = link ? link.phase : this.#state;
     const lines: Array<[string, string | number]> = [
       ["repl_node_id", this.nodeId],
@@ -583,6 +707,10 @@ export class Replicator implements MutationObserver {
       ["repl_peer", link ? link.peerAddress : this.#peerText()],
       ["repl_link", state],
       ["repl_sync", this.#options.sync ? 1 : 0],
+      ["repl_sync_degrade", this.#options.syncDegrade ? 1 : 0],
+      ["repl_sync_timeout_ms", this.#options.syncTimeoutMs ?? this.#options.timeoutMs],
+      ["repl_sync_degraded", s.syncDegraded + (shared?.degraded ?? 0)],
+      ["repl_sync_failed", s.syncRefused + (shared?.refused ?? 0)],
       ["repl_copy_in_progress", link?.receivingCopy ? 1 : 0],
       ["repl_copy_sending", link?.sendingCopy ? 1 : 0],
       ["repl_lag_ms", this.lagMs()],
@@ -606,6 +734,8 @@ export class Replicator implements MutationObserver {
       ["repl_tombstones", this.merger.tombstones.size],
       ["repl_auth_failures", s.authFailures],
       ["repl_bad_peers", s.badPeers],
+      ["repl_versions_rejected", s.versionsRejected],
+      ["repl_bad_macs", s.badMacs],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

@@ -37,4 +37,17 @@ export class ReplicationStats {
   backlogOverflows = 0;
   /** Connections refused as not a memrep peer (garbage, wrong version). */
   badPeers = 0;
+  /**
+   * Versions from the peer refused (changes dropped, clock not moved): out of
+   * range or more than MAX_DRIFT_MS ahead of this node's wall clock.
+   */
+  versionsRejected = 0;
+  /** performance.now() of the last warning about refused versions (they are rate limited). */
+  versionsWarnedAt = -Infinity;
+  /** --repl-sync-degrade: write replies acknowledged locally only, no peer confirming. */
+  syncDegraded = 0;
+  /** --repl-sync: write replies answered SERVER_ERROR, the peer did not confirm in time. */
+  syncRefused = 0;
+  /** Links closed because a record of the authenticated stream failed its MAC. */
+  badMacs = 0;
 }

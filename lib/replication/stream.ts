@@ -20,7 +20,9 @@
  * `touch` the version of the last expiry-only change (touch, gat, mg T) or
  * 0: touches keep the CAS, so this orders them.
  * Only S, D and F frames advance the stream offset; they are stored in the
- * backlog exactly as sent.
+ * backlog exactly as sent. A version token of digits beyond 2**53 still
+ * parses (as Infinity): the frame is well formed, its version is not, and
+ * the merge refuses it without breaking the stream.
  * @module
  */
 
@@ -186,6 +188,17 @@ function writeKey(out: Writer, src: Uint8Array, start: number, end: number, bits
 }
 
 /**
+ * A version token: its value; Infinity for digits beyond 2**53 (a version
+ * out of range, refused by the merge); -1 when it is not digits.
+ */
+export function parseVersion(buf: Uint8Array, start: number, end: number): number {
+  const v = parseDecimal(buf, start, end);
+  if (v >= 0 || start >= end) return v;
+  for (let i = start; i < end; i++) if (buf[i] < 48 || buf[i] > 57) return -1;
+  return Infinity;
+}
+
+/**
  * Incremental frame parser: {@linkcode parse} reads one frame from
  * buf[start, end) and leaves its fields here (offsets into buf, or into a
  * scratch buffer for base64 keys). Never throws on bad input.
@@ -252,8 +265,8 @@ export class FrameParser {
         if (!this.#key(buf, s[1], e[1], 5)) return -1;
         this.flags = parseDecimal(buf, s[2], e[2]);
         this.exp = parseDecimal(buf, s[3], e[3]);
-        this.version = parseDecimal(buf, s[4], e[4]);
-        this.touch = parseDecimal(buf, s[6], e[6]);
+        this.version = parseVersion(buf, s[4], e[4]);
+        this.touch = parseVersion(buf, s[6], e[6]);
         const vlen = parseDecimal(buf, s[7], e[7]);
         if (
           this.flags < 0 || this.flags > 0xffffffff || this.exp < 0 || this.version < 0 ||
@@ -276,13 +289,13 @@ export class FrameParser {
       }
       if (v === 68 /* D */ && n === 4) {
         if (!this.#key(buf, s[1], e[1], 3)) return -1;
-        this.version = parseDecimal(buf, s[2], e[2]);
+        this.version = parseVersion(buf, s[2], e[2]);
         if (this.version < 0) return this.#bad("bad delete frame");
         this.kind = copy ? Frame.COPY_DELETE : Frame.DELETE;
         return lineLength;
       }
       if (v === 70 /* F */ && n === 3 && !copy) {
-        this.version = parseDecimal(buf, s[1], e[1]);
+        this.version = parseVersion(buf, s[1], e[1]);
         this.exp = parseDecimal(buf, s[2], e[2]);
         if (this.version < 0 || this.exp < 0) return this.#bad("bad flush frame");
         this.kind = Frame.FLUSH;
@@ -291,10 +304,10 @@ export class FrameParser {
       return this.#bad("unknown frame");
     }
     if (req.tokenIs(0, "ACK") && n === 2) return this.#numbers(Frame.ACK, 1, lineLength);
-    if (req.tokenIs(0, "PING") && n === 2) return this.#numbers(Frame.PING, 1, lineLength);
+    if (req.tokenIs(0, "PING") && n === 2) return this.#numbers(Frame.PING, 1, lineLength, 1);
     if (req.tokenIs(0, "COPY") && n === 5) {
       this.text = decodeAscii(buf, s[1], e[1]);
-      return this.#numbers(Frame.COPY, 2, lineLength);
+      return this.#numbers(Frame.COPY, 2, lineLength, 4);
     }
     if (req.tokenIs(0, "COPIED") && n === 2) return this.#numbers(Frame.COPIED, 1, lineLength);
     if (req.tokenIs(0, "RESUME") && n === 3) {
@@ -309,11 +322,15 @@ export class FrameParser {
     return this.#bad("unknown frame");
   }
 
-  /** Parse tokens from..ntokens-1 as numbers into nums. */
-  #numbers(kind: number, from: number, length: number): number {
+  /** Parse tokens from..ntokens-1 as numbers into nums; token `version` is a version. */
+  #numbers(kind: number, from: number, length: number, version = -1): number {
     const req = this.#req;
     for (let i = from; i < req.ntokens; i++) {
-      const v = parseDecimal(req.buf, req.tokStart[i], req.tokEnd[i]);
+      const v = (i === version ? parseVersion : parseDecimal)(
+        req.buf,
+        req.tokStart[i],
+        req.tokEnd[i],
+      );
       if (v < 0) return this.#bad("bad number");
       this.nums[i - from] = v;
     }

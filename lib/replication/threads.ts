@@ -11,7 +11,9 @@
  */
 
 import { statLine } from "../server/stats.ts";
-import type { Engine, MutationObserver, Server } from "../server/mod.ts";
+import { log } from "../log.ts";
+import { errorText } from "../transport/mod.ts";
+import type { Engine, MutationObserver, Server, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
 import { wireBits } from "./merge.ts";
 import { VERB, writeDeleteFrame, writeFlushFrame, writeItemLine } from "./stream.ts";
@@ -42,20 +44,27 @@ const C_STATS_LEN = 4;
 const C_ACK_GEN = 5;
 /** 1 while a peer is linked and streaming. */
 const C_LINKED = 6;
-/** Bumped when a link ends (releases --repl-sync waiters). */
+/** Bumped when a link ends. */
 const C_LINK_EPOCH = 7;
 /** A writer could not wait for ring space: changes were dropped, a full copy must follow. */
 const C_OVERFLOW = 8;
 /** Bumped (and notified) when the main thread frees ring space. */
 const C_HEAD_GEN = 9;
-/** 1 with --repl-sync. */
+/** --repl-sync: 0 off, 1 strict, 2 with --repl-sync-degrade. */
 const C_SYNC = 10;
+/** --repl-sync-timeout (ms). */
+const C_SYNC_TIMEOUT = 11;
+/** Log note of this down period: 0 none, 1 a worker degraded, 2 a worker refused, 3 logged. */
+const C_SYNC_NOTE = 12;
 // BigInt64 offsets (index in the BigInt64Array at byte 64).
 /** Ring bytes consumed / produced (logical, ever growing). */
 const N_HEAD = 0;
 const N_TAIL = 1;
 /** Ring offset whose changes the peer has applied. */
 const N_ACKED = 2;
+/** Workers' sync writes acknowledged locally only (degrade) / answered SERVER_ERROR. */
+const N_DEGRADED = 3;
+const N_REFUSED = 4;
 
 /** Minimum ring size. */
 const RING_MIN = 8 * 1048576;
@@ -70,16 +79,26 @@ const RING_WAIT_MS = 5000;
 /** Longest a worker's `stats` waits for the main thread's answer. */
 const STATS_WAIT_MS = 500;
 
-/** Shared replication memory for serve threads; the ring holds two of the largest items. */
-export function createReplicationShare(maxItemSize: number, sync: boolean): ReplicationShare {
+/**
+ * Shared replication memory for serve threads; the ring holds two of the
+ * largest items. `sync`: --repl-sync, with `degrade` and `syncTimeoutMs`.
+ */
+export function createReplicationShare(
+  maxItemSize: number,
+  sync: boolean,
+  degrade = false,
+  syncTimeoutMs = 2000,
+): ReplicationShare {
   const share: ReplicationShare = {
-    ctl: new SharedArrayBuffer(64 + 8 * 4),
+    ctl: new SharedArrayBuffer(64 + 8 * 8),
     ring: new SharedArrayBuffer(Math.max(RING_MIN, 2 * (maxItemSize + 2048))),
     clock: new SharedArrayBuffer(CLOCK_STATE_BYTES),
     text: new SharedArrayBuffer(TEXT_BYTES),
   };
   new HybridClock(undefined, undefined, share.clock); // random node bits
-  if (sync) Atomics.store(new Int32Array(share.ctl, 0, 16), C_SYNC, 1);
+  const ctl = new Int32Array(share.ctl, 0, 16);
+  if (sync) Atomics.store(ctl, C_SYNC, degrade ? 2 : 1);
+  Atomics.store(ctl, C_SYNC_TIMEOUT, syncTimeoutMs);
   return share;
 }
 
@@ -92,7 +111,7 @@ class Views {
 
   constructor(share: ReplicationShare) {
     this.ctl = new Int32Array(share.ctl, 0, 16);
-    this.nums = new BigInt64Array(share.ctl, 64, 4);
+    this.nums = new BigInt64Array(share.ctl, 64, 8);
     this.ring = new Uint8Array(share.ring);
     this.text = new Uint8Array(share.text);
   }
@@ -123,13 +142,12 @@ class Views {
  * A worker thread's side: versions from the shared clock, changes into
  * the ring, `--repl-sync` waits and `stats` lines from the main thread.
  */
-export class WorkerReplication implements MutationObserver {
+export class WorkerReplication implements MutationObserver, SyncBarrier {
   #v: Views;
   #engine: Engine;
   #hlc: HybridClock;
   #scratch = new Writer(1024);
   #fresh = -1;
-  #dirty = false;
   /** Ring offset after this thread's last change. */
   #written = 0;
   #ringWaitMs: number;
@@ -149,8 +167,9 @@ export class WorkerReplication implements MutationObserver {
     this.#hlc = HybridClock.attach(share.clock);
     const engine = this.#engine;
     engine.store.nextCas = () => (this.#fresh = this.#hlc.tick());
+    engine.explicitCasMax = -1; // versions come from the clock only (see Replicator)
     engine.observer = this;
-    if (Atomics.load(this.#v.ctl, C_SYNC) === 1) server.barrier = () => this.barrier();
+    if (Atomics.load(this.#v.ctl, C_SYNC) !== 0) server.barrier = this;
     engine.extraStats = (out) => this.writeStats(out);
     engine.statsGroups.replication = (out) => this.writeStats(out);
   }
@@ -219,7 +238,6 @@ export class WorkerReplication implements MutationObserver {
     at = put(v.ring, at, b, bs, be);
     v.setNum(N_TAIL, at);
     this.#written = at;
-    this.#dirty = true;
     v.wakeMain();
   }
 
@@ -239,26 +257,53 @@ export class WorkerReplication implements MutationObserver {
     return true;
   }
 
-  /** Sync mode: resolves when the peer applied this batch's changes (or no peer is linked). */
-  barrier(): Promise<void> | null {
-    if (!this.#dirty) return null;
-    this.#dirty = false;
-    const v = this.#v;
-    if (Atomics.load(v.ctl, C_LINKED) !== 1) return null;
-    const target = this.#written;
-    if (v.num(N_ACKED) >= target) return null;
-    return this.#waitAcked(target, Atomics.load(v.ctl, C_LINK_EPOCH));
+  /** Ring offset after this thread's last change ({@linkcode SyncBarrier}). */
+  position(): number {
+    return this.#written;
   }
 
-  async #waitAcked(target: number, epoch: number): Promise<void> {
+  /** Wait (bounded) until the peer applied this thread's changes up to `target`. */
+  wait(target: number, writes: number): Promise<number> | number {
     const v = this.#v;
+    const acked = v.num(N_ACKED);
+    if (acked >= target) return acked;
+    if (this.#degrade() && Atomics.load(v.ctl, C_LINKED) !== 1) {
+      return this.#degraded(target, writes);
+    }
+    return this.#waitAcked(target, writes);
+  }
+
+  /** `writes` replies became SERVER_ERROR. */
+  refused(writes: number): void {
+    const v = this.#v;
+    Atomics.add(v.nums, N_REFUSED, BigInt(writes));
+    if (Atomics.compareExchange(v.ctl, C_SYNC_NOTE, 0, 2) === 0) v.wakeMain(true);
+  }
+
+  #degrade(): boolean {
+    return Atomics.load(this.#v.ctl, C_SYNC) === 2;
+  }
+
+  /** Acknowledge locally (--repl-sync-degrade): counted, and logged once by the main thread. */
+  #degraded(target: number, writes: number): number {
+    const v = this.#v;
+    Atomics.add(v.nums, N_DEGRADED, BigInt(writes));
+    if (Atomics.compareExchange(v.ctl, C_SYNC_NOTE, 0, 1) === 0) v.wakeMain(true);
+    return target;
+  }
+
+  async #waitAcked(target: number, writes: number): Promise<number> {
+    const v = this.#v;
+    const deadline = performance.now() + Atomics.load(v.ctl, C_SYNC_TIMEOUT);
     for (;;) {
       const gen = Atomics.load(v.ctl, C_ACK_GEN);
-      if (
-        v.num(N_ACKED) >= target || Atomics.load(v.ctl, C_LINKED) !== 1 ||
-        Atomics.load(v.ctl, C_LINK_EPOCH) !== epoch
-      ) return;
-      const r = Atomics.waitAsync(v.ctl, C_ACK_GEN, gen, 1000);
+      const acked = v.num(N_ACKED);
+      if (acked >= target) return acked;
+      const alone = Atomics.load(v.ctl, C_LINKED) !== 1;
+      const left = deadline - performance.now();
+      if (this.#degrade() && (alone || left <= 0)) return this.#degraded(target, writes);
+      if (left <= 0) return acked;
+      const r = Atomics.waitAsync(v.ctl, C_ACK_GEN, gen, left);
       if (r.async) await r.value;
     }
   }
@@ -297,11 +342,19 @@ function put(ring: Uint8Array, at: number, src: Uint8Array, s: number, e: number
 export interface RingSink {
   /** One frame (complete) of a worker's change. */
   frame(buf: Uint8Array, start: number, end: number): void;
-  /** Changes were lost to a full ring: the peer needs a full copy. */
-  overflowed(): void;
+  /**
+   * Changes were lost, to a full ring or to ring bytes that did not parse
+   * (`corrupt`, a bug: never to happen): the peer needs a full copy.
+   */
+  overflowed(corrupt: boolean): void;
   /** The ring was drained up to this offset (its frames are in the backlog now). */
   drained(ringEnd: number): void;
+  /** A worker degraded or refused the first --repl-sync write of a down period: log it. */
+  syncNote?(degraded: boolean): void;
 }
+
+/** Ring/backlog offset pairs kept while the peer lags (beyond this, confirmations coarsen). */
+const MAX_MARKS = 65536;
 
 /**
  * The main thread's side: drains the ring, answers `stats` requests,
@@ -335,6 +388,12 @@ export class MainReplicationShare {
   service(): void {
     this.drain();
     const v = this.#v;
+    const note = Atomics.load(v.ctl, C_SYNC_NOTE);
+    if (
+      (note === 1 || note === 2) && Atomics.compareExchange(v.ctl, C_SYNC_NOTE, note, 3) === note
+    ) {
+      this.#sink.syncNote?.(note === 1);
+    }
     const req = Atomics.load(v.ctl, C_STATS_REQ);
     if (req !== Atomics.load(v.ctl, C_STATS_DONE) && this.renderStats) {
       const out = this.#statsOut;
@@ -365,17 +424,25 @@ export class MainReplicationShare {
       if (first < n) buf.set(v.ring.subarray(0, n - first), first);
       v.setNum(N_HEAD, tail);
       v.bump(C_HEAD_GEN);
-      for (let at = 0; at < n;) {
-        const used = this.#parse(buf, at, n);
-        if (used <= 0) throw new Error("replication: corrupt change ring");
-        this.#sink.frame(buf, at, at + used);
-        at += used;
+      let corrupt = false;
+      for (let at = 0; at < n && !corrupt;) {
+        // Bytes that are no frame cannot be resynchronised: the rest is dropped, a full copy
+        // covers it (the store has every change), and the process goes on.
+        try {
+          const used = this.#parse(buf, at, n);
+          if (used <= 0 || at + used > n) corrupt = true;
+          else this.#sink.frame(buf, at, at + used);
+          at += used;
+        } catch {
+          corrupt = true;
+        }
       }
       this.#sink.drained(tail);
+      if (corrupt) this.#sink.overflowed(true);
     }
     if (Atomics.load(v.ctl, C_OVERFLOW) === 1) {
       Atomics.store(v.ctl, C_OVERFLOW, 0);
-      this.#sink.overflowed();
+      this.#sink.overflowed(false);
     }
   }
 
@@ -383,26 +450,38 @@ export class MainReplicationShare {
   mark(ringEnd: number, backlogEnd: number): void {
     const n = this.#ringMarks.length;
     if (n > 0 && this.#ringMarks[n - 1] === ringEnd) return;
+    if (n >= MAX_MARKS) {
+      // Move the last mark later instead: changes before it are confirmed later, never early.
+      this.#ringMarks[n - 1] = ringEnd;
+      this.#backlogMarks[n - 1] = backlogEnd;
+      return;
+    }
     this.#ringMarks.push(ringEnd);
     this.#backlogMarks.push(backlogEnd);
   }
 
+  /** A new down period: the next degraded or refused write is logged again. */
+  resetNote(): void {
+    Atomics.store(this.#v.ctl, C_SYNC_NOTE, 0);
+  }
+
+  /** Workers' sync writes acknowledged locally only, and refused. */
+  syncCounts(): { degraded: number; refused: number } {
+    return { degraded: this.#v.num(N_DEGRADED), refused: this.#v.num(N_REFUSED) };
+  }
+
   /**
-   * Publish the link state and how far the peer acknowledged (`acked`
-   * backlog offset; `linked` false releases every waiting worker).
+   * Publish the link state and how far the peer confirmed our stream
+   * (`confirmed`, a backlog offset). Waiting workers see it; a write is
+   * released only once confirmed (or when its wait times out).
    */
-  publish(linked: boolean, acked: number, ended = false): void {
+  publish(linked: boolean, confirmed: number, ended = false): void {
     const v = this.#v;
     let ring = v.num(N_ACKED);
     let i = 0;
-    if (!linked) {
-      ring = Math.max(ring, v.num(N_HEAD));
-      i = this.#ringMarks.length;
-    } else {
-      while (i < this.#ringMarks.length && this.#backlogMarks[i] <= acked) {
-        ring = Math.max(ring, this.#ringMarks[i]);
-        i++;
-      }
+    while (i < this.#ringMarks.length && this.#backlogMarks[i] <= confirmed) {
+      ring = Math.max(ring, this.#ringMarks[i]);
+      i++;
     }
     if (i > 0) {
       this.#ringMarks.splice(0, i);
@@ -433,7 +512,12 @@ export class MainReplicationShare {
       }
       Atomics.store(v.ctl, C_SLEEP, 0);
       if (this.#stopped) break;
-      this.service();
+      try {
+        this.service();
+      } catch (err) {
+        // A bug here must not end the drain loop (workers would wait on it forever).
+        log.warn(`replication: change ring service failed: ${errorText(err)}`);
+      }
     }
   }
 

@@ -7,11 +7,26 @@
  * every local tick is newer than anything seen from the peer, so "newer
  * version wins" orders causally related writes and breaks concurrent ones
  * by (roughly) wall time, then by node.
+ *
+ * Versions are never chosen by clients (a replicated node refuses meta `E`)
+ * and a version from elsewhere is only trusted within bounds
+ * ({@linkcode HybridClock.accepts}): below 2**53 and at most
+ * {@linkcode MAX_DRIFT_MS} ahead of this node's wall clock. Anything else is
+ * corrupt or from a clock that is badly off: it must neither pin an item
+ * past every later write nor drag this clock away from wall time.
  * @module
  */
 
 /** Wall-clock origin of versions (2020-01-01T00:00:00Z): versions fit 2**53 until 2089. */
 const VERSION_EPOCH_MS = 1577836800000;
+/** Largest version (the store's CAS width: 53 bits). */
+export const MAX_VERSION: number = Number.MAX_SAFE_INTEGER;
+/**
+ * How far ahead of the local wall clock a version seen from elsewhere may be
+ * (the HLC's bound on clock skew): generous for hosts without NTP, far below
+ * what a corrupt or client-chosen value (years ahead) amounts to.
+ */
+export const MAX_DRIFT_MS = 3_600_000;
 /** Version units per wall millisecond. */
 const PER_MS = 4096;
 /** One logical step; the 4 bits below it name the node. */
@@ -85,13 +100,30 @@ export class HybridClock {
     }
   }
 
-  /** Remember a version seen elsewhere so later ticks are newer. */
-  observe(version: number): void {
-    if (!(version < Number.MAX_SAFE_INTEGER)) return;
+  /** The largest version {@linkcode accepts} takes now. */
+  bound(): number {
+    return Math.min(MAX_VERSION, versionAt(this.#wall() + MAX_DRIFT_MS));
+  }
+
+  /**
+   * Is `version` one this node may store or follow: an integer in
+   * [0, {@linkcode bound}]? (NaN, negatives, 2**53 and beyond, and values
+   * more than MAX_DRIFT_MS ahead of the wall clock are not.)
+   */
+  accepts(version: number): boolean {
+    return Number.isSafeInteger(version) && version >= 0 && version <= this.bound();
+  }
+
+  /**
+   * Remember a version seen elsewhere so later ticks are newer. A version
+   * {@linkcode accepts} refuses is not followed: returns false.
+   */
+  observe(version: number): boolean {
+    if (!this.accepts(version)) return false;
     for (;;) {
       const old = Atomics.load(this.#last, 0);
-      if (version <= Number(old)) return;
-      if (Atomics.compareExchange(this.#last, 0, old, BigInt(version)) === old) return;
+      if (version <= Number(old)) return true;
+      if (Atomics.compareExchange(this.#last, 0, old, BigInt(version)) === old) return true;
     }
   }
 }

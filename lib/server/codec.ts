@@ -20,6 +20,8 @@ import type { Engine, Session } from "./commands.ts";
 export interface Codec {
   /** The request parse fills (`need`, `swallow` are read by the connection). */
   readonly req: Request;
+  /** Text and meta (the -Y login reads these bytes before login). */
+  readonly text: boolean;
   /** Parse one request from buf[start, end): bytes used, 0 for more, or PARSE_CLOSE. */
   parse(buf: Uint8Array, start: number, end: number, maxValue: number): number;
   /** Run the parsed request, appending its reply; returns an Action. */
@@ -45,6 +47,7 @@ function textCodec(engine: Engine): Codec {
   const req = new Request();
   return {
     req,
+    text: true,
     parse: (buf, start, end, maxValue) => parseRequest(buf, start, end, req, maxValue),
     execute: (out, session) => engine.execute(req, out, session),
     closing: () => {},
@@ -60,6 +63,7 @@ function binaryCodec(engine: Engine): Codec {
   let sent = 0, resets = -1, count = 0, group = 0;
   return {
     req,
+    text: false,
     parse: (buf, start, end, maxValue) => parseBinaryRequest(buf, start, end, req, maxValue),
     execute: (out) => {
       if (out.resets !== resets) { // the connection wrote out: a new read event

@@ -18,6 +18,7 @@ import {
 import { lastBig } from "../protocol/bytes.ts";
 import {
   ALLOC_TOO_LARGE,
+  MAX_CAS,
   SharedLock,
   Store,
   type StoreMemory,
@@ -27,6 +28,7 @@ import {
 import process from "node:process";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, SharedStats, statLine } from "./stats.ts";
+import type { AuthConfig, AuthSession } from "../auth/mod.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -67,6 +69,8 @@ export interface EngineOptions extends StoreOptions {
   statsGroups?: Record<string, (out: Writer) => void>;
   /** memcached -B: which protocols connections speak (default auto: by the first byte). */
   protocol?: BindingProtocol;
+  /** Authentication (-S, -Y), shown in `stats settings`. */
+  auth?: AuthConfig;
 }
 
 /** memcached -B values. */
@@ -103,6 +107,11 @@ export interface Session {
    * returns true once it is complete. The connection calls it until then.
    */
   more: ((out: Writer) => boolean) | null;
+  /**
+   * Login state when the server requires authentication (-Y / -S), else
+   * null. Until it is authenticated the connection only reads logins.
+   */
+  auth?: AuthSession | null;
 }
 
 const M = {
@@ -142,6 +151,12 @@ export class Engine {
   stats: ServerStats = new ServerStats();
   /** Mutation listener (replication), or null. */
   observer: MutationObserver | null = null;
+  /**
+   * Largest CAS a client may set with meta `E`: the store's CAS width.
+   * Replication sets -1 (versions are CAS values, and only its clock may
+   * choose them): `E` is then an unknown flag, as in memcached 1.6.18.
+   */
+  explicitCasMax: number = MAX_CAS;
   /** Current `verbosity` level. */
   verbosity = 0;
   /** Extra `stats` lines; replication registers here after construction. */
@@ -1233,8 +1248,8 @@ export class Engine {
       ["touch_misses", s.touchMisses],
       ["store_too_large", s.storeTooLarge],
       ["store_no_memory", s.storeNoMemory],
-      ["auth_cmds", 0],
-      ["auth_errors", 0],
+      ["auth_cmds", s.authCmds],
+      ["auth_errors", s.authErrors],
       ["bytes_read", s.bytesRead],
       ["bytes_written", s.bytesWritten],
       ["limit_maxbytes", st.limitMaxbytes],
@@ -1274,6 +1289,8 @@ export class Engine {
       ["flush_enabled", "yes"],
       ["shutdown_command", o.enableShutdown ? "yes" : "no"],
       ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
+      ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
+      ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

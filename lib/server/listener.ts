@@ -5,8 +5,9 @@
  */
 
 import { Action, Engine, type EngineOptions } from "./commands.ts";
-import { serveConnection } from "./connection.ts";
+import { serveConnection, type SyncBarrier } from "./connection.ts";
 import { closeQuietly, isDisconnect, writeAll } from "../transport/mod.ts";
+import { Authenticator, AuthSession } from "../auth/mod.ts";
 
 /** Listener settings on top of the engine's. */
 export interface ServerOptions extends EngineOptions {
@@ -26,18 +27,24 @@ const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n")
 export class Server {
   /** The shared cache engine. */
   readonly engine: Engine;
-  /** Called after each read batch; a promise delays the replies (sync replication). */
-  barrier: (() => Promise<void> | null) | undefined;
+  /** Who may log in (-S, -Y), or null when anyone may use the server. */
+  readonly authenticator: Authenticator | null;
+  /** With `--repl-sync`: replies to writes wait for the peer. */
+  barrier: SyncBarrier | undefined;
   #options: ServerOptions;
   #listeners: Deno.TcpListener[] = [];
   #conns = new Set<Deno.Conn>();
   #stopped = false;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
-  /** Create the engine; call {@linkcode listen} to start serving. */
+  /**
+   * Create the engine and load the password files (throws
+   * AuthFileError); call {@linkcode listen} to start serving.
+   */
   constructor(options: ServerOptions, engine = new Engine(options)) {
     this.#options = options;
     this.engine = engine;
+    this.authenticator = options.auth ? Authenticator.load(options.auth) : null;
   }
 
   /** Resolves when the server has stopped. */
@@ -87,8 +94,10 @@ export class Server {
         conn.setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
-        const session = { more: null };
-        serveConnection(conn, this.engine, session, maxValue, this.barrier).then((action) => {
+        const auth = this.authenticator;
+        const session = { more: null, auth: auth ? new AuthSession(auth, stats) : null };
+        const hooks = { barrier: this.barrier, stopped: () => this.#stopped };
+        serveConnection(conn, this.engine, session, maxValue, hooks).then((action) => {
           if (action === Action.SHUTDOWN) this.stop();
         }, (err) => {
           if (!isDisconnect(err)) console.error(`connection error: ${err}`);

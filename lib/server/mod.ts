@@ -19,7 +19,13 @@ export {
 } from "./commands.ts";
 export { BinaryExecutor } from "./binary.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
-export { serveConnection } from "./connection.ts";
+export { type ConnectionHooks, serveConnection, type SyncBarrier } from "./connection.ts";
 export { Server, type ServerOptions } from "./listener.ts";
 export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from "./stats.ts";
-export { startThreads, type ThreadInit, type ThreadMessage } from "./threads.ts";
+export {
+  runWorker,
+  startThreads,
+  type ThreadInit,
+  type ThreadMessage,
+  type Threads,
+} from "./threads.ts";

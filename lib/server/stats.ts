@@ -33,6 +33,8 @@ export const STAT_NAMES = [
   "touchMisses",
   "storeTooLarge",
   "storeNoMemory",
+  "authCmds",
+  "authErrors",
   "bytesRead",
   "bytesWritten",
 ] as const;

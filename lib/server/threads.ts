@@ -6,21 +6,24 @@
  * @module
  */
 
-import type { ClockOrigin } from "./clock.ts";
-import type { EngineShared } from "./commands.ts";
-import type { Server, ServerOptions } from "./listener.ts";
-import type { ReplicationShare } from "../replication/threads.ts";
+import { type ClockOrigin, ServerClock } from "./clock.ts";
+import { Engine, type EngineShared } from "./commands.ts";
+import { Server, type ServerOptions } from "./listener.ts";
+import { errorText } from "../transport/mod.ts";
 
-/** What a worker thread needs to join. */
-export interface ThreadInit {
+/**
+ * What a worker thread needs to join. `X` is what the layer above (the cli)
+ * passes along for itself, e.g. replication's shared state.
+ */
+export interface ThreadInit<X = unknown> {
   /** The listener and engine options. */
   options: ServerOptions;
   /** Shared cache, lock and counters, with the worker's row. */
   shared: EngineShared;
   /** The main thread's clock origin. */
   origin: ClockOrigin;
-  /** Replication's shared state, when serve replicates. */
-  replication?: ReplicationShare;
+  /** The caller's own payload (structured-cloneable). */
+  extra?: X;
 }
 
 /** A worker's answer to its init. */
@@ -29,42 +32,62 @@ export type ThreadMessage =
   | { type: "error"; message: string }
   | { type: "stopped" };
 
+/** Longest a worker may take to stop before it is terminated (ms). */
+const STOP_WAIT_MS = 2000;
+
+/** The running workers. */
+export interface Threads {
+  /**
+   * Resolves once every worker stopped serving after `server` stopped (no
+   * request runs on them any more), or was terminated after a bounded wait.
+   */
+  stopped: Promise<void>;
+}
+
 /**
- * Start `threads - 1` workers next to `server` (already listening with
- * reusePort); resolves once all listen. Stopping `server` stops them.
+ * Start `threads - 1` workers from the module at `workerUrl` (which calls
+ * {@linkcode runWorker}) next to `server` (already listening with reusePort);
+ * resolves once all listen. Stopping `server` stops them.
  */
-export async function startThreads(
+export async function startThreads<X>(
   server: Server,
   options: ServerOptions,
   threads: number,
-  replication?: ReplicationShare,
-): Promise<void> {
+  workerUrl: string,
+  extra?: X,
+): Promise<Threads> {
   const shared = server.engine.share(threads);
   const origin = server.engine.clock.origin;
-  // Functions do not cross threads; workers get replication's hooks from `replication`.
+  // Functions do not cross threads; workers rebuild their hooks from `extra`.
   const { extraStats: _e, statsGroups: _g, ...plain } = options;
   const options0 = { ...plain, port: server.port };
   const workers: Worker[] = [];
+  const stopped: Promise<void>[] = [];
   try {
     for (let t = 1; t < threads; t++) {
-      const worker = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
+      const worker = new Worker(workerUrl, { type: "module" });
       workers.push(worker);
+      const done = Promise.withResolvers<void>();
+      stopped.push(done.promise);
       const ready = new Promise<void>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
           if (e.data.type === "ready") resolve();
           else if (e.data.type === "error") reject(new Error(e.data.message));
-          else server.stop(); // `shutdown` arrived on that thread: stop them all
+          else {
+            done.resolve();
+            server.stop(); // (`shutdown` arrived on that thread: stop them all)
+          }
         };
         worker.onerror = (e) => {
           e.preventDefault();
           reject(new Error(e.message));
         };
       });
-      const init: ThreadInit = {
+      const init: ThreadInit<X> = {
         options: { ...options0, reusePort: true },
         shared: { ...shared, thread: t },
         origin,
-        replication,
+        extra,
       };
       worker.postMessage(init);
       await ready;
@@ -73,8 +96,45 @@ export async function startThreads(
     for (const w of workers) w.terminate();
     throw err;
   }
-  server.finished.then(() => {
+  const all = server.finished.then(async () => {
     for (const w of workers) w.postMessage("stop");
-    setTimeout(() => workers.forEach((w) => w.terminate()), 200);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((r) => (timer = setTimeout(r, STOP_WAIT_MS)));
+    await Promise.race([Promise.all(stopped), late]);
+    clearTimeout(timer);
+    for (const w of workers) w.terminate();
   });
+  return { stopped: all };
+}
+
+declare const self: Worker & { close(): void };
+
+/**
+ * The body of a worker thread's module: on its init message, build an engine
+ * over the shared cache and a listener on the shared port; `attach` adds the
+ * caller's parts (replication) before the port answers.
+ */
+export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => void): void {
+  let server: Server | undefined;
+  const post = (message: ThreadMessage) => self.postMessage(message);
+  self.onmessage = (event: MessageEvent<ThreadInit<X> | "stop">) => {
+    if (event.data === "stop") {
+      server?.stop();
+      return;
+    }
+    const { options, shared, origin, extra } = event.data;
+    try {
+      const engine = new Engine(options, new ServerClock(origin), shared);
+      const s = server = new Server({ ...options, reusePort: true }, engine);
+      attach?.(s, extra);
+      s.listen();
+      s.finished.then(() => {
+        post({ type: "stopped" });
+        self.close();
+      });
+      post({ type: "ready" });
+    } catch (err) {
+      post({ type: "error", message: errorText(err) });
+    }
+  };
 }

@@ -27,5 +27,5 @@ export {
 } from "./store.ts";
 export { REALTIME_MAXDELTA, toAbsoluteExptime } from "./expiry.ts";
 export { hashBytes } from "./hash.ts";
-export { HEADER_SIZE, PAGE_SIZE } from "./slabs.ts";
+export { HEADER_SIZE, MAX_CAS, PAGE_SIZE } from "./slabs.ts";
 export { SharedLock } from "./lock.ts";

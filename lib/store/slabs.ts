@@ -47,6 +47,8 @@ export const W_CASLO = 6;
 export const W_META = 7;
 /** Mask of the cas high 21 bits in W_META (cas < 2**53). */
 export const M_CASHI = 0x1fffff;
+/** Largest CAS an item holds: 53 bits (W_CASLO and M_CASHI), exact as a number. */
+export const MAX_CAS = 2 ** 53 - 1;
 /** Shift of the key length in W_META. */
 export const KEY_SHIFT = 21;
 /** Mask of the key length after shifting W_META right by KEY_SHIFT. */

@@ -48,6 +48,8 @@ export interface BinCase {
   name: string;
   /** Steps in order. */
   steps: (Uint8Array | BinStep)[];
+  /** Runs at the same time as the next concurrent cases (own keys, no flush): saves their sleeps. */
+  concurrent?: boolean;
 }
 
 /** Renders responses with CAS labels. */

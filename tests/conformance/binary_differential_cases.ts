@@ -199,11 +199,24 @@ export const BINARY_CASES: BinCase[] = [
   },
   {
     name: "expired items miss",
+    concurrent: true,
     steps: [
       set("ex", "v", 0, 1),
       set("ex2", "v", 0, 100),
       p({ op: OP.TOUCH, key: "ex2", extras: u32Extras(1) }),
-      { send: cat(get("ex"), get("ex2")), sleepMs: 2600 },
+      arith("ex3", 1n, 9n, 1),
+      { send: cat(get("ex"), get("ex2"), get("ex3")), sleepMs: 2600 },
+    ],
+  },
+  {
+    name: "gat sets a new expiry",
+    concurrent: true,
+    steps: [
+      set("ge", "v", 0, 100),
+      p({ op: OP.GAT, key: "ge", extras: u32Extras(1) }),
+      set("ge2", "v", 0, 1),
+      p({ op: OP.GATK, key: "ge2", extras: u32Extras(0) }),
+      { send: cat(get("ge"), get("ge2")), sleepMs: 2600 },
     ],
   },
   {
@@ -296,16 +309,6 @@ export const BINARY_CASES: BinCase[] = [
       withCas((cas) => set("cr", "z", 0, 0, OP.REPLACEQ, cas)),
       get("cr"),
       set("cr", "v", 0, 0, OP.SET, 0xffffffffffffffffn),
-    ],
-  },
-  {
-    name: "gat sets a new expiry",
-    steps: [
-      set("ge", "v", 0, 100),
-      p({ op: OP.GAT, key: "ge", extras: u32Extras(1) }),
-      set("ge2", "v", 0, 1),
-      p({ op: OP.GATK, key: "ge2", extras: u32Extras(0) }),
-      { send: cat(get("ge"), get("ge2")), sleepMs: 2600 },
     ],
   },
   {
@@ -465,6 +468,13 @@ export const BINARY_CASES: BinCase[] = [
         arith("p1", 1n, 0n, 0xffffffff, OP.INCRQ),
         get("p1", OP.GETK),
       ),
+    ],
+  },
+  {
+    name: "a multi-get of 30 keys as getkq + noop",
+    steps: [
+      cat(...Array.from({ length: 15 }, (_, i) => set(`mg${i * 2}`, `v${i}`, i, 0, OP.SETQ))),
+      cat(...Array.from({ length: 30 }, (_, i) => get(`mg${i}`, OP.GETKQ)), p({ op: OP.NOOP })),
     ],
   },
   {

@@ -35,11 +35,13 @@ Deno.test({
     const ref = await startMemcached(SERVER_ARGS);
     const sut = await startMemrep(["serve", "-t", "1", ...SERVER_ARGS]);
     try {
-      // Independent cases run side by side (the flush cases sleep), in small groups.
+      // One case at a time (each starts flushed), but concurrent ones together.
       const results = new Map<string, [string[], string[]]>();
       const todo = [...cases];
       while (todo.length) {
-        const group = todo.splice(0, 1);
+        let n = 1;
+        while (todo[0].concurrent && todo[n]?.concurrent) n++;
+        const group = todo.splice(0, n);
         await Promise.all([flushAll(ref.port), flushAll(sut.port)]);
         await Promise.all(group.map(async (c) => {
           const [expected, actual] = await Promise.all([

@@ -4,6 +4,13 @@
  * @module
  */
 
+/**
+ * Rewrites a forwarded chunk (an on-path attacker): returns the bytes to
+ * forward instead, or null to forward it unchanged. `toTarget` is the
+ * direction: client → target when true.
+ */
+export type Tamper = (chunk: Uint8Array, toTarget: boolean) => Uint8Array | null;
+
 /** Control handle of a running relay. */
 export interface Relay {
   /** Port the relay listens on (connect here instead of the target). */
@@ -20,6 +27,8 @@ export interface Relay {
   refuse(on: boolean): void;
   /** Adds `ms` of delay before each forwarded chunk (0 = none). */
   setLatency(ms: number): void;
+  /** Rewrite forwarded chunks with `fn` from now on (null: stop). */
+  tamper(fn: Tamper | null): void;
   /** Number of relayed connections currently open. */
   connections(): number;
   /** Total connections accepted so far. */
@@ -45,6 +54,7 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
   let hole = false;
   let refusing = false;
   let latency = 0;
+  let tamper: Tamper | null = null;
   let accepted = 0;
   let closing: Promise<void> | undefined;
 
@@ -66,7 +76,12 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
     }
   };
 
-  async function forward(l: Link, from: Deno.TcpConn, to: () => Deno.TcpConn | undefined) {
+  async function forward(
+    l: Link,
+    from: Deno.TcpConn,
+    to: () => Deno.TcpConn | undefined,
+    toTarget: boolean,
+  ) {
     const buf = new Uint8Array(64 * 1024);
     try {
       while (!l.closed) {
@@ -76,8 +91,9 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
         if (latency > 0) await new Promise((r) => setTimeout(r, latency));
         const dst = to();
         if (hole || !dst || l.closed) continue;
+        const chunk = tamper?.(buf.subarray(0, n), toTarget) ?? buf.subarray(0, n);
         let off = 0;
-        while (off < n) off += await dst.write(buf.subarray(off, n));
+        while (off < chunk.length) off += await dst.write(chunk.subarray(off));
       }
     } catch {
       // either side went away
@@ -107,9 +123,9 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
         return;
       }
       const up = l.upstream;
-      track(forward(l, up, () => l.client));
+      track(forward(l, up, () => l.client, false));
     }
-    await forward(l, client, () => l.upstream);
+    await forward(l, client, () => l.upstream, true);
   }
 
   track((async () => {
@@ -145,6 +161,9 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
     },
     setLatency(ms: number) {
       latency = ms;
+    },
+    tamper(fn: Tamper | null) {
+      tamper = fn;
     },
     connections: () => links.size,
     accepted: () => accepted,

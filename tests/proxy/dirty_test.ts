@@ -14,6 +14,7 @@ import {
   proxyStats,
   seeded,
   setMany,
+  sleep,
   startCluster,
   waitForState,
 } from "./cluster.ts";
@@ -96,6 +97,82 @@ for (const seed of [1, 2, 3]) {
         equal(wrong.length, 0, `bulk keys: ${wrong.slice(0, 5)}`);
         await c.close();
         await c2.close();
+      } finally {
+        if (stopped) s2.kill("SIGCONT");
+        await cluster.stop();
+      }
+    },
+  });
+}
+
+for (const seed of [4, 5]) {
+  Deno.test({
+    name: `a primary stopped again while it is cleaned: still nothing stale (seed ${seed})`,
+    ignore: ignoreUnless("dirty keys, stopped mid-clean", ["memcached"]),
+    async fn() {
+      const cluster = await startCluster({
+        servers: 2,
+        backups: 1,
+        proxyArgs: ["--timeout", "1000", "--retry", "100"],
+      });
+      const [s1, s2] = cluster.servers;
+      let stopped = false;
+      try {
+        const rand = seeded(seed);
+        const onM2 = keysOn([s1.port, s2.port], 1, `m${seed}:`, BULK + HOT);
+        const bulk = onM2.slice(0, BULK), hot = onM2.slice(BULK);
+        const c = await connect(cluster.proxy.port);
+        equal((await setMany(c, hot.map((k) => [k, `old-${k}`]))).size, HOT);
+        const latest = new Map<string, string>();
+        const maybe = new Map<string, string[]>();
+        let wave = 0;
+        const overwrite = async () => {
+          wave++;
+          const entries = hot.filter(() => rand() < 0.5).map((k) => [k, `w${wave}-${k}`] as const);
+          const done = await setMany(c, entries);
+          for (const [k, v] of entries) {
+            if (done.has(k)) {
+              latest.set(k, v);
+              maybe.delete(k);
+            } else maybe.set(k, [...(maybe.get(k) ?? []), v]);
+          }
+        };
+
+        s2.kill("SIGSTOP");
+        stopped = true;
+        await markedDown(cluster.proxy.port, s2.port, hot[0]);
+        equal((await setMany(c, bulk.map((k) => [k, `bulk-${k}`]))).size, BULK);
+        // Back, and stopped again after a random moment (often while the bulk keys are
+        // cleaned), overwriting all along; then back for good.
+        s2.kill("SIGCONT");
+        stopped = false;
+        const t0 = Date.now();
+        const pause = 50 + Math.floor(rand() * 250);
+        while (Date.now() - t0 < pause) await overwrite();
+        s2.kill("SIGSTOP");
+        stopped = true;
+        for (let i = 0; i < 3; i++) await overwrite();
+        await sleep(1200); // long enough to time out whatever was sent to it
+        s2.kill("SIGCONT");
+        stopped = false;
+        // Overwrite until the proxy takes it back: the last waves land while it is cleaned.
+        const state = `server:127.0.0.1:${s2.port}:state`;
+        const t1 = Date.now();
+        while ((await proxyStats(cluster.proxy.port)).get(state) !== "up") {
+          if (Date.now() - t1 > 10_000) break;
+          await overwrite();
+        }
+        await waitForState(cluster.proxy.port, "server", s2.port, "up");
+
+        const got = await getMany(c, hot);
+        const stale = hot.filter((k) => {
+          const v = got.get(k);
+          return v !== (latest.get(k) ?? `old-${k}`) && !maybe.get(k)?.includes(v as string);
+        });
+        equal(stale.length, 0, `stale after ${wave} waves: ${stale.slice(0, 5)}`);
+        const bulkGot = await getMany(c, bulk);
+        equal(bulk.filter((k) => bulkGot.get(k) !== `bulk-${k}`).length, 0, "bulk keys");
+        await c.close();
       } finally {
         if (stopped) s2.kill("SIGCONT");
         await cluster.stop();

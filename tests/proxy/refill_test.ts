@@ -140,3 +140,66 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "deletes and overwrites during a refill: nothing deleted comes back, nothing is lost",
+  ignore: ignoreUnless("refill races", ["memcached"]),
+  async fn() {
+    const cluster = await startCluster({
+      servers: 2,
+      backups: 1,
+      proxyArgs: ["--timeout", "1000", "--retry", "100"],
+    });
+    try {
+      const rand = seeded(11);
+      const n = 20_000;
+      const keys = Array.from({ length: n }, (_, i) => `race:${i}`);
+      const c = await connect(cluster.proxy.port);
+      equal((await setMany(c, keys.map((k) => [k, `v-${k}`]))).size, n);
+      const p = `backup:127.0.0.1:${cluster.backups[0].port}`;
+      const runs = Number((await proxyStats(cluster.proxy.port)).get(`${p}:refill_runs`));
+      await cluster.restart("backup", 0);
+      // Wait for the refill to start, then delete and overwrite while it runs.
+      const deadline = Date.now() + 10_000;
+      while (Number((await proxyStats(cluster.proxy.port)).get(`${p}:refill_runs`)) <= runs) {
+        if (Date.now() > deadline) break;
+        await sleep(20);
+      }
+      const deleted = keys.filter(() => rand() < 0.1);
+      const rewritten = keys.filter((k) => !deleted.includes(k) && rand() < 0.1);
+      const want = new Map(keys.map((k) => [k, [`v-${k}`]]));
+      await Promise.all([
+        (async () => {
+          const d = await connect(cluster.proxy.port);
+          for (let i = 0; i < deleted.length; i += 200) {
+            const chunk = deleted.slice(i, i + 200);
+            await d.send(chunk.map((k) => `delete ${k} noreply\r\n`).join(""));
+          }
+          await d.request("mn", "MN\r\n", 10_000); // every delete above was answered
+          await d.close();
+        })(),
+        (async () => {
+          const w = await connect(cluster.proxy.port);
+          const stored = await setMany(w, rewritten.map((k) => [k, `new-${k}`]));
+          for (const k of rewritten) {
+            want.set(k, stored.has(k) ? [`new-${k}`] : [`v-${k}`, `new-${k}`]);
+          }
+          await w.close();
+        })(),
+      ]);
+      const done = await refilled(cluster.proxy.port, cluster.backups[0].port, runs);
+      await cluster.restart("server", 0);
+      await cluster.restart("server", 1);
+      // Everything is now read from the backup.
+      const got = await getMany(c, keys);
+      const resurrected = deleted.filter((k) => got.has(k));
+      equal(resurrected.length, 0, `deleted but back: ${resurrected.slice(0, 5)}`);
+      for (const k of deleted) want.delete(k);
+      const missing = await lost(cluster.proxy.port, want);
+      equal(missing.length, 0, `lost or stale: ${missing.slice(0, 5)} (refill done: ${done})`);
+      await c.close();
+    } finally {
+      await cluster.stop();
+    }
+  },
+});

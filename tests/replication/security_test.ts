@@ -73,11 +73,11 @@ Deno.test("random bytes on the replication port never crash the node", async () 
     await a.proc.waitForLog(/^replication: listen$/);
     const prefixes = [
       "",
-      "MEMREP-REPL 1 aaaa bbbb\r\n",
-      "MEMREP-REPL 1 aaaa bbbb\r\nAUTH 00ff\r\n",
+      "MEMREP-REPL 2 aaaa bbbb\r\n",
+      "MEMREP-REPL 2 aaaa bbbb\r\nSTATE abcd 0 - 0 0 0\r\nAUTH 00ff\r\n",
       "MEMREP-REPL 9 x y\r\n",
       "get foo\r\n",
-      "MEMREP-REPL 1 " + "x".repeat(5000) + "\r\n",
+      "MEMREP-REPL 2 " + "x".repeat(5000) + "\r\n",
     ];
     for (let i = 0; i < 60; i++) {
       const c = await connect(replPort);
@@ -108,10 +108,10 @@ Deno.test("garbage after a valid handshake closes that link only", async () => {
     for (let i = 0; i < 10; i++) {
       const mark = a.proc.outputLines().length;
       const c = await connect(replPort);
-      await c.send(`MEMREP-REPL 1 fuzz${i} 0011\r\n`);
-      match(await c.readLine(), /^MEMREP-REPL 1 \S+ \S+ -$/);
-      await c.send("AUTH -\r\nSTATE abcd 0 - 0 0 0\r\n");
+      match(await c.readLine(), /^MEMREP-REPL 2 \S+ \S+$/);
+      await c.send(`MEMREP-REPL 2 fuzz${i} 0011\r\nSTATE abcd 0 - 0 0 0\r\nAUTH -\r\n`);
       match(await c.readLine(), /^STATE /);
+      equal(await c.readLine(), "AUTH -");
       const frames = [
         "S k 0 0 1 0 0 999999999\r\n",
         "RESUME nope 0\r\n",

@@ -148,10 +148,14 @@ Deno.test("serve threads: --repl-sync kill -9 with many connections loses no ack
     await writers.stop();
     const missing = await missingKeys(b, acked);
     equal(missing.length, 0, `acknowledged writes missing on B: ${missing.slice(0, 5).join(", ")}`);
-    // Alone, B acknowledges at once on every thread.
+    // Alone, B confirms no sync write on any thread: SERVER_ERROR after the timeout, counted.
     await b.proc.waitForLog(/^replication: listen$/, 5000, 0);
     const cs = await clients(b, 8);
-    for (const c of cs) ok(await c.set("alone", enc.encode("x")));
+    const replies = await Promise.all(
+      cs.map((c) => c.set("alone", enc.encode("x")).then(String, (e: Error) => e.message)),
+    );
+    for (const r of replies) ok(r.endsWith("SERVER_ERROR replication peer unavailable"), r);
+    equal(await replStat(b, "repl_sync_failed"), 8);
     closeAll(cs);
   } finally {
     await Promise.all([a.proc.stop(), b.proc.stop()]);

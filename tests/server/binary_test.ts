@@ -12,6 +12,7 @@ import {
   responseEnd,
   roundTrip,
   setExtras,
+  splitResponses,
   text,
 } from "../helpers/binary.ts";
 import {
@@ -46,9 +47,11 @@ Deno.test({
     const inputs = [binGet, binSet, new TextEncoder().encode("get k\r\n")];
     for (const mode of ["ascii", "binary"]) {
       const ref = await startMemcached(["-B", mode]);
-      const sut = await startMemrep(["serve", "-t", "1", "-B", mode]);
+      // Two threads: each applies -B (connections land on either).
+      const sut = await startMemrep(["serve", "-t", "2", "-vv", "-B", mode]);
+      await sut.waitForLog(/^memrep serve: listening on .*, 2 threads$/);
       try {
-        for (const input of inputs) {
+        for (const input of [...inputs, ...inputs, ...inputs]) {
           const [expected, actual] = await Promise.all([
             exchange(ref.port, input),
             exchange(sut.port, input),
@@ -83,20 +86,36 @@ function rng(seed: number): () => number {
 }
 
 const OPCODES = [...Object.values(OP), 0x1f, 0x25, 0x30, 0x80, 0xff];
+const RUNNING = OPCODES.filter((op) =>
+  op <= OP.GATKQ && op !== OP.QUIT && op !== OP.QUITQ && op !== OP.VERBOSITY && op < OP.SASL_LIST
+);
 
-/** A random packet: real opcodes with plausible or broken lengths, sometimes cut short. */
+/** Extras length each opcode takes (memcached's dispatch checks); -1: none, no key or value. */
+function extrasFor(op: number): number {
+  if ([OP.SET, OP.ADD, OP.REPLACE, OP.SETQ, OP.ADDQ, OP.REPLACEQ].includes(op as 1)) return 8;
+  if ([OP.INCR, OP.DECR, OP.INCRQ, OP.DECRQ].includes(op as 5)) return 20;
+  if ([OP.TOUCH, OP.GAT, OP.GATQ, OP.GATK, OP.GATKQ].includes(op as 0x1c)) return 4;
+  if ([OP.NOOP, OP.VERSION, OP.QUIT, OP.QUITQ, OP.SASL_LIST].includes(op as 0x0a)) return -1;
+  return 0;
+}
+
+/**
+ * A random packet: mostly well formed for its opcode (so the commands run),
+ * about one in six with lying lengths, random extras, a long key or cut short.
+ */
 function randomPacket(next: () => number): Uint8Array {
   const r = (n: number) => next() % n;
-  const op = OPCODES[r(OPCODES.length)];
-  const keyLen = r(8) === 0 ? r(300) : r(12);
+  // Mostly commands that leave the connection open; now and then any opcode (quit, unknown...).
+  const op = r(10) === 0 ? OPCODES[r(OPCODES.length)] : RUNNING[r(RUNNING.length)];
+  const want = extrasFor(op);
+  const keyLen = want < 0 ? 0 : r(40) === 0 ? r(300) : 1 + r(3);
   const key = new Uint8Array(keyLen);
-  for (let i = 0; i < keyLen; i++) key[i] = 97 + r(26);
-  // Never the canary's key: the fuzz may do anything to its own keys.
-  if (keyLen === 6 && text(key) === "canary") key[0] = 98;
-  const extLen = [0, 4, 8, 20, r(40)][r(5)];
-  const extras = new Uint8Array(extLen);
-  for (let i = 0; i < extLen; i++) extras[i] = r(256);
-  const valueLen = r(4) === 0 ? r(3000) : r(20);
+  for (let i = 0; i < keyLen; i++) key[i] = 97 + r(4); // few keys: commands meet each other's items
+  const extras = new Uint8Array(want < 0 ? 0 : r(40) === 0 ? r(40) : want);
+  for (let i = 0; i < extras.length; i++) extras[i] = r(4) === 0 ? r(256) : 0;
+  const storage = want === 8 || op === OP.APPEND || op === OP.PREPEND || op === OP.APPENDQ ||
+    op === OP.PREPENDQ;
+  const valueLen = !storage && r(6) !== 0 ? 0 : r(4) === 0 ? r(3000) : r(20);
   const value = new Uint8Array(valueLen);
   for (let i = 0; i < valueLen; i++) value[i] = 48 + r(10);
   const p = packet({
@@ -108,7 +127,7 @@ function randomPacket(next: () => number): Uint8Array {
     opaque: next(),
   });
   const dv = new DataView(p.buffer);
-  switch (r(10)) {
+  switch (r(40)) {
     case 0: // lie about the body
       dv.setUint32(8, next());
       break;
@@ -119,6 +138,7 @@ function randomPacket(next: () => number): Uint8Array {
       p[4] = r(256);
       break;
     case 3: // cut short
+    case 4:
       return p.subarray(0, r(p.length));
   }
   return p;
@@ -136,21 +156,29 @@ Deno.test("serve survives 10,000 seeded random and truncated binary packets: no 
       packet({ op: OP.SET, key: "canary", value: canaryValue, extras: setExtras(77, 0) }),
     );
     assertEquals(setR[0].status, 0);
-    let sent = 0, connections = 0;
+    let sent = 0, connections = 0, replies = 0;
     while (sent < 10_000) {
       const c = await connect(server.port);
       connections++;
-      // A few dozen packets per connection: a bad one usually ends it.
+      // Ten packets per connection: a malformed one ends it, as in memcached.
       const batch: Uint8Array[] = [];
-      for (let i = 0; i < 40 && sent < 10_000; i++, sent++) batch.push(randomPacket(next));
+      for (let i = 0; i < 10 && sent < 10_000; i++, sent++) batch.push(randomPacket(next));
       // Flush and flushq would take the canary too: the fuzz gets everything else.
       const bytes = concat(batch.filter((b) => b[1] !== OP.FLUSH && b[1] !== OP.FLUSHQ));
       try {
         await c.send(bytes);
       } catch { /* closed by the server: fine */ }
-      await c.readIdle(20, 300);
+      replies += splitResponses(await c.readIdle(20, 300)).packets.length;
       await c.close();
     }
+    // Not vacuous: many packets ran as commands, not just refused at the first bad one.
+    const tc = await connect(server.port);
+    const st = await tc.stats();
+    await tc.close();
+    const ran = ["cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses"]
+      .concat(["incr_hits", "incr_misses", "decr_hits", "decr_misses"])
+      .reduce((sum, k) => sum + Number(st.get(k)), 0);
+    assert(ran > 1000 && replies > 500, `${ran} commands ran, ${replies} replies`);
     // The server still runs, the canary is intact, the guard connection still answers.
     assert(!server.exited(), "serve exited during the fuzz run");
     const got = await roundTrip(guard, packet({ op: OP.GETK, key: "canary", opaque: 9 }));
@@ -261,4 +289,47 @@ Deno.test("serve binary: a value split over many reads and a pipeline of 2,000 q
   } finally {
     await server.stop();
   }
+});
+
+const OOM_NAME = "serve -M answers a binary set without memory as memcached does";
+Deno.test({
+  name: OOM_NAME,
+  ignore: ignoreUnless(OOM_NAME, ["memcached"]),
+  async fn() {
+    /** Fill until a set fails; the failure packet, then whether the old key is gone and the connection works. */
+    async function run(port: number): Promise<string> {
+      const c = await connect(port);
+      try {
+        const value = "v".repeat(50_000);
+        await roundTrip(
+          c,
+          packet({ op: OP.SET, key: "first", value: "x", extras: setExtras(0, 0) }),
+        );
+        for (let i = 0; i < 2000; i++) {
+          const r = await roundTrip(
+            c,
+            packet({ op: OP.SET, key: `fill${i}`, value, extras: setExtras(0, 0), opaque: 4 }),
+          );
+          if (r[0].status !== 0) {
+            const after = await roundTrip(c, packet({ op: OP.GET, key: `fill${i}` }));
+            return `status=${r[0].status} text=${text(r[0].value)} opaque=${r[0].opaque} ` +
+              `cas=${r[0].cas} then get: ${after[0].status}`;
+          }
+        }
+        return "never failed";
+      } finally {
+        await c.close();
+      }
+    }
+    const ref = await startMemcached(["-m", "2", "-M"]);
+    const sut = await startMemrep(["serve", "-t", "1", "-m", "2", "-M"]);
+    try {
+      const [expected, actual] = await Promise.all([run(ref.port), run(sut.port)]);
+      assert(expected.startsWith("status=130 text=Out of memory"), `memcached: ${expected}`);
+      assertEquals(actual, expected);
+    } finally {
+      await sut.stop();
+      await ref.stop();
+    }
+  },
 });

@@ -11,7 +11,10 @@
  *   later overwrites the refilled item;
  * - a delete or flush_all that arrived since a batch was read drops its
  *   items ({@linkcode RouterCore.deletes}, {@linkcode RouterCore.epoch}),
- *   so a refill never brings a deleted item back.
+ *   so a refill never brings a deleted item back. The delete counters are
+ *   per slot, shared by many keys: the dropped keys are then fetched again
+ *   one by one on the proxy's own connection to the primary (in order with
+ *   the deletes sent there) and copied as repairs are, under a fresh guard.
  *
  * Reads meanwhile: a primary's hit is the answer; a backup that misses an
  * item it has not been given yet is simply a miss (the primary's copy is the
@@ -20,17 +23,22 @@
  * @module
  */
 
-import { Client } from "../../client/mod.ts";
-import { Outcome, ServerSource, ServerTarget } from "../../copy/mod.ts";
+import { Client, ReplyKind } from "../../client/mod.ts";
+import { base64Key, isTextKey, Outcome, ServerSource, ServerTarget } from "../../copy/mod.ts";
+import { Op } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
 import { errorText } from "../../transport/mod.ts";
 import type { Backend, ReturnInfo } from "../pool.ts";
+import { fetchLine, ttlToExptime } from "../lines.ts";
 import { keySlot, type RouterCore } from "./core.ts";
+import { repair } from "./repair.ts";
 
 /** Items per fetched batch. */
 const BATCH = 500;
 /** After a refill could not finish with the backup still up, try again this much later. */
 const RETRY_MS = 1000;
+/** Rounds of one-by-one fetches for keys whose batch a delete (in their slot) invalidated. */
+const REFETCH_ROUNDS = 5;
 
 /** What was known when a batch started: drop its items if a flush or delete came since. */
 interface BatchMark {
@@ -125,6 +133,7 @@ export class Refiller {
       batchSize: BATCH,
       onBatch: () => marks.push({ epoch: core.epoch, deletes: core.deletes.slice() }),
     }, { connectTimeoutMs: 3000, requestTimeoutMs: 10_000 });
+    const dropped: Uint8Array[] = [];
     try {
       for await (const items of source.batches()) {
         const mark = marks.shift() as BatchMark;
@@ -136,7 +145,9 @@ export class Refiller {
         if (core.epoch !== mark.epoch) return; // flushed since: nothing read before it stays
         const keep = items.filter((it) => {
           const slot = keySlot(it.key);
-          return core.deletes[slot] === mark.deletes[slot];
+          if (core.deletes[slot] === mark.deletes[slot]) return true;
+          dropped.push(it.key);
+          return false;
         });
         const outcomes = await ServerTarget.over(b.name, client, "add").store(keep);
         for (const o of outcomes) {
@@ -149,5 +160,44 @@ export class Refiller {
     } finally {
       source.close();
     }
+    for (let round = 0; round < REFETCH_ROUNDS && dropped.length > 0 && b.up; round++) {
+      const again = await Promise.all(dropped.map((key) => this.#refetch(p, b, key)));
+      const left = dropped.filter((_, i) => again[i]);
+      dropped.length = 0;
+      dropped.push(...left);
+    }
+    if (dropped.length > 0) throw new Error(`${dropped.length} keys kept changing`);
+  }
+
+  /**
+   * One key from `p` to `b`, as a read repair copies it; true when it must
+   * be tried again (a delete in its slot came meanwhile, or `p` failed). The `mg` goes on the proxy's
+   * connection to `p`, behind any delete of the key already sent there.
+   */
+  async #refetch(p: Backend, b: Backend, key: Uint8Array): Promise<boolean> {
+    const core = this.#core;
+    const guard = core.guard(key);
+    const binary = !isTextKey(key);
+    const token = binary ? base64Key(key) : key;
+    const item = await core.ask(p, Op.MG, fetchLine(token, binary)).catch(() => null);
+    if (item === null) return true; // p failed: again, and partial if it keeps failing
+    if (item.kind !== ReplyKind.VA) return false; // gone meanwhile
+    if (!core.guardHolds(guard)) return true;
+    const ok = await repair(
+      core,
+      guard,
+      b,
+      token,
+      binary,
+      item.value as Uint8Array,
+      item.flags,
+      ttlToExptime(item.ttl),
+      false,
+    );
+    if (ok !== null) {
+      b.refillItems++;
+      core.stats.refillItems++;
+    }
+    return false;
   }
 }

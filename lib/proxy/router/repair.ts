@@ -25,7 +25,8 @@ import type { RepairGuard, RouterCore } from "./core.ts";
 /**
  * Copy an item to its primary, unless the primary got one meanwhile
  * (`ms` mode E is an add). Resolves with the primary's reply (HD c<cas>)
- * or null when it failed.
+ * or null when it failed or was not needed. `counted`: a repair in the
+ * stats (a refill's copies count as refill items instead).
  */
 export function repair(
   core: RouterCore,
@@ -36,8 +37,9 @@ export function repair(
   value: Uint8Array,
   flags: number,
   exptime: number,
+  counted = true,
 ): Promise<Reply | null> {
-  // A flush_all since the item was read: copying it back would resurrect it.
+  // A flush_all or a delete since the item was read: copying it would resurrect it.
   if (!core.guardHolds(guard)) {
     return Promise.resolve(null);
   }
@@ -56,7 +58,7 @@ export function repair(
   parts.push(CRLF, value, CRLF);
   return core.ask(primary, Op.MS, parts).then((r) => {
     if (r.kind === ReplyKind.HD) {
-      core.stats.repairs++;
+      if (counted) core.stats.repairs++;
       log.debug(`proxy: repaired ${primary.name} from backup`);
       return r;
     }
