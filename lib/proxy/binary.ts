@@ -21,7 +21,6 @@ import {
   base64Encode,
   base64Length,
   BINARY_PROTOCOL_VERSION,
-  BINARY_STATUS_TEXT,
   BinaryOpcode,
   type BinaryRequest,
   BinaryStatus,
@@ -30,43 +29,11 @@ import {
   Op,
   type OpCode,
   parseRequest,
-  ReplyKind,
-  ReplyParser,
   Request,
-  writeBinaryHeader,
-  writeBinaryStatLines,
-  writeBinaryU32,
-  writeBinaryU64,
   Writer,
 } from "../protocol/mod.ts";
-import { parseDecimal, parseDecimalBigInt } from "../protocol/bytes.ts";
 import { Next, type ReplySink, type Router } from "./router/mod.ts";
-
-/** No reply: a quiet command's success (or getq's miss). */
-const SILENT: readonly Uint8Array[] = [];
-/** A touch's slot when it missed: silent, and its read-back answers as a miss. */
-const MISSED: readonly Uint8Array[] = [];
-const EN_REPLY = ascii("EN\r\n");
-
-/** How a request's text reply becomes a binary one. */
-const Shape = {
-  /** mg v f c: VA -> flags, key (getk), value; EN -> not found. */
-  GET: 0,
-  /** mg f c (touch's read-back): HD -> flags, no value. */
-  TOUCHED: 1,
-  /** ms ... c: HD -> CAS; NS/EX/NF per command. */
-  STORE: 2,
-  /** md: HD -> success. */
-  DELETE: 3,
-  /** ma v c: VA -> the counter as a u64. */
-  ARITH: 4,
-  /** flush_all: OK. */
-  FLUSH: 5,
-  /** stats: STAT lines -> stat packets and the empty one. */
-  STAT: 6,
-  /** touch (text, every copy of the key): TOUCHED -> nothing yet, the read-back answers. */
-  TOUCH: 7,
-} as const;
+import { BinaryFramer, BinaryReplySink, Shape, TouchPair } from "./binary_reply.ts";
 
 /** ms modes per storage opcode (SET stores in the default mode S). */
 const MODE: Record<number, string> = {
@@ -75,6 +42,9 @@ const MODE: Record<number, string> = {
   [BinaryOpcode.APPEND]: " MA",
   [BinaryOpcode.PREPEND]: " MP",
 };
+
+/** What binary version answers: exactly memcached's (binary clients parse it). */
+const VERSION = ascii(BINARY_PROTOCOL_VERSION);
 
 const W_MG = ascii("mg ");
 const W_MS = ascii("ms ");
@@ -108,14 +78,17 @@ export class BinaryFront {
   /** The restated text/meta request being built. */
   readonly #line = new Writer(1024);
   readonly #text = new Request();
-  /** Reply packets are built here, then copied out. */
-  readonly #pkt = new Writer(1024);
-  readonly #parser = new ReplyParser();
+  readonly #framer = new BinaryFramer();
 
   /** A front routing through `router`; `maxValue` bounds values as for text. */
   constructor(router: Router, maxValue: number) {
     this.#router = router;
     this.#maxValue = maxValue;
+  }
+
+  /** A reply to `req` with `status` and `body` (no extras, key or CAS), e.g. SASL's. */
+  packet(req: BinaryRequest, status: number, body: Uint8Array): Uint8Array {
+    return this.#framer.packet(req, status, body);
   }
 
   /** Route one parsed request; its reply goes to `conn` in request order. Returns a Next code. */
@@ -126,18 +99,14 @@ export class BinaryFront {
         if (req.error !== null) conn.reply(carveCopy(req.error, 0, req.error.length));
         return req.closeAfter ? Next.CLOSE : Next.CONTINUE;
       case Op.MN: // noop: answered in turn, after everything before it
-        conn.reply(this.#empty(req, BinaryStatus.SUCCESS, 0));
+        conn.reply(this.#framer.empty(req, BinaryStatus.SUCCESS, 0));
         return Next.CONTINUE;
       case Op.VERSION: {
-        const v = BINARY_PROTOCOL_VERSION;
-        const w = this.#start();
-        writeBinaryHeader(w, req.opcode, 0, req.opaque, 0, 0, 0, v.length);
-        w.text(v);
-        conn.reply(this.#done());
+        conn.reply(this.#framer.packet(req, BinaryStatus.SUCCESS, VERSION));
         return Next.CONTINUE;
       }
       case Op.QUIT:
-        if (!req.noreply) conn.reply(this.#empty(req, BinaryStatus.SUCCESS, 0));
+        if (!req.noreply) conn.reply(this.#framer.empty(req, BinaryStatus.SUCCESS, 0));
         return Next.CLOSE;
       case Op.GET:
         this.#get(req, conn);
@@ -152,7 +121,7 @@ export class BinaryFront {
       case Op.APPEND:
       case Op.PREPEND:
         if (req.tooLarge) {
-          conn.reply(this.#error(req, BinaryStatus.E2BIG));
+          conn.reply(this.#framer.error(req, BinaryStatus.E2BIG));
           return Next.CONTINUE;
         }
         this.#store(req, conn);
@@ -190,7 +159,7 @@ export class BinaryFront {
         return Next.CONTINUE;
       case Op.STATS: {
         if (!textSafeGroup(req)) {
-          conn.reply(this.#error(req, BinaryStatus.KEY_ENOENT));
+          conn.reply(this.#framer.error(req, BinaryStatus.KEY_ENOENT));
           return Next.CONTINUE;
         }
         this.#route(req, conn, Shape.STAT, Op.STATS, () => {
@@ -204,7 +173,7 @@ export class BinaryFront {
         return Next.CONTINUE;
       }
     }
-    conn.reply(this.#error(req, BinaryStatus.UNKNOWN_COMMAND));
+    conn.reply(this.#framer.error(req, BinaryStatus.UNKNOWN_COMMAND));
     return Next.CONTINUE;
   }
 
@@ -291,11 +260,11 @@ export class BinaryFront {
     const used = parseRequest(w.buf, 0, w.length, text, this.#maxValue);
     // A key too long for meta once base64-encoded is the one request text cannot state.
     if (used !== w.length || (text.op === Op.ERROR && text.error !== null)) {
-      conn.reply(this.#error(req, BinaryStatus.EINVAL));
+      conn.reply(this.#framer.error(req, BinaryStatus.EINVAL));
       return;
     }
     const key = req.returnKey ? carveCopy(req.keyBuf, req.keyStart, req.keyEnd) : null;
-    const sink = new BinaryReplySink(this, conn, req, shape, textOp, key, pair);
+    const sink = new BinaryReplySink(this.#framer, conn, req, shape, textOp, key, pair);
     this.#router.handle(text, w.view(), sink);
   }
 
@@ -343,167 +312,6 @@ export class BinaryFront {
       w.text(v.toString());
     }
   }
-
-  /** A reply to `req` with `status` and `body` (no extras, no key, CAS 0), e.g. SASL's. */
-  packet(req: BinaryRequest, status: number, body: Uint8Array): Uint8Array {
-    const w = this.#start();
-    writeBinaryHeader(w, req.opcode, status, req.opaque, 0, 0, 0, body.length);
-    w.bytes(body);
-    return this.#done();
-  }
-
-  #start(): Writer {
-    this.#pkt.reset();
-    return this.#pkt;
-  }
-
-  /** The packet built since {@linkcode #start}, copied out. */
-  #done(): Uint8Array {
-    return carveCopy(this.#pkt.buf, 0, this.#pkt.length);
-  }
-
-  /** A reply without a body. */
-  #empty(req: { opcode: number; opaque: number }, status: number, cas: number): Uint8Array {
-    writeBinaryHeader(this.#start(), req.opcode, status, req.opaque, cas, 0, 0, 0);
-    return this.#done();
-  }
-
-  /** An error packet with memcached's text for `status` (or `text`). */
-  #error(
-    req: { opcode: number; opaque: number },
-    status: number,
-    text: string = BINARY_STATUS_TEXT[status] ?? "",
-  ): Uint8Array {
-    const w = this.#start();
-    writeBinaryHeader(w, req.opcode, status, req.opaque, 0, 0, 0, text.length);
-    w.text(text);
-    return this.#done();
-  }
-
-  /**
-   * The binary reply to `ctx` for one complete text reply `bytes` (kept:
-   * a value in it is passed on as a view). Empty parts for silence.
-   */
-  translate(ctx: BinaryReplySink, bytes: Uint8Array): Uint8Array | readonly Uint8Array[] {
-    const p = this.#parser;
-    p.reset();
-    if (p.parse(bytes, 0, bytes.length, ctx.textOp) <= 0) {
-      return this.#error(ctx, BinaryStatus.EINTERNAL, "Bad backend reply");
-    }
-    const k = p.kind;
-    const quiet = ctx.quiet;
-    if (k === ReplyKind.ERROR || k === ReplyKind.CLIENT_ERROR || k === ReplyKind.SERVER_ERROR) {
-      if (ctx.shape === Shape.STAT && k === ReplyKind.ERROR) {
-        return this.#error(ctx, BinaryStatus.KEY_ENOENT); // an unknown stats group
-      }
-      return this.#failure(ctx, bytes, p);
-    }
-    const cas = p.casStart < 0 ? 0 : parseDecimal(bytes, p.casStart, p.casEnd);
-    switch (ctx.shape) {
-      case Shape.GET:
-      case Shape.TOUCHED: {
-        if (k !== ReplyKind.VA && k !== ReplyKind.HD) {
-          if (quiet) return SILENT;
-          const key = ctx.key;
-          if (key === null) return this.#error(ctx, BinaryStatus.KEY_ENOENT);
-          // getk/gatk misses carry the key instead of a message.
-          const w = this.#start();
-          writeBinaryHeader(
-            w,
-            ctx.opcode,
-            BinaryStatus.KEY_ENOENT,
-            ctx.opaque,
-            0,
-            key.length,
-            0,
-            key.length,
-          );
-          w.bytes(key);
-          return this.#done();
-        }
-        const key = ctx.key;
-        const klen = key === null ? 0 : key.length;
-        const hasValue = k === ReplyKind.VA && ctx.shape === Shape.GET;
-        const vlen = hasValue ? p.valueEnd - p.valueStart : 0;
-        const w = this.#start();
-        writeBinaryHeader(w, ctx.opcode, 0, ctx.opaque, cas, klen, 4, 4 + klen + vlen);
-        writeBinaryU32(w, p.flags);
-        if (key !== null) w.bytes(key);
-        if (vlen === 0) return this.#done();
-        if (vlen < 256) {
-          w.bytes(bytes, p.valueStart, p.valueEnd);
-          return this.#done();
-        }
-        return [this.#done(), bytes.subarray(p.valueStart, p.valueEnd)];
-      }
-      case Shape.STORE:
-        if (k === ReplyKind.HD) return quiet ? SILENT : this.#empty(ctx, 0, cas);
-        if (k === ReplyKind.EX) return this.#error(ctx, BinaryStatus.KEY_EEXISTS);
-        if (k === ReplyKind.NF) return this.#error(ctx, BinaryStatus.KEY_ENOENT);
-        // NS: add of a present key, replace of a missing one, append/prepend to a missing one.
-        return this.#error(
-          ctx,
-          ctx.command === BinaryOpcode.ADD
-            ? BinaryStatus.KEY_EEXISTS
-            : ctx.command === BinaryOpcode.REPLACE
-            ? BinaryStatus.KEY_ENOENT
-            : BinaryStatus.NOT_STORED,
-        );
-      case Shape.DELETE:
-        if (k === ReplyKind.HD) return quiet ? SILENT : this.#empty(ctx, 0, 0);
-        if (k === ReplyKind.EX) return this.#error(ctx, BinaryStatus.KEY_EEXISTS);
-        return this.#error(ctx, BinaryStatus.KEY_ENOENT);
-      case Shape.ARITH: {
-        if (k === ReplyKind.VA) {
-          if (quiet) return SILENT;
-          const n = parseDecimalBigInt(bytes, p.valueStart, p.valueEnd) ?? 0n;
-          const w = this.#start();
-          writeBinaryHeader(w, ctx.opcode, 0, ctx.opaque, cas, 0, 0, 8);
-          writeBinaryU64(w, n);
-          return this.#done();
-        }
-        if (k === ReplyKind.EX) return this.#error(ctx, BinaryStatus.KEY_EEXISTS);
-        if (k === ReplyKind.NS) {
-          return this.#error(ctx, BinaryStatus.ENOMEM, "Out of memory allocating new item");
-        }
-        return this.#error(ctx, BinaryStatus.KEY_ENOENT);
-      }
-      case Shape.FLUSH:
-        return quiet ? SILENT : this.#empty(ctx, 0, 0);
-      case Shape.STAT: {
-        const w = this.#start();
-        if (k === ReplyKind.STATS) writeBinaryStatLines(w, ctx.opaque, bytes, 0, bytes.length);
-        writeBinaryHeader(w, BinaryOpcode.STAT, 0, ctx.opaque, 0, 0, 0, 0);
-        return this.#done();
-      }
-      case Shape.TOUCH:
-        // The read-back's slot answers; a miss makes it answer as a miss.
-        return k === ReplyKind.TOUCHED ? SILENT : MISSED;
-    }
-    return this.#error(ctx, BinaryStatus.EINTERNAL, "Bad backend reply");
-  }
-
-  /** A text error reply as memcached's binary status for it. */
-  #failure(ctx: BinaryReplySink, bytes: Uint8Array, p: ReplyParser): Uint8Array {
-    const msg = String.fromCharCode(
-      ...bytes.subarray(p.textStart, Math.min(p.textEnd, p.textStart + 80)),
-    );
-    if (msg === "object too large for cache") return this.#error(ctx, BinaryStatus.E2BIG);
-    if (msg.startsWith("out of memory") || msg.startsWith("Out of memory")) {
-      const text = ctx.shape === Shape.ARITH
-        ? "Out of memory incrementing value"
-        : "Out of memory allocating item";
-      return this.#error(ctx, BinaryStatus.ENOMEM, text);
-    }
-    if (msg === "cannot increment or decrement non-numeric value") {
-      return this.#error(ctx, BinaryStatus.DELTA_BADVAL);
-    }
-    if (msg === "no backend available") {
-      return this.#error(ctx, BinaryStatus.ETMPFAIL, "No backend available");
-    }
-    if (p.kind === ReplyKind.CLIENT_ERROR) return this.#error(ctx, BinaryStatus.EINVAL);
-    return this.#error(ctx, BinaryStatus.EINTERNAL, msg);
-  }
 }
 
 /** A stats group the text `stats` line can carry. */
@@ -514,134 +322,4 @@ function textSafeGroup(req: BinaryRequest): boolean {
     if (c < 0x20 || c >= 0x7f) return false;
   }
   return true;
-}
-
-/**
- * A binary touch/gat is answered by two router calls: the text touch's
- * outcome decides, the read-back's flags, CAS (and value) are the reply.
- * Whichever comes second fills the read-back's slot; the touch's own slot
- * stays empty unless it failed (no backend).
- */
-class TouchPair {
-  readonly #conn: ReplySink;
-  /** The touch's reply: undefined until it came. */
-  #touch: Uint8Array | readonly Uint8Array[] | undefined;
-  #heldTicket = -1;
-  #held: Uint8Array | readonly Uint8Array[] = SILENT;
-  /** Frames the read-back's miss (its sink). */
-  #miss: (() => Uint8Array | readonly Uint8Array[]) | undefined;
-
-  constructor(conn: ReplySink) {
-    this.#conn = conn;
-  }
-
-  /** The touch's framed reply: SILENT (touched), MISSED, or an error packet. */
-  touched(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
-    this.#touch = reply;
-    this.#conn.fill(ticket, reply === SILENT || reply === MISSED ? SILENT : reply);
-    if (this.#heldTicket >= 0) this.#release();
-  }
-
-  /** The read-back's framed reply, and how to frame a miss for it. */
-  readBack(
-    ticket: number,
-    reply: Uint8Array | readonly Uint8Array[],
-    miss: () => Uint8Array | readonly Uint8Array[],
-  ): void {
-    this.#heldTicket = ticket;
-    this.#held = reply;
-    this.#miss = miss;
-    if (this.#touch !== undefined) this.#release();
-  }
-
-  #release(): void {
-    const t = this.#touch;
-    let reply = this.#held;
-    if (t === MISSED) reply = (this.#miss as () => Uint8Array | readonly Uint8Array[])();
-    else if (t !== SILENT) reply = SILENT; // the touch's error answered
-    this.#conn.fill(this.#heldTicket, reply);
-  }
-}
-
-/** The router's sink for one binary request: frames each text reply as binary. */
-class BinaryReplySink implements ReplySink {
-  readonly #front: BinaryFront;
-  readonly #conn: ReplySink;
-  readonly #pair: TouchPair | null;
-  /** Reply framing (see Shape). */
-  readonly shape: number;
-  /** The text op the router was given (how to parse its reply). */
-  readonly textOp: OpCode;
-  /** Opcode as sent. */
-  readonly opcode: number;
-  /** Loud opcode. */
-  readonly command: number;
-  readonly opaque: number;
-  readonly quiet: boolean;
-  /** The key, for replies that carry it (getk, gatk). */
-  readonly key: Uint8Array | null;
-
-  constructor(
-    front: BinaryFront,
-    conn: ReplySink,
-    req: BinaryRequest,
-    shape: number,
-    textOp: OpCode,
-    key: Uint8Array | null,
-    pair: TouchPair | null,
-  ) {
-    this.#front = front;
-    this.#conn = conn;
-    this.#pair = pair;
-    this.shape = shape;
-    this.textOp = textOp;
-    this.opcode = req.opcode;
-    this.command = req.command;
-    this.opaque = req.opaque;
-    this.quiet = req.noreply;
-    this.key = key;
-  }
-
-  reserve(): number {
-    return this.#conn.reserve();
-  }
-
-  fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
-    this.#deliver(ticket, this.#framed(reply));
-  }
-
-  fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
-    // The frame is valid during this call only; a value in it is passed on as a view.
-    this.#deliver(ticket, this.#framed(carveCopy(buf, start, start + length)));
-  }
-
-  reply(bytes: Uint8Array): void {
-    this.#deliver(this.#conn.reserve(), this.#framed(bytes));
-  }
-
-  closeAfterReplies(): void {
-    this.#conn.closeAfterReplies();
-  }
-
-  #framed(reply: Uint8Array | readonly Uint8Array[]): Uint8Array | readonly Uint8Array[] {
-    if (reply instanceof Uint8Array) return this.#front.translate(this, reply);
-    if (reply.length === 0) return SILENT;
-    if (reply.length === 1) return this.#front.translate(this, reply[0]);
-    let n = 0;
-    for (const p of reply) n += p.length;
-    const all = new Uint8Array(n);
-    n = 0;
-    for (const p of reply) {
-      all.set(p, n);
-      n += p.length;
-    }
-    return this.#front.translate(this, all);
-  }
-
-  #deliver(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
-    const pair = this.#pair;
-    if (pair === null) this.#conn.fill(ticket, reply);
-    else if (this.shape === Shape.TOUCH) pair.touched(ticket, reply);
-    else pair.readBack(ticket, reply, () => this.#front.translate(this, EN_REPLY));
-  }
 }
