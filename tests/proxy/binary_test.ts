@@ -8,7 +8,8 @@
  */
 
 import { deepEqual, equal, eventually, ok } from "../helpers/assert.ts";
-import { connect, ignoreUnless, type TestConn } from "../helpers/mod.ts";
+import { connect, ignoreUnless, metaEnd, type TestConn } from "../helpers/mod.ts";
+import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 import {
   arithExtras,
   OP,
@@ -467,6 +468,64 @@ Deno.test({
       deepEqual([r.status, text(r.value)], [0x86, "No backend available"]);
       const w = await one(c, set("qe:1", "x", 3));
       deepEqual([w.status, w.opaque], [0x86, 3]);
+      await c.close();
+    } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "proxy binary: keys text cannot carry go base64 to the same primary; over 186 bytes EINVAL",
+  ignore: ignoreUnless("proxy binary keys", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 3, backups: 1 });
+    try {
+      const c = await connect(cluster.proxy.port);
+      const rand = seeded(99);
+      const ring = new Ketama(
+        cluster.servers.map((x) => ({ name: ketamaName("127.0.0.1", x.port), weight: 1 })),
+      );
+      let wrong = 0;
+      for (let i = 0; i < 40; i++) {
+        const n = 1 + Math.floor(rand() * 186);
+        const key = new Uint8Array(n).map(() => Math.floor(rand() * 256));
+        key[0] = 0x20; // never text-safe
+        const value = `value-${i}`;
+        const s = await one(
+          c,
+          packet({ op: OP.SET, key, value, extras: setExtras(i, 0), opaque: i }),
+        );
+        const g = await one(c, packet({ op: OP.GETK, key, opaque: i }));
+        // On the primary the ring picks for the key's bytes, as a text key's.
+        const b64 = btoa(String.fromCharCode(...key));
+        const on = ring.pick(key, 0, key.length);
+        for (let j = 0; j < cluster.servers.length; j++) {
+          const d = await connect(cluster.servers[j].port);
+          const hit = (await d.request(`mg ${b64} b v`, metaEnd)).startsWith("VA ");
+          await d.close();
+          if (hit !== (j === on)) wrong++;
+        }
+        if (
+          s.status !== 0 || g.status !== 0 || text(g.value) !== value ||
+          text(g.key) !== text(key) || new DataView(g.extras.buffer).getUint32(0) !== i
+        ) wrong++;
+        const d = await one(c, packet({ op: OP.DELETE, key }));
+        if (d.status !== 0) wrong++;
+      }
+      equal(wrong, 0, "binary keys stored, read back and deleted");
+      const long = "\x01".repeat(187);
+      const r = await one(
+        c,
+        packet({ op: OP.SET, key: long, value: "v", extras: setExtras(0, 0) }),
+      );
+      deepEqual([r.status, text(r.value)], [4, "Invalid arguments"]);
+      const g = await one(c, get(long, OP.GETKQ));
+      equal(g.status, 4, "not silent: an error");
+      // A text-safe key of 250 bytes is fine.
+      const k250 = "k".repeat(250);
+      equal((await one(c, set(k250, "v"))).status, 0);
+      equal(text((await one(c, get(k250))).value), "v");
       await c.close();
     } finally {
       await cluster.stop();
