@@ -1,7 +1,8 @@
 /**
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
- * alternating. Sections: serve, memory, proxy, proxy-binary, replication, copy, cost.
+ * alternating. Sections: serve, memory, connections, proxy, proxy-binary, replication, copy,
+ * cost.
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -17,11 +18,13 @@ import { proxyBinaryThroughput, proxyThroughput } from "./proxy.ts";
 import { replication } from "./replication.ts";
 import { copy } from "./copy.ts";
 import { cost } from "./cost.ts";
+import { connections } from "./connections.ts";
 
 /** Every section, in the order they run. Add new ones here. */
 export const SECTIONS: Section[] = [
   serveThroughput,
   serveMemory,
+  connections,
   proxyThroughput,
   proxyBinaryThroughput,
   replication,

@@ -148,6 +148,7 @@ class ProxyConnection implements ReplySink {
         rb.start += used;
         if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
         if (req.swallow > 0) rb.skip(req.swallow);
+        else if (req.swallowLine) rb.skipLine();
       }
       await this.#room();
     }
