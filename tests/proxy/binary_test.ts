@@ -256,9 +256,20 @@ Deno.test({
       equal(touched.status, 0);
       deepEqual([...touched.extras], [0, 0, 0, 7], "touch answers the flags");
       ok(touched.cas !== 0n);
+      // gat too (a backup left with the old expiry would bring the item back after it).
+      equal((await one(c, set("bk:g", "gv", 0, OP.SET, 3))).status, 0);
+      const gat = await one(c, packet({ op: OP.GATK, key: "bk:g", extras: u32Extras(1) }));
+      deepEqual([gat.status, text(gat.key), text(gat.value), [...gat.extras]], [0, "bk:g", "gv", [
+        0,
+        0,
+        0,
+        3,
+      ]]);
       await new Promise((r) => setTimeout(r, 2100));
       await eventually(() => directValue(bk, "bk:s"), undefined, "expired on the backup as well");
       equal((await one(c, get("bk:s"))).status, 1, "and through the proxy");
+      await eventually(() => directValue(bk, "bk:g"), undefined, "gat's expiry on the backup");
+      equal((await one(c, get("bk:g"))).status, 1, "no stale copy comes back");
       // flush empties every backend.
       equal((await one(c, set("bk:f", "x"))).status, 0);
       equal((await one(c, packet({ op: OP.FLUSH }))).status, 0);
