@@ -90,7 +90,9 @@ the proxy's own plus counters summed over the servers), stats items|slabs|sizes
 (merged), stats settings, stats reset (every backend), stats proxy (counters,
 backend states, refills), stats agent (magent's server list). flush_all goes to
 every backend. A backup that returns (or restarted empty) is refilled from the
-servers in the background.
+servers in the background. Clients may speak text, meta or the binary protocol
+(picked by the first byte, as memcached -B auto); backends are spoken to in
+text/meta.
 `;
 
 /** Run `memrep proxy`; resolves with the exit code once the proxy stops. */
