@@ -8,7 +8,7 @@
  */
 
 import { deepEqual, equal, eventually, ok } from "../helpers/assert.ts";
-import { connect, ignoreUnless, metaEnd, type TestConn } from "../helpers/mod.ts";
+import { connect, ignoreUnless, metaEnd, startMemcached, type TestConn } from "../helpers/mod.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 import {
   arithExtras,
@@ -17,6 +17,7 @@ import {
   type Response,
   roundTrip,
   setExtras,
+  splitResponses,
   text,
   u32Extras,
 } from "../helpers/binary.ts";
@@ -583,6 +584,48 @@ Deno.test({
       );
       await c.close();
     } finally {
+      await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "proxy binary: bad magic after pipelined gets over 3 primaries sends what memcached sends",
+  ignore: ignoreUnless("proxy binary bad magic", NEED),
+  async fn() {
+    const cluster = await startCluster({ servers: 3, backups: 1 });
+    const ref = await startMemcached();
+    try {
+      const keys = Array.from({ length: 60 }, (_, i) => `bm:${i}`);
+      for (const port of [cluster.proxy.port, ref.port]) {
+        const c = await connect(port);
+        equal((await roundTrip(c, cat(keys.map((k) => set(k, "v", 0, OP.SETQ))))).length, 0);
+        await c.close();
+      }
+      const bad = packet({ op: OP.GET, key: "bm:0", magic: 0x00 });
+      /** Opaques of the replies before the close. */
+      const replies = async (port: number, n: number, miss: number) => {
+        const d = await connect(port);
+        const gets = keys.slice(0, n).map((k, i) => get(i === miss ? "bm:none" : k, OP.GET, i));
+        await d.send(cat([...gets, bad]));
+        ok(await d.waitClosed(10_000), "closed");
+        const { packets, rest } = splitResponses(await d.readIdle(1, 1));
+        await d.close();
+        return [packets.map((r) => `${r.opaque}:${r.status}`), rest.length];
+      };
+      // [gets, index of a miss ("Not found", an error) or -1]: memcached transmits after 21
+      // requests of a read, then every 20, and at an error; the rest is lost.
+      const cases: [number, number][] = [[20, -1], [21, -1], [45, -1], [45, 42], [10, 4], [3, 2]];
+      for (const [n, miss] of cases) {
+        const expected = await replies(ref.port, n, miss);
+        deepEqual(
+          await replies(cluster.proxy.port, n, miss),
+          expected,
+          `${n} gets, miss at ${miss}`,
+        );
+      }
+    } finally {
+      await ref.stop();
       await cluster.stop();
     }
   },
