@@ -2,110 +2,26 @@
  * Binary clients through `memrep proxy` over real memcached primaries and
  * backups: keys placed exactly as text keys, getkq...noop multi-gets fanned
  * out over the primaries and answered in order, quiet semantics, backups
- * holding the result of every binary write, fallback to the backup when a
- * primary is killed (-9) or restarted empty (then repaired), and a seeded
- * fuzz of broken packets that never takes the proxy down.
+ * holding the result of every binary write, keys text cannot carry, and a
+ * bad magic byte after pipelined requests. Failover: binary_failover_test.ts;
+ * fuzz: binary_fuzz_test.ts.
  */
 
 import { deepEqual, equal, eventually, ok } from "../helpers/assert.ts";
-import { connect, ignoreUnless, metaEnd, startMemcached, type TestConn } from "../helpers/mod.ts";
+import { connect, ignoreUnless, metaEnd, startMemcached } from "../helpers/mod.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 import {
   arithExtras,
   OP,
   packet,
-  type Response,
   roundTrip,
   setExtras,
   splitResponses,
   text,
   u32Extras,
 } from "../helpers/binary.ts";
-import {
-  directGet,
-  getValue,
-  keysOn,
-  markedDown,
-  proxyStats,
-  seeded,
-  setValue,
-  startCluster,
-} from "./cluster.ts";
-
-function cat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-function set(key: string, value: string, opaque = 0, op: number = OP.SET, flags = 0): Uint8Array {
-  return packet({ op, key, value, extras: setExtras(flags, 0), opaque });
-}
-
-function get(key: string, op: number = OP.GET, opaque = 0): Uint8Array {
-  return packet({ op, key, opaque });
-}
-
-async function one(c: TestConn, bytes: Uint8Array): Promise<Response> {
-  const r = await roundTrip(c, bytes, 10_000);
-  equal(r.length, 1, `one reply, got ${r.length}`);
-  return r[0];
-}
-
-/** `mg <key> v` straight on a memcached: the value or undefined. */
-async function directValue(port: number, key: string): Promise<string | undefined> {
-  return await directGet(port, key);
-}
-
-const NEED = ["memcached"];
-
-/** Extras length per opcode, as memcached wants them. */
-const EXTRAS: Record<number, number> = {
-  [OP.SET]: 8,
-  [OP.ADD]: 8,
-  [OP.REPLACE]: 8,
-  [OP.SETQ]: 8,
-  [OP.ADDQ]: 8,
-  [OP.REPLACEQ]: 8,
-  [OP.INCR]: 20,
-  [OP.DECR]: 20,
-  [OP.INCRQ]: 20,
-  [OP.DECRQ]: 20,
-  [OP.TOUCH]: 4,
-  [OP.GAT]: 4,
-  [OP.GATQ]: 4,
-  [OP.GATK]: 4,
-  [OP.GATKQ]: 4,
-  [OP.VERBOSITY]: 4,
-};
-/** Opcodes that carry no key. */
-const NO_KEY = new Set<number>([
-  OP.NOOP,
-  OP.VERSION,
-  OP.QUIT,
-  OP.QUITQ,
-  OP.FLUSH,
-  OP.FLUSHQ,
-  OP.STAT,
-  OP.SASL_LIST,
-]);
-/** Opcodes that carry a value. */
-const VALUE_OPS = new Set<number>([
-  OP.SET,
-  OP.ADD,
-  OP.REPLACE,
-  OP.SETQ,
-  OP.ADDQ,
-  OP.REPLACEQ,
-  OP.APPEND,
-  OP.PREPEND,
-  OP.APPENDQ,
-  OP.PREPENDQ,
-]);
+import { getValue, keysOn, seeded, setValue, startCluster } from "./cluster.ts";
+import { cat, directValue, get, NEED, one, set } from "./binary_cluster.ts";
 
 Deno.test({
   name:
@@ -284,134 +200,6 @@ Deno.test({
 
 Deno.test({
   name:
-    "proxy binary: kill -9 a primary, binary gets answer from the backup; restarted empty, it is repaired",
-  ignore: ignoreUnless("proxy binary failover", NEED),
-  async fn() {
-    const cluster = await startCluster({ servers: 2, backups: 1 });
-    try {
-      const ports = cluster.servers.map((s) => s.port);
-      const keys = keysOn(ports, 0, "fo:", 30);
-      const c = await connect(cluster.proxy.port);
-      const stored = await roundTrip(c, cat(keys.map((k, i) => set(k, `v-${k}`, i, OP.SETQ, i))));
-      equal(stored.length, 0);
-      const readAll = async (op: number) => {
-        const replies = await roundTrip(c, cat(keys.map((k, i) => get(k, op, i))), 10_000);
-        let wrong = 0;
-        replies.forEach((r, i) => {
-          if (r.status !== 0 || text(r.value) !== `v-${keys[i]}` || r.opaque !== i) wrong++;
-        });
-        return { n: replies.length, wrong };
-      };
-      cluster.servers[0].kill("SIGKILL");
-      await cluster.servers[0].status;
-      await markedDown(cluster.proxy.port, ports[0], keys[0]);
-      const down = await readAll(OP.GETK);
-      equal(down.n, keys.length);
-      equal(down.wrong, 0, "every get answered from the backup while the primary is dead");
-      // Back, empty: reads still hit (miss fallback), and the primary is repaired.
-      await cluster.restart("server", 0);
-      const deadline = Date.now() + 15_000;
-      while (Date.now() < deadline) {
-        const st = await connect(cluster.proxy.port);
-        const s = await st.stats("proxy");
-        await st.close();
-        if (s.get(`server:127.0.0.1:${ports[0]}:state`) === "up") break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const back = await readAll(OP.GET);
-      equal(back.wrong, 0, "every get hit after the restart");
-      let repaired = 0;
-      for (let i = 0; i < 50 && repaired < keys.length; i++) {
-        repaired = 0;
-        for (const k of keys) if ((await directValue(ports[0], k)) === `v-${k}`) repaired++;
-        if (repaired < keys.length) await new Promise((r) => setTimeout(r, 100));
-      }
-      equal(repaired, keys.length, "the restarted primary holds every key again");
-      await c.close();
-    } finally {
-      await cluster.stop();
-    }
-  },
-});
-
-Deno.test({
-  name: "proxy binary: 5000 seeded random and truncated packets never take the proxy down",
-  ignore: ignoreUnless("proxy binary fuzz", NEED),
-  async fn() {
-    const cluster = await startCluster({ servers: 2, backups: 1 });
-    try {
-      const rand = seeded(4242);
-      const int = (n: number) => Math.floor(rand() * n);
-      const bystander = await connect(cluster.proxy.port);
-      equal((await one(bystander, set("fz:keep", "kept"))).status, 0);
-      // No flush: the bystander's item must stay.
-      const ops = Object.values(OP).filter((o) => o !== OP.FLUSH && o !== OP.FLUSHQ);
-      let sent = 0;
-      /** One connection's packets: mostly well-shaped, some broken, maybe a truncated tail. */
-      const batch = (n: number): Uint8Array => {
-        const parts: Uint8Array[] = [];
-        for (let i = 0; i < n; i++, sent++) {
-          let op = rand() < 0.9 ? ops[int(ops.length)] : int(256);
-          if (op === OP.FLUSH || op === OP.FLUSHQ) op = OP.NOOP;
-          // Well-shaped packets reach the backends; others have wrong extras, no key or a
-          // value where none belongs (memcached's protocol errors: the connection closes).
-          const shaped = rand() < 0.9;
-          const key = shaped ? (NO_KEY.has(op) ? "" : `fz:${int(20)}`) : rand() < 0.5 ? "" : "fz:x";
-          const extlen = shaped ? (EXTRAS[op] ?? 0) : [0, 4, 8, 20, int(30)][int(5)];
-          const extras = new Uint8Array(extlen).map(() => rand() < 0.7 ? 0 : int(256));
-          const value = shaped && !VALUE_OPS.has(op) ? "" : "v".repeat(int(40));
-          let p = packet({
-            op,
-            key,
-            extras,
-            value,
-            opaque: i,
-            cas: rand() < 0.2 ? BigInt(int(9)) : 0n,
-          });
-          const r = rand();
-          if (r < 0.05 || (i === n - 1 && r < 0.3)) p = p.subarray(0, int(p.length)); // truncated
-          else if (r < 0.09) {
-            p = p.slice();
-            p[int(24)] = int(256); // a header byte changed (lengths, magic, opcode)
-          }
-          parts.push(p);
-        }
-        return cat(parts);
-      };
-      const fuzzOne = async () => {
-        const c = await connect(cluster.proxy.port);
-        await c.send(batch(10)).catch(() => {});
-        // Read what comes (maybe nothing: a truncated packet waits), then drop the connection.
-        await c.readIdle(20, 500).catch(() => new Uint8Array(0));
-        await c.close();
-      };
-      for (let round = 0; sent < 5000; round++) {
-        await Promise.all([fuzzOne(), fuzzOne(), fuzzOne(), fuzzOne()]);
-        if (round % 10 === 0) {
-          const r = await one(bystander, get("fz:keep"));
-          equal(text(r.value), "kept", `bystander after ${sent} packets`);
-        }
-      }
-      ok(!cluster.proxy.exited(), "the proxy is still running");
-      const handled = Number((await proxyStats(cluster.proxy.port)).get("binary_requests"));
-      // Unknown opcodes swallow more than their body and protocol errors close, as in memcached.
-      ok(handled > 1000, `packets reached the router: ${handled} of ${sent}`);
-      const r = await one(bystander, get("fz:keep"));
-      equal(text(r.value), "kept");
-      const fresh = await connect(cluster.proxy.port);
-      equal(await getValue(fresh, "fz:keep"), "kept", "a new text connection works");
-      await fresh.close();
-      await bystander.close();
-      const errors = cluster.proxy.outputLines().filter((l) => /internal error|Uncaught/.test(l));
-      deepEqual(errors, [], "no internal errors logged");
-    } finally {
-      await cluster.stop();
-    }
-  },
-});
-
-Deno.test({
-  name:
     "proxy binary: quiet errors come out in order among hits across primaries; stats; no backend",
   ignore: ignoreUnless("proxy binary quiet errors", NEED),
   async fn() {
@@ -538,50 +326,6 @@ Deno.test({
       const k250 = "k".repeat(250);
       equal((await one(c, set(k250, "v"))).status, 0);
       equal(text((await one(c, get(k250))).value), "v");
-      await c.close();
-    } finally {
-      await cluster.stop();
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "proxy binary: every primary restarted empty at once, a getkq multi-get still hits everything",
-  ignore: ignoreUnless("proxy binary restart empty", NEED),
-  async fn() {
-    const cluster = await startCluster({ servers: 2, backups: 1 });
-    try {
-      const c = await connect(cluster.proxy.port);
-      const keys = Array.from({ length: 200 }, (_, i) => `re:${i}`);
-      equal((await roundTrip(c, cat(keys.map((k, i) => set(k, `v${i}`, i, OP.SETQ))))).length, 0);
-      await eventually(
-        () => directValue(cluster.backups[0].port, keys[keys.length - 1]),
-        `v${keys.length - 1}`,
-      );
-      // The seed's open bug: the primaries come back empty (no down period noticed).
-      await cluster.restart("server", 0);
-      await cluster.restart("server", 1);
-      // The very first read after the restart: a miss here would be a lost item.
-      const r = await roundTrip(c, cat(keys.map((k, i) => get(k, OP.GETKQ, i))), 10_000);
-      equal(r.length, keys.length, "no getkq went silent (a miss)");
-      const hits = r.filter((x, j) => x.status === 0 && x.opaque === j && text(x.value) === `v${j}`)
-        .length;
-      equal(hits, keys.length, "every key answered from the backup, in order");
-      let onPrimaries = 0;
-      await eventually(
-        async () => {
-          onPrimaries = 0;
-          for (const k of keys.slice(0, 50)) {
-            for (const s of cluster.servers) {
-              if ((await directValue(s.port, k)) !== undefined) onPrimaries++;
-            }
-          }
-          return onPrimaries;
-        },
-        50,
-        "the primaries were repaired",
-      );
       await c.close();
     } finally {
       await cluster.stop();
