@@ -1,7 +1,8 @@
 /**
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
- * alternating. Sections: serve, memory, connections, proxy, replication, copy, cost.
+ * alternating. Sections: serve, memory, connections, proxy, proxy-binary, replication, copy,
+ * cost.
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -13,7 +14,7 @@
 import { parseArgs } from "node:util";
 import type { BenchContext, Result, Section } from "./harness.ts";
 import { serveMemory, serveThroughput } from "./serve.ts";
-import { proxyThroughput } from "./proxy.ts";
+import { proxyBinaryThroughput, proxyThroughput } from "./proxy.ts";
 import { replication } from "./replication.ts";
 import { copy } from "./copy.ts";
 import { cost } from "./cost.ts";
@@ -25,6 +26,7 @@ export const SECTIONS: Section[] = [
   serveMemory,
   connections,
   proxyThroughput,
+  proxyBinaryThroughput,
   replication,
   copy,
   cost,

@@ -102,7 +102,8 @@ memrep options:
   --no-miss-fallback         do not look in the backups when a server answers a miss
   --backup-writes sync|async sync: answer a write once the backups acknowledged their copies
                              (default async: as soon as the server answered)
-  -Y, --auth-file <file>     clients log in first, as with memcached -Y ('user:password' lines)
+  -Y, --auth-file <file>     clients log in first, as with memcached -Y ('user:password' lines);
+                             binary clients with SASL PLAIN (memcached -S) against the same users
   --backend-auth <user:pw>   log in to backends that run with -Y (memcached or memrep serve)
   --backend-auth-file <file> the same, the first 'user:password' line of <file>
   -h, --help                 this help
@@ -121,7 +122,9 @@ the proxy's own plus counters summed over the servers), stats items|slabs|sizes
 (merged), stats settings, stats reset (every backend), stats proxy (counters,
 backend states, refills), stats agent (magent's server list). flush_all goes to
 every backend. A backup that returns (or restarted empty) is refilled from the
-servers in the background.
+servers in the background. Clients may speak text, meta or the binary protocol
+(picked by the first byte, as memcached -B auto); backends are spoken to in
+text/meta.
 `;
 
 /** Run `memrep proxy`; resolves with the exit code once the proxy stops. */
@@ -146,7 +149,7 @@ export async function proxyMain(args: string[]): Promise<number> {
   const authFile = stringFlag(v, "auth-file");
   let auth: Authenticator | undefined;
   try {
-    auth = authFile === undefined ? undefined : Authenticator.load({ sasl: false, authFile });
+    auth = authFile === undefined ? undefined : Authenticator.load({ sasl: true, authFile });
   } catch (err) {
     if (err instanceof AuthFileError) throw new UsageError(err.message);
     throw err;

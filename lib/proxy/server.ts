@@ -2,15 +2,29 @@
  * The proxy's listener and client connections. A connection reads into a
  * reused buffer, parses every complete request with the one parser, hands
  * each to the router, and writes replies in request order, batched: all
- * replies that are ready go out in one write.
+ * replies that are ready go out in one write. A connection whose first
+ * byte is 0x80 speaks the binary protocol (as memcached's -B auto): its
+ * requests reach the same router through {@linkcode BinaryFront}.
  * @module
  */
 
-import { carveCopy, PARSE_CLOSE, parseRequest, Request, Writer } from "../protocol/mod.ts";
+import {
+  BINARY_HEADER_LENGTH,
+  BINARY_REQUEST_MAGIC,
+  BinaryOpcode,
+  BinaryRequest,
+  carveCopy,
+  PARSE_CLOSE,
+  parseBinaryRequest,
+  parseRequest,
+  Request,
+  Writer,
+} from "../protocol/mod.ts";
 import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { log } from "../log.ts";
-import { AUTH_CLOSE, type Authenticator, AuthSession } from "../auth/mod.ts";
+import { AUTH_CLOSE, type Authenticator, AuthSession, binarySasl } from "../auth/mod.ts";
 import { Next, type ReplySink, type Router } from "./router/mod.ts";
+import { BinaryFront } from "./binary.ts";
 
 /** Listener settings. */
 export interface ProxyServerOptions {
@@ -32,6 +46,19 @@ const MAX_IN_FLIGHT = 4096;
 /** Unsent reply bytes per connection before reading pauses. */
 const MAX_UNSENT = 8 * 1048576;
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
+/** memcached's -R default: requests per read event before it yields (and transmits). */
+const REQS_PER_EVENT = 20;
+
+/**
+ * A binary reply memcached transmits at once: a noop's, or an error packet
+ * (write_bin_error; a getk/gatk miss carries the key and is not one).
+ */
+function transmitsAtOnce(reply: Uint8Array | readonly Uint8Array[]): boolean {
+  const b = reply instanceof Uint8Array ? reply : reply[0];
+  if (b === undefined || b.length < BINARY_HEADER_LENGTH) return false;
+  const status = (b[6] << 8) | b[7];
+  return b[1] === BinaryOpcode.NOOP || (status !== 0 && (b[2] | b[3]) === 0);
+}
 
 type Slot = Uint8Array | readonly Uint8Array[] | undefined;
 
@@ -51,6 +78,10 @@ class ProxyConnection implements ReplySink {
   #flushQueued = false;
   #closed = false;
   #closeAt = -1;
+  /** Replies from this ticket on wait (a binary read batch being parsed). */
+  #hold = Infinity;
+  /** After a bad magic byte: replies from this ticket on are sent only as memcached would. */
+  #dropFrom = -1;
   #drained: (() => void) | undefined;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
 
@@ -88,32 +119,11 @@ class ProxyConnection implements ReplySink {
   /** Read, parse and route until the client goes away. */
   async run(): Promise<void> {
     const rb = new ReadBuffer(INITIAL_BUFFER);
-    const req = new Request();
-    const router = this.#router;
     try {
-      while (!this.#closed && this.#closeAt < 0) {
-        if (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT) {
-          await new Promise<void>((r) => this.#drained = r);
-          continue;
-        }
-        const auth = this.#auth;
-        if (auth && !auth.authenticated) {
-          if (!await rb.fill(this.#conn, auth.need)) break;
-          if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
-        } else if (!await rb.fill(this.#conn, req.need)) break;
-        while (this.#closeAt < 0 && rb.settle()) {
-          const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
-          if (used === 0) break;
-          if (used === PARSE_CLOSE) {
-            this.closeAfterReplies();
-            break;
-          }
-          const raw = rb.buf.subarray(rb.start, rb.start + used);
-          rb.start += used;
-          if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
-          if (req.swallow > 0) rb.skip(req.swallow);
-          else if (req.swallowLine) rb.skipLine();
-        }
+      // The first byte picks the protocol for good, as memcached's -B auto.
+      if (await rb.fill(this.#conn, 0)) {
+        if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
+        else await this.#text(rb);
       }
       // EOF or quit: finish what was asked, then close.
       this.closeAfterReplies();
@@ -124,6 +134,106 @@ class ProxyConnection implements ReplySink {
     await this.#gone.promise;
   }
 
+  /** Back-pressure: wait while too many replies are pending or unsent. */
+  async #room(): Promise<void> {
+    while (
+      !this.#closed && (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT)
+    ) {
+      await new Promise<void>((r) => this.#drained = r);
+    }
+  }
+
+  /** A text connection; `rb` holds its first bytes. */
+  async #text(rb: ReadBuffer): Promise<void> {
+    const req = new Request();
+    const router = this.#router;
+    let filled = true;
+    while (!this.#closed && this.#closeAt < 0) {
+      const auth = this.#auth;
+      if (auth && !auth.authenticated) {
+        if (!filled && !await rb.fill(this.#conn, auth.need)) break;
+        filled = false;
+        if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
+      } else if (!filled && !await rb.fill(this.#conn, req.need)) break;
+      filled = false;
+      while (this.#closeAt < 0 && rb.settle()) {
+        const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
+        if (used === 0) break;
+        if (used === PARSE_CLOSE) {
+          this.closeAfterReplies();
+          break;
+        }
+        const raw = rb.buf.subarray(rb.start, rb.start + used);
+        rb.start += used;
+        if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
+        if (req.swallow > 0) rb.skip(req.swallow);
+        else if (req.swallowLine) rb.skipLine();
+      }
+      await this.#room();
+    }
+  }
+
+  /**
+   * A binary connection; `rb` holds its first bytes. With client auth the
+   * SASL opcodes log in (PLAIN, the users of the auth file); until then the
+   * codec refuses every other opcode but version as memcached -S does.
+   */
+  async #binary(rb: ReadBuffer): Promise<void> {
+    const req = new BinaryRequest();
+    const front = new BinaryFront(this.#router, this.#maxValue);
+    const stats = this.#router.stats;
+    const auth = this.#auth;
+    const permits = auth === null ? null : (opcode: number) => auth.binaryPermits(opcode);
+    let filled = true;
+    while (!this.#closed && this.#closeAt < 0) {
+      if (!filled && !await rb.fill(this.#conn, req.need)) break;
+      filled = false;
+      // memcached transmits what it queued when it reads again, after an error or a noop,
+      // and after 21 requests of one read (then every 20: its reqs_per_event yield). A bad
+      // magic byte closes the connection, and what it queued since is never sent: this
+      // batch's replies wait until it is parsed, in case one comes.
+      let transmitted = this.#next, count = 0, group = REQS_PER_EVENT + 1;
+      this.#hold = this.#next;
+      while (this.#closeAt < 0 && rb.settle()) {
+        const used = parseBinaryRequest(rb.buf, rb.start, rb.end, req, this.#maxValue, permits);
+        if (used === 0) break;
+        if (used === PARSE_CLOSE) {
+          this.#dropFrom = transmitted;
+          this.closeAfterReplies();
+          break;
+        }
+        rb.start += used;
+        stats.binaryRequests++;
+        const next = req.sasl
+          ? this.#sasl(req, auth as AuthSession, front)
+          : front.handle(req, this);
+        if (++count === group) {
+          count = 0;
+          group = REQS_PER_EVENT;
+          transmitted = this.#next;
+        }
+        if (next === Next.CLOSE) this.closeAfterReplies();
+        if (req.swallow > 0) rb.skip(req.swallow);
+      }
+      this.#hold = Infinity;
+      this.#drain();
+      await this.#room();
+    }
+  }
+
+  /** A SASL opcode with client auth on: memcached -S's answer (lib/auth). */
+  #sasl(req: BinaryRequest, auth: AuthSession, front: BinaryFront): number {
+    const action = binarySasl(
+      auth,
+      req.opcode,
+      req.extlen,
+      req.keyBuf.subarray(req.keyStart, req.keyEnd),
+      req.buf.subarray(req.dataStart, req.dataEnd),
+    );
+    this.reply(front.packet(req, action.status, action.body));
+    return action.close ? Next.CLOSE : Next.CONTINUE;
+  }
+
   reserve(): number {
     this.#slots.push(undefined);
     return this.#next++;
@@ -132,13 +242,15 @@ class ProxyConnection implements ReplySink {
   fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
     if (this.#closed) return;
     this.#slots[ticket - this.#slotBase()] = reply;
-    if (ticket === this.#head) this.#drain();
+    // After a bad magic byte the head waits for the last reply (see #cut).
+    if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
   }
 
   fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
     if (this.#closed) return;
-    if (ticket !== this.#head) {
+    if (ticket !== this.#head || ticket >= this.#hold) {
       this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
+      if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
       return;
     }
     // The head: straight into the output, no copy of its own.
@@ -150,7 +262,7 @@ class ProxyConnection implements ReplySink {
 
   reply(bytes: Uint8Array): void {
     if (this.#closed) return;
-    if (this.#head === this.#next) {
+    if (this.#head === this.#next && this.#hold === Infinity) {
       this.#out.bytes(bytes);
       this.#schedule();
       return;
@@ -172,7 +284,11 @@ class ProxyConnection implements ReplySink {
     const slots = this.#slots;
     let i = this.#slotHead;
     const out = this.#out;
-    while (i < slots.length) {
+    while (i < slots.length && this.#head < this.#hold) {
+      if (this.#dropFrom >= 0 && this.#head >= this.#dropFrom) {
+        if (this.#cut(i)) i = slots.length;
+        break;
+      }
       const s = slots[i];
       if (s === undefined) break;
       if (s instanceof Uint8Array) out.bytes(s);
@@ -190,6 +306,32 @@ class ProxyConnection implements ReplySink {
     } else this.#slotHead = i;
     this.#schedule();
     this.#wake();
+  }
+
+  /**
+   * A bad magic byte ended a binary connection: of the replies from
+   * `#dropFrom` (memcached's last transmit) to the close, only those up to
+   * the last one memcached transmits at once (an error, a noop) are sent,
+   * the rest is dropped, as memcached drops what it had queued. Waits until
+   * all of them are in; true once done (slot `i` is `#dropFrom`'s).
+   */
+  #cut(i: number): boolean {
+    const slots = this.#slots;
+    const n = this.#closeAt - this.#head;
+    let last = -1;
+    for (let k = 0; k < n; k++) {
+      const s = slots[i + k];
+      if (s === undefined) return false;
+      if (transmitsAtOnce(s)) last = k;
+    }
+    for (let k = 0; k <= last; k++) {
+      const s = slots[i + k] as Uint8Array | readonly Uint8Array[];
+      if (s instanceof Uint8Array) this.#out.bytes(s);
+      else for (const p of s) this.#out.bytes(p);
+    }
+    this.#head = this.#closeAt;
+    this.#dropFrom = -1;
+    return true;
   }
 
   #wake(): void {

@@ -27,8 +27,10 @@ export class ProxyStats {
   totalConnections = 0;
   /** Client connections refused for -n. */
   rejectedConnections = 0;
-  /** Client requests handled. */
+  /** Client requests handled (a binary request counts as the text requests it is restated as). */
   requests = 0;
+  /** Binary protocol request packets received. */
+  binaryRequests = 0;
   /** Keys looked up by get/gets/gat/gats/mg. */
   gets = 0;
   /** Write commands (storage, delete, arithmetic, touch, ms/md/ma). */
@@ -91,6 +93,7 @@ export function proxyStats(
     ["total_connections", stats.totalConnections],
     ["rejected_connections", stats.rejectedConnections],
     ["requests", stats.requests],
+    ["binary_requests", stats.binaryRequests],
     ["cmd_get", stats.gets],
     ["cmd_write", stats.writes],
     ["hits", stats.hits],

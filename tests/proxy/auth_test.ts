@@ -8,6 +8,7 @@
 import {
   connect,
   equal,
+  eventually,
   ignoreUnless,
   match,
   ok,
@@ -57,7 +58,8 @@ Deno.test({
       for (const b of [primary, backup]) {
         const d = await connect(b.port);
         equal(await login(d, "proxy", "b4ckend"), "STORED\r\n");
-        equal(await d.request("get k", "END\r\n"), "VALUE k 5 2\r\nv1\r\nEND\r\n");
+        // The backup's copy is written after the client's reply: poll for it.
+        await eventually(() => d.request("get k", "END\r\n"), "VALUE k 5 2\r\nv1\r\nEND\r\n");
         await d.close();
       }
     } finally {

@@ -11,7 +11,17 @@ import { type Reply, ReplyKind } from "../../client/mod.ts";
 import { carveCopy, Op, REPLY, type Request } from "../../protocol/mod.ts";
 import { errorText } from "../../transport/mod.ts";
 import type { Backend } from "../pool.ts";
-import { deleteLine, patchCode, withoutToken } from "../lines.ts";
+import {
+  BINARY_FLAG,
+  CRLF,
+  decimal,
+  deleteLine,
+  EMPTY,
+  patchCode,
+  TTL_PREFIX,
+  W_MG,
+  withoutToken,
+} from "../lines.ts";
 import {
   copyOf,
   DOWN,
@@ -104,6 +114,11 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
       else answer(r.bytes);
       return;
     }
+    // md's CAS did not match: the item stays, on the backups too.
+    if (r !== null && r.kind === ReplyKind.EX) {
+      answer(r.bytes);
+      return;
+    }
     fromBackups(r).then(answer, () => core.noBackend(sink, ticket));
   };
   if (!primary.up || primary.isDirty(key)) {
@@ -144,5 +159,32 @@ export function flushAll(core: RouterCore, req: Request, raw: Uint8Array, sink: 
   for (const b of all) {
     if (!b.up) one(null, b);
     else core.call(b, Op.FLUSH_ALL, parts, (r) => one(r, b), () => one(null, b));
+  }
+}
+
+/**
+ * gat/gats/mg T hit on the primary: the new expiry reaches every backup too
+ * (`mg <key> T<exptime>`, issued in the primary's reply order like the
+ * copies), or once the primary's copy expires a read would fall back to a
+ * backup still holding the item and bring it back. A backup that cannot
+ * take it has the key marked dirty.
+ */
+export function touchBackups(
+  core: RouterCore,
+  keyToken: Uint8Array,
+  key: Uint8Array,
+  binary: boolean,
+  exptime: number,
+): void {
+  const parts = [W_MG, keyToken, binary ? BINARY_FLAG : EMPTY, TTL_PREFIX, decimal(exptime), CRLF];
+  for (const b of core.backups) {
+    if (!b.up) {
+      b.markDirty(key);
+      continue;
+    }
+    core.callFrame(b, Op.MG, parts, () => {}, (e) => {
+      b.markDirty(key);
+      core.backupWriteFailed(b, errorText(e));
+    });
   }
 }

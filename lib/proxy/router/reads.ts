@@ -35,6 +35,7 @@ import {
 } from "../lines.ts";
 import { copyOf, DOWN, EMPTY_PARTS, type ReplySink, type RouterCore } from "./core.ts";
 import { repair } from "./repair.ts";
+import { touchBackups } from "./fanout.ts";
 
 /** get/gets/gat/gats: one key straight to its primary, several fanned out per primary. */
 export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
@@ -77,6 +78,9 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
         return;
       }
       if (parser.kind === ReplyKind.VALUES) core.countHits(parser.count, 1);
+      if (exptime !== null && parser.kind === ReplyKind.VALUES && parser.count > 0) {
+        touchBackups(core, key, key, false, exptime);
+      }
       sink.fillFrame(ticket, rbuf, start, length);
     }, fromBackups);
     return;
@@ -130,8 +134,14 @@ function getMany(
     for (const i of idx) parts.push(ascii(" "), keys[i]);
     parts.push(CRLF);
     core.call(b, op, parts, (r) => {
-      if (r.kind === ReplyKind.VALUES) matchItems(r, idx, keys, items);
-      else for (const i of idx) failed[i] = true;
+      if (r.kind === ReplyKind.VALUES) {
+        matchItems(r, idx, keys, items);
+        if (exptime !== null && core.backups.length > 0) {
+          for (const i of idx) {
+            if (items[i] !== null) touchBackups(core, keys[i], keys[i], false, exptime);
+          }
+        }
+      } else for (const i of idx) failed[i] = true;
       groupDone();
     }, () => {
       for (const i of idx) failed[i] = true;
@@ -264,9 +274,15 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
   };
   // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
   if (primary.isDirty(key)) return fromBackups(false, null);
+  const ttl = req.has(84 /* T */) ? req.exptime : null;
   core.call(primary, Op.MG, parts, (r) => {
     if (r.kind === ReplyKind.EN && core.missFallback) fromBackups(true, r);
-    else answer(r);
+    else {
+      if (ttl !== null && (r.kind === ReplyKind.VA || r.kind === ReplyKind.HD)) {
+        touchBackups(core, keyToken, key, binary, ttl);
+      }
+      answer(r);
+    }
   }, () => fromBackups(false, null));
 }
 
