@@ -6,8 +6,9 @@
  * @module
  */
 
+import { BINARY_STATUS_TEXT, BinaryStatus } from "../protocol/mod.ts";
 import { SASL_MAX_MECH_LENGTH } from "./authenticator.ts";
-import { type AuthSession, SaslStatus } from "./session.ts";
+import type { AuthSession } from "./session.ts";
 
 /** Binary opcodes of SASL. */
 export const SaslOpcode = {
@@ -20,9 +21,9 @@ export const SaslOpcode = {
 } as const;
 
 /** memcached's status for a malformed request (PROTOCOL_BINARY_RESPONSE_EINVAL). */
-export const STATUS_EINVAL = 0x04;
+export const STATUS_EINVAL: number = BinaryStatus.EINVAL;
 /** memcached's status without -S (PROTOCOL_BINARY_RESPONSE_UNKNOWN_COMMAND). */
-export const STATUS_UNKNOWN_COMMAND = 0x81;
+export const STATUS_UNKNOWN_COMMAND: number = BinaryStatus.UNKNOWN_COMMAND;
 
 /** The answer to one SASL request. */
 export interface SaslAction {
@@ -34,9 +35,11 @@ export interface SaslAction {
   close: boolean;
 }
 
+// The bodies are memcached's write_bin_error texts: one table, lib/protocol's.
 const enc = new TextEncoder();
-const EINVAL = enc.encode("Invalid arguments");
-const UNKNOWN = enc.encode("Unknown command");
+const EINVAL = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.EINVAL]);
+const UNKNOWN = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.UNKNOWN_COMMAND]);
+const AUTH_FAILURE = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.AUTH_ERROR]);
 
 /**
  * Answer SASL opcode `opcode` (0x20..0x22) as memcached does. `session` is
@@ -76,7 +79,5 @@ function invalid(close: boolean): SaslAction {
  * refused: answer status 0x20, body "Auth failure.", then close.
  */
 export function binaryRefusal(): SaslAction {
-  return { status: SaslStatus.AUTH_ERROR, body: AUTH_FAILURE, close: true };
+  return { status: BinaryStatus.AUTH_ERROR, body: AUTH_FAILURE, close: true };
 }
-
-const AUTH_FAILURE = enc.encode("Auth failure.");

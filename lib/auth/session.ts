@@ -6,7 +6,7 @@
  * @module
  */
 
-import { REPLY, type Writer } from "../protocol/mod.ts";
+import { BINARY_STATUS_TEXT, BinaryStatus, REPLY, type Writer } from "../protocol/mod.ts";
 import { type Authenticator, SASL_MECHANISMS } from "./authenticator.ts";
 
 /** The counters memcached keeps for logins (`stats`: auth_cmds, auth_errors). */
@@ -40,7 +40,7 @@ const OPEN_OPCODES = new Set([0x20, 0x21, 0x22, 0x0b]);
 
 const enc = new TextEncoder();
 const AUTHENTICATED = enc.encode("Authenticated");
-const AUTH_FAILURE = enc.encode("Auth failure.");
+const AUTH_FAILURE = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.AUTH_ERROR]);
 const MECHANISMS = enc.encode(SASL_MECHANISMS);
 const EMPTY = new Uint8Array(0);
 

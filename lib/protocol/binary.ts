@@ -77,7 +77,11 @@ export const BinaryStatus = {
   AUTH_CONTINUE: 0x21,
   UNKNOWN_COMMAND: 0x81,
   ENOMEM: 0x82,
-  /** Temporary failure: memrep's --repl-sync write the peer did not confirm. */
+  /** protocol_binary.h's codes memcached itself never sends (the proxy does). */
+  NOT_SUPPORTED: 0x83,
+  EINTERNAL: 0x84,
+  EBUSY: 0x85,
+  /** Temporary failure: memrep's --repl-sync write the peer did not confirm; the proxy's "no backend". */
   ETMPFAIL: 0x86,
 } as const;
 
@@ -145,6 +149,12 @@ export class BinaryRequest extends Request {
   arithExptime = 0;
   /** After sending `error`, close the connection (memcached's protocol errors). */
   closeAfter = false;
+  /**
+   * A SASL opcode (list mechs, auth, step) parsed for a caller that does
+   * SASL (see `permits` of {@linkcode parseBinaryRequest}): mechanism =
+   * key, data = the value range; `op` stays `Op.ERROR` with no error packet.
+   */
+  sasl = false;
   /** Scratch for the error packet of a rejected request. */
   #errorBuf = new Uint8Array(BINARY_HEADER_LENGTH + 64);
 
@@ -190,6 +200,12 @@ function u64Big(buf: Uint8Array, p: number): bigint {
  * key, and sets `req.swallow` to the body bytes memcached skips after them.
  * `maxValue` bounds the value bytes buffered: larger values are swallowed
  * (`req.tooLarge`) for the caller to answer "Too large.".
+ *
+ * `permits` (memcached -S) says whether an opcode may run now: one it
+ * refuses is answered "Auth failure." (0x20) and the connection closes,
+ * checked where memcached's dispatch_bin_command checks it; with it, the
+ * SASL opcodes come back as requests with `sasl` set. Without it (the
+ * default) they answer "Unknown command", as memcached without -S.
  */
 export function parseBinaryRequest(
   buf: Uint8Array,
@@ -197,6 +213,7 @@ export function parseBinaryRequest(
   end: number,
   req: BinaryRequest,
   maxValue: number,
+  permits: ((opcode: number) => boolean) | null = null,
 ): number {
   const avail = end - start;
   // memcached waits for a whole header before it looks at the magic.
@@ -223,6 +240,7 @@ export function parseBinaryRequest(
   req.cas = u64(buf, start + 16, CAS_UNMATCHABLE);
   req.returnKey = false;
   req.closeAfter = false;
+  req.sasl = false;
   req.arithExptime = 0;
   const ext = start + BINARY_HEADER_LENGTH;
   req.keyBuf = buf;
@@ -238,15 +256,16 @@ export function parseBinaryRequest(
     req.fail(BinaryStatus.UNKNOWN_COMMAND, 0, true);
     return head;
   }
-  // SASL (-S, phase 2) goes here: until the connection authenticated, memcached answers
-  // every opcode but the SASL ones and version with AUTH_ERROR and closes
-  // (dispatch_bin_command's authenticated()).
+  // -S: until the connection authenticated, memcached answers every opcode but the SASL
+  // ones and version with AUTH_ERROR and closes (dispatch_bin_command's authenticated()).
+  if (permits !== null && !permits(opcode)) {
+    req.fail(BinaryStatus.AUTH_ERROR, 0, true);
+    return head;
+  }
   if (keylen > MAX_KEY_LENGTH) {
     req.fail(BinaryStatus.EINVAL, 0, true);
     return head;
   }
-  // With -S the SASL opcodes become requests for the executor (mechanism = key, data =
-  // value) here instead of "Unknown command".
   const fine = shapeOk(req.command, extlen, keylen, bodylen);
   if (fine === null) {
     // Unknown opcodes and verbosity; SASL without -S. memcached skips bodylen
@@ -257,6 +276,7 @@ export function parseBinaryRequest(
       req.fail(BinaryStatus.EINVAL, 0, true);
       return head;
     }
+    if (sasl && permits !== null) return saslOf(req, head, maxValue, avail);
     req.fail(BinaryStatus.UNKNOWN_COMMAND, sasl ? bodylen - keylen : bodylen);
     return head;
   }
@@ -299,6 +319,24 @@ export function parseBinaryRequest(
       return valueOf(req, head, maxValue, avail);
   }
   return head;
+}
+
+/** A SASL request's data follows the mechanism name: buffer it (memcached's item for it). */
+function saslOf(req: BinaryRequest, head: number, maxValue: number, avail: number): number {
+  const vlen = req.bodylen - req.keylen - req.extlen;
+  if (vlen > maxValue) {
+    req.fail(BinaryStatus.ENOMEM, vlen);
+    return head;
+  }
+  const total = head + vlen;
+  if (avail < total) {
+    req.need = total;
+    return 0;
+  }
+  req.sasl = true;
+  req.dataStart = req.keyEnd;
+  req.dataEnd = req.keyEnd + vlen;
+  return total;
 }
 
 /** The value of a storage packet follows the key: buffer it, or swallow a too-large one. */

@@ -23,6 +23,7 @@ import {
   writeBinaryU64,
   Writer,
 } from "../protocol/mod.ts";
+import { type AuthSession, binarySasl } from "../auth/mod.ts";
 import { Action, type Engine } from "./commands.ts";
 
 /** `stat detail dump`: memcached's empty stats_prefix_dump is the text "END\r\n". */
@@ -40,10 +41,14 @@ export class BinaryExecutor {
     this.#engine = engine;
   }
 
-  /** Run one parsed request, appending its reply packets to `out`; returns an Action. */
-  execute(req: BinaryRequest, out: Writer): number {
+  /**
+   * Run one parsed request, appending its reply packets to `out`; returns an
+   * Action. `auth` is the connection's login state under -S (SASL requests).
+   */
+  execute(req: BinaryRequest, out: Writer, auth: AuthSession | null = null): number {
     const engine = this.#engine;
     this.flushes = false;
+    if (req.sasl && auth !== null) return this.#sasl(req, out, auth);
     switch (req.op) {
       case Op.ERROR:
         this.flushes = true;
@@ -102,6 +107,25 @@ export class BinaryExecutor {
     }
     this.#error(out, req, BinaryStatus.UNKNOWN_COMMAND);
     return Action.CONTINUE;
+  }
+
+  /**
+   * SASL list mechs, auth, step (lib/auth answers as memcached -S does): the
+   * body alone, no key, no extras, CAS 0. A success is queued as any
+   * (write_bin_response); errors and "continue" are transmitted at once.
+   */
+  #sasl(req: BinaryRequest, out: Writer, auth: AuthSession): number {
+    const a = binarySasl(
+      auth,
+      req.opcode,
+      req.extlen,
+      req.keyBuf.subarray(req.keyStart, req.keyEnd),
+      req.buf.subarray(req.dataStart, req.dataEnd),
+    );
+    this.flushes = a.status !== BinaryStatus.SUCCESS;
+    writeBinaryHeader(out, req.opcode, a.status, req.opaque, 0, 0, 0, a.body.length);
+    out.bytes(a.body);
+    return a.close ? Action.CLOSE : Action.CONTINUE;
   }
 
   /** get/getk/gat/gatk/touch and quiet forms (process_bin_get_or_touch). */

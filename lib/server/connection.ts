@@ -83,7 +83,7 @@ export async function serveConnection(
   const { stopped } = hooks;
   const sync = hooks.barrier ? new SyncReplies(hooks.barrier) : null;
   // -B auto: the first byte of the connection picks text or binary, for good.
-  let codec: Codec | null = fixedCodec(engine, shared.req);
+  let codec: Codec | null = fixedCodec(engine, shared.req, session.auth ?? null);
   let out: Writer | null = null;
   let action: number = Action.CONTINUE;
   let need = 0; // bytes the unfinished request at rb.start needs in all (0: unknown)
@@ -125,7 +125,7 @@ export async function serveConnection(
       need = 0;
       if (codec === null) {
         if (rb.end === rb.start) continue;
-        codec = pickCodec(engine, rb.buf[rb.start], shared.req);
+        codec = pickCodec(engine, rb.buf[rb.start], shared.req, session.auth ?? null);
       }
       const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since

@@ -1,0 +1,287 @@
+/**
+ * Binary SASL differential conformance: the same packets go to real
+ * memcached 1.6.18 `-S` (Cyrus SASL, PLAIN, users in a sasldb made with
+ * saslpasswd2) and to `memrep serve -S` (users in a MEMCACHED_SASL_PWDB
+ * file); the rendered response packets and closes must be identical.
+ * Before login the noop barrier cannot be used (it is refused too): such
+ * steps read until the connection is quiet or closed.
+ * Env: `DIFF_FILTER=<regex>`, `DIFF_SHOW=1`.
+ */
+
+import { OP, packet, type PacketSpec, setExtras } from "../helpers/binary.ts";
+import {
+  equal,
+  ignoreUnless,
+  type ProcessHandle,
+  startMemcached,
+  startMemrep,
+} from "../helpers/mod.ts";
+import { type BinCase, type BinStep, runBinCase } from "./binary_differential.ts";
+
+let nextOpaque = 0x5a000;
+function p(spec: PacketSpec): Uint8Array {
+  return packet({ opaque: nextOpaque++, ...spec });
+}
+
+function cat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
+  let o = 0;
+  for (const x of parts) {
+    out.set(x, o);
+    o += x.length;
+  }
+  return out;
+}
+
+const USER = "alice", PASS = "secret";
+
+/** An RFC 4616 PLAIN message: authzid NUL authcid NUL password. */
+function plain(user = USER, pass = PASS, authzid = ""): string {
+  return `${authzid}\0${user}\0${pass}`;
+}
+const list = () => p({ op: OP.SASL_LIST });
+const auth = (value = plain(), mech = "PLAIN") => p({ op: OP.SASL_AUTH, key: mech, value });
+const step = (value = plain(), mech = "PLAIN") => p({ op: OP.SASL_STEP, key: mech, value });
+const set = (key: string, value: string) => p({ op: OP.SET, key, value, extras: setExtras(7, 0) });
+const get = (key: string) => p({ op: OP.GET, key });
+
+/** A step before login: a version request (answered then too) ends it. */
+function idle(send: Uint8Array): BinStep {
+  return { send, barrier: OP.VERSION };
+}
+/** The server must close after its reply. */
+function closes(send: Uint8Array): BinStep {
+  return { send, mode: "close" };
+}
+
+const CASES: BinCase[] = [
+  { name: "list mechs", steps: [idle(list())] },
+  { name: "version before login", steps: [{ send: p({ op: OP.VERSION }), mode: "idle" }] },
+  { name: "get before login: auth failure, close", steps: [closes(get("k"))] },
+  { name: "set before login: auth failure, close", steps: [closes(set("k", "v"))] },
+  {
+    name: "set header and key only before login",
+    steps: [
+      closes(p({ op: OP.SET, key: "k", extras: setExtras(0, 0), bodylen: 1000 }).subarray(0, 33)),
+    ],
+  },
+  { name: "noop before login", steps: [closes(p({ op: OP.NOOP }))] },
+  { name: "quiet get before login", steps: [closes(p({ op: OP.GETQ, key: "k" }))] },
+  { name: "stat before login", steps: [closes(p({ op: OP.STAT }))] },
+  { name: "quit before login", steps: [closes(p({ op: OP.QUIT }))] },
+  { name: "unknown opcode before login", steps: [closes(p({ op: 0x50 }))] },
+  { name: "key over 250 bytes before login", steps: [closes(get("k".repeat(251)))] },
+  {
+    name: "keylen over bodylen before login",
+    steps: [
+      closes(p({ op: OP.GET, key: "abc", bodylen: 2 })),
+    ],
+  },
+  {
+    name: "replies queued before a refusal are sent",
+    steps: [
+      closes(cat(p({ op: OP.VERSION }), list(), get("k"))),
+    ],
+  },
+  {
+    name: "login, then set and get",
+    steps: [
+      idle(auth()),
+      set("s1", "hello"),
+      get("s1"),
+      p({ op: OP.GETK, key: "s1" }),
+    ],
+  },
+  {
+    name: "login and commands in one write",
+    steps: [
+      cat(auth(), set("s2", "pipelined"), get("s2")),
+    ],
+  },
+  {
+    name: "wrong password: auth failure, connection stays",
+    steps: [
+      idle(auth(plain(USER, "wrong"))),
+      idle(p({ op: OP.VERSION })),
+      closes(get("k")),
+    ],
+  },
+  {
+    name: "wrong then right password",
+    steps: [
+      idle(auth(plain(USER, "secreT"))),
+      idle(auth()),
+      get("s3"),
+    ],
+  },
+  { name: "unknown user", steps: [idle(auth(plain("mallory", PASS))), closes(get("k"))] },
+  { name: "authzid equal to the user", steps: [idle(auth(plain(USER, PASS, USER))), get("k")] },
+  { name: "authzid of another user", steps: [idle(auth(plain(USER, PASS, "bob")))] },
+  { name: "empty user", steps: [idle(auth(plain("", PASS)))] },
+  { name: "empty password", steps: [idle(auth(plain(USER, "")))] },
+  { name: "no NUL in the message", steps: [idle(auth(`${USER}${PASS}`))] },
+  { name: "one NUL in the message", steps: [idle(auth(`${USER}\0${PASS}`))] },
+  { name: "mechanism in lower case", steps: [idle(auth(plain(), "plain")), get("k")] },
+  { name: "unknown mechanism", steps: [idle(auth(plain(), "CRAM-MD5")), idle(auth())] },
+  {
+    name: "PLAIN without data, then step",
+    steps: [
+      idle(auth("")),
+      idle(step()),
+      get("k"),
+    ],
+  },
+  {
+    name: "PLAIN without data, then a wrong step, then a right one",
+    steps: [
+      idle(auth("")),
+      idle(step(plain(USER, "nope"))),
+      idle(step()),
+    ],
+  },
+  { name: "step without auth", steps: [idle(step()), closes(get("k"))] },
+  { name: "step after a login", steps: [idle(auth()), idle(step()), closes(get("k"))] },
+  { name: "list mechs ends a login", steps: [idle(auth()), idle(list()), closes(get("k"))] },
+  {
+    name: "auth failure ends a login",
+    steps: [
+      idle(auth()),
+      idle(auth(plain(USER, "x"))),
+      closes(get("k")),
+    ],
+  },
+  {
+    name: "list mechs with a body: invalid, close",
+    steps: [
+      closes(p({ op: OP.SASL_LIST, value: "x" })),
+    ],
+  },
+  {
+    name: "list mechs with a key: invalid, close",
+    steps: [
+      closes(p({ op: OP.SASL_LIST, key: "PLAIN" })),
+    ],
+  },
+  {
+    name: "auth with extras: invalid, close",
+    steps: [
+      closes(p({ op: OP.SASL_AUTH, key: "PLAIN", extras: new Uint8Array(4), value: plain() })),
+    ],
+  },
+  {
+    name: "auth with an empty key: invalid, close",
+    steps: [
+      closes(p({ op: OP.SASL_AUTH, value: plain() })),
+    ],
+  },
+  {
+    name: "step with an empty key: invalid, close",
+    steps: [
+      closes(p({ op: OP.SASL_STEP, value: plain() })),
+    ],
+  },
+  {
+    name: "mechanism of 33 bytes: invalid, connection stays",
+    steps: [
+      idle(auth(plain(), "P".repeat(33))),
+      idle(auth()),
+      get("k"),
+    ],
+  },
+  { name: "mechanism of 32 bytes: auth failure", steps: [idle(auth(plain(), "P".repeat(32)))] },
+  {
+    name: "mechanism of 251 bytes: invalid, close",
+    steps: [
+      closes(auth(plain(), "P".repeat(251))),
+    ],
+  },
+  {
+    name: "auth sent in pieces",
+    steps: [{ send: auth(), barrier: OP.VERSION, chunk: 5 }, get("k")],
+  },
+  {
+    name: "bad magic before login: close",
+    steps: [
+      closes(p({ op: OP.SASL_LIST, magic: 0x81 })),
+    ],
+  },
+  {
+    name: "stats settings: binding protocol and sasl",
+    steps: [
+      idle(auth()),
+      {
+        send: p({ op: OP.STAT, key: "settings" }),
+        statsKeys: ["binding_protocol", "auth_enabled_sasl"],
+      },
+    ],
+  },
+];
+
+/** memcached -S with Cyrus SASL: PLAIN only, the users in a sasldb at `dir`. */
+async function startReference(dir: string): Promise<ProcessHandle> {
+  await Deno.writeTextFile(
+    `${dir}/memcached.conf`,
+    `mech_list: plain\nsasldb_path: ${dir}/sasldb2\n`,
+  );
+  const cmd = new Deno.Command("saslpasswd2", {
+    args: ["-p", "-a", "memcached", "-c", "-f", `${dir}/sasldb2`, USER],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const w = cmd.stdin.getWriter();
+  await w.write(new TextEncoder().encode(PASS));
+  await w.close();
+  const st = await cmd.output();
+  if (!st.success) throw new Error(`saslpasswd2: ${new TextDecoder().decode(st.stderr)}`);
+  return await startMemcached(["-S"], { env: { SASL_CONF_PATH: dir } });
+}
+
+const NAME = "serve -S answers binary SASL byte-identically to memcached -S (differential)";
+
+Deno.test({
+  name: NAME,
+  ignore: ignoreUnless(NAME, ["memcached", "saslpasswd2"]),
+  async fn(t) {
+    const filter = Deno.env.get("DIFF_FILTER");
+    const cases = filter ? CASES.filter((c) => new RegExp(filter).test(c.name)) : CASES;
+    const dir = await Deno.makeTempDir({ prefix: "memrep-sasl-diff-" });
+    await Deno.writeTextFile(`${dir}/pwdb`, `${USER}:${PASS}\nbob:pw2\n`);
+    const ref = await startReference(dir);
+    const sut = await startMemrep(["serve", "-t", "1", "-S"], {
+      env: { MEMCACHED_SASL_PWDB: `${dir}/pwdb` },
+    });
+    try {
+      // Every case has its own connection and keys: a few at a time, all compared.
+      const results = new Map<string, [string[], string[]]>();
+      for (let i = 0; i < cases.length; i += 8) {
+        await Promise.all(
+          cases.slice(i, i + 8).map(async (c) => {
+            const [expected, actual] = await Promise.all([
+              runBinCase(ref.port, c),
+              runBinCase(sut.port, c),
+            ]);
+            results.set(c.name, [expected, actual]);
+          }),
+        );
+      }
+      for (const c of cases) {
+        await t.step(c.name, () => {
+          const [expected, actual] = results.get(c.name)!;
+          if (Deno.env.get("DIFF_SHOW")) console.log(c.name, "\n", expected.join("\n---\n"));
+          const lines: string[] = [];
+          for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
+            if (expected[i] !== actual[i]) {
+              lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  memrep:    ${actual[i]}`);
+            }
+          }
+          equal(lines.length, 0, `replies differ\n${lines.join("\n")}`);
+        });
+      }
+    } finally {
+      await sut.stop();
+      await ref.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
