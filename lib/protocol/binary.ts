@@ -98,6 +98,9 @@ export const BINARY_STATUS_TEXT: Readonly<Record<number, string>> = {
   [BinaryStatus.AUTH_ERROR]: "Auth failure.",
 };
 
+/** memcached's MAX_SASL_MECH_LEN: a longer SASL mechanism name is EINVAL (0x04). */
+export const BINARY_SASL_MAX_MECH = 32;
+
 /** incr/decr expiration meaning "do not create a missing counter". */
 export const NO_AUTOVIVIFY = 0xffffffff;
 
@@ -325,7 +328,8 @@ export function parseBinaryRequest(
 function saslOf(req: BinaryRequest, head: number, maxValue: number, avail: number): number {
   const vlen = req.bodylen - req.keylen - req.extlen;
   if (vlen > maxValue) {
-    req.fail(BinaryStatus.ENOMEM, vlen);
+    // memcached checks the mechanism's length before it allocates for the data.
+    req.fail(req.keylen > BINARY_SASL_MAX_MECH ? BinaryStatus.EINVAL : BinaryStatus.ENOMEM, vlen);
     return head;
   }
   const total = head + vlen;

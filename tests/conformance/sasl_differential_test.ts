@@ -206,6 +206,73 @@ const CASES: BinCase[] = [
     ],
   },
   {
+    name: "data that just fits memcached's SASL item",
+    steps: [
+      idle(auth(plain() + "x".repeat(524224 - plain().length))),
+    ],
+  },
+  {
+    name: "data one byte over memcached's SASL item: out of memory, stays",
+    steps: [
+      idle(auth(plain() + "x".repeat(524225 - plain().length))),
+      idle(auth()),
+    ],
+  },
+  {
+    name: "step data over the SASL item",
+    steps: [
+      idle(auth("")),
+      idle(step(plain() + "x".repeat(600000))),
+      idle(step()),
+    ],
+  },
+  {
+    name: "data of 2 MB: out of memory, skipped",
+    steps: [
+      idle(auth("x".repeat(2 << 20))),
+      idle(auth()),
+      get("k"),
+    ],
+  },
+  {
+    name: "mechanism of 33 bytes with 2 MB of data: invalid, skipped",
+    steps: [
+      idle(auth("x".repeat(2 << 20), "P".repeat(33))),
+    ],
+  },
+  {
+    name: "bad magic after a login in the same write: the reply is lost",
+    steps: [
+      closes(cat(auth(), p({ op: OP.VERSION, magic: 0x81 }))),
+    ],
+  },
+  {
+    name: "bad magic after an auth failure in the same write",
+    steps: [
+      closes(cat(auth(plain(USER, "x")), p({ op: OP.VERSION, magic: 0x81 }))),
+    ],
+  },
+  {
+    name: "bad magic after list mechs in the same write",
+    steps: [
+      closes(cat(list(), p({ op: OP.VERSION, magic: 0x81 }))),
+    ],
+  },
+  {
+    name: "bad magic after auth continue in the same write",
+    steps: [
+      closes(cat(auth(""), p({ op: OP.VERSION, magic: 0x81 }))),
+    ],
+  },
+  { name: "auth, step and get in one write", steps: [cat(auth(""), step(), get("k"))] },
+  {
+    name: "login then quiet commands",
+    steps: [
+      idle(auth()),
+      cat(p({ op: OP.SETQ, key: "s4", value: "q", extras: setExtras(1, 0) }), get("s4")),
+    ],
+  },
+  {
     name: "stats settings: binding protocol and sasl",
     steps: [
       idle(auth()),
@@ -265,7 +332,19 @@ Deno.test({
           }),
         );
       }
-      for (const c of cases) {
+      // Both servers saw the same attempts: memcached's auth counters must agree.
+      const counters: BinCase = {
+        name: "auth_cmds and auth_errors after all cases",
+        steps: [idle(auth()), {
+          send: p({ op: OP.STAT }),
+          statsKeys: ["auth_cmds", "auth_errors"],
+        }],
+      };
+      results.set(
+        counters.name,
+        await Promise.all([runBinCase(ref.port, counters), runBinCase(sut.port, counters)]),
+      );
+      for (const c of [...cases, counters]) {
         await t.step(c.name, () => {
           const [expected, actual] = results.get(c.name)!;
           if (Deno.env.get("DIFF_SHOW")) console.log(c.name, "\n", expected.join("\n---\n"));
