@@ -181,10 +181,41 @@ async function checkClients(port: number): Promise<void> {
   }
 }
 
+/** 12 logins on their own connections (spread over the threads), every third one wrong. */
+async function checkCounters(port: number): Promise<void> {
+  const stat = async (c: TestConn) => {
+    const r = await roundTrip(c, packet({ op: OP.STAT }));
+    const get = (k: string) =>
+      Number(text(r.find((x) => text(x.key) === k)?.value ?? new Uint8Array(0)));
+    return { cmds: get("auth_cmds"), errors: get("auth_errors") };
+  };
+  const c = await loggedIn(port);
+  try {
+    const before = await stat(c);
+    const statuses = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+      const conn = await connect(port);
+      try {
+        const pass = i % 3 === 0 ? "wrong" : PASS;
+        const r = await roundTrip(
+          conn,
+          packet({ op: OP.SASL_AUTH, key: "PLAIN", value: `\0${USER}\0${pass}` }),
+        );
+        return r[0]?.status;
+      } finally {
+        await conn.close();
+      }
+    }));
+    deepEqual(statuses, Array.from({ length: 12 }, (_, i) => i % 3 === 0 ? 0x20 : 0));
+    deepEqual(await stat(c), { cmds: before.cmds + 12, errors: before.errors + 4 });
+  } finally {
+    await c.close();
+  }
+}
+
 for (const threads of [1, 2]) {
   Deno.test({
     name:
-      `serve -S -t ${threads}: memjs, pylibmc and Dalli log in with SASL PLAIN; wrong or no credentials are refused`,
+      `serve -S -t ${threads}: memjs, pylibmc and Dalli log in with SASL PLAIN; wrong or no credentials are refused; auth counters`,
     // memjs closes its sockets asynchronously.
     sanitizeOps: false,
     sanitizeResources: false,
@@ -196,6 +227,7 @@ for (const threads of [1, 2]) {
           env: { MEMCACHED_SASL_PWDB: pwdb },
         });
         await checkClients(server.port);
+        await checkCounters(server.port);
       } finally {
         await server?.stop();
         await Deno.remove(pwdb);
