@@ -34,6 +34,8 @@ function cat(...parts: Uint8Array[]): Uint8Array {
 }
 
 const USER = "alice", PASS = "secret";
+/** The same users for both servers. */
+const USERS = [[USER, PASS], ["bob", "pw2"]];
 
 /** An RFC 4616 PLAIN message: authzid NUL authcid NUL password. */
 function plain(user = USER, pass = PASS, authzid = ""): string {
@@ -273,6 +275,57 @@ const CASES: BinCase[] = [
     ],
   },
   {
+    name: "second login on a connection fails, a third works (Cyrus)",
+    steps: [
+      idle(auth()),
+      idle(auth()),
+      idle(auth()),
+      get("k"),
+    ],
+  },
+  {
+    name: "login of another user after a login fails",
+    steps: [
+      idle(auth()),
+      idle(auth(plain("bob", "pw2"))),
+      idle(auth(plain("bob", "pw2"))),
+    ],
+  },
+  {
+    name: "after a login, auth without data then step fails",
+    steps: [
+      idle(auth()),
+      idle(auth("")),
+      idle(step()),
+      idle(step()),
+      idle(auth()),
+    ],
+  },
+  {
+    name: "after a login, an unknown mechanism clears the failure to come",
+    steps: [
+      idle(auth()),
+      idle(auth(plain(), "CRAM-MD5")),
+      idle(auth()),
+    ],
+  },
+  {
+    name: "the auth unit test's sequence on one connection",
+    steps: [
+      idle(cat(list(), auth(plain(USER, "wrong")), step(), auth(plain(), "CRAM-MD5"))),
+      idle(cat(auth(), step(), auth("", "plain"), step(plain(USER, "bad")), step(), step())),
+      idle(cat(list(), auth(""), list(), step(""), step(plain(), "XYZ"))),
+    ],
+  },
+  {
+    name: "a long mechanism keeps the login",
+    steps: [
+      idle(auth()),
+      idle(auth(plain(), "P".repeat(40))),
+      get("k"),
+    ],
+  },
+  {
     name: "stats settings: binding protocol and sasl",
     steps: [
       idle(auth()),
@@ -290,18 +343,71 @@ async function startReference(dir: string): Promise<ProcessHandle> {
     `${dir}/memcached.conf`,
     `mech_list: plain\nsasldb_path: ${dir}/sasldb2\n`,
   );
-  const cmd = new Deno.Command("saslpasswd2", {
-    args: ["-p", "-a", "memcached", "-c", "-f", `${dir}/sasldb2`, USER],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const w = cmd.stdin.getWriter();
-  await w.write(new TextEncoder().encode(PASS));
-  await w.close();
-  const st = await cmd.output();
-  if (!st.success) throw new Error(`saslpasswd2: ${new TextDecoder().decode(st.stderr)}`);
+  for (const [user, pass] of USERS) {
+    const cmd = new Deno.Command("saslpasswd2", {
+      args: ["-p", "-a", "memcached", "-c", "-f", `${dir}/sasldb2`, user],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const w = cmd.stdin.getWriter();
+    await w.write(new TextEncoder().encode(pass));
+    await w.close();
+    const st = await cmd.output();
+    if (!st.success) throw new Error(`saslpasswd2: ${new TextDecoder().decode(st.stderr)}`);
+  }
   return await startMemcached(["-S"], { env: { SASL_CONF_PATH: dir } });
+}
+
+/** Fragments of random SASL conversations (each one packet, fresh opaque when built). */
+const FRAGMENTS: Array<() => Uint8Array> = [
+  () => list(),
+  () => auth(),
+  () => auth(plain(USER, "wrong")),
+  () => auth(""),
+  () => auth(plain(), "plain"),
+  () => auth(plain(), "DIGEST-MD5"),
+  () => auth(plain(), "P".repeat(40)),
+  () => auth(plain("bob", "pw2", "bob")),
+  () => auth(`${USER}\0${PASS}`),
+  () => step(),
+  () => step(plain(USER, "nope")),
+  () => step(""),
+  () => p({ op: OP.VERSION }),
+  () => p({ op: OP.SASL_STEP, key: "PLAIN" }),
+];
+/** Only when the conversation is over: refused and closed before login. */
+const ENDINGS: Array<(key: string) => Uint8Array> = [
+  (key) => get(key),
+  () => p({ op: OP.NOOP }),
+  (key) => set(key, "v"),
+  () => p({ op: OP.SASL_LIST, value: "x" }),
+];
+
+/** mulberry32: a small seeded generator, so a failure can be replayed from its seed. */
+function mulberry32(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Random conversations: writes of 1-3 packets, each write ended by a version barrier. */
+function randomCases(seed: number, n: number): BinCase[] {
+  const rand = mulberry32(seed);
+  const pick = <T>(a: T[]) => a[Math.floor(rand() * a.length)];
+  return Array.from({ length: n }, (_, i) => {
+    const steps: BinStep[] = [];
+    const writes = 1 + Math.floor(rand() * 4);
+    for (let w = 0; w < writes; w++) {
+      const parts = Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(FRAGMENTS)());
+      steps.push(idle(cat(...parts)));
+    }
+    steps.push(idle(pick(ENDINGS)(`r${seed}_${i}`))); // its own key: cases run together
+    return { name: `random ${seed}/${i}`, steps };
+  });
 }
 
 const NAME = "serve -S answers binary SASL byte-identically to memcached -S (differential)";
@@ -311,9 +417,12 @@ Deno.test({
   ignore: ignoreUnless(NAME, ["memcached", "saslpasswd2"]),
   async fn(t) {
     const filter = Deno.env.get("DIFF_FILTER");
-    const cases = filter ? CASES.filter((c) => new RegExp(filter).test(c.name)) : CASES;
+    const seed = Number(Deno.env.get("SASL_FUZZ_SEED") ?? Date.now() % 1_000_000);
+    console.log(`random conversations: SASL_FUZZ_SEED=${seed}`);
+    const all = [...CASES, ...randomCases(seed, 40)];
+    const cases = filter ? all.filter((c) => new RegExp(filter).test(c.name)) : all;
     const dir = await Deno.makeTempDir({ prefix: "memrep-sasl-diff-" });
-    await Deno.writeTextFile(`${dir}/pwdb`, `${USER}:${PASS}\nbob:pw2\n`);
+    await Deno.writeTextFile(`${dir}/pwdb`, USERS.map(([u, p]) => `${u}:${p}\n`).join(""));
     const ref = await startReference(dir);
     const sut = await startMemrep(["serve", "-t", "1", "-S"], {
       env: { MEMCACHED_SASL_PWDB: `${dir}/pwdb` },
