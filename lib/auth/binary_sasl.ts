@@ -42,6 +42,11 @@ export interface SaslAction {
   body: Uint8Array;
   /** Close the connection once the answer is written (memcached's protocol errors). */
   close: boolean;
+  /**
+   * memcached answers while it skips the data (conn_swallow), so the answer
+   * is not transmitted at once but with the replies that follow.
+   */
+  swallow?: boolean;
 }
 
 // The bodies are memcached's write_bin_error texts: one table, lib/protocol's.
@@ -74,9 +79,9 @@ export function binarySasl(
   }
   if (extlen !== 0 || key.length === 0) return invalid(true);
   if (!sasl) return { status: STATUS_UNKNOWN_COMMAND, body: UNKNOWN, close: false };
-  if (key.length > SASL_MAX_MECH_LENGTH) return invalid(false);
+  if (key.length > SASL_MAX_MECH_LENGTH) return { ...invalid(false), swallow: true };
   if (key.length + value.length + SASL_ITEM_OVERHEAD > SASL_ITEM_MAX) {
-    return { status: BinaryStatus.ENOMEM, body: ENOMEM, close: false };
+    return { status: BinaryStatus.ENOMEM, body: ENOMEM, close: false, swallow: true };
   }
   const reply = opcode === SaslOpcode.AUTH
     ? session.saslAuth(key, value)

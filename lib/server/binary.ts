@@ -8,6 +8,7 @@
 
 import {
   ascii,
+  BINARY_HEADER_LENGTH,
   BINARY_PROTOCOL_VERSION,
   BinaryOpcode,
   type BinaryRequest,
@@ -28,6 +29,9 @@ import { Action, type Engine } from "./commands.ts";
 
 /** `stat detail dump`: memcached's empty stats_prefix_dump is the text "END\r\n". */
 const DETAIL_DUMP = ascii("detailedEND\r\n");
+
+/** What memcached reads of a binary connection at once (its read buffer). */
+export const BINARY_READ = 16384;
 
 /** Runs binary requests on one engine; one per connection (it keeps a stats scratch). */
 export class BinaryExecutor {
@@ -51,7 +55,8 @@ export class BinaryExecutor {
     if (req.sasl && auth !== null) return this.#sasl(req, out, auth);
     switch (req.op) {
       case Op.ERROR:
-        this.flushes = true;
+        // memcached transmits an error at once unless it goes on to skip body bytes.
+        this.flushes = req.swallow === 0;
         if (req.error) out.bytes(req.error);
         return req.closeAfter ? Action.CLOSE : Action.CONTINUE;
       case Op.GET:
@@ -112,7 +117,8 @@ export class BinaryExecutor {
   /**
    * SASL list mechs, auth, step (lib/auth answers as memcached -S does): the
    * body alone, no key, no extras, CAS 0. A success is queued as any
-   * (write_bin_response); errors and "continue" are transmitted at once.
+   * (write_bin_response); errors and "continue" are transmitted at once,
+   * but those memcached answers while skipping the data.
    */
   #sasl(req: BinaryRequest, out: Writer, auth: AuthSession): number {
     const a = binarySasl(
@@ -122,7 +128,10 @@ export class BinaryExecutor {
       req.keyBuf.subarray(req.keyStart, req.keyEnd),
       req.buf.subarray(req.dataStart, req.dataEnd),
     );
-    this.flushes = a.status !== BinaryStatus.SUCCESS;
+    // An answer given while skipping the data goes out at once only when the data went on past
+    // memcached's read buffer (the skip then reads the socket to the data's end, no further).
+    this.flushes = a.status !== BinaryStatus.SUCCESS &&
+      (!a.swallow || BINARY_HEADER_LENGTH + req.bodylen > BINARY_READ);
     writeBinaryHeader(out, req.opcode, a.status, req.opaque, 0, 0, 0, a.body.length);
     out.bytes(a.body);
     return a.close ? Action.CLOSE : Action.CONTINUE;

@@ -31,6 +31,11 @@ export interface Codec {
   closing(out: Writer): void;
   /** The connection wrote its replies out: the next request starts a new read event. */
   wrote(): void;
+  /**
+   * The request's body is skipped past the bytes read: memcached's skip
+   * reads to its end and no further, so it transmits what `out` holds then.
+   */
+  skipping(out: Writer): void;
 }
 
 /**
@@ -69,6 +74,7 @@ function textCodec(engine: Engine, req: Request): Codec {
     execute: (out, session) => engine.execute(req, out, session),
     closing: () => {},
     wrote: () => {},
+    skipping: () => {},
   };
 }
 
@@ -108,6 +114,9 @@ function binaryCodec(engine: Engine, auth: AuthSession | null): Codec {
     },
     wrote: () => {
       fresh = true;
+    },
+    skipping: (out) => {
+      sent = out.length;
     },
   };
 }

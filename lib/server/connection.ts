@@ -16,6 +16,7 @@
 import { Op, PARSE_CLOSE, Request, Writer } from "../protocol/mod.ts";
 import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { AUTH_CLOSE } from "../auth/mod.ts";
+import { BINARY_READ } from "./binary.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
 import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
@@ -40,8 +41,6 @@ const WRITER_KEEP = 262144;
 const WRITERS_KEPT = 16;
 /** Idle 16 KB receive buffers a thread keeps. */
 const READS_KEPT = 64;
-/** What a binary connection reads at once (memcached's read buffer). */
-const BINARY_READ = 16384;
 
 /**
  * Per-thread state every connection borrows: requests are parsed and run
@@ -161,8 +160,10 @@ export async function serveConnection(
           sync?.before(out.length);
           action = codec.execute(out, session);
           sync?.after(out.length);
-          if (req.swallow > 0) rb.skip(req.swallow);
-          else if (req.swallowLine) rb.skipLine();
+          if (req.swallow > 0) {
+            if (req.swallow > rb.end - rb.start) codec.skipping(out);
+            rb.skip(req.swallow);
+          } else if (req.swallowLine) rb.skipLine();
           // `mn` forces memcached to write back what is queued.
           if (session.more !== null || out.length >= OUTPUT_LIMIT || req.op === Op.MN) {
             buffered = true;
