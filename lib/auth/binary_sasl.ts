@@ -25,18 +25,9 @@ export const STATUS_EINVAL: number = BinaryStatus.EINVAL;
 /** memcached's status without -S (PROTOCOL_BINARY_RESPONSE_UNKNOWN_COMMAND). */
 export const STATUS_UNKNOWN_COMMAND: number = BinaryStatus.UNKNOWN_COMMAND;
 
-/**
- * memcached keeps a SASL request's data in an item that must fit one slab
- * chunk (slab_chunk_max, 512 KiB whatever -I says): larger is 0x82 "Out of
- * memory", its data skipped, the connection kept. The item adds 59 bytes:
- * its 48-byte header, the CAS, the key's NUL and "\r\n" after the data.
- */
-const SASL_ITEM_MAX = 524288;
-const SASL_ITEM_OVERHEAD = 59;
-
 /** The answer to one SASL request. */
 export interface SaslAction {
-  /** Response status: 0x00, 0x04, 0x20, 0x21, 0x81 or 0x82. */
+  /** Response status: 0x00, 0x04, 0x20, 0x21 or 0x81. */
   status: number;
   /** Response body (no key, no extras, CAS 0). */
   body: Uint8Array;
@@ -54,15 +45,15 @@ const enc = new TextEncoder();
 const EINVAL = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.EINVAL]);
 const UNKNOWN = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.UNKNOWN_COMMAND]);
 const AUTH_FAILURE = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.AUTH_ERROR]);
-const ENOMEM = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.ENOMEM]);
 
 /**
  * Answer SASL opcode `opcode` (0x20..0x22) as memcached does. `session` is
  * the connection's login state, null when serve runs without -S (then
  * memcached answers 0x81 "Unknown command" and the connection stays).
  * Lengths that break the opcode's shape are 0x04 "Invalid arguments" and
- * close; a mechanism name over 32 bytes is 0x04 and the connection stays,
- * as is data too large for memcached's SASL item (0x82 "Out of memory").
+ * close; a mechanism name over 32 bytes is 0x04 and the connection stays.
+ * (Data too large for memcached's SASL item never gets here: the binary
+ * parser answers it, 0x82 "Out of memory".)
  */
 export function binarySasl(
   session: AuthSession | null,
@@ -80,9 +71,6 @@ export function binarySasl(
   if (extlen !== 0 || key.length === 0) return invalid(true);
   if (!sasl) return { status: STATUS_UNKNOWN_COMMAND, body: UNKNOWN, close: false };
   if (key.length > SASL_MAX_MECH_LENGTH) return { ...invalid(false), swallow: true };
-  if (key.length + value.length + SASL_ITEM_OVERHEAD > SASL_ITEM_MAX) {
-    return { status: BinaryStatus.ENOMEM, body: ENOMEM, close: false, swallow: true };
-  }
   const reply = opcode === SaslOpcode.AUTH
     ? session.saslAuth(key, value)
     : session.saslStep(key, value);
