@@ -6,6 +6,7 @@
  * @module
  */
 
+import { BINARY_SASL_MAX_MECH } from "../protocol/mod.ts";
 import { checkCredentials, checkPwdb, type Credential, parseAuthFile } from "./password_file.ts";
 
 /** What `serve` was asked to check (plain data: it crosses to worker threads). */
@@ -31,7 +32,7 @@ export class AuthFileError extends Error {
 export const SASL_MECHANISMS = "PLAIN";
 
 /** memcached refuses longer mechanism names in SASL auth/step with EINVAL (0x04). */
-export const SASL_MAX_MECH_LENGTH = 32;
+export const SASL_MAX_MECH_LENGTH: number = BINARY_SASL_MAX_MECH;
 
 const PLAIN = new TextEncoder().encode("PLAIN");
 

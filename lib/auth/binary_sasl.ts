@@ -6,8 +6,9 @@
  * @module
  */
 
+import { BINARY_STATUS_TEXT, BinaryStatus } from "../protocol/mod.ts";
 import { SASL_MAX_MECH_LENGTH } from "./authenticator.ts";
-import { type AuthSession, SaslStatus } from "./session.ts";
+import type { AuthSession } from "./session.ts";
 
 /** Binary opcodes of SASL. */
 export const SaslOpcode = {
@@ -20,9 +21,9 @@ export const SaslOpcode = {
 } as const;
 
 /** memcached's status for a malformed request (PROTOCOL_BINARY_RESPONSE_EINVAL). */
-export const STATUS_EINVAL = 0x04;
+export const STATUS_EINVAL: number = BinaryStatus.EINVAL;
 /** memcached's status without -S (PROTOCOL_BINARY_RESPONSE_UNKNOWN_COMMAND). */
-export const STATUS_UNKNOWN_COMMAND = 0x81;
+export const STATUS_UNKNOWN_COMMAND: number = BinaryStatus.UNKNOWN_COMMAND;
 
 /** The answer to one SASL request. */
 export interface SaslAction {
@@ -32,11 +33,18 @@ export interface SaslAction {
   body: Uint8Array;
   /** Close the connection once the answer is written (memcached's protocol errors). */
   close: boolean;
+  /**
+   * memcached answers while it skips the data (conn_swallow), so the answer
+   * is not transmitted at once but with the replies that follow.
+   */
+  swallow?: boolean;
 }
 
+// The bodies are memcached's write_bin_error texts: one table, lib/protocol's.
 const enc = new TextEncoder();
-const EINVAL = enc.encode("Invalid arguments");
-const UNKNOWN = enc.encode("Unknown command");
+const EINVAL = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.EINVAL]);
+const UNKNOWN = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.UNKNOWN_COMMAND]);
+const AUTH_FAILURE = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.AUTH_ERROR]);
 
 /**
  * Answer SASL opcode `opcode` (0x20..0x22) as memcached does. `session` is
@@ -44,6 +52,8 @@ const UNKNOWN = enc.encode("Unknown command");
  * memcached answers 0x81 "Unknown command" and the connection stays).
  * Lengths that break the opcode's shape are 0x04 "Invalid arguments" and
  * close; a mechanism name over 32 bytes is 0x04 and the connection stays.
+ * (Data too large for memcached's SASL item never gets here: the binary
+ * parser answers it, 0x82 "Out of memory".)
  */
 export function binarySasl(
   session: AuthSession | null,
@@ -60,7 +70,7 @@ export function binarySasl(
   }
   if (extlen !== 0 || key.length === 0) return invalid(true);
   if (!sasl) return { status: STATUS_UNKNOWN_COMMAND, body: UNKNOWN, close: false };
-  if (key.length > SASL_MAX_MECH_LENGTH) return invalid(false);
+  if (key.length > SASL_MAX_MECH_LENGTH) return { ...invalid(false), swallow: true };
   const reply = opcode === SaslOpcode.AUTH
     ? session.saslAuth(key, value)
     : session.saslStep(key, value);
@@ -76,7 +86,5 @@ function invalid(close: boolean): SaslAction {
  * refused: answer status 0x20, body "Auth failure.", then close.
  */
 export function binaryRefusal(): SaslAction {
-  return { status: SaslStatus.AUTH_ERROR, body: AUTH_FAILURE, close: true };
+  return { status: BinaryStatus.AUTH_ERROR, body: AUTH_FAILURE, close: true };
 }
-
-const AUTH_FAILURE = enc.encode("Auth failure.");

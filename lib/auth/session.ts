@@ -6,7 +6,7 @@
  * @module
  */
 
-import { REPLY, type Writer } from "../protocol/mod.ts";
+import { BINARY_STATUS_TEXT, BinaryStatus, REPLY, type Writer } from "../protocol/mod.ts";
 import { type Authenticator, SASL_MECHANISMS } from "./authenticator.ts";
 
 /** The counters memcached keeps for logins (`stats`: auth_cmds, auth_errors). */
@@ -40,7 +40,7 @@ const OPEN_OPCODES = new Set([0x20, 0x21, 0x22, 0x0b]);
 
 const enc = new TextEncoder();
 const AUTHENTICATED = enc.encode("Authenticated");
-const AUTH_FAILURE = enc.encode("Auth failure.");
+const AUTH_FAILURE = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.AUTH_ERROR]);
 const MECHANISMS = enc.encode(SASL_MECHANISMS);
 const EMPTY = new Uint8Array(0);
 
@@ -65,6 +65,11 @@ export class AuthSession {
   readonly #auth: Authenticator;
   readonly #counters: AuthCounters;
   #sasl = SASL_IDLE;
+  /**
+   * A SASL login succeeded on this connection and no auth has failed since:
+   * memcached with Cyrus SASL then fails the next credentials (see saslAuth).
+   */
+  #spent = false;
   /** Length of the login token (with "\r\n") still awaited; -1: waiting for the command line. */
   #pending = -1;
   /** Where the last pre-login reply of this output batch starts and ends. */
@@ -118,7 +123,7 @@ export class AuthSession {
       return { status: SaslStatus.AUTH_CONTINUE, body: EMPTY };
     }
     this.#sasl = SASL_STARTED;
-    return this.#saslDone(this.#auth.verifyPlain(data));
+    return this.#saslDone(this.#verify(data));
   }
 
   /**
@@ -128,13 +133,26 @@ export class AuthSession {
    */
   saslStep(_mech: Uint8Array, data: Uint8Array): SaslReply {
     this.authenticated = false;
-    if (this.#sasl !== SASL_WAITING) return this.#saslDone(false);
-    const ok = this.#auth.verifyPlain(data);
+    if (this.#sasl !== SASL_WAITING) return this.#saslDone(false, false);
+    const ok = !this.#spent && this.#auth.verifyPlain(data);
     if (ok) this.#sasl = SASL_STARTED;
-    return this.#saslDone(ok);
+    return this.#saslDone(ok, false);
   }
 
-  #saslDone(ok: boolean): SaslReply {
+  /**
+   * The credentials of an auth with data. As memcached 1.6.18 with Cyrus
+   * SASL (verified): after a successful login the connection's next
+   * credentials fail whoever they name, by auth or by step; that failed
+   * auth (or any failed auth) clears this, a failed step does not.
+   */
+  #verify(data: Uint8Array): boolean {
+    return !this.#spent && this.#auth.verifyPlain(data);
+  }
+
+  /** Count the attempt; `auth`: a 0x21 (its failure clears {@linkcode #spent}). */
+  #saslDone(ok: boolean, auth = true): SaslReply {
+    if (ok) this.#spent = true;
+    else if (auth) this.#spent = false;
     this.#count(ok);
     this.authenticated = ok;
     return ok

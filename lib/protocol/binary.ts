@@ -98,6 +98,16 @@ export const BINARY_STATUS_TEXT: Readonly<Record<number, string>> = {
   [BinaryStatus.AUTH_ERROR]: "Auth failure.",
 };
 
+/** memcached's MAX_SASL_MECH_LEN: a longer SASL mechanism name is EINVAL (0x04). */
+export const BINARY_SASL_MAX_MECH = 32;
+
+/**
+ * memcached keeps a SASL request's data in an item that must fit one slab
+ * chunk (slab_chunk_max, 512 KiB whatever -I says), 59 bytes of it taken by
+ * the item's header, its CAS, the key's NUL and "\r\n" after the data.
+ */
+const SASL_ITEM_MAX = 524288 - 59;
+
 /** incr/decr expiration meaning "do not create a missing counter". */
 export const NO_AUTOVIVIFY = 0xffffffff;
 
@@ -321,11 +331,15 @@ export function parseBinaryRequest(
   return head;
 }
 
-/** A SASL request's data follows the mechanism name: buffer it (memcached's item for it). */
+/**
+ * A SASL request's data follows the mechanism name: buffer it (memcached's
+ * item for it). Data that item cannot hold is "Out of memory" (or "Invalid
+ * arguments" for a long mechanism, checked first) and skipped unread.
+ */
 function saslOf(req: BinaryRequest, head: number, maxValue: number, avail: number): number {
   const vlen = req.bodylen - req.keylen - req.extlen;
-  if (vlen > maxValue) {
-    req.fail(BinaryStatus.ENOMEM, vlen);
+  if (vlen > Math.min(maxValue, SASL_ITEM_MAX - req.keylen)) {
+    req.fail(req.keylen > BINARY_SASL_MAX_MECH ? BinaryStatus.EINVAL : BinaryStatus.ENOMEM, vlen);
     return head;
   }
   const total = head + vlen;

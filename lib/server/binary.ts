@@ -8,6 +8,7 @@
 
 import {
   ascii,
+  BINARY_HEADER_LENGTH,
   BINARY_PROTOCOL_VERSION,
   BinaryOpcode,
   type BinaryRequest,
@@ -23,10 +24,14 @@ import {
   writeBinaryU64,
   Writer,
 } from "../protocol/mod.ts";
+import { type AuthSession, binarySasl } from "../auth/mod.ts";
 import { Action, type Engine } from "./commands.ts";
 
 /** `stat detail dump`: memcached's empty stats_prefix_dump is the text "END\r\n". */
 const DETAIL_DUMP = ascii("detailedEND\r\n");
+
+/** What memcached reads of a binary connection at once (its read buffer). */
+export const BINARY_READ = 16384;
 
 /** Runs binary requests on one engine; one per connection (it keeps a stats scratch). */
 export class BinaryExecutor {
@@ -40,13 +45,18 @@ export class BinaryExecutor {
     this.#engine = engine;
   }
 
-  /** Run one parsed request, appending its reply packets to `out`; returns an Action. */
-  execute(req: BinaryRequest, out: Writer): number {
+  /**
+   * Run one parsed request, appending its reply packets to `out`; returns an
+   * Action. `auth` is the connection's login state under -S (SASL requests).
+   */
+  execute(req: BinaryRequest, out: Writer, auth: AuthSession | null = null): number {
     const engine = this.#engine;
     this.flushes = false;
+    if (req.sasl && auth !== null) return this.#sasl(req, out, auth);
     switch (req.op) {
       case Op.ERROR:
-        this.flushes = true;
+        // memcached transmits an error at once unless it goes on to skip body bytes.
+        this.flushes = req.swallow === 0;
         if (req.error) out.bytes(req.error);
         return req.closeAfter ? Action.CLOSE : Action.CONTINUE;
       case Op.GET:
@@ -102,6 +112,29 @@ export class BinaryExecutor {
     }
     this.#error(out, req, BinaryStatus.UNKNOWN_COMMAND);
     return Action.CONTINUE;
+  }
+
+  /**
+   * SASL list mechs, auth, step (lib/auth answers as memcached -S does): the
+   * body alone, no key, no extras, CAS 0. A success is queued as any
+   * (write_bin_response); errors and "continue" are transmitted at once,
+   * but those memcached answers while skipping the data.
+   */
+  #sasl(req: BinaryRequest, out: Writer, auth: AuthSession): number {
+    const a = binarySasl(
+      auth,
+      req.opcode,
+      req.extlen,
+      req.keyBuf.subarray(req.keyStart, req.keyEnd),
+      req.buf.subarray(req.dataStart, req.dataEnd),
+    );
+    // An answer given while skipping the data goes out at once only when the data went on past
+    // memcached's read buffer (the skip then reads the socket to the data's end, no further).
+    this.flushes = a.status !== BinaryStatus.SUCCESS &&
+      (!a.swallow || BINARY_HEADER_LENGTH + req.bodylen > BINARY_READ);
+    writeBinaryHeader(out, req.opcode, a.status, req.opaque, 0, 0, 0, a.body.length);
+    out.bytes(a.body);
+    return a.close ? Action.CLOSE : Action.CONTINUE;
   }
 
   /** get/getk/gat/gatk/touch and quiet forms (process_bin_get_or_touch). */

@@ -13,6 +13,7 @@ import {
   Request,
   type Writer,
 } from "../protocol/mod.ts";
+import type { AuthSession } from "../auth/mod.ts";
 import { BinaryExecutor } from "./binary.ts";
 import type { Engine, Session } from "./commands.ts";
 
@@ -30,16 +31,26 @@ export interface Codec {
   closing(out: Writer): void;
   /** The connection wrote its replies out: the next request starts a new read event. */
   wrote(): void;
+  /**
+   * The request's body is skipped past the bytes read: memcached's skip
+   * reads to its end and no further, so it transmits what `out` holds then.
+   */
+  skipping(out: Writer): void;
 }
 
 /**
  * The codec every connection speaks under -B ascii or -B binary; null under
- * auto. Text codecs parse into `textReq` (one per thread is enough).
+ * auto. Text codecs parse into `textReq` (one per thread is enough). `auth`
+ * is the connection's login state: with -S its binary codec does SASL.
  */
-export function fixedCodec(engine: Engine, textReq: Request = new Request()): Codec | null {
+export function fixedCodec(
+  engine: Engine,
+  textReq: Request = new Request(),
+  auth: AuthSession | null = null,
+): Codec | null {
   const protocol = engine.protocol;
   if (protocol === "ascii") return textCodec(engine, textReq);
-  if (protocol === "binary") return binaryCodec(engine);
+  if (protocol === "binary") return binaryCodec(engine, auth);
   return null;
 }
 
@@ -48,8 +59,11 @@ export function pickCodec(
   engine: Engine,
   firstByte: number,
   textReq: Request = new Request(),
+  auth: AuthSession | null = null,
 ): Codec {
-  return firstByte === BINARY_REQUEST_MAGIC ? binaryCodec(engine) : textCodec(engine, textReq);
+  return firstByte === BINARY_REQUEST_MAGIC
+    ? binaryCodec(engine, auth)
+    : textCodec(engine, textReq);
 }
 
 function textCodec(engine: Engine, req: Request): Codec {
@@ -60,12 +74,17 @@ function textCodec(engine: Engine, req: Request): Codec {
     execute: (out, session) => engine.execute(req, out, session),
     closing: () => {},
     wrote: () => {},
+    skipping: () => {},
   };
 }
 
-function binaryCodec(engine: Engine): Codec {
+function binaryCodec(engine: Engine, auth: AuthSession | null): Codec {
   const req = new BinaryRequest();
   const executor = new BinaryExecutor(engine);
+  // -S: the session says which opcodes may run before login (the parser refuses the others
+  // where memcached's dispatch_bin_command does) and the SASL opcodes become requests.
+  const sasl = auth !== null && auth.authenticator.sasl ? auth : null;
+  const permits = sasl === null ? null : (opcode: number) => sasl.binaryPermits(opcode);
   // memcached transmits at an error reply or a noop, and after 21 requests of one read event
   // (then every 20: its reqs_per_event yield); after a success it goes on parsing. A bad magic
   // byte closes the connection, and the successes queued since are never sent.
@@ -73,7 +92,8 @@ function binaryCodec(engine: Engine): Codec {
   return {
     req,
     text: false,
-    parse: (buf, start, end, maxValue) => parseBinaryRequest(buf, start, end, req, maxValue),
+    parse: (buf, start, end, maxValue) =>
+      parseBinaryRequest(buf, start, end, req, maxValue, permits),
     execute: (out) => {
       if (fresh) { // the connection wrote out: a new read event
         fresh = false;
@@ -81,7 +101,7 @@ function binaryCodec(engine: Engine): Codec {
         count = 0;
         group = REQS_PER_EVENT + 1;
       }
-      const action = executor.execute(req, out);
+      const action = executor.execute(req, out, sasl);
       if (++count === group) {
         count = 0;
         group = REQS_PER_EVENT;
@@ -94,6 +114,9 @@ function binaryCodec(engine: Engine): Codec {
     },
     wrote: () => {
       fresh = true;
+    },
+    skipping: (out) => {
+      sent = out.length;
     },
   };
 }

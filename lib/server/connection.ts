@@ -16,6 +16,7 @@
 import { Op, PARSE_CLOSE, Request, Writer } from "../protocol/mod.ts";
 import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { AUTH_CLOSE } from "../auth/mod.ts";
+import { BINARY_READ } from "./binary.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
 import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
@@ -40,8 +41,6 @@ const WRITER_KEEP = 262144;
 const WRITERS_KEPT = 16;
 /** Idle 16 KB receive buffers a thread keeps. */
 const READS_KEPT = 64;
-/** What a binary connection reads at once (memcached's read buffer). */
-const BINARY_READ = 16384;
 
 /**
  * Per-thread state every connection borrows: requests are parsed and run
@@ -83,7 +82,7 @@ export async function serveConnection(
   const { stopped } = hooks;
   const sync = hooks.barrier ? new SyncReplies(hooks.barrier) : null;
   // -B auto: the first byte of the connection picks text or binary, for good.
-  let codec: Codec | null = fixedCodec(engine, shared.req);
+  let codec: Codec | null = fixedCodec(engine, shared.req, session.auth ?? null);
   let out: Writer | null = null;
   let action: number = Action.CONTINUE;
   let need = 0; // bytes the unfinished request at rb.start needs in all (0: unknown)
@@ -125,7 +124,7 @@ export async function serveConnection(
       need = 0;
       if (codec === null) {
         if (rb.end === rb.start) continue;
-        codec = pickCodec(engine, rb.buf[rb.start], shared.req);
+        codec = pickCodec(engine, rb.buf[rb.start], shared.req, session.auth ?? null);
       }
       const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
@@ -161,8 +160,10 @@ export async function serveConnection(
           sync?.before(out.length);
           action = codec.execute(out, session);
           sync?.after(out.length);
-          if (req.swallow > 0) rb.skip(req.swallow);
-          else if (req.swallowLine) rb.skipLine();
+          if (req.swallow > 0) {
+            if (req.swallow > rb.end - rb.start) codec.skipping(out);
+            rb.skip(req.swallow);
+          } else if (req.swallowLine) rb.skipLine();
           // `mn` forces memcached to write back what is queued.
           if (session.more !== null || out.length >= OUTPUT_LIMIT || req.op === Op.MN) {
             buffered = true;

@@ -150,16 +150,26 @@ Deno.test("SASL session: memcached's replies and counters for auth, continue+ste
     ok(!s.authenticated);
     equal(show(s.saslAuth(b("plain"), b(""))), `${SaslStatus.AUTH_CONTINUE}:`);
     equal(show(s.saslStep(b("PLAIN"), b("\0alice\0bad"))), "32:Auth failure.");
-    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "0:Authenticated"); // retry
-    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "32:Auth failure."); // done
+    // After a login the next credentials fail (Cyrus), and failed steps do not clear that.
+    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "32:Auth failure.");
+    equal(show(s.saslStep(b("PLAIN"), b("\0alice\0secret"))), "32:Auth failure.");
     s.listMechanisms(); // memcached's init_sasl_conn: listing ends the login
     ok(!s.authenticated);
     // ...but not a conversation waiting for its step (checked on memcached 1.6.18 -S).
     equal(show(s.saslAuth(b("PLAIN"), b(""))), "33:");
     s.listMechanisms();
     equal(show(s.saslStep(b("XYZ"), b(""))), "32:Auth failure."); // the step's key is not read
-    equal(show(s.saslStep(b("XYZ"), b("\0alice\0secret"))), "0:Authenticated");
-    deepEqual(counters, { authCmds: 10, authErrors: 7 });
+    equal(show(s.saslStep(b("XYZ"), b("\0alice\0secret"))), "32:Auth failure."); // still
+    deepEqual(counters, { authCmds: 10, authErrors: 9 });
+    // The same sequence on memcached 1.6.18 -S gives these replies (sasl_differential_test.ts).
+    // A fresh connection: a failed step may be retried, and the step's key is not read.
+    const f = new AuthSession(auth, counters);
+    equal(show(f.saslAuth(b("plain"), b(""))), `${SaslStatus.AUTH_CONTINUE}:`);
+    equal(show(f.saslStep(b("PLAIN"), b("\0alice\0bad"))), "32:Auth failure.");
+    equal(show(f.saslStep(b("XYZ"), b("\0alice\0secret"))), "0:Authenticated");
+    // A failed auth clears the failure to come after a login.
+    equal(show(f.saslAuth(b("PLAIN"), b("\0alice\0secret"))), "32:Auth failure.");
+    equal(show(f.saslAuth(b("PLAIN"), b("\0alice\0secret"))), "0:Authenticated");
   });
 });
 

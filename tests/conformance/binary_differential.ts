@@ -40,6 +40,11 @@ export interface BinStep {
   sleepMs?: number;
   /** Send in pieces of this many bytes. */
   chunk?: number;
+  /**
+   * `sync` mode's barrier opcode (default noop): before a SASL login only
+   * version is answered, so such steps end with a version request.
+   */
+  barrier?: number;
 }
 
 /** A named script on one connection. */
@@ -120,8 +125,9 @@ async function runStep(
 ): Promise<string> {
   const mode = step.mode ?? "sync";
   let send = bytes;
+  const barrierOp = step.barrier ?? OP.NOOP;
   if (mode === "sync") {
-    const barrier = packet({ op: OP.NOOP, opaque: BARRIER_OPAQUE });
+    const barrier = packet({ op: barrierOp, opaque: BARRIER_OPAQUE });
     send = new Uint8Array(bytes.length + barrier.length);
     send.set(bytes);
     send.set(barrier, bytes.length);
@@ -136,7 +142,7 @@ async function runStep(
   let raw: Uint8Array;
   if (mode === "sync") {
     try {
-      raw = await conn.readUntil((b) => barrierEnd(b), timeoutMs);
+      raw = await conn.readUntil((b) => barrierEnd(b, barrierOp), timeoutMs);
     } catch {
       raw = await conn.readIdle(1, 1);
       marker += conn.eof ? " <closed>" : " <no barrier reply>";
@@ -165,13 +171,13 @@ async function runStep(
     (rest.length ? ` +"${escapeBytes(rest)}"` : "") + marker;
 }
 
-function barrierEnd(b: Uint8Array): number {
+function barrierEnd(b: Uint8Array, op: number): number {
   let p = 0;
   for (;;) {
     const e = responseEnd(b, p);
     if (e < 0) return -1;
     const r = decodeResponse(b.subarray(p, e));
-    if (r.op === OP.NOOP && r.opaque === BARRIER_OPAQUE) return e;
+    if (r.op === op && r.opaque === BARRIER_OPAQUE) return e;
     p = e;
   }
 }

@@ -361,6 +361,25 @@ export const BINARY_CASES: BinCase[] = [
     ],
   },
   {
+    name: "bad magic after an error that skips a body: the error is lost with it",
+    steps: [
+      set("m", "v"),
+      close(cat(get("m"), p({ op: 0x50, value: "abcde" }), p({ op: OP.GET, magic: 0 }))),
+    ],
+  },
+  {
+    name: "bad magic after SASL with data (no -S): the reply is lost",
+    steps: [close(cat(p({ op: OP.SASL_AUTH, key: "PLAIN", value: "x" }), p({ op: 0, magic: 0 })))],
+  },
+  {
+    name: "bad magic after SASL without data (no -S): the reply was sent",
+    steps: [close(cat(p({ op: OP.SASL_AUTH, key: "PLAIN" }), p({ op: OP.GET, magic: 0 })))],
+  },
+  {
+    name: "bad magic after an error skipping 100 KB: the skip ended the read, the error was sent",
+    steps: [close(cat(p({ op: 0x50, value: "z".repeat(100000) }), p({ op: OP.GET, magic: 0 })))],
+  },
+  {
     name: "text after binary closes",
     steps: [p({ op: OP.NOOP }), close(new TextEncoder().encode("get foo\r\n" + " ".repeat(20)))],
   },

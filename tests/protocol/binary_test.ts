@@ -119,3 +119,34 @@ Deno.test("binary codec: writers frame headers, errors and stat lines as memcach
   writeBinaryStatLines(out, 1, lines, 0, lines.length);
   equal(out.length, 24 + 3 + 2 + 24 + 7 + 6);
 });
+
+Deno.test("binary codec: SASL requests with permits; data past memcached's SASL item is refused unread", () => {
+  const permits = () => true;
+  const sasl = (key: string, vlen: number, maxValue = 1 << 20) => {
+    const bytes = packet({ op: OP.SASL_AUTH, key, value: "x".repeat(vlen) });
+    const req = new BinaryRequest();
+    const used = parseBinaryRequest(bytes, 0, bytes.length, req, maxValue, permits);
+    return { used, req, length: bytes.length };
+  };
+  // mechanism + data + 59 bytes of item must fit 512 KiB.
+  const fits = sasl("PLAIN", 524224);
+  equal(fits.used, fits.length);
+  ok(fits.req.sasl);
+  equal(fits.req.dataEnd - fits.req.dataStart, 524224);
+  for (
+    const [key, vlen, status] of [["PLAIN", 524225, 0x82], ["P".repeat(33), 524300, 0x04]] as const
+  ) {
+    const r = sasl(key, vlen);
+    equal(r.used, 24 + key.length, "header and key only");
+    equal(r.req.op, Op.ERROR);
+    equal(r.req.swallow, vlen);
+    equal(r.req.error![7], status);
+    ok(!r.req.closeAfter);
+  }
+  // Without permits (no -S): "Unknown command", the body skipped.
+  const bytes = packet({ op: OP.SASL_AUTH, key: "PLAIN", value: "abc" });
+  const req = new BinaryRequest();
+  equal(parseBinaryRequest(bytes, 0, bytes.length, req, 1024), 24 + 5);
+  equal(req.error![7], BinaryStatus.UNKNOWN_COMMAND);
+  equal(req.swallow, 3);
+});
