@@ -71,6 +71,12 @@ export interface EngineOptions extends StoreOptions {
   protocol?: BindingProtocol;
   /** Authentication (-S, -Y), shown in `stats settings`. */
   auth?: AuthConfig;
+  /** memcached -F: flush_all is refused. */
+  flushDisabled?: boolean;
+  /** memcached -s: the unix-domain socket served instead of TCP (shown in `stats settings`). */
+  unixSocket?: string;
+  /** memcached -a: the socket file's permission bits (default 0o700). */
+  unixMask?: number;
 }
 
 /** memcached -B values. */
@@ -259,6 +265,10 @@ export class Engine {
     switch (req.op) {
       case Op.ERROR:
         if (req.close) return Action.CLOSE;
+        // memcached -F refuses before it parses the delay.
+        if (this.#options.flushDisabled && req.tokenIs(0, "flush_all")) {
+          if (req.error === REPLY.BAD_EXPTIME) return this.#flush(req, out);
+        }
         if (req.error) out.bytes(req.error);
         return Action.CONTINUE;
       case Op.GET:
@@ -286,8 +296,7 @@ export class Engine {
         this.#touch(req, out);
         return Action.CONTINUE;
       case Op.FLUSH_ALL:
-        this.#flush(req, out);
-        return Action.CONTINUE;
+        return this.#flush(req, out);
       case Op.VERSION:
         out.text("VERSION " + VERSION + "\r\n");
         return Action.CONTINUE;
@@ -712,9 +721,20 @@ export class Engine {
     return n;
   }
 
-  #flush(req: Request, out: Writer): void {
+  #flush(req: Request, out: Writer): number {
+    if (this.#options.flushDisabled) {
+      this.stats.cmdFlush++; // memcached counts the refused ones too
+      out.bytes(REPLY.FLUSH_DISABLED);
+      return Action.CONTINUE;
+    }
     this.flushAll(req.exptime);
     out.bytes(REPLY.OK);
+    return Action.CONTINUE;
+  }
+
+  /** False under memcached -F (flush_all refused). */
+  get flushEnabled(): boolean {
+    return !this.#options.flushDisabled;
   }
 
   /** flush_all (any protocol) with the client's delay (0 = now). */
@@ -1281,12 +1301,14 @@ export class Engine {
       ["udpport", 0],
       ["verbosity", this.verbosity],
       ["evictions", o.evict ? "on" : "off"],
+      ["domain_socket", o.unixSocket ?? "NULL"],
+      ["umask", (o.unixMask ?? 0o700).toString(8)],
       ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
       ["chunk_size", o.minChunk ?? 48],
       ["num_threads", this.#threads],
       ["cas_enabled", "yes"],
       ["item_size_max", o.maxItemSize],
-      ["flush_enabled", "yes"],
+      ["flush_enabled", o.flushDisabled ? "no" : "yes"],
       ["shutdown_command", o.enableShutdown ? "yes" : "no"],
       ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
       ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
