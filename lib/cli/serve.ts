@@ -239,12 +239,16 @@ export async function serveMain(argv: string[]): Promise<number> {
     reusePort: threads > 1,
     auth: auth ?? undefined,
     flushDisabled: Boolean(v["disable-flush-all"]),
+    gracefulBySignal: Deno.build.os !== "windows",
     unixSocket,
     unixMask,
   };
   let server: Server;
   try {
-    server = new Server(options, memoryFile ? warmEngine(memoryFile, options) : new Engine(options));
+    server = new Server(
+      options,
+      memoryFile ? warmEngine(memoryFile, options) : new Engine(options),
+    );
   } catch (err) {
     if (err instanceof AuthFileError) throw new UsageError(err.message);
     throw err;
@@ -312,9 +316,9 @@ export async function serveMain(argv: string[]): Promise<number> {
     throw cannotListen(err);
   }
   log.debug(
-    `memrep serve: listening on ${unixSocket ?? `${hostnames.join(",")}:${server.port}`}, ${threads} thread${
-      threads === 1 ? "" : "s"
-    }`,
+    `memrep serve: listening on ${
+      unixSocket ?? `${hostnames.join(",")}:${server.port}`
+    }, ${threads} thread${threads === 1 ? "" : "s"}`,
   );
   try {
     await replicator?.start(); // a configuration mistake (secret, port) throws here

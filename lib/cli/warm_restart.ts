@@ -189,7 +189,10 @@ export function loadWarmImage(image: WarmImage, store: Store): WarmResult | null
     } catch (err) {
       report(`cannot remove ${image.path} after loading it: ${errorText(err)}`);
     }
-    return { bytes: HEADER_BYTES + controlBytes + bucketBytes + pageBytes, ms: performance.now() - t0 };
+    return {
+      bytes: HEADER_BYTES + controlBytes + bucketBytes + pageBytes,
+      ms: performance.now() - t0,
+    };
   } catch (err) {
     if (targets) abortRestore(store);
     file.close();

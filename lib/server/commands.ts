@@ -77,6 +77,12 @@ export interface EngineOptions extends StoreOptions {
   unixSocket?: string;
   /** memcached -a: the socket file's permission bits (default 0o700). */
   unixMask?: number;
+  /**
+   * `shutdown graceful` raises SIGUSR1 in this process, as memcached's
+   * graceful stop is its SIGUSR1 (with -e: save, then exit). Only for a
+   * process that handles SIGUSR1 (serve); otherwise it stops like `shutdown`.
+   */
+  gracefulBySignal?: boolean;
 }
 
 /** memcached -B values. */
@@ -753,9 +759,12 @@ export class Engine {
       out.bytes(REPLY.SHUTDOWN_DISABLED);
       return Action.CONTINUE;
     }
-    if (req.ntokens === 1 || (req.ntokens === 2 && req.tokenIs(1, "graceful"))) {
-      return Action.SHUTDOWN;
+    const graceful = req.ntokens === 2 && req.tokenIs(1, "graceful");
+    if (graceful && this.#options.gracefulBySignal) {
+      Deno.kill(Deno.pid, "SIGUSR1"); // any thread: the main one stops (and saves) on it
+      return Action.CLOSE;
     }
+    if (req.ntokens === 1 || graceful) return Action.SHUTDOWN;
     out.bytes(REPLY.SHUTDOWN_BAD_MODE);
     return Action.CONTINUE;
   }

@@ -309,3 +309,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test("serve -e -A: `shutdown graceful` saves (memcached's SIGUSR1), plain `shutdown` does not", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_" });
+  const file = `${dir}/cache`;
+  let server = await startMemrep(["serve", "-A", "-e", file, "-t", "2"]);
+  try {
+    for (const [mode, saves] of [["graceful", true], ["", false]] as const) {
+      const c = await connect(server.port);
+      equal(await c.request(`set k 0 0 ${mode.length + 1}\r\nv${mode}`), "STORED\r\n");
+      await c.send(`shutdown ${mode}`.trim() + "\r\n");
+      ok(await c.waitClosed(5000), "the connection closes");
+      await c.close();
+      equal(await stopped(server), 0);
+      equal(await exists(file), saves, `shutdown ${mode}`);
+      server = await startMemrep(["serve", "-A", "-e", file]);
+      const d = await connect(server.port);
+      equal(
+        await d.request("get k", "END\r\n"),
+        saves ? `VALUE k 0 ${mode.length + 1}\r\nv${mode}\r\nEND\r\n` : "END\r\n",
+      );
+      await d.close();
+    }
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
