@@ -10,6 +10,7 @@ import {
   connect,
   deepEqual,
   equal,
+  freePort,
   haveBinary,
   match,
   ok,
@@ -19,6 +20,7 @@ import {
   type TestConn,
   waitUntil,
 } from "../helpers/mod.ts";
+import { fill, replStat, sameContents, settled, startNode } from "../replication/pair.ts";
 
 /** A seeded PRNG (mulberry32), so a failure can be replayed from the printed seed. */
 function prng(seed: number): () => number {
@@ -333,6 +335,46 @@ Deno.test("serve -e -A: `shutdown graceful` saves (memcached's SIGUSR1), plain `
     }
   } finally {
     await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve -e in a replicated pair: the restarted node has its items back, re-pairs, and its new writes win on the peer", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_" });
+  const file = `${dir}/a`;
+  const replPort = freePort();
+  let a = await startNode(replPort, ["-e", file]);
+  await a.proc.waitForLog(/^replication: listen/, 10_000);
+  const b = await startNode(replPort);
+  try {
+    await fill(a, "w", 2000);
+    await settled(a, b);
+    a.proc.kill("SIGUSR1");
+    equal(await stopped(a.proc), 0);
+    // Written while A is down: A must get it from B after the restart.
+    const cb = await connect(b.port);
+    equal(await cb.request("set while-down 0 0 1\r\nd"), "STORED\r\n");
+    a = await startNode(replPort, ["-e", file], a.port);
+    match(a.proc.stderrLines().join("\n"), /\[restart\] loaded 2000 items/);
+    await settled(a, b);
+    const items = await sameContents(a, b);
+    equal(items.size, 2001);
+    // A's clock issues versions above every restored one: its overwrite wins on B.
+    const ca = await connect(a.port);
+    equal(await ca.request("set w7 0 0 3\r\nnew"), "STORED\r\n");
+    await waitUntil(
+      async () => (await cb.request("get w7", "END\r\n")) === "VALUE w7 0 3\r\nnew\r\nEND\r\n",
+      "A's new write reaches B",
+      10_000,
+    );
+    console.log(
+      `full copies A received after the restart: ${await replStat(a, "repl_full_copies_received")}`,
+    );
+    await ca.close();
+    await cb.close();
+  } finally {
+    await a.proc.stop();
+    await b.proc.stop();
     await Deno.remove(dir, { recursive: true });
   }
 });
