@@ -240,6 +240,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     auth: auth ?? undefined,
     flushDisabled: Boolean(v["disable-flush-all"]),
     gracefulBySignal: Deno.build.os !== "windows",
+    memoryFile,
     unixSocket,
     unixMask,
   };

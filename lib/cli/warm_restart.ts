@@ -123,6 +123,11 @@ export function openWarmImage(path: string): WarmImage | null {
     const f = (i: number) => dv.getFloat64(16 + 8 * i, true);
     const layout = {} as StoreLayout;
     LAYOUT_KEYS.forEach((k, i) => layout[k] = f(i));
+    // Saved times count from the origin: one in the future (the wall clock moved back) would
+    // put every item's times ahead of the clock.
+    if (!(f(7) <= Date.now() && f(9) <= Date.now() + 1000)) {
+      throw new Error(`${path} was saved in the future (the clock moved back?)`);
+    }
     return {
       path,
       origin: { startMs: f(7), startUnix: f(8) },

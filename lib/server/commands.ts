@@ -83,6 +83,8 @@ export interface EngineOptions extends StoreOptions {
    * process that handles SIGUSR1 (serve); otherwise it stops like `shutdown`.
    */
   gracefulBySignal?: boolean;
+  /** memcached -e: the warm-restart file (shown in `stats settings`). */
+  memoryFile?: string;
 }
 
 /** memcached -B values. */
@@ -1322,6 +1324,7 @@ export class Engine {
       ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
       ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
       ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
+      ["memory_file", o.memoryFile ?? "(null)"],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

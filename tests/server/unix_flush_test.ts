@@ -72,6 +72,7 @@ Deno.test("serve -s: set/get over the socket, -a mask applied, no TCP, a stale s
     const s = await c.stats("settings");
     equal(s.get("domain_socket"), path);
     equal(s.get("umask"), "644");
+    equal(s.get("memory_file"), "(null)");
     await c.close();
     // -s replaces TCP, as in memcached.
     let refused = false;

@@ -20,6 +20,7 @@ import {
   type TestConn,
   waitUntil,
 } from "../helpers/mod.ts";
+import { checksum } from "../../lib/store/mod.ts";
 import { fill, replStat, sameContents, settled, startNode } from "../replication/pair.ts";
 
 /** A seeded PRNG (mulberry32), so a failure can be replayed from the printed seed. */
@@ -205,6 +206,7 @@ Deno.test("serve -e: SIGTERM saves too; SIGUSR1 without -e stops gracefully", as
     server = await startMemrep(["serve", "-e", file]);
     const d = await connect(server.port);
     equal(await d.request("gets k", "END\r\n"), cas);
+    equal((await d.stats("settings")).get("memory_file"), file);
     await d.close();
     await server.stop();
     server = await startMemrep(["serve"]);
@@ -266,6 +268,12 @@ Deno.test("serve -e: truncated, corrupted, foreign and mismatched files are repo
     header[20] ^= 1;
     await startsEmpty(dir, header, /header checksum mismatch/);
     await startsEmpty(dir, new TextEncoder().encode("MRD1 not an image\n"), /not a memrep/);
+    // A valid header whose clock origin is ahead of the wall clock (the clock moved back).
+    const future = good.slice();
+    const dv = new DataView(future.buffer);
+    dv.setFloat64(72, Date.now() + 86_400_000, true);
+    dv.setUint32(156, checksum(future.subarray(0, 156)), true);
+    await startsEmpty(dir, future, /saved in the future/);
     await startsEmpty(dir, new Uint8Array(0), /not a memrep restart file/);
     await startsEmpty(
       dir,
