@@ -177,9 +177,6 @@ export async function serveMain(argv: string[]): Promise<number> {
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
   const spread = Deno.build.os === "linux";
   let threads = intFlag(v, "threads", spread ? Math.min(cores, 4) : 1, 1, 64);
-  if (unixSocket !== undefined && v.daemon) {
-    throw new UsageError("-d with -s is not supported (run it under a supervisor instead)");
-  }
 
   if (v.daemon) {
     return await daemonize(
@@ -187,6 +184,8 @@ export async function serveMain(argv: string[]): Promise<number> {
       hostnames[0],
       port,
       log.level > 0,
+      // Loading a saved cache comes before listening: allow for a large one.
+      { unixPath: unixSocket, waitMs: memoryFile ? 120_000 : 5000 },
     );
   }
   // Said by the process that serves (with -d, the background one).

@@ -17,6 +17,7 @@ import {
   ok,
   type ProcessHandle,
   REPO_ROOT,
+  runMemrep,
   startMemcached,
   startMemrep,
   startProcess,
@@ -200,4 +201,38 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("serve -d -s: returns once the socket answers; the background server serves it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_unix_" });
+  const path = `${dir}/d.sock`;
+  const pidfile = `${dir}/pid`;
+  let pid = 0;
+  try {
+    const r = await runMemrep(["serve", "-d", "-s", path, "-P", pidfile], { timeoutMs: 20_000 });
+    equal(r.code, 0, r.stderr);
+    pid = Number((await Deno.readTextFile(pidfile)).trim());
+    const c = await connectUnix(path);
+    equal(await c.request("set k 0 0 1\r\nx"), "STORED\r\n");
+    equal(await c.request("get k", "END\r\n"), "VALUE k 0 1\r\nx\r\nEND\r\n");
+    await c.close();
+  } finally {
+    if (pid > 0) {
+      Deno.kill(pid, "SIGTERM");
+      // The server removes its pid file as it exits.
+      await waitUntil(
+        () => {
+          try {
+            Deno.statSync(pidfile);
+            return false;
+          } catch {
+            return true;
+          }
+        },
+        "the background server to exit",
+        10_000,
+      );
+    }
+    await Deno.remove(dir, { recursive: true });
+  }
 });
