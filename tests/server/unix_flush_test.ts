@@ -236,3 +236,37 @@ Deno.test("serve -d -s: returns once the socket answers; the background server s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "serve -s: Dalli talks to memrep over the unix socket",
+  ignore: !haveBinary("ruby"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "memrep_unix_" });
+    const path = `${dir}/dalli.sock`;
+    const server = await startOnSocket(path, []);
+    try {
+      const script = `require "dalli"
+c = Dalli::Client.new(ARGV[0])
+c.set("h", {"x" => 1})
+p c.get("h")
+p c.incr("n", 1, 0, 5)
+p c.incr("n", 2)
+c.flush
+p c.get("h")`;
+      const out = await new Deno.Command("ruby", {
+        args: ["-e", script, path],
+        stdout: "piped",
+        stderr: "piped",
+      })
+        .output();
+      equal(
+        new TextDecoder().decode(out.stdout),
+        '{"x"=>1}\n5\n7\nnil\n',
+        new TextDecoder().decode(out.stderr),
+      );
+    } finally {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
