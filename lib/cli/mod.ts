@@ -5,14 +5,14 @@
  */
 
 import { UsageError } from "./flags.ts";
-import { MEMREP_VERSION } from "./version.ts";
+import { MEMREP_VERSION } from "../version.ts";
+
+export { MEMREP_VERSION };
 
 // Subcommands load lazily: one command's start-up never pays for the others.
 async function serveMain(args: string[]): Promise<number> {
   return await (await import("./serve.ts")).serveMain(args);
 }
-
-export { MEMREP_VERSION } from "./version.ts";
 
 const HELP = `memrep ${MEMREP_VERSION} - memcached, highly available
 

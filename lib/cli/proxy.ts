@@ -45,10 +45,31 @@ const SPEC: FlagSpec = {
   retry: { type: "string" },
   "failure-limit": { type: "string" },
   "no-miss-fallback": { type: "boolean" },
+  "backup-writes": { type: "string" },
   "auth-file": { type: "string", short: "Y" },
   "backend-auth": { type: "string" },
   "backend-auth-file": { type: "string" },
   help: { type: "boolean", short: "h" },
+  // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
+  "conf-file": { type: "string", short: "c" },
+  "test-conf": { type: "boolean", short: "t" },
+  "check-config": { type: "boolean" },
+  "stats-port": { type: "string" },
+  "stats-addr": { type: "string", short: "a" },
+  "stats-interval": { type: "string", short: "i" },
+  // nutcracker's, refused with a message naming them (see NC_UNSUPPORTED).
+  output: { type: "string", short: "o" },
+  "mbuf-size": { type: "string", short: "m" },
+  "describe-stats": { type: "boolean", short: "D" },
+  "pid-file": { type: "string" },
+};
+
+/** nutcracker options memrep does not implement, and what to do instead. */
+const NC_UNSUPPORTED: Readonly<Record<string, string>> = {
+  output: "-o/--output (log file) is not supported: memrep logs to stderr",
+  "mbuf-size": "-m/--mbuf-size is not supported: memrep sizes its buffers itself",
+  "describe-stats": "-D/--describe-stats is not supported: see README (stats port)",
+  "pid-file": "--pid-file is not supported (and -p is magent's port here)",
 };
 
 /** Help text for `memrep proxy --help`. */
@@ -79,10 +100,21 @@ memrep options:
   --retry <ms>               retry a server marked down this often (default 1000)
   --failure-limit <num>      consecutive failures that mark a server down (default 2)
   --no-miss-fallback         do not look in the backups when a server answers a miss
+  --backup-writes sync|async sync: answer a write once the backups acknowledged their copies
+                             (default async: as soon as the server answered)
   -Y, --auth-file <file>     clients log in first, as with memcached -Y ('user:password' lines)
   --backend-auth <user:pw>   log in to backends that run with -Y (memcached or memrep serve)
   --backend-auth-file <file> the same, the first 'user:password' line of <file>
   -h, --help                 this help
+
+nutcracker config mode (every pool of the file in one process; see README):
+  -c, --conf-file <file>     nutcracker.yml: pools, listen, hash, distribution, servers...
+  -t, --test-conf            check the file and exit (also --check-config)
+  --stats-port <num>         nutcracker's JSON stats port (default 22222; nutcracker's -s)
+  -a, --stats-addr <addr>    stats address (default 0.0.0.0)
+  -i, --stats-interval <ms>  accepted; memrep's counters are live
+  SIGHUP re-reads the file; a bad file is refused and the running config kept.
+  nutcracker's -v N is -v/-vv here; its -p (pid file), -o (log file), -m are not supported.
 
 Commands answered by the proxy: version, verbosity, quit, mn; stats (STAT lines:
 the proxy's own plus counters summed over the servers), stats items|slabs|sizes
@@ -94,12 +126,50 @@ servers in the background.
 
 /** Run `memrep proxy`; resolves with the exit code once the proxy stops. */
 export async function proxyMain(args: string[]): Promise<number> {
+  const level = args.findIndex((a, i) => /^\d+$/.test(a) && /^(-v|--verbose)$/.test(args[i - 1]));
+  if (level > 0) {
+    throw new UsageError(
+      `memrep proxy: -v takes no level (nutcracker's -v ${
+        args[level]
+      }): use -v for events, -vv for details`,
+    );
+  }
   const v = parseFlags(args, SPEC, "proxy");
   if (v.help) {
     console.log(PROXY_HELP);
     return 0;
   }
   log.level = countFlag(v, "verbose");
+  for (const [flag, why] of Object.entries(NC_UNSUPPORTED)) {
+    if (v[flag] !== undefined) throw new UsageError(`memrep proxy: ${why}`);
+  }
+  const authFile = stringFlag(v, "auth-file");
+  let auth: Authenticator | undefined;
+  try {
+    auth = authFile === undefined ? undefined : Authenticator.load({ sasl: false, authFile });
+  } catch (err) {
+    if (err instanceof AuthFileError) throw new UsageError(err.message);
+    throw err;
+  }
+  const confFile = stringFlag(v, "conf-file");
+  if (confFile !== undefined) {
+    const { checkConfig, configMain } = await import("./proxy_config.ts");
+    if (v.daemon && !v["test-conf"] && !v["check-config"]) {
+      // Refuse a bad file here, in the foreground; the daemon is ready once its first pool listens.
+      const first = (await checkConfig(v, confFile))[0].listen;
+      return await daemonize(
+        ["proxy", ...withoutDaemonFlag(args, SPEC)],
+        first.host,
+        first.port,
+        log.level > 0,
+      );
+    }
+    if (auth) reloadOnHangup(auth);
+    return await configMain(v, confFile, { auth, login: backendLogin(v) });
+  }
+  for (const f of ["test-conf", "check-config", "stats-port", "stats-addr", "stats-interval"]) {
+    if (v[f] !== undefined) throw new UsageError(`memrep proxy: --${f} needs -c <nutcracker.yml>`);
+  }
   const port = intFlag(v, "port", 11211, 0, 65535);
   const hostname = stringFlag(v, "listen") ?? "0.0.0.0";
   const maxConnections = intFlag(v, "max-conns", 4096, 1, 1 << 20);
@@ -113,20 +183,17 @@ export async function proxyMain(args: string[]): Promise<number> {
     throw new UsageError(`--hash: expected ketama or modula, got '${hash}'`);
   }
   if (v.ketama && hash === "modula") throw new UsageError("-k and --hash modula contradict");
+  const backupWrites = stringFlag(v, "backup-writes") ?? "async";
+  if (backupWrites !== "sync" && backupWrites !== "async") {
+    throw new UsageError(`--backup-writes: expected sync or async, got '${backupWrites}'`);
+  }
+  const syncBackups = backupWrites === "sync";
   const backendOptions = {
     timeoutMs: intFlag(v, "timeout", 1000, 1, 3_600_000),
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
     login: backendLogin(v),
   };
-  const authFile = stringFlag(v, "auth-file");
-  let auth: Authenticator | undefined;
-  try {
-    auth = authFile === undefined ? undefined : Authenticator.load({ sasl: false, authFile });
-  } catch (err) {
-    if (err instanceof AuthFileError) throw new UsageError(err.message);
-    throw err;
-  }
   if (v.daemon) {
     return await daemonize(
       ["proxy", ...withoutDaemonFlag(args, SPEC)],
@@ -153,7 +220,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     spares,
     dist,
     new ProxyStats(),
-    { missFallback: !v["no-miss-fallback"] },
+    { missFallback: !v["no-miss-fallback"], syncBackups },
     PROXY_VERSION,
   );
   const server = new ProxyServer(

@@ -39,7 +39,7 @@ import {
   storeSections,
 } from "../store/mod.ts";
 import { errorText } from "../transport/mod.ts";
-import { MEMREP_VERSION } from "./version.ts";
+import { MEMREP_VERSION } from "../version.ts";
 
 const MAGIC = "memrepWR";
 /** Bump whenever the store's buffer layout changes (item header, control slots, classes). */

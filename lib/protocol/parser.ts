@@ -20,8 +20,12 @@ const META_MAX_TOKENS = 20;
 const META_MAX_OPAQUE = 32;
 /** Bytes without a newline after which a non-get line is junk. */
 const MAX_LINE = 2048;
-/** Upper bound for a (multi-key get) line, to bound memory per connection. */
-const MAX_GET_LINE = 8 * 1048576;
+/**
+ * Upper bound for a get line still without its newline: memcached has none
+ * (it keeps reading a 10 MB line and then answers it); memrep closes the
+ * connection past 64 MB to bound memory per connection.
+ */
+const MAX_GET_LINE = 64 * 1048576;
 
 /** Result of {@linkcode parseRequest} when the connection must be closed. */
 export const PARSE_CLOSE: number = -1;
@@ -42,6 +46,18 @@ export class Request {
   swallow = 0;
   /** Close the connection without a reply (memcached does for HTTP requests). */
   close = false;
+  /**
+   * Discard the rest of the line, through its newline: a get line still
+   * arriving was decided already (a NUL ends it, or a key is too long).
+   */
+  swallowLine = false;
+  /** Progress of the parser's scan of a long get line still without its newline. */
+  readonly longLine: { buf: Uint8Array | null; start: number; pos: number; run: number } = {
+    buf: null,
+    start: -1,
+    pos: 0,
+    run: 0,
+  };
   /** Total bytes the request needs when the parser returned 0 (need more). */
   need = 0;
   /** The buffer the request was parsed from. */
@@ -128,6 +144,7 @@ export class Request {
     this.noreply = false;
     this.swallow = 0;
     this.close = false;
+    this.swallowLine = false;
     this.need = 0;
     this.ntokens = 0;
     this.firstKey = 1;
@@ -217,6 +234,16 @@ function tokenize(buf: Uint8Array, start: number, end: number, req: Request): vo
 }
 
 /**
+ * memcached reads a command line as a C string: a NUL byte ends it (the
+ * rest up to the newline is ignored), so a key never holds a NUL (binary
+ * keys come in base64). Returns the end of the line as memcached sees it.
+ */
+function cStringEnd(buf: Uint8Array, start: number, end: number): number {
+  for (let i = start; i < end; i++) if (buf[i] === 0) return i;
+  return end;
+}
+
+/**
  * Tokenize one line of memrep's replication link (an {@linkcode Op.REPL}
  * frame) with the request tokenizer: `buf[start, end)` is the line without
  * its "\r\n"; tokens land in `req` as for any request. Peers only, never
@@ -273,19 +300,29 @@ export function parseRequest(
       while (p < end && buf[p] === 32) p++;
       const isGet = (buf[p] === 103 && buf[p + 1] === 101 && buf[p + 2] === 116) &&
         (buf[p + 3] === 32 || (buf[p + 3] === 115 && buf[p + 4] === 32));
-      if (p - start > 100 || !isGet || pending > MAX_GET_LINE) return PARSE_CLOSE;
+      if (p - start > 100 || !isGet) return PARSE_CLOSE;
+      const decided = decideLongGet(buf, start, end, req);
+      if (decided >= 0) {
+        // memcached answers once the newline comes: the connection swallows through it.
+        if (decided === end) {
+          req.reset(buf);
+          req.reject(REPLY.BAD_FORMAT);
+        } else parseLine(startLine(buf, start, decided, req), maxValue);
+        req.swallowLine = true;
+        req.longLine.buf = null;
+        return pending;
+      }
+      if (pending > MAX_GET_LINE) return PARSE_CLOSE;
     }
     req.need = 0;
     return 0;
   }
+  if (req.longLine.buf !== null) req.longLine.buf = null; // the long line (if any) is over
   let lineEnd = nl;
   if (nl - start > 1 && buf[nl - 1] === 13) lineEnd--;
+  lineEnd = cStringEnd(buf, start, lineEnd);
   const lineLength = nl + 1 - start;
-  req.reset(buf);
-  req.lineStart = start;
-  req.lineEnd = lineEnd;
-  tokenize(buf, start, lineEnd, req);
-  const need = parseLine(req, maxValue);
+  const need = parseLine(startLine(buf, start, lineEnd, req), maxValue);
   if (need === 0) return lineLength;
   // A storage command with its data block.
   const total = lineLength + need;
@@ -297,6 +334,42 @@ export function parseRequest(
   req.dataEnd = nl + 1 + need - 2;
   req.badChunk = buf[req.dataEnd] !== 13 || buf[req.dataEnd + 1] !== 10;
   return total;
+}
+
+/** Reset `req` for the command line buf[start, lineEnd) and tokenize it. */
+function startLine(buf: Uint8Array, start: number, lineEnd: number, req: Request): Request {
+  req.reset(buf);
+  req.lineStart = start;
+  req.lineEnd = lineEnd;
+  tokenize(buf, start, lineEnd, req);
+  return req;
+}
+
+/**
+ * A get line buf[start, end) still without its newline may be decided
+ * already: a NUL ends it (returns the NUL's offset: the line is what comes
+ * before), or a token over the key length makes it a format error
+ * (returns `end`). Returns -1 while undecided. The scan resumes where the
+ * previous call stopped, so a long line costs one pass.
+ */
+function decideLongGet(buf: Uint8Array, start: number, end: number, req: Request): number {
+  const scan = req.longLine;
+  if (scan.buf !== buf || scan.start !== start || scan.pos > end) {
+    scan.buf = buf;
+    scan.start = start;
+    scan.pos = start;
+    scan.run = 0;
+  }
+  let run = scan.run;
+  for (let i = scan.pos; i < end; i++) {
+    const c = buf[i];
+    if (c === 0) return i;
+    if (c === 32) run = 0;
+    else if (++run > MAX_KEY_LENGTH) return end;
+  }
+  scan.pos = end;
+  scan.run = run;
+  return -1;
 }
 
 /** Classify the tokenized line; returns the data block length to read (0 for none). */

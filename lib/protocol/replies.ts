@@ -6,8 +6,12 @@
 
 import { ascii } from "./bytes.ts";
 
-/** What `version` answers (serve and proxy): memcached's protocol level, then memrep. */
-export const PROTOCOL_VERSION = "1.6.18-memrep";
+/**
+ * What `version` answers (serve and proxy): exactly memcached's, because
+ * clients parse it (npm `memcached` anchors a regex at the end and dies on
+ * a suffix). memrep's own version is in `stats` as `memrep_version`.
+ */
+export const PROTOCOL_VERSION = "1.6.18";
 
 /** What binary `version` answers: exactly memcached's (binary clients parse it). */
 export const BINARY_PROTOCOL_VERSION = "1.6.18";
@@ -57,6 +61,10 @@ export const REPLY_TEXT = {
   FLUSH_DISABLED: "CLIENT_ERROR flush_all not allowed",
   SHUTDOWN_BAD_MODE: "CLIENT_ERROR invalid shutdown mode",
   BAD_STATS: "CLIENT_ERROR bad command line",
+  DETAIL_USAGE: "CLIENT_ERROR usage: stats detail on|off|dump",
+  BAD_SLAB_ID: "CLIENT_ERROR Illegal slab id",
+  BAD_CLASS: "BADCLASS invalid class id",
+  NOT_STARTED: "NOTSTARTED no items to crawl",
   NOT_SUPPORTED: "SERVER_ERROR not supported",
   NO_BACKEND: "SERVER_ERROR no backend available",
   BACKEND_ERROR: "SERVER_ERROR backend error",

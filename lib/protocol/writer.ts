@@ -12,12 +12,17 @@ export class Writer {
   buf: Uint8Array;
   /** Bytes written so far. */
   length = 0;
-  /** How many times {@linkcode reset} ran: tells a holder of an offset that it is stale. */
-  resets = 0;
+  #capacity: number;
+  #keep: number;
 
-  /** Create a writer with an initial capacity. */
-  constructor(capacity = 16384) {
+  /**
+   * A writer with an initial capacity; {@linkcode reset} drops a buffer
+   * grown past `keep` bytes and starts again at the initial capacity.
+   */
+  constructor(capacity = 16384, keep = 4 * 1048576) {
     this.buf = new Uint8Array(capacity);
+    this.#capacity = capacity;
+    this.#keep = keep;
   }
 
   /** Make room for n more bytes. */
@@ -73,6 +78,12 @@ export class Writer {
     this.buf[this.length++] = 10;
   }
 
+  /** Drop the first n bytes (sent already); the rest moves to the front. */
+  shift(n: number): void {
+    this.buf.copyWithin(0, n, this.length);
+    this.length -= n;
+  }
+
   /** The bytes written so far (a view, valid until the next append or reset). */
   view(): Uint8Array {
     return this.buf.subarray(0, this.length);
@@ -81,7 +92,6 @@ export class Writer {
   /** Forget everything written; shrink a buffer a large reply has blown up. */
   reset(): void {
     this.length = 0;
-    this.resets++;
-    if (this.buf.length > 4 * 1048576) this.buf = new Uint8Array(16384);
+    if (this.buf.length > this.#keep) this.buf = new Uint8Array(this.#capacity);
   }
 }

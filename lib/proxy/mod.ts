@@ -13,3 +13,28 @@ export { Next, type ReplySink, Router, type RouterOptions } from "./router/mod.t
 export { ttlToExptime } from "./lines.ts";
 export { ProxyServer, type ProxyServerOptions } from "./server.ts";
 export { AGENT_VERSION, agentStats, PROXY_VERSION, ProxyStats, proxyStats } from "./stats.ts";
+export {
+  ConfigError,
+  loadConfig,
+  parseConfig,
+  type PoolConfig,
+  type ServerSpec,
+} from "./config.ts";
+export { HASHES, type HashFunction, hashFunction } from "./hash.ts";
+export {
+  type HashTag,
+  KetamaDistribution,
+  ModulaDistribution,
+  RandomDistribution,
+  tagged,
+} from "./dist.ts";
+export {
+  DEFAULT_TIMEOUT_MS,
+  localFirst,
+  type PoolAccess,
+  poolDistribution,
+  ProxyPool,
+  ProxyPools,
+} from "./pools.ts";
+export { statsJson, StatsPort } from "./stats_port.ts";
+export { parseYaml, YamlError, type YamlMap, type YamlValue } from "./yaml.ts";

@@ -112,6 +112,7 @@ class ProxyConnection implements ReplySink {
           rb.start += used;
           if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
           if (req.swallow > 0) rb.skip(req.swallow);
+          else if (req.swallowLine) rb.skipLine();
         }
       }
       // EOF or quit: finish what was asked, then close.

@@ -108,3 +108,64 @@ export class Backlog {
     this.#buf = next;
   }
 }
+
+/** Samples of (stream offset, version) kept for changes the peer has not acknowledged. */
+const AGREEMENT_SAMPLES = 4096;
+
+/**
+ * Which versions the peer has seen of this node's stream: a sample
+ * (offset, v) says every change of ours with a version up to v lies before
+ * `offset`, so a peer that applied the stream up to there has all of them.
+ * Samples are taken at most once per millisecond (coarser is conservative:
+ * a smaller version), in bounded memory; once the peer caught up with
+ * everything, the clock itself is such a sample.
+ */
+export class AgreedVersions {
+  #offsets = new Float64Array(AGREEMENT_SAMPLES);
+  #versions = new Float64Array(AGREEMENT_SAMPLES);
+  #head = 0;
+  #count = 0;
+  #lastAt = -Infinity;
+  #baseOffset = 0;
+  #baseVersion = 0;
+
+  /** A change of version `version` is about to be appended at stream offset `offset`. */
+  note(offset: number, version: number, now: number): void {
+    if (this.#count === AGREEMENT_SAMPLES || (this.#count > 0 && now - this.#lastAt < 1)) return;
+    const i = (this.#head + this.#count) % AGREEMENT_SAMPLES;
+    this.#offsets[i] = offset;
+    this.#versions[i] = version - 1;
+    this.#count++;
+    this.#lastAt = now;
+  }
+
+  /** The peer applied our stream up to `offset`. */
+  acked(offset: number): void {
+    while (this.#count > 0 && this.#offsets[this.#head] <= offset) {
+      this.#baseOffset = this.#offsets[this.#head];
+      this.#baseVersion = Math.max(this.#baseVersion, this.#versions[this.#head]);
+      this.#head = (this.#head + 1) % AGREEMENT_SAMPLES;
+      this.#count--;
+    }
+  }
+
+  /** The peer applied all of our stream (up to `end`) while the clock stood at `clock`. */
+  caughtUp(end: number, clock: number): void {
+    this.acked(end);
+    if (this.#count > 0) return; // a change came meanwhile
+    this.#baseOffset = end;
+    this.#baseVersion = Math.max(this.#baseVersion, clock);
+  }
+
+  /** The largest version v such that a peer that applied our stream up to `offset` has all of ours up to v. */
+  upTo(offset: number): number {
+    if (offset < this.#baseOffset) return 0; // older than what we track: nothing is known
+    let v = this.#baseVersion;
+    for (let k = 0; k < this.#count; k++) {
+      const i = (this.#head + k) % AGREEMENT_SAMPLES;
+      if (this.#offsets[i] > offset) break;
+      v = Math.max(v, this.#versions[i]);
+    }
+    return v;
+  }
+}

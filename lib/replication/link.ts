@@ -17,11 +17,9 @@ import type { StreamState } from "./handshake.ts";
 import { Applied } from "./merge.ts";
 import type { Replicator } from "./replicator.ts";
 import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
-import { Snapshot } from "./snapshot.ts";
+import { COPY_CHUNK, IncomingCopy, OutgoingCopy, Snapshot } from "./snapshot.ts";
 import { Frame, FrameParser, writeControl } from "./stream.ts";
 
-/** Bytes of full-copy frames added per write (the live stream goes first). */
-const COPY_CHUNK = 256 * 1024;
 const READ_BUFFER = 256 * 1024;
 
 /** Link phase, as shown in stats. */
@@ -58,14 +56,21 @@ export class Link {
   #out = new Writer(1 << 20);
   // Sending: next backlog offset to send (-1 before the first RESUME/COPY).
   #cursor = -1;
-  #snapshot: Snapshot | null = null;
+  /** The full copy this link sends (the replicator's outCopy while it is ours). */
+  #copy: OutgoingCopy | null = null;
+  /** The full copy this link receives. */
+  #inCopy: IncomingCopy | null = null;
+  /** Our versions the peer had when the link began (an incoming copy's drop threshold). */
+  #agreed = 0;
+  /** Latest MARK of an incoming copy to acknowledge (0: none due). */
+  #copyAckDue = 0;
+  #lastTick = performance.now();
   #wake: (() => void) | null = null;
   // Receiving: the peer stream we apply and how far.
   #recvStream = "";
   #recvOffset = -1;
   #lastHeard = performance.now();
   #lastSent = performance.now();
-  #lastTick = performance.now();
   #timer: ReturnType<typeof setInterval> | undefined;
   #initialSent = false;
   #initialReceived = false;
@@ -96,14 +101,15 @@ export class Link {
 
   /** Phase for stats. */
   get phase(): LinkPhase {
-    return this.#snapshot !== null || this.receivingCopy || !this.#initialReceived
+    return this.#copy !== null || this.receivingCopy || !this.#initialReceived ||
+        this.#repl.sweeping
       ? "copying"
       : "up";
   }
 
   /** True while this node is sending a full copy. */
   get sendingCopy(): boolean {
-    return this.#snapshot !== null;
+    return this.#copy !== null;
   }
 
   /** True once our stream flows to the peer (acks mean something). */
@@ -118,7 +124,23 @@ export class Link {
   start(peer: StreamState, rest: Uint8Array): void {
     const repl = this.#repl;
     const backlog = repl.backlog;
-    if (peer.knownStream === repl.streamId && backlog.holds(peer.knownOffset)) {
+    this.#agreed = repl.agreedWith(this.peerNode, peer.knownStream, peer.knownOffset);
+    const holds = peer.knownStream === repl.streamId && backlog.holds(peer.knownOffset);
+    const pending = repl.outCopy !== null && repl.outCopy.peerNode === this.peerNode
+      ? repl.outCopy
+      : null;
+    if (pending !== null && holds && peer.knownOffset >= pending.startOffset) {
+      // The peer is that copy's receiver and we still hold the stream since: go on with it.
+      pending.resume();
+      this.#copy = pending;
+      this.#cursor = peer.knownOffset;
+      this.acked = peer.knownOffset;
+      this.#writeCopyHeader(pending);
+      repl.stats.copyResumes++;
+      log.info(
+        `replication: marugoto copying (resuming after ${pending.snapshot.items} items, stream from offset ${peer.knownOffset})`,
+      );
+    } else if (pending === null && holds) {
       this.#cursor = peer.knownOffset;
       this.acked = peer.knownOffset;
       writeControl(this.#control, "RESUME", repl.streamId, peer.knownOffset);
@@ -131,7 +153,7 @@ export class Link {
       this.#initialSent = true;
       repl.confirm(peer.knownOffset); // the peer holds our stream up to there
     } else {
-      this.#beginCopy();
+      this.#beginCopy(this.#agreed);
     }
     this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.min(100, repl.timeoutMs / 10)));
     this.#readLoop(rest).catch((err) => this.close(`read error: ${errorText(err)}`));
@@ -155,19 +177,38 @@ export class Link {
     try {
       this.#conn.close();
     } catch { /* closed */ }
-    this.#snapshot = null;
+    this.#copy = null; // the replicator keeps it for the next link
     this.wake();
     this.#resolveDone(reason);
   }
 
-  #beginCopy(): void {
+  /** A new full copy (replacing any unfinished one); `agreed` goes with it. */
+  #beginCopy(agreed: number): void {
     const repl = this.#repl;
     this.#cursor = repl.backlog.end;
     this.acked = this.#cursor;
-    this.#snapshot = new Snapshot(repl.store, repl.merger, repl.clock.processStartUnix);
+    const snap = new Snapshot(repl.store, repl.merger, repl.clock.processStartUnix);
+    const copy = new OutgoingCopy(this.peerNode, ++repl.copyIds, this.#cursor, agreed, snap);
+    repl.outCopy = copy;
+    this.#copy = copy;
+    this.#writeCopyHeader(copy);
     const items = repl.store.stats.currItems;
-    writeControl(this.#control, "COPY", repl.streamId, this.#cursor, items, repl.merger.epoch());
     if (items > 0) log.info(`replication: marugoto copying (sending ${items} items)`);
+  }
+
+  #writeCopyHeader(copy: OutgoingCopy): void {
+    const repl = this.#repl;
+    const items = repl.store.stats.currItems;
+    writeControl(
+      this.#control,
+      "COPY",
+      repl.streamId,
+      this.#cursor,
+      items,
+      repl.merger.epoch(),
+      copy.agreed,
+      copy.id,
+    );
   }
 
   #tick(): void {
@@ -179,6 +220,7 @@ export class Link {
       this.#lastHeard = now;
     }
     this.#lastTick = now;
+    this.#repl.refreshAgreement(this);
     if (now - this.#lastHeard > timeout && !this.draining) {
       this.close(`timeout: nothing from the peer for ${Math.round(now - this.#lastHeard)} ms`);
       return;
@@ -199,7 +241,7 @@ export class Link {
         // The backlog overran what the peer has: only a full copy can catch it up.
         repl.stats.backlogOverflows++;
         log.info("replication: backlog overflow, full copy follows");
-        this.#beginCopy();
+        this.#beginCopy(repl.agreedWith(this.peerNode, repl.streamId, this.acked));
       }
       if (this.#control.length > 0) {
         out.bytes(this.#control.buf, 0, this.#control.length);
@@ -214,33 +256,34 @@ export class Link {
         writeControl(out, "PING", repl.hlc.last);
         this.#pingDue = false;
       }
+      if (this.#copyAckDue > 0) {
+        writeControl(out, "CACK", this.#copyAckDue);
+        this.#copyAckDue = 0;
+      }
       const end = backlog.end;
       if (end > this.#cursor) {
         backlog.copyTo(out, this.#cursor, end);
         this.#cursor = end;
       }
-      const snap = this.#snapshot;
+      const copy = this.#copy;
       let copied = false;
-      if (snap !== null && out.length < COPY_CHUNK) {
+      // At most COPY_WINDOW chunks unacknowledged: heartbeats and the stream never queue
+      // behind more, and a dropped link loses little.
+      if (copy !== null && !copy.generated && copy.canSend && out.length < COPY_CHUNK) {
+        const before = out.length;
         repl.lockStore();
         let complete: boolean;
         try {
-          complete = snap.fill(out, COPY_CHUNK);
+          complete = copy.snapshot.fill(out, COPY_CHUNK);
         } finally {
           repl.unlockStore();
         }
         if (complete) {
-          writeControl(out, "COPIED", snap.items);
-          this.#snapshot = null;
-          repl.stats.fullCopiesSent++;
-          repl.stats.itemsCopiedSent += snap.items;
-          log.debug(
-            `replication: full copy sent (${snap.items} items, ${snap.tombstones} tombstones)`,
-          );
-          this.#initialSent = true;
-          copied = true;
-          this.#maybeStarted();
-        }
+          writeControl(out, "COPIED", copy.snapshot.items);
+          copy.generated = true;
+        } else writeControl(out, "MARK", copy.mark());
+        repl.stats.copyBytesSent += out.length - before;
+        copied = !complete;
       }
       if (out.length === 0) {
         await new Promise<void>((resolve) => (this.#wake = resolve));
@@ -248,10 +291,8 @@ export class Link {
       }
       this.#lastSent = performance.now();
       await this.#send(out);
-      // The copy is sent: with the changes acknowledged, the peer holds our stream up to `acked`.
-      if (copied && !this.closed) repl.confirm(this.acked);
       if (out.buf.length > 4 * 1048576) out.reset();
-      if (snap !== null && this.#snapshot !== null) {
+      if (copied) {
         // Let clients in between copy chunks even when the write completed at once
         // (setImmediate runs after pending I/O, without setTimeout's clamping).
         await new Promise((r) => setImmediate(r));
@@ -296,6 +337,8 @@ export class Link {
       } finally {
         this.#repl.unlockStore();
       }
+      // Time spent applying what arrived is ours, not the peer's silence.
+      if (applied || this.receivingCopy) this.#lastHeard = performance.now();
       if (applied) this.#applied();
       if (this.closed) return;
       if (!await rb.fill(source, parser.need)) {
@@ -322,33 +365,88 @@ export class Link {
       case Frame.FLUSH: {
         if (this.#recvOffset < 0) return this.#protocolError("change before RESUME/COPY");
         this.#recvOffset += length;
-        this.#count(repl.merger.applyFrame(p), p);
+        const ic = this.#inCopy;
+        if (ic === null || p.kind !== Frame.ITEM) {
+          this.#count(repl.merger.applyFrame(p), p);
+          return true;
+        }
+        // Alongside a copy the same floor holds, and what the sender streams it has: keep it.
+        const merger = repl.merger;
+        this.#count(merger.applyFrame(p, ic.rejectUpTo), p);
+        if (merger.handle >= 0) ic.mark(merger.handle);
         return true;
       }
-      case Frame.COPY_ITEM:
+      case Frame.COPY_ITEM: {
+        const ic = this.#inCopy;
+        if (!this.receivingCopy || ic === null) {
+          return this.#protocolError("copy frame outside a copy");
+        }
+        stats.itemsCopiedReceived++;
+        const merger = repl.merger;
+        this.#count(merger.applyFrame(p, ic.rejectUpTo), p);
+        if (merger.handle >= 0) ic.mark(merger.handle);
+        return true;
+      }
       case Frame.COPY_DELETE:
         if (!this.receivingCopy) return this.#protocolError("copy frame outside a copy");
-        if (p.kind === Frame.COPY_ITEM) stats.itemsCopiedReceived++;
         this.#count(repl.merger.applyFrame(p), p);
         return true;
       case Frame.COPY:
-        this.#recvStream = p.text;
-        this.#recvOffset = p.nums[0];
-        this.receivingCopy = true;
-        if (repl.link === this) repl.peerStream = null; // partial until COPIED
-        if (!repl.merger.adoptEpoch(p.nums[2])) repl.rejectedVersion(p.nums[2], "flush epoch");
-        if (p.nums[1] > 0) log.info(`replication: marugoto copying (receiving ${p.nums[1]} items)`);
+        this.#startIncoming(p.text, p.nums[0], p.nums[1], p.nums[2], p.nums[3], p.nums[4]);
         return true;
-      case Frame.COPIED:
-        if (!this.receivingCopy) return this.#protocolError("COPIED outside a copy");
+      case Frame.MARK:
+        if (!this.receivingCopy) return this.#protocolError("MARK outside a copy");
+        this.#copyAckDue = p.nums[0];
+        this.wake();
+        return true;
+      case Frame.COPIED: {
+        const ic = this.#inCopy;
+        if (!this.receivingCopy || ic === null) return this.#protocolError("COPIED outside a copy");
         this.receivingCopy = false;
-        stats.fullCopiesReceived++;
+        const first = !ic.complete;
+        ic.complete = true;
+        if (first) stats.fullCopiesReceived++;
         log.debug(`replication: full copy received (${p.nums[0]} items)`);
+        writeControl(this.#control, "CDONE", ic.id);
+        this.wake();
         this.#publish();
         this.#initialReceived = true;
         this.#maybeStarted();
+        if (first) {
+          repl.sweepCopy(ic).catch((err) =>
+            log.warn(`replication: sweep failed: ${errorText(err)}`)
+          );
+        }
         return true;
-      case Frame.RESUME:
+      }
+      case Frame.COPY_ACK:
+        this.#copy?.acked(p.nums[0]);
+        this.wake();
+        return true;
+      case Frame.COPY_DONE: {
+        const copy = this.#copy;
+        if (copy === null || copy.id !== p.nums[0] || !copy.generated) return true; // a replaced copy's
+        this.#copy = null;
+        if (repl.outCopy === copy) repl.outCopy = null;
+        repl.stats.fullCopiesSent++;
+        repl.stats.itemsCopiedSent += copy.snapshot.items;
+        log.debug(
+          `replication: full copy sent (${copy.snapshot.items} items, ${copy.snapshot.tombstones} tombstones)`,
+        );
+        this.#initialSent = true;
+        // The peer applied the copy: with the changes acknowledged, it holds our stream up to
+        // `acked` (sync writes waiting behind the copy are confirmed now).
+        repl.confirm(this.acked);
+        this.#maybeStarted();
+        return true;
+      }
+      case Frame.RESUME: {
+        const ic = repl.inCopy;
+        if (ic !== null && !ic.complete && ic.stream === p.text) {
+          // The peer forgot the copy we were in the middle of: only a new one can complete us.
+          if (repl.link === this) repl.peerStream = null;
+          return this.#protocolError("RESUME in the middle of a full copy");
+        }
         if (repl.peerStream === null || p.text !== repl.peerStream.id) {
           return this.#protocolError("RESUME of an unknown stream");
         }
@@ -357,10 +455,11 @@ export class Link {
         this.#initialReceived = true;
         this.#maybeStarted();
         return true;
+      }
       case Frame.ACK:
         if (p.nums[0] > this.acked) {
           this.acked = Math.min(p.nums[0], repl.backlog.end);
-          repl.acked(this.acked, this.#snapshot !== null);
+          repl.acked(this.acked, this.#copy !== null);
         }
         return true;
       case Frame.PING:
@@ -371,6 +470,42 @@ export class Link {
         return false;
     }
     return this.#protocolError("unexpected frame");
+  }
+
+  /**
+   * COPY: a full copy from stream `stream` begins at its `offset`, or the
+   * one we were receiving goes on (same stream and id).
+   */
+  #startIncoming(
+    stream: string,
+    offset: number,
+    items: number,
+    epoch: number,
+    agreed: number,
+    id: number,
+  ): void {
+    const repl = this.#repl;
+    if (!repl.hlc.accepts(agreed)) {
+      // A floor beyond any sane version would refuse every copied item we lack.
+      repl.rejectedVersion(agreed, "a copy's agreed point");
+      agreed = 0;
+    }
+    let ic = repl.inCopy;
+    if (ic === null || ic.stream !== stream || ic.id !== id) {
+      ic = new IncomingCopy(stream, id, this.#agreed, agreed);
+      repl.inCopy = ic;
+      if (items > 0) log.info(`replication: marugoto copying (receiving ${items} items)`);
+    } else {
+      // The copy goes on (or, when its CDONE was lost, its tail comes again).
+      log.info(`replication: marugoto copying (receiving, resumed at stream offset ${offset})`);
+    }
+    this.#inCopy = ic;
+    this.#recvStream = stream;
+    this.#recvOffset = offset;
+    this.receivingCopy = true;
+    // Published at once: a new link names this point, so the sender can go on from it.
+    this.#publish();
+    if (!repl.merger.adoptEpoch(epoch)) repl.rejectedVersion(epoch, "flush epoch");
   }
 
   #count(result: number, p: FrameParser): void {
@@ -388,7 +523,7 @@ export class Link {
 
   /** Stream frames were applied: remember how far, and acknowledge. */
   #applied(): void {
-    if (!this.receivingCopy) this.#publish();
+    this.#publish();
     this.#ackDue = true;
     this.wake();
   }

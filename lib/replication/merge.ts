@@ -66,6 +66,8 @@ export class Merger {
   readonly touches: Map<string, number> = new Map();
   /** Items of a version below this were flushed. */
   flushEpoch = 0;
+  /** The item an {@linkcode applyItem} left for its key (-1: none). */
+  handle = -1;
   #pending: { epoch: number; atLocal: number } | null = null;
   #store: Store;
   #clock: MergeClock;
@@ -92,7 +94,9 @@ export class Merger {
 
   /**
    * Apply an incoming item: key src[ks, ke), value buf[ds, de), flags,
-   * unix expiry (0 = never), version, wire bits.
+   * unix expiry (0 = never), version, wire bits, touch version. Without a
+   * local item, one of a version up to `floor` is refused: a full copy's
+   * items this node already had (and so removed since).
    */
   applyItem(
     key: Uint8Array,
@@ -106,12 +110,14 @@ export class Merger {
     version: number,
     bits: number,
     touch: number,
+    floor = 0,
   ): number {
     const store = this.#store;
     const hlc = this.#hlc;
     if (!hlc.accepts(version) || (touch !== 0 && !hlc.accepts(touch))) return Applied.REJECTED;
     hlc.observe(Math.max(version, touch));
     const old = store.find(key, ks, ke);
+    this.handle = old;
     let name = ""; // the key as a map key, decoded at most once (keys are never empty)
     if (old >= 0) {
       const local = store.cas(old);
@@ -122,7 +128,7 @@ export class Merger {
         if (order > 0) return Applied.IGNORED;
       }
     } else {
-      if (version < this.epoch()) return Applied.IGNORED;
+      if ((floor > 0 && version <= floor) || version < this.epoch()) return Applied.IGNORED;
       if (this.tombstones.size > 0) {
         name = decodeAscii(key, ks, ke);
         const t = this.tombstones.get(name);
@@ -134,11 +140,13 @@ export class Merger {
     }
     const exp = this.#localExptime(expUnix);
     if (exp !== 0 && exp <= this.#clock.now()) {
+      this.handle = -1;
       if (old >= 0) store.unlink(old);
       return old >= 0 ? Applied.CHANGED : Applied.IGNORED;
     }
     if (this.touches.size > 0) this.touches.delete(name || decodeAscii(key, ks, ke));
     const h = store.alloc(key, ks, ke, flags, exp, de - ds);
+    this.handle = h;
     if (h < 0) {
       if (old >= 0) store.unlink(old);
       return Applied.FAILED;
@@ -174,6 +182,7 @@ export class Merger {
     if (incoming === local && !longer(exp, store.exptime(h))) return Applied.IGNORED;
     if (incoming > version) this.touched(name, incoming);
     if (exp !== 0 && exp <= this.#clock.now()) {
+      this.handle = -1;
       store.unlink(h);
       return Applied.CHANGED;
     }
@@ -189,8 +198,8 @@ export class Merger {
     trim(this.touches, this.#tombstoneLimit);
   }
 
-  /** Apply the change frame (S, CS, D, CD or F) that `p` just parsed. */
-  applyFrame(p: FrameParser): number {
+  /** Apply the change frame (S, CS, D, CD or F) that `p` just parsed (`floor`: see applyItem). */
+  applyFrame(p: FrameParser, floor = 0): number {
     switch (p.kind) {
       case Frame.ITEM:
       case Frame.COPY_ITEM:
@@ -206,6 +215,7 @@ export class Merger {
           p.version,
           p.bits,
           p.touch,
+          floor,
         );
       case Frame.DELETE:
       case Frame.COPY_DELETE:

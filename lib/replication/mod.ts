@@ -14,6 +14,9 @@
  *   the later write wins, deletes and flush_all win over older writes
  *   (tombstones, bounded in number; flush epoch). Touches keep the CAS, as
  *   in memcached, and carry a touch version of their own.
+ * - A full copy is exact (the receiver drops what the sender removed since
+ *   they last agreed, see snapshot.ts), flow-controlled, and resumable: a
+ *   link that drops mid-copy goes on from the last acknowledged chunk.
  * - A node receiving a full copy answers from what it has so far: a fresh
  *   node (the usual rejoin) only misses keys not copied yet, never returns
  *   an old value; `stats` shows `repl_copy_in_progress 1` / `repl_link

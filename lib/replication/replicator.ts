@@ -11,9 +11,10 @@ import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
 import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
+import { setImmediate } from "node:timers";
 import { log } from "../log.ts";
 import { UsageError } from "../errors.ts";
-import { Backlog } from "./backlog.ts";
+import { AgreedVersions, Backlog } from "./backlog.ts";
 import {
   handshake,
   type HandshakeContext,
@@ -25,6 +26,7 @@ import { Link } from "./link.ts";
 import type { LinkKeys } from "./seal.ts";
 import { HandshakeSlots } from "./slots.ts";
 import { Merger, wireBits } from "./merge.ts";
+import type { IncomingCopy, OutgoingCopy } from "./snapshot.ts";
 import { ReplicationStats } from "./stats.ts";
 import { SyncAcks } from "./sync.ts";
 import { drainToPeer } from "./drain.ts";
@@ -92,6 +94,16 @@ export class Replicator implements MutationObserver, SyncBarrier {
   peerStream: { id: string; offset: number } | null = null;
   /** The current link, if any. */
   link: Link | null = null;
+  /** Which of our versions the peer has seen (for full copies' exactness rule). */
+  readonly agreement: AgreedVersions = new AgreedVersions();
+  /** The full copy we send, until the receiver confirmed it (it outlives links). */
+  outCopy: OutgoingCopy | null = null;
+  /** The full copy we receive or received last (it outlives links). */
+  inCopy: IncomingCopy | null = null;
+  /** Ids of the copies this process sends. */
+  copyIds = 0;
+  /** The completed incoming copy whose sweep runs (the copy counts as in progress). */
+  #sweepOf: IncomingCopy | null = null;
   #options: ReplicationOptions;
   #scratch = new Writer(1024);
   /** What the peer confirmed of our stream; --repl-sync writes waiting for it. */
@@ -169,6 +181,11 @@ export class Replicator implements MutationObserver, SyncBarrier {
     this.engine.statsGroups.replication = (out) => this.writeStats(out);
   }
 
+  /** True while a completed incoming copy drops what its sender no longer has. */
+  get sweeping(): boolean {
+    return this.#sweepOf !== null;
+  }
+
   /** The store replicated. */
   get store(): Engine["store"] {
     return this.engine.store;
@@ -200,6 +217,9 @@ export class Replicator implements MutationObserver, SyncBarrier {
       const ko = store.keyOffset(h);
       this.merger.touched(decodeAscii(store.buffer(h), ko, ko + store.keyLength(h)), touch);
     }
+    this.#note(touch > 0 ? touch : cas);
+    // A write (meta E can give it an old version) is never dropped by an incoming copy's sweep.
+    this.inCopy?.mark(h);
     const w = this.#scratch;
     w.length = 0;
     const bits = wireBits(store.userBits(h));
@@ -214,6 +234,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
   deleted(src: Uint8Array, start: number, end: number): void {
     this.#shared?.drain(); // workers' earlier changes go first
     const version = this.hlc.tick();
+    this.#note(version);
     this.merger.remember(src, start, end, version);
     const w = this.#scratch;
     w.length = 0;
@@ -226,6 +247,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
   flushed(delaySeconds: number): void {
     this.#shared?.drain(); // workers' earlier changes go first
     const version = this.hlc.tick();
+    this.#note(version);
     const at = this.engine.clock.unixNow() + delaySeconds;
     this.merger.applyFlush(version, at, true);
     const w = this.#scratch;
@@ -238,6 +260,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
   /** A worker thread's change (parsed by #ringParser): book it as if made here. */
   #workerChange(buf: Uint8Array, start: number, end: number): void {
     const p = this.#ringParser;
+    this.#note(Math.max(p.version, p.touch));
     if (p.kind === Frame.ITEM) {
       if (p.touch > 0) this.merger.touched(decodeAscii(p.keyBuf, p.keyStart, p.keyEnd), p.touch);
     } else if (p.kind === Frame.DELETE) {
@@ -247,6 +270,67 @@ export class Replicator implements MutationObserver, SyncBarrier {
     }
     this.backlog.push(buf, start, end);
     this.#appended();
+  }
+
+  /** A change of `version` is about to enter the backlog. */
+  #note(version: number): void {
+    this.agreement.note(this.backlog.end, version, performance.now());
+  }
+
+  /**
+   * Versions up to the returned one: the peer `peerNode` (in `state`) has
+   * every one of ours (or removed it since). While a copy to it is
+   * unconfirmed, what it had before that copy.
+   */
+  agreedWith(peerNode: string, knownStream: string, knownOffset: number): number {
+    const oc = this.outCopy;
+    if (oc !== null && oc.peerNode === peerNode) return oc.agreed;
+    if (knownStream !== this.streamId) return 0;
+    return this.agreement.upTo(knownOffset);
+  }
+
+  /** The link's peer may have caught up with our whole stream: the clock is then agreed. */
+  refreshAgreement(link: Link): void {
+    if (this.outCopy !== null || !link.streaming || link.acked < this.backlog.end) return;
+    this.lockStore(); // serve threads: every version issued so far is in the backlog
+    try {
+      if (link.acked >= this.backlog.end) this.agreement.caughtUp(this.backlog.end, this.hlc.last);
+    } finally {
+      this.unlockStore();
+    }
+  }
+
+  /**
+   * A full copy was applied: drop the items it did not mention that are
+   * not newer than the agreed point (see snapshot.ts), a batch per lock.
+   */
+  async sweepCopy(ic: IncomingCopy): Promise<void> {
+    if (ic.dropUpTo <= 0) {
+      ic.release();
+      return;
+    }
+    let cursor = 0;
+    this.#sweepOf = ic;
+    try {
+      while (cursor >= 0 && this.inCopy === ic && !this.#stopped) {
+        await new Promise((r) => setImmediate(r)); // first: the caller holds the store lock
+        this.lockStore();
+        try {
+          cursor = ic.sweep(this.engine.store, cursor, 4096);
+        } finally {
+          this.unlockStore();
+        }
+      }
+    } finally {
+      if (this.#sweepOf === ic) this.#sweepOf = null;
+      if (cursor < 0) ic.release();
+    }
+    this.stats.copyItemsDropped += ic.dropped;
+    if (ic.dropped > 0) {
+      log.debug(
+        `replication: full copy applied, ${ic.dropped} items the peer no longer has dropped`,
+      );
+    }
   }
 
   /** Worker changes were lost (ring full, or bytes that did not parse): no peer may resume past the gap. */
@@ -324,6 +408,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
   acked(offset: number, copying: boolean): void {
     if (!copying) this.confirm(offset);
     else this.#publishAcks();
+    this.agreement.acked(offset);
     const now = performance.now();
     while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= offset) {
       this.#lastLagMs = now - this.#lagTime[this.#lagHead];
@@ -711,7 +796,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
       ["repl_sync_timeout_ms", this.#options.syncTimeoutMs ?? this.#options.timeoutMs],
       ["repl_sync_degraded", s.syncDegraded + (shared?.degraded ?? 0)],
       ["repl_sync_failed", s.syncRefused + (shared?.refused ?? 0)],
-      ["repl_copy_in_progress", link?.receivingCopy ? 1 : 0],
+      ["repl_copy_in_progress", link?.receivingCopy || this.sweeping ? 1 : 0],
       ["repl_copy_sending", link?.sendingCopy ? 1 : 0],
       ["repl_lag_ms", this.lagMs()],
       ["repl_lag_bytes", link ? Math.max(0, this.backlog.end - link.acked) : 0],
@@ -731,6 +816,9 @@ export class Replicator implements MutationObserver, SyncBarrier {
       ["repl_changes_ignored", s.changesIgnored],
       ["repl_apply_failures", s.applyFailures],
       ["repl_backlog_overflows", s.backlogOverflows],
+      ["repl_copy_resumes", s.copyResumes],
+      ["repl_copy_bytes_sent", s.copyBytesSent],
+      ["repl_copy_items_dropped", s.copyItemsDropped],
       ["repl_tombstones", this.merger.tombstones.size],
       ["repl_auth_failures", s.authFailures],
       ["repl_bad_peers", s.badPeers],

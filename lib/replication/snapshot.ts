@@ -4,6 +4,18 @@
  * can interleave it with the live stream and clients keep being served.
  * Changes made while the copy runs travel on the stream, and the receiver
  * merges by version, so nothing written during the copy is lost.
+ *
+ * A copy outlives its link: the sender keeps its {@linkcode OutgoingCopy}
+ * (the cursor as of the last chunk the receiver acknowledged) and the
+ * receiver its {@linkcode IncomingCopy}, so a link that drops mid-copy goes
+ * on from there, plus the backlog tail, instead of starting over.
+ *
+ * Exactness: the receiver marks every item the copy mentions (one bit per
+ * store chunk) and, once the copy is complete, drops the unmarked items not
+ * newer than the point both nodes last agreed on (`agreed`: the sender
+ * had, or had applied, every such version, so it no longer has them because
+ * it deleted, flushed or evicted them). Items written on the receiver since
+ * are newer and stay; they reach the sender in the other direction.
  * @module
  */
 
@@ -17,7 +29,15 @@ import { VERB, writeDeleteFrame, writeItemFrame } from "./stream.ts";
 /** Items visited per store scan call. */
 const SCAN_BATCH = 256;
 
-/** One full copy in progress. */
+/** Where a {@linkcode Snapshot} stands: store cursor (-1: items done), counts. */
+export interface SnapshotPosition {
+  /** Store scan cursor; -1 once every item was written. */
+  cursor: number;
+  /** Items written up to here. */
+  items: number;
+}
+
+/** One pass over the store and the tombstones, rewindable to a {@linkcode SnapshotPosition}. */
 export class Snapshot {
   /** Items written so far. */
   items = 0;
@@ -35,6 +55,22 @@ export class Snapshot {
     this.#store = store;
     this.#merger = merger;
     this.#startUnix = startUnix;
+  }
+
+  /** The current position (what {@linkcode fill} wrote so far). */
+  position(): SnapshotPosition {
+    return { cursor: this.#cursor, items: this.items };
+  }
+
+  /**
+   * Go back to `pos`: items from there are written again (the receiver
+   * merges them idempotently); the tombstones, few, all over again.
+   */
+  rewind(pos: SnapshotPosition): void {
+    this.#cursor = pos.cursor;
+    this.items = pos.items;
+    this.#tombs = null;
+    this.tombstones = 0;
   }
 
   /** Append about `budget` bytes of frames to `out`; true once everything was written. */
@@ -66,5 +102,146 @@ export class Snapshot {
       this.tombstones++;
     }
     return false;
+  }
+}
+
+/** Bytes of full-copy frames per chunk (one MARK each; the live stream goes first). */
+export const COPY_CHUNK = 128 * 1024;
+/**
+ * Chunks of a copy the receiver may have unacknowledged: bounds the bytes in
+ * flight (what heartbeats and the stream can queue behind, and what a cut
+ * link makes us send again) to COPY_WINDOW * COPY_CHUNK, 1 MiB.
+ */
+export const COPY_WINDOW = 8;
+
+/** MARK numbers grow across copies, so a late CACK of a replaced copy acknowledges nothing. */
+let markSeq = 0;
+
+/** The sender's side of one full copy, kept across links to the same peer process. */
+export class OutgoingCopy {
+  /** The receiving node. */
+  readonly peerNode: string;
+  /** Copy id, new for every copy this process starts. */
+  readonly id: number;
+  /** Our stream offset the copy began at (changes from there go on the stream). */
+  readonly startOffset: number;
+  /** Versions up to this: the receiver had (or removed) them before the copy. */
+  readonly agreed: number;
+  /** The pass over the store. */
+  readonly snapshot: Snapshot;
+  /** True once every frame was generated (COPIED written). */
+  generated = false;
+  #marks: Array<{ seq: number; pos: SnapshotPosition }> = [];
+  #acked: SnapshotPosition = { cursor: 0, items: 0 };
+
+  /** A new copy of `snapshot` for `peerNode`, streamed from `startOffset`. */
+  constructor(
+    peerNode: string,
+    id: number,
+    startOffset: number,
+    agreed: number,
+    snapshot: Snapshot,
+  ) {
+    this.peerNode = peerNode;
+    this.id = id;
+    this.startOffset = startOffset;
+    this.agreed = agreed;
+    this.snapshot = snapshot;
+  }
+
+  /** True while another chunk may be sent (fewer than COPY_WINDOW unacknowledged). */
+  get canSend(): boolean {
+    return this.#marks.length < COPY_WINDOW;
+  }
+
+  /** Number the chunk just written; returns the MARK sequence to send. */
+  mark(): number {
+    const seq = ++markSeq;
+    this.#marks.push({ seq, pos: this.snapshot.position() });
+    return seq;
+  }
+
+  /** The receiver applied everything up to MARK `seq`. */
+  acked(seq: number): void {
+    while (this.#marks.length > 0 && this.#marks[0].seq <= seq) {
+      this.#acked = this.#marks.shift()!.pos;
+    }
+  }
+
+  /** A new link: go on from the last acknowledged chunk. */
+  resume(): void {
+    this.#marks = [];
+    this.generated = false;
+    this.snapshot.rewind(this.#acked);
+  }
+}
+
+/**
+ * The receiver's side of one full copy: which items it mentioned (a bit
+ * per store chunk slot, 4 KiB per MiB page), and the thresholds of the
+ * exactness rule.
+ */
+export class IncomingCopy {
+  /** The sender's stream id. */
+  readonly stream: string;
+  /** The sender's copy id. */
+  readonly id: number;
+  /** Drop our unmentioned items of a version up to this once the copy is complete. */
+  readonly dropUpTo: number;
+  /** Refuse copied items we lack of a version up to this (we removed them). */
+  readonly rejectUpTo: number;
+  /** True once COPIED was applied. */
+  complete = false;
+  /** Items the sweep dropped. */
+  dropped = 0;
+  #marks: Uint32Array | null = new Uint32Array(1024);
+
+  /** State for copy `id` of `stream` with the two thresholds. */
+  constructor(stream: string, id: number, dropUpTo: number, rejectUpTo: number) {
+    this.stream = stream;
+    this.id = id;
+    this.dropUpTo = dropUpTo;
+    this.rejectUpTo = rejectUpTo;
+  }
+
+  /** Item handle `h` was mentioned by the copy. */
+  mark(h: number): void {
+    let marks = this.#marks;
+    if (marks === null) return;
+    const w = h >>> 5;
+    if (w >= marks.length) {
+      let n = marks.length;
+      while (n <= w) n *= 2;
+      const next = new Uint32Array(n);
+      next.set(marks);
+      this.#marks = marks = next;
+    }
+    marks[w] |= 1 << (h & 31);
+  }
+
+  /** Was item handle `h` mentioned? */
+  marked(h: number): boolean {
+    const marks = this.#marks, w = h >>> 5;
+    return marks !== null && w < marks.length && (marks[w] & (1 << (h & 31))) !== 0;
+  }
+
+  /** The sweep is over (or not needed): free the marks; marking is a no-op from now on. */
+  release(): void {
+    this.#marks = null;
+  }
+
+  /**
+   * Drop up to `max` unmentioned items not newer than {@linkcode dropUpTo}
+   * from `cursor` on; returns the next cursor (-1: done) and counts in `dropped`.
+   */
+  sweep(store: Store, cursor: number, max: number): number {
+    const limit = this.dropUpTo;
+    if (this.#marks === null) return -1;
+    return store.scan(cursor, max, (h) => {
+      if (store.cas(h) <= limit && !this.marked(h)) {
+        store.unlink(h);
+        this.dropped++;
+      }
+    });
   }
 }

@@ -50,4 +50,10 @@ export class ReplicationStats {
   syncRefused = 0;
   /** Links closed because a record of the authenticated stream failed its MAC. */
   badMacs = 0;
+  /** Full copies that went on from where a dropped link left them. */
+  copyResumes = 0;
+  /** Bytes of full-copy frames sent (resent ones included). */
+  copyBytesSent = 0;
+  /** Items a completed incoming copy dropped: the peer had removed them. */
+  copyItemsDropped = 0;
 }

@@ -8,8 +8,11 @@
  * D <key> <ver> <bits>\r\n                                  delete (stream)
  * F <ver> <at>\r\n                                          flush_all (stream)
  * CS / CD ...                                               the same, in a full copy
- * COPY <stream> <offset> <items> <epoch>\r\n                full copy begins
+ * COPY <stream> <offset> <items> <epoch> <agreed> <id>\r\n  full copy begins (or goes on)
+ * MARK <seq>\r\n                                            copy position (after each chunk)
  * COPIED <items>\r\n                                        full copy ends
+ * CACK <seq>\r\n                                            receiver applied up to MARK seq
+ * CDONE <id>\r\n                                            receiver applied the whole copy
  * RESUME <stream> <offset>\r\n                              partial resync from offset
  * ACK <offset>\r\n                                          peer stream applied up to offset
  * PING <hlc>\r\n                                            heartbeat
@@ -19,6 +22,13 @@
  * (its CAS), `bits` item bits (1 stale, 4 binary key: the key is base64),
  * `touch` the version of the last expiry-only change (touch, gat, mg T) or
  * 0: touches keep the CAS, so this orders them.
+ * In COPY, `agreed` is the version up to which the receiver had every one of
+ * the sender's items (items of the copy it lacks at or below it, it
+ * removed), `id` names the copy: a COPY with the id of a copy the receiver
+ * is in the middle of goes on with it (after a link drop). MARK follows
+ * each chunk of copy frames and is acknowledged by CACK once applied; the
+ * sender keeps a bounded number unacknowledged (flow control, and where a
+ * resumed copy starts again).
  * Only S, D and F frames advance the stream offset; they are stored in the
  * backlog exactly as sent. A version token of digits beyond 2**53 still
  * parses (as Infinity): the frame is well formed, its version is not, and
@@ -68,6 +78,12 @@ export const Frame = {
   PING: 10,
   /** ERR: the peer refuses and closes. */
   ERR: 11,
+  /** MARK: a resumable position in a full copy. */
+  MARK: 12,
+  /** CACK: the receiver applied a full copy up to a MARK. */
+  COPY_ACK: 13,
+  /** CDONE: the receiver applied a whole full copy. */
+  COPY_DONE: 14,
 } as const;
 
 /** Largest data block accepted (memrep -I caps items at 256m). */
@@ -229,7 +245,7 @@ export class FrameParser {
   /** Value end (exclusive, before "\r\n"). */
   dataEnd = 0;
   /** Numbers of control frames, in order (offset, items, epoch...). */
-  readonly nums: number[] = [0, 0, 0, 0];
+  readonly nums: number[] = [0, 0, 0, 0, 0, 0];
   /** Stream id (COPY/RESUME) or reason (ERR). */
   text = "";
   /** Why the last parse failed. */
@@ -305,7 +321,10 @@ export class FrameParser {
     }
     if (req.tokenIs(0, "ACK") && n === 2) return this.#numbers(Frame.ACK, 1, lineLength);
     if (req.tokenIs(0, "PING") && n === 2) return this.#numbers(Frame.PING, 1, lineLength, 1);
-    if (req.tokenIs(0, "COPY") && n === 5) {
+    if (req.tokenIs(0, "MARK") && n === 2) return this.#numbers(Frame.MARK, 1, lineLength);
+    if (req.tokenIs(0, "CACK") && n === 2) return this.#numbers(Frame.COPY_ACK, 1, lineLength);
+    if (req.tokenIs(0, "CDONE") && n === 2) return this.#numbers(Frame.COPY_DONE, 1, lineLength);
+    if (req.tokenIs(0, "COPY") && n === 7) {
       this.text = decodeAscii(buf, s[1], e[1]);
       return this.#numbers(Frame.COPY, 2, lineLength, 4);
     }

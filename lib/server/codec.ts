@@ -28,29 +28,38 @@ export interface Codec {
   execute(out: Writer, session: Session): number;
   /** parse said PARSE_CLOSE: drop from `out` what memcached would not have sent yet. */
   closing(out: Writer): void;
+  /** The connection wrote its replies out: the next request starts a new read event. */
+  wrote(): void;
 }
 
-/** The codec every connection speaks under -B ascii or -B binary; null under auto. */
-export function fixedCodec(engine: Engine): Codec | null {
+/**
+ * The codec every connection speaks under -B ascii or -B binary; null under
+ * auto. Text codecs parse into `textReq` (one per thread is enough).
+ */
+export function fixedCodec(engine: Engine, textReq: Request = new Request()): Codec | null {
   const protocol = engine.protocol;
-  if (protocol === "ascii") return textCodec(engine);
+  if (protocol === "ascii") return textCodec(engine, textReq);
   if (protocol === "binary") return binaryCodec(engine);
   return null;
 }
 
 /** -B auto: a connection whose first byte is 0x80 speaks binary, any other text. */
-export function pickCodec(engine: Engine, firstByte: number): Codec {
-  return firstByte === BINARY_REQUEST_MAGIC ? binaryCodec(engine) : textCodec(engine);
+export function pickCodec(
+  engine: Engine,
+  firstByte: number,
+  textReq: Request = new Request(),
+): Codec {
+  return firstByte === BINARY_REQUEST_MAGIC ? binaryCodec(engine) : textCodec(engine, textReq);
 }
 
-function textCodec(engine: Engine): Codec {
-  const req = new Request();
+function textCodec(engine: Engine, req: Request): Codec {
   return {
     req,
     text: true,
     parse: (buf, start, end, maxValue) => parseRequest(buf, start, end, req, maxValue),
     execute: (out, session) => engine.execute(req, out, session),
     closing: () => {},
+    wrote: () => {},
   };
 }
 
@@ -60,14 +69,14 @@ function binaryCodec(engine: Engine): Codec {
   // memcached transmits at an error reply or a noop, and after 21 requests of one read event
   // (then every 20: its reqs_per_event yield); after a success it goes on parsing. A bad magic
   // byte closes the connection, and the successes queued since are never sent.
-  let sent = 0, resets = -1, count = 0, group = 0;
+  let sent = 0, fresh = true, count = 0, group = 0;
   return {
     req,
     text: false,
     parse: (buf, start, end, maxValue) => parseBinaryRequest(buf, start, end, req, maxValue),
     execute: (out) => {
-      if (out.resets !== resets) { // the connection wrote out: a new read event
-        resets = out.resets;
+      if (fresh) { // the connection wrote out: a new read event
+        fresh = false;
         sent = out.length;
         count = 0;
         group = REQS_PER_EVENT + 1;
@@ -81,7 +90,10 @@ function binaryCodec(engine: Engine): Codec {
       return action;
     },
     closing: (out) => {
-      if (out.resets === resets) out.length = Math.min(out.length, sent);
+      if (!fresh) out.length = Math.min(out.length, sent);
+    },
+    wrote: () => {
+      fresh = true;
     },
   };
 }

@@ -26,9 +26,13 @@ import {
   toAbsoluteExptime,
 } from "../store/mod.ts";
 import process from "node:process";
+import { MEMREP_VERSION } from "../version.ts";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, SharedStats, statLine } from "./stats.ts";
 import type { AuthConfig, AuthSession } from "../auth/mod.ts";
+import { cachedump, metadumpClasses } from "./admin.ts";
+import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
+import { PrefixStats } from "./prefix_stats.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -40,12 +44,7 @@ export const Action = {
   SHUTDOWN: 2,
 } as const;
 
-/** Meta-only item state kept in the store's user bits. */
-export const ITEM_STALE = 1;
-/** A win token was handed out for this item (meta W/Z). */
-export const ITEM_TOKEN_SENT = 2;
-/** The key was stored as binary (meta `b`): print it base64 encoded. */
-export const ITEM_KEY_BINARY = 4;
+export { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT };
 
 /** Receives every mutation, as resulting state (replication subscribes here). */
 export interface MutationObserver {
@@ -107,6 +106,8 @@ export interface EngineShared {
   stats: SharedArrayBuffer;
   /** This thread's row. */
   thread: number;
+  /** The `stats detail` table. */
+  prefixes: SharedArrayBuffer;
   /** Number of threads. */
   threads: number;
 }
@@ -173,6 +174,8 @@ export class Engine {
   explicitCasMax: number = MAX_CAS;
   /** Current `verbosity` level. */
   verbosity = 0;
+  /** `stats detail` counters (shared by the serve threads). */
+  readonly prefixStats: PrefixStats;
   /** Extra `stats` lines; replication registers here after construction. */
   extraStats: ((out: Writer) => void) | undefined;
   /** Named `stats <group>` sections; replication adds `replication` after construction. */
@@ -193,6 +196,7 @@ export class Engine {
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
     this.store = new Store(options, clock, shared?.memory);
+    this.prefixStats = new PrefixStats(shared?.prefixes);
     if (shared) {
       this.#lock = new SharedLock(shared.lock);
       this.#shared = new SharedStats(shared.threads, shared.stats);
@@ -215,6 +219,7 @@ export class Engine {
       memory: this.store.memory(),
       lock: lock.buffer,
       stats: stats.buffer,
+      prefixes: this.prefixStats.buffer,
       thread: 0,
       threads,
     };
@@ -378,6 +383,7 @@ export class Engine {
   fetch(buf: Uint8Array, start: number, end: number, touch: boolean, exptime: number): number {
     const store = this.store;
     const h = store.find(buf, start, end);
+    if (this.prefixStats.enabled) this.prefixStats.recordGet(buf, start, end, h >= 0);
     if (touch) this.stats.cmdTouch++;
     else this.stats.cmdGet++;
     if (h < 0) {
@@ -428,6 +434,7 @@ export class Engine {
    */
   storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
     this.stats.cmdSet++;
+    if (this.prefixStats.enabled) this.prefixStats.recordSet(req.keyBuf, req.keyStart, req.keyEnd);
     if (req.tooLarge) return this.#storeFailed(req, ALLOC_TOO_LARGE, dropOld);
     if (req.badChunk) return REPLY.BAD_CHUNK;
     const h = this.#allocValue(req, req.flags, this.absoluteExptime(req.exptime));
@@ -590,6 +597,7 @@ export class Engine {
    */
   remove(buf: Uint8Array, start: number, end: number, cas: number): Uint8Array {
     const store = this.store;
+    if (this.prefixStats.enabled) this.prefixStats.recordDelete(buf, start, end);
     const h = store.find(buf, start, end);
     if (h < 0) {
       this.stats.deleteMisses++;
@@ -1128,8 +1136,13 @@ export class Engine {
 
   #lruCrawler(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
-      session.more = this.#metadump();
-      if (session.more(out)) session.more = null;
+      const classes = metadumpClasses(req, 2);
+      if (classes === null) out.bytes(REPLY.BAD_CLASS);
+      else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);
+      else {
+        session.more = this.#metadump(classes);
+        if (session.more(out)) session.more = null;
+      }
       return;
     }
     if (
@@ -1150,12 +1163,13 @@ export class Engine {
    * `lru_crawler metadump`: one line per live item, keys URI-encoded, then
    * END; produced a few thousand items per call (store.scan resumes).
    */
-  #metadump(): (out: Writer) => boolean {
+  #metadump(classes: Uint8Array): (out: Writer) => boolean {
     const store = this.store;
     const start = this.clock.processStartUnix;
     let cursor = 0;
     return (out) => {
       cursor = store.scan(cursor, 4096, (h) => {
+        if (classes[store.slabClass(h)] !== 1) return;
         const buf = store.buffer(h), ko = store.keyOffset(h), kl = store.keyLength(h);
         out.text("key=");
         uriEncode(out, buf, ko, ko + kl);
@@ -1184,7 +1198,10 @@ export class Engine {
     } else if (req.tokenIs(1, "conns")) {
       // Per-connection details are not tracked; the count is in general stats.
     } else if (req.tokenIs(1, "detail")) {
-      out.text("CLIENT_ERROR usage: stats detail on|off|dump\r\n");
+      this.#statsDetail(req, out);
+      return;
+    } else if (req.tokenIs(1, "cachedump")) {
+      cachedump(req, out, this.store, this.clock.processStartUnix);
       return;
     } else if (!this.statsGroup(decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1]), out)) {
       out.bytes(REPLY.ERROR);
@@ -1197,6 +1214,7 @@ export class Engine {
   resetStats(): void {
     if (this.#shared) this.#shared.reset();
     else this.stats.reset();
+    this.prefixStats.clear();
   }
 
   /**
@@ -1239,6 +1257,19 @@ export class Engine {
     return true;
   }
 
+  /** `stats detail on|off|dump` (memcached's process_stats_detail). */
+  #statsDetail(req: Request, out: Writer): void {
+    const prefixes = this.prefixStats;
+    if (req.ntokens >= 3 && req.tokenIs(2, "on")) {
+      prefixes.enabled = true;
+      out.bytes(REPLY.OK);
+    } else if (req.ntokens >= 3 && req.tokenIs(2, "off")) {
+      prefixes.enabled = false;
+      out.bytes(REPLY.OK);
+    } else if (req.ntokens >= 3 && req.tokenIs(2, "dump")) prefixes.dump(out);
+    else out.bytes(REPLY.DETAIL_USAGE);
+  }
+
   #generalStats(out: Writer): void {
     const s = this.#shared ? this.#shared.total() : this.stats, st = this.store.stats;
     const usage = Deno.memoryUsage();
@@ -1248,6 +1279,7 @@ export class Engine {
       ["uptime", this.clock.uptime()],
       ["time", this.clock.unixNow()],
       ["version", VERSION],
+      ["memrep_version", MEMREP_VERSION],
       ["libevent", "deno"],
       ["pointer_size", 64],
       ["rusage_user", cpu.user],

@@ -1,39 +1,65 @@
 /**
  * One client connection: read into a reused buffer, parse every complete
- * request, execute, and send all replies of the batch with one write.
+ * request with the connection's codec (text or binary), execute, and send
+ * the replies with as few writes as possible.
+ *
+ * Memory per connection is bounded: requests already read are executed only
+ * while the unsent replies stay under {@linkcode OUTPUT_LIMIT}; above it the
+ * replies are written out first (a client that pipelines large gets and
+ * never reads stalls on its own socket, as with memcached, and nothing more
+ * is read from it meanwhile). An idle connection holds only a small receive
+ * buffer: output buffers and large receive buffers are lent from per-thread
+ * pools for the time of a batch.
  * @module
  */
 
-import {
-  ascii,
-  BINARY_RESPONSE_MAGIC,
-  BinaryStatus,
-  PARSE_CLOSE,
-  REPLY,
-  writeBinaryHeader,
-  Writer,
-} from "../protocol/mod.ts";
-import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
+import { Op, PARSE_CLOSE, Request, Writer } from "../protocol/mod.ts";
+import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
+import { AUTH_CLOSE } from "../auth/mod.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
-import { AUTH_CLOSE } from "../auth/mod.ts";
+import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
 
 /**
- * `--repl-sync`: replies to writes wait until the peer applied them.
- * Positions are offsets in the thread's change stream; they grow with
- * every change this thread makes, and only then.
+ * Unsent reply bytes above which a connection writes before it executes
+ * its next request (memcached stops processing a connection whose output
+ * does not drain, too).
  */
-export interface SyncBarrier {
-  /** Position just after the changes made so far. */
-  position(): number;
-  /**
-   * Wait (bounded) until the peer applied the changes up to `target`;
-   * `writes` replies wait for it. Resolves with the position the peer is
-   * known to have applied: a write that ends after it was not confirmed.
-   */
-  wait(target: number, writes: number): Promise<number> | number;
-  /** `writes` replies were answered with an error: the peer did not confirm them. */
-  refused(writes: number): void;
+export const OUTPUT_LIMIT: number = 1048576;
+/** Receive buffer an idle connection keeps (most requests fit in one). */
+const IDLE_READ = 1024;
+/**
+ * First size of an output buffer: thousands of connections answered at once
+ * each hold one until their write completes; it grows for larger batches
+ * (and a pooled one keeps its size).
+ */
+const WRITER_INITIAL = 1024;
+/** Output buffers grown past this are dropped after their batch (a large reply must not stay). */
+const WRITER_KEEP = 262144;
+/** Idle output buffers a thread keeps for its connections (at most 4 MB in all). */
+const WRITERS_KEPT = 16;
+/** Idle 16 KB receive buffers a thread keeps. */
+const READS_KEPT = 64;
+/** What a binary connection reads at once (memcached's read buffer). */
+const BINARY_READ = 16384;
+
+/**
+ * Per-thread state every connection borrows: requests are parsed and run
+ * one at a time, synchronously, so text connections share one Request.
+ */
+const shared = {
+  req: new Request(),
+  reads: new BufferPool(16384, READS_KEPT),
+  writers: [] as Writer[],
+};
+
+function takeWriter(): Writer {
+  return shared.writers.pop() ?? new Writer(WRITER_INITIAL, WRITER_KEEP);
+}
+
+function giveWriter(out: Writer): void {
+  out.reset();
+  if (shared.writers.length < WRITERS_KEPT) shared.writers.push(out);
 }
 
 /** What a connection needs from its server besides the engine. */
@@ -44,39 +70,6 @@ export interface ConnectionHooks {
   stopped?: () => boolean;
 }
 
-const SERVER_ERROR = ascii("SERVER_ERROR");
-
-/** Text of the binary error that replaces an unconfirmed --repl-sync write's reply. */
-const PEER_UNAVAILABLE = ascii("replication peer unavailable");
-
-/** Replace the binary reply at copy[at] by a "temporary failure" for the same opcode and opaque. */
-function refuseBinary(out: Writer, copy: Uint8Array, at: number): void {
-  const opaque = ((copy[at + 12] << 24) | (copy[at + 13] << 16) | (copy[at + 14] << 8) |
-    copy[at + 15]) >>> 0;
-  writeBinaryHeader(
-    out,
-    copy[at + 1],
-    BinaryStatus.ETMPFAIL,
-    opaque,
-    0,
-    0,
-    0,
-    PEER_UNAVAILABLE.length,
-  );
-  out.bytes(PEER_UNAVAILABLE);
-}
-
-/**
- * The reply at buf[at] is an error (a write's own error, not an
- * acknowledgement): a text SERVER_ERROR or a binary packet with a status.
- */
-function isErrorReply(buf: Uint8Array, at: number): boolean {
-  if (buf[at] === BINARY_RESPONSE_MAGIC) return buf[at + 6] !== 0 || buf[at + 7] !== 0;
-  if (buf.length - at < SERVER_ERROR.length) return false;
-  for (let i = 0; i < SERVER_ERROR.length; i++) if (buf[at + i] !== SERVER_ERROR[i]) return false;
-  return true;
-}
-
 /** Serve one accepted connection until it closes. Returns the last action. */
 export async function serveConnection(
   conn: Deno.Conn,
@@ -85,62 +78,54 @@ export async function serveConnection(
   maxValue: number,
   hooks: ConnectionHooks = {},
 ): Promise<number> {
-  const rb = new ReadBuffer();
-  // -B auto: the first byte of the connection picks text or binary, for good.
-  let codec: Codec | null = fixedCodec(engine);
-  const out = new Writer();
+  const rb = new ReadBuffer(IDLE_READ, undefined, shared.reads);
   const stats = engine.stats;
-  const { barrier, stopped } = hooks;
-  // With --repl-sync: (reply start, reply end, stream position) of each write of the batch.
-  const writes: number[] = [];
+  const { stopped } = hooks;
+  const sync = hooks.barrier ? new SyncReplies(hooks.barrier) : null;
+  // -B auto: the first byte of the connection picks text or binary, for good.
+  let codec: Codec | null = fixedCodec(engine, shared.req);
+  let out: Writer | null = null;
   let action: number = Action.CONTINUE;
-  const flush = async () => {
-    if (writes.length > 0) await confirm();
-    if (out.length === 0) return;
-    await writeAll(conn, out.view());
-    stats.bytesWritten += out.length;
-    out.reset();
-  };
-  // Replies to writes the peer did not confirm become SERVER_ERROR (the item stays stored here).
-  const confirm = async () => {
-    const target = writes[writes.length - 1];
-    const count = writes.length / 3;
-    const w = barrier!.wait(target, count);
-    const applied = typeof w === "number" ? w : await w;
-    if (applied < target) {
-      const copy = out.buf.slice(0, out.length);
-      let from = 0, refused = 0;
-      out.length = 0;
-      for (let i = 0; i < writes.length; i += 3) {
-        // An error reply stays as it is (a too-large set also dropped the old item).
-        if (writes[i + 2] <= applied || isErrorReply(copy, writes[i])) continue;
-        out.bytes(copy, from, writes[i]);
-        if (copy[writes[i]] === BINARY_RESPONSE_MAGIC) refuseBinary(out, copy, writes[i]);
-        else out.bytes(REPLY.REPL_PEER_UNAVAILABLE);
-        from = writes[i + 1];
-        refused++;
-      }
-      out.bytes(copy, from, copy.length);
-      barrier!.refused(refused);
+  let need = 0; // bytes the unfinished request at rb.start needs in all (0: unknown)
+  let buffered = false; // requests wait in rb behind replies written first
+  let refusal = 0; // where the reply to a request whose data is being swallowed starts
+  /** Write the replies; with `keep`, only those before it (the rest stays queued). */
+  const flush = async (keep = -1) => {
+    if (out === null) return;
+    if (sync) keep = await sync.confirm(out, keep);
+    const n = keep < 0 ? out.length : keep;
+    if (n > 0) {
+      await writeAll(conn, out.buf.subarray(0, n));
+      stats.bytesWritten += n;
+      codec?.wrote();
     }
-    writes.length = 0;
+    if (n < out.length) out.shift(n);
+    else if (buffered) out.length = 0; // more replies follow at once: keep its grown size
+    else {
+      giveWriter(out);
+      out = null;
+    }
   };
-  let buffered = false; // requests may wait in rb behind a long reply
   try {
     while (action === Action.CONTINUE) {
       if (!buffered) {
         const before = rb.end - rb.start;
         const auth = session.auth;
-        const need = auth && !auth.authenticated && codec?.text !== false
+        // Binary clients pipeline without waiting: read them as memcached does, 16 KB at once
+        // (which replies a bad magic byte loses depends on how much one read took in).
+        const want = auth && !auth.authenticated && codec?.text !== false
           ? auth.need
-          : codec?.req.need ?? 0;
-        if (!await rb.fill(conn, need)) break;
+          : codec?.text === false
+          ? Math.max(need, BINARY_READ)
+          : need;
+        if (!await rb.fill(conn, want)) break;
         stats.bytesRead += rb.end - rb.start - before;
       }
       buffered = false;
+      need = 0;
       if (codec === null) {
         if (rb.end === rb.start) continue;
-        codec = pickCodec(engine, rb.buf[rb.start]);
+        codec = pickCodec(engine, rb.buf[rb.start], shared.req);
       }
       const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
@@ -148,6 +133,7 @@ export async function serveConnection(
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
+          out ??= takeWriter();
           const auth = session.auth;
           if (auth && !auth.authenticated && codec.text) {
             // Before login every byte goes to the login reader (memcached -Y / -S).
@@ -161,23 +147,24 @@ export async function serveConnection(
             continue;
           }
           const used = codec.parse(rb.buf, rb.start, rb.end, maxValue);
-          if (used === 0) break;
+          if (used === 0) {
+            need = req.need; // the Request is shared: keep what this connection waits for
+            break;
+          }
           if (used === PARSE_CLOSE) {
             codec.closing(out);
             action = Action.CLOSE;
             break;
           }
           rb.start += used;
-          if (barrier) {
-            const position = barrier.position(), at = out.length;
-            action = codec.execute(out, session);
-            // A write that answers (not noreply/quiet) waits for the peer.
-            if (barrier.position() !== position && out.length > at) {
-              writes.push(at, out.length, barrier.position());
-            }
-          } else action = codec.execute(out, session);
+          refusal = out.length;
+          sync?.before(out.length);
+          action = codec.execute(out, session);
+          sync?.after(out.length);
           if (req.swallow > 0) rb.skip(req.swallow);
-          if (session.more) {
+          else if (req.swallowLine) rb.skipLine();
+          // `mn` forces memcached to write back what is queued.
+          if (session.more !== null || out.length >= OUTPUT_LIMIT || req.op === Op.MN) {
             buffered = true;
             break;
           }
@@ -185,11 +172,19 @@ export async function serveConnection(
       } finally {
         engine.endBatch();
       }
-      // memcached sends nothing while it swallows a refused value: the reply waits for its end.
-      if (!rb.swallowing) await flush();
+      if (rb.swallowing && action === Action.CONTINUE && session.more === null) {
+        // memcached answers a refused value only once its bytes are swallowed: in text the
+        // replies before it go now, in binary nothing is sent until the swallow ends.
+        if (codec.text) await flush(refusal);
+        refusal = 0;
+        buffered = false;
+        continue;
+      }
+      await flush();
       // A long reply (metadump) comes in parts, one per hold of the cache, so
       // other threads and connections run in between and memory stays bounded.
-      while (session.more) {
+      while (session.more !== null) {
+        out ??= takeWriter();
         engine.beginBatch();
         try {
           if (session.more(out)) session.more = null;
@@ -202,6 +197,8 @@ export async function serveConnection(
   } catch (err) {
     if (!isDisconnect(err)) throw err;
   } finally {
+    if (out !== null) giveWriter(out);
+    rb.release();
     closeQuietly(conn);
   }
   return action;

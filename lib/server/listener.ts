@@ -5,7 +5,8 @@
  */
 
 import { Action, Engine, type EngineOptions } from "./commands.ts";
-import { serveConnection, type SyncBarrier } from "./connection.ts";
+import { serveConnection } from "./connection.ts";
+import type { SyncBarrier } from "./sync_replies.ts";
 import { closeQuietly, isDisconnect, writeAll } from "../transport/mod.ts";
 import { Authenticator, AuthSession } from "../auth/mod.ts";
 

@@ -19,7 +19,9 @@ export {
 } from "./commands.ts";
 export { BinaryExecutor } from "./binary.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
-export { type ConnectionHooks, serveConnection, type SyncBarrier } from "./connection.ts";
+export { type ConnectionHooks, OUTPUT_LIMIT, serveConnection } from "./connection.ts";
+export type { SyncBarrier } from "./sync_replies.ts";
+export { PrefixStats } from "./prefix_stats.ts";
 export { Server, type ServerOptions } from "./listener.ts";
 export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from "./stats.ts";
 export {

@@ -691,6 +691,24 @@ export class Store {
     }
     return -1;
   }
+  /**
+   * Visits the live items of slab class `cls`, most recently used first,
+   * until `fn` returns false (`stats cachedump`). Nothing moves meanwhile.
+   */
+  lruItems(cls: number, fn: (h: number) => boolean): void {
+    if (cls < 1 || cls >= this.#lruHead.length) return;
+    const arena = this.#arena;
+    arena.sync();
+    const now = this.#clock.now();
+    for (let h = this.#lruHead[cls]; h !== -1;) {
+      const i32 = arena.i32;
+      const w = arena.word(h);
+      const next = i32[w + W_NEXT];
+      if (!this.#dead(i32, w, now) && !fn(h)) return;
+      h = next;
+    }
+  }
+
   /** `stats slabs` rows for classes with pages. */
   slabStats(): ClassStats[] {
     const rows: ClassStats[] = [];

@@ -6,4 +6,4 @@
  */
 
 export { closeQuietly, errorText, type HostPort, isDisconnect, writeAll } from "./conn.ts";
-export { type Readable, ReadBuffer } from "./read_buffer.ts";
+export { BufferPool, type Readable, ReadBuffer } from "./read_buffer.ts";

@@ -3,10 +3,45 @@
  * replication links): one reused buffer that grows for a large request,
  * shrinks back after it, compacts instead of copying when it can, and
  * swallows data blocks of refused requests as they arrive.
+ *
+ * With a {@linkcode BufferPool}, an idle connection keeps only its small
+ * initial buffer: a read that fills it moves to a pooled one, which goes
+ * back to the pool once every received byte is parsed. Thousands of idle
+ * connections then cost a few KB each, and busy ones reuse the same few
+ * large buffers instead of allocating.
  * @module
  */
 
 const INITIAL = 16384;
+
+/** A free list of equally sized receive buffers, shared by one thread's connections. */
+export class BufferPool {
+  /** Size of every buffer handed out. */
+  readonly size: number;
+  #free: Uint8Array[] = [];
+  #keep: number;
+
+  /** Buffers of `size` bytes; at most `keep` idle ones are kept. */
+  constructor(size = INITIAL, keep = 64) {
+    this.size = size;
+    this.#keep = keep;
+  }
+
+  /** An idle buffer, or a new one. */
+  take(): Uint8Array {
+    return this.#free.pop() ?? new Uint8Array(this.size);
+  }
+
+  /** Return a buffer taken from {@linkcode take} (others are left to the GC). */
+  give(buf: Uint8Array): void {
+    if (buf.length === this.size && this.#free.length < this.#keep) this.#free.push(buf);
+  }
+
+  /** Idle buffers held now. */
+  get idle(): number {
+    return this.#free.length;
+  }
+}
 
 /** Anything with Deno.Conn's read. */
 export interface Readable {
@@ -23,16 +58,40 @@ export class ReadBuffer {
   /** End of received bytes. */
   end = 0;
   #swallow = 0;
+  #skipLine = false;
   #initial: number;
+  #small: Uint8Array;
+  #pool: BufferPool | null;
 
-  /** An empty buffer, optionally primed with bytes already received. */
-  constructor(initial = INITIAL, primed?: Uint8Array) {
+  /**
+   * An empty buffer, optionally primed with bytes already received; with a
+   * pool, larger buffers come from it (see the module doc).
+   */
+  constructor(initial = INITIAL, primed?: Uint8Array, pool: BufferPool | null = null) {
     this.#initial = initial;
+    this.#pool = pool;
     this.buf = new Uint8Array(Math.max(initial, (primed?.length ?? 0) * 2));
+    this.#small = this.buf;
     if (primed) {
       this.buf.set(primed);
       this.end = primed.length;
     }
+  }
+
+  /** True while bytes of a refused request are still to be discarded. */
+  get swallowing(): boolean {
+    return this.#swallow > 0 || this.#skipLine;
+  }
+
+  /** Discard the rest of the current line, through its newline, as it arrives. */
+  skipLine(): void {
+    this.#skipLine = true;
+  }
+
+  /** Give a pooled buffer back (the connection is closing). */
+  release(): void {
+    this.#giveBack();
+    this.start = this.end = 0;
   }
 
   /**
@@ -52,13 +111,15 @@ export class ReadBuffer {
     this.#swallow += n;
   }
 
-  /** Bytes of a refused request are still to come and be dropped. */
-  get swallowing(): boolean {
-    return this.#swallow > 0;
-  }
-
   /** Drop buffered bytes still to be swallowed; true when parsing may go on. */
   settle(): boolean {
+    if (this.#skipLine) {
+      const lf = this.buf.indexOf(10, this.start);
+      if (lf >= 0 && lf < this.end) {
+        this.start = lf + 1;
+        this.#skipLine = false;
+      } else this.start = this.end;
+    }
     if (this.#swallow > 0) {
       const take = Math.min(this.#swallow, this.end - this.start);
       this.#swallow -= take;
@@ -69,7 +130,17 @@ export class ReadBuffer {
 
   #makeRoom(need: number): void {
     const pending = this.end - this.start;
-    if (pending === 0) this.start = this.end = 0;
+    if (pending === 0) {
+      this.start = this.end = 0;
+      if (this.#pool !== null && need <= this.#small.length) {
+        this.#giveBack();
+        return;
+      }
+    }
+    if (this.#pool !== null) {
+      this.#makeRoomPooled(need, pending);
+      return;
+    }
     if (this.buf.length > 4 * this.#initial && pending < this.#initial && need < this.#initial) {
       // A large request has passed: give its memory back.
       const next = new Uint8Array(this.#initial);
@@ -88,6 +159,37 @@ export class ReadBuffer {
       this.start = 0;
       this.end = pending;
     }
+  }
+
+  /** Room with a pool: small buffer, else a pooled one, else one sized for the request. */
+  #makeRoomPooled(need: number, pending: number): void {
+    const pool = this.#pool as BufferPool;
+    const want = Math.max(need, pending + 1);
+    // A large request has passed: its buffer goes, the rest moves to a pooled one.
+    const oversized = this.buf.length > pool.size && want <= pool.size;
+    if (!oversized) {
+      if (this.end < this.buf.length && need <= this.buf.length - this.start) return;
+      if (want <= this.buf.length && this.start > 0) {
+        this.buf.copyWithin(0, this.start, this.end);
+        this.start = 0;
+        this.end = pending;
+        return;
+      }
+    }
+    const next = want <= pool.size
+      ? pool.take()
+      : new Uint8Array(need >= want ? need : Math.max(want, this.buf.length * 2));
+    next.set(this.buf.subarray(this.start, this.end));
+    const old = this.buf;
+    this.#replace(next, pending);
+    if (old !== this.#small) pool.give(old);
+  }
+
+  /** Back to the small buffer; a pooled one returns to the pool. */
+  #giveBack(): void {
+    if (this.buf === this.#small) return;
+    this.#pool?.give(this.buf);
+    this.buf = this.#small;
   }
 
   #replace(next: Uint8Array, pending: number): void {

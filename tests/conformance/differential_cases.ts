@@ -456,6 +456,102 @@ const misc: Case[] = [
   },
 ];
 
+/** Item 16 of issue 9: where memrep used to differ from memcached 1.6.18. */
+const edges: Case[] = [
+  {
+    name: "a NUL byte ends the command line (memcached reads it as a C string)",
+    steps: [
+      "set a\x00b 0 0 1\r\nx\r\n",
+      "get a\x00b\r\n",
+      "set \x00 0 0 1\r\nx\r\n",
+      set("a", "1") + "get a\x00b\r\nget x \x00 a\r\n",
+      "mg a\x00b v\r\nms a\x00b 1\r\nx\r\n",
+      "delete a\x00junk\r\nincr a\x00b 1\r\ntouch a\x00b 1\r\n",
+      "set n 0 0 1\x00junk\r\ny\r\nget n\r\n",
+      "\x00version\r\n",
+    ],
+  },
+  {
+    name: "stats cachedump: arguments, bad class ids, an empty class",
+    steps: [
+      "stats cachedump\r\n",
+      "stats cachedump 1\r\n",
+      "stats cachedump a b\r\n",
+      "stats cachedump 1 x\r\n",
+      "stats cachedump -1 0\r\n",
+      "stats cachedump 64 0\r\nstats cachedump 4294967360 0\r\n",
+      "stats cachedump 63 0\r\nstats cachedump 0 0\r\nstats cachedump 40 0 extra\r\n",
+    ],
+  },
+  {
+    name: "stats detail on, dump, off; prefixes counted for get, set, delete",
+    steps: [
+      "stats detail\r\nstats detail bogus\r\n",
+      "stats detail dump\r\n",
+      "stats detail on\r\n",
+      set("a:1", "x") + "get a:1 c:2 nocolon\r\n" + set("e:f", "z") + "delete a:1\r\n",
+      "gets a:1\r\ngat 0 e:f\r\nmg m:1 v\r\n" + ms("m:2", "v"),
+      "stats detail dump\r\n",
+      "stats detail off\r\nget a:1\r\nstats detail dump\r\n",
+      "stats detail on extra\r\nstats reset\r\nstats detail dump\r\nstats detail off\r\n",
+    ],
+  },
+  {
+    name: "lru_crawler metadump with bad or empty class lists",
+    // One per step (memcached may refuse a metadump behind queued replies),
+    // refusals only: memcached runs a started dump on another thread, so
+    // commands pipelined after it come back in no fixed order, and an empty
+    // list (NOTSTARTED) wedges its crawler for later dumps.
+    steps: [
+      "lru_crawler metadump 0\r\n",
+      "lru_crawler metadump 64\r\n",
+      "lru_crawler metadump abc\r\n",
+      "lru_crawler metadump -1\r\n",
+      "lru_crawler metadump 1,abc\r\n",
+      "lru_crawler metadump 1x\r\n",
+      "lru_crawler metadump\r\nlru_crawler metadump all extra\r\n",
+    ],
+  },
+  {
+    name: "a refused too-large set is answered once its data is swallowed",
+    steps: [
+      { send: "set big 0 0 2000000\r\n", mode: "idle" },
+      { send: "x".repeat(1000000), mode: "idle" },
+      { send: "x".repeat(1000000), mode: "idle" },
+      { send: "\r\n", mode: "idle" },
+      "get big\r\n",
+    ],
+  },
+  {
+    name: "replies before a too-large ms go at once, its refusal once its data is swallowed",
+    steps: [
+      { send: "get nokey\r\nms big 2000000 T0\r\n" + "x".repeat(100), mode: "idle" },
+      { send: "x".repeat(1999900) + "\r\n", mode: "idle" },
+      "mg big v\r\n",
+    ],
+  },
+  {
+    name: "a get line decided before its newline is answered once the newline comes",
+    steps: [
+      set("a", "1"),
+      { send: "get a " + "k".repeat(3000), mode: "idle" },
+      { send: "k".repeat(3000), mode: "idle" },
+      { send: "\r\nget a\r\n", mode: "idle" },
+      { send: "get a\x00" + "b ".repeat(2000), mode: "idle" },
+      { send: "b".repeat(5000) + "\r\nversion\r\n", mode: "idle" },
+      { send: "gets a " + "x ".repeat(1500) + "\x00" + "y".repeat(300), mode: "idle" },
+      { send: "\n", mode: "idle" },
+    ],
+  },
+  {
+    name: "a 10 MB get line without a newline keeps the connection",
+    steps: [
+      { send: "get " + "k".repeat(10_000_000), mode: "idle", idleMs: 500 },
+      { send: "\r\nversion\r\n", mode: "idle", idleMs: 500 },
+    ],
+  },
+];
+
 const metaGet: Case[] = [
   { name: "mn answers MN", steps: ["mn\r\n"] },
   {
@@ -812,6 +908,7 @@ export const CASES: Case[] = [
   ...del,
   ...flush,
   ...misc,
+  ...edges,
   ...metaGet,
   ...metaSet,
   ...metaDelete,

@@ -85,7 +85,7 @@ Deno.test({
     try {
       const r = await c.request("set k 0 0 2\r\nv1");
       match(r, /^SERVER_ERROR /);
-      equal(await c.request("version"), "VERSION 1.6.18-memrep\r\n");
+      equal(await c.request("version"), "VERSION 1.6.18\r\n");
       ok(!proxy.exited());
     } finally {
       await c.close();

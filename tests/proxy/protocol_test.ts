@@ -78,7 +78,7 @@ withCluster("pipelined requests are answered in order", async (c) => {
     want += `VALUE p:${i} 0 ${String(i).length}\r\n${i}\r\nEND\r\n`;
   }
   batch += "version\r\nmn\r\n";
-  want += "VERSION 1.6.18-memrep\r\nMN\r\n";
+  want += "VERSION 1.6.18\r\nMN\r\n";
   await c.send(batch);
   const got = await c.readUntilText((b) => b.length >= want.length ? want.length : -1, 10_000);
   equal(got, want);

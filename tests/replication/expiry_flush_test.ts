@@ -73,14 +73,15 @@ Deno.test("flush_all replicates, now and delayed, and keeps the peer's later wri
     // A write older than the flush arriving late would be refused (unit-tested);
     // here: delayed flush empties both when its time comes.
     await cb.set("doomed", enc.encode("x"));
-    await cb.flushAll(2);
+    await cb.flushAll(5); // long enough that a loaded machine still checks before it
+
     await settled(a, b);
     equal((await ca.getOne("doomed"))?.value.length, 1, "still there before the delay");
     await waitUntil(
       async () =>
         (await ca.getOne("doomed")) === undefined && (await cb.getOne("doomed")) === undefined,
       "delayed flush on both",
-      6000,
+      12_000,
     );
     equal(await ca.getOne("after-flush"), undefined);
     // memcached also drops what is written in the very second a delayed flush takes effect.

@@ -43,7 +43,7 @@ Deno.test("a peer sending out-of-range versions is refused change by change; the
     const now = versionAt(Date.now());
     const ahead = versionAt(Date.now() + 10 * 86_400_000); // ten days ahead
     await peer.send(
-      `COPY fs1 0 0 ${HUGE}\r\nCOPIED 0\r\n` +
+      `COPY fs1 0 0 ${HUGE} 0 1\r\nCOPIED 0\r\n` +
         `S bad1 0 0 9007199254740993 0 0 1\r\nx\r\n` +
         `S bad2 0 0 ${ahead} 0 0 1\r\nx\r\n` +
         `S bad3 0 0 ${now} 0 ${HUGE} 1\r\nx\r\n` +

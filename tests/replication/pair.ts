@@ -194,3 +194,30 @@ export async function missingKeys(node: Node, keys: string[]): Promise<string[]>
   }
   return missing;
 }
+
+/** Every live item of a node from `lru_crawler metadump` alone: key → "cas:exp:size" (fast, for big stores). */
+export async function dump(node: Node): Promise<Map<string, string>> {
+  const c = await client(node);
+  try {
+    const out = new Map<string, string>();
+    for await (const e of c.metadump()) out.set(latin1(e.key), `${e.cas}:${e.exp}:${e.size}`);
+    return out;
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * Both nodes hold the same keys with the same versions, expiry and size
+ * (equal versions are the same write, so the values agree); returns A's dump.
+ */
+export async function sameDump(a: Node, b: Node): Promise<Map<string, string>> {
+  const [da, db] = await Promise.all([dump(a), dump(b)]);
+  const diff: string[] = [];
+  for (const [k, v] of da) if (db.get(k) !== v) diff.push(`${k}: A=${v} B=${db.get(k)}`);
+  for (const [k, v] of db) if (!da.has(k)) diff.push(`${k}: A=undefined B=${v}`);
+  if (diff.length > 0) {
+    throw new Error(`nodes differ on ${diff.length} keys:\n${diff.slice(0, 10).join("\n")}`);
+  }
+  return da;
+}

@@ -6,7 +6,7 @@
 import { deepEqual, equal, ok } from "../helpers/assert.ts";
 import { Writer } from "../../lib/protocol/mod.ts";
 import { Store } from "../../lib/store/mod.ts";
-import { Backlog } from "../../lib/replication/backlog.ts";
+import { AgreedVersions, Backlog } from "../../lib/replication/backlog.ts";
 import { Applied, Merger } from "../../lib/replication/merge.ts";
 import {
   BIT_BINARY_KEY,
@@ -17,7 +17,12 @@ import {
   writeFlushFrame,
   writeItemFrame,
 } from "../../lib/replication/stream.ts";
-import { Snapshot } from "../../lib/replication/snapshot.ts";
+import {
+  COPY_WINDOW,
+  IncomingCopy,
+  OutgoingCopy,
+  Snapshot,
+} from "../../lib/replication/snapshot.ts";
 import { HybridClock, versionAt, versionTime } from "../../lib/replication/versions.ts";
 
 const enc = new TextEncoder();
@@ -118,7 +123,7 @@ Deno.test("frames: item, delete, flush and control frames round-trip through the
   const bin = new Uint8Array([0, 32, 10, 13, 255, 128]);
   writeDeleteFrame(out, VERB.D, bin, 0, bin.length, 12345);
   writeFlushFrame(out, 777, START_UNIX + 5);
-  out.text("ACK 99\r\nCOPY abc 10 20 30\r\n");
+  out.text("ACK 99\r\nCOPY abc 10 20 30 40 50\r\nMARK 3\r\nCACK 3\r\nCDONE 50\r\n");
   const p = new FrameParser();
   const buf = out.view();
   let off = 0;
@@ -142,17 +147,43 @@ Deno.test("frames: item, delete, flush and control frames round-trip through the
       equal(p.version, 12345);
     }
     if (p.kind === Frame.FLUSH) deepEqual([p.version, p.exp], [777, START_UNIX + 5]);
-    if (p.kind === Frame.COPY) deepEqual([p.text, ...p.nums.slice(0, 3)], ["abc", 10, 20, 30]);
+    if (p.kind === Frame.COPY) {
+      deepEqual([p.text, ...p.nums.slice(0, 5)], ["abc", 10, 20, 30, 40, 50]);
+    }
+    if (p.kind === Frame.MARK || p.kind === Frame.COPY_ACK) equal(p.nums[0], 3);
+    if (p.kind === Frame.COPY_DONE) equal(p.nums[0], 50);
     off += n;
   }
-  deepEqual(kinds, [Frame.ITEM, Frame.DELETE, Frame.FLUSH, Frame.ACK, Frame.COPY]);
+  deepEqual(kinds, [
+    Frame.ITEM,
+    Frame.DELETE,
+    Frame.FLUSH,
+    Frame.ACK,
+    Frame.COPY,
+    Frame.MARK,
+    Frame.COPY_ACK,
+    Frame.COPY_DONE,
+  ]);
 });
 
 Deno.test("frames: random bytes never throw and never pass as a frame with a bad length", () => {
   const p = new FrameParser();
   let seed = 7;
   const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / 0x1000000;
-  const words = ["S ", "D ", "F ", "CS ", "ACK ", "COPY ", "PING ", "RESUME ", "x"];
+  const words = [
+    "S ",
+    "D ",
+    "F ",
+    "CS ",
+    "ACK ",
+    "COPY ",
+    "PING ",
+    "RESUME ",
+    "MARK ",
+    "CACK ",
+    "CDONE ",
+    "x",
+  ];
   for (let i = 0; i < 5000; i++) {
     const parts: string[] = [];
     for (let j = 0; j < 1 + rnd() * 8; j++) {
@@ -284,4 +315,91 @@ Deno.test("snapshot: a full copy holds every item and tombstone, applied elsewhe
     equal(casOf(b.store, `k${i}`), casOf(a.store, `k${i}`));
   }
   equal(value(b.store, "gone"), undefined);
+});
+
+Deno.test("agreed versions: only versions of changes the peer applied count, conservatively", () => {
+  const av = new AgreedVersions();
+  equal(av.upTo(0), 0);
+  // Changes of versions 100, 200, 300 at offsets 0, 10, 20 (1 ms apart), stream end 30.
+  av.note(0, 100, 0);
+  av.note(10, 200, 1);
+  av.note(20, 300, 2);
+  av.note(25, 400, 2.5); // same millisecond: not sampled, covered by the sample before
+  equal(av.upTo(0), 99); // nothing applied: only what came before version 100
+  equal(av.upTo(15), 199);
+  equal(av.upTo(22), 299); // the change at 25 (400) is not known applied
+  av.acked(10);
+  equal(av.upTo(5), 0, "older than what is tracked: nothing is known");
+  equal(av.upTo(10), 199);
+  // Caught up with everything while the clock stands at 500: all up to 500 agreed.
+  av.caughtUp(30, 500);
+  equal(av.upTo(30), 500);
+  av.note(30, 600, 10);
+  equal(av.upTo(30), 599); // the change at 30 has version 600
+  equal(av.upTo(40), 599);
+});
+
+Deno.test("full copy marks: one bit per item handle, any handle", () => {
+  const ic = new IncomingCopy("s", 1, 100, 50);
+  const handles = [0, 1, 31, 32, 33, 32767, 32768, (500 << 15) | 77, (1 << 29) + 5];
+  for (const h of handles) ok(!ic.marked(h));
+  for (const h of handles) ic.mark(h);
+  for (const h of handles) ok(ic.marked(h), `handle ${h}`);
+  ok(!ic.marked(2) && !ic.marked(34) && !ic.marked((500 << 15) | 78));
+});
+
+Deno.test("full copy sweep: drops unmentioned items up to the agreed version, keeps newer ones", () => {
+  const { store } = setup();
+  const old = [put(store, "old-mentioned", "1"), put(store, "old-gone", "2")];
+  const agreed = store.cas(old[1]);
+  put(store, "newer", "3"); // written after the agreed point
+  const ic = new IncomingCopy("s", 1, agreed, 0);
+  ic.mark(old[0]);
+  let cursor = 0;
+  while (cursor >= 0) cursor = ic.sweep(store, cursor, 1);
+  equal(ic.dropped, 1);
+  equal(value(store, "old-mentioned"), "1");
+  equal(value(store, "old-gone"), undefined);
+  equal(value(store, "newer"), "3");
+});
+
+Deno.test("merge: a full copy's item the receiver lacks is refused up to the floor (it removed it)", () => {
+  const { merger, hlc } = setup();
+  const v = hlc.tick();
+  equal(applyFloor(merger, "gone", v, v), Applied.IGNORED);
+  equal(applyFloor(merger, "fresh", v + 16, v), Applied.CHANGED);
+  // An item it has is merged as usual whatever the floor.
+  equal(applyFloor(merger, "fresh", v + 32, v + 64), Applied.CHANGED);
+});
+
+function applyFloor(m: Merger, key: string, version: number, floor: number): number {
+  const k = enc.encode(key), b = enc.encode("v");
+  return m.applyItem(k, 0, k.length, b, 0, b.length, 0, 0, version, 0, 0, floor);
+}
+
+Deno.test("outgoing copy: a resumed copy goes on from the last acknowledged chunk", () => {
+  const a = setup();
+  for (let i = 0; i < 10_000; i++) put(a.store, `key${i}`, "x".repeat(100));
+  const copy = new OutgoingCopy("peer", 1, 0, 0, new Snapshot(a.store, a.merger, START_UNIX));
+  const out = new Writer(1 << 16);
+  const seqs: number[] = [];
+  while (copy.canSend) {
+    out.length = 0;
+    ok(!copy.snapshot.fill(out, 16384));
+    seqs.push(copy.mark());
+  }
+  equal(seqs.length, COPY_WINDOW, "the window bounds the unacknowledged chunks");
+  copy.acked(seqs[1]);
+  ok(copy.canSend);
+  const ackedItems = copy.snapshot.items;
+  copy.resume(); // the link dropped: chunks 3.. are sent again
+  ok(copy.snapshot.items < ackedItems && copy.snapshot.items > 0);
+  let total = copy.snapshot.items;
+  for (;;) {
+    out.length = 0;
+    const done = copy.snapshot.fill(out, 16384);
+    total = copy.snapshot.items;
+    if (done) break;
+  }
+  equal(total, 10_000, "every item is covered once counted from the resume point");
 });

@@ -10,10 +10,12 @@ import {
   equal,
   equalBytes,
   freePort,
+  ignoreUnless,
   match,
   memrepCommand,
   ok,
   runMemrep,
+  startMemcached,
   startMemrep,
 } from "../helpers/mod.ts";
 
@@ -310,7 +312,7 @@ Deno.test("serve on a port that is taken exits with code 2, with one thread or s
       match(r.stderr, /cannot listen on 127\.0\.0\.1:\d+: .*in use/i);
     }
     const c = await connect(first.port);
-    equal(await c.request("version"), "VERSION 1.6.18-memrep\r\n");
+    equal(await c.request("version"), "VERSION 1.6.18\r\n");
     await c.close();
   } finally {
     await first.stop();
@@ -340,4 +342,59 @@ Deno.test("serve prepend on the LRU tail under -m 1 keeps its source intact", as
     await c.close();
     await server.stop();
   }
+});
+
+Deno.test({
+  name:
+    "serve answers version exactly as memcached 1.6.18 and reports its own in stats memrep_version",
+  ignore: ignoreUnless("serve version", ["memcached"]),
+  async fn() {
+    const ref = await startMemcached([]);
+    const server = await startMemrep(["serve", "-U", "0"]);
+    const a = await connect(ref.port), b = await connect(server.port);
+    try {
+      equal(await b.request("version"), await a.request("version"));
+      equal(await b.request("version"), "VERSION 1.6.18\r\n");
+      match((await b.stats()).get("memrep_version") ?? "", /^\d+\.\d+\.\d+/);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await Promise.all([ref.stop(), server.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name: "serve stats cachedump lists every class's keys, so memcdump dumps them",
+  ignore: ignoreUnless("serve memcdump", ["memcdump"]),
+  async fn() {
+    const server = await startMemrep(["serve", "-U", "0"]);
+    const c = await connect(server.port);
+    try {
+      const keys = new Set<string>();
+      const seed = Math.floor(Math.random() * 1e9);
+      for (let i = 0; i < 300; i++) {
+        const key = `dump:${seed}:${i}`;
+        keys.add(key);
+        const v = "x".repeat((i * 97) % 5000); // many slab classes
+        await c.send(`set ${key} 0 0 ${v.length} noreply\r\n${v}\r\n`);
+      }
+      // A base64 (binary) key is left out, as memcached does.
+      await c.send("ms AAE= 1 b q\r\nx\r\n");
+      equal(await c.request("mn"), "MN\r\n");
+      const one = await c.request("stats cachedump 1 0", "END\r\n");
+      match(one, /^(ITEM \S+ \[\d+ b; 0 s\]\r\n)*END\r\n$/);
+      const out = await new Deno.Command("memcdump", {
+        args: [`--servers=127.0.0.1:${server.port}`],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const listed = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "");
+      equal(listed.length, keys.size, "each key once, the binary one left out");
+      equal(listed.filter((k) => !keys.has(k)).length, 0, "no unknown keys");
+    } finally {
+      await c.close();
+      await server.stop();
+    }
+  },
 });

@@ -100,3 +100,29 @@ Deno.test("serve -t 3: stats reset from one connection resets the counters of ev
     await server.stop();
   }
 });
+
+Deno.test("serve -t 3: stats detail counts every thread's connections into one table", async () => {
+  const server = await startThreads(3);
+  const conns: TestConn[] = [];
+  try {
+    for (let i = 0; i < 24; i++) conns.push(await connect(server.port));
+    equal(await conns[5].request("stats detail on"), "OK\r\n");
+    equal(await conns[0].request("set p:k 0 0 1\r\nx"), "STORED\r\n");
+    for (const c of conns) {
+      equal(await c.request("get p:k q:k", "END\r\n"), "VALUE p:k 0 1\r\nx\r\nEND\r\n");
+    }
+    await conns[9].request("delete p:k");
+    const want =
+      "PREFIX q get 24 hit 0 set 0 del 0\r\nPREFIX p get 24 hit 24 set 1 del 1\r\nEND\r\n";
+    for (const c of conns) {
+      const dump = await c.request("stats detail dump", "END\r\n");
+      equal(dump.split("\r\n").sort().join(), want.split("\r\n").sort().join());
+    }
+    equal(await conns[17].request("stats detail off"), "OK\r\n");
+    for (const c of conns) await c.request("get p:k", "END\r\n");
+    ok((await conns[2].request("stats detail dump", "END\r\n")).includes("PREFIX p get 24 "));
+  } finally {
+    for (const c of conns) await c.close();
+    await server.stop();
+  }
+});

@@ -34,6 +34,11 @@ export interface ReplySink {
 export interface RouterOptions {
   /** Look in the backups when a primary answers a miss (default on). */
   missFallback: boolean;
+  /**
+   * Answer a write only once every backup that is up acknowledged (or
+   * failed) its copy, instead of as soon as the primary answered.
+   */
+  syncBackups?: boolean;
 }
 
 /** What the connection should do after a request. */
@@ -71,15 +76,17 @@ export function copyOf(p: Uint8Array): Uint8Array {
 
 /** The shared state and request plumbing of the router. */
 export class RouterCore {
-  /** Primaries (-s), in order. */
-  readonly servers: readonly Backend[];
-  /** Backups (-b), in order. */
-  readonly backups: readonly Backend[];
+  /** Primaries (-s), in order (swapped by a config reload). */
+  servers: readonly Backend[];
+  /** Backups (-b), in order (swapped by a config reload). */
+  backups: readonly Backend[];
   /** Counters. */
   readonly stats: ProxyStats;
   /** Look in the backups when a primary answers a miss. */
-  readonly missFallback: boolean;
-  readonly #dist: Distribution;
+  missFallback: boolean;
+  /** Writes are answered after their copies (see {@linkcode RouterOptions.syncBackups}). */
+  syncBackups: boolean;
+  #dist: Distribution;
   /**
    * Bumped by every immediate flush_all. Backups are flushed when the
    * request arrives, so copies of writes made before it (issued later, on
@@ -105,6 +112,25 @@ export class RouterCore {
     this.#dist = dist;
     this.stats = stats;
     this.missFallback = options.missFallback;
+    this.syncBackups = options.syncBackups ?? false;
+  }
+
+  /**
+   * Swap the backends and the placement (a config reload): requests from
+   * now on use the new ones; requests in flight finish on the backends they
+   * were sent to.
+   */
+  reconfigure(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    options: RouterOptions,
+  ): void {
+    this.servers = servers;
+    this.backups = backups;
+    this.#dist = dist;
+    this.missFallback = options.missFallback;
+    this.syncBackups = options.syncBackups ?? false;
   }
 
   /** The primary of the key `buf[start, end)`. */

@@ -98,8 +98,10 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   };
   const done = (r: Reply | null) => {
     if (r !== null && r.kind === success) {
-      toBackups();
-      answer(r.bytes);
+      const copies = toBackups();
+      // --backup-writes sync: answered once every backup answered too.
+      if (core.syncBackups) Promise.all(copies).then(() => answer(r.bytes));
+      else answer(r.bytes);
       return;
     }
     fromBackups(r).then(answer, () => core.noBackend(sink, ticket));

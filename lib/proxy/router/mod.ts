@@ -51,14 +51,11 @@ export { Next, type ReplySink, type RouterOptions } from "./core.ts";
 
 /** Routes parsed client requests to backends. */
 export class Router {
-  /** Primaries (-s), in order. */
-  readonly servers: readonly Backend[];
-  /** Backups (-b), in order. */
-  readonly backups: readonly Backend[];
   /** Counters. */
   readonly stats: ProxyStats;
   readonly #core: RouterCore;
   readonly #version: Uint8Array;
+  #refiller: Refiller | undefined;
 
   /** A router over started backends. */
   constructor(
@@ -69,16 +66,43 @@ export class Router {
     options: RouterOptions,
     version: string,
   ) {
-    this.servers = servers;
-    this.backups = backups;
     this.stats = stats;
-    const core = this.#core = new RouterCore(servers, backups, dist, stats, options);
-    if (backups.length > 0) {
-      const refiller = new Refiller(core);
-      for (const b of backups) b.onReturn = (b, info) => refiller.backupReturned(b, info);
-      for (const s of servers) s.onReturn = () => refiller.primaryReturned();
-    }
+    this.#core = new RouterCore(servers, backups, dist, stats, options);
+    this.#wire();
     this.#version = ascii(`VERSION ${version}\r\n`);
+  }
+
+  /** Primaries (-s), in order. */
+  get servers(): readonly Backend[] {
+    return this.#core.servers;
+  }
+
+  /** Backups (-b), in order. */
+  get backups(): readonly Backend[] {
+    return this.#core.backups;
+  }
+
+  /**
+   * Swap the backends and the placement (a config reload, see pools.ts):
+   * new requests use them, requests in flight finish where they were sent.
+   */
+  reconfigure(
+    servers: readonly Backend[],
+    backups: readonly Backend[],
+    dist: Distribution,
+    options: RouterOptions,
+  ): void {
+    this.#core.reconfigure(servers, backups, dist, options);
+    this.#wire();
+  }
+
+  /** Returning backends start the refills of the backups. */
+  #wire(): void {
+    const core = this.#core;
+    if (core.backups.length === 0) return;
+    const refiller = this.#refiller ??= new Refiller(core);
+    for (const b of core.backups) b.onReturn = (b, info) => refiller.backupReturned(b, info);
+    for (const s of core.servers) s.onReturn = () => refiller.primaryReturned();
   }
 
   /**

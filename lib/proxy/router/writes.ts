@@ -210,11 +210,17 @@ function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number
         written(core, ctx, target, index, new Reply(parser, buf, start, length), null);
         return;
       }
+      const quiet = (ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, k);
+      if (core.syncBackups && core.backups.length > 0) {
+        // Answered once the copies are acknowledged: the reply outlives the frame.
+        const reply = quiet ? EMPTY_PARTS : carveCopy(buf, start, start + length);
+        copyToBackups(core, ctx, index, null, false, () => ctx.sink.fill(ctx.ticket, reply));
+        return;
+      }
       // The common case without a Reply copy: copy to backups, relay the frame.
       copyToBackups(core, ctx, index, null);
-      if ((ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, k)) {
-        ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
-      } else ctx.sink.fillFrame(ctx.ticket, buf, start, length);
+      if (quiet) ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
+      else ctx.sink.fillFrame(ctx.ticket, buf, start, length);
     }, failed);
   }
 }
@@ -229,8 +235,11 @@ function written(
 ): void {
   const k = r.kind;
   if (isSuccess(k)) {
-    copyToBackups(core, ctx, index, item);
-    answer(ctx, r);
+    if (core.syncBackups) copyToBackups(core, ctx, index, item, false, () => answer(ctx, r));
+    else {
+      copyToBackups(core, ctx, index, item);
+      answer(ctx, r);
+    }
     return;
   }
   if (k === ReplyKind.SERVER_ERROR && (ctx.op === Op.SET || ctx.op === Op.MS)) {
@@ -282,7 +291,8 @@ async function repairThenRetry(
 
 /**
  * Write the result of a successful write to every backup but the one that
- * took it; with `gone`, delete the key there instead.
+ * took it; with `gone`, delete the key there instead. `done` runs once
+ * every copy sent was answered or failed (at once when none was sent).
  */
 function copyToBackups(
   core: RouterCore,
@@ -290,9 +300,13 @@ function copyToBackups(
   except: number,
   item: Reply | null,
   gone = false,
+  done?: () => void,
 ): void {
   const backups = core.backups;
-  if (backups.length === 0 || ctx.epoch !== core.epoch) return;
+  if (backups.length === 0 || ctx.epoch !== core.epoch) {
+    done?.();
+    return;
+  }
   let parts: readonly Uint8Array[];
   let op: OpCode;
   if (gone) {
@@ -314,6 +328,11 @@ function copyToBackups(
     parts = deleteLine(ctx.keyToken, ctx.binary);
     op = Op.MD;
   }
+  // One more than the copies in flight, released after the loop: `done` cannot run early.
+  let pending = 1;
+  const settled = done === undefined ? undefined : () => {
+    if (--pending === 0) done();
+  };
   for (let i = 0; i < backups.length; i++) {
     if (i === except) continue;
     const b = backups[i];
@@ -321,15 +340,19 @@ function copyToBackups(
       b.markDirty(ctx.key);
       continue;
     }
+    pending++;
     core.callFrame(b, op, parts, (buf, start, length, parser) => {
       if (isErrorKind(parser.kind)) {
         core.backupWriteFailed(b, decodeAscii(buf, start, start + Math.min(length, 200)).trim());
       }
+      settled?.();
     }, (e) => {
       b.markDirty(ctx.key);
       core.backupWriteFailed(b, errorText(e));
+      settled?.();
     });
   }
+  settled?.();
 }
 
 function answer(ctx: WriteCtx, r: Reply): void {

@@ -1,0 +1,158 @@
+/**
+ * `memrep proxy -c nutcracker.yml`: every pool of a nutcracker config in
+ * one process, `-t`/`--check-config` to validate a file, SIGHUP to reload
+ * it, and nutcracker's JSON stats port.
+ * @module
+ */
+
+import {
+  ConfigError,
+  loadConfig,
+  type PoolAccess,
+  type PoolConfig,
+  PROXY_VERSION,
+  ProxyPools,
+  StatsPort,
+} from "../proxy/mod.ts";
+import { log } from "../log.ts";
+import { errorText } from "../transport/mod.ts";
+import { type FlagValues, intFlag, stringFlag, UsageError } from "./flags.ts";
+
+/** nutcracker's default stats port. */
+const NC_STATS_PORT = 22222;
+
+/** Flags that only make sense with -s/-b (magent mode). */
+const MAGENT_ONLY = [
+  "server",
+  "backup",
+  "port",
+  "listen",
+  "max-conns",
+  "ketama",
+  "hash",
+  "backup-writes",
+  "no-miss-fallback",
+];
+
+/** What `-t` prints for a valid file, like nutcracker. */
+function syntaxOk(path: string, pools: readonly PoolConfig[]): string {
+  return `memrep proxy: configuration file '${path}' syntax is ok (${pools.length} pools: ` +
+    `${pools.map((p) => p.name).join(", ")})`;
+}
+
+/** The pools of `path`, or a usage error (bad file, or flags that contradict -c). */
+export async function checkConfig(v: FlagValues, path: string): Promise<PoolConfig[]> {
+  const port = stringFlag(v, "port");
+  if (port !== undefined && !/^\d+$/.test(port)) {
+    throw new UsageError(
+      `memrep proxy: -p is magent's port, not nutcracker's pid file ('${port}'): pid files are not supported`,
+    );
+  }
+  for (const f of MAGENT_ONLY) {
+    if (v[f] !== undefined) {
+      throw new UsageError(
+        `memrep proxy: --${f} cannot be combined with -c (the config file sets pools, listen addresses and servers)`,
+      );
+    }
+  }
+  try {
+    return await loadConfig(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      throw new UsageError(`memrep proxy: ${err.message}`);
+    }
+    throw err;
+  }
+}
+
+/** Run the config-file mode; resolves with the exit code. */
+export async function configMain(
+  v: FlagValues,
+  path: string,
+  access: PoolAccess = {},
+): Promise<number> {
+  const configs = await checkConfig(v, path);
+  if (v["test-conf"] || v["check-config"]) {
+    console.log(syntaxOk(path, configs));
+    return 0;
+  }
+  const statsPort = intFlag(v, "stats-port", NC_STATS_PORT, 0, 65535);
+  const statsAddr = stringFlag(v, "stats-addr") ?? "0.0.0.0";
+  intFlag(v, "stats-interval", 30_000, 1, 2 ** 31 - 1); // validated; counters are live
+  for (const c of configs) {
+    if (c.serverConnections > 1) {
+      log.info(
+        `memrep proxy: pool '${c.name}': server_connections ${c.serverConnections}: ` +
+          "memrep keeps one pipelined connection per server",
+      );
+    }
+  }
+
+  const pools = new ProxyPools(PROXY_VERSION, access);
+  const stop = () => pools.stop();
+  let reloading = Promise.resolve();
+  const reload = () => {
+    reloading = reloading.then(() => reloadFrom(path, pools));
+  };
+  const signals = [["SIGINT", stop], ["SIGTERM", stop], ["SIGHUP", reload]] as const;
+  for (const [signal, fn] of signals) {
+    try {
+      Deno.addSignalListener(signal, fn);
+    } catch { /* not on this OS */ }
+  }
+  let stats: StatsPort | undefined;
+  try {
+    try {
+      pools.start(configs);
+    } catch (err) {
+      throw new UsageError(`memrep proxy: cannot listen: ${errorText(err)}`);
+    }
+    try {
+      stats = new StatsPort(statsAddr, statsPort, pools, PROXY_VERSION);
+    } catch (err) {
+      pools.stop();
+      throw new UsageError(
+        `memrep proxy: cannot listen on stats port ${statsAddr}:${statsPort}: ${errorText(err)}`,
+      );
+    }
+    for (const p of pools.pools.values()) {
+      log.info(
+        `memrep proxy: pool '${p.config.name}' listening on ${p.config.listen.host}:${p.server.port}, ` +
+          `${p.config.servers.length} servers, ${p.config.backups.length} backups, ` +
+          `${p.config.distribution}/${p.config.hash}`,
+      );
+    }
+    log.info(`memrep proxy: stats on ${statsAddr}:${stats.port}`);
+    await pools.finished;
+    await reloading;
+  } finally {
+    stats?.close();
+    for (const [signal, fn] of signals) {
+      try {
+        Deno.removeSignalListener(signal, fn);
+      } catch { /* not on this OS */ }
+    }
+  }
+  return 0;
+}
+
+/** SIGHUP: read the file again; a bad file leaves the running config as it is. */
+async function reloadFrom(path: string, pools: ProxyPools): Promise<void> {
+  let configs: PoolConfig[];
+  try {
+    configs = await loadConfig(path);
+  } catch (err) {
+    log.warn(`memrep proxy: reload refused, keeping the running config: ${errorText(err)}`);
+    return;
+  }
+  try {
+    const r = pools.reload(configs);
+    log.warn(
+      `memrep proxy: reloaded '${path}': ${r.changed.length} pools updated` +
+        (r.added.length ? `, added ${r.added.join(", ")}` : "") +
+        (r.removed.length ? `, removed ${r.removed.join(", ")}` : ""),
+    );
+  } catch (err) {
+    log.warn(`memrep proxy: reload refused, keeping the running config: ${errorText(err)}`);
+  }
+}

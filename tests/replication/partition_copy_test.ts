@@ -1,0 +1,153 @@
+/**
+ * A full copy after a long partition leaves both nodes with the same
+ * contents: more deletes than the tombstone limit are not undone (the
+ * receiver drops what the sender no longer has and both had agreed on),
+ * and writes made on either side during the partition survive, the newer
+ * one winning.
+ */
+
+import { equal, ok } from "../helpers/assert.ts";
+import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
+import { client, fill, type Node, replStat, sameContents, settled, startNode } from "./pair.ts";
+
+const enc = new TextEncoder();
+
+/** Pipelined sets of `keys` on `node`, value `value-<key>`. */
+async function setAll(node: Node, keys: string[], tag: string): Promise<void> {
+  const c = await client(node);
+  try {
+    for (let i = 0; i < keys.length; i += 1000) {
+      await Promise.all(keys.slice(i, i + 1000).map((k) => c.set(k, enc.encode(`${tag}-${k}`))));
+    }
+  } finally {
+    c.close();
+  }
+}
+
+/** Pipelined deletes of `keys` on `node`. */
+async function deleteAll(node: Node, keys: string[]): Promise<void> {
+  const c = await client(node);
+  try {
+    for (let i = 0; i < keys.length; i += 1000) {
+      await Promise.all(keys.slice(i, i + 1000).map((k) => c.delete(k)));
+    }
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * Pair, fill, partition, delete 100k keys on A, write on both, heal. `pb`:
+ * keys B writes meanwhile; `flap`: the healed link is cut every ~300 ms
+ * while the copy runs (it resumes, and what it marked before a cut counts).
+ */
+async function partition(pb: number, flap = false): Promise<void> {
+  const seed = Math.floor(Math.random() * 1e9);
+  console.log(`seed ${seed}`);
+  let rnd = seed;
+  const random = () => (rnd = (rnd * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const args = ["--repl-backlog", "1m", "-m", "256", "--repl-timeout", "1000"];
+  const replPort = freePort();
+  const a = await startNode(replPort, args);
+  const relay = startRelay(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen$/);
+    b = await startNode(relay.port, args);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const N = flap ? 200_000 : 130_000, D = 100_000;
+    await fill(a, "k:", N, 20); // written on A: B has them from A's stream
+    await fill(b, "b:", 5_000, 20); // written on B
+    await settled(a, b, 20_000);
+    // Partition.
+    relay.refuse(true);
+    relay.drop();
+    await Promise.all([
+      a.proc.waitForLog(/^replication: close/, 10_000),
+      b.proc.waitForLog(/^replication: close/, 10_000),
+    ]);
+    const from = [a.proc.outputLines().length, b.proc.outputLines().length];
+    const copiesA = await replStat(a, "repl_full_copies_received");
+    const copiesB = await replStat(b, "repl_full_copies_received");
+    // A deletes D of its keys, in random order (more than the tombstone limit).
+    const order = Array.from({ length: N }, (_, i) => i);
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const deleted = order.slice(0, D).map((i) => `k:${i}`);
+    const kept = order.slice(D).map((i) => `k:${i}`);
+    const both = Array.from({ length: 500 }, (_, i) => `both:${i}`);
+    await setAll(a, both, "a"); // older
+    await deleteAll(a, deleted);
+    await setAll(a, Array.from({ length: 1000 }, (_, i) => `pa:${i}`), "a");
+    await setAll(b, Array.from({ length: pb }, (_, i) => `pb:${i}`), "b");
+    await setAll(b, kept.slice(0, 2000), "b"); // B's newer writes of keys A kept
+    await setAll(b, both, "b"); // newer than A's
+    await deleteAll(b, Array.from({ length: 300 }, (_, i) => `b:${i}`));
+    ok(await replStat(a, "repl_tombstones") < D, "A could not keep a tombstone per delete");
+    // Heal.
+    const received = await replStat(b, "repl_items_copied_received");
+    if (flap) relay.setLatency(2); // a slower link: the copy is still running when the cuts come
+    relay.refuse(false);
+    if (flap) {
+      const node = b;
+      await waitUntil(
+        async () => (await replStat(node, "repl_items_copied_received")) > received,
+        "the copy to begin",
+        20_000,
+      );
+      let cuts = 0;
+      const done = async () => (await replStat(node, "repl_full_copies_received")) > copiesB;
+      do {
+        relay.drop(); // the first cut comes while the copy runs
+        cuts++;
+        await new Promise((r) => setTimeout(r, 200 + random() * 200));
+      } while (cuts < 6 && !await done());
+      relay.setLatency(0);
+      await waitUntil(done, "the copy to complete after the cuts", 20_000);
+      console.log(`${cuts} cuts, ${await replStat(a, "repl_copy_resumes")} resumes`);
+      ok(await replStat(a, "repl_copy_resumes") >= 1, "the copy resumed");
+    } else {
+      await Promise.all([
+        a.proc.waitForLog(/^replication: start/, 20_000, from[0]),
+        b.proc.waitForLog(/^replication: start/, 20_000, from[1]),
+      ]);
+    }
+    await settled(a, b, 20_000);
+    const all = await sameContents(a, b);
+    const resurrected = deleted.filter((k) => all.has(k)).length;
+    equal(resurrected, 0, "deleted keys back after the heal");
+    const lostKept = kept.filter((k) => !all.has(k)).length;
+    equal(lostKept, 0, "keys A kept lost");
+    for (let i = 0; i < 1000; i++) {
+      ok(all.get(`pa:${i}`)?.endsWith(`a-pa:${i}`), `pa:${i} (A's partition write)`);
+    }
+    for (let i = 0; i < pb; i++) {
+      ok(all.get(`pb:${i}`)?.endsWith(`b-pb:${i}`), `pb:${i} (B's partition write)`);
+    }
+    for (const k of both) ok(all.get(k)?.endsWith(`b-${k}`), `${k}: B's newer write wins`);
+    for (const k of kept.slice(0, 2000)) ok(all.get(k)?.endsWith(`b-${k}`), `${k}: B's write`);
+    equal(all.has("b:0"), false);
+    ok(all.has("b:4999"));
+    equal(all.size, N - D + 1000 + pb + 500 + 5_000 - 300);
+    equal(await replStat(b, "repl_full_copies_received"), copiesB + 1);
+    ok(await replStat(b, "repl_copy_items_dropped") >= D - 65536, "B dropped what A deleted");
+    if (pb > 10_000) equal(await replStat(a, "repl_full_copies_received"), copiesA + 1);
+  } finally {
+    await relay.close();
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+  }
+}
+
+Deno.test("100,000 deletes during a partition (backlog 1m) are not undone by the full copy; writes on both sides survive", async () => {
+  await partition(1000); // B's writes fit its backlog: A gets them by partial resync
+});
+
+Deno.test("the same when both backlogs overflowed: two full copies cross, deletes stay deleted", async () => {
+  await partition(60_000); // more than B's backlog (at least 2 MiB with -I 1m)
+});
+
+Deno.test("the same with the healed link cut every ~300 ms: the copy resumes and still drops exactly what A deleted", async () => {
+  await partition(1000, true);
+});
