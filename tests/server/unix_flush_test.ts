@@ -90,7 +90,7 @@ Deno.test("serve -s: set/get over the socket, -a mask applied, no TCP, a stale s
     server = await startOnSocket(path, []);
     equal(Deno.lstatSync(path).mode! & 0o777, 0o700, "default mask 700");
     const d = await connectUnix(path);
-    equal(await d.request("version"), "VERSION 1.6.18-memrep\r\n");
+    match(await d.request("version"), /^VERSION 1\.6\.18/);
     await d.close();
   } finally {
     await server.stop();
