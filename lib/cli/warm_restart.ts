@@ -240,11 +240,19 @@ export function saveWarmImage(path: string, store: Store, origin: ClockOrigin): 
   const tmp = `${path}.tmp`;
   const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
   try {
-    for (const part of [head, control, buckets, pages]) writeFully(file, part);
-  } finally {
-    file.close();
+    try {
+      for (const part of [head, control, buckets, pages]) writeFully(file, part);
+    } finally {
+      file.close();
+    }
+    Deno.renameSync(tmp, path);
+  } catch (err) {
+    // Disk full or the like: leave no half-written file behind.
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never created or already gone */ }
+    throw err;
   }
-  Deno.renameSync(tmp, path);
   const bytes = head.byteLength + control.byteLength + buckets.byteLength + pages.byteLength;
   return { bytes, ms: performance.now() - t0 };
 }
