@@ -386,3 +386,13 @@ Deno.test("serve -e in a replicated pair: the restarted node has its items back,
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serve -e: a save that cannot be written is reported, exit code 1", async () => {
+  const server = await startMemrep(["serve", "-e", "/nonexistent-dir-memrep/cache"]);
+  const c = await connect(server.port);
+  equal(await c.request("set k 0 0 1\r\nx"), "STORED\r\n");
+  await c.close();
+  server.kill("SIGUSR1");
+  equal(await stopped(server), 1);
+  match(server.stderrLines().join("\n"), /\[restart\] cannot save the cache to \/nonexistent/);
+});
