@@ -2,7 +2,7 @@
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
  * alternating. Sections: serve, memory, connections, proxy, proxy-binary, replication, copy,
- * cost.
+ * cost, restart.
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -19,6 +19,7 @@ import { replication } from "./replication.ts";
 import { copy } from "./copy.ts";
 import { cost } from "./cost.ts";
 import { connections } from "./connections.ts";
+import { warmRestart } from "./warm_restart.ts";
 
 /** Every section, in the order they run. Add new ones here. */
 export const SECTIONS: Section[] = [
@@ -30,6 +31,7 @@ export const SECTIONS: Section[] = [
   replication,
   copy,
   cost,
+  warmRestart,
 ];
 
 /** Runs the selected sections; resolves to the process exit code. */

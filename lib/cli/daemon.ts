@@ -23,8 +23,8 @@ export function selfCommand(): { cmd: string; prefix: string[] } {
 
 /**
  * Start `args` (without the daemon flag) detached, wait until
- * hostname:port accepts connections, and return the exit code for the
- * foreground process. Like memcached -d, a `verbose` daemon keeps logging
+ * hostname:port (or the unix socket `unixPath`) accepts connections, at
+ * most `waitMs`, and return the exit code for the foreground process. Like memcached -d, a `verbose` daemon keeps logging
  * to this terminal's stderr (the seed's `-v -d` shows repcached's lines);
  * otherwise it is cut off from it.
  */
@@ -33,6 +33,7 @@ export async function daemonize(
   hostname: string,
   port: number,
   verbose = false,
+  wait: { unixPath?: string; waitMs?: number } = {},
 ): Promise<number> {
   const { cmd, prefix } = selfCommand();
   const child = new Deno.Command(cmd, {
@@ -45,9 +46,12 @@ export async function daemonize(
   let exited = false;
   child.status.then(() => exited = true);
   const target = hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname;
-  for (let i = 0; i < 100 && !exited; i++) {
+  const deadline = Date.now() + (wait.waitMs ?? 5000);
+  while (Date.now() < deadline && !exited) {
     try {
-      const conn = await Deno.connect({ hostname: target, port });
+      const conn = wait.unixPath
+        ? await Deno.connect({ transport: "unix", path: wait.unixPath })
+        : await Deno.connect({ hostname: target, port });
       conn.close();
       child.unref();
       return 0;

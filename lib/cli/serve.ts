@@ -4,7 +4,14 @@
  * @module
  */
 
-import { type BindingProtocol, Server, startThreads, type Threads } from "../server/mod.ts";
+import {
+  type BindingProtocol,
+  Engine,
+  Server,
+  ServerClock,
+  startThreads,
+  type Threads,
+} from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
   countFlag,
@@ -19,6 +26,7 @@ import {
 } from "./flags.ts";
 import { log } from "../log.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
+import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 
 /** The module extra serve threads run (compile.sh --include's it). */
 const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
@@ -47,6 +55,10 @@ const SPEC: FlagSpec = {
   extended: { type: "string", short: "o", multiple: true },
   "enable-sasl": { type: "boolean", short: "S" },
   "auth-file": { type: "string", short: "Y" },
+  "memory-file": { type: "string", short: "e" },
+  "disable-flush-all": { type: "boolean", short: "F" },
+  "unix-socket": { type: "string", short: "s" },
+  "unix-mask": { type: "string", short: "a" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
   replicate: { type: "string" },
@@ -87,6 +99,12 @@ memcached options:
                               Linux only, elsewhere 1)
   -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
                               ascii or binary
+  -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
+  -a, --unix-mask <mask>      permission bits of the -s socket, octal (default 700)
+  -F, --disable-flush-all     refuse flush_all
+  -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
+                              and stops; the next start with the same -e (and -m, -I, -f, -n)
+                              loads it back (then removes it)
 
 authentication (memcached's; see README):
   -Y, --auth-file <file>      text clients log in first (memcached 1.6 -Y): 'user:password' lines
@@ -145,6 +163,15 @@ export async function serveMain(argv: string[]): Promise<number> {
     throw new UsageError(`-B: protocol must be auto, ascii or binary, got '${protocol}'`);
   }
   const auth = authConfig(v, protocol);
+  const unixSocket = stringFlag(v, "unix-socket");
+  if (unixSocket === "") throw new UsageError("-s: the socket path is empty");
+  const maskText = stringFlag(v, "unix-mask");
+  // memcached reads -a with strtol(.., 8): the leading octal digits, 0 when there are none.
+  const unixMask = maskText === undefined
+    ? undefined
+    : parseInt(/^\s*[0-7]*/.exec(maskText)![0].trim() || "0", 8);
+  const memoryFile = stringFlag(v, "memory-file");
+  if (memoryFile === "") throw new UsageError("-e: the memory file name is empty");
   const replication = replicationOptions(v, hostnames[0]);
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
@@ -157,9 +184,16 @@ export async function serveMain(argv: string[]): Promise<number> {
       hostnames[0],
       port,
       log.level > 0,
+      // Loading a saved cache comes before listening: allow for a large one.
+      { unixPath: unixSocket, waitMs: memoryFile ? 120_000 : 5000 },
     );
   }
   // Said by the process that serves (with -d, the background one).
+  if (unixSocket !== undefined && threads > 1) {
+    // One socket file, one listener: SO_REUSEPORT has no unix-domain form.
+    log.info(`memrep: -s serves with one thread (-t ${threads} ignored)`);
+    threads = 1;
+  }
   if (threads > 1 && !spread) {
     log.warn(`memrep: -t ${threads} needs Linux (SO_REUSEPORT); serving with one thread`);
     threads = 1;
@@ -203,26 +237,38 @@ export async function serveMain(argv: string[]): Promise<number> {
         : "auto")) as BindingProtocol,
     reusePort: threads > 1,
     auth: auth ?? undefined,
+    flushDisabled: Boolean(v["disable-flush-all"]),
+    gracefulBySignal: Deno.build.os !== "windows",
+    memoryFile,
+    unixSocket,
+    unixMask,
   };
   let server: Server;
   try {
-    server = new Server(options);
+    server = new Server(
+      options,
+      memoryFile ? warmEngine(memoryFile, options) : new Engine(options),
+    );
   } catch (err) {
     if (err instanceof AuthFileError) throw new UsageError(err.message);
     throw err;
   }
   // The pid file is there before the port answers: `-d` returns once it answers.
   const pidfile = stringFlag(v, "pidfile");
+  let exitCode = 0;
   if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
   // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
   // A second signal ends the wait for the peer (the stop drain).
   const running: { replicator?: Replicator } = {};
   let signals = 0;
+  // memcached stops gracefully on SIGUSR1 and, with -e, saves the cache; memrep's -e saves on all three.
+  let save = false;
   const stop = () => {
+    save = memoryFile !== undefined;
     if (signals++ === 0) server.stop();
     else running.replicator?.abandonDrain();
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  for (const signal of ["SIGINT", "SIGTERM", "SIGUSR1"] as const) {
     try {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
@@ -230,9 +276,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (server.authenticator) reloadOnHangup(server.authenticator);
   const cannotListen = (err: unknown) => {
     if (pidfile) Deno.removeSync(pidfile);
-    return new UsageError(
-      `memrep serve: cannot listen on ${hostnames.join(",")}:${port}: ${errorText(err)}`,
-    );
+    const where = unixSocket ?? `${hostnames.join(",")}:${port}`;
+    return new UsageError(`memrep serve: cannot listen on ${where}: ${errorText(err)}`);
   };
   // Worker threads queue their changes for the main thread's replicator through `share`.
   const share = replication && threads > 1
@@ -262,6 +307,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   }
   const replicator = replication ? new Replicator(server, replication, share) : undefined;
   running.replicator = replicator;
+  // Restored CAS values are versions: the clock must never issue one below them.
+  if (replicator && memoryFile) replicator.hlc.observe(largestCas(server.engine));
   try {
     if (!server.listening) server.listen();
   } catch (err) {
@@ -269,9 +316,9 @@ export async function serveMain(argv: string[]): Promise<number> {
     throw cannotListen(err);
   }
   log.debug(
-    `memrep serve: listening on ${hostnames.join(",")}:${server.port}, ${threads} thread${
-      threads === 1 ? "" : "s"
-    }`,
+    `memrep serve: listening on ${
+      unixSocket ?? `${hostnames.join(",")}:${server.port}`
+    }, ${threads} thread${threads === 1 ? "" : "s"}`,
   );
   try {
     await replicator?.start(); // a configuration mistake (secret, port) throws here
@@ -281,13 +328,70 @@ export async function serveMain(argv: string[]): Promise<number> {
     server.stop();
     await workers?.stopped;
     await replicator?.stop();
+    if (save && memoryFile) exitCode = saveCache(memoryFile, server.engine);
     if (pidfile) {
       try {
         Deno.removeSync(pidfile);
       } catch { /* gone */ }
     }
   }
-  return 0;
+  return exitCode;
+}
+
+/**
+ * The engine for `serve -e file`: the saved cache when the file holds a
+ * usable one (its clock resumes the saved origin), else an empty one.
+ */
+function warmEngine(path: string, options: ConstructorParameters<typeof Engine>[0]): Engine {
+  const image = openWarmImage(path);
+  if (image) {
+    const engine = new Engine(options, new ServerClock(image.origin));
+    const loaded = loadWarmImage(image, engine.store);
+    if (loaded) {
+      log.info(
+        `[restart] loaded ${engine.store.stats.currItems} items (${
+          (loaded.bytes / 1048576).toFixed(1)
+        } MB) from ${path} in ${Math.round(loaded.ms)} ms`,
+      );
+      return engine;
+    }
+  }
+  return new Engine(options);
+}
+
+/** Saves the stopped server's cache to `path`; the exit code (1 when it could not). */
+function saveCache(path: string, engine: Engine): number {
+  try {
+    const saved = saveWarmImage(path, engine.store, engine.clock.origin);
+    log.info(
+      `[restart] saved ${engine.store.stats.currItems} items (${
+        (saved.bytes / 1048576).toFixed(1)
+      } MB) to ${path} in ${Math.round(saved.ms)} ms`,
+    );
+    return 0;
+  } catch (err) {
+    console.error(`[restart] cannot save the cache to ${path}: ${errorText(err)}`);
+    return 1;
+  }
+}
+
+/** The largest CAS among the items (a scan: only when a restored cache meets replication). */
+function largestCas(engine: Engine): number {
+  const store = engine.store;
+  let max = 0;
+  let cursor = 0;
+  while (cursor !== -1) {
+    engine.beginBatch(); // serve threads may be running already
+    try {
+      cursor = store.scan(cursor, 65536, (h) => {
+        const cas = store.cas(h);
+        if (cas > max) max = cas;
+      });
+    } finally {
+      engine.endBatch();
+    }
+  }
+  return max;
 }
 
 /**

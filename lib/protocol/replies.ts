@@ -58,6 +58,7 @@ export const REPLY_TEXT = {
   MS_BAD_MODE: "CLIENT_ERROR invalid mode for ms M token",
   MA_BAD_MODE: "CLIENT_ERROR invalid mode for ma M token",
   SHUTDOWN_DISABLED: "ERROR: shutdown not enabled",
+  FLUSH_DISABLED: "CLIENT_ERROR flush_all not allowed",
   SHUTDOWN_BAD_MODE: "CLIENT_ERROR invalid shutdown mode",
   BAD_STATS: "CLIENT_ERROR bad command line",
   DETAIL_USAGE: "CLIENT_ERROR usage: stats detail on|off|dump",

@@ -83,6 +83,11 @@ export class BinaryExecutor {
         this.#arith(req, out);
         return Action.CONTINUE;
       case Op.FLUSH_ALL:
+        // memcached -F: "Auth failure." (quiet or not; not counted in cmd_flush).
+        if (!engine.flushEnabled) {
+          this.#error(out, req, BinaryStatus.AUTH_ERROR);
+          return Action.CONTINUE;
+        }
         engine.flushAll(req.exptime);
         ok(out, req, 0);
         return Action.CONTINUE;

@@ -70,6 +70,20 @@ export interface EngineOptions extends StoreOptions {
   protocol?: BindingProtocol;
   /** Authentication (-S, -Y), shown in `stats settings`. */
   auth?: AuthConfig;
+  /** memcached -F: flush_all is refused. */
+  flushDisabled?: boolean;
+  /** memcached -s: the unix-domain socket served instead of TCP (shown in `stats settings`). */
+  unixSocket?: string;
+  /** memcached -a: the socket file's permission bits (default 0o700). */
+  unixMask?: number;
+  /**
+   * `shutdown graceful` raises SIGUSR1 in this process, as memcached's
+   * graceful stop is its SIGUSR1 (with -e: save, then exit). Only for a
+   * process that handles SIGUSR1 (serve); otherwise it stops like `shutdown`.
+   */
+  gracefulBySignal?: boolean;
+  /** memcached -e: the warm-restart file (shown in `stats settings`). */
+  memoryFile?: string;
 }
 
 /** memcached -B values. */
@@ -264,6 +278,10 @@ export class Engine {
     switch (req.op) {
       case Op.ERROR:
         if (req.close) return Action.CLOSE;
+        // memcached -F refuses before it parses the delay.
+        if (this.#options.flushDisabled && req.tokenIs(0, "flush_all")) {
+          if (req.error === REPLY.BAD_EXPTIME) return this.#flush(req, out);
+        }
         if (req.error) out.bytes(req.error);
         return Action.CONTINUE;
       case Op.GET:
@@ -291,8 +309,7 @@ export class Engine {
         this.#touch(req, out);
         return Action.CONTINUE;
       case Op.FLUSH_ALL:
-        this.#flush(req, out);
-        return Action.CONTINUE;
+        return this.#flush(req, out);
       case Op.VERSION:
         out.text("VERSION " + VERSION + "\r\n");
         return Action.CONTINUE;
@@ -720,9 +737,20 @@ export class Engine {
     return n;
   }
 
-  #flush(req: Request, out: Writer): void {
+  #flush(req: Request, out: Writer): number {
+    if (this.#options.flushDisabled) {
+      this.stats.cmdFlush++; // memcached counts the refused ones too
+      out.bytes(REPLY.FLUSH_DISABLED);
+      return Action.CONTINUE;
+    }
     this.flushAll(req.exptime);
     out.bytes(REPLY.OK);
+    return Action.CONTINUE;
+  }
+
+  /** False under memcached -F (flush_all refused). */
+  get flushEnabled(): boolean {
+    return !this.#options.flushDisabled;
   }
 
   /** flush_all (any protocol) with the client's delay (0 = now). */
@@ -741,9 +769,12 @@ export class Engine {
       out.bytes(REPLY.SHUTDOWN_DISABLED);
       return Action.CONTINUE;
     }
-    if (req.ntokens === 1 || (req.ntokens === 2 && req.tokenIs(1, "graceful"))) {
-      return Action.SHUTDOWN;
+    const graceful = req.ntokens === 2 && req.tokenIs(1, "graceful");
+    if (graceful && this.#options.gracefulBySignal) {
+      Deno.kill(Deno.pid, "SIGUSR1"); // any thread: the main one stops (and saves) on it
+      return Action.CLOSE;
     }
+    if (req.ntokens === 1 || graceful) return Action.SHUTDOWN;
     out.bytes(REPLY.SHUTDOWN_BAD_MODE);
     return Action.CONTINUE;
   }
@@ -1313,16 +1344,19 @@ export class Engine {
       ["udpport", 0],
       ["verbosity", this.verbosity],
       ["evictions", o.evict ? "on" : "off"],
+      ["domain_socket", o.unixSocket ?? "NULL"],
+      ["umask", (o.unixMask ?? 0o700).toString(8)],
       ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
       ["chunk_size", o.minChunk ?? 48],
       ["num_threads", this.#threads],
       ["cas_enabled", "yes"],
       ["item_size_max", o.maxItemSize],
-      ["flush_enabled", "yes"],
+      ["flush_enabled", o.flushDisabled ? "no" : "yes"],
       ["shutdown_command", o.enableShutdown ? "yes" : "no"],
       ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
       ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
       ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
+      ["memory_file", o.memoryFile ?? "(null)"],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

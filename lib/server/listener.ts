@@ -1,6 +1,6 @@
 /**
- * The TCP listener of `serve`: accepts connections on every address,
- * enforces -c, and stops gracefully.
+ * The listeners of `serve`: TCP on every address, or one unix-domain socket
+ * (-s, which replaces TCP as in memcached); enforces -c, stops gracefully.
  * @module
  */
 
@@ -22,6 +22,9 @@ export interface ServerOptions extends EngineOptions {
   reusePort?: boolean;
 }
 
+/** memcached -a default: the socket file's permission bits. */
+export const DEFAULT_UNIX_MASK = 0o700;
+
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
 
 /** A running memcached-compatible server. */
@@ -34,6 +37,7 @@ export class Server {
   barrier: SyncBarrier | undefined;
   #options: ServerOptions;
   #listeners: Deno.TcpListener[] = [];
+  #unix: Deno.UnixListener | null = null;
   #conns = new Set<Deno.Conn>();
   #stopped = false;
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -55,7 +59,7 @@ export class Server {
 
   /** True once {@linkcode listen} bound the port. */
   get listening(): boolean {
-    return this.#listeners.length > 0;
+    return this.#listeners.length > 0 || this.#unix !== null;
   }
 
   /** Bound port (useful with port 0). */
@@ -65,6 +69,12 @@ export class Server {
 
   /** Bind every address; throws (AddrInUse...) before serving anything. */
   listen(): void {
+    const path = this.#options.unixSocket;
+    if (path !== undefined) {
+      this.#unix = listenUnix(path, this.#options.unixMask ?? DEFAULT_UNIX_MASK);
+      this.#acceptLoop(this.#unix);
+      return;
+    }
     for (const hostname of this.#options.hostnames) {
       const port = this.#listeners.length > 0 ? this.port : this.#options.port;
       const reusePort = this.#options.reusePort ?? false;
@@ -79,7 +89,7 @@ export class Server {
     for (const listener of this.#listeners) this.#acceptLoop(listener);
   }
 
-  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
     const engine = this.engine;
     const maxValue = this.#options.maxItemSize;
     try {
@@ -92,7 +102,7 @@ export class Server {
           writeAll(conn, TOO_MANY).catch(() => {}).finally(() => conn.close());
           continue;
         }
-        conn.setNoDelay(true);
+        if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
         const auth = this.authenticator;
@@ -117,7 +127,29 @@ export class Server {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const l of this.#listeners) closeQuietly(l);
+    if (this.#unix) closeQuietly(this.#unix);
     for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
   }
+}
+
+/**
+ * Binds the unix-domain socket `path` with permission bits `mask`. As
+ * memcached does, a socket file left there (by a server that is gone) is
+ * replaced, any other file is not (the bind then fails: address in use).
+ */
+function listenUnix(path: string, mask: number): Deno.UnixListener {
+  try {
+    if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const listener = Deno.listen({ transport: "unix", path });
+  try {
+    Deno.chmodSync(path, mask & 0o777);
+  } catch (err) {
+    closeQuietly(listener);
+    throw err;
+  }
+  return listener;
 }

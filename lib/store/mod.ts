@@ -29,3 +29,15 @@ export { REALTIME_MAXDELTA, toAbsoluteExptime } from "./expiry.ts";
 export { hashBytes } from "./hash.ts";
 export { HEADER_SIZE, MAX_CAS, PAGE_SIZE } from "./slabs.ts";
 export { SharedLock } from "./lock.ts";
+export {
+  abortRestore,
+  checksum,
+  commitRestore,
+  LAYOUT_NAMES,
+  restoreTargets,
+  savedSizes,
+  type StoreLayout,
+  storeLayout,
+  type StoreSections,
+  storeSections,
+} from "./image.ts";

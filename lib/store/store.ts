@@ -371,6 +371,11 @@ export class Store {
     return { ...this.#memory };
   }
 
+  /** Byte offset of the int32 scalars (slabs.ts I_*) in `memory().control` (warm restart). */
+  get scalarsOffset(): number {
+    return this.#f.byteLength;
+  }
+
   /** Chunk sizes of the slab classes by id (index 0 unused; last = large items). */
   get classSizes(): readonly number[] {
     return Array.from(this.#sizes);

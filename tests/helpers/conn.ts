@@ -22,17 +22,17 @@ export class ReadError extends Error {
 
 /** A connected raw test client. Create with {@linkcode connect}. */
 export class TestConn {
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.TcpConn | Deno.UnixConn;
   #buf: Uint8Array = new Uint8Array(0);
   #eof = false;
   #closed = false;
   #waiters = new Set<() => void>();
   readonly #pump: Promise<void>;
 
-  /** Wraps an open TCP connection. */
-  constructor(conn: Deno.TcpConn) {
+  /** Wraps an open TCP (or unix-domain) connection. */
+  constructor(conn: Deno.TcpConn | Deno.UnixConn) {
     this.#conn = conn;
-    conn.setNoDelay(true);
+    if ("setNoDelay" in conn) conn.setNoDelay(true);
     this.#pump = this.#run();
   }
 
@@ -228,6 +228,11 @@ function endFinder(until: Until): (buf: Uint8Array) => number {
 /** Opens a {@linkcode TestConn} to 127.0.0.1:`port` (or `hostname`). */
 export async function connect(port: number, hostname = "127.0.0.1"): Promise<TestConn> {
   return new TestConn(await Deno.connect({ hostname, port }));
+}
+
+/** Opens a {@linkcode TestConn} to the unix-domain socket at `path`. */
+export async function connectUnix(path: string): Promise<TestConn> {
+  return new TestConn(await Deno.connect({ transport: "unix", path }));
 }
 
 /**
