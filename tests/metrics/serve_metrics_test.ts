@@ -226,3 +226,34 @@ Deno.test("serve/proxy --metrics: a bad address or a taken port exits 2 with a m
     }
   }
 });
+
+Deno.test("serve metrics: scrapes during traffic parse, and counters never go back", async () => {
+  const mport = freePort();
+  const node = await startMemrep(["serve", "-t", "2", "--metrics", `127.0.0.1:${mport}`]);
+  try {
+    const keys = randomKeys(300);
+    let done = false;
+    const work = workload(node.port, 8, keys, 50).finally(() => done = true);
+    const seen: number[][] = [];
+    const names = ["memrep_get_hits_total", "memrep_cmd_get_total", "memrep_cmd_set_total"];
+    while (!done) {
+      const f = (await scrape(mport)).families; // throws on any format violation
+      seen.push(names.map((n) => value(f, n)));
+    }
+    await work;
+    const last = (await scrape(mport)).families;
+    seen.push(names.map((n) => value(last, n)));
+    for (let i = 1; i < seen.length; i++) {
+      for (let j = 0; j < names.length; j++) {
+        ok(
+          seen[i][j] >= seen[i - 1][j],
+          `${names[j]} went back: ${seen[i - 1][j]} -> ${seen[i][j]}`,
+        );
+      }
+    }
+    deepEqual(seen.at(-1), [300, 350, 300]);
+    ok(seen.length > 1, "scraped during the traffic");
+  } finally {
+    await node.stop();
+  }
+});
