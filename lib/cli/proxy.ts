@@ -182,7 +182,12 @@ export async function proxyMain(args: string[]): Promise<number> {
       );
     }
     if (auth) reloadOnHangup(auth);
-    return await configMain(v, confFile, { auth, login: backendLogin(v) });
+    const access = {
+      auth,
+      login: backendLogin(v),
+      routerClass: metricsAddr ? TimedRouter : undefined,
+    };
+    return await configMain(v, confFile, access, metricsAddr);
   }
   for (const f of ["test-conf", "check-config", "stats-port", "stats-addr", "stats-interval"]) {
     if (v[f] !== undefined) throw new UsageError(`memrep proxy: --${f} needs -c <nutcracker.yml>`);
@@ -266,7 +271,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     try {
       metrics = startMetricsEndpoint(
         metricsAddr,
-        proxyMetrics(router, router instanceof TimedRouter ? router.times : undefined),
+        proxyMetrics(() => [{ router }]),
         (err) => log.warn(`memrep proxy: metrics: ${errorText(err)}`),
       );
     } catch (err) {

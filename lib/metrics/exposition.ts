@@ -28,6 +28,8 @@ const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 export class MetricsText {
   #out: string[] = [];
   #families = new Set<string>();
+  /** Series of the current family: a backend listed twice must not repeat one. */
+  #series = new Set<string>();
 
   /** A counter family (the name should end in `_total`). */
   counter(name: string, help: string, samples: number | readonly Sample[]): void {
@@ -75,6 +77,7 @@ export class MetricsText {
     if (!NAME.test(name)) throw new Error(`bad metric name ${name}`);
     if (this.#families.has(name)) throw new Error(`metric family ${name} written twice`);
     this.#families.add(name);
+    this.#series.clear();
     this.#out.push(`# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`);
   }
 
@@ -88,6 +91,8 @@ export class MetricsText {
       }
       if (parts.length > 0) line += `{${parts.join(",")}}`;
     }
+    if (this.#series.has(line)) return;
+    this.#series.add(line);
     this.#out.push(`${line} ${formatValue(value)}\n`);
   }
 }

@@ -16,5 +16,5 @@ export {
 export { Histogram, LATENCY_BOUNDS } from "./histogram.ts";
 export { type MetricsAddress, type MetricsEndpoint, startMetricsEndpoint } from "./http.ts";
 export { serveMetrics, type StatsSource } from "./serve.ts";
-export { proxyMetrics } from "./proxy.ts";
+export { proxyMetrics, type ProxySource } from "./proxy.ts";
 export { COMMAND_CLASSES, RequestTimes, TimedRouter } from "./timed_router.ts";

@@ -76,3 +76,14 @@ Deno.test("prometheus parser: refuses what the text format forbids", () => {
   ];
   for (const text of bad) throws(() => parsePrometheus(text), Error, text);
 });
+
+Deno.test("exposition: a series listed twice in a family (same backend twice) is written once", () => {
+  const m = new MetricsText();
+  m.gauge("memrep_up", "up", [
+    { labels: { backend: "h:1" }, value: 1 },
+    { labels: { backend: "h:1" }, value: 1 },
+    { labels: { backend: "h:2" }, value: 0 },
+  ]);
+  const families = parsePrometheus(m.text()); // throws on a duplicate series
+  assertEquals(families.get("memrep_up")?.samples.length, 2);
+});

@@ -4,9 +4,17 @@
  * client errors, backend up/down, fallbacks and repairs follow what happens.
  */
 
-import { connect, equal, freePort, ok, waitUntil } from "../helpers/mod.ts";
-import { ignoreUnless } from "../helpers/mod.ts";
+import {
+  connect,
+  equal,
+  freePort,
+  ignoreUnless,
+  ok,
+  startMemcached,
+  waitUntil,
+} from "../helpers/mod.ts";
 import { startCluster } from "../proxy/cluster.ts";
+import { fill, startConfigProxy } from "../proxy/nc_config.ts";
 import { type PromFamily, sampleValue, scrape } from "./prom_parser.ts";
 
 const NEED = ignoreUnless("proxy metrics", ["memcached"]);
@@ -145,6 +153,54 @@ Deno.test({
     } finally {
       await c.close();
       await cluster.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "proxy metrics: -c pools are labelled by pool; a reload's new pool appears",
+  ignore: NEED,
+  async fn() {
+    const [m1, m2, m3] = await Promise.all([startMemcached(), startMemcached(), startMemcached()]);
+    const mport = freePort();
+    const pool = (name: string, listen: string, servers: number[]) =>
+      `${name}:\n  listen: 127.0.0.1:${listen}\n  distribution: ketama\n  hash: md5\n  timeout: 500\n` +
+      `  servers:\n${servers.map((p) => `    - 127.0.0.1:${p}:1\n`).join("")}`;
+    const first = pool("alpha", "{port}", [m1.port]) + pool("beta", "{port2}", [m2.port]);
+    const nc = await startConfigProxy(first, ["--metrics", `127.0.0.1:${mport}`]);
+    try {
+      const n = 10 + Math.floor(Math.random() * 20);
+      const ca = await connect(nc.port);
+      for (let i = 0; i < n; i++) equal(await ca.request(`set a${i} 0 0 1\r\nx`), "STORED\r\n");
+      for (let i = 0; i < n; i++) {
+        equal(await ca.request(`get a${i}`, "END\r\n"), `VALUE a${i} 0 1\r\nx\r\nEND\r\n`);
+      }
+      await ca.close();
+      const f = (await scrape(mport)).families;
+      equal(total(f, "memrep_proxy_get_hits_total", { pool: "alpha" }), n);
+      equal(total(f, "memrep_proxy_get_hits_total", { pool: "beta" }), 0);
+      equal(
+        total(f, "memrep_proxy_request_duration_seconds_count", { pool: "alpha", command: "get" }),
+        n,
+      );
+      equal(
+        total(f, "memrep_proxy_backend_up", { pool: "beta", backend: `127.0.0.1:${m2.port}` }),
+        1,
+      );
+      // SIGHUP with a third pool: it is reported at the next scrape.
+      const gamma = freePort();
+      await Deno.writeTextFile(
+        nc.file,
+        fill(first, nc.port, nc.port2) + pool("gamma", String(gamma), [m3.port]),
+      );
+      nc.proc.kill("SIGHUP");
+      await waitUntil(async () => {
+        const g = (await scrape(mport)).families;
+        return g.get("memrep_proxy_requests_total")!.samples.some((s) => s.labels.pool === "gamma");
+      }, "pool gamma in /metrics");
+    } finally {
+      await nc.proc.stop();
+      await Promise.all([m1.stop(), m2.stop(), m3.stop()]);
     }
   },
 });
