@@ -118,6 +118,9 @@ Deno.test("serve metrics: a replicated pair reports its link, changes and lag pe
   const ma = freePort(), mb = freePort();
   const a = await startNode(replPort, ["--metrics", `127.0.0.1:${ma}`]);
   await a.proc.waitForLog(/^replication: listen/, 10_000);
+  // Items written before the peer exists reach it by a full copy.
+  const early = randomKeys(20 + Math.floor(Math.random() * 20));
+  await workload(a.port, 2, early, 0);
   const b = await startNode(replPort, ["--metrics", `127.0.0.1:${mb}`]);
   try {
     await Promise.all([
@@ -143,15 +146,16 @@ Deno.test("serve metrics: a replicated pair reports its link, changes and lag pe
       ok(value(fa, name) >= 0, name);
     }
     equal(fa.get("memrep_replication_full_copies_sent_total")?.type, "counter");
-    ok(
-      value(fa, "memrep_replication_full_copies_sent_total") +
-          value(fa, "memrep_replication_full_copies_received_total") >= 0,
-    );
     await waitUntil(async () => {
       const fb = (await scrape(mb)).families;
-      return value(fb, "memrep_curr_items") === n &&
-        value(fb, "memrep_replication_changes_applied_total") >= n;
-    }, "the peer applied every change");
+      return value(fb, "memrep_curr_items") === n + early.length &&
+        value(fb, "memrep_replication_changes_applied_total") >= n &&
+        value(fb, "memrep_replication_full_copies_received_total") >= 1 &&
+        value(fb, "memrep_replication_items_copied_received_total") >= early.length;
+    }, "the peer got the full copy and every change");
+    const copied = (await scrape(ma)).families;
+    ok(value(copied, "memrep_replication_full_copies_sent_total") >= 1);
+    ok(value(copied, "memrep_replication_items_copied_sent_total") >= early.length);
     // Acknowledged: no lag left.
     await waitUntil(
       async () => value((await scrape(ma)).families, "memrep_replication_lag_bytes") === 0,
