@@ -224,7 +224,9 @@ export function sampleValue(
 export async function scrape(
   port: number,
 ): Promise<{ families: Map<string, PromFamily>; contentType: string | null; text: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
+    signal: AbortSignal.timeout(10_000),
+  });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
   return { families: parsePrometheus(text), contentType: res.headers.get("content-type"), text };
