@@ -28,6 +28,12 @@ import {
 import { log } from "../log.ts";
 import { Authenticator, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { errorText } from "../transport/mod.ts";
+import {
+  type MetricsEndpoint,
+  proxyMetrics,
+  startMetricsEndpoint,
+  TimedRouter,
+} from "../metrics/mod.ts";
 
 const SPEC: FlagSpec = {
   port: { type: "string", short: "p" },
@@ -49,6 +55,7 @@ const SPEC: FlagSpec = {
   "auth-file": { type: "string", short: "Y" },
   "backend-auth": { type: "string" },
   "backend-auth-file": { type: "string" },
+  metrics: { type: "string" },
   help: { type: "boolean", short: "h" },
   // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
   "conf-file": { type: "string", short: "c" },
@@ -106,6 +113,9 @@ memrep options:
                              binary clients with SASL PLAIN (memcached -S) against the same users
   --backend-auth <user:pw>   log in to backends that run with -Y (memcached or memrep serve)
   --backend-auth-file <file> the same, the first 'user:password' line of <file>
+  --metrics <host:port>      serve Prometheus metrics at http://<host:port>/metrics
+                             (requests, latency per command class, errors, fallbacks,
+                             repairs, backend up/down and queues)
   -h, --help                 this help
 
 nutcracker config mode (every pool of the file in one process; see README):
@@ -146,6 +156,10 @@ export async function proxyMain(args: string[]): Promise<number> {
   for (const [flag, why] of Object.entries(NC_UNSUPPORTED)) {
     if (v[flag] !== undefined) throw new UsageError(`memrep proxy: ${why}`);
   }
+  const metricsFlag = stringFlag(v, "metrics");
+  const metricsAddr = metricsFlag === undefined
+    ? undefined
+    : parseHostPort(metricsFlag, "--metrics");
   const authFile = stringFlag(v, "auth-file");
   let auth: Authenticator | undefined;
   try {
@@ -168,7 +182,12 @@ export async function proxyMain(args: string[]): Promise<number> {
       );
     }
     if (auth) reloadOnHangup(auth);
-    return await configMain(v, confFile, { auth, login: backendLogin(v) });
+    const access = {
+      auth,
+      login: backendLogin(v),
+      routerClass: metricsAddr ? TimedRouter : undefined,
+    };
+    return await configMain(v, confFile, access, metricsAddr);
   }
   for (const f of ["test-conf", "check-config", "stats-port", "stats-addr", "stats-interval"]) {
     if (v[f] !== undefined) throw new UsageError(`memrep proxy: --${f} needs -c <nutcracker.yml>`);
@@ -218,14 +237,16 @@ export async function proxyMain(args: string[]): Promise<number> {
   const dist = hash === "modula"
     ? new Modula(primaries.length)
     : new Ketama(servers.map((s) => ({ name: ketamaName(s.host, s.port), weight: 1 })));
-  const router = new Router(
+  const routerArgs = [
     primaries,
     spares,
     dist,
     new ProxyStats(),
     { missFallback: !v["no-miss-fallback"], syncBackups },
     PROXY_VERSION,
-  );
+  ] as const;
+  // Requests are timed only when metrics are asked for (TimedRouter wraps handle()).
+  const router = metricsAddr ? new TimedRouter(...routerArgs) : new Router(...routerArgs);
   const server = new ProxyServer(
     { hostname, port, maxConnections, maxValue: 256 * 1048576, auth },
     router,
@@ -245,11 +266,29 @@ export async function proxyMain(args: string[]): Promise<number> {
       `memrep proxy: cannot listen on ${hostname}:${port}: ${errorText(err)}`,
     );
   }
+  let metrics: MetricsEndpoint | undefined;
+  if (metricsAddr) {
+    try {
+      metrics = startMetricsEndpoint(
+        metricsAddr,
+        proxyMetrics(() => [{ router }]),
+        (err) => log.warn(`memrep proxy: metrics: ${errorText(err)}`),
+      );
+    } catch (err) {
+      server.stop();
+      for (const b of [...primaries, ...spares]) b.close();
+      throw new UsageError(
+        `memrep proxy: --metrics: cannot listen on ${metricsFlag}: ${errorText(err)}`,
+      );
+    }
+    log.info(`memrep proxy: metrics on http://${metricsFlag}/metrics`);
+  }
   log.info(
     `memrep proxy: listening on ${hostname}:${server.port}, ${primaries.length} servers, ` +
       `${spares.length} backups, ${hash}`,
   );
   await server.finished;
+  await metrics?.close();
   for (const b of [...primaries, ...spares]) b.close();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {

@@ -15,8 +15,9 @@ import {
   StatsPort,
 } from "../proxy/mod.ts";
 import { log } from "../log.ts";
+import { type MetricsEndpoint, proxyMetrics, startMetricsEndpoint } from "../metrics/mod.ts";
 import { errorText } from "../transport/mod.ts";
-import { type FlagValues, intFlag, stringFlag, UsageError } from "./flags.ts";
+import { type FlagValues, type HostPort, intFlag, stringFlag, UsageError } from "./flags.ts";
 
 /** nutcracker's default stats port. */
 const NC_STATS_PORT = 22222;
@@ -70,6 +71,7 @@ export async function configMain(
   v: FlagValues,
   path: string,
   access: PoolAccess = {},
+  metricsAddr?: HostPort,
 ): Promise<number> {
   const configs = await checkConfig(v, path);
   if (v["test-conf"] || v["check-config"]) {
@@ -101,6 +103,7 @@ export async function configMain(
     } catch { /* not on this OS */ }
   }
   let stats: StatsPort | undefined;
+  let metrics: MetricsEndpoint | undefined;
   try {
     try {
       pools.start(configs);
@@ -123,10 +126,30 @@ export async function configMain(
       );
     }
     log.info(`memrep proxy: stats on ${statsAddr}:${stats.port}`);
+    if (metricsAddr) {
+      const where = `${metricsAddr.host}:${metricsAddr.port}`;
+      try {
+        // Pools are read at each scrape: a reload's added or removed pools show at once.
+        metrics = startMetricsEndpoint(
+          metricsAddr,
+          proxyMetrics(() =>
+            [...pools.pools.values()].map((p) => ({ pool: p.config.name, router: p.router }))
+          ),
+          (err) => log.warn(`memrep proxy: metrics: ${errorText(err)}`),
+        );
+      } catch (err) {
+        pools.stop();
+        throw new UsageError(
+          `memrep proxy: --metrics: cannot listen on ${where}: ${errorText(err)}`,
+        );
+      }
+      log.info(`memrep proxy: metrics on http://${where}/metrics`);
+    }
     await pools.finished;
     await reloading;
   } finally {
     stats?.close();
+    await metrics?.close();
     for (const [signal, fn] of signals) {
       try {
         Deno.removeSignalListener(signal, fn);

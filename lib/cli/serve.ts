@@ -32,6 +32,7 @@ import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, Replicator } from "../replication/mod.ts";
+import { type MetricsEndpoint, serveMetrics, startMetricsEndpoint } from "../metrics/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
 
 const SPEC: FlagSpec = {
@@ -72,6 +73,7 @@ const SPEC: FlagSpec = {
   "repl-backlog": { type: "string" },
   "repl-drain-timeout": { type: "string" },
   "repl-queue": { type: "string", short: "q" },
+  metrics: { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -105,6 +107,9 @@ memcached options:
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
                               loads it back (then removes it)
+
+observability:
+  --metrics <host:port>       serve Prometheus metrics at http://<host:port>/metrics
 
 authentication (memcached's; see README):
   -Y, --auth-file <file>      text clients log in first (memcached 1.6 -Y): 'user:password' lines
@@ -173,6 +178,10 @@ export async function serveMain(argv: string[]): Promise<number> {
   const memoryFile = stringFlag(v, "memory-file");
   if (memoryFile === "") throw new UsageError("-e: the memory file name is empty");
   const replication = replicationOptions(v, hostnames[0]);
+  const metricsFlag = stringFlag(v, "metrics");
+  const metricsAddr = metricsFlag === undefined
+    ? undefined
+    : parseHostPort(metricsFlag, "--metrics");
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
   const spread = Deno.build.os === "linux";
@@ -279,6 +288,23 @@ export async function serveMain(argv: string[]): Promise<number> {
     const where = unixSocket ?? `${hostnames.join(",")}:${port}`;
     return new UsageError(`memrep serve: cannot listen on ${where}: ${errorText(err)}`);
   };
+  // Scrapes run on this thread's event loop, between batches; they only read counters.
+  let metrics: MetricsEndpoint | undefined;
+  if (metricsAddr) {
+    try {
+      metrics = startMetricsEndpoint(
+        metricsAddr,
+        serveMetrics(server.engine),
+        (err) => log.warn(`memrep serve: metrics: ${errorText(err)}`),
+      );
+    } catch (err) {
+      if (pidfile) Deno.removeSync(pidfile);
+      throw new UsageError(
+        `memrep serve: --metrics: cannot listen on ${metricsFlag}: ${errorText(err)}`,
+      );
+    }
+    log.info(`memrep serve: metrics on http://${metricsFlag}/metrics`);
+  }
   // Worker threads queue their changes for the main thread's replicator through `share`.
   const share = replication && threads > 1
     ? createReplicationShare(
@@ -303,6 +329,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     if (threads > 1) workers = await startThreads(server, options, threads, WORKER_URL, share);
   } catch (err) {
     server.stop();
+    await metrics?.close();
     throw cannotListen(err);
   }
   const replicator = replication ? new Replicator(server, replication, share) : undefined;
@@ -313,6 +340,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     if (!server.listening) server.listen();
   } catch (err) {
     server.stop();
+    await metrics?.close();
     throw cannotListen(err);
   }
   log.debug(
@@ -328,6 +356,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     server.stop();
     await workers?.stopped;
     await replicator?.stop();
+    await metrics?.close();
     if (save && memoryFile) exitCode = saveCache(memoryFile, server.engine);
     if (pidfile) {
       try {

@@ -120,6 +120,12 @@ export class Backend {
     return this.#client !== undefined && !this.#client.closed ? 1 : 0;
   }
 
+  /** Requests sent on the connection and not answered yet (for a backup: its copy queue). */
+  get queued(): number {
+    const c = this.#client;
+    return c !== undefined && !c.closed ? c.pending : 0;
+  }
+
   /** Keys waiting to be invalidated on this server (-1: it will be flushed). */
   get dirtyKeys(): number {
     return this.#dirty.size;

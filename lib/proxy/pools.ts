@@ -26,6 +26,8 @@ export interface PoolAccess {
   auth?: Authenticator;
   /** Credentials for backends that run with -Y. */
   login?: { user: string; password: string };
+  /** The router class (a subclass that times requests for --metrics); default Router. */
+  routerClass?: typeof Router;
 }
 
 /** Timeout used when the file sets none (nutcracker would wait forever). */
@@ -159,7 +161,7 @@ export class ProxyPool {
     this.config = config;
     this.#access = access;
     const { servers, backups } = this.#makeBackends(config, new Map());
-    this.router = new Router(
+    this.router = new (access.routerClass ?? Router)(
       servers,
       backups,
       this.#distribution(config, servers),
