@@ -97,8 +97,8 @@ memcached options:
   -P, --pidfile <file>        write the process id to <file>
   -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
   -u, --user <name>           accepted for compatibility; memrep does not switch users
-  -t, --threads <num>         serve threads sharing one cache (default: cores, at most 4;
-                              Linux only, elsewhere 1)
+  -t, --threads <num>         serve threads sharing one cache (default: 1 on up to 2 cores,
+                              else cores, at most 4; Linux only, elsewhere 1)
   -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
                               ascii or binary
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
@@ -185,7 +185,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
   const spread = Deno.build.os === "linux";
-  let threads = intFlag(v, "threads", spread ? Math.min(cores, 4) : 1, 1, 64);
+  let threads = intFlag(v, "threads", spread ? defaultThreads(cores) : 1, 1, 64);
 
   if (v.daemon) {
     return await daemonize(
@@ -421,6 +421,16 @@ function largestCas(engine: Engine): number {
     }
   }
   return max;
+}
+
+/**
+ * Serve threads when -t is not given. Measured on 2 cores (README,
+ * benchmark notes): -t 2 costs about 1.1x the CPU per request of -t 1 for
+ * no more throughput (the clients need the other core), -t 4 about 1.4x of
+ * -t 2; so one thread there, and the cores, at most 4, on larger machines.
+ */
+function defaultThreads(cores: number): number {
+  return cores <= 2 ? 1 : Math.min(cores, 4);
 }
 
 /**

@@ -108,7 +108,6 @@ export async function serveConnection(
   try {
     while (action === Action.CONTINUE) {
       if (!buffered) {
-        const before = rb.end - rb.start;
         const auth = session.auth;
         // Binary clients pipeline without waiting: read them as memcached does, 16 KB at once
         // (which replies a bad magic byte loses depends on how much one read took in).
@@ -117,8 +116,11 @@ export async function serveConnection(
           : codec?.text === false
           ? Math.max(need, BINARY_READ)
           : need;
-        if (!await rb.fill(conn, want)) break;
-        stats.bytesRead += rb.end - rb.start - before;
+        // conn.read straight into the buffer (rb.fill would add a promise per read).
+        const n = await conn.read(rb.space(want));
+        if (n === null) break;
+        rb.end += n;
+        stats.bytesRead += n;
       }
       buffered = false;
       need = 0;
@@ -181,7 +183,19 @@ export async function serveConnection(
         buffered = false;
         continue;
       }
-      await flush();
+      const o = out;
+      if (o !== null && sync === null && !buffered) {
+        // The usual end of a batch, inline: one write, no flush/writeAll promises.
+        const n = o.length;
+        if (n > 0) {
+          const w = await conn.write(o.buf.subarray(0, n));
+          if (w < n) await writeAll(conn, o.buf.subarray(w, n));
+          stats.bytesWritten += n;
+          codec.wrote();
+        }
+        giveWriter(o);
+        out = null;
+      } else await flush();
       // A long reply (metadump) comes in parts, one per hold of the cache, so
       // other threads and connections run in between and memory stays bounded.
       while (session.more !== null) {

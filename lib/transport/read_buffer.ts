@@ -99,11 +99,21 @@ export class ReadBuffer {
    * bytes in all (0: unknown) fits. Resolves false at end of stream.
    */
   async fill(conn: Readable, need = 0): Promise<boolean> {
-    this.#makeRoom(need);
-    const n = await conn.read(this.buf.subarray(this.end));
+    const n = await conn.read(this.space(need));
     if (n === null) return false;
     this.end += n;
     return true;
+  }
+
+  /**
+   * What {@linkcode fill} does before it reads, for a caller that reads
+   * itself (one promise fewer per read): make room for a request of `need`
+   * bytes and return where the next bytes go; add what was read to `end`.
+   */
+  space(need = 0): Uint8Array {
+    this.#makeRoom(need);
+    // An empty buffer is read into whole: no view to allocate.
+    return this.end === 0 ? this.buf : this.buf.subarray(this.end);
   }
 
   /** Discard the next n bytes, those buffered now and those still to come. */

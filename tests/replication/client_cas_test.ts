@@ -47,8 +47,8 @@ async function casOf(c: TestConn, key: string): Promise<number> {
   return m ? Number(m[1]) : -1;
 }
 
-for (const threads of [["-t", "1"], []]) {
-  const label = threads.length ? "-t 1" : "default threads";
+for (const threads of [["-t", "1"], ["-t", "2"]]) {
+  const label = threads.join(" ");
   Deno.test(`replicated (${label}): ms E near 2^53 then 200 sets leaves both nodes alive, linked, identical`, async () => {
     const { a, b, replPort } = await startPair(threads);
     let b2: Node | undefined;

@@ -91,8 +91,8 @@ Deno.test("tampering on the path (injected frame, flipped byte, replayed record)
   }
 });
 
-for (const threads of [["-t", "1"], []]) {
-  Deno.test(`with a secret and ${threads.length ? "-t 1" : "default threads"}: full copy and live stream, items larger than a record`, async () => {
+for (const threads of [["-t", "1"], ["-t", "2"]]) {
+  Deno.test(`with a secret and ${threads.join(" ")}: full copy and live stream, items larger than a record`, async () => {
     const args = ["--repl-secret", SECRET, "-I", "2m", "-m", "128", ...threads];
     const replPort = freePort();
     const a = await startNode(replPort, args);
