@@ -33,6 +33,7 @@ import type { AuthConfig, AuthSession } from "../auth/mod.ts";
 import { cachedump, metadumpClasses } from "./admin.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
+import { cacheMemlimit, lruCommand, lruCrawlerSettings, slabsCommand, Tunables } from "./tuning.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -160,6 +161,8 @@ export class Engine {
   explicitCasMax: number = MAX_CAS;
   /** Current `verbosity` level. */
   verbosity = 0;
+  /** Settings of `slabs automove`, `lru`, `lru_crawler` (this thread's). */
+  readonly tunables: Tunables;
   /** `stats detail` counters (shared by the serve threads). */
   readonly prefixStats: PrefixStats;
   /** Extra `stats` lines; replication registers here after construction. */
@@ -177,6 +180,7 @@ export class Engine {
    */
   constructor(options: EngineOptions, clock = new ServerClock(), shared?: EngineShared) {
     this.#options = options;
+    this.tunables = new Tunables(options.minChunk, options.growthFactor);
     this.extraStats = options.extraStats;
     // No prototype: `stats toString` must not find Object's methods.
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
@@ -336,7 +340,13 @@ export class Engine {
         this.#lruCrawler(req, out, session);
         return Action.CONTINUE;
       case Op.CACHE_MEMLIMIT:
-        out.bytes(REPLY.OK);
+        cacheMemlimit(req, out, this.store);
+        return Action.CONTINUE;
+      case Op.SLABS:
+        slabsCommand(req, out, this.tunables, this.store);
+        return Action.CONTINUE;
+      case Op.LRU:
+        lruCommand(req, out, this.tunables);
         return Action.CONTINUE;
       default:
         out.bytes(REPLY.ERROR);
@@ -1106,7 +1116,8 @@ export class Engine {
   #lruCrawler(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
       const classes = metadumpClasses(req, 2);
-      if (classes === null) out.bytes(REPLY.BAD_CLASS);
+      if (!this.tunables.lruCrawler) out.text("CLIENT_ERROR lru crawler disabled\r\n");
+      else if (classes === null) out.bytes(REPLY.BAD_CLASS);
       else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);
       else {
         session.more = this.#metadump(classes);
@@ -1114,18 +1125,10 @@ export class Engine {
       }
       return;
     }
-    if (
-      req.ntokens === 3 &&
-      (req.tokenIs(1, "crawl") || req.tokenIs(1, "tocrawl") || req.tokenIs(1, "sleep"))
-    ) {
-      out.bytes(REPLY.OK);
-      return;
-    }
-    if (req.ntokens === 2 && (req.tokenIs(1, "enable") || req.tokenIs(1, "disable"))) {
-      out.bytes(REPLY.OK);
-      return;
-    }
-    out.bytes(REPLY.ERROR);
+    lruCrawlerSettings(req, out, this.tunables, () => {
+      const classes = metadumpClasses(req, 2);
+      return classes === null ? "bad" : classes.includes(1) ? "ok" : "none";
+    });
   }
 
   /**
@@ -1307,7 +1310,7 @@ export class Engine {
   #settingsStats(out: Writer): void {
     const o = this.#options;
     const lines: Array<[string, string | number]> = [
-      ["maxbytes", o.memoryLimit],
+      ["maxbytes", this.store.stats.limitMaxbytes],
       ["maxconns", o.maxConnections ?? 1024],
       ["tcpport", 0],
       ["udpport", 0],
@@ -1323,6 +1326,7 @@ export class Engine {
       ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
       ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
       ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
+      ...this.tunables.settingsLines(),
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }
