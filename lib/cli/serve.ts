@@ -199,6 +199,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     hostnames,
     port,
     maxConnections: mc.maxConnections,
+    idleTimeout: Math.max(mc.idleTimeout, 0),
     memoryLimit,
     maxItemSize,
     evict: !v["disable-evictions"],

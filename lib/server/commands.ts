@@ -33,6 +33,7 @@ import type { AuthConfig, AuthSession } from "../auth/mod.ts";
 import { cachedump, metadumpClasses } from "./admin.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
+import { ConnTable } from "./conns.ts";
 import { cacheMemlimit, lruCommand, lruCrawlerSettings, slabsCommand, Tunables } from "./tuning.ts";
 
 /** What the connection does after a command. */
@@ -71,6 +72,8 @@ export interface EngineOptions extends StoreOptions {
   protocol?: BindingProtocol;
   /** Authentication (-S, -Y), shown in `stats settings`. */
   auth?: AuthConfig;
+  /** -o idle_timeout: close connections silent this many seconds (0: never). */
+  idleTimeout?: number;
 }
 
 /** memcached -B values. */
@@ -114,6 +117,8 @@ export interface Session {
    * null. Until it is authenticated the connection only reads logins.
    */
   auth?: AuthSession | null;
+  /** Clock seconds of the last request read (`stats conns`, idle_timeout). */
+  lastCmd?: number;
 }
 
 const M = {
@@ -163,6 +168,8 @@ export class Engine {
   verbosity = 0;
   /** Settings of `slabs automove`, `lru`, `lru_crawler` (this thread's). */
   readonly tunables: Tunables;
+  /** This thread's connections (`stats conns`, -o idle_timeout). */
+  readonly conns: ConnTable;
   /** `stats detail` counters (shared by the serve threads). */
   readonly prefixStats: PrefixStats;
   /** Extra `stats` lines; replication registers here after construction. */
@@ -185,6 +192,8 @@ export class Engine {
     // No prototype: `stats toString` must not find Object's methods.
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
+    this.conns = new ConnTable(() => clock.now(), () => this.stats.idleKicks++);
+    this.conns.idleTimeout = options.idleTimeout ?? 0;
     this.store = new Store(options, clock, shared?.memory);
     this.prefixStats = new PrefixStats(shared?.prefixes);
     if (shared) {
@@ -312,7 +321,7 @@ export class Engine {
       case Op.SHUTDOWN:
         return this.#shutdown(req, out);
       case Op.STATS:
-        this.#statsCommand(req, out);
+        this.#statsCommand(req, out, session);
         return Action.CONTINUE;
       case Op.MN:
         out.bytes(REPLY.MN);
@@ -1160,7 +1169,7 @@ export class Engine {
     };
   }
 
-  #statsCommand(req: Request, out: Writer): void {
+  #statsCommand(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 1) {
       this.statsGroup("", out);
     } else if (req.tokenIs(1, "reset")) {
@@ -1168,7 +1177,7 @@ export class Engine {
       out.bytes(REPLY.RESET);
       return;
     } else if (req.tokenIs(1, "conns")) {
-      // Per-connection details are not tracked; the count is in general stats.
+      this.conns.write(out, session);
     } else if (req.tokenIs(1, "detail")) {
       this.#statsDetail(req, out);
       return;
@@ -1285,6 +1294,7 @@ export class Engine {
       ["store_no_memory", s.storeNoMemory],
       ["auth_cmds", s.authCmds],
       ["auth_errors", s.authErrors],
+      ["idle_kicks", s.idleKicks],
       ["bytes_read", s.bytesRead],
       ["bytes_written", s.bytesWritten],
       ["limit_maxbytes", st.limitMaxbytes],
@@ -1327,6 +1337,7 @@ export class Engine {
       ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
       ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
       ...this.tunables.settingsLines(),
+      ["idle_timeout", this.conns.idleTimeout],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

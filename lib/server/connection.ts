@@ -120,6 +120,7 @@ export async function serveConnection(
           : need;
         if (!await rb.fill(conn, want)) break;
         stats.bytesRead += rb.end - rb.start - before;
+        session.lastCmd = engine.clock.now(); // stats conns, idle_timeout
       }
       buffered = false;
       need = 0;
