@@ -42,6 +42,8 @@ export const Op = {
   SLABS: 31,
   /** `lru tune|mode|temp_ttl`. */
   LRU: 32,
+  /** `watch [fetchers|mutations|...]`. */
+  WATCH: 33,
 } as const;
 
 /** One of the values of {@linkcode Op}. */

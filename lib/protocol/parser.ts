@@ -466,6 +466,7 @@ function parseLine(req: Request, maxValue: number): number {
       }
       if (req.tokenIs(0, "misbehave")) return simple(req, Op.MISBEHAVE);
       if (req.tokenIs(0, "lru")) return simple(req, Op.LRU);
+      if (req.tokenIs(0, "watch")) return simple(req, Op.WATCH);
       if (isHttp(req)) {
         req.reject(REPLY.ERROR);
         req.close = true;

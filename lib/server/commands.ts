@@ -34,6 +34,7 @@ import { cachedump, metadumpClasses } from "./admin.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
 import { ConnTable } from "./conns.ts";
+import { Watcher, Watchers, watchFlags } from "./watch.ts";
 import { cacheMemlimit, lruCommand, lruCrawlerSettings, slabsCommand, Tunables } from "./tuning.ts";
 
 /** What the connection does after a command. */
@@ -119,6 +120,8 @@ export interface Session {
   auth?: AuthSession | null;
   /** Clock seconds of the last request read (`stats conns`, idle_timeout). */
   lastCmd?: number;
+  /** Set by `watch`: the connection then only receives these log lines. */
+  watcher?: Watcher | null;
 }
 
 const M = {
@@ -170,6 +173,8 @@ export class Engine {
   readonly tunables: Tunables;
   /** This thread's connections (`stats conns`, -o idle_timeout). */
   readonly conns: ConnTable;
+  /** `watch` connections of this thread (log lines of fetches, stores, connections). */
+  readonly watchers: Watchers = new Watchers();
   /** `stats detail` counters (shared by the serve threads). */
   readonly prefixStats: PrefixStats;
   /** Extra `stats` lines; replication registers here after construction. */
@@ -192,7 +197,11 @@ export class Engine {
     // No prototype: `stats toString` must not find Object's methods.
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
-    this.conns = new ConnTable(() => clock.now(), () => this.stats.idleKicks++);
+    this.conns = new ConnTable(
+      () => clock.now(),
+      () => this.stats.idleKicks++,
+      this.watchers,
+    );
     this.conns.idleTimeout = options.idleTimeout ?? 0;
     this.store = new Store(options, clock, shared?.memory);
     this.prefixStats = new PrefixStats(shared?.prefixes);
@@ -357,6 +366,9 @@ export class Engine {
       case Op.LRU:
         lruCommand(req, out, this.tunables);
         return Action.CONTINUE;
+      case Op.WATCH:
+        this.#watch(req, out, session);
+        return Action.CONTINUE;
       default:
         out.bytes(REPLY.ERROR);
         return Action.CONTINUE;
@@ -388,6 +400,17 @@ export class Engine {
     if (this.prefixStats.enabled) this.prefixStats.recordGet(buf, start, end, h >= 0);
     if (touch) this.stats.cmdTouch++;
     else this.stats.cmdGet++;
+    if (this.watchers.active) {
+      const found = h >= 0;
+      this.watchers.fetched(
+        buf,
+        start,
+        end,
+        found,
+        found ? store.slabClass(h) : 0,
+        found ? store.valueLength(h) : 0,
+      );
+    }
     if (h < 0) {
       if (touch) this.stats.touchMisses++;
       else this.stats.getMisses++;
@@ -435,6 +458,49 @@ export class Engine {
    * the new CAS. `dropOld`: a failed allocation also unlinks the key (set).
    */
   storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
+    if (!this.watchers.active) return this.#storeValue(req, mode, reqCas, dropOld);
+    // memcached's do_store_item looks the key up first: that fetch is logged too.
+    const store = this.store;
+    const old = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    const oldClass = old >= 0 ? store.slabClass(old) : 0;
+    const oldSize = old >= 0 ? store.valueLength(old) : 0;
+    const reply = this.#storeValue(req, mode, reqCas, dropOld);
+    if (reply !== REPLY.TOO_LARGE && reply !== REPLY.NO_MEMORY && reply !== REPLY.BAD_CHUNK) {
+      const k = req.keyBuf;
+      this.watchers.fetched(k, req.keyStart, req.keyEnd, old >= 0, oldClass, oldSize);
+    }
+    this.#logStore(req, mode, reply, oldClass);
+    return reply;
+  }
+
+  /** A `mutations` log line for a store and its result. */
+  #logStore(req: Request, mode: number | "cas", reply: Uint8Array, oldClass: number): void {
+    const status = reply === REPLY.STORED
+      ? 1
+      : reply === REPLY.EXISTS
+      ? 2
+      : reply === REPLY.NOT_FOUND
+      ? 3
+      : reply === REPLY.TOO_LARGE
+      ? 4
+      : reply === REPLY.NO_MEMORY
+      ? 5
+      : 0;
+    const cmd = mode === "cas" ? "cas" : STORE_CMD[mode] ?? "na";
+    const h = status === 1 ? this.store.find(req.keyBuf, req.keyStart, req.keyEnd) : -1;
+    this.watchers.stored(
+      req.keyBuf,
+      req.keyStart,
+      req.keyEnd,
+      status,
+      cmd,
+      req.exptime < 0 ? 0 : req.exptime >>> 0,
+      h >= 0 ? this.store.slabClass(h) : oldClass,
+      req.dataEnd - req.dataStart,
+    );
+  }
+
+  #storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
     this.stats.cmdSet++;
     if (this.prefixStats.enabled) this.prefixStats.recordSet(req.keyBuf, req.keyStart, req.keyEnd);
     if (req.tooLarge) return this.#storeFailed(req, ALLOC_TOO_LARGE, dropOld);
@@ -1122,6 +1188,30 @@ export class Engine {
 
   // --- admin ---
 
+  /** `watch [names...]` (process_watch_command): this connection becomes a log stream. */
+  #watch(req: Request, out: Writer, session: Session): void {
+    if (out.length > 0) {
+      out.text("ERROR cannot pipeline other commands before watch\r\n");
+      return;
+    }
+    const args: string[] = [];
+    for (let i = 1; i < req.ntokens; i++) {
+      args.push(decodeAscii(req.buf, req.tokStart[i], req.tokEnd[i]));
+    }
+    const flags = watchFlags(args);
+    if (flags < 0) {
+      out.bytes(REPLY.ERROR);
+      return;
+    }
+    const w = new Watcher(flags);
+    if (!this.watchers.add(w)) {
+      out.text("WATCHER_TOO_MANY log watcher limit reached\r\n");
+      return;
+    }
+    session.watcher = w;
+    out.bytes(REPLY.OK);
+  }
+
   #lruCrawler(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
       const classes = metadumpClasses(req, 2);
@@ -1342,6 +1432,15 @@ export class Engine {
     for (const [name, value] of lines) statLine(out, name, value);
   }
 }
+
+/** memcached's command names in item_store log lines. */
+const STORE_CMD: Record<number, string> = {
+  [Op.ADD]: "add",
+  [Op.SET]: "set",
+  [Op.REPLACE]: "replace",
+  [Op.APPEND]: "append",
+  [Op.PREPEND]: "prepend",
+};
 
 /** Re-parse an item's value with full 64-bit precision. */
 function lastBigOf(buf: Uint8Array, start: number, end: number): bigint {

@@ -18,6 +18,7 @@ import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "..
 import { AUTH_CLOSE } from "../auth/mod.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
+import type { Watcher } from "./watch.ts";
 import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
 
 /**
@@ -60,6 +61,32 @@ function takeWriter(): Writer {
 function giveWriter(out: Writer): void {
   out.reset();
   if (shared.writers.length < WRITERS_KEPT) shared.writers.push(out);
+}
+
+/**
+ * A `watch` connection: write its log lines as they come, until the client
+ * closes (what it sends is read and ignored, as memcached ignores it).
+ */
+async function streamLog(
+  conn: Deno.Conn,
+  w: Watcher,
+  write: (w: Watcher) => Promise<void>,
+): Promise<void> {
+  let open = true;
+  const closed = (async () => {
+    const sink = new Uint8Array(1024);
+    try {
+      while (await conn.read(sink) !== null);
+    } catch { /* reset or closed by stop */ }
+    open = false;
+    w.cancel();
+  })();
+  while (open) {
+    await w.wait();
+    if (!open) break;
+    await write(w);
+  }
+  await closed;
 }
 
 /** What a connection needs from its server besides the engine. */
@@ -193,6 +220,14 @@ export async function serveConnection(
           engine.endBatch();
         }
         await flush();
+      }
+      if (session.watcher) {
+        await streamLog(conn, session.watcher, async (w) => {
+          out ??= takeWriter();
+          w.drain(out);
+          await flush();
+        });
+        break;
       }
     }
   } catch (err) {

@@ -10,11 +10,14 @@
 import type { Writer } from "../protocol/mod.ts";
 import { closeQuietly } from "../transport/mod.ts";
 import { statLine } from "./stats.ts";
+import type { Watcher, Watchers } from "./watch.ts";
 
 /** What the table needs of a connection's session. */
 export interface ConnSession {
   /** Clock seconds of the last request read (stamped by the connection loop). */
   lastCmd?: number;
+  /** Set once the connection ran `watch`: it then only receives log lines. */
+  watcher?: Watcher | null;
 }
 
 interface Entry {
@@ -37,6 +40,7 @@ export class ConnTable {
   idleTimeout = 0;
   #now: () => number;
   #kicked: () => void;
+  #watchers: Watchers;
   #started: number;
   #listeners: { id: number; addr: string }[] = [];
   #entries = new Map<ConnSession, Entry>();
@@ -44,9 +48,10 @@ export class ConnTable {
   #sweep: ReturnType<typeof setInterval> | undefined;
 
   /** A table reading clock seconds from `now`; `kicked` counts an idle close (idle_kicks). */
-  constructor(now: () => number, kicked: () => void) {
+  constructor(now: () => number, kicked: () => void, watchers: Watchers) {
     this.#now = now;
     this.#kicked = kicked;
+    this.#watchers = watchers;
     this.#started = now();
   }
 
@@ -59,6 +64,7 @@ export class ConnTable {
   add(session: ConnSession, conn: Deno.Conn, listen: Deno.Addr): void {
     session.lastCmd = this.#now();
     this.#entries.set(session, { id: this.#nextId++, conn, listen: tcp(listen) });
+    if (this.#watchers.active) this.#connEvent(true, conn);
     if (this.idleTimeout > 0 && this.#sweep === undefined) {
       const sweep = setInterval(() => this.#kickIdle(), 1000);
       Deno.unrefTimer(sweep as unknown as number);
@@ -68,7 +74,10 @@ export class ConnTable {
 
   /** The connection of `session` closed. */
   remove(session: ConnSession): void {
+    const e = this.#entries.get(session);
     this.#entries.delete(session);
+    if (session.watcher) this.#watchers.remove(session.watcher);
+    if (e && this.#watchers.active) this.#connEvent(false, e.conn);
     if (this.#entries.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
@@ -79,6 +88,11 @@ export class ConnTable {
   close(): void {
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
     this.#sweep = undefined;
+  }
+
+  #connEvent(open: boolean, conn: Deno.Conn): void {
+    const a = conn.remoteAddr;
+    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port);
   }
 
   #kickIdle(): void {
