@@ -122,6 +122,8 @@ export interface Session {
   lastCmd?: number;
   /** Set by `watch`: the connection then only receives these log lines. */
   watcher?: Watcher | null;
+  /** True while a request waits for the rest of its data (`stats conns`: conn_nread). */
+  nread?: boolean;
 }
 
 const M = {

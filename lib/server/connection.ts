@@ -151,6 +151,7 @@ export async function serveConnection(
       }
       buffered = false;
       need = 0;
+      session.nread = false;
       if (codec === null) {
         if (rb.end === rb.start) continue;
         codec = pickCodec(engine, rb.buf[rb.start], shared.req);
@@ -177,6 +178,7 @@ export async function serveConnection(
           const used = codec.parse(rb.buf, rb.start, rb.end, maxValue);
           if (used === 0) {
             need = req.need; // the Request is shared: keep what this connection waits for
+            session.nread = need > 0; // `stats conns`: conn_nread while a value is incomplete
             break;
           }
           if (used === PARSE_CLOSE) {

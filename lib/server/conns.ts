@@ -16,6 +16,8 @@ import type { Watcher, Watchers } from "./watch.ts";
 export interface ConnSession {
   /** Clock seconds of the last request read (stamped by the connection loop). */
   lastCmd?: number;
+  /** True while a request waits for the rest of its data (memcached's conn_nread). */
+  nread?: boolean;
   /** Set once the connection ran `watch`: it then only receives log lines. */
   watcher?: Watcher | null;
 }
@@ -108,8 +110,8 @@ export class ConnTable {
 
   /**
    * `stats conns` lines (no END): listeners, then every connection; the
-   * asking one is `conn_parse_cmd`, the others wait for a request
-   * (`conn_read`).
+   * asking one is `conn_parse_cmd`, one inside a value `conn_nread`, a
+   * watcher `conn_watch`, the others wait for a request (`conn_read`).
    */
   write(out: Writer, asking: ConnSession | null): void {
     const now = this.#now();
@@ -125,7 +127,14 @@ export class ConnTable {
       } catch { /* closed meanwhile */ }
       statLine(out, `${e.id}:addr`, addr);
       statLine(out, `${e.id}:listen_addr`, e.listen);
-      statLine(out, `${e.id}:state`, session === asking ? "conn_parse_cmd" : "conn_read");
+      const state = session === asking
+        ? "conn_parse_cmd"
+        : session.watcher
+        ? "conn_watch"
+        : session.nread
+        ? "conn_nread"
+        : "conn_read";
+      statLine(out, `${e.id}:state`, state);
       statLine(out, `${e.id}:secs_since_last_cmd`, now - (session.lastCmd ?? now));
     }
   }

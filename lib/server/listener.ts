@@ -99,7 +99,14 @@ export class Server {
         this.#conns.add(conn);
         stats.currConnections++;
         const auth = this.authenticator;
-        const session: Session = { more: null, auth: auth ? new AuthSession(auth, stats) : null };
+        // Every field set up front: one object shape for the connection's life.
+        const session: Session = {
+          more: null,
+          auth: auth ? new AuthSession(auth, stats) : null,
+          lastCmd: 0,
+          nread: false,
+          watcher: null,
+        };
         engine.conns.add(session, conn, listener.addr);
         const hooks = { barrier: this.barrier, stopped: () => this.#stopped };
         serveConnection(conn, this.engine, session, maxValue, hooks).then((action) => {

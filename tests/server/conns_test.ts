@@ -43,6 +43,7 @@ async function checkConns(server: ProcessHandle): Promise<void> {
     match(stats, /STAT \d+:addr tcp:127\.0\.0\.1:\d+\r\nSTAT \d+:listen_addr/);
     match(stats, /STAT \d+:state conn_parse_cmd\r\nSTAT \d+:secs_since_last_cmd 0\r\n/);
     match(stats, /STAT \d+:secs_since_last_cmd [1-9]\r\n/);
+    match(stats, /STAT \d+:state conn_nread\r\n/, "the connection inside a set");
     ok(stats.endsWith("END\r\n"));
     // Three clients (busy, idle, the asking one), each with four lines.
     equal(stats.match(/:listen_addr /g)?.length, 3, stats);
