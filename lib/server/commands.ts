@@ -206,6 +206,21 @@ export class Engine {
     );
     this.conns.idleTimeout = options.idleTimeout ?? 0;
     this.store = new Store(options, clock, shared?.memory);
+    this.store.onEvict = (h) => {
+      if (!this.watchers.active) return;
+      const st = this.store, now = this.clock.now(), exp = st.exptime(h);
+      const ko = st.keyOffset(h);
+      this.watchers.evicted(
+        st.buffer(h),
+        ko,
+        ko + st.keyLength(h),
+        st.fetched(h),
+        exp === 0 ? -1 : exp - now,
+        now - st.lastAccess(h),
+        st.slabClass(h),
+        st.valueLength(h),
+      );
+    };
     this.prefixStats = new PrefixStats(shared?.prefixes);
     if (shared) {
       this.#lock = new SharedLock(shared.lock);

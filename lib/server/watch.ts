@@ -179,6 +179,25 @@ export class Watchers {
     );
   }
 
+  /** An eviction: `ttl` left (-1: none), seconds since last access, fetched or not. */
+  evicted(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    fetched: boolean,
+    ttl: number,
+    la: number,
+    cls: number,
+    size: number,
+  ) {
+    this.#emit(
+      WatchFlag.EVICTIONS,
+      `type=eviction key=${uriKey(buf, start, end)} fetch=${
+        fetched ? "yes" : "no"
+      } ttl=${ttl} la=${la} clsid=${cls} size=${size}`,
+    );
+  }
+
   /** conn_new / conn_close for a TCP peer. */
   connection(open: boolean, ip: string, port: number, reason: "normal" | "error" = "normal") {
     this.#emit(

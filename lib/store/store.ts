@@ -258,6 +258,8 @@ export class Store {
   nextCas: () => number;
   /** Counters, read from shared memory. */
   readonly stats: StoreStats;
+  /** Called with an item about to be evicted (memcached's eviction log), or null. */
+  onEvict: ((h: number) => void) | null = null;
 
   #clock: Clock;
   #memory: StoreMemory;
@@ -894,6 +896,7 @@ export class Store {
     this.#f[F_EVICTIONS]++;
     if (i32[w + W_EXPTIME] !== 0) this.#evictedNonzero[cls]++;
     this.#evictedTime[cls] = this.#clock.now() - i32[w + W_TIME];
+    this.onEvict?.(h);
     if ((i32[w + W_META] & M_FETCHED) === 0) {
       this.#evictedUnfetched[cls]++;
       this.#f[F_EVICTED_UNFETCHED]++;

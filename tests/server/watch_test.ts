@@ -98,6 +98,50 @@ Deno.test("watch streams fetches, stores and connection events in memcached's fo
   }
 });
 
+async function checkEvictions(server: ProcessHandle): Promise<void> {
+  const w = await connect(server.port);
+  const c = await connect(server.port);
+  try {
+    equal(await w.request("watch evictions\r\n"), "OK\r\n");
+    // 4 MB of 100 KB values in a 2 MB cache: the oldest go.
+    const value = "e".repeat(100_000);
+    let batch = "";
+    for (let i = 0; i < 40; i++) batch += `set ev${i} 0 0 ${value.length} noreply\r\n${value}\r\n`;
+    await c.request(batch + "mn\r\n", "MN\r\n");
+    const [line] = await lines(w, 1);
+    match(
+      line,
+      new RegExp(TS + "type=eviction key=ev\\d+ fetch=no ttl=-1 la=\\d+ clsid=\\d+ size=100000$"),
+    );
+  } finally {
+    await Promise.all([w.close(), c.close()]);
+  }
+}
+
+Deno.test("watch evictions streams memcached's eviction lines", async () => {
+  const server = await startMemrep(["serve", "-t", "1", "-m", "2", "-I", "1m"]);
+  try {
+    await checkEvictions(server);
+  } finally {
+    await server.stop();
+  }
+});
+
+const REF_EVICTIONS = "watch evictions checks hold on real memcached";
+
+Deno.test({
+  name: REF_EVICTIONS,
+  ignore: ignoreUnless(REF_EVICTIONS, ["memcached"]),
+  async fn() {
+    const server = await startMemcached(["-t", "1", "-m", "2", "-I", "1m"]);
+    try {
+      await checkEvictions(server);
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
 const REF = "watch checks hold on real memcached";
 
 Deno.test({
