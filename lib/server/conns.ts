@@ -100,6 +100,8 @@ export class ConnTable {
   #kickIdle(): void {
     const now = this.#now();
     for (const [session, e] of this.#entries) {
+      // A watcher only listens (memcached's conn_watch is outside the idle check).
+      if (session.watcher) continue;
       if (now - (session.lastCmd ?? now) > this.idleTimeout) {
         this.#kicked();
         this.#entries.delete(session);
