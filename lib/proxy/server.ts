@@ -136,13 +136,15 @@ class ProxyConnection implements ReplySink {
     await this.#gone.promise;
   }
 
-  /** Back-pressure: wait while too many replies are pending or unsent. */
+  /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
+  #full(): boolean {
+    return !this.#closed &&
+      (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT);
+  }
+
+  /** Back-pressure: wait while {@linkcode #full}. Called only then: no promise per batch. */
   async #room(): Promise<void> {
-    while (
-      !this.#closed && (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT)
-    ) {
-      await new Promise<void>((r) => this.#drained = r);
-    }
+    while (this.#full()) await new Promise<void>((r) => this.#drained = r);
   }
 
   /** A text connection; `rb` holds its first bytes. */
@@ -177,7 +179,7 @@ class ProxyConnection implements ReplySink {
         if (req.swallow > 0) rb.skip(req.swallow);
         else if (req.swallowLine) rb.skipLine();
       }
-      await this.#room();
+      if (this.#full()) await this.#room();
     }
   }
 
@@ -229,7 +231,7 @@ class ProxyConnection implements ReplySink {
       }
       this.#hold = Infinity;
       this.#drain();
-      await this.#room();
+      if (this.#full()) await this.#room();
     }
   }
 
