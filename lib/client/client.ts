@@ -455,8 +455,17 @@ export class Client {
     this.#out = this.#spare.length >= INITIAL_BUFFER ? this.#spare : new Uint8Array(INITIAL_BUFFER);
     this.#outLen = 0;
     this.#spare = buf;
-    this.#conn.write(buf.subarray(0, this.#writeLen)).then(this.#written, this.#writeFailed);
+    this.#send(buf.subarray(0, this.#writeLen));
   };
+
+  /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
+  #send(bytes: Uint8Array): void {
+    try {
+      this.#conn.write(bytes).then(this.#written, this.#writeFailed);
+    } catch (err) {
+      this.#writeFailed(err);
+    }
+  }
 
   /** Bytes of #spare being written, and written so far. */
   #writeLen = 0;
@@ -466,8 +475,7 @@ export class Client {
     this.#writeOff += n;
     const buf = this.#spare;
     if (this.#writeOff < this.#writeLen && !this.#closed) {
-      this.#conn.write(buf.subarray(this.#writeOff, this.#writeLen))
-        .then(this.#written, this.#writeFailed);
+      this.#send(buf.subarray(this.#writeOff, this.#writeLen));
       return;
     }
     if (buf.length > SHRINK_ABOVE) this.#spare = new Uint8Array(INITIAL_BUFFER);

@@ -381,8 +381,17 @@ class ProxyConnection implements ReplySink {
     this.#spare = w;
     this.#writing = true;
     this.#writeOff = 0;
-    this.#conn.write(w.view()).then(this.#written, this.#writeFailed);
+    this.#send(w.view());
   };
+
+  /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
+  #send(bytes: Uint8Array): void {
+    try {
+      this.#conn.write(bytes).then(this.#written, this.#writeFailed);
+    } catch (err) {
+      this.#writeFailed(err);
+    }
+  }
 
   /** Bytes of #spare written so far. */
   #writeOff = 0;
@@ -391,7 +400,7 @@ class ProxyConnection implements ReplySink {
     const w = this.#spare;
     this.#writeOff += n;
     if (this.#writeOff < w.length && !this.#closed) {
-      this.#conn.write(w.view().subarray(this.#writeOff)).then(this.#written, this.#writeFailed);
+      this.#send(w.view().subarray(this.#writeOff));
       return;
     }
     w.reset();
