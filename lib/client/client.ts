@@ -51,12 +51,11 @@ export interface Item {
 
 interface Pending {
   op: OpCode;
-  issuedAt: number;
   resolve: (reply: Reply) => void;
   reject: (err: Error) => void;
   dump: DumpSink | undefined;
   /** Set by {@linkcode Client.requestFrame}: gets the frame in place, no Reply. */
-  frame?: FrameHandler;
+  frame: FrameHandler | undefined;
 }
 
 /**
@@ -259,6 +258,8 @@ export class Client {
   #closeListeners: ((err: Error | undefined) => void)[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastProgress = 0;
+  /** A reply (or dump line) completed since the clock was last read: #stamp reads it. */
+  #progress = false;
   #paused: Promise<void> | undefined;
 
   private constructor(conn: Deno.TcpConn, server: string, options: ClientOptions) {
@@ -375,8 +376,8 @@ export class Client {
       onError(this.#closedError());
       return;
     }
-    const p: Pending = { op, issuedAt: 0, resolve: noop, reject: onError, dump: undefined };
-    p.frame = onFrame;
+    // Every Pending has the same shape (one hidden class in the queue).
+    const p: Pending = { op, resolve: noop, reject: onError, dump: undefined, frame: onFrame };
     if (this.#exclusive !== undefined) {
       this.#heldQueue.push(p);
       for (const part of parts) this.#held.push(part.slice());
@@ -388,7 +389,7 @@ export class Client {
   #request(op: OpCode, ...parts: Uint8Array[]): Promise<Reply> {
     if (this.#closed) return Promise.reject(this.#closedError());
     return new Promise<Reply>((resolve, reject) => {
-      const p: Pending = { op, issuedAt: 0, resolve, reject, dump: undefined };
+      const p: Pending = { op, resolve, reject, dump: undefined, frame: undefined };
       if (this.#exclusive !== undefined) {
         this.#heldQueue.push(p);
         for (const part of parts) this.#held.push(part.slice());
@@ -399,9 +400,9 @@ export class Client {
   }
 
   #enqueue(p: Pending, parts: readonly Uint8Array[]): void {
-    const now = Date.now();
-    if (this.#queue.length === this.#head) this.#lastProgress = now;
-    p.issuedAt = now;
+    // The timeout counts from the later of the head's issue and the last reply: that is the
+    // last reply's time unless the queue was empty (one clock read per idle-to-busy step).
+    if (this.#queue.length === this.#head) this.#lastProgress = Date.now();
     this.#queue.push(p);
     this.#write(parts);
     this.#armTimer();
@@ -425,7 +426,7 @@ export class Client {
     }
     if (!this.#flushQueued && !this.#writing) {
       this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#flush);
     }
   }
 
@@ -439,31 +440,55 @@ export class Client {
     this.#out = next;
   }
 
-  async #flush(): Promise<void> {
+  /**
+   * Send what is buffered: one `conn.write` per tick with bound callbacks
+   * (no async function per flush); a partial write goes on from where it
+   * stopped. Double buffering: #spare is written while #out collects.
+   */
+  readonly #flush = (): void => {
     this.#flushQueued = false;
-    if (this.#writing || this.#closed) return;
+    if (this.#writing || this.#closed || this.#outLen === 0) return;
     this.#writing = true;
+    const buf = this.#out;
+    this.#writeLen = this.#outLen;
+    this.#writeOff = 0;
+    this.#out = this.#spare.length >= INITIAL_BUFFER ? this.#spare : new Uint8Array(INITIAL_BUFFER);
+    this.#outLen = 0;
+    this.#spare = buf;
+    this.#send(buf.subarray(0, this.#writeLen));
+  };
+
+  /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
+  #send(bytes: Uint8Array): void {
     try {
-      while (this.#outLen > 0 && !this.#closed) {
-        // Double buffering: write one buffer while the other collects.
-        const buf = this.#out;
-        const n = this.#outLen;
-        this.#out = this.#spare.length >= INITIAL_BUFFER
-          ? this.#spare
-          : new Uint8Array(INITIAL_BUFFER);
-        this.#outLen = 0;
-        let off = 0;
-        while (off < n) off += await this.#conn.write(buf.subarray(off, n));
-        this.#spare = buf.length > SHRINK_ABOVE ? new Uint8Array(INITIAL_BUFFER) : buf;
-      }
+      this.#conn.write(bytes).then(this.#written, this.#writeFailed);
     } catch (err) {
-      this.#fail(
-        new ClientError("closed", this.server, `write failed: ${errorText(err)}`, { cause: err }),
-      );
-    } finally {
-      this.#writing = false;
+      this.#writeFailed(err);
     }
   }
+
+  /** Bytes of #spare being written, and written so far. */
+  #writeLen = 0;
+  #writeOff = 0;
+
+  readonly #written = (n: number): void => {
+    this.#writeOff += n;
+    const buf = this.#spare;
+    if (this.#writeOff < this.#writeLen && !this.#closed) {
+      this.#send(buf.subarray(this.#writeOff, this.#writeLen));
+      return;
+    }
+    if (buf.length > SHRINK_ABOVE) this.#spare = new Uint8Array(INITIAL_BUFFER);
+    this.#writing = false;
+    this.#flush();
+  };
+
+  readonly #writeFailed = (err: unknown): void => {
+    this.#writing = false;
+    this.#fail(
+      new ClientError("closed", this.server, `write failed: ${errorText(err)}`, { cause: err }),
+    );
+  };
 
   async #readLoop(): Promise<void> {
     try {
@@ -474,10 +499,14 @@ export class Client {
           this.#lastProgress = Date.now();
           if (this.#closed) return;
           this.#process();
+          this.#stamp();
           continue;
         }
         if (this.#rbuf.length - this.#wpos < MIN_READ) this.#makeRoom();
-        const n = await this.#conn.read(this.#rbuf.subarray(this.#wpos));
+        // An empty buffer is read into whole: no view to allocate.
+        const n = await this.#conn.read(
+          this.#wpos === 0 ? this.#rbuf : this.#rbuf.subarray(this.#wpos),
+        );
         if (n === null) {
           this.#fail(new ClientError("closed", this.server, "connection closed by server"));
           return;
@@ -485,6 +514,7 @@ export class Client {
         if (this.#closed) return;
         this.#wpos += n;
         this.#process();
+        this.#stamp();
       }
     } catch (err) {
       if (!this.#closed) {
@@ -530,7 +560,7 @@ export class Client {
         if (parser.kind === ReplyKind.DUMP_LINE) {
           sink.push(buf, parser.textStart, parser.textEnd);
           this.#rpos += r;
-          this.#lastProgress = Date.now();
+          this.#progress = true;
           sink.wakeConsumer();
           continue;
         }
@@ -570,6 +600,14 @@ export class Client {
     }
   }
 
+  /** One clock read per read batch, not per reply. */
+  #stamp(): void {
+    if (this.#progress) {
+      this.#progress = false;
+      this.#lastProgress = Date.now();
+    }
+  }
+
   /** Bytes with no request outstanding: drop an error line (a noreply failure), else fail. */
   #dropUnsolicited(): boolean {
     const parser = this.#parser;
@@ -588,7 +626,7 @@ export class Client {
   }
 
   #shift(): void {
-    this.#lastProgress = Date.now();
+    this.#progress = true;
     this.#queue[this.#head++] = undefined;
     if (this.#head === this.#queue.length) {
       this.#queue.length = 0;
@@ -616,7 +654,7 @@ export class Client {
     if (head === undefined) return;
     const now = Date.now();
     if (this.#paused !== undefined) this.#lastProgress = now; // a slow dump consumer is not a slow server
-    const deadline = Math.max(head.issuedAt, this.#lastProgress) + this.#timeoutMs;
+    const deadline = this.#lastProgress + this.#timeoutMs;
     if (now >= deadline) {
       this.#fail(
         new ClientError("timeout", this.server, `no reply within ${this.#timeoutMs} ms`),
@@ -694,7 +732,7 @@ export class Client {
       if (this.pending > 0) await new Promise<void>((r) => this.#idleWaiters.push(r));
       if (this.#closed) throw this.#closedError();
       const done = new Promise<Reply>((resolve, reject) => {
-        const p: Pending = { op: Op.LRU_CRAWLER, issuedAt: 0, resolve, reject, dump: sink };
+        const p: Pending = { op: Op.LRU_CRAWLER, resolve, reject, dump: sink, frame: undefined };
         this.#enqueue(p, [line("lru_crawler", "metadump", what)]);
       });
       sent = true;
@@ -740,10 +778,7 @@ export class Client {
     if (heldQueue.length > 0) {
       const now = Date.now();
       if (this.#queue.length === this.#head) this.#lastProgress = now;
-      for (const p of heldQueue) {
-        p.issuedAt = now;
-        this.#queue.push(p);
-      }
+      for (const p of heldQueue) this.#queue.push(p);
       this.#armTimer();
     }
   }

@@ -121,7 +121,9 @@ class ProxyConnection implements ReplySink {
     const rb = new ReadBuffer(INITIAL_BUFFER);
     try {
       // The first byte picks the protocol for good, as memcached's -B auto.
-      if (await rb.fill(this.#conn, 0)) {
+      const n = await this.#conn.read(rb.space(0));
+      if (n !== null) {
+        rb.end += n;
         if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
         else await this.#text(rb);
       }
@@ -134,13 +136,15 @@ class ProxyConnection implements ReplySink {
     await this.#gone.promise;
   }
 
-  /** Back-pressure: wait while too many replies are pending or unsent. */
+  /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
+  #full(): boolean {
+    return !this.#closed &&
+      (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT);
+  }
+
+  /** Back-pressure: wait while {@linkcode #full}. Called only then: no promise per batch. */
   async #room(): Promise<void> {
-    while (
-      !this.#closed && (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT)
-    ) {
-      await new Promise<void>((r) => this.#drained = r);
-    }
+    while (this.#full()) await new Promise<void>((r) => this.#drained = r);
   }
 
   /** A text connection; `rb` holds its first bytes. */
@@ -150,12 +154,18 @@ class ProxyConnection implements ReplySink {
     let filled = true;
     while (!this.#closed && this.#closeAt < 0) {
       const auth = this.#auth;
-      if (auth && !auth.authenticated) {
-        if (!filled && !await rb.fill(this.#conn, auth.need)) break;
-        filled = false;
-        if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
-      } else if (!filled && !await rb.fill(this.#conn, req.need)) break;
+      if (!filled) {
+        // conn.read straight into the buffer (rb.fill would add a promise per read).
+        const n = await this.#conn.read(
+          rb.space(auth && !auth.authenticated ? auth.need : req.need),
+        );
+        if (n === null) break;
+        rb.end += n;
+      }
       filled = false;
+      if (auth && !auth.authenticated) {
+        if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
+      }
       while (this.#closeAt < 0 && rb.settle()) {
         const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
         if (used === 0) break;
@@ -169,7 +179,7 @@ class ProxyConnection implements ReplySink {
         if (req.swallow > 0) rb.skip(req.swallow);
         else if (req.swallowLine) rb.skipLine();
       }
-      await this.#room();
+      if (this.#full()) await this.#room();
     }
   }
 
@@ -186,7 +196,11 @@ class ProxyConnection implements ReplySink {
     const permits = auth === null ? null : (opcode: number) => auth.binaryPermits(opcode);
     let filled = true;
     while (!this.#closed && this.#closeAt < 0) {
-      if (!filled && !await rb.fill(this.#conn, req.need)) break;
+      if (!filled) {
+        const n = await this.#conn.read(rb.space(req.need));
+        if (n === null) break;
+        rb.end += n;
+      }
       filled = false;
       // memcached transmits what it queued when it reads again, after an error or a noop,
       // and after 21 requests of one read (then every 20: its reqs_per_event yield). A bad
@@ -217,7 +231,7 @@ class ProxyConnection implements ReplySink {
       }
       this.#hold = Infinity;
       this.#drain();
-      await this.#room();
+      if (this.#full()) await this.#room();
     }
   }
 
@@ -346,31 +360,67 @@ class ProxyConnection implements ReplySink {
     if (this.#flushQueued || this.#writing) return;
     this.#flushQueued = true;
     // After the current batch of replies (all resolved in this turn) is in.
-    queueMicrotask(() => this.#flush());
+    queueMicrotask(this.#flush);
   }
 
-  async #flush(): Promise<void> {
+  /**
+   * Write what is buffered: one `conn.write` per batch with bound callbacks,
+   * no async function or writeAll promise of its own; a partial write goes
+   * on from where it stopped.
+   */
+  readonly #flush = (): void => {
     this.#flushQueued = false;
     if (this.#writing || this.#closed) return;
-    this.#writing = true;
-    try {
-      while (this.#out.length > 0 && !this.#closed) {
-        const w = this.#out;
-        this.#out = this.#spare;
-        this.#spare = w;
-        await writeAll(this.#conn, w.view());
-        w.reset();
-        this.#wake();
-      }
-    } catch (err) {
-      if (!isDisconnect(err)) log.warn(`proxy: client write: ${err}`);
-      this.#close();
+    if (this.#out.length === 0) {
+      this.#flushed();
       return;
-    } finally {
-      this.#writing = false;
     }
+    // Double buffering: #spare is written while #out collects.
+    const w = this.#out;
+    this.#out = this.#spare;
+    this.#spare = w;
+    this.#writing = true;
+    this.#writeOff = 0;
+    this.#send(w.view());
+  };
+
+  /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
+  #send(bytes: Uint8Array): void {
+    try {
+      this.#conn.write(bytes).then(this.#written, this.#writeFailed);
+    } catch (err) {
+      this.#writeFailed(err);
+    }
+  }
+
+  /** Bytes of #spare written so far. */
+  #writeOff = 0;
+
+  readonly #written = (n: number): void => {
+    const w = this.#spare;
+    this.#writeOff += n;
+    if (this.#writeOff < w.length && !this.#closed) {
+      this.#send(w.view().subarray(this.#writeOff));
+      return;
+    }
+    w.reset();
+    this.#writing = false;
+    if (this.#closed) return;
+    this.#wake();
+    if (this.#out.length > 0) this.#flush();
+    else this.#flushed();
+  };
+
+  readonly #writeFailed = (err: unknown): void => {
+    this.#writing = false;
+    if (!isDisconnect(err)) log.warn(`proxy: client write: ${err}`);
+    this.#close();
+  };
+
+  /** Everything is written: close if asked to, else let reading go on. */
+  #flushed(): void {
     if (this.#closeAt >= 0 && this.#head >= this.#closeAt) this.#close();
-    else if (this.#drained !== undefined && this.#out.length === 0) this.#wake();
+    else if (this.#drained !== undefined) this.#wake();
   }
 
   #close(): void {
