@@ -26,6 +26,7 @@ import {
 } from "./flags.ts";
 import { log } from "../log.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
+import { serveTls } from "./tls_flags.ts";
 import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 
 /** The module extra serve threads run (compile.sh --include's it). */
@@ -60,6 +61,7 @@ const SPEC: FlagSpec = {
   "disable-flush-all": { type: "boolean", short: "F" },
   "unix-socket": { type: "string", short: "s" },
   "unix-mask": { type: "string", short: "a" },
+  "enable-ssl": { type: "boolean", short: "Z" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
   replicate: { type: "string" },
@@ -107,6 +109,11 @@ memcached options:
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
                               loads it back (then removes it)
+
+TLS (memcached's; see README):
+  -Z, --enable-ssl            serve TLS; -o ssl_chain_cert=<pem>,ssl_key=<pem> name the certificate
+                              chain and its key (the key may be in the chain file); -l notls:<host>[:<port>]
+                              adds a plain listener. ssl_verify_mode must stay 0 (no client certificates)
 
 observability:
   --metrics <host:port>       serve Prometheus metrics at http://<host:port>/metrics
@@ -221,14 +228,23 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (stringFlag(v, "user") !== undefined) {
     log.info(`memrep: -u ${stringFlag(v, "user")} ignored (no privilege drop)`);
   }
-  for (const o of listFlag(v, "extended")) log.info(`memrep: -o ${o} ignored`);
+  const tlsFlags = serveTls(
+    Boolean(v["enable-ssl"]),
+    listFlag(v, "extended"),
+    hostnames,
+    unixSocket,
+  );
+  for (const o of tlsFlags.otherExtended) log.info(`memrep: -o ${o} ignored`);
   if (stringFlag(v, "repl-queue") !== undefined) {
     const queue = intFlag(v, "repl-queue", 0); // checked, then ignored
     log.info(`memrep: -q ${queue} ignored (the replication backlog is sized by --repl-backlog)`);
   }
 
   const options = {
-    hostnames,
+    hostnames: tlsFlags.hostnames,
+    tls: tlsFlags.tls,
+    plainListeners: tlsFlags.plainListeners,
+    extraSettings: tlsFlags.settings,
     port,
     maxConnections: intFlag(v, "conn-limit", 1024, 1),
     memoryLimit: memoryMb * 1048576,
