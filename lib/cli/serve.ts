@@ -26,7 +26,7 @@ import {
 } from "./flags.ts";
 import { log } from "../log.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
-import { serveTls } from "./tls_flags.ts";
+import { replTls, serveTls } from "./tls_flags.ts";
 import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 
 /** The module extra serve threads run (compile.sh --include's it). */
@@ -75,6 +75,9 @@ const SPEC: FlagSpec = {
   "repl-backlog": { type: "string" },
   "repl-drain-timeout": { type: "string" },
   "repl-queue": { type: "string", short: "q" },
+  "repl-tls-cert": { type: "string" },
+  "repl-tls-key": { type: "string" },
+  "repl-tls-ca": { type: "string" },
   metrics: { type: "string" },
   help: { type: "boolean", short: "h" },
 };
@@ -141,6 +144,11 @@ replication (two nodes, both read-write, like repcached):
                               locally instead (counted in stats as repl_sync_degraded)
   --repl-timeout <ms>         declare a silent peer dead after this long (default 2000)
   --repl-backlog <size>       changes kept for partial resync (default 64m)
+  --repl-tls-cert <pem>       TLS on the replication link: this node's certificate chain and
+  --repl-tls-key <pem>        key (used when it listens); both nodes need them
+  --repl-tls-ca <pem>         CA the peer's certificate must chain to when this node dials
+                              (default: the system's roots). The listener cannot check a
+                              client certificate: --repl-secret authenticates the dialer
   --repl-drain-timeout <ms>   on SIGINT/SIGTERM/shutdown: how long to wait for the peer to
                               apply what it has not yet, after clients are closed
                               (default 10000; 0 stops at once; so does a second signal)
@@ -507,6 +515,9 @@ function replicationOptions(
         "repl-timeout",
         "repl-backlog",
         "repl-drain-timeout",
+        "repl-tls-cert",
+        "repl-tls-key",
+        "repl-tls-ca",
       ]
     ) {
       if (values[f] !== undefined) throw new UsageError(`--${f} needs --replicate (or -x/-X)`);
@@ -552,6 +563,11 @@ function replicationOptions(
     timeoutMs,
     backlogBytes: sizeFlag(values, "repl-backlog", 64 * 1048576),
     drainTimeoutMs: intFlag(values, "repl-drain-timeout", 10_000, 0, 3_600_000),
+    tls: replTls(
+      stringFlag(values, "repl-tls-cert"),
+      stringFlag(values, "repl-tls-key"),
+      stringFlag(values, "repl-tls-ca"),
+    ),
   };
 }
 

@@ -203,3 +203,39 @@ function checkMaterial(tls: TlsMaterial, chainPath: string, keyPath: string): vo
     );
   }
 }
+
+/**
+ * `--repl-tls-cert`/`--repl-tls-key` (both or neither) and `--repl-tls-ca`:
+ * the replication link's TLS, read now (UsageError naming the file).
+ * Undefined when none is given.
+ */
+export function replTls(
+  certPath: string | undefined,
+  keyPath: string | undefined,
+  caPath: string | undefined,
+): (TlsMaterial & { ca?: string }) | undefined {
+  if (certPath === undefined && keyPath === undefined && caPath === undefined) return undefined;
+  if (certPath === undefined || keyPath === undefined) {
+    throw new UsageError(
+      "--repl-tls-cert and --repl-tls-key go together (--repl-tls-ca needs both)",
+    );
+  }
+  const read = (path: string, flag: string, label: string) => {
+    try {
+      return readPem(path, label === "CERTIFICATE" ? "certificate" : "key", label);
+    } catch (err) {
+      throw new UsageError(`${flag}: ${err instanceof Error ? err.message : err}`);
+    }
+  };
+  const material = {
+    cert: read(certPath, "--repl-tls-cert", "CERTIFICATE"),
+    key: read(keyPath, "--repl-tls-key", "PRIVATE KEY"),
+  };
+  try {
+    checkMaterial(material, certPath, keyPath);
+  } catch (err) {
+    throw new UsageError(`--repl-tls-cert/--repl-tls-key: ${(err as Error).message}`);
+  }
+  const ca = caPath === undefined ? undefined : read(caPath, "--repl-tls-ca", "CERTIFICATE");
+  return { ...material, ca };
+}

@@ -7,110 +7,22 @@
  */
 
 import {
+  type Certs,
   connect,
   connectTls,
   equal,
   freePort,
-  haveBinary,
+  makeCerts,
   match,
   ok,
   type ProcessHandle,
   runMemrep,
+  skipWithoutOpenssl,
   startMemrep,
   type TestConn,
 } from "../helpers/mod.ts";
 
 const PYTHON = "/usr/bin/python3";
-
-/** A temp dir with ca.crt, server.crt/key (for 127.0.0.1 and localhost), other.key and combined.pem. */
-interface Certs {
-  dir: string;
-  ca: string;
-  cert: string;
-  key: string;
-  otherKey: string;
-  combined: string;
-  caPem: string;
-}
-
-async function openssl(dir: string, ...args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
-    .output();
-  if (out.code !== 0) {
-    throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
-  }
-}
-
-async function makeCerts(): Promise<Certs> {
-  const dir = await Deno.makeTempDir({ prefix: "memrep-tls-" });
-  const rsa = ["-newkey", "rsa:2048", "-nodes"];
-  await openssl(
-    dir,
-    "req",
-    "-x509",
-    ...rsa,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=memrep test CA",
-  );
-  await openssl(
-    dir,
-    "req",
-    ...rsa,
-    "-keyout",
-    "server.key",
-    "-out",
-    "server.csr",
-    "-subj",
-    "/CN=localhost",
-  );
-  await Deno.writeTextFile(`${dir}/ext`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-  await openssl(
-    dir,
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "server.crt",
-    "-days",
-    "2",
-    "-extfile",
-    "ext",
-  );
-  await openssl(dir, "genrsa", "-out", "other.key", "2048");
-  const cert = `${dir}/server.crt`;
-  const key = `${dir}/server.key`;
-  await Deno.writeTextFile(
-    `${dir}/combined.pem`,
-    (await Deno.readTextFile(cert)) + (await Deno.readTextFile(key)),
-  );
-  return {
-    dir,
-    ca: `${dir}/ca.crt`,
-    cert,
-    key,
-    otherKey: `${dir}/other.key`,
-    combined: `${dir}/combined.pem`,
-    caPem: await Deno.readTextFile(`${dir}/ca.crt`),
-  };
-}
-
-function skip(name: string): boolean {
-  if (haveBinary("openssl")) return false;
-  console.log(`SKIP (openssl not installed): ${name}`);
-  return true;
-}
 
 /** `serve -Z -t threads` with a plain `notls:` listener; resolved once every thread listens. */
 async function startTls(
@@ -137,7 +49,7 @@ async function startTls(
 }
 
 Deno.test("serve -Z -t 2: TLS clients share the cache, plain clients on the TLS port get nothing, notls: serves plain", async () => {
-  if (skip("serve -Z -t 2")) return;
+  if (skipWithoutOpenssl("serve -Z -t 2")) return;
   const certs = await makeCerts();
   const plainPort = freePort();
   const server = await startTls(certs, 2, plainPort, ["-o", "ssl_ca_cert=" + certs.ca]);
@@ -209,7 +121,7 @@ Deno.test("serve -Z -t 2: TLS clients share the cache, plain clients on the TLS 
 });
 
 Deno.test("serve -Z: pymemcache's own test_tls and a pymemcache TLS client with many keys", async () => {
-  if (skip("serve -Z pymemcache")) return;
+  if (skipWithoutOpenssl("serve -Z pymemcache")) return;
   const suite = "/usr/lib/python3/dist-packages/pymemcache/test/test_integration.py";
   try {
     Deno.statSync(suite);
@@ -281,7 +193,7 @@ print("bad", bad, "count", len(got))
 });
 
 Deno.test("serve -Z: the key may sit in the chain file; stats settings without -Z say ssl_enabled no", async () => {
-  if (skip("serve -Z combined pem")) return;
+  if (skipWithoutOpenssl("serve -Z combined pem")) return;
   const certs = await makeCerts();
   const server = await startMemrep(["serve", "-Z", "-o", `ssl_chain_cert=${certs.combined}`]);
   const off = await startMemrep(["serve"]);
@@ -304,7 +216,7 @@ Deno.test("serve -Z: the key may sit in the chain file; stats settings without -
 });
 
 Deno.test("serve -Z refuses bad certificate material and unsupported options with exit 2 and a clear message", async () => {
-  if (skip("serve -Z refusals")) return;
+  if (skipWithoutOpenssl("serve -Z refusals")) return;
   const certs = await makeCerts();
   const base = ["serve", "-l", "127.0.0.1", "-p", String(freePort()), "-Z"];
   const cases: Array<[string[], RegExp]> = [
