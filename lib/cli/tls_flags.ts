@@ -239,3 +239,21 @@ export function replTls(
   const ca = caPath === undefined ? undefined : read(caPath, "--repl-tls-ca", "CERTIFICATE");
   return { ...material, ca };
 }
+
+/**
+ * `proxy --tls-cert/--tls-key` (both or neither): the client side's TLS,
+ * read and checked now (UsageError naming the file). Undefined when neither.
+ */
+export function proxyTls(
+  certPath: string | undefined,
+  keyPath: string | undefined,
+): TlsMaterial | undefined {
+  if (certPath === undefined && keyPath === undefined) return undefined;
+  if (certPath === undefined || keyPath === undefined) {
+    throw new UsageError("memrep proxy: --tls-cert and --tls-key go together");
+  }
+  const cert = readPem(certPath, "certificate", "CERTIFICATE");
+  const key = readPem(keyPath, "key", "PRIVATE KEY");
+  checkMaterial({ cert, key }, certPath, keyPath);
+  return { cert, key };
+}
