@@ -28,7 +28,7 @@ import {
 import { log } from "../log.ts";
 import { Authenticator, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { errorText } from "../transport/mod.ts";
-import { proxyTls } from "./tls_flags.ts";
+import { backendTls, proxyTls } from "./tls_flags.ts";
 import {
   type MetricsEndpoint,
   proxyMetrics,
@@ -59,6 +59,8 @@ const SPEC: FlagSpec = {
   metrics: { type: "string" },
   "tls-cert": { type: "string" },
   "tls-key": { type: "string" },
+  "backend-tls": { type: "boolean" },
+  "backend-tls-ca": { type: "string" },
   help: { type: "boolean", short: "h" },
   // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
   "conf-file": { type: "string", short: "c" },
@@ -121,6 +123,8 @@ memrep options:
                              repairs, backend up/down and queues)
   --tls-cert <pem>           clients connect with TLS: the certificate chain...
   --tls-key <pem>            ...and its key (both, or neither)
+  --backend-tls              speak TLS to the backends (memcached -Z, memrep serve -Z)
+  --backend-tls-ca <pem>     ...trusting this CA (implies --backend-tls; default: system roots)
   -h, --help                 this help
 
 nutcracker config mode (every pool of the file in one process; see README):
@@ -175,8 +179,8 @@ export async function proxyMain(args: string[]): Promise<number> {
   }
   const confFile = stringFlag(v, "conf-file");
   if (confFile !== undefined) {
-    if (v["tls-cert"] !== undefined || v["tls-key"] !== undefined) {
-      throw new UsageError("memrep proxy: --tls-cert/--tls-key work with -s/-b, not yet with -c");
+    if (["tls-cert", "tls-key", "backend-tls", "backend-tls-ca"].some((f) => v[f] !== undefined)) {
+      throw new UsageError("memrep proxy: the --tls-* flags work with -s/-b, not yet with -c");
     }
     const { checkConfig, configMain } = await import("./proxy_config.ts");
     if (v.daemon && !v["test-conf"] && !v["check-config"]) {
@@ -224,6 +228,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
     login: backendLogin(v),
+    tls: backendTls(Boolean(v["backend-tls"]), stringFlag(v, "backend-tls-ca")),
   };
   if (v.daemon) {
     return await daemonize(

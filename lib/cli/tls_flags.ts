@@ -257,3 +257,17 @@ export function proxyTls(
   checkMaterial({ cert, key }, certPath, keyPath);
   return { cert, key };
 }
+
+/** `proxy --backend-tls` / `--backend-tls-ca <pem>` (which implies it): TLS to the backends. */
+export function backendTls(
+  enable: boolean,
+  caPath: string | undefined,
+): { ca?: string } | undefined {
+  if (!enable && caPath === undefined) return undefined;
+  if (caPath === undefined) return {};
+  try {
+    return { ca: readPem(caPath, "CA certificate", "CERTIFICATE") };
+  } catch (err) {
+    throw new UsageError(`--backend-tls-ca: ${(err as Error).message}`);
+  }
+}

@@ -1,6 +1,7 @@
 /**
- * `memrep proxy --tls-cert/--tls-key`: clients speak TLS to the proxy, the
- * proxy plain TCP to its backends; certificates made by openssl.
+ * `memrep proxy --tls-cert/--tls-key`: clients speak TLS to the proxy;
+ * `--backend-tls-ca`: the proxy speaks TLS to memcached -Z and memrep serve
+ * -Z backends; certificates made by openssl.
  * @module
  */
 
@@ -13,6 +14,7 @@ import {
   ok,
   runMemrep,
   skipWithoutOpenssl,
+  startMemcached,
   startMemrep,
   type TestConn,
 } from "../helpers/mod.ts";
@@ -79,5 +81,45 @@ Deno.test("proxy --tls-*: half a pair or a mismatched key exits 2 with a clear m
     match(r.stderr, /Error loading the certificate chain and key: .*other\.key : /);
   } finally {
     await Deno.remove(certs.dir, { recursive: true });
+  }
+});
+
+Deno.test("proxy --backend-tls-ca: TLS to a memcached -Z and a memrep serve -Z backend; trusting another CA stores nothing", async () => {
+  if (skipWithoutOpenssl("proxy backend TLS")) return;
+  const [certs, other] = await Promise.all([makeCerts(), makeCerts()]);
+  const tlsArgs = ["-Z", "-o", `ssl_chain_cert=${certs.cert},ssl_key=${certs.key}`];
+  const backends = await Promise.all([startMemcached(tlsArgs), startMemrep(["serve", ...tlsArgs])]);
+  const servers = backends.flatMap((b) => ["-s", `127.0.0.1:${b.port}`]);
+  const proxy = await startMemrep(["proxy", ...servers, "--backend-tls-ca", certs.ca]);
+  const wrong = await startMemrep(["proxy", ...servers, "--backend-tls-ca", other.ca]);
+  try {
+    const c = await connect(proxy.port);
+    const seed = Math.floor(Math.random() * 1e9);
+    for (let i = 0; i < 60; i++) {
+      equal(await c.request(`set k${i} 0 0 ${String(seed).length}\r\n${seed}`), "STORED\r\n");
+    }
+    let wrongValues = 0;
+    for (let i = 0; i < 60; i++) {
+      const got = await c.request(`get k${i}`, "END\r\n");
+      if (got !== `VALUE k${i} 0 ${String(seed).length}\r\n${seed}\r\nEND\r\n`) wrongValues++;
+    }
+    equal(wrongValues, 0);
+    // Both backends hold some: memcached -Z and memrep -Z both took TLS from the proxy.
+    for (const b of backends) {
+      const t = await connectTls(b.port, certs.caPem);
+      ok(Number((await t.stats()).get("curr_items")) > 0, `${b.name} got nothing`);
+      await t.close();
+    }
+    await c.close();
+    // A proxy trusting another CA reaches no backend: nothing is stored through it.
+    const w = await connect(wrong.port);
+    const reply = await w.request("set x 0 0 1\r\n1", "\r\n", 10_000);
+    ok(reply !== "STORED\r\n", `stored through an untrusted backend: ${reply}`);
+    await w.close();
+  } finally {
+    await Promise.all([proxy.stop(), wrong.stop()]);
+    await Promise.all(backends.map((b) => b.stop()));
+    await Deno.remove(certs.dir, { recursive: true });
+    await Deno.remove(other.dir, { recursive: true });
   }
 });
