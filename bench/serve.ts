@@ -23,7 +23,8 @@ import {
 /** Throughput section. */
 export const serveThroughput: Section = {
   name: "serve",
-  title: "serve vs memcached: memcaslap throughput (90/10 get/set, 100-byte values)",
+  title:
+    "serve vs memcached: memcaslap throughput (90/10 get/set, 100-byte values), text and binary",
   async run(ctx: BenchContext): Promise<Result[] | string> {
     const why = await unavailable("serve");
     if (why) return why;
@@ -41,15 +42,28 @@ export const serveThroughput: Section = {
           measure: async () => (await memcaslap(mc.port, ctx.seconds, cfg)).tps,
         },
         { name: "memrep", measure: async () => (await memcaslap(mr.port, ctx.seconds, cfg)).tps },
+        {
+          name: "memcached -B",
+          measure: async () => (await memcaslap(mc.port, ctx.seconds, cfg, { binary: true })).tps,
+        },
+        {
+          name: "memrep -B",
+          measure: async () => (await memcaslap(mr.port, ctx.seconds, cfg, { binary: true })).tps,
+        },
       ]);
+      const how = `median of ${ctx.rounds} alternating ${ctx.seconds} s runs, memcaslap -T 2 -c 32`;
       const a = median(samples.get("memrep")!);
       const b = median(samples.get("memcached")!);
+      const ab = median(samples.get("memrep -B")!);
+      const bb = median(samples.get("memcached -B")!);
       return [{
         name: "serve/memcached throughput ratio",
         value: a / b,
-        detail: `memrep ${fmt(a)} TPS, memcached ${
-          fmt(b)
-        } TPS (median of ${ctx.rounds} alternating ${ctx.seconds} s runs, memcaslap -T 2 -c 32)`,
+        detail: `memrep ${fmt(a)} TPS, memcached ${fmt(b)} TPS (${how})`,
+      }, {
+        name: "serve/memcached binary throughput ratio",
+        value: ab / bb,
+        detail: `memrep ${fmt(ab)} TPS, memcached ${fmt(bb)} TPS (${how} -B)`,
       }];
     } finally {
       await Promise.all([mc.stop(), mr.stop()]);

@@ -20,12 +20,44 @@ export type FlagValues = Record<string, string | boolean | (string | boolean)[] 
 /** Parse args strictly against spec; positionals are refused. */
 export function parseFlags(args: string[], spec: FlagSpec, command: string): FlagValues {
   try {
-    const { values } = parseArgs({ args, options: spec, strict: true, allowPositionals: false });
+    const { values } = parseArgs({
+      args: dashValues(args, spec),
+      options: spec,
+      strict: true,
+      allowPositionals: false,
+    });
     return values as FlagValues;
   } catch (err) {
     const message = errorText(err);
     throw new UsageError(`memrep ${command}: ${message.replace(/\. To specify .*$/s, "")}`);
   }
+}
+
+/**
+ * getopt's rule, which memcached's flags follow: an option that takes a
+ * value takes the next argument even when it starts with `-` (`-c -1`).
+ * parseArgs refuses that form, so it is joined (`-c-1`, `--name=-1`).
+ */
+function dashValues(args: string[], spec: FlagSpec): string[] {
+  const takes = new Set<string>();
+  for (const [name, o] of Object.entries(spec)) {
+    if (o.type !== "string") continue;
+    takes.add(`--${name}`);
+    if (o.short) takes.add(`-${o.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], next = args[i + 1];
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (takes.has(a) && next !== undefined && next.startsWith("-") && next !== "--") {
+      out.push(a.startsWith("--") ? `${a}=${next}` : a + next);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 /** A string flag's value (the last one if repeated). */

@@ -25,6 +25,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+import { memcachedNumbers } from "./memcached_flags.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { replTls, serveTls } from "./tls_flags.ts";
 import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
@@ -168,19 +169,29 @@ export async function serveMain(argv: string[]): Promise<number> {
     Boolean,
   );
   if (hostnames.length === 0) hostnames.push("0.0.0.0");
-  const memoryMb = intFlag(v, "memory-limit", 64, 1, 1 << 20);
-  const maxItemSize = sizeFlag(v, "max-item-size", 1048576);
-  if (maxItemSize < 1024 || maxItemSize > 256 * 1048576) {
-    throw new UsageError("-I: item size must be between 1k and 256m");
-  }
-  const factorText = stringFlag(v, "factor");
-  const factor = factorText === undefined ? 1.25 : Number(factorText);
-  if (!(factor > 1)) throw new UsageError(`-f: factor must be greater than 1, got '${factorText}'`);
+  // memcached's own conversions and refusals, with its messages (memcached_flags.ts).
+  const mc = memcachedNumbers({
+    m: stringFlag(v, "memory-limit"),
+    c: stringFlag(v, "conn-limit"),
+    t: stringFlag(v, "threads"),
+    I: stringFlag(v, "max-item-size"),
+    f: stringFlag(v, "factor"),
+    n: stringFlag(v, "slab-min-size"),
+    R: stringFlag(v, "max-reqs-per-event"),
+    o: listFlag(v, "extended"),
+  });
+  for (const w of mc.warnings) log.warn(w);
+  // Page ids stop at MAX_PAGES (32 GiB): a larger (or "negative", so unlimited) -m is that.
+  const memoryLimit = Math.min(mc.maxBytes, 32 * 1073741824);
+  const maxItemSize = mc.itemSizeMax;
+  const factor = mc.factor;
   const protocol = stringFlag(v, "protocol");
   if (
     protocol !== undefined && protocol !== "ascii" && protocol !== "auto" && protocol !== "binary"
   ) {
-    throw new UsageError(`-B: protocol must be auto, ascii or binary, got '${protocol}'`);
+    throw new UsageError(
+      `Invalid value for binding protocol: ${protocol}\n -- should be one of auto, binary, or ascii`,
+    );
   }
   const auth = authConfig(v, protocol);
   const unixSocket = stringFlag(v, "unix-socket");
@@ -200,7 +211,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
   const spread = Deno.build.os === "linux";
-  let threads = intFlag(v, "threads", spread ? defaultThreads(cores) : 1, 1, 64);
+  let threads = Math.min(mc.threads ?? (spread ? defaultThreads(cores) : 1), 64);
 
   if (v.daemon) {
     return await daemonize(
@@ -254,12 +265,13 @@ export async function serveMain(argv: string[]): Promise<number> {
     plainListeners: tlsFlags.plainListeners,
     extraSettings: tlsFlags.settings,
     port,
-    maxConnections: intFlag(v, "conn-limit", 1024, 1),
-    memoryLimit: memoryMb * 1048576,
+    maxConnections: mc.maxConnections,
+    idleTimeout: Math.max(mc.idleTimeout, 0),
+    memoryLimit,
     maxItemSize,
     evict: !v["disable-evictions"],
     growthFactor: factor,
-    minChunk: intFlag(v, "slab-min-size", 48, 8, 1048576),
+    minChunk: Math.min(Math.max(mc.chunkSize, 8), 1048576),
     enableShutdown: Boolean(v["enable-shutdown"]),
     // memcached: -S serves binary only, -Y text only (memrep's -S -Y: both, one user file).
     protocol: (protocol ??

@@ -38,6 +38,12 @@ export const Op = {
   MISBEHAVE: 29,
   /** memrep's own replication verb on the peer link, never accepted from clients. */
   REPL: 30,
+  /** `slabs reassign|automove`. */
+  SLABS: 31,
+  /** `lru tune|mode|temp_ttl`. */
+  LRU: 32,
+  /** `watch [fetchers|mutations|...]`. */
+  WATCH: 33,
 } as const;
 
 /** One of the values of {@linkcode Op}. */

@@ -417,6 +417,7 @@ function parseLine(req: Request, maxValue: number): number {
       }
       if (req.tokenIs(0, "stats")) return simple(req, Op.STATS);
       if (req.tokenIs(0, "shutdown")) return simple(req, Op.SHUTDOWN);
+      if (req.tokenIs(0, "slabs")) return simple(req, Op.SLABS);
       break;
     case 97: /* a */
       if (req.tokenIs(0, "add")) {
@@ -464,6 +465,8 @@ function parseLine(req: Request, maxValue: number): number {
         return nt === 3 || nt === 4 ? parseVerbosity(req) : wrong(req);
       }
       if (req.tokenIs(0, "misbehave")) return simple(req, Op.MISBEHAVE);
+      if (req.tokenIs(0, "lru")) return simple(req, Op.LRU);
+      if (req.tokenIs(0, "watch")) return simple(req, Op.WATCH);
       if (isHttp(req)) {
         req.reject(REPLY.ERROR);
         req.close = true;

@@ -1,37 +1,26 @@
 /**
- * The replicator of one `serve` node: turns the engine's mutations into
- * stream frames in the backlog, pairs with the peer (connect first, listen
- * when nothing answers, like repcached), and keeps one {@linkcode Link}
- * alive, re-pairing by itself after the peer dies, hangs or comes back.
+ * The replicator of one `serve` node, the public face of replication: turns
+ * the engine's mutations into stream frames in the backlog, owns the one
+ * {@linkcode Link} to the peer (pairing.ts finds it, re-pairing by itself
+ * after the peer dies, hangs or comes back), books what the peer confirmed
+ * (lag, --repl-sync, the stop's drain) and renders the stats lines. The
+ * full-copy state that outlives links is in copies.ts.
  * @module
  */
 
 import { type Server, statLine } from "../server/mod.ts";
 import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
-import {
-  closeQuietly,
-  errorText,
-  type HostPort,
-  isTlsConn,
-  listenTcp,
-  type TlsMaterial,
-} from "../transport/mod.ts";
+import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
-import { setImmediate } from "node:timers";
 import { log } from "../log.ts";
-import { UsageError } from "../errors.ts";
-import { AgreedVersions, Backlog } from "./backlog.ts";
-import {
-  handshake,
-  type HandshakeContext,
-  type HandshakeFailure,
-  randomHex,
-  type StreamState,
-} from "./handshake.ts";
-import { Link } from "./link.ts";
+import { type AgreedVersions, Backlog } from "./backlog.ts";
+import { FullCopies } from "./copies.ts";
+import { randomHex, type StreamState } from "./handshake.ts";
+import { LagSamples } from "./lag.ts";
+import { Link, type LinkOwner } from "./link.ts";
 import type { LinkKeys } from "./seal.ts";
-import { HandshakeSlots } from "./slots.ts";
+import { Pairing, type PairingOptions } from "./pairing.ts";
 import { Merger, wireBits } from "./merge.ts";
 import type { IncomingCopy, OutgoingCopy } from "./snapshot.ts";
 import { ReplicationStats } from "./stats.ts";
@@ -71,25 +60,12 @@ export interface ReplicationOptions {
   backlogBytes: number;
   /** On stop: how long to wait for the peer to apply what it has not yet (ms; default 10000). */
   drainTimeoutMs?: number;
-  /**
-   * TLS on the link (--repl-tls-*): this node's certificate for when it
-   * listens, and the CA (PEM; Deno's roots when absent) that the listening
-   * peer's certificate must chain to when it dials. The listener cannot ask
-   * for a client certificate (Deno's TLS has none): the secret authenticates.
-   */
-  tls?: TlsMaterial & { ca?: string };
+  /** TLS on the link (--repl-tls-*; see {@linkcode PairingOptions}). */
+  tls?: PairingOptions["tls"];
 }
 
-/** Outcome of one attempt to dial the peer. */
-type DialResult = "linked" | "unreachable" | "tls" | HandshakeFailure;
-
-/** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
-const ACCEPT_DEADLINE_MS = 1000;
-/** Lag samples kept: (stream offset, time) of recent changes. */
-const LAG_SAMPLES = 4096;
-
-/** One node's replication state and pairing loop. */
-export class Replicator implements MutationObserver, SyncBarrier {
+/** One node's replication state, its link and its pairing loop. */
+export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
   /** This process's node id. */
   readonly nodeId: string = randomHex(8);
   /** Id of this process's change stream. */
@@ -109,15 +85,9 @@ export class Replicator implements MutationObserver, SyncBarrier {
   /** The current link, if any. */
   link: Link | null = null;
   /** Which of our versions the peer has seen (for full copies' exactness rule). */
-  readonly agreement: AgreedVersions = new AgreedVersions();
-  /** The full copy we send, until the receiver confirmed it (it outlives links). */
-  outCopy: OutgoingCopy | null = null;
-  /** The full copy we receive or received last (it outlives links). */
-  inCopy: IncomingCopy | null = null;
-  /** Ids of the copies this process sends. */
-  copyIds = 0;
-  /** The completed incoming copy whose sweep runs (the copy counts as in progress). */
-  #sweepOf: IncomingCopy | null = null;
+  readonly agreement: AgreedVersions;
+  /** Full copies in both directions (they outlive links). */
+  #copies: FullCopies;
   #options: ReplicationOptions;
   #scratch = new Writer(1024);
   /** What the peer confirmed of our stream; --repl-sync writes waiting for it. */
@@ -127,21 +97,9 @@ export class Replicator implements MutationObserver, SyncBarrier {
   #abandoned = false;
   /** The version just handed to the store (-1 once a write used it). */
   #fresh = -1;
-  #listener: Deno.Listener | null = null;
-  /** The last failed TLS handshake as dialer (for the startup message). */
-  #tlsError = "";
   #stopped = false;
-  #selfAddress = false;
-  #signal: (() => void) | null = null;
-  #signalled: Promise<void> | null = null;
-  #loopDone: Promise<void> = Promise.resolve();
-  #lagOffset = new Float64Array(LAG_SAMPLES);
-  #lagTime = new Float64Array(LAG_SAMPLES);
-  #lagHead = 0;
-  #lagTail = 0;
-  #lastLagMs = 0;
-  #state: "down" | "connecting" | "listening" = "down";
-  #slots = new HandshakeSlots();
+  #lag = new LagSamples();
+  #pairing: Pairing;
   /** Worker threads' changes and waits (null with one serve thread). */
   #shared: MainReplicationShare | null = null;
   #ringParser = new FrameParser();
@@ -172,6 +130,25 @@ export class Replicator implements MutationObserver, SyncBarrier {
       this.hlc,
       Math.max(65536, Math.floor(options.backlogBytes / 256)),
     );
+    this.#copies = new FullCopies({
+      streamId: this.streamId,
+      backlog: this.backlog,
+      hlc: this.hlc,
+      stats: this.stats,
+      store: () => this.engine.store,
+      stopped: () => this.#stopped,
+      lockStore: () => this.lockStore(),
+      unlockStore: () => this.unlockStore(),
+    });
+    this.agreement = this.#copies.agreement;
+    this.#pairing = new Pairing({
+      nodeId: this.nodeId,
+      stats: this.stats,
+      link: () => this.link,
+      streamState: () => this.#streamState(),
+      adopt: (conn, role, peerNode, peer, rest, keys) =>
+        this.#adopt(conn, role, peerNode, peer, rest, keys),
+    }, options);
     store.nextCas = () => (this.#fresh = this.hlc.tick());
     // A CAS is a version here: a client-chosen one would win forever or lose to the peer.
     this.engine.explicitCasMax = -1;
@@ -199,7 +176,34 @@ export class Replicator implements MutationObserver, SyncBarrier {
 
   /** True while a completed incoming copy drops what its sender no longer has. */
   get sweeping(): boolean {
-    return this.#sweepOf !== null;
+    return this.#copies.sweeping;
+  }
+
+  /** The full copy we send, until the receiver confirmed it (it outlives links). */
+  get outCopy(): OutgoingCopy | null {
+    return this.#copies.outCopy;
+  }
+
+  set outCopy(copy: OutgoingCopy | null) {
+    this.#copies.outCopy = copy;
+  }
+
+  /** The full copy we receive or received last (it outlives links). */
+  get inCopy(): IncomingCopy | null {
+    return this.#copies.inCopy;
+  }
+
+  set inCopy(copy: IncomingCopy | null) {
+    this.#copies.inCopy = copy;
+  }
+
+  /** Ids of the copies this process sends. */
+  get copyIds(): number {
+    return this.#copies.copyIds;
+  }
+
+  set copyIds(ids: number) {
+    this.#copies.copyIds = ids;
   }
 
   /** The store replicated. */
@@ -293,60 +297,19 @@ export class Replicator implements MutationObserver, SyncBarrier {
     this.agreement.note(this.backlog.end, version, performance.now());
   }
 
-  /**
-   * Versions up to the returned one: the peer `peerNode` (in `state`) has
-   * every one of ours (or removed it since). While a copy to it is
-   * unconfirmed, what it had before that copy.
-   */
+  /** Versions up to the returned one the peer `peerNode` has of ours (see FullCopies). */
   agreedWith(peerNode: string, knownStream: string, knownOffset: number): number {
-    const oc = this.outCopy;
-    if (oc !== null && oc.peerNode === peerNode) return oc.agreed;
-    if (knownStream !== this.streamId) return 0;
-    return this.agreement.upTo(knownOffset);
+    return this.#copies.agreedWith(peerNode, knownStream, knownOffset);
   }
 
   /** The link's peer may have caught up with our whole stream: the clock is then agreed. */
   refreshAgreement(link: Link): void {
-    if (this.outCopy !== null || !link.streaming || link.acked < this.backlog.end) return;
-    this.lockStore(); // serve threads: every version issued so far is in the backlog
-    try {
-      if (link.acked >= this.backlog.end) this.agreement.caughtUp(this.backlog.end, this.hlc.last);
-    } finally {
-      this.unlockStore();
-    }
+    this.#copies.refreshAgreement(link);
   }
 
-  /**
-   * A full copy was applied: drop the items it did not mention that are
-   * not newer than the agreed point (see snapshot.ts), a batch per lock.
-   */
-  async sweepCopy(ic: IncomingCopy): Promise<void> {
-    if (ic.dropUpTo <= 0) {
-      ic.release();
-      return;
-    }
-    let cursor = 0;
-    this.#sweepOf = ic;
-    try {
-      while (cursor >= 0 && this.inCopy === ic && !this.#stopped) {
-        await new Promise((r) => setImmediate(r)); // first: the caller holds the store lock
-        this.lockStore();
-        try {
-          cursor = ic.sweep(this.engine.store, cursor, 4096);
-        } finally {
-          this.unlockStore();
-        }
-      }
-    } finally {
-      if (this.#sweepOf === ic) this.#sweepOf = null;
-      if (cursor < 0) ic.release();
-    }
-    this.stats.copyItemsDropped += ic.dropped;
-    if (ic.dropped > 0) {
-      log.debug(
-        `replication: full copy applied, ${ic.dropped} items the peer no longer has dropped`,
-      );
-    }
+  /** A full copy was applied: drop what its sender no longer has (see FullCopies). */
+  sweepCopy(ic: IncomingCopy): Promise<void> {
+    return this.#copies.sweepCopy(ic);
   }
 
   /** Worker changes were lost (ring full, or bytes that did not parse): no peer may resume past the gap. */
@@ -404,16 +367,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
 
   #appended(): void {
     this.stats.changesOut++;
-    const now = performance.now();
-    const last = (this.#lagTail - 1 + LAG_SAMPLES) % LAG_SAMPLES;
-    if (this.#lagHead === this.#lagTail || now - this.#lagTime[last] >= 0.5) {
-      this.#lagOffset[this.#lagTail] = this.backlog.end;
-      this.#lagTime[this.#lagTail] = now;
-      this.#lagTail = (this.#lagTail + 1) % LAG_SAMPLES;
-      if (this.#lagTail === this.#lagHead) this.#lagHead = (this.#lagHead + 1) % LAG_SAMPLES;
-    } else {
-      this.#lagOffset[last] = this.backlog.end; // same moment: extend the sample
-    }
+    this.#lag.appended(this.backlog.end);
     this.link?.wake();
   }
 
@@ -425,22 +379,14 @@ export class Replicator implements MutationObserver, SyncBarrier {
     if (!copying) this.confirm(offset);
     else this.#publishAcks();
     this.agreement.acked(offset);
-    const now = performance.now();
-    while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= offset) {
-      this.#lastLagMs = now - this.#lagTime[this.#lagHead];
-      this.#lagHead = (this.#lagHead + 1) % LAG_SAMPLES;
-    }
+    this.#lag.acked(offset);
   }
 
   /** Age (ms) of the oldest change the peer has not acknowledged; 0 when caught up. */
   lagMs(): number {
     const link = this.link;
     if (!link || link.acked >= this.backlog.end) return 0;
-    while (this.#lagHead !== this.#lagTail && this.#lagOffset[this.#lagHead] <= link.acked) {
-      this.#lagHead = (this.#lagHead + 1) % LAG_SAMPLES;
-    }
-    if (this.#lagHead === this.#lagTail) return 0;
-    return Math.round(performance.now() - this.#lagTime[this.#lagHead]);
+    return this.#lag.ageMs(link.acked);
   }
 
   /**
@@ -470,63 +416,15 @@ export class Replicator implements MutationObserver, SyncBarrier {
     this.#acks.refused(writes);
   }
 
-  // --- pairing ---
+  // --- lifecycle, the link ---
 
   /**
    * First pairing attempt, then the background loop. Throws what is a
    * configuration error (wrong secret, not a memrep port, cannot listen).
    */
   async start(): Promise<void> {
-    const peer = this.#peerText();
-    const first = await this.#dial(true);
-    if (first === "auth") {
-      throw new UsageError(
-        `replication: the peer at ${peer} refused the handshake (secret mismatch); check --repl-secret on both nodes`,
-      );
-    }
-    if (first === "tls") {
-      throw new UsageError(
-        `replication: TLS with the peer at ${peer} failed: ${this.#tlsError}; check --repl-tls-ca here and --repl-tls-cert there`,
-      );
-    }
-    if (first === "not-memrep") {
-      throw new UsageError(
-        `replication: ${peer} is in use by something that is not a memrep replication port`,
-      );
-    }
-    if (first !== "linked") {
-      const listened = this.#listen(true);
-      if (!listened && first === "timeout") {
-        log.warn(
-          `replication: ${peer} accepts connections but does not answer (a hung peer, or another program); retrying`,
-        );
-      }
-      if (!listened && first === "unreachable") {
-        // Nothing answers, yet the port is taken: retry once in case the peer was just starting.
-        await delay(150);
-        const again = await this.#dial(false);
-        if (again === "unreachable" && !this.#listen(true)) {
-          const l = this.#options.listen;
-          throw new UsageError(
-            `replication: cannot listen on ${l.host}:${l.port}: address in use (and nothing answers there)`,
-          );
-        }
-      }
-    }
-    this.#loopDone = this.#pairing();
+    await this.#pairing.start();
     this.#shared?.run().catch((err) => log.warn(`replication: change ring: ${errorText(err)}`));
-  }
-
-  /** The pairing loop, restarted after a bug rather than leaving the node unpaired for good. */
-  async #pairing(): Promise<void> {
-    while (!this.#stopped) {
-      try {
-        await this.#loop();
-      } catch (err) {
-        log.warn(`replication: pairing failed: ${errorText(err)}; retrying`);
-        await delay(500);
-      }
-    }
   }
 
   /**
@@ -538,7 +436,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#closeListener();
+    this.#pairing.stop();
     // The threads' last changes join the backlog before the drain.
     this.#shared?.drain();
     this.#shared?.stop();
@@ -552,9 +450,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
     await drainToPeer(source, this.link, this.#options.drainTimeoutMs ?? 10_000);
     this.#drainWake = null;
     this.link?.close("shutdown");
-    this.#poke();
-    // A dial in progress may take up to the timeout to give up: do not wait for it.
-    await Promise.race([this.#loopDone, delay(100)]);
+    await this.#pairing.ended();
   }
 
   /** Give up waiting for the peer in {@linkcode stop} (a second SIGINT/SIGTERM). */
@@ -567,137 +463,6 @@ export class Replicator implements MutationObserver, SyncBarrier {
   started(link: Link): void {
     if (this.link !== link) return;
     log.info(`replication: start (peer=${link.peerAddress})`);
-  }
-
-  async #loop(): Promise<void> {
-    let announce = false;
-    while (!this.#stopped) {
-      const link = this.link;
-      if (link) {
-        await Promise.race([link.done, this.#wait()]);
-        announce = true;
-        continue;
-      }
-      // Listening on the peer's own address (one host, one port): only the peer can call.
-      const ownAddress = this.#listener !== null && (this.#selfAddress || this.#samePort());
-      if (!ownAddress) {
-        const r = await this.#dial(announce);
-        if (r === "linked" || this.#stopped) continue;
-        if (r === "self") this.#selfAddress = true;
-        announce = false;
-        if (this.link) continue; // the peer called us meanwhile
-        this.#listen(false);
-      }
-      const wait = this.#listener && (this.#selfAddress || this.#samePort())
-        ? undefined
-        : this.#listener
-        ? 500 + Math.random() * 500
-        : 100 + Math.random() * 200;
-      await Promise.race([this.#wait(), wait === undefined ? new Promise(() => {}) : delay(wait)]);
-    }
-  }
-
-  /** One dial: connect, handshake, link. */
-  async #dial(announce: boolean): Promise<DialResult> {
-    const o = this.#options;
-    const peer = this.#peerText();
-    if (announce) log.info(`replication: connect (peer=${peer})`);
-    else log.debug(`replication: connect (peer=${peer})`);
-    this.#state = "connecting";
-    let tlsError = "";
-    const conn = await connectWithin(o.peer, o.timeoutMs, o.tls, (err) => {
-      this.stats.tlsFailures++;
-      tlsError = errorText(err);
-      this.#tlsError = tlsError;
-      const say = announce ? log.warn : log.debug; // once per series of attempts
-      say(`replication: TLS handshake with ${peer} failed: ${tlsError}`);
-    });
-    if (!conn) {
-      this.#state = this.#listener ? "listening" : "down";
-      return tlsError ? "tls" : "unreachable";
-    }
-    const r = await handshake(conn, "connect", this.#context());
-    if (!r.ok) {
-      closeQuietly(conn);
-      this.#state = this.#listener ? "listening" : "down";
-      this.#failed(peer, r.reason, r.detail);
-      return r.reason;
-    }
-    return this.#adopt(conn, "connector", r.peerNode, r.peer, r.rest, r.keys)
-      ? "linked"
-      : "refused";
-  }
-
-  #failed(peer: string, reason: HandshakeFailure, detail: string): void {
-    if (reason === "auth") {
-      this.stats.authFailures++;
-      log.warn(`replication: refused (peer=${peer}): authentication failed: ${detail}`);
-    } else if (reason === "not-memrep") {
-      this.stats.badPeers++;
-      log.info(`replication: refused (peer=${peer}): not a memrep peer: ${detail}`);
-    } else if (reason !== "self") {
-      log.debug(`replication: handshake with ${peer} failed: ${reason}: ${detail}`);
-    }
-  }
-
-  /** Open the listener if not open; false when the address is taken. */
-  #listen(startup: boolean): boolean {
-    if (this.#listener) return true;
-    const l = this.#options.listen;
-    try {
-      const tls = this.#options.tls;
-      this.#listener = listenTcp({ hostname: l.host, port: l.port, reusePort: false, tls });
-    } catch (err) {
-      if (err instanceof Deno.errors.AddrInUse) {
-        log.debug(`replication: ${l.host}:${l.port} is in use; will connect again`);
-        return false;
-      }
-      const msg = `replication: cannot listen on ${l.host}:${l.port}: ${errorText(err)}`;
-      if (startup) throw new UsageError(msg);
-      log.warn(msg);
-      return false;
-    }
-    this.#state = "listening";
-    log.info("replication: listen");
-    this.#acceptLoop(this.#listener!);
-    return true;
-  }
-
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
-    try {
-      for await (const conn of listener) this.#accepted(conn);
-    } catch {
-      // listener closed
-    }
-  }
-
-  async #accepted(conn: Deno.Conn): Promise<void> {
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    const peer = `${addr.hostname}:${addr.port}`;
-    log.info("replication: accept");
-    // Idle connections cannot hold the port: a short deadline, and the newcomer always gets a slot.
-    const slot = this.#slots.take(conn, addr.hostname, peer);
-    try {
-      if (isTlsConn(conn)) {
-        await withDeadline(conn.handshake(), ACCEPT_DEADLINE_MS).catch((err) => {
-          this.stats.tlsFailures++;
-          throw err;
-        });
-      } else (conn as Deno.TcpConn).setNoDelay(true);
-      const ctx = this.#context();
-      ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
-      ctx.greeted = () => (slot.greeted = true);
-      const r = await handshake(conn, "accept", ctx).finally(() => this.#slots.release(slot));
-      if (!r.ok) {
-        closeQuietly(conn);
-        this.#failed(peer, r.reason, r.detail);
-        return;
-      }
-      this.#adopt(conn, "acceptor", r.peerNode, r.peer, r.rest, r.keys);
-    } catch (err) {
-      closeQuietly(conn);
-      log.debug(`replication: accepted connection failed: ${errorText(err)}`);
-    }
   }
 
   /** Make an authenticated connection the link; false when an existing one is kept. */
@@ -735,7 +500,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
     // A new period: the next refused or degraded sync write is logged again.
     this.#acks.newPeriod();
     this.#shared?.resetNote();
-    this.#closeListener();
+    this.#pairing.closeListener();
     link.done.then((reason) => {
       if (reason !== "shutdown") this.stats.linkDrops++;
       if (reason !== "replaced by a new link" && reason !== "shutdown") {
@@ -743,73 +508,30 @@ export class Replicator implements MutationObserver, SyncBarrier {
       } else log.debug(`replication: close (${reason})`);
       if (this.link === link) {
         this.link = null;
-        this.#state = "down";
+        this.#pairing.linkLost();
         // Alone now: degraded writes need not wait out their timeout.
         if (this.#options.syncDegrade) this.#acks.release(true);
       }
       this.#publishAcks(true);
       this.#drainWake?.();
-      this.#poke();
+      this.#pairing.poke();
     });
     link.start(peer, rest);
     this.#publishAcks();
-    this.#poke();
+    this.#pairing.poke();
     return true;
   }
 
-  #context(): HandshakeContext {
+  /** This node's stream state, sent in the handshake. */
+  #streamState(): StreamState {
     return {
-      nodeId: this.nodeId,
-      secret: this.#options.secret,
-      timeoutMs: this.#options.timeoutMs,
-      state: (): StreamState => ({
-        streamId: this.streamId,
-        streamEnd: this.backlog.end,
-        knownStream: this.peerStream?.id ?? "-",
-        knownOffset: this.peerStream?.offset ?? 0,
-        items: this.engine.store.stats.currItems,
-        hlc: this.hlc.last,
-      }),
+      streamId: this.streamId,
+      streamEnd: this.backlog.end,
+      knownStream: this.peerStream?.id ?? "-",
+      knownOffset: this.peerStream?.offset ?? 0,
+      items: this.engine.store.stats.currItems,
+      hlc: this.hlc.last,
     };
-  }
-
-  #closeListener(): void {
-    const l = this.#listener;
-    if (!l) return;
-    this.#listener = null;
-    try {
-      l.close();
-    } catch { /* closed */ }
-  }
-
-  /** The peer's address is the one we listen on (one host, one port). */
-  #samePort(): boolean {
-    const o = this.#options;
-    if (o.peer.port !== o.listen.port) return false;
-    const h = o.peer.host, l = o.listen.host;
-    if (h === l) return true;
-    const loopback = h === "localhost" || h.startsWith("127.") || h === "::1";
-    // A wildcard listener covers the loopback addresses; anything else is caught by node ids.
-    return (loopback && (l === "0.0.0.0" || l === "::")) ||
-      (h === "localhost" && (l === "127.0.0.1" || l === "::1"));
-  }
-
-  /** Resolves at the next {@linkcode #poke} (link up or down, stop). */
-  #wait(): Promise<void> {
-    this.#signalled ??= new Promise((resolve) => (this.#signal = resolve));
-    return this.#signalled;
-  }
-
-  #poke(): void {
-    const s = this.#signal;
-    this.#signal = null;
-    this.#signalled = null;
-    s?.();
-  }
-
-  #peerText(): string {
-    const p = this.#options.peer;
-    return p.host.includes(":") ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
   }
 
   // --- stats ---
@@ -819,11 +541,11 @@ export class Replicator implements MutationObserver, SyncBarrier {
     const link = this.link;
     const s = this.stats;
     const shared = this.#shared?.syncCounts();
-    const state = link ? link.phase : this.#state;
+    const state = link ? link.phase : this.#pairing.state;
     const lines: Array<[string, string | number]> = [
       ["repl_node_id", this.nodeId],
       ["repl_role", link ? link.role : "none"],
-      ["repl_peer", link ? link.peerAddress : this.#peerText()],
+      ["repl_peer", link ? link.peerAddress : this.#pairing.peerText],
       ["repl_link", state],
       ["repl_sync", this.#options.sync ? 1 : 0],
       ["repl_sync_degrade", this.#options.syncDegrade ? 1 : 0],
@@ -834,7 +556,7 @@ export class Replicator implements MutationObserver, SyncBarrier {
       ["repl_copy_sending", link?.sendingCopy ? 1 : 0],
       ["repl_lag_ms", this.lagMs()],
       ["repl_lag_bytes", link ? Math.max(0, this.backlog.end - link.acked) : 0],
-      ["repl_last_ack_ms", Math.round(this.#lastLagMs * 1000) / 1000],
+      ["repl_last_ack_ms", Math.round(this.#lag.lastMs * 1000) / 1000],
       ["repl_backlog_bytes", this.backlog.used],
       ["repl_backlog_size", this.backlog.capacity],
       ["repl_stream_offset", this.backlog.end],
@@ -862,63 +584,4 @@ export class Replicator implements MutationObserver, SyncBarrier {
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }
-}
-
-/**
- * Connect (with `tls`: and complete the TLS handshake, trusting `tls.ca`)
- * within `ms`, or null when refused, unreachable, too slow or, reported to
- * `tlsFailed`, when the TLS handshake fails.
- */
-async function connectWithin(
-  hp: HostPort,
-  ms: number,
-  tls: { ca?: string } | undefined,
-  tlsFailed: (err: unknown) => void,
-): Promise<Deno.Conn | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const attempt = tls
-    ? Deno.connectTls({
-      hostname: hp.host,
-      port: hp.port,
-      caCerts: tls.ca === undefined ? undefined : [tls.ca],
-    })
-    : Deno.connect({ hostname: hp.host, port: hp.port });
-  const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
-  try {
-    const conn = await Promise.race([attempt, late]);
-    if (conn === null) {
-      attempt.then(closeQuietly, () => {});
-      return null;
-    }
-    if (!isTlsConn(conn)) {
-      conn.setNoDelay(true);
-      return conn;
-    }
-    const shaken = await Promise.race([
-      conn.handshake().then(() => true, (err) => {
-        tlsFailed(err);
-        return false;
-      }),
-      late.then(() => false),
-    ]);
-    if (!shaken) closeQuietly(conn);
-    return shaken ? conn : null;
-  } catch {
-    return null;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** `p`, or a rejection once `ms` passed. */
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) =>
-    timer = setTimeout(() => reject(new Error(`no TLS handshake within ${ms} ms`)), ms)
-  );
-  return Promise.race([p, late]).finally(() => clearTimeout(timer));
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

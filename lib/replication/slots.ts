@@ -5,7 +5,7 @@
  * restarted peer out for good. So a newcomer always gets a slot: when all
  * are taken, one pending handshake is closed instead, an idle one (no
  * greeting yet) if any, of the source holding the most, its oldest. (Each
- * also has a short deadline, set by the replicator.)
+ * also has a short deadline, set by pairing.ts.)
  * @module
  */
 

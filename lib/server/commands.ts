@@ -33,6 +33,9 @@ import type { AuthConfig, AuthSession } from "../auth/mod.ts";
 import { cachedump, metadumpClasses } from "./admin.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
+import { ConnTable } from "./conns.ts";
+import { Watcher, Watchers, watchFlags } from "./watch.ts";
+import { cacheMemlimit, lruCommand, lruCrawlerSettings, slabsCommand, Tunables } from "./tuning.ts";
 
 /** What the connection does after a command. */
 export const Action = {
@@ -86,6 +89,8 @@ export interface EngineOptions extends StoreOptions {
   memoryFile?: string;
   /** Lines the cli adds to `stats settings` before memory_file (memcached's ssl_* group). */
   extraSettings?: Array<[string, string | number]>;
+  /** -o idle_timeout: close connections silent this many seconds (0: never). */
+  idleTimeout?: number;
 }
 
 /** memcached -B values. */
@@ -129,6 +134,12 @@ export interface Session {
    * null. Until it is authenticated the connection only reads logins.
    */
   auth?: AuthSession | null;
+  /** Clock seconds of the last request read (`stats conns`, idle_timeout). */
+  lastCmd?: number;
+  /** Set by `watch`: the connection then only receives these log lines. */
+  watcher?: Watcher | null;
+  /** True while a request waits for the rest of its data (`stats conns`: conn_nread). */
+  nread?: boolean;
 }
 
 const M = {
@@ -176,6 +187,12 @@ export class Engine {
   explicitCasMax: number = MAX_CAS;
   /** Current `verbosity` level. */
   verbosity = 0;
+  /** Settings of `slabs automove`, `lru`, `lru_crawler` (this thread's). */
+  readonly tunables: Tunables;
+  /** This thread's connections (`stats conns`, -o idle_timeout). */
+  readonly conns: ConnTable;
+  /** `watch` connections of this thread (log lines of fetches, stores, connections). */
+  readonly watchers: Watchers = new Watchers();
   /** `stats detail` counters (shared by the serve threads). */
   readonly prefixStats: PrefixStats;
   /** Extra `stats` lines; replication registers here after construction. */
@@ -193,11 +210,33 @@ export class Engine {
    */
   constructor(options: EngineOptions, clock = new ServerClock(), shared?: EngineShared) {
     this.#options = options;
+    this.tunables = new Tunables(options.minChunk, options.growthFactor);
     this.extraStats = options.extraStats;
     // No prototype: `stats toString` must not find Object's methods.
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
     this.clock = clock;
+    this.conns = new ConnTable(
+      () => clock.now(),
+      () => this.stats.idleKicks++,
+      this.watchers,
+    );
+    this.conns.idleTimeout = options.idleTimeout ?? 0;
     this.store = new Store(options, clock, shared?.memory);
+    this.store.onEvict = (h) => {
+      if (!this.watchers.active) return;
+      const st = this.store, now = this.clock.now(), exp = st.exptime(h);
+      const ko = st.keyOffset(h);
+      this.watchers.evicted(
+        st.buffer(h),
+        ko,
+        ko + st.keyLength(h),
+        st.fetched(h),
+        exp === 0 ? -1 : exp - now,
+        now - st.lastAccess(h),
+        st.slabClass(h),
+        st.valueLength(h),
+      );
+    };
     this.prefixStats = new PrefixStats(shared?.prefixes);
     if (shared) {
       this.#lock = new SharedLock(shared.lock);
@@ -327,7 +366,7 @@ export class Engine {
       case Op.SHUTDOWN:
         return this.#shutdown(req, out);
       case Op.STATS:
-        this.#statsCommand(req, out);
+        this.#statsCommand(req, out, session);
         return Action.CONTINUE;
       case Op.MN:
         out.bytes(REPLY.MN);
@@ -355,7 +394,16 @@ export class Engine {
         this.#lruCrawler(req, out, session);
         return Action.CONTINUE;
       case Op.CACHE_MEMLIMIT:
-        out.bytes(REPLY.OK);
+        cacheMemlimit(req, out, this.store);
+        return Action.CONTINUE;
+      case Op.SLABS:
+        slabsCommand(req, out, this.tunables, this.store);
+        return Action.CONTINUE;
+      case Op.LRU:
+        lruCommand(req, out, this.tunables);
+        return Action.CONTINUE;
+      case Op.WATCH:
+        this.#watch(req, out, session);
         return Action.CONTINUE;
       default:
         out.bytes(REPLY.ERROR);
@@ -388,6 +436,17 @@ export class Engine {
     if (this.prefixStats.enabled) this.prefixStats.recordGet(buf, start, end, h >= 0);
     if (touch) this.stats.cmdTouch++;
     else this.stats.cmdGet++;
+    if (this.watchers.active) {
+      const found = h >= 0;
+      this.watchers.fetched(
+        buf,
+        start,
+        end,
+        found,
+        found ? store.slabClass(h) : 0,
+        found ? store.valueLength(h) : 0,
+      );
+    }
     if (h < 0) {
       if (touch) this.stats.touchMisses++;
       else this.stats.getMisses++;
@@ -435,6 +494,49 @@ export class Engine {
    * the new CAS. `dropOld`: a failed allocation also unlinks the key (set).
    */
   storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
+    if (!this.watchers.active) return this.#storeValue(req, mode, reqCas, dropOld);
+    // memcached's do_store_item looks the key up first: that fetch is logged too.
+    const store = this.store;
+    const old = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    const oldClass = old >= 0 ? store.slabClass(old) : 0;
+    const oldSize = old >= 0 ? store.valueLength(old) : 0;
+    const reply = this.#storeValue(req, mode, reqCas, dropOld);
+    if (reply !== REPLY.TOO_LARGE && reply !== REPLY.NO_MEMORY && reply !== REPLY.BAD_CHUNK) {
+      const k = req.keyBuf;
+      this.watchers.fetched(k, req.keyStart, req.keyEnd, old >= 0, oldClass, oldSize);
+    }
+    this.#logStore(req, mode, reply, oldClass);
+    return reply;
+  }
+
+  /** A `mutations` log line for a store and its result. */
+  #logStore(req: Request, mode: number | "cas", reply: Uint8Array, oldClass: number): void {
+    const status = reply === REPLY.STORED
+      ? 1
+      : reply === REPLY.EXISTS
+      ? 2
+      : reply === REPLY.NOT_FOUND
+      ? 3
+      : reply === REPLY.TOO_LARGE
+      ? 4
+      : reply === REPLY.NO_MEMORY
+      ? 5
+      : 0;
+    const cmd = mode === "cas" ? "cas" : STORE_CMD[mode] ?? "na";
+    const h = status === 1 ? this.store.find(req.keyBuf, req.keyStart, req.keyEnd) : -1;
+    this.watchers.stored(
+      req.keyBuf,
+      req.keyStart,
+      req.keyEnd,
+      status,
+      cmd,
+      req.exptime < 0 ? 0 : req.exptime >>> 0,
+      h >= 0 ? this.store.slabClass(h) : oldClass,
+      req.dataEnd - req.dataStart,
+    );
+  }
+
+  #storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
     this.stats.cmdSet++;
     if (this.prefixStats.enabled) this.prefixStats.recordSet(req.keyBuf, req.keyStart, req.keyEnd);
     if (req.tooLarge) return this.#storeFailed(req, ALLOC_TOO_LARGE, dropOld);
@@ -1136,10 +1238,35 @@ export class Engine {
 
   // --- admin ---
 
+  /** `watch [names...]` (process_watch_command): this connection becomes a log stream. */
+  #watch(req: Request, out: Writer, session: Session): void {
+    if (out.length > 0) {
+      out.text("ERROR cannot pipeline other commands before watch\r\n");
+      return;
+    }
+    const args: string[] = [];
+    for (let i = 1; i < req.ntokens; i++) {
+      args.push(decodeAscii(req.buf, req.tokStart[i], req.tokEnd[i]));
+    }
+    const flags = watchFlags(args);
+    if (flags < 0) {
+      out.bytes(REPLY.ERROR);
+      return;
+    }
+    const w = new Watcher(flags);
+    if (!this.watchers.add(w)) {
+      out.text("WATCHER_TOO_MANY log watcher limit reached\r\n");
+      return;
+    }
+    session.watcher = w;
+    out.bytes(REPLY.OK);
+  }
+
   #lruCrawler(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
       const classes = metadumpClasses(req, 2);
-      if (classes === null) out.bytes(REPLY.BAD_CLASS);
+      if (!this.tunables.lruCrawler) out.text("CLIENT_ERROR lru crawler disabled\r\n");
+      else if (classes === null) out.bytes(REPLY.BAD_CLASS);
       else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);
       else {
         session.more = this.#metadump(classes);
@@ -1147,18 +1274,10 @@ export class Engine {
       }
       return;
     }
-    if (
-      req.ntokens === 3 &&
-      (req.tokenIs(1, "crawl") || req.tokenIs(1, "tocrawl") || req.tokenIs(1, "sleep"))
-    ) {
-      out.bytes(REPLY.OK);
-      return;
-    }
-    if (req.ntokens === 2 && (req.tokenIs(1, "enable") || req.tokenIs(1, "disable"))) {
-      out.bytes(REPLY.OK);
-      return;
-    }
-    out.bytes(REPLY.ERROR);
+    lruCrawlerSettings(req, out, this.tunables, () => {
+      const classes = metadumpClasses(req, 2);
+      return classes === null ? "bad" : classes.includes(1) ? "ok" : "none";
+    });
   }
 
   /**
@@ -1190,7 +1309,7 @@ export class Engine {
     };
   }
 
-  #statsCommand(req: Request, out: Writer): void {
+  #statsCommand(req: Request, out: Writer, session: Session): void {
     if (req.ntokens === 1) {
       this.statsGroup("", out);
     } else if (req.tokenIs(1, "reset")) {
@@ -1198,7 +1317,7 @@ export class Engine {
       out.bytes(REPLY.RESET);
       return;
     } else if (req.tokenIs(1, "conns")) {
-      // Per-connection details are not tracked; the count is in general stats.
+      this.conns.write(out, session);
     } else if (req.tokenIs(1, "detail")) {
       this.#statsDetail(req, out);
       return;
@@ -1315,6 +1434,7 @@ export class Engine {
       ["store_no_memory", s.storeNoMemory],
       ["auth_cmds", s.authCmds],
       ["auth_errors", s.authErrors],
+      ["idle_kicks", s.idleKicks],
       ["bytes_read", s.bytesRead],
       ["bytes_written", s.bytesWritten],
       ["limit_maxbytes", st.limitMaxbytes],
@@ -1340,7 +1460,7 @@ export class Engine {
   #settingsStats(out: Writer): void {
     const o = this.#options;
     const lines: Array<[string, string | number]> = [
-      ["maxbytes", o.memoryLimit],
+      ["maxbytes", this.store.stats.limitMaxbytes],
       ["maxconns", o.maxConnections ?? 1024],
       ["tcpport", 0],
       ["udpport", 0],
@@ -1360,10 +1480,21 @@ export class Engine {
       ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
       ...(o.extraSettings ?? []),
       ["memory_file", o.memoryFile ?? "(null)"],
+      ...this.tunables.settingsLines(),
+      ["idle_timeout", this.conns.idleTimeout],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }
 }
+
+/** memcached's command names in item_store log lines. */
+const STORE_CMD: Record<number, string> = {
+  [Op.ADD]: "add",
+  [Op.SET]: "set",
+  [Op.REPLACE]: "replace",
+  [Op.APPEND]: "append",
+  [Op.PREPEND]: "prepend",
+};
 
 /** Re-parse an item's value with full 64-bit precision. */
 function lastBigOf(buf: Uint8Array, start: number, end: number): bigint {

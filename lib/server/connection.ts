@@ -19,6 +19,7 @@ import { AUTH_CLOSE } from "../auth/mod.ts";
 import { BINARY_READ } from "./binary.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
 import { Action, type Engine, type Session } from "./commands.ts";
+import type { Watcher } from "./watch.ts";
 import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
 
 /**
@@ -59,6 +60,32 @@ function takeWriter(): Writer {
 function giveWriter(out: Writer): void {
   out.reset();
   if (shared.writers.length < WRITERS_KEPT) shared.writers.push(out);
+}
+
+/**
+ * A `watch` connection: write its log lines as they come, until the client
+ * closes (what it sends is read and ignored, as memcached ignores it).
+ */
+async function streamLog(
+  conn: Deno.Conn,
+  w: Watcher,
+  write: (w: Watcher) => Promise<void>,
+): Promise<void> {
+  let open = true;
+  const closed = (async () => {
+    const sink = new Uint8Array(1024);
+    try {
+      while (await conn.read(sink) !== null);
+    } catch { /* reset or closed by stop */ }
+    open = false;
+    w.cancel();
+  })();
+  while (open) {
+    await w.wait();
+    if (!open) break;
+    await write(w);
+  }
+  await closed;
 }
 
 /** What a connection needs from its server besides the engine. */
@@ -121,9 +148,11 @@ export async function serveConnection(
         if (n === null) break;
         rb.end += n;
         stats.bytesRead += n;
+        session.lastCmd = engine.clock.now(); // stats conns, idle_timeout
       }
       buffered = false;
       need = 0;
+      session.nread = false;
       if (codec === null) {
         if (rb.end === rb.start) continue;
         codec = pickCodec(engine, rb.buf[rb.start], shared.req, session.auth ?? null);
@@ -150,6 +179,7 @@ export async function serveConnection(
           const used = codec.parse(rb.buf, rb.start, rb.end, maxValue);
           if (used === 0) {
             need = req.need; // the Request is shared: keep what this connection waits for
+            session.nread = need > 0; // `stats conns`: conn_nread while a value is incomplete
             break;
           }
           if (used === PARSE_CLOSE) {
@@ -207,6 +237,14 @@ export async function serveConnection(
           engine.endBatch();
         }
         await flush();
+      }
+      if (session.watcher) {
+        await streamLog(conn, session.watcher, async (w) => {
+          out ??= takeWriter();
+          w.drain(out);
+          await flush();
+        });
+        break;
       }
     }
   } catch (err) {

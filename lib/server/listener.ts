@@ -4,7 +4,7 @@
  * @module
  */
 
-import { Action, Engine, type EngineOptions } from "./commands.ts";
+import { Action, Engine, type EngineOptions, type Session } from "./commands.ts";
 import { serveConnection } from "./connection.ts";
 import type { SyncBarrier } from "./sync_replies.ts";
 import {
@@ -103,7 +103,10 @@ export class Server {
       this.#listeners = [];
       throw err;
     }
-    for (const listener of this.#listeners) this.#acceptLoop(listener);
+    for (const listener of this.#listeners) {
+      this.engine.conns.addListener(listener.addr);
+      this.#acceptLoop(listener);
+    }
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
@@ -123,7 +126,15 @@ export class Server {
         this.#conns.add(conn);
         stats.currConnections++;
         const auth = this.authenticator;
-        const session = { more: null, auth: auth ? new AuthSession(auth, stats) : null };
+        // Every field set up front: one object shape for the connection's life.
+        const session: Session = {
+          more: null,
+          auth: auth ? new AuthSession(auth, stats) : null,
+          lastCmd: 0,
+          nread: false,
+          watcher: null,
+        };
+        engine.conns.add(session, conn, listener.addr);
         const hooks = { barrier: this.barrier, stopped: () => this.#stopped };
         handshake(conn).then((ok) =>
           ok ? serveConnection(conn, this.engine, session, maxValue, hooks) : Action.CLOSE
@@ -132,6 +143,7 @@ export class Server {
         }, (err) => {
           if (!isDisconnect(err)) console.error(`connection error: ${err}`);
         }).finally(() => {
+          engine.conns.remove(session);
           this.#conns.delete(conn);
           stats.currConnections--;
         });
@@ -147,6 +159,7 @@ export class Server {
     this.#stopped = true;
     for (const l of this.#listeners) closeQuietly(l);
     if (this.#unix) closeQuietly(this.#unix);
+    this.engine.conns.close();
     for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
   }

@@ -37,6 +37,7 @@ export const STAT_NAMES = [
   "authErrors",
   "bytesRead",
   "bytesWritten",
+  "idleKicks",
 ] as const;
 
 /** One counter's name. */

@@ -147,6 +147,8 @@ const F_GET_EXPIRED = 7;
 const F_GET_FLUSHED = 8;
 const F_TOTAL_MALLOCED = 9;
 const F_CAS = 10;
+/** The memory limit in bytes: shared, `cache_memlimit` changes it at run time. */
+const F_MEM_LIMIT = 11;
 const F_SCALARS = 16;
 /** Per-class float64 arrays (free count, pages, used, number, mem requested, 7 eviction counters). */
 const F_CLASS_ARRAYS = 12;
@@ -157,11 +159,9 @@ const I_CLASS_ARRAYS = 4;
 class SharedStats implements StoreStats {
   #f: Float64Array;
   #table: HashTable;
-  #limit: number;
-  constructor(f: Float64Array, table: HashTable, limit: number) {
+  constructor(f: Float64Array, table: HashTable) {
     this.#f = f;
     this.#table = table;
-    this.#limit = limit;
   }
   get currItems(): number {
     return this.#f[F_CURR_ITEMS];
@@ -194,7 +194,7 @@ class SharedStats implements StoreStats {
     return this.#f[F_TOTAL_MALLOCED];
   }
   get limitMaxbytes(): number {
-    return this.#limit;
+    return this.#f[F_MEM_LIMIT];
   }
   get hashPowerLevel(): number {
     return this.#table.power;
@@ -214,6 +214,9 @@ function itemBytes(i32: Int32Array, w: number): number {
     (v < 0 ? 6 : 2);
 }
 
+/** Bytes of pages every store reserves address space for, so its limit can be raised. */
+const RAISE_ROOM = 1 << 30;
+
 /**
  * New shared state for `options`. Page ids cover the limit plus one page per
  * slab class (each may take a first page over the limit) plus two runs of the
@@ -224,7 +227,9 @@ function createMemory(options: StoreOptions, classes: number): StoreMemory {
   const maxItemSize = options.maxItemSize ?? 1048576;
   const minChunk = options.minChunk ?? 48;
   const run = Math.ceil(Math.max(maxItemSize, PAGE_SIZE / 2) / PAGE_SIZE);
-  const capacity = Math.min(MAX_PAGES, Math.ceil(memoryLimit / PAGE_SIZE) + classes + 2 * run + 2);
+  // Room for `cache_memlimit` to raise the limit to 1 GiB at least (address space only).
+  const pages = Math.ceil(Math.max(memoryLimit, RAISE_ROOM) / PAGE_SIZE);
+  const capacity = Math.min(MAX_PAGES, pages + classes + 2 * run + 2);
   // Enough buckets for load 1.5 with every page full of the smallest items.
   const maxItems = capacity * (PAGE_SIZE / (HEADER_SIZE + Math.max(8, minChunk)));
   const maxHashPower = Math.max(INITIAL_POWER, Math.min(30, Math.ceil(Math.log2(maxItems / 1.5))));
@@ -253,12 +258,13 @@ export class Store {
   nextCas: () => number;
   /** Counters, read from shared memory. */
   readonly stats: StoreStats;
+  /** Called with an item about to be evicted (memcached's eviction log), or null. */
+  onEvict: ((h: number) => void) | null = null;
 
   #clock: Clock;
   #memory: StoreMemory;
   #arena: Arena;
   #table: HashTable;
-  #memoryLimit: number;
   #maxItemSize: number;
   #evict: boolean;
   /** The item the current alloc must not evict (-1: none). */
@@ -304,7 +310,6 @@ export class Store {
     );
     const mem = memory ?? createMemory(options, sizes.length - 1);
     this.#memory = mem;
-    this.#memoryLimit = mem.memoryLimit;
     this.#maxItemSize = mem.maxItemSize;
     this.#evict = mem.evict !== 0;
     this.#largeClass = sizes.length;
@@ -359,11 +364,28 @@ export class Store {
       this.#curPage.fill(-1);
       this.#ctl[I_HASH_POWER] = INITIAL_POWER;
       this.#ctl[I_COMMITTED] = 0;
+      f[F_MEM_LIMIT] = mem.memoryLimit;
     }
     this.#arena = new Arena(mem.pages, this.#ctl, pt(0), pt(1), pt(2));
     this.#table = new HashTable(this.#arena, mem.buckets, this.#ctl, mem.maxHashPower);
-    this.stats = new SharedStats(f, this.#table, this.#memoryLimit);
+    this.stats = new SharedStats(f, this.#table);
     this.nextCas = () => ++f[F_CAS];
+  }
+
+  /**
+   * `cache_memlimit`: a new memory limit for every thread's view. Raising it
+   * lets classes take more pages; lowering it makes allocations evict instead
+   * of growing (pages already taken stay until their items go, as memcached
+   * keeps them until its rebalancer moves them). False when the page table
+   * has no room for `bytes` (the limit is then unchanged).
+   */
+  setMemoryLimit(bytes: number): boolean {
+    const run = Math.ceil(this.#sizes[this.#largeClass] / PAGE_SIZE);
+    if (Math.ceil(bytes / PAGE_SIZE) + this.#largeClass + 2 * run + 1 > this.#memory.capacity) {
+      return false;
+    }
+    this.#f[F_MEM_LIMIT] = bytes;
+    return true;
   }
 
   /** The shared state, to pass (postMessage) to Stores in other threads. */
@@ -710,6 +732,16 @@ export class Store {
   }
 
   /** `stats slabs` rows for classes with pages. */
+  /** The largest slab class id (memcached's power_largest). */
+  get largestClass(): number {
+    return this.#largeClass;
+  }
+
+  /** Pages class `cls` holds now. */
+  classPages(cls: number): number {
+    return cls >= 1 && cls <= this.#largeClass ? this.#pages[cls] : 0;
+  }
+
   slabStats(): ClassStats[] {
     const rows: ClassStats[] = [];
     for (let cls = 1; cls <= this.#largeClass; cls++) {
@@ -869,6 +901,7 @@ export class Store {
     this.#f[F_EVICTIONS]++;
     if (i32[w + W_EXPTIME] !== 0) this.#evictedNonzero[cls]++;
     this.#evictedTime[cls] = this.#clock.now() - i32[w + W_TIME];
+    this.onEvict?.(h);
     if ((i32[w + W_META] & M_FETCHED) === 0) {
       this.#evictedUnfetched[cls]++;
       this.#f[F_EVICTED_UNFETCHED]++;
@@ -896,7 +929,7 @@ export class Store {
     }
     if (this.#reclaimTail(cls)) return this.#popFree(cls);
     const f = this.#f;
-    if (f[F_TOTAL_MALLOCED] + PAGE_SIZE <= this.#memoryLimit || this.#pages[cls] === 0) {
+    if (f[F_TOTAL_MALLOCED] + PAGE_SIZE <= f[F_MEM_LIMIT] || this.#pages[cls] === 0) {
       p = arena.allocRun(1, cls, this.#sizes[cls]);
       if (p !== -1) {
         this.#curPage[cls] = p;
@@ -921,7 +954,7 @@ export class Store {
     const count = Math.ceil(total / PAGE_SIZE);
     const bytes = count * PAGE_SIZE;
     // Make room among large items; with none linked, one may exceed the limit (like a first page).
-    while (f[F_TOTAL_MALLOCED] + bytes > this.#memoryLimit && this.#number[cls] > 0) {
+    while (f[F_TOTAL_MALLOCED] + bytes > f[F_MEM_LIMIT] && this.#number[cls] > 0) {
       if (this.#reclaimTail(cls)) continue;
       if (!this.#evict || !this.#evictTail(cls)) {
         this.#outOfMemory[cls]++;

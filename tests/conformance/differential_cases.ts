@@ -872,6 +872,99 @@ const pipelined: Case[] = [
   },
 ];
 
+// Run-time tuning commands (proto_text.c's slabs/lru/lru_crawler/cache_memlimit handlers; t/strtol-testing.t,
+// t/lru-crawler.t, t/dyn-maxbytes.t). Each case ends by restoring memcached's defaults: the servers
+// keep their settings from case to case.
+const RESTORE = "slabs automove 1\r\nslabs automove ratio 0.8\r\nlru mode segmented\r\n" +
+  "lru tune 20 40 0.2 2\r\nlru temp_ttl 61\r\nlru temp_ttl -1\r\nlru_crawler sleep 100\r\n" +
+  "lru_crawler tocrawl 0\r\ncache_memlimit 64\r\n";
+const tuning: Case[] = [
+  {
+    name: "slabs automove levels, and a level strtoul rejects (strtol-testing.t)",
+    steps: [
+      "slabs automove invalid\r\n",
+      "slabs automove 0\r\nslabs automove 1\r\nslabs automove 2\r\nslabs automove 3\r\n",
+      "slabs automove -1\r\nslabs automove 4294967297\r\nslabs automove 18446744073709551617\r\n",
+      "slabs automove 1x\r\nslabs automove 2 noreply\r\nslabs automove\r\nslabs\r\nslabs foo\r\n",
+      RESTORE,
+    ],
+  },
+  {
+    name: "slabs automove ratio parses like strtod",
+    steps: [
+      "slabs automove ratio\r\nslabs automove ratio 0.5\r\nslabs automove ratio abc\r\n",
+      "slabs automove ratio 1e3\r\nslabs automove ratio 0x10\r\nslabs automove ratio .5\r\n",
+      "slabs automove ratio 1e\r\nslabs automove ratio -2\r\nslabs automove ratio 5 noreply\r\n",
+      RESTORE,
+    ],
+  },
+  {
+    name: "slabs reassign answers for bad, equal and page-less classes",
+    steps: [
+      "slabs reassign 1 2\r\nslabs reassign -1 2\r\nslabs reassign x y\r\nslabs reassign 1 x\r\n",
+      "slabs reassign 1 1\r\nslabs reassign 0 1\r\nslabs reassign 1 0\r\nslabs reassign 39 1\r\n",
+      "slabs reassign 40 1\r\nslabs reassign 1 40\r\nslabs reassign -2 1\r\nslabs reassign 1 -1\r\n",
+      "slabs reassign -1 -1\r\nslabs reassign -1 0\r\nslabs reassign 99999999999 1\r\n",
+      set("a", "x") + "slabs reassign 1 2\r\nslabs reassign 2 1\r\n",
+      "slabs reassign 1 2 3\r\nslabs reassign 1\r\n",
+    ],
+  },
+  {
+    name: "cache_memlimit limits, number checks and noreply (dyn-maxbytes.t)",
+    steps: [
+      "cache_memlimit 100\r\ncache_memlimit abc\r\ncache_memlimit 0\r\ncache_memlimit 7\r\n",
+      "cache_memlimit 8\r\ncache_memlimit -1\r\ncache_memlimit 1000000001\r\n",
+      "cache_memlimit 4294967296\r\ncache_memlimit 100 noreply\r\ncache_memlimit 9 10\r\n",
+      "cache_memlimit\r\ncache_memlimit 1 2 3\r\ncache_memlimit 12x\r\n",
+      RESTORE,
+    ],
+  },
+  {
+    name: "lru_crawler sleep and tocrawl check their numbers",
+    steps: [
+      "lru_crawler sleep 100\r\nlru_crawler tocrawl 10\r\nlru_crawler sleep abc\r\n",
+      "lru_crawler tocrawl x\r\nlru_crawler sleep 99999999\r\nlru_crawler sleep 1000000\r\n",
+      "lru_crawler sleep 1000001\r\nlru_crawler sleep -1\r\nlru_crawler tocrawl -1\r\n",
+      "lru_crawler tocrawl 4294967296\r\nlru_crawler sleep\r\nlru_crawler sleep 1 2\r\n",
+      RESTORE,
+    ],
+  },
+  {
+    name: "lru_crawler crawl class lists",
+    // A crawl runs in the background in memcached (BUSY meanwhile): one per step, after a pause.
+    steps: [
+      "lru_crawler crawl all\r\n",
+      ...["1,2", "0", "64", "63", ",", "x", "hash", "1,,3", "-1"].map((c): Step => ({
+        send: `lru_crawler crawl ${c}\r\n`,
+        sleepMs: 300,
+      })),
+      "lru_crawler crawl\r\nlru_crawler crawl all extra\r\n",
+      { send: set("a", "x") + "lru_crawler crawl 1\r\n", sleepMs: 300 },
+    ],
+  },
+  {
+    name: "lru_crawler disable and enable",
+    steps: [
+      "lru_crawler enable\r\nlru_crawler disable\r\nlru_crawler disable\r\n",
+      "lru_crawler crawl all\r\nlru_crawler metadump all\r\n",
+      "lru_crawler enable\r\nlru_crawler enable\r\n",
+      { send: "lru_crawler crawl all\r\n", sleepMs: 300 },
+      { send: "lru_crawler enable extra\r\nlru_crawler foo\r\nlru_crawler\r\n", sleepMs: 300 },
+    ],
+  },
+  {
+    name: "lru tune, mode and temp_ttl",
+    steps: [
+      "lru mode flat\r\nlru mode segmented\r\nlru mode foo\r\nlru mode\r\n",
+      "lru temp_ttl 100\r\nlru temp_ttl -1\r\nlru temp_ttl x\r\nlru temp_ttl 99999999999\r\n",
+      "lru tune 10 10 0.1 2\r\nlru tune 50 50 0.1 2\r\nlru tune 10 10 0 2\r\n",
+      "lru tune 10 10 x 2\r\nlru tune 10 10\r\nlru tune -1 10 0.1 2\r\nlru foo\r\nlru\r\n",
+      "lru mode flat noreply\r\nlru tune 10 10 0.1 2 noreply\r\n",
+      RESTORE,
+    ],
+  },
+];
+
 function split(c: Case, chunk: number): Case {
   return {
     name: `${c.name} (sent ${chunk === 1 ? "byte by byte" : `in ${chunk}-byte pieces`})`,
@@ -909,6 +1002,7 @@ export const CASES: Case[] = [
   ...flush,
   ...misc,
   ...edges,
+  ...tuning,
   ...metaGet,
   ...metaSet,
   ...metaDelete,

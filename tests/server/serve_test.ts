@@ -20,7 +20,7 @@ import {
 } from "../helpers/mod.ts";
 
 Deno.test("serve evicts least recently used items under -m 1 and counts evictions", async () => {
-  const server = await startMemrep(["serve", "-m", "1"]);
+  const server = await startMemrep(["serve", "-m", "1", "-I", "512k"]);
   const c = await connect(server.port);
   try {
     const value = "v".repeat(1000);
@@ -40,7 +40,7 @@ Deno.test("serve evicts least recently used items under -m 1 and counts eviction
 });
 
 Deno.test("serve -M answers out of memory instead of evicting, and keeps old data", async () => {
-  const server = await startMemrep(["serve", "-m", "1", "-M"]);
+  const server = await startMemrep(["serve", "-m", "1", "-I", "512k", "-M"]);
   const c = await connect(server.port);
   try {
     const value = "v".repeat(1000);
@@ -320,7 +320,7 @@ Deno.test("serve on a port that is taken exits with code 2, with one thread or s
 });
 
 Deno.test("serve prepend on the LRU tail under -m 1 keeps its source intact", async () => {
-  const server = await startMemrep(["serve", "-t", "1", "-m", "1"]);
+  const server = await startMemrep(["serve", "-t", "1", "-m", "1", "-I", "512k"]);
   const c = await connect(server.port);
   try {
     const value = (i: number) => String(i).padStart(500, "0");

@@ -1,0 +1,143 @@
+/**
+ * The open connections of one serve thread, for `stats conns` (memcached's
+ * per-connection lines) and `-o idle_timeout` (a connection silent that long
+ * is closed, counted as `idle_kicks`). The connection loop only stamps
+ * `Session.lastCmd` once per read batch; everything else runs when asked
+ * or once a second while idle_timeout is set.
+ * @module
+ */
+
+import type { Writer } from "../protocol/mod.ts";
+import { closeQuietly } from "../transport/mod.ts";
+import { statLine } from "./stats.ts";
+import type { Watcher, Watchers } from "./watch.ts";
+
+/** What the table needs of a connection's session. */
+export interface ConnSession {
+  /** Clock seconds of the last request read (stamped by the connection loop). */
+  lastCmd?: number;
+  /** True while a request waits for the rest of its data (memcached's conn_nread). */
+  nread?: boolean;
+  /** Set once the connection ran `watch`: it then only receives log lines. */
+  watcher?: Watcher | null;
+}
+
+interface Entry {
+  id: number;
+  conn: Deno.Conn;
+  listen: string;
+}
+
+function tcp(addr: Deno.Addr): string {
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+    return `tcp:${host}:${addr.port}`;
+  }
+  return `${addr.transport}:${"path" in addr ? addr.path : ""}`;
+}
+
+/** One thread's connections, by session. */
+export class ConnTable {
+  /** -o idle_timeout in seconds (0: never). */
+  idleTimeout = 0;
+  #now: () => number;
+  #kicked: () => void;
+  #watchers: Watchers;
+  #started: number;
+  #listeners: { id: number; addr: string }[] = [];
+  #entries = new Map<ConnSession, Entry>();
+  #nextId = 1;
+  #sweep: ReturnType<typeof setInterval> | undefined;
+
+  /** A table reading clock seconds from `now`; `kicked` counts an idle close (idle_kicks). */
+  constructor(now: () => number, kicked: () => void, watchers: Watchers) {
+    this.#now = now;
+    this.#kicked = kicked;
+    this.#watchers = watchers;
+    this.#started = now();
+  }
+
+  /** A listening socket, shown as `conn_listening`. */
+  addListener(addr: Deno.Addr): void {
+    this.#listeners.push({ id: this.#nextId++, addr: tcp(addr) });
+  }
+
+  /** A new client connection on the listener at `listen`. */
+  add(session: ConnSession, conn: Deno.Conn, listen: Deno.Addr): void {
+    session.lastCmd = this.#now();
+    this.#entries.set(session, { id: this.#nextId++, conn, listen: tcp(listen) });
+    if (this.#watchers.active) this.#connEvent(true, conn);
+    if (this.idleTimeout > 0 && this.#sweep === undefined) {
+      const sweep = setInterval(() => this.#kickIdle(), 1000);
+      Deno.unrefTimer(sweep as unknown as number);
+      this.#sweep = sweep;
+    }
+  }
+
+  /** The connection of `session` closed. */
+  remove(session: ConnSession): void {
+    const e = this.#entries.get(session);
+    this.#entries.delete(session);
+    if (session.watcher) this.#watchers.remove(session.watcher);
+    if (e && this.#watchers.active) this.#connEvent(false, e.conn);
+    if (this.#entries.size === 0 && this.#sweep !== undefined) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+  }
+
+  /** Stop the idle sweep (server stop). */
+  close(): void {
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  #connEvent(open: boolean, conn: Deno.Conn): void {
+    const a = conn.remoteAddr;
+    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port);
+  }
+
+  #kickIdle(): void {
+    const now = this.#now();
+    for (const [session, e] of this.#entries) {
+      // A watcher only listens (memcached's conn_watch is outside the idle check).
+      if (session.watcher) continue;
+      if (now - (session.lastCmd ?? now) > this.idleTimeout) {
+        this.#kicked();
+        this.#entries.delete(session);
+        closeQuietly(e.conn);
+      }
+    }
+  }
+
+  /**
+   * `stats conns` lines (no END): listeners, then every connection; the
+   * asking one is `conn_parse_cmd`, one inside a value `conn_nread`, a
+   * watcher `conn_watch`, the others wait for a request (`conn_read`).
+   */
+  write(out: Writer, asking: ConnSession | null): void {
+    const now = this.#now();
+    for (const l of this.#listeners) {
+      statLine(out, `${l.id}:addr`, l.addr);
+      statLine(out, `${l.id}:state`, "conn_listening");
+      statLine(out, `${l.id}:secs_since_last_cmd`, now - this.#started);
+    }
+    for (const [session, e] of this.#entries) {
+      let addr = "";
+      try {
+        addr = tcp(e.conn.remoteAddr);
+      } catch { /* closed meanwhile */ }
+      statLine(out, `${e.id}:addr`, addr);
+      statLine(out, `${e.id}:listen_addr`, e.listen);
+      const state = session === asking
+        ? "conn_parse_cmd"
+        : session.watcher
+        ? "conn_watch"
+        : session.nread
+        ? "conn_nread"
+        : "conn_read";
+      statLine(out, `${e.id}:state`, state);
+      statLine(out, `${e.id}:secs_since_last_cmd`, now - (session.lastCmd ?? now));
+    }
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * `watch`: connections that receive memcached's log lines (logger.c's
+ * formats) for fetches, stores and connection events of this serve thread.
+ * Emitters check {@linkcode Watchers.active} first, so with nobody
+ * watching an event costs one boolean test. Each watcher buffers at most
+ * 256 KB (memcached's watcher_logbuf_size); lines that do not fit are
+ * counted and reported as `skipped=N`, as memcached does.
+ * @module
+ */
+
+import type { Writer } from "../protocol/mod.ts";
+
+/** memcached's LOG_* flags the `watch` arguments select. */
+export const WatchFlag = {
+  FETCHERS: 1,
+  MUTATIONS: 2,
+  EVICTIONS: 4,
+  CONNEVENTS: 8,
+  /** Accepted names memrep has no events for (rawcmds, sysevents, proxy*). */
+  OTHER: 16,
+} as const;
+
+const NAMES: Record<string, number> = {
+  fetchers: WatchFlag.FETCHERS,
+  mutations: WatchFlag.MUTATIONS,
+  evictions: WatchFlag.EVICTIONS,
+  connevents: WatchFlag.CONNEVENTS,
+  rawcmds: WatchFlag.OTHER,
+  sysevents: WatchFlag.OTHER,
+  proxyreqs: WatchFlag.OTHER,
+  proxyevents: WatchFlag.OTHER,
+  proxyuser: WatchFlag.OTHER,
+};
+
+/** The flags for `watch` arguments, or -1 for an unknown one (memcached: ERROR). */
+export function watchFlags(args: string[]): number {
+  if (args.length === 0) return WatchFlag.FETCHERS;
+  let f = 0;
+  for (const a of args) {
+    const bit = NAMES[a];
+    if (bit === undefined) return -1;
+    f |= bit;
+  }
+  return f;
+}
+
+/** memcached's limit of watchers (LOGGER_MAX_WATCHERS). */
+const MAX_WATCHERS = 20;
+const BUFFER_LIMIT = 256 * 1024;
+
+/** One watching connection's queue. */
+export class Watcher {
+  /** Its selected event flags. */
+  readonly flags: number;
+  #lines: string[] = [];
+  #bytes = 0;
+  #skipped = 0;
+  #wake: (() => void) | null = null;
+
+  /** A watcher of the events in `flags`. */
+  constructor(flags: number) {
+    this.flags = flags;
+  }
+
+  /** Queue one line (dropped and counted when the buffer is full). */
+  push(line: string): void {
+    if (this.#bytes + line.length > BUFFER_LIMIT) {
+      this.#skipped++;
+      return;
+    }
+    this.#lines.push(line);
+    this.#bytes += line.length;
+    this.#wake?.();
+  }
+
+  /** Appends what is queued to `out` (the connection then writes it). */
+  drain(out: Writer): void {
+    if (this.#skipped > 0) {
+      out.text(`skipped=${this.#skipped}\n`);
+      this.#skipped = 0;
+    }
+    for (const l of this.#lines) out.text(l);
+    this.#lines = [];
+    this.#bytes = 0;
+  }
+
+  /** Resolves once something is queued. */
+  wait(): Promise<void> {
+    if (this.#lines.length > 0 || this.#skipped > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#wake = () => {
+        this.#wake = null;
+        resolve();
+      };
+    });
+  }
+
+  /** Wakes a waiting connection so it can notice it is closing. */
+  cancel(): void {
+    this.#wake?.();
+  }
+}
+
+/** memcached's uriencode for keys in log lines. */
+function uriKey(buf: Uint8Array, start: number, end: number): string {
+  let s = "";
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    const plain = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ||
+      c === 45 || c === 46 || c === 95 || c === 126;
+    s += plain ? String.fromCharCode(c) : "%" + c.toString(16).toUpperCase().padStart(2, "0");
+  }
+  return s;
+}
+
+/** memcached's "ts=<sec>.<usec> gid=<n> " prefix (usec not zero-padded, as its %d). */
+function prefix(gid: number): string {
+  const us = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+  return `ts=${Math.floor(us / 1e6)}.${us % 1e6} gid=${gid} `;
+}
+
+const STORE_STATUS = ["not_stored", "stored", "exists", "not_found", "too_large", "no_memory"];
+
+/** The watchers of one serve thread. */
+export class Watchers {
+  /** True while anyone watches: emitters test this first. */
+  active = false;
+  #list: Watcher[] = [];
+  #gid = 0;
+
+  /** Adds a watcher; false when memcached's limit of 20 is reached. */
+  add(w: Watcher): boolean {
+    if (this.#list.length >= MAX_WATCHERS) return false;
+    this.#list.push(w);
+    this.active = true;
+    return true;
+  }
+
+  /** Removes a watcher (its connection closed). */
+  remove(w: Watcher): void {
+    this.#list = this.#list.filter((x) => x !== w);
+    this.active = this.#list.length > 0;
+  }
+
+  #emit(flag: number, body: string): void {
+    const line = prefix(++this.#gid) + body + "\n";
+    for (const w of this.#list) if (w.flags & flag) w.push(line);
+  }
+
+  /** An item_get: `found` or `not_found`, with the item's class and value size. */
+  fetched(buf: Uint8Array, start: number, end: number, found: boolean, cls: number, size: number) {
+    this.#emit(
+      WatchFlag.FETCHERS,
+      `type=item_get key=${uriKey(buf, start, end)} status=${
+        found ? "found" : "not_found"
+      } clsid=${cls} cfd=0 size=${size}`,
+    );
+  }
+
+  /**
+   * An item_store: `status` indexes memcached's status names (0 not_stored,
+   * 1 stored, 2 exists, 3 not_found, 4 too_large, 5 no_memory).
+   */
+  stored(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    status: number,
+    cmd: string,
+    ttl: number,
+    cls: number,
+    size: number,
+  ) {
+    this.#emit(
+      WatchFlag.MUTATIONS,
+      `type=item_store key=${uriKey(buf, start, end)} status=${
+        STORE_STATUS[status]
+      } cmd=${cmd} ttl=${ttl} clsid=${cls} cfd=0 size=${size}`,
+    );
+  }
+
+  /** An eviction: `ttl` left (-1: none), seconds since last access, fetched or not. */
+  evicted(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    fetched: boolean,
+    ttl: number,
+    la: number,
+    cls: number,
+    size: number,
+  ) {
+    this.#emit(
+      WatchFlag.EVICTIONS,
+      `type=eviction key=${uriKey(buf, start, end)} fetch=${
+        fetched ? "yes" : "no"
+      } ttl=${ttl} la=${la} clsid=${cls} size=${size}`,
+    );
+  }
+
+  /** conn_new / conn_close for a TCP peer. */
+  connection(open: boolean, ip: string, port: number, reason: "normal" | "error" = "normal") {
+    this.#emit(
+      WatchFlag.CONNEVENTS,
+      open
+        ? `type=conn_new rip=${ip} rport=${port} transport=tcp cfd=0`
+        : `type=conn_close rip=${ip} rport=${port} transport=tcp reason=${reason} cfd=0`,
+    );
+  }
+}

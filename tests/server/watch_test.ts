@@ -1,0 +1,158 @@
+/**
+ * `watch` log streams (memcached's t/watcher.t): fetchers, mutations and
+ * connevents lines in logger.c's formats, and the refusals; the same
+ * assertions run on memrep and on real memcached.
+ * @module
+ */
+
+import {
+  connect,
+  equal,
+  ignoreUnless,
+  match,
+  type ProcessHandle,
+  startMemcached,
+  startMemrep,
+  type TestConn,
+} from "../helpers/mod.ts";
+
+/** Reads log lines until `n` of them arrived. */
+async function lines(w: TestConn, n: number): Promise<string[]> {
+  const text = await w.readUntilText((buf) => {
+    let count = 0, end = -1;
+    for (let i = 0; i < buf.length; i++) {
+      if (buf[i] === 10 && ++count === n) {
+        end = i + 1;
+        break;
+      }
+    }
+    return end;
+  }, 10_000);
+  return text.split("\n").slice(0, n);
+}
+
+const TS = String.raw`^ts=\d+\.\d+ gid=\d+ `;
+
+async function checkWatch(server: ProcessHandle): Promise<void> {
+  const w = await connect(server.port);
+  const refused = await connect(server.port);
+  try {
+    equal(await w.request("watch fetchers mutations connevents\r\n"), "OK\r\n");
+    const c = await connect(server.port);
+    equal(await c.request("set vfoo 0 0 4\r\nvbar\r\n"), "STORED\r\n");
+    equal(await c.request("get vfoo\r\n", "END\r\n"), "VALUE vfoo 0 4\r\nvbar\r\nEND\r\n");
+    equal(await c.request("get no%key\r\n", "END\r\n"), "END\r\n");
+    await c.close();
+    // A close of a connection made before the watch (the harness's readiness probe) may come first.
+    const log: string[] = [];
+    while (log.length < 6) {
+      const [l] = await lines(w, 1);
+      if (log.length === 0 && l.includes("type=conn_close")) continue;
+      log.push(l);
+    }
+    match(
+      log[0],
+      new RegExp(TS + "type=conn_new rip=127\\.0\\.0\\.1 rport=\\d+ transport=tcp cfd=\\d+$"),
+    );
+    match(
+      log[1],
+      new RegExp(TS + "type=item_get key=vfoo status=not_found clsid=\\d+ cfd=\\d+ size=0$"),
+    );
+    match(
+      log[2],
+      new RegExp(
+        TS + "type=item_store key=vfoo status=stored cmd=set ttl=0 clsid=\\d+ cfd=\\d+ size=4$",
+      ),
+    );
+    match(
+      log[3],
+      new RegExp(TS + "type=item_get key=vfoo status=found clsid=\\d+ cfd=\\d+ size=4$"),
+    );
+    match(
+      log[4],
+      new RegExp(TS + "type=item_get key=no%25key status=not_found clsid=0 cfd=\\d+ size=0$"),
+    );
+    match(
+      log[5],
+      new RegExp(
+        TS + "type=conn_close rip=127\\.0\\.0\\.1 rport=\\d+ transport=tcp reason=normal cfd=\\d+$",
+      ),
+    );
+    // A watch behind other replies of the same read, and an unknown stream name.
+    equal(
+      await refused.request("version\r\nwatch\r\n", "before watch\r\n"),
+      "VERSION 1.6.18\r\nERROR cannot pipeline other commands before watch\r\n",
+    );
+    equal(await refused.request("watch fetchers bogus\r\n"), "ERROR\r\n");
+  } finally {
+    await Promise.all([w.close(), refused.close()]);
+  }
+}
+
+Deno.test("watch streams fetches, stores and connection events in memcached's format", async () => {
+  const server = await startMemrep(["serve", "-t", "1"]);
+  try {
+    await checkWatch(server);
+  } finally {
+    await server.stop();
+  }
+});
+
+async function checkEvictions(server: ProcessHandle): Promise<void> {
+  const w = await connect(server.port);
+  const c = await connect(server.port);
+  try {
+    equal(await w.request("watch evictions\r\n"), "OK\r\n");
+    // 4 MB of 100 KB values in a 2 MB cache: the oldest go.
+    const value = "e".repeat(100_000);
+    let batch = "";
+    for (let i = 0; i < 40; i++) batch += `set ev${i} 0 0 ${value.length} noreply\r\n${value}\r\n`;
+    await c.request(batch + "mn\r\n", "MN\r\n");
+    const [line] = await lines(w, 1);
+    match(
+      line,
+      new RegExp(TS + "type=eviction key=ev\\d+ fetch=no ttl=-1 la=\\d+ clsid=\\d+ size=100000$"),
+    );
+  } finally {
+    await Promise.all([w.close(), c.close()]);
+  }
+}
+
+Deno.test("watch evictions streams memcached's eviction lines", async () => {
+  const server = await startMemrep(["serve", "-t", "1", "-m", "2", "-I", "1m"]);
+  try {
+    await checkEvictions(server);
+  } finally {
+    await server.stop();
+  }
+});
+
+const REF_EVICTIONS = "watch evictions checks hold on real memcached";
+
+Deno.test({
+  name: REF_EVICTIONS,
+  ignore: ignoreUnless(REF_EVICTIONS, ["memcached"]),
+  async fn() {
+    const server = await startMemcached(["-t", "1", "-m", "2", "-I", "1m"]);
+    try {
+      await checkEvictions(server);
+    } finally {
+      await server.stop();
+    }
+  },
+});
+
+const REF = "watch checks hold on real memcached";
+
+Deno.test({
+  name: REF,
+  ignore: ignoreUnless(REF, ["memcached"]),
+  async fn() {
+    const server = await startMemcached(["-t", "1"]);
+    try {
+      await checkWatch(server);
+    } finally {
+      await server.stop();
+    }
+  },
+});
