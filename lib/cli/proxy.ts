@@ -28,6 +28,7 @@ import {
 import { log } from "../log.ts";
 import { Authenticator, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { errorText } from "../transport/mod.ts";
+import { backendTls, proxyTls } from "./tls_flags.ts";
 import {
   type MetricsEndpoint,
   proxyMetrics,
@@ -56,6 +57,10 @@ const SPEC: FlagSpec = {
   "backend-auth": { type: "string" },
   "backend-auth-file": { type: "string" },
   metrics: { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "backend-tls": { type: "boolean" },
+  "backend-tls-ca": { type: "string" },
   help: { type: "boolean", short: "h" },
   // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
   "conf-file": { type: "string", short: "c" },
@@ -116,6 +121,10 @@ memrep options:
   --metrics <host:port>      serve Prometheus metrics at http://<host:port>/metrics
                              (requests, latency per command class, errors, fallbacks,
                              repairs, backend up/down and queues)
+  --tls-cert <pem>           clients connect with TLS: the certificate chain...
+  --tls-key <pem>            ...and its key (both, or neither)
+  --backend-tls              speak TLS to the backends (memcached -Z, memrep serve -Z)
+  --backend-tls-ca <pem>     ...trusting this CA (implies --backend-tls; default: system roots)
   -h, --help                 this help
 
 nutcracker config mode (every pool of the file in one process; see README):
@@ -170,6 +179,9 @@ export async function proxyMain(args: string[]): Promise<number> {
   }
   const confFile = stringFlag(v, "conf-file");
   if (confFile !== undefined) {
+    if (["tls-cert", "tls-key", "backend-tls", "backend-tls-ca"].some((f) => v[f] !== undefined)) {
+      throw new UsageError("memrep proxy: the --tls-* flags work with -s/-b, not yet with -c");
+    }
     const { checkConfig, configMain } = await import("./proxy_config.ts");
     if (v.daemon && !v["test-conf"] && !v["check-config"]) {
       // Refuse a bad file here, in the foreground; the daemon is ready once its first pool listens.
@@ -195,6 +207,7 @@ export async function proxyMain(args: string[]): Promise<number> {
   const port = intFlag(v, "port", 11211, 0, 65535);
   const hostname = stringFlag(v, "listen") ?? "0.0.0.0";
   const maxConnections = intFlag(v, "max-conns", 4096, 1, 1 << 20);
+  const tls = proxyTls(stringFlag(v, "tls-cert"), stringFlag(v, "tls-key"));
   const servers = listFlag(v, "server").map((s) => parseHostPort(s, "-s", 11211));
   const backups = listFlag(v, "backup").map((s) => parseHostPort(s, "-b", 11211));
   if (servers.length === 0) {
@@ -215,6 +228,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
     login: backendLogin(v),
+    tls: backendTls(Boolean(v["backend-tls"]), stringFlag(v, "backend-tls-ca")),
   };
   if (v.daemon) {
     return await daemonize(
@@ -248,7 +262,7 @@ export async function proxyMain(args: string[]): Promise<number> {
   // Requests are timed only when metrics are asked for (TimedRouter wraps handle()).
   const router = metricsAddr ? new TimedRouter(...routerArgs) : new Router(...routerArgs);
   const server = new ProxyServer(
-    { hostname, port, maxConnections, maxValue: 256 * 1048576, auth },
+    { hostname, port, maxConnections, maxValue: 256 * 1048576, auth, tls },
     router,
   );
   // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.

@@ -27,6 +27,7 @@ import {
 import { log } from "../log.ts";
 import { memcachedNumbers } from "./memcached_flags.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
+import { replTls, serveTls } from "./tls_flags.ts";
 import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 
 /** The module extra serve threads run (compile.sh --include's it). */
@@ -61,6 +62,7 @@ const SPEC: FlagSpec = {
   "disable-flush-all": { type: "boolean", short: "F" },
   "unix-socket": { type: "string", short: "s" },
   "unix-mask": { type: "string", short: "a" },
+  "enable-ssl": { type: "boolean", short: "Z" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
   replicate: { type: "string" },
@@ -74,6 +76,9 @@ const SPEC: FlagSpec = {
   "repl-backlog": { type: "string" },
   "repl-drain-timeout": { type: "string" },
   "repl-queue": { type: "string", short: "q" },
+  "repl-tls-cert": { type: "string" },
+  "repl-tls-key": { type: "string" },
+  "repl-tls-ca": { type: "string" },
   metrics: { type: "string" },
   help: { type: "boolean", short: "h" },
 };
@@ -109,6 +114,11 @@ memcached options:
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
                               loads it back (then removes it)
 
+TLS (memcached's; see README):
+  -Z, --enable-ssl            serve TLS; -o ssl_chain_cert=<pem>,ssl_key=<pem> name the certificate
+                              chain and its key (the key may be in the chain file); -l notls:<host>[:<port>]
+                              adds a plain listener. ssl_verify_mode must stay 0 (no client certificates)
+
 observability:
   --metrics <host:port>       serve Prometheus metrics at http://<host:port>/metrics
 
@@ -135,6 +145,11 @@ replication (two nodes, both read-write, like repcached):
                               locally instead (counted in stats as repl_sync_degraded)
   --repl-timeout <ms>         declare a silent peer dead after this long (default 2000)
   --repl-backlog <size>       changes kept for partial resync (default 64m)
+  --repl-tls-cert <pem>       TLS on the replication link: this node's certificate chain and
+  --repl-tls-key <pem>        key (used when it listens); both nodes need them
+  --repl-tls-ca <pem>         CA the peer's certificate must chain to when this node dials
+                              (default: the system's roots). The listener cannot check a
+                              client certificate: --repl-secret authenticates the dialer
   --repl-drain-timeout <ms>   on SIGINT/SIGTERM/shutdown: how long to wait for the peer to
                               apply what it has not yet, after clients are closed
                               (default 10000; 0 stops at once; so does a second signal)
@@ -232,14 +247,23 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (stringFlag(v, "user") !== undefined) {
     log.info(`memrep: -u ${stringFlag(v, "user")} ignored (no privilege drop)`);
   }
-  for (const o of listFlag(v, "extended")) log.info(`memrep: -o ${o} ignored`);
+  const tlsFlags = serveTls(
+    Boolean(v["enable-ssl"]),
+    listFlag(v, "extended"),
+    hostnames,
+    unixSocket,
+  );
+  for (const o of tlsFlags.otherExtended) log.info(`memrep: -o ${o} ignored`);
   if (stringFlag(v, "repl-queue") !== undefined) {
     const queue = intFlag(v, "repl-queue", 0); // checked, then ignored
     log.info(`memrep: -q ${queue} ignored (the replication backlog is sized by --repl-backlog)`);
   }
 
   const options = {
-    hostnames,
+    hostnames: tlsFlags.hostnames,
+    tls: tlsFlags.tls,
+    plainListeners: tlsFlags.plainListeners,
+    extraSettings: tlsFlags.settings,
     port,
     maxConnections: mc.maxConnections,
     idleTimeout: Math.max(mc.idleTimeout, 0),
@@ -503,6 +527,9 @@ function replicationOptions(
         "repl-timeout",
         "repl-backlog",
         "repl-drain-timeout",
+        "repl-tls-cert",
+        "repl-tls-key",
+        "repl-tls-ca",
       ]
     ) {
       if (values[f] !== undefined) throw new UsageError(`--${f} needs --replicate (or -x/-X)`);
@@ -548,6 +575,11 @@ function replicationOptions(
     timeoutMs,
     backlogBytes: sizeFlag(values, "repl-backlog", 64 * 1048576),
     drainTimeoutMs: intFlag(values, "repl-drain-timeout", 10_000, 0, 3_600_000),
+    tls: replTls(
+      stringFlag(values, "repl-tls-cert"),
+      stringFlag(values, "repl-tls-key"),
+      stringFlag(values, "repl-tls-ca"),
+    ),
   };
 }
 

@@ -34,6 +34,8 @@ export interface ClientOptions {
    * `set auth 0 0 <n>` with `user password` and must be answered STORED.
    */
   login?: { user: string; password: string };
+  /** Speak TLS, trusting `ca` (PEM; Deno's roots when absent). */
+  tls?: { ca?: string };
 }
 
 /** A key: a string (UTF-8 encoded) or raw bytes. */
@@ -229,7 +231,7 @@ function line(...parts: (string | number | Uint8Array)[]): Uint8Array {
 export class Client {
   /** `host:port`, for messages. */
   readonly server: string;
-  readonly #conn: Deno.TcpConn;
+  readonly #conn: Deno.Conn;
   readonly #timeoutMs: number;
   readonly #parser = new ReplyParser();
 
@@ -262,7 +264,7 @@ export class Client {
   #progress = false;
   #paused: Promise<void> | undefined;
 
-  private constructor(conn: Deno.TcpConn, server: string, options: ClientOptions) {
+  private constructor(conn: Deno.Conn, server: string, options: ClientOptions) {
     this.#conn = conn;
     this.server = server;
     this.#timeoutMs = options.requestTimeoutMs ?? 5000;
@@ -275,9 +277,29 @@ export class Client {
     const timeoutMs = options.connectTimeoutMs ?? 3000;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeoutMs);
-    let conn: Deno.TcpConn;
+    let conn: Deno.Conn;
     try {
-      conn = await Deno.connect({ hostname: host, port, signal: ac.signal });
+      const tcp = await Deno.connect({ hostname: host, port, signal: ac.signal });
+      tcp.setNoDelay(true);
+      conn = tcp;
+      if (options.tls) {
+        // The handshake runs inside the same connect deadline (the abort closes the socket).
+        const tls = await Deno.startTls(tcp, {
+          hostname: host,
+          caCerts: options.tls.ca === undefined ? undefined : [options.tls.ca],
+        });
+        conn = tls;
+        const onAbort = () => closeSilently(tls);
+        ac.signal.addEventListener("abort", onAbort);
+        try {
+          await tls.handshake();
+        } catch (err) {
+          closeSilently(tls);
+          throw err;
+        } finally {
+          ac.signal.removeEventListener("abort", onAbort);
+        }
+      }
     } catch (err) {
       const why = ac.signal.aborted
         ? `connect timed out after ${timeoutMs} ms`
@@ -286,7 +308,6 @@ export class Client {
     } finally {
       clearTimeout(timer);
     }
-    conn.setNoDelay(true);
     const client = new Client(conn, server, options);
     if (options.login) await client.#login(options.login);
     return client;
@@ -934,3 +955,9 @@ function toItem(it: ValueItem): Item {
 }
 
 function noop(): void {}
+
+function closeSilently(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
+}

@@ -27,6 +27,8 @@ export interface BackendOptions {
   failureLimit: number;
   /** Credentials for backends that require a text login (memcached -Y). */
   login?: { user: string; password: string };
+  /** TLS to the backends (--backend-tls, --backend-tls-ca). */
+  tls?: { ca?: string };
 }
 
 /** Keys remembered per down server; beyond this the server is flushed on return. */
@@ -173,6 +175,7 @@ export class Backend {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
         login: this.#options.login,
+        tls: this.#options.tls,
       });
       if (this.#closed || !this.up) {
         client.close();
@@ -248,6 +251,7 @@ export class Backend {
         connectTimeoutMs: this.#options.timeoutMs,
         requestTimeoutMs: this.#options.timeoutMs,
         login: this.#options.login,
+        tls: this.#options.tls,
       });
       await client.version();
       restarted = this.role === "backup" && await this.#checkIdentity(client, false);

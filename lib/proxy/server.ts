@@ -20,7 +20,15 @@ import {
   Request,
   Writer,
 } from "../protocol/mod.ts";
-import { closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
+import {
+  closeQuietly,
+  isDisconnect,
+  isTlsConn,
+  listenTcp,
+  ReadBuffer,
+  type TlsMaterial,
+  writeAll,
+} from "../transport/mod.ts";
 import { log } from "../log.ts";
 import { AUTH_CLOSE, type Authenticator, AuthSession, binarySasl } from "../auth/mod.ts";
 import { Next, type ReplySink, type Router } from "./router/mod.ts";
@@ -38,6 +46,8 @@ export interface ProxyServerOptions {
   maxValue: number;
   /** Clients must log in first, as with memcached -Y (--auth-file). */
   auth?: Authenticator;
+  /** Clients speak TLS (--tls-cert/--tls-key). */
+  tls?: TlsMaterial;
 }
 
 const INITIAL_BUFFER = 16384;
@@ -443,7 +453,7 @@ class ProxyConnection implements ReplySink {
 export class ProxyServer {
   readonly #options: ProxyServerOptions;
   readonly #router: Router;
-  #listener: Deno.TcpListener | undefined;
+  #listener: Deno.Listener | undefined;
   readonly #conns = new Set<Deno.Conn>();
   #stopped = false;
   readonly #done: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -456,7 +466,7 @@ export class ProxyServer {
 
   /** The bound port. */
   get port(): number {
-    return this.#listener?.addr.port ?? this.#options.port;
+    return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? this.#options.port;
   }
 
   /** Resolves once the server has stopped. */
@@ -466,15 +476,12 @@ export class ProxyServer {
 
   /** Bind (throws AddrInUse etc. before serving) and start accepting. */
   listen(): void {
-    this.#listener = Deno.listen({
-      hostname: this.#options.hostname,
-      port: this.#options.port,
-      transport: "tcp",
-    });
+    const { hostname, port, tls } = this.#options;
+    this.#listener = listenTcp({ hostname, port, reusePort: false, tls });
     this.#accept(this.#listener);
   }
 
-  async #accept(listener: Deno.TcpListener): Promise<void> {
+  async #accept(listener: Deno.Listener): Promise<void> {
     const stats = this.#router.stats;
     try {
       for await (const conn of listener) {
@@ -488,7 +495,7 @@ export class ProxyServer {
           });
           continue;
         }
-        conn.setNoDelay(true);
+        if (!isTlsConn(conn)) (conn as Deno.TcpConn).setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
         const c = new ProxyConnection(
@@ -497,7 +504,17 @@ export class ProxyServer {
           this.#options.maxValue,
           this.#options.auth,
         );
-        c.run().catch((err) => log.warn(`proxy: connection: ${err}`)).finally(() => {
+        // A TLS client that fails its handshake (a plain one, say) is dropped before any reply.
+        const shaken = isTlsConn(conn)
+          ? conn.handshake().then(() => true, (err) => {
+            log.debug(`proxy: TLS handshake failed: ${err}`);
+            closeQuietly(conn);
+            return false;
+          })
+          : Promise.resolve(true);
+        shaken.then((ok) => ok ? c.run() : undefined).catch((err) =>
+          log.warn(`proxy: connection: ${err}`)
+        ).finally(() => {
           this.#conns.delete(conn);
           stats.currConnections--;
         });

@@ -7,7 +7,14 @@
  * @module
  */
 
-import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
+import {
+  closeQuietly,
+  errorText,
+  type HostPort,
+  isTlsConn,
+  listenTcp,
+  type TlsMaterial,
+} from "../transport/mod.ts";
 import { log } from "../log.ts";
 import { UsageError } from "../errors.ts";
 import {
@@ -31,6 +38,13 @@ export interface PairingOptions {
   secret?: string;
   /** Silence (ms) after which the peer counts as dead; also the handshake's bound. */
   timeoutMs: number;
+  /**
+   * TLS on the link (--repl-tls-*): this node's certificate for when it
+   * listens, and the CA (PEM; Deno's roots when absent) that the listening
+   * peer's certificate must chain to when it dials. The listener cannot ask
+   * for a client certificate (Deno's TLS has none): the secret authenticates.
+   */
+  tls?: TlsMaterial & { ca?: string };
 }
 
 /** What pairing needs from the node it pairs. */
@@ -58,7 +72,7 @@ export interface PairingHost {
 export type PairingState = "down" | "connecting" | "listening";
 
 /** Outcome of one attempt to dial the peer. */
-type DialResult = "linked" | "unreachable" | HandshakeFailure;
+type DialResult = "linked" | "unreachable" | "tls" | HandshakeFailure;
 
 /** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
 const ACCEPT_DEADLINE_MS = 1000;
@@ -67,7 +81,9 @@ const ACCEPT_DEADLINE_MS = 1000;
 export class Pairing {
   #host: PairingHost;
   #options: PairingOptions;
-  #listener: Deno.TcpListener | null = null;
+  #listener: Deno.Listener | null = null;
+  /** The last failed TLS handshake as dialer (for the startup message). */
+  #tlsError = "";
   #stopped = false;
   #selfAddress = false;
   #signal: (() => void) | null = null;
@@ -103,6 +119,11 @@ export class Pairing {
     if (first === "auth") {
       throw new UsageError(
         `replication: the peer at ${peer} refused the handshake (secret mismatch); check --repl-secret on both nodes`,
+      );
+    }
+    if (first === "tls") {
+      throw new UsageError(
+        `replication: TLS with the peer at ${peer} failed: ${this.#tlsError}; check --repl-tls-ca here and --repl-tls-cert there`,
       );
     }
     if (first === "not-memrep") {
@@ -215,10 +236,17 @@ export class Pairing {
     if (announce) log.info(`replication: connect (peer=${peer})`);
     else log.debug(`replication: connect (peer=${peer})`);
     this.#state = "connecting";
-    const conn = await connectWithin(o.peer, o.timeoutMs);
+    let tlsError = "";
+    const conn = await connectWithin(o.peer, o.timeoutMs, o.tls, (err) => {
+      this.#host.stats.tlsFailures++;
+      tlsError = errorText(err);
+      this.#tlsError = tlsError;
+      const say = announce ? log.warn : log.debug; // once per series of attempts
+      say(`replication: TLS handshake with ${peer} failed: ${tlsError}`);
+    });
     if (!conn) {
       this.#state = this.#listener ? "listening" : "down";
-      return "unreachable";
+      return tlsError ? "tls" : "unreachable";
     }
     const r = await handshake(conn, "connect", this.#context());
     if (!r.ok) {
@@ -250,7 +278,8 @@ export class Pairing {
     if (this.#listener) return true;
     const l = this.#options.listen;
     try {
-      this.#listener = Deno.listen({ hostname: l.host, port: l.port, transport: "tcp" });
+      const tls = this.#options.tls;
+      this.#listener = listenTcp({ hostname: l.host, port: l.port, reusePort: false, tls });
     } catch (err) {
       if (err instanceof Deno.errors.AddrInUse) {
         log.debug(`replication: ${l.host}:${l.port} is in use; will connect again`);
@@ -263,11 +292,11 @@ export class Pairing {
     }
     this.#state = "listening";
     log.info("replication: listen");
-    this.#acceptLoop(this.#listener);
+    this.#acceptLoop(this.#listener!);
     return true;
   }
 
-  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
     try {
       for await (const conn of listener) this.#accepted(conn);
     } catch {
@@ -275,14 +304,19 @@ export class Pairing {
     }
   }
 
-  async #accepted(conn: Deno.TcpConn): Promise<void> {
+  async #accepted(conn: Deno.Conn): Promise<void> {
     const addr = conn.remoteAddr as Deno.NetAddr;
     const peer = `${addr.hostname}:${addr.port}`;
     log.info("replication: accept");
     // Idle connections cannot hold the port: a short deadline, and the newcomer always gets a slot.
     const slot = this.#slots.take(conn, addr.hostname, peer);
     try {
-      conn.setNoDelay(true);
+      if (isTlsConn(conn)) {
+        await withDeadline(conn.handshake(), ACCEPT_DEADLINE_MS).catch((err) => {
+          this.#host.stats.tlsFailures++;
+          throw err;
+        });
+      } else (conn as Deno.TcpConn).setNoDelay(true);
       const ctx = this.#context();
       ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
       ctx.greeted = () => (slot.greeted = true);
@@ -328,21 +362,59 @@ export class Pairing {
   }
 }
 
-/** Connect within `ms`, or null when refused, unreachable or too slow. */
-async function connectWithin(hp: HostPort, ms: number): Promise<Deno.TcpConn | null> {
+/**
+ * Connect (with `tls`: and complete the TLS handshake, trusting `tls.ca`)
+ * within `ms`, or null when refused, unreachable, too slow or, reported to
+ * `tlsFailed`, when the TLS handshake fails.
+ */
+async function connectWithin(
+  hp: HostPort,
+  ms: number,
+  tls: { ca?: string } | undefined,
+  tlsFailed: (err: unknown) => void,
+): Promise<Deno.Conn | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const attempt = Deno.connect({ hostname: hp.host, port: hp.port });
+  const attempt = tls
+    ? Deno.connectTls({
+      hostname: hp.host,
+      port: hp.port,
+      caCerts: tls.ca === undefined ? undefined : [tls.ca],
+    })
+    : Deno.connect({ hostname: hp.host, port: hp.port });
   const late = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
   try {
     const conn = await Promise.race([attempt, late]);
-    if (conn === null) attempt.then(closeQuietly, () => {});
-    else conn.setNoDelay(true);
-    return conn;
+    if (conn === null) {
+      attempt.then(closeQuietly, () => {});
+      return null;
+    }
+    if (!isTlsConn(conn)) {
+      conn.setNoDelay(true);
+      return conn;
+    }
+    const shaken = await Promise.race([
+      conn.handshake().then(() => true, (err) => {
+        tlsFailed(err);
+        return false;
+      }),
+      late.then(() => false),
+    ]);
+    if (!shaken) closeQuietly(conn);
+    return shaken ? conn : null;
   } catch {
     return null;
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `p`, or a rejection once `ms` passed. */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error(`no TLS handshake within ${ms} ms`)), ms)
+  );
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function delay(ms: number): Promise<void> {

@@ -20,7 +20,7 @@ import { randomHex, type StreamState } from "./handshake.ts";
 import { LagSamples } from "./lag.ts";
 import { Link, type LinkOwner } from "./link.ts";
 import type { LinkKeys } from "./seal.ts";
-import { Pairing } from "./pairing.ts";
+import { Pairing, type PairingOptions } from "./pairing.ts";
 import { Merger, wireBits } from "./merge.ts";
 import type { IncomingCopy, OutgoingCopy } from "./snapshot.ts";
 import { ReplicationStats } from "./stats.ts";
@@ -60,6 +60,8 @@ export interface ReplicationOptions {
   backlogBytes: number;
   /** On stop: how long to wait for the peer to apply what it has not yet (ms; default 10000). */
   drainTimeoutMs?: number;
+  /** TLS on the link (--repl-tls-*; see {@linkcode PairingOptions}). */
+  tls?: PairingOptions["tls"];
 }
 
 /** One node's replication state, its link and its pairing loop. */
@@ -578,6 +580,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
       ["repl_bad_peers", s.badPeers],
       ["repl_versions_rejected", s.versionsRejected],
       ["repl_bad_macs", s.badMacs],
+      ["repl_tls_failures", s.tlsFailures],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

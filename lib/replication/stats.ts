@@ -50,6 +50,8 @@ export class ReplicationStats {
   syncRefused = 0;
   /** Links closed because a record of the authenticated stream failed its MAC. */
   badMacs = 0;
+  /** TLS handshakes with the peer (--repl-tls-*) that failed: untrusted certificate, plain peer. */
+  tlsFailures = 0;
   /** Full copies that went on from where a dropped link left them. */
   copyResumes = 0;
   /** Bytes of full-copy frames sent (resent ones included). */

@@ -87,6 +87,8 @@ export interface EngineOptions extends StoreOptions {
   gracefulBySignal?: boolean;
   /** memcached -e: the warm-restart file (shown in `stats settings`). */
   memoryFile?: string;
+  /** Lines the cli adds to `stats settings` before memory_file (memcached's ssl_* group). */
+  extraSettings?: Array<[string, string | number]>;
   /** -o idle_timeout: close connections silent this many seconds (0: never). */
   idleTimeout?: number;
 }
@@ -1476,6 +1478,7 @@ export class Engine {
       ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
       ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
       ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
+      ...(o.extraSettings ?? []),
       ["memory_file", o.memoryFile ?? "(null)"],
       ...this.tunables.settingsLines(),
       ["idle_timeout", this.conns.idleTimeout],

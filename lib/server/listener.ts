@@ -7,7 +7,15 @@
 import { Action, Engine, type EngineOptions, type Session } from "./commands.ts";
 import { serveConnection } from "./connection.ts";
 import type { SyncBarrier } from "./sync_replies.ts";
-import { closeQuietly, isDisconnect, writeAll } from "../transport/mod.ts";
+import {
+  closeQuietly,
+  isDisconnect,
+  isTlsConn,
+  listenTcp,
+  type TlsMaterial,
+  writeAll,
+} from "../transport/mod.ts";
+import { log } from "../log.ts";
 import { Authenticator, AuthSession } from "../auth/mod.ts";
 
 /** Listener settings on top of the engine's. */
@@ -20,6 +28,10 @@ export interface ServerOptions extends EngineOptions {
   maxConnections: number;
   /** Share the port with other threads (SO_REUSEPORT; Linux spreads connections). */
   reusePort?: boolean;
+  /** memcached -Z: the `hostnames` listeners speak TLS with this certificate. */
+  tls?: TlsMaterial;
+  /** memcached's `-l notls:host[:port]`: plain listeners next to the TLS ones (port: -p's). */
+  plainListeners?: Array<{ hostname: string; port?: number }>;
 }
 
 /** memcached -a default: the socket file's permission bits. */
@@ -36,7 +48,7 @@ export class Server {
   /** With `--repl-sync`: replies to writes wait for the peer. */
   barrier: SyncBarrier | undefined;
   #options: ServerOptions;
-  #listeners: Deno.TcpListener[] = [];
+  #listeners: Deno.Listener[] = [];
   #unix: Deno.UnixListener | null = null;
   #conns = new Set<Deno.Conn>();
   #stopped = false;
@@ -64,7 +76,7 @@ export class Server {
 
   /** Bound port (useful with port 0). */
   get port(): number {
-    return this.#listeners[0]?.addr.port ?? this.#options.port;
+    return (this.#listeners[0]?.addr as Deno.NetAddr | undefined)?.port ?? this.#options.port;
   }
 
   /** Bind every address; throws (AddrInUse...) before serving anything. */
@@ -75,16 +87,21 @@ export class Server {
       this.#acceptLoop(this.#unix);
       return;
     }
-    for (const hostname of this.#options.hostnames) {
-      const port = this.#listeners.length > 0 ? this.port : this.#options.port;
-      const reusePort = this.#options.reusePort ?? false;
-      this.#listeners.push(
-        Deno.listen(
-          { hostname, port, transport: "tcp", reusePort } as Deno.TcpListenOptions & {
-            transport: "tcp";
-          },
-        ),
-      );
+    const reusePort = this.#options.reusePort ?? false;
+    const tls = this.#options.tls;
+    try {
+      for (const hostname of this.#options.hostnames) {
+        const port = this.#listeners.length > 0 ? this.port : this.#options.port;
+        this.#listeners.push(listenTcp({ hostname, port, reusePort, tls }));
+      }
+      for (const plain of this.#options.plainListeners ?? []) {
+        const port = plain.port ?? this.port;
+        this.#listeners.push(listenTcp({ hostname: plain.hostname, port, reusePort }));
+      }
+    } catch (err) {
+      for (const l of this.#listeners) closeQuietly(l);
+      this.#listeners = [];
+      throw err;
     }
     for (const listener of this.#listeners) {
       this.engine.conns.addListener(listener.addr);
@@ -105,7 +122,7 @@ export class Server {
           writeAll(conn, TOO_MANY).catch(() => {}).finally(() => conn.close());
           continue;
         }
-        if (conn.remoteAddr.transport === "tcp") (conn as Deno.TcpConn).setNoDelay(true);
+        if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
         const auth = this.authenticator;
@@ -119,7 +136,9 @@ export class Server {
         };
         engine.conns.add(session, conn, listener.addr);
         const hooks = { barrier: this.barrier, stopped: () => this.#stopped };
-        serveConnection(conn, this.engine, session, maxValue, hooks).then((action) => {
+        handshake(conn).then((ok) =>
+          ok ? serveConnection(conn, this.engine, session, maxValue, hooks) : Action.CLOSE
+        ).then((action) => {
           if (action === Action.SHUTDOWN) this.stop();
         }, (err) => {
           if (!isDisconnect(err)) console.error(`connection error: ${err}`);
@@ -143,6 +162,22 @@ export class Server {
     this.engine.conns.close();
     for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
+  }
+}
+
+/**
+ * Completes a TLS connection's handshake; false (connection closed) when the
+ * client does not speak TLS or rejects the certificate, as memcached drops it.
+ */
+async function handshake(conn: Deno.Conn): Promise<boolean> {
+  if (!isTlsConn(conn)) return true;
+  try {
+    await conn.handshake();
+    return true;
+  } catch (err) {
+    log.debug(`memrep: TLS handshake failed: ${err instanceof Error ? err.message : err}`);
+    closeQuietly(conn);
+    return false;
   }
 }
 

@@ -7,3 +7,4 @@
 
 export { closeQuietly, errorText, type HostPort, isDisconnect, writeAll } from "./conn.ts";
 export { BufferPool, type Readable, ReadBuffer } from "./read_buffer.ts";
+export { type BindOptions, isTlsConn, listenTcp, type TlsMaterial } from "./tls.ts";

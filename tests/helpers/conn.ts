@@ -22,7 +22,7 @@ export class ReadError extends Error {
 
 /** A connected raw test client. Create with {@linkcode connect}. */
 export class TestConn {
-  readonly #conn: Deno.TcpConn | Deno.UnixConn;
+  readonly #conn: Deno.Conn;
   #buf: Uint8Array = new Uint8Array(0);
   #eof = false;
   #closed = false;
@@ -30,7 +30,7 @@ export class TestConn {
   readonly #pump: Promise<void>;
 
   /** Wraps an open TCP (or unix-domain) connection. */
-  constructor(conn: Deno.TcpConn | Deno.UnixConn) {
+  constructor(conn: Deno.TcpConn | Deno.UnixConn | Deno.TlsConn) {
     this.#conn = conn;
     if ("setNoDelay" in conn) conn.setNoDelay(true);
     this.#pump = this.#run();
@@ -228,6 +228,11 @@ function endFinder(until: Until): (buf: Uint8Array) => number {
 /** Opens a {@linkcode TestConn} to 127.0.0.1:`port` (or `hostname`). */
 export async function connect(port: number, hostname = "127.0.0.1"): Promise<TestConn> {
   return new TestConn(await Deno.connect({ hostname, port }));
+}
+
+/** Opens a {@linkcode TestConn} over TLS to 127.0.0.1:`port`, trusting the PEM `caCert`. */
+export async function connectTls(port: number, caCert: string): Promise<TestConn> {
+  return new TestConn(await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [caCert] }));
 }
 
 /** Opens a {@linkcode TestConn} to the unix-domain socket at `path`. */

@@ -11,3 +11,4 @@ export * from "./ports.ts";
 export * from "./process.ts";
 export * from "./relay.ts";
 export * from "./pymemcache.ts";
+export * from "./tls.ts";

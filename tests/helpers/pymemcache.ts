@@ -1,7 +1,7 @@
 /**
  * pymemcache's own integration suite (Debian's python3-pymemcache, run with
- * python3-pytest) against any server on loopback. TLS tests are deselected:
- * memrep speaks plain TCP.
+ * python3-pytest) against any server on loopback. TLS tests are deselected
+ * here (they need a TLS port: tests/server/tls_test.ts runs test_tls).
  * @module
  */
 
