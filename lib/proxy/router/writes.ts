@@ -343,6 +343,8 @@ function copyToBackups(
     pending++;
     core.callFrame(b, op, parts, (buf, start, length, parser) => {
       if (isErrorKind(parser.kind)) {
+        // Not applied there: the backup may keep the old item until the key is cleaned.
+        b.markDirty(ctx.key);
         core.backupWriteFailed(b, decodeAscii(buf, start, start + Math.min(length, 200)).trim());
       }
       settled?.();
