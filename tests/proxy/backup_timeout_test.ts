@@ -6,7 +6,7 @@
  * it was away. The same for a backup that answers errors to them.
  */
 
-import { equal } from "../helpers/assert.ts";
+import { equal, ok } from "../helpers/assert.ts";
 import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
 import { getMany, proxyStats, seeded, setMany, sleep } from "./cluster.ts";
 
@@ -109,6 +109,10 @@ for (const seed of [1, 2, 3]) {
           if (Date.now() > deadline) break; // checked below: reads must still be right
           await sleep(100);
         }
+        const st = await proxyStats(proxy.port);
+        const p = `backup:127.0.0.1:${relay.port}`;
+        ok(Number(st.get(`${p}:retries`)) > 0, "the lost copies were retried");
+        equal(st.get(`${p}:overflows`), "0");
         await sleep(500); // late bytes of the hung link land now, if at all
         primary.kill("SIGKILL");
         await primary.stop();

@@ -97,7 +97,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
           }
           return { r, b };
         }, (e) => {
-          b.markDirty(key);
+          b.lost(key);
           core.backupWriteFailed(b, errorText(e));
           return { r: null, b };
         }),
@@ -206,7 +206,7 @@ export function touchBackups(
         core.backupWriteFailed(b, "error reply to a touch");
       }
     }, (e) => {
-      b.markDirty(key);
+      b.lost(key);
       core.backupWriteFailed(b, errorText(e));
     });
   }

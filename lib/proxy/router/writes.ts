@@ -349,7 +349,7 @@ function copyToBackups(
       }
       settled?.();
     }, (e) => {
-      b.markDirty(ctx.key);
+      b.lost(ctx.key);
       core.backupWriteFailed(b, errorText(e));
       settled?.();
     });
