@@ -1,7 +1,7 @@
 /**
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
- * alternating. Sections: serve, memory, connections, proxy, proxy-binary, replication, copy,
+ * alternating. Sections: serve, memory, connections, proxy, proxy-binary, proxy-multiget, replication, copy,
  * cost, restart.
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
@@ -14,7 +14,7 @@
 import { parseArgs } from "node:util";
 import type { BenchContext, Result, Section } from "./harness.ts";
 import { serveMemory, serveThroughput } from "./serve.ts";
-import { proxyBinaryThroughput, proxyThroughput } from "./proxy.ts";
+import { proxyBinaryThroughput, proxyMultiGet, proxyThroughput } from "./proxy.ts";
 import { replication } from "./replication.ts";
 import { copy } from "./copy.ts";
 import { cost } from "./cost.ts";
@@ -28,6 +28,7 @@ export const SECTIONS: Section[] = [
   connections,
   proxyThroughput,
   proxyBinaryThroughput,
+  proxyMultiGet,
   replication,
   copy,
   cost,

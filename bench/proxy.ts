@@ -139,3 +139,94 @@ export const proxyBinaryThroughput: Section = {
     }
   },
 };
+
+/** Keys of the multi-get section. */
+const MULTI_KEYS = 1000;
+/** Multi-gets timed per sample. */
+const MULTI_REQUESTS = 50;
+
+/** Sends `req` `n` times, one at a time, on a new connection; median ms per whole reply. */
+async function multiGetMs(port: number, req: Uint8Array, n: number): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buf = new Uint8Array(1 << 20);
+  const times: number[] = [];
+  try {
+    for (let r = 0; r < n; r++) {
+      const t0 = performance.now();
+      await conn.write(req);
+      let len = 0;
+      // The reply ends with "END\r\n".
+      while (
+        len < 5 || buf[len - 5] !== 69 || buf[len - 4] !== 78 || buf[len - 3] !== 68 ||
+        buf[len - 1] !== 10
+      ) {
+        const got = await conn.read(buf.subarray(len));
+        if (got === null) throw new Error("connection closed");
+        len += got;
+      }
+      times.push(performance.now() - t0);
+    }
+  } finally {
+    conn.close();
+  }
+  return median(times);
+}
+
+/** Multi-get section: a 1,000-key get through the proxy over 4 memcached vs one memcached. */
+export const proxyMultiGet: Section = {
+  name: "proxy-multiget",
+  title: `proxy ${MULTI_KEYS}-key get over 4 memcached vs the same get to one memcached (latency)`,
+  async run(ctx: BenchContext): Promise<Result[] | string> {
+    const standIn = memrepTarget() === "memcached";
+    if (!standIn) {
+      const why = await unavailable("proxy");
+      if (why) return why;
+    }
+    const started: ProcessHandle[] = [];
+    const track = async (p: Promise<ProcessHandle>) => {
+      const h = await p;
+      started.push(h);
+      return h;
+    };
+    try {
+      const mcs = [];
+      for (let i = 0; i < 4; i++) mcs.push(await track(startMemcached(["-m", "64"])));
+      const direct = await track(startMemcached(["-m", "64"]));
+      const proxy = await track(startProxy(mcs.map((h) => h.port)));
+      const keys = Array.from({ length: MULTI_KEYS }, (_, i) => `mgkey:${i}`);
+      const value = "v".repeat(32);
+      const sets = new TextEncoder().encode(
+        keys.map((k) => `set ${k} 0 0 ${value.length} noreply\r\n${value}\r\n`).join(""),
+      );
+      for (const port of [direct.port, proxy.port]) {
+        const c = await Deno.connect({ hostname: "127.0.0.1", port });
+        await c.write(sets);
+        await c.write(new TextEncoder().encode("version\r\n"));
+        await c.read(new Uint8Array(64));
+        c.close();
+      }
+      const req = new TextEncoder().encode(`get ${keys.join(" ")}\r\n`);
+      const samples = await alternate(ctx, [
+        {
+          name: "direct us",
+          measure: async () => 1000 * await multiGetMs(direct.port, req, MULTI_REQUESTS),
+        },
+        {
+          name: "proxy us",
+          measure: async () => 1000 * await multiGetMs(proxy.port, req, MULTI_REQUESTS),
+        },
+      ]);
+      const d = median(samples.get("direct us")!);
+      const p = median(samples.get("proxy us")!);
+      return [{
+        name: `proxy/direct ${MULTI_KEYS}-key multi-get latency ratio`,
+        value: p / d,
+        detail: `proxy over 4 memcached ${fmt(p)} µs, one memcached ${
+          fmt(d)
+        } µs (median of ${ctx.rounds} alternating medians of ${MULTI_REQUESTS} gets)`,
+      }];
+    } finally {
+      await Promise.all(started.map((h) => h.stop()));
+    }
+  },
+};

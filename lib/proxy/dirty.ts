@@ -22,6 +22,13 @@ export class DirtyKeys {
   #keys = new Map<string, number>();
   #gen = 0;
   #all = false;
+  /**
+   * Keys whose lost request may still arrive late (a timed-out or cut
+   * connection's bytes can still be applied): not forgotten before then.
+   */
+  #holds = new Map<string, number>();
+  /** Times more than `limit` keys were marked (the whole server became dirty). */
+  overflows = 0;
 
   /** At most `limit` keys are remembered; one more makes every key dirty. */
   constructor(limit: number) {
@@ -43,20 +50,27 @@ export class DirtyKeys {
     return this.#all;
   }
 
-  /** `key` changed elsewhere. */
-  mark(key: Uint8Array): void {
+  /**
+   * `key` changed elsewhere; with `holdUntil` (a Date.now() time), a
+   * cleaning pass keeps it dirty until then even once cleaned.
+   */
+  mark(key: Uint8Array, holdUntil = 0): void {
     if (this.#all) return;
     if (this.#keys.size >= this.#limit) {
+      this.overflows++;
       this.markAll();
       return;
     }
-    this.#keys.set(decodeAscii(key, 0, key.length), ++this.#gen);
+    const k = decodeAscii(key, 0, key.length);
+    this.#keys.set(k, ++this.#gen);
+    if (holdUntil > 0 && (this.#holds.get(k) ?? 0) < holdUntil) this.#holds.set(k, holdUntil);
   }
 
   /** Every key changed elsewhere (a flush_all was missed, or too many keys). */
   markAll(): void {
     this.#all = true;
     this.#keys.clear();
+    this.#holds.clear();
     this.#gen++;
   }
 
@@ -92,6 +106,11 @@ export class DirtyKeys {
 
   /** `e` was cleaned: forget it unless it was marked again since the snapshot. */
   settle(e: DirtyEntry): void {
+    const hold = this.#holds.get(e.key);
+    if (hold !== undefined) {
+      if (Date.now() < hold) return; // a late copy may still land: clean it again later
+      this.#holds.delete(e.key);
+    }
     if (this.#keys.get(e.key) === e.gen) this.#keys.delete(e.key);
   }
 }

@@ -73,6 +73,11 @@ export class Backend {
   /** Refills started. */
   refillRuns = 0;
   /**
+   * Dirty keys re-sent (as deletes) by cleaning passes: the retries of
+   * writes and deletes that could not reach this server.
+   */
+  retries = 0;
+  /**
    * Called when the server serves again after being down, when it was
    * cleaned while up, or when a new connection finds another process
    * (backups only). The router refills backups from here.
@@ -133,6 +138,11 @@ export class Backend {
     return this.#dirty.size;
   }
 
+  /** Times the dirty set overflowed: the server is flushed (and, a backup, refilled) before it serves those keys again. */
+  get overflows(): number {
+    return this.#dirty.overflows;
+  }
+
   /** True when `key` may be stale here: changed elsewhere and not cleaned yet. */
   isDirty(key: Uint8Array): boolean {
     return !this.#dirty.clean && this.#dirty.has(key);
@@ -158,9 +168,25 @@ export class Backend {
     if (this.up) this.#cleanSoon();
   }
 
+  /**
+   * A request for `key` was sent here and failed (timed out, connection
+   * cut): the key is dirty, and it stays dirty for a grace period after
+   * being cleaned, since the lost bytes may still be applied late (after
+   * the cleaning's delete, on another connection).
+   */
+  lost(key: Uint8Array): void {
+    this.#dirty.mark(key, Date.now() + this.#lateMs);
+    if (this.up) this.#cleanSoon();
+  }
+
   /** A write for `key` went elsewhere because this server failed: it may hold an old value. */
   invalidate(key: Uint8Array): void {
-    this.markDirty(key);
+    this.lost(key);
+  }
+
+  /** How long lost bytes may still land: twice the request timeout, at least 1 s. */
+  get #lateMs(): number {
+    return Math.max(2 * this.#options.timeoutMs, 1000);
   }
 
   /** A change to every key was missed (flush_all while down or failed). */
@@ -298,6 +324,7 @@ export class Backend {
     }
     const entries = dirty.snapshot(max);
     if (entries.length === 0) return;
+    this.retries += entries.length;
     // On return (every key at once) worth telling; the small passes while up are not.
     const say =
       `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
@@ -323,7 +350,10 @@ export class Backend {
           const c = this.acquire();
           if (c === null) break;
           cleaned = true;
+          const before = this.#dirty.size;
           await this.#cleanPass(await c, PASS_KEYS);
+          // Only held keys left (see lost()): delete them again a little later.
+          if (this.#dirty.size === before) await delay(Math.min(this.#options.retryMs, 200));
         }
       } catch (err) {
         log.debug(`proxy: ${this.role} ${this.name}: cleaning failed: ${errorDetail(err)}`);
@@ -372,6 +402,10 @@ export class Backend {
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     this.#client?.close();
   }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** `md <base64 key> b`: a delete that is safe for any key bytes. */

@@ -121,6 +121,8 @@ export function proxyStats(
     rows.push([`${p}:errors`, b.errors]);
     rows.push([`${p}:ejections`, b.ejections]);
     rows.push([`${p}:dirty_keys`, b.dirtyKeys]);
+    rows.push([`${p}:retries`, b.retries]);
+    rows.push([`${p}:overflows`, b.overflows]);
     if (b.role === "backup") {
       rows.push([`${p}:refill`, b.refill]);
       rows.push([`${p}:refill_items`, b.refillItems]);

@@ -38,3 +38,23 @@ Deno.test("past the bound every key is dirty; a failed flush keeps it so", () =>
   d.flushFailed();
   equal(d.all, true);
 });
+
+Deno.test("a key lost on a failed request stays dirty until its hold ends, then is forgotten", async () => {
+  const d = new DirtyKeys(100);
+  const held = enc.encode("held"), plain = enc.encode("plain");
+  d.mark(held, Date.now() + 200);
+  d.mark(plain);
+  for (const e of d.snapshot()) d.settle(e);
+  equal(d.has(held), true, "late bytes may still land: kept");
+  equal(d.has(plain), false);
+  await new Promise((r) => setTimeout(r, 300)); // the hold is over
+  for (const e of d.snapshot()) d.settle(e);
+  equal(d.clean, true);
+});
+
+Deno.test("overflowing the bound is counted", () => {
+  const d = new DirtyKeys(2);
+  for (const k of ["a", "b", "c"]) d.mark(enc.encode(k));
+  equal(d.overflows, 1);
+  equal(d.all, true);
+});

@@ -8,7 +8,14 @@
  */
 
 import { type Reply, ReplyKind } from "../../client/mod.ts";
-import { carveCopy, Op, REPLY, type Request } from "../../protocol/mod.ts";
+import {
+  carveCopy,
+  decodeAscii,
+  isErrorKind,
+  Op,
+  REPLY,
+  type Request,
+} from "../../protocol/mod.ts";
 import { errorText } from "../../transport/mod.ts";
 import type { Backend } from "../pool.ts";
 import {
@@ -78,8 +85,19 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
         continue;
       }
       replies.push(
-        core.ask(b, op, copyParts).then((r) => ({ r, b }), (e) => {
-          b.markDirty(key);
+        core.ask(b, op, copyParts).then((r) => {
+          // An error answer (not applied there): the backup keeps the old item until cleaned.
+          if (isErrorKind(r.kind)) {
+            b.markDirty(key);
+            core.backupWriteFailed(
+              b,
+              decodeAscii(r.bytes, 0, Math.min(r.bytes.length, 200)).trim(),
+            );
+            return { r: null, b };
+          }
+          return { r, b };
+        }, (e) => {
+          b.lost(key);
           core.backupWriteFailed(b, errorText(e));
           return { r: null, b };
         }),
@@ -182,8 +200,13 @@ export function touchBackups(
       b.markDirty(key);
       continue;
     }
-    core.callFrame(b, Op.MG, parts, () => {}, (e) => {
-      b.markDirty(key);
+    core.callFrame(b, Op.MG, parts, (_buf, _start, _length, parser) => {
+      if (isErrorKind(parser.kind)) {
+        b.markDirty(key);
+        core.backupWriteFailed(b, "error reply to a touch");
+      }
+    }, (e) => {
+      b.lost(key);
       core.backupWriteFailed(b, errorText(e));
     });
   }

@@ -11,7 +11,6 @@
 
 import { type Reply, ReplyKind } from "../../client/mod.ts";
 import {
-  ascii,
   carveCopy,
   isErrorKind,
   Op,
@@ -101,16 +100,20 @@ function getMany(
   const op = req.op;
   const touch = op === Op.GAT || op === Op.GATS;
   const exptime = touch ? req.exptime : null;
+  // One copy of the line outlives the request buffer; the keys are views into it.
+  const base = ts[0];
+  const line = carveCopy(buf, base, te[req.ntokens - 1]);
   const keys: Uint8Array[] = new Array(nkeys);
   const owner: Backend[] = new Array(nkeys);
   const groups = new Map<Backend, number[]>();
   const failed: boolean[] = new Array(nkeys).fill(false);
+  const check = core.backups.length > 0;
   for (let i = 0; i < nkeys; i++) {
     const t = req.firstKey + i;
-    keys[i] = carveCopy(buf, ts[t], te[t]);
+    keys[i] = line.subarray(ts[t] - base, te[t] - base);
     const b = core.primaryOf(buf, ts[t], te[t]);
     owner[i] = b;
-    if (core.backups.length > 0 && b.isDirty(keys[i])) {
+    if (check && b.isDirty(keys[i])) {
       failed[i] = true; // not cleaned on the primary yet: read from the backups
       continue;
     }
@@ -119,7 +122,7 @@ function getMany(
     g.push(i);
   }
   // The command word (and gat's exptime) start every per-server line.
-  const head = carveCopy(buf, ts[0], touch ? te[1] : te[0]);
+  const headEnd = (touch ? te[1] : te[0]) - base;
   const items: (Uint8Array | null)[] = new Array(nkeys).fill(null);
   let waiting = groups.size + 1;
   const groupDone = () => {
@@ -130,10 +133,20 @@ function getMany(
     );
   };
   for (const [b, idx] of groups) {
-    const parts: Uint8Array[] = [head];
-    for (const i of idx) parts.push(ascii(" "), keys[i]);
-    parts.push(CRLF);
-    core.call(b, op, parts, (r) => {
+    // One buffer per server: the head, " key" for each of its keys, CRLF.
+    let n = headEnd + 2;
+    for (const i of idx) n += 1 + keys[i].length;
+    const out = new Uint8Array(n);
+    out.set(line.subarray(0, headEnd));
+    let o = headEnd;
+    for (const i of idx) {
+      out[o++] = 32;
+      out.set(keys[i], o);
+      o += keys[i].length;
+    }
+    out[o++] = 13;
+    out[o] = 10;
+    core.call(b, op, [out], (r) => {
       if (r.kind === ReplyKind.VALUES) {
         matchItems(r, idx, keys, items);
         if (exptime !== null && core.backups.length > 0) {

@@ -343,11 +343,13 @@ function copyToBackups(
     pending++;
     core.callFrame(b, op, parts, (buf, start, length, parser) => {
       if (isErrorKind(parser.kind)) {
+        // Not applied there: the backup may keep the old item until the key is cleaned.
+        b.markDirty(ctx.key);
         core.backupWriteFailed(b, decodeAscii(buf, start, start + Math.min(length, 200)).trim());
       }
       settled?.();
     }, (e) => {
-      b.markDirty(ctx.key);
+      b.lost(ctx.key);
       core.backupWriteFailed(b, errorText(e));
       settled?.();
     });
