@@ -56,6 +56,8 @@ const MAX_IN_FLIGHT = 4096;
 /** Unsent reply bytes per connection before reading pauses. */
 const MAX_UNSENT = 8 * 1048576;
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
+/** What memcached reads of a binary connection at once (its read buffer). */
+const BINARY_READ = 16384;
 /** memcached's -R default: requests per read event before it yields (and transmits). */
 const REQS_PER_EVENT = 20;
 
@@ -92,6 +94,11 @@ class ProxyConnection implements ReplySink {
   #hold = Infinity;
   /** After a bad magic byte: replies from this ticket on are sent only as memcached would. */
   #dropFrom = -1;
+  /**
+   * Tickets of this read batch whose error memcached answered while skipping
+   * body bytes already read (conn_swallow): queued, not transmitted at once.
+   */
+  readonly #queued = new Set<number>();
   #drained: (() => void) | undefined;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
 
@@ -218,6 +225,7 @@ class ProxyConnection implements ReplySink {
       // batch's replies wait until it is parsed, in case one comes.
       let transmitted = this.#next, count = 0, group = REQS_PER_EVENT + 1;
       this.#hold = this.#next;
+      this.#queued.clear();
       while (this.#closeAt < 0 && rb.settle()) {
         const used = parseBinaryRequest(rb.buf, rb.start, rb.end, req, this.#maxValue, permits);
         if (used === 0) break;
@@ -228,9 +236,16 @@ class ProxyConnection implements ReplySink {
         }
         rb.start += used;
         stats.binaryRequests++;
+        const ticket = this.#next;
         const next = req.sasl
           ? this.#sasl(req, auth as AuthSession, front)
           : front.handle(req, this);
+        if (req.swallow > 0) {
+          // memcached's skip reads the socket to the body's end when it goes past the read,
+          // which transmits what it queued; a skip within the read transmits nothing.
+          if (req.swallow > rb.end - rb.start) transmitted = this.#next;
+          else for (let t = ticket; t < this.#next; t++) this.#queued.add(t);
+        }
         if (++count === group) {
           count = 0;
           group = REQS_PER_EVENT;
@@ -254,7 +269,13 @@ class ProxyConnection implements ReplySink {
       req.keyBuf.subarray(req.keyStart, req.keyEnd),
       req.buf.subarray(req.dataStart, req.dataEnd),
     );
+    const ticket = this.#next;
     this.reply(front.packet(req, action.status, action.body));
+    // An answer memcached gives while skipping the data is queued, unless the data went on past
+    // its read buffer (the skip then reads the socket, which transmits).
+    if (action.swallow && BINARY_HEADER_LENGTH + req.bodylen <= BINARY_READ) {
+      for (let t = ticket; t < this.#next; t++) this.#queued.add(t);
+    }
     return action.close ? Next.CLOSE : Next.CONTINUE;
   }
 
@@ -346,7 +367,7 @@ class ProxyConnection implements ReplySink {
     for (let k = 0; k < n; k++) {
       const s = slots[i + k];
       if (s === undefined) return false;
-      if (transmitsAtOnce(s)) last = k;
+      if (transmitsAtOnce(s) && !this.#queued.has(this.#head + k)) last = k;
     }
     for (let k = 0; k <= last; k++) {
       const s = slots[i + k] as Uint8Array | readonly Uint8Array[];

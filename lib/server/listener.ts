@@ -192,6 +192,26 @@ function listenUnix(path: string, mask: number): Deno.UnixListener {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
+  // Bound under a private name, given its mode, then moved into place: a client never finds the
+  // socket with the umask's bits instead of -a's (memcached sets its umask before bind). A path
+  // taken by another file, or a private name that does not fit, binds in place as before.
+  if (!exists(path)) {
+    const slash = path.lastIndexOf("/");
+    const tmp = `${path.slice(0, slash + 1)}.memrep-${Deno.pid}.sock`;
+    let listener: Deno.UnixListener | undefined;
+    try {
+      if (exists(tmp)) Deno.removeSync(tmp);
+      listener = Deno.listen({ transport: "unix", path: tmp });
+      Deno.chmodSync(tmp, mask & 0o777);
+      Deno.renameSync(tmp, path);
+      return listener;
+    } catch {
+      if (listener) closeQuietly(listener);
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* not there */ }
+    }
+  }
   const listener = Deno.listen({ transport: "unix", path });
   try {
     Deno.chmodSync(path, mask & 0o777);
@@ -200,4 +220,13 @@ function listenUnix(path: string, mask: number): Deno.UnixListener {
     throw err;
   }
   return listener;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -48,10 +48,13 @@ export async function startPair(
   return { a, b, replPort };
 }
 
-/** A client to a node (closed by the caller). */
+/**
+ * A client to a node (closed by the caller). Its reply timeout is generous: a
+ * node applying a large copy on a loaded machine may answer after 10 s.
+ */
 export function client(node: Node | number): Promise<Client> {
   const port = typeof node === "number" ? node : node.port;
-  return Client.connect("127.0.0.1", port, { requestTimeoutMs: 10_000 });
+  return Client.connect("127.0.0.1", port, { requestTimeoutMs: 30_000 });
 }
 
 /** `stats replication` of a node as a map. */

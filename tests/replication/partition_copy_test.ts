@@ -42,7 +42,8 @@ async function deleteAll(node: Node, keys: string[]): Promise<void> {
  * while the copy runs (it resumes, and what it marked before a cut counts).
  */
 async function partition(pb: number, flap = false): Promise<void> {
-  const seed = Math.floor(Math.random() * 1e9);
+  // SEED=<n> replays a run's shuffle (the cut timing still varies).
+  const seed = Number(Deno.env.get("SEED") ?? Math.floor(Math.random() * 1e9));
   console.log(`seed ${seed}`);
   let rnd = seed;
   const random = () => (rnd = (rnd * 1103515245 + 12345) % 2147483648) / 2147483648;

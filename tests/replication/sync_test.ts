@@ -8,7 +8,7 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { connect } from "../helpers/mod.ts";
+import { connect, waitUntil } from "../helpers/mod.ts";
 import {
   client,
   missingKeys,
@@ -122,16 +122,23 @@ Deno.test("--repl-sync with the peer down: SERVER_ERROR after the timeout, never
 });
 
 Deno.test("--repl-sync with a hung peer (link still up): SERVER_ERROR after --repl-sync-timeout; resumed: STORED", async () => {
-  const args = ["--repl-sync", "--repl-sync-timeout", "400", "--repl-timeout", "20000"];
+  // 1.5 s: a resumed peer on a loaded machine may take longer than a few hundred ms to ack.
+  const args = ["--repl-sync", "--repl-sync-timeout", "1500", "--repl-timeout", "20000"];
   const { a, b } = await startPair(args);
   try {
     b.proc.kill("SIGSTOP");
     const t0 = performance.now();
     const lines = await pipelinedSets(a, "hung", 100);
-    ok(performance.now() - t0 >= 350, "waited for the peer first");
+    ok(performance.now() - t0 >= 1400, "waited for the peer first");
     equal(lines.filter((l) => l === PEER_UNAVAILABLE).length, 100, lines.slice(0, 3).join("|"));
     equal((await replStats(a)).get("repl_link"), "up", "the link itself is not dropped");
     b.proc.kill("SIGCONT");
+    // The resumed peer first catches up (scheduling it again takes a while on a loaded machine).
+    await waitUntil(
+      async () => (await pipelinedSets(a, "probe", 1))[0] === "STORED",
+      "the resumed peer to acknowledge a write",
+      30_000,
+    );
     const back = await pipelinedSets(a, "resumed", 100);
     equal(back.filter((l) => l === "STORED").length, 100, back.slice(0, 3).join("|"));
     const keys = Array.from({ length: 100 }, (_, i) => `resumed${i}`);
