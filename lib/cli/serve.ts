@@ -103,8 +103,8 @@ memcached options:
   -P, --pidfile <file>        write the process id to <file>
   -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
   -u, --user <name>           accepted for compatibility; memrep does not switch users
-  -t, --threads <num>         serve threads sharing one cache (default: 1 on up to 2 cores,
-                              else cores, at most 4; Linux only, elsewhere 1)
+  -t, --threads <num>         serve threads sharing one cache (default: the cores, at most 4;
+                              Linux only, elsewhere 1)
   -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
                               ascii or binary
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
@@ -460,13 +460,14 @@ function largestCas(engine: Engine): number {
 }
 
 /**
- * Serve threads when -t is not given. Measured on 2 cores (README,
- * benchmark notes): -t 2 costs about 1.1x the CPU per request of -t 1 for
- * no more throughput (the clients need the other core), -t 4 about 1.4x of
- * -t 2; so one thread there, and the cores, at most 4, on larger machines.
+ * Serve threads when -t is not given: the cores, at most 4. Measured on 2
+ * cores (README, benchmark notes): -t 1 costs about 0.9x the CPU per
+ * request of -t 2, but on a quiet machine reaches only 0.60x memcached's
+ * throughput where -t 2 reaches 0.8-0.95x; throughput is the default, -t 1
+ * the choice for a host whose cores are busy with other work.
  */
 function defaultThreads(cores: number): number {
-  return cores <= 2 ? 1 : Math.min(cores, 4);
+  return Math.min(cores, 4);
 }
 
 /**
