@@ -9,10 +9,14 @@ import {
   Ketama,
   ketamaName,
   Modula,
+  planZones,
   PROXY_VERSION,
   ProxyServer,
   ProxyStats,
   Router,
+  splitZone,
+  ZoneError,
+  type ZonePlan,
 } from "../proxy/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
@@ -53,6 +57,7 @@ const SPEC: FlagSpec = {
   "failure-limit": { type: "string" },
   "no-miss-fallback": { type: "boolean" },
   "backup-writes": { type: "string" },
+  zone: { type: "string" },
   "auth-file": { type: "string", short: "Y" },
   "backend-auth": { type: "string" },
   "backend-auth-file": { type: "string" },
@@ -94,8 +99,10 @@ a backup when a server is down, slow, or restarted empty, and the server is
 repaired from the backup.
 
 magent options:
-  -s, --server <host:port>   a primary memcached, repeatable (order matters for hashing)
-  -b, --backup <host:port>   a backup memcached holding a copy of every key, repeatable
+  -s, --server <host:port>   a primary memcached, repeatable (order matters for hashing);
+                             host:port@zone puts it in a zone (see --zone)
+  -b, --backup <host:port>   a backup memcached holding a copy of every key, repeatable;
+                             host:port@zone: backups in the proxy's zone are tried first
   -p, --port <num>           TCP port to listen on (default 11211)
   -l, --listen <addr>        address to listen on (default 0.0.0.0)
   -n, --max-conns <num>      max simultaneous client connections (default 4096)
@@ -114,6 +121,10 @@ memrep options:
   --no-miss-fallback         do not look in the backups when a server answers a miss
   --backup-writes sync|async sync: answer a write once the backups acknowledged their copies
                              (default async: as soon as the server answered)
+  --zone <name>              the proxy's zone. With -s in zones, each zone is a full copy on
+                             its own ring: reads go to this zone's server for the key, then
+                             the other zones', then -b; writes reach the key's server in
+                             every zone (the others as backup copies)
   -Y, --auth-file <file>     clients log in first, as with memcached -Y ('user:password' lines);
                              binary clients with SASL PLAIN (memcached -S) against the same users
   --backend-auth <user:pw>   log in to backends that run with -Y (memcached or memrep serve)
@@ -208,8 +219,26 @@ export async function proxyMain(args: string[]): Promise<number> {
   const hostname = stringFlag(v, "listen") ?? "0.0.0.0";
   const maxConnections = intFlag(v, "max-conns", 4096, 1, 1 << 20);
   const tls = proxyTls(stringFlag(v, "tls-cert"), stringFlag(v, "tls-key"));
-  const servers = listFlag(v, "server").map((s) => parseHostPort(s, "-s", 11211));
-  const backups = listFlag(v, "backup").map((s) => parseHostPort(s, "-b", 11211));
+  const zoned = (flag: string, text: string) => {
+    const { addr, zone } = splitZone(text);
+    if (zone === "") throw new UsageError(`${flag}: empty zone in '${text}'`);
+    return { ...parseHostPort(addr, flag, 11211), zone };
+  };
+  const servers = listFlag(v, "server").map((s) => zoned("-s", s));
+  const proxyZone = stringFlag(v, "zone");
+  if (proxyZone === "") throw new UsageError("--zone: empty zone name");
+  // As localFirst does for the config file: backups in the proxy's zone first.
+  const backups = listFlag(v, "backup").map((s) => zoned("-b", s)).sort((a, b) =>
+    Number(b.zone === proxyZone && proxyZone !== undefined) -
+    Number(a.zone === proxyZone && proxyZone !== undefined)
+  );
+  let plan: ZonePlan;
+  try {
+    plan = planZones(servers.map((s) => s.zone), proxyZone);
+  } catch (err) {
+    if (err instanceof ZoneError) throw new UsageError(`memrep proxy: -s: ${err.message}`);
+    throw err;
+  }
   if (servers.length === 0) {
     throw new UsageError("memrep proxy: at least one -s host:port is required (try --help)");
   }
@@ -242,21 +271,34 @@ export async function proxyMain(args: string[]): Promise<number> {
   const user = stringFlag(v, "user");
   if (user !== undefined) log.info(`memrep proxy: -u ${user} ignored (no privilege drop)`);
 
-  const primaries = servers.map((s, i) =>
-    new Backend(s.host, s.port, "server", i + 1, backendOptions)
-  );
-  const spares = backups.map((s, i) =>
-    new Backend(s.host, s.port, "backup", i + 1, backendOptions)
-  );
-  const dist = hash === "modula"
-    ? new Modula(primaries.length)
-    : new Ketama(servers.map((s) => ({ name: ketamaName(s.host, s.port), weight: 1 })));
+  const backend = (
+    s: { host: string; port: number; zone?: string },
+    role: "server" | "backup",
+    n: number,
+  ) => {
+    const b = new Backend(s.host, s.port, role, n, backendOptions);
+    b.zone = s.zone;
+    return b;
+  };
+  // Each zone's servers on their own ring, in -s order.
+  const ring = (members: number[]) =>
+    hash === "modula" ? new Modula(members.length) : new Ketama(
+      members.map((i) => ({ name: ketamaName(servers[i].host, servers[i].port), weight: 1 })),
+    );
+  const primaries = plan.localMembers.map((i, n) => backend(servers[i], "server", n + 1));
+  let n = 0;
+  const zones = plan.remote.map((z) => ({
+    name: z.name,
+    servers: z.members.map((i) => backend(servers[i], "backup", ++n)),
+    dist: ring(z.members),
+  }));
+  const spares = backups.map((s) => backend(s, "backup", ++n));
   const routerArgs = [
     primaries,
     spares,
-    dist,
+    ring(plan.localMembers),
     new ProxyStats(),
-    { missFallback: !v["no-miss-fallback"], syncBackups },
+    { missFallback: !v["no-miss-fallback"], syncBackups, zones, zone: plan.local },
     PROXY_VERSION,
   ] as const;
   // Requests are timed only when metrics are asked for (TimedRouter wraps handle()).
@@ -290,20 +332,23 @@ export async function proxyMain(args: string[]): Promise<number> {
       );
     } catch (err) {
       server.stop();
-      for (const b of [...primaries, ...spares]) b.close();
+      for (const b of router.backends) b.close();
       throw new UsageError(
         `memrep proxy: --metrics: cannot listen on ${metricsFlag}: ${errorText(err)}`,
       );
     }
     log.info(`memrep proxy: metrics on http://${metricsFlag}/metrics`);
   }
+  const zoneNote = plan.local === undefined
+    ? ""
+    : `, zone ${plan.local} (${zones.length} other zones: ${zones.map((z) => z.name).join(" ")})`;
   log.info(
     `memrep proxy: listening on ${hostname}:${server.port}, ${primaries.length} servers, ` +
-      `${spares.length} backups, ${hash}`,
+      `${spares.length} backups, ${hash}${zoneNote}`,
   );
   await server.finished;
   await metrics?.close();
-  for (const b of [...primaries, ...spares]) b.close();
+  for (const b of router.backends) b.close();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     try {
       Deno.removeSignalListener(signal, stop);

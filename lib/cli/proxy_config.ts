@@ -33,6 +33,7 @@ const MAGENT_ONLY = [
   "hash",
   "backup-writes",
   "no-miss-fallback",
+  "zone",
 ];
 
 /** What `-t` prints for a valid file, like nutcracker. */

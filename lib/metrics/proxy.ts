@@ -99,18 +99,21 @@ export function proxyMetrics(sources: () => readonly ProxySource[]): () => strin
         ),
       );
     }
-    const backends = list.flatMap((src) =>
-      [...src.router.servers, ...src.router.backups].map((b) => ({ src, b }))
-    );
+    const backends = list.flatMap((src) => src.router.backends.map((b) => ({ src, b })));
     const per = (f: (b: Backend) => number): Sample[] =>
       backends.map(({ src, b }) => ({
-        labels: base(src, { role: b.role, backend: b.name }),
+        labels: base(
+          src,
+          b.zone === undefined
+            ? { role: b.role, backend: b.name }
+            : { role: b.role, backend: b.name, zone: b.zone },
+        ),
         value: f(b),
       }));
     const states: Sample[] = [];
     for (const src of list) {
       let up = 0, down = 0;
-      for (const b of [...src.router.servers, ...src.router.backups]) b.up ? up++ : down++;
+      for (const b of src.router.backends) b.up ? up++ : down++;
       states.push({ labels: base(src, { state: "up" }), value: up });
       states.push({ labels: base(src, { state: "down" }), value: down });
     }
@@ -145,7 +148,7 @@ export function proxyMetrics(sources: () => readonly ProxySource[]): () => strin
       "Keys changed elsewhere still to invalidate on the backend (-1: it will be flushed).",
       per((b) => b.dirtyKeys),
     );
-    const backups = backends.filter(({ b }) => b.role === "backup");
+    const backups = backends.filter(({ b }) => b.role === "backup" || b.zone !== undefined);
     if (backups.length > 0) {
       m.gauge(
         "memrep_proxy_backup_refill_running",

@@ -4,13 +4,14 @@
  * `distribution`, `servers: - host:port:weight [name]` and the rest, the
  * same defaults, the same validation, and the servers in nutcracker's order
  * (sorted by name) so keys land where nutcracker puts them. memrep's own
- * keys (`backups`, `miss_fallback`) sit beside them. Options memrep does
+ * keys (`backups`, `miss_fallback`, `zone`, `backup_writes`) sit beside them. Options memrep does
  * not implement are refused by name, never silently ignored.
  * @module
  */
 
 import { hashFunction } from "./hash.ts";
 import { parseYaml, YamlError, type YamlMap, type YamlValue } from "./yaml.ts";
+import { planZones, ZoneError } from "./zones.ts";
 
 /** A backend as written in `servers:` (or `backups:`). */
 export interface ServerSpec {
@@ -64,8 +65,13 @@ export interface PoolConfig {
   missFallback: boolean;
   /** memrep: `backup_writes: sync`: a write is answered once its backup copies are. */
   syncBackups: boolean;
-  /** memrep: this proxy's zone; backups in it are tried first. */
+  /**
+   * memrep: this proxy's zone: with servers in zones, its servers are the
+   * primaries (the other zones hold copies); backups in it are tried first.
+   */
   zone: string | undefined;
+  /** memrep: the servers' zones in the order they first appear in the file (empty: none). */
+  zones: string[];
 }
 
 /** A config file that cannot be used; the message says why, naming the directive. */
@@ -214,6 +220,19 @@ function parsePool(name: string, m: YamlMap, file: string): PoolConfig {
   if (serverList === undefined) throw new ConfigError(`${where}: has no servers`);
   const servers = serverSpecs(serverList, "servers", where);
   if (servers.length === 0) throw new ConfigError(`${where}: has no servers`);
+  const zones: string[] = [];
+  for (const s of servers) if (s.zone !== undefined && !zones.includes(s.zone)) zones.push(s.zone);
+  try {
+    planZones(servers.map((s) => s.zone), undefined);
+  } catch (err) {
+    if (err instanceof ZoneError) throw new ConfigError(`${where}: "servers:" ${err.message}`);
+    throw err;
+  }
+  if (zones.length > 0 && distribution === "random") {
+    throw new ConfigError(
+      `${where}: servers in zones need a key placement: "distribution: random" has none`,
+    );
+  }
   // nutcracker sorts its servers by name (shorter first) before numbering
   // them: modula slots and ring owners follow that order.
   servers.sort((a, b) => a.name.length - b.name.length || cmp(a.name, b.name));
@@ -261,6 +280,7 @@ function parsePool(name: string, m: YamlMap, file: string): PoolConfig {
     missFallback: bool("miss_fallback", true),
     syncBackups: backupWrites === "sync",
     zone,
+    zones,
   };
 }
 

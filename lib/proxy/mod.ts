@@ -35,6 +35,8 @@ export {
   poolDistribution,
   ProxyPool,
   ProxyPools,
+  zoneDistribution,
 } from "./pools.ts";
 export { statsJson, StatsPort } from "./stats_port.ts";
+export { planZones, splitZone, ZoneError, type ZonePlan, type ZoneRing } from "./zones.ts";
 export { parseYaml, YamlError, type YamlMap, type YamlValue } from "./yaml.ts";

@@ -46,7 +46,10 @@ export interface ReturnInfo {
   cleaned: boolean;
 }
 
-/** A backend memcached: a primary (`-s`) or a backup (`-b`). */
+/**
+ * A backend memcached: a primary (`-s`) or a backup (`-b`). Another zone's
+ * server is a backup of the keys its zone's ring gives it (lib/proxy/zones.ts).
+ */
 export class Backend {
   /** `host:port`. */
   readonly name: string;
@@ -58,6 +61,14 @@ export class Backend {
   readonly role: "server" | "backup";
   /** 1-based position among its role, as magent's `stats` numbers them. */
   readonly number: number;
+  /** The zone it is in (`zone:` item, `-s host:port@zone`), if given. */
+  zone: string | undefined = undefined;
+  /**
+   * Notice restarts (another pid or start time on a new connection) and
+   * report them through {@linkcode onReturn}: every backup, and with zones
+   * the local zone's servers too (then refilled from another zone).
+   */
+  watchRestarts: boolean;
   /** False while marked down: no requests are sent until a retry succeeds. */
   up = true;
   /** Requests sent. */
@@ -80,7 +91,7 @@ export class Backend {
   /**
    * Called when the server serves again after being down, when it was
    * cleaned while up, or when a new connection finds another process
-   * (backups only). The router refills backups from here.
+   * ({@linkcode watchRestarts} only). The router refills copies from here.
    */
   onReturn: ((b: Backend, info: ReturnInfo) => void) | undefined;
   readonly #options: BackendOptions;
@@ -114,6 +125,7 @@ export class Backend {
     this.name = `${host}:${port}`;
     this.role = role;
     this.number = number;
+    this.watchRestarts = role === "backup";
     this.#options = options;
   }
 
@@ -208,7 +220,7 @@ export class Backend {
         throw new ClientError("closed", this.name, "server marked down");
       }
       this.#adopt(client);
-      if (this.role === "backup") this.#checkIdentity(client, true);
+      if (this.watchRestarts) this.#checkIdentity(client, true);
       return client;
     } catch (err) {
       this.#failed(err);
@@ -225,7 +237,7 @@ export class Backend {
       if (err !== undefined) this.#failed(err);
       // A backup that dropped its connection may have restarted empty: reconnect to find out
       // (the identity check) even if no write comes to ask for it.
-      if (this.role === "backup") this.#reconnectSoon();
+      if (this.watchRestarts) this.#reconnectSoon();
     });
   }
 
@@ -280,7 +292,7 @@ export class Backend {
         tls: this.#options.tls,
       });
       await client.version();
-      restarted = this.role === "backup" && await this.#checkIdentity(client, false);
+      restarted = this.watchRestarts && await this.#checkIdentity(client, false);
       for (let pass = 0; pass < RETURN_PASSES && !this.#dirty.clean; pass++) {
         cleaned = true;
         await this.#cleanPass(client, Infinity);

@@ -16,9 +16,10 @@ import { KetamaDistribution, ModulaDistribution, RandomDistribution } from "./di
 import { hashFunction } from "./hash.ts";
 import type { Distribution } from "./ketama.ts";
 import { Backend, type BackendOptions } from "./pool.ts";
-import { Router } from "./router/mod.ts";
+import { Router, type RouterOptions } from "./router/mod.ts";
 import { ProxyServer } from "./server.ts";
 import { ProxyStats } from "./stats.ts";
+import { planZones, type ZoneRing } from "./zones.ts";
 
 /** Logins for every pool, from the command line (`-Y`, `--backend-auth`). */
 export interface PoolAccess {
@@ -39,6 +40,14 @@ const MAX_VALUE = 256 * 1048576;
 /** The placement a pool config asks for over its servers (hash_tag applied). */
 export function poolDistribution(config: PoolConfig): Distribution {
   return distributionFor(config, config.servers);
+}
+
+/**
+ * The placement over the servers of one zone (indexes into that zone's
+ * servers, in `config.servers` order): each zone is a full copy on its own ring.
+ */
+export function zoneDistribution(config: PoolConfig, zone: string): Distribution {
+  return distributionFor(config, config.servers.filter((s) => s.zone === zone));
 }
 
 function distributionFor(config: PoolConfig, servers: readonly ServerSpec[]): Distribution {
@@ -64,16 +73,18 @@ function distributionFor(config: PoolConfig, servers: readonly ServerSpec[]): Di
  */
 class EjectingDistribution implements Distribution {
   readonly #config: PoolConfig;
+  readonly #specs: readonly ServerSpec[];
   readonly #backends: readonly Backend[];
   readonly #full: Distribution;
   readonly #up: Uint8Array;
   #live: number[];
   #dist: Distribution;
 
-  constructor(config: PoolConfig, backends: readonly Backend[]) {
+  constructor(config: PoolConfig, specs: readonly ServerSpec[], backends: readonly Backend[]) {
     this.#config = config;
+    this.#specs = specs;
     this.#backends = backends;
-    this.#full = poolDistribution(config);
+    this.#full = distributionFor(config, specs);
     this.#up = new Uint8Array(backends.length).fill(1);
     this.#live = backends.map((_, i) => i);
     this.#dist = this.#full;
@@ -98,7 +109,7 @@ class EjectingDistribution implements Distribution {
   #rebuild(): void {
     this.#live = [];
     for (let i = 0; i < this.#up.length; i++) if (this.#up[i]) this.#live.push(i);
-    const specs = this.#live.map((i) => this.#config.servers[i]);
+    const specs = this.#live.map((i) => this.#specs[i]);
     this.#dist = specs.length === 0 ? this.#full : distributionFor(this.#config, specs);
     log.info(
       `proxy: pool '${this.#config.name}': ${this.#live.length} of ${this.#up.length} servers in the distribution`,
@@ -108,7 +119,8 @@ class EjectingDistribution implements Distribution {
 
 /**
  * The backups in the order reads and writes fall back to them: those in
- * the proxy's `zone` first (a nearer copy), then the rest, each in file order.
+ * the proxy's `zone` first (a nearer copy), then the rest, each in file
+ * order. (With servers in zones, the other zones' copies come before any backup.)
  */
 export function localFirst(config: PoolConfig): ServerSpec[] {
   const zone = config.zone;
@@ -137,11 +149,33 @@ function backendOptions(config: PoolConfig, access: PoolAccess): BackendOptions 
 }
 
 /**
- * Backends that can be kept across a reload: same address, role and
+ * Backends that can be kept across a reload: same address, role, zone and
  * settings (the magent-style number in `stats` stays the first one given).
  */
 function backendKey(role: string, s: ServerSpec, o: BackendOptions): string {
-  return `${role}|${s.host}|${s.port}|${o.timeoutMs}|${o.retryMs}|${o.failureLimit}`;
+  return `${role}|${s.host}|${s.port}|${
+    s.zone ?? ""
+  }|${o.timeoutMs}|${o.retryMs}|${o.failureLimit}`;
+}
+
+/** The backends of one config: the local zone's servers, the other zones, the backups. */
+interface PoolBackends {
+  servers: Backend[];
+  /** The local zone's server specs, in ring order. */
+  specs: ServerSpec[];
+  zones: ZoneRing[];
+  zone: string | undefined;
+  backups: Backend[];
+  kept: Set<Backend>;
+}
+
+function routerOptions(config: PoolConfig, made: PoolBackends): RouterOptions {
+  return {
+    missFallback: config.missFallback,
+    syncBackups: config.syncBackups,
+    zones: made.zones,
+    zone: made.zone,
+  };
 }
 
 /** One running pool. */
@@ -160,13 +194,13 @@ export class ProxyPool {
   constructor(config: PoolConfig, version: string, access: PoolAccess = {}) {
     this.config = config;
     this.#access = access;
-    const { servers, backups } = this.#makeBackends(config, new Map());
+    const made = this.#makeBackends(config, new Map());
     this.router = new (access.routerClass ?? Router)(
-      servers,
-      backups,
-      this.#distribution(config, servers),
+      made.servers,
+      made.backups,
+      this.#distribution(config, made),
       new ProxyStats(),
-      { missFallback: config.missFallback, syncBackups: config.syncBackups },
+      routerOptions(config, made),
       version,
     );
     this.server = new ProxyServer({
@@ -184,9 +218,9 @@ export class ProxyPool {
     if (this.config.preconnect) this.#preconnect();
   }
 
-  /** Every backend (servers then backups). */
+  /** Every backend (servers, other zones' servers, backups). */
   get backends(): Backend[] {
-    return [...this.router.servers, ...this.router.backups];
+    return [...this.router.backends];
   }
 
   #preconnect(): void {
@@ -196,16 +230,14 @@ export class ProxyPool {
     }
   }
 
-  #distribution(config: PoolConfig, servers: readonly Backend[]): Distribution {
+  /** The local zone's placement (every server's without zones). */
+  #distribution(config: PoolConfig, made: PoolBackends): Distribution {
     return config.autoEjectHosts
-      ? new EjectingDistribution(config, servers)
-      : poolDistribution(config);
+      ? new EjectingDistribution(config, made.specs, made.servers)
+      : distributionFor(config, made.specs);
   }
 
-  #makeBackends(
-    config: PoolConfig,
-    old: Map<string, Backend>,
-  ): { servers: Backend[]; backups: Backend[]; kept: Set<Backend> } {
+  #makeBackends(config: PoolConfig, old: Map<string, Backend>): PoolBackends {
     const o = backendOptions(config, this.#access);
     const next = new Map<string, Backend>();
     const kept = new Set<Backend>();
@@ -214,13 +246,28 @@ export class ProxyPool {
       let b = old.get(key);
       if (b === undefined) b = new Backend(s.host, s.port, role, i + 1, o);
       else kept.add(b);
+      b.zone = s.zone;
       next.set(key, b);
       return b;
     };
-    const servers = config.servers.map((s, i) => make("server", s, i));
-    const backups = localFirst(config).map((s, i) => make("backup", s, i));
+    const plan = planZones(config.servers.map((s) => s.zone), config.zone, config.zones);
+    const specs = plan.localMembers.map((i) => config.servers[i]);
+    const servers = specs.map((s, i) => make("server", s, i));
+    // Another zone's servers are backups of their keys; numbered before the -b ones.
+    let n = 0;
+    const zones: ZoneRing[] = plan.remote.map((z) => {
+      const zoneSpecs = z.members.map((i) => config.servers[i]);
+      return {
+        name: z.name,
+        servers: zoneSpecs.map((s) => make("backup", s, n++)),
+        // Never ejecting: a copy that is down has its keys marked dirty instead, and keys
+        // moved to another server of its zone while it was out would be stale on its return.
+        dist: distributionFor(config, zoneSpecs),
+      };
+    });
+    const backups = localFirst(config).map((s, i) => make("backup", s, n + i));
     this.#backends = next;
-    return { servers, backups, kept };
+    return { servers, specs, zones, zone: plan.local, backups, kept };
   }
 
   /**
@@ -229,11 +276,14 @@ export class ProxyPool {
    */
   apply(config: PoolConfig): Backend[] {
     const old = this.#backends;
-    const { servers, backups, kept } = this.#makeBackends(config, old);
-    this.router.reconfigure(servers, backups, this.#distribution(config, servers), {
-      missFallback: config.missFallback,
-      syncBackups: config.syncBackups,
-    });
+    const made = this.#makeBackends(config, old);
+    const kept = made.kept;
+    this.router.reconfigure(
+      made.servers,
+      made.backups,
+      this.#distribution(config, made),
+      routerOptions(config, made),
+    );
     if (config.clientConnections !== this.config.clientConnections) {
       log.warn(`proxy: pool '${config.name}': client_connections changes at the next restart`);
     }

@@ -77,11 +77,15 @@ export function agentStats(servers: readonly Backend[], backups: readonly Backen
   return s + "END\r\n";
 }
 
-/** `stats proxy`: counters and per-backend state as STAT lines, then END. */
+/**
+ * `stats proxy`: counters and per-backend state as STAT lines, then END.
+ * `zone`: the proxy's zone and the number of zones (servers in zones only).
+ */
 export function proxyStats(
   stats: ProxyStats,
   servers: readonly Backend[],
   backups: readonly Backend[],
+  zone?: { name: string; count: number },
 ): string {
   const now = Date.now();
   const rows: [string, string | number][] = [
@@ -110,12 +114,18 @@ export function proxyStats(
     ["refills", stats.refills],
     ["refill_items", stats.refillItems],
   ];
+  if (zone !== undefined) {
+    // The proxy's zone and how many zones hold a copy (other zones' servers are listed as backups).
+    rows.push(["zone", zone.name]);
+    rows.push(["zones", zone.count]);
+  }
   let ejections = 0;
   for (const b of [...servers, ...backups]) ejections += b.ejections;
   rows.push(["ejections", ejections]);
   for (const b of [...servers, ...backups]) {
     const p = `${b.role}:${b.name}`;
     rows.push([`${p}:state`, b.up ? "up" : "down"]);
+    if (b.zone !== undefined) rows.push([`${p}:zone`, b.zone]);
     rows.push([`${p}:pool_size`, b.poolSize]);
     rows.push([`${p}:requests`, b.requests]);
     rows.push([`${p}:errors`, b.errors]);
@@ -123,7 +133,7 @@ export function proxyStats(
     rows.push([`${p}:dirty_keys`, b.dirtyKeys]);
     rows.push([`${p}:retries`, b.retries]);
     rows.push([`${p}:overflows`, b.overflows]);
-    if (b.role === "backup") {
+    if (b.role === "backup" || b.zone !== undefined) {
       rows.push([`${p}:refill`, b.refill]);
       rows.push([`${p}:refill_items`, b.refillItems]);
       rows.push([`${p}:refill_runs`, b.refillRuns]);

@@ -4,7 +4,8 @@
  * source, version, uptime, timestamp, connection totals, then one object
  * per pool with its counters and one object per server (keyed by the
  * server's name) with its counters. memrep's backups appear as servers of
- * their pool; counters memrep does not keep are 0.
+ * their pool; counters memrep does not keep are 0. With zones, the pool has
+ * its local `zone` and every server its own `zone` (memrep's additions).
  * @module
  */
 
@@ -17,7 +18,9 @@ import type { Backend } from "./pool.ts";
 type Json = number | string | { [key: string]: Json };
 
 function serverStats(b: Backend): Record<string, Json> {
+  const zone: Record<string, Json> = b.zone === undefined ? {} : { zone: b.zone };
   return {
+    ...zone,
     server_eof: 0,
     server_err: b.errors,
     server_timedout: 0,
@@ -61,6 +64,8 @@ export function statsJson(pools: ProxyPools, version: string): string {
       forward_error: s.backendErrors + s.noBackend,
       fragments: 0,
     };
+    // memrep: the pool's local zone (its servers answer reads first).
+    if (p.router.zone !== undefined) pool.zone = p.router.zone;
     const names = new Map<string, string>();
     for (const spec of [...p.config.servers, ...p.config.backups]) {
       names.set(`${spec.host}:${spec.port}`, spec.name);

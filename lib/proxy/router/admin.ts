@@ -71,9 +71,14 @@ export function statsCommand(
   const group = req.ntokens === 2 ? groupOf(req) : "";
   switch (group) {
     case "proxy":
-      return sink.reply(ascii(proxyStats(core.stats, core.servers, core.backups)));
+      return sink.reply(ascii(proxyStats(
+        core.stats,
+        core.servers,
+        core.copies,
+        core.zone === undefined ? undefined : { name: core.zone, count: core.zones.length + 1 },
+      )));
     case "agent":
-      return sink.reply(ascii(agentStats(core.servers, core.backups)));
+      return sink.reply(ascii(agentStats(core.servers, core.copies)));
     case "items":
     case "slabs":
     case "sizes":
@@ -192,7 +197,7 @@ function reset(core: RouterCore, raw: Uint8Array, sink: ReplySink): void {
   const ticket = sink.reserve();
   const parts = [raw.slice()];
   core.stats.reset();
-  const all: Backend[] = [...core.servers, ...core.backups].filter((b) => b.up);
+  const all: Backend[] = [...core.servers, ...core.copies].filter((b) => b.up);
   Promise.all(all.map((b) => core.ask(b, Op.STATS, parts).catch(() => null))).then((got) => {
     if (got.some((r) => r !== null && r.kind === ReplyKind.RESET)) sink.fill(ticket, REPLY.RESET);
     else {

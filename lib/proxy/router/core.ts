@@ -15,6 +15,7 @@ import { log } from "../../log.ts";
 import type { Distribution } from "../ketama.ts";
 import type { Backend } from "../pool.ts";
 import type { ProxyStats } from "../stats.ts";
+import type { ZoneRing } from "../zones.ts";
 
 /** Ordered reply slots of one client connection. */
 export interface ReplySink {
@@ -39,6 +40,13 @@ export interface RouterOptions {
    * failed) its copy, instead of as soon as the primary answered.
    */
   syncBackups?: boolean;
+  /**
+   * The other zones' copies (see lib/proxy/zones.ts): a key's server in
+   * each is one more backup of it, tried before the `backups` (none: no zones).
+   */
+  zones?: readonly ZoneRing[];
+  /** The proxy's (local) zone, whose servers are the primaries; for stats. */
+  zone?: string;
 }
 
 /** What the connection should do after a request. */
@@ -86,6 +94,14 @@ export class RouterCore {
   missFallback: boolean;
   /** Writes are answered after their copies (see {@linkcode RouterOptions.syncBackups}). */
   syncBackups: boolean;
+  /** The other zones' rings (empty: no zones). */
+  zones: readonly ZoneRing[] = [];
+  /** The local zone's name (undefined: no zones). */
+  zone: string | undefined;
+  /** Every backend that holds copies: the other zones' servers, then the backups. */
+  copies: readonly Backend[] = [];
+  /** True when writes have copies to make (backups or other zones). */
+  hasCopies = false;
   #dist: Distribution;
   /**
    * Bumped by every immediate flush_all. Backups are flushed when the
@@ -113,6 +129,14 @@ export class RouterCore {
     this.stats = stats;
     this.missFallback = options.missFallback;
     this.syncBackups = options.syncBackups ?? false;
+    this.#setZones(options);
+  }
+
+  #setZones(options: RouterOptions): void {
+    this.zones = options.zones ?? [];
+    this.zone = options.zone;
+    this.copies = [...this.zones.flatMap((z) => z.servers), ...this.backups];
+    this.hasCopies = this.copies.length > 0;
   }
 
   /**
@@ -131,12 +155,45 @@ export class RouterCore {
     this.#dist = dist;
     this.missFallback = options.missFallback;
     this.syncBackups = options.syncBackups ?? false;
+    this.#setZones(options);
   }
 
   /** The primary of the key `buf[start, end)`. */
   primaryOf(buf: Uint8Array, start: number, end: number): Backend {
     const servers = this.servers;
     return servers.length === 1 ? servers[0] : servers[this.#dist.pick(buf, start, end)];
+  }
+
+  /**
+   * The copies of the key `buf[start, end)` in fallback order: its server
+   * in each other zone, then the backups. Writes reach every one of them;
+   * reads try them in order when the primary cannot answer.
+   */
+  copiesOf(buf: Uint8Array, start: number, end: number): readonly Backend[] {
+    const zones = this.zones;
+    if (zones.length === 0) return this.backups;
+    const out: Backend[] = new Array(zones.length);
+    for (let i = 0; i < zones.length; i++) {
+      const z = zones[i];
+      out[i] = z.servers.length === 1 ? z.servers[0] : z.servers[z.dist.pick(buf, start, end)];
+    }
+    for (const b of this.backups) out.push(b);
+    return out;
+  }
+
+  /**
+   * True when `b` should hold `key`: a backup holds every key, a zone's
+   * server (local or another zone's) the keys its zone's ring gives it.
+   */
+  holds(b: Backend, key: Uint8Array): boolean {
+    if (this.zones.length > 0 && this.servers.includes(b)) {
+      return this.primaryOf(key, 0, key.length) === b;
+    }
+    for (const z of this.zones) {
+      const i = z.servers.indexOf(b);
+      if (i >= 0) return z.servers.length === 1 || z.dist.pick(key, 0, key.length) === i;
+    }
+    return true;
   }
 
   /**
@@ -247,10 +304,9 @@ export class RouterCore {
     return new Promise((resolve, reject) => this.call(b, op, parts, resolve, reject));
   }
 
-  /** Index of the first backup that is up at or after `from`, or -1. */
-  upBackup(from = 0): number {
-    const backups = this.backups;
-    for (let i = from; i < backups.length; i++) if (backups[i].up) return i;
+  /** Index of the first of `copies` that is up at or after `from`, or -1. */
+  upBackup(copies: readonly Backend[], from = 0): number {
+    for (let i = from; i < copies.length; i++) if (copies[i].up) return i;
     return -1;
   }
 

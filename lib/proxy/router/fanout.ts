@@ -52,7 +52,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   if (noreply) parts = withoutToken(req, req.ntokens - 1);
   else if (quiet) parts = withoutToken(req, req.flagToken(113 /* q */));
   else parts = [raw];
-  if (core.backups.length === 0) {
+  if (!core.hasCopies) {
     core.call(primary, op, parts, (r) => {
       const drop = (noreply || quiet) && silenced(op, noreply, r.kind);
       sink.fill(ticket, drop ? EMPTY_PARTS : r.bytes);
@@ -79,7 +79,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   const toBackups = () => {
     if (slot >= 0) core.deletes[slot]++;
     const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
-    for (const b of core.backups) {
+    for (const b of core.copiesOf(key, 0, key.length)) {
       if (!b.up) {
         b.markDirty(key);
         continue;
@@ -160,7 +160,7 @@ export function flushAll(core: RouterCore, req: Request, raw: Uint8Array, sink: 
   const noreply = req.noreply;
   const parts = noreply ? withoutToken(req, req.ntokens - 1).map(copyOf) : [copyOf(raw)];
   if (req.exptime <= 0) core.epoch++;
-  const all = [...core.servers, ...core.backups];
+  const all = [...core.servers, ...core.copies];
   const got: (Reply | null)[] = [];
   let pending = all.length;
   const one = (r: Reply | null, b: Backend) => {
@@ -195,7 +195,7 @@ export function touchBackups(
   exptime: number,
 ): void {
   const parts = [W_MG, keyToken, binary ? BINARY_FLAG : EMPTY, TTL_PREFIX, decimal(exptime), CRLF];
-  for (const b of core.backups) {
+  for (const b of core.copiesOf(key, 0, key.length)) {
     if (!b.up) {
       b.markDirty(key);
       continue;

@@ -82,6 +82,21 @@ export class Router {
     return this.#core.backups;
   }
 
+  /** The other zones' servers (their copies of the keys), zone by zone. */
+  get zoneServers(): readonly Backend[] {
+    return this.#core.zones.flatMap((z) => z.servers);
+  }
+
+  /** Every backend: the (local zone's) servers, the other zones' servers, the backups. */
+  get backends(): readonly Backend[] {
+    return [...this.#core.servers, ...this.#core.copies];
+  }
+
+  /** The proxy's zone, when its servers are in zones. */
+  get zone(): string | undefined {
+    return this.#core.zone;
+  }
+
   /**
    * Swap the backends and the placement (a config reload, see pools.ts):
    * new requests use them, requests in flight finish where they were sent.
@@ -96,13 +111,20 @@ export class Router {
     this.#wire();
   }
 
-  /** Returning backends start the refills of the backups. */
+  /**
+   * Returning backends start the refills of the copies; with zones, of a
+   * local server too (restarted, or cleaned of keys changed elsewhere).
+   */
   #wire(): void {
     const core = this.#core;
-    if (core.backups.length === 0) return;
+    if (!core.hasCopies) return;
     const refiller = this.#refiller ??= new Refiller(core);
-    for (const b of core.backups) b.onReturn = (b, info) => refiller.backupReturned(b, info);
-    for (const s of core.servers) s.onReturn = () => refiller.primaryReturned();
+    const zones = core.zones.length > 0;
+    for (const b of core.copies) b.onReturn = (b, info) => refiller.backupReturned(b, info);
+    for (const s of core.servers) {
+      s.watchRestarts = zones;
+      s.onReturn = (s, info) => refiller.primaryReturned(zones ? s : undefined, info);
+    }
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
  * Reads: get/gets/gat/gats (one key or many, fanned out per primary),
  * mg and me. A primary that is down, fails or times out, or (unless
- * `--no-miss-fallback`) answers a miss, is backed by the backups in order;
- * a backup hit is returned and repaired onto a primary that is up.
+ * `--no-miss-fallback`) answers a miss, is backed by the key's copies in
+ * order (its server in each other zone, then the backups); a copy's hit is returned and repaired onto a primary that is up.
  * gets/gats/mg-with-`c` answered from a backup while the primary is up:
  * the primary is repaired first and the CAS returned is the primary's, so a
  * following `cas` (which goes to the primary) works.
@@ -49,7 +49,7 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
   const ts = req.tokStart, te = req.tokEnd;
   if (nkeys === 1) {
     const primary = core.primaryOf(buf, ts[req.firstKey], te[req.firstKey]);
-    if (core.backups.length === 0) {
+    if (!core.hasCopies) {
       // Nothing to fall back to: a plain relay.
       core.callFrame(primary, req.op, [raw], (rbuf, start, length, parser) => {
         if (parser.kind === ReplyKind.VALUES) core.countHits(parser.count, 1);
@@ -107,7 +107,7 @@ function getMany(
   const owner: Backend[] = new Array(nkeys);
   const groups = new Map<Backend, number[]>();
   const failed: boolean[] = new Array(nkeys).fill(false);
-  const check = core.backups.length > 0;
+  const check = core.hasCopies;
   for (let i = 0; i < nkeys; i++) {
     const t = req.firstKey + i;
     keys[i] = line.subarray(ts[t] - base, te[t] - base);
@@ -149,7 +149,7 @@ function getMany(
     core.call(b, op, [out], (r) => {
       if (r.kind === ReplyKind.VALUES) {
         matchItems(r, idx, keys, items);
-        if (exptime !== null && core.backups.length > 0) {
+        if (exptime !== null && core.hasCopies) {
           for (const i of idx) {
             if (items[i] !== null) touchBackups(core, keys[i], keys[i], false, exptime);
           }
@@ -178,7 +178,7 @@ async function finishMany(
   let unreachable = false;
   for (let i = 0; i < keys.length; i++) {
     if (items[i] !== null) continue;
-    if (!failed[i] && (!core.missFallback || core.backups.length === 0)) continue;
+    if (!failed[i] && (!core.missFallback || !core.hasCopies)) continue;
     lookups.push(
       getFromBackups(core, op, [keys[i]], exptime, owner[i], !failed[i]).then((found) => {
         items[i] = found[0];
@@ -221,7 +221,7 @@ async function getFromBackups(
     const guard = core.guard(key);
     let asked = false;
     let found: Uint8Array | null = null;
-    for (const b of core.backups) {
+    for (const b of core.copiesOf(key, 0, key.length)) {
       if (!b.up || b.isDirty(key)) continue;
       const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
       if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
@@ -260,7 +260,7 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
   const primary = core.primaryOf(req.keyBuf, req.keyStart, req.keyEnd);
   const quiet = req.noreply;
   const parts = quiet ? withoutToken(req, req.flagToken(113 /* q */)) : [raw];
-  if (core.backups.length === 0 || req.has(78 /* N: vivify on miss stays local */)) {
+  if (!core.hasCopies || req.has(78 /* N: vivify on miss stays local */)) {
     core.call(primary, Op.MG, parts, (r) => {
       core.countHits(r.kind === ReplyKind.VA || r.kind === ReplyKind.HD ? 1 : 0, 1);
       sink.fill(ticket, quiet && r.kind === ReplyKind.EN ? EMPTY_PARTS : r.bytes);
@@ -312,7 +312,7 @@ async function metaGetFromBackups(
 ): Promise<Reply | null> {
   const guard = core.guard(key);
   let asked = false;
-  for (const b of core.backups) {
+  for (const b of core.copiesOf(key, 0, key.length)) {
     if (!b.up || b.isDirty(key)) continue;
     let r: Reply;
     try {

@@ -16,6 +16,9 @@
  *   one by one on the proxy's own connection to the primary (in order with
  *   the deletes sent there) and copied as repairs are, under a fresh guard.
  *
+ * Another zone's server is refilled the same way (it is a copy of the keys
+ * its zone's ring gives it): only those keys are copied to it.
+ *
  * Reads meanwhile: a primary's hit is the answer; a backup that misses an
  * item it has not been given yet is simply a miss (the primary's copy is the
  * truth). Progress is in `stats proxy` (`backup:<name>:refill`,
@@ -60,11 +63,25 @@ export class Refiller {
   /** Backup `b` serves again: refill it when it may lack keys. */
   backupReturned(b: Backend, info: ReturnInfo): void {
     if (info.restarted || info.cleaned) this.request(b);
+    this.#retryPartial();
   }
 
-  /** A primary serves again: finish refills that had to skip it. */
-  primaryReturned(): void {
-    for (const b of this.#core.backups) if (b.refill === "partial") this.request(b);
+  /**
+   * A primary serves again: finish refills that had to skip it. With zones,
+   * `p` (given) is refilled from another zone when it may lack keys.
+   */
+  primaryReturned(p?: Backend, info?: ReturnInfo): void {
+    if (p !== undefined && info !== undefined && (info.restarted || info.cleaned)) {
+      this.request(p);
+    }
+    this.#retryPartial();
+  }
+
+  #retryPartial(): void {
+    const core = this.#core;
+    for (const b of [...core.servers, ...core.copies]) {
+      if (b.refill === "partial" && !this.#running.has(b)) this.request(b);
+    }
   }
 
   /** Refill `b` (again after the current run, if one is running). */
@@ -97,20 +114,29 @@ export class Refiller {
     b.refillRuns++;
     b.refillItems = 0;
     stats.refills++;
-    log.info(`proxy: refilling backup ${b.name} from the primaries`);
+    const local = this.#core.servers.includes(b);
+    log.info(
+      `proxy: refilling ${b.role} ${b.name} from ${local ? "another zone" : "the primaries"}`,
+    );
     let partial = false;
-    for (const p of this.#core.servers) {
-      if (!b.up || b.closed) break;
-      if (!p.up) {
-        partial = true;
-        continue;
+    // A local server (zones) copies from the first other zone it can read whole.
+    const sourceSets = local ? this.#core.zones.map((z) => z.servers) : [this.#core.servers];
+    for (const sources of sourceSets) {
+      partial = false;
+      for (const p of sources) {
+        if (!b.up || b.closed) break;
+        if (!p.up) {
+          partial = true;
+          continue;
+        }
+        try {
+          await this.#copy(p, b);
+        } catch (err) {
+          log.info(`proxy: refill of ${b.name} from ${p.name}: ${errorText(err)}`);
+          partial = true;
+        }
       }
-      try {
-        await this.#copy(p, b);
-      } catch (err) {
-        log.info(`proxy: refill of ${b.name} from ${p.name}: ${errorText(err)}`);
-        partial = true;
-      }
+      if (!partial) break;
     }
     if (!b.up || b.closed) {
       // Its next return refills it again.
@@ -120,7 +146,7 @@ export class Refiller {
     b.refill = partial ? "partial" : "done";
     log.info(`proxy: backup ${b.name} refill ${b.refill}: ${b.refillItems} items copied`);
     // A primary that failed mid-way while up is tried again; one that is down, when it returns.
-    if (partial && this.#core.servers.every((p) => p.up)) {
+    if (partial && sourceSets.some((set) => set.every((p) => p.up))) {
       setTimeout(() => this.request(b), RETRY_MS);
     }
   }
@@ -144,6 +170,8 @@ export class Refiller {
         // From here to the writes being queued nothing awaits: the checks hold for them.
         if (core.epoch !== mark.epoch) return; // flushed since: nothing read before it stays
         const keep = items.filter((it) => {
+          // A zone's server holds only the keys its zone's ring gives it.
+          if (!core.holds(b, it.key)) return false;
           const slot = keySlot(it.key);
           if (core.deletes[slot] === mark.deletes[slot]) return true;
           dropped.push(it.key);

@@ -1,8 +1,9 @@
 /**
  * Writes: storage commands, arithmetic and ms/ma. The primary answers (or,
- * when it is down or fails, the first backup that is up, and the primary is
- * told to forget the key); the resulting item is then written to every
- * other backup: a plain set of the value for set/add/replace/cas/ms, the
+ * when it is down or fails, the first of the key's copies that is up, and
+ * the primary is told to forget the key); the resulting item is then
+ * written to every other copy (the key's server in each other zone, then
+ * every backup): a plain set of the value for set/add/replace/cas/ms, the
  * value read back with `mg v f t` right after the write for
  * append/prepend/incr/decr/ma (so a delta is never applied twice). Copies
  * are issued in the primary's reply order, so a backup sees the writes to
@@ -57,6 +58,8 @@ interface WriteCtx {
   ticket: number;
   sink: ReplySink;
   primary: Backend;
+  /** The key's copies: its server in each other zone, then the backups. */
+  copies: readonly Backend[];
   /** The request as forwarded: line(s) without noreply/q, value block. */
   parts: Uint8Array[];
   /** What backups get for VALUE copies: a set (or ms) of the request's value. */
@@ -87,7 +90,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
   const noreply = !meta && req.noreply;
   const quiet = meta && req.noreply;
   const ticket = sink.reserve();
-  if (core.backups.length === 0) {
+  if (!core.hasCopies) {
     // No copies to make: relay (asking for the reply, so the client's turn is kept in order).
     const quietParts = noreply || quiet;
     const sent = quietParts
@@ -161,6 +164,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
     ticket,
     sink,
     primary,
+    copies: core.copiesOf(req.keyBuf, req.keyStart, req.keyEnd),
     parts,
     copyParts,
     copy,
@@ -180,14 +184,14 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
 
 /** The primary cannot take the write: the first up backup at/after `from` does. */
 function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number): void {
-  const i = core.upBackup(from);
+  const i = core.upBackup(ctx.copies, from);
   if (from === 0) ctx.primary.invalidate(ctx.key);
   if (i < 0) {
     core.noBackend(ctx.sink, ctx.ticket);
     return;
   }
   if (from === 0) core.stats.writeFallbacks++;
-  writeTo(core, ctx, core.backups[i], i);
+  writeTo(core, ctx, ctx.copies[i], i);
 }
 
 /** Send the write to `target` (backup index, -1 for the primary). */
@@ -211,7 +215,7 @@ function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number
         return;
       }
       const quiet = (ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, k);
-      if (core.syncBackups && core.backups.length > 0) {
+      if (core.syncBackups) {
         // Answered once the copies are acknowledged: the reply outlives the frame.
         const reply = quiet ? EMPTY_PARTS : carveCopy(buf, start, start + length);
         copyToBackups(core, ctx, index, null, false, () => ctx.sink.fill(ctx.ticket, reply));
@@ -268,7 +272,7 @@ async function repairThenRetry(
   primary: Backend,
 ): Promise<boolean> {
   const guard = core.guard(ctx.key, ctx.epoch);
-  for (const b of core.backups) {
+  for (const b of ctx.copies) {
     if (!b.up) continue;
     const item = await core.ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
     if (item === null || item.kind !== ReplyKind.VA) continue;
@@ -302,7 +306,7 @@ function copyToBackups(
   gone = false,
   done?: () => void,
 ): void {
-  const backups = core.backups;
+  const backups = ctx.copies;
   if (backups.length === 0 || ctx.epoch !== core.epoch) {
     done?.();
     return;

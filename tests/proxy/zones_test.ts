@@ -1,0 +1,225 @@
+/**
+ * Zones: servers in several zones, each zone a full copy of the keys on
+ * its own ring. Reads go to the proxy's zone, fall back to the other zones
+ * when its server is down or restarted empty (repairing it); writes reach
+ * the key's server in every zone; a restarted server of another zone is
+ * refilled with its own keys only.
+ */
+
+import { equal, ok } from "../helpers/assert.ts";
+import {
+  connect,
+  ignoreUnless,
+  type ProcessHandle,
+  startMemcached,
+  startMemrep,
+} from "../helpers/mod.ts";
+import { getMany, proxyStats, seeded, setMany, sleep, waitForState } from "./cluster.ts";
+
+const KEYS = 600;
+
+/** Every key each server holds (direct multi-gets). */
+async function contents(
+  ports: readonly number[],
+  keys: readonly string[],
+): Promise<Map<string, string>[]> {
+  return await Promise.all(ports.map(async (port) => {
+    const c = await connect(port);
+    try {
+      return await getMany(c, keys);
+    } finally {
+      await c.close();
+    }
+  }));
+}
+
+/** get_hits of a memcached. */
+async function getHits(port: number): Promise<number> {
+  const c = await connect(port);
+  try {
+    return Number((await c.stats()).get("get_hits"));
+  } finally {
+    await c.close();
+  }
+}
+
+async function sumHits(ports: readonly number[]): Promise<number> {
+  let n = 0;
+  for (const p of ports) n += await getHits(p);
+  return n;
+}
+
+/**
+ * How the servers of one zone disagree with the model: keys on no server
+ * or more than one (`layout`), and values that differ (`stale`: another
+ * value, `lost`: missing, `resurrected`: deleted yet present).
+ */
+function zoneErrors(
+  held: Map<string, string>[],
+  model: Map<string, string | undefined>,
+): { stale: string[]; lost: string[]; resurrected: string[]; layout: string[] } {
+  const stale: string[] = [],
+    lost: string[] = [],
+    resurrected: string[] = [],
+    layout: string[] = [];
+  for (const [k, want] of model) {
+    const on = held.filter((m) => m.has(k));
+    if (on.length > 1) layout.push(k);
+    const got = on[0]?.get(k);
+    if (want === undefined) {
+      if (got !== undefined) resurrected.push(k);
+    } else if (got === undefined) lost.push(k);
+    else if (got !== want) stale.push(k);
+  }
+  return { stale, lost, resurrected, layout };
+}
+
+/** Reads every key of the model through a proxy; the keys whose answer is not the model's. */
+async function wrongReads(
+  port: number,
+  model: Map<string, string | undefined>,
+): Promise<{ stale: string[]; lost: string[]; resurrected: string[] }> {
+  const c = await connect(port);
+  try {
+    const got = await getMany(c, [...model.keys()]);
+    const e = zoneErrors([got], model);
+    return { stale: e.stale, lost: e.lost, resurrected: e.resurrected };
+  } finally {
+    await c.close();
+  }
+}
+
+async function eventually(what: string, check: () => Promise<string>, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  let last = "";
+  while (Date.now() < deadline) {
+    last = await check();
+    if (last === "") return;
+    await sleep(100);
+  }
+  throw new Error(`${what}: ${last}`);
+}
+
+function describe(e: Record<string, string[]>): string {
+  return Object.entries(e).filter(([, v]) => v.length > 0).map(([k, v]) =>
+    `${k} ${v.length} (${v.slice(0, 3).join(" ")})`
+  ).join(", ");
+}
+
+for (const seed of [7, 8]) {
+  Deno.test({
+    name:
+      `zones: reads hit the local zone; its server killed, the other zone answers; restarted empty, no stale value and keys come back (seed ${seed})`,
+    ignore: ignoreUnless("zones failover", ["memcached"]),
+    async fn() {
+      const rand = seeded(seed);
+      const procs: ProcessHandle[] = [];
+      const zoneA = [await startMemcached(), await startMemcached()];
+      const zoneB = [await startMemcached(), await startMemcached()];
+      procs.push(...zoneA, ...zoneB);
+      const aPorts = zoneA.map((p) => p.port), bPorts = zoneB.map((p) => p.port);
+      const serverArgs = [
+        ...aPorts.flatMap((p) => ["-s", `127.0.0.1:${p}@a`]),
+        ...bPorts.flatMap((p) => ["-s", `127.0.0.1:${p}@b`]),
+      ];
+      const fast = ["--timeout", "500", "--retry", "200"];
+      const proxyA = await startMemrep(["proxy", "-v", "--zone", "a", ...serverArgs, ...fast]);
+      procs.push(proxyA);
+      // The same servers seen from zone b: its reads stay in zone b.
+      const proxyB = await startMemrep(["proxy", "--zone", "b", ...serverArgs, ...fast]);
+      procs.push(proxyB);
+      try {
+        const model = new Map<string, string | undefined>();
+        const value = () => `v${Math.floor(rand() * 1e9)}-${"x".repeat(Math.floor(rand() * 50))}`;
+        for (let i = 0; i < KEYS; i++) {
+          model.set(`z${seed}:${Math.floor(rand() * 1e9)}:${i}`, value());
+        }
+        const keys = [...model.keys()];
+        const c = await connect(proxyA.port);
+        const stored = await setMany(c, [...model] as [string, string][]);
+        equal(stored.size, model.size, "every set through the proxy stored");
+
+        // Writes reach every zone: each zone holds every key exactly once, with its value.
+        for (const [name, ports] of [["a", aPorts], ["b", bPorts]] as const) {
+          await eventually(
+            `zone ${name} copy`,
+            async () => describe(zoneErrors(await contents(ports, keys), model)),
+          );
+        }
+        const layoutA = await contents(aPorts, keys);
+        ok(layoutA[0].size > 0 && layoutA[1].size > 0, "keys are spread over zone a's ring");
+
+        // Reads hit the local zone only (the backends' own get_hits).
+        const views: [ProcessHandle, number[], number[]][] = [
+          [proxyA, aPorts, bPorts],
+          [proxyB, bPorts, aPorts],
+        ];
+        for (const [proxy, local, remote] of views) {
+          const before = [await sumHits(local), await sumHits(remote)];
+          const e = await wrongReads(proxy.port, model);
+          equal(describe(e), "", "reads through the proxy");
+          equal(await sumHits(local) - before[0], KEYS, "local zone answered every read");
+          equal(await sumHits(remote) - before[1], 0, "the other zone answered none");
+        }
+
+        // kill -9 the local zone's first server: reads are answered by zone b.
+        zoneA[0].kill("SIGKILL");
+        await zoneA[0].stop();
+        const e1 = await wrongReads(proxyA.port, model);
+        equal(describe(e1), "", "reads with zone a's server dead");
+        // Writes while it is down: overwrite, delete, add.
+        const changed: [string, string][] = [];
+        for (const k of keys) {
+          const r = rand();
+          if (r < 0.3) {
+            const v = value();
+            model.set(k, v);
+            changed.push([k, v]);
+          } else if (r < 0.45) {
+            model.set(k, undefined);
+            equal(await c.request(`delete ${k}`), "DELETED\r\n", `delete ${k}`);
+          }
+        }
+        for (let i = 0; i < 100; i++) {
+          const k = `z${seed}:new:${i}`;
+          const v = value();
+          model.set(k, v);
+          changed.push([k, v]);
+        }
+        equal((await setMany(c, changed)).size, changed.length, "writes with a server down");
+        await waitForState(proxyA.port, "server", aPorts[0], "down");
+        for (const proxy of [proxyA, proxyB]) {
+          const e = await wrongReads(proxy.port, model);
+          equal(describe(e), "", `reads after writes, zone a's server down (${proxy.port})`);
+        }
+
+        // Restart it empty on its port: no stale value, and its keys come back (repair).
+        const back = await startMemcached([], { port: aPorts[0] });
+        procs.push(back);
+        await waitForState(proxyA.port, "server", aPorts[0], "up");
+        for (let round = 0; round < 2; round++) {
+          const e = await wrongReads(proxyA.port, model);
+          equal(describe(e), "", `reads after the restart (round ${round})`);
+        }
+        const allKeys = [...model.keys()];
+        await eventually(
+          "zone a after the restart",
+          async () => describe(zoneErrors(await contents(aPorts, allKeys), model)),
+        );
+        await eventually(
+          "zone b after the restart",
+          async () => describe(zoneErrors(await contents(bPorts, allKeys), model)),
+        );
+        const s = await proxyStats(proxyA.port);
+        equal(s.get("zone"), "a");
+        equal(s.get("zones"), "2");
+        equal(s.get(`server:127.0.0.1:${aPorts[0]}:zone`), "a");
+        equal(s.get(`backup:127.0.0.1:${bPorts[0]}:zone`), "b");
+        ok(Number(s.get("fallbacks")) > 0 && Number(s.get("repairs")) > 0, "fell back, repaired");
+        await c.close();
+      } finally {
+        await Promise.all(procs.map((p) => p.stop()));
+      }
+    },
+  });
+}
