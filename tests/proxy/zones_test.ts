@@ -9,12 +9,17 @@
 import { equal, ok } from "../helpers/assert.ts";
 import {
   connect,
+  freePort,
   ignoreUnless,
   type ProcessHandle,
   startMemcached,
   startMemrep,
 } from "../helpers/mod.ts";
 import { getMany, proxyStats, seeded, setMany, sleep, waitForState } from "./cluster.ts";
+import { startConfigProxy } from "./nc_config.ts";
+import { ConfigError, parseConfig } from "../../lib/proxy/mod.ts";
+import { UsageError } from "../../lib/cli/flags.ts";
+import { proxyMain } from "../../lib/cli/proxy.ts";
 
 const KEYS = 600;
 
@@ -223,3 +228,161 @@ for (const seed of [7, 8]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "zones from nutcracker.yml: a restarted server of another zone is refilled with its own keys only; then the local zone can die",
+  ignore: ignoreUnless("zones refill", ["memcached"]),
+  async fn() {
+    const rand = seeded(11);
+    const procs: ProcessHandle[] = [];
+    const zoneA = [await startMemcached(), await startMemcached()];
+    const zoneB = [await startMemcached(), await startMemcached()];
+    procs.push(...zoneA, ...zoneB);
+    const aPorts = zoneA.map((p) => p.port), bPorts = zoneB.map((p) => p.port);
+    const metricsPort = freePort();
+    const yaml = `alpha:
+  listen: 127.0.0.1:{port}
+  timeout: 500
+  server_retry_timeout: 200
+  zone: a
+  servers:
+    - server: 127.0.0.1:${aPorts[0]}:1 a0
+      zone: a
+    - server: 127.0.0.1:${bPorts[0]}:1 b0
+      zone: b
+    - server: 127.0.0.1:${aPorts[1]}:1 a1
+      zone: a
+    - server: 127.0.0.1:${bPorts[1]}:1 b1
+      zone: b
+`;
+    const proxy = await startConfigProxy(yaml, ["--metrics", `127.0.0.1:${metricsPort}`]);
+    procs.push(proxy.proc);
+    try {
+      const model = new Map<string, string | undefined>();
+      for (let i = 0; i < KEYS; i++) {
+        model.set(`r:${Math.floor(rand() * 1e9)}:${i}`, `v${i}-${rand()}`);
+      }
+      const keys = [...model.keys()];
+      const c = await connect(proxy.port);
+      equal((await setMany(c, [...model] as [string, string][])).size, KEYS, "sets stored");
+      await eventually(
+        "zone b copy",
+        async () => describe(zoneErrors(await contents(bPorts, keys), model)),
+      );
+      const b0Keys = (await contents([bPorts[0]], keys))[0];
+      ok(b0Keys.size > 0 && b0Keys.size < KEYS, "zone b's keys are spread over its ring");
+
+      // Zone info in stats proxy, the stats port JSON and /metrics.
+      const s = await proxyStats(proxy.port);
+      equal(s.get("zone"), "a");
+      equal(s.get(`backup:127.0.0.1:${bPorts[1]}:zone`), "b");
+      const doc = JSON.parse(await readAll(proxy.statsPort));
+      equal(doc.alpha.zone, "a");
+      equal(doc.alpha.a1.zone, "a");
+      equal(doc.alpha.b0.zone, "b");
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      ok(
+        metrics.includes(`backend="127.0.0.1:${bPorts[0]}",zone="b"`),
+        "per-backend series carry the zone",
+      );
+
+      // kill -9 b0 and restart it empty; overwrite and delete meanwhile.
+      zoneB[0].kill("SIGKILL");
+      await zoneB[0].stop();
+      const changed: [string, string][] = [];
+      for (const k of keys) {
+        const r = rand();
+        if (r < 0.2) {
+          const v = `w-${rand()}`;
+          model.set(k, v);
+          changed.push([k, v]);
+        } else if (r < 0.3) {
+          model.set(k, undefined);
+          equal(await c.request(`delete ${k}`), "DELETED\r\n");
+        }
+      }
+      equal((await setMany(c, changed)).size, changed.length, "writes with b0 dead");
+      const back = await startMemcached([], { port: bPorts[0] });
+      procs.push(back);
+      // The refill gives b0 its keys back, and only its keys (layout: no key on two servers).
+      await eventually(
+        "zone b after b0's refill",
+        async () => describe(zoneErrors(await contents(bPorts, keys), model)),
+        20_000,
+      );
+      const runs = Number(
+        (await proxyStats(proxy.port)).get(`backup:127.0.0.1:${bPorts[0]}:refill_runs`),
+      );
+      ok(runs >= 1, "b0 was refilled");
+
+      // Now the whole local zone dies: zone b answers everything, nothing stale or lost.
+      for (const p of zoneA) p.kill("SIGKILL");
+      await Promise.all(zoneA.map((p) => p.stop()));
+      for (let round = 0; round < 2; round++) {
+        equal(describe(await wrongReads(proxy.port, model)), "", `reads, zone a dead (${round})`);
+      }
+      await c.close();
+    } finally {
+      await Promise.all(procs.map((p) => p.stop()));
+    }
+  },
+});
+
+/** Everything a server sends before closing (the stats port's JSON). */
+async function readAll(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let text = "";
+  const dec = new TextDecoder();
+  const buf = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += dec.decode(buf.subarray(0, n), { stream: true });
+    }
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed already */ }
+  }
+  return text + dec.decode();
+}
+
+Deno.test("zones: config and flags refuse servers partly in zones, and zones without placement", async () => {
+  const pool = (servers: string, extra = "") =>
+    `p:\n  listen: 127.0.0.1:0\n${extra}  servers:\n${servers}`;
+  const zoned = "    - server: 127.0.0.1:1:1\n      zone: a\n";
+  const plain = "    - 127.0.0.1:2:1\n";
+  const refused = (yaml: string, pattern: RegExp) => {
+    try {
+      parseConfig(yaml);
+    } catch (err) {
+      ok(err instanceof ConfigError && pattern.test(err.message), String(err));
+      return;
+    }
+    throw new Error(`accepted: ${yaml}`);
+  };
+  refused(pool(zoned + plain), /every server needs a zone/);
+  refused(pool(zoned, "  distribution: random\n"), /distribution: random/);
+  const ok2 = parseConfig(
+    pool(zoned + "    - server: 127.0.0.1:3:1\n      zone: b\n", "  zone: b\n"),
+  );
+  equal(ok2[0].zones.join(","), "a,b");
+  equal(ok2[0].zone, "b");
+  for (
+    const [args, pattern] of [
+      [["-s", "127.0.0.1:1@a", "-s", "127.0.0.1:2"], /every server needs a zone/],
+      [["-s", "127.0.0.1:1@"], /empty zone/],
+      [["-s", "127.0.0.1:1", "--zone", ""], /empty zone/],
+    ] as const
+  ) {
+    let err: unknown;
+    try {
+      await proxyMain([...args]);
+    } catch (e) {
+      err = e;
+    }
+    ok(err instanceof UsageError && pattern.test(err.message), `${args.join(" ")}: ${err}`);
+  }
+});
