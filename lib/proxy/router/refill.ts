@@ -172,6 +172,8 @@ export class Refiller {
         const keep = items.filter((it) => {
           // A zone's server holds only the keys its zone's ring gives it.
           if (!core.holds(b, it.key)) return false;
+          // A key the source missed a change of (a failed copy, not cleaned yet) is not copied.
+          if (p.isDirty(it.key)) return false;
           const slot = keySlot(it.key);
           if (core.deletes[slot] === mark.deletes[slot]) return true;
           dropped.push(it.key);
@@ -211,6 +213,7 @@ export class Refiller {
     if (item === null) return true; // p failed: again, and partial if it keeps failing
     if (item.kind !== ReplyKind.VA) return false; // gone meanwhile
     if (!core.guardHolds(guard)) return true;
+    if (p.isDirty(key)) return false; // its copy there may be stale
     const ok = await repair(
       core,
       guard,
