@@ -11,9 +11,12 @@ import {
   connect,
   freePort,
   ignoreUnless,
+  metaEnd,
   type ProcessHandle,
+  retrievalEnd,
   startMemcached,
   startMemrep,
+  type TestConn,
 } from "../helpers/mod.ts";
 import { getMany, proxyStats, seeded, setMany, sleep, waitForState } from "./cluster.ts";
 import { startConfigProxy } from "./nc_config.ts";
@@ -105,6 +108,48 @@ async function eventually(what: string, check: () => Promise<string>, ms = 15_00
   throw new Error(`${what}: ${last}`);
 }
 
+/**
+ * mg, gets + cas and incr through the proxy on random keys of the model
+ * (which they update): each must see the model's value.
+ */
+async function otherCommands(
+  c: TestConn,
+  model: Map<string, string | undefined>,
+  rand: () => number,
+  when: string,
+): Promise<void> {
+  const keys = [...model.keys()];
+  const pick = () => keys[Math.floor(rand() * keys.length)];
+  for (let i = 0; i < 40; i++) {
+    const k = pick();
+    const want = model.get(k);
+    const r = await c.request(`mg ${k} v`, metaEnd);
+    const expected = want === undefined ? "EN\r\n" : `VA ${want.length}\r\n${want}\r\n`;
+    equal(r, expected, `mg ${k} ${when}`);
+  }
+  for (let i = 0; i < 20; i++) {
+    const k = pick();
+    const want = model.get(k);
+    const r = await c.request(`gets ${k}`, retrievalEnd);
+    if (want === undefined) {
+      equal(r, "END\r\n", `gets ${k} ${when}`);
+      continue;
+    }
+    const m = /^VALUE \S+ 0 \d+ (\d+)\r\n([\s\S]*)\r\nEND\r\n$/.exec(r);
+    ok(m !== null && m[2] === want, `gets ${k} ${when}: ${JSON.stringify(r)}`);
+    const v = `cas-${i}-${Math.floor(rand() * 1e6)}`;
+    const stored = await c.request(`cas ${k} 0 0 ${v.length} ${m![1]}\r\n${v}`);
+    equal(stored, "STORED\r\n", `cas ${k} ${when}`);
+    model.set(k, v);
+  }
+  for (let i = 0; i < 10; i++) {
+    const k = `cnt:${Math.floor(rand() * 1e9)}`;
+    equal(await c.request(`set ${k} 0 0 2\r\n10`), "STORED\r\n");
+    equal(await c.request(`incr ${k} 5`), "15\r\n", `incr ${k} ${when}`);
+    model.set(k, "15");
+  }
+}
+
 function describe(e: Record<string, string[]>): string {
   return Object.entries(e).filter(([, v]) => v.length > 0).map(([k, v]) =>
     `${k} ${v.length} (${v.slice(0, 3).join(" ")})`
@@ -193,6 +238,7 @@ for (const seed of [7, 8]) {
         }
         equal((await setMany(c, changed)).size, changed.length, "writes with a server down");
         await waitForState(proxyA.port, "server", aPorts[0], "down");
+        await otherCommands(c, model, rand, "zone a's server down");
         for (const proxy of [proxyA, proxyB]) {
           const e = await wrongReads(proxy.port, model);
           equal(describe(e), "", `reads after writes, zone a's server down (${proxy.port})`);
@@ -206,6 +252,7 @@ for (const seed of [7, 8]) {
           const e = await wrongReads(proxyA.port, model);
           equal(describe(e), "", `reads after the restart (round ${round})`);
         }
+        await otherCommands(c, model, rand, "after the restart");
         const allKeys = [...model.keys()];
         await eventually(
           "zone a after the restart",
