@@ -19,7 +19,7 @@ import {
   type TestConn,
 } from "../helpers/mod.ts";
 import { getMany, proxyStats, seeded, setMany, sleep, waitForState } from "./cluster.ts";
-import { startConfigProxy } from "./nc_config.ts";
+import { fill, startConfigProxy } from "./nc_config.ts";
 import { ConfigError, parseConfig } from "../../lib/proxy/mod.ts";
 import { UsageError } from "../../lib/cli/flags.ts";
 import { proxyMain } from "../../lib/cli/proxy.ts";
@@ -432,4 +432,47 @@ Deno.test("zones: config and flags refuse servers partly in zones, and zones wit
     }
     ok(err instanceof UsageError && pattern.test(err.message), `${args.join(" ")}: ${err}`);
   }
+});
+
+Deno.test({
+  name: "zones: SIGHUP with another zone for the proxy moves its reads to that zone",
+  ignore: ignoreUnless("zones reload", ["memcached"]),
+  async fn() {
+    const zoneA = [await startMemcached(), await startMemcached()];
+    const zoneB = [await startMemcached()];
+    const procs: ProcessHandle[] = [...zoneA, ...zoneB];
+    const aPorts = zoneA.map((p) => p.port), bPorts = zoneB.map((p) => p.port);
+    const yaml = (zone: string) =>
+      `alpha:\n  listen: 127.0.0.1:{port}\n  timeout: 500\n  zone: ${zone}\n  servers:\n` +
+      aPorts.map((p) => `    - server: 127.0.0.1:${p}:1\n      zone: a\n`).join("") +
+      bPorts.map((p) => `    - server: 127.0.0.1:${p}:1\n      zone: b\n`).join("");
+    const proxy = await startConfigProxy(yaml("a"));
+    procs.push(proxy.proc);
+    try {
+      const model = new Map<string, string | undefined>();
+      for (let i = 0; i < 300; i++) model.set(`h:${i}`, `v${i}`);
+      const c = await connect(proxy.port);
+      equal((await setMany(c, [...model] as [string, string][])).size, 300);
+      await c.close();
+      await eventually(
+        "zone b copy",
+        async () => describe(zoneErrors(await contents(bPorts, [...model.keys()]), model)),
+      );
+      for (const [zone, local, remote] of [["a", aPorts, bPorts], ["b", bPorts, aPorts]] as const) {
+        if (zone === "b") {
+          const from = proxy.proc.outputLines().length;
+          await Deno.writeTextFile(proxy.file, fill(yaml("b"), proxy.port));
+          proxy.proc.kill("SIGHUP");
+          await proxy.proc.waitForLog(/reloaded/, 10_000, from);
+        }
+        const before = [await sumHits(local), await sumHits(remote)];
+        equal(describe(await wrongReads(proxy.port, model)), "", `reads in zone ${zone}`);
+        equal(await sumHits(local) - before[0], 300, `zone ${zone} answered every read`);
+        equal(await sumHits(remote) - before[1], 0, `the other zone answered none (${zone})`);
+        equal((await proxyStats(proxy.port)).get("zone"), zone);
+      }
+    } finally {
+      await Promise.all(procs.map((p) => p.stop()));
+    }
+  },
 });

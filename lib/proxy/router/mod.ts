@@ -30,6 +30,10 @@
  * - `noreply` and meta `q` are removed before forwarding (every backend
  *   request gets a reply) and applied here.
  *
+ * - Zones (lib/proxy/zones.ts): the primaries are the local zone's ring;
+ *   a key's server in each other zone is one more copy of it, before the
+ *   backups, in every rule above (written, read on fallback, refilled).
+ *
  * Files: core.ts (backends, request plumbing, guards), reads.ts, writes.ts,
  * fanout.ts (delete/touch/md, flush_all), repair.ts (copies back onto a
  * primary), admin.ts (the `stats` family); this module only dispatches.
