@@ -230,9 +230,13 @@ export class ProxyPool {
     }
   }
 
-  /** The local zone's placement (every server's without zones). */
+  /**
+   * The local zone's placement (every server's without zones). With zones
+   * no ring ejects: a down server's keys are read from the other zones, and
+   * keys moved to another server while it was out would be stale on its return.
+   */
   #distribution(config: PoolConfig, made: PoolBackends): Distribution {
-    return config.autoEjectHosts
+    return config.autoEjectHosts && made.zones.length === 0
       ? new EjectingDistribution(config, made.specs, made.servers)
       : distributionFor(config, made.specs);
   }
@@ -260,9 +264,7 @@ export class ProxyPool {
       return {
         name: z.name,
         servers: zoneSpecs.map((s) => make("backup", s, n++)),
-        // Never ejecting: a copy that is down has its keys marked dirty instead, and keys
-        // moved to another server of its zone while it was out would be stale on its return.
-        dist: distributionFor(config, zoneSpecs),
+        dist: distributionFor(config, zoneSpecs), // never ejecting: see #distribution
       };
     });
     const backups = localFirst(config).map((s, i) => make("backup", s, n + i));

@@ -172,8 +172,9 @@ export class Refiller {
         const keep = items.filter((it) => {
           // A zone's server holds only the keys its zone's ring gives it.
           if (!core.holds(b, it.key)) return false;
-          // A key the source missed a change of (a failed copy, not cleaned yet) is not copied.
-          if (p.isDirty(it.key)) return false;
+          // A key the source missed a change of (a failed copy, not cleaned yet) is not
+          // copied, nor one the target may hold stale (its cleaning deletes it; reads repair it).
+          if (p.isDirty(it.key) || b.isDirty(it.key)) return false;
           const slot = keySlot(it.key);
           if (core.deletes[slot] === mark.deletes[slot]) return true;
           dropped.push(it.key);
