@@ -492,3 +492,57 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "zones with auto_eject_hosts: a hung local server that comes back serves no value overwritten while it was out",
+  ignore: ignoreUnless("zones eject", ["memcached"]),
+  async fn() {
+    const zoneA = [await startMemcached(), await startMemcached()];
+    const zoneB = [await startMemcached()];
+    const procs: ProcessHandle[] = [...zoneA, ...zoneB];
+    const aPorts = zoneA.map((p) => p.port), bPorts = zoneB.map((p) => p.port);
+    const yaml = `alpha:\n  listen: 127.0.0.1:{port}\n  timeout: 500\n  auto_eject_hosts: true\n` +
+      `  server_retry_timeout: 200\n  server_failure_limit: 1\n  zone: a\n  servers:\n` +
+      aPorts.map((p, i) => `    - server: 127.0.0.1:${p}:1 a${i}\n      zone: a\n`).join("") +
+      bPorts.map((p, i) => `    - server: 127.0.0.1:${p}:1 b${i}\n      zone: b\n`).join("");
+    const proxy = await startConfigProxy(yaml);
+    procs.push(proxy.proc);
+    try {
+      const model = new Map<string, string | undefined>();
+      const round = async (tag: string) => {
+        for (let i = 0; i < 300; i++) model.set(`e:${i}`, `${tag}-${i}`);
+        const c = await connect(proxy.port);
+        try {
+          equal((await setMany(c, [...model] as [string, string][])).size, 300, `${tag} stored`);
+        } finally {
+          await c.close();
+        }
+      };
+      await round("v1");
+      await eventually(
+        "zone b copy",
+        async () => describe(zoneErrors(await contents(bPorts, [...model.keys()]), model)),
+      );
+      const onA0 = [...(await contents([aPorts[0]], [...model.keys()]))[0].keys()];
+      ok(onA0.length > 1, "a0 holds keys");
+      // a0 hangs: one write to it times out and a0 is marked down (only that key is dirty there).
+      zoneA[0].kill("SIGSTOP");
+      const c = await connect(proxy.port);
+      equal(await c.request(`set ${onA0[0]} 0 0 2\r\nv2`, "\r\n", 10_000), "STORED\r\n");
+      await c.close();
+      model.set(onA0[0], "v2");
+      await waitForState(proxy.port, "server", aPorts[0], "down");
+      // Written while a0 is out of service: a0 never sees these.
+      await round("v3");
+      zoneA[0].kill("SIGCONT");
+      await waitForState(proxy.port, "server", aPorts[0], "up");
+      for (let r = 0; r < 2; r++) {
+        equal(describe(await wrongReads(proxy.port, model)), "", `reads after a0 is back (${r})`);
+      }
+    } finally {
+      zoneA[0].kill("SIGCONT");
+      await Promise.all(procs.map((p) => p.stop()));
+    }
+  },
+});
