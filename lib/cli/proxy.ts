@@ -239,6 +239,11 @@ export async function proxyMain(args: string[]): Promise<number> {
     if (err instanceof ZoneError) throw new UsageError(`memrep proxy: -s: ${err.message}`);
     throw err;
   }
+  if (plan.local !== undefined && proxyZone !== undefined && plan.local !== proxyZone) {
+    log.warn(
+      `memrep proxy: no -s is in zone '${proxyZone}': reads go to zone '${plan.local}' first`,
+    );
+  }
   if (servers.length === 0) {
     throw new UsageError("memrep proxy: at least one -s host:port is required (try --help)");
   }

@@ -255,6 +255,11 @@ export class ProxyPool {
       return b;
     };
     const plan = planZones(config.servers.map((s) => s.zone), config.zone, config.zones);
+    if (plan.local !== undefined && config.zone !== undefined && plan.local !== config.zone) {
+      log.warn(
+        `proxy: pool '${config.name}': no server is in zone '${config.zone}': reads go to zone '${plan.local}' first`,
+      );
+    }
     const specs = plan.localMembers.map((i) => config.servers[i]);
     const servers = specs.map((s, i) => make("server", s, i));
     // Another zone's servers are backups of their keys; numbered before the -b ones.

@@ -86,11 +86,6 @@ export class Router {
     return this.#core.backups;
   }
 
-  /** The other zones' servers (their copies of the keys), zone by zone. */
-  get zoneServers(): readonly Backend[] {
-    return this.#core.zones.flatMap((z) => z.servers);
-  }
-
   /** Every backend: the (local zone's) servers, the other zones' servers, the backups. */
   get backends(): readonly Backend[] {
     return [...this.#core.servers, ...this.#core.copies];
