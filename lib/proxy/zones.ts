@@ -4,8 +4,8 @@
  * the keys on its own ring. The proxy's zone is the local one: its ring
  * places a key's primary. Each other zone's ring gives the key's copy there;
  * those copies take every write as backups do and answer reads the local
- * zone cannot. This module only groups servers; the router (router/core.ts)
- * turns a plan into rings.
+ * zone cannot. This module only groups servers: pools.ts (and the command
+ * line) build a ring per zone from a plan, router/core.ts uses the rings.
  * @module
  */
 
