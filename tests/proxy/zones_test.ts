@@ -18,6 +18,8 @@ import {
   startMemrep,
   type TestConn,
 } from "../helpers/mod.ts";
+import { concatBytes } from "../helpers/bytes.ts";
+import { OP, packet, roundTrip, text } from "../helpers/binary.ts";
 import { getMany, proxyStats, seeded, setMany, sleep, waitForState } from "./cluster.ts";
 import { fill, startConfigProxy } from "./nc_config.ts";
 import { ConfigError, parseConfig } from "../../lib/proxy/mod.ts";
@@ -136,12 +138,27 @@ async function eventually(what: string, check: () => Promise<string>, ms = 15_00
  */
 async function otherCommands(
   c: TestConn,
+  port: number,
   model: Map<string, string | undefined>,
   rand: () => number,
   when: string,
 ): Promise<void> {
   const keys = [...model.keys()];
   const pick = () => keys[Math.floor(rand() * keys.length)];
+  // The binary protocol takes the same routes: a pipeline of getkq, answered in order at the noop.
+  const sample = Array.from({ length: 40 }, pick);
+  const bin = await connect(port);
+  try {
+    const got = await roundTrip(
+      bin,
+      concatBytes(...sample.map((key) => packet({ op: OP.GETKQ, key }))),
+      10_000,
+    );
+    const found = new Map(got.map((r) => [text(r.key), text(r.value)]));
+    for (const k of new Set(sample)) equal(found.get(k), model.get(k), `binary getkq ${k} ${when}`);
+  } finally {
+    await bin.close();
+  }
   for (let i = 0; i < 40; i++) {
     const k = pick();
     const want = model.get(k);
@@ -257,7 +274,7 @@ for (const seed of [7, 8]) {
         }
         equal((await setMany(c, changed)).size, changed.length, "writes with a server down");
         await waitForState(proxyA.port, "server", aPorts[0], "down");
-        await otherCommands(c, model, rand, "zone a's server down");
+        await otherCommands(c, proxyA.port, model, rand, "zone a's server down");
         for (const proxy of [proxyA, proxyB]) {
           const e = await wrongReads(proxy.port, model);
           equal(describe(e), "", `reads after writes, zone a's server down (${proxy.port})`);
@@ -271,7 +288,7 @@ for (const seed of [7, 8]) {
           const e = await wrongReads(proxyA.port, model);
           equal(describe(e), "", `reads after the restart (round ${round})`);
         }
-        await otherCommands(c, model, rand, "after the restart");
+        await otherCommands(c, proxyA.port, model, rand, "after the restart");
         const allKeys = [...model.keys()];
         await eventually(
           "zone a after the restart",
