@@ -33,7 +33,7 @@ import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 /** The module extra serve threads run (compile.sh --include's it). */
 const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
-import { createReplicationShare, Replicator } from "../replication/mod.ts";
+import { createReplicationShare, decodeResume, Replicator } from "../replication/mod.ts";
 import { type MetricsEndpoint, serveMetrics, startMetricsEndpoint } from "../metrics/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
 
@@ -292,10 +292,14 @@ export async function serveMain(argv: string[]): Promise<number> {
   };
   let server: Server;
   try {
-    server = new Server(
-      options,
-      memoryFile ? warmEngine(memoryFile, options) : new Engine(options),
-    );
+    const warm = memoryFile ? warmEngine(memoryFile, options) : null;
+    if (replication && warm?.extra) {
+      const state = decodeResume(warm.extra);
+      if (typeof state === "string") {
+        console.error(`[restart] ${memoryFile}: ${state}, ignored (the peer sends a full copy)`);
+      } else replication.resume = state;
+    }
+    server = new Server(options, warm?.engine ?? new Engine(options));
   } catch (err) {
     if (err instanceof AuthFileError) throw new UsageError(err.message);
     throw err;
@@ -372,8 +376,11 @@ export async function serveMain(argv: string[]): Promise<number> {
   }
   const replicator = replication ? new Replicator(server, replication, share) : undefined;
   running.replicator = replicator;
-  // Restored CAS values are versions: the clock must never issue one below them.
-  if (replicator && memoryFile) replicator.hlc.observe(largestCas(server.engine));
+  // Restored CAS values are versions: the clock must never issue one below them (a saved
+  // replication state has the clock that issued or saw them all).
+  if (replicator && memoryFile && !replication?.resume) {
+    replicator.hlc.observe(largestCas(server.engine));
+  }
   try {
     if (!server.listening) server.listen();
   } catch (err) {
@@ -395,7 +402,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     await workers?.stopped;
     await replicator?.stop();
     await metrics?.close();
-    if (save && memoryFile) exitCode = saveCache(memoryFile, server.engine);
+    if (save && memoryFile) exitCode = saveCache(memoryFile, server.engine, replicator);
     if (pidfile) {
       try {
         Deno.removeSync(pidfile);
@@ -407,9 +414,13 @@ export async function serveMain(argv: string[]): Promise<number> {
 
 /**
  * The engine for `serve -e file`: the saved cache when the file holds a
- * usable one (its clock resumes the saved origin), else an empty one.
+ * usable one (its clock resumes the saved origin), else an empty one; with
+ * what was saved beside the cache (a replicated node's state).
  */
-function warmEngine(path: string, options: ConstructorParameters<typeof Engine>[0]): Engine {
+function warmEngine(
+  path: string,
+  options: ConstructorParameters<typeof Engine>[0],
+): { engine: Engine; extra: Uint8Array | null } {
   const image = openWarmImage(path);
   if (image) {
     const engine = new Engine(options, new ServerClock(image.origin));
@@ -420,20 +431,25 @@ function warmEngine(path: string, options: ConstructorParameters<typeof Engine>[
           (loaded.bytes / 1048576).toFixed(1)
         } MB) from ${path} in ${Math.round(loaded.ms)} ms`,
       );
-      return engine;
+      return { engine, extra: loaded.extra ?? null };
     }
   }
-  return new Engine(options);
+  return { engine: new Engine(options), extra: null };
 }
 
-/** Saves the stopped server's cache to `path`; the exit code (1 when it could not). */
-function saveCache(path: string, engine: Engine): number {
+/**
+ * Saves the stopped server's cache to `path`, with the replicator's state
+ * when replicating (the next start resumes from the peer's backlog); the
+ * exit code (1 when it could not).
+ */
+function saveCache(path: string, engine: Engine, replicator?: Replicator): number {
   try {
-    const saved = saveWarmImage(path, engine.store, engine.clock.origin);
+    const extra = replicator?.resumeImage();
+    const saved = saveWarmImage(path, engine.store, engine.clock.origin, extra);
     log.info(
       `[restart] saved ${engine.store.stats.currItems} items (${
         (saved.bytes / 1048576).toFixed(1)
-      } MB) to ${path} in ${Math.round(saved.ms)} ms`,
+      } MB${extra ? ", replication state" : ""}) to ${path} in ${Math.round(saved.ms)} ms`,
     );
     return 0;
   } catch (err) {

@@ -43,6 +43,7 @@
  */
 
 export { type ReplicationOptions, Replicator } from "./replicator.ts";
+export { decodeResume, type ResumeState } from "./resume.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";
 export type { Backlog } from "./backlog.ts";
 export type { StreamState } from "./handshake.ts";
