@@ -131,6 +131,8 @@ async function exitCode(node: Node): Promise<number> {
 interface Scenario {
   /** Extra flags for A (the node that stays up). */
   aArgs?: string[];
+  /** Extra flags for B (the node restarted). */
+  bArgs?: string[];
   /** Bytes per value written on A while B is down, and how many new keys. */
   downSize: number;
   downKeys: number;
@@ -154,7 +156,8 @@ async function restartScenario(s: Scenario): Promise<Map<string, number>> {
   let b: Node | undefined;
   try {
     await a.proc.waitForLog(/^replication: listen/, 10_000);
-    b = await startNode(replPort, ["-e", file]);
+    const bArgs = ["-e", file, ...s.bArgs ?? []];
+    b = await startNode(replPort, bArgs);
     await b.proc.waitForLog(/^replication: start/, 10_000);
     const onA = Array.from({ length: 1500 }, (_, i) => `a:${i}`);
     const onB = Array.from({ length: 1500 }, (_, i) => `b:${i}`);
@@ -180,7 +183,7 @@ async function restartScenario(s: Scenario): Promise<Map<string, number>> {
     await deleteKeys(a, touched.slice(600), model);
     await setKeys(a, Array.from({ length: s.downKeys }, (_, i) => `down:${i}`), model, s.downSize);
     const aLines = a.proc.outputLines().length;
-    b = await startNode(replPort, ["-e", file], b.port);
+    b = await startNode(replPort, bArgs, b.port);
     match(b.proc.stderrLines().join("\n"), /\[restart\] loaded 2900 items/);
     await Promise.all([
       a.proc.waitForLog(/^replication: start/, 20_000, aLines),
@@ -238,6 +241,19 @@ Deno.test("warm restart in a pair: the restarted node catches up from the peer's
   equal(st.get("b.repl_full_copies_sent"), 0);
   equal(st.get("a.repl_full_copies_received"), 0);
   ok(st.get("b.repl_partial_resyncs")! >= 1);
+});
+
+Deno.test("warm restart in a pair: with serve threads on both nodes, the same (backlog, no full copy, exact)", async () => {
+  const st = await restartScenario({
+    aArgs: ["-t", "2"],
+    bArgs: ["-t", "2"],
+    downSize: 40,
+    downKeys: 500,
+    signal: "SIGUSR1",
+  });
+  equal(st.get("b.repl_warm_resumes"), 1, "B resumed from A's backlog");
+  equal(st.get("a.repl_full_copies_sent"), 0, "A sent no full copy");
+  equal(st.get("b.repl_full_copies_sent"), 0);
 });
 
 Deno.test("warm restart in a pair: when the peer's backlog overflowed meanwhile, a full copy follows, still exact", async () => {
@@ -411,4 +427,50 @@ Deno.test("warm restart in a pair: restored tombstones refuse the peer's older w
 
 Deno.test("warm restart in a pair: the restored flush epoch refuses the peer's writes older than a flush_all here", async () => {
   await crossedDelete("flush_all");
+});
+
+Deno.test("warm restart in a pair: a damaged replication state is ignored (the cache loads, a full copy follows, exact)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  const a = await startNode(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    b = await startNode(replPort, ["-e", file]);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 400 }, (_, i) => `k:${i}`);
+    await setKeys(b, keys, model);
+    await settled(a, b);
+    b.proc.kill("SIGUSR1");
+    equal(await exitCode(b), 0);
+    await deleteKeys(a, keys.slice(0, 100), model);
+    // Flip a byte inside the replication state (the last section of the file).
+    const image = await Deno.readFile(file);
+    const extra = new DataView(image.buffer).getFloat64(140, true);
+    ok(extra > 0, "the image has a replication state");
+    image[image.length - extra + 9] ^= 0x40;
+    await Deno.writeFile(file, image);
+    b = await startNode(replPort, ["-e", file], b.port);
+    const err = b.proc.stderrLines().join("\n");
+    match(err, /extra section checksum mismatch, ignored/);
+    match(err, /\[restart\] loaded 400 items/);
+    await b.proc.waitForLog(/^replication: start/, 20_000);
+    const node = b;
+    await waitUntil(
+      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
+      "copy",
+      10_000,
+    );
+    await settled(a, b, 20_000);
+    equal(await replStat(b, "repl_warm_restored"), 0);
+    equal(await replStat(b, "repl_full_copies_received"), 1);
+    await matchesModel(a, model, "A");
+    await matchesModel(b, model, "B");
+    await sameContents(a, b);
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
