@@ -112,7 +112,8 @@ memcached options:
   -F, --disable-flush-all     refuse flush_all
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
-                              loads it back (then removes it)
+                              loads it back (then removes it); with replication it also
+                              resumes from the peer's backlog instead of a full copy
 
 TLS (memcached's; see README):
   -Z, --enable-ssl            serve TLS; -o ssl_chain_cert=<pem>,ssl_key=<pem> name the certificate

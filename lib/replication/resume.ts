@@ -101,6 +101,9 @@ export function captureResume(t: ResumeTarget, c: ResumeConditions): ResumeState
   const b = t.backlog;
   let stream: ResumeState["stream"] = null;
   if (!c.sendingCopy) {
+    // The peer applied all of our stream (the stop's drain): as a link does when it sees that,
+    // every version the clock issued or saw so far is agreed.
+    if (c.confirmed >= b.end) t.agreement.caughtUp(b.end, t.hlc.last);
     // What the peer confirmed it will never ask for again; the rest it may.
     const start = Math.min(b.end, Math.max(b.start, c.confirmed));
     const w = new Writer(Math.max(16, b.end - start));

@@ -373,7 +373,7 @@ async function crossedDelete(how: "delete" | "flush_all"): Promise<void> {
   const file = `${dir}/b`;
   const replPort = freePort();
   const model: Model = new Map();
-  const args = ["--repl-timeout", "3000"];
+  const args = ["--repl-timeout", "6000"]; // B hears nothing from A for a while: no timeout
   const a = await startNode(replPort, args);
   let relay: Relay | undefined;
   let b: Node | undefined;
@@ -469,6 +469,46 @@ Deno.test("warm restart in a pair: a damaged replication state is ignored (the c
     await matchesModel(a, model, "A");
     await matchesModel(b, model, "B");
     await sameContents(a, b);
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("warm restart in a pair: more deletes on the peer than it keeps tombstones, then a full copy: the restored agreement drops them here", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  // A keeps 65536 tombstones (the least), and its backlog (about 2 MiB) overflows.
+  const a = await startNode(replPort, ["--repl-backlog", "1m"]);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    b = await startNode(replPort, ["-e", file]);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 68_000 }, (_, i) => `d:${i}`);
+    await setKeys(a, keys, model, 10);
+    await setKeys(b, keys.slice(0, 1000), model, 10); // some of them B's own
+    await settled(a, b, 20_000);
+    b.proc.kill("SIGUSR1");
+    equal(await exitCode(b), 0);
+    await deleteKeys(a, keys, model);
+    ok(await replStat(a, "repl_tombstones") < keys.length, "A dropped tombstones");
+    await setKeys(a, Array.from({ length: 2500 }, (_, i) => `new:${i}`), model, 1000);
+    b = await startNode(replPort, ["-e", file], b.port);
+    await b.proc.waitForLog(/^replication: start/, 20_000);
+    const node = b;
+    await waitUntil(
+      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
+      "copy and sweep",
+      20_000,
+    );
+    await settled(a, b, 20_000);
+    equal(await replStat(b, "repl_full_copies_received"), 1);
+    await matchesModel(b, model, "B");
+    await matchesModel(a, model, "A");
+    ok(await replStat(b, "repl_copy_items_dropped") >= keys.length - 65536);
   } finally {
     await Promise.all([a.proc.stop(), b?.proc.stop()]);
     await Deno.remove(dir, { recursive: true });
