@@ -379,7 +379,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   running.replicator = replicator;
   // Restored CAS values are versions: the clock must never issue one below them (a saved
   // replication state has the clock that issued or saw them all).
-  if (replicator && memoryFile && !replication?.resume) {
+  const resumed = replication?.resume;
+  if (replicator && memoryFile && !(resumed && replicator.hlc.last >= resumed.hlc)) {
     replicator.hlc.observe(largestCas(server.engine));
   }
   try {

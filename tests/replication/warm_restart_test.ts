@@ -514,3 +514,51 @@ Deno.test("warm restart in a pair: more deletes on the peer than it keeps tombst
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("warm restart in a pair: two restarts in a row (a restored stream saved again), with writes on both nodes while B stops, stay exact without a full copy", async () => {
+  const rnd = prng(seedOf());
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  const a = await startNode(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    b = await startNode(replPort, ["-e", file]);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 2000 }, (_, i) => `r:${i}`);
+    await setKeys(a, keys, model);
+    // The first pairing was a (tiny) full copy each way; none after this.
+    const sentA = await replStat(a, "repl_full_copies_sent");
+    const receivedA = await replStat(a, "repl_full_copies_received");
+    for (let round = 0; round < 2; round++) {
+      await setKeys(b, pick(keys, 300, rnd), model);
+      await deleteKeys(b, pick(keys, 50, rnd), model);
+      await settled(a, b);
+      // A keeps writing while B stops: B applies what arrives until its link closes.
+      const during = pick(keys, 400, rnd);
+      const closed = a.proc.outputLines().length;
+      const writing = setKeys(a, during, model);
+      b.proc.kill(rnd() < 0.5 ? "SIGUSR1" : "SIGTERM");
+      await writing;
+      equal(await exitCode(b), 0);
+      await a.proc.waitForLog(/^replication: close/, 10_000, closed);
+      await deleteKeys(a, pick(keys, 100, rnd), model);
+      await setKeys(a, pick(keys, 200, rnd), model);
+      b = await startNode(replPort, ["-e", file], b.port);
+      await b.proc.waitForLog(/^replication: start/, 20_000);
+      await settled(a, b, 20_000);
+      await matchesModel(b, model, `B after restart ${round + 1}`);
+      await sameContents(a, b);
+      equal(await replStat(b, "repl_full_copies_received"), 0, `round ${round + 1}: no copy to B`);
+      equal(await replStat(b, "repl_full_copies_sent"), 0, `round ${round + 1}: no copy to A`);
+    }
+    equal(await replStat(a, "repl_full_copies_sent"), sentA);
+    equal(await replStat(a, "repl_full_copies_received"), receivedA);
+    await matchesModel(a, model, "A");
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
