@@ -141,7 +141,7 @@ export function restoreResume(t: ResumeTarget, state: ResumeState): void {
 /** Encode a state for the image (a multiple of 4 bytes). */
 export function encodeResume(s: ResumeState): Uint8Array {
   const w = new Bytes();
-  w.ascii(MAGIC);
+  w.latin1(MAGIC);
   w.u32(VERSION);
   w.u32(
     (s.stream ? PART_STREAM : 0) | (s.peerStream ? PART_PEER : 0) |
@@ -186,7 +186,7 @@ export function encodeResume(s: ResumeState): Uint8Array {
 export function decodeResume(bytes: Uint8Array): ResumeState | string {
   const r = new Reader(bytes);
   try {
-    if (r.ascii(MAGIC.length) !== MAGIC) return "not a replication state";
+    if (r.latin1(MAGIC.length) !== MAGIC) return "not a replication state";
     const version = r.u32();
     if (version !== VERSION) return `replication state version ${version}, expected ${VERSION}`;
     const parts = r.u32();
@@ -289,10 +289,6 @@ class Bytes {
     for (let i = 0; i < s.length; i++) this.#buf[this.length++] = s.charCodeAt(i) & 255;
   }
 
-  ascii(s: string): void {
-    this.latin1(s);
-  }
-
   id(s: string): void {
     this.u8(s.length);
     this.latin1(s);
@@ -350,10 +346,6 @@ class Reader {
     let s = "";
     for (let i = at; i < at + n; i++) s += String.fromCharCode(this.#buf[i]);
     return s;
-  }
-
-  ascii(n: number): string {
-    return this.latin1(n);
   }
 
   /** A stream id: 1 to MAX_ID printable ASCII bytes (it travels as a token). */
