@@ -383,20 +383,30 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (replicator && memoryFile && !(resumed && replicator.hlc.last >= resumed.hlc)) {
     replicator.hlc.observe(largestCas(server.engine));
   }
+  const listen = async () => {
+    try {
+      if (!server.listening) server.listen();
+    } catch (err) {
+      server.stop();
+      await metrics?.close();
+      throw cannotListen(err);
+    }
+    log.debug(
+      `memrep serve: listening on ${
+        unixSocket ?? `${hostnames.join(",")}:${server.port}`
+      }, ${threads} thread${threads === 1 ? "" : "s"}`,
+    );
+  };
+  // A warm-restarted replicated node (one thread: serve threads listen already) first catches
+  // up with its peer, bounded, so that it does not answer with what changed there meanwhile.
+  const catchUp = replicator !== undefined && resumed !== undefined && threads === 1;
+  if (!catchUp) await listen();
   try {
-    if (!server.listening) server.listen();
-  } catch (err) {
-    server.stop();
-    await metrics?.close();
-    throw cannotListen(err);
-  }
-  log.debug(
-    `memrep serve: listening on ${
-      unixSocket ?? `${hostnames.join(",")}:${server.port}`
-    }, ${threads} thread${threads === 1 ? "" : "s"}`,
-  );
-  try {
-    await replicator?.start(); // a configuration mistake (secret, port) throws here
+    if (catchUp) {
+      await replicator.start(); // a configuration mistake (secret, port) throws here
+      await replicator.catchUp(replication!.timeoutMs, () => signals > 0);
+      if (signals === 0) await listen();
+    } else await replicator?.start(); // a configuration mistake (secret, port) throws here
     await server.finished;
   } finally {
     // Clients first (no write after this), then the threads, then the peer gets the rest.

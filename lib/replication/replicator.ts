@@ -111,6 +111,8 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
   #ringParser = new FrameParser();
   /** A saved position in the peer's stream was restored and no link has started since. */
   #restored = false;
+  /** The peer's stream and its end when the current link began (see {@linkcode catchUp}). */
+  #catchUp: { id: string; end: number } | null = null;
 
   /**
    * Replicate `server` with the given options; call {@linkcode start} next.
@@ -512,6 +514,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     if (!this.hlc.observe(peer.hlc)) this.rejectedVersion(peer.hlc, "its clock");
     const link = new Link(conn, role, peerNode, this, keys);
     this.link = link;
+    this.#catchUp = { id: peer.streamId, end: peer.streamEnd };
     this.stats.links++;
     // A new period: the next refused or degraded sync write is logged again.
     this.#acks.newPeriod();
@@ -553,6 +556,45 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     log.info(
       `replication: warm restart: ${own}, ${peer}, ${this.merger.tombstones.size} tombstones`,
     );
+  }
+
+  /**
+   * True once this node applied the peer's stream up to where it stood when
+   * the current link began, with no full copy being received or swept.
+   */
+  #caughtUp(): boolean {
+    const link = this.link, target = this.#catchUp, p = this.peerStream;
+    return link !== null && !link.closed && target !== null && !link.receivingCopy &&
+      !this.sweeping && p !== null && p.id === target.id && p.offset >= target.end;
+  }
+
+  /**
+   * After a warm restart, before clients are served: wait until this node
+   * caught up with the peer (it has every change the peer had when they
+   * linked), at most `ms` while no link is up and 5 x `ms` in all, or until
+   * `stopped()`. True when caught up.
+   */
+  async catchUp(ms: number, stopped: () => boolean): Promise<boolean> {
+    const t0 = performance.now();
+    for (;;) {
+      if (this.#caughtUp()) {
+        log.info(
+          `replication: warm restart: caught up with the peer in ${
+            Math.round(performance.now() - t0)
+          } ms, serving`,
+        );
+        return true;
+      }
+      const waited = performance.now() - t0;
+      if (stopped() || waited > 5 * ms || (this.link === null && waited > ms)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    log.info(
+      `replication: warm restart: serving before catching up with the peer (${
+        this.link === null ? "no link" : "still syncing"
+      } after ${Math.round(performance.now() - t0)} ms)`,
+    );
+    return false;
   }
 
   /**
