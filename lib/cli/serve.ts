@@ -33,7 +33,7 @@ import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 /** The module extra serve threads run (compile.sh --include's it). */
 const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
-import { createReplicationShare, Replicator } from "../replication/mod.ts";
+import { createReplicationShare, decodeResume, Replicator } from "../replication/mod.ts";
 import { type MetricsEndpoint, serveMetrics, startMetricsEndpoint } from "../metrics/mod.ts";
 import type { ReplicationOptions } from "../replication/mod.ts";
 
@@ -112,7 +112,8 @@ memcached options:
   -F, --disable-flush-all     refuse flush_all
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
-                              loads it back (then removes it)
+                              loads it back (then removes it); with replication it also
+                              resumes from the peer's backlog instead of a full copy
 
 TLS (memcached's; see README):
   -Z, --enable-ssl            serve TLS; -o ssl_chain_cert=<pem>,ssl_key=<pem> name the certificate
@@ -292,10 +293,14 @@ export async function serveMain(argv: string[]): Promise<number> {
   };
   let server: Server;
   try {
-    server = new Server(
-      options,
-      memoryFile ? warmEngine(memoryFile, options) : new Engine(options),
-    );
+    const warm = memoryFile ? warmEngine(memoryFile, options) : null;
+    if (replication && warm?.extra) {
+      const state = decodeResume(warm.extra);
+      if (typeof state === "string") {
+        console.error(`[restart] ${memoryFile}: ${state}, ignored (the peer sends a full copy)`);
+      } else replication.resume = state;
+    }
+    server = new Server(options, warm?.engine ?? new Engine(options));
   } catch (err) {
     if (err instanceof AuthFileError) throw new UsageError(err.message);
     throw err;
@@ -372,22 +377,36 @@ export async function serveMain(argv: string[]): Promise<number> {
   }
   const replicator = replication ? new Replicator(server, replication, share) : undefined;
   running.replicator = replicator;
-  // Restored CAS values are versions: the clock must never issue one below them.
-  if (replicator && memoryFile) replicator.hlc.observe(largestCas(server.engine));
-  try {
-    if (!server.listening) server.listen();
-  } catch (err) {
-    server.stop();
-    await metrics?.close();
-    throw cannotListen(err);
+  // Restored CAS values are versions: the clock must never issue one below them (a saved
+  // replication state has the clock that issued or saw them all).
+  const resumed = replication?.resume;
+  if (replicator && memoryFile && !(resumed && replicator.hlc.last >= resumed.hlc)) {
+    replicator.hlc.observe(largestCas(server.engine));
   }
-  log.debug(
-    `memrep serve: listening on ${
-      unixSocket ?? `${hostnames.join(",")}:${server.port}`
-    }, ${threads} thread${threads === 1 ? "" : "s"}`,
-  );
+  const listen = async () => {
+    try {
+      if (!server.listening) server.listen();
+    } catch (err) {
+      server.stop();
+      await metrics?.close();
+      throw cannotListen(err);
+    }
+    log.debug(
+      `memrep serve: listening on ${
+        unixSocket ?? `${hostnames.join(",")}:${server.port}`
+      }, ${threads} thread${threads === 1 ? "" : "s"}`,
+    );
+  };
+  // A warm-restarted replicated node (one thread: serve threads listen already) first catches
+  // up with its peer, bounded, so that it does not answer with what changed there meanwhile.
+  const catchUp = replicator !== undefined && resumed !== undefined && threads === 1;
+  if (!catchUp) await listen();
   try {
-    await replicator?.start(); // a configuration mistake (secret, port) throws here
+    if (catchUp) {
+      await replicator.start(); // a configuration mistake (secret, port) throws here
+      await replicator.catchUp(replication!.timeoutMs, () => signals > 0);
+      if (signals === 0) await listen();
+    } else await replicator?.start(); // a configuration mistake (secret, port) throws here
     await server.finished;
   } finally {
     // Clients first (no write after this), then the threads, then the peer gets the rest.
@@ -395,7 +414,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     await workers?.stopped;
     await replicator?.stop();
     await metrics?.close();
-    if (save && memoryFile) exitCode = saveCache(memoryFile, server.engine);
+    if (save && memoryFile) exitCode = saveCache(memoryFile, server.engine, replicator);
     if (pidfile) {
       try {
         Deno.removeSync(pidfile);
@@ -407,9 +426,13 @@ export async function serveMain(argv: string[]): Promise<number> {
 
 /**
  * The engine for `serve -e file`: the saved cache when the file holds a
- * usable one (its clock resumes the saved origin), else an empty one.
+ * usable one (its clock resumes the saved origin), else an empty one; with
+ * what was saved beside the cache (a replicated node's state).
  */
-function warmEngine(path: string, options: ConstructorParameters<typeof Engine>[0]): Engine {
+function warmEngine(
+  path: string,
+  options: ConstructorParameters<typeof Engine>[0],
+): { engine: Engine; extra: Uint8Array | null } {
   const image = openWarmImage(path);
   if (image) {
     const engine = new Engine(options, new ServerClock(image.origin));
@@ -420,20 +443,25 @@ function warmEngine(path: string, options: ConstructorParameters<typeof Engine>[
           (loaded.bytes / 1048576).toFixed(1)
         } MB) from ${path} in ${Math.round(loaded.ms)} ms`,
       );
-      return engine;
+      return { engine, extra: loaded.extra ?? null };
     }
   }
-  return new Engine(options);
+  return { engine: new Engine(options), extra: null };
 }
 
-/** Saves the stopped server's cache to `path`; the exit code (1 when it could not). */
-function saveCache(path: string, engine: Engine): number {
+/**
+ * Saves the stopped server's cache to `path`, with the replicator's state
+ * when replicating (the next start resumes from the peer's backlog); the
+ * exit code (1 when it could not).
+ */
+function saveCache(path: string, engine: Engine, replicator?: Replicator): number {
   try {
-    const saved = saveWarmImage(path, engine.store, engine.clock.origin);
+    const extra = replicator?.resumeImage();
+    const saved = saveWarmImage(path, engine.store, engine.clock.origin, extra);
     log.info(
       `[restart] saved ${engine.store.stats.currItems} items (${
         (saved.bytes / 1048576).toFixed(1)
-      } MB) to ${path} in ${Math.round(saved.ms)} ms`,
+      } MB${extra ? ", replication state" : ""}) to ${path} in ${Math.round(saved.ms)} ms`,
     );
     return 0;
   } catch (err) {

@@ -9,7 +9,9 @@
  * reported with memcached's "[restart]" messages and the cache starts empty.
  *
  * File: a 160-byte header (little endian), then the control, bucket and
- * page sections, each a multiple of 4 bytes.
+ * page sections and an optional extra one (a replicated node's state, see
+ * lib/replication/resume.ts), each a multiple of 4 bytes. Files without the
+ * extra section (extra bytes 0) are those of earlier memrep versions.
  *
  * | offset | field                                                   |
  * | ------ | ------------------------------------------------------- |
@@ -21,7 +23,8 @@
  * | 96     | f64 bucket bytes, f64 page bytes                        |
  * | 112    | u32 control, bucket, page checksums                     |
  * | 124    | 16 bytes memrep version (ASCII, informative)            |
- * | 140    | 16 reserved, u32 header checksum                        |
+ * | 140    | f64 extra bytes, u32 extra checksum                     |
+ * | 152    | 4 reserved, u32 header checksum                         |
  * @module
  */
 
@@ -67,7 +70,7 @@ export interface WarmImage {
   savedMs: number;
   /** The saving store's layout. */
   layout: StoreLayout;
-  /** Section lengths and checksums. */
+  /** Section lengths and checksums (control, buckets, pages, extra). */
   sections: { bytes: number[]; sums: number[] };
   /** memrep version that wrote it. */
   version: string;
@@ -81,6 +84,8 @@ export interface WarmResult {
   bytes: number;
   /** Wall time in ms. */
   ms: number;
+  /** The extra section read (null: none, or it was damaged and is ignored). */
+  extra?: Uint8Array | null;
 }
 
 function report(message: string): void {
@@ -128,14 +133,23 @@ export function openWarmImage(path: string): WarmImage | null {
     if (!(f(7) <= Date.now() && f(9) <= Date.now() + 1000)) {
       throw new Error(`${path} was saved in the future (the clock moved back?)`);
     }
+    const extraBytes = dv.getFloat64(140, true);
+    if (!Number.isSafeInteger(extraBytes) || extraBytes < 0 || extraBytes % 4 !== 0) {
+      throw new Error(`${path}: bad extra section size`);
+    }
     return {
       path,
       origin: { startMs: f(7), startUnix: f(8) },
       savedMs: f(9),
       layout,
       sections: {
-        bytes: [layout.controlBytes, f(10), f(11)],
-        sums: [dv.getUint32(112, true), dv.getUint32(116, true), dv.getUint32(120, true)],
+        bytes: [layout.controlBytes, f(10), f(11), extraBytes],
+        sums: [
+          dv.getUint32(112, true),
+          dv.getUint32(116, true),
+          dv.getUint32(120, true),
+          dv.getUint32(148, true),
+        ],
       },
       version: text(124, 16),
       file,
@@ -170,8 +184,8 @@ export function loadWarmImage(image: WarmImage, store: Store): WarmResult | null
         throw new Error("failed to validate metadata");
       }
     }
-    const [controlBytes, bucketBytes, pageBytes] = image.sections.bytes;
-    const [controlSum, bucketSum, pageSum] = image.sections.sums;
+    const [controlBytes, bucketBytes, pageBytes, extraBytes] = image.sections.bytes;
+    const [controlSum, bucketSum, pageSum, extraSum] = image.sections.sums;
     const control = new Uint8Array(controlBytes);
     if (readFully(file, control) !== controlBytes) throw new Error("truncated (control)");
     if (checksum(control) !== controlSum) throw new Error("control checksum mismatch");
@@ -186,6 +200,16 @@ export function loadWarmImage(image: WarmImage, store: Store): WarmResult | null
     if (checksum(buckets) !== bucketSum) throw new Error("bucket checksum mismatch");
     if (readFully(file, pages) !== pageBytes) throw new Error("truncated (pages)");
     if (checksum(pages) !== pageSum) throw new Error("page checksum mismatch");
+    let extra: Uint8Array | null = null;
+    if (extraBytes > 0) {
+      extra = new Uint8Array(extraBytes);
+      if (readFully(file, extra) !== extraBytes) throw new Error("truncated (extra)");
+      if (checksum(extra) !== extraSum) {
+        // The cache itself checked out: keep it, without what came with it.
+        report(`${image.path}: extra section checksum mismatch, ignored`);
+        extra = null;
+      }
+    }
     if (readFully(file, new Uint8Array(1)) !== 0) throw new Error("trailing bytes");
     commitRestore(store, control);
     file.close();
@@ -195,8 +219,9 @@ export function loadWarmImage(image: WarmImage, store: Store): WarmResult | null
       report(`cannot remove ${image.path} after loading it: ${errorText(err)}`);
     }
     return {
-      bytes: HEADER_BYTES + controlBytes + bucketBytes + pageBytes,
+      bytes: HEADER_BYTES + controlBytes + bucketBytes + pageBytes + extraBytes,
       ms: performance.now() - t0,
+      extra,
     };
   } catch (err) {
     if (targets) abortRestore(store);
@@ -212,11 +237,18 @@ export function loadWarmImage(image: WarmImage, store: Store): WarmResult | null
 }
 
 /**
- * Writes `store` (stopped: no thread serving) and its clock origin to
+ * Writes `store` (stopped: no thread serving), its clock origin and `extra`
+ * (a multiple of 4 bytes; what else must come back with this cache) to
  * `path`, through a temporary file renamed over it, so a crash mid-write
  * leaves the old file or none, never half of one.
  */
-export function saveWarmImage(path: string, store: Store, origin: ClockOrigin): WarmResult {
+export function saveWarmImage(
+  path: string,
+  store: Store,
+  origin: ClockOrigin,
+  extra: Uint8Array = new Uint8Array(0),
+): WarmResult {
+  if (extra.byteLength % 4 !== 0) throw new Error("extra section not a multiple of 4 bytes");
   const t0 = performance.now();
   const layout = storeLayout(store);
   const { control, buckets, pages } = storeSections(store);
@@ -234,6 +266,8 @@ export function saveWarmImage(path: string, store: Store, origin: ClockOrigin): 
   dv.setUint32(112, checksum(control), true);
   dv.setUint32(116, checksum(buckets), true);
   dv.setUint32(120, checksum(pages), true);
+  dv.setFloat64(140, extra.byteLength, true);
+  dv.setUint32(148, checksum(extra), true);
   const version = MEMREP_VERSION.slice(0, 16);
   for (let i = 0; i < version.length; i++) head[124 + i] = version.charCodeAt(i);
   dv.setUint32(HEADER_BYTES - 4, checksum(head.subarray(0, HEADER_BYTES - 4)), true);
@@ -241,7 +275,7 @@ export function saveWarmImage(path: string, store: Store, origin: ClockOrigin): 
   const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
   try {
     try {
-      for (const part of [head, control, buckets, pages]) writeFully(file, part);
+      for (const part of [head, control, buckets, pages, extra]) writeFully(file, part);
     } finally {
       file.close();
     }
@@ -253,7 +287,8 @@ export function saveWarmImage(path: string, store: Store, origin: ClockOrigin): 
     } catch { /* never created or already gone */ }
     throw err;
   }
-  const bytes = head.byteLength + control.byteLength + buckets.byteLength + pages.byteLength;
+  const bytes = head.byteLength + control.byteLength + buckets.byteLength + pages.byteLength +
+    extra.byteLength;
   return { bytes, ms: performance.now() - t0 };
 }
 

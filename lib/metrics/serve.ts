@@ -146,6 +146,20 @@ const REPL_SERIES: ReadonlyArray<readonly [string, Kind, string, string, number]
   ["repl_bad_peers", "counter", "bad_peers", "Connections refused as not a memrep peer.", 1],
   ["repl_auth_failures", "counter", "auth_failures", "Peers refused for authentication.", 1],
   ["repl_bad_macs", "counter", "bad_macs", "Links closed on a record with a bad MAC.", 1],
+  [
+    "repl_warm_restored",
+    "gauge",
+    "warm_restored",
+    "1 when this process took over replication state saved with its cache (-e).",
+    1,
+  ],
+  [
+    "repl_warm_resumes",
+    "counter",
+    "warm_resumes",
+    "Links on which the peer resumed this node's saved position (no full copy).",
+    1,
+  ],
 ];
 
 /** Renders serve's exposition text from `source`'s general stats. */

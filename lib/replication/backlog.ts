@@ -80,6 +80,17 @@ export class Backlog {
     this.#start = this.#end;
   }
 
+  /**
+   * Start over at offset `start` holding `bytes` (offsets [start, start +
+   * length)): a warm restart continues a saved stream. When `bytes` exceed
+   * the capacity, only their tail is held.
+   */
+  restore(start: number, bytes: Uint8Array): void {
+    this.#start = start;
+    this.#end = start;
+    this.push(bytes);
+  }
+
   /** Append the bytes at offsets [from, to) to `out`; the range must be held. */
   copyTo(out: Writer, from: number, to: number): void {
     const size = this.#buf.length;
@@ -107,6 +118,18 @@ export class Backlog {
     }
     this.#buf = next;
   }
+}
+
+/** {@linkcode AgreedVersions} as plain numbers: the base point and the samples, oldest first. */
+export interface AgreementState {
+  /** Offset of the newest sample the peer acknowledged. */
+  baseOffset: number;
+  /** Versions up to this the peer has. */
+  baseVersion: number;
+  /** Sample offsets, ascending. */
+  offsets: number[];
+  /** Sample versions (each: everything of ours up to it lies before its offset). */
+  versions: number[];
 }
 
 /** Samples of (stream offset, version) kept for changes the peer has not acknowledged. */
@@ -155,6 +178,30 @@ export class AgreedVersions {
     if (this.#count > 0) return; // a change came meanwhile
     this.#baseOffset = end;
     this.#baseVersion = Math.max(this.#baseVersion, clock);
+  }
+
+  /** The samples as plain numbers (a warm restart saves them). */
+  save(): AgreementState {
+    const offsets: number[] = [], versions: number[] = [];
+    for (let k = 0; k < this.#count; k++) {
+      const i = (this.#head + k) % AGREEMENT_SAMPLES;
+      offsets.push(this.#offsets[i]);
+      versions.push(this.#versions[i]);
+    }
+    return { baseOffset: this.#baseOffset, baseVersion: this.#baseVersion, offsets, versions };
+  }
+
+  /** Take over the samples a stopped process saved (its stream goes on here). */
+  restore(state: AgreementState): void {
+    this.#baseOffset = state.baseOffset;
+    this.#baseVersion = state.baseVersion;
+    this.#head = 0;
+    this.#count = Math.min(AGREEMENT_SAMPLES, state.offsets.length, state.versions.length);
+    for (let i = 0; i < this.#count; i++) {
+      this.#offsets[i] = state.offsets[i];
+      this.#versions[i] = state.versions[i];
+    }
+    this.#lastAt = -Infinity;
   }
 
   /** The largest version v such that a peer that applied our stream up to `offset` has all of ours up to v. */

@@ -92,6 +92,37 @@ export class Merger {
     return this.flushEpoch;
   }
 
+  /** The delayed flush_all not in effect yet (clock seconds `atLocal`), for a warm restart's image. */
+  get pendingFlush(): { epoch: number; atLocal: number } | null {
+    return this.#pending === null ? null : { ...this.#pending };
+  }
+
+  /**
+   * Take over what a stopped process of this node knew (a warm restart,
+   * its clock origin resumed): flush epoch, a delayed flush, tombstones and
+   * touches, oldest first.
+   */
+  restore(
+    flushEpoch: number,
+    pending: { epoch: number; atLocal: number } | null,
+    tombstones: Iterable<[string, number]>,
+    touches: Iterable<[string, number]>,
+  ): void {
+    this.flushEpoch = Math.max(this.flushEpoch, flushEpoch);
+    if (pending !== null && (this.#pending === null || pending.epoch > this.#pending.epoch)) {
+      this.#pending = { ...pending };
+    }
+    for (const [k, v] of tombstones) if (v >= this.flushEpoch) this.tombstones.set(k, v);
+    for (const [k, v] of touches) this.touches.set(k, v);
+    // This process may keep fewer: the oldest go.
+    for (const map of [this.tombstones, this.touches]) {
+      for (const k of map.keys()) {
+        if (map.size <= this.#tombstoneLimit) break;
+        map.delete(k);
+      }
+    }
+  }
+
   /**
    * Apply an incoming item: key src[ks, ke), value buf[ds, de), flags,
    * unix expiry (0 = never), version, wire bits, touch version. Without a

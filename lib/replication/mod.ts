@@ -32,6 +32,9 @@
  * - A stop (SIGINT/SIGTERM/shutdown) closes the clients first, then waits
  *   up to `--repl-drain-timeout` for the peer to apply the rest of the
  *   stream ("replication: cleanup complete"), like repcached.
+ * - A node restarted with `-e` (warm restart) goes on with its saved stream
+ *   and its position in the peer's: each side resumes from the other's
+ *   backlog when it still holds that position (resume.ts).
  * - With several serve threads (-t), worker threads queue their changes
  *   in a shared ring that the main thread's replicator drains (threads.ts).
  * - With `--repl-secret` the connector proves the secret first (the
@@ -43,6 +46,7 @@
  */
 
 export { type ReplicationOptions, Replicator } from "./replicator.ts";
+export { decodeResume, type ResumeState } from "./resume.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";
 export type { Backlog } from "./backlog.ts";
 export type { StreamState } from "./handshake.ts";

@@ -24,6 +24,7 @@ import { Pairing, type PairingOptions } from "./pairing.ts";
 import { Merger, wireBits } from "./merge.ts";
 import type { IncomingCopy, OutgoingCopy } from "./snapshot.ts";
 import { ReplicationStats } from "./stats.ts";
+import { captureResume, encodeResume, restoreResume, type ResumeState } from "./resume.ts";
 import { SyncAcks } from "./sync.ts";
 import { drainToPeer } from "./drain.ts";
 import {
@@ -62,14 +63,19 @@ export interface ReplicationOptions {
   drainTimeoutMs?: number;
   /** TLS on the link (--repl-tls-*; see {@linkcode PairingOptions}). */
   tls?: PairingOptions["tls"];
+  /**
+   * What a stopped process of this node saved with its cache (serve -e):
+   * the store given holds that cache; replication goes on from there.
+   */
+  resume?: ResumeState;
 }
 
 /** One node's replication state, its link and its pairing loop. */
 export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
   /** This process's node id. */
   readonly nodeId: string = randomHex(8);
-  /** Id of this process's change stream. */
-  readonly streamId: string = randomHex(8);
+  /** Id of this process's change stream (a warm restart goes on with the saved one). */
+  readonly streamId: string;
   /** Version clock (the store's CAS source). */
   readonly hlc: HybridClock;
   /** This node's recent changes. */
@@ -103,6 +109,10 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
   /** Worker threads' changes and waits (null with one serve thread). */
   #shared: MainReplicationShare | null = null;
   #ringParser = new FrameParser();
+  /** A saved position in the peer's stream was restored and no link has started since. */
+  #restored = false;
+  /** The peer's stream and its end when the current link began (see {@linkcode catchUp}). */
+  #catchUp: { id: string; end: number } | null = null;
 
   /**
    * Replicate `server` with the given options; call {@linkcode start} next.
@@ -119,6 +129,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
       () => this.#linked(),
     );
     this.engine = server.engine;
+    this.streamId = options.resume?.stream?.id ?? randomHex(8);
     const store = this.engine.store;
     this.hlc = share ? HybridClock.attach(share.clock) : new HybridClock();
     // The backlog must hold at least two of the largest items, or one big write would force a copy.
@@ -141,6 +152,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
       unlockStore: () => this.unlockStore(),
     });
     this.agreement = this.#copies.agreement;
+    if (options.resume) this.#restore(options.resume);
     this.#pairing = new Pairing({
       nodeId: this.nodeId,
       stats: this.stats,
@@ -462,6 +474,12 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
   /** A link finished its initial sync. */
   started(link: Link): void {
     if (this.link !== link) return;
+    // No copy came since the warm restart: the peer resumed our saved position from its backlog.
+    if (this.#restored && this.inCopy === null) {
+      this.stats.warmResumes++;
+      this.#restored = false;
+      log.info("replication: warm restart resumed from the peer's backlog (no full copy)");
+    }
     log.info(`replication: start (peer=${link.peerAddress})`);
   }
 
@@ -496,6 +514,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     if (!this.hlc.observe(peer.hlc)) this.rejectedVersion(peer.hlc, "its clock");
     const link = new Link(conn, role, peerNode, this, keys);
     this.link = link;
+    this.#catchUp = { id: peer.streamId, end: peer.streamEnd };
     this.stats.links++;
     // A new period: the next refused or degraded sync write is logged again.
     this.#acks.newPeriod();
@@ -520,6 +539,76 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     this.#publishAcks();
     this.#pairing.poke();
     return true;
+  }
+
+  /** Take over a warm restart's saved state (see resume.ts). */
+  #restore(state: ResumeState): void {
+    restoreResume(this, state);
+    this.#acks.confirm(this.backlog.start); // the peer had our stream up to there
+    this.stats.warmRestored = 1;
+    this.#restored = this.peerStream !== null;
+    const own = state.stream
+      ? `stream ${this.streamId} from offset ${this.backlog.end} (${this.backlog.used} bytes unconfirmed)`
+      : "a new stream (a full copy to the peer follows)";
+    const peer = this.peerStream
+      ? `peer stream ${this.peerStream.id} at offset ${this.peerStream.offset}`
+      : "no position in the peer's stream (a full copy from the peer follows)";
+    log.info(
+      `replication: warm restart: ${own}, ${peer}, ${this.merger.tombstones.size} tombstones`,
+    );
+  }
+
+  /**
+   * True once this node applied the peer's stream up to where it stood when
+   * the current link began, with no full copy being received or swept.
+   */
+  #caughtUp(): boolean {
+    const link = this.link, target = this.#catchUp, p = this.peerStream;
+    return link !== null && !link.closed && target !== null && !link.receivingCopy &&
+      !this.sweeping && p !== null && p.id === target.id && p.offset >= target.end;
+  }
+
+  /**
+   * After a warm restart, before clients are served: wait until this node
+   * caught up with the peer (it has every change the peer had when they
+   * linked), at most `ms` while no link is up and 5 x `ms` in all, or until
+   * `stopped()`. True when caught up.
+   */
+  async catchUp(ms: number, stopped: () => boolean): Promise<boolean> {
+    const t0 = performance.now();
+    for (;;) {
+      if (this.#caughtUp()) {
+        log.info(
+          `replication: warm restart: caught up with the peer in ${
+            Math.round(performance.now() - t0)
+          } ms, serving`,
+        );
+        return true;
+      }
+      const waited = performance.now() - t0;
+      if (stopped() || waited > 5 * ms || (this.link === null && waited > ms)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    log.info(
+      `replication: warm restart: serving before catching up with the peer (${
+        this.link === null ? "no link" : "still syncing"
+      } after ${Math.round(performance.now() - t0)} ms)`,
+    );
+    return false;
+  }
+
+  /**
+   * What to save with the cache (serve -e) so the next process resumes
+   * replication (see resume.ts); call it after {@linkcode stop}.
+   */
+  resumeImage(): Uint8Array {
+    const ic = this.inCopy;
+    const state = captureResume(this, {
+      confirmed: this.#acks.confirmed,
+      sendingCopy: this.outCopy !== null,
+      receivingCopy: ic !== null && (!ic.complete || !ic.released),
+    });
+    return encodeResume(state);
   }
 
   /** This node's stream state, sent in the handshake. */
@@ -581,6 +670,8 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
       ["repl_versions_rejected", s.versionsRejected],
       ["repl_bad_macs", s.badMacs],
       ["repl_tls_failures", s.tlsFailures],
+      ["repl_warm_restored", s.warmRestored],
+      ["repl_warm_resumes", s.warmResumes],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }

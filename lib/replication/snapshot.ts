@@ -225,6 +225,11 @@ export class IncomingCopy {
     return marks !== null && w < marks.length && (marks[w] & (1 << (h & 31))) !== 0;
   }
 
+  /** True once {@linkcode release}d: complete and swept, the receiver is exact. */
+  get released(): boolean {
+    return this.#marks === null;
+  }
+
   /** The sweep is over (or not needed): free the marks; marking is a no-op from now on. */
   release(): void {
     this.#marks = null;

@@ -58,4 +58,8 @@ export class ReplicationStats {
   copyBytesSent = 0;
   /** Items a completed incoming copy dropped: the peer had removed them. */
   copyItemsDropped = 0;
+  /** 1 when this process took over replication state saved with its cache (serve -e). */
+  warmRestored = 0;
+  /** Links after a warm restart on which the peer resumed the saved position from its backlog. */
+  warmResumes = 0;
 }

@@ -1,0 +1,568 @@
+/**
+ * Warm restart of a replicated node (`serve -e` with replication): the
+ * restarted node resumes from its peer's backlog instead of taking a full
+ * copy, gets every write, overwrite and delete made on the peer while it was
+ * down, and gives the peer the writes it had not delivered before stopping;
+ * when the peer's backlog overflowed meanwhile, a full copy follows and the
+ * result is still exact. Every case checks both nodes against what the
+ * clients were told (0 stale, lost or resurrected keys) and against each
+ * other (values, flags, versions, expiry).
+ * @module
+ */
+
+import {
+  equal,
+  freePort,
+  match,
+  ok,
+  type Relay,
+  startMemrep,
+  startRelay,
+  waitUntil,
+} from "../helpers/mod.ts";
+import { client, contents, type Node, replStat, sameContents, settled, startNode } from "./pair.ts";
+
+const enc = new TextEncoder();
+
+/** A seeded PRNG (mulberry32): a failure replays with SEED=<n>. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function seedOf(): number {
+  const seed = Number(Deno.env.get("SEED") ?? Math.floor(Math.random() * 1e9));
+  console.log(`seed ${seed}`);
+  return seed;
+}
+
+/** What the clients were told: key → value (null: deleted). */
+type Model = Map<string, string | null>;
+
+let writeSeq = 0;
+
+/** Set `keys` on `node` (pipelined) with fresh values of `size` bytes; records them in `model`. */
+async function setKeys(node: Node, keys: string[], model: Model, size = 40): Promise<void> {
+  const c = await client(node);
+  try {
+    for (let i = 0; i < keys.length; i += 500) {
+      const batch = keys.slice(i, i + 500).map((k) => {
+        const v = `${++writeSeq}-${k}-`.padEnd(size, "x");
+        return c.set(k, enc.encode(v)).then((stored) => {
+          ok(stored, `set ${k}`);
+          model.set(k, v);
+        });
+      });
+      await Promise.all(batch);
+    }
+  } finally {
+    c.close();
+  }
+}
+
+/** Delete `keys` on `node`; records them in `model`. */
+async function deleteKeys(node: Node, keys: string[], model: Model): Promise<void> {
+  const c = await client(node);
+  try {
+    for (let i = 0; i < keys.length; i += 500) {
+      await Promise.all(
+        keys.slice(i, i + 500).map(async (k) => {
+          await c.delete(k);
+          model.set(k, null);
+        }),
+      );
+    }
+  } finally {
+    c.close();
+  }
+}
+
+/** `node` holds exactly what the model says: counts of stale, lost and resurrected keys are 0. */
+async function matchesModel(node: Node, model: Model, what: string): Promise<void> {
+  const got = await contents(node);
+  let stale = 0, lost = 0, resurrected = 0, unknown = 0;
+  const examples: string[] = [];
+  for (const [k, v] of model) {
+    const have = got.get(k);
+    const value = have?.split(":").slice(3).join(":"); // flags:cas:exp:value
+    if (v === null) {
+      if (have !== undefined) {
+        resurrected++;
+        examples.push(`${k} resurrected`);
+      }
+    } else if (have === undefined) {
+      lost++;
+      examples.push(`${k} lost`);
+    } else if (value !== v) {
+      stale++;
+      examples.push(`${k} stale: ${value?.slice(0, 30)} want ${v.slice(0, 30)}`);
+    }
+  }
+  for (const k of got.keys()) if (!model.has(k)) unknown++;
+  const summary =
+    `${what}: stale ${stale}, lost ${lost}, resurrected ${resurrected}, unknown ${unknown}`;
+  console.log(summary);
+  equal(stale + lost + resurrected + unknown, 0, `${summary}\n${examples.slice(0, 10).join("\n")}`);
+}
+
+/** Random distinct picks of `n` elements of `xs`. */
+function pick<T>(xs: T[], n: number, rnd: () => number): T[] {
+  const a = xs.slice();
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a.slice(0, n);
+}
+
+/** Wait until `node` exited, and return its code. */
+async function exitCode(node: Node): Promise<number> {
+  const status = await node.proc.status;
+  await node.proc.stop();
+  return status.code;
+}
+
+interface Scenario {
+  /** Extra flags for A (the node that stays up). */
+  aArgs?: string[];
+  /** Extra flags for B (the node restarted). */
+  bArgs?: string[];
+  /** Bytes per value written on A while B is down, and how many new keys. */
+  downSize: number;
+  downKeys: number;
+  /** How B is stopped. */
+  signal: "SIGUSR1" | "SIGTERM";
+  /** B answers only once caught up: check it the moment its port answers. */
+  freshOnStart?: boolean;
+}
+
+/**
+ * Pair A and B (B with -e), write on both, stop B by `signal`, overwrite,
+ * delete and add keys on A meanwhile, start B again with the same -e. Returns
+ * the nodes' stats deltas for the caller's assertions; both nodes are
+ * checked against the model.
+ */
+async function restartScenario(s: Scenario): Promise<Map<string, number>> {
+  const rnd = prng(seedOf());
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  const a = await startNode(replPort, s.aArgs ?? []);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    const bArgs = ["-e", file, ...s.bArgs ?? []];
+    b = await startNode(replPort, bArgs);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const onA = Array.from({ length: 1500 }, (_, i) => `a:${i}`);
+    const onB = Array.from({ length: 1500 }, (_, i) => `b:${i}`);
+    await setKeys(a, onA, model);
+    await setKeys(b, onB, model);
+    await deleteKeys(b, pick(onA, 100, rnd), model); // tombstones on B, applied on A
+    await settled(a, b);
+    const before = new Map<string, number>();
+    for (
+      const n of ["repl_full_copies_sent", "repl_partial_resyncs", "repl_full_copies_received"]
+    ) {
+      before.set(`a.${n}`, await replStat(a, n));
+    }
+    const closed = a.proc.outputLines().length;
+    b.proc.kill(s.signal);
+    equal(await exitCode(b), 0);
+    match(b.proc.stderrLines().join("\n"), /\[restart\] saved 2900 items .*replication state/);
+    await a.proc.waitForLog(/^replication: close/, 10_000, closed);
+    // While B is down: A overwrites, deletes (keys of both nodes) and adds.
+    const all = [...onA, ...onB].filter((k) => model.get(k) !== null);
+    const touched = pick(all, 1200, rnd);
+    await setKeys(a, touched.slice(0, 600), model);
+    await deleteKeys(a, touched.slice(600), model);
+    await setKeys(a, Array.from({ length: s.downKeys }, (_, i) => `down:${i}`), model, s.downSize);
+    const aLines = a.proc.outputLines().length;
+    b = await startNode(replPort, bArgs, b.port);
+    match(b.proc.stderrLines().join("\n"), /\[restart\] loaded 2900 items/);
+    if (s.freshOnStart) await matchesModel(b, model, "B as soon as it answers");
+    await Promise.all([
+      a.proc.waitForLog(/^replication: start/, 20_000, aLines),
+      b.proc.waitForLog(/^replication: start/, 20_000),
+    ]);
+    await settled(a, b, 20_000);
+    await matchesModel(a, model, "A");
+    await matchesModel(b, model, "B");
+    await sameContents(a, b);
+    // Writes after the restart flow both ways (B's clock is past every restored version).
+    const after = Array.from({ length: 200 }, (_, i) => `after:${i}`);
+    await setKeys(b, after.slice(0, 100), model);
+    await setKeys(a, after.slice(100), model);
+    await setKeys(b, touched.slice(0, 50), model); // B overwrites keys A wrote while it was down
+    await settled(a, b);
+    await matchesModel(a, model, "A after");
+    await sameContents(a, b);
+    const out = new Map<string, number>();
+    for (
+      const n of ["repl_full_copies_sent", "repl_partial_resyncs", "repl_full_copies_received"]
+    ) {
+      out.set(`a.${n}`, (await replStat(a, n)) - before.get(`a.${n}`)!);
+    }
+    for (
+      const n of [
+        "repl_full_copies_sent",
+        "repl_partial_resyncs",
+        "repl_full_copies_received",
+        "repl_warm_restored",
+        "repl_warm_resumes",
+      ]
+    ) {
+      out.set(`b.${n}`, await replStat(b, n));
+    }
+    console.log(JSON.stringify(Object.fromEntries(out)));
+    return out;
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("warm restart in a pair: the restarted node catches up from the peer's backlog, no full copy, exact", async () => {
+  const st = await restartScenario({
+    downSize: 40,
+    downKeys: 500,
+    signal: Math.random() < 0.5 ? "SIGUSR1" : "SIGTERM",
+    freshOnStart: true,
+  });
+  equal(st.get("b.repl_warm_restored"), 1);
+  equal(st.get("b.repl_warm_resumes"), 1, "B resumed from A's backlog");
+  equal(st.get("a.repl_full_copies_sent"), 0, "A sent no full copy");
+  equal(st.get("b.repl_full_copies_received"), 0);
+  ok(st.get("a.repl_partial_resyncs")! >= 1, "A resumed B from its backlog");
+  // B went on with its own stream: A resumed it, no copy the other way either.
+  equal(st.get("b.repl_full_copies_sent"), 0);
+  equal(st.get("a.repl_full_copies_received"), 0);
+  ok(st.get("b.repl_partial_resyncs")! >= 1);
+});
+
+Deno.test("warm restart in a pair: with serve threads on both nodes, the same (backlog, no full copy, exact)", async () => {
+  const st = await restartScenario({
+    aArgs: ["-t", "2"],
+    bArgs: ["-t", "2"],
+    downSize: 40,
+    downKeys: 500,
+    signal: "SIGUSR1",
+  });
+  equal(st.get("b.repl_warm_resumes"), 1, "B resumed from A's backlog");
+  equal(st.get("a.repl_full_copies_sent"), 0, "A sent no full copy");
+  equal(st.get("b.repl_full_copies_sent"), 0);
+});
+
+Deno.test("warm restart in a pair: when the peer's backlog overflowed meanwhile, a full copy follows, still exact", async () => {
+  // A's backlog holds about 2 MiB (two of the largest items plus 64k): 3000 x 1 KiB overflow it.
+  const st = await restartScenario({
+    aArgs: ["--repl-backlog", "1m"],
+    downSize: 1024,
+    downKeys: 3000,
+    signal: Math.random() < 0.5 ? "SIGUSR1" : "SIGTERM",
+  });
+  equal(st.get("b.repl_warm_restored"), 1);
+  equal(st.get("b.repl_warm_resumes"), 0);
+  equal(st.get("a.repl_full_copies_sent"), 1, "A's backlog no longer had B's position");
+  equal(st.get("b.repl_full_copies_received"), 1);
+  // A still had all of B's stream: that direction resumed.
+  equal(st.get("b.repl_full_copies_sent"), 0);
+  equal(st.get("a.repl_full_copies_received"), 0);
+});
+
+Deno.test("warm restart in a pair: writes the peer never got before the stop are in the image and reach it after the restart", async () => {
+  const rnd = prng(seedOf());
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  const args = ["--repl-timeout", "1000"];
+  const a = await startNode(replPort, args);
+  let relay: Relay | undefined;
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    relay = startRelay(replPort);
+    const bArgs = [...args, "-e", file, "--repl-drain-timeout", "200"];
+    b = await startNode(relay.port, bArgs);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 1000 }, (_, i) => `k:${i}`);
+    await setKeys(a, keys, model);
+    await settled(a, b);
+    const copiesA = await replStat(a, "repl_full_copies_received");
+    // The link goes silent: what B writes now never reaches A before B stops.
+    relay.blackhole(true);
+    const unsent = Array.from({ length: 300 }, (_, i) => `unsent:${i}`);
+    await setKeys(b, unsent, model);
+    await setKeys(b, pick(keys, 200, rnd), model);
+    await deleteKeys(b, pick(keys, 100, rnd).filter((k) => model.get(k) !== null), model);
+    b.proc.kill("SIGUSR1");
+    equal(await exitCode(b), 0);
+    match(b.proc.outputLines().join("\n"), /cleanup incomplete/);
+    await a.proc.waitForLog(/^replication: close/, 10_000);
+    equal((await contents(a)).has("unsent:0"), false, "A did not get B's last writes before");
+    relay.blackhole(false);
+    b = await startNode(relay.port, bArgs, b.port);
+    await b.proc.waitForLog(/^replication: start/, 20_000);
+    await settled(a, b, 20_000);
+    await matchesModel(a, model, "A");
+    await matchesModel(b, model, "B");
+    await sameContents(a, b);
+    equal(await replStat(b, "repl_full_copies_sent"), 0, "B resumed its own stream");
+    equal(await replStat(a, "repl_full_copies_received"), copiesA);
+    equal(await replStat(b, "repl_full_copies_received"), 0);
+    equal(await replStat(b, "repl_warm_resumes"), 1);
+  } finally {
+    await relay?.close();
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("warm restart in a pair: an image without replication state (saved unreplicated) gets a full copy, no stale data", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const model: Model = new Map();
+  const replPort = freePort();
+  const a = await startNode(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    // B alone first (no replication): older values of keys A writes later.
+    const alone = await startMemrep(["serve", "-e", file]);
+    const keys = Array.from({ length: 300 }, (_, i) => `s:${i}`);
+    await setKeys({ proc: alone, port: alone.port }, keys, model);
+    alone.kill("SIGUSR1");
+    equal((await alone.status).code, 0);
+    await alone.stop();
+    await setKeys(a, keys.slice(0, 200), model); // newer on A
+    await setKeys(a, Array.from({ length: 100 }, (_, i) => `a:${i}`), model);
+    b = await startNode(replPort, ["-e", file]);
+    match(b.proc.stderrLines().join("\n"), /\[restart\] loaded 300 items/);
+    await b.proc.waitForLog(/^replication: start/, 20_000);
+    const node = b;
+    await waitUntil(
+      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
+      "copy",
+      10_000,
+    );
+    await settled(a, b, 20_000);
+    equal(await replStat(b, "repl_warm_restored"), 0);
+    equal(await replStat(b, "repl_warm_resumes"), 0);
+    equal(await replStat(b, "repl_full_copies_received"), 1);
+    await matchesModel(a, model, "A");
+    await matchesModel(b, model, "B");
+    await sameContents(a, b);
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * A write on A crosses a delete (or flush_all) on B: B's delete is newer and
+ * reaches A, A's older write does not reach B before B stops. After the
+ * restart A's backlog sends that write; only the restored tombstone (or
+ * flush epoch) keeps B from storing it, which A no longer has.
+ */
+async function crossedDelete(how: "delete" | "flush_all"): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  const args = ["--repl-timeout", "6000"]; // B hears nothing from A for a while: no timeout
+  const a = await startNode(replPort, args);
+  let relay: Relay | undefined;
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    relay = startRelay(replPort);
+    const bArgs = [...args, "-e", file, "--repl-drain-timeout", "300"];
+    b = await startNode(relay.port, bArgs);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 500 }, (_, i) => `k:${i}`);
+    await setKeys(a, keys, model);
+    await settled(a, b);
+    // From now on nothing from A reaches B (B -> A still flows).
+    relay.tamper((_chunk, toTarget) => toTarget ? null : new Uint8Array(0));
+    await setKeys(a, keys.slice(0, 100), model); // older than what B does next
+    await new Promise((r) => setTimeout(r, 20));
+    const cb = await client(b);
+    if (how === "delete") {
+      for (const k of keys.slice(0, 100)) ok(await cb.delete(k), `delete ${k} on B`);
+      for (const k of keys.slice(0, 100)) model.set(k, null);
+    } else {
+      await cb.flushAll();
+      for (const k of keys) model.set(k, null);
+    }
+    cb.close();
+    // A applied B's change (and dropped its own older write).
+    await waitUntil(async () => !(await contents(a)).has("k:0"), `A applies B's ${how}`, 10_000);
+    await matchesModel(a, model, "A before the restart");
+    b.proc.kill("SIGUSR1");
+    equal(await exitCode(b), 0);
+    relay.tamper(null);
+    relay.drop();
+    b = await startNode(relay.port, bArgs, b.port);
+    await b.proc.waitForLog(/^replication: start/, 20_000);
+    await settled(a, b, 20_000);
+    await matchesModel(b, model, "B");
+    ok(await replStat(b, "repl_changes_ignored") >= 100, "A's older writes came and were refused");
+    equal(await replStat(b, "repl_full_copies_received"), 0);
+    await matchesModel(a, model, "A");
+    await sameContents(a, b);
+  } finally {
+    await relay?.close();
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("warm restart in a pair: restored tombstones refuse the peer's older writes of keys deleted here", async () => {
+  await crossedDelete("delete");
+});
+
+Deno.test("warm restart in a pair: the restored flush epoch refuses the peer's writes older than a flush_all here", async () => {
+  await crossedDelete("flush_all");
+});
+
+Deno.test("warm restart in a pair: a damaged replication state is ignored (the cache loads, a full copy follows, exact)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  const a = await startNode(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    b = await startNode(replPort, ["-e", file]);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 400 }, (_, i) => `k:${i}`);
+    await setKeys(b, keys, model);
+    await settled(a, b);
+    b.proc.kill("SIGUSR1");
+    equal(await exitCode(b), 0);
+    await deleteKeys(a, keys.slice(0, 100), model);
+    // Flip a byte inside the replication state (the last section of the file).
+    const image = await Deno.readFile(file);
+    const extra = new DataView(image.buffer).getFloat64(140, true);
+    ok(extra > 0, "the image has a replication state");
+    image[image.length - extra + 9] ^= 0x40;
+    await Deno.writeFile(file, image);
+    b = await startNode(replPort, ["-e", file], b.port);
+    const err = b.proc.stderrLines().join("\n");
+    match(err, /extra section checksum mismatch, ignored/);
+    match(err, /\[restart\] loaded 400 items/);
+    await b.proc.waitForLog(/^replication: start/, 20_000);
+    const node = b;
+    await waitUntil(
+      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
+      "copy",
+      10_000,
+    );
+    await settled(a, b, 20_000);
+    equal(await replStat(b, "repl_warm_restored"), 0);
+    equal(await replStat(b, "repl_full_copies_received"), 1);
+    await matchesModel(a, model, "A");
+    await matchesModel(b, model, "B");
+    await sameContents(a, b);
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("warm restart in a pair: more deletes on the peer than it keeps tombstones, then a full copy: the restored agreement drops them here", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  // A keeps 65536 tombstones (the least), and its backlog (about 2 MiB) overflows.
+  const a = await startNode(replPort, ["--repl-backlog", "1m"]);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    b = await startNode(replPort, ["-e", file]);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 68_000 }, (_, i) => `d:${i}`);
+    await setKeys(a, keys, model, 10);
+    await setKeys(b, keys.slice(0, 1000), model, 10); // some of them B's own
+    await settled(a, b, 20_000);
+    b.proc.kill("SIGUSR1");
+    equal(await exitCode(b), 0);
+    await deleteKeys(a, keys, model);
+    ok(await replStat(a, "repl_tombstones") < keys.length, "A dropped tombstones");
+    await setKeys(a, Array.from({ length: 2500 }, (_, i) => `new:${i}`), model, 1000);
+    b = await startNode(replPort, ["-e", file], b.port);
+    await b.proc.waitForLog(/^replication: start/, 20_000);
+    const node = b;
+    await waitUntil(
+      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
+      "copy and sweep",
+      20_000,
+    );
+    await settled(a, b, 20_000);
+    equal(await replStat(b, "repl_full_copies_received"), 1);
+    await matchesModel(b, model, "B");
+    await matchesModel(a, model, "A");
+    ok(await replStat(b, "repl_copy_items_dropped") >= keys.length - 65536);
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("warm restart in a pair: two restarts in a row (a restored stream saved again), with writes on both nodes while B stops, stay exact without a full copy", async () => {
+  const rnd = prng(seedOf());
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const model: Model = new Map();
+  const a = await startNode(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    b = await startNode(replPort, ["-e", file]);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const keys = Array.from({ length: 2000 }, (_, i) => `r:${i}`);
+    await setKeys(a, keys, model);
+    // The first pairing was a (tiny) full copy each way; none after this.
+    const sentA = await replStat(a, "repl_full_copies_sent");
+    const receivedA = await replStat(a, "repl_full_copies_received");
+    for (let round = 0; round < 2; round++) {
+      await setKeys(b, pick(keys, 300, rnd), model);
+      await deleteKeys(b, pick(keys, 50, rnd), model);
+      await settled(a, b);
+      // A keeps writing while B stops: B applies what arrives until its link closes.
+      const during = pick(keys, 400, rnd);
+      const closed = a.proc.outputLines().length;
+      const writing = setKeys(a, during, model);
+      b.proc.kill(rnd() < 0.5 ? "SIGUSR1" : "SIGTERM");
+      await writing;
+      equal(await exitCode(b), 0);
+      await a.proc.waitForLog(/^replication: close/, 10_000, closed);
+      await deleteKeys(a, pick(keys, 100, rnd), model);
+      await setKeys(a, pick(keys, 200, rnd), model);
+      b = await startNode(replPort, ["-e", file], b.port);
+      await b.proc.waitForLog(/^replication: start/, 20_000);
+      await settled(a, b, 20_000);
+      await matchesModel(b, model, `B after restart ${round + 1}`);
+      await sameContents(a, b);
+      equal(await replStat(b, "repl_full_copies_received"), 0, `round ${round + 1}: no copy to B`);
+      equal(await replStat(b, "repl_full_copies_sent"), 0, `round ${round + 1}: no copy to A`);
+    }
+    equal(await replStat(a, "repl_full_copies_sent"), sentA);
+    equal(await replStat(a, "repl_full_copies_received"), receivedA);
+    await matchesModel(a, model, "A");
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
