@@ -34,6 +34,7 @@ import { cachedump, metadumpClasses } from "./admin.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
 import { ConnTable } from "./conns.ts";
+import { ReadBudget } from "./read_budget.ts";
 import { Watcher, Watchers, watchFlags } from "./watch.ts";
 import { cacheMemlimit, lruCommand, lruCrawlerSettings, slabsCommand, Tunables } from "./tuning.ts";
 
@@ -91,6 +92,10 @@ export interface EngineOptions extends StoreOptions {
   extraSettings?: Array<[string, string | number]>;
   /** -o idle_timeout: close connections silent this many seconds (0: never). */
   idleTimeout?: number;
+  /** memcached -R: requests one read event runs before the connection yields (default 20). */
+  reqsPerEvent?: number;
+  /** -o read_buf_mem_limit in bytes, split between the threads (0: none). */
+  readBufMemLimit?: number;
 }
 
 /** memcached -B values. */
@@ -195,6 +200,10 @@ export class Engine {
   readonly watchers: Watchers = new Watchers();
   /** `stats detail` counters (shared by the serve threads). */
   readonly prefixStats: PrefixStats;
+  /** memcached -R, as given (connections run at least one request per read). */
+  readonly reqsPerEvent: number;
+  /** This thread's share of -o read_buf_mem_limit. */
+  readonly readBudget: ReadBudget;
   /** Extra `stats` lines; replication registers here after construction. */
   extraStats: ((out: Writer) => void) | undefined;
   /** Named `stats <group>` sections; replication adds `replication` after construction. */
@@ -221,6 +230,8 @@ export class Engine {
       this.watchers,
     );
     this.conns.idleTimeout = options.idleTimeout ?? 0;
+    this.reqsPerEvent = options.reqsPerEvent ?? 20;
+    this.readBudget = new ReadBudget(options.readBufMemLimit ?? 0, shared?.threads ?? 1);
     this.store = new Store(options, clock, shared?.memory);
     this.store.onEvict = (h) => {
       if (!this.watchers.active) return;
@@ -256,6 +267,7 @@ export class Engine {
     stats.thread(0).row.set(this.stats.row);
     this.stats = stats.thread(0);
     this.#threads = threads;
+    this.readBudget.split(this.#options.readBufMemLimit ?? 0, threads);
     return {
       memory: this.store.memory(),
       lock: lock.buffer,
@@ -1410,6 +1422,7 @@ export class Engine {
       ["total_connections", s.totalConnections],
       ["rejected_connections", s.rejectedConnections],
       ["connection_structures", s.currConnections],
+      ["read_buf_oom", s.readBufOom],
       ["cmd_get", s.cmdGet],
       ["cmd_set", s.cmdSet],
       ["cmd_flush", s.cmdFlush],
@@ -1440,6 +1453,7 @@ export class Engine {
       ["limit_maxbytes", st.limitMaxbytes],
       ["accepting_conns", 1],
       ["threads", this.#threads],
+      ["conn_yields", s.connYields],
       ["hash_power_level", st.hashPowerLevel],
       ["hash_bytes", st.hashBytes],
       ["hash_is_expanding", st.hashIsExpanding ? 1 : 0],
@@ -1471,6 +1485,7 @@ export class Engine {
       ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
       ["chunk_size", o.minChunk ?? 48],
       ["num_threads", this.#threads],
+      ["reqs_per_event", this.reqsPerEvent],
       ["cas_enabled", "yes"],
       ["item_size_max", o.maxItemSize],
       ["flush_enabled", o.flushDisabled ? "no" : "yes"],
@@ -1482,6 +1497,7 @@ export class Engine {
       ["memory_file", o.memoryFile ?? "(null)"],
       ...this.tunables.settingsLines(),
       ["idle_timeout", this.conns.idleTimeout],
+      ["read_buf_mem_limit", o.readBufMemLimit ?? 0],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
   }
