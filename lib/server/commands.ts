@@ -33,7 +33,8 @@ import type { AuthConfig, AuthSession } from "../auth/mod.ts";
 import { cachedump, metadumpClasses } from "./admin.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
-import { ConnTable } from "./conns.ts";
+import { type ConnRow, ConnTable } from "./conns.ts";
+import { type PeerBody, Peers } from "./peers.ts";
 import { ReadBudget } from "./read_budget.ts";
 import { Watcher, Watchers, watchFlags } from "./watch.ts";
 import { cacheMemlimit, lruCommand, lruCrawlerSettings, slabsCommand, Tunables } from "./tuning.ts";
@@ -122,6 +123,8 @@ export interface EngineShared {
   prefixes: SharedArrayBuffer;
   /** Number of threads. */
   threads: number;
+  /** Connection ids and watchers over all threads (Int32 slots, see conns.ts and watch.ts). */
+  registry: SharedArrayBuffer;
 }
 
 /** Reported version (the one constant lives in lib/protocol). */
@@ -130,10 +133,12 @@ export const VERSION: string = PROTOCOL_VERSION;
 /** Per-connection state the engine needs. */
 export interface Session {
   /**
-   * A reply still being produced (metadump): appends its next part and
-   * returns true once it is complete. The connection calls it until then.
+   * A reply still being produced (metadump, `stats conns` over threads):
+   * appends its next part and returns true once it is complete, or a
+   * promise to wait for (outside the cache lock) before the next call. The
+   * connection calls it until then.
    */
-  more: ((out: Writer) => boolean) | null;
+  more: ((out: Writer) => boolean | Promise<void>) | null;
   /**
    * Login state when the server requires authentication (-Y / -S), else
    * null. Until it is authenticated the connection only reads logins.
@@ -212,6 +217,7 @@ export class Engine {
   #lock: SharedLock | null = null;
   #shared: SharedStats | null = null;
   #threads = 1;
+  #registry: Int32Array | null = null;
 
   /**
    * A new engine with an empty store, or, with `shared`, one thread's view
@@ -254,6 +260,32 @@ export class Engine {
       this.#shared = new SharedStats(shared.threads, shared.stats);
       this.stats = this.#shared.thread(shared.thread);
       this.#threads = shared.threads;
+      this.#joinThreads(new Int32Array(shared.registry));
+    }
+  }
+
+  /** Other serve threads' messages reach this engine through here (see peers.ts). */
+  peers: Peers | null = null;
+
+  #joinThreads(registry: Int32Array): void {
+    this.#registry = registry;
+    this.conns.share(registry);
+    this.watchers.share(registry);
+    this.watchers.forward = (line, flag) => this.peers?.send(-1, { kind: "log", line, flag });
+  }
+
+  /** A message from serve thread `from`. */
+  receive(from: number, body: PeerBody): void {
+    switch (body.kind) {
+      case "conns?":
+        this.peers?.send(from, { kind: "conns", ask: body.ask, rows: this.conns.rows(null) });
+        return;
+      case "conns":
+        this.peers?.answered(body.ask, body.rows);
+        return;
+      case "log":
+        this.watchers.deliver(body.line, body.flag);
+        return;
     }
   }
 
@@ -268,7 +300,10 @@ export class Engine {
     this.stats = stats.thread(0);
     this.#threads = threads;
     this.readBudget.split(this.#options.readBufMemLimit ?? 0, threads);
+    const registry = new SharedArrayBuffer(16);
+    this.#joinThreads(new Int32Array(registry));
     return {
+      registry,
       memory: this.store.memory(),
       lock: lock.buffer,
       stats: stats.buffer,
@@ -288,6 +323,7 @@ export class Engine {
   beginBatch(): void {
     const lock = this.#lock;
     if (lock === null) return;
+    this.watchers.refresh(); // a watcher on another thread makes this one emit
     const hooks = this.lockHooks;
     if (hooks === null) lock.acquire();
     else {
@@ -1282,7 +1318,7 @@ export class Engine {
       else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);
       else {
         session.more = this.#metadump(classes);
-        if (session.more(out)) session.more = null;
+        if (session.more(out) === true) session.more = null;
       }
       return;
     }
@@ -1329,7 +1365,19 @@ export class Engine {
       out.bytes(REPLY.RESET);
       return;
     } else if (req.tokenIs(1, "conns")) {
-      this.conns.write(out, session);
+      const peers = this.peers;
+      if (peers === null) this.conns.write(out, session);
+      else {
+        // The other threads answer through the event loop: the reply follows, outside the lock.
+        let others: ConnRow[] | null = null;
+        session.more = (o) => {
+          if (others === null) return peers.askConns().then((rows) => void (others = rows));
+          this.conns.write(o, session, others);
+          o.bytes(REPLY.END);
+          return true;
+        };
+        return;
+      }
     } else if (req.tokenIs(1, "detail")) {
       this.#statsDetail(req, out);
       return;

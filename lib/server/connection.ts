@@ -286,12 +286,15 @@ export async function serveConnection(
       // other threads and connections run in between and memory stays bounded.
       while (session.more !== null) {
         out ??= takeWriter();
+        let next: boolean | Promise<void>;
         engine.beginBatch();
         try {
-          if (session.more(out)) session.more = null;
+          next = session.more(out);
         } finally {
           engine.endBatch();
         }
+        if (next === true) session.more = null;
+        else if (next !== false) await next; // (other threads' answers: not under the lock)
         await flush();
       }
       if (session.watcher) {
