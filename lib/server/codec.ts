@@ -15,7 +15,8 @@ import {
 } from "../protocol/mod.ts";
 import type { AuthSession } from "../auth/mod.ts";
 import { BinaryExecutor } from "./binary.ts";
-import type { Engine, Session } from "./commands.ts";
+import type { Engine } from "./commands.ts";
+import type { Session } from "./session.ts";
 
 /** One connection's parser and executor, over its reused request. */
 export interface Codec {

@@ -25,7 +25,8 @@ import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "..
 import { AUTH_CLOSE } from "../auth/mod.ts";
 import { BINARY_READ } from "./binary.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
-import { Action, type Engine, type Session } from "./commands.ts";
+import type { Engine } from "./commands.ts";
+import { Action, type Session } from "./session.ts";
 import type { Watcher } from "./watch.ts";
 import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
 import type { ReadBudget } from "./read_budget.ts";

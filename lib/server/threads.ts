@@ -8,7 +8,8 @@
  */
 
 import { type ClockOrigin, ServerClock } from "./clock.ts";
-import { Engine, type EngineShared } from "./commands.ts";
+import { Engine } from "./commands.ts";
+import type { EngineShared } from "./engine_options.ts";
 import { Server, type ServerOptions } from "./listener.ts";
 import { errorText } from "../transport/mod.ts";
 import { type PeerMessage, Peers } from "./peers.ts";
