@@ -97,15 +97,6 @@ async function streamLog(
   await closed;
 }
 
-/**
- * Text commands after which memcached writes out at once (conn_mwrite):
- * they end memcached's pending replies, which matters for conn_yields.
- */
-function writesAtOnce(op: number): boolean {
-  return op === Op.GET || op === Op.GETS || op === Op.GAT || op === Op.GATS || op === Op.MN ||
-    op === Op.QUIT;
-}
-
 /** What a connection needs from its server besides the engine. */
 export interface ConnectionHooks {
   /** Set with `--repl-sync`. */
@@ -257,7 +248,7 @@ export async function serveConnection(
         yielded = false;
         nreqs = perEvent - 1;
         last = -1;
-      } else if (!buffered && last >= 0 && !(codec.text && writesAtOnce(last))) {
+      } else if (!buffered && last >= 0 && !codec.flushed(last)) {
         // Replies pending as the batch ends: memcached writes them, which spends a slot.
         if (--nreqs < 0) stats.connYields++;
         last = -1;

@@ -15,6 +15,8 @@ import {
   startMemcached,
   startMemrep,
 } from "../helpers/mod.ts";
+import { concatBytes } from "../helpers/bytes.ts";
+import { OP, packet, setExtras, splitResponses } from "../helpers/binary.ts";
 
 const R = 4;
 
@@ -78,10 +80,53 @@ function batches(seed: number): Array<[string, string, string]> {
   return out;
 }
 
+/**
+ * A binary batch of `k` requests in one write; checks every reply came, in
+ * order (opaques 0..k-1, `status`), and returns the yields it caused.
+ */
+async function binaryYields(port: number, packets: Uint8Array[], status: number): Promise<number> {
+  const before = await yields(port);
+  const c = await connect(port);
+  try {
+    await new Promise((r) => setTimeout(r, 30));
+    await c.send(concatBytes(...packets));
+    const got = await c.readUntil((b) => {
+      const { packets: done } = splitResponses(b);
+      return done.length >= packets.length ? b.length : -1;
+    }, 5000);
+    const replies = splitResponses(got).packets;
+    deepEqual(replies.map((r) => r.opaque), packets.map((_, i) => i));
+    deepEqual(replies.map((r) => r.status), packets.map(() => status));
+  } finally {
+    await c.close();
+  }
+  return (await yields(port)) - before;
+}
+
 async function measure(server: ProcessHandle, seed: number): Promise<Map<string, number>> {
   const got = new Map<string, number>();
   for (const [name, batch, expect] of batches(seed)) {
     got.set(name, await batchYields(server.port, batch, expect));
+  }
+  // Binary: a success leaves its reply pending, a miss (an error) is written at once.
+  for (let k = 1; k <= 3 * R + 2; k++) {
+    const sets = Array.from(
+      { length: k },
+      (_, i) =>
+        packet({
+          op: OP.SET,
+          key: `b${seed}_${i}`,
+          extras: setExtras(0, 0),
+          value: "v",
+          opaque: i,
+        }),
+    );
+    got.set(`${k} binary sets`, await binaryYields(server.port, sets, 0));
+    const misses = Array.from(
+      { length: k },
+      (_, i) => packet({ op: OP.GET, key: `none${seed}_${i}`, opaque: i }),
+    );
+    got.set(`${k} binary misses`, await binaryYields(server.port, misses, 1));
   }
   return got;
 }
