@@ -111,6 +111,7 @@ export class ConnTable {
   #connEvent(open: boolean, conn: Deno.Conn): void {
     const a = conn.remoteAddr;
     if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port);
+    this.#watchers.sendForwarded(); // (outside a batch)
   }
 
   #kickIdle(): void {

@@ -135,7 +135,7 @@ export class EngineBase {
   #joinThreads(registry: Int32Array): void {
     this.conns.share(registry);
     this.watchers.share(registry);
-    this.watchers.forward = (line, flag) => this.peers?.send(-1, { kind: "log", line, flag });
+    this.watchers.forward = (lines, flags) => this.peers?.send(-1, { kind: "log", lines, flags });
   }
 
   /** A message from serve thread `from`. */
@@ -148,7 +148,7 @@ export class EngineBase {
         this.peers?.answered(body.ask, body.rows);
         return;
       case "log":
-        this.watchers.deliver(body.line, body.flag);
+        this.watchers.deliver(body.lines, body.flags);
         return;
     }
   }
@@ -199,6 +199,7 @@ export class EngineBase {
   /** After a batch: let other threads in. */
   endBatch(): void {
     this.#lock?.release();
+    if (this.watchers.active) this.watchers.sendForwarded();
   }
 
   /** memcached -B: the protocol connections speak (auto: chosen by their first byte). */

@@ -12,7 +12,7 @@ import type { ConnRow } from "./conns.ts";
 export type PeerBody =
   | { kind: "conns?"; ask: number }
   | { kind: "conns"; ask: number; rows: ConnRow[] }
-  | { kind: "log"; line: string; flag: number };
+  | { kind: "log"; lines: string[]; flags: number[] };
 
 /** The envelope threads.ts routes: from thread `from` to `to` (-1: every other thread). */
 export interface PeerMessage {

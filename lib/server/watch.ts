@@ -5,7 +5,7 @@
  * watching an event costs one boolean test. With serve threads the count of
  * watchers lives in shared memory (each thread refreshes `active` from it
  * once per batch) and a thread's lines go to the others' watchers through
- * {@linkcode Watchers.forward}. Each watcher buffers at most
+ * {@linkcode Watchers.forward}, one message per batch. Each watcher buffers at most
  * 256 KB (memcached's watcher_logbuf_size); lines that do not fit are
  * counted and reported as `skipped=N`, as memcached does.
  * @module
@@ -133,10 +133,12 @@ export class Watchers {
   /** True while anyone watches (on any thread): emitters test this first. */
   active = false;
   /**
-   * Sends a line to the other threads' watchers (set with serve threads);
-   * they hand it to {@linkcode deliver}.
+   * Sends lines and their flags to the other threads' watchers (set with
+   * serve threads); they hand them to {@linkcode deliver}.
    */
-  forward: ((line: string, flag: number) => void) | null = null;
+  forward: ((lines: string[], flags: number[]) => void) | null = null;
+  #outLines: string[] = [];
+  #outFlags: number[] = [];
   #list: Watcher[] = [];
   #gid = 0;
   #shared: Int32Array | null = null;
@@ -177,18 +179,35 @@ export class Watchers {
     } else this.active = this.#list.length > 0;
   }
 
-  /** A line another thread emitted: to this thread's watchers of its kind. */
-  deliver(line: string, flag: number): void {
+  /** Lines other threads emitted: each to this thread's watchers of its kind. */
+  deliver(lines: string[], flags: number[]): void {
+    for (let i = 0; i < lines.length; i++) this.#deliver(lines[i], flags[i]);
+  }
+
+  #deliver(line: string, flag: number): void {
     for (const w of this.#list) if (w.flags & flag) w.push(line);
+  }
+
+  /** Send the lines queued for other threads (end of a batch, or after a connection event). */
+  sendForwarded(): void {
+    if (this.#outLines.length === 0) return;
+    const lines = this.#outLines, flags = this.#outFlags;
+    this.#outLines = [];
+    this.#outFlags = [];
+    this.forward?.(lines, flags);
   }
 
   #emit(flag: number, body: string): void {
     const shared = this.#shared;
     const gid = shared === null ? ++this.#gid : Atomics.add(shared, GID, 1) + 1;
     const line = prefix(gid) + body + "\n";
-    this.deliver(line, flag);
+    this.#deliver(line, flag);
     if (shared !== null && Atomics.load(shared, WATCHING) > this.#list.length) {
-      this.forward?.(line, flag);
+      // At most 256 KB reach a watcher between its writes: queue no more than that.
+      if (this.#outLines.length < 4096) {
+        this.#outLines.push(line);
+        this.#outFlags.push(flag);
+      }
     }
   }
 

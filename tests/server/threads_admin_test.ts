@@ -53,12 +53,12 @@ Deno.test("serve -t 2: stats conns from any connection lists the connections of 
   }
 });
 
-Deno.test("serve -t 2: watch sees the mutations and fetches of every thread's connections", async () => {
+Deno.test("serve -t 2: watch sees the mutations, fetches and connection events of every thread", async () => {
   const server = await startThreads(2);
   const conns: TestConn[] = [];
   const watcher = await connect(server.port);
   try {
-    equal(await watcher.request("watch mutations fetchers\r\n"), "OK\r\n");
+    equal(await watcher.request("watch mutations fetchers connevents\r\n"), "OK\r\n");
     const seed = Math.floor(Math.random() * 1e9);
     for (let i = 0; i < CLIENTS; i++) {
       const c = await connect(server.port);
@@ -78,9 +78,11 @@ Deno.test("serve -t 2: watch sees the mutations and fetches of every thread's co
     }
     const seen = new Set<string>();
     const gids: number[] = [];
+    let opened = 0;
     const deadline = Date.now() + 10_000;
-    while (seen.size < want.size && Date.now() < deadline) {
+    while ((seen.size < want.size || opened < CLIENTS) && Date.now() < deadline) {
       const line = (await watcher.readUntilText("\n", 10_000)).trimEnd();
+      if (/ type=conn_new rip=127\.0\.0\.1 /.test(line)) opened++;
       const m = /gid=(\d+) type=(item_get|item_store) key=(\S+) status=(\S+)/.exec(line);
       if (!m || !m[3].startsWith(`w${seed}_`)) continue;
       gids.push(Number(m[1]));
@@ -92,6 +94,7 @@ Deno.test("serve -t 2: watch sees the mutations and fetches of every thread's co
       "every thread's events reached the watcher",
     );
     equal(new Set(gids).size, gids.length, "gids are unique over the threads");
+    ok(opened >= CLIENTS, `every thread's conn_new: ${opened}`);
   } finally {
     for (const c of conns) await c.close();
     await watcher.close();
