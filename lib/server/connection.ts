@@ -227,7 +227,7 @@ export async function serveConnection(
             if (req.swallow > rb.end - rb.start) codec.skipping(out);
             rb.skip(req.swallow);
           } else if (req.swallowLine) rb.skipLine();
-          if (--nreqs < 0) {
+          if (--nreqs < 0 && action === Action.CONTINUE) {
             yielded = true;
             buffered = true;
             break;
