@@ -220,7 +220,7 @@ function suboption(token: string, st: SubState): void {
     case "read_buf_mem_limit": {
       const v = strtoul(need("Missing read_buf_mem_limit argument"));
       if (v === null) throw new UsageError("could not parse argument to read_buf_mem_limit");
-      st.readBufMemLimit = v * 1048576;
+      st.readBufMemLimit = Number(BigInt.asUintN(32, BigInt(v) * 1048576n)); // unsigned int
       return;
     }
     case "modern":

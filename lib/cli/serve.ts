@@ -110,6 +110,8 @@ memcached options:
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
   -a, --unix-mask <mask>      permission bits of the -s socket, octal (default 700)
   -F, --disable-flush-all     refuse flush_all
+  -R, --max-reqs-per-event <n> requests one read runs before the connection yields (default 20)
+  -o read_buf_mem_limit=<mb>  read buffer memory, split between the threads (default 0: none)
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
                               loads it back (then removes it); with replication it also
@@ -270,6 +272,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     port,
     maxConnections: mc.maxConnections,
     idleTimeout: Math.max(mc.idleTimeout, 0),
+    reqsPerEvent: mc.reqsPerEvent,
+    readBufMemLimit: mc.readBufMemLimit,
     memoryLimit,
     maxItemSize,
     evict: !v["disable-evictions"],

@@ -25,7 +25,8 @@ import {
   Writer,
 } from "../protocol/mod.ts";
 import { type AuthSession, binarySasl } from "../auth/mod.ts";
-import { Action, type Engine } from "./commands.ts";
+import type { Engine } from "./commands.ts";
+import { Action } from "./session.ts";
 
 /** `stat detail dump`: memcached's empty stats_prefix_dump is the text "END\r\n". */
 const DETAIL_DUMP = ascii("detailedEND\r\n");

@@ -8,6 +8,7 @@
 import {
   BINARY_REQUEST_MAGIC,
   BinaryRequest,
+  Op,
   parseBinaryRequest,
   parseRequest,
   Request,
@@ -15,7 +16,8 @@ import {
 } from "../protocol/mod.ts";
 import type { AuthSession } from "../auth/mod.ts";
 import { BinaryExecutor } from "./binary.ts";
-import type { Engine, Session } from "./commands.ts";
+import type { Engine } from "./commands.ts";
+import type { Session } from "./session.ts";
 
 /** One connection's parser and executor, over its reused request. */
 export interface Codec {
@@ -31,6 +33,11 @@ export interface Codec {
   closing(out: Writer): void;
   /** The connection wrote its replies out: the next request starts a new read event. */
   wrote(): void;
+  /**
+   * After the last request run: memcached wrote its replies out at once
+   * (text get/gat/mn/quit; binary errors, noop, quit), leaving none pending.
+   */
+  flushed(op: number): boolean;
   /**
    * The request's body is skipped past the bytes read: memcached's skip
    * reads to its end and no further, so it transmits what `out` holds then.
@@ -74,6 +81,9 @@ function textCodec(engine: Engine, req: Request): Codec {
     execute: (out, session) => engine.execute(req, out, session),
     closing: () => {},
     wrote: () => {},
+    flushed: (op) =>
+      op === Op.GET || op === Op.GETS || op === Op.GAT || op === Op.GATS || op === Op.MN ||
+      op === Op.QUIT,
     skipping: () => {},
   };
 }
@@ -85,10 +95,11 @@ function binaryCodec(engine: Engine, auth: AuthSession | null): Codec {
   // where memcached's dispatch_bin_command does) and the SASL opcodes become requests.
   const sasl = auth !== null && auth.authenticator.sasl ? auth : null;
   const permits = sasl === null ? null : (opcode: number) => sasl.binaryPermits(opcode);
-  // memcached transmits at an error reply or a noop, and after 21 requests of one read event
-  // (then every 20: its reqs_per_event yield); after a success it goes on parsing. A bad magic
+  // memcached transmits at an error reply or a noop, and after -R + 1 requests of one read
+  // event (then every -R: its reqs_per_event yield); after a success it goes on parsing. A bad magic
   // byte closes the connection, and the successes queued since are never sent.
   let sent = 0, fresh = true, count = 0, group = 0;
+  const perEvent = Math.max(engine.reqsPerEvent, 1);
   return {
     req,
     text: false,
@@ -99,12 +110,12 @@ function binaryCodec(engine: Engine, auth: AuthSession | null): Codec {
         fresh = false;
         sent = out.length;
         count = 0;
-        group = REQS_PER_EVENT + 1;
+        group = perEvent + 1;
       }
       const action = executor.execute(req, out, sasl);
       if (++count === group) {
         count = 0;
-        group = REQS_PER_EVENT;
+        group = perEvent;
         sent = out.length;
       } else if (executor.flushes) sent = out.length;
       return action;
@@ -115,11 +126,9 @@ function binaryCodec(engine: Engine, auth: AuthSession | null): Codec {
     wrote: () => {
       fresh = true;
     },
+    flushed: () => executor.flushes,
     skipping: (out) => {
       sent = out.length;
     },
   };
 }
-
-/** memcached's -R default: requests per event before it yields (and transmits). */
-const REQS_PER_EVENT = 20;

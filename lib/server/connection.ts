@@ -10,6 +10,13 @@
  * is read from it meanwhile). An idle connection holds only a small receive
  * buffer: output buffers and large receive buffers are lent from per-thread
  * pools for the time of a batch.
+ *
+ * memcached's `-R` (reqs_per_event): after that many requests of one read
+ * the connection yields, writing what it has so far (other connections
+ * run meanwhile), and counts `conn_yields` as memcached's state machine
+ * does; a counter decremented per request, nothing more below the limit.
+ * `-o read_buf_mem_limit`: a connection holding unparsed bytes holds one
+ * of its thread's read buffers (see {@linkcode ReadBudget}).
  * @module
  */
 
@@ -18,9 +25,11 @@ import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "..
 import { AUTH_CLOSE } from "../auth/mod.ts";
 import { BINARY_READ } from "./binary.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
-import { Action, type Engine, type Session } from "./commands.ts";
+import type { Engine } from "./commands.ts";
+import { Action, type Session } from "./session.ts";
 import type { Watcher } from "./watch.ts";
 import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
+import type { ReadBudget } from "./read_budget.ts";
 
 /**
  * Unsent reply bytes above which a connection writes before it executes
@@ -115,6 +124,13 @@ export async function serveConnection(
   let need = 0; // bytes the unfinished request at rb.start needs in all (0: unknown)
   let buffered = false; // requests wait in rb behind replies written first
   let refusal = 0; // where the reply to a request whose data is being swallowed starts
+  // memcached's reqs_per_event (-R below 1 would stall the connection there: one request).
+  const perEvent = Math.max(engine.reqsPerEvent, 1);
+  let nreqs = perEvent; // requests this read event may still run
+  let yielded = false;
+  let last = -1; // op of the last request run since memcached's last write (-1: none)
+  const budget: ReadBudget | null = engine.readBudget.units > 0 ? engine.readBudget : null;
+  let holding = false; // holds one of the thread's read buffers (-o read_buf_mem_limit)
   /** Write the replies; with `keep`, only those before it (the rest stays queued). */
   const flush = async (keep = -1) => {
     if (out === null) return;
@@ -143,10 +159,24 @@ export async function serveConnection(
           : codec?.text === false
           ? Math.max(need, BINARY_READ)
           : need;
+        if (holding && rb.end === rb.start && !rb.swallowing) {
+          (budget as ReadBudget).give(); // memcached's rbuf_release: nothing left unparsed
+          holding = false;
+        }
         // conn.read straight into the buffer (rb.fill would add a promise per read).
         const n = await conn.read(rb.space(want));
         if (n === null) break;
+        if (budget !== null && !holding) {
+          // memcached's rbuf_alloc: no buffer for the bytes that arrived, the connection closes.
+          if (!budget.take()) {
+            stats.readBufOom++;
+            break;
+          }
+          holding = true;
+        }
         rb.end += n;
+        nreqs = perEvent;
+        last = -1;
         stats.bytesRead += n;
         session.lastCmd = engine.clock.now(); // stats conns, idle_timeout
       }
@@ -191,11 +221,17 @@ export async function serveConnection(
           refusal = out.length;
           sync?.before(out.length);
           action = codec.execute(out, session);
+          last = req.op;
           sync?.after(out.length);
           if (req.swallow > 0) {
             if (req.swallow > rb.end - rb.start) codec.skipping(out);
             rb.skip(req.swallow);
           } else if (req.swallowLine) rb.skipLine();
+          if (--nreqs < 0 && action === Action.CONTINUE) {
+            yielded = true;
+            buffered = true;
+            break;
+          }
           // `mn` forces memcached to write back what is queued.
           if (session.more !== null || out.length >= OUTPUT_LIMIT || req.op === Op.MN) {
             buffered = true;
@@ -204,6 +240,18 @@ export async function serveConnection(
         }
       } finally {
         engine.endBatch();
+      }
+      if (yielded) {
+        // memcached writes what is pending, counts the yield, and its next event starts
+        // with a request slot spent (conn_new_cmd).
+        stats.connYields++;
+        yielded = false;
+        nreqs = perEvent - 1;
+        last = -1;
+      } else if (!buffered && last >= 0 && !codec.flushed(last)) {
+        // Replies pending as the batch ends: memcached writes them, which spends a slot.
+        if (--nreqs < 0) stats.connYields++;
+        last = -1;
       }
       if (rb.swallowing && action === Action.CONTINUE && session.more === null) {
         // memcached answers a refused value only once its bytes are swallowed: in text the
@@ -230,15 +278,22 @@ export async function serveConnection(
       // other threads and connections run in between and memory stays bounded.
       while (session.more !== null) {
         out ??= takeWriter();
+        let next: boolean | Promise<void>;
         engine.beginBatch();
         try {
-          if (session.more(out)) session.more = null;
+          next = session.more(out);
         } finally {
           engine.endBatch();
         }
+        if (next === true) session.more = null;
+        else if (next !== false) await next; // (other threads' answers: not under the lock)
         await flush();
       }
       if (session.watcher) {
+        if (holding) {
+          (budget as ReadBudget).give();
+          holding = false;
+        }
         await streamLog(conn, session.watcher, async (w) => {
           out ??= takeWriter();
           w.drain(out);
@@ -251,6 +306,7 @@ export async function serveConnection(
     if (!isDisconnect(err)) throw err;
   } finally {
     if (out !== null) giveWriter(out);
+    if (holding) (budget as ReadBudget).give();
     rb.release();
     closeQuietly(conn);
   }

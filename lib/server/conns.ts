@@ -1,6 +1,8 @@
 /**
  * The open connections of one serve thread, for `stats conns` (memcached's
- * per-connection lines) and `-o idle_timeout` (a connection silent that long
+ * per-connection lines; with serve threads the asking one merges the
+ * others' {@linkcode ConnTable.rows}, ids come from shared memory so they
+ * are unique) and `-o idle_timeout` (a connection silent that long
  * is closed, counted as `idle_kicks`). The connection loop only stamps
  * `Session.lastCmd` once per read batch; everything else runs when asked
  * or once a second while idle_timeout is set.
@@ -47,6 +49,7 @@ export class ConnTable {
   #listeners: { id: number; addr: string }[] = [];
   #entries = new Map<ConnSession, Entry>();
   #nextId = 1;
+  #shared: Int32Array | null = null;
   #sweep: ReturnType<typeof setInterval> | undefined;
 
   /** A table reading clock seconds from `now`; `kicked` counts an idle close (idle_kicks). */
@@ -57,15 +60,27 @@ export class ConnTable {
     this.#started = now();
   }
 
+  /** Number connections from slot 0 of `registry`, shared by the serve threads. */
+  share(registry: Int32Array): void {
+    this.#shared = registry;
+    // Ids this table gave out before sharing (the main thread's listeners) stay taken.
+    if (Atomics.load(registry, 0) < this.#nextId - 1) Atomics.store(registry, 0, this.#nextId - 1);
+  }
+
+  #id(): number {
+    return this.#shared === null ? this.#nextId++ : Atomics.add(this.#shared, 0, 1) + 1;
+  }
+
   /** A listening socket, shown as `conn_listening`. */
   addListener(addr: Deno.Addr): void {
-    this.#listeners.push({ id: this.#nextId++, addr: tcp(addr) });
+    this.#listeners.push({ id: this.#id(), addr: tcp(addr) });
   }
 
   /** A new client connection on the listener at `listen`. */
   add(session: ConnSession, conn: Deno.Conn, listen: Deno.Addr): void {
     session.lastCmd = this.#now();
-    this.#entries.set(session, { id: this.#nextId++, conn, listen: tcp(listen) });
+    this.#entries.set(session, { id: this.#id(), conn, listen: tcp(listen) });
+    this.#watchers.refresh(); // outside a batch: another thread may have a watcher since
     if (this.#watchers.active) this.#connEvent(true, conn);
     if (this.idleTimeout > 0 && this.#sweep === undefined) {
       const sweep = setInterval(() => this.#kickIdle(), 1000);
@@ -79,6 +94,7 @@ export class ConnTable {
     const e = this.#entries.get(session);
     this.#entries.delete(session);
     if (session.watcher) this.#watchers.remove(session.watcher);
+    this.#watchers.refresh();
     if (e && this.#watchers.active) this.#connEvent(false, e.conn);
     if (this.#entries.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep);
@@ -95,6 +111,7 @@ export class ConnTable {
   #connEvent(open: boolean, conn: Deno.Conn): void {
     const a = conn.remoteAddr;
     if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port);
+    this.#watchers.sendForwarded(); // (outside a batch)
   }
 
   #kickIdle(): void {
@@ -111,24 +128,38 @@ export class ConnTable {
   }
 
   /**
-   * `stats conns` lines (no END): listeners, then every connection; the
-   * asking one is `conn_parse_cmd`, one inside a value `conn_nread`, a
-   * watcher `conn_watch`, the others wait for a request (`conn_read`).
+   * `stats conns` lines (no END): this thread's listeners, then every
+   * connection, with `others` (other threads' {@linkcode rows}) merged in
+   * id order; see {@linkcode rows} for the states.
    */
-  write(out: Writer, asking: ConnSession | null): void {
+  write(out: Writer, asking: ConnSession | null, others: ConnRow[] = []): void {
     const now = this.#now();
     for (const l of this.#listeners) {
       statLine(out, `${l.id}:addr`, l.addr);
       statLine(out, `${l.id}:state`, "conn_listening");
       statLine(out, `${l.id}:secs_since_last_cmd`, now - this.#started);
     }
+    const rows = this.rows(asking);
+    if (others.length > 0) {
+      rows.push(...others);
+      rows.sort((a, b) => a[0] - b[0]);
+    }
+    for (const r of rows) out.text(r[1]);
+  }
+
+  /**
+   * This thread's connections as `stats conns` lines: the asking one is
+   * `conn_parse_cmd`, one inside a value `conn_nread`, a watcher
+   * `conn_watch`, the others wait for a request (`conn_read`).
+   */
+  rows(asking: ConnSession | null): ConnRow[] {
+    const now = this.#now();
+    const rows: ConnRow[] = [];
     for (const [session, e] of this.#entries) {
       let addr = "";
       try {
         addr = tcp(e.conn.remoteAddr);
       } catch { /* closed meanwhile */ }
-      statLine(out, `${e.id}:addr`, addr);
-      statLine(out, `${e.id}:listen_addr`, e.listen);
       const state = session === asking
         ? "conn_parse_cmd"
         : session.watcher
@@ -136,8 +167,18 @@ export class ConnTable {
         : session.nread
         ? "conn_nread"
         : "conn_read";
-      statLine(out, `${e.id}:state`, state);
-      statLine(out, `${e.id}:secs_since_last_cmd`, now - (session.lastCmd ?? now));
+      const id = e.id;
+      rows.push([
+        id,
+        `STAT ${id}:addr ${addr}\r\nSTAT ${id}:listen_addr ${e.listen}\r\n` +
+        `STAT ${id}:state ${state}\r\nSTAT ${id}:secs_since_last_cmd ${
+          now - (session.lastCmd ?? now)
+        }\r\n`,
+      ]);
     }
+    return rows;
   }
 }
+
+/** One connection's `stats conns` lines, with its id (they cross threads as this). */
+export type ConnRow = [id: number, lines: string];

@@ -4,7 +4,9 @@
  * @module
  */
 
-import { Action, Engine, type EngineOptions, type Session } from "./commands.ts";
+import { Engine } from "./commands.ts";
+import type { EngineOptions } from "./engine_options.ts";
+import { Action, type Session } from "./session.ts";
 import { serveConnection } from "./connection.ts";
 import type { SyncBarrier } from "./sync_replies.ts";
 import {

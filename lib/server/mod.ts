@@ -4,19 +4,16 @@
  * @module
  */
 
-export {
-  Action,
-  type BindingProtocol,
-  Engine,
-  type EngineOptions,
-  type EngineShared,
-  ITEM_KEY_BINARY,
-  ITEM_STALE,
-  ITEM_TOKEN_SENT,
-  type MutationObserver,
-  type Session,
-  VERSION,
-} from "./commands.ts";
+export { Engine } from "./commands.ts";
+export { EngineBase, VERSION } from "./engine.ts";
+export type {
+  BindingProtocol,
+  EngineOptions,
+  EngineShared,
+  MutationObserver,
+} from "./engine_options.ts";
+export { Action, type Session } from "./session.ts";
+export { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 export { BinaryExecutor } from "./binary.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
 export { type ConnectionHooks, OUTPUT_LIMIT, serveConnection } from "./connection.ts";

@@ -38,6 +38,8 @@ export const STAT_NAMES = [
   "bytesRead",
   "bytesWritten",
   "idleKicks",
+  "connYields",
+  "readBufOom",
 ] as const;
 
 /** One counter's name. */

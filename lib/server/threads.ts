@@ -2,14 +2,17 @@
  * Multi-threaded serve: thread 0 (the caller) and N-1 workers each accept
  * on the same port (SO_REUSEPORT) and run requests on one shared cache,
  * one batch at a time under a shared lock. Socket work, the larger part of
- * the cost, then runs on every core.
+ * the cost, then runs on every core. The main thread also relays the
+ * threads' {@linkcode PeerMessage}s (`stats conns`, `watch` lines).
  * @module
  */
 
 import { type ClockOrigin, ServerClock } from "./clock.ts";
-import { Engine, type EngineShared } from "./commands.ts";
+import { Engine } from "./commands.ts";
+import type { EngineShared } from "./engine_options.ts";
 import { Server, type ServerOptions } from "./listener.ts";
 import { errorText } from "../transport/mod.ts";
+import { type PeerMessage, Peers } from "./peers.ts";
 
 /**
  * What a worker thread needs to join. `X` is what the layer above (the cli)
@@ -30,7 +33,8 @@ export interface ThreadInit<X = unknown> {
 export type ThreadMessage =
   | { type: "ready" }
   | { type: "error"; message: string }
-  | { type: "stopped" };
+  | { type: "stopped" }
+  | PeerMessage;
 
 /** Longest a worker may take to stop before it is terminated (ms). */
 const STOP_WAIT_MS = 2000;
@@ -63,6 +67,15 @@ export async function startThreads<X>(
   const options0 = { ...plain, port: server.port };
   const workers: Worker[] = [];
   const stopped: Promise<void>[] = [];
+  const engine = server.engine;
+  const route = (m: PeerMessage) => {
+    for (let t = 0; t < threads; t++) {
+      if (t === m.from || (m.to !== -1 && m.to !== t)) continue;
+      if (t === 0) engine.receive(m.from, m.body);
+      else workers[t - 1]?.postMessage(m); // (not started yet: it has nothing to tell)
+    }
+  };
+  engine.peers = new Peers(0, threads, (to, body) => route({ type: "peer", from: 0, to, body }));
   try {
     for (let t = 1; t < threads; t++) {
       const worker = new Worker(workerUrl, { type: "module" });
@@ -71,7 +84,8 @@ export async function startThreads<X>(
       stopped.push(done.promise);
       const ready = new Promise<void>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
-          if (e.data.type === "ready") resolve();
+          if (e.data.type === "peer") route(e.data);
+          else if (e.data.type === "ready") resolve();
           else if (e.data.type === "error") reject(new Error(e.data.message));
           else {
             done.resolve();
@@ -117,14 +131,25 @@ declare const self: Worker & { close(): void };
 export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => void): void {
   let server: Server | undefined;
   const post = (message: ThreadMessage) => self.postMessage(message);
-  self.onmessage = (event: MessageEvent<ThreadInit<X> | "stop">) => {
+  self.onmessage = (event: MessageEvent<ThreadInit<X> | PeerMessage | "stop">) => {
     if (event.data === "stop") {
       server?.stop();
+      return;
+    }
+    if ("type" in event.data) {
+      const m = event.data;
+      server?.engine.receive(m.from, m.body);
       return;
     }
     const { options, shared, origin, extra } = event.data;
     try {
       const engine = new Engine(options, new ServerClock(origin), shared);
+      const t = shared.thread;
+      engine.peers = new Peers(
+        t,
+        shared.threads,
+        (to, body) => post({ type: "peer", from: t, to, body }),
+      );
       const s = server = new Server({ ...options, reusePort: true }, engine);
       attach?.(s, extra);
       s.listen();

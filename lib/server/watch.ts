@@ -1,8 +1,11 @@
 /**
  * `watch`: connections that receive memcached's log lines (logger.c's
- * formats) for fetches, stores and connection events of this serve thread.
+ * formats) for fetches, stores and connection events of every serve thread.
  * Emitters check {@linkcode Watchers.active} first, so with nobody
- * watching an event costs one boolean test. Each watcher buffers at most
+ * watching an event costs one boolean test. With serve threads the count of
+ * watchers lives in shared memory (each thread refreshes `active` from it
+ * once per batch) and a thread's lines go to the others' watchers through
+ * {@linkcode Watchers.forward}, one message per batch. Each watcher buffers at most
  * 256 KB (memcached's watcher_logbuf_size); lines that do not fit are
  * counted and reported as `skipped=N`, as memcached does.
  * @module
@@ -121,30 +124,91 @@ function prefix(gid: number): string {
 
 const STORE_STATUS = ["not_stored", "stored", "exists", "not_found", "too_large", "no_memory"];
 
+/** Slots of the threads' shared registry (see {@linkcode Watchers.share}). */
+const WATCHING = 1;
+const GID = 2;
+
 /** The watchers of one serve thread. */
 export class Watchers {
-  /** True while anyone watches: emitters test this first. */
+  /** True while anyone watches (on any thread): emitters test this first. */
   active = false;
+  /**
+   * Sends lines and their flags to the other threads' watchers (set with
+   * serve threads); they hand them to {@linkcode deliver}.
+   */
+  forward: ((lines: string[], flags: number[]) => void) | null = null;
+  #outLines: string[] = [];
+  #outFlags: number[] = [];
   #list: Watcher[] = [];
   #gid = 0;
+  #shared: Int32Array | null = null;
+
+  /**
+   * Count watchers and number lines in `registry`, shared by the serve
+   * threads (memcached's watchers and gids are global too).
+   */
+  share(registry: Int32Array): void {
+    this.#shared = registry;
+    if (this.#list.length > 0) Atomics.add(registry, WATCHING, this.#list.length);
+  }
+
+  /** Re-read whether anyone watches on any thread (once per batch). */
+  refresh(): void {
+    const shared = this.#shared;
+    if (shared !== null) this.active = Atomics.load(shared, WATCHING) > 0;
+  }
 
   /** Adds a watcher; false when memcached's limit of 20 is reached. */
   add(w: Watcher): boolean {
-    if (this.#list.length >= MAX_WATCHERS) return false;
+    const shared = this.#shared;
+    const all = shared === null ? this.#list.length : Atomics.load(shared, WATCHING);
+    if (all >= MAX_WATCHERS) return false;
     this.#list.push(w);
+    if (shared !== null) Atomics.add(shared, WATCHING, 1);
     this.active = true;
     return true;
   }
 
   /** Removes a watcher (its connection closed). */
   remove(w: Watcher): void {
+    const before = this.#list.length;
     this.#list = this.#list.filter((x) => x !== w);
-    this.active = this.#list.length > 0;
+    if (this.#shared !== null) {
+      if (this.#list.length < before) Atomics.sub(this.#shared, WATCHING, 1);
+      this.refresh();
+    } else this.active = this.#list.length > 0;
+  }
+
+  /** Lines other threads emitted: each to this thread's watchers of its kind. */
+  deliver(lines: string[], flags: number[]): void {
+    for (let i = 0; i < lines.length; i++) this.#deliver(lines[i], flags[i]);
+  }
+
+  #deliver(line: string, flag: number): void {
+    for (const w of this.#list) if (w.flags & flag) w.push(line);
+  }
+
+  /** Send the lines queued for other threads (end of a batch, or after a connection event). */
+  sendForwarded(): void {
+    if (this.#outLines.length === 0) return;
+    const lines = this.#outLines, flags = this.#outFlags;
+    this.#outLines = [];
+    this.#outFlags = [];
+    this.forward?.(lines, flags);
   }
 
   #emit(flag: number, body: string): void {
-    const line = prefix(++this.#gid) + body + "\n";
-    for (const w of this.#list) if (w.flags & flag) w.push(line);
+    const shared = this.#shared;
+    const gid = shared === null ? ++this.#gid : Atomics.add(shared, GID, 1) + 1;
+    const line = prefix(gid) + body + "\n";
+    this.#deliver(line, flag);
+    if (shared !== null && Atomics.load(shared, WATCHING) > this.#list.length) {
+      // At most 256 KB reach a watcher between its writes: queue no more than that.
+      if (this.#outLines.length < 4096) {
+        this.#outLines.push(line);
+        this.#outFlags.push(flag);
+      }
+    }
   }
 
   /** An item_get: `found` or `not_found`, with the item's class and value size. */

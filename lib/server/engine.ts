@@ -1,0 +1,631 @@
+/**
+ * The cache engine's state and its protocol-neutral operations: the store,
+ * clock and counters of one serve thread (shared between threads through
+ * {@linkcode EngineShared}), and memcached's semantics of a lookup
+ * (fetch), a store (do_store_item), a delete, an incr/decr (do_add_delta)
+ * and flush_all, which the text, meta and binary commands all reply from.
+ * @module
+ */
+
+import {
+  Op,
+  parseU64,
+  PROTOCOL_VERSION,
+  REPLY,
+  type Request,
+  type Writer,
+} from "../protocol/mod.ts";
+import { lastBig } from "../protocol/bytes.ts";
+import { ALLOC_TOO_LARGE, MAX_CAS, SharedLock, Store, toAbsoluteExptime } from "../store/mod.ts";
+import { ServerClock } from "./clock.ts";
+import { ServerStats, SharedStats } from "./stats.ts";
+import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
+import { PrefixStats } from "./prefix_stats.ts";
+import { ConnTable } from "./conns.ts";
+import { ReadBudget } from "./read_budget.ts";
+import { type PeerBody, Peers } from "./peers.ts";
+import { Watchers } from "./watch.ts";
+import { Tunables } from "./tuning.ts";
+import type {
+  BindingProtocol,
+  EngineOptions,
+  EngineShared,
+  MutationObserver,
+} from "./engine_options.ts";
+
+/** Reported version (the one constant lives in lib/protocol). */
+export const VERSION: string = PROTOCOL_VERSION;
+
+const MAX_U64 = (1n << 64n) - 1n;
+
+/**
+ * The cache engine's state: the store, the clock and the counters, and
+ * the operations every protocol's commands share; commands.ts's `Engine`
+ * adds the running of requests. One per serve thread; all connections of
+ * the thread share it, and with {@linkcode EngineShared} several threads
+ * share one cache.
+ */
+export class EngineBase {
+  /** The item store. */
+  readonly store: Store;
+  /** memcached-style clock. */
+  readonly clock: ServerClock;
+  /** Counters for `stats`. */
+  stats: ServerStats = new ServerStats();
+  /** Mutation listener (replication), or null. */
+  observer: MutationObserver | null = null;
+  /**
+   * Largest CAS a client may set with meta `E`: the store's CAS width.
+   * Replication sets -1 (versions are CAS values, and only its clock may
+   * choose them): `E` is then an unknown flag, as in memcached 1.6.18.
+   */
+  explicitCasMax: number = MAX_CAS;
+  /** Current `verbosity` level. */
+  verbosity = 0;
+  /** Settings of `slabs automove`, `lru`, `lru_crawler` (this thread's). */
+  readonly tunables: Tunables;
+  /** This thread's connections (`stats conns`, -o idle_timeout). */
+  readonly conns: ConnTable;
+  /** `watch` connections of this thread (log lines of fetches, stores, connections). */
+  readonly watchers: Watchers = new Watchers();
+  /** `stats detail` counters (shared by the serve threads). */
+  readonly prefixStats: PrefixStats;
+  /** memcached -R, as given (connections run at least one request per read). */
+  readonly reqsPerEvent: number;
+  /** This thread's share of -o read_buf_mem_limit. */
+  readonly readBudget: ReadBudget;
+  /** The options it was made with. */
+  readonly options: EngineOptions;
+  /** Extra `stats` lines; replication registers here after construction. */
+  extraStats: ((out: Writer) => void) | undefined;
+  /** Named `stats <group>` sections; replication adds `replication` after construction. */
+  statsGroups: Record<string, (out: Writer) => void>;
+  #lock: SharedLock | null = null;
+  #shared: SharedStats | null = null;
+  #threads = 1;
+
+  /**
+   * A new engine with an empty store, or, with `shared`, one thread's view
+   * of a cache that other threads serve too.
+   */
+  constructor(options: EngineOptions, clock = new ServerClock(), shared?: EngineShared) {
+    this.options = options;
+    this.tunables = new Tunables(options.minChunk, options.growthFactor);
+    this.extraStats = options.extraStats;
+    // No prototype: `stats toString` must not find Object's methods.
+    this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
+    this.clock = clock;
+    this.conns = new ConnTable(
+      () => clock.now(),
+      () => this.stats.idleKicks++,
+      this.watchers,
+    );
+    this.conns.idleTimeout = options.idleTimeout ?? 0;
+    this.reqsPerEvent = options.reqsPerEvent ?? 20;
+    this.readBudget = new ReadBudget(options.readBufMemLimit ?? 0, shared?.threads ?? 1);
+    this.store = new Store(options, clock, shared?.memory);
+    this.store.onEvict = (h) => {
+      if (!this.watchers.active) return;
+      const st = this.store, now = this.clock.now(), exp = st.exptime(h);
+      const ko = st.keyOffset(h);
+      this.watchers.evicted(
+        st.buffer(h),
+        ko,
+        ko + st.keyLength(h),
+        st.fetched(h),
+        exp === 0 ? -1 : exp - now,
+        now - st.lastAccess(h),
+        st.slabClass(h),
+        st.valueLength(h),
+      );
+    };
+    this.prefixStats = new PrefixStats(shared?.prefixes);
+    if (shared) {
+      this.#lock = new SharedLock(shared.lock);
+      this.#shared = new SharedStats(shared.threads, shared.stats);
+      this.stats = this.#shared.thread(shared.thread);
+      this.#threads = shared.threads;
+      this.#joinThreads(new Int32Array(shared.registry));
+    }
+  }
+
+  /** Other serve threads' messages reach this engine through here (see peers.ts). */
+  peers: Peers | null = null;
+
+  #joinThreads(registry: Int32Array): void {
+    this.conns.share(registry);
+    this.watchers.share(registry);
+    this.watchers.forward = (lines, flags) => this.peers?.send(-1, { kind: "log", lines, flags });
+  }
+
+  /** A message from serve thread `from`. */
+  receive(from: number, body: PeerBody): void {
+    switch (body.kind) {
+      case "conns?":
+        this.peers?.send(from, { kind: "conns", ask: body.ask, rows: this.conns.rows(null) });
+        return;
+      case "conns":
+        this.peers?.answered(body.ask, body.rows);
+        return;
+      case "log":
+        this.watchers.deliver(body.lines, body.flags);
+        return;
+    }
+  }
+
+  /** Shared memory for `threads` threads serving this engine's cache (thread 0 is this one). */
+  share(threads: number): EngineShared {
+    if (this.#shared) throw new Error("engine is already shared");
+    const lock = new SharedLock();
+    const stats = new SharedStats(threads);
+    this.#lock = lock;
+    this.#shared = stats;
+    stats.thread(0).row.set(this.stats.row);
+    this.stats = stats.thread(0);
+    this.#threads = threads;
+    this.readBudget.split(this.options.readBufMemLimit ?? 0, threads);
+    const registry = new SharedArrayBuffer(16);
+    this.#joinThreads(new Int32Array(registry));
+    return {
+      registry,
+      memory: this.store.memory(),
+      lock: lock.buffer,
+      stats: stats.buffer,
+      prefixes: this.prefixStats.buffer,
+      thread: 0,
+      threads,
+    };
+  }
+
+  /**
+   * Replication's part in taking the shared lock: `waiting` runs while
+   * another thread holds it, `acquired` once it is held.
+   */
+  lockHooks: { waiting: () => void; acquired: () => void } | null = null;
+
+  /** Before a batch of requests: take the cache (other threads wait). */
+  beginBatch(): void {
+    const lock = this.#lock;
+    if (lock === null) return;
+    this.watchers.refresh(); // a watcher on another thread makes this one emit
+    const hooks = this.lockHooks;
+    if (hooks === null) lock.acquire();
+    else {
+      lock.acquire(hooks.waiting);
+      hooks.acquired();
+    }
+  }
+
+  /** After a batch: let other threads in. */
+  endBatch(): void {
+    this.#lock?.release();
+    if (this.watchers.active) this.watchers.sendForwarded();
+  }
+
+  /** memcached -B: the protocol connections speak (auto: chosen by their first byte). */
+  get protocol(): BindingProtocol {
+    return this.options.protocol ?? "auto";
+  }
+
+  /** Serve threads sharing the cache (1 when not shared). */
+  get threads(): number {
+    return this.#threads;
+  }
+
+  /** The counters summed over all threads (this thread's when not shared). */
+  totals(): ServerStats {
+    return this.#shared ? this.#shared.total() : this.stats;
+  }
+
+  /** Client connections open now, over all threads. */
+  connections(): number {
+    return this.#shared ? this.#shared.total().currConnections : this.stats.currConnections;
+  }
+
+  /** Convert a client exptime (relative, absolute or negative) to clock seconds. */
+  absoluteExptime(exptime: number): number {
+    return toAbsoluteExptime(exptime, this.clock.now(), this.clock.processStartUnix);
+  }
+
+  /**
+   * One key of get/gat/touch (any protocol): counts it, and on a hit bumps
+   * it and, with `touch`, sets its absolute `exptime`. Returns the item's
+   * handle, or -1 on a miss.
+   */
+  fetch(buf: Uint8Array, start: number, end: number, touch: boolean, exptime: number): number {
+    const store = this.store;
+    const h = store.find(buf, start, end);
+    if (this.prefixStats.enabled) this.prefixStats.recordGet(buf, start, end, h >= 0);
+    if (touch) this.stats.cmdTouch++;
+    else this.stats.cmdGet++;
+    if (this.watchers.active) {
+      const found = h >= 0;
+      this.watchers.fetched(
+        buf,
+        start,
+        end,
+        found,
+        found ? store.slabClass(h) : 0,
+        found ? store.valueLength(h) : 0,
+      );
+    }
+    if (h < 0) {
+      if (touch) this.stats.touchMisses++;
+      else this.stats.getMisses++;
+      return -1;
+    }
+    if (touch) {
+      this.stats.touchHits++;
+      store.setExptime(h, exptime);
+    } else this.stats.getHits++;
+    store.bump(h);
+    if (touch) this.observer?.stored(h);
+    return h;
+  }
+
+  /**
+   * A storage command of any protocol: the request's key, flags, exptime
+   * (as the client sent it) and value, stored as memcached's do_store_item
+   * in `mode` (an Op or "cas") with compare value `reqCas` (0 = none).
+   * Returns the text reply naming the result (STORED, NOT_STORED, EXISTS,
+   * NOT_FOUND, TOO_LARGE, NO_MEMORY, BAD_CHUNK); {@linkcode lastCas} holds
+   * the new CAS. `dropOld`: a failed allocation also unlinks the key (set).
+   */
+  storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
+    if (!this.watchers.active) return this.#storeValue(req, mode, reqCas, dropOld);
+    // memcached's do_store_item looks the key up first: that fetch is logged too.
+    const store = this.store;
+    const old = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    const oldClass = old >= 0 ? store.slabClass(old) : 0;
+    const oldSize = old >= 0 ? store.valueLength(old) : 0;
+    const reply = this.#storeValue(req, mode, reqCas, dropOld);
+    if (reply !== REPLY.TOO_LARGE && reply !== REPLY.NO_MEMORY && reply !== REPLY.BAD_CHUNK) {
+      const k = req.keyBuf;
+      this.watchers.fetched(k, req.keyStart, req.keyEnd, old >= 0, oldClass, oldSize);
+    }
+    this.#logStore(req, mode, reply, oldClass);
+    return reply;
+  }
+
+  /** A `mutations` log line for a store and its result. */
+  #logStore(req: Request, mode: number | "cas", reply: Uint8Array, oldClass: number): void {
+    const status = reply === REPLY.STORED
+      ? 1
+      : reply === REPLY.EXISTS
+      ? 2
+      : reply === REPLY.NOT_FOUND
+      ? 3
+      : reply === REPLY.TOO_LARGE
+      ? 4
+      : reply === REPLY.NO_MEMORY
+      ? 5
+      : 0;
+    const cmd = mode === "cas" ? "cas" : STORE_CMD[mode] ?? "na";
+    const h = status === 1 ? this.store.find(req.keyBuf, req.keyStart, req.keyEnd) : -1;
+    this.watchers.stored(
+      req.keyBuf,
+      req.keyStart,
+      req.keyEnd,
+      status,
+      cmd,
+      req.exptime < 0 ? 0 : req.exptime >>> 0,
+      h >= 0 ? this.store.slabClass(h) : oldClass,
+      req.dataEnd - req.dataStart,
+    );
+  }
+
+  #storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
+    this.stats.cmdSet++;
+    if (this.prefixStats.enabled) this.prefixStats.recordSet(req.keyBuf, req.keyStart, req.keyEnd);
+    if (req.tooLarge) return this.storeFailed(req, ALLOC_TOO_LARGE, dropOld);
+    if (req.badChunk) return REPLY.BAD_CHUNK;
+    const h = this.allocValue(req, req.flags, this.absoluteExptime(req.exptime));
+    if (h < 0) return this.storeFailed(req, h, dropOld);
+    return this.storeItem(h, mode, reqCas, false, -1);
+  }
+
+  /** Allocate an item for the request's key and copy its value in. */
+  allocValue(req: Request, flags: number, exptime: number): number {
+    const store = this.store;
+    const vlen = req.dataEnd - req.dataStart;
+    const h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, flags, exptime, vlen);
+    if (h < 0) return h;
+    const vo = store.valueOffset(h);
+    store.buffer(h).set(req.buf.subarray(req.dataStart, req.dataEnd), vo);
+    return h;
+  }
+
+  /** A storage command could not get memory: the reply; for set, drop the stale item. */
+  storeFailed(req: Request, code: number, dropOld: boolean): Uint8Array {
+    const reply = code === ALLOC_TOO_LARGE ? REPLY.TOO_LARGE : REPLY.NO_MEMORY;
+    if (code === ALLOC_TOO_LARGE) this.stats.storeTooLarge++;
+    else this.stats.storeNoMemory++;
+    if (dropOld) {
+      const old = this.store.find(req.keyBuf, req.keyStart, req.keyEnd);
+      if (old >= 0) {
+        this.store.unlink(old);
+        this.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
+      }
+    }
+    return reply;
+  }
+
+  /**
+   * memcached's do_store_item: link the new unlinked item h according to
+   * the mode. Returns the text reply (STORED, NOT_STORED, EXISTS,
+   * NOT_FOUND). `reqCas` is the client's compare value (0 = none).
+   * `newCas` >= 0 assigns an explicit CAS (meta E).
+   */
+  storeItem(
+    h: number,
+    mode: number | "cas",
+    reqCas: number,
+    setStale: boolean,
+    newCas: number,
+  ): Uint8Array {
+    const store = this.store;
+    const buf = store.buffer(h);
+    const ko = store.keyOffset(h);
+    const old = store.find(buf, ko, ko + store.keyLength(h));
+    this.lastCas = 0;
+    if (old >= 0) {
+      const oldCas = store.cas(old);
+      const casRes = reqCas === 0
+        ? "none"
+        : reqCas === oldCas
+        ? "match"
+        : setStale && reqCas < oldCas
+        ? "stale"
+        : "bad";
+      switch (mode) {
+        case Op.ADD:
+          store.bump(old);
+          store.free(h);
+          return REPLY.NOT_STORED;
+        case "cas":
+          if (casRes === "match") {
+            this.stats.casHits++;
+            return this.#commit(h, newCas);
+          }
+          if (casRes === "stale") {
+            this.stats.casHits++;
+            store.setExptime(h, store.exptime(old));
+            store.setUserBits(
+              h,
+              ITEM_STALE | (store.userBits(old) & ITEM_TOKEN_SENT) | store.userBits(h),
+            );
+            return this.#commit(h, newCas);
+          }
+          this.stats.casBadval++;
+          store.free(h);
+          return REPLY.EXISTS;
+        case Op.APPEND:
+        case Op.PREPEND: {
+          if (casRes !== "none" && casRes !== "match") {
+            store.free(h);
+            return REPLY.EXISTS;
+          }
+          const joined = this.#concat(old, h, mode === Op.APPEND);
+          store.free(h);
+          if (joined < 0) return REPLY.NOT_STORED;
+          return this.#commit(joined, newCas);
+        }
+        default: // set, replace
+          return this.#commit(h, newCas);
+      }
+    }
+    switch (mode) {
+      case Op.ADD:
+      case Op.SET:
+        return this.#commit(h, newCas);
+      case "cas":
+        this.stats.casMisses++;
+        store.free(h);
+        return REPLY.NOT_FOUND;
+      default:
+        store.free(h);
+        return REPLY.NOT_STORED;
+    }
+  }
+
+  /** Link a stored item (explicit CAS when newCas >= 0) and tell the observer. */
+  #commit(item: number, newCas: number): Uint8Array {
+    this.lastCas = this.store.link(item, newCas >= 0 ? newCas : undefined);
+    this.observer?.stored(item);
+    return REPLY.STORED;
+  }
+
+  /** Last CAS assigned by a store (meta `c` return flag). */
+  lastCas = 0;
+
+  /** New item = old value + the value of h (or h + old), with old's flags and exptime. */
+  #concat(old: number, h: number, append: boolean): number {
+    const store = this.store;
+    const oldLen = store.valueLength(old), addLen = store.valueLength(h);
+    const ob = store.buffer(old), ok = store.keyOffset(old);
+    const n = store.alloc(
+      ob,
+      ok,
+      ok + store.keyLength(old),
+      store.flags(old),
+      store.exptime(old),
+      oldLen + addLen,
+      old,
+    );
+    if (n < 0) return n;
+    const nb = store.buffer(n), no = store.valueOffset(n);
+    // alloc kept old (never evicted), but may have remapped the buffers: re-read them.
+    const oldBuf = store.buffer(old), oldVo = store.valueOffset(old);
+    const addBuf = store.buffer(h), addVo = store.valueOffset(h);
+    const first = append
+      ? oldBuf.subarray(oldVo, oldVo + oldLen)
+      : addBuf.subarray(addVo, addVo + addLen);
+    const second = append
+      ? addBuf.subarray(addVo, addVo + addLen)
+      : oldBuf.subarray(oldVo, oldVo + oldLen);
+    nb.set(first, no);
+    nb.set(second, no + first.length);
+    store.setUserBits(n, store.userBits(old) & ITEM_KEY_BINARY);
+    return n;
+  }
+
+  /**
+   * Delete a key (any protocol) unless `cas` (0 = any) differs from the
+   * item's: DELETED, NOT_FOUND or EXISTS.
+   */
+  remove(buf: Uint8Array, start: number, end: number, cas: number): Uint8Array {
+    const store = this.store;
+    if (this.prefixStats.enabled) this.prefixStats.recordDelete(buf, start, end);
+    const h = store.find(buf, start, end);
+    if (h < 0) {
+      this.stats.deleteMisses++;
+      return REPLY.NOT_FOUND;
+    }
+    if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
+    this.stats.deleteHits++;
+    store.unlink(h);
+    this.observer?.deleted(buf, start, end);
+    return REPLY.DELETED;
+  }
+
+  /**
+   * incr/decr (any protocol) of the request's key by its delta, as
+   * memcached's do_add_delta: STORED (the result is in
+   * {@linkcode deltaResult}, the new CAS in {@linkcode lastCas}),
+   * NOT_FOUND (counted as a miss when `countMiss`), NON_NUMERIC,
+   * OUT_OF_MEMORY, or EXISTS when `cas` (0 = any) differs from the item's.
+   */
+  delta(req: Request, cas: number, countMiss: boolean): Uint8Array {
+    const incr = req.op === Op.INCR;
+    const store = this.store;
+    const h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
+    if (h < 0) {
+      if (countMiss) {
+        if (incr) this.stats.incrMisses++;
+        else this.stats.decrMisses++;
+      }
+      return REPLY.NOT_FOUND;
+    }
+    if (store.valueLength(h) === 0) return REPLY.NON_NUMERIC;
+    if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
+    const r = this.addDelta(h, incr, req.delta, req.deltaBig);
+    if (r === null) return REPLY.NON_NUMERIC;
+    if (r < 0) return REPLY.OUT_OF_MEMORY;
+    if (incr) this.stats.incrHits++;
+    else this.stats.decrHits++;
+    this.lastCas = store.cas(r);
+    return REPLY.STORED;
+  }
+
+  /** The decimal result of the last successful {@linkcode delta}. */
+  get deltaResult(): string {
+    return this.#deltaText;
+  }
+
+  /**
+   * Create a counter holding `initial` in decimal (flags 0, absolute
+   * `exptime`) for the request's key, as a missing key's incr with an
+   * initial value does. Returns the linked handle, or -1 without memory.
+   */
+  createCounter(req: Request, initial: bigint, exptime: number, explicitCas = -1): number {
+    const store = this.store;
+    const text = String(initial);
+    const h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, 0, exptime, text.length);
+    if (h < 0) return -1;
+    const b = store.buffer(h), vo = store.valueOffset(h);
+    for (let i = 0; i < text.length; i++) b[vo + i] = text.charCodeAt(i);
+    if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
+    this.lastCas = store.link(h, explicitCas >= 0 ? explicitCas : undefined);
+    this.#deltaText = text;
+    return h;
+  }
+
+  #deltaText = "";
+
+  /**
+   * memcached's do_add_delta on a live item: 64-bit wrap on incr, floor 0
+   * on decr, in place (space padded) when the result is not longer.
+   * Returns the resulting handle, null for a non-numeric value, or an alloc
+   * error (< 0). The decimal result is left in #deltaText.
+   */
+  addDelta(h: number, incr: boolean, delta: number, deltaBig: bigint): number | null {
+    const store = this.store;
+    const vlen = store.valueLength(h);
+    if (vlen === 0) return null;
+    const buf = store.buffer(h), vo = store.valueOffset(h);
+    const value = parseU64(buf, vo, vo + vlen + 2);
+    if (value < 0) return null;
+    let text: string;
+    if (value + delta <= Number.MAX_SAFE_INTEGER && delta <= Number.MAX_SAFE_INTEGER) {
+      text = String(incr ? value + delta : delta > value ? 0 : value - delta);
+    } else {
+      const v = lastBigOf(buf, vo, vo + vlen + 2);
+      text = String(incr ? (v + deltaBig) & MAX_U64 : deltaBig > v ? 0n : v - deltaBig);
+    }
+    this.#deltaText = text;
+    const res = text.length;
+    if (res <= vlen) {
+      for (let i = 0; i < res; i++) buf[vo + i] = text.charCodeAt(i);
+      buf.fill(32, vo + res, vo + vlen);
+      store.setCas(h, store.nextCas());
+      store.bump(h);
+      this.observer?.stored(h);
+      return h;
+    }
+    const ko = store.keyOffset(h);
+    const n = store.alloc(
+      buf,
+      ko,
+      ko + store.keyLength(h),
+      store.flags(h),
+      store.exptime(h),
+      res,
+      h,
+    );
+    if (n < 0) return n;
+    const nb = store.buffer(n), no = store.valueOffset(n);
+    for (let i = 0; i < res; i++) nb[no + i] = text.charCodeAt(i);
+    store.setUserBits(n, store.userBits(h) & ITEM_KEY_BINARY);
+    store.link(n);
+    this.observer?.stored(n);
+    return n;
+  }
+
+  /** False under memcached -F (flush_all refused). */
+  get flushEnabled(): boolean {
+    return !this.options.flushDisabled;
+  }
+
+  /** flush_all (any protocol) with the client's delay (0 = now). */
+  flushAll(exptime: number): void {
+    this.stats.cmdFlush++;
+    // memcached: items stored at or before now + delay - 1 die once that second comes.
+    const delay = exptime > 0
+      ? Math.max(0, this.absoluteExptime(exptime) - this.clock.now() - 1)
+      : 0;
+    this.store.flush(delay);
+    this.observer?.flushed(delay);
+  }
+
+  /** `stats reset` (any protocol). */
+  resetStats(): void {
+    if (this.#shared) this.#shared.reset();
+    else this.stats.reset();
+    this.prefixStats.clear();
+  }
+}
+
+/** memcached's command names in item_store log lines. */
+const STORE_CMD: Record<number, string> = {
+  [Op.ADD]: "add",
+  [Op.SET]: "set",
+  [Op.REPLACE]: "replace",
+  [Op.APPEND]: "append",
+  [Op.PREPEND]: "prepend",
+};
+
+/** Re-parse an item's value with full 64-bit precision. */
+function lastBigOf(buf: Uint8Array, start: number, end: number): bigint {
+  parseU64(buf, start, end);
+  return lastBig;
+}

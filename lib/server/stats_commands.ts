@@ -1,0 +1,217 @@
+/**
+ * `stats` and its groups (general, settings, items, slabs, sizes, conns,
+ * detail, cachedump, reset, memrep's own), in memcached's line order.
+ * @module
+ */
+
+import { decodeAscii, REPLY, type Request, type Writer } from "../protocol/mod.ts";
+import process from "node:process";
+import { MEMREP_VERSION } from "../version.ts";
+import { statLine } from "./stats.ts";
+import { cachedump } from "./admin.ts";
+import type { ConnRow } from "./conns.ts";
+import { type EngineBase, VERSION } from "./engine.ts";
+import type { BindingProtocol } from "./engine_options.ts";
+import type { Session } from "./session.ts";
+
+/** `stats settings` binding_protocol, as memcached's prot_text() names them. */
+const BINDING_NAME: Record<BindingProtocol, string> = {
+  auto: "auto-negotiate",
+  ascii: "ascii",
+  binary: "binary",
+};
+
+/** `stats [group]`: the lines of the group, then END (or ERROR). */
+export function statsCommand(e: EngineBase, req: Request, out: Writer, session: Session): void {
+  if (req.ntokens === 1) {
+    statsGroup(e, "", out);
+  } else if (req.tokenIs(1, "reset")) {
+    e.resetStats();
+    out.bytes(REPLY.RESET);
+    return;
+  } else if (req.tokenIs(1, "conns")) {
+    const peers = e.peers;
+    if (peers === null) e.conns.write(out, session);
+    else {
+      // The other threads answer through the event loop: the reply follows, outside the lock.
+      let others: ConnRow[] | null = null;
+      session.more = (o) => {
+        if (others === null) return peers.askConns().then((rows) => void (others = rows));
+        e.conns.write(o, session, others);
+        o.bytes(REPLY.END);
+        return true;
+      };
+      return;
+    }
+  } else if (req.tokenIs(1, "detail")) {
+    statsDetail(e, req, out);
+    return;
+  } else if (req.tokenIs(1, "cachedump")) {
+    cachedump(req, out, e.store, e.clock.processStartUnix);
+    return;
+  } else if (!statsGroup(e, decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1]), out)) {
+    out.bytes(REPLY.ERROR);
+    return;
+  }
+  out.bytes(REPLY.END);
+}
+
+/**
+ * The `STAT name value` lines of a stats group ("" = general, settings,
+ * items, slabs, sizes, then memrep's own groups), without END. False
+ * for an unknown group. The binary protocol re-frames these lines.
+ */
+export function statsGroup(e: EngineBase, name: string, out: Writer): boolean {
+  switch (name) {
+    case "":
+      generalStats(e, out);
+      return true;
+    case "settings":
+      settingsStats(e, out);
+      return true;
+    case "items":
+      for (const row of e.store.itemStats()) {
+        for (const [field, value] of row.fields) {
+          statLine(out, `items:${row.id}:${field}`, value);
+        }
+      }
+      return true;
+    case "slabs": {
+      let total = 0;
+      for (const row of e.store.slabStats()) {
+        total++;
+        for (const [field, value] of row.fields) statLine(out, `${row.id}:${field}`, value);
+      }
+      statLine(out, "active_slabs", total);
+      statLine(out, "total_malloced", e.store.stats.totalMalloced);
+      return true;
+    }
+    case "sizes":
+      statLine(out, "sizes_status", "disabled");
+      return true;
+  }
+  const group = e.statsGroups[name];
+  if (!group) return false;
+  group(out);
+  return true;
+}
+
+/** `stats detail on|off|dump` (memcached's process_stats_detail). */
+function statsDetail(e: EngineBase, req: Request, out: Writer): void {
+  const prefixes = e.prefixStats;
+  if (req.ntokens >= 3 && req.tokenIs(2, "on")) {
+    prefixes.enabled = true;
+    out.bytes(REPLY.OK);
+  } else if (req.ntokens >= 3 && req.tokenIs(2, "off")) {
+    prefixes.enabled = false;
+    out.bytes(REPLY.OK);
+  } else if (req.ntokens >= 3 && req.tokenIs(2, "dump")) prefixes.dump(out);
+  else out.bytes(REPLY.DETAIL_USAGE);
+}
+
+function generalStats(e: EngineBase, out: Writer): void {
+  const s = e.totals(), st = e.store.stats;
+  const usage = Deno.memoryUsage();
+  const cpu = cpuUsage();
+  const lines: Array<[string, string | number]> = [
+    ["pid", Deno.pid],
+    ["uptime", e.clock.uptime()],
+    ["time", e.clock.unixNow()],
+    ["version", VERSION],
+    ["memrep_version", MEMREP_VERSION],
+    ["libevent", "deno"],
+    ["pointer_size", 64],
+    ["rusage_user", cpu.user],
+    ["rusage_system", cpu.system],
+    ["max_connections", e.options.maxConnections ?? 1024],
+    ["curr_connections", s.currConnections],
+    ["total_connections", s.totalConnections],
+    ["rejected_connections", s.rejectedConnections],
+    ["connection_structures", s.currConnections],
+    ["read_buf_oom", s.readBufOom],
+    ["cmd_get", s.cmdGet],
+    ["cmd_set", s.cmdSet],
+    ["cmd_flush", s.cmdFlush],
+    ["cmd_touch", s.cmdTouch],
+    ["cmd_meta", s.cmdMeta],
+    ["get_hits", s.getHits],
+    ["get_misses", s.getMisses],
+    ["get_expired", st.getExpired],
+    ["get_flushed", st.getFlushed],
+    ["delete_misses", s.deleteMisses],
+    ["delete_hits", s.deleteHits],
+    ["incr_misses", s.incrMisses],
+    ["incr_hits", s.incrHits],
+    ["decr_misses", s.decrMisses],
+    ["decr_hits", s.decrHits],
+    ["cas_misses", s.casMisses],
+    ["cas_hits", s.casHits],
+    ["cas_badval", s.casBadval],
+    ["touch_hits", s.touchHits],
+    ["touch_misses", s.touchMisses],
+    ["store_too_large", s.storeTooLarge],
+    ["store_no_memory", s.storeNoMemory],
+    ["auth_cmds", s.authCmds],
+    ["auth_errors", s.authErrors],
+    ["idle_kicks", s.idleKicks],
+    ["bytes_read", s.bytesRead],
+    ["bytes_written", s.bytesWritten],
+    ["limit_maxbytes", st.limitMaxbytes],
+    ["accepting_conns", 1],
+    ["threads", e.threads],
+    ["conn_yields", s.connYields],
+    ["hash_power_level", st.hashPowerLevel],
+    ["hash_bytes", st.hashBytes],
+    ["hash_is_expanding", st.hashIsExpanding ? 1 : 0],
+    ["rss_bytes", usage.rss],
+    ["heap_used_bytes", usage.heapUsed],
+    ["bytes", st.bytes],
+    ["curr_items", st.currItems],
+    ["total_items", st.totalItems],
+    ["expired_unfetched", st.expiredUnfetched],
+    ["evicted_unfetched", st.evictedUnfetched],
+    ["evictions", st.evictions],
+    ["reclaimed", st.reclaimed],
+  ];
+  for (const [name, value] of lines) statLine(out, name, value);
+  e.extraStats?.(out);
+}
+
+function settingsStats(e: EngineBase, out: Writer): void {
+  const o = e.options;
+  const lines: Array<[string, string | number]> = [
+    ["maxbytes", e.store.stats.limitMaxbytes],
+    ["maxconns", o.maxConnections ?? 1024],
+    ["tcpport", 0],
+    ["udpport", 0],
+    ["verbosity", e.verbosity],
+    ["evictions", o.evict ? "on" : "off"],
+    ["domain_socket", o.unixSocket ?? "NULL"],
+    ["umask", (o.unixMask ?? 0o700).toString(8)],
+    ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
+    ["chunk_size", o.minChunk ?? 48],
+    ["num_threads", e.threads],
+    ["reqs_per_event", e.reqsPerEvent],
+    ["cas_enabled", "yes"],
+    ["item_size_max", o.maxItemSize],
+    ["flush_enabled", o.flushDisabled ? "no" : "yes"],
+    ["shutdown_command", o.enableShutdown ? "yes" : "no"],
+    ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
+    ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
+    ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
+    ...(o.extraSettings ?? []),
+    ["memory_file", o.memoryFile ?? "(null)"],
+    ...e.tunables.settingsLines(),
+    ["idle_timeout", e.conns.idleTimeout],
+    ["read_buf_mem_limit", o.readBufMemLimit ?? 0],
+  ];
+  for (const [name, value] of lines) statLine(out, name, value);
+}
+
+/** Process CPU time in seconds "s.micros", like memcached's rusage stats. */
+function cpuUsage(): { user: string; system: string } {
+  const fmt = (us: number) =>
+    `${Math.floor(us / 1e6)}.${String(Math.floor(us % 1e6)).padStart(6, "0")}`;
+  const u = process.cpuUsage();
+  return { user: fmt(u.user), system: fmt(u.system) };
+}
