@@ -35,7 +35,7 @@ const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, Replicator } from "../replication/mod.ts";
 import { type MetricsEndpoint, serveMetrics, startMetricsEndpoint } from "../metrics/mod.ts";
-import type { ReplicationOptions } from "../replication/mod.ts";
+import type { HostPort, ReplicationOptions } from "../replication/mod.ts";
 
 const SPEC: FlagSpec = {
   port: { type: "string", short: "p" },
@@ -65,7 +65,8 @@ const SPEC: FlagSpec = {
   "enable-ssl": { type: "boolean", short: "Z" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
-  replicate: { type: "string" },
+  replicate: { type: "string", multiple: true },
+  "repl-listen": { type: "string" },
   // A bare --repl-sync is rewritten to --repl-sync=all before parsing (see normalizeArgs).
   "repl-sync": { type: "string" },
   "repl-sync-timeout": { type: "string" },
@@ -131,6 +132,10 @@ replication (two nodes, both read-write, like repcached):
   --replicate <host:port>     peer's replication address; this node listens on the same port
                               when the peer does not answer
   -x <host> / -X <port>       repcached's form of the same (default port 11212)
+  --replicate <a:p,b:p,c:p>   a group (repeatable or comma separated, the same list on every
+                              member): each member streams to every other, read-write
+  --repl-listen <host:port>   which member of the list this node is (default: the member whose
+                              host is a -l address, or else the only address of this machine)
   -q <num>                    repcached's replication queue length: accepted and ignored
                               (memrep's queue is the backlog, sized in bytes: --repl-backlog)
   --repl-secret-file <file>   read the shared secret from a file; both sides must match
@@ -139,7 +144,9 @@ replication (two nodes, both read-write, like repcached):
   --repl-sync[=all]           acknowledge a write only after the peer applied it; when the
                               peer does not confirm within --repl-sync-timeout, the write
                               stays stored here and the client gets
-                              SERVER_ERROR replication peer unavailable
+                              SERVER_ERROR replication peer unavailable (a group: every
+                              linked member applied it, at least one)
+  --repl-sync=quorum          a group: after a majority of the members (this one counted)
   --repl-sync-timeout <ms>    how long a --repl-sync write waits (default: --repl-timeout)
   --repl-sync-degrade         with --repl-sync: while no peer confirms, acknowledge writes
                               locally instead (counted in stats as repl_sync_degraded)
@@ -203,7 +210,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     : parseInt(/^\s*[0-7]*/.exec(maskText)![0].trim() || "0", 8);
   const memoryFile = stringFlag(v, "memory-file");
   if (memoryFile === "") throw new UsageError("-e: the memory file name is empty");
-  const replication = replicationOptions(v, hostnames[0]);
+  const replication = replicationOptions(v, hostnames[0], hostnames);
   const metricsFlag = stringFlag(v, "metrics");
   const metricsAddr = metricsFlag === undefined
     ? undefined
@@ -511,12 +518,62 @@ async function answering(hostnames: string[], port: number): Promise<string | un
   return undefined;
 }
 
+/**
+ * Which of the group's `members` this node is: the one equal to
+ * `--repl-listen` when given; else the only one whose host is one of the
+ * `-l` addresses, or else the only one whose host is an address of this
+ * machine (a listener can bind it).
+ */
+function groupMembers(
+  members: HostPort[],
+  listenFlag: string | undefined,
+  listenHosts: string[],
+): { self: number; listen: HostPort } {
+  if (members.length > 16) throw new UsageError("--replicate: at most 16 members");
+  const keys = members.map((m) => `${m.host}:${m.port}`);
+  if (new Set(keys).size !== keys.length) {
+    throw new UsageError("--replicate: a member is listed twice");
+  }
+  if (listenFlag !== undefined) {
+    const listen = parseHostPort(listenFlag, "--repl-listen");
+    const self = keys.indexOf(`${listen.host}:${listen.port}`);
+    if (self < 0) {
+      throw new UsageError(`--repl-listen ${listenFlag} is not one of the --replicate addresses`);
+    }
+    if (members.length < 2) throw new UsageError("--replicate: a group needs another member");
+    return { self, listen };
+  }
+  const named = members.flatMap((m, i) =>
+    listenHosts.includes(m.host) && m.host !== "0.0.0.0" && m.host !== "::" ? [i] : []
+  );
+  const local = named.length === 1 ? named : members.flatMap((m, i) => (bindable(m.host) ? [i] : []));
+  if (local.length !== 1) {
+    throw new UsageError(
+      `--replicate: cannot tell which member this node is (${
+        local.length === 0 ? "no address is this machine's" : "several are this machine's"
+      }); name it with --repl-listen host:port`,
+    );
+  }
+  return { self: local[0], listen: members[local[0]] };
+}
+
+/** Can a listener bind `host` here (an address of this machine)? */
+function bindable(host: string): boolean {
+  try {
+    Deno.listen({ hostname: host, port: 0 }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function replicationOptions(
   v: Record<string, unknown>,
   listenHost: string,
+  listenHosts: string[] = [listenHost],
 ): ReplicationOptions | null {
   const values = v as Parameters<typeof stringFlag>[0];
-  const replicate = stringFlag(values, "replicate");
+  const replicate = listFlag(values, "replicate").join(",");
   const xHost = stringFlag(values, "repl-host");
   const xPort = stringFlag(values, "repl-port");
   if (!replicate && !xHost && !xPort) {
@@ -533,6 +590,7 @@ function replicationOptions(
         "repl-tls-cert",
         "repl-tls-key",
         "repl-tls-ca",
+        "repl-listen",
       ]
     ) {
       if (values[f] !== undefined) throw new UsageError(`--${f} needs --replicate (or -x/-X)`);
@@ -542,9 +600,19 @@ function replicationOptions(
   if (replicate && (xHost || xPort)) {
     throw new UsageError("use either --replicate or -x/-X, not both");
   }
-  const peer = replicate
-    ? parseHostPort(replicate, "--replicate")
-    : parseHostPort(`${xHost ?? "127.0.0.1"}:${xPort ?? "11212"}`, "-x/-X");
+  const members = replicate
+    ? replicate.split(",").filter((m) => m.trim() !== "").map((m) =>
+      parseHostPort(m.trim(), "--replicate")
+    )
+    : [parseHostPort(`${xHost ?? "127.0.0.1"}:${xPort ?? "11212"}`, "-x/-X")];
+  const listenFlag = stringFlag(values, "repl-listen");
+  if (members.length === 0) throw new UsageError("--replicate: no address given");
+  // One address: the pair (repcached's form); a list: a group, this node one of its members.
+  const group = members.length > 1 || listenFlag !== undefined
+    ? groupMembers(members, listenFlag, listenHosts)
+    : undefined;
+  if (group && xHost !== undefined) throw new UsageError("-x/-X name one peer; use --replicate");
+  const peer = members[0];
   if (stringFlag(values, "repl-secret") !== undefined) {
     log.warn(
       "memrep: --repl-secret is visible to every user of this host (ps); use --repl-secret-file <file> or MEMREP_REPL_SECRET instead",
@@ -560,8 +628,8 @@ function replicationOptions(
     }
   }
   const syncMode = stringFlag(values, "repl-sync");
-  if (syncMode !== undefined && syncMode !== "all") {
-    throw new UsageError(`--repl-sync: unknown mode '${syncMode}' (expected all)`);
+  if (syncMode !== undefined && syncMode !== "all" && syncMode !== "quorum") {
+    throw new UsageError(`--repl-sync: unknown mode '${syncMode}' (expected all or quorum)`);
   }
   const sync = syncMode !== undefined;
   for (const f of ["repl-sync-timeout", "repl-sync-degrade"]) {
@@ -570,9 +638,11 @@ function replicationOptions(
   const timeoutMs = intFlag(values, "repl-timeout", 2000, 100, 3_600_000);
   return {
     peer,
-    listen: { host: listenHost, port: peer.port },
+    listen: group ? group.listen : { host: listenHost, port: peer.port },
+    group: group ? { members, self: group.self } : undefined,
     secret: secret || undefined,
     sync,
+    syncMode: syncMode === "quorum" ? "quorum" : "all",
     syncDegrade: Boolean(values["repl-sync-degrade"]),
     syncTimeoutMs: intFlag(values, "repl-sync-timeout", timeoutMs, 1, 3_600_000),
     timeoutMs,

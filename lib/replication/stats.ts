@@ -58,4 +58,16 @@ export class ReplicationStats {
   copyBytesSent = 0;
   /** Items a completed incoming copy dropped: the peer had removed them. */
   copyItemsDropped = 0;
+  /** A group's changes learnt from one peer and passed on to the others. */
+  changesForwarded = 0;
+
+  /** The counters of `parts` added up (a node's own and its peers'). */
+  static sum(parts: ReplicationStats[]): ReplicationStats {
+    const total = new ReplicationStats();
+    const t = total as unknown as Record<string, number>;
+    for (const part of parts) {
+      for (const [k, v] of Object.entries(part)) if (k !== "versionsWarnedAt") t[k] += v as number;
+    }
+    return total;
+  }
 }
