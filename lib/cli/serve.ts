@@ -546,7 +546,9 @@ function groupMembers(
   const named = members.flatMap((m, i) =>
     listenHosts.includes(m.host) && m.host !== "0.0.0.0" && m.host !== "::" ? [i] : []
   );
-  const local = named.length === 1 ? named : members.flatMap((m, i) => (bindable(m.host) ? [i] : []));
+  const local = named.length === 1
+    ? named
+    : members.flatMap((m, i) => (bindable(m.host) ? [i] : []));
   if (local.length !== 1) {
     throw new UsageError(
       `--replicate: cannot tell which member this node is (${

@@ -32,13 +32,7 @@
 
 import { Writer } from "../protocol/mod.ts";
 import { statLine } from "../server/mod.ts";
-import {
-  closeQuietly,
-  errorText,
-  type HostPort,
-  isTlsConn,
-  listenTcp,
-} from "../transport/mod.ts";
+import { closeQuietly, errorText, type HostPort, isTlsConn, listenTcp } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import { UsageError } from "../errors.ts";
 import { handshake, type HandshakeContext, randomHex, type StreamState } from "./handshake.ts";
@@ -108,7 +102,11 @@ export class GroupPairing {
   #loops: Promise<void>[] = [];
 
   /** The group of `members`, this node being `members[self]`. */
-  constructor(host: GroupHost, options: GroupOptions, group: { members: HostPort[]; self: number }) {
+  constructor(
+    host: GroupHost,
+    options: GroupOptions,
+    group: { members: HostPort[]; self: number },
+  ) {
     this.#host = host;
     this.#options = options;
     this.#members = group.members;

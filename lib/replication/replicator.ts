@@ -18,7 +18,7 @@ import { Backlog } from "./backlog.ts";
 import { randomHex } from "./handshake.ts";
 import type { Link } from "./link.ts";
 import { Pairing, type PairingOptions } from "./pairing.ts";
-import { GroupPairing, groupNodeId, writeGroupStats } from "./group.ts";
+import { groupNodeId, GroupPairing, writeGroupStats } from "./group.ts";
 import { Merger, wireBits } from "./merge.ts";
 import { Peer, type PeerHost } from "./peer.ts";
 import { ReplicationStats } from "./stats.ts";
@@ -480,11 +480,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     const link = this.#group ? null : first.link;
     const s = ReplicationStats.sum([this.stats, ...peers.map((p) => p.stats)]);
     const shared = this.#shared?.syncCounts();
-    const state = this.#group
-      ? this.#group.linkState()
-      : link
-      ? link.phase
-      : this.#pairing!.state;
+    const state = this.#group ? this.#group.linkState() : link ? link.phase : this.#pairing!.state;
     const copying = peers.some((p) => p.link?.receivingCopy || p.sweeping);
     const lines: Array<[string, string | number]> = [
       ["repl_node_id", this.nodeId],
