@@ -369,6 +369,7 @@ export function writeGroupStats(
       ["copy_sending", link?.sendingCopy ? 1 : 0],
       ["full_copies_sent", s.fullCopiesSent],
       ["full_copies_received", s.fullCopiesReceived],
+      ["items_copied_received", s.itemsCopiedReceived],
       ["partial_resyncs", s.partialResyncs],
       ["links", s.links],
       ["link_drops", s.linkDrops],
