@@ -354,8 +354,8 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
 
   /**
    * Our stream offset --repl-sync writes count as confirmed: the pair's
-   * peer's; in a group with "all", the lowest of the peers that stream
-   * (none streaming: no progress); with "quorum", the highest offset that a
+   * peer's; in a group with "all", the lowest of the peers that stream and
+   * are not being sent a full copy (none: no progress); with "quorum", the highest offset that a
    * majority of the group (this node counted) holds.
    */
   #syncPoint(): number {
@@ -366,8 +366,11 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
       const held = peers.map((p) => p.confirmed).sort((a, b) => b - a);
       return held[need - 1];
     }
+    // A member still receiving our full copy (joining) is not waited for: the others are.
     let low = Infinity;
-    for (const p of peers) if (p.streaming) low = Math.min(low, p.confirmed);
+    for (const p of peers) {
+      if (p.streaming && !p.link!.sendingCopy) low = Math.min(low, p.confirmed);
+    }
     return low === Infinity ? this.#acks.confirmed : low;
   }
 
