@@ -11,8 +11,8 @@
  * member that some path of live links reaches, also when its writer cannot
  * reach them (A-B cut, C passes A's writes to B and B's to A) or died
  * before it reached all of them (kill -9 with writes in flight). Echoes are
- * not news and stop at once; the cost is that a change crosses the mesh up
- * to once per link (n-1 times per node) instead of once per peer.
+ * not news and stop at once; the cost is that a change crosses every link
+ * up to once each way (a node receives it up to n-1 times).
  *
  * Joining: a new or restarted member is unknown to every peer's stream,
  * so each link does its own full copy (chunked, flow-controlled, resumable)
