@@ -61,7 +61,8 @@ export async function startGroup(
     );
     return { proc, port: proc.port };
   };
-  for (let i = 0; i < n; i++) nodes.push(await start(i));
+  // In parallel: a member that starts first finds the others by redialling.
+  nodes.push(...await Promise.all(Array.from({ length: n }, (_, i) => start(i))));
   const group: Group = {
     nodes,
     replPorts,

@@ -4,9 +4,10 @@
  * a message; `--repl-sync=quorum` is a mode.
  */
 
-import { equal, match } from "../helpers/assert.ts";
-import { freePort, runMemrep, startMemrep } from "../helpers/mod.ts";
-import { replStats } from "./pair.ts";
+import { equal, match, ok } from "../helpers/assert.ts";
+import { freePort, runMemrep, startMemrep, waitUntil } from "../helpers/mod.ts";
+import { client, missingKeys, replStats } from "./pair.ts";
+import { startGroup } from "./group.ts";
 
 Deno.test("--replicate lists: which member this node is must be clear; mistakes exit 2", async () => {
   const [p1, p2, p3] = [freePort(), freePort(), freePort()];
@@ -73,5 +74,27 @@ Deno.test("--replicate is repeatable; a member alone serves and shows the group 
     match(s.get("repl_node_id") ?? "", /^[0-9a-f]{16}\.1$/);
   } finally {
     await proc.stop();
+  }
+});
+
+Deno.test("a group with --repl-secret-file links and replicates (sealed links)", async () => {
+  const file = await Deno.makeTempFile();
+  await Deno.writeTextFile(file, "group-secret-0123456789\n");
+  const g = await startGroup(3, ["--repl-secret-file", file]);
+  try {
+    const c = await client(g.nodes[2]);
+    ok(await c.set("sealed", new TextEncoder().encode("v")));
+    c.close();
+    for (const node of g.nodes.slice(0, 2)) {
+      await waitUntil(
+        async () => (await missingKeys(node, ["sealed"])).length === 0,
+        "the write to reach every member",
+        10_000,
+      );
+    }
+    equal((await replStats(g.nodes[0])).get("repl_auth_failures"), "0");
+  } finally {
+    await g.close();
+    await Deno.remove(file);
   }
 });
