@@ -340,6 +340,17 @@ export class Merger {
   }
 }
 
+/**
+ * The unix time a flush frame names: 0 for one that ran now, so that every
+ * receiver drops exactly the items older than its version, whatever its own
+ * clock's second says (a receiver a second behind would otherwise take it
+ * for a delayed flush and, when that second came, drop the newer items it
+ * stored meanwhile, which the other nodes keep).
+ */
+export function flushTime(unixNow: number, delaySeconds: number): number {
+  return delaySeconds > 0 ? unixNow + delaySeconds : 0;
+}
+
 /** Keep a map at most `limit` entries: drop the oldest in a batch, so this is not paid every time. */
 function trim(map: Map<string, number>, limit: number): void {
   if (map.size <= limit) return;

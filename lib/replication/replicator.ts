@@ -19,7 +19,7 @@ import { randomHex } from "./handshake.ts";
 import type { Link } from "./link.ts";
 import { Pairing, type PairingOptions } from "./pairing.ts";
 import { groupNodeId, GroupPairing, writeGroupStats } from "./group.ts";
-import { Merger, wireBits } from "./merge.ts";
+import { flushTime, Merger, wireBits } from "./merge.ts";
 import { Peer, type PeerHost } from "./peer.ts";
 import { ReplicationStats } from "./stats.ts";
 import { SyncAcks } from "./sync.ts";
@@ -246,7 +246,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     this.#shared?.drain(); // workers' earlier changes go first
     const version = this.hlc.tick();
     this.#note(version);
-    const at = this.engine.clock.unixNow() + delaySeconds;
+    const at = flushTime(this.engine.clock.unixNow(), delaySeconds);
     this.merger.applyFlush(version, at, true);
     const w = this.#scratch;
     w.length = 0;
