@@ -1,6 +1,8 @@
 /**
  * Two-way replication between two `serve` nodes (repcached's job, done
- * with versions, partial resync and authentication).
+ * with versions, partial resync and authentication), and replica groups of
+ * three or more read-write members (group.ts: a full mesh of the pair's
+ * links, each member passing on what it learns).
  *
  * A node dials the peer's replication address; when nothing answers it
  * listens there and waits. Once paired, each node sends the other either
