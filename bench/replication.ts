@@ -43,6 +43,39 @@ async function startPair(extra: string[] = []): Promise<[ProcessHandle, ProcessH
   }
 }
 
+/** A replica group of `n` members on loopback (`--replicate a,b,c --repl-listen <own>`), linked. */
+async function startGroup(n: number): Promise<ProcessHandle[]> {
+  const ports = Array.from({ length: n }, () => freePort());
+  const list = ports.map((p) => `127.0.0.1:${p}`).join(",");
+  const nodes: ProcessHandle[] = [];
+  try {
+    for (const p of ports) {
+      nodes.push(
+        await startMemrep([
+          "serve",
+          "-v",
+          ...FLAGS,
+          "--replicate",
+          list,
+          "--repl-listen",
+          `127.0.0.1:${p}`,
+        ]),
+      );
+    }
+    const deadline = performance.now() + 20_000;
+    for (const node of nodes) {
+      while ((await stats(node.port)).get("repl_link") !== "up") {
+        if (performance.now() > deadline) throw new Error("the group did not link");
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return nodes;
+  } catch (e) {
+    await Promise.all(nodes.map((x) => x.stop()));
+    throw e;
+  }
+}
+
 /** Percentile (0..1) of samples. */
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((x, y) => x - y);
@@ -177,7 +210,36 @@ export const replication: Section = {
       await Promise.all([a.stop(), b?.stop()]);
     }
 
-    // 3. Takeover: the survivor listens on the replication port again.
+    // 3. One member of a 3-member group against a single serve, alternating.
+    const cfg3 = await slapConfig();
+    const single3 = await startMemrep(["serve", ...FLAGS]);
+    let group: ProcessHandle[] | undefined;
+    try {
+      group = await startGroup(3);
+      const member = group[0];
+      const samples = await alternate(ctx, [
+        {
+          name: "single",
+          measure: async () => (await memcaslap(single3.port, ctx.seconds, cfg3)).tps,
+        },
+        {
+          name: "member",
+          measure: async () => (await memcaslap(member.port, ctx.seconds, cfg3)).tps,
+        },
+      ]);
+      const m = median(samples.get("member")!), s = median(samples.get("single")!);
+      results.push({
+        name: "3-member group member/single throughput ratio",
+        value: m / s,
+        detail: `member ${fmt(m)} TPS, single serve ${fmt(s)} TPS (median of ${ctx.rounds} ` +
+          `alternating ${ctx.seconds} s memcaslap 90/10 runs; each member sends its writes to 2 peers)`,
+      });
+    } finally {
+      await Promise.all([single3.stop(), ...(group ?? []).map((x) => x.stop())]);
+      await Deno.remove(cfg3);
+    }
+
+    // 4. Takeover: the survivor listens on the replication port again.
     const kills: number[] = [];
     for (let i = 0; i < 3; i++) kills.push(await takeover("SIGKILL", 2000));
     results.push({

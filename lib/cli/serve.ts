@@ -20,14 +20,14 @@ import {
   listFlag,
   parseFlags,
   parseHostPort,
-  sizeFlag,
   stringFlag,
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
 import { memcachedNumbers } from "./memcached_flags.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
-import { replTls, serveTls } from "./tls_flags.ts";
+import { serveTls } from "./tls_flags.ts";
+import { replicationOptions } from "./repl_flags.ts";
 import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 
 /** The module extra serve threads run (compile.sh --include's it). */
@@ -35,7 +35,6 @@ const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
 import { createReplicationShare, decodeResume, Replicator } from "../replication/mod.ts";
 import { type MetricsEndpoint, serveMetrics, startMetricsEndpoint } from "../metrics/mod.ts";
-import type { ReplicationOptions } from "../replication/mod.ts";
 
 const SPEC: FlagSpec = {
   port: { type: "string", short: "p" },
@@ -65,7 +64,8 @@ const SPEC: FlagSpec = {
   "enable-ssl": { type: "boolean", short: "Z" },
   "repl-host": { type: "string", short: "x" },
   "repl-port": { type: "string", short: "X" },
-  replicate: { type: "string" },
+  replicate: { type: "string", multiple: true },
+  "repl-listen": { type: "string" },
   // A bare --repl-sync is rewritten to --repl-sync=all before parsing (see normalizeArgs).
   "repl-sync": { type: "string" },
   "repl-sync-timeout": { type: "string" },
@@ -115,7 +115,7 @@ memcached options:
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
                               loads it back (then removes it); with replication it also
-                              resumes from the peer's backlog instead of a full copy
+                              resumes from the peers' backlogs instead of full copies
 
 TLS (memcached's; see README):
   -Z, --enable-ssl            serve TLS; -o ssl_chain_cert=<pem>,ssl_key=<pem> name the certificate
@@ -134,6 +134,10 @@ replication (two nodes, both read-write, like repcached):
   --replicate <host:port>     peer's replication address; this node listens on the same port
                               when the peer does not answer
   -x <host> / -X <port>       repcached's form of the same (default port 11212)
+  --replicate <a:p,b:p,c:p>   a group (repeatable or comma separated, the same list on every
+                              member): each member streams to every other, read-write
+  --repl-listen <host:port>   which member of the list this node is (default: the member whose
+                              host is a -l address, or else the only address of this machine)
   -q <num>                    repcached's replication queue length: accepted and ignored
                               (memrep's queue is the backlog, sized in bytes: --repl-backlog)
   --repl-secret-file <file>   read the shared secret from a file; both sides must match
@@ -142,7 +146,9 @@ replication (two nodes, both read-write, like repcached):
   --repl-sync[=all]           acknowledge a write only after the peer applied it; when the
                               peer does not confirm within --repl-sync-timeout, the write
                               stays stored here and the client gets
-                              SERVER_ERROR replication peer unavailable
+                              SERVER_ERROR replication peer unavailable (a group: every
+                              linked member applied it, at least one)
+  --repl-sync=quorum          a group: after a majority of the members (this one counted)
   --repl-sync-timeout <ms>    how long a --repl-sync write waits (default: --repl-timeout)
   --repl-sync-degrade         with --repl-sync: while no peer confirms, acknowledge writes
                               locally instead (counted in stats as repl_sync_degraded)
@@ -206,7 +212,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     : parseInt(/^\s*[0-7]*/.exec(maskText)![0].trim() || "0", 8);
   const memoryFile = stringFlag(v, "memory-file");
   if (memoryFile === "") throw new UsageError("-e: the memory file name is empty");
-  const replication = replicationOptions(v, hostnames[0]);
+  const replication = replicationOptions(v, hostnames[0], hostnames);
   const metricsFlag = stringFlag(v, "metrics");
   const metricsAddr = metricsFlag === undefined
     ? undefined
@@ -541,81 +547,6 @@ async function answering(hostnames: string[], port: number): Promise<string | un
     if (answered) return `${target}:${port}`;
   }
   return undefined;
-}
-
-function replicationOptions(
-  v: Record<string, unknown>,
-  listenHost: string,
-): ReplicationOptions | null {
-  const values = v as Parameters<typeof stringFlag>[0];
-  const replicate = stringFlag(values, "replicate");
-  const xHost = stringFlag(values, "repl-host");
-  const xPort = stringFlag(values, "repl-port");
-  if (!replicate && !xHost && !xPort) {
-    for (
-      const f of [
-        "repl-sync",
-        "repl-sync-timeout",
-        "repl-sync-degrade",
-        "repl-secret",
-        "repl-secret-file",
-        "repl-timeout",
-        "repl-backlog",
-        "repl-drain-timeout",
-        "repl-tls-cert",
-        "repl-tls-key",
-        "repl-tls-ca",
-      ]
-    ) {
-      if (values[f] !== undefined) throw new UsageError(`--${f} needs --replicate (or -x/-X)`);
-    }
-    return null;
-  }
-  if (replicate && (xHost || xPort)) {
-    throw new UsageError("use either --replicate or -x/-X, not both");
-  }
-  const peer = replicate
-    ? parseHostPort(replicate, "--replicate")
-    : parseHostPort(`${xHost ?? "127.0.0.1"}:${xPort ?? "11212"}`, "-x/-X");
-  if (stringFlag(values, "repl-secret") !== undefined) {
-    log.warn(
-      "memrep: --repl-secret is visible to every user of this host (ps); use --repl-secret-file <file> or MEMREP_REPL_SECRET instead",
-    );
-  }
-  let secret = stringFlag(values, "repl-secret") ?? Deno.env.get("MEMREP_REPL_SECRET");
-  const secretFile = stringFlag(values, "repl-secret-file");
-  if (secretFile) {
-    try {
-      secret = Deno.readTextFileSync(secretFile).trim();
-    } catch (err) {
-      throw new UsageError(`--repl-secret-file: cannot read ${secretFile}: ${errorText(err)}`);
-    }
-  }
-  const syncMode = stringFlag(values, "repl-sync");
-  if (syncMode !== undefined && syncMode !== "all") {
-    throw new UsageError(`--repl-sync: unknown mode '${syncMode}' (expected all)`);
-  }
-  const sync = syncMode !== undefined;
-  for (const f of ["repl-sync-timeout", "repl-sync-degrade"]) {
-    if (!sync && values[f] !== undefined) throw new UsageError(`--${f} needs --repl-sync`);
-  }
-  const timeoutMs = intFlag(values, "repl-timeout", 2000, 100, 3_600_000);
-  return {
-    peer,
-    listen: { host: listenHost, port: peer.port },
-    secret: secret || undefined,
-    sync,
-    syncDegrade: Boolean(values["repl-sync-degrade"]),
-    syncTimeoutMs: intFlag(values, "repl-sync-timeout", timeoutMs, 1, 3_600_000),
-    timeoutMs,
-    backlogBytes: sizeFlag(values, "repl-backlog", 64 * 1048576),
-    drainTimeoutMs: intFlag(values, "repl-drain-timeout", 10_000, 0, 3_600_000),
-    tls: replTls(
-      stringFlag(values, "repl-tls-cert"),
-      stringFlag(values, "repl-tls-key"),
-      stringFlag(values, "repl-tls-ca"),
-    ),
-  };
 }
 
 /**

@@ -21,28 +21,34 @@ export interface DrainSource {
   progress(): Promise<void>;
   /** True once the wait was given up (a second signal). */
   abandoned(): boolean;
+  /** A group's peers (0: a pair, whose messages say "the peer"). */
+  peers?: number;
 }
 
 /**
- * Wait at most `ms` until `link`'s peer confirmed the whole stream. No link
- * (or `ms` 0): return at once, logging what the peer did not get.
+ * Wait at most `ms` until the peers of `links` (the pair's one, or a
+ * group's linked ones) confirmed the whole stream. No link (or `ms` 0):
+ * return at once, logging what the peers did not get.
  */
-export async function drainToPeer(src: DrainSource, link: Link | null, ms: number): Promise<void> {
+export async function drainToPeer(src: DrainSource, links: Link[], ms: number): Promise<void> {
   const end = src.backlog.end;
+  const open = () => links.some((l) => !l.closed);
   if (src.confirmed() >= end) {
     log.info("replication: cleanup complete");
     return;
   }
-  if (!link || link.closed || ms <= 0) {
-    leftOver(src, link, end, link && !link.closed ? "--repl-drain-timeout 0" : "no peer linked");
+  if (!open() || ms <= 0) {
+    leftOver(src, links, end, open() ? "--repl-drain-timeout 0" : "no peer linked");
     return;
   }
-  log.info(`replication: cleanup (${end - src.confirmed()} bytes to the peer)`);
-  link.draining = true; // a stopped peer that resumes within the drain time still gets it all
+  const to = src.peers ? `${links.length} of ${src.peers} peers` : "the peer";
+  log.info(`replication: cleanup (${end - src.confirmed()} bytes to ${to})`);
+  // A stopped peer that resumes within the drain time still gets it all.
+  for (const link of links) link.draining = true;
   const deadline = performance.now() + ms;
   let timer: ReturnType<typeof setTimeout> | undefined;
   while (
-    src.confirmed() < end && !link.closed && !src.abandoned() && performance.now() < deadline
+    src.confirmed() < end && open() && !src.abandoned() && performance.now() < deadline
   ) {
     const late = new Promise<void>((r) => {
       timer = setTimeout(r, Math.max(1, deadline - performance.now()));
@@ -52,27 +58,28 @@ export async function drainToPeer(src: DrainSource, link: Link | null, ms: numbe
   }
   if (src.confirmed() >= end) log.info("replication: cleanup complete");
   else {
-    const why = link.closed
-      ? "the link closed"
+    const why = !open()
+      ? links.length > 1 ? "the links closed" : "the link closed"
       : src.abandoned()
       ? "interrupted"
       : `gave up after ${ms} ms`;
-    leftOver(src, link, end, why);
+    leftOver(src, links, end, why);
   }
 }
 
 /** Log what the peer did not confirm. */
-function leftOver(src: DrainSource, link: Link | null, end: number, why: string): void {
+function leftOver(src: DrainSource, links: Link[], end: number, why: string): void {
   const from = src.confirmed();
   // Frames can be counted from a confirmed offset (a frame boundary) still held.
   const changes = src.backlog.start <= from
     ? `${countFrames(src.backlog, from, end)} changes`
     : "changes beyond the backlog";
-  const copy = link?.sendingCopy ? "; a full copy was in progress" : "";
+  const copy = links.some((l) => l.sendingCopy) ? "; a full copy was in progress" : "";
+  const by = src.peers ? "every peer" : "the peer";
   log.warn(
     `replication: cleanup incomplete (${why}): ${
       end - from
-    } bytes (${changes}) not acknowledged by the peer${copy}`,
+    } bytes (${changes}) not acknowledged by ${by}${copy}`,
   );
 }
 

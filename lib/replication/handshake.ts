@@ -60,8 +60,8 @@ export interface HandshakeContext {
   secret?: string;
   /** Give up after this long (ms). */
   timeoutMs: number;
-  /** This node's state at the moment it is sent. */
-  state(): StreamState;
+  /** This node's state at the moment it is sent, for the peer `peerNode` (from its greeting). */
+  state(peerNode: string): StreamState;
   /** Called once the peer's greeting arrived and is valid (not an idle connection). */
   greeted?: () => void;
 }
@@ -260,7 +260,7 @@ async function run(
     secret ? deriveLinkKeys(secret, greetings, role === "connect") : null;
 
   if (role === "connect") {
-    const mine = stateLine(ctx.state());
+    const mine = stateLine(ctx.state(peerNode));
     const proofC = proof(secret, `connect\n${greetings}\n${mine}`);
     await send(`${mine}\r\nAUTH ${proofC}\r\n`);
     const st = await read();
@@ -294,7 +294,7 @@ async function run(
     await refuse("auth");
     return fail("auth", bad);
   }
-  const mine = stateLine(ctx.state());
+  const mine = stateLine(ctx.state(peerNode));
   const proofA = proof(secret, `accept\n${greetings}\n${theirs}\n${mine}\n${auth[1]}`);
   await send(`${mine}\r\nAUTH ${proofA}\r\n`);
   return { ok: true, peerNode, peer, rest: reader.rest(), keys: keys() };

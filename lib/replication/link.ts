@@ -78,6 +78,11 @@ export interface LinkOwner {
   lockStore(): void;
   /** Release the store lock. */
   unlockStore(): void;
+  /**
+   * In a group: a change from the peer's stream taught this node something
+   * (Merger.fresh); its bytes go on this node's stream for the other peers.
+   */
+  forward?(buf: Uint8Array, start: number, end: number): void;
 }
 
 /** Link phase, as shown in stats. */
@@ -134,6 +139,8 @@ export class Link {
   #initialReceived = false;
   #ackDue = false;
   #pingDue = false;
+  /** The stream frame just applied is news to pass on (groups). */
+  #forwardDue = false;
 
   /**
    * Wrap an authenticated connection (`keys`: the stream is sealed, null:
@@ -389,6 +396,10 @@ export class Link {
             return;
           }
           if (!this.#handle(used)) return;
+          if (this.#forwardDue) {
+            this.#forwardDue = false;
+            this.#repl.forward?.(rb.buf, rb.start, rb.start + used);
+          }
           if (parser.kind <= Frame.FLUSH) applied = true;
           rb.start += used;
         }
@@ -424,14 +435,15 @@ export class Link {
         if (this.#recvOffset < 0) return this.#protocolError("change before RESUME/COPY");
         this.#recvOffset += length;
         const ic = this.#inCopy;
-        if (ic === null || p.kind !== Frame.ITEM) {
-          this.#count(repl.merger.applyFrame(p), p);
-          return true;
-        }
-        // Alongside a copy the same floor holds, and what the sender streams it has: keep it.
         const merger = repl.merger;
-        this.#count(merger.applyFrame(p, ic.rejectUpTo), p);
-        if (merger.handle >= 0) ic.mark(merger.handle);
+        if (ic === null || p.kind !== Frame.ITEM) {
+          this.#count(merger.applyFrame(p), p);
+        } else {
+          // Alongside a copy the same floor holds, and what the sender streams it has: keep it.
+          this.#count(merger.applyFrame(p, ic.rejectUpTo), p);
+          if (merger.handle >= 0) ic.mark(merger.handle);
+        }
+        this.#forwardDue = merger.fresh && repl.forward !== undefined;
         return true;
       }
       case Frame.COPY_ITEM: {

@@ -68,6 +68,14 @@ export class Merger {
   flushEpoch = 0;
   /** The item an {@linkcode applyItem} left for its key (-1: none). */
   handle = -1;
+  /**
+   * After {@linkcode applyFrame}: the change taught this node something (the
+   * store, a tombstone or the flush epoch changed). A group forwards only
+   * such changes, so a change echoed back is dropped and flooding ends.
+   */
+  fresh = false;
+  /** Versions of delayed flushes seen (bounded): their echoes are not fresh. */
+  #delayed: Map<string, number> = new Map();
   #pending: { epoch: number; atLocal: number } | null = null;
   #store: Store;
   #clock: MergeClock;
@@ -231,10 +239,12 @@ export class Merger {
 
   /** Apply the change frame (S, CS, D, CD or F) that `p` just parsed (`floor`: see applyItem). */
   applyFrame(p: FrameParser, floor = 0): number {
+    this.fresh = false;
+    let result: number;
     switch (p.kind) {
       case Frame.ITEM:
       case Frame.COPY_ITEM:
-        return this.applyItem(
+        result = this.applyItem(
           p.keyBuf,
           p.keyStart,
           p.keyEnd,
@@ -248,38 +258,53 @@ export class Merger {
           p.touch,
           floor,
         );
+        this.fresh = result === Applied.CHANGED;
+        return result;
       case Frame.DELETE:
       case Frame.COPY_DELETE:
         return this.applyDelete(p.keyBuf, p.keyStart, p.keyEnd, p.version);
       default:
-        return this.applyFlush(p.version, p.exp, false);
+        result = this.applyFlush(p.version, p.exp, false);
+        this.fresh = result === Applied.CHANGED && this.#firstSeen(p.version, p.exp);
+        return result;
     }
+  }
+
+  /** A flush of `version` at `atUnix` not seen before (an immediate one's echo is IGNORED anyway). */
+  #firstSeen(version: number, atUnix: number): boolean {
+    const key = `${version}:${atUnix}`;
+    if (this.#delayed.has(key)) return false;
+    this.#delayed.set(key, version);
+    trim(this.#delayed, 1024);
+    return true;
   }
 
   /** Apply an incoming delete of key src[ks, ke) made at `version`. */
   applyDelete(key: Uint8Array, ks: number, ke: number, version: number): number {
     const store = this.#store;
+    this.fresh = false;
     if (!this.#hlc.observe(version)) return Applied.REJECTED;
     const h = store.find(key, ks, ke);
     if (h >= 0) {
       if (store.cas(h) > version) return Applied.IGNORED;
       store.unlink(h);
     }
-    this.remember(key, ks, ke, version);
+    this.fresh = this.remember(key, ks, ke, version) || h >= 0;
     return h >= 0 ? Applied.CHANGED : Applied.IGNORED;
   }
 
-  /** Record a tombstone for key src[ks, ke) (a local or remote delete). */
-  remember(key: Uint8Array, ks: number, ke: number, version: number): void {
-    if (version < this.flushEpoch) return;
+  /** Record a tombstone for key src[ks, ke) (a local or remote delete); false when it says nothing new. */
+  remember(key: Uint8Array, ks: number, ke: number, version: number): boolean {
+    if (version < this.flushEpoch) return false;
     const name = decodeAscii(key, ks, ke);
     const t = this.tombstones.get(name);
     if (t !== undefined) {
-      if (t >= version) return;
+      if (t >= version) return false;
       this.tombstones.delete(name); // re-insert: newest last
     }
     this.tombstones.set(name, version);
     trim(this.tombstones, this.#tombstoneLimit);
+    return true;
   }
 
   /**
@@ -344,6 +369,17 @@ export class Merger {
     // 0 means never: an expiry at or before clock 0 is "already expired" (1 or -1).
     return t >= 1 ? Math.min(t, 0x7fffffff) : -1;
   }
+}
+
+/**
+ * The unix time a flush frame names: 0 for one that ran now, so that every
+ * receiver drops exactly the items older than its version, whatever its own
+ * clock's second says (a receiver a second behind would otherwise take it
+ * for a delayed flush and, when that second came, drop the newer items it
+ * stored meanwhile, which the other nodes keep).
+ */
+export function flushTime(unixNow: number, delaySeconds: number): number {
+  return delaySeconds > 0 ? unixNow + delaySeconds : 0;
 }
 
 /** Keep a map at most `limit` entries: drop the oldest in a batch, so this is not paid every time. */

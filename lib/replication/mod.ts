@@ -1,6 +1,8 @@
 /**
  * Two-way replication between two `serve` nodes (repcached's job, done
- * with versions, partial resync and authentication).
+ * with versions, partial resync and authentication), and replica groups of
+ * three or more read-write members (group.ts: a full mesh of the pair's
+ * links, each member passing on what it learns).
  *
  * A node dials the peer's replication address; when nothing answers it
  * listens there and waits. Once paired, each node sends the other either
@@ -34,7 +36,8 @@
  *   stream ("replication: cleanup complete"), like repcached.
  * - A node restarted with `-e` (warm restart) goes on with its saved stream
  *   and its position in the peer's: each side resumes from the other's
- *   backlog when it still holds that position (resume.ts).
+ *   backlog when it still holds that position (resume.ts); a group member
+ *   saves and resumes a position per peer.
  * - With several serve threads (-t), worker threads queue their changes
  *   in a shared ring that the main thread's replicator drains (threads.ts).
  * - With `--repl-secret` the connector proves the secret first (the

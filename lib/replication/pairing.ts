@@ -75,7 +75,7 @@ export type PairingState = "down" | "connecting" | "listening";
 type DialResult = "linked" | "unreachable" | "tls" | HandshakeFailure;
 
 /** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
-const ACCEPT_DEADLINE_MS = 1000;
+export const ACCEPT_DEADLINE_MS = 1000;
 
 /** The pairing loop of one node. */
 export class Pairing {
@@ -261,16 +261,7 @@ export class Pairing {
   }
 
   #failed(peer: string, reason: HandshakeFailure, detail: string): void {
-    const stats = this.#host.stats;
-    if (reason === "auth") {
-      stats.authFailures++;
-      log.warn(`replication: refused (peer=${peer}): authentication failed: ${detail}`);
-    } else if (reason === "not-memrep") {
-      stats.badPeers++;
-      log.info(`replication: refused (peer=${peer}): not a memrep peer: ${detail}`);
-    } else if (reason !== "self") {
-      log.debug(`replication: handshake with ${peer} failed: ${reason}: ${detail}`);
-    }
+    handshakeFailed(this.#host.stats, peer, reason, detail);
   }
 
   /** Open the listener if not open; false when the address is taken. */
@@ -362,12 +353,30 @@ export class Pairing {
   }
 }
 
+/** Count and log a failed handshake with `peer` ("host:port") as pairing does. */
+export function handshakeFailed(
+  stats: ReplicationStats,
+  peer: string,
+  reason: HandshakeFailure,
+  detail: string,
+): void {
+  if (reason === "auth") {
+    stats.authFailures++;
+    log.warn(`replication: refused (peer=${peer}): authentication failed: ${detail}`);
+  } else if (reason === "not-memrep") {
+    stats.badPeers++;
+    log.info(`replication: refused (peer=${peer}): not a memrep peer: ${detail}`);
+  } else if (reason !== "self") {
+    log.debug(`replication: handshake with ${peer} failed: ${reason}: ${detail}`);
+  }
+}
+
 /**
  * Connect (with `tls`: and complete the TLS handshake, trusting `tls.ca`)
  * within `ms`, or null when refused, unreachable, too slow or, reported to
  * `tlsFailed`, when the TLS handshake fails.
  */
-async function connectWithin(
+export async function connectWithin(
   hp: HostPort,
   ms: number,
   tls: { ca?: string } | undefined,
@@ -409,7 +418,7 @@ async function connectWithin(
 }
 
 /** `p`, or a rejection once `ms` passed. */
-function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) =>
     timer = setTimeout(() => reject(new Error(`no TLS handshake within ${ms} ms`)), ms)
@@ -417,6 +426,7 @@ function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
-function delay(ms: number): Promise<void> {
+/** Resolves after `ms`. */
+export function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

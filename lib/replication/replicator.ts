@@ -1,28 +1,26 @@
 /**
  * The replicator of one `serve` node, the public face of replication: turns
- * the engine's mutations into stream frames in the backlog, owns the one
- * {@linkcode Link} to the peer (pairing.ts finds it, re-pairing by itself
- * after the peer dies, hangs or comes back), books what the peer confirmed
- * (lag, --repl-sync, the stop's drain) and renders the stats lines. The
- * full-copy state that outlives links is in copies.ts.
+ * the engine's mutations into stream frames in the backlog, owns the
+ * {@linkcode Peer}s (the pair's one, or every other member of a group, each
+ * with its link: pairing.ts / group.ts find them, re-pairing by itself after
+ * a peer dies, hangs or comes back), books what the peers confirmed
+ * (--repl-sync, the stop's drain) and renders the stats lines.
  * @module
  */
 
 import { type Server, statLine } from "../server/mod.ts";
 import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
-import { closeQuietly, errorText, type HostPort } from "../transport/mod.ts";
+import { errorText, type HostPort } from "../transport/mod.ts";
 import { decodeAscii } from "../protocol/bytes.ts";
 import { log } from "../log.ts";
-import { type AgreedVersions, Backlog } from "./backlog.ts";
-import { FullCopies } from "./copies.ts";
-import { randomHex, type StreamState } from "./handshake.ts";
-import { LagSamples } from "./lag.ts";
-import { Link, type LinkOwner } from "./link.ts";
-import type { LinkKeys } from "./seal.ts";
+import { Backlog } from "./backlog.ts";
+import { randomHex } from "./handshake.ts";
+import type { Link } from "./link.ts";
 import { Pairing, type PairingOptions } from "./pairing.ts";
-import { Merger, wireBits } from "./merge.ts";
-import type { IncomingCopy, OutgoingCopy } from "./snapshot.ts";
+import { groupNodeId, GroupPairing, writeGroupStats } from "./group.ts";
+import { flushTime, Merger, wireBits } from "./merge.ts";
+import { Peer, type PeerHost } from "./peer.ts";
 import { ReplicationStats } from "./stats.ts";
 import { captureResume, encodeResume, restoreResume, type ResumeState } from "./resume.ts";
 import { SyncAcks } from "./sync.ts";
@@ -38,16 +36,20 @@ import {
 import { MainReplicationShare, type ReplicationShare } from "./threads.ts";
 import { HybridClock, versionTime } from "./versions.ts";
 
-/** How `serve --replicate` pairs with its peer. */
+/** How `serve --replicate` pairs with its peer, or joins its group. */
 export interface ReplicationOptions {
-  /** Peer's replication address. */
+  /** Peer's replication address (a pair). */
   peer: HostPort;
-  /** Where to listen when the peer does not answer. */
+  /** Where to listen: a pair's when the peer does not answer; a group member's own address. */
   listen: HostPort;
+  /** A group of 3 or more: every member's replication address, and which one is this node. */
+  group?: { members: HostPort[]; self: number };
   /** Shared secret. */
   secret?: string;
-  /** Acknowledge client writes after the peer applied them. */
+  /** Acknowledge client writes after the peers applied them. */
   sync: boolean;
+  /** With `sync`: "all" (every live peer, the default) or "quorum" (a majority, the writer counted). */
+  syncMode?: "all" | "quorum";
   /**
    * With `sync`: acknowledge locally (counted) while no peer confirms,
    * instead of answering SERVER_ERROR.
@@ -70,49 +72,39 @@ export interface ReplicationOptions {
   resume?: ResumeState;
 }
 
-/** One node's replication state, its link and its pairing loop. */
-export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
-  /** This process's node id. */
-  readonly nodeId: string = randomHex(8);
+/** One node's replication state, its peers and its pairing loop. */
+export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
+  /** This process's node id (in a group it ends with `.<member index>`). */
+  readonly nodeId: string;
   /** Id of this process's change stream (a warm restart goes on with the saved one). */
   readonly streamId: string;
   /** Version clock (the store's CAS source). */
   readonly hlc: HybridClock;
   /** This node's recent changes. */
   readonly backlog: Backlog;
-  /** Applies the peer's changes. */
+  /** Applies the peers' changes. */
   readonly merger: Merger;
-  /** Counters. */
+  /** Counters of the node (each peer keeps its own; `stats` shows the sums). */
   readonly stats: ReplicationStats = new ReplicationStats();
   /** The engine replicated. */
   readonly engine: Engine;
-  /** Where the peer's stream stands for us (null: never applied, or a copy was cut short). */
-  peerStream: { id: string; offset: number } | null = null;
-  /** The current link, if any. */
-  link: Link | null = null;
-  /** Which of our versions the peer has seen (for full copies' exactness rule). */
-  readonly agreement: AgreedVersions;
-  /** Full copies in both directions (they outlive links). */
-  #copies: FullCopies;
+  /** The peers: the pair's one, or the other members of the group. */
+  readonly peers: Peer[];
   #options: ReplicationOptions;
   #scratch = new Writer(1024);
-  /** What the peer confirmed of our stream; --repl-sync writes waiting for it. */
+  /** What the peers confirmed of our stream; --repl-sync writes waiting for it. */
   #acks: SyncAcks;
-  /** Called when the confirmed offset moves or the link closes, while stopping. */
+  /** Called when a confirmed offset moves or a link closes, while stopping. */
   #drainWake: (() => void) | null = null;
   #abandoned = false;
   /** The version just handed to the store (-1 once a write used it). */
   #fresh = -1;
   #stopped = false;
-  #lag = new LagSamples();
-  #pairing: Pairing;
+  #pairing: Pairing | null = null;
+  #group: GroupPairing | null = null;
   /** Worker threads' changes and waits (null with one serve thread). */
   #shared: MainReplicationShare | null = null;
   #ringParser = new FrameParser();
-  /** A saved position in the peer's stream was restored and no link has started since. */
-  #restored = false;
-  /** The peer's stream and its end when the current link began (see {@linkcode catchUp}). */
-  #catchUp: { id: string; end: number } | null = null;
 
   /**
    * Replicate `server` with the given options; call {@linkcode start} next.
@@ -120,6 +112,8 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
    */
   constructor(server: Server, options: ReplicationOptions, share?: ReplicationShare) {
     this.#options = options;
+    const group = options.group;
+    this.nodeId = group ? groupNodeId(group.self) : randomHex(8);
     this.#acks = new SyncAcks(
       {
         degrade: options.syncDegrade ?? false,
@@ -132,6 +126,8 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     this.streamId = options.resume?.stream?.id ?? randomHex(8);
     const store = this.engine.store;
     this.hlc = share ? HybridClock.attach(share.clock) : new HybridClock();
+    // Group members' versions differ in their node bits: a tie between two writers is broken alike.
+    if (group) this.hlc.node = group.self;
     // The backlog must hold at least two of the largest items, or one big write would force a copy.
     const largest = store.classSizes[store.classSizes.length - 1];
     this.backlog = new Backlog(Math.max(options.backlogBytes, 2 * largest + 65536));
@@ -141,26 +137,26 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
       this.hlc,
       Math.max(65536, Math.floor(options.backlogBytes / 256)),
     );
-    this.#copies = new FullCopies({
-      streamId: this.streamId,
-      backlog: this.backlog,
-      hlc: this.hlc,
-      stats: this.stats,
-      store: () => this.engine.store,
-      stopped: () => this.#stopped,
-      lockStore: () => this.lockStore(),
-      unlockStore: () => this.unlockStore(),
-    });
-    this.agreement = this.#copies.agreement;
+    if (group) {
+      // Three or more: changes learnt from one peer go on to the others (flooding), see group.ts.
+      const flood = group.members.length >= 3;
+      this.peers = group.members.flatMap((m, i) =>
+        i === group.self ? [] : [new Peer(this, i, hostPortText(m), flood)]
+      );
+      this.#group = new GroupPairing(this, options, group);
+    } else {
+      const peer = new Peer(this, 0, hostPortText(options.peer), false);
+      this.peers = [peer];
+      this.#pairing = new Pairing({
+        nodeId: this.nodeId,
+        stats: this.stats,
+        link: () => peer.link,
+        streamState: () => peer.streamState(),
+        adopt: (conn, role, peerNode, state, rest, keys) =>
+          peer.adopt(conn, role, peerNode, state, rest, keys),
+      }, options);
+    }
     if (options.resume) this.#restore(options.resume);
-    this.#pairing = new Pairing({
-      nodeId: this.nodeId,
-      stats: this.stats,
-      link: () => this.link,
-      streamState: () => this.#streamState(),
-      adopt: (conn, role, peerNode, peer, rest, keys) =>
-        this.#adopt(conn, role, peerNode, peer, rest, keys),
-    }, options);
     store.nextCas = () => (this.#fresh = this.hlc.tick());
     // A CAS is a version here: a client-chosen one would win forever or lose to the peer.
     this.engine.explicitCasMax = -1;
@@ -186,36 +182,9 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     this.engine.statsGroups.replication = (out) => this.writeStats(out);
   }
 
-  /** True while a completed incoming copy drops what its sender no longer has. */
-  get sweeping(): boolean {
-    return this.#copies.sweeping;
-  }
-
-  /** The full copy we send, until the receiver confirmed it (it outlives links). */
-  get outCopy(): OutgoingCopy | null {
-    return this.#copies.outCopy;
-  }
-
-  set outCopy(copy: OutgoingCopy | null) {
-    this.#copies.outCopy = copy;
-  }
-
-  /** The full copy we receive or received last (it outlives links). */
-  get inCopy(): IncomingCopy | null {
-    return this.#copies.inCopy;
-  }
-
-  set inCopy(copy: IncomingCopy | null) {
-    this.#copies.inCopy = copy;
-  }
-
-  /** Ids of the copies this process sends. */
-  get copyIds(): number {
-    return this.#copies.copyIds;
-  }
-
-  set copyIds(ids: number) {
-    this.#copies.copyIds = ids;
+  /** The pair's link (a group's first peer's), if any. */
+  get link(): Link | null {
+    return this.peers[0].link;
   }
 
   /** The store replicated. */
@@ -228,9 +197,14 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     return this.engine.clock;
   }
 
-  /** Silence after which the peer counts as dead (ms). */
+  /** Silence after which a peer counts as dead (ms). */
   get timeoutMs(): number {
     return this.#options.timeoutMs;
+  }
+
+  /** True once {@linkcode stop} began. */
+  get stopped(): boolean {
+    return this.#stopped;
   }
 
   // --- MutationObserver: local changes become stream frames ---
@@ -251,7 +225,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     }
     this.#note(touch > 0 ? touch : cas);
     // A write (meta E can give it an old version) is never dropped by an incoming copy's sweep.
-    this.inCopy?.mark(h);
+    for (const p of this.peers) p.inCopy?.mark(h);
     const w = this.#scratch;
     w.length = 0;
     const bits = wireBits(store.userBits(h));
@@ -280,13 +254,25 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     this.#shared?.drain(); // workers' earlier changes go first
     const version = this.hlc.tick();
     this.#note(version);
-    const at = this.engine.clock.unixNow() + delaySeconds;
+    const at = flushTime(this.engine.clock.unixNow(), delaySeconds);
     this.merger.applyFlush(version, at, true);
     const w = this.#scratch;
     w.length = 0;
     writeFlushFrame(w, version, at);
     this.backlog.push(w.buf, 0, w.length);
     this.#appended();
+  }
+
+  /**
+   * A group of 3+: a peer's change that taught us something (merge.ts
+   * `fresh`) goes on our stream as it is, so it reaches members that the
+   * peer cannot reach (or that it could not reach before it died). Copies of
+   * it that come back are not fresh and stop there.
+   */
+  forward(buf: Uint8Array, start: number, end: number): void {
+    this.backlog.push(buf, start, end);
+    this.stats.changesForwarded++;
+    this.#wakeLinks();
   }
 
   /** A worker thread's change (parsed by #ringParser): book it as if made here. */
@@ -306,22 +292,8 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
 
   /** A change of `version` is about to enter the backlog. */
   #note(version: number): void {
-    this.agreement.note(this.backlog.end, version, performance.now());
-  }
-
-  /** Versions up to the returned one the peer `peerNode` has of ours (see FullCopies). */
-  agreedWith(peerNode: string, knownStream: string, knownOffset: number): number {
-    return this.#copies.agreedWith(peerNode, knownStream, knownOffset);
-  }
-
-  /** The link's peer may have caught up with our whole stream: the clock is then agreed. */
-  refreshAgreement(link: Link): void {
-    this.#copies.refreshAgreement(link);
-  }
-
-  /** A full copy was applied: drop what its sender no longer has (see FullCopies). */
-  sweepCopy(ic: IncomingCopy): Promise<void> {
-    return this.#copies.sweepCopy(ic);
+    const now = performance.now(), end = this.backlog.end;
+    for (const p of this.peers) p.agreement.note(end, version, now);
   }
 
   /** Worker changes were lost (ring full, or bytes that did not parse): no peer may resume past the gap. */
@@ -333,7 +305,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
         ? "replication: corrupt change ring (a bug): its changes left out, full copy follows"
         : "replication: change ring full for 5 s (main thread stalled): sets left out, full copy follows",
     );
-    this.link?.wake();
+    this.#wakeLinks();
   }
 
   /** Tell worker threads the link state and the confirmed offset. */
@@ -342,11 +314,11 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
   }
 
   #linked(): boolean {
-    return this.link !== null && this.link.streaming;
+    return this.peers.some((p) => p.streaming);
   }
 
   /**
-   * The peer sent a version the clock does not accept (or, for `what` = "a
+   * A peer sent a version the clock does not accept (or, for `what` = "a
    * flush_all time", a flush time past int32): count it and warn, at most
    * every 10 s, since a peer sends such values in runs.
    */
@@ -379,36 +351,66 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
 
   #appended(): void {
     this.stats.changesOut++;
-    this.#lag.appended(this.backlog.end);
-    this.link?.wake();
+    const end = this.backlog.end;
+    for (const p of this.peers) p.lag.appended(end);
+    this.#wakeLinks();
+  }
+
+  #wakeLinks(): void {
+    for (const p of this.peers) p.link?.wake();
   }
 
   /**
-   * The peer applied our stream up to `offset`: measure the lag. While a
-   * full copy is being sent, what came before it is not confirmed yet.
+   * Our stream offset --repl-sync writes count as confirmed: the pair's
+   * peer's; in a group with "all", the lowest of the peers that stream and
+   * are not being sent a full copy (none: no progress); with "quorum", the highest offset that a
+   * majority of the group (this node counted) holds.
    */
-  acked(offset: number, copying: boolean): void {
-    if (!copying) this.confirm(offset);
-    else this.#publishAcks();
-    this.agreement.acked(offset);
-    this.#lag.acked(offset);
+  #syncPoint(): number {
+    const peers = this.peers;
+    if (peers.length === 1) return peers[0].confirmed;
+    if (this.#options.syncMode === "quorum") {
+      const need = Math.floor((peers.length + 1) / 2); // peers besides this node
+      const held = peers.map((p) => p.confirmed).sort((a, b) => b - a);
+      return held[need - 1];
+    }
+    // A member still receiving our full copy (joining) is not waited for: the others are.
+    let low = Infinity;
+    for (const p of peers) {
+      if (p.streaming && !p.link!.sendingCopy) low = Math.min(low, p.confirmed);
+    }
+    return low === Infinity ? this.#acks.confirmed : low;
   }
 
-  /** Age (ms) of the oldest change the peer has not acknowledged; 0 when caught up. */
-  lagMs(): number {
-    const link = this.link;
-    if (!link || link.acked >= this.backlog.end) return 0;
-    return this.#lag.ageMs(link.acked);
-  }
-
-  /**
-   * The peer holds our stream up to `offset`, all of it (an ACK outside a
-   * full copy, a resume point, a full copy sent).
-   */
-  confirm(offset: number): void {
-    if (!this.#acks.confirm(offset)) return;
+  /** A peer confirmed more of our stream, or its link came or went (PeerHost). */
+  peerChanged(_peer: Peer, _linkEnded: boolean): void {
+    this.#acks.confirm(this.#syncPoint());
     this.#publishAcks();
     this.#drainWake?.();
+  }
+
+  /** A new link to `peer` was adopted (PeerHost). */
+  linked(_peer: Peer): void {
+    // A new period: the next refused or degraded sync write is logged again.
+    this.#acks.newPeriod();
+    this.#shared?.resetNote();
+    this.#pairing?.closeListener();
+    this.#pairing?.poke();
+  }
+
+  /** `peer`'s link closed (`current`: it was the peer's link, not a replaced one) (PeerHost). */
+  linkClosed(_peer: Peer, current: boolean): void {
+    if (current) {
+      this.#pairing?.linkLost();
+      // Alone now: degraded writes need not wait out their timeout.
+      if (this.#options.syncDegrade && !this.#linked()) this.#acks.release(true);
+    }
+    // "all": a peer gone is no longer waited for.
+    this.#acks.confirm(this.#syncPoint());
+    this.#publishAcks(true);
+    this.#drainWake?.();
+    this.#pairing?.poke();
+    this.#group?.poke();
   }
 
   // --- SyncBarrier (--repl-sync) ---
@@ -418,7 +420,7 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     return this.backlog.end;
   }
 
-  /** Wait (bounded) until the peer confirmed our stream up to `target` (see SyncAcks). */
+  /** Wait (bounded) until the peers confirmed our stream up to `target` (see SyncAcks). */
   wait(target: number, writes: number): Promise<number> | number {
     return this.#acks.wait(target, writes);
   }
@@ -428,171 +430,123 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
     this.#acks.refused(writes);
   }
 
-  // --- lifecycle, the link ---
+  // --- lifecycle ---
 
   /**
    * First pairing attempt, then the background loop. Throws what is a
    * configuration error (wrong secret, not a memrep port, cannot listen).
    */
   async start(): Promise<void> {
-    await this.#pairing.start();
+    await (this.#pairing ?? this.#group)!.start();
     this.#shared?.run().catch((err) => log.warn(`replication: change ring: ${errorText(err)}`));
   }
 
   /**
    * Stop pairing; call it once no client write can run any more (the
-   * server and its threads stopped). The peer first gets what it has not
+   * server and its threads stopped). The peers first get what they have not
    * applied yet, for at most `drainTimeoutMs` (like repcached's "cleanup");
-   * then the link and the listener close.
+   * then the links and the listener close.
    */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#pairing.stop();
+    this.#pairing?.stop();
+    this.#group?.stop();
     // The threads' last changes join the backlog before the drain.
     this.#shared?.drain();
     this.#shared?.stop();
     this.#acks.release(false);
+    const links = this.peers.flatMap((p) => p.link && !p.link.closed ? [p.link] : []);
+    const waited = this.peers.filter((p) => p.link !== null && !p.link.closed);
     const source = {
       backlog: this.backlog,
-      confirmed: () => this.#acks.confirmed,
+      // The lowest of the peers still linked (all gone: what the first one had).
+      confirmed: () => {
+        let low = Infinity;
+        for (const p of waited) if (p.link && !p.link.closed) low = Math.min(low, p.confirmed);
+        return low === Infinity ? Math.min(...this.peers.map((p) => p.confirmed)) : low;
+      },
       progress: () => new Promise<void>((resolve) => (this.#drainWake = resolve)),
       abandoned: () => this.#abandoned,
+      peers: this.#group ? this.peers.length : 0,
     };
-    await drainToPeer(source, this.link, this.#options.drainTimeoutMs ?? 10_000);
+    await drainToPeer(source, links, this.#options.drainTimeoutMs ?? 10_000);
     this.#drainWake = null;
-    this.link?.close("shutdown");
-    await this.#pairing.ended();
+    for (const p of this.peers) p.link?.close("shutdown");
+    await (this.#pairing ?? this.#group)!.ended();
   }
 
-  /** Give up waiting for the peer in {@linkcode stop} (a second SIGINT/SIGTERM). */
+  /** Give up waiting for the peers in {@linkcode stop} (a second SIGINT/SIGTERM). */
   abandonDrain(): void {
     this.#abandoned = true;
     this.#drainWake?.();
   }
 
-  /** A link finished its initial sync. */
-  started(link: Link): void {
-    if (this.link !== link) return;
-    // No copy came since the warm restart: the peer resumed our saved position from its backlog.
-    if (this.#restored && this.inCopy === null) {
-      this.stats.warmResumes++;
-      this.#restored = false;
-      log.info("replication: warm restart resumed from the peer's backlog (no full copy)");
-    }
-    log.info(`replication: start (peer=${link.peerAddress})`);
-  }
+  // --- warm restart (serve -e, see resume.ts) ---
 
-  /** Make an authenticated connection the link; false when an existing one is kept. */
-  #adopt(
-    conn: Deno.Conn,
-    role: "connector" | "acceptor",
-    peerNode: string,
-    peer: StreamState,
-    rest: Uint8Array,
-    keys: LinkKeys | null,
-  ): boolean {
-    if (this.#stopped) {
-      closeQuietly(conn);
-      return false;
-    }
-    const old = this.link;
-    if (old && !old.closed) {
-      if (old.peerNode === peerNode && old.role !== role) {
-        // Both dialled at once: keep the link dialled by the smaller node id, on both sides alike.
-        const oldDialer = old.role === "connector" ? this.nodeId : peerNode;
-        const newDialer = role === "connector" ? this.nodeId : peerNode;
-        if (oldDialer < newDialer) {
-          log.debug("replication: duplicate link dropped");
-          closeQuietly(conn);
-          return false;
-        }
-      }
-      // A newer connection from the peer (or its new incarnation) replaces the old one.
-      old.close("replaced by a new link");
-    }
-    if (!this.hlc.observe(peer.hlc)) this.rejectedVersion(peer.hlc, "its clock");
-    const link = new Link(conn, role, peerNode, this, keys);
-    this.link = link;
-    this.#catchUp = { id: peer.streamId, end: peer.streamEnd };
-    this.stats.links++;
-    // A new period: the next refused or degraded sync write is logged again.
-    this.#acks.newPeriod();
-    this.#shared?.resetNote();
-    this.#pairing.closeListener();
-    link.done.then((reason) => {
-      if (reason !== "shutdown") this.stats.linkDrops++;
-      if (reason !== "replaced by a new link" && reason !== "shutdown") {
-        log.info(`replication: close (${reason})`);
-      } else log.debug(`replication: close (${reason})`);
-      if (this.link === link) {
-        this.link = null;
-        this.#pairing.linkLost();
-        // Alone now: degraded writes need not wait out their timeout.
-        if (this.#options.syncDegrade) this.#acks.release(true);
-      }
-      this.#publishAcks(true);
-      this.#drainWake?.();
-      this.#pairing.poke();
-    });
-    link.start(peer, rest);
-    this.#publishAcks();
-    this.#pairing.poke();
-    return true;
-  }
-
-  /** Take over a warm restart's saved state (see resume.ts). */
+  /** Take over a warm restart's saved state. */
   #restore(state: ResumeState): void {
     restoreResume(this, state);
-    this.#acks.confirm(this.backlog.start); // the peer had our stream up to there
+    // Each peer had our stream up to what it confirmed.
+    this.#acks.confirm(Math.min(...this.peers.map((p) => p.confirmed)));
     this.stats.warmRestored = 1;
-    this.#restored = this.peerStream !== null;
+    for (const p of this.peers) p.restored = p.peerStream !== null;
     const own = state.stream
       ? `stream ${this.streamId} from offset ${this.backlog.end} (${this.backlog.used} bytes unconfirmed)`
       : "a new stream (a full copy to the peer follows)";
-    const peer = this.peerStream
-      ? `peer stream ${this.peerStream.id} at offset ${this.peerStream.offset}`
-      : "no position in the peer's stream (a full copy from the peer follows)";
+    let peers: string;
+    if (this.#group) {
+      const known = this.peers.filter((p) => p.peerStream !== null).length;
+      const copies = this.peers.filter((p) => p.copyNext).length;
+      peers =
+        `positions in ${known} of ${this.peers.length} peers' streams (full copies from the others)${
+          copies > 0 ? `, ${copies} peers get a new full copy` : ""
+        }`;
+    } else {
+      const p = this.peers[0].peerStream;
+      peers = p
+        ? `peer stream ${p.id} at offset ${p.offset}`
+        : "no position in the peer's stream (a full copy from the peer follows)";
+    }
     log.info(
-      `replication: warm restart: ${own}, ${peer}, ${this.merger.tombstones.size} tombstones`,
+      `replication: warm restart: ${own}, ${peers}, ${this.merger.tombstones.size} tombstones`,
     );
   }
 
   /**
-   * True once this node applied the peer's stream up to where it stood when
-   * the current link began, with no full copy being received or swept.
-   */
-  #caughtUp(): boolean {
-    const link = this.link, target = this.#catchUp, p = this.peerStream;
-    return link !== null && !link.closed && target !== null && !link.receivingCopy &&
-      !this.sweeping && p !== null && p.id === target.id && p.offset >= target.end;
-  }
-
-  /**
    * After a warm restart, before clients are served: wait until this node
-   * caught up with the peer (it has every change the peer had when they
-   * linked), at most `ms` while no link is up and 5 x `ms` in all, or until
-   * `stopped()`. True when caught up.
+   * caught up with its peers (it has every change each linked peer had when
+   * their link began, and no full copy is being received or swept). A peer
+   * without a link is waited for at most `ms`: then the node serves once the
+   * linked ones are caught up (none linked: it serves anyway). At most 5 x
+   * `ms` in all, or until `stopped()`. True when caught up with a peer at
+   * least and with every linked one.
    */
   async catchUp(ms: number, stopped: () => boolean): Promise<boolean> {
     const t0 = performance.now();
+    const peers = this.peers;
     for (;;) {
-      if (this.#caughtUp()) {
+      const waited = performance.now() - t0;
+      const linked = peers.filter((p) => p.link !== null && !p.link.closed);
+      if (
+        linked.length > 0 && linked.every((p) => p.caughtUp()) &&
+        (linked.length === peers.length || waited > ms)
+      ) {
         log.info(
-          `replication: warm restart: caught up with the peer in ${
-            Math.round(performance.now() - t0)
-          } ms, serving`,
+          `replication: warm restart: caught up with ${
+            this.#group ? `${linked.length} of ${peers.length} peers` : "the peer"
+          } in ${Math.round(waited)} ms, serving`,
         );
         return true;
       }
-      const waited = performance.now() - t0;
-      if (stopped() || waited > 5 * ms || (this.link === null && waited > ms)) break;
+      if (stopped() || waited > 5 * ms || (linked.length === 0 && waited > ms)) break;
       await new Promise((r) => setTimeout(r, 10));
     }
+    const none = peers.every((p) => p.link === null);
     log.info(
-      `replication: warm restart: serving before catching up with the peer (${
-        this.link === null ? "no link" : "still syncing"
-      } after ${Math.round(performance.now() - t0)} ms)`,
+      `replication: warm restart: serving before catching up with the peer${
+        this.#group ? "s" : ""
+      } (${none ? "no link" : "still syncing"} after ${Math.round(performance.now() - t0)} ms)`,
     );
     return false;
   }
@@ -602,50 +556,46 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
    * replication (see resume.ts); call it after {@linkcode stop}.
    */
   resumeImage(): Uint8Array {
-    const ic = this.inCopy;
-    const state = captureResume(this, {
-      confirmed: this.#acks.confirmed,
-      sendingCopy: this.outCopy !== null,
-      receivingCopy: ic !== null && (!ic.complete || !ic.released),
-    });
+    const state = captureResume(
+      this,
+      this.peers.map((p) => {
+        const ic = p.inCopy;
+        return {
+          confirmed: p.confirmed,
+          sendingCopy: p.outCopy !== null,
+          receivingCopy: ic !== null && (!ic.complete || !ic.released),
+        };
+      }),
+    );
     return encodeResume(state);
-  }
-
-  /** This node's stream state, sent in the handshake. */
-  #streamState(): StreamState {
-    return {
-      streamId: this.streamId,
-      streamEnd: this.backlog.end,
-      knownStream: this.peerStream?.id ?? "-",
-      knownOffset: this.peerStream?.offset ?? 0,
-      items: this.engine.store.stats.currItems,
-      hlc: this.hlc.last,
-    };
   }
 
   // --- stats ---
 
   /** Append the replication `STAT` lines. */
   writeStats(out: Writer): void {
-    const link = this.link;
-    const s = this.stats;
+    const peers = this.peers;
+    const first = peers[0];
+    const link = this.#group ? null : first.link;
+    const s = ReplicationStats.sum([this.stats, ...peers.map((p) => p.stats)]);
     const shared = this.#shared?.syncCounts();
-    const state = link ? link.phase : this.#pairing.state;
+    const state = this.#group ? this.#group.linkState() : link ? link.phase : this.#pairing!.state;
+    const copying = peers.some((p) => p.link?.receivingCopy || p.sweeping);
     const lines: Array<[string, string | number]> = [
       ["repl_node_id", this.nodeId],
-      ["repl_role", link ? link.role : "none"],
-      ["repl_peer", link ? link.peerAddress : this.#pairing.peerText],
+      ["repl_role", this.#group ? "group" : link ? link.role : "none"],
+      ["repl_peer", this.#group ? peers.map((p) => p.address).join(",") : this.#pairing!.peerText],
       ["repl_link", state],
       ["repl_sync", this.#options.sync ? 1 : 0],
       ["repl_sync_degrade", this.#options.syncDegrade ? 1 : 0],
       ["repl_sync_timeout_ms", this.#options.syncTimeoutMs ?? this.#options.timeoutMs],
       ["repl_sync_degraded", s.syncDegraded + (shared?.degraded ?? 0)],
       ["repl_sync_failed", s.syncRefused + (shared?.refused ?? 0)],
-      ["repl_copy_in_progress", link?.receivingCopy || this.sweeping ? 1 : 0],
-      ["repl_copy_sending", link?.sendingCopy ? 1 : 0],
-      ["repl_lag_ms", this.lagMs()],
-      ["repl_lag_bytes", link ? Math.max(0, this.backlog.end - link.acked) : 0],
-      ["repl_last_ack_ms", Math.round(this.#lag.lastMs * 1000) / 1000],
+      ["repl_copy_in_progress", copying ? 1 : 0],
+      ["repl_copy_sending", peers.some((p) => p.link?.sendingCopy) ? 1 : 0],
+      ["repl_lag_ms", Math.max(...peers.map((p) => p.lagMs()))],
+      ["repl_lag_bytes", Math.max(...peers.map((p) => p.lagBytes()))],
+      ["repl_last_ack_ms", Math.round(Math.max(...peers.map((p) => p.lag.lastMs)) * 1000) / 1000],
       ["repl_backlog_bytes", this.backlog.used],
       ["repl_backlog_size", this.backlog.capacity],
       ["repl_stream_offset", this.backlog.end],
@@ -674,5 +624,11 @@ export class Replicator implements MutationObserver, SyncBarrier, LinkOwner {
       ["repl_warm_resumes", s.warmResumes],
     ];
     for (const [name, value] of lines) statLine(out, name, value);
+    if (this.#group) writeGroupStats(out, this.#group, peers, s.changesForwarded);
   }
+}
+
+/** "host:port" ("[v6]:port"). */
+function hostPortText(p: HostPort): string {
+  return p.host.includes(":") ? `[${p.host}]:${p.port}` : `${p.host}:${p.port}`;
 }

@@ -1,37 +1,41 @@
 /**
  * Warm restart of a replicated node (`serve -e` with `--replicate`): what a
  * stopped node saves next to its cache so that, started again, it goes on
- * with its peer from the backlogs instead of a full copy each way.
+ * with its peers from the backlogs instead of a full copy each way.
  *
- * Saved (once the link is closed and nothing changes the store any more):
- * - this node's stream id and the part of its backlog the peer has not
+ * Saved (once the links are closed and nothing changes the store any more):
+ * - this node's stream id and the part of its backlog some peer has not
  *   confirmed (after the stop's drain usually nothing, only the end
- *   offset), so the peer, which knows the stream at some offset, gets
+ *   offset), so each peer, which knows the stream at some offset, gets
  *   the rest with a RESUME;
- * - where this node stands in the peer's stream, so the peer resumes from
- *   its backlog when it still holds that offset (else a full copy, as
- *   for any peer it lost track of);
+ * - per peer (the pair's one, or each other member of a group, found again
+ *   by its address): where this node stands in that peer's stream, so the
+ *   peer resumes from its backlog when it still holds that offset (else a
+ *   full copy, as for any peer it lost track of); what it confirmed of our
+ *   stream; the agreed versions of our stream (the exactness point of a
+ *   full copy, should one follow); the ids of the copies sent to it;
  * - the clock, the flush epoch (and a delayed flush), tombstones and
- *   touches: a change from the peer's backlog older than a delete or flush
- *   made here is refused as it was before the stop (nothing resurrected);
- * - the agreed versions of this node's stream (the exactness point of a
- *   full copy, should one follow).
+ *   touches: a change from a peer's backlog older than a delete or flush
+ *   made here is refused as it was before the stop (nothing resurrected).
  *
  * The handshake needs nothing new: the restored state is what the STATE
  * line carries (stream id and end, the peer's stream and offset, clock).
  * Nothing is saved for what cannot be resumed: a full copy this node was
- * sending and the peer had not confirmed (the stream then starts anew and
- * the peer gets a new copy), or one it was receiving or sweeping (then the
- * peer sends a new copy).
+ * receiving or sweeping (that peer sends a new copy), or one it was
+ * sending and the peer had not confirmed: a pair's stream then starts anew
+ * (the peer gets a new copy); in a group the stream goes on for the other
+ * peers and that one gets a new copy on its next link (`copyNext`).
  *
  * Encoding (little endian, a multiple of 4 bytes; the image checksums it):
- * "memrepRS", u32 version, u32 parts (1 stream, 2 peer, 4 delayed flush),
- * f64 clock, flush epoch, delayed flush epoch and clock second; the
- * stream (u8 id length, id, f64 start, f64 end, the bytes [start, end));
- * the peer (u8 id length, id, f64 offset); tombstones and touches (u32
- * count, then u16 key length, key bytes, f64 version each); the agreement
- * (f64 base offset, f64 base version, u32 count, f64 offset and version
- * each); zero padding.
+ * "memrepRS", u32 version (2; 1 is a pair's state of earlier versions),
+ * u32 parts (1 stream, 4 delayed flush), f64 clock, flush epoch, delayed
+ * flush epoch and clock second; the stream (u8 id length, id, f64 start,
+ * f64 end, the bytes [start, end)); tombstones and touches (u32 count,
+ * then u16 key length, key bytes, f64 version each); u32 peer count, then
+ * per peer: u8 address length, address, u16 member index, u8 flags (1 a
+ * position, 2 copy next), the position (u8 id length, id, f64 offset),
+ * f64 confirmed, f64 copy ids, the agreement (f64 base offset, f64 base
+ * version, u32 count, f64 offset and version each); zero padding.
  * @module
  */
 
@@ -41,21 +45,43 @@ import type { HybridClock } from "./versions.ts";
 import { Writer } from "../protocol/mod.ts";
 
 const MAGIC = "memrepRS";
-const VERSION = 1;
+const VERSION = 2;
+/** A pair's state as memrep versions before replica groups saved it. */
+const VERSION_PAIR = 1;
 const PART_STREAM = 1;
 const PART_PEER = 2;
 const PART_PENDING = 4;
+const PEER_POSITION = 1;
+const PEER_COPY_NEXT = 2;
 /** Longest stream id accepted (this code makes 16 hex digits). */
 const MAX_ID = 64;
 /** Longest tombstone or touch key (memcached keys are 250 bytes at most). */
 const MAX_KEY = 1024;
+/** Most peers a state may name (a group's member index has up to 3 digits). */
+const MAX_PEERS = 1000;
+
+/** One peer's part of a {@linkcode ResumeState}. */
+export interface PeerResumeState {
+  /** The peer's replication address as configured ("host:port"; "" in a version 1 state). */
+  address: string;
+  /** Its index in the group's member list (0 for the pair's peer). */
+  index: number;
+  /** Where this node stood in the peer's stream (null: the peer sends a full copy). */
+  peerStream: { id: string; offset: number } | null;
+  /** Our stream offset the peer confirmed (it holds everything before it). */
+  confirmed: number;
+  /** A full copy to this peer was not confirmed (a group): its next link sends a new one. */
+  copyNext: boolean;
+  /** Ids of the copies sent to it so far (a new copy's id must not pass for an old one's). */
+  copyIds: number;
+  /** Which versions of our stream the peer has seen. */
+  agreement: AgreementState;
+}
 
 /** What a node saves to resume replication after a warm restart. */
 export interface ResumeState {
-  /** This node's stream to go on with (null: a new stream, the peer gets a full copy). */
+  /** This node's stream to go on with (null: a new stream, the peers get full copies). */
   stream: { id: string; start: number; bytes: Uint8Array } | null;
-  /** Where this node stood in the peer's stream (null: the peer sends a full copy). */
-  peerStream: { id: string; offset: number } | null;
   /** The clock's newest version. */
   hlc: number;
   /** Items older than this were flushed. */
@@ -66,8 +92,26 @@ export interface ResumeState {
   tombstones: Array<[string, number]>;
   /** Touched keys and their touch versions, oldest first. */
   touches: Array<[string, number]>;
-  /** Which versions of this stream the peer has seen. */
-  agreement: AgreementState;
+  /** Per peer: position, confirmation, agreement. */
+  peers: PeerResumeState[];
+}
+
+/** One peer's parts a {@linkcode ResumeState} is taken from and put back into. */
+export interface ResumePeer {
+  /** The peer's replication address ("host:port"). */
+  readonly address: string;
+  /** Its member index (0 for the pair's peer). */
+  readonly index: number;
+  /** Where the peer's stream stands for us. */
+  peerStream: { id: string; offset: number } | null;
+  /** Our stream offset the peer confirmed. */
+  confirmed: number;
+  /** Ids of the copies sent to it. */
+  copyIds: number;
+  /** The next link to this peer sends a full copy, whatever it knows of our stream. */
+  copyNext: boolean;
+  /** Versions the peer has seen of our stream. */
+  readonly agreement: AgreedVersions;
 }
 
 /** The replicator's parts a {@linkcode ResumeState} is taken from and put back into. */
@@ -80,32 +124,41 @@ export interface ResumeTarget {
   readonly hlc: HybridClock;
   /** Tombstones, touches, flush epoch. */
   readonly merger: Merger;
-  /** Versions the peer has seen of our stream. */
-  readonly agreement: AgreedVersions;
-  /** Where the peer's stream stands for us. */
-  peerStream: { id: string; offset: number } | null;
+  /** The peers (one for a pair). */
+  readonly peers: readonly ResumePeer[];
 }
 
-/** The state of a stopped replicator, beyond its target, that decides what can resume. */
+/** A stopped replicator's state, per peer, that decides what can resume. */
 export interface ResumeConditions {
   /** Our stream offset the peer confirmed (everything before it). */
   confirmed: number;
-  /** A full copy we send is not confirmed yet: our stream cannot go on. */
+  /** A full copy we send it is not confirmed yet: our stream cannot go on for it. */
   sendingCopy: boolean;
-  /** A full copy we receive is not entirely applied (incomplete, or its sweep cut short). */
+  /** A full copy we receive from it is not entirely applied (incomplete, or its sweep cut short). */
   receivingCopy: boolean;
 }
 
-/** Take the state to save from a stopped replicator (no link, no change any more). */
-export function captureResume(t: ResumeTarget, c: ResumeConditions): ResumeState {
+/**
+ * Take the state to save from a stopped replicator (no link, no change any
+ * more); `conditions[i]` is about `t.peers[i]`.
+ */
+export function captureResume(t: ResumeTarget, conditions: ResumeConditions[]): ResumeState {
   const b = t.backlog;
+  const pair = t.peers.length === 1;
   let stream: ResumeState["stream"] = null;
-  if (!c.sendingCopy) {
-    // The peer applied all of our stream (the stop's drain): as a link does when it sees that,
-    // every version the clock issued or saw so far is agreed.
-    if (c.confirmed >= b.end) t.agreement.caughtUp(b.end, t.hlc.last);
-    // What the peer confirmed it will never ask for again; the rest it may.
-    const start = Math.min(b.end, Math.max(b.start, c.confirmed));
+  // A pair's peer sent an unconfirmed copy gets a new stream (and copy); a group goes on with
+  // the stream for the others.
+  if (!(pair && conditions[0].sendingCopy)) {
+    let start = b.end;
+    t.peers.forEach((p, i) => {
+      const c = conditions[i];
+      if (c.sendingCopy) return;
+      // The peer applied all of our stream (the stop's drain): as a link does when it sees
+      // that, every version the clock issued or saw so far is agreed.
+      if (c.confirmed >= b.end) p.agreement.caughtUp(b.end, t.hlc.last);
+      // What the peer confirmed it will never ask for again; the rest it may.
+      start = Math.min(start, Math.max(b.start, c.confirmed));
+    });
     const w = new Writer(Math.max(16, b.end - start));
     b.copyTo(w, start, b.end);
     stream = { id: t.streamId, start, bytes: w.buf.slice(0, w.length) };
@@ -113,28 +166,50 @@ export function captureResume(t: ResumeTarget, c: ResumeConditions): ResumeState
   const m = t.merger;
   return {
     stream,
-    peerStream: c.receivingCopy || t.peerStream === null ? null : { ...t.peerStream },
     hlc: t.hlc.last,
     flushEpoch: m.flushEpoch,
     pendingFlush: m.pendingFlush,
     tombstones: [...m.tombstones],
     touches: [...m.touches],
-    agreement: t.agreement.save(),
+    peers: t.peers.map((p, i) => {
+      const c = conditions[i];
+      return {
+        address: p.address,
+        index: p.index,
+        peerStream: c.receivingCopy || p.peerStream === null ? null : { ...p.peerStream },
+        confirmed: c.confirmed,
+        copyNext: !pair && c.sendingCopy,
+        copyIds: p.copyIds,
+        agreement: p.agreement.save(),
+      };
+    }),
   };
 }
 
 /**
  * Put a saved state back into a new replicator whose stream id is
  * `state.stream.id` (or a new one when that is null) and whose store holds
- * the cache saved with it.
+ * the cache saved with it. Each peer takes the saved part of the same
+ * address (a pair's one peer: the one saved); a peer not in the state
+ * knows nothing (full copies with it).
  */
 export function restoreResume(t: ResumeTarget, state: ResumeState): void {
   t.hlc.observe(state.hlc);
-  if (state.stream !== null && state.stream.id === t.streamId) {
-    t.backlog.restore(state.stream.start, state.stream.bytes);
-    t.agreement.restore(state.agreement);
+  const goesOn = state.stream !== null && state.stream.id === t.streamId;
+  if (goesOn) t.backlog.restore(state.stream!.start, state.stream!.bytes);
+  const b = t.backlog;
+  for (const p of t.peers) {
+    const saved = t.peers.length === 1 && state.peers.length === 1
+      ? state.peers[0]
+      : state.peers.find((s) => s.address === p.address);
+    if (saved === undefined) continue;
+    p.peerStream = saved.peerStream === null ? null : { ...saved.peerStream };
+    p.copyIds = Math.max(p.copyIds, saved.copyIds);
+    if (!goesOn) continue; // a new stream: no peer knows any of it
+    p.agreement.restore(saved.agreement);
+    p.confirmed = Math.min(b.end, Math.max(b.start, saved.confirmed));
+    p.copyNext = saved.copyNext;
   }
-  t.peerStream = state.peerStream === null ? null : { ...state.peerStream };
   t.merger.restore(state.flushEpoch, state.pendingFlush, state.tombstones, state.touches);
 }
 
@@ -143,10 +218,7 @@ export function encodeResume(s: ResumeState): Uint8Array {
   const w = new Bytes();
   w.latin1(MAGIC);
   w.u32(VERSION);
-  w.u32(
-    (s.stream ? PART_STREAM : 0) | (s.peerStream ? PART_PEER : 0) |
-      (s.pendingFlush ? PART_PENDING : 0),
-  );
+  w.u32((s.stream ? PART_STREAM : 0) | (s.pendingFlush ? PART_PENDING : 0));
   w.f64(s.hlc);
   w.f64(s.flushEpoch);
   w.f64(s.pendingFlush?.epoch ?? 0);
@@ -157,10 +229,6 @@ export function encodeResume(s: ResumeState): Uint8Array {
     w.f64(s.stream.start + s.stream.bytes.length);
     w.raw(s.stream.bytes);
   }
-  if (s.peerStream) {
-    w.id(s.peerStream.id);
-    w.f64(s.peerStream.offset);
-  }
   for (const map of [s.tombstones, s.touches]) {
     w.u32(map.length);
     for (const [key, version] of map) {
@@ -169,7 +237,26 @@ export function encodeResume(s: ResumeState): Uint8Array {
       w.f64(version);
     }
   }
-  const a = s.agreement;
+  w.u32(s.peers.length);
+  for (const p of s.peers) {
+    const address = p.address.slice(0, 255);
+    w.u8(address.length);
+    w.latin1(address);
+    w.u16(p.index);
+    w.u8((p.peerStream ? PEER_POSITION : 0) | (p.copyNext ? PEER_COPY_NEXT : 0));
+    if (p.peerStream) {
+      w.id(p.peerStream.id);
+      w.f64(p.peerStream.offset);
+    }
+    w.f64(p.confirmed);
+    w.f64(p.copyIds);
+    writeAgreement(w, p.agreement);
+  }
+  while (w.length % 4 !== 0) w.u8(0);
+  return w.done();
+}
+
+function writeAgreement(w: Bytes, a: AgreementState): void {
   w.f64(a.baseOffset);
   w.f64(a.baseVersion);
   const n = Math.min(a.offsets.length, a.versions.length);
@@ -178,8 +265,18 @@ export function encodeResume(s: ResumeState): Uint8Array {
     w.f64(a.offsets[i]);
     w.f64(a.versions[i]);
   }
-  while (w.length % 4 !== 0) w.u8(0);
-  return w.done();
+}
+
+function readAgreement(r: Reader): AgreementState {
+  const baseOffset = r.count();
+  const baseVersion = r.count();
+  const n = r.u32();
+  const offsets: number[] = [], versions: number[] = [];
+  for (let i = 0; i < n; i++) {
+    offsets.push(r.count());
+    versions.push(r.count());
+  }
+  return { baseOffset, baseVersion, offsets, versions };
 }
 
 /** Decode a saved state; a string says why it is unusable. Never throws. */
@@ -188,7 +285,9 @@ export function decodeResume(bytes: Uint8Array): ResumeState | string {
   try {
     if (r.latin1(MAGIC.length) !== MAGIC) return "not a replication state";
     const version = r.u32();
-    if (version !== VERSION) return `replication state version ${version}, expected ${VERSION}`;
+    if (version !== VERSION && version !== VERSION_PAIR) {
+      return `replication state version ${version}, expected ${VERSION}`;
+    }
     const parts = r.u32();
     const hlc = r.count();
     const flushEpoch = r.count();
@@ -202,8 +301,10 @@ export function decodeResume(bytes: Uint8Array): ResumeState | string {
       if (end < start) throw new Error("stream end before its start");
       stream = { id, start, bytes: r.raw(end - start) };
     }
-    let peerStream: ResumeState["peerStream"] = null;
-    if (parts & PART_PEER) peerStream = { id: r.id(), offset: r.count() };
+    let pairPosition: PeerResumeState["peerStream"] = null;
+    if (version === VERSION_PAIR && parts & PART_PEER) {
+      pairPosition = { id: r.id(), offset: r.count() };
+    }
     const maps: Array<Array<[string, number]>> = [[], []];
     for (const map of maps) {
       const n = r.u32();
@@ -214,24 +315,43 @@ export function decodeResume(bytes: Uint8Array): ResumeState | string {
         map.push([key, r.count()]);
       }
     }
-    const baseOffset = r.count();
-    const baseVersion = r.count();
-    const n = r.u32();
-    const offsets: number[] = [], versions: number[] = [];
-    for (let i = 0; i < n; i++) {
-      offsets.push(r.count());
-      versions.push(r.count());
+    const peers: PeerResumeState[] = [];
+    if (version === VERSION_PAIR) {
+      // The peer confirmed what the stream's saved part begins at.
+      peers.push({
+        address: "",
+        index: 0,
+        peerStream: pairPosition,
+        confirmed: stream?.start ?? 0,
+        copyNext: false,
+        copyIds: 0,
+        agreement: readAgreement(r),
+      });
+    } else {
+      const n = r.u32();
+      if (n > MAX_PEERS) throw new Error("too many peers");
+      for (let i = 0; i < n; i++) {
+        const address = r.latin1(r.u8());
+        if (!/^[!-~]*$/.test(address)) throw new Error("bad peer address");
+        const index = r.u16();
+        const flags = r.u8();
+        const peerStream = flags & PEER_POSITION ? { id: r.id(), offset: r.count() } : null;
+        const confirmed = r.count();
+        const copyIds = r.count();
+        const agreement = readAgreement(r);
+        const copyNext = (flags & PEER_COPY_NEXT) !== 0;
+        peers.push({ address, index, peerStream, confirmed, copyNext, copyIds, agreement });
+      }
     }
     if (r.rest().some((x) => x !== 0)) throw new Error("trailing bytes");
     return {
       stream,
-      peerStream,
       hlc,
       flushEpoch,
       pendingFlush: parts & PART_PENDING ? { epoch: pendingEpoch, atLocal: pendingAt } : null,
       tombstones: maps[0],
       touches: maps[1],
-      agreement: { baseOffset, baseVersion, offsets, versions },
+      peers,
     };
   } catch (err) {
     return `damaged replication state (${err instanceof Error ? err.message : String(err)})`;
@@ -315,6 +435,10 @@ class Reader {
     const at = this.#at;
     this.#at += n;
     return at;
+  }
+
+  u8(): number {
+    return this.#dv.getUint8(this.#take(1));
   }
 
   u16(): number {

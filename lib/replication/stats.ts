@@ -62,4 +62,16 @@ export class ReplicationStats {
   warmRestored = 0;
   /** Links after a warm restart on which the peer resumed the saved position from its backlog. */
   warmResumes = 0;
+  /** A group's changes learnt from one peer and passed on to the others. */
+  changesForwarded = 0;
+
+  /** The counters of `parts` added up (a node's own and its peers'). */
+  static sum(parts: ReplicationStats[]): ReplicationStats {
+    const total = new ReplicationStats();
+    const t = total as unknown as Record<string, number>;
+    for (const part of parts) {
+      for (const [k, v] of Object.entries(part)) if (k !== "versionsWarnedAt") t[k] += v as number;
+    }
+    return total;
+  }
 }

@@ -15,7 +15,7 @@ import { log } from "../log.ts";
 import { errorText } from "../transport/mod.ts";
 import type { Engine, MutationObserver, Server, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
-import { wireBits } from "./merge.ts";
+import { flushTime, wireBits } from "./merge.ts";
 import { VERB, writeDeleteFrame, writeFlushFrame, writeItemLine } from "./stream.ts";
 import { CLOCK_STATE_BYTES, HybridClock } from "./versions.ts";
 
@@ -205,7 +205,7 @@ export class WorkerReplication implements MutationObserver, SyncBarrier {
   flushed(delaySeconds: number): void {
     const w = this.#scratch;
     w.length = 0;
-    writeFlushFrame(w, this.#hlc.tick(), this.#engine.clock.unixNow() + delaySeconds);
+    writeFlushFrame(w, this.#hlc.tick(), flushTime(this.#engine.clock.unixNow(), delaySeconds));
     this.#write(w.buf, 0, w.length, w.buf, 0, 0, true);
   }
 
