@@ -23,6 +23,7 @@ import { flushTime, Merger, wireBits } from "./merge.ts";
 import { Peer, type PeerHost } from "./peer.ts";
 import { ReplicationStats } from "./stats.ts";
 import { captureResume, encodeResume, restoreResume, type ResumeState } from "./resume.ts";
+import { restoredText, resumeConditions, waitCaughtUp } from "./warm.ts";
 import { SyncAcks } from "./sync.ts";
 import { drainToPeer } from "./drain.ts";
 import {
@@ -491,26 +492,14 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     this.#acks.confirm(Math.min(...this.peers.map((p) => p.confirmed)));
     this.stats.warmRestored = 1;
     for (const p of this.peers) p.restored = p.peerStream !== null;
-    const own = state.stream
-      ? `stream ${this.streamId} from offset ${this.backlog.end} (${this.backlog.used} bytes unconfirmed)`
-      : "a new stream (a full copy to the peer follows)";
-    let peers: string;
-    if (this.#group) {
-      const known = this.peers.filter((p) => p.peerStream !== null).length;
-      const copies = this.peers.filter((p) => p.copyNext).length;
-      peers =
-        `positions in ${known} of ${this.peers.length} peers' streams (full copies from the others)${
-          copies > 0 ? `, ${copies} peers get a new full copy` : ""
-        }`;
-    } else {
-      const p = this.peers[0].peerStream;
-      peers = p
-        ? `peer stream ${p.id} at offset ${p.offset}`
-        : "no position in the peer's stream (a full copy from the peer follows)";
-    }
-    log.info(
-      `replication: warm restart: ${own}, ${peers}, ${this.merger.tombstones.size} tombstones`,
+    const what = restoredText(
+      this.streamId,
+      this.backlog,
+      state.stream !== null,
+      this.peers,
+      this.#group !== null,
     );
+    log.info(`replication: warm restart: ${what}, ${this.merger.tombstones.size} tombstones`);
   }
 
   /**
@@ -522,33 +511,8 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
    * `ms` in all, or until `stopped()`. True when caught up with a peer at
    * least and with every linked one.
    */
-  async catchUp(ms: number, stopped: () => boolean): Promise<boolean> {
-    const t0 = performance.now();
-    const peers = this.peers;
-    for (;;) {
-      const waited = performance.now() - t0;
-      const linked = peers.filter((p) => p.link !== null && !p.link.closed);
-      if (
-        linked.length > 0 && linked.every((p) => p.caughtUp()) &&
-        (linked.length === peers.length || waited > ms)
-      ) {
-        log.info(
-          `replication: warm restart: caught up with ${
-            this.#group ? `${linked.length} of ${peers.length} peers` : "the peer"
-          } in ${Math.round(waited)} ms, serving`,
-        );
-        return true;
-      }
-      if (stopped() || waited > 5 * ms || (linked.length === 0 && waited > ms)) break;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const none = peers.every((p) => p.link === null);
-    log.info(
-      `replication: warm restart: serving before catching up with the peer${
-        this.#group ? "s" : ""
-      } (${none ? "no link" : "still syncing"} after ${Math.round(performance.now() - t0)} ms)`,
-    );
-    return false;
+  catchUp(ms: number, stopped: () => boolean): Promise<boolean> {
+    return waitCaughtUp(this.peers, this.#group !== null, ms, stopped);
   }
 
   /**
@@ -556,18 +520,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
    * replication (see resume.ts); call it after {@linkcode stop}.
    */
   resumeImage(): Uint8Array {
-    const state = captureResume(
-      this,
-      this.peers.map((p) => {
-        const ic = p.inCopy;
-        return {
-          confirmed: p.confirmed,
-          sendingCopy: p.outCopy !== null,
-          receivingCopy: ic !== null && (!ic.complete || !ic.released),
-        };
-      }),
-    );
-    return encodeResume(state);
+    return encodeResume(captureResume(this, resumeConditions(this.peers)));
   }
 
   // --- stats ---
