@@ -104,3 +104,45 @@ Deno.test("warm restart in a group of 3: the member resumes from each peer's bac
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("warm restart in a group of 3 with another member down: it waits for that one at most --repl-timeout, serves caught up with the live one, exact", async () => {
+  const rnd = prng(seedOf());
+  const dir = await Deno.makeTempDir({ prefix: "memrep_group_warm_" });
+  const file = `${dir}/m1`;
+  const model: Model = new Map();
+  const g = await startGroup(3, ["--repl-timeout", "1000"], {
+    member: (i) => (i === 1 ? ["-e", file] : []),
+  });
+  try {
+    const a = g.nodes[0];
+    const own = g.nodes.map((_, i) => Array.from({ length: 600 }, (_, k) => `m${i}:${k}`));
+    await Promise.all(g.nodes.map((n, i) => setKeys(n, own[i], model)));
+    await deleteKeys(g.nodes[1], pick(own[0], 60, rnd), model);
+    await settledGroup(g.nodes, [0, 1, 2]);
+    // Member 2 goes away for good (no -e), then member 1 stops warm.
+    g.nodes[2].proc.kill("SIGTERM");
+    equal(await exitCode(g.nodes[2]), 0);
+    g.nodes[1].proc.kill("SIGUSR1");
+    equal(await exitCode(g.nodes[1]), 0);
+    const live = [...own.flat()].filter((k) => model.get(k) !== null);
+    const touched = pick(live, 600, rnd);
+    await setKeys(a, touched.slice(0, 300), model);
+    await deleteKeys(a, touched.slice(300), model);
+    await setKeys(a, Array.from({ length: 200 }, (_, k) => `down0:${k}`), model);
+
+    const b = await g.restart(1, ["-e", file]);
+    await matchesModel(b, model, "member 1 as soon as it answers");
+    match(b.proc.outputLines().join("\n"), /caught up with 1 of 2 peers in \d+ ms, serving/);
+    const s = await replStats(b);
+    equal(s.get("repl_warm_resumes"), "1", "member 0 resumed it from its backlog");
+    equal(s.get("repl_full_copies_received"), "0");
+    // Member 2 comes back empty: full copies to it, then everyone agrees.
+    await g.restart(2);
+    await settledGroup(g.nodes, [0, 1, 2]);
+    for (const [i, n] of g.nodes.entries()) await matchesModel(n, model, `member ${i}`);
+    await sameEverywhere(g.nodes);
+  } finally {
+    await g.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
