@@ -139,6 +139,11 @@ export class RouterCore {
     return servers.length === 1 ? servers[0] : servers[this.#dist.pick(buf, start, end)];
   }
 
+  /** The index in {@linkcode servers} of the primary of the key `buf[start, end)`. */
+  primaryIndex(buf: Uint8Array, start: number, end: number): number {
+    return this.servers.length === 1 ? 0 : this.#dist.pick(buf, start, end);
+  }
+
   /**
    * Send one request on a backend; the reply frame goes to `onFrame` in
    * place (valid during the call only), or `fail` runs (at once when the
