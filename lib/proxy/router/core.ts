@@ -139,9 +139,22 @@ export class RouterCore {
     return servers.length === 1 ? servers[0] : servers[this.#dist.pick(buf, start, end)];
   }
 
-  /** The index in {@linkcode servers} of the primary of the key `buf[start, end)`. */
-  primaryIndex(buf: Uint8Array, start: number, end: number): number {
-    return this.servers.length === 1 ? 0 : this.#dist.pick(buf, start, end);
+  /**
+   * The indexes in {@linkcode servers} of the primaries of `n` keys, key i
+   * being `buf[starts[from + i], ends[from + i])`, into `out` (a multi-get).
+   */
+  primaryIndexes(
+    buf: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    from: number,
+    n: number,
+    out: Int32Array,
+  ): void {
+    const dist = this.#dist;
+    if (this.servers.length === 1) out.fill(0, 0, n);
+    else if (dist.pickMany !== undefined) dist.pickMany(buf, starts, ends, from, n, out);
+    else for (let i = 0; i < n; i++) out[i] = dist.pick(buf, starts[from + i], ends[from + i]);
   }
 
   /**

@@ -11,7 +11,7 @@
  */
 
 import { ReplyKind } from "../../client/mod.ts";
-import { Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
+import { carveCopy, Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
 import type { ReplySink, RouterCore } from "./core.ts";
 import { finishMany } from "./fallback.ts";
@@ -22,9 +22,27 @@ const END = [69, 78, 68, 13, 10];
 /** `VALUE ` precedes the key of an item. */
 const VALUE_PREFIX = 6;
 
-/** A copy of `buf[start, end)` (one native copy; values of a frame are views into it). */
+/** A copy of `buf[start, end)`: carved when small (a view of a shared chunk, no allocation). */
 function copyRange(buf: Uint8Array, start: number, end: number): Uint8Array {
-  return buf.slice(start, end);
+  return carveCopy(buf, start, end);
+}
+
+/**
+ * Scratch for the bytes handed on at once (a server's request line, copied
+ * by the client; the client's reply, copied by the sink): reused, grown on
+ * demand, dropped again when a huge one grew it.
+ */
+let scratch = new Uint8Array(65536);
+const SCRATCH_KEEP = 4 * 1048576;
+
+/** The scratch buffer with room for `n` bytes. */
+function scratchFor(n: number): Uint8Array {
+  if (n > scratch.length) {
+    const big = new Uint8Array(n);
+    if (n <= SCRATCH_KEEP) scratch = big;
+    return big;
+  }
+  return scratch;
 }
 
 /** True when `a[as, ae)` and `b[bs, be)` hold the same bytes. */
@@ -72,19 +90,22 @@ export function getMany(
   // The keys outlive the request buffer as offsets into one copy of them.
   const base = ts[first];
   const line = copyRange(buf, base, te[req.ntokens - 1]);
-  const keyStart = new Int32Array(nkeys);
-  const keyEnd = new Int32Array(nkeys);
+  // Per key: where it is in the line, its server, its VALUE block (one allocation).
+  const perKey = new Int32Array(nkeys * 5);
+  const keyStart = perKey.subarray(0, nkeys);
+  const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
   /** Server index per key. */
-  const owner = new Int32Array(nkeys);
+  const owner = perKey.subarray(2 * nkeys, 3 * nkeys);
   /** Keys dirty on their primary (read from the backups), or null when none is. */
   let dirty: Uint8Array | null = null;
   const count = new Int32Array(nservers);
   const size = new Int32Array(nservers);
+  core.primaryIndexes(buf, ts, te, first, nkeys, owner);
   for (let i = 0; i < nkeys; i++) {
     const s = ts[first + i], e = te[first + i];
     keyStart[i] = s - base;
     keyEnd[i] = e - base;
-    const o = core.primaryIndex(buf, s, e);
+    const o = owner[i];
     const b = servers[o];
     if (backups && b.anyDirty && b.isDirty(line.subarray(s - base, e - base))) {
       // Not cleaned on the primary yet: read from the backups.
@@ -104,7 +125,7 @@ export function getMany(
     if (dirty === null || dirty[i] === 0) order[fillAt[owner[i]]++] = i;
   }
 
-  const state = new MultiGet(core, op, exptime, line, keyStart, keyEnd, owner, dirty, ticket);
+  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket);
   let groups = 0;
   for (let o = 0; o < nservers; o++) if (count[o] > 0) groups++;
   state.waiting = groups;
@@ -113,8 +134,9 @@ export function getMany(
   const head = headEnd - headStart;
   for (let o = 0; o < nservers; o++) {
     if (count[o] === 0) continue;
-    // One buffer per server: the head, " key" for each of its keys, CRLF.
-    const out = new Uint8Array(head + size[o] + 2);
+    // Per server: the head, " key" for each of its keys, CRLF (the client copies it at once).
+    const n = head + size[o] + 2;
+    const out = scratchFor(n);
     let w = put(out, 0, buf, headStart, headEnd);
     for (let k = groupAt[o]; k < groupAt[o + 1]; k++) {
       const i = order[k];
@@ -124,7 +146,7 @@ export function getMany(
     out[w++] = 13;
     out[w] = 10;
     const from = groupAt[o], to = groupAt[o + 1];
-    core.callFrame(servers[o], op, [out], (rbuf, start, length, parser) => {
+    core.callFrame(servers[o], op, [out.subarray(0, n)], (rbuf, start, length, parser) => {
       if (parser.kind === ReplyKind.VALUES) {
         state.matched(o, rbuf, start, length, parser.items, parser.count, order, from, to);
       } else state.failedGroup(order, from, to);
@@ -171,9 +193,7 @@ class MultiGet {
     op: OpCode,
     exptime: number | null,
     line: Uint8Array,
-    keyStart: Int32Array,
-    keyEnd: Int32Array,
-    owner: Int32Array,
+    perKey: Int32Array,
     dirty: Uint8Array | null,
     ticket: number,
   ) {
@@ -181,15 +201,15 @@ class MultiGet {
     this.#op = op;
     this.#exptime = exptime;
     this.#line = line;
-    this.#keyStart = keyStart;
-    this.#keyEnd = keyEnd;
-    this.#owner = owner;
+    const n = perKey.length / 5;
+    this.#keyStart = perKey.subarray(0, n);
+    this.#keyEnd = perKey.subarray(n, 2 * n);
+    this.#owner = perKey.subarray(2 * n, 3 * n);
+    this.#blockStart = perKey.subarray(3 * n, 4 * n);
+    this.#blockEnd = perKey.subarray(4 * n);
     this.#servers = core.servers;
     this.#ticket = ticket;
-    const n = keyStart.length;
     this.#frames = new Array(this.#servers.length);
-    this.#blockStart = new Int32Array(n);
-    this.#blockEnd = new Int32Array(n);
     this.#failed = dirty ?? new Uint8Array(n);
     this.#anyFailed = dirty !== null;
   }
@@ -268,7 +288,7 @@ class MultiGet {
       this.#fallback(sink);
       return;
     }
-    const out = new Uint8Array(this.#bytes + END.length);
+    const out = scratchFor(this.#bytes + END.length);
     const frames = this.#frames, owner = this.#owner;
     const bs = this.#blockStart, be = this.#blockEnd;
     let w = 0;
@@ -278,7 +298,7 @@ class MultiGet {
     }
     for (let k = 0; k < END.length; k++) out[w++] = END[k];
     core.countHits(this.#hits, n);
-    sink.fill(this.#ticket, out);
+    sink.fillFrame(this.#ticket, out, 0, w);
   }
 
   /** The per-key path: hits as views, misses looked up in the backups (fallback.ts). */
