@@ -48,6 +48,8 @@ export function ketamaName(host: string, port: number): string {
 }
 
 const digest = new Uint32Array(4);
+/** The ring's lookup table has 2^SLICE_BITS slices (a few points per slice for 100s of servers). */
+const SLICE_BITS = 12;
 /** Four keys' ranges and first digest words for md5x4. */
 const lanes = new Int32Array(8);
 const laneKey = new Int32Array(4);
@@ -59,6 +61,12 @@ export class Ketama implements Distribution {
   readonly values: Uint32Array;
   /** Server index of each point. */
   readonly owners: Uint16Array;
+  /**
+   * Per slice of the hash space (its top {@linkcode SLICE_BITS} bits), the
+   * first point at or above the slice's start: a lookup scans on from there
+   * (rarely more than a step) instead of a binary search over every point.
+   */
+  readonly #firstInSlice: Uint32Array;
 
   /** Build the ring for the servers in their configured order. */
   constructor(servers: readonly RingServer[]) {
@@ -84,12 +92,20 @@ export class Ketama implements Distribution {
     points.sort((a, b) => a.value - b.value);
     this.values = Uint32Array.from(points, (p) => p.value);
     this.owners = Uint16Array.from(points, (p) => p.owner);
+    const slices = new Uint32Array((1 << SLICE_BITS) + 1);
+    let at = 0;
+    for (let k = 0; k < slices.length; k++) {
+      const low = k * 2 ** (32 - SLICE_BITS);
+      while (at < this.values.length && this.values[at] < low) at++;
+      slices[k] = at;
+    }
+    this.#firstInSlice = slices;
   }
 
   /** The server of the first point at or after the key's md5 hash, wrapping around. */
   pick(buf: Uint8Array, start: number, end: number): number {
     md5(buf, start, end, digest);
-    return this.owner(digest[0]);
+    return this.serverAt(digest[0]);
   }
 
   /** {@linkcode pick} for many keys: short ones are hashed four at a time (md5x4). */
@@ -113,22 +129,18 @@ export class Ketama implements Distribution {
       laneKey[q] = i;
       if (++q < 4) continue;
       md5x4(buf, lanes, firstWords);
-      for (let l = 0; l < 4; l++) out[laneKey[l]] = this.owner(firstWords[l]);
+      for (let l = 0; l < 4; l++) out[laneKey[l]] = this.serverAt(firstWords[l]);
       q = 0;
     }
     for (let l = 0; l < q; l++) out[laneKey[l]] = this.pick(buf, lanes[2 * l], lanes[2 * l + 1]);
   }
 
   /** The server of the first point at or after `hash`, wrapping around. */
-  owner(hash: number): number {
+  serverAt(hash: number): number {
     const values = this.values;
-    let lo = 0, hi = values.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (values[mid] < hash) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.owners[hi === values.length ? 0 : hi];
+    let i = this.#firstInSlice[hash >>> (32 - SLICE_BITS)];
+    while (i < values.length && values[i] < hash) i++;
+    return this.owners[i === values.length ? 0 : i];
   }
 }
 

@@ -92,6 +92,24 @@ Deno.test("ketama pickMany places every key where pick does (short, long, odd co
   }
 });
 
+Deno.test("ketama serverAt is the owner of the first point at or after the hash, wrapping", () => {
+  const rand = seeded(8);
+  for (const n of [1, 2, 5, 300]) {
+    const ring = new Ketama(Array.from({ length: n }, (_, i) => ({ name: `s${i}`, weight: 1 })));
+    const v = ring.values;
+    const hashes = [0, 1, 2 ** 32 - 1, v[0], v[0] - 1, v[v.length - 1], v[v.length - 1] + 1];
+    for (let i = 0; i < 2000; i++) hashes.push(Math.floor(rand() * 2 ** 32));
+    for (let i = 0; i < v.length; i += 7) hashes.push(v[i], v[i] + 1, v[i] - 1);
+    let wrong = 0;
+    for (const h of hashes.filter((x) => x >= 0 && x < 2 ** 32)) {
+      let i = 0;
+      while (i < v.length && v[i] < h) i++;
+      if (ring.serverAt(h) !== ring.owners[i === v.length ? 0 : i]) wrong++;
+    }
+    equal(wrong, 0, `${n} servers`);
+  }
+});
+
 Deno.test("ketama: 160 points per server, names drop port 11211 like twemproxy", () => {
   equal(ketamaName("10.0.0.1", 11211), "10.0.0.1");
   equal(ketamaName("10.0.0.1", 11212), "10.0.0.1:11212");
