@@ -45,6 +45,33 @@ function scratchFor(n: number): Uint8Array {
   return scratch;
 }
 
+/**
+ * Tables and frame copies of finished multi-gets, reused by the next ones
+ * (a 1,000-key get would otherwise allocate about 100 KB of them). Bounded.
+ */
+const spareTables: Int32Array[] = [];
+const spareFrames: Uint8Array[] = [];
+const SPARES = 16;
+/** Frame copies up to this size come from (and go back to) the spares. */
+const FRAME_BUFFER = 65536;
+
+/** A zeroed per-key table of `n` entries (a view of a spare when one is large enough). */
+function takeTable(n: number): Int32Array {
+  const t = spareTables.pop();
+  if (t === undefined || t.length < n || t.length > 4 * n) return new Int32Array(n);
+  const v = t.subarray(0, n);
+  v.fill(0);
+  return v;
+}
+
+/** A copy of `buf[start, end)` in a spare frame buffer when it fits one. */
+function takeFrame(buf: Uint8Array, start: number, end: number): Uint8Array {
+  if (end - start > FRAME_BUFFER) return buf.slice(start, end);
+  const f = spareFrames.pop() ?? new Uint8Array(FRAME_BUFFER);
+  f.set(buf.subarray(start, end));
+  return f.subarray(0, end - start);
+}
+
 /** True when `a[as, ae)` and `b[bs, be)` hold the same bytes. */
 function sameBytes(
   a: Uint8Array,
@@ -91,7 +118,7 @@ export function getMany(
   const base = ts[first];
   const line = copyRange(buf, base, te[req.ntokens - 1]);
   // Per key: where it is in the line, its server, its VALUE block (one allocation).
-  const perKey = new Int32Array(nkeys * 5);
+  const perKey = takeTable(nkeys * 5);
   const keyStart = perKey.subarray(0, nkeys);
   const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
   /** Server index per key. */
@@ -232,7 +259,7 @@ class MultiGet {
     to: number,
   ): void {
     const inPlace = this.waiting === 1;
-    const frame = inPlace ? rbuf : copyRange(rbuf, start, start + length);
+    const frame = inPlace ? rbuf : takeFrame(rbuf, start, start + length);
     const shift = inPlace ? 0 : start;
     this.#frames[o] = frame;
     if (inPlace) {
@@ -299,6 +326,18 @@ class MultiGet {
     for (let k = 0; k < END.length; k++) out[w++] = END[k];
     core.countHits(this.#hits, n);
     sink.fillFrame(this.#ticket, out, 0, w);
+    this.#release();
+  }
+
+  /** Done: the table and the frame copies go back to the spares. */
+  #release(): void {
+    const frames = this.#frames;
+    for (let o = 0; o < frames.length; o++) {
+      const f = frames[o];
+      if (f === undefined || o === this.#inPlace || f.buffer.byteLength !== FRAME_BUFFER) continue;
+      if (spareFrames.length < SPARES) spareFrames.push(new Uint8Array(f.buffer));
+    }
+    if (spareTables.length < SPARES) spareTables.push(new Int32Array(this.#keyStart.buffer));
   }
 
   /** The per-key path: hits as views, misses looked up in the backups (fallback.ts). */
