@@ -5,8 +5,7 @@
  * @module
  */
 
-import type { Reply } from "../../client/mod.ts";
-import { ReplyKind } from "../../client/mod.ts";
+import { type Reply, ReplyKind } from "../../client/mod.ts";
 import { Op, type OpCode, REPLY } from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
 import {

@@ -318,11 +318,21 @@ class MultiGet {
     const out = scratchFor(this.#bytes + END.length);
     const frames = this.#frames, owner = this.#owner;
     const bs = this.#blockStart, be = this.#blockEnd;
-    let w = 0;
+    // Blocks that follow each other in one server's reply go out as one run (one copy).
+    let w = 0, run = -1, runStart = 0, runEnd = 0;
     for (let i = 0; i < n; i++) {
       if (be[i] === 0) continue;
-      w = put(out, w, frames[owner[i]] as Uint8Array, bs[i], be[i]);
+      const o = owner[i];
+      if (o === run && bs[i] === runEnd) {
+        runEnd = be[i];
+        continue;
+      }
+      if (run >= 0) w = put(out, w, frames[run] as Uint8Array, runStart, runEnd);
+      run = o;
+      runStart = bs[i];
+      runEnd = be[i];
     }
+    if (run >= 0) w = put(out, w, frames[run] as Uint8Array, runStart, runEnd);
     for (let k = 0; k < END.length; k++) out[w++] = END[k];
     core.countHits(this.#hits, n);
     sink.fillFrame(this.#ticket, out, 0, w);
