@@ -11,41 +11,16 @@
 import { equal, ok } from "../helpers/assert.ts";
 import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
 import {
-  client,
+  deleteAll,
   fill,
   missingKeys,
   type Node,
   replStat,
   sameContents,
+  setAll,
   settled,
   startNode,
 } from "./pair.ts";
-
-const enc = new TextEncoder();
-
-/** Pipelined sets of `keys` on `node`, value `value-<key>`. */
-async function setAll(node: Node, keys: string[], tag: string): Promise<void> {
-  const c = await client(node);
-  try {
-    for (let i = 0; i < keys.length; i += 1000) {
-      await Promise.all(keys.slice(i, i + 1000).map((k) => c.set(k, enc.encode(`${tag}-${k}`))));
-    }
-  } finally {
-    c.close();
-  }
-}
-
-/** Pipelined deletes of `keys` on `node`. */
-async function deleteAll(node: Node, keys: string[]): Promise<void> {
-  const c = await client(node);
-  try {
-    for (let i = 0; i < keys.length; i += 1000) {
-      await Promise.all(keys.slice(i, i + 1000).map((k) => c.delete(k)));
-    }
-  } finally {
-    c.close();
-  }
-}
 
 /**
  * Pair, fill, partition, delete 100k keys on A, write on both, heal. `pb`:
