@@ -79,23 +79,34 @@ async function partition(pb: number, threads: number, flap = false): Promise<voi
     await deleteAll(b, Array.from({ length: 300 }, (_, i) => `b:${i}`));
     ok(await replStat(a, "repl_tombstones") < D, "A could not keep a tombstone per delete");
     // Heal.
-    const received = await replStat(b, "repl_items_copied_received");
-    if (flap) relay.setLatency(2); // a slower link: the copy is still running when the cuts come
+    // With `flap`, the first cut comes 1.5 MB into A's copy (~8 MB), whatever the machine's
+    // speed; then one every 200-400 ms until the copy is complete.
+    let forwarded = 0;
+    let cutOnce!: () => void;
+    const firstCut = new Promise<void>((r) => (cutOnce = r));
+    if (flap) {
+      relay.setLatency(2); // a slower link: the copy is still running when the later cuts come
+      relay.tamper((chunk, toTarget) => {
+        if (!toTarget && (forwarded += chunk.length) >= 1_500_000) {
+          relay.tamper(null);
+          relay.drop();
+          cutOnce();
+        }
+        return null;
+      });
+    }
     relay.refuse(false);
     if (flap) {
       const node = b;
-      await waitUntil(
-        async () => (await replStat(node, "repl_items_copied_received")) > received,
-        "the copy to begin",
-        20_000,
-      );
-      let cuts = 0;
+      await firstCut;
+      let cuts = 1;
       const done = async () => (await replStat(node, "repl_full_copies_received")) > copiesB;
-      do {
-        relay.drop(); // the first cut comes while the copy runs
-        cuts++;
+      for (;;) {
         await new Promise((r) => setTimeout(r, 200 + random() * 200));
-      } while (cuts < 6 && !await done());
+        if (cuts >= 6 || await done()) break;
+        relay.drop();
+        cuts++;
+      }
       relay.setLatency(0);
       await waitUntil(done, "the copy to complete after the cuts", 20_000);
       console.log(`${cuts} cuts, ${await replStat(a, "repl_copy_resumes")} resumes`);

@@ -11,6 +11,7 @@
 
 import { equal, ok } from "../helpers/assert.ts";
 import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
+import { COPY_CHUNK, COPY_WINDOW } from "../../lib/replication/snapshot.ts";
 import {
   deleteAll,
   fill,
@@ -24,11 +25,11 @@ import {
 } from "./pair.ts";
 
 /**
- * Bytes from A to B after which the healed link stops forwarding: past the
- * 1 MiB copy window, so B acknowledged part of the copy, in the middle of the
- * ~4 MB of items (the tombstones come after them).
+ * Bytes from A to B after which the healed link stops forwarding: 1 MB past
+ * the copy window, so B acknowledged part of the copy, in the middle of the
+ * ~8 MB of items (the tombstones come after them).
  */
-const CUT_AFTER = 2_000_000;
+const CUT_AFTER = COPY_WINDOW * COPY_CHUNK + 1_000_000;
 
 async function resumedCopy(threads: number): Promise<void> {
   const seed = Number(Deno.env.get("SEED") ?? Math.floor(Math.random() * 1e9));
@@ -55,7 +56,7 @@ async function resumedCopy(threads: number): Promise<void> {
     b = await startNode(relay.port, args);
     await b.proc.waitForLog(/^replication: start/, 10_000);
     const N = 120_000, D = 90_000; // D: more than A's backlog holds (a copy follows)
-    await fill(a, "k:", N, 100);
+    await fill(a, "k:", N, 200);
     await settled(a, b, 20_000);
     // Partition; A deletes more keys than it keeps tombstones for, B writes.
     relay.refuse(true);
