@@ -9,9 +9,11 @@
 import {
   memrepTarget,
   type ProcessHandle,
+  REPO_ROOT,
   startMemcached,
   startMemrep,
   startNutcracker,
+  startProcess,
 } from "../tests/helpers/process.ts";
 import { freePort } from "../tests/helpers/ports.ts";
 import {
@@ -181,6 +183,60 @@ export const cost: Section = {
         ),
       );
       return results;
+    } finally {
+      await Promise.all(started.map((h) => h.stop()));
+      await Deno.remove(cfg);
+    }
+  },
+};
+
+/**
+ * Proxy floor section: CPU-µs per request of nutcracker, `memrep proxy` and
+ * bench/floor_relay.ts (the least a Deno relay does per request) over the
+ * same two memcached, alternating. How close memrep is to the relay tells
+ * its own per-request cost apart from Deno's (reads, writes, promises).
+ */
+export const proxyFloor: Section = {
+  name: "proxy-floor",
+  title: "CPU-µs per request: memrep proxy and a minimal Deno relay against nutcracker",
+  async run(ctx: BenchContext): Promise<Result[] | string> {
+    if (memrepTarget() === "memcached") return "needs memrep";
+    const why = await unavailable("proxy");
+    if (why) return why;
+    const cfg = await slapConfig();
+    const started: ProcessHandle[] = [];
+    const track = async (p: Promise<ProcessHandle>) => {
+      const h = await p;
+      started.push(h);
+      return h;
+    };
+    const how = `median of ${ctx.rounds} alternating runs of ${fmt(OPS)} requests`;
+    try {
+      const b1 = await track(startMemcached(["-m", "256"]));
+      const b2 = await track(startMemcached(["-m", "256"]));
+      const servers = [b1, b2].map((h) => `127.0.0.1:${h.port}`);
+      const nc = await track(startNutcracker({ servers }));
+      const mp = await track(startMemrep(["proxy", ...servers.flatMap((x) => ["-s", x])]));
+      const port = freePort();
+      const relay = await track(startProcess(
+        "floor relay",
+        Deno.execPath(),
+        ["run", "-q", "--allow-net", `${REPO_ROOT}/bench/floor_relay.ts`, String(port), ...servers],
+        port,
+      ));
+      const p = await alternate(ctx, [
+        { name: "nutcracker", measure: () => cpuPerRequest(nc.port, [nc.pid], cfg) },
+        { name: "memrep proxy", measure: () => cpuPerRequest(mp.port, [mp.pid], cfg) },
+        { name: "floor relay", measure: () => cpuPerRequest(relay.port, [relay.pid], cfg) },
+      ]);
+      const n = median(p.get("nutcracker")!);
+      const m = median(p.get("memrep proxy")!);
+      const f = median(p.get("floor relay")!);
+      return [
+        ratio("proxy/nutcracker CPU per request", m, n, "CPU-µs/req", how),
+        ratio("floor relay/nutcracker CPU per request", f, n, "CPU-µs/req", how),
+        ratio("proxy/floor relay CPU per request", m, f, "CPU-µs/req", how),
+      ];
     } finally {
       await Promise.all(started.map((h) => h.stop()));
       await Deno.remove(cfg);

@@ -2,7 +2,7 @@
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
  * alternating. Sections: serve, memory, connections, proxy, proxy-binary, proxy-multiget, replication, copy,
- * cost, restart.
+ * cost, proxy-floor, restart.
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -17,7 +17,7 @@ import { serveMemory, serveThroughput } from "./serve.ts";
 import { proxyBinaryThroughput, proxyMultiGet, proxyThroughput } from "./proxy.ts";
 import { replication } from "./replication.ts";
 import { copy } from "./copy.ts";
-import { cost } from "./cost.ts";
+import { cost, proxyFloor } from "./cost.ts";
 import { connections } from "./connections.ts";
 import { warmRestart } from "./warm_restart.ts";
 
@@ -32,6 +32,7 @@ export const SECTIONS: Section[] = [
   replication,
   copy,
   cost,
+  proxyFloor,
   warmRestart,
 ];
 

@@ -104,7 +104,7 @@ memcached options:
   -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
   -u, --user <name>           accepted for compatibility; memrep does not switch users
   -t, --threads <num>         serve threads sharing one cache (default: the cores, at most 4;
-                              1 with --replicate; Linux only, elsewhere 1)
+                              Linux only, elsewhere 1)
   -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
                               ascii or binary
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
@@ -220,9 +220,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   const cores = navigator.hardwareConcurrency || 1;
   // Threads share the port through SO_REUSEPORT, which only Linux load-balances (Deno ignores it elsewhere).
   const spread = Deno.build.os === "linux";
-  // A replicated node runs one thread unless -t says otherwise: a full copy after a partition
-  // can bring back keys deleted on serve threads (open bug, see README), not on one thread.
-  let threads = Math.min(mc.threads ?? (spread && !replication ? defaultThreads(cores) : 1), 64);
+  let threads = Math.min(mc.threads ?? (spread ? defaultThreads(cores) : 1), 64);
 
   if (v.daemon) {
     return await daemonize(

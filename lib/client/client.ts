@@ -18,6 +18,7 @@ import {
 } from "../protocol/response.ts";
 import { ClientError, ReplyError } from "./errors.ts";
 import { errorText } from "../transport/conn.ts";
+import { type RawIo, rawIo } from "../transport/raw_io.ts";
 import { Reply, type ValueItem } from "./reply.ts";
 
 /** Connection options. */
@@ -232,6 +233,8 @@ export class Client {
   /** `host:port`, for messages. */
   readonly server: string;
   readonly #conn: Deno.Conn;
+  /** Reads and writes of #conn through Deno's ops (one promise fewer per read). */
+  readonly #io: RawIo;
   readonly #timeoutMs: number;
   readonly #parser = new ReplyParser();
 
@@ -266,6 +269,7 @@ export class Client {
 
   private constructor(conn: Deno.Conn, server: string, options: ClientOptions) {
     this.#conn = conn;
+    this.#io = rawIo(conn);
     this.server = server;
     this.#timeoutMs = options.requestTimeoutMs ?? 5000;
     this.#readLoop();
@@ -482,7 +486,7 @@ export class Client {
   /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
   #send(bytes: Uint8Array): void {
     try {
-      this.#conn.write(bytes).then(this.#written, this.#writeFailed);
+      this.#io.write(bytes).then(this.#written, this.#writeFailed);
     } catch (err) {
       this.#writeFailed(err);
     }
@@ -525,10 +529,10 @@ export class Client {
         }
         if (this.#rbuf.length - this.#wpos < MIN_READ) this.#makeRoom();
         // An empty buffer is read into whole: no view to allocate.
-        const n = await this.#conn.read(
+        const n = await this.#io.read(
           this.#wpos === 0 ? this.#rbuf : this.#rbuf.subarray(this.#wpos),
         );
-        if (n === null) {
+        if (n === 0) {
           this.#fail(new ClientError("closed", this.server, "connection closed by server"));
           return;
         }

@@ -583,6 +583,19 @@ export class ReplyParser {
       this.reset();
     }
     for (;;) {
+      if (listKind === ReplyKind.VALUES && buf[pos] === 0x56 /* V */) {
+        const next = this.#valueItem(buf, pos, end, count);
+        if (next > 0) {
+          count++;
+          pos = next;
+          continue;
+        }
+        if (next === 0) {
+          this.#saveProgress(op, start, pos, count);
+          return 0;
+        }
+        // Anything unusual: the general path below decides (and words the error).
+      }
       const lf = indexOfLf(buf, pos, end);
       if (lf < 0) {
         const r = this.#needLine(pos, end);
@@ -707,6 +720,75 @@ export class ReplyParser {
       count++;
       pos = lf + 1;
     }
+  }
+
+  /**
+   * The common case of a get reply's item, in one pass over its line:
+   * `VALUE <key> <flags> <bytes>[ <cas>]\r\n` (or `\n`) with plain digits,
+   * and its data block. Records item `count` and returns where the next line
+   * starts; 0 when the data block is not all in yet; -1 for anything else
+   * (an incomplete or unusual line: the general path of #parseList, which
+   * accepts exactly these lines too, handles it).
+   */
+  #valueItem(buf: Uint8Array, pos: number, end: number, count: number): number {
+    if (
+      pos + 6 > end || buf[pos + 1] !== 0x41 || buf[pos + 2] !== 0x4c ||
+      buf[pos + 3] !== 0x55 || buf[pos + 4] !== 0x45 || buf[pos + 5] !== SP
+    ) return -1;
+    const keyStart = pos + 6;
+    let p = keyStart;
+    for (; p < end; p++) {
+      const c = buf[p];
+      if (c === SP) break;
+      if (c === LF) return -1;
+    }
+    if (p >= end || p === keyStart) return -1;
+    const keyEnd = p++;
+    // flags: 1 to 16 digits, then a space.
+    let flags = 0;
+    const flagsStart = p;
+    for (; p < end; p++) {
+      const d = buf[p] - 0x30;
+      if (d < 0 || d > 9) break;
+      flags = flags * 10 + d;
+    }
+    if (p >= end || buf[p] !== SP || p === flagsStart || p - flagsStart > 16) return -1;
+    if (flags > Number.MAX_SAFE_INTEGER) return -1;
+    // bytes: 1 to 16 digits, then a space (a CAS follows) or the line end.
+    let size = 0;
+    const sizeStart = ++p;
+    for (; p < end; p++) {
+      const d = buf[p] - 0x30;
+      if (d < 0 || d > 9) break;
+      size = size * 10 + d;
+    }
+    if (p >= end || p === sizeStart || p - sizeStart > 16 || size > Number.MAX_SAFE_INTEGER) {
+      return -1;
+    }
+    let casStart = -1, casEnd = -1;
+    if (buf[p] === SP) {
+      casStart = ++p;
+      while (p < end && buf[p] >= 0x30 && buf[p] <= 0x39) p++;
+      if (p >= end || p === casStart) return -1;
+      casEnd = p;
+    }
+    if (buf[p] === CR) p++;
+    if (p >= end || buf[p] !== LF) return -1;
+    const dataStart = p + 1;
+    const next = dataStart + size + 2;
+    if (next > end) return 0;
+    if (buf[next - 2] !== CR || buf[next - 1] !== LF) return -1;
+    this.#ensureItems(count);
+    const it = this.items;
+    const b = count * ITEM_STRIDE;
+    it[b] = keyStart;
+    it[b + 1] = keyEnd;
+    it[b + 2] = flags;
+    it[b + 3] = dataStart;
+    it[b + 4] = dataStart + size;
+    it[b + 5] = casStart;
+    it[b + 6] = casEnd;
+    return next;
   }
 
   #saveProgress(op: OpCode, start: number, pos: number, count: number): void {

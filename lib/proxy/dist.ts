@@ -5,7 +5,7 @@
  */
 
 import { type Distribution, Ketama, type RingServer } from "./ketama.ts";
-import type { HashFunction } from "./hash.ts";
+import { HASHES, type HashFunction } from "./hash.ts";
 
 /** Where a `hash_tag` narrows the hashed part of a key. */
 export interface HashTag {
@@ -44,10 +44,13 @@ export class KetamaDistribution implements Distribution {
   readonly #owners: Uint16Array;
   readonly #hash: HashFunction;
   readonly #tag: HashTag | undefined;
+  /** With `hash: md5` and no tag the ring is twemproxy's plain ketama: its batch form applies. */
+  readonly #ring: Ketama | undefined;
 
   /** The ring for `servers` (names and weights) with key hash `hash`. */
   constructor(servers: readonly RingServer[], hash: HashFunction, tag?: HashTag) {
     const ring = new Ketama(servers);
+    if (hash === HASHES.md5 && tag === undefined) this.#ring = ring;
     this.#values = ring.values;
     this.#owners = ring.owners;
     this.#hash = hash;
@@ -66,6 +69,24 @@ export class KetamaDistribution implements Distribution {
       else hi = mid;
     }
     return this.#owners[hi === values.length ? 0 : hi];
+  }
+
+  /** {@linkcode pick} for many keys (batched md5 when the hash is md5 without a tag). */
+  pickMany(
+    buf: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    from: number,
+    n: number,
+    out: Int32Array,
+  ): void {
+    const ring = this.#ring;
+    if (ring !== undefined) ring.pickMany(buf, starts, ends, from, n, out);
+    for (let i = 0; i < n; i++) {
+      const s = starts[from + i], e = ends[from + i];
+      // An empty key hashes to 0 here (nutcracker), not to md5("").
+      if (ring === undefined || s === e) out[i] = this.pick(buf, s, e);
+    }
   }
 }
 

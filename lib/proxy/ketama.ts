@@ -6,11 +6,24 @@
  */
 
 import { md5 } from "./md5.ts";
+import { md5x4, MD5X4_MAX_KEY } from "./md5x4.ts";
 
 /** Picks the index of the server a key lives on. */
 export interface Distribution {
   /** Index (into the server list) for the key `buf[start, end)`. */
   pick(buf: Uint8Array, start: number, end: number): number;
+  /**
+   * {@linkcode pick} for `n` keys at once (a multi-get): key i is
+   * `buf[starts[from + i], ends[from + i])`, its index goes to `out[i]`.
+   */
+  pickMany?(
+    buf: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    from: number,
+    n: number,
+    out: Int32Array,
+  ): void;
 }
 
 /** A server on the ring: its ketama name and weight. */
@@ -35,6 +48,12 @@ export function ketamaName(host: string, port: number): string {
 }
 
 const digest = new Uint32Array(4);
+/** The ring's lookup table has 2^SLICE_BITS slices (a few points per slice for 100s of servers). */
+const SLICE_BITS = 12;
+/** Four keys' ranges and first digest words for md5x4. */
+const lanes = new Int32Array(8);
+const laneKey = new Int32Array(4);
+const firstWords = new Uint32Array(4);
 
 /** The ring of twemproxy's ketama distribution with the md5 key hash. */
 export class Ketama implements Distribution {
@@ -42,6 +61,12 @@ export class Ketama implements Distribution {
   readonly values: Uint32Array;
   /** Server index of each point. */
   readonly owners: Uint16Array;
+  /**
+   * Per slice of the hash space (its top {@linkcode SLICE_BITS} bits), the
+   * first point at or above the slice's start: a lookup scans on from there
+   * (rarely more than a step) instead of a binary search over every point.
+   */
+  readonly #firstInSlice: Uint32Array;
 
   /** Build the ring for the servers in their configured order. */
   constructor(servers: readonly RingServer[]) {
@@ -67,20 +92,55 @@ export class Ketama implements Distribution {
     points.sort((a, b) => a.value - b.value);
     this.values = Uint32Array.from(points, (p) => p.value);
     this.owners = Uint16Array.from(points, (p) => p.owner);
+    const slices = new Uint32Array((1 << SLICE_BITS) + 1);
+    let at = 0;
+    for (let k = 0; k < slices.length; k++) {
+      const low = k * 2 ** (32 - SLICE_BITS);
+      while (at < this.values.length && this.values[at] < low) at++;
+      slices[k] = at;
+    }
+    this.#firstInSlice = slices;
   }
 
   /** The server of the first point at or after the key's md5 hash, wrapping around. */
   pick(buf: Uint8Array, start: number, end: number): number {
     md5(buf, start, end, digest);
-    const hash = digest[0];
-    const values = this.values;
-    let lo = 0, hi = values.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (values[mid] < hash) lo = mid + 1;
-      else hi = mid;
+    return this.serverAt(digest[0]);
+  }
+
+  /** {@linkcode pick} for many keys: short ones are hashed four at a time (md5x4). */
+  pickMany(
+    buf: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    from: number,
+    n: number,
+    out: Int32Array,
+  ): void {
+    let q = 0;
+    for (let i = 0; i < n; i++) {
+      const s = starts[from + i], e = ends[from + i];
+      if (e - s > MD5X4_MAX_KEY) {
+        out[i] = this.pick(buf, s, e);
+        continue;
+      }
+      lanes[2 * q] = s;
+      lanes[2 * q + 1] = e;
+      laneKey[q] = i;
+      if (++q < 4) continue;
+      md5x4(buf, lanes, firstWords);
+      for (let l = 0; l < 4; l++) out[laneKey[l]] = this.serverAt(firstWords[l]);
+      q = 0;
     }
-    return this.owners[hi === values.length ? 0 : hi];
+    for (let l = 0; l < q; l++) out[laneKey[l]] = this.pick(buf, lanes[2 * l], lanes[2 * l + 1]);
+  }
+
+  /** The server of the first point at or after `hash`, wrapping around. */
+  serverAt(hash: number): number {
+    const values = this.values;
+    let i = this.#firstInSlice[hash >>> (32 - SLICE_BITS)];
+    while (i < values.length && values[i] < hash) i++;
+    return this.owners[i === values.length ? 0 : i];
   }
 }
 

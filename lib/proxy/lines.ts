@@ -5,9 +5,8 @@
  * @module
  */
 
-import { NO_TTL, type Reply } from "../client/mod.ts";
+import { NO_TTL } from "../client/mod.ts";
 import { ascii, Op, type OpCode, type Request, writeUint } from "../protocol/mod.ts";
-import { bytesEqual } from "../protocol/bytes.ts";
 
 /** `\r\n`. */
 export const CRLF: Uint8Array = ascii("\r\n");
@@ -148,28 +147,4 @@ export function patchCode(bytes: Uint8Array, code: string): Uint8Array {
   out[0] = code.charCodeAt(0);
   out[1] = code.charCodeAt(1);
   return out;
-}
-
-/**
- * Pair the VALUE items of a get reply with the keys asked (the reply lists
- * hits in request order), storing each hit's VALUE block.
- */
-export function matchItems(
-  r: Reply,
-  idx: number[],
-  keys: Uint8Array[],
-  items: (Uint8Array | null)[],
-): void {
-  let j = 0;
-  for (let n = 0; n < r.count; n++) {
-    const k = r.itemKey(n);
-    while (j < idx.length && !bytesEqual(k, 0, k.length, keys[idx[j]])) j++;
-    if (j === idx.length) break;
-    // The block runs from "VALUE " (just before the key) to the data's CRLF.
-    const start = k.byteOffset - r.bytes.byteOffset - W_VALUE.length;
-    const v = r.itemValue(n);
-    const end = v.byteOffset - r.bytes.byteOffset + v.length + 2;
-    items[idx[j]] = r.bytes.subarray(start, end);
-    j++;
-  }
 }

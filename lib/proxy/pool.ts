@@ -155,6 +155,11 @@ export class Backend {
     return this.#dirty.overflows;
   }
 
+  /** True while some key may be stale here ({@linkcode isDirty} can say true). */
+  get anyDirty(): boolean {
+    return !this.#dirty.clean;
+  }
+
   /** True when `key` may be stale here: changed elsewhere and not cleaned yet. */
   isDirty(key: Uint8Array): boolean {
     return !this.#dirty.clean && this.#dirty.has(key);

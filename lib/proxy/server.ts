@@ -25,6 +25,8 @@ import {
   isDisconnect,
   isTlsConn,
   listenTcp,
+  type RawIo,
+  rawIo,
   ReadBuffer,
   type TlsMaterial,
   writeAll,
@@ -77,6 +79,8 @@ type Slot = Uint8Array | readonly Uint8Array[] | undefined;
 /** One client connection: ordered reply slots and batched writes. */
 class ProxyConnection implements ReplySink {
   readonly #conn: Deno.Conn;
+  /** Reads and writes of #conn through Deno's ops (one promise fewer per read). */
+  readonly #io: RawIo;
   readonly #router: Router;
   readonly #maxValue: number;
   #out = new Writer();
@@ -106,6 +110,7 @@ class ProxyConnection implements ReplySink {
 
   constructor(conn: Deno.Conn, router: Router, maxValue: number, auth?: Authenticator) {
     this.#conn = conn;
+    this.#io = rawIo(conn);
     this.#router = router;
     this.#maxValue = maxValue;
     this.#auth = auth ? new AuthSession(auth, router.stats) : null;
@@ -138,8 +143,8 @@ class ProxyConnection implements ReplySink {
     const rb = new ReadBuffer(INITIAL_BUFFER);
     try {
       // The first byte picks the protocol for good, as memcached's -B auto.
-      const n = await this.#conn.read(rb.space(0));
-      if (n !== null) {
+      const n = await this.#io.read(rb.space(0));
+      if (n !== 0) {
         rb.end += n;
         if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
         else await this.#text(rb);
@@ -172,11 +177,11 @@ class ProxyConnection implements ReplySink {
     while (!this.#closed && this.#closeAt < 0) {
       const auth = this.#auth;
       if (!filled) {
-        // conn.read straight into the buffer (rb.fill would add a promise per read).
-        const n = await this.#conn.read(
+        // Straight into the buffer (rb.fill would add a promise per read).
+        const n = await this.#io.read(
           rb.space(auth && !auth.authenticated ? auth.need : req.need),
         );
-        if (n === null) break;
+        if (n === 0) break;
         rb.end += n;
       }
       filled = false;
@@ -214,8 +219,8 @@ class ProxyConnection implements ReplySink {
     let filled = true;
     while (!this.#closed && this.#closeAt < 0) {
       if (!filled) {
-        const n = await this.#conn.read(rb.space(req.need));
-        if (n === null) break;
+        const n = await this.#io.read(rb.space(req.need));
+        if (n === 0) break;
         rb.end += n;
       }
       filled = false;
@@ -418,7 +423,7 @@ class ProxyConnection implements ReplySink {
   /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
   #send(bytes: Uint8Array): void {
     try {
-      this.#conn.write(bytes).then(this.#written, this.#writeFailed);
+      this.#io.write(bytes).then(this.#written, this.#writeFailed);
     } catch (err) {
       this.#writeFailed(err);
     }

@@ -21,7 +21,14 @@
  */
 
 import { Op, PARSE_CLOSE, Request, Writer } from "../protocol/mod.ts";
-import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
+import {
+  BufferPool,
+  closeQuietly,
+  isDisconnect,
+  rawIo,
+  ReadBuffer,
+  writeAll,
+} from "../transport/mod.ts";
 import { AUTH_CLOSE } from "../auth/mod.ts";
 import { BINARY_READ } from "./binary.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
@@ -114,6 +121,7 @@ export async function serveConnection(
   hooks: ConnectionHooks = {},
 ): Promise<number> {
   const rb = new ReadBuffer(IDLE_READ, undefined, shared.reads);
+  const io = rawIo(conn); // Deno's ops without the Conn wrappers' promise per read
   const stats = engine.stats;
   const { stopped } = hooks;
   const sync = hooks.barrier ? new SyncReplies(hooks.barrier) : null;
@@ -163,9 +171,9 @@ export async function serveConnection(
           (budget as ReadBudget).give(); // memcached's rbuf_release: nothing left unparsed
           holding = false;
         }
-        // conn.read straight into the buffer (rb.fill would add a promise per read).
-        const n = await conn.read(rb.space(want));
-        if (n === null) break;
+        // Straight into the buffer (rb.fill would add a promise per read).
+        const n = await io.read(rb.space(want));
+        if (n === 0) break;
         if (budget !== null && !holding) {
           // memcached's rbuf_alloc: no buffer for the bytes that arrived, the connection closes.
           if (!budget.take()) {
@@ -266,7 +274,7 @@ export async function serveConnection(
         // The usual end of a batch, inline: one write, no flush/writeAll promises.
         const n = o.length;
         if (n > 0) {
-          const w = await conn.write(o.buf.subarray(0, n));
+          const w = await io.write(o.buf.subarray(0, n));
           if (w < n) await writeAll(conn, o.buf.subarray(w, n));
           stats.bytesWritten += n;
           codec.wrote();

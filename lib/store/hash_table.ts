@@ -71,7 +71,10 @@ export class HashTable {
 
   /** Handle of the linked item whose key is `src[start, end)`, or -1. */
   find(src: Uint8Array, start: number, end: number): number {
-    let h = this.#buckets[this.#bucket(hashBytes(src, start, end))] - 1;
+    // The bucket first: it remaps #buckets when another thread grew the table, and
+    // `this.#buckets[...]` would read the old, shorter view (evaluated before its index).
+    const b = this.#bucket(hashBytes(src, start, end));
+    let h = this.#buckets[b] - 1;
     const len = end - start;
     const arena = this.#arena;
     const i32 = arena.i32;

@@ -8,3 +8,4 @@
 export { closeQuietly, errorText, type HostPort, isDisconnect, writeAll } from "./conn.ts";
 export { BufferPool, type Readable, ReadBuffer } from "./read_buffer.ts";
 export { type BindOptions, isTlsConn, listenTcp, type TlsMaterial } from "./tls.ts";
+export { RAW_OPS, type RawIo, rawIo } from "./raw_io.ts";

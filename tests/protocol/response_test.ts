@@ -270,3 +270,51 @@ Deno.test("malformed metadump keys are rejected", () => {
   const none = latin1("exp=1 la=2");
   equal(parseDumpEntry(none, 0, none.length), undefined);
 });
+
+Deno.test("VALUE lines: the one-pass item path accepts and rejects exactly what the line rules say", () => {
+  // [line and data block, valid, key, flags, data, cas]
+  const cases: [string, boolean, string, number, string, string | null][] = [
+    ["VALUE k 0 3\r\nabc\r\n", true, "k", 0, "abc", null],
+    ["VALUE k 0 3\nabc\r\n", true, "k", 0, "abc", null], // a bare \n ends the line too
+    ["VALUE k 12 3 123\r\nabc\r\n", true, "k", 12, "abc", "123"],
+    ["VALUE k 12 3 123\nabc\r\n", true, "k", 12, "abc", "123"],
+    ["VALUE a\rb 7 1\r\nx\r\n", true, "a\rb", 7, "x", null],
+    ["VALUE k 9007199254740991 0\r\n\r\n", true, "k", 9007199254740991, "", null],
+    ["VALUE k 0 0 18446744073709551615\r\n\r\n", true, "k", 0, "", "18446744073709551615"],
+    ["VALUE k 00 003\r\nabc\r\n", true, "k", 0, "abc", null],
+    ["VALUE k 90071992547409919 0\r\n\r\n", false, "", 0, "", null],
+    ["VALUE k 9007199254740992 0\r\n\r\n", false, "", 0, "", null],
+    ["VALUE k 0 3 \r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k 0 3 12x\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k 0 3 1 2\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE  0 3\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k 0 3\r\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k 0\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k -1 3\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k 0 +3\r\nabc\r\n", false, "", 0, "", null],
+    ["VALUE k 0 3\r\nabcd\r\n", false, "", 0, "", null],
+    ["VALUE k 0 3\r\nabc\n\n", false, "", 0, "", null],
+    ["VALUEk 0 3\r\nabc\r\n", false, "", 0, "", null],
+  ];
+  for (const [item, valid, key, flags, data, cas] of cases) {
+    // Alone, and after a plain item (the frame resumes there when fed in pieces).
+    for (const before of ["", "VALUE first 1 1\r\nz\r\n"]) {
+      const text = before + item + "END\r\n";
+      const { p, buf, n } = parseWhole(text, Op.GETS);
+      if (!valid) {
+        equal(n, -1, `rejected: ${JSON.stringify(text)}`);
+        continue;
+      }
+      equal(n, buf.length, `accepted: ${JSON.stringify(text)}`);
+      const b = (before === "" ? 0 : 1) * ITEM_STRIDE;
+      const it = p.items;
+      equal(p.count, before === "" ? 1 : 2);
+      equal(str(buf, it[b + Item.KEY_START], it[b + Item.KEY_END]), key);
+      equal(it[b + Item.FLAGS], flags);
+      equal(str(buf, it[b + Item.DATA_START], it[b + Item.DATA_END]), data);
+      if (cas === null) equal(it[b + Item.CAS_START], -1);
+      else equal(str(buf, it[b + Item.CAS_START], it[b + Item.CAS_END]), cas);
+    }
+  }
+});

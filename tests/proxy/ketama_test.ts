@@ -12,8 +12,16 @@ import {
   startMemrep,
   startNutcracker,
 } from "../helpers/mod.ts";
-import { Ketama, ketamaName, md5, Modula } from "../../lib/proxy/mod.ts";
-import { directGet, getValue, startCluster } from "./cluster.ts";
+import {
+  HASHES,
+  Ketama,
+  KetamaDistribution,
+  ketamaName,
+  md5,
+  Modula,
+} from "../../lib/proxy/mod.ts";
+import { md5x4, MD5X4_MAX_KEY } from "../../lib/proxy/md5x4.ts";
+import { directGet, getValue, seeded, startCluster } from "./cluster.ts";
 import { createHash } from "node:crypto";
 
 Deno.test("md5 matches node:crypto for every padding case", () => {
@@ -24,6 +32,81 @@ Deno.test("md5 matches node:crypto for every padding case", () => {
     const mine = Array.from(new Uint8Array(out.buffer), (x) => x.toString(16).padStart(2, "0"))
       .join("");
     equal(mine, createHash("md5").update(b.subarray(2, n + 2)).digest("hex"), `length ${n}`);
+  }
+});
+
+Deno.test("md5x4 gives each of four keys md5's first word, for every short length", () => {
+  const out = new Uint32Array(4), one = new Uint32Array(4);
+  const se = new Int32Array(8);
+  const b = new Uint8Array(4096).map((_, i) => (i * 131 + (i >> 7)) & 255);
+  for (let n = 0; n <= MD5X4_MAX_KEY; n++) {
+    // Four different keys of lengths n, n/2, 55 - n and 1 at scattered offsets.
+    const lens = [n, n >> 1, MD5X4_MAX_KEY - n, 1];
+    for (let l = 0; l < 4; l++) {
+      se[2 * l] = 7 + n * 13 + l * 300;
+      se[2 * l + 1] = se[2 * l] + lens[l];
+    }
+    md5x4(b, se, out);
+    for (let l = 0; l < 4; l++) {
+      md5(b, se[2 * l], se[2 * l + 1], one);
+      equal(out[l], one[0], `length ${lens[l]}`);
+      const ref = createHash("md5").update(b.subarray(se[2 * l], se[2 * l + 1])).digest();
+      equal(out[l], ref.readUInt32LE(0), `length ${lens[l]} (node:crypto)`);
+    }
+  }
+});
+
+Deno.test("ketama pickMany places every key where pick does (short, long, odd counts)", () => {
+  const rand = seeded(5);
+  for (const servers of [2, 4, 7]) {
+    const names = Array.from({ length: servers }, (_, i) => ({ name: `10.0.0.${i}`, weight: 1 }));
+    const ring = new Ketama(names);
+    // nutcracker.yml rings: md5 (batched), md5 with a hash tag and crc32 (one key at a time).
+    const pools = [
+      new KetamaDistribution(names, HASHES.md5),
+      new KetamaDistribution(names, HASHES.md5, { open: 123, close: 125 }),
+      new KetamaDistribution(names, HASHES.crc32),
+    ];
+    for (const count of [1, 3, 4, 5, 17, 1000]) {
+      let text = "";
+      const starts = new Int32Array(count + 2), ends = new Int32Array(count + 2);
+      for (let i = 0; i < count; i++) {
+        const len = rand() < 0.3 ? 50 + Math.floor(rand() * 200) : Math.floor(rand() * 60);
+        if (rand() < 0.1) text += "{t}"; // a hash tag for the tagged ring
+        starts[i + 2] = text.length;
+        for (let k = 0; k < len; k++) text += String.fromCharCode(33 + Math.floor(rand() * 94));
+        ends[i + 2] = text.length;
+        text += " ";
+      }
+      const buf = new TextEncoder().encode(text);
+      let wrong = 0;
+      for (const d of [ring, ...pools]) {
+        const out = new Int32Array(count);
+        d.pickMany(buf, starts, ends, 2, count, out);
+        for (let i = 0; i < count; i++) {
+          if (out[i] !== d.pick(buf, starts[i + 2], ends[i + 2])) wrong++;
+        }
+      }
+      equal(wrong, 0, `${servers} servers, ${count} keys`);
+    }
+  }
+});
+
+Deno.test("ketama serverAt is the owner of the first point at or after the hash, wrapping", () => {
+  const rand = seeded(8);
+  for (const n of [1, 2, 5, 300]) {
+    const ring = new Ketama(Array.from({ length: n }, (_, i) => ({ name: `s${i}`, weight: 1 })));
+    const v = ring.values;
+    const hashes = [0, 1, 2 ** 32 - 1, v[0], v[0] - 1, v[v.length - 1], v[v.length - 1] + 1];
+    for (let i = 0; i < 2000; i++) hashes.push(Math.floor(rand() * 2 ** 32));
+    for (let i = 0; i < v.length; i += 7) hashes.push(v[i], v[i] + 1, v[i] - 1);
+    let wrong = 0;
+    for (const h of hashes.filter((x) => x >= 0 && x < 2 ** 32)) {
+      let i = 0;
+      while (i < v.length && v[i] < h) i++;
+      if (ring.serverAt(h) !== ring.owners[i === v.length ? 0 : i]) wrong++;
+    }
+    equal(wrong, 0, `${n} servers`);
   }
 });
 

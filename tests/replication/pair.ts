@@ -148,6 +148,31 @@ export async function fill(node: Node, prefix: string, n: number, size = 100): P
   }
 }
 
+/** Pipelined sets of `keys` on `node`, value `<tag>-<key>`. */
+export async function setAll(node: Node, keys: string[], tag: string): Promise<void> {
+  const enc = new TextEncoder();
+  const c = await client(node);
+  try {
+    for (let i = 0; i < keys.length; i += 1000) {
+      await Promise.all(keys.slice(i, i + 1000).map((k) => c.set(k, enc.encode(`${tag}-${k}`))));
+    }
+  } finally {
+    c.close();
+  }
+}
+
+/** Pipelined deletes of `keys` on `node`. */
+export async function deleteAll(node: Node, keys: string[]): Promise<void> {
+  const c = await client(node);
+  try {
+    for (let i = 0; i < keys.length; i += 1000) {
+      await Promise.all(keys.slice(i, i + 1000).map((k) => c.delete(k)));
+    }
+  } finally {
+    c.close();
+  }
+}
+
 /** Clients setting keys on one node until stopped; `acked` holds every key it acknowledged. */
 export interface Writers {
   /** Keys acknowledged (STORED), in order. */

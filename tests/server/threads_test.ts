@@ -4,6 +4,7 @@
  * @module
  */
 
+import { hashBytes } from "../../lib/store/mod.ts";
 import {
   connect,
   equal,
@@ -55,6 +56,42 @@ Deno.test("serve -t 3 shares one cache between threads: writes on any connection
     equal((await conns[2].stats()).get("curr_items"), String(conns.length + 1));
     ok(Number((await conns[3].stats()).get("cmd_set")) >= conns.length + 1);
     equal((await conns[4].stats()).get("curr_connections"), String(conns.length));
+  } finally {
+    for (const c of conns) await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("serve -t 2: a thread idle while another grew the hash table finds every key on its first command", async () => {
+  const server = await startThreads(2, "-m", "256");
+  const conns: TestConn[] = [];
+  try {
+    // Open them all first: some land on the thread that will stay idle during the fill.
+    for (let i = 0; i < 16; i++) conns.push(await connect(server.port));
+    // 110,000 items through one connection: the table grows from 2^16 buckets to 2^17.
+    const N = 110_000;
+    for (let i = 0; i < N; i += 10_000) {
+      let batch = "";
+      for (let j = i; j < i + 10_000; j++) batch += `set k${j} 0 0 1 noreply\r\nx\r\n`;
+      await conns[0].request(batch + "mn", "MN\r\n");
+    }
+    equal((await conns[0].stats()).get("hash_power_level"), "17");
+    // Keys in the new upper half of the buckets (bit 16 of the hash): an out-of-date view of
+    // the buckets cannot see them.
+    const enc = new TextEncoder();
+    const upper: string[] = [];
+    for (let j = 0; upper.length < conns.length; j++) {
+      const k = enc.encode(`k${j}`);
+      if ((hashBytes(k, 0, k.length) >>> 16) & 1) upper.push(`k${j}`);
+    }
+    // Each other connection's first command deletes one of them.
+    for (let i = 1; i < conns.length; i++) {
+      equal(await conns[i].request(`delete ${upper[i]}`), "DELETED\r\n", `delete ${upper[i]}`);
+    }
+    for (let i = 1; i < conns.length; i++) {
+      equal(await conns[0].request(`get ${upper[i]}`, "END\r\n"), "END\r\n");
+    }
+    equal((await conns[0].stats()).get("curr_items"), String(N - (conns.length - 1)));
   } finally {
     for (const c of conns) await c.close();
     await server.stop();

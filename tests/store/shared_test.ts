@@ -97,6 +97,41 @@ Deno.test("hash growth by one Store is seen by the other during and after expans
   equal(b.stats.currItems, N + 1);
 });
 
+Deno.test("a Store's first lookup after another Store grew the hash table finds every key (no stale bucket view)", () => {
+  // Each view below is one serve thread that sat idle while another one filled the cache past
+  // 2^16 * 1.5 items: its first command then saw the old bucket array and missed keys of the
+  // new upper half (a delete answered NOT_FOUND and left the item, a get missed, an add stored).
+  const { a, clock } = pair({ memoryLimit: 256 * 1048576 });
+  const views = Array.from(
+    { length: 64 },
+    () => new Store({ memoryLimit: 1, maxItemSize: 1, evict: false }, clock, a.memory()),
+  );
+  const N = 150_000;
+  for (let i = 0; i < N; i++) put(a, `key-${i}`, `v${i}`);
+  ok(a.stats.hashPowerLevel > 16, "the table grew");
+  let missed = 0;
+  for (let t = 0; t < views.length; t++) {
+    const key = `key-${t * 2017}`;
+    const h = find(views[t], key); // this view's first lookup since the growth
+    if (h < 0 || keyOf(views[t], h) !== key) missed++;
+  }
+  equal(missed, 0, "keys missed by a view's first lookup after the growth");
+  // Deletes through fresh stale views remove the item for everyone.
+  const late = Array.from(
+    { length: 32 },
+    () => new Store({ memoryLimit: 1, maxItemSize: 1, evict: false }, clock, a.memory()),
+  );
+  for (let i = N; i < 2 * N; i++) put(a, `key-${i}`, `v${i}`); // the next growth
+  let kept = 0;
+  for (let t = 0; t < late.length; t++) {
+    const key = `key-${N + t * 3001}`;
+    const h = find(late[t], key);
+    if (h >= 0) late[t].unlink(h);
+    if (find(a, key) >= 0) kept++;
+  }
+  equal(kept, 0, "deleted keys still there");
+});
+
 Deno.test("flush by one Store empties the other, delayed flush too", () => {
   const { a, b, clock } = pair();
   for (let i = 0; i < 500; i++) put(a, `f${i}`, "v".repeat(i));

@@ -197,6 +197,24 @@ export class RouterCore {
   }
 
   /**
+   * The indexes in {@linkcode servers} of the primaries of `n` keys, key i
+   * being `buf[starts[from + i], ends[from + i])`, into `out` (a multi-get).
+   */
+  primaryIndexes(
+    buf: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    from: number,
+    n: number,
+    out: Int32Array,
+  ): void {
+    const dist = this.#dist;
+    if (this.servers.length === 1) out.fill(0, 0, n);
+    else if (dist.pickMany !== undefined) dist.pickMany(buf, starts, ends, from, n, out);
+    else for (let i = 0; i < n; i++) out[i] = dist.pick(buf, starts[from + i], ends[from + i]);
+  }
+
+  /**
    * Send one request on a backend; the reply frame goes to `onFrame` in
    * place (valid during the call only), or `fail` runs (at once when the
    * backend is down). The hot paths use this: no Promise, no copy.

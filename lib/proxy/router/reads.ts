@@ -10,31 +10,14 @@
  */
 
 import { type Reply, ReplyKind } from "../../client/mod.ts";
-import {
-  carveCopy,
-  isErrorKind,
-  Op,
-  type OpCode,
-  REPLY,
-  type Request,
-} from "../../protocol/mod.ts";
+import { carveCopy, isErrorKind, Op, REPLY, type Request } from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
-import {
-  CRLF,
-  decimal,
-  FETCH_FLAGS,
-  FETCH_FLAGS_CAS,
-  fetchLine,
-  matchItems,
-  TTL_PREFIX,
-  ttlToExptime,
-  valueBlock,
-  W_MG,
-  withoutToken,
-} from "../lines.ts";
+import { fetchLine, ttlToExptime, withoutToken } from "../lines.ts";
 import { copyOf, DOWN, EMPTY_PARTS, type ReplySink, type RouterCore } from "./core.ts";
 import { repair } from "./repair.ts";
 import { touchBackups } from "./fanout.ts";
+import { getFromBackups } from "./fallback.ts";
+import { getMany } from "./multiget.ts";
 
 /** get/gets/gat/gats: one key straight to its primary, several fanned out per primary. */
 export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
@@ -85,172 +68,6 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
     return;
   }
   getMany(core, req, nkeys, ticket, sink);
-}
-
-/** A multi-key get: one request per primary, in parallel; replies in the client's key order. */
-function getMany(
-  core: RouterCore,
-  req: Request,
-  nkeys: number,
-  ticket: number,
-  sink: ReplySink,
-): void {
-  const buf = req.buf;
-  const ts = req.tokStart, te = req.tokEnd;
-  const op = req.op;
-  const touch = op === Op.GAT || op === Op.GATS;
-  const exptime = touch ? req.exptime : null;
-  // One copy of the line outlives the request buffer; the keys are views into it.
-  const base = ts[0];
-  const line = carveCopy(buf, base, te[req.ntokens - 1]);
-  const keys: Uint8Array[] = new Array(nkeys);
-  const owner: Backend[] = new Array(nkeys);
-  const groups = new Map<Backend, number[]>();
-  const failed: boolean[] = new Array(nkeys).fill(false);
-  const check = core.hasCopies;
-  for (let i = 0; i < nkeys; i++) {
-    const t = req.firstKey + i;
-    keys[i] = line.subarray(ts[t] - base, te[t] - base);
-    const b = core.primaryOf(buf, ts[t], te[t]);
-    owner[i] = b;
-    if (check && b.isDirty(keys[i])) {
-      failed[i] = true; // not cleaned on the primary yet: read from the backups
-      continue;
-    }
-    let g = groups.get(b);
-    if (g === undefined) groups.set(b, g = []);
-    g.push(i);
-  }
-  // The command word (and gat's exptime) start every per-server line.
-  const headEnd = (touch ? te[1] : te[0]) - base;
-  const items: (Uint8Array | null)[] = new Array(nkeys).fill(null);
-  let waiting = groups.size + 1;
-  const groupDone = () => {
-    if (--waiting > 0) return;
-    finishMany(core, op, keys, owner, items, failed, exptime).then(
-      (parts) => sink.fill(ticket, parts),
-      () => core.noBackend(sink, ticket),
-    );
-  };
-  for (const [b, idx] of groups) {
-    // One buffer per server: the head, " key" for each of its keys, CRLF.
-    let n = headEnd + 2;
-    for (const i of idx) n += 1 + keys[i].length;
-    const out = new Uint8Array(n);
-    out.set(line.subarray(0, headEnd));
-    let o = headEnd;
-    for (const i of idx) {
-      out[o++] = 32;
-      out.set(keys[i], o);
-      o += keys[i].length;
-    }
-    out[o++] = 13;
-    out[o] = 10;
-    core.call(b, op, [out], (r) => {
-      if (r.kind === ReplyKind.VALUES) {
-        matchItems(r, idx, keys, items);
-        if (exptime !== null && core.hasCopies) {
-          for (const i of idx) {
-            if (items[i] !== null) touchBackups(core, keys[i], keys[i], false, exptime);
-          }
-        }
-      } else for (const i of idx) failed[i] = true;
-      groupDone();
-    }, () => {
-      for (const i of idx) failed[i] = true;
-      groupDone();
-    });
-  }
-  groupDone();
-}
-
-/** Per-key fallback for a multi-get, then the reply in key order. */
-async function finishMany(
-  core: RouterCore,
-  op: OpCode,
-  keys: Uint8Array[],
-  owner: Backend[],
-  items: (Uint8Array | null)[],
-  failed: boolean[],
-  exptime: number | null,
-): Promise<Uint8Array[]> {
-  const lookups: Promise<void>[] = [];
-  let unreachable = false;
-  for (let i = 0; i < keys.length; i++) {
-    if (items[i] !== null) continue;
-    if (!failed[i] && (!core.missFallback || !core.hasCopies)) continue;
-    lookups.push(
-      getFromBackups(core, op, [keys[i]], exptime, owner[i], !failed[i]).then((found) => {
-        items[i] = found[0];
-      }, () => {
-        if (failed[i]) unreachable = true;
-      }),
-    );
-  }
-  await Promise.all(lookups);
-  if (unreachable && items.every((x) => x === null)) throw DOWN;
-  const parts: Uint8Array[] = [];
-  let hits = 0;
-  for (const it of items) {
-    if (it !== null) {
-      parts.push(it);
-      hits++;
-    }
-  }
-  core.countHits(hits, keys.length);
-  parts.push(REPLY.END);
-  return parts;
-}
-
-/**
- * Look keys up in the backups, in order. Returns a VALUE block (line,
- * data, CRLF) or null per key; rejects when no backup could be asked.
- * `primaryUp`: the primary answered (a miss), so it is repaired.
- */
-async function getFromBackups(
-  core: RouterCore,
-  op: OpCode,
-  keys: Uint8Array[],
-  exptime: number | null,
-  primary: Backend,
-  primaryUp: boolean,
-): Promise<(Uint8Array | null)[]> {
-  const withCas = op === Op.GETS || op === Op.GATS;
-  const out: (Uint8Array | null)[] = [];
-  for (const key of keys) {
-    const guard = core.guard(key);
-    let asked = false;
-    let found: Uint8Array | null = null;
-    for (const b of core.copiesOf(key, 0, key.length)) {
-      if (!b.up || b.isDirty(key)) continue;
-      const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
-      if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
-      parts.push(CRLF);
-      let r: Reply;
-      try {
-        r = await core.ask(b, Op.MG, parts);
-      } catch {
-        continue;
-      }
-      asked = true;
-      if (r.kind !== ReplyKind.VA) continue;
-      core.stats.fallbacks++;
-      const value = r.value as Uint8Array;
-      let cas = r.cas;
-      if (primaryUp && primary.up) {
-        // gat's new exptime, else the remaining TTL (mg's t reports the old one under T).
-        const exp = exptime ?? ttlToExptime(r.ttl);
-        const repaired = repair(core, guard, primary, key, false, value, r.flags, exp);
-        // A CAS the client can use with the primary: wait for the repair's.
-        if (withCas) cas = (await repaired)?.cas ?? cas;
-      }
-      found = valueBlock(key, r.flags, value, withCas ? cas : undefined);
-      break;
-    }
-    if (!asked && !primaryUp) throw DOWN;
-    out.push(found);
-  }
-  return out;
 }
 
 /** mg: like get, with the client's own flags kept for the backup's answer. */

@@ -1,0 +1,383 @@
+/**
+ * A multi-key get/gets/gat/gats: one request per primary, sent in parallel,
+ * and the reply in the client's key order. The hot path (no fallback
+ * needed) works on offsets: the keys stay in one copy of the request line,
+ * each server's request is built from the line's bytes, each server's reply
+ * is matched to its keys where it was read (a copy of the frame kept, no
+ * object per key), and the client's reply is assembled into one buffer once
+ * the last server answered. Misses that must be looked up in the backups
+ * (and keys dirty on their primary) take the per-key path of fallback.ts.
+ * @module
+ */
+
+import { ReplyKind } from "../../client/mod.ts";
+import { carveCopy, Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
+import type { Backend } from "../pool.ts";
+import type { ReplySink, RouterCore } from "./core.ts";
+import { finishMany } from "./fallback.ts";
+import { touchBackups } from "./fanout.ts";
+
+/** `END\r\n`. */
+const END = [69, 78, 68, 13, 10];
+/** `VALUE ` precedes the key of an item. */
+const VALUE_PREFIX = 6;
+
+/** A copy of `buf[start, end)`: carved when small (a view of a shared chunk, no allocation). */
+function copyRange(buf: Uint8Array, start: number, end: number): Uint8Array {
+  return carveCopy(buf, start, end);
+}
+
+/**
+ * Scratch for the bytes handed on at once (a server's request line, copied
+ * by the client; the client's reply, copied by the sink): reused, grown on
+ * demand, dropped again when a huge one grew it.
+ */
+let scratch = new Uint8Array(65536);
+const SCRATCH_KEEP = 4 * 1048576;
+
+/** The scratch buffer with room for `n` bytes. */
+function scratchFor(n: number): Uint8Array {
+  if (n > scratch.length) {
+    const big = new Uint8Array(n);
+    if (n <= SCRATCH_KEEP) scratch = big;
+    return big;
+  }
+  return scratch;
+}
+
+/**
+ * Tables and frame copies of finished multi-gets, reused by the next ones
+ * (a 1,000-key get would otherwise allocate about 100 KB of them). Bounded.
+ */
+const spareTables: Int32Array[] = [];
+const spareFrames: Uint8Array[] = [];
+const SPARES = 16;
+/** Frame copies up to this size come from (and go back to) the spares. */
+const FRAME_BUFFER = 65536;
+
+/** A zeroed per-key table of `n` entries (a view of a spare when one is large enough). */
+function takeTable(n: number): Int32Array {
+  const t = spareTables.pop();
+  if (t === undefined || t.length < n || t.length > 4 * n) return new Int32Array(n);
+  const v = t.subarray(0, n);
+  v.fill(0);
+  return v;
+}
+
+/** A copy of `buf[start, end)` in a spare frame buffer when it fits one. */
+function takeFrame(buf: Uint8Array, start: number, end: number): Uint8Array {
+  if (end - start > FRAME_BUFFER) return buf.slice(start, end);
+  const f = spareFrames.pop() ?? new Uint8Array(FRAME_BUFFER);
+  f.set(buf.subarray(start, end));
+  return f.subarray(0, end - start);
+}
+
+/** True when `a[as, ae)` and `b[bs, be)` hold the same bytes. */
+function sameBytes(
+  a: Uint8Array,
+  as: number,
+  ae: number,
+  b: Uint8Array,
+  bs: number,
+  be: number,
+): boolean {
+  const n = ae - as;
+  if (be - bs !== n) return false;
+  for (let i = 0; i < n; i++) if (a[as + i] !== b[bs + i]) return false;
+  return true;
+}
+
+/** Copy `src[start, end)` to `dst` at `at`; returns the end. Short runs by hand (no view). */
+function put(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: number): number {
+  if (end - start < 64) {
+    for (let i = start; i < end; i++) dst[at++] = src[i];
+    return at;
+  }
+  dst.set(src.subarray(start, end), at);
+  return at + end - start;
+}
+
+/** get/gets/gat/gats with `nkeys` (two or more) keys; the reply fills `ticket`. */
+export function getMany(
+  core: RouterCore,
+  req: Request,
+  nkeys: number,
+  ticket: number,
+  sink: ReplySink,
+): void {
+  const buf = req.buf;
+  const ts = req.tokStart, te = req.tokEnd;
+  const first = req.firstKey;
+  const op = req.op;
+  const touch = op === Op.GAT || op === Op.GATS;
+  const exptime = touch ? req.exptime : null;
+  const servers = core.servers;
+  const nservers = servers.length;
+  const backups = core.hasCopies;
+  // The keys outlive the request buffer as offsets into one copy of them.
+  const base = ts[first];
+  const line = copyRange(buf, base, te[req.ntokens - 1]);
+  // Per key: where it is in the line, its server, its VALUE block (one allocation).
+  const perKey = takeTable(nkeys * 5);
+  const keyStart = perKey.subarray(0, nkeys);
+  const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
+  /** Server index per key. */
+  const owner = perKey.subarray(2 * nkeys, 3 * nkeys);
+  /** Keys dirty on their primary (read from the backups), or null when none is. */
+  let dirty: Uint8Array | null = null;
+  const count = new Int32Array(nservers);
+  const size = new Int32Array(nservers);
+  core.primaryIndexes(buf, ts, te, first, nkeys, owner);
+  for (let i = 0; i < nkeys; i++) {
+    const s = ts[first + i], e = te[first + i];
+    keyStart[i] = s - base;
+    keyEnd[i] = e - base;
+    const o = owner[i];
+    const b = servers[o];
+    if (backups && b.anyDirty && b.isDirty(line.subarray(s - base, e - base))) {
+      // Not cleaned on the primary yet: read from the backups.
+      (dirty ??= new Uint8Array(nkeys))[i] = 1;
+    } else {
+      count[o]++;
+      size[o] += e - s + 1;
+    }
+    owner[i] = o;
+  }
+  // Each server's keys, in the client's order, grouped by server (a counting sort).
+  const groupAt = new Int32Array(nservers + 1);
+  for (let o = 0; o < nservers; o++) groupAt[o + 1] = groupAt[o] + count[o];
+  const order = new Int32Array(groupAt[nservers]);
+  const fillAt = groupAt.slice(0, nservers);
+  for (let i = 0; i < nkeys; i++) {
+    if (dirty === null || dirty[i] === 0) order[fillAt[owner[i]]++] = i;
+  }
+
+  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket);
+  let groups = 0;
+  for (let o = 0; o < nservers; o++) if (count[o] > 0) groups++;
+  state.waiting = groups;
+  // The command word (and gat's exptime) start every per-server line.
+  const headStart = ts[0], headEnd = touch ? te[1] : te[0];
+  const head = headEnd - headStart;
+  for (let o = 0; o < nservers; o++) {
+    if (count[o] === 0) continue;
+    // Per server: the head, " key" for each of its keys, CRLF (the client copies it at once).
+    const n = head + size[o] + 2;
+    const out = scratchFor(n);
+    let w = put(out, 0, buf, headStart, headEnd);
+    for (let k = groupAt[o]; k < groupAt[o + 1]; k++) {
+      const i = order[k];
+      out[w++] = 32;
+      w = put(out, w, line, keyStart[i], keyEnd[i]);
+    }
+    out[w++] = 13;
+    out[w] = 10;
+    const from = groupAt[o], to = groupAt[o + 1];
+    core.callFrame(servers[o], op, [out.subarray(0, n)], (rbuf, start, length, parser) => {
+      if (parser.kind === ReplyKind.VALUES) {
+        state.matched(o, rbuf, start, length, parser.items, parser.count, order, from, to);
+      } else state.failedGroup(order, from, to);
+      state.groupDone(sink);
+    }, () => {
+      state.failedGroup(order, from, to);
+      state.groupDone(sink);
+    });
+  }
+  if (groups === 0) state.finish(sink);
+}
+
+/** What a multi-get gathered so far: per key, where its VALUE block is, or why it has none. */
+class MultiGet {
+  readonly #core: RouterCore;
+  readonly #op: OpCode;
+  readonly #exptime: number | null;
+  readonly #line: Uint8Array;
+  readonly #keyStart: Int32Array;
+  readonly #keyEnd: Int32Array;
+  readonly #owner: Int32Array;
+  readonly #servers: readonly Backend[];
+  readonly #ticket: number;
+  /** Per server: the copy of its reply (or, for the last one, its frame in place). */
+  readonly #frames: (Uint8Array | undefined)[];
+  /** The server whose frame is read in place (-1: none), and where the frame starts. */
+  #inPlace = -1;
+  #inPlaceStart = 0;
+  #inPlaceEnd = 0;
+  /** Per key: its VALUE block's start and end in its server's frame; end 0 = no hit. */
+  readonly #blockStart: Int32Array;
+  readonly #blockEnd: Int32Array;
+  /** Per key: its primary failed (or it is dirty there). */
+  readonly #failed: Uint8Array;
+  #anyFailed: boolean;
+  /** Bytes of the hits' VALUE blocks. */
+  #bytes = 0;
+  #hits = 0;
+  /** Groups not answered yet. */
+  waiting = 0;
+
+  constructor(
+    core: RouterCore,
+    op: OpCode,
+    exptime: number | null,
+    line: Uint8Array,
+    perKey: Int32Array,
+    dirty: Uint8Array | null,
+    ticket: number,
+  ) {
+    this.#core = core;
+    this.#op = op;
+    this.#exptime = exptime;
+    this.#line = line;
+    const n = perKey.length / 5;
+    this.#keyStart = perKey.subarray(0, n);
+    this.#keyEnd = perKey.subarray(n, 2 * n);
+    this.#owner = perKey.subarray(2 * n, 3 * n);
+    this.#blockStart = perKey.subarray(3 * n, 4 * n);
+    this.#blockEnd = perKey.subarray(4 * n);
+    this.#servers = core.servers;
+    this.#ticket = ticket;
+    this.#frames = new Array(this.#servers.length);
+    this.#failed = dirty ?? new Uint8Array(n);
+    this.#anyFailed = dirty !== null;
+  }
+
+  /**
+   * Server `o` answered its keys `order[from, to)` with a get reply
+   * `rbuf[start, start + length)` of `n` items (offsets in `items`). The
+   * reply lists hits in request order; each is paired with the next key
+   * asked that it equals. The last group's frame is used in place.
+   */
+  matched(
+    o: number,
+    rbuf: Uint8Array,
+    start: number,
+    length: number,
+    items: Float64Array,
+    n: number,
+    order: Int32Array,
+    from: number,
+    to: number,
+  ): void {
+    const inPlace = this.waiting === 1;
+    const frame = inPlace ? rbuf : takeFrame(rbuf, start, start + length);
+    const shift = inPlace ? 0 : start;
+    this.#frames[o] = frame;
+    if (inPlace) {
+      this.#inPlace = o;
+      this.#inPlaceStart = start;
+      this.#inPlaceEnd = start + length;
+    }
+    const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
+    const bs = this.#blockStart, be = this.#blockEnd;
+    let j = from;
+    for (let m = 0; m < n; m++) {
+      const at = m * ITEM_STRIDE;
+      const kS = items[at + Item.KEY_START] - shift, kE = items[at + Item.KEY_END] - shift;
+      while (j < to && !sameBytes(frame, kS, kE, line, ks[order[j]], ke[order[j]])) j++;
+      if (j === to) break;
+      const i = order[j++];
+      const s = kS - VALUE_PREFIX, e = items[at + Item.DATA_END] - shift + 2;
+      bs[i] = s;
+      be[i] = e;
+      this.#bytes += e - s;
+      this.#hits++;
+    }
+    const exptime = this.#exptime;
+    if (exptime !== null && this.#core.hasCopies) {
+      // gat's new expiry reaches the backups of every hit.
+      for (let k = from; k < to; k++) {
+        const i = order[k];
+        if (be[i] === 0) continue;
+        const key = line.slice(ks[i], ke[i]);
+        touchBackups(this.#core, key, key, false, exptime);
+      }
+    }
+  }
+
+  /** The server of keys `order[from, to)` failed or answered an error. */
+  failedGroup(order: Int32Array, from: number, to: number): void {
+    for (let k = from; k < to; k++) this.#failed[order[k]] = 1;
+    this.#anyFailed = true;
+  }
+
+  /** One group is in; the last one finishes. */
+  groupDone(sink: ReplySink): void {
+    if (--this.waiting === 0) this.finish(sink);
+  }
+
+  /** Every group answered: the reply at once, or after the lookups in the backups. */
+  finish(sink: ReplySink): void {
+    const core = this.#core;
+    const n = this.#keyStart.length;
+    const lookups = this.#hits < n &&
+      (this.#anyFailed || (core.missFallback && core.hasCopies));
+    if (lookups) {
+      this.#fallback(sink);
+      return;
+    }
+    const out = scratchFor(this.#bytes + END.length);
+    const frames = this.#frames, owner = this.#owner;
+    const bs = this.#blockStart, be = this.#blockEnd;
+    // Blocks that follow each other in one server's reply go out as one run (one copy).
+    let w = 0, run = -1, runStart = 0, runEnd = 0;
+    for (let i = 0; i < n; i++) {
+      if (be[i] === 0) continue;
+      const o = owner[i];
+      if (o === run && bs[i] === runEnd) {
+        runEnd = be[i];
+        continue;
+      }
+      if (run >= 0) w = put(out, w, frames[run] as Uint8Array, runStart, runEnd);
+      run = o;
+      runStart = bs[i];
+      runEnd = be[i];
+    }
+    if (run >= 0) w = put(out, w, frames[run] as Uint8Array, runStart, runEnd);
+    for (let k = 0; k < END.length; k++) out[w++] = END[k];
+    core.countHits(this.#hits, n);
+    sink.fillFrame(this.#ticket, out, 0, w);
+    this.#release();
+  }
+
+  /** Done: the table and the frame copies go back to the spares. */
+  #release(): void {
+    const frames = this.#frames;
+    for (let o = 0; o < frames.length; o++) {
+      const f = frames[o];
+      if (f === undefined || o === this.#inPlace || f.buffer.byteLength !== FRAME_BUFFER) continue;
+      if (spareFrames.length < SPARES) spareFrames.push(new Uint8Array(f.buffer));
+    }
+    if (spareTables.length < SPARES) spareTables.push(new Int32Array(this.#keyStart.buffer));
+  }
+
+  /** The per-key path: hits as views, misses looked up in the backups (fallback.ts). */
+  #fallback(sink: ReplySink): void {
+    const core = this.#core;
+    const n = this.#keyStart.length;
+    const frames = this.#frames, owner = this.#owner, servers = this.#servers;
+    const bs = this.#blockStart, be = this.#blockEnd;
+    const keys: Uint8Array[] = new Array(n);
+    const owners: Backend[] = new Array(n);
+    const items: (Uint8Array | null)[] = new Array(n);
+    const failed: boolean[] = new Array(n);
+    // A frame read in place is copied: the lookups outlive the read.
+    const ip = this.#inPlace, ipStart = this.#inPlaceStart;
+    const kept = frames.slice();
+    if (ip >= 0) kept[ip] = copyRange(frames[ip] as Uint8Array, ipStart, this.#inPlaceEnd);
+    const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
+    for (let i = 0; i < n; i++) {
+      keys[i] = line.subarray(ks[i], ke[i]);
+      const o = owner[i];
+      failed[i] = this.#failed[i] === 1;
+      owners[i] = servers[o];
+      const shift = o === ip ? ipStart : 0;
+      items[i] = be[i] === 0
+        ? null
+        : (kept[o] as Uint8Array).subarray(bs[i] - shift, be[i] - shift);
+    }
+    finishMany(core, this.#op, keys, owners, items, failed, this.#exptime).then(
+      (parts) => sink.fill(this.#ticket, parts),
+      () => core.noBackend(sink, this.#ticket),
+    );
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * Large multi-gets through the proxy answer byte for byte as one memcached
+ * holding the same items would: every get form, duplicates and misses,
+ * values that look like protocol, keys spread over four primaries; and,
+ * with a backup, a primary restarted empty loses nothing of a multi-get.
+ */
+
+import { equal } from "../helpers/assert.ts";
+import {
+  connect,
+  ignoreUnless,
+  type ProcessHandle,
+  retrievalEnd,
+  startMemcached,
+  type TestConn,
+} from "../helpers/mod.ts";
+import { seeded, startCluster } from "./cluster.ts";
+
+/** A loaded machine may take more than the cluster's default 500 ms to store a big batch. */
+const SLOW_OK = ["--timeout", "5000", "--retry", "200"];
+
+/** A random value of 0..`max` bytes; some hold `\r\nEND\r\n` or `VALUE` text. */
+function randomValue(rand: () => number, max: number): string {
+  const n = Math.floor(rand() * max);
+  let v = "";
+  for (let i = 0; i < n; i++) v += String.fromCharCode(Math.floor(rand() * 256));
+  if (rand() < 0.1) v += "\r\nEND\r\nVALUE x 0 1\r\n";
+  return v;
+}
+
+/** A random key of 1..250 printable bytes (no space or control byte). */
+function randomKey(rand: () => number, i: number): string {
+  const n = rand() < 0.2 ? 200 + Math.floor(rand() * 40) : 1 + Math.floor(rand() * 12);
+  let k = `${i}:`;
+  while (k.length < n) k += String.fromCharCode(33 + Math.floor(rand() * 94));
+  return k.slice(0, 250);
+}
+
+/** Stores the same items on every connection (noreply, then a version round trip). */
+async function load(conns: TestConn[], items: Map<string, [number, string]>): Promise<void> {
+  let batch = "";
+  for (const [k, [flags, v]] of items) {
+    batch += `set ${k} ${flags} 0 ${v.length} noreply\r\n${v}\r\n`;
+  }
+  for (const c of conns) {
+    await c.send(batch);
+    equal(await c.request("version", "\r\n", 10_000), "VERSION 1.6.18\r\n");
+  }
+}
+
+/** CAS tokens differ between servers: blank them (the rest must match byte for byte). */
+function maskCas(reply: string): string {
+  return reply.replace(/^(VALUE \S+ \d+ \d+) \d+\r\n/gm, "$1 CAS\r\n");
+}
+
+/** The reply texts of `cmd` from both, CAS masked. */
+async function both(proxy: TestConn, ref: TestConn, cmd: string): Promise<[string, string]> {
+  const [p, r] = await Promise.all([
+    proxy.request(cmd, retrievalEnd, 10_000),
+    ref.request(cmd, retrievalEnd, 10_000),
+  ]);
+  return [maskCas(p), maskCas(r)];
+}
+
+Deno.test({
+  name: "a 1,000-key multi-get over four primaries answers byte for byte as one memcached",
+  ignore: ignoreUnless("multiget", ["memcached"]),
+  async fn() {
+    const cluster = await startCluster({
+      servers: 4,
+      backups: 0,
+      memcachedArgs: ["-m", "64"],
+      proxyArgs: SLOW_OK,
+    });
+    const direct = await startMemcached(["-m", "64"]);
+    const proxy = await connect(cluster.proxy.port);
+    const ref = await connect(direct.port);
+    try {
+      for (const seed of [3, 4]) {
+        const rand = seeded(seed);
+        const items = new Map<string, [number, string]>();
+        const keys: string[] = [];
+        for (let i = 0; i < 1200; i++) {
+          const k = randomKey(rand, seed * 10_000 + i);
+          keys.push(k);
+          // A quarter are never stored: misses scattered through every server's share.
+          if (rand() < 0.75) {
+            items.set(k, [
+              Math.floor(rand() * 2 ** 32),
+              randomValue(rand, rand() < 0.05 ? 3000 : 80),
+            ]);
+          }
+        }
+        await load([proxy, ref], items);
+        let mismatches = 0;
+        for (let round = 0; round < 8; round++) {
+          // 1,000 keys in random order, with duplicates.
+          const ask = Array.from({ length: 1000 }, () => keys[Math.floor(rand() * keys.length)]);
+          for (const cmd of ["get", "gets"]) {
+            const [p, r] = await both(proxy, ref, `${cmd} ${ask.join(" ")}`);
+            if (p !== r) mismatches++;
+          }
+          // memcached reads only get/gets lines longer than 2 KB: gat lines stay shorter.
+          const short = ask.filter((k) => k.length < 16).slice(0, 80);
+          for (const cmd of ["gat 3600", "gats 3600"]) {
+            const [p, r] = await both(proxy, ref, `${cmd} ${short.join(" ")}`);
+            if (p !== r) mismatches++;
+          }
+        }
+        // All hits, all misses, two keys, one key per server share.
+        const stored = [...items.keys()];
+        for (
+          const ask of [
+            stored.slice(0, 1000),
+            keys.filter((k) => !items.has(k)).slice(0, 300),
+            [stored[0], stored[1]],
+            [stored[2], "nothing-here", stored[2]],
+          ]
+        ) {
+          const [p, r] = await both(proxy, ref, `get ${ask.join(" ")}`);
+          if (p !== r) mismatches++;
+        }
+        equal(mismatches, 0, `seed ${seed}: multi-get replies that differ from memcached's`);
+      }
+    } finally {
+      await proxy.close();
+      await ref.close();
+      await direct.stop();
+      await cluster.stop();
+    }
+  },
+});
+
+/** The keys of `keys` that memcached on `port` holds, and their values (one multi-get). */
+async function held(port: number, keys: string[]): Promise<Map<string, string>> {
+  const c = await connect(port);
+  try {
+    const reply = await c.request(`get ${keys.join(" ")}`, retrievalEnd, 10_000);
+    const out = new Map<string, string>();
+    const head = /VALUE (\S+) \d+ (\d+)\r\n/y;
+    let at = 0;
+    for (;;) {
+      head.lastIndex = at;
+      const m = head.exec(reply);
+      if (m === null) break;
+      const start = head.lastIndex, len = Number(m[2]);
+      out.set(m[1], reply.slice(start, start + len));
+      at = start + len + 2;
+    }
+    return out;
+  } finally {
+    await c.close();
+  }
+}
+
+Deno.test({
+  name: "a multi-get over a primary restarted empty is answered from the backup in key order",
+  ignore: ignoreUnless("multiget-backup", ["memcached"]),
+  async fn() {
+    const cluster = await startCluster({
+      servers: 4,
+      backups: 1,
+      memcachedArgs: ["-m", "64"],
+      proxyArgs: SLOW_OK,
+    });
+    const direct: ProcessHandle = await startMemcached(["-m", "64"]);
+    const proxy = await connect(cluster.proxy.port);
+    const ref = await connect(direct.port);
+    try {
+      const rand = seeded(9);
+      const items = new Map<string, [number, string]>();
+      const keys = Array.from({ length: 600 }, (_, i) => randomKey(rand, i));
+      for (const k of keys) items.set(k, [Math.floor(rand() * 1000), randomValue(rand, 60)]);
+      await load([proxy, ref], items);
+      // Copies reach the backup after the primaries answered: wait until it has every item.
+      const deadline = Date.now() + 10_000;
+      while ((await held(cluster.backups[0].port, keys)).size < keys.length) {
+        if (Date.now() > deadline) throw new Error("the backup did not get the copies");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const lost0 = [...(await held(cluster.servers[0].port, keys)).keys()];
+      equal(lost0.length > 50, true, "the restarted primary held its share");
+      await cluster.restart("server", 0);
+      let mismatches = 0;
+      for (const cmd of ["get", "gets", "get"]) {
+        const ask = [...keys, "never-stored", keys[0]];
+        const [p, r] = await both(proxy, ref, `${cmd} ${ask.join(" ")}`);
+        if (p !== r) mismatches++;
+      }
+      equal(mismatches, 0, "replies that differ from memcached's");
+      // The misses were repaired onto the restarted primary.
+      const back = await held(cluster.servers[0].port, lost0);
+      const unrepaired = lost0.filter((k) => back.get(k) !== items.get(k)?.[1]).length;
+      equal(unrepaired, 0, `of ${lost0.length} keys of the restarted primary, not repaired`);
+    } finally {
+      await proxy.close();
+      await ref.close();
+      await direct.stop();
+      await cluster.stop();
+    }
+  },
+});
