@@ -373,11 +373,19 @@ export async function serveMain(argv: string[]): Promise<number> {
     const taken = await answering(hostnames, port);
     if (taken) throw cannotListen(new Error(`${taken} already answers (Address already in use)`));
   }
+  // A warm-restarted replicated node first catches up with its peer, bounded, so that it does
+  // not answer with what changed there meanwhile: no thread accepts before that (with -p 0 the
+  // main thread must bind first to pick the port the workers join).
+  const warmReplica = replication?.resume !== undefined && port !== 0;
   // Workers listen first, then replication records changes, then the main thread listens:
   // no window where the port answers and then refuses, nor a write before replication.
   try {
     if (threads > 1 && port === 0) server.listen(); // the workers join the port it picks
-    if (threads > 1) workers = await startThreads(server, options, threads, WORKER_URL, share);
+    if (threads > 1) {
+      workers = await startThreads(server, options, threads, WORKER_URL, share, {
+        deferListen: warmReplica,
+      });
+    }
   } catch (err) {
     server.stop();
     await metrics?.close();
@@ -393,6 +401,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   }
   const listen = async () => {
     try {
+      await workers?.listen();
       if (!server.listening) server.listen();
     } catch (err) {
       server.stop();
@@ -405,9 +414,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       }, ${threads} thread${threads === 1 ? "" : "s"}`,
     );
   };
-  // A warm-restarted replicated node (one thread: serve threads listen already) first catches
-  // up with its peer, bounded, so that it does not answer with what changed there meanwhile.
-  const catchUp = replicator !== undefined && resumed !== undefined && threads === 1;
+  const catchUp = replicator !== undefined && resumed !== undefined && !server.listening;
   if (!catchUp) await listen();
   try {
     if (catchUp) {

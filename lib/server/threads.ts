@@ -27,11 +27,14 @@ export interface ThreadInit<X = unknown> {
   origin: ClockOrigin;
   /** The caller's own payload (structured-cloneable). */
   extra?: X;
+  /** Build everything but wait for a "listen" message before accepting. */
+  deferListen?: boolean;
 }
 
 /** A worker's answer to its init. */
 export type ThreadMessage =
   | { type: "ready" }
+  | { type: "listening" }
   | { type: "error"; message: string }
   | { type: "stopped" }
   | PeerMessage;
@@ -46,6 +49,17 @@ export interface Threads {
    * request runs on them any more), or was terminated after a bounded wait.
    */
   stopped: Promise<void>;
+  /** Start accepting on workers started with `deferListen`; resolves once all do. */
+  listen(): Promise<void>;
+}
+
+/** Options of {@linkcode startThreads}. */
+export interface StartThreadsOptions {
+  /**
+   * Workers do not accept until {@linkcode Threads.listen} (a warm-restarted
+   * replicated node catches up with its peer first).
+   */
+  deferListen?: boolean;
 }
 
 /**
@@ -59,6 +73,7 @@ export async function startThreads<X>(
   threads: number,
   workerUrl: string,
   extra?: X,
+  start: StartThreadsOptions = {},
 ): Promise<Threads> {
   const shared = server.engine.share(threads);
   const origin = server.engine.clock.origin;
@@ -67,6 +82,7 @@ export async function startThreads<X>(
   const options0 = { ...plain, port: server.port };
   const workers: Worker[] = [];
   const stopped: Promise<void>[] = [];
+  const listening: PromiseWithResolvers<void>[] = [];
   const engine = server.engine;
   const route = (m: PeerMessage) => {
     for (let t = 0; t < threads; t++) {
@@ -82,12 +98,22 @@ export async function startThreads<X>(
       workers.push(worker);
       const done = Promise.withResolvers<void>();
       stopped.push(done.promise);
+      const up = Promise.withResolvers<void>();
+      up.promise.catch(() => {}); // (awaited by listen(), if ever)
+      listening.push(up);
+      let isReady = false;
       const ready = new Promise<void>((resolve, reject) => {
         worker.onmessage = (e: MessageEvent<ThreadMessage>) => {
           if (e.data.type === "peer") route(e.data);
-          else if (e.data.type === "ready") resolve();
-          else if (e.data.type === "error") reject(new Error(e.data.message));
-          else {
+          else if (e.data.type === "ready") {
+            isReady = true;
+            resolve();
+          } else if (e.data.type === "listening") up.resolve();
+          else if (e.data.type === "error") {
+            const err = new Error(e.data.message);
+            if (isReady) up.reject(err);
+            else reject(err);
+          } else {
             done.resolve();
             server.stop(); // (`shutdown` arrived on that thread: stop them all)
           }
@@ -102,6 +128,7 @@ export async function startThreads<X>(
         shared: { ...shared, thread: t },
         origin,
         extra,
+        deferListen: start.deferListen,
       };
       worker.postMessage(init);
       await ready;
@@ -118,7 +145,11 @@ export async function startThreads<X>(
     clearTimeout(timer);
     for (const w of workers) w.terminate();
   });
-  return { stopped: all };
+  const listen = async () => {
+    if (start.deferListen) { for (const w of workers) w.postMessage("listen"); }
+    await Promise.all(listening.map((l) => l.promise));
+  };
+  return { stopped: all, listen };
 }
 
 declare const self: Worker & { close(): void };
@@ -131,9 +162,21 @@ declare const self: Worker & { close(): void };
 export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => void): void {
   let server: Server | undefined;
   const post = (message: ThreadMessage) => self.postMessage(message);
-  self.onmessage = (event: MessageEvent<ThreadInit<X> | PeerMessage | "stop">) => {
+  const listen = (s: Server) => {
+    try {
+      s.listen();
+      post({ type: "listening" });
+    } catch (err) {
+      post({ type: "error", message: errorText(err) });
+    }
+  };
+  self.onmessage = (event: MessageEvent<ThreadInit<X> | PeerMessage | "stop" | "listen">) => {
     if (event.data === "stop") {
       server?.stop();
+      return;
+    }
+    if (event.data === "listen") {
+      if (server && !server.listening) listen(server);
       return;
     }
     if ("type" in event.data) {
@@ -152,12 +195,13 @@ export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => 
       );
       const s = server = new Server({ ...options, reusePort: true }, engine);
       attach?.(s, extra);
-      s.listen();
+      if (!event.data.deferListen) s.listen();
       s.finished.then(() => {
         post({ type: "stopped" });
         self.close();
       });
       post({ type: "ready" });
+      if (!event.data.deferListen) post({ type: "listening" });
     } catch (err) {
       post({ type: "error", message: errorText(err) });
     }
