@@ -52,6 +52,8 @@ Deno.test("warm restart in a group of 3: the member resumes from each peer's bac
     const [a, , c] = g.nodes;
     const own = g.nodes.map((_, i) => Array.from({ length: 800 }, (_, k) => `m${i}:${k}`));
     await Promise.all(g.nodes.map((n, i) => setKeys(n, own[i], model)));
+    // Member 1 holds the others' keys before it deletes some (else a delete finds nothing).
+    await settledGroup(g.nodes, [0, 1, 2]);
     // Tombstones on member 1 for keys of the others.
     await deleteKeys(g.nodes[1], [...pick(own[0], 80, rnd), ...pick(own[2], 80, rnd)], model);
     await settledGroup(g.nodes, [0, 1, 2]);
@@ -117,6 +119,7 @@ Deno.test("warm restart in a group of 3 with another member down: it waits for t
     const a = g.nodes[0];
     const own = g.nodes.map((_, i) => Array.from({ length: 600 }, (_, k) => `m${i}:${k}`));
     await Promise.all(g.nodes.map((n, i) => setKeys(n, own[i], model)));
+    await settledGroup(g.nodes, [0, 1, 2]);
     await deleteKeys(g.nodes[1], pick(own[0], 60, rnd), model);
     await settledGroup(g.nodes, [0, 1, 2]);
     // Member 2 goes away for good (no -e), then member 1 stops warm.
