@@ -13,7 +13,7 @@
  * @module
  */
 
-import { Op, PARSE_CLOSE, Request, Writer } from "../protocol/mod.ts";
+import { Op, PARSE_CLOSE, Request, type Writer, WriterPool } from "../protocol/mod.ts";
 import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
 import { AUTH_CLOSE } from "../auth/mod.ts";
 import { BINARY_READ } from "./binary.ts";
@@ -50,16 +50,15 @@ const READS_KEPT = 64;
 const shared = {
   req: new Request(),
   reads: new BufferPool(16384, READS_KEPT),
-  writers: [] as Writer[],
+  writers: new WriterPool(WRITER_INITIAL, WRITER_KEEP, WRITERS_KEPT),
 };
 
 function takeWriter(): Writer {
-  return shared.writers.pop() ?? new Writer(WRITER_INITIAL, WRITER_KEEP);
+  return shared.writers.take();
 }
 
 function giveWriter(out: Writer): void {
-  out.reset();
-  if (shared.writers.length < WRITERS_KEPT) shared.writers.push(out);
+  shared.writers.give(out);
 }
 
 /**
