@@ -38,6 +38,7 @@ export const STAT_NAMES = [
   "bytesRead",
   "bytesWritten",
   "idleKicks",
+  "heapTrims",
 ] as const;
 
 /** One counter's name. */
