@@ -19,8 +19,11 @@ import {
   parseRequest,
   Request,
   Writer,
+  WriterPool,
 } from "../protocol/mod.ts";
 import {
+  BufferPool,
+  BurstTrim,
   closeQuietly,
   isDisconnect,
   isTlsConn,
@@ -50,7 +53,15 @@ export interface ProxyServerOptions {
   tls?: TlsMaterial;
 }
 
-const INITIAL_BUFFER = 16384;
+/** Receive buffer an idle connection keeps; larger ones are lent by {@linkcode reads}. */
+const IDLE_READ = 1024;
+/**
+ * Receive and output buffers the connections borrow while they have bytes
+ * to parse or send, so an idle connection holds 1 KB, not 48 KB (thousands
+ * of idle clients then cost little, and nothing of theirs stays behind).
+ */
+const reads = new BufferPool(16384, 64);
+const writers = new WriterPool(1024, 262144, 16);
 /** Requests in flight per connection before reading pauses (back-pressure). */
 const MAX_IN_FLIGHT = 4096;
 /** Unsent reply bytes per connection before reading pauses. */
@@ -79,8 +90,10 @@ class ProxyConnection implements ReplySink {
   readonly #conn: Deno.Conn;
   readonly #router: Router;
   readonly #maxValue: number;
-  #out = new Writer();
-  #spare = new Writer();
+  /** Replies collected, not written yet (borrowed from {@linkcode writers} while non-empty). */
+  #out: Writer | null = null;
+  /** Replies being written. */
+  #spare: Writer | null = null;
   /** Replies not written yet, from ticket #head on; undefined = still waiting. */
   #slots: Slot[] = [];
   #slotHead = 0;
@@ -135,7 +148,7 @@ class ProxyConnection implements ReplySink {
 
   /** Read, parse and route until the client goes away. */
   async run(): Promise<void> {
-    const rb = new ReadBuffer(INITIAL_BUFFER);
+    const rb = new ReadBuffer(IDLE_READ, undefined, reads);
     try {
       // The first byte picks the protocol for good, as memcached's -B auto.
       const n = await this.#conn.read(rb.space(0));
@@ -149,14 +162,21 @@ class ProxyConnection implements ReplySink {
     } catch (err) {
       if (!isDisconnect(err)) log.warn(`proxy: client connection: ${err}`);
       this.#close();
+    } finally {
+      rb.release();
     }
     await this.#gone.promise;
+  }
+
+  /** The output buffer, borrowed when the first reply of a batch comes. */
+  #sink(): Writer {
+    return this.#out ??= writers.take();
   }
 
   /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
   #full(): boolean {
     return !this.#closed &&
-      (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT);
+      (this.#next - this.#head > MAX_IN_FLIGHT || (this.#out?.length ?? 0) > MAX_UNSENT);
   }
 
   /** Back-pressure: wait while {@linkcode #full}. Called only then: no promise per batch. */
@@ -214,7 +234,8 @@ class ProxyConnection implements ReplySink {
     let filled = true;
     while (!this.#closed && this.#closeAt < 0) {
       if (!filled) {
-        const n = await this.#conn.read(rb.space(req.need));
+        // memcached reads a binary connection 16 KB at once (what a bad magic byte loses depends on it).
+        const n = await this.#conn.read(rb.space(Math.max(req.need, BINARY_READ)));
         if (n === null) break;
         rb.end += n;
       }
@@ -299,7 +320,7 @@ class ProxyConnection implements ReplySink {
       return;
     }
     // The head: straight into the output, no copy of its own.
-    this.#out.bytes(buf, start, start + length);
+    this.#sink().bytes(buf, start, start + length);
     this.#slotHead++;
     this.#head++;
     this.#drain();
@@ -308,7 +329,7 @@ class ProxyConnection implements ReplySink {
   reply(bytes: Uint8Array): void {
     if (this.#closed) return;
     if (this.#head === this.#next && this.#hold === Infinity) {
-      this.#out.bytes(bytes);
+      this.#sink().bytes(bytes);
       this.#schedule();
       return;
     }
@@ -328,7 +349,6 @@ class ProxyConnection implements ReplySink {
   #drain(): void {
     const slots = this.#slots;
     let i = this.#slotHead;
-    const out = this.#out;
     while (i < slots.length && this.#head < this.#hold) {
       if (this.#dropFrom >= 0 && this.#head >= this.#dropFrom) {
         if (this.#cut(i)) i = slots.length;
@@ -336,6 +356,7 @@ class ProxyConnection implements ReplySink {
       }
       const s = slots[i];
       if (s === undefined) break;
+      const out = this.#sink();
       if (s instanceof Uint8Array) out.bytes(s);
       else for (const p of s) out.bytes(p);
       slots[i] = undefined;
@@ -371,8 +392,9 @@ class ProxyConnection implements ReplySink {
     }
     for (let k = 0; k <= last; k++) {
       const s = slots[i + k] as Uint8Array | readonly Uint8Array[];
-      if (s instanceof Uint8Array) this.#out.bytes(s);
-      else for (const p of s) this.#out.bytes(p);
+      const out = this.#sink();
+      if (s instanceof Uint8Array) out.bytes(s);
+      else for (const p of s) out.bytes(p);
     }
     this.#head = this.#closeAt;
     this.#dropFrom = -1;
@@ -402,13 +424,15 @@ class ProxyConnection implements ReplySink {
   readonly #flush = (): void => {
     this.#flushQueued = false;
     if (this.#writing || this.#closed) return;
-    if (this.#out.length === 0) {
+    const w = this.#out;
+    if (w === null || w.length === 0) {
+      if (w !== null) writers.give(w);
+      this.#out = null;
       this.#flushed();
       return;
     }
-    // Double buffering: #spare is written while #out collects.
-    const w = this.#out;
-    this.#out = this.#spare;
+    // Double buffering: #spare is written while a new #out collects.
+    this.#out = null;
     this.#spare = w;
     this.#writing = true;
     this.#writeOff = 0;
@@ -428,17 +452,18 @@ class ProxyConnection implements ReplySink {
   #writeOff = 0;
 
   readonly #written = (n: number): void => {
-    const w = this.#spare;
+    const w = this.#spare as Writer;
     this.#writeOff += n;
     if (this.#writeOff < w.length && !this.#closed) {
       this.#send(w.view().subarray(this.#writeOff));
       return;
     }
-    w.reset();
+    this.#spare = null;
+    writers.give(w);
     this.#writing = false;
     if (this.#closed) return;
     this.#wake();
-    if (this.#out.length > 0) this.#flush();
+    if (this.#out !== null && this.#out.length > 0) this.#flush();
     else this.#flushed();
   };
 
@@ -458,6 +483,7 @@ class ProxyConnection implements ReplySink {
     if (this.#closed) return;
     this.#closed = true;
     this.#slots = [];
+    this.#out = null; // (a write in flight still holds #spare)
     try {
       this.#conn.close();
     } catch {
@@ -476,6 +502,7 @@ export class ProxyServer {
   readonly #router: Router;
   #listener: Deno.Listener | undefined;
   readonly #conns = new Set<Deno.Conn>();
+  readonly #burst: BurstTrim;
   #stopped = false;
   readonly #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
@@ -483,6 +510,7 @@ export class ProxyServer {
   constructor(options: ProxyServerOptions, router: Router) {
     this.#options = options;
     this.#router = router;
+    this.#burst = new BurstTrim(() => router.stats.heapTrims++);
   }
 
   /** The bound port. */
@@ -519,6 +547,7 @@ export class ProxyServer {
         if (!isTlsConn(conn)) (conn as Deno.TcpConn).setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
+        this.#burst.opened();
         const c = new ProxyConnection(
           conn,
           this.#router,
@@ -538,6 +567,7 @@ export class ProxyServer {
         ).finally(() => {
           this.#conns.delete(conn);
           stats.currConnections--;
+          this.#burst.closed();
         });
       }
     } catch (err) {
@@ -550,6 +580,7 @@ export class ProxyServer {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#listener) closeQuietly(this.#listener);
+    this.#burst.close();
     for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
   }

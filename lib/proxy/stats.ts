@@ -61,6 +61,8 @@ export class ProxyStats {
   refills = 0;
   /** Items copied to backups by refills. */
   refillItems = 0;
+  /** Heap trims after connection bursts (see lib/transport/burst_trim.ts). */
+  heapTrims = 0;
 
   /** `stats reset`: every counter back to 0 but the open connections. */
   reset(): void {
@@ -109,6 +111,7 @@ export function proxyStats(
     ["auth_errors", stats.authErrors],
     ["refills", stats.refills],
     ["refill_items", stats.refillItems],
+    ["heap_trims", stats.heapTrims],
   ];
   let ejections = 0;
   for (const b of [...servers, ...backups]) ejections += b.ejections;
