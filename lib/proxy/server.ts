@@ -62,6 +62,8 @@ const IDLE_READ = 1024;
  */
 const reads = new BufferPool(16384, 64);
 const writers = new WriterPool(1024, 262144, 16);
+/** How long the rest of a first binary read may take to be there (ms; it is queued already). */
+const TOP_UP_MS = 5;
 /** Requests in flight per connection before reading pauses (back-pressure). */
 const MAX_IN_FLIGHT = 4096;
 /** Unsent reply bytes per connection before reading pauses. */
@@ -154,8 +156,9 @@ class ProxyConnection implements ReplySink {
       const n = await this.#conn.read(rb.space(0));
       if (n !== null) {
         rb.end += n;
-        if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
-        else await this.#text(rb);
+        if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) {
+          await this.#binary(rb, await this.#topUp(rb));
+        } else await this.#text(rb);
       }
       // EOF or quit: finish what was asked, then close.
       this.closeAfterReplies();
@@ -166,6 +169,29 @@ class ProxyConnection implements ReplySink {
       rb.release();
     }
     await this.#gone.promise;
+  }
+
+  /**
+   * memcached's first read of a binary connection takes up to 16 KB (what a
+   * bad magic byte in that batch loses depends on it); ours filled the idle
+   * 1 KB buffer. What the client sent with it is already queued: read it
+   * into a pooled buffer as part of the same batch. If nothing comes at once
+   * (the client sent exactly 1 KB), that read stays pending and is returned
+   * (wrapped: an async function would wait for it): it is the next read.
+   */
+  async #topUp(rb: ReadBuffer): Promise<{ next: Promise<number | null> } | null> {
+    if (rb.end < IDLE_READ) return null;
+    const more = this.#conn.read(rb.space(BINARY_READ));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), TOP_UP_MS));
+    const n = await Promise.race([more, late]);
+    clearTimeout(timer);
+    if (n === "late") {
+      more.catch(() => {}); // awaited by the loop, unless the connection closes first
+      return { next: more };
+    }
+    if (n !== null) rb.end += n;
+    return null;
   }
 
   /** The output buffer, borrowed when the first reply of a batch comes. */
@@ -225,17 +251,19 @@ class ProxyConnection implements ReplySink {
    * SASL opcodes log in (PLAIN, the users of the auth file); until then the
    * codec refuses every other opcode but version as memcached -S does.
    */
-  async #binary(rb: ReadBuffer): Promise<void> {
+  async #binary(rb: ReadBuffer, first: { next: Promise<number | null> } | null): Promise<void> {
     const req = new BinaryRequest();
     const front = new BinaryFront(this.#router, this.#maxValue);
     const stats = this.#router.stats;
     const auth = this.#auth;
     const permits = auth === null ? null : (opcode: number) => auth.binaryPermits(opcode);
+    let pending = first?.next ?? null;
     let filled = true;
     while (!this.#closed && this.#closeAt < 0) {
       if (!filled) {
         // memcached reads a binary connection 16 KB at once (what a bad magic byte loses depends on it).
-        const n = await this.#conn.read(rb.space(Math.max(req.need, BINARY_READ)));
+        const n = await (pending ?? this.#conn.read(rb.space(Math.max(req.need, BINARY_READ))));
+        pending = null;
         if (n === null) break;
         rb.end += n;
       }
