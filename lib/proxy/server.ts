@@ -115,6 +115,8 @@ class ProxyConnection implements ReplySink {
    */
   readonly #queued = new Set<number>();
   #drained: (() => void) | undefined;
+  /** The first read's top-up, when it did not complete at once (see {@linkcode #topUp}). */
+  #pendingRead: Promise<number | null> | null = null;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
 
   readonly #auth: AuthSession | null;
@@ -157,7 +159,8 @@ class ProxyConnection implements ReplySink {
       if (n !== null) {
         rb.end += n;
         if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) {
-          await this.#binary(rb, await this.#topUp(rb));
+          await this.#topUp(rb);
+          await this.#binary(rb);
         } else await this.#text(rb);
       }
       // EOF or quit: finish what was asked, then close.
@@ -166,7 +169,8 @@ class ProxyConnection implements ReplySink {
       if (!isDisconnect(err)) log.warn(`proxy: client connection: ${err}`);
       this.#close();
     } finally {
-      rb.release();
+      // A read still pending writes into the buffer: it must not go to another connection.
+      if (this.#pendingRead === null) rb.release();
     }
     await this.#gone.promise;
   }
@@ -176,11 +180,11 @@ class ProxyConnection implements ReplySink {
    * bad magic byte in that batch loses depends on it); ours filled the idle
    * 1 KB buffer. What the client sent with it is already queued: read it
    * into a pooled buffer as part of the same batch. If nothing comes at once
-   * (the client sent exactly 1 KB), that read stays pending and is returned
-   * (wrapped: an async function would wait for it): it is the next read.
+   * (the client sent exactly 1 KB), that read stays pending as
+   * {@linkcode #pendingRead}: it is the connection's next read.
    */
-  async #topUp(rb: ReadBuffer): Promise<{ next: Promise<number | null> } | null> {
-    if (rb.end < IDLE_READ) return null;
+  async #topUp(rb: ReadBuffer): Promise<void> {
+    if (rb.end < IDLE_READ) return;
     const more = this.#conn.read(rb.space(BINARY_READ));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), TOP_UP_MS));
@@ -188,10 +192,8 @@ class ProxyConnection implements ReplySink {
     clearTimeout(timer);
     if (n === "late") {
       more.catch(() => {}); // awaited by the loop, unless the connection closes first
-      return { next: more };
-    }
-    if (n !== null) rb.end += n;
-    return null;
+      this.#pendingRead = more;
+    } else if (n !== null) rb.end += n;
   }
 
   /** The output buffer, borrowed when the first reply of a batch comes. */
@@ -251,19 +253,19 @@ class ProxyConnection implements ReplySink {
    * SASL opcodes log in (PLAIN, the users of the auth file); until then the
    * codec refuses every other opcode but version as memcached -S does.
    */
-  async #binary(rb: ReadBuffer, first: { next: Promise<number | null> } | null): Promise<void> {
+  async #binary(rb: ReadBuffer): Promise<void> {
     const req = new BinaryRequest();
     const front = new BinaryFront(this.#router, this.#maxValue);
     const stats = this.#router.stats;
     const auth = this.#auth;
     const permits = auth === null ? null : (opcode: number) => auth.binaryPermits(opcode);
-    let pending = first?.next ?? null;
     let filled = true;
     while (!this.#closed && this.#closeAt < 0) {
       if (!filled) {
         // memcached reads a binary connection 16 KB at once (what a bad magic byte loses depends on it).
+        const pending = this.#pendingRead;
         const n = await (pending ?? this.#conn.read(rb.space(Math.max(req.need, BINARY_READ))));
-        pending = null;
+        this.#pendingRead = null;
         if (n === null) break;
         rb.end += n;
       }

@@ -12,7 +12,8 @@
  * rest stopped closing in bulk (fewer than BURST/4 closes in
  * {@linkcode QUIET_MS}: a trickle of short connections does not put it
  * off), it runs one memory-reducing collection (V8's last-resort flavour:
- * compacts, returns free pages to the OS; tens of ms, once per burst).
+ * compacts, returns free pages to the OS; a pause of tens of ms, up to
+ * ~200 ms seen on a loaded 2-core machine, once per burst).
  * Smaller ups and downs never trigger it.
  * @module
  */
@@ -22,7 +23,7 @@ import { runInNewContext } from "node:vm";
 
 /** Connections open at once on one thread from which their closing is a burst worth trimming. */
 export const BURST = 256;
-/** Time without a close after a burst before the heap is trimmed (ms). */
+/** Window in which fewer than BURST/4 closes mean a burst has done closing (ms). */
 export const QUIET_MS = 250;
 
 type GcFunction = (options?: { type: string; execution: string; flavor?: string }) => unknown;
