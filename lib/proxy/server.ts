@@ -30,6 +30,7 @@ import {
   listenTcp,
   ReadBuffer,
   type TlsMaterial,
+  topUp,
   writeAll,
 } from "../transport/mod.ts";
 import { log } from "../log.ts";
@@ -178,22 +179,11 @@ class ProxyConnection implements ReplySink {
   /**
    * memcached's first read of a binary connection takes up to 16 KB (what a
    * bad magic byte in that batch loses depends on it); ours filled the idle
-   * 1 KB buffer. What the client sent with it is already queued: read it
-   * into a pooled buffer as part of the same batch. If nothing comes at once
-   * (the client sent exactly 1 KB), that read stays pending as
-   * {@linkcode #pendingRead}: it is the connection's next read.
+   * 1 KB buffer: the rest of that write joins the batch (see topUp).
    */
   async #topUp(rb: ReadBuffer): Promise<void> {
     if (rb.end < IDLE_READ) return;
-    const more = this.#conn.read(rb.space(BINARY_READ));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), TOP_UP_MS));
-    const n = await Promise.race([more, late]);
-    clearTimeout(timer);
-    if (n === "late") {
-      more.catch(() => {}); // awaited by the loop, unless the connection closes first
-      this.#pendingRead = more;
-    } else if (n !== null) rb.end += n;
+    this.#pendingRead = (await topUp(this.#conn, rb, BINARY_READ, TOP_UP_MS)).pending;
   }
 
   /** The output buffer, borrowed when the first reply of a batch comes. */

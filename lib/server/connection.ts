@@ -14,7 +14,14 @@
  */
 
 import { Op, PARSE_CLOSE, Request, type Writer, WriterPool } from "../protocol/mod.ts";
-import { BufferPool, closeQuietly, isDisconnect, ReadBuffer, writeAll } from "../transport/mod.ts";
+import {
+  BufferPool,
+  closeQuietly,
+  isDisconnect,
+  ReadBuffer,
+  topUp,
+  writeAll,
+} from "../transport/mod.ts";
 import { AUTH_CLOSE } from "../auth/mod.ts";
 import { BINARY_READ } from "./binary.ts";
 import { type Codec, fixedCodec, pickCodec } from "./codec.ts";
@@ -42,6 +49,8 @@ const WRITER_KEEP = 262144;
 const WRITERS_KEPT = 16;
 /** Idle 16 KB receive buffers a thread keeps. */
 const READS_KEPT = 64;
+/** How long the rest of a first binary write may take to be read (ms; it is queued already). */
+const TOP_UP_MS = 5;
 
 /**
  * Per-thread state every connection borrows: requests are parsed and run
@@ -114,6 +123,7 @@ export async function serveConnection(
   let need = 0; // bytes the unfinished request at rb.start needs in all (0: unknown)
   let buffered = false; // requests wait in rb behind replies written first
   let refusal = 0; // where the reply to a request whose data is being swallowed starts
+  let pending: Promise<number | null> | null = null; // a first read's top-up still under way
   /** Write the replies; with `keep`, only those before it (the rest stays queued). */
   const flush = async (keep = -1) => {
     if (out === null) return;
@@ -143,7 +153,8 @@ export async function serveConnection(
           ? Math.max(need, BINARY_READ)
           : need;
         // conn.read straight into the buffer (rb.fill would add a promise per read).
-        const n = await conn.read(rb.space(want));
+        const n = await (pending ?? conn.read(rb.space(want)));
+        pending = null;
         if (n === null) break;
         rb.end += n;
         stats.bytesRead += n;
@@ -155,6 +166,11 @@ export async function serveConnection(
       if (codec === null) {
         if (rb.end === rb.start) continue;
         codec = pickCodec(engine, rb.buf[rb.start], shared.req, session.auth ?? null);
+        // memcached's first read of a binary client takes up to 16 KB (which replies a bad
+        // magic byte loses depends on it); ours filled the 1 KB idle buffer: read the rest.
+        if (!codec.text && rb.start === 0 && rb.end === IDLE_READ) {
+          pending = (await topUp(conn, rb, BINARY_READ, TOP_UP_MS)).pending;
+        }
       }
       const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
@@ -250,7 +266,7 @@ export async function serveConnection(
     if (!isDisconnect(err)) throw err;
   } finally {
     if (out !== null) giveWriter(out);
-    rb.release();
+    if (pending === null) rb.release(); // a pending read still writes into its buffer
     closeQuietly(conn);
   }
   return action;

@@ -4,7 +4,8 @@
  * connections have been served and closed, each serve thread trims its
  * heap (`heap_trims`), the heap is back near its starting size
  * (`heap_total_bytes`), and `stats conns` lists no connection but the
- * asking one.
+ * asking one. A binary client's first write over the 1 KB idle buffer is
+ * still read as memcached's 16 KB first read takes it.
  * @module
  */
 
@@ -14,9 +15,11 @@ import {
   deepEqual,
   equal,
   ok,
+  startMemcached,
   startMemrep,
   waitUntil,
 } from "../helpers/mod.ts";
+import { firstWriteCases, firstWriteReplies } from "../helpers/binary.ts";
 
 const MB = 1048576;
 async function stat(port: number, command: string, name: string): Promise<number> {
@@ -89,3 +92,25 @@ Deno.test("serve -t 1 trims its heap after bursts of 3,000 connections and lists
 
 Deno.test("serve -t 2 trims every thread's heap after bursts of 3,000 connections", () =>
   checkServe(2, 1));
+
+Deno.test("serve answers binary first writes of and over its 1 KB idle buffer as memcached", async () => {
+  const mc = await startMemcached();
+  const mr = await startMemrep(["serve"]);
+  try {
+    for (const port of [mc.port, mr.port]) {
+      const s = await connect(port);
+      for (let i = 0; i < 60; i++) equal(await s.request(`set bm:${i} 0 0 1\r\nv`), "STORED\r\n");
+      await s.close();
+    }
+    for (const [bytes, n, what] of firstWriteCases()) {
+      deepEqual(
+        await firstWriteReplies(mr.port, bytes, n),
+        await firstWriteReplies(mc.port, bytes, n),
+        `${what}: replies as memcached's`,
+      );
+    }
+  } finally {
+    await mr.stop();
+    await mc.stop();
+  }
+});
