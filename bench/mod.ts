@@ -2,7 +2,7 @@
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
  * alternating. Sections: serve, memory, connections, proxy, proxy-binary, proxy-multiget, replication, copy,
- * cost, proxy-floor, restart.
+ * cost, proxy-floor, restart, tls.
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -20,6 +20,7 @@ import { copy } from "./copy.ts";
 import { cost, proxyFloor } from "./cost.ts";
 import { connections } from "./connections.ts";
 import { warmRestart } from "./warm_restart.ts";
+import { tls } from "./tls.ts";
 
 /** Every section, in the order they run. Add new ones here. */
 export const SECTIONS: Section[] = [
@@ -34,6 +35,7 @@ export const SECTIONS: Section[] = [
   cost,
   proxyFloor,
   warmRestart,
+  tls,
 ];
 
 /** Runs the selected sections; resolves to the process exit code. */

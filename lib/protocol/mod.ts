@@ -31,7 +31,7 @@ export {
   writeBinaryU32,
   writeBinaryU64,
 } from "./binary.ts";
-export { Writer } from "./writer.ts";
+export { Writer, WriterPool } from "./writer.ts";
 export {
   ascii,
   carve,

@@ -95,3 +95,39 @@ export class Writer {
     if (this.buf.length > this.#keep) this.buf = new Uint8Array(this.#capacity);
   }
 }
+
+/**
+ * Idle output buffers a thread's connections borrow for one batch of
+ * replies, so an idle connection holds none: thousands of connections
+ * answered at once each take one until their write completes, then at most
+ * `kept` go back for reuse (the rest, and any grown past `keep`, to the GC).
+ */
+export class WriterPool {
+  #free: Writer[] = [];
+  #initial: number;
+  #keep: number;
+  #kept: number;
+
+  /** Writers of `initial` bytes that drop buffers grown past `keep`; `kept` idle ones stay. */
+  constructor(initial = 1024, keep = 262144, kept = 16) {
+    this.#initial = initial;
+    this.#keep = keep;
+    this.#kept = kept;
+  }
+
+  /** An idle writer, or a new one. */
+  take(): Writer {
+    return this.#free.pop() ?? new Writer(this.#initial, this.#keep);
+  }
+
+  /** Return a writer taken from {@linkcode take}, emptied. */
+  give(out: Writer): void {
+    out.reset();
+    if (this.#free.length < this.#kept) this.#free.push(out);
+  }
+
+  /** Idle writers held now. */
+  get idle(): number {
+    return this.#free.length;
+  }
+}

@@ -19,8 +19,11 @@ import {
   parseRequest,
   Request,
   Writer,
+  WriterPool,
 } from "../protocol/mod.ts";
 import {
+  BufferPool,
+  BurstTrim,
   closeQuietly,
   isDisconnect,
   isTlsConn,
@@ -29,6 +32,7 @@ import {
   rawIo,
   ReadBuffer,
   type TlsMaterial,
+  topUp,
   writeAll,
 } from "../transport/mod.ts";
 import { log } from "../log.ts";
@@ -52,7 +56,17 @@ export interface ProxyServerOptions {
   tls?: TlsMaterial;
 }
 
-const INITIAL_BUFFER = 16384;
+/** Receive buffer an idle connection keeps; larger ones are lent by {@linkcode reads}. */
+const IDLE_READ = 1024;
+/**
+ * Receive and output buffers the connections borrow while they have bytes
+ * to parse or send, so an idle connection holds 1 KB, not 48 KB (thousands
+ * of idle clients then cost little, and nothing of theirs stays behind).
+ */
+const reads = new BufferPool(16384, 64);
+const writers = new WriterPool(1024, 262144, 16);
+/** How long the rest of a first binary read may take to be there (ms; it is queued already). */
+const TOP_UP_MS = 5;
 /** Requests in flight per connection before reading pauses (back-pressure). */
 const MAX_IN_FLIGHT = 4096;
 /** Unsent reply bytes per connection before reading pauses. */
@@ -83,8 +97,10 @@ class ProxyConnection implements ReplySink {
   readonly #io: RawIo;
   readonly #router: Router;
   readonly #maxValue: number;
-  #out = new Writer();
-  #spare = new Writer();
+  /** Replies collected, not written yet (borrowed from {@linkcode writers} while non-empty). */
+  #out: Writer | null = null;
+  /** Replies being written. */
+  #spare: Writer | null = null;
   /** Replies not written yet, from ticket #head on; undefined = still waiting. */
   #slots: Slot[] = [];
   #slotHead = 0;
@@ -104,6 +120,8 @@ class ProxyConnection implements ReplySink {
    */
   readonly #queued = new Set<number>();
   #drained: (() => void) | undefined;
+  /** The first read's top-up, when it did not complete at once (see {@linkcode #topUp}). */
+  #pendingRead: Promise<number | null> | null = null;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
 
   readonly #auth: AuthSession | null;
@@ -140,28 +158,48 @@ class ProxyConnection implements ReplySink {
 
   /** Read, parse and route until the client goes away. */
   async run(): Promise<void> {
-    const rb = new ReadBuffer(INITIAL_BUFFER);
+    const rb = new ReadBuffer(IDLE_READ, undefined, reads);
     try {
       // The first byte picks the protocol for good, as memcached's -B auto.
       const n = await this.#io.read(rb.space(0));
       if (n !== 0) {
         rb.end += n;
-        if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) await this.#binary(rb);
-        else await this.#text(rb);
+        if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) {
+          await this.#topUp(rb);
+          await this.#binary(rb);
+        } else await this.#text(rb);
       }
       // EOF or quit: finish what was asked, then close.
       this.closeAfterReplies();
     } catch (err) {
       if (!isDisconnect(err)) log.warn(`proxy: client connection: ${err}`);
       this.#close();
+    } finally {
+      // A read still pending writes into the buffer: it must not go to another connection.
+      if (this.#pendingRead === null) rb.release();
     }
     await this.#gone.promise;
+  }
+
+  /**
+   * memcached's first read of a binary connection takes up to 16 KB (what a
+   * bad magic byte in that batch loses depends on it); ours filled the idle
+   * 1 KB buffer: the rest of that write joins the batch (see topUp).
+   */
+  async #topUp(rb: ReadBuffer): Promise<void> {
+    if (rb.end < IDLE_READ) return;
+    this.#pendingRead = (await topUp(this.#conn, rb, BINARY_READ, TOP_UP_MS)).pending;
+  }
+
+  /** The output buffer, borrowed when the first reply of a batch comes. */
+  #sink(): Writer {
+    return this.#out ??= writers.take();
   }
 
   /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
   #full(): boolean {
     return !this.#closed &&
-      (this.#next - this.#head > MAX_IN_FLIGHT || this.#out.length > MAX_UNSENT);
+      (this.#next - this.#head > MAX_IN_FLIGHT || (this.#out?.length ?? 0) > MAX_UNSENT);
   }
 
   /** Back-pressure: wait while {@linkcode #full}. Called only then: no promise per batch. */
@@ -219,7 +257,12 @@ class ProxyConnection implements ReplySink {
     let filled = true;
     while (!this.#closed && this.#closeAt < 0) {
       if (!filled) {
-        const n = await this.#io.read(rb.space(req.need));
+        // memcached reads a binary connection 16 KB at once (what a bad magic byte loses depends on it).
+        const pending = this.#pendingRead;
+        const n = pending !== null
+          ? (await pending) ?? 0
+          : await this.#io.read(rb.space(Math.max(req.need, BINARY_READ)));
+        this.#pendingRead = null;
         if (n === 0) break;
         rb.end += n;
       }
@@ -304,7 +347,7 @@ class ProxyConnection implements ReplySink {
       return;
     }
     // The head: straight into the output, no copy of its own.
-    this.#out.bytes(buf, start, start + length);
+    this.#sink().bytes(buf, start, start + length);
     this.#slotHead++;
     this.#head++;
     this.#drain();
@@ -313,7 +356,7 @@ class ProxyConnection implements ReplySink {
   reply(bytes: Uint8Array): void {
     if (this.#closed) return;
     if (this.#head === this.#next && this.#hold === Infinity) {
-      this.#out.bytes(bytes);
+      this.#sink().bytes(bytes);
       this.#schedule();
       return;
     }
@@ -333,7 +376,6 @@ class ProxyConnection implements ReplySink {
   #drain(): void {
     const slots = this.#slots;
     let i = this.#slotHead;
-    const out = this.#out;
     while (i < slots.length && this.#head < this.#hold) {
       if (this.#dropFrom >= 0 && this.#head >= this.#dropFrom) {
         if (this.#cut(i)) i = slots.length;
@@ -341,6 +383,7 @@ class ProxyConnection implements ReplySink {
       }
       const s = slots[i];
       if (s === undefined) break;
+      const out = this.#sink();
       if (s instanceof Uint8Array) out.bytes(s);
       else for (const p of s) out.bytes(p);
       slots[i] = undefined;
@@ -376,8 +419,9 @@ class ProxyConnection implements ReplySink {
     }
     for (let k = 0; k <= last; k++) {
       const s = slots[i + k] as Uint8Array | readonly Uint8Array[];
-      if (s instanceof Uint8Array) this.#out.bytes(s);
-      else for (const p of s) this.#out.bytes(p);
+      const out = this.#sink();
+      if (s instanceof Uint8Array) out.bytes(s);
+      else for (const p of s) out.bytes(p);
     }
     this.#head = this.#closeAt;
     this.#dropFrom = -1;
@@ -407,13 +451,15 @@ class ProxyConnection implements ReplySink {
   readonly #flush = (): void => {
     this.#flushQueued = false;
     if (this.#writing || this.#closed) return;
-    if (this.#out.length === 0) {
+    const w = this.#out;
+    if (w === null || w.length === 0) {
+      if (w !== null) writers.give(w);
+      this.#out = null;
       this.#flushed();
       return;
     }
-    // Double buffering: #spare is written while #out collects.
-    const w = this.#out;
-    this.#out = this.#spare;
+    // Double buffering: #spare is written while a new #out collects.
+    this.#out = null;
     this.#spare = w;
     this.#writing = true;
     this.#writeOff = 0;
@@ -433,17 +479,18 @@ class ProxyConnection implements ReplySink {
   #writeOff = 0;
 
   readonly #written = (n: number): void => {
-    const w = this.#spare;
+    const w = this.#spare as Writer;
     this.#writeOff += n;
     if (this.#writeOff < w.length && !this.#closed) {
       this.#send(w.view().subarray(this.#writeOff));
       return;
     }
-    w.reset();
+    this.#spare = null;
+    writers.give(w);
     this.#writing = false;
     if (this.#closed) return;
     this.#wake();
-    if (this.#out.length > 0) this.#flush();
+    if (this.#out !== null && this.#out.length > 0) this.#flush();
     else this.#flushed();
   };
 
@@ -463,6 +510,7 @@ class ProxyConnection implements ReplySink {
     if (this.#closed) return;
     this.#closed = true;
     this.#slots = [];
+    this.#out = null; // (a write in flight still holds #spare)
     try {
       this.#conn.close();
     } catch {
@@ -481,6 +529,7 @@ export class ProxyServer {
   readonly #router: Router;
   #listener: Deno.Listener | undefined;
   readonly #conns = new Set<Deno.Conn>();
+  readonly #burst: BurstTrim;
   #stopped = false;
   readonly #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
@@ -488,6 +537,7 @@ export class ProxyServer {
   constructor(options: ProxyServerOptions, router: Router) {
     this.#options = options;
     this.#router = router;
+    this.#burst = new BurstTrim(() => router.stats.heapTrims++);
   }
 
   /** The bound port. */
@@ -524,6 +574,7 @@ export class ProxyServer {
         if (!isTlsConn(conn)) (conn as Deno.TcpConn).setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
+        this.#burst.opened();
         const c = new ProxyConnection(
           conn,
           this.#router,
@@ -543,6 +594,7 @@ export class ProxyServer {
         ).finally(() => {
           this.#conns.delete(conn);
           stats.currConnections--;
+          this.#burst.closed();
         });
       }
     } catch (err) {
@@ -555,6 +607,7 @@ export class ProxyServer {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#listener) closeQuietly(this.#listener);
+    this.#burst.close();
     for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
   }

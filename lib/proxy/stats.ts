@@ -61,6 +61,8 @@ export class ProxyStats {
   refills = 0;
   /** Items copied to backups by refills. */
   refillItems = 0;
+  /** Heap trims after connection bursts (see lib/transport/burst_trim.ts). */
+  heapTrims = 0;
 
   /** `stats reset`: every counter back to 0 but the open connections. */
   reset(): void {
@@ -113,6 +115,7 @@ export function proxyStats(
     ["auth_errors", stats.authErrors],
     ["refills", stats.refills],
     ["refill_items", stats.refillItems],
+    ["heap_trims", stats.heapTrims],
   ];
   if (zone !== undefined) {
     // The proxy's zone and how many zones hold a copy (other zones' servers are listed as backups).

@@ -20,13 +20,14 @@
  * @module
  */
 
-import { Op, PARSE_CLOSE, Request, Writer } from "../protocol/mod.ts";
+import { Op, PARSE_CLOSE, Request, type Writer, WriterPool } from "../protocol/mod.ts";
 import {
   BufferPool,
   closeQuietly,
   isDisconnect,
   rawIo,
   ReadBuffer,
+  topUp,
   writeAll,
 } from "../transport/mod.ts";
 import { AUTH_CLOSE } from "../auth/mod.ts";
@@ -58,6 +59,8 @@ const WRITER_KEEP = 262144;
 const WRITERS_KEPT = 16;
 /** Idle 16 KB receive buffers a thread keeps. */
 const READS_KEPT = 64;
+/** How long the rest of a first binary write may take to be read (ms; it is queued already). */
+const TOP_UP_MS = 5;
 
 /**
  * Per-thread state every connection borrows: requests are parsed and run
@@ -66,16 +69,15 @@ const READS_KEPT = 64;
 const shared = {
   req: new Request(),
   reads: new BufferPool(16384, READS_KEPT),
-  writers: [] as Writer[],
+  writers: new WriterPool(WRITER_INITIAL, WRITER_KEEP, WRITERS_KEPT),
 };
 
 function takeWriter(): Writer {
-  return shared.writers.pop() ?? new Writer(WRITER_INITIAL, WRITER_KEEP);
+  return shared.writers.take();
 }
 
 function giveWriter(out: Writer): void {
-  out.reset();
-  if (shared.writers.length < WRITERS_KEPT) shared.writers.push(out);
+  shared.writers.give(out);
 }
 
 /**
@@ -139,6 +141,7 @@ export async function serveConnection(
   let last = -1; // op of the last request run since memcached's last write (-1: none)
   const budget: ReadBudget | null = engine.readBudget.units > 0 ? engine.readBudget : null;
   let holding = false; // holds one of the thread's read buffers (-o read_buf_mem_limit)
+  let pending: Promise<number | null> | null = null; // a first read's top-up still under way
   /** Write the replies; with `keep`, only those before it (the rest stays queued). */
   const flush = async (keep = -1) => {
     if (out === null) return;
@@ -172,7 +175,11 @@ export async function serveConnection(
           holding = false;
         }
         // Straight into the buffer (rb.fill would add a promise per read).
-        const n = await io.read(rb.space(want));
+        let n: number;
+        if (pending !== null) {
+          n = (await pending) ?? 0;
+          pending = null;
+        } else n = await io.read(rb.space(want));
         if (n === 0) break;
         if (budget !== null && !holding) {
           // memcached's rbuf_alloc: no buffer for the bytes that arrived, the connection closes.
@@ -194,6 +201,11 @@ export async function serveConnection(
       if (codec === null) {
         if (rb.end === rb.start) continue;
         codec = pickCodec(engine, rb.buf[rb.start], shared.req, session.auth ?? null);
+        // memcached's first read of a binary client takes up to 16 KB (which replies a bad
+        // magic byte loses depends on it); ours filled the 1 KB idle buffer: read the rest.
+        if (!codec.text && rb.start === 0 && rb.end === IDLE_READ) {
+          pending = (await topUp(conn, rb, BINARY_READ, TOP_UP_MS)).pending;
+        }
       }
       const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
@@ -315,7 +327,7 @@ export async function serveConnection(
   } finally {
     if (out !== null) giveWriter(out);
     if (holding) (budget as ReadBudget).give();
-    rb.release();
+    if (pending === null) rb.release(); // a pending read still writes into its buffer
     closeQuietly(conn);
   }
   return action;

@@ -10,6 +10,7 @@ import { Action, type Session } from "./session.ts";
 import { serveConnection } from "./connection.ts";
 import type { SyncBarrier } from "./sync_replies.ts";
 import {
+  BurstTrim,
   closeQuietly,
   isDisconnect,
   isTlsConn,
@@ -54,6 +55,7 @@ export class Server {
   #unix: Deno.UnixListener | null = null;
   #conns = new Set<Deno.Conn>();
   #stopped = false;
+  #burst = new BurstTrim(() => this.engine.stats.heapTrims++);
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
 
   /**
@@ -127,6 +129,7 @@ export class Server {
         if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
         this.#conns.add(conn);
         stats.currConnections++;
+        this.#burst.opened();
         const auth = this.authenticator;
         // Every field set up front: one object shape for the connection's life.
         const session: Session = {
@@ -148,6 +151,7 @@ export class Server {
           engine.conns.remove(session);
           this.#conns.delete(conn);
           stats.currConnections--;
+          this.#burst.closed();
         });
       }
     } catch (err) {
@@ -162,6 +166,7 @@ export class Server {
     for (const l of this.#listeners) closeQuietly(l);
     if (this.#unix) closeQuietly(this.#unix);
     this.engine.conns.close();
+    this.#burst.close();
     for (const c of this.#conns) closeQuietly(c);
     this.#done.resolve();
   }

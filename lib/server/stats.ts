@@ -40,6 +40,7 @@ export const STAT_NAMES = [
   "idleKicks",
   "connYields",
   "readBufOom",
+  "heapTrims",
 ] as const;
 
 /** One counter's name. */

@@ -165,6 +165,8 @@ function generalStats(e: EngineBase, out: Writer): void {
     ["hash_is_expanding", st.hashIsExpanding ? 1 : 0],
     ["rss_bytes", usage.rss],
     ["heap_used_bytes", usage.heapUsed],
+    ["heap_total_bytes", usage.heapTotal],
+    ["heap_trims", s.heapTrims],
     ["bytes", st.bytes],
     ["curr_items", st.currItems],
     ["total_items", st.totalItems],

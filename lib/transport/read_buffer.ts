@@ -208,3 +208,31 @@ export class ReadBuffer {
     this.end = pending;
   }
 }
+
+/**
+ * memcached's first read of a connection takes up to `room` bytes; one into
+ * a small idle buffer that came back full may have left the rest of the
+ * same write queued. Read it as part of the same batch. If nothing comes
+ * within `ms` (the client sent exactly that much), the read stays pending
+ * and is returned (wrapped: an async function would wait for it): it is the
+ * connection's next read, and until it settles the buffer must not go back
+ * to a pool.
+ */
+export async function topUp(
+  conn: Readable,
+  rb: ReadBuffer,
+  room: number,
+  ms: number,
+): Promise<{ pending: Promise<number | null> | null }> {
+  const more = conn.read(rb.space(room));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), ms));
+  const n = await Promise.race([more, late]);
+  clearTimeout(timer);
+  if (n === "late") {
+    more.catch(() => {}); // awaited as the next read, unless the connection closes first
+    return { pending: more };
+  }
+  if (n !== null) rb.end += n;
+  return { pending: null };
+}

@@ -4,7 +4,8 @@
  * @module
  */
 
-import type { TestConn } from "./conn.ts";
+import { connect, type TestConn } from "./conn.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** Opcodes (memcached protocol_binary.h). */
 export const OP = {
@@ -218,4 +219,51 @@ export async function roundTrip(
 /** A response value as latin1 text. */
 export function text(b: Uint8Array): string {
   return String.fromCharCode(...b);
+}
+
+/**
+ * Opaque:status of every reply to `bytes` sent as a connection's first
+ * write, until `n` replies or the server closes.
+ */
+export async function firstWriteReplies(
+  port: number,
+  bytes: Uint8Array,
+  n: number,
+): Promise<string[]> {
+  const c = await connect(port);
+  try {
+    await c.send(bytes);
+    const raw = await c.readUntil((b) => {
+      const { packets, rest } = splitResponses(b);
+      return packets.length >= n ? b.length - rest.length : -1;
+    }, 10_000).catch(async () => await c.readIdle(1, 1));
+    return splitResponses(raw).packets.map((r) => `${r.opaque}:${r.status}`);
+  } finally {
+    await c.close();
+  }
+}
+
+/**
+ * First binary writes whose replies depend on how much the server's first
+ * read takes (memcached: up to 16 KB), each with the replies to wait for:
+ * exactly 1 KB (40 noops and a get: nothing behind it), 60 hits of keys
+ * `bm:0`..`bm:59` (set them first) over 1 KB then a bad magic byte
+ * (memcached sends up to its last transmit: after 21 requests of a read,
+ * then every 20), and exactly 1 KB ending in a bad magic byte.
+ */
+export function firstWriteCases(): [Uint8Array, number, string][] {
+  const noops = (n: number) =>
+    Array.from({ length: n }, (_, i) => packet({ op: OP.NOOP, opaque: i + 1 }));
+  const exact = concatBytes(...noops(40), packet({ op: OP.GET, key: "x".repeat(40), opaque: 99 }));
+  const gets = Array.from(
+    { length: 60 },
+    (_, i) => packet({ op: OP.GET, key: `bm:${i}`, opaque: i + 1 }),
+  );
+  const bad = concatBytes(...gets, packet({ op: OP.GET, key: "k", magic: 0x00 }));
+  const badExact = concatBytes(...noops(41), packet({ op: OP.GET, key: "k".repeat(16), magic: 0 }));
+  return [[exact, 41, "exactly 1 KB"], [bad, 61, "hits then bad magic"], [
+    badExact,
+    42,
+    "exactly 1 KB ending in bad magic",
+  ]];
 }

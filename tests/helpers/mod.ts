@@ -6,6 +6,7 @@
 
 export * from "./assert.ts";
 export * from "./bytes.ts";
+export * from "./burst.ts";
 export * from "./conn.ts";
 export * from "./ports.ts";
 export * from "./process.ts";
