@@ -33,17 +33,16 @@
 
 import { Writer } from "../protocol/mod.ts";
 import { statLine } from "../server/mod.ts";
-import { closeQuietly, errorText, type HostPort, isTlsConn, listenTcp } from "../transport/mod.ts";
+import { closeQuietly, errorText, type HostPort, listenTcp } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import { UsageError } from "../errors.ts";
 import { handshake, type HandshakeContext, randomHex, type StreamState } from "./handshake.ts";
 import {
-  ACCEPT_DEADLINE_MS,
+  acceptHandshake,
   connectWithin,
   delay,
   handshakeFailed,
   type PairingOptions,
-  withDeadline,
 } from "./pairing.ts";
 import type { Peer } from "./peer.ts";
 import { HandshakeSlots } from "./slots.ts";
@@ -268,30 +267,14 @@ export class GroupPairing {
   }
 
   async #accepted(conn: Deno.Conn): Promise<void> {
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    const from = `${addr.hostname}:${addr.port}`;
-    log.info("replication: accept");
-    const slot = this.#slots.take(conn, addr.hostname, from);
+    const r = await acceptHandshake(conn, this.#slots, this.#context(), this.#host.stats);
+    if (r === null) return;
     try {
-      if (isTlsConn(conn)) {
-        await withDeadline(conn.handshake(), ACCEPT_DEADLINE_MS).catch((err) => {
-          this.#host.stats.tlsFailures++;
-          throw err;
-        });
-      } else (conn as Deno.TcpConn).setNoDelay(true);
-      const ctx = this.#context();
-      ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
-      ctx.greeted = () => (slot.greeted = true);
-      const r = await handshake(conn, "accept", ctx).finally(() => this.#slots.release(slot));
-      if (!r.ok) {
-        closeQuietly(conn);
-        handshakeFailed(this.#host.stats, from, r.reason, r.detail);
-        return;
-      }
       const peer = this.#peerOf(r.peerNode);
       if (peer === undefined || this.#stopped) {
         closeQuietly(conn);
-        if (!this.#stopped) this.#wrongMember(from, r.peerNode);
+        const addr = conn.remoteAddr as Deno.NetAddr;
+        if (!this.#stopped) this.#wrongMember(`${addr.hostname}:${addr.port}`, r.peerNode);
         return;
       }
       peer.adopt(conn, "acceptor", r.peerNode, r.peer, r.rest, r.keys);

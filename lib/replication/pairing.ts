@@ -21,6 +21,7 @@ import {
   handshake,
   type HandshakeContext,
   type HandshakeFailure,
+  type HandshakeResult,
   type StreamState,
 } from "./handshake.ts";
 import type { Link } from "./link.ts";
@@ -296,27 +297,9 @@ export class Pairing {
   }
 
   async #accepted(conn: Deno.Conn): Promise<void> {
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    const peer = `${addr.hostname}:${addr.port}`;
-    log.info("replication: accept");
-    // Idle connections cannot hold the port: a short deadline, and the newcomer always gets a slot.
-    const slot = this.#slots.take(conn, addr.hostname, peer);
+    const r = await acceptHandshake(conn, this.#slots, this.#context(), this.#host.stats);
+    if (r === null) return;
     try {
-      if (isTlsConn(conn)) {
-        await withDeadline(conn.handshake(), ACCEPT_DEADLINE_MS).catch((err) => {
-          this.#host.stats.tlsFailures++;
-          throw err;
-        });
-      } else (conn as Deno.TcpConn).setNoDelay(true);
-      const ctx = this.#context();
-      ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
-      ctx.greeted = () => (slot.greeted = true);
-      const r = await handshake(conn, "accept", ctx).finally(() => this.#slots.release(slot));
-      if (!r.ok) {
-        closeQuietly(conn);
-        this.#failed(peer, r.reason, r.detail);
-        return;
-      }
       this.#host.adopt(conn, "acceptor", r.peerNode, r.peer, r.rest, r.keys);
     } catch (err) {
       closeQuietly(conn);
@@ -369,6 +352,46 @@ export function handshakeFailed(
   } else if (reason !== "self") {
     log.debug(`replication: handshake with ${peer} failed: ${reason}: ${detail}`);
   }
+}
+
+/** What an accepted connection's successful handshake gives. */
+export type Accepted = Extract<HandshakeResult, { ok: true }>;
+
+/**
+ * The accepting side of a handshake on `conn`: in one of `slots` (idle
+ * connections cannot hold the port: a short deadline, and a newcomer always
+ * gets a slot) and within {@linkcode ACCEPT_DEADLINE_MS}. The result, or
+ * null once `conn` is closed (a refused or failed handshake, logged and
+ * counted in `stats`).
+ */
+export async function acceptHandshake(
+  conn: Deno.Conn,
+  slots: HandshakeSlots,
+  ctx: HandshakeContext,
+  stats: ReplicationStats,
+): Promise<Accepted | null> {
+  const addr = conn.remoteAddr as Deno.NetAddr;
+  const from = `${addr.hostname}:${addr.port}`;
+  log.info("replication: accept");
+  const slot = slots.take(conn, addr.hostname, from);
+  try {
+    if (isTlsConn(conn)) {
+      await withDeadline(conn.handshake(), ACCEPT_DEADLINE_MS).catch((err) => {
+        stats.tlsFailures++;
+        throw err;
+      });
+    } else (conn as Deno.TcpConn).setNoDelay(true);
+    ctx.timeoutMs = Math.min(ACCEPT_DEADLINE_MS, ctx.timeoutMs);
+    ctx.greeted = () => (slot.greeted = true);
+    const r = await handshake(conn, "accept", ctx).finally(() => slots.release(slot));
+    if (r.ok) return r;
+    closeQuietly(conn);
+    handshakeFailed(stats, from, r.reason, r.detail);
+  } catch (err) {
+    closeQuietly(conn);
+    log.debug(`replication: accepted connection failed: ${errorText(err)}`);
+  }
+  return null;
 }
 
 /**
