@@ -43,28 +43,42 @@ async function startPair(extra: string[] = []): Promise<[ProcessHandle, ProcessH
   }
 }
 
-/** A replica group of `n` members on loopback (`--replicate a,b,c --repl-listen <own>`), linked. */
-async function startGroup(n: number): Promise<ProcessHandle[]> {
+/**
+ * A replica group of `n` members on loopback (`--replicate a,b,c --repl-listen <own>`), the first
+ * `started` of them running and linked; `join(i)` starts member i later.
+ */
+async function startGroup(
+  n: number,
+  started = n,
+): Promise<ProcessHandle[] & { join(i: number): Promise<ProcessHandle> }> {
   const ports = Array.from({ length: n }, () => freePort());
   const list = ports.map((p) => `127.0.0.1:${p}`).join(",");
-  const nodes: ProcessHandle[] = [];
+  const member = (i: number) =>
+    startMemrep([
+      "serve",
+      "-v",
+      ...FLAGS,
+      "--replicate",
+      list,
+      "--repl-listen",
+      `127.0.0.1:${ports[i]}`,
+    ]);
+  const nodes = Object.assign([] as ProcessHandle[], {
+    async join(i: number) {
+      const node = await member(i);
+      nodes.push(node);
+      return node;
+    },
+  });
   try {
-    for (const p of ports) {
-      nodes.push(
-        await startMemrep([
-          "serve",
-          "-v",
-          ...FLAGS,
-          "--replicate",
-          list,
-          "--repl-listen",
-          `127.0.0.1:${p}`,
-        ]),
-      );
-    }
+    for (let i = 0; i < started; i++) nodes.push(await member(i));
     const deadline = performance.now() + 20_000;
     for (const node of nodes) {
-      while ((await stats(node.port)).get("repl_link") !== "up") {
+      const want = started === n ? "up" : undefined;
+      for (;;) {
+        const st = await stats(node.port);
+        const up = Number(st.get("repl_group_up") ?? 0);
+        if (want ? st.get("repl_link") === want : up >= started) break;
         if (performance.now() > deadline) throw new Error("the group did not link");
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -216,7 +230,8 @@ export const replication: Section = {
     let group: ProcessHandle[] | undefined;
     try {
       group = await startGroup(3);
-      const member = group[0];
+      const [member, peer1, peer2] = group;
+      const lag1: number[] = [], lag2: number[] = [];
       const samples = await alternate(ctx, [
         {
           name: "single",
@@ -227,6 +242,17 @@ export const replication: Section = {
           measure: async () => (await memcaslap(member.port, ctx.seconds, cfg3)).tps,
         },
       ]);
+      // Lag in a run of its own: the probes' connections would weigh on the throughput figure.
+      const slap = memcaslap(member.port, ctx.seconds, cfg3);
+      await new Promise((r) => setTimeout(r, 500));
+      const probes = Math.max(50, ctx.seconds * 20);
+      const [l1, l2] = await Promise.all([
+        probeLag(member.port, peer1.port, probes),
+        probeLag(member.port, peer2.port, probes),
+      ]);
+      lag1.push(...l1);
+      lag2.push(...l2);
+      await slap;
       const m = median(samples.get("member")!), s = median(samples.get("single")!);
       results.push({
         name: "3-member group member/single throughput ratio",
@@ -234,12 +260,49 @@ export const replication: Section = {
         detail: `member ${fmt(m)} TPS, single serve ${fmt(s)} TPS (median of ${ctx.rounds} ` +
           `alternating ${ctx.seconds} s memcaslap 90/10 runs; each member sends its writes to 2 peers)`,
       });
+      for (const [i, lags] of [[1, lag1], [2, lag2]] as const) {
+        results.push({
+          name: `3-member group lag to member ${i} p99 (ms)`,
+          value: percentile(lags, 0.99),
+          detail: `p50 ${percentile(lags, 0.5).toFixed(2)} ms, p99 ${
+            percentile(lags, 0.99).toFixed(2)
+          } ms, max ${
+            Math.max(...lags).toFixed(2)
+          } ms (STORED on member 0 → visible on member ${i}, ${lags.length} probes under load; value is p99)`,
+        });
+      }
     } finally {
       await Promise.all([single3.stop(), ...(group ?? []).map((x) => x.stop())]);
       await Deno.remove(cfg3);
     }
 
-    // 4. Takeover: the survivor listens on the replication port again.
+    // 4. A member joining a 3-member group that holds ctx.items items: time until it holds them all.
+    let joining: Awaited<ReturnType<typeof startGroup>> | undefined;
+    try {
+      joining = await startGroup(3, 2);
+      ctx.log(`  loading ${fmt(ctx.items)} items into a 2-of-3 group`);
+      await loadItems(joining[0].port, ctx.items);
+      const t0 = performance.now();
+      const third = await joining.join(2);
+      let items = 0;
+      while (items < ctx.items) {
+        if (performance.now() - t0 > 600_000) throw new Error("the joining member never caught up");
+        await new Promise((r) => setTimeout(r, 50));
+        items = Number((await stats(third.port)).get("curr_items") ?? 0);
+      }
+      const secs = (performance.now() - t0) / 1000;
+      results.push({
+        name: "3-member group: joining member receives all items (s)",
+        value: secs,
+        detail: `${fmt(ctx.items)} items of 100 bytes, spawn → curr_items complete (${
+          fmt(ctx.items / secs)
+        } items/s; a copy from each live member)`,
+      });
+    } finally {
+      await Promise.all((joining ?? []).map((x) => x.stop()));
+    }
+
+    // 5. Takeover: the survivor listens on the replication port again.
     const kills: number[] = [];
     for (let i = 0; i < 3; i++) kills.push(await takeover("SIGKILL", 2000));
     results.push({
