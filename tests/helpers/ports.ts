@@ -3,12 +3,25 @@
  * @module
  */
 
-/** Returns a TCP port on 127.0.0.1 that was free a moment ago. */
+/** Ports handed out by this module instance (the kernel may give a just-closed port again). */
+const handed = new Set<number>();
+
+/**
+ * Returns a TCP port on 127.0.0.1 that was free a moment ago and that this
+ * test module has not handed out before: two servers started at once would
+ * otherwise get the same port, and the one that lost the bind would look
+ * started while the test talks to the other.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (let attempt = 0;; attempt++) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (!handed.has(port) || attempt >= 100) {
+      handed.add(port);
+      return port;
+    }
+  }
 }
 
 /** Resolves true once `port` accepts a TCP connection, false after `timeoutMs`. */
