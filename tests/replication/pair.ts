@@ -5,7 +5,14 @@
  */
 
 import { Client } from "../../lib/client/mod.ts";
-import { freePort, type ProcessHandle, startMemrep, waitUntil } from "../helpers/mod.ts";
+import {
+  freePort,
+  type ProcessHandle,
+  type Relay,
+  startMemrep,
+  startRelay,
+  waitUntil,
+} from "../helpers/mod.ts";
 
 /** One started node. */
 export interface Node {
@@ -31,6 +38,29 @@ export async function startNode(
     { port, env },
   );
   return { proc, port: proc.port };
+}
+
+/**
+ * A pair whose link runs through a fault-injecting relay (B dials A through
+ * it), linked; `body` runs on it, then the relay and both nodes stop.
+ */
+export async function withRelayedPair(
+  args: string[],
+  body: (a: Node, b: Node, relay: Relay) => Promise<void>,
+): Promise<void> {
+  const replPort = freePort();
+  const a = await startNode(replPort, args);
+  const relay = startRelay(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen$/);
+    b = await startNode(relay.port, args);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    await body(a, b, relay);
+  } finally {
+    await relay.close();
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+  }
 }
 
 /** Start two nodes on one replication port and wait until they are paired. */

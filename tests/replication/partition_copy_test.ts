@@ -9,17 +9,16 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
+import { waitUntil } from "../helpers/mod.ts";
 import {
   deleteAll,
   fill,
   missingKeys,
-  type Node,
   replStat,
   sameContents,
   setAll,
   settled,
-  startNode,
+  withRelayedPair,
 } from "./pair.ts";
 
 /**
@@ -36,14 +35,7 @@ async function partition(pb: number, threads: number, flap = false): Promise<voi
   let rnd = seed;
   const random = () => (rnd = (rnd * 1103515245 + 12345) % 2147483648) / 2147483648;
   const args = ["--repl-backlog", "1m", "-m", "256", "--repl-timeout", "1000", "-t", `${threads}`];
-  const replPort = freePort();
-  const a = await startNode(replPort, args);
-  const relay = startRelay(replPort);
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen$/);
-    b = await startNode(relay.port, args);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  await withRelayedPair(args, async (a, b, relay) => {
     const N = flap ? 200_000 : 130_000, D = 100_000;
     await fill(a, "k:", N, 20); // written on A: B has them from A's stream
     await fill(b, "b:", 5_000, 20); // written on B
@@ -142,10 +134,7 @@ async function partition(pb: number, threads: number, flap = false): Promise<voi
     equal(await replStat(b, "repl_full_copies_received"), copiesB + 1);
     ok(await replStat(b, "repl_copy_items_dropped") >= D - 65536, "B dropped what A deleted");
     if (pb > 10_000) equal(await replStat(a, "repl_full_copies_received"), copiesA + 1);
-  } finally {
-    await relay.close();
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-  }
+  });
 }
 
 const only = Deno.env.get("THREADS");

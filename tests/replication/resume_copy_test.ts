@@ -10,18 +10,17 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { freePort, startRelay, waitUntil } from "../helpers/mod.ts";
+import { waitUntil } from "../helpers/mod.ts";
 import { COPY_CHUNK, COPY_WINDOW } from "../../lib/replication/snapshot.ts";
 import {
   deleteAll,
   fill,
   missingKeys,
-  type Node,
   replStat,
   sameContents,
   setAll,
   settled,
-  startNode,
+  withRelayedPair,
 } from "./pair.ts";
 
 /**
@@ -47,14 +46,7 @@ async function resumedCopy(threads: number): Promise<void> {
   };
   // Backlog 1m: 65,536 tombstones, so the copy's sweep has to drop most of the deletes.
   const args = ["--repl-backlog", "1m", "-m", "256", "--repl-timeout", "1000", "-t", `${threads}`];
-  const replPort = freePort();
-  const a = await startNode(replPort, args);
-  const relay = startRelay(replPort);
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen$/);
-    b = await startNode(relay.port, args);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  await withRelayedPair(args, async (a, b, relay) => {
     const N = 120_000, D = 90_000; // D: more than A's backlog holds (a copy follows)
     await fill(a, "k:", N, 200);
     await settled(a, b, 20_000);
@@ -137,10 +129,7 @@ async function resumedCopy(threads: number): Promise<void> {
     equal(lost, 0, `keys lost (${run})`);
     equal(stale, 0, `keys with an older value (${run})`);
     equal(all.size, want.size, `items besides the expected ones (${run})`);
-  } finally {
-    await relay.close();
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-  }
+  });
 }
 
 const only = Deno.env.get("THREADS");

@@ -32,6 +32,13 @@ import {
   setKeys,
 } from "./warm.ts";
 
+/** B linked, its full copy (and sweep) done within `ms`, then both settled. */
+async function copiedAndSettled(a: Node, b: Node, what: string, ms: number): Promise<void> {
+  await b.proc.waitForLog(/^replication: start/, 20_000);
+  await waitUntil(async () => (await replStat(b, "repl_copy_in_progress")) === 0, what, ms);
+  await settled(a, b, 20_000);
+}
+
 interface Scenario {
   /** Extra flags for A (the node that stays up). */
   aArgs?: string[];
@@ -250,14 +257,7 @@ Deno.test("warm restart in a pair: an image without replication state (saved unr
     await setKeys(a, Array.from({ length: 100 }, (_, i) => `a:${i}`), model);
     b = await startNode(replPort, ["-e", file]);
     match(b.proc.stderrLines().join("\n"), /\[restart\] loaded 300 items/);
-    await b.proc.waitForLog(/^replication: start/, 20_000);
-    const node = b;
-    await waitUntil(
-      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
-      "copy",
-      10_000,
-    );
-    await settled(a, b, 20_000);
+    await copiedAndSettled(a, b, "copy", 10_000);
     equal(await replStat(b, "repl_warm_restored"), 0);
     equal(await replStat(b, "repl_warm_resumes"), 0);
     equal(await replStat(b, "repl_full_copies_received"), 1);
@@ -364,14 +364,7 @@ Deno.test("warm restart in a pair: a damaged replication state is ignored (the c
     const err = b.proc.stderrLines().join("\n");
     match(err, /extra section checksum mismatch, ignored/);
     match(err, /\[restart\] loaded 400 items/);
-    await b.proc.waitForLog(/^replication: start/, 20_000);
-    const node = b;
-    await waitUntil(
-      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
-      "copy",
-      10_000,
-    );
-    await settled(a, b, 20_000);
+    await copiedAndSettled(a, b, "copy", 10_000);
     equal(await replStat(b, "repl_warm_restored"), 0);
     equal(await replStat(b, "repl_full_copies_received"), 1);
     await matchesModel(a, model, "A");
@@ -405,14 +398,7 @@ Deno.test("warm restart in a pair: more deletes on the peer than it keeps tombst
     ok(await replStat(a, "repl_tombstones") < keys.length, "A dropped tombstones");
     await setKeys(a, Array.from({ length: 2500 }, (_, i) => `new:${i}`), model, 1000);
     b = await startNode(replPort, ["-e", file], b.port);
-    await b.proc.waitForLog(/^replication: start/, 20_000);
-    const node = b;
-    await waitUntil(
-      async () => (await replStat(node, "repl_copy_in_progress")) === 0,
-      "copy and sweep",
-      20_000,
-    );
-    await settled(a, b, 20_000);
+    await copiedAndSettled(a, b, "copy and sweep", 20_000);
     equal(await replStat(b, "repl_full_copies_received"), 1);
     await matchesModel(b, model, "B");
     await matchesModel(a, model, "A");
