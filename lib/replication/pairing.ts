@@ -76,7 +76,7 @@ export type PairingState = "down" | "connecting" | "listening";
 type DialResult = "linked" | "unreachable" | "tls" | HandshakeFailure;
 
 /** An incoming (so far unauthenticated) handshake must end within this (or --repl-timeout). */
-export const ACCEPT_DEADLINE_MS = 1000;
+const ACCEPT_DEADLINE_MS = 1000;
 
 /** The pairing loop of one node. */
 export class Pairing {
@@ -441,7 +441,7 @@ export async function connectWithin(
 }
 
 /** `p`, or a rejection once `ms` passed. */
-export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<never>((_, reject) =>
     timer = setTimeout(() => reject(new Error(`no TLS handshake within ${ms} ms`)), ms)
