@@ -634,16 +634,7 @@ export class ReplyParser {
         if (buf[next - 2] !== CR || buf[next - 1] !== LF) {
           return this.#invalid(buf, pos, e, "VALUE data block not ended by \\r\\n");
         }
-        this.#ensureItems(count);
-        const it = this.items;
-        const b = count * ITEM_STRIDE;
-        it[b] = keyStart;
-        it[b + 1] = keyEnd;
-        it[b + 2] = flags;
-        it[b + 3] = dataStart;
-        it[b + 4] = dataStart + size;
-        it[b + 5] = casStart;
-        it[b + 6] = casEnd;
+        this.#putItem(count, keyStart, keyEnd, flags, dataStart, size, casStart, casEnd);
         count++;
         pos = next;
         continue;
@@ -778,6 +769,21 @@ export class ReplyParser {
     const next = dataStart + size + 2;
     if (next > end) return 0;
     if (buf[next - 2] !== CR || buf[next - 1] !== LF) return -1;
+    this.#putItem(count, keyStart, keyEnd, flags, dataStart, size, casStart, casEnd);
+    return next;
+  }
+
+  /** Records VALUE item `count` (growing the table as needed). */
+  #putItem(
+    count: number,
+    keyStart: number,
+    keyEnd: number,
+    flags: number,
+    dataStart: number,
+    size: number,
+    casStart: number,
+    casEnd: number,
+  ): void {
     this.#ensureItems(count);
     const it = this.items;
     const b = count * ITEM_STRIDE;
@@ -788,7 +794,6 @@ export class ReplyParser {
     it[b + 4] = dataStart + size;
     it[b + 5] = casStart;
     it[b + 6] = casEnd;
-    return next;
   }
 
   #saveProgress(op: OpCode, start: number, pos: number, count: number): void {
