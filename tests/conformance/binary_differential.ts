@@ -14,6 +14,7 @@ import {
   packet,
   type Response,
   responseEnd,
+  roundTrip,
   splitResponses,
 } from "../helpers/binary.ts";
 
@@ -180,4 +181,30 @@ function barrierEnd(b: Uint8Array, op: number): number {
     if (r.op === op && r.opaque === BARRIER_OPAQUE) return e;
     p = e;
   }
+}
+
+/** Flush a server with a binary flush (every differential case starts flushed). */
+export async function binaryFlush(port: number): Promise<void> {
+  const c = await connect(port);
+  try {
+    const r = await roundTrip(c, packet({ op: OP.FLUSH, opaque: 1 }));
+    if (r.length !== 1 || r[0].status !== 0) throw new Error(`flush on ${port} failed`);
+  } finally {
+    await c.close();
+  }
+}
+
+/**
+ * The steps whose rendered replies differ, each as memcached's and `who`'s
+ * (empty: identical, the number of steps included).
+ */
+export function stepDiffs(expected: string[], actual: string[], who = "memrep"): string[] {
+  const lines: string[] = [];
+  const label = `${who}:`.padEnd("memcached:".length);
+  for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
+    if (expected[i] !== actual[i]) {
+      lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  ${label} ${actual[i]}`);
+    }
+  }
+  return lines;
 }

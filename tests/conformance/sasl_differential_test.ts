@@ -16,7 +16,7 @@ import {
   startMemcached,
   startMemrep,
 } from "../helpers/mod.ts";
-import { type BinCase, type BinStep, runBinCase } from "./binary_differential.ts";
+import { type BinCase, type BinStep, runBinCase, stepDiffs } from "./binary_differential.ts";
 
 let nextOpaque = 0x5a000;
 function p(spec: PacketSpec): Uint8Array {
@@ -507,12 +507,7 @@ Deno.test({
         await t.step(c.name, () => {
           const [expected, actual] = results.get(c.name)!;
           if (Deno.env.get("DIFF_SHOW")) console.log(c.name, "\n", expected.join("\n---\n"));
-          const lines: string[] = [];
-          for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
-            if (expected[i] !== actual[i]) {
-              lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  memrep:    ${actual[i]}`);
-            }
-          }
+          const lines = stepDiffs(expected, actual);
           equal(lines.length, 0, `replies differ\n${lines.join("\n")}`);
         });
       }
