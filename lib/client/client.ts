@@ -7,18 +7,20 @@
  * @module
  */
 
-import { ascii, LF, writeUint } from "../protocol/bytes.ts";
-import { Op, type OpCode } from "../protocol/ops.ts";
 import {
+  ascii,
   type DumpEntry,
   isErrorKind,
+  LF,
+  Op,
+  type OpCode,
   parseDumpEntry,
   ReplyKind,
   ReplyParser,
-} from "../protocol/response.ts";
+  writeUint,
+} from "../protocol/mod.ts";
 import { ClientError, ReplyError } from "./errors.ts";
-import { errorText } from "../transport/conn.ts";
-import { type RawIo, rawIo } from "../transport/raw_io.ts";
+import { errorText, type RawIo, rawIo } from "../transport/mod.ts";
 import { Reply, type ValueItem } from "./reply.ts";
 
 /** Connection options. */

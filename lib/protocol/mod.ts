@@ -5,7 +5,8 @@
  */
 
 export { Op, type OpCode } from "./ops.ts";
-export { PARSE_CLOSE, parseRequest, Request, tokenizeReplLine } from "./parser.ts";
+export { parseRequest, tokenizeReplLine } from "./parser.ts";
+export { PARSE_CLOSE, Request } from "./request.ts";
 export {
   BINARY_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
@@ -38,6 +39,9 @@ export {
   carveCopy,
   decodeAscii,
   isSpace,
+  LF,
+  parseDecimal,
+  parseDecimalBigInt,
   parseI32,
   parseU32,
   parseU64,

@@ -15,6 +15,8 @@ import {
   BinaryStatus,
   carveCopy,
   type OpCode,
+  parseDecimal,
+  parseDecimalBigInt,
   ReplyKind,
   ReplyParser,
   writeBinaryHeader,
@@ -23,7 +25,6 @@ import {
   writeBinaryU64,
   Writer,
 } from "../protocol/mod.ts";
-import { parseDecimal, parseDecimalBigInt } from "../protocol/bytes.ts";
 import type { ReplySink } from "./router/mod.ts";
 
 /** No reply: a quiet command's success (or getq's miss). */

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { decodeAscii } from "../protocol/bytes.ts";
+import { decodeAscii } from "../protocol/mod.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE } from "../server/mod.ts";
 import type { Store } from "../store/mod.ts";
 import { BIT_BINARY_KEY, BIT_STALE, Frame, type FrameParser } from "./stream.ts";
