@@ -48,16 +48,14 @@ export {
   writeUint,
 } from "./bytes.ts";
 export { base64Decode, base64Encode, base64Length, MAX_KEY_LENGTH } from "./keys.ts";
+export { type DumpEntry, parseDumpEntry, urlDecodeBytes } from "./dump_entry.ts";
 export {
-  type DumpEntry,
   isErrorKind,
   Item,
   ITEM_STRIDE,
   NO_TTL,
-  parseDumpEntry,
   REPLY_KIND_NAME,
   ReplyKind,
   type ReplyKindCode,
-  ReplyParser,
-  urlDecodeBytes,
-} from "./response.ts";
+} from "./reply_kind.ts";
+export { ReplyParser } from "./response.ts";
