@@ -83,19 +83,31 @@ export interface StoreMemory {
 }
 
 // Float64 control slots: store-wide counters, then per-class arrays.
+/** Linked items now. */
 export const F_CURR_ITEMS = 0;
+/** Items stored since start. */
 export const F_TOTAL_ITEMS = 1;
+/** Bytes of the linked items. */
 export const F_BYTES = 2;
+/** Items evicted. */
 export const F_EVICTIONS = 3;
+/** Expired items whose memory was reused. */
 export const F_RECLAIMED = 4;
+/** Expired items never fetched. */
 export const F_EXPIRED_UNFETCHED = 5;
+/** Evicted items never fetched. */
 export const F_EVICTED_UNFETCHED = 6;
+/** Gets that found an expired item. */
 export const F_GET_EXPIRED = 7;
+/** Gets that found a flushed item. */
 export const F_GET_FLUSHED = 8;
+/** Bytes of pages taken. */
 export const F_TOTAL_MALLOCED = 9;
+/** The last CAS handed out (the shared CAS counter). */
 export const F_CAS = 10;
 /** The memory limit in bytes: shared, `cache_memlimit` changes it at run time. */
 export const F_MEM_LIMIT = 11;
+/** Float64 slots before the per-class arrays. */
 export const F_SCALARS = 16;
 /** Per-class float64 arrays (free count, pages, used, number, mem requested, 7 eviction counters). */
 export const F_CLASS_ARRAYS = 12;
@@ -106,6 +118,7 @@ export const I_CLASS_ARRAYS = 4;
 export class SharedStats implements StoreStats {
   #f: Float64Array;
   #table: HashTable;
+  /** A view of the counters `f` and the hash table's figures. */
   constructor(f: Float64Array, table: HashTable) {
     this.#f = f;
     this.#table = table;

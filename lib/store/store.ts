@@ -580,6 +580,7 @@ export class Store {
     return cls >= 1 && cls <= this.#largeClass ? this.#pages[cls] : 0;
   }
 
+  /** `stats slabs` rows: one per class with pages, in class order. */
   slabStats(): ClassStats[] {
     const rows: ClassStats[] = [];
     for (let cls = 1; cls <= this.#largeClass; cls++) {
