@@ -28,6 +28,7 @@ export {
   STATUS_UNKNOWN_COMMAND,
 } from "./binary_sasl.ts";
 export {
+  type AuthFileParse,
   checkCredentials,
   checkPwdb,
   constantTimeEqual,

@@ -28,7 +28,6 @@ const MAX_LINE = 2048;
  */
 const MAX_GET_LINE = 64 * 1048576;
 
-
 function tokenize(buf: Uint8Array, start: number, end: number, req: Request): void {
   let s = start;
   for (let i = start; i < end; i++) {

@@ -236,6 +236,7 @@ export class TouchPair {
   /** Frames the read-back's miss (its sink). */
   #miss: (() => Uint8Array | readonly Uint8Array[]) | undefined;
 
+  /** A pair whose one reply goes to `conn`. */
   constructor(conn: ReplySink) {
     this.#conn = conn;
   }
@@ -281,11 +282,14 @@ export class BinaryReplySink implements ReplySink {
   readonly opcode: number;
   /** Loud opcode. */
   readonly command: number;
+  /** Echoed in the reply. */
   readonly opaque: number;
+  /** A quiet opcode: success is not answered. */
   readonly quiet: boolean;
   /** The key, for replies that carry it (getk, gatk). */
   readonly key: Uint8Array | null;
 
+  /** The sink for `req`, framing with `framer` into `conn`. */
   constructor(
     framer: BinaryFramer,
     conn: ReplySink,

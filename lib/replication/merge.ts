@@ -67,7 +67,7 @@ export class Merger {
   /** Items of a version below this were flushed. */
   flushEpoch = 0;
   /** The item an {@linkcode applyItem} left for its key (-1: none). */
-  handle = -1;
+  handle: number = -1;
   /**
    * After {@linkcode applyFrame}: the change taught this node something (the
    * store, a tombstone or the flush epoch changed). A group forwards only
