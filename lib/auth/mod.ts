@@ -22,6 +22,7 @@ export {
 export {
   binaryRefusal,
   binarySasl,
+  binarySaslRequest,
   type SaslAction,
   SaslOpcode,
   STATUS_EINVAL,

@@ -30,7 +30,7 @@ import {
   topUp,
 } from "../transport/mod.ts";
 import { log } from "../log.ts";
-import { AUTH_CLOSE, type Authenticator, AuthSession, binarySasl } from "../auth/mod.ts";
+import { AUTH_CLOSE, type Authenticator, AuthSession, binarySaslRequest } from "../auth/mod.ts";
 import { Next, type ReplySink, type Router } from "./router/mod.ts";
 import { BinaryFront } from "./binary.ts";
 
@@ -288,13 +288,7 @@ export class ProxyConnection implements ReplySink {
 
   /** A SASL opcode with client auth on: memcached -S's answer (lib/auth). */
   #sasl(req: BinaryRequest, auth: AuthSession, front: BinaryFront): number {
-    const action = binarySasl(
-      auth,
-      req.opcode,
-      req.extlen,
-      req.keyBuf.subarray(req.keyStart, req.keyEnd),
-      req.buf.subarray(req.dataStart, req.dataEnd),
-    );
+    const action = binarySaslRequest(auth, req);
     const ticket = this.#next;
     this.reply(front.packet(req, action.status, action.body));
     // An answer memcached gives while skipping the data is queued, unless the data went on past
