@@ -124,6 +124,13 @@ export function ignoreUnlessPython(testName: string, module: string): boolean {
   return true;
 }
 
+/** A new temporary file holding `text` (auth files, configs); the caller removes it. */
+export async function writeTempFile(text: string, prefix = "memrep-test-"): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix });
+  await Deno.writeTextFile(path, text);
+  return path;
+}
+
 /** Runs a command to its end; its exit code and its output as text. */
 export async function runCommand(
   cmd: string,
