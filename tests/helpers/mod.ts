@@ -8,6 +8,7 @@ export * from "./assert.ts";
 export * from "./bytes.ts";
 export * from "./burst.ts";
 export * from "./conn.ts";
+export * from "./fake_server.ts";
 export * from "./ports.ts";
 export * from "./process.ts";
 export * from "./relay.ts";
