@@ -208,3 +208,32 @@ export function stepDiffs(expected: string[], actual: string[], who = "memrep"):
   }
   return lines;
 }
+
+/**
+ * Runs `cases` on both servers, each group from a flushed cache: one case
+ * at a time, or with `together`, runs of concurrent cases side by side.
+ * Returns each case's rendered replies, memcached's first.
+ */
+export async function runBinCases(
+  refPort: number,
+  sutPort: number,
+  cases: BinCase[],
+  together: boolean,
+): Promise<Map<string, [string[], string[]]>> {
+  const results = new Map<string, [string[], string[]]>();
+  const todo = [...cases];
+  while (todo.length) {
+    let n = 1;
+    while (together && todo[0].concurrent && todo[n]?.concurrent) n++;
+    const group = todo.splice(0, n);
+    await Promise.all([binaryFlush(refPort), binaryFlush(sutPort)]);
+    await Promise.all(group.map(async (c) => {
+      const [expected, actual] = await Promise.all([
+        runBinCase(refPort, c),
+        runBinCase(sutPort, c),
+      ]);
+      results.set(c.name, [expected, actual]);
+    }));
+  }
+  return results;
+}

@@ -6,7 +6,7 @@
  */
 
 import { ignoreUnless, startMemcached, startMemrep } from "../helpers/process.ts";
-import { binaryFlush, runBinCase, stepDiffs } from "./binary_differential.ts";
+import { runBinCases, stepDiffs } from "./binary_differential.ts";
 import { BINARY_CASES } from "./binary_differential_cases.ts";
 
 const SERVER_ARGS = ["-m", "64", "-I", "1m"];
@@ -24,21 +24,7 @@ Deno.test({
     const sut = await startMemrep(["serve", "-t", "1", ...SERVER_ARGS]);
     try {
       // One case at a time (each starts flushed), but concurrent ones together.
-      const results = new Map<string, [string[], string[]]>();
-      const todo = [...cases];
-      while (todo.length) {
-        let n = 1;
-        while (todo[0].concurrent && todo[n]?.concurrent) n++;
-        const group = todo.splice(0, n);
-        await Promise.all([binaryFlush(ref.port), binaryFlush(sut.port)]);
-        await Promise.all(group.map(async (c) => {
-          const [expected, actual] = await Promise.all([
-            runBinCase(ref.port, c),
-            runBinCase(sut.port, c),
-          ]);
-          results.set(c.name, [expected, actual]);
-        }));
-      }
+      const results = await runBinCases(ref.port, sut.port, cases, true);
       for (const c of cases) {
         await t.step(c.name, () => {
           const [expected, actual] = results.get(c.name)!;

@@ -10,7 +10,7 @@
  */
 
 import { ignoreUnless, startMemcached } from "../helpers/process.ts";
-import { binaryFlush, runBinCase, stepDiffs } from "../conformance/binary_differential.ts";
+import { runBinCases, stepDiffs } from "../conformance/binary_differential.ts";
 import { BINARY_CASES } from "../conformance/binary_differential_cases.ts";
 import { startCluster } from "./cluster.ts";
 
@@ -45,20 +45,8 @@ Deno.test({
     const cluster = await startCluster({ servers: 1, backups: 1, memcachedArgs: SERVER_ARGS });
     const sut = cluster.proxy;
     try {
-      const results = new Map<string, [string[], string[]]>();
-      // Cases that sleep (expiry, delayed flush) run side by side with the next ones.
-      const groups: (typeof cases)[] = [];
-      for (const c of cases) groups.push([c]);
-      for (const group of groups) {
-        await Promise.all([binaryFlush(ref.port), binaryFlush(sut.port)]);
-        await Promise.all(group.map(async (c) => {
-          const [expected, actual] = await Promise.all([
-            runBinCase(ref.port, c),
-            runBinCase(sut.port, c),
-          ]);
-          results.set(c.name, [expected, actual]);
-        }));
-      }
+      // One case at a time, each from a flushed cache.
+      const results = await runBinCases(ref.port, sut.port, cases, false);
       for (const c of cases) {
         await t.step(c.name, () => {
           const [expected, actual] = results.get(c.name)!;
