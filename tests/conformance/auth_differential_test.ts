@@ -11,6 +11,7 @@ import {
   equal,
   escapeBytes,
   ignoreUnless,
+  mulberry32,
   type ProcessHandle,
   startMemcached,
   startMemrep,
@@ -294,16 +295,6 @@ function randomCase(rand: () => number): string[] {
     writes.push(chunk);
   }
   return writes;
-}
-
-/** mulberry32: a small seeded generator, so a failure can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 Deno.test({

@@ -12,6 +12,7 @@ import { OP, packet, type PacketSpec, setExtras } from "../helpers/binary.ts";
 import {
   equal,
   ignoreUnless,
+  mulberry32,
   type ProcessHandle,
   startMemcached,
   startMemrep,
@@ -421,16 +422,6 @@ const ENDINGS: Array<(key: string) => Uint8Array> = [
   (key) => set(key, "v"),
   () => p({ op: OP.SASL_LIST, value: "x" }),
 ];
-
-/** mulberry32: a small seeded generator, so a failure can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Random conversations: writes of 1-3 packets, each write ended by a version barrier. */
 function randomCases(seed: number, n: number): BinCase[] {

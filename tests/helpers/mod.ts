@@ -10,6 +10,7 @@ export * from "./burst.ts";
 export * from "./conn.ts";
 export * from "./fake_server.ts";
 export * from "./ports.ts";
+export * from "./random.ts";
 export * from "./process.ts";
 export * from "./relay.ts";
 export * from "./pymemcache.ts";
