@@ -9,22 +9,17 @@
 
 import { equal, ok } from "../helpers/assert.ts";
 import { waitUntil } from "../helpers/mod.ts";
-import { client, contents, dump, missingKeys, type Node, replStat, replStats } from "./pair.ts";
+import {
+  client,
+  contents,
+  dump,
+  missingKeys,
+  type Node,
+  replStat,
+  replStats,
+  setAll,
+} from "./pair.ts";
 import { cut, heal, settledGroup, startGroup } from "./group.ts";
-
-const enc = new TextEncoder();
-
-/** Pipelined sets of `keys` on `node`, value `<tag>-<key>`. */
-async function setAll(node: Node, keys: string[], tag: string): Promise<void> {
-  const c = await client(node);
-  try {
-    for (let i = 0; i < keys.length; i += 1000) {
-      await Promise.all(keys.slice(i, i + 1000).map((k) => c.set(k, enc.encode(`${tag}-${k}`))));
-    }
-  } finally {
-    c.close();
-  }
-}
 
 async function deleteAll(node: Node, keys: string[]): Promise<void> {
   const c = await client(node);
@@ -50,7 +45,9 @@ async function sameEverywhere(nodes: Node[], quick = false): Promise<Map<string,
   return all[0];
 }
 
-const keys = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+function keys(prefix: string, n: number) {
+  return Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+}
 
 Deno.test("partition {A}|{B,C}, writes and deletes on both sides, heal: all three converge, nothing lost or resurrected", async () => {
   const g = await startGroup(3, ["--repl-timeout", "1000"], { relays: true });
