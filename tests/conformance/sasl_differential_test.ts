@@ -42,12 +42,20 @@ const USERS = [[USER, PASS], ["bob", "pw2"]];
 function plain(user = USER, pass = PASS, authzid = ""): string {
   return `${authzid}\0${user}\0${pass}`;
 }
-const BAD_MAGIC = () => p({ op: OP.VERSION, magic: 0x81 });
-const list = () => p({ op: OP.SASL_LIST });
+function BAD_MAGIC() {
+  return p({ op: OP.VERSION, magic: 0x81 });
+}
+function list() {
+  return p({ op: OP.SASL_LIST });
+}
 const auth = (value = plain(), mech = "PLAIN") => p({ op: OP.SASL_AUTH, key: mech, value });
 const step = (value = plain(), mech = "PLAIN") => p({ op: OP.SASL_STEP, key: mech, value });
-const set = (key: string, value: string) => p({ op: OP.SET, key, value, extras: setExtras(7, 0) });
-const get = (key: string) => p({ op: OP.GET, key });
+function set(key: string, value: string) {
+  return p({ op: OP.SET, key, value, extras: setExtras(7, 0) });
+}
+function get(key: string) {
+  return p({ op: OP.GET, key });
+}
 
 /** A step before login: a version request (answered then too) ends it. */
 function idle(send: Uint8Array): BinStep {
