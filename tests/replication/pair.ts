@@ -192,12 +192,15 @@ export async function setAll(node: Node, keys: string[], tag: string): Promise<v
 }
 
 /** Pipelined deletes of `keys` on `node`. */
-export async function deleteAll(node: Node, keys: string[]): Promise<void> {
+export async function deleteAll(node: Node, keys: string[]): Promise<number> {
   const c = await client(node);
+  let deleted = 0;
   try {
     for (let i = 0; i < keys.length; i += 1000) {
-      await Promise.all(keys.slice(i, i + 1000).map((k) => c.delete(k)));
+      const done = await Promise.all(keys.slice(i, i + 1000).map((k) => c.delete(k)));
+      deleted += done.filter(Boolean).length;
     }
+    return deleted;
   } finally {
     c.close();
   }
