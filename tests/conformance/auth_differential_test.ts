@@ -105,7 +105,7 @@ async function bothTranscripts(
   steps: string[],
 ): Promise<[string[], string[]]> {
   let want: string[] = [], got: string[] = [];
-  for (const idleMs of [150, 800]) {
+  for (const idleMs of [150, 800, 3000]) {
     [want, got] = await Promise.all([
       transcript(refPort, steps, idleMs).then((t) => [t.join("")]),
       transcript(sutPort, steps, idleMs).then((t) => [t.join("")]),
