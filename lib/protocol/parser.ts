@@ -51,6 +51,11 @@ export class Request {
    * arriving was decided already (a NUL ends it, or a key is too long).
    */
   swallowLine = false;
+  /**
+   * A get whose key is too long: memcached drops every reply it had not
+   * sent yet (conn_release_items), not only this get's, before its error.
+   */
+  cull = false;
   /** Progress of the parser's scan of a long get line still without its newline. */
   readonly longLine: { buf: Uint8Array | null; start: number; pos: number; run: number } = {
     buf: null,
@@ -145,6 +150,7 @@ export class Request {
     this.swallow = 0;
     this.close = false;
     this.swallowLine = false;
+    this.cull = false;
     this.need = 0;
     this.ntokens = 0;
     this.firstKey = 1;
@@ -308,6 +314,8 @@ export function parseRequest(
           req.reset(buf);
           req.reject(REPLY.BAD_FORMAT);
         } else parseLine(startLine(buf, start, decided, req), maxValue);
+        // The line was incomplete: memcached wrote out what was pending before reading on.
+        req.cull = false;
         req.swallowLine = true;
         req.longLine.buf = null;
         return pending;
@@ -511,6 +519,7 @@ function parseGet(req: Request, op: OpCode): number {
   for (let i = first; i < req.ntokens; i++) {
     if (keyTooLong(req, i)) {
       req.reject(REPLY.BAD_FORMAT);
+      req.cull = true;
       return 0;
     }
   }
