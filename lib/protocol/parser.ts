@@ -56,6 +56,13 @@ export class Request {
    * sent yet (conn_release_items), not only this get's, before its error.
    */
   cull = false;
+  /**
+   * Replies of earlier requests memcached has not written out yet (its
+   * resp_has_stack, noreply ones included): set by the connection before
+   * the request runs; `watch` and `lru_crawler metadump` refuse to start
+   * behind them.
+   */
+  stacked = false;
   /** Progress of the parser's scan of a long get line still without its newline. */
   readonly longLine: { buf: Uint8Array | null; start: number; pos: number; run: number } = {
     buf: null,
@@ -151,6 +158,7 @@ export class Request {
     this.close = false;
     this.swallowLine = false;
     this.cull = false;
+    this.stacked = false;
     this.need = 0;
     this.ntokens = 0;
     this.firstKey = 1;

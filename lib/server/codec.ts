@@ -87,7 +87,8 @@ function textFlushes(op: number): boolean {
 
 function textCodec(engine: Engine, req: Request): Codec {
   // Where memcached last wrote out in `out`: a too-long get key drops the replies after it.
-  let sent = 0, fresh = true;
+  // `stacked`: requests have run since (their replies, even noreply ones, are pending).
+  let sent = 0, fresh = true, stacked = false;
   return {
     req,
     text: true,
@@ -96,9 +97,12 @@ function textCodec(engine: Engine, req: Request): Codec {
       if (fresh) {
         fresh = false;
         sent = out.length;
+        stacked = false;
       }
+      req.stacked = stacked;
       const action = engine.execute(req, out, session);
-      if (textFlushes(req.op)) sent = out.length;
+      stacked = !textFlushes(req.op);
+      if (!stacked) sent = out.length;
       return action;
     },
     closing: () => {},

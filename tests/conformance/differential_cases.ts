@@ -881,6 +881,17 @@ const pipelined: Case[] = [
     ],
   },
   {
+    // resp_has_stack: any reply not written out yet, noreply ones included (a get wrote out).
+    name: "lru_crawler metadump refuses to start behind pipelined replies",
+    steps: [
+      "version\r\nlru_crawler metadump all\r\n",
+      "touch nokey 1 noreply\r\nlru_crawler metadump all\r\n",
+      "set md 0 0 1 noreply\r\nx\r\nlru_crawler metadump 1\r\n",
+      `get ${K251}\r\nlru_crawler metadump all\r\n`,
+      "verbosity 1\r\nlru_crawler metadump 99\r\n",
+    ],
+  },
+  {
     // memcached writes out after a get, a gat, an mn (and at the end of each read): not before.
     name: "a too-long get key keeps what a get or an mn before it wrote out",
     steps: [
