@@ -181,31 +181,55 @@ function generalStats(e: EngineBase, out: Writer): void {
 
 function settingsStats(e: EngineBase, out: Writer): void {
   const o = e.options;
+  // memcached's process_stat_settings order (its extstore ext_* lines left out: no extstore).
+  const tunables = e.tunables.settingsLines();
   const lines: Array<[string, string | number]> = [
     ["maxbytes", e.store.stats.limitMaxbytes],
     ["maxconns", o.maxConnections ?? 1024],
-    ["tcpport", 0],
+    ["tcpport", o.port ?? 0],
     ["udpport", 0],
+    ["inter", o.listenArg ?? "NULL"],
     ["verbosity", e.verbosity],
+    ["oldest", e.store.oldestLive],
     ["evictions", o.evict ? "on" : "off"],
     ["domain_socket", o.unixSocket ?? "NULL"],
     ["umask", (o.unixMask ?? 0o700).toString(8)],
+    ["shutdown_command", o.enableShutdown ? "yes" : "no"],
     ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
     ["chunk_size", o.minChunk ?? 48],
     ["num_threads", e.threads],
+    ["num_threads_per_udp", e.threads],
+    ["stat_key_prefix", ":"],
+    ["detail_enabled", e.prefixStats.enabled ? "yes" : "no"],
     ["reqs_per_event", e.reqsPerEvent],
     ["cas_enabled", "yes"],
-    ["item_size_max", o.maxItemSize],
-    ["flush_enabled", o.flushDisabled ? "no" : "yes"],
-    ["shutdown_command", o.enableShutdown ? "yes" : "no"],
+    ["tcp_backlog", 1024],
     ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
     ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
     ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
-    ...(o.extraSettings ?? []),
-    ["memory_file", o.memoryFile ?? "(null)"],
-    ...e.tunables.settingsLines(),
+    ["item_size_max", o.maxItemSize],
+    ["maxconns_fast", "yes"],
+    ["hashpower_init", 0],
+    ...tunables.slice(0, 3), // slab_reassign, slab_automove, slab_automove_ratio
+    ["slab_automove_window", 30],
+    ["slab_chunk_max", o.slabChunkMax ?? 524288],
+    ...tunables.slice(3, 6), // lru_crawler, lru_crawler_sleep, lru_crawler_tocrawl
+    ["tail_repair_time", 0],
+    ["flush_enabled", o.flushDisabled ? "no" : "yes"],
+    ["dump_enabled", "yes"],
+    ["hash_algorithm", "murmur3"],
+    ["lru_maintainer_thread", "yes"],
+    ...tunables.slice(6), // lru_segmented ... temporary_ttl
     ["idle_timeout", e.conns.idleTimeout],
+    ["watcher_logbuf_size", 262144],
+    ["worker_logbuf_size", 65536],
     ["read_buf_mem_limit", o.readBufMemLimit ?? 0],
+    ["track_sizes", "no"],
+    ["inline_ascii_response", "no"],
+    ["slab_automove_freeratio", "0.010"],
+    ...(o.extraSettings ?? []),
+    ["num_napi_ids", "(null)"],
+    ["memory_file", o.memoryFile ?? "(null)"],
   ];
   for (const [name, value] of lines) statLine(out, name, value);
 }
