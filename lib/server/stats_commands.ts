@@ -7,7 +7,7 @@
 import { decodeAscii, REPLY, type Request, type Writer } from "../protocol/mod.ts";
 import process from "node:process";
 import { MEMREP_VERSION } from "../version.ts";
-import { statLine } from "./stats.ts";
+import { SLAB_STAT_NAMES, statLine } from "./stats.ts";
 import { cachedump } from "./admin.ts";
 import type { ConnRow } from "./conns.ts";
 import { type EngineBase, VERSION } from "./engine.ts";
@@ -78,9 +78,13 @@ export function statsGroup(e: EngineBase, name: string, out: Writer): boolean {
       return true;
     case "slabs": {
       let total = 0;
+      const counts = e.totals();
       for (const row of e.store.slabStats()) {
         total++;
         for (const [field, value] of row.fields) statLine(out, `${row.id}:${field}`, value);
+        for (const [i, field] of SLAB_STAT_NAMES.entries()) {
+          statLine(out, `${row.id}:${field}`, counts.slabCount(i, row.id));
+        }
       }
       statLine(out, "active_slabs", total);
       statLine(out, "total_malloced", e.store.stats.totalMalloced);

@@ -8,6 +8,7 @@
 import { Op, REPLY, type Request, type Writer } from "../protocol/mod.ts";
 import type { EngineBase } from "./engine.ts";
 import { Action } from "./session.ts";
+import { SlabStat } from "./stats.ts";
 
 /** `get`, `gets`, `gat`, `gats`: VALUE lines for the hits, then END. */
 export function textGet(e: EngineBase, req: Request, out: Writer): void {
@@ -63,6 +64,7 @@ export function textTouch(e: EngineBase, req: Request, out: Writer): void {
     return;
   }
   e.stats.touchHits++;
+  e.stats.slab(SlabStat.TOUCH_HITS, store.slabClass(h));
   store.setExptime(h, e.absoluteExptime(req.exptime));
   store.bump(h);
   e.observer?.stored(h);
