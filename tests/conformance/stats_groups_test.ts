@@ -160,3 +160,38 @@ Deno.test({
     }
   },
 });
+
+const GENERAL =
+  "stats has every line memcached's has, in its order (monitoring tools read them by name)";
+
+async function statNames(port: number): Promise<string[]> {
+  const c = await connect(port);
+  try {
+    const text = await c.request("stats\r\n", "END\r\n");
+    return text.split("\r\n").filter((l) => l.startsWith("STAT ")).map((l) => l.split(" ")[1]);
+  } finally {
+    await c.close();
+  }
+}
+
+Deno.test({
+  name: GENERAL,
+  ignore: ignoreUnless(GENERAL, ["memcached"]),
+  async fn() {
+    const ref = await startMemcached([]);
+    let sut;
+    try {
+      sut = await startMemrep(["serve"]);
+      const expected = await statNames(ref.port);
+      const actual = await statNames(sut.port);
+      equal(expected.filter((n) => !actual.includes(n)).join(" "), "", "missing in memrep");
+      equal(
+        actual.filter((n) => expected.includes(n)).join(" "),
+        expected.join(" "),
+        "memcached's lines out of order",
+      );
+    } finally {
+      await Promise.all([ref.stop(), sut?.stop()]);
+    }
+  },
+});
