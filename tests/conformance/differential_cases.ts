@@ -881,6 +881,14 @@ const pipelined: Case[] = [
     ],
   },
   {
+    // Over 1 MB of reply a multi-get goes on in parts: the same bytes, in order, then the rest.
+    name: "a multi-get of several MB of values, pipelined with more commands",
+    steps: [
+      set("mg1", "m".repeat(300_000)) + set("mg2", "2"),
+      `gets ${"mg1 nokey mg2 ".repeat(12)}mg1\r\nget mg2\r\nincr mg2 5\r\ngat 0 mg1 mg2\r\n`,
+    ],
+  },
+  {
     // resp_has_stack: any reply not written out yet, noreply ones included (a get wrote out).
     name: "lru_crawler metadump refuses to start behind pipelined replies",
     steps: [
