@@ -58,7 +58,7 @@ Deno.test({
       const actual = (await settings(sut.port))
         .map(([n, v]) => [n, n === "tcpport" && v === String(sut!.port) ? "<port>" : v]);
       equal(actual.map(([n]) => n).join(" "), expected.map(([n]) => n).join(" "));
-      const differ = expected.filter(([n, v], i) => actual[i][1] !== v)
+      const differ = expected.filter(([, v], i) => actual[i][1] !== v)
         .map(([n, v]) => `${n}: memcached ${v}, memrep ${actual.find(([m]) => m === n)?.[1]}`);
       equal(differ.join("\n"), "");
     } finally {
