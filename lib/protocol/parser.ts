@@ -114,6 +114,8 @@ export function parseRequest(
           req.reset(buf);
           req.reject(REPLY.BAD_FORMAT);
         } else parseLine(startLine(buf, start, decided, req), maxValue);
+        // The line was incomplete: memcached wrote out what was pending before reading on.
+        req.cull = false;
         req.swallowLine = true;
         req.longLine.buf = null;
         return pending;
@@ -317,6 +319,7 @@ function parseGet(req: Request, op: OpCode): number {
   for (let i = first; i < req.ntokens; i++) {
     if (keyTooLong(req, i)) {
       req.reject(REPLY.BAD_FORMAT);
+      req.cull = true;
       return 0;
     }
   }

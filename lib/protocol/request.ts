@@ -32,6 +32,18 @@ export class Request {
    * arriving was decided already (a NUL ends it, or a key is too long).
    */
   swallowLine = false;
+  /**
+   * A get whose key is too long: memcached drops every reply it had not
+   * sent yet (conn_release_items), not only this get's, before its error.
+   */
+  cull = false;
+  /**
+   * Replies of earlier requests memcached has not written out yet (its
+   * resp_has_stack, noreply ones included): set by the connection before
+   * the request runs; `watch` and `lru_crawler metadump` refuse to start
+   * behind them.
+   */
+  stacked = false;
   /** Progress of the parser's scan of a long get line still without its newline. */
   readonly longLine: { buf: Uint8Array | null; start: number; pos: number; run: number } = {
     buf: null,
@@ -126,6 +138,8 @@ export class Request {
     this.swallow = 0;
     this.close = false;
     this.swallowLine = false;
+    this.cull = false;
+    this.stacked = false;
     this.need = 0;
     this.ntokens = 0;
     this.firstKey = 1;

@@ -266,8 +266,10 @@ export class ReplyParser {
     switch (buf[s]) {
       case 0x45: // E
         if (bytesEqual(buf, s, e, W_END)) kind = ReplyKind.NONE;
-        else if (n === 2 && buf[s + 1] === 0x4e) kind = ReplyKind.EN;
-        else if (n >= 2 && buf[s + 1] === 0x58 && (n === 2 || buf[s + 2] === SP)) {
+        else if (n >= 2 && buf[s + 1] === 0x4e && (n === 2 || buf[s + 2] === SP)) {
+          kind = ReplyKind.EN; // a miss echoes the O and k flags: "EN Oabc kfoo"
+          line.text = Math.min(e, s + 3);
+        } else if (n >= 2 && buf[s + 1] === 0x58 && (n === 2 || buf[s + 2] === SP)) {
           kind = ReplyKind.EX;
           line.text = s + 3;
         } else if (bytesEqual(buf, s, e, W_EXISTS)) kind = ReplyKind.EXISTS;

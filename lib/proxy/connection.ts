@@ -47,7 +47,13 @@ const writers = new WriterPool(1024, 262144, 16);
 const TOP_UP_MS = 5;
 /** Requests in flight per connection before reading pauses (back-pressure). */
 const MAX_IN_FLIGHT = 4096;
-/** Unsent reply bytes per connection before reading pauses. */
+/**
+ * Requests in flight before the connection's first reply is in: replies of
+ * requests already sent to a backend must be kept whatever their size, so
+ * the window is sized by the largest reply seen (see {@linkcode MAX_UNSENT}).
+ */
+const MIN_IN_FLIGHT = 64;
+/** Unsent reply bytes per connection (in the output and being written) before reading pauses. */
 const MAX_UNSENT = 8 * 1048576;
 /** What memcached reads of a binary connection at once (its read buffer). */
 const BINARY_READ = 16384;
@@ -97,6 +103,14 @@ export class ProxyConnection implements ReplySink {
    */
   readonly #queued = new Set<number>();
   #drained: (() => void) | undefined;
+  /** Largest reply of this connection so far (bytes). */
+  #maxReply = 0;
+  /**
+   * Requests it may have in flight: as many as MAX_UNSENT holds of its largest
+   * reply (a client pipelining large gets and never reading costs a bounded
+   * amount, not its whole batch), at most MAX_IN_FLIGHT; MIN_IN_FLIGHT until a reply came.
+   */
+  #window = MIN_IN_FLIGHT;
   /** The first read's top-up, when it did not complete at once (see {@linkcode #topUp}). */
   #pendingRead: Promise<number | null> | null = null;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -177,7 +191,15 @@ export class ProxyConnection implements ReplySink {
   /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
   #full(): boolean {
     return !this.#closed &&
-      (this.#next - this.#head > MAX_IN_FLIGHT || (this.#out?.length ?? 0) > MAX_UNSENT);
+      (this.#next - this.#head > this.#window ||
+        (this.#out?.length ?? 0) + (this.#spare?.length ?? 0) > MAX_UNSENT);
+  }
+
+  /** A reply of `size` bytes came: a larger one than before narrows the window. */
+  #sized(size: number): void {
+    if (size <= this.#maxReply) return;
+    this.#maxReply = size;
+    this.#window = Math.max(2, Math.min(MAX_IN_FLIGHT, Math.floor(MAX_UNSENT / size)));
   }
 
   /** Back-pressure: wait while {@linkcode #full}. Called only then: no promise per batch. */
@@ -204,7 +226,12 @@ export class ProxyConnection implements ReplySink {
       if (auth && !auth.authenticated) {
         if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
       }
+      let paused = false;
       while (this.#closeAt < 0 && rb.settle()) {
+        if (this.#full()) { // within a read too: each request may bring a large reply
+          paused = true;
+          break;
+        }
         const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
         if (used === 0) break;
         if (used === PARSE_CLOSE) {
@@ -218,6 +245,7 @@ export class ProxyConnection implements ReplySink {
         else if (req.swallowLine) rb.skipLine();
       }
       if (this.#full()) await this.#room();
+      filled = paused; // the rest of this read is parsed before reading more
     }
   }
 
@@ -252,7 +280,12 @@ export class ProxyConnection implements ReplySink {
       let transmitted = this.#next, count = 0, group = REQS_PER_EVENT + 1;
       this.#hold = this.#next;
       this.#queued.clear();
+      let paused = false;
       while (this.#closeAt < 0 && rb.settle()) {
+        if (this.#full()) { // within a read too: each request may bring a large reply
+          paused = true;
+          break;
+        }
         const used = parseBinaryRequest(rb.buf, rb.start, rb.end, req, this.#maxValue, permits);
         if (used === 0) break;
         if (used === PARSE_CLOSE) {
@@ -283,6 +316,7 @@ export class ProxyConnection implements ReplySink {
       this.#hold = Infinity;
       this.#drain();
       if (this.#full()) await this.#room();
+      filled = paused;
     }
   }
 
@@ -306,6 +340,12 @@ export class ProxyConnection implements ReplySink {
 
   fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
     if (this.#closed) return;
+    if (reply instanceof Uint8Array) this.#sized(reply.length);
+    else {
+      let n = 0;
+      for (const p of reply) n += p.length;
+      this.#sized(n);
+    }
     this.#slots[ticket - this.#slotBase()] = reply;
     // After a bad magic byte the head waits for the last reply (see #cut).
     if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
@@ -313,6 +353,7 @@ export class ProxyConnection implements ReplySink {
 
   fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
     if (this.#closed) return;
+    this.#sized(length);
     if (ticket !== this.#head || ticket >= this.#hold) {
       this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
       if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
@@ -328,6 +369,7 @@ export class ProxyConnection implements ReplySink {
   reply(bytes: Uint8Array): void {
     if (this.#closed) return;
     if (this.#head === this.#next && this.#hold === Infinity) {
+      this.#sized(bytes.length);
       this.#sink().bytes(bytes);
       this.#schedule();
       return;
@@ -402,7 +444,7 @@ export class ProxyConnection implements ReplySink {
 
   #wake(): void {
     const d = this.#drained;
-    if (d !== undefined && this.#next - this.#head <= MAX_IN_FLIGHT / 2) {
+    if (d !== undefined && this.#next - this.#head <= this.#window / 2) {
       this.#drained = undefined;
       d();
     }

@@ -505,6 +505,11 @@ export class Store {
    * flush_all: delay 0 frees every item now; delay > 0 invalidates items
    * stored or updated before now + delay once that time comes (lazily).
    */
+  /** A delayed flush_all's time (clock seconds; memcached's oldest_live), 0 when none is pending. */
+  get oldestLive(): number {
+    return this.#ctl[I_OLDEST_LIVE];
+  }
+
   flush(delaySeconds: number): void {
     if (delaySeconds > 0) {
       this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
