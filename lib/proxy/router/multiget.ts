@@ -54,9 +54,11 @@ const spareTables: Int32Array[] = [];
 const spareArenas: Uint8Array[] = [];
 const SPARES = 16;
 const SPARE_ARENAS = 8;
-/** A new arena's size; arenas up to {@linkcode ARENA_KEEP} go back to the spares. */
-const ARENA_INITIAL = 65536;
+/** The smallest arena made; arenas up to {@linkcode ARENA_KEEP} go back to the spares. */
+const ARENA_MIN = 4096;
 const ARENA_KEEP = 262144;
+/** A multi-get's arena before its first reply: none is held while it waits. */
+const NO_ARENA = new Uint8Array(0);
 /** Runs of blocks shorter than this are copied by hand (a native call costs more). */
 const SHORT_RUN = 16;
 
@@ -69,12 +71,23 @@ function takeTable(n: number): Int32Array {
   return v;
 }
 
-/** `buf` grown (a copy of its first `used` bytes) to hold at least `n` bytes. */
+/**
+ * An arena for at least `n` bytes with the first `used` bytes of `buf`: a
+ * spare when `buf` is still empty and a spare is large enough, else a new
+ * one of twice the size (at least {@linkcode ARENA_MIN}).
+ */
 function grown(buf: Uint8Array, used: number, n: number): Uint8Array {
-  let size = buf.length * 2;
+  if (buf.length === 0) {
+    const spare = spareArenas.pop();
+    if (spare !== undefined) {
+      if (spare.length >= n) return spare;
+      spareArenas.push(spare);
+    }
+  }
+  let size = Math.max(buf.length * 2, ARENA_MIN);
   while (size < n) size *= 2;
   const next = new Uint8Array(size);
-  next.set(buf.subarray(0, used));
+  if (used > 0) next.set(buf.subarray(0, used));
   return next;
 }
 
@@ -220,7 +233,7 @@ class MultiGet {
    * The servers' replies, one after the other as they came, then the
    * client's reply once assembled; {@linkcode #used} bytes are taken.
    */
-  #arena: Uint8Array;
+  #arena: Uint8Array = NO_ARENA;
   #used = 0;
   /** Per key: its VALUE block's start and end in the arena; end 0 = no hit. */
   readonly #blockStart: Int32Array;
@@ -255,7 +268,6 @@ class MultiGet {
     this.#blockEnd = perKey.subarray(4 * n);
     this.#servers = core.servers;
     this.#ticket = ticket;
-    this.#arena = spareArenas.pop() ?? new Uint8Array(ARENA_INITIAL);
     this.#failed = dirty ?? new Uint8Array(n);
     this.#anyFailed = dirty !== null;
   }
@@ -361,7 +373,8 @@ class MultiGet {
   /** Done: the table and the arena go back to the spares. */
   #release(): void {
     const arena = this.#arena;
-    if (arena.length <= ARENA_KEEP && spareArenas.length < SPARE_ARENAS) spareArenas.push(arena);
+    const keep = arena.length > 0 && arena.length <= ARENA_KEEP;
+    if (keep && spareArenas.length < SPARE_ARENAS) spareArenas.push(arena);
     if (spareTables.length < SPARES) spareTables.push(new Int32Array(this.#keyStart.buffer));
   }
 
