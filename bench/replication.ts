@@ -1,8 +1,15 @@
 /**
  * Cost and behaviour of `serve --replicate`: memcaslap throughput of a
- * replicated node against a single serve (same run, alternating),
- * replication lag under that load, full-copy rate, and how fast the
+ * replicated node (a pair's, a 3-member group's) against a single serve
+ * (same run, alternating), replication lag, full-copy rate, and how fast the
  * survivor takes over the replication port after kill -9 and after a hang.
+ *
+ * Lag is what a client sees: from its receipt of STORED for a fresh key on
+ * the writer to its first `mg` hit on the peer (see probeLag). It is
+ * measured in a run of its own while memcaslap loads the writer, then with
+ * no load; with the loaded figure go the servers' run-queue waits (time
+ * their threads were runnable but had no core), since on a 2-core machine
+ * shared with memcaslap the tail is mostly that.
  * @module
  */
 
@@ -96,17 +103,79 @@ function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 }
 
+/** "p50 a ms, p99 b ms, max c ms" of lag samples. */
+function lagText(xs: number[]): string {
+  return `p50 ${percentile(xs, 0.5).toFixed(2)} ms, p99 ${
+    percentile(xs, 0.99).toFixed(2)
+  } ms, max ${Math.max(...xs).toFixed(2)} ms`;
+}
+
 /**
- * Write a fresh key on A, then poll B until it shows: milliseconds from
- * A's STORED to the first hit on B, `count` times, while `busy` holds.
+ * Milliseconds that the threads of `pids` spent running, and runnable but
+ * waiting for a core (the scheduler's run queue), so far: the sums of
+ * /proc/<pid>/task/<tid>/schedstat's first two fields. Linux only.
+ */
+function schedTimes(pids: number[]): { run: number; wait: number } {
+  let run = 0, wait = 0;
+  for (const pid of pids) {
+    try {
+      for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+        const f = Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ");
+        run += Number(f[0]) / 1e6;
+        wait += Number(f[1]) / 1e6;
+      }
+    } catch { /* exited, or no schedstat */ }
+  }
+  return { run, wait };
+}
+
+/**
+ * Lag from member `from` to each of `to` while memcaslap loads `from` (a run
+ * of its own: the probes' connections would weigh on a throughput figure),
+ * with the servers' run-queue wait meanwhile, then with no load at all.
+ */
+async function lagRuns(
+  ctx: BenchContext,
+  cfg: string,
+  from: ProcessHandle,
+  to: ProcessHandle[],
+  probes: number,
+): Promise<{ loaded: number[][]; idle: number[][]; sched: string }> {
+  const pids = [from, ...to].map((n) => n.pid);
+  const slap = memcaslap(from.port, ctx.seconds, cfg);
+  await new Promise((r) => setTimeout(r, 500));
+  const s0 = schedTimes(pids), t0 = performance.now();
+  const loaded = await Promise.all(to.map((n) => probeLag(from.port, n.port, probes)));
+  const s1 = schedTimes(pids), secs = (performance.now() - t0) / 1000;
+  await slap;
+  const idle = await Promise.all(to.map((n) => probeLag(from.port, n.port, 100)));
+  const sched = `the ${pids.length} servers' threads ran ${
+    ((s1.run - s0.run) / secs).toFixed(0)
+  } ms and waited for a core ${((s1.wait - s0.wait) / secs).toFixed(0)} ms per second of probing`;
+  return { loaded, idle, sched };
+}
+
+/** Connections a probe writes through, in turn. */
+const PROBE_WRITERS = 4;
+
+/**
+ * Write a fresh key on A, then poll B until it shows: milliseconds from the
+ * client's receipt of A's STORED to its first hit on B (so the figure is
+ * what a client sees: it includes one `mg` round trip of polling on B, and
+ * no part of the write before STORED), `count` times, 5 ms apart. The
+ * writes go through {@linkcode PROBE_WRITERS} connections in turn: with
+ * serve threads each connection lands on one thread (SO_REUSEPORT), and a
+ * single one would measure only the main thread's path or only a worker's.
  */
 async function probeLag(aPort: number, bPort: number, count: number): Promise<number[]> {
-  const ca = await connect(aPort), cb = await connect(bPort);
+  const writers: TestConn[] = [];
+  for (let i = 0; i < PROBE_WRITERS; i++) writers.push(await connect(aPort));
+  const cb = await connect(bPort);
   const lags: number[] = [];
   try {
     for (let i = 0; i < count; i++) {
       const key = `lagprobe:${i}:${Date.now()}`;
-      const reply = await ca.request(`set ${key} 0 0 1\r\nx\r\n`);
+      const reply = await writers[i % PROBE_WRITERS].request(`set ${key} 0 0 1\r\nx\r\n`);
       if (reply !== "STORED\r\n") throw new Error(`probe set: ${reply}`);
       const t0 = performance.now();
       while (!(await hit(cb, key))) {
@@ -116,7 +185,7 @@ async function probeLag(aPort: number, bPort: number, count: number): Promise<nu
       await new Promise((r) => setTimeout(r, 5));
     }
   } finally {
-    await Promise.all([ca.close(), cb.close()]);
+    await Promise.all([...writers.map((c) => c.close()), cb.close()]);
   }
   return lags;
 }
@@ -150,13 +219,12 @@ export const replication: Section = {
     if (why) return why;
     const results: Result[] = [];
     const cfg = await slapConfig();
-    // 1. Throughput on a replicated node against a single one, alternating; lag probed under load.
+    // 1. Throughput on a replicated node against a single one, alternating; then lag.
     const single = await startMemrep(["serve", ...FLAGS]);
     let pair: [ProcessHandle, ProcessHandle] | undefined;
     try {
       pair = await startPair();
       const [a, b] = pair;
-      let lags: number[] = [];
       const samples = await alternate(ctx, [
         {
           name: "single",
@@ -164,13 +232,7 @@ export const replication: Section = {
         },
         {
           name: "replicated",
-          measure: async () => {
-            const slap = memcaslap(a.port, ctx.seconds, cfg);
-            await new Promise((r) => setTimeout(r, 500));
-            const probe = await probeLag(a.port, b.port, Math.max(50, ctx.seconds * 40));
-            lags = lags.concat(probe);
-            return (await slap).tps;
-          },
+          measure: async () => (await memcaslap(a.port, ctx.seconds, cfg)).tps,
         },
       ]);
       const r = median(samples.get("replicated")!), s = median(samples.get("single")!);
@@ -186,15 +248,18 @@ export const replication: Section = {
             sb.get("repl_changes_ignored")
           })`,
       });
+      const lag = await lagRuns(ctx, cfg, a, [b], Math.max(50, ctx.seconds * 40));
+      const lags = lag.loaded[0];
       results.push({
         name: "replication lag p50 (ms)",
         value: percentile(lags, 0.5),
-        detail: `STORED on A → visible on B, ${lags.length} probes during memcaslap load`,
+        detail: `client sees STORED from A → its mg hits on B, ${lags.length} probes while ` +
+          `memcaslap loads A (a run of its own); ${lag.sched}`,
       });
       results.push({
         name: "replication lag p99 (ms)",
         value: percentile(lags, 0.99),
-        detail: `max ${Math.max(...lags).toFixed(2)} ms`,
+        detail: `${lagText(lags)}; with no load: ${lagText(lag.idle[0])}`,
       });
     } finally {
       await Promise.all([single.stop(), pair?.[0].stop(), pair?.[1].stop()]);
@@ -224,14 +289,13 @@ export const replication: Section = {
       await Promise.all([a.stop(), b?.stop()]);
     }
 
-    // 3. One member of a 3-member group against a single serve, alternating.
+    // 3. One member of a 3-member group against a single serve, alternating; then lag to each peer.
     const cfg3 = await slapConfig();
     const single3 = await startMemrep(["serve", ...FLAGS]);
     let group: ProcessHandle[] | undefined;
     try {
       group = await startGroup(3);
       const [member, peer1, peer2] = group;
-      const lag1: number[] = [], lag2: number[] = [];
       const samples = await alternate(ctx, [
         {
           name: "single",
@@ -242,17 +306,7 @@ export const replication: Section = {
           measure: async () => (await memcaslap(member.port, ctx.seconds, cfg3)).tps,
         },
       ]);
-      // Lag in a run of its own: the probes' connections would weigh on the throughput figure.
-      const slap = memcaslap(member.port, ctx.seconds, cfg3);
-      await new Promise((r) => setTimeout(r, 500));
-      const probes = Math.max(50, ctx.seconds * 20);
-      const [l1, l2] = await Promise.all([
-        probeLag(member.port, peer1.port, probes),
-        probeLag(member.port, peer2.port, probes),
-      ]);
-      lag1.push(...l1);
-      lag2.push(...l2);
-      await slap;
+      const lag = await lagRuns(ctx, cfg3, member, [peer1, peer2], Math.max(50, ctx.seconds * 20));
       const m = median(samples.get("member")!), s = median(samples.get("single")!);
       results.push({
         name: "3-member group member/single throughput ratio",
@@ -260,15 +314,16 @@ export const replication: Section = {
         detail: `member ${fmt(m)} TPS, single serve ${fmt(s)} TPS (median of ${ctx.rounds} ` +
           `alternating ${ctx.seconds} s memcaslap 90/10 runs; each member sends its writes to 2 peers)`,
       });
-      for (const [i, lags] of [[1, lag1], [2, lag2]] as const) {
+      for (const i of [1, 2]) {
+        const lags = lag.loaded[i - 1];
         results.push({
           name: `3-member group lag to member ${i} p99 (ms)`,
           value: percentile(lags, 0.99),
-          detail: `p50 ${percentile(lags, 0.5).toFixed(2)} ms, p99 ${
-            percentile(lags, 0.99).toFixed(2)
-          } ms, max ${
-            Math.max(...lags).toFixed(2)
-          } ms (STORED on member 0 → visible on member ${i}, ${lags.length} probes under load; value is p99)`,
+          detail: `${
+            lagText(lags)
+          } (client sees STORED from member 0 → its mg hits on member ${i}, ${lags.length} probes under load, both peers probed at once; value is p99); with no load: ${
+            lagText(lag.idle[i - 1])
+          }${i === 2 ? `; ${lag.sched}` : ""}`,
         });
       }
     } finally {

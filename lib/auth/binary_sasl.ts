@@ -6,7 +6,7 @@
  * @module
  */
 
-import { BINARY_STATUS_TEXT, BinaryStatus } from "../protocol/mod.ts";
+import { BINARY_STATUS_TEXT, type BinaryRequest, BinaryStatus } from "../protocol/mod.ts";
 import { SASL_MAX_MECH_LENGTH } from "./authenticator.ts";
 import type { AuthSession } from "./session.ts";
 
@@ -55,6 +55,17 @@ const AUTH_FAILURE = enc.encode(BINARY_STATUS_TEXT[BinaryStatus.AUTH_ERROR]);
  * (Data too large for memcached's SASL item never gets here: the binary
  * parser answers it, 0x82 "Out of memory".)
  */
+/** {@linkcode binarySasl} for a parsed request (its opcode, extras length, key and value). */
+export function binarySaslRequest(session: AuthSession | null, req: BinaryRequest): SaslAction {
+  return binarySasl(
+    session,
+    req.opcode,
+    req.extlen,
+    req.keyBuf.subarray(req.keyStart, req.keyEnd),
+    req.buf.subarray(req.dataStart, req.dataEnd),
+  );
+}
+
 export function binarySasl(
   session: AuthSession | null,
   opcode: number,

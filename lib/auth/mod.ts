@@ -22,12 +22,14 @@ export {
 export {
   binaryRefusal,
   binarySasl,
+  binarySaslRequest,
   type SaslAction,
   SaslOpcode,
   STATUS_EINVAL,
   STATUS_UNKNOWN_COMMAND,
 } from "./binary_sasl.ts";
 export {
+  type AuthFileParse,
   checkCredentials,
   checkPwdb,
   constantTimeEqual,

@@ -54,7 +54,7 @@ const READ_BUFFER = 16384;
 const SASL_IDLE = 0, SASL_WAITING = 1, SASL_STARTED = 2;
 
 /** Returned by {@linkcode AuthSession.readText}: close the connection. */
-export const AUTH_CLOSE = -1;
+export const AUTH_CLOSE: number = -1;
 
 /** The authentication state of one client connection. */
 export class AuthSession {

@@ -28,6 +28,8 @@ export interface MemcachedNumbers {
   idleTimeout: number;
   /** -o read_buf_mem_limit in bytes (0 = none). */
   readBufMemLimit: number;
+  /** -o slab_chunk_max in bytes (524288 unless given). */
+  slabChunkMax: number;
   /** Warnings memcached prints and goes on (-t over 64). */
   warnings: string[];
 }
@@ -307,6 +309,7 @@ export function memcachedNumbers(t: MemcachedFlagTexts): MemcachedNumbers {
     reqsPerEvent,
     idleTimeout: st.idleTimeout,
     readBufMemLimit: st.readBufMemLimit,
+    slabChunkMax: chunkMax,
     warnings,
   };
 }

@@ -4,16 +4,18 @@
  * @module
  */
 
-import { carveCopy, decodeAscii, parseDecimalBigInt } from "../protocol/bytes.ts";
 import {
+  carveCopy,
+  decodeAscii,
   isErrorKind,
   Item,
   ITEM_STRIDE,
+  parseDecimalBigInt,
   REPLY_KIND_NAME,
   ReplyKind,
   type ReplyKindCode,
   type ReplyParser,
-} from "../protocol/response.ts";
+} from "../protocol/mod.ts";
 
 const utf8 = new TextDecoder();
 

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { decodeAscii } from "../protocol/bytes.ts";
+import { decodeAscii } from "../protocol/mod.ts";
 import { type CopySummary, Progress } from "./progress.ts";
 import {
   CopyError,

@@ -13,9 +13,15 @@ import {
   type Reply,
   ReplyKind,
 } from "../client/mod.ts";
-import { base64Encode, base64Length, MAX_KEY_LENGTH } from "../protocol/keys.ts";
-import { ascii, carveCopy, decodeAscii } from "../protocol/bytes.ts";
-import { Op } from "../protocol/ops.ts";
+import {
+  ascii,
+  base64Encode,
+  base64Length,
+  carveCopy,
+  decodeAscii,
+  MAX_KEY_LENGTH,
+  Op,
+} from "../protocol/mod.ts";
 import { errorText } from "../transport/mod.ts";
 import { type ByteSource, DumpReader } from "./dump_format.ts";
 

@@ -11,8 +11,7 @@ import {
   type FrameHandler,
   ReplyKind,
 } from "../client/mod.ts";
-import { ascii, decodeAscii, writeUint } from "../protocol/bytes.ts";
-import { Op } from "../protocol/ops.ts";
+import { ascii, decodeAscii, Op, writeUint } from "../protocol/mod.ts";
 import { errorText } from "../transport/mod.ts";
 import { type ByteSink, DumpWriter } from "./dump_format.ts";
 import {

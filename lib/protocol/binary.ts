@@ -14,7 +14,7 @@
 
 import { MAX_KEY_LENGTH } from "./keys.ts";
 import { Op, type OpCode } from "./ops.ts";
-import { PARSE_CLOSE, Request } from "./parser.ts";
+import { PARSE_CLOSE, Request } from "./request.ts";
 import type { Writer } from "./writer.ts";
 
 /** First byte of every request packet (the `-B auto` switch looks at it). */

@@ -5,7 +5,8 @@
  */
 
 export { Op, type OpCode } from "./ops.ts";
-export { PARSE_CLOSE, parseRequest, Request, tokenizeReplLine } from "./parser.ts";
+export { parseRequest, tokenizeReplLine } from "./parser.ts";
+export { PARSE_CLOSE, Request } from "./request.ts";
 export {
   BINARY_PROTOCOL_VERSION,
   PROTOCOL_VERSION,
@@ -38,22 +39,23 @@ export {
   carveCopy,
   decodeAscii,
   isSpace,
+  LF,
+  parseDecimal,
+  parseDecimalBigInt,
   parseI32,
   parseU32,
   parseU64,
   writeUint,
 } from "./bytes.ts";
 export { base64Decode, base64Encode, base64Length, MAX_KEY_LENGTH } from "./keys.ts";
+export { type DumpEntry, parseDumpEntry, urlDecodeBytes } from "./dump_entry.ts";
 export {
-  type DumpEntry,
   isErrorKind,
   Item,
   ITEM_STRIDE,
   NO_TTL,
-  parseDumpEntry,
   REPLY_KIND_NAME,
   ReplyKind,
   type ReplyKindCode,
-  ReplyParser,
-  urlDecodeBytes,
-} from "./response.ts";
+} from "./reply_kind.ts";
+export { ReplyParser } from "./response.ts";

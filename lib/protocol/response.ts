@@ -33,7 +33,6 @@
 import {
   ascii,
   bytesEqual,
-  carve,
   CR,
   decodeAscii,
   indexOfLf,
@@ -46,85 +45,14 @@ import {
   startsWith,
 } from "./bytes.ts";
 import { Op, type OpCode } from "./ops.ts";
-
-/** What a reply frame is. */
-export const ReplyKind = {
-  /** Not parsed yet, or the last frame was invalid. */
-  NONE: 0,
-  /** get-family reply: `VALUE` items then `END` (0 items: all misses). */
-  VALUES: 1,
-  STORED: 2,
-  NOT_STORED: 3,
-  EXISTS: 4,
-  NOT_FOUND: 5,
-  DELETED: 6,
-  TOUCHED: 7,
-  OK: 8,
-  /** incr/decr result; the digits are `textStart..textEnd`. */
-  NUMBER: 9,
-  /** `STAT` lines (or other lines, e.g. `stats cachedump`) then `END`. */
-  STATS: 10,
-  /** `VERSION <text>`; the text is `textStart..textEnd`. */
-  VERSION: 11,
-  /** Meta value: `VA <size> <flags>*` and its data block. */
-  VA: 12,
-  HD: 13,
-  NS: 14,
-  EX: 15,
-  NF: 16,
-  EN: 17,
-  MN: 18,
-  /** Meta debug `ME <key> <k>=<v>*`; the rest of the line is `textStart..textEnd`. */
-  ME: 19,
-  ERROR: 20,
-  CLIENT_ERROR: 21,
-  SERVER_ERROR: 22,
-  /** `lru_crawler metadump` lines then `END`; each line is an item (key range = line). */
-  DUMP: 23,
-  /** One non-final line of a dump (only from {@linkcode ReplyParser.parseDumpLine}). */
-  DUMP_LINE: 24,
-  /** `BUSY <text>` (lru_crawler). */
-  BUSY: 25,
-  /** `BADCLASS <text>` (lru_crawler). */
-  BADCLASS: 26,
-  /** `RESET` (stats reset). */
-  RESET: 27,
-  /** A line memrep does not know, accepted only for requests whose reply is free-form. */
-  LINE: 28,
-} as const;
-
-/** One of the values of {@linkcode ReplyKind}. */
-export type ReplyKindCode = typeof ReplyKind[keyof typeof ReplyKind];
-
-/** Names of reply kinds, for messages. */
-export const REPLY_KIND_NAME: readonly string[] = Object.keys(ReplyKind);
-
-/** True for `ERROR`, `CLIENT_ERROR` and `SERVER_ERROR`. */
-export function isErrorKind(kind: number): boolean {
-  return kind >= ReplyKind.ERROR && kind <= ReplyKind.SERVER_ERROR;
-}
-
-/**
- * Layout of one item in {@linkcode ReplyParser.items}: `ITEM_STRIDE` numbers
- * per item, at these offsets. VALUE items fill all; STAT lines fill KEY (the
- * name) and DATA (the value); dump lines fill KEY (the whole line).
- * CAS_START is -1 when the item has no CAS.
- */
-export const Item = {
-  KEY_START: 0,
-  KEY_END: 1,
-  FLAGS: 2,
-  DATA_START: 3,
-  DATA_END: 4,
-  CAS_START: 5,
-  CAS_END: 6,
-} as const;
-
-/** Numbers per item in {@linkcode ReplyParser.items}. */
-export const ITEM_STRIDE = 8;
-
-/** {@linkcode ReplyParser.ttl} when the reply carried no `t` flag. */
-export const NO_TTL: number = -2;
+import {
+  isErrorKind,
+  Item,
+  ITEM_STRIDE,
+  NO_TTL,
+  ReplyKind,
+  type ReplyKindCode,
+} from "./reply_kind.ts";
 
 /** Longest reply line accepted without its `\n` before the stream is declared broken. */
 export const MAX_LINE = 65536;
@@ -338,8 +266,10 @@ export class ReplyParser {
     switch (buf[s]) {
       case 0x45: // E
         if (bytesEqual(buf, s, e, W_END)) kind = ReplyKind.NONE;
-        else if (n === 2 && buf[s + 1] === 0x4e) kind = ReplyKind.EN;
-        else if (n >= 2 && buf[s + 1] === 0x58 && (n === 2 || buf[s + 2] === SP)) {
+        else if (n >= 2 && buf[s + 1] === 0x4e && (n === 2 || buf[s + 2] === SP)) {
+          kind = ReplyKind.EN; // a miss echoes the O and k flags: "EN Oabc kfoo"
+          line.text = Math.min(e, s + 3);
+        } else if (n >= 2 && buf[s + 1] === 0x58 && (n === 2 || buf[s + 2] === SP)) {
           kind = ReplyKind.EX;
           line.text = s + 3;
         } else if (bytesEqual(buf, s, e, W_EXISTS)) kind = ReplyKind.EXISTS;
@@ -634,16 +564,7 @@ export class ReplyParser {
         if (buf[next - 2] !== CR || buf[next - 1] !== LF) {
           return this.#invalid(buf, pos, e, "VALUE data block not ended by \\r\\n");
         }
-        this.#ensureItems(count);
-        const it = this.items;
-        const b = count * ITEM_STRIDE;
-        it[b] = keyStart;
-        it[b + 1] = keyEnd;
-        it[b + 2] = flags;
-        it[b + 3] = dataStart;
-        it[b + 4] = dataStart + size;
-        it[b + 5] = casStart;
-        it[b + 6] = casEnd;
+        this.#putItem(count, keyStart, keyEnd, flags, dataStart, size, casStart, casEnd);
         count++;
         pos = next;
         continue;
@@ -778,6 +699,21 @@ export class ReplyParser {
     const next = dataStart + size + 2;
     if (next > end) return 0;
     if (buf[next - 2] !== CR || buf[next - 1] !== LF) return -1;
+    this.#putItem(count, keyStart, keyEnd, flags, dataStart, size, casStart, casEnd);
+    return next;
+  }
+
+  /** Records VALUE item `count` (growing the table as needed). */
+  #putItem(
+    count: number,
+    keyStart: number,
+    keyEnd: number,
+    flags: number,
+    dataStart: number,
+    size: number,
+    casStart: number,
+    casEnd: number,
+  ): void {
     this.#ensureItems(count);
     const it = this.items;
     const b = count * ITEM_STRIDE;
@@ -788,7 +724,6 @@ export class ReplyParser {
     it[b + 4] = dataStart + size;
     it[b + 5] = casStart;
     it[b + 6] = casEnd;
-    return next;
   }
 
   #saveProgress(op: OpCode, start: number, pos: number, count: number): void {
@@ -814,107 +749,3 @@ export class ReplyParser {
     this.#resumeStart += delta;
   }
 }
-
-/** One line of `lru_crawler metadump`, decoded. */
-export interface DumpEntry {
-  /** The key's bytes (URL-decoded). */
-  key: Uint8Array;
-  /** Absolute expiry in unix seconds on the server's clock; -1 or 0: never. */
-  exp: number;
-  /** Last access, unix seconds on the server's clock (-1 when absent). */
-  la: number;
-  /** CAS (0 when absent). */
-  cas: bigint;
-  /** Whether the item was fetched before. */
-  fetch: boolean;
-  /** Slab class (-1 when absent). */
-  cls: number;
-  /** Item size in memory (-1 when absent). */
-  size: number;
-}
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x41 && c <= 0x46) return c - 0x37;
-  if (c >= 0x61 && c <= 0x66) return c - 0x57;
-  return -1;
-}
-
-/**
- * URL-decodes `buf[start, end)` (`%XX` escapes; `+` is kept as is, since
- * memcached escapes it) into fresh bytes (see {@linkcode carve}); undefined
- * when malformed.
- */
-export function urlDecodeBytes(
-  buf: Uint8Array,
-  start: number,
-  end: number,
-): Uint8Array | undefined {
-  let n = 0;
-  for (let i = start; i < end; i++) {
-    if (buf[i] === 0x25) i += 2;
-    n++;
-  }
-  // Dumps hold millions of keys: carved views, not an allocation each.
-  const out = carve(n);
-  let o = 0;
-  for (let i = start; i < end; i++) {
-    const c = buf[i];
-    if (c === 0x25) {
-      if (i + 2 >= end) return undefined;
-      const h = hexValue(buf[i + 1]), l = hexValue(buf[i + 2]);
-      if (h < 0 || l < 0) return undefined;
-      out[o++] = (h << 4) | l;
-      i += 2;
-    } else out[o++] = c;
-  }
-  return out;
-}
-
-/**
- * Decodes one metadump line `key=<urlenc> exp=<n> la=<n> cas=<n> fetch=<yes|no>
- * cls=<n> size=<n>` (unknown fields are ignored, so newer servers work).
- * Returns undefined when there is no valid `key=`.
- */
-export function parseDumpEntry(buf: Uint8Array, start: number, end: number): DumpEntry | undefined {
-  let key: Uint8Array | undefined;
-  const entry: DumpEntry = {
-    key: EMPTY,
-    exp: -1,
-    la: -1,
-    cas: 0n,
-    fetch: false,
-    cls: -1,
-    size: -1,
-  };
-  // One pass over the bytes: a per-field indexOf costs more than the scan itself.
-  let i = start;
-  while (i < end) {
-    let eq = i;
-    while (eq < end && buf[eq] !== 0x3d && buf[eq] !== SP) eq++;
-    if (eq === end || buf[eq] === SP) {
-      i = eq + 1; // a token without "=": skipped
-      continue;
-    }
-    const v = eq + 1;
-    let sp = v;
-    while (sp < end && buf[sp] !== SP) sp++;
-    const nameLen = eq - i;
-    const c0 = buf[i];
-    if (nameLen === 3 && c0 === 0x6b) key = urlDecodeBytes(buf, v, sp); // key
-    else if (nameLen === 3 && c0 === 0x65) entry.exp = parseSignedDecimal(buf, v, sp); // exp
-    else if (nameLen === 2 && c0 === 0x6c) entry.la = parseSignedDecimal(buf, v, sp); // la
-    else if (nameLen === 3 && c0 === 0x63 && buf[i + 1] === 0x61) { // cas
-      entry.cas = parseDecimalBigInt(buf, v, sp) ?? 0n;
-    } else if (nameLen === 5 && c0 === 0x66) entry.fetch = buf[v] === 0x79; // fetch=yes
-    else if (nameLen === 3 && c0 === 0x63) entry.cls = parseSignedDecimal(buf, v, sp); // cls
-    else if (nameLen === 4 && c0 === 0x73) entry.size = parseSignedDecimal(buf, v, sp); // size
-    i = sp + 1;
-  }
-  if (key === undefined || key.length === 0) return undefined;
-  if (Number.isNaN(entry.exp)) entry.exp = -1;
-  entry.key = key;
-  return entry;
-}
-
-const EMPTY = new Uint8Array(0);

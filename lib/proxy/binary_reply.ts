@@ -15,6 +15,8 @@ import {
   BinaryStatus,
   carveCopy,
   type OpCode,
+  parseDecimal,
+  parseDecimalBigInt,
   ReplyKind,
   ReplyParser,
   writeBinaryHeader,
@@ -23,7 +25,6 @@ import {
   writeBinaryU64,
   Writer,
 } from "../protocol/mod.ts";
-import { parseDecimal, parseDecimalBigInt } from "../protocol/bytes.ts";
 import type { ReplySink } from "./router/mod.ts";
 
 /** No reply: a quiet command's success (or getq's miss). */
@@ -235,6 +236,7 @@ export class TouchPair {
   /** Frames the read-back's miss (its sink). */
   #miss: (() => Uint8Array | readonly Uint8Array[]) | undefined;
 
+  /** A pair whose one reply goes to `conn`. */
   constructor(conn: ReplySink) {
     this.#conn = conn;
   }
@@ -280,11 +282,14 @@ export class BinaryReplySink implements ReplySink {
   readonly opcode: number;
   /** Loud opcode. */
   readonly command: number;
+  /** Echoed in the reply. */
   readonly opaque: number;
+  /** A quiet opcode: success is not answered. */
   readonly quiet: boolean;
   /** The key, for replies that carry it (getk, gatk). */
   readonly key: Uint8Array | null;
 
+  /** The sink for `req`, framing with `framer` into `conn`. */
   constructor(
     framer: BinaryFramer,
     conn: ReplySink,

@@ -67,6 +67,8 @@ export class Ketama implements Distribution {
    * (rarely more than a step) instead of a binary search over every point.
    */
   readonly #firstInSlice: Uint32Array;
+  /** Where the keys of recent multi-gets went (made by the first one; a new ring starts empty). */
+  #cache: PlacementCache | null = null;
 
   /** Build the ring for the servers in their configured order. */
   constructor(servers: readonly RingServer[]) {
@@ -108,7 +110,11 @@ export class Ketama implements Distribution {
     return this.serverAt(digest[0]);
   }
 
-  /** {@linkcode pick} for many keys: short ones are hashed four at a time (md5x4). */
+  /**
+   * {@linkcode pick} for many keys: a key seen lately is found in the
+   * placement cache, the others are hashed four at a time (md5x4) and kept
+   * there.
+   */
   pickMany(
     buf: Uint8Array,
     starts: Int32Array,
@@ -117,6 +123,7 @@ export class Ketama implements Distribution {
     n: number,
     out: Int32Array,
   ): void {
+    const cache = this.#cache ??= new PlacementCache();
     let q = 0;
     for (let i = 0; i < n; i++) {
       const s = starts[from + i], e = ends[from + i];
@@ -124,15 +131,28 @@ export class Ketama implements Distribution {
         out[i] = this.pick(buf, s, e);
         continue;
       }
+      const at = cache.find(buf, s, e);
+      if (at >= 0) {
+        out[i] = at;
+        continue;
+      }
       lanes[2 * q] = s;
       lanes[2 * q + 1] = e;
       laneKey[q] = i;
       if (++q < 4) continue;
       md5x4(buf, lanes, firstWords);
-      for (let l = 0; l < 4; l++) out[laneKey[l]] = this.serverAt(firstWords[l]);
+      for (let l = 0; l < 4; l++) {
+        const o = this.serverAt(firstWords[l]);
+        out[laneKey[l]] = o;
+        cache.keep(buf, lanes[2 * l], lanes[2 * l + 1], o);
+      }
       q = 0;
     }
-    for (let l = 0; l < q; l++) out[laneKey[l]] = this.pick(buf, lanes[2 * l], lanes[2 * l + 1]);
+    for (let l = 0; l < q; l++) {
+      const o = this.pick(buf, lanes[2 * l], lanes[2 * l + 1]);
+      out[laneKey[l]] = o;
+      cache.keep(buf, lanes[2 * l], lanes[2 * l + 1], o);
+    }
   }
 
   /** The server of the first point at or after `hash`, wrapping around. */
@@ -166,4 +186,79 @@ export class Modula implements Distribution {
     }
     return (h & 0x7fffffff) % this.#n;
   }
+}
+
+/** Sets of the placement cache (a power of two), two keys each. */
+const CACHE_SETS = 4096;
+/** Keys longer than this are not kept (they are hashed every time). */
+const CACHE_KEY = 48;
+
+/**
+ * Key → server index of one ring, for the keys of recent multi-gets: a
+ * fixed table of {@linkcode CACHE_SETS} sets of two keys (about 400 KB),
+ * found by a cheap hash of the key's bytes and checked byte for byte, so a
+ * hot key is placed without its md5. A ring is never changed (a reload or an
+ * ejection builds a new one, with an empty cache), so an entry stays true.
+ */
+class PlacementCache {
+  /** Key bytes per way, {@linkcode CACHE_KEY} apart. */
+  readonly #keys = new Uint8Array(2 * CACHE_SETS * CACHE_KEY);
+  /** Key length per way; 0 is empty (an empty key is never kept). */
+  readonly #lengths = new Uint8Array(2 * CACHE_SETS);
+  readonly #owners = new Uint16Array(2 * CACHE_SETS);
+  /** Per set, the way to replace next (the one not found or kept last). */
+  readonly #victim = new Uint8Array(CACHE_SETS);
+
+  /** The server index kept for `buf[s, e)`, or -1. */
+  find(buf: Uint8Array, s: number, e: number): number {
+    const n = e - s;
+    if (n === 0 || n > CACHE_KEY) return -1;
+    const set = setOf(buf, s, e);
+    const lengths = this.#lengths, keys = this.#keys;
+    for (let way = 0; way < 2; way++) {
+      const slot = 2 * set + way;
+      if (lengths[slot] !== n) continue;
+      const base = slot * CACHE_KEY - s;
+      let i = s;
+      while (i < e && keys[base + i] === buf[i]) i++;
+      if (i === e) {
+        this.#victim[set] = way ^ 1;
+        return this.#owners[slot];
+      }
+    }
+    return -1;
+  }
+
+  /** Keep `buf[s, e)` → `owner`. */
+  keep(buf: Uint8Array, s: number, e: number, owner: number): void {
+    const n = e - s;
+    if (n === 0 || n > CACHE_KEY) return;
+    const set = setOf(buf, s, e);
+    const way = this.#victim[set];
+    const slot = 2 * set + way;
+    this.#victim[set] = way ^ 1;
+    const keys = this.#keys, base = slot * CACHE_KEY - s;
+    for (let i = s; i < e; i++) keys[base + i] = buf[i];
+    this.#lengths[slot] = n;
+    this.#owners[slot] = owner;
+  }
+}
+
+/**
+ * The placement cache's set of `buf[s, e)` (exported for tests): FNV-1a over
+ * 4-byte words, then a murmur-style finish.
+ */
+export function setOf(buf: Uint8Array, s: number, e: number): number {
+  let h = 0x811c9dc5 ^ (e - s);
+  let i = s;
+  for (; i + 4 <= e; i += 4) {
+    h = Math.imul(
+      h ^ (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24)),
+      0x01000193,
+    );
+  }
+  for (; i < e; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h ^= h >>> 13;
+  return h & (CACHE_SETS - 1);
 }

@@ -129,6 +129,7 @@ export function valueBlock(
   return concat(head);
 }
 
+/** The bytes of `parts`, one after the other, in one new array. */
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;

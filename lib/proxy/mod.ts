@@ -8,7 +8,7 @@
 
 export { type Distribution, Ketama, ketamaName, Modula, type RingServer } from "./ketama.ts";
 export { md5 } from "./md5.ts";
-export { Backend, type BackendOptions } from "./pool.ts";
+export { Backend, type BackendOptions, type ReturnInfo } from "./pool.ts";
 export { Next, type ReplySink, Router, type RouterOptions } from "./router/mod.ts";
 export { ttlToExptime } from "./lines.ts";
 export { ProxyServer, type ProxyServerOptions } from "./server.ts";

@@ -25,8 +25,7 @@
  */
 
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { decodeAscii, Request, tokenizeReplLine } from "../protocol/mod.ts";
-import { parseDecimal } from "../protocol/bytes.ts";
+import { decodeAscii, parseDecimal, Request, tokenizeReplLine } from "../protocol/mod.ts";
 import { errorText } from "../transport/mod.ts";
 import { parseVersion } from "./stream.ts";
 import { deriveLinkKeys, type LinkKeys } from "./seal.ts";
@@ -258,11 +257,10 @@ async function run(
   const secret = ctx.secret;
   const keys = (): LinkKeys | null =>
     secret ? deriveLinkKeys(secret, greetings, role === "connect") : null;
-
-  if (role === "connect") {
-    const mine = stateLine(ctx.state(peerNode));
-    const proofC = proof(secret, `connect\n${greetings}\n${mine}`);
-    await send(`${mine}\r\nAUTH ${proofC}\r\n`);
+  // Either side reads the other's STATE line, then its AUTH proof.
+  const readStateAndProof = async (): Promise<
+    { st: string[]; peer: StreamState; theirProof: string } | HandshakeResult
+  > => {
     const st = await read();
     if (!Array.isArray(st)) return st;
     const peer = parseState(st);
@@ -270,9 +268,19 @@ async function run(
     const auth = await read();
     if (!Array.isArray(auth)) return auth;
     if (auth.length !== 2 || auth[0] !== "AUTH") return fail("not-memrep", "expected AUTH");
+    return { st, peer, theirProof: auth[1] };
+  };
+
+  if (role === "connect") {
+    const mine = stateLine(ctx.state(peerNode));
+    const proofC = proof(secret, `connect\n${greetings}\n${mine}`);
+    await send(`${mine}\r\nAUTH ${proofC}\r\n`);
+    const theirs = await readStateAndProof();
+    if (!("st" in theirs)) return theirs;
+    const { st, peer } = theirs;
     const bad = checkProof(
       secret,
-      auth[1],
+      theirs.theirProof,
       `accept\n${greetings}\n${mine}\n${st.join(" ")}\n${proofC}`,
     );
     if (bad) {
@@ -281,21 +289,17 @@ async function run(
     }
     return { ok: true, peerNode, peer, rest: reader.rest(), keys: keys() };
   }
-  const st = await read();
-  if (!Array.isArray(st)) return st;
-  const peer = parseState(st);
-  if (!peer) return fail("not-memrep", "bad STATE line");
-  const auth = await read();
-  if (!Array.isArray(auth)) return auth;
-  if (auth.length !== 2 || auth[0] !== "AUTH") return fail("not-memrep", "expected AUTH");
-  const theirs = st.join(" ");
-  const bad = checkProof(secret, auth[1], `connect\n${greetings}\n${theirs}`);
+  const got = await readStateAndProof();
+  if (!("st" in got)) return got;
+  const { peer, theirProof } = got;
+  const theirs = got.st.join(" ");
+  const bad = checkProof(secret, theirProof, `connect\n${greetings}\n${theirs}`);
   if (bad) {
     await refuse("auth");
     return fail("auth", bad);
   }
   const mine = stateLine(ctx.state(peerNode));
-  const proofA = proof(secret, `accept\n${greetings}\n${theirs}\n${mine}\n${auth[1]}`);
+  const proofA = proof(secret, `accept\n${greetings}\n${theirs}\n${mine}\n${theirProof}`);
   await send(`${mine}\r\nAUTH ${proofA}\r\n`);
   return { ok: true, peerNode, peer, rest: reader.rest(), keys: keys() };
 }

@@ -11,7 +11,7 @@
 
 import { setImmediate } from "node:timers";
 import { Writer } from "../protocol/mod.ts";
-import { errorText, type Readable, ReadBuffer, writeAll } from "../transport/mod.ts";
+import { errorText, type RawIo, rawIo, ReadBuffer } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import type { Store } from "../store/mod.ts";
 import type { StreamState } from "./handshake.ts";
@@ -111,6 +111,8 @@ export class Link {
   draining = false;
   #resolveDone!: (reason: string) => void;
   #conn: Deno.Conn;
+  /** Deno's read and write ops on `#conn`, without the Conn wrappers' promise per call. */
+  #io: RawIo;
   #repl: LinkOwner;
   #keys: LinkKeys | null;
   #sealer: Sealer | null;
@@ -154,6 +156,7 @@ export class Link {
     keys: LinkKeys | null = null,
   ) {
     this.#conn = conn;
+    this.#io = rawIo(conn);
     this.#keys = keys;
     this.#sealer = keys ? new Sealer(keys.send) : null;
     this.role = role;
@@ -369,18 +372,22 @@ export class Link {
   async #send(out: Writer): Promise<void> {
     const sealer = this.#sealer;
     if (sealer === null) {
-      await writeAll(this.#conn, out.buf.subarray(0, out.length));
+      await this.#writeAll(out.buf.subarray(0, out.length));
       return;
     }
     for (let off = 0; off < out.length; off += RECORD_MAX) {
-      await writeAll(this.#conn, sealer.seal(out.buf, off, Math.min(out.length, off + RECORD_MAX)));
+      await this.#writeAll(sealer.seal(out.buf, off, Math.min(out.length, off + RECORD_MAX)));
     }
+  }
+
+  async #writeAll(data: Uint8Array): Promise<void> {
+    const io = this.#io;
+    for (let off = 0; off < data.length;) off += await io.write(data.subarray(off));
   }
 
   async #readLoop(rest: Uint8Array): Promise<void> {
     const keys = this.#keys;
     const opened = keys ? new OpenedConn(this.#conn, keys.recv, rest) : null;
-    const source: Readable = opened ?? this.#conn;
     const rb = new ReadBuffer(READ_BUFFER, opened ? undefined : rest);
     const parser = this.#parser;
     for (;;) {
@@ -410,7 +417,12 @@ export class Link {
       if (applied || this.receivingCopy) this.#lastHeard = performance.now();
       if (applied) this.#applied();
       if (this.closed) return;
-      if (!await rb.fill(source, parser.need)) {
+      // Plain: straight into the buffer through the op (rb.fill would add a promise per read).
+      const got = opened === null
+        ? await this.#io.read(rb.space(parser.need))
+        : (await rb.fill(opened, parser.need) ? 1 : 0);
+      if (opened === null) rb.end += got;
+      if (got === 0) {
         if (opened?.failure) {
           // Altered, injected, replayed or reordered bytes: nothing of them was applied.
           this.#repl.stats.badMacs++;

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { decodeAscii } from "../protocol/bytes.ts";
+import { decodeAscii } from "../protocol/mod.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE } from "../server/mod.ts";
 import type { Store } from "../store/mod.ts";
 import { BIT_BINARY_KEY, BIT_STALE, Frame, type FrameParser } from "./stream.ts";
@@ -67,7 +67,7 @@ export class Merger {
   /** Items of a version below this were flushed. */
   flushEpoch = 0;
   /** The item an {@linkcode applyItem} left for its key (-1: none). */
-  handle = -1;
+  handle: number = -1;
   /**
    * After {@linkcode applyFrame}: the change taught this node something (the
    * store, a tombstone or the flush epoch changed). A group forwards only

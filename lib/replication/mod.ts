@@ -49,7 +49,8 @@
  */
 
 export { type ReplicationOptions, Replicator } from "./replicator.ts";
-export { decodeResume, type ResumeState } from "./resume.ts";
+export { decodeResume, type PeerResumeState, type ResumeState } from "./resume.ts";
+export type { PairingOptions } from "./pairing.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";
 export type { Backlog } from "./backlog.ts";
 export type { StreamState } from "./handshake.ts";

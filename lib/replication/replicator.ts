@@ -10,9 +10,8 @@
 
 import { type Server, statLine } from "../server/mod.ts";
 import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
-import { Writer } from "../protocol/mod.ts";
+import { decodeAscii, Writer } from "../protocol/mod.ts";
 import { errorText, type HostPort } from "../transport/mod.ts";
-import { decodeAscii } from "../protocol/bytes.ts";
 import { log } from "../log.ts";
 import { Backlog } from "./backlog.ts";
 import { randomHex } from "./handshake.ts";

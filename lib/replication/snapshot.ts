@@ -19,8 +19,7 @@
  * @module
  */
 
-import type { Writer } from "../protocol/mod.ts";
-import { decodeAscii } from "../protocol/bytes.ts";
+import { decodeAscii, type Writer } from "../protocol/mod.ts";
 import type { Store } from "../store/mod.ts";
 import { wireBits } from "./merge.ts";
 import type { Merger } from "./merge.ts";

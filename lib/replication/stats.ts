@@ -43,7 +43,7 @@ export class ReplicationStats {
    */
   versionsRejected = 0;
   /** performance.now() of the last warning about refused versions (they are rate limited). */
-  versionsWarnedAt = -Infinity;
+  versionsWarnedAt: number = -Infinity;
   /** --repl-sync-degrade: write replies acknowledged locally only, no peer confirming. */
   syncDegraded = 0;
   /** --repl-sync: write replies answered SERVER_ERROR, the peer did not confirm in time. */

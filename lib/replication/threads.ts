@@ -10,10 +10,15 @@
  * @module
  */
 
-import { statLine } from "../server/stats.ts";
+import {
+  type Engine,
+  type MutationObserver,
+  type Server,
+  statLine,
+  type SyncBarrier,
+} from "../server/mod.ts";
 import { log } from "../log.ts";
 import { errorText } from "../transport/mod.ts";
-import type { Engine, MutationObserver, Server, SyncBarrier } from "../server/mod.ts";
 import { Writer } from "../protocol/mod.ts";
 import { flushTime, wireBits } from "./merge.ts";
 import { VERB, writeDeleteFrame, writeFlushFrame, writeItemLine } from "./stream.ts";

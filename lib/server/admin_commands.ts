@@ -14,7 +14,7 @@ import { Watcher, watchFlags } from "./watch.ts";
 
 /** `watch [names...]` (process_watch_command): this connection becomes a log stream. */
 export function watchCommand(e: EngineBase, req: Request, out: Writer, session: Session): void {
-  if (out.length > 0) {
+  if (req.stacked) {
     out.text("ERROR cannot pipeline other commands before watch\r\n");
     return;
   }
@@ -46,6 +46,7 @@ export function lruCrawlerCommand(
   if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
     const classes = metadumpClasses(req, 2);
     if (!e.tunables.lruCrawler) out.text("CLIENT_ERROR lru crawler disabled\r\n");
+    else if (req.stacked) out.text("ERROR cannot pipeline other commands before metadump\r\n");
     else if (classes === null) out.bytes(REPLY.BAD_CLASS);
     else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);
     else {

@@ -24,7 +24,7 @@ import {
   writeBinaryU64,
   Writer,
 } from "../protocol/mod.ts";
-import { type AuthSession, binarySasl } from "../auth/mod.ts";
+import { type AuthSession, binarySaslRequest } from "../auth/mod.ts";
 import type { Engine } from "./commands.ts";
 import { Action } from "./session.ts";
 
@@ -127,13 +127,7 @@ export class BinaryExecutor {
    * but those memcached answers while skipping the data.
    */
   #sasl(req: BinaryRequest, out: Writer, auth: AuthSession): number {
-    const a = binarySasl(
-      auth,
-      req.opcode,
-      req.extlen,
-      req.keyBuf.subarray(req.keyStart, req.keyEnd),
-      req.buf.subarray(req.dataStart, req.dataEnd),
-    );
+    const a = binarySaslRequest(auth, req);
     // An answer given while skipping the data goes out at once only when the data went on past
     // memcached's read buffer (the skip then reads the socket to the data's end, no further).
     this.flushes = a.status !== BinaryStatus.SUCCESS &&

@@ -39,6 +39,12 @@ export interface Codec {
    */
   flushed(op: number): boolean;
   /**
+   * The parsed request drops the replies memcached had not sent yet
+   * (`req.cull`): cut `out` back to memcached's last write and return
+   * that offset.
+   */
+  cull(out: Writer): number;
+  /**
    * The request's body is skipped past the bytes read: memcached's skip
    * reads to its end and no further, so it transmits what `out` holds then.
    */
@@ -73,17 +79,42 @@ export function pickCodec(
     : textCodec(engine, textReq);
 }
 
+/** Text ops after which memcached writes its replies out at once (conn_mwrite). */
+function textFlushes(op: number): boolean {
+  return op === Op.GET || op === Op.GETS || op === Op.GAT || op === Op.GATS || op === Op.MN ||
+    op === Op.QUIT;
+}
+
 function textCodec(engine: Engine, req: Request): Codec {
+  // Where memcached last wrote out in `out`: a too-long get key drops the replies after it.
+  // `stacked`: requests have run since (their replies, even noreply ones, are pending).
+  let sent = 0, fresh = true, stacked = false;
   return {
     req,
     text: true,
     parse: (buf, start, end, maxValue) => parseRequest(buf, start, end, req, maxValue),
-    execute: (out, session) => engine.execute(req, out, session),
+    execute: (out, session) => {
+      if (fresh) {
+        fresh = false;
+        sent = out.length;
+        stacked = false;
+      }
+      req.stacked = stacked;
+      const action = engine.execute(req, out, session);
+      stacked = !textFlushes(req.op);
+      if (!stacked) sent = out.length;
+      return action;
+    },
     closing: () => {},
-    wrote: () => {},
-    flushed: (op) =>
-      op === Op.GET || op === Op.GETS || op === Op.GAT || op === Op.GATS || op === Op.MN ||
-      op === Op.QUIT,
+    wrote: () => {
+      fresh = true;
+    },
+    flushed: textFlushes,
+    cull: (out) => {
+      if (fresh) return out.length;
+      out.length = Math.min(out.length, sent);
+      return out.length;
+    },
     skipping: () => {},
   };
 }
@@ -127,6 +158,7 @@ function binaryCodec(engine: Engine, auth: AuthSession | null): Codec {
       fresh = true;
     },
     flushed: () => executor.flushes,
+    cull: (out) => out.length,
     skipping: (out) => {
       sent = out.length;
     },

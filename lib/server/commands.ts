@@ -54,7 +54,7 @@ export class Engine extends EngineBase {
       case Op.GETS:
       case Op.GAT:
       case Op.GATS:
-        textGet(this, req, out);
+        textGet(this, req, out, session);
         return Action.CONTINUE;
       case Op.SET:
       case Op.ADD:

@@ -238,6 +238,10 @@ export async function serveConnection(
             break;
           }
           rb.start += used;
+          if (req.cull) {
+            const at = codec.cull(out); // memcached drops the replies it had not sent yet
+            sync?.cut(at);
+          }
           refusal = out.length;
           sync?.before(out.length);
           action = codec.execute(out, session);

@@ -18,7 +18,7 @@ import {
 import { lastBig } from "../protocol/bytes.ts";
 import { ALLOC_TOO_LARGE, MAX_CAS, SharedLock, Store, toAbsoluteExptime } from "../store/mod.ts";
 import { ServerClock } from "./clock.ts";
-import { ServerStats, SharedStats } from "./stats.ts";
+import { ServerStats, SharedStats, SlabStat } from "./stats.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
 import { ConnTable } from "./conns.ts";
@@ -219,7 +219,7 @@ export class EngineBase {
 
   /** Client connections open now, over all threads. */
   connections(): number {
-    return this.#shared ? this.#shared.total().currConnections : this.stats.currConnections;
+    return this.#shared ? this.#shared.connections() : this.stats.currConnections;
   }
 
   /** Convert a client exptime (relative, absolute or negative) to clock seconds. */
@@ -256,8 +256,12 @@ export class EngineBase {
     }
     if (touch) {
       this.stats.touchHits++;
+      this.stats.slab(SlabStat.TOUCH_HITS, store.slabClass(h));
       store.setExptime(h, exptime);
-    } else this.stats.getHits++;
+    } else {
+      this.stats.getHits++;
+      this.stats.slab(SlabStat.GET_HITS, store.slabClass(h));
+    }
     store.bump(h);
     if (touch) this.observer?.stored(h);
     return h;
@@ -330,6 +334,7 @@ export class EngineBase {
     const vlen = req.dataEnd - req.dataStart;
     const h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, flags, exptime, vlen);
     if (h < 0) return h;
+    this.stats.slab(SlabStat.CMD_SET, store.slabClass(h)); // memcached: once the item has memory
     const vo = store.valueOffset(h);
     store.buffer(h).set(req.buf.subarray(req.dataStart, req.dataEnd), vo);
     return h;
@@ -383,6 +388,8 @@ export class EngineBase {
           store.free(h);
           return REPLY.NOT_STORED;
         case "cas":
+          if (casRes !== "bad") this.stats.slab(SlabStat.CAS_HITS, store.slabClass(old));
+          else this.stats.slab(SlabStat.CAS_BADVAL, store.slabClass(old));
           if (casRes === "match") {
             this.stats.casHits++;
             return this.#commit(h, newCas);
@@ -483,6 +490,7 @@ export class EngineBase {
     }
     if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
     this.stats.deleteHits++;
+    this.stats.slab(SlabStat.DELETE_HITS, store.slabClass(h));
     store.unlink(h);
     this.observer?.deleted(buf, start, end);
     return REPLY.DELETED;
@@ -508,11 +516,13 @@ export class EngineBase {
     }
     if (store.valueLength(h) === 0) return REPLY.NON_NUMERIC;
     if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
+    const cls = store.slabClass(h);
     const r = this.addDelta(h, incr, req.delta, req.deltaBig);
     if (r === null) return REPLY.NON_NUMERIC;
     if (r < 0) return REPLY.OUT_OF_MEMORY;
     if (incr) this.stats.incrHits++;
     else this.stats.decrHits++;
+    this.stats.slab(incr ? SlabStat.INCR_HITS : SlabStat.DECR_HITS, cls);
     this.lastCas = store.cas(r);
     return REPLY.STORED;
   }

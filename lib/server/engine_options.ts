@@ -25,6 +25,12 @@ export interface EngineOptions extends StoreOptions {
   enableShutdown?: boolean;
   /** Max simultaneous connections (reported in stats). */
   maxConnections?: number;
+  /** TCP port (-p), for `stats settings` tcpport. */
+  port?: number;
+  /** memcached -l as given (`stats settings` inter; absent: NULL). */
+  listenArg?: string;
+  /** -o slab_chunk_max (`stats settings`; memrep's store has its own page carving). */
+  slabChunkMax?: number;
   /** Extra `stats` lines (replication state). */
   extraStats?: (out: Writer) => void;
   /** Named `stats <group>` sections beyond memcached's (e.g. replication). */

@@ -8,6 +8,7 @@ import { base64Encode, Op, REPLY, type Request, type Writer } from "../protocol/
 import { ALLOC_TOO_LARGE } from "../store/mod.ts";
 import type { EngineBase } from "./engine.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
+import { SlabStat } from "./stats.ts";
 
 const M = {
   b: 98,
@@ -84,6 +85,7 @@ export function metaGet(e: EngineBase, req: Request, out: Writer): void {
   }
   if (ttlSet) e.stats.touchHits++;
   else e.stats.getHits++;
+  e.stats.slab(ttlSet ? SlabStat.TOUCH_HITS : SlabStat.GET_HITS, store.slabClass(h));
   if (!locked && !req.has(M.u)) store.bump(h);
   const vlen = store.valueLength(h);
   if (req.has(M.v)) {
@@ -260,6 +262,7 @@ export function metaDelete(e: EngineBase, req: Request, out: Writer): void {
     code = "HD";
   } else {
     e.stats.deleteHits++;
+    e.stats.slab(SlabStat.DELETE_HITS, store.slabClass(h));
     store.unlink(h);
     e.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
     if (req.noreply) return;
@@ -282,6 +285,7 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
       code = "EX";
       h = -1;
     } else {
+      const cls = store.slabClass(h);
       const r = e.addDelta(h, incr, req.delta, req.deltaBig);
       if (r === null) {
         out.bytes(REPLY.NON_NUMERIC);
@@ -295,6 +299,7 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
       if (req.explicitCas >= 0) store.setCas(h, req.explicitCas);
       if (incr) e.stats.incrHits++;
       else e.stats.decrHits++;
+      e.stats.slab(incr ? SlabStat.INCR_HITS : SlabStat.DECR_HITS, cls);
     }
   } else if (req.has(M.N)) {
     h = e.createCounter(req, req.initialBig, 0, req.explicitCas);

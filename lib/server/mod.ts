@@ -24,6 +24,7 @@ export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from ".
 export {
   runWorker,
   startThreads,
+  type StartThreadsOptions,
   type ThreadInit,
   type ThreadMessage,
   type Threads,

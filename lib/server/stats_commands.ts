@@ -7,7 +7,7 @@
 import { decodeAscii, REPLY, type Request, type Writer } from "../protocol/mod.ts";
 import process from "node:process";
 import { MEMREP_VERSION } from "../version.ts";
-import { statLine } from "./stats.ts";
+import { SLAB_STAT_NAMES, statLine } from "./stats.ts";
 import { cachedump } from "./admin.ts";
 import type { ConnRow } from "./conns.ts";
 import { type EngineBase, VERSION } from "./engine.ts";
@@ -78,9 +78,13 @@ export function statsGroup(e: EngineBase, name: string, out: Writer): boolean {
       return true;
     case "slabs": {
       let total = 0;
+      const counts = e.totals();
       for (const row of e.store.slabStats()) {
         total++;
         for (const [field, value] of row.fields) statLine(out, `${row.id}:${field}`, value);
+        for (const [i, field] of SLAB_STAT_NAMES.entries()) {
+          statLine(out, `${row.id}:${field}`, counts.slabCount(i, row.id));
+        }
       }
       statLine(out, "active_slabs", total);
       statLine(out, "total_malloced", e.store.stats.totalMalloced);
@@ -128,7 +132,15 @@ function generalStats(e: EngineBase, out: Writer): void {
     ["total_connections", s.totalConnections],
     ["rejected_connections", s.rejectedConnections],
     ["connection_structures", s.currConnections],
+    // memcached's response objects, read buffers and reserved fds: memrep has none of these.
+    ["response_obj_oom", 0],
+    ["response_obj_count", 0],
+    ["response_obj_bytes", 0],
+    ["read_buf_count", 0],
+    ["read_buf_bytes", 0],
+    ["read_buf_bytes_free", 0],
     ["read_buf_oom", s.readBufOom],
+    ["reserved_fds", 0],
     ["cmd_get", s.cmdGet],
     ["cmd_set", s.cmdSet],
     ["cmd_flush", s.cmdFlush],
@@ -158,11 +170,33 @@ function generalStats(e: EngineBase, out: Writer): void {
     ["bytes_written", s.bytesWritten],
     ["limit_maxbytes", st.limitMaxbytes],
     ["accepting_conns", 1],
+    ["listen_disabled_num", 0], // over -c memrep refuses the connection (rejected_connections)
+    ["time_in_listen_disabled_us", 0],
     ["threads", e.threads],
     ["conn_yields", s.connYields],
     ["hash_power_level", st.hashPowerLevel],
     ["hash_bytes", st.hashBytes],
     ["hash_is_expanding", st.hashIsExpanding ? 1 : 0],
+    // memcached's slab mover, LRU maintainer and crawler threads: memrep runs none.
+    ["slab_reassign_rescues", 0],
+    ["slab_reassign_chunk_rescues", 0],
+    ["slab_reassign_evictions_nomem", 0],
+    ["slab_reassign_inline_reclaim", 0],
+    ["slab_reassign_busy_items", 0],
+    ["slab_reassign_busy_deletes", 0],
+    ["slab_reassign_running", 0],
+    ["slabs_moved", 0],
+    ["lru_crawler_running", 0],
+    ["lru_crawler_starts", 0],
+    ["lru_maintainer_juggles", 0],
+    ["malloc_fails", 0],
+    ["log_worker_dropped", 0],
+    ["log_worker_written", 0],
+    ["log_watcher_skipped", 0],
+    ["log_watcher_sent", 0],
+    ["log_watchers", e.watchers.count],
+    ["unexpected_napi_ids", 0],
+    ["round_robin_fallback", 0],
     ["rss_bytes", usage.rss],
     ["heap_used_bytes", usage.heapUsed],
     ["heap_total_bytes", usage.heapTotal],
@@ -170,10 +204,20 @@ function generalStats(e: EngineBase, out: Writer): void {
     ["bytes", st.bytes],
     ["curr_items", st.currItems],
     ["total_items", st.totalItems],
+    ["slab_global_page_pool", 0],
     ["expired_unfetched", st.expiredUnfetched],
     ["evicted_unfetched", st.evictedUnfetched],
+    ["evicted_active", 0],
     ["evictions", st.evictions],
     ["reclaimed", st.reclaimed],
+    ["crawler_reclaimed", 0],
+    ["crawler_items_checked", 0],
+    ["lrutail_reflocked", 0],
+    ["moves_to_cold", 0],
+    ["moves_to_warm", 0],
+    ["moves_within_lru", 0],
+    ["direct_reclaims", 0],
+    ["lru_bumps_dropped", 0],
   ];
   for (const [name, value] of lines) statLine(out, name, value);
   e.extraStats?.(out);
@@ -181,31 +225,55 @@ function generalStats(e: EngineBase, out: Writer): void {
 
 function settingsStats(e: EngineBase, out: Writer): void {
   const o = e.options;
+  // memcached's process_stat_settings order (its extstore ext_* lines left out: no extstore).
+  const tunables = e.tunables.settingsLines();
   const lines: Array<[string, string | number]> = [
     ["maxbytes", e.store.stats.limitMaxbytes],
     ["maxconns", o.maxConnections ?? 1024],
-    ["tcpport", 0],
+    ["tcpport", o.port ?? 0],
     ["udpport", 0],
+    ["inter", o.listenArg ?? "NULL"],
     ["verbosity", e.verbosity],
+    ["oldest", e.store.oldestLive],
     ["evictions", o.evict ? "on" : "off"],
     ["domain_socket", o.unixSocket ?? "NULL"],
     ["umask", (o.unixMask ?? 0o700).toString(8)],
+    ["shutdown_command", o.enableShutdown ? "yes" : "no"],
     ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
     ["chunk_size", o.minChunk ?? 48],
     ["num_threads", e.threads],
+    ["num_threads_per_udp", e.threads],
+    ["stat_key_prefix", ":"],
+    ["detail_enabled", e.prefixStats.enabled ? "yes" : "no"],
     ["reqs_per_event", e.reqsPerEvent],
     ["cas_enabled", "yes"],
-    ["item_size_max", o.maxItemSize],
-    ["flush_enabled", o.flushDisabled ? "no" : "yes"],
-    ["shutdown_command", o.enableShutdown ? "yes" : "no"],
+    ["tcp_backlog", 1024],
     ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
     ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
     ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
-    ...(o.extraSettings ?? []),
-    ["memory_file", o.memoryFile ?? "(null)"],
-    ...e.tunables.settingsLines(),
+    ["item_size_max", o.maxItemSize],
+    ["maxconns_fast", "yes"],
+    ["hashpower_init", 0],
+    ...tunables.slice(0, 3), // slab_reassign, slab_automove, slab_automove_ratio
+    ["slab_automove_window", 30],
+    ["slab_chunk_max", o.slabChunkMax ?? 524288],
+    ...tunables.slice(3, 6), // lru_crawler, lru_crawler_sleep, lru_crawler_tocrawl
+    ["tail_repair_time", 0],
+    ["flush_enabled", o.flushDisabled ? "no" : "yes"],
+    ["dump_enabled", "yes"],
+    ["hash_algorithm", "murmur3"],
+    ["lru_maintainer_thread", "yes"],
+    ...tunables.slice(6), // lru_segmented ... temporary_ttl
     ["idle_timeout", e.conns.idleTimeout],
+    ["watcher_logbuf_size", 262144],
+    ["worker_logbuf_size", 65536],
     ["read_buf_mem_limit", o.readBufMemLimit ?? 0],
+    ["track_sizes", "no"],
+    ["inline_ascii_response", "no"],
+    ["slab_automove_freeratio", "0.010"],
+    ...(o.extraSettings ?? []),
+    ["num_napi_ids", "(null)"],
+    ["memory_file", o.memoryFile ?? "(null)"],
   ];
   for (const [name, value] of lines) statLine(out, name, value);
 }

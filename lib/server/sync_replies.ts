@@ -90,6 +90,14 @@ export class SyncReplies {
     if (position !== this.#position && end > this.#at) this.#writes.push(this.#at, end, position);
   }
 
+  /** The replies from offset `at` on were dropped (memcached's cull): forget their writes. */
+  cut(at: number): void {
+    const writes = this.#writes;
+    let n = writes.length;
+    while (n > 0 && writes[n - 3] >= at) n -= 3;
+    writes.length = n;
+  }
+
   /**
    * Wait until the peer confirmed the batch's writes (bounded); rewrite the
    * replies of those it did not. Returns where offset `keep` (a reply

@@ -7,17 +7,53 @@
 
 import { Op, REPLY, type Request, type Writer } from "../protocol/mod.ts";
 import type { EngineBase } from "./engine.ts";
-import { Action } from "./session.ts";
+import { Action, type Session } from "./session.ts";
+import { SlabStat } from "./stats.ts";
 
-/** `get`, `gets`, `gat`, `gats`: VALUE lines for the hits, then END. */
-export function textGet(e: EngineBase, req: Request, out: Writer): void {
+/**
+ * Reply bytes after which a multi-key get goes on in a later part (the
+ * connection's output bound): one `get` of thousands of large values costs
+ * about this much, as memcached, which sends the items themselves, not
+ * copies.
+ */
+const GET_PART = 1048576;
+
+/**
+ * `get`, `gets`, `gat`, `gats`: VALUE lines for the hits, then END. Past
+ * {@linkcode GET_PART} of reply the remaining keys are copied out of the
+ * (shared) request and fetched by `session.more` once the reply so far is
+ * written, part by part.
+ */
+export function textGet(e: EngineBase, req: Request, out: Writer, session: Session): void {
   const withCas = req.op === Op.GETS || req.op === Op.GATS;
   const touch = req.op === Op.GAT || req.op === Op.GATS;
   const exptime = touch ? e.absoluteExptime(req.exptime) : 0;
   const buf = req.buf;
+  const limit = out.length + GET_PART;
   for (let i = req.firstKey; i < req.ntokens; i++) {
     const h = e.fetch(buf, req.tokStart[i], req.tokEnd[i], touch, exptime);
     if (h >= 0) valueLine(e, out, h, withCas);
+    if (out.length > limit && i + 1 < req.ntokens) {
+      const rest = buf.slice(req.tokStart[i + 1], req.tokEnd[req.ntokens - 1]);
+      let at = 0;
+      session.more = (o) => {
+        const end = o.length + GET_PART;
+        while (at < rest.length && o.length <= end) {
+          while (at < rest.length && rest[at] === 32) at++;
+          let k = at;
+          while (k < rest.length && rest[k] !== 32) k++;
+          if (k > at) {
+            const h = e.fetch(rest, at, k, touch, exptime);
+            if (h >= 0) valueLine(e, o, h, withCas);
+          }
+          at = k;
+        }
+        if (at < rest.length) return false;
+        o.bytes(REPLY.END);
+        return true;
+      };
+      return;
+    }
   }
   out.bytes(REPLY.END);
 }
@@ -63,6 +99,7 @@ export function textTouch(e: EngineBase, req: Request, out: Writer): void {
     return;
   }
   e.stats.touchHits++;
+  e.stats.slab(SlabStat.TOUCH_HITS, store.slabClass(h));
   store.setExptime(h, e.absoluteExptime(req.exptime));
   store.bump(h);
   e.observer?.stored(h);

@@ -158,6 +158,12 @@ export class Watchers {
     if (shared !== null) this.active = Atomics.load(shared, WATCHING) > 0;
   }
 
+  /** Watchers on every thread (`stats` log_watchers). */
+  get count(): number {
+    const shared = this.#shared;
+    return shared === null ? this.#list.length : Atomics.load(shared, WATCHING);
+  }
+
   /** Adds a watcher; false when memcached's limit of 20 is reached. */
   add(w: Watcher): boolean {
     const shared = this.#shared;

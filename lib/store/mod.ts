@@ -15,16 +15,8 @@
  * @module
  */
 
-export {
-  ALLOC_NO_MEMORY,
-  ALLOC_TOO_LARGE,
-  type ClassStats,
-  type Clock,
-  Store,
-  type StoreMemory,
-  type StoreOptions,
-  type StoreStats,
-} from "./store.ts";
+export { ALLOC_NO_MEMORY, ALLOC_TOO_LARGE, type ClassStats, type Clock, Store } from "./store.ts";
+export type { StoreMemory, StoreOptions, StoreStats } from "./memory.ts";
 export { REALTIME_MAXDELTA, toAbsoluteExptime } from "./expiry.ts";
 export { hashBytes } from "./hash.ts";
 export { HEADER_SIZE, MAX_CAS, PAGE_SIZE } from "./slabs.ts";

@@ -31,7 +31,9 @@ function thrown(fn: () => unknown): Error {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-const b = (s: string) => enc.encode(s);
+function b(s: string) {
+  return enc.encode(s);
+}
 
 function users(text: string): string[] | string {
   const r = parseAuthFile(b(text));

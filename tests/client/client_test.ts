@@ -2,8 +2,9 @@ import { deepEqual, equal, ok, rejects } from "../helpers/assert.ts";
 import { freePort } from "../helpers/ports.ts";
 import { ignoreUnless, startMemcached } from "../helpers/process.ts";
 import { latin1 } from "../helpers/bytes.ts";
+import { fakeServer } from "../helpers/fake_server.ts";
 import { Client, ClientError, ReplyError, ReplyKind } from "../../lib/client/mod.ts";
-import { Op } from "../../lib/protocol/ops.ts";
+import { Op } from "../../lib/protocol/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -15,32 +16,6 @@ function randomBytes(n: number): Uint8Array {
     crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
   }
   return out;
-}
-
-/** A TCP server running `handler` per connection; closes everything on `close()`. */
-function fakeServer(handler: (conn: Deno.TcpConn) => Promise<void>) {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.TcpConn>();
-  const tasks: Promise<void>[] = [];
-  const accepting = (async () => {
-    for await (const conn of listener) {
-      conns.add(conn);
-      tasks.push(handler(conn).catch(() => {}));
-    }
-  })().catch(() => {});
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-      await accepting;
-      await Promise.all(tasks);
-    },
-  };
 }
 
 Deno.test({

@@ -11,6 +11,7 @@ import {
   equal,
   escapeBytes,
   ignoreUnless,
+  mulberry32,
   type ProcessHandle,
   startMemcached,
   startMemrep,
@@ -93,6 +94,27 @@ async function transcript(port: number, chunks: string[], idleMs = 150): Promise
   return out;
 }
 
+/**
+ * One conversation's whole transcript from memcached and from memrep. A
+ * reply later than the idle time would land in the next step: a difference
+ * counts only when a much longer idle time confirms it.
+ */
+async function bothTranscripts(
+  refPort: number,
+  sutPort: number,
+  steps: string[],
+): Promise<[string[], string[]]> {
+  let want: string[] = [], got: string[] = [];
+  for (const idleMs of [150, 800, 3000]) {
+    [want, got] = await Promise.all([
+      transcript(refPort, steps, idleMs).then((t) => [t.join("")]),
+      transcript(sutPort, steps, idleMs).then((t) => [t.join("")]),
+    ]);
+    if (JSON.stringify(want) === JSON.stringify(got)) break;
+  }
+  return [want, got];
+}
+
 Deno.test({
   name: "serve -Y answers every pre-login input byte for byte as memcached -Y",
   ignore: ignoreUnless("serve -Y differential", ["memcached"]),
@@ -108,16 +130,7 @@ Deno.test({
         await Promise.all(
           CASES.slice(i, i + 6).map(async ([name, chunks], j) => {
             const steps = chunks.map((c) => c.replaceAll("{k}", `key${i + j}`));
-            let want: string[] = [], got: string[] = [];
-            // A reply later than the idle time would land in the next step: a difference
-            // counts only when a much longer idle time confirms it.
-            for (const idleMs of [150, 800]) {
-              [want, got] = await Promise.all([
-                transcript(memcached.port, steps, idleMs).then((t) => [t.join("")]),
-                transcript(memrep.port, steps, idleMs).then((t) => [t.join("")]),
-              ]);
-              if (JSON.stringify(want) === JSON.stringify(got)) break;
-            }
+            const [want, got] = await bothTranscripts(memcached.port, memrep.port, steps);
             if (JSON.stringify(want) !== JSON.stringify(got)) {
               failures.push(
                 `${name}:\n  memcached ${JSON.stringify(want)}\n  memrep    ${JSON.stringify(got)}`,
@@ -284,16 +297,6 @@ function randomCase(rand: () => number): string[] {
   return writes;
 }
 
-/** mulberry32: a small seeded generator, so a failure can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 Deno.test({
   name: "serve -Y matches memcached -Y on random pre-login sequences",
   ignore: ignoreUnless("serve -Y random differential", ["memcached"]),
@@ -314,14 +317,7 @@ Deno.test({
             // not): the filler completes any data block, and whole conversations are compared.
             const steps = writes.map((w) => w.replaceAll("{k}", `fz${seed}_${i + j}`));
             steps.push(FILLER);
-            let want: string[] = [], got: string[] = [];
-            for (const idleMs of [150, 800]) {
-              [want, got] = await Promise.all([
-                transcript(memcached.port, steps, idleMs).then((t) => [t.join("")]),
-                transcript(memrep.port, steps, idleMs).then((t) => [t.join("")]),
-              ]);
-              if (JSON.stringify(want) === JSON.stringify(got)) break;
-            }
+            const [want, got] = await bothTranscripts(memcached.port, memrep.port, steps);
             if (JSON.stringify(want) !== JSON.stringify(got)) {
               failures.push(
                 `${JSON.stringify(steps)}:\n  memcached ${JSON.stringify(want)}\n  memrep    ${

@@ -12,7 +12,9 @@ import { deepEqual, equal, ok } from "../helpers/assert.ts";
 import {
   haveBinary,
   ignoreUnless,
+  ignoreUnlessPython,
   type ProcessHandle,
+  runCommand,
   startMemcached,
   startMemrep,
 } from "../helpers/process.ts";
@@ -32,26 +34,6 @@ async function onBoth(scenario: (port: number, server: string) => Promise<void>)
     } finally {
       await server.stop();
     }
-  }
-}
-
-async function run(
-  cmd: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function hasPython(module: string): boolean {
-  try {
-    const r = new Deno.Command("/usr/bin/python3", { args: ["-c", `import ${module}`] })
-      .outputSync();
-    return r.code === 0;
-  } catch {
-    return false;
   }
 }
 
@@ -95,12 +77,11 @@ print("ok")
 const PYLIBMC = "serve works with pylibmc in binary mode";
 Deno.test({
   name: PYLIBMC,
-  ignore: !hasPython("pylibmc") &&
-    (console.log(`SKIP (python3-pylibmc not installed): ${PYLIBMC}`), true),
+  ignore: ignoreUnlessPython(PYLIBMC, "pylibmc"),
   async fn() {
     const server = await startMemrep(["serve", "-t", "1"]);
     try {
-      const r = await run("/usr/bin/python3", ["-c", PYLIBMC_SCRIPT], {
+      const r = await runCommand("/usr/bin/python3", ["-c", PYLIBMC_SCRIPT], {
         PORT: String(server.port),
       });
       equal(r.stdout.trim(), "ok", r.stderr);
@@ -153,7 +134,7 @@ Deno.test({
   ignore: ignoreUnless(DALLI, ["ruby"]),
   async fn() {
     await onBoth(async (port, server) => {
-      const r = await run("ruby", ["-e", DALLI_SCRIPT], { PORT: String(port) });
+      const r = await runCommand("ruby", ["-e", DALLI_SCRIPT], { PORT: String(port) });
       equal(r.stdout.trim(), "ok", `${server}: ${r.stderr}`);
     });
   },
@@ -171,18 +152,21 @@ Deno.test({
       for (let i = 0; i < 3; i++) await Deno.writeTextFile(files[i], contents[i]);
       await onBoth(async (port, server) => {
         const servers = `--servers=127.0.0.1:${port}`;
-        const cp = await run("memccp", ["--binary", servers, ...files]);
+        const cp = await runCommand("memccp", ["--binary", servers, ...files]);
         equal(cp.code, 0, `${server}: ${cp.stderr}`);
         const names = ["file0.txt", "file1.txt", "file2.txt"];
-        const cat = await run("memccat", ["--binary", servers, ...names]);
+        const cat = await runCommand("memccat", ["--binary", servers, ...names]);
         equal(cat.code, 0, `${server}: ${cat.stderr}`);
         // memccat ends each value with a newline of its own.
         ok(cat.stdout === contents.map((c) => c + "\n").join(""), `${server}: memccat output`);
-        const miss = await run("memccat", ["--binary", servers, "nothere"]);
+        const miss = await runCommand("memccat", ["--binary", servers, "nothere"]);
         ok(miss.code !== 0, `${server}: memccat of a missing key fails`);
         if (haveBinary("memcflush")) {
-          equal((await run("memcflush", ["--binary", servers])).code, 0);
-          ok((await run("memccat", ["--binary", servers, "file0.txt"])).code !== 0, "flushed");
+          equal((await runCommand("memcflush", ["--binary", servers])).code, 0);
+          ok(
+            (await runCommand("memccat", ["--binary", servers, "file0.txt"])).code !== 0,
+            "flushed",
+          );
         }
       });
     } finally {

@@ -14,6 +14,7 @@ import {
   packet,
   type Response,
   responseEnd,
+  roundTrip,
   splitResponses,
 } from "../helpers/binary.ts";
 
@@ -180,4 +181,59 @@ function barrierEnd(b: Uint8Array, op: number): number {
     if (r.op === op && r.opaque === BARRIER_OPAQUE) return e;
     p = e;
   }
+}
+
+/** Flush a server with a binary flush (every differential case starts flushed). */
+export async function binaryFlush(port: number): Promise<void> {
+  const c = await connect(port);
+  try {
+    const r = await roundTrip(c, packet({ op: OP.FLUSH, opaque: 1 }));
+    if (r.length !== 1 || r[0].status !== 0) throw new Error(`flush on ${port} failed`);
+  } finally {
+    await c.close();
+  }
+}
+
+/**
+ * The steps whose rendered replies differ, each as memcached's and `who`'s
+ * (empty: identical, the number of steps included).
+ */
+export function stepDiffs(expected: string[], actual: string[], who = "memrep"): string[] {
+  const lines: string[] = [];
+  const label = `${who}:`.padEnd("memcached:".length);
+  for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
+    if (expected[i] !== actual[i]) {
+      lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  ${label} ${actual[i]}`);
+    }
+  }
+  return lines;
+}
+
+/**
+ * Runs `cases` on both servers, each group from a flushed cache: one case
+ * at a time, or with `together`, runs of concurrent cases side by side.
+ * Returns each case's rendered replies, memcached's first.
+ */
+export async function runBinCases(
+  refPort: number,
+  sutPort: number,
+  cases: BinCase[],
+  together: boolean,
+): Promise<Map<string, [string[], string[]]>> {
+  const results = new Map<string, [string[], string[]]>();
+  const todo = [...cases];
+  while (todo.length) {
+    let n = 1;
+    while (together && todo[0].concurrent && todo[n]?.concurrent) n++;
+    const group = todo.splice(0, n);
+    await Promise.all([binaryFlush(refPort), binaryFlush(sutPort)]);
+    await Promise.all(group.map(async (c) => {
+      const [expected, actual] = await Promise.all([
+        runBinCase(refPort, c),
+        runBinCase(sutPort, c),
+      ]);
+      results.set(c.name, [expected, actual]);
+    }));
+  }
+  return results;
 }

@@ -5,24 +5,12 @@
  * identical (CAS values as labels). Env: `DIFF_FILTER=<regex>`, `DIFF_SHOW=1`.
  */
 
-import { OP, packet, roundTrip } from "../helpers/binary.ts";
-import { connect } from "../helpers/conn.ts";
 import { ignoreUnless, startMemcached, startMemrep } from "../helpers/process.ts";
-import { runBinCase } from "./binary_differential.ts";
+import { runBinCases, stepDiffs } from "./binary_differential.ts";
 import { BINARY_CASES } from "./binary_differential_cases.ts";
 
 const SERVER_ARGS = ["-m", "64", "-I", "1m"];
 const NAME = "serve answers binary packets byte-identically to memcached 1.6 (differential)";
-
-async function flushAll(port: number): Promise<void> {
-  const c = await connect(port);
-  try {
-    const r = await roundTrip(c, packet({ op: OP.FLUSH, opaque: 1 }));
-    if (r.length !== 1 || r[0].status !== 0) throw new Error(`flush on ${port} failed`);
-  } finally {
-    await c.close();
-  }
-}
 
 Deno.test({
   name: NAME,
@@ -36,31 +24,12 @@ Deno.test({
     const sut = await startMemrep(["serve", "-t", "1", ...SERVER_ARGS]);
     try {
       // One case at a time (each starts flushed), but concurrent ones together.
-      const results = new Map<string, [string[], string[]]>();
-      const todo = [...cases];
-      while (todo.length) {
-        let n = 1;
-        while (todo[0].concurrent && todo[n]?.concurrent) n++;
-        const group = todo.splice(0, n);
-        await Promise.all([flushAll(ref.port), flushAll(sut.port)]);
-        await Promise.all(group.map(async (c) => {
-          const [expected, actual] = await Promise.all([
-            runBinCase(ref.port, c),
-            runBinCase(sut.port, c),
-          ]);
-          results.set(c.name, [expected, actual]);
-        }));
-      }
+      const results = await runBinCases(ref.port, sut.port, cases, true);
       for (const c of cases) {
         await t.step(c.name, () => {
           const [expected, actual] = results.get(c.name)!;
           if (Deno.env.get("DIFF_SHOW")) console.log(c.name, "\n", expected.join("\n---\n"));
-          const lines: string[] = [];
-          for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
-            if (expected[i] !== actual[i]) {
-              lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  memrep:    ${actual[i]}`);
-            }
-          }
+          const lines = stepDiffs(expected, actual);
           if (lines.length) throw new Error(`replies differ\n${lines.join("\n")}`);
         });
       }

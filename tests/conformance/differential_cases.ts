@@ -870,6 +870,45 @@ const pipelined: Case[] = [
     name: "pipelined errors do not break the stream",
     steps: ["bogus\r\nget a\r\nset k abc 0 1\r\nx\r\n" + set("k", "ok") + "get k\r\nincr k 1\r\n"],
   },
+  {
+    // proto_text.c's conn_release_items: the replies not yet written out go (the stores stay).
+    name: "a get with a 251-byte key drops the replies pipelined before it",
+    steps: [
+      "version\r\n" + set("c1", "a") + "incr c1 1\r\ndelete nokey\r\n" + `get ${K251}\r\n` +
+      "version\r\nget c1\r\n",
+      "verbosity 1\r\n" + `gets a ${K251} b\r\n` + "get c1\r\n",
+      "version\r\n" + `gat 10 ${K251}\r\n` + "version\r\n" + `gats 0 ${K251}\r\n`,
+    ],
+  },
+  {
+    // Over 1 MB of reply a multi-get goes on in parts: the same bytes, in order, then the rest.
+    name: "a multi-get of several MB of values, pipelined with more commands",
+    steps: [
+      set("mg1", "m".repeat(300_000)) + set("mg2", "2"),
+      `gets ${"mg1 nokey mg2 ".repeat(12)}mg1\r\nget mg2\r\nincr mg2 5\r\ngat 0 mg1 mg2\r\n`,
+    ],
+  },
+  {
+    // resp_has_stack: any reply not written out yet, noreply ones included (a get wrote out).
+    name: "lru_crawler metadump refuses to start behind pipelined replies",
+    steps: [
+      "version\r\nlru_crawler metadump all\r\n",
+      "touch nokey 1 noreply\r\nlru_crawler metadump all\r\n",
+      "set md 0 0 1 noreply\r\nx\r\nlru_crawler metadump 1\r\n",
+      `get ${K251}\r\nlru_crawler metadump all\r\n`,
+      "verbosity 1\r\nlru_crawler metadump 99\r\n",
+    ],
+  },
+  {
+    // memcached writes out after a get, a gat, an mn (and at the end of each read): not before.
+    name: "a too-long get key keeps what a get or an mn before it wrote out",
+    steps: [
+      set("c2", "x") + "get c2\r\nversion\r\n" + `get ${K251}\r\n`,
+      "mn\r\nversion\r\n" + `get ${K251}\r\n` + "gat 0 c2\r\nincr nokey 1\r\n" +
+      `get ${K251}\r\n`,
+      "get nokey\r\nversion\r\n" + `get ${K251}\r\nget c2\r\n`,
+    ],
+  },
 ];
 
 // Run-time tuning commands (proto_text.c's slabs/lru/lru_crawler/cache_memlimit handlers; t/strtol-testing.t,

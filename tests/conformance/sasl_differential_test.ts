@@ -12,11 +12,12 @@ import { OP, packet, type PacketSpec, setExtras } from "../helpers/binary.ts";
 import {
   equal,
   ignoreUnless,
+  mulberry32,
   type ProcessHandle,
   startMemcached,
   startMemrep,
 } from "../helpers/mod.ts";
-import { type BinCase, type BinStep, runBinCase } from "./binary_differential.ts";
+import { type BinCase, type BinStep, runBinCase, stepDiffs } from "./binary_differential.ts";
 
 let nextOpaque = 0x5a000;
 function p(spec: PacketSpec): Uint8Array {
@@ -41,12 +42,20 @@ const USERS = [[USER, PASS], ["bob", "pw2"]];
 function plain(user = USER, pass = PASS, authzid = ""): string {
   return `${authzid}\0${user}\0${pass}`;
 }
-const BAD_MAGIC = () => p({ op: OP.VERSION, magic: 0x81 });
-const list = () => p({ op: OP.SASL_LIST });
+function BAD_MAGIC() {
+  return p({ op: OP.VERSION, magic: 0x81 });
+}
+function list() {
+  return p({ op: OP.SASL_LIST });
+}
 const auth = (value = plain(), mech = "PLAIN") => p({ op: OP.SASL_AUTH, key: mech, value });
 const step = (value = plain(), mech = "PLAIN") => p({ op: OP.SASL_STEP, key: mech, value });
-const set = (key: string, value: string) => p({ op: OP.SET, key, value, extras: setExtras(7, 0) });
-const get = (key: string) => p({ op: OP.GET, key });
+function set(key: string, value: string) {
+  return p({ op: OP.SET, key, value, extras: setExtras(7, 0) });
+}
+function get(key: string) {
+  return p({ op: OP.GET, key });
+}
 
 /** A step before login: a version request (answered then too) ends it. */
 function idle(send: Uint8Array): BinStep {
@@ -422,16 +431,6 @@ const ENDINGS: Array<(key: string) => Uint8Array> = [
   () => p({ op: OP.SASL_LIST, value: "x" }),
 ];
 
-/** mulberry32: a small seeded generator, so a failure can be replayed from its seed. */
-function mulberry32(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Random conversations: writes of 1-3 packets, each write ended by a version barrier. */
 function randomCases(seed: number, n: number): BinCase[] {
   const rand = mulberry32(seed);
@@ -507,12 +506,7 @@ Deno.test({
         await t.step(c.name, () => {
           const [expected, actual] = results.get(c.name)!;
           if (Deno.env.get("DIFF_SHOW")) console.log(c.name, "\n", expected.join("\n---\n"));
-          const lines: string[] = [];
-          for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
-            if (expected[i] !== actual[i]) {
-              lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  memrep:    ${actual[i]}`);
-            }
-          }
+          const lines = stepDiffs(expected, actual);
           equal(lines.length, 0, `replies differ\n${lines.join("\n")}`);
         });
       }

@@ -107,6 +107,41 @@ export function ignoreUnless(testName: string, binaries: string[]): boolean {
   return true;
 }
 
+/** True when `/usr/bin/python3` imports `module` (python3-pylibmc, python3-pymemcache...). */
+export function havePythonModule(module: string): boolean {
+  try {
+    return new Deno.Command("/usr/bin/python3", { args: ["-c", `import ${module}`] })
+      .outputSync().code === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** {@linkcode ignoreUnless} for a Python module: loud SKIP line when it is missing. */
+export function ignoreUnlessPython(testName: string, module: string): boolean {
+  if (havePythonModule(module)) return false;
+  console.log(`SKIP (python3-${module} not installed): ${testName}`);
+  return true;
+}
+
+/** A new temporary file holding `text` (auth files, configs); the caller removes it. */
+export async function writeTempFile(text: string, prefix = "memrep-test-"): Promise<string> {
+  const path = await Deno.makeTempFile({ prefix });
+  await Deno.writeTextFile(path, text);
+  return path;
+}
+
+/** Runs a command to its end; its exit code and its output as text. */
+export async function runCommand(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
 /** Starts any command and returns its handle once `port` accepts connections. */
 export async function startProcess(
   name: string,

@@ -21,9 +21,13 @@ function parse(
   return [parseBinaryRequest(bytes, 0, end, req, maxValue, permits), req];
 }
 
-const status = (req: BinaryRequest) => ((req.error as Uint8Array)[6] << 8) | req.error![7];
+function status(req: BinaryRequest) {
+  return ((req.error as Uint8Array)[6] << 8) | req.error![7];
+}
 const OPEN = new Set<number>([OP.SASL_LIST, OP.SASL_AUTH, OP.SASL_STEP, OP.VERSION]);
-const before = (op: number) => OPEN.has(op);
+function before(op: number) {
+  return OPEN.has(op);
+}
 
 Deno.test("binary codec -S: before login a get is refused with Auth failure. and closes", () => {
   const p = packet({ op: OP.GET, key: "k", opaque: 7 });

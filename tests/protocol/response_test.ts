@@ -1,14 +1,15 @@
 import { deepEqual, equal, ok } from "../helpers/assert.ts";
 import { bytesToString, latin1 } from "../helpers/bytes.ts";
-import { Op, type OpCode } from "../../lib/protocol/ops.ts";
 import {
   Item,
   ITEM_STRIDE,
   NO_TTL,
+  Op,
+  type OpCode,
   parseDumpEntry,
   ReplyKind,
   ReplyParser,
-} from "../../lib/protocol/response.ts";
+} from "../../lib/protocol/mod.ts";
 
 /** Parses `text` whole and also fed one byte at a time; both must agree. */
 function parseWhole(text: string, op: OpCode): { p: ReplyParser; buf: Uint8Array; n: number } {

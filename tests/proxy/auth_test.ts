@@ -16,12 +16,11 @@ import {
   startMemcached,
   startMemrep,
   type TestConn,
+  writeTempFile,
 } from "../helpers/mod.ts";
 
-async function tempFile(text: string): Promise<string> {
-  const path = await Deno.makeTempFile({ prefix: "memrep-proxy-auth-" });
-  await Deno.writeTextFile(path, text);
-  return path;
+function tempFile(text: string): Promise<string> {
+  return writeTempFile(text, "memrep-proxy-auth-");
 }
 
 async function login(c: TestConn, user: string, pass: string): Promise<string> {

@@ -4,51 +4,33 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
+import {
+  connect,
+  type FakeServer,
+  fakeServer,
+  ignoreUnless,
+  startMemcached,
+  startMemrep,
+} from "../helpers/mod.ts";
 import { getValue, proxyStats, setValue } from "./cluster.ts";
 
 /** A TCP server answering every read with `reply` (a function of the bytes read). */
-function fakeBackend(reply: (got: Uint8Array) => Uint8Array | null): {
-  port: number;
-  close(): Promise<void>;
-} {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const conns = new Set<Deno.Conn>();
-  const loop = (async () => {
+function fakeBackend(reply: (got: Uint8Array) => Uint8Array | null): FakeServer {
+  return fakeServer(async (conn) => {
+    const buf = new Uint8Array(65536);
     try {
-      for await (const conn of listener) {
-        conns.add(conn);
-        (async () => {
-          const buf = new Uint8Array(65536);
-          try {
-            for (;;) {
-              const n = await conn.read(buf);
-              if (n === null) break;
-              const out = reply(buf.subarray(0, n));
-              if (out === null) break;
-              await conn.write(out);
-            }
-          } catch { /* reset */ }
-          conns.delete(conn);
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        })();
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        const out = reply(buf.subarray(0, n));
+        if (out === null) break;
+        await conn.write(out);
       }
-    } catch { /* listener closed */ }
-  })();
-  return {
-    port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      listener.close();
-      for (const c of conns) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-      await loop;
-    },
-  };
+    } catch { /* reset */ }
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  });
 }
 
 const garbage = new TextEncoder().encode("VALUE x notanumber\r\n\x00\xff junk\r\nEND\r\nEND\r\n");

@@ -16,13 +16,12 @@ import {
   startMemcached,
   startMemrep,
   type TestConn,
+  writeTempFile,
 } from "../helpers/mod.ts";
 import { OP, packet, roundTrip, setExtras, text } from "../helpers/binary.ts";
 
-async function tempFile(contents: string): Promise<string> {
-  const path = await Deno.makeTempFile({ prefix: "memrep-proxy-sasl-" });
-  await Deno.writeTextFile(path, contents);
-  return path;
+function tempFile(contents: string): Promise<string> {
+  return writeTempFile(contents, "memrep-proxy-sasl-");
 }
 
 function plain(user: string, pass: string): string {

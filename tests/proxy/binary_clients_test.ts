@@ -9,27 +9,8 @@
 import memjs from "npm:memjs@1.3.2";
 import { Buffer } from "node:buffer";
 import { deepEqual, equal, eventually, ok } from "../helpers/assert.ts";
-import { ignoreUnless } from "../helpers/process.ts";
+import { ignoreUnless, ignoreUnlessPython, runCommand } from "../helpers/process.ts";
 import { type Cluster, directGet, startCluster } from "./cluster.ts";
-
-async function run(
-  cmd: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-function hasPython(module: string): boolean {
-  try {
-    return new Deno.Command("/usr/bin/python3", { args: ["-c", `import ${module}`] })
-      .outputSync().code === 0;
-  } catch {
-    return false;
-  }
-}
 
 async function withCluster(fn: (c: Cluster) => Promise<void>): Promise<void> {
   const cluster = await startCluster({ servers: 2, backups: 1 });
@@ -83,11 +64,10 @@ const PYLIBMC = "proxy works with pylibmc in binary mode";
 Deno.test({
   name: PYLIBMC,
   ignore: ignoreUnless(PYLIBMC, ["memcached"]) ||
-    (!hasPython("pylibmc") &&
-      (console.log(`SKIP (python3-pylibmc not installed): ${PYLIBMC}`), true)),
+    ignoreUnlessPython(PYLIBMC, "pylibmc"),
   async fn() {
     await withCluster(async (cluster) => {
-      const r = await run("/usr/bin/python3", ["-c", PYLIBMC_SCRIPT], {
+      const r = await runCommand("/usr/bin/python3", ["-c", PYLIBMC_SCRIPT], {
         PORT: String(cluster.proxy.port),
       });
       equal(r.stdout.trim(), "ok", r.stderr);
@@ -139,7 +119,9 @@ Deno.test({
   ignore: ignoreUnless(DALLI, ["memcached", "ruby"]),
   async fn() {
     await withCluster(async (cluster) => {
-      const r = await run("ruby", ["-e", DALLI_SCRIPT], { PORT: String(cluster.proxy.port) });
+      const r = await runCommand("ruby", ["-e", DALLI_SCRIPT], {
+        PORT: String(cluster.proxy.port),
+      });
       equal(r.stdout.trim(), "ok", r.stderr);
       await eventually(() => directGet(cluster.backups[0].port, "rb:1"), undefined, "flushed");
     });

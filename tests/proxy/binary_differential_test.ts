@@ -9,10 +9,8 @@
  * Env: `DIFF_FILTER=<regex>`.
  */
 
-import { OP, packet, roundTrip } from "../helpers/binary.ts";
-import { connect } from "../helpers/conn.ts";
 import { ignoreUnless, startMemcached } from "../helpers/process.ts";
-import { runBinCase } from "../conformance/binary_differential.ts";
+import { runBinCases, stepDiffs } from "../conformance/binary_differential.ts";
 import { BINARY_CASES } from "../conformance/binary_differential_cases.ts";
 import { startCluster } from "./cluster.ts";
 
@@ -34,16 +32,6 @@ const IGNORED_STEPS: Record<string, number[]> = {
   "flush, flushq and flush with a delay": [8],
 };
 
-async function flushAll(port: number): Promise<void> {
-  const c = await connect(port);
-  try {
-    const r = await roundTrip(c, packet({ op: OP.FLUSH, opaque: 1 }));
-    if (r.length !== 1 || r[0].status !== 0) throw new Error(`flush on ${port} failed`);
-  } finally {
-    await c.close();
-  }
-}
-
 Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
@@ -57,30 +45,13 @@ Deno.test({
     const cluster = await startCluster({ servers: 1, backups: 1, memcachedArgs: SERVER_ARGS });
     const sut = cluster.proxy;
     try {
-      const results = new Map<string, [string[], string[]]>();
-      // Cases that sleep (expiry, delayed flush) run side by side with the next ones.
-      const groups: (typeof cases)[] = [];
-      for (const c of cases) groups.push([c]);
-      for (const group of groups) {
-        await Promise.all([flushAll(ref.port), flushAll(sut.port)]);
-        await Promise.all(group.map(async (c) => {
-          const [expected, actual] = await Promise.all([
-            runBinCase(ref.port, c),
-            runBinCase(sut.port, c),
-          ]);
-          results.set(c.name, [expected, actual]);
-        }));
-      }
+      // One case at a time, each from a flushed cache.
+      const results = await runBinCases(ref.port, sut.port, cases, false);
       for (const c of cases) {
         await t.step(c.name, () => {
           const [expected, actual] = results.get(c.name)!;
           for (const i of IGNORED_STEPS[c.name] ?? []) expected[i] = actual[i] = "(ignored)";
-          const lines: string[] = [];
-          for (let i = 0; i < Math.max(expected.length, actual.length); i++) {
-            if (expected[i] !== actual[i]) {
-              lines.push(`step ${i}:\n  memcached: ${expected[i]}\n  proxy:     ${actual[i]}`);
-            }
-          }
+          const lines = stepDiffs(expected, actual, "proxy");
           if (lines.length) throw new Error(`replies differ\n${lines.join("\n")}`);
         });
       }

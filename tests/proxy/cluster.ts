@@ -6,6 +6,7 @@
 
 import {
   connect,
+  mulberry32,
   type ProcessHandle,
   retrievalEnd,
   startMemcached,
@@ -207,14 +208,7 @@ export function keysOn(
 
 /** A seeded PRNG (mulberry32) in [0, 1). */
 export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /**

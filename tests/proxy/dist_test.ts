@@ -3,7 +3,9 @@
 import { deepEqual, equal } from "../helpers/assert.ts";
 import { parseConfig, poolDistribution, tagged } from "../../lib/proxy/mod.ts";
 
-const enc = (s: string) => new TextEncoder().encode(s);
+function enc(s: string) {
+  return new TextEncoder().encode(s);
+}
 
 Deno.test("hash_tag: the text between the first open and the next close, if not empty", () => {
   const brace = { open: 123, close: 125 };

@@ -21,6 +21,7 @@ import {
   Modula,
 } from "../../lib/proxy/mod.ts";
 import { md5x4, MD5X4_MAX_KEY } from "../../lib/proxy/md5x4.ts";
+import { setOf } from "../../lib/proxy/ketama.ts";
 import { directGet, getValue, seeded, startCluster } from "./cluster.ts";
 import { createHash } from "node:crypto";
 
@@ -90,6 +91,112 @@ Deno.test("ketama pickMany places every key where pick does (short, long, odd co
       equal(wrong, 0, `${servers} servers, ${count} keys`);
     }
   }
+});
+
+Deno.test("ketama pickMany's placement cache: repeated, duplicate, evicted and near-identical keys stay where pick puts them", () => {
+  const rand = seeded(11);
+  const names = Array.from({ length: 5 }, (_, i) => ({ name: `10.1.0.${i}:11211`, weight: 1 }));
+  const ring = new Ketama(names);
+  // Keys that differ in one byte or only in length (the cache compares lengths and bytes), keys at
+  // and past the cache's and md5x4's length limits, empty keys, and random keys: more than the
+  // cache holds (8,192), so sets overflow and entries are replaced while others are found.
+  const pool: string[] = ["", "a", "aa", "ab", "ba"];
+  for (let i = 0; i < 400; i++) pool.push(`mgkey:${i}`, `mgkey:${i} `.trim() + "x");
+  for (const len of [46, 47, 48, 49, 50, 54, 55, 56, 57, 100]) {
+    pool.push("k".repeat(len), "k".repeat(len - 1) + "j");
+  }
+  for (let i = 0; i < 12000; i++) {
+    const len = 1 + Math.floor(rand() * 60);
+    let k = "";
+    for (let c = 0; c < len; c++) k += String.fromCharCode(33 + Math.floor(rand() * 94));
+    pool.push(k);
+  }
+  const other = new Ketama(names.slice(1));
+  let wrong = 0, checked = 0;
+  for (let round = 0; round < 60; round++) {
+    // A multi-get of up to 1,500 keys drawn from the pool, hot ones (the first 900) more often,
+    // duplicates included.
+    const count = 1 + Math.floor(rand() * 1500);
+    const keys: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const hot = rand() < 0.7;
+      keys.push(pool[Math.floor(rand() * (hot ? 900 : pool.length))]);
+      if (rand() < 0.05) keys.push(keys[keys.length - 1]);
+    }
+    const text = " " + keys.join(" ");
+    const buf = new TextEncoder().encode(text);
+    const starts = new Int32Array(keys.length + 1), ends = new Int32Array(keys.length + 1);
+    let at = 1;
+    for (let i = 0; i < keys.length; i++) {
+      starts[i + 1] = at;
+      ends[i + 1] = at + keys[i].length;
+      at += keys[i].length + 1;
+    }
+    for (const r of round % 2 === 0 ? [ring] : [ring, other]) {
+      const out = new Int32Array(keys.length);
+      r.pickMany(buf, starts, ends, 1, keys.length, out);
+      for (let i = 0; i < keys.length; i++) {
+        checked++;
+        if (out[i] !== r.pick(buf, starts[i + 1], ends[i + 1])) wrong++;
+      }
+    }
+  }
+  equal(wrong, 0, `${wrong} of ${checked} placements differ from pick`);
+  ok(checked > 50000, `checked ${checked}`);
+});
+
+Deno.test("ketama's placement cache tells apart keys of one set: prefixes, twins, a third key", () => {
+  const rand = seeded(12);
+  const enc = new TextEncoder();
+  const names = Array.from({ length: 7 }, (_, i) => ({ name: `10.2.0.${i}:11211`, weight: 1 }));
+  const setOfKey = (k: string) => {
+    const b = enc.encode(k);
+    return setOf(b, 0, b.length);
+  };
+  const randomKey = (len: number) => {
+    let k = "";
+    for (let c = 0; c < len; c++) k += String.fromCharCode(33 + Math.floor(rand() * 94));
+    return k;
+  };
+  // Groups of keys that share a set: a key and a longer one it starts (the cache must compare
+  // lengths), a key and one that differs in its last byte, and three unrelated keys (two ways).
+  const groups: string[][] = [];
+  while (groups.length < 30) {
+    const k = randomKey(1 + Math.floor(rand() * 46));
+    const twin = groups.length % 2 === 0 ? k + "~" : k.slice(0, -1) + (k.endsWith("A") ? "B" : "A");
+    if (setOfKey(k) === setOfKey(twin)) groups.push([k, twin]);
+  }
+  for (let g = 0; g < 10; g++) {
+    const first = randomKey(20), set = setOfKey(first);
+    const group = [first];
+    while (group.length < 3) {
+      const k = randomKey(20);
+      if (setOfKey(k) === set) group.push(k);
+    }
+    groups.push(group);
+  }
+  let wrong = 0, checked = 0;
+  for (const group of [...groups, ...groups.map((g) => [...g].reverse())]) {
+    const ring = new Ketama(names);
+    // Each key alone (the first one kept is found by the later ones' lookups), then all together.
+    for (const keys of [...group.map((k) => [k]), group, [...group].reverse(), group]) {
+      const buf = enc.encode(keys.join(" "));
+      const starts = new Int32Array(keys.length), ends = new Int32Array(keys.length);
+      let at = 0;
+      keys.forEach((k, i) => {
+        starts[i] = at;
+        ends[i] = at + enc.encode(k).length;
+        at = ends[i] + 1;
+      });
+      const out = new Int32Array(keys.length);
+      ring.pickMany(buf, starts, ends, 0, keys.length, out);
+      for (let i = 0; i < keys.length; i++) {
+        checked++;
+        if (out[i] !== ring.pick(buf, starts[i], ends[i])) wrong++;
+      }
+    }
+  }
+  equal(wrong, 0, `${wrong} of ${checked} placements differ from pick`);
 });
 
 Deno.test("ketama serverAt is the owner of the first point at or after the hash, wrapping", () => {

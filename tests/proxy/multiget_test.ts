@@ -200,3 +200,67 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a primary killed while 1,000-key multi-gets are in flight: every reply is still memcached's, in key order",
+  ignore: ignoreUnless("multiget-kill", ["memcached"]),
+  async fn() {
+    const cluster = await startCluster({
+      servers: 4,
+      backups: 1,
+      memcachedArgs: ["-m", "64"],
+      proxyArgs: SLOW_OK,
+    });
+    const direct: ProcessHandle = await startMemcached(["-m", "64"]);
+    const conns: TestConn[] = [];
+    try {
+      const rand = seeded(21);
+      const items = new Map<string, [number, string]>();
+      const keys = Array.from({ length: 1500 }, (_, i) => randomKey(rand, i));
+      // Keys of exactly 250 bytes, memcached's limit.
+      for (let i = 0; i < 30; i++) keys.push(`${i}:long:`.padEnd(250, String.fromCharCode(65 + i)));
+      for (const k of keys) {
+        if (rand() < 0.8) items.set(k, [Math.floor(rand() * 1000), randomValue(rand, 60)]);
+      }
+      const proxy = await connect(cluster.proxy.port), ref = await connect(direct.port);
+      conns.push(proxy, ref);
+      await load([proxy, ref], items);
+      const stored = [...items.keys()];
+      const deadline = Date.now() + 10_000;
+      while ((await held(cluster.backups[0].port, stored)).size < stored.length) {
+        if (Date.now() > deadline) throw new Error("the backup did not get the copies");
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      let mismatches = 0, replies = 0;
+      // A line of about 400 KB: every key, 250-byte ones included, five times over.
+      const all = [...keys, ...keys, ...keys, ...keys, ...keys];
+      const [p0, r0] = await both(proxy, ref, `get ${all.join(" ")}`);
+      if (p0 !== r0) mismatches++;
+      // Four clients, each a loop of random 1,000-key gets (duplicates, misses) compared with
+      // memcached's; a primary is killed while they run.
+      let killed = false;
+      const worker = async (seed: number) => {
+        const r = seeded(seed);
+        const p = await connect(cluster.proxy.port), d = await connect(direct.port);
+        conns.push(p, d);
+        for (let n = 0; n < 12 || !killed; n++) {
+          const ask = Array.from({ length: 1000 }, () => keys[Math.floor(r() * keys.length)]);
+          const [a, b] = await both(p, d, `${n % 3 === 2 ? "gets" : "get"} ${ask.join(" ")}`);
+          replies++;
+          if (a !== b) mismatches++;
+        }
+      };
+      const running = [1, 2, 3, 4].map((s) => worker(100 + s));
+      while (replies < 8) await new Promise((r) => setTimeout(r, 5));
+      cluster.servers[1].kill("SIGKILL");
+      killed = true;
+      await Promise.all(running);
+      equal(mismatches, 0, `of ${replies + 1} multi-gets, replies that differ from memcached's`);
+    } finally {
+      for (const c of conns) await c.close();
+      await direct.stop();
+      await cluster.stop();
+    }
+  },
+});

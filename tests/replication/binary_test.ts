@@ -14,18 +14,8 @@ import {
   text,
   u32Extras,
 } from "../helpers/binary.ts";
-import { connect, eventually } from "../helpers/mod.ts";
+import { concatBytes, connect, eventually } from "../helpers/mod.ts";
 import { sameContents, settled, startPair } from "./pair.ts";
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 Deno.test("replication: binary writes on node A are on node B, incr with an initial value as its result", async () => {
   const { a, b } = await startPair();
@@ -33,13 +23,11 @@ Deno.test("replication: binary writes on node A are on node B, incr with an init
     const ca = await connect(a.port);
     const cb = await connect(b.port);
     const n = 300;
-    const sets = concat(
-      Array.from(
-        { length: n },
-        (_, i) =>
-          packet({ op: OP.SETQ, key: `bk${i}`, value: `value-${i}`, extras: setExtras(i, 0) }),
-      ),
-    );
+    const sets = concatBytes(...Array.from(
+      { length: n },
+      (_, i) =>
+        packet({ op: OP.SETQ, key: `bk${i}`, value: `value-${i}`, extras: setExtras(i, 0) }),
+    ));
     assertEquals(await roundTrip(ca, sets), []);
     // incr with initial value creates on A; B must hold the result, not re-run it.
     const created = await roundTrip(
@@ -54,13 +42,13 @@ Deno.test("replication: binary writes on node A are on node B, incr with an init
     await settled(a, b);
     const got = await roundTrip(
       cb,
-      concat([
+      concatBytes(
         ...Array.from({ length: n }, (_, i) => packet({ op: OP.GETKQ, key: `bk${i}` })),
         packet({
           op: OP.GET,
           key: "ctr",
         }),
-      ]),
+      ),
     );
     const ctr = got.pop()!;
     equal(text(ctr.value), "42");

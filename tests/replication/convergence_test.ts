@@ -4,42 +4,9 @@
  */
 
 import { ok } from "../helpers/assert.ts";
-import type { Client } from "../../lib/client/mod.ts";
-import { client, sameContents, settled, startPair } from "./pair.ts";
+import { client, conflictingWrites, sameContents, settled, startPair } from "./pair.ts";
 
 const enc = new TextEncoder();
-
-/** A mix of every kind of write on a small key space, pipelined in bursts. */
-async function hammer(c: Client, side: string, seed: number): Promise<void> {
-  let s = seed;
-  const rnd = (n: number) => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % n;
-  for (let burst = 0; burst < 40; burst++) {
-    const ops: Promise<unknown>[] = [];
-    for (let i = 0; i < 50; i++) {
-      const key = `c${rnd(40)}`;
-      switch (rnd(8)) {
-        case 0:
-          ops.push(c.delete(key));
-          break;
-        case 1:
-          ops.push(c.incr(`n${rnd(5)}`, 1 + rnd(3)));
-          break;
-        case 2:
-          ops.push(c.ms(key, enc.encode(`+${side}`), "MA"));
-          break;
-        case 3:
-          ops.push(c.touch(key, 1000 + rnd(100)));
-          break;
-        case 4:
-          ops.push(c.add(key, enc.encode(`add-${side}`)));
-          break;
-        default:
-          ops.push(c.set(key, enc.encode(`${side}-${burst}-${i}`), rnd(4)));
-      }
-    }
-    await Promise.all(ops);
-  }
-}
 
 Deno.test("concurrent conflicting writes on both nodes converge to the same state", async () => {
   const { a, b } = await startPair();
@@ -51,7 +18,8 @@ Deno.test("concurrent conflicting writes on both nodes converge to the same stat
     }
     await Promise.all(setup);
     await settled(a, b);
-    await Promise.all([hammer(ca, "A", 1), hammer(cb, "B", 2)]);
+    const mix = { bursts: 40, keySpace: 40 };
+    await Promise.all([conflictingWrites(ca, "A", 1, mix), conflictingWrites(cb, "B", 2, mix)]);
     await settled(a, b);
     const all = await sameContents(a, b);
     ok(all.size > 10, `keys survive (${all.size})`);

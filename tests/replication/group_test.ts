@@ -7,48 +7,19 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import type { Client } from "../../lib/client/mod.ts";
 import { waitUntil } from "../helpers/mod.ts";
-import { client, contents, missingKeys, type Node, replStats, startWriters } from "./pair.ts";
+import {
+  client,
+  conflictingWrites,
+  contents,
+  missingKeys,
+  type Node,
+  replStats,
+  startWriters,
+} from "./pair.ts";
 import { settledGroup, startGroup } from "./group.ts";
 
 const enc = new TextEncoder();
-
-/** Seeded mix of every kind of write (set, add, delete, incr, append, touch, rare flush_all). */
-async function hammer(c: Client, side: string, seed: number, flushes: boolean): Promise<void> {
-  let s = seed;
-  const rnd = (n: number) => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % n;
-  for (let burst = 0; burst < 30; burst++) {
-    const ops: Promise<unknown>[] = [];
-    for (let i = 0; i < 50; i++) {
-      const key = `c${rnd(60)}`;
-      switch (rnd(9)) {
-        case 0:
-          ops.push(c.delete(key));
-          break;
-        case 1:
-          ops.push(c.incr(`n${rnd(5)}`, 1 + rnd(3)));
-          break;
-        case 2:
-          ops.push(c.ms(key, enc.encode(`+${side}`), "MA"));
-          break;
-        case 3:
-          ops.push(c.touch(key, 1000 + rnd(100)));
-          break;
-        case 4:
-          ops.push(c.add(key, enc.encode(`add-${side}`)));
-          break;
-        case 5:
-          if (flushes && rnd(40) === 0) ops.push(c.flushAll());
-          else ops.push(c.set(`n${rnd(5)}`, enc.encode(String(rnd(1000)))));
-          break;
-        default:
-          ops.push(c.set(key, enc.encode(`${side}-${burst}-${i}`), rnd(4)));
-      }
-    }
-    await Promise.all(ops);
-  }
-}
 
 /** Every node holds exactly what the first holds (value, flags, version, expiry). */
 async function sameEverywhere(nodes: Node[]): Promise<Map<string, string>> {
@@ -62,6 +33,8 @@ async function sameEverywhere(nodes: Node[]): Promise<Map<string, string>> {
   return all[0];
 }
 
+const MIX = { bursts: 30, keySpace: 60, counterSets: true };
+
 async function converge(n: number): Promise<void> {
   const seed = Number(Deno.env.get("SEED") ?? Math.floor(Math.random() * 1e9));
   console.log(`seed ${seed}`);
@@ -73,9 +46,11 @@ async function converge(n: number): Promise<void> {
       Array.from({ length: 5 }, (_, i) => clients[0].set(`n${i}`, enc.encode("100"))),
     );
     await settledGroup(g.nodes, members);
-    await Promise.all(clients.map((c, i) => hammer(c, `N${i}`, seed + i, true)));
+    await Promise.all(
+      clients.map((c, i) => conflictingWrites(c, `N${i}`, seed + i, { ...MIX, flushes: true })),
+    );
     // Then without flush_all, so something is left to compare.
-    await Promise.all(clients.map((c, i) => hammer(c, `M${i}`, seed + 100 + i, false)));
+    await Promise.all(clients.map((c, i) => conflictingWrites(c, `M${i}`, seed + 100 + i, MIX)));
     await settledGroup(g.nodes, members);
     const all = await sameEverywhere(g.nodes);
     ok(all.size > 10, `keys survive (${all.size})`);

@@ -192,12 +192,15 @@ export async function setAll(node: Node, keys: string[], tag: string): Promise<v
 }
 
 /** Pipelined deletes of `keys` on `node`. */
-export async function deleteAll(node: Node, keys: string[]): Promise<void> {
+export async function deleteAll(node: Node, keys: string[]): Promise<number> {
   const c = await client(node);
+  let deleted = 0;
   try {
     for (let i = 0; i < keys.length; i += 1000) {
-      await Promise.all(keys.slice(i, i + 1000).map((k) => c.delete(k)));
+      const done = await Promise.all(keys.slice(i, i + 1000).map((k) => c.delete(k)));
+      deleted += done.filter(Boolean).length;
     }
+    return deleted;
   } finally {
     c.close();
   }
@@ -278,4 +281,50 @@ export async function sameDump(a: Node, b: Node): Promise<Map<string, string>> {
     throw new Error(`nodes differ on ${diff.length} keys:\n${diff.slice(0, 10).join("\n")}`);
   }
   return da;
+}
+
+/** How {@linkcode conflictingWrites} writes. */
+export interface WriteMix {
+  /** Bursts of 50 pipelined writes. */
+  bursts: number;
+  /** Keys `c0`..: the smaller, the more conflicts. */
+  keySpace: number;
+  /** Also plain sets of the counters `n0`..`n4` (and, with `flushes`, a rare flush_all). */
+  counterSets?: boolean;
+  /** With `counterSets`: one in 40 of them is a flush_all instead. */
+  flushes?: boolean;
+}
+
+/**
+ * A seeded mix of every kind of write (set, add, delete, incr, append,
+ * touch) on a small key space, pipelined in bursts: run it on several nodes
+ * at once for conflicts.
+ */
+export async function conflictingWrites(
+  c: Client,
+  side: string,
+  seed: number,
+  mix: WriteMix,
+): Promise<void> {
+  const enc = new TextEncoder();
+  let s = seed;
+  const rnd = (n: number) => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  const kinds = mix.counterSets ? 9 : 8;
+  for (let burst = 0; burst < mix.bursts; burst++) {
+    const ops: Promise<unknown>[] = [];
+    for (let i = 0; i < 50; i++) {
+      const key = `c${rnd(mix.keySpace)}`;
+      const kind = rnd(kinds);
+      if (kind === 0) ops.push(c.delete(key));
+      else if (kind === 1) ops.push(c.incr(`n${rnd(5)}`, 1 + rnd(3)));
+      else if (kind === 2) ops.push(c.ms(key, enc.encode(`+${side}`), "MA"));
+      else if (kind === 3) ops.push(c.touch(key, 1000 + rnd(100)));
+      else if (kind === 4) ops.push(c.add(key, enc.encode(`add-${side}`)));
+      else if (kind === 5 && mix.counterSets) {
+        if (mix.flushes && rnd(40) === 0) ops.push(c.flushAll());
+        else ops.push(c.set(`n${rnd(5)}`, enc.encode(String(rnd(1000)))));
+      } else ops.push(c.set(key, enc.encode(`${side}-${burst}-${i}`), rnd(4)));
+    }
+    await Promise.all(ops);
+  }
 }

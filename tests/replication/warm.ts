@@ -5,21 +5,14 @@
  * @module
  */
 
-import { equal, ok } from "../helpers/mod.ts";
+import { equal, mulberry32, ok } from "../helpers/mod.ts";
 import { client, contents, type Node } from "./pair.ts";
 
 const enc = new TextEncoder();
 
 /** A seeded PRNG (mulberry32): a failure replays with SEED=<n>. */
 export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32(seed);
 }
 
 /** The seed of this run (SEED=<n> replays one), logged. */

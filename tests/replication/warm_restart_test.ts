@@ -39,6 +39,70 @@ async function copiedAndSettled(a: Node, b: Node, what: string, ms: number): Pro
   await settled(a, b, 20_000);
 }
 
+/** A pair A (stays up) and B (restarted with `-e`), optionally B's link through a relay. */
+interface WarmPair {
+  /** The node that stays up. */
+  a: Node;
+  /** B as started last (each {@linkcode WarmPair.startB} replaces it). */
+  b: Node;
+  /** B's `-e` image. */
+  file: string;
+  /** What the clients were told. */
+  model: Model;
+  /** Between B and A's replication port, when asked for. */
+  relay: Relay;
+  /** Starts B (again, on its port) with `-e file` and the pair's flags for B. */
+  startB(): Promise<Node>;
+}
+
+/**
+ * Starts A, waits for its replication listener, starts B (through a relay
+ * with `relayed`; not at all with `startB: false`: the body does it) and
+ * waits for B's link; then runs `body` and stops everything.
+ */
+async function withWarmPair(
+  opts: { aArgs?: string[]; bArgs?: string[]; relayed?: boolean; startB?: boolean },
+  body: (p: WarmPair) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
+  const file = `${dir}/b`;
+  const replPort = freePort();
+  const bArgs = ["-e", file, ...opts.bArgs ?? []];
+  const a = await startNode(replPort, opts.aArgs ?? []);
+  let relay: Relay | undefined;
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen/, 10_000);
+    if (opts.relayed) relay = startRelay(replPort);
+    const pair: WarmPair = {
+      a,
+      get b(): Node {
+        if (b === undefined) throw new Error("B was not started");
+        return b;
+      },
+      file,
+      model: new Map(),
+      get relay(): Relay {
+        if (relay === undefined) throw new Error("the pair has no relay");
+        return relay;
+      },
+      async startB(): Promise<Node> {
+        b = await startNode(relay?.port ?? replPort, bArgs, b?.port);
+        return b;
+      },
+    };
+    if (opts.startB !== false) {
+      await pair.startB();
+      await pair.b.proc.waitForLog(/^replication: start/, 10_000);
+    }
+    await body(pair);
+  } finally {
+    await relay?.close();
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 interface Scenario {
   /** Extra flags for A (the node that stays up). */
   aArgs?: string[];
@@ -61,17 +125,10 @@ interface Scenario {
  */
 async function restartScenario(s: Scenario): Promise<Map<string, number>> {
   const rnd = prng(seedOf());
-  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
-  const file = `${dir}/b`;
-  const replPort = freePort();
-  const model: Model = new Map();
-  const a = await startNode(replPort, s.aArgs ?? []);
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen/, 10_000);
-    const bArgs = ["-e", file, ...s.bArgs ?? []];
-    b = await startNode(replPort, bArgs);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  const out = new Map<string, number>();
+  await withWarmPair({ aArgs: s.aArgs, bArgs: s.bArgs }, async (p) => {
+    const { a, model } = p;
+    let b = p.b;
     const onA = Array.from({ length: 1500 }, (_, i) => `a:${i}`);
     const onB = Array.from({ length: 1500 }, (_, i) => `b:${i}`);
     await setKeys(a, onA, model);
@@ -96,7 +153,7 @@ async function restartScenario(s: Scenario): Promise<Map<string, number>> {
     await deleteKeys(a, touched.slice(600), model);
     await setKeys(a, Array.from({ length: s.downKeys }, (_, i) => `down:${i}`), model, s.downSize);
     const aLines = a.proc.outputLines().length;
-    b = await startNode(replPort, bArgs, b.port);
+    b = await p.startB();
     match(b.proc.stderrLines().join("\n"), /\[restart\] loaded 2900 items/);
     if (s.freshOnStart) await matchesModel(b, model, "B as soon as it answers");
     await Promise.all([
@@ -115,7 +172,6 @@ async function restartScenario(s: Scenario): Promise<Map<string, number>> {
     await settled(a, b);
     await matchesModel(a, model, "A after");
     await sameContents(a, b);
-    const out = new Map<string, number>();
     for (
       const n of ["repl_full_copies_sent", "repl_partial_resyncs", "repl_full_copies_received"]
     ) {
@@ -133,11 +189,8 @@ async function restartScenario(s: Scenario): Promise<Map<string, number>> {
       out.set(`b.${n}`, await replStat(b, n));
     }
     console.log(JSON.stringify(Object.fromEntries(out)));
-    return out;
-  } finally {
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
+  return out;
 }
 
 Deno.test("warm restart in a pair: the restarted node catches up from the peer's backlog, no full copy, exact", async () => {
@@ -190,20 +243,11 @@ Deno.test("warm restart in a pair: when the peer's backlog overflowed meanwhile,
 
 Deno.test("warm restart in a pair: writes the peer never got before the stop are in the image and reach it after the restart", async () => {
   const rnd = prng(seedOf());
-  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
-  const file = `${dir}/b`;
-  const replPort = freePort();
-  const model: Model = new Map();
   const args = ["--repl-timeout", "1000"];
-  const a = await startNode(replPort, args);
-  let relay: Relay | undefined;
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen/, 10_000);
-    relay = startRelay(replPort);
-    const bArgs = [...args, "-e", file, "--repl-drain-timeout", "200"];
-    b = await startNode(relay.port, bArgs);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  const bArgs = [...args, "--repl-drain-timeout", "200"];
+  await withWarmPair({ aArgs: args, bArgs, relayed: true }, async (p) => {
+    const { a, model, relay } = p;
+    let b = p.b;
     const keys = Array.from({ length: 1000 }, (_, i) => `k:${i}`);
     await setKeys(a, keys, model);
     await settled(a, b);
@@ -220,7 +264,7 @@ Deno.test("warm restart in a pair: writes the peer never got before the stop are
     await a.proc.waitForLog(/^replication: close/, 10_000);
     equal((await contents(a)).has("unsent:0"), false, "A did not get B's last writes before");
     relay.blackhole(false);
-    b = await startNode(relay.port, bArgs, b.port);
+    b = await p.startB();
     await b.proc.waitForLog(/^replication: start/, 20_000);
     await settled(a, b, 20_000);
     await matchesModel(a, model, "A");
@@ -230,22 +274,12 @@ Deno.test("warm restart in a pair: writes the peer never got before the stop are
     equal(await replStat(a, "repl_full_copies_received"), copiesA);
     equal(await replStat(b, "repl_full_copies_received"), 0);
     equal(await replStat(b, "repl_warm_resumes"), 1);
-  } finally {
-    await relay?.close();
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("warm restart in a pair: an image without replication state (saved unreplicated) gets a full copy, no stale data", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
-  const file = `${dir}/b`;
-  const model: Model = new Map();
-  const replPort = freePort();
-  const a = await startNode(replPort);
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen/, 10_000);
+  await withWarmPair({ startB: false }, async (p) => {
+    const { a, file, model } = p;
     // B alone first (no replication): older values of keys A writes later.
     const alone = await startMemrep(["serve", "-e", file]);
     const keys = Array.from({ length: 300 }, (_, i) => `s:${i}`);
@@ -255,7 +289,7 @@ Deno.test("warm restart in a pair: an image without replication state (saved unr
     await alone.stop();
     await setKeys(a, keys.slice(0, 200), model); // newer on A
     await setKeys(a, Array.from({ length: 100 }, (_, i) => `a:${i}`), model);
-    b = await startNode(replPort, ["-e", file]);
+    const b = await p.startB();
     match(b.proc.stderrLines().join("\n"), /\[restart\] loaded 300 items/);
     await copiedAndSettled(a, b, "copy", 10_000);
     equal(await replStat(b, "repl_warm_restored"), 0);
@@ -264,10 +298,7 @@ Deno.test("warm restart in a pair: an image without replication state (saved unr
     await matchesModel(a, model, "A");
     await matchesModel(b, model, "B");
     await sameContents(a, b);
-  } finally {
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /**
@@ -277,20 +308,11 @@ Deno.test("warm restart in a pair: an image without replication state (saved unr
  * flush epoch) keeps B from storing it, which A no longer has.
  */
 async function crossedDelete(how: "delete" | "flush_all"): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
-  const file = `${dir}/b`;
-  const replPort = freePort();
-  const model: Model = new Map();
   const args = ["--repl-timeout", "6000"]; // B hears nothing from A for a while: no timeout
-  const a = await startNode(replPort, args);
-  let relay: Relay | undefined;
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen/, 10_000);
-    relay = startRelay(replPort);
-    const bArgs = [...args, "-e", file, "--repl-drain-timeout", "300"];
-    b = await startNode(relay.port, bArgs);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  const bArgs = [...args, "--repl-drain-timeout", "300"];
+  await withWarmPair({ aArgs: args, bArgs, relayed: true }, async (p) => {
+    const { a, model, relay } = p;
+    let b = p.b;
     const keys = Array.from({ length: 500 }, (_, i) => `k:${i}`);
     await setKeys(a, keys, model);
     await settled(a, b);
@@ -314,7 +336,7 @@ async function crossedDelete(how: "delete" | "flush_all"): Promise<void> {
     equal(await exitCode(b), 0);
     relay.tamper(null);
     relay.drop();
-    b = await startNode(relay.port, bArgs, b.port);
+    b = await p.startB();
     await b.proc.waitForLog(/^replication: start/, 20_000);
     await settled(a, b, 20_000);
     await matchesModel(b, model, "B");
@@ -322,11 +344,7 @@ async function crossedDelete(how: "delete" | "flush_all"): Promise<void> {
     equal(await replStat(b, "repl_full_copies_received"), 0);
     await matchesModel(a, model, "A");
     await sameContents(a, b);
-  } finally {
-    await relay?.close();
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 }
 
 Deno.test("warm restart in a pair: restored tombstones refuse the peer's older writes of keys deleted here", async () => {
@@ -338,16 +356,9 @@ Deno.test("warm restart in a pair: the restored flush epoch refuses the peer's w
 });
 
 Deno.test("warm restart in a pair: a damaged replication state is ignored (the cache loads, a full copy follows, exact)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
-  const file = `${dir}/b`;
-  const replPort = freePort();
-  const model: Model = new Map();
-  const a = await startNode(replPort);
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen/, 10_000);
-    b = await startNode(replPort, ["-e", file]);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  await withWarmPair({}, async (p) => {
+    const { a, file, model } = p;
+    let b = p.b;
     const keys = Array.from({ length: 400 }, (_, i) => `k:${i}`);
     await setKeys(b, keys, model);
     await settled(a, b);
@@ -360,7 +371,7 @@ Deno.test("warm restart in a pair: a damaged replication state is ignored (the c
     ok(extra > 0, "the image has a replication state");
     image[image.length - extra + 9] ^= 0x40;
     await Deno.writeFile(file, image);
-    b = await startNode(replPort, ["-e", file], b.port);
+    b = await p.startB();
     const err = b.proc.stderrLines().join("\n");
     match(err, /extra section checksum mismatch, ignored/);
     match(err, /\[restart\] loaded 400 items/);
@@ -370,24 +381,14 @@ Deno.test("warm restart in a pair: a damaged replication state is ignored (the c
     await matchesModel(a, model, "A");
     await matchesModel(b, model, "B");
     await sameContents(a, b);
-  } finally {
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("warm restart in a pair: more deletes on the peer than it keeps tombstones, then a full copy: the restored agreement drops them here", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
-  const file = `${dir}/b`;
-  const replPort = freePort();
-  const model: Model = new Map();
   // A keeps 65536 tombstones (the least), and its backlog (about 2 MiB) overflows.
-  const a = await startNode(replPort, ["--repl-backlog", "1m"]);
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen/, 10_000);
-    b = await startNode(replPort, ["-e", file]);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  await withWarmPair({ aArgs: ["--repl-backlog", "1m"] }, async (p) => {
+    const { a, model } = p;
+    let b = p.b;
     const keys = Array.from({ length: 68_000 }, (_, i) => `d:${i}`);
     await setKeys(a, keys, model, 10);
     await setKeys(b, keys.slice(0, 1000), model, 10); // some of them B's own
@@ -397,30 +398,20 @@ Deno.test("warm restart in a pair: more deletes on the peer than it keeps tombst
     await deleteKeys(a, keys, model);
     ok(await replStat(a, "repl_tombstones") < keys.length, "A dropped tombstones");
     await setKeys(a, Array.from({ length: 2500 }, (_, i) => `new:${i}`), model, 1000);
-    b = await startNode(replPort, ["-e", file], b.port);
+    b = await p.startB();
     await copiedAndSettled(a, b, "copy and sweep", 20_000);
     equal(await replStat(b, "repl_full_copies_received"), 1);
     await matchesModel(b, model, "B");
     await matchesModel(a, model, "A");
     ok(await replStat(b, "repl_copy_items_dropped") >= keys.length - 65536);
-  } finally {
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("warm restart in a pair: two restarts in a row (a restored stream saved again), with writes on both nodes while B stops, stay exact without a full copy", async () => {
   const rnd = prng(seedOf());
-  const dir = await Deno.makeTempDir({ prefix: "memrep_warm_repl_" });
-  const file = `${dir}/b`;
-  const replPort = freePort();
-  const model: Model = new Map();
-  const a = await startNode(replPort);
-  let b: Node | undefined;
-  try {
-    await a.proc.waitForLog(/^replication: listen/, 10_000);
-    b = await startNode(replPort, ["-e", file]);
-    await b.proc.waitForLog(/^replication: start/, 10_000);
+  await withWarmPair({}, async (p) => {
+    const { a, model } = p;
+    let b = p.b;
     const keys = Array.from({ length: 2000 }, (_, i) => `r:${i}`);
     await setKeys(a, keys, model);
     // The first pairing was a (tiny) full copy each way; none after this.
@@ -440,7 +431,7 @@ Deno.test("warm restart in a pair: two restarts in a row (a restored stream save
       await a.proc.waitForLog(/^replication: close/, 10_000, closed);
       await deleteKeys(a, pick(keys, 100, rnd), model);
       await setKeys(a, pick(keys, 200, rnd), model);
-      b = await startNode(replPort, ["-e", file], b.port);
+      b = await p.startB();
       await b.proc.waitForLog(/^replication: start/, 20_000);
       await settled(a, b, 20_000);
       await matchesModel(b, model, `B after restart ${round + 1}`);
@@ -451,8 +442,5 @@ Deno.test("warm restart in a pair: two restarts in a row (a restored stream save
     equal(await replStat(a, "repl_full_copies_sent"), sentA);
     equal(await replStat(a, "repl_full_copies_received"), receivedA);
     await matchesModel(a, model, "A");
-  } finally {
-    await Promise.all([a.proc.stop(), b?.proc.stop()]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

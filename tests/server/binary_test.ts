@@ -16,6 +16,7 @@ import {
   text,
 } from "../helpers/binary.ts";
 import {
+  concatBytes,
   connect,
   deepEqual as assertEquals,
   escapeBytes,
@@ -164,7 +165,7 @@ Deno.test("serve survives 10,000 seeded random and truncated binary packets: no 
       const batch: Uint8Array[] = [];
       for (let i = 0; i < 10 && sent < 10_000; i++, sent++) batch.push(randomPacket(next));
       // Flush and flushq would take the canary too: the fuzz gets everything else.
-      const bytes = concat(batch.filter((b) => b[1] !== OP.FLUSH && b[1] !== OP.FLUSHQ));
+      const bytes = concatBytes(...batch.filter((b) => b[1] !== OP.FLUSH && b[1] !== OP.FLUSHQ));
       try {
         await c.send(bytes);
       } catch { /* closed by the server: fine */ }
@@ -194,16 +195,6 @@ Deno.test("serve survives 10,000 seeded random and truncated binary packets: no 
     await server.stop();
   }
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 Deno.test("serve binary stat answers the same names as text stats, general and per group", async () => {
   const server = await startMemrep(["serve", "-t", "1"]);
@@ -235,8 +226,10 @@ Deno.test("serve -t 3: binary writes on one connection are read by text and bina
   try {
     const writer = await connect(server.port);
     const keys = Array.from({ length: 50 }, (_, i) => `tk${i}`);
-    const sets = concat(
-      keys.map((k, i) => packet({ op: OP.SETQ, key: k, value: `v${i}`, extras: setExtras(i, 0) })),
+    const sets = concatBytes(
+      ...keys.map((k, i) =>
+        packet({ op: OP.SETQ, key: k, value: `v${i}`, extras: setExtras(i, 0) })
+      ),
     );
     assertEquals(await roundTrip(writer, sets), []);
     const incr = await roundTrip(
@@ -247,7 +240,7 @@ Deno.test("serve -t 3: binary writes on one connection are read by text and bina
     let stale = 0;
     for (let n = 0; n < 12; n++) {
       const c = await connect(server.port);
-      const gets = concat(keys.map((k) => packet({ op: OP.GETKQ, key: k })));
+      const gets = concatBytes(...keys.map((k) => packet({ op: OP.GETKQ, key: k })));
       const got = await roundTrip(c, gets);
       stale += keys.length - got.filter((r, i) => text(r.value) === `v${i}`).length;
       await c.close();
@@ -274,12 +267,10 @@ Deno.test("serve binary: a value split over many reads and a pipeline of 2,000 q
     );
     const r = decodeResponse(await c.readUntil((b) => responseEnd(b)));
     assertEquals(r.status, 0);
-    const sets = concat(
-      Array.from(
-        { length: 2000 },
-        (_, i) => packet({ op: OP.SETQ, key: `q${i}`, value: String(i), extras: setExtras(0, 0) }),
-      ),
-    );
+    const sets = concatBytes(...Array.from(
+      { length: 2000 },
+      (_, i) => packet({ op: OP.SETQ, key: `q${i}`, value: String(i), extras: setExtras(0, 0) }),
+    ));
     assertEquals(await roundTrip(c, sets), []);
     const got = await roundTrip(c, packet({ op: OP.GET, key: "q1999" }));
     assertEquals(text(got[0].value), "1999");

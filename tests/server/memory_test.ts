@@ -161,3 +161,49 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "serve bounds one get of 2,000 keys of 200 KB that is never read, and serves others meanwhile",
+  ignore: !linux,
+  async fn() {
+    const server = await startMemrep(["serve", "-m", "64", "-U", "0"]);
+    const value = "w".repeat(200 * 1024);
+    const other = await connect(server.port);
+    let hog: Deno.Conn | undefined;
+    try {
+      equal(await other.request(`set big 0 0 ${value.length}\r\n${value}`), "STORED\r\n");
+      const before = await rss(server.pid);
+      hog = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await hog.write(new TextEncoder().encode(`get${" big".repeat(2000)}\r\n`));
+      // Until the get stalls on the unread socket: its keys stop being counted.
+      let gets = -1, peak = 0;
+      await waitUntil(
+        async () => {
+          peak = Math.max(peak, await rss(server.pid));
+          const now = Number((await other.stats()).get("cmd_get"));
+          const stuck = now === gets;
+          gets = now;
+          await new Promise((r) => setTimeout(r, 300));
+          return stuck;
+        },
+        "the non-reading client to stall",
+        15_000,
+      );
+      peak = Math.max(peak, await rss(server.pid));
+      ok(gets < 1000, `keys fetched while the reply was unread: ${gets}`);
+      ok(
+        peak - before < 150 * MB,
+        `RSS grew ${((peak - before) / MB).toFixed(0)} MB for one unread 400 MB get`,
+      );
+      equal(
+        await other.request("get big", "END\r\n"),
+        `VALUE big 0 ${value.length}\r\n${value}\r\nEND\r\n`,
+      );
+    } finally {
+      hog?.close();
+      await other.close();
+      await server.stop();
+    }
+  },
+});

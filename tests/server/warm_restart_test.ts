@@ -13,6 +13,7 @@ import {
   freePort,
   haveBinary,
   match,
+  mulberry32,
   ok,
   type ProcessHandle,
   startMemcached,
@@ -22,18 +23,6 @@ import {
 } from "../helpers/mod.ts";
 import { checksum } from "../../lib/store/mod.ts";
 import { fill, replStat, sameContents, settled, startNode } from "../replication/pair.ts";
-
-/** A seeded PRNG (mulberry32), so a failure can be replayed from the printed seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Seen {
   value: string;
@@ -89,7 +78,7 @@ async function stopped(server: ProcessHandle): Promise<number> {
 Deno.test("serve -e: 100k items come back after SIGUSR1 with value, flags, CAS and TTL; expired ones do not", async () => {
   const seed = Date.now() % 1_000_000;
   console.log(`seed ${seed}`);
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const dir = await Deno.makeTempDir({ prefix: "memrep_warm_" });
   const file = `${dir}/cache`;
   const n = 100_000;

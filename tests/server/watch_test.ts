@@ -84,6 +84,17 @@ async function checkWatch(server: ProcessHandle): Promise<void> {
       "VERSION 1.6.18\r\nERROR cannot pipeline other commands before watch\r\n",
     );
     equal(await refused.request("watch fetchers bogus\r\n"), "ERROR\r\n");
+    // memcached's resp_has_stack: a noreply command's reply is pending too; a get wrote out.
+    equal(
+      await refused.request("touch nokey 1 noreply\r\nwatch\r\n", "before watch\r\n"),
+      "ERROR cannot pipeline other commands before watch\r\n",
+    );
+    const late = await connect(server.port);
+    try {
+      equal(await late.request("get nokey\r\nwatch\r\n", "OK\r\n"), "END\r\nOK\r\n");
+    } finally {
+      await late.close();
+    }
   } finally {
     await Promise.all([w.close(), refused.close()]);
   }

@@ -3,9 +3,10 @@
  * and the reply in the client's key order. The hot path (no fallback
  * needed) works on offsets: the keys stay in one copy of the request line,
  * each server's request is built from the line's bytes, each server's reply
- * is matched to its keys where it was read (a copy of the frame kept, no
- * object per key), and the client's reply is assembled into one buffer once
- * the last server answered. Misses that must be looked up in the backups
+ * is copied into the multi-get's arena and matched to its keys there (no
+ * object per key), and the client's reply is assembled in the same arena
+ * once the last server answered (native copyWithin per run of blocks: no
+ * view per block, no byte loop). Misses that must be looked up in the backups
  * (and keys dirty on their primary) take the per-key path of fallback.ts.
  * @module
  */
@@ -46,14 +47,20 @@ function scratchFor(n: number): Uint8Array {
 }
 
 /**
- * Tables and frame copies of finished multi-gets, reused by the next ones
- * (a 1,000-key get would otherwise allocate about 100 KB of them). Bounded.
+ * Tables and arenas of finished multi-gets, reused by the next ones (a
+ * 1,000-key get would otherwise allocate about 150 KB of them). Bounded.
  */
 const spareTables: Int32Array[] = [];
-const spareFrames: Uint8Array[] = [];
+const spareArenas: Uint8Array[] = [];
 const SPARES = 16;
-/** Frame copies up to this size come from (and go back to) the spares. */
-const FRAME_BUFFER = 65536;
+const SPARE_ARENAS = 8;
+/** The smallest arena made; arenas up to {@linkcode ARENA_KEEP} go back to the spares. */
+const ARENA_MIN = 4096;
+const ARENA_KEEP = 262144;
+/** A multi-get's arena before its first reply: none is held while it waits. */
+const NO_ARENA = new Uint8Array(0);
+/** Runs of blocks shorter than this are copied by hand (a native call costs more). */
+const SHORT_RUN = 16;
 
 /** A zeroed per-key table of `n` entries (a view of a spare when one is large enough). */
 function takeTable(n: number): Int32Array {
@@ -64,12 +71,24 @@ function takeTable(n: number): Int32Array {
   return v;
 }
 
-/** A copy of `buf[start, end)` in a spare frame buffer when it fits one. */
-function takeFrame(buf: Uint8Array, start: number, end: number): Uint8Array {
-  if (end - start > FRAME_BUFFER) return buf.slice(start, end);
-  const f = spareFrames.pop() ?? new Uint8Array(FRAME_BUFFER);
-  f.set(buf.subarray(start, end));
-  return f.subarray(0, end - start);
+/**
+ * An arena for at least `n` bytes with the first `used` bytes of `buf`: a
+ * spare when `buf` is still empty and a spare is large enough, else a new
+ * one of twice the size (at least {@linkcode ARENA_MIN}).
+ */
+function grown(buf: Uint8Array, used: number, n: number): Uint8Array {
+  if (buf.length === 0) {
+    const spare = spareArenas.pop();
+    if (spare !== undefined) {
+      if (spare.length >= n) return spare;
+      spareArenas.push(spare);
+    }
+  }
+  let size = Math.max(buf.length * 2, ARENA_MIN);
+  while (size < n) size *= 2;
+  const next = new Uint8Array(size);
+  if (used > 0) next.set(buf.subarray(0, used));
+  return next;
 }
 
 /** True when `a[as, ae)` and `b[bs, be)` hold the same bytes. */
@@ -94,6 +113,19 @@ function put(dst: Uint8Array, at: number, src: Uint8Array, start: number, end: n
     return at;
   }
   dst.set(src.subarray(start, end), at);
+  return at + end - start;
+}
+
+/**
+ * Copy the run `buf[start, end)` to `at` within the same buffer (the
+ * reply's place in the arena); returns the end. Short runs by hand.
+ */
+function copyRun(buf: Uint8Array, at: number, start: number, end: number): number {
+  if (end - start < SHORT_RUN) {
+    for (let i = start; i < end; i++) buf[at++] = buf[i];
+    return at;
+  }
+  buf.copyWithin(at, start, end);
   return at + end - start;
 }
 
@@ -175,7 +207,7 @@ export function getMany(
     const from = groupAt[o], to = groupAt[o + 1];
     core.callFrame(servers[o], op, [out.subarray(0, n)], (rbuf, start, length, parser) => {
       if (parser.kind === ReplyKind.VALUES) {
-        state.matched(o, rbuf, start, length, parser.items, parser.count, order, from, to);
+        state.matched(rbuf, start, length, parser.items, parser.count, order, from, to);
       } else state.failedGroup(order, from, to);
       state.groupDone(sink);
     }, () => {
@@ -197,13 +229,13 @@ class MultiGet {
   readonly #owner: Int32Array;
   readonly #servers: readonly Backend[];
   readonly #ticket: number;
-  /** Per server: the copy of its reply (or, for the last one, its frame in place). */
-  readonly #frames: (Uint8Array | undefined)[];
-  /** The server whose frame is read in place (-1: none), and where the frame starts. */
-  #inPlace = -1;
-  #inPlaceStart = 0;
-  #inPlaceEnd = 0;
-  /** Per key: its VALUE block's start and end in its server's frame; end 0 = no hit. */
+  /**
+   * The servers' replies, one after the other as they came, then the
+   * client's reply once assembled; {@linkcode #used} bytes are taken.
+   */
+  #arena: Uint8Array = NO_ARENA;
+  #used = 0;
+  /** Per key: its VALUE block's start and end in the arena; end 0 = no hit. */
   readonly #blockStart: Int32Array;
   readonly #blockEnd: Int32Array;
   /** Per key: its primary failed (or it is dirty there). */
@@ -236,19 +268,17 @@ class MultiGet {
     this.#blockEnd = perKey.subarray(4 * n);
     this.#servers = core.servers;
     this.#ticket = ticket;
-    this.#frames = new Array(this.#servers.length);
     this.#failed = dirty ?? new Uint8Array(n);
     this.#anyFailed = dirty !== null;
   }
 
   /**
-   * Server `o` answered its keys `order[from, to)` with a get reply
-   * `rbuf[start, start + length)` of `n` items (offsets in `items`). The
-   * reply lists hits in request order; each is paired with the next key
-   * asked that it equals. The last group's frame is used in place.
+   * A server answered its keys `order[from, to)` with a get reply
+   * `rbuf[start, start + length)` of `n` items (offsets in `items`), copied
+   * into the arena. The reply lists hits in request order; each is paired
+   * with the next key asked that it equals.
    */
   matched(
-    o: number,
     rbuf: Uint8Array,
     start: number,
     length: number,
@@ -258,15 +288,12 @@ class MultiGet {
     from: number,
     to: number,
   ): void {
-    const inPlace = this.waiting === 1;
-    const frame = inPlace ? rbuf : takeFrame(rbuf, start, start + length);
-    const shift = inPlace ? 0 : start;
-    this.#frames[o] = frame;
-    if (inPlace) {
-      this.#inPlace = o;
-      this.#inPlaceStart = start;
-      this.#inPlaceEnd = start + length;
-    }
+    const base = this.#used;
+    if (base + length > this.#arena.length) this.#arena = grown(this.#arena, base, base + length);
+    const frame = this.#arena;
+    frame.set(rbuf.subarray(start, start + length), base);
+    this.#used = base + length;
+    const shift = start - base;
     const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
     const bs = this.#blockStart, be = this.#blockEnd;
     let j = from;
@@ -315,38 +342,39 @@ class MultiGet {
       this.#fallback(sink);
       return;
     }
-    const out = scratchFor(this.#bytes + END.length);
-    const frames = this.#frames, owner = this.#owner;
+    // The reply goes after the frames, in the same arena: each run is one copyWithin.
+    const outStart = this.#used;
+    const need = outStart + this.#bytes + END.length;
+    if (need > this.#arena.length) this.#arena = grown(this.#arena, outStart, need);
+    const arena = this.#arena;
     const bs = this.#blockStart, be = this.#blockEnd;
-    // Blocks that follow each other in one server's reply go out as one run (one copy).
-    let w = 0, run = -1, runStart = 0, runEnd = 0;
+    // Blocks that follow each other in one server's reply go out as one run (one copy); a
+    // server's frame ends with END, so a run never spans two frames.
+    let w = outStart, runStart = -1, runEnd = -1;
     for (let i = 0; i < n; i++) {
-      if (be[i] === 0) continue;
-      const o = owner[i];
-      if (o === run && bs[i] === runEnd) {
-        runEnd = be[i];
+      const e = be[i];
+      if (e === 0) continue;
+      const b = bs[i];
+      if (b === runEnd) {
+        runEnd = e;
         continue;
       }
-      if (run >= 0) w = put(out, w, frames[run] as Uint8Array, runStart, runEnd);
-      run = o;
-      runStart = bs[i];
-      runEnd = be[i];
+      w = copyRun(arena, w, runStart, runEnd);
+      runStart = b;
+      runEnd = e;
     }
-    if (run >= 0) w = put(out, w, frames[run] as Uint8Array, runStart, runEnd);
-    for (let k = 0; k < END.length; k++) out[w++] = END[k];
+    w = copyRun(arena, w, runStart, runEnd);
+    for (let k = 0; k < END.length; k++) arena[w++] = END[k];
     core.countHits(this.#hits, n);
-    sink.fillFrame(this.#ticket, out, 0, w);
+    sink.fillFrame(this.#ticket, arena, outStart, w - outStart);
     this.#release();
   }
 
-  /** Done: the table and the frame copies go back to the spares. */
+  /** Done: the table and the arena go back to the spares. */
   #release(): void {
-    const frames = this.#frames;
-    for (let o = 0; o < frames.length; o++) {
-      const f = frames[o];
-      if (f === undefined || o === this.#inPlace || f.buffer.byteLength !== FRAME_BUFFER) continue;
-      if (spareFrames.length < SPARES) spareFrames.push(new Uint8Array(f.buffer));
-    }
+    const arena = this.#arena;
+    const keep = arena.length > 0 && arena.length <= ARENA_KEEP;
+    if (keep && spareArenas.length < SPARE_ARENAS) spareArenas.push(arena);
     if (spareTables.length < SPARES) spareTables.push(new Int32Array(this.#keyStart.buffer));
   }
 
@@ -354,26 +382,21 @@ class MultiGet {
   #fallback(sink: ReplySink): void {
     const core = this.#core;
     const n = this.#keyStart.length;
-    const frames = this.#frames, owner = this.#owner, servers = this.#servers;
+    const owner = this.#owner, servers = this.#servers;
     const bs = this.#blockStart, be = this.#blockEnd;
     const keys: Uint8Array[] = new Array(n);
     const owners: Backend[] = new Array(n);
     const items: (Uint8Array | null)[] = new Array(n);
     const failed: boolean[] = new Array(n);
-    // A frame read in place is copied: the lookups outlive the read.
-    const ip = this.#inPlace, ipStart = this.#inPlaceStart;
-    const kept = frames.slice();
-    if (ip >= 0) kept[ip] = copyRange(frames[ip] as Uint8Array, ipStart, this.#inPlaceEnd);
+    // The hits stay views of the arena (it is not reused: the lookups outlive this call).
+    const arena = this.#arena;
     const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
     for (let i = 0; i < n; i++) {
       keys[i] = line.subarray(ks[i], ke[i]);
       const o = owner[i];
       failed[i] = this.#failed[i] === 1;
       owners[i] = servers[o];
-      const shift = o === ip ? ipStart : 0;
-      items[i] = be[i] === 0
-        ? null
-        : (kept[o] as Uint8Array).subarray(bs[i] - shift, be[i] - shift);
+      items[i] = be[i] === 0 ? null : arena.subarray(bs[i], be[i]);
     }
     finishMany(core, this.#op, keys, owners, items, failed, this.#exptime).then(
       (parts) => sink.fill(this.#ticket, parts),

@@ -1,0 +1,538 @@
+/**
+ * One proxy client connection. It reads into a reused buffer, parses every
+ * complete request with the one parser, hands each to the router, and writes
+ * replies in request order, batched: all replies that are ready go out in
+ * one write. A connection whose first byte is 0x80 speaks the binary
+ * protocol (as memcached's -B auto): its requests reach the same router
+ * through {@linkcode BinaryFront}.
+ * @module
+ */
+
+import {
+  BINARY_HEADER_LENGTH,
+  BINARY_REQUEST_MAGIC,
+  BinaryOpcode,
+  BinaryRequest,
+  carveCopy,
+  PARSE_CLOSE,
+  parseBinaryRequest,
+  parseRequest,
+  Request,
+  Writer,
+  WriterPool,
+} from "../protocol/mod.ts";
+import {
+  BufferPool,
+  isDisconnect,
+  type RawIo,
+  rawIo,
+  ReadBuffer,
+  topUp,
+} from "../transport/mod.ts";
+import { log } from "../log.ts";
+import { AUTH_CLOSE, type Authenticator, AuthSession, binarySaslRequest } from "../auth/mod.ts";
+import { Next, type ReplySink, type Router } from "./router/mod.ts";
+import { BinaryFront } from "./binary.ts";
+
+/** Receive buffer an idle connection keeps; larger ones are lent by {@linkcode reads}. */
+const IDLE_READ = 1024;
+/**
+ * Receive and output buffers the connections borrow while they have bytes
+ * to parse or send, so an idle connection holds 1 KB, not 48 KB (thousands
+ * of idle clients then cost little, and nothing of theirs stays behind).
+ */
+const reads = new BufferPool(16384, 64);
+const writers = new WriterPool(1024, 262144, 4194304);
+/** How long the rest of a first binary read may take to be there (ms; it is queued already). */
+const TOP_UP_MS = 5;
+/** Requests in flight per connection before reading pauses (back-pressure). */
+const MAX_IN_FLIGHT = 4096;
+/**
+ * Requests in flight before the connection's first reply is in: replies of
+ * requests already sent to a backend must be kept whatever their size, so
+ * the window is sized by the largest reply seen (see {@linkcode MAX_UNSENT}).
+ */
+const MIN_IN_FLIGHT = 64;
+/** Unsent reply bytes per connection (in the output and being written) before reading pauses. */
+const MAX_UNSENT = 8 * 1048576;
+/** What memcached reads of a binary connection at once (its read buffer). */
+const BINARY_READ = 16384;
+/** memcached's -R default: requests per read event before it yields (and transmits). */
+const REQS_PER_EVENT = 20;
+
+/**
+ * A binary reply memcached transmits at once: a noop's, or an error packet
+ * (write_bin_error; a getk/gatk miss carries the key and is not one).
+ */
+function transmitsAtOnce(reply: Uint8Array | readonly Uint8Array[]): boolean {
+  const b = reply instanceof Uint8Array ? reply : reply[0];
+  if (b === undefined || b.length < BINARY_HEADER_LENGTH) return false;
+  const status = (b[6] << 8) | b[7];
+  return b[1] === BinaryOpcode.NOOP || (status !== 0 && (b[2] | b[3]) === 0);
+}
+
+type Slot = Uint8Array | readonly Uint8Array[] | undefined;
+
+/** One client connection: ordered reply slots and batched writes. */
+export class ProxyConnection implements ReplySink {
+  readonly #conn: Deno.Conn;
+  /** Reads and writes of #conn through Deno's ops (one promise fewer per read). */
+  readonly #io: RawIo;
+  readonly #router: Router;
+  readonly #maxValue: number;
+  /** Replies collected, not written yet (borrowed from {@linkcode writers} while non-empty). */
+  #out: Writer | null = null;
+  /** Replies being written. */
+  #spare: Writer | null = null;
+  /** Replies not written yet, from ticket #head on; undefined = still waiting. */
+  #slots: Slot[] = [];
+  #slotHead = 0;
+  #head = 0;
+  #next = 0;
+  #writing = false;
+  #flushQueued = false;
+  #closed = false;
+  #closeAt = -1;
+  /** Replies from this ticket on wait (a binary read batch being parsed). */
+  #hold = Infinity;
+  /** After a bad magic byte: replies from this ticket on are sent only as memcached would. */
+  #dropFrom = -1;
+  /**
+   * Tickets of this read batch whose error memcached answered while skipping
+   * body bytes already read (conn_swallow): queued, not transmitted at once.
+   */
+  readonly #queued = new Set<number>();
+  #drained: (() => void) | undefined;
+  /** Largest reply of this connection so far (bytes). */
+  #maxReply = 0;
+  /**
+   * Requests it may have in flight: as many as MAX_UNSENT holds of its largest
+   * reply (a client pipelining large gets and never reading costs a bounded
+   * amount, not its whole batch), at most MAX_IN_FLIGHT; MIN_IN_FLIGHT until a reply came.
+   */
+  #window = MIN_IN_FLIGHT;
+  /** The first read's top-up, when it did not complete at once (see {@linkcode #topUp}). */
+  #pendingRead: Promise<number | null> | null = null;
+  readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  readonly #auth: AuthSession | null;
+
+  /** A connection on `conn` routing through `router` (a login first with `auth`). */
+  constructor(conn: Deno.Conn, router: Router, maxValue: number, auth?: Authenticator) {
+    this.#conn = conn;
+    this.#io = rawIo(conn);
+    this.#router = router;
+    this.#maxValue = maxValue;
+    this.#auth = auth ? new AuthSession(auth, router.stats) : null;
+  }
+
+  /**
+   * Before login the bytes go to the login reader, never to the backends;
+   * its replies of one read batch go out as one reply. True: read on.
+   */
+  #readLogin(rb: ReadBuffer, auth: AuthSession): boolean {
+    const out = new Writer(256);
+    let more = true;
+    while (rb.settle()) {
+      const used = auth.readText(rb.buf, rb.start, rb.end, out);
+      if (used === 0) break;
+      if (used === AUTH_CLOSE) {
+        more = false;
+        break;
+      }
+      rb.start += used;
+      if (auth.authenticated) break;
+    }
+    if (out.length > 0) this.reply(out.view().slice());
+    if (!more) this.closeAfterReplies();
+    return more;
+  }
+
+  /** Read, parse and route until the client goes away. */
+  async run(): Promise<void> {
+    const rb = new ReadBuffer(IDLE_READ, undefined, reads);
+    try {
+      // The first byte picks the protocol for good, as memcached's -B auto.
+      const n = await this.#io.read(rb.space(0));
+      if (n !== 0) {
+        rb.end += n;
+        if (rb.buf[rb.start] === BINARY_REQUEST_MAGIC) {
+          await this.#topUp(rb);
+          await this.#binary(rb);
+        } else await this.#text(rb);
+      }
+      // EOF or quit: finish what was asked, then close.
+      this.closeAfterReplies();
+    } catch (err) {
+      if (!isDisconnect(err)) log.warn(`proxy: client connection: ${err}`);
+      this.#close();
+    } finally {
+      // A read still pending writes into the buffer: it must not go to another connection.
+      if (this.#pendingRead === null) rb.release();
+    }
+    await this.#gone.promise;
+  }
+
+  /**
+   * memcached's first read of a binary connection takes up to 16 KB (what a
+   * bad magic byte in that batch loses depends on it); ours filled the idle
+   * 1 KB buffer: the rest of that write joins the batch (see topUp).
+   */
+  async #topUp(rb: ReadBuffer): Promise<void> {
+    if (rb.end < IDLE_READ) return;
+    this.#pendingRead = (await topUp(this.#conn, rb, BINARY_READ, TOP_UP_MS)).pending;
+  }
+
+  /** The output buffer, borrowed when the first reply of a batch comes. */
+  #sink(): Writer {
+    return this.#out ??= writers.take();
+  }
+
+  /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
+  #full(): boolean {
+    return !this.#closed &&
+      (this.#next - this.#head > this.#window ||
+        (this.#out?.length ?? 0) + (this.#spare?.length ?? 0) > MAX_UNSENT);
+  }
+
+  /** A reply of `size` bytes came: a larger one than before narrows the window. */
+  #sized(size: number): void {
+    if (size <= this.#maxReply) return;
+    this.#maxReply = size;
+    this.#window = Math.max(2, Math.min(MAX_IN_FLIGHT, Math.floor(MAX_UNSENT / size)));
+  }
+
+  /** Back-pressure: wait while {@linkcode #full}. Called only then: no promise per batch. */
+  async #room(): Promise<void> {
+    while (this.#full()) await new Promise<void>((r) => this.#drained = r);
+  }
+
+  /** A text connection; `rb` holds its first bytes. */
+  async #text(rb: ReadBuffer): Promise<void> {
+    const req = new Request();
+    const router = this.#router;
+    let filled = true;
+    while (!this.#closed && this.#closeAt < 0) {
+      const auth = this.#auth;
+      if (!filled) {
+        // Straight into the buffer (rb.fill would add a promise per read).
+        const n = await this.#io.read(
+          rb.space(auth && !auth.authenticated ? auth.need : req.need),
+        );
+        if (n === 0) break;
+        rb.end += n;
+      }
+      filled = false;
+      if (auth && !auth.authenticated) {
+        if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
+      }
+      let paused = false;
+      while (this.#closeAt < 0 && rb.settle()) {
+        if (this.#full()) { // within a read too: each request may bring a large reply
+          paused = true;
+          break;
+        }
+        const used = parseRequest(rb.buf, rb.start, rb.end, req, this.#maxValue);
+        if (used === 0) break;
+        if (used === PARSE_CLOSE) {
+          this.closeAfterReplies();
+          break;
+        }
+        const raw = rb.buf.subarray(rb.start, rb.start + used);
+        rb.start += used;
+        if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
+        if (req.swallow > 0) rb.skip(req.swallow);
+        else if (req.swallowLine) rb.skipLine();
+      }
+      if (this.#full()) await this.#room();
+      filled = paused; // the rest of this read is parsed before reading more
+    }
+  }
+
+  /**
+   * A binary connection; `rb` holds its first bytes. With client auth the
+   * SASL opcodes log in (PLAIN, the users of the auth file); until then the
+   * codec refuses every other opcode but version as memcached -S does.
+   */
+  async #binary(rb: ReadBuffer): Promise<void> {
+    const req = new BinaryRequest();
+    const front = new BinaryFront(this.#router, this.#maxValue);
+    const stats = this.#router.stats;
+    const auth = this.#auth;
+    const permits = auth === null ? null : (opcode: number) => auth.binaryPermits(opcode);
+    let filled = true;
+    while (!this.#closed && this.#closeAt < 0) {
+      if (!filled) {
+        // memcached reads a binary connection 16 KB at once (what a bad magic byte loses depends on it).
+        const pending = this.#pendingRead;
+        const n = pending !== null
+          ? (await pending) ?? 0
+          : await this.#io.read(rb.space(Math.max(req.need, BINARY_READ)));
+        this.#pendingRead = null;
+        if (n === 0) break;
+        rb.end += n;
+      }
+      filled = false;
+      // memcached transmits what it queued when it reads again, after an error or a noop,
+      // and after 21 requests of one read (then every 20: its reqs_per_event yield). A bad
+      // magic byte closes the connection, and what it queued since is never sent: this
+      // batch's replies wait until it is parsed, in case one comes.
+      let transmitted = this.#next, count = 0, group = REQS_PER_EVENT + 1;
+      this.#hold = this.#next;
+      this.#queued.clear();
+      let paused = false;
+      while (this.#closeAt < 0 && rb.settle()) {
+        if (this.#full()) { // within a read too: each request may bring a large reply
+          paused = true;
+          break;
+        }
+        const used = parseBinaryRequest(rb.buf, rb.start, rb.end, req, this.#maxValue, permits);
+        if (used === 0) break;
+        if (used === PARSE_CLOSE) {
+          this.#dropFrom = transmitted;
+          this.closeAfterReplies();
+          break;
+        }
+        rb.start += used;
+        stats.binaryRequests++;
+        const ticket = this.#next;
+        const next = req.sasl
+          ? this.#sasl(req, auth as AuthSession, front)
+          : front.handle(req, this);
+        if (req.swallow > 0) {
+          // memcached's skip reads the socket to the body's end when it goes past the read,
+          // which transmits what it queued; a skip within the read transmits nothing.
+          if (req.swallow > rb.end - rb.start) transmitted = this.#next;
+          else for (let t = ticket; t < this.#next; t++) this.#queued.add(t);
+        }
+        if (++count === group) {
+          count = 0;
+          group = REQS_PER_EVENT;
+          transmitted = this.#next;
+        }
+        if (next === Next.CLOSE) this.closeAfterReplies();
+        if (req.swallow > 0) rb.skip(req.swallow);
+      }
+      this.#hold = Infinity;
+      this.#drain();
+      if (this.#full()) await this.#room();
+      filled = paused;
+    }
+  }
+
+  /** A SASL opcode with client auth on: memcached -S's answer (lib/auth). */
+  #sasl(req: BinaryRequest, auth: AuthSession, front: BinaryFront): number {
+    const action = binarySaslRequest(auth, req);
+    const ticket = this.#next;
+    this.reply(front.packet(req, action.status, action.body));
+    // An answer memcached gives while skipping the data is queued, unless the data went on past
+    // its read buffer (the skip then reads the socket, which transmits).
+    if (action.swallow && BINARY_HEADER_LENGTH + req.bodylen <= BINARY_READ) {
+      for (let t = ticket; t < this.#next; t++) this.#queued.add(t);
+    }
+    return action.close ? Next.CLOSE : Next.CONTINUE;
+  }
+
+  reserve(): number {
+    this.#slots.push(undefined);
+    return this.#next++;
+  }
+
+  fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
+    if (this.#closed) return;
+    if (reply instanceof Uint8Array) this.#sized(reply.length);
+    else {
+      let n = 0;
+      for (const p of reply) n += p.length;
+      this.#sized(n);
+    }
+    this.#slots[ticket - this.#slotBase()] = reply;
+    // After a bad magic byte the head waits for the last reply (see #cut).
+    if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
+  }
+
+  fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
+    if (this.#closed) return;
+    this.#sized(length);
+    if (ticket !== this.#head || ticket >= this.#hold) {
+      this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
+      if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
+      return;
+    }
+    // The head: straight into the output, no copy of its own.
+    this.#sink().bytes(buf, start, start + length);
+    this.#slotHead++;
+    this.#head++;
+    this.#drain();
+  }
+
+  reply(bytes: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#head === this.#next && this.#hold === Infinity) {
+      this.#sized(bytes.length);
+      this.#sink().bytes(bytes);
+      this.#schedule();
+      return;
+    }
+    this.fill(this.reserve(), bytes);
+  }
+
+  closeAfterReplies(): void {
+    if (this.#closeAt < 0) this.#closeAt = this.#next;
+    if (this.#head === this.#closeAt) this.#schedule();
+  }
+
+  #slotBase(): number {
+    return this.#head - this.#slotHead;
+  }
+
+  /** Move every ready reply at the head into the output buffer. */
+  #drain(): void {
+    const slots = this.#slots;
+    let i = this.#slotHead;
+    while (i < slots.length && this.#head < this.#hold) {
+      if (this.#dropFrom >= 0 && this.#head >= this.#dropFrom) {
+        if (this.#cut(i)) i = slots.length;
+        break;
+      }
+      const s = slots[i];
+      if (s === undefined) break;
+      const out = this.#sink();
+      if (s instanceof Uint8Array) out.bytes(s);
+      else for (const p of s) out.bytes(p);
+      slots[i] = undefined;
+      i++;
+      this.#head++;
+    }
+    if (i === slots.length) {
+      slots.length = 0;
+      this.#slotHead = 0;
+    } else if (i > 1024 && i * 2 > slots.length) {
+      this.#slots = slots.slice(i);
+      this.#slotHead = 0;
+    } else this.#slotHead = i;
+    this.#schedule();
+    this.#wake();
+  }
+
+  /**
+   * A bad magic byte ended a binary connection: of the replies from
+   * `#dropFrom` (memcached's last transmit) to the close, only those up to
+   * the last one memcached transmits at once (an error, a noop) are sent,
+   * the rest is dropped, as memcached drops what it had queued. Waits until
+   * all of them are in; true once done (slot `i` is `#dropFrom`'s).
+   */
+  #cut(i: number): boolean {
+    const slots = this.#slots;
+    const n = this.#closeAt - this.#head;
+    let last = -1;
+    for (let k = 0; k < n; k++) {
+      const s = slots[i + k];
+      if (s === undefined) return false;
+      if (transmitsAtOnce(s) && !this.#queued.has(this.#head + k)) last = k;
+    }
+    for (let k = 0; k <= last; k++) {
+      const s = slots[i + k] as Uint8Array | readonly Uint8Array[];
+      const out = this.#sink();
+      if (s instanceof Uint8Array) out.bytes(s);
+      else for (const p of s) out.bytes(p);
+    }
+    this.#head = this.#closeAt;
+    this.#dropFrom = -1;
+    return true;
+  }
+
+  #wake(): void {
+    const d = this.#drained;
+    if (d !== undefined && this.#next - this.#head <= this.#window / 2) {
+      this.#drained = undefined;
+      d();
+    }
+  }
+
+  #schedule(): void {
+    if (this.#flushQueued || this.#writing) return;
+    this.#flushQueued = true;
+    // After the current batch of replies (all resolved in this turn) is in.
+    queueMicrotask(this.#flush);
+  }
+
+  /**
+   * Write what is buffered: one `conn.write` per batch with bound callbacks,
+   * no async function or writeAll promise of its own; a partial write goes
+   * on from where it stopped.
+   */
+  readonly #flush = (): void => {
+    this.#flushQueued = false;
+    if (this.#writing || this.#closed) return;
+    const w = this.#out;
+    if (w === null || w.length === 0) {
+      if (w !== null) writers.give(w);
+      this.#out = null;
+      this.#flushed();
+      return;
+    }
+    // Double buffering: #spare is written while a new #out collects.
+    this.#out = null;
+    this.#spare = w;
+    this.#writing = true;
+    this.#writeOff = 0;
+    this.#send(w.view());
+  };
+
+  /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
+  #send(bytes: Uint8Array): void {
+    try {
+      this.#io.write(bytes).then(this.#written, this.#writeFailed);
+    } catch (err) {
+      this.#writeFailed(err);
+    }
+  }
+
+  /** Bytes of #spare written so far. */
+  #writeOff = 0;
+
+  readonly #written = (n: number): void => {
+    const w = this.#spare as Writer;
+    this.#writeOff += n;
+    if (this.#writeOff < w.length && !this.#closed) {
+      this.#send(w.view().subarray(this.#writeOff));
+      return;
+    }
+    this.#spare = null;
+    writers.give(w);
+    this.#writing = false;
+    if (this.#closed) return;
+    this.#wake();
+    if (this.#out !== null && this.#out.length > 0) this.#flush();
+    else this.#flushed();
+  };
+
+  readonly #writeFailed = (err: unknown): void => {
+    this.#writing = false;
+    if (!isDisconnect(err)) log.warn(`proxy: client write: ${err}`);
+    this.#close();
+  };
+
+  /** Everything is written: close if asked to, else let reading go on. */
+  #flushed(): void {
+    if (this.#closeAt >= 0 && this.#head >= this.#closeAt) this.#close();
+    else if (this.#drained !== undefined) this.#wake();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#slots = [];
+    this.#out = null; // (a write in flight still holds #spare)
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+    const d = this.#drained;
+    this.#drained = undefined;
+    d?.();
+    this.#gone.resolve();
+  }
+}
