@@ -2,7 +2,7 @@
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
  * alternating. Sections: serve, memory, connections, proxy, proxy-binary, proxy-multiget, replication, copy,
- * cost, proxy-floor, restart, tls.
+ * cost, proxy-floor, restart, tls, checkouts (MEMREP_AB_ROOTS: other checkouts side by side).
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -21,6 +21,7 @@ import { cost, proxyFloor } from "./cost.ts";
 import { connections } from "./connections.ts";
 import { warmRestart } from "./warm_restart.ts";
 import { tls } from "./tls.ts";
+import { checkouts } from "./checkouts.ts";
 
 /** Every section, in the order they run. Add new ones here. */
 export const SECTIONS: Section[] = [
@@ -36,6 +37,7 @@ export const SECTIONS: Section[] = [
   proxyFloor,
   warmRestart,
   tls,
+  checkouts,
 ];
 
 /** Runs the selected sections; resolves to the process exit code. */
@@ -66,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const chosen = positionals.length
     ? SECTIONS.filter((s) => positionals.includes(s.name))
-    : SECTIONS;
+    : SECTIONS.filter((s) => s !== checkouts); // only when named: it compares other checkouts
   const target = Deno.env.get("MEMREP_TARGET") === "memcached"
     ? " (MEMREP_TARGET=memcached: stand-ins)"
     : "";

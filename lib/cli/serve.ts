@@ -103,8 +103,10 @@ memcached options:
   -P, --pidfile <file>        write the process id to <file>
   -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
   -u, --user <name>           accepted for compatibility; memrep does not switch users
-  -t, --threads <num>         serve threads sharing one cache (default: the cores, at most 4;
-                              Linux only, elsewhere 1)
+  -t, --threads <num>         serve threads sharing one cache (default: the cores, at most 4:
+                              the most throughput; -t 1 costs less CPU per request; more
+                              threads than cores cost more and serve less. Linux only,
+                              elsewhere 1)
   -B, --protocol <name>       auto (default: text or binary, by each connection's first byte),
                               ascii or binary
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
@@ -508,10 +510,11 @@ function largestCas(engine: Engine): number {
 
 /**
  * Serve threads when -t is not given: the cores, at most 4. Measured on 2
- * cores (README, benchmark notes): -t 1 costs about 0.9x the CPU per
- * request of -t 2, but on a quiet machine reaches only 0.60x memcached's
- * throughput where -t 2 reaches 0.8-0.95x; throughput is the default, -t 1
- * the choice for a host whose cores are busy with other work.
+ * cores (README, benchmark notes; -t 1..4 alternating in one run): -t 2
+ * gave the most throughput (0.85x memcached's, -t 1 0.71x) for ~9% more
+ * CPU per request than -t 1; -t 3 and -t 4 (more loops than cores) cost
+ * more CPU per request and gave less throughput than -t 2. -t 1 is the
+ * cheaper choice for a host whose cores are busy with other work.
  */
 function defaultThreads(cores: number): number {
   return Math.min(cores, 4);

@@ -99,35 +99,51 @@ export class Writer {
 /**
  * Idle output buffers a thread's connections borrow for one batch of
  * replies, so an idle connection holds none: thousands of connections
- * answered at once each take one until their write completes, then at most
- * `kept` go back for reuse (the rest, and any grown past `keep`, to the GC).
+ * answered at once each take one until their write completes, then idle
+ * ones go back for reuse while they add up to at most `keptBytes` (the
+ * rest, and any grown past `keep`, to the GC). A byte bound rather than a
+ * count: every connection of a busy event-loop turn holds its writer until
+ * its write resolves, so a count below the connections in flight made new
+ * writers (and their buffers) for the others on every request.
  */
 export class WriterPool {
   #free: Writer[] = [];
   #initial: number;
   #keep: number;
-  #kept: number;
+  #keptBytes: number;
+  #idleBytes = 0;
 
-  /** Writers of `initial` bytes that drop buffers grown past `keep`; `kept` idle ones stay. */
-  constructor(initial = 1024, keep = 262144, kept = 16) {
+  /** Writers of `initial` bytes that drop buffers grown past `keep`; idle ones up to `keptBytes` stay. */
+  constructor(initial = 1024, keep = 262144, keptBytes = 4194304) {
     this.#initial = initial;
     this.#keep = keep;
-    this.#kept = kept;
+    this.#keptBytes = keptBytes;
   }
 
   /** An idle writer, or a new one. */
   take(): Writer {
-    return this.#free.pop() ?? new Writer(this.#initial, this.#keep);
+    const w = this.#free.pop();
+    if (w === undefined) return new Writer(this.#initial, this.#keep);
+    this.#idleBytes -= w.buf.length;
+    return w;
   }
 
   /** Return a writer taken from {@linkcode take}, emptied. */
   give(out: Writer): void {
     out.reset();
-    if (this.#free.length < this.#kept) this.#free.push(out);
+    const size = out.buf.length;
+    if (this.#idleBytes + size > this.#keptBytes) return;
+    this.#idleBytes += size;
+    this.#free.push(out);
   }
 
   /** Idle writers held now. */
   get idle(): number {
     return this.#free.length;
+  }
+
+  /** Bytes of the idle writers' buffers. */
+  get idleBytes(): number {
+    return this.#idleBytes;
   }
 }

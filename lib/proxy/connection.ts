@@ -42,7 +42,7 @@ const IDLE_READ = 1024;
  * of idle clients then cost little, and nothing of theirs stays behind).
  */
 const reads = new BufferPool(16384, 64);
-const writers = new WriterPool(1024, 262144, 16);
+const writers = new WriterPool(1024, 262144, 4194304);
 /** How long the rest of a first binary read may take to be there (ms; it is queued already). */
 const TOP_UP_MS = 5;
 /** Requests in flight per connection before reading pauses (back-pressure). */

@@ -55,8 +55,8 @@ const IDLE_READ = 1024;
 const WRITER_INITIAL = 1024;
 /** Output buffers grown past this are dropped after their batch (a large reply must not stay). */
 const WRITER_KEEP = 262144;
-/** Idle output buffers a thread keeps for its connections (at most 4 MB in all). */
-const WRITERS_KEPT = 16;
+/** Bytes of idle output buffers a thread keeps for its connections. */
+const WRITERS_KEPT_BYTES = 4194304;
 /** Idle 16 KB receive buffers a thread keeps. */
 const READS_KEPT = 64;
 /** How long the rest of a first binary write may take to be read (ms; it is queued already). */
@@ -69,7 +69,7 @@ const TOP_UP_MS = 5;
 const shared = {
   req: new Request(),
   reads: new BufferPool(16384, READS_KEPT),
-  writers: new WriterPool(WRITER_INITIAL, WRITER_KEEP, WRITERS_KEPT),
+  writers: new WriterPool(WRITER_INITIAL, WRITER_KEEP, WRITERS_KEPT_BYTES),
 };
 
 function takeWriter(): Writer {

@@ -111,13 +111,25 @@ Deno.test("trimHeap returns the pages of a collected heap to the OS", () => {
   ok(after < grown / 2, `heap ${grown} -> ${after} bytes`);
 });
 
-Deno.test("WriterPool lends small writers and keeps a bounded number", () => {
-  const pool = new WriterPool(1024, 65536, 4);
+Deno.test("WriterPool lends small writers and keeps a bounded number of bytes", () => {
+  const pool = new WriterPool(1024, 65536, 4096);
   const lent = Array.from({ length: 100 }, () => pool.take());
   ok(lent.every((w) => w.buf.length === 1024), "small first buffers");
   lent[0].bytes(new Uint8Array(100_000));
   for (const w of lent) pool.give(w);
-  equal(pool.idle, 4, "at most `kept` idle writers");
+  equal(pool.idle, 4, "idle writers up to `keptBytes`");
+  equal(pool.idleBytes, 4096);
   const again = Array.from({ length: 4 }, () => pool.take());
   ok(again.every((w) => w.length === 0 && w.buf.length <= 65536), "emptied, none grown past keep");
+});
+
+Deno.test("WriterPool's default keeps a writer for every connection of a busy turn", () => {
+  // Each connection holds its writer until its write resolves: with 64 in flight, 64 come back
+  // and are lent again, none made anew (a count of 16 made 48 writers per turn).
+  const pool = new WriterPool();
+  const first = Array.from({ length: 64 }, () => pool.take());
+  for (const w of first) pool.give(w);
+  equal(pool.idle, 64);
+  const again = new Set(Array.from({ length: 64 }, () => pool.take()));
+  ok(first.every((w) => again.has(w)), "the same writers are lent again");
 });
