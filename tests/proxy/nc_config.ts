@@ -5,7 +5,13 @@
  * @module
  */
 
-import { freePort, memrepCommand, type ProcessHandle, startProcess } from "../helpers/mod.ts";
+import {
+  freePort,
+  memrepCommand,
+  type ProcessHandle,
+  startProcess,
+  waitForPort,
+} from "../helpers/mod.ts";
 
 /** Writes `yaml` (with `{port}` and `{port2}` filled) to a temp file and starts `memrep proxy -c` on it. */
 export async function startConfigProxy(
@@ -37,6 +43,13 @@ export async function startConfigProxy(
     port,
     { cleanup: () => Deno.remove(dir, { recursive: true }) },
   );
+  // Each pool and the stats port listen on their own: waiting for the first is not enough.
+  for (const p of yaml.includes("{port2}") ? [port2, statsPort] : [statsPort]) {
+    if (!await waitForPort(p, 15_000, "127.0.0.1", () => !proc.exited())) {
+      await proc.stop();
+      throw new Error(`memrep proxy -c did not listen on 127.0.0.1:${p}`);
+    }
+  }
   return { proc, file, port, port2, statsPort };
 }
 
