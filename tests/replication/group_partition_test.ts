@@ -10,7 +10,6 @@
 import { equal, ok } from "../helpers/assert.ts";
 import { waitUntil } from "../helpers/mod.ts";
 import {
-  client,
   contents,
   deleteAll,
   dump,
