@@ -13,6 +13,7 @@ import { Client, type FrameHandler, Reply, ReplyKind } from "../../client/mod.ts
 import { carveCopy, Op, type OpCode, REPLY } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
 import type { Distribution } from "../ketama.ts";
+import { FLUSH_LINE } from "../lines.ts";
 import type { Backend } from "../pool.ts";
 import type { ProxyStats } from "../stats.ts";
 import type { ZoneRing } from "../zones.ts";
@@ -270,8 +271,10 @@ export class RouterCore {
 
   /**
    * Two requests pipelined on one connection (a write and the read-back of
-   * its result); ok gets both replies when the second arrives, so copies to
-   * backups keep the primary's order.
+   * its result), then `mn` (see {@linkcode FLUSH_LINE}: the read-back must
+   * not change how memcached applies the next command); ok gets both
+   * replies when the second arrives, so copies to backups keep the
+   * primary's order.
    */
   call2(
     b: Backend,
@@ -287,7 +290,7 @@ export class RouterCore {
       fail(DOWN);
       return;
     }
-    b.requests += 2;
+    b.requests += 3;
     let first: Reply | undefined;
     const onFail = (e: unknown) => {
       this.stats.backendErrors++;
@@ -309,6 +312,8 @@ export class RouterCore {
           bug(err);
         }
       }, onFail);
+      // Its reply (MN) only says memcached flushed; a failure was reported above.
+      client.requestFrame(Op.MN, FLUSH_LINE, noFrame, noFail);
     };
     if (c instanceof Client) send(c, parts1, parts2);
     else {
@@ -380,3 +385,7 @@ export function isSuccess(kind: number): boolean {
   return kind === ReplyKind.STORED || kind === ReplyKind.HD || kind === ReplyKind.NUMBER ||
     kind === ReplyKind.VA;
 }
+
+function noFrame(): void {}
+
+function noFail(): void {}
