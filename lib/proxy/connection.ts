@@ -269,7 +269,11 @@ export class ProxyConnection implements ReplySink {
           ? (await pending) ?? 0
           : await this.#io.read(rb.space(Math.max(req.need, BINARY_READ)));
         this.#pendingRead = null;
-        if (n === 0) break;
+        if (n === 0) {
+          // memcached closes mid-swallow without sending what it queued.
+          if (rb.swallowing) this.#close();
+          break;
+        }
         rb.end += n;
       }
       filled = false;
@@ -278,7 +282,8 @@ export class ProxyConnection implements ReplySink {
       // magic byte closes the connection, and what it queued since is never sent: this
       // batch's replies wait until it is parsed, in case one comes.
       let transmitted = this.#next, count = 0, group = REQS_PER_EVENT + 1;
-      this.#hold = this.#next;
+      // Replies held since a swallow ran past a read stay held (see below).
+      if (this.#hold === Infinity) this.#hold = this.#next;
       this.#queued.clear();
       let paused = false;
       while (this.#closeAt < 0 && rb.settle()) {
@@ -313,9 +318,14 @@ export class ProxyConnection implements ReplySink {
         if (next === Next.CLOSE) this.closeAfterReplies();
         if (req.swallow > 0) rb.skip(req.swallow);
       }
-      this.#hold = Infinity;
-      this.#drain();
-      if (this.#full()) await this.#room();
+      // memcached sends nothing while it waits for body bytes to swallow (its reply to
+      // a bad verbosity or unknown opcode included): this batch's replies wait for them.
+      if (!rb.swallowing) {
+        this.#hold = Infinity;
+        this.#drain();
+      }
+      // (Held replies drain only once the swallow's bytes are read: keep reading for them.)
+      if (this.#full() && this.#hold === Infinity) await this.#room();
       filled = paused;
     }
   }
