@@ -273,8 +273,7 @@ export class RouterCore {
    * Two requests pipelined on one connection (a write and the read-back of
    * its result), then `mn` (see {@linkcode FLUSH_LINE}: the read-back must
    * not change how memcached applies the next command); ok gets both
-   * replies when the second arrives, so copies to backups keep the
-   * primary's order.
+   * replies when MN arrives, so copies to backups keep the primary's order.
    */
   call2(
     b: Backend,
@@ -304,16 +303,23 @@ export class RouterCore {
       client.requestFrame(op1, p1, (buf, start, length, parser) => {
         first = new Reply(parser, buf, start, length);
       }, () => {});
-      client.requestFrame(op2, p2, (buf, start, length, parser) => {
-        b.succeeded();
+      let second: Reply | undefined;
+      const done = () => {
         try {
-          ok(first as Reply, new Reply(parser, buf, start, length));
+          ok(first as Reply, second as Reply);
         } catch (err) {
           bug(err);
         }
+      };
+      client.requestFrame(op2, p2, (buf, start, length, parser) => {
+        b.succeeded();
+        second = new Reply(parser, buf, start, length);
       }, onFail);
-      // Its reply (MN) only says memcached flushed; a failure was reported above.
-      client.requestFrame(Op.MN, FLUSH_LINE, noFrame, noFail);
+      // Answered at MN: the client's next command, maybe on another connection to this
+      // backend, then finds the item released. Without MN the write still happened.
+      client.requestFrame(Op.MN, FLUSH_LINE, done, () => {
+        if (second !== undefined) done();
+      });
     };
     if (c instanceof Client) send(c, parts1, parts2);
     else {
@@ -385,7 +391,3 @@ export function isSuccess(kind: number): boolean {
   return kind === ReplyKind.STORED || kind === ReplyKind.HD || kind === ReplyKind.NUMBER ||
     kind === ReplyKind.VA;
 }
-
-function noFrame(): void {}
-
-function noFail(): void {}
