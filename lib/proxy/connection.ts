@@ -219,7 +219,11 @@ export class ProxyConnection implements ReplySink {
         const n = await this.#io.read(
           rb.space(auth && !auth.authenticated ? auth.need : req.need),
         );
-        if (n === 0) break;
+        if (n === 0) {
+          // memcached closes mid-line without sending the reply it held for it.
+          if (this.#hold !== Infinity) this.#close();
+          break;
+        }
         rb.end += n;
       }
       filled = false;
@@ -240,11 +244,19 @@ export class ProxyConnection implements ReplySink {
         }
         const raw = rb.buf.subarray(rb.start, rb.start + used);
         rb.start += used;
+        // memcached answers a get line it decided before the newline once the newline comes:
+        // its replies wait (released below when the line ended within this read).
+        if (req.swallowLine && this.#hold === Infinity) this.#hold = this.#next;
         if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
         if (req.swallow > 0) rb.skip(req.swallow);
         else if (req.swallowLine) rb.skipLine();
       }
-      if (this.#full()) await this.#room();
+      if (this.#hold !== Infinity && !rb.swallowing) {
+        this.#hold = Infinity;
+        this.#drain();
+      }
+      // (Held replies drain only once the line's end is read: keep reading for it.)
+      if (this.#full() && this.#hold === Infinity) await this.#room();
       filled = paused; // the rest of this read is parsed before reading more
     }
   }
