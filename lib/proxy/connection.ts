@@ -14,6 +14,7 @@ import {
   BinaryOpcode,
   BinaryRequest,
   carveCopy,
+  Op,
   PARSE_CLOSE,
   parseBinaryRequest,
   parseRequest,
@@ -242,7 +243,12 @@ export class ProxyConnection implements ReplySink {
           this.closeAfterReplies();
           break;
         }
-        const raw = rb.buf.subarray(rb.start, rb.start + used);
+        let raw = rb.buf.subarray(rb.start, rb.start + used);
+        if (req.swallowLine && req.op !== Op.ERROR) {
+          // A get line cut by a NUL: the backend gets the line memcached decided, with its
+          // newline (the rest was never its, and it would wait for the newline).
+          raw = decidedLine(rb.buf, req.lineStart, req.lineEnd);
+        }
         rb.start += used;
         // memcached answers a get line it decided before the newline once the newline comes:
         // its replies wait (released below when the line ended within this read).
@@ -557,4 +563,13 @@ export class ProxyConnection implements ReplySink {
     d?.();
     this.#gone.resolve();
   }
+}
+
+/** buf[start, end) and CRLF, copied: a request line whose rest is swallowed. */
+function decidedLine(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const line = new Uint8Array(end - start + 2);
+  line.set(buf.subarray(start, end));
+  line[line.length - 2] = 13;
+  line[line.length - 1] = 10;
+  return line;
 }
