@@ -13,3 +13,16 @@ export class UsageError extends Error {
     this.name = "UsageError";
   }
 }
+
+/**
+ * A refusal of one of memcached's own flags, worded as memcached words it:
+ * `memrep serve` prints it as is (its stderr is memcached's); every other
+ * usage error is printed after `memrep <command>: `.
+ */
+export class MemcachedUsageError extends UsageError {
+  /** Create the error with memcached's message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "MemcachedUsageError";
+  }
+}

@@ -7,15 +7,26 @@
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { errorText, type HostPort } from "../transport/mod.ts";
-import { UsageError } from "../errors.ts";
+import { MemcachedUsageError, UsageError } from "../errors.ts";
 
-export { UsageError };
+export { MemcachedUsageError, UsageError };
 
 /** Option table in node:util parseArgs form. */
 export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
 
 /** Parsed option values by long name. */
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/**
+ * The line a usage error of `memrep <command>` prints: the message after
+ * `memrep <command>: ` (once), but memcached's own refusals under serve
+ * as memcached prints them.
+ */
+export function usageText(command: string, err: UsageError): string {
+  const prefix = `memrep ${command}: `;
+  if (command === "serve" && err instanceof MemcachedUsageError) return err.message;
+  return err.message.startsWith(prefix) ? err.message : prefix + err.message;
+}
 
 /** Parse args strictly against spec; positionals are refused. */
 export function parseFlags(args: string[], spec: FlagSpec, command: string): FlagValues {

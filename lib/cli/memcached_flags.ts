@@ -1,12 +1,12 @@
 /**
  * memcached 1.6.18's own reading and checks of its numeric flags and `-o`
  * suboptions: the same C conversions (atoi, atof, strtoul) and the same
- * refusals, each a {@linkcode UsageError} carrying memcached's message
+ * refusals, each a {@linkcode MemcachedUsageError} carrying memcached's message
  * (memrep exits with code 2 where memcached uses 1 or 64).
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { MemcachedUsageError } from "../errors.ts";
 
 /** What memcached makes of the numeric flags serve uses. */
 export interface MemcachedNumbers {
@@ -128,18 +128,18 @@ function suboption(token: string, st: SubState): void {
   const name = eq < 0 ? token : token.slice(0, eq);
   const value = eq < 0 ? null : token.slice(eq + 1);
   if (!SUBOPTIONS.has(name) && !name.startsWith("ext_")) {
-    throw new UsageError(`Illegal suboption "${token}"`);
+    throw new MemcachedUsageError(`Illegal suboption "${token}"`);
   }
   const need = (missing: string): string => {
-    if (value === null) throw new UsageError(missing);
+    if (value === null) throw new MemcachedUsageError(missing);
     return value;
   };
   switch (name) {
     case "hashpower": {
       const p = atoi(need("Missing numeric argument for hashpower"));
-      if (p < 12) throw new UsageError(`Initial hashtable multiplier of ${p} is too low`);
+      if (p < 12) throw new MemcachedUsageError(`Initial hashtable multiplier of ${p} is too low`);
       if (p > 32) {
-        throw new UsageError(
+        throw new MemcachedUsageError(
           `Initial hashtable multiplier of ${p} is too high\n` +
             `Choose a value based on "STAT hash_power_level" from a running instance`,
         );
@@ -149,47 +149,47 @@ function suboption(token: string, st: SubState): void {
     case "slab_automove": {
       if (value === null) return; // a bare slab_automove keeps the default
       const a = atoi(value);
-      if (a < 0 || a > 2) throw new UsageError("slab_automove must be between 0 and 2");
+      if (a < 0 || a > 2) throw new MemcachedUsageError("slab_automove must be between 0 and 2");
       return;
     }
     case "slab_automove_ratio": {
       const r = atof(need("Missing slab_automove_ratio argument"));
-      if (r <= 0 || r > 1) throw new UsageError("slab_automove_ratio must be > 0 and < 1");
+      if (r <= 0 || r > 1) throw new MemcachedUsageError("slab_automove_ratio must be > 0 and < 1");
       return;
     }
     case "slab_automove_window":
       if (atoi(need("Missing slab_automove_window argument")) < 3) {
-        throw new UsageError("slab_automove_window must be > 2");
+        throw new MemcachedUsageError("slab_automove_window must be > 2");
       }
       return;
     case "tail_repair_time":
       if (atoi(need("Missing numeric argument for tail_repair_time")) < 10) {
-        throw new UsageError("Cannot set tail_repair_time to less than 10 seconds");
+        throw new MemcachedUsageError("Cannot set tail_repair_time to less than 10 seconds");
       }
       return;
     case "hash_algorithm": {
       const h = need("Missing hash_algorithm argument");
       if (h !== "jenkins" && h !== "murmur3" && h !== "xxh3") {
-        throw new UsageError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)");
+        throw new MemcachedUsageError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)");
       }
       return;
     }
     case "lru_crawler_sleep": {
       const s = atoi(need("Missing lru_crawler_sleep value"));
       if (s > 1000000 || s < 0) {
-        throw new UsageError("LRU crawler sleep must be between 0 and 1 second");
+        throw new MemcachedUsageError("LRU crawler sleep must be between 0 and 1 second");
       }
       return;
     }
     case "lru_crawler_tocrawl":
       if (strtoul(need("Missing lru_crawler_tocrawl value")) === null) {
-        throw new UsageError("lru_crawler_tocrawl takes a numeric 32bit value");
+        throw new MemcachedUsageError("lru_crawler_tocrawl takes a numeric 32bit value");
       }
       return;
     case "hot_lru_pct":
     case "warm_lru_pct": {
       const pct = atoi(need(`Missing ${name} argument`));
-      if (pct < 1 || pct >= 80) throw new UsageError(`${name} must be > 1 and < 80`);
+      if (pct < 1 || pct >= 80) throw new MemcachedUsageError(`${name} must be > 1 and < 80`);
       if (name === "hot_lru_pct") st.hotLruPct = pct;
       else st.warmLruPct = pct;
       return;
@@ -197,7 +197,7 @@ function suboption(token: string, st: SubState): void {
     case "hot_max_factor":
     case "warm_max_factor":
       if (atof(need(`Missing ${name} argument`)) <= 0) {
-        throw new UsageError(`${name} must be > 0`);
+        throw new MemcachedUsageError(`${name} must be > 0`);
       }
       return;
     case "temporary_ttl":
@@ -209,19 +209,21 @@ function suboption(token: string, st: SubState): void {
     case "watcher_logbuf_size":
     case "worker_logbuf_size":
       if (strtoul(need(`Missing ${name} argument`)) === null) {
-        throw new UsageError(`could not parse argument to ${name}`);
+        throw new MemcachedUsageError(`could not parse argument to ${name}`);
       }
       return;
     case "slab_chunk_max": {
       const v = strtol(need("Missing slab_chunk_max argument"));
-      if (v === null) throw new UsageError("could not parse argument to slab_chunk_max");
+      if (v === null) throw new MemcachedUsageError("could not parse argument to slab_chunk_max");
       st.slabChunkMax = v;
       st.chunkMaxSet = true;
       return;
     }
     case "read_buf_mem_limit": {
       const v = strtoul(need("Missing read_buf_mem_limit argument"));
-      if (v === null) throw new UsageError("could not parse argument to read_buf_mem_limit");
+      if (v === null) {
+        throw new MemcachedUsageError("could not parse argument to read_buf_mem_limit");
+      }
       st.readBufMemLimit = Number(BigInt.asUintN(32, BigInt(v) * 1048576n)); // unsigned int
       return;
     }
@@ -241,19 +243,21 @@ export function memcachedNumbers(t: MemcachedFlagTexts): MemcachedNumbers {
   const mb = t.m === undefined ? 64 : atoi(t.m);
   const maxBytes = mb < 0 ? Number.MAX_SAFE_INTEGER : mb * 1048576;
   const maxConnections = t.c === undefined ? 1024 : atoi(t.c);
-  if (maxConnections <= 0) throw new UsageError("Maximum connections must be greater than 0");
+  if (maxConnections <= 0) {
+    throw new MemcachedUsageError("Maximum connections must be greater than 0");
+  }
   const reqsPerEvent = t.R === undefined ? 20 : atoi(t.R);
   if (reqsPerEvent === 0) {
-    throw new UsageError("Number of requests per event must be greater than 0");
+    throw new MemcachedUsageError("Number of requests per event must be greater than 0");
   }
   const factor = t.f === undefined ? 1.25 : atof(t.f);
-  if (factor <= 1.0) throw new UsageError("Factor must be greater than 1");
+  if (factor <= 1.0) throw new MemcachedUsageError("Factor must be greater than 1");
   const chunkSize = t.n === undefined ? 48 : atoi(t.n);
-  if (chunkSize === 0) throw new UsageError("Chunk size must be greater than 0");
+  if (chunkSize === 0) throw new MemcachedUsageError("Chunk size must be greater than 0");
   let threads: number | undefined;
   if (t.t !== undefined) {
     threads = atoi(t.t);
-    if (threads <= 0) throw new UsageError("Number of threads must be greater than 0");
+    if (threads <= 0) throw new MemcachedUsageError("Number of threads must be greater than 0");
     if (threads > 64) {
       warnings.push(
         "WARNING: Setting a high number of workerthreads is not recommended.\n" +
@@ -273,31 +277,33 @@ export function memcachedNumbers(t: MemcachedFlagTexts): MemcachedNumbers {
   for (const o of t.o) {
     for (const token of o.split(",")) if (token !== "") suboption(token, st);
   }
-  if (itemSizeMax < 1024) throw new UsageError("Item max size cannot be less than 1024 bytes.");
+  if (itemSizeMax < 1024) {
+    throw new MemcachedUsageError("Item max size cannot be less than 1024 bytes.");
+  }
   if (itemSizeMax > Math.floor(maxBytes / 2)) {
-    throw new UsageError("Cannot set item size limit higher than 1/2 of memory max.");
+    throw new MemcachedUsageError("Cannot set item size limit higher than 1/2 of memory max.");
   }
   if (itemSizeMax > 1024 * 1048576) {
-    throw new UsageError("Cannot set item size limit higher than a gigabyte.");
+    throw new MemcachedUsageError("Cannot set item size limit higher than a gigabyte.");
   }
   const chunkMax = st.slabChunkMax;
   if (chunkMax > itemSizeMax) {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       `slab_chunk_max (bytes: ${chunkMax}) cannot be larger than -I (item_size_max ${itemSizeMax})`,
     );
   }
   if (chunkMax <= 0 || itemSizeMax % chunkMax !== 0) {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       `-I (item_size_max: ${itemSizeMax}) must be evenly divisible by slab_chunk_max (bytes: ${chunkMax})`,
     );
   }
   if (1048576 % chunkMax !== 0) {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       `slab_chunk_max (bytes: ${chunkMax}) must divide evenly into 1048576 (slab_page_size)`,
     );
   }
   if (st.hotLruPct + st.warmLruPct > 80) {
-    throw new UsageError("hot_lru_pct + warm_lru_pct cannot be more than 80% combined");
+    throw new MemcachedUsageError("hot_lru_pct + warm_lru_pct cannot be more than 80% combined");
   }
   return {
     maxBytes,

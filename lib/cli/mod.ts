@@ -4,7 +4,7 @@
  * @module
  */
 
-import { UsageError } from "./flags.ts";
+import { UsageError, usageText } from "./flags.ts";
 import { MEMREP_VERSION } from "../version.ts";
 
 export { MEMREP_VERSION };
@@ -59,7 +59,12 @@ export async function runMain(args: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(err.message);
+      const sub = command === "proxy" || command === "replicate"
+        ? command
+        : command === "serve" || command?.startsWith("-")
+        ? "serve"
+        : undefined;
+      console.error(sub === undefined ? err.message : usageText(sub, err));
       return 2;
     }
     throw err;

@@ -13,6 +13,7 @@ import {
   parseHostPort,
   stringFlag,
   UsageError,
+  usageText,
 } from "./flags.ts";
 
 const SPEC: FlagSpec = {
@@ -80,7 +81,7 @@ export async function replicateMain(args: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(err.message);
+      console.error(usageText("replicate", err));
       return 2;
     }
     throw err;

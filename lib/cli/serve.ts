@@ -18,6 +18,7 @@ import {
   type FlagSpec,
   intFlag,
   listFlag,
+  MemcachedUsageError,
   parseFlags,
   parseHostPort,
   stringFlag,
@@ -200,7 +201,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (
     protocol !== undefined && protocol !== "ascii" && protocol !== "auto" && protocol !== "binary"
   ) {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       `Invalid value for binding protocol: ${protocol}\n -- should be one of auto, binary, or ascii`,
     );
   }
@@ -246,7 +247,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   }
   const udp = stringFlag(v, "udp-port");
   if (udp !== undefined && udp !== "0" && auth) {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       auth.authFile
         ? "Cannot use UDP with ascii authentication enabled (-U 0 to disable)"
         : "ERROR: Cannot enable UDP while using binary SASL authentication.",
@@ -314,7 +315,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     }
     server = new Server(options, warm?.engine ?? new Engine(options));
   } catch (err) {
-    if (err instanceof AuthFileError) throw new UsageError(err.message);
+    if (err instanceof AuthFileError) throw new MemcachedUsageError(err.message);
     throw err;
   }
   // The pid file is there before the port answers: `-d` returns once it answers.
@@ -531,10 +532,10 @@ function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): Aut
   if (authFile === "") throw new UsageError("-Y: the auth file name is empty");
   // memcached: -S wants -B binary and -Y wants -B ascii when -B is given (so -S -Y takes no -B).
   if (sasl && protocol !== undefined && protocol !== "binary") {
-    throw new UsageError("ERROR: You cannot allow the ASCII protocol while using SASL.");
+    throw new MemcachedUsageError("ERROR: You cannot allow the ASCII protocol while using SASL.");
   }
   if (authFile && protocol !== undefined && protocol !== "ascii") {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
     );
   }

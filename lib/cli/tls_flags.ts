@@ -5,7 +5,7 @@
  * @module
  */
 
-import { UsageError } from "./flags.ts";
+import { MemcachedUsageError, UsageError } from "./flags.ts";
 import { log } from "../log.ts";
 import { errorText, listenTcp, type TlsMaterial } from "../transport/mod.ts";
 
@@ -57,7 +57,7 @@ export function serveTls(
     "ssl_min_version",
   ];
   for (const name of ssl.keys()) {
-    if (!known.includes(name)) throw new UsageError(`Illegal suboption "${name}"`);
+    if (!known.includes(name)) throw new MemcachedUsageError(`Illegal suboption "${name}"`);
   }
   const verifyMode = smallInt(ssl, "ssl_verify_mode", 0, 3, "Invalid ssl_verify_mode");
   const keyFormat = smallInt(ssl, "ssl_keyformat", 1, 3, "Invalid ssl_keyformat");
@@ -72,7 +72,7 @@ export function serveTls(
   let tls: TlsMaterial | undefined;
   if (enable) {
     if (unixSocket !== undefined) {
-      throw new UsageError("ERROR: You cannot enable SSL without a TCP port.");
+      throw new MemcachedUsageError("ERROR: You cannot enable SSL without a TCP port.");
     }
     // Deno's TLS (rustls) offers none of these knobs: refuse rather than pretend.
     if (verifyMode !== 0) {
@@ -159,9 +159,11 @@ function smallInt(
 ): number {
   const text = ssl.get(name);
   if (text === undefined) return fallback;
-  if (!/^\s*-?\d+\s*$/.test(text)) throw new UsageError(`could not parse argument to ${name}`);
+  if (!/^\s*-?\d+\s*$/.test(text)) {
+    throw new MemcachedUsageError(`could not parse argument to ${name}`);
+  }
   const n = Number(text);
-  if (n < 0 || n > max) throw new UsageError(`${invalid}. Use help to see valid options.`);
+  if (n < 0 || n > max) throw new MemcachedUsageError(`${invalid}. Use help to see valid options.`);
   return n;
 }
 
@@ -174,7 +176,7 @@ function readPem(
 ): string {
   const shown = fromChain ? "(null)" : path ?? "(null)";
   if (path === undefined) {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       `Error loading the ${what}: (null) : no file given (-o ssl_chain_cert=<file>,ssl_key=<file>)`,
     );
   }
@@ -182,10 +184,10 @@ function readPem(
   try {
     text = Deno.readTextFileSync(path);
   } catch (err) {
-    throw new UsageError(`Error loading the ${what}: ${shown} : ${errorText(err)}`);
+    throw new MemcachedUsageError(`Error loading the ${what}: ${shown} : ${errorText(err)}`);
   }
   if (!text.includes(`-----BEGIN `) || !new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text)) {
-    throw new UsageError(`Error loading the ${what}: ${path} : no PEM ${label} in it`);
+    throw new MemcachedUsageError(`Error loading the ${what}: ${path} : no PEM ${label} in it`);
   }
   return text;
 }
@@ -198,7 +200,7 @@ function checkMaterial(tls: TlsMaterial, chainPath: string, keyPath: string): vo
   try {
     listenTcp({ hostname: "127.0.0.1", port: 0, reusePort: false, tls }).close();
   } catch (err) {
-    throw new UsageError(
+    throw new MemcachedUsageError(
       `Error loading the certificate chain and key: ${chainPath}, ${keyPath} : ${errorText(err)}`,
     );
   }

@@ -14,6 +14,7 @@ import {
   BinaryOpcode,
   BinaryRequest,
   carveCopy,
+  Op,
   PARSE_CLOSE,
   parseBinaryRequest,
   parseRequest,
@@ -219,7 +220,11 @@ export class ProxyConnection implements ReplySink {
         const n = await this.#io.read(
           rb.space(auth && !auth.authenticated ? auth.need : req.need),
         );
-        if (n === 0) break;
+        if (n === 0) {
+          // memcached closes mid-line without sending the reply it held for it.
+          if (this.#hold !== Infinity) this.#close();
+          break;
+        }
         rb.end += n;
       }
       filled = false;
@@ -238,13 +243,26 @@ export class ProxyConnection implements ReplySink {
           this.closeAfterReplies();
           break;
         }
-        const raw = rb.buf.subarray(rb.start, rb.start + used);
+        let raw = rb.buf.subarray(rb.start, rb.start + used);
+        if (req.swallowLine && req.op !== Op.ERROR) {
+          // A get line cut by a NUL: the backend gets the line memcached decided, with its
+          // newline (the rest was never its, and it would wait for the newline).
+          raw = decidedLine(rb.buf, req.lineStart, req.lineEnd);
+        }
         rb.start += used;
+        // memcached answers a get line it decided before the newline once the newline comes:
+        // its replies wait (released below when the line ended within this read).
+        if (req.swallowLine && this.#hold === Infinity) this.#hold = this.#next;
         if (router.handle(req, raw, this) === Next.CLOSE) this.closeAfterReplies();
         if (req.swallow > 0) rb.skip(req.swallow);
         else if (req.swallowLine) rb.skipLine();
       }
-      if (this.#full()) await this.#room();
+      if (this.#hold !== Infinity && !rb.swallowing) {
+        this.#hold = Infinity;
+        this.#drain();
+      }
+      // (Held replies drain only once the line's end is read: keep reading for it.)
+      if (this.#full() && this.#hold === Infinity) await this.#room();
       filled = paused; // the rest of this read is parsed before reading more
     }
   }
@@ -269,7 +287,11 @@ export class ProxyConnection implements ReplySink {
           ? (await pending) ?? 0
           : await this.#io.read(rb.space(Math.max(req.need, BINARY_READ)));
         this.#pendingRead = null;
-        if (n === 0) break;
+        if (n === 0) {
+          // memcached closes mid-swallow without sending what it queued.
+          if (rb.swallowing) this.#close();
+          break;
+        }
         rb.end += n;
       }
       filled = false;
@@ -278,7 +300,8 @@ export class ProxyConnection implements ReplySink {
       // magic byte closes the connection, and what it queued since is never sent: this
       // batch's replies wait until it is parsed, in case one comes.
       let transmitted = this.#next, count = 0, group = REQS_PER_EVENT + 1;
-      this.#hold = this.#next;
+      // Replies held since a swallow ran past a read stay held (see below).
+      if (this.#hold === Infinity) this.#hold = this.#next;
       this.#queued.clear();
       let paused = false;
       while (this.#closeAt < 0 && rb.settle()) {
@@ -313,9 +336,14 @@ export class ProxyConnection implements ReplySink {
         if (next === Next.CLOSE) this.closeAfterReplies();
         if (req.swallow > 0) rb.skip(req.swallow);
       }
-      this.#hold = Infinity;
-      this.#drain();
-      if (this.#full()) await this.#room();
+      // memcached sends nothing while it waits for body bytes to swallow (its reply to
+      // a bad verbosity or unknown opcode included): this batch's replies wait for them.
+      if (!rb.swallowing) {
+        this.#hold = Infinity;
+        this.#drain();
+      }
+      // (Held replies drain only once the swallow's bytes are read: keep reading for them.)
+      if (this.#full() && this.#hold === Infinity) await this.#room();
       filled = paused;
     }
   }
@@ -535,4 +563,13 @@ export class ProxyConnection implements ReplySink {
     d?.();
     this.#gone.resolve();
   }
+}
+
+/** buf[start, end) and CRLF, copied: a request line whose rest is swallowed. */
+function decidedLine(buf: Uint8Array, start: number, end: number): Uint8Array {
+  const line = new Uint8Array(end - start + 2);
+  line.set(buf.subarray(start, end));
+  line[line.length - 2] = 13;
+  line[line.length - 1] = 10;
+  return line;
 }

@@ -111,6 +111,15 @@ export function fetchLine(keyToken: Uint8Array, binary: boolean): Uint8Array[] {
     : [W_MG, keyToken, FETCH_FLAGS, CRLF];
 }
 
+/**
+ * `mn\r\n`, sent after a write's read-back: memcached holds an item for
+ * as long as a reply carrying it waits to be sent, and incr/decr rewrite
+ * (and space-pad) a counter in place only when no one holds it; `mn`
+ * makes memcached send its replies, so the next command sees the item
+ * as a client of memcached itself would.
+ */
+export const FLUSH_LINE: readonly Uint8Array[] = [ascii("mn\r\n")];
+
 /** `md <key>[ b]\r\n`. */
 export function deleteLine(keyToken: Uint8Array, binary: boolean): Uint8Array[] {
   return binary ? [W_MD, keyToken, BINARY_FLAG, CRLF] : [W_MD, keyToken, CRLF];

@@ -325,6 +325,16 @@ export const BINARY_CASES: BinCase[] = [
     ],
   },
   {
+    // memcached swallows bodylen bytes after the extras: 4 of the next packet. It answers
+    // once they are read, and the noop's remaining 20 bytes then start a bad header.
+    name: "verbosity with extras answers only once it swallowed the next packet's first bytes",
+    steps: [
+      idle(p({ op: OP.VERBOSITY, extras: u32Extras(1) })),
+      idle(p({ op: OP.NOOP, opaque: 9 })),
+      close(p({ op: OP.NOOP, opaque: 10 })),
+    ],
+  },
+  {
     name: "sasl list mechs with a body is a protocol error",
     steps: [close(p({ op: OP.SASL_LIST, key: "x" }))],
   },

@@ -240,13 +240,13 @@ Deno.test("serve -Z refuses bad certificate material and unsupported options wit
     ],
     [
       ["-o", `ssl_chain_cert=${certs.cert},ssl_key=${certs.key},ssl_verify_mode=1`],
-      /^ssl_verify_mode=1: memrep cannot verify client certificates/,
+      /^memrep serve: ssl_verify_mode=1: memrep cannot verify client certificates/,
     ],
     [["-o", "ssl_verify_mode=9"], /^Invalid ssl_verify_mode\. Use help to see valid options\.$/],
     [["-o", "ssl_verify_mode=x"], /^could not parse argument to ssl_verify_mode$/],
     [
       ["-o", `ssl_chain_cert=${certs.cert},ssl_key=${certs.key},ssl_ciphers=HIGH`],
-      /^ssl_ciphers: memrep cannot choose ciphers/,
+      /^memrep serve: ssl_ciphers: memrep cannot choose ciphers/,
     ],
     [["-s", `${certs.dir}/sock`], /^ERROR: You cannot enable SSL without a TCP port\.$/],
   ];

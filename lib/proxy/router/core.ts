@@ -13,6 +13,7 @@ import { Client, type FrameHandler, Reply, ReplyKind } from "../../client/mod.ts
 import { carveCopy, Op, type OpCode, REPLY } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
 import type { Distribution } from "../ketama.ts";
+import { FLUSH_LINE } from "../lines.ts";
 import type { Backend } from "../pool.ts";
 import type { ProxyStats } from "../stats.ts";
 import type { ZoneRing } from "../zones.ts";
@@ -270,8 +271,9 @@ export class RouterCore {
 
   /**
    * Two requests pipelined on one connection (a write and the read-back of
-   * its result); ok gets both replies when the second arrives, so copies to
-   * backups keep the primary's order.
+   * its result), then `mn` (see {@linkcode FLUSH_LINE}: the read-back must
+   * not change how memcached applies the next command); ok gets both
+   * replies when MN arrives, so copies to backups keep the primary's order.
    */
   call2(
     b: Backend,
@@ -287,7 +289,7 @@ export class RouterCore {
       fail(DOWN);
       return;
     }
-    b.requests += 2;
+    b.requests += 3;
     let first: Reply | undefined;
     const onFail = (e: unknown) => {
       this.stats.backendErrors++;
@@ -301,14 +303,23 @@ export class RouterCore {
       client.requestFrame(op1, p1, (buf, start, length, parser) => {
         first = new Reply(parser, buf, start, length);
       }, () => {});
-      client.requestFrame(op2, p2, (buf, start, length, parser) => {
-        b.succeeded();
+      let second: Reply | undefined;
+      const done = () => {
         try {
-          ok(first as Reply, new Reply(parser, buf, start, length));
+          ok(first as Reply, second as Reply);
         } catch (err) {
           bug(err);
         }
+      };
+      client.requestFrame(op2, p2, (buf, start, length, parser) => {
+        b.succeeded();
+        second = new Reply(parser, buf, start, length);
       }, onFail);
+      // Answered at MN: the client's next command, maybe on another connection to this
+      // backend, then finds the item released. Without MN the write still happened.
+      client.requestFrame(Op.MN, FLUSH_LINE, done, () => {
+        if (second !== undefined) done();
+      });
     };
     if (c instanceof Client) send(c, parts1, parts2);
     else {
