@@ -5,6 +5,8 @@
  * @module
  */
 
+import { waitForPort } from "../helpers/mod.ts";
+
 /** One parsed sample. */
 export interface PromSample {
   /** Sample name (with `_bucket`, `_sum`, `_count` for histograms). */
@@ -220,10 +222,14 @@ export function sampleValue(
   return found[0];
 }
 
-/** GET `/metrics` on `port`: status, content type and parsed families. */
+/**
+ * GET `/metrics` on `port`: status, content type and parsed families. The
+ * metrics listener starts beside the client port, so it may not listen yet.
+ */
 export async function scrape(
   port: number,
 ): Promise<{ families: Map<string, PromFamily>; contentType: string | null; text: string }> {
+  if (!await waitForPort(port, 15_000)) throw new Error(`nothing listens on 127.0.0.1:${port}`);
   const res = await fetch(`http://127.0.0.1:${port}/metrics`, {
     signal: AbortSignal.timeout(10_000),
   });
