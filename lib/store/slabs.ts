@@ -9,7 +9,7 @@
  *
  * Item header, 32 bytes in 32-bit words from the chunk start (chunks are
  * 4-aligned): 0 hnext (hash chain or free list), 1 lru prev, 2 lru next,
- * 3 exptime, 4 last access time, 5 value length | user bits << 28 | F_FLAGS, 6 cas low 32 bits,
+ * 3 exptime, 4 last access time | active bit 31, 5 value length | user bits << 28 | F_FLAGS, 6 cas low 32 bits,
  * 7 cas high 21 bits | key length << 21 | state bits 29-31. Then key bytes,
  * value bytes, "\r\n", and the client flags (4 bytes, little endian) only when
  * non-zero (as memcached 1.6 does). 32 rather than 40 bytes puts a 14+100
@@ -29,8 +29,16 @@ export const W_PREV = 1;
 export const W_NEXT = 2;
 /** Header word: absolute exptime, 0 = never. */
 export const W_EXPTIME = 3;
-/** Header word: clock seconds of last access or update. */
+/** Header word: clock seconds of last access or update | T_ACTIVE. */
 export const W_TIME = 4;
+/**
+ * Bit in W_TIME: hit again after its first fetch (memcached's ITEM_ACTIVE).
+ * The eviction walk gives such an item a second chance instead of a get
+ * relinking it; the clock (seconds since start) never reaches bit 31.
+ */
+export const T_ACTIVE = 1 << 31;
+/** Mask of the clock seconds in W_TIME. */
+export const M_TIME = 0x7fffffff;
 /** Header word: value length in bytes (without "\r\n") | F_FLAGS. */
 export const W_VLEN = 5;
 /** Mask of the value length in W_VLEN (values stay below 256 MiB). */

@@ -46,10 +46,12 @@ import {
   M_FETCHED,
   M_KEYLEN,
   M_LINKED,
+  M_TIME,
   M_USER,
   M_VLEN,
   PAGE_SIZE,
   slabClassSizes,
+  T_ACTIVE,
   USER_SHIFT,
   W_CASLO,
   W_EXPTIME,
@@ -80,7 +82,10 @@ export const ALLOC_TOO_LARGE: number = -2;
 /** alloc result: no memory (eviction disabled or nothing evictable). */
 export const ALLOC_NO_MEMORY: number = -3;
 
-/** Items checked at an LRU tail for expiry before evicting (memcached: 5). */
+/**
+ * Items checked at an LRU tail for expiry before evicting, and active items
+ * an eviction moves to the head before it takes one anyway (memcached: 5).
+ */
 const TAIL_SEARCH = 5;
 
 /** Header + key + value + "\r\n" (+ flags) of the item at word `w`. */
@@ -133,6 +138,8 @@ export class Store {
   #outOfMemory: Float64Array;
   #reclaimed: Float64Array;
   #expiredUnfetched: Float64Array;
+  #evictedActive: Float64Array;
+  #movesToWarm: Float64Array;
 
   /**
    * An empty store in new shared memory, or, given `memory` (from another
@@ -183,6 +190,8 @@ export class Store {
     this.#outOfMemory = fa(9);
     this.#reclaimed = fa(10);
     this.#expiredUnfetched = fa(11);
+    this.#evictedActive = fa(12);
+    this.#movesToWarm = fa(13);
     const cap = mem.capacity;
     const i32 = new Int32Array(mem.control, f.byteLength, I_SCALARS + I_CLASS_ARRAYS * n + 3 * cap);
     const ia = (i: number) => i32.subarray(I_SCALARS + i * n, I_SCALARS + (i + 1) * n);
@@ -257,7 +266,7 @@ export class Store {
       return -1;
     }
     const ol = this.#ctl[I_OLDEST_LIVE];
-    if (ol !== 0 && now >= ol && i32[w + W_TIME] <= ol) {
+    if (ol !== 0 && now >= ol && (i32[w + W_TIME] & M_TIME) <= ol) {
       this.#f[F_GET_FLUSHED]++;
       this.unlink(h);
       return -1;
@@ -265,18 +274,24 @@ export class Store {
     return h;
   }
 
-  /** Records an access: LRU head, fetched bit, lastAccess = now. */
+  /**
+   * Records an access: lastAccess = now, the fetched bit on the first one and
+   * the active bit on later ones (memcached's do_item_bump). The item stays
+   * where it is in the LRU: a hit writes only its own header, and an eviction
+   * moves an active item to the head instead of taking it (#evictTail).
+   */
   bump(h: number): void {
     const arena = this.#arena;
     arena.sync();
     const i32 = arena.i32;
     const w = arena.word(h);
-    i32[w + W_META] |= M_FETCHED;
-    i32[w + W_TIME] = this.#clock.now();
-    const cls = arena.pageClass[h >>> INDEX_BITS];
-    if (this.#lruHead[cls] !== h && (i32[w + W_META] & M_LINKED) !== 0) {
-      this.#lruRemove(h, cls);
-      this.#lruPush(h, cls);
+    const now = this.#clock.now();
+    const meta = i32[w + W_META];
+    if ((meta & M_FETCHED) === 0) {
+      i32[w + W_META] = meta | M_FETCHED;
+      i32[w + W_TIME] = now;
+    } else {
+      i32[w + W_TIME] = now | T_ACTIVE;
     }
   }
 
@@ -483,7 +498,7 @@ export class Store {
 
   /** Clock seconds of the last access or update. */
   lastAccess(h: number): number {
-    return this.#word(h, W_TIME);
+    return this.#word(h, W_TIME) & M_TIME;
   }
 
   /** True once fetched since stored. */
@@ -621,7 +636,7 @@ export class Store {
       const number = this.#number[cls];
       if (number === 0) continue;
       const tail = this.#lruTail[cls];
-      const age = tail === -1 ? 0 : now - this.#word(tail, W_TIME);
+      const age = tail === -1 ? 0 : now - (this.#word(tail, W_TIME) & M_TIME);
       rows.push({
         id: cls,
         fields: [
@@ -641,12 +656,12 @@ export class Store {
           ["reclaimed", this.#reclaimed[cls]],
           ["expired_unfetched", this.#expiredUnfetched[cls]],
           ["evicted_unfetched", this.#evictedUnfetched[cls]],
-          ["evicted_active", 0],
+          ["evicted_active", this.#evictedActive[cls]],
           ["crawler_reclaimed", 0],
           ["crawler_items_checked", 0],
           ["lrutail_reflocked", 0],
           ["moves_to_cold", 0],
-          ["moves_to_warm", 0],
+          ["moves_to_warm", this.#movesToWarm[cls]],
           ["moves_within_lru", 0],
           ["direct_reclaims", 0],
           ["hits_to_hot", 0],
@@ -667,7 +682,7 @@ export class Store {
     const exp = i32[w + W_EXPTIME];
     if (exp !== 0 && exp <= now) return true;
     const ol = this.#ctl[I_OLDEST_LIVE];
-    return ol !== 0 && now >= ol && i32[w + W_TIME] <= ol;
+    return ol !== 0 && now >= ol && (i32[w + W_TIME] & M_TIME) <= ol;
   }
 
   /** Takes a linked item (already out of the index) off its LRU and the counters. */
@@ -734,17 +749,36 @@ export class Store {
     return false;
   }
 
-  /** Evicts the LRU tail of `cls` (passing over #keep); false if there is nothing to evict. */
+  /**
+   * Evicts the LRU tail of `cls` (passing over #keep); false if there is
+   * nothing to evict. Up to TAIL_SEARCH active items met first lose the bit
+   * and go to the head (memcached: an active COLD item moves to WARM), so a
+   * list of active items still evicts.
+   */
   #evictTail(cls: number): boolean {
-    const i32 = this.#arena.i32;
+    const arena = this.#arena;
+    const i32 = arena.i32;
     let h = this.#lruTail[cls];
-    if (h === this.#keep) h = i32[this.#arena.word(h) + W_PREV];
-    if (h === -1) return false;
-    const w = this.#arena.word(h);
+    for (let tries = 0;;) {
+      if (h === this.#keep) h = i32[arena.word(h) + W_PREV];
+      if (h === -1) return false;
+      const w = arena.word(h);
+      if (i32[w + W_TIME] >= 0 || tries === TAIL_SEARCH) break;
+      tries++;
+      i32[w + W_TIME] &= M_TIME;
+      this.#movesToWarm[cls]++;
+      const prev = i32[w + W_PREV];
+      this.#lruRemove(h, cls);
+      this.#lruPush(h, cls);
+      // The newer neighbour is next; an item that was the head comes round again, now inactive.
+      if (prev !== -1) h = prev;
+    }
+    const w = arena.word(h);
     this.#evicted[cls]++;
     this.#f[F_EVICTIONS]++;
     if (i32[w + W_EXPTIME] !== 0) this.#evictedNonzero[cls]++;
-    this.#evictedTime[cls] = this.#clock.now() - i32[w + W_TIME];
+    if (i32[w + W_TIME] < 0) this.#evictedActive[cls]++;
+    this.#evictedTime[cls] = this.#clock.now() - (i32[w + W_TIME] & M_TIME);
     this.onEvict?.(h);
     if ((i32[w + W_META] & M_FETCHED) === 0) {
       this.#evictedUnfetched[cls]++;

@@ -16,8 +16,10 @@ Deno.test("the least recently bumped item is evicted first and evictions are cou
   equal(find(store, "k0"), -1);
   equal(store.stats.evictions, 1);
   equal(store.stats.evictedUnfetched, 1);
-  // Bump k1: now k2 is the tail.
+  // Read k1 twice (the first read only marks it fetched, as in memcached): the
+  // next eviction moves it to the head and takes k2 instead.
   clock.t += 3;
+  equal(get(store, "k1"), "x".repeat(500));
   equal(get(store, "k1"), "x".repeat(500));
   put(store, `k${n}`, "x".repeat(500));
   equal(store.stats.evictions, 2);
@@ -37,6 +39,42 @@ Deno.test("the least recently bumped item is evicted first and evictions are cou
   const field = (name: string) => row.find(([k]) => k === name)?.[1];
   equal(field("evicted"), store.stats.evictions);
   ok((field("evicted_unfetched") ?? 0) < store.stats.evictions);
+  equal(field("moves_to_warm"), 1);
+  equal(field("evicted_active"), 0);
+});
+
+Deno.test("an item read once is only fetched: the next eviction takes it", () => {
+  const { store } = makeStore({ memoryLimit: 1048576 });
+  fillUntilEviction(store); // k1 is the tail
+  equal(get(store, "k1"), "x".repeat(500));
+  put(store, "next", "x".repeat(500));
+  equal(find(store, "k1"), -1);
+  ok(find(store, "k2") >= 0);
+  equal(store.stats.evictedUnfetched, 1, "k1 went fetched");
+});
+
+Deno.test("a list of active items still evicts: TAIL_SEARCH of them move, then the tail goes", () => {
+  const { store } = makeStore({ memoryLimit: 1048576 });
+  const n = fillUntilEviction(store);
+  const live: string[] = [];
+  for (let i = 1; i < n; i++) {
+    if (find(store, `k${i}`) < 0) continue;
+    live.push(`k${i}`);
+    get(store, `k${i}`);
+    get(store, `k${i}`);
+  }
+  put(store, "next", "x".repeat(500));
+  const row = store.itemStats()[0].fields;
+  const field = (name: string) => row.find(([k]) => k === name)?.[1];
+  equal(field("moves_to_warm"), 5);
+  equal(field("evicted_active"), 1);
+  // The five moved to the head, the sixth oldest was evicted; the list is intact.
+  for (let i = 0; i < 5; i++) ok(find(store, live[i]) >= 0, live[i]);
+  equal(find(store, live[5]), -1);
+  let count = 0;
+  store.lruItems(store.itemStats()[0].id, () => (count++, true));
+  equal(count, store.stats.currItems);
+  equal(count, live.length);
 });
 
 Deno.test("eviction is per class: other classes keep their items", () => {
