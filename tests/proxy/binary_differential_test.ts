@@ -24,6 +24,12 @@ const EXCLUDED = [/^stat /];
  * the protocol, and the proxy's extra requests to its backend change them.
  */
 const IGNORED_STEPS: Record<string, number[]> = {
+  // memcached pads a shrunk counter with spaces in place only while no one
+  // else holds the item. The proxy answers a decr after its read-back's MN,
+  // but memcached may release the read-back's reference on its worker thread
+  // after the proxy's next command reached another worker (seen in about 1
+  // of 3 runs); tests/proxy/arith_bytes_test.ts checks the stored bytes.
+  "incr and decr: hits, non-numeric, misses, initial value, wrap, floor": [4],
   // A delayed flush right after an immediate one: second-granular clocks
   // of two processes (memcached's answer here varies with its clock phase).
   "flush, flushq and flush with a delay": [8],

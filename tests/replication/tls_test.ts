@@ -109,15 +109,15 @@ Deno.test("serve --repl-tls-*: missing pieces and bad files exit 2 with a clear 
   const base = ["serve", "-l", "127.0.0.1", "-p", String(freePort())];
   const repl = ["--replicate", `127.0.0.1:${freePort()}`];
   const cases: Array<[string[], RegExp]> = [
-    [["--repl-tls-cert", certs.cert], /^--repl-tls-cert needs --replicate/],
-    [[...repl, "--repl-tls-cert", certs.cert], /^--repl-tls-cert and --repl-tls-key go together/],
+    [["--repl-tls-cert", certs.cert], /^memrep serve: --repl-tls-cert needs --replicate/],
+    [[...repl, "--repl-tls-cert", certs.cert], /^memrep serve: --repl-tls-cert and --repl-tls-key go together/],
     [
       [...repl, "--repl-tls-cert", `${certs.dir}/none.crt`, "--repl-tls-key", certs.key],
-      /^--repl-tls-cert: Error loading the certificate: .*none\.crt : .*No such file/,
+      /^memrep serve: --repl-tls-cert: Error loading the certificate: .*none\.crt : .*No such file/,
     ],
     [
       [...repl, "--repl-tls-cert", certs.cert, "--repl-tls-key", certs.otherKey],
-      /^--repl-tls-cert\/--repl-tls-key: Error loading the certificate chain and key: /,
+      /^memrep serve: --repl-tls-cert\/--repl-tls-key: Error loading the certificate chain and key: /,
     ],
     [
       [
@@ -129,7 +129,7 @@ Deno.test("serve --repl-tls-*: missing pieces and bad files exit 2 with a clear 
         "--repl-tls-ca",
         certs.key,
       ],
-      /^--repl-tls-ca: Error loading the certificate: .* no PEM CERTIFICATE/,
+      /^memrep serve: --repl-tls-ca: Error loading the certificate: .* no PEM CERTIFICATE/,
     ],
   ];
   try {
