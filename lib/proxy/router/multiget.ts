@@ -12,10 +12,18 @@
  */
 
 import { ReplyKind } from "../../client/mod.ts";
-import { carveCopy, Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
+import {
+  carveCopy,
+  Item,
+  ITEM_STRIDE,
+  Op,
+  type OpCode,
+  REPLY,
+  type Request,
+} from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
 import type { ReplySink, RouterCore } from "./core.ts";
-import { finishMany } from "./fallback.ts";
+import { finishMany, lookupMany } from "./fallback.ts";
 import { touchBackups } from "./fanout.ts";
 
 /** `END\r\n`. */
@@ -129,6 +137,17 @@ function copyRun(buf: Uint8Array, at: number, start: number, end: number): numbe
   return at + end - start;
 }
 
+/**
+ * Keys a multi-get fetches at once: one with at most this many (the common
+ * case) is one fan-out and one reply; a longer one is fetched and written
+ * in parts (see {@linkcode Stream}).
+ */
+const SINGLE_KEYS = 1024;
+/** Keys of a long multi-get's first part (its values' size is not known yet). */
+const FIRST_PART_KEYS = 32;
+/** Bytes a part of a long multi-get aims at once its largest value is known. */
+const PART_BYTES = 1048576;
+
 /** get/gets/gat/gats with `nkeys` (two or more) keys; the reply fills `ticket`. */
 export function getMany(
   core: RouterCore,
@@ -143,14 +162,57 @@ export function getMany(
   const op = req.op;
   const touch = op === Op.GAT || op === Op.GATS;
   const exptime = touch ? req.exptime : null;
-  const servers = core.servers;
-  const nservers = servers.length;
-  const backups = core.hasCopies;
   // The keys outlive the request buffer as offsets into one copy of them.
   const base = ts[first];
   const line = copyRange(buf, base, te[req.ntokens - 1]);
+  // The command word (and gat's exptime) start every per-server line.
+  const headStart = ts[0], headEnd = touch ? te[1] : te[0];
+  if (nkeys > SINGLE_KEYS && sink.whenRoom !== undefined && sink.fillPart !== undefined) {
+    const keyStart = new Int32Array(nkeys), keyEnd = new Int32Array(nkeys);
+    for (let i = 0; i < nkeys; i++) {
+      keyStart[i] = ts[first + i] - base;
+      keyEnd[i] = te[first + i] - base;
+    }
+    const head = carveCopy(buf, headStart, headEnd);
+    const stream = new Stream(core, op, exptime, head, line, keyStart, keyEnd, ticket, sink);
+    sink.whenRoom(ticket, stream.next);
+    return;
+  }
   // Per key: where it is in the line, its server, its VALUE block (one allocation).
   const perKey = takeTable(nkeys * 5);
+  const keyStart = perKey.subarray(0, nkeys);
+  const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
+  for (let i = 0; i < nkeys; i++) {
+    keyStart[i] = ts[first + i] - base;
+    keyEnd[i] = te[first + i] - base;
+  }
+  core.primaryIndexes(buf, ts, te, first, nkeys, perKey.subarray(2 * nkeys, 3 * nkeys));
+  fanOut(core, op, exptime, buf, headStart, headEnd, line, perKey, ticket, sink, null);
+}
+
+/**
+ * Ask each server for its keys of `perKey` (key offsets in `line` and
+ * server indexes filled) in one request; the replies are matched and the
+ * client's reply (or `stream`'s part) assembled by a {@linkcode MultiGet}.
+ * `headBuf[headStart, headEnd)` is the command word (and gat's exptime).
+ */
+function fanOut(
+  core: RouterCore,
+  op: OpCode,
+  exptime: number | null,
+  headBuf: Uint8Array,
+  headStart: number,
+  headEnd: number,
+  line: Uint8Array,
+  perKey: Int32Array,
+  ticket: number,
+  sink: ReplySink,
+  stream: Stream | null,
+): void {
+  const nkeys = perKey.length / 5;
+  const servers = core.servers;
+  const nservers = servers.length;
+  const backups = core.hasCopies;
   const keyStart = perKey.subarray(0, nkeys);
   const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
   /** Server index per key. */
@@ -159,21 +221,17 @@ export function getMany(
   let dirty: Uint8Array | null = null;
   const count = new Int32Array(nservers);
   const size = new Int32Array(nservers);
-  core.primaryIndexes(buf, ts, te, first, nkeys, owner);
   for (let i = 0; i < nkeys; i++) {
-    const s = ts[first + i], e = te[first + i];
-    keyStart[i] = s - base;
-    keyEnd[i] = e - base;
+    const s = keyStart[i], e = keyEnd[i];
     const o = owner[i];
     const b = servers[o];
-    if (backups && b.anyDirty && b.isDirty(line.subarray(s - base, e - base))) {
+    if (backups && b.anyDirty && b.isDirty(line.subarray(s, e))) {
       // Not cleaned on the primary yet: read from the backups.
       (dirty ??= new Uint8Array(nkeys))[i] = 1;
     } else {
       count[o]++;
       size[o] += e - s + 1;
     }
-    owner[i] = o;
   }
   // Each server's keys, in the client's order, grouped by server (a counting sort).
   const groupAt = new Int32Array(nservers + 1);
@@ -184,19 +242,17 @@ export function getMany(
     if (dirty === null || dirty[i] === 0) order[fillAt[owner[i]]++] = i;
   }
 
-  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket);
+  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket, stream);
   let groups = 0;
   for (let o = 0; o < nservers; o++) if (count[o] > 0) groups++;
   state.waiting = groups;
-  // The command word (and gat's exptime) start every per-server line.
-  const headStart = ts[0], headEnd = touch ? te[1] : te[0];
   const head = headEnd - headStart;
   for (let o = 0; o < nservers; o++) {
     if (count[o] === 0) continue;
     // Per server: the head, " key" for each of its keys, CRLF (the client copies it at once).
     const n = head + size[o] + 2;
     const out = scratchFor(n);
-    let w = put(out, 0, buf, headStart, headEnd);
+    let w = put(out, 0, headBuf, headStart, headEnd);
     for (let k = groupAt[o]; k < groupAt[o + 1]; k++) {
       const i = order[k];
       out[w++] = 32;
@@ -218,6 +274,122 @@ export function getMany(
   if (groups === 0) state.finish(sink);
 }
 
+/**
+ * A multi-get of more than {@linkcode SINGLE_KEYS} keys, fetched and
+ * written in parts so that a client that reads slowly (or never) cannot
+ * make the proxy hold its whole reply (a get line may be 64 MB, its reply
+ * without limit): a part's keys are fetched only once every earlier reply
+ * is out and the connection's unsent output is under its bound
+ * ({@linkcode ReplySink.whenRoom}), its VALUE blocks go out at once, the
+ * last part adds END. Parts start at {@linkcode FIRST_PART_KEYS} keys and
+ * double up to {@linkcode SINGLE_KEYS}, but hold no more than
+ * {@linkcode PART_BYTES} of the largest value seen. Each part is matched,
+ * looked up in the backups and repaired as a whole multi-get is.
+ */
+class Stream {
+  readonly #core: RouterCore;
+  readonly #op: OpCode;
+  readonly #exptime: number | null;
+  readonly #head: Uint8Array;
+  readonly #line: Uint8Array;
+  readonly #keyStart: Int32Array;
+  readonly #keyEnd: Int32Array;
+  readonly #ticket: number;
+  readonly #sink: ReplySink;
+  /** Keys fetched so far (the next part starts there). */
+  #at = 0;
+  #partKeys = FIRST_PART_KEYS;
+  /** The largest VALUE block seen (bytes). */
+  #largest = 0;
+  /** Hits written so far. */
+  #hits = 0;
+  /** A part had keys no server could be asked for. */
+  #unreachable = false;
+
+  constructor(
+    core: RouterCore,
+    op: OpCode,
+    exptime: number | null,
+    head: Uint8Array,
+    line: Uint8Array,
+    keyStart: Int32Array,
+    keyEnd: Int32Array,
+    ticket: number,
+    sink: ReplySink,
+  ) {
+    this.#core = core;
+    this.#op = op;
+    this.#exptime = exptime;
+    this.#head = head;
+    this.#line = line;
+    this.#keyStart = keyStart;
+    this.#keyEnd = keyEnd;
+    this.#ticket = ticket;
+    this.#sink = sink;
+  }
+
+  /** Fetch the next part (the connection has room for it). */
+  readonly next = (): void => {
+    const at = this.#at;
+    const n = Math.min(this.#partKeys, this.#keyStart.length - at);
+    this.#at = at + n;
+    const perKey = takeTable(n * 5);
+    perKey.set(this.#keyStart.subarray(at, at + n), 0);
+    perKey.set(this.#keyEnd.subarray(at, at + n), n);
+    const starts = perKey.subarray(0, n), ends = perKey.subarray(n, 2 * n);
+    this.#core.primaryIndexes(this.#line, starts, ends, 0, n, perKey.subarray(2 * n, 3 * n));
+    const head = this.#head;
+    fanOut(
+      this.#core,
+      this.#op,
+      this.#exptime,
+      head,
+      0,
+      head.length,
+      this.#line,
+      perKey,
+      this.#ticket,
+      this.#sink,
+      this,
+    );
+  };
+
+  /**
+   * A part is in: its `hits` VALUE blocks (`reply`, in key order; copied by
+   * the sink at once), the largest of them `largest` bytes; `unreachable`:
+   * some of its keys could be asked of no server.
+   */
+  part(
+    reply: Uint8Array | readonly Uint8Array[],
+    hits: number,
+    largest: number,
+    unreachable: boolean,
+  ): void {
+    const sink = this.#sink;
+    if (hits > 0) {
+      (sink.fillPart as (t: number, p: Uint8Array | readonly Uint8Array[]) => void)(
+        this.#ticket,
+        reply,
+      );
+    }
+    this.#hits += hits;
+    if (unreachable) this.#unreachable = true;
+    if (largest > this.#largest) this.#largest = largest;
+    if (this.#at < this.#keyStart.length) {
+      let keys = Math.min(this.#partKeys * 2, SINGLE_KEYS);
+      if (this.#largest > 0) {
+        keys = Math.min(keys, Math.max(1, Math.floor(PART_BYTES / this.#largest)));
+      }
+      this.#partKeys = keys;
+      (sink.whenRoom as (t: number, go: () => void) => void)(this.#ticket, this.next);
+      return;
+    }
+    // As a whole multi-get: no backend at all for it is an error, else END after the hits.
+    if (this.#hits === 0 && this.#unreachable) this.#core.noBackend(sink, this.#ticket);
+    else sink.fill(this.#ticket, REPLY.END);
+  }
+}
+
 /** What a multi-get gathered so far: per key, where its VALUE block is, or why it has none. */
 class MultiGet {
   readonly #core: RouterCore;
@@ -229,6 +401,8 @@ class MultiGet {
   readonly #owner: Int32Array;
   readonly #servers: readonly Backend[];
   readonly #ticket: number;
+  /** The long multi-get this is a part of (null: a whole one). */
+  readonly #stream: Stream | null;
   /**
    * The servers' replies, one after the other as they came, then the
    * client's reply once assembled; {@linkcode #used} bytes are taken.
@@ -255,7 +429,9 @@ class MultiGet {
     perKey: Int32Array,
     dirty: Uint8Array | null,
     ticket: number,
+    stream: Stream | null,
   ) {
+    this.#stream = stream;
     this.#core = core;
     this.#op = op;
     this.#exptime = exptime;
@@ -364,9 +540,16 @@ class MultiGet {
       runEnd = e;
     }
     w = copyRun(arena, w, runStart, runEnd);
-    for (let k = 0; k < END.length; k++) arena[w++] = END[k];
     core.countHits(this.#hits, n);
-    sink.fillFrame(this.#ticket, arena, outStart, w - outStart);
+    const stream = this.#stream;
+    if (stream !== null) {
+      let largest = 0;
+      for (let i = 0; i < n; i++) largest = Math.max(largest, be[i] - bs[i]);
+      stream.part(arena.subarray(outStart, w), this.#hits, largest, false);
+    } else {
+      for (let k = 0; k < END.length; k++) arena[w++] = END[k];
+      sink.fillFrame(this.#ticket, arena, outStart, w - outStart);
+    }
     this.#release();
   }
 
@@ -397,6 +580,16 @@ class MultiGet {
       failed[i] = this.#failed[i] === 1;
       owners[i] = servers[o];
       items[i] = be[i] === 0 ? null : arena.subarray(bs[i], be[i]);
+    }
+    const stream = this.#stream;
+    if (stream !== null) {
+      lookupMany(core, this.#op, keys, owners, items, failed, this.#exptime).then((found) => {
+        core.countHits(found.hits.length, n);
+        let largest = 0;
+        for (const b of found.hits) largest = Math.max(largest, b.length);
+        stream.part(found.hits, found.hits.length, largest, found.unreachable);
+      }, () => stream.part([], 0, 0, true));
+      return;
     }
     finishMany(core, this.#op, keys, owners, items, failed, this.#exptime).then(
       (parts) => sink.fill(this.#ticket, parts),
