@@ -174,7 +174,17 @@ export function getMany(
       keyEnd[i] = te[first + i] - base;
     }
     const head = carveCopy(buf, headStart, headEnd);
-    const stream = new Stream(core, op, exptime, head, line, keyStart, keyEnd, ticket, sink);
+    const stream = new Stream(
+      core,
+      op,
+      exptime,
+      head,
+      line,
+      keyStart,
+      keyEnd,
+      ticket,
+      sink as StreamSink,
+    );
     sink.whenRoom(ticket, stream.next);
     return;
   }
@@ -274,6 +284,9 @@ function fanOut(
   if (groups === 0) state.finish(sink);
 }
 
+/** A sink that writes replies in parts. */
+type StreamSink = ReplySink & Required<Pick<ReplySink, "whenRoom" | "fillPart">>;
+
 /**
  * A multi-get of more than {@linkcode SINGLE_KEYS} keys, fetched and
  * written in parts so that a client that reads slowly (or never) cannot
@@ -295,7 +308,7 @@ class Stream {
   readonly #keyStart: Int32Array;
   readonly #keyEnd: Int32Array;
   readonly #ticket: number;
-  readonly #sink: ReplySink;
+  readonly #sink: StreamSink;
   /** Keys fetched so far (the next part starts there). */
   #at = 0;
   #partKeys = FIRST_PART_KEYS;
@@ -315,7 +328,7 @@ class Stream {
     keyStart: Int32Array,
     keyEnd: Int32Array,
     ticket: number,
-    sink: ReplySink,
+    sink: StreamSink,
   ) {
     this.#core = core;
     this.#op = op;
@@ -366,12 +379,7 @@ class Stream {
     unreachable: boolean,
   ): void {
     const sink = this.#sink;
-    if (hits > 0) {
-      (sink.fillPart as (t: number, p: Uint8Array | readonly Uint8Array[]) => void)(
-        this.#ticket,
-        reply,
-      );
-    }
+    if (hits > 0) sink.fillPart(this.#ticket, reply);
     this.#hits += hits;
     if (unreachable) this.#unreachable = true;
     if (largest > this.#largest) this.#largest = largest;
@@ -381,7 +389,7 @@ class Stream {
         keys = Math.min(keys, Math.max(1, Math.floor(PART_BYTES / this.#largest)));
       }
       this.#partKeys = keys;
-      (sink.whenRoom as (t: number, go: () => void) => void)(this.#ticket, this.next);
+      sink.whenRoom(this.#ticket, this.next);
       return;
     }
     // As a whole multi-get: no backend at all for it is an error, else END after the hits.
