@@ -188,23 +188,24 @@ export function getMany(
     sink.whenRoom(ticket, stream.next);
     return;
   }
-  // Per key: where it is in the line, its server, its VALUE block (one allocation).
-  const perKey = takeTable(nkeys * 5);
-  const keyStart = perKey.subarray(0, nkeys);
-  const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
-  for (let i = 0; i < nkeys; i++) {
-    keyStart[i] = ts[first + i] - base;
-    keyEnd[i] = te[first + i] - base;
-  }
-  core.primaryIndexes(buf, ts, te, first, nkeys, perKey.subarray(2 * nkeys, 3 * nkeys));
-  fanOut(core, op, exptime, buf, headStart, headEnd, line, perKey, ticket, sink, null);
+  const keys = { buf, ts, te, first, base };
+  fanOut(core, op, exptime, buf, headStart, headEnd, line, keys, nkeys, ticket, sink, null);
+}
+
+/** Where a multi-get's keys are: key i is `buf[ts[first + i], te[first + i])`, at that less `base` in its line. */
+interface Keys {
+  buf: Uint8Array;
+  ts: Int32Array;
+  te: Int32Array;
+  first: number;
+  base: number;
 }
 
 /**
- * Ask each server for its keys of `perKey` (key offsets in `line` and
- * server indexes filled) in one request; the replies are matched and the
- * client's reply (or `stream`'s part) assembled by a {@linkcode MultiGet}.
- * `headBuf[headStart, headEnd)` is the command word (and gat's exptime).
+ * Ask each server for its keys of `nkeys` of `keys` in one request; the
+ * replies are matched and the client's reply (or `stream`'s part)
+ * assembled by a {@linkcode MultiGet}. `headBuf[headStart, headEnd)` is the
+ * command word (and gat's exptime).
  */
 function fanOut(
   core: RouterCore,
@@ -214,15 +215,18 @@ function fanOut(
   headStart: number,
   headEnd: number,
   line: Uint8Array,
-  perKey: Int32Array,
+  keys: Keys,
+  nkeys: number,
   ticket: number,
   sink: ReplySink,
   stream: Stream | null,
 ): void {
-  const nkeys = perKey.length / 5;
   const servers = core.servers;
   const nservers = servers.length;
   const backups = core.hasCopies;
+  const { ts, te, first, base } = keys;
+  // Per key: where it is in the line, its server, its VALUE block (one allocation).
+  const perKey = takeTable(nkeys * 5);
   const keyStart = perKey.subarray(0, nkeys);
   const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
   /** Server index per key. */
@@ -231,8 +235,11 @@ function fanOut(
   let dirty: Uint8Array | null = null;
   const count = new Int32Array(nservers);
   const size = new Int32Array(nservers);
+  core.primaryIndexes(keys.buf, ts, te, first, nkeys, owner);
   for (let i = 0; i < nkeys; i++) {
-    const s = keyStart[i], e = keyEnd[i];
+    const s = ts[first + i] - base, e = te[first + i] - base;
+    keyStart[i] = s;
+    keyEnd[i] = e;
     const o = owner[i];
     const b = servers[o];
     if (backups && b.anyDirty && b.isDirty(line.subarray(s, e))) {
@@ -346,11 +353,7 @@ class Stream {
     const at = this.#at;
     const n = Math.min(this.#partKeys, this.#keyStart.length - at);
     this.#at = at + n;
-    const perKey = takeTable(n * 5);
-    perKey.set(this.#keyStart.subarray(at, at + n), 0);
-    perKey.set(this.#keyEnd.subarray(at, at + n), n);
-    const starts = perKey.subarray(0, n), ends = perKey.subarray(n, 2 * n);
-    this.#core.primaryIndexes(this.#line, starts, ends, 0, n, perKey.subarray(2 * n, 3 * n));
+    const keys = { buf: this.#line, ts: this.#keyStart, te: this.#keyEnd, first: at, base: 0 };
     const head = this.#head;
     fanOut(
       this.#core,
@@ -360,7 +363,8 @@ class Stream {
       0,
       head.length,
       this.#line,
-      perKey,
+      keys,
+      n,
       this.#ticket,
       this.#sink,
       this,
