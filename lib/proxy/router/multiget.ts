@@ -8,19 +8,13 @@
  * once the last server answered (native copyWithin per run of blocks: no
  * view per block, no byte loop). Misses that must be looked up in the backups
  * (and keys dirty on their primary) take the per-key path of fallback.ts.
+ * A multi-get of more than {@linkcode SINGLE_KEYS} keys is fetched in parts
+ * of this fan-out, paced by the client (multiget_parts.ts).
  * @module
  */
 
 import { ReplyKind } from "../../client/mod.ts";
-import {
-  carveCopy,
-  Item,
-  ITEM_STRIDE,
-  Op,
-  type OpCode,
-  REPLY,
-  type Request,
-} from "../../protocol/mod.ts";
+import { carveCopy, Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
 import type { ReplySink, RouterCore } from "./core.ts";
 import { finishMany, lookupMany } from "./fallback.ts";
@@ -140,13 +134,24 @@ function copyRun(buf: Uint8Array, at: number, start: number, end: number): numbe
 /**
  * Keys a multi-get fetches at once: one with at most this many (the common
  * case) is one fan-out and one reply; a longer one is fetched and written
- * in parts (see {@linkcode Stream}).
+ * in parts (multiget_parts.ts).
  */
-const SINGLE_KEYS = 1024;
-/** Keys of a long multi-get's first part (its values' size is not known yet). */
-const FIRST_PART_KEYS = 32;
-/** Bytes a part of a long multi-get aims at once its largest value is known. */
-const PART_BYTES = 1048576;
+export const SINGLE_KEYS = 1024;
+
+/** Where the parts of a long multi-get go (multiget_parts.ts). */
+export interface PartSink {
+  /**
+   * A part is in: its `hits` VALUE blocks (`reply`, in key order; copied at
+   * once), the largest of them `largest` bytes; `unreachable`: some of its
+   * keys could be asked of no server.
+   */
+  part(
+    reply: Uint8Array | readonly Uint8Array[],
+    hits: number,
+    largest: number,
+    unreachable: boolean,
+  ): void;
+}
 
 /** get/gets/gat/gats with `nkeys` (two or more) keys; the reply fills `ticket`. */
 export function getMany(
@@ -167,33 +172,12 @@ export function getMany(
   const line = copyRange(buf, base, te[req.ntokens - 1]);
   // The command word (and gat's exptime) start every per-server line.
   const headStart = ts[0], headEnd = touch ? te[1] : te[0];
-  if (nkeys > SINGLE_KEYS && sink.whenRoom !== undefined && sink.fillPart !== undefined) {
-    const keyStart = new Int32Array(nkeys), keyEnd = new Int32Array(nkeys);
-    for (let i = 0; i < nkeys; i++) {
-      keyStart[i] = ts[first + i] - base;
-      keyEnd[i] = te[first + i] - base;
-    }
-    const head = carveCopy(buf, headStart, headEnd);
-    const stream = new Stream(
-      core,
-      op,
-      exptime,
-      head,
-      line,
-      keyStart,
-      keyEnd,
-      ticket,
-      sink as StreamSink,
-    );
-    sink.whenRoom(ticket, stream.next);
-    return;
-  }
   const keys = { buf, ts, te, first, base };
   fanOut(core, op, exptime, buf, headStart, headEnd, line, keys, nkeys, ticket, sink, null);
 }
 
 /** Where a multi-get's keys are: key i is `buf[ts[first + i], te[first + i])`, at that less `base` in its line. */
-interface Keys {
+export interface Keys {
   buf: Uint8Array;
   ts: Int32Array;
   te: Int32Array;
@@ -207,7 +191,7 @@ interface Keys {
  * assembled by a {@linkcode MultiGet}. `headBuf[headStart, headEnd)` is the
  * command word (and gat's exptime).
  */
-function fanOut(
+export function fanOut(
   core: RouterCore,
   op: OpCode,
   exptime: number | null,
@@ -219,7 +203,7 @@ function fanOut(
   nkeys: number,
   ticket: number,
   sink: ReplySink,
-  stream: Stream | null,
+  stream: PartSink | null,
 ): void {
   const servers = core.servers;
   const nservers = servers.length;
@@ -291,117 +275,6 @@ function fanOut(
   if (groups === 0) state.finish(sink);
 }
 
-/** A sink that writes replies in parts. */
-type StreamSink = ReplySink & Required<Pick<ReplySink, "whenRoom" | "fillPart">>;
-
-/**
- * A multi-get of more than {@linkcode SINGLE_KEYS} keys, fetched and
- * written in parts so that a client that reads slowly (or never) cannot
- * make the proxy hold its whole reply (a get line may be 64 MB, its reply
- * without limit): a part's keys are fetched only once every earlier reply
- * is out and the connection's unsent output is under its bound
- * ({@linkcode ReplySink.whenRoom}), its VALUE blocks go out at once, the
- * last part adds END. Parts start at {@linkcode FIRST_PART_KEYS} keys and
- * double up to {@linkcode SINGLE_KEYS}, but hold no more than
- * {@linkcode PART_BYTES} of the largest value seen. Each part is matched,
- * looked up in the backups and repaired as a whole multi-get is.
- */
-class Stream {
-  readonly #core: RouterCore;
-  readonly #op: OpCode;
-  readonly #exptime: number | null;
-  readonly #head: Uint8Array;
-  readonly #line: Uint8Array;
-  readonly #keyStart: Int32Array;
-  readonly #keyEnd: Int32Array;
-  readonly #ticket: number;
-  readonly #sink: StreamSink;
-  /** Keys fetched so far (the next part starts there). */
-  #at = 0;
-  #partKeys = FIRST_PART_KEYS;
-  /** The largest VALUE block seen (bytes). */
-  #largest = 0;
-  /** Hits written so far. */
-  #hits = 0;
-  /** A part had keys no server could be asked for. */
-  #unreachable = false;
-
-  constructor(
-    core: RouterCore,
-    op: OpCode,
-    exptime: number | null,
-    head: Uint8Array,
-    line: Uint8Array,
-    keyStart: Int32Array,
-    keyEnd: Int32Array,
-    ticket: number,
-    sink: StreamSink,
-  ) {
-    this.#core = core;
-    this.#op = op;
-    this.#exptime = exptime;
-    this.#head = head;
-    this.#line = line;
-    this.#keyStart = keyStart;
-    this.#keyEnd = keyEnd;
-    this.#ticket = ticket;
-    this.#sink = sink;
-  }
-
-  /** Fetch the next part (the connection has room for it). */
-  readonly next = (): void => {
-    const at = this.#at;
-    const n = Math.min(this.#partKeys, this.#keyStart.length - at);
-    this.#at = at + n;
-    const keys = { buf: this.#line, ts: this.#keyStart, te: this.#keyEnd, first: at, base: 0 };
-    const head = this.#head;
-    fanOut(
-      this.#core,
-      this.#op,
-      this.#exptime,
-      head,
-      0,
-      head.length,
-      this.#line,
-      keys,
-      n,
-      this.#ticket,
-      this.#sink,
-      this,
-    );
-  };
-
-  /**
-   * A part is in: its `hits` VALUE blocks (`reply`, in key order; copied by
-   * the sink at once), the largest of them `largest` bytes; `unreachable`:
-   * some of its keys could be asked of no server.
-   */
-  part(
-    reply: Uint8Array | readonly Uint8Array[],
-    hits: number,
-    largest: number,
-    unreachable: boolean,
-  ): void {
-    const sink = this.#sink;
-    if (hits > 0) sink.fillPart(this.#ticket, reply);
-    this.#hits += hits;
-    if (unreachable) this.#unreachable = true;
-    if (largest > this.#largest) this.#largest = largest;
-    if (this.#at < this.#keyStart.length) {
-      let keys = Math.min(this.#partKeys * 2, SINGLE_KEYS);
-      if (this.#largest > 0) {
-        keys = Math.min(keys, Math.max(1, Math.floor(PART_BYTES / this.#largest)));
-      }
-      this.#partKeys = keys;
-      sink.whenRoom(this.#ticket, this.next);
-      return;
-    }
-    // As a whole multi-get: no backend at all for it is an error, else END after the hits.
-    if (this.#hits === 0 && this.#unreachable) this.#core.noBackend(sink, this.#ticket);
-    else sink.fill(this.#ticket, REPLY.END);
-  }
-}
-
 /** What a multi-get gathered so far: per key, where its VALUE block is, or why it has none. */
 class MultiGet {
   readonly #core: RouterCore;
@@ -414,7 +287,7 @@ class MultiGet {
   readonly #servers: readonly Backend[];
   readonly #ticket: number;
   /** The long multi-get this is a part of (null: a whole one). */
-  readonly #stream: Stream | null;
+  readonly #stream: PartSink | null;
   /**
    * The servers' replies, one after the other as they came, then the
    * client's reply once assembled; {@linkcode #used} bytes are taken.
@@ -441,7 +314,7 @@ class MultiGet {
     perKey: Int32Array,
     dirty: Uint8Array | null,
     ticket: number,
-    stream: Stream | null,
+    stream: PartSink | null,
   ) {
     this.#stream = stream;
     this.#core = core;
