@@ -9,6 +9,7 @@ import { equal } from "../helpers/assert.ts";
 import {
   bytesToString,
   connect,
+  freePort,
   ignoreUnless,
   type ProcessHandle,
   retrievalEnd,
@@ -275,7 +276,8 @@ Deno.test({
       servers: 3,
       backups: 1,
       memcachedArgs: ["-m", "64"],
-      proxyArgs: SLOW_OK,
+      // Through the metrics' timed sink (the unread test covers the plain connection).
+      proxyArgs: [...SLOW_OK, "--metrics", `127.0.0.1:${freePort()}`],
     });
     const direct: ProcessHandle = await startMemcached(["-m", "64"]);
     const conns: TestConn[] = [];
