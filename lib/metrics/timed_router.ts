@@ -45,9 +45,19 @@ class TimedSink implements ReplySink {
   #open = false;
   #reserved = false;
 
+  /** The inner sink's, when it writes replies in parts. */
+  readonly whenRoom?: (ticket: number, go: () => void) => void;
+  /** The inner sink's, when it writes replies in parts. */
+  readonly fillPart?: (ticket: number, part: Uint8Array | readonly Uint8Array[]) => void;
+
   constructor(inner: ReplySink, times: RequestTimes) {
     this.#inner = inner;
     this.#times = times;
+    const whenRoom = inner.whenRoom, fillPart = inner.fillPart;
+    if (whenRoom !== undefined && fillPart !== undefined) {
+      this.whenRoom = (ticket, go) => whenRoom.call(inner, ticket, go);
+      this.fillPart = (ticket, part) => fillPart.call(inner, ticket, part);
+    }
   }
 
   begin(cls: number): void {

@@ -56,6 +56,12 @@ const MAX_IN_FLIGHT = 4096;
 const MIN_IN_FLIGHT = 64;
 /** Unsent reply bytes per connection (in the output and being written) before reading pauses. */
 const MAX_UNSENT = 8 * 1048576;
+/**
+ * Unsent reply bytes under which a reply written in parts (a large
+ * multi-get) fetches its next part: the client's pace sets the backends',
+ * and the proxy holds about this much plus one part per connection.
+ */
+const PART_ROOM = MAX_UNSENT / 2;
 /** What memcached reads of a binary connection at once (its read buffer). */
 const BINARY_READ = 16384;
 /** memcached's -R default: requests per read event before it yields (and transmits). */
@@ -104,6 +110,8 @@ export class ProxyConnection implements ReplySink {
    */
   readonly #queued = new Set<number>();
   #drained: (() => void) | undefined;
+  /** Replies written in parts waiting for room, by ticket (see {@linkcode whenRoom}). */
+  #rooms: Map<number, () => void> | null = null;
   /** Largest reply of this connection so far (bytes). */
   #maxReply = 0;
   /**
@@ -189,11 +197,15 @@ export class ProxyConnection implements ReplySink {
     return this.#out ??= writers.take();
   }
 
+  /** Reply bytes in the output and being written. */
+  #unsent(): number {
+    return (this.#out?.length ?? 0) + (this.#spare?.length ?? 0);
+  }
+
   /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
   #full(): boolean {
     return !this.#closed &&
-      (this.#next - this.#head > this.#window ||
-        (this.#out?.length ?? 0) + (this.#spare?.length ?? 0) > MAX_UNSENT);
+      (this.#next - this.#head > this.#window || this.#unsent() > MAX_UNSENT);
   }
 
   /** A reply of `size` bytes came: a larger one than before narrows the window. */
@@ -394,6 +406,47 @@ export class ProxyConnection implements ReplySink {
     this.#drain();
   }
 
+  whenRoom(ticket: number, go: () => void): void {
+    if (this.#closed) return;
+    if (ticket === this.#head && ticket < this.#hold && this.#unsent() < PART_ROOM) go();
+    else (this.#rooms ??= new Map()).set(ticket, go);
+  }
+
+  fillPart(ticket: number, part: Uint8Array | readonly Uint8Array[]): void {
+    if (this.#closed) return;
+    // whenRoom made it the head: it goes straight to the output.
+    if (ticket !== this.#head) {
+      // Never happens (whenRoom ran go at the head): out of order would garble the stream.
+      log.warn(`proxy: part of reply ${ticket} before its turn (head ${this.#head}): closing`);
+      this.#close();
+      return;
+    }
+    const out = this.#sink();
+    if (part instanceof Uint8Array) {
+      this.#sized(part.length);
+      out.bytes(part);
+    } else {
+      let n = 0;
+      for (const p of part) {
+        out.bytes(p);
+        n += p.length;
+      }
+      this.#sized(n);
+    }
+    this.#schedule();
+  }
+
+  /** The head's reply waits for room and has it now: its next part is fetched. */
+  #roomNow(): void {
+    const rooms = this.#rooms;
+    if (rooms === null || rooms.size === 0 || this.#unsent() >= PART_ROOM) return;
+    if (this.#head >= this.#hold) return;
+    const go = rooms.get(this.#head);
+    if (go === undefined) return;
+    rooms.delete(this.#head);
+    go();
+  }
+
   reply(bytes: Uint8Array): void {
     if (this.#closed) return;
     if (this.#head === this.#next && this.#hold === Infinity) {
@@ -441,6 +494,7 @@ export class ProxyConnection implements ReplySink {
     } else this.#slotHead = i;
     this.#schedule();
     this.#wake();
+    this.#roomNow();
   }
 
   /**
@@ -534,6 +588,7 @@ export class ProxyConnection implements ReplySink {
     this.#wake();
     if (this.#out !== null && this.#out.length > 0) this.#flush();
     else this.#flushed();
+    this.#roomNow();
   };
 
   readonly #writeFailed = (err: unknown): void => {
@@ -552,6 +607,7 @@ export class ProxyConnection implements ReplySink {
     if (this.#closed) return;
     this.#closed = true;
     this.#slots = [];
+    this.#rooms = null; // what waits for room is dropped with the connection
     this.#out = null; // (a write in flight still holds #spare)
     try {
       this.#conn.close();

@@ -30,6 +30,15 @@ export interface ReplySink {
   reply(bytes: Uint8Array): void;
   /** Close the connection once every reply reserved so far is written. */
   closeAfterReplies(): void;
+  /**
+   * A reply written in parts (a large multi-get), optional: `go` runs once
+   * every reply before `ticket` is out and the connection's unsent output is
+   * under its bound (maybe at once); until `ticket` is filled, each
+   * {@linkcode fillPart} then adds to its reply at once (copied).
+   */
+  whenRoom?(ticket: number, go: () => void): void;
+  /** Part of `ticket`'s reply, after {@linkcode whenRoom}'s `go` ran; fill/fillFrame ends it. */
+  fillPart?(ticket: number, part: Uint8Array | readonly Uint8Array[]): void;
 }
 
 /** Routing policy. */

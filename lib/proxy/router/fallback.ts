@@ -31,6 +31,35 @@ export async function finishMany(
   failed: boolean[],
   exptime: number | null,
 ): Promise<Uint8Array[]> {
+  const found = await lookupMany(core, op, keys, owner, items, failed, exptime);
+  if (found.unreachable && found.hits.length === 0) throw DOWN;
+  core.countHits(found.hits.length, keys.length);
+  found.hits.push(REPLY.END);
+  return found.hits;
+}
+
+/** What {@linkcode lookupMany} found. */
+export interface Lookups {
+  /** The VALUE blocks of the hits, in key order. */
+  hits: Uint8Array[];
+  /** A key whose primary failed could not be looked up in any backup either. */
+  unreachable: boolean;
+}
+
+/**
+ * The misses of a multi-get (or of one of its parts) looked up in the
+ * backups when their primary failed (or, with miss fallback, missed);
+ * `items` holds the primaries' hits and gets the backups'. Counts nothing.
+ */
+export async function lookupMany(
+  core: RouterCore,
+  op: OpCode,
+  keys: Uint8Array[],
+  owner: Backend[],
+  items: (Uint8Array | null)[],
+  failed: boolean[],
+  exptime: number | null,
+): Promise<Lookups> {
   const lookups: Promise<void>[] = [];
   let unreachable = false;
   for (let i = 0; i < keys.length; i++) {
@@ -45,18 +74,9 @@ export async function finishMany(
     );
   }
   await Promise.all(lookups);
-  if (unreachable && items.every((x) => x === null)) throw DOWN;
-  const parts: Uint8Array[] = [];
-  let hits = 0;
-  for (const it of items) {
-    if (it !== null) {
-      parts.push(it);
-      hits++;
-    }
-  }
-  core.countHits(hits, keys.length);
-  parts.push(REPLY.END);
-  return parts;
+  const hits: Uint8Array[] = [];
+  for (const it of items) if (it !== null) hits.push(it);
+  return { hits, unreachable };
 }
 
 /**

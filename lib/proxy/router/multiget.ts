@@ -8,6 +8,8 @@
  * once the last server answered (native copyWithin per run of blocks: no
  * view per block, no byte loop). Misses that must be looked up in the backups
  * (and keys dirty on their primary) take the per-key path of fallback.ts.
+ * A multi-get of more than {@linkcode SINGLE_KEYS} keys is fetched in parts
+ * of this fan-out, paced by the client (multiget_parts.ts).
  * @module
  */
 
@@ -15,7 +17,7 @@ import { ReplyKind } from "../../client/mod.ts";
 import { carveCopy, Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
 import type { ReplySink, RouterCore } from "./core.ts";
-import { finishMany } from "./fallback.ts";
+import { finishMany, lookupMany } from "./fallback.ts";
 import { touchBackups } from "./fanout.ts";
 
 /** `END\r\n`. */
@@ -129,6 +131,28 @@ function copyRun(buf: Uint8Array, at: number, start: number, end: number): numbe
   return at + end - start;
 }
 
+/**
+ * Keys a multi-get fetches at once: one with at most this many (the common
+ * case) is one fan-out and one reply; a longer one is fetched and written
+ * in parts (multiget_parts.ts).
+ */
+export const SINGLE_KEYS = 1024;
+
+/** Where the parts of a long multi-get go (multiget_parts.ts). */
+export interface PartSink {
+  /**
+   * A part is in: its `hits` VALUE blocks (`reply`, in key order; copied at
+   * once), the largest of them `largest` bytes; `unreachable`: some of its
+   * keys could be asked of no server.
+   */
+  part(
+    reply: Uint8Array | readonly Uint8Array[],
+    hits: number,
+    largest: number,
+    unreachable: boolean,
+  ): void;
+}
+
 /** get/gets/gat/gats with `nkeys` (two or more) keys; the reply fills `ticket`. */
 export function getMany(
   core: RouterCore,
@@ -143,12 +167,48 @@ export function getMany(
   const op = req.op;
   const touch = op === Op.GAT || op === Op.GATS;
   const exptime = touch ? req.exptime : null;
-  const servers = core.servers;
-  const nservers = servers.length;
-  const backups = core.hasCopies;
   // The keys outlive the request buffer as offsets into one copy of them.
   const base = ts[first];
   const line = copyRange(buf, base, te[req.ntokens - 1]);
+  // The command word (and gat's exptime) start every per-server line.
+  const headStart = ts[0], headEnd = touch ? te[1] : te[0];
+  const keys = { buf, ts, te, first, base };
+  fanOut(core, op, exptime, buf, headStart, headEnd, line, keys, nkeys, ticket, sink, null);
+}
+
+/** Where a multi-get's keys are: key i is `buf[ts[first + i], te[first + i])`, at that less `base` in its line. */
+export interface Keys {
+  buf: Uint8Array;
+  ts: Int32Array;
+  te: Int32Array;
+  first: number;
+  base: number;
+}
+
+/**
+ * Ask each server for its keys of `nkeys` of `keys` in one request; the
+ * replies are matched and the client's reply (or `stream`'s part)
+ * assembled by a {@linkcode MultiGet}. `headBuf[headStart, headEnd)` is the
+ * command word (and gat's exptime).
+ */
+export function fanOut(
+  core: RouterCore,
+  op: OpCode,
+  exptime: number | null,
+  headBuf: Uint8Array,
+  headStart: number,
+  headEnd: number,
+  line: Uint8Array,
+  keys: Keys,
+  nkeys: number,
+  ticket: number,
+  sink: ReplySink,
+  stream: PartSink | null,
+): void {
+  const servers = core.servers;
+  const nservers = servers.length;
+  const backups = core.hasCopies;
+  const { ts, te, first, base } = keys;
   // Per key: where it is in the line, its server, its VALUE block (one allocation).
   const perKey = takeTable(nkeys * 5);
   const keyStart = perKey.subarray(0, nkeys);
@@ -159,21 +219,20 @@ export function getMany(
   let dirty: Uint8Array | null = null;
   const count = new Int32Array(nservers);
   const size = new Int32Array(nservers);
-  core.primaryIndexes(buf, ts, te, first, nkeys, owner);
+  core.primaryIndexes(keys.buf, ts, te, first, nkeys, owner);
   for (let i = 0; i < nkeys; i++) {
-    const s = ts[first + i], e = te[first + i];
-    keyStart[i] = s - base;
-    keyEnd[i] = e - base;
+    const s = ts[first + i] - base, e = te[first + i] - base;
+    keyStart[i] = s;
+    keyEnd[i] = e;
     const o = owner[i];
     const b = servers[o];
-    if (backups && b.anyDirty && b.isDirty(line.subarray(s - base, e - base))) {
+    if (backups && b.anyDirty && b.isDirty(line.subarray(s, e))) {
       // Not cleaned on the primary yet: read from the backups.
       (dirty ??= new Uint8Array(nkeys))[i] = 1;
     } else {
       count[o]++;
       size[o] += e - s + 1;
     }
-    owner[i] = o;
   }
   // Each server's keys, in the client's order, grouped by server (a counting sort).
   const groupAt = new Int32Array(nservers + 1);
@@ -184,19 +243,17 @@ export function getMany(
     if (dirty === null || dirty[i] === 0) order[fillAt[owner[i]]++] = i;
   }
 
-  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket);
+  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket, stream);
   let groups = 0;
   for (let o = 0; o < nservers; o++) if (count[o] > 0) groups++;
   state.waiting = groups;
-  // The command word (and gat's exptime) start every per-server line.
-  const headStart = ts[0], headEnd = touch ? te[1] : te[0];
   const head = headEnd - headStart;
   for (let o = 0; o < nservers; o++) {
     if (count[o] === 0) continue;
     // Per server: the head, " key" for each of its keys, CRLF (the client copies it at once).
     const n = head + size[o] + 2;
     const out = scratchFor(n);
-    let w = put(out, 0, buf, headStart, headEnd);
+    let w = put(out, 0, headBuf, headStart, headEnd);
     for (let k = groupAt[o]; k < groupAt[o + 1]; k++) {
       const i = order[k];
       out[w++] = 32;
@@ -229,6 +286,8 @@ class MultiGet {
   readonly #owner: Int32Array;
   readonly #servers: readonly Backend[];
   readonly #ticket: number;
+  /** The long multi-get this is a part of (null: a whole one). */
+  readonly #stream: PartSink | null;
   /**
    * The servers' replies, one after the other as they came, then the
    * client's reply once assembled; {@linkcode #used} bytes are taken.
@@ -255,7 +314,9 @@ class MultiGet {
     perKey: Int32Array,
     dirty: Uint8Array | null,
     ticket: number,
+    stream: PartSink | null,
   ) {
+    this.#stream = stream;
     this.#core = core;
     this.#op = op;
     this.#exptime = exptime;
@@ -364,9 +425,16 @@ class MultiGet {
       runEnd = e;
     }
     w = copyRun(arena, w, runStart, runEnd);
-    for (let k = 0; k < END.length; k++) arena[w++] = END[k];
     core.countHits(this.#hits, n);
-    sink.fillFrame(this.#ticket, arena, outStart, w - outStart);
+    const stream = this.#stream;
+    if (stream !== null) {
+      let largest = 0;
+      for (let i = 0; i < n; i++) largest = Math.max(largest, be[i] - bs[i]);
+      stream.part(arena.subarray(outStart, w), this.#hits, largest, false);
+    } else {
+      for (let k = 0; k < END.length; k++) arena[w++] = END[k];
+      sink.fillFrame(this.#ticket, arena, outStart, w - outStart);
+    }
     this.#release();
   }
 
@@ -397,6 +465,16 @@ class MultiGet {
       failed[i] = this.#failed[i] === 1;
       owners[i] = servers[o];
       items[i] = be[i] === 0 ? null : arena.subarray(bs[i], be[i]);
+    }
+    const stream = this.#stream;
+    if (stream !== null) {
+      lookupMany(core, this.#op, keys, owners, items, failed, this.#exptime).then((found) => {
+        core.countHits(found.hits.length, n);
+        let largest = 0;
+        for (const b of found.hits) largest = Math.max(largest, b.length);
+        stream.part(found.hits, found.hits.length, largest, found.unreachable);
+      }, () => stream.part([], 0, 0, true));
+      return;
     }
     finishMany(core, this.#op, keys, owners, items, failed, this.#exptime).then(
       (parts) => sink.fill(this.#ticket, parts),

@@ -17,7 +17,8 @@ import { copyOf, DOWN, EMPTY_PARTS, type ReplySink, type RouterCore } from "./co
 import { repair } from "./repair.ts";
 import { touchBackups } from "./fanout.ts";
 import { getFromBackups } from "./fallback.ts";
-import { getMany } from "./multiget.ts";
+import { getMany, SINGLE_KEYS } from "./multiget.ts";
+import { getInParts, writesParts } from "./multiget_parts.ts";
 
 /** get/gets/gat/gats: one key straight to its primary, several fanned out per primary. */
 export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
@@ -67,7 +68,9 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
     }, fromBackups);
     return;
   }
-  getMany(core, req, nkeys, ticket, sink);
+  // A long one is written in parts: a client that reads slowly cannot make the proxy hold it whole.
+  if (nkeys > SINGLE_KEYS && writesParts(sink)) getInParts(core, req, nkeys, ticket, sink);
+  else getMany(core, req, nkeys, ticket, sink);
 }
 
 /** mg: like get, with the client's own flags kept for the backup's answer. */
