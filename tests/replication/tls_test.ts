@@ -110,7 +110,10 @@ Deno.test("serve --repl-tls-*: missing pieces and bad files exit 2 with a clear 
   const repl = ["--replicate", `127.0.0.1:${freePort()}`];
   const cases: Array<[string[], RegExp]> = [
     [["--repl-tls-cert", certs.cert], /^memrep serve: --repl-tls-cert needs --replicate/],
-    [[...repl, "--repl-tls-cert", certs.cert], /^memrep serve: --repl-tls-cert and --repl-tls-key go together/],
+    [
+      [...repl, "--repl-tls-cert", certs.cert],
+      /^memrep serve: --repl-tls-cert and --repl-tls-key go together/,
+    ],
     [
       [...repl, "--repl-tls-cert", `${certs.dir}/none.crt`, "--repl-tls-key", certs.key],
       /^memrep serve: --repl-tls-cert: Error loading the certificate: .*none\.crt : .*No such file/,
