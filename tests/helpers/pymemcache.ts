@@ -23,8 +23,43 @@ export function pymemcacheAvailable(testName: string): boolean {
   return true;
 }
 
-/** Run the suite against 127.0.0.1:port; fails the test unless pytest reports only passes. */
+/**
+ * Cases that store with a 1 s expiry and expect the item a moment later: a
+ * clock second that turns in between expires it, on memcached as on memrep
+ * (both count whole seconds). A failure of these alone is run again, once.
+ */
+const CLOCK_RACES = ["test_touch"];
+
+/**
+ * Run the suite against 127.0.0.1:port; fails the test unless pytest reports
+ * only passes (a {@linkcode CLOCK_RACES} case that failed must pass when run again).
+ */
 export async function runPymemcacheSuite(port: number): Promise<void> {
+  const first = await pytest(port, "not tls");
+  if (passed(first)) return;
+  const failed = [...first.text.matchAll(/^FAILED \S+::(\w+)/gm)].map((m) => m[1]);
+  if (failed.length > 0 && failed.every((name) => CLOCK_RACES.includes(name))) {
+    const again = await pytest(port, [...new Set(failed)].join(" or "));
+    if (passed(again)) {
+      console.log(`pymemcache: ${failed.join(", ")} passed when run again (a clock second turned)`);
+      return;
+    }
+    first.text += "\n-- run again --\n" + again.text;
+  }
+  // Reword pytest's closing line so a log reader does not take it for the run's total.
+  fail(
+    `pymemcache suite failed (exit ${first.code}):\n${
+      first.text.replace(/^(=+ )?(\d+ (passed|failed))/gm, "pytest: $2")
+    }`,
+  );
+}
+
+function passed(r: { code: number; text: string }): boolean {
+  return r.code === 0 && /(\d+) passed/.test(r.text) && !/\d+ (failed|error)/.test(r.text);
+}
+
+/** One pytest run of the suite's cases selected by `-k select`. */
+async function pytest(port: number, select: string): Promise<{ code: number; text: string }> {
   const cwd = await Deno.makeTempDir({ prefix: "memrep-pytest-" });
   let out: Deno.CommandOutput;
   try {
@@ -33,7 +68,7 @@ export async function runPymemcacheSuite(port: number): Promise<void> {
         ...["-m", "pytest", SUITE, "--server", "127.0.0.1", "--port", String(port), "-q"],
         ...[
           "-k",
-          "not tls",
+          select,
           "-p",
           "no:cacheprovider",
           "-W",
@@ -56,12 +91,5 @@ export async function runPymemcacheSuite(port: number): Promise<void> {
     await Deno.remove(cwd, { recursive: true });
   }
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (out.code !== 0 || !/(\d+) passed/.test(text) || /\d+ (failed|error)/.test(text)) {
-    // Reword pytest's closing line so a log reader does not take it for the run's total.
-    fail(
-      `pymemcache suite failed (exit ${out.code}):\n${
-        text.replace(/^(=+ )?(\d+ (passed|failed))/gm, "pytest: $2")
-      }`,
-    );
-  }
+  return { code: out.code, text };
 }
