@@ -34,6 +34,19 @@ const EXCLUDED: RegExp[] = [
   /^a too-long get key keeps what a get or an mn before it wrote out$/,
 ];
 
+/**
+ * Cases where memcached pads a shrunk counter in place only while no one else holds the item:
+ * the proxy's read-back after an incr/decr/ma is released at its `mn`, but memcached may let go
+ * of it on its own worker thread after the proxy's next command reached another one. A
+ * difference there is tried again (at most 3 runs); the stored bytes themselves are checked by
+ * tests/proxy/arith_bytes_test.ts.
+ */
+const RACED: RegExp[] = [
+  /^incr and decr basics/,
+  /^decr that shrinks the length pads in place$/,
+  /^ma that grows and shrinks the value$/,
+];
+
 async function flushAll(port: number): Promise<void> {
   const c = await connect(port);
   try {
@@ -58,16 +71,20 @@ Deno.test({
     try {
       for (const c of cases) {
         await t.step(c.name, async () => {
-          await Promise.all([flushAll(ref.port), flushAll(sut.port)]);
-          const [expected, actual] = await Promise.all([
-            runCase(ref.port, c),
-            runCase(sut.port, c),
-          ]);
-          const diff = describeDiff(c, expected, actual, "memcached", "proxy");
-          if (Deno.env.get("DIFF_SHOW")) console.log(diff);
-          const same = expected.normalised.length === actual.normalised.length &&
-            expected.normalised.every((e, i) => e === actual.normalised[i]);
-          if (!same) throw new Error(`replies differ\n${diff}`);
+          const runs = RACED.some((x) => x.test(c.name)) ? 3 : 1;
+          for (let run = 1;; run++) {
+            await Promise.all([flushAll(ref.port), flushAll(sut.port)]);
+            const [expected, actual] = await Promise.all([
+              runCase(ref.port, c),
+              runCase(sut.port, c),
+            ]);
+            const diff = describeDiff(c, expected, actual, "memcached", "proxy");
+            if (Deno.env.get("DIFF_SHOW")) console.log(diff);
+            const same = expected.normalised.length === actual.normalised.length &&
+              expected.normalised.every((e, i) => e === actual.normalised[i]);
+            if (same) break;
+            if (run >= runs) throw new Error(`replies differ\n${diff}`);
+          }
         });
       }
     } finally {
