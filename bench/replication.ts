@@ -346,12 +346,13 @@ export const replication: Section = {
         items = Number((await stats(third.port)).get("curr_items") ?? 0);
       }
       const secs = (performance.now() - t0) / 1000;
+      const copies = (await stats(third.port)).get("repl_full_copies_received");
       results.push({
         name: "3-member group: joining member receives all items (s)",
         value: secs,
         detail: `${fmt(ctx.items)} items of 100 bytes, spawn → curr_items complete (${
           fmt(ctx.items / secs)
-        } items/s; a copy from each live member)`,
+        } items/s; full copies received: ${copies}, the other member's stream resumed)`,
       });
     } finally {
       await Promise.all((joining ?? []).map((x) => x.stop()));

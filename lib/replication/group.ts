@@ -14,10 +14,20 @@
  * not news and stop at once; the cost is that a change crosses every link
  * up to once each way (a node receives it up to n-1 times).
  *
- * Joining: a new or restarted member is unknown to every peer's stream,
- * so each link does its own full copy (chunked, flow-controlled, resumable)
- * and then streams; a member back within a peer's backlog resumes from it
- * (also a warm-restarted one: resume.ts saves a position per peer).
+ * Joining: a new or restarted member takes one full copy (chunked,
+ * flow-controlled, resumable) from the first peer it links with, and links
+ * with the others only once that copy is complete (until then it answers
+ * their handshakes `ERR busy`, and they try again). The copy ends with the
+ * sender's KNOWN frames: how far it had applied each other member's stream
+ * when the copy began, so the copy holds all of that. The joiner takes those
+ * positions as its own and resumes each other member's stream from there,
+ * out of that member's backlog (its tail); only a member whose position the
+ * sender did not have, or whose backlog no longer reaches back to it, sends
+ * a full copy too. Changes the others make meanwhile reach the joiner
+ * through the copy's sender, which forwards them. A copy cut short lifts the
+ * wait: the next link takes over. A member back within a peer's backlog
+ * resumes from it (also a warm-restarted one: resume.ts saves a position
+ * per peer).
  *
  * Full copies in a group of three or more neither sweep (drop the
  * receiver's unmentioned items up to the agreed version) nor refuse copied
@@ -100,6 +110,11 @@ export class GroupPairing {
   #signal: (() => void) | null = null;
   #signalled: Promise<void> | null = null;
   #loops: Promise<void>[] = [];
+  /** Three or more members: one full copy when joining, the others resumed (see Joining). */
+  #flood: boolean;
+  /** The peer a full copy is being taken from while joining (-1: none), since when. */
+  #copyFrom = -1;
+  #claimedAt = 0;
 
   /** The group of `members`, this node being `members[self]`. */
   constructor(
@@ -111,6 +126,7 @@ export class GroupPairing {
     this.#options = options;
     this.#members = group.members;
     this.#self = group.self;
+    this.#flood = group.members.length >= 3;
   }
 
   /** Members in the group, this node included. */
@@ -179,6 +195,17 @@ export class GroupPairing {
     await Promise.race([Promise.all(this.#loops), delay(100)]);
   }
 
+  /** A full copy from `from` completed (its KNOWN positions are taken): link with the others. */
+  copyDone(from: Peer): void {
+    if (this.#copyFrom === from.index) this.#copyFrom = -1;
+    this.poke();
+  }
+
+  /** `peer`'s current link closed: a copy it was sending no longer holds the others back. */
+  linkEnded(peer: Peer): void {
+    if (this.#copyFrom === peer.index) this.#copyFrom = -1;
+  }
+
   /** Wake the dial loops (a link closed). */
   poke(): void {
     const s = this.#signal;
@@ -214,8 +241,15 @@ export class GroupPairing {
           await Promise.race([link.done, this.#wait()]);
           continue;
         }
-        if ((await this.#dial(peer, false)) === "linked") continue;
-        await Promise.race([this.#wait(), delay(150 + Math.random() * 250)]);
+        if (this.#deferred(peer)) {
+          await Promise.race([this.#wait(), delay(250)]);
+          continue;
+        }
+        const r = await this.#dial(peer, false);
+        if (r === "linked") continue;
+        // A member in the middle of its first copy answers busy for a while: ask less often.
+        const pause = r === "busy" ? 500 + Math.random() * 500 : 150 + Math.random() * 250;
+        await Promise.race([this.#wait(), delay(pause)]);
       } catch (err) {
         log.warn(`replication: pairing with ${peer.address} failed: ${errorText(err)}; retrying`);
         await delay(500);
@@ -301,8 +335,35 @@ export class GroupPairing {
       nodeId: this.#host.nodeId,
       secret: this.#options.secret,
       timeoutMs: this.#options.timeoutMs,
-      state: (peerNode) => this.#peerOf(peerNode)?.streamState() ?? NO_STATE,
+      state: (peerNode) => {
+        const peer = this.#peerOf(peerNode);
+        if (peer === undefined) return NO_STATE;
+        if (this.#deferred(peer)) return null;
+        if (this.#flood && peer.heldStream === null) {
+          // This link brings a full copy: the others wait for its KNOWN positions.
+          this.#copyFrom = peer.index;
+          this.#claimedAt = performance.now();
+        }
+        return peer.streamState();
+      },
     };
+  }
+
+  /**
+   * Whether linking with `peer` waits: this node knows nothing of its
+   * stream, and a full copy from another peer is under way (or its
+   * handshake is) whose KNOWN positions may spare the peer a second copy.
+   */
+  #deferred(peer: Peer): boolean {
+    const from = this.#copyFrom;
+    if (!this.#flood || from < 0 || from === peer.index || peer.peerStream !== null) return false;
+    const source = this.#host.peers.find((p) => p.index === from);
+    const link = source?.link;
+    if (link && !link.closed) return true;
+    // No link yet: its handshake may still be going on, for at most a timeout.
+    if (performance.now() - this.#claimedAt < this.#options.timeoutMs) return true;
+    this.#copyFrom = -1;
+    return false;
   }
 
   /** Resolves at the next {@linkcode poke}. */

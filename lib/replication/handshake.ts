@@ -4,8 +4,8 @@
  * that authenticate the stream after it (seal.ts).
  *
  * ```
- * acceptor:  MEMREP-REPL 2 <nodeA> <nonceA>      at once, nothing keyed
- * connector: MEMREP-REPL 2 <nodeC> <nonceC>      at once, nothing keyed
+ * acceptor:  MEMREP-REPL 3 <nodeA> <nonceA>      at once, nothing keyed
+ * connector: MEMREP-REPL 3 <nodeC> <nonceC>      at once, nothing keyed
  * connector: STATE <stream> <end> <peer stream | -> <peer offset> <items> <hlc>
  * connector: AUTH <proofC | ->                   (after the acceptor's greeting)
  * acceptor:  STATE ...                           (only once proofC checked out,
@@ -31,7 +31,7 @@ import { parseVersion } from "./stream.ts";
 import { deriveLinkKeys, type LinkKeys } from "./seal.ts";
 
 /** Wire protocol version; a peer speaking another one is refused. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 const MAGIC = "MEMREP-REPL";
 const MAX_LINE = 1024;
 
@@ -59,8 +59,12 @@ export interface HandshakeContext {
   secret?: string;
   /** Give up after this long (ms). */
   timeoutMs: number;
-  /** This node's state at the moment it is sent, for the peer `peerNode` (from its greeting). */
-  state(peerNode: string): StreamState;
+  /**
+   * This node's state at the moment it is sent, for the peer `peerNode`
+   * (from its greeting); null: not now (the peer is told `ERR busy` and
+   * tries again later).
+   */
+  state(peerNode: string): StreamState | null;
   /** Called once the peer's greeting arrived and is valid (not an idle connection). */
   greeted?: () => void;
 }
@@ -72,6 +76,7 @@ export type HandshakeFailure =
   | "self" // connected to ourselves
   | "timeout"
   | "closed"
+  | "busy" // the peer cannot link now (a group member in the middle of its first full copy)
   | "refused"; // the peer said ERR, or speaks another protocol version
 
 /** Result of {@linkcode handshake}. */
@@ -228,7 +233,13 @@ async function run(
     if (t === null) return fail("closed", "connection closed during the handshake");
     if (t === "long") return fail("not-memrep", "overlong line");
     if (t[0] === "ERR") {
-      const reason = t[1] === "auth" ? "auth" : t[1] === "self" ? "self" : "refused";
+      const reason: HandshakeFailure = t[1] === "auth"
+        ? "auth"
+        : t[1] === "self"
+        ? "self"
+        : t[1] === "busy"
+        ? "busy"
+        : "refused";
       return fail(reason, `peer said ${t.join(" ")}`);
     }
     return t;
@@ -272,7 +283,12 @@ async function run(
   };
 
   if (role === "connect") {
-    const mine = stateLine(ctx.state(peerNode));
+    const state = ctx.state(peerNode);
+    if (state === null) {
+      await refuse("busy");
+      return fail("busy", "not linking now");
+    }
+    const mine = stateLine(state);
     const proofC = proof(secret, `connect\n${greetings}\n${mine}`);
     await send(`${mine}\r\nAUTH ${proofC}\r\n`);
     const theirs = await readStateAndProof();
@@ -298,7 +314,12 @@ async function run(
     await refuse("auth");
     return fail("auth", bad);
   }
-  const mine = stateLine(ctx.state(peerNode));
+  const state = ctx.state(peerNode);
+  if (state === null) {
+    await refuse("busy");
+    return fail("busy", "not linking now");
+  }
+  const mine = stateLine(state);
   const proofA = proof(secret, `accept\n${greetings}\n${theirs}\n${mine}\n${theirProof}`);
   await send(`${mine}\r\nAUTH ${proofA}\r\n`);
   return { ok: true, peerNode, peer, rest: reader.rest(), keys: keys() };

@@ -18,7 +18,7 @@ import type { StreamState } from "./handshake.ts";
 import type { Backlog } from "./backlog.ts";
 import { Applied, type Merger } from "./merge.ts";
 import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
-import { COPY_CHUNK, IncomingCopy, OutgoingCopy, Snapshot } from "./snapshot.ts";
+import { COPY_CHUNK, IncomingCopy, type KnownStream, OutgoingCopy, Snapshot } from "./snapshot.ts";
 import type { ReplicationStats } from "./stats.ts";
 import { Frame, FrameParser, writeControl } from "./stream.ts";
 import type { HybridClock } from "./versions.ts";
@@ -83,6 +83,13 @@ export interface LinkOwner {
    * (Merger.fresh); its bytes go on this node's stream for the other peers.
    */
   forward?(buf: Uint8Array, start: number, end: number): void;
+  /**
+   * In a group: the other members' streams this node has applied, and how
+   * far (sent with a full copy as KNOWN frames; see group.ts, Joining).
+   */
+  knownStreams?(): KnownStream[];
+  /** In a group: a full copy from this peer completed, holding the streams of `known`. */
+  copied?(known: KnownStream[]): void;
 }
 
 /** Link phase, as shown in stats. */
@@ -256,7 +263,14 @@ export class Link {
     this.#cursor = repl.backlog.end;
     this.acked = this.#cursor;
     const snap = new Snapshot(repl.store, repl.merger, repl.clock.processStartUnix);
-    const copy = new OutgoingCopy(this.peerNode, ++repl.copyIds, this.#cursor, agreed, snap);
+    const copy = new OutgoingCopy(
+      this.peerNode,
+      ++repl.copyIds,
+      this.#cursor,
+      agreed,
+      snap,
+      repl.knownStreams?.(),
+    );
     repl.outCopy = copy;
     this.#copy = copy;
     this.#writeCopyHeader(copy);
@@ -347,6 +361,7 @@ export class Link {
           repl.unlockStore();
         }
         if (complete) {
+          for (const k of copy.known) writeControl(out, "KNOWN", k.member, k.id, k.offset);
           writeControl(out, "COPIED", copy.snapshot.items);
           copy.generated = true;
         } else writeControl(out, "MARK", copy.mark());
@@ -481,6 +496,12 @@ export class Link {
         this.#copyAckDue = p.nums[0];
         this.wake();
         return true;
+      case Frame.KNOWN: {
+        const ic = this.#inCopy;
+        if (!this.receivingCopy || ic === null) return this.#protocolError("KNOWN outside a copy");
+        ic.learn({ member: p.nums[0], id: p.text, offset: p.nums[1] });
+        return true;
+      }
       case Frame.COPIED: {
         const ic = this.#inCopy;
         if (!this.receivingCopy || ic === null) return this.#protocolError("COPIED outside a copy");
@@ -498,6 +519,7 @@ export class Link {
           repl.sweepCopy(ic).catch((err) =>
             log.warn(`replication: sweep failed: ${errorText(err)}`)
           );
+          repl.copied?.(ic.known);
         }
         return true;
       }

@@ -17,7 +17,7 @@ import { LagSamples } from "./lag.ts";
 import { Link, type LinkOwner } from "./link.ts";
 import type { Merger } from "./merge.ts";
 import type { LinkKeys } from "./seal.ts";
-import type { IncomingCopy, OutgoingCopy } from "./snapshot.ts";
+import type { IncomingCopy, KnownStream, OutgoingCopy } from "./snapshot.ts";
 import { ReplicationStats } from "./stats.ts";
 import type { HybridClock } from "./versions.ts";
 
@@ -55,6 +55,10 @@ export interface PeerHost {
   linkClosed(peer: Peer, current: boolean): void;
   /** In a group: a change from a peer's stream taught us something; it goes on our stream. */
   forward(buf: Uint8Array, start: number, end: number): void;
+  /** In a group: the streams of the peers other than `except` that this node holds, and how far. */
+  knownStreams(except: Peer): KnownStream[];
+  /** In a group: a full copy from `from` completed, holding the streams of `known`. */
+  copied(from: Peer, known: KnownStream[]): void;
 }
 
 /** One peer and its link. */
@@ -107,11 +111,30 @@ export class Peer implements LinkOwner {
       lockStore: () => host.lockStore(),
       unlockStore: () => host.unlockStore(),
     });
-    if (flood) this.forward = (buf, start, end) => host.forward(buf, start, end);
+    if (flood) {
+      this.forward = (buf, start, end) => host.forward(buf, start, end);
+      this.knownStreams = () => host.knownStreams(this);
+      this.copied = (known) => host.copied(this, known);
+    }
   }
 
   /** In a group: hand a change that taught us something to our own stream. */
   forward?: (buf: Uint8Array, start: number, end: number) => void;
+  /** In a group: what a full copy to this peer holds of the other members' streams. */
+  knownStreams?: () => KnownStream[];
+  /** In a group: a full copy from this peer completed. */
+  copied?: (known: KnownStream[]) => void;
+
+  /**
+   * How far this node holds the peer's stream, all of it: null while a full
+   * copy from the peer is unfinished (its position is only where the copy
+   * goes on) or when nothing of it was applied.
+   */
+  get heldStream(): { id: string; offset: number } | null {
+    const ic = this.inCopy, p = this.peerStream;
+    if (p === null || (ic !== null && !ic.complete) || this.link?.receivingCopy) return null;
+    return p;
+  }
 
   // --- shared state, from the host ---
 

@@ -20,6 +20,7 @@ import { Pairing, type PairingOptions } from "./pairing.ts";
 import { groupNodeId, GroupPairing, writeGroupStats } from "./group.ts";
 import { flushTime, Merger, wireBits } from "./merge.ts";
 import { Peer, type PeerHost } from "./peer.ts";
+import type { KnownStream } from "./snapshot.ts";
 import { ReplicationStats } from "./stats.ts";
 import { captureResume, encodeResume, restoreResume, type ResumeState } from "./resume.ts";
 import { restoredText, resumeConditions, waitCaughtUp } from "./warm.ts";
@@ -275,6 +276,39 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     this.#wakeLinks();
   }
 
+  /**
+   * A group of 3+: the streams of the peers other than `except` that this
+   * node holds, all of them up to an offset (sent with a full copy to
+   * `except`, so that it resumes those peers' streams instead of taking a
+   * copy from each; group.ts, Joining).
+   */
+  knownStreams(except: Peer): KnownStream[] {
+    const known: KnownStream[] = [];
+    for (const p of this.peers) {
+      const held = p === except ? null : p.heldStream;
+      if (held !== null) known.push({ member: p.index, id: held.id, offset: held.offset });
+    }
+    return known;
+  }
+
+  /**
+   * A group of 3+: a full copy from `from` completed. A peer whose stream
+   * this node knows nothing of, and has no link to, is resumed from where
+   * the copy's sender had it (the copy holds everything before that).
+   */
+  copied(from: Peer, known: KnownStream[]): void {
+    for (const k of known) {
+      const p = this.peers.find((x) => x.index === k.member);
+      if (p === undefined || p === from || p.peerStream !== null) continue;
+      if (p.link !== null && !p.link.closed) continue;
+      p.peerStream = { id: k.id, offset: k.offset };
+      log.debug(
+        `replication: ${p.address}'s stream known up to ${k.offset} through the copy from ${from.address}`,
+      );
+    }
+    this.#group?.copyDone(from);
+  }
+
   /** A worker thread's change (parsed by #ringParser): book it as if made here. */
   #workerChange(buf: Uint8Array, start: number, end: number): void {
     const p = this.#ringParser;
@@ -399,8 +433,9 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
   }
 
   /** `peer`'s link closed (`current`: it was the peer's link, not a replaced one) (PeerHost). */
-  linkClosed(_peer: Peer, current: boolean): void {
+  linkClosed(peer: Peer, current: boolean): void {
     if (current) {
+      this.#group?.linkEnded(peer);
       this.#pairing?.linkLost();
       // Alone now: degraded writes need not wait out their timeout.
       if (this.#options.syncDegrade && !this.#linked()) this.#acks.release(true);

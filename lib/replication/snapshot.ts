@@ -119,6 +119,22 @@ export const COPY_WINDOW = 32;
 /** MARK numbers grow across copies, so a late CACK of a replaced copy acknowledges nothing. */
 let markSeq = 0;
 
+/**
+ * In a group: how far a copy's sender had applied another member's stream
+ * when the copy began (the KNOWN frame), so the copy holds all of it.
+ */
+export interface KnownStream {
+  /** The member's index in the group's list. */
+  member: number;
+  /** Its stream id. */
+  id: string;
+  /** Offset of that stream applied. */
+  offset: number;
+}
+
+/** KNOWN frames an incoming copy keeps (a group's other members; more is a bad peer). */
+const KNOWN_MAX = 256;
+
 /** The sender's side of one full copy, kept across links to the same peer process. */
 export class OutgoingCopy {
   /** The receiving node. */
@@ -133,6 +149,8 @@ export class OutgoingCopy {
   readonly snapshot: Snapshot;
   /** True once every frame was generated (COPIED written). */
   generated = false;
+  /** What the sender knew of other members' streams at the start (KNOWN, before COPIED). */
+  readonly known: KnownStream[];
   #marks: Array<{ seq: number; pos: SnapshotPosition }> = [];
   #acked: SnapshotPosition = { cursor: 0, items: 0 };
 
@@ -143,7 +161,9 @@ export class OutgoingCopy {
     startOffset: number,
     agreed: number,
     snapshot: Snapshot,
+    known: KnownStream[] = [],
   ) {
+    this.known = known;
     this.peerNode = peerNode;
     this.id = id;
     this.startOffset = startOffset;
@@ -196,6 +216,8 @@ export class IncomingCopy {
   complete = false;
   /** Items the sweep dropped. */
   dropped = 0;
+  /** The sender's KNOWN frames: other members' streams this copy holds up to an offset. */
+  readonly known: KnownStream[] = [];
   #marks: Uint32Array | null = new Uint32Array(1024);
 
   /** State for copy `id` of `stream` with the two thresholds. */
@@ -204,6 +226,13 @@ export class IncomingCopy {
     this.id = id;
     this.dropUpTo = dropUpTo;
     this.rejectUpTo = rejectUpTo;
+  }
+
+  /** A KNOWN frame arrived (a repeated copy tail sends them again: the latest wins). */
+  learn(k: KnownStream): void {
+    const i = this.known.findIndex((x) => x.member === k.member);
+    if (i >= 0) this.known[i] = k;
+    else if (this.known.length < KNOWN_MAX) this.known.push(k);
   }
 
   /** Item handle `h` was mentioned by the copy. */

@@ -10,6 +10,7 @@
  * CS / CD ...                                               the same, in a full copy
  * COPY <stream> <offset> <items> <epoch> <agreed> <id>\r\n  full copy begins (or goes on)
  * MARK <seq>\r\n                                            copy position (after each chunk)
+ * KNOWN <member> <stream> <offset>\r\n                      (group) sender's knowledge, before COPIED
  * COPIED <items>\r\n                                        full copy ends
  * CACK <seq>\r\n                                            receiver applied up to MARK seq
  * CDONE <id>\r\n                                            receiver applied the whole copy
@@ -29,6 +30,10 @@
  * each chunk of copy frames and is acknowledged by CACK once applied; the
  * sender keeps a bounded number unacknowledged (flow control, and where a
  * resumed copy starts again).
+ * KNOWN (groups of 3+, just before COPIED, one per other member): when the
+ * copy began, its sender had applied member `member`'s stream `stream` up to
+ * `offset`, so the copy holds all of it; the receiver may resume that
+ * member's stream from there instead of taking a second full copy.
  * Only S, D and F frames advance the stream offset; they are stored in the
  * backlog exactly as sent. A version token of digits beyond 2**53 still
  * parses (as Infinity): the frame is well formed, its version is not, and
@@ -84,6 +89,8 @@ export const Frame = {
   COPY_ACK: 13,
   /** CDONE: the receiver applied a whole full copy. */
   COPY_DONE: 14,
+  /** KNOWN: how far the copy's sender had another member's stream (groups). */
+  KNOWN: 15,
 } as const;
 
 /** Largest data block accepted (memrep -I caps items at 256m). */
@@ -329,6 +336,15 @@ export class FrameParser {
       return this.#numbers(Frame.COPY, 2, lineLength, 4);
     }
     if (req.tokenIs(0, "COPIED") && n === 2) return this.#numbers(Frame.COPIED, 1, lineLength);
+    if (req.tokenIs(0, "KNOWN") && n === 4) {
+      this.text = decodeAscii(buf, s[2], e[2]);
+      const member = parseDecimal(buf, s[1], e[1]), offset = parseDecimal(buf, s[3], e[3]);
+      if (member < 0 || offset < 0) return this.#bad("bad number");
+      this.nums[0] = member;
+      this.nums[1] = offset;
+      this.kind = Frame.KNOWN;
+      return lineLength;
+    }
     if (req.tokenIs(0, "RESUME") && n === 3) {
       this.text = decodeAscii(buf, s[1], e[1]);
       return this.#numbers(Frame.RESUME, 2, lineLength);

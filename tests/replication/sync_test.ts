@@ -95,7 +95,12 @@ Deno.test("--repl-sync with the peer down: SERVER_ERROR after the timeout, never
     equal(lines.slice(200).join("|"), "VALUE batch0 0 2|v0|END");
     // A write's own error stays memcached's (this one also dropped the old item).
     const raw = await connect(a.port);
-    const tooLarge = await raw.request(`set batch0 0 0 2000000\r\n${"x".repeat(2000000)}`);
+    // 2 MB to swallow: a loaded machine may take more than the default 2 s.
+    const tooLarge = await raw.request(
+      `set batch0 0 0 2000000\r\n${"x".repeat(2000000)}`,
+      "\r\n",
+      15_000,
+    );
     equal(tooLarge, "SERVER_ERROR object too large for cache\r\n");
     equal(await raw.request("get batch0", "END\r\n"), "END\r\n");
     await raw.close();

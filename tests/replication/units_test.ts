@@ -123,7 +123,9 @@ Deno.test("frames: item, delete, flush and control frames round-trip through the
   const bin = new Uint8Array([0, 32, 10, 13, 255, 128]);
   writeDeleteFrame(out, VERB.D, bin, 0, bin.length, 12345);
   writeFlushFrame(out, 777, START_UNIX + 5);
-  out.text("ACK 99\r\nCOPY abc 10 20 30 40 50\r\nMARK 3\r\nCACK 3\r\nCDONE 50\r\n");
+  out.text(
+    "ACK 99\r\nCOPY abc 10 20 30 40 50\r\nMARK 3\r\nCACK 3\r\nCDONE 50\r\nKNOWN 4 f00d 77\r\n",
+  );
   const p = new FrameParser();
   const buf = out.view();
   let off = 0;
@@ -152,6 +154,7 @@ Deno.test("frames: item, delete, flush and control frames round-trip through the
     }
     if (p.kind === Frame.MARK || p.kind === Frame.COPY_ACK) equal(p.nums[0], 3);
     if (p.kind === Frame.COPY_DONE) equal(p.nums[0], 50);
+    if (p.kind === Frame.KNOWN) deepEqual([p.nums[0], p.text, p.nums[1]], [4, "f00d", 77]);
     off += n;
   }
   deepEqual(kinds, [
@@ -163,7 +166,13 @@ Deno.test("frames: item, delete, flush and control frames round-trip through the
     Frame.MARK,
     Frame.COPY_ACK,
     Frame.COPY_DONE,
+    Frame.KNOWN,
   ]);
+  // A KNOWN frame with a bad member or offset, or the wrong token count, is no frame.
+  for (const bad of ["KNOWN x f00d 77\r\n", "KNOWN 4 f00d -1\r\n", "KNOWN 4 f00d\r\n"]) {
+    const b = new TextEncoder().encode(bad);
+    equal(p.parse(b, 0, b.length), -1, bad);
+  }
 });
 
 Deno.test("frames: random bytes never throw and never pass as a frame with a bad length", () => {
