@@ -112,9 +112,8 @@ export class GroupPairing {
   #loops: Promise<void>[] = [];
   /** Three or more members: one full copy when joining, the others resumed (see Joining). */
   #flood: boolean;
-  /** The peer a full copy is being taken from while joining (-1: none), since when. */
-  #copyFrom = -1;
-  #claimedAt = 0;
+  /** While joining: the peer a full copy is being taken from, since when (null: none). */
+  #claim: Claim | null = null;
 
   /** The group of `members`, this node being `members[self]`. */
   constructor(
@@ -197,13 +196,24 @@ export class GroupPairing {
 
   /** A full copy from `from` completed (its KNOWN positions are taken): link with the others. */
   copyDone(from: Peer): void {
-    if (this.#copyFrom === from.index) this.#copyFrom = -1;
+    if (this.#claim?.peer === from) this.#claim = null;
     this.poke();
   }
 
   /** `peer`'s current link closed: a copy it was sending no longer holds the others back. */
   linkEnded(peer: Peer): void {
-    if (this.#copyFrom === peer.index) this.#copyFrom = -1;
+    if (this.#claim?.peer === peer) this.#claim = null;
+  }
+
+  /** A handshake that claimed the copy did not end in a link: the others need not wait for it. */
+  #unclaim(claim: { made: Claim | null }): void {
+    const c = claim.made;
+    if (c === null || this.#claim !== c) return;
+    const link = c.peer.link;
+    if (link === null || link.closed) {
+      this.#claim = null;
+      this.poke();
+    }
   }
 
   /** Wake the dial loops (a link closed). */
@@ -265,6 +275,7 @@ export class GroupPairing {
     if (announce) log.info(`replication: connect (peer=${peer.address})`);
     else log.debug(`replication: connect (peer=${peer.address})`);
     this.#dialling.add(peer.index);
+    const claim: { made: Claim | null } = { made: null };
     try {
       const conn = await connectWithin(address, o.timeoutMs, o.tls, (err) => {
         this.#host.stats.tlsFailures++;
@@ -273,7 +284,7 @@ export class GroupPairing {
         );
       });
       if (!conn) return "unreachable";
-      const r = await handshake(conn, "connect", this.#context());
+      const r = await handshake(conn, "connect", this.#context(claim));
       if (!r.ok) {
         closeQuietly(conn);
         handshakeFailed(this.#host.stats, peer.address, r.reason, r.detail);
@@ -289,6 +300,7 @@ export class GroupPairing {
         : "refused";
     } finally {
       this.#dialling.delete(peer.index);
+      this.#unclaim(claim);
     }
   }
 
@@ -301,8 +313,12 @@ export class GroupPairing {
   }
 
   async #accepted(conn: Deno.Conn): Promise<void> {
-    const r = await acceptHandshake(conn, this.#slots, this.#context(), this.#host.stats);
-    if (r === null) return;
+    const claim: { made: Claim | null } = { made: null };
+    const r = await acceptHandshake(conn, this.#slots, this.#context(claim), this.#host.stats);
+    if (r === null) {
+      this.#unclaim(claim);
+      return;
+    }
     try {
       const peer = this.#peerOf(r.peerNode);
       if (peer === undefined || this.#stopped) {
@@ -315,6 +331,8 @@ export class GroupPairing {
     } catch (err) {
       closeQuietly(conn);
       log.debug(`replication: accepted connection failed: ${errorText(err)}`);
+    } finally {
+      this.#unclaim(claim);
     }
   }
 
@@ -330,7 +348,8 @@ export class GroupPairing {
     return this.#host.peers.find((p) => p.index === i);
   }
 
-  #context(): HandshakeContext {
+  /** A handshake's context; `claim.made`: the copy claim its state made, if any. */
+  #context(claim: { made: Claim | null }): HandshakeContext {
     return {
       nodeId: this.#host.nodeId,
       secret: this.#options.secret,
@@ -341,8 +360,7 @@ export class GroupPairing {
         if (this.#deferred(peer)) return null;
         if (this.#flood && peer.heldStream === null) {
           // This link brings a full copy: the others wait for its KNOWN positions.
-          this.#copyFrom = peer.index;
-          this.#claimedAt = performance.now();
+          this.#claim = claim.made = { peer, at: performance.now() };
         }
         return peer.streamState();
       },
@@ -355,14 +373,13 @@ export class GroupPairing {
    * handshake is) whose KNOWN positions may spare the peer a second copy.
    */
   #deferred(peer: Peer): boolean {
-    const from = this.#copyFrom;
-    if (!this.#flood || from < 0 || from === peer.index || peer.peerStream !== null) return false;
-    const source = this.#host.peers.find((p) => p.index === from);
-    const link = source?.link;
+    const c = this.#claim;
+    if (!this.#flood || c === null || c.peer === peer || peer.peerStream !== null) return false;
+    const link = c.peer.link;
     if (link && !link.closed) return true;
-    // No link yet: its handshake may still be going on, for at most a timeout.
-    if (performance.now() - this.#claimedAt < this.#options.timeoutMs) return true;
-    this.#copyFrom = -1;
+    // No link yet: its handshake is going on (a failed one unclaims), for at most a timeout.
+    if (performance.now() - c.at < this.#options.timeoutMs) return true;
+    this.#claim = null;
     return false;
   }
 
@@ -371,6 +388,12 @@ export class GroupPairing {
     this.#signalled ??= new Promise((resolve) => (this.#signal = resolve));
     return this.#signalled;
   }
+}
+
+/** A joining member's full copy from `peer`, claimed by a handshake at `at` (performance.now). */
+interface Claim {
+  peer: Peer;
+  at: number;
 }
 
 /** The state told to a node that is no member (its connection is closed right after). */
