@@ -9,6 +9,8 @@
 import type { Writer } from "../protocol/mod.ts";
 
 const INITIAL = 1 << 20;
+/** Forwarded runs remembered (older ones are forgotten: those bytes go to every peer again). */
+const MAX_RUNS = 65536;
 
 /** A bounded byte ring with monotonically growing logical offsets. */
 export class Backlog {
@@ -16,6 +18,11 @@ export class Backlog {
   #capacity: number;
   #start = 0;
   #end = 0;
+  // Runs of bytes forwarded from a peer's stream (a group), ascending: [start, end) and origin.
+  #runStart: number[] = [];
+  #runEnd: number[] = [];
+  #runOrigin: number[] = [];
+  #runHead = 0;
 
   /** A ring holding at most `capacity` bytes (allocated as it fills). */
   constructor(capacity: number) {
@@ -71,6 +78,35 @@ export class Backlog {
   }
 
   /**
+   * Append src[start, end), a peer's change passed on (a group): a reader
+   * for that peer may leave these bytes out ({@linkcode copyTo}), the peer
+   * has them.
+   */
+  pushFrom(src: Uint8Array, start: number, end: number, origin: number): void {
+    const at = this.#end;
+    this.push(src, start, end);
+    if (this.#end - at !== end - start) return; // larger than the ring: not worth a run
+    const last = this.#runEnd.length - 1;
+    if (last >= this.#runHead && this.#runEnd[last] === at && this.#runOrigin[last] === origin) {
+      this.#runEnd[last] = this.#end;
+      return;
+    }
+    this.#runStart.push(at);
+    this.#runEnd.push(this.#end);
+    this.#runOrigin.push(origin);
+    if (this.#runEnd.length - this.#runHead > MAX_RUNS) this.#runHead++;
+    while (this.#runHead < this.#runEnd.length && this.#runEnd[this.#runHead] <= this.#start) {
+      this.#runHead++;
+    }
+    if (this.#runHead > 4096 && this.#runHead * 2 > this.#runEnd.length) {
+      this.#runStart.splice(0, this.#runHead);
+      this.#runEnd.splice(0, this.#runHead);
+      this.#runOrigin.splice(0, this.#runHead);
+      this.#runHead = 0;
+    }
+  }
+
+  /**
    * Changes were lost before reaching the backlog: leave a one-byte gap and
    * hold nothing, so every reader (a link, a resuming peer) falls back to a
    * full copy.
@@ -91,8 +127,40 @@ export class Backlog {
     this.push(bytes);
   }
 
-  /** Append the bytes at offsets [from, to) to `out`; the range must be held. */
-  copyTo(out: Writer, from: number, to: number): void {
+  /**
+   * Append the bytes at offsets [from, to) to `out`; the range must be held.
+   * With `except` >= 0, the runs passed on from that origin are left out,
+   * `skip(out, n)` written in place of each (n bytes).
+   */
+  copyTo(
+    out: Writer,
+    from: number,
+    to: number,
+    except = -1,
+    skip?: (out: Writer, n: number) => void,
+  ): void {
+    if (except >= 0 && skip !== undefined && this.#runEnd.length > this.#runHead) {
+      // The first run ending after `from` (runs ascend), then each of `except`'s in range.
+      let lo = this.#runHead, hi = this.#runEnd.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (this.#runEnd[mid] <= from) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let i = lo; i < this.#runEnd.length && this.#runStart[i] < to; i++) {
+        if (this.#runOrigin[i] !== except) continue;
+        const a = Math.max(from, this.#runStart[i]), b = Math.min(to, this.#runEnd[i]);
+        if (a > from) this.#copy(out, from, a);
+        skip(out, b - a);
+        from = b;
+      }
+      if (from < to) this.#copy(out, from, to);
+      return;
+    }
+    this.#copy(out, from, to);
+  }
+
+  #copy(out: Writer, from: number, to: number): void {
     const size = this.#buf.length;
     const a = from % size;
     const n = to - from;

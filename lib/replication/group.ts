@@ -11,8 +11,10 @@
  * member that some path of live links reaches, also when its writer cannot
  * reach them (A-B cut, C passes A's writes to B and B's to A) or died
  * before it reached all of them (kill -9 with writes in flight). Echoes are
- * not news and stop at once; the cost is that a change crosses every link
- * up to once each way (a node receives it up to n-1 times).
+ * not news and stop at once, and a change is not passed back on the link it
+ * came from (backlog.ts keeps forwarded runs by origin; that link sends a
+ * SKIP of them); the cost is that a change crosses the other links up to
+ * once each way.
  *
  * Joining: a new or restarted member takes one full copy (chunked,
  * flow-controlled, resumable) from the first peer it links with, and links

@@ -25,6 +25,10 @@ import type { HybridClock } from "./versions.ts";
 
 const READ_BUFFER = 256 * 1024;
 
+function writeSkip(out: Writer, n: number): void {
+  writeControl(out, "SKIP", n);
+}
+
 /**
  * What a link needs from the node that owns it (the replicator): its
  * stream, the merge of the peer's, the full-copy bookkeeping that outlives
@@ -34,6 +38,8 @@ const READ_BUFFER = 256 * 1024;
 export interface LinkOwner {
   /** Id of this node's change stream. */
   readonly streamId: string;
+  /** The peer's index in a group's member list (0 for a pair's). */
+  readonly index: number;
   /** Version clock. */
   readonly hlc: HybridClock;
   /** This node's recent changes. */
@@ -344,7 +350,8 @@ export class Link {
       }
       const end = backlog.end;
       if (end > this.#cursor) {
-        backlog.copyTo(out, this.#cursor, end);
+        // The peer's own changes that we passed on go back to it as a SKIP (a group's echoes).
+        backlog.copyTo(out, this.#cursor, end, repl.index, writeSkip);
         this.#cursor = end;
       }
       const copy = this.#copy;
@@ -422,7 +429,7 @@ export class Link {
             this.#forwardDue = false;
             this.#repl.forward?.(rb.buf, rb.start, rb.start + used);
           }
-          if (parser.kind <= Frame.FLUSH) applied = true;
+          if (parser.kind <= Frame.FLUSH || parser.kind === Frame.SKIP) applied = true;
           rb.start += used;
         }
       } finally {
@@ -495,6 +502,10 @@ export class Link {
         if (!this.receivingCopy) return this.#protocolError("MARK outside a copy");
         this.#copyAckDue = p.nums[0];
         this.wake();
+        return true;
+      case Frame.SKIP:
+        if (this.#recvOffset < 0) return this.#protocolError("SKIP before RESUME/COPY");
+        this.#recvOffset += p.nums[0];
         return true;
       case Frame.KNOWN: {
         const ic = this.#inCopy;

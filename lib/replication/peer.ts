@@ -53,8 +53,8 @@ export interface PeerHost {
   linked(peer: Peer): void;
   /** `peer`'s link closed (`current`: it was still the peer's link). */
   linkClosed(peer: Peer, current: boolean): void;
-  /** In a group: a change from a peer's stream taught us something; it goes on our stream. */
-  forward(buf: Uint8Array, start: number, end: number): void;
+  /** In a group: a change from peer `origin`'s stream taught us something; it goes on our stream. */
+  forward(buf: Uint8Array, start: number, end: number, origin: number): void;
   /** In a group: the streams of the peers other than `except` that this node holds, and how far. */
   knownStreams(except: Peer): KnownStream[];
   /** In a group: a full copy from `from` completed, holding the streams of `known`. */
@@ -112,7 +112,7 @@ export class Peer implements LinkOwner {
       unlockStore: () => host.unlockStore(),
     });
     if (flood) {
-      this.forward = (buf, start, end) => host.forward(buf, start, end);
+      this.forward = (buf, start, end) => host.forward(buf, start, end, index);
       this.knownStreams = () => host.knownStreams(this);
       this.copied = (known) => host.copied(this, known);
     }

@@ -270,8 +270,9 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
    * peer cannot reach (or that it could not reach before it died). Copies of
    * it that come back are not fresh and stop there.
    */
-  forward(buf: Uint8Array, start: number, end: number): void {
-    this.backlog.push(buf, start, end);
+  forward(buf: Uint8Array, start: number, end: number, origin: number): void {
+    // Tagged with its origin: the link to that peer sends a SKIP instead (it has it).
+    this.backlog.pushFrom(buf, start, end, origin);
     this.stats.changesForwarded++;
     this.#wakeLinks();
   }

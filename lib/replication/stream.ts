@@ -10,6 +10,7 @@
  * CS / CD ...                                               the same, in a full copy
  * COPY <stream> <offset> <items> <epoch> <agreed> <id>\r\n  full copy begins (or goes on)
  * MARK <seq>\r\n                                            copy position (after each chunk)
+ * SKIP <n>\r\n                                             (group) n stream bytes left out
  * KNOWN <member> <stream> <offset>\r\n                      (group) sender's knowledge, before COPIED
  * COPIED <items>\r\n                                        full copy ends
  * CACK <seq>\r\n                                            receiver applied up to MARK seq
@@ -34,7 +35,10 @@
  * copy began, its sender had applied member `member`'s stream `stream` up to
  * `offset`, so the copy holds all of it; the receiver may resume that
  * member's stream from there instead of taking a second full copy.
- * Only S, D and F frames advance the stream offset; they are stored in the
+ * SKIP (groups of 3+): the next n bytes of the stream are changes the
+ * receiver passed on to us itself (its echoes), left out; they advance the
+ * offset as if sent.
+ * Only S, D and F frames (and SKIP) advance the stream offset; they are stored in the
  * backlog exactly as sent. A version token of digits beyond 2**53 still
  * parses (as Infinity): the frame is well formed, its version is not, and
  * the merge refuses it without breaking the stream.
@@ -91,6 +95,8 @@ export const Frame = {
   COPY_DONE: 14,
   /** KNOWN: how far the copy's sender had another member's stream (groups). */
   KNOWN: 15,
+  /** SKIP: stream bytes left out, the receiver's own changes passed back (groups). */
+  SKIP: 16,
 } as const;
 
 /** Largest data block accepted (memrep -I caps items at 256m). */
@@ -327,6 +333,7 @@ export class FrameParser {
       return this.#bad("unknown frame");
     }
     if (req.tokenIs(0, "ACK") && n === 2) return this.#numbers(Frame.ACK, 1, lineLength);
+    if (req.tokenIs(0, "SKIP") && n === 2) return this.#numbers(Frame.SKIP, 1, lineLength);
     if (req.tokenIs(0, "PING") && n === 2) return this.#numbers(Frame.PING, 1, lineLength, 1);
     if (req.tokenIs(0, "MARK") && n === 2) return this.#numbers(Frame.MARK, 1, lineLength);
     if (req.tokenIs(0, "CACK") && n === 2) return this.#numbers(Frame.COPY_ACK, 1, lineLength);
