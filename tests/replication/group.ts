@@ -7,7 +7,8 @@
  */
 
 import { freePort, type Relay, startMemrep, startRelay, waitUntil } from "../helpers/mod.ts";
-import { type Node, replStats } from "./pair.ts";
+import { equal } from "../helpers/assert.ts";
+import { contents, type Node, replStats } from "./pair.ts";
 
 /** A started group. */
 export interface Group {
@@ -134,4 +135,16 @@ export function cut(group: Group, i: number, j: number): void {
 /** Heal the link between members i and j. */
 export function heal(group: Group, i: number, j: number): void {
   group.relays[Math.min(i, j)][Math.max(i, j)].refuse(false);
+}
+
+/** Every node holds exactly what the first holds (value, flags, version, expiry). */
+export async function sameEverywhere(nodes: Node[]): Promise<Map<string, string>> {
+  const all = await Promise.all(nodes.map((n) => contents(n)));
+  const diff: string[] = [];
+  for (let k = 1; k < all.length; k++) {
+    for (const [key, v] of all[0]) if (all[k].get(key) !== v) diff.push(`${key} @${k}`);
+    for (const key of all[k].keys()) if (!all[0].has(key)) diff.push(`${key} only @${k}`);
+  }
+  equal(diff.length, 0, `members differ: ${diff.slice(0, 10).join(", ")}`);
+  return all[0];
 }

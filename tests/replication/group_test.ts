@@ -8,30 +8,10 @@
 
 import { equal, ok } from "../helpers/assert.ts";
 import { waitUntil } from "../helpers/mod.ts";
-import {
-  client,
-  conflictingWrites,
-  contents,
-  missingKeys,
-  type Node,
-  replStats,
-  startWriters,
-} from "./pair.ts";
-import { settledGroup, startGroup } from "./group.ts";
+import { client, conflictingWrites, missingKeys, replStats, startWriters } from "./pair.ts";
+import { sameEverywhere, settledGroup, startGroup } from "./group.ts";
 
 const enc = new TextEncoder();
-
-/** Every node holds exactly what the first holds (value, flags, version, expiry). */
-async function sameEverywhere(nodes: Node[]): Promise<Map<string, string>> {
-  const all = await Promise.all(nodes.map((n) => contents(n)));
-  const diff: string[] = [];
-  for (let k = 1; k < all.length; k++) {
-    for (const [key, v] of all[0]) if (all[k].get(key) !== v) diff.push(`${key} @${k}`);
-    for (const key of all[k].keys()) if (!all[0].has(key)) diff.push(`${key} only @${k}`);
-  }
-  equal(diff.length, 0, `members differ: ${diff.slice(0, 10).join(", ")}`);
-  return all[0];
-}
 
 const MIX = { bursts: 30, keySpace: 60, counterSets: true };
 
