@@ -357,11 +357,19 @@ class MultiGet {
     const shift = start - base;
     const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
     const bs = this.#blockStart, be = this.#blockEnd;
+    // Every key asked a hit (the common case): memcached answers one VALUE per key, in order,
+    // so item m is key m and only the lengths are checked.
+    const all = n === to - from;
     let j = from;
     for (let m = 0; m < n; m++) {
       const at = m * ITEM_STRIDE;
       const kS = items[at + Item.KEY_START] - shift, kE = items[at + Item.KEY_END] - shift;
-      while (j < to && !sameBytes(frame, kS, kE, line, ks[order[j]], ke[order[j]])) j++;
+      if (all) {
+        const i = order[j];
+        if (kE - kS !== ke[i] - ks[i]) break;
+      } else {
+        while (j < to && !sameBytes(frame, kS, kE, line, ks[order[j]], ke[order[j]])) j++;
+      }
       if (j === to) break;
       const i = order[j++];
       const s = kS - VALUE_PREFIX, e = items[at + Item.DATA_END] - shift + 2;
