@@ -223,6 +223,15 @@ export class Client {
     return this.#closeError;
   }
 
+  /**
+   * Send the requests buffered so far now rather than at the end of this
+   * tick (a multi-get's fan-out: the server starts on its part while the
+   * caller goes on). Nothing happens while a write is in flight.
+   */
+  flush(): void {
+    if (this.#flushQueued && !this.#writing) this.#flush();
+  }
+
   /** Requests sent or queued whose replies have not arrived yet. */
   get pending(): number {
     return this.#queue.length - this.#head;

@@ -272,6 +272,8 @@ export function fanOut(
       state.groupDone(sink);
     });
   }
+  // Every request is built: they leave now, not after the rest of this read is parsed.
+  for (let o = 0; o < nservers; o++) if (count[o] > 0) servers[o].flush();
   if (groups === 0) state.finish(sink);
 }
 
