@@ -62,16 +62,26 @@ function startCheckoutProxy(root: string, servers: number[]): Promise<ProcessHan
   );
 }
 
-/** CPU seconds of all threads of process `pid` so far (schedstat: ns, not clock ticks). */
-function threadCpuSeconds(pid: number): number {
-  let ns = 0;
+/** CPU ns of each thread of process `pid` so far (schedstat: ns, not clock ticks), by thread id. */
+function threadCpu(pid: number): Map<string, number> {
+  const ns = new Map<string, number>();
   for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
     try {
-      ns += Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]);
+      ns.set(
+        t.name,
+        Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]),
+      );
     } catch {
       // the thread ended meanwhile
     }
   }
+  return ns;
+}
+
+/** CPU seconds the threads of `now` spent since `then` (a thread that ended meanwhile: lost). */
+function cpuSince(then: Map<string, number>, now: Map<string, number>): number {
+  let ns = 0;
+  for (const [tid, v] of now) ns += v - (then.get(tid) ?? 0);
   return ns / 1e9;
 }
 
@@ -351,8 +361,8 @@ export const proxyMultiGet: Section = {
       for (let r = 0; r < ctx.rounds; r++) {
         const dt: number[] = [], pt: number[] = [], ft: number[] = [];
         const ot: number[][] = others.map(() => []);
-        const cpu0 = threadCpuSeconds(proxy.pid);
-        const ocpu0 = others.map((o) => threadCpuSeconds(o.h.pid));
+        const cpu0 = threadCpu(proxy.pid);
+        const ocpu0 = others.map((o) => threadCpu(o.h.pid));
         for (let i = 0; i < MULTI_REQUESTS; i++) {
           dt.push(await d.once(req));
           // This proxy and the others take turns in an order that rotates (none always first).
@@ -366,10 +376,10 @@ export const proxyMultiGet: Section = {
           }
           if (f !== null) ft.push(await f.once());
         }
-        const cpu = threadCpuSeconds(proxy.pid) - cpu0;
+        const cpu = cpuSince(cpu0, threadCpu(proxy.pid));
         const abLog: string[] = [];
         others.forEach((o, j) => {
-          const ocpu = threadCpuSeconds(o.h.pid) - ocpu0[j];
+          const ocpu = cpuSince(ocpu0[j], threadCpu(o.h.pid));
           abLatency[j].push(median(pt) / median(ot[j]));
           abCpu[j].push(cpu / ocpu);
           abLog.push(
