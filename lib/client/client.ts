@@ -7,6 +7,7 @@
  * @module
  */
 
+import { mark, TRACE } from "../trace.ts";
 import { DumpSink } from "./dump_sink.ts";
 import {
   ascii,
@@ -370,8 +371,10 @@ export class Client {
 
   /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
   #send(bytes: Uint8Array): void {
+    if (TRACE) mark("bsend");
     try {
       this.#io.write(bytes).then(this.#written, this.#writeFailed);
+      if (TRACE) mark("bsent");
     } catch (err) {
       this.#writeFailed(err);
     }
@@ -422,6 +425,7 @@ export class Client {
           return;
         }
         if (this.#closed) return;
+        if (TRACE) mark("bread");
         this.#wpos += n;
         this.#process();
         this.#stamp();
