@@ -11,7 +11,9 @@ import {
   startMemcached,
   startMemrep,
   startNutcracker,
+  startProcess,
 } from "../tests/helpers/process.ts";
+import { freePort } from "../tests/helpers/ports.ts";
 import { Ketama, ketamaName } from "../lib/proxy/mod.ts";
 import {
   alternate,
@@ -33,6 +35,54 @@ function startProxy(servers: number[], backup?: number): Promise<ProcessHandle> 
   const args = ["proxy", ...servers.flatMap((p) => ["-s", `127.0.0.1:${p}`])];
   if (backup !== undefined) args.push("-b", `127.0.0.1:${backup}`);
   return startMemrep(args);
+}
+
+/** Starts the proxy of another checkout `root` (its own main.ts and deno.json) over `servers`. */
+function startCheckoutProxy(root: string, servers: number[]): Promise<ProcessHandle> {
+  const port = freePort();
+  return startProcess(
+    `memrep proxy (${root})`,
+    Deno.execPath(),
+    [
+      "run",
+      "-q",
+      "-P=memrep",
+      "--config",
+      `${root}/deno.json`,
+      `${root}/main.ts`,
+      "proxy",
+      "-l",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      ...servers.flatMap((p) => ["-s", `127.0.0.1:${p}`]),
+    ],
+    port,
+    { cwd: root },
+  );
+}
+
+/** CPU ns of each thread of process `pid` so far (schedstat: ns, not clock ticks), by thread id. */
+function threadCpu(pid: number): Map<string, number> {
+  const ns = new Map<string, number>();
+  for (const t of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      ns.set(
+        t.name,
+        Number(Deno.readTextFileSync(`/proc/${pid}/task/${t.name}/schedstat`).split(" ")[0]),
+      );
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns;
+}
+
+/** CPU seconds the threads of `now` spent since `then` (a thread that ended meanwhile: lost). */
+function cpuSince(then: Map<string, number>, now: Map<string, number>): number {
+  let ns = 0;
+  for (const [tid, v] of now) ns += v - (then.get(tid) ?? 0);
+  return ns / 1e9;
 }
 
 /** Proxy section. */
@@ -238,7 +288,10 @@ class FanOut {
  * The second figure is the section's first method: a run of gets to one,
  * then a run to the other. The third is the floor of any proxy here: the
  * client sending each of the 4 memcached its part itself, in parallel
- * (in the same turns, after the proxy's get).
+ * (in the same turns, after the proxy's get). With `MEMREP_AB_ROOTS` (other
+ * checkouts, comma-separated) their proxies run over the same 4 memcached and
+ * take turns with this one (in a rotating order): latency and CPU per get of
+ * this proxy over each of theirs.
  */
 export const proxyMultiGet: Section = {
   name: "proxy-multiget",
@@ -261,6 +314,12 @@ export const proxyMultiGet: Section = {
       for (let i = 0; i < 4; i++) mcs.push(await track(startMemcached(["-m", "64"])));
       const direct = await track(startMemcached(["-m", "64"]));
       const proxy = await track(startProxy(mcs.map((h) => h.port)));
+      // MEMREP_AB_ROOTS: other checkouts' proxies over the same 4 memcached, in the same turns.
+      const roots = (Deno.env.get("MEMREP_AB_ROOTS") ?? "").split(",").filter((r) => r !== "");
+      const others: { root: string; h: ProcessHandle }[] = [];
+      for (const root of roots) {
+        others.push({ root, h: await track(startCheckoutProxy(root, mcs.map((h) => h.port))) });
+      }
       const keys = Array.from({ length: MULTI_KEYS }, (_, i) => `mgkey:${i}`);
       const value = "v".repeat(32);
       const sets = new TextEncoder().encode(
@@ -281,22 +340,57 @@ export const proxyMultiGet: Section = {
       // nutcracker (the stand-in) hashes with fnv1a_64: the floor's split would not be its own.
       const f = standIn ? null : await FanOut.open(mcs.map((h) => h.port), keys);
       if (f !== null) conns.push(f);
+      const os: MultiGetter[] = [];
+      for (const o of others) {
+        const g = await MultiGetter.open(o.h.port);
+        conns.push(g);
+        os.push(g);
+      }
       for (let i = 0; i < MULTI_REQUESTS; i++) {
         await d.once(req);
         await p.once(req);
+        for (const g of os) await g.once(req);
         await f?.once();
       }
+      /** Per other checkout: this proxy's latency and CPU per get over its, per round. */
+      const abLatency: number[][] = others.map(() => []), abCpu: number[][] = others.map(() => []);
       // Per round: the two in turn, request by request; then, as this section first measured,
       // a run of gets to one and a run to the other.
       const turns: number[] = [], runs: number[] = [], ds: number[] = [], ps: number[] = [];
       const floors: number[] = [], fs: number[] = [];
       for (let r = 0; r < ctx.rounds; r++) {
         const dt: number[] = [], pt: number[] = [], ft: number[] = [];
+        const ot: number[][] = others.map(() => []);
+        const cpu0 = threadCpu(proxy.pid);
+        const ocpu0 = others.map((o) => threadCpu(o.h.pid));
         for (let i = 0; i < MULTI_REQUESTS; i++) {
           dt.push(await d.once(req));
-          pt.push(await p.once(req));
+          // This proxy and the others take turns in an order that rotates (none always first).
+          const order = [p, ...os];
+          const k = i % order.length;
+          for (let j = 0; j < order.length; j++) {
+            const at = (j + k) % order.length;
+            const t = await order[at].once(req);
+            if (at === 0) pt.push(t);
+            else ot[at - 1].push(t);
+          }
           if (f !== null) ft.push(await f.once());
         }
+        const cpu = cpuSince(cpu0, threadCpu(proxy.pid));
+        const abLog: string[] = [];
+        others.forEach((o, j) => {
+          const ocpu = cpuSince(ocpu0[j], threadCpu(o.h.pid));
+          abLatency[j].push(median(pt) / median(ot[j]));
+          abCpu[j].push(cpu / ocpu);
+          abLog.push(
+            `${o.root} ${fmt(median(ot[j]))} µs (this/it ${
+              (median(pt) / median(ot[j])).toFixed(2)
+            }, CPU ${fmt(1e6 * cpu / MULTI_REQUESTS)}/${
+              fmt(1e6 * ocpu / MULTI_REQUESTS)
+            } µs per get)`,
+          );
+        });
+        if (abLog.length > 0) ctx.log(`  round ${r + 1}/${ctx.rounds}: ${abLog.join("; ")}`);
         ds.push(median(dt));
         ps.push(median(pt));
         turns.push(median(pt) / median(dt));
@@ -323,7 +417,20 @@ export const proxyMultiGet: Section = {
           fmt(median(fs))
         } µs (same turns)`,
       }];
-      return [{
+      const ab: Result[] = others.flatMap((o, j) => [{
+        name: `proxy/${o.root} proxy ${MULTI_KEYS}-key multi-get latency`,
+        value: median(abLatency[j]),
+        detail: `same turns, median of ${ctx.rounds} rounds' ratios of medians: ${
+          abLatency[j].map((v) => v.toFixed(2)).join(", ")
+        }`,
+      }, {
+        name: `proxy/${o.root} proxy CPU per ${MULTI_KEYS}-key multi-get`,
+        value: median(abCpu[j]),
+        detail: `all threads' schedstat, per round: ${
+          abCpu[j].map((v) => v.toFixed(2)).join(", ")
+        }`,
+      }]);
+      return [...ab, {
         name: `proxy/direct ${MULTI_KEYS}-key multi-get latency ratio`,
         value: median(turns),
         detail: `proxy over 4 memcached ${fmt(median(ps))} µs, one memcached ${

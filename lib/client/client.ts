@@ -7,6 +7,7 @@
  * @module
  */
 
+import { mark, TRACE } from "../trace.ts";
 import { DumpSink } from "./dump_sink.ts";
 import {
   ascii,
@@ -223,6 +224,15 @@ export class Client {
     return this.#closeError;
   }
 
+  /**
+   * Send the requests buffered so far now rather than at the end of this
+   * tick (a multi-get's fan-out: the server starts on its part while the
+   * caller goes on). Nothing happens while a write is in flight.
+   */
+  flush(): void {
+    if (this.#flushQueued && !this.#writing) this.#flush();
+  }
+
   /** Requests sent or queued whose replies have not arrived yet. */
   get pending(): number {
     return this.#queue.length - this.#head;
@@ -361,8 +371,10 @@ export class Client {
 
   /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
   #send(bytes: Uint8Array): void {
+    if (TRACE) mark("bsend");
     try {
       this.#io.write(bytes).then(this.#written, this.#writeFailed);
+      if (TRACE) mark("bsent");
     } catch (err) {
       this.#writeFailed(err);
     }
@@ -413,6 +425,7 @@ export class Client {
           return;
         }
         if (this.#closed) return;
+        if (TRACE) mark("bread");
         this.#wpos += n;
         this.#process();
         this.#stamp();

@@ -40,16 +40,6 @@ function tokenize(buf: Uint8Array, start: number, end: number, req: Request): vo
 }
 
 /**
- * memcached reads a command line as a C string: a NUL byte ends it (the
- * rest up to the newline is ignored), so a key never holds a NUL (binary
- * keys come in base64). Returns the end of the line as memcached sees it.
- */
-function cStringEnd(buf: Uint8Array, start: number, end: number): number {
-  for (let i = start; i < end; i++) if (buf[i] === 0) return i;
-  return end;
-}
-
-/**
  * Tokenize one line of memrep's replication link (an {@linkcode Op.REPL}
  * frame) with the request tokenizer: `buf[start, end)` is the line without
  * its "\r\n"; tokens land in `req` as for any request. Peers only, never
@@ -128,9 +118,8 @@ export function parseRequest(
   if (req.longLine.buf !== null) req.longLine.buf = null; // the long line (if any) is over
   let lineEnd = nl;
   if (nl - start > 1 && buf[nl - 1] === 13) lineEnd--;
-  lineEnd = cStringEnd(buf, start, lineEnd);
   const lineLength = nl + 1 - start;
-  const need = parseLine(startLine(buf, start, lineEnd, req), maxValue);
+  const need = parseLine(startCLine(buf, start, lineEnd, req), maxValue);
   if (need === 0) return lineLength;
   // A storage command with its data block.
   const total = lineLength + need;
@@ -142,6 +131,28 @@ export function parseRequest(
   req.dataEnd = nl + 1 + need - 2;
   req.badChunk = buf[req.dataEnd] !== 13 || buf[req.dataEnd + 1] !== 10;
   return total;
+}
+
+/**
+ * {@linkcode startLine} for a line read as memcached reads it, as a C
+ * string: a NUL byte ends it (the rest up to the newline is ignored, so a key
+ * never holds a NUL; binary keys come in base64). The NUL is found in the
+ * same pass as the tokens (a 1,000-key get line is 11 KB: one pass, not two).
+ */
+function startCLine(buf: Uint8Array, start: number, lineEnd: number, req: Request): Request {
+  req.reset(buf);
+  req.lineStart = start;
+  let s = start, i = start;
+  for (; i < lineEnd; i++) {
+    const c = buf[i];
+    if (c === 32) {
+      if (i > s) req.pushToken(s, i);
+      s = i + 1;
+    } else if (c === 0) break;
+  }
+  if (i > s) req.pushToken(s, i);
+  req.lineEnd = i;
+  return req;
 }
 
 /** Reset `req` for the command line buf[start, lineEnd) and tokenize it. */

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { mark, TRACE, traceEnd, traceStart } from "../trace.ts";
 import {
   BINARY_HEADER_LENGTH,
   BINARY_REQUEST_MAGIC,
@@ -229,9 +230,14 @@ export class ProxyConnection implements ReplySink {
       const auth = this.#auth;
       if (!filled) {
         // Straight into the buffer (rb.fill would add a promise per read).
+        const fresh = TRACE && rb.end === rb.start;
         const n = await this.#io.read(
           rb.space(auth && !auth.authenticated ? auth.need : req.need),
         );
+        if (TRACE) {
+          if (fresh) traceStart();
+          mark("read");
+        }
         if (n === 0) {
           // memcached closes mid-line without sending the reply it held for it.
           if (this.#hold !== Infinity) this.#close();
@@ -564,6 +570,7 @@ export class ProxyConnection implements ReplySink {
 
   /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
   #send(bytes: Uint8Array): void {
+    if (TRACE) mark("wsend");
     try {
       this.#io.write(bytes).then(this.#written, this.#writeFailed);
     } catch (err) {
@@ -581,6 +588,7 @@ export class ProxyConnection implements ReplySink {
       this.#send(w.view().subarray(this.#writeOff));
       return;
     }
+    if (TRACE) traceEnd();
     this.#spare = null;
     writers.give(w);
     this.#writing = false;

@@ -192,39 +192,55 @@ export class Modula implements Distribution {
 const CACHE_SETS = 4096;
 /** Keys longer than this are not kept (they are hashed every time). */
 const CACHE_KEY = 48;
+/**
+ * Bytes of the placement cache's key heap (a power of two; exported for
+ * tests): about 10,000 keys of 10 bytes, 2,500 of 48.
+ */
+export const HEAP_BYTES = 131072;
+/** An entry in the heap: its key's length, its server (2 bytes), then the key. */
+const ENTRY_HEAD = 3;
+/** Heap positions count up to this, then the cache starts over empty (they fit a Uint32Array). */
+const POSITION_LIMIT = 2 ** 32 - 1024;
 
 /**
  * Key → server index of one ring, for the keys of recent multi-gets: a
- * fixed table of {@linkcode CACHE_SETS} sets of two keys (about 400 KB),
- * found by a cheap hash of the key's bytes and checked byte for byte, so a
- * hot key is placed without its md5. A ring is never changed (a reload or an
- * ejection builds a new one, with an empty cache), so an entry stays true.
+ * table of {@linkcode CACHE_SETS} sets of two ways (32 KB), found by a cheap
+ * hash of the key's bytes, each way the position of an entry in a ring of
+ * {@linkcode HEAP_BYTES} where the key's bytes (checked byte for byte) and
+ * its server are, so a hot key is placed without its md5. Small on purpose:
+ * between two multi-gets the other processes on the machine push the
+ * proxy's data out of the CPU caches, and a lookup in a cold table costs a
+ * cache (and TLB) miss; 1,000 short keys take 12 KB of heap, not 1,000 lines
+ * of a 400 KB table. New entries overwrite the oldest ones in the ring (an
+ * overwritten one is not found: its position is more than the ring's size
+ * behind); a set replaces its older way. A ring is never changed (a reload
+ * or an ejection builds a new one, with an empty cache), so an entry stays
+ * true.
  */
 class PlacementCache {
-  /** Key bytes per way, {@linkcode CACHE_KEY} apart. */
-  readonly #keys = new Uint8Array(2 * CACHE_SETS * CACHE_KEY);
-  /** Key length per way; 0 is empty (an empty key is never kept). */
-  readonly #lengths = new Uint8Array(2 * CACHE_SETS);
-  readonly #owners = new Uint16Array(2 * CACHE_SETS);
-  /** Per set, the way to replace next (the one not found or kept last). */
-  readonly #victim = new Uint8Array(CACHE_SETS);
+  /** Per way: 1 + the heap position of its entry; 0 is empty. */
+  readonly #ways = new Uint32Array(2 * CACHE_SETS);
+  readonly #heap = new Uint8Array(HEAP_BYTES);
+  /** Heap position of the next entry (counts up; its place in the ring is modulo HEAP_BYTES). */
+  #head = 0;
 
   /** The server index kept for `buf[s, e)`, or -1. */
   find(buf: Uint8Array, s: number, e: number): number {
     const n = e - s;
     if (n === 0 || n > CACHE_KEY) return -1;
-    const set = setOf(buf, s, e);
-    const lengths = this.#lengths, keys = this.#keys;
-    for (let way = 0; way < 2; way++) {
-      const slot = 2 * set + way;
-      if (lengths[slot] !== n) continue;
-      const base = slot * CACHE_KEY - s;
+    const ways = this.#ways, heap = this.#heap;
+    const slot = 2 * setOf(buf, s, e);
+    for (let way = slot; way < slot + 2; way++) {
+      const ref = ways[way];
+      if (ref === 0) continue;
+      const pos = ref - 1;
+      if (this.#head - pos > HEAP_BYTES) continue; // overwritten since
+      const at = pos & (HEAP_BYTES - 1);
+      if (heap[at] !== n) continue;
+      const base = at + ENTRY_HEAD - s;
       let i = s;
-      while (i < e && keys[base + i] === buf[i]) i++;
-      if (i === e) {
-        this.#victim[set] = way ^ 1;
-        return this.#owners[slot];
-      }
+      while (i < e && heap[base + i] === buf[i]) i++;
+      if (i === e) return heap[at + 1] | (heap[at + 2] << 8);
     }
     return -1;
   }
@@ -233,14 +249,26 @@ class PlacementCache {
   keep(buf: Uint8Array, s: number, e: number, owner: number): void {
     const n = e - s;
     if (n === 0 || n > CACHE_KEY) return;
-    const set = setOf(buf, s, e);
-    const way = this.#victim[set];
-    const slot = 2 * set + way;
-    this.#victim[set] = way ^ 1;
-    const keys = this.#keys, base = slot * CACHE_KEY - s;
-    for (let i = s; i < e; i++) keys[base + i] = buf[i];
-    this.#lengths[slot] = n;
-    this.#owners[slot] = owner;
+    const size = ENTRY_HEAD + n;
+    let pos = this.#head;
+    // An entry never wraps around the ring's end: the rest of the lap is skipped.
+    const room = HEAP_BYTES - (pos & (HEAP_BYTES - 1));
+    if (room < size) pos += room;
+    if (pos + size > POSITION_LIMIT) {
+      // Positions would not fit the table: start over, empty (once per 4 GB of keys kept).
+      this.#ways.fill(0);
+      pos = 0;
+    }
+    const heap = this.#heap, at = pos & (HEAP_BYTES - 1);
+    heap[at] = n;
+    heap[at + 1] = owner & 0xff;
+    heap[at + 2] = owner >>> 8;
+    const base = at + ENTRY_HEAD - s;
+    for (let i = s; i < e; i++) heap[base + i] = buf[i];
+    this.#head = pos + size;
+    // The set's older way (an empty one is the oldest) takes the entry.
+    const ways = this.#ways, slot = 2 * setOf(buf, s, e);
+    ways[ways[slot] <= ways[slot + 1] ? slot : slot + 1] = pos + 1;
   }
 }
 

@@ -176,6 +176,12 @@ export class Backend {
     return this.#connecting ??= this.#connect();
   }
 
+  /** Send what this server's connection has buffered now, not at the end of the tick. */
+  flush(): void {
+    const c = this.#client;
+    if (c !== undefined && !c.closed) c.flush();
+  }
+
   /**
    * Remember that `key` changed elsewhere while this server could not be
    * written; while up it is deleted here in the background.

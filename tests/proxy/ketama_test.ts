@@ -21,7 +21,7 @@ import {
   Modula,
 } from "../../lib/proxy/mod.ts";
 import { md5x4, MD5X4_MAX_KEY } from "../../lib/proxy/md5x4.ts";
-import { setOf } from "../../lib/proxy/ketama.ts";
+import { HEAP_BYTES, setOf } from "../../lib/proxy/ketama.ts";
 import { directGet, getValue, seeded, startCluster } from "./cluster.ts";
 import { createHash } from "node:crypto";
 
@@ -197,6 +197,58 @@ Deno.test("ketama's placement cache tells apart keys of one set: prefixes, twins
     }
   }
   equal(wrong, 0, `${wrong} of ${checked} placements differ from pick`);
+});
+
+Deno.test("ketama's placement cache never finds an entry overwritten in its heap, even where the bytes now there spell its key", () => {
+  const enc = new TextEncoder();
+  const names = Array.from({ length: 5 }, (_, i) => ({ name: `10.3.0.${i}:11211`, weight: 1 }));
+  const ring = new Ketama(names);
+  // Entries are kept one after the other in a ring of HEAP_BYTES: its length, its server (two
+  // bytes), the key. K (33 bytes: its length is "!") is kept at heap position 10, after a key of 7.
+  const target = "t".repeat(32) + "K";
+  const set = setOf(enc.encode(target), 0, target.length);
+  const place = (keys: string[]) => {
+    const buf = enc.encode(keys.join(" "));
+    const starts = new Int32Array(keys.length), ends = new Int32Array(keys.length);
+    let at = 0;
+    keys.forEach((k, i) => {
+      starts[i] = at;
+      ends[i] = at + k.length;
+      at = ends[i] + 1;
+    });
+    const out = new Int32Array(keys.length);
+    ring.pickMany(buf, starts, ends, 0, keys.length, out);
+    for (let i = 0; i < keys.length; i++) {
+      equal(out[i], ring.pick(buf, starts[i], ends[i]), `key ${keys[i]}`);
+    }
+  };
+  // Fillers of a given length (at least 4), none in K's set (they would replace it there), all
+  // distinct.
+  let serial = 0;
+  const filler = (len: number) => {
+    for (;;) {
+      const k = (serial++).toString(36).padStart(len, "_");
+      if (setOf(enc.encode(k), 0, k.length) !== set) return k;
+    }
+  };
+  place([filler(7), target]);
+  // The rest of the ring's first lap, exactly: entries of up to 51 bytes (48-byte keys).
+  const lap: string[] = [];
+  let rest = HEAP_BYTES - (10 + 3 + target.length);
+  while (rest > 51) {
+    const size = Math.min(51, rest - 7);
+    lap.push(filler(size - 3));
+    rest -= size;
+  }
+  lap.push(filler(rest - 3));
+  place(lap);
+  // Second lap: a key of 4 (7 bytes), then one whose bytes from position 10 on are K's entry as
+  // it was, with "ab" for its server (an index no ring has): K's way still points there.
+  const forged = "!ab" + target;
+  equal(forged.length, 36);
+  place([filler(4), forged]);
+  // K again: its old entry is overwritten (and spelled out by the forged key): md5 places it.
+  place([target]);
 });
 
 Deno.test("ketama serverAt is the owner of the first point at or after the hash, wrapping", () => {

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { mark, TRACE } from "../../trace.ts";
 import { ReplyKind } from "../../client/mod.ts";
 import { carveCopy, Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
@@ -168,6 +169,7 @@ export function getMany(
   const touch = op === Op.GAT || op === Op.GATS;
   const exptime = touch ? req.exptime : null;
   // The keys outlive the request buffer as offsets into one copy of them.
+  if (TRACE) mark("handle");
   const base = ts[first];
   const line = copyRange(buf, base, te[req.ntokens - 1]);
   // The command word (and gat's exptime) start every per-server line.
@@ -220,6 +222,7 @@ export function fanOut(
   const count = new Int32Array(nservers);
   const size = new Int32Array(nservers);
   core.primaryIndexes(keys.buf, ts, te, first, nkeys, owner);
+  if (TRACE) mark("hashed");
   for (let i = 0; i < nkeys; i++) {
     const s = ts[first + i] - base, e = te[first + i] - base;
     keyStart[i] = s;
@@ -263,6 +266,7 @@ export function fanOut(
     out[w] = 10;
     const from = groupAt[o], to = groupAt[o + 1];
     core.callFrame(servers[o], op, [out.subarray(0, n)], (rbuf, start, length, parser) => {
+      if (TRACE) mark("reply");
       if (parser.kind === ReplyKind.VALUES) {
         state.matched(rbuf, start, length, parser.items, parser.count, order, from, to);
       } else state.failedGroup(order, from, to);
@@ -272,6 +276,9 @@ export function fanOut(
       state.groupDone(sink);
     });
   }
+  if (TRACE) mark("built");
+  // Every request is built: they leave now, not after the rest of this read is parsed.
+  for (let o = 0; o < nservers; o++) if (count[o] > 0) servers[o].flush();
   if (groups === 0) state.finish(sink);
 }
 
@@ -357,11 +364,19 @@ class MultiGet {
     const shift = start - base;
     const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
     const bs = this.#blockStart, be = this.#blockEnd;
+    // Every key asked a hit (the common case): memcached answers one VALUE per key, in order,
+    // so item m is key m and only the lengths are checked.
+    const all = n === to - from;
     let j = from;
     for (let m = 0; m < n; m++) {
       const at = m * ITEM_STRIDE;
       const kS = items[at + Item.KEY_START] - shift, kE = items[at + Item.KEY_END] - shift;
-      while (j < to && !sameBytes(frame, kS, kE, line, ks[order[j]], ke[order[j]])) j++;
+      if (all) {
+        const i = order[j];
+        if (kE - kS !== ke[i] - ks[i]) break;
+      } else {
+        while (j < to && !sameBytes(frame, kS, kE, line, ks[order[j]], ke[order[j]])) j++;
+      }
       if (j === to) break;
       const i = order[j++];
       const s = kS - VALUE_PREFIX, e = items[at + Item.DATA_END] - shift + 2;
@@ -433,6 +448,7 @@ class MultiGet {
       stream.part(arena.subarray(outStart, w), this.#hits, largest, false);
     } else {
       for (let k = 0; k < END.length; k++) arena[w++] = END[k];
+      if (TRACE) mark("assembled");
       sink.fillFrame(this.#ticket, arena, outStart, w - outStart);
     }
     this.#release();
