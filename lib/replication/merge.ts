@@ -188,7 +188,8 @@ export class Merger {
         name ||= decodeAscii(key, ks, ke);
         const e = this.expiries.get(name);
         if (e !== undefined) {
-          if (e >= version) return Applied.IGNORED;
+          // A touch newer than the expired item's last change revives it (made before it expired).
+          if (e >= Math.max(version, touch)) return Applied.IGNORED;
           this.expiries.delete(name);
         }
       }
@@ -197,7 +198,7 @@ export class Merger {
     if (exp !== 0 && exp <= this.#clock.now()) {
       this.handle = -1;
       if (old >= 0) store.unlink(old);
-      this.expired(key, ks, ke, version);
+      this.expired(key, ks, ke, Math.max(version, touch));
       return old >= 0 ? Applied.CHANGED : Applied.IGNORED;
     }
     if (this.touches.size > 0) this.touches.delete(name || decodeAscii(key, ks, ke));
@@ -249,11 +250,13 @@ export class Merger {
 
   /**
    * The item of version `version` for key src[ks, ke) expired here: a
-   * write of the key up to that version arriving later is refused.
+   * change of the key up to that version (or to its last touch's) arriving
+   * later is refused.
    */
   expired(key: Uint8Array, ks: number, ke: number, version: number): void {
-    if (version < this.flushEpoch) return;
     const name = decodeAscii(key, ks, ke);
+    if (this.touches.size > 0) version = Math.max(version, this.touches.get(name) ?? 0);
+    if (version < this.flushEpoch) return;
     const e = this.expiries.get(name);
     if (e !== undefined) {
       if (e >= version) return;

@@ -52,3 +52,30 @@ for (const threads of ["1", "2"]) {
     });
   });
 }
+
+Deno.test("a touch made before the item expired, arriving after it expired on the peer, still revives it there", async () => {
+  await withRelayedPair([], async (a, b, relay) => {
+    const ca = await client(a), cb = await client(b);
+    try {
+      const keys = Array.from({ length: KEYS }, (_, i) => `touched:${i}`);
+      await Promise.all(keys.map((k) => ca.set(k, enc.encode(`v-${k}`), 0, 4)));
+      await settled(a, b);
+      relay.pause();
+      // Touched on A in time; B's copy expires before the touch reaches it.
+      for (const k of keys) equal(await ca.touch(k, 1000), true, `${k} touched on A`);
+      const deadline = Date.now() + 10_000;
+      while ((await cb.get(keys)).size > 0) {
+        if (Date.now() > deadline) throw new Error("B's copies did not expire");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      relay.resume();
+      await settled(a, b, 20_000);
+      const onB = await contents(b);
+      equal(keys.filter((k) => !onB.has(k)).join(" "), "", "B holds every touched key");
+      await sameContents(a, b);
+    } finally {
+      ca.close();
+      cb.close();
+    }
+  });
+});
