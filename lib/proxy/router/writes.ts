@@ -179,13 +179,22 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
   };
   // A key not cleaned on the primary yet is written where its truth is: the backup.
   if (primary.up && !primary.isDirty(ctx.key)) writeTo(core, ctx, primary, -1);
-  else writeToBackup(core, ctx, 0);
+  else writeToBackup(core, ctx, 0, false);
 }
 
-/** The primary cannot take the write: the first up backup at/after `from` does. */
-function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number): void {
+/**
+ * The primary cannot take the write: the first up backup at/after `from`
+ * does. `sent`: the primary got the request and failed (its bytes may still
+ * land late there), not merely skipped (down, or the key dirty there).
+ */
+function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: boolean): void {
   const i = core.upBackup(ctx.copies, from);
-  if (from === 0) ctx.primary.invalidate(ctx.key);
+  // Only a request that was sent holds the key dirty for the late-bytes grace period: a hot key
+  // skipped on every write would otherwise never be cleaned.
+  if (from === 0) {
+    if (sent) ctx.primary.invalidate(ctx.key);
+    else ctx.primary.markDirty(ctx.key);
+  }
   if (i < 0) {
     core.noBackend(ctx.sink, ctx.ticket);
     return;
@@ -196,7 +205,7 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number): void {
 
 /** Send the write to `target` (backup index, -1 for the primary). */
 function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number): void {
-  const failed = () => writeToBackup(core, ctx, index + 1);
+  const failed = () => writeToBackup(core, ctx, index + 1, true);
   if (ctx.copy === Copy.FETCH) {
     core.call2(
       target,
