@@ -188,16 +188,17 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
  * land late there), not merely skipped (down, or the key dirty there).
  */
 function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: boolean): void {
-  const i = core.upBackup(ctx.copies, from);
+  const i = core.upBackup(ctx.copies, from, ctx.key);
+  if (i < 0) {
+    // Written nowhere else: the primary keeps its item (cleaning it would lose the only copy).
+    core.noBackend(ctx.sink, ctx.ticket);
+    return;
+  }
   // Only a request that was sent holds the key dirty for the late-bytes grace period: a hot key
   // skipped on every write would otherwise never be cleaned.
   if (from === 0) {
     if (sent) ctx.primary.invalidate(ctx.key);
     else ctx.primary.markDirty(ctx.key);
-  }
-  if (i < 0) {
-    core.noBackend(ctx.sink, ctx.ticket);
-    return;
   }
   if (from === 0) core.stats.writeFallbacks++;
   writeTo(core, ctx, ctx.copies[i], i);
@@ -282,7 +283,8 @@ async function repairThenRetry(
 ): Promise<boolean> {
   const guard = core.guard(ctx.key, ctx.epoch);
   for (const b of ctx.copies) {
-    if (!b.up) continue;
+    // A copy dirty for the key lost its latest writes: its item must not come back.
+    if (!b.up || b.isDirty(ctx.key)) continue;
     const item = await core.ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
     if (item === null || item.kind !== ReplyKind.VA) continue;
     core.stats.fallbacks++;
