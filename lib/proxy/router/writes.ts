@@ -189,16 +189,17 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
  */
 function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: boolean): void {
   const i = core.upBackup(ctx.copies, from, ctx.key);
+  if (from === 0) {
+    // A request that was sent may still land there, after newer writes: the key is dirty there
+    // for the late-bytes grace period. One merely skipped (down, or the key dirty there) is
+    // dirty only if the write goes elsewhere, without the hold (a hot key skipped on every write
+    // would otherwise never be cleaned).
+    if (sent) ctx.primary.invalidate(ctx.key);
+    else if (i >= 0) ctx.primary.markDirty(ctx.key);
+  }
   if (i < 0) {
-    // Written nowhere else: the primary keeps its item (cleaning it would lose the only copy).
     core.noBackend(ctx.sink, ctx.ticket);
     return;
-  }
-  // Only a request that was sent holds the key dirty for the late-bytes grace period: a hot key
-  // skipped on every write would otherwise never be cleaned.
-  if (from === 0) {
-    if (sent) ctx.primary.invalidate(ctx.key);
-    else ctx.primary.markDirty(ctx.key);
   }
   if (from === 0) core.stats.writeFallbacks++;
   writeTo(core, ctx, ctx.copies[i], i);
@@ -206,7 +207,11 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: bool
 
 /** Send the write to `target` (backup index, -1 for the primary). */
 function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number): void {
-  const failed = () => writeToBackup(core, ctx, index + 1, true);
+  const failed = () => {
+    // A copy that took the write and failed may apply it late, too.
+    if (index >= 0) target.lost(ctx.key);
+    writeToBackup(core, ctx, index + 1, true);
+  };
   if (ctx.copy === Copy.FETCH) {
     core.call2(
       target,
