@@ -12,7 +12,7 @@ import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "
 import { getValue, proxyStats, setValue, sleep } from "./cluster.ts";
 
 const NAME =
-  "an incr whose primary hangs does not fall back to a backup dirty for the key; the counter survives";
+  "an incr whose primary hangs does not fall back to a backup dirty for the key: never an older count";
 
 Deno.test({
   name: NAME,
