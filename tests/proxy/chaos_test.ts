@@ -176,11 +176,8 @@ Deno.test({
       }
       stopped = true;
       await Promise.all(work);
-      equal(
-        tally.wrong.join("; "),
-        "",
-        `seed ${seed}, faults ${faults.join(" ")}, ${tally.reads} reads`,
-      );
+      const wrong = tally.wrong.join("; ");
+      equal(wrong, "", `seed ${seed}, faults ${faults.join(" ")}, ${tally.reads} reads: ${wrong}`);
       equal(proxy.exited(), false, "the proxy runs");
     } finally {
       for (const p of all) p.kill("SIGCONT");
