@@ -11,8 +11,11 @@
  *   keeps the CAS); different bytes (explicit meta `E` on both sides) → the
  *   larger (value, flags) wins, on both nodes alike.
  * - no local item: refused when a tombstone of version >= v or a flush
- *   epoch > v says it was deleted later; stored otherwise.
- * - an incoming item already expired removes an older local item.
+ *   epoch > v says it was deleted later, or when an item of version >= v
+ *   expired here (an expiry guard: the newer write is gone, the older one
+ *   must not come back in its place); stored otherwise.
+ * - an incoming item already expired removes an older local item (and
+ *   leaves an expiry guard).
  * - a change whose version (or touch version) the clock does not accept
  *   (not below 2**53, or more than an hour ahead of this node's wall clock:
  *   {@linkcode HybridClock.accepts}) is refused, and the clock does not
@@ -62,6 +65,11 @@ export interface MergeClock {
 export class Merger {
   /** Deleted keys (one char per byte) → version of the delete; oldest first, bounded. */
   readonly tombstones: Map<string, number> = new Map();
+  /**
+   * Keys whose item expired here (or arrived expired) → that item's
+   * version; oldest first, bounded as the tombstones.
+   */
+  readonly expiries: Map<string, number> = new Map();
   /** Recently touched keys → version of the touch; oldest first, bounded. */
   readonly touches: Map<string, number> = new Map();
   /** Items of a version below this were flushed. */
@@ -176,11 +184,21 @@ export class Merger {
           this.tombstones.delete(name);
         }
       }
+      if (this.expiries.size > 0) {
+        name ||= decodeAscii(key, ks, ke);
+        const e = this.expiries.get(name);
+        if (e !== undefined) {
+          // A touch newer than the expired item's last change revives it (made before it expired).
+          if (e >= Math.max(version, touch)) return Applied.IGNORED;
+          this.expiries.delete(name);
+        }
+      }
     }
     const exp = this.#localExptime(expUnix);
     if (exp !== 0 && exp <= this.#clock.now()) {
       this.handle = -1;
       if (old >= 0) store.unlink(old);
+      this.expired(key, ks, ke, Math.max(version, touch));
       return old >= 0 ? Applied.CHANGED : Applied.IGNORED;
     }
     if (this.touches.size > 0) this.touches.delete(name || decodeAscii(key, ks, ke));
@@ -228,6 +246,24 @@ export class Merger {
     store.setExptime(h, exp);
     store.setUserBits(h, ub);
     return Applied.CHANGED;
+  }
+
+  /**
+   * The item of version `version` for key src[ks, ke) expired here: a
+   * change of the key up to that version (or to its last touch's) arriving
+   * later is refused.
+   */
+  expired(key: Uint8Array, ks: number, ke: number, version: number): void {
+    const name = decodeAscii(key, ks, ke);
+    if (this.touches.size > 0) version = Math.max(version, this.touches.get(name) ?? 0);
+    if (version < this.flushEpoch) return;
+    const e = this.expiries.get(name);
+    if (e !== undefined) {
+      if (e >= version) return;
+      this.expiries.delete(name); // re-insert: newest last
+    }
+    this.expiries.set(name, version);
+    trim(this.expiries, this.#tombstoneLimit);
   }
 
   /** Record that key `name` (one char per byte) was touched at version `touch`. */
@@ -361,6 +397,7 @@ export class Merger {
     this.flushEpoch = epoch;
     // Tombstones below the epoch say nothing the epoch does not.
     for (const [k, v] of this.tombstones) if (v < epoch) this.tombstones.delete(k);
+    for (const [k, v] of this.expiries) if (v < epoch) this.expiries.delete(k);
   }
 
   #localExptime(expUnix: number): number {

@@ -162,6 +162,11 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     // A CAS is a version here: a client-chosen one would win forever or lose to the peer.
     this.engine.explicitCasMax = -1;
     this.engine.observer = this;
+    // An expired item's version keeps an older write of its key, arriving late, out.
+    store.onExpire = (h) => {
+      const ko = store.keyOffset(h);
+      this.merger.expired(store.buffer(h), ko, ko + store.keyLength(h), store.cas(h));
+    };
     if (share) {
       const parser = this.#ringParser;
       const shared = new MainReplicationShare(share, {
@@ -313,6 +318,11 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
   /** A worker thread's change (parsed by #ringParser): book it as if made here. */
   #workerChange(buf: Uint8Array, start: number, end: number): void {
     const p = this.#ringParser;
+    if (p.kind === Frame.COPY_DELETE) {
+      // A worker found an item expired (see WorkerReplication): remembered here, not streamed.
+      this.merger.expired(p.keyBuf, p.keyStart, p.keyEnd, p.version);
+      return;
+    }
     this.#note(Math.max(p.version, p.touch));
     if (p.kind === Frame.ITEM) {
       if (p.touch > 0) this.merger.touched(decodeAscii(p.keyBuf, p.keyStart, p.keyEnd), p.touch);

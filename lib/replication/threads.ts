@@ -174,6 +174,7 @@ export class WorkerReplication implements MutationObserver, SyncBarrier {
     engine.store.nextCas = () => (this.#fresh = this.#hlc.tick());
     engine.explicitCasMax = -1; // versions come from the clock only (see Replicator)
     engine.observer = this;
+    engine.store.onExpire = (h) => this.#expired(h);
     if (Atomics.load(this.#v.ctl, C_SYNC) !== 0) server.barrier = this;
     engine.extraStats = (out) => this.writeStats(out);
     engine.statsGroups.replication = (out) => this.writeStats(out);
@@ -204,6 +205,26 @@ export class WorkerReplication implements MutationObserver, SyncBarrier {
     w.length = 0;
     writeDeleteFrame(w, VERB.D, src, start, end, this.#hlc.tick());
     this.#write(w.buf, 0, w.length, w.buf, 0, 0, true);
+  }
+
+  /**
+   * Item h expired on this thread: the main thread's merge must remember its
+   * version (see Merger.expired). Told through the ring as a `CD` frame,
+   * which the main thread keeps off the stream; skipped when the ring is full.
+   */
+  #expired(h: number): void {
+    const store = this.#engine.store;
+    const w = this.#scratch;
+    w.length = 0;
+    const ko = store.keyOffset(h);
+    writeDeleteFrame(w, VERB.CD, store.buffer(h), ko, ko + store.keyLength(h), store.cas(h));
+    const v = this.#v;
+    const tail = v.num(N_TAIL);
+    if (tail + w.length - v.num(N_HEAD) > v.ring.length) return;
+    const at = put(v.ring, tail, w.buf, 0, w.length);
+    v.setNum(N_TAIL, at);
+    this.#written = at;
+    v.wakeMain();
   }
 
   /** flush_all ran with this delay (seconds). */

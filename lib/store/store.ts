@@ -103,6 +103,12 @@ export class Store {
   readonly stats: StoreStats;
   /** Called with an item about to be evicted (memcached's eviction log), or null. */
   onEvict: ((h: number) => void) | null = null;
+  /**
+   * Called with an item found expired (a lookup, or reclaimed by an alloc),
+   * just before it is unlinked, or null. Replication remembers its version
+   * there, so an older write of the key arriving late is not stored.
+   */
+  onExpire: ((h: number) => void) | null = null;
 
   #clock: Clock;
   #memory: StoreMemory;
@@ -262,6 +268,7 @@ export class Store {
     const exp = i32[w + W_EXPTIME];
     if (exp !== 0 && exp <= now) {
       this.#f[F_GET_EXPIRED]++;
+      this.onExpire?.(h);
       this.unlink(h);
       return -1;
     }
@@ -741,6 +748,8 @@ export class Store {
           this.#expiredUnfetched[cls]++;
           this.#f[F_EXPIRED_UNFETCHED]++;
         }
+        const exp = i32[w + W_EXPTIME];
+        if (exp !== 0 && exp <= now) this.onExpire?.(h);
         this.unlink(h);
         return true;
       }

@@ -17,8 +17,14 @@ export interface Relay {
   readonly port: number;
   /** Stop forwarding in both directions; sockets stay open (a hung link). Data waits. */
   pause(): void;
-  /** Forward again, including what waited during the pause. */
+  /** Forward again, including what waited during the pause (or a stall). */
   resume(): void;
+  /**
+   * Stop reading one direction only (`toTarget`: client → target); the
+   * other keeps flowing. The stalled side's bytes wait in its socket
+   * buffers: a peer that keeps talking but never reads.
+   */
+  stall(toTarget: boolean): void;
   /** Close every current connection (both sides), like a reset link. New ones still work. */
   drop(): void;
   /** While on: accept connections but forward nothing, discarding all bytes (existing links too). */
@@ -50,6 +56,7 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
   const links = new Set<Link>();
   const tasks = new Set<Promise<void>>();
   let paused = false;
+  const stalled = { to: false, from: false };
   let gate: { promise: Promise<void>; resolve: () => void } | undefined;
   let hole = false;
   let refusing = false;
@@ -85,6 +92,7 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
     const buf = new Uint8Array(64 * 1024);
     try {
       while (!l.closed) {
+        while ((toTarget ? stalled.to : stalled.from) && !l.closed) await gate!.promise;
         const n = await from.read(buf);
         if (n === null) break;
         while (paused && !l.closed) await gate!.promise;
@@ -140,15 +148,27 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
     port,
     pause() {
       if (paused) return;
+      if (!stalled.to && !stalled.from) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((r) => (resolve = r));
+        gate = { promise, resolve };
+      }
       paused = true;
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      gate = { promise, resolve };
     },
     resume() {
-      if (!paused) return;
+      if (!paused && !stalled.to && !stalled.from) return;
       paused = false;
+      stalled.to = stalled.from = false;
       gate!.resolve();
+    },
+    stall(toTarget: boolean) {
+      if (!paused && !stalled.to && !stalled.from) {
+        let resolve!: () => void;
+        const promise = new Promise<void>((r) => (resolve = r));
+        gate = { promise, resolve };
+      }
+      if (toTarget) stalled.to = true;
+      else stalled.from = true;
     },
     drop() {
       for (const l of [...links]) closeLink(l);

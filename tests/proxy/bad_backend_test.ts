@@ -81,3 +81,45 @@ for (
     },
   });
 }
+
+/** Answers every get with another key's item (a stream out of step, a broken middlebox). */
+const intruder = new TextEncoder().encode("VALUE intruder 0 3\r\nbad\r\nEND\r\n");
+const WRONG_KEY = "a backend answering a get with another key's item: the client gets the backup's";
+
+Deno.test({
+  name: WRONG_KEY,
+  ignore: ignoreUnless(WRONG_KEY, ["memcached"]),
+  async fn() {
+    const bad = fakeBackend((got) => {
+      const line = new TextDecoder().decode(got);
+      return line.startsWith("get") ? intruder : new TextEncoder().encode("ERROR\r\n");
+    });
+    const backup = await startMemcached();
+    const proxy = await startMemrep([
+      "proxy",
+      "-s",
+      `127.0.0.1:${bad.port}`,
+      "-b",
+      `127.0.0.1:${backup.port}`,
+      "--timeout",
+      "300",
+    ]);
+    try {
+      const direct = await connect(backup.port);
+      equal(await setValue(direct, "a", "good"), "STORED\r\n");
+      await direct.close();
+      const c = await connect(proxy.port);
+      equal(await getValue(c, "a"), "good", "get a: never the intruder's item");
+      equal(
+        await c.request("get a b", "END\r\n"),
+        "VALUE a 0 4\r\ngood\r\nEND\r\n",
+        "a multi-get matches keys already",
+      );
+      await c.close();
+    } finally {
+      await proxy.stop();
+      await backup.stop();
+      await bad.close();
+    }
+  },
+});

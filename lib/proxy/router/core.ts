@@ -342,9 +342,16 @@ export class RouterCore {
     return new Promise((resolve, reject) => this.call(b, op, parts, resolve, reject));
   }
 
-  /** Index of the first of `copies` that is up at or after `from`, or -1. */
-  upBackup(copies: readonly Backend[], from = 0): number {
-    for (let i = from; i < copies.length; i++) if (copies[i].up) return i;
+  /**
+   * Index of the first of `copies` at or after `from` that is up and, with
+   * `key`, not dirty for it (its item may be old or already cleaned away:
+   * no write may build on it), or -1.
+   */
+  upBackup(copies: readonly Backend[], from = 0, key?: Uint8Array): number {
+    for (let i = from; i < copies.length; i++) {
+      const b = copies[i];
+      if (b.up && (key === undefined || !b.isDirty(key))) return i;
+    }
     return -1;
   }
 

@@ -114,7 +114,9 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     const got = await Promise.all(toBackups());
     const hit = got.find((x) => x.r !== null && x.r.kind === success);
     if (hit !== undefined) {
-      if (op === Op.TOUCH && r !== null && primary.up) repairFrom(core, hit.b, primary, key);
+      if (op === Op.TOUCH && r !== null && primary.up && !hit.b.isDirty(key)) {
+        repairFrom(core, hit.b, primary, key);
+      }
       if (r === null) return (hit.r as Reply).bytes;
       // The primary's words, the backup's outcome (NF -> HD keeps md's flags).
       return op === Op.MD ? patchCode(r.bytes, "HD") : (hit.r as Reply).bytes;

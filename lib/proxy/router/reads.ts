@@ -10,7 +10,15 @@
  */
 
 import { type Reply, ReplyKind } from "../../client/mod.ts";
-import { carveCopy, isErrorKind, Op, REPLY, type Request } from "../../protocol/mod.ts";
+import {
+  carveCopy,
+  isErrorKind,
+  Item,
+  Op,
+  REPLY,
+  type ReplyParser,
+  type Request,
+} from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
 import { fetchLine, ttlToExptime, withoutToken } from "../lines.ts";
 import { copyOf, DOWN, EMPTY_PARTS, type ReplySink, type RouterCore } from "./core.ts";
@@ -53,6 +61,11 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
     // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
     if (primary.isDirty(key)) return fromBackups();
     core.callFrame(primary, op, [raw], (rbuf, start, length, parser) => {
+      if (parser.kind === ReplyKind.VALUES && !onlyKey(parser, rbuf, key)) {
+        // Another key's item (a backend out of step): never relayed, the copies answer.
+        core.stats.backendErrors++;
+        return fromBackups();
+      }
       if (parser.kind === ReplyKind.VALUES && parser.count === 0 && core.missFallback) {
         getFromBackups(core, op, [key], exptime, primary, true).then((items) => {
           core.countHits(items[0] === null ? 0 : 1, 1);
@@ -71,6 +84,16 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
   // A long one is written in parts: a client that reads slowly cannot make the proxy hold it whole.
   if (nkeys > SINGLE_KEYS && writesParts(sink)) getInParts(core, req, nkeys, ticket, sink);
   else getMany(core, req, nkeys, ticket, sink);
+}
+
+/** A get reply of `key` alone: no item, or one item of that key. */
+function onlyKey(parser: ReplyParser, buf: Uint8Array, key: Uint8Array): boolean {
+  if (parser.count === 0) return true;
+  if (parser.count !== 1) return false;
+  const ks = parser.items[Item.KEY_START], ke = parser.items[Item.KEY_END];
+  if (ke - ks !== key.length) return false;
+  for (let i = 0; i < key.length; i++) if (buf[ks + i] !== key[i]) return false;
+  return true;
 }
 
 /** mg: like get, with the client's own flags kept for the backup's answer. */

@@ -179,13 +179,24 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
   };
   // A key not cleaned on the primary yet is written where its truth is: the backup.
   if (primary.up && !primary.isDirty(ctx.key)) writeTo(core, ctx, primary, -1);
-  else writeToBackup(core, ctx, 0);
+  else writeToBackup(core, ctx, 0, false);
 }
 
-/** The primary cannot take the write: the first up backup at/after `from` does. */
-function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number): void {
-  const i = core.upBackup(ctx.copies, from);
-  if (from === 0) ctx.primary.invalidate(ctx.key);
+/**
+ * The primary cannot take the write: the first up backup at/after `from`
+ * does. `sent`: the primary got the request and failed (its bytes may still
+ * land late there), not merely skipped (down, or the key dirty there).
+ */
+function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: boolean): void {
+  const i = core.upBackup(ctx.copies, from, ctx.key);
+  if (from === 0) {
+    // A request that was sent may still land there, after newer writes: the key is dirty there
+    // for the late-bytes grace period. One merely skipped (down, or the key dirty there) is
+    // dirty only if the write goes elsewhere, without the hold (a hot key skipped on every write
+    // would otherwise never be cleaned).
+    if (sent) ctx.primary.invalidate(ctx.key);
+    else if (i >= 0) ctx.primary.markDirty(ctx.key);
+  }
   if (i < 0) {
     core.noBackend(ctx.sink, ctx.ticket);
     return;
@@ -196,7 +207,11 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number): void {
 
 /** Send the write to `target` (backup index, -1 for the primary). */
 function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number): void {
-  const failed = () => writeToBackup(core, ctx, index + 1);
+  const failed = () => {
+    // A copy that took the write and failed may apply it late, too.
+    if (index >= 0) target.lost(ctx.key);
+    writeToBackup(core, ctx, index + 1, true);
+  };
   if (ctx.copy === Copy.FETCH) {
     core.call2(
       target,
@@ -273,7 +288,8 @@ async function repairThenRetry(
 ): Promise<boolean> {
   const guard = core.guard(ctx.key, ctx.epoch);
   for (const b of ctx.copies) {
-    if (!b.up) continue;
+    // A copy dirty for the key lost its latest writes: its item must not come back.
+    if (!b.up || b.isDirty(ctx.key)) continue;
     const item = await core.ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
     if (item === null || item.kind !== ReplyKind.VA) continue;
     core.stats.fallbacks++;
