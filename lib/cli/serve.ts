@@ -60,6 +60,8 @@ const SPEC: FlagSpec = {
   "auth-file": { type: "string", short: "Y" },
   "memory-file": { type: "string", short: "e" },
   "disable-flush-all": { type: "boolean", short: "F" },
+  "disable-cas": { type: "boolean", short: "C" },
+  "listen-backlog": { type: "string", short: "b" },
   "unix-socket": { type: "string", short: "s" },
   "unix-mask": { type: "string", short: "a" },
   "enable-ssl": { type: "boolean", short: "Z" },
@@ -113,6 +115,8 @@ memcached options:
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
   -a, --unix-mask <mask>      permission bits of the -s socket, octal (default 700)
   -F, --disable-flush-all     refuse flush_all
+  -C, --disable-cas           no CAS: every CAS reads 0 (gets, mg c, binary), cas answers EXISTS
+  -b, --listen-backlog <num>  accepted and shown in stats settings (the OS default backlog is used)
   -R, --max-reqs-per-event <n> requests one read runs before the connection yields (default 20)
   -o read_buf_mem_limit=<mb>  read buffer memory, split between the threads (default 0: none)
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
@@ -190,6 +194,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     f: stringFlag(v, "factor"),
     n: stringFlag(v, "slab-min-size"),
     R: stringFlag(v, "max-reqs-per-event"),
+    b: stringFlag(v, "listen-backlog"),
+    C: Boolean(v["disable-cas"]),
     o: listFlag(v, "extended"),
   });
   for (const w of mc.warnings) log.warn(w);
@@ -283,6 +289,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     reqsPerEvent: mc.reqsPerEvent,
     readBufMemLimit: mc.readBufMemLimit,
     slabChunkMax: mc.slabChunkMax,
+    startup: mc.startup,
     memoryLimit,
     maxItemSize,
     evict: !v["disable-evictions"],

@@ -78,7 +78,7 @@ function metadump(e: EngineBase, classes: Uint8Array): (out: Writer) => boolean 
       const exp = store.exptime(h);
       out.text(
         ` exp=${exp === 0 ? -1 : exp + start} la=${store.lastAccess(h) + start} cas=${
-          store.cas(h)
+          e.clientCas(h)
         } fetch=${store.fetched(h) ? "yes" : "no"} cls=${store.slabClass(h)} size=${
           store.itemSize(h)
         }\n`,

@@ -516,16 +516,18 @@ export class Store {
     return itemBytes(this.#arena.i32, this.#arena.word(h));
   }
 
-  /**
-   * flush_all: delay 0 frees every item now; delay > 0 invalidates items
-   * stored or updated before now + delay once that time comes (lazily).
-   */
   /** A delayed flush_all's time (clock seconds; memcached's oldest_live), 0 when none is pending. */
   get oldestLive(): number {
     return this.#ctl[I_OLDEST_LIVE];
   }
 
-  flush(delaySeconds: number): void {
+  /**
+   * flush_all: delay 0 frees every item now; delay > 0 invalidates items
+   * stored or updated before now + delay once that time comes (lazily).
+   * `thisSecond` (memcached -C, no CAS to order items within a second): an
+   * immediate flush also invalidates what is stored later in the same second.
+   */
+  flush(delaySeconds: number, thisSecond = false): void {
     if (delaySeconds > 0) {
       this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
       return;
@@ -540,6 +542,7 @@ export class Store {
         h = prev;
       }
     }
+    if (thisSecond) this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
   }
 
   /**

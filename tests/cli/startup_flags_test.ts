@@ -47,6 +47,8 @@ const REFUSED: string[][] = [
   ["-o", "slab_chunk_max=3000"],
   ["-o", "slab_chunk_max=2048", "-I", "1000000"],
   ["-o", "hot_lru_pct=50,warm_lru_pct=40"],
+  ["-o", "no_modern,temporary_ttl=5"],
+  ["-o", "no_lru_maintainer,temporary_ttl=5"],
   ["-o", "hashpower=5"],
   ["-o", "slab_automove=5"],
   ["-o", "slab_automove_ratio=2"],
