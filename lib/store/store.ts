@@ -801,6 +801,9 @@ export class Store {
   }
 
   #allocChunk(cls: number): number {
+    // As memcached's allocation pulls the LRU tail first: an expired or flushed item near
+    // the tail gives its chunk (counted as reclaimed) before free or new memory is used.
+    if (this.#lruTail[cls] !== -1 && this.#reclaimTail(cls)) return this.#popFree(cls);
     let h = this.#popFree(cls);
     if (h !== -1) return h;
     const arena = this.#arena;
@@ -808,7 +811,6 @@ export class Store {
     if (p !== -1 && arena.carved[p] < this.#perPage[cls]) {
       return (p << INDEX_BITS) | arena.carved[p]++;
     }
-    if (this.#reclaimTail(cls)) return this.#popFree(cls);
     const f = this.#f;
     if (f[F_TOTAL_MALLOCED] + PAGE_SIZE <= f[F_MEM_LIMIT] || this.#pages[cls] === 0) {
       p = arena.allocRun(1, cls, this.#sizes[cls]);
