@@ -180,7 +180,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     return 0;
   }
   log.level = countFlag(v, "verbose");
-  const port = intFlag(v, "port", 11211, 0, 65535);
+  // memcached's -p -1: a port the system picks (memrep's -p 0 picks one too).
+  const port = stringFlag(v, "port") === "-1" ? 0 : intFlag(v, "port", 11211, 0, 65535);
   const hostnames = listFlag(v, "listen").flatMap((l) => l.split(",")).map((h) => h.trim()).filter(
     Boolean,
   );
@@ -420,6 +421,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       await metrics?.close();
       throw cannotListen(err);
     }
+    if (unixSocket === undefined) writePortFile(hostnames, server.port);
     log.debug(
       `memrep serve: listening on ${
         unixSocket ?? `${hostnames.join(",")}:${server.port}`
@@ -449,6 +451,23 @@ export async function serveMain(argv: string[]): Promise<number> {
     }
   }
   return exitCode;
+}
+
+/**
+ * memcached's MEMCACHED_PORT_FILENAME: once listening, write one
+ * `TCP INET: <port>` (INET6 for an IPv6 address) line per listen address to
+ * `<file>.lck`, then rename it to the file, so a reader never sees half of it.
+ */
+function writePortFile(hostnames: string[], port: number): void {
+  const file = Deno.env.get("MEMCACHED_PORT_FILENAME");
+  if (!file) return;
+  const lines = hostnames.map((h) => `TCP INET${h.includes(":") ? "6" : ""}: ${port}\n`);
+  try {
+    Deno.writeTextFileSync(`${file}.lck`, lines.join(""), { append: true });
+    Deno.renameSync(`${file}.lck`, file);
+  } catch (err) {
+    console.error(`Failed to open "${file}.lck": ${errorText(err)}`);
+  }
 }
 
 /**
