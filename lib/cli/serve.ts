@@ -11,6 +11,7 @@ import {
   ServerClock,
   startThreads,
   type Threads,
+  VERSION,
 } from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
@@ -61,6 +62,7 @@ const SPEC: FlagSpec = {
   "memory-file": { type: "string", short: "e" },
   "disable-flush-all": { type: "boolean", short: "F" },
   "disable-cas": { type: "boolean", short: "C" },
+  version: { type: "boolean", short: "V" },
   "listen-backlog": { type: "string", short: "b" },
   "unix-socket": { type: "string", short: "s" },
   "unix-mask": { type: "string", short: "a" },
@@ -115,6 +117,7 @@ memcached options:
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
   -a, --unix-mask <mask>      permission bits of the -s socket, octal (default 700)
   -F, --disable-flush-all     refuse flush_all
+  -V, --version               print memcached's version line (memcached 1.6.18) and exit
   -C, --disable-cas           no CAS: every CAS reads 0 (gets, mg c, binary), cas answers EXISTS
   -b, --listen-backlog <num>  accepted and shown in stats settings (the OS default backlog is used)
   -R, --max-reqs-per-event <n> requests one read runs before the connection yields (default 20)
@@ -177,6 +180,11 @@ export async function serveMain(argv: string[]): Promise<number> {
   const v = parseFlags(args, SPEC, "serve");
   if (v.help) {
     console.log(SERVE_HELP);
+    return 0;
+  }
+  if (v.version) {
+    // memcached -V: the version it speaks (memrep's own: `memrep --version`).
+    console.log(`memcached ${VERSION}`);
     return 0;
   }
   log.level = countFlag(v, "verbose");

@@ -15,6 +15,7 @@ import {
   connect,
   freePort,
   ignoreUnless,
+  runCommand,
   runMemrep,
   startMemcached,
   startMemrep,
@@ -171,5 +172,18 @@ Deno.test({
         await Promise.all([ref.stop(), sut.stop()]);
       }
     }
+  },
+});
+
+const VERSION_NAME = "serve -V prints memcached -V's line and exits 0";
+Deno.test({
+  name: VERSION_NAME,
+  ignore: ignoreUnless(VERSION_NAME, ["memcached"]),
+  async fn() {
+    const ref = await runCommand(binaryPath("memcached")!, ["-V"]);
+    const sut = await runMemrep(["serve", "-V"]);
+    equal(sut.code, ref.code);
+    equal(sut.stdout, ref.stdout);
+    equal(ref.stdout, "memcached 1.6.18\n");
   },
 });
