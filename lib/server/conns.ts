@@ -38,6 +38,11 @@ function tcp(addr: Deno.Addr): string {
   return `${addr.transport}:${"path" in addr ? addr.path : ""}`;
 }
 
+/** A client's address: a unix-domain peer has no name (memcached prints its empty sockaddr so). */
+function peer(addr: Deno.Addr): string {
+  return addr.transport === "unix" ? "?:<AF 0>" : tcp(addr);
+}
+
 /** One thread's connections, by session. */
 export class ConnTable {
   /** -o idle_timeout in seconds (0: never). */
@@ -71,9 +76,16 @@ export class ConnTable {
     return this.#shared === null ? this.#nextId++ : Atomics.add(this.#shared, 0, 1) + 1;
   }
 
-  /** A listening socket, shown as `conn_listening`. */
+  /**
+   * A listening socket, shown as `conn_listening`. memcached keeps a
+   * listener's address in a sockaddr_in6-sized copy: a unix path shows its
+   * first 26 bytes there (its clients' listen_addr has all of it).
+   */
   addListener(addr: Deno.Addr): void {
-    this.#listeners.push({ id: this.#id(), addr: tcp(addr) });
+    const shown = addr.transport === "unix" && addr.path
+      ? `unix:${new TextDecoder().decode(new TextEncoder().encode(addr.path).subarray(0, 26))}`
+      : tcp(addr);
+    this.#listeners.push({ id: this.#id(), addr: shown });
   }
 
   /** A new client connection on the listener at `listen`. */
@@ -158,7 +170,7 @@ export class ConnTable {
     for (const [session, e] of this.#entries) {
       let addr = "";
       try {
-        addr = tcp(e.conn.remoteAddr);
+        addr = peer(e.conn.remoteAddr);
       } catch { /* closed meanwhile */ }
       const state = session === asking
         ? "conn_parse_cmd"
