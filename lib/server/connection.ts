@@ -210,6 +210,7 @@ export async function serveConnection(
       const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
       if (stopped?.()) break; // bytes read as the server stopped: not executed
+      engine.watchers.cfd = session.id ?? 0;
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {

@@ -22,6 +22,8 @@ export interface ConnSession {
   nread?: boolean;
   /** Set once the connection ran `watch`: it then only receives log lines. */
   watcher?: Watcher | null;
+  /** Its id, given by {@linkcode ConnTable.add} (`stats conns`, watch's `cfd`). */
+  id?: number;
 }
 
 interface Entry {
@@ -91,9 +93,11 @@ export class ConnTable {
   /** A new client connection on the listener at `listen`. */
   add(session: ConnSession, conn: Deno.Conn, listen: Deno.Addr): void {
     session.lastCmd = this.#now();
-    this.#entries.set(session, { id: this.#id(), conn, listen: tcp(listen) });
+    const id = this.#id();
+    session.id = id;
+    this.#entries.set(session, { id, conn, listen: tcp(listen) });
     this.#watchers.refresh(); // outside a batch: another thread may have a watcher since
-    if (this.#watchers.active) this.#connEvent(true, conn);
+    if (this.#watchers.active) this.#connEvent(true, conn, id);
     if (this.idleTimeout > 0 && this.#sweep === undefined) {
       const sweep = setInterval(() => this.#kickIdle(), 1000);
       Deno.unrefTimer(sweep as unknown as number);
@@ -107,7 +111,7 @@ export class ConnTable {
     this.#entries.delete(session);
     if (session.watcher) this.#watchers.remove(session.watcher);
     this.#watchers.refresh();
-    if (e && this.#watchers.active) this.#connEvent(false, e.conn);
+    if (e && this.#watchers.active) this.#connEvent(false, e.conn, e.id);
     if (this.#entries.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
@@ -120,9 +124,9 @@ export class ConnTable {
     this.#sweep = undefined;
   }
 
-  #connEvent(open: boolean, conn: Deno.Conn): void {
+  #connEvent(open: boolean, conn: Deno.Conn, id: number): void {
     const a = conn.remoteAddr;
-    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port);
+    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port, "normal", id);
     this.#watchers.sendForwarded(); // (outside a batch)
   }
 

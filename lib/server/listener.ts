@@ -141,6 +141,7 @@ export class Server {
           lastCmd: 0,
           nread: false,
           watcher: null,
+          id: 0,
         };
         engine.conns.add(session, conn, addr);
         const hooks = { barrier: this.barrier, stopped: () => this.#stopped };

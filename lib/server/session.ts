@@ -38,4 +38,6 @@ export interface Session {
   watcher?: Watcher | null;
   /** True while a request waits for the rest of its data (`stats conns`: conn_nread). */
   nread?: boolean;
+  /** Its `stats conns` id, also `cfd` in `watch` lines (memcached's fd); 0 until registered. */
+  id?: number;
 }

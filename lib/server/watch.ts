@@ -217,13 +217,19 @@ export class Watchers {
     }
   }
 
+  /**
+   * The connection running commands now (its `stats conns` id), shown as
+   * `cfd` in item lines as memcached shows the fd, which is its id there.
+   */
+  cfd = 0;
+
   /** An item_get: `found` or `not_found`, with the item's class and value size. */
   fetched(buf: Uint8Array, start: number, end: number, found: boolean, cls: number, size: number) {
     this.#emit(
       WatchFlag.FETCHERS,
       `type=item_get key=${uriKey(buf, start, end)} status=${
         found ? "found" : "not_found"
-      } clsid=${cls} cfd=0 size=${size}`,
+      } clsid=${cls} cfd=${this.cfd} size=${size}`,
     );
   }
 
@@ -245,7 +251,7 @@ export class Watchers {
       WatchFlag.MUTATIONS,
       `type=item_store key=${uriKey(buf, start, end)} status=${
         STORE_STATUS[status]
-      } cmd=${cmd} ttl=${ttl} clsid=${cls} cfd=0 size=${size}`,
+      } cmd=${cmd} ttl=${ttl} clsid=${cls} cfd=${this.cfd} size=${size}`,
     );
   }
 
@@ -268,13 +274,19 @@ export class Watchers {
     );
   }
 
-  /** conn_new / conn_close for a TCP peer. */
-  connection(open: boolean, ip: string, port: number, reason: "normal" | "error" = "normal") {
+  /** conn_new / conn_close for a TCP peer; `cfd` is its connection id. */
+  connection(
+    open: boolean,
+    ip: string,
+    port: number,
+    reason: "normal" | "error" = "normal",
+    cfd = 0,
+  ) {
     this.#emit(
       WatchFlag.CONNEVENTS,
       open
-        ? `type=conn_new rip=${ip} rport=${port} transport=tcp cfd=0`
-        : `type=conn_close rip=${ip} rport=${port} transport=tcp reason=${reason} cfd=0`,
+        ? `type=conn_new rip=${ip} rport=${port} transport=tcp cfd=${cfd}`
+        : `type=conn_close rip=${ip} rport=${port} transport=tcp reason=${reason} cfd=${cfd}`,
     );
   }
 }
