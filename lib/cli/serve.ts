@@ -26,7 +26,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
-import { memcachedNumbers } from "./memcached_flags.ts";
+import { atoi, memcachedNumbers } from "./memcached_flags.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { serveTls } from "./tls_flags.ts";
 import { replicationOptions } from "./repl_flags.ts";
@@ -188,8 +188,14 @@ export async function serveMain(argv: string[]): Promise<number> {
     return 0;
   }
   log.level = countFlag(v, "verbose");
-  // memcached's -p -1: a port the system picks (memrep's -p 0 picks one too).
-  const port = stringFlag(v, "port") === "-1" ? 0 : intFlag(v, "port", 11211, 0, 65535);
+  // memcached: -U <n> (not 0) without -p makes n the TCP port too; -p -1 is a port the
+  // system picks (memrep's -p 0 picks one too).
+  const udpText = stringFlag(v, "udp-port");
+  const portText = stringFlag(v, "port") ??
+    (udpText !== undefined && atoi(udpText) !== 0 ? String(atoi(udpText)) : undefined);
+  const port = portText === "-1"
+    ? 0
+    : intFlag(portText === undefined ? {} : { port: portText }, "port", 11211, 0, 65535);
   const hostnames = listFlag(v, "listen").flatMap((l) => l.split(",")).map((h) => h.trim()).filter(
     Boolean,
   );

@@ -92,3 +92,29 @@ Deno.test("-p -1 listens on a port the system picks, named in MEMCACHED_PORT_FIL
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+const UDP_PORT = "-U <n> without -p makes n the TCP port, as memcached does";
+Deno.test({
+  name: UDP_PORT,
+  ignore: ignoreUnless(UDP_PORT, ["memcached"]),
+  async fn() {
+    const { cmd, args } = memrepCommand();
+    for (const memcached of [true, false]) {
+      const port = freePort();
+      const argv = ["-t", "1", "-l", "127.0.0.1", "-U", String(port)];
+      const node = memcached
+        ? await startProcess("memcached", "memcached", ["-u", "root", ...argv], port)
+        : await startProcess("memrep serve", cmd, [...args, "serve", ...argv], port);
+      try {
+        const c = await connect(port);
+        try {
+          equal(await c.request("version"), "VERSION 1.6.18\r\n");
+        } finally {
+          await c.close();
+        }
+      } finally {
+        await node.stop();
+      }
+    }
+  },
+});
