@@ -62,6 +62,7 @@ const SPEC: FlagSpec = {
   "memory-file": { type: "string", short: "e" },
   "disable-flush-all": { type: "boolean", short: "F" },
   "disable-cas": { type: "boolean", short: "C" },
+  "disable-watch": { type: "boolean", short: "W" },
   version: { type: "boolean", short: "V" },
   "listen-backlog": { type: "string", short: "b" },
   "unix-socket": { type: "string", short: "s" },
@@ -118,6 +119,7 @@ memcached options:
   -a, --unix-mask <mask>      permission bits of the -s socket, octal (default 700)
   -F, --disable-flush-all     refuse flush_all
   -V, --version               print memcached's version line (memcached 1.6.18) and exit
+  -W, --disable-watch         refuse watch (CLIENT_ERROR watch commands not allowed)
   -C, --disable-cas           no CAS: every CAS reads 0 (gets, mg c, binary), cas answers EXISTS
   -b, --listen-backlog <num>  accepted and shown in stats settings (the OS default backlog is used)
   -R, --max-reqs-per-event <n> requests one read runs before the connection yields (default 20)
@@ -321,6 +323,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     reusePort: threads > 1,
     auth: auth ?? undefined,
     flushDisabled: Boolean(v["disable-flush-all"]),
+    watchDisabled: Boolean(v["disable-watch"]),
     gracefulBySignal: Deno.build.os !== "windows",
     memoryFile,
     unixSocket,

@@ -14,6 +14,12 @@ import { Watcher, watchFlags } from "./watch.ts";
 
 /** `watch [names...]` (process_watch_command): this connection becomes a log stream. */
 export function watchCommand(e: EngineBase, req: Request, out: Writer, session: Session): void {
+  if (e.options.watchDisabled) {
+    // memcached -W; its set_noreply_maybe comes first.
+    const quiet = req.ntokens > 1 && req.tokenIs(req.ntokens - 1, "noreply");
+    if (!quiet) out.text("CLIENT_ERROR watch commands not allowed\r\n");
+    return;
+  }
   if (req.stacked) {
     out.text("ERROR cannot pipeline other commands before watch\r\n");
     return;
@@ -27,7 +33,7 @@ export function watchCommand(e: EngineBase, req: Request, out: Writer, session: 
     out.bytes(REPLY.ERROR);
     return;
   }
-  const w = new Watcher(flags);
+  const w = new Watcher(flags, e.options.startup?.watcherLogbufSize);
   if (!e.watchers.add(w)) {
     out.text("WATCHER_TOO_MANY log watcher limit reached\r\n");
     return;

@@ -221,6 +221,7 @@ export async function serveConnection(
             const used = auth.readText(rb.buf, rb.start, rb.end, out);
             if (used === 0) break;
             if (used === AUTH_CLOSE) {
+              session.error = true;
               action = Action.CLOSE;
               break;
             }
@@ -235,6 +236,7 @@ export async function serveConnection(
           }
           if (used === PARSE_CLOSE) {
             codec.closing(out);
+            session.error = true;
             action = Action.CLOSE;
             break;
           }

@@ -24,6 +24,8 @@ export interface ConnSession {
   watcher?: Watcher | null;
   /** Its id, given by {@linkcode ConnTable.add} (`stats conns`, watch's `cfd`). */
   id?: number;
+  /** Set when the server closes it for a protocol error (watch: `reason=error`). */
+  error?: boolean;
 }
 
 interface Entry {
@@ -111,7 +113,7 @@ export class ConnTable {
     this.#entries.delete(session);
     if (session.watcher) this.#watchers.remove(session.watcher);
     this.#watchers.refresh();
-    if (e && this.#watchers.active) this.#connEvent(false, e.conn, e.id);
+    if (e && this.#watchers.active) this.#connEvent(false, e.conn, e.id, session.error === true);
     if (this.#entries.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
@@ -124,9 +126,14 @@ export class ConnTable {
     this.#sweep = undefined;
   }
 
-  #connEvent(open: boolean, conn: Deno.Conn, id: number): void {
+  #connEvent(open: boolean, conn: Deno.Conn, id: number, error = false): void {
     const a = conn.remoteAddr;
-    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port, "normal", id);
+    const reason = error ? "error" : "normal";
+    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port, reason, id);
+    // memcached names a unix-domain peer rip=unix rport=0 transport=local.
+    else if (a.transport === "unix") {
+      this.#watchers.connection(open, "unix", 0, reason, id, "local");
+    }
     this.#watchers.sendForwarded(); // (outside a batch)
   }
 

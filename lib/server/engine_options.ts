@@ -41,6 +41,8 @@ export interface EngineOptions extends StoreOptions {
   auth?: AuthConfig;
   /** memcached -F: flush_all is refused. */
   flushDisabled?: boolean;
+  /** memcached -W: `watch` is refused. */
+  watchDisabled?: boolean;
   /** memcached -s: the unix-domain socket served instead of TCP (shown in `stats settings`). */
   unixSocket?: string;
   /** memcached -a: the socket file's permission bits (default 0o700). */

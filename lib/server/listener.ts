@@ -142,6 +142,7 @@ export class Server {
           nread: false,
           watcher: null,
           id: 0,
+          error: false,
         };
         engine.conns.add(session, conn, addr);
         const hooks = { barrier: this.barrier, stopped: () => this.#stopped };

@@ -40,4 +40,6 @@ export interface Session {
   nread?: boolean;
   /** Its `stats conns` id, also `cfd` in `watch` lines (memcached's fd); 0 until registered. */
   id?: number;
+  /** The server closes it for a protocol error (watch's conn_close `reason=error`). */
+  error?: boolean;
 }

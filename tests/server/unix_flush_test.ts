@@ -247,6 +247,45 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "serve -s: watch connevents names unix clients as memcached does (rip=unix transport=local)",
+  ignore: !haveBinary("memcached"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "memrep_unix_" });
+    const servers: ProcessHandle[] = [];
+    try {
+      const shown: string[] = [];
+      for (const memcached of [false, true]) {
+        const path = `${dir}/${memcached ? "mc" : "memrep"}.sock`;
+        servers.push(await startOnSocket(path, [], memcached));
+        const w = await connectUnix(path);
+        equal(await w.request("watch connevents"), "OK\r\n");
+        const c = await connectUnix(path);
+        equal(await c.request("version"), "VERSION 1.6.18\r\n");
+        await c.send("quit\r\n");
+        // The close of the readiness probe's connection may come first: start at conn_new.
+        let text = "";
+        while (!/conn_new[^\n]*\n[^\n]*conn_close[^\n]*\n/.test(text)) {
+          text += await w.readUntilText((b) => b.indexOf(10) + 1 || -1, 5000);
+        }
+        text = text.slice(text.lastIndexOf("\n", text.indexOf("conn_new")) + 1);
+        await Promise.all([w.close(), c.close()]);
+        shown.push(text.replace(/ts=\d+\.\d+ gid=\d+ /g, "").replace(/cfd=\d+/g, "cfd=<id>"));
+      }
+      equal(shown[0], shown[1]);
+      equal(
+        shown[1],
+        "type=conn_new rip=unix rport=0 transport=local cfd=<id>\n" +
+          "type=conn_close rip=unix rport=0 transport=local reason=normal cfd=<id>\n",
+      );
+    } finally {
+      for (const s of servers) await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("serve -d -s: returns once the socket answers; the background server serves it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "memrep_unix_" });
   const path = `${dir}/d.sock`;

@@ -220,3 +220,49 @@ for (const target of ["memrep", "memcached"] as const) {
     },
   });
 }
+
+/** -W refuses watch; a connection the server closes for a protocol error logs reason=error. */
+async function checkRefusalAndErrorClose(flagsServer: ProcessHandle, plain: ProcessHandle) {
+  const refused = await connect(flagsServer.port);
+  try {
+    equal(
+      await refused.request("watch connevents\r\n"),
+      "CLIENT_ERROR watch commands not allowed\r\n",
+    );
+  } finally {
+    await refused.close();
+  }
+  const w = await connect(plain.port);
+  try {
+    equal(await w.request("watch connevents\r\n"), "OK\r\n");
+    const c = await connect(plain.port);
+    await c.send("GET / HTTP/1.1\r\n"); // memcached drops HTTP requests
+    const [opened, closed] = await lines(w, 2);
+    match(opened, new RegExp(TS + "type=conn_new rip=127\\.0\\.0\\.1 rport=\\d+ transport=tcp "));
+    match(
+      closed,
+      new RegExp(TS + "type=conn_close rip=127\\.0\\.0\\.1 rport=\\d+ transport=tcp reason=error "),
+    );
+    await c.close();
+  } finally {
+    await w.close();
+  }
+}
+
+for (const target of ["memrep", "memcached"] as const) {
+  const start = (flags: string[]) =>
+    target === "memrep" ? startMemrep(["serve", "-t", "1", ...flags]) : startMemcached(flags);
+  const refusal = `-W refuses watch; a protocol-error close logs reason=error (${target})`;
+  Deno.test({
+    name: refusal,
+    ignore: target === "memcached" && ignoreUnless(refusal, ["memcached"]),
+    async fn() {
+      const [noWatch, plain] = await Promise.all([start(["-W"]), start([])]);
+      try {
+        await checkRefusalAndErrorClose(noWatch, plain);
+      } finally {
+        await Promise.all([noWatch.stop(), plain.stop()]);
+      }
+    },
+  });
+}
