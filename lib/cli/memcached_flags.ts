@@ -7,6 +7,7 @@
  */
 
 import { MemcachedUsageError } from "../errors.ts";
+import { defaultStartupSettings, type StartupSettings } from "../server/mod.ts";
 
 /** What memcached makes of the numeric flags serve uses. */
 export interface MemcachedNumbers {
@@ -28,8 +29,10 @@ export interface MemcachedNumbers {
   idleTimeout: number;
   /** -o read_buf_mem_limit in bytes (0 = none). */
   readBufMemLimit: number;
-  /** -o slab_chunk_max in bytes (524288 unless given). */
+  /** -o slab_chunk_max in bytes (524288 unless given; no_modern, no_chunked_items: 1048576). */
   slabChunkMax: number;
+  /** What -C, -b and the -o suboptions set (`stats settings`). */
+  startup: StartupSettings;
   /** Warnings memcached prints and goes on (-t over 64). */
   warnings: string[];
 }
@@ -50,6 +53,10 @@ export interface MemcachedFlagTexts {
   n?: string;
   /** -R. */
   R?: string;
+  /** -b. */
+  b?: string;
+  /** -C given. */
+  C?: boolean;
   /** Every -o, in order. */
   o: string[];
 }
@@ -90,6 +97,9 @@ function strtol(text: string): number | null {
   return Number(BigInt.asIntN(32, v));
 }
 
+/** memcached's slab_page_size (no_modern and no_chunked_items set slab_chunk_max to it). */
+const PAGE_SIZE = 1048576;
+
 /** -I: a k/m suffix multiplies atoi of the rest (no g: `1g` is atoi 1). */
 function itemSize(text: string): number {
   const unit = text.at(-1);
@@ -118,8 +128,10 @@ interface SubState {
   readBufMemLimit: number;
   slabChunkMax: number;
   chunkMaxSet: boolean;
-  hotLruPct: number;
-  warmLruPct: number;
+  /** Settings shown in `stats settings` (hot/warm pct checked together at the end). */
+  set: StartupSettings;
+  /** The LRU maintainer would start (temporary_ttl needs it). */
+  maintainer: boolean;
 }
 
 /** One -o suboption (memcached's getsubopt switch); throws memcached's refusal. */
@@ -130,6 +142,7 @@ function suboption(token: string, st: SubState): void {
   if (!SUBOPTIONS.has(name) && !name.startsWith("ext_")) {
     throw new MemcachedUsageError(`Illegal suboption "${token}"`);
   }
+  const set = st.set;
   const need = (missing: string): string => {
     if (value === null) throw new MemcachedUsageError(missing);
     return value;
@@ -144,74 +157,124 @@ function suboption(token: string, st: SubState): void {
             `Choose a value based on "STAT hash_power_level" from a running instance`,
         );
       }
+      set.hashpowerInit = p;
       return;
     }
+    case "maxconns_fast":
+      set.maxconnsFast = true;
+      return;
+    case "no_maxconns_fast":
+      set.maxconnsFast = false;
+      return;
+    case "slab_reassign":
+      set.slabReassign = true;
+      return;
+    case "no_slab_reassign":
+      set.slabReassign = false;
+      return;
     case "slab_automove": {
-      if (value === null) return; // a bare slab_automove keeps the default
+      if (value === null) {
+        set.slabAutomove = 1;
+        return;
+      }
       const a = atoi(value);
       if (a < 0 || a > 2) throw new MemcachedUsageError("slab_automove must be between 0 and 2");
+      set.slabAutomove = a;
       return;
     }
+    case "no_slab_automove":
+      set.slabAutomove = 0;
+      return;
     case "slab_automove_ratio": {
       const r = atof(need("Missing slab_automove_ratio argument"));
       if (r <= 0 || r > 1) throw new MemcachedUsageError("slab_automove_ratio must be > 0 and < 1");
+      set.slabAutomoveRatio = r;
       return;
     }
-    case "slab_automove_window":
-      if (atoi(need("Missing slab_automove_window argument")) < 3) {
-        throw new MemcachedUsageError("slab_automove_window must be > 2");
-      }
+    case "slab_automove_window": {
+      const w = atoi(need("Missing slab_automove_window argument"));
+      if (w < 3) throw new MemcachedUsageError("slab_automove_window must be > 2");
+      set.slabAutomoveWindow = w;
       return;
-    case "tail_repair_time":
-      if (atoi(need("Missing numeric argument for tail_repair_time")) < 10) {
+    }
+    case "tail_repair_time": {
+      const t = atoi(need("Missing numeric argument for tail_repair_time"));
+      if (t < 10) {
         throw new MemcachedUsageError("Cannot set tail_repair_time to less than 10 seconds");
       }
+      set.tailRepairTime = t;
       return;
+    }
     case "hash_algorithm": {
       const h = need("Missing hash_algorithm argument");
       if (h !== "jenkins" && h !== "murmur3" && h !== "xxh3") {
         throw new MemcachedUsageError("Unknown hash_algorithm option (jenkins, murmur3, xxh3)");
       }
+      set.hashAlgorithm = h;
       return;
     }
+    case "lru_crawler":
+      set.lruCrawler = true;
+      return;
+    case "no_lru_crawler":
+      set.lruCrawler = false;
+      return;
     case "lru_crawler_sleep": {
       const s = atoi(need("Missing lru_crawler_sleep value"));
       if (s > 1000000 || s < 0) {
         throw new MemcachedUsageError("LRU crawler sleep must be between 0 and 1 second");
       }
+      set.lruCrawlerSleep = s;
       return;
     }
-    case "lru_crawler_tocrawl":
-      if (strtoul(need("Missing lru_crawler_tocrawl value")) === null) {
+    case "lru_crawler_tocrawl": {
+      const n = strtoul(need("Missing lru_crawler_tocrawl value"));
+      if (n === null) {
         throw new MemcachedUsageError("lru_crawler_tocrawl takes a numeric 32bit value");
       }
+      set.lruCrawlerTocrawl = n;
+      return;
+    }
+    case "lru_maintainer":
+      st.maintainer = true;
+      set.lruSegmented = true;
+      return;
+    case "no_lru_maintainer":
+      st.maintainer = false;
+      set.lruSegmented = false;
       return;
     case "hot_lru_pct":
     case "warm_lru_pct": {
       const pct = atoi(need(`Missing ${name} argument`));
       if (pct < 1 || pct >= 80) throw new MemcachedUsageError(`${name} must be > 1 and < 80`);
-      if (name === "hot_lru_pct") st.hotLruPct = pct;
-      else st.warmLruPct = pct;
+      if (name === "hot_lru_pct") set.hotLruPct = pct;
+      else set.warmLruPct = pct;
       return;
     }
     case "hot_max_factor":
-    case "warm_max_factor":
-      if (atof(need(`Missing ${name} argument`)) <= 0) {
-        throw new MemcachedUsageError(`${name} must be > 0`);
-      }
+    case "warm_max_factor": {
+      const f = atof(need(`Missing ${name} argument`));
+      if (f <= 0) throw new MemcachedUsageError(`${name} must be > 0`);
+      if (name === "hot_max_factor") set.hotMaxFactor = f;
+      else set.warmMaxFactor = f;
       return;
+    }
     case "temporary_ttl":
-      need("Missing temporary_ttl argument");
+      set.temporaryTtl = atoi(need("Missing temporary_ttl argument"));
+      set.tempLru = true;
       return;
     case "idle_timeout":
       st.idleTimeout = atoi(need("Missing numeric argument for idle_timeout"));
       return;
     case "watcher_logbuf_size":
-    case "worker_logbuf_size":
-      if (strtoul(need(`Missing ${name} argument`)) === null) {
-        throw new MemcachedUsageError(`could not parse argument to ${name}`);
-      }
+    case "worker_logbuf_size": {
+      const kb = strtoul(need(`Missing ${name} argument`));
+      if (kb === null) throw new MemcachedUsageError(`could not parse argument to ${name}`);
+      const bytes = (kb * 1024) >>> 0; // unsigned int
+      if (name === "watcher_logbuf_size") set.watcherLogbufSize = bytes;
+      else set.workerLogbufSize = bytes;
       return;
+    }
     case "slab_chunk_max": {
       const v = strtol(need("Missing slab_chunk_max argument"));
       if (v === null) throw new MemcachedUsageError("could not parse argument to slab_chunk_max");
@@ -227,6 +290,19 @@ function suboption(token: string, st: SubState): void {
       st.readBufMemLimit = Number(BigInt.asUintN(32, BigInt(v) * 1048576n)); // unsigned int
       return;
     }
+    case "no_chunked_items":
+      st.slabChunkMax = PAGE_SIZE;
+      return;
+    case "no_modern":
+      if (!st.chunkMaxSet) st.slabChunkMax = PAGE_SIZE;
+      set.slabReassign = false;
+      set.slabAutomove = 0;
+      set.maxconnsFast = false;
+      set.lruSegmented = false;
+      set.hashAlgorithm = "jenkins";
+      set.lruCrawler = false;
+      st.maintainer = false;
+      return;
     case "modern":
       return;
   }
@@ -271,9 +347,12 @@ export function memcachedNumbers(t: MemcachedFlagTexts): MemcachedNumbers {
     readBufMemLimit: 0,
     slabChunkMax: 524288,
     chunkMaxSet: false,
-    hotLruPct: 20,
-    warmLruPct: 40,
+    set: defaultStartupSettings(),
+    maintainer: true,
   };
+  st.set.casEnabled = !t.C;
+  // -b: atoi, as memcached reads it.
+  if (t.b !== undefined) st.set.tcpBacklog = atoi(t.b);
   for (const o of t.o) {
     for (const token of o.split(",")) if (token !== "") suboption(token, st);
   }
@@ -302,9 +381,13 @@ export function memcachedNumbers(t: MemcachedFlagTexts): MemcachedNumbers {
       `slab_chunk_max (bytes: ${chunkMax}) must divide evenly into 1048576 (slab_page_size)`,
     );
   }
-  if (st.hotLruPct + st.warmLruPct > 80) {
+  if (st.set.hotLruPct + st.set.warmLruPct > 80) {
     throw new MemcachedUsageError("hot_lru_pct + warm_lru_pct cannot be more than 80% combined");
   }
+  if (st.set.tempLru && !st.maintainer) {
+    throw new MemcachedUsageError("temporary_ttl requires lru_maintainer to be enabled");
+  }
+  st.set.lruMaintainer = st.maintainer;
   return {
     maxBytes,
     maxConnections,
@@ -316,6 +399,7 @@ export function memcachedNumbers(t: MemcachedFlagTexts): MemcachedNumbers {
     idleTimeout: st.idleTimeout,
     readBufMemLimit: st.readBufMemLimit,
     slabChunkMax: chunkMax,
+    startup: st.set,
     warnings,
   };
 }

@@ -11,6 +11,7 @@ import {
   ServerClock,
   startThreads,
   type Threads,
+  VERSION,
 } from "../server/mod.ts";
 import { daemonize, withoutDaemonFlag } from "./daemon.ts";
 import {
@@ -25,7 +26,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
-import { memcachedNumbers } from "./memcached_flags.ts";
+import { atoi, memcachedNumbers } from "./memcached_flags.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { serveTls } from "./tls_flags.ts";
 import { replicationOptions } from "./repl_flags.ts";
@@ -60,6 +61,10 @@ const SPEC: FlagSpec = {
   "auth-file": { type: "string", short: "Y" },
   "memory-file": { type: "string", short: "e" },
   "disable-flush-all": { type: "boolean", short: "F" },
+  "disable-cas": { type: "boolean", short: "C" },
+  "disable-watch": { type: "boolean", short: "W" },
+  version: { type: "boolean", short: "V" },
+  "listen-backlog": { type: "string", short: "b" },
   "unix-socket": { type: "string", short: "s" },
   "unix-mask": { type: "string", short: "a" },
   "enable-ssl": { type: "boolean", short: "Z" },
@@ -113,6 +118,10 @@ memcached options:
   -s, --unix-socket <file>    serve on this unix-domain socket instead of TCP (one thread)
   -a, --unix-mask <mask>      permission bits of the -s socket, octal (default 700)
   -F, --disable-flush-all     refuse flush_all
+  -V, --version               print memcached's version line (memcached 1.6.18) and exit
+  -W, --disable-watch         refuse watch (CLIENT_ERROR watch commands not allowed)
+  -C, --disable-cas           no CAS: every CAS reads 0 (gets, mg c, binary), cas answers EXISTS
+  -b, --listen-backlog <num>  accepted and shown in stats settings (the OS default backlog is used)
   -R, --max-reqs-per-event <n> requests one read runs before the connection yields (default 20)
   -o read_buf_mem_limit=<mb>  read buffer memory, split between the threads (default 0: none)
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
@@ -175,8 +184,20 @@ export async function serveMain(argv: string[]): Promise<number> {
     console.log(SERVE_HELP);
     return 0;
   }
+  if (v.version) {
+    // memcached -V: the version it speaks (memrep's own: `memrep --version`).
+    console.log(`memcached ${VERSION}`);
+    return 0;
+  }
   log.level = countFlag(v, "verbose");
-  const port = intFlag(v, "port", 11211, 0, 65535);
+  // memcached: -U <n> (not 0) without -p makes n the TCP port too; -p -1 is a port the
+  // system picks (memrep's -p 0 picks one too).
+  const udpText = stringFlag(v, "udp-port");
+  const portText = stringFlag(v, "port") ??
+    (udpText !== undefined && atoi(udpText) !== 0 ? String(atoi(udpText)) : undefined);
+  const port = portText === "-1"
+    ? 0
+    : intFlag(portText === undefined ? {} : { port: portText }, "port", 11211, 0, 65535);
   const hostnames = listFlag(v, "listen").flatMap((l) => l.split(",")).map((h) => h.trim()).filter(
     Boolean,
   );
@@ -190,6 +211,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     f: stringFlag(v, "factor"),
     n: stringFlag(v, "slab-min-size"),
     R: stringFlag(v, "max-reqs-per-event"),
+    b: stringFlag(v, "listen-backlog"),
+    C: Boolean(v["disable-cas"]),
     o: listFlag(v, "extended"),
   });
   for (const w of mc.warnings) log.warn(w);
@@ -283,6 +306,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     reqsPerEvent: mc.reqsPerEvent,
     readBufMemLimit: mc.readBufMemLimit,
     slabChunkMax: mc.slabChunkMax,
+    startup: mc.startup,
     memoryLimit,
     maxItemSize,
     evict: !v["disable-evictions"],
@@ -299,6 +323,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     reusePort: threads > 1,
     auth: auth ?? undefined,
     flushDisabled: Boolean(v["disable-flush-all"]),
+    watchDisabled: Boolean(v["disable-watch"]),
     gracefulBySignal: Deno.build.os !== "windows",
     memoryFile,
     unixSocket,
@@ -413,6 +438,7 @@ export async function serveMain(argv: string[]): Promise<number> {
       await metrics?.close();
       throw cannotListen(err);
     }
+    if (unixSocket === undefined) writePortFile(hostnames, server.port);
     log.debug(
       `memrep serve: listening on ${
         unixSocket ?? `${hostnames.join(",")}:${server.port}`
@@ -442,6 +468,23 @@ export async function serveMain(argv: string[]): Promise<number> {
     }
   }
   return exitCode;
+}
+
+/**
+ * memcached's MEMCACHED_PORT_FILENAME: once listening, write one
+ * `TCP INET: <port>` (INET6 for an IPv6 address) line per listen address to
+ * `<file>.lck`, then rename it to the file, so a reader never sees half of it.
+ */
+function writePortFile(hostnames: string[], port: number): void {
+  const file = Deno.env.get("MEMCACHED_PORT_FILENAME");
+  if (!file) return;
+  const lines = hostnames.map((h) => `TCP INET${h.includes(":") ? "6" : ""}: ${port}\n`);
+  try {
+    Deno.writeTextFileSync(`${file}.lck`, lines.join(""), { append: true });
+    Deno.renameSync(`${file}.lck`, file);
+  } catch (err) {
+    console.error(`Failed to open "${file}.lck": ${errorText(err)}`);
+  }
 }
 
 /**

@@ -14,6 +14,12 @@ import { Watcher, watchFlags } from "./watch.ts";
 
 /** `watch [names...]` (process_watch_command): this connection becomes a log stream. */
 export function watchCommand(e: EngineBase, req: Request, out: Writer, session: Session): void {
+  if (e.options.watchDisabled) {
+    // memcached -W; its set_noreply_maybe comes first.
+    const quiet = req.ntokens > 1 && req.tokenIs(req.ntokens - 1, "noreply");
+    if (!quiet) out.text("CLIENT_ERROR watch commands not allowed\r\n");
+    return;
+  }
   if (req.stacked) {
     out.text("ERROR cannot pipeline other commands before watch\r\n");
     return;
@@ -27,7 +33,7 @@ export function watchCommand(e: EngineBase, req: Request, out: Writer, session: 
     out.bytes(REPLY.ERROR);
     return;
   }
-  const w = new Watcher(flags);
+  const w = new Watcher(flags, e.options.startup?.watcherLogbufSize);
   if (!e.watchers.add(w)) {
     out.text("WATCHER_TOO_MANY log watcher limit reached\r\n");
     return;
@@ -78,7 +84,7 @@ function metadump(e: EngineBase, classes: Uint8Array): (out: Writer) => boolean 
       const exp = store.exptime(h);
       out.text(
         ` exp=${exp === 0 ? -1 : exp + start} la=${store.lastAccess(h) + start} cas=${
-          store.cas(h)
+          e.clientCas(h)
         } fetch=${store.fetched(h) ? "yes" : "no"} cls=${store.slabClass(h)} size=${
           store.itemSize(h)
         }\n`,

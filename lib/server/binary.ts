@@ -156,7 +156,16 @@ export class BinaryExecutor {
     const value = req.op !== Op.TOUCH;
     const vlen = value ? store.valueLength(h) : 0;
     const klen = req.returnKey ? req.keyEnd - req.keyStart : 0;
-    writeBinaryHeader(out, req.opcode, 0, req.opaque, store.cas(h), klen, 4, 4 + klen + vlen);
+    writeBinaryHeader(
+      out,
+      req.opcode,
+      0,
+      req.opaque,
+      engine.clientCas(h),
+      klen,
+      4,
+      4 + klen + vlen,
+    );
     writeBinaryU32(out, store.flags(h));
     if (klen > 0) out.bytes(req.keyBuf, req.keyStart, req.keyEnd);
     if (value) {
@@ -169,7 +178,8 @@ export class BinaryExecutor {
   #update(req: BinaryRequest, out: Writer): void {
     const engine = this.#engine;
     const op = req.op;
-    const cas = req.cas;
+    // -C: memcached's item holds no CAS, so a set with one is a plain set.
+    const cas = engine.casEnabled ? req.cas : 0;
     const mode = cas !== 0 && op !== Op.APPEND && op !== Op.PREPEND ? "cas" : op;
     const r = engine.storeValue(req, mode, cas, req.command === BinaryOpcode.SET);
     if (r === REPLY.STORED) ok(out, req, engine.lastCas);

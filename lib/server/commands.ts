@@ -43,7 +43,10 @@ export class Engine extends EngineBase {
   #run(req: Request, out: Writer, session: Session): number {
     switch (req.op) {
       case Op.ERROR:
-        if (req.close) return Action.CLOSE;
+        if (req.close) {
+          session.error = true; // watch: conn_close reason=error
+          return Action.CLOSE;
+        }
         // memcached -F refuses before it parses the delay.
         if (!this.flushEnabled && req.tokenIs(0, "flush_all")) {
           if (req.error === REPLY.BAD_EXPTIME) return flushCommand(this, req, out);

@@ -210,6 +210,7 @@ export async function serveConnection(
       const req = codec.req;
       req.explicitCasMax = engine.explicitCasMax; // replication may have set it since
       if (stopped?.()) break; // bytes read as the server stopped: not executed
+      engine.watchers.cfd = session.id ?? 0;
       engine.beginBatch();
       try {
         while (action === Action.CONTINUE && rb.settle()) {
@@ -220,6 +221,7 @@ export async function serveConnection(
             const used = auth.readText(rb.buf, rb.start, rb.end, out);
             if (used === 0) break;
             if (used === AUTH_CLOSE) {
+              session.error = true;
               action = Action.CLOSE;
               break;
             }
@@ -234,6 +236,7 @@ export async function serveConnection(
           }
           if (used === PARSE_CLOSE) {
             codec.closing(out);
+            session.error = true;
             action = Action.CLOSE;
             break;
           }

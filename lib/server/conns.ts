@@ -22,6 +22,10 @@ export interface ConnSession {
   nread?: boolean;
   /** Set once the connection ran `watch`: it then only receives log lines. */
   watcher?: Watcher | null;
+  /** Its id, given by {@linkcode ConnTable.add} (`stats conns`, watch's `cfd`). */
+  id?: number;
+  /** Set when the server closes it for a protocol error (watch: `reason=error`). */
+  error?: boolean;
 }
 
 interface Entry {
@@ -36,6 +40,11 @@ function tcp(addr: Deno.Addr): string {
     return `tcp:${host}:${addr.port}`;
   }
   return `${addr.transport}:${"path" in addr ? addr.path : ""}`;
+}
+
+/** A client's address: a unix-domain peer has no name (memcached prints its empty sockaddr so). */
+function peer(addr: Deno.Addr): string {
+  return addr.transport === "unix" ? "?:<AF 0>" : tcp(addr);
 }
 
 /** One thread's connections, by session. */
@@ -71,17 +80,26 @@ export class ConnTable {
     return this.#shared === null ? this.#nextId++ : Atomics.add(this.#shared, 0, 1) + 1;
   }
 
-  /** A listening socket, shown as `conn_listening`. */
+  /**
+   * A listening socket, shown as `conn_listening`. memcached keeps a
+   * listener's address in a sockaddr_in6-sized copy: a unix path shows its
+   * first 26 bytes there (its clients' listen_addr has all of it).
+   */
   addListener(addr: Deno.Addr): void {
-    this.#listeners.push({ id: this.#id(), addr: tcp(addr) });
+    const shown = addr.transport === "unix" && addr.path
+      ? `unix:${new TextDecoder().decode(new TextEncoder().encode(addr.path).subarray(0, 26))}`
+      : tcp(addr);
+    this.#listeners.push({ id: this.#id(), addr: shown });
   }
 
   /** A new client connection on the listener at `listen`. */
   add(session: ConnSession, conn: Deno.Conn, listen: Deno.Addr): void {
     session.lastCmd = this.#now();
-    this.#entries.set(session, { id: this.#id(), conn, listen: tcp(listen) });
+    const id = this.#id();
+    session.id = id;
+    this.#entries.set(session, { id, conn, listen: tcp(listen) });
     this.#watchers.refresh(); // outside a batch: another thread may have a watcher since
-    if (this.#watchers.active) this.#connEvent(true, conn);
+    if (this.#watchers.active) this.#connEvent(true, conn, id);
     if (this.idleTimeout > 0 && this.#sweep === undefined) {
       const sweep = setInterval(() => this.#kickIdle(), 1000);
       Deno.unrefTimer(sweep as unknown as number);
@@ -95,7 +113,7 @@ export class ConnTable {
     this.#entries.delete(session);
     if (session.watcher) this.#watchers.remove(session.watcher);
     this.#watchers.refresh();
-    if (e && this.#watchers.active) this.#connEvent(false, e.conn);
+    if (e && this.#watchers.active) this.#connEvent(false, e.conn, e.id, session.error === true);
     if (this.#entries.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
@@ -108,9 +126,14 @@ export class ConnTable {
     this.#sweep = undefined;
   }
 
-  #connEvent(open: boolean, conn: Deno.Conn): void {
+  #connEvent(open: boolean, conn: Deno.Conn, id: number, error = false): void {
     const a = conn.remoteAddr;
-    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port);
+    const reason = error ? "error" : "normal";
+    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port, reason, id);
+    // memcached names a unix-domain peer rip=unix rport=0 transport=local.
+    else if (a.transport === "unix") {
+      this.#watchers.connection(open, "unix", 0, reason, id, "local");
+    }
     this.#watchers.sendForwarded(); // (outside a batch)
   }
 
@@ -158,7 +181,7 @@ export class ConnTable {
     for (const [session, e] of this.#entries) {
       let addr = "";
       try {
-        addr = tcp(e.conn.remoteAddr);
+        addr = peer(e.conn.remoteAddr);
       } catch { /* closed meanwhile */ }
       const state = session === asking
         ? "conn_parse_cmd"

@@ -60,6 +60,11 @@ export class EngineBase {
    * choose them): `E` is then an unknown flag, as in memcached 1.6.18.
    */
   explicitCasMax: number = MAX_CAS;
+  /**
+   * memcached -C clears this: clients then see and compare every CAS as 0
+   * (the items keep theirs: replication orders versions by them).
+   */
+  readonly casEnabled: boolean;
   /** Current `verbosity` level. */
   verbosity = 0;
   /** Settings of `slabs automove`, `lru`, `lru_crawler` (this thread's). */
@@ -90,7 +95,8 @@ export class EngineBase {
    */
   constructor(options: EngineOptions, clock = new ServerClock(), shared?: EngineShared) {
     this.options = options;
-    this.tunables = new Tunables(options.minChunk, options.growthFactor);
+    this.tunables = new Tunables(options.minChunk, options.growthFactor, options.startup);
+    this.casEnabled = options.startup?.casEnabled ?? true;
     this.extraStats = options.extraStats;
     // No prototype: `stats toString` must not find Object's methods.
     this.statsGroups = Object.assign(Object.create(null), options.statsGroups);
@@ -127,6 +133,11 @@ export class EngineBase {
       this.#threads = shared.threads;
       this.#joinThreads(new Int32Array(shared.registry));
     }
+  }
+
+  /** The CAS clients see for item h: 0 under -C, as memcached's items then have none. */
+  clientCas(h: number): number {
+    return this.casEnabled ? this.store.cas(h) : 0;
   }
 
   /** Other serve threads' messages reach this engine through here (see peers.ts). */
@@ -373,6 +384,8 @@ export class EngineBase {
     const ko = store.keyOffset(h);
     const old = store.find(buf, ko, ko + store.keyLength(h));
     this.lastCas = 0;
+    // -C: the new item carries no CAS to compare (memcached's ITEM_set_cas does nothing).
+    if (!this.casEnabled) reqCas = 0;
     if (old >= 0) {
       const oldCas = store.cas(old);
       const casRes = reqCas === 0
@@ -388,8 +401,10 @@ export class EngineBase {
           store.free(h);
           return REPLY.NOT_STORED;
         case "cas":
-          if (casRes !== "bad") this.stats.slab(SlabStat.CAS_HITS, store.slabClass(old));
-          else this.stats.slab(SlabStat.CAS_BADVAL, store.slabClass(old));
+          // memcached: a cas without a CAS to compare (0) counts as a bad value too.
+          if (casRes === "match" || casRes === "stale") {
+            this.stats.slab(SlabStat.CAS_HITS, store.slabClass(old));
+          } else this.stats.slab(SlabStat.CAS_BADVAL, store.slabClass(old));
           if (casRes === "match") {
             this.stats.casHits++;
             return this.#commit(h, newCas);
@@ -437,7 +452,8 @@ export class EngineBase {
 
   /** Link a stored item (explicit CAS when newCas >= 0) and tell the observer. */
   #commit(item: number, newCas: number): Uint8Array {
-    this.lastCas = this.store.link(item, newCas >= 0 ? newCas : undefined);
+    const cas = this.store.link(item, newCas >= 0 ? newCas : undefined);
+    this.lastCas = this.casEnabled ? cas : 0;
     this.observer?.stored(item);
     return REPLY.STORED;
   }
@@ -488,7 +504,7 @@ export class EngineBase {
       this.stats.deleteMisses++;
       return REPLY.NOT_FOUND;
     }
-    if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
+    if (cas !== 0 && this.clientCas(h) !== cas) return REPLY.EXISTS;
     this.stats.deleteHits++;
     this.stats.slab(SlabStat.DELETE_HITS, store.slabClass(h));
     store.unlink(h);
@@ -515,7 +531,7 @@ export class EngineBase {
       return REPLY.NOT_FOUND;
     }
     if (store.valueLength(h) === 0) return REPLY.NON_NUMERIC;
-    if (cas !== 0 && store.cas(h) !== cas) return REPLY.EXISTS;
+    if (cas !== 0 && this.clientCas(h) !== cas) return REPLY.EXISTS;
     const cls = store.slabClass(h);
     const r = this.addDelta(h, incr, req.delta, req.deltaBig);
     if (r === null) return REPLY.NON_NUMERIC;
@@ -523,7 +539,7 @@ export class EngineBase {
     if (incr) this.stats.incrHits++;
     else this.stats.decrHits++;
     this.stats.slab(incr ? SlabStat.INCR_HITS : SlabStat.DECR_HITS, cls);
-    this.lastCas = store.cas(r);
+    this.lastCas = this.clientCas(r);
     return REPLY.STORED;
   }
 
@@ -545,7 +561,8 @@ export class EngineBase {
     const b = store.buffer(h), vo = store.valueOffset(h);
     for (let i = 0; i < text.length; i++) b[vo + i] = text.charCodeAt(i);
     if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
-    this.lastCas = store.link(h, explicitCas >= 0 ? explicitCas : undefined);
+    const cas = store.link(h, explicitCas >= 0 ? explicitCas : undefined);
+    this.lastCas = this.casEnabled ? cas : 0;
     this.#deltaText = text;
     return h;
   }
@@ -609,11 +626,13 @@ export class EngineBase {
   /** flush_all (any protocol) with the client's delay (0 = now). */
   flushAll(exptime: number): void {
     this.stats.cmdFlush++;
-    // memcached: items stored at or before now + delay - 1 die once that second comes.
+    // memcached: items stored at or before now + delay - 1 die once that second comes; under
+    // -C (no CAS to tell apart the items of one second) up to now + delay, this second included.
+    const cutoff = this.casEnabled ? 1 : 0;
     const delay = exptime > 0
-      ? Math.max(0, this.absoluteExptime(exptime) - this.clock.now() - 1)
+      ? Math.max(0, this.absoluteExptime(exptime) - this.clock.now() - cutoff)
       : 0;
-    this.store.flush(delay);
+    this.store.flush(delay, !this.casEnabled);
     this.observer?.flushed(delay);
   }
 

@@ -41,6 +41,8 @@ export interface EngineOptions extends StoreOptions {
   auth?: AuthConfig;
   /** memcached -F: flush_all is refused. */
   flushDisabled?: boolean;
+  /** memcached -W: `watch` is refused. */
+  watchDisabled?: boolean;
   /** memcached -s: the unix-domain socket served instead of TCP (shown in `stats settings`). */
   unixSocket?: string;
   /** memcached -a: the socket file's permission bits (default 0o700). */
@@ -61,6 +63,92 @@ export interface EngineOptions extends StoreOptions {
   reqsPerEvent?: number;
   /** -o read_buf_mem_limit in bytes, split between the threads (0: none). */
   readBufMemLimit?: number;
+  /** memcached's settings fixed by -C, -b and the -o suboptions (default: memcached's defaults). */
+  startup?: StartupSettings;
+}
+
+/**
+ * memcached settings chosen at startup that `stats settings` shows: -C, -b
+ * and the -o suboptions memrep accepts without running their machinery
+ * (no LRU maintainer or crawler thread, one hash), as memcached 1.6.18 sets
+ * them. `casEnabled` alone changes behaviour (memcached -C: every CAS is 0).
+ */
+export interface StartupSettings {
+  /** -C turns CAS off. */
+  casEnabled: boolean;
+  /** -b listen backlog. */
+  tcpBacklog: number;
+  /** maxconns_fast / no_maxconns_fast. */
+  maxconnsFast: boolean;
+  /** hashpower. */
+  hashpowerInit: number;
+  /** slab_reassign / no_slab_reassign. */
+  slabReassign: boolean;
+  /** slab_automove (0, 1, 2). */
+  slabAutomove: number;
+  /** slab_automove_ratio. */
+  slabAutomoveRatio: number;
+  /** slab_automove_window. */
+  slabAutomoveWindow: number;
+  /** The crawler runs (lru_crawler / no_lru_crawler / no_modern). */
+  lruCrawler: boolean;
+  /** lru_crawler_sleep (microseconds). */
+  lruCrawlerSleep: number;
+  /** lru_crawler_tocrawl. */
+  lruCrawlerTocrawl: number;
+  /** tail_repair_time. */
+  tailRepairTime: number;
+  /** hash_algorithm (no_modern: jenkins). */
+  hashAlgorithm: string;
+  /** The LRU maintainer runs (lru_maintainer / no_lru_maintainer / no_modern). */
+  lruMaintainer: boolean;
+  /** lru_segmented. */
+  lruSegmented: boolean;
+  /** hot_lru_pct. */
+  hotLruPct: number;
+  /** warm_lru_pct. */
+  warmLruPct: number;
+  /** hot_max_factor. */
+  hotMaxFactor: number;
+  /** warm_max_factor. */
+  warmMaxFactor: number;
+  /** temp_lru (set by temporary_ttl). */
+  tempLru: boolean;
+  /** temporary_ttl. */
+  temporaryTtl: number;
+  /** watcher_logbuf_size in bytes. */
+  watcherLogbufSize: number;
+  /** worker_logbuf_size in bytes. */
+  workerLogbufSize: number;
+}
+
+/** memcached 1.6.18's defaults for {@linkcode StartupSettings}. */
+export function defaultStartupSettings(): StartupSettings {
+  return {
+    casEnabled: true,
+    tcpBacklog: 1024,
+    maxconnsFast: true,
+    hashpowerInit: 0,
+    slabReassign: true,
+    slabAutomove: 1,
+    slabAutomoveRatio: 0.8,
+    slabAutomoveWindow: 30,
+    lruCrawler: true,
+    lruCrawlerSleep: 100,
+    lruCrawlerTocrawl: 0,
+    tailRepairTime: 0,
+    hashAlgorithm: "murmur3",
+    lruMaintainer: true,
+    lruSegmented: true,
+    hotLruPct: 20,
+    warmLruPct: 40,
+    hotMaxFactor: 0.2,
+    warmMaxFactor: 2.0,
+    tempLru: false,
+    temporaryTtl: 61,
+    watcherLogbufSize: 262144,
+    workerLogbufSize: 65536,
+  };
 }
 
 /** memcached -B values. */

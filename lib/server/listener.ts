@@ -88,7 +88,10 @@ export class Server {
     const path = this.#options.unixSocket;
     if (path !== undefined) {
       this.#unix = listenUnix(path, this.#options.unixMask ?? DEFAULT_UNIX_MASK);
-      this.#acceptLoop(this.#unix);
+      // Bound under a private name and renamed: `stats conns` names the path clients use.
+      const addr: Deno.UnixAddr = { transport: "unix", path };
+      this.engine.conns.addListener(addr);
+      this.#acceptLoop(this.#unix, addr);
       return;
     }
     const reusePort = this.#options.reusePort ?? false;
@@ -113,7 +116,7 @@ export class Server {
     }
   }
 
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+  async #acceptLoop(listener: Deno.Listener, addr: Deno.Addr = listener.addr): Promise<void> {
     const engine = this.engine;
     const maxValue = this.#options.maxItemSize;
     try {
@@ -138,8 +141,10 @@ export class Server {
           lastCmd: 0,
           nread: false,
           watcher: null,
+          id: 0,
+          error: false,
         };
-        engine.conns.add(session, conn, listener.addr);
+        engine.conns.add(session, conn, addr);
         const hooks = { barrier: this.barrier, stopped: () => this.#stopped };
         handshake(conn).then((ok) =>
           ok ? serveConnection(conn, this.engine, session, maxValue, hooks) : Action.CLOSE

@@ -131,7 +131,7 @@ export function metaGet(e: EngineBase, req: Request, out: Writer): void {
       }
       case M.c:
         out.text(" c");
-        out.uint(store.cas(h));
+        out.uint(e.clientCas(h));
         break;
       case M.f:
         out.text(" f");
@@ -250,7 +250,7 @@ export function metaDelete(e: EngineBase, req: Request, out: Writer): void {
   if (h < 0) {
     e.stats.deleteMisses++;
     code = "NF";
-  } else if (req.cas >= 0 && store.cas(h) !== req.cas) {
+  } else if (req.cas >= 0 && e.clientCas(h) !== req.cas) {
     e.stats.deleteMisses++;
     code = "EX";
   } else if (req.has(M.I)) {
@@ -281,7 +281,7 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
   let created = false;
   let code = "";
   if (h >= 0) {
-    if (req.cas > 0 && store.cas(h) !== req.cas) {
+    if (req.cas > 0 && e.clientCas(h) !== req.cas) {
       code = "EX";
       h = -1;
     } else {
@@ -330,7 +330,7 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
     switch (req.buf[req.tokStart[i]]) {
       case M.c:
         out.text(" c");
-        out.uint(store.cas(h));
+        out.uint(e.clientCas(h));
         break;
       case M.t: {
         out.text(" t");
@@ -383,9 +383,11 @@ export function metaDebug(e: EngineBase, req: Request, out: Writer): void {
   } else out.bytes(store.buffer(h), ko, ko + kl);
   const exp = store.exptime(h);
   out.text(
-    ` exp=${exp === 0 ? -1 : now - exp} la=${now - store.lastAccess(h)} cas=${store.cas(h)} fetch=${
-      store.fetched(h) ? "yes" : "no"
-    } cls=${store.slabClass(h)} size=${store.itemSize(h)}\r\n`,
+    ` exp=${exp === 0 ? -1 : now - exp} la=${now - store.lastAccess(h)} cas=${
+      e.clientCas(h)
+    } fetch=${store.fetched(h) ? "yes" : "no"} cls=${store.slabClass(h)} size=${
+      store.itemSize(h)
+    }\r\n`,
   );
 }
 

@@ -11,7 +11,9 @@ export type {
   EngineOptions,
   EngineShared,
   MutationObserver,
+  StartupSettings,
 } from "./engine_options.ts";
+export { defaultStartupSettings } from "./engine_options.ts";
 export { Action, type Session } from "./session.ts";
 export { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 export { BinaryExecutor } from "./binary.ts";

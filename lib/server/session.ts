@@ -38,4 +38,8 @@ export interface Session {
   watcher?: Watcher | null;
   /** True while a request waits for the rest of its data (`stats conns`: conn_nread). */
   nread?: boolean;
+  /** Its `stats conns` id, also `cfd` in `watch` lines (memcached's fd); 0 until registered. */
+  id?: number;
+  /** The server closes it for a protocol error (watch's conn_close `reason=error`). */
+  error?: boolean;
 }

@@ -11,7 +11,7 @@ import { SLAB_STAT_NAMES, statLine } from "./stats.ts";
 import { cachedump } from "./admin.ts";
 import type { ConnRow } from "./conns.ts";
 import { type EngineBase, VERSION } from "./engine.ts";
-import type { BindingProtocol } from "./engine_options.ts";
+import { type BindingProtocol, defaultStartupSettings } from "./engine_options.ts";
 import type { Session } from "./session.ts";
 
 /** `stats settings` binding_protocol, as memcached's prot_text() names them. */
@@ -225,6 +225,7 @@ function generalStats(e: EngineBase, out: Writer): void {
 
 function settingsStats(e: EngineBase, out: Writer): void {
   const o = e.options;
+  const st = o.startup ?? defaultStartupSettings();
   // memcached's process_stat_settings order (its extstore ext_* lines left out: no extstore).
   const tunables = e.tunables.settingsLines();
   const lines: Array<[string, string | number]> = [
@@ -246,27 +247,27 @@ function settingsStats(e: EngineBase, out: Writer): void {
     ["stat_key_prefix", ":"],
     ["detail_enabled", e.prefixStats.enabled ? "yes" : "no"],
     ["reqs_per_event", e.reqsPerEvent],
-    ["cas_enabled", "yes"],
-    ["tcp_backlog", 1024],
+    ["cas_enabled", st.casEnabled ? "yes" : "no"],
+    ["tcp_backlog", st.tcpBacklog],
     ["binding_protocol", BINDING_NAME[o.protocol ?? "auto"]],
     ["auth_enabled_sasl", o.auth?.sasl ? "yes" : "no"],
     ["auth_enabled_ascii", o.auth?.authFile ?? "no"],
     ["item_size_max", o.maxItemSize],
-    ["maxconns_fast", "yes"],
-    ["hashpower_init", 0],
+    ["maxconns_fast", st.maxconnsFast ? "yes" : "no"],
+    ["hashpower_init", st.hashpowerInit],
     ...tunables.slice(0, 3), // slab_reassign, slab_automove, slab_automove_ratio
-    ["slab_automove_window", 30],
+    ["slab_automove_window", st.slabAutomoveWindow],
     ["slab_chunk_max", o.slabChunkMax ?? 524288],
     ...tunables.slice(3, 6), // lru_crawler, lru_crawler_sleep, lru_crawler_tocrawl
-    ["tail_repair_time", 0],
+    ["tail_repair_time", st.tailRepairTime],
     ["flush_enabled", o.flushDisabled ? "no" : "yes"],
     ["dump_enabled", "yes"],
-    ["hash_algorithm", "murmur3"],
-    ["lru_maintainer_thread", "yes"],
+    ["hash_algorithm", st.hashAlgorithm],
+    ["lru_maintainer_thread", st.lruMaintainer ? "yes" : "no"],
     ...tunables.slice(6), // lru_segmented ... temporary_ttl
     ["idle_timeout", e.conns.idleTimeout],
-    ["watcher_logbuf_size", 262144],
-    ["worker_logbuf_size", 65536],
+    ["watcher_logbuf_size", st.watcherLogbufSize],
+    ["worker_logbuf_size", st.workerLogbufSize],
     ["read_buf_mem_limit", o.readBufMemLimit ?? 0],
     ["track_sizes", "no"],
     ["inline_ascii_response", "no"],

@@ -71,7 +71,7 @@ function valueLine(e: EngineBase, out: Writer, h: number, withCas: boolean): voi
   out.uint(vlen);
   if (withCas) {
     out.byte(32);
-    out.uint(store.cas(h));
+    out.uint(e.clientCas(h));
   }
   out.crlf();
   out.bytes(page, vo, vo + vlen + 2);

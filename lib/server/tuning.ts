@@ -18,51 +18,67 @@ import {
   type Writer,
 } from "../protocol/mod.ts";
 import type { Store } from "../store/mod.ts";
+import { defaultStartupSettings, type StartupSettings } from "./engine_options.ts";
 
 /** memcached's MAX_NUMBER_OF_SLAB_CLASSES (class ids are below it). */
 const MAX_CLASSES = 64;
 
-/** The settings these commands change (memcached's defaults). */
+/** The settings these commands change (at first as the startup flags set them). */
 export class Tunables {
+  /** `slab_reassign` (startup only). */
+  readonly slabReassign: boolean;
   /** `slab_automove` (0, 1 or 2). */
-  slabAutomove = 1;
+  slabAutomove: number;
   /** `slab_automove_ratio`. */
-  slabAutomoveRatio = 0.8;
+  slabAutomoveRatio: number;
   /** `lru_crawler` (enable/disable). */
-  lruCrawler = true;
+  lruCrawler: boolean;
   /** `lru_crawler_sleep` (microseconds). */
-  lruCrawlerSleep = 100;
+  lruCrawlerSleep: number;
   /** `lru_crawler_tocrawl`. */
-  lruCrawlerTocrawl = 0;
+  lruCrawlerTocrawl: number;
   /** `lru_segmented` (`lru mode segmented|flat`). */
-  lruSegmented = true;
+  lruSegmented: boolean;
   /** `hot_lru_pct`. */
-  hotLruPct = 20;
+  hotLruPct: number;
   /** `warm_lru_pct`. */
-  warmLruPct = 40;
+  warmLruPct: number;
   /** `hot_max_factor`. */
-  hotMaxFactor = 0.2;
+  hotMaxFactor: number;
   /** `warm_max_factor`. */
-  warmMaxFactor = 2.0;
+  warmMaxFactor: number;
   /** `temp_lru`. */
-  tempLru = false;
+  tempLru: boolean;
   /** `temporary_ttl`. */
-  temporaryTtl = 61;
+  temporaryTtl: number;
   /**
    * memcached's largest slab class id for the same -n/-f (its power_largest;
    * memrep's own classes differ, its item header being smaller).
    */
   readonly largestClass: number;
 
-  /** Settings for a server started with -n `minChunk` and -f `factor`. */
-  constructor(minChunk = 48, factor = 1.25) {
+  /** Settings for a server started with -n `minChunk`, -f `factor` and the -o suboptions in `startup`. */
+  constructor(minChunk = 48, factor = 1.25, startup: StartupSettings = defaultStartupSettings()) {
     this.largestClass = memcachedLargestClass(minChunk, factor);
+    this.slabReassign = startup.slabReassign;
+    this.slabAutomove = startup.slabAutomove;
+    this.slabAutomoveRatio = startup.slabAutomoveRatio;
+    this.lruCrawler = startup.lruCrawler;
+    this.lruCrawlerSleep = startup.lruCrawlerSleep;
+    this.lruCrawlerTocrawl = startup.lruCrawlerTocrawl;
+    this.lruSegmented = startup.lruSegmented;
+    this.hotLruPct = startup.hotLruPct;
+    this.warmLruPct = startup.warmLruPct;
+    this.hotMaxFactor = startup.hotMaxFactor;
+    this.warmMaxFactor = startup.warmMaxFactor;
+    this.tempLru = startup.tempLru;
+    this.temporaryTtl = startup.temporaryTtl;
   }
 
   /** Lines for `stats settings`, in memcached's order and formats. */
   settingsLines(): Array<[string, string | number]> {
     return [
-      ["slab_reassign", "yes"],
+      ["slab_reassign", this.slabReassign ? "yes" : "no"],
       ["slab_automove", this.slabAutomove],
       ["slab_automove_ratio", this.slabAutomoveRatio.toFixed(2)],
       ["lru_crawler", this.lruCrawler ? "yes" : "no"],

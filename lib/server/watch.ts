@@ -6,7 +6,7 @@
  * watchers lives in shared memory (each thread refreshes `active` from it
  * once per batch) and a thread's lines go to the others' watchers through
  * {@linkcode Watchers.forward}, one message per batch. Each watcher buffers at most
- * 256 KB (memcached's watcher_logbuf_size); lines that do not fit are
+ * memcached's watcher_logbuf_size (256 KB unless -o sets it); lines that do not fit are
  * counted and reported as `skipped=N`, as memcached does.
  * @module
  */
@@ -49,6 +49,7 @@ export function watchFlags(args: string[]): number {
 
 /** memcached's limit of watchers (LOGGER_MAX_WATCHERS). */
 const MAX_WATCHERS = 20;
+/** memcached's default watcher_logbuf_size. */
 const BUFFER_LIMIT = 256 * 1024;
 
 /** One watching connection's queue. */
@@ -58,16 +59,18 @@ export class Watcher {
   #lines: string[] = [];
   #bytes = 0;
   #skipped = 0;
+  #limit: number;
   #wake: (() => void) | null = null;
 
-  /** A watcher of the events in `flags`. */
-  constructor(flags: number) {
+  /** A watcher of the events in `flags`, buffering up to `limit` bytes (-o watcher_logbuf_size). */
+  constructor(flags: number, limit = BUFFER_LIMIT) {
     this.flags = flags;
+    this.#limit = limit;
   }
 
   /** Queue one line (dropped and counted when the buffer is full). */
   push(line: string): void {
-    if (this.#bytes + line.length > BUFFER_LIMIT) {
+    if (this.#bytes + line.length > this.#limit) {
       this.#skipped++;
       return;
     }
@@ -217,13 +220,19 @@ export class Watchers {
     }
   }
 
+  /**
+   * The connection running commands now (its `stats conns` id), shown as
+   * `cfd` in item lines as memcached shows the fd, which is its id there.
+   */
+  cfd = 0;
+
   /** An item_get: `found` or `not_found`, with the item's class and value size. */
   fetched(buf: Uint8Array, start: number, end: number, found: boolean, cls: number, size: number) {
     this.#emit(
       WatchFlag.FETCHERS,
       `type=item_get key=${uriKey(buf, start, end)} status=${
         found ? "found" : "not_found"
-      } clsid=${cls} cfd=0 size=${size}`,
+      } clsid=${cls} cfd=${this.cfd} size=${size}`,
     );
   }
 
@@ -245,7 +254,7 @@ export class Watchers {
       WatchFlag.MUTATIONS,
       `type=item_store key=${uriKey(buf, start, end)} status=${
         STORE_STATUS[status]
-      } cmd=${cmd} ttl=${ttl} clsid=${cls} cfd=0 size=${size}`,
+      } cmd=${cmd} ttl=${ttl} clsid=${cls} cfd=${this.cfd} size=${size}`,
     );
   }
 
@@ -268,13 +277,20 @@ export class Watchers {
     );
   }
 
-  /** conn_new / conn_close for a TCP peer. */
-  connection(open: boolean, ip: string, port: number, reason: "normal" | "error" = "normal") {
+  /** conn_new / conn_close for a peer (`tcp`, or `local`: unix-domain); `cfd` is its connection id. */
+  connection(
+    open: boolean,
+    ip: string,
+    port: number,
+    reason: "normal" | "error" = "normal",
+    cfd = 0,
+    transport = "tcp",
+  ) {
     this.#emit(
       WatchFlag.CONNEVENTS,
       open
-        ? `type=conn_new rip=${ip} rport=${port} transport=tcp cfd=0`
-        : `type=conn_close rip=${ip} rport=${port} transport=tcp reason=${reason} cfd=0`,
+        ? `type=conn_new rip=${ip} rport=${port} transport=${transport} cfd=${cfd}`
+        : `type=conn_close rip=${ip} rport=${port} transport=${transport} reason=${reason} cfd=${cfd}`,
     );
   }
 }

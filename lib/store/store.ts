@@ -523,16 +523,18 @@ export class Store {
     return itemBytes(this.#arena.i32, this.#arena.word(h));
   }
 
-  /**
-   * flush_all: delay 0 frees every item now; delay > 0 invalidates items
-   * stored or updated before now + delay once that time comes (lazily).
-   */
   /** A delayed flush_all's time (clock seconds; memcached's oldest_live), 0 when none is pending. */
   get oldestLive(): number {
     return this.#ctl[I_OLDEST_LIVE];
   }
 
-  flush(delaySeconds: number): void {
+  /**
+   * flush_all: delay 0 frees every item now; delay > 0 invalidates items
+   * stored or updated before now + delay once that time comes (lazily).
+   * `thisSecond` (memcached -C, no CAS to order items within a second): an
+   * immediate flush also invalidates what is stored later in the same second.
+   */
+  flush(delaySeconds: number, thisSecond = false): void {
     if (delaySeconds > 0) {
       this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
       return;
@@ -547,6 +549,7 @@ export class Store {
         h = prev;
       }
     }
+    if (thisSecond) this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
   }
 
   /**
@@ -807,6 +810,9 @@ export class Store {
   }
 
   #allocChunk(cls: number): number {
+    // As memcached's allocation pulls the LRU tail first: an expired or flushed item near
+    // the tail gives its chunk (counted as reclaimed) before free or new memory is used.
+    if (this.#lruTail[cls] !== -1 && this.#reclaimTail(cls)) return this.#popFree(cls);
     let h = this.#popFree(cls);
     if (h !== -1) return h;
     const arena = this.#arena;
@@ -814,7 +820,6 @@ export class Store {
     if (p !== -1 && arena.carved[p] < this.#perPage[cls]) {
       return (p << INDEX_BITS) | arena.carved[p]++;
     }
-    if (this.#reclaimTail(cls)) return this.#popFree(cls);
     const f = this.#f;
     if (f[F_TOTAL_MALLOCED] + PAGE_SIZE <= f[F_MEM_LIMIT] || this.#pages[cls] === 0) {
       p = arena.allocRun(1, cls, this.#sizes[cls]);

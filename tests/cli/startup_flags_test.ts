@@ -15,6 +15,7 @@ import {
   connect,
   freePort,
   ignoreUnless,
+  runCommand,
   runMemrep,
   startMemcached,
   startMemrep,
@@ -47,6 +48,8 @@ const REFUSED: string[][] = [
   ["-o", "slab_chunk_max=3000"],
   ["-o", "slab_chunk_max=2048", "-I", "1000000"],
   ["-o", "hot_lru_pct=50,warm_lru_pct=40"],
+  ["-o", "no_modern,temporary_ttl=5"],
+  ["-o", "no_lru_maintainer,temporary_ttl=5"],
   ["-o", "hashpower=5"],
   ["-o", "slab_automove=5"],
   ["-o", "slab_automove_ratio=2"],
@@ -169,5 +172,18 @@ Deno.test({
         await Promise.all([ref.stop(), sut.stop()]);
       }
     }
+  },
+});
+
+const VERSION_NAME = "serve -V prints memcached -V's line and exits 0";
+Deno.test({
+  name: VERSION_NAME,
+  ignore: ignoreUnless(VERSION_NAME, ["memcached"]),
+  async fn() {
+    const ref = await runCommand(binaryPath("memcached")!, ["-V"]);
+    const sut = await runMemrep(["serve", "-V"]);
+    equal(sut.code, ref.code);
+    equal(sut.stdout, ref.stdout);
+    equal(ref.stdout, "memcached 1.6.18\n");
   },
 });

@@ -47,8 +47,31 @@ async function settings(port: number): Promise<[string, string][]> {
 Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
-  async fn() {
-    const flags = ["-m", "32", "-c", "500", "-t", "2", "-R", "7", "-o", "slab_chunk_max=262144"];
+  async fn(t) {
+    for (const flags of SETTINGS_FLAGS) {
+      await t.step(flags.join(" "), () => compareSettings(flags));
+    }
+  },
+});
+
+/** Flag sets whose `stats settings` must match: -C, -b and -o suboptions change values. */
+const SETTINGS_FLAGS = [
+  ["-m", "32", "-c", "500", "-t", "2", "-R", "7", "-o", "slab_chunk_max=262144"],
+  ["-t", "2", "-C", "-b", "8675", "-o", "no_modern"],
+  ["-t", "2", "-o", "lru_maintainer,lru_crawler,temporary_ttl=30,no_chunked_items"],
+  [
+    "-t",
+    "2",
+    "-o",
+    "no_lru_crawler,no_lru_maintainer,hashpower=16,slab_automove=2,slab_automove_ratio=0.5," +
+    "slab_automove_window=5,tail_repair_time=20,hash_algorithm=xxh3,lru_crawler_sleep=50," +
+    "lru_crawler_tocrawl=7,hot_lru_pct=10,warm_lru_pct=30,hot_max_factor=0.5,warm_max_factor=3," +
+    "watcher_logbuf_size=128,no_maxconns_fast,no_slab_reassign",
+  ],
+];
+
+async function compareSettings(flags: string[]): Promise<void> {
+  {
     const ref = await startMemcached(flags);
     let sut;
     try {
@@ -64,8 +87,8 @@ Deno.test({
     } finally {
       await Promise.all([ref.stop(), sut?.stop()]);
     }
-  },
-});
+  }
+}
 
 const SLABS =
   "stats slabs has memcached's per-class counters, summing to its totals (memcached_exporter needs cmd_set)";

@@ -203,6 +203,89 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "serve -s: stats conns names the socket path and a mid-value client as memcached does",
+  ignore: !haveBinary("memcached"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "memrep_unix_" });
+    const servers: ProcessHandle[] = [];
+    try {
+      const shown: string[] = [];
+      for (const memcached of [false, true]) {
+        const path = `${dir}/${memcached ? "mc" : "memrep"}.sock`;
+        servers.push(await startOnSocket(path, [], memcached));
+        const asker = await connectUnix(path);
+        const sender = await connectUnix(path);
+        await sender.send("set foo 0 0 10\r\nab");
+        // The half-sent value must have been read: memcached shows it as conn_nread.
+        await waitUntil(
+          async () => {
+            const text = await asker.request("stats conns", "END\r\n");
+            return text.includes("conn_nread");
+          },
+          "conn_nread shows",
+          5000,
+        );
+        const text = await asker.request("stats conns", "END\r\n");
+        await Promise.all([asker.close(), sender.close()]);
+        // Ids are fds in memcached, counters in memrep; seconds vary: keep the rest.
+        const ids = new Map<string, string>();
+        shown.push(
+          text.replaceAll(path, "PATH").replace(`unix:${path.slice(0, 26)}\r`, "unix:PATH26\r")
+            .replace(/^STAT (\d+):/gm, (_, id) => {
+              if (!ids.has(id)) ids.set(id, `<id${ids.size + 1}>`);
+              return `STAT ${ids.get(id)}:`;
+            })
+            .replace(/secs_since_last_cmd \d+/g, "secs_since_last_cmd <n>"),
+        );
+      }
+      equal(shown[0], shown[1]);
+    } finally {
+      for (const s of servers) await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serve -s: watch connevents names unix clients as memcached does (rip=unix transport=local)",
+  ignore: !haveBinary("memcached"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "memrep_unix_" });
+    const servers: ProcessHandle[] = [];
+    try {
+      const shown: string[] = [];
+      for (const memcached of [false, true]) {
+        const path = `${dir}/${memcached ? "mc" : "memrep"}.sock`;
+        servers.push(await startOnSocket(path, [], memcached));
+        const w = await connectUnix(path);
+        equal(await w.request("watch connevents"), "OK\r\n");
+        const c = await connectUnix(path);
+        equal(await c.request("version"), "VERSION 1.6.18\r\n");
+        await c.send("quit\r\n");
+        // The close of the readiness probe's connection may come first: start at conn_new.
+        let text = "";
+        while (!/conn_new[^\n]*\n[^\n]*conn_close[^\n]*\n/.test(text)) {
+          text += await w.readUntilText((b) => b.indexOf(10) + 1 || -1, 5000);
+        }
+        text = text.slice(text.lastIndexOf("\n", text.indexOf("conn_new")) + 1);
+        await Promise.all([w.close(), c.close()]);
+        shown.push(text.replace(/ts=\d+\.\d+ gid=\d+ /g, "").replace(/cfd=\d+/g, "cfd=<id>"));
+      }
+      equal(shown[0], shown[1]);
+      equal(
+        shown[1],
+        "type=conn_new rip=unix rport=0 transport=local cfd=<id>\n" +
+          "type=conn_close rip=unix rport=0 transport=local reason=normal cfd=<id>\n",
+      );
+    } finally {
+      for (const s of servers) await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("serve -d -s: returns once the socket answers; the background server serves it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "memrep_unix_" });
   const path = `${dir}/d.sock`;

@@ -167,3 +167,102 @@ Deno.test({
     }
   },
 });
+
+/** The `stats conns` id of the asking connection (the one in conn_parse_cmd). */
+async function ownId(c: TestConn): Promise<string> {
+  const text = await c.request("stats conns\r\n", "END\r\n");
+  const m = /^STAT (\d+):state conn_parse_cmd\r$/m.exec(text);
+  if (!m) throw new Error(`no conn_parse_cmd row in ${JSON.stringify(text)}`);
+  return m[1];
+}
+
+/** Item and connection lines carry cfd = the connection's `stats conns` id (memcached: its fd). */
+async function checkCfd(server: ProcessHandle): Promise<void> {
+  const w = await connect(server.port);
+  const a = await connect(server.port);
+  try {
+    const aId = await ownId(a);
+    equal(await w.request("watch fetchers mutations connevents\r\n"), "OK\r\n");
+    await a.send("set cf 0 0 1 noreply\r\nx\r\n");
+    const [miss, store] = await lines(w, 2);
+    match(miss, new RegExp(TS + `type=item_get key=cf status=not_found clsid=\\d+ cfd=${aId} `));
+    match(store, new RegExp(TS + `type=item_store key=cf status=stored .* cfd=${aId} `));
+    const b = await connect(server.port);
+    const [opened] = await lines(w, 1);
+    const bId = await ownId(b);
+    match(
+      opened,
+      new RegExp(TS + `type=conn_new rip=127\\.0\\.0\\.1 rport=\\d+ transport=tcp cfd=${bId}$`),
+    );
+    equal(await b.request("get cf\r\n", "END\r\n"), "VALUE cf 0 1\r\nx\r\nEND\r\n");
+    const [hit] = await lines(w, 1);
+    match(hit, new RegExp(TS + `type=item_get key=cf status=found clsid=\\d+ cfd=${bId} `));
+    await b.close();
+  } finally {
+    await Promise.all([w.close(), a.close()]);
+  }
+}
+
+for (const target of ["memrep", "memcached"] as const) {
+  const name = `watch lines name the connection by its stats conns id (${target})`;
+  Deno.test({
+    name,
+    ignore: target === "memcached" && ignoreUnless(name, ["memcached"]),
+    async fn() {
+      const server = target === "memrep"
+        ? await startMemrep(["serve", "-t", "1"])
+        : await startMemcached(["-t", "1"]);
+      try {
+        await checkCfd(server);
+      } finally {
+        await server.stop();
+      }
+    },
+  });
+}
+
+/** -W refuses watch; a connection the server closes for a protocol error logs reason=error. */
+async function checkRefusalAndErrorClose(flagsServer: ProcessHandle, plain: ProcessHandle) {
+  const refused = await connect(flagsServer.port);
+  try {
+    equal(
+      await refused.request("watch connevents\r\n"),
+      "CLIENT_ERROR watch commands not allowed\r\n",
+    );
+  } finally {
+    await refused.close();
+  }
+  const w = await connect(plain.port);
+  try {
+    equal(await w.request("watch connevents\r\n"), "OK\r\n");
+    const c = await connect(plain.port);
+    await c.send("GET / HTTP/1.1\r\n"); // memcached drops HTTP requests
+    const [opened, closed] = await lines(w, 2);
+    match(opened, new RegExp(TS + "type=conn_new rip=127\\.0\\.0\\.1 rport=\\d+ transport=tcp "));
+    match(
+      closed,
+      new RegExp(TS + "type=conn_close rip=127\\.0\\.0\\.1 rport=\\d+ transport=tcp reason=error "),
+    );
+    await c.close();
+  } finally {
+    await w.close();
+  }
+}
+
+for (const target of ["memrep", "memcached"] as const) {
+  const start = (flags: string[]) =>
+    target === "memrep" ? startMemrep(["serve", "-t", "1", ...flags]) : startMemcached(flags);
+  const refusal = `-W refuses watch; a protocol-error close logs reason=error (${target})`;
+  Deno.test({
+    name: refusal,
+    ignore: target === "memcached" && ignoreUnless(refusal, ["memcached"]),
+    async fn() {
+      const [noWatch, plain] = await Promise.all([start(["-W"]), start([])]);
+      try {
+        await checkRefusalAndErrorClose(noWatch, plain);
+      } finally {
+        await Promise.all([noWatch.stop(), plain.stop()]);
+      }
+    },
+  });
+}
