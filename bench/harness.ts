@@ -276,7 +276,7 @@ export async function alternate(
   for (let r = 0; r < ctx.rounds; r++) {
     for (const c of contenders) {
       const v = await c.measure();
-      ctx.log(`  round ${r + 1}/${ctx.rounds} ${c.name}: ${fmt(v)}`);
+      ctx.log(`  round ${r + 1}/${ctx.rounds} ${c.name}: ${v < 100 ? v.toFixed(2) : fmt(v)}`);
       samples.get(c.name)!.push(v);
     }
   }
