@@ -23,10 +23,10 @@ import {
   startProcess,
 } from "../tests/helpers/process.ts";
 import { freePort } from "../tests/helpers/ports.ts";
-import { pathToFileURL } from "node:url";
 import {
   alternate,
   type BenchContext,
+  checkoutV8Flags,
   fmt,
   median,
   memcaslap,
@@ -39,18 +39,6 @@ import {
 
 /** Requests per cost measurement (as the cost section). */
 const OPS = 300_000;
-
-/** The V8 flags `root` runs with: its lib/v8_flags.ts, as its compile.sh and tests use them. */
-async function checkoutV8Flags(root: string): Promise<string[]> {
-  const file = `${root}/lib/v8_flags.ts`;
-  try {
-    Deno.statSync(file);
-  } catch {
-    return []; // older checkouts: V8's defaults
-  }
-  const mod = await import(pathToFileURL(file).href);
-  return [mod.v8FlagsArg()];
-}
 
 async function startCheckout(root: string, words: string[]): Promise<ProcessHandle> {
   const port = freePort();
