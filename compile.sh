@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build standalone memrep executables with `deno compile`, using the same
-# permission set the tests run under (-P=memrep from deno.json).
+# permission set the tests run under (-P=memrep from deno.json) and the same
+# V8 flags (lib/v8_flags.ts).
 #
 # Usage: ./compile.sh [--host | TARGET ...]
 #   no argument   all six targets
@@ -46,6 +47,9 @@ else
   done
 fi
 
+# The V8 flags memrep runs with (lib/v8_flags.ts; the tests pass the same ones).
+v8flags="$(deno eval --quiet 'import { v8FlagsArg } from "./lib/v8_flags.ts"; console.log(v8FlagsArg());')"
+
 mkdir -p dist
 failed=()
 for t in "${targets[@]}"; do
@@ -57,7 +61,7 @@ for t in "${targets[@]}"; do
   echo "compile.sh: $t -> $out"
   log="$(mktemp)"
   # Workers (serve -t) load lib/cli/serve_worker.ts by URL: include it explicitly.
-  if deno compile -P=memrep --config deno.json --include lib/cli/serve_worker.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
+  if deno compile -P=memrep "$v8flags" --config deno.json --include lib/cli/serve_worker.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
     cat "$log"
   else
     cat "$log" >&2

@@ -6,9 +6,13 @@
  *
  * `MEMREP_AB_ROOTS=/tmp/old,/tmp/older` names the other checkouts (each one
  * runs its own main.ts with its own deno.json; `/tmp/old#-t 1` gives one its
- * own serve flags); `MEMREP_AB_FLAGS="-t 1"` adds serve flags to every
- * memrep (default: none, each one's default threads); `MEMREP_AB_THREADS=1,2`
- * runs this checkout once per thread count.
+ * own serve flags). Each checkout runs with the V8 flags of its own
+ * lib/v8_flags.ts (as its compile.sh builds it; none when it has no such
+ * file); words starting with `--v8-flags=` replace those
+ * (`/tmp/old#--v8-flags=--single-threaded-gc`; a bare `--v8-flags=`: V8's
+ * defaults). The same root may be named twice with different flags. `MEMREP_AB_FLAGS="-t 1"`
+ * adds serve flags to every memrep (default: none, each one's default
+ * threads); `MEMREP_AB_THREADS=1,2` runs this checkout once per thread count.
  * @module
  */
 
@@ -22,6 +26,7 @@ import { freePort } from "../tests/helpers/ports.ts";
 import {
   alternate,
   type BenchContext,
+  checkoutV8Flags,
   fmt,
   median,
   memcaslap,
@@ -35,8 +40,11 @@ import {
 /** Requests per cost measurement (as the cost section). */
 const OPS = 300_000;
 
-function startCheckout(root: string, flags: string[]): Promise<ProcessHandle> {
+async function startCheckout(root: string, words: string[]): Promise<ProcessHandle> {
   const port = freePort();
+  const given = words.filter((w) => w.startsWith("--v8-flags="));
+  const v8 = given.length ? given.filter((w) => w !== "--v8-flags=") : await checkoutV8Flags(root);
+  const flags = words.filter((w) => !w.startsWith("--v8-flags="));
   return startProcess(
     `memrep serve (${root})`,
     Deno.execPath(),
@@ -44,6 +52,7 @@ function startCheckout(root: string, flags: string[]): Promise<ProcessHandle> {
       "run",
       "-q",
       "-P=memrep",
+      ...v8,
       "--config",
       `${root}/deno.json`,
       `${root}/main.ts`,

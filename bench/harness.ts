@@ -6,6 +6,7 @@
  */
 
 import { connect } from "../tests/helpers/conn.ts";
+import { pathToFileURL } from "node:url";
 import { binaryPath, memrepTarget, REPO_ROOT, runMemrep } from "../tests/helpers/process.ts";
 
 /** Settings every section receives from bench/mod.ts. */
@@ -276,9 +277,21 @@ export async function alternate(
   for (let r = 0; r < ctx.rounds; r++) {
     for (const c of contenders) {
       const v = await c.measure();
-      ctx.log(`  round ${r + 1}/${ctx.rounds} ${c.name}: ${fmt(v)}`);
+      ctx.log(`  round ${r + 1}/${ctx.rounds} ${c.name}: ${v < 100 ? v.toFixed(2) : fmt(v)}`);
       samples.get(c.name)!.push(v);
     }
   }
   return samples;
+}
+
+/** The V8 flags `root` runs with: its lib/v8_flags.ts, as its compile.sh and tests use them. */
+export async function checkoutV8Flags(root: string): Promise<string[]> {
+  const file = `${root}/lib/v8_flags.ts`;
+  try {
+    Deno.statSync(file);
+  } catch {
+    return []; // older checkouts: V8's defaults
+  }
+  const mod = await import(pathToFileURL(file).href);
+  return [mod.v8FlagsArg()];
 }

@@ -18,6 +18,7 @@ import { Ketama, ketamaName } from "../lib/proxy/mod.ts";
 import {
   alternate,
   type BenchContext,
+  checkoutV8Flags,
   fmt,
   median,
   memcaslap,
@@ -37,8 +38,8 @@ function startProxy(servers: number[], backup?: number): Promise<ProcessHandle> 
   return startMemrep(args);
 }
 
-/** Starts the proxy of another checkout `root` (its own main.ts and deno.json) over `servers`. */
-function startCheckoutProxy(root: string, servers: number[]): Promise<ProcessHandle> {
+/** Starts the proxy of another checkout `root` (its own main.ts, deno.json and V8 flags) over `servers`. */
+async function startCheckoutProxy(root: string, servers: number[]): Promise<ProcessHandle> {
   const port = freePort();
   return startProcess(
     `memrep proxy (${root})`,
@@ -47,6 +48,7 @@ function startCheckoutProxy(root: string, servers: number[]): Promise<ProcessHan
       "run",
       "-q",
       "-P=memrep",
+      ...await checkoutV8Flags(root),
       "--config",
       `${root}/deno.json`,
       `${root}/main.ts`,

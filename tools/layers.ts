@@ -11,7 +11,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const LOW = ["protocol", "store", "transport", "log.ts", "errors.ts", "version.ts"];
+const LOW = ["protocol", "store", "transport", "log.ts", "errors.ts", "version.ts", "v8_flags.ts"];
 const HIGH = ["server", "replication", "proxy", "cli"];
 const IMPORT = /(?:^|\n)\s*(import|export)\s+(type\s+)?[^;"']*?from\s+["']([^"']+)["']/g;
 const DYNAMIC = /\bimport\(\s*["']([^"']+)["']\s*\)/g;

@@ -5,6 +5,7 @@
  */
 
 import type { FlagSpec } from "./flags.ts";
+import { v8FlagsArg } from "../v8_flags.ts";
 
 /** The command line that starts this program again (compiled or `deno run`). */
 export function selfCommand(): { cmd: string; prefix: string[] } {
@@ -15,7 +16,7 @@ export function selfCommand(): { cmd: string; prefix: string[] } {
     const config = new URL("./deno.json", main);
     return {
       cmd: exec,
-      prefix: ["run", "-q", "-P=memrep", "--config", config.pathname, main.pathname],
+      prefix: ["run", "-q", "-P=memrep", v8FlagsArg(), "--config", config.pathname, main.pathname],
     };
   }
   return { cmd: exec, prefix: [] };

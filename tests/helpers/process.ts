@@ -9,6 +9,7 @@
 
 import { fileURLToPath } from "node:url";
 import { freePort, waitForPort } from "./ports.ts";
+import { v8FlagsArg } from "../../lib/v8_flags.ts";
 
 /** Absolute path of the repository root (folder holding deno.json). */
 export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url)).replace(
@@ -336,11 +337,22 @@ function flagValue(args: string[], ...names: string[]): string | undefined {
   return undefined;
 }
 
-/** Argv prefix that runs memrep from source exactly as compile.sh builds it (`-P=memrep`). */
+/**
+ * Argv prefix that runs memrep from source exactly as compile.sh builds it
+ * (`-P=memrep`, the V8 flags of lib/v8_flags.ts).
+ */
 export function memrepCommand(): { cmd: string; args: string[] } {
   return {
     cmd: Deno.execPath(),
-    args: ["run", "-q", "-P=memrep", "--config", `${REPO_ROOT}/deno.json`, `${REPO_ROOT}/main.ts`],
+    args: [
+      "run",
+      "-q",
+      "-P=memrep",
+      v8FlagsArg(),
+      "--config",
+      `${REPO_ROOT}/deno.json`,
+      `${REPO_ROOT}/main.ts`,
+    ],
   };
 }
 
