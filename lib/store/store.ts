@@ -82,11 +82,15 @@ export const ALLOC_TOO_LARGE: number = -2;
 /** alloc result: no memory (eviction disabled or nothing evictable). */
 export const ALLOC_NO_MEMORY: number = -3;
 
-/**
- * Items checked at an LRU tail for expiry before evicting, and active items
- * an eviction moves to the head before it takes one anyway (memcached: 5).
- */
+/** Items checked at an LRU tail for an expired or flushed one before evicting (memcached: 5). */
 const TAIL_SEARCH = 5;
+/**
+ * Active items an eviction moves to the head before it takes one anyway:
+ * memcached moves every item fetched twice out of COLD (its bump queue) and
+ * retries its 5-item tail pull up to 10 times, so a run of actives at the
+ * tail survives; each one rescued lost its bit, so the cost stays amortized.
+ */
+const RESCUE_MAX = 50;
 
 /** Header + key + value + "\r\n" (+ flags) of the item at word `w`. */
 function itemBytes(i32: Int32Array, w: number): number {
@@ -763,7 +767,7 @@ export class Store {
 
   /**
    * Evicts the LRU tail of `cls` (passing over #keep); false if there is
-   * nothing to evict. Up to TAIL_SEARCH active items met first lose the bit
+   * nothing to evict. Up to RESCUE_MAX active items met first lose the bit
    * and go to the head (memcached: an active COLD item moves to WARM), so a
    * list of active items still evicts.
    */
@@ -775,7 +779,7 @@ export class Store {
       if (h === this.#keep) h = i32[arena.word(h) + W_PREV];
       if (h === -1) return false;
       const w = arena.word(h);
-      if (i32[w + W_TIME] >= 0 || tries === TAIL_SEARCH) break;
+      if (i32[w + W_TIME] >= 0 || tries === RESCUE_MAX) break;
       tries++;
       i32[w + W_TIME] &= M_TIME;
       this.#movesToWarm[cls]++;

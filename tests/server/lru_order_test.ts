@@ -75,7 +75,7 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const seed = Date.now() >>> 0;
+    const seed = Number(Deno.env.get("LRU_SEED") ?? Date.now() >>> 0); // LRU_SEED replays a run
     const rnd = mulberry32(seed);
     // Every group non-empty: keys 0..2 get 0, 1, 2 reads, the rest at random.
     const reads = Array.from({ length: KEYS }, (_, k) => k < 3 ? k : Math.floor(rnd() * 3));
