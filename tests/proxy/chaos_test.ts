@@ -1,14 +1,16 @@
 /**
  * Chaos behind the proxy: two memcached primaries and a backup take, at
- * random, SIGSTOP then SIGCONT (primaries, backup) or kill -9 with a restart
- * on the same port at once (empty: the backup), one fault at a time (the proxy reports every backend up,
+ * random, kill -9 with a restart on the same port at once (empty), SIGSTOP
+ * then SIGCONT, one fault at a time (the proxy reports every backend up,
  * clean and refilled before the next), while clients pipeline sets,
  * deletes, reads and increments on keys each of them owns. Every read must
  * be the last acknowledged value or one written after it (never an older
  * or deleted one), every counter within its acknowledged increments. Seed
- * in the test name; MEMREP_CHAOS_SEED replays one. (A primary restarted
- * empty under this traffic still lets a deleted value be read now and then,
- * about 1 run in 10 of the hunt: not fixed yet, so not in this test.)
+ * in the test name; MEMREP_CHAOS_SEED replays one. Most faults (60%) are a
+ * primary killed and restarted empty, whose keys then miss there for a while:
+ * reads fall back to the backup and are repaired while the clients' deletes
+ * of the same keys are on their way (a repair landed after such a delete and
+ * the deleted value was read back: tests/proxy/delete_repair_test.ts).
  */
 
 import { equal } from "../helpers/assert.ts";
@@ -24,7 +26,7 @@ import { proxyStats, sleep } from "./cluster.ts";
 
 const CHAOS_MS = 10_000;
 const KEYS = 40;
-const WORKERS = 3;
+const WORKERS = 4;
 const enc = new TextEncoder(), dec = new TextDecoder();
 
 interface Tally {
@@ -32,7 +34,11 @@ interface Tally {
   wrong: string[];
 }
 
-/** One client's owned keys: pipelined batches, each key at most once per batch. */
+/**
+ * One client's owned keys: pipelined batches, each key written at most once
+ * per batch, maybe read before (reads pipelined ahead of a write or delete of
+ * their key: the read may see the value before it).
+ */
 async function worker(port: number, w: number, seed: number, tally: Tally, stop: () => boolean) {
   const rnd = mulberry32(seed * 31 + w);
   const c = await Client.connect("127.0.0.1", port, { requestTimeoutMs: 15_000 });
@@ -50,8 +56,8 @@ async function worker(port: number, w: number, seed: number, tally: Tally, stop:
       for (let i = 10 + Math.floor(rnd() * 50); i > 0; i--) {
         const k = keys[Math.floor(rnd() * KEYS)];
         if (used.has(k)) continue;
-        used.add(k);
         const kind = rnd();
+        if (kind >= 0.45) used.add(k);
         if (kind < 0.45) {
           const want = new Set(ok.get(k));
           batch.push(
@@ -124,7 +130,7 @@ const seed = Number.isInteger(envSeed) && envSeed > 0
   ? envSeed
   : 1 + Math.floor(Math.random() * 1e9);
 const NAME =
-  `SIGSTOP of primaries and the backup, kill -9 / restart empty of the backup, one at a time, under pipelined traffic: no stale, deleted or miscounted value (seed ${seed})`;
+  `kill -9 / restart empty / SIGSTOP of primaries and the backup, one at a time, under pipelined traffic: no stale, deleted or miscounted value (seed ${seed})`;
 
 Deno.test({
   name: NAME,
@@ -156,10 +162,23 @@ Deno.test({
       while (Date.now() - t0 < CHAOS_MS) {
         await sleep(200 + rnd() * 600);
         await healthy(proxy.port);
-        const kind = 1 + Math.floor(rnd() * 3);
+        const pick = rnd();
+        const kind = pick < 0.6 ? 0 : 1 + Math.floor((pick - 0.6) * 7.5);
         const i = Math.floor(rnd() * servers.length);
         faults.push(`${kind}/${i}`);
-        if (kind === 1 || kind === 2) {
+        if (kind === 0) {
+          await restart(servers, i);
+          // The clients alone meet the emptied primary for a while; then every key is read
+          // once: what the backup holds is repaired onto it.
+          await sleep(300);
+          const c = await Client.connect("127.0.0.1", proxy.port, { requestTimeoutMs: 15_000 });
+          for (let w = 0; w < WORKERS; w++) {
+            const keys = Array.from({ length: KEYS }, (_, j) => `chaos${w}:${j}`);
+            await c.get([...keys, `chaos${w}:ctr`]).catch(() => {});
+          }
+          c.close();
+          await sleep(300);
+        } else if (kind === 1 || kind === 2) {
           const p = kind === 1 ? servers[i] : backups[0];
           p.kill("SIGSTOP");
           await sleep(100 + rnd() * 1500);

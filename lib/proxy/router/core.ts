@@ -124,6 +124,12 @@ export class RouterCore {
    * delete of the same key would bring the deleted item back.
    */
   readonly deletes: Uint32Array = new Uint32Array(DELETE_SLOTS);
+  /**
+   * Deletes per key slot sent to the primary and not answered yet. A repair
+   * read from a backup meanwhile lands on the primary after the delete (the
+   * backups get it only once the primary answered), so none is made.
+   */
+  readonly deleting: Uint32Array = new Uint32Array(DELETE_SLOTS);
 
   /** The core over started backends. */
   constructor(
@@ -361,9 +367,10 @@ export class RouterCore {
     return { epoch, slot, deletes: this.deletes[slot] };
   }
 
-  /** True while nothing invalidated a copy guarded by `g`. */
+  /** True while nothing invalidated a copy guarded by `g` and no delete in its slot is under way. */
   guardHolds(g: RepairGuard): boolean {
-    return g.epoch === this.epoch && this.deletes[g.slot] === g.deletes;
+    return g.epoch === this.epoch && this.deletes[g.slot] === g.deletes &&
+      this.deleting[g.slot] === 0;
   }
 
   /** Answer "no backend available" in the reserved slot. */

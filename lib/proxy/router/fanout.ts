@@ -63,9 +63,20 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   const key = carveCopy(req.keyBuf, req.keyStart, req.keyEnd);
   const binary = req.keyBinary;
   // Bumped when the delete arrives and again when the backups get it: a
-  // repair that read a backup in between must not recreate the item.
+  // repair that read a backup in between must not recreate the item. Until
+  // the primary answered (or was skipped) no repair is made in the slot at
+  // all: one read from a backup now would land on the primary after the
+  // delete (RouterCore.deleting).
   const slot = op === Op.TOUCH ? -1 : keySlot(key);
-  if (slot >= 0) core.deletes[slot]++;
+  let underway = slot >= 0;
+  const answered = () => {
+    if (underway) core.deleting[slot]--;
+    underway = false;
+  };
+  if (slot >= 0) {
+    core.deletes[slot]++;
+    core.deleting[slot]++;
+  }
   parts = parts.map(copyOf);
   // md's own flags (C, I, ...) make no sense on a backup: a plain md there.
   const copyParts = meta ? deleteLine(keyToken, binary) : parts;
@@ -77,6 +88,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   // Backups get it once the primary answered: copies of earlier writes to
   // the same key (issued on the primary's replies) stay ahead of it.
   const toBackups = () => {
+    answered();
     if (slot >= 0) core.deletes[slot]++;
     const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
     for (const b of core.copiesOf(key, 0, key.length)) {
@@ -136,6 +148,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     }
     // md's CAS did not match: the item stays, on the backups too.
     if (r !== null && r.kind === ReplyKind.EX) {
+      answered();
       answer(r.bytes);
       return;
     }
