@@ -14,6 +14,7 @@
 
 import { equal } from "../helpers/assert.ts";
 import { connect, fakeServer, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
+import { writeAll } from "../../lib/transport/mod.ts";
 
 const NAME =
   "a get's repair from the backup does not land on the primary after a pipelined delete still on its way";
@@ -65,10 +66,6 @@ function holdingRelay(port: number) {
     },
     close: () => server.close(),
   };
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
 }
 
 Deno.test({

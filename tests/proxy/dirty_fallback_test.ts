@@ -11,6 +11,23 @@ import { equal, ok } from "../helpers/assert.ts";
 import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
 import { getValue, proxyStats, setValue, sleep } from "./cluster.ts";
 
+/** The proxy over `primary` with its backup behind the relay on `relayPort`; short timeouts. */
+function startProxy(primary: number, relayPort: number) {
+  return startMemrep([
+    "proxy",
+    "-s",
+    `127.0.0.1:${primary}`,
+    "-b",
+    `127.0.0.1:${relayPort}`,
+    "--timeout",
+    "300",
+    "--retry",
+    "100",
+    "--failure-limit",
+    "1000", // the backup stays up: only its copies are lost
+  ]);
+}
+
 const NAME =
   "an incr whose primary hangs does not fall back to a backup dirty for the key: never an older count";
 
@@ -21,19 +38,7 @@ Deno.test({
     const primary = await startMemcached();
     const backup = await startMemcached();
     const relay = startRelay(backup.port);
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${relay.port}`,
-      "--timeout",
-      "300",
-      "--retry",
-      "100",
-      "--failure-limit",
-      "1000", // the backup stays up: only its copies are lost
-    ]);
+    const proxy = await startProxy(primary.port, relay.port);
     let stopped = false;
     try {
       const c = await connect(proxy.port);
@@ -96,19 +101,7 @@ Deno.test({
     let primary = await startMemcached();
     const backup = await startMemcached();
     const relay = startRelay(backup.port);
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${relay.port}`,
-      "--timeout",
-      "300",
-      "--retry",
-      "100",
-      "--failure-limit",
-      "1000",
-    ]);
+    const proxy = await startProxy(primary.port, relay.port);
     try {
       const c = await connect(proxy.port);
       equal(await setValue(c, "ctr", "100"), "STORED\r\n");
