@@ -20,7 +20,7 @@ import {
   startNode,
 } from "./pair.ts";
 
-const ITEMS = 60_000;
+const ITEMS = 200_000; // enough that the copy is still going when the test looks (a quiet machine copies fast)
 const ARGS = ["--repl-timeout", "800", "-m", "128"];
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
