@@ -25,14 +25,22 @@ const ARGS = ["--repl-timeout", "800", "-m", "128"];
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Until `node` receives a full copy (false after the timeout). */
-async function copyInProgress(node: Node): Promise<boolean> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    if (await replStat(node, "repl_copy_in_progress").catch(() => 0) === 1) return true;
-    await sleep(20);
-  }
-  return false;
+/**
+ * Until `node`'s process logs the start of the full copy it receives. A log
+ * line stays once written, where `repl_copy_in_progress` is 1 only while the
+ * copy runs: a restarted joiner can take all of it between two polls.
+ */
+async function copyStarted(node: Node): Promise<boolean> {
+  return await node.proc.waitForLog(
+    /^replication: marugoto copying \(receiving \d+ items\)/,
+    15_000,
+  )
+    .then(() => true, () => false);
+}
+
+/** Full copies `node` has sent to completion (its peer applied them all). */
+function copiesSent(node: Node): Promise<number> {
+  return replStat(node, "repl_full_copies_sent");
 }
 
 /** Sets on `current()` (whichever process serves the node now) until stopped; acked keys kept. */
@@ -79,23 +87,33 @@ async function scenario(killSender: boolean) {
     started.push(b);
     const ackedA = new Map<string, string>(), ackedB = new Map<string, string>();
     const wa = writers(() => a, "a", ackedA), wb = writers(() => b as Node, "b", ackedB);
-    ok(await copyInProgress(b), "B receives a full copy");
-    const restart = async (n: Node) => {
+    ok(await copyStarted(b), "B receives a full copy");
+    const restart = async (n: Node, whenDead?: () => Promise<void>) => {
       n.proc.kill("SIGKILL");
       await n.proc.status;
+      await whenDead?.();
       const next = await startNode(replPort, ARGS, n.port);
       started.push(next);
       return next;
     };
     if (killSender) a = await restart(a);
     else {
-      b = await restart(b);
-      ok(await copyInProgress(b), "B receives a full copy again");
-      b = await restart(b);
+      // A counts a copy sent only once B confirmed it whole: still 0 with B dead (and not yet
+      // restarted), B died mid copy.
+      const midCopy = (nth: string) => async () =>
+        equal(await copiesSent(a), 0, `B was killed before its ${nth} copy completed`);
+      b = await restart(b, midCopy("first"));
+      ok(await copyStarted(b), "B receives a full copy again");
+      b = await restart(b, midCopy("second"));
     }
     await sleep(1500);
     await Promise.all([wa.stop(), wb.stop()]);
     await settled(a, b, 60_000);
+    if (!killSender) {
+      // At least: a backlog overrun by the writers may take another one.
+      ok(await copiesSent(a) >= 1, "A completed a full copy: to the last B");
+      ok(await replStat(b, "repl_full_copies_received") >= 1, "the last B received it whole");
+    }
     const both = await sameDump(a, b);
     const [survivor, acked] = killSender ? [b, ackedB] : [a, ackedA];
     ok(acked.size > 0, "the surviving node acknowledged writes");
