@@ -57,7 +57,7 @@ async function checkServe(threads: number, rounds: number): Promise<void> {
       await waitUntil(
         async () => (trims = await stat(port, "stats", "heap_trims")) >= threads * round,
         `every thread's heap trimmed after burst ${round}`,
-        30_000, // generous: a loaded machine may keep a thread's closes coming in bulk for long
+        60_000, // generous: a loaded machine may keep a thread's closes coming in bulk for long
       ).catch(async (err) => {
         // What the next failure needs to be told apart: trims counted, connections left open.
         const open = await stat(port, "stats", "curr_connections");
