@@ -51,7 +51,7 @@ export function lruCrawlerCommand(
 ): void {
   if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
     const classes = metadumpClasses(req, 2);
-    if (!e.tunables.lruCrawler) out.text("CLIENT_ERROR lru crawler disabled\r\n");
+    if (!e.tunables.set.lruCrawler) out.text("CLIENT_ERROR lru crawler disabled\r\n");
     else if (req.stacked) out.text("ERROR cannot pipeline other commands before metadump\r\n");
     else if (classes === null) out.bytes(REPLY.BAD_CLASS);
     else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);

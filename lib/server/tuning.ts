@@ -25,32 +25,8 @@ const MAX_CLASSES = 64;
 
 /** The settings these commands change (at first as the startup flags set them). */
 export class Tunables {
-  /** `slab_reassign` (startup only). */
-  readonly slabReassign: boolean;
-  /** `slab_automove` (0, 1 or 2). */
-  slabAutomove: number;
-  /** `slab_automove_ratio`. */
-  slabAutomoveRatio: number;
-  /** `lru_crawler` (enable/disable). */
-  lruCrawler: boolean;
-  /** `lru_crawler_sleep` (microseconds). */
-  lruCrawlerSleep: number;
-  /** `lru_crawler_tocrawl`. */
-  lruCrawlerTocrawl: number;
-  /** `lru_segmented` (`lru mode segmented|flat`). */
-  lruSegmented: boolean;
-  /** `hot_lru_pct`. */
-  hotLruPct: number;
-  /** `warm_lru_pct`. */
-  warmLruPct: number;
-  /** `hot_max_factor`. */
-  hotMaxFactor: number;
-  /** `warm_max_factor`. */
-  warmMaxFactor: number;
-  /** `temp_lru`. */
-  tempLru: boolean;
-  /** `temporary_ttl`. */
-  temporaryTtl: number;
+  /** The startup settings, as these commands have since changed them. */
+  readonly set: StartupSettings;
   /**
    * memcached's largest slab class id for the same -n/-f (its power_largest;
    * memrep's own classes differ, its item header being smaller).
@@ -60,37 +36,25 @@ export class Tunables {
   /** Settings for a server started with -n `minChunk`, -f `factor` and the -o suboptions in `startup`. */
   constructor(minChunk = 48, factor = 1.25, startup: StartupSettings = defaultStartupSettings()) {
     this.largestClass = memcachedLargestClass(minChunk, factor);
-    this.slabReassign = startup.slabReassign;
-    this.slabAutomove = startup.slabAutomove;
-    this.slabAutomoveRatio = startup.slabAutomoveRatio;
-    this.lruCrawler = startup.lruCrawler;
-    this.lruCrawlerSleep = startup.lruCrawlerSleep;
-    this.lruCrawlerTocrawl = startup.lruCrawlerTocrawl;
-    this.lruSegmented = startup.lruSegmented;
-    this.hotLruPct = startup.hotLruPct;
-    this.warmLruPct = startup.warmLruPct;
-    this.hotMaxFactor = startup.hotMaxFactor;
-    this.warmMaxFactor = startup.warmMaxFactor;
-    this.tempLru = startup.tempLru;
-    this.temporaryTtl = startup.temporaryTtl;
+    this.set = { ...startup };
   }
 
   /** Lines for `stats settings`, in memcached's order and formats. */
   settingsLines(): Array<[string, string | number]> {
     return [
-      ["slab_reassign", this.slabReassign ? "yes" : "no"],
-      ["slab_automove", this.slabAutomove],
-      ["slab_automove_ratio", this.slabAutomoveRatio.toFixed(2)],
-      ["lru_crawler", this.lruCrawler ? "yes" : "no"],
-      ["lru_crawler_sleep", this.lruCrawlerSleep],
-      ["lru_crawler_tocrawl", this.lruCrawlerTocrawl],
-      ["lru_segmented", this.lruSegmented ? "yes" : "no"],
-      ["hot_lru_pct", this.hotLruPct],
-      ["warm_lru_pct", this.warmLruPct],
-      ["hot_max_factor", this.hotMaxFactor.toFixed(2)],
-      ["warm_max_factor", this.warmMaxFactor.toFixed(2)],
-      ["temp_lru", this.tempLru ? "yes" : "no"],
-      ["temporary_ttl", this.temporaryTtl],
+      ["slab_reassign", this.set.slabReassign ? "yes" : "no"],
+      ["slab_automove", this.set.slabAutomove],
+      ["slab_automove_ratio", this.set.slabAutomoveRatio.toFixed(2)],
+      ["lru_crawler", this.set.lruCrawler ? "yes" : "no"],
+      ["lru_crawler_sleep", this.set.lruCrawlerSleep],
+      ["lru_crawler_tocrawl", this.set.lruCrawlerTocrawl],
+      ["lru_segmented", this.set.lruSegmented ? "yes" : "no"],
+      ["hot_lru_pct", this.set.hotLruPct],
+      ["warm_lru_pct", this.set.warmLruPct],
+      ["hot_max_factor", this.set.hotMaxFactor.toFixed(2)],
+      ["warm_max_factor", this.set.warmMaxFactor.toFixed(2)],
+      ["temp_lru", this.set.tempLru ? "yes" : "no"],
+      ["temporary_ttl", this.set.temporaryTtl],
     ];
   }
 }
@@ -211,7 +175,7 @@ function automove(req: Request, out: Writer, t: Tunables, nt: number): void {
       out.bytes(REPLY.ERROR);
       return;
     }
-    t.slabAutomoveRatio = r;
+    t.set.slabAutomoveRatio = r;
     out.bytes(REPLY.OK);
     return;
   }
@@ -224,7 +188,7 @@ function automove(req: Request, out: Writer, t: Tunables, nt: number): void {
     out.bytes(REPLY.ERROR);
     return;
   }
-  t.slabAutomove = level;
+  t.set.slabAutomove = level;
   out.bytes(REPLY.OK);
 }
 
@@ -242,23 +206,23 @@ export function lruCommand(req: Request, out: Writer, t: Tunables): void {
     else if (factor <= 0 || hotFactor <= 0) {
       line(out, "ERROR hot/warm age factors must be greater than 0");
     } else {
-      t.hotLruPct = hot;
-      t.warmLruPct = warm;
-      t.hotMaxFactor = hotFactor;
-      t.warmMaxFactor = factor;
+      t.set.hotLruPct = hot;
+      t.set.warmLruPct = warm;
+      t.set.hotMaxFactor = hotFactor;
+      t.set.warmMaxFactor = factor;
       out.bytes(REPLY.OK);
     }
   } else if (nt >= 4 && req.tokenIs(1, "mode")) {
     if (req.tokenIs(2, "flat") || req.tokenIs(2, "segmented")) {
-      t.lruSegmented = req.tokenIs(2, "segmented");
+      t.set.lruSegmented = req.tokenIs(2, "segmented");
       out.bytes(REPLY.OK);
     } else out.bytes(REPLY.ERROR);
   } else if (nt >= 4 && req.tokenIs(1, "temp_ttl")) {
     const ttl = parseI32(req.buf, req.tokStart[2], req.tokEnd[2]);
     if (ttl === null) out.bytes(REPLY.ERROR);
     else {
-      t.tempLru = ttl >= 0;
-      if (ttl >= 0) t.temporaryTtl = ttl;
+      t.set.tempLru = ttl >= 0;
+      if (ttl >= 0) t.set.temporaryTtl = ttl;
       out.bytes(REPLY.OK);
     }
   } else out.bytes(REPLY.ERROR);
@@ -279,7 +243,7 @@ export function lruCrawlerSettings(
 ): void {
   const nt = ntokens(req);
   if (nt === 4 && req.tokenIs(1, "crawl")) {
-    if (!t.lruCrawler) line(out, "CLIENT_ERROR lru crawler disabled");
+    if (!t.set.lruCrawler) line(out, "CLIENT_ERROR lru crawler disabled");
     else if (req.tokenIs(2, "hash")) line(out, "ERROR an unknown error happened");
     else {
       const r = crawlClasses();
@@ -291,7 +255,7 @@ export function lruCrawlerSettings(
     const n = u32(req, 2);
     if (n < 0) out.bytes(REPLY.BAD_FORMAT);
     else {
-      t.lruCrawlerTocrawl = n;
+      t.set.lruCrawlerTocrawl = n;
       out.bytes(REPLY.OK);
     }
   } else if (nt === 4 && req.tokenIs(1, "sleep")) {
@@ -299,18 +263,18 @@ export function lruCrawlerSettings(
     if (n < 0) out.bytes(REPLY.BAD_FORMAT);
     else if (n > 1000000) line(out, "CLIENT_ERROR sleep must be one second or less");
     else {
-      t.lruCrawlerSleep = n;
+      t.set.lruCrawlerSleep = n;
       out.bytes(REPLY.OK);
     }
   } else if (nt === 3 && req.tokenIs(1, "enable")) {
     // As memcached: starting the crawler thread a second time fails.
-    if (t.lruCrawler) line(out, "ERROR failed to start lru crawler thread");
+    if (t.set.lruCrawler) line(out, "ERROR failed to start lru crawler thread");
     else {
-      t.lruCrawler = true;
+      t.set.lruCrawler = true;
       out.bytes(REPLY.OK);
     }
   } else if (nt === 3 && req.tokenIs(1, "disable")) {
-    t.lruCrawler = false;
+    t.set.lruCrawler = false;
     out.bytes(REPLY.OK);
   } else out.bytes(REPLY.ERROR);
 }
