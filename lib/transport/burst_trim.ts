@@ -28,29 +28,27 @@ export const QUIET_MS = 250;
 
 type GcFunction = (options?: { type: string; execution: string; flavor?: string }) => unknown;
 
-let collector: GcFunction | null | undefined;
+let collector: GcFunction | undefined;
 
 /**
  * V8's gc(), or null where it cannot be had. Outside `--expose-gc` it is
  * taken from a fresh context created with the flag set for that moment.
  */
 function gcFunction(): GcFunction | null {
-  if (collector !== undefined) return collector;
-  collector = null;
+  if (collector) return collector;
   const exposed = (globalThis as { gc?: unknown }).gc;
   if (typeof exposed === "function") return collector = exposed as GcFunction;
   try {
+    // V8 flags are per process: the flag stays on, since turning it off again could race
+    // another serve thread between its setting and its new context (that thread then never
+    // trimmed).
     setFlagsFromString("--expose-gc");
     const gc: unknown = runInNewContext("gc");
     if (typeof gc === "function") collector = gc as GcFunction;
   } catch {
-    // No gc: the heap shrinks when V8's own memory reducer runs.
-  } finally {
-    try {
-      setFlagsFromString("--no-expose-gc");
-    } catch { /* as before */ }
+    // No gc: the heap shrinks when V8's own memory reducer runs (tried again next burst).
   }
-  return collector;
+  return collector ?? null;
 }
 
 /** Shrink the heap now; false when no collector is available. */
