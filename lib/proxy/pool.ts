@@ -171,9 +171,21 @@ export class Backend {
    */
   acquire(): Client | Promise<Client> | null {
     if (!this.up) return null;
+    // While requests wait on a connect, later ones queue behind them even once the
+    // connection is adopted: they send from the promise's reactions, which run after
+    // code already queued (another client's read), and that code must not overtake them.
+    if (this.#connecting !== undefined) return this.#connecting;
     const c = this.#client;
     if (c !== undefined && !c.closed) return c;
-    return this.#connecting ??= this.#connect();
+    const p = this.#connect();
+    this.#connecting = p;
+    // Registered first, so it runs first among the reactions, which run back to back:
+    // every waiter sends before anything that calls acquire() afterwards.
+    const done = () => {
+      if (this.#connecting === p) this.#connecting = undefined;
+    };
+    p.then(done, done);
+    return p;
   }
 
   /** Send what this server's connection has buffered now, not at the end of the tick. */
@@ -236,8 +248,6 @@ export class Backend {
     } catch (err) {
       this.#failed(err);
       throw err;
-    } finally {
-      this.#connecting = undefined;
     }
   }
 
