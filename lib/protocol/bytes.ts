@@ -194,7 +194,8 @@ function scanNumber(buf: Uint8Array, start: number, end: number): number {
   let value = 0;
   while (i < end && buf[i] >= 48 && buf[i] <= 57) value = value * 10 + (buf[i++] - 48);
   scanEnd = i;
-  if (i === scanStart || (i < end && !isSpace(buf[i]))) return -1;
+  // A NUL ends C's string: strtoull stops there as at white space (a stored "1\0" counts).
+  if (i === scanStart || (i < end && !isSpace(buf[i]) && buf[i] !== 0)) return -1;
   return value;
 }
 

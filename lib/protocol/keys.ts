@@ -13,32 +13,35 @@ const ENCODE = new Uint8Array(64);
 for (let i = 0; i < 64; i++) ENCODE[i] = ALPHABET.charCodeAt(i);
 
 /**
- * Decode base64 src[start, end) into dst at 0. Returns the decoded length,
- * or 0 when the input is not valid base64 (as memcached treats it).
+ * Decode base64 src[start, end) into dst at 0 as memcached's decoder does:
+ * bytes outside the alphabet are skipped, `=` is a zero digit that ends the
+ * key after its group of four (one or two of them; more is invalid).
+ * Returns the decoded length, or 0 when the input is not valid (no digits,
+ * or a count of them that is not a multiple of four).
  */
 export function base64Decode(src: Uint8Array, start: number, end: number, dst: Uint8Array): number {
-  const n = end - start;
-  if (n === 0 || n % 4 !== 0) return 0;
-  let out = 0;
-  for (let i = start; i < end; i += 4) {
-    const a = DECODE[src[i]], b = DECODE[src[i + 1]];
-    const c3 = src[i + 2], c4 = src[i + 3];
-    if (a < 0 || b < 0) return 0;
-    dst[out++] = (a << 2) | (b >> 4);
-    if (c3 === 61) {
-      if (c4 !== 61 || i + 4 !== end) return 0;
+  let count = 0;
+  for (let i = start; i < end; i++) if (DECODE[src[i]] >= 0 || src[i] === 61) count++;
+  if (count === 0 || count % 4 !== 0) return 0;
+  let out = 0, got = 0, pad = 0, acc = 0;
+  for (let i = start; i < end; i++) {
+    let v = DECODE[src[i]];
+    if (v < 0) {
+      if (src[i] !== 61) continue;
+      v = 0;
+      pad++;
+    }
+    acc = (acc << 6) | v;
+    if (++got < 4) continue;
+    dst[out++] = acc >> 16;
+    dst[out++] = (acc >> 8) & 255;
+    dst[out++] = acc & 255;
+    got = acc = 0;
+    if (pad > 0) {
+      if (pad > 2) return 0;
+      out -= pad;
       break;
     }
-    const c = DECODE[c3];
-    if (c < 0) return 0;
-    dst[out++] = ((b & 15) << 4) | (c >> 2);
-    if (c4 === 61) {
-      if (i + 4 !== end) return 0;
-      break;
-    }
-    const d = DECODE[c4];
-    if (d < 0) return 0;
-    dst[out++] = ((c & 3) << 6) | d;
   }
   return out;
 }

@@ -291,6 +291,18 @@ const arith: Case[] = [
   },
   { name: "incr of 2^32", steps: [set("num", "4294967296"), "incr num 1\r\n"] },
   {
+    // The value is a C string to strtoull: a NUL ends the number as white space does.
+    name: "incr of a value with a NUL after its digits",
+    steps: [
+      set("z", "1\0"),
+      "incr z 1\r\n",
+      "get z\r\n",
+      set("y", "5\0zz"),
+      "decr y 2\r\n",
+      "get y\r\n",
+    ],
+  },
+  {
     name: "incr with the largest delta",
     steps: [set("z", "0"), "incr z 18446744073709551615\r\n", "incr z 18446744073709551610\r\n"],
   },
@@ -599,6 +611,23 @@ const metaGet: Case[] = [
     steps: [ms("44OG44K544OI", "po", "b"), "mg 44OG44K544OI v\r\n", "mg 44OG44K544OI b v k\r\n"],
   },
   { name: "mg with an invalid base64 key", steps: ["mg !!!! b v\r\n", "mg abc b v\r\n"] },
+  {
+    // memcached's decoder skips bytes outside the alphabet and stops after a padded group.
+    name: "base64 keys: stray bytes skipped, = ends the key, too much padding refused",
+    steps: [
+      ms("Y.W.J.j", "1", "b"),
+      "mg YWJj b v k\r\n",
+      "get abc\r\n",
+      ms("QQ==QQ==", "2", "b"),
+      "mg QQ== b v k\r\n",
+      ms("b=g=", "3", "b"),
+      "mg bA== b v k\r\n",
+      "mg n`D'\r*md b v k\r\n",
+      "ma A=== b\r\n",
+      "md ==== b\r\n",
+      "mg YWJjZA b v\r\n",
+    ],
+  },
   { name: "mg without a key", steps: ["mg\r\n", "mg \r\n"] },
   { name: "mg with a 251-byte key", steps: [`mg ${K251} v\r\n`, `mg ${K250} v\r\n`] },
   {
