@@ -397,7 +397,7 @@ export class EngineBase {
         : "bad";
       switch (mode) {
         case Op.ADD:
-          store.bump(old);
+          store.update(old);
           store.free(h);
           return REPLY.NOT_STORED;
         case "cas":
@@ -595,7 +595,7 @@ export class EngineBase {
       for (let i = 0; i < res; i++) buf[vo + i] = text.charCodeAt(i);
       buf.fill(32, vo + res, vo + vlen);
       store.setCas(h, store.nextCas());
-      store.bump(h);
+      store.update(h);
       this.observer?.stored(h);
       return h;
     }

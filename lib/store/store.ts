@@ -286,6 +286,19 @@ export class Store {
   }
 
   /**
+   * A change that is not a read (an incr in place, an `add` that found the
+   * key) makes the item recent without marking it fetched, as memcached's
+   * do_item_update: `me` keeps saying fetch=no.
+   */
+  update(h: number): void {
+    const arena = this.#arena;
+    arena.sync();
+    const i32 = arena.i32;
+    const w = arena.word(h);
+    i32[w + W_TIME] = this.#clock.now() | (i32[w + W_TIME] & T_ACTIVE);
+  }
+
+  /**
    * Records an access: lastAccess = now, the fetched bit on the first one and
    * the active bit on later ones (memcached's do_item_bump). The item stays
    * where it is in the LRU: a hit writes only its own header, and an eviction

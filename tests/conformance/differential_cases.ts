@@ -647,6 +647,23 @@ const metaGet: Case[] = [
   { name: "mg u does not bump, still returns", steps: [set("foo", "hi"), "mg foo u v\r\n"] },
   { name: "me on a missing key", steps: ["me nokey\r\n"] },
   {
+    // do_item_update, not do_item_bump: changes that are not reads leave fetch=no.
+    name: "incr in place, ma and add of an existing key do not mark the item fetched",
+    steps: [
+      set("n", "10"),
+      "incr n 5\r\n",
+      "me n\r\n",
+      "ma n D2\r\n",
+      "me n\r\n",
+      "add n 0 0 1\r\nx\r\n",
+      "me n\r\n",
+      "incr n 1000\r\n",
+      "me n\r\n",
+      "get n\r\n",
+      "me n\r\n",
+    ],
+  },
+  {
     name: "me on a hit shows the item's metadata fields",
     steps: [set("foo", "abc", 0, 100), "me foo\r\n", set("bar", "x"), "get bar\r\n", "me bar\r\n"],
   },
