@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Client, ClientError, errorDetail } from "../client/mod.ts";
+import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
 import { base64Encode, base64Length, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
 import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
@@ -51,9 +51,9 @@ export interface ReturnInfo {
  * server is a backup of the keys its zone's ring gives it (lib/proxy/zones.ts).
  */
 export class Backend {
-  /** `host:port`. */
+  /** `host:port`, or a unix socket's path. */
   readonly name: string;
-  /** Host to connect to. */
+  /** Host to connect to (an absolute path: a unix-domain socket). */
   readonly host: string;
   /** Port to connect to. */
   readonly port: number;
@@ -122,7 +122,7 @@ export class Backend {
   ) {
     this.host = host;
     this.port = port;
-    this.name = `${host}:${port}`;
+    this.name = serverName(host, port);
     this.role = role;
     this.number = number;
     this.watchRestarts = role === "backup";
