@@ -194,11 +194,12 @@ export class Backend {
   /**
    * A request for `key` was sent here and failed (timed out, connection
    * cut): the key is dirty, and it stays dirty for a grace period after
-   * being cleaned, since the lost bytes may still be applied late (after
-   * the cleaning's delete, on another connection).
+   * the first cleaning delete the server answers (until a delete sent after
+   * it), since the lost bytes may still be applied late (after that delete,
+   * on another connection).
    */
   lost(key: Uint8Array): void {
-    this.#dirty.mark(key, Date.now() + this.#lateMs);
+    this.#dirty.mark(key, this.#lateMs);
     if (this.up) this.#cleanSoon();
   }
 
@@ -353,9 +354,11 @@ export class Backend {
       `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
     if (max === Infinity) log.info(say);
     else log.debug(say);
+    // Sent at the end of this tick, so no earlier than now.
+    const sentAt = Date.now();
     const settle = (e: DirtyEntry) =>
       client.request(metaDelete(e.key), Op.MD).then((r) => {
-        if (!r.isError) dirty.settle(e);
+        if (!r.isError) dirty.settle(e, sentAt);
       });
     const results = await Promise.allSettled(entries.map(settle));
     const failed = results.find((r) => r.status === "rejected");
