@@ -236,6 +236,82 @@ Deno.test({
   },
 });
 
+const RELOAD =
+  "nutcracker.yml unix sockets: SIGHUP moves a pool between TCP and sockets, new modes";
+Deno.test({
+  name: RELOAD,
+  ignore: ignoreUnless(RELOAD, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "memrep-unix-" });
+    const mc = await startMemcached();
+    const a = `${dir}/a.sock`, b = `${dir}/b.sock`;
+    const conf = `${dir}/c.yml`;
+    const write = (listen: string) =>
+      Deno.writeTextFile(
+        conf,
+        `alpha:\n  listen: ${listen}\n  servers:\n   - 127.0.0.1:${mc.port}:1\n`,
+      );
+    await write(`${a} 0600`);
+    const { cmd, args } = memrepCommand();
+    const statsPort = freePort();
+    const mr = await startProcess("memrep proxy -c", cmd, [
+      ...args,
+      "proxy",
+      "-c",
+      conf,
+      "--stats-port",
+      String(statsPort),
+      "--stats-addr",
+      "127.0.0.1",
+      "-v",
+    ], 0);
+    const works = async (path: string, value: string) => {
+      const c = await connectUnix(path);
+      try {
+        equal(await c.request(`set k 0 0 ${value.length}\r\n${value}`), "STORED\r\n");
+        equal(
+          await c.request("get k", "END\r\n"),
+          `VALUE k 0 ${value.length}\r\n${value}\r\nEND\r\n`,
+        );
+      } finally {
+        await c.close();
+      }
+    };
+    const reload = async () => {
+      const from = mr.outputLines().length;
+      mr.kill("SIGHUP");
+      await mr.waitForLog(/reloaded/, 10_000, from);
+    };
+    try {
+      await untilConnects(a, mr);
+      equal(mode(a), 0o600);
+      await works(a, "one");
+      await write(`${a} 0666`); // same path, another mode: bound anew there
+      await reload();
+      equal(mode(a), 0o666);
+      await works(a, "two");
+      await write(b); // another path
+      await reload();
+      await works(b, "three");
+      const port = freePort();
+      await write(`127.0.0.1:${port}`); // to TCP
+      await reload();
+      const t = await connect(port);
+      equal(await t.request("get k", "END\r\n"), "VALUE k 0 5\r\nthree\r\nEND\r\n");
+      await t.close();
+      await write(a); // and back to a socket, over the file the first listener left
+      await reload();
+      await works(a, "four");
+    } finally {
+      await mr.stop();
+      await mc.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 const CLI = "memrep proxy --unix PATH --unix-mode M: clients over the socket, as memcached direct";
 Deno.test({
   name: CLI,
