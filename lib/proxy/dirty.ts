@@ -75,7 +75,7 @@ export class DirtyKeys {
   markAll(): void {
     this.#all = true;
     this.#keys.clear();
-    this.#holds.clear();
+    // Holds stay: a lost request's bytes may land after the flush too (see flushing()).
     this.#gen++;
   }
 
@@ -92,6 +92,12 @@ export class DirtyKeys {
   flushing(): void {
     this.#all = false;
     this.#keys.clear();
+    // A lost request may still be applied after the flush, as after a delete: its key stays
+    // dirty and is deleted again once its grace period (from the next answer) is over.
+    for (const [k, hold] of this.#holds) {
+      hold.until = 0;
+      this.#keys.set(k, ++this.#gen);
+    }
   }
 
   /** The flush did not happen: every key is dirty again. */

@@ -59,6 +59,21 @@ Deno.test("a lost key stays dirty until a delete sent its grace period after the
   equal(d.clean, true, "a delete sent after the grace period forgets it");
 });
 
+Deno.test("a key lost before every key became dirty stays dirty after the flush, for its grace period", () => {
+  const d = new DirtyKeys(3);
+  const lost = enc.encode("lost");
+  d.mark(lost, 200);
+  for (const k of ["a", "b", "c"]) d.mark(enc.encode(k)); // over the bound: a flush is needed
+  equal(d.all, true);
+  d.flushing();
+  equal(d.has(lost), true, "its lost bytes may land after the flush");
+  equal(d.has(enc.encode("a")), false);
+  for (const e of d.snapshot()) d.settle(e, 1000, 1010);
+  equal(d.has(lost), true, "the first answered delete starts the grace period");
+  for (const e of d.snapshot()) d.settle(e, 1210, 1220);
+  equal(d.clean, true);
+});
+
 Deno.test("overflowing the bound is counted", () => {
   const d = new DirtyKeys(2);
   for (const k of ["a", "b", "c"]) d.mark(enc.encode(k));
