@@ -43,6 +43,8 @@ import {
 const SPEC: FlagSpec = {
   port: { type: "string", short: "p" },
   listen: { type: "string", short: "l" },
+  unix: { type: "string" },
+  "unix-mode": { type: "string" },
   "max-conns": { type: "string", short: "n" },
   server: { type: "string", short: "s", multiple: true },
   backup: { type: "string", short: "b", multiple: true },
@@ -105,6 +107,9 @@ magent options:
                              host:port@zone: backups in the proxy's zone are tried first
   -p, --port <num>           TCP port to listen on (default 11211)
   -l, --listen <addr>        address to listen on (default 0.0.0.0)
+  --unix <path>              listen on this unix-domain socket instead of TCP (a socket file
+                             left there is replaced; nutcracker's listen: /path)
+  --unix-mode <octal>        the socket file's permissions, e.g. 0666 (default: the umask's)
   -n, --max-conns <num>      max simultaneous client connections (default 4096)
   -k, --ketama               consistent hashing (the default)
   -v, --verbose              -v backend up/down events, -vv details
@@ -202,6 +207,7 @@ export async function proxyMain(args: string[]): Promise<number> {
         first.host,
         first.port,
         log.level > 0,
+        { unixPath: first.path },
       );
     }
     if (auth) reloadOnHangup(auth);
@@ -217,8 +223,12 @@ export async function proxyMain(args: string[]): Promise<number> {
   }
   const port = intFlag(v, "port", 11211, 0, 65535);
   const hostname = stringFlag(v, "listen") ?? "0.0.0.0";
+  const { unixPath, unixMode } = unixFlags(v);
   const maxConnections = intFlag(v, "max-conns", 4096, 1, 1 << 20);
   const tls = proxyTls(stringFlag(v, "tls-cert"), stringFlag(v, "tls-key"));
+  if (tls && unixPath !== undefined) {
+    throw new UsageError("memrep proxy: --tls-cert/--tls-key work on TCP, not with --unix");
+  }
   const zoned = (flag: string, text: string) => {
     const { addr, zone } = splitZone(text);
     if (zone === "") throw new UsageError(`${flag}: empty zone in '${text}'`);
@@ -270,6 +280,7 @@ export async function proxyMain(args: string[]): Promise<number> {
       hostname,
       port,
       log.level > 0,
+      { unixPath },
     );
   }
   // Said by the process that serves (with -d, the background one).
@@ -309,7 +320,7 @@ export async function proxyMain(args: string[]): Promise<number> {
   // Requests are timed only when metrics are asked for (TimedRouter wraps handle()).
   const router = metricsAddr ? new TimedRouter(...routerArgs) : new Router(...routerArgs);
   const server = new ProxyServer(
-    { hostname, port, maxConnections, maxValue: 256 * 1048576, auth, tls },
+    { hostname, port, unixPath, unixMode, maxConnections, maxValue: 256 * 1048576, auth, tls },
     router,
   );
   // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
@@ -324,7 +335,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     server.listen();
   } catch (err) {
     throw new UsageError(
-      `memrep proxy: cannot listen on ${hostname}:${port}: ${errorText(err)}`,
+      `memrep proxy: cannot listen on ${unixPath ?? `${hostname}:${port}`}: ${errorText(err)}`,
     );
   }
   let metrics: MetricsEndpoint | undefined;
@@ -348,7 +359,8 @@ export async function proxyMain(args: string[]): Promise<number> {
     ? ""
     : `, zone ${plan.local} (${zones.length} other zones: ${zones.map((z) => z.name).join(" ")})`;
   log.info(
-    `memrep proxy: listening on ${hostname}:${server.port}, ${primaries.length} servers, ` +
+    `memrep proxy: listening on ${unixPath ?? `${hostname}:${server.port}`}, ` +
+      `${primaries.length} servers, ` +
       `${spares.length} backups, ${hash}${zoneNote}`,
   );
   await server.finished;
@@ -360,6 +372,34 @@ export async function proxyMain(args: string[]): Promise<number> {
     } catch { /* not on this OS */ }
   }
   return 0;
+}
+
+/** --unix <path> (replacing -p/-l, which are refused beside it) and --unix-mode <octal>. */
+function unixFlags(
+  v: Parameters<typeof stringFlag>[0],
+): { unixPath: string | undefined; unixMode: number | undefined } {
+  const unixPath = stringFlag(v, "unix");
+  const modeText = stringFlag(v, "unix-mode");
+  if (unixPath === undefined) {
+    if (modeText !== undefined) throw new UsageError("memrep proxy: --unix-mode needs --unix");
+    return { unixPath, unixMode: undefined };
+  }
+  if (!unixPath.startsWith("/") || unixPath.includes("\0")) {
+    throw new UsageError(
+      `memrep proxy: --unix: expected an absolute socket path, got '${unixPath}'`,
+    );
+  }
+  for (const f of ["port", "listen"]) {
+    if (v[f] !== undefined) {
+      throw new UsageError(`memrep proxy: --${f} and --unix contradict (--unix replaces TCP)`);
+    }
+  }
+  if (modeText !== undefined && (!/^[0-7]+$/.test(modeText) || parseInt(modeText, 8) > 0o777)) {
+    throw new UsageError(
+      `memrep proxy: --unix-mode: expected octal permissions, got '${modeText}'`,
+    );
+  }
+  return { unixPath, unixMode: modeText === undefined ? undefined : parseInt(modeText, 8) };
 }
 
 /**

@@ -34,6 +34,8 @@ const MAGENT_ONLY = [
   "backup-writes",
   "no-miss-fallback",
   "zone",
+  "unix",
+  "unix-mode",
 ];
 
 /** What `-t` prints for a valid file, like nutcracker. */
@@ -121,7 +123,9 @@ export async function configMain(
     }
     for (const p of pools.pools.values()) {
       log.info(
-        `memrep proxy: pool '${p.config.name}' listening on ${p.config.listen.host}:${p.server.port}, ` +
+        `memrep proxy: pool '${p.config.name}' listening on ${
+          p.config.listen.path ?? `${p.config.listen.host}:${p.server.port}`
+        }, ` +
           `${p.config.servers.length} servers, ${p.config.backups.length} backups, ` +
           `${p.config.distribution}/${p.config.hash}`,
       );

@@ -154,32 +154,18 @@ export class Client {
 
   /** Connects with TCP_NODELAY; rejects with a {@linkcode ClientError} naming the server. */
   static async connect(host: string, port: number, options: ClientOptions = {}): Promise<Client> {
-    const server = `${host}:${port}`;
+    const server = serverName(host, port);
     const timeoutMs = options.connectTimeoutMs ?? 3000;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeoutMs);
     let conn: Deno.Conn;
     try {
-      const tcp = await Deno.connect({ hostname: host, port, signal: ac.signal });
-      tcp.setNoDelay(true);
-      conn = tcp;
-      if (options.tls) {
-        // The handshake runs inside the same connect deadline (the abort closes the socket).
-        const tls = await Deno.startTls(tcp, {
-          hostname: host,
-          caCerts: options.tls.ca === undefined ? undefined : [options.tls.ca],
-        });
-        conn = tls;
-        const onAbort = () => closeSilently(tls);
-        ac.signal.addEventListener("abort", onAbort);
-        try {
-          await tls.handshake();
-        } catch (err) {
-          closeSilently(tls);
-          throw err;
-        } finally {
-          ac.signal.removeEventListener("abort", onAbort);
-        }
+      if (isUnixPath(host)) {
+        if (options.tls) throw new Error("TLS over a unix-domain socket is not supported");
+        conn = await Deno.connect({ transport: "unix", path: host });
+        // An accept backlog that is full does not block a unix connect; no timer race here.
+      } else {
+        conn = await connectTcp(host, port, ac.signal, options.tls);
       }
     } catch (err) {
       const why = ac.signal.aborted
@@ -853,4 +839,41 @@ function closeSilently(conn: Deno.Conn): void {
   try {
     conn.close();
   } catch { /* closed */ }
+}
+
+/** A host that is an absolute path names a unix-domain socket (port unused), as in nutcracker. */
+export function isUnixPath(host: string): boolean {
+  return host.startsWith("/");
+}
+
+/** How a server is named in messages and stats: `host:port`, or the socket's path. */
+export function serverName(host: string, port: number): string {
+  return isUnixPath(host) ? host : `${host}:${port}`;
+}
+
+/** TCP (and TLS inside the same deadline: the abort closes the socket). */
+async function connectTcp(
+  host: string,
+  port: number,
+  signal: AbortSignal,
+  tlsOptions: ClientOptions["tls"],
+): Promise<Deno.Conn> {
+  const tcp = await Deno.connect({ hostname: host, port, signal });
+  tcp.setNoDelay(true);
+  if (!tlsOptions) return tcp;
+  const tls = await Deno.startTls(tcp, {
+    hostname: host,
+    caCerts: tlsOptions.ca === undefined ? undefined : [tlsOptions.ca],
+  });
+  const onAbort = () => closeSilently(tls);
+  signal.addEventListener("abort", onAbort);
+  try {
+    await tls.handshake();
+  } catch (err) {
+    closeSilently(tls);
+    throw err;
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+  }
+  return tls;
 }

@@ -12,7 +12,15 @@
  * @module
  */
 
-export { Client, type ClientOptions, type FrameHandler, type Item, type Key } from "./client.ts";
+export {
+  Client,
+  type ClientOptions,
+  type FrameHandler,
+  isUnixPath,
+  type Item,
+  type Key,
+  serverName,
+} from "./client.ts";
 export { ClientError, type ClientErrorCode, errorDetail, ReplyError } from "./errors.ts";
 export { Reply, type ValueItem } from "./reply.ts";
 export { type DumpEntry, NO_TTL, ReplyKind, type ReplyKindCode } from "../protocol/mod.ts";

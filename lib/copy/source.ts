@@ -12,6 +12,7 @@ import {
   type FrameHandler,
   type Reply,
   ReplyKind,
+  serverName,
 } from "../client/mod.ts";
 import {
   ascii,
@@ -255,7 +256,7 @@ export class ServerSource implements Source {
     options: SourceOptions = {},
     clientOptions: ClientOptions = {},
   ): Promise<ServerSource> {
-    const name = `${host}:${port}`;
+    const name = serverName(host, port);
     let list: Client | undefined;
     let fetch: Client | undefined;
     try {

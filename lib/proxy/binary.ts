@@ -25,6 +25,7 @@ import {
   type BinaryRequest,
   BinaryStatus,
   carveCopy,
+  MAX_KEY_LENGTH,
   NO_AUTOVIVIFY,
   Op,
   type OpCode,
@@ -93,6 +94,12 @@ export class BinaryFront {
 
   /** Route one parsed request; its reply goes to `conn` in request order. Returns a Next code. */
   handle(req: BinaryRequest, conn: ReplySink): number {
+    if (req.op !== Op.ERROR && req.op !== Op.STATS && unsayable(req)) {
+      // memcached's answer to a binary key over 250 bytes (its meta refuses a base64 token over
+      // 250 before decoding it): EINVAL, and the connection closes once it is sent.
+      conn.reply(this.#framer.error(req, BinaryStatus.EINVAL));
+      return Next.CLOSE;
+    }
     switch (req.op) {
       case Op.ERROR:
         // The codec's error packet lives in a scratch of `req`: copy it.
@@ -258,7 +265,7 @@ export class BinaryFront {
     w.crlf();
     const text = this.#text;
     const used = parseRequest(w.buf, 0, w.length, text, this.#maxValue);
-    // A key too long for meta once base64-encoded is the one request text cannot state.
+    // (Keys too long for meta were answered in handle(); anything else here is a bug's guard.)
     if (used !== w.length || (text.op === Op.ERROR && text.error !== null)) {
       conn.reply(this.#framer.error(req, BinaryStatus.EINVAL));
       return;
@@ -312,6 +319,15 @@ export class BinaryFront {
       w.text(v.toString());
     }
   }
+}
+
+/**
+ * A key the backends cannot be sent: text cannot carry it and its base64
+ * (meta's ` b`) is over memcached's 250-byte token limit, i.e. over 186 bytes.
+ */
+function unsayable(req: BinaryRequest): boolean {
+  return base64Length(req.keyEnd - req.keyStart) > MAX_KEY_LENGTH &&
+    !textSafe(req.keyBuf, req.keyStart, req.keyEnd);
 }
 
 /** A stats group the text `stats` line can carry. */

@@ -9,19 +9,23 @@
  * @module
  */
 
+import { serverName } from "../client/mod.ts";
 import { hashFunction } from "./hash.ts";
 import { parseYaml, YamlError, type YamlMap, type YamlValue } from "./yaml.ts";
 import { planZones, ZoneError } from "./zones.ts";
 
 /** A backend as written in `servers:` (or `backups:`). */
 export interface ServerSpec {
-  /** Host to connect to. */
+  /** Host to connect to; a unix socket's path for `/path:weight [name]`. */
   host: string;
-  /** Port to connect to. */
+  /** Port to connect to (0 for a unix socket). */
   port: number;
   /** Relative weight (ketama points, modula slots). */
   weight: number;
-  /** The string its ketama points hash: the given name, else host:port (host alone for 11211). */
+  /**
+   * The string its ketama points hash: the given name, else host:port (host
+   * alone for 11211; `path:` for a unix socket, as nutcracker names it).
+   */
   name: string;
   /** `host:port:weight` as written. */
   pname: string;
@@ -29,12 +33,29 @@ export interface ServerSpec {
   zone: string | undefined;
 }
 
+/** Where a pool listens: TCP `host:port`, or a unix-domain socket. */
+export interface ListenAddress {
+  /** Address to bind ("" for a unix socket). */
+  host: string;
+  /** TCP port (0 for a unix socket). */
+  port: number;
+  /** The socket's path, for `listen: /path [mode]`. */
+  path: string | undefined;
+  /** The socket file's permission bits (`listen: /path 0666`); undefined: the umask's. */
+  mode: number | undefined;
+}
+
+/** A listen address as nutcracker's logs and memrep's messages write it. */
+export function listenName(l: ListenAddress): string {
+  return l.path ?? `${l.host}:${l.port}`;
+}
+
 /** One pool: a listener, its servers and how keys are spread over them. */
 export interface PoolConfig {
   /** The pool's key in the file. */
   name: string;
   /** Listen address. */
-  listen: { host: string; port: number };
+  listen: ListenAddress;
   /** Key hash name (`fnv1a_64` by default, as nutcracker). */
   hash: string;
   /** Two bytes, opening and closing, or undefined. */
@@ -135,9 +156,9 @@ export function parseConfig(text: string, file = "config"): PoolConfig[] {
   }
   const listens = new Map<string, string>();
   for (const p of pools) {
-    const key = `${p.listen.host}:${p.listen.port}`;
+    const key = listenName(p.listen);
     const other = listens.get(key);
-    if (other !== undefined && p.listen.port !== 0) {
+    if (other !== undefined && (p.listen.port !== 0 || p.listen.path !== undefined)) {
       throw new ConfigError(
         `${file}: pools '${other}' and '${p.name}' have the same listen address '${key}'`,
       );
@@ -243,9 +264,9 @@ function parsePool(name: string, m: YamlMap, file: string): PoolConfig {
   }
   const backupList = m.get("backups");
   const backups = backupList === undefined ? [] : serverSpecs(backupList, "backups", where);
-  const seen = new Set(servers.map((s) => `${s.host}:${s.port}`));
+  const seen = new Set(servers.map((s) => serverName(s.host, s.port)));
   for (const b of backups) {
-    const addr = `${b.host}:${b.port}`;
+    const addr = serverName(b.host, b.port);
     if (seen.has(addr)) {
       throw new ConfigError(
         `${where}: ${addr} is listed twice (a backup must not also be a server)`,
@@ -289,18 +310,35 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function parseListen(text: string, where: string): { host: string; port: number } {
+/** Longest unix socket path (sun_path holds 108 bytes with its NUL), as nutcracker checks. */
+const UNIX_PATH_MAX = 107;
+
+function parseListen(text: string, where: string): ListenAddress {
   if (text.startsWith("/")) {
-    throw new ConfigError(
-      `${where}: directive "listen:" is a unix socket ('${text}'): not supported by memrep`,
-    );
+    // nutcracker: "socket_path [permissions]", split at the last space, octal permissions.
+    const sp = text.lastIndexOf(" ");
+    const path = sp < 0 ? text : text.slice(0, sp);
+    const modeText = sp < 0 ? undefined : text.slice(sp + 1);
+    if (modeText !== undefined && (!/^[0-7]+$/.test(modeText) || parseInt(modeText, 8) > 0o777)) {
+      throw new ConfigError(
+        `${where}: directive "listen:" has an invalid file permission '${modeText}' in "socket_path permission"`,
+      );
+    }
+    if (new TextEncoder().encode(path).length > UNIX_PATH_MAX) {
+      throw new ConfigError(
+        `${where}: directive "listen:" has a socket path over ${UNIX_PATH_MAX} bytes '${path}'`,
+      );
+    }
+    // nutcracker leaves the umask's bits when the permissions are absent or 0.
+    const mode = modeText === undefined ? 0 : parseInt(modeText, 8);
+    return { host: "", port: 0, path, mode: mode === 0 ? undefined : mode };
   }
   const m = /^(.+):(\d+)$/.exec(text);
   const port = m === null ? NaN : Number(m[2]);
   if (m === null || port > 65535) {
     throw new ConfigError(`${where}: directive "listen:" has an invalid "hostname:port" '${text}'`);
   }
-  return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port };
+  return { host: m[1].replace(/^\[(.*)\]$/, "$1"), port, path: undefined, mode: undefined };
 }
 
 function serverSpecs(v: YamlValue, key: string, where: string): ServerSpec[] {
@@ -336,11 +374,6 @@ function serverSpec(
 ): ServerSpec {
   const bad = (why: string) =>
     new ConfigError(`${where}: "${key}:" item '${text}' ${why} in "hostname:port:weight [name]"`);
-  if (text.startsWith("/")) {
-    throw new ConfigError(
-      `${where}: "${key}:" item '${text}' is a unix socket: not supported by memrep`,
-    );
-  }
   let rest = text;
   let name: string | undefined;
   const sp = rest.lastIndexOf(" ");
@@ -349,6 +382,7 @@ function serverSpec(
     rest = rest.slice(0, sp);
     if (name === "") throw bad("has an empty name");
   }
+  if (rest.startsWith("/")) return unixServerSpec(rest, name, key, where, zone);
   const c2 = rest.lastIndexOf(":");
   const c1 = c2 > 0 ? rest.lastIndexOf(":", c2 - 1) : -1;
   if (c1 <= 0) throw bad("has an invalid format");
@@ -371,6 +405,33 @@ function serverSpec(
     pname: rest,
     zone,
   };
+}
+
+/** `/path/unix_socket:weight [name]`, split as nutcracker does (a path with a colon is refused). */
+function unixServerSpec(
+  rest: string,
+  name: string | undefined,
+  key: string,
+  where: string,
+  zone: string | undefined,
+): ServerSpec {
+  const bad = (why: string) =>
+    new ConfigError(
+      `${where}: "${key}:" item '${rest}' ${why} in "/path/unix_socket:weight [name]"`,
+    );
+  const c = rest.lastIndexOf(":");
+  const path = rest.slice(0, c);
+  if (c < 0 || path.includes(":")) throw bad("has an invalid format");
+  const weightText = rest.slice(c + 1);
+  if (!/^\d+$/.test(weightText)) throw bad("has an invalid weight");
+  const weight = Number(weightText);
+  if (weight === 0) throw bad("has a zero weight");
+  if (weight > 1_000_000) throw bad("has a weight over 1000000");
+  if (new TextEncoder().encode(path).length > UNIX_PATH_MAX) {
+    throw bad(`has a socket path over ${UNIX_PATH_MAX} bytes`);
+  }
+  // Without a name nutcracker hashes (and its stats name) the path and the colon after it.
+  return { host: path, port: 0, weight, name: name ?? `${path}:`, pname: rest, zone };
 }
 
 /** Read `path` and parse it; a missing or unreadable file is a ConfigError too. */

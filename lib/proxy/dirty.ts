@@ -23,10 +23,12 @@ export class DirtyKeys {
   #gen = 0;
   #all = false;
   /**
-   * Keys whose lost request may still arrive late (a timed-out or cut
-   * connection's bytes can still be applied): not forgotten before then.
+   * Keys whose lost request may still be applied late (a timed-out or cut
+   * connection's bytes wait in the server's socket buffer until it reads
+   * them): `ms` is the grace period, `until` its end, counted from the first
+   * cleaning delete the server answered after the loss (0: none yet).
    */
-  #holds = new Map<string, number>();
+  #holds = new Map<string, { ms: number; until: number }>();
   /** Times more than `limit` keys were marked (the whole server became dirty). */
   overflows = 0;
 
@@ -51,10 +53,10 @@ export class DirtyKeys {
   }
 
   /**
-   * `key` changed elsewhere; with `holdUntil` (a Date.now() time), a
-   * cleaning pass keeps it dirty until then even once cleaned.
+   * `key` changed elsewhere. With `lateMs` (a request for it was lost), it
+   * stays dirty until a delete sent `lateMs` after the first answered one.
    */
-  mark(key: Uint8Array, holdUntil = 0): void {
+  mark(key: Uint8Array, lateMs = 0): void {
     if (this.#all) return;
     if (this.#keys.size >= this.#limit) {
       this.overflows++;
@@ -63,14 +65,17 @@ export class DirtyKeys {
     }
     const k = decodeAscii(key, 0, key.length);
     this.#keys.set(k, ++this.#gen);
-    if (holdUntil > 0 && (this.#holds.get(k) ?? 0) < holdUntil) this.#holds.set(k, holdUntil);
+    // A new loss starts the grace period over: its bytes may land after any earlier cleaning.
+    if (lateMs > 0) {
+      this.#holds.set(k, { ms: Math.max(lateMs, this.#holds.get(k)?.ms ?? 0), until: 0 });
+    }
   }
 
   /** Every key changed elsewhere (a flush_all was missed, or too many keys). */
   markAll(): void {
     this.#all = true;
     this.#keys.clear();
-    this.#holds.clear();
+    // Holds stay: a lost request's bytes may land after the flush too (see flushing()).
     this.#gen++;
   }
 
@@ -87,6 +92,12 @@ export class DirtyKeys {
   flushing(): void {
     this.#all = false;
     this.#keys.clear();
+    // A lost request may still be applied after the flush, as after a delete: its key stays
+    // dirty and is deleted again once its grace period (from the next answer) is over.
+    for (const [k, hold] of this.#holds) {
+      hold.until = 0;
+      this.#keys.set(k, ++this.#gen);
+    }
   }
 
   /** The flush did not happen: every key is dirty again. */
@@ -104,11 +115,22 @@ export class DirtyKeys {
     return out;
   }
 
-  /** `e` was cleaned: forget it unless it was marked again since the snapshot. */
-  settle(e: DirtyEntry): void {
+  /**
+   * `e` was cleaned by a delete sent at `sentAt` and answered at `now`:
+   * forget it unless it was marked again since the snapshot, or a lost
+   * request's bytes may still land after that delete.
+   */
+  settle(e: DirtyEntry, sentAt: number, now = Date.now()): void {
     const hold = this.#holds.get(e.key);
     if (hold !== undefined) {
-      if (Date.now() < hold) return; // a late copy may still land: clean it again later
+      // The late bytes are applied only while the server runs, and its answer shows it runs:
+      // the grace period starts there, not at the loss (a server hung past it would otherwise
+      // apply them after the delete that made the key clean). Kept: cleaned again later.
+      if (hold.until === 0) {
+        hold.until = now + hold.ms;
+        return;
+      }
+      if (sentAt < hold.until) return;
       this.#holds.delete(e.key);
     }
     if (this.#keys.get(e.key) === e.gen) this.#keys.delete(e.key);

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { Client, ClientError, errorDetail } from "../client/mod.ts";
+import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
 import { base64Encode, base64Length, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
 import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
@@ -51,9 +51,9 @@ export interface ReturnInfo {
  * server is a backup of the keys its zone's ring gives it (lib/proxy/zones.ts).
  */
 export class Backend {
-  /** `host:port`. */
+  /** `host:port`, or a unix socket's path. */
   readonly name: string;
-  /** Host to connect to. */
+  /** Host to connect to (an absolute path: a unix-domain socket). */
   readonly host: string;
   /** Port to connect to. */
   readonly port: number;
@@ -122,7 +122,7 @@ export class Backend {
   ) {
     this.host = host;
     this.port = port;
-    this.name = `${host}:${port}`;
+    this.name = serverName(host, port);
     this.role = role;
     this.number = number;
     this.watchRestarts = role === "backup";
@@ -206,11 +206,12 @@ export class Backend {
   /**
    * A request for `key` was sent here and failed (timed out, connection
    * cut): the key is dirty, and it stays dirty for a grace period after
-   * being cleaned, since the lost bytes may still be applied late (after
-   * the cleaning's delete, on another connection).
+   * the first cleaning delete the server answers (until a delete sent after
+   * it), since the lost bytes may still be applied late (after that delete,
+   * on another connection).
    */
   lost(key: Uint8Array): void {
-    this.#dirty.mark(key, Date.now() + this.#lateMs);
+    this.#dirty.mark(key, this.#lateMs);
     if (this.up) this.#cleanSoon();
   }
 
@@ -363,9 +364,11 @@ export class Backend {
       `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
     if (max === Infinity) log.info(say);
     else log.debug(say);
+    // Sent at the end of this tick, so no earlier than now.
+    const sentAt = Date.now();
     const settle = (e: DirtyEntry) =>
       client.request(metaDelete(e.key), Op.MD).then((r) => {
-        if (!r.isError) dirty.settle(e);
+        if (!r.isError) dirty.settle(e, sentAt);
       });
     const results = await Promise.allSettled(entries.map(settle));
     const failed = results.find((r) => r.status === "rejected");

@@ -206,6 +206,8 @@ export class ProxyPool {
     this.server = new ProxyServer({
       hostname: config.listen.host,
       port: config.listen.port,
+      unixPath: config.listen.path,
+      unixMode: config.listen.mode,
       maxConnections: config.clientConnections === 0 ? 1 << 20 : config.clientConnections,
       maxValue: MAX_VALUE,
       auth: access.auth,
@@ -354,7 +356,8 @@ export class ProxyPools {
   ): { added: string[]; removed: string[]; changed: string[] } {
     const names = new Set(configs.map((c) => c.name));
     const sameListen = (p: ProxyPool, c: PoolConfig) =>
-      p.config.listen.host === c.listen.host && p.config.listen.port === c.listen.port;
+      p.config.listen.host === c.listen.host && p.config.listen.port === c.listen.port &&
+      p.config.listen.path === c.listen.path && p.config.listen.mode === c.listen.mode;
     const fresh: ProxyPool[] = [];
     const keep: [ProxyPool, PoolConfig][] = [];
     const kept = new Set<ProxyPool>();

@@ -1,5 +1,6 @@
 /**
- * The proxy's listener: accepts clients (TLS handshake first with
+ * The proxy's listener (TCP, or a unix-domain socket with `--unix` /
+ * `listen: /path`): accepts clients (TLS handshake first with
  * `--tls-cert`), refuses those over `-n`, and runs a
  * {@linkcode ProxyConnection} for each.
  * @module
@@ -10,6 +11,7 @@ import {
   closeQuietly,
   isTlsConn,
   listenTcp,
+  listenUnix,
   type TlsMaterial,
   writeAll,
 } from "../transport/mod.ts";
@@ -24,6 +26,10 @@ export interface ProxyServerOptions {
   hostname: string;
   /** TCP port; 0 picks a free one. */
   port: number;
+  /** Listen on this unix-domain socket instead of TCP. */
+  unixPath?: string;
+  /** The socket file's permission bits (undefined: the umask's). */
+  unixMode?: number;
   /** Max simultaneous client connections (-n). */
   maxConnections: number;
   /** Largest value accepted from clients (backends may refuse smaller ones). */
@@ -36,7 +42,7 @@ export interface ProxyServerOptions {
 
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
 
-/** The proxy's TCP listener. */
+/** The proxy's listener. */
 export class ProxyServer {
   readonly #options: ProxyServerOptions;
   readonly #router: Router;
@@ -65,8 +71,10 @@ export class ProxyServer {
 
   /** Bind (throws AddrInUse etc. before serving) and start accepting. */
   listen(): void {
-    const { hostname, port, tls } = this.#options;
-    this.#listener = listenTcp({ hostname, port, reusePort: false, tls });
+    const { hostname, port, tls, unixPath, unixMode } = this.#options;
+    this.#listener = unixPath === undefined
+      ? listenTcp({ hostname, port, reusePort: false, tls })
+      : listenUnix(unixPath, unixMode);
     this.#accept(this.#listener);
   }
 
@@ -84,7 +92,9 @@ export class ProxyServer {
           });
           continue;
         }
-        if (!isTlsConn(conn)) (conn as Deno.TcpConn).setNoDelay(true);
+        if (conn.localAddr.transport === "tcp" && !isTlsConn(conn)) {
+          (conn as Deno.TcpConn).setNoDelay(true);
+        }
         this.#conns.add(conn);
         stats.currConnections++;
         this.#burst.opened();

@@ -10,6 +10,7 @@
  */
 
 import { log } from "../log.ts";
+import { serverName } from "../client/mod.ts";
 import { closeQuietly, writeAll } from "../transport/mod.ts";
 import type { ProxyPools } from "./pools.ts";
 import type { Backend } from "./pool.ts";
@@ -68,7 +69,7 @@ export function statsJson(pools: ProxyPools, version: string): string {
     if (p.router.zone !== undefined) pool.zone = p.router.zone;
     const names = new Map<string, string>();
     for (const spec of [...p.config.servers, ...p.config.backups]) {
-      names.set(`${spec.host}:${spec.port}`, spec.name);
+      names.set(serverName(spec.host, spec.port), spec.name);
     }
     for (const b of p.backends) pool[names.get(b.name) ?? b.name] = serverStats(b);
     doc[name] = pool;

@@ -15,6 +15,7 @@ import {
   isDisconnect,
   isTlsConn,
   listenTcp,
+  listenUnix,
   type TlsMaterial,
   writeAll,
 } from "../transport/mod.ts";
@@ -189,56 +190,6 @@ async function handshake(conn: Deno.Conn): Promise<boolean> {
   } catch (err) {
     log.debug(`memrep: TLS handshake failed: ${err instanceof Error ? err.message : err}`);
     closeQuietly(conn);
-    return false;
-  }
-}
-
-/**
- * Binds the unix-domain socket `path` with permission bits `mask`. As
- * memcached does, a socket file left there (by a server that is gone) is
- * replaced, any other file is not (the bind then fails: address in use).
- */
-function listenUnix(path: string, mask: number): Deno.UnixListener {
-  try {
-    if (Deno.lstatSync(path).isSocket) Deno.removeSync(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  // Bound under a private name, given its mode, then moved into place: a client never finds the
-  // socket with the umask's bits instead of -a's (memcached sets its umask before bind). A path
-  // taken by another file, or a private name that does not fit, binds in place as before.
-  if (!exists(path)) {
-    const slash = path.lastIndexOf("/");
-    const tmp = `${path.slice(0, slash + 1)}.memrep-${Deno.pid}.sock`;
-    let listener: Deno.UnixListener | undefined;
-    try {
-      if (exists(tmp)) Deno.removeSync(tmp);
-      listener = Deno.listen({ transport: "unix", path: tmp });
-      Deno.chmodSync(tmp, mask & 0o777);
-      Deno.renameSync(tmp, path);
-      return listener;
-    } catch {
-      if (listener) closeQuietly(listener);
-      try {
-        Deno.removeSync(tmp);
-      } catch { /* not there */ }
-    }
-  }
-  const listener = Deno.listen({ transport: "unix", path });
-  try {
-    Deno.chmodSync(path, mask & 0o777);
-  } catch (err) {
-    closeQuietly(listener);
-    throw err;
-  }
-  return listener;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
     return false;
   }
 }

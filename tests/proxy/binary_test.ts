@@ -12,8 +12,10 @@ import { connect, ignoreUnless, metaEnd, startMemcached } from "../helpers/mod.t
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 import {
   arithExtras,
+  decodeResponse,
   OP,
   packet,
+  responseEnd,
   roundTrip,
   setExtras,
   splitResponses,
@@ -281,7 +283,7 @@ Deno.test({
   async fn() {
     const cluster = await startCluster({ servers: 3, backups: 1 });
     try {
-      const c = await connect(cluster.proxy.port);
+      let c = await connect(cluster.proxy.port);
       const rand = seeded(99);
       const ring = new Ketama(
         cluster.servers.map((x) => ({ name: ketamaName("127.0.0.1", x.port), weight: 1 })),
@@ -314,14 +316,14 @@ Deno.test({
         if (d.status !== 0) wrong++;
       }
       equal(wrong, 0, "binary keys stored, read back and deleted");
+      // Over 186 bytes: memcached's answer to an over-long key (binary_long_key_test.ts).
       const long = "\x01".repeat(187);
-      const r = await one(
-        c,
-        packet({ op: OP.SET, key: long, value: "v", extras: setExtras(0, 0) }),
-      );
+      await c.send(packet({ op: OP.SET, key: long, value: "v", extras: setExtras(0, 0) }));
+      const r = decodeResponse(await c.readUntil((b) => responseEnd(b, 0), 10_000));
       deepEqual([r.status, text(r.value)], [4, "Invalid arguments"]);
-      const g = await one(c, get(long, OP.GETKQ));
-      equal(g.status, 4, "not silent: an error");
+      ok(await c.waitClosed(10_000), "closed after it, as memcached");
+      await c.close();
+      c = await connect(cluster.proxy.port);
       // A text-safe key of 250 bytes is fine.
       const k250 = "k".repeat(250);
       equal((await one(c, set(k250, "v"))).status, 0);

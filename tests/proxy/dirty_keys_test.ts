@@ -20,7 +20,7 @@ Deno.test("a key marked again during a cleaning pass stays dirty; the others are
         again.add(i);
       }
     }
-    for (const e of snap) d.settle(e);
+    for (const e of snap) d.settle(e, Date.now());
     equal(d.size, again.size, `seed ${seed}`);
     for (let i = 0; i < keys.length; i++) equal(d.has(keys[i]), again.has(i));
   }
@@ -39,16 +39,38 @@ Deno.test("past the bound every key is dirty; a failed flush keeps it so", () =>
   equal(d.all, true);
 });
 
-Deno.test("a key lost on a failed request stays dirty until its hold ends, then is forgotten", async () => {
+Deno.test("a lost key stays dirty until a delete sent its grace period after the first answered one", () => {
   const d = new DirtyKeys(100);
   const held = enc.encode("held"), plain = enc.encode("plain");
-  d.mark(held, Date.now() + 200);
+  // Lost at 1000 with 200 ms of grace; the server then hangs until 5000 (past 1000 + 200).
+  d.mark(held, 200);
   d.mark(plain);
-  for (const e of d.snapshot()) d.settle(e);
-  equal(d.has(held), true, "late bytes may still land: kept");
+  for (const e of d.snapshot()) d.settle(e, 1000, 5000);
+  equal(d.has(held), true, "the first answered delete starts the grace period: kept");
   equal(d.has(plain), false);
-  await new Promise((r) => setTimeout(r, 300)); // the hold is over
-  for (const e of d.snapshot()) d.settle(e);
+  for (const e of d.snapshot()) d.settle(e, 5100, 5150);
+  equal(d.has(held), true, "a delete sent within 200 ms of that answer: kept");
+  d.mark(held, 200); // lost again: the grace period starts over at the next answer
+  for (const e of d.snapshot()) d.settle(e, 5300, 5310);
+  equal(d.has(held), true);
+  for (const e of d.snapshot()) d.settle(e, 5400, 5410);
+  equal(d.has(held), true, "within 200 ms of the new first answer (5310)");
+  for (const e of d.snapshot()) d.settle(e, 5510, 5520);
+  equal(d.clean, true, "a delete sent after the grace period forgets it");
+});
+
+Deno.test("a key lost before every key became dirty stays dirty after the flush, for its grace period", () => {
+  const d = new DirtyKeys(3);
+  const lost = enc.encode("lost");
+  d.mark(lost, 200);
+  for (const k of ["a", "b", "c"]) d.mark(enc.encode(k)); // over the bound: a flush is needed
+  equal(d.all, true);
+  d.flushing();
+  equal(d.has(lost), true, "its lost bytes may land after the flush");
+  equal(d.has(enc.encode("a")), false);
+  for (const e of d.snapshot()) d.settle(e, 1000, 1010);
+  equal(d.has(lost), true, "the first answered delete starts the grace period");
+  for (const e of d.snapshot()) d.settle(e, 1210, 1220);
   equal(d.clean, true);
 });
 
