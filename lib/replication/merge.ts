@@ -117,14 +117,15 @@ export class Merger {
 
   /**
    * Take over what a stopped process of this node knew (a warm restart,
-   * its clock origin resumed): flush epoch, a delayed flush, tombstones and
-   * touches, oldest first.
+   * its clock origin resumed): flush epoch, a delayed flush, tombstones,
+   * touches and expiry guards, oldest first.
    */
   restore(
     flushEpoch: number,
     pending: { epoch: number; atLocal: number } | null,
     tombstones: Iterable<[string, number]>,
     touches: Iterable<[string, number]>,
+    expiries: Iterable<[string, number]> = [],
   ): void {
     this.flushEpoch = Math.max(this.flushEpoch, flushEpoch);
     if (pending !== null && (this.#pending === null || pending.epoch > this.#pending.epoch)) {
@@ -132,8 +133,9 @@ export class Merger {
     }
     for (const [k, v] of tombstones) if (v >= this.flushEpoch) this.tombstones.set(k, v);
     for (const [k, v] of touches) this.touches.set(k, v);
+    for (const [k, v] of expiries) if (v >= this.flushEpoch) this.expiries.set(k, v);
     // This process may keep fewer: the oldest go.
-    for (const map of [this.tombstones, this.touches]) {
+    for (const map of [this.tombstones, this.touches, this.expiries]) {
       for (const k of map.keys()) {
         if (map.size <= this.#tombstoneLimit) break;
         map.delete(k);
