@@ -26,9 +26,9 @@
  */
 
 import { decodeAscii } from "../protocol/mod.ts";
-import { ITEM_KEY_BINARY, ITEM_STALE } from "../server/mod.ts";
+import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "../server/mod.ts";
 import type { Store } from "../store/mod.ts";
-import { BIT_BINARY_KEY, BIT_STALE, Frame, type FrameParser } from "./stream.ts";
+import { BIT_BINARY_KEY, BIT_STALE, BIT_WIN_SENT, Frame, type FrameParser } from "./stream.ts";
 import { type HybridClock, versionAt } from "./versions.ts";
 
 /** Outcome of applying one change. */
@@ -43,14 +43,16 @@ export const Applied = {
   REJECTED: 3,
 } as const;
 
-/** Item bits of the store that travel with an item (stale, binary key). */
+/** Item bits of the store that travel with an item (stale, win token sent, binary key). */
 export function wireBits(userBits: number): number {
   return ((userBits & ITEM_STALE) ? BIT_STALE : 0) |
+    ((userBits & ITEM_TOKEN_SENT) ? BIT_WIN_SENT : 0) |
     ((userBits & ITEM_KEY_BINARY) ? BIT_BINARY_KEY : 0);
 }
 
 function storeBits(bits: number): number {
-  return ((bits & BIT_STALE) ? ITEM_STALE : 0) | ((bits & BIT_BINARY_KEY) ? ITEM_KEY_BINARY : 0);
+  return ((bits & BIT_STALE) ? ITEM_STALE : 0) | ((bits & BIT_WIN_SENT) ? ITEM_TOKEN_SENT : 0) |
+    ((bits & BIT_BINARY_KEY) ? ITEM_KEY_BINARY : 0);
 }
 
 /** The clock the merge needs: the server's (clock seconds, and unix time of second 0). */
@@ -115,14 +117,15 @@ export class Merger {
 
   /**
    * Take over what a stopped process of this node knew (a warm restart,
-   * its clock origin resumed): flush epoch, a delayed flush, tombstones and
-   * touches, oldest first.
+   * its clock origin resumed): flush epoch, a delayed flush, tombstones,
+   * touches and expiry guards, oldest first.
    */
   restore(
     flushEpoch: number,
     pending: { epoch: number; atLocal: number } | null,
     tombstones: Iterable<[string, number]>,
     touches: Iterable<[string, number]>,
+    expiries: Iterable<[string, number]> = [],
   ): void {
     this.flushEpoch = Math.max(this.flushEpoch, flushEpoch);
     if (pending !== null && (this.#pending === null || pending.epoch > this.#pending.epoch)) {
@@ -130,8 +133,9 @@ export class Merger {
     }
     for (const [k, v] of tombstones) if (v >= this.flushEpoch) this.tombstones.set(k, v);
     for (const [k, v] of touches) this.touches.set(k, v);
+    for (const [k, v] of expiries) if (v >= this.flushEpoch) this.expiries.set(k, v);
     // This process may keep fewer: the oldest go.
-    for (const map of [this.tombstones, this.touches]) {
+    for (const map of [this.tombstones, this.touches, this.expiries]) {
       for (const k of map.keys()) {
         if (map.size <= this.#tombstoneLimit) break;
         map.delete(k);
@@ -230,13 +234,17 @@ export class Merger {
   ): number {
     const store = this.#store;
     const exp = this.#localExptime(expUnix);
+    // Within one version the win token only grows: once either node handed out W, both say Z.
+    const won = (storeBits(bits) & ~store.userBits(h) & ITEM_TOKEN_SENT) !== 0;
+    if (won) store.setUserBits(h, store.userBits(h) | ITEM_TOKEN_SENT);
+    const same = won ? Applied.CHANGED : Applied.IGNORED;
     const ub = (store.userBits(h) & ~ITEM_STALE) | (storeBits(bits) & ITEM_STALE);
-    if (store.exptime(h) === exp && store.userBits(h) === ub) return Applied.IGNORED;
+    if (store.exptime(h) === exp && store.userBits(h) === ub) return same;
     const name = decodeAscii(key, ks, ke);
     const local = Math.max(this.touches.get(name) ?? 0, version);
     const incoming = Math.max(touch, version);
-    if (incoming < local) return Applied.IGNORED;
-    if (incoming === local && !longer(exp, store.exptime(h))) return Applied.IGNORED;
+    if (incoming < local) return same;
+    if (incoming === local && !longer(exp, store.exptime(h))) return same;
     if (incoming > version) this.touched(name, incoming);
     if (exp !== 0 && exp <= this.#clock.now()) {
       this.handle = -1;

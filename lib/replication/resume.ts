@@ -14,9 +14,10 @@
  *   full copy, as for any peer it lost track of); what it confirmed of our
  *   stream; the agreed versions of our stream (the exactness point of a
  *   full copy, should one follow); the ids of the copies sent to it;
- * - the clock, the flush epoch (and a delayed flush), tombstones and
- *   touches: a change from a peer's backlog older than a delete or flush
- *   made here is refused as it was before the stop (nothing resurrected).
+ * - the clock, the flush epoch (and a delayed flush), tombstones, touches
+ *   and expiry guards: a change from a peer's backlog older than a delete,
+ *   flush or expired write made here is refused as it was before the stop
+ *   (nothing resurrected).
  *
  * The handshake needs nothing new: the restored state is what the STATE
  * line carries (stream id and end, the peer's stream and offset, clock).
@@ -27,11 +28,12 @@
  * peers and that one gets a new copy on its next link (`copyNext`).
  *
  * Encoding (little endian, a multiple of 4 bytes; the image checksums it):
- * "memrepRS", u32 version (2; 1 is a pair's state of earlier versions),
+ * "memrepRS", u32 version (3; 2 has no expiry guards, 1 is a pair's state
+ * of earlier versions),
  * u32 parts (1 stream, 4 delayed flush), f64 clock, flush epoch, delayed
  * flush epoch and clock second; the stream (u8 id length, id, f64 start,
- * f64 end, the bytes [start, end)); tombstones and touches (u32 count,
- * then u16 key length, key bytes, f64 version each); u32 peer count, then
+ * f64 end, the bytes [start, end)); tombstones, touches and expiry guards
+ * (u32 count, then u16 key length, key bytes, f64 version each); u32 peer count, then
  * per peer: u8 address length, address, u16 member index, u8 flags (1 a
  * position, 2 copy next), the position (u8 id length, id, f64 offset),
  * f64 confirmed, f64 copy ids, the agreement (f64 base offset, f64 base
@@ -45,7 +47,9 @@ import type { HybridClock } from "./versions.ts";
 import { Writer } from "../protocol/mod.ts";
 
 const MAGIC = "memrepRS";
-const VERSION = 2;
+const VERSION = 3;
+/** A state of memrep versions that did not save expiry guards. */
+const VERSION_NO_GUARDS = 2;
 /** A pair's state as memrep versions before replica groups saved it. */
 const VERSION_PAIR = 1;
 const PART_STREAM = 1;
@@ -92,6 +96,8 @@ export interface ResumeState {
   tombstones: Array<[string, number]>;
   /** Touched keys and their touch versions, oldest first. */
   touches: Array<[string, number]>;
+  /** Keys whose item expired here and the version it had, oldest first. */
+  expiries: Array<[string, number]>;
   /** Per peer: position, confirmation, agreement. */
   peers: PeerResumeState[];
 }
@@ -122,7 +128,7 @@ export interface ResumeTarget {
   readonly backlog: Backlog;
   /** Version clock. */
   readonly hlc: HybridClock;
-  /** Tombstones, touches, flush epoch. */
+  /** Tombstones, touches, expiry guards, flush epoch. */
   readonly merger: Merger;
   /** The peers (one for a pair). */
   readonly peers: readonly ResumePeer[];
@@ -171,6 +177,7 @@ export function captureResume(t: ResumeTarget, conditions: ResumeConditions[]): 
     pendingFlush: m.pendingFlush,
     tombstones: [...m.tombstones],
     touches: [...m.touches],
+    expiries: [...m.expiries],
     peers: t.peers.map((p, i) => {
       const c = conditions[i];
       return {
@@ -210,7 +217,13 @@ export function restoreResume(t: ResumeTarget, state: ResumeState): void {
     p.confirmed = Math.min(b.end, Math.max(b.start, saved.confirmed));
     p.copyNext = saved.copyNext;
   }
-  t.merger.restore(state.flushEpoch, state.pendingFlush, state.tombstones, state.touches);
+  t.merger.restore(
+    state.flushEpoch,
+    state.pendingFlush,
+    state.tombstones,
+    state.touches,
+    state.expiries,
+  );
 }
 
 /** Encode a state for the image (a multiple of 4 bytes). */
@@ -229,7 +242,7 @@ export function encodeResume(s: ResumeState): Uint8Array {
     w.f64(s.stream.start + s.stream.bytes.length);
     w.raw(s.stream.bytes);
   }
-  for (const map of [s.tombstones, s.touches]) {
+  for (const map of [s.tombstones, s.touches, s.expiries]) {
     w.u32(map.length);
     for (const [key, version] of map) {
       w.u16(key.length);
@@ -285,7 +298,7 @@ export function decodeResume(bytes: Uint8Array): ResumeState | string {
   try {
     if (r.latin1(MAGIC.length) !== MAGIC) return "not a replication state";
     const version = r.u32();
-    if (version !== VERSION && version !== VERSION_PAIR) {
+    if (version !== VERSION && version !== VERSION_NO_GUARDS && version !== VERSION_PAIR) {
       return `replication state version ${version}, expected ${VERSION}`;
     }
     const parts = r.u32();
@@ -305,7 +318,7 @@ export function decodeResume(bytes: Uint8Array): ResumeState | string {
     if (version === VERSION_PAIR && parts & PART_PEER) {
       pairPosition = { id: r.id(), offset: r.count() };
     }
-    const maps: Array<Array<[string, number]>> = [[], []];
+    const maps: Array<Array<[string, number]>> = version === VERSION ? [[], [], []] : [[], []];
     for (const map of maps) {
       const n = r.u32();
       for (let i = 0; i < n; i++) {
@@ -351,6 +364,7 @@ export function decodeResume(bytes: Uint8Array): ResumeState | string {
       pendingFlush: parts & PART_PENDING ? { epoch: pendingEpoch, atLocal: pendingAt } : null,
       tombstones: maps[0],
       touches: maps[1],
+      expiries: maps[2] ?? [],
       peers,
     };
   } catch (err) {

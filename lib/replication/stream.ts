@@ -21,7 +21,8 @@
  * ERR <reason>\r\n                                          refusal, then close
  * ```
  * `exp` and `at` are unix seconds (0 = never), `ver` the item's version
- * (its CAS), `bits` item bits (1 stale, 4 binary key: the key is base64),
+ * (its CAS), `bits` item bits (1 stale, 2 a meta win token was handed out,
+ * 4 binary key: the key is base64),
  * `touch` the version of the last expiry-only change (touch, gat, mg T) or
  * 0: touches keep the CAS, so this orders them.
  * In COPY, `agreed` is the version up to which the receiver had every one of
@@ -60,6 +61,11 @@ import type { Store } from "../store/mod.ts";
 
 /** Item bit: the item was invalidated (meta `md I`, `ms I`): stale. */
 export const BIT_STALE = 1;
+/**
+ * Item bit: a client got the meta win token (W) for this version of the
+ * item, so the peer's clients get Z instead of a second W.
+ */
+export const BIT_WIN_SENT = 2;
 /** Item bit: the key is binary; on the wire it is base64. */
 export const BIT_BINARY_KEY = 4;
 

@@ -167,6 +167,8 @@ export function metaGet(e: EngineBase, req: Request, out: Writer): void {
   }
   if (won) {
     out.text(" W");
+    // A replicated node tells its peer, whose clients then get Z (not a second W).
+    changed = true;
     bits |= ITEM_TOKEN_SENT;
     store.setUserBits(h, bits);
   }

@@ -603,6 +603,16 @@ const metaGet: Case[] = [
     steps: ["mg viv N30 s c v t\r\n", "mg viv N30 s v c\r\n", "mg viv v\r\n"],
   },
   {
+    name: "mg N vivify: Z on every later mg (with or without N) until a set replaces it",
+    steps: [
+      "mg viz N30 s v\r\n",
+      "mg viz N30 s v\r\n",
+      "mg viz s v f\r\n",
+      ms("viz", "new", "T30 F5"),
+      "mg viz N30 s v f\r\n",
+    ],
+  },
+  {
     name: "mg R hands out a recache win when the TTL is low",
     steps: [set("r", "v", 0, 20), "mg r R30 v t\r\n", "mg r R30 v t\r\n", "mg r R5 v\r\n"],
   },

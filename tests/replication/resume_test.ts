@@ -69,6 +69,7 @@ function sample(): { t: ResumeTarget; state: ResumeState } {
   const bin = new Uint8Array([0, 1, 2, 250, 255, 32]);
   t.merger.remember(bin, 0, bin.length, v - 50);
   t.merger.touched("touched", v - 10);
+  t.merger.expired(new TextEncoder().encode("expired"), 0, 7, v - 30);
   t.merger.applyFlush(v - 1000, 0, true);
   t.peers[0].agreement.note(199_000, v - 20, 1);
   t.peers[0].agreement.note(199_500, v - 5, 5);
@@ -101,6 +102,8 @@ Deno.test("resume state: capture, encode, decode and restore give the same strea
   ok(u.hlc.tick() > t.hlc.last);
   deepEqual([...u.merger.tombstones], [...t.merger.tombstones]);
   deepEqual([...u.merger.touches], [...t.merger.touches]);
+  equal(u.merger.expiries.size, 1);
+  deepEqual([...u.merger.expiries], [...t.merger.expiries]);
   equal(u.merger.flushEpoch, t.merger.flushEpoch);
   for (const off of [0, 199_000, 199_400, 199_500, 200_000]) {
     equal(u.peers[0].agreement.upTo(off), t.peers[0].agreement.upTo(off), `agreement at ${off}`);

@@ -32,6 +32,8 @@ import {
   setKeys,
 } from "./warm.ts";
 
+const enc = new TextEncoder();
+
 /** B linked, its full copy (and sweep) done within `ms`, then both settled. */
 async function copiedAndSettled(a: Node, b: Node, what: string, ms: number): Promise<void> {
   await b.proc.waitForLog(/^replication: start/, 20_000);
@@ -302,12 +304,15 @@ Deno.test("warm restart in a pair: an image without replication state (saved unr
 });
 
 /**
- * A write on A crosses a delete (or flush_all) on B: B's delete is newer and
- * reaches A, A's older write does not reach B before B stops. After the
- * restart A's backlog sends that write; only the restored tombstone (or
- * flush epoch) keeps B from storing it, which A no longer has.
+ * A write on A crosses a delete (or flush_all, or a newer write that
+ * expires) on B: B's change is newer and reaches A, A's older write does not
+ * reach B before B stops. After the restart A's backlog sends that write;
+ * only the restored tombstone (flush epoch, expiry guard) keeps B from
+ * storing it, which A no longer has. For `expire`, half of B's items were
+ * found expired by a read before the stop (only the guard is left), the
+ * others are still in the image (found expired when A's write comes).
  */
-async function crossedDelete(how: "delete" | "flush_all"): Promise<void> {
+async function crossedDelete(how: "delete" | "flush_all" | "expire"): Promise<void> {
   const args = ["--repl-timeout", "6000"]; // B hears nothing from A for a while: no timeout
   const bArgs = [...args, "--repl-drain-timeout", "300"];
   await withWarmPair({ aArgs: args, bArgs, relayed: true }, async (p) => {
@@ -324,6 +329,11 @@ async function crossedDelete(how: "delete" | "flush_all"): Promise<void> {
     if (how === "delete") {
       for (const k of keys.slice(0, 100)) ok(await cb.delete(k), `delete ${k} on B`);
       for (const k of keys.slice(0, 100)) model.set(k, null);
+    } else if (how === "expire") {
+      for (const k of keys.slice(0, 100)) ok(await cb.set(k, enc.encode(`B-${k}`), 0, 1), k);
+      for (const k of keys.slice(0, 100)) model.set(k, null);
+      await new Promise((r) => setTimeout(r, 2300)); // expired on B (and on A, which took them)
+      for (let i = 0; i < 100; i += 2) equal((await cb.get(keys[i])).size, 0, `${keys[i]} expired`);
     } else {
       await cb.flushAll();
       for (const k of keys) model.set(k, null);
@@ -353,6 +363,10 @@ Deno.test("warm restart in a pair: restored tombstones refuse the peer's older w
 
 Deno.test("warm restart in a pair: the restored flush epoch refuses the peer's writes older than a flush_all here", async () => {
   await crossedDelete("flush_all");
+});
+
+Deno.test("warm restart in a pair: restored expiry guards refuse the peer's older writes of keys whose newer write expired here", async () => {
+  await crossedDelete("expire");
 });
 
 Deno.test("warm restart in a pair: a damaged replication state is ignored (the cache loads, a full copy follows, exact)", async () => {
