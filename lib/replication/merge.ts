@@ -365,6 +365,13 @@ export class Merger {
       this.#store.flushBefore(this.#pending.atLocal, this.#pending.epoch);
       return Applied.CHANGED;
     }
+    if (local && atUnix === 0) {
+      // The engine's immediate flush cancelled the store's pending delayed one (memcached's
+      // rule) and, under -C, drops what comes later in this second: the peers do neither.
+      const p = this.#pending;
+      if (p !== null) this.#store.flushBefore(p.atLocal, p.epoch);
+      else if (this.#store.oldestLive !== 0) this.#store.flushBefore(now, epoch);
+    }
     if (epoch <= this.flushEpoch) return Applied.IGNORED;
     if (atUnix > 0 && (this.#pending === null || epoch >= this.#pending.epoch)) {
       this.#store.flushBefore(atLocal, epoch);

@@ -1,11 +1,13 @@
 /**
- * A delayed flush_all (`flush_all <n>`) leaves every node with the same
+ * flush_all with a delay, or under -C, leaves every node with the same
  * items however late the writes around its time reach the peer: it drops
- * by version (what was written up to the end of its second), not by when
- * each node happened to store an item. By store time, a write its writer
- * dropped came alive on a peer that got it after its own flush second, and
- * a peer's write dropped there lived on here (the nodes' clock seconds do
- * not even start at the same instant).
+ * by version (a delayed one: what was written up to the end of its
+ * second), not by when each node happened to store an item. By store time,
+ * a write its writer dropped came alive on a peer that got it after its
+ * own flush second, and a peer's write dropped there lived on here (the
+ * nodes' clock seconds do not even start at the same instant); an
+ * immediate flush_all cancelled a pending delayed one on its node only;
+ * under -C the writer alone dropped what it stored in the flush's second.
  */
 
 import { equal, ok } from "../helpers/assert.ts";
@@ -56,3 +58,50 @@ for (const { threads, flusher, late } of cases) {
     });
   });
 }
+
+for (const extra of [[], ["-C"]]) {
+  Deno.test(`${extra.join(" ")}a delayed flush_all, then an immediate one on the same node: the delayed one still runs on both nodes alike`, async () => {
+    await withRelayedPair(["--repl-timeout", "8000", ...extra], async (a, b) => {
+      const ca = await client(a), cb = await client(b);
+      try {
+        await ca.flushAll(3);
+        await settled(a, b);
+        // memcached's immediate flush cancels a pending delayed one; the peer applies the
+        // immediate flush as a version, so both must go on to run the delayed one.
+        await ca.flushAll();
+        for (let i = 0; i < 20; i++) {
+          await Promise.all([ca.set(`a${i}`, enc.encode("x")), cb.set(`b${i}`, enc.encode("x"))]);
+          await sleep(20);
+        }
+        await settled(a, b);
+        await sleep(4000); // past the delayed flush's second
+        await Promise.all([ca.set("after", enc.encode("x")), cb.set("after-b", enc.encode("x"))]);
+        await settled(a, b);
+        const [ha, hb] = await Promise.all([contents(a), contents(b)]);
+        equal([...ha.keys()].sort().join(" "), "after after-b", "A");
+        equal([...hb.keys()].sort().join(" "), "after after-b", "B");
+      } finally {
+        ca.close();
+        cb.close();
+      }
+    });
+  });
+}
+
+Deno.test("-C: writes right after an immediate flush_all (its second) are on both nodes, not on the peer only", async () => {
+  await withRelayedPair(["-C"], async (a, b) => {
+    const ca = await client(a);
+    try {
+      await ca.flushAll();
+      for (let i = 0; i < 10; i++) await ca.set(`a${i}`, enc.encode("x"));
+      await settled(a, b);
+      const [ha, hb] = await Promise.all([contents(a), contents(b)]);
+      // Under -C memcached's single node also drops what is stored in the flush's second (no
+      // CAS to order it by); replicated, versions order it, and the peer keeps it.
+      equal([...ha.keys()].sort().join(" "), "a0 a1 a2 a3 a4 a5 a6 a7 a8 a9", "A");
+      equal([...hb.keys()].sort().join(" "), "a0 a1 a2 a3 a4 a5 a6 a7 a8 a9", "B");
+    } finally {
+      ca.close();
+    }
+  });
+});
