@@ -360,15 +360,30 @@ export class Merger {
     // A flush time past int32 unix seconds is none a flush_all can name (and would wrap the store's).
     if (!local && (!this.#hlc.accepts(version) || atUnix > 0x7fffffff)) return Applied.REJECTED;
     this.#hlc.observe(version);
-    const epoch = Math.max(version, versionAt(atUnix * 1000));
+    const epoch = flushEpochOf(version, atUnix);
     const atLocal = atUnix - this.#clock.processStartUnix;
     const now = this.#clock.now();
+    // A delayed flush drops by version, not by when this node stored an item (also when the
+    // engine flushed here): a write that reached a node late, or in the flush's second but
+    // after this node's clock second began, dies there exactly as on its writer.
     if (atLocal > now) {
-      if (!local) this.#store.flush(atLocal - now);
       if (this.#pending === null || epoch > this.#pending.epoch) this.#pending = { epoch, atLocal };
+      // The store follows the pending flush that takes effect last, on every node alike (the
+      // engine's own flush just replaced it here).
+      this.#store.flushBefore(this.#pending.atLocal, this.#pending.epoch);
       return Applied.CHANGED;
     }
+    if (local && atUnix === 0) {
+      // The engine's immediate flush cancelled the store's pending delayed one (memcached's
+      // rule) and, under -C, drops what comes later in this second: the peers do neither.
+      const p = this.#pending;
+      if (p !== null) this.#store.flushBefore(p.atLocal, p.epoch);
+      else if (this.#store.oldestLive !== 0) this.#store.flushBefore(now, epoch);
+    }
     if (epoch <= this.flushEpoch) return Applied.IGNORED;
+    if (atUnix > 0 && (this.#pending === null || epoch >= this.#pending.epoch)) {
+      this.#store.flushBefore(atLocal, epoch);
+    }
     if (!local) this.dropOlder(epoch);
     this.#setEpoch(epoch);
     return Applied.CHANGED;
@@ -425,6 +440,15 @@ export class Merger {
  */
 export function flushTime(unixNow: number, delaySeconds: number): number {
   return delaySeconds > 0 ? unixNow + delaySeconds : 0;
+}
+
+/**
+ * The epoch of a flush_all made at `version` for unix second `atUnix` (0:
+ * now): a delayed one drops what was written up to the end of its second,
+ * as memcached drops what is stored in the second the flush takes effect.
+ */
+export function flushEpochOf(version: number, atUnix: number): number {
+  return atUnix > 0 ? Math.max(version, versionAt((atUnix + 1) * 1000)) : version;
 }
 
 /** Keep a map at most `limit` entries: drop the oldest in a batch, so this is not paid every time. */

@@ -102,6 +102,13 @@ export const PAGE_WORDS = PAGE_SIZE / 4;
 
 /** Shared int32 scalar: oldest_live of a delayed flush (0 = none). */
 export const I_OLDEST_LIVE = 0;
+/**
+ * Shared int32 scalars: high and low words of a delayed flush's CAS bound
+ * (replication: items with a smaller CAS die at oldest_live); both 0:
+ * memcached's rule, items stored up to that second die.
+ */
+export const I_FLUSH_CAS_HI = 7;
+export const I_FLUSH_CAS_LO = 8;
 /** Shared int32 scalar: one past the highest page id in use. */
 export const I_TOP = 1;
 /** Shared int32 scalar: unused page ids below I_TOP. */

@@ -35,6 +35,8 @@ import {
   F_FLAGS,
   HEADER_SIZE,
   I_COMMITTED,
+  I_FLUSH_CAS_HI,
+  I_FLUSH_CAS_LO,
   I_HASH_POWER,
   I_OLDEST_LIVE,
   I_SCALARS,
@@ -277,7 +279,7 @@ export class Store {
       return -1;
     }
     const ol = this.#ctl[I_OLDEST_LIVE];
-    if (ol !== 0 && now >= ol && (i32[w + W_TIME] & M_TIME) <= ol) {
+    if (ol !== 0 && now >= ol && this.#flushedBefore(i32, w, ol)) {
       this.#f[F_GET_FLUSHED]++;
       this.unlink(h);
       return -1;
@@ -552,6 +554,7 @@ export class Store {
    * immediate flush also invalidates what is stored later in the same second.
    */
   flush(delaySeconds: number, thisSecond = false): void {
+    this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = 0;
     if (delaySeconds > 0) {
       this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
       return;
@@ -567,6 +570,18 @@ export class Store {
       }
     }
     if (thisSecond) this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
+  }
+
+  /**
+   * A delayed flush_all decided by version (replication): once clock second
+   * `atClock` comes, items with a CAS below `cas` die, whenever this node
+   * stored them, so every node drops the same ones (by time, a node that
+   * got a write late would keep what its writer dropped).
+   */
+  flushBefore(atClock: number, cas: number): void {
+    this.#ctl[I_FLUSH_CAS_HI] = Math.floor(cas / 4294967296);
+    this.#ctl[I_FLUSH_CAS_LO] = cas | 0;
+    this.#ctl[I_OLDEST_LIVE] = atClock;
   }
 
   /**
@@ -709,7 +724,15 @@ export class Store {
     const exp = i32[w + W_EXPTIME];
     if (exp !== 0 && exp <= now) return true;
     const ol = this.#ctl[I_OLDEST_LIVE];
-    return ol !== 0 && now >= ol && (i32[w + W_TIME] & M_TIME) <= ol;
+    return ol !== 0 && now >= ol && this.#flushedBefore(i32, w, ol);
+  }
+
+  /** Does the delayed flush of second `ol` (come) invalidate the item at word `w`? */
+  #flushedBefore(i32: Int32Array, w: number, ol: number): boolean {
+    const hi = this.#ctl[I_FLUSH_CAS_HI], lo = this.#ctl[I_FLUSH_CAS_LO];
+    if (hi === 0 && lo === 0) return (i32[w + W_TIME] & M_TIME) <= ol;
+    const cas = (i32[w + W_META] & M_CASHI) * 4294967296 + (i32[w + W_CASLO] >>> 0);
+    return cas < hi * 4294967296 + (lo >>> 0);
   }
 
   /** Takes a linked item (already out of the index) off its LRU and the counters. */

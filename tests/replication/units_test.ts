@@ -285,11 +285,43 @@ Deno.test("merge: flush_all drops older items only and refuses older writes afte
   advance(5);
   const newer = flushVersion + 16;
   applyItem(merger, "new", "2", newer);
-  equal(merger.applyFlush(flushVersion, START_UNIX + clock.t, false), Applied.CHANGED);
+  // An immediate flush travels as its version alone (time 0, see flushTime).
+  equal(merger.applyFlush(flushVersion, 0, false), Applied.CHANGED);
   equal(value(store, "old"), undefined);
   equal(value(store, "new"), "2");
   equal(applyItem(merger, "late", "3", flushVersion - 16), Applied.IGNORED);
   equal(value(store, "late"), undefined);
+  equal(clock.t, 10);
+});
+
+Deno.test("merge: a delayed flush_all drops by version up to the end of its second, whenever an item was stored", () => {
+  const { store, merger, hlc, clock } = setup();
+  const at = START_UNIX + clock.t + 2; // clock second 12
+  put(store, "old", "1");
+  equal(merger.applyFlush(hlc.tick(), at, false), Applied.CHANGED);
+  // Made in the flush's second on a node whose clock second began earlier, stored here before
+  // this node's: it dies with the flush all the same (as on its writer). One made after stays.
+  applyItem(merger, "in", "2", versionAt(at * 1000 + 700));
+  applyItem(merger, "next", "3", versionAt((at + 1) * 1000 + 1));
+  equal(value(store, "in"), "2", "not yet: the flush is not due");
+  clock.t = 12;
+  equal(value(store, "old"), undefined);
+  equal(value(store, "in"), undefined);
+  equal(value(store, "next"), "3");
+  // Arriving after it: refused up to the end of its second.
+  equal(applyItem(merger, "late", "4", versionAt(at * 1000 + 900)), Applied.IGNORED);
+  equal(applyItem(merger, "later", "5", versionAt((at + 1) * 1000 + 5)), Applied.CHANGED);
+  equal(value(store, "later"), "5");
+  // A delayed flush that arrives once its time has come (its second still running here)
+  // also drops what this node stores later in that second.
+  const n = setup();
+  const at2 = START_UNIX + n.clock.t;
+  put(n.store, "before", "6");
+  equal(n.merger.applyFlush(n.hlc.tick(), at2, false), Applied.CHANGED);
+  equal(value(n.store, "before"), undefined);
+  put(n.store, "same-second", "7"); // a local write: its version is below the end of second at2
+  ok(casOf(n.store, "same-second") < versionAt((at2 + 1) * 1000));
+  equal(value(n.store, "same-second"), undefined);
 });
 
 Deno.test("snapshot: a full copy holds every item and tombstone, applied elsewhere it converges", () => {

@@ -1,0 +1,107 @@
+/**
+ * flush_all with a delay, or under -C, leaves every node with the same
+ * items however late the writes around its time reach the peer: it drops
+ * by version (a delayed one: what was written up to the end of its
+ * second), not by when each node happened to store an item. By store time,
+ * a write its writer dropped came alive on a peer that got it after its
+ * own flush second, and a peer's write dropped there lived on here (the
+ * nodes' clock seconds do not even start at the same instant); an
+ * immediate flush_all cancelled a pending delayed one on its node only;
+ * under -C the writer alone dropped what it stored in the flush's second.
+ */
+
+import { equal, ok } from "../helpers/assert.ts";
+import { client, contents, settled, withRelayedPair } from "./pair.ts";
+
+const enc = new TextEncoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const cases = [
+  { threads: "1", flusher: "A", late: false },
+  { threads: "2", flusher: "B", late: false },
+  { threads: "1", flusher: "A", late: true },
+  { threads: "2", flusher: "B", late: true },
+];
+for (const { threads, flusher, late } of cases) {
+  const what = late ? "the flush and the writes" : "writes";
+  Deno.test(`-t ${threads}: a delayed flush_all on ${flusher}, ${what} around its time delivered late (link hung): both end the same`, async () => {
+    await withRelayedPair(["--repl-timeout", "8000", "-t", threads], async (a, b, relay) => {
+      const ca = await client(a), cb = await client(b);
+      try {
+        await Promise.all([ca.set("before", enc.encode("x")), cb.set("before-b", enc.encode("x"))]);
+        await settled(a, b);
+        // Hung link: each node's writes reach the other only after both flushed.
+        if (late) relay.pause();
+        await (flusher === "A" ? ca : cb).flushAll(2);
+        if (!late) {
+          await settled(a, b);
+          relay.pause();
+        }
+        for (let i = 0; i < 80; i++) {
+          await Promise.all([ca.set(`a${i}`, enc.encode("x")), cb.set(`b${i}`, enc.encode("x"))]);
+          await sleep(50);
+        }
+        relay.resume();
+        await settled(a, b);
+        const [ha, hb] = await Promise.all([contents(a), contents(b)]);
+        const only = (x: Map<string, string>, y: Map<string, string>) =>
+          [...x.keys()].filter((k) => !y.has(k)).sort();
+        equal(only(ha, hb).join(" "), "", "keys on A only");
+        equal(only(hb, ha).join(" "), "", "keys on B only");
+        ok(!ha.has("before") && !ha.has("before-b"), "what was written before the flush is gone");
+        ok(ha.has("a79") && ha.has("b79"), "writes well after the flush time are kept");
+        ok(!ha.has("a0") && !ha.has("b0"), "writes made right after the command are flushed");
+      } finally {
+        ca.close();
+        cb.close();
+      }
+    });
+  });
+}
+
+for (const extra of [[], ["-C"]]) {
+  Deno.test(`${extra.join(" ")}a delayed flush_all, then an immediate one on the same node: the delayed one still runs on both nodes alike`, async () => {
+    await withRelayedPair(["--repl-timeout", "8000", ...extra], async (a, b) => {
+      const ca = await client(a), cb = await client(b);
+      try {
+        await ca.flushAll(3);
+        await settled(a, b);
+        // memcached's immediate flush cancels a pending delayed one; the peer applies the
+        // immediate flush as a version, so both must go on to run the delayed one.
+        await ca.flushAll();
+        for (let i = 0; i < 20; i++) {
+          await Promise.all([ca.set(`a${i}`, enc.encode("x")), cb.set(`b${i}`, enc.encode("x"))]);
+          await sleep(20);
+        }
+        await settled(a, b);
+        await sleep(4000); // past the delayed flush's second
+        await Promise.all([ca.set("after", enc.encode("x")), cb.set("after-b", enc.encode("x"))]);
+        await settled(a, b);
+        const [ha, hb] = await Promise.all([contents(a), contents(b)]);
+        equal([...ha.keys()].sort().join(" "), "after after-b", "A");
+        equal([...hb.keys()].sort().join(" "), "after after-b", "B");
+      } finally {
+        ca.close();
+        cb.close();
+      }
+    });
+  });
+}
+
+Deno.test("-C: writes right after an immediate flush_all (its second) are on both nodes, not on the peer only", async () => {
+  await withRelayedPair(["-C"], async (a, b) => {
+    const ca = await client(a);
+    try {
+      await ca.flushAll();
+      for (let i = 0; i < 10; i++) await ca.set(`a${i}`, enc.encode("x"));
+      await settled(a, b);
+      const [ha, hb] = await Promise.all([contents(a), contents(b)]);
+      // Under -C memcached's single node also drops what is stored in the flush's second (no
+      // CAS to order it by); replicated, versions order it, and the peer keeps it.
+      equal([...ha.keys()].sort().join(" "), "a0 a1 a2 a3 a4 a5 a6 a7 a8 a9", "A");
+      equal([...hb.keys()].sort().join(" "), "a0 a1 a2 a3 a4 a5 a6 a7 a8 a9", "B");
+    } finally {
+      ca.close();
+    }
+  });
+});
