@@ -102,7 +102,8 @@ repaired from the backup.
 
 magent options:
   -s, --server <host:port>   a primary memcached, repeatable (order matters for hashing);
-                             host:port@zone puts it in a zone (see --zone)
+                             host:port@zone puts it in a zone (see --zone); an absolute
+                             path is a unix socket (memcached -s)
   -b, --backup <host:port>   a backup memcached holding a copy of every key, repeatable;
                              host:port@zone: backups in the proxy's zone are tried first
   -p, --port <num>           TCP port to listen on (default 11211)
@@ -232,6 +233,8 @@ export async function proxyMain(args: string[]): Promise<number> {
   const zoned = (flag: string, text: string) => {
     const { addr, zone } = splitZone(text);
     if (zone === "") throw new UsageError(`${flag}: empty zone in '${text}'`);
+    // An absolute path is a unix-domain socket (as nutcracker's `- /path:weight`).
+    if (addr.startsWith("/")) return { host: addr, port: 0, zone };
     return { ...parseHostPort(addr, flag, 11211), zone };
   };
   const servers = listFlag(v, "server").map((s) => zoned("-s", s));
@@ -274,6 +277,9 @@ export async function proxyMain(args: string[]): Promise<number> {
     login: backendLogin(v),
     tls: backendTls(Boolean(v["backend-tls"]), stringFlag(v, "backend-tls-ca")),
   };
+  if (backendOptions.tls && [...servers, ...backups].some((s) => s.port === 0)) {
+    throw new UsageError("memrep proxy: --backend-tls is for TCP backends, not unix sockets");
+  }
   if (v.daemon) {
     return await daemonize(
       ["proxy", ...withoutDaemonFlag(args, SPEC)],

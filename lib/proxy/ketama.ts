@@ -41,9 +41,11 @@ const POINTS_PER_HASH = 4;
 /**
  * The name twemproxy hashes for a server given as `host:port` without an
  * explicit name: `host:port`, except that port 11211 is left out
- * (libmemcached compatibility).
+ * (libmemcached compatibility); a unix socket's path (an absolute `host`)
+ * with the colon after it, as nutcracker names `- /path:weight`.
  */
 export function ketamaName(host: string, port: number): string {
+  if (host.startsWith("/")) return `${host}:`;
   return port === 11211 ? host : `${host}:${port}`;
 }
 

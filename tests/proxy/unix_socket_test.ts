@@ -24,6 +24,7 @@ import {
 } from "../helpers/mod.ts";
 import { freePort } from "../helpers/ports.ts";
 import { readStats } from "./nc_config.ts";
+import { Ketama } from "../../lib/proxy/mod.ts";
 
 /** memcached on a unix socket only (memcached -s turns TCP off). */
 async function memcachedUnix(path: string): Promise<ProcessHandle> {
@@ -312,7 +313,8 @@ Deno.test({
   },
 });
 
-const CLI = "memrep proxy --unix PATH --unix-mode M: clients over the socket, as memcached direct";
+const CLI = "memrep proxy --unix PATH --unix-mode M, -s /path: clients over the socket, as " +
+  "memcached direct; keys on nutcracker's ring";
 Deno.test({
   name: CLI,
   ignore: ignoreUnless(CLI, ["memcached"]),
@@ -321,10 +323,13 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "memrep-unix-" });
     const sock = `${dir}/proxy.sock`;
+    const m1 = `${dir}/m1.sock`;
     const mc = await startMemcached();
     const ref = await startMemcached();
     let proxy: ProcessHandle | undefined;
+    let mcUnix: ProcessHandle | undefined;
     try {
+      mcUnix = await memcachedUnix(m1);
       staleSocket(sock);
       const refused = await runMemrep(["proxy", "--unix", sock, "-p", "1", "-s", "127.0.0.1:1"]);
       equal(refused.code, 2, refused.stderr);
@@ -338,20 +343,35 @@ Deno.test({
         "0660",
         "-s",
         `127.0.0.1:${mc.port}`,
+        "-s",
+        m1,
       ], 0);
       await untilConnects(sock, proxy);
       equal(mode(sock), 0o660);
       const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
       const c = await connectUnix(sock);
       const d = await connect(ref.port);
+      const direct = [await connect(mc.port), await connectUnix(m1)];
       try {
         equal(await script(c, keys), await script(d, keys));
+        // Placed as nutcracker places `- 127.0.0.1:port:1` and `- /path:1` (named `/path:`).
+        const ring = new Ketama([`127.0.0.1:${mc.port}`, `${m1}:`].map((name) => ({
+          name,
+          weight: 1,
+        })));
+        const kept = ["n", ...keys.filter((_, i) => i !== 1)];
+        const at = await placement(direct, kept);
+        const want = kept.map((k) => ring.pick(new TextEncoder().encode(k), 0, k.length));
+        deepEqual(at, want, "every key on its ring server");
+        ok(new Set(at).size === 2, "keys on both servers");
       } finally {
         await c.close();
         await d.close();
+        for (const x of direct) await x.close();
       }
     } finally {
       await proxy?.stop();
+      await mcUnix?.stop();
       await mc.stop();
       await ref.stop();
       await Deno.remove(dir, { recursive: true });

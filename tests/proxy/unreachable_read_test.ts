@@ -74,8 +74,10 @@ Deno.test({
       equal(await c.request(`set ${other} 0 0 2\r\nv1`), "STORED\r\n");
       const direct = await connect(b.port);
       await waitUntil(
-        async () => (await direct.request(`mg ${hung}`)) === "HD\r\n",
-        "the first value's copy on the backup",
+        async () =>
+          (await direct.request(`mg ${hung}`)) === "HD\r\n" &&
+          (await direct.request(`mg ${other}`)) === "HD\r\n",
+        "the first values' copies on the backup",
       );
       await direct.close();
       // The next write's copy is lost on a hung backup: the backup holds v1, dirty for the key.

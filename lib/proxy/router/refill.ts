@@ -143,6 +143,15 @@ export class Refiller {
       b.refill = "interrupted";
       return;
     }
+    if (!partial && b.anyDirty) {
+      // Its dirty keys were skipped (it may hold them stale): its cleaning ends with a request
+      // for another run (backupReturned), which copies them. Not done until then.
+      log.info(
+        `proxy: backup ${b.name} refill: ${b.refillItems} items copied, ` +
+          `${b.dirtyKeys} dirty keys copied once cleaned`,
+      );
+      return;
+    }
     b.refill = partial ? "partial" : "done";
     log.info(`proxy: backup ${b.name} refill ${b.refill}: ${b.refillItems} items copied`);
     // A primary that failed mid-way while up is tried again; one that is down, when it returns.
