@@ -5,6 +5,7 @@
 # know), and timedrun keeps the pid, as memcached's passes signals through
 # (restart.t stops the server with SIGUSR1). Prints one line per test file:
 # its name and exit code (the number of failed tests; 0: passed or skipped).
+# SSL_TEST=1 runs every listener over TLS (needs perl's IO::Socket::SSL).
 #
 #   tools/memcached_suite.sh <memcached git dir or source tree> [tag [t/x.t ...]]
 #   tools/memcached_suite.sh /work/.mirror/memcached+memcached/repo 1.6.18
