@@ -271,6 +271,24 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
   }
 
   /**
+   * A full copy to a peer begins: it carries the items and the flush epoch,
+   * not a delayed flush_all still pending, so that goes on the stream again
+   * (a receiver that has it already changes nothing). Its new version is
+   * older than the flush's second, so the flush's epoch stays the same.
+   */
+  copyBegun(): void {
+    const p = this.merger.pendingFlush;
+    if (p === null) return;
+    const version = this.hlc.tick();
+    this.#note(version);
+    const w = this.#scratch;
+    w.length = 0;
+    writeFlushFrame(w, version, p.atLocal + this.engine.clock.processStartUnix);
+    this.backlog.push(w.buf, 0, w.length);
+    this.#appended();
+  }
+
+  /**
    * A group of 3+: a peer's change that taught us something (merge.ts
    * `fresh`) goes on our stream as it is, so it reaches members that the
    * peer cannot reach (or that it could not reach before it died). Copies of

@@ -7,11 +7,13 @@
  * own flush second, and a peer's write dropped there lived on here (the
  * nodes' clock seconds do not even start at the same instant); an
  * immediate flush_all cancelled a pending delayed one on its node only;
- * under -C the writer alone dropped what it stored in the flush's second.
+ * under -C the writer alone dropped what it stored in the flush's second;
+ * a full copy did not carry a pending delayed flush.
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { client, contents, settled, withRelayedPair } from "./pair.ts";
+import { freePort, waitUntil } from "../helpers/mod.ts";
+import { client, contents, type Node, settled, startNode, withRelayedPair } from "./pair.ts";
 
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -104,4 +106,33 @@ Deno.test("-C: writes right after an immediate flush_all (its second) are on bot
       ca.close();
     }
   });
+});
+
+Deno.test("a delayed flush_all still pending when a full copy begins (the peer restarted empty) runs on the receiver too", async () => {
+  const replPort = freePort();
+  const a = await startNode(replPort);
+  let b: Node | undefined;
+  try {
+    await a.proc.waitForLog(/^replication: listen$/);
+    b = await startNode(replPort);
+    await b.proc.waitForLog(/^replication: start/, 10_000);
+    const ca = await client(a);
+    try {
+      for (let i = 0; i < 20; i++) await ca.set(`k${i}`, enc.encode("x"));
+      await ca.flushAll(4);
+      await settled(a, b);
+      b.proc.kill("SIGKILL");
+      await b.proc.status;
+      const b2 = b = await startNode(replPort, [], b.port);
+      await settled(a, b2);
+      equal((await contents(b2)).size, 20, "the copy holds every item (the flush is not due)");
+      await waitUntil(async () => (await contents(a)).size === 0, "the flush on A", 10_000);
+      // B's clock second may begin up to a second after A's.
+      await waitUntil(async () => (await contents(b2)).size === 0, "the flush on B", 5000);
+    } finally {
+      ca.close();
+    }
+  } finally {
+    await Promise.all([a.proc.stop(), b?.proc.stop()]);
+  }
 });
