@@ -83,11 +83,12 @@ async function check(model: Model, nodes: Node[], seed: number): Promise<void> {
   else await sameEverywhere(nodes);
 }
 
-for (const threads of ["1", "2"]) {
+for (const [threads, sync] of [["1", ""], ["2", ""], ["2", "--repl-sync"]]) {
   const seed = seedOf();
-  Deno.test(`-t ${threads}: a node SIGSTOPped past --repl-timeout while both sides write, then SIGCONT: nothing stale, lost or resurrected (seed ${seed})`, async () => {
+  Deno.test(`-t ${threads}${sync ? ` ${sync}` : ""}: a node SIGSTOPped past --repl-timeout while both sides write, then SIGCONT: nothing stale, lost or resurrected (seed ${seed})`, async () => {
     const rnd = mulberry32(seed);
-    const p = await relayedPair(["--repl-timeout", "400", "-t", threads]);
+    const syncArgs = sync ? [sync, "--repl-sync-timeout", "600"] : [];
+    const p = await relayedPair(["--repl-timeout", "400", "-t", threads, ...syncArgs]);
     try {
       const model = new Model();
       let stopped = false;
