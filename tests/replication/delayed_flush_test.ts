@@ -62,7 +62,7 @@ for (const { threads, flusher, late } of cases) {
 }
 
 for (const extra of [[], ["-C"]]) {
-  Deno.test(`${extra.join(" ")}a delayed flush_all, then an immediate one on the same node: the delayed one still runs on both nodes alike`, async () => {
+  Deno.test(`${extra.map((f) => `${f}: `).join("")}a delayed flush_all, then an immediate one on the same node: the delayed one still runs on both nodes alike`, async () => {
     await withRelayedPair(["--repl-timeout", "8000", ...extra], async (a, b) => {
       const ca = await client(a), cb = await client(b);
       try {
