@@ -78,6 +78,8 @@ export interface LinkOwner {
   confirm(offset: number): void;
   /** The link finished its initial sync. */
   started(link: Link): void;
+  /** A new full copy to the peer begins (what the copy cannot carry goes on the stream). */
+  copyBegun(): void;
   /** The peer sent a version (or flush time) the clock does not accept. */
   rejectedVersion(version: number, what: string): void;
   /** Take the store lock (serve threads share it). */
@@ -280,6 +282,7 @@ export class Link {
     repl.outCopy = copy;
     this.#copy = copy;
     this.#writeCopyHeader(copy);
+    repl.copyBegun();
     const items = repl.store.stats.currItems;
     if (items > 0) log.info(`replication: marugoto copying (sending ${items} items)`);
   }

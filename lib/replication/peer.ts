@@ -59,6 +59,8 @@ export interface PeerHost {
   knownStreams(except: Peer): KnownStream[];
   /** In a group: a full copy from `from` completed, holding the streams of `known`. */
   copied(from: Peer, known: KnownStream[]): void;
+  /** A new full copy to a peer begins. */
+  copyBegun(): void;
 }
 
 /** One peer and its link. */
@@ -260,6 +262,11 @@ export class Peer implements LinkOwner {
   }
 
   /** The link finished its initial sync. */
+  /** A new full copy to this peer begins (LinkOwner). */
+  copyBegun(): void {
+    this.#host.copyBegun();
+  }
+
   started(link: Link): void {
     if (this.link !== link) return;
     // No copy came since the warm restart: the peer resumed our saved position from its backlog.

@@ -128,7 +128,8 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     const store = this.engine.store;
     this.hlc = share ? HybridClock.attach(share.clock) : new HybridClock();
     // Group members' versions differ in their node bits: a tie between two writers is broken alike.
-    if (group) this.hlc.node = group.self;
+    // A pair's nodes take 0 and 1 once linked (see linked); until then, bits no linked node has.
+    this.hlc.node = group ? group.self : 2 + Math.floor(Math.random() * 14);
     // The backlog must hold at least two of the largest items, or one big write would force a copy.
     const largest = store.classSizes[store.classSizes.length - 1];
     this.backlog = new Backlog(Math.max(options.backlogBytes, 2 * largest + 65536));
@@ -265,6 +266,24 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     const w = this.#scratch;
     w.length = 0;
     writeFlushFrame(w, version, at);
+    this.backlog.push(w.buf, 0, w.length);
+    this.#appended();
+  }
+
+  /**
+   * A full copy to a peer begins: it carries the items and the flush epoch,
+   * not a delayed flush_all still pending, so that goes on the stream again
+   * (a receiver that has it already changes nothing). Its new version is
+   * older than the flush's second, so the flush's epoch stays the same.
+   */
+  copyBegun(): void {
+    const p = this.merger.pendingFlush;
+    if (p === null) return;
+    const version = this.hlc.tick();
+    this.#note(version);
+    const w = this.#scratch;
+    w.length = 0;
+    writeFlushFrame(w, version, p.atLocal + this.engine.clock.processStartUnix);
     this.backlog.push(w.buf, 0, w.length);
     this.#appended();
   }
@@ -435,7 +454,11 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
   }
 
   /** A new link to `peer` was adopted (PeerHost). */
-  linked(_peer: Peer): void {
+  linked(peer: Peer): void {
+    // A pair: 0 for the smaller node id, 1 for the other, so the two never issue the same
+    // version (it is the CAS clients see: equal ones named two writes).
+    const other = peer.link?.peerNode;
+    if (this.#group === null && other !== undefined) this.hlc.node = this.nodeId < other ? 0 : 1;
     // A new period: the next refused or degraded sync write is logged again.
     this.#acks.newPeriod();
     this.#shared?.resetNote();
