@@ -39,6 +39,13 @@ export interface ClientOptions {
   login?: { user: string; password: string };
   /** Speak TLS, trusting `ca` (PEM; Deno's roots when absent). */
   tls?: { ca?: string };
+  /**
+   * On a request timeout (or {@linkcode Client.abandon}), half-close instead
+   * of closing and read on, discarding, until the server closes its side (it
+   * has then applied or dropped every byte sent here), for at most this long
+   * (ms; 0, the default: close at once). See {@linkcode Client.drained}.
+   */
+  drainMs?: number;
 }
 
 /** A key: a string (UTF-8 encoded) or raw bytes. */
@@ -113,6 +120,7 @@ export class Client {
   /** Reads and writes of #conn through Deno's ops (one promise fewer per read). */
   readonly #io: RawIo;
   readonly #timeoutMs: number;
+  readonly #drainMs: number;
   readonly #parser = new ReplyParser();
 
   #rbuf = new Uint8Array(INITIAL_BUFFER);
@@ -143,12 +151,18 @@ export class Client {
   /** A reply (or dump line) completed since the clock was last read: #stamp reads it. */
   #progress = false;
   #paused: Promise<void> | undefined;
+  /** Half-closed after a failure, reading until the server closes (see drainMs). */
+  #draining = false;
+  #drainTimer: ReturnType<typeof setTimeout> | undefined;
+  #drained: Promise<boolean> = Promise.resolve(true);
+  #drainedResolve: ((fenced: boolean) => void) | undefined;
 
   private constructor(conn: Deno.Conn, server: string, options: ClientOptions) {
     this.#conn = conn;
     this.#io = rawIo(conn);
     this.server = server;
     this.#timeoutMs = options.requestTimeoutMs ?? 5000;
+    this.#drainMs = options.drainMs ?? 0;
     this.#readLoop();
   }
 
@@ -203,6 +217,16 @@ export class Client {
   /** True once the connection is closed (by {@linkcode close} or a failure). */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /**
+   * Resolves once nothing sent on this connection can still be applied by
+   * the server: true when the server closed it after a drain (or it was
+   * closed without one, or reset), false when the drain gave up after
+   * `drainMs` (bytes may then still land).
+   */
+  get drained(): Promise<boolean> {
+    return this.#drained;
   }
 
   /** Why the client closed (undefined after a plain {@linkcode close}). */
@@ -407,17 +431,23 @@ export class Client {
           this.#wpos === 0 ? this.#rbuf : this.#rbuf.subarray(this.#wpos),
         );
         if (n === 0) {
+          if (this.#draining) return this.#endDrain(true);
           this.#fail(new ClientError("closed", this.server, "connection closed by server"));
           return;
         }
-        if (this.#closed) return;
+        if (this.#closed) {
+          if (!this.#draining) return;
+          this.#rpos = this.#wpos = 0; // replies nobody waits for
+          continue;
+        }
         if (TRACE) mark("bread");
         this.#wpos += n;
         this.#process();
         this.#stamp();
       }
     } catch (err) {
-      if (!this.#closed) {
+      if (this.#draining) this.#endDrain(true);
+      else if (!this.#closed) {
         this.#fail(
           new ClientError("closed", this.server, `read failed: ${errorText(err)}`, { cause: err }),
         );
@@ -558,16 +588,17 @@ export class Client {
     if (now >= deadline) {
       this.#fail(
         new ClientError("timeout", this.server, `no reply within ${this.#timeoutMs} ms`),
+        true,
       );
       return;
     }
     this.#timer = setTimeout(() => this.#checkTimeout(), deadline - now);
   }
 
-  #fail(err: Error): void {
+  #fail(err: Error, drain = false): void {
     if (this.#closed) return;
     this.#closeError = err;
-    this.#shutdown(err);
+    this.#shutdown(err, drain);
   }
 
   /** Closes the connection; outstanding requests reject. */
@@ -576,14 +607,27 @@ export class Client {
     this.#shutdown(new ClientError("closed", this.server, "client closed"));
   }
 
-  #shutdown(err: Error): void {
+  /**
+   * Like {@linkcode close} for the requests (they reject), but with
+   * `drainMs` the connection is half-closed and drained (see
+   * {@linkcode drained}): requests given up on may still be applied.
+   */
+  abandon(why: string): void {
+    if (this.#closed) return;
+    this.#shutdown(new ClientError("closed", this.server, why), true);
+  }
+
+  #shutdown(err: Error, drain = false): void {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    try {
-      this.#conn.close();
-    } catch {
-      // already closed by the peer
+    if (drain && this.#drainMs > 0 && this.#queue.length > this.#head) this.#startDrain();
+    else {
+      try {
+        this.#conn.close();
+      } catch {
+        // already closed by the peer
+      }
     }
     this.#parser.reset();
     const queue = this.#queue;
@@ -602,6 +646,36 @@ export class Client {
     const listeners = this.#closeListeners;
     this.#closeListeners = [];
     for (const l of listeners) l(this.#closeError);
+  }
+
+  /**
+   * Requests were given up on while the server may still apply them (a
+   * timeout: the server or the path is slow, not gone): half-close, so the
+   * server sees the end after every byte already sent, and read on until it
+   * closes its side. A path that holds the bytes delivers them before the end.
+   */
+  #startDrain(): void {
+    this.#draining = true;
+    this.#drained = new Promise((r) => this.#drainedResolve = r);
+    this.#drainTimer = setTimeout(() => this.#endDrain(false), this.#drainMs);
+    Deno.unrefTimer(this.#drainTimer);
+    try {
+      (this.#conn as Deno.TcpConn).closeWrite();
+    } catch {
+      this.#endDrain(true); // already gone
+    }
+  }
+
+  #endDrain(fenced: boolean): void {
+    if (!this.#draining) return;
+    this.#draining = false;
+    clearTimeout(this.#drainTimer);
+    try {
+      this.#conn.close();
+    } catch {
+      // closed
+    }
+    this.#drainedResolve?.(fenced);
   }
 
   // ---- metadump -------------------------------------------------------

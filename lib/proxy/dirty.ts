@@ -28,7 +28,7 @@ export class DirtyKeys {
    * them): `ms` is the grace period, `until` its end, counted from the first
    * cleaning delete the server answered after the loss (0: none yet).
    */
-  #holds = new Map<string, { ms: number; until: number }>();
+  #holds = new Map<string, { ms: number; until: number; fence: number }>();
   /** Times more than `limit` keys were marked (the whole server became dirty). */
   overflows = 0;
 
@@ -54,9 +54,11 @@ export class DirtyKeys {
 
   /**
    * `key` changed elsewhere. With `lateMs` (a request for it was lost), it
-   * stays dirty until a delete sent `lateMs` after the first answered one.
+   * stays dirty until a delete sent `lateMs` after the first answered one
+   * once connection number `fence` and those before it are fenced (see
+   * {@linkcode settle}).
    */
-  mark(key: Uint8Array, lateMs = 0): void {
+  mark(key: Uint8Array, lateMs = 0, fence = 0): void {
     if (this.#all) return;
     if (this.#keys.size >= this.#limit) {
       this.overflows++;
@@ -67,7 +69,12 @@ export class DirtyKeys {
     this.#keys.set(k, ++this.#gen);
     // A new loss starts the grace period over: its bytes may land after any earlier cleaning.
     if (lateMs > 0) {
-      this.#holds.set(k, { ms: Math.max(lateMs, this.#holds.get(k)?.ms ?? 0), until: 0 });
+      const old = this.#holds.get(k);
+      this.#holds.set(k, {
+        ms: Math.max(lateMs, old?.ms ?? 0),
+        until: 0,
+        fence: Math.max(fence, old?.fence ?? 0),
+      });
     }
   }
 
@@ -118,11 +125,19 @@ export class DirtyKeys {
   /**
    * `e` was cleaned by a delete sent at `sentAt` and answered at `now`:
    * forget it unless it was marked again since the snapshot, or a lost
-   * request's bytes may still land after that delete.
+   * request's bytes may still land after that delete: while `fenced` says
+   * a connection up to its fence may still deliver them, or within the
+   * grace period.
    */
-  settle(e: DirtyEntry, sentAt: number, now = Date.now()): void {
+  settle(
+    e: DirtyEntry,
+    sentAt: number,
+    now = Date.now(),
+    fenced: (seq: number) => boolean = () => true,
+  ): void {
     const hold = this.#holds.get(e.key);
     if (hold !== undefined) {
+      if (!fenced(hold.fence)) return;
       // The late bytes are applied only while the server runs, and its answer shows it runs:
       // the grace period starts there, not at the loss (a server hung past it would otherwise
       // apply them after the delete that made the key clean). Kept: cleaned again later.

@@ -104,11 +104,14 @@ export function metaSetLine(
   ]);
 }
 
-/** `mg <key> v f t[ b]\r\n`: everything needed to copy an item. */
+/** ` v f t u`: a copy's read, which must not count as a client's (`u`: not marked fetched, LRU untouched). */
+const COPY_FLAGS = ascii(" v f t u");
+
+/** `mg <key> v f t u[ b]\r\n`: everything needed to copy an item, read as no client would see. */
 export function fetchLine(keyToken: Uint8Array, binary: boolean): Uint8Array[] {
   return binary
-    ? [W_MG, keyToken, FETCH_FLAGS, BINARY_FLAG, CRLF]
-    : [W_MG, keyToken, FETCH_FLAGS, CRLF];
+    ? [W_MG, keyToken, COPY_FLAGS, BINARY_FLAG, CRLF]
+    : [W_MG, keyToken, COPY_FLAGS, CRLF];
 }
 
 /**

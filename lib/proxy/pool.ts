@@ -31,6 +31,11 @@ export interface BackendOptions {
   tls?: { ca?: string };
 }
 
+/**
+ * How long a connection given up on (a request timed out) is drained: its
+ * lost keys stay dirty until the server has closed it, at most this long.
+ */
+const DRAIN_MS = 60_000;
 /** Keys remembered per down server; beyond this the server is flushed on return. */
 const MAX_DIRTY_KEYS = 65536;
 /** Cleaning passes before a returning server is taken back with keys still dirty. */
@@ -109,6 +114,10 @@ export class Backend {
   #cleaning = false;
   #cleanTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Connections adopted so far; each one's number. */
+  #seq = 0;
+  /** Closed connections still being drained, with their numbers. */
+  readonly #draining = new Map<Client, number>();
   /** `pid start-time` of the process last seen on the port (backups). */
   #identity: { pid: string; start: number } | undefined;
 
@@ -211,7 +220,7 @@ export class Backend {
    * on another connection).
    */
   lost(key: Uint8Array): void {
-    this.#dirty.mark(key, this.#lateMs);
+    this.#dirty.mark(key, this.#lateMs, this.#seq);
     if (this.up) this.#cleanSoon();
   }
 
@@ -238,6 +247,7 @@ export class Backend {
         requestTimeoutMs: this.#options.timeoutMs,
         login: this.#options.login,
         tls: this.#options.tls,
+        drainMs: DRAIN_MS,
       });
       if (this.#closed || !this.up) {
         client.close();
@@ -254,14 +264,40 @@ export class Backend {
 
   #adopt(client: Client): void {
     this.#client = client;
+    const seq = ++this.#seq;
     client.onClose((err) => {
       if (this.#client === client) this.#client = undefined;
+      this.#fence(client, seq);
       if (err !== undefined) this.#failed(err);
       // A backup that dropped its connection may have restarted empty: reconnect to find out
       // (the identity check) even if no write comes to ask for it.
       if (this.watchRestarts) this.#reconnectSoon();
     });
   }
+
+  /**
+   * A connection closed with requests given up on: until the server has
+   * closed it too (the drain), what they carried may still be applied, so
+   * keys lost up to it stay dirty (see {@linkcode #fenced}).
+   */
+  #fence(client: Client, seq: number): void {
+    this.#draining.set(client, seq);
+    client.drained.then((fenced) => {
+      this.#draining.delete(client);
+      if (!fenced) {
+        log.info(
+          `proxy: ${this.role} ${this.name}: a timed-out connection did not close in ${DRAIN_MS} ms`,
+        );
+      }
+      if (this.up && this.anyDirty) this.#cleanSoon();
+    });
+  }
+
+  /** No connection up to number `seq` can still deliver bytes to the server. */
+  readonly #fenced = (seq: number): boolean => {
+    for (const s of this.#draining.values()) if (s <= seq) return false;
+    return true;
+  };
 
   #reconnectSoon(): void {
     if (this.#closed || !this.up || this.#reconnectTimer !== undefined) return;
@@ -291,8 +327,9 @@ export class Backend {
     log.info(
       `proxy: ${this.role} ${this.name} is down (${why}); retrying every ${this.#options.retryMs} ms`,
     );
-    // Outstanding requests fail now and fall back, instead of each waiting its timeout.
-    this.#client?.close();
+    // Outstanding requests fail now and fall back, instead of each waiting its timeout
+    // (drained: their bytes may still reach the server).
+    this.#client?.abandon(`${this.name} marked down`);
     this.#schedule();
   }
 
@@ -312,6 +349,7 @@ export class Backend {
         requestTimeoutMs: this.#options.timeoutMs,
         login: this.#options.login,
         tls: this.#options.tls,
+        drainMs: DRAIN_MS,
       });
       await client.version();
       restarted = this.watchRestarts && await this.#checkIdentity(client, false);
@@ -368,7 +406,7 @@ export class Backend {
     const sentAt = Date.now();
     const settle = (e: DirtyEntry) =>
       client.request(metaDelete(e.key), Op.MD).then((r) => {
-        if (!r.isError) dirty.settle(e, sentAt);
+        if (!r.isError) dirty.settle(e, sentAt, Date.now(), this.#fenced);
       });
     const results = await Promise.allSettled(entries.map(settle));
     const failed = results.find((r) => r.status === "rejected");

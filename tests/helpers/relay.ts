@@ -27,6 +27,12 @@ export interface Relay {
   stall(toTarget: boolean): void;
   /** Close every current connection (both sides), like a reset link. New ones still work. */
   drop(): void;
+  /**
+   * Hold what the current connections' clients send (new connections flow):
+   * a server that reads a dead connection's bytes late. The returned function
+   * forwards the held bytes, even if their client has closed meanwhile.
+   */
+  holdLinks(): () => void;
   /** While on: accept connections but forward nothing, discarding all bytes (existing links too). */
   blackhole(on: boolean): void;
   /** While on: close new connections right after accepting them. */
@@ -47,6 +53,8 @@ interface Link {
   client: Deno.TcpConn;
   upstream: Deno.TcpConn | undefined;
   closed: boolean;
+  /** Set while {@linkcode Relay.holdLinks} holds this link's bytes to the target. */
+  hold?: Promise<void>;
 }
 
 /** Starts a relay on a free 127.0.0.1 port forwarding to `targetHost:targetPort`. */
@@ -96,6 +104,7 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
         const n = await from.read(buf);
         if (n === null) break;
         while (paused && !l.closed) await gate!.promise;
+        while (toTarget && l.hold !== undefined) await l.hold;
         if (latency > 0) await new Promise((r) => setTimeout(r, latency));
         const dst = to();
         if (hole || !dst || l.closed) continue;
@@ -172,6 +181,16 @@ export function startRelay(targetPort: number, targetHost = "127.0.0.1"): Relay 
     },
     drop() {
       for (const l of [...links]) closeLink(l);
+    },
+    holdLinks() {
+      let release!: () => void;
+      const hold = new Promise<void>((r) => release = r);
+      const held = [...links];
+      for (const l of held) l.hold = hold;
+      return () => {
+        for (const l of held) if (l.hold === hold) l.hold = undefined;
+        release();
+      };
     },
     blackhole(on: boolean) {
       hole = on;

@@ -32,6 +32,11 @@ function lateRelay(port: number, watchB64: string) {
   const links: Link[] = [];
   let hung = false;
   const md = `md ${watchB64} b`;
+  const endUp = (l: Link) => {
+    try {
+      l.up.closeWrite();
+    } catch { /* closed */ }
+  };
   const forward = async (l: Link, chunk: Uint8Array) => {
     if (!hung) l.sent += latin1(chunk);
     await l.up.write(chunk);
@@ -62,6 +67,7 @@ function lateRelay(port: number, watchB64: string) {
         } catch { /* closed */ }
         // The proxy gave up on this connection; its bytes may still reach the server (late).
         l.downClosed = true;
+        if (!hung && !l.frozen && l.held.length === 0) endUp(l); // the FIN follows the bytes
       })();
       (async () => {
         const buf = new Uint8Array(65536);
@@ -73,6 +79,9 @@ function lateRelay(port: number, watchB64: string) {
             if (l.sent.includes(md)) l.answered = true;
             await down.write(buf.slice(0, n));
           }
+        } catch { /* closed */ }
+        try {
+          down.close(); // the server closed: so does the relay
         } catch { /* closed */ }
       })();
     }
@@ -91,10 +100,12 @@ function lateRelay(port: number, watchB64: string) {
         if (l === keep) continue;
         const held = l.held.splice(0);
         for (const c of held) await forward(l, c);
+        if (l.downClosed) endUp(l);
       }
     },
     async release(l: Link) {
       for (const c of l.held.splice(0)) await l.up.write(c);
+      if (l.downClosed) endUp(l);
     },
     close() {
       listener.close();
