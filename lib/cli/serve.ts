@@ -241,7 +241,9 @@ export async function serveMain(argv: string[]): Promise<number> {
   // -l after the flags above, as memcached reads it only when it binds: the list
   // (`stats settings` inter) and its listeners, refused with its messages (listen_flags.ts).
   const inter = listenArg(listFlag(v, "listen"));
-  const listen = parseListen(inter, Boolean(v["enable-ssl"]), port);
+  const listen = unixSocket === undefined
+    ? parseListen(inter, Boolean(v["enable-ssl"]), port)
+    : unixListenHosts(inter, Boolean(v["enable-ssl"]), port);
   const hostnames = listen.map((l) => l.hostname);
   // The listeners without a port of their own share -p's; with -p 0 the first one picks it.
   const picksPort = listen.some((l) => (l.port ?? port) === 0);
@@ -608,6 +610,19 @@ async function answering(listen: ListenAddress[], port: number): Promise<string 
     if (answered) return hostPort(target, at);
   }
   return undefined;
+}
+
+/**
+ * -l beside -s, which replaces TCP: memcached does not read -l then (no
+ * refusal); its hosts still name this node to replication when they parse.
+ */
+function unixListenHosts(inter: string | undefined, tls: boolean, port: number): ListenAddress[] {
+  try {
+    return parseListen(inter, tls, port);
+  } catch (err) {
+    if (err instanceof UsageError) return parseListen(undefined, tls, port);
+    throw err;
+  }
 }
 
 /**

@@ -239,6 +239,12 @@ Deno.test({
       }
     }
     equal(problems.join("\n"), "");
+    // With -s (no TCP) memcached does not read -l: it starts.
+    const sock = `${await Deno.makeTempDir()}/sock`;
+    const unix = ["-s", sock, "-l", "127.0.0.1:abc"];
+    equal(await memcachedRefusal(unix), null, "memcached -s with a bad -l runs");
+    equal(await memrepRefusal(unix), "--repl-drain-timeout needs --replicate (or -x/-X)");
+    await Deno.remove(sock.slice(0, -"/sock".length), { recursive: true });
     // End to end: that message alone on stderr, exit code 2 (memcached: 71).
     const args = ["-p", String(port), "-l", "127.0.0.1:abc", "-l", `127.0.0.1:${port}`];
     const ref = await memcachedRefusal(args);
