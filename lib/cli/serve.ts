@@ -7,6 +7,7 @@
 import {
   type BindingProtocol,
   Engine,
+  type ListenAddress,
   Server,
   ServerClock,
   startThreads,
@@ -29,6 +30,7 @@ import { log } from "../log.ts";
 import { atoi, memcachedNumbers } from "./memcached_flags.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { serveTls } from "./tls_flags.ts";
+import { hostPort, listenArg, parseListen } from "./listen_flags.ts";
 import { replicationOptions } from "./repl_flags.ts";
 import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 
@@ -96,7 +98,9 @@ A memcached-compatible cache server (text and meta protocol).
 
 memcached options:
   -p, --port <num>            TCP port to listen on (default 11211)
-  -l, --listen <addr>         interface to listen on, repeatable or comma separated (default 0.0.0.0)
+  -l, --listen <addr>         interface to listen on, repeatable or comma separated (default 0.0.0.0):
+                              <host>[:<port>] or [<ipv6>][:<port>] (the port defaults to -p's; * is
+                              every interface)
   -m, --memory-limit <mb>     item memory in megabytes (default 64)
   -c, --conn-limit <num>      max simultaneous connections (default 1024)
   -I, --max-item-size <size>  max item size, e.g. 1m, 512k (default 1m)
@@ -198,10 +202,6 @@ export async function serveMain(argv: string[]): Promise<number> {
   const port = portText === "-1"
     ? 0
     : intFlag(portText === undefined ? {} : { port: portText }, "port", 11211, 0, 65535);
-  const hostnames = listFlag(v, "listen").flatMap((l) => l.split(",")).map((h) => h.trim()).filter(
-    Boolean,
-  );
-  if (hostnames.length === 0) hostnames.push("0.0.0.0");
   // memcached's own conversions and refusals, with its messages (memcached_flags.ts).
   const mc = memcachedNumbers({
     m: stringFlag(v, "memory-limit"),
@@ -238,6 +238,15 @@ export async function serveMain(argv: string[]): Promise<number> {
     : parseInt(/^\s*[0-7]*/.exec(maskText)![0].trim() || "0", 8);
   const memoryFile = stringFlag(v, "memory-file");
   if (memoryFile === "") throw new UsageError("-e: the memory file name is empty");
+  // -l after the flags above, as memcached reads it only when it binds: the list
+  // (`stats settings` inter) and its listeners, refused with its messages (listen_flags.ts).
+  const inter = listenArg(listFlag(v, "listen"));
+  const listen = unixSocket === undefined
+    ? parseListen(inter, Boolean(v["enable-ssl"]), port)
+    : unixListenHosts(inter, Boolean(v["enable-ssl"]), port);
+  const hostnames = listen.map((l) => l.hostname);
+  // The listeners without a port of their own share -p's; with -p 0 the first one picks it.
+  const picksPort = listen.some((l) => (l.port ?? port) === 0);
   const replication = replicationOptions(v, hostnames[0], hostnames);
   const metricsFlag = stringFlag(v, "metrics");
   const metricsAddr = metricsFlag === undefined
@@ -251,8 +260,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (v.daemon) {
     return await daemonize(
       ["serve", ...withoutDaemonFlag(args, SPEC)],
-      hostnames[0],
-      port,
+      listen[0].hostname,
+      listen[0].port ?? port,
       log.level > 0,
       // Loading a saved cache comes before listening: allow for a large one.
       { unixPath: unixSocket, waitMs: memoryFile ? 120_000 : 5000 },
@@ -282,12 +291,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (stringFlag(v, "user") !== undefined) {
     log.info(`memrep: -u ${stringFlag(v, "user")} ignored (no privilege drop)`);
   }
-  const tlsFlags = serveTls(
-    Boolean(v["enable-ssl"]),
-    listFlag(v, "extended"),
-    hostnames,
-    unixSocket,
-  );
+  const tlsFlags = serveTls(Boolean(v["enable-ssl"]), listFlag(v, "extended"), unixSocket);
   for (const o of tlsFlags.otherExtended) log.info(`memrep: -o ${o} ignored`);
   if (stringFlag(v, "repl-queue") !== undefined) {
     const queue = intFlag(v, "repl-queue", 0); // checked, then ignored
@@ -295,12 +299,11 @@ export async function serveMain(argv: string[]): Promise<number> {
   }
 
   const options = {
-    hostnames: tlsFlags.hostnames,
+    listen,
     tls: tlsFlags.tls,
-    plainListeners: tlsFlags.plainListeners,
     extraSettings: tlsFlags.settings,
     port,
-    listenArg: listFlag(v, "listen").length > 0 ? listFlag(v, "listen").join(",") : undefined,
+    listenArg: inter,
     maxConnections: mc.maxConnections,
     idleTimeout: Math.max(mc.idleTimeout, 0),
     reqsPerEvent: mc.reqsPerEvent,
@@ -366,7 +369,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (server.authenticator) reloadOnHangup(server.authenticator);
   const cannotListen = (err: unknown) => {
     if (pidfile) Deno.removeSync(pidfile);
-    const where = unixSocket ?? `${hostnames.join(",")}:${port}`;
+    const where = unixSocket ?? listen.map((l) => hostPort(l.hostname, l.port ?? port)).join(",");
     return new UsageError(`memrep serve: cannot listen on ${where}: ${errorText(err)}`);
   };
   // Scrapes run on this thread's event loop, between batches; they only read counters.
@@ -396,21 +399,21 @@ export async function serveMain(argv: string[]): Promise<number> {
     )
     : undefined;
   let workers: Threads | undefined;
-  if (threads > 1 && port !== 0) {
+  if (threads > 1) {
     // SO_REUSEPORT would let the threads bind next to another server on the port (even one
     // more memrep): refuse a port where something answers. A plain server there makes the
     // bind itself fail.
-    const taken = await answering(hostnames, port);
+    const taken = await answering(listen, port);
     if (taken) throw cannotListen(new Error(`${taken} already answers (Address already in use)`));
   }
   // A warm-restarted replicated node first catches up with its peer, bounded, so that it does
   // not answer with what changed there meanwhile: no thread accepts before that (with -p 0 the
   // main thread must bind first to pick the port the workers join).
-  const warmReplica = replication?.resume !== undefined && port !== 0;
+  const warmReplica = replication?.resume !== undefined && !picksPort;
   // Workers listen first, then replication records changes, then the main thread listens:
   // no window where the port answers and then refuses, nor a write before replication.
   try {
-    if (threads > 1 && port === 0) server.listen(); // the workers join the port it picks
+    if (threads > 1 && picksPort) server.listen(); // the workers join the ports it picks
     if (threads > 1) {
       workers = await startThreads(server, options, threads, WORKER_URL, share, {
         deferListen: warmReplica,
@@ -429,7 +432,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (replicator && memoryFile && !(resumed && replicator.hlc.last >= resumed.hlc)) {
     replicator.hlc.observe(largestCas(server.engine));
   }
-  const listen = async () => {
+  const startListening = async () => {
     try {
       await workers?.listen();
       if (!server.listening) server.listen();
@@ -438,20 +441,20 @@ export async function serveMain(argv: string[]): Promise<number> {
       await metrics?.close();
       throw cannotListen(err);
     }
-    if (unixSocket === undefined) writePortFile(hostnames, server.port);
+    if (unixSocket === undefined) writePortFile(server.addresses);
     log.debug(
       `memrep serve: listening on ${
-        unixSocket ?? `${hostnames.join(",")}:${server.port}`
+        unixSocket ?? server.addresses.map((a) => hostPort(a.hostname, a.port)).join(",")
       }, ${threads} thread${threads === 1 ? "" : "s"}`,
     );
   };
   const catchUp = replicator !== undefined && resumed !== undefined && !server.listening;
-  if (!catchUp) await listen();
+  if (!catchUp) await startListening();
   try {
     if (catchUp) {
       await replicator.start(); // a configuration mistake (secret, port) throws here
       await replicator.catchUp(replication!.timeoutMs, () => signals > 0);
-      if (signals === 0) await listen();
+      if (signals === 0) await startListening();
     } else await replicator?.start(); // a configuration mistake (secret, port) throws here
     await server.finished;
   } finally {
@@ -472,13 +475,13 @@ export async function serveMain(argv: string[]): Promise<number> {
 
 /**
  * memcached's MEMCACHED_PORT_FILENAME: once listening, write one
- * `TCP INET: <port>` (INET6 for an IPv6 address) line per listen address to
+ * `TCP INET: <port>` (INET6 for an IPv6 address) line per listener to
  * `<file>.lck`, then rename it to the file, so a reader never sees half of it.
  */
-function writePortFile(hostnames: string[], port: number): void {
+function writePortFile(addresses: Array<{ hostname: string; port: number }>): void {
   const file = Deno.env.get("MEMCACHED_PORT_FILENAME");
   if (!file) return;
-  const lines = hostnames.map((h) => `TCP INET${h.includes(":") ? "6" : ""}: ${port}\n`);
+  const lines = addresses.map((a) => `TCP INET${a.hostname.includes(":") ? "6" : ""}: ${a.port}\n`);
   try {
     Deno.writeTextFileSync(`${file}.lck`, lines.join(""), { append: true });
     Deno.renameSync(`${file}.lck`, file);
@@ -586,11 +589,17 @@ function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): Aut
   return { sasl, authFile, pwdbFile };
 }
 
-/** The first of `hostnames`:`port` that accepts a TCP connection (wildcards tried on loopback). */
-async function answering(hostnames: string[], port: number): Promise<string | undefined> {
-  for (const host of hostnames) {
+/**
+ * The first listen address (its own port, else `port`; a picked one
+ * skipped) that accepts a TCP connection (wildcards tried on loopback).
+ */
+async function answering(listen: ListenAddress[], port: number): Promise<string | undefined> {
+  for (const l of listen) {
+    const host = l.hostname;
+    const at = l.port ?? port;
+    if (at === 0) continue;
     const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
-    const attempt = Deno.connect({ hostname: target, port }).then((c) => {
+    const attempt = Deno.connect({ hostname: target, port: at }).then((c) => {
       c.close();
       return true;
     }, () => false);
@@ -598,9 +607,22 @@ async function answering(hostnames: string[], port: number): Promise<string | un
     const late = new Promise<boolean>((r) => timer = setTimeout(() => r(false), 1000));
     const answered = await Promise.race([attempt, late]);
     clearTimeout(timer);
-    if (answered) return `${target}:${port}`;
+    if (answered) return hostPort(target, at);
   }
   return undefined;
+}
+
+/**
+ * -l beside -s, which replaces TCP: memcached does not read -l then (no
+ * refusal); its hosts still name this node to replication when they parse.
+ */
+function unixListenHosts(inter: string | undefined, tls: boolean, port: number): ListenAddress[] {
+  try {
+    return parseListen(inter, tls, port);
+  } catch (err) {
+    if (err instanceof UsageError) return parseListen(undefined, tls, port);
+    throw err;
+  }
 }
 
 /**

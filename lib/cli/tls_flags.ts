@@ -1,7 +1,7 @@
 /**
- * memcached's TLS flags for `serve`: -Z, the ssl_* -o options and
- * `-l notls:host[:port]`, checked and loaded before anything listens, with
- * memcached's error texts where memcached has one.
+ * memcached's TLS flags for `serve`: -Z and the ssl_* -o options (-l's
+ * `notls:` is read with -l, listen_flags.ts), checked and loaded before
+ * anything listens, with memcached's error texts where memcached has one.
  * @module
  */
 
@@ -13,10 +13,6 @@ import { errorText, listenTcp, type TlsMaterial } from "../transport/mod.ts";
 export interface ServeTls {
   /** Certificate and key when -Z is on, else undefined. */
   tls?: TlsMaterial;
-  /** The -l addresses served with TLS under -Z (every plain one without -Z). */
-  hostnames: string[];
-  /** `notls:` addresses, each with its own port when it names one. */
-  plainListeners: Array<{ hostname: string; port?: number }>;
   /** The -o items that are not ssl_* (for the caller's own handling). */
   otherExtended: string[];
   /** memcached's ssl_* lines of `stats settings`. */
@@ -26,14 +22,13 @@ export interface ServeTls {
 const MIN_VERSIONS = ["tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"];
 
 /**
- * Parse -Z (`enable`), the -o items (`extended`, comma separated as in
- * memcached) and the -l addresses; with -Z, read and check the PEM files
- * (throws UsageError naming the file, exit code 2).
+ * Parse -Z (`enable`) and the -o items (`extended`, comma separated as in
+ * memcached); with -Z, read and check the PEM files (throws UsageError
+ * naming the file, exit code 2).
  */
 export function serveTls(
   enable: boolean,
   extended: string[],
-  listen: string[],
   unixSocket: string | undefined,
 ): ServeTls {
   const ssl = new Map<string, string>();
@@ -68,7 +63,6 @@ export function serveTls(
   const caPath = ssl.get("ssl_ca_cert") || undefined;
   const ciphers = ssl.get("ssl_ciphers") || undefined;
 
-  const { hostnames, plainListeners } = splitListen(listen, enable);
   let tls: TlsMaterial | undefined;
   if (enable) {
     if (unixSocket !== undefined) {
@@ -118,35 +112,7 @@ export function serveTls(
     ["ssl_kernel_tls", "no"],
     ["ssl_min_version", MIN_VERSIONS[minVersion]],
   ];
-  return { tls, hostnames, plainListeners, otherExtended, settings };
-}
-
-/**
- * `notls:host[:port]` entries become plain listeners; the rest stay. A
- * notls entry without a port without -Z is an ordinary address.
- */
-function splitListen(
-  listen: string[],
-  enable: boolean,
-): Pick<ServeTls, "hostnames" | "plainListeners"> {
-  const hostnames: string[] = [];
-  const plainListeners: ServeTls["plainListeners"] = [];
-  for (const entry of listen) {
-    if (!entry.startsWith("notls:")) {
-      hostnames.push(entry);
-      continue;
-    }
-    const address = entry.slice("notls:".length);
-    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(address) ??
-      /^([^:]+)(?::(\d+))?$/.exec(address) ?? [address, address, undefined];
-    const port = m[2] === undefined ? undefined : Number(m[2]);
-    if (m[1] === "" || (port !== undefined && (port < 0 || port > 65535))) {
-      throw new UsageError(`-l ${entry}: expected notls:<host>[:<port>]`);
-    }
-    if (port === undefined && !enable) hostnames.push(m[1]);
-    else plainListeners.push({ hostname: m[1], port });
-  }
-  return { hostnames, plainListeners };
+  return { tls, otherExtended, settings };
 }
 
 /** An integer -o value within [0, max], memcached's error otherwise. */

@@ -22,20 +22,28 @@ import {
 import { log } from "../log.ts";
 import { Authenticator, AuthSession } from "../auth/mod.ts";
 
+/** One TCP listener (an entry of memcached's -l). */
+export interface ListenAddress {
+  /** Address to bind. */
+  hostname: string;
+  /** Its own port (`-l host:port`); absent: the server's `port`. 0 picks one. */
+  port?: number;
+  /** memcached's `notls:`: plain even when the server speaks TLS. */
+  plain?: boolean;
+}
+
 /** Listener settings on top of the engine's. */
 export interface ServerOptions extends EngineOptions {
-  /** Addresses to bind (memcached -l, comma separated there). */
-  hostnames: string[];
-  /** TCP port (-p); 0 picks a free one. */
+  /** What to bind (memcached -l), in order. */
+  listen: ListenAddress[];
+  /** TCP port (-p) of the listeners without their own; 0: the first of them picks one for all. */
   port: number;
   /** Max simultaneous connections (-c), over all threads. */
   maxConnections: number;
   /** Share the port with other threads (SO_REUSEPORT; Linux spreads connections). */
   reusePort?: boolean;
-  /** memcached -Z: the `hostnames` listeners speak TLS with this certificate. */
+  /** memcached -Z: the listeners but the `plain` ones speak TLS with this certificate. */
   tls?: TlsMaterial;
-  /** memcached's `-l notls:host[:port]`: plain listeners next to the TLS ones (port: -p's). */
-  plainListeners?: Array<{ hostname: string; port?: number }>;
 }
 
 /** memcached -a default: the socket file's permission bits. */
@@ -79,9 +87,21 @@ export class Server {
     return this.#listeners.length > 0 || this.#unix !== null;
   }
 
-  /** Bound port (useful with port 0). */
+  /** Bound port (useful with port 0): the first listener's. */
   get port(): number {
     return (this.#listeners[0]?.addr as Deno.NetAddr | undefined)?.port ?? this.#options.port;
+  }
+
+  /**
+   * The listen addresses with their ports: the bound ones once listening
+   * (what other threads must bind), else the configured ones.
+   */
+  get addresses(): Array<ListenAddress & { port: number }> {
+    return this.#options.listen.map((l, i) => ({
+      ...l,
+      port: (this.#listeners[i]?.addr as Deno.NetAddr | undefined)?.port ??
+        l.port ?? this.#options.port,
+    }));
   }
 
   /** Bind every address; throws (AddrInUse...) before serving anything. */
@@ -97,14 +117,19 @@ export class Server {
     }
     const reusePort = this.#options.reusePort ?? false;
     const tls = this.#options.tls;
+    let shared = this.#options.port;
     try {
-      for (const hostname of this.#options.hostnames) {
-        const port = this.#listeners.length > 0 ? this.port : this.#options.port;
-        this.#listeners.push(listenTcp({ hostname, port, reusePort, tls }));
-      }
-      for (const plain of this.#options.plainListeners ?? []) {
-        const port = plain.port ?? this.port;
-        this.#listeners.push(listenTcp({ hostname: plain.hostname, port, reusePort }));
+      for (const l of this.#options.listen) {
+        const port = l.port ?? shared;
+        const listener = listenTcp({
+          hostname: l.hostname,
+          port,
+          reusePort,
+          tls: l.plain ? undefined : tls,
+        });
+        // -p 0: the listeners without a port of their own share the one picked first.
+        if (l.port === undefined && shared === 0) shared = (listener.addr as Deno.NetAddr).port;
+        this.#listeners.push(listener);
       }
     } catch (err) {
       for (const l of this.#listeners) closeQuietly(l);

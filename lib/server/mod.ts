@@ -21,7 +21,7 @@ export { type ClockOrigin, ServerClock } from "./clock.ts";
 export { type ConnectionHooks, OUTPUT_LIMIT, serveConnection } from "./connection.ts";
 export type { SyncBarrier } from "./sync_replies.ts";
 export { PrefixStats } from "./prefix_stats.ts";
-export { Server, type ServerOptions } from "./listener.ts";
+export { type ListenAddress, Server, type ServerOptions } from "./listener.ts";
 export { ServerStats, SharedStats, STAT_NAMES, statLine, type StatName } from "./stats.ts";
 export {
   runWorker,

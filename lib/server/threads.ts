@@ -79,7 +79,8 @@ export async function startThreads<X>(
   const origin = server.engine.clock.origin;
   // Functions do not cross threads; workers rebuild their hooks from `extra`.
   const { extraStats: _e, statsGroups: _g, ...plain } = options;
-  const options0 = { ...plain, port: server.port };
+  // The ports bound here when it listens first (-p 0, `-l host:0`), else the given ones.
+  const options0 = { ...plain, listen: server.addresses };
   const workers: Worker[] = [];
   const stopped: Promise<void>[] = [];
   const listening: PromiseWithResolvers<void>[] = [];
