@@ -63,6 +63,17 @@ export interface MergeClock {
   readonly processStartUnix: number;
 }
 
+/** A delayed flush_all not in effect yet: its epoch, and when it takes effect (clock seconds). */
+export interface PendingFlush {
+  /** Items with a version below it die. */
+  epoch: number;
+  /** Clock second it takes effect. */
+  atLocal: number;
+}
+
+/** Delayed flushes pending at once, at most. */
+const MAX_PENDING = 1024;
+
 /** Versioned merge of remote changes into the local store. */
 export class Merger {
   /** Deleted keys (one char per byte) → version of the delete; oldest first, bounded. */
@@ -86,7 +97,16 @@ export class Merger {
   fresh = false;
   /** Versions of delayed flushes seen (bounded): their echoes are not fresh. */
   #delayed: Map<string, number> = new Map();
-  #pending: { epoch: number; atLocal: number } | null = null;
+  /**
+   * Delayed flushes not in effect yet, by time (clock seconds `atLocal`),
+   * at most {@linkcode MAX_PENDING}: each runs at its second, whatever order
+   * they arrive in (see applyFlush). The store's one slot holds the first.
+   */
+  #pending: PendingFlush[] = [];
+  /** The delayed flush the store's slot holds (it drops lazily once due), or null. */
+  #inStore: PendingFlush | null = null;
+  /** Hands the store's slot on when the first pending flush is due and others wait. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #store: Store;
   #clock: MergeClock;
   #hlc: HybridClock;
@@ -102,17 +122,79 @@ export class Merger {
 
   /** The active flush epoch (a delayed flush becomes active when its time comes). */
   epoch(): number {
-    const p = this.#pending;
-    if (p !== null && this.#clock.now() >= p.atLocal) {
-      this.#pending = null;
-      if (p.epoch > this.flushEpoch) this.#setEpoch(p.epoch);
-    }
+    this.#settle(this.#clock.now());
     return this.flushEpoch;
   }
 
-  /** The delayed flush_all not in effect yet (clock seconds `atLocal`), for a warm restart's image. */
-  get pendingFlush(): { epoch: number; atLocal: number } | null {
-    return this.#pending === null ? null : { ...this.#pending };
+  /**
+   * The delayed flush_all not in effect yet that takes effect last (clock
+   * seconds `atLocal`), for a warm restart's image (it holds one).
+   */
+  get pendingFlush(): PendingFlush | null {
+    const p = this.#pending.at(-1);
+    return p === undefined ? null : { ...p };
+  }
+
+  /** Every delayed flush_all not in effect yet, first due first (a full copy sends them again). */
+  get pendingFlushes(): PendingFlush[] {
+    return this.#pending.map((p) => ({ ...p }));
+  }
+
+  /** Pending flushes whose second came take effect; the store's slot goes to the next one. */
+  #settle(now: number): void {
+    let last: PendingFlush | undefined;
+    while (this.#pending.length > 0 && this.#pending[0].atLocal <= now) {
+      last = this.#pending.shift()!;
+      if (last.epoch > this.flushEpoch) this.#setEpoch(last.epoch);
+    }
+    // The next one, or the last that ran (several can fall due together).
+    const next = last === undefined ? undefined : this.#pending[0] ?? last;
+    if (next !== undefined && next !== this.#inStore) this.#install(next);
+    this.#schedule();
+  }
+
+  /**
+   * Give the store's one delayed-flush slot to `p`. The flush it held, if
+   * due, killed items lazily: they are unlinked first, or they came back
+   * (on each node those that nobody had read since, so nodes differed).
+   */
+  #install(p: PendingFlush): void {
+    const held = this.#inStore;
+    if (held !== null && held !== p && held.atLocal <= this.#clock.now()) {
+      this.dropOlder(held.epoch);
+    }
+    this.#store.flushBefore(p.atLocal, p.epoch);
+    this.#inStore = p;
+  }
+
+  /** Settle again once the first of several pending flushes is due (the store holds only it). */
+  #schedule(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#pending.length < 2) return;
+    const due = (this.#clock.processStartUnix + this.#pending[0].atLocal) * 1000 - Date.now();
+    const timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.epoch();
+    }, Math.max(20, due + 5));
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  /** Add a delayed flush to the pending ones (none that is there already or says nothing new). */
+  #addPending(p: PendingFlush): void {
+    if (p.epoch <= this.flushEpoch) return;
+    const list = this.#pending;
+    if (list.some((q) => q.epoch === p.epoch && q.atLocal === p.atLocal)) return;
+    let i = list.length;
+    while (
+      i > 0 &&
+      (list[i - 1].atLocal > p.atLocal ||
+        (list[i - 1].atLocal === p.atLocal && list[i - 1].epoch > p.epoch))
+    ) i--;
+    list.splice(i, 0, { ...p });
+    // Bounded: past it the one due last goes (only a client flooding distinct delays gets there).
+    if (list.length > MAX_PENDING) list.pop();
   }
 
   /**
@@ -128,9 +210,7 @@ export class Merger {
     expiries: Iterable<[string, number]> = [],
   ): void {
     this.flushEpoch = Math.max(this.flushEpoch, flushEpoch);
-    if (pending !== null && (this.#pending === null || pending.epoch > this.#pending.epoch)) {
-      this.#pending = { ...pending };
-    }
+    if (pending !== null) this.#addPending(pending);
     for (const [k, v] of tombstones) if (v >= this.flushEpoch) this.tombstones.set(k, v);
     for (const [k, v] of touches) this.touches.set(k, v);
     for (const [k, v] of expiries) if (v >= this.flushEpoch) this.expiries.set(k, v);
@@ -363,28 +443,35 @@ export class Merger {
     const epoch = flushEpochOf(version, atUnix);
     const atLocal = atUnix - this.#clock.processStartUnix;
     const now = this.#clock.now();
+    this.#settle(now);
+    if (local) {
+      // The engine just ran it on the store's one delayed-flush slot: a delayed one replaced
+      // the flush there, an immediate one cancelled it (memcached's rules) and under -C drops
+      // what comes later in its second. The peers do none of that: the slot goes back to the
+      // flushes by version (an immediate one left nothing older to unlink).
+      if (atUnix === 0) this.#inStore = null;
+      const slot = this.#pending[0] ?? this.#inStore;
+      if (slot !== null) this.#store.flushBefore(slot.atLocal, slot.epoch);
+      else if (atUnix === 0 && this.#store.oldestLive !== 0) this.#store.flushBefore(now, epoch);
+    }
     // A delayed flush drops by version, not by when this node stored an item (also when the
     // engine flushed here): a write that reached a node late, or in the flush's second but
     // after this node's clock second began, dies there exactly as on its writer.
     if (atLocal > now) {
-      if (this.#pending === null || epoch > this.#pending.epoch) this.#pending = { epoch, atLocal };
-      // The store follows the pending flush that takes effect last, on every node alike (the
-      // engine's own flush just replaced it here).
-      this.#store.flushBefore(this.#pending.atLocal, this.#pending.epoch);
+      // Every delayed flush runs at its second, whatever order they arrive in. One replacing
+      // another (memcached's rule on one node) made the outcome hang on whether the replaced
+      // one had run yet on each node, and brought back what it had dropped.
+      this.#addPending({ epoch, atLocal });
+      if (this.#pending.length > 0) this.#install(this.#pending[0]);
+      this.#schedule();
       return Applied.CHANGED;
     }
-    if (local && atUnix === 0) {
-      // The engine's immediate flush cancelled the store's pending delayed one (memcached's
-      // rule) and, under -C, drops what comes later in this second: the peers do neither.
-      const p = this.#pending;
-      if (p !== null) this.#store.flushBefore(p.atLocal, p.epoch);
-      else if (this.#store.oldestLive !== 0) this.#store.flushBefore(now, epoch);
-    }
     if (epoch <= this.flushEpoch) return Applied.IGNORED;
-    if (atUnix > 0 && (this.#pending === null || epoch >= this.#pending.epoch)) {
-      this.#store.flushBefore(atLocal, epoch);
-    }
-    if (!local) this.dropOlder(epoch);
+    // A delayed flush whose second passed before it got here: the slot drops by version from
+    // now on, unless pending ones hold it; then its items go now.
+    const slotTaken = atUnix > 0 && this.#pending.length > 0;
+    if (atUnix > 0 && !slotTaken) this.#install({ epoch, atLocal });
+    if (!local || slotTaken) this.dropOlder(epoch);
     this.#setEpoch(epoch);
     return Applied.CHANGED;
   }
@@ -401,7 +488,10 @@ export class Merger {
     return true;
   }
 
-  /** Unlink every item with a version below `epoch`; returns how many. */
+  /**
+   * Unlink every item with a version below `epoch` (also one a delayed flush
+   * in effect killed, not unlinked yet); returns how many.
+   */
   dropOlder(epoch: number): number {
     const store = this.#store;
     let cursor = 0, dropped = 0;
@@ -411,7 +501,7 @@ export class Merger {
           store.unlink(h);
           dropped++;
         }
-      });
+      }, true);
     } while (cursor >= 0);
     return dropped;
   }

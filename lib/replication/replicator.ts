@@ -272,20 +272,20 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
 
   /**
    * A full copy to a peer begins: it carries the items and the flush epoch,
-   * not a delayed flush_all still pending, so that goes on the stream again
-   * (a receiver that has it already changes nothing). Its new version is
-   * older than the flush's second, so the flush's epoch stays the same.
+   * not the delayed flush_alls still pending, so those go on the stream
+   * again (a receiver that has one already changes nothing). A new version
+   * is older than its flush's second, so the flush's epoch stays the same.
    */
   copyBegun(): void {
-    const p = this.merger.pendingFlush;
-    if (p === null) return;
-    const version = this.hlc.tick();
-    this.#note(version);
-    const w = this.#scratch;
-    w.length = 0;
-    writeFlushFrame(w, version, p.atLocal + this.engine.clock.processStartUnix);
-    this.backlog.push(w.buf, 0, w.length);
-    this.#appended();
+    for (const p of this.merger.pendingFlushes) {
+      const version = this.hlc.tick();
+      this.#note(version);
+      const w = this.#scratch;
+      w.length = 0;
+      writeFlushFrame(w, version, p.atLocal + this.engine.clock.processStartUnix);
+      this.backlog.push(w.buf, 0, w.length);
+      this.#appended();
+    }
   }
 
   /**

@@ -587,9 +587,10 @@ export class Store {
   /**
    * Visits up to `max` live items from `cursor` (start 0) in page/chunk order;
    * returns the next cursor or -1 when done. Items do not move, so one present
-   * for the whole scan is visited exactly once.
+   * for the whole scan is visited exactly once. `dead`: also items expired or
+   * killed by a delayed flush in effect that nothing unlinked yet.
    */
-  scan(cursor: number, max: number, fn: (h: number) => void): number {
+  scan(cursor: number, max: number, fn: (h: number) => void, dead = false): number {
     if (cursor < 0) return -1;
     const arena = this.#arena;
     arena.sync();
@@ -603,7 +604,7 @@ export class Store {
         idx++;
         const i32 = arena.i32;
         const w = arena.word(h);
-        if ((i32[w + W_META] & M_LINKED) === 0 || this.#dead(i32, w, now)) continue;
+        if ((i32[w + W_META] & M_LINKED) === 0 || (!dead && this.#dead(i32, w, now))) continue;
         if (seen >= max) return h;
         fn(h);
         seen++;

@@ -223,3 +223,54 @@ for (const threads of ["1", "2"]) {
     });
   });
 }
+
+for (const second of ["A", "B"]) {
+  Deno.test(`a delayed flush_all that ran, then a later delayed one on ${second}: what the first dropped stays dropped, on both nodes alike`, async () => {
+    await withRelayedPair([], async (a, b) => {
+      const ca = await client(a), cb = await client(b);
+      try {
+        for (let i = 0; i < 20; i++) await ca.set(`k${i}`, enc.encode("x"));
+        await settled(a, b);
+        await ca.flushAll(2); // memcached: 1 is now, 2 is when the next second begins
+        await settled(a, b);
+        // contents() lists live items only and reads nothing the flush killed.
+        await waitUntil(async () => (await contents(a)).size === 0, "the flush on A", 10_000);
+        await waitUntil(async () => (await contents(b)).size === 0, "the flush on B", 10_000);
+        // Reads on B alone reap half of the flushed items there (memcached drops them lazily).
+        for (let i = 0; i < 10; i++) equal(await cb.getOne(`k${i}`), undefined, `k${i} on B`);
+        // Its pending flush replaced the one that ran: the rest came back, on A all of them.
+        await (second === "A" ? ca : cb).flushAll(60);
+        await settled(a, b);
+        const [ha, hb] = await Promise.all([contents(a), contents(b)]);
+        equal([...ha.keys()].sort().join(" "), "", "A");
+        equal([...hb.keys()].sort().join(" "), "", "B");
+      } finally {
+        ca.close();
+        cb.close();
+      }
+    });
+  });
+}
+
+Deno.test("delayed flush_alls made on both nodes while the link hangs, one due before they meet: both run, on both nodes alike", async () => {
+  await withRelayedPair(["--repl-timeout", "8000"], async (a, b, relay) => {
+    const ca = await client(a), cb = await client(b);
+    try {
+      for (let i = 0; i < 20; i++) await ca.set(`k${i}`, enc.encode("x"));
+      await settled(a, b);
+      relay.pause();
+      await ca.flushAll(2);
+      await cb.flushAll(60);
+      await waitUntil(async () => (await contents(a)).size === 0, "A's flush on A", 10_000);
+      relay.resume();
+      await settled(a, b);
+      // B's later flush used to replace A's, which had run on A: there everything came back.
+      const [ha, hb] = await Promise.all([contents(a), contents(b)]);
+      equal([...ha.keys()].sort().join(" "), "", "A");
+      equal([...hb.keys()].sort().join(" "), "", "B");
+    } finally {
+      ca.close();
+      cb.close();
+    }
+  });
+});
