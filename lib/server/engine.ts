@@ -632,7 +632,7 @@ export class EngineBase {
     const delay = exptime > 0
       ? Math.max(0, this.absoluteExptime(exptime) - this.clock.now() - cutoff)
       : 0;
-    this.store.flush(delay, !this.casEnabled);
+    this.store.flush(delay, !this.casEnabled, this.observer === null);
     this.observer?.flushed(delay);
   }
 

@@ -552,8 +552,17 @@ export class Store {
    * stored or updated before now + delay once that time comes (lazily).
    * `thisSecond` (memcached -C, no CAS to order items within a second): an
    * immediate flush also invalidates what is stored later in the same second.
+   * `dropCome`: a delayed flush replacing one whose time has come first
+   * unlinks what that one invalidated (a single node; replication hands its
+   * flushes on itself, keeping their guards).
    */
-  flush(delaySeconds: number, thisSecond = false): void {
+  flush(delaySeconds: number, thisSecond = false, dropCome = false): void {
+    const ol = this.#ctl[I_OLDEST_LIVE];
+    // A delayed flush that has come leaves its items dead only while it is the pending one:
+    // before another replaces it they go, as memcached's LRU maintainer and crawler take them.
+    if (dropCome && delaySeconds > 0 && ol !== 0 && this.#clock.now() >= ol) {
+      this.#unlinkFlushed(ol);
+    }
     this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = 0;
     if (delaySeconds > 0) {
       this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
@@ -726,6 +735,20 @@ export class Store {
     if (exp !== 0 && exp <= now) return true;
     const ol = this.#ctl[I_OLDEST_LIVE];
     return ol !== 0 && now >= ol && this.#flushedBefore(i32, w, ol);
+  }
+
+  /** Unlinks every item the delayed flush of second `ol` (come) invalidated. */
+  #unlinkFlushed(ol: number): void {
+    const arena = this.#arena;
+    arena.sync();
+    for (let cls = 1; cls <= this.#largeClass; cls++) {
+      let h = this.#lruTail[cls];
+      while (h !== -1) {
+        const prev = this.#word(h, W_PREV);
+        if (this.#flushedBefore(arena.i32, arena.word(h), ol)) this.unlink(h);
+        h = prev;
+      }
+    }
   }
 
   /** Does the delayed flush of second `ol` (come) invalidate the item at word `w`? */

@@ -432,6 +432,19 @@ const flush: Case[] = [
     ],
   },
   {
+    // memcached's LRU maintainer takes flushed items away: a later delayed flush_all,
+    // replacing the one that came, does not bring them back.
+    name: "a delayed flush_all after one that came leaves its items flushed",
+    steps: [
+      set("a", "1"),
+      set("b", "2"),
+      "flush_all 1\r\n",
+      { send: "flush_all 60\r\n", sleepMs: 3200 },
+      "get a b\r\n",
+      "flush_all 0\r\n",
+    ],
+  },
+  {
     name: "flush_all at an absolute time",
     steps: [set("a", "1"), "flush_all {now+100}\r\n", "get a\r\n"],
   },
