@@ -126,16 +126,14 @@ export class Ketama implements Distribution {
     out: Int32Array,
   ): void {
     const cache = this.#cache ??= new PlacementCache();
+    // The keys seen lately in one pass (the common case: all of them), the rest (-1) below.
+    if (cache.findMany(buf, starts, ends, from, n, out) === n) return;
     let q = 0;
     for (let i = 0; i < n; i++) {
+      if (out[i] >= 0) continue;
       const s = starts[from + i], e = ends[from + i];
       if (e - s > MD5X4_MAX_KEY) {
         out[i] = this.pick(buf, s, e);
-        continue;
-      }
-      const at = cache.find(buf, s, e);
-      if (at >= 0) {
-        out[i] = at;
         continue;
       }
       lanes[2 * q] = s;
@@ -226,25 +224,46 @@ class PlacementCache {
   /** Heap position of the next entry (counts up; its place in the ring is modulo HEAP_BYTES). */
   #head = 0;
 
-  /** The server index kept for `buf[s, e)`, or -1. */
-  find(buf: Uint8Array, s: number, e: number): number {
-    const n = e - s;
-    if (n === 0 || n > CACHE_KEY) return -1;
-    const ways = this.#ways, heap = this.#heap;
-    const slot = 2 * setOf(buf, s, e);
-    for (let way = slot; way < slot + 2; way++) {
-      const ref = ways[way];
-      if (ref === 0) continue;
-      const pos = ref - 1;
-      if (this.#head - pos > HEAP_BYTES) continue; // overwritten since
-      const at = pos & (HEAP_BYTES - 1);
-      if (heap[at] !== n) continue;
-      const base = at + ENTRY_HEAD - s;
-      let i = s;
-      while (i < e && heap[base + i] === buf[i]) i++;
-      if (i === e) return heap[at + 1] | (heap[at + 2] << 8);
+  /**
+   * The server indexes kept for `n` keys, key i being `buf[starts[from + i],
+   * ends[from + i])`, into `out[i]` (-1: not kept); returns how many were
+   * found. One loop with the tables in locals (a 1,000-key get), not a call
+   * per key.
+   */
+  findMany(
+    buf: Uint8Array,
+    starts: Int32Array,
+    ends: Int32Array,
+    from: number,
+    n: number,
+    out: Int32Array,
+  ): number {
+    const ways = this.#ways, heap = this.#heap, head = this.#head;
+    let found = 0;
+    for (let i = 0; i < n; i++) {
+      const s = starts[from + i], e = ends[from + i];
+      const len = e - s;
+      let owner = -1;
+      if (len > 0 && len <= CACHE_KEY) {
+        const slot = 2 * setOf(buf, s, e);
+        for (let way = slot; way < slot + 2; way++) {
+          const ref = ways[way];
+          if (ref === 0 || head - (ref - 1) > HEAP_BYTES) continue;
+          const at = (ref - 1) & (HEAP_BYTES - 1);
+          if (heap[at] !== len) continue;
+          const base = at + ENTRY_HEAD - s;
+          let k = s;
+          while (k < e && heap[base + k] === buf[k]) k++;
+          if (k === e) {
+            owner = heap[at + 1] | (heap[at + 2] << 8);
+            break;
+          }
+        }
+      }
+      out[i] = owner;
+      if (owner >= 0) found++;
     }
-    return -1;
+    return found;
   }
 
   /** Keep `buf[s, e)` → `owner`. */

@@ -65,12 +65,15 @@ const NO_ARENA = new Uint8Array(0);
 /** Runs of blocks shorter than this are copied by hand (a native call costs more). */
 const SHORT_RUN = 16;
 
-/** A zeroed per-key table of `n` entries (a view of a spare when one is large enough). */
-function takeTable(n: number): Int32Array {
+/**
+ * A per-key table of `n` entries, zero from `zeroFrom` on (a view of a
+ * spare when one is large enough; what comes before is written before it is read).
+ */
+function takeTable(n: number, zeroFrom: number): Int32Array {
   const t = spareTables.pop();
   if (t === undefined || t.length < n || t.length > 4 * n) return new Int32Array(n);
   const v = t.subarray(0, n);
-  v.fill(0);
+  v.fill(0, zeroFrom);
   return v;
 }
 
@@ -211,8 +214,9 @@ export function fanOut(
   const nservers = servers.length;
   const backups = core.hasCopies;
   const { ts, te, first, base } = keys;
-  // Per key: where it is in the line, its server, its VALUE block (one allocation).
-  const perKey = takeTable(nkeys * 5);
+  // Per key: where it is in the line, its server, its VALUE block (one allocation; only the
+  // blocks' ends, 0 for no hit, need zeros).
+  const perKey = takeTable(nkeys * 5, nkeys * 4);
   const keyStart = perKey.subarray(0, nkeys);
   const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
   /** Server index per key. */
@@ -444,7 +448,7 @@ class MultiGet {
     const stream = this.#stream;
     if (stream !== null) {
       let largest = 0;
-      for (let i = 0; i < n; i++) largest = Math.max(largest, be[i] - bs[i]);
+      for (let i = 0; i < n; i++) if (be[i] !== 0) largest = Math.max(largest, be[i] - bs[i]);
       stream.part(arena.subarray(outStart, w), this.#hits, largest, false);
     } else {
       for (let k = 0; k < END.length; k++) arena[w++] = END[k];
