@@ -379,6 +379,18 @@ export class ProxyConnection implements ReplySink {
     return action.close ? Next.CLOSE : Next.CONTINUE;
   }
 
+  /**
+   * A multi-get pipelined behind replies not written yet, while this
+   * connection's reply sizes are unknown (its first ones) or past
+   * {@linkcode PART_ROOM}, goes in parts: the window counts requests, and
+   * 64 multi-gets of 200 MB each, unread, would be 12 GB held; in parts
+   * they wait their turn (one whole one at most is held).
+   */
+  partsFor(nkeys: number): boolean {
+    return nkeys > 1 && this.#next > this.#head + 1 &&
+      (this.#maxReply === 0 || this.#maxReply > PART_ROOM);
+  }
+
   reserve(): number {
     this.#slots.push(undefined);
     return this.#next++;
