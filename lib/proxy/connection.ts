@@ -113,6 +113,12 @@ export class ProxyConnection implements ReplySink {
   #drained: (() => void) | undefined;
   /** Replies written in parts waiting for room, by ticket (see {@linkcode whenRoom}). */
   #rooms: Map<number, () => void> | null = null;
+  /**
+   * The ticket of a reply being written in parts (-1: none): requests after
+   * it wait until it ends, as memcached runs them after the whole get (a
+   * part fetched late must not see a later pipelined write).
+   */
+  #streaming = -1;
   /** Largest reply of this connection so far (bytes). */
   #maxReply = 0;
   /**
@@ -206,7 +212,8 @@ export class ProxyConnection implements ReplySink {
   /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
   #full(): boolean {
     return !this.#closed &&
-      (this.#next - this.#head > this.#window || this.#unsent() > MAX_UNSENT);
+      (this.#streaming >= 0 || this.#next - this.#head > this.#window ||
+        this.#unsent() > MAX_UNSENT);
   }
 
   /** A reply of `size` bytes came: a larger one than before narrows the window. */
@@ -379,6 +386,18 @@ export class ProxyConnection implements ReplySink {
     return action.close ? Next.CLOSE : Next.CONTINUE;
   }
 
+  /**
+   * A multi-get pipelined behind replies not written yet, while this
+   * connection's reply sizes are unknown (its first ones) or past
+   * {@linkcode PART_ROOM}, goes in parts: the window counts requests, and
+   * 64 multi-gets of 200 MB each, unread, would be 12 GB held; in parts
+   * they wait their turn (one whole one at most is held).
+   */
+  partsFor(nkeys: number): boolean {
+    return nkeys > 1 && this.#next > this.#head + 1 &&
+      (this.#maxReply === 0 || this.#maxReply > PART_ROOM);
+  }
+
   reserve(): number {
     this.#slots.push(undefined);
     return this.#next++;
@@ -386,6 +405,7 @@ export class ProxyConnection implements ReplySink {
 
   fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
     if (this.#closed) return;
+    if (ticket === this.#streaming) this.#streaming = -1;
     if (reply instanceof Uint8Array) this.#sized(reply.length);
     else {
       let n = 0;
@@ -399,6 +419,7 @@ export class ProxyConnection implements ReplySink {
 
   fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
     if (this.#closed) return;
+    if (ticket === this.#streaming) this.#streaming = -1;
     this.#sized(length);
     if (ticket !== this.#head || ticket >= this.#hold) {
       this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
@@ -414,6 +435,7 @@ export class ProxyConnection implements ReplySink {
 
   whenRoom(ticket: number, go: () => void): void {
     if (this.#closed) return;
+    this.#streaming = ticket;
     if (ticket === this.#head && ticket < this.#hold && this.#unsent() < PART_ROOM) go();
     else (this.#rooms ??= new Map()).set(ticket, go);
   }

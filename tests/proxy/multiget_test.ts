@@ -414,3 +414,34 @@ Deno.test({
     }
   },
 });
+
+const ORDER_NAME =
+  "a multi-get written in parts runs before the writes pipelined after it, as in memcached";
+Deno.test({
+  name: ORDER_NAME,
+  ignore: ignoreUnless(ORDER_NAME, ["memcached"]),
+  async fn() {
+    // A part fetched once earlier replies are out must not see a later write (a long get
+    // of 1,100 keys; and a short one behind unanswered sets, before any reply came).
+    const cluster = await startCluster({ servers: 2, backups: 1, proxyArgs: SLOW_OK });
+    const direct = await startMemcached();
+    const conns: TestConn[] = [];
+    try {
+      const keys = Array.from({ length: 1100 }, (_, i) => `o${i}`).join(" ");
+      const script = "set last 0 0 4\r\nlast\r\nset one 0 0 3\r\none\r\n" +
+        `get ${keys} last\r\ndelete last\r\nget one last\r\nset last 0 0 5\r\nlater\r\n` +
+        "get one last\r\ndelete one\r\nversion\r\n";
+      const replies: string[] = [];
+      for (const port of [direct.port, cluster.proxy.port]) {
+        const c = await connect(port);
+        conns.push(c);
+        replies.push(await c.request(script, "VERSION 1.6.18\r\n", 10_000));
+      }
+      equal(replies[1], replies[0]);
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
+      await direct.stop();
+      await cluster.stop();
+    }
+  },
+});

@@ -240,3 +240,81 @@ Deno.test({
     }
   },
 });
+
+const PIPE_NAME =
+  "proxy bounds a client that pipelines 60 gets of 500 keys of 10 KB before any reply and never reads; then reads them as memcached's";
+Deno.test({
+  name: PIPE_NAME,
+  ignore: Deno.build.os !== "linux" || ignoreUnless(PIPE_NAME, ["memcached"]),
+  async fn() {
+    // Before its first reply a connection may have 64 requests in flight: 64 whole multi-gets
+    // of 5 MB each, unread, were all held (and of 200 MB each, 12 GB). Those behind the first
+    // now go in parts, each fetched in its turn.
+    const cluster = await startCluster({ servers: 2, backups: 1, memcachedArgs: ["-m", "64"] });
+    const direct = await startMemcached(["-m", "64"]);
+    const conns: TestConn[] = [];
+    let hog: Deno.Conn | undefined, ref: Deno.Conn | undefined;
+    const seed = Math.floor(Math.random() * 1e9);
+    try {
+      const rand = mulberry32(seed);
+      const DISTINCT = 100, SIZE = 10 * 1024, GETS = 60, KEYS = 500;
+      for (const port of [cluster.proxy.port, direct.port]) {
+        const c = await connect(port);
+        conns.push(c);
+        for (let i = 0; i < DISTINCT; i++) {
+          const value = String.fromCharCode(97 + (i % 26)).repeat(SIZE - i);
+          equal(await c.request(`set p:${i} ${i} 0 ${value.length}\r\n${value}`), "STORED\r\n");
+        }
+      }
+      let text = "", total = 0;
+      for (let g = 0; g < GETS; g++) {
+        const keys: string[] = [];
+        for (let k = 0; k < KEYS; k++) {
+          const i = Math.floor(rand() * (DISTINCT + 2));
+          keys.push(`p:${i}`);
+          if (i < DISTINCT) total += `VALUE p:${i} ${i} ${SIZE - i}\r\n`.length + SIZE - i + 2;
+        }
+        text += `get ${keys.join(" ")}\r\n`;
+        total += 5;
+      }
+      const batch = new TextEncoder().encode(text);
+      const before = await rss(cluster.proxy.pid);
+      hog = await Deno.connect({ hostname: "127.0.0.1", port: cluster.proxy.port });
+      hog.write(batch).catch(() => {});
+      let peak = 0, last = -1;
+      await waitUntil(
+        async () => {
+          const now = await rss(cluster.proxy.pid);
+          peak = Math.max(peak, now);
+          const stuck = Math.abs(now - last) < MB;
+          last = now;
+          await new Promise((r) => setTimeout(r, 500));
+          return stuck;
+        },
+        "the proxy's memory to settle",
+        20_000,
+      );
+      peak = Math.max(peak, await rss(cluster.proxy.pid));
+      // One whole 5 MB reply (a few copies) and the connection's unsent bound: well under
+      // 150 MB; all 60 held were 300 MB and more.
+      ok(
+        peak - before < 150 * MB,
+        `proxy RSS grew ${
+          ((peak - before) / MB).toFixed(0)
+        } MB for ${GETS} unread gets (seed ${seed})`,
+      );
+      ref = await Deno.connect({ hostname: "127.0.0.1", port: direct.port });
+      ref.write(batch).catch(() => {});
+      ok(
+        await sameBytes(hog, ref, total),
+        `the proxy's replies differ from memcached's (seed ${seed})`,
+      );
+    } finally {
+      hog?.close();
+      ref?.close();
+      await Promise.all(conns.map((c) => c.close()));
+      await direct.stop();
+      await cluster.stop();
+    }
+  },
+});

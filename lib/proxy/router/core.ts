@@ -39,6 +39,12 @@ export interface ReplySink {
   whenRoom?(ticket: number, go: () => void): void;
   /** Part of `ticket`'s reply, after {@linkcode whenRoom}'s `go` ran; fill/fillFrame ends it. */
   fillPart?(ticket: number, part: Uint8Array | readonly Uint8Array[]): void;
+  /**
+   * Optional: true when a multi-get of `nkeys` keys (at most SINGLE_KEYS)
+   * should be written in parts too, as a longer one is (its reply could
+   * add to others the connection holds without bound).
+   */
+  partsFor?(nkeys: number): boolean;
 }
 
 /** Routing policy. */

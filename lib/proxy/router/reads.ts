@@ -82,7 +82,8 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
     return;
   }
   // A long one is written in parts: a client that reads slowly cannot make the proxy hold it whole.
-  if (nkeys > SINGLE_KEYS && writesParts(sink)) getInParts(core, req, nkeys, ticket, sink);
+  const parts = nkeys > SINGLE_KEYS || sink.partsFor?.(nkeys) === true;
+  if (parts && writesParts(sink)) getInParts(core, req, nkeys, ticket, sink);
   else getMany(core, req, nkeys, ticket, sink);
 }
 
