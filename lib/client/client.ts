@@ -79,18 +79,6 @@ const CRLF = ascii("\r\n");
 const MIN_READ = 16384;
 const INITIAL_BUFFER = 65536;
 const SHRINK_ABOVE = 4 * 1048576;
-/**
- * How long a {@linkcode Client.requestFrame} with `later` may wait for
- * company before it is sent (ms): the proxy's copies to a backup, one per
- * set, would otherwise cost one send (and one wake-up of the backup) each.
- */
-const LATER_MS = 2;
-/**
- * `later` requests that go at once, without waiting for the timer: under
- * load the batch fills first, so the timer seldom fires (a timer that fires
- * is one more event-loop turn, which costs about what the send saved).
- */
-const LATER_BATCH = 8;
 function keyBytes(key: Key): Uint8Array {
   return typeof key === "string" ? ascii(key) : key;
 }
@@ -136,10 +124,6 @@ export class Client {
   #spare = new Uint8Array(INITIAL_BUFFER);
   #writing = false;
   #flushQueued = false;
-  /** A timer for bytes of `later` requests only (see {@linkcode LATER_MS}). */
-  #laterTimer: ReturnType<typeof setTimeout> | undefined;
-  /** `later` requests in #out (see {@linkcode LATER_BATCH}). */
-  #laterCount = 0;
 
   // Requests issued while a metadump owns the connection wait here.
   #held: Uint8Array[] = [];
@@ -291,16 +275,13 @@ export class Client {
    * copied Reply: the reply frame goes to `onFrame` in place, in order with other replies (on
    * the read path, before promise callbacks of later replies run).
    * `onError` runs instead (at most once, possibly at once) when the
-   * connection fails or is closed. With `later` the request may wait up to
-   * {@linkcode LATER_MS} ms to leave with others (one write for many, e.g.
-   * copies to a backup); any other request sends it along, in order.
+   * connection fails or is closed.
    */
   requestFrame(
     op: OpCode,
     parts: readonly Uint8Array[],
     onFrame: FrameHandler,
     onError: (err: Error) => void,
-    later = false,
   ): void {
     if (this.#closed) {
       onError(this.#closedError());
@@ -313,7 +294,7 @@ export class Client {
       for (const part of parts) this.#held.push(part.slice());
       return;
     }
-    this.#enqueue(p, parts, later);
+    this.#enqueue(p, parts);
   }
 
   #request(op: OpCode, ...parts: Uint8Array[]): Promise<Reply> {
@@ -329,12 +310,12 @@ export class Client {
     });
   }
 
-  #enqueue(p: Pending, parts: readonly Uint8Array[], later = false): void {
+  #enqueue(p: Pending, parts: readonly Uint8Array[]): void {
     // The timeout counts from the later of the head's issue and the last reply: that is the
     // last reply's time unless the queue was empty (one clock read per idle-to-busy step).
     if (this.#queue.length === this.#head) this.#lastProgress = Date.now();
     this.#queue.push(p);
-    this.#write(parts, later);
+    this.#write(parts);
     this.#armTimer();
   }
 
@@ -342,7 +323,7 @@ export class Client {
     return this.#closeError ?? new ClientError("closed", this.server, "client closed");
   }
 
-  #write(parts: readonly Uint8Array[], later = false): void {
+  #write(parts: readonly Uint8Array[]): void {
     let n = 0;
     for (const p of parts) n += p.length;
     this.#reserveOut(n);
@@ -354,21 +335,11 @@ export class Client {
       } else this.#out.set(p, this.#outLen);
       this.#outLen += p.length;
     }
-    if (later) this.#laterCount++;
-    if (this.#flushQueued || this.#writing) return;
-    if (later && this.#laterCount < LATER_BATCH) {
-      this.#laterTimer ??= setTimeout(this.#flushLater, LATER_MS);
-    } else {
+    if (!this.#flushQueued && !this.#writing) {
       this.#flushQueued = true;
       queueMicrotask(this.#flush);
     }
   }
-
-  /** The `later` requests' wait is over: they go now (unless a flush took them meanwhile). */
-  readonly #flushLater = (): void => {
-    this.#laterTimer = undefined;
-    if (!this.#flushQueued && !this.#writing) this.#flush();
-  };
 
   #reserveOut(n: number): void {
     const need = this.#outLen + n;
@@ -388,11 +359,6 @@ export class Client {
   readonly #flush = (): void => {
     this.#flushQueued = false;
     if (this.#writing || this.#closed || this.#outLen === 0) return;
-    this.#laterCount = 0;
-    if (this.#laterTimer !== undefined) {
-      clearTimeout(this.#laterTimer);
-      this.#laterTimer = undefined;
-    }
     this.#writing = true;
     const buf = this.#out;
     this.#writeLen = this.#outLen;
@@ -628,8 +594,6 @@ export class Client {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    if (this.#laterTimer !== undefined) clearTimeout(this.#laterTimer);
-    this.#laterTimer = undefined;
     try {
       this.#conn.close();
     } catch {

@@ -233,9 +233,7 @@ export class RouterCore {
   /**
    * Send one request on a backend; the reply frame goes to `onFrame` in
    * place (valid during the call only), or `fail` runs (at once when the
-   * backend is down). The hot paths use this: no Promise, no copy. With
-   * `later` the request may wait a moment to share a write with others (a
-   * copy to a backup: see {@linkcode Client.requestFrame}).
+   * backend is down). The hot paths use this: no Promise, no copy.
    */
   callFrame(
     b: Backend,
@@ -243,7 +241,6 @@ export class RouterCore {
     parts: readonly Uint8Array[],
     onFrame: FrameHandler,
     fail: (e: unknown) => void,
-    later = false,
   ): void {
     const c = b.acquire();
     if (c === null) {
@@ -263,10 +260,10 @@ export class RouterCore {
         bug(err);
       }
     };
-    if (c instanceof Client) c.requestFrame(op, parts, onOk, onFail, later);
+    if (c instanceof Client) c.requestFrame(op, parts, onOk, onFail);
     else {
       const copies = parts.map(copyOf);
-      c.then((client) => client.requestFrame(op, copies, onOk, onFail, later), onFail);
+      c.then((client) => client.requestFrame(op, copies, onOk, onFail), onFail);
     }
   }
 

@@ -372,7 +372,7 @@ function copyToBackups(
       b.lost(ctx.key);
       core.backupWriteFailed(b, errorText(e));
       settled?.();
-    }, settled === undefined); // nobody waits for it: it may share a write with the next copies
+    });
   }
   settled?.();
 }
