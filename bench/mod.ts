@@ -2,7 +2,8 @@
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
  * alternating. Sections: serve, memory, connections, proxy, proxy-binary, proxy-multiget, replication, copy,
- * cost, proxy-floor, restart, tls, checkouts (MEMREP_AB_ROOTS: other checkouts side by side).
+ * cost, proxy-floor, restart, tls, checkouts (MEMREP_AB_ROOTS: other checkouts side by side;
+ * proxy and proxy-multiget take it too).
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.

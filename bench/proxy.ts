@@ -38,8 +38,15 @@ function startProxy(servers: number[], backup?: number): Promise<ProcessHandle> 
   return startMemrep(args);
 }
 
-/** Starts the proxy of another checkout `root` (its own main.ts, deno.json and V8 flags) over `servers`. */
-async function startCheckoutProxy(root: string, servers: number[]): Promise<ProcessHandle> {
+/**
+ * Starts the proxy of another checkout `root` (its own main.ts, deno.json and
+ * V8 flags) over `servers` (and `backup`).
+ */
+async function startCheckoutProxy(
+  root: string,
+  servers: number[],
+  backup?: number,
+): Promise<ProcessHandle> {
   const port = freePort();
   return startProcess(
     `memrep proxy (${root})`,
@@ -58,6 +65,7 @@ async function startCheckoutProxy(root: string, servers: number[]): Promise<Proc
       "-p",
       String(port),
       ...servers.flatMap((p) => ["-s", `127.0.0.1:${p}`]),
+      ...(backup === undefined ? [] : ["-b", `127.0.0.1:${backup}`]),
     ],
     port,
     { cwd: root },
@@ -87,7 +95,13 @@ function cpuSince(then: Map<string, number>, now: Map<string, number>): number {
   return ns / 1e9;
 }
 
-/** Proxy section. */
+/**
+ * Proxy section: memcaslap through nutcracker, `memrep proxy` and `memrep
+ * proxy -b`, alternating; throughput and CPU-µs per request (every thread's
+ * schedstat over the same timed run, divided by its requests). With
+ * `MEMREP_AB_ROOTS` (other checkouts, comma-separated) their proxies, with
+ * and without the backup, take their turns too: paired ratios per round.
+ */
 export const proxyThroughput: Section = {
   name: "proxy",
   title: "proxy vs nutcracker over the same two memcached (memcaslap 90/10)",
@@ -112,17 +126,46 @@ export const proxyThroughput: Section = {
       );
       const mp = await track(startProxy([a.port, b.port]));
       const mpb = await track(startProxy([a.port, b.port], c.port));
-      const slap = (port: number) => async () => (await memcaslap(port, ctx.seconds, cfg)).tps;
-      const samples = await alternate(ctx, [
-        { name: "nutcracker", measure: slap(nc.port) },
-        { name: "memrep proxy", measure: slap(mp.port) },
-        { name: "memrep proxy -b", measure: slap(mpb.port) },
-      ]);
-      const n = median(samples.get("nutcracker")!);
-      const p = median(samples.get("memrep proxy")!);
-      const pb = median(samples.get("memrep proxy -b")!);
+      const roots = (Deno.env.get("MEMREP_AB_ROOTS") ?? "").split(",").filter((r) => r !== "");
+      const others: { name: string; h: ProcessHandle }[] = [];
+      for (const root of roots) {
+        others.push({
+          name: `${root} proxy`,
+          h: await track(startCheckoutProxy(root, [a.port, b.port])),
+        });
+        others.push({
+          name: `${root} proxy -b`,
+          h: await track(startCheckoutProxy(root, [a.port, b.port], c.port)),
+        });
+      }
+      /** CPU-µs per request of each contender's runs, in round order. */
+      const cpu = new Map<string, number[]>();
+      const slap = (name: string, h: ProcessHandle) => async () => {
+        const t0 = threadCpu(h.pid);
+        const r = await memcaslap(h.port, ctx.seconds, cfg);
+        const us = 1e6 * cpuSince(t0, threadCpu(h.pid)) / r.ops;
+        cpu.set(name, [...(cpu.get(name) ?? []), us]);
+        ctx.log(`    ${name}: ${us.toFixed(2)} CPU-µs per request`);
+        return r.tps;
+      };
+      const contenders = [
+        { name: "nutcracker", h: nc },
+        { name: "memrep proxy", h: mp },
+        { name: "memrep proxy -b", h: mpb },
+        ...others,
+      ];
+      const samples = await alternate(
+        ctx,
+        contenders.map((x) => ({ name: x.name, measure: slap(x.name, x.h) })),
+      );
+      const tps = (name: string) => median(samples.get(name)!);
+      const us = (name: string) => median(cpu.get(name)!);
+      const n = tps("nutcracker"), p = tps("memrep proxy"), pb = tps("memrep proxy -b");
       const how = `median of ${ctx.rounds} alternating ${ctx.seconds} s runs`;
-      return [
+      const paired = (x: Map<string, number[]>, a: string, b: string) =>
+        x.get(a)!.map((v, i) => v / x.get(b)![i]);
+      const rounds = (r: number[]) => r.map((v) => v.toFixed(2)).join(", ");
+      const results: Result[] = [
         {
           name: "proxy/nutcracker throughput ratio",
           value: p / n,
@@ -134,6 +177,32 @@ export const proxyThroughput: Section = {
           detail: `memrep proxy with a backup ${fmt(pb)} TPS, nutcracker ${fmt(n)} TPS (${how})`,
         },
       ];
+      for (const name of ["memrep proxy", "memrep proxy -b"]) {
+        const r = paired(cpu, name, "nutcracker");
+        results.push({
+          name: `${name.slice(7)}/nutcracker CPU-µs per request`,
+          value: median(r),
+          detail: `${us(name).toFixed(1)} vs ${
+            us("nutcracker").toFixed(1)
+          } µs (medians); paired per round: ${rounds(r)}`,
+        });
+      }
+      for (const o of others) {
+        const mine = o.name.endsWith("-b") ? "memrep proxy -b" : "memrep proxy";
+        const rc = paired(cpu, mine, o.name), rt = paired(samples, mine, o.name);
+        results.push({
+          name: `${mine.slice(7)}/${o.name} CPU-µs per request`,
+          value: median(rc),
+          detail: `${us(mine).toFixed(1)} vs ${us(o.name).toFixed(1)} µs; paired per round: ${
+            rounds(rc)
+          }`,
+        }, {
+          name: `${mine.slice(7)}/${o.name} throughput`,
+          value: median(rt),
+          detail: `${fmt(tps(mine))} vs ${fmt(tps(o.name))} TPS; paired per round: ${rounds(rt)}`,
+        });
+      }
+      return results;
     } finally {
       await Promise.all(started.map((h) => h.stop()));
       await Deno.remove(cfg);
