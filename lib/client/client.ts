@@ -659,11 +659,8 @@ export class Client {
     this.#drained = new Promise((r) => this.#drainedResolve = r);
     this.#drainTimer = setTimeout(() => this.#endDrain(false), this.#drainMs);
     Deno.unrefTimer(this.#drainTimer);
-    try {
-      (this.#conn as Deno.TcpConn).closeWrite();
-    } catch {
-      this.#endDrain(true); // already gone
-    }
+    // Its rejection is async (a resource already gone): a throw here is never caught.
+    this.#conn.closeWrite().catch(() => this.#endDrain(true));
   }
 
   #endDrain(fenced: boolean): void {

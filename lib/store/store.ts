@@ -561,7 +561,7 @@ export class Store {
     // A delayed flush that has come leaves its items dead only while it is the pending one:
     // before another replaces it they go, as memcached's LRU maintainer and crawler take them.
     if (dropCome && delaySeconds > 0 && ol !== 0 && this.#clock.now() >= ol) {
-      this.#unlinkFlushed(ol);
+      this.#unlinkWhere((i32, w) => this.#flushedBefore(i32, w, ol));
     }
     this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = 0;
     if (delaySeconds > 0) {
@@ -569,15 +569,7 @@ export class Store {
       return;
     }
     this.#ctl[I_OLDEST_LIVE] = 0;
-    this.#arena.sync();
-    for (let cls = 1; cls <= this.#largeClass; cls++) {
-      let h = this.#lruTail[cls];
-      while (h !== -1) {
-        const prev = this.#word(h, W_PREV);
-        this.unlink(h);
-        h = prev;
-      }
-    }
+    this.#unlinkWhere(() => true);
     if (thisSecond) this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
   }
 
@@ -737,15 +729,15 @@ export class Store {
     return ol !== 0 && now >= ol && this.#flushedBefore(i32, w, ol);
   }
 
-  /** Unlinks every item the delayed flush of second `ol` (come) invalidated. */
-  #unlinkFlushed(ol: number): void {
+  /** Unlinks every linked item for which `doomed` (item header at word `w`) says true. */
+  #unlinkWhere(doomed: (i32: Int32Array, w: number) => boolean): void {
     const arena = this.#arena;
     arena.sync();
     for (let cls = 1; cls <= this.#largeClass; cls++) {
       let h = this.#lruTail[cls];
       while (h !== -1) {
         const prev = this.#word(h, W_PREV);
-        if (this.#flushedBefore(arena.i32, arena.word(h), ol)) this.unlink(h);
+        if (doomed(arena.i32, arena.word(h))) this.unlink(h);
         h = prev;
       }
     }
