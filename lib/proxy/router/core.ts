@@ -136,6 +136,10 @@ export class RouterCore {
    * backups get it only once the primary answered), so none is made.
    */
   readonly deleting: Uint32Array = new Uint32Array(DELETE_SLOTS);
+  /** Client writes sent so far (see {@linkcode writtenSince}). */
+  writeSeq = 0;
+  /** Per key slot: {@linkcode writeSeq} of its last client write. */
+  readonly #lastWrite: Float64Array = new Float64Array(DELETE_SLOTS);
 
   /** The core over started backends. */
   constructor(
@@ -365,6 +369,23 @@ export class RouterCore {
       if (b.up && (key === undefined || !b.isDirty(key))) return i;
     }
     return -1;
+  }
+
+  /** A client write of `key` (slot `slot` when known) is being sent. */
+  wrote(key: Uint8Array, slot: number = keySlot(key)): void {
+    this.#lastWrite[slot] = ++this.writeSeq;
+  }
+
+  /**
+   * True when a client write of `key` (or of a key in its slot) was sent
+   * after a read that took {@linkcode writeSeq} `since`. The backups of a
+   * primary that missed or failed are read only once it answered: by then
+   * a write pipelined after the read may be on them, and the read would
+   * return it, which memcached never does (the read ran first). Such a read
+   * answers a miss instead.
+   */
+  writtenSince(key: Uint8Array, since: number): boolean {
+    return this.#lastWrite[keySlot(key)] > since;
   }
 
   /** The guard of a copy of `key` read now (or in flush epoch `epoch`). */

@@ -30,8 +30,9 @@ export async function finishMany(
   items: (Uint8Array | null)[],
   failed: boolean[],
   exptime: number | null,
+  since: number,
 ): Promise<Uint8Array[]> {
-  const found = await lookupMany(core, op, keys, owner, items, failed, exptime);
+  const found = await lookupMany(core, op, keys, owner, items, failed, exptime, since);
   if (found.unreachable && found.hits.length === 0) throw DOWN;
   core.countHits(found.hits.length, keys.length);
   found.hits.push(REPLY.END);
@@ -50,6 +51,7 @@ export interface Lookups {
  * The misses of a multi-get (or of one of its parts) looked up in the
  * backups when their primary failed (or, with miss fallback, missed);
  * `items` holds the primaries' hits and gets the backups'. Counts nothing.
+ * `since`: the core's write count when the multi-get was sent.
  */
 export async function lookupMany(
   core: RouterCore,
@@ -59,6 +61,7 @@ export async function lookupMany(
   items: (Uint8Array | null)[],
   failed: boolean[],
   exptime: number | null,
+  since: number,
 ): Promise<Lookups> {
   const lookups: Promise<void>[] = [];
   let unreachable = false;
@@ -66,7 +69,7 @@ export async function lookupMany(
     if (items[i] !== null) continue;
     if (!failed[i] && (!core.missFallback || !core.hasCopies)) continue;
     lookups.push(
-      getFromBackups(core, op, [keys[i]], exptime, owner[i], !failed[i]).then((found) => {
+      getFromBackups(core, op, [keys[i]], exptime, owner[i], !failed[i], since).then((found) => {
         items[i] = found[0];
       }, () => {
         if (failed[i]) unreachable = true;
@@ -83,6 +86,8 @@ export async function lookupMany(
  * Look keys up in the backups, in order. Returns a VALUE block (line,
  * data, CRLF) or null per key; rejects when no backup could be asked.
  * `primaryUp`: the primary answered (a miss), so it is repaired.
+ * `since`: the core's write count when the read was sent; a key written
+ * after it is a miss (see {@linkcode RouterCore.writtenSince}).
  */
 export async function getFromBackups(
   core: RouterCore,
@@ -91,6 +96,7 @@ export async function getFromBackups(
   exptime: number | null,
   primary: Backend,
   primaryUp: boolean,
+  since: number,
 ): Promise<(Uint8Array | null)[]> {
   const withCas = op === Op.GETS || op === Op.GATS;
   const out: (Uint8Array | null)[] = [];
@@ -99,6 +105,10 @@ export async function getFromBackups(
     let asked = false;
     let found: Uint8Array | null = null;
     for (const b of core.copiesOf(key, 0, key.length)) {
+      if (core.writtenSince(key, since)) {
+        asked = true;
+        break;
+      }
       if (!b.up || b.isDirty(key)) continue;
       const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
       if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
@@ -110,7 +120,7 @@ export async function getFromBackups(
         continue;
       }
       asked = true;
-      if (r.kind !== ReplyKind.VA) continue;
+      if (r.kind !== ReplyKind.VA || core.writtenSince(key, since)) continue;
       core.stats.fallbacks++;
       const value = r.value as Uint8Array;
       let cas = r.cas;

@@ -250,7 +250,7 @@ export function fanOut(
     if (dirty === null || dirty[i] === 0) order[fillAt[owner[i]]++] = i;
   }
 
-  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket, stream);
+  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket, stream, core.writeSeq);
   let groups = 0;
   for (let o = 0; o < nservers; o++) if (count[o] > 0) groups++;
   state.waiting = groups;
@@ -316,6 +316,8 @@ class MultiGet {
   #hits = 0;
   /** Groups not answered yet. */
   waiting = 0;
+  /** The core's write count when it was sent (see {@linkcode RouterCore.writtenSince}). */
+  readonly #since: number;
 
   constructor(
     core: RouterCore,
@@ -326,7 +328,9 @@ class MultiGet {
     dirty: Uint8Array | null,
     ticket: number,
     stream: PartSink | null,
+    since: number,
   ) {
+    this.#since = since;
     this.#stream = stream;
     this.#core = core;
     this.#op = op;
@@ -488,15 +492,18 @@ class MultiGet {
     }
     const stream = this.#stream;
     if (stream !== null) {
-      lookupMany(core, this.#op, keys, owners, items, failed, this.#exptime).then((found) => {
-        core.countHits(found.hits.length, n);
-        let largest = 0;
-        for (const b of found.hits) largest = Math.max(largest, b.length);
-        stream.part(found.hits, found.hits.length, largest, found.unreachable);
-      }, () => stream.part([], 0, 0, true));
+      lookupMany(core, this.#op, keys, owners, items, failed, this.#exptime, this.#since).then(
+        (found) => {
+          core.countHits(found.hits.length, n);
+          let largest = 0;
+          for (const b of found.hits) largest = Math.max(largest, b.length);
+          stream.part(found.hits, found.hits.length, largest, found.unreachable);
+        },
+        () => stream.part([], 0, 0, true),
+      );
       return;
     }
-    finishMany(core, this.#op, keys, owners, items, failed, this.#exptime).then(
+    finishMany(core, this.#op, keys, owners, items, failed, this.#exptime, this.#since).then(
       (parts) => sink.fill(this.#ticket, parts),
       () => core.noBackend(sink, this.#ticket),
     );

@@ -52,8 +52,9 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
     const op = req.op;
     const key = carveCopy(buf, ts[req.firstKey], te[req.firstKey]);
     const exptime = op === Op.GAT || op === Op.GATS ? req.exptime : null;
+    const since = core.writeSeq;
     const fromBackups = () => {
-      getFromBackups(core, op, [key], exptime, primary, false).then((items) => {
+      getFromBackups(core, op, [key], exptime, primary, false, since).then((items) => {
         core.countHits(items[0] === null ? 0 : 1, 1);
         sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
       }, () => core.noBackend(sink, ticket));
@@ -67,7 +68,7 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
         return fromBackups();
       }
       if (parser.kind === ReplyKind.VALUES && parser.count === 0 && core.missFallback) {
-        getFromBackups(core, op, [key], exptime, primary, true).then((items) => {
+        getFromBackups(core, op, [key], exptime, primary, true, since).then((items) => {
           core.countHits(items[0] === null ? 0 : 1, 1);
           sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
         }, () => sink.fill(ticket, REPLY.END));
@@ -123,8 +124,9 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
     if (quiet && !hit) sink.fill(ticket, EMPTY_PARTS);
     else sink.fill(ticket, r === null ? REPLY.EN : r.bytes);
   };
+  const since = core.writeSeq;
   const fromBackups = (primaryUp: boolean, miss: Reply | null) => {
-    metaGetFromBackups(core, copy, keyToken, key, binary, wantsCas, primary, primaryUp).then(
+    metaGetFromBackups(core, copy, keyToken, key, binary, wantsCas, primary, primaryUp, since).then(
       (r) => answer(r ?? miss),
       () => miss === null ? core.noBackend(sink, ticket) : answer(miss),
     );
@@ -143,7 +145,11 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
   }, () => fromBackups(false, null));
 }
 
-/** The client's mg on the backups; a hit is repaired onto an up primary. */
+/**
+ * The client's mg on the backups; a hit is repaired onto an up primary.
+ * A key written since the mg was sent (`since`) is a miss (see
+ * {@linkcode RouterCore.writtenSince}).
+ */
 async function metaGetFromBackups(
   core: RouterCore,
   parts: Uint8Array[],
@@ -153,10 +159,12 @@ async function metaGetFromBackups(
   wantsCas: boolean,
   primary: Backend,
   primaryUp: boolean,
+  since: number,
 ): Promise<Reply | null> {
   const guard = core.guard(key);
   let asked = false;
   for (const b of core.copiesOf(key, 0, key.length)) {
+    if (core.writtenSince(key, since)) return null;
     if (!b.up || b.isDirty(key)) continue;
     let r: Reply;
     try {
@@ -166,6 +174,7 @@ async function metaGetFromBackups(
     }
     asked = true;
     if (r.kind === ReplyKind.EN || isErrorKind(r.kind)) continue;
+    if (core.writtenSince(key, since)) return null;
     core.stats.fallbacks++;
     if (!primaryUp || !primary.up) return r;
     // Read what a repair needs (value, flags, TTL), then copy it back.

@@ -177,6 +177,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
     retried: false,
     epoch: core.epoch,
   };
+  core.wrote(ctx.key);
   // A key not cleaned on the primary yet is written where its truth is: the backup.
   if (primary.up && !primary.isDirty(ctx.key)) writeTo(core, ctx, primary, -1);
   else writeToBackup(core, ctx, 0, false);
