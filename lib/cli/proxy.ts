@@ -6,6 +6,7 @@
 
 import {
   Backend,
+  DEFAULT_BUFFERED_MB,
   Ketama,
   ketamaName,
   Modula,
@@ -13,6 +14,7 @@ import {
   PROXY_VERSION,
   ProxyServer,
   ProxyStats,
+  replyBudget,
   Router,
   splitZone,
   ZoneError,
@@ -68,6 +70,7 @@ const SPEC: FlagSpec = {
   "tls-key": { type: "string" },
   "backend-tls": { type: "boolean" },
   "backend-tls-ca": { type: "string" },
+  "max-buffered-mb": { type: "string" },
   help: { type: "boolean", short: "h" },
   // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
   "conf-file": { type: "string", short: "c" },
@@ -142,6 +145,9 @@ memrep options:
   --tls-key <pem>            ...and its key (both, or neither)
   --backend-tls              speak TLS to the backends (memcached -Z, memrep serve -Z)
   --backend-tls-ca <pem>     ...trusting this CA (implies --backend-tls; default: system roots)
+  --max-buffered-mb <num>    reply bytes all client connections may hold before those
+                             holding over 256 KB stop sending requests until their clients
+                             read (clients that read go on; default ${DEFAULT_BUFFERED_MB})
   -h, --help                 this help
 
 nutcracker config mode (every pool of the file in one process; see README):
@@ -179,6 +185,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     return 0;
   }
   log.level = countFlag(v, "verbose");
+  replyBudget.limit = intFlag(v, "max-buffered-mb", DEFAULT_BUFFERED_MB, 1, 1 << 20) * 1048576;
   for (const [flag, why] of Object.entries(NC_UNSUPPORTED)) {
     if (v[flag] !== undefined) throw new UsageError(`memrep proxy: ${why}`);
   }

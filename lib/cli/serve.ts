@@ -6,6 +6,7 @@
 
 import {
   type BindingProtocol,
+  defaultOutputLimit,
   Engine,
   type ListenAddress,
   Server,
@@ -88,6 +89,7 @@ const SPEC: FlagSpec = {
   "repl-tls-key": { type: "string" },
   "repl-tls-ca": { type: "string" },
   metrics: { type: "string" },
+  "max-buffered-mb": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -128,6 +130,9 @@ memcached options:
   -b, --listen-backlog <num>  accepted and shown in stats settings (the OS default backlog is used)
   -R, --max-reqs-per-event <n> requests one read runs before the connection yields (default 20)
   -o read_buf_mem_limit=<mb>  read buffer memory, split between the threads (default 0: none)
+  --max-buffered-mb <num>     replies that connections whose clients do not read may hold,
+                              split between the threads; past it each such connection holds
+                              about one reply, not 1 MB (default: -m / 4, at least 16)
   -e, --memory-file <file>    warm restart: SIGUSR1, SIGTERM or SIGINT saves the cache to <file>
                               and stops; the next start with the same -e (and -m, -I, -f, -n)
                               loads it back (then removes it); with replication it also
@@ -308,6 +313,9 @@ export async function serveMain(argv: string[]): Promise<number> {
     idleTimeout: Math.max(mc.idleTimeout, 0),
     reqsPerEvent: mc.reqsPerEvent,
     readBufMemLimit: mc.readBufMemLimit,
+    outputMemLimit: v["max-buffered-mb"] === undefined
+      ? defaultOutputLimit(memoryLimit)
+      : intFlag(v, "max-buffered-mb", 0, 1, 1 << 20) * 1048576,
     slabChunkMax: mc.slabChunkMax,
     startup: mc.startup,
     memoryLimit,

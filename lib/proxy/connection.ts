@@ -35,6 +35,7 @@ import { log } from "../log.ts";
 import { AUTH_CLOSE, type Authenticator, AuthSession, binarySaslRequest } from "../auth/mod.ts";
 import { Next, type ReplySink, type Router } from "./router/mod.ts";
 import { BinaryFront } from "./binary.ts";
+import { PRESSED_ROOM, replyBudget, UNKNOWN_REPLY } from "./budget.ts";
 
 /** Receive buffer an idle connection keeps; larger ones are lent by {@linkcode reads}. */
 const IDLE_READ = 1024;
@@ -45,10 +46,10 @@ const IDLE_READ = 1024;
  */
 const reads = new BufferPool(16384, 64);
 const writers = new WriterPool(1024, 262144, 4194304);
+/** The process-wide count of reply bytes held (see budget.ts). */
+const budget = replyBudget;
 /** How long the rest of a first binary read may take to be there (ms; it is queued already). */
 const TOP_UP_MS = 5;
-/** Requests in flight per connection before reading pauses (back-pressure). */
-const MAX_IN_FLIGHT = 4096;
 /**
  * Requests in flight before the connection's first reply is in: replies of
  * requests already sent to a backend must be kept whatever their size, so
@@ -57,6 +58,13 @@ const MAX_IN_FLIGHT = 4096;
 const MIN_IN_FLIGHT = 64;
 /** Unsent reply bytes per connection (in the output and being written) before reading pauses. */
 const MAX_UNSENT = 8 * 1048576;
+/**
+ * The reply size the window assumes at least: requests in flight may bring
+ * larger replies than any so far (a `set`, then thousands of gets of 1 MB
+ * values pipelined, unread: 4,096 in flight held 4 GB), so small replies
+ * leave at most 128 in flight, which still hides the backends' latency.
+ */
+const WINDOW_FLOOR = 65536;
 /**
  * Unsent reply bytes under which a reply written in parts (a large
  * multi-get) fetches its next part: the client's pace sets the backends',
@@ -123,10 +131,16 @@ export class ProxyConnection implements ReplySink {
   #maxReply = 0;
   /**
    * Requests it may have in flight: as many as MAX_UNSENT holds of its largest
-   * reply (a client pipelining large gets and never reading costs a bounded
-   * amount, not its whole batch), at most MAX_IN_FLIGHT; MIN_IN_FLIGHT until a reply came.
+   * reply or of WINDOW_FLOOR (a client pipelining large gets and never reading
+   * costs a bounded amount, not its whole batch); MIN_IN_FLIGHT until a reply came.
    */
   #window = MIN_IN_FLIGHT;
+  /** Reply bytes this connection holds (in slots and in the output) that are not written yet. */
+  #held = 0;
+  /** Requests reserved whose reply is not in yet. */
+  #pending = 0;
+  /** What this connection adds to the process's {@linkcode budget} now (see {@linkcode #account}). */
+  #counted = 0;
   /** The first read's top-up, when it did not complete at once (see {@linkcode #topUp}). */
   #pendingRead: Promise<number | null> | null = null;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -209,18 +223,41 @@ export class ProxyConnection implements ReplySink {
     return (this.#out?.length ?? 0) + (this.#spare?.length ?? 0);
   }
 
-  /** True while too many replies are pending or unsent: reading waits ({@linkcode #room}). */
+  /**
+   * True while too many replies are pending or unsent: reading waits
+   * ({@linkcode #room}). While the process's budget is spent, a connection
+   * that holds more than PRESSED_ROOM waits too: each wait ends with an
+   * event of its own (a reply in, a write done), never with the others'.
+   */
   #full(): boolean {
     return !this.#closed &&
       (this.#streaming >= 0 || this.#next - this.#head > this.#window ||
-        this.#unsent() > MAX_UNSENT);
+        this.#unsent() > MAX_UNSENT ||
+        (budget.bytes > budget.limit && this.#counted > PRESSED_ROOM));
+  }
+
+  /**
+   * Brings this connection's share of the process's budget up to date: the
+   * bytes it holds, plus its pending replies at the largest reply it had
+   * (unknown: UNKNOWN_REPLY). A few additions per reply, no more.
+   */
+  #account(): void {
+    const c = this.#held + this.#pending * (this.#maxReply || UNKNOWN_REPLY);
+    budget.bytes += c - this.#counted;
+    this.#counted = c;
+  }
+
+  /** A part of a reply written in parts may be fetched: little unsent, and the budget allows it. */
+  #partRoom(): boolean {
+    return this.#unsent() < PART_ROOM &&
+      (budget.bytes <= budget.limit || this.#held <= PRESSED_ROOM);
   }
 
   /** A reply of `size` bytes came: a larger one than before narrows the window. */
   #sized(size: number): void {
     if (size <= this.#maxReply) return;
     this.#maxReply = size;
-    this.#window = Math.max(2, Math.min(MAX_IN_FLIGHT, Math.floor(MAX_UNSENT / size)));
+    this.#window = Math.max(2, Math.floor(MAX_UNSENT / Math.max(size, WINDOW_FLOOR)));
   }
 
   /** Back-pressure: wait while {@linkcode #full}. Called only then: no promise per batch. */
@@ -394,24 +431,32 @@ export class ProxyConnection implements ReplySink {
    * they wait their turn (one whole one at most is held).
    */
   partsFor(nkeys: number): boolean {
-    return nkeys > 1 && this.#next > this.#head + 1 &&
-      (this.#maxReply === 0 || this.#maxReply > PART_ROOM);
+    return nkeys > 1 && (
+      (this.#next > this.#head + 1 && (this.#maxReply === 0 || this.#maxReply > PART_ROOM)) ||
+      budget.bytes > budget.limit // while the budget is spent, no whole multi-get is held
+    );
   }
 
   reserve(): number {
     this.#slots.push(undefined);
+    this.#pending++;
+    this.#account();
     return this.#next++;
   }
 
   fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
     if (this.#closed) return;
     if (ticket === this.#streaming) this.#streaming = -1;
-    if (reply instanceof Uint8Array) this.#sized(reply.length);
+    let n: number;
+    if (reply instanceof Uint8Array) n = reply.length;
     else {
-      let n = 0;
+      n = 0;
       for (const p of reply) n += p.length;
-      this.#sized(n);
     }
+    this.#sized(n);
+    this.#held += n;
+    this.#pending--;
+    this.#account();
     this.#slots[ticket - this.#slotBase()] = reply;
     // After a bad magic byte the head waits for the last reply (see #cut).
     if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
@@ -421,6 +466,9 @@ export class ProxyConnection implements ReplySink {
     if (this.#closed) return;
     if (ticket === this.#streaming) this.#streaming = -1;
     this.#sized(length);
+    this.#held += length;
+    this.#pending--;
+    this.#account();
     if (ticket !== this.#head || ticket >= this.#hold) {
       this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
       if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
@@ -436,7 +484,7 @@ export class ProxyConnection implements ReplySink {
   whenRoom(ticket: number, go: () => void): void {
     if (this.#closed) return;
     this.#streaming = ticket;
-    if (ticket === this.#head && ticket < this.#hold && this.#unsent() < PART_ROOM) go();
+    if (ticket === this.#head && ticket < this.#hold && this.#partRoom()) go();
     else (this.#rooms ??= new Map()).set(ticket, go);
   }
 
@@ -450,24 +498,26 @@ export class ProxyConnection implements ReplySink {
       return;
     }
     const out = this.#sink();
+    let n = 0;
     if (part instanceof Uint8Array) {
-      this.#sized(part.length);
+      n = part.length;
       out.bytes(part);
     } else {
-      let n = 0;
       for (const p of part) {
         out.bytes(p);
         n += p.length;
       }
-      this.#sized(n);
     }
+    this.#sized(n);
+    this.#held += n;
+    this.#account();
     this.#schedule();
   }
 
   /** The head's reply waits for room and has it now: its next part is fetched. */
   #roomNow(): void {
     const rooms = this.#rooms;
-    if (rooms === null || rooms.size === 0 || this.#unsent() >= PART_ROOM) return;
+    if (rooms === null || rooms.size === 0 || !this.#partRoom()) return;
     if (this.#head >= this.#hold) return;
     const go = rooms.get(this.#head);
     if (go === undefined) return;
@@ -479,6 +529,8 @@ export class ProxyConnection implements ReplySink {
     if (this.#closed) return;
     if (this.#head === this.#next && this.#hold === Infinity) {
       this.#sized(bytes.length);
+      this.#held += bytes.length;
+      this.#account();
       this.#sink().bytes(bytes);
       this.#schedule();
       return;
@@ -606,6 +658,10 @@ export class ProxyConnection implements ReplySink {
   readonly #written = (n: number): void => {
     const w = this.#spare as Writer;
     this.#writeOff += n;
+    if (!this.#closed) {
+      this.#held -= n;
+      this.#account();
+    }
     if (this.#writeOff < w.length && !this.#closed) {
       this.#send(w.view().subarray(this.#writeOff));
       return;
@@ -636,6 +692,9 @@ export class ProxyConnection implements ReplySink {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // What it held is dropped with it (a write in flight still holds #spare until it ends).
+    budget.bytes -= this.#counted;
+    this.#counted = this.#held = this.#pending = 0;
     this.#slots = [];
     this.#rooms = null; // what waits for room is dropped with the connection
     this.#out = null; // (a write in flight still holds #spare)

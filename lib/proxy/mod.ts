@@ -40,3 +40,4 @@ export {
 export { statsJson, StatsPort } from "./stats_port.ts";
 export { planZones, splitZone, ZoneError, type ZonePlan, type ZoneRing } from "./zones.ts";
 export { parseYaml, YamlError, type YamlMap, type YamlValue } from "./yaml.ts";
+export { DEFAULT_BUFFERED_MB, ReplyBudget, replyBudget } from "./budget.ts";

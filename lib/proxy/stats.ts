@@ -7,6 +7,7 @@
 
 import { PROTOCOL_VERSION } from "../protocol/mod.ts";
 import type { Backend } from "./pool.ts";
+import { replyBudget } from "./budget.ts";
 
 /** magent's version line prefix, kept so scripts that read `stats` still match. */
 export const AGENT_VERSION = "0.6-memrep";
@@ -116,6 +117,9 @@ export function proxyStats(
     ["refills", stats.refills],
     ["refill_items", stats.refillItems],
     ["heap_trims", stats.heapTrims],
+    // Reply bytes the client connections hold (pending ones estimated) and their bound.
+    ["buffered_bytes", replyBudget.bytes],
+    ["buffered_limit", replyBudget.limit],
   ];
   if (zone !== undefined) {
     // The proxy's zone and how many zones hold a copy (other zones' servers are listed as backups).

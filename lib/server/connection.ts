@@ -38,6 +38,7 @@ import { Action, type Session } from "./session.ts";
 import type { Watcher } from "./watch.ts";
 import { type SyncBarrier, SyncReplies } from "./sync_replies.ts";
 import type { ReadBudget } from "./read_budget.ts";
+import { PRESSED_OUTPUT } from "./output_budget.ts";
 
 /**
  * Unsent reply bytes above which a connection writes before it executes
@@ -142,13 +143,21 @@ export async function serveConnection(
   const budget: ReadBudget | null = engine.readBudget.units > 0 ? engine.readBudget : null;
   let holding = false; // holds one of the thread's read buffers (-o read_buf_mem_limit)
   let pending: Promise<number | null> | null = null; // a first read's top-up still under way
+  // What this thread's connections hold while their writes are under way (output_budget.ts).
+  const held = engine.outputBudget;
   /** Write the replies; with `keep`, only those before it (the rest stays queued). */
   const flush = async (keep = -1) => {
     if (out === null) return;
     if (sync) keep = await sync.confirm(out, keep);
     const n = keep < 0 ? out.length : keep;
     if (n > 0) {
-      await writeAll(conn, out.buf.subarray(0, n));
+      const size = out.length;
+      held.bytes += size;
+      try {
+        await writeAll(conn, out.buf.subarray(0, n));
+      } finally {
+        held.bytes -= size;
+      }
       stats.bytesWritten += n;
       codec?.wrote();
     }
@@ -259,8 +268,12 @@ export async function serveConnection(
             buffered = true;
             break;
           }
-          // `mn` forces memcached to write back what is queued.
-          if (session.more !== null || out.length >= OUTPUT_LIMIT || req.op === Op.MN) {
+          // `mn` forces memcached to write back what is queued. While the thread's output
+          // budget is used up, a connection holds about one reply before it writes.
+          if (
+            session.more !== null || req.op === Op.MN ||
+            out.length >= (held.bytes > held.limit ? PRESSED_OUTPUT : OUTPUT_LIMIT)
+          ) {
             buffered = true;
             break;
           }
@@ -293,8 +306,13 @@ export async function serveConnection(
         // The usual end of a batch, inline: one write, no flush/writeAll promises.
         const n = o.length;
         if (n > 0) {
-          const w = await io.write(o.buf.subarray(0, n));
-          if (w < n) await writeAll(conn, o.buf.subarray(w, n));
+          held.bytes += n;
+          try {
+            const w = await io.write(o.buf.subarray(0, n));
+            if (w < n) await writeAll(conn, o.buf.subarray(w, n));
+          } finally {
+            held.bytes -= n;
+          }
           stats.bytesWritten += n;
           codec.wrote();
         }

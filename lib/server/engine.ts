@@ -23,6 +23,7 @@ import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
 import { ConnTable } from "./conns.ts";
 import { ReadBudget } from "./read_budget.ts";
+import { OutputBudget } from "./output_budget.ts";
 import { type PeerBody, Peers } from "./peers.ts";
 import { Watchers } from "./watch.ts";
 import { Tunables } from "./tuning.ts";
@@ -79,6 +80,8 @@ export class EngineBase {
   readonly reqsPerEvent: number;
   /** This thread's share of -o read_buf_mem_limit. */
   readonly readBudget: ReadBudget;
+  /** This thread's share of the bound on output held by connections' writes (output_budget.ts). */
+  readonly outputBudget: OutputBudget;
   /** The options it was made with. */
   readonly options: EngineOptions;
   /** Extra `stats` lines; replication registers here after construction. */
@@ -109,6 +112,7 @@ export class EngineBase {
     this.conns.idleTimeout = options.idleTimeout ?? 0;
     this.reqsPerEvent = options.reqsPerEvent ?? 20;
     this.readBudget = new ReadBudget(options.readBufMemLimit ?? 0, shared?.threads ?? 1);
+    this.outputBudget = new OutputBudget(options.outputMemLimit ?? 0, shared?.threads ?? 1);
     this.store = new Store(options, clock, shared?.memory);
     this.store.onEvict = (h) => {
       if (!this.watchers.active) return;
@@ -175,6 +179,7 @@ export class EngineBase {
     this.stats = stats.thread(0);
     this.#threads = threads;
     this.readBudget.split(this.options.readBufMemLimit ?? 0, threads);
+    this.outputBudget.split(this.options.outputMemLimit ?? 0, threads);
     const registry = new SharedArrayBuffer(16);
     this.#joinThreads(new Int32Array(registry));
     return {

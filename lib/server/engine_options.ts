@@ -63,6 +63,8 @@ export interface EngineOptions extends StoreOptions {
   reqsPerEvent?: number;
   /** -o read_buf_mem_limit in bytes, split between the threads (0: none). */
   readBufMemLimit?: number;
+  /** Reply bytes connections may hold in writes under way, split between the threads (0: no bound). */
+  outputMemLimit?: number;
   /** memcached's settings fixed by -C, -b and the -o suboptions (default: memcached's defaults). */
   startup?: StartupSettings;
 }

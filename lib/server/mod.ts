@@ -19,6 +19,7 @@ export { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 export { BinaryExecutor } from "./binary.ts";
 export { type ClockOrigin, ServerClock } from "./clock.ts";
 export { type ConnectionHooks, OUTPUT_LIMIT, serveConnection } from "./connection.ts";
+export { defaultOutputLimit, OutputBudget } from "./output_budget.ts";
 export type { SyncBarrier } from "./sync_replies.ts";
 export { PrefixStats } from "./prefix_stats.ts";
 export { type ListenAddress, Server, type ServerOptions } from "./listener.ts";

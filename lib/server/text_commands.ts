@@ -9,6 +9,7 @@ import { Op, REPLY, type Request, type Writer } from "../protocol/mod.ts";
 import type { EngineBase } from "./engine.ts";
 import { Action, type Session } from "./session.ts";
 import { SlabStat } from "./stats.ts";
+import { PRESSED_OUTPUT } from "./output_budget.ts";
 
 /**
  * Reply bytes after which a multi-key get goes on in a later part (the
@@ -18,9 +19,15 @@ import { SlabStat } from "./stats.ts";
  */
 const GET_PART = 1048576;
 
+/** A part's size: smaller while the thread's output budget is used up (output_budget.ts). */
+function getPart(e: EngineBase): number {
+  const b = e.outputBudget;
+  return b.bytes > b.limit ? PRESSED_OUTPUT : GET_PART;
+}
+
 /**
  * `get`, `gets`, `gat`, `gats`: VALUE lines for the hits, then END. Past
- * {@linkcode GET_PART} of reply the remaining keys are copied out of the
+ * {@linkcode GET_PART} of reply (less under pressure) the remaining keys are copied out of the
  * (shared) request and fetched by `session.more` once the reply so far is
  * written, part by part.
  */
@@ -29,7 +36,7 @@ export function textGet(e: EngineBase, req: Request, out: Writer, session: Sessi
   const touch = req.op === Op.GAT || req.op === Op.GATS;
   const exptime = touch ? e.absoluteExptime(req.exptime) : 0;
   const buf = req.buf;
-  const limit = out.length + GET_PART;
+  const limit = out.length + getPart(e);
   for (let i = req.firstKey; i < req.ntokens; i++) {
     const h = e.fetch(buf, req.tokStart[i], req.tokEnd[i], touch, exptime);
     if (h >= 0) valueLine(e, out, h, withCas);
@@ -37,7 +44,7 @@ export function textGet(e: EngineBase, req: Request, out: Writer, session: Sessi
       const rest = buf.slice(req.tokStart[i + 1], req.tokEnd[req.ntokens - 1]);
       let at = 0;
       session.more = (o) => {
-        const end = o.length + GET_PART;
+        const end = o.length + getPart(e);
         while (at < rest.length && o.length <= end) {
           while (at < rest.length && rest[at] === 32) at++;
           let k = at;

@@ -1,0 +1,84 @@
+/**
+ * The proxy's memory under many clients that pipeline large gets and never
+ * read, for the whole process: each connection's own bound (8 MB unsent and
+ * the replies in flight) times 100 connections was ~2 GB; past the process's
+ * budget (--max-buffered-mb, 256 MB by default) a connection that holds
+ * more than 256 KB sends nothing more until its client reads. A reading
+ * client gets memcached's replies meanwhile, the budget's count goes back
+ * to 0 once the hogs are gone, and the next ones reuse what they took.
+ * @module
+ */
+
+import { closeHogs, openHogs, rss, settledPeak, storeHogItems } from "../helpers/unread.ts";
+import { connect, equal, ignoreUnless, ok, type TestConn, waitUntil } from "../helpers/mod.ts";
+import { startCluster } from "./cluster.ts";
+
+const MB = 1048576;
+const HOGS = 100;
+
+const NAME =
+  "proxy bounds what 100 clients that pipeline large gets and never read cost the process together; a reader gets memcached's replies meanwhile";
+Deno.test({
+  name: NAME,
+  ignore: Deno.build.os !== "linux" || ignoreUnless(NAME, ["memcached"]),
+  async fn() {
+    const cluster = await startCluster({
+      servers: 1,
+      backups: 1,
+      proxyArgs: ["--timeout", "5000", "--retry", "200"],
+    });
+    const conns: TestConn[] = [];
+    try {
+      const reader = await connect(cluster.proxy.port);
+      const direct = await connect(cluster.servers[0].port);
+      conns.push(reader, direct);
+      await storeHogItems(reader);
+      const ask = "get hog:3 hog:4 nope hog:5";
+      const want = await direct.request(ask, "END\r\n");
+      const check = async () => equal(await reader.request(ask, "END\r\n", 10_000), want);
+      const stat = async (name: string) => Number((await reader.stats("proxy")).get(name));
+      const pid = cluster.proxy.pid;
+      const base = await rss(pid);
+      let counted = 0;
+      for (let round = 0; round < 3; round++) {
+        const hogs = await openHogs(cluster.proxy.port, HOGS);
+        let peak: number;
+        try {
+          peak = await settledPeak(pid, async () => {
+            await check();
+            counted = Math.max(counted, await stat("buffered_bytes"));
+          }) - base;
+        } finally {
+          closeHogs(hogs);
+        }
+        // RSS: the budget, a few copies of each reply on its way (backend reads, the
+        // multi-get's assembly, the output), about 550 MB; each connection's own bound
+        // alone was ~2 GB. Later rounds reuse the first one's memory.
+        ok(
+          peak < 1024 * MB,
+          `the proxy's RSS grew ${
+            (peak / MB).toFixed(0)
+          } MB by round ${round} of ${HOGS} unread clients`,
+        );
+        const limit = await stat("buffered_limit");
+        equal(limit, 256 * MB);
+        // What the connections hold is counted (replies not written, those asked for at the
+        // largest reply so far): the budget, plus what each may hold and still ask (256 KB)
+        // and one more reply of 10 values.
+        ok(
+          counted < limit + HOGS * (256 * 1024 + 10 * 256 * 1024),
+          `the proxy counted ${(counted / MB).toFixed(0)} MB held (round ${round})`,
+        );
+        await waitUntil(
+          async () => await stat("curr_connections") < 10 && await stat("buffered_bytes") === 0,
+          "the hogs' connections to close and what they held to be released",
+          15_000,
+        );
+      }
+      await check();
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
+      await cluster.stop();
+    }
+  },
+});
