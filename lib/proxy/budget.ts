@@ -26,16 +26,40 @@ export const PRESSED_ROOM = 262144;
  */
 export const UNKNOWN_REPLY = 1048576;
 
+/**
+ * The least a value of a multi-get is assumed to take once replies came
+ * (they may all have been small: a `set` answers in 8 bytes).
+ */
+const VALUE_FLOOR = 65536;
+
 /** Reply bytes held by every client connection of the process, against a limit. */
 export class ReplyBudget {
   /** Bytes held now: the sum of every connection's count. */
   bytes = 0;
   /** Bytes above which connections holding more than PRESSED_ROOM stop sending requests. */
   limit: number = DEFAULT_BUFFERED_MB * 1048576;
+  /** The largest reply any connection had (bytes): what a value may be (0: none yet). */
+  largestReply = 0;
 
   /** True while the connections hold more than the limit. */
   pressed(): boolean {
     return this.bytes > this.limit;
+  }
+
+  /**
+   * True when a multi-get of `nkeys` keys, whole, could take the budget past
+   * its limit (see {@linkcode wholeGet}). Such a get is written in parts instead.
+   */
+  tooLarge(nkeys: number): boolean {
+    return this.bytes + this.wholeGet(nkeys) > this.limit;
+  }
+
+  /** What a whole multi-get of `nkeys` keys is assumed to take until its reply is in. */
+  wholeGet(nkeys: number): number {
+    const value = this.largestReply === 0
+      ? UNKNOWN_REPLY
+      : Math.max(this.largestReply, VALUE_FLOOR);
+    return nkeys * value;
   }
 }
 

@@ -139,6 +139,10 @@ export class ProxyConnection implements ReplySink {
   #held = 0;
   /** Requests reserved whose reply is not in yet. */
   #pending = 0;
+  /** Whole multi-gets' estimates (ticket -> bytes) until their replies are in (see partsFor). */
+  #wholes: Map<number, number> | null = null;
+  /** The sum of #wholes' estimates. */
+  #wholeBytes = 0;
   /** What this connection adds to the process's {@linkcode budget} now (see {@linkcode #account}). */
   #counted = 0;
   /** The first read's top-up, when it did not complete at once (see {@linkcode #topUp}). */
@@ -242,7 +246,7 @@ export class ProxyConnection implements ReplySink {
    * (unknown: UNKNOWN_REPLY). A few additions per reply, no more.
    */
   #account(): void {
-    const c = this.#held + this.#pending * (this.#maxReply || UNKNOWN_REPLY);
+    const c = this.#held + this.#pending * (this.#maxReply || UNKNOWN_REPLY) + this.#wholeBytes;
     budget.bytes += c - this.#counted;
     this.#counted = c;
   }
@@ -257,6 +261,7 @@ export class ProxyConnection implements ReplySink {
   #sized(size: number): void {
     if (size <= this.#maxReply) return;
     this.#maxReply = size;
+    if (size > budget.largestReply) budget.largestReply = size;
     this.#window = Math.max(2, Math.floor(MAX_UNSENT / Math.max(size, WINDOW_FLOOR)));
   }
 
@@ -428,13 +433,32 @@ export class ProxyConnection implements ReplySink {
    * connection's reply sizes are unknown (its first ones) or past
    * {@linkcode PART_ROOM}, goes in parts: the window counts requests, and
    * 64 multi-gets of 200 MB each, unread, would be 12 GB held; in parts
-   * they wait their turn (one whole one at most is held).
+   * they wait their turn (one whole one at most is held). So does one that,
+   * whole, could take the process's budget past its limit (budget.ts): ten
+   * connections' first gets of 1,000 values of 200 KB were 2 GB held.
    */
   partsFor(nkeys: number): boolean {
-    return nkeys > 1 && (
-      (this.#next > this.#head + 1 && (this.#maxReply === 0 || this.#maxReply > PART_ROOM)) ||
-      budget.bytes > budget.limit // while the budget is spent, no whole multi-get is held
-    );
+    if (nkeys < 2) return false;
+    if (this.#next > this.#head + 1 && (this.#maxReply === 0 || this.#maxReply > PART_ROOM)) {
+      return true;
+    }
+    // Whole, it could spend the process's budget (a burst of them at once, say): in parts.
+    if (budget.tooLarge(nkeys)) return true;
+    // Whole: counted as that many values until its reply is in (it was just reserved).
+    const est = budget.wholeGet(nkeys);
+    (this.#wholes ??= new Map()).set(this.#next - 1, est);
+    this.#wholeBytes += est;
+    this.#account();
+    return false;
+  }
+
+  /** The reply of `ticket` is in: a whole multi-get's estimate is no longer counted. */
+  #whole(ticket: number): void {
+    const wholes = this.#wholes as Map<number, number>;
+    const est = wholes.get(ticket);
+    if (est === undefined) return;
+    wholes.delete(ticket);
+    this.#wholeBytes -= est;
   }
 
   reserve(): number {
@@ -456,6 +480,7 @@ export class ProxyConnection implements ReplySink {
     this.#sized(n);
     this.#held += n;
     this.#pending--;
+    if (this.#wholes !== null) this.#whole(ticket);
     this.#account();
     this.#slots[ticket - this.#slotBase()] = reply;
     // After a bad magic byte the head waits for the last reply (see #cut).
@@ -468,6 +493,7 @@ export class ProxyConnection implements ReplySink {
     this.#sized(length);
     this.#held += length;
     this.#pending--;
+    if (this.#wholes !== null) this.#whole(ticket);
     this.#account();
     if (ticket !== this.#head || ticket >= this.#hold) {
       this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
@@ -694,7 +720,12 @@ export class ProxyConnection implements ReplySink {
     this.#closed = true;
     // What it held is dropped with it (a write in flight still holds #spare until it ends).
     budget.bytes -= this.#counted;
-    this.#counted = this.#held = this.#pending = 0;
+    this.#counted =
+      this.#held =
+      this.#pending =
+      this.#wholeBytes =
+        0;
+    this.#wholes = null;
     this.#slots = [];
     this.#rooms = null; // what waits for room is dropped with the connection
     this.#out = null; // (a write in flight still holds #spare)

@@ -9,7 +9,14 @@
  * @module
  */
 
-import { closeHogs, openHogs, rss, settledPeak, storeHogItems } from "../helpers/unread.ts";
+import {
+  closeHogs,
+  hogItem,
+  openHogs,
+  rss,
+  settledPeak,
+  storeHogItems,
+} from "../helpers/unread.ts";
 import { connect, equal, ignoreUnless, ok, type TestConn, waitUntil } from "../helpers/mod.ts";
 import { startCluster } from "./cluster.ts";
 
@@ -77,6 +84,50 @@ Deno.test({
       }
       await check();
     } finally {
+      await Promise.all(conns.map((c) => c.close()));
+      await cluster.stop();
+    }
+  },
+});
+
+const SMALL_FIRST =
+  "proxy bounds a client whose first reply is small that then pipelines 4,000 gets of 256 KB and never reads";
+Deno.test({
+  name: SMALL_FIRST,
+  ignore: Deno.build.os !== "linux" || ignoreUnless(SMALL_FIRST, ["memcached"]),
+  async fn() {
+    // The window was sized by the largest reply so far: after an 8-byte STORED it let 4,096
+    // gets be in flight, whose replies must all be kept (1 GB here, 1.5 GB of RSS).
+    const cluster = await startCluster({ servers: 1, backups: 1 });
+    const conns: TestConn[] = [];
+    let hog: Deno.Conn | undefined;
+    try {
+      const other = await connect(cluster.proxy.port);
+      const backend = await connect(cluster.servers[0].port);
+      conns.push(other, backend);
+      await storeHogItems(other);
+      const [key, value] = hogItem(7);
+      const before = await rss(cluster.proxy.pid);
+      hog = await Deno.connect({ hostname: "127.0.0.1", port: cluster.proxy.port });
+      const enc = new TextEncoder();
+      await hog.write(enc.encode("set small 0 0 1\r\nx\r\n"));
+      const stored = new Uint8Array(8);
+      equal(await hog.read(stored), 8);
+      const gets0 = Number((await backend.stats()).get("cmd_get"));
+      hog.write(enc.encode(`get ${key}\r\n`.repeat(4000))).catch(() => {});
+      let gets = -1;
+      const peak = await settledPeak(cluster.proxy.pid, async () => {
+        gets = Number((await backend.stats()).get("cmd_get")) - gets0;
+        equal(
+          await other.request(`get ${key}`, "END\r\n", 30_000),
+          `VALUE ${key} 0 ${value.length}\r\n${value}\r\nEND\r\n`,
+        );
+      }) - before;
+      // 8 MB unsent and 8 MB in flight at most (a few copies of each): well under 200 MB.
+      ok(peak < 200 * MB, `proxy RSS grew ${(peak / MB).toFixed(0)} MB (${gets} gets sent)`);
+      ok(gets < 1000, `gets sent to the backend while their replies were unread: ${gets}`);
+    } finally {
+      hog?.close();
       await Promise.all(conns.map((c) => c.close()));
       await cluster.stop();
     }
