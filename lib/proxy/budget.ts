@@ -41,11 +41,6 @@ export class ReplyBudget {
   /** The largest reply any connection had (bytes): what a value may be (0: none yet). */
   largestReply = 0;
 
-  /** True while the connections hold more than the limit. */
-  pressed(): boolean {
-    return this.bytes > this.limit;
-  }
-
   /**
    * True when a multi-get of `nkeys` keys, whole, could take the budget past
    * its limit (see {@linkcode wholeGet}). Such a get is written in parts instead.

@@ -103,3 +103,37 @@ export async function settledPeak(
   }
   return peak;
 }
+
+/**
+ * `count` pipelined text gets a reading client sends while hogs load the
+ * server (single and 10-key gets in turn), and the length of memcached's
+ * replies to them.
+ */
+export function readerGets(count: number): [Uint8Array, number] {
+  let text = "", total = 0;
+  for (let g = 0; g < count; g++) {
+    const n = g % 2 === 0 ? 1 : 10;
+    const keys: string[] = [];
+    for (let j = 0; j < n; j++) {
+      const i = (g + j) % HOG_KEYS;
+      const [key, value] = hogItem(i);
+      keys.push(key);
+      total += `VALUE ${key} 0 ${value.length}\r\n`.length + value.length + 2;
+    }
+    text += `get ${keys.join(" ")}\r\n`;
+    total += 5;
+  }
+  return [new TextEncoder().encode(text), total];
+}
+
+/** Reads exactly `n` bytes from `c`. */
+export async function readExactly(c: Deno.Conn, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let have = 0;
+  while (have < n) {
+    const k = await c.read(out.subarray(have));
+    if (k === null) throw new Error(`connection ended after ${have} of ${n} bytes`);
+    have += k;
+  }
+  return out;
+}
