@@ -434,9 +434,12 @@ export class Merger {
   /**
    * A flush_all made at `version` that takes effect at unix second `atUnix`:
    * every item older than it goes (now, or lazily when the time comes).
-   * `local` = it already ran on this store (the engine did it).
+   * `local` = made on this node (for an immediate one the engine unlinked
+   * every item already); `late` = by a serve thread other than this one,
+   * read from the change ring: this thread may have merged older items from
+   * the peer since that thread unlinked every item.
    */
-  applyFlush(version: number, atUnix: number, local: boolean): number {
+  applyFlush(version: number, atUnix: number, local: boolean, late = false): number {
     // A flush time past int32 unix seconds is none a flush_all can name (and would wrap the store's).
     if (!local && (!this.#hlc.accepts(version) || atUnix > 0x7fffffff)) return Applied.REJECTED;
     this.#hlc.observe(version);
@@ -444,19 +447,11 @@ export class Merger {
     const atLocal = atUnix - this.#clock.processStartUnix;
     const now = this.#clock.now();
     this.#settle(now);
-    if (local) {
-      // The engine just ran it on the store's one delayed-flush slot: a delayed one replaced
-      // the flush there, an immediate one cancelled it (memcached's rules) and under -C drops
-      // what comes later in its second. The peers do none of that: the slot goes back to the
-      // flushes by version (an immediate one left nothing older to unlink).
-      if (atUnix === 0) this.#inStore = null;
-      const slot = this.#pending[0] ?? this.#inStore;
-      if (slot !== null) this.#store.flushBefore(slot.atLocal, slot.epoch);
-      else if (atUnix === 0 && this.#store.oldestLive !== 0) this.#store.flushBefore(now, epoch);
-    }
-    // A delayed flush drops by version, not by when this node stored an item (also when the
-    // engine flushed here): a write that reached a node late, or in the flush's second but
-    // after this node's clock second began, dies there exactly as on its writer.
+    // A delayed flush drops by version, not by when this node stored an item (a local one too:
+    // the engine leaves the store's slot to the flushes by version, and cancels or replaces
+    // none as memcached's single node does): a write that reached a node late, or in the
+    // flush's second but after this node's clock second began, dies there exactly as on its
+    // writer. Under -C too, an immediate one orders the writes of its second by version.
     if (atLocal > now) {
       // Every delayed flush runs at its second, whatever order they arrive in. One replacing
       // another (memcached's rule on one node) made the outcome hang on whether the replaced
@@ -471,7 +466,9 @@ export class Merger {
     // now on, unless pending ones hold it; then its items go now.
     const slotTaken = atUnix > 0 && this.#pending.length > 0;
     if (atUnix > 0 && !slotTaken) this.#install({ epoch, atLocal });
-    if (!local || slotTaken) this.dropOlder(epoch);
+    // Older items go now: for a peer's flush; for one whose slot pending ones hold; for a
+    // serve thread's, older ones merged from the peer since it ran (the peer drops them too).
+    if (!local || slotTaken || late) this.dropOlder(epoch);
     this.#setEpoch(epoch);
     return Applied.CHANGED;
   }

@@ -348,7 +348,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     } else if (p.kind === Frame.DELETE) {
       this.merger.remember(p.keyBuf, p.keyStart, p.keyEnd, p.version);
     } else if (p.kind === Frame.FLUSH) {
-      this.merger.applyFlush(p.version, p.exp, true);
+      this.merger.applyFlush(p.version, p.exp, true, true);
     }
     this.backlog.push(buf, start, end);
     this.#appended();

@@ -637,7 +637,12 @@ export class EngineBase {
     const delay = exptime > 0
       ? Math.max(0, this.absoluteExptime(exptime) - this.clock.now() - cutoff)
       : 0;
-    this.store.flush(delay, !this.casEnabled, this.observer === null);
+    if (this.observer === null) this.store.flush(delay, !this.casEnabled);
+    else if (delay === 0) this.store.unlinkAll();
+    // Replicated, the store's delayed-flush slot holds the flushes by version, and only the
+    // merge (on the main thread, later for a worker's flush) sets it. Set here by this node's
+    // time it dropped what a worker stored meanwhile in an immediate flush's second under -C
+    // (the peer keeps those), and a delayed one brought back what a flush that had come killed.
     this.observer?.flushed(delay);
   }
 

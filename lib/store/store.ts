@@ -552,15 +552,15 @@ export class Store {
    * stored or updated before now + delay once that time comes (lazily).
    * `thisSecond` (memcached -C, no CAS to order items within a second): an
    * immediate flush also invalidates what is stored later in the same second.
-   * `dropCome`: a delayed flush replacing one whose time has come first
-   * unlinks what that one invalidated (a single node; replication hands its
-   * flushes on itself, keeping their guards).
+   * A delayed flush replacing one whose time has come first unlinks what that
+   * one invalidated. memcached's rules for one node: replication keeps the
+   * slot by version itself (unlinkAll, flushBefore).
    */
-  flush(delaySeconds: number, thisSecond = false, dropCome = false): void {
+  flush(delaySeconds: number, thisSecond = false): void {
     const ol = this.#ctl[I_OLDEST_LIVE];
     // A delayed flush that has come leaves its items dead only while it is the pending one:
     // before another replaces it they go, as memcached's LRU maintainer and crawler take them.
-    if (dropCome && delaySeconds > 0 && ol !== 0 && this.#clock.now() >= ol) {
+    if (delaySeconds > 0 && ol !== 0 && this.#clock.now() >= ol) {
       this.#unlinkWhere((i32, w) => this.#flushedBefore(i32, w, ol));
     }
     this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = 0;
@@ -571,6 +571,15 @@ export class Store {
     this.#ctl[I_OLDEST_LIVE] = 0;
     this.#unlinkWhere(() => true);
     if (thisSecond) this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
+  }
+
+  /**
+   * Frees every item now and leaves the delayed-flush slot as it is: an
+   * immediate flush_all of a replicated node, whose slot holds the flushes
+   * by version (see flushBefore) and is the merge's alone.
+   */
+  unlinkAll(): void {
+    this.#unlinkWhere(() => true);
   }
 
   /**

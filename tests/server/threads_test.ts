@@ -163,3 +163,34 @@ Deno.test("serve -t 3: stats detail counts every thread's connections into one t
     await server.stop();
   }
 });
+
+Deno.test("serve -t 4: once one connection finds items gone with a delayed flush_all's second, no thread serves them", async () => {
+  const server = await startThreads(4);
+  const conns: TestConn[] = [];
+  try {
+    for (let i = 0; i < 16; i++) conns.push(await connect(server.port));
+    // A key for each read: a read reaps what it finds flushed, so a key is read only once.
+    const N = 40_000;
+    for (let i = 0; i < N; i += 10_000) {
+      let batch = "";
+      for (let j = i; j < i + 10_000; j++) batch += `set k${j} 0 0 1 noreply\r\nx\r\n`;
+      await conns[0].request(batch + "mn", "MN\r\n");
+    }
+    equal(await conns[0].request("flush_all 2"), "OK\r\n"); // flushed when the next second begins
+    // Through the connections in turn (the threads' clocks ticking at their own phases), each
+    // read after the reply of the one before: none may find an item that an earlier one missed.
+    let firstMiss = -1;
+    for (let i = 0; i < N && (firstMiss < 0 || i < firstMiss + 160); i++) {
+      const hit = await conns[i % conns.length].request(`get k${i}`, "END\r\n") !== "END\r\n";
+      if (!hit && firstMiss < 0) firstMiss = i;
+      ok(
+        !hit || firstMiss < 0,
+        `k${i} served on connection ${i % conns.length} after k${firstMiss} was gone`,
+      );
+    }
+    ok(firstMiss > 0, "the flush came while reading");
+  } finally {
+    for (const c of conns) await c.close();
+    await server.stop();
+  }
+});

@@ -136,7 +136,7 @@ export class RouterCore {
    * backups get it only once the primary answered), so none is made.
    */
   readonly deleting: Uint32Array = new Uint32Array(DELETE_SLOTS);
-  /** Client writes sent so far (see {@linkcode writtenSince}). */
+  /** Client writes that store a value, sent so far (see {@linkcode writtenSince}). */
   writeSeq = 0;
   /** Per key slot: {@linkcode writeSeq} of its last client write. */
   readonly #lastWrite: Float64Array = new Float64Array(DELETE_SLOTS);
@@ -371,9 +371,9 @@ export class RouterCore {
     return -1;
   }
 
-  /** A client write of `key` (slot `slot` when known) is being sent. */
-  wrote(key: Uint8Array, slot: number = keySlot(key)): void {
-    this.#lastWrite[slot] = ++this.writeSeq;
+  /** A client write that stores a value for `key` (not a delete or touch) is being sent. */
+  wrote(key: Uint8Array): void {
+    this.#lastWrite[keySlot(key)] = ++this.writeSeq;
   }
 
   /**
@@ -382,7 +382,8 @@ export class RouterCore {
    * primary that missed or failed are read only once it answered: by then
    * a write pipelined after the read may be on them, and the read would
    * return it, which memcached never does (the read ran first). Such a read
-   * answers a miss instead.
+   * answers a miss instead. (A later delete can only turn the read into a
+   * miss, also right: it is not counted, and the old value is returned.)
    */
   writtenSince(key: Uint8Array, since: number): boolean {
     return this.#lastWrite[keySlot(key)] > since;

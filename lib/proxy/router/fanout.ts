@@ -76,7 +76,6 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   if (slot >= 0) {
     core.deletes[slot]++;
     core.deleting[slot]++;
-    core.wrote(key, slot);
   }
   parts = parts.map(copyOf);
   // md's own flags (C, I, ...) make no sense on a backup: a plain md there.
