@@ -9,15 +9,8 @@
 
 import { connect, ReadError, retrievalEnd, type TestConn } from "../helpers/mod.ts";
 import { metaEnd } from "../helpers/conn.ts";
-import {
-  arithExtras,
-  decodeResponse,
-  OP,
-  packet,
-  responseEnd,
-  setExtras,
-  u32Extras,
-} from "../helpers/binary.ts";
+import { decodeResponse, responseEnd } from "../helpers/binary.ts";
+import { binaryOp } from "./pipeline_binary.ts";
 import {
   ABSENT,
   checkRead,
@@ -40,10 +33,11 @@ export interface Weather {
   stop: boolean;
 }
 
-type Apply = (s: string) => string | null;
+/** A write's effect on one possible state (null: not applied). */
+export type Apply = (s: string) => string | null;
 
 /** One pipelined request: its bytes, where its reply ends, what the reply means. */
-interface Req {
+export interface Req {
   seq: number;
   bytes: Uint8Array;
   /** Text: end of the reply in the buffer, or -1. Binary: replies are packets. */
@@ -57,7 +51,8 @@ interface Req {
 }
 
 const enc = new TextEncoder();
-const latin1 = (b: Uint8Array) => String.fromCharCode(...b);
+/** Bytes as latin1 text. */
+export const latin1 = (b: Uint8Array): string => String.fromCharCode(...b);
 const lineEnd = (b: Uint8Array) => {
   for (let i = 1; i < b.length; i++) if (b[i] === 10 && b[i - 1] === 13) return i + 1;
   return -1;
@@ -65,15 +60,21 @@ const lineEnd = (b: Uint8Array) => {
 
 /** A pipelining client's owned keys and model. */
 export class ModelClient {
-  readonly #rnd: () => number;
-  readonly #t: Tally;
+  /** This client's seeded random source. */
+  readonly rnd: () => number;
+  /** Where violations are counted. */
+  readonly tally: Tally;
   readonly #w: Weather;
   readonly #binary: boolean;
-  readonly #keys: string[];
-  readonly #ctrs: string[];
-  readonly #models = new Map<string, KeyModel>();
+  /** Plain keys (values, appends). */
+  readonly plain: string[];
+  /** Counter keys (numbers). */
+  readonly ctrs: string[];
+  /** Each key's model. */
+  readonly models = new Map<string, KeyModel>();
   readonly #tag: string;
-  #seq = 0;
+  /** Requests made so far (the last one's number; binary opaques). */
+  seq = 0;
   #conn: TestConn | undefined;
   /** Where a key is now, on every server (reports). */
   inspect: ((key: string) => Promise<string>) | undefined;
@@ -82,25 +83,25 @@ export class ModelClient {
 
   /** A client of `keys` plain keys and a few counters named after `tag`. */
   constructor(rnd: () => number, t: Tally, w: Weather, tag: string, binary: boolean, keys: number) {
-    this.#rnd = rnd;
-    this.#t = t;
+    this.rnd = rnd;
+    this.tally = t;
     this.#w = w;
     this.#tag = tag;
     this.#binary = binary;
-    this.#keys = Array.from({ length: keys }, (_, i) => `${tag}k${i}`);
-    this.#ctrs = Array.from({ length: 3 }, (_, i) => `${tag}n${i}`);
-    for (const k of [...this.#keys, ...this.#ctrs]) this.#models.set(k, new KeyModel());
+    this.plain = Array.from({ length: keys }, (_, i) => `${tag}k${i}`);
+    this.ctrs = Array.from({ length: 3 }, (_, i) => `${tag}n${i}`);
+    for (const k of [...this.plain, ...this.ctrs]) this.models.set(k, new KeyModel());
   }
 
   /** Every key this client owns. */
   keys(): string[] {
-    return [...this.#keys, ...this.#ctrs];
+    return [...this.plain, ...this.ctrs];
   }
 
   /** Marks `keys` (their primary was killed at `at`) as unsure: see KeyModel.wildSince. */
   lose(keys: Iterable<string>, at: number): void {
     for (const k of keys) {
-      const m = this.#models.get(k);
+      const m = this.models.get(k);
       if (m === undefined) continue;
       m.wildSince = at;
       m.token = undefined;
@@ -112,8 +113,8 @@ export class ModelClient {
     this.#conn = await connect(port);
     try {
       while (!this.#w.stop) {
-        if (!await this.#batch(1 + Math.floor(this.#rnd() * 40))) return;
-        if (this.#rnd() < 0.3) await new Promise((r) => setTimeout(r, this.#rnd() * 20));
+        if (!await this.#batch(1 + Math.floor(this.rnd() * 40))) return;
+        if (this.rnd() < 0.3) await new Promise((r) => setTimeout(r, this.rnd() * 20));
       }
     } finally {
       await this.#conn.close();
@@ -131,17 +132,19 @@ export class ModelClient {
     }
   }
 
-  #pick<T>(xs: readonly T[]): T {
-    return xs[Math.floor(this.#rnd() * xs.length)];
+  /** A random element. */
+  pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.rnd() * xs.length)];
   }
 
-  #count(kind: string): void {
+  /** Counts a request kind (report). */
+  count(kind: string): void {
     this.sent.set(kind, (this.sent.get(kind) ?? 0) + 1);
   }
 
   async #batch(n: number): Promise<boolean> {
     const reqs: Req[] = [];
-    for (let i = 0; i < n; i++) reqs.push(...this.#binary ? this.#binOp() : this.#textOp());
+    for (let i = 0; i < n; i++) reqs.push(...this.#binary ? binaryOp(this) : this.#textOp());
     return await this.#send(reqs);
   }
 
@@ -175,7 +178,7 @@ export class ModelClient {
         }
       }
     } catch (e) {
-      this.#t.bad(e instanceof ReadError ? "hang" : "shape", `${this.#tag}: ${e}`);
+      this.tally.bad(e instanceof ReadError ? "hang" : "shape", `${this.#tag}: ${e}`);
       await sending;
       return false;
     }
@@ -189,16 +192,16 @@ export class ModelClient {
       try {
         r.handle(replies[i], calm);
       } catch (e) {
-        this.#t.bad(
+        this.tally.bad(
           "shape",
           `${this.#tag} #${r.seq}: ${e} in ${JSON.stringify(latin1(replies[i]).slice(0, 200))}`,
         );
       }
     });
     const bad = pending.filter((p) => !p.wild).map((p) => p.key);
-    classify(this.#t, pending);
-    if (this.inspect !== undefined && bad.length > 0 && this.#t.reports.length < 20) {
-      for (const k of new Set(bad)) this.#t.reports.push(`  ${k} now: ${await this.inspect(k)}`);
+    classify(this.tally, pending);
+    if (this.inspect !== undefined && bad.length > 0 && this.tally.reports.length < 20) {
+      for (const k of new Set(bad)) this.tally.reports.push(`  ${k} now: ${await this.inspect(k)}`);
     }
     return true;
   }
@@ -219,20 +222,21 @@ export class ModelClient {
   /** When the request being modelled was sent. */
   #sentAt = 0;
 
-  #check(key: string, seq: number, got: string, calm: boolean): void {
-    const m = this.#models.get(key)!;
-    if (got !== ABSENT && this.#ctrs.includes(key)) got = got.replace(/ +$/, "");
-    const before = this.#t.total() + this.#pending.length, wild = m.wildSince !== undefined;
-    checkRead(this.#t, key, m, seq, got, calm, this.#pending);
+  /** A read of `key` answered `got` (ABSENT: a miss). */
+  check(key: string, seq: number, got: string, calm: boolean): void {
+    const m = this.models.get(key)!;
+    if (got !== ABSENT && this.ctrs.includes(key)) got = got.replace(/ +$/, "");
+    const before = this.tally.total() + this.#pending.length, wild = m.wildSince !== undefined;
+    checkRead(this.tally, key, m, seq, got, calm, this.#pending);
     const shown = got === ABSENT ? "miss" : JSON.stringify(got.slice(0, 16));
-    if (this.#t.total() + this.#pending.length > before && !wild) {
-      this.#t.reports.push(`  trail of ${key}: ${this.#trail.get(key)?.join(", ")}`);
+    if (this.tally.total() + this.#pending.length > before && !wild) {
+      this.tally.reports.push(`  trail of ${key}: ${this.#trail.get(key)?.join(", ")}`);
     }
     this.#trace(key, `#${seq}@${this.#sentAt % 100000} read ${shown}${calm ? "" : " (fault)"}`);
   }
 
   /** A write's outcome into the model; a reply no state explains is counted. */
-  #wrote(
+  wrote(
     key: string,
     seq: number,
     outcome: "ok" | "no" | "err",
@@ -240,7 +244,7 @@ export class ModelClient {
     calm: boolean,
     del = false,
   ) {
-    const m = this.#models.get(key)!;
+    const m = this.models.get(key)!;
     this.#trace(
       key,
       `#${seq}@${this.#sentAt % 100000} ${JSON.stringify(this.#head.slice(0, 24))} ${outcome}${
@@ -248,9 +252,9 @@ export class ModelClient {
       }`,
     );
     if (outcome === "err") {
-      if (calm) this.#t.calmErrors++;
-      else this.#t.faultErrors++;
-    } else this.#t.writes++;
+      if (calm) this.tally.calmErrors++;
+      else this.tally.faultErrors++;
+    } else this.tally.writes++;
     if (m.wildSince !== undefined) {
       if (outcome === "no") return m.poss.add(ABSENT), undefined;
       // The state is unknown: a write that sets it whatever it was, sent after the kill, ends that.
@@ -279,7 +283,7 @@ export class ModelClient {
     if (outcome === "no" && !calm) return;
     if (write(m, seq, outcome, apply, del)) return;
     if (outcome === "no" && !calm) return; // a fault's answer: the write went nowhere
-    this.#t.bad(
+    this.tally.bad(
       "wrong_reply",
       `${key} #${seq}: ${outcome} fits none of ${show(m.poss)}; trail: ${
         this.#trail.get(key)?.join(", ")
@@ -291,28 +295,30 @@ export class ModelClient {
   }
 
   /** A touch's outcome: the item stays (no new value, CAS kept), or it says there is none. */
-  #touched(key: string, seq: number, o: "ok" | "no" | "err", calm: boolean): void {
+  touched(key: string, seq: number, o: "ok" | "no" | "err", calm: boolean): void {
     if (o === "err") return;
-    const m = this.#models.get(key)!;
+    const m = this.models.get(key)!;
     this.#trace(key, `#${seq}@${this.#sentAt % 100000} touch ${o}${calm ? "" : " (fault)"}`);
     if (m.wildSince !== undefined || !calm) return;
     const keep = o === "ok" ? present(m.poss) : m.poss.has(ABSENT) ? [ABSENT] : [];
     if (keep.length > 0) m.poss = new Set(keep);
     else {
-      this.#t.bad("wrong_reply", `${key} #${seq}: touch ${o} fits none of ${show(m.poss)}`);
+      this.tally.bad("wrong_reply", `${key} #${seq}: touch ${o} fits none of ${show(m.poss)}`);
       m.wildSince = this.#sentAt;
       m.token = undefined;
     }
   }
 
-  #value(seq: number): string {
-    const n = this.#rnd() < 0.05
-      ? 5000 + Math.floor(this.#rnd() * 40_000)
-      : Math.floor(this.#rnd() * 20);
+  /** A new value naming request `seq`; one in 20 is 5-45 KB. */
+  value(seq: number): string {
+    const n = this.rnd() < 0.05
+      ? 5000 + Math.floor(this.rnd() * 40_000)
+      : Math.floor(this.rnd() * 20);
     return `${this.#tag}.${seq}_${"x".repeat(n)}`;
   }
 
-  #req(
+  /** One request: bytes, where its reply ends, what it means. */
+  req(
     seq: number,
     bytes: string | Uint8Array,
     end: Req["end"],
@@ -331,23 +337,24 @@ export class ModelClient {
 
   /** A text read of one key (get, gets or mg). */
   #read(key: string, random = true): Req {
-    const seq = ++this.#seq;
-    const r = random ? this.#rnd() : 0;
-    if (r < 0.6) return this.#multi([key], seq, random && this.#rnd() < 0.5 ? "gets" : "get");
-    this.#count("mg");
-    return this.#req(seq, `mg ${key} v f c\r\n`, metaEnd, (b, calm) => {
+    const seq = ++this.seq;
+    const r = random ? this.rnd() : 0;
+    if (r < 0.6) return this.#multi([key], seq, random && this.rnd() < 0.5 ? "gets" : "get");
+    this.count("mg");
+    return this.req(seq, `mg ${key} v f c\r\n`, metaEnd, (b, calm) => {
       const s = latin1(b);
-      if (s === "EN\r\n") return this.#check(key, seq, ABSENT, calm);
+      if (s === "EN\r\n") return this.check(key, seq, ABSENT, calm);
       const m = /^VA (\d+) f(\d+) c(\d+)\r\n/.exec(s);
       if (!m) return this.#error(s, calm);
       const data = s.slice(m[0].length, m[0].length + Number(m[1]));
-      this.#check(key, seq, `${m[2]}|${data}`, calm);
-      this.#token(key, BigInt(m[3]), calm);
+      this.check(key, seq, `${m[2]}|${data}`, calm);
+      this.token(key, BigInt(m[3]), calm);
     });
   }
 
-  #token(key: string, cas: bigint, calm: boolean): void {
-    const m = this.#models.get(key)!;
+  /** A read returned this CAS for `key`. */
+  token(key: string, cas: bigint, calm: boolean): void {
+    const m = this.models.get(key)!;
     m.read(cas, calm && m.wildSince === undefined);
   }
 
@@ -356,13 +363,13 @@ export class ModelClient {
     if (!/^(SERVER_ERROR [^\r\n]*)\r\n$/.test(s)) {
       throw new Error(`not a reply: ${JSON.stringify(s.slice(0, 80))}`);
     }
-    if (calm) this.#t.calmErrors++;
-    else this.#t.faultErrors++;
+    if (calm) this.tally.calmErrors++;
+    else this.tally.faultErrors++;
   }
 
   #multi(keys: string[], seq: number, word: "get" | "gets"): Req {
-    this.#count(keys.length > 1 ? `${word} multi` : word);
-    return this.#req(seq, `${word} ${keys.join(" ")}\r\n`, retrievalEnd, (b, calm) => {
+    this.count(keys.length > 1 ? `${word} multi` : word);
+    return this.req(seq, `${word} ${keys.join(" ")}\r\n`, retrievalEnd, (b, calm) => {
       const s = latin1(b);
       if (s.startsWith("SERVER_ERROR")) return this.#error(s, calm);
       let off = 0, i = 0;
@@ -371,7 +378,7 @@ export class ModelClient {
         if (s.slice(off) === "END\r\n") break;
         const m = re.exec(s.slice(off));
         if (!m || (word === "gets") !== (m[4] !== undefined)) throw new Error("bad VALUE line");
-        while (i < keys.length && keys[i] !== m[1]) this.#check(keys[i++], seq, ABSENT, calm);
+        while (i < keys.length && keys[i] !== m[1]) this.check(keys[i++], seq, ABSENT, calm);
         if (i === keys.length) throw new Error(`VALUE ${m[1]} out of order`);
         const data = s.slice(off + m[0].length, off + m[0].length + Number(m[3]));
         if (
@@ -379,12 +386,12 @@ export class ModelClient {
         ) {
           throw new Error("bad data block");
         }
-        this.#check(keys[i], seq, `${m[2]}|${data}`, calm);
-        if (m[4] !== undefined) this.#token(keys[i], BigInt(m[4]), calm);
+        this.check(keys[i], seq, `${m[2]}|${data}`, calm);
+        if (m[4] !== undefined) this.token(keys[i], BigInt(m[4]), calm);
         i++;
         off += m[0].length + data.length + 2;
       }
-      while (i < keys.length) this.#check(keys[i++], seq, ABSENT, calm);
+      while (i < keys.length) this.check(keys[i++], seq, ABSENT, calm);
     });
   }
 
@@ -399,14 +406,14 @@ export class ModelClient {
   }
 
   #textOp(): Req[] {
-    const seq = ++this.#seq;
-    const r = this.#rnd();
-    const key = this.#pick(this.#keys), ctr = this.#pick(this.#ctrs);
-    const flags = Math.floor(this.#rnd() * 4);
+    const seq = ++this.seq;
+    const r = this.rnd();
+    const key = this.pick(this.plain), ctr = this.pick(this.ctrs);
+    const flags = Math.floor(this.rnd() * 4);
     if (r < 0.25) {
-      const w = this.#pick(["set", "set", "add", "replace", "append", "prepend"] as const);
-      const v = this.#value(seq);
-      this.#count(w);
+      const w = this.pick(["set", "set", "add", "replace", "append", "prepend"] as const);
+      const v = this.value(seq);
+      this.count(w);
       const apply: Apply = (s) => {
         if (w === "set") return `${flags}|${v}`;
         if (w === "add") return s === ABSENT ? `${flags}|${v}` : null;
@@ -419,18 +426,18 @@ export class ModelClient {
           : `${f}|${v}${d}`;
       };
       return [
-        this.#req(seq, `${w} ${key} ${flags} 0 ${v.length}\r\n${v}\r\n`, lineEnd, (b, calm) => {
-          this.#wrote(key, seq, this.#line(b, ["STORED"], ["NOT_STORED"], calm), apply, calm);
+        this.req(seq, `${w} ${key} ${flags} 0 ${v.length}\r\n${v}\r\n`, lineEnd, (b, calm) => {
+          this.wrote(key, seq, this.#line(b, ["STORED"], ["NOT_STORED"], calm), apply, calm);
         }),
       ];
     }
     if (r < 0.31) {
-      const m = this.#models.get(key)!, tok = m.token;
+      const m = this.models.get(key)!, tok = m.token;
       if (tok === undefined) return [this.#read(key)];
-      const v = this.#value(seq);
-      this.#count("cas");
+      const v = this.value(seq);
+      this.count("cas");
       return [
-        this.#req(
+        this.req(
           seq,
           `cas ${key} ${flags} 0 ${v.length} ${tok.cas}\r\n${v}\r\n`,
           lineEnd,
@@ -438,13 +445,16 @@ export class ModelClient {
             const o = this.#line(b, ["STORED"], ["EXISTS", "NOT_FOUND"], calm);
             const was = tok.state;
             if (o === "ok") {
-              this.#t.casStored++;
+              this.tally.casStored++;
               if (was === "stale") {
-                this.#t.bad("cas", `${key} #${seq}: cas with a token from before a write stored`);
+                this.tally.bad(
+                  "cas",
+                  `${key} #${seq}: cas with a token from before a write stored`,
+                );
               }
             }
             if (o === "no" && was === "fresh" && calm && present(m.poss).length === m.poss.size) {
-              this.#t.bad(
+              this.tally.bad(
                 "cas",
                 `${key} #${seq}: cas ${tok.cas} with the token just read failed: ${
                   latin1(b).trim()
@@ -454,10 +464,10 @@ export class ModelClient {
             const apply: Apply = (s) => s === ABSENT ? null : `${flags}|${v}`;
             // EXISTS leaves the item; NOT_FOUND says there is none.
             if (o === "no" && latin1(b) === "NOT_FOUND\r\n") {
-              this.#wrote(key, seq, "no", (s) => s === ABSENT ? null : s, calm);
+              this.wrote(key, seq, "no", (s) => s === ABSENT ? null : s, calm);
             } else if (o === "no") {
-              this.#wrote(key, seq, "no", (s) => s === ABSENT ? "" : null, calm);
-            } else this.#wrote(key, seq, o, apply, calm);
+              this.wrote(key, seq, "no", (s) => s === ABSENT ? "" : null, calm);
+            } else this.wrote(key, seq, o, apply, calm);
           },
         ),
       ];
@@ -465,18 +475,18 @@ export class ModelClient {
     if (r < 0.42) {
       // Counters: set a number, incr/decr (text or ma).
       const k = ctr;
-      const q = this.#rnd();
+      const q = this.rnd();
       if (q < 0.3) {
-        const v = String(Math.floor(this.#rnd() * 1000));
-        this.#count("set ctr");
+        const v = String(Math.floor(this.rnd() * 1000));
+        this.count("set ctr");
         return [
-          this.#req(seq, `set ${k} ${flags} 0 ${v.length}\r\n${v}\r\n`, lineEnd, (b, calm) => {
-            this.#wrote(k, seq, this.#line(b, ["STORED"], [], calm), () => `${flags}|${v}`, calm);
+          this.req(seq, `set ${k} ${flags} 0 ${v.length}\r\n${v}\r\n`, lineEnd, (b, calm) => {
+            this.wrote(k, seq, this.#line(b, ["STORED"], [], calm), () => `${flags}|${v}`, calm);
           }),
         ];
       }
-      const d = BigInt(Math.floor(this.#rnd() * 50));
-      const incr = this.#rnd() < 0.6;
+      const d = BigInt(Math.floor(this.rnd() * 50));
+      const incr = this.rnd() < 0.6;
       const apply = (s: string) => {
         if (s === ABSENT) return null;
         const [f, n] = split(s);
@@ -485,59 +495,59 @@ export class ModelClient {
       };
       const arith = (k: string, num: string | undefined, calm: boolean) => {
         if (num === undefined) {
-          return this.#wrote(k, seq, "no", (s) => s === ABSENT ? null : "", calm);
+          return this.wrote(k, seq, "no", (s) => s === ABSENT ? null : "", calm);
         }
-        const m = this.#models.get(k)!;
+        const m = this.models.get(k)!;
         const fits = new Set(
           [...m.poss].map(apply).filter((x) => x !== null && split(x)[1] === num),
         );
-        this.#wrote(k, seq, "ok", (s) => {
+        this.wrote(k, seq, "ok", (s) => {
           const x = apply(s);
           return x !== null && fits.has(x) ? x : null;
         }, calm);
       };
       if (q < 0.65) {
-        this.#count(incr ? "incr" : "decr");
-        return [this.#req(seq, `${incr ? "incr" : "decr"} ${k} ${d}\r\n`, lineEnd, (b, calm) => {
+        this.count(incr ? "incr" : "decr");
+        return [this.req(seq, `${incr ? "incr" : "decr"} ${k} ${d}\r\n`, lineEnd, (b, calm) => {
           const s = latin1(b);
           if (/^\d+\r\n$/.test(s)) return arith(k, s.slice(0, -2), calm);
           if (s === "NOT_FOUND\r\n") return arith(k, undefined, calm);
           this.#error(s, calm);
-          this.#wrote(k, seq, "err", apply, calm);
+          this.wrote(k, seq, "err", apply, calm);
         })];
       }
-      this.#count("ma");
-      return [this.#req(seq, `ma ${k} v${incr ? "" : " MD"} D${d}\r\n`, metaEnd, (b, calm) => {
+      this.count("ma");
+      return [this.req(seq, `ma ${k} v${incr ? "" : " MD"} D${d}\r\n`, metaEnd, (b, calm) => {
         const s = latin1(b);
         const m = /^VA (\d+)\r\n(\d+)\r\n$/.exec(s);
         if (m) return arith(k, m[2], calm);
         if (s === "NF\r\n") return arith(k, undefined, calm);
         this.#error(s, calm);
-        this.#wrote(k, seq, "err", apply, calm);
+        this.wrote(k, seq, "err", apply, calm);
       })];
     }
     if (r < 0.5) {
-      const meta = this.#rnd() < 0.4;
-      this.#count(meta ? "md" : "delete");
+      const meta = this.rnd() < 0.4;
+      this.count(meta ? "md" : "delete");
       const del: Apply = (s) => s === ABSENT ? null : ABSENT;
-      const k = this.#rnd() < 0.2 ? ctr : key;
-      return [this.#req(seq, meta ? `md ${k}\r\n` : `delete ${k}\r\n`, lineEnd, (b, calm) => {
+      const k = this.rnd() < 0.2 ? ctr : key;
+      return [this.req(seq, meta ? `md ${k}\r\n` : `delete ${k}\r\n`, lineEnd, (b, calm) => {
         const o = this.#line(b, [meta ? "HD" : "DELETED"], [meta ? "NF" : "NOT_FOUND"], calm);
-        this.#wrote(k, seq, o, del, calm, true);
-        if (o !== "ok") this.#models.get(k)!.poss.add(ABSENT);
-        if (o === "no") this.#models.get(k)!.poss = new Set([ABSENT]);
+        this.wrote(k, seq, o, del, calm, true);
+        if (o !== "ok") this.models.get(k)!.poss.add(ABSENT);
+        if (o === "no") this.models.get(k)!.poss = new Set([ABSENT]);
       })];
     }
     if (r < 0.54) {
-      this.#count("touch");
-      return [this.#req(seq, `touch ${key} 0\r\n`, lineEnd, (b, calm) => {
-        this.#touched(key, seq, this.#line(b, ["TOUCHED"], ["NOT_FOUND"], calm), calm);
+      this.count("touch");
+      return [this.req(seq, `touch ${key} 0\r\n`, lineEnd, (b, calm) => {
+        this.touched(key, seq, this.#line(b, ["TOUCHED"], ["NOT_FOUND"], calm), calm);
       })];
     }
     if (r < 0.62) {
-      const mode = this.#pick(["S", "E", "R", "A", "P"] as const);
-      const v = this.#value(seq);
-      this.#count(`ms M${mode}`);
+      const mode = this.pick(["S", "E", "R", "A", "P"] as const);
+      const v = this.value(seq);
+      this.count(`ms M${mode}`);
       const apply: Apply = (s) => {
         if (mode === "S") return `${flags}|${v}`;
         if (mode === "E") return s === ABSENT ? `${flags}|${v}` : null;
@@ -546,242 +556,34 @@ export class ModelClient {
         return mode === "R" ? `${flags}|${v}` : mode === "A" ? `${f}|${d}${v}` : `${f}|${v}${d}`;
       };
       return [
-        this.#req(
+        this.req(
           seq,
           `ms ${key} ${v.length} F${flags} M${mode}\r\n${v}\r\n`,
           lineEnd,
           (b, calm) => {
-            this.#wrote(key, seq, this.#line(b, ["HD"], ["NS"], calm), apply, calm);
+            this.wrote(key, seq, this.#line(b, ["HD"], ["NS"], calm), apply, calm);
           },
         ),
       ];
     }
     if (r < 0.8) {
-      const n = 2 + Math.floor(this.#rnd() * 5);
+      const n = 2 + Math.floor(this.rnd() * 5);
       const all = this.keys();
-      const keys = [...new Set(Array.from({ length: n }, () => this.#pick(all)))];
-      return [this.#multi(keys, seq, this.#rnd() < 0.5 ? "gets" : "get")];
+      const keys = [...new Set(Array.from({ length: n }, () => this.pick(all)))];
+      return [this.#multi(keys, seq, this.rnd() < 0.5 ? "gets" : "get")];
     }
-    this.#seq--;
-    return [this.#read(this.#rnd() < 0.2 ? ctr : key)];
-  }
-
-  /** Binary: one loud request, or a getkq group ended by a noop. */
-  #binOp(): Req[] {
-    const seq = ++this.#seq;
-    const r = this.#rnd();
-    const key = this.#pick(this.#keys), ctr = this.#pick(this.#ctrs);
-    const flags = Math.floor(this.#rnd() * 4);
-    const one = (
-      bytes: Uint8Array,
-      op: number,
-      handle: (p: ReturnType<typeof decodeResponse>, calm: boolean) => void,
-    ) =>
-      this.#req(seq, bytes, (b) => responseEnd(b), (b, calm) => {
-        const p = decodeResponse(b);
-        if (p.magic !== 0x81 || p.op !== op || p.opaque !== seq) {
-          throw new Error(`packet op ${p.op} opaque ${p.opaque}, want ${op} ${seq}`);
-        }
-        if (p.status >= 0x80) {
-          if (calm) this.#t.calmErrors++;
-          else this.#t.faultErrors++;
-          return handle(p, calm);
-        }
-        handle(p, calm);
-      });
-    const status = (p: { status: number }, ok: number[], no: number[]): "ok" | "no" | "err" => {
-      if (ok.includes(p.status)) return "ok";
-      if (no.includes(p.status)) return "no";
-      if (p.status >= 0x80) return "err";
-      throw new Error(`status 0x${p.status.toString(16)}`);
-    };
-    const dec = (b: Uint8Array) => latin1(b);
-    if (r < 0.3) {
-      const w = this.#pick([OP.SET, OP.SET, OP.ADD, OP.REPLACE, OP.APPEND, OP.PREPEND]);
-      const m = this.#models.get(key)!,
-        tok = w === OP.SET && this.#rnd() < 0.3 ? m.token : undefined;
-      const v = this.#value(seq);
-      const name = tok ? "bin cas" : `bin ${Object.entries(OP).find(([, o]) => o === w)![0]}`;
-      this.#count(name);
-      const arith = w === OP.APPEND || w === OP.PREPEND;
-      const bytes = packet({
-        op: w,
-        key,
-        value: v,
-        extras: arith ? undefined : setExtras(flags, 0),
-        opaque: seq,
-        cas: tok?.cas,
-      });
-      const apply: Apply = (s) => {
-        if (w === OP.SET) return tok && s === ABSENT ? null : `${flags}|${v}`;
-        if (w === OP.ADD) return s === ABSENT ? `${flags}|${v}` : null;
-        if (s === ABSENT) return null;
-        const [f, d] = split(s);
-        return w === OP.REPLACE
-          ? `${flags}|${v}`
-          : w === OP.APPEND
-          ? `${f}|${d}${v}`
-          : `${f}|${v}${d}`;
-      };
-      return [one(bytes, w, (p, calm) => {
-        const o = status(p, [0], [1, 2, 5]);
-        if (tok) {
-          if (o === "ok" && tok.state === "stale") {
-            this.#t.bad("cas", `${key} #${seq}: binary cas with an old token stored`);
-          }
-          if (o === "no" && tok.state === "fresh" && calm && !m.poss.has(ABSENT)) {
-            this.#t.bad(
-              "cas",
-              `${key} #${seq}: binary cas with the token just read: 0x${p.status.toString(16)}`,
-            );
-          }
-          if (o === "no") {
-            if (p.status === 1) this.#wrote(key, seq, "no", (s) => s === ABSENT ? null : s, calm);
-            else this.#wrote(key, seq, "no", (s) => s === ABSENT ? "" : null, calm);
-            return;
-          }
-        }
-        this.#wrote(key, seq, o, apply, calm);
-      })];
-    }
-    if (r < 0.42) {
-      const incr = this.#rnd() < 0.6, d = BigInt(Math.floor(this.#rnd() * 50));
-      this.#count(incr ? "bin incr" : "bin decr");
-      const apply = (s: string) => {
-        if (s === ABSENT) return null;
-        const [f, n] = split(s);
-        const x = BigInt(n.trim());
-        return `${f}|${incr ? x + d : x > d ? x - d : 0n}`;
-      };
-      if (this.#rnd() < 0.3) {
-        const v = String(Math.floor(this.#rnd() * 1000));
-        this.#count("bin set ctr");
-        return [
-          one(
-            packet({ op: OP.SET, key: ctr, value: v, extras: setExtras(flags, 0), opaque: seq }),
-            OP.SET,
-            (p, calm) => {
-              this.#wrote(ctr, seq, status(p, [0], []), () => `${flags}|${v}`, calm);
-            },
-          ),
-        ];
-      }
-      const op = incr ? OP.INCR : OP.DECR;
-      return [
-        one(
-          packet({ op, key: ctr, extras: arithExtras(d, 0n, 0xffffffff), opaque: seq }),
-          op,
-          (p, calm) => {
-            const o = status(p, [0], [1]);
-            if (o === "ok") {
-              const num = String(new DataView(p.value.buffer, p.value.byteOffset).getBigUint64(0));
-              const m = this.#models.get(ctr)!;
-              const fits = new Set(
-                [...m.poss].map(apply).filter((x) => x !== null && split(x)[1] === num),
-              );
-              this.#wrote(ctr, seq, "ok", (s) => {
-                const x = apply(s);
-                return x !== null && fits.has(x) ? x : null;
-              }, calm);
-            } else if (o === "no") {
-              this.#wrote(ctr, seq, "no", (s) => s === ABSENT ? null : "", calm);
-            } else this.#wrote(ctr, seq, "err", apply, calm);
-          },
-        ),
-      ];
-    }
-    if (r < 0.5) {
-      const k = this.#rnd() < 0.2 ? ctr : key;
-      this.#count("bin delete");
-      return [one(packet({ op: OP.DELETE, key: k, opaque: seq }), OP.DELETE, (p, calm) => {
-        const o = status(p, [0], [1]);
-        this.#wrote(k, seq, o, (s) => s === ABSENT ? null : ABSENT, calm, true);
-        if (o === "err") this.#models.get(k)!.poss.add(ABSENT);
-        if (o === "no") this.#models.get(k)!.poss = new Set([ABSENT]);
-      })];
-    }
-    if (r < 0.55) {
-      this.#count("bin touch");
-      return [
-        one(
-          packet({ op: OP.TOUCH, key, extras: u32Extras(0), opaque: seq }),
-          OP.TOUCH,
-          (p, calm) => {
-            this.#touched(key, seq, status(p, [0], [1]), calm);
-          },
-        ),
-      ];
-    }
-    const hit = (k: string, p: ReturnType<typeof decodeResponse>, calm: boolean) => {
-      const f = new DataView(p.extras.buffer, p.extras.byteOffset).getUint32(0);
-      this.#check(k, seq, `${f}|${dec(p.value)}`, calm);
-      this.#token(k, p.cas, calm);
-    };
-    if (r < 0.75) {
-      // getkq of several keys, then a noop: hits only, in order.
-      const all = this.keys();
-      const keys = [
-        ...new Set(Array.from({ length: 2 + Math.floor(this.#rnd() * 5) }, () => this.#pick(all))),
-      ];
-      this.#count("bin getkq multi");
-      const noop = 0x40000000 + seq;
-      const bytes = concat([
-        ...keys.map((k) => packet({ op: OP.GETKQ, key: k, opaque: seq })),
-        packet({ op: OP.NOOP, opaque: noop }),
-      ]);
-      const req = this.#req(seq, bytes, () => -1, (b, calm) => {
-        let off = 0, i = 0, blind = false;
-        for (;;) {
-          const e = responseEnd(b, off);
-          const p = decodeResponse(b.slice(off, e));
-          off = e;
-          if (p.opaque === noop) {
-            if (p.op !== OP.NOOP || off !== b.length) throw new Error("bad noop");
-            break;
-          }
-          if (p.op !== OP.GETKQ || p.opaque !== seq) {
-            throw new Error(`packet op ${p.op} in a getkq group`);
-          }
-          const k = dec(p.key);
-          if (p.status >= 0x80) {
-            // An error packet names no key: the misses of this group are not checked from here.
-            if (calm) this.#t.calmErrors++;
-            else this.#t.faultErrors++;
-            blind = true;
-            continue;
-          }
-          if (p.status !== 0) throw new Error(`getkq status ${p.status}`);
-          while (i < keys.length && keys[i] !== k) {
-            if (blind) i++;
-            else this.#check(keys[i++], seq, ABSENT, calm);
-          }
-          if (i === keys.length) throw new Error(`getkq ${k} out of order`);
-          hit(keys[i++], p, calm);
-        }
-        while (i < keys.length && !blind) this.#check(keys[i++], seq, ABSENT, calm);
-      });
-      req.untilOpaque = noop;
-      return [req];
-    }
-    const k = this.#rnd() < 0.2 ? ctr : key;
-    const op = this.#rnd() < 0.5 ? OP.GET : OP.GETK;
-    this.#count(op === OP.GET ? "bin get" : "bin getk");
-    return [one(packet({ op, key: k, opaque: seq }), op, (p, calm) => {
-      const o = status(p, [0], [1]);
-      if (o === "no") this.#check(k, seq, ABSENT, calm);
-      else if (o === "ok") {
-        if (op === OP.GETK && dec(p.key) !== k) throw new Error("getk key");
-        hit(k, p, calm);
-      }
-    })];
+    this.seq--;
+    return [this.#read(this.rnd() < 0.2 ? ctr : key)];
   }
 }
 
-function show(poss: Set<string>): string {
+/** Possible states, short, for reports. */
+export function show(poss: Set<string>): string {
   return [...poss].map((x) => x === ABSENT ? "<miss>" : JSON.stringify(x.slice(0, 30))).join("|");
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
+/** Concatenated bytes. */
+export function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) out.set(p, o), o += p.length;
