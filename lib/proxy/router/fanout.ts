@@ -88,14 +88,14 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     : ReplyKind.HD;
   // Backups get it once the primary answered: copies of earlier writes to
   // the same key (issued on the primary's replies) stay ahead of it.
-  // `only` / `except`: one copy (by index) / every copy but one.
-  const toBackups = (only = -1, except = -1) => {
-    if (only < 0) answered();
+  // `except`: every copy but that one (by index).
+  const toBackups = (except = -1) => {
+    answered();
     if (slot >= 0) core.deletes[slot]++;
     const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
     const copies = core.copiesOf(key, 0, key.length);
     for (let i = 0; i < copies.length; i++) {
-      if ((only >= 0 && i !== only) || i === except) continue;
+      if (i === except) continue;
       const b = copies[i];
       if (!b.up) {
         b.markDirty(key);
@@ -125,12 +125,31 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   // The primary failed or was skipped: earlier writes of the key that failed over went to
   // the first clean copy, and their results reach the other copies only once it answered.
   // This goes the same way (that copy first, the others on its answer), or it would reach
-  // them before such a write's copy, which would then bring the item back there.
-  const failedOver = async () => {
-    const first = core.upBackup(core.copiesOf(key, 0, key.length), 0, key);
-    if (first < 0) return await Promise.all(toBackups());
-    const head = await Promise.all(toBackups(first));
-    return [...head, ...await Promise.all(toBackups(-1, first))];
+  // them before such a write's copy, which would then bring the item back there. The others
+  // are sent in the answer's callback, before any later reply from that copy is handled: a
+  // read answered a miss there next would otherwise ask the others before this reached them.
+  const failedOver = (): Promise<{ r: Reply | null; b: Backend }[]> => {
+    const copies = core.copiesOf(key, 0, key.length);
+    const first = core.upBackup(copies, 0, key);
+    if (first < 0) return Promise.all(toBackups());
+    const b = copies[first];
+    if (slot >= 0) core.deletes[slot]++;
+    return new Promise((resolve) => {
+      const rest = (head: { r: Reply | null; b: Backend }) => {
+        Promise.all(toBackups(first)).then((got) => resolve([head, ...got]));
+      };
+      core.call(b, op, copyParts, (r) => {
+        if (isErrorKind(r.kind)) {
+          b.markDirty(key);
+          core.backupWriteFailed(b, decodeAscii(r.bytes, 0, Math.min(r.bytes.length, 200)).trim());
+          rest({ r: null, b });
+        } else rest({ r, b });
+      }, (e) => {
+        b.lost(key);
+        core.backupWriteFailed(b, errorText(e));
+        rest({ r: null, b });
+      });
+    });
   };
   const answer = (bytes: Uint8Array) => {
     const drop = noreply || (quiet && bytes[0] === 72 && bytes[1] === 68); // HD
