@@ -77,3 +77,44 @@ Deno.test({
     }
   },
 });
+
+const CAS_NAME =
+  "proxy: an mg with c answered from the backup is not re-read from the primary after a later write reached it";
+Deno.test({
+  name: CAS_NAME,
+  ignore: ignoreUnless(CAS_NAME, ["memcached"]),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    // The primary misses (the backup has the item), the hit is repaired onto it, and for the
+    // primary's CAS it is asked again: a set sent meanwhile, after the mg, is there by then.
+    const primary = await startMemcached(), backup = await startMemcached();
+    const relay = startRelay(primary.port);
+    relay.setLatency(100);
+    const proxy = await startMemrep([
+      "proxy",
+      "-s",
+      `127.0.0.1:${relay.port}`,
+      "-b",
+      `127.0.0.1:${backup.port}`,
+      "--timeout",
+      "5000",
+    ]);
+    const c = await connect(proxy.port), onBackup = await connect(backup.port);
+    try {
+      equal(await onBackup.request("set k 0 0 3\r\nold"), "STORED\r\n");
+      await c.send("mg k v c\r\n");
+      await new Promise((r) => setTimeout(r, 280)); // the primary's miss is in (100 ms each way), the repair on its way
+      await c.send("set k 0 0 3\r\nnew\r\n");
+      const reply = await c.readUntilText(/STORED\r\n/, 10_000);
+      const m = /^VA 3 c\d+\r\n(\w+)\r\nSTORED\r\n$/.exec(reply);
+      equal(m?.[1], "old", JSON.stringify(reply));
+    } finally {
+      await c.close();
+      await onBackup.close();
+      await proxy.stop();
+      await relay.close();
+      for (const s of [primary, backup]) await s.stop();
+    }
+  },
+});

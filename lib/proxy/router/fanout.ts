@@ -87,11 +87,15 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     : ReplyKind.HD;
   // Backups get it once the primary answered: copies of earlier writes to
   // the same key (issued on the primary's replies) stay ahead of it.
-  const toBackups = () => {
+  // `except`: every copy but that one (by index).
+  const toBackups = (except = -1) => {
     answered();
     if (slot >= 0) core.deletes[slot]++;
     const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
-    for (const b of core.copiesOf(key, 0, key.length)) {
+    const copies = core.copiesOf(key, 0, key.length);
+    for (let i = 0; i < copies.length; i++) {
+      if (i === except) continue;
+      const b = copies[i];
       if (!b.up) {
         b.markDirty(key);
         continue;
@@ -117,16 +121,48 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     }
     return replies;
   };
+  // The primary failed or was skipped: earlier writes of the key that failed over went to
+  // the first clean copy, and their results reach the other copies only once it answered.
+  // This goes the same way (that copy first, the others on its answer), or it would reach
+  // them before such a write's copy, which would then bring the item back there. The others
+  // are sent in the answer's callback, before any later reply from that copy is handled: a
+  // read answered a miss there next would otherwise ask the others before this reached them.
+  const failedOver = (): Promise<{ r: Reply | null; b: Backend }[]> => {
+    const copies = core.copiesOf(key, 0, key.length);
+    const first = core.upBackup(copies, 0, key);
+    if (first < 0) return Promise.all(toBackups());
+    const b = copies[first];
+    if (slot >= 0) core.deletes[slot]++;
+    return new Promise((resolve) => {
+      const rest = (head: { r: Reply | null; b: Backend }) => {
+        Promise.all(toBackups(first)).then((got) => resolve([head, ...got]));
+      };
+      core.call(b, op, copyParts, (r) => {
+        if (isErrorKind(r.kind)) {
+          b.markDirty(key);
+          core.backupWriteFailed(b, decodeAscii(r.bytes, 0, Math.min(r.bytes.length, 200)).trim());
+          rest({ r: null, b });
+        } else rest({ r, b });
+      }, (e) => {
+        b.lost(key);
+        core.backupWriteFailed(b, errorText(e));
+        rest({ r: null, b });
+      });
+    });
+  };
   const answer = (bytes: Uint8Array) => {
     const drop = noreply || (quiet && bytes[0] === 72 && bytes[1] === 68); // HD
     sink.fill(ticket, drop ? EMPTY_PARTS : bytes);
   };
   // The primary missed (restarted empty?) or failed: a backup's success counts.
   const fromBackups = async (r: Reply | null) => {
-    const got = await Promise.all(toBackups());
+    // A copy dirty for the key may still hold an item deleted since (its delete was lost):
+    // its answer is not the key's state (a touch of a deleted key answered TOUCHED).
+    const all = r === null ? await failedOver() : await Promise.all(toBackups());
+    const got = all.filter((x) => !x.b.isDirty(key));
     const hit = got.find((x) => x.r !== null && x.r.kind === success);
     if (hit !== undefined) {
-      if (op === Op.TOUCH && r !== null && primary.up && !hit.b.isDirty(key)) {
+      if (op === Op.TOUCH && r !== null && primary.up) {
         repairFrom(core, hit.b, primary, key);
       }
       if (r === null) return (hit.r as Reply).bytes;

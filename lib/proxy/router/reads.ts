@@ -191,8 +191,9 @@ async function metaGetFromBackups(
       ttlToExptime(item.ttl),
     );
     if (!wantsCas) return r;
-    // The CAS must be the primary's: ask the primary again once repaired.
-    if ((await repaired) === null) return r;
+    // The CAS must be the primary's: ask the primary again once repaired, unless a write of
+    // the key was sent since the mg (it is on the primary by then: the mg would return it).
+    if ((await repaired) === null || core.writtenSince(key, since)) return r;
     const again = await core.ask(primary, Op.MG, parts).catch(() => null);
     return again !== null && again.kind !== ReplyKind.EN ? again : r;
   }

@@ -6,7 +6,7 @@
  */
 
 import { type Reply, ReplyKind } from "../../client/mod.ts";
-import { ascii, Op } from "../../protocol/mod.ts";
+import { ascii, base64Decode, MAX_KEY_LENGTH, Op } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
 import type { Backend } from "../pool.ts";
 import {
@@ -65,9 +65,20 @@ export function repair(
     if (r.kind !== ReplyKind.NS) core.stats.repairErrors++;
     return null;
   }, () => {
+    // Timed out or cut: the add may still land there late, after a delete of the key sent
+    // since on another connection, and bring the item back. The key is lost there, as a
+    // write's would be, so it is cleaned once such bytes can no longer arrive.
+    primary.lost(keyOf(keyToken, binary));
     core.stats.repairErrors++;
     return null;
   });
+}
+
+/** The key a (meta, maybe base64) key token names. */
+function keyOf(keyToken: Uint8Array, binary: boolean): Uint8Array {
+  if (!binary) return keyToken;
+  const out = new Uint8Array(MAX_KEY_LENGTH);
+  return out.subarray(0, base64Decode(keyToken, 0, keyToken.length, out));
 }
 
 /** Copy a key from a backup to its primary (after a touch found it only on the backup). */

@@ -79,6 +79,8 @@ interface WriteCtx {
   retried: boolean;
   /** The flush epoch the write was made in (see RouterCore.epoch). */
   epoch: number;
+  /** The core's write count once this write was counted (see RouterCore.writtenSince). */
+  since: number;
 }
 
 /** A storage or arithmetic command, its copies to the backups included. */
@@ -176,8 +178,10 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
     quiet,
     retried: false,
     epoch: core.epoch,
+    since: 0,
   };
   core.wrote(ctx.key);
+  ctx.since = core.writeSeq;
   // A key not cleaned on the primary yet is written where its truth is: the backup.
   if (primary.up && !primary.isDirty(ctx.key)) writeTo(core, ctx, primary, -1);
   else writeToBackup(core, ctx, 0, false);
@@ -281,7 +285,13 @@ function written(
   answer(ctx, r);
 }
 
-/** A conditional write missed on the primary: copy the item from a backup, then retry. */
+/**
+ * A conditional write missed on the primary: copy the item from a backup,
+ * then retry. Not when a write of the key (by slot) was sent after this one:
+ * it is on the primary by then (and its copy maybe on the backups), so the
+ * retry would land after it, and memcached runs this write first. The
+ * primary's miss is the answer then.
+ */
 async function repairThenRetry(
   core: RouterCore,
   ctx: WriteCtx,
@@ -289,10 +299,12 @@ async function repairThenRetry(
 ): Promise<boolean> {
   const guard = core.guard(ctx.key, ctx.epoch);
   for (const b of ctx.copies) {
+    if (core.writtenSince(ctx.key, ctx.since)) return false;
     // A copy dirty for the key lost its latest writes: its item must not come back.
     if (!b.up || b.isDirty(ctx.key)) continue;
     const item = await core.ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).catch(() => null);
     if (item === null || item.kind !== ReplyKind.VA) continue;
+    if (core.writtenSince(ctx.key, ctx.since)) return false;
     core.stats.fallbacks++;
     await repair(
       core,
@@ -304,6 +316,7 @@ async function repairThenRetry(
       item.flags,
       ttlToExptime(item.ttl),
     );
+    if (core.writtenSince(ctx.key, ctx.since)) return false;
     writeTo(core, ctx, primary, -1);
     return true;
   }

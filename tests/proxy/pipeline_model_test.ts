@@ -1,0 +1,302 @@
+/**
+ * An adversarial model-based test of the proxy's pipelines: client
+ * connections (text/meta and binary) each own their keys and pipeline
+ * random batches of every kind of write and read without waiting, while
+ * relays in front of every primary and backup add per-server latency (so
+ * replies come back in any order), hang, stall, cut, black-hole, refuse and
+ * hold links, primaries are killed and restarted empty and backups stopped
+ * and continued. memcached runs one connection's requests in order, so the
+ * model (./pipeline_model.ts) knows each read's answer: the state after
+ * every earlier request of the connection. A stale, deleted or later
+ * (pipelined after the read) value, a wrong CAS outcome, a reply that is
+ * not memcached's, or a hang is counted and must not occur; a miss is
+ * allowed only around a fault or where a fault could have lost the key
+ * (its primary killed: until a write sent after the kill sets it, any
+ * earlier value may come back, a later one still may not).
+ *
+ * Runs with MEMREP_SEEDS set: a count of random seeds (up to 1000), a
+ * seed, or a list ("1,2,3"); seeds in the test names. It still finds open
+ * defects (README, Limits: an `add` stored on a primary that lost a key a
+ * backup holds; a read overtaking a conditional write's repair-and-retry;
+ * older values from a backup under latency/hang faults), so it is not in
+ * the default run yet. Also:
+ * MEMREP_MODEL_FAULTS (a RegExp of fault names), MEMREP_MODEL_PROTO
+ * (text|binary), MEMREP_MODEL_DIRECT (clients on a memcached itself, no
+ * faults wanted: checks the model), MEMREP_MODEL_LOG (file prefix: the
+ * proxy's -vv log, trails and key states of a failing seed),
+ * MEMREP_MODEL_MS (fault phase length), MEMREP_MODEL_VERBOSE.
+ */
+
+import { equal } from "../helpers/assert.ts";
+import {
+  connect,
+  ignoreUnless,
+  mulberry32,
+  type ProcessHandle,
+  type Relay,
+  startMemcached,
+  startMemrep,
+  startRelay,
+} from "../helpers/mod.ts";
+import { proxyStats, sleep } from "./cluster.ts";
+import { metaEnd } from "../helpers/conn.ts";
+import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
+import { ModelClient, type Weather } from "./pipeline_clients.ts";
+import { Tally } from "./pipeline_model.ts";
+
+const enc = new TextEncoder();
+const RUN_MS = Number(Deno.env.get("MEMREP_MODEL_MS") ?? 6000);
+
+/** Until every backend is up, clean and refilled (false after `ms`). */
+async function healthy(port: number, ms = 30_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const st = await proxyStats(port).catch(() => new Map<string, string>());
+    const good = st.size > 0 &&
+      [...st].every(([k, v]) =>
+        (!k.endsWith(":state") || v === "up") && (!k.endsWith(":dirty_keys") || v === "0") &&
+        (!k.endsWith(":refill") || v === "none" || v === "done")
+      );
+    if (good) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+interface Node {
+  mc: ProcessHandle;
+  relay: Relay;
+  role: "server" | "backup";
+  stopped: boolean;
+}
+
+/** Client `i` speaks binary: the first one, and about a third of the others (MEMREP_MODEL_PROTO: "text"/"binary" only). */
+function binaryClient(i: number, r: number): boolean {
+  const only = Deno.env.get("MEMREP_MODEL_PROTO");
+  if (only === "text" || only === "binary") return only === "binary";
+  return i === 0 || r < 0.3;
+}
+
+/** The fault `f` picks below (MEMREP_MODEL_FAULTS, a RegExp, runs only the matching ones). */
+function faultName(f: number, role: string): string {
+  const names: [number, string][] = [
+    [0.12, "latency"],
+    [0.24, "pause"],
+    [0.32, "stall"],
+    [0.42, "drop"],
+    [0.52, "holdLinks"],
+    [0.58, "blackhole"],
+    [0.64, "refuse"],
+  ];
+  for (const [to, name] of names) if (f < to) return name;
+  if (f < 0.85 && role === "server") return "kill";
+  return role === "backup" ? "sigstop" : "none";
+}
+
+const onlyFaults = Deno.env.get("MEMREP_MODEL_FAULTS");
+const only = onlyFaults ? new RegExp(`^(${onlyFaults})$`) : undefined;
+
+async function scenario(seed: number): Promise<void> {
+  const rnd = mulberry32(seed);
+  const nServers = 2 + Math.floor(rnd() * 2), nBackups = 1 + Math.floor(rnd() * 2);
+  const timeout = 150 + Math.floor(rnd() * 350);
+  const nodes: Node[] = [];
+  for (let i = 0; i < nServers + nBackups; i++) {
+    const mc = await startMemcached();
+    nodes.push({
+      mc,
+      relay: startRelay(mc.port),
+      role: i < nServers ? "server" : "backup",
+      stopped: false,
+    });
+  }
+  const args = ["proxy"];
+  for (const n of nodes) args.push(n.role === "server" ? "-s" : "-b", `127.0.0.1:${n.relay.port}`);
+  args.push("--timeout", String(timeout), "--retry", "100");
+  if (Deno.env.get("MEMREP_MODEL_LOG")) args.push("-vv");
+  const proxy = await startMemrep(args);
+  const tally = new Tally();
+  const w: Weather = { epoch: 0, calm: true, stop: false };
+  const clients = Array.from(
+    { length: 2 + Math.floor(rnd() * 3) },
+    (_, i) =>
+      new ModelClient(
+        mulberry32(seed * 7 + i),
+        tally,
+        w,
+        `s${seed}c${i}`,
+        binaryClient(i, rnd()),
+        12,
+      ),
+  );
+  const log: string[] = [];
+  const inspect = async (key: string) => {
+    const out: string[] = [];
+    for (const n of nodes) {
+      try {
+        const c = await connect(n.mc.port);
+        const r = await c.request(`mg ${key} v f\r\n`, metaEnd, 2000).catch((e) => `${e}`);
+        await c.close();
+        out.push(`${n.role}:${n.relay.port}=${r.replace(/\r\n/g, " ").slice(0, 40)}`);
+      } catch (e) {
+        out.push(`${n.role}:${n.relay.port}=${e}`);
+      }
+    }
+    return out.join(", ") + ` @${Date.now() % 100000}`;
+  };
+  if (Deno.env.get("MEMREP_MODEL_LOG")) { for (const c of clients) c.inspect = inspect; }
+  try {
+    // MEMREP_MODEL_DIRECT: the clients talk to the first memcached itself (checks the model).
+    const target = Deno.env.get("MEMREP_MODEL_DIRECT") ? nodes[0].mc.port : proxy.port;
+    const runs = clients.map((c) => c.run(target));
+    const primaries = nodes.filter((n) => n.role === "server");
+    const ring = new Ketama(
+      primaries.map((n) => ({ name: ketamaName("127.0.0.1", n.relay.port), weight: 1 })),
+    );
+    const end = Date.now() + RUN_MS;
+    const lat = () => rnd() < 0.5 ? 0 : Math.floor(rnd() * rnd() * timeout * 0.6);
+    for (const n of nodes) n.relay.setLatency(lat());
+    while (Date.now() < end) {
+      await sleep(50 + rnd() * 300);
+      const n = nodes[Math.floor(rnd() * nodes.length)];
+      const f = rnd();
+      if (only !== undefined && !only.test(faultName(f, n.role))) continue;
+      w.epoch++;
+      w.calm = false;
+      const hold = 100 + rnd() * 2 * timeout + (rnd() < 0.3 ? rnd() * 2500 : 0);
+      const name = `${n.role}:${n.relay.port}@${Date.now() % 100000}`;
+      if (f < 0.12) {
+        log.push(`latency ${name}`);
+        n.relay.setLatency(Math.floor(rnd() * timeout * 1.5));
+        await sleep(hold);
+        n.relay.setLatency(lat());
+      } else if (f < 0.24) {
+        log.push(`pause ${name}`);
+        n.relay.pause();
+        await sleep(hold);
+        n.relay.resume();
+      } else if (f < 0.32) {
+        const toTarget = rnd() < 0.5;
+        log.push(`stall ${toTarget ? "to" : "from"} ${name}`);
+        n.relay.stall(toTarget);
+        await sleep(hold);
+        n.relay.resume();
+      } else if (f < 0.42) {
+        log.push(`drop ${name}`);
+        n.relay.drop();
+      } else if (f < 0.52) {
+        log.push(`holdLinks ${name}`);
+        const release = n.relay.holdLinks();
+        await sleep(hold);
+        release();
+      } else if (f < 0.58) {
+        log.push(`blackhole ${name}`);
+        n.relay.blackhole(true);
+        await sleep(hold);
+        n.relay.blackhole(false);
+        n.relay.drop();
+      } else if (f < 0.64) {
+        log.push(`refuse ${name}`);
+        n.relay.refuse(true);
+        n.relay.drop();
+        await sleep(hold);
+        n.relay.refuse(false);
+      } else if (f < 0.85 && n.role === "server") {
+        // kill -9, restart empty on the same port. Lossless while every backup is healthy
+        // (the backups hold every key); otherwise this primary's keys may be gone.
+        log.push(`kill ${name}`);
+        n.mc.kill("SIGKILL");
+        await n.mc.status;
+        // Copies of the writes it answered last may not have reached the backups.
+        const idx = primaries.indexOf(n), at = Date.now();
+        for (const c of clients) {
+          c.lose(c.keys().filter((k) => ring.pick(enc.encode(k), 0, k.length) === idx), at);
+        }
+        await sleep(rnd() * timeout);
+        n.mc = await startMemcached([], { port: n.mc.port });
+      } else if (n.role === "backup") {
+        log.push(`sigstop ${name}`);
+        n.mc.kill("SIGSTOP");
+        await sleep(hold);
+        n.mc.kill("SIGCONT");
+      } else continue;
+      if (rnd() < 0.7) {
+        const ok = await healthy(proxy.port);
+        if (!ok) throw new Error(`not healthy after ${log.at(-1)}`);
+        w.calm = true;
+        log.push(`calm@${Date.now() % 100000}`);
+      }
+    }
+    for (const n of nodes) n.relay.setLatency(0);
+    equal(await healthy(proxy.port), true, "the proxy took every backend back");
+    w.calm = true;
+    w.stop = true;
+    await Promise.all(runs);
+    for (const c of clients) await c.final(target);
+  } catch (e) {
+    tally.reports.push(`error: ${e}`);
+    tally.counts.hang++;
+  } finally {
+    w.stop = true;
+    await proxy.stop();
+    for (const n of nodes) {
+      n.mc.kill("SIGCONT");
+      await n.relay.close();
+      await n.mc.stop();
+    }
+  }
+  const kinds = new Map<string, number>();
+  for (const c of clients) for (const [k, v] of c.sent) kinds.set(k, (kinds.get(k) ?? 0) + v);
+  const summary =
+    `seed ${seed}: ${nServers} primaries, ${nBackups} backups, --timeout ${timeout}, ` +
+    `${clients.length} clients; reads ${tally.reads} (hits ${tally.hits}, misses in faults ` +
+    `${tally.faultMisses}), writes ${tally.writes}, cas stored ${tally.casStored}, errors ` +
+    `${tally.faultErrors} in faults / ${tally.calmErrors} calm; violations ${
+      JSON.stringify(tally.counts)
+    }`;
+  const logTo = Deno.env.get("MEMREP_MODEL_LOG");
+  if (logTo && tally.total() > 0) {
+    const text = [summary, ...log, ...tally.reports, ...proxy.outputLines()].join("\n");
+    Deno.writeTextFileSync(`${logTo}-${seed}.log`, text);
+  }
+  if (Deno.env.get("MEMREP_MODEL_VERBOSE")) {
+    console.log(summary);
+    console.log(`  faults: ${log.join(", ")}`);
+    console.log(`  requests: ${[...kinds].map(([k, v]) => `${k} ${v}`).join(", ")}`);
+  }
+  equal(
+    tally.total(),
+    0,
+    `${summary}\nfaults: ${log.join(", ")}\n${
+      tally.reports.join("\n")
+    }\n(replay: MEMREP_SEEDS=${seed})`,
+  );
+}
+
+function seeds(): number[] {
+  const env = Deno.env.get("MEMREP_SEEDS");
+  if (env && env.includes(",")) return env.split(",").map(Number);
+  if (env && /^\d+$/.test(env) && Number(env) > 1000) return [Number(env)];
+  const n = env ? Number(env) : 0;
+  return Array.from({ length: n }, () => 1 + Math.floor(Math.random() * 1e9));
+}
+
+const chosen = seeds();
+if (chosen.length === 0) {
+  Deno.test({
+    name: "proxy pipelines under faults (MEMREP_SEEDS=<count> runs it)",
+    ignore: true,
+    fn() {},
+  });
+}
+for (const seed of chosen) {
+  const name =
+    `proxy pipelines under faults answer each read with its connection's last write (seed ${seed})`;
+  Deno.test({
+    name,
+    ignore: ignoreUnless(name, ["memcached"]),
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: () => scenario(seed),
+  });
+}
