@@ -89,14 +89,50 @@ function quote(s: string): string {
   return `'${s.replaceAll("'", `'\\''`)}'`;
 }
 
-/** The `memcached` the suite spawns: memrep serve, or the reference. */
-function wrapper(): string {
-  if (memrepTarget() === "memcached") {
-    const root = Deno.uid() === 0 ? " -u root" : ""; // memcached refuses root without -u
-    return `#!/bin/sh\nexec /usr/bin/memcached${root} "$@"\n`;
+const ROOT = Deno.uid() === 0 ? " -u root" : ""; // memcached refuses root without -u
+
+/** The port of the suite's default server (`memcached_persistent`), the proxy's in proxy mode. */
+export const DALLI_PORT = 21345;
+
+/**
+ * The `memcached` the suite spawns: memrep serve, or the reference. In proxy
+ * mode its default port is the proxy's: a spawn there stands in (a process
+ * the harness can stop) and every other one is memcached.
+ */
+function wrapper(proxy: boolean): string {
+  if (proxy) {
+    return `#!/bin/sh\ncase " $* " in *" -p ${DALLI_PORT} "*) exec sleep 100000;; esac\n` +
+      `exec /usr/bin/memcached${ROOT} "$@"\n`;
   }
+  if (memrepTarget() === "memcached") return `#!/bin/sh\nexec /usr/bin/memcached${ROOT} "$@"\n`;
   const { cmd, args } = memrepCommand();
   return `#!/bin/sh\nexec ${[cmd, ...args, "serve"].map(quote).join(" ")} "$@"\n`;
+}
+
+/** What part of the suite {@linkcode runDalli} runs, and against what. */
+export interface DalliRun {
+  /** Only the tests of these `Class#test` names. */
+  only?: string[];
+  /** Only these files (test/...rb); default every test/**\/test_*.rb. */
+  files?: string[];
+  /** Leave out the tests of these `Class#test` names. */
+  exclude?: string[];
+  /**
+   * Serve the suite's default port with `memrep proxy` in front of one
+   * memcached (started before the suite, in its namespace).
+   */
+  proxy?: boolean;
+}
+
+/** Shell lines that start memcached and `memrep proxy` on {@linkcode DALLI_PORT}, and wait for it. */
+function proxyStart(): string {
+  const { cmd, args } = memrepCommand();
+  const proxy = [cmd, ...args, "proxy", "-l", "127.0.0.1", "-p", String(DALLI_PORT)];
+  const wait = `require "socket"; 200.times { begin; TCPSocket.new("127.0.0.1", ` +
+    `${DALLI_PORT}).close; exit 0; rescue SystemCallError; sleep 0.05; end }; exit 1`;
+  return `/usr/bin/memcached${ROOT} -l 127.0.0.1 -p 11311 -U 0 & ` +
+    `${proxy.map(quote).join(" ")} -s 127.0.0.1:11311 & ` +
+    `${RUBY} -e ${quote(wait)} || { echo "memrep proxy did not answer"; exit 1; }; `;
 }
 
 /** Names of the failures and errors in minitest's report. */
@@ -114,7 +150,8 @@ function escapeRegExp(s: string): string {
  * Runs the suite (or, with `only`, the tests of those `Class#test` names)
  * in a fresh folder inside a private network namespace.
  */
-export async function runDalli(only?: string[]): Promise<MinitestRun> {
+export async function runDalli(run: DalliRun = {}): Promise<MinitestRun> {
+  const { only, files, exclude, proxy = false } = run;
   const dir = await Deno.makeTempDir({ prefix: "memrep-dalli-" });
   try {
     await suiteSource()!(dir);
@@ -123,14 +160,17 @@ export async function runDalli(only?: string[]): Promise<MinitestRun> {
     await Deno.mkdir(`${dir}/stub/bundler`, { recursive: true });
     await Deno.writeTextFile(`${dir}/stub/bundler/setup.rb`, "require 'dalli/version'\n");
     await Deno.mkdir(`${dir}/bin`);
-    await Deno.writeTextFile(`${dir}/bin/memcached`, wrapper(), { mode: 0o755 });
+    await Deno.writeTextFile(`${dir}/bin/memcached`, wrapper(proxy), { mode: 0o755 });
     const args = ["-v", "--seed", "1"];
-    if (only) args.push("-n", `/^(${only.map(escapeRegExp).join("|")})$/`);
+    const names = (list: string[]) => `/^(${list.map(escapeRegExp).join("|")})$/`;
+    if (only) args.push("-n", names(only));
+    if (exclude) args.push("-e", names(exclude));
     // error_highlight (Ruby 3.1) appends code snippets to NameError messages that two
     // ValueSerializer tests compare whole: off, they pass on memcached as upstream.
-    const load = `Dir["test/**/test_*.rb"].sort.each { |f| require "./" + f }`;
-    const script = `ip link set lo up && exec ${RUBY} --disable=error_highlight -Istub -Itest ` +
-      `-e ${quote(load)} -- "$@"`;
+    const list = files ? `%w[${files.join(" ")}]` : `Dir["test/**/test_*.rb"].sort`;
+    const load = `${list}.each { |f| require "./" + f }`;
+    const script = `ip link set lo up && ${proxy ? proxyStart() : ""}` +
+      `exec ${RUBY} --disable=error_highlight -Istub -Itest -e ${quote(load)} -- "$@"`;
     const proc = new Deno.Command("unshare", {
       // A PID namespace too: when ruby ends, the servers it left running (its retried starts
       // orphan the first one) end with it.
