@@ -38,8 +38,8 @@ import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
 /** The module extra serve threads run (compile.sh --include's it). */
 const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
 import { errorText } from "../transport/mod.ts";
-import { createReplicationShare, decodeResume, Replicator } from "../replication/mod.ts";
-import { type MetricsEndpoint, serveMetrics, startMetricsEndpoint } from "../metrics/mod.ts";
+import type { Replicator } from "../replication/mod.ts";
+import type { MetricsEndpoint } from "../metrics/mod.ts";
 
 const SPEC: FlagSpec = {
   port: { type: "string", short: "p" },
@@ -190,6 +190,9 @@ export async function serveMain(argv: string[]): Promise<number> {
   const args = normalizeArgs(argv);
   const v = parseFlags(args, SPEC, "serve");
   if (v.help) {
+    // memcached -h opens with its version line: client test kits read it there
+    // (Dalli's finds its server with `memcached -h | head -1`).
+    console.log(`memcached ${VERSION}\n`);
     console.log(SERVE_HELP);
     return 0;
   }
@@ -340,11 +343,14 @@ export async function serveMain(argv: string[]): Promise<number> {
     unixSocket,
     unixMask,
   };
+  // Replication and metrics load only when asked for: a plain serve listens sooner (client
+  // test kits spawn memcached and talk to it ~0.1 s later).
+  const repl = replication ? await import("../replication/mod.ts") : undefined;
   let server: Server;
   try {
     const warm = memoryFile ? warmEngine(memoryFile, options) : null;
-    if (replication && warm?.extra) {
-      const state = decodeResume(warm.extra);
+    if (repl && replication && warm?.extra) {
+      const state = repl.decodeResume(warm.extra);
       if (typeof state === "string") {
         console.error(`[restart] ${memoryFile}: ${state}, ignored (the peer sends a full copy)`);
       } else replication.resume = state;
@@ -383,6 +389,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   // Scrapes run on this thread's event loop, between batches; they only read counters.
   let metrics: MetricsEndpoint | undefined;
   if (metricsAddr) {
+    const { serveMetrics, startMetricsEndpoint } = await import("../metrics/mod.ts");
     try {
       metrics = startMetricsEndpoint(
         metricsAddr,
@@ -398,8 +405,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     log.info(`memrep serve: metrics on http://${metricsFlag}/metrics`);
   }
   // Worker threads queue their changes for the main thread's replicator through `share`.
-  const share = replication && threads > 1
-    ? createReplicationShare(
+  const share = repl && replication && threads > 1
+    ? repl.createReplicationShare(
       maxItemSize,
       replication.sync,
       replication.syncDegrade,
@@ -418,10 +425,14 @@ export async function serveMain(argv: string[]): Promise<number> {
   // not answer with what changed there meanwhile: no thread accepts before that (with -p 0 the
   // main thread must bind first to pick the port the workers join).
   const warmReplica = replication?.resume !== undefined && !picksPort;
-  // Workers listen first, then replication records changes, then the main thread listens:
-  // no window where the port answers and then refuses, nor a write before replication.
+  // Without replication the main thread listens first and the workers join (SO_REUSEPORT):
+  // the port answers without waiting for them to load (memcached answers within
+  // milliseconds, and client test kits count on it). With replication the workers listen
+  // first, then replication records changes, then the main thread listens: no write before
+  // replication records it.
   try {
-    if (threads > 1 && picksPort) server.listen(); // the workers join the ports it picks
+    // -p 0: the workers join the ports it picks
+    if (threads > 1 && (picksPort || !replication)) server.listen();
     if (threads > 1) {
       workers = await startThreads(server, options, threads, WORKER_URL, share, {
         deferListen: warmReplica,
@@ -432,7 +443,9 @@ export async function serveMain(argv: string[]): Promise<number> {
     await metrics?.close();
     throw cannotListen(err);
   }
-  const replicator = replication ? new Replicator(server, replication, share) : undefined;
+  const replicator = repl && replication
+    ? new repl.Replicator(server, replication, share)
+    : undefined;
   running.replicator = replicator;
   // Restored CAS values are versions: the clock must never issue one below them (a saved
   // replication state has the clock that issued or saw them all).

@@ -7,10 +7,13 @@
  */
 
 import { runWorker } from "../server/mod.ts";
-import { type ReplicationShare, WorkerReplication } from "../replication/mod.ts";
+import type { ReplicationShare } from "../replication/mod.ts";
 import { reloadOnHangup } from "../auth/mod.ts";
 
-runWorker<ReplicationShare>((server, replication) => {
+runWorker<ReplicationShare>(async (server, replication) => {
   if (server.authenticator) reloadOnHangup(server.authenticator); // each thread holds its users
-  if (replication) new WorkerReplication(server, replication);
+  // Loaded only when serve replicates: a plain thread starts sooner.
+  if (replication) {
+    new (await import("../replication/mod.ts")).WorkerReplication(server, replication);
+  }
 });

@@ -160,8 +160,11 @@ declare const self: Worker & { close(): void };
  * over the shared cache and a listener on the shared port; `attach` adds the
  * caller's parts (replication) before the port answers.
  */
-export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => void): void {
+export function runWorker<X>(
+  attach?: (server: Server, extra: X | undefined) => void | Promise<void>,
+): void {
   let server: Server | undefined;
+  let stopping = false;
   const post = (message: ThreadMessage) => self.postMessage(message);
   const listen = (s: Server) => {
     try {
@@ -173,6 +176,7 @@ export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => 
   };
   self.onmessage = (event: MessageEvent<ThreadInit<X> | PeerMessage | "stop" | "listen">) => {
     if (event.data === "stop") {
+      stopping = true;
       server?.stop();
       return;
     }
@@ -185,26 +189,29 @@ export function runWorker<X>(attach?: (server: Server, extra: X | undefined) => 
       server?.engine.receive(m.from, m.body);
       return;
     }
-    const { options, shared, origin, extra } = event.data;
-    try {
-      const engine = new Engine(options, new ServerClock(origin), shared);
-      const t = shared.thread;
-      engine.peers = new Peers(
-        t,
-        shared.threads,
-        (to, body) => post({ type: "peer", from: t, to, body }),
-      );
-      const s = server = new Server({ ...options, reusePort: true }, engine);
-      attach?.(s, extra);
-      if (!event.data.deferListen) s.listen();
-      s.finished.then(() => {
-        post({ type: "stopped" });
-        self.close();
-      });
-      post({ type: "ready" });
-      if (!event.data.deferListen) post({ type: "listening" });
-    } catch (err) {
-      post({ type: "error", message: errorText(err) });
-    }
+    const { options, shared, origin, extra, deferListen } = event.data;
+    void (async () => {
+      try {
+        const engine = new Engine(options, new ServerClock(origin), shared);
+        const t = shared.thread;
+        engine.peers = new Peers(
+          t,
+          shared.threads,
+          (to, body) => post({ type: "peer", from: t, to, body }),
+        );
+        const s = server = new Server({ ...options, reusePort: true }, engine);
+        s.finished.then(() => {
+          post({ type: "stopped" });
+          self.close();
+        });
+        await attach?.(s, extra); // (may load modules: "stop" can come meanwhile)
+        if (stopping) return;
+        if (!deferListen) s.listen();
+        post({ type: "ready" });
+        if (!deferListen) post({ type: "listening" });
+      } catch (err) {
+        post({ type: "error", message: errorText(err) });
+      }
+    })();
   };
 }

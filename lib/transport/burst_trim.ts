@@ -18,8 +18,23 @@
  * @module
  */
 
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
+// node:v8 and node:vm load on demand: Deno's Node layer for them costs a start ~10 ms,
+// and a server should answer as soon as it can (client test kits allow ~0.1 s).
+let nodeV8: typeof import("node:v8") | undefined;
+let nodeVm: typeof import("node:vm") | undefined;
+let loading: Promise<void> | undefined;
+
+/**
+ * Loads what {@linkcode trimHeap} needs outside `--expose-gc`; a
+ * {@linkcode BurstTrim} starts it once a burst is half there.
+ */
+export function loadCollector(): Promise<void> {
+  loading ??= Promise.all([import("node:v8"), import("node:vm")]).then(([v8, vm]) => {
+    nodeV8 = v8;
+    nodeVm = vm;
+  }, () => {});
+  return loading;
+}
 
 /** Connections open at once on one thread from which their closing is a burst worth trimming. */
 export const BURST = 256;
@@ -38,12 +53,13 @@ function gcFunction(): GcFunction | null {
   if (collector) return collector;
   const exposed = (globalThis as { gc?: unknown }).gc;
   if (typeof exposed === "function") return collector = exposed as GcFunction;
+  if (nodeV8 === undefined || nodeVm === undefined) return null; // (not loaded yet)
   try {
     // V8 flags are per process: the flag stays on, since turning it off again could race
     // another serve thread between its setting and its new context (that thread then never
     // trimmed).
-    setFlagsFromString("--expose-gc");
-    const gc: unknown = runInNewContext("gc");
+    nodeV8.setFlagsFromString("--expose-gc");
+    const gc: unknown = nodeVm.runInNewContext("gc");
     if (typeof gc === "function") collector = gc as GcFunction;
   } catch {
     // No gc: the heap shrinks when V8's own memory reducer runs (tried again next burst).
@@ -79,6 +95,7 @@ export class BurstTrim {
   /** A connection opened. */
   opened(): void {
     if (++this.#live > this.#peak) this.#peak = this.#live;
+    if (this.#live === BURST / 2) void loadCollector(); // loaded before the burst ends
   }
 
   /** A connection closed. */

@@ -7,7 +7,7 @@
 
 export { closeQuietly, errorText, type HostPort, isDisconnect, writeAll } from "./conn.ts";
 export { BufferPool, type Readable, ReadBuffer, topUp } from "./read_buffer.ts";
-export { BURST, BurstTrim, QUIET_MS, trimHeap } from "./burst_trim.ts";
+export { BURST, BurstTrim, loadCollector, QUIET_MS, trimHeap } from "./burst_trim.ts";
 export { type BindOptions, isTlsConn, listenTcp, type TlsMaterial } from "./tls.ts";
 export { listenUnix } from "./unix.ts";
 export { RAW_OPS, type RawIo, rawIo } from "./raw_io.ts";

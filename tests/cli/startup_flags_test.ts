@@ -187,3 +187,17 @@ Deno.test({
     equal(ref.stdout, "memcached 1.6.18\n");
   },
 });
+
+const HELP_LINE = "serve -h opens with memcached -h's version line";
+Deno.test({
+  name: HELP_LINE,
+  ignore: ignoreUnless(HELP_LINE, ["memcached"]),
+  async fn() {
+    // Client test kits find their server this way (Dalli's: `memcached -h | head -1`).
+    const theirs = await runCommand(binaryPath("memcached")!, ["-h"]);
+    const ours = await runMemrep(["serve", "-h"]);
+    equal(ours.code, theirs.code);
+    equal(ours.stdout.split("\n")[0], theirs.stdout.split("\n")[0]);
+    ok(ours.stdout.includes("Usage: memrep serve"), "followed by memrep's own help");
+  },
+});
