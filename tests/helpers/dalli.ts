@@ -10,10 +10,11 @@
  */
 
 import { memrepCommand, memrepTarget } from "./process.ts";
+import { mirrorRepo } from "./client_suites.ts";
 
 const RUBY = "/usr/bin/ruby";
-/** Where the search tool's fetch leaves Dalli's repository (a bare git directory). */
-const MIRROR = "/work/.mirror/petergoldstein+dalli/repo";
+/** Dalli's repository as a bare git mirror (see mirrorRepo), or a path that is none. */
+const MIRROR = mirrorRepo("petergoldstein+dalli") ?? "<no mirror of petergoldstein+dalli>";
 const TAG = "v3.0.6";
 
 /** The outcome of one minitest run. */
