@@ -161,6 +161,16 @@ async function metaGetFromBackups(
   primaryUp: boolean,
   since: number,
 ): Promise<Reply | null> {
+  if (primaryUp && core.retrying(key) !== undefined) {
+    // Behind a conditional write being retried on the primary: the backups still hold the item
+    // from before it (see fallback.ts, afterRetry); the primary answers once the retry is in.
+    await core.retrying(key);
+    if (core.writtenSince(key, since)) return null;
+    if (primary.up && !primary.isDirty(key)) {
+      const again = await core.ask(primary, Op.MG, parts).catch(() => null);
+      if (again !== null && again.kind !== ReplyKind.EN && !isErrorKind(again.kind)) return again;
+    }
+  }
   const guard = core.guard(key);
   let asked = false;
   for (const b of core.copiesOf(key, 0, key.length)) {
