@@ -12,8 +12,8 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
-import { setValue } from "./cluster.ts";
+import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
+import { setValue, sleep } from "./cluster.ts";
 
 const CASES: [string, string][] = [
   ["append", "append K 0 0 1\r\nX\r\n"],
@@ -59,6 +59,52 @@ Deno.test({
     } finally {
       for (const c of [...conns, onPrimary]) await c.close();
       await proxy.stop();
+      for (const s of [primary, backup, direct]) await s.stop();
+    }
+  },
+});
+
+const NAME2 =
+  "proxy: a read sent while a conditional write is repaired and retried waits for the retry";
+Deno.test({
+  name: NAME2,
+  ignore: ignoreUnless(NAME2, ["memcached"]),
+  async fn() {
+    // The primary behind a slow link (RTT 2 x 150 ms): the append misses there at ~300 ms, the
+    // item is copied back from the backup by ~600 ms, the retry follows. A get sent at ~450 ms
+    // (after the append, from the same connection) reached the primary between the copy and the
+    // retry: it hit the item without the append.
+    const primary = await startMemcached(), backup = await startMemcached();
+    const direct = await startMemcached();
+    const relay = startRelay(primary.port);
+    const proxy = await startMemrep([
+      "proxy",
+      "-s",
+      `127.0.0.1:${relay.port}`,
+      "-b",
+      `127.0.0.1:${backup.port}`,
+      "--timeout",
+      "5000",
+    ]);
+    const c = await connect(proxy.port);
+    const onPrimary = await connect(primary.port);
+    try {
+      equal(await setValue(c, "k", "10"), "STORED\r\n");
+      equal(await onPrimary.request("delete k"), "DELETED\r\n");
+      relay.setLatency(150);
+      await c.send("append k 0 0 1\r\nX\r\n");
+      await sleep(450);
+      const replies = await c.request("get k\r\n", /END\r\n$/, 5000);
+      // memcached's replies to the same requests.
+      const d = await connect(direct.port);
+      equal(await setValue(d, "k", "10"), "STORED\r\n");
+      const want = await d.request("append k 0 0 1\r\nX\r\nget k\r\n", /END\r\n$/);
+      await d.close();
+      equal(replies, want);
+    } finally {
+      for (const x of [c, onPrimary]) await x.close();
+      await proxy.stop();
+      await relay.close();
       for (const s of [primary, backup, direct]) await s.stop();
     }
   },
