@@ -140,6 +140,8 @@ export class RouterCore {
   writeSeq = 0;
   /** Per key slot: {@linkcode writeSeq} of its last client write. */
   readonly #lastWrite: Float64Array = new Float64Array(DELETE_SLOTS);
+  /** Per key slot: conditional writes being repaired and retried, and when they are all in. */
+  readonly #retries = new Map<number, { n: number; done: Promise<void>; end: () => void }>();
 
   /** The core over started backends. */
   constructor(
@@ -387,6 +389,44 @@ export class RouterCore {
    */
   writtenSince(key: Uint8Array, since: number): boolean {
     return this.#lastWrite[keySlot(key)] > since;
+  }
+
+  /**
+   * A conditional write of `key` missed on its primary and is being
+   * repaired and retried there; call the returned function once its reply
+   * is in (or it was given up). A read sent after it that also missed there
+   * waits for it (see {@linkcode retrying}).
+   */
+  retryStarted(key: Uint8Array): () => void {
+    const slot = keySlot(key);
+    let r = this.#retries.get(slot);
+    if (r === undefined) {
+      let end = () => {};
+      const done = new Promise<void>((resolve) => end = resolve);
+      r = { n: 0, done, end };
+      this.#retries.set(slot, r);
+    }
+    r.n++;
+    const entry = r;
+    let ended = false;
+    return () => {
+      if (ended) return;
+      ended = true;
+      if (--entry.n === 0) {
+        this.#retries.delete(slot);
+        entry.end();
+      }
+    };
+  }
+
+  /**
+   * Resolves once no conditional write of `key` (or of a key in its slot)
+   * is being retried, or undefined when none is. A read that missed on the
+   * primary behind such a write must not ask the backups meanwhile: they
+   * still hold the item from before the write, which memcached ran first.
+   */
+  retrying(key: Uint8Array): Promise<void> | undefined {
+    return this.#retries.size === 0 ? undefined : this.#retries.get(keySlot(key))?.done;
   }
 
   /** The guard of a copy of `key` read now (or in flush epoch `epoch`). */

@@ -101,6 +101,13 @@ export async function getFromBackups(
   const withCas = op === Op.GETS || op === Op.GATS;
   const out: (Uint8Array | null)[] = [];
   for (const key of keys) {
+    if (primaryUp && core.retrying(key) !== undefined) {
+      const again = await afterRetry(core, key, primary, since, withCas, exptime);
+      if (again !== undefined) {
+        out.push(again);
+        continue;
+      }
+    }
     const guard = core.guard(key);
     let asked = false;
     let found: Uint8Array | null = null;
@@ -138,4 +145,31 @@ export async function getFromBackups(
     out.push(found);
   }
   return out;
+}
+
+/**
+ * A read that missed on the primary behind a conditional write of its key
+ * being repaired and retried there: the backups still hold the item from
+ * before that write, which memcached ran first. Once the retry is in, the
+ * primary answers (a write sent after the read meanwhile: a miss, see
+ * {@linkcode RouterCore.writtenSince}); undefined: ask the backups as usual
+ * (the primary missed again, failed, or the key went dirty there).
+ */
+async function afterRetry(
+  core: RouterCore,
+  key: Uint8Array,
+  primary: Backend,
+  since: number,
+  withCas: boolean,
+  exptime: number | null,
+): Promise<Uint8Array | null | undefined> {
+  await core.retrying(key);
+  if (core.writtenSince(key, since)) return null;
+  if (!primary.up || primary.isDirty(key)) return undefined;
+  const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
+  if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
+  parts.push(CRLF);
+  const r = await core.ask(primary, Op.MG, parts).catch(() => null);
+  if (r === null || r.kind !== ReplyKind.VA) return undefined;
+  return valueBlock(key, r.flags, r.value as Uint8Array, withCas ? r.cas : undefined);
 }

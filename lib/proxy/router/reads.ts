@@ -59,27 +59,42 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
         sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
       }, () => core.noBackend(sink, ticket));
     };
-    // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
-    if (primary.isDirty(key)) return fromBackups();
-    core.callFrame(primary, op, [raw], (rbuf, start, length, parser) => {
-      if (parser.kind === ReplyKind.VALUES && !onlyKey(parser, rbuf, key)) {
-        // Another key's item (a backend out of step): never relayed, the copies answer.
-        core.stats.backendErrors++;
-        return fromBackups();
-      }
-      if (parser.kind === ReplyKind.VALUES && parser.count === 0 && core.missFallback) {
-        getFromBackups(core, op, [key], exptime, primary, true, since).then((items) => {
-          core.countHits(items[0] === null ? 0 : 1, 1);
-          sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
-        }, () => sink.fill(ticket, REPLY.END));
-        return;
-      }
-      if (parser.kind === ReplyKind.VALUES) core.countHits(parser.count, 1);
-      if (exptime !== null && parser.kind === ReplyKind.VALUES && parser.count > 0) {
-        touchBackups(core, key, key, false, exptime);
-      }
-      sink.fillFrame(ticket, rbuf, start, length);
-    }, fromBackups);
+    const send = (raw: Uint8Array) => {
+      // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
+      if (primary.isDirty(key)) return fromBackups();
+      core.callFrame(primary, op, [raw], (rbuf, start, length, parser) => {
+        if (parser.kind === ReplyKind.VALUES && !onlyKey(parser, rbuf, key)) {
+          // Another key's item (a backend out of step): never relayed, the copies answer.
+          core.stats.backendErrors++;
+          return fromBackups();
+        }
+        if (parser.kind === ReplyKind.VALUES && parser.count === 0 && core.missFallback) {
+          getFromBackups(core, op, [key], exptime, primary, true, since).then((items) => {
+            core.countHits(items[0] === null ? 0 : 1, 1);
+            sink.fill(ticket, items[0] === null ? REPLY.END : [items[0], REPLY.END]);
+          }, () => sink.fill(ticket, REPLY.END));
+          return;
+        }
+        if (parser.kind === ReplyKind.VALUES) core.countHits(parser.count, 1);
+        if (exptime !== null && parser.kind === ReplyKind.VALUES && parser.count > 0) {
+          touchBackups(core, key, key, false, exptime);
+        }
+        sink.fillFrame(ticket, rbuf, start, length);
+      }, fromBackups);
+    };
+    const retry = core.retrying(key);
+    if (retry !== undefined) {
+      // A conditional write of the key is being repaired and retried on the primary: sent now,
+      // this read could land between the repair and the retry (the item without the write).
+      const copy = copyOf(raw);
+      retry.then(() => {
+        if (!core.writtenSince(key, since)) return send(copy);
+        core.countHits(0, 1); // a write sent after this read is on the primary by now
+        sink.fill(ticket, REPLY.END);
+      });
+      return;
+    }
+    send(raw);
     return;
   }
   // A long one is written in parts: a client that reads slowly cannot make the proxy hold it whole.
@@ -131,18 +146,27 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
       () => miss === null ? core.noBackend(sink, ticket) : answer(miss),
     );
   };
-  // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
-  if (primary.isDirty(key)) return fromBackups(false, null);
   const ttl = req.has(84 /* T */) ? req.exptime : null;
-  core.call(primary, Op.MG, parts, (r) => {
-    if (r.kind === ReplyKind.EN && core.missFallback) fromBackups(true, r);
-    else {
-      if (ttl !== null && (r.kind === ReplyKind.VA || r.kind === ReplyKind.HD)) {
-        touchBackups(core, keyToken, key, binary, ttl);
+  const send = (parts: readonly Uint8Array[]) => {
+    // Changed elsewhere and not cleaned on the primary yet: the backups hold the truth.
+    if (primary.isDirty(key)) return fromBackups(false, null);
+    core.call(primary, Op.MG, parts, (r) => {
+      if (r.kind === ReplyKind.EN && core.missFallback) fromBackups(true, r);
+      else {
+        if (ttl !== null && (r.kind === ReplyKind.VA || r.kind === ReplyKind.HD)) {
+          touchBackups(core, keyToken, key, binary, ttl);
+        }
+        answer(r);
       }
-      answer(r);
-    }
-  }, () => fromBackups(false, null));
+    }, () => fromBackups(false, null));
+  };
+  const retry = core.retrying(key);
+  if (retry !== undefined) {
+    // As get's: the read must not land between a conditional write's repair and its retry.
+    retry.then(() => core.writtenSince(key, since) ? answer(null) : send(copy));
+    return;
+  }
+  send(parts);
 }
 
 /**
@@ -161,6 +185,16 @@ async function metaGetFromBackups(
   primaryUp: boolean,
   since: number,
 ): Promise<Reply | null> {
+  if (primaryUp && core.retrying(key) !== undefined) {
+    // Behind a conditional write being retried on the primary: the backups still hold the item
+    // from before it (see fallback.ts, afterRetry); the primary answers once the retry is in.
+    await core.retrying(key);
+    if (core.writtenSince(key, since)) return null;
+    if (primary.up && !primary.isDirty(key)) {
+      const again = await core.ask(primary, Op.MG, parts).catch(() => null);
+      if (again !== null && again.kind !== ReplyKind.EN && !isErrorKind(again.kind)) return again;
+    }
+  }
   const guard = core.guard(key);
   let asked = false;
   for (const b of core.copiesOf(key, 0, key.length)) {

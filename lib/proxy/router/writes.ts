@@ -277,6 +277,8 @@ function written(
       k === ReplyKind.NF)
   ) {
     ctx.retried = true;
+    // Reads sent after this write that miss on the primary wait until its reply is in.
+    ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key));
     repairThenRetry(core, ctx, target).then((retried) => {
       if (!retried) answer(ctx, r);
     }, () => answer(ctx, r));
@@ -395,4 +397,21 @@ function answer(ctx: WriteCtx, r: Reply): void {
   if ((ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, r.kind)) {
     ctx.sink.fill(ctx.ticket, EMPTY_PARTS);
   } else ctx.sink.fill(ctx.ticket, r.bytes);
+}
+
+/** `sink`, calling `end` before the (only) reply is filled. */
+function endingWith(sink: ReplySink, end: () => void): ReplySink {
+  return {
+    reserve: () => sink.reserve(),
+    fill(ticket, reply) {
+      end();
+      sink.fill(ticket, reply);
+    },
+    fillFrame(ticket, buf, start, length) {
+      end();
+      sink.fillFrame(ticket, buf, start, length);
+    },
+    reply: (bytes) => sink.reply(bytes),
+    closeAfterReplies: () => sink.closeAfterReplies(),
+  };
 }

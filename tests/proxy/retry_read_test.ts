@@ -1,0 +1,111 @@
+/**
+ * A read pipelined after a conditional write (append, prepend, replace,
+ * incr, decr, ms MA/MR, ma) whose primary lost the key sees that write, as
+ * on memcached: the write misses on the primary and is retried there once
+ * the item was copied from the backup, and the read, which also missed on
+ * the primary, must not be answered from the backup (which has the item
+ * from before the write) before the retry is in. Here the primary lost the
+ * key behind the proxy's back (as a restarted primary); each conditional
+ * write is followed in the same pipeline by a get and an mg of the key,
+ * and the replies must be memcached's. Found by
+ * tests/proxy/pipeline_model_test.ts (its stale reads).
+ */
+
+import { equal } from "../helpers/assert.ts";
+import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
+import { setValue, sleep } from "./cluster.ts";
+
+const CASES: [string, string][] = [
+  ["append", "append K 0 0 1\r\nX\r\n"],
+  ["prepend", "prepend K 0 0 1\r\nX\r\n"],
+  ["replace", "replace K 0 0 1\r\nX\r\n"],
+  ["incr", "incr K 3\r\n"],
+  ["decr", "decr K 3\r\n"],
+  ["ms MA", "ms K 1 MA\r\nX\r\n"],
+  ["ms MR", "ms K 1 MR\r\nX\r\n"],
+  ["ma", "ma K D2\r\n"],
+];
+
+const NAME =
+  "proxy: a read pipelined after a conditional write retried on its primary returns that write's result";
+Deno.test({
+  name: NAME,
+  ignore: ignoreUnless(NAME, ["memcached"]),
+  async fn() {
+    const primary = await startMemcached(), backup = await startMemcached();
+    const direct = await startMemcached();
+    const proxy = await startMemrep([
+      "proxy",
+      "-s",
+      `127.0.0.1:${primary.port}`,
+      "-b",
+      `127.0.0.1:${backup.port}`,
+    ]);
+    const conns = [await connect(direct.port), await connect(proxy.port)];
+    const onPrimary = await connect(primary.port);
+    try {
+      for (const [name, cond] of CASES) {
+        const key = `k_${name.replace(" ", "_")}`;
+        const replies: string[] = [];
+        for (const c of conns) {
+          equal(await setValue(c, key, "10"), "STORED\r\n");
+          // The primary lost it (the proxy does not know): the backup still has it.
+          if (c === conns[1]) equal(await onPrimary.request(`delete ${key}`), "DELETED\r\n");
+          const script = cond.replaceAll("K", key) + `get ${key}\r\nmg ${key} v\r\nmn\r\n`;
+          replies.push(await c.request(script, /MN\r\n$/));
+        }
+        equal(replies[1], replies[0], `${name}: ${JSON.stringify(replies)}`);
+      }
+    } finally {
+      for (const c of [...conns, onPrimary]) await c.close();
+      await proxy.stop();
+      for (const s of [primary, backup, direct]) await s.stop();
+    }
+  },
+});
+
+const NAME2 =
+  "proxy: a read sent while a conditional write is repaired and retried waits for the retry";
+Deno.test({
+  name: NAME2,
+  ignore: ignoreUnless(NAME2, ["memcached"]),
+  async fn() {
+    // The primary behind a slow link (RTT 2 x 150 ms): the append misses there at ~300 ms, the
+    // item is copied back from the backup by ~600 ms, the retry follows. A get sent at ~450 ms
+    // (after the append, from the same connection) reached the primary between the copy and the
+    // retry: it hit the item without the append.
+    const primary = await startMemcached(), backup = await startMemcached();
+    const direct = await startMemcached();
+    const relay = startRelay(primary.port);
+    const proxy = await startMemrep([
+      "proxy",
+      "-s",
+      `127.0.0.1:${relay.port}`,
+      "-b",
+      `127.0.0.1:${backup.port}`,
+      "--timeout",
+      "5000",
+    ]);
+    const c = await connect(proxy.port);
+    const onPrimary = await connect(primary.port);
+    try {
+      equal(await setValue(c, "k", "10"), "STORED\r\n");
+      equal(await onPrimary.request("delete k"), "DELETED\r\n");
+      relay.setLatency(150);
+      await c.send("append k 0 0 1\r\nX\r\n");
+      await sleep(450);
+      const replies = await c.request("get k\r\n", /END\r\n$/, 5000);
+      // memcached's replies to the same requests.
+      const d = await connect(direct.port);
+      equal(await setValue(d, "k", "10"), "STORED\r\n");
+      const want = await d.request("append k 0 0 1\r\nX\r\nget k\r\n", /END\r\n$/);
+      await d.close();
+      equal(replies, want);
+    } finally {
+      for (const x of [c, onPrimary]) await x.close();
+      await proxy.stop();
+      await relay.close();
+      for (const s of [primary, backup, direct]) await s.stop();
+    }
+  },
+});
