@@ -274,7 +274,11 @@ export async function runPhpMemcachedSuite(port: number, sasl?: SaslTarget): Pro
     const verdicts = new Map<string, string>();
     for (const line of text.split(/[\r\n]+/)) {
       const m = /(PASS|FAIL|SKIP|BORK|WARN|LEAK|XFAIL)\s.*\[(tests\/[^\]]+\.phpt)\]/.exec(line);
-      if (m && !verdicts.has(m[2])) verdicts.set(m[2], m[1]);
+      // run-tests.php retries a failed case that sleeps (its own "flaky" rule) and calls one
+      // that then passes a pass with a warning: e.g. expire.phpt's touch, 1 s into a 2 s expiry,
+      // lands past it when the server's clock second ticks early in that second, memcached's too.
+      const retried = m?.[1] === "WARN" && line.includes("(warn: Test passed on retry attempt)");
+      if (m && !verdicts.has(m[2])) verdicts.set(m[2], retried ? "PASS" : m[1]);
     }
     return { verdicts, text: `exit ${code}\n${text}` };
   } finally {
