@@ -569,7 +569,7 @@ export class Store {
       return;
     }
     this.#ctl[I_OLDEST_LIVE] = 0;
-    this.#unlinkWhere(() => true);
+    this.unlinkAll();
     if (thisSecond) this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
   }
 

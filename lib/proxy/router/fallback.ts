@@ -101,8 +101,9 @@ export async function getFromBackups(
   const withCas = op === Op.GETS || op === Op.GATS;
   const out: (Uint8Array | null)[] = [];
   for (const key of keys) {
-    if (primaryUp && core.retrying(key) !== undefined) {
-      const again = await afterRetry(core, key, primary, since, withCas, exptime);
+    const retry = primaryUp ? core.retrying(key) : undefined;
+    if (retry !== undefined) {
+      const again = await afterRetry(core, retry, key, primary, since, withCas, exptime);
       if (again !== undefined) {
         out.push(again);
         continue;
@@ -117,12 +118,9 @@ export async function getFromBackups(
         break;
       }
       if (!b.up || b.isDirty(key)) continue;
-      const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
-      if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
-      parts.push(CRLF);
       let r: Reply;
       try {
-        r = await core.ask(b, Op.MG, parts);
+        r = await core.ask(b, Op.MG, fetchParts(key, withCas, exptime));
       } catch {
         continue;
       }
@@ -157,19 +155,25 @@ export async function getFromBackups(
  */
 async function afterRetry(
   core: RouterCore,
+  retry: Promise<void>,
   key: Uint8Array,
   primary: Backend,
   since: number,
   withCas: boolean,
   exptime: number | null,
 ): Promise<Uint8Array | null | undefined> {
-  await core.retrying(key);
+  await retry;
   if (core.writtenSince(key, since)) return null;
   if (!primary.up || primary.isDirty(key)) return undefined;
+  const r = await core.ask(primary, Op.MG, fetchParts(key, withCas, exptime)).catch(() => null);
+  if (r === null || r.kind !== ReplyKind.VA) return undefined;
+  return valueBlock(key, r.flags, r.value as Uint8Array, withCas ? r.cas : undefined);
+}
+
+/** The `mg` that fetches `key` as a get/gets (gat/gats with `exptime`) reply needs. */
+function fetchParts(key: Uint8Array, withCas: boolean, exptime: number | null): Uint8Array[] {
   const parts = [W_MG, key, withCas ? FETCH_FLAGS_CAS : FETCH_FLAGS];
   if (exptime !== null) parts.push(TTL_PREFIX, decimal(exptime));
   parts.push(CRLF);
-  const r = await core.ask(primary, Op.MG, parts).catch(() => null);
-  if (r === null || r.kind !== ReplyKind.VA) return undefined;
-  return valueBlock(key, r.flags, r.value as Uint8Array, withCas ? r.cas : undefined);
+  return parts;
 }

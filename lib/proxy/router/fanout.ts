@@ -87,11 +87,25 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     : ReplyKind.HD;
   // Backups get it once the primary answered: copies of earlier writes to
   // the same key (issued on the primary's replies) stay ahead of it.
+  // A copy's answer: an error one (not applied there) leaves the backup's old item until it
+  // is cleaned; a lost one may still land there late.
+  type Copied = { r: Reply | null; b: Backend };
+  const copied = (b: Backend, r: Reply): Copied => {
+    if (!isErrorKind(r.kind)) return { r, b };
+    b.markDirty(key);
+    core.backupWriteFailed(b, decodeAscii(r.bytes, 0, Math.min(r.bytes.length, 200)).trim());
+    return { r: null, b };
+  };
+  const copyLost = (b: Backend, e: unknown): Copied => {
+    b.lost(key);
+    core.backupWriteFailed(b, errorText(e));
+    return { r: null, b };
+  };
   // `except`: every copy but that one (by index).
   const toBackups = (except = -1) => {
     answered();
     if (slot >= 0) core.deletes[slot]++;
-    const replies: Promise<{ r: Reply | null; b: Backend }>[] = [];
+    const replies: Promise<Copied>[] = [];
     const copies = core.copiesOf(key, 0, key.length);
     for (let i = 0; i < copies.length; i++) {
       if (i === except) continue;
@@ -100,24 +114,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
         b.markDirty(key);
         continue;
       }
-      replies.push(
-        core.ask(b, op, copyParts).then((r) => {
-          // An error answer (not applied there): the backup keeps the old item until cleaned.
-          if (isErrorKind(r.kind)) {
-            b.markDirty(key);
-            core.backupWriteFailed(
-              b,
-              decodeAscii(r.bytes, 0, Math.min(r.bytes.length, 200)).trim(),
-            );
-            return { r: null, b };
-          }
-          return { r, b };
-        }, (e) => {
-          b.lost(key);
-          core.backupWriteFailed(b, errorText(e));
-          return { r: null, b };
-        }),
-      );
+      replies.push(core.ask(b, op, copyParts).then((r) => copied(b, r), (e) => copyLost(b, e)));
     }
     return replies;
   };
@@ -127,27 +124,17 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   // them before such a write's copy, which would then bring the item back there. The others
   // are sent in the answer's callback, before any later reply from that copy is handled: a
   // read answered a miss there next would otherwise ask the others before this reached them.
-  const failedOver = (): Promise<{ r: Reply | null; b: Backend }[]> => {
+  const failedOver = (): Promise<Copied[]> => {
     const copies = core.copiesOf(key, 0, key.length);
     const first = core.upBackup(copies, 0, key);
     if (first < 0) return Promise.all(toBackups());
     const b = copies[first];
     if (slot >= 0) core.deletes[slot]++;
     return new Promise((resolve) => {
-      const rest = (head: { r: Reply | null; b: Backend }) => {
+      const rest = (head: Copied) => {
         Promise.all(toBackups(first)).then((got) => resolve([head, ...got]));
       };
-      core.call(b, op, copyParts, (r) => {
-        if (isErrorKind(r.kind)) {
-          b.markDirty(key);
-          core.backupWriteFailed(b, decodeAscii(r.bytes, 0, Math.min(r.bytes.length, 200)).trim());
-          rest({ r: null, b });
-        } else rest({ r, b });
-      }, (e) => {
-        b.lost(key);
-        core.backupWriteFailed(b, errorText(e));
-        rest({ r: null, b });
-      });
+      core.call(b, op, copyParts, (r) => rest(copied(b, r)), (e) => rest(copyLost(b, e)));
     });
   };
   const answer = (bytes: Uint8Array) => {

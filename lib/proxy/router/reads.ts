@@ -185,10 +185,11 @@ async function metaGetFromBackups(
   primaryUp: boolean,
   since: number,
 ): Promise<Reply | null> {
-  if (primaryUp && core.retrying(key) !== undefined) {
+  const retry = primaryUp ? core.retrying(key) : undefined;
+  if (retry !== undefined) {
     // Behind a conditional write being retried on the primary: the backups still hold the item
     // from before it (see fallback.ts, afterRetry); the primary answers once the retry is in.
-    await core.retrying(key);
+    await retry;
     if (core.writtenSince(key, since)) return null;
     if (primary.up && !primary.isDirty(key)) {
       const again = await core.ask(primary, Op.MG, parts).catch(() => null);
