@@ -29,7 +29,7 @@ export function listenArg(values: string[]): string | undefined {
  * The listeners of `inter` (see {@linkcode listenArg}): an entry without a
  * port uses `port` (-p's; 0: the one the system picks, shared by them),
  * `*` is every interface (0.0.0.0), `notls:` needs `tls` (-Z). Without -l:
- * 0.0.0.0 on -p's port. Throws memcached's messages for what memcached
+ * every interface (IPv4 and IPv6) on -p's port. Throws memcached's messages for what memcached
  * refuses, and a UsageError for what memrep cannot serve.
  */
 export function parseListen(
@@ -37,7 +37,7 @@ export function parseListen(
   tls: boolean,
   port: number,
 ): ListenAddress[] {
-  if (inter === undefined) return [{ hostname: "0.0.0.0" }];
+  if (inter === undefined) return [{ hostname: "0.0.0.0", dual: true }];
   const out: ListenAddress[] = [];
   // memcached goes on past a failed lookup (and a bind that finds the address in use), and
   // stops at the first entry it cannot parse; then one line names the whole list.

@@ -100,9 +100,9 @@ A memcached-compatible cache server (text and meta protocol).
 
 memcached options:
   -p, --port <num>            TCP port to listen on (default 11211)
-  -l, --listen <addr>         interface to listen on, repeatable or comma separated (default 0.0.0.0):
-                              <host>[:<port>] or [<ipv6>][:<port>] (the port defaults to -p's; * is
-                              every interface)
+  -l, --listen <addr>         interface to listen on, repeatable or comma separated (default: every
+                              interface, IPv4 and IPv6): <host>[:<port>] or [<ipv6>][:<port>] (the
+                              port defaults to -p's; * is every IPv4 interface)
   -m, --memory-limit <mb>     item memory in megabytes (default 64)
   -c, --conn-limit <num>      max simultaneous connections (default 1024)
   -I, --max-item-size <size>  max item size, e.g. 1m, 512k (default 1m)

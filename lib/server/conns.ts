@@ -16,7 +16,7 @@ import type { Watcher, Watchers } from "./watch.ts";
 
 /** What the table needs of a connection's session. */
 export interface ConnSession {
-  /** Clock seconds of the last request read (stamped by the connection loop). */
+  /** Clock seconds of the last request read (stamped by the connection loop); unset until one. */
   lastCmd?: number;
   /** True while a request waits for the rest of its data (memcached's conn_nread). */
   nread?: boolean;
@@ -30,16 +30,24 @@ export interface ConnSession {
 
 interface Entry {
   id: number;
+  /** Clock seconds when it connected (its last command's time until it sends one). */
+  opened: number;
   conn: Deno.Conn;
   listen: string;
 }
 
+/** memcached's names: `tcp:1.2.3.4:p`, `tcp6:[::1]:p`; an IPv4 peer of a dual-stack listener as IPv4. */
 function tcp(addr: Deno.Addr): string {
   if (addr.transport === "tcp" || addr.transport === "udp") {
-    const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-    return `tcp:${host}:${addr.port}`;
+    const host = unmapped(addr.hostname);
+    return host.includes(":") ? `tcp6:[${host}]:${addr.port}` : `tcp:${host}:${addr.port}`;
   }
   return `${addr.transport}:${"path" in addr ? addr.path : ""}`;
+}
+
+/** `::ffff:1.2.3.4` (an IPv4 peer reaching an IPv6 socket) as `1.2.3.4`. */
+function unmapped(host: string): string {
+  return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
 }
 
 /** A client's address: a unix-domain peer has no name (memcached prints its empty sockaddr so). */
@@ -94,10 +102,13 @@ export class ConnTable {
 
   /** A new client connection on the listener at `listen`. */
   add(session: ConnSession, conn: Deno.Conn, listen: Deno.Addr): void {
-    session.lastCmd = this.#now();
+    const opened = this.#now();
+    session.lastCmd = undefined; // memcached's conn_new_cmd until it sends something
     const id = this.#id();
     session.id = id;
-    this.#entries.set(session, { id, conn, listen: tcp(listen) });
+    // memcached's listen_addr is the connection's own end (a wildcard's client shows where it came in).
+    const local = listen.transport === "tcp" ? conn.localAddr : listen;
+    this.#entries.set(session, { id, conn, opened, listen: tcp(local) });
     this.#watchers.refresh(); // outside a batch: another thread may have a watcher since
     if (this.#watchers.active) this.#connEvent(true, conn, id);
     if (this.idleTimeout > 0 && this.#sweep === undefined) {
@@ -129,8 +140,9 @@ export class ConnTable {
   #connEvent(open: boolean, conn: Deno.Conn, id: number, error = false): void {
     const a = conn.remoteAddr;
     const reason = error ? "error" : "normal";
-    if (a.transport === "tcp") this.#watchers.connection(open, a.hostname, a.port, reason, id);
-    // memcached names a unix-domain peer rip=unix rport=0 transport=local.
+    if (a.transport === "tcp") {
+      this.#watchers.connection(open, unmapped(a.hostname), a.port, reason, id);
+    } // memcached names a unix-domain peer rip=unix rport=0 transport=local.
     else if (a.transport === "unix") {
       this.#watchers.connection(open, "unix", 0, reason, id, "local");
     }
@@ -142,7 +154,7 @@ export class ConnTable {
     for (const [session, e] of this.#entries) {
       // A watcher only listens (memcached's conn_watch is outside the idle check).
       if (session.watcher) continue;
-      if (now - (session.lastCmd ?? now) > this.idleTimeout) {
+      if (now - (session.lastCmd ?? e.opened) > this.idleTimeout) {
         this.#kicked();
         this.#entries.delete(session);
         closeQuietly(e.conn);
@@ -189,13 +201,15 @@ export class ConnTable {
         ? "conn_watch"
         : session.nread
         ? "conn_nread"
+        : session.lastCmd === undefined
+        ? "conn_new_cmd"
         : "conn_read";
       const id = e.id;
       rows.push([
         id,
         `STAT ${id}:addr ${addr}\r\nSTAT ${id}:listen_addr ${e.listen}\r\n` +
         `STAT ${id}:state ${state}\r\nSTAT ${id}:secs_since_last_cmd ${
-          now - (session.lastCmd ?? now)
+          now - (session.lastCmd ?? e.opened)
         }\r\n`,
       ]);
     }

@@ -30,6 +30,11 @@ export interface ListenAddress {
   port?: number;
   /** memcached's `notls:`: plain even when the server speaks TLS. */
   plain?: boolean;
+  /**
+   * No -l: every interface, IPv6 too where the host has it (memcached binds
+   * 0.0.0.0 and [::]; one dual-stack `::` socket here), else `hostname`.
+   */
+  dual?: boolean;
 }
 
 /** Listener settings on top of the engine's. */
@@ -50,6 +55,49 @@ export interface ServerOptions extends EngineOptions {
 export const DEFAULT_UNIX_MASK = 0o700;
 
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
+
+/**
+ * Bind `l` on `port`; a {@linkcode ListenAddress.dual} entry tries `::`
+ * where that one socket takes IPv4 too, else binds its IPv4 hostname. A port in use fails either way.
+ */
+function bind(
+  l: ListenAddress,
+  port: number,
+  reusePort: boolean,
+  tls: TlsMaterial | undefined,
+): Deno.Listener {
+  if (l.dual && dualStack()) {
+    try {
+      return listenTcp({ hostname: "::", port, reusePort, tls });
+    } catch (err) {
+      if (err instanceof Deno.errors.AddrInUse) throw err;
+    }
+  }
+  return listenTcp({ hostname: l.hostname, port, reusePort, tls });
+}
+
+let dualStackHost: boolean | undefined;
+
+/**
+ * Whether a `::` socket also takes IPv4 here (Linux and macOS by default;
+ * not Windows, nor Linux with bindv6only): where it does, `0.0.0.0` on the
+ * same port is taken. Probed once, on a port the system picks.
+ */
+function dualStack(): boolean {
+  if (dualStackHost !== undefined) return dualStackHost;
+  dualStackHost = false;
+  let v6: Deno.Listener | undefined;
+  try {
+    v6 = Deno.listen({ hostname: "::", port: 0 });
+    const port = (v6.addr as Deno.NetAddr).port;
+    Deno.listen({ hostname: "0.0.0.0", port }).close();
+  } catch (err) {
+    dualStackHost = v6 !== undefined && err instanceof Deno.errors.AddrInUse;
+  } finally {
+    v6?.close();
+  }
+  return dualStackHost;
+}
 
 /** A running memcached-compatible server. */
 export class Server {
@@ -121,12 +169,7 @@ export class Server {
     try {
       for (const l of this.#options.listen) {
         const port = l.port ?? shared;
-        const listener = listenTcp({
-          hostname: l.hostname,
-          port,
-          reusePort,
-          tls: l.plain ? undefined : tls,
-        });
+        const listener = bind(l, port, reusePort, l.plain ? undefined : tls);
         // -p 0: the listeners without a port of their own share the one picked first.
         if (l.port === undefined && shared === 0) shared = (listener.addr as Deno.NetAddr).port;
         this.#listeners.push(listener);
@@ -137,7 +180,12 @@ export class Server {
       throw err;
     }
     for (const listener of this.#listeners) {
-      this.engine.conns.addListener(listener.addr);
+      const addr = listener.addr as Deno.NetAddr;
+      // One dual-stack socket stands for memcached's two (0.0.0.0, then [::]).
+      if (addr.hostname === "::" && this.#options.listen.some((l) => l.dual)) {
+        this.engine.conns.addListener({ ...addr, hostname: "0.0.0.0" });
+      }
+      this.engine.conns.addListener(addr);
       this.#acceptLoop(listener);
     }
   }
@@ -164,7 +212,7 @@ export class Server {
         const session: Session = {
           more: null,
           auth: auth ? new AuthSession(auth, stats) : null,
-          lastCmd: 0,
+          lastCmd: undefined,
           nread: false,
           watcher: null,
           id: 0,

@@ -5,7 +5,7 @@
  * settings` tcpport/inter, MEMCACHED_PORT_FILENAME, with one thread and
  * with several (SO_REUSEPORT); a bad -l refused with memcached's message
  * (memcached exits 71, memrep 2); and a replicated pair listening on
- * `-l host:port`.
+ * `-l host:port`; without -l, IPv4 and IPv6 as memcached (stats conns too).
  * @module
  */
 
@@ -117,11 +117,8 @@ Deno.test({
     const expected = await observe("memcached", []);
     ok(Object.values(expected.seen).filter((s) => s === "answers").length >= 3, "harness");
     for (const threads of ["1", "2"]) {
-      equal(
-        JSON.stringify(await observe("memrep", ["-t", threads])),
-        JSON.stringify(expected),
-        `-t ${threads}`,
-      );
+      const got = await observe("memrep", ["-t", threads]);
+      equal(JSON.stringify(got), JSON.stringify(expected), `-t ${threads}`);
     }
   },
 });
@@ -277,4 +274,52 @@ Deno.test("a pair replicates with -l host:port (replication listens on that host
   } finally {
     await Promise.all(nodes.map((n) => n.stop()));
   }
+});
+
+/** `stats conns` with ids and ports replaced by their order of appearance. */
+function connsShape(text: string): string {
+  const ids = new Map<string, number>();
+  const ports = new Map<string, number>();
+  return text.replace(/STAT (\d+):/g, (_, id) => {
+    if (!ids.has(id)) ids.set(id, ids.size);
+    return `STAT #${ids.get(id)}:`;
+  }).replace(/:(\d+)\r\n/g, (_, p) => {
+    if (!ports.has(p)) ports.set(p, ports.size);
+    return `:P${ports.get(p)}\r\n`;
+  }).replace(/secs_since_last_cmd \d+/g, "secs_since_last_cmd S");
+}
+
+const DUAL =
+  "serve without -l answers on 127.0.0.1 and ::1, and stats conns names both as memcached";
+Deno.test({
+  name: DUAL,
+  ignore: ignoreUnless(DUAL, ["memcached"]),
+  async fn() {
+    const observe = async (which: "memcached" | "memrep", extra: string[]) => {
+      const port = freePort();
+      const proc = await start(which, ["-p", String(port), ...extra], port);
+      try {
+        const v4 = await probe("127.0.0.1", port);
+        const v6 = await probe("::1", port);
+        // One client of each family open while a third asks (-t 2: any thread may hold them).
+        const a = await connect(port, "127.0.0.1");
+        const b = await connect(port, "::1");
+        const asker = await connect(port, "::1");
+        const conns = await asker.request("stats conns", "END\r\n");
+        await Promise.all([a.close(), b.close(), asker.close()]);
+        const rows = connsShape(conns).split("\r\n");
+        // Client rows in id order differ by thread; compare them as a set.
+        return { v4, v6, rows: rows.sort() };
+      } finally {
+        await proc.stop();
+      }
+    };
+    const expected = await observe("memcached", []);
+    equal(expected.v4, "answers", "harness: memcached on 127.0.0.1");
+    if (expected.v6 !== "answers") return; // no IPv6 loopback on this host: nothing to compare
+    for (const threads of ["1", "2"]) {
+      const got = await observe("memrep", ["-t", threads]);
+      equal(JSON.stringify(got), JSON.stringify(expected), `-t ${threads}`);
+    }
+  },
 });
