@@ -12,15 +12,9 @@
  * @module
  */
 
-export {
-  Client,
-  type ClientOptions,
-  type FrameHandler,
-  isUnixPath,
-  type Item,
-  type Key,
-  serverName,
-} from "./client.ts";
+export { Client, type Item, type Key } from "./client.ts";
+export { type ClientOptions, isUnixPath, serverName } from "./dial.ts";
+export type { FrameHandler } from "./pipeline.ts";
 export { ClientError, type ClientErrorCode, errorDetail, ReplyError } from "./errors.ts";
 export { Reply, type ValueItem } from "./reply.ts";
 export { type DumpEntry, NO_TTL, ReplyKind, type ReplyKindCode } from "../protocol/mod.ts";
