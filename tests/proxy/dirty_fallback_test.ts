@@ -28,6 +28,16 @@ function startProxy(primary: number, relayPort: number) {
   ]);
 }
 
+/** Waits until the proxy counts a dirty key on the backup behind `relayPort` (its copies timed out). */
+async function untilDirty(proxyPort: number, relayPort: number): Promise<void> {
+  const name = `backup:127.0.0.1:${relayPort}:dirty_keys`;
+  const deadline = Date.now() + 10_000;
+  while ((await proxyStats(proxyPort)).get(name) === "0") {
+    ok(Date.now() < deadline, "the lost copies made the key dirty on the backup");
+    await sleep(20);
+  }
+}
+
 const NAME =
   "an incr whose primary hangs does not fall back to a backup dirty for the key: never an older count";
 
@@ -46,11 +56,10 @@ Deno.test({
       // The backup's link swallows the copies of five increments: it keeps 100 (or is cleaned).
       relay.blackhole(true);
       for (let i = 1; i <= 5; i++) equal(await c.request("incr ctr 1"), `${100 + i}\r\n`);
-      await sleep(400); // the copies time out: the key is dirty on the backup
+      // The copies time out: the key is dirty on the backup (waited for, while still cut).
+      await untilDirty(proxy.port, relay.port);
       relay.blackhole(false);
       relay.drop();
-      const dirty = (await proxyStats(proxy.port)).get(`backup:127.0.0.1:${relay.port}:dirty_keys`);
-      ok(dirty !== "0", `the key is dirty on the backup (${dirty})`);
       // Now the primary hangs: the next incr times out there.
       primary.kill("SIGSTOP");
       stopped = true;
@@ -108,7 +117,7 @@ Deno.test({
       // The backup keeps 100: its link swallows every write (copies, cleaning) but passes reads.
       relay.tamper(dropWrites);
       for (let i = 1; i <= 5; i++) equal(await c.request("incr ctr 1"), `${100 + i}\r\n`);
-      await sleep(400);
+      await untilDirty(proxy.port, relay.port);
       // The primary restarts empty while the key is still dirty on the backup.
       primary.kill("SIGKILL");
       await primary.stop();

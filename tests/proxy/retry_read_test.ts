@@ -70,10 +70,10 @@ Deno.test({
   name: NAME2,
   ignore: ignoreUnless(NAME2, ["memcached"]),
   async fn() {
-    // The primary behind a slow link (RTT 2 x 150 ms): the append misses there at ~300 ms, the
-    // item is copied back from the backup by ~600 ms, the retry follows. A get sent at ~450 ms
-    // (after the append, from the same connection) reached the primary between the copy and the
-    // retry: it hit the item without the append.
+    // The primary behind a slow link (150 ms each way): the append misses there, the item is
+    // copied back from the backup, the retry follows. A get sent once the copy is in (after the
+    // append, from the same connection) reached the primary between the copy and the retry: it
+    // hit the item without the append.
     const primary = await startMemcached(), backup = await startMemcached();
     const direct = await startMemcached();
     const relay = startRelay(primary.port);
@@ -93,7 +93,12 @@ Deno.test({
       equal(await onPrimary.request("delete k"), "DELETED\r\n");
       relay.setLatency(150);
       await c.send("append k 0 0 1\r\nX\r\n");
-      await sleep(450);
+      // Wait (on the primary directly, not through the relay) for the copy from the backup: the
+      // retry is then at least one relay delay behind, and the get sent now reaches the primary
+      // before it, whatever the machine's speed.
+      while (!(await onPrimary.request("mg k v\r\nmn\r\n", /MN\r\n$/, 5000)).startsWith("VA ")) {
+        await sleep(5);
+      }
       const replies = await c.request("get k\r\n", /END\r\n$/, 5000);
       // memcached's replies to the same requests.
       const d = await connect(direct.port);
