@@ -3,7 +3,7 @@
  * order and prints each ratio, measured in this same run with the contenders
  * alternating. Sections: serve, memory, connections, proxy, proxy-binary, proxy-multiget, replication, copy,
  * cost, proxy-floor, restart, tls, checkouts (MEMREP_AB_ROOTS: other checkouts side by side;
- * proxy and proxy-multiget take it too).
+ * proxy and proxy-multiget take it too), group (a group member's cost, MEMREP_AB_ROOTS too).
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
  * harness), `--seconds N`, `--rounds N`, `--items N`.
@@ -17,6 +17,7 @@ import type { BenchContext, Result, Section } from "./harness.ts";
 import { serveMemory, serveThroughput } from "./serve.ts";
 import { proxyBinaryThroughput, proxyMultiGet, proxyThroughput } from "./proxy.ts";
 import { replication } from "./replication.ts";
+import { group } from "./group.ts";
 import { copy } from "./copy.ts";
 import { cost, proxyFloor } from "./cost.ts";
 import { connections } from "./connections.ts";
@@ -39,6 +40,7 @@ export const SECTIONS: Section[] = [
   warmRestart,
   tls,
   checkouts,
+  group,
 ];
 
 /** Runs the selected sections; resolves to the process exit code. */
@@ -69,7 +71,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const chosen = positionals.length
     ? SECTIONS.filter((s) => positionals.includes(s.name))
-    : SECTIONS.filter((s) => s !== checkouts); // only when named: it compares other checkouts
+    : SECTIONS.filter((s) => s !== checkouts && s !== group); // only when named (replication has the group part)
   const target = Deno.env.get("MEMREP_TARGET") === "memcached"
     ? " (MEMREP_TARGET=memcached: stand-ins)"
     : "";
