@@ -16,23 +16,17 @@
  * @module
  */
 
-import {
-  type ProcessHandle,
-  REPO_ROOT,
-  startMemcached,
-  startProcess,
-} from "../tests/helpers/process.ts";
-import { freePort } from "../tests/helpers/ports.ts";
+import { type ProcessHandle, REPO_ROOT, startMemcached } from "../tests/helpers/process.ts";
 import {
   alternate,
   type BenchContext,
-  checkoutV8Flags,
   fmt,
   median,
   memcaslap,
   type Result,
   type Section,
   slapConfig,
+  startCheckoutMemrep,
   treeCpuSeconds,
   unavailable,
 } from "./harness.ts";
@@ -40,36 +34,11 @@ import {
 /** Requests per cost measurement (as the cost section). */
 const OPS = 300_000;
 
-async function startCheckout(root: string, words: string[]): Promise<ProcessHandle> {
-  const port = freePort();
+function startCheckout(root: string, words: string[]): Promise<ProcessHandle> {
   const given = words.filter((w) => w.startsWith("--v8-flags="));
-  const v8 = given.length ? given.filter((w) => w !== "--v8-flags=") : await checkoutV8Flags(root);
+  const v8 = given.length ? given.filter((w) => w !== "--v8-flags=") : undefined;
   const flags = words.filter((w) => !w.startsWith("--v8-flags="));
-  return startProcess(
-    `memrep serve (${root})`,
-    Deno.execPath(),
-    [
-      "run",
-      "-q",
-      "-P=memrep",
-      ...v8,
-      "--config",
-      `${root}/deno.json`,
-      `${root}/main.ts`,
-      "serve",
-      "-l",
-      "127.0.0.1",
-      "-p",
-      String(port),
-      "-m",
-      "256",
-      "-U",
-      "0",
-      ...flags,
-    ],
-    port,
-    { cwd: root },
-  );
+  return startCheckoutMemrep(root, "serve", ["-m", "256", "-U", "0", ...flags], { v8 });
 }
 
 function words(s: string | undefined): string[] {

@@ -9,18 +9,18 @@
  * @module
  */
 
-import { type ProcessHandle, REPO_ROOT, startProcess } from "../tests/helpers/process.ts";
+import { type ProcessHandle, REPO_ROOT } from "../tests/helpers/process.ts";
 import { freePort } from "../tests/helpers/ports.ts";
 import {
   alternate,
   type BenchContext,
-  checkoutV8Flags,
   fmt,
   median,
   memcaslap,
   type Result,
   type Section,
   slapConfig,
+  startCheckoutMemrep,
   stats,
   treeCpuSeconds,
   unavailable,
@@ -30,32 +30,8 @@ import {
 const OPS = 200_000;
 
 /** `memrep serve` of checkout `root` on a free loopback port, with `args`. */
-async function serveAt(root: string, args: string[], port = freePort()): Promise<ProcessHandle> {
-  return startProcess(
-    `memrep serve (${root})`,
-    Deno.execPath(),
-    [
-      "run",
-      "-q",
-      "-P=memrep",
-      ...await checkoutV8Flags(root),
-      "--config",
-      `${root}/deno.json`,
-      `${root}/main.ts`,
-      "serve",
-      "-l",
-      "127.0.0.1",
-      "-p",
-      String(port),
-      "-m",
-      "1024",
-      "-U",
-      "0",
-      ...args,
-    ],
-    port,
-    { cwd: root },
-  );
+function serveAt(root: string, args: string[], port = freePort()): Promise<ProcessHandle> {
+  return startCheckoutMemrep(root, "serve", ["-m", "1024", "-U", "0", ...args], { port });
 }
 
 /** A linked 3-member group of checkout `root`. */

@@ -7,7 +7,15 @@
 
 import { connect } from "../tests/helpers/conn.ts";
 import { pathToFileURL } from "node:url";
-import { binaryPath, memrepTarget, REPO_ROOT, runMemrep } from "../tests/helpers/process.ts";
+import {
+  binaryPath,
+  memrepTarget,
+  type ProcessHandle,
+  REPO_ROOT,
+  runMemrep,
+  startProcess,
+} from "../tests/helpers/process.ts";
+import { freePort } from "../tests/helpers/ports.ts";
 
 /** Settings every section receives from bench/mod.ts. */
 export interface BenchContext {
@@ -294,4 +302,39 @@ export async function checkoutV8Flags(root: string): Promise<string[]> {
   }
   const mod = await import(pathToFileURL(file).href);
   return [mod.v8FlagsArg()];
+}
+
+/**
+ * `memrep <sub> -l 127.0.0.1 -p <port> ...args` of checkout `root` (its own
+ * main.ts and deno.json), with `v8` or else the checkout's own V8 flags,
+ * once the port answers.
+ */
+export async function startCheckoutMemrep(
+  root: string,
+  sub: "serve" | "proxy",
+  args: string[],
+  options: { port?: number; v8?: string[] } = {},
+): Promise<ProcessHandle> {
+  const port = options.port ?? freePort();
+  return startProcess(
+    `memrep ${sub} (${root})`,
+    Deno.execPath(),
+    [
+      "run",
+      "-q",
+      "-P=memrep",
+      ...(options.v8 ?? await checkoutV8Flags(root)),
+      "--config",
+      `${root}/deno.json`,
+      `${root}/main.ts`,
+      sub,
+      "-l",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      ...args,
+    ],
+    port,
+    { cwd: root },
+  );
 }

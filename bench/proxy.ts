@@ -11,20 +11,18 @@ import {
   startMemcached,
   startMemrep,
   startNutcracker,
-  startProcess,
 } from "../tests/helpers/process.ts";
-import { freePort } from "../tests/helpers/ports.ts";
 import { Ketama, ketamaName } from "../lib/proxy/mod.ts";
 import {
   alternate,
   type BenchContext,
-  checkoutV8Flags,
   fmt,
   median,
   memcaslap,
   type Result,
   type Section,
   slapConfig,
+  startCheckoutMemrep,
   unavailable,
 } from "./harness.ts";
 
@@ -42,34 +40,15 @@ function startProxy(servers: number[], backup?: number): Promise<ProcessHandle> 
  * Starts the proxy of another checkout `root` (its own main.ts, deno.json and
  * V8 flags) over `servers` (and `backup`).
  */
-async function startCheckoutProxy(
+function startCheckoutProxy(
   root: string,
   servers: number[],
   backup?: number,
 ): Promise<ProcessHandle> {
-  const port = freePort();
-  return startProcess(
-    `memrep proxy (${root})`,
-    Deno.execPath(),
-    [
-      "run",
-      "-q",
-      "-P=memrep",
-      ...await checkoutV8Flags(root),
-      "--config",
-      `${root}/deno.json`,
-      `${root}/main.ts`,
-      "proxy",
-      "-l",
-      "127.0.0.1",
-      "-p",
-      String(port),
-      ...servers.flatMap((p) => ["-s", `127.0.0.1:${p}`]),
-      ...(backup === undefined ? [] : ["-b", `127.0.0.1:${backup}`]),
-    ],
-    port,
-    { cwd: root },
-  );
+  return startCheckoutMemrep(root, "proxy", [
+    ...servers.flatMap((p) => ["-s", `127.0.0.1:${p}`]),
+    ...(backup === undefined ? [] : ["-b", `127.0.0.1:${backup}`]),
+  ]);
 }
 
 /** CPU ns of each thread of process `pid` so far (schedstat: ns, not clock ticks), by thread id. */

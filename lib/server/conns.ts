@@ -142,8 +142,8 @@ export class ConnTable {
     const reason = error ? "error" : "normal";
     if (a.transport === "tcp") {
       this.#watchers.connection(open, unmapped(a.hostname), a.port, reason, id);
-    } // memcached names a unix-domain peer rip=unix rport=0 transport=local.
-    else if (a.transport === "unix") {
+    } else if (a.transport === "unix") {
+      // memcached names a unix-domain peer rip=unix rport=0 transport=local.
       this.#watchers.connection(open, "unix", 0, reason, id, "local");
     }
     this.#watchers.sendForwarded(); // (outside a batch)

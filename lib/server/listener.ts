@@ -57,8 +57,9 @@ export const DEFAULT_UNIX_MASK = 0o700;
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
 
 /**
- * Bind `l` on `port`; a {@linkcode ListenAddress.dual} entry tries `::`
- * where that one socket takes IPv4 too, else binds its IPv4 hostname. A port in use fails either way.
+ * Bind `l` on `port`; a {@linkcode ListenAddress.dual} entry binds `::`
+ * where that one socket takes IPv4 too, else its IPv4 hostname. A port in
+ * use fails either way.
  */
 function bind(
   l: ListenAddress,
@@ -179,15 +180,15 @@ export class Server {
       this.#listeners = [];
       throw err;
     }
-    for (const listener of this.#listeners) {
+    this.#listeners.forEach((listener, i) => {
       const addr = listener.addr as Deno.NetAddr;
       // One dual-stack socket stands for memcached's two (0.0.0.0, then [::]).
-      if (addr.hostname === "::" && this.#options.listen.some((l) => l.dual)) {
+      if (this.#options.listen[i].dual && addr.hostname === "::") {
         this.engine.conns.addListener({ ...addr, hostname: "0.0.0.0" });
       }
       this.engine.conns.addListener(addr);
       this.#acceptLoop(listener);
-    }
+    });
   }
 
   async #acceptLoop(listener: Deno.Listener, addr: Deno.Addr = listener.addr): Promise<void> {

@@ -155,6 +155,23 @@ export function responseEnd(buf: Uint8Array, from = 0): number {
   return buf.length - from >= 24 + body ? from + 24 + body : -1;
 }
 
+/** Pipeline `packets` on `t` and wait for as many response packets (each request answered once). */
+export async function sendPackets(
+  t: TestConn,
+  packets: Uint8Array[],
+  timeoutMs = 30_000,
+): Promise<Uint8Array> {
+  await t.send(concatBytes(...packets));
+  return t.readUntil((b) => {
+    let p = 0;
+    for (let k = 0; k < packets.length; k++) {
+      p = responseEnd(b, p);
+      if (p < 0) return -1;
+    }
+    return p;
+  }, timeoutMs);
+}
+
 /** Decode one response packet at buf[0..). */
 export function decodeResponse(raw: Uint8Array): Response {
   const dv = new DataView(raw.buffer, raw.byteOffset, raw.length);

@@ -11,7 +11,7 @@
 
 import { equal } from "../helpers/assert.ts";
 import { connect, mulberry32, type Relay, type TestConn } from "../helpers/mod.ts";
-import { responseEnd } from "../helpers/binary.ts";
+import { sendPackets } from "../helpers/binary.ts";
 import { chaosPacket, chaosRequest } from "../helpers/chaos_ops.ts";
 import type { Client } from "../../lib/client/mod.ts";
 import { Op } from "../../lib/protocol/mod.ts";
@@ -42,17 +42,7 @@ async function binaryWriter(t: TestConn, rnd: () => number, tag: string, stop: (
       { length: n },
       (_, i) => chaosPacket(rnd, KEYS, `${tag}${i}`, opaque++),
     );
-    const all = new Uint8Array(packets.reduce((s, p) => s + p.length, 0));
-    packets.reduce((o, p) => (all.set(p, o), o + p.length), 0);
-    await t.send(all);
-    await t.readUntil((b) => {
-      let p = 0;
-      for (let k = 0; k < n; k++) {
-        p = responseEnd(b, p);
-        if (p < 0) return -1;
-      }
-      return p;
-    }, 30_000);
+    await sendPackets(t, packets);
   }
 }
 

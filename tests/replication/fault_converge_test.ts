@@ -16,7 +16,7 @@
 
 import { equal } from "../helpers/assert.ts";
 import { connect, mulberry32, type TestConn } from "../helpers/mod.ts";
-import { responseEnd } from "../helpers/binary.ts";
+import { sendPackets } from "../helpers/binary.ts";
 import { chaosPacket, chaosRequest } from "../helpers/chaos_ops.ts";
 import { Op } from "../../lib/protocol/mod.ts";
 import type { Client } from "../../lib/client/mod.ts";
@@ -51,17 +51,7 @@ async function binaryBatch(t: TestConn, rnd: () => number, tag: string, opaque: 
     { length: n },
     (_, i) => chaosPacket(rnd, KEYS, `${tag}${i}`, opaque + i),
   );
-  const all = new Uint8Array(packets.reduce((s, p) => s + p.length, 0));
-  packets.reduce((o, p) => (all.set(p, o), o + p.length), 0);
-  await t.send(all);
-  await t.readUntil((b) => {
-    let p = 0;
-    for (let k = 0; k < n; k++) {
-      p = responseEnd(b, p);
-      if (p < 0) return -1;
-    }
-    return p;
-  }, 30_000);
+  await sendPackets(t, packets);
 }
 
 /** A writer on member `m` until `stop`; it reconnects to whoever is member `m` now. */
