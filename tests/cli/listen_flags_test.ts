@@ -307,7 +307,13 @@ Deno.test({
         const six = v6 === "answers" ? "::1" : "127.0.0.1";
         const b = await connect(port, six);
         const asker = await connect(port, six);
-        const conns = await asker.request("stats conns", "END\r\n");
+        // memcached registers an accepted socket on a worker a little later, and a closed
+        // probe may linger: ask until exactly the three clients are listed.
+        let conns = "";
+        await waitUntil(async () => {
+          conns = await asker.request("stats conns", "END\r\n");
+          return (conns.match(/:state conn_(?!listening)/g) ?? []).length === 3;
+        }, `${which}: stats conns lists the three clients`);
         await Promise.all([a.close(), b.close(), asker.close()]);
         const rows = connsShape(conns).split("\r\n");
         // Client rows in id order differ by thread; compare them as a set.

@@ -270,12 +270,18 @@ Deno.test({
         const c = await connectUnix(path);
         equal(await c.request("version"), "VERSION 1.6.18\r\n");
         await c.send("quit\r\n");
-        // The close of the readiness probe's connection may come first: start at conn_new.
+        // The readiness probe's connection may be accepted late and interleave with c's
+        // events: keep the first connection whose conn_new and conn_close were both seen.
+        const opened = new Map<string, string>();
         let text = "";
-        while (!/conn_new[^\n]*\n[^\n]*conn_close[^\n]*\n/.test(text)) {
-          text += await w.readUntilText((b) => b.indexOf(10) + 1 || -1, 5000);
+        while (!text) {
+          const line = await w.readUntilText((b) => b.indexOf(10) + 1 || -1, 5000);
+          const fd = / cfd=(\d+)/.exec(line)?.[1] ?? "";
+          if (line.includes("type=conn_new ")) opened.set(fd, line);
+          else if (line.includes("type=conn_close ") && opened.has(fd)) {
+            text = opened.get(fd) + line;
+          }
         }
-        text = text.slice(text.lastIndexOf("\n", text.indexOf("conn_new")) + 1);
         await Promise.all([w.close(), c.close()]);
         shown.push(text.replace(/ts=\d+\.\d+ gid=\d+ /g, "").replace(/cfd=\d+/g, "cfd=<id>"));
       }
