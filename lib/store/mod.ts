@@ -15,7 +15,9 @@
  * @module
  */
 
-export { ALLOC_NO_MEMORY, ALLOC_TOO_LARGE, type ClassStats, type Clock, Store } from "./store.ts";
+export { ALLOC_TOO_LARGE, type Clock, Store } from "./store.ts";
+export { ALLOC_NO_MEMORY } from "./alloc.ts";
+export type { ClassStats } from "./classes.ts";
 export type { StoreMemory, StoreOptions, StoreStats } from "./memory.ts";
 export { REALTIME_MAXDELTA, toAbsoluteExptime } from "./expiry.ts";
 export { hashBytes } from "./hash.ts";

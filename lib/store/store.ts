@@ -3,28 +3,24 @@
  * lazy expiry and flush, memcached 1.6 counters. Pure: no I/O, the clock is
  * passed in. Every piece of mutable state lives in SharedArrayBuffers
  * (`memory()`), so Stores in several threads can share one cache; callers
- * serialize all calls with one lock (SharedLock).
+ * serialize all calls with one lock (SharedLock). The per-class lists and
+ * counters are in classes.ts, chunk allocation and eviction in alloc.ts.
  * @module
  */
 
+import { Allocator } from "./alloc.ts";
+import { type ClassStats, SlabClasses } from "./classes.ts";
 import { HashTable, INITIAL_POWER } from "./hash_table.ts";
 import {
   createMemory,
   F_BYTES,
   F_CAS,
-  F_CLASS_ARRAYS,
   F_CURR_ITEMS,
-  F_EVICTED_UNFETCHED,
-  F_EVICTIONS,
-  F_EXPIRED_UNFETCHED,
   F_GET_EXPIRED,
   F_GET_FLUSHED,
   F_MEM_LIMIT,
-  F_RECLAIMED,
-  F_SCALARS,
   F_TOTAL_ITEMS,
   F_TOTAL_MALLOCED,
-  I_CLASS_ARRAYS,
   SharedStats,
   type StoreMemory,
   type StoreOptions,
@@ -71,29 +67,8 @@ export interface Clock {
   now(): number;
 }
 
-/** One `stats slabs` / `stats items` row. */
-export interface ClassStats {
-  /** Slab class id. */
-  id: number;
-  /** memcached field names and values, in memcached's order. */
-  fields: Array<[string, number]>;
-}
-
 /** alloc result: item larger than maxItemSize. */
 export const ALLOC_TOO_LARGE: number = -2;
-/** alloc result: no memory (eviction disabled or nothing evictable). */
-export const ALLOC_NO_MEMORY: number = -3;
-
-/** Items checked at an LRU tail for an expired or flushed one before evicting (memcached: 5). */
-const TAIL_SEARCH = 5;
-/**
- * Active items an eviction moves to the head before it takes one anyway:
- * memcached moves every item fetched twice out of COLD (its bump queue) and
- * retries its 5-item tail pull up to 10 times, so a run of actives at the
- * tail survives; each one rescued lost its bit, so the cost stays amortized.
- */
-const RESCUE_MAX = 50;
-
 /** Header + key + value + "\r\n" (+ flags) of the item at word `w`. */
 function itemBytes(i32: Int32Array, w: number): number {
   const v = i32[w + W_VLEN];
@@ -121,37 +96,14 @@ export class Store {
   #arena: Arena;
   #table: HashTable;
   #maxItemSize: number;
-  #evict: boolean;
-  /** The item the current alloc must not evict (-1: none). */
-  #keep = -1;
+  #alloc: Allocator;
   /** Shared float64 counters (F_*). */
   #f: Float64Array;
   /** Shared int32 scalars (I_*). */
   #ctl: Int32Array;
 
-  /** Chunk size per class; the last id is the large-item class. */
-  #sizes: Int32Array;
-  #perPage: Int32Array;
-  #largeClass: number;
-  #classBySize: Uint8Array;
-  #freeHead: Int32Array;
-  #freeCount: Float64Array;
-  #lruHead: Int32Array;
-  #lruTail: Int32Array;
-  #curPage: Int32Array;
-  #pages: Float64Array;
-  #used: Float64Array;
-  #number: Float64Array;
-  #memRequested: Float64Array;
-  #evicted: Float64Array;
-  #evictedNonzero: Float64Array;
-  #evictedTime: Float64Array;
-  #evictedUnfetched: Float64Array;
-  #outOfMemory: Float64Array;
-  #reclaimed: Float64Array;
-  #expiredUnfetched: Float64Array;
-  #evictedActive: Float64Array;
-  #movesToWarm: Float64Array;
+  /** Sizes, free lists, LRU lists and counters per slab class. */
+  #c: SlabClasses;
 
   /**
    * An empty store in new shared memory, or, given `memory` (from another
@@ -168,65 +120,33 @@ export class Store {
     const mem = memory ?? createMemory(options, sizes.length - 1);
     this.#memory = mem;
     this.#maxItemSize = mem.maxItemSize;
-    this.#evict = mem.evict !== 0;
-    this.#largeClass = sizes.length;
-    const n = sizes.length + 1;
-    this.#sizes = new Int32Array(n);
-    this.#perPage = new Int32Array(n);
-    for (let c = 1; c < sizes.length; c++) {
-      this.#sizes[c] = sizes[c];
-      this.#perPage[c] = Math.floor(PAGE_SIZE / sizes[c]);
-    }
-    this.#sizes[this.#largeClass] = Math.max(this.#maxItemSize, PAGE_SIZE / 2);
-    this.#perPage[this.#largeClass] = 1;
-    // Class for each 4-byte size step up to half a page.
-    this.#classBySize = new Uint8Array(PAGE_SIZE / 2 / 4 + 1);
-    let c = 1;
-    for (let s = 0; s < this.#classBySize.length; s++) {
-      while (sizes[c] < s * 4) c++;
-      this.#classBySize[s] = c;
-    }
-
-    const f = new Float64Array(mem.control, 0, F_SCALARS + F_CLASS_ARRAYS * n);
-    const fa = (i: number) => f.subarray(F_SCALARS + i * n, F_SCALARS + (i + 1) * n);
+    const classes = sizes.length;
+    const f = new Float64Array(mem.control, 0, SlabClasses.f64Length(classes));
     this.#f = f;
-    this.#freeCount = fa(0);
-    this.#pages = fa(1);
-    this.#used = fa(2);
-    this.#number = fa(3);
-    this.#memRequested = fa(4);
-    this.#evicted = fa(5);
-    this.#evictedNonzero = fa(6);
-    this.#evictedTime = fa(7);
-    this.#evictedUnfetched = fa(8);
-    this.#outOfMemory = fa(9);
-    this.#reclaimed = fa(10);
-    this.#expiredUnfetched = fa(11);
-    this.#evictedActive = fa(12);
-    this.#movesToWarm = fa(13);
     const cap = mem.capacity;
-    const i32 = new Int32Array(mem.control, f.byteLength, I_SCALARS + I_CLASS_ARRAYS * n + 3 * cap);
-    const ia = (i: number) => i32.subarray(I_SCALARS + i * n, I_SCALARS + (i + 1) * n);
+    const i32 = new Int32Array(mem.control, f.byteLength, SlabClasses.i32Length(classes) + 3 * cap);
     this.#ctl = i32.subarray(0, I_SCALARS);
-    this.#freeHead = ia(0);
-    this.#lruHead = ia(1);
-    this.#lruTail = ia(2);
-    this.#curPage = ia(3);
+    this.#c = new SlabClasses(sizes, this.#maxItemSize, f, i32, fresh);
     const pt = (i: number) => {
-      const at = I_SCALARS + I_CLASS_ARRAYS * n + i * cap;
+      const at = SlabClasses.i32Length(classes) + i * cap;
       return i32.subarray(at, at + cap);
     };
     if (fresh) {
-      this.#freeHead.fill(-1);
-      this.#lruHead.fill(-1);
-      this.#lruTail.fill(-1);
-      this.#curPage.fill(-1);
       this.#ctl[I_HASH_POWER] = INITIAL_POWER;
       this.#ctl[I_COMMITTED] = 0;
       f[F_MEM_LIMIT] = mem.memoryLimit;
     }
     this.#arena = new Arena(mem.pages, this.#ctl, pt(0), pt(1), pt(2));
     this.#table = new HashTable(this.#arena, mem.buckets, this.#ctl, mem.maxHashPower);
+    this.#alloc = new Allocator(this.#arena, this.#c, f, mem.evict !== 0, {
+      dead: (i32, w, now) => this.#dead(i32, w, now),
+      take: (h, why) => {
+        if (why === "expired") this.onExpire?.(h);
+        else if (why === "evicted") this.onEvict?.(h);
+        this.unlink(h);
+      },
+      now: () => this.#clock.now(),
+    });
     this.stats = new SharedStats(f, this.#table);
     this.nextCas = () => ++f[F_CAS];
   }
@@ -239,8 +159,8 @@ export class Store {
    * has no room for `bytes` (the limit is then unchanged).
    */
   setMemoryLimit(bytes: number): boolean {
-    const run = Math.ceil(this.#sizes[this.#largeClass] / PAGE_SIZE);
-    if (Math.ceil(bytes / PAGE_SIZE) + this.#largeClass + 2 * run + 1 > this.#memory.capacity) {
+    const run = Math.ceil(this.#c.sizes[this.#c.large] / PAGE_SIZE);
+    if (Math.ceil(bytes / PAGE_SIZE) + this.#c.large + 2 * run + 1 > this.#memory.capacity) {
       return false;
     }
     this.#f[F_MEM_LIMIT] = bytes;
@@ -259,7 +179,7 @@ export class Store {
 
   /** Chunk sizes of the slab classes by id (index 0 unused; last = large items). */
   get classSizes(): readonly number[] {
-    return Array.from(this.#sizes);
+    return Array.from(this.#c.sizes);
   }
 
   /** Live item for key bytes `src[keyStart, keyEnd)` or -1; expired/flushed items are freed. */
@@ -344,15 +264,15 @@ export class Store {
     arena.sync();
     let cls: number;
     let h: number;
-    this.#keep = keep;
+    this.#alloc.keep = keep;
     if (total <= PAGE_SIZE / 2) {
-      cls = this.#classBySize[(total + 3) >>> 2];
-      h = this.#allocChunk(cls);
+      cls = this.#c.classOf(total);
+      h = this.#alloc.chunk(cls);
     } else {
-      cls = this.#largeClass;
-      h = this.#allocLarge(total);
+      cls = this.#c.large;
+      h = this.#alloc.large(total);
     }
-    this.#keep = -1;
+    this.#alloc.keep = -1;
     if (h < 0) return h;
     // Views may have been remapped by a page allocation.
     const i32 = arena.i32;
@@ -378,7 +298,7 @@ export class Store {
       u8[crlf + 4] = flags >>> 16;
       u8[crlf + 5] = flags >>> 24;
     }
-    this.#used[cls]++;
+    this.#c.used[cls]++;
     return h;
   }
 
@@ -400,10 +320,10 @@ export class Store {
     i32[w + W_CASLO] = c;
     i32[w + W_TIME] = this.#clock.now();
     const cls = arena.pageClass[h >>> INDEX_BITS];
-    this.#lruPush(h, cls);
+    this.#c.lruPush(this.#arena, h, cls);
     const size = itemBytes(i32, w);
-    this.#number[cls]++;
-    this.#memRequested[cls] += size;
+    this.#c.number[cls]++;
+    this.#c.memRequested[cls] += size;
     const f = this.#f;
     const items = ++f[F_CURR_ITEMS];
     f[F_TOTAL_ITEMS]++;
@@ -434,17 +354,17 @@ export class Store {
     }
     const cls = arena.pageClass[p];
     i32[w + W_META] = 0;
-    this.#used[cls]--;
-    if (cls === this.#largeClass) {
+    this.#c.used[cls]--;
+    if (cls === this.#c.large) {
       const bytes = arena.chunkSize[p];
       this.#f[F_TOTAL_MALLOCED] -= bytes;
-      this.#pages[cls]--;
+      this.#c.pages[cls]--;
       arena.releaseRun(p, bytes / PAGE_SIZE);
       return;
     }
-    i32[w + W_HNEXT] = this.#freeHead[cls];
-    this.#freeHead[cls] = h;
-    this.#freeCount[cls]++;
+    i32[w + W_HNEXT] = this.#c.freeHead[cls];
+    this.#c.freeHead[cls] = h;
+    this.#c.freeCount[cls]++;
   }
 
   /** Bytes of all pages (shared); keyOffset/valueOffset are absolute offsets in it. */
@@ -629,11 +549,11 @@ export class Store {
    * until `fn` returns false (`stats cachedump`). Nothing moves meanwhile.
    */
   lruItems(cls: number, fn: (h: number) => boolean): void {
-    if (cls < 1 || cls >= this.#lruHead.length) return;
+    if (cls < 1 || cls >= this.#c.lruHead.length) return;
     const arena = this.#arena;
     arena.sync();
     const now = this.#clock.now();
-    for (let h = this.#lruHead[cls]; h !== -1;) {
+    for (let h = this.#c.lruHead[cls]; h !== -1;) {
       const i32 = arena.i32;
       const w = arena.word(h);
       const next = i32[w + W_NEXT];
@@ -642,89 +562,25 @@ export class Store {
     }
   }
 
-  /** `stats slabs` rows for classes with pages. */
   /** The largest slab class id (memcached's power_largest). */
   get largestClass(): number {
-    return this.#largeClass;
+    return this.#c.large;
   }
 
   /** Pages class `cls` holds now. */
   classPages(cls: number): number {
-    return cls >= 1 && cls <= this.#largeClass ? this.#pages[cls] : 0;
+    return cls >= 1 && cls <= this.#c.large ? this.#c.pages[cls] : 0;
   }
 
   /** `stats slabs` rows: one per class with pages, in class order. */
   slabStats(): ClassStats[] {
-    const rows: ClassStats[] = [];
-    for (let cls = 1; cls <= this.#largeClass; cls++) {
-      const pages = this.#pages[cls];
-      if (pages === 0) continue;
-      const perPage = this.#perPage[cls];
-      const total = pages * perPage;
-      const used = this.#used[cls];
-      const cur = this.#curPage[cls];
-      const end = cls === this.#largeClass || cur === -1 ? 0 : perPage - this.#arena.carved[cur];
-      rows.push({
-        id: cls,
-        fields: [
-          ["chunk_size", this.#sizes[cls]],
-          ["chunks_per_page", perPage],
-          ["total_pages", pages],
-          ["total_chunks", total],
-          ["used_chunks", used],
-          ["free_chunks", total - used],
-          ["free_chunks_end", end],
-        ],
-      });
-    }
-    return rows;
+    return this.#c.slabRows(this.#arena);
   }
 
   /** `stats items` rows for classes holding items. */
   itemStats(): ClassStats[] {
-    const rows: ClassStats[] = [];
-    const now = this.#clock.now();
     this.#arena.sync();
-    for (let cls = 1; cls <= this.#largeClass; cls++) {
-      const number = this.#number[cls];
-      if (number === 0) continue;
-      const tail = this.#lruTail[cls];
-      const age = tail === -1 ? 0 : now - (this.#word(tail, W_TIME) & M_TIME);
-      rows.push({
-        id: cls,
-        fields: [
-          ["number", number],
-          ["number_hot", 0],
-          ["number_warm", 0],
-          ["number_cold", number],
-          ["age_hot", 0],
-          ["age_warm", 0],
-          ["age", age],
-          ["mem_requested", this.#memRequested[cls]],
-          ["evicted", this.#evicted[cls]],
-          ["evicted_nonzero", this.#evictedNonzero[cls]],
-          ["evicted_time", this.#evictedTime[cls]],
-          ["outofmemory", this.#outOfMemory[cls]],
-          ["tailrepairs", 0],
-          ["reclaimed", this.#reclaimed[cls]],
-          ["expired_unfetched", this.#expiredUnfetched[cls]],
-          ["evicted_unfetched", this.#evictedUnfetched[cls]],
-          ["evicted_active", this.#evictedActive[cls]],
-          ["crawler_reclaimed", 0],
-          ["crawler_items_checked", 0],
-          ["lrutail_reflocked", 0],
-          ["moves_to_cold", 0],
-          ["moves_to_warm", this.#movesToWarm[cls]],
-          ["moves_within_lru", 0],
-          ["direct_reclaims", 0],
-          ["hits_to_hot", 0],
-          ["hits_to_warm", 0],
-          ["hits_to_cold", 0],
-          ["hits_to_temp", 0],
-        ],
-      });
-    }
-    return rows;
+    return this.#c.itemRows(this.#arena, this.#clock.now());
   }
 
   #word(h: number, word: number): number {
@@ -742,8 +598,8 @@ export class Store {
   #unlinkWhere(doomed: (i32: Int32Array, w: number) => boolean): void {
     const arena = this.#arena;
     arena.sync();
-    for (let cls = 1; cls <= this.#largeClass; cls++) {
-      let h = this.#lruTail[cls];
+    for (let cls = 1; cls <= this.#c.large; cls++) {
+      let h = this.#c.lruTail[cls];
       while (h !== -1) {
         const prev = this.#word(h, W_PREV);
         if (doomed(arena.i32, arena.word(h))) this.unlink(h);
@@ -766,174 +622,12 @@ export class Store {
     const i32 = arena.i32;
     const w = arena.word(h);
     const cls = arena.pageClass[h >>> INDEX_BITS];
-    this.#lruRemove(h, cls);
+    this.#c.lruRemove(this.#arena, h, cls);
     i32[w + W_META] &= ~M_LINKED;
     const size = itemBytes(i32, w);
-    this.#number[cls]--;
-    this.#memRequested[cls] -= size;
+    this.#c.number[cls]--;
+    this.#c.memRequested[cls] -= size;
     this.#f[F_CURR_ITEMS]--;
     this.#f[F_BYTES] -= size;
-  }
-
-  #lruPush(h: number, cls: number): void {
-    const arena = this.#arena;
-    const i32 = arena.i32;
-    const w = arena.word(h);
-    const head = this.#lruHead[cls];
-    i32[w + W_PREV] = -1;
-    i32[w + W_NEXT] = head;
-    if (head !== -1) i32[arena.word(head) + W_PREV] = h;
-    else this.#lruTail[cls] = h;
-    this.#lruHead[cls] = h;
-  }
-
-  #lruRemove(h: number, cls: number): void {
-    const arena = this.#arena;
-    const i32 = arena.i32;
-    const w = arena.word(h);
-    const prev = i32[w + W_PREV];
-    const next = i32[w + W_NEXT];
-    if (prev !== -1) i32[arena.word(prev) + W_NEXT] = next;
-    else this.#lruHead[cls] = next;
-    if (next !== -1) i32[arena.word(next) + W_PREV] = prev;
-    else this.#lruTail[cls] = prev;
-    i32[w + W_PREV] = -1;
-    i32[w + W_NEXT] = -1;
-  }
-
-  /** Frees the first expired/flushed item among the last TAIL_SEARCH of the LRU; true if one was. */
-  #reclaimTail(cls: number): boolean {
-    const now = this.#clock.now();
-    const arena = this.#arena;
-    let h = this.#lruTail[cls];
-    for (let i = 0; i < TAIL_SEARCH && h !== -1; i++) {
-      const i32 = arena.i32;
-      const w = arena.word(h);
-      if (h !== this.#keep && this.#dead(i32, w, now)) {
-        this.#reclaimed[cls]++;
-        this.#f[F_RECLAIMED]++;
-        if ((i32[w + W_META] & M_FETCHED) === 0) {
-          this.#expiredUnfetched[cls]++;
-          this.#f[F_EXPIRED_UNFETCHED]++;
-        }
-        const exp = i32[w + W_EXPTIME];
-        if (exp !== 0 && exp <= now) this.onExpire?.(h);
-        this.unlink(h);
-        return true;
-      }
-      h = i32[w + W_PREV];
-    }
-    return false;
-  }
-
-  /**
-   * Evicts the LRU tail of `cls` (passing over #keep); false if there is
-   * nothing to evict. Up to RESCUE_MAX active items met first lose the bit
-   * and go to the head (memcached: an active COLD item moves to WARM), so a
-   * list of active items still evicts.
-   */
-  #evictTail(cls: number): boolean {
-    const arena = this.#arena;
-    const i32 = arena.i32;
-    let h = this.#lruTail[cls];
-    for (let tries = 0;;) {
-      if (h === this.#keep) h = i32[arena.word(h) + W_PREV];
-      if (h === -1) return false;
-      const w = arena.word(h);
-      if (i32[w + W_TIME] >= 0 || tries === RESCUE_MAX) break;
-      tries++;
-      i32[w + W_TIME] &= M_TIME;
-      this.#movesToWarm[cls]++;
-      const prev = i32[w + W_PREV];
-      this.#lruRemove(h, cls);
-      this.#lruPush(h, cls);
-      // The newer neighbour is next; an item that was the head comes round again, now inactive.
-      if (prev !== -1) h = prev;
-    }
-    const w = arena.word(h);
-    this.#evicted[cls]++;
-    this.#f[F_EVICTIONS]++;
-    if (i32[w + W_EXPTIME] !== 0) this.#evictedNonzero[cls]++;
-    if (i32[w + W_TIME] < 0) this.#evictedActive[cls]++;
-    this.#evictedTime[cls] = this.#clock.now() - (i32[w + W_TIME] & M_TIME);
-    this.onEvict?.(h);
-    if ((i32[w + W_META] & M_FETCHED) === 0) {
-      this.#evictedUnfetched[cls]++;
-      this.#f[F_EVICTED_UNFETCHED]++;
-    }
-    this.unlink(h);
-    return true;
-  }
-
-  #popFree(cls: number): number {
-    const h = this.#freeHead[cls];
-    if (h !== -1) {
-      this.#freeHead[cls] = this.#word(h, W_HNEXT);
-      this.#freeCount[cls]--;
-    }
-    return h;
-  }
-
-  #allocChunk(cls: number): number {
-    // As memcached's allocation pulls the LRU tail first: an expired or flushed item near
-    // the tail gives its chunk (counted as reclaimed) before free or new memory is used.
-    if (this.#lruTail[cls] !== -1 && this.#reclaimTail(cls)) return this.#popFree(cls);
-    let h = this.#popFree(cls);
-    if (h !== -1) return h;
-    const arena = this.#arena;
-    let p = this.#curPage[cls];
-    if (p !== -1 && arena.carved[p] < this.#perPage[cls]) {
-      return (p << INDEX_BITS) | arena.carved[p]++;
-    }
-    const f = this.#f;
-    if (f[F_TOTAL_MALLOCED] + PAGE_SIZE <= f[F_MEM_LIMIT] || this.#pages[cls] === 0) {
-      p = arena.allocRun(1, cls, this.#sizes[cls]);
-      if (p !== -1) {
-        this.#curPage[cls] = p;
-        this.#pages[cls]++;
-        f[F_TOTAL_MALLOCED] += PAGE_SIZE;
-        arena.carved[p] = 1;
-        return p << INDEX_BITS;
-      }
-    }
-    if (this.#evict && this.#evictTail(cls)) {
-      h = this.#popFree(cls);
-      if (h !== -1) return h;
-    }
-    this.#outOfMemory[cls]++;
-    return ALLOC_NO_MEMORY;
-  }
-
-  /** A run of whole pages for an item of `total` bytes (> half a page). */
-  #allocLarge(total: number): number {
-    const cls = this.#largeClass;
-    const f = this.#f;
-    const count = Math.ceil(total / PAGE_SIZE);
-    const bytes = count * PAGE_SIZE;
-    // Make room among large items; with none linked, one may exceed the limit (like a first page).
-    while (f[F_TOTAL_MALLOCED] + bytes > f[F_MEM_LIMIT] && this.#number[cls] > 0) {
-      if (this.#reclaimTail(cls)) continue;
-      if (!this.#evict || !this.#evictTail(cls)) {
-        this.#outOfMemory[cls]++;
-        return ALLOC_NO_MEMORY;
-      }
-    }
-    for (;;) {
-      const p = this.#arena.allocRun(count, cls, bytes);
-      if (p !== -1) {
-        this.#arena.carved[p] = 1;
-        this.#pages[cls]++;
-        f[F_TOTAL_MALLOCED] += bytes;
-        return p << INDEX_BITS;
-      }
-      // No run of free page ids (fragmented by runs of other lengths): drop older large items.
-      if (
-        this.#number[cls] === 0 ||
-        !(this.#reclaimTail(cls) || (this.#evict && this.#evictTail(cls)))
-      ) {
-        this.#outOfMemory[cls]++;
-        return ALLOC_NO_MEMORY;
-      }
-    }
   }
 }
