@@ -3,12 +3,13 @@
  * flushed item near the LRU tail (reclaimed), the class's free list, the
  * page the class is carving, a new page while under the memory limit, and
  * last an eviction from the LRU tail. Items larger than half a page take a
- * run of whole pages. The Store says which items are dead and unlinks the
- * ones taken (AllocHost); the counters of each path are kept here.
+ * run of whole pages. The Store unlinks the items taken (TakeItem); the
+ * counters of each path are kept here.
  * @module
  */
 
 import type { SlabClasses } from "./classes.ts";
+import { itemDead } from "./expiry.ts";
 import {
   F_EVICTED_UNFETCHED,
   F_EVICTIONS,
@@ -43,15 +44,11 @@ const TAIL_SEARCH = 5;
  */
 const RESCUE_MAX = 50;
 
-/** What the allocator asks of its Store. */
-export interface AllocHost {
-  /** Is the item whose header is at word `w` expired or flushed at clock second `now`? */
-  dead(i32: Int32Array, w: number, now: number): boolean;
-  /** Unlinks and frees an item the allocator takes: reclaimed (`expired` when by exptime) or evicted. */
-  take(h: number, why: "expired" | "flushed" | "evicted"): void;
-  /** Current clock seconds. */
-  now(): number;
-}
+/**
+ * Unlinks and frees an item the allocator takes: reclaimed (`expired` when
+ * by exptime, else `flushed`) or `evicted`; the Store reports it and unlinks.
+ */
+export type TakeItem = (h: number, why: "expired" | "flushed" | "evicted") => void;
 
 /** Chunk and page allocation over a Store's arena and slab classes. */
 export class Allocator {
@@ -60,22 +57,31 @@ export class Allocator {
   #arena: Arena;
   #c: SlabClasses;
   #f: Float64Array;
+  #ctl: Int32Array;
   #evict: boolean;
-  #host: AllocHost;
+  #clock: { now(): number };
+  #take: TakeItem;
 
-  /** An allocator over shared counters `f`; `evict` false: fail instead of evicting (-M). */
+  /**
+   * An allocator over shared counters `f` and scalars `ctl` (which items a
+   * flush killed); `evict` false: fail instead of evicting (-M).
+   */
   constructor(
     arena: Arena,
     classes: SlabClasses,
     f: Float64Array,
+    ctl: Int32Array,
     evict: boolean,
-    host: AllocHost,
+    clock: { now(): number },
+    take: TakeItem,
   ) {
     this.#arena = arena;
     this.#c = classes;
     this.#f = f;
+    this.#ctl = ctl;
     this.#evict = evict;
-    this.#host = host;
+    this.#clock = clock;
+    this.#take = take;
   }
 
   /** A chunk of class `cls`, or ALLOC_NO_MEMORY. */
@@ -156,13 +162,13 @@ export class Allocator {
   /** Frees the first expired/flushed item among the last TAIL_SEARCH of the LRU; true if one was. */
   #reclaimTail(cls: number): boolean {
     const c = this.#c;
-    const now = this.#host.now();
+    const now = this.#clock.now();
     const arena = this.#arena;
     let h = c.lruTail[cls];
     for (let i = 0; i < TAIL_SEARCH && h !== -1; i++) {
       const i32 = arena.i32;
       const w = arena.word(h);
-      if (h !== this.keep && this.#host.dead(i32, w, now)) {
+      if (h !== this.keep && itemDead(this.#ctl, i32, w, now)) {
         c.reclaimed[cls]++;
         this.#f[F_RECLAIMED]++;
         if ((i32[w + W_META] & M_FETCHED) === 0) {
@@ -170,7 +176,7 @@ export class Allocator {
           this.#f[F_EXPIRED_UNFETCHED]++;
         }
         const exp = i32[w + W_EXPTIME];
-        this.#host.take(h, exp !== 0 && exp <= now ? "expired" : "flushed");
+        this.#take(h, exp !== 0 && exp <= now ? "expired" : "flushed");
         return true;
       }
       h = i32[w + W_PREV];
@@ -208,12 +214,12 @@ export class Allocator {
     this.#f[F_EVICTIONS]++;
     if (i32[w + W_EXPTIME] !== 0) c.evictedNonzero[cls]++;
     if (i32[w + W_TIME] < 0) c.evictedActive[cls]++;
-    c.evictedTime[cls] = this.#host.now() - (i32[w + W_TIME] & M_TIME);
+    c.evictedTime[cls] = this.#clock.now() - (i32[w + W_TIME] & M_TIME);
     if ((i32[w + W_META] & M_FETCHED) === 0) {
       c.evictedUnfetched[cls]++;
       this.#f[F_EVICTED_UNFETCHED]++;
     }
-    this.#host.take(h, "evicted");
+    this.#take(h, "evicted");
     return true;
   }
 }

@@ -10,6 +10,7 @@
 
 import { Allocator } from "./alloc.ts";
 import { type ClassStats, SlabClasses } from "./classes.ts";
+import { flushedBefore, itemDead } from "./expiry.ts";
 import { HashTable, INITIAL_POWER } from "./hash_table.ts";
 import {
   createMemory,
@@ -138,15 +139,19 @@ export class Store {
     }
     this.#arena = new Arena(mem.pages, this.#ctl, pt(0), pt(1), pt(2));
     this.#table = new HashTable(this.#arena, mem.buckets, this.#ctl, mem.maxHashPower);
-    this.#alloc = new Allocator(this.#arena, this.#c, f, mem.evict !== 0, {
-      dead: (i32, w, now) => this.#dead(i32, w, now),
-      take: (h, why) => {
+    this.#alloc = new Allocator(
+      this.#arena,
+      this.#c,
+      f,
+      this.#ctl,
+      mem.evict !== 0,
+      clock,
+      (h, why) => {
         if (why === "expired") this.onExpire?.(h);
         else if (why === "evicted") this.onEvict?.(h);
         this.unlink(h);
       },
-      now: () => this.#clock.now(),
-    });
+    );
     this.stats = new SharedStats(f, this.#table);
     this.nextCas = () => ++f[F_CAS];
   }
@@ -199,7 +204,7 @@ export class Store {
       return -1;
     }
     const ol = this.#ctl[I_OLDEST_LIVE];
-    if (ol !== 0 && now >= ol && this.#flushedBefore(i32, w, ol)) {
+    if (ol !== 0 && now >= ol && flushedBefore(this.#ctl, i32, w, ol)) {
       this.#f[F_GET_FLUSHED]++;
       this.unlink(h);
       return -1;
@@ -481,7 +486,7 @@ export class Store {
     // A delayed flush that has come leaves its items dead only while it is the pending one:
     // before another replaces it they go, as memcached's LRU maintainer and crawler take them.
     if (delaySeconds > 0 && ol !== 0 && this.#clock.now() >= ol) {
-      this.#unlinkWhere((i32, w) => this.#flushedBefore(i32, w, ol));
+      this.#unlinkWhere((i32, w) => flushedBefore(this.#ctl, i32, w, ol));
     }
     this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = 0;
     if (delaySeconds > 0) {
@@ -534,7 +539,9 @@ export class Store {
         idx++;
         const i32 = arena.i32;
         const w = arena.word(h);
-        if ((i32[w + W_META] & M_LINKED) === 0 || (!dead && this.#dead(i32, w, now))) continue;
+        if ((i32[w + W_META] & M_LINKED) === 0 || (!dead && itemDead(this.#ctl, i32, w, now))) {
+          continue;
+        }
         if (seen >= max) return h;
         fn(h);
         seen++;
@@ -557,7 +564,7 @@ export class Store {
       const i32 = arena.i32;
       const w = arena.word(h);
       const next = i32[w + W_NEXT];
-      if (!this.#dead(i32, w, now) && !fn(h)) return;
+      if (!itemDead(this.#ctl, i32, w, now) && !fn(h)) return;
       h = next;
     }
   }
@@ -587,13 +594,6 @@ export class Store {
     return this.#arena.i32[this.#arena.word(h) + word];
   }
 
-  #dead(i32: Int32Array, w: number, now: number): boolean {
-    const exp = i32[w + W_EXPTIME];
-    if (exp !== 0 && exp <= now) return true;
-    const ol = this.#ctl[I_OLDEST_LIVE];
-    return ol !== 0 && now >= ol && this.#flushedBefore(i32, w, ol);
-  }
-
   /** Unlinks every linked item for which `doomed` (item header at word `w`) says true. */
   #unlinkWhere(doomed: (i32: Int32Array, w: number) => boolean): void {
     const arena = this.#arena;
@@ -606,14 +606,6 @@ export class Store {
         h = prev;
       }
     }
-  }
-
-  /** Does the delayed flush of second `ol` (come) invalidate the item at word `w`? */
-  #flushedBefore(i32: Int32Array, w: number, ol: number): boolean {
-    const hi = this.#ctl[I_FLUSH_CAS_HI], lo = this.#ctl[I_FLUSH_CAS_LO];
-    if (hi === 0 && lo === 0) return (i32[w + W_TIME] & M_TIME) <= ol;
-    const cas = (i32[w + W_META] & M_CASHI) * 4294967296 + (i32[w + W_CASLO] >>> 0);
-    return cas < hi * 4294967296 + (lo >>> 0);
   }
 
   /** Takes a linked item (already out of the index) off its LRU and the counters. */
