@@ -142,6 +142,8 @@ export class RouterCore {
   readonly #lastWrite: Float64Array = new Float64Array(DELETE_SLOTS);
   /** Per key slot: conditional writes being repaired and retried, and when they are all in. */
   readonly #retries = new Map<number, { n: number; done: Promise<void>; end: () => void }>();
+  /** Requests held behind a write in progress, per slot; ALL_SLOTS: behind a flush_all. */
+  readonly #held = new Map<number, Held[]>();
 
   /** The core over started backends. */
   constructor(
@@ -415,6 +417,7 @@ export class RouterCore {
       if (--entry.n === 0) {
         this.#retries.delete(slot);
         entry.end();
+        this.#release(slot);
       }
     };
   }
@@ -427,6 +430,81 @@ export class RouterCore {
    */
   retrying(key: Uint8Array): Promise<void> | undefined {
     return this.#retries.size === 0 ? undefined : this.#retries.get(keySlot(key))?.done;
+  }
+
+  /** True while a write is being retried or checked, or requests wait behind one. */
+  get holding(): boolean {
+    return this.#retries.size > 0 || this.#held.size > 0;
+  }
+
+  /** The slot of `buf[start, end)` (see {@linkcode hold}). */
+  slotOf(buf: Uint8Array, start: number, end: number): number {
+    return keySlot(buf.subarray(start, end));
+  }
+
+  /**
+   * Queue `run` behind what holds any of `slots` (a write of the slot being
+   * retried or checked, or requests already waiting there), or return
+   * false when nothing holds them. It runs once it is first in line in
+   * every one of its slots; till then it holds them all. ALL_SLOTS (a
+   * flush_all) waits for every write in progress, and every request waits
+   * behind it; such requests are run with `recheck` true: they must look
+   * again whether they wait.
+   */
+  hold(slots: readonly number[], run: (recheck: boolean) => void): boolean {
+    const all = this.#held.get(ALL_SLOTS);
+    if (all !== undefined) {
+      all.push({ slots, run, waiting: 0, arrived: [] });
+      return true;
+    }
+    if (slots[0] === ALL_SLOTS) {
+      if (!this.holding) return false;
+      this.#held.set(ALL_SLOTS, [{ slots, run, waiting: 0, arrived: [] }]);
+      return true;
+    }
+    if (!slots.some((s) => this.#retries.has(s) || this.#held.has(s))) return false;
+    const h: Held = { slots, run, waiting: slots.length, arrived: [] };
+    for (const slot of slots) {
+      const q = this.#held.get(slot);
+      if (q === undefined) this.#held.set(slot, [h]);
+      else q.push(h);
+    }
+    for (const slot of slots) this.#advance(slot);
+    return true;
+  }
+
+  /** The write holding `slot` is done: its requests go, in order, until one holds it again. */
+  #release(slot: number): void {
+    this.#advance(slot);
+    // A held flush_all goes once nothing else is held or in progress.
+    const all = this.#held.get(ALL_SLOTS);
+    if (all === undefined || this.#retries.size > 0 || this.#held.size > 1) return;
+    this.#held.delete(ALL_SLOTS);
+    for (const h of all) h.run(true);
+  }
+
+  /** Let `slot`'s first request go as far as it can: run once first in every slot. */
+  #advance(slot: number): void {
+    for (;;) {
+      const q = this.#held.get(slot);
+      if (q === undefined || this.#retries.has(slot)) return;
+      const h = q[0];
+      if (h === undefined) {
+        this.#held.delete(slot);
+        return;
+      }
+      if (h.arrived.includes(slot)) return;
+      h.arrived.push(slot);
+      if (--h.waiting > 0) return;
+      // First in all of its slots: out of each line, then run; the lines move on.
+      for (const s of h.slots) {
+        const line = this.#held.get(s) as Held[];
+        line.shift();
+        if (line.length === 0) this.#held.delete(s);
+      }
+      h.run(false);
+      for (const s of h.slots) if (s !== slot) this.#advance(s);
+    }
   }
 
   /** The guard of a copy of `key` read now (or in flush epoch `epoch`). */
@@ -465,6 +543,20 @@ export function keySlot(key: Uint8Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i], 0x01000193);
   return (h >>> 0) % DELETE_SLOTS;
+}
+
+/** {@linkcode RouterCore.hold}'s slot for a flush_all. */
+export const ALL_SLOTS = -2;
+
+/** A request waiting behind a write in progress. */
+interface Held {
+  /** Its keys' slots (no repeats), or [ALL_SLOTS]. */
+  slots: readonly number[];
+  run: (recheck: boolean) => void;
+  /** Slots where it is not first in line yet. */
+  waiting: number;
+  /** Slots where it is. */
+  arrived: number[];
 }
 
 /** Log an internal error (a bug) without taking the proxy down. */

@@ -40,12 +40,12 @@
  * @module
  */
 
-import { ascii, Op, REPLY, type Request } from "../../protocol/mod.ts";
+import { ascii, Op, parseRequest, REPLY, Request } from "../../protocol/mod.ts";
 import type { Distribution } from "../ketama.ts";
 import type { Backend } from "../pool.ts";
 import type { ProxyStats } from "../stats.ts";
 import { statsCommand } from "./admin.ts";
-import { Next, type ReplySink, RouterCore, type RouterOptions } from "./core.ts";
+import { ALL_SLOTS, Next, type ReplySink, RouterCore, type RouterOptions } from "./core.ts";
 import { fanout, flushAll } from "./fanout.ts";
 import { get, metaGet, relay } from "./reads.ts";
 import { Refiller } from "./refill.ts";
@@ -132,6 +132,69 @@ export class Router {
    */
   handle(req: Request, raw: Uint8Array, sink: ReplySink): number {
     this.#core.stats.requests++;
+    if (this.#core.holding && this.#heldBack(req, raw, sink)) return Next.CONTINUE;
+    return this.#dispatch(req, raw, sink);
+  }
+
+  /**
+   * A request of a key whose earlier write is being retried or checked
+   * (see RouterCore.retryStarted) waits for it, in its place among the
+   * connection's replies: memcached runs it after that write, and the
+   * write's backends could otherwise see it first. flush_all waits for
+   * every such write.
+   */
+  #heldBack(req: Request, raw: Uint8Array, sink: ReplySink): boolean {
+    if (req.tooLarge || req.badChunk) return false;
+    const core = this.#core;
+    const slots: number[] = [];
+    switch (req.op) {
+      case Op.GET:
+      case Op.GETS:
+      case Op.GAT:
+      case Op.GATS:
+        for (let i = req.firstKey; i < req.ntokens; i++) {
+          const slot = core.slotOf(req.buf, req.tokStart[i], req.tokEnd[i]);
+          if (!slots.includes(slot)) slots.push(slot);
+        }
+        if (slots.length === 0) return false;
+        break;
+      case Op.SET:
+      case Op.ADD:
+      case Op.REPLACE:
+      case Op.APPEND:
+      case Op.PREPEND:
+      case Op.CAS:
+      case Op.MS:
+      case Op.INCR:
+      case Op.DECR:
+      case Op.MA:
+      case Op.DELETE:
+      case Op.TOUCH:
+      case Op.MD:
+      case Op.MG:
+        slots.push(core.slotOf(req.keyBuf, req.keyStart, req.keyEnd));
+        break;
+      case Op.FLUSH_ALL:
+        slots.push(ALL_SLOTS);
+        break;
+      default:
+        return false;
+    }
+    const copy = raw.slice();
+    let held = sink;
+    const queued = core.hold(slots, (recheck) => {
+      const again = new Request();
+      parseRequest(copy, 0, copy.length, again, Number.MAX_SAFE_INTEGER);
+      if (!recheck || !core.holding || !this.#heldBack(again, copy, held)) {
+        this.#dispatch(again, copy, held);
+      }
+    });
+    // Its place among the connection's replies is taken now (hold never runs it at once).
+    if (queued) held = heldTicket(sink);
+    return queued;
+  }
+
+  #dispatch(req: Request, raw: Uint8Array, sink: ReplySink): number {
     switch (req.op) {
       case Op.GET:
       case Op.GETS:
@@ -199,4 +262,29 @@ export class Router {
         return Next.CONTINUE;
     }
   }
+}
+
+/** `sink` with its next reply position reserved now: the first reserve (or reply) later takes it. */
+function heldTicket(sink: ReplySink): ReplySink {
+  const ticket = sink.reserve();
+  let taken = false;
+  const held: ReplySink = {
+    reserve() {
+      if (taken) return sink.reserve();
+      taken = true;
+      return ticket;
+    },
+    fill: (t, reply) => sink.fill(t, reply),
+    fillFrame: (t, buf, start, length) => sink.fillFrame(t, buf, start, length),
+    reply(bytes) {
+      if (taken) return sink.reply(bytes);
+      taken = true;
+      sink.fill(ticket, bytes);
+    },
+    closeAfterReplies: () => sink.closeAfterReplies(),
+  };
+  if (sink.whenRoom) held.whenRoom = (t, go) => sink.whenRoom?.(t, go);
+  if (sink.fillPart) held.fillPart = (t, part) => sink.fillPart?.(t, part);
+  if (sink.partsFor) held.partsFor = (n) => sink.partsFor?.(n) ?? false;
+  return held;
 }

@@ -81,6 +81,8 @@ interface WriteCtx {
   epoch: number;
   /** The core's write count once this write was counted (see RouterCore.writtenSince). */
   since: number;
+  /** An add stored on the primary is checked on this backup (see checkAdd), else -1. */
+  check: number;
 }
 
 /** A storage or arithmetic command, its copies to the backups included. */
@@ -179,12 +181,81 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
     retried: false,
     epoch: core.epoch,
     since: 0,
+    check: -1,
   };
   core.wrote(ctx.key);
   ctx.since = core.writeSeq;
   // A key not cleaned on the primary yet is written where its truth is: the backup.
-  if (primary.up && !primary.isDirty(ctx.key)) writeTo(core, ctx, primary, -1);
-  else writeToBackup(core, ctx, 0, false);
+  if (!primary.up || primary.isDirty(ctx.key)) {
+    writeToBackup(core, ctx, 0, false);
+    return;
+  }
+  if ((op === Op.ADD || (op === Op.MS && req.mode === 69 /* E */)) && core.missFallback) {
+    ctx.check = core.upBackup(ctx.copies, 0, ctx.key);
+    // Until checked, the key's later requests wait: they must not see the add's item early.
+    if (ctx.check >= 0) ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key));
+  }
+  writeTo(core, ctx, primary, -1);
+}
+
+/**
+ * An add the primary stored is sent, as an add, to the first clean backup
+ * too: a primary that lost the key (restarted empty, cleaned) stores it,
+ * while the backup still holds the item reads were returning, and memcached
+ * answers NOT_STORED. The backup's NOT_STORED is the answer then, and its
+ * item goes back onto the primary over the add's. `reply`: the primary's.
+ */
+function checkAdd(core: RouterCore, ctx: WriteCtx, reply: readonly Uint8Array[]): void {
+  const b = ctx.copies[ctx.check];
+  const done = (except: number) => {
+    if (core.syncBackups) copyToBackups(core, ctx, except, null, false, () => fill(ctx, reply));
+    else {
+      copyToBackups(core, ctx, except, null);
+      fill(ctx, reply);
+    }
+  };
+  core.call(b, ctx.op, ctx.parts, (r) => {
+    const k = r.kind;
+    if (k === ReplyKind.NOT_STORED || k === ReplyKind.NS) restore(core, ctx, b, r);
+    // Not stored there for another reason (no memory): it gets the copy as every other backup.
+    else done(isSuccess(k) ? ctx.check : -1);
+  }, () => {
+    b.lost(ctx.key);
+    done(ctx.check);
+  });
+}
+
+/** The backup `b` holds the key an add stored on the primary: its item goes back there. */
+function restore(core: RouterCore, ctx: WriteCtx, b: Backend, notStored: Reply): void {
+  const guard = core.guard(ctx.key, ctx.epoch);
+  const primary = ctx.primary;
+  core.ask(b, Op.MG, fetchLine(ctx.keyToken, ctx.binary)).then((item) => {
+    // A delete or flush_all in flight since: the primary forgets the key instead.
+    if (!core.guardHolds(guard)) return false;
+    if (item.kind !== ReplyKind.VA) {
+      // Gone from the backup meanwhile (expired): the add's item must go too.
+      return core.ask(primary, Op.MD, deleteLine(ctx.keyToken, ctx.binary))
+        .then((r) => r.kind === ReplyKind.HD || r.kind === ReplyKind.NF);
+    }
+    const value = item.value as Uint8Array;
+    const line = metaSetLine(
+      ctx.keyToken,
+      value.length,
+      item.flags,
+      ttlToExptime(item.ttl),
+      ctx.binary,
+    );
+    return core.ask(primary, Op.MS, [line, value, CRLF]).then((r) => r.kind === ReplyKind.HD);
+  }).catch(() => false).then((restored) => {
+    // Not restored: the add's item may stay there, so the key is cleaned there.
+    if (!restored) primary.invalidate(ctx.key);
+    answer(ctx, notStored);
+  });
+}
+
+/** Fill the write's reply (dropped for noreply/q as the primary's reply says). */
+function fill(ctx: WriteCtx, reply: readonly Uint8Array[]): void {
+  ctx.sink.fill(ctx.ticket, reply);
 }
 
 /**
@@ -235,6 +306,10 @@ function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number
         return;
       }
       const quiet = (ctx.noreply || ctx.quiet) && silenced(ctx.op, ctx.noreply, k);
+      if (index < 0 && ctx.check >= 0) {
+        checkAdd(core, ctx, quiet ? EMPTY_PARTS : [carveCopy(buf, start, start + length)]);
+        return;
+      }
       if (core.syncBackups) {
         // Answered once the copies are acknowledged: the reply outlives the frame.
         const reply = quiet ? EMPTY_PARTS : carveCopy(buf, start, start + length);
