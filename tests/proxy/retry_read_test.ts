@@ -66,51 +66,55 @@ Deno.test({
 
 const NAME2 =
   "proxy: a read sent while a conditional write is repaired and retried waits for the retry";
-Deno.test({
-  name: NAME2,
-  ignore: ignoreUnless(NAME2, ["memcached"]),
-  async fn() {
-    // The primary behind a slow link (150 ms each way): the append misses there, the item is
-    // copied back from the backup, the retry follows. A get sent once the copy is in (after the
-    // append, from the same connection) reached the primary between the copy and the retry: it
-    // hit the item without the append.
-    const primary = await startMemcached(), backup = await startMemcached();
-    const direct = await startMemcached();
-    const relay = startRelay(primary.port);
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${relay.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-      "--timeout",
-      "5000",
-    ]);
-    const c = await connect(proxy.port);
-    const onPrimary = await connect(primary.port);
-    try {
-      equal(await setValue(c, "k", "10"), "STORED\r\n");
-      equal(await onPrimary.request("delete k"), "DELETED\r\n");
-      relay.setLatency(150);
-      await c.send("append k 0 0 1\r\nX\r\n");
-      // Wait (on the primary directly, not through the relay) for the copy from the backup: the
-      // retry is then at least one relay delay behind, and the get sent now reaches the primary
-      // before it, whatever the machine's speed.
-      while (!(await onPrimary.request("mg k v\r\nmn\r\n", /MN\r\n$/, 5000)).startsWith("VA ")) {
-        await sleep(5);
-      }
-      const replies = await c.request("get k\r\n", /END\r\n$/, 5000);
-      // memcached's replies to the same requests.
-      const d = await connect(direct.port);
-      equal(await setValue(d, "k", "10"), "STORED\r\n");
-      const want = await d.request("append k 0 0 1\r\nX\r\nget k\r\n", /END\r\n$/);
-      await d.close();
-      equal(replies, want);
-    } finally {
-      for (const x of [c, onPrimary]) await x.close();
-      await proxy.stop();
-      await relay.close();
-      for (const s of [primary, backup, direct]) await s.stop();
+for (const read of ["get k", "get ka k kb", "flush_all\r\nget k"]) {
+  Deno.test({
+    name: `${NAME2} (${JSON.stringify(read)})`,
+    ignore: ignoreUnless(NAME2, ["memcached"]),
+    fn: () => readDuringRetry(read),
+  });
+}
+
+async function readDuringRetry(read: string): Promise<void> {
+  // The primary behind a slow link (150 ms each way): the append misses there, the item is
+  // copied back from the backup, the retry follows. A get sent once the copy is in (after the
+  // append, from the same connection) reached the primary between the copy and the retry: it
+  // hit the item without the append (a multi-get did, before it waited in the key's line too).
+  const primary = await startMemcached(), backup = await startMemcached();
+  const direct = await startMemcached();
+  const relay = startRelay(primary.port);
+  const proxy = await startMemrep([
+    "proxy",
+    "-s",
+    `127.0.0.1:${relay.port}`,
+    "-b",
+    `127.0.0.1:${backup.port}`,
+    "--timeout",
+    "5000",
+  ]);
+  const c = await connect(proxy.port);
+  const onPrimary = await connect(primary.port);
+  try {
+    for (const k of ["k", "ka", "kb"]) equal(await setValue(c, k, `${k}10`), "STORED\r\n");
+    equal(await onPrimary.request("delete k"), "DELETED\r\n");
+    relay.setLatency(150);
+    await c.send("append k 0 0 1\r\nX\r\n");
+    // Wait (on the primary directly, not through the relay) for the copy from the backup: the
+    // retry is then at least one relay delay behind, and the get sent now reaches the primary
+    // before it, whatever the machine's speed.
+    while (!(await onPrimary.request("mg k v\r\nmn\r\n", /MN\r\n$/, 5000)).startsWith("VA ")) {
+      await sleep(5);
     }
-  },
-});
+    const replies = await c.request(`${read}\r\n`, /END\r\n$/, 5000);
+    // memcached's replies to the same requests.
+    const d = await connect(direct.port);
+    for (const k of ["k", "ka", "kb"]) equal(await setValue(d, k, `${k}10`), "STORED\r\n");
+    const want = await d.request(`append k 0 0 1\r\nX\r\n${read}\r\n`, /END\r\n$/);
+    await d.close();
+    equal(replies, want);
+  } finally {
+    for (const x of [c, onPrimary]) await x.close();
+    await proxy.stop();
+    await relay.close();
+    for (const s of [primary, backup, direct]) await s.stop();
+  }
+}

@@ -443,26 +443,33 @@ export class RouterCore {
   }
 
   /**
-   * Queue `run` behind what holds any of `slots` (a write of the slot being
-   * retried or checked, or requests already waiting there), or return
-   * false when nothing holds them. It runs once it is first in line in
-   * every one of its slots; till then it holds them all. ALL_SLOTS (a
-   * flush_all) waits for every write in progress, and every request waits
-   * behind it; such requests are run with `recheck` true: they must look
-   * again whether they wait.
+   * True when a request of `slots` must wait (see {@linkcode hold}): a
+   * write of one of them is being retried or checked, requests already
+   * wait there, or a flush_all waits. [ALL_SLOTS] (a flush_all): while any
+   * such write or request is there.
    */
-  hold(slots: readonly number[], run: (recheck: boolean) => void): boolean {
+  mustWait(slots: readonly number[]): boolean {
+    if (this.#held.has(ALL_SLOTS)) return true;
+    if (slots[0] === ALL_SLOTS) return this.holding;
+    for (const s of slots) if (this.#retries.has(s) || this.#held.has(s)) return true;
+    return false;
+  }
+
+  /**
+   * Queue `run` (after {@linkcode mustWait} said so) behind what holds
+   * `slots`: it runs once it is first in line in every one of its slots,
+   * and till then it holds them all. A flush_all waits for every write in
+   * progress and request held, and every request waits behind it; these
+   * are run with `recheck` true: they must look again whether they wait.
+   */
+  hold(slots: readonly number[], run: (recheck: boolean) => void): void {
     const all = this.#held.get(ALL_SLOTS);
-    if (all !== undefined) {
-      all.push({ slots, run, waiting: 0, arrived: [] });
-      return true;
+    if (all !== undefined || slots[0] === ALL_SLOTS) {
+      const h = { slots, run, waiting: 0, arrived: [] };
+      if (all !== undefined) all.push(h);
+      else this.#held.set(ALL_SLOTS, [h]);
+      return;
     }
-    if (slots[0] === ALL_SLOTS) {
-      if (!this.holding) return false;
-      this.#held.set(ALL_SLOTS, [{ slots, run, waiting: 0, arrived: [] }]);
-      return true;
-    }
-    if (!slots.some((s) => this.#retries.has(s) || this.#held.has(s))) return false;
     const h: Held = { slots, run, waiting: slots.length, arrived: [] };
     for (const slot of slots) {
       const q = this.#held.get(slot);
@@ -470,7 +477,6 @@ export class RouterCore {
       else q.push(h);
     }
     for (const slot of slots) this.#advance(slot);
-    return true;
   }
 
   /** The write holding `slot` is done: its requests go, in order, until one holds it again. */

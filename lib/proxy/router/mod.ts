@@ -158,40 +158,28 @@ export class Router {
         }
         if (slots.length === 0) return false;
         break;
-      case Op.SET:
-      case Op.ADD:
-      case Op.REPLACE:
-      case Op.APPEND:
-      case Op.PREPEND:
-      case Op.CAS:
-      case Op.MS:
-      case Op.INCR:
-      case Op.DECR:
-      case Op.MA:
-      case Op.DELETE:
-      case Op.TOUCH:
-      case Op.MD:
-      case Op.MG:
-        slots.push(core.slotOf(req.keyBuf, req.keyStart, req.keyEnd));
-        break;
       case Op.FLUSH_ALL:
         slots.push(ALL_SLOTS);
         break;
       default:
-        return false;
+        // One key: set .. touch and mg .. ma (Op's order).
+        if (!((req.op >= Op.SET && req.op <= Op.TOUCH) || (req.op >= Op.MG && req.op <= Op.MA))) {
+          return false;
+        }
+        slots.push(core.slotOf(req.keyBuf, req.keyStart, req.keyEnd));
     }
+    if (!core.mustWait(slots)) return false;
     const copy = raw.slice();
-    let held = sink;
-    const queued = core.hold(slots, (recheck) => {
+    // Its place among the connection's replies is taken now.
+    const held = heldTicket(sink);
+    core.hold(slots, (recheck) => {
       const again = new Request();
       parseRequest(copy, 0, copy.length, again, Number.MAX_SAFE_INTEGER);
       if (!recheck || !core.holding || !this.#heldBack(again, copy, held)) {
         this.#dispatch(again, copy, held);
       }
     });
-    // Its place among the connection's replies is taken now (hold never runs it at once).
-    if (queued) held = heldTicket(sink);
-    return queued;
+    return true;
   }
 
   #dispatch(req: Request, raw: Uint8Array, sink: ReplySink): number {
