@@ -33,6 +33,9 @@ export interface Weather {
   stop: boolean;
 }
 
+/** At most this many states of a key whose state is unknown (its primary was killed). */
+const WILD_STATES = 256;
+
 /** A write's effect on one possible state (null: not applied). */
 export type Apply = (s: string) => string | null;
 
@@ -274,7 +277,9 @@ export class ModelClient {
       } else {
         const made = [...m.poss].map(on).filter((x) => x !== null) as string[];
         m.wrote(seq, made, del, outcome === "ok");
-        m.poss = new Set([...m.poss, ...made, ABSENT]);
+        // Appends while the state is unknown double it: keep the newest states only (a read of
+        // a dropped one is then not classified, never wrongly blamed).
+        m.poss = new Set([...m.poss, ...made, ABSENT].slice(-WILD_STATES));
       }
       return;
     }
