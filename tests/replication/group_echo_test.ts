@@ -33,6 +33,11 @@ for (const n of [3, 5]) {
       // The others did pass the writes on to each other (a member the writer cannot reach needs that).
       const peer = await replStats(g.nodes[1]);
       ok(Number(peer.get("repl_changes_forwarded")) >= 3000, "forwarded by a peer");
+      let twice = 0;
+      for (const node of g.nodes.slice(1)) {
+        twice += Number((await replStats(node)).get("repl_changes_ignored"));
+      }
+      console.log(`${n} members: peers ignored ${twice}`);
     } finally {
       await g.close();
     }
