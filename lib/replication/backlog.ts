@@ -12,16 +12,50 @@ const INITIAL = 1 << 20;
 /** Forwarded runs remembered (older ones are forgotten: those bytes go to every peer again). */
 const MAX_RUNS = 65536;
 
+/** A run of bytes passed on from a peer's stream (a group), for {@linkcode ForwardPolicy}. */
+export interface ForwardedRun {
+  /** The member whose stream the bytes came from. */
+  readonly origin: number;
+  /** That member's stream id. */
+  readonly stream: string;
+  /** Where the run's end lies in that stream (the bytes are contiguous there too). */
+  readonly originEnd: number;
+  /** performance.now() when its first bytes arrived. */
+  readonly time: number;
+}
+
+/**
+ * How one reader (a link) treats the runs passed on from other members'
+ * streams: what it may leave out, and whether to wait for news first.
+ */
+export interface ForwardPolicy {
+  /** How far the reader holds `run.origin`'s stream `run.stream` (-1: not known). */
+  has(run: ForwardedRun): number;
+  /** Whether to stop before the run's bytes the reader lacks (it may learn them directly). */
+  hold(run: ForwardedRun): boolean;
+}
+
+/** A new run starts after this long (ms), so that a run's time says when its bytes arrived. */
+const RUN_SPAN_MS = 4;
+
+/** A {@linkcode ForwardedRun} as the backlog keeps it (a run grows). */
+interface Run {
+  origin: number;
+  stream: string;
+  originEnd: number;
+  time: number;
+}
+
 /** A bounded byte ring with monotonically growing logical offsets. */
 export class Backlog {
   #buf: Uint8Array;
   #capacity: number;
   #start = 0;
   #end = 0;
-  // Runs of bytes forwarded from a peer's stream (a group), ascending: [start, end) and origin.
+  // Runs of bytes forwarded from a peer's stream (a group), ascending: [start, end) and whence.
   #runStart: number[] = [];
   #runEnd: number[] = [];
-  #runOrigin: number[] = [];
+  #runs: Run[] = [];
   #runHead = 0;
 
   /** A ring holding at most `capacity` bytes (allocated as it fills). */
@@ -78,22 +112,36 @@ export class Backlog {
   }
 
   /**
-   * Append src[start, end), a peer's change passed on (a group): a reader
-   * for that peer may leave these bytes out ({@linkcode copyTo}), the peer
-   * has them.
+   * Append src[start, end), a change of `origin`'s stream `stream` ending
+   * at `originEnd` there, passed on (a group): a reader that has those bytes
+   * from `origin` may leave them out ({@linkcode sendTo}).
    */
-  pushFrom(src: Uint8Array, start: number, end: number, origin: number): void {
+  pushFrom(
+    src: Uint8Array,
+    start: number,
+    end: number,
+    origin: number,
+    stream: string,
+    originEnd: number,
+    now: number,
+  ): void {
     const at = this.#end;
     this.push(src, start, end);
     if (this.#end - at !== end - start) return; // larger than the ring: not worth a run
     const last = this.#runEnd.length - 1;
-    if (last >= this.#runHead && this.#runEnd[last] === at && this.#runOrigin[last] === origin) {
+    const r = last >= this.#runHead ? this.#runs[last] : null;
+    if (
+      r !== null && this.#runEnd[last] === at && r.origin === origin && r.stream === stream &&
+      r.originEnd === originEnd - (end - start) && now - r.time < RUN_SPAN_MS
+    ) {
+      // Contiguous here and there: one run, whose bytes map to the origin's stream by offset.
       this.#runEnd[last] = this.#end;
+      r.originEnd = originEnd;
       return;
     }
     this.#runStart.push(at);
     this.#runEnd.push(this.#end);
-    this.#runOrigin.push(origin);
+    this.#runs.push({ origin, stream, originEnd, time: now });
     if (this.#runEnd.length - this.#runHead > MAX_RUNS) this.#runHead++;
     while (this.#runHead < this.#runEnd.length && this.#runEnd[this.#runHead] <= this.#start) {
       this.#runHead++;
@@ -101,7 +149,7 @@ export class Backlog {
     if (this.#runHead > 4096 && this.#runHead * 2 > this.#runEnd.length) {
       this.#runStart.splice(0, this.#runHead);
       this.#runEnd.splice(0, this.#runHead);
-      this.#runOrigin.splice(0, this.#runHead);
+      this.#runs.splice(0, this.#runHead);
       this.#runHead = 0;
     }
   }
@@ -127,20 +175,26 @@ export class Backlog {
     this.push(bytes);
   }
 
+  /** Append the bytes at offsets [from, to) to `out`; the range must be held. */
+  copyTo(out: Writer, from: number, to: number): void {
+    this.#copy(out, from, to);
+  }
+
   /**
-   * Append the bytes at offsets [from, to) to `out`; the range must be held.
-   * With `except` >= 0, the runs passed on from that origin are left out,
-   * `skip(out, n)` written in place of each (n bytes).
+   * Append the bytes at offsets [from, to) for one reader (a group's link):
+   * of each forwarded run, what `policy` says the reader has is left out,
+   * `skip(out, n)` written in place (n bytes); before the rest of a run
+   * that `policy` holds, it stops. Returns the offset reached.
    */
-  copyTo(
+  sendTo(
     out: Writer,
     from: number,
     to: number,
-    except = -1,
-    skip?: (out: Writer, n: number) => void,
-  ): void {
-    if (except >= 0 && skip !== undefined && this.#runEnd.length > this.#runHead) {
-      // The first run ending after `from` (runs ascend), then each of `except`'s in range.
+    policy: ForwardPolicy,
+    skip: (out: Writer, n: number) => void,
+  ): number {
+    if (this.#runEnd.length > this.#runHead) {
+      // The first run ending after `from` (runs ascend), then each in range.
       let lo = this.#runHead, hi = this.#runEnd.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
@@ -148,16 +202,26 @@ export class Backlog {
         else hi = mid;
       }
       for (let i = lo; i < this.#runEnd.length && this.#runStart[i] < to; i++) {
-        if (this.#runOrigin[i] !== except) continue;
-        const a = Math.max(from, this.#runStart[i]), b = Math.min(to, this.#runEnd[i]);
+        const run = this.#runs[i], end = this.#runEnd[i];
+        const a = Math.max(from, this.#runStart[i]), b = Math.min(to, end);
         if (a > from) this.#copy(out, from, a);
-        skip(out, b - a);
-        from = b;
+        from = a;
+        // Byte x of the run is at originEnd - (end - x) in the origin's stream.
+        const h = policy.has(run);
+        const has = h < 0 ? from : Math.min(b, end - (run.originEnd - h));
+        if (has > from) {
+          skip(out, has - from);
+          from = has;
+        }
+        if (from < b) {
+          if (policy.hold(run)) return from;
+          this.#copy(out, from, b);
+          from = b;
+        }
       }
-      if (from < to) this.#copy(out, from, to);
-      return;
     }
-    this.#copy(out, from, to);
+    if (from < to) this.#copy(out, from, to);
+    return to;
   }
 
   #copy(out: Writer, from: number, to: number): void {

@@ -11,10 +11,15 @@
  * member that some path of live links reaches, also when its writer cannot
  * reach them (A-B cut, C passes A's writes to B and B's to A) or died
  * before it reached all of them (kill -9 with writes in flight). Echoes are
- * not news and stop at once, and a change is not passed back on the link it
- * came from (backlog.ts keeps forwarded runs by origin; that link sends a
- * SKIP of them); the cost is that a change crosses the other links up to
- * once each way.
+ * not news and stop at once. A passed-on change crosses a link only when
+ * the member at the other end lacks it (relay.ts): each member reports to
+ * each peer (HAVE) how far it holds every other member's stream and whether
+ * it is linked to that member; backlog.ts keeps passed-on runs with where
+ * they lie in their origin's stream, and a link sends a SKIP of what its
+ * peer holds (its own changes, and what it reported). While the peer is
+ * linked to the origin, a run waits briefly for that report. In a healthy
+ * mesh each change thus crosses each link once; only what a member itself
+ * reported is ever left out, so no relay's guess can lose a change.
  *
  * Joining: a new or restarted member takes one full copy (chunked,
  * flow-controlled, resumable) from the first peer it links with, and links

@@ -4,8 +4,8 @@
  * that authenticate the stream after it (seal.ts).
  *
  * ```
- * acceptor:  MEMREP-REPL 3 <nodeA> <nonceA>      at once, nothing keyed
- * connector: MEMREP-REPL 3 <nodeC> <nonceC>      at once, nothing keyed
+ * acceptor:  MEMREP-REPL 4 <nodeA> <nonceA>      at once, nothing keyed
+ * connector: MEMREP-REPL 4 <nodeC> <nonceC>      at once, nothing keyed
  * connector: STATE <stream> <end> <peer stream | -> <peer offset> <items> <hlc>
  * connector: AUTH <proofC | ->                   (after the acceptor's greeting)
  * acceptor:  STATE ...                           (only once proofC checked out,
@@ -31,7 +31,7 @@ import { parseVersion } from "./stream.ts";
 import { deriveLinkKeys, type LinkKeys } from "./seal.ts";
 
 /** Wire protocol version; a peer speaking another one is refused. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 const MAGIC = "MEMREP-REPL";
 const MAX_LINE = 1024;
 

@@ -16,6 +16,7 @@ import { log } from "../log.ts";
 import type { Store } from "../store/mod.ts";
 import type { StreamState } from "./handshake.ts";
 import type { Backlog } from "./backlog.ts";
+import { type HeldStream, RelayFilter } from "./relay.ts";
 import { Applied, type Merger } from "./merge.ts";
 import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
 import { COPY_CHUNK, IncomingCopy, type KnownStream, OutgoingCopy, Snapshot } from "./snapshot.ts";
@@ -90,12 +91,15 @@ export interface LinkOwner {
    * In a group: a change from the peer's stream taught this node something
    * (Merger.fresh); its bytes go on this node's stream for the other peers.
    */
-  forward?(buf: Uint8Array, start: number, end: number): void;
+  forward?(buf: Uint8Array, start: number, end: number, stream: string, streamEnd: number): void;
+  /** In a group: this link applied stream frames (the other links' HAVE moves). */
+  heard?(): void;
   /**
    * In a group: the other members' streams this node has applied, and how
-   * far (sent with a full copy as KNOWN frames; see group.ts, Joining).
+   * far (sent with a full copy as KNOWN frames, see group.ts, Joining; and
+   * as HAVE frames whenever they moved).
    */
-  knownStreams?(): KnownStream[];
+  knownStreams?(): HeldStream[];
   /** In a group: a full copy from this peer completed, holding the streams of `known`. */
   copied?(known: KnownStream[]): void;
 }
@@ -158,6 +162,10 @@ export class Link {
   #pingDue = false;
   /** The stream frame just applied is news to pass on (groups). */
   #forwardDue = false;
+  /** Our HAVE frames are due (groups): what we hold of the others' streams moved. */
+  #haveDue: boolean;
+  /** Which passed-on changes the peer gets (groups). */
+  #relay: RelayFilter;
 
   /**
    * Wrap an authenticated connection (`keys`: the stream is sealed, null:
@@ -180,6 +188,8 @@ export class Link {
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.peerAddress = `${addr.hostname}:${addr.port}`;
     this.done = new Promise((r) => (this.#resolveDone = r));
+    this.#haveDue = repl.heard !== undefined;
+    this.#relay = new RelayFilter(repl.index, repl.timeoutMs, () => this.wake());
   }
 
   /** Phase for stats. */
@@ -252,11 +262,19 @@ export class Link {
     }
   }
 
+  /** In a group: what this node holds of the other members' streams moved; HAVE follows. */
+  haveMoved(): void {
+    if (this.#haveDue || this.#repl.heard === undefined) return;
+    this.#haveDue = true;
+    this.wake();
+  }
+
   /** Close the link (idempotent); `reason` is logged by the replicator. */
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.#timer);
+    this.#relay.close();
     try {
       this.#conn.close();
     } catch { /* closed */ }
@@ -351,11 +369,12 @@ export class Link {
         writeControl(out, "CACK", this.#copyAckDue);
         this.#copyAckDue = 0;
       }
+      if (this.#haveDue) this.#relay.writeHave(out, repl.knownStreams!());
+      this.#haveDue = false;
       const end = backlog.end;
       if (end > this.#cursor) {
-        // The peer's own changes that we passed on go back to it as a SKIP (a group's echoes).
-        backlog.copyTo(out, this.#cursor, end, repl.index, writeSkip);
-        this.#cursor = end;
+        // A group: what the peer has of the changes we pass on goes as a SKIP (relay.ts).
+        this.#cursor = backlog.sendTo(out, this.#cursor, end, this.#relay, writeSkip);
       }
       const copy = this.#copy;
       let copied = false;
@@ -430,7 +449,13 @@ export class Link {
           if (!this.#handle(used)) return;
           if (this.#forwardDue) {
             this.#forwardDue = false;
-            this.#repl.forward?.(rb.buf, rb.start, rb.start + used);
+            this.#repl.forward?.(
+              rb.buf,
+              rb.start,
+              rb.start + used,
+              this.#recvStream,
+              this.#recvOffset,
+            );
           }
           if (parser.kind <= Frame.FLUSH || parser.kind === Frame.SKIP) applied = true;
           rb.start += used;
@@ -558,6 +583,10 @@ export class Link {
         this.#maybeStarted();
         return true;
       }
+      case Frame.HAVE:
+        this.#relay.report(p.nums[0], p.text, p.nums[1], p.nums[2] === 1);
+        if (this.#cursor < repl.backlog.end) this.wake(); // a run held for it may be left out now
+        return true;
       case Frame.RESUME: {
         const ic = repl.inCopy;
         if (ic !== null && !ic.complete && ic.stream === p.text) {
@@ -642,6 +671,7 @@ export class Link {
   /** Stream frames were applied: remember how far, and acknowledge. */
   #applied(): void {
     this.#publish();
+    this.#repl.heard?.();
     this.#ackDue = true;
     this.wake();
   }

@@ -15,6 +15,7 @@ import { FullCopies } from "./copies.ts";
 import type { StreamState } from "./handshake.ts";
 import { LagSamples } from "./lag.ts";
 import { Link, type LinkOwner } from "./link.ts";
+import type { HeldStream } from "./relay.ts";
 import type { Merger } from "./merge.ts";
 import type { LinkKeys } from "./seal.ts";
 import type { IncomingCopy, KnownStream, OutgoingCopy } from "./snapshot.ts";
@@ -53,10 +54,22 @@ export interface PeerHost {
   linked(peer: Peer): void;
   /** `peer`'s link closed (`current`: it was still the peer's link). */
   linkClosed(peer: Peer, current: boolean): void;
-  /** In a group: a change from peer `origin`'s stream taught us something; it goes on our stream. */
-  forward(buf: Uint8Array, start: number, end: number, origin: number): void;
+  /**
+   * In a group: a change from peer `origin`'s stream `stream` (ending at
+   * `streamEnd` there) taught us something; it goes on our stream.
+   */
+  forward(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    origin: number,
+    stream: string,
+    streamEnd: number,
+  ): void;
   /** In a group: the streams of the peers other than `except` that this node holds, and how far. */
-  knownStreams(except: Peer): KnownStream[];
+  knownStreams(except: Peer): HeldStream[];
+  /** In a group: this node applied more of `peer`'s stream (the other links' HAVE moves). */
+  heard(peer: Peer): void;
   /** In a group: a full copy from `from` completed, holding the streams of `known`. */
   copied(from: Peer, known: KnownStream[]): void;
   /** A new full copy to a peer begins. */
@@ -114,16 +127,20 @@ export class Peer implements LinkOwner {
       unlockStore: () => host.unlockStore(),
     });
     if (flood) {
-      this.forward = (buf, start, end) => host.forward(buf, start, end, index);
+      this.forward = (buf, start, end, stream, streamEnd) =>
+        host.forward(buf, start, end, index, stream, streamEnd);
       this.knownStreams = () => host.knownStreams(this);
+      this.heard = () => host.heard(this);
       this.copied = (known) => host.copied(this, known);
     }
   }
 
   /** In a group: hand a change that taught us something to our own stream. */
-  forward?: (buf: Uint8Array, start: number, end: number) => void;
-  /** In a group: what a full copy to this peer holds of the other members' streams. */
-  knownStreams?: () => KnownStream[];
+  forward?: (buf: Uint8Array, start: number, end: number, stream: string, at: number) => void;
+  /** In a group: what a full copy to this peer (or its HAVE) holds of the other members' streams. */
+  knownStreams?: () => HeldStream[];
+  /** In a group: this link applied more of the peer's stream. */
+  heard?: () => void;
   /** In a group: a full copy from this peer completed. */
   copied?: (known: KnownStream[]) => void;
 

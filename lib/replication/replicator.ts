@@ -16,6 +16,7 @@ import { log } from "../log.ts";
 import { Backlog } from "./backlog.ts";
 import { randomHex } from "./handshake.ts";
 import type { Link } from "./link.ts";
+import type { HeldStream } from "./relay.ts";
 import { Pairing, type PairingOptions } from "./pairing.ts";
 import { groupNodeId, GroupPairing, writeGroupStats } from "./group.ts";
 import { flushTime, Merger, wireBits } from "./merge.ts";
@@ -294,11 +295,23 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
    * peer cannot reach (or that it could not reach before it died). Copies of
    * it that come back are not fresh and stop there.
    */
-  forward(buf: Uint8Array, start: number, end: number, origin: number): void {
-    // Tagged with its origin: the link to that peer sends a SKIP instead (it has it).
-    this.backlog.pushFrom(buf, start, end, origin);
+  forward(
+    buf: Uint8Array,
+    start: number,
+    end: number,
+    origin: number,
+    stream: string,
+    streamEnd: number,
+  ): void {
+    // Tagged with whence: a link sends a SKIP instead to a peer that has it (group.ts).
+    this.backlog.pushFrom(buf, start, end, origin, stream, streamEnd, performance.now());
     this.stats.changesForwarded++;
     this.#wakeLinks();
+  }
+
+  /** A group of 3+: what this node holds of `peer`'s stream, or its link, moved: HAVE to the others. */
+  heard(peer: Peer | null): void {
+    for (const p of this.peers) if (p !== peer) p.link?.haveMoved();
   }
 
   /**
@@ -307,11 +320,12 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
    * `except`, so that it resumes those peers' streams instead of taking a
    * copy from each; group.ts, Joining).
    */
-  knownStreams(except: Peer): KnownStream[] {
-    const known: KnownStream[] = [];
+  knownStreams(except: Peer): HeldStream[] {
+    const known: HeldStream[] = [];
     for (const p of this.peers) {
       const held = p === except ? null : p.heldStream;
-      if (held !== null) known.push({ member: p.index, id: held.id, offset: held.offset });
+      const up = p.link !== null && !p.link.closed;
+      if (held !== null) known.push({ member: p.index, id: held.id, offset: held.offset, up });
     }
     return known;
   }
@@ -464,6 +478,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     this.#shared?.resetNote();
     this.#pairing?.closeListener();
     this.#pairing?.poke();
+    if (this.#group !== null) this.heard(null);
   }
 
   /** `peer`'s link closed (`current`: it was the peer's link, not a replaced one) (PeerHost). */
@@ -480,6 +495,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     this.#drainWake?.();
     this.#pairing?.poke();
     this.#group?.poke();
+    if (this.#group !== null) this.heard(null);
   }
 
   // --- SyncBarrier (--repl-sync) ---

@@ -12,6 +12,7 @@
  * MARK <seq>\r\n                                            copy position (after each chunk)
  * SKIP <n>\r\n                                             (group) n stream bytes left out
  * KNOWN <member> <stream> <offset>\r\n                      (group) sender's knowledge, before COPIED
+ * HAVE <member> <stream> <offset> <up>\r\n                  (group) sender holds member's stream so far
  * COPIED <items>\r\n                                        full copy ends
  * CACK <seq>\r\n                                            receiver applied up to MARK seq
  * CDONE <id>\r\n                                            receiver applied the whole copy
@@ -36,9 +37,14 @@
  * copy began, its sender had applied member `member`'s stream `stream` up to
  * `offset`, so the copy holds all of it; the receiver may resume that
  * member's stream from there instead of taking a second full copy.
- * SKIP (groups of 3+): the next n bytes of the stream are changes the
- * receiver passed on to us itself (its echoes), left out; they advance the
- * offset as if sent.
+ * SKIP (groups of 3+): the next n bytes of the stream are changes that
+ * the receiver has already (they came from its stream, or from a member's
+ * stream it reported with HAVE), left out; they advance the offset as if
+ * sent.
+ * HAVE (groups of 3+, whenever it moved): the sender holds member
+ * `member`'s stream `stream`, all of it, up to `offset`; `up` is 1 while
+ * the sender has a link to that member (what it lacks of it may come
+ * directly). The receiver leaves out what it would pass on of it (SKIP).
  * Only S, D and F frames (and SKIP) advance the stream offset; they are stored in the
  * backlog exactly as sent. A version token of digits beyond 2**53 still
  * parses (as Infinity): the frame is well formed, its version is not, and
@@ -103,6 +109,8 @@ export const Frame = {
   KNOWN: 15,
   /** SKIP: stream bytes left out, the receiver's own changes passed back (groups). */
   SKIP: 16,
+  /** HAVE: how far the sender holds another member's stream, and whether it is linked (groups). */
+  HAVE: 17,
 } as const;
 
 /** Largest data block accepted (memrep -I caps items at 256m). */
@@ -356,6 +364,17 @@ export class FrameParser {
       this.nums[0] = member;
       this.nums[1] = offset;
       this.kind = Frame.KNOWN;
+      return lineLength;
+    }
+    if (req.tokenIs(0, "HAVE") && n === 5) {
+      this.text = decodeAscii(buf, s[2], e[2]);
+      const member = parseDecimal(buf, s[1], e[1]), offset = parseDecimal(buf, s[3], e[3]);
+      const up = parseDecimal(buf, s[4], e[4]);
+      if (member < 0 || offset < 0 || up < 0) return this.#bad("bad number");
+      this.nums[0] = member;
+      this.nums[1] = offset;
+      this.nums[2] = up;
+      this.kind = Frame.HAVE;
       return lineLength;
     }
     if (req.tokenIs(0, "RESUME") && n === 3) {

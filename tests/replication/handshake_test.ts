@@ -12,7 +12,7 @@ import { connect, freePort, runMemrep, TestConn, waitUntil } from "../helpers/mo
 import { client, fill, sameContents, settled, startNode } from "./pair.ts";
 
 const SECRET = "s3cret";
-const GREETING = /^MEMREP-REPL 3 ([0-9a-f]+) ([0-9a-f]+)$/;
+const GREETING = /^MEMREP-REPL 4 ([0-9a-f]+) ([0-9a-f]+)$/;
 
 function hmacHex(secret: string, message: string): string {
   return createHmac("sha256", secret).update(message).digest("hex");
@@ -41,7 +41,7 @@ Deno.test("the acceptor greets with a nonce only and sends nothing keyed before 
       const greetingA = await c.readLine(3000);
       match(greetingA, GREETING);
       equal((await c.readIdle(300, 600)).length, 0, "nothing after the greeting");
-      const greetingC = "MEMREP-REPL 3 feedc0de 00112233445566778899aabbccddeeff";
+      const greetingC = "MEMREP-REPL 4 feedc0de 00112233445566778899aabbccddeeff";
       const greetings = `${greetingA}\n${greetingC}`;
       const proofC = hmacHex(guess, `connect\n${greetings}\n${state}`);
       await c.send(`${greetingC}\r\n${state}\r\nAUTH ${proofC}\r\n`);
@@ -85,7 +85,7 @@ Deno.test("the connector proves first: a fake acceptor that proves nothing gets 
     const conn = await fake.accept();
     const c = new TestConn(conn);
     try {
-      const greetingA = "MEMREP-REPL 3 0badbeef ffeeddccbbaa99887766554433221100";
+      const greetingA = "MEMREP-REPL 4 0badbeef ffeeddccbbaa99887766554433221100";
       await c.send(greetingA + "\r\n");
       const greetingC = await c.readLine(5000);
       match(greetingC, GREETING);
@@ -148,7 +148,7 @@ Deno.test("a handshake gets through while idle connections hold every slot", asy
       idle.push(...await Promise.all(Array.from({ length: 24 }, () => connect(replPort))));
       const c = await connect(replPort);
       match(await c.readLine(3000), GREETING);
-      await c.send(`MEMREP-REPL 3 real${round} 0011\r\nSTATE abcd 0 - 0 0 0\r\nAUTH -\r\n`);
+      await c.send(`MEMREP-REPL 4 real${round} 0011\r\nSTATE abcd 0 - 0 0 0\r\nAUTH -\r\n`);
       match(await c.readLine(3000), /^STATE /);
       equal(await c.readLine(), "AUTH -");
       await c.close();

@@ -31,10 +31,10 @@ Deno.test("a peer sending out-of-range versions is refused change by change; the
     const ca = await client(a);
     ok(await ca.set("pre", enc.encode("kept")));
     const peer = await connect(replPort);
-    ok(/^MEMREP-REPL 3 \S+ \S+$/.test(await peer.readLine(5000)), "greeting");
+    ok(/^MEMREP-REPL 4 \S+ \S+$/.test(await peer.readLine(5000)), "greeting");
     // Our clock is "beyond 2**53": once refused the pairing, keeping the pair split for good.
     await peer.send(
-      `MEMREP-REPL 3 fakepeer00000000 ${
+      `MEMREP-REPL 4 fakepeer00000000 ${
         "ab".repeat(16)
       }\r\nSTATE fs1 0 - 0 0 ${HUGE}\r\nAUTH -\r\n`,
     );

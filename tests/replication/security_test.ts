@@ -73,11 +73,11 @@ Deno.test("random bytes on the replication port never crash the node", async () 
     await a.proc.waitForLog(/^replication: listen$/);
     const prefixes = [
       "",
-      "MEMREP-REPL 3 aaaa bbbb\r\n",
-      "MEMREP-REPL 3 aaaa bbbb\r\nSTATE abcd 0 - 0 0 0\r\nAUTH 00ff\r\n",
+      "MEMREP-REPL 4 aaaa bbbb\r\n",
+      "MEMREP-REPL 4 aaaa bbbb\r\nSTATE abcd 0 - 0 0 0\r\nAUTH 00ff\r\n",
       "MEMREP-REPL 9 x y\r\n",
       "get foo\r\n",
-      "MEMREP-REPL 3 " + "x".repeat(5000) + "\r\n",
+      "MEMREP-REPL 4 " + "x".repeat(5000) + "\r\n",
     ];
     for (let i = 0; i < 60; i++) {
       const c = await connect(replPort);
@@ -108,8 +108,8 @@ Deno.test("garbage after a valid handshake closes that link only", async () => {
     for (let i = 0; i < 10; i++) {
       const mark = a.proc.outputLines().length;
       const c = await connect(replPort);
-      match(await c.readLine(), /^MEMREP-REPL 3 \S+ \S+$/);
-      await c.send(`MEMREP-REPL 3 fuzz${i} 0011\r\nSTATE abcd 0 - 0 0 0\r\nAUTH -\r\n`);
+      match(await c.readLine(), /^MEMREP-REPL 4 \S+ \S+$/);
+      await c.send(`MEMREP-REPL 4 fuzz${i} 0011\r\nSTATE abcd 0 - 0 0 0\r\nAUTH -\r\n`);
       match(await c.readLine(), /^STATE /);
       equal(await c.readLine(), "AUTH -");
       const frames = [
