@@ -16,8 +16,9 @@
  *
  * Runs with MEMREP_SEEDS set: a count of random seeds (up to 1000), a
  * seed, or a list ("1,2,3"); seeds in the test names. It still finds open
- * defects (README, Limits: an `add` stored on a primary that lost a key a
- * backup holds), so it is not in the default run yet. Also:
+ * defects on some seeds (README, Limits: a key written during a fault
+ * missed once calm; a primary never taken back after a refuse fault), so
+ * it is not in the default run yet. Also:
  * MEMREP_MODEL_FAULTS (a RegExp of fault names), MEMREP_MODEL_PROTO
  * (text|binary), MEMREP_MODEL_DIRECT (clients on a memcached itself, no
  * faults wanted: checks the model), MEMREP_MODEL_LOG (file prefix: the
