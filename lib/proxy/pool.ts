@@ -42,6 +42,8 @@ const MAX_DIRTY_KEYS = 65536;
 const RETURN_PASSES = 8;
 /** Keys deleted per cleaning pass while up (bounded pipeline). */
 const PASS_KEYS = 8192;
+/** Keys deleted (and their items put back, see {@linkcode Backend.restore}) at once. */
+const CLEAN_BATCH = 500;
 
 /** Why {@linkcode Backend.onReturn} runs. */
 export interface ReturnInfo {
@@ -99,6 +101,14 @@ export class Backend {
    * ({@linkcode watchRestarts} only). The router refills copies from here.
    */
   onReturn: ((b: Backend, info: ReturnInfo) => void) | undefined;
+  /**
+   * A primary's cleaning puts the key's item back from its copies (the
+   * router's restoreFrom): called as the delete of `key` is sent, it
+   * resolves with a function sending the add on the cleaning's connection
+   * (called once the delete was answered, just before the key is
+   * forgotten), or null when there is nothing to put back. Never rejects.
+   */
+  restore: ((key: Uint8Array) => Promise<((client: Client) => void) | null>) | undefined;
   readonly #options: BackendOptions;
   // One pipelined connection: requests from every client batch into one
   // write, and requests for a key keep their order (more connections
@@ -402,15 +412,25 @@ export class Backend {
       `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
     if (max === Infinity) log.info(say);
     else log.debug(say);
-    // Sent at the end of this tick, so no earlier than now.
-    const sentAt = Date.now();
-    const settle = (e: DirtyEntry) =>
-      client.request(metaDelete(e.key), Op.MD).then((r) => {
-        if (!r.isError) dirty.settle(e, sentAt, Date.now(), this.#fenced);
+    const settle = (e: DirtyEntry, sentAt: number) => {
+      const key = keyBytes(e.key);
+      // Read at once: the key is not kept dirty longer than its delete takes.
+      const item = this.restore?.(key);
+      return client.request(metaDelete(key), Op.MD).then(async (r) => {
+        if (r.isError) return;
+        (await item)?.(client);
+        dirty.settle(e, sentAt, Date.now(), this.#fenced);
       });
-    const results = await Promise.allSettled(entries.map(settle));
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    };
+    // In batches: the items put back are held in memory until sent.
+    for (let i = 0; i < entries.length; i += CLEAN_BATCH) {
+      // Sent at the end of this tick, so no earlier than now.
+      const sentAt = Date.now();
+      const batch = entries.slice(i, i + CLEAN_BATCH);
+      const results = await Promise.allSettled(batch.map((e) => settle(e, sentAt)));
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    }
   }
 
   /** Clean dirty keys while up, on the pooled connection (in order with the router's requests). */
@@ -482,10 +502,15 @@ function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** `md <base64 key> b`: a delete that is safe for any key bytes. */
-function metaDelete(key: string): Uint8Array {
+/** A dirty key's bytes (DirtyKeys keeps one character per byte). */
+function keyBytes(key: string): Uint8Array {
   const raw = new Uint8Array(key.length);
   for (let i = 0; i < key.length; i++) raw[i] = key.charCodeAt(i);
+  return raw;
+}
+
+/** `md <base64 key> b`: a delete that is safe for any key bytes. */
+function metaDelete(raw: Uint8Array): Uint8Array {
   const out = new Uint8Array(base64Length(raw.length) + 8);
   out.set([109, 100, 32]); // "md "
   let p = base64Encode(raw, 0, raw.length, out, 3);

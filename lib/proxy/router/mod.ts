@@ -49,6 +49,7 @@ import { ALL_SLOTS, Next, type ReplySink, RouterCore, type RouterOptions } from 
 import { fanout, flushAll } from "./fanout.ts";
 import { get, metaGet, relay } from "./reads.ts";
 import { Refiller } from "./refill.ts";
+import { restoreFrom } from "./repair.ts";
 import { write } from "./writes.ts";
 
 export { Next, type ReplySink, type RouterOptions } from "./core.ts";
@@ -119,10 +120,14 @@ export class Router {
     if (!core.hasCopies) return;
     const refiller = this.#refiller ??= new Refiller(core);
     const zones = core.zones.length > 0;
-    for (const b of core.copies) b.onReturn = (b, info) => refiller.backupReturned(b, info);
+    for (const b of core.copies) {
+      b.onReturn = (b, info) => refiller.backupReturned(b, info);
+      b.restore = undefined; // a copy's cleaned keys come back with its refill
+    }
     for (const s of core.servers) {
       s.watchRestarts = zones;
       s.onReturn = (s, info) => refiller.primaryReturned(zones ? s : undefined, info);
+      s.restore = (key) => restoreFrom(core, s, key);
     }
   }
 

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { type Reply, ReplyKind } from "../../client/mod.ts";
+import { type Client, type Reply, ReplyKind } from "../../client/mod.ts";
+import { base64Key, isTextKey } from "../../copy/mod.ts";
 import { ascii, base64Decode, MAX_KEY_LENGTH, Op } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
 import type { Backend } from "../pool.ts";
@@ -43,19 +44,7 @@ export function repair(
   if (!core.guardHolds(guard)) {
     return Promise.resolve(null);
   }
-  const parts = [
-    W_MS,
-    keyToken,
-    ascii(" "),
-    decimal(value.length),
-    REPAIR_FLAGS,
-    FLAGS_PREFIX,
-    decimal(flags),
-    TTL_PREFIX,
-    decimal(exptime),
-  ];
-  if (binary) parts.push(BINARY_FLAG);
-  parts.push(CRLF, value, CRLF);
+  const parts = addParts(keyToken, binary, value, flags, exptime);
   return core.ask(primary, Op.MS, parts).then((r) => {
     if (r.kind === ReplyKind.HD) {
       if (counted) core.stats.repairs++;
@@ -72,6 +61,71 @@ export function repair(
     core.stats.repairErrors++;
     return null;
   });
+}
+
+/** The add (`ms <key> <len> ME c F<flags> T<exptime>`, value) a repair sends. */
+function addParts(
+  keyToken: Uint8Array,
+  binary: boolean,
+  value: Uint8Array,
+  flags: number,
+  exptime: number,
+): Uint8Array[] {
+  const parts = [
+    W_MS,
+    keyToken,
+    ascii(" "),
+    decimal(value.length),
+    REPAIR_FLAGS,
+    FLAGS_PREFIX,
+    decimal(flags),
+    TTL_PREFIX,
+    decimal(exptime),
+  ];
+  if (binary) parts.push(BINARY_FLAG);
+  parts.push(CRLF, value, CRLF);
+  return parts;
+}
+
+/**
+ * The item to put back on `primary` once the cleaning delete of `key`
+ * there (it changed elsewhere) is answered: the first clean copy's, read
+ * now. Without it the primary answers a miss for a key only the copies
+ * hold, and a conditional write or read of it pipelined ahead of another
+ * write of the key can only be answered with that miss (the fallback
+ * cannot run behind the later write: writes.ts repairThenRetry). Resolves
+ * with the function that sends the add on the cleaning's connection, just
+ * before the key is forgotten (so every later request there comes after
+ * it), or null when no copy holds the key.
+ */
+export function restoreFrom(
+  core: RouterCore,
+  primary: Backend,
+  key: Uint8Array,
+): Promise<((client: Client) => void) | null> {
+  const copies = core.copiesOf(key, 0, key.length);
+  const i = core.upBackup(copies, 0, key);
+  if (i < 0) return Promise.resolve(null);
+  const guard = core.guard(key);
+  const binary = !isTextKey(key);
+  const token = binary ? base64Key(key) : key;
+  return core.ask(copies[i], Op.MG, fetchLine(token, binary)).then((item) => {
+    if (item.kind !== ReplyKind.VA) return null;
+    const parts = addParts(
+      token,
+      binary,
+      item.value as Uint8Array,
+      item.flags,
+      ttlToExptime(item.ttl),
+    );
+    return (client: Client) => {
+      // A flush_all or a delete since the item was read: it must not come back.
+      if (!core.guardHolds(guard)) return;
+      client.requestFrame(Op.MS, parts, (_buf, _start, _length, parser) => {
+        if (parser.kind === ReplyKind.HD) core.stats.repairs++;
+      }, () => primary.lost(key)); // it may still land late, as a repair's (above)
+    };
+  }, () => null);
 }
 
 /** The key a (meta, maybe base64) key token names. */
