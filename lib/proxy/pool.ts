@@ -13,7 +13,7 @@
  */
 
 import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
-import { base64Encode, base64Length, Op } from "../protocol/mod.ts";
+import { base64Encode, base64Length, isErrorKind, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
 import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
 
@@ -404,13 +404,21 @@ export class Backend {
     else log.debug(say);
     // Sent at the end of this tick, so no earlier than now.
     const sentAt = Date.now();
+    // Settled on the read path, before any later reply's callback can mark the key (see
+    // DirtyKeys: marks seen before the answer are of requests sent before the delete).
+    let left = entries.length, failed: Error | undefined;
+    const { promise, resolve } = Promise.withResolvers<void>();
     const settle = (e: DirtyEntry) =>
-      client.request(metaDelete(e.key), Op.MD).then((r) => {
-        if (!r.isError) dirty.settle(e, sentAt, Date.now(), this.#fenced);
+      client.requestFrame(Op.MD, [metaDelete(e.key)], (_buf, _start, _length, parser) => {
+        if (!isErrorKind(parser.kind)) dirty.settle(e, sentAt, Date.now(), this.#fenced);
+        if (--left === 0) resolve();
+      }, (err) => {
+        failed ??= err;
+        if (--left === 0) resolve();
       });
-    const results = await Promise.allSettled(entries.map(settle));
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    for (const e of entries) settle(e);
+    await promise;
+    if (failed !== undefined) throw failed;
   }
 
   /** Clean dirty keys while up, on the pooled connection (in order with the router's requests). */
