@@ -1,8 +1,13 @@
 /**
  * The keys a server may hold stale: changed elsewhere while it could not be
- * written. Every mark carries a new generation, so a cleaning pass that
- * snapshotted the set forgets a key only if nothing marked it again since
- * the snapshot (a write that failed over while the pass ran stays dirty).
+ * written. A loss (a request sent there and failed) carries a new
+ * generation, so a cleaning pass that snapshotted the set forgets a key only
+ * if it was not lost again since the snapshot (a write that failed over
+ * while the pass ran stays dirty). Other marks of a key already dirty keep
+ * its generation: a write skipped there, or one it answered with an error
+ * before the pass's delete was answered (so sent before the delete, on the
+ * same connection), changes nothing the delete does not undo. A new one
+ * would keep a key written during every delete dirty for good.
  * @module
  */
 
@@ -66,7 +71,7 @@ export class DirtyKeys {
       return;
     }
     const k = decodeAscii(key, 0, key.length);
-    this.#keys.set(k, ++this.#gen);
+    if (lateMs > 0 || !this.#keys.has(k)) this.#keys.set(k, ++this.#gen);
     // A new loss starts the grace period over: its bytes may land after any earlier cleaning.
     if (lateMs > 0) {
       const old = this.#holds.get(k);

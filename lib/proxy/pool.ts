@@ -13,7 +13,7 @@
  */
 
 import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
-import { base64Encode, base64Length, Op } from "../protocol/mod.ts";
+import { base64Encode, base64Length, isErrorKind, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
 import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
 
@@ -412,25 +412,50 @@ export class Backend {
       `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
     if (max === Infinity) log.info(say);
     else log.debug(say);
-    const settle = (e: DirtyEntry, sentAt: number) => {
-      const key = keyBytes(e.key);
-      // Read at once: the key is not kept dirty longer than its delete takes.
-      const item = this.restore?.(key);
-      return client.request(metaDelete(key), Op.MD).then(async (r) => {
-        if (r.isError) return;
-        (await item)?.(client);
-        dirty.settle(e, sentAt, Date.now(), this.#fenced);
-      });
-    };
     // In batches: the items put back are held in memory until sent.
     for (let i = 0; i < entries.length; i += CLEAN_BATCH) {
-      // Sent at the end of this tick, so no earlier than now.
-      const sentAt = Date.now();
-      const batch = entries.slice(i, i + CLEAN_BATCH);
-      const results = await Promise.allSettled(batch.map((e) => settle(e, sentAt)));
-      const failed = results.find((r) => r.status === "rejected");
-      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+      await this.#cleanBatch(client, dirty, entries.slice(i, i + CLEAN_BATCH));
     }
+  }
+
+  /**
+   * Delete `entries` on the server and put each key's item back from its
+   * copies (see {@linkcode restore}). Each key is settled on the read path,
+   * as its delete is answered, before any later reply's callback can mark
+   * it (see DirtyKeys: marks seen before the answer are of requests sent
+   * before the delete).
+   */
+  async #cleanBatch(client: Client, dirty: DirtyKeys, entries: DirtyEntry[]): Promise<void> {
+    // Sent at the end of this tick, so no earlier than now.
+    const sentAt = Date.now();
+    let left = entries.length, failed: Error | undefined;
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const done = () => {
+      if (--left === 0) resolve();
+    };
+    for (const e of entries) {
+      const key = keyBytes(e.key);
+      // Read at once: the key is not kept dirty longer than its delete takes.
+      let putBack: ((client: Client) => void) | null | undefined;
+      let deleted = false;
+      this.restore?.(key).then((send) => {
+        putBack = send;
+        if (deleted) send?.(client); // the copy answered after the delete: sent now
+      });
+      client.requestFrame(Op.MD, [metaDelete(key)], (_buf, _start, _length, parser) => {
+        if (!isErrorKind(parser.kind)) {
+          deleted = true;
+          putBack?.(client);
+          dirty.settle(e, sentAt, Date.now(), this.#fenced);
+        }
+        done();
+      }, (err) => {
+        failed ??= err;
+        done();
+      });
+    }
+    if (entries.length > 0) await promise;
+    if (failed !== undefined) throw failed;
   }
 
   /** Clean dirty keys while up, on the pooled connection (in order with the router's requests). */

@@ -107,6 +107,7 @@ export function restoreFrom(
   const i = core.upBackup(copies, 0, key);
   if (i < 0) return Promise.resolve(null);
   const guard = core.guard(key);
+  const since = core.writeSeq;
   const binary = !isTextKey(key);
   const token = binary ? base64Key(key) : key;
   return core.ask(copies[i], Op.MG, fetchLine(token, binary)).then((item) => {
@@ -119,8 +120,9 @@ export function restoreFrom(
       ttlToExptime(item.ttl),
     );
     return (client: Client) => {
-      // A flush_all or a delete since the item was read: it must not come back.
-      if (!core.guardHolds(guard)) return;
+      // A flush_all, a delete or a write since the item was read: it must not come back (a
+      // write that skipped the primary while the key was dirty there does not keep it dirty).
+      if (!core.guardHolds(guard) || core.writtenSince(key, since)) return;
       client.requestFrame(Op.MS, parts, (_buf, _start, _length, parser) => {
         if (parser.kind === ReplyKind.HD) core.stats.repairs++;
       }, () => primary.lost(key)); // it may still land late, as a repair's (above)
