@@ -37,9 +37,11 @@ for (const n of [3, 5]) {
       for (const node of g.nodes.slice(1)) {
         twice += Number((await replStats(node)).get("repl_changes_ignored"));
       }
-      // Every passed-on change crossing every link gave 4,888 (3 members) and 32,824 (5); a
-      // healthy mesh sends each once per link, but a slow HAVE report may cost a second copy.
-      ok(twice < 300, `${n} members: peers ignored ${twice} second copies of 3000 writes`);
+      // Every passed-on change crossing every link gave 4,888 (3 members) and 32,824 (5): about
+      // n-2 second copies per write. A healthy mesh sends each once per link (0 on a quiet
+      // machine), but a HAVE report slower than its wait costs a second copy (522 of 5 members
+      // on a loaded one): fewer than one per write must hold.
+      ok(twice < 3000, `${n} members: peers ignored ${twice} second copies of 3000 writes`);
     } finally {
       await g.close();
     }
