@@ -454,7 +454,7 @@ export class Backend {
         done();
       });
     }
-    if (entries.length > 0) await promise;
+    await promise; // entries is never empty
     if (failed !== undefined) throw failed;
   }
 

@@ -208,10 +208,11 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
 function checkAdd(core: RouterCore, ctx: WriteCtx, reply: readonly Uint8Array[]): void {
   const b = ctx.copies[ctx.check];
   const done = (except: number) => {
-    if (core.syncBackups) copyToBackups(core, ctx, except, null, false, () => fill(ctx, reply));
+    const fill = () => ctx.sink.fill(ctx.ticket, reply);
+    if (core.syncBackups) copyToBackups(core, ctx, except, null, false, fill);
     else {
       copyToBackups(core, ctx, except, null);
-      fill(ctx, reply);
+      fill();
     }
   };
   core.call(b, ctx.op, ctx.parts, (r) => {
@@ -251,11 +252,6 @@ function restore(core: RouterCore, ctx: WriteCtx, b: Backend, notStored: Reply):
     if (!restored) primary.invalidate(ctx.key);
     answer(ctx, notStored);
   });
-}
-
-/** Fill the write's reply (dropped for noreply/q as the primary's reply says). */
-function fill(ctx: WriteCtx, reply: readonly Uint8Array[]): void {
-  ctx.sink.fill(ctx.ticket, reply);
 }
 
 /**
