@@ -1,8 +1,9 @@
 /**
  * The pipelined connection under a {@linkcode Client}: requests are copied
- * into an output buffer and sent with one socket write per tick; replies
- * are read into a reused growable buffer and parsed by the one reply parser
- * (lib/protocol/response.ts), resolving requests in order.
+ * into an output buffer and sent with one socket write per tick
+ * (send_buffer.ts); replies are read into a reused growable buffer and
+ * parsed by the one reply parser (lib/protocol/response.ts), resolving
+ * requests in order.
  * @module
  */
 
@@ -21,6 +22,7 @@ import {
 import { ClientError, ReplyError } from "./errors.ts";
 import { errorText, type RawIo, rawIo } from "../transport/mod.ts";
 import { Reply } from "./reply.ts";
+import { INITIAL_BUFFER, SendBuffer, SHRINK_ABOVE } from "./send_buffer.ts";
 
 interface Pending {
   op: OpCode;
@@ -44,12 +46,10 @@ export type FrameHandler = (
 ) => void;
 
 const MIN_READ = 16384;
-const INITIAL_BUFFER = 65536;
-const SHRINK_ABOVE = 4 * 1048576;
 
 /**
- * A pipelined connection to one memcached-protocol server: the output
- * buffer, the read loop and reply queue, timeouts, drain and metadump.
+ * A pipelined connection to one memcached-protocol server: its
+ * {@linkcode SendBuffer}, the read loop and reply queue, timeouts, drain and metadump.
  * {@linkcode Client} adds the request kinds and how it is opened.
  */
 export class Pipeline {
@@ -66,11 +66,8 @@ export class Pipeline {
   #rpos = 0;
   #wpos = 0;
 
-  #out = new Uint8Array(INITIAL_BUFFER);
-  #outLen = 0;
-  #spare = new Uint8Array(INITIAL_BUFFER);
-  #writing = false;
-  #flushQueued = false;
+  /** Requests on their way out (one socket write per tick). */
+  readonly #sendBuffer: SendBuffer;
 
   // Requests issued while a metadump owns the connection wait here.
   #held: Uint8Array[] = [];
@@ -101,6 +98,10 @@ export class Pipeline {
     this.#conn = conn;
     this.#io = rawIo(conn);
     this.server = server;
+    this.#sendBuffer = new SendBuffer(this.#io, (err) =>
+      this.#fail(
+        new ClientError("closed", this.server, `write failed: ${errorText(err)}`, { cause: err }),
+      ));
     this.#timeoutMs = options.requestTimeoutMs ?? 5000;
     this.#drainMs = options.drainMs ?? 0;
     this.#readLoop();
@@ -132,7 +133,7 @@ export class Pipeline {
    * caller goes on). Nothing happens while a write is in flight.
    */
   flush(): void {
-    if (this.#flushQueued && !this.#writing) this.#flush();
+    this.#sendBuffer.flush();
   }
 
   /** Requests sent or queued whose replies have not arrived yet. */
@@ -168,7 +169,7 @@ export class Pipeline {
     if (this.#closed) throw this.#closedError();
     if (this.#exclusive !== undefined) {
       for (const part of parts) this.#held.push(part.slice());
-    } else this.#write(parts);
+    } else this.#sendBuffer.write(parts);
   }
 
   /**
@@ -218,93 +219,13 @@ export class Pipeline {
     // last reply's time unless the queue was empty (one clock read per idle-to-busy step).
     if (this.#queue.length === this.#head) this.#lastProgress = Date.now();
     this.#queue.push(p);
-    this.#write(parts);
+    this.#sendBuffer.write(parts);
     this.#armTimer();
   }
 
   #closedError(): Error {
     return this.#closeError ?? new ClientError("closed", this.server, "client closed");
   }
-
-  #write(parts: readonly Uint8Array[]): void {
-    let n = 0;
-    for (const p of parts) n += p.length;
-    this.#reserveOut(n);
-    for (const p of parts) {
-      if (p.length < 64) {
-        const out = this.#out;
-        let o = this.#outLen;
-        for (let i = 0; i < p.length; i++) out[o++] = p[i];
-      } else this.#out.set(p, this.#outLen);
-      this.#outLen += p.length;
-    }
-    if (!this.#flushQueued && !this.#writing) {
-      this.#flushQueued = true;
-      queueMicrotask(this.#flush);
-    }
-  }
-
-  #reserveOut(n: number): void {
-    const need = this.#outLen + n;
-    if (need <= this.#out.length) return;
-    let size = this.#out.length * 2;
-    while (size < need) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.#out.subarray(0, this.#outLen));
-    this.#out = next;
-  }
-
-  /**
-   * Send what is buffered: one `conn.write` per tick with bound callbacks
-   * (no async function per flush); a partial write goes on from where it
-   * stopped. Double buffering: #spare is written while #out collects.
-   */
-  readonly #flush = (): void => {
-    this.#flushQueued = false;
-    if (this.#writing || this.#closed || this.#outLen === 0) return;
-    this.#writing = true;
-    const buf = this.#out;
-    this.#writeLen = this.#outLen;
-    this.#writeOff = 0;
-    this.#out = this.#spare.length >= INITIAL_BUFFER ? this.#spare : new Uint8Array(INITIAL_BUFFER);
-    this.#outLen = 0;
-    this.#spare = buf;
-    this.#send(buf.subarray(0, this.#writeLen));
-  };
-
-  /** One write; a synchronous throw (a closed resource) fails as a rejection does. */
-  #send(bytes: Uint8Array): void {
-    if (TRACE) mark("bsend");
-    try {
-      this.#io.write(bytes).then(this.#written, this.#writeFailed);
-      if (TRACE) mark("bsent");
-    } catch (err) {
-      this.#writeFailed(err);
-    }
-  }
-
-  /** Bytes of #spare being written, and written so far. */
-  #writeLen = 0;
-  #writeOff = 0;
-
-  readonly #written = (n: number): void => {
-    this.#writeOff += n;
-    const buf = this.#spare;
-    if (this.#writeOff < this.#writeLen && !this.#closed) {
-      this.#send(buf.subarray(this.#writeOff, this.#writeLen));
-      return;
-    }
-    if (buf.length > SHRINK_ABOVE) this.#spare = new Uint8Array(INITIAL_BUFFER);
-    this.#writing = false;
-    this.#flush();
-  };
-
-  readonly #writeFailed = (err: unknown): void => {
-    this.#writing = false;
-    this.#fail(
-      new ClientError("closed", this.server, `write failed: ${errorText(err)}`, { cause: err }),
-    );
-  };
 
   async #readLoop(): Promise<void> {
     try {
@@ -512,6 +433,7 @@ export class Pipeline {
 
   #shutdown(err: Error, drain = false): void {
     this.#closed = true;
+    this.#sendBuffer.close();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     if (drain && this.#drainMs > 0 && this.#queue.length > this.#head) this.#startDrain();
@@ -638,7 +560,7 @@ export class Pipeline {
       for (const p of heldQueue) p.reject(this.#closedError());
       return;
     }
-    if (held.length > 0) this.#write(held);
+    if (held.length > 0) this.#sendBuffer.write(held);
     if (heldQueue.length > 0) {
       const now = Date.now();
       if (this.#queue.length === this.#head) this.#lastProgress = now;

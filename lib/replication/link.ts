@@ -13,95 +13,18 @@ import { setImmediate } from "node:timers";
 import { Writer } from "../protocol/mod.ts";
 import { errorText, type RawIo, rawIo, ReadBuffer } from "../transport/mod.ts";
 import { log } from "../log.ts";
-import type { Store } from "../store/mod.ts";
 import type { StreamState } from "./handshake.ts";
-import type { Backlog } from "./backlog.ts";
-import { type HeldStream, RelayFilter } from "./relay.ts";
-import { Applied, type Merger } from "./merge.ts";
+import type { LinkOwner } from "./link_owner.ts";
+import { RelayFilter } from "./relay.ts";
+import { Applied } from "./merge.ts";
 import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
-import { COPY_CHUNK, IncomingCopy, type KnownStream, OutgoingCopy, Snapshot } from "./snapshot.ts";
-import type { ReplicationStats } from "./stats.ts";
+import { COPY_CHUNK, IncomingCopy, OutgoingCopy, Snapshot } from "./snapshot.ts";
 import { Frame, FrameParser, writeControl } from "./stream.ts";
-import type { HybridClock } from "./versions.ts";
 
 const READ_BUFFER = 256 * 1024;
 
 function writeSkip(out: Writer, n: number): void {
   writeControl(out, "SKIP", n);
-}
-
-/**
- * What a link needs from the node that owns it (the replicator): its
- * stream, the merge of the peer's, the full-copy bookkeeping that outlives
- * links, and the callbacks for what the peer confirms. Declared here so
- * that the link does not import the replicator.
- */
-export interface LinkOwner {
-  /** Id of this node's change stream. */
-  readonly streamId: string;
-  /** The peer's index in a group's member list (0 for a pair's). */
-  readonly index: number;
-  /** Version clock. */
-  readonly hlc: HybridClock;
-  /** This node's recent changes. */
-  readonly backlog: Backlog;
-  /** Applies the peer's changes. */
-  readonly merger: Merger;
-  /** Counters. */
-  readonly stats: ReplicationStats;
-  /** The store replicated. */
-  readonly store: Store;
-  /** The engine's clock (for the copy's expiry times). */
-  readonly clock: { readonly processStartUnix: number };
-  /** Silence after which the peer counts as dead (ms). */
-  readonly timeoutMs: number;
-  /** The owner's current link (a replaced link must not publish its position). */
-  readonly link: Link | null;
-  /** Where the peer's stream stands for us (null: never applied, or a copy was cut short). */
-  peerStream: { id: string; offset: number } | null;
-  /** The full copy we send, until the receiver confirmed it (it outlives links). */
-  outCopy: OutgoingCopy | null;
-  /** The full copy we receive or received last (it outlives links). */
-  inCopy: IncomingCopy | null;
-  /** Ids of the copies this process sends. */
-  copyIds: number;
-  /** True while a completed incoming copy drops what its sender no longer has. */
-  readonly sweeping: boolean;
-  /** Versions up to the returned one the peer `peerNode` has of ours. */
-  agreedWith(peerNode: string, knownStream: string, knownOffset: number): number;
-  /** The link's peer may have caught up with our whole stream. */
-  refreshAgreement(link: Link): void;
-  /** A full copy was applied: drop what its sender no longer has. */
-  sweepCopy(ic: IncomingCopy): Promise<void>;
-  /** The peer applied our stream up to `offset` (`copying`: a full copy is being sent). */
-  acked(offset: number, copying: boolean): void;
-  /** The peer holds our stream up to `offset`, all of it. */
-  confirm(offset: number): void;
-  /** The link finished its initial sync. */
-  started(link: Link): void;
-  /** A new full copy to the peer begins (what the copy cannot carry goes on the stream). */
-  copyBegun(): void;
-  /** The peer sent a version (or flush time) the clock does not accept. */
-  rejectedVersion(version: number, what: string): void;
-  /** Take the store lock (serve threads share it). */
-  lockStore(): void;
-  /** Release the store lock. */
-  unlockStore(): void;
-  /**
-   * In a group: a change from the peer's stream taught this node something
-   * (Merger.fresh); its bytes go on this node's stream for the other peers.
-   */
-  forward?(buf: Uint8Array, start: number, end: number, stream: string, streamEnd: number): void;
-  /** In a group: this link applied stream frames (the other links' HAVE moves). */
-  heard?(): void;
-  /**
-   * In a group: the other members' streams this node has applied, and how
-   * far (sent with a full copy as KNOWN frames, see group.ts, Joining; and
-   * as HAVE frames whenever they moved).
-   */
-  knownStreams?(): HeldStream[];
-  /** In a group: a full copy from this peer completed, holding the streams of `known`. */
-  copied?(known: KnownStream[]): void;
 }
 
 /** Link phase, as shown in stats. */
@@ -132,7 +55,7 @@ export class Link {
   #conn: Deno.Conn;
   /** Deno's read and write ops on `#conn`, without the Conn wrappers' promise per call. */
   #io: RawIo;
-  #repl: LinkOwner;
+  #repl: LinkOwner<Link>;
   #keys: LinkKeys | null;
   #sealer: Sealer | null;
   #parser = new FrameParser();
@@ -175,7 +98,7 @@ export class Link {
     conn: Deno.Conn,
     role: "connector" | "acceptor",
     peerNode: string,
-    repl: LinkOwner,
+    repl: LinkOwner<Link>,
     keys: LinkKeys | null = null,
   ) {
     this.#conn = conn;

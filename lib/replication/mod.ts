@@ -48,7 +48,8 @@
  * @module
  */
 
-export { type ReplicationOptions, Replicator } from "./replicator.ts";
+export { Replicator } from "./replicator.ts";
+export type { ReplicationOptions } from "./options.ts";
 export { decodeResume, type PeerResumeState, type ResumeState } from "./resume.ts";
 export type { PairingOptions } from "./pairing.ts";
 export { HybridClock, versionAt, versionTime } from "./versions.ts";

@@ -14,7 +14,8 @@ import type { Backlog } from "./backlog.ts";
 import { FullCopies } from "./copies.ts";
 import type { StreamState } from "./handshake.ts";
 import { LagSamples } from "./lag.ts";
-import { Link, type LinkOwner } from "./link.ts";
+import { Link } from "./link.ts";
+import type { LinkOwner } from "./link_owner.ts";
 import type { HeldStream } from "./relay.ts";
 import type { Merger } from "./merge.ts";
 import type { LinkKeys } from "./seal.ts";
@@ -77,7 +78,7 @@ export interface PeerHost {
 }
 
 /** One peer and its link. */
-export class Peer implements LinkOwner {
+export class Peer implements LinkOwner<Link> {
   /** Index in the group's member list (0 for the pair's peer). */
   readonly index: number;
   /** The peer's replication address, as configured ("host:port"). */

@@ -4,11 +4,12 @@
  * {@linkcode Peer}s (the pair's one, or every other member of a group, each
  * with its link: pairing.ts / group.ts find them, re-pairing by itself after
  * a peer dies, hangs or comes back), books what the peers confirmed
- * (--repl-sync, the stop's drain) and renders the stats lines.
+ * (--repl-sync, the stop's drain) and renders the stats lines (their names
+ * and sources: stat_lines.ts).
  * @module
  */
 
-import { type Server, statLine } from "../server/mod.ts";
+import type { Server } from "../server/mod.ts";
 import type { Engine, MutationObserver, SyncBarrier } from "../server/mod.ts";
 import { decodeAscii, Writer } from "../protocol/mod.ts";
 import { errorText, type HostPort } from "../transport/mod.ts";
@@ -17,8 +18,10 @@ import { Backlog } from "./backlog.ts";
 import { randomHex } from "./handshake.ts";
 import type { Link } from "./link.ts";
 import type { HeldStream } from "./relay.ts";
-import { Pairing, type PairingOptions } from "./pairing.ts";
-import { groupNodeId, GroupPairing, writeGroupStats } from "./group.ts";
+import { Pairing } from "./pairing.ts";
+import type { ReplicationOptions } from "./options.ts";
+import { writeReplicationStats } from "./stat_lines.ts";
+import { groupNodeId, GroupPairing } from "./group.ts";
 import { flushTime, Merger, wireBits } from "./merge.ts";
 import { Peer, type PeerHost } from "./peer.ts";
 import type { KnownStream } from "./snapshot.ts";
@@ -37,42 +40,6 @@ import {
 } from "./stream.ts";
 import { MainReplicationShare, type ReplicationShare } from "./threads.ts";
 import { HybridClock, versionTime } from "./versions.ts";
-
-/** How `serve --replicate` pairs with its peer, or joins its group. */
-export interface ReplicationOptions {
-  /** Peer's replication address (a pair). */
-  peer: HostPort;
-  /** Where to listen: a pair's when the peer does not answer; a group member's own address. */
-  listen: HostPort;
-  /** A group of 3 or more: every member's replication address, and which one is this node. */
-  group?: { members: HostPort[]; self: number };
-  /** Shared secret. */
-  secret?: string;
-  /** Acknowledge client writes after the peers applied them. */
-  sync: boolean;
-  /** With `sync`: "all" (every live peer, the default) or "quorum" (a majority, the writer counted). */
-  syncMode?: "all" | "quorum";
-  /**
-   * With `sync`: acknowledge locally (counted) while no peer confirms,
-   * instead of answering SERVER_ERROR.
-   */
-  syncDegrade?: boolean;
-  /** With `sync`: how long a write waits for the peer (ms; default `timeoutMs`). */
-  syncTimeoutMs?: number;
-  /** Silence (ms) after which the peer counts as dead. */
-  timeoutMs: number;
-  /** Backlog bytes. */
-  backlogBytes: number;
-  /** On stop: how long to wait for the peer to apply what it has not yet (ms; default 10000). */
-  drainTimeoutMs?: number;
-  /** TLS on the link (--repl-tls-*; see {@linkcode PairingOptions}). */
-  tls?: PairingOptions["tls"];
-  /**
-   * What a stopped process of this node saved with its cache (serve -e):
-   * the store given holds that cache; replication goes on from there.
-   */
-  resume?: ResumeState;
-}
 
 /** One node's replication state, its peers and its pairing loop. */
 export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
@@ -611,57 +578,17 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
 
   /** Append the replication `STAT` lines. */
   writeStats(out: Writer): void {
-    const peers = this.peers;
-    const first = peers[0];
-    const link = this.#group ? null : first.link;
-    const s = ReplicationStats.sum([this.stats, ...peers.map((p) => p.stats)]);
-    const shared = this.#shared?.syncCounts();
-    const state = this.#group ? this.#group.linkState() : link ? link.phase : this.#pairing!.state;
-    const copying = peers.some((p) => p.link?.receivingCopy || p.sweeping);
-    const lines: Array<[string, string | number]> = [
-      ["repl_node_id", this.nodeId],
-      ["repl_role", this.#group ? "group" : link ? link.role : "none"],
-      ["repl_peer", this.#group ? peers.map((p) => p.address).join(",") : this.#pairing!.peerText],
-      ["repl_link", state],
-      ["repl_sync", this.#options.sync ? 1 : 0],
-      ["repl_sync_degrade", this.#options.syncDegrade ? 1 : 0],
-      ["repl_sync_timeout_ms", this.#options.syncTimeoutMs ?? this.#options.timeoutMs],
-      ["repl_sync_degraded", s.syncDegraded + (shared?.degraded ?? 0)],
-      ["repl_sync_failed", s.syncRefused + (shared?.refused ?? 0)],
-      ["repl_copy_in_progress", copying ? 1 : 0],
-      ["repl_copy_sending", peers.some((p) => p.link?.sendingCopy) ? 1 : 0],
-      ["repl_lag_ms", Math.max(...peers.map((p) => p.lagMs()))],
-      ["repl_lag_bytes", Math.max(...peers.map((p) => p.lagBytes()))],
-      ["repl_last_ack_ms", Math.round(Math.max(...peers.map((p) => p.lag.lastMs)) * 1000) / 1000],
-      ["repl_backlog_bytes", this.backlog.used],
-      ["repl_backlog_size", this.backlog.capacity],
-      ["repl_stream_offset", this.backlog.end],
-      ["repl_links", s.links],
-      ["repl_link_drops", s.linkDrops],
-      ["repl_full_copies_sent", s.fullCopiesSent],
-      ["repl_full_copies_received", s.fullCopiesReceived],
-      ["repl_partial_resyncs", s.partialResyncs],
-      ["repl_items_copied_sent", s.itemsCopiedSent],
-      ["repl_items_copied_received", s.itemsCopiedReceived],
-      ["repl_changes_sent", s.changesOut],
-      ["repl_changes_applied", s.changesApplied],
-      ["repl_changes_ignored", s.changesIgnored],
-      ["repl_apply_failures", s.applyFailures],
-      ["repl_backlog_overflows", s.backlogOverflows],
-      ["repl_copy_resumes", s.copyResumes],
-      ["repl_copy_bytes_sent", s.copyBytesSent],
-      ["repl_copy_items_dropped", s.copyItemsDropped],
-      ["repl_tombstones", this.merger.tombstones.size],
-      ["repl_auth_failures", s.authFailures],
-      ["repl_bad_peers", s.badPeers],
-      ["repl_versions_rejected", s.versionsRejected],
-      ["repl_bad_macs", s.badMacs],
-      ["repl_tls_failures", s.tlsFailures],
-      ["repl_warm_restored", s.warmRestored],
-      ["repl_warm_resumes", s.warmResumes],
-    ];
-    for (const [name, value] of lines) statLine(out, name, value);
-    if (this.#group) writeGroupStats(out, this.#group, peers, s.changesForwarded);
+    writeReplicationStats(out, {
+      nodeId: this.nodeId,
+      peers: this.peers,
+      stats: this.stats,
+      backlog: this.backlog,
+      merger: this.merger,
+      options: this.#options,
+      group: this.#group,
+      pairing: this.#pairing,
+      shared: this.#shared,
+    });
   }
 }
 
