@@ -162,13 +162,14 @@ const REPL_SERIES: ReadonlyArray<readonly [string, Kind, string, string, number]
   ],
 ];
 
-/** Renders serve's exposition text from `source`'s general stats. */
+/** Renders serve's exposition text from `source`'s general and `memrep` stats. */
 export function serveMetrics(source: StatsSource): () => string {
   const out = new Writer(4096);
   const decoder = new TextDecoder();
   return () => {
     out.reset();
     source.statsGroup("", out);
+    source.statsGroup("memrep", out); // memrep_version, rss_bytes: not in memcached's list
     const stats = parseStatLines(decoder.decode(out.view()));
     const m = new MetricsText();
     m.gauge("memrep_build_info", "Always 1; the labels name the versions.", [{

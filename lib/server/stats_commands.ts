@@ -93,6 +93,9 @@ export function statsGroup(e: EngineBase, name: string, out: Writer): boolean {
     case "sizes":
       statLine(out, "sizes_status", "disabled");
       return true;
+    case "memrep":
+      memrepStats(e, out);
+      return true;
   }
   const group = e.statsGroups[name];
   if (!group) return false;
@@ -113,16 +116,58 @@ function statsDetail(e: EngineBase, req: Request, out: Writer): void {
   else out.bytes(REPLY.DETAIL_USAGE);
 }
 
+/** memcached's slab mover lines (with `slab_reassign`, its default). */
+const SLAB_MOVER_LINES: Array<[string, number]> = [
+  "slab_reassign_rescues",
+  "slab_reassign_chunk_rescues",
+  "slab_reassign_evictions_nomem",
+  "slab_reassign_inline_reclaim",
+  "slab_reassign_busy_items",
+  "slab_reassign_busy_deletes",
+  "slab_reassign_running",
+  "slabs_moved",
+].map((name) => [name, 0]);
+/** The LRU crawler's lines (while `lru_crawler` is on). */
+const CRAWLER_LINES: Array<[string, number]> = [["lru_crawler_running", 0], [
+  "lru_crawler_starts",
+  0,
+]];
+/** The LRU maintainer's moves, at the end of the item totals (with `lru_maintainer`). */
+const MAINTAINER_MOVES: Array<[string, number]> = [
+  "moves_to_cold",
+  "moves_to_warm",
+  "moves_within_lru",
+  "direct_reclaims",
+  "lru_bumps_dropped",
+].map((name) => [name, 0]);
+/** The LRU maintainer's line (with `lru_maintainer`). */
+const MAINTAINER_LINES: Array<[string, number]> = [["lru_maintainer_juggles", 0]];
+
+/**
+ * `stats memrep`: what memrep adds to memcached's general stats (which
+ * keep memcached's names and count, as clients and memcached's tests
+ * expect): its version, the process's memory and the heap trims after
+ * connection bursts.
+ */
+function memrepStats(e: EngineBase, out: Writer): void {
+  const usage = Deno.memoryUsage();
+  statLine(out, "memrep_version", MEMREP_VERSION);
+  statLine(out, "rss_bytes", usage.rss);
+  statLine(out, "heap_used_bytes", usage.heapUsed);
+  statLine(out, "heap_total_bytes", usage.heapTotal);
+  statLine(out, "heap_trims", e.totals().heapTrims);
+}
+
 function generalStats(e: EngineBase, out: Writer): void {
   const s = e.totals(), st = e.store.stats;
-  const usage = Deno.memoryUsage();
   const cpu = cpuUsage();
+  const set = e.tunables.set;
+  const startup = e.options.startup ?? defaultStartupSettings();
   const lines: Array<[string, string | number]> = [
     ["pid", Deno.pid],
     ["uptime", e.clock.uptime()],
     ["time", e.clock.unixNow()],
     ["version", VERSION],
-    ["memrep_version", MEMREP_VERSION],
     ["libevent", "deno"],
     ["pointer_size", 64],
     ["rusage_user", cpu.user],
@@ -165,7 +210,7 @@ function generalStats(e: EngineBase, out: Writer): void {
     ["store_no_memory", s.storeNoMemory],
     ["auth_cmds", s.authCmds],
     ["auth_errors", s.authErrors],
-    ["idle_kicks", s.idleKicks],
+    ...(e.conns.idleTimeout > 0 ? [["idle_kicks", s.idleKicks] as [string, number]] : []),
     ["bytes_read", s.bytesRead],
     ["bytes_written", s.bytesWritten],
     ["limit_maxbytes", st.limitMaxbytes],
@@ -177,18 +222,11 @@ function generalStats(e: EngineBase, out: Writer): void {
     ["hash_power_level", st.hashPowerLevel],
     ["hash_bytes", st.hashBytes],
     ["hash_is_expanding", st.hashIsExpanding ? 1 : 0],
-    // memcached's slab mover, LRU maintainer and crawler threads: memrep runs none.
-    ["slab_reassign_rescues", 0],
-    ["slab_reassign_chunk_rescues", 0],
-    ["slab_reassign_evictions_nomem", 0],
-    ["slab_reassign_inline_reclaim", 0],
-    ["slab_reassign_busy_items", 0],
-    ["slab_reassign_busy_deletes", 0],
-    ["slab_reassign_running", 0],
-    ["slabs_moved", 0],
-    ["lru_crawler_running", 0],
-    ["lru_crawler_starts", 0],
-    ["lru_maintainer_juggles", 0],
+    // memcached's slab mover, crawler and LRU maintainer: memrep runs none, but lists
+    // their lines where memcached does (the settings that would start them).
+    ...(set.slabReassign ? SLAB_MOVER_LINES : []),
+    ...(set.lruCrawler ? CRAWLER_LINES : []),
+    ...(startup.lruMaintainer ? MAINTAINER_LINES : []),
     ["malloc_fails", 0],
     ["log_worker_dropped", 0],
     ["log_worker_written", 0],
@@ -197,27 +235,19 @@ function generalStats(e: EngineBase, out: Writer): void {
     ["log_watchers", e.watchers.count],
     ["unexpected_napi_ids", 0],
     ["round_robin_fallback", 0],
-    ["rss_bytes", usage.rss],
-    ["heap_used_bytes", usage.heapUsed],
-    ["heap_total_bytes", usage.heapTotal],
-    ["heap_trims", s.heapTrims],
     ["bytes", st.bytes],
     ["curr_items", st.currItems],
     ["total_items", st.totalItems],
     ["slab_global_page_pool", 0],
     ["expired_unfetched", st.expiredUnfetched],
     ["evicted_unfetched", st.evictedUnfetched],
-    ["evicted_active", 0],
+    ...(startup.lruMaintainer ? [["evicted_active", 0] as [string, number]] : []),
     ["evictions", st.evictions],
     ["reclaimed", st.reclaimed],
     ["crawler_reclaimed", 0],
     ["crawler_items_checked", 0],
     ["lrutail_reflocked", 0],
-    ["moves_to_cold", 0],
-    ["moves_to_warm", 0],
-    ["moves_within_lru", 0],
-    ["direct_reclaims", 0],
-    ["lru_bumps_dropped", 0],
+    ...(startup.lruMaintainer ? MAINTAINER_MOVES : []),
   ];
   for (const [name, value] of lines) statLine(out, name, value);
   e.extraStats?.(out);

@@ -47,15 +47,15 @@ async function checkServe(threads: number, rounds: number): Promise<void> {
   ]);
   try {
     const port = server.port;
-    const start = await stat(port, "stats", "heap_total_bytes");
+    const start = await stat(port, "stats memrep", "heap_total_bytes");
     ok(start > 0, "heap_total_bytes in stats");
-    equal(await stat(port, "stats", "heap_trims"), 0, "no trim before a burst");
+    equal(await stat(port, "stats memrep", "heap_trims"), 0, "no trim before a burst");
     for (let round = 1; round <= rounds; round++) {
       // 3,000 connections over `threads` listeners: each thread sees a burst.
       await connectionBurst(port, 3000, "version\r\n", "VERSION 1.6.18\r\n");
       let trims = NaN;
       await waitUntil(
-        async () => (trims = await stat(port, "stats", "heap_trims")) >= threads * round,
+        async () => (trims = await stat(port, "stats memrep", "heap_trims")) >= threads * round,
         `every thread's heap trimmed after burst ${round}`,
         60_000, // generous: a loaded machine may keep a thread's closes coming in bulk for long
       ).catch(async (err) => {
@@ -93,7 +93,7 @@ async function checkServe(threads: number, rounds: number): Promise<void> {
       `no connection of the bursts is still listed: ${conns.slice(0, 600)}`,
     );
     // Whichever thread answers has given its burst heap back.
-    const now = await stat(port, "stats", "heap_total_bytes");
+    const now = await stat(port, "stats memrep", "heap_total_bytes");
     ok(
       now < start + 16 * MB,
       `heap ${(start / MB).toFixed(1)} MB at start, ${(now / MB).toFixed(1)} MB after the bursts`,

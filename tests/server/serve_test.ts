@@ -7,6 +7,7 @@
 import {
   connect,
   connectAdmitted,
+  deepEqual,
   equal,
   equalBytes,
   freePort,
@@ -355,10 +356,42 @@ Deno.test({
     try {
       equal(await b.request("version"), await a.request("version"));
       equal(await b.request("version"), "VERSION 1.6.18\r\n");
-      match((await b.stats()).get("memrep_version") ?? "", /^\d+\.\d+\.\d+/);
+      match((await b.stats("memrep")).get("memrep_version") ?? "", /^\d+\.\d+\.\d+/);
     } finally {
       await Promise.all([a.close(), b.close()]);
       await Promise.all([ref.stop(), server.stop()]);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serve's general stats have memcached 1.6.18's names, in its order, under the settings that add or drop lines",
+  ignore: ignoreUnless("serve stats names", ["memcached"]),
+  async fn() {
+    // memcached's t/stats.t counts them; the crawler, maintainer, slab mover and idle_timeout
+    // settings each add or drop lines. memrep's own lines are in `stats memrep`.
+    for (
+      const args of [
+        [],
+        ["-o", "idle_timeout=5"],
+        ["-o", "no_lru_crawler,no_lru_maintainer"],
+        ["-o", "no_slab_reassign,no_lru_crawler"],
+      ]
+    ) {
+      const ref = await startMemcached(args);
+      const server = await startMemrep(["serve", "-U", "0", ...args]);
+      const a = await connect(ref.port), b = await connect(server.port);
+      try {
+        deepEqual([...(await b.stats()).keys()], [...(await a.stats()).keys()], args.join(" "));
+        // A disabled crawler's lines go (memcached stops its thread first, so comparing
+        // right after the reply races with it).
+        await b.request("lru_crawler disable");
+        ok(!(await b.stats()).has("lru_crawler_running"), "crawler disabled");
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+        await Promise.all([ref.stop(), server.stop()]);
+      }
     }
   },
 });
