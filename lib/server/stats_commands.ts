@@ -69,13 +69,18 @@ export function statsGroup(e: EngineBase, name: string, out: Writer): boolean {
     case "settings":
       settingsStats(e, out);
       return true;
-    case "items":
+    case "items": {
+      // Without the LRU maintainer memcached has no segments, and lists no lines for them.
+      const segmented = (e.options.startup ?? defaultStartupSettings()).lruMaintainer;
       for (const row of e.store.itemStats()) {
         for (const [field, value] of row.fields) {
-          statLine(out, `items:${row.id}:${field}`, value);
+          if (segmented || !MAINTAINER_ITEM_FIELDS.has(field)) {
+            statLine(out, `items:${row.id}:${field}`, value);
+          }
         }
       }
       return true;
+    }
     case "slabs": {
       let total = 0;
       const counts = e.totals();
@@ -140,6 +145,23 @@ const MAINTAINER_MOVES: Array<[string, number]> = [
   "direct_reclaims",
   "lru_bumps_dropped",
 ].map((name) => [name, 0]);
+/** `stats items` fields memcached lists only with the LRU maintainer (its segmented LRU). */
+const MAINTAINER_ITEM_FIELDS = new Set([
+  "number_hot",
+  "number_warm",
+  "number_cold",
+  "age_hot",
+  "age_warm",
+  "evicted_active",
+  "moves_to_cold",
+  "moves_to_warm",
+  "moves_within_lru",
+  "direct_reclaims",
+  "hits_to_hot",
+  "hits_to_warm",
+  "hits_to_cold",
+  "hits_to_temp",
+]);
 /** The LRU maintainer's line (with `lru_maintainer`). */
 const MAINTAINER_LINES: Array<[string, number]> = [["lru_maintainer_juggles", 0]];
 

@@ -384,6 +384,9 @@ Deno.test({
       const a = await connect(ref.port), b = await connect(server.port);
       try {
         deepEqual([...(await b.stats()).keys()], [...(await a.stats()).keys()], args.join(" "));
+        for (const c of [a, b]) equal(await c.request("set k 0 0 1\r\nx\r\n"), "STORED\r\n");
+        const items = async (c: typeof a) => [...(await c.stats("items")).keys()];
+        deepEqual(await items(b), await items(a), `${args.join(" ")}: stats items`);
         // A disabled crawler's lines go (memcached stops its thread first, so comparing
         // right after the reply races with it).
         await b.request("lru_crawler disable");
