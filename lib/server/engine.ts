@@ -637,13 +637,31 @@ export class EngineBase {
     const delay = exptime > 0
       ? Math.max(0, this.absoluteExptime(exptime) - this.clock.now() - cutoff)
       : 0;
-    if (this.observer === null) this.store.flush(delay, !this.casEnabled);
-    else if (delay === 0) this.store.unlinkAll();
+    if (this.observer === null) {
+      // memcached: the flushed items stay until read (get_flushed) or reclaimed, which its LRU
+      // maintainer does within a second or so; -C has no CAS to tell them apart: freed now.
+      if (delay === 0 && this.casEnabled) this.store.flushLazily();
+      else this.store.flush(delay, !this.casEnabled);
+      if (delay > 0 || this.casEnabled) this.#reclaimAfter(delay + 1);
+    } else if (delay === 0) this.store.unlinkAll();
     // Replicated, the store's delayed-flush slot holds the flushes by version, and only the
     // merge (on the main thread, later for a worker's flush) sets it. Set here by this node's
     // time it dropped what a worker stored meanwhile in an immediate flush's second under -C
     // (the peer keeps those), and a delayed one brought back what a flush that had come killed.
     this.observer?.flushed(delay);
+  }
+
+  /** In `seconds`, sweep what a flush_all left dead, under the store's lock. */
+  #reclaimAfter(seconds: number): void {
+    const timer = setTimeout(() => {
+      this.beginBatch();
+      try {
+        this.store.reclaimFlushed();
+      } finally {
+        this.endBatch();
+      }
+    }, seconds * 1000);
+    Deno.unrefTimer(timer); // a stopping server does not wait for it
   }
 
   /** `stats reset` (any protocol). */

@@ -17,9 +17,11 @@ import {
   F_BYTES,
   F_CAS,
   F_CURR_ITEMS,
+  F_EXPIRED_UNFETCHED,
   F_GET_EXPIRED,
   F_GET_FLUSHED,
   F_MEM_LIMIT,
+  F_RECLAIMED,
   F_TOTAL_ITEMS,
   F_TOTAL_MALLOCED,
   SharedStats,
@@ -499,6 +501,45 @@ export class Store {
   }
 
   /**
+   * memcached's immediate flush_all (with CAS): every item stored so far is
+   * dead from now on, by CAS (its `oldest_cas`), and stays in memory until
+   * a read finds it (`get_flushed`), an allocation reclaims it at an LRU
+   * tail or {@linkcode reclaimFlushed} sweeps it, each counted `reclaimed`
+   * as memcached's LRU maintainer counts them. A delayed flush pending is
+   * replaced, as memcached's flush replaces `oldest_live`.
+   */
+  flushLazily(): void {
+    const bound = this.#f[F_CAS] + 1; // later stores get this CAS or higher: live
+    this.#ctl[I_FLUSH_CAS_HI] = Math.floor(bound / 4294967296);
+    this.#ctl[I_FLUSH_CAS_LO] = bound | 0;
+    this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
+  }
+
+  /**
+   * Unlinks the items a flush_all in effect left dead (memcached's LRU
+   * maintainer and crawler do it soon after the flush), counted as
+   * `reclaimed` (and `expired_unfetched` when never read). Returns how many.
+   */
+  reclaimFlushed(): number {
+    const ol = this.#ctl[I_OLDEST_LIVE];
+    if (ol === 0 || this.#clock.now() < ol) return 0;
+    const c = this.#c, f = this.#f;
+    let n = 0;
+    this.#unlinkWhere((i32, w, cls) => {
+      if (!flushedBefore(this.#ctl, i32, w, ol)) return false;
+      c.reclaimed[cls]++;
+      f[F_RECLAIMED]++;
+      if ((i32[w + W_META] & M_FETCHED) === 0) {
+        c.expiredUnfetched[cls]++;
+        f[F_EXPIRED_UNFETCHED]++;
+      }
+      n++;
+      return true;
+    });
+    return n;
+  }
+
+  /**
    * Frees every item now and leaves the delayed-flush slot as it is: an
    * immediate flush_all of a replicated node, whose slot holds the flushes
    * by version (see flushBefore) and is the merge's alone.
@@ -595,14 +636,14 @@ export class Store {
   }
 
   /** Unlinks every linked item for which `doomed` (item header at word `w`) says true. */
-  #unlinkWhere(doomed: (i32: Int32Array, w: number) => boolean): void {
+  #unlinkWhere(doomed: (i32: Int32Array, w: number, cls: number) => boolean): void {
     const arena = this.#arena;
     arena.sync();
     for (let cls = 1; cls <= this.#c.large; cls++) {
       let h = this.#c.lruTail[cls];
       while (h !== -1) {
         const prev = this.#word(h, W_PREV);
-        if (doomed(arena.i32, arena.word(h))) this.unlink(h);
+        if (doomed(arena.i32, arena.word(h), cls)) this.unlink(h);
         h = prev;
       }
     }

@@ -1,0 +1,85 @@
+/**
+ * flush_all's counters as memcached 1.6.18 keeps them (its t/stats.t and
+ * t/issue_183.t): flushed items stay until a read finds them (get_flushed)
+ * or they are reclaimed, by a store that needs their memory or by the sweep
+ * a second later (reclaimed, curr_items back to 0). Each scenario runs on
+ * memcached and on serve, with the same assertions.
+ * @module
+ */
+
+import {
+  connect,
+  equal,
+  ignoreUnless,
+  type ProcessHandle,
+  startMemcached,
+  startMemrep,
+  type TestConn,
+  waitUntil,
+} from "../helpers/mod.ts";
+
+async function stat(c: TestConn, name: string): Promise<string | undefined> {
+  return (await c.stats()).get(name);
+}
+
+/** `fn` against memcached and serve, both started with `args`. */
+async function onBoth(args: string[], fn: (c: TestConn, who: string) => Promise<void>) {
+  const servers: ProcessHandle[] = [
+    await startMemcached(args),
+    await startMemrep(["serve", "-U", "0", ...args]),
+  ];
+  try {
+    for (const [i, s] of servers.entries()) {
+      const c = await connect(s.port);
+      try {
+        await fn(c, i === 0 ? "memcached" : "memrep");
+      } finally {
+        await c.close();
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+}
+
+const NAME = "flush_all: a read of a flushed item counts get_flushed; the rest are reclaimed";
+
+Deno.test({
+  name: NAME,
+  ignore: ignoreUnless(NAME, ["memcached"]),
+  async fn() {
+    await onBoth([], async (c, who) => {
+      for (const k of ["a", "b", "c"]) {
+        equal(await c.request(`set ${k} 0 0 1\r\nx\r\n`), "STORED\r\n");
+      }
+      equal(await c.request("flush_all"), "OK\r\n");
+      equal(await c.request("get a"), "END\r\n", who);
+      equal(await stat(c, "get_flushed"), "1", `${who}: get_flushed`);
+      equal(await stat(c, "cmd_flush"), "1", `${who}: cmd_flush`);
+      // A store after the flush is live; the two flushed items still count until reclaimed.
+      equal(await c.request("set d 0 0 1\r\ny\r\n"), "STORED\r\n");
+      equal(await c.request("get d", "END\r\n"), "VALUE d 0 1\r\ny\r\nEND\r\n", who);
+      await waitUntil(async () => await stat(c, "curr_items") === "1", `${who}: swept`, 5000);
+      equal(await stat(c, "reclaimed"), "2", `${who}: reclaimed`);
+      equal(await c.request("get b c"), "END\r\n", who);
+      equal(await stat(c, "get_flushed"), "1", `${who}: nothing left to find`);
+    });
+  },
+});
+
+const NAME_183 = "flush_all: a set of a flushed key reclaims the old item (t/issue_183.t)";
+
+Deno.test({
+  name: NAME_183,
+  ignore: ignoreUnless(NAME_183, ["memcached"]),
+  async fn() {
+    await onBoth(["-o", "no_modern"], async (c, who) => {
+      equal(await c.request("set key 0 0 1\r\n1\r\n"), "STORED\r\n");
+      equal(await stat(c, "reclaimed"), "0", who);
+      equal(await c.request("flush_all"), "OK\r\n");
+      equal(await c.request("set key 0 0 1\r\n1\r\n"), "STORED\r\n");
+      equal(await stat(c, "reclaimed"), "1", `${who}: reclaimed`);
+      equal(await c.request("get key", "END\r\n"), "VALUE key 0 1\r\n1\r\nEND\r\n", who);
+    });
+  },
+});
