@@ -109,6 +109,15 @@ export const I_OLDEST_LIVE = 0;
  */
 export const I_FLUSH_CAS_HI = 7;
 export const I_FLUSH_CAS_LO = 8;
+/**
+ * Shared int32 scalars: high and low words of the highest CAS given
+ * explicitly (meta `E`, replication) since the counter's, so that an
+ * immediate flush's CAS bound is above every item's.
+ */
+export const I_EXPLICIT_CAS_HI = 9;
+export const I_EXPLICIT_CAS_LO = 10;
+/** Shared int32 scalar: 1 while an immediate flush_all's items die lazily, by CAS (Store.flushLazily). */
+export const I_LAZY_FLUSH = 11;
 /** Shared int32 scalar: one past the highest page id in use. */
 export const I_TOP = 1;
 /** Shared int32 scalar: unused page ids below I_TOP. */

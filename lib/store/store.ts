@@ -34,9 +34,12 @@ import {
   F_FLAGS,
   HEADER_SIZE,
   I_COMMITTED,
+  I_EXPLICIT_CAS_HI,
+  I_EXPLICIT_CAS_LO,
   I_FLUSH_CAS_HI,
   I_FLUSH_CAS_LO,
   I_HASH_POWER,
+  I_LAZY_FLUSH,
   I_OLDEST_LIVE,
   I_SCALARS,
   INDEX_BITS,
@@ -313,6 +316,7 @@ export class Store {
   link(h: number, cas?: number): number {
     const arena = this.#arena;
     arena.sync();
+    if (cas !== undefined) this.#explicitCas(cas);
     const table = this.#table;
     const replaced = table.insertReplacing(h);
     if (replaced !== -1) {
@@ -443,6 +447,7 @@ export class Store {
 
   /** Sets the CAS value. */
   setCas(h: number, cas: number): void {
+    this.#explicitCas(cas);
     const i32 = this.#arena.i32;
     const w = this.#arena.word(h);
     i32[w + W_META] = (i32[w + W_META] & ~M_CASHI) | (Math.floor(cas / 4294967296) & M_CASHI);
@@ -490,7 +495,7 @@ export class Store {
     if (delaySeconds > 0 && ol !== 0 && this.#clock.now() >= ol) {
       this.#unlinkWhere((i32, w) => flushedBefore(this.#ctl, i32, w, ol));
     }
-    this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = 0;
+    this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = this.#ctl[I_LAZY_FLUSH] = 0;
     if (delaySeconds > 0) {
       this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
       return;
@@ -509,10 +514,43 @@ export class Store {
    * replaced, as memcached's flush replaces `oldest_live`.
    */
   flushLazily(): void {
-    const bound = this.#f[F_CAS] + 1; // later stores get this CAS or higher: live
-    this.#ctl[I_FLUSH_CAS_HI] = Math.floor(bound / 4294967296);
-    this.#ctl[I_FLUSH_CAS_LO] = bound | 0;
-    this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
+    const ctl = this.#ctl;
+    const explicit = ctl[I_EXPLICIT_CAS_HI] * 4294967296 + (ctl[I_EXPLICIT_CAS_LO] >>> 0);
+    const bound = this.#f[F_CAS] + 1; // later stores get this CAS or more
+    if (explicit >= bound) {
+      // An item may carry a CAS above the bound (meta E): it would survive. Free them all now.
+      this.flush(0);
+      return;
+    }
+    ctl[I_FLUSH_CAS_HI] = Math.floor(bound / 4294967296);
+    ctl[I_FLUSH_CAS_LO] = bound | 0;
+    ctl[I_OLDEST_LIVE] = this.#clock.now();
+    ctl[I_LAZY_FLUSH] = 1;
+  }
+
+  /**
+   * Keeps the highest CAS given explicitly (see I_EXPLICIT_CAS_HI); one
+   * below a lazy flush's bound would make a new store look flushed, so that
+   * flush's items are unlinked first and it is over.
+   */
+  #explicitCas(cas: number): void {
+    const ctl = this.#ctl;
+    if (ctl[I_LAZY_FLUSH] !== 0) {
+      const bound = ctl[I_FLUSH_CAS_HI] * 4294967296 + (ctl[I_FLUSH_CAS_LO] >>> 0);
+      if (cas < bound) {
+        this.reclaimFlushed();
+        ctl[I_LAZY_FLUSH] =
+          ctl[I_FLUSH_CAS_HI] =
+          ctl[I_FLUSH_CAS_LO] =
+          ctl[I_OLDEST_LIVE] =
+            0;
+      }
+    }
+    const hi = Math.floor(cas / 4294967296);
+    const top = ctl[I_EXPLICIT_CAS_HI];
+    if (hi < top || (hi === top && (cas >>> 0) <= (ctl[I_EXPLICIT_CAS_LO] >>> 0))) return;
+    ctl[I_EXPLICIT_CAS_HI] = hi;
+    ctl[I_EXPLICIT_CAS_LO] = cas | 0;
   }
 
   /**
@@ -558,6 +596,7 @@ export class Store {
     this.#ctl[I_FLUSH_CAS_HI] = Math.floor(cas / 4294967296);
     this.#ctl[I_FLUSH_CAS_LO] = cas | 0;
     this.#ctl[I_OLDEST_LIVE] = atClock;
+    this.#ctl[I_LAZY_FLUSH] = 0;
   }
 
   /**

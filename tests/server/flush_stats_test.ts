@@ -83,3 +83,36 @@ Deno.test({
     });
   },
 });
+
+Deno.test("flush_all kills an item stored with an explicit CAS above the counter's (meta E)", async () => {
+  const server = await startMemrep(["serve", "-U", "0"]);
+  const c = await connect(server.port);
+  try {
+    equal(await c.request("ms big 1 E9007199254740000\r\nx\r\n"), "HD\r\n");
+    equal(await c.request("ms small 1\r\ny\r\n"), "HD\r\n");
+    equal(await c.request("flush_all"), "OK\r\n");
+    equal(await c.request("mg big v"), "EN\r\n");
+    equal(await c.request("mg small v"), "EN\r\n");
+    equal(await c.request("ms after 1\r\nz\r\n"), "HD\r\n");
+    equal(await c.request("mg after v", "\r\nz\r\n"), "VA 1\r\nz\r\n");
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
+
+Deno.test("a store with an explicit CAS below a flush_all's bound lives; the flushed items stay gone", async () => {
+  const server = await startMemrep(["serve", "-U", "0"]);
+  const c = await connect(server.port);
+  try {
+    for (let i = 0; i < 20; i++) equal(await c.request(`set k${i} 0 0 1\r\nx\r\n`), "STORED\r\n");
+    equal(await c.request("flush_all"), "OK\r\n");
+    equal(await c.request("ms low 1 E3\r\ny\r\n"), "HD\r\n");
+    equal(await c.request("mg low v c", "\r\ny\r\n"), "VA 1 c3\r\ny\r\n");
+    for (let i = 0; i < 20; i++) equal(await c.request(`mg k${i} v`), "EN\r\n");
+    equal((await c.stats()).get("curr_items"), "1");
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
