@@ -189,6 +189,9 @@ export class Refiller {
           dropped.push(it.key);
           return false;
         });
+        // Read from the primary just now: they may hold any write sent so far (a read of the
+        // backup must not be answered after them with such a write, see copiedSince).
+        for (const it of keep) core.copied(it.key);
         const outcomes = await ServerTarget.over(b.name, client, "add").store(keep);
         for (const o of outcomes) {
           if (o === Outcome.STORED) {
@@ -224,6 +227,7 @@ export class Refiller {
     if (item.kind !== ReplyKind.VA) return false; // gone meanwhile
     if (!core.guardHolds(guard)) return true;
     if (p.isDirty(key)) return false; // its copy there may be stale
+    core.copied(key);
     const ok = await repair(
       core,
       guard,
