@@ -13,7 +13,7 @@
  */
 
 import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
-import { base64Encode, base64Length, isErrorKind, Op } from "../protocol/mod.ts";
+import { base64Encode, base64Length, decodeAscii, isErrorKind, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
 import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
 
@@ -102,7 +102,7 @@ export class Backend {
    */
   onReturn: ((b: Backend, info: ReturnInfo) => void) | undefined;
   /**
-   * A primary's cleaning puts the key's item back from its copies (the
+   * A cleaning puts the key's item back from the key's other holders (the
    * router's restoreFrom): called as the delete of `key` is sent, it
    * resolves with a function sending the add on the cleaning's connection
    * (called once the delete was answered, just before the key is
@@ -120,6 +120,8 @@ export class Backend {
   #closed = false;
   /** Keys written to a stand-in while this server could not be written. */
   readonly #dirty = new DirtyKeys(MAX_DIRTY_KEYS);
+  /** Keys a cleaning deleted whose item is not put back yet, with how many such deletes. */
+  readonly #restoring = new Map<string, number>();
   /** A background cleaning (while up) is running. */
   #cleaning = false;
   #cleanTimer: ReturnType<typeof setTimeout> | undefined;
@@ -182,6 +184,16 @@ export class Backend {
   /** True when `key` may be stale here: changed elsewhere and not cleaned yet. */
   isDirty(key: Uint8Array): boolean {
     return !this.#dirty.clean && this.#dirty.has(key);
+  }
+
+  /**
+   * True while a cleaning deleted `key` here and the item to put back (read
+   * from another copy) is not sent yet: the server lacks the key meanwhile,
+   * so it must not stand in for another copy (a write failed over there, or
+   * an add checked there, would be decided by that absence).
+   */
+  restoring(key: Uint8Array): boolean {
+    return this.#restoring.size > 0 && this.#restoring.has(decodeAscii(key, 0, key.length));
   }
 
   /**
@@ -440,12 +452,19 @@ export class Backend {
       let deleted = false;
       this.restore?.(key).then((send) => {
         putBack = send;
-        if (deleted) send?.(client); // the copy answered after the delete: sent now
+        if (!deleted) return;
+        send?.(client); // the copy answered after the delete: sent now
+        const n = this.#restoring.get(e.key) ?? 1;
+        if (n > 1) this.#restoring.set(e.key, n - 1);
+        else this.#restoring.delete(e.key);
       });
       client.requestFrame(Op.MD, [metaDelete(key)], (_buf, _start, _length, parser) => {
         if (!isErrorKind(parser.kind)) {
           deleted = true;
-          putBack?.(client);
+          if (putBack !== undefined) putBack?.(client);
+          else if (this.restore !== undefined) {
+            this.#restoring.set(e.key, (this.#restoring.get(e.key) ?? 0) + 1);
+          }
           dirty.settle(e, sentAt, Date.now(), this.#fenced);
         }
         done();

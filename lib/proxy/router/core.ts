@@ -367,12 +367,12 @@ export class RouterCore {
   /**
    * Index of the first of `copies` at or after `from` that is up and, with
    * `key`, not dirty for it (its item may be old or already cleaned away:
-   * no write may build on it), or -1.
+   * no write may build on it) nor waiting for its item to be put back, or -1.
    */
   upBackup(copies: readonly Backend[], from = 0, key?: Uint8Array): number {
     for (let i = from; i < copies.length; i++) {
       const b = copies[i];
-      if (b.up && (key === undefined || !b.isDirty(key))) return i;
+      if (b.up && (key === undefined || (!b.isDirty(key) && !b.restoring(key)))) return i;
     }
     return -1;
   }

@@ -185,7 +185,9 @@ export class Refiller {
           // copied, nor one the target may hold stale (its cleaning deletes it; reads repair it).
           if (p.isDirty(it.key) || b.isDirty(it.key)) return false;
           const slot = keySlot(it.key);
-          if (core.deletes[slot] === mark.deletes[slot]) return true;
+          // Nor one whose write is being checked there (an add the primary stored may yet be
+          // overwritten by the backup's item, see writes.ts checkAdd): fetched again instead.
+          if (core.deletes[slot] === mark.deletes[slot] && !core.mustWait([slot])) return true;
           dropped.push(it.key);
           return false;
         });
@@ -225,7 +227,7 @@ export class Refiller {
     const item = await core.ask(p, Op.MG, fetchLine(token, binary)).catch(() => null);
     if (item === null) return true; // p failed: again, and partial if it keeps failing
     if (item.kind !== ReplyKind.VA) return false; // gone meanwhile
-    if (!core.guardHolds(guard)) return true;
+    if (!core.guardHolds(guard) || core.mustWait([keySlot(key)])) return true;
     if (p.isDirty(key)) return false; // its copy there may be stale
     core.copied(key);
     const ok = await repair(
