@@ -201,7 +201,8 @@ export class ModelClient {
         );
       }
     });
-    const bad = pending.filter((p) => !p.wild).map((p) => p.key);
+    const bad = [...pending.filter((p) => !p.wild).map((p) => p.key), ...this.#missed];
+    this.#missed.length = 0;
     classify(this.tally, pending);
     if (this.inspect !== undefined && bad.length > 0 && this.tally.reports.length < 20) {
       for (const k of new Set(bad)) this.tally.reports.push(`  ${k} now: ${await this.inspect(k)}`);
@@ -210,6 +211,8 @@ export class ModelClient {
   }
 
   #pending: Parameters<typeof classify>[1] = [];
+  /** Keys whose read was counted lost in the batch being modelled (inspected for the report). */
+  readonly #missed: string[] = [];
   /** Last requests per key (reports). */
   readonly #trail = new Map<string, string[]>();
 
@@ -233,6 +236,7 @@ export class ModelClient {
     checkRead(this.tally, key, m, seq, got, calm, this.#pending);
     const shown = got === ABSENT ? "miss" : JSON.stringify(got.slice(0, 16));
     if (this.tally.total() + this.#pending.length > before && !wild) {
+      if (got === ABSENT) this.#missed.push(key);
       this.tally.reports.push(`  trail of ${key}: ${this.#trail.get(key)?.join(", ")}`);
     }
     this.#trace(key, `#${seq}@${this.#sentAt % 100000} read ${shown}${calm ? "" : " (fault)"}`);
