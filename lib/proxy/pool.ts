@@ -239,10 +239,12 @@ export class Backend {
    * cut): the key is dirty, and it stays dirty for a grace period after
    * the first cleaning delete the server answers (until a delete sent after
    * it), since the lost bytes may still be applied late (after that delete,
-   * on another connection).
+   * on another connection). `keep`: no other server took the request either,
+   * so the item here is not deleted, only the grace period waited out (see
+   * DirtyKeys.mark).
    */
-  lost(key: Uint8Array): void {
-    this.#dirty.mark(key, this.#lateMs, this.#seq);
+  lost(key: Uint8Array, keep = false): void {
+    this.#dirty.mark(key, this.#lateMs, this.#seq, keep);
     if (this.up) this.#cleanSoon();
   }
 
@@ -447,6 +449,17 @@ export class Backend {
     };
     for (const e of entries) {
       const key = keyBytes(e.key);
+      if (e.keep) {
+        // Nothing changed elsewhere: a no-op read (`mg <key> b`) stands for the delete.
+        client.requestFrame(Op.MG, [metaLine(MG_WORD, key)], (_buf, _start, _length, parser) => {
+          if (!isErrorKind(parser.kind)) dirty.settle(e, sentAt, Date.now(), this.#fenced);
+          done();
+        }, (err) => {
+          failed ??= err;
+          done();
+        });
+        continue;
+      }
       // Read at once: the key is not kept dirty longer than its delete takes.
       let putBack: ((client: Client) => void) | null | undefined;
       let deleted = false;
@@ -458,7 +471,7 @@ export class Backend {
         if (n > 1) this.#restoring.set(e.key, n - 1);
         else this.#restoring.delete(e.key);
       });
-      client.requestFrame(Op.MD, [metaDelete(key)], (_buf, _start, _length, parser) => {
+      client.requestFrame(Op.MD, [metaLine(MD_WORD, key)], (_buf, _start, _length, parser) => {
         if (!isErrorKind(parser.kind)) {
           deleted = true;
           if (putBack !== undefined) putBack?.(client);
@@ -553,10 +566,15 @@ function keyBytes(key: string): Uint8Array {
   return raw;
 }
 
-/** `md <base64 key> b`: a delete that is safe for any key bytes. */
-function metaDelete(raw: Uint8Array): Uint8Array {
+/** `md `: {@linkcode metaLine}'s delete. */
+const MD_WORD = [109, 100, 32];
+/** `mg `: {@linkcode metaLine}'s read (no flags: HD or EN, nothing fetched). */
+const MG_WORD = [109, 103, 32];
+
+/** `<word><base64 key> b`: a meta request that is safe for any key bytes. */
+function metaLine(word: readonly number[], raw: Uint8Array): Uint8Array {
   const out = new Uint8Array(base64Length(raw.length) + 8);
-  out.set([109, 100, 32]); // "md "
+  out.set(word);
   let p = base64Encode(raw, 0, raw.length, out, 3);
   for (const c of [32, 98, 13, 10]) out[p++] = c; // " b\r\n"
   return out.subarray(0, p);

@@ -267,8 +267,11 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: bool
     // for the late-bytes grace period. One merely skipped (down, or the key dirty there) is
     // dirty only if the write goes elsewhere, without the hold (a hot key skipped on every write
     // would otherwise never be cleaned).
-    if (sent) ctx.primary.invalidate(ctx.key);
+    // One that no copy takes either changed nothing elsewhere: the primary keeps its item (its
+    // only copy, maybe), and the copies that are down miss what may yet land there.
+    if (sent) ctx.primary.lost(ctx.key, i < 0);
     else if (i >= 0) ctx.primary.markDirty(ctx.key);
+    if (sent && i < 0) { for (const b of ctx.copies) if (!b.up) b.markDirty(ctx.key); }
   }
   if (i < 0) {
     core.noBackend(ctx.sink, ctx.ticket);
