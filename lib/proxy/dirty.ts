@@ -19,6 +19,8 @@ export interface DirtyEntry {
   key: string;
   /** Its generation when the pass took it. */
   gen: number;
+  /** Only lost (see {@linkcode DirtyKeys.mark}): waited out, not deleted. */
+  keep: boolean;
 }
 
 /** Dirty keys of one server, bounded; beyond the bound the whole server is dirty. */
@@ -34,6 +36,8 @@ export class DirtyKeys {
    * cleaning delete the server answered after the loss (0: none yet).
    */
   #holds = new Map<string, { ms: number; until: number; fence: number }>();
+  /** Keys only lost: no copy took the write, so nothing changed elsewhere (see mark). */
+  readonly #keep = new Set<string>();
   /** Times more than `limit` keys were marked (the whole server became dirty). */
   overflows = 0;
 
@@ -61,9 +65,12 @@ export class DirtyKeys {
    * `key` changed elsewhere. With `lateMs` (a request for it was lost), it
    * stays dirty until a delete sent `lateMs` after the first answered one
    * once connection number `fence` and those before it are fenced (see
-   * {@linkcode settle}).
+   * {@linkcode settle}). `keep`: the lost request went nowhere else either,
+   * so the server's item is still the key's latest (the request's outcome
+   * was never known): it is not deleted, only held until the late bytes can
+   * no longer land; any other mark makes the key dirty as usual.
    */
-  mark(key: Uint8Array, lateMs = 0, fence = 0): void {
+  mark(key: Uint8Array, lateMs = 0, fence = 0, keep = false): void {
     if (this.#all) return;
     if (this.#keys.size >= this.#limit) {
       this.overflows++;
@@ -71,7 +78,11 @@ export class DirtyKeys {
       return;
     }
     const k = decodeAscii(key, 0, key.length);
-    if (lateMs > 0 || !this.#keys.has(k)) this.#keys.set(k, ++this.#gen);
+    const had = this.#keys.has(k);
+    // Kept no more: a pass that took it as kept (no delete) must not forget it.
+    const unkept = !keep && this.#keep.delete(k);
+    if (keep && !had) this.#keep.add(k);
+    if (lateMs > 0 || !had || unkept) this.#keys.set(k, ++this.#gen);
     // A new loss starts the grace period over: its bytes may land after any earlier cleaning.
     if (lateMs > 0) {
       const old = this.#holds.get(k);
@@ -87,6 +98,7 @@ export class DirtyKeys {
   markAll(): void {
     this.#all = true;
     this.#keys.clear();
+    this.#keep.clear();
     // Holds stay: a lost request's bytes may land after the flush too (see flushing()).
     this.#gen++;
   }
@@ -104,6 +116,7 @@ export class DirtyKeys {
   flushing(): void {
     this.#all = false;
     this.#keys.clear();
+    this.#keep.clear();
     // A lost request may still be applied after the flush, as after a delete: its key stays
     // dirty and is deleted again once its grace period (from the next answer) is over.
     for (const [k, hold] of this.#holds) {
@@ -122,7 +135,7 @@ export class DirtyKeys {
     const out: DirtyEntry[] = [];
     for (const [key, gen] of this.#keys) {
       if (out.length >= max) break;
-      out.push({ key, gen });
+      out.push({ key, gen, keep: this.#keep.has(key) });
     }
     return out;
   }
@@ -153,6 +166,9 @@ export class DirtyKeys {
       if (sentAt < hold.until) return;
       this.#holds.delete(e.key);
     }
-    if (this.#keys.get(e.key) === e.gen) this.#keys.delete(e.key);
+    if (this.#keys.get(e.key) === e.gen) {
+      this.#keys.delete(e.key);
+      this.#keep.delete(e.key);
+    }
   }
 }

@@ -13,7 +13,7 @@
  */
 
 import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
-import { base64Encode, base64Length, isErrorKind, Op } from "../protocol/mod.ts";
+import { base64Encode, base64Length, decodeAscii, isErrorKind, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
 import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
 
@@ -102,7 +102,7 @@ export class Backend {
    */
   onReturn: ((b: Backend, info: ReturnInfo) => void) | undefined;
   /**
-   * A primary's cleaning puts the key's item back from its copies (the
+   * A cleaning puts the key's item back from the key's other holders (the
    * router's restoreFrom): called as the delete of `key` is sent, it
    * resolves with a function sending the add on the cleaning's connection
    * (called once the delete was answered, just before the key is
@@ -120,6 +120,8 @@ export class Backend {
   #closed = false;
   /** Keys written to a stand-in while this server could not be written. */
   readonly #dirty = new DirtyKeys(MAX_DIRTY_KEYS);
+  /** Keys a cleaning deleted whose item is not put back yet, with how many such deletes. */
+  readonly #restoring = new Map<string, number>();
   /** A background cleaning (while up) is running. */
   #cleaning = false;
   #cleanTimer: ReturnType<typeof setTimeout> | undefined;
@@ -185,6 +187,16 @@ export class Backend {
   }
 
   /**
+   * True while a cleaning deleted `key` here and the item to put back (read
+   * from another copy) is not sent yet: the server lacks the key meanwhile,
+   * so it must not stand in for another copy (a write failed over there, or
+   * an add checked there, would be decided by that absence).
+   */
+  restoring(key: Uint8Array): boolean {
+    return this.#restoring.size > 0 && this.#restoring.has(decodeAscii(key, 0, key.length));
+  }
+
+  /**
    * A connection to send on: a connected client, a promise of one (a
    * connect is under way), or null when the server is down.
    */
@@ -227,10 +239,12 @@ export class Backend {
    * cut): the key is dirty, and it stays dirty for a grace period after
    * the first cleaning delete the server answers (until a delete sent after
    * it), since the lost bytes may still be applied late (after that delete,
-   * on another connection).
+   * on another connection). `keep`: no other server took the request either,
+   * so the item here is not deleted, only the grace period waited out (see
+   * DirtyKeys.mark).
    */
-  lost(key: Uint8Array): void {
-    this.#dirty.mark(key, this.#lateMs, this.#seq);
+  lost(key: Uint8Array, keep = false): void {
+    this.#dirty.mark(key, this.#lateMs, this.#seq, keep);
     if (this.up) this.#cleanSoon();
   }
 
@@ -435,17 +449,35 @@ export class Backend {
     };
     for (const e of entries) {
       const key = keyBytes(e.key);
+      if (e.keep) {
+        // Nothing changed elsewhere: a no-op read (`mg <key> b`) stands for the delete.
+        client.requestFrame(Op.MG, [metaLine(MG_WORD, key)], (_buf, _start, _length, parser) => {
+          if (!isErrorKind(parser.kind)) dirty.settle(e, sentAt, Date.now(), this.#fenced);
+          done();
+        }, (err) => {
+          failed ??= err;
+          done();
+        });
+        continue;
+      }
       // Read at once: the key is not kept dirty longer than its delete takes.
       let putBack: ((client: Client) => void) | null | undefined;
       let deleted = false;
       this.restore?.(key).then((send) => {
         putBack = send;
-        if (deleted) send?.(client); // the copy answered after the delete: sent now
+        if (!deleted) return;
+        send?.(client); // the copy answered after the delete: sent now
+        const n = this.#restoring.get(e.key) ?? 1;
+        if (n > 1) this.#restoring.set(e.key, n - 1);
+        else this.#restoring.delete(e.key);
       });
-      client.requestFrame(Op.MD, [metaDelete(key)], (_buf, _start, _length, parser) => {
+      client.requestFrame(Op.MD, [metaLine(MD_WORD, key)], (_buf, _start, _length, parser) => {
         if (!isErrorKind(parser.kind)) {
           deleted = true;
-          putBack?.(client);
+          if (putBack !== undefined) putBack?.(client);
+          else if (this.restore !== undefined) {
+            this.#restoring.set(e.key, (this.#restoring.get(e.key) ?? 0) + 1);
+          }
           dirty.settle(e, sentAt, Date.now(), this.#fenced);
         }
         done();
@@ -534,10 +566,15 @@ function keyBytes(key: string): Uint8Array {
   return raw;
 }
 
-/** `md <base64 key> b`: a delete that is safe for any key bytes. */
-function metaDelete(raw: Uint8Array): Uint8Array {
+/** `md `: {@linkcode metaLine}'s delete. */
+const MD_WORD = [109, 100, 32];
+/** `mg `: {@linkcode metaLine}'s read (no flags: HD or EN, nothing fetched). */
+const MG_WORD = [109, 103, 32];
+
+/** `<word><base64 key> b`: a meta request that is safe for any key bytes. */
+function metaLine(word: readonly number[], raw: Uint8Array): Uint8Array {
   const out = new Uint8Array(base64Length(raw.length) + 8);
-  out.set([109, 100, 32]); // "md "
+  out.set(word);
   let p = base64Encode(raw, 0, raw.length, out, 3);
   for (const c of [32, 98, 13, 10]) out[p++] = c; // " b\r\n"
   return out.subarray(0, p);

@@ -97,3 +97,21 @@ Deno.test("overflowing the bound is counted", () => {
   equal(d.overflows, 1);
   equal(d.all, true);
 });
+
+Deno.test("a key only lost is waited out, not deleted; changed elsewhere meanwhile, it stays dirty", () => {
+  const d = new DirtyKeys(100);
+  const k = enc.encode("k");
+  d.mark(k, 1, 0, true);
+  let [e] = d.snapshot();
+  equal(e.keep, true);
+  d.settle(e, 0, 10); // the first answer starts the 1 ms grace period
+  d.settle(e, 20, 20); // one sent after it ends it
+  equal(d.has(k), false);
+  d.mark(k, 1, 0, true);
+  [e] = d.snapshot();
+  d.mark(k); // a write went elsewhere: the pass that took it as kept (no delete) cannot forget it
+  d.settle(e, 0, 10);
+  d.settle(e, 20, 20);
+  equal(d.has(k), true);
+  equal(d.snapshot()[0].keep, false);
+});

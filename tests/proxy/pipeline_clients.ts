@@ -35,6 +35,8 @@ export interface Weather {
 
 /** At most this many states of a key whose state is unknown (its primary was killed). */
 const WILD_STATES = 256;
+/** States kept per write of such a key, for classifying a read (the newest ones). */
+const WILD_MADE = 16;
 
 /** A write's effect on one possible state (null: not applied). */
 export type Apply = (s: string) => string | null;
@@ -201,7 +203,8 @@ export class ModelClient {
         );
       }
     });
-    const bad = pending.filter((p) => !p.wild).map((p) => p.key);
+    const bad = [...pending.filter((p) => !p.wild).map((p) => p.key), ...this.#missed];
+    this.#missed.length = 0;
     classify(this.tally, pending);
     if (this.inspect !== undefined && bad.length > 0 && this.tally.reports.length < 20) {
       for (const k of new Set(bad)) this.tally.reports.push(`  ${k} now: ${await this.inspect(k)}`);
@@ -210,6 +213,8 @@ export class ModelClient {
   }
 
   #pending: Parameters<typeof classify>[1] = [];
+  /** Keys whose read was counted lost in the batch being modelled (inspected for the report). */
+  readonly #missed: string[] = [];
   /** Last requests per key (reports). */
   readonly #trail = new Map<string, string[]>();
 
@@ -233,6 +238,7 @@ export class ModelClient {
     checkRead(this.tally, key, m, seq, got, calm, this.#pending);
     const shown = got === ABSENT ? "miss" : JSON.stringify(got.slice(0, 16));
     if (this.tally.total() + this.#pending.length > before && !wild) {
+      if (got === ABSENT) this.#missed.push(key);
       this.tally.reports.push(`  trail of ${key}: ${this.#trail.get(key)?.join(", ")}`);
     }
     this.#trace(key, `#${seq}@${this.#sentAt % 100000} read ${shown}${calm ? "" : " (fault)"}`);
@@ -276,7 +282,8 @@ export class ModelClient {
         m.wrote(seq, [fixed], del, true);
       } else {
         const made = [...m.poss].map(on).filter((x) => x !== null) as string[];
-        m.wrote(seq, made, del, outcome === "ok");
+        // Every write keeps its states (events): appends of large values would keep gigabytes.
+        m.wrote(seq, made.slice(-WILD_MADE), del, outcome === "ok");
         // Appends while the state is unknown double it: keep the newest states only (a read of
         // a dropped one is then not classified, never wrongly blamed).
         m.poss = new Set([...m.poss, ...made, ABSENT].slice(-WILD_STATES));
@@ -286,7 +293,16 @@ export class ModelClient {
     // A fault's "not stored/found" may be a server that lost the key (or a retry refused):
     // it proves nothing about the others.
     if (outcome === "no" && !calm) return;
-    if (write(m, seq, outcome, apply, del)) return;
+    if (write(m, seq, outcome, apply, del)) {
+      // Failed appends double the states (each one applied or not): past the bound the state
+      // is unknown as after a kill (only a later write's value is then wrong; a dropped state
+      // is never blamed), or the test runner runs out of memory (seed 14).
+      if (m.poss.size > WILD_STATES) {
+        m.wildSince = this.#sentAt;
+        m.token = undefined;
+      }
+      return;
+    }
     if (outcome === "no" && !calm) return; // a fault's answer: the write went nowhere
     this.tally.bad(
       "wrong_reply",

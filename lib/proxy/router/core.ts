@@ -140,8 +140,10 @@ export class RouterCore {
   writeSeq = 0;
   /** Per key slot: {@linkcode writeSeq} of its last client write. */
   readonly #lastWrite: Float64Array = new Float64Array(DELETE_SLOTS);
+  /** Per key slot: the latest {@linkcode writeSeq} sent to a copy (see {@linkcode copiedSince}). */
+  readonly #lastCopy: Float64Array = new Float64Array(DELETE_SLOTS);
   /** Per key slot: conditional writes being repaired and retried, and when they are all in. */
-  readonly #retries = new Map<number, { n: number; done: Promise<void>; end: () => void }>();
+  readonly #retries = new Map<number, { seqs: number[]; done: Promise<void>; end: () => void }>();
   /** Requests held behind a write in progress, per slot; ALL_SLOTS: behind a flush_all. */
   readonly #held = new Map<number, Held[]>();
 
@@ -365,12 +367,12 @@ export class RouterCore {
   /**
    * Index of the first of `copies` at or after `from` that is up and, with
    * `key`, not dirty for it (its item may be old or already cleaned away:
-   * no write may build on it), or -1.
+   * no write may build on it) nor waiting for its item to be put back, or -1.
    */
   upBackup(copies: readonly Backend[], from = 0, key?: Uint8Array): number {
     for (let i = from; i < copies.length; i++) {
       const b = copies[i];
-      if (b.up && (key === undefined || !b.isDirty(key))) return i;
+      if (b.up && (key === undefined || (!b.isDirty(key) && !b.restoring(key)))) return i;
     }
     return -1;
   }
@@ -382,39 +384,63 @@ export class RouterCore {
 
   /**
    * True when a client write of `key` (or of a key in its slot) was sent
-   * after a read that took {@linkcode writeSeq} `since`. The backups of a
-   * primary that missed or failed are read only once it answered: by then
-   * a write pipelined after the read may be on them, and the read would
-   * return it, which memcached never does (the read ran first). Such a read
-   * answers a miss instead. (A later delete can only turn the read into a
-   * miss, also right: it is not counted, and the old value is returned.)
+   * after a request that took {@linkcode writeSeq} `since`: it may be on
+   * the key's primary by now, ahead of anything sent there for the request
+   * from here on (a retry, a repair, a re-read), which memcached ran first.
+   * Reads of the copies ask {@linkcode copiedSince} instead.
    */
   writtenSince(key: Uint8Array, since: number): boolean {
     return this.#lastWrite[keySlot(key)] > since;
   }
 
   /**
-   * A conditional write of `key` missed on its primary and is being
-   * repaired and retried there; call the returned function once its reply
-   * is in (or it was given up). A read sent after it that also missed there
+   * A value of `key` is being sent to a copy: client write `seq` (see
+   * {@linkcode writeSeq}) that failed over or is copied, or (no `seq`) an
+   * item read from a primary now, which may hold any write counted so far.
+   */
+  copied(key: Uint8Array, seq: number = this.writeSeq): void {
+    const slot = keySlot(key);
+    if (seq > this.#lastCopy[slot]) this.#lastCopy[slot] = seq;
+  }
+
+  /**
+   * True when a value of `key` (or of a key in its slot) from a client
+   * write sent after a read that took {@linkcode writeSeq} `since` was sent
+   * to a copy already. Such a read answers a miss rather than ask the
+   * copies: it could return that later write, which memcached never does
+   * (the read ran first). Otherwise its request to a copy goes ahead of any
+   * later write there, on the copy's one connection (sent to it directly,
+   * or copied on the primary's reply, which comes after the read's), so the
+   * copy answers the item from before the write, as memcached does.
+   */
+  copiedSince(key: Uint8Array, since: number): boolean {
+    return this.#lastCopy[keySlot(key)] > since;
+  }
+
+  /**
+   * A conditional write of `key`, counted as {@linkcode writeSeq} `seq`,
+   * missed on its primary and is being repaired and retried there (or an
+   * add is being checked); call the returned function once its reply is in
+   * (or it was given up). A read sent after it that also missed there
    * waits for it (see {@linkcode retrying}).
    */
-  retryStarted(key: Uint8Array): () => void {
+  retryStarted(key: Uint8Array, seq: number): () => void {
     const slot = keySlot(key);
     let r = this.#retries.get(slot);
     if (r === undefined) {
       let end = () => {};
       const done = new Promise<void>((resolve) => end = resolve);
-      r = { n: 0, done, end };
+      r = { seqs: [], done, end };
       this.#retries.set(slot, r);
     }
-    r.n++;
+    r.seqs.push(seq);
     const entry = r;
     let ended = false;
     return () => {
       if (ended) return;
       ended = true;
-      if (--entry.n === 0) {
+      entry.seqs.splice(entry.seqs.indexOf(seq), 1);
+      if (entry.seqs.length === 0) {
         this.#retries.delete(slot);
         entry.end();
         this.#release(slot);
@@ -424,12 +450,17 @@ export class RouterCore {
 
   /**
    * Resolves once no conditional write of `key` (or of a key in its slot)
-   * is being retried, or undefined when none is. A read that missed on the
-   * primary behind such a write must not ask the backups meanwhile: they
-   * still hold the item from before the write, which memcached ran first.
+   * is being retried, or undefined when none sent before a read that took
+   * {@linkcode writeSeq} `since` is. A read that missed on the primary
+   * behind such a write must not ask the backups meanwhile: they still hold
+   * the item from before the write, which memcached ran first. One sent
+   * before the write needs that item: it does not wait (and its fallback is
+   * sent before anything of the later write reaches the backups).
    */
-  retrying(key: Uint8Array): Promise<void> | undefined {
-    return this.#retries.size === 0 ? undefined : this.#retries.get(keySlot(key))?.done;
+  retrying(key: Uint8Array, since: number): Promise<void> | undefined {
+    if (this.#retries.size === 0) return undefined;
+    const r = this.#retries.get(keySlot(key));
+    return r !== undefined && r.seqs.some((seq) => seq <= since) ? r.done : undefined;
   }
 
   /** True while a write is being retried or checked, or requests wait behind one. */

@@ -31,8 +31,9 @@ export async function finishMany(
   failed: boolean[],
   exptime: number | null,
   since: number,
+  early?: readonly (Promise<Uint8Array | null | undefined> | undefined)[],
 ): Promise<Uint8Array[]> {
-  const found = await lookupMany(core, op, keys, owner, items, failed, exptime, since);
+  const found = await lookupMany(core, op, keys, owner, items, failed, exptime, since, early);
   if (found.unreachable && found.hits.length === 0) throw DOWN;
   core.countHits(found.hits.length, keys.length);
   found.hits.push(REPLY.END);
@@ -51,7 +52,8 @@ export interface Lookups {
  * The misses of a multi-get (or of one of its parts) looked up in the
  * backups when their primary failed (or, with miss fallback, missed);
  * `items` holds the primaries' hits and gets the backups'. Counts nothing.
- * `since`: the core's write count when the multi-get was sent.
+ * `since`: the core's write count when the multi-get was sent. `early`:
+ * lookups already under way, per key (see {@linkcode lookUp}).
  */
 export async function lookupMany(
   core: RouterCore,
@@ -62,24 +64,43 @@ export async function lookupMany(
   failed: boolean[],
   exptime: number | null,
   since: number,
+  early?: readonly (Promise<Uint8Array | null | undefined> | undefined)[],
 ): Promise<Lookups> {
   const lookups: Promise<void>[] = [];
   let unreachable = false;
   for (let i = 0; i < keys.length; i++) {
     if (items[i] !== null) continue;
     if (!failed[i] && (!core.missFallback || !core.hasCopies)) continue;
-    lookups.push(
-      getFromBackups(core, op, [keys[i]], exptime, owner[i], !failed[i], since).then((found) => {
-        items[i] = found[0];
-      }, () => {
-        if (failed[i]) unreachable = true;
-      }),
-    );
+    const found = early?.[i] ??
+      lookUp(core, op, keys[i], exptime, owner[i], !failed[i], since);
+    lookups.push(found.then((item) => {
+      if (item !== undefined) items[i] = item;
+      else if (failed[i]) unreachable = true;
+    }));
   }
   await Promise.all(lookups);
   const hits: Uint8Array[] = [];
   for (const it of items) if (it !== null) hits.push(it);
   return { hits, unreachable };
+}
+
+/**
+ * One key looked up in the backups ({@linkcode getFromBackups}): its VALUE
+ * block, null, or undefined when no backup could be asked. Never rejects.
+ */
+export function lookUp(
+  core: RouterCore,
+  op: OpCode,
+  key: Uint8Array,
+  exptime: number | null,
+  primary: Backend,
+  primaryUp: boolean,
+  since: number,
+): Promise<Uint8Array | null | undefined> {
+  return getFromBackups(core, op, [key], exptime, primary, primaryUp, since).then(
+    (found) => found[0],
+    () => undefined,
+  );
 }
 
 /**
@@ -101,7 +122,7 @@ export async function getFromBackups(
   const withCas = op === Op.GETS || op === Op.GATS;
   const out: (Uint8Array | null)[] = [];
   for (const key of keys) {
-    const retry = primaryUp ? core.retrying(key) : undefined;
+    const retry = primaryUp ? core.retrying(key, since) : undefined;
     if (retry !== undefined) {
       const again = await afterRetry(core, retry, key, primary, since, withCas, exptime);
       if (again !== undefined) {
@@ -113,7 +134,7 @@ export async function getFromBackups(
     let asked = false;
     let found: Uint8Array | null = null;
     for (const b of core.copiesOf(key, 0, key.length)) {
-      if (core.writtenSince(key, since)) {
+      if (core.copiedSince(key, since)) {
         asked = true;
         break;
       }
@@ -125,11 +146,14 @@ export async function getFromBackups(
         continue;
       }
       asked = true;
-      if (r.kind !== ReplyKind.VA || core.writtenSince(key, since)) continue;
+      if (r.kind !== ReplyKind.VA) continue;
       core.stats.fallbacks++;
       const value = r.value as Uint8Array;
       let cas = r.cas;
-      if (primaryUp && primary.up) {
+      // A write sent since the read (checked above, just before the mg was sent) reaches `b`
+      // behind it, so this is the item from before it; the primary may hold that write already
+      // (not repaired over it).
+      if (primaryUp && primary.up && !core.writtenSince(key, since)) {
         // gat's new exptime, else the remaining TTL (mg's t reports the old one under T).
         const exp = exptime ?? ttlToExptime(r.ttl);
         const repaired = repair(core, guard, primary, key, false, value, r.flags, exp);

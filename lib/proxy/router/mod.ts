@@ -122,7 +122,7 @@ export class Router {
     const zones = core.zones.length > 0;
     for (const b of core.copies) {
       b.onReturn = (b, info) => refiller.backupReturned(b, info);
-      b.restore = undefined; // a copy's cleaned keys come back with its refill
+      b.restore = (key) => restoreFrom(core, b, key);
     }
     for (const s of core.servers) {
       s.watchRestarts = zones;

@@ -18,7 +18,7 @@ import { ReplyKind } from "../../client/mod.ts";
 import { carveCopy, Item, ITEM_STRIDE, Op, type OpCode, type Request } from "../../protocol/mod.ts";
 import type { Backend } from "../pool.ts";
 import type { ReplySink, RouterCore } from "./core.ts";
-import { finishMany, lookupMany } from "./fallback.ts";
+import { finishMany, lookUp, lookupMany } from "./fallback.ts";
 import { touchBackups } from "./fanout.ts";
 
 /** `END\r\n`. */
@@ -251,6 +251,10 @@ export function fanOut(
   }
 
   const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket, stream, core.writeSeq);
+  // Keys dirty on their primary are looked up in the backups now, not once the primaries
+  // answered: a write or delete of one pipelined after this get goes to the backups
+  // directly, and must reach them behind this read (see RouterCore.copiedSince).
+  if (dirty !== null) state.lookUpDirty(dirty);
   let groups = 0;
   for (let o = 0; o < nservers; o++) if (count[o] > 0) groups++;
   state.waiting = groups;
@@ -316,8 +320,10 @@ class MultiGet {
   #hits = 0;
   /** Groups not answered yet. */
   waiting = 0;
-  /** The core's write count when it was sent (see {@linkcode RouterCore.writtenSince}). */
+  /** The core's write count when it was sent (see {@linkcode RouterCore.copiedSince}). */
   readonly #since: number;
+  /** Per key: its lookup in the backups, when started at once ({@linkcode lookUpDirty}). */
+  #early: (Promise<Uint8Array | null | undefined> | undefined)[] | undefined;
 
   constructor(
     core: RouterCore,
@@ -346,6 +352,18 @@ class MultiGet {
     this.#ticket = ticket;
     this.#failed = dirty ?? new Uint8Array(n);
     this.#anyFailed = dirty !== null;
+  }
+
+  /** Look the keys marked in `dirty` (dirty on their primary) up in the backups at once. */
+  lookUpDirty(dirty: Uint8Array): void {
+    const early: (Promise<Uint8Array | null | undefined> | undefined)[] = new Array(dirty.length);
+    for (let i = 0; i < dirty.length; i++) {
+      if (dirty[i] === 0) continue;
+      const key = this.#line.subarray(this.#keyStart[i], this.#keyEnd[i]);
+      const primary = this.#servers[this.#owner[i]];
+      early[i] = lookUp(this.#core, this.#op, key, this.#exptime, primary, false, this.#since);
+    }
+    this.#early = early;
   }
 
   /**
@@ -492,20 +510,23 @@ class MultiGet {
     }
     const stream = this.#stream;
     if (stream !== null) {
-      lookupMany(core, this.#op, keys, owners, items, failed, this.#exptime, this.#since).then(
-        (found) => {
-          core.countHits(found.hits.length, n);
-          let largest = 0;
-          for (const b of found.hits) largest = Math.max(largest, b.length);
-          stream.part(found.hits, found.hits.length, largest, found.unreachable);
-        },
-        () => stream.part([], 0, 0, true),
-      );
+      const early = this.#early;
+      lookupMany(core, this.#op, keys, owners, items, failed, this.#exptime, this.#since, early)
+        .then(
+          (found) => {
+            core.countHits(found.hits.length, n);
+            let largest = 0;
+            for (const b of found.hits) largest = Math.max(largest, b.length);
+            stream.part(found.hits, found.hits.length, largest, found.unreachable);
+          },
+          () => stream.part([], 0, 0, true),
+        );
       return;
     }
-    finishMany(core, this.#op, keys, owners, items, failed, this.#exptime, this.#since).then(
-      (parts) => sink.fill(this.#ticket, parts),
-      () => core.noBackend(sink, this.#ticket),
-    );
+    finishMany(core, this.#op, keys, owners, items, failed, this.#exptime, this.#since, this.#early)
+      .then(
+        (parts) => sink.fill(this.#ticket, parts),
+        () => core.noBackend(sink, this.#ticket),
+      );
   }
 }

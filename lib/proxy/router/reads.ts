@@ -82,7 +82,7 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
         sink.fillFrame(ticket, rbuf, start, length);
       }, fromBackups);
     };
-    const retry = core.retrying(key);
+    const retry = core.retrying(key, since);
     if (retry !== undefined) {
       // A conditional write of the key is being repaired and retried on the primary: sent now,
       // this read could land between the repair and the retry (the item without the write).
@@ -160,7 +160,7 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
       }
     }, () => fromBackups(false, null));
   };
-  const retry = core.retrying(key);
+  const retry = core.retrying(key, since);
   if (retry !== undefined) {
     // As get's: the read must not land between a conditional write's repair and its retry.
     retry.then(() => core.writtenSince(key, since) ? answer(null) : send(copy));
@@ -185,7 +185,7 @@ async function metaGetFromBackups(
   primaryUp: boolean,
   since: number,
 ): Promise<Reply | null> {
-  const retry = primaryUp ? core.retrying(key) : undefined;
+  const retry = primaryUp ? core.retrying(key, since) : undefined;
   if (retry !== undefined) {
     // Behind a conditional write being retried on the primary: the backups still hold the item
     // from before it (see fallback.ts, afterRetry); the primary answers once the retry is in.
@@ -199,7 +199,7 @@ async function metaGetFromBackups(
   const guard = core.guard(key);
   let asked = false;
   for (const b of core.copiesOf(key, 0, key.length)) {
-    if (core.writtenSince(key, since)) return null;
+    if (core.copiedSince(key, since)) return null;
     if (!b.up || b.isDirty(key)) continue;
     let r: Reply;
     try {
@@ -209,9 +209,12 @@ async function metaGetFromBackups(
     }
     asked = true;
     if (r.kind === ReplyKind.EN || isErrorKind(r.kind)) continue;
-    if (core.writtenSince(key, since)) return null;
     core.stats.fallbacks++;
-    if (!primaryUp || !primary.up) return r;
+    // A write sent since this mg (checked above, just before it was sent) reaches `b` behind it
+    // on the same connection, directly or copied on its primary's later reply: the reply is the
+    // item from before that write, as memcached's. But the primary may hold that write by now,
+    // so the old item is not copied there.
+    if (!primaryUp || !primary.up || core.writtenSince(key, since)) return r;
     // Read what a repair needs (value, flags, TTL), then copy it back.
     const item = await core.ask(b, Op.MG, fetchLine(keyToken, binary)).catch(() => null);
     if (item === null || item.kind !== ReplyKind.VA) return r;

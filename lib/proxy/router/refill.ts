@@ -185,10 +185,15 @@ export class Refiller {
           // copied, nor one the target may hold stale (its cleaning deletes it; reads repair it).
           if (p.isDirty(it.key) || b.isDirty(it.key)) return false;
           const slot = keySlot(it.key);
-          if (core.deletes[slot] === mark.deletes[slot]) return true;
+          // Nor one whose write is being checked there (an add the primary stored may yet be
+          // overwritten by the backup's item, see writes.ts checkAdd): fetched again instead.
+          if (core.deletes[slot] === mark.deletes[slot] && !core.mustWait([slot])) return true;
           dropped.push(it.key);
           return false;
         });
+        // Read from the primary just now: they may hold any write sent so far (a read of the
+        // backup must not be answered after them with such a write, see copiedSince).
+        for (const it of keep) core.copied(it.key);
         const outcomes = await ServerTarget.over(b.name, client, "add").store(keep);
         for (const o of outcomes) {
           if (o === Outcome.STORED) {
@@ -222,8 +227,9 @@ export class Refiller {
     const item = await core.ask(p, Op.MG, fetchLine(token, binary)).catch(() => null);
     if (item === null) return true; // p failed: again, and partial if it keeps failing
     if (item.kind !== ReplyKind.VA) return false; // gone meanwhile
-    if (!core.guardHolds(guard)) return true;
+    if (!core.guardHolds(guard) || core.mustWait([keySlot(key)])) return true;
     if (p.isDirty(key)) return false; // its copy there may be stale
+    core.copied(key);
     const ok = await repair(
       core,
       guard,

@@ -88,46 +88,56 @@ function addParts(
 }
 
 /**
- * The item to put back on `primary` once the cleaning delete of `key`
- * there (it changed elsewhere) is answered: the first clean copy's, read
- * now. Without it the primary answers a miss for a key only the copies
- * hold, and a conditional write or read of it pipelined ahead of another
- * write of the key can only be answered with that miss (the fallback
- * cannot run behind the later write: writes.ts repairThenRetry). Resolves
- * with the function that sends the add on the cleaning's connection, just
- * before the key is forgotten (so every later request there comes after
- * it), or null when no copy holds the key.
+ * The item to put back on `server` once the cleaning delete of `key`
+ * there (it changed elsewhere) is answered: the first of the key's primary
+ * and copies that is up, clean for it and holds it, read now. Without it a
+ * primary answers a miss for a key only the copies hold, and a conditional
+ * write or read of it pipelined ahead of another write of the key can only
+ * be answered with that miss (the fallback cannot run behind the later
+ * write: writes.ts repairThenRetry); a copy (whose refill skips a key its
+ * primary lacks) would answer a miss as the first clean copy, and an add
+ * checked there would be stored (writes.ts checkAdd). Resolves with the
+ * function that sends the add on the cleaning's connection, just before
+ * the key is forgotten (so every later request there comes after it), or
+ * null when none holds the key.
  */
-export function restoreFrom(
+export async function restoreFrom(
   core: RouterCore,
-  primary: Backend,
+  server: Backend,
   key: Uint8Array,
 ): Promise<((client: Client) => void) | null> {
-  const copies = core.copiesOf(key, 0, key.length);
-  const i = core.upBackup(copies, 0, key);
-  if (i < 0) return Promise.resolve(null);
   const guard = core.guard(key);
   const since = core.writeSeq;
   const binary = !isTextKey(key);
   const token = binary ? base64Key(key) : key;
-  return core.ask(copies[i], Op.MG, fetchLine(token, binary)).then((item) => {
-    if (item.kind !== ReplyKind.VA) return null;
-    const parts = addParts(
-      token,
-      binary,
-      item.value as Uint8Array,
-      item.flags,
-      ttlToExptime(item.ttl),
-    );
-    return (client: Client) => {
-      // A flush_all, a delete or a write since the item was read: it must not come back (a
-      // write that skipped the primary while the key was dirty there does not keep it dirty).
-      if (!core.guardHolds(guard) || core.writtenSince(key, since)) return;
-      client.requestFrame(Op.MS, parts, (_buf, _start, _length, parser) => {
-        if (parser.kind === ReplyKind.HD) core.stats.repairs++;
-      }, () => primary.lost(key)); // it may still land late, as a repair's (above)
-    };
-  }, () => null);
+  const sources = [core.primaryOf(key, 0, key.length), ...core.copiesOf(key, 0, key.length)];
+  let item: Reply | undefined;
+  for (const b of sources) {
+    if (b === server || !b.up || b.isDirty(key) || b.restoring(key)) continue;
+    const r = await core.ask(b, Op.MG, fetchLine(token, binary)).catch(() => null);
+    if (r !== null && r.kind === ReplyKind.VA) {
+      item = r;
+      break;
+    }
+  }
+  if (item === undefined) return null;
+  const parts = addParts(
+    token,
+    binary,
+    item.value as Uint8Array,
+    item.flags,
+    ttlToExptime(item.ttl),
+  );
+  return (client: Client) => {
+    // A flush_all, a delete or a write since the item was read: it must not come back (a
+    // write that skipped the primary while the key was dirty there does not keep it dirty).
+    if (!core.guardHolds(guard) || core.writtenSince(key, since)) return;
+    // Onto a copy, it is a copy of every write sent so far (see copiedSince).
+    if (!core.servers.includes(server)) core.copied(key, since);
+    client.requestFrame(Op.MS, parts, (_buf, _start, _length, parser) => {
+      if (parser.kind === ReplyKind.HD) core.stats.repairs++;
+    }, () => server.lost(key)); // it may still land late, as a repair's (above)
+  };
 }
 
 /** The key a (meta, maybe base64) key token names. */

@@ -193,7 +193,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
   if ((op === Op.ADD || (op === Op.MS && req.mode === 69 /* E */)) && core.missFallback) {
     ctx.check = core.upBackup(ctx.copies, 0, ctx.key);
     // Until checked, the key's later requests wait: they must not see the add's item early.
-    if (ctx.check >= 0) ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key));
+    if (ctx.check >= 0) ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key, ctx.since));
   }
   writeTo(core, ctx, primary, -1);
 }
@@ -207,6 +207,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
  */
 function checkAdd(core: RouterCore, ctx: WriteCtx, reply: readonly Uint8Array[]): void {
   const b = ctx.copies[ctx.check];
+  core.copied(ctx.key, ctx.since);
   const done = (except: number) => {
     const fill = () => ctx.sink.fill(ctx.ticket, reply);
     if (core.syncBackups) copyToBackups(core, ctx, except, null, false, fill);
@@ -266,8 +267,11 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: bool
     // for the late-bytes grace period. One merely skipped (down, or the key dirty there) is
     // dirty only if the write goes elsewhere, without the hold (a hot key skipped on every write
     // would otherwise never be cleaned).
-    if (sent) ctx.primary.invalidate(ctx.key);
+    // One that no copy takes either changed nothing elsewhere: the primary keeps its item (its
+    // only copy, maybe), and the copies that are down miss what may yet land there.
+    if (sent) ctx.primary.lost(ctx.key, i < 0);
     else if (i >= 0) ctx.primary.markDirty(ctx.key);
+    if (sent && i < 0) { for (const b of ctx.copies) if (!b.up) b.markDirty(ctx.key); }
   }
   if (i < 0) {
     core.noBackend(ctx.sink, ctx.ticket);
@@ -279,6 +283,7 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: bool
 
 /** Send the write to `target` (backup index, -1 for the primary). */
 function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number): void {
+  if (index >= 0) core.copied(ctx.key, ctx.since);
   const failed = () => {
     // A copy that took the write and failed may apply it late, too.
     if (index >= 0) target.lost(ctx.key);
@@ -349,7 +354,7 @@ function written(
   ) {
     ctx.retried = true;
     // Reads sent after this write that miss on the primary wait until its reply is in.
-    ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key));
+    ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key, ctx.since));
     repairThenRetry(core, ctx, target).then((retried) => {
       if (!retried) answer(ctx, r);
     }, () => answer(ctx, r));
@@ -435,6 +440,7 @@ function copyToBackups(
     parts = deleteLine(ctx.keyToken, ctx.binary);
     op = Op.MD;
   }
+  core.copied(ctx.key, ctx.since);
   // One more than the copies in flight, released after the loop: `done` cannot run early.
   let pending = 1;
   const settled = done === undefined ? undefined : () => {
