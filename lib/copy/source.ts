@@ -57,6 +57,8 @@ export interface SourceOptions {
   signal?: AbortSignal;
   /** Items per batch (and per pipeline window). Default 1000. */
   batchSize?: number;
+  /** A batch also ends once its items reach this many bytes. Default {@linkcode BATCH_BYTES}. */
+  batchBytes?: number;
   /**
    * Called as each batch of a server source starts, before any of its `mg`s
    * is sent; batches are yielded in that order (the last call may be for a
@@ -94,6 +96,13 @@ export interface Source {
   /** Releases connections / files. */
   close(): void;
 }
+
+/**
+ * Bytes of items per batch: a few batches are held at once (two fetching, one
+ * storing, plus the targets' send buffers), so this bounds the copier's memory
+ * when items are large; 1,000 items of 1 MB would be a gigabyte each.
+ */
+export const BATCH_BYTES = 4 << 20;
 
 const MG_HEAD = ascii("mg ");
 const MG_TAIL = ascii(" v f t\r\n");
@@ -169,6 +178,10 @@ export function dumpWalk(version: string): DumpWalk {
  */
 class FetchBatch {
   readonly keys: Uint8Array[] = [];
+  /** When each key's mg was sent (unix s). */
+  readonly #sent: number[] = [];
+  /** The listed sizes of its items. */
+  bytes = 0;
   readonly done: Promise<void>;
   readonly #items: CopyItem[] = [];
   #received = 0;
@@ -184,13 +197,15 @@ class FetchBatch {
     this.done = promise;
     this.#resolve = resolve;
     this.#reject = reject;
-    const now = nowSeconds();
     this.#onFrame = (buf, start, length, parser) => {
       const key = this.keys[this.#received++];
       if (parser.kind === ReplyKind.VA) {
         // t: remaining seconds, -1 never; a server that does not report it keeps no TTL.
+        // Counted from when the mg was sent (the server answered after, so the copy never
+        // outlives the item), not from the batch's start: a batch can wait seconds on a
+        // stalled target before its first mg goes.
         const ttl = parser.ttl;
-        const exp = ttl < 0 ? 0 : now + Math.max(ttl, 1);
+        const exp = ttl < 0 ? 0 : this.#sent[this.#received - 1] + Math.max(ttl, 1);
         const value = carveCopy(buf, parser.valueStart, parser.valueEnd);
         this.#items.push({ key, value, flags: parser.flags, exp });
       } else if (parser.kind === ReplyKind.EN) counts.missing++;
@@ -206,6 +221,7 @@ class FetchBatch {
   /** Queue `mg` for `key` on `client`. */
   fetch(client: Client, key: Uint8Array): void {
     this.keys.push(key);
+    this.#sent.push(nowSeconds());
     const parts = isTextKey(key) ? [MG_HEAD, key, MG_TAIL] : [MG_HEAD, base64Key(key), MG_TAIL_B64];
     client.requestFrame(Op.MG, parts, this.#onFrame, this.#onError);
   }
@@ -300,6 +316,7 @@ export class ServerSource implements Source {
     const { match, signal } = this.#options;
     const limit = this.#options.limit ?? Infinity;
     const size = this.#options.batchSize ?? 1000;
+    const maxBytes = this.#options.batchBytes ?? BATCH_BYTES;
     const window: FetchBatch[] = [];
     const onBatch = this.#options.onBatch;
     const batch = () => {
@@ -320,8 +337,9 @@ export class ServerSource implements Source {
           if (match !== undefined && !match(key)) continue;
           this.counts.listed++;
           current.fetch(this.#fetch, key);
+          current.bytes += e.size > 0 ? e.size : key.length; // size: the item in memory
           const last = this.counts.listed >= limit;
-          if (current.keys.length >= size || last) next();
+          if (current.keys.length >= size || current.bytes >= maxBytes || last) next();
           // Two batches in flight: the server works on one while we take the other.
           if (window.length >= 2 || (last && window.length > 0)) {
             yield await window.shift()!.items();
@@ -450,7 +468,9 @@ export class FileSource implements Source {
     const { match, signal } = this.#options;
     const limit = this.#options.limit ?? Infinity;
     const size = this.#options.batchSize ?? 1000;
+    const maxBytes = this.#options.batchBytes ?? BATCH_BYTES;
     let batch: CopyItem[] = [];
+    let bytes = 0;
     const now = nowSeconds();
     while (!signal?.aborted && this.counts.listed < limit) {
       let item;
@@ -474,9 +494,11 @@ export class FileSource implements Source {
         flags: item.flags,
         exp: item.exp,
       });
-      if (batch.length >= size) {
+      bytes += item.key.length + item.value.length;
+      if (batch.length >= size || bytes >= maxBytes) {
         yield batch;
         batch = [];
+        bytes = 0;
       }
     }
     if (batch.length > 0) yield batch;

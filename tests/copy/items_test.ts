@@ -8,7 +8,7 @@
  * none, short, over 30 days. Seeded: the seed is printed.
  */
 
-import { deepEqual, equal, ok } from "../helpers/assert.ts";
+import { equal, ok } from "../helpers/assert.ts";
 import { mulberry32 } from "../helpers/random.ts";
 import {
   ignoreUnless,
@@ -18,70 +18,11 @@ import {
   startMemrep,
 } from "../helpers/process.ts";
 import { Client } from "../../lib/client/mod.ts";
+import { b64, contents, hex, rawKey, sameContents } from "./contents.ts";
 
 const ignore = ignoreUnless("memrep replicate item shape tests", ["memcached"]);
 const SEED = Number(Deno.env.get("MEMREP_SEED") ?? 20261203);
 console.log(`items_test seed ${SEED} (MEMREP_SEED=${SEED} replays it)`);
-
-/** One item as a server holds it: `ttl` is mg's remaining seconds (-1: none). */
-interface Held {
-  value: Uint8Array;
-  flags: number;
-  ttl: number;
-}
-
-function hex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-function b64(b: Uint8Array): string {
-  return btoa(String.fromCharCode(...b));
-}
-
-/** Keys memcached's text tokenizer takes as they are (it splits on spaces only). */
-function rawKey(k: Uint8Array): boolean {
-  return !k.some((c) => c === 0x20 || c === 0x0a || c === 0);
-}
-
-/** `mg` for any key: as is when text allows it, else base64 (`b`). */
-function mgKey(c: Client, k: Uint8Array, flags: string) {
-  return rawKey(k) ? c.mg(k, flags) : c.mg(b64(k), `b ${flags}`);
-}
-
-/** Everything `port` holds: metadump's keys, each fetched with mg. */
-async function contents(port: number): Promise<Map<string, Held>> {
-  const c = await Client.connect("127.0.0.1", port);
-  try {
-    const keys: Uint8Array[] = [];
-    for await (const e of c.metadump("all")) keys.push(e.key.slice());
-    const out = new Map<string, Held>();
-    for (const k of keys) {
-      const r = await mgKey(c, k, "v f t");
-      if (r.value === undefined) continue; // expired meanwhile
-      out.set(hex(k), { value: r.value.slice(), flags: r.flags, ttl: r.ttl });
-    }
-    return out;
-  } finally {
-    c.close();
-  }
-}
-
-/**
- * Target holds exactly the source's items: same keys, values and flags; the
- * remaining TTL within `slack` seconds (both read back to back, so the only
- * gap is the copy's rounding and the servers' one-second clocks).
- */
-function sameContents(src: Map<string, Held>, dst: Map<string, Held>, slack: number): void {
-  deepEqual([...dst.keys()].sort(), [...src.keys()].sort(), "the same keys");
-  for (const [k, s] of src) {
-    const d = dst.get(k)!;
-    ok(d.value.length === s.value.length, `${k}: ${d.value.length} bytes, want ${s.value.length}`);
-    deepEqual(d.value, s.value, `${k}: value`);
-    equal(d.flags, s.flags, `${k}: flags`);
-    if (s.ttl === -1) equal(d.ttl, -1, `${k}: no TTL`);
-    else ok(Math.abs(d.ttl - s.ttl) <= slack, `${k}: ttl ${d.ttl}, source ${s.ttl}`);
-  }
-}
 
 /** The largest value `port` stores under a 250-byte key with flags (binary search with set). */
 async function maxValue(c: Client): Promise<number> {
