@@ -64,7 +64,12 @@ export interface ReplicateResult {
   setupFailed: boolean;
 }
 
-/** Turns `--match` into a key predicate: prefix, or glob with `*`, `?`, `[...]`. */
+/**
+ * Turns `--match` into a key predicate: prefix, or glob with `*`, `?`,
+ * `[...]`. A glob reads a UTF-8 key as text (`?` is one character, `[éè]`
+ * two choices), any other key byte by byte. Throws a SyntaxError for a glob
+ * no pattern can follow (`[z-a]`).
+ */
 export function keyMatcher(pattern: string): (key: Uint8Array) => boolean {
   if (!/[*?[]/.test(pattern)) {
     const prefix = new TextEncoder().encode(pattern);
@@ -74,10 +79,24 @@ export function keyMatcher(pattern: string): (key: Uint8Array) => boolean {
       return true;
     };
   }
-  // Keys are matched as decodeAscii text so any byte is one character; the pattern
-  // is turned into the same form (UTF-8 bytes as decodeAscii characters).
+  const text = globRegExp(pattern, "u");
+  // Keys that are not UTF-8 are matched as decodeAscii text so any byte is one
+  // character; the pattern is turned into the same form (its UTF-8 bytes as characters).
   const bytes = new TextEncoder().encode(pattern);
-  const text = decodeAscii(bytes, 0, bytes.length);
+  const latin = globRegExp(decodeAscii(bytes, 0, bytes.length), "");
+  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  return (key) => {
+    let s: string;
+    try {
+      s = utf8.decode(key);
+    } catch {
+      return latin.test(decodeAscii(key, 0, key.length));
+    }
+    return text.test(s);
+  };
+}
+
+function globRegExp(text: string, flags: string): RegExp {
   let re = "^";
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
@@ -94,8 +113,7 @@ export function keyMatcher(pattern: string): (key: Uint8Array) => boolean {
       }
     } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
   }
-  const rx = new RegExp(re + "$");
-  return (key) => rx.test(decodeAscii(key, 0, key.length));
+  return new RegExp(re + "$", flags);
 }
 
 function emptySummary(): CopySummary {

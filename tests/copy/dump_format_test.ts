@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok, rejects } from "../helpers/assert.ts";
+import { deepEqual, equal, ok, rejects, throws } from "../helpers/assert.ts";
 import {
   type ByteSink,
   type ByteSource,
@@ -175,6 +175,28 @@ Deno.test("--match: plain text is a prefix, * ? [] make a glob over the whole ke
   ok(neg(k("axc")));
   ok(!neg(k("abc")));
   ok(keyMatcher("*")(new Uint8Array([0, 255, 10])));
+});
+
+Deno.test("--match: a glob reads UTF-8 keys as text, other keys byte by byte, regex syntax literally", () => {
+  const k = (s: string) => new TextEncoder().encode(s);
+  ok(keyMatcher("k?")(k("ké")), "? is one character, not one byte");
+  ok(!keyMatcher("k?")(k("kéé")));
+  ok(keyMatcher("?")(k("🔑")));
+  ok(keyMatcher("k[éè]x")(k("kèx")), "a class of non-ASCII characters");
+  ok(!keyMatcher("k[!é]")(k("ké")));
+  ok(keyMatcher("k[!é]")(k("ka")));
+  ok(keyMatcher("k?")(new Uint8Array([0x6b, 0xff])), "not UTF-8: one byte is one character");
+  ok(
+    keyMatcher("\ufeff*")(new Uint8Array([0xef, 0xbb, 0xbf, 0x41])),
+    "a leading BOM is a key byte",
+  );
+  ok(keyMatcher("a.b*")(k("a.bc")));
+  ok(!keyMatcher("a.b*")(k("axbc")), ". is literal");
+  ok(keyMatcher("(x)|$^+*")(k("(x)|$^+y")));
+  ok(keyMatcher("k[\\]")(k("k\\")));
+  ok(keyMatcher("[[]x")(k("[x")));
+  ok(keyMatcher("k[a*")(k("k[a1")), "an unclosed [ is literal");
+  throws(() => keyMatcher("k[z-a]"), SyntaxError);
 });
 
 Deno.test("progress and summary lines carry counts, rate and ETA", () => {
