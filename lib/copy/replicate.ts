@@ -231,7 +231,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   let storing: Promise<void> | undefined;
   try {
     for await (const batch of source.batches()) {
-      if (storing !== undefined) await storing;
+      const previous = storing;
+      storing = undefined; // its failure is reported once, below
+      await previous;
       storing = storeBatch(batch);
       // A failure surfaces at the next await; keep it from being unhandled meanwhile.
       storing.catch(() => {});

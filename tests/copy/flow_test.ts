@@ -67,6 +67,8 @@ interface Run {
   code: number;
   summary: { copied: number; failed: number; errors: string[] };
   out: string;
+  /** stderr alone. */
+  err: string;
   peakKb: number;
 }
 
@@ -83,7 +85,8 @@ async function copy(args: string[], during: () => Promise<void>): Promise<Run> {
     const out = p.outputLines().join("\n");
     const json = p.stdoutLines().find((l) => l.startsWith("{"));
     ok(json, out);
-    return { code: status.code, summary: JSON.parse(json), out, peakKb: await peak };
+    const err = p.stderrLines().join("\n");
+    return { code: status.code, summary: JSON.parse(json), out, err, peakKb: await peak };
   } finally {
     await p.stop();
   }
@@ -186,6 +189,35 @@ Deno.test({
       ok(r.peakKb < 400_000, `peak RSS ${r.peakKb} kB`);
       console.log(`peak RSS copying 300 MB: ${Math.round(r.peakKb / 1024)} MB`);
       sameContents(await contents(src.port), await contents(dst.port), 3); // see `stops`
+    } finally {
+      await relay.close();
+      await src.stop();
+      await dst.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "a target that never answers: the copy ends after --timeout, names it once, exit 1",
+  ignore,
+  async fn() {
+    const src = await startMemcached();
+    const dst = await startMemcached();
+    const relay = startRelay(dst.port);
+    try {
+      await fill(src.port, 5000, 100);
+      const r = await copy(
+        ["--from", addr(src.port), "--to", addr(relay.port), "--batch", "100", "--timeout", "1000"],
+        async () => {
+          await midway(dst.port, 1000);
+          relay.pause();
+        },
+      );
+      equal(r.code, 1, r.out);
+      const lost = `lost target ${addr(relay.port)}: no reply within 1000 ms`;
+      // It was printed twice: the failed batch's error was awaited again after the loop.
+      equal(r.err.split(lost).length - 1, 1, r.err);
+      ok(r.summary.copied >= 1000 && r.summary.copied < 5000, r.out);
     } finally {
       await relay.close();
       await src.stop();
