@@ -7,6 +7,7 @@ import {
   DumpWriter,
 } from "../../lib/copy/dump_format.ts";
 import { crc32 } from "../../lib/copy/crc32.ts";
+import { mulberry32 } from "../helpers/random.ts";
 import { keyMatcher } from "../../lib/copy/replicate.ts";
 import { progressLine, summaryLine } from "../../lib/copy/progress.ts";
 
@@ -140,6 +141,46 @@ Deno.test("a flipped byte is reported at the item where it broke, after the good
   equal(err.offset, at);
   ok(/checksum/.test(err.message) && /item 120/.test(err.message), err.message);
   equal(seen.length, 120);
+});
+
+Deno.test("a bit flipped anywhere (seeded) stops the read at its record, after intact items", async () => {
+  const seed = Number(Deno.env.get("MEMREP_SEED") ?? 4242);
+  console.log(`bit flip seed ${seed} (MEMREP_SEED=${seed} replays it)`);
+  const rand = mulberry32(seed);
+  const items = sampleItems().filter((_, i) => i !== 7).slice(0, 40); // no 200 KB item: fast
+  const data = await writeDump(items);
+  // Where each record starts: records[j] is item j's (records[items.length] the end record).
+  const records: number[] = [];
+  const r = new DumpReader(memorySource(data));
+  await r.readHeader();
+  for (;;) {
+    records.push(r.offset);
+    if (await r.next() === undefined) break;
+  }
+  for (let trial = 0; trial < 3000; trial++) {
+    const at = Math.floor(rand() * data.length);
+    const bad = data.slice();
+    bad[at] ^= 1 << Math.floor(rand() * 8);
+    const want = records.findLastIndex((o) => o <= at); // -1: in the header
+    const reader = new DumpReader(memorySource(bad, 1 + Math.floor(rand() * 5000)));
+    const read: Entry[] = [];
+    const err = await (async () => {
+      try {
+        await reader.readHeader();
+        for (;;) {
+          const it = await reader.next();
+          if (it === undefined) return undefined;
+          read.push({ key: [...it.key], value: [...it.value], flags: it.flags, exp: it.exp });
+        }
+      } catch (e) {
+        return e;
+      }
+    })();
+    const where = `flip at byte ${at} (record ${want}), trial ${trial}`;
+    ok(err instanceof DumpError, `${where}: read as complete`);
+    equal(err.itemIndex, Math.max(0, want), `${where}: ${err.message}`);
+    deepEqual(read, items.slice(0, Math.max(0, want)), where);
+  }
 });
 
 Deno.test("a dump cut anywhere is reported truncated, never read as complete", async () => {
