@@ -218,3 +218,68 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a target without meta commands (memcached 1.5, as its version says) gets text set/add: control-byte keys as they are",
+  ignore,
+  async fn() {
+    const src = await startMemcached();
+    const dst = await startMemcached();
+    // The relay makes dst look like 1.5.22 and tells whether any meta command went through.
+    const relay = startRelay(dst.port);
+    let meta = 0;
+    relay.tamper((chunk, toTarget) => {
+      const text = String.fromCharCode(...chunk.subarray(0, 64 * 1024));
+      if (toTarget) {
+        if (/(^|\n)m[sg] /.test(text)) meta++;
+        return chunk;
+      }
+      return text.startsWith("VERSION ")
+        ? enc.encode(text.replace(/^VERSION [\d.]+/, "VERSION 1.5.22"))
+        : chunk;
+    });
+    try {
+      const c = await Client.connect("127.0.0.1", src.port);
+      const tab = new Uint8Array(250).fill(0x61);
+      tab[3] = 0x09;
+      await c.set(tab, enc.encode("tab"), 1, 0);
+      await c.set("plain", enc.encode("p"), 0xffffffff, 300);
+      await c.set("keep", enc.encode("from source"), 2, 0);
+      await c.ms("IEJJTg==", enc.encode("binary"), "b F3 T0"); // " BIN": text cannot carry it
+      c.close();
+      const d = await Client.connect("127.0.0.1", dst.port);
+      await d.set("keep", enc.encode("target's own"), 9, 0);
+      const r = await runMemrep([
+        "replicate",
+        "--from",
+        addr(src.port),
+        "--to",
+        addr(relay.port),
+        "--mode",
+        "add",
+        "--json",
+      ], { timeoutMs: 60_000 });
+      equal(meta, 0, "no meta command reached the 1.5 target");
+      equal(r.code, 1, r.stderr);
+      const s = JSON.parse(r.stdout);
+      equal(s.copied, 2, r.stdout);
+      equal(s.existing, 1, r.stdout);
+      equal(s.failed, 1, r.stdout);
+      ok(
+        r.stderr.includes("refused 1 item: binary key needs a server with meta commands"),
+        r.stderr,
+      );
+      equal(dec.decode((await d.mg(tab, "v f")).value), "tab");
+      const p = await d.mg("plain", "v f t");
+      equal(p.flags, 0xffffffff);
+      ok(p.ttl > 295 && p.ttl <= 300, `ttl ${p.ttl}`);
+      equal(dec.decode((await d.getOne("keep"))!.value), "target's own");
+      d.close();
+    } finally {
+      await relay.close();
+      await src.stop();
+      await dst.stop();
+    }
+  },
+});
