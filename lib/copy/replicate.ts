@@ -10,7 +10,6 @@ import {
   CopyError,
   type CopyItem,
   FileSource,
-  noteError,
   ServerSource,
   type Source,
   type SourceOptions,
@@ -267,7 +266,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   progress.stop();
   summary.seconds = progress.seconds;
   summary.itemsPerSecond = summary.seconds > 0 ? summary.copied / summary.seconds : 0;
-  for (const e of source.counts.errors) noteError(summary.errors, e);
+  for (const e of source.errors()) summary.errors.push(e);
   for (const t of targets) for (const e of t.errors()) summary.errors.push(e);
   closeAll();
   return { summary, fatal, setupFailed: false };

@@ -75,10 +75,8 @@ export interface SourceCounts {
   missing: number;
   /** Read from a dump but expired since it was written. */
   expired: number;
-  /** Fetches the server refused (with the first message in `errors`). */
+  /** Fetches the server refused (see {@linkcode Source.errors}). */
   failed: number;
-  /** Distinct failure messages. */
-  errors: string[];
 }
 
 /** A source of items. */
@@ -93,6 +91,8 @@ export interface Source {
   fraction?(): number | undefined;
   /** Batches of items; views stay valid until the next batch is requested. */
   batches(): AsyncGenerator<CopyItem[]>;
+  /** Messages about refused fetches, each naming the source and a count. */
+  errors(): string[];
   /** Releases connections / files. */
   close(): void;
 }
@@ -242,12 +242,13 @@ class FetchBatch {
 /** Items of a live memcached (>= 1.5) or memrep server. */
 export class ServerSource implements Source {
   readonly name: string;
-  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0, errors: [] };
+  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0 };
   readonly estimate: number | undefined;
   readonly #list: Client;
   readonly #fetch: Client;
   readonly #options: SourceOptions;
   readonly #walk: DumpWalk;
+  readonly #refused = new Map<string, number>();
 
   private constructor(
     name: string,
@@ -355,10 +356,16 @@ export class ServerSource implements Source {
     }
   }
 
-  /** A refused `mg` (its reply line): counted and noted. */
+  /** A refused `mg` (its reply line): counted, per distinct line. */
   refused(line: string): void {
     this.counts.failed++;
-    noteError(this.counts.errors, `source ${this.name}: mg refused: ${line}`);
+    this.#refused.set(line, (this.#refused.get(line) ?? 0) + 1);
+  }
+
+  errors(): string[] {
+    return [...this.#refused].map(([line, n]) =>
+      `source ${this.name} refused ${n} item${n === 1 ? "" : "s"}: ${line}`
+    );
   }
 
   async *#listing() {
@@ -393,15 +400,10 @@ export class ServerSource implements Source {
   }
 }
 
-/** Records `message` once (at most 20 distinct messages). */
-export function noteError(errors: string[], message: string): void {
-  if (errors.length < 20 && !errors.includes(message)) errors.push(message);
-}
-
 /** Items of a dump file, skipping those whose expiry has passed. */
 export class FileSource implements Source {
   readonly name: string;
-  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0, errors: [] };
+  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0 };
   readonly estimate: number | undefined = undefined;
   readonly #reader: DumpReader;
   readonly #close: () => void;
@@ -462,6 +464,10 @@ export class FileSource implements Source {
 
   close(): void {
     this.#close();
+  }
+
+  errors(): string[] {
+    return [];
   }
 
   async *batches(): AsyncGenerator<CopyItem[]> {

@@ -283,3 +283,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "fetches the source refuses: counted failed, the message names the source and the count, exit 1",
+  ignore,
+  async fn() {
+    const src = await startMemcached();
+    const dst = await startMemcached();
+    // The relay turns the mg of every "bad" key into one with a 252-byte key.
+    const relay = startRelay(src.port);
+    relay.tamper((chunk, toTarget) => {
+      if (!toTarget) return chunk;
+      const text = String.fromCharCode(...chunk);
+      if (!text.includes("mg bad")) return chunk;
+      return Uint8Array.from(
+        text.replaceAll("mg bad", "mg " + "x".repeat(251)),
+        (c) => c.charCodeAt(0),
+      );
+    });
+    try {
+      const c = await Client.connect("127.0.0.1", src.port);
+      for (let i = 0; i < 7; i++) await c.set(`bad${i}`, enc.encode("b"));
+      for (let i = 0; i < 50; i++) await c.set(`good${i}`, enc.encode("g"));
+      c.close();
+      const r = await runMemrep(
+        ["replicate", "--from", addr(relay.port), "--to", addr(dst.port), "--batch", "5", "--json"],
+        { timeoutMs: 60_000 },
+      );
+      equal(r.code, 1, r.stderr);
+      const s: Summary = JSON.parse(r.stdout);
+      equal(s.copied, 50, r.stdout);
+      equal(s.failed, 7, r.stdout);
+      const message = `source ${
+        addr(relay.port)
+      } refused 7 items: CLIENT_ERROR bad command line format`;
+      ok(r.stderr.includes(message), r.stderr);
+      equal(await currItems(dst.port), 50);
+    } finally {
+      await relay.close();
+      await src.stop();
+      await dst.stop();
+    }
+  },
+});
