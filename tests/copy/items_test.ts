@@ -152,7 +152,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "dump then restore is byte for byte; a dump of 0 items restores 0 items",
+  name:
+    "dump then restore is byte for byte; a dump of 0 items restores 0 items; unwritable paths are named",
   ignore,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "memrep-items-" });
@@ -166,6 +167,15 @@ Deno.test({
         const r0 = await replicate(["--restore", empty, "--to", addr(mc)]);
         equal(r0.code, 0, r0.out);
         ok(r0.out.includes(`"copied":0,`), r0.out);
+
+        // Paths that cannot be written or read: named, exit 1, nothing copied.
+        const missing = `${dir}/no/such/dir/x.mrd`;
+        const m = await replicate(["--from", addr(src), "--dump", missing]);
+        equal(m.code, 1, m.out);
+        ok(m.out.includes(`cannot create dump ${missing}: No such file or directory`), m.out);
+        const gone = await replicate(["--restore", missing, "--to", addr(mc)]);
+        equal(gone.code, 1, gone.out);
+        ok(gone.out.includes(`cannot open dump ${missing}: No such file or directory`), gone.out);
 
         const n = await fill(src.port, mulberry32(SEED + 1));
         const file = `${dir}/all.mrd`;
