@@ -18,13 +18,16 @@ const ignore = ignoreUnless("memrep replicate flow control tests", ["memcached"]
  * sameAs). Replies held on the way back from a target test the copier
  * alone: its next fetches must not count from before the stop (they were
  * 4 s short). Requests held on the way to a source are answered late, so the
- * copy may expire up to that much earlier, never later. A stopped memcached
+ * copy may expire up to that much earlier, never later. Writes held on the
+ * way to a target carry a relative TTL (memcached's only kind below 30 days),
+ * so there the copy outlives the source by up to the delay. A stopped memcached
  * also stops its clock, which it advances on a timer: for a moment after
  * SIGCONT it reads and sets TTLs against the time before the stop.
  */
 const stops = [
   { how: "holds its replies", side: "target", ms: 4000, slack: [2, 2], stop: "replies" },
   { how: "gets requests late", side: "source", ms: 2000, slack: [4, 2], stop: "requests" },
+  { how: "gets writes late", side: "target", ms: 2000, slack: [2, 4], stop: "link" },
   { how: "is stopped (SIGSTOP)", side: "target", ms: 2000, slack: [4, 4], stop: "process" },
   { how: "is stopped (SIGSTOP)", side: "source", ms: 2000, slack: [4, 4], stop: "process" },
 ] as const;
@@ -52,7 +55,8 @@ const stops = [
               await midway(dst.port, 1000);
               if (stop === "process") await freeze(side === "target" ? dst : src, ms);
               else {
-                relay.pause();
+                if (stop === "link") relay.pause();
+                else relay.stall(stop === "requests");
                 await new Promise((r) => setTimeout(r, ms));
                 relay.resume();
               }
