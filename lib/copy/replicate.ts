@@ -238,8 +238,9 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
       storing.catch(() => {});
       if (options.signal?.aborted) break;
     }
-    if (storing !== undefined) await storing;
+    const last = storing;
     storing = undefined;
+    await last;
   } catch (err) {
     fatal = errorText(err);
     if (storing !== undefined) {

@@ -96,6 +96,32 @@ Deno.test({
       // It was printed twice: the failed batch's error was awaited again after the loop.
       equal(r.err.split(lost).length - 1, 1, r.err);
       ok(r.summary.copied >= 1000 && r.summary.copied < 5000, r.out);
+      // The same when the batch that fails is the last (here the only) one: a relay
+      // that lets the copier's version check through but drops its writes.
+      const sink = startRelay(dst.port);
+      try {
+        sink.tamper((chunk, toTarget) => toTarget && chunk[0] === 0x6d ? new Uint8Array(0) : chunk // "ms ..."
+        );
+        const one = await copy(
+          [
+            "--from",
+            addr(src.port),
+            "--to",
+            addr(sink.port),
+            "--batch",
+            "100000",
+            "--timeout",
+            "1000",
+          ],
+          () => Promise.resolve(),
+        );
+        equal(one.code, 1, one.out);
+        const gone = `lost target ${addr(sink.port)}: no reply within 1000 ms`;
+        equal(one.err.split(gone).length - 1, 1, one.err);
+        equal(one.summary.copied, 0, one.out);
+      } finally {
+        await sink.close();
+      }
     } finally {
       await relay.close();
       await src.stop();

@@ -18,6 +18,7 @@ import {
   startMemrep,
 } from "../helpers/process.ts";
 import { Client } from "../../lib/client/mod.ts";
+import { DumpWriter } from "../../lib/copy/dump_format.ts";
 import { b64, hex, rawKey, sameAs } from "./contents.ts";
 
 const ignore = ignoreUnless("memrep replicate item shape tests", ["memcached"]);
@@ -184,6 +185,49 @@ Deno.test({
         equal(r.code, 0, r.out);
         equal(await sameAs(src.port, mc.port), n);
         equal(await sameAs(src.port, serve.port), n);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a dump's key no command can carry is refused by name, never sent: its value is not run as commands",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "memrep-items-" });
+    try {
+      const file = `${dir}/long.mrd`;
+      const enc = new TextEncoder();
+      const f = await Deno.open(file, { write: true, create: true, truncate: true });
+      try {
+        const w = new DumpWriter(f);
+        await w.writeHeader({ created: Math.floor(Date.now() / 1000), source: "test" });
+        await w.add(enc.encode("before"), enc.encode("1"), 1, 0);
+        // The format takes keys of up to 65,535 bytes; memcached reads the value of a
+        // refused one as commands.
+        await w.add(enc.encode("L".repeat(251)), enc.encode("set evil 0 0 1\r\nX\r\n"), 0, 0);
+        await w.add(new Uint8Array(187).fill(0x20), enc.encode("set evil2 0 0 1\r\nY\r\n"), 0, 0);
+        await w.add(new Uint8Array(186).fill(0x20), enc.encode("spaces"), 2, 0);
+        await w.add(enc.encode("after"), enc.encode("2"), 3, 0);
+        await w.end();
+      } finally {
+        f.close();
+      }
+      await withServers(async (_src, mc, serve) => {
+        for (const t of [mc, serve]) {
+          const addr = `127.0.0.1:${t.port}`;
+          const r = await replicate(["--restore", file, "--to", addr]);
+          equal(r.code, 1, r.out);
+          ok(r.out.includes(`"copied":3,`) && r.out.includes(`"failed":2,`), r.out);
+          ok(r.out.includes(`target ${addr} refused 2 items: key longer than 250 bytes`), r.out);
+          const c = await Client.connect("127.0.0.1", t.port);
+          const got = await c.get(["before", "after", "evil", "evil2"]);
+          c.close();
+          equal([...got.keys()].join(" "), "before after", `${t.name}: what the dump put there`);
+        }
       });
     } finally {
       await Deno.remove(dir, { recursive: true });
