@@ -302,7 +302,11 @@ export class DumpTarget implements Target {
         out[i] = Outcome.EXPIRED;
         continue;
       }
-      await this.#writer.add(it.key, it.value, it.flags, it.exp);
+      try {
+        await this.#writer.add(it.key, it.value, it.flags, it.exp);
+      } catch (err) {
+        throw new CopyError(`cannot write dump ${this.name}: ${errorText(err)}`, { cause: err });
+      }
     }
     return out;
   }

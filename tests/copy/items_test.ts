@@ -12,6 +12,7 @@ import { equal, ok } from "../helpers/assert.ts";
 import { mulberry32 } from "../helpers/random.ts";
 import {
   ignoreUnless,
+  memrepCommand,
   type ProcessHandle,
   runMemrep,
   startMemcached,
@@ -232,5 +233,30 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+Deno.test({
+  name: "a dump whose reader goes away (--dump - into a closed pipe) names the dump, exit 1",
+  ignore,
+  async fn() {
+    await withServers(async (src) => {
+      const c = await Client.connect("127.0.0.1", src.port);
+      const v = new Uint8Array(1000);
+      await Promise.all(Array.from({ length: 5000 }, (_, i) => c.set(`p${i}`, v)));
+      c.close();
+      const { cmd, args } = memrepCommand();
+      const p = new Deno.Command(cmd, {
+        args: [...args, "replicate", "--from", `127.0.0.1:${src.port}`, "--dump", "-"],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      const reader = p.stdout.getReader();
+      await reader.read(); // the first bytes, then the pipe closes
+      await reader.cancel();
+      const [status, err] = await Promise.all([p.status, new Response(p.stderr).text()]);
+      equal(status.code, 1, err);
+      ok(err.includes("cannot write dump stdout: Broken pipe"), err);
+    });
   },
 });
