@@ -57,8 +57,6 @@ export interface SourceOptions {
   signal?: AbortSignal;
   /** Items per batch (and per pipeline window). Default 1000. */
   batchSize?: number;
-  /** A batch also ends once its items reach this many bytes. Default {@linkcode BATCH_BYTES}. */
-  batchBytes?: number;
   /**
    * Called as each batch of a server source starts, before any of its `mg`s
    * is sent; batches are yielded in that order (the last call may be for a
@@ -102,7 +100,7 @@ export interface Source {
  * storing, plus the targets' send buffers), so this bounds the copier's memory
  * when items are large; 1,000 items of 1 MB would be a gigabyte each.
  */
-export const BATCH_BYTES = 4 << 20;
+const BATCH_BYTES = 4 << 20;
 
 const MG_HEAD = ascii("mg ");
 const MG_TAIL = ascii(" v f t\r\n");
@@ -317,7 +315,6 @@ export class ServerSource implements Source {
     const { match, signal } = this.#options;
     const limit = this.#options.limit ?? Infinity;
     const size = this.#options.batchSize ?? 1000;
-    const maxBytes = this.#options.batchBytes ?? BATCH_BYTES;
     const window: FetchBatch[] = [];
     const onBatch = this.#options.onBatch;
     const batch = () => {
@@ -340,7 +337,7 @@ export class ServerSource implements Source {
           current.fetch(this.#fetch, key);
           current.bytes += e.size > 0 ? e.size : key.length; // size: the item in memory
           const last = this.counts.listed >= limit;
-          if (current.keys.length >= size || current.bytes >= maxBytes || last) next();
+          if (current.keys.length >= size || current.bytes >= BATCH_BYTES || last) next();
           // Two batches in flight: the server works on one while we take the other.
           if (window.length >= 2 || (last && window.length > 0)) {
             yield await window.shift()!.items();
@@ -356,10 +353,11 @@ export class ServerSource implements Source {
     }
   }
 
-  /** A refused `mg` (its reply line): counted, per distinct line. */
+  /** A refused `mg` (its reply line): counted, per distinct line (the first 20). */
   refused(line: string): void {
     this.counts.failed++;
-    this.#refused.set(line, (this.#refused.get(line) ?? 0) + 1);
+    const key = this.#refused.has(line) || this.#refused.size < 20 ? line : "other replies";
+    this.#refused.set(key, (this.#refused.get(key) ?? 0) + 1);
   }
 
   errors(): string[] {
@@ -474,7 +472,6 @@ export class FileSource implements Source {
     const { match, signal } = this.#options;
     const limit = this.#options.limit ?? Infinity;
     const size = this.#options.batchSize ?? 1000;
-    const maxBytes = this.#options.batchBytes ?? BATCH_BYTES;
     let batch: CopyItem[] = [];
     let bytes = 0;
     const now = nowSeconds();
@@ -501,7 +498,7 @@ export class FileSource implements Source {
         exp: item.exp,
       });
       bytes += item.key.length + item.value.length;
-      if (batch.length >= size || bytes >= maxBytes) {
+      if (batch.length >= size || bytes >= BATCH_BYTES) {
         yield batch;
         batch = [];
         bytes = 0;
