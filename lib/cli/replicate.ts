@@ -4,7 +4,13 @@
  * @module
  */
 
-import { Progress, replicate, type ReplicateOptions, summaryLine } from "../copy/mod.ts";
+import {
+  keyMatcher,
+  Progress,
+  replicate,
+  type ReplicateOptions,
+  summaryLine,
+} from "../copy/mod.ts";
 import {
   type FlagSpec,
   intFlag,
@@ -146,6 +152,13 @@ function buildOptions(v: ReturnType<typeof parseFlags>): ReplicateOptions {
   }
   const match = stringFlag(v, "match");
   if (match === "") throw new UsageError("memrep replicate: --match needs a pattern");
+  if (match !== undefined) {
+    try {
+      keyMatcher(match);
+    } catch (err) {
+      throw new UsageError(`memrep replicate: --match: not a glob: ${(err as Error).message}`);
+    }
+  }
   const limitText = stringFlag(v, "limit");
   return {
     from: from === undefined ? undefined : parseHostPort(from, "--from", 11211),

@@ -10,7 +10,6 @@ import {
   CopyError,
   type CopyItem,
   FileSource,
-  noteError,
   ServerSource,
   type Source,
   type SourceOptions,
@@ -64,7 +63,12 @@ export interface ReplicateResult {
   setupFailed: boolean;
 }
 
-/** Turns `--match` into a key predicate: prefix, or glob with `*`, `?`, `[...]`. */
+/**
+ * Turns `--match` into a key predicate: prefix, or glob with `*`, `?`,
+ * `[...]`. A glob reads a UTF-8 key as text (`?` is one character, `[éè]`
+ * two choices), any other key byte by byte. Throws a SyntaxError for a glob
+ * no pattern can follow (`[z-a]`).
+ */
 export function keyMatcher(pattern: string): (key: Uint8Array) => boolean {
   if (!/[*?[]/.test(pattern)) {
     const prefix = new TextEncoder().encode(pattern);
@@ -74,10 +78,24 @@ export function keyMatcher(pattern: string): (key: Uint8Array) => boolean {
       return true;
     };
   }
-  // Keys are matched as decodeAscii text so any byte is one character; the pattern
-  // is turned into the same form (UTF-8 bytes as decodeAscii characters).
+  const text = globRegExp(pattern, "u");
+  // Keys that are not UTF-8 are matched as decodeAscii text so any byte is one
+  // character; the pattern is turned into the same form (its UTF-8 bytes as characters).
   const bytes = new TextEncoder().encode(pattern);
-  const text = decodeAscii(bytes, 0, bytes.length);
+  const latin = globRegExp(decodeAscii(bytes, 0, bytes.length), "");
+  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  return (key) => {
+    let s: string;
+    try {
+      s = utf8.decode(key);
+    } catch {
+      return latin.test(decodeAscii(key, 0, key.length));
+    }
+    return text.test(s);
+  };
+}
+
+function globRegExp(text: string, flags: string): RegExp {
   let re = "^";
   for (let i = 0; i < text.length; i++) {
     const c = text[i];
@@ -94,8 +112,7 @@ export function keyMatcher(pattern: string): (key: Uint8Array) => boolean {
       }
     } else re += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
   }
-  const rx = new RegExp(re + "$");
-  return (key) => rx.test(decodeAscii(key, 0, key.length));
+  return new RegExp(re + "$", flags);
 }
 
 function emptySummary(): CopySummary {
@@ -213,14 +230,17 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   let storing: Promise<void> | undefined;
   try {
     for await (const batch of source.batches()) {
-      if (storing !== undefined) await storing;
+      const previous = storing;
+      storing = undefined; // its failure is reported once, below
+      await previous;
       storing = storeBatch(batch);
       // A failure surfaces at the next await; keep it from being unhandled meanwhile.
       storing.catch(() => {});
       if (options.signal?.aborted) break;
     }
-    if (storing !== undefined) await storing;
+    const last = storing;
     storing = undefined;
+    await last;
   } catch (err) {
     fatal = errorText(err);
     if (storing !== undefined) {
@@ -247,7 +267,7 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   progress.stop();
   summary.seconds = progress.seconds;
   summary.itemsPerSecond = summary.seconds > 0 ? summary.copied / summary.seconds : 0;
-  for (const e of source.counts.errors) noteError(summary.errors, e);
+  for (const e of source.errors()) summary.errors.push(e);
   for (const t of targets) for (const e of t.errors()) summary.errors.push(e);
   closeAll();
   return { summary, fatal, setupFailed: false };

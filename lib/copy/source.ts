@@ -73,10 +73,8 @@ export interface SourceCounts {
   missing: number;
   /** Read from a dump but expired since it was written. */
   expired: number;
-  /** Fetches the server refused (with the first message in `errors`). */
+  /** Fetches the server refused (see {@linkcode Source.errors}). */
   failed: number;
-  /** Distinct failure messages. */
-  errors: string[];
 }
 
 /** A source of items. */
@@ -91,9 +89,18 @@ export interface Source {
   fraction?(): number | undefined;
   /** Batches of items; views stay valid until the next batch is requested. */
   batches(): AsyncGenerator<CopyItem[]>;
+  /** Messages about refused fetches, each naming the source and a count. */
+  errors(): string[];
   /** Releases connections / files. */
   close(): void;
 }
+
+/**
+ * Bytes of items per batch: a few batches are held at once (two fetching, one
+ * storing, plus the targets' send buffers), so this bounds the copier's memory
+ * when items are large; 1,000 items of 1 MB would be a gigabyte each.
+ */
+const BATCH_BYTES = 4 << 20;
 
 const MG_HEAD = ascii("mg ");
 const MG_TAIL = ascii(" v f t\r\n");
@@ -101,14 +108,17 @@ const MG_TAIL_B64 = ascii(" b v f t\r\n");
 
 /**
  * True when `key` can be sent as-is in a text command: 1..250 bytes, no
- * spaces or control characters. Other keys travel base64-encoded (meta `b`).
+ * space, newline or NUL (memcached's and serve's tokenizers split on spaces
+ * only, so tabs, CR or DEL are key bytes). Other keys travel base64-encoded
+ * (meta `b`), whose 250-character limit fits only 186 bytes: a 250-byte text
+ * key with a control byte must go as-is.
  */
 export function isTextKey(key: Uint8Array): boolean {
   const n = key.length;
   if (n === 0 || n > MAX_KEY_LENGTH) return false;
   for (let i = 0; i < n; i++) {
     const c = key[i];
-    if (c <= 0x20 || c === 0x7f) return false;
+    if (c === 0x20 || c === 0x0a || c === 0) return false;
   }
   return true;
 }
@@ -166,6 +176,10 @@ export function dumpWalk(version: string): DumpWalk {
  */
 class FetchBatch {
   readonly keys: Uint8Array[] = [];
+  /** When each key's mg was sent (unix s). */
+  readonly #sent: number[] = [];
+  /** The listed sizes of its items. */
+  bytes = 0;
   readonly done: Promise<void>;
   readonly #items: CopyItem[] = [];
   #received = 0;
@@ -181,13 +195,15 @@ class FetchBatch {
     this.done = promise;
     this.#resolve = resolve;
     this.#reject = reject;
-    const now = nowSeconds();
     this.#onFrame = (buf, start, length, parser) => {
       const key = this.keys[this.#received++];
       if (parser.kind === ReplyKind.VA) {
         // t: remaining seconds, -1 never; a server that does not report it keeps no TTL.
+        // Counted from when the mg was sent (the server answered after, so the copy never
+        // outlives the item), not from the batch's start: a batch can wait seconds on a
+        // stalled target before its first mg goes.
         const ttl = parser.ttl;
-        const exp = ttl < 0 ? 0 : now + Math.max(ttl, 1);
+        const exp = ttl < 0 ? 0 : this.#sent[this.#received - 1] + Math.max(ttl, 1);
         const value = carveCopy(buf, parser.valueStart, parser.valueEnd);
         this.#items.push({ key, value, flags: parser.flags, exp });
       } else if (parser.kind === ReplyKind.EN) counts.missing++;
@@ -203,6 +219,7 @@ class FetchBatch {
   /** Queue `mg` for `key` on `client`. */
   fetch(client: Client, key: Uint8Array): void {
     this.keys.push(key);
+    this.#sent.push(nowSeconds());
     const parts = isTextKey(key) ? [MG_HEAD, key, MG_TAIL] : [MG_HEAD, base64Key(key), MG_TAIL_B64];
     client.requestFrame(Op.MG, parts, this.#onFrame, this.#onError);
   }
@@ -223,12 +240,13 @@ class FetchBatch {
 /** Items of a live memcached (>= 1.5) or memrep server. */
 export class ServerSource implements Source {
   readonly name: string;
-  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0, errors: [] };
+  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0 };
   readonly estimate: number | undefined;
   readonly #list: Client;
   readonly #fetch: Client;
   readonly #options: SourceOptions;
   readonly #walk: DumpWalk;
+  readonly #refused = new Map<string, number>();
 
   private constructor(
     name: string,
@@ -317,8 +335,9 @@ export class ServerSource implements Source {
           if (match !== undefined && !match(key)) continue;
           this.counts.listed++;
           current.fetch(this.#fetch, key);
+          current.bytes += e.size > 0 ? e.size : key.length; // size: the item in memory
           const last = this.counts.listed >= limit;
-          if (current.keys.length >= size || last) next();
+          if (current.keys.length >= size || current.bytes >= BATCH_BYTES || last) next();
           // Two batches in flight: the server works on one while we take the other.
           if (window.length >= 2 || (last && window.length > 0)) {
             yield await window.shift()!.items();
@@ -334,10 +353,17 @@ export class ServerSource implements Source {
     }
   }
 
-  /** A refused `mg` (its reply line): counted and noted. */
+  /** A refused `mg` (its reply line): counted, per distinct line (the first 20). */
   refused(line: string): void {
     this.counts.failed++;
-    noteError(this.counts.errors, `source ${this.name}: mg refused: ${line}`);
+    const key = this.#refused.has(line) || this.#refused.size < 20 ? line : "other replies";
+    this.#refused.set(key, (this.#refused.get(key) ?? 0) + 1);
+  }
+
+  errors(): string[] {
+    return [...this.#refused].map(([line, n]) =>
+      `source ${this.name} refused ${n} item${n === 1 ? "" : "s"}: ${line}`
+    );
   }
 
   async *#listing() {
@@ -372,15 +398,10 @@ export class ServerSource implements Source {
   }
 }
 
-/** Records `message` once (at most 20 distinct messages). */
-export function noteError(errors: string[], message: string): void {
-  if (errors.length < 20 && !errors.includes(message)) errors.push(message);
-}
-
 /** Items of a dump file, skipping those whose expiry has passed. */
 export class FileSource implements Source {
   readonly name: string;
-  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0, errors: [] };
+  readonly counts: SourceCounts = { listed: 0, missing: 0, expired: 0, failed: 0 };
   readonly estimate: number | undefined = undefined;
   readonly #reader: DumpReader;
   readonly #close: () => void;
@@ -443,11 +464,16 @@ export class FileSource implements Source {
     this.#close();
   }
 
+  errors(): string[] {
+    return [];
+  }
+
   async *batches(): AsyncGenerator<CopyItem[]> {
     const { match, signal } = this.#options;
     const limit = this.#options.limit ?? Infinity;
     const size = this.#options.batchSize ?? 1000;
     let batch: CopyItem[] = [];
+    let bytes = 0;
     const now = nowSeconds();
     while (!signal?.aborted && this.counts.listed < limit) {
       let item;
@@ -471,9 +497,11 @@ export class FileSource implements Source {
         flags: item.flags,
         exp: item.exp,
       });
-      if (batch.length >= size) {
+      bytes += item.key.length + item.value.length;
+      if (batch.length >= size || bytes >= BATCH_BYTES) {
         yield batch;
         batch = [];
+        bytes = 0;
       }
     }
     if (batch.length > 0) yield batch;

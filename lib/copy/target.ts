@@ -11,7 +11,14 @@ import {
   type FrameHandler,
   ReplyKind,
 } from "../client/mod.ts";
-import { ascii, decodeAscii, Op, writeUint } from "../protocol/mod.ts";
+import {
+  ascii,
+  base64Length,
+  decodeAscii,
+  MAX_KEY_LENGTH,
+  Op,
+  writeUint,
+} from "../protocol/mod.ts";
 import { errorText } from "../transport/mod.ts";
 import { type ByteSink, DumpWriter } from "./dump_format.ts";
 import {
@@ -145,6 +152,13 @@ export class ServerTarget implements Target {
           continue;
         }
         ttl = left > MAX_RELATIVE_TTL ? it.exp : left;
+      }
+      // A key no command can carry is never sent: memcached refuses it before reading
+      // the value, which it would then run as commands.
+      if (!isTextKey(it.key) && base64Length(it.key.length) > MAX_KEY_LENGTH) {
+        out[i] = Outcome.FAILED;
+        this.#refuse(`key longer than ${MAX_KEY_LENGTH} bytes (186 bytes for a binary key)`);
+        continue;
       }
       const head = this.#meta ? this.#msHead(it, ttl) : this.#textHead(it, ttl);
       if (head === undefined) {
@@ -288,7 +302,11 @@ export class DumpTarget implements Target {
         out[i] = Outcome.EXPIRED;
         continue;
       }
-      await this.#writer.add(it.key, it.value, it.flags, it.exp);
+      try {
+        await this.#writer.add(it.key, it.value, it.flags, it.exp);
+      } catch (err) {
+        throw new CopyError(`cannot write dump ${this.name}: ${errorText(err)}`, { cause: err });
+      }
     }
     return out;
   }

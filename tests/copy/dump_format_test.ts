@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok, rejects } from "../helpers/assert.ts";
+import { deepEqual, equal, ok, rejects, throws } from "../helpers/assert.ts";
 import {
   type ByteSink,
   type ByteSource,
@@ -7,6 +7,7 @@ import {
   DumpWriter,
 } from "../../lib/copy/dump_format.ts";
 import { crc32 } from "../../lib/copy/crc32.ts";
+import { mulberry32 } from "../helpers/random.ts";
 import { keyMatcher } from "../../lib/copy/replicate.ts";
 import { progressLine, summaryLine } from "../../lib/copy/progress.ts";
 
@@ -142,6 +143,46 @@ Deno.test("a flipped byte is reported at the item where it broke, after the good
   equal(seen.length, 120);
 });
 
+Deno.test("a bit flipped anywhere (seeded) stops the read at its record, after intact items", async () => {
+  const seed = Number(Deno.env.get("MEMREP_SEED") ?? 4242);
+  console.log(`bit flip seed ${seed} (MEMREP_SEED=${seed} replays it)`);
+  const rand = mulberry32(seed);
+  const items = sampleItems().filter((_, i) => i !== 7).slice(0, 40); // no 200 KB item: fast
+  const data = await writeDump(items);
+  // Where each record starts: records[j] is item j's (records[items.length] the end record).
+  const records: number[] = [];
+  const r = new DumpReader(memorySource(data));
+  await r.readHeader();
+  for (;;) {
+    records.push(r.offset);
+    if (await r.next() === undefined) break;
+  }
+  for (let trial = 0; trial < 3000; trial++) {
+    const at = Math.floor(rand() * data.length);
+    const bad = data.slice();
+    bad[at] ^= 1 << Math.floor(rand() * 8);
+    const want = records.findLastIndex((o) => o <= at); // -1: in the header
+    const reader = new DumpReader(memorySource(bad, 1 + Math.floor(rand() * 5000)));
+    const read: Entry[] = [];
+    const err = await (async () => {
+      try {
+        await reader.readHeader();
+        for (;;) {
+          const it = await reader.next();
+          if (it === undefined) return undefined;
+          read.push({ key: [...it.key], value: [...it.value], flags: it.flags, exp: it.exp });
+        }
+      } catch (e) {
+        return e;
+      }
+    })();
+    const where = `flip at byte ${at} (record ${want}), trial ${trial}`;
+    ok(err instanceof DumpError, `${where}: read as complete`);
+    equal(err.itemIndex, Math.max(0, want), `${where}: ${err.message}`);
+    deepEqual(read, items.slice(0, Math.max(0, want)), where);
+  }
+});
+
 Deno.test("a dump cut anywhere is reported truncated, never read as complete", async () => {
   const data = await writeDump(sampleItems().slice(0, 20));
   for (let cut = 0; cut < data.length; cut += cut < 4096 ? 7 : 4093) {
@@ -175,6 +216,28 @@ Deno.test("--match: plain text is a prefix, * ? [] make a glob over the whole ke
   ok(neg(k("axc")));
   ok(!neg(k("abc")));
   ok(keyMatcher("*")(new Uint8Array([0, 255, 10])));
+});
+
+Deno.test("--match: a glob reads UTF-8 keys as text, other keys byte by byte, regex syntax literally", () => {
+  const k = (s: string) => new TextEncoder().encode(s);
+  ok(keyMatcher("k?")(k("ké")), "? is one character, not one byte");
+  ok(!keyMatcher("k?")(k("kéé")));
+  ok(keyMatcher("?")(k("🔑")));
+  ok(keyMatcher("k[éè]x")(k("kèx")), "a class of non-ASCII characters");
+  ok(!keyMatcher("k[!é]")(k("ké")));
+  ok(keyMatcher("k[!é]")(k("ka")));
+  ok(keyMatcher("k?")(new Uint8Array([0x6b, 0xff])), "not UTF-8: one byte is one character");
+  ok(
+    keyMatcher("\ufeff*")(new Uint8Array([0xef, 0xbb, 0xbf, 0x41])),
+    "a leading BOM is a key byte",
+  );
+  ok(keyMatcher("a.b*")(k("a.bc")));
+  ok(!keyMatcher("a.b*")(k("axbc")), ". is literal");
+  ok(keyMatcher("(x)|$^+*")(k("(x)|$^+y")));
+  ok(keyMatcher("k[\\]")(k("k\\")));
+  ok(keyMatcher("[[]x")(k("[x")));
+  ok(keyMatcher("k[a*")(k("k[a1")), "an unclosed [ is literal");
+  throws(() => keyMatcher("k[z-a]"), SyntaxError);
 });
 
 Deno.test("progress and summary lines carry counts, rate and ETA", () => {

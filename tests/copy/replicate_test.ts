@@ -462,6 +462,20 @@ Deno.test("bad flags print a message and exit 2", async () => {
     [["--from", "a:1", "--to", "b:2", "--mode", "replace"], /--mode must be 'set' or 'add'/],
     [["--from", "a:99999", "--to", "b:2"], /--from: expected host:port/],
     [["--from", "a:1", "--to", "b:2", "--limit", "lots"], /--limit: not a number/],
+    [["--from", "a:1", "--to", "b:2", "--limit", "-1"], /--limit: not a number/],
+    [["--from", "a:1", "--to", "b:2", "--batch", "0"], /--batch: 0 is out of range/],
+    [["--from"], /--from <value>' argument missing/],
+    [["--from", "a:1", "--to"], /--to <value>' argument missing/],
+    [["--from", "a:1", "--to", "b:"], /--to: expected host:port, got 'b:'/],
+    [["--from", "a:1", "--to", ":11211"], /--to: expected host:port/],
+    [["--from", "a:1", "--to", "b:2", "stray"], /Unexpected argument 'stray'/],
+    [["--from", "a:1", "--to", "b:2", "--json=yes"], /'--json' does not take an argument/],
+    [["--from", "a:1", "--to", "b:2", "--match", ""], /--match needs a pattern/],
+    // A glob no key can follow was an uncaught SyntaxError (exit 1, a stack trace).
+    [
+      ["--from", "a:1", "--to", "b:2", "--match", "k[z-a]"],
+      /--match: not a glob: .*Range out of order/,
+    ],
   ];
   for (const [args, re] of cases) {
     const r = await replicate(args);
