@@ -113,7 +113,11 @@ export class EngineBase {
     this.reqsPerEvent = options.reqsPerEvent ?? 20;
     this.readBudget = new ReadBudget(options.readBufMemLimit ?? 0, shared?.threads ?? 1);
     this.outputBudget = new OutputBudget(options.outputMemLimit ?? 0, shared?.threads ?? 1);
-    this.store = new Store(options, clock, shared?.memory);
+    this.store = new Store(
+      { ...options, useCas: options.startup?.casEnabled ?? true },
+      clock,
+      shared?.memory,
+    );
     this.store.onEvict = (h) => {
       if (!this.watchers.active) return;
       const st = this.store, now = this.clock.now(), exp = st.exptime(h);

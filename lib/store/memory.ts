@@ -21,6 +21,11 @@ export interface StoreOptions {
   growthFactor?: number;
   /** Minimum key+value space of the smallest class (-n), default 48. */
   minChunk?: number;
+  /**
+   * Items carry a CAS (false: memcached -C): memcached counts its 8 bytes
+   * when it checks an item against -I.
+   */
+  useCas?: boolean;
 }
 
 /** Counters read by `stats`. */

@@ -73,6 +73,12 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * memcached's item header on 64-bit builds plus the key's NUL byte: its
+ * item_size_ok counts them (and 4 flag bytes, 8 CAS bytes) against -I, so
+ * the largest value is the same here though memrep's header is smaller.
+ */
+const MC_ITEM_OVERHEAD = 48 + 1;
 /** alloc result: item larger than maxItemSize. */
 export const ALLOC_TOO_LARGE: number = -2;
 /** Header + key + value + "\r\n" (+ flags) of the item at word `w`. */
@@ -102,6 +108,8 @@ export class Store {
   #arena: Arena;
   #table: HashTable;
   #maxItemSize: number;
+  /** What memcached's item size check adds to the key and value (see MC_ITEM_OVERHEAD). */
+  #sizeOverhead: number;
   #alloc: Allocator;
   /** Shared float64 counters (F_*). */
   #f: Float64Array;
@@ -126,6 +134,7 @@ export class Store {
     const mem = memory ?? createMemory(options, sizes.length - 1);
     this.#memory = mem;
     this.#maxItemSize = mem.maxItemSize;
+    this.#sizeOverhead = MC_ITEM_OVERHEAD + 2 + (options.useCas === false ? 0 : 8);
     const classes = sizes.length;
     const f = new Float64Array(mem.control, 0, SlabClasses.f64Length(classes));
     this.#f = f;
@@ -269,7 +278,9 @@ export class Store {
   ): number {
     const klen = keyEnd - keyStart;
     const total = HEADER_SIZE + klen + valueLength + (flags !== 0 ? 6 : 2);
-    if (total > this.#maxItemSize || klen > M_KEYLEN || valueLength < 0) return ALLOC_TOO_LARGE;
+    // memcached's rule for -I (its header is larger than memrep's, so this bounds `total` too).
+    const checked = this.#sizeOverhead + klen + valueLength + (flags !== 0 ? 4 : 0);
+    if (checked > this.#maxItemSize || klen > M_KEYLEN || valueLength < 0) return ALLOC_TOO_LARGE;
     const arena = this.#arena;
     arena.sync();
     let cls: number;

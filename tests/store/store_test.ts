@@ -161,7 +161,9 @@ Deno.test("items above maxItemSize are ALLOC_TOO_LARGE", () => {
 
 Deno.test("large items up to 1 MiB are stored contiguously and counted against the limit", () => {
   const { store } = makeStore({ memoryLimit: 8 * 1048576 });
-  const len = 1048576 - HEADER_SIZE - 10 - 2;
+  // memcached's item_size_ok: its 48-byte header, the key's NUL, "\r\n" and 8 CAS bytes.
+  const len = 1048576 - 48 - 1 - 10 - 2 - 8;
+  equal(put(store, "large-key1", new Uint8Array(len + 1)), ALLOC_TOO_LARGE);
   const v = new Uint8Array(len);
   for (let i = 0; i < len; i++) v[i] = i * 7;
   const before = store.stats.totalMalloced;
