@@ -257,36 +257,53 @@ export class ServerTarget implements Target {
   }
 }
 
-/** Items written to a dump file (see dump_format.ts). */
+/**
+ * Items written to a dump file (see dump_format.ts). A file dump is written
+ * as `<path>.partial` and renamed over `path` only once complete, so a copy
+ * that fails leaves an existing dump as it was (and what it got in the
+ * `.partial` file, readable up to where it stopped).
+ */
 export class DumpTarget implements Target {
   readonly name: string;
   readonly #writer: DumpWriter;
-  readonly #close: () => void;
+  readonly #close: (complete: boolean) => Promise<void>;
+  #closed = false;
 
-  private constructor(name: string, sink: ByteSink, close: () => void) {
+  private constructor(
+    name: string,
+    sink: ByteSink,
+    close: (complete: boolean) => Promise<void>,
+  ) {
     this.name = name;
     this.#writer = new DumpWriter(sink);
     this.#close = close;
   }
 
-  /** Creates (truncates) `path` (`-`: stdout) and writes the header. */
+  /** Creates `path`'s partial file (`-`: stdout) and writes the header. */
   static async open(path: string, source: string): Promise<DumpTarget> {
     let target: DumpTarget;
-    if (path === "-") target = new DumpTarget("stdout", Deno.stdout, () => {});
+    if (path === "-") target = new DumpTarget("stdout", Deno.stdout, () => Promise.resolve());
     else {
+      const partial = `${path}.partial`;
       let file: Deno.FsFile;
       try {
-        file = await Deno.open(path, { write: true, create: true, truncate: true });
+        file = await Deno.open(partial, { write: true, create: true, truncate: true });
       } catch (err) {
         throw new CopyError(
           `cannot create dump ${path}: ${errorText(err)}`,
           { cause: err },
         );
       }
-      target = new DumpTarget(path, file, () => {
+      target = new DumpTarget(path, file, async (complete) => {
         try {
           file.close();
         } catch { /* closed */ }
+        if (!complete) return;
+        try {
+          await Deno.rename(partial, path);
+        } catch (err) {
+          throw new CopyError(`cannot write dump ${path}: ${errorText(err)}`, { cause: err });
+        }
       });
     }
     await target.#writer.writeHeader({ created: nowSeconds(), source });
@@ -315,14 +332,20 @@ export class DumpTarget implements Target {
     return [];
   }
 
-  /** Writes the end record, or after a failure only what is buffered. */
+  /**
+   * Writes the end record and puts the file in place, or after a failure
+   * only what is buffered (the partial file stays beside the old dump).
+   */
   async finish(complete: boolean): Promise<void> {
     if (complete) await this.#writer.end();
     else await this.#writer.flush();
+    this.#closed = true;
+    await this.#close(complete);
   }
 
-  /** Closes the file. */
+  /** Closes the file (finish did, when it ran). */
   close(): void {
-    this.#close();
+    if (!this.#closed) this.#close(false).catch(() => {});
+    this.#closed = true;
   }
 }

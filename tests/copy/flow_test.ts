@@ -129,3 +129,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a dump whose source is lost mid-copy leaves the existing dump as it was; what it got is in <path>.partial",
+  ignore,
+  async fn() {
+    const src = await startMemcached();
+    const relay = startRelay(src.port);
+    relay.setLatency(2);
+    const dir = await Deno.makeTempDir({ prefix: "memrep-dump-" });
+    try {
+      await fill(src.port, 20_000, 100);
+      const path = `${dir}/cache.mrd`;
+      await Deno.writeTextFile(path, "an earlier dump");
+      const r = await copy(
+        ["--from", addr(relay.port), "--dump", path, "--batch", "50"],
+        async () => {
+          await new Promise((r) => setTimeout(r, 500));
+          relay.refuse(true);
+          relay.drop();
+        },
+      );
+      equal(r.code, 1, r.out);
+      equal(await Deno.readTextFile(path), "an earlier dump", "the old dump is untouched");
+      const partial = await Deno.readFile(`${path}.partial`);
+      equal(new TextDecoder().decode(partial.subarray(0, 4)), "MRD1", "the partial file is a dump");
+      // A finished dump takes the place of the old one.
+      relay.refuse(false);
+      const done = await copy(["--from", addr(src.port), "--dump", path], () => Promise.resolve());
+      equal(done.code, 0, done.out);
+      equal(done.summary.copied, 20_000, done.out);
+      equal(new TextDecoder().decode((await Deno.readFile(path)).subarray(0, 4)), "MRD1");
+    } finally {
+      await relay.close();
+      await src.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
