@@ -46,7 +46,7 @@ import { MEMREP_VERSION } from "../version.ts";
 
 const MAGIC = "memrepWR";
 /** Bump whenever the store's buffer layout changes (item header, control slots, classes). */
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
 const HEADER_BYTES = 160;
 /** Largest read or write per call. */
 const IO_CHUNK = 16 << 20;

@@ -63,7 +63,11 @@ export function lruCrawlerCommand(
   }
   lruCrawlerSettings(req, out, e.tunables, () => {
     const classes = metadumpClasses(req, 2);
-    return classes === null ? "bad" : classes.includes(1) ? "ok" : "none";
+    if (classes === null) return "bad";
+    if (!classes.includes(1)) return "none";
+    // memcached's crawler thread does this soon after; here it is done before the reply.
+    e.store.crawl(classes);
+    return "ok";
   });
 }
 

@@ -185,6 +185,7 @@ function generalStats(e: EngineBase, out: Writer): void {
   const cpu = cpuUsage();
   const set = e.tunables.set;
   const startup = e.options.startup ?? defaultStartupSettings();
+  const crawled = e.store.crawlerTotals();
   const lines: Array<[string, string | number]> = [
     ["pid", Deno.pid],
     ["uptime", e.clock.uptime()],
@@ -266,8 +267,8 @@ function generalStats(e: EngineBase, out: Writer): void {
     ...(startup.lruMaintainer ? [["evicted_active", 0] as [string, number]] : []),
     ["evictions", st.evictions],
     ["reclaimed", st.reclaimed],
-    ["crawler_reclaimed", 0],
-    ["crawler_items_checked", 0],
+    ["crawler_reclaimed", crawled[0]],
+    ["crawler_items_checked", crawled[1]],
     ["lrutail_reflocked", 0],
     ...(startup.lruMaintainer ? MAINTAINER_MOVES : []),
   ];

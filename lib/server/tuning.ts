@@ -231,9 +231,9 @@ export function lruCommand(req: Request, out: Writer, t: Tunables): void {
 
 /**
  * The `lru_crawler` subcommands other than `metadump`: `crawl <classes>`
- * (expired items are reclaimed lazily, so a crawl has nothing left to do
- * but is answered as memcached answers), `tocrawl <n>`, `sleep <us>`,
- * `enable`, `disable`. `classesOk` checks a crawl's class list.
+ * (`crawlClasses` checks the list and reclaims the expired and flushed
+ * items of those classes), `tocrawl <n>`, `sleep <us>`, `enable`,
+ * `disable`.
  */
 export function lruCrawlerSettings(
   req: Request,

@@ -62,6 +62,10 @@ export class SlabClasses {
   readonly evictedActive: Float64Array;
   /** Active items an eviction moved to the head instead. */
   readonly movesToWarm: Float64Array;
+  /** Items `lru_crawler crawl` reclaimed (expired or flushed), per class. */
+  readonly crawlerReclaimed: Float64Array;
+  /** Items `lru_crawler crawl` looked at, per class. */
+  readonly crawlerChecked: Float64Array;
   /** Class for each 4-byte size step up to half a page. */
   #bySize: Uint8Array;
 
@@ -108,6 +112,8 @@ export class SlabClasses {
     this.expiredUnfetched = fa(11);
     this.evictedActive = fa(12);
     this.movesToWarm = fa(13);
+    this.crawlerReclaimed = fa(14);
+    this.crawlerChecked = fa(15);
     const ia = (i: number) => i32.subarray(I_SCALARS + i * n, I_SCALARS + (i + 1) * n);
     this.freeHead = ia(0);
     this.lruHead = ia(1);
@@ -217,8 +223,8 @@ export class SlabClasses {
           ["expired_unfetched", this.expiredUnfetched[cls]],
           ["evicted_unfetched", this.evictedUnfetched[cls]],
           ["evicted_active", this.evictedActive[cls]],
-          ["crawler_reclaimed", 0],
-          ["crawler_items_checked", 0],
+          ["crawler_reclaimed", this.crawlerReclaimed[cls]],
+          ["crawler_items_checked", this.crawlerChecked[cls]],
           ["lrutail_reflocked", 0],
           ["moves_to_cold", 0],
           ["moves_to_warm", this.movesToWarm[cls]],

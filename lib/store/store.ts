@@ -643,6 +643,54 @@ export class Store {
     return -1;
   }
   /**
+   * `lru_crawler crawl`: looks at every item of the classes marked in
+   * `classes` (index = class id) and unlinks the expired and flushed ones,
+   * counted per class as memcached's crawler counts them
+   * (`crawler_items_checked`, `crawler_reclaimed`, `expired_unfetched` for
+   * expired items never read). Returns how many it reclaimed.
+   */
+  crawl(classes: Uint8Array): number {
+    const arena = this.#arena;
+    arena.sync();
+    const c = this.#c, f = this.#f, ctl = this.#ctl;
+    const now = this.#clock.now();
+    let n = 0;
+    for (let cls = 1; cls <= c.large; cls++) {
+      if (classes[cls] !== 1) continue;
+      let h = c.lruTail[cls];
+      while (h !== -1) {
+        const i32 = arena.i32;
+        const w = arena.word(h);
+        const prev = i32[w + W_PREV];
+        c.crawlerChecked[cls]++;
+        if (itemDead(ctl, i32, w, now)) {
+          c.crawlerReclaimed[cls]++;
+          const exp = i32[w + W_EXPTIME];
+          if (exp !== 0 && exp <= now && (i32[w + W_META] & M_FETCHED) === 0) {
+            c.expiredUnfetched[cls]++;
+            f[F_EXPIRED_UNFETCHED]++;
+          }
+          this.unlink(h);
+          n++;
+        }
+        h = prev;
+      }
+    }
+    return n;
+  }
+
+  /** Totals of the crawler's counters over every class: [reclaimed, items checked]. */
+  crawlerTotals(): [number, number] {
+    const c = this.#c;
+    let reclaimed = 0, checked = 0;
+    for (let cls = 1; cls <= c.large; cls++) {
+      reclaimed += c.crawlerReclaimed[cls];
+      checked += c.crawlerChecked[cls];
+    }
+    return [reclaimed, checked];
+  }
+
+  /**
    * Visits the live items of slab class `cls`, most recently used first,
    * until `fn` returns false (`stats cachedump`). Nothing moves meanwhile.
    */

@@ -1,9 +1,11 @@
 /**
- * flush_all's counters as memcached 1.6.18 keeps them (its t/stats.t and
- * t/issue_183.t): flushed items stay until a read finds them (get_flushed)
- * or they are reclaimed, by a store that needs their memory or by the sweep
- * a second later (reclaimed, curr_items back to 0). Each scenario runs on
- * memcached and on serve, with the same assertions.
+ * Dead items and memcached 1.6.18's counters for them (its t/stats.t,
+ * t/issue_183.t, t/lru-crawler.t): flushed items stay until a read finds
+ * them (get_flushed) or they are reclaimed, by a store that needs their
+ * memory or by the sweep a second later (reclaimed, curr_items back to 0);
+ * `lru_crawler crawl` reclaims a class's expired items (crawler_reclaimed,
+ * crawler_items_checked). Each scenario runs on memcached and on serve,
+ * with the same assertions.
  * @module
  */
 
@@ -115,4 +117,31 @@ Deno.test("a store with an explicit CAS below a flush_all's bound lives; the flu
     await c.close();
     await server.stop();
   }
+});
+
+const NAME_CRAWL =
+  "lru_crawler crawl reclaims a class's expired items and counts them (t/lru-crawler.t)";
+
+Deno.test({
+  name: NAME_CRAWL,
+  ignore: ignoreUnless(NAME_CRAWL, ["memcached"]),
+  async fn() {
+    await onBoth(["-m", "32", "-o", "no_modern"], async (c, who) => {
+      for (const [prefix, ttl] of [["i", 0], ["l", 3600], ["s", 1]] as const) {
+        for (let i = 0; i < 30; i++) {
+          equal(await c.request(`set ${prefix}foo${i} 0 ${ttl} 2\r\nok\r\n`), "STORED\r\n");
+        }
+      }
+      equal((await c.stats("slabs")).get("1:used_chunks"), "90", who);
+      await new Promise((r) => setTimeout(r, 2200));
+      equal(await c.request("lru_crawler enable"), "OK\r\n", who);
+      equal(await c.request("lru_crawler crawl 1"), "OK\r\n", who);
+      await waitUntil(async () => await stat(c, "lru_crawler_running") === "0", `${who}: crawled`);
+      equal((await c.stats("slabs")).get("1:used_chunks"), "60", `${who}: used chunks`);
+      const items = await c.stats("items");
+      equal(items.get("items:1:crawler_reclaimed"), "30", `${who}: reclaimed`);
+      equal(await stat(c, "crawler_reclaimed"), "30", `${who}: total`);
+      equal(await c.request("get lfoo1 ifoo1", "END\r\n").then((r) => r.split("VALUE").length), 3);
+    });
+  },
 });
