@@ -672,6 +672,7 @@ export class EngineBase {
   resetStats(): void {
     if (this.#shared) this.#shared.reset();
     else this.stats.reset();
+    this.store.resetStats(); // shared by the threads: once is enough
     this.prefixStats.clear();
   }
 }

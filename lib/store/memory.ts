@@ -114,7 +114,7 @@ export const F_CAS = 10;
 export const F_MEM_LIMIT = 11;
 /** Float64 slots before the per-class arrays. */
 export const F_SCALARS = 16;
-/** Per-class float64 arrays (free count, pages, used, number, mem requested, 9 eviction counters). */
+/** Per-class float64 arrays (free count, pages, used, number, mem requested, 11 event counters). */
 export const F_CLASS_ARRAYS = 16;
 /** Per-class int32 arrays (free head, LRU head, LRU tail, current page). */
 export const I_CLASS_ARRAYS = 4;

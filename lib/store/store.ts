@@ -17,6 +17,8 @@ import {
   F_BYTES,
   F_CAS,
   F_CURR_ITEMS,
+  F_EVICTED_UNFETCHED,
+  F_EVICTIONS,
   F_EXPIRED_UNFETCHED,
   F_GET_EXPIRED,
   F_GET_FLUSHED,
@@ -677,6 +679,41 @@ export class Store {
       }
     }
     return n;
+  }
+
+  /**
+   * `stats reset`: the event counters memcached's stats_reset and
+   * item_stats_reset zero (items stored, evictions, reclaims, expired and
+   * flushed reads, per class too); what the cache holds stays counted.
+   */
+  resetStats(): void {
+    const f = this.#f, c = this.#c;
+    for (
+      const slot of [
+        F_TOTAL_ITEMS,
+        F_EVICTIONS,
+        F_RECLAIMED,
+        F_EXPIRED_UNFETCHED,
+        F_EVICTED_UNFETCHED,
+        F_GET_EXPIRED,
+        F_GET_FLUSHED,
+      ]
+    ) f[slot] = 0;
+    for (
+      const a of [
+        c.evicted,
+        c.evictedNonzero,
+        c.evictedTime,
+        c.evictedUnfetched,
+        c.outOfMemory,
+        c.reclaimed,
+        c.expiredUnfetched,
+        c.evictedActive,
+        c.movesToWarm,
+        c.crawlerReclaimed,
+        c.crawlerChecked,
+      ]
+    ) a.fill(0);
   }
 
   /** Totals of the crawler's counters over every class: [reclaimed, items checked]. */

@@ -145,3 +145,39 @@ Deno.test({
     });
   },
 });
+
+const NAME_RESET =
+  "stats reset zeroes the item event counters (stored, evicted, reclaimed, expired), as memcached";
+
+Deno.test({
+  name: NAME_RESET,
+  ignore: ignoreUnless(NAME_RESET, ["memcached"]),
+  async fn() {
+    await onBoth(["-m", "4"], async (c, who) => {
+      const v = "x".repeat(60_000);
+      for (let i = 0; i < 200; i++) {
+        equal(await c.request(`set k${i} 0 0 ${v.length}\r\n${v}\r\n`), "STORED\r\n");
+      }
+      equal(await c.request("set e 0 1 1\r\n1\r\n"), "STORED\r\n");
+      await new Promise((r) => setTimeout(r, 2100));
+      equal(await c.request("get e"), "END\r\n");
+      const before = await c.stats();
+      for (const k of ["total_items", "evictions", "evicted_unfetched"]) {
+        equal(Number(before.get(k)) > 0, true, `${who}: ${k} before the reset`);
+      }
+      equal(await c.request("stats reset"), "RESET\r\n");
+      const after = await c.stats();
+      for (
+        const k of ["total_items", "evictions", "evicted_unfetched", "get_expired", "reclaimed"]
+      ) {
+        equal(after.get(k), "0", `${who}: ${k} after the reset`);
+      }
+      equal(after.get("curr_items"), before.get("curr_items"), `${who}: what is held stays`);
+      for (const [k, n] of await c.stats("items")) {
+        if (k.endsWith(":evicted") || k.endsWith(":evicted_unfetched")) {
+          equal(n, "0", `${who}: ${k}`);
+        }
+      }
+    });
+  },
+});
