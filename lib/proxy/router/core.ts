@@ -45,6 +45,13 @@ export interface ReplySink {
    * add to others the connection holds without bound).
    */
   partsFor?(nkeys: number): boolean;
+  /**
+   * Optional: run `go`, a request held in the router (its reply at
+   * `ticket`), once no reply before it is being written in parts (at once
+   * when none is). Such a multi-get fetches its keys as its turn comes,
+   * so a request read after it must not reach the backends before that.
+   */
+  afterParts?(ticket: number, go: () => void): void;
 }
 
 /** Routing policy. */
