@@ -441,16 +441,17 @@ export class ProxyConnection implements ReplySink {
    * whole, could take the process's budget past its limit (budget.ts): ten
    * connections' first gets of 1,000 values of 200 KB were 2 GB held.
    */
-  partsFor(nkeys: number): boolean {
+  partsFor(nkeys: number, ticket: number): boolean {
     if (nkeys < 2) return false;
-    if (this.#next > this.#head + 1 && (this.#maxReply === 0 || this.#maxReply > PART_ROOM)) {
+    if (ticket > this.#head && (this.#maxReply === 0 || this.#maxReply > PART_ROOM)) {
       return true;
     }
     // Whole, it could spend the process's budget (a burst of them at once, say): in parts.
     if (budget.tooLarge(nkeys)) return true;
-    // Whole: counted as that many values until its reply is in (it was just reserved).
+    // Whole: counted as that many values until its reply is in (its own ticket: a get held in
+    // the router was reserved long before).
     const est = budget.wholeGet(nkeys);
-    (this.#wholes ??= new Map()).set(this.#next - 1, est);
+    (this.#wholes ??= new Map()).set(ticket, est);
     this.#wholeBytes += est;
     this.#account();
     return false;

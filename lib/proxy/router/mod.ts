@@ -284,7 +284,7 @@ function heldSink(sink: ReplySink, ticket: number): ReplySink {
   };
   if (sink.whenRoom) held.whenRoom = (t, go) => sink.whenRoom?.(t, go);
   if (sink.fillPart) held.fillPart = (t, part) => sink.fillPart?.(t, part);
-  if (sink.partsFor) held.partsFor = (n) => sink.partsFor?.(n) ?? false;
+  if (sink.partsFor) held.partsFor = (n, t) => sink.partsFor?.(n, t) ?? false;
   if (sink.afterParts) held.afterParts = (t, go) => sink.afterParts?.(t, go);
   return held;
 }
