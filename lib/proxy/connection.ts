@@ -122,11 +122,15 @@ export class ProxyConnection implements ReplySink {
   /** Replies written in parts waiting for room, by ticket (see {@linkcode whenRoom}). */
   #rooms: Map<number, () => void> | null = null;
   /**
-   * The ticket of a reply being written in parts (-1: none): requests after
-   * it wait until it ends, as memcached runs them after the whole get (a
-   * part fetched late must not see a later pipelined write).
+   * Tickets of replies being written in parts: requests after one wait
+   * until it ends, as memcached runs them after the whole get (a part
+   * fetched late must not see a later pipelined write). Those not read yet
+   * are not read; those read already and held in the router wait in
+   * {@linkcode #behindParts}.
    */
-  #streaming = -1;
+  #streams: number[] = [];
+  /** Held requests released behind a reply written in parts, in ticket order (see afterParts). */
+  #behindParts: { ticket: number; go: () => void }[] = [];
   /** Largest reply of this connection so far (bytes). */
   #maxReply = 0;
   /**
@@ -235,7 +239,7 @@ export class ProxyConnection implements ReplySink {
    */
   #full(): boolean {
     return !this.#closed &&
-      (this.#streaming >= 0 || this.#next - this.#head > this.#window ||
+      (this.#streams.length > 0 || this.#next - this.#head > this.#window ||
         this.#unsent() > MAX_UNSENT ||
         (budget.bytes > budget.limit && this.#counted > PRESSED_ROOM));
   }
@@ -437,16 +441,17 @@ export class ProxyConnection implements ReplySink {
    * whole, could take the process's budget past its limit (budget.ts): ten
    * connections' first gets of 1,000 values of 200 KB were 2 GB held.
    */
-  partsFor(nkeys: number): boolean {
+  partsFor(nkeys: number, ticket: number): boolean {
     if (nkeys < 2) return false;
-    if (this.#next > this.#head + 1 && (this.#maxReply === 0 || this.#maxReply > PART_ROOM)) {
+    if (ticket > this.#head && (this.#maxReply === 0 || this.#maxReply > PART_ROOM)) {
       return true;
     }
     // Whole, it could spend the process's budget (a burst of them at once, say): in parts.
     if (budget.tooLarge(nkeys)) return true;
-    // Whole: counted as that many values until its reply is in (it was just reserved).
+    // Whole: counted as that many values until its reply is in (its own ticket: a get held in
+    // the router was reserved long before).
     const est = budget.wholeGet(nkeys);
-    (this.#wholes ??= new Map()).set(this.#next - 1, est);
+    (this.#wholes ??= new Map()).set(ticket, est);
     this.#wholeBytes += est;
     this.#account();
     return false;
@@ -470,7 +475,7 @@ export class ProxyConnection implements ReplySink {
 
   fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
     if (this.#closed) return;
-    if (ticket === this.#streaming) this.#streaming = -1;
+    const ended = this.#streams.length > 0 && this.#partsEnded(ticket);
     let n: number;
     if (reply instanceof Uint8Array) n = reply.length;
     else {
@@ -485,11 +490,12 @@ export class ProxyConnection implements ReplySink {
     this.#slots[ticket - this.#slotBase()] = reply;
     // After a bad magic byte the head waits for the last reply (see #cut).
     if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
+    if (ended) this.#runBehindParts();
   }
 
   fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
     if (this.#closed) return;
-    if (ticket === this.#streaming) this.#streaming = -1;
+    const ended = this.#streams.length > 0 && this.#partsEnded(ticket);
     this.#sized(length);
     this.#held += length;
     this.#pending--;
@@ -498,18 +504,52 @@ export class ProxyConnection implements ReplySink {
     if (ticket !== this.#head || ticket >= this.#hold) {
       this.#slots[ticket - this.#slotBase()] = carveCopy(buf, start, start + length);
       if (ticket === this.#head || this.#dropFrom >= 0) this.#drain();
-      return;
+    } else {
+      // The head: straight into the output, no copy of its own.
+      this.#sink().bytes(buf, start, start + length);
+      this.#slotHead++;
+      this.#head++;
+      this.#drain();
     }
-    // The head: straight into the output, no copy of its own.
-    this.#sink().bytes(buf, start, start + length);
-    this.#slotHead++;
-    this.#head++;
-    this.#drain();
+    if (ended) this.#runBehindParts();
+  }
+
+  /** True when `ticket`'s reply was being written in parts (it is complete now). */
+  #partsEnded(ticket: number): boolean {
+    const i = this.#streams.indexOf(ticket);
+    if (i < 0) return false;
+    this.#streams.splice(i, 1);
+    return true;
+  }
+
+  /** True while a reply before `ticket` is being written in parts. */
+  #partsBefore(ticket: number): boolean {
+    for (const t of this.#streams) if (t < ticket) return true;
+    return false;
+  }
+
+  /**
+   * A request held in the router, read before a multi-get that is now
+   * written in parts and released after it, goes once that get is complete
+   * (see {@linkcode ReplySink.afterParts}).
+   */
+  afterParts(ticket: number, go: () => void): void {
+    if (!this.#partsBefore(ticket)) return go();
+    const q = this.#behindParts;
+    let i = q.length;
+    while (i > 0 && q[i - 1].ticket > ticket) i--;
+    q.splice(i, 0, { ticket, go });
+  }
+
+  /** The requests behind parts that no longer are go, in ticket order (one may start parts). */
+  #runBehindParts(): void {
+    const q = this.#behindParts;
+    while (q.length > 0 && !this.#partsBefore(q[0].ticket)) (q.shift() as { go: () => void }).go();
   }
 
   whenRoom(ticket: number, go: () => void): void {
     if (this.#closed) return;
-    this.#streaming = ticket;
+    if (!this.#streams.includes(ticket)) this.#streams.push(ticket);
     if (ticket === this.#head && ticket < this.#hold && this.#partRoom()) go();
     else (this.#rooms ??= new Map()).set(ticket, go);
   }
@@ -728,6 +768,8 @@ export class ProxyConnection implements ReplySink {
     this.#wholes = null;
     this.#slots = [];
     this.#rooms = null; // what waits for room is dropped with the connection
+    this.#streams = [];
+    this.#behindParts = [];
     this.#out = null; // (a write in flight still holds #spare)
     try {
       this.#conn.close();

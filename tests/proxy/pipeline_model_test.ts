@@ -18,8 +18,9 @@
  * seed, or a list ("1,2,3"); seeds in the test names. It still finds open
  * defects on some seeds, now and then (README, Limits: an add stored or a
  * key lost after a double fault, a primary's timeouts while the only backup
- * holding the key's latest write is paused or hung; a future read at the
- * start of seed 1), so it is not in the default run yet. Also:
+ * holding the key's latest write is paused or hung; rarely an append
+ * answered NOT_STORED in calm just after a fault, seeds 55 and 335403045),
+ * so it is not in the default run yet. Also:
  * MEMREP_MODEL_FAULTS (a RegExp of fault names), MEMREP_MODEL_PROTO
  * (text|binary), MEMREP_MODEL_DIRECT (clients on a memcached itself, no
  * faults wanted: checks the model), MEMREP_MODEL_LOG (file prefix: the

@@ -40,11 +40,18 @@ export interface ReplySink {
   /** Part of `ticket`'s reply, after {@linkcode whenRoom}'s `go` ran; fill/fillFrame ends it. */
   fillPart?(ticket: number, part: Uint8Array | readonly Uint8Array[]): void;
   /**
-   * Optional: true when a multi-get of `nkeys` keys (at most SINGLE_KEYS)
-   * should be written in parts too, as a longer one is (its reply could
-   * add to others the connection holds without bound).
+   * Optional: true when a multi-get of `nkeys` keys (at most SINGLE_KEYS),
+   * its reply at `ticket`, should be written in parts too, as a longer one
+   * is (its reply could add to others the connection holds without bound).
    */
-  partsFor?(nkeys: number): boolean;
+  partsFor?(nkeys: number, ticket: number): boolean;
+  /**
+   * Optional: run `go`, a request held in the router (its reply at
+   * `ticket`), once no reply before it is being written in parts (at once
+   * when none is). Such a multi-get fetches its keys as its turn comes,
+   * so a request read after it must not reach the backends before that.
+   */
+  afterParts?(ticket: number, go: () => void): void;
 }
 
 /** Routing policy. */

@@ -176,13 +176,20 @@ export class Router {
     if (!core.mustWait(slots)) return false;
     const copy = raw.slice();
     // Its place among the connection's replies is taken now.
-    const held = heldTicket(sink);
+    const ticket = sink.reserve();
+    const held = heldSink(sink, ticket);
     core.hold(slots, (recheck) => {
-      const again = new Request();
-      parseRequest(copy, 0, copy.length, again, Number.MAX_SAFE_INTEGER);
-      if (!recheck || !core.holding || !this.#heldBack(again, copy, held)) {
-        this.#dispatch(again, copy, held);
-      }
+      const run = () => {
+        const again = new Request();
+        parseRequest(copy, 0, copy.length, again, Number.MAX_SAFE_INTEGER);
+        if (!recheck || !core.holding || !this.#heldBack(again, copy, held)) {
+          this.#dispatch(again, copy, held);
+        }
+      };
+      // Released right behind a held multi-get of its keys that went in parts (its keys are
+      // fetched as its turn comes), it would reach the backends first: it waits for that get.
+      if (sink.afterParts === undefined) run();
+      else sink.afterParts(ticket, run);
     });
     return true;
   }
@@ -257,9 +264,8 @@ export class Router {
   }
 }
 
-/** `sink` with its next reply position reserved now: the first reserve (or reply) later takes it. */
-function heldTicket(sink: ReplySink): ReplySink {
-  const ticket = sink.reserve();
+/** `sink` with its next reply position, `ticket`, reserved: the first reserve (or reply) later takes it. */
+function heldSink(sink: ReplySink, ticket: number): ReplySink {
   let taken = false;
   const held: ReplySink = {
     reserve() {
@@ -278,6 +284,7 @@ function heldTicket(sink: ReplySink): ReplySink {
   };
   if (sink.whenRoom) held.whenRoom = (t, go) => sink.whenRoom?.(t, go);
   if (sink.fillPart) held.fillPart = (t, part) => sink.fillPart?.(t, part);
-  if (sink.partsFor) held.partsFor = (n) => sink.partsFor?.(n) ?? false;
+  if (sink.partsFor) held.partsFor = (n, t) => sink.partsFor?.(n, t) ?? false;
+  if (sink.afterParts) held.afterParts = (t, go) => sink.afterParts?.(t, go);
   return held;
 }

@@ -98,7 +98,7 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
     return;
   }
   // A long one is written in parts: a client that reads slowly cannot make the proxy hold it whole.
-  const parts = nkeys > SINGLE_KEYS || sink.partsFor?.(nkeys) === true;
+  const parts = nkeys > SINGLE_KEYS || sink.partsFor?.(nkeys, ticket) === true;
   if (parts && writesParts(sink)) getInParts(core, req, nkeys, ticket, sink);
   else getMany(core, req, nkeys, ticket, sink);
 }
