@@ -77,20 +77,16 @@ export const MAX_PAGES = 1 << 15;
 const MAX_CLASSES = 63;
 
 /**
- * Chunk sizes per class id (index 0 unused), as memcached's slabs_init
- * makes them: from its 48-byte item header + minChunk (-n), 8-aligned,
- * times `factor` (-f, truncated) while under half a page / factor; the
- * last class exactly half a page. Items are classed by memcached's size
- * (see Store), so they land in the class memcached puts them in.
+ * Chunk sizes per class id (index 0 unused): from HEADER_SIZE + minChunk,
+ * times `factor` (4-aligned, at least +4), the last class exactly half a page.
  */
 export function slabClassSizes(minChunk: number, factor: number): number[] {
   const half = PAGE_SIZE / 2;
   const sizes = [0];
-  let size = 48 + minChunk;
-  while (sizes.length < MAX_CLASSES && size < half / factor) {
-    if (size % 8 !== 0) size += 8 - (size % 8);
+  let size = align4(HEADER_SIZE + Math.max(8, minChunk));
+  while (sizes.length < MAX_CLASSES && size <= half / factor && size < half) {
     sizes.push(size);
-    size = Math.floor(size * factor);
+    size = Math.max(align4(Math.ceil(size * factor)), size + 4);
   }
   sizes.push(half);
   return sizes;

@@ -76,13 +76,19 @@ export interface Clock {
 }
 
 /**
- * memcached's item header on 64-bit builds plus the key's NUL byte: it
- * counts them (and 4 flag bytes, 8 CAS bytes) in an item's size, against -I
- * and for its slab class (see Store#ntotal).
+ * memcached's item header on 64-bit builds plus the key's NUL byte: its
+ * item_size_ok counts them (and 4 flag bytes, 8 CAS bytes) against -I, so
+ * the largest value is the same here though memrep's header is smaller.
  */
 const MC_ITEM_OVERHEAD = 48 + 1;
 /** alloc result: item larger than maxItemSize. */
 export const ALLOC_TOO_LARGE: number = -2;
+/** Header + key + value + "\r\n" (+ flags) of the item at word `w`. */
+function itemBytes(i32: Int32Array, w: number): number {
+  const v = i32[w + W_VLEN];
+  return HEADER_SIZE + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN) + (v & M_VLEN) +
+    (v < 0 ? 6 : 2);
+}
 
 /** The item store. Handles are small non-negative integers, reused after free. */
 export class Store {
@@ -274,17 +280,16 @@ export class Store {
   ): number {
     const klen = keyEnd - keyStart;
     const total = HEADER_SIZE + klen + valueLength + (flags !== 0 ? 6 : 2);
-    // memcached's size (see #ntotal) goes against -I and picks the class; memrep's `total` is
-    // smaller, so it fits in both.
-    const ntotal = this.#sizeOverhead + klen + valueLength + (flags !== 0 ? 4 : 0);
-    if (ntotal > this.#maxItemSize || klen > M_KEYLEN || valueLength < 0) return ALLOC_TOO_LARGE;
+    // memcached's rule for -I (its header is larger than memrep's, so this bounds `total` too).
+    const checked = this.#sizeOverhead + klen + valueLength + (flags !== 0 ? 4 : 0);
+    if (checked > this.#maxItemSize || klen > M_KEYLEN || valueLength < 0) return ALLOC_TOO_LARGE;
     const arena = this.#arena;
     arena.sync();
     let cls: number;
     let h: number;
     this.#alloc.keep = keep;
-    if (ntotal <= PAGE_SIZE / 2) {
-      cls = this.#c.classOf(ntotal);
+    if (total <= PAGE_SIZE / 2) {
+      cls = this.#c.classOf(total);
       h = this.#alloc.chunk(cls);
     } else {
       cls = this.#c.large;
@@ -340,7 +345,7 @@ export class Store {
     i32[w + W_TIME] = this.#clock.now();
     const cls = arena.pageClass[h >>> INDEX_BITS];
     this.#c.lruPush(this.#arena, h, cls);
-    const size = this.#ntotal(i32, w);
+    const size = itemBytes(i32, w);
     this.#c.number[cls]++;
     this.#c.memRequested[cls] += size;
     const f = this.#f;
@@ -479,7 +484,7 @@ export class Store {
 
   /** Bytes the item accounts for: header + key + value + 2 (+ 4 for non-zero flags). */
   itemSize(h: number): number {
-    return this.#ntotal(this.#arena.i32, this.#arena.word(h));
+    return itemBytes(this.#arena.i32, this.#arena.word(h));
   }
 
   /** A delayed flush_all's time (clock seconds; memcached's oldest_live), 0 when none is pending. */
@@ -761,18 +766,6 @@ export class Store {
     return this.#c.itemRows(this.#arena, this.#clock.now());
   }
 
-  /**
-   * The item's size as memcached counts it (ITEM_ntotal: its header, the
-   * key and its NUL, flags, value and "\r\n", CAS): what `bytes`,
-   * `mem_requested`, `size=` and the slab class go by, so they are
-   * memcached's; memrep's own header is smaller, so the item fits.
-   */
-  #ntotal(i32: Int32Array, w: number): number {
-    const v = i32[w + W_VLEN];
-    return this.#sizeOverhead + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN) + (v & M_VLEN) +
-      (v < 0 ? 4 : 0);
-  }
-
   #word(h: number, word: number): number {
     return this.#arena.i32[this.#arena.word(h) + word];
   }
@@ -799,7 +792,7 @@ export class Store {
     const cls = arena.pageClass[h >>> INDEX_BITS];
     this.#c.lruRemove(this.#arena, h, cls);
     i32[w + W_META] &= ~M_LINKED;
-    const size = this.#ntotal(i32, w);
+    const size = itemBytes(i32, w);
     this.#c.number[cls]--;
     this.#c.memRequested[cls] -= size;
     this.#f[F_CURR_ITEMS]--;
