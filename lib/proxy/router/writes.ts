@@ -185,8 +185,9 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
   };
   core.wrote(ctx.key);
   ctx.since = core.writeSeq;
-  // A key not cleaned on the primary yet is written where its truth is: the backup.
-  if (!primary.up || primary.isDirty(ctx.key)) {
+  // A key not cleaned on the primary yet, or cleaned and its item not put back there yet (an
+  // append would miss), is written where its truth is: the backup.
+  if (!primary.up || primary.isDirty(ctx.key) || primary.restoring(ctx.key)) {
     writeToBackup(core, ctx, 0, false);
     return;
   }

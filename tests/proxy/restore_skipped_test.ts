@@ -1,0 +1,152 @@
+/**
+ * A returning primary's cleaning deletes a key written to the backup while
+ * it was down and puts the backup's item back. The put-back was given up
+ * when a write of the key came meanwhile (the item may predate it), with
+ * the key clean: written to the backup while the delete was in flight (the
+ * primary still down), or to the primary itself once the delete was
+ * answered and the item not yet read (an append there misses). The primary
+ * then lacked the key with every backend healthy, and an append pipelined
+ * ahead of a set of the key answered NOT_STORED (its fallback cannot run
+ * behind the set). Found by the pipeline model test (seed 55: appends and
+ * ma answered NOT_STORED / NF in calm just after a primary returned). Now
+ * writes of a key being put back go to the backup (the second case). The
+ * first stays open: reading the item again once a write came since fixed
+ * it, but made the pipeline model test return stale values (seed 11, 7 of
+ * 40 runs: a second backup read before the failed-over write reached it),
+ * so it is not in; see README Limits.
+ */
+
+import { equal } from "../helpers/assert.ts";
+import {
+  connect,
+  ignoreUnless,
+  type ProcessHandle,
+  type Relay,
+  startMemcached,
+  startMemrep,
+  startRelay,
+} from "../helpers/mod.ts";
+import { retrievalEnd } from "../helpers/conn.ts";
+import { proxyStats, setValue, sleep } from "./cluster.ts";
+
+/** Until `stats` says `name` of the primary behind `port` is `want` (and, `clean`, no dirty key). */
+async function until(proxyPort: number, port: number, want: string, clean = false) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const st = await proxyStats(proxyPort);
+    if (
+      st.get(`server:127.0.0.1:${port}:state`) === want &&
+      (!clean || st.get(`server:127.0.0.1:${port}:dirty_keys`) === "0")
+    ) return;
+    if (Date.now() > deadline) throw new Error(`the primary is not ${want}`);
+    await sleep(20);
+  }
+}
+
+interface Setup {
+  proxyPort: number;
+  toPrimary: Relay;
+  toBackup: Relay;
+}
+
+/**
+ * A primary and a backup behind relays; `k` is "a", then "b" written to the
+ * backup alone while the primary is down (refused), so it is dirty there.
+ * `fn` brings the primary back.
+ */
+async function withDirtyKey(fn: (s: Setup) => Promise<void>): Promise<void> {
+  const mcs: ProcessHandle[] = [await startMemcached(), await startMemcached()];
+  const toPrimary = startRelay(mcs[0].port), toBackup = startRelay(mcs[1].port);
+  const proxy = await startMemrep([
+    "proxy",
+    "-s",
+    `127.0.0.1:${toPrimary.port}`,
+    "-b",
+    `127.0.0.1:${toBackup.port}`,
+    "--timeout",
+    "2000",
+    "--retry",
+    "100",
+  ]);
+  try {
+    const c = await connect(proxy.port);
+    equal(await setValue(c, "k", "a"), "STORED\r\n");
+    toPrimary.refuse(true);
+    toPrimary.drop();
+    // Reads (which mark nothing dirty) until the primary is marked down.
+    const deadline = Date.now() + 10_000;
+    while (
+      (await proxyStats(proxy.port)).get(`server:127.0.0.1:${toPrimary.port}:state`) !== "down"
+    ) {
+      if (Date.now() > deadline) throw new Error("the primary was not marked down");
+      await c.request("get x\r\n", retrievalEnd);
+    }
+    equal(await setValue(c, "k", "b"), "STORED\r\n");
+    await c.close();
+    await fn({ proxyPort: proxy.port, toPrimary, toBackup });
+  } finally {
+    await proxy.stop();
+    await toPrimary.close();
+    await toBackup.close();
+    await Promise.all(mcs.map((m) => m.stop()));
+  }
+}
+
+const DURING =
+  "a key written to the backup while the returning primary's cleaning deletes it is put back there: an append ahead of a set is stored";
+
+Deno.test({
+  name: `OPEN (README Limits): ${DURING}`,
+  ignore: true,
+  async fn() {
+    await withDirtyKey(async ({ proxyPort, toPrimary }) => {
+      // The cleaning's delete reaches the primary; its answer is held until "c" is written.
+      const { promise: deleting, resolve } = Promise.withResolvers<void>();
+      toPrimary.tamper((chunk, toTarget) => {
+        if (toTarget && new TextDecoder().decode(chunk).includes("md ")) {
+          toPrimary.tamper(null);
+          toPrimary.pause();
+          resolve();
+        }
+        return null;
+      });
+      toPrimary.refuse(false);
+      await deleting;
+      const c = await connect(proxyPort);
+      equal(await setValue(c, "k", "c"), "STORED\r\n"); // the primary is still down: the backup's
+      toPrimary.resume();
+      await until(proxyPort, toPrimary.port, "up", true);
+      await c.send("append k 0 0 1\r\nd\r\nget k\r\nset k 0 0 1\r\ne\r\n");
+      equal(
+        await c.readUntilText(/STORED\r\n[^]*END\r\n[^]*STORED\r\n/, 5000),
+        "STORED\r\nVALUE k 0 2\r\ncd\r\nEND\r\nSTORED\r\n",
+      );
+      equal(await c.request("get k\r\n", retrievalEnd), "VALUE k 0 1\r\ne\r\nEND\r\n");
+      await c.close();
+    });
+  },
+});
+
+const BEFORE =
+  "an append sent to a returned primary before the key's item is put back there is stored: ahead of a set, too";
+
+Deno.test({
+  name: BEFORE,
+  ignore: ignoreUnless(BEFORE, ["memcached"]),
+  async fn() {
+    await withDirtyKey(async ({ proxyPort, toPrimary, toBackup }) => {
+      // The cleaning's read of the item on the backup waits: the primary is up without it.
+      toBackup.pause();
+      toPrimary.refuse(false);
+      await until(proxyPort, toPrimary.port, "up");
+      const c = await connect(proxyPort);
+      await c.send("append k 0 0 1\r\nc\r\nset k 0 0 1\r\nd\r\n");
+      await sleep(100);
+      toBackup.resume();
+      equal(await c.readUntilText(/STORED\r\n[^]*STORED\r\n/, 5000), "STORED\r\nSTORED\r\n");
+      await until(proxyPort, toPrimary.port, "up", true);
+      equal(await c.request("get k\r\n", retrievalEnd), "VALUE k 0 1\r\nd\r\nEND\r\n");
+      await c.close();
+    });
+  },
+});
