@@ -19,11 +19,9 @@ export {
   summaryLine,
 } from "./progress.ts";
 export {
-  base64Key,
   CopyError,
   type CopyItem,
   FileSource,
-  isTextKey,
   ServerSource,
   type Source,
   type SourceCounts,

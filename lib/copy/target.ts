@@ -13,22 +13,17 @@ import {
 } from "../client/mod.ts";
 import {
   ascii,
+  base64Key,
   base64Length,
   decodeAscii,
+  isTextKey,
   MAX_KEY_LENGTH,
   Op,
   writeUint,
 } from "../protocol/mod.ts";
 import { errorText } from "../transport/mod.ts";
 import { type ByteSink, DumpWriter } from "./dump_format.ts";
-import {
-  base64Key,
-  CopyError,
-  type CopyItem,
-  isTextKey,
-  nowSeconds,
-  parseVersion,
-} from "./source.ts";
+import { CopyError, type CopyItem, nowSeconds, parseVersion } from "./source.ts";
 
 /** What happened to one item at one target. */
 export const Outcome = {

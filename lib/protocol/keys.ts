@@ -77,3 +77,27 @@ export function base64Encode(
 export function base64Length(n: number): number {
   return Math.ceil(n / 3) * 4;
 }
+
+/**
+ * True when `key` can be sent as-is in a text command: 1..250 bytes, no
+ * space, newline or NUL (memcached's and serve's tokenizers split on spaces
+ * only, so tabs, CR or DEL are key bytes). Other keys travel base64-encoded
+ * (meta `b`), whose 250-character limit fits only 186 bytes: a 250-byte text
+ * key with a control byte must go as-is.
+ */
+export function isTextKey(key: Uint8Array): boolean {
+  const n = key.length;
+  if (n === 0 || n > MAX_KEY_LENGTH) return false;
+  for (let i = 0; i < n; i++) {
+    const c = key[i];
+    if (c === 0x20 || c === 0x0a || c === 0) return false;
+  }
+  return true;
+}
+
+/** base64 of `key` (for the meta `b` flag). */
+export function base64Key(key: Uint8Array): Uint8Array {
+  const out = new Uint8Array(base64Length(key.length));
+  base64Encode(key, 0, key.length, out, 0);
+  return out;
+}

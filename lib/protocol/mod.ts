@@ -47,7 +47,14 @@ export {
   parseU64,
   writeUint,
 } from "./bytes.ts";
-export { base64Decode, base64Encode, base64Length, MAX_KEY_LENGTH } from "./keys.ts";
+export {
+  base64Decode,
+  base64Encode,
+  base64Key,
+  base64Length,
+  isTextKey,
+  MAX_KEY_LENGTH,
+} from "./keys.ts";
 export { type DumpEntry, parseDumpEntry, urlDecodeBytes } from "./dump_entry.ts";
 export {
   isErrorKind,

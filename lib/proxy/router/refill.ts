@@ -27,8 +27,8 @@
  */
 
 import { Client, ReplyKind } from "../../client/mod.ts";
-import { base64Key, isTextKey, Outcome, ServerSource, ServerTarget } from "../../copy/mod.ts";
-import { Op } from "../../protocol/mod.ts";
+import { Outcome, ServerSource, ServerTarget } from "../../copy/mod.ts";
+import { base64Key, isTextKey, Op } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
 import { errorText } from "../../transport/mod.ts";
 import type { Backend, ReturnInfo } from "../pool.ts";

@@ -6,8 +6,14 @@
  */
 
 import { type Client, type Reply, ReplyKind } from "../../client/mod.ts";
-import { base64Key, isTextKey } from "../../copy/mod.ts";
-import { ascii, base64Decode, MAX_KEY_LENGTH, Op } from "../../protocol/mod.ts";
+import {
+  ascii,
+  base64Decode,
+  base64Key,
+  isTextKey,
+  MAX_KEY_LENGTH,
+  Op,
+} from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
 import type { Backend } from "../pool.ts";
 import {
