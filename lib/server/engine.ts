@@ -655,17 +655,42 @@ export class EngineBase {
     this.observer?.flushed(delay);
   }
 
-  /** In `seconds`, sweep what a flush_all left dead, under the store's lock. */
+  /** The last sweep a flush_all asked for (ms, 0: none). */
+  #sweepAt = 0;
+  /** When the one sweep timer fires (ms, 0: none armed). */
+  #timerAt = 0;
+  #sweepTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /**
+   * In `seconds`, sweep what a flush_all left dead, under the store's lock.
+   * One timer at most, so a client sending flush_all after flush_all gets
+   * at most one walk of the store per second, not one per flush; a sweep
+   * asked for before the armed one moves it earlier.
+   */
   #reclaimAfter(seconds: number): void {
+    const at = Date.now() + seconds * 1000;
+    this.#sweepAt = Math.max(this.#sweepAt, at);
+    if (this.#timerAt !== 0 && this.#timerAt <= at) return; // a sweep comes first anyway
+    clearTimeout(this.#sweepTimer);
+    this.#armSweep(at);
+  }
+
+  #armSweep(at: number): void {
+    this.#timerAt = at;
     const timer = setTimeout(() => {
+      this.#timerAt = 0;
       this.beginBatch();
       try {
         this.store.reclaimFlushed();
       } finally {
         this.endBatch();
       }
-    }, seconds * 1000);
+      // A later flush's items (a second apart at least).
+      if (this.#sweepAt > Date.now()) this.#armSweep(Math.max(this.#sweepAt, Date.now() + 1000));
+      else this.#sweepAt = 0;
+    }, Math.max(0, at - Date.now()));
     Deno.unrefTimer(timer); // a stopping server does not wait for it
+    this.#sweepTimer = timer;
   }
 
   /** `stats reset` (any protocol). */

@@ -652,32 +652,21 @@ export class Store {
    * expired items never read). Returns how many it reclaimed.
    */
   crawl(classes: Uint8Array): number {
-    const arena = this.#arena;
-    arena.sync();
     const c = this.#c, f = this.#f, ctl = this.#ctl;
     const now = this.#clock.now();
     let n = 0;
-    for (let cls = 1; cls <= c.large; cls++) {
-      if (classes[cls] !== 1) continue;
-      let h = c.lruTail[cls];
-      while (h !== -1) {
-        const i32 = arena.i32;
-        const w = arena.word(h);
-        const prev = i32[w + W_PREV];
-        c.crawlerChecked[cls]++;
-        if (itemDead(ctl, i32, w, now)) {
-          c.crawlerReclaimed[cls]++;
-          const exp = i32[w + W_EXPTIME];
-          if (exp !== 0 && exp <= now && (i32[w + W_META] & M_FETCHED) === 0) {
-            c.expiredUnfetched[cls]++;
-            f[F_EXPIRED_UNFETCHED]++;
-          }
-          this.unlink(h);
-          n++;
-        }
-        h = prev;
+    this.#unlinkWhere((i32, w, cls) => {
+      c.crawlerChecked[cls]++;
+      if (!itemDead(ctl, i32, w, now)) return false;
+      c.crawlerReclaimed[cls]++;
+      const exp = i32[w + W_EXPTIME];
+      if (exp !== 0 && exp <= now && (i32[w + W_META] & M_FETCHED) === 0) {
+        c.expiredUnfetched[cls]++;
+        f[F_EXPIRED_UNFETCHED]++;
       }
-    }
+      n++;
+      return true;
+    }, classes);
     return n;
   }
 
@@ -770,11 +759,18 @@ export class Store {
     return this.#arena.i32[this.#arena.word(h) + word];
   }
 
-  /** Unlinks every linked item for which `doomed` (item header at word `w`) says true. */
-  #unlinkWhere(doomed: (i32: Int32Array, w: number, cls: number) => boolean): void {
+  /**
+   * Unlinks every linked item (of the classes marked in `classes`, default
+   * all) for which `doomed` (item header at word `w`) says true.
+   */
+  #unlinkWhere(
+    doomed: (i32: Int32Array, w: number, cls: number) => boolean,
+    classes?: Uint8Array,
+  ): void {
     const arena = this.#arena;
     arena.sync();
     for (let cls = 1; cls <= this.#c.large; cls++) {
+      if (classes !== undefined && classes[cls] !== 1) continue;
       let h = this.#c.lruTail[cls];
       while (h !== -1) {
         const prev = this.#word(h, W_PREV);

@@ -181,3 +181,20 @@ Deno.test({
     });
   },
 });
+
+Deno.test("20,000 pipelined flush_all: the server answers, and every flushed item is reclaimed within seconds", async () => {
+  const server = await startMemrep(["serve", "-U", "0"]);
+  const c = await connect(server.port);
+  try {
+    for (let i = 0; i < 200; i++) equal(await c.request(`set k${i} 0 0 1\r\nx\r\n`), "STORED\r\n");
+    await c.send("flush_all\r\n".repeat(20_000) + "mn\r\n");
+    equal((await c.readUntilText("MN\r\n", 20_000)).length, "OK\r\n".length * 20_000 + 4);
+    equal(await c.request("set after 0 0 1\r\ny\r\n"), "STORED\r\n");
+    await waitUntil(async () => await stat(c, "curr_items") === "1", "swept", 5000);
+    equal(await stat(c, "reclaimed"), "200");
+    equal(await c.request("get after", "END\r\n"), "VALUE after 0 1\r\ny\r\nEND\r\n");
+  } finally {
+    await c.close();
+    await server.stop();
+  }
+});
