@@ -37,6 +37,8 @@ async function checkWatch(server: ProcessHandle): Promise<void> {
   const w = await connect(server.port);
   const refused = await connect(server.port);
   try {
+    // Answered, so the server has taken it in: its conn_new cannot come after the watch starts.
+    equal((await refused.request("version\r\n")).startsWith("VERSION "), true);
     equal(await w.request("watch fetchers mutations connevents\r\n"), "OK\r\n");
     const c = await connect(server.port);
     equal(await c.request("set vfoo 0 0 4\r\nvbar\r\n"), "STORED\r\n");
