@@ -207,7 +207,15 @@ class Handle implements ProcessHandle {
     this.pid = proc.pid;
     this.argv = argv;
     this.port = port;
-    this.status = proc.status.then((s) => {
+    this.status = proc.status.then(async (s) => {
+      // The exit can be seen before its last output is read: wait for the
+      // pipes to drain (bounded, as a daemonized child may hold them open).
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.allSettled(this.#pumps),
+        new Promise((r) => timer = setTimeout(r, 1000)),
+      ]);
+      clearTimeout(timer);
       this.#exited = true;
       this.#notify();
       return s;
