@@ -168,6 +168,35 @@ export class SlabClasses {
     i32[w + W_NEXT] = -1;
   }
 
+  /** `stats reset`'s part of the class counters: the event counters, not what is held. */
+  resetCounters(): void {
+    for (
+      const a of [
+        this.evicted,
+        this.evictedNonzero,
+        this.evictedTime,
+        this.evictedUnfetched,
+        this.outOfMemory,
+        this.reclaimed,
+        this.expiredUnfetched,
+        this.evictedActive,
+        this.movesToWarm,
+        this.crawlerReclaimed,
+        this.crawlerChecked,
+      ]
+    ) a.fill(0);
+  }
+
+  /** Totals of the crawler's counters over every class: [reclaimed, items checked]. */
+  crawlerTotals(): [number, number] {
+    let reclaimed = 0, checked = 0;
+    for (let cls = 1; cls <= this.large; cls++) {
+      reclaimed += this.crawlerReclaimed[cls];
+      checked += this.crawlerChecked[cls];
+    }
+    return [reclaimed, checked];
+  }
+
   /** `stats slabs` rows: one per class with pages, in class order. */
   slabRows(arena: Arena): ClassStats[] {
     const rows: ClassStats[] = [];

@@ -119,6 +119,25 @@ export const F_CLASS_ARRAYS = 16;
 /** Per-class int32 arrays (free head, LRU head, LRU tail, current page). */
 export const I_CLASS_ARRAYS = 4;
 
+/**
+ * `stats reset`'s part of the store-wide counters: the events (items
+ * stored, evictions, reclaims, expired and flushed reads), not what the
+ * cache holds.
+ */
+export function resetEventCounters(f: Float64Array): void {
+  for (
+    const slot of [
+      F_TOTAL_ITEMS,
+      F_EVICTIONS,
+      F_RECLAIMED,
+      F_EXPIRED_UNFETCHED,
+      F_EVICTED_UNFETCHED,
+      F_GET_EXPIRED,
+      F_GET_FLUSHED,
+    ]
+  ) f[slot] = 0;
+}
+
 /** Stats view over the shared counters: no allocation per read. */
 export class SharedStats implements StoreStats {
   #f: Float64Array;

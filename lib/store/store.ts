@@ -3,34 +3,36 @@
  * lazy expiry and flush, memcached 1.6 counters. Pure: no I/O, the clock is
  * passed in. Every piece of mutable state lives in SharedArrayBuffers
  * (`memory()`), so Stores in several threads can share one cache; callers
- * serialize all calls with one lock (SharedLock). The per-class lists and
- * counters are in classes.ts, chunk allocation and eviction in alloc.ts.
+ * serialize all calls with one lock (SharedLock). This module looks items
+ * up, allocates, links and frees them; an item's fields are read in
+ * items.ts, flush_all and the bulk sweeps are reclaim.ts's, the per-class
+ * lists and counters are in classes.ts, chunk allocation and eviction in
+ * alloc.ts.
  * @module
  */
 
 import { Allocator } from "./alloc.ts";
 import { type ClassStats, SlabClasses } from "./classes.ts";
-import { flushedBefore, itemDead } from "./expiry.ts";
+import { flushedBefore } from "./expiry.ts";
 import { HashTable, INITIAL_POWER } from "./hash_table.ts";
+import { itemBytes, Items } from "./items.ts";
 import {
   createMemory,
   F_BYTES,
   F_CAS,
   F_CURR_ITEMS,
-  F_EVICTED_UNFETCHED,
-  F_EVICTIONS,
-  F_EXPIRED_UNFETCHED,
   F_GET_EXPIRED,
   F_GET_FLUSHED,
   F_MEM_LIMIT,
-  F_RECLAIMED,
   F_TOTAL_ITEMS,
   F_TOTAL_MALLOCED,
+  resetEventCounters,
   SharedStats,
   type StoreMemory,
   type StoreOptions,
   type StoreStats,
 } from "./memory.ts";
+import { Reclaimer } from "./reclaim.ts";
 import {
   Arena,
   F_FLAGS,
@@ -45,20 +47,15 @@ import {
   I_OLDEST_LIVE,
   I_SCALARS,
   INDEX_BITS,
-  INDEX_MASK,
   KEY_SHIFT,
   M_ALLOCATED,
   M_CASHI,
   M_FETCHED,
   M_KEYLEN,
   M_LINKED,
-  M_TIME,
-  M_USER,
-  M_VLEN,
   PAGE_SIZE,
   slabClassSizes,
   T_ACTIVE,
-  USER_SHIFT,
   W_CASLO,
   W_EXPTIME,
   W_HNEXT,
@@ -83,15 +80,12 @@ export interface Clock {
 const MC_ITEM_OVERHEAD = 48 + 1;
 /** alloc result: item larger than maxItemSize. */
 export const ALLOC_TOO_LARGE: number = -2;
-/** Header + key + value + "\r\n" (+ flags) of the item at word `w`. */
-function itemBytes(i32: Int32Array, w: number): number {
-  const v = i32[w + W_VLEN];
-  return HEADER_SIZE + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN) + (v & M_VLEN) +
-    (v < 0 ? 6 : 2);
-}
 
-/** The item store. Handles are small non-negative integers, reused after free. */
-export class Store {
+/**
+ * The item store. Handles are small non-negative integers, reused after
+ * free; an item's fields are read and set through {@linkcode Items}.
+ */
+export class Store extends Items {
   /** CAS generator, default a shared counter from 1; replication may replace it (per thread). */
   nextCas: () => number;
   /** Counters, read from shared memory. */
@@ -113,6 +107,7 @@ export class Store {
   /** What memcached's item size check adds to the key and value (see MC_ITEM_OVERHEAD). */
   #sizeOverhead: number;
   #alloc: Allocator;
+  #reclaim: Reclaimer;
   /** Shared float64 counters (F_*). */
   #f: Float64Array;
   /** Shared int32 scalars (I_*). */
@@ -127,39 +122,43 @@ export class Store {
    * `memory` and `options` are ignored.
    */
   constructor(options: StoreOptions, clock: Clock, memory?: StoreMemory) {
-    this.#clock = clock;
     const fresh = memory === undefined;
     const sizes = slabClassSizes(
       memory?.minChunk ?? options.minChunk ?? 48,
       memory?.growthFactor ?? options.growthFactor ?? 1.25,
     );
     const mem = memory ?? createMemory(options, sizes.length - 1);
-    this.#memory = mem;
-    this.#maxItemSize = mem.maxItemSize;
-    this.#sizeOverhead = MC_ITEM_OVERHEAD + 2 + (options.useCas === false ? 0 : 8);
     const classes = sizes.length;
     const f = new Float64Array(mem.control, 0, SlabClasses.f64Length(classes));
-    this.#f = f;
     const cap = mem.capacity;
     const i32 = new Int32Array(mem.control, f.byteLength, SlabClasses.i32Length(classes) + 3 * cap);
-    this.#ctl = i32.subarray(0, I_SCALARS);
-    this.#c = new SlabClasses(sizes, this.#maxItemSize, f, i32, fresh);
+    const ctl = i32.subarray(0, I_SCALARS);
+    const c = new SlabClasses(sizes, mem.maxItemSize, f, i32, fresh);
     const pt = (i: number) => {
       const at = SlabClasses.i32Length(classes) + i * cap;
       return i32.subarray(at, at + cap);
     };
     if (fresh) {
-      this.#ctl[I_HASH_POWER] = INITIAL_POWER;
-      this.#ctl[I_COMMITTED] = 0;
+      ctl[I_HASH_POWER] = INITIAL_POWER;
+      ctl[I_COMMITTED] = 0;
       f[F_MEM_LIMIT] = mem.memoryLimit;
     }
-    this.#arena = new Arena(mem.pages, this.#ctl, pt(0), pt(1), pt(2));
-    this.#table = new HashTable(this.#arena, mem.buckets, this.#ctl, mem.maxHashPower);
+    const arena = new Arena(mem.pages, ctl, pt(0), pt(1), pt(2));
+    super(arena, ctl, c, clock);
+    this.#clock = clock;
+    this.#memory = mem;
+    this.#maxItemSize = mem.maxItemSize;
+    this.#sizeOverhead = MC_ITEM_OVERHEAD + 2 + (options.useCas === false ? 0 : 8);
+    this.#f = f;
+    this.#ctl = ctl;
+    this.#c = c;
+    this.#arena = arena;
+    this.#table = new HashTable(arena, mem.buckets, ctl, mem.maxHashPower);
     this.#alloc = new Allocator(
-      this.#arena,
-      this.#c,
+      arena,
+      c,
       f,
-      this.#ctl,
+      ctl,
       mem.evict !== 0,
       clock,
       (h, why) => {
@@ -168,6 +167,7 @@ export class Store {
         this.unlink(h);
       },
     );
+    this.#reclaim = new Reclaimer(this, arena, c, f, ctl, clock);
     this.stats = new SharedStats(f, this.#table);
     this.nextCas = () => ++f[F_CAS];
   }
@@ -391,73 +391,6 @@ export class Store {
     this.#c.freeCount[cls]++;
   }
 
-  /** Bytes of all pages (shared); keyOffset/valueOffset are absolute offsets in it. */
-  buffer(_h: number): Uint8Array {
-    return this.#arena.u8;
-  }
-
-  /** Offset of the key in buffer(h). */
-  keyOffset(h: number): number {
-    return this.#arena.word(h) * 4 + HEADER_SIZE;
-  }
-
-  /** Key length in bytes. */
-  keyLength(h: number): number {
-    return (this.#word(h, W_META) >>> KEY_SHIFT) & M_KEYLEN;
-  }
-
-  /** Offset of the value in buffer(h); "\r\n" follows the value. */
-  valueOffset(h: number): number {
-    const w = this.#arena.word(h);
-    return w * 4 + HEADER_SIZE + ((this.#arena.i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN);
-  }
-
-  /** Value length in bytes. */
-  valueLength(h: number): number {
-    return this.#word(h, W_VLEN) & M_VLEN;
-  }
-
-  /** Three bits of item state owned by the server (meta stale/token/binary-key). */
-  userBits(h: number): number {
-    return (this.#word(h, W_VLEN) & M_USER) >>> USER_SHIFT;
-  }
-
-  /** Set the server-owned item bits (0..7). */
-  setUserBits(h: number, bits: number): void {
-    const i32 = this.#arena.i32;
-    const w = this.#arena.word(h) + W_VLEN;
-    i32[w] = (i32[w] & ~M_USER) | ((bits & 7) << USER_SHIFT);
-  }
-
-  /** Client flags (uint32). */
-  flags(h: number): number {
-    const i32 = this.#arena.i32;
-    const w = this.#arena.word(h);
-    const v = i32[w + W_VLEN];
-    if (v >= 0) return 0;
-    const u8 = this.#arena.u8;
-    const at = w * 4 + HEADER_SIZE + ((i32[w + W_META] >>> KEY_SHIFT) & M_KEYLEN) +
-      (v & M_VLEN) + 2;
-    return (u8[at] | (u8[at + 1] << 8) | (u8[at + 2] << 16) | (u8[at + 3] << 24)) >>> 0;
-  }
-
-  /** Absolute exptime in clock seconds, 0 = never. */
-  exptime(h: number): number {
-    return this.#word(h, W_EXPTIME);
-  }
-
-  /** Sets the absolute exptime. */
-  setExptime(h: number, exptime: number): void {
-    this.#arena.i32[this.#arena.word(h) + W_EXPTIME] = exptime;
-  }
-
-  /** CAS value (< 2**53, exact). */
-  cas(h: number): number {
-    const i32 = this.#arena.i32;
-    const w = this.#arena.word(h);
-    return (i32[w + W_META] & M_CASHI) * 4294967296 + (i32[w + W_CASLO] >>> 0);
-  }
-
   /** Sets the CAS value. */
   setCas(h: number, cas: number): void {
     this.#explicitCas(cas);
@@ -467,78 +400,19 @@ export class Store {
     i32[w + W_CASLO] = cas;
   }
 
-  /** Clock seconds of the last access or update. */
-  lastAccess(h: number): number {
-    return this.#word(h, W_TIME) & M_TIME;
-  }
-
-  /** True once fetched since stored. */
-  fetched(h: number): boolean {
-    return (this.#word(h, W_META) & M_FETCHED) !== 0;
-  }
-
-  /** Slab class id. */
-  slabClass(h: number): number {
-    return this.#arena.pageClass[h >>> INDEX_BITS];
-  }
-
-  /** Bytes the item accounts for: header + key + value + 2 (+ 4 for non-zero flags). */
-  itemSize(h: number): number {
-    return itemBytes(this.#arena.i32, this.#arena.word(h));
-  }
-
   /** A delayed flush_all's time (clock seconds; memcached's oldest_live), 0 when none is pending. */
   get oldestLive(): number {
     return this.#ctl[I_OLDEST_LIVE];
   }
 
-  /**
-   * flush_all: delay 0 frees every item now; delay > 0 invalidates items
-   * stored or updated before now + delay once that time comes (lazily).
-   * `thisSecond` (memcached -C, no CAS to order items within a second): an
-   * immediate flush also invalidates what is stored later in the same second.
-   * A delayed flush replacing one whose time has come first unlinks what that
-   * one invalidated. memcached's rules for one node: replication keeps the
-   * slot by version itself (unlinkAll, flushBefore).
-   */
+  /** flush_all now or after `delaySeconds` (reclaim.ts, Reclaimer.flush). */
   flush(delaySeconds: number, thisSecond = false): void {
-    const ol = this.#ctl[I_OLDEST_LIVE];
-    // A delayed flush that has come leaves its items dead only while it is the pending one:
-    // before another replaces it they go, as memcached's LRU maintainer and crawler take them.
-    if (delaySeconds > 0 && ol !== 0 && this.#clock.now() >= ol) {
-      this.#unlinkWhere((i32, w) => flushedBefore(this.#ctl, i32, w, ol));
-    }
-    this.#ctl[I_FLUSH_CAS_HI] = this.#ctl[I_FLUSH_CAS_LO] = this.#ctl[I_LAZY_FLUSH] = 0;
-    if (delaySeconds > 0) {
-      this.#ctl[I_OLDEST_LIVE] = this.#clock.now() + delaySeconds;
-      return;
-    }
-    this.#ctl[I_OLDEST_LIVE] = 0;
-    this.unlinkAll();
-    if (thisSecond) this.#ctl[I_OLDEST_LIVE] = this.#clock.now();
+    this.#reclaim.flush(delaySeconds, thisSecond);
   }
 
-  /**
-   * memcached's immediate flush_all (with CAS): every item stored so far is
-   * dead from now on, by CAS (its `oldest_cas`), and stays in memory until
-   * a read finds it (`get_flushed`), an allocation reclaims it at an LRU
-   * tail or {@linkcode reclaimFlushed} sweeps it, each counted `reclaimed`
-   * as memcached's LRU maintainer counts them. A delayed flush pending is
-   * replaced, as memcached's flush replaces `oldest_live`.
-   */
+  /** memcached's immediate flush_all: items die by CAS, freed later (Reclaimer.flushLazily). */
   flushLazily(): void {
-    const ctl = this.#ctl;
-    const explicit = ctl[I_EXPLICIT_CAS_HI] * 4294967296 + (ctl[I_EXPLICIT_CAS_LO] >>> 0);
-    const bound = this.#f[F_CAS] + 1; // later stores get this CAS or more
-    if (explicit >= bound) {
-      // An item may carry a CAS above the bound (meta E): it would survive. Free them all now.
-      this.flush(0);
-      return;
-    }
-    ctl[I_FLUSH_CAS_HI] = Math.floor(bound / 4294967296);
-    ctl[I_FLUSH_CAS_LO] = bound | 0;
-    ctl[I_OLDEST_LIVE] = this.#clock.now();
-    ctl[I_LAZY_FLUSH] = 1;
+    this.#reclaim.flushLazily();
   }
 
   /**
@@ -566,108 +440,24 @@ export class Store {
     ctl[I_EXPLICIT_CAS_LO] = cas | 0;
   }
 
-  /**
-   * Unlinks the items a flush_all in effect left dead (memcached's LRU
-   * maintainer and crawler do it soon after the flush), counted as
-   * `reclaimed` (and `expired_unfetched` when never read). Returns how many.
-   */
+  /** Unlinks what a flush_all in effect left dead; how many (Reclaimer.reclaimFlushed). */
   reclaimFlushed(): number {
-    const ol = this.#ctl[I_OLDEST_LIVE];
-    if (ol === 0 || this.#clock.now() < ol) return 0;
-    const c = this.#c, f = this.#f;
-    let n = 0;
-    this.#unlinkWhere((i32, w, cls) => {
-      if (!flushedBefore(this.#ctl, i32, w, ol)) return false;
-      c.reclaimed[cls]++;
-      f[F_RECLAIMED]++;
-      if ((i32[w + W_META] & M_FETCHED) === 0) {
-        c.expiredUnfetched[cls]++;
-        f[F_EXPIRED_UNFETCHED]++;
-      }
-      n++;
-      return true;
-    });
-    return n;
+    return this.#reclaim.reclaimFlushed();
   }
 
-  /**
-   * Frees every item now and leaves the delayed-flush slot as it is: an
-   * immediate flush_all of a replicated node, whose slot holds the flushes
-   * by version (see flushBefore) and is the merge's alone.
-   */
+  /** Frees every item now, the delayed-flush slot as it is (Reclaimer.unlinkAll). */
   unlinkAll(): void {
-    this.#unlinkWhere(() => true);
+    this.#reclaim.unlinkAll();
   }
 
-  /**
-   * A delayed flush_all decided by version (replication): once clock second
-   * `atClock` comes, items with a CAS below `cas` die, whenever this node
-   * stored them, so every node drops the same ones (by time, a node that
-   * got a write late would keep what its writer dropped).
-   */
+  /** A delayed flush_all by version, for replication (Reclaimer.flushBefore). */
   flushBefore(atClock: number, cas: number): void {
-    this.#ctl[I_FLUSH_CAS_HI] = Math.floor(cas / 4294967296);
-    this.#ctl[I_FLUSH_CAS_LO] = cas | 0;
-    this.#ctl[I_OLDEST_LIVE] = atClock;
-    this.#ctl[I_LAZY_FLUSH] = 0;
+    this.#reclaim.flushBefore(atClock, cas);
   }
 
-  /**
-   * Visits up to `max` live items from `cursor` (start 0) in page/chunk order;
-   * returns the next cursor or -1 when done. Items do not move, so one present
-   * for the whole scan is visited exactly once. `dead`: also items expired or
-   * killed by a delayed flush in effect that nothing unlinked yet.
-   */
-  scan(cursor: number, max: number, fn: (h: number) => void, dead = false): number {
-    if (cursor < 0) return -1;
-    const arena = this.#arena;
-    arena.sync();
-    let p = cursor >>> INDEX_BITS;
-    let idx = cursor & INDEX_MASK;
-    let seen = 0;
-    const now = this.#clock.now();
-    while (p < arena.top) {
-      while (idx < arena.carved[p]) {
-        const h = (p << INDEX_BITS) | idx;
-        idx++;
-        const i32 = arena.i32;
-        const w = arena.word(h);
-        if ((i32[w + W_META] & M_LINKED) === 0 || (!dead && itemDead(this.#ctl, i32, w, now))) {
-          continue;
-        }
-        if (seen >= max) return h;
-        fn(h);
-        seen++;
-      }
-      p++;
-      idx = 0;
-    }
-    return -1;
-  }
-  /**
-   * `lru_crawler crawl`: looks at every item of the classes marked in
-   * `classes` (index = class id) and unlinks the expired and flushed ones,
-   * counted per class as memcached's crawler counts them
-   * (`crawler_items_checked`, `crawler_reclaimed`, `expired_unfetched` for
-   * expired items never read). Returns how many it reclaimed.
-   */
+  /** `lru_crawler crawl` of the classes marked in `classes`; how many it reclaimed. */
   crawl(classes: Uint8Array): number {
-    const c = this.#c, f = this.#f, ctl = this.#ctl;
-    const now = this.#clock.now();
-    let n = 0;
-    this.#unlinkWhere((i32, w, cls) => {
-      c.crawlerChecked[cls]++;
-      if (!itemDead(ctl, i32, w, now)) return false;
-      c.crawlerReclaimed[cls]++;
-      const exp = i32[w + W_EXPTIME];
-      if (exp !== 0 && exp <= now && (i32[w + W_META] & M_FETCHED) === 0) {
-        c.expiredUnfetched[cls]++;
-        f[F_EXPIRED_UNFETCHED]++;
-      }
-      n++;
-      return true;
-    }, classes);
-    return n;
+    return this.#reclaim.crawl(classes);
   }
 
   /**
@@ -676,62 +466,13 @@ export class Store {
    * flushed reads, per class too); what the cache holds stays counted.
    */
   resetStats(): void {
-    const f = this.#f, c = this.#c;
-    for (
-      const slot of [
-        F_TOTAL_ITEMS,
-        F_EVICTIONS,
-        F_RECLAIMED,
-        F_EXPIRED_UNFETCHED,
-        F_EVICTED_UNFETCHED,
-        F_GET_EXPIRED,
-        F_GET_FLUSHED,
-      ]
-    ) f[slot] = 0;
-    for (
-      const a of [
-        c.evicted,
-        c.evictedNonzero,
-        c.evictedTime,
-        c.evictedUnfetched,
-        c.outOfMemory,
-        c.reclaimed,
-        c.expiredUnfetched,
-        c.evictedActive,
-        c.movesToWarm,
-        c.crawlerReclaimed,
-        c.crawlerChecked,
-      ]
-    ) a.fill(0);
+    resetEventCounters(this.#f);
+    this.#c.resetCounters();
   }
 
   /** Totals of the crawler's counters over every class: [reclaimed, items checked]. */
   crawlerTotals(): [number, number] {
-    const c = this.#c;
-    let reclaimed = 0, checked = 0;
-    for (let cls = 1; cls <= c.large; cls++) {
-      reclaimed += c.crawlerReclaimed[cls];
-      checked += c.crawlerChecked[cls];
-    }
-    return [reclaimed, checked];
-  }
-
-  /**
-   * Visits the live items of slab class `cls`, most recently used first,
-   * until `fn` returns false (`stats cachedump`). Nothing moves meanwhile.
-   */
-  lruItems(cls: number, fn: (h: number) => boolean): void {
-    if (cls < 1 || cls >= this.#c.lruHead.length) return;
-    const arena = this.#arena;
-    arena.sync();
-    const now = this.#clock.now();
-    for (let h = this.#c.lruHead[cls]; h !== -1;) {
-      const i32 = arena.i32;
-      const w = arena.word(h);
-      const next = i32[w + W_NEXT];
-      if (!itemDead(this.#ctl, i32, w, now) && !fn(h)) return;
-      h = next;
-    }
+    return this.#c.crawlerTotals();
   }
 
   /** The largest slab class id (memcached's power_largest). */
@@ -753,31 +494,6 @@ export class Store {
   itemStats(): ClassStats[] {
     this.#arena.sync();
     return this.#c.itemRows(this.#arena, this.#clock.now());
-  }
-
-  #word(h: number, word: number): number {
-    return this.#arena.i32[this.#arena.word(h) + word];
-  }
-
-  /**
-   * Unlinks every linked item (of the classes marked in `classes`, default
-   * all) for which `doomed` (item header at word `w`) says true.
-   */
-  #unlinkWhere(
-    doomed: (i32: Int32Array, w: number, cls: number) => boolean,
-    classes?: Uint8Array,
-  ): void {
-    const arena = this.#arena;
-    arena.sync();
-    for (let cls = 1; cls <= this.#c.large; cls++) {
-      if (classes !== undefined && classes[cls] !== 1) continue;
-      let h = this.#c.lruTail[cls];
-      while (h !== -1) {
-        const prev = this.#word(h, W_PREV);
-        if (doomed(arena.i32, arena.word(h), cls)) this.unlink(h);
-        h = prev;
-      }
-    }
   }
 
   /** Takes a linked item (already out of the index) off its LRU and the counters. */
