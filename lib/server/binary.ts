@@ -1,8 +1,9 @@
 /**
  * The binary protocol's reply path for `serve`: a {@linkcode BinaryRequest}
  * from lib/protocol/binary.ts runs on the engine's protocol-neutral
- * operations (fetch, storeValue, remove, delta, flushAll, statsGroup), and
- * the results are framed as memcached 1.6.18's proto_bin.c frames them.
+ * operations (fetch, storage.ts's storeValue, remove, delta, flushAll,
+ * statsGroup), and the results are framed as memcached 1.6.18's
+ * proto_bin.c frames them.
  * @module
  */
 
@@ -27,6 +28,7 @@ import {
 import { type AuthSession, binarySaslRequest } from "../auth/mod.ts";
 import type { Engine } from "./commands.ts";
 import { Action } from "./session.ts";
+import { storeValue } from "./storage.ts";
 
 /** `stat detail dump`: memcached's empty stats_prefix_dump is the text "END\r\n". */
 const DETAIL_DUMP = ascii("detailedEND\r\n");
@@ -181,7 +183,7 @@ export class BinaryExecutor {
     // -C: memcached's item holds no CAS, so a set with one is a plain set.
     const cas = engine.casEnabled ? req.cas : 0;
     const mode = cas !== 0 && op !== Op.APPEND && op !== Op.PREPEND ? "cas" : op;
-    const r = engine.storeValue(req, mode, cas, req.command === BinaryOpcode.SET);
+    const r = storeValue(engine, req, mode, cas, req.command === BinaryOpcode.SET);
     if (r === REPLY.STORED) ok(out, req, engine.lastCas);
     else if (r === REPLY.EXISTS) this.#error(out, req, BinaryStatus.KEY_EEXISTS);
     else if (r === REPLY.NOT_FOUND) this.#error(out, req, BinaryStatus.KEY_ENOENT);

@@ -2,8 +2,9 @@
  * The cache engine's state and its protocol-neutral operations: the store,
  * clock and counters of one serve thread (shared between threads through
  * {@linkcode EngineShared}), and memcached's semantics of a lookup
- * (fetch), a store (do_store_item), a delete, an incr/decr (do_add_delta)
- * and flush_all, which the text, meta and binary commands all reply from.
+ * (fetch), a delete, an incr/decr (do_add_delta) and flush_all, which the
+ * text, meta and binary commands all reply from; a store (do_store_item)
+ * is storage.ts's.
  * @module
  */
 
@@ -16,10 +17,10 @@ import {
   type Writer,
 } from "../protocol/mod.ts";
 import { lastBig } from "../protocol/bytes.ts";
-import { ALLOC_TOO_LARGE, MAX_CAS, SharedLock, Store, toAbsoluteExptime } from "../store/mod.ts";
+import { MAX_CAS, SharedLock, Store, toAbsoluteExptime } from "../store/mod.ts";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, SharedStats, SlabStat } from "./stats.ts";
-import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
+import { ITEM_KEY_BINARY } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
 import { ConnTable } from "./conns.ts";
 import { ReadBudget } from "./read_budget.ts";
@@ -287,219 +288,8 @@ export class EngineBase {
     return h;
   }
 
-  /**
-   * A storage command of any protocol: the request's key, flags, exptime
-   * (as the client sent it) and value, stored as memcached's do_store_item
-   * in `mode` (an Op or "cas") with compare value `reqCas` (0 = none).
-   * Returns the text reply naming the result (STORED, NOT_STORED, EXISTS,
-   * NOT_FOUND, TOO_LARGE, NO_MEMORY, BAD_CHUNK); {@linkcode lastCas} holds
-   * the new CAS. `dropOld`: a failed allocation also unlinks the key (set).
-   */
-  storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
-    if (!this.watchers.active) return this.#storeValue(req, mode, reqCas, dropOld);
-    // memcached's do_store_item looks the key up first: that fetch is logged too.
-    const store = this.store;
-    const old = store.find(req.keyBuf, req.keyStart, req.keyEnd);
-    const oldClass = old >= 0 ? store.slabClass(old) : 0;
-    const oldSize = old >= 0 ? store.valueLength(old) : 0;
-    const reply = this.#storeValue(req, mode, reqCas, dropOld);
-    if (reply !== REPLY.TOO_LARGE && reply !== REPLY.NO_MEMORY && reply !== REPLY.BAD_CHUNK) {
-      const k = req.keyBuf;
-      this.watchers.fetched(k, req.keyStart, req.keyEnd, old >= 0, oldClass, oldSize);
-    }
-    this.#logStore(req, mode, reply, oldClass);
-    return reply;
-  }
-
-  /** A `mutations` log line for a store and its result. */
-  #logStore(req: Request, mode: number | "cas", reply: Uint8Array, oldClass: number): void {
-    const status = reply === REPLY.STORED
-      ? 1
-      : reply === REPLY.EXISTS
-      ? 2
-      : reply === REPLY.NOT_FOUND
-      ? 3
-      : reply === REPLY.TOO_LARGE
-      ? 4
-      : reply === REPLY.NO_MEMORY
-      ? 5
-      : 0;
-    const cmd = mode === "cas" ? "cas" : STORE_CMD[mode] ?? "na";
-    const h = status === 1 ? this.store.find(req.keyBuf, req.keyStart, req.keyEnd) : -1;
-    this.watchers.stored(
-      req.keyBuf,
-      req.keyStart,
-      req.keyEnd,
-      status,
-      cmd,
-      req.exptime < 0 ? 0 : req.exptime >>> 0,
-      h >= 0 ? this.store.slabClass(h) : oldClass,
-      req.dataEnd - req.dataStart,
-    );
-  }
-
-  #storeValue(req: Request, mode: number | "cas", reqCas: number, dropOld: boolean): Uint8Array {
-    this.stats.cmdSet++;
-    if (this.prefixStats.enabled) this.prefixStats.recordSet(req.keyBuf, req.keyStart, req.keyEnd);
-    if (req.tooLarge) return this.storeFailed(req, ALLOC_TOO_LARGE, dropOld);
-    if (req.badChunk) return REPLY.BAD_CHUNK;
-    const h = this.allocValue(req, req.flags, this.absoluteExptime(req.exptime));
-    if (h < 0) return this.storeFailed(req, h, dropOld);
-    return this.storeItem(h, mode, reqCas, false, -1);
-  }
-
-  /** Allocate an item for the request's key and copy its value in. */
-  allocValue(req: Request, flags: number, exptime: number): number {
-    const store = this.store;
-    const vlen = req.dataEnd - req.dataStart;
-    const h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, flags, exptime, vlen);
-    if (h < 0) return h;
-    this.stats.slab(SlabStat.CMD_SET, store.slabClass(h)); // memcached: once the item has memory
-    const vo = store.valueOffset(h);
-    store.buffer(h).set(req.buf.subarray(req.dataStart, req.dataEnd), vo);
-    return h;
-  }
-
-  /** A storage command could not get memory: the reply; for set, drop the stale item. */
-  storeFailed(req: Request, code: number, dropOld: boolean): Uint8Array {
-    const reply = code === ALLOC_TOO_LARGE ? REPLY.TOO_LARGE : REPLY.NO_MEMORY;
-    if (code === ALLOC_TOO_LARGE) this.stats.storeTooLarge++;
-    else this.stats.storeNoMemory++;
-    if (dropOld) {
-      const old = this.store.find(req.keyBuf, req.keyStart, req.keyEnd);
-      if (old >= 0) {
-        this.store.unlink(old);
-        this.observer?.deleted(req.keyBuf, req.keyStart, req.keyEnd);
-      }
-    }
-    return reply;
-  }
-
-  /**
-   * memcached's do_store_item: link the new unlinked item h according to
-   * the mode. Returns the text reply (STORED, NOT_STORED, EXISTS,
-   * NOT_FOUND). `reqCas` is the client's compare value (0 = none).
-   * `newCas` >= 0 assigns an explicit CAS (meta E).
-   */
-  storeItem(
-    h: number,
-    mode: number | "cas",
-    reqCas: number,
-    setStale: boolean,
-    newCas: number,
-  ): Uint8Array {
-    const store = this.store;
-    const buf = store.buffer(h);
-    const ko = store.keyOffset(h);
-    const old = store.find(buf, ko, ko + store.keyLength(h));
-    this.lastCas = 0;
-    // -C: the new item carries no CAS to compare (memcached's ITEM_set_cas does nothing).
-    if (!this.casEnabled) reqCas = 0;
-    if (old >= 0) {
-      const oldCas = store.cas(old);
-      const casRes = reqCas === 0
-        ? "none"
-        : reqCas === oldCas
-        ? "match"
-        : setStale && reqCas < oldCas
-        ? "stale"
-        : "bad";
-      switch (mode) {
-        case Op.ADD:
-          store.update(old);
-          store.free(h);
-          return REPLY.NOT_STORED;
-        case "cas":
-          // memcached: a cas without a CAS to compare (0) counts as a bad value too.
-          if (casRes === "match" || casRes === "stale") {
-            this.stats.slab(SlabStat.CAS_HITS, store.slabClass(old));
-          } else this.stats.slab(SlabStat.CAS_BADVAL, store.slabClass(old));
-          if (casRes === "match") {
-            this.stats.casHits++;
-            return this.#commit(h, newCas);
-          }
-          if (casRes === "stale") {
-            this.stats.casHits++;
-            store.setExptime(h, store.exptime(old));
-            store.setUserBits(
-              h,
-              ITEM_STALE | (store.userBits(old) & ITEM_TOKEN_SENT) | store.userBits(h),
-            );
-            return this.#commit(h, newCas);
-          }
-          this.stats.casBadval++;
-          store.free(h);
-          return REPLY.EXISTS;
-        case Op.APPEND:
-        case Op.PREPEND: {
-          if (casRes !== "none" && casRes !== "match") {
-            store.free(h);
-            return REPLY.EXISTS;
-          }
-          const joined = this.#concat(old, h, mode === Op.APPEND);
-          store.free(h);
-          if (joined < 0) return REPLY.NOT_STORED;
-          return this.#commit(joined, newCas);
-        }
-        default: // set, replace
-          return this.#commit(h, newCas);
-      }
-    }
-    switch (mode) {
-      case Op.ADD:
-      case Op.SET:
-        return this.#commit(h, newCas);
-      case "cas":
-        this.stats.casMisses++;
-        store.free(h);
-        return REPLY.NOT_FOUND;
-      default:
-        store.free(h);
-        return REPLY.NOT_STORED;
-    }
-  }
-
-  /** Link a stored item (explicit CAS when newCas >= 0) and tell the observer. */
-  #commit(item: number, newCas: number): Uint8Array {
-    const cas = this.store.link(item, newCas >= 0 ? newCas : undefined);
-    this.lastCas = this.casEnabled ? cas : 0;
-    this.observer?.stored(item);
-    return REPLY.STORED;
-  }
-
   /** Last CAS assigned by a store (meta `c` return flag). */
   lastCas = 0;
-
-  /** New item = old value + the value of h (or h + old), with old's flags and exptime. */
-  #concat(old: number, h: number, append: boolean): number {
-    const store = this.store;
-    const oldLen = store.valueLength(old), addLen = store.valueLength(h);
-    const ob = store.buffer(old), ok = store.keyOffset(old);
-    const n = store.alloc(
-      ob,
-      ok,
-      ok + store.keyLength(old),
-      store.flags(old),
-      store.exptime(old),
-      oldLen + addLen,
-      old,
-    );
-    if (n < 0) return n;
-    const nb = store.buffer(n), no = store.valueOffset(n);
-    // alloc kept old (never evicted), but may have remapped the buffers: re-read them.
-    const oldBuf = store.buffer(old), oldVo = store.valueOffset(old);
-    const addBuf = store.buffer(h), addVo = store.valueOffset(h);
-    const first = append
-      ? oldBuf.subarray(oldVo, oldVo + oldLen)
-      : addBuf.subarray(addVo, addVo + addLen);
-    const second = append
-      ? addBuf.subarray(addVo, addVo + addLen)
-      : oldBuf.subarray(oldVo, oldVo + oldLen);
-    nb.set(first, no);
-    nb.set(second, no + first.length);
-    store.setUserBits(n, store.userBits(old) & ITEM_KEY_BINARY);
-    return n;
-  }
 
   /**
    * Delete a key (any protocol) unless `cas` (0 = any) differs from the
@@ -701,15 +491,6 @@ export class EngineBase {
     this.prefixStats.clear();
   }
 }
-
-/** memcached's command names in item_store log lines. */
-const STORE_CMD: Record<number, string> = {
-  [Op.ADD]: "add",
-  [Op.SET]: "set",
-  [Op.REPLACE]: "replace",
-  [Op.APPEND]: "append",
-  [Op.PREPEND]: "prepend",
-};
 
 /** Re-parse an item's value with full 64-bit precision. */
 function lastBigOf(buf: Uint8Array, start: number, end: number): bigint {

@@ -9,6 +9,7 @@ import { ALLOC_TOO_LARGE } from "../store/mod.ts";
 import type { EngineBase } from "./engine.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { SlabStat } from "./stats.ts";
+import { allocValue, storeFailed, storeItem } from "./storage.ts";
 
 const M = {
   b: 98,
@@ -203,21 +204,22 @@ export function metaSet(e: EngineBase, req: Request, out: Writer): void {
   const hasCas = req.cas >= 0;
   if (hasCas && (mode === Op.SET || mode === Op.REPLACE)) mode = "cas";
   if (req.tooLarge) {
-    out.bytes(e.storeFailed(req, ALLOC_TOO_LARGE, true));
+    out.bytes(storeFailed(e, req, ALLOC_TOO_LARGE, true));
     return;
   }
   const exptime = req.has(M.T) ? e.absoluteExptime(req.exptime) : 0;
-  const h = req.badChunk ? -1 : e.allocValue(req, req.flags, exptime);
+  const h = req.badChunk ? -1 : allocValue(e, req, req.flags, exptime);
   if (req.badChunk) {
     out.bytes(REPLY.BAD_CHUNK);
     return;
   }
   if (h < 0) {
-    out.bytes(e.storeFailed(req, h, true));
+    out.bytes(storeFailed(e, req, h, true));
     return;
   }
   if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
-  const result = e.storeItem(
+  const result = storeItem(
+    e,
     h,
     mode,
     hasCas ? req.cas : 0,

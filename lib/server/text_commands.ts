@@ -10,6 +10,7 @@ import type { EngineBase } from "./engine.ts";
 import { Action, type Session } from "./session.ts";
 import { SlabStat } from "./stats.ts";
 import { PRESSED_OUTPUT } from "./output_budget.ts";
+import { storeValue } from "./storage.ts";
 
 /**
  * Reply bytes after which a multi-key get goes on in a later part (the
@@ -87,7 +88,7 @@ function valueLine(e: EngineBase, out: Writer, h: number, withCas: boolean): voi
 /** `set`, `add`, `replace`, `append`, `prepend`, `cas`. */
 export function textUpdate(e: EngineBase, req: Request, out: Writer): void {
   const cas = req.op === Op.CAS;
-  out.bytes(e.storeValue(req, cas ? "cas" : req.op, cas ? req.cas : 0, req.op === Op.SET));
+  out.bytes(storeValue(e, req, cas ? "cas" : req.op, cas ? req.cas : 0, req.op === Op.SET));
 }
 
 /** `delete <key>`. */
