@@ -1,11 +1,12 @@
 /**
- * One authenticated connection to the peer: sends this node's stream (from
- * the backlog, after a RESUME or with a full copy interleaved), applies the
- * peer's, acknowledges what it applied, and watches the peer with
- * heartbeats: no byte for `timeoutMs` closes the link (a hung or
- * partitioned peer), a closed socket is noticed at once. With a shared
- * secret, both directions travel as authenticated records (seal.ts): a
- * record that fails its tag closes the link before any of it is applied.
+ * One authenticated connection to the peer: sends this node's stream (what
+ * each batch carries is sender.ts's: the backlog, after a RESUME or with a
+ * full copy interleaved), applies the peer's, acknowledges what it applied,
+ * and watches the peer with heartbeats: no byte for `timeoutMs` closes the
+ * link (a hung or partitioned peer), a closed socket is noticed at once.
+ * With a shared secret, both directions travel as authenticated records
+ * (seal.ts): a record that fails its tag closes the link before any of it
+ * is applied.
  * @module
  */
 
@@ -15,17 +16,13 @@ import { errorText, type RawIo, rawIo, ReadBuffer } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import type { StreamState } from "./handshake.ts";
 import type { LinkOwner } from "./link_owner.ts";
-import { RelayFilter } from "./relay.ts";
 import { Applied } from "./merge.ts";
 import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
-import { COPY_CHUNK, IncomingCopy, OutgoingCopy, Snapshot } from "./snapshot.ts";
-import { Frame, FrameParser, writeControl } from "./stream.ts";
+import { Sender } from "./sender.ts";
+import { IncomingCopy } from "./snapshot.ts";
+import { Frame, FrameParser } from "./stream.ts";
 
 const READ_BUFFER = 256 * 1024;
-
-function writeSkip(out: Writer, n: number): void {
-  writeControl(out, "SKIP", n);
-}
 
 /** Link phase, as shown in stats. */
 export type LinkPhase = "copying" | "up";
@@ -40,8 +37,6 @@ export class Link {
   readonly role: "connector" | "acceptor";
   /** Resolves with the reason once the link is closed. */
   readonly done: Promise<string>;
-  /** Our stream offset the peer has applied. */
-  acked = 0;
   /** True once closed. */
   closed = false;
   /** True while receiving a full copy from the peer (our data is partial). */
@@ -59,18 +54,13 @@ export class Link {
   #keys: LinkKeys | null;
   #sealer: Sealer | null;
   #parser = new FrameParser();
-  #control = new Writer(1024);
   #out = new Writer(1 << 20);
-  // Sending: next backlog offset to send (-1 before the first RESUME/COPY).
-  #cursor = -1;
-  /** The full copy this link sends (the replicator's outCopy while it is ours). */
-  #copy: OutgoingCopy | null = null;
+  /** What this link sends: our stream from where the peer stands, the control frames due. */
+  #sender: Sender;
   /** The full copy this link receives. */
   #inCopy: IncomingCopy | null = null;
   /** Our versions the peer had when the link began (an incoming copy's drop threshold). */
   #agreed = 0;
-  /** Latest MARK of an incoming copy to acknowledge (0: none due). */
-  #copyAckDue = 0;
   #lastTick = performance.now();
   #wake: (() => void) | null = null;
   // Receiving: the peer stream we apply and how far.
@@ -79,16 +69,9 @@ export class Link {
   #lastHeard = performance.now();
   #lastSent = performance.now();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #initialSent = false;
   #initialReceived = false;
-  #ackDue = false;
-  #pingDue = false;
   /** The stream frame just applied is news to pass on (groups). */
   #forwardDue = false;
-  /** Our HAVE frames are due (groups): what we hold of the others' streams moved. */
-  #haveDue: boolean;
-  /** Which passed-on changes the peer gets (groups). */
-  #relay: RelayFilter;
 
   /**
    * Wrap an authenticated connection (`keys`: the stream is sealed, null:
@@ -111,13 +94,17 @@ export class Link {
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.peerAddress = `${addr.hostname}:${addr.port}`;
     this.done = new Promise((r) => (this.#resolveDone = r));
-    this.#haveDue = repl.heard !== undefined;
-    this.#relay = new RelayFilter(repl.index, repl.timeoutMs, () => this.wake());
+    this.#sender = new Sender(repl, peerNode, () => this.wake());
+  }
+
+  /** Our stream offset the peer has applied. */
+  get acked(): number {
+    return this.#sender.acked;
   }
 
   /** Phase for stats. */
   get phase(): LinkPhase {
-    return this.#copy !== null || this.receivingCopy || !this.#initialReceived ||
+    return this.#sender.copying || this.receivingCopy || !this.#initialReceived ||
         this.#repl.sweeping
       ? "copying"
       : "up";
@@ -125,12 +112,12 @@ export class Link {
 
   /** True while this node is sending a full copy. */
   get sendingCopy(): boolean {
-    return this.#copy !== null;
+    return this.#sender.copying;
   }
 
   /** True once our stream flows to the peer (acks mean something). */
   get streaming(): boolean {
-    return this.#cursor >= 0 && !this.closed;
+    return this.#sender.streaming && !this.closed;
   }
 
   /**
@@ -139,38 +126,8 @@ export class Link {
    */
   start(peer: StreamState, rest: Uint8Array): void {
     const repl = this.#repl;
-    const backlog = repl.backlog;
     this.#agreed = repl.agreedWith(this.peerNode, peer.knownStream, peer.knownOffset);
-    const holds = peer.knownStream === repl.streamId && backlog.holds(peer.knownOffset);
-    const pending = repl.outCopy !== null && repl.outCopy.peerNode === this.peerNode
-      ? repl.outCopy
-      : null;
-    if (pending !== null && holds && peer.knownOffset >= pending.startOffset) {
-      // The peer is that copy's receiver and we still hold the stream since: go on with it.
-      pending.resume();
-      this.#copy = pending;
-      this.#cursor = peer.knownOffset;
-      this.acked = peer.knownOffset;
-      this.#writeCopyHeader(pending);
-      repl.stats.copyResumes++;
-      log.info(
-        `replication: marugoto copying (resuming after ${pending.snapshot.items} items, stream from offset ${peer.knownOffset})`,
-      );
-    } else if (pending === null && holds) {
-      this.#cursor = peer.knownOffset;
-      this.acked = peer.knownOffset;
-      writeControl(this.#control, "RESUME", repl.streamId, peer.knownOffset);
-      repl.stats.partialResyncs++;
-      log.debug(
-        `replication: partial resync to the peer from offset ${peer.knownOffset} (${
-          backlog.end - peer.knownOffset
-        } bytes)`,
-      );
-      this.#initialSent = true;
-      repl.confirm(peer.knownOffset); // the peer holds our stream up to there
-    } else {
-      this.#beginCopy(this.#agreed);
-    }
+    this.#sender.start(peer, this.#agreed);
     this.#timer = setInterval(() => this.#tick(), Math.max(10, Math.min(100, repl.timeoutMs / 10)));
     this.#readLoop(rest).catch((err) => this.close(`read error: ${errorText(err)}`));
     this.#writeLoop().catch((err) => this.close(`write error: ${errorText(err)}`));
@@ -187,9 +144,7 @@ export class Link {
 
   /** In a group: what this node holds of the other members' streams moved; HAVE follows. */
   haveMoved(): void {
-    if (this.#haveDue || this.#repl.heard === undefined) return;
-    this.#haveDue = true;
-    this.wake();
+    if (this.#repl.heard !== undefined && this.#sender.have()) this.wake();
   }
 
   /** Close the link (idempotent); `reason` is logged by the replicator. */
@@ -197,50 +152,12 @@ export class Link {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.#timer);
-    this.#relay.close();
+    this.#sender.close(); // the replicator keeps its copy for the next link
     try {
       this.#conn.close();
     } catch { /* closed */ }
-    this.#copy = null; // the replicator keeps it for the next link
     this.wake();
     this.#resolveDone(reason);
-  }
-
-  /** A new full copy (replacing any unfinished one); `agreed` goes with it. */
-  #beginCopy(agreed: number): void {
-    const repl = this.#repl;
-    this.#cursor = repl.backlog.end;
-    this.acked = this.#cursor;
-    const snap = new Snapshot(repl.store, repl.merger, repl.clock.processStartUnix);
-    const copy = new OutgoingCopy(
-      this.peerNode,
-      ++repl.copyIds,
-      this.#cursor,
-      agreed,
-      snap,
-      repl.knownStreams?.(),
-    );
-    repl.outCopy = copy;
-    this.#copy = copy;
-    this.#writeCopyHeader(copy);
-    repl.copyBegun();
-    const items = repl.store.stats.currItems;
-    if (items > 0) log.info(`replication: marugoto copying (sending ${items} items)`);
-  }
-
-  #writeCopyHeader(copy: OutgoingCopy): void {
-    const repl = this.#repl;
-    const items = repl.store.stats.currItems;
-    writeControl(
-      this.#control,
-      "COPY",
-      repl.streamId,
-      this.#cursor,
-      items,
-      repl.merger.epoch(),
-      copy.agreed,
-      copy.id,
-    );
   }
 
   #tick(): void {
@@ -257,69 +174,15 @@ export class Link {
       this.close(`timeout: nothing from the peer for ${Math.round(now - this.#lastHeard)} ms`);
       return;
     }
-    if (now - this.#lastSent >= timeout / 4 && !this.#pingDue) {
-      this.#pingDue = true;
-      this.wake();
-    }
+    if (now - this.#lastSent >= timeout / 4 && this.#sender.ping()) this.wake();
   }
 
   async #writeLoop(): Promise<void> {
-    const repl = this.#repl;
-    const backlog = repl.backlog;
+    const sender = this.#sender;
     const out = this.#out;
     while (!this.closed) {
       out.length = 0;
-      if (this.#cursor < backlog.start) {
-        // The backlog overran what the peer has: only a full copy can catch it up.
-        repl.stats.backlogOverflows++;
-        log.info("replication: backlog overflow, full copy follows");
-        this.#beginCopy(repl.agreedWith(this.peerNode, repl.streamId, this.acked));
-      }
-      if (this.#control.length > 0) {
-        out.bytes(this.#control.buf, 0, this.#control.length);
-        this.#control.length = 0;
-      }
-      // One ACK and one PING at most, with the latest values, however long the last write took.
-      if (this.#ackDue) {
-        writeControl(out, "ACK", this.#recvOffset);
-        this.#ackDue = false;
-      }
-      if (this.#pingDue) {
-        writeControl(out, "PING", repl.hlc.last);
-        this.#pingDue = false;
-      }
-      if (this.#copyAckDue > 0) {
-        writeControl(out, "CACK", this.#copyAckDue);
-        this.#copyAckDue = 0;
-      }
-      if (this.#haveDue) this.#relay.writeHave(out, repl.knownStreams!());
-      this.#haveDue = false;
-      const end = backlog.end;
-      if (end > this.#cursor) {
-        // A group: what the peer has of the changes we pass on goes as a SKIP (relay.ts).
-        this.#cursor = backlog.sendTo(out, this.#cursor, end, this.#relay, writeSkip);
-      }
-      const copy = this.#copy;
-      let copied = false;
-      // At most COPY_WINDOW chunks unacknowledged: heartbeats and the stream never queue
-      // behind more, and a dropped link loses little.
-      if (copy !== null && !copy.generated && copy.canSend && out.length < COPY_CHUNK) {
-        const before = out.length;
-        repl.lockStore();
-        let complete: boolean;
-        try {
-          complete = copy.snapshot.fill(out, COPY_CHUNK);
-        } finally {
-          repl.unlockStore();
-        }
-        if (complete) {
-          for (const k of copy.known) writeControl(out, "KNOWN", k.member, k.id, k.offset);
-          writeControl(out, "COPIED", copy.snapshot.items);
-          copy.generated = true;
-        } else writeControl(out, "MARK", copy.mark());
-        repl.stats.copyBytesSent += out.length - before;
-        copied = !complete;
-      }
+      const copied = sender.fill(out, this.#recvOffset);
       if (out.length === 0) {
         await new Promise<void>((resolve) => (this.#wake = resolve));
         continue;
@@ -451,7 +314,7 @@ export class Link {
         return true;
       case Frame.MARK:
         if (!this.receivingCopy) return this.#protocolError("MARK outside a copy");
-        this.#copyAckDue = p.nums[0];
+        this.#sender.copyMarked(p.nums[0]);
         this.wake();
         return true;
       case Frame.SKIP:
@@ -472,7 +335,7 @@ export class Link {
         ic.complete = true;
         if (first) stats.fullCopiesReceived++;
         log.debug(`replication: full copy received (${p.nums[0]} items)`);
-        writeControl(this.#control, "CDONE", ic.id);
+        this.#sender.copyReceived(ic.id);
         this.wake();
         this.#publish();
         this.#initialReceived = true;
@@ -486,29 +349,15 @@ export class Link {
         return true;
       }
       case Frame.COPY_ACK:
-        this.#copy?.acked(p.nums[0]);
+        this.#sender.copyAcked(p.nums[0]);
         this.wake();
         return true;
-      case Frame.COPY_DONE: {
-        const copy = this.#copy;
-        if (copy === null || copy.id !== p.nums[0] || !copy.generated) return true; // a replaced copy's
-        this.#copy = null;
-        if (repl.outCopy === copy) repl.outCopy = null;
-        repl.stats.fullCopiesSent++;
-        repl.stats.itemsCopiedSent += copy.snapshot.items;
-        log.debug(
-          `replication: full copy sent (${copy.snapshot.items} items, ${copy.snapshot.tombstones} tombstones)`,
-        );
-        this.#initialSent = true;
-        // The peer applied the copy: with the changes acknowledged, it holds our stream up to
-        // `acked` (sync writes waiting behind the copy are confirmed now).
-        repl.confirm(this.acked);
-        this.#maybeStarted();
+      case Frame.COPY_DONE:
+        if (this.#sender.copyDone(p.nums[0])) this.#maybeStarted();
         return true;
-      }
       case Frame.HAVE:
-        this.#relay.report(p.nums[0], p.text, p.nums[1], p.nums[2] === 1);
-        if (this.#cursor < repl.backlog.end) this.wake(); // a run held for it may be left out now
+        // A run held for the peer may be left out now.
+        if (this.#sender.peerHas(p.nums[0], p.text, p.nums[1], p.nums[2] === 1)) this.wake();
         return true;
       case Frame.RESUME: {
         const ic = repl.inCopy;
@@ -527,10 +376,7 @@ export class Link {
         return true;
       }
       case Frame.ACK:
-        if (p.nums[0] > this.acked) {
-          this.acked = Math.min(p.nums[0], repl.backlog.end);
-          repl.acked(this.acked, this.#copy !== null);
-        }
+        this.#sender.peerAcked(p.nums[0]);
         return true;
       case Frame.PING:
         if (!repl.hlc.observe(p.nums[0])) repl.rejectedVersion(p.nums[0], "its clock");
@@ -595,7 +441,7 @@ export class Link {
   #applied(): void {
     this.#publish();
     this.#repl.heard?.();
-    this.#ackDue = true;
+    this.#sender.ack();
     this.wake();
   }
 
@@ -607,7 +453,7 @@ export class Link {
   }
 
   #maybeStarted(): void {
-    if (this.#initialSent && this.#initialReceived) this.#repl.started(this);
+    if (this.#sender.initialSent && this.#initialReceived) this.#repl.started(this);
   }
 
   #protocolError(why: string): false {
