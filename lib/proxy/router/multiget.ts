@@ -26,9 +26,21 @@ const END = [69, 78, 68, 13, 10];
 /** `VALUE ` precedes the key of an item. */
 const VALUE_PREFIX = 6;
 
-/** A copy of `buf[start, end)`: carved when small (a view of a shared chunk, no allocation). */
-function copyRange(buf: Uint8Array, start: number, end: number): Uint8Array {
-  return carveCopy(buf, start, end);
+/** Bytes of the spare key lines ({@linkcode lineCopy}): a 1,000-key get's line is about 11 KB. */
+const LINE_BYTES = 32768;
+/** Key lines of finished multi-gets, reused by the next ones (bounded). */
+const spareLines: Uint8Array[] = [];
+const SPARE_LINES = 8;
+
+/**
+ * A copy of `buf[start, end)` at the start of a spare key line when it fits
+ * one (given back with the multi-get's table), else carved.
+ */
+function lineCopy(buf: Uint8Array, start: number, end: number): Uint8Array {
+  if (end - start > LINE_BYTES) return carveCopy(buf, start, end);
+  const line = spareLines.pop() ?? new Uint8Array(LINE_BYTES);
+  line.set(buf.subarray(start, end));
+  return line;
 }
 
 /**
@@ -175,7 +187,7 @@ export function getMany(
   // The keys outlive the request buffer as offsets into one copy of them.
   if (TRACE) mark("handle");
   const base = ts[first];
-  const line = copyRange(buf, base, te[req.ntokens - 1]);
+  const line = lineCopy(buf, base, te[req.ntokens - 1]);
   // The command word (and gat's exptime) start every per-server line.
   const headStart = ts[0], headEnd = touch ? te[1] : te[0];
   const keys = { buf, ts, te, first, base };
@@ -517,12 +529,19 @@ class MultiGet {
     this.#release();
   }
 
-  /** Done: the table and the arena go back to the spares. */
+  /**
+   * Done: the table, the arena and the key line (a whole multi-get's, see
+   * getMany; a part's is its stream's) go back to the spares.
+   */
   #release(): void {
     const arena = this.#arena;
     const keep = arena.length > 0 && arena.length <= ARENA_KEEP;
     if (keep && spareArenas.length < SPARE_ARENAS) spareArenas.push(arena);
     if (spareTables.length < SPARES) spareTables.push(this.#t);
+    const line = this.#line;
+    if (this.#stream === null && line.length === LINE_BYTES && spareLines.length < SPARE_LINES) {
+      spareLines.push(line);
+    }
   }
 
   /** The per-key path: hits as views, misses looked up in the backups (fallback.ts). */
