@@ -141,12 +141,16 @@ function startCLine(buf: Uint8Array, start: number, lineEnd: number, req: Reques
   req.reset(buf);
   req.lineStart = start;
   let s = start, i = start;
-  for (; i < lineEnd; i++) {
+  while (i < lineEnd) {
+    // A token's bytes are above the space (one test per byte); a control byte is one of them.
+    while (i < lineEnd && buf[i] > 32) i++;
+    if (i === lineEnd) break;
     const c = buf[i];
     if (c === 32) {
       if (i > s) req.pushToken(s, i);
-      s = i + 1;
+      s = ++i;
     } else if (c === 0) break;
+    else i++;
   }
   if (i > s) req.pushToken(s, i);
   req.lineEnd = i;

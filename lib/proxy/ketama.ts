@@ -215,7 +215,9 @@ const POSITION_LIMIT = 2 ** 32 - 1024;
  * overwritten one is not found: its position is more than the ring's size
  * behind); a set replaces its older way. A ring is never changed (a reload
  * or an ejection builds a new one, with an empty cache), so an entry stays
- * true.
+ * true. Keys kept together are kept one after the other: a multi-get that
+ * repeats an earlier one's keys (in the same order) finds each right after
+ * the one before, read in sequence, without hashing it or reading its set.
  */
 class PlacementCache {
   /** Per way: 1 + the heap position of its entry; 0 is empty. */
@@ -240,26 +242,47 @@ class PlacementCache {
   ): number {
     const ways = this.#ways, heap = this.#heap, head = this.#head;
     let found = 0;
+    // Where the entry after the last key found starts (-1: none). A multi-get that repeats
+    // keys of an earlier one in the same order finds each one there: no hash, no way read.
+    let next = -1;
     for (let i = 0; i < n; i++) {
       const s = starts[from + i], e = ends[from + i];
       const len = e - s;
       let owner = -1;
       if (len > 0 && len <= CACHE_KEY) {
-        const slot = 2 * setOf(buf, s, e);
-        for (let way = slot; way < slot + 2; way++) {
-          const ref = ways[way];
-          if (ref === 0 || head - (ref - 1) > HEAP_BYTES) continue;
-          const at = (ref - 1) & (HEAP_BYTES - 1);
-          if (heap[at] !== len) continue;
-          const base = at + ENTRY_HEAD - s;
-          let k = s;
-          while (k < e && heap[base + k] === buf[k]) k++;
-          if (k === e) {
-            owner = heap[at + 1] | (heap[at + 2] << 8);
-            break;
+        // An entry after a live one is live too (written later), if written at all (before the
+        // head; the skipped end of a lap is marked empty, see keep).
+        if (next >= 0 && next < head) {
+          const at = next & (HEAP_BYTES - 1);
+          if (heap[at] === len) {
+            const base = at + ENTRY_HEAD - s;
+            let k = s;
+            while (k < e && heap[base + k] === buf[k]) k++;
+            if (k === e) {
+              owner = heap[at + 1] | (heap[at + 2] << 8);
+              next += ENTRY_HEAD + len;
+            }
           }
         }
-      }
+        if (owner < 0) {
+          next = -1;
+          const slot = 2 * setOf(buf, s, e);
+          for (let way = slot; way < slot + 2; way++) {
+            const ref = ways[way];
+            if (ref === 0 || head - (ref - 1) > HEAP_BYTES) continue;
+            const at = (ref - 1) & (HEAP_BYTES - 1);
+            if (heap[at] !== len) continue;
+            const base = at + ENTRY_HEAD - s;
+            let k = s;
+            while (k < e && heap[base + k] === buf[k]) k++;
+            if (k === e) {
+              owner = heap[at + 1] | (heap[at + 2] << 8);
+              next = ref - 1 + ENTRY_HEAD + len;
+              break;
+            }
+          }
+        }
+      } else next = -1;
       out[i] = owner;
       if (owner >= 0) found++;
     }
@@ -274,7 +297,11 @@ class PlacementCache {
     let pos = this.#head;
     // An entry never wraps around the ring's end: the rest of the lap is skipped.
     const room = HEAP_BYTES - (pos & (HEAP_BYTES - 1));
-    if (room < size) pos += room;
+    if (room < size) {
+      // Not an entry (length 0): what follows the lap's last entry is never taken for one.
+      this.#heap[pos & (HEAP_BYTES - 1)] = 0;
+      pos += room;
+    }
     if (pos + size > POSITION_LIMIT) {
       // Positions would not fit the table: start over, empty (once per 4 GB of keys kept).
       this.#ways.fill(0);

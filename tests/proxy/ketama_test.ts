@@ -251,6 +251,98 @@ Deno.test("ketama's placement cache never finds an entry overwritten in its heap
   place([target]);
 });
 
+Deno.test("ketama's placement cache: multi-gets repeating earlier ones' keys in order (found entry after entry) stay where pick puts them, over many laps of its heap", () => {
+  const rand = seeded(21);
+  const enc = new TextEncoder();
+  const names = Array.from({ length: 4 }, (_, i) => ({ name: `10.4.0.${i}:11211`, weight: 1 }));
+  const ring = new Ketama(names);
+  const lists: string[][] = [];
+  for (let l = 0; l < 6; l++) {
+    lists.push(Array.from({ length: 1000 }, (_, i) => `list${l}:${i}:${"x".repeat(i % 40)}`));
+  }
+  let wrong = 0, checked = 0;
+  for (let round = 0; round < 300; round++) {
+    // A whole list, a run of one, a run with new keys mixed in, or one in another order.
+    const list = lists[Math.floor(rand() * lists.length)];
+    const from = Math.floor(rand() * 900), to = from + 1 + Math.floor(rand() * (1000 - from));
+    let keys = list.slice(from, to);
+    const kind = round % 4;
+    if (kind === 0) keys = list;
+    if (kind === 2) keys = keys.flatMap((k) => rand() < 0.1 ? [`new${round}:${k}`, k] : [k]);
+    if (kind === 3) keys = [...keys].reverse();
+    const buf = enc.encode(keys.join(" "));
+    const starts = new Int32Array(keys.length), ends = new Int32Array(keys.length);
+    let at = 0;
+    keys.forEach((k, i) => {
+      starts[i] = at;
+      ends[i] = at + k.length;
+      at = ends[i] + 1;
+    });
+    const out = new Int32Array(keys.length);
+    ring.pickMany(buf, starts, ends, 0, keys.length, out);
+    for (let i = 0; i < keys.length; i++) {
+      checked++;
+      if (out[i] !== ring.pick(buf, starts[i], ends[i])) wrong++;
+    }
+  }
+  equal(wrong, 0, `${wrong} of ${checked} placements differ from pick`);
+});
+
+Deno.test("ketama's placement cache never takes the skipped end of a lap of its heap for the entry after the lap's last one, even where the bytes there spell a key", () => {
+  const enc = new TextEncoder();
+  const names = Array.from({ length: 5 }, (_, i) => ({ name: `10.5.0.${i}:11211`, weight: 1 }));
+  const ring = new Ketama(names);
+  const place = (keys: string[]) => {
+    const buf = enc.encode(keys.join(" "));
+    const starts = new Int32Array(keys.length), ends = new Int32Array(keys.length);
+    let at = 0;
+    keys.forEach((k, i) => {
+      starts[i] = at;
+      ends[i] = at + k.length;
+      at = ends[i] + 1;
+    });
+    const out = new Int32Array(keys.length);
+    ring.pickMany(buf, starts, ends, 0, keys.length, out);
+    for (let i = 0; i < keys.length; i++) {
+      equal(out[i], ring.pick(buf, starts[i], ends[i]), `key ${keys[i]}`);
+    }
+  };
+  // Entries follow each other in a ring of HEAP_BYTES (length, server in two bytes, key); one
+  // that does not fit before the ring's end goes to its start, and the end is skipped.
+  const a = "A".repeat(20), b = "u".repeat(32) + "B"; // b's length (33) is "!"
+  const setA = setOf(enc.encode(a), 0, a.length);
+  let serial = 0;
+  const filler = (len: number) => {
+    for (;;) {
+      const k = (serial++).toString(36).padStart(len, "_");
+      if (setOf(enc.encode(k), 0, k.length) !== setA) return k;
+    }
+  };
+  /** Fillers taking exactly `bytes` of heap (entries of 7 to 51 bytes). */
+  const fill = (bytes: number) => {
+    const keys: string[] = [];
+    while (bytes > 0) {
+      const size = bytes > 58 ? 51 : bytes > 51 ? bytes - 7 : bytes;
+      keys.push(filler(size - 3));
+      bytes -= size;
+    }
+    place(keys);
+  };
+  // First lap: its last entry (51 bytes) holds, 40 bytes before the ring's end, b's entry
+  // spelled out with "ab" for its server (an index no ring has).
+  fill(HEAP_BYTES - 51);
+  const spelled = "xxxxxxxx" + "!ab" + b + "yyyy";
+  equal(spelled.length, 48);
+  place([spelled]);
+  // Second lap: a ends 40 bytes before the ring's end; the next entry (51 bytes) skips the rest.
+  fill(HEAP_BYTES - 40 - (3 + a.length));
+  place([a]);
+  place([filler(48)]);
+  // a, then b: a is found, and where the entry after a's would be, b's old spelling is still
+  // there; b is not kept, so md5 must place it.
+  place([a, b]);
+});
+
 Deno.test("ketama serverAt is the owner of the first point at or after the hash, wrapping", () => {
   const rand = seeded(8);
   for (const n of [1, 2, 5, 300]) {

@@ -26,9 +26,21 @@ const END = [69, 78, 68, 13, 10];
 /** `VALUE ` precedes the key of an item. */
 const VALUE_PREFIX = 6;
 
-/** A copy of `buf[start, end)`: carved when small (a view of a shared chunk, no allocation). */
-function copyRange(buf: Uint8Array, start: number, end: number): Uint8Array {
-  return carveCopy(buf, start, end);
+/** Bytes of the spare key lines ({@linkcode lineCopy}): a 1,000-key get's line is about 11 KB. */
+const LINE_BYTES = 32768;
+/** Key lines of finished multi-gets, reused by the next ones (bounded). */
+const spareLines: Uint8Array[] = [];
+const SPARE_LINES = 8;
+
+/**
+ * A copy of `buf[start, end)` at the start of a spare key line when it fits
+ * one (given back with the multi-get's table), else carved.
+ */
+function lineCopy(buf: Uint8Array, start: number, end: number): Uint8Array {
+  if (end - start > LINE_BYTES) return carveCopy(buf, start, end);
+  const line = spareLines.pop() ?? new Uint8Array(LINE_BYTES);
+  line.set(buf.subarray(start, end));
+  return line;
 }
 
 /**
@@ -66,15 +78,16 @@ const NO_ARENA = new Uint8Array(0);
 const SHORT_RUN = 16;
 
 /**
- * A per-key table of `n` entries, zero from `zeroFrom` on (a view of a
- * spare when one is large enough; what comes before is written before it is read).
+ * A table of at least `n` entries, zero from `zeroFrom` to `n` (a spare
+ * when one is large enough, not much larger; what comes before `zeroFrom`
+ * is written before it is read). The whole spare, not a view of it: a
+ * typed array costs far more to make than a view, a view more than none.
  */
 function takeTable(n: number, zeroFrom: number): Int32Array {
   const t = spareTables.pop();
   if (t === undefined || t.length < n || t.length > 4 * n) return new Int32Array(n);
-  const v = t.subarray(0, n);
-  v.fill(0, zeroFrom);
-  return v;
+  t.fill(0, zeroFrom, n);
+  return t;
 }
 
 /**
@@ -174,7 +187,7 @@ export function getMany(
   // The keys outlive the request buffer as offsets into one copy of them.
   if (TRACE) mark("handle");
   const base = ts[first];
-  const line = copyRange(buf, base, te[req.ntokens - 1]);
+  const line = lineCopy(buf, base, te[req.ntokens - 1]);
   // The command word (and gat's exptime) start every per-server line.
   const headStart = ts[0], headEnd = touch ? te[1] : te[0];
   const keys = { buf, ts, te, first, base };
@@ -214,81 +227,116 @@ export function fanOut(
   const nservers = servers.length;
   const backups = core.hasCopies;
   const { ts, te, first, base } = keys;
-  // Per key: where it is in the line, its server, its VALUE block (one allocation; only the
-  // blocks' ends, 0 for no hit, need zeros).
-  const perKey = takeTable(nkeys * 5, nkeys * 4);
-  const keyStart = perKey.subarray(0, nkeys);
-  const keyEnd = perKey.subarray(nkeys, 2 * nkeys);
-  /** Server index per key. */
-  const owner = perKey.subarray(2 * nkeys, 3 * nkeys);
-  /** Keys dirty on their primary (read from the backups), or null when none is. */
-  let dirty: Uint8Array | null = null;
-  const count = new Int32Array(nservers);
-  const size = new Int32Array(nservers);
-  core.primaryIndexes(keys.buf, ts, te, first, nkeys, owner);
+  // One table for the whole multi-get (see Col), then per server its key count, its request's
+  // key bytes and where its keys start in the order column. Only the blocks' ends (0: no
+  // hit), the failed flags and the per-server counts need zeros.
+  const perKey = takeTable(Col.COUNT * nkeys + 3 * nservers + 1, Col.BLOCK_END * nkeys);
+  const keyStart = Col.KEY_START * nkeys, keyEnd = Col.KEY_END * nkeys;
+  const owner = Col.OWNER * nkeys, failed = Col.FAILED * nkeys;
+  const count = Col.COUNT * nkeys, size = count + nservers, groupAt = size + nservers;
+  /** Some key is dirty on its primary (read from the backups; marked failed). */
+  let dirty = false;
+  core.primaryIndexes(keys.buf, ts, te, first, nkeys, perKey.subarray(owner, owner + nkeys));
   if (TRACE) mark("hashed");
   for (let i = 0; i < nkeys; i++) {
     const s = ts[first + i] - base, e = te[first + i] - base;
-    keyStart[i] = s;
-    keyEnd[i] = e;
-    const o = owner[i];
+    perKey[keyStart + i] = s;
+    perKey[keyEnd + i] = e;
+    const o = perKey[owner + i];
     const b = servers[o];
     if (backups && b.anyDirty && b.isDirty(line.subarray(s, e))) {
       // Not cleaned on the primary yet: read from the backups.
-      (dirty ??= new Uint8Array(nkeys))[i] = 1;
+      perKey[failed + i] = 1;
+      dirty = true;
     } else {
-      count[o]++;
-      size[o] += e - s + 1;
+      perKey[count + o]++;
+      perKey[size + o] += e - s + 1;
     }
   }
-  // Each server's keys, in the client's order, grouped by server (a counting sort).
-  const groupAt = new Int32Array(nservers + 1);
-  for (let o = 0; o < nservers; o++) groupAt[o + 1] = groupAt[o] + count[o];
-  const order = new Int32Array(groupAt[nservers]);
-  const fillAt = groupAt.slice(0, nservers);
+  // Each server's keys, in the client's order, grouped by server (a counting sort; the
+  // counts become each group's fill position).
+  const orderAt = Col.ORDER * nkeys;
+  perKey[groupAt] = orderAt;
+  for (let o = 0; o < nservers; o++) {
+    const at = perKey[groupAt + o];
+    perKey[groupAt + o + 1] = at + perKey[count + o];
+    perKey[count + o] = at;
+  }
   for (let i = 0; i < nkeys; i++) {
-    if (dirty === null || dirty[i] === 0) order[fillAt[owner[i]]++] = i;
+    if (perKey[failed + i] === 0) perKey[perKey[count + perKey[owner + i]]++] = i;
   }
 
-  const state = new MultiGet(core, op, exptime, line, perKey, dirty, ticket, stream, core.writeSeq);
+  const state = new MultiGet(
+    core,
+    op,
+    exptime,
+    line,
+    perKey,
+    nkeys,
+    dirty,
+    ticket,
+    stream,
+    core.writeSeq,
+  );
   // Keys dirty on their primary are looked up in the backups now, not once the primaries
   // answered: a write or delete of one pipelined after this get goes to the backups
   // directly, and must reach them behind this read (see RouterCore.copiedSince).
-  if (dirty !== null) state.lookUpDirty(dirty);
+  if (dirty) state.lookUpDirty();
   let groups = 0;
-  for (let o = 0; o < nservers; o++) if (count[o] > 0) groups++;
+  for (let o = 0; o < nservers; o++) if (perKey[groupAt + o + 1] > perKey[groupAt + o]) groups++;
   state.waiting = groups;
   const head = headEnd - headStart;
   for (let o = 0; o < nservers; o++) {
-    if (count[o] === 0) continue;
+    const from = perKey[groupAt + o], to = perKey[groupAt + o + 1];
+    if (from === to) continue;
     // Per server: the head, " key" for each of its keys, CRLF (the client copies it at once).
-    const n = head + size[o] + 2;
+    const n = head + perKey[size + o] + 2;
     const out = scratchFor(n);
     let w = put(out, 0, headBuf, headStart, headEnd);
-    for (let k = groupAt[o]; k < groupAt[o + 1]; k++) {
-      const i = order[k];
+    for (let k = from; k < to; k++) {
+      const i = perKey[k];
       out[w++] = 32;
-      w = put(out, w, line, keyStart[i], keyEnd[i]);
+      w = put(out, w, line, perKey[keyStart + i], perKey[keyEnd + i]);
     }
     out[w++] = 13;
     out[w] = 10;
-    const from = groupAt[o], to = groupAt[o + 1];
     core.callFrame(servers[o], op, [out.subarray(0, n)], (rbuf, start, length, parser) => {
       if (TRACE) mark("reply");
       if (parser.kind === ReplyKind.VALUES) {
-        state.matched(rbuf, start, length, parser.items, parser.count, order, from, to);
-      } else state.failedGroup(order, from, to);
+        state.matched(rbuf, start, length, parser.items, parser.count, from, to);
+      } else state.failedGroup(from, to);
       state.groupDone(sink);
     }, () => {
-      state.failedGroup(order, from, to);
+      state.failedGroup(from, to);
       state.groupDone(sink);
     });
   }
   if (TRACE) mark("built");
-  // Every request is built: they leave now, not after the rest of this read is parsed.
-  for (let o = 0; o < nservers; o++) if (count[o] > 0) servers[o].flush();
+  // Every request is built: they leave now, not after the rest of this read is parsed. (The
+  // table is still this multi-get's: only a reply, never a failure at once, gives it back.)
+  for (let o = 0; o < nservers; o++) {
+    if (perKey[groupAt + o + 1] > perKey[groupAt + o]) servers[o].flush();
+  }
   if (groups === 0) state.finish(sink);
 }
+
+/**
+ * The columns of a multi-get's per-key table, `n` entries each (key i of
+ * column c at `c * n + i`): where the key is in the line, its server, the
+ * keys grouped by server (the order they are asked in), its VALUE block in
+ * the arena (end 0: no hit), failed (its primary failed, or it is dirty
+ * there). The per-server counts follow the columns.
+ */
+const Col = {
+  KEY_START: 0,
+  KEY_END: 1,
+  OWNER: 2,
+  ORDER: 3,
+  BLOCK_START: 4,
+  BLOCK_END: 5,
+  FAILED: 6,
+  COUNT: 7,
+} as const;
 
 /** What a multi-get gathered so far: per key, where its VALUE block is, or why it has none. */
 class MultiGet {
@@ -296,9 +344,10 @@ class MultiGet {
   readonly #op: OpCode;
   readonly #exptime: number | null;
   readonly #line: Uint8Array;
-  readonly #keyStart: Int32Array;
-  readonly #keyEnd: Int32Array;
-  readonly #owner: Int32Array;
+  /** The per-key table (see {@linkcode Col}), given back to the spares when done. */
+  readonly #t: Int32Array;
+  /** Keys. */
+  readonly #n: number;
   readonly #servers: readonly Backend[];
   readonly #ticket: number;
   /** The long multi-get this is a part of (null: a whole one). */
@@ -309,11 +358,7 @@ class MultiGet {
    */
   #arena: Uint8Array = NO_ARENA;
   #used = 0;
-  /** Per key: its VALUE block's start and end in the arena; end 0 = no hit. */
-  readonly #blockStart: Int32Array;
-  readonly #blockEnd: Int32Array;
-  /** Per key: its primary failed (or it is dirty there). */
-  readonly #failed: Uint8Array;
+  /** Some key's primary failed (or it is dirty there). */
   #anyFailed: boolean;
   /** Bytes of the hits' VALUE blocks. */
   #bytes = 0;
@@ -330,8 +375,9 @@ class MultiGet {
     op: OpCode,
     exptime: number | null,
     line: Uint8Array,
-    perKey: Int32Array,
-    dirty: Uint8Array | null,
+    table: Int32Array,
+    n: number,
+    dirty: boolean,
     ticket: number,
     stream: PartSink | null,
     since: number,
@@ -342,43 +388,40 @@ class MultiGet {
     this.#op = op;
     this.#exptime = exptime;
     this.#line = line;
-    const n = perKey.length / 5;
-    this.#keyStart = perKey.subarray(0, n);
-    this.#keyEnd = perKey.subarray(n, 2 * n);
-    this.#owner = perKey.subarray(2 * n, 3 * n);
-    this.#blockStart = perKey.subarray(3 * n, 4 * n);
-    this.#blockEnd = perKey.subarray(4 * n);
+    this.#t = table;
+    this.#n = n;
     this.#servers = core.servers;
     this.#ticket = ticket;
-    this.#failed = dirty ?? new Uint8Array(n);
-    this.#anyFailed = dirty !== null;
+    this.#anyFailed = dirty;
   }
 
-  /** Look the keys marked in `dirty` (dirty on their primary) up in the backups at once. */
-  lookUpDirty(dirty: Uint8Array): void {
-    const early: (Promise<Uint8Array | null | undefined> | undefined)[] = new Array(dirty.length);
-    for (let i = 0; i < dirty.length; i++) {
-      if (dirty[i] === 0) continue;
-      const key = this.#line.subarray(this.#keyStart[i], this.#keyEnd[i]);
-      const primary = this.#servers[this.#owner[i]];
+  /** Look the keys marked failed so far (dirty on their primary) up in the backups at once. */
+  lookUpDirty(): void {
+    const t = this.#t, n = this.#n;
+    const ks = Col.KEY_START * n, ke = Col.KEY_END * n, owner = Col.OWNER * n;
+    const failed = Col.FAILED * n;
+    const early: (Promise<Uint8Array | null | undefined> | undefined)[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      if (t[failed + i] === 0) continue;
+      const key = this.#line.subarray(t[ks + i], t[ke + i]);
+      const primary = this.#servers[t[owner + i]];
       early[i] = lookUp(this.#core, this.#op, key, this.#exptime, primary, false, this.#since);
     }
     this.#early = early;
   }
 
   /**
-   * A server answered its keys `order[from, to)` with a get reply
-   * `rbuf[start, start + length)` of `n` items (offsets in `items`), copied
-   * into the arena. The reply lists hits in request order; each is paired
-   * with the next key asked that it equals.
+   * A server answered the keys at `from` to `to` of the order column with a
+   * get reply `rbuf[start, start + length)` of `count` items (offsets in
+   * `items`), copied into the arena. The reply lists hits in request order;
+   * each is paired with the next key asked that it equals.
    */
   matched(
     rbuf: Uint8Array,
     start: number,
     length: number,
     items: Float64Array,
-    n: number,
-    order: Int32Array,
+    count: number,
     from: number,
     to: number,
   ): void {
@@ -388,44 +431,48 @@ class MultiGet {
     frame.set(rbuf.subarray(start, start + length), base);
     this.#used = base + length;
     const shift = start - base;
-    const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
-    const bs = this.#blockStart, be = this.#blockEnd;
+    const line = this.#line, t = this.#t, n = this.#n;
+    const ks = Col.KEY_START * n, ke = Col.KEY_END * n;
+    const bs = Col.BLOCK_START * n, be = Col.BLOCK_END * n;
     // Every key asked a hit (the common case): memcached answers one VALUE per key, in order,
     // so item m is key m and only the lengths are checked.
-    const all = n === to - from;
-    let j = from;
-    for (let m = 0; m < n; m++) {
+    const all = count === to - from;
+    let j = from, bytes = 0, hits = 0;
+    for (let m = 0; m < count; m++) {
       const at = m * ITEM_STRIDE;
       const kS = items[at + Item.KEY_START] - shift, kE = items[at + Item.KEY_END] - shift;
       if (all) {
-        const i = order[j];
-        if (kE - kS !== ke[i] - ks[i]) break;
+        const i = t[j];
+        if (kE - kS !== t[ke + i] - t[ks + i]) break;
       } else {
-        while (j < to && !sameBytes(frame, kS, kE, line, ks[order[j]], ke[order[j]])) j++;
+        while (j < to && !sameBytes(frame, kS, kE, line, t[ks + t[j]], t[ke + t[j]])) j++;
       }
       if (j === to) break;
-      const i = order[j++];
+      const i = t[j++];
       const s = kS - VALUE_PREFIX, e = items[at + Item.DATA_END] - shift + 2;
-      bs[i] = s;
-      be[i] = e;
-      this.#bytes += e - s;
-      this.#hits++;
+      t[bs + i] = s;
+      t[be + i] = e;
+      bytes += e - s;
+      hits++;
     }
+    this.#bytes += bytes;
+    this.#hits += hits;
     const exptime = this.#exptime;
     if (exptime !== null && this.#core.hasCopies) {
       // gat's new expiry reaches the backups of every hit.
       for (let k = from; k < to; k++) {
-        const i = order[k];
-        if (be[i] === 0) continue;
-        const key = line.slice(ks[i], ke[i]);
+        const i = t[k];
+        if (t[be + i] === 0) continue;
+        const key = line.slice(t[ks + i], t[ke + i]);
         touchBackups(this.#core, key, key, false, exptime);
       }
     }
   }
 
-  /** The server of keys `order[from, to)` failed or answered an error. */
-  failedGroup(order: Int32Array, from: number, to: number): void {
-    for (let k = from; k < to; k++) this.#failed[order[k]] = 1;
+  /** The server of the keys at `from` to `to` of the order column failed or answered an error. */
+  failedGroup(from: number, to: number): void {
+    const t = this.#t, failed = Col.FAILED * this.#n;
+    for (let k = from; k < to; k++) t[failed + t[k]] = 1;
     this.#anyFailed = true;
   }
 
@@ -437,7 +484,7 @@ class MultiGet {
   /** Every group answered: the reply at once, or after the lookups in the backups. */
   finish(sink: ReplySink): void {
     const core = this.#core;
-    const n = this.#keyStart.length;
+    const n = this.#n;
     const lookups = this.#hits < n &&
       (this.#anyFailed || (core.missFallback && core.hasCopies));
     if (lookups) {
@@ -449,14 +496,14 @@ class MultiGet {
     const need = outStart + this.#bytes + END.length;
     if (need > this.#arena.length) this.#arena = grown(this.#arena, outStart, need);
     const arena = this.#arena;
-    const bs = this.#blockStart, be = this.#blockEnd;
+    const t = this.#t, bs = Col.BLOCK_START * n, be = Col.BLOCK_END * n;
     // Blocks that follow each other in one server's reply go out as one run (one copy); a
     // server's frame ends with END, so a run never spans two frames.
     let w = outStart, runStart = -1, runEnd = -1;
     for (let i = 0; i < n; i++) {
-      const e = be[i];
+      const e = t[be + i];
       if (e === 0) continue;
-      const b = bs[i];
+      const b = t[bs + i];
       if (b === runEnd) {
         runEnd = e;
         continue;
@@ -470,7 +517,9 @@ class MultiGet {
     const stream = this.#stream;
     if (stream !== null) {
       let largest = 0;
-      for (let i = 0; i < n; i++) if (be[i] !== 0) largest = Math.max(largest, be[i] - bs[i]);
+      for (let i = 0; i < n; i++) {
+        if (t[be + i] !== 0) largest = Math.max(largest, t[be + i] - t[bs + i]);
+      }
       stream.part(arena.subarray(outStart, w), this.#hits, largest, false);
     } else {
       for (let k = 0; k < END.length; k++) arena[w++] = END[k];
@@ -480,33 +529,41 @@ class MultiGet {
     this.#release();
   }
 
-  /** Done: the table and the arena go back to the spares. */
+  /**
+   * Done: the table, the arena and the key line (a whole multi-get's, see
+   * getMany; a part's is its stream's) go back to the spares.
+   */
   #release(): void {
     const arena = this.#arena;
     const keep = arena.length > 0 && arena.length <= ARENA_KEEP;
     if (keep && spareArenas.length < SPARE_ARENAS) spareArenas.push(arena);
-    if (spareTables.length < SPARES) spareTables.push(new Int32Array(this.#keyStart.buffer));
+    if (spareTables.length < SPARES) spareTables.push(this.#t);
+    const line = this.#line;
+    if (this.#stream === null && line.length === LINE_BYTES && spareLines.length < SPARE_LINES) {
+      spareLines.push(line);
+    }
   }
 
   /** The per-key path: hits as views, misses looked up in the backups (fallback.ts). */
   #fallback(sink: ReplySink): void {
     const core = this.#core;
-    const n = this.#keyStart.length;
-    const owner = this.#owner, servers = this.#servers;
-    const bs = this.#blockStart, be = this.#blockEnd;
+    const n = this.#n;
+    const servers = this.#servers;
+    const t = this.#t;
+    const ks = Col.KEY_START * n, ke = Col.KEY_END * n, owner = Col.OWNER * n;
+    const bs = Col.BLOCK_START * n, be = Col.BLOCK_END * n, fail = Col.FAILED * n;
     const keys: Uint8Array[] = new Array(n);
     const owners: Backend[] = new Array(n);
     const items: (Uint8Array | null)[] = new Array(n);
     const failed: boolean[] = new Array(n);
     // The hits stay views of the arena (it is not reused: the lookups outlive this call).
     const arena = this.#arena;
-    const line = this.#line, ks = this.#keyStart, ke = this.#keyEnd;
+    const line = this.#line;
     for (let i = 0; i < n; i++) {
-      keys[i] = line.subarray(ks[i], ke[i]);
-      const o = owner[i];
-      failed[i] = this.#failed[i] === 1;
-      owners[i] = servers[o];
-      items[i] = be[i] === 0 ? null : arena.subarray(bs[i], be[i]);
+      keys[i] = line.subarray(t[ks + i], t[ke + i]);
+      failed[i] = t[fail + i] === 1;
+      owners[i] = servers[t[owner + i]];
+      items[i] = t[be + i] === 0 ? null : arena.subarray(t[bs + i], t[be + i]);
     }
     const stream = this.#stream;
     if (stream !== null) {
