@@ -15,7 +15,7 @@
 import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
 import { base64Encode, base64Length, decodeAscii, isErrorKind, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
-import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
+import { type DirtyEntry, DirtyKeys, KeyCounts } from "./dirty.ts";
 
 /** Health and connection settings shared by every backend. */
 export interface BackendOptions {
@@ -132,7 +132,7 @@ export class Backend {
   /** Keys written to a stand-in while this server could not be written. */
   readonly #dirty = new DirtyKeys(MAX_DIRTY_KEYS);
   /** Keys a cleaning deleted whose item is not put back yet, with how many such deletes. */
-  readonly #restoring = new Map<string, number>();
+  readonly #restoring = new KeyCounts();
   /** A background cleaning (while up) is running. */
   #cleaning = false;
   #cleanTimer: ReturnType<typeof setTimeout> | undefined;
@@ -188,10 +188,9 @@ export class Backend {
   }
 
   /**
-   * True while a cleaning delete of `key` is still to come here (changed
-   * elsewhere since the last one was answered, or held): an earlier
-   * cleaning's put-back must not be sent then, as it could land after that
-   * delete, and the later put-back (an add) would find its item there.
+   * True while a cleaning delete of `key` is still to come here: an earlier
+   * cleaning's put-back could land after it, and the later one (an add)
+   * would find its item there.
    */
   marked(key: Uint8Array): boolean {
     return !this.#dirty.clean && this.#dirty.has(key);
@@ -487,7 +486,7 @@ export class Backend {
         putBack = send;
         if (!deleted) return;
         this.#afterPutBack(e.key, key, send(client)); // the copy answered after the delete: sent now
-        this.#restored(e.key);
+        this.#restoring.remove(e.key);
       });
       client.requestFrame(Op.MD, [metaLine(MD_WORD, key)], (_buf, _start, _length, parser) => {
         if (!isErrorKind(parser.kind)) {
@@ -495,7 +494,7 @@ export class Backend {
           // Settled first: a key still dirty gets its put-back from the next delete's (marked).
           dirty.settle(e, sentAt, Date.now(), this.#fenced);
           if (putBack !== undefined) this.#afterPutBack(e.key, key, putBack(client));
-          else if (this.restore !== undefined) this.#restoringOne(e.key);
+          else if (this.restore !== undefined) this.#restoring.add(e.key);
         }
         done();
       }, (err) => {
@@ -507,41 +506,27 @@ export class Backend {
     if (failed !== undefined) throw failed;
   }
 
-  #restoringOne(key: string): void {
-    this.#restoring.set(key, (this.#restoring.get(key) ?? 0) + 1);
-  }
-
-  #restored(key: string): void {
-    const n = this.#restoring.get(key) ?? 1;
-    if (n > 1) this.#restoring.set(key, n - 1);
-    else this.#restoring.delete(key);
-  }
-
   /** Keep `key` restoring until the put-back `done` is decided, and after (see #putBackLater). */
   #afterPutBack(key: string, raw: Uint8Array, done: boolean | Promise<boolean>): void {
     if (done === true) return;
     if (done === false) return this.#putBackLater(key, raw);
-    this.#restoringOne(key);
+    this.#restoring.add(key);
     done.then((sent) => {
       if (!sent) this.#putBackLater(key, raw);
-      this.#restored(key);
+      this.#restoring.remove(key);
     });
   }
 
   /**
-   * The put-back of `key` could not be decided (a copy that may hold it
-   * failed or is down, or a write of it came since its item was read): the
-   * key stays restoring (writes of it go to the copies, an add is checked
-   * there, and this server does not stand in for it), then is cleaned again.
-   * Forgotten, the key was a miss here while only the copies held it: an add
-   * was stored over their item once they were out of reach too.
+   * The put-back of `key` could not be decided (router's restoreFrom): the
+   * key stays restoring (see {@linkcode isDirty}), then is cleaned again.
    */
   #putBackLater(key: string, raw: Uint8Array): void {
-    this.#restoringOne(key);
+    this.#restoring.add(key);
     setTimeout(() => {
       // Dirty from now on, so no gap: the dirty key is routed as the restoring one was.
       if (!this.#closed) this.markDirty(raw);
-      this.#restored(key);
+      this.#restoring.remove(key);
     }, Math.max(this.#options.retryMs, PUT_BACK_RETRY_MS));
   }
 
