@@ -172,3 +172,30 @@ export class DirtyKeys {
     }
   }
 }
+
+/** A multiset of keys: each is in it until removed as often as it was added. */
+export class KeyCounts {
+  readonly #counts = new Map<string, number>();
+
+  /** Keys in it. */
+  get size(): number {
+    return this.#counts.size;
+  }
+
+  /** True while `key` is in it. */
+  has(key: string): boolean {
+    return this.#counts.has(key);
+  }
+
+  /** Add `key` once more. */
+  add(key: string): void {
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+  }
+
+  /** Remove `key` once. */
+  remove(key: string): void {
+    const n = this.#counts.get(key) ?? 1;
+    if (n > 1) this.#counts.set(key, n - 1);
+    else this.#counts.delete(key);
+  }
+}

@@ -15,7 +15,7 @@
 import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
 import { base64Encode, base64Length, decodeAscii, isErrorKind, Op } from "../protocol/mod.ts";
 import { log } from "../log.ts";
-import { type DirtyEntry, DirtyKeys } from "./dirty.ts";
+import { type DirtyEntry, DirtyKeys, KeyCounts } from "./dirty.ts";
 
 /** Health and connection settings shared by every backend. */
 export interface BackendOptions {
@@ -42,6 +42,18 @@ const MAX_DIRTY_KEYS = 65536;
 const RETURN_PASSES = 8;
 /** Keys deleted per cleaning pass while up (bounded pipeline). */
 const PASS_KEYS = 8192;
+/**
+ * What a cleaning does once its delete of a key is answered: sends the
+ * item's put-back on `client` (or finds nothing to put back) and returns
+ * true, or returns false when that cannot be decided now, the key to be
+ * cleaned again later (see {@linkcode Backend.restore}); a promise of that
+ * while it reads again (the key restoring meanwhile). Never rejects.
+ */
+export type PutBack = (client: Client) => boolean | Promise<boolean>;
+
+/** At least this long before an undecided put-back's key is cleaned again. */
+const PUT_BACK_RETRY_MS = 500;
+
 /** Keys deleted (and their items put back, see {@linkcode Backend.restore}) at once. */
 const CLEAN_BATCH = 500;
 
@@ -104,11 +116,10 @@ export class Backend {
   /**
    * A cleaning puts the key's item back from the key's other holders (the
    * router's restoreFrom): called as the delete of `key` is sent, it
-   * resolves with a function sending the add on the cleaning's connection
-   * (called once the delete was answered, just before the key is
-   * forgotten), or null when there is nothing to put back. Never rejects.
+   * resolves with the {@linkcode PutBack} to call once the delete was
+   * answered, just before the key is forgotten. Never rejects.
    */
-  restore: ((key: Uint8Array) => Promise<((client: Client) => void) | null>) | undefined;
+  restore: ((key: Uint8Array) => Promise<PutBack>) | undefined;
   readonly #options: BackendOptions;
   // One pipelined connection: requests from every client batch into one
   // write, and requests for a key keep their order (more connections
@@ -121,7 +132,7 @@ export class Backend {
   /** Keys written to a stand-in while this server could not be written. */
   readonly #dirty = new DirtyKeys(MAX_DIRTY_KEYS);
   /** Keys a cleaning deleted whose item is not put back yet, with how many such deletes. */
-  readonly #restoring = new Map<string, number>();
+  readonly #restoring = new KeyCounts();
   /** A background cleaning (while up) is running. */
   #cleaning = false;
   #cleanTimer: ReturnType<typeof setTimeout> | undefined;
@@ -176,24 +187,32 @@ export class Backend {
     return this.#dirty.overflows;
   }
 
-  /** True while some key may be stale here ({@linkcode isDirty} can say true). */
-  get anyDirty(): boolean {
-    return !this.#dirty.clean;
-  }
-
-  /** True when `key` may be stale here: changed elsewhere and not cleaned yet. */
-  isDirty(key: Uint8Array): boolean {
+  /**
+   * True while a cleaning delete of `key` is still to come here: an earlier
+   * cleaning's put-back could land after it, and the later one (an add)
+   * would find its item there.
+   */
+  marked(key: Uint8Array): boolean {
     return !this.#dirty.clean && this.#dirty.has(key);
   }
 
+  /** False when {@linkcode isDirty} says false for every key (a fast check first). */
+  get anyDirty(): boolean {
+    return !this.#dirty.clean || this.#restoring.size > 0;
+  }
+
   /**
-   * True while a cleaning deleted `key` here and the item to put back (read
-   * from another copy) is not sent yet: the server lacks the key meanwhile,
-   * so it must not stand in for another copy (a write failed over there, or
-   * an add checked there, would be decided by that absence).
+   * True when `key` may be stale here: changed elsewhere and not cleaned
+   * yet, or cleaned and its item (read from another copy) not put back yet.
+   * Such a key is read, written and deleted on the copies: the server lacks
+   * it meanwhile, so it must not stand in for another copy either (a write
+   * failed over there, or an add checked there, would be decided by that
+   * absence), and a delete sent here would reach the copies only after a
+   * write sent to them directly.
    */
-  restoring(key: Uint8Array): boolean {
-    return this.#restoring.size > 0 && this.#restoring.has(decodeAscii(key, 0, key.length));
+  isDirty(key: Uint8Array): boolean {
+    return this.marked(key) ||
+      (this.#restoring.size > 0 && this.#restoring.has(decodeAscii(key, 0, key.length)));
   }
 
   /**
@@ -461,24 +480,21 @@ export class Backend {
         continue;
       }
       // Read at once: the key is not kept dirty longer than its delete takes.
-      let putBack: ((client: Client) => void) | null | undefined;
+      let putBack: PutBack | undefined;
       let deleted = false;
       this.restore?.(key).then((send) => {
         putBack = send;
         if (!deleted) return;
-        send?.(client); // the copy answered after the delete: sent now
-        const n = this.#restoring.get(e.key) ?? 1;
-        if (n > 1) this.#restoring.set(e.key, n - 1);
-        else this.#restoring.delete(e.key);
+        this.#afterPutBack(e.key, key, send(client)); // the copy answered after the delete: sent now
+        this.#restoring.remove(e.key);
       });
       client.requestFrame(Op.MD, [metaLine(MD_WORD, key)], (_buf, _start, _length, parser) => {
         if (!isErrorKind(parser.kind)) {
           deleted = true;
-          if (putBack !== undefined) putBack?.(client);
-          else if (this.restore !== undefined) {
-            this.#restoring.set(e.key, (this.#restoring.get(e.key) ?? 0) + 1);
-          }
+          // Settled first: a key still dirty gets its put-back from the next delete's (marked).
           dirty.settle(e, sentAt, Date.now(), this.#fenced);
+          if (putBack !== undefined) this.#afterPutBack(e.key, key, putBack(client));
+          else if (this.restore !== undefined) this.#restoring.add(e.key);
         }
         done();
       }, (err) => {
@@ -488,6 +504,30 @@ export class Backend {
     }
     await promise; // entries is never empty
     if (failed !== undefined) throw failed;
+  }
+
+  /** Keep `key` restoring until the put-back `done` is decided, and after (see #putBackLater). */
+  #afterPutBack(key: string, raw: Uint8Array, done: boolean | Promise<boolean>): void {
+    if (done === true) return;
+    if (done === false) return this.#putBackLater(key, raw);
+    this.#restoring.add(key);
+    done.then((sent) => {
+      if (!sent) this.#putBackLater(key, raw);
+      this.#restoring.remove(key);
+    });
+  }
+
+  /**
+   * The put-back of `key` could not be decided (router's restoreFrom): the
+   * key stays restoring (see {@linkcode isDirty}), then is cleaned again.
+   */
+  #putBackLater(key: string, raw: Uint8Array): void {
+    this.#restoring.add(key);
+    setTimeout(() => {
+      // Dirty from now on, so no gap: the dirty key is routed as the restoring one was.
+      if (!this.#closed) this.markDirty(raw);
+      this.#restoring.remove(key);
+    }, Math.max(this.#options.retryMs, PUT_BACK_RETRY_MS));
   }
 
   /** Clean dirty keys while up, on the pooled connection (in order with the router's requests). */

@@ -46,6 +46,8 @@ Deno.test({
           const key = `k_${name.replaceAll(" ", "_")}_${where}`;
           equal(await setValue(c, key, "old"), "STORED\r\n");
           equal(await setValue(d, key, "old"), "STORED\r\n");
+          // The backup's copy is sent once the primary answered: in before it is deleted there.
+          await eventually(() => directGet(backup.port, key), "old", `${name}: the copy`);
           equal(await lostOn.request(`delete ${key}`), "DELETED\r\n");
           const want = await d.request(add(key), end);
           equal(await c.request(add(key), end), want, `${name}, lost on the ${where}`);

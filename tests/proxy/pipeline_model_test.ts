@@ -15,12 +15,10 @@
  * earlier value may come back, a later one still may not).
  *
  * Runs with MEMREP_SEEDS set: a count of random seeds (up to 1000), a
- * seed, or a list ("1,2,3"); seeds in the test names. It still finds open
- * defects on some seeds, now and then (README, Limits: an add stored or a
- * key lost after a double fault, a primary's timeouts while the only backup
- * holding the key's latest write is paused or hung; rarely an append
- * answered NOT_STORED in calm just after a fault, seeds 55 and 335403045),
- * so it is not in the default run yet. Also:
+ * seed, or a list ("1,2,3"); seeds in the test names. It may still find
+ * open defects on some seeds, now and then (README, Limits: a key lost when
+ * both its holders are dirty for it; seldom a cas stored with an old
+ * token), so it is not in the default run yet. Also:
  * MEMREP_MODEL_FAULTS (a RegExp of fault names), MEMREP_MODEL_PROTO
  * (text|binary), MEMREP_MODEL_DIRECT (clients on a memcached itself, no
  * faults wanted: checks the model), MEMREP_MODEL_LOG (file prefix: the

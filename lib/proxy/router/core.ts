@@ -379,7 +379,7 @@ export class RouterCore {
   upBackup(copies: readonly Backend[], from = 0, key?: Uint8Array): number {
     for (let i = from; i < copies.length; i++) {
       const b = copies[i];
-      if (b.up && (key === undefined || (!b.isDirty(key) && !b.restoring(key)))) return i;
+      if (b.up && (key === undefined || !b.isDirty(key))) return i;
     }
     return -1;
   }

@@ -69,6 +69,8 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   // delete (RouterCore.deleting).
   const slot = op === Op.TOUCH ? -1 : keySlot(key);
   let underway = slot >= 0;
+  /** The primary was not asked (down, or the key dirty there). */
+  let skipped = false;
   const answered = () => {
     if (underway) core.deleting[slot]--;
     underway = false;
@@ -96,8 +98,9 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     core.backupWriteFailed(b, decodeAscii(r.bytes, 0, Math.min(r.bytes.length, 200)).trim());
     return { r: null, b };
   };
-  const copyLost = (b: Backend, e: unknown): Copied => {
-    b.lost(key);
+  // `keep`: it went nowhere else either, so the copy keeps its item (writes.ts writeTo).
+  const copyLost = (b: Backend, e: unknown, keep = false): Copied => {
+    b.lost(key, keep);
     core.backupWriteFailed(b, errorText(e));
     return { r: null, b };
   };
@@ -127,14 +130,24 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
   const failedOver = (): Promise<Copied[]> => {
     const copies = core.copiesOf(key, 0, key.length);
     const first = core.upBackup(copies, 0, key);
-    if (first < 0) return Promise.all(toBackups());
+    if (first < 0) {
+      // A primary skipped and no clean copy up: it goes nowhere and changes nothing, so no
+      // server is marked (a copy that is down may hold the key's only item: its cleaning would
+      // delete it). One sent to the primary may still land there: the copies miss it.
+      if (!skipped) return Promise.all(toBackups());
+      answered();
+      return Promise.resolve([]);
+    }
+    if (skipped) primary.markDirty(key);
     const b = copies[first];
     if (slot >= 0) core.deletes[slot]++;
     return new Promise((resolve) => {
       const rest = (head: Copied) => {
         Promise.all(toBackups(first)).then((got) => resolve([head, ...got]));
       };
-      core.call(b, op, copyParts, (r) => rest(copied(b, r)), (e) => rest(copyLost(b, e)));
+      core.call(b, op, copyParts, (r) => rest(copied(b, r)), (e) => {
+        rest(copyLost(b, e, core.upBackup(copies, first + 1, key) < 0));
+      });
     });
   };
   const answer = (bytes: Uint8Array) => {
@@ -178,7 +191,7 @@ export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: Re
     fromBackups(r).then(answer, () => core.noBackend(sink, ticket));
   };
   if (!primary.up || primary.isDirty(key)) {
-    primary.markDirty(key);
+    skipped = true; // marked dirty there once a copy takes it (failedOver)
     done(null);
     return;
   }

@@ -143,7 +143,7 @@ export class Refiller {
       b.refill = "interrupted";
       return;
     }
-    if (!partial && b.anyDirty) {
+    if (!partial && b.dirtyKeys !== 0) {
       // Its dirty keys were skipped (it may hold them stale): its cleaning ends with a request
       // for another run (backupReturned), which copies them. Not done until then.
       log.info(

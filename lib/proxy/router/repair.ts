@@ -15,7 +15,7 @@ import {
   Op,
 } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
-import type { Backend } from "../pool.ts";
+import type { Backend, PutBack } from "../pool.ts";
 import {
   BINARY_FLAG,
   CRLF,
@@ -103,47 +103,136 @@ function addParts(
  * write: writes.ts repairThenRetry); a copy (whose refill skips a key its
  * primary lacks) would answer a miss as the first clean copy, and an add
  * checked there would be stored (writes.ts checkAdd). Resolves with the
- * function that sends the add on the cleaning's connection, just before
- * the key is forgotten (so every later request there comes after it), or
- * null when none holds the key.
+ * {@linkcode PutBack} that sends the add on the cleaning's connection,
+ * just before the key is forgotten (so every later request there comes
+ * after it). Undecided (false: the pool cleans the key again later) when
+ * no copy held the key and one could not be read (it failed, or, unless
+ * another answered a miss, it is down or, for a primary, dirty for the key):
+ * the server would answer that miss while only that copy holds the key, and
+ * an add of it would be stored. A copy does not wait for a dirty primary or
+ * copy (two servers restoring a key would wait on each other).
  */
 export async function restoreFrom(
   core: RouterCore,
   server: Backend,
   key: Uint8Array,
-): Promise<((client: Client) => void) | null> {
+): Promise<PutBack> {
   const guard = core.guard(key);
   const since = core.writeSeq;
   const binary = !isTextKey(key);
   const token = binary ? base64Key(key) : key;
   const sources = [core.primaryOf(key, 0, key.length), ...core.copiesOf(key, 0, key.length)];
-  let item: Reply | undefined;
+  // A primary waits for its copies, not a copy for the others (two would wait on each other).
+  const waits = core.servers.includes(server);
+  let item: Reply | undefined, failed = false, unread = false, missed = false;
   for (const b of sources) {
-    if (b === server || !b.up || b.isDirty(key) || b.restoring(key)) continue;
+    if (b === server) continue;
+    if (!b.up || b.isDirty(key)) {
+      unread ||= waits || !b.up;
+      continue;
+    }
     const r = await core.ask(b, Op.MG, fetchLine(token, binary)).catch(() => null);
     if (r !== null && r.kind === ReplyKind.VA) {
       item = r;
       break;
     }
+    if (r !== null && r.kind === ReplyKind.EN) missed = true;
+    else failed = true;
   }
-  if (item === undefined) return null;
+  const undecided = item === undefined && (failed || (unread && !missed));
+  return (client: Client) => {
+    // A write since the item was read: it may predate it (a write that skipped the primary
+    // while the key was dirty there does not keep it dirty).
+    if (core.writtenSince(key, since)) return reread(core, server, key, client);
+    if (undecided) return false;
+    // A flush_all or a delete since: it must not come back.
+    if (item !== undefined && core.guardHolds(guard)) {
+      putBack(core, server, key, client, item, since);
+    }
+    return true;
+  };
+}
+
+/** Rounds of {@linkcode reread}, and the pause between two. */
+const REREADS = 4, REREAD_MS = 20;
+
+/**
+ * A write of `key` came while its item was read for the put-back: every
+ * copy clean for it is read again, and the item goes back only when all
+ * answer the same and no write was sent meanwhile. One copy alone is not
+ * enough: a write failed over to the first clean copy reaches the others
+ * only once it answered, so another one read first returns the old item
+ * (the pipeline model test read such stale values back). Several rounds,
+ * as those copies are on their way; false (undecided) when a copy failed
+ * or they still differ, true when nothing is to be put back (none holds
+ * the key, or writes kept coming: the next one lands on the server).
+ */
+async function reread(
+  core: RouterCore,
+  server: Backend,
+  key: Uint8Array,
+  client: Client,
+): Promise<boolean> {
+  const binary = !isTextKey(key);
+  const token = binary ? base64Key(key) : key;
+  let written = false;
+  for (let round = 0; round < REREADS; round++) {
+    if (round > 0) await new Promise((r) => setTimeout(r, REREAD_MS));
+    const guard = core.guard(key);
+    const since = core.writeSeq;
+    const sources = [core.primaryOf(key, 0, key.length), ...core.copiesOf(key, 0, key.length)]
+      .filter((b) => b !== server && b.up && !b.isDirty(key));
+    if (sources.length === 0) return false;
+    const got = await Promise.all(
+      sources.map((b) => core.ask(b, Op.MG, fetchLine(token, binary)).catch(() => null)),
+    );
+    if (got.some((r) => r === null || (r.kind !== ReplyKind.VA && r.kind !== ReplyKind.EN))) {
+      return false;
+    }
+    const item = got[0] as Reply;
+    written = core.writtenSince(key, since);
+    if (written || !got.every((r) => sameItem(r as Reply, item))) continue;
+    if (item.kind === ReplyKind.VA && core.guardHolds(guard)) {
+      putBack(core, server, key, client, item, since);
+    }
+    return true;
+  }
+  return written;
+}
+
+/** True when `a` and `b` are both misses, or hits with the same flags and value. */
+function sameItem(a: Reply, b: Reply): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind !== ReplyKind.VA) return true;
+  const x = a.value as Uint8Array, y = b.value as Uint8Array;
+  if (a.flags !== b.flags || x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** Send `item`, read at write count `since`, to `server` as an add on the cleaning's `client`. */
+function putBack(
+  core: RouterCore,
+  server: Backend,
+  key: Uint8Array,
+  client: Client,
+  item: Reply,
+  since: number,
+): void {
+  if (server.marked(key)) return; // a later cleaning delete puts its own item back
+  const binary = !isTextKey(key);
   const parts = addParts(
-    token,
+    binary ? base64Key(key) : key,
     binary,
     item.value as Uint8Array,
     item.flags,
     ttlToExptime(item.ttl),
   );
-  return (client: Client) => {
-    // A flush_all, a delete or a write since the item was read: it must not come back (a
-    // write that skipped the primary while the key was dirty there does not keep it dirty).
-    if (!core.guardHolds(guard) || core.writtenSince(key, since)) return;
-    // Onto a copy, it is a copy of every write sent so far (see copiedSince).
-    if (!core.servers.includes(server)) core.copied(key, since);
-    client.requestFrame(Op.MS, parts, (_buf, _start, _length, parser) => {
-      if (parser.kind === ReplyKind.HD) core.stats.repairs++;
-    }, () => server.lost(key)); // it may still land late, as a repair's (above)
-  };
+  // Onto a copy, it is a copy of every write sent so far (see copiedSince).
+  if (!core.servers.includes(server)) core.copied(key, since);
+  client.requestFrame(Op.MS, parts, (_buf, _start, _length, parser) => {
+    if (parser.kind === ReplyKind.HD) core.stats.repairs++;
+  }, () => server.lost(key)); // it may still land late, as a repair's (above)
 }
 
 /** The key a (meta, maybe base64) key token names. */

@@ -187,7 +187,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
   ctx.since = core.writeSeq;
   // A key not cleaned on the primary yet, or cleaned and its item not put back there yet (an
   // append would miss), is written where its truth is: the backup.
-  if (!primary.up || primary.isDirty(ctx.key) || primary.restoring(ctx.key)) {
+  if (!primary.up || primary.isDirty(ctx.key)) {
     writeToBackup(core, ctx, 0, false);
     return;
   }
@@ -286,8 +286,10 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: bool
 function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number): void {
   if (index >= 0) core.copied(ctx.key, ctx.since);
   const failed = () => {
-    // A copy that took the write and failed may apply it late, too.
-    if (index >= 0) target.lost(ctx.key);
+    // A copy that took the write and failed may apply it late, too. When no later copy takes it
+    // either, it changed nothing elsewhere: the copy keeps its item (it may be the key's only
+    // one: the primary was skipped or lost it too), as a primary does (writeToBackup).
+    if (index >= 0) target.lost(ctx.key, core.upBackup(ctx.copies, index + 1, ctx.key) < 0);
     writeToBackup(core, ctx, index + 1, true);
   };
   if (ctx.copy === Copy.FETCH) {
