@@ -3,7 +3,8 @@
  * lib/client, health (failures, down, periodic retry), and the keys written
  * elsewhere while it could not be written ({@linkcode DirtyKeys}), cleaned
  * before it serves again, or in the background when they appear while it is
- * up (the router does not read a dirty key from it meanwhile).
+ * up (the router does not read a dirty key from it meanwhile). The cleaning
+ * itself (deletes, items put back) is cleaning.ts's {@linkcode Cleaner}.
  *
  * A returning server is taken back only once a cleaning pass ends with
  * nothing dirty (checked and flipped in one step, so no write that failed
@@ -13,9 +14,10 @@
  */
 
 import { Client, ClientError, errorDetail, serverName } from "../client/mod.ts";
-import { base64Encode, base64Length, decodeAscii, isErrorKind, Op } from "../protocol/mod.ts";
+import { decodeAscii } from "../protocol/mod.ts";
 import { log } from "../log.ts";
-import { type DirtyEntry, DirtyKeys, KeyCounts } from "./dirty.ts";
+import { Cleaner, type PutBack } from "./cleaning.ts";
+import { DirtyKeys, KeyCounts } from "./dirty.ts";
 
 /** Health and connection settings shared by every backend. */
 export interface BackendOptions {
@@ -40,22 +42,6 @@ const DRAIN_MS = 60_000;
 const MAX_DIRTY_KEYS = 65536;
 /** Cleaning passes before a returning server is taken back with keys still dirty. */
 const RETURN_PASSES = 8;
-/** Keys deleted per cleaning pass while up (bounded pipeline). */
-const PASS_KEYS = 8192;
-/**
- * What a cleaning does once its delete of a key is answered: sends the
- * item's put-back on `client` (or finds nothing to put back) and returns
- * true, or returns false when that cannot be decided now, the key to be
- * cleaned again later (see {@linkcode Backend.restore}); a promise of that
- * while it reads again (the key restoring meanwhile). Never rejects.
- */
-export type PutBack = (client: Client) => boolean | Promise<boolean>;
-
-/** At least this long before an undecided put-back's key is cleaned again. */
-const PUT_BACK_RETRY_MS = 500;
-
-/** Keys deleted (and their items put back, see {@linkcode Backend.restore}) at once. */
-const CLEAN_BATCH = 500;
 
 /** Why {@linkcode Backend.onReturn} runs. */
 export interface ReturnInfo {
@@ -103,11 +89,6 @@ export class Backend {
   /** Refills started. */
   refillRuns = 0;
   /**
-   * Dirty keys re-sent (as deletes) by cleaning passes: the retries of
-   * writes and deletes that could not reach this server.
-   */
-  retries = 0;
-  /**
    * Called when the server serves again after being down, when it was
    * cleaned while up, or when a new connection finds another process
    * ({@linkcode watchRestarts} only). The router refills copies from here.
@@ -133,9 +114,8 @@ export class Backend {
   readonly #dirty = new DirtyKeys(MAX_DIRTY_KEYS);
   /** Keys a cleaning deleted whose item is not put back yet, with how many such deletes. */
   readonly #restoring = new KeyCounts();
-  /** A background cleaning (while up) is running. */
-  #cleaning = false;
-  #cleanTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Deletes the dirty keys here (and puts their items back): on return, and while up. */
+  readonly #cleaner: Cleaner;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   /** Connections adopted so far; each one's number. */
   #seq = 0;
@@ -159,6 +139,14 @@ export class Backend {
     this.number = number;
     this.watchRestarts = role === "backup";
     this.#options = options;
+    this.#cleaner = new Cleaner(
+      this,
+      this.#dirty,
+      this.#restoring,
+      this.#fenced,
+      options,
+      () => this.onReturn?.(this, { restarted: false, cleaned: true }),
+    );
   }
 
   /** True once {@linkcode close} was called. */
@@ -180,6 +168,14 @@ export class Backend {
   /** Keys waiting to be invalidated on this server (-1: it will be flushed). */
   get dirtyKeys(): number {
     return this.#dirty.size;
+  }
+
+  /**
+   * Dirty keys re-sent (as deletes) by cleaning passes: the retries of
+   * writes and deletes that could not reach this server.
+   */
+  get retries(): number {
+    return this.#cleaner.retries;
   }
 
   /** Times the dirty set overflowed: the server is flushed (and, a backup, refilled) before it serves those keys again. */
@@ -250,7 +246,7 @@ export class Backend {
    */
   markDirty(key: Uint8Array): void {
     this.#dirty.mark(key);
-    if (this.up) this.#cleanSoon();
+    if (this.up) this.#cleaner.soon();
   }
 
   /**
@@ -264,7 +260,7 @@ export class Backend {
    */
   lost(key: Uint8Array, keep = false): void {
     this.#dirty.mark(key, this.#lateMs, this.#seq, keep);
-    if (this.up) this.#cleanSoon();
+    if (this.up) this.#cleaner.soon();
   }
 
   /** A write for `key` went elsewhere because this server failed: it may hold an old value. */
@@ -280,7 +276,7 @@ export class Backend {
   /** A change to every key was missed (flush_all while down or failed). */
   markAllDirty(): void {
     this.#dirty.markAll();
-    if (this.up) this.#cleanSoon();
+    if (this.up) this.#cleaner.soon();
   }
 
   async #connect(): Promise<Client> {
@@ -332,7 +328,7 @@ export class Backend {
           `proxy: ${this.role} ${this.name}: a timed-out connection did not close in ${DRAIN_MS} ms`,
         );
       }
-      if (this.up && this.anyDirty) this.#cleanSoon();
+      if (this.up && this.anyDirty) this.#cleaner.soon();
     });
   }
 
@@ -398,7 +394,7 @@ export class Backend {
       restarted = this.watchRestarts && await this.#checkIdentity(client, false);
       for (let pass = 0; pass < RETURN_PASSES && !this.#dirty.clean; pass++) {
         cleaned = true;
-        await this.#cleanPass(client, Infinity);
+        await this.#cleaner.pass(client, Infinity);
       }
     } catch (err) {
       client?.close();
@@ -415,151 +411,8 @@ export class Backend {
     this.up = true;
     this.#adopt(client);
     log.info(`proxy: ${this.role} ${this.name} is up`);
-    if (!this.#dirty.clean) this.#cleanSoon();
+    if (!this.#dirty.clean) this.#cleaner.soon();
     this.onReturn?.(this, { restarted, cleaned });
-  }
-
-  /**
-   * One cleaning pass: flush the server if every key is dirty, else delete
-   * up to `max` dirty keys. A key is forgotten only if its delete succeeded
-   * and nothing marked it again meanwhile; throws when the server fails.
-   */
-  async #cleanPass(client: Client, max: number): Promise<void> {
-    const dirty = this.#dirty;
-    if (dirty.all) {
-      log.info(`proxy: ${this.role} ${this.name}: flushing (changes missed)`);
-      dirty.flushing();
-      try {
-        await client.flushAll();
-      } catch (err) {
-        dirty.flushFailed();
-        throw err;
-      }
-      return;
-    }
-    const entries = dirty.snapshot(max);
-    if (entries.length === 0) return;
-    this.retries += entries.length;
-    // On return (every key at once) worth telling; the small passes while up are not.
-    const say =
-      `proxy: ${this.role} ${this.name}: invalidating ${entries.length} keys changed elsewhere`;
-    if (max === Infinity) log.info(say);
-    else log.debug(say);
-    // In batches: the items put back are held in memory until sent.
-    for (let i = 0; i < entries.length; i += CLEAN_BATCH) {
-      await this.#cleanBatch(client, dirty, entries.slice(i, i + CLEAN_BATCH));
-    }
-  }
-
-  /**
-   * Delete `entries` on the server and put each key's item back from its
-   * copies (see {@linkcode restore}). Each key is settled on the read path,
-   * as its delete is answered, before any later reply's callback can mark
-   * it (see DirtyKeys: marks seen before the answer are of requests sent
-   * before the delete).
-   */
-  async #cleanBatch(client: Client, dirty: DirtyKeys, entries: DirtyEntry[]): Promise<void> {
-    // Sent at the end of this tick, so no earlier than now.
-    const sentAt = Date.now();
-    let left = entries.length, failed: Error | undefined;
-    const { promise, resolve } = Promise.withResolvers<void>();
-    const done = () => {
-      if (--left === 0) resolve();
-    };
-    for (const e of entries) {
-      const key = keyBytes(e.key);
-      if (e.keep) {
-        // Nothing changed elsewhere: a no-op read (`mg <key> b`) stands for the delete.
-        client.requestFrame(Op.MG, [metaLine(MG_WORD, key)], (_buf, _start, _length, parser) => {
-          if (!isErrorKind(parser.kind)) dirty.settle(e, sentAt, Date.now(), this.#fenced);
-          done();
-        }, (err) => {
-          failed ??= err;
-          done();
-        });
-        continue;
-      }
-      // Read at once: the key is not kept dirty longer than its delete takes.
-      let putBack: PutBack | undefined;
-      let deleted = false;
-      this.restore?.(key).then((send) => {
-        putBack = send;
-        if (!deleted) return;
-        this.#afterPutBack(e.key, key, send(client)); // the copy answered after the delete: sent now
-        this.#restoring.remove(e.key);
-      });
-      client.requestFrame(Op.MD, [metaLine(MD_WORD, key)], (_buf, _start, _length, parser) => {
-        if (!isErrorKind(parser.kind)) {
-          deleted = true;
-          // Settled first: a key still dirty gets its put-back from the next delete's (marked).
-          dirty.settle(e, sentAt, Date.now(), this.#fenced);
-          if (putBack !== undefined) this.#afterPutBack(e.key, key, putBack(client));
-          else if (this.restore !== undefined) this.#restoring.add(e.key);
-        }
-        done();
-      }, (err) => {
-        failed ??= err;
-        done();
-      });
-    }
-    await promise; // entries is never empty
-    if (failed !== undefined) throw failed;
-  }
-
-  /** Keep `key` restoring until the put-back `done` is decided, and after (see #putBackLater). */
-  #afterPutBack(key: string, raw: Uint8Array, done: boolean | Promise<boolean>): void {
-    if (done === true) return;
-    if (done === false) return this.#putBackLater(key, raw);
-    this.#restoring.add(key);
-    done.then((sent) => {
-      if (!sent) this.#putBackLater(key, raw);
-      this.#restoring.remove(key);
-    });
-  }
-
-  /**
-   * The put-back of `key` could not be decided (router's restoreFrom): the
-   * key stays restoring (see {@linkcode isDirty}), then is cleaned again.
-   */
-  #putBackLater(key: string, raw: Uint8Array): void {
-    this.#restoring.add(key);
-    setTimeout(() => {
-      // Dirty from now on, so no gap: the dirty key is routed as the restoring one was.
-      if (!this.#closed) this.markDirty(raw);
-      this.#restoring.remove(key);
-    }, Math.max(this.#options.retryMs, PUT_BACK_RETRY_MS));
-  }
-
-  /** Clean dirty keys while up, on the pooled connection (in order with the router's requests). */
-  #cleanSoon(): void {
-    if (this.#cleaning || this.#cleanTimer !== undefined || this.#closed) return;
-    this.#cleaning = true;
-    (async () => {
-      let cleaned = false;
-      try {
-        while (this.up && !this.#dirty.clean) {
-          const c = this.acquire();
-          if (c === null) break;
-          cleaned = true;
-          const before = this.#dirty.size;
-          await this.#cleanPass(await c, PASS_KEYS);
-          // Only held keys left (see lost()): delete them again a little later.
-          if (this.#dirty.size === before) await delay(Math.min(this.#options.retryMs, 200));
-        }
-      } catch (err) {
-        log.debug(`proxy: ${this.role} ${this.name}: cleaning failed: ${errorDetail(err)}`);
-        // Try again later unless the server is marked down (then its return cleans).
-        if (this.up && !this.#closed) {
-          this.#cleanTimer = setTimeout(() => {
-            this.#cleanTimer = undefined;
-            this.#cleanSoon();
-          }, this.#options.retryMs);
-        }
-      } finally {
-        this.#cleaning = false;
-      }
-      if (cleaned && this.up) this.onReturn?.(this, { restarted: false, cleaned: true });
-    })();
   }
 
   /**
@@ -589,33 +442,8 @@ export class Backend {
   close(): void {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    if (this.#cleanTimer !== undefined) clearTimeout(this.#cleanTimer);
+    this.#cleaner.stop();
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     this.#client?.close();
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** A dirty key's bytes (DirtyKeys keeps one character per byte). */
-function keyBytes(key: string): Uint8Array {
-  const raw = new Uint8Array(key.length);
-  for (let i = 0; i < key.length; i++) raw[i] = key.charCodeAt(i);
-  return raw;
-}
-
-/** `md `: {@linkcode metaLine}'s delete. */
-const MD_WORD = [109, 100, 32];
-/** `mg `: {@linkcode metaLine}'s read (no flags: HD or EN, nothing fetched). */
-const MG_WORD = [109, 103, 32];
-
-/** `<word><base64 key> b`: a meta request that is safe for any key bytes. */
-function metaLine(word: readonly number[], raw: Uint8Array): Uint8Array {
-  const out = new Uint8Array(base64Length(raw.length) + 8);
-  out.set(word);
-  let p = base64Encode(raw, 0, raw.length, out, 3);
-  for (const c of [32, 98, 13, 10]) out[p++] = c; // " b\r\n"
-  return out.subarray(0, p);
 }

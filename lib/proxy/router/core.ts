@@ -1,7 +1,9 @@
 /**
  * What every routing concern shares: the backends, the key's primary, the
  * request plumbing (reply frames in place, promise form, pipelined pairs),
- * the flush epoch and the delete counters that guard copies, and counters.
+ * the flush epoch and the delete counters that guard copies, the order of
+ * writes per key slot, and counters. The writes being retried and the
+ * requests held behind them are slots.ts's {@linkcode SlotHolds}.
  *
  * Nothing here knows the client's wire syntax: requests to backends are
  * byte parts and replies come back as parsed frames, so another client
@@ -17,6 +19,7 @@ import { FLUSH_LINE } from "../lines.ts";
 import type { Backend } from "../pool.ts";
 import type { ProxyStats } from "../stats.ts";
 import type { ZoneRing } from "../zones.ts";
+import { DELETE_SLOTS, keySlot, SlotHolds } from "./slots.ts";
 
 /** Ordered reply slots of one client connection. */
 export interface ReplySink {
@@ -84,9 +87,6 @@ export const EMPTY_PARTS: readonly Uint8Array[] = [];
 /** Thrown into fallbacks when a backend is marked down (no request was sent). */
 export const DOWN: Error = new Error("backend down");
 
-/** Slots of the delete counters that guard repairs and refills. */
-export const DELETE_SLOTS = 4096;
-
 /**
  * When a copy from one server to another is still right: no flush_all and
  * no delete of the key (by slot) since the source was read.
@@ -149,10 +149,8 @@ export class RouterCore {
   readonly #lastWrite: Float64Array = new Float64Array(DELETE_SLOTS);
   /** Per key slot: the latest {@linkcode writeSeq} sent to a copy (see {@linkcode copiedSince}). */
   readonly #lastCopy: Float64Array = new Float64Array(DELETE_SLOTS);
-  /** Per key slot: conditional writes being repaired and retried, and when they are all in. */
-  readonly #retries = new Map<number, { seqs: number[]; done: Promise<void>; end: () => void }>();
-  /** Requests held behind a write in progress, per slot; ALL_SLOTS: behind a flush_all. */
-  readonly #held = new Map<number, Held[]>();
+  /** Conditional writes being retried per key slot, and the requests held behind them. */
+  readonly slotHolds: SlotHolds = new SlotHolds();
 
   /** The core over started backends. */
   constructor(
@@ -424,133 +422,6 @@ export class RouterCore {
     return this.#lastCopy[keySlot(key)] > since;
   }
 
-  /**
-   * A conditional write of `key`, counted as {@linkcode writeSeq} `seq`,
-   * missed on its primary and is being repaired and retried there (or an
-   * add is being checked); call the returned function once its reply is in
-   * (or it was given up). A read sent after it that also missed there
-   * waits for it (see {@linkcode retrying}).
-   */
-  retryStarted(key: Uint8Array, seq: number): () => void {
-    const slot = keySlot(key);
-    let r = this.#retries.get(slot);
-    if (r === undefined) {
-      let end = () => {};
-      const done = new Promise<void>((resolve) => end = resolve);
-      r = { seqs: [], done, end };
-      this.#retries.set(slot, r);
-    }
-    r.seqs.push(seq);
-    const entry = r;
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      entry.seqs.splice(entry.seqs.indexOf(seq), 1);
-      if (entry.seqs.length === 0) {
-        this.#retries.delete(slot);
-        entry.end();
-        this.#release(slot);
-      }
-    };
-  }
-
-  /**
-   * Resolves once no conditional write of `key` (or of a key in its slot)
-   * is being retried, or undefined when none sent before a read that took
-   * {@linkcode writeSeq} `since` is. A read that missed on the primary
-   * behind such a write must not ask the backups meanwhile: they still hold
-   * the item from before the write, which memcached ran first. One sent
-   * before the write needs that item: it does not wait (and its fallback is
-   * sent before anything of the later write reaches the backups).
-   */
-  retrying(key: Uint8Array, since: number): Promise<void> | undefined {
-    if (this.#retries.size === 0) return undefined;
-    const r = this.#retries.get(keySlot(key));
-    return r !== undefined && r.seqs.some((seq) => seq <= since) ? r.done : undefined;
-  }
-
-  /** True while a write is being retried or checked, or requests wait behind one. */
-  get holding(): boolean {
-    return this.#retries.size > 0 || this.#held.size > 0;
-  }
-
-  /** The slot of `buf[start, end)` (see {@linkcode hold}). */
-  slotOf(buf: Uint8Array, start: number, end: number): number {
-    return keySlot(buf.subarray(start, end));
-  }
-
-  /**
-   * True when a request of `slots` must wait (see {@linkcode hold}): a
-   * write of one of them is being retried or checked, requests already
-   * wait there, or a flush_all waits. [ALL_SLOTS] (a flush_all): while any
-   * such write or request is there.
-   */
-  mustWait(slots: readonly number[]): boolean {
-    if (this.#held.has(ALL_SLOTS)) return true;
-    if (slots[0] === ALL_SLOTS) return this.holding;
-    for (const s of slots) if (this.#retries.has(s) || this.#held.has(s)) return true;
-    return false;
-  }
-
-  /**
-   * Queue `run` (after {@linkcode mustWait} said so) behind what holds
-   * `slots`: it runs once it is first in line in every one of its slots,
-   * and till then it holds them all. A flush_all waits for every write in
-   * progress and request held, and every request waits behind it; these
-   * are run with `recheck` true: they must look again whether they wait.
-   */
-  hold(slots: readonly number[], run: (recheck: boolean) => void): void {
-    const all = this.#held.get(ALL_SLOTS);
-    if (all !== undefined || slots[0] === ALL_SLOTS) {
-      const h = { slots, run, waiting: 0, arrived: [] };
-      if (all !== undefined) all.push(h);
-      else this.#held.set(ALL_SLOTS, [h]);
-      return;
-    }
-    const h: Held = { slots, run, waiting: slots.length, arrived: [] };
-    for (const slot of slots) {
-      const q = this.#held.get(slot);
-      if (q === undefined) this.#held.set(slot, [h]);
-      else q.push(h);
-    }
-    for (const slot of slots) this.#advance(slot);
-  }
-
-  /** The write holding `slot` is done: its requests go, in order, until one holds it again. */
-  #release(slot: number): void {
-    this.#advance(slot);
-    // A held flush_all goes once nothing else is held or in progress.
-    const all = this.#held.get(ALL_SLOTS);
-    if (all === undefined || this.#retries.size > 0 || this.#held.size > 1) return;
-    this.#held.delete(ALL_SLOTS);
-    for (const h of all) h.run(true);
-  }
-
-  /** Let `slot`'s first request go as far as it can: run once first in every slot. */
-  #advance(slot: number): void {
-    for (;;) {
-      const q = this.#held.get(slot);
-      if (q === undefined || this.#retries.has(slot)) return;
-      const h = q[0];
-      if (h === undefined) {
-        this.#held.delete(slot);
-        return;
-      }
-      if (h.arrived.includes(slot)) return;
-      h.arrived.push(slot);
-      if (--h.waiting > 0) return;
-      // First in all of its slots: out of each line, then run; the lines move on.
-      for (const s of h.slots) {
-        const line = this.#held.get(s) as Held[];
-        line.shift();
-        if (line.length === 0) this.#held.delete(s);
-      }
-      h.run(false);
-      for (const s of h.slots) if (s !== slot) this.#advance(s);
-    }
-  }
-
   /** The guard of a copy of `key` read now (or in flush epoch `epoch`). */
   guard(key: Uint8Array, epoch: number = this.epoch): RepairGuard {
     const slot = keySlot(key);
@@ -580,27 +451,6 @@ export class RouterCore {
     this.stats.backupWriteErrors++;
     log.debug(`proxy: copy to backup ${b.name} failed: ${why}`);
   }
-}
-
-/** FNV-1a of a key, folded to a delete-counter slot. */
-export function keySlot(key: Uint8Array): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i], 0x01000193);
-  return (h >>> 0) % DELETE_SLOTS;
-}
-
-/** {@linkcode RouterCore.hold}'s slot for a flush_all. */
-export const ALL_SLOTS = -2;
-
-/** A request waiting behind a write in progress. */
-interface Held {
-  /** Its keys' slots (no repeats), or [ALL_SLOTS]. */
-  slots: readonly number[];
-  run: (recheck: boolean) => void;
-  /** Slots where it is not first in line yet. */
-  waiting: number;
-  /** Slots where it is. */
-  arrived: number[];
 }
 
 /** Log an internal error (a bug) without taking the proxy down. */

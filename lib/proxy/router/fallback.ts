@@ -122,7 +122,7 @@ export async function getFromBackups(
   const withCas = op === Op.GETS || op === Op.GATS;
   const out: (Uint8Array | null)[] = [];
   for (const key of keys) {
-    const retry = primaryUp ? core.retrying(key, since) : undefined;
+    const retry = primaryUp ? core.slotHolds.retrying(key, since) : undefined;
     if (retry !== undefined) {
       const again = await afterRetry(core, retry, key, primary, since, withCas, exptime);
       if (again !== undefined) {

@@ -29,16 +29,9 @@ import {
   W_MG,
   withoutToken,
 } from "../lines.ts";
-import {
-  copyOf,
-  DOWN,
-  EMPTY_PARTS,
-  keySlot,
-  type ReplySink,
-  type RouterCore,
-  silenced,
-} from "./core.ts";
+import { copyOf, DOWN, EMPTY_PARTS, type ReplySink, type RouterCore, silenced } from "./core.ts";
 import { repairFrom } from "./repair.ts";
+import { keySlot } from "./slots.ts";
 
 export function fanout(core: RouterCore, req: Request, raw: Uint8Array, sink: ReplySink): void {
   core.stats.writes++;

@@ -34,7 +34,8 @@
  *   a key's server in each other zone is one more copy of it, before the
  *   backups, in every rule above (written, read on fallback, refilled).
  *
- * Files: core.ts (backends, request plumbing, guards), reads.ts, writes.ts,
+ * Files: core.ts (backends, request plumbing, guards), slots.ts (key slots,
+ * requests held behind a write being retried), reads.ts, writes.ts,
  * fanout.ts (delete/touch/md, flush_all), repair.ts (copies back onto a
  * primary), admin.ts (the `stats` family); this module only dispatches.
  * @module
@@ -45,11 +46,12 @@ import type { Distribution } from "../ketama.ts";
 import type { Backend } from "../pool.ts";
 import type { ProxyStats } from "../stats.ts";
 import { statsCommand } from "./admin.ts";
-import { ALL_SLOTS, Next, type ReplySink, RouterCore, type RouterOptions } from "./core.ts";
+import { Next, type ReplySink, RouterCore, type RouterOptions } from "./core.ts";
 import { fanout, flushAll } from "./fanout.ts";
 import { get, metaGet, relay } from "./reads.ts";
 import { Refiller } from "./refill.ts";
 import { restoreFrom } from "./repair.ts";
+import { ALL_SLOTS, type SlotHolds, slotOf } from "./slots.ts";
 import { write } from "./writes.ts";
 
 export { Next, type ReplySink, type RouterOptions } from "./core.ts";
@@ -59,6 +61,8 @@ export class Router {
   /** Counters. */
   readonly stats: ProxyStats;
   readonly #core: RouterCore;
+  /** The core's holds, reached in one step on every request. */
+  readonly #holds: SlotHolds;
   readonly #version: Uint8Array;
   #refiller: Refiller | undefined;
 
@@ -73,6 +77,7 @@ export class Router {
   ) {
     this.stats = stats;
     this.#core = new RouterCore(servers, backups, dist, stats, options);
+    this.#holds = this.#core.slotHolds;
     this.#wire();
     this.#version = ascii(`VERSION ${version}\r\n`);
   }
@@ -137,20 +142,20 @@ export class Router {
    */
   handle(req: Request, raw: Uint8Array, sink: ReplySink): number {
     this.#core.stats.requests++;
-    if (this.#core.holding && this.#heldBack(req, raw, sink)) return Next.CONTINUE;
+    if (this.#holds.holding && this.#heldBack(req, raw, sink)) return Next.CONTINUE;
     return this.#dispatch(req, raw, sink);
   }
 
   /**
    * A request of a key whose earlier write is being retried or checked
-   * (see RouterCore.retryStarted) waits for it, in its place among the
+   * (see SlotHolds.retryStarted) waits for it, in its place among the
    * connection's replies: memcached runs it after that write, and the
    * write's backends could otherwise see it first. flush_all waits for
    * every such write.
    */
   #heldBack(req: Request, raw: Uint8Array, sink: ReplySink): boolean {
     if (req.tooLarge || req.badChunk) return false;
-    const core = this.#core;
+    const holds = this.#holds;
     const slots: number[] = [];
     switch (req.op) {
       case Op.GET:
@@ -158,7 +163,7 @@ export class Router {
       case Op.GAT:
       case Op.GATS:
         for (let i = req.firstKey; i < req.ntokens; i++) {
-          const slot = core.slotOf(req.buf, req.tokStart[i], req.tokEnd[i]);
+          const slot = slotOf(req.buf, req.tokStart[i], req.tokEnd[i]);
           if (!slots.includes(slot)) slots.push(slot);
         }
         if (slots.length === 0) return false;
@@ -171,18 +176,18 @@ export class Router {
         if (!((req.op >= Op.SET && req.op <= Op.TOUCH) || (req.op >= Op.MG && req.op <= Op.MA))) {
           return false;
         }
-        slots.push(core.slotOf(req.keyBuf, req.keyStart, req.keyEnd));
+        slots.push(slotOf(req.keyBuf, req.keyStart, req.keyEnd));
     }
-    if (!core.mustWait(slots)) return false;
+    if (!holds.mustWait(slots)) return false;
     const copy = raw.slice();
     // Its place among the connection's replies is taken now.
     const ticket = sink.reserve();
     const held = heldSink(sink, ticket);
-    core.hold(slots, (recheck) => {
+    holds.hold(slots, (recheck) => {
       const run = () => {
         const again = new Request();
         parseRequest(copy, 0, copy.length, again, Number.MAX_SAFE_INTEGER);
-        if (!recheck || !core.holding || !this.#heldBack(again, copy, held)) {
+        if (!recheck || !holds.holding || !this.#heldBack(again, copy, held)) {
           this.#dispatch(again, copy, held);
         }
       };

@@ -82,7 +82,7 @@ export function get(core: RouterCore, req: Request, raw: Uint8Array, sink: Reply
         sink.fillFrame(ticket, rbuf, start, length);
       }, fromBackups);
     };
-    const retry = core.retrying(key, since);
+    const retry = core.slotHolds.retrying(key, since);
     if (retry !== undefined) {
       // A conditional write of the key is being repaired and retried on the primary: sent now,
       // this read could land between the repair and the retry (the item without the write).
@@ -160,7 +160,7 @@ export function metaGet(core: RouterCore, req: Request, raw: Uint8Array, sink: R
       }
     }, () => fromBackups(false, null));
   };
-  const retry = core.retrying(key, since);
+  const retry = core.slotHolds.retrying(key, since);
   if (retry !== undefined) {
     // As get's: the read must not land between a conditional write's repair and its retry.
     retry.then(() => core.writtenSince(key, since) ? answer(null) : send(copy));
@@ -185,7 +185,7 @@ async function metaGetFromBackups(
   primaryUp: boolean,
   since: number,
 ): Promise<Reply | null> {
-  const retry = primaryUp ? core.retrying(key, since) : undefined;
+  const retry = primaryUp ? core.slotHolds.retrying(key, since) : undefined;
   if (retry !== undefined) {
     // Behind a conditional write being retried on the primary: the backups still hold the item
     // from before it (see fallback.ts, afterRetry); the primary answers once the retry is in.

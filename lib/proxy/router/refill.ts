@@ -33,8 +33,9 @@ import { log } from "../../log.ts";
 import { errorText } from "../../transport/mod.ts";
 import type { Backend, ReturnInfo } from "../pool.ts";
 import { fetchLine, ttlToExptime } from "../lines.ts";
-import { keySlot, type RouterCore } from "./core.ts";
+import type { RouterCore } from "./core.ts";
 import { repair } from "./repair.ts";
+import { keySlot } from "./slots.ts";
 
 /** Items per fetched batch. */
 const BATCH = 500;
@@ -187,7 +188,9 @@ export class Refiller {
           const slot = keySlot(it.key);
           // Nor one whose write is being checked there (an add the primary stored may yet be
           // overwritten by the backup's item, see writes.ts checkAdd): fetched again instead.
-          if (core.deletes[slot] === mark.deletes[slot] && !core.mustWait([slot])) return true;
+          if (core.deletes[slot] === mark.deletes[slot] && !core.slotHolds.mustWait([slot])) {
+            return true;
+          }
           dropped.push(it.key);
           return false;
         });
@@ -227,7 +230,7 @@ export class Refiller {
     const item = await core.ask(p, Op.MG, fetchLine(token, binary)).catch(() => null);
     if (item === null) return true; // p failed: again, and partial if it keeps failing
     if (item.kind !== ReplyKind.VA) return false; // gone meanwhile
-    if (!core.guardHolds(guard) || core.mustWait([keySlot(key)])) return true;
+    if (!core.guardHolds(guard) || core.slotHolds.mustWait([keySlot(key)])) return true;
     if (p.isDirty(key)) return false; // its copy there may be stale
     core.copied(key);
     const ok = await repair(

@@ -15,7 +15,8 @@ import {
   Op,
 } from "../../protocol/mod.ts";
 import { log } from "../../log.ts";
-import type { Backend, PutBack } from "../pool.ts";
+import type { PutBack } from "../cleaning.ts";
+import type { Backend } from "../pool.ts";
 import {
   BINARY_FLAG,
   CRLF,

@@ -194,7 +194,9 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
   if ((op === Op.ADD || (op === Op.MS && req.mode === 69 /* E */)) && core.missFallback) {
     ctx.check = core.upBackup(ctx.copies, 0, ctx.key);
     // Until checked, the key's later requests wait: they must not see the add's item early.
-    if (ctx.check >= 0) ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key, ctx.since));
+    if (ctx.check >= 0) {
+      ctx.sink = endingWith(ctx.sink, core.slotHolds.retryStarted(ctx.key, ctx.since));
+    }
   }
   writeTo(core, ctx, primary, -1);
 }
@@ -357,7 +359,7 @@ function written(
   ) {
     ctx.retried = true;
     // Reads sent after this write that miss on the primary wait until its reply is in.
-    ctx.sink = endingWith(ctx.sink, core.retryStarted(ctx.key, ctx.since));
+    ctx.sink = endingWith(ctx.sink, core.slotHolds.retryStarted(ctx.key, ctx.since));
     repairThenRetry(core, ctx, target).then((retried) => {
       if (!retried) answer(ctx, r);
     }, () => answer(ctx, r));
