@@ -176,7 +176,10 @@ Deno.test({
       for (const m of text.matchAll(/^(test_memcache\.\S+) \.\.\. (\w+)/gm)) verdicts[m[1]] = m[2];
       let log = "";
       try {
-        log = Deno.readTextFileSync(`${tests}/log/t.log`).split("\n").slice(-40).join("\n");
+        const lines = Deno.readTextFileSync(`${tests}/log/t.log`).split("\n");
+        // What starting the proxy printed (a refused flag shows there), then the end.
+        const start = lines.findIndex((l) => l.includes("nutcracker_control start"));
+        log = [...lines.slice(start, start + 3), "...", ...lines.slice(-30)].join("\n");
       } catch { /* none */ }
       deepEqual(verdicts, EXPECTED, `exit ${out.code}\n${text}\n--- harness log (end)\n${log}`);
     } finally {
