@@ -1,6 +1,7 @@
 /**
  * The one logger: -v shows events (replication, backend health), -vv adds
- * detail. Lines go to stderr as plain text so they read like repcached's.
+ * detail. Lines go to stderr as plain text so they read like repcached's,
+ * or to a file (`memrep proxy -c … -o file`, nutcracker's log file).
  * @module
  */
 
@@ -8,16 +9,20 @@
 export const log = {
   /** Current level. */
   level: 0,
+  /** Writes one line: to stderr unless replaced. */
+  write(message: string): void {
+    console.error(message);
+  },
   /** An event shown with -v. */
   info(message: string): void {
-    if (log.level >= 1) console.error(message);
+    if (log.level >= 1) log.write(message);
   },
   /** Detail shown with -vv. */
   debug(message: string): void {
-    if (log.level >= 2) console.error(message);
+    if (log.level >= 2) log.write(message);
   },
   /** Always shown. */
   warn(message: string): void {
-    console.error(message);
+    log.write(message);
   },
 };

@@ -1,11 +1,13 @@
 /**
  * -d: run the same command again in the background and return once it is
- * listening, like memcached -d / magent -d.
+ * listening, like memcached -d / magent -d / nutcracker -d.
  * @module
  */
 
-import type { FlagSpec } from "./flags.ts";
 import { v8FlagsArg } from "../v8_flags.ts";
+
+/** Set in the background process's environment: its own -d is already done. */
+const CHILD_ENV = "MEMREP_DAEMONIZED";
 
 /** The command line that starts this program again (compiled or `deno run`). */
 export function selfCommand(): { cmd: string; prefix: string[] } {
@@ -13,7 +15,8 @@ export function selfCommand(): { cmd: string; prefix: string[] } {
   const base = exec.split(/[\\/]/).pop() ?? "";
   if (base === "deno" || base === "deno.exe") {
     const main = new URL(Deno.mainModule);
-    const config = new URL("./deno.json", main);
+    // memrep's own deno.json, also when the main module is a launcher elsewhere that imports memrep.
+    const config = new URL("../../deno.json", import.meta.url);
     return {
       cmd: exec,
       prefix: ["run", "-q", "-P=memrep", v8FlagsArg(), "--config", config.pathname, main.pathname],
@@ -22,15 +25,28 @@ export function selfCommand(): { cmd: string; prefix: string[] } {
   return { cmd: exec, prefix: [] };
 }
 
+let daemonized: boolean | undefined;
+
 /**
- * Start `args` (without the daemon flag) detached, wait until
- * hostname:port (or the unix socket `unixPath`) accepts connections, at
- * most `waitMs`, and return the exit code for the foreground process. Like memcached -d, a `verbose` daemon keeps logging
+ * True in the process that -d started: it serves, its -d is done. Read once
+ * (the variable is then removed, so that nothing it starts inherits it).
+ */
+export function isDaemonized(): boolean {
+  daemonized ??= Deno.env.get(CHILD_ENV) === "1";
+  Deno.env.delete(CHILD_ENV);
+  return daemonized;
+}
+
+/**
+ * Start this program again detached with the same arguments (`Deno.args`,
+ * -d included, as a fork keeps them: `pkill -f`/`pgrep -f` on the command
+ * line find the background process), wait until hostname:port (or the unix
+ * socket `unixPath`) accepts connections, at most `waitMs`, and return the
+ * exit code for the foreground process. Like memcached -d, a `verbose` daemon keeps logging
  * to this terminal's stderr (the seed's `-v -d` shows repcached's lines);
  * otherwise it is cut off from it.
  */
 export async function daemonize(
-  args: string[],
   hostname: string,
   port: number,
   verbose = false,
@@ -38,7 +54,8 @@ export async function daemonize(
 ): Promise<number> {
   const { cmd, prefix } = selfCommand();
   const child = new Deno.Command(cmd, {
-    args: [...prefix, ...args],
+    args: [...prefix, ...Deno.args],
+    env: { [CHILD_ENV]: "1" },
     stdin: "null",
     stdout: "null",
     stderr: verbose ? "inherit" : "null",
@@ -62,22 +79,4 @@ export async function daemonize(
   }
   console.error(`memrep: background process ${exited ? "exited" : "did not start listening"}`);
   return 1;
-}
-
-/**
- * Remove the daemon flag from an argument list: `-d`, `--daemon`, or the `d`
- * of a group of on/off short flags (`-vd`). Other arguments may carry a
- * value (`-P/run/d.pid`) and are kept as they are.
- */
-export function withoutDaemonFlag(args: string[], spec: FlagSpec): string[] {
-  const onOff = new Set(
-    Object.values(spec).filter((o) => o.type === "boolean" && o.short).map((o) => o.short),
-  );
-  return args.flatMap((a) => {
-    if (a === "-d" || a === "--daemon") return [];
-    const group = /^-[^-]/.test(a) && [...a.slice(1)].every((c) => onOff.has(c));
-    if (!group || !a.includes("d")) return [a];
-    const rest = a.replaceAll("d", "");
-    return rest === "-" ? [] : [rest];
-  });
 }

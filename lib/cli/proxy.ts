@@ -20,7 +20,7 @@ import {
   ZoneError,
   type ZonePlan,
 } from "../proxy/mod.ts";
-import { daemonize, withoutDaemonFlag } from "./daemon.ts";
+import { daemonize, isDaemonized } from "./daemon.ts";
 import {
   countFlag,
   type FlagSpec,
@@ -72,27 +72,70 @@ const SPEC: FlagSpec = {
   "backend-tls-ca": { type: "string" },
   "max-buffered-mb": { type: "string" },
   help: { type: "boolean", short: "h" },
-  // nutcracker's (config-file mode); its -s (stats port) is --stats-port here.
-  "conf-file": { type: "string", short: "c" },
+  // nutcracker's stats port, named here only to say that it needs -c.
   "test-conf": { type: "boolean", short: "t" },
   "check-config": { type: "boolean" },
   "stats-port": { type: "string" },
   "stats-addr": { type: "string", short: "a" },
   "stats-interval": { type: "string", short: "i" },
-  // nutcracker's, refused with a message naming them (see NC_UNSUPPORTED).
-  output: { type: "string", short: "o" },
-  "mbuf-size": { type: "string", short: "m" },
-  "describe-stats": { type: "boolean", short: "D" },
-  "pid-file": { type: "string" },
 };
 
-/** nutcracker options memrep does not implement, and what to do instead. */
-const NC_UNSUPPORTED: Readonly<Record<string, string>> = {
-  output: "-o/--output (log file) is not supported: memrep logs to stderr",
-  "mbuf-size": "-m/--mbuf-size is not supported: memrep sizes its buffers itself",
-  "describe-stats": "-D/--describe-stats is not supported: see README (stats port)",
-  "pid-file": "--pid-file is not supported (and -p is magent's port here)",
+/**
+ * With -c: nutcracker's own options, letters and values as nutcracker
+ * takes them (-s stats port, -p pid file, -o log file, -v level, -m mbuf
+ * size), and memrep's that apply to every pool.
+ */
+const NC_SPEC: FlagSpec = {
+  help: { type: "boolean", short: "h" },
+  "conf-file": { type: "string", short: "c" },
+  "test-conf": { type: "boolean", short: "t" },
+  "check-config": { type: "boolean" },
+  daemonize: { type: "boolean", short: "d" },
+  // -v N is taken out first (see ncVerbosity); memrep's -v/-vv stay.
+  verbose: { type: "boolean", short: "v", multiple: true },
+  output: { type: "string", short: "o" },
+  "stats-port": { type: "string", short: "s" },
+  "stats-addr": { type: "string", short: "a" },
+  "stats-interval": { type: "string", short: "i" },
+  "pid-file": { type: "string", short: "p" },
+  "mbuf-size": { type: "string", short: "m" },
+  "describe-stats": { type: "boolean", short: "D" },
+  daemon: { type: "boolean" },
+  user: { type: "string", short: "u" },
+  group: { type: "string", short: "g" },
+  "auth-file": { type: "string", short: "Y" },
+  "backend-auth": { type: "string" },
+  "backend-auth-file": { type: "string" },
+  metrics: { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "backend-tls": { type: "boolean" },
+  "backend-tls-ca": { type: "string" },
+  "max-buffered-mb": { type: "string" },
 };
+
+/** True when the arguments name a config file (-c, --conf-file): nutcracker's options then. */
+function namesConfFile(args: readonly string[]): boolean {
+  // -c alone, with its value attached, or after nutcracker's on/off letters (-dc file).
+  return args.some((a) => /^--conf-file(=|$)/.test(a) || /^-[dtDh]*c/.test(a));
+}
+
+/**
+ * nutcracker's -v N (also -vN, --verbose=N, --verbose N) taken out of
+ * `args`: its level, 0..11 (5, notice, by default), and the rest.
+ */
+function ncVerbosity(args: readonly string[]): { rest: string[]; level?: number } {
+  const rest: string[] = [];
+  let level: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const attached = /^(?:-v|--verbose=)(\d+)$/.exec(args[i]);
+    if (attached) level = Number(attached[1]);
+    else if (/^(-v|--verbose)$/.test(args[i]) && /^\d+$/.test(args[i + 1] ?? "")) {
+      level = Number(args[++i]);
+    } else rest.push(args[i]);
+  }
+  return { rest, level };
+}
 
 /** Help text for `memrep proxy --help`. */
 export const PROXY_HELP =
@@ -151,13 +194,18 @@ memrep options:
   -h, --help                 this help
 
 nutcracker config mode (every pool of the file in one process; see README):
+  With -c, the options are nutcracker's (and -Y, --backend-auth*, --metrics, -u, -g):
   -c, --conf-file <file>     nutcracker.yml: pools, listen, hash, distribution, servers...
   -t, --test-conf            check the file and exit (also --check-config)
-  --stats-port <num>         nutcracker's JSON stats port (default 22222; nutcracker's -s)
+  -d, --daemonize            run in the background
+  -s, --stats-port <num>     nutcracker's JSON stats port (default 22222)
   -a, --stats-addr <addr>    stats address (default 0.0.0.0)
   -i, --stats-interval <ms>  accepted; memrep's counters are live
+  -p, --pid-file <file>      write the process id there (removed at exit)
+  -o, --output <file>        log to this file (default stderr)
+  -v, --verbose <N>          nutcracker's log level: 6 is -v, 7 and up -vv (-v/-vv work too)
+  -m, --mbuf-size <num>      accepted (512..16777216); memrep sizes its buffers itself
   SIGHUP re-reads the file; a bad file is refused and the running config kept.
-  nutcracker's -v N is -v/-vv here; its -p (pid file), -o (log file), -m are not supported.
 
 Commands answered by the proxy: version, verbosity, quit, mn; stats (STAT lines:
 the proxy's own plus counters summed over the servers), stats items|slabs|sizes
@@ -171,23 +219,37 @@ text/meta.
 
 /** Run `memrep proxy`; resolves with the exit code once the proxy stops. */
 export async function proxyMain(args: string[]): Promise<number> {
-  const level = args.findIndex((a, i) => /^\d+$/.test(a) && /^(-v|--verbose)$/.test(args[i - 1]));
-  if (level > 0) {
-    throw new UsageError(
-      `memrep proxy: -v takes no level (nutcracker's -v ${
-        args[level]
-      }): use -v for events, -vv for details`,
-    );
+  const nc = namesConfFile(args);
+  let ncLevel: number | undefined;
+  if (nc) ({ rest: args, level: ncLevel } = ncVerbosity(args));
+  else {
+    const level = args.findIndex((a, i) => /^\d+$/.test(a) && /^(-v|--verbose)$/.test(args[i - 1]));
+    if (level > 0) {
+      throw new UsageError(
+        `memrep proxy: -v takes no level (nutcracker's -v ${
+          args[level]
+        } needs -c): use -v for events, -vv for details`,
+      );
+    }
   }
-  const v = parseFlags(args, SPEC, "proxy");
+  const v = parseFlags(args, nc ? NC_SPEC : SPEC, "proxy");
   if (v.help) {
     console.log(PROXY_HELP);
     return 0;
   }
-  log.level = countFlag(v, "verbose");
+  // nutcracker's levels: 6 = info (memrep's -v), 7 = debug and up (-vv).
+  log.level = ncLevel === undefined
+    ? countFlag(v, "verbose")
+    : ncLevel >= 7
+    ? 2
+    : ncLevel >= 6
+    ? 1
+    : 0;
   replyBudget.limit = intFlag(v, "max-buffered-mb", DEFAULT_BUFFERED_MB, 1, 1 << 20) * 1048576;
-  for (const [flag, why] of Object.entries(NC_UNSUPPORTED)) {
-    if (v[flag] !== undefined) throw new UsageError(`memrep proxy: ${why}`);
+  if (v["describe-stats"]) {
+    throw new UsageError(
+      "memrep proxy: -D/--describe-stats is not supported: see README (stats port)",
+    );
   }
   const metricsFlag = stringFlag(v, "metrics");
   const metricsAddr = metricsFlag === undefined
@@ -207,14 +269,14 @@ export async function proxyMain(args: string[]): Promise<number> {
       throw new UsageError("memrep proxy: the --tls-* flags work with -s/-b, not yet with -c");
     }
     const { checkConfig, configMain } = await import("./proxy_config.ts");
-    if (v.daemon && !v["test-conf"] && !v["check-config"]) {
+    const test = v["test-conf"] || v["check-config"];
+    if ((v.daemonize || v.daemon) && !test && !isDaemonized()) {
       // Refuse a bad file here, in the foreground; the daemon is ready once its first pool listens.
-      const first = (await checkConfig(v, confFile))[0].listen;
+      const first = (await checkConfig(confFile))[0].listen;
       return await daemonize(
-        ["proxy", ...withoutDaemonFlag(args, SPEC)],
         first.host,
         first.port,
-        log.level > 0,
+        log.level > 0 && v.output === undefined, // with -o, its log goes to the file
         { unixPath: first.path },
       );
     }
@@ -287,9 +349,8 @@ export async function proxyMain(args: string[]): Promise<number> {
   if (backendOptions.tls && [...servers, ...backups].some((s) => s.port === 0)) {
     throw new UsageError("memrep proxy: --backend-tls is for TCP backends, not unix sockets");
   }
-  if (v.daemon) {
+  if (v.daemon && !isDaemonized()) {
     return await daemonize(
-      ["proxy", ...withoutDaemonFlag(args, SPEC)],
       hostname,
       port,
       log.level > 0,

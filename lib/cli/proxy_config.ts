@@ -22,43 +22,14 @@ import { type FlagValues, type HostPort, intFlag, stringFlag, UsageError } from 
 /** nutcracker's default stats port. */
 const NC_STATS_PORT = 22222;
 
-/** Flags that only make sense with -s/-b (magent mode). */
-const MAGENT_ONLY = [
-  "server",
-  "backup",
-  "port",
-  "listen",
-  "max-conns",
-  "ketama",
-  "hash",
-  "backup-writes",
-  "no-miss-fallback",
-  "zone",
-  "unix",
-  "unix-mode",
-];
-
 /** What `-t` prints for a valid file, like nutcracker. */
 function syntaxOk(path: string, pools: readonly PoolConfig[]): string {
   return `memrep proxy: configuration file '${path}' syntax is ok (${pools.length} pools: ` +
     `${pools.map((p) => p.name).join(", ")})`;
 }
 
-/** The pools of `path`, or a usage error (bad file, or flags that contradict -c). */
-export async function checkConfig(v: FlagValues, path: string): Promise<PoolConfig[]> {
-  const port = stringFlag(v, "port");
-  if (port !== undefined && !/^\d+$/.test(port)) {
-    throw new UsageError(
-      `memrep proxy: -p is magent's port, not nutcracker's pid file ('${port}'): pid files are not supported`,
-    );
-  }
-  for (const f of MAGENT_ONLY) {
-    if (v[f] !== undefined) {
-      throw new UsageError(
-        `memrep proxy: --${f} cannot be combined with -c (the config file sets pools, listen addresses and servers)`,
-      );
-    }
-  }
+/** The pools of `path`, or a usage error. */
+export async function checkConfig(path: string): Promise<PoolConfig[]> {
   try {
     return await loadConfig(path);
   } catch (err) {
@@ -76,7 +47,7 @@ export async function configMain(
   access: PoolAccess = {},
   metricsAddr?: HostPort,
 ): Promise<number> {
-  const configs = await checkConfig(v, path);
+  const configs = await checkConfig(path);
   if (v["test-conf"] || v["check-config"]) {
     console.log(syntaxOk(path, configs));
     return 0;
@@ -84,6 +55,17 @@ export async function configMain(
   const statsPort = intFlag(v, "stats-port", NC_STATS_PORT, 0, 65535);
   const statsAddr = stringFlag(v, "stats-addr") ?? "0.0.0.0";
   intFlag(v, "stats-interval", 30_000, 1, 2 ** 31 - 1); // validated; counters are live
+  intFlag(v, "mbuf-size", 16384, 512, 16777216); // nutcracker's bounds; memrep sizes its own
+  const output = stringFlag(v, "output");
+  if (output !== undefined) log.write = appendTo(output);
+  const pidFile = stringFlag(v, "pid-file");
+  if (pidFile !== undefined) {
+    try {
+      Deno.writeTextFileSync(pidFile, `${Deno.pid}\n`);
+    } catch (err) {
+      throw new UsageError(`memrep proxy: -p: cannot write ${pidFile}: ${errorText(err)}`);
+    }
+  }
   for (const c of configs) {
     if (c.serverConnections > 1) {
       log.info(
@@ -153,6 +135,7 @@ export async function configMain(
     await pools.finished;
     await reloading;
   } finally {
+    if (pidFile !== undefined) await Deno.remove(pidFile).catch(() => {});
     stats?.close();
     await metrics?.close();
     for (const [signal, fn] of signals) {
@@ -183,4 +166,20 @@ async function reloadFrom(path: string, pools: ProxyPools): Promise<void> {
   } catch (err) {
     log.warn(`memrep proxy: reload refused, keeping the running config: ${errorText(err)}`);
   }
+}
+
+/** -o: each log line appended to `path` (created if missing), as nutcracker's log file. */
+function appendTo(path: string): (message: string) => void {
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(path, { append: true, create: true });
+  } catch (err) {
+    throw new UsageError(`memrep proxy: -o: cannot open ${path}: ${errorText(err)}`);
+  }
+  const encoder = new TextEncoder();
+  return (message) => {
+    const bytes = encoder.encode(`${message}\n`);
+    // A short write goes on from where it stopped; the line is whole in the file.
+    for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+  };
 }

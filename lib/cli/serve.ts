@@ -15,7 +15,7 @@ import {
   type Threads,
   VERSION,
 } from "../server/mod.ts";
-import { daemonize, withoutDaemonFlag } from "./daemon.ts";
+import { daemonize, isDaemonized } from "./daemon.ts";
 import {
   countFlag,
   intFlag,
@@ -121,9 +121,8 @@ export async function serveMain(argv: string[]): Promise<number> {
   const spread = Deno.build.os === "linux";
   let threads = Math.min(mc.threads ?? (spread ? defaultThreads(cores) : 1), 64);
 
-  if (v.daemon) {
+  if (v.daemon && !isDaemonized()) {
     return await daemonize(
-      ["serve", ...withoutDaemonFlag(args, SERVE_SPEC)],
       listen[0].hostname,
       listen[0].port ?? port,
       log.level > 0,

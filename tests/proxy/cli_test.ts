@@ -3,7 +3,7 @@
  * with a message, --help exits 0.
  */
 
-import { equal, match, ok } from "../helpers/assert.ts";
+import { deepEqual, equal, match, ok } from "../helpers/assert.ts";
 import {
   connect,
   connectAdmitted,
@@ -84,7 +84,7 @@ Deno.test({
     const m = await startMemcached();
     const { freePort } = await import("../helpers/ports.ts");
     const port = freePort();
-    const r = await runMemrep([
+    const args = [
       "proxy",
       "-d",
       "-l",
@@ -93,7 +93,8 @@ Deno.test({
       String(port),
       "-s",
       `127.0.0.1:${m.port}`,
-    ]);
+    ];
+    const r = await runMemrep(args);
     try {
       equal(r.code, 0, r.stderr);
       const c = await connect(port);
@@ -101,6 +102,9 @@ Deno.test({
       const pid = Number(/STAT pid (\d+)/.exec(stats)?.[1]);
       ok(pid > 0, stats);
       await c.close();
+      // The background process keeps the command line, -d included (pkill -f finds it).
+      const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").slice(0, -1);
+      deepEqual(cmdline.slice(-args.length), args);
       Deno.kill(pid, "SIGTERM");
     } finally {
       await m.stop();
