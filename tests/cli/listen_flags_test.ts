@@ -118,7 +118,11 @@ Deno.test({
     ok(Object.values(expected.seen).filter((s) => s === "answers").length >= 3, "harness");
     for (const threads of ["1", "2"]) {
       const got = await observe("memrep", ["-t", threads]);
-      equal(JSON.stringify(got), JSON.stringify(expected), `-t ${threads}`);
+      equal(
+        JSON.stringify(got),
+        JSON.stringify(expected),
+        `-t ${threads}: ${JSON.stringify(got)} vs ${JSON.stringify(expected)}`,
+      );
     }
   },
 });
@@ -326,7 +330,11 @@ Deno.test({
     equal(expected.v4, "answers", "harness: memcached on 127.0.0.1");
     for (const threads of ["1", "2"]) {
       const got = await observe("memrep", ["-t", threads]);
-      equal(JSON.stringify(got), JSON.stringify(expected), `-t ${threads}`);
+      equal(
+        JSON.stringify(got),
+        JSON.stringify(expected),
+        `-t ${threads}: ${JSON.stringify(got)} vs ${JSON.stringify(expected)}`,
+      );
     }
   },
 });
