@@ -8,9 +8,11 @@ import {
   connect,
   mulberry32,
   type ProcessHandle,
+  type Relay,
   retrievalEnd,
   startMemcached,
   startMemrep,
+  startRelay,
   type TestConn,
 } from "../helpers/mod.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
@@ -78,6 +80,77 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       await Promise.all([...servers, ...backups, ...extra].map((p) => p.stop()));
     },
   };
+}
+
+/** Options of {@linkcode startPair}. */
+export interface PairOptions {
+  /** Put a fault relay in front of this one: the proxy reaches it through the relay. */
+  relay?: "primary" | "backup";
+  /** Also start a lone memcached to compare replies with. */
+  direct?: boolean;
+  /** Proxy flags after -s and -b (default none). */
+  proxyArgs?: string[];
+}
+
+/** The processes of {@linkcode startPair}. */
+export interface Pair {
+  /** The primary (-s); may be replaced by a test that restarts it: {@linkcode Pair.stop} stops the new one. */
+  primary: ProcessHandle;
+  /** The backup (-b). */
+  backup: ProcessHandle;
+  /** The relay in front of the primary or the backup; throws unless `relay` was asked for. */
+  readonly relay: Relay;
+  /** The lone memcached; throws unless `direct` was asked for. */
+  readonly direct: ProcessHandle;
+  /** memrep proxy. */
+  proxy: ProcessHandle;
+  /** Stops the proxy, the relay and the memcacheds. */
+  stop(): Promise<void>;
+}
+
+/** Starts a memcached primary and backup, optionally a relay and a lone memcached, and `memrep proxy -s <primary> -b <backup>`. */
+export async function startPair(opts: PairOptions = {}): Promise<Pair> {
+  const primary = await startMemcached(), backup = await startMemcached();
+  const direct = opts.direct ? await startMemcached() : undefined;
+  const relay = opts.relay && startRelay((opts.relay === "primary" ? primary : backup).port);
+  const s = opts.relay === "primary" && relay ? relay.port : primary.port;
+  const b = opts.relay === "backup" && relay ? relay.port : backup.port;
+  const stopRest = async (procs: (ProcessHandle | undefined)[]) => {
+    await relay?.close();
+    await Promise.all(procs.map((p) => p?.stop()));
+  };
+  let proxy: ProcessHandle;
+  try {
+    proxy = await startMemrep([
+      "proxy",
+      "-s",
+      `127.0.0.1:${s}`,
+      "-b",
+      `127.0.0.1:${b}`,
+      ...(opts.proxyArgs ?? []),
+    ]);
+  } catch (err) {
+    await stopRest([primary, backup, direct]);
+    throw err;
+  }
+  const pair: Pair = {
+    primary,
+    backup,
+    proxy,
+    get relay(): Relay {
+      if (!relay) throw new Error("startPair: no relay was asked for");
+      return relay;
+    },
+    get direct(): ProcessHandle {
+      if (!direct) throw new Error("startPair: no direct memcached was asked for");
+      return direct;
+    },
+    async stop() {
+      await pair.proxy.stop();
+      await stopRest([pair.primary, pair.backup, direct]);
+    },
+  };
+  return pair;
 }
 
 /** `get <key>` on a connection: the value, or undefined on a miss. */

@@ -12,8 +12,8 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
-import { getValue, setValue } from "./cluster.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { getValue, setValue, startPair } from "./cluster.ts";
 
 const CASES: [string, string][] = [
   ["append", "append K 0 0 1\r\nX\r\n"],
@@ -32,15 +32,8 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const direct = await startMemcached();
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-    ]);
+    const pair = await startPair({ direct: true });
+    const { primary, direct, proxy } = pair;
     const conns = [await connect(direct.port), await connect(proxy.port)];
     const onPrimary = await connect(primary.port);
     try {
@@ -64,8 +57,7 @@ Deno.test({
       }
     } finally {
       for (const c of [...conns, onPrimary]) await c.close();
-      await proxy.stop();
-      for (const s of [primary, backup, direct]) await s.stop();
+      await pair.stop();
     }
   },
 });
