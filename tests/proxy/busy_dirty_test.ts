@@ -24,7 +24,7 @@ Deno.test({
       relay: "primary",
       proxyArgs: ["--timeout", "300", "--retry", "100"],
     });
-    const { backup, relay, proxy } = pair;
+    const { backup, toPrimary: relay, proxy } = pair;
     const conns: TestConn[] = [];
     let stop = false;
     const runs: Promise<void>[] = [];

@@ -40,7 +40,7 @@ Deno.test({
       relay: "primary",
       proxyArgs: ["--timeout", "300", "--retry", "100"],
     });
-    const { relay, proxy } = pair;
+    const { toPrimary: relay, proxy } = pair;
     try {
       const c = await connect(proxy.port);
       for (const [k, v] of [["ctr", "1"], ["txt", "old"], ["app", "a"]]) {

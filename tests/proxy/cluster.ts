@@ -84,8 +84,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
 /** Options of {@linkcode startPair}. */
 export interface PairOptions {
-  /** Put a fault relay in front of this one: the proxy reaches it through the relay. */
-  relay?: "primary" | "backup";
+  /** Put a fault relay in front of the primary, the backup or both: the proxy reaches them through it. */
+  relay?: "primary" | "backup" | "both";
   /** Also start a lone memcached to compare replies with. */
   direct?: boolean;
   /** Proxy flags after -s and -b (default none). */
@@ -98,25 +98,37 @@ export interface Pair {
   primary: ProcessHandle;
   /** The backup (-b). */
   backup: ProcessHandle;
-  /** The relay in front of the primary or the backup; throws unless `relay` was asked for. */
-  readonly relay: Relay;
+  /** The relay in front of the primary; throws unless it was asked for. */
+  readonly toPrimary: Relay;
+  /** The relay in front of the backup; throws unless it was asked for. */
+  readonly toBackup: Relay;
   /** The lone memcached; throws unless `direct` was asked for. */
   readonly direct: ProcessHandle;
   /** memrep proxy. */
   proxy: ProcessHandle;
-  /** Stops the proxy, the relay and the memcacheds. */
+  /** Stops the proxy, the relays and the memcacheds. */
   stop(): Promise<void>;
 }
 
-/** Starts a memcached primary and backup, optionally a relay and a lone memcached, and `memrep proxy -s <primary> -b <backup>`. */
+/** `x`, or a throw naming what was not asked of {@linkcode startPair}. */
+function asked<T>(x: T | undefined, what: string): T {
+  if (x === undefined) throw new Error(`startPair: no ${what} was asked for`);
+  return x;
+}
+
+/**
+ * Starts a memcached primary and backup, the relays and lone memcached asked
+ * for, and `memrep proxy -s <primary> -b <backup>`.
+ */
 export async function startPair(opts: PairOptions = {}): Promise<Pair> {
   const primary = await startMemcached(), backup = await startMemcached();
   const direct = opts.direct ? await startMemcached() : undefined;
-  const relay = opts.relay && startRelay((opts.relay === "primary" ? primary : backup).port);
-  const s = opts.relay === "primary" && relay ? relay.port : primary.port;
-  const b = opts.relay === "backup" && relay ? relay.port : backup.port;
+  const relayed = (which: "primary" | "backup", p: ProcessHandle) =>
+    opts.relay === which || opts.relay === "both" ? startRelay(p.port) : undefined;
+  const toPrimary = relayed("primary", primary), toBackup = relayed("backup", backup);
   const stopRest = async (procs: (ProcessHandle | undefined)[]) => {
-    await relay?.close();
+    await toPrimary?.close();
+    await toBackup?.close();
     await Promise.all(procs.map((p) => p?.stop()));
   };
   let proxy: ProcessHandle;
@@ -124,9 +136,9 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
     proxy = await startMemrep([
       "proxy",
       "-s",
-      `127.0.0.1:${s}`,
+      `127.0.0.1:${(toPrimary ?? primary).port}`,
       "-b",
-      `127.0.0.1:${b}`,
+      `127.0.0.1:${(toBackup ?? backup).port}`,
       ...(opts.proxyArgs ?? []),
     ]);
   } catch (err) {
@@ -137,13 +149,14 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
     primary,
     backup,
     proxy,
-    get relay(): Relay {
-      if (!relay) throw new Error("startPair: no relay was asked for");
-      return relay;
+    get toPrimary() {
+      return asked(toPrimary, "relay to the primary");
     },
-    get direct(): ProcessHandle {
-      if (!direct) throw new Error("startPair: no direct memcached was asked for");
-      return direct;
+    get toBackup() {
+      return asked(toBackup, "relay to the backup");
+    },
+    get direct() {
+      return asked(direct, "direct memcached");
     },
     async stop() {
       await pair.proxy.stop();

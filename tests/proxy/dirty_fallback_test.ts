@@ -44,7 +44,7 @@ Deno.test({
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
     const pair = await startProxy();
-    const { primary, relay, proxy } = pair;
+    const { primary, toBackup: relay, proxy } = pair;
     let stopped = false;
     try {
       const c = await connect(proxy.port);
@@ -102,7 +102,7 @@ Deno.test({
   ignore: ignoreUnless(RETRY, ["memcached"]),
   async fn() {
     const pair = await startProxy();
-    const { primary, relay, proxy } = pair;
+    const { primary, toBackup: relay, proxy } = pair;
     try {
       const c = await connect(proxy.port);
       equal(await setValue(c, "ctr", "100"), "STORED\r\n");

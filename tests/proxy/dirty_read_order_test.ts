@@ -28,7 +28,7 @@ Deno.test({
       direct: true,
       proxyArgs: ["--timeout", "300", "--retry", "100"],
     });
-    const { direct, relay, proxy } = pair;
+    const { direct, toPrimary: relay, proxy } = pair;
     const c = await connect(proxy.port), d = await connect(direct.port);
     let release = () => {};
     try {

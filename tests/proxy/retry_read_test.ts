@@ -76,7 +76,7 @@ async function readDuringRetry(read: string): Promise<void> {
     direct: true,
     proxyArgs: ["--timeout", "5000"],
   });
-  const { primary, direct, relay, proxy } = pair;
+  const { primary, direct, toPrimary: relay, proxy } = pair;
   const c = await connect(proxy.port);
   const onPrimary = await connect(primary.port);
   try {
