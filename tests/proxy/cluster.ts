@@ -15,6 +15,7 @@ import {
   startRelay,
   type TestConn,
 } from "../helpers/mod.ts";
+import { equal } from "../helpers/assert.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 
 /** The processes of one test. */
@@ -194,6 +195,29 @@ export async function setValue(
   exptime = 0,
 ): Promise<string> {
   return await c.request(`set ${key} ${flags} ${exptime} ${value.length}\r\n${value}`);
+}
+
+/**
+ * Sets `k` to "a", then cuts the primary behind `toPrimary` (refused, its
+ * links dropped), reads until the proxy marks it down and sets `k` to "b",
+ * on the backup alone: `k` is dirty on the primary.
+ */
+export async function dirtyWhileDown(
+  c: TestConn,
+  proxyPort: number,
+  toPrimary: Relay,
+): Promise<void> {
+  equal(await setValue(c, "k", "a"), "STORED\r\n");
+  toPrimary.refuse(true);
+  toPrimary.drop();
+  // Reads (which mark nothing dirty) until the primary is marked down.
+  const name = `server:127.0.0.1:${toPrimary.port}:state`;
+  const deadline = Date.now() + 10_000;
+  while ((await proxyStats(proxyPort)).get(name) !== "down") {
+    if (Date.now() > deadline) throw new Error("the primary was not marked down");
+    await c.request("get x\r\n", retrievalEnd);
+  }
+  equal(await setValue(c, "k", "b"), "STORED\r\n");
 }
 
 /** `stats proxy` as a map. */
