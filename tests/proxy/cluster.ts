@@ -83,6 +83,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   };
 }
 
+/** The conditional writes (name, request of the key `K`) that miss on a primary without the key. */
+export const CONDITIONAL_WRITES: readonly (readonly [string, string])[] = [
+  ["append", "append K 0 0 1\r\nX\r\n"],
+  ["prepend", "prepend K 0 0 1\r\nX\r\n"],
+  ["replace", "replace K 0 0 1\r\nX\r\n"],
+  ["incr", "incr K 3\r\n"],
+  ["decr", "decr K 3\r\n"],
+  ["ms MA", "ms K 1 MA\r\nX\r\n"],
+  ["ms MR", "ms K 1 MR\r\nX\r\n"],
+  ["ma", "ma K D2\r\n"],
+];
+
 /** Options of {@linkcode startPair}. */
 export interface PairOptions {
   /** Put a fault relay in front of the primary, the backup or both: the proxy reaches them through it. */

@@ -13,18 +13,7 @@
 
 import { equal } from "../helpers/assert.ts";
 import { connect, ignoreUnless } from "../helpers/mod.ts";
-import { getValue, setValue, startPair } from "./cluster.ts";
-
-const CASES: [string, string][] = [
-  ["append", "append K 0 0 1\r\nX\r\n"],
-  ["prepend", "prepend K 0 0 1\r\nX\r\n"],
-  ["replace", "replace K 0 0 1\r\nX\r\n"],
-  ["incr", "incr K 3\r\n"],
-  ["decr", "decr K 3\r\n"],
-  ["ms MA", "ms K 1 MA\r\nX\r\n"],
-  ["ms MR", "ms K 1 MR\r\nX\r\n"],
-  ["ma", "ma K D2\r\n"],
-];
+import { CONDITIONAL_WRITES, getValue, setValue, startPair } from "./cluster.ts";
 
 const NAME =
   "proxy: a conditional write retried after its primary missed does not land after a later pipelined write";
@@ -37,7 +26,7 @@ Deno.test({
     const conns = [await connect(direct.port), await connect(proxy.port)];
     const onPrimary = await connect(primary.port);
     try {
-      for (const [name, cond] of CASES) {
+      for (const [name, cond] of CONDITIONAL_WRITES) {
         const key = `k_${name.replace(" ", "_")}`;
         const finals: (string | undefined)[] = [];
         for (const c of conns) {

@@ -13,18 +13,7 @@
 
 import { equal } from "../helpers/assert.ts";
 import { connect, ignoreUnless } from "../helpers/mod.ts";
-import { setValue, sleep, startPair } from "./cluster.ts";
-
-const CASES: [string, string][] = [
-  ["append", "append K 0 0 1\r\nX\r\n"],
-  ["prepend", "prepend K 0 0 1\r\nX\r\n"],
-  ["replace", "replace K 0 0 1\r\nX\r\n"],
-  ["incr", "incr K 3\r\n"],
-  ["decr", "decr K 3\r\n"],
-  ["ms MA", "ms K 1 MA\r\nX\r\n"],
-  ["ms MR", "ms K 1 MR\r\nX\r\n"],
-  ["ma", "ma K D2\r\n"],
-];
+import { CONDITIONAL_WRITES, setValue, sleep, startPair } from "./cluster.ts";
 
 const NAME =
   "proxy: a read pipelined after a conditional write retried on its primary returns that write's result";
@@ -37,7 +26,7 @@ Deno.test({
     const conns = [await connect(direct.port), await connect(proxy.port)];
     const onPrimary = await connect(primary.port);
     try {
-      for (const [name, cond] of CASES) {
+      for (const [name, cond] of CONDITIONAL_WRITES) {
         const key = `k_${name.replace(" ", "_")}`;
         const replies: string[] = [];
         for (const c of conns) {
