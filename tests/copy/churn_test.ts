@@ -6,7 +6,6 @@
 
 import { equal, ok, waitUntil } from "../helpers/assert.ts";
 import { mulberry32 } from "../helpers/random.ts";
-import { startRelay } from "../helpers/relay.ts";
 import {
   ignoreUnless,
   type ProcessHandle,
@@ -16,6 +15,7 @@ import {
 } from "../helpers/process.ts";
 import { Client } from "../../lib/client/mod.ts";
 import { contents } from "./contents.ts";
+import { addr, currItems, withServers } from "./run.ts";
 
 const ignore = ignoreUnless("memrep replicate churn tests", ["memcached"]);
 const SEED = Number(Deno.env.get("MEMREP_SEED") ?? 31337);
@@ -23,10 +23,6 @@ console.log(`churn_test seed ${SEED} (MEMREP_SEED=${SEED} replays it)`);
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function addr(port: number): string {
-  return `127.0.0.1:${port}`;
-}
 
 interface Summary {
   copied: number;
@@ -53,35 +49,23 @@ async function finish(p: ProcessHandle): Promise<{ code: number; summary: Summar
   return { code: status.code, summary: JSON.parse(json), out };
 }
 
-async function currItems(port: number): Promise<number> {
-  const c = await Client.connect("127.0.0.1", port);
-  try {
-    return Number((await c.stats()).get("curr_items"));
-  } finally {
-    c.close();
-  }
-}
-
 Deno.test({
   name: "a source written and deleted from during the copy: every copied value is one the key had",
   ignore,
   async fn() {
-    const src = await startMemcached();
-    const dst = await startMemcached();
-    const relay = startRelay(dst.port);
-    relay.setLatency(1);
-    const rand = mulberry32(SEED);
-    const n = 5000;
-    // Every value a key ever had: "<key>=<version>", flags = version.
-    const history = new Map<string, Set<string>>();
-    const write = (c: Client, key: string, version: number) => {
-      const value = `${key}=${version}`.padEnd(20 + (version % 7) * 30, ".");
-      let h = history.get(key);
-      if (h === undefined) history.set(key, h = new Set());
-      h.add(value);
-      return c.set(key, enc.encode(value), version);
-    };
-    try {
+    await withServers("target", async ({ src, dst, relay }) => {
+      relay.setLatency(1);
+      const rand = mulberry32(SEED);
+      const n = 5000;
+      // Every value a key ever had: "<key>=<version>", flags = version.
+      const history = new Map<string, Set<string>>();
+      const write = (c: Client, key: string, version: number) => {
+        const value = `${key}=${version}`.padEnd(20 + (version % 7) * 30, ".");
+        let h = history.get(key);
+        if (h === undefined) history.set(key, h = new Set());
+        h.add(value);
+        return c.set(key, enc.encode(value), version);
+      };
       const c = await Client.connect("127.0.0.1", src.port);
       await Promise.all(Array.from({ length: n }, (_, i) => write(c, `k${i}`, 0)));
       const copy = await startCopy([
@@ -123,11 +107,7 @@ Deno.test({
         equal(item.flags, Number(value.slice(key.length + 1).replace(/\.+$/, "")), value);
         equal(item.ttl, -1, value);
       }
-    } finally {
-      await relay.close();
-      await src.stop();
-      await dst.stop();
-    }
+    });
   },
 });
 
@@ -136,11 +116,8 @@ Deno.test({
     "items expiring mid-copy are skipped and counted, never written without their TTL, never resurrected",
   ignore,
   async fn() {
-    const src = await startMemcached();
-    const dst = await startMemcached();
-    const relay = startRelay(dst.port);
-    relay.setLatency(1);
-    try {
+    await withServers("target", async ({ src, dst, relay }) => {
+      relay.setLatency(1);
       const n = 6000;
       const c = await Client.connect("127.0.0.1", src.port);
       // TTLs of 2 to 4 s, the copy slowed to take longer than that.
@@ -178,11 +155,7 @@ Deno.test({
       } finally {
         d.close();
       }
-    } finally {
-      await relay.close();
-      await src.stop();
-      await dst.stop();
-    }
+    });
   },
 });
 
@@ -224,22 +197,19 @@ Deno.test({
     "a target without meta commands (memcached 1.5, as its version says) gets text set/add: control-byte keys as they are",
   ignore,
   async fn() {
-    const src = await startMemcached();
-    const dst = await startMemcached();
-    // The relay makes dst look like 1.5.22 and tells whether any meta command went through.
-    const relay = startRelay(dst.port);
-    let meta = 0;
-    relay.tamper((chunk, toTarget) => {
-      const text = String.fromCharCode(...chunk.subarray(0, 64 * 1024));
-      if (toTarget) {
-        if (/(^|\n)m[sg] /.test(text)) meta++;
-        return chunk;
-      }
-      return text.startsWith("VERSION ")
-        ? enc.encode(text.replace(/^VERSION [\d.]+/, "VERSION 1.5.22"))
-        : chunk;
-    });
-    try {
+    await withServers("target", async ({ src, dst, relay }) => {
+      // The relay makes dst look like 1.5.22 and tells whether any meta command went through.
+      let meta = 0;
+      relay.tamper((chunk, toTarget) => {
+        const text = String.fromCharCode(...chunk.subarray(0, 64 * 1024));
+        if (toTarget) {
+          if (/(^|\n)m[sg] /.test(text)) meta++;
+          return chunk;
+        }
+        return text.startsWith("VERSION ")
+          ? enc.encode(text.replace(/^VERSION [\d.]+/, "VERSION 1.5.22"))
+          : chunk;
+      });
       const c = await Client.connect("127.0.0.1", src.port);
       const tab = new Uint8Array(250).fill(0x61);
       tab[3] = 0x09;
@@ -276,11 +246,7 @@ Deno.test({
       ok(p.ttl > 295 && p.ttl <= 300, `ttl ${p.ttl}`);
       equal(dec.decode((await d.getOne("keep"))!.value), "target's own");
       d.close();
-    } finally {
-      await relay.close();
-      await src.stop();
-      await dst.stop();
-    }
+    });
   },
 });
 
@@ -289,20 +255,17 @@ Deno.test({
     "fetches the source refuses: counted failed, the message names the source and the count, exit 1",
   ignore,
   async fn() {
-    const src = await startMemcached();
-    const dst = await startMemcached();
-    // The relay turns the mg of every "bad" key into one with a 252-byte key.
-    const relay = startRelay(src.port);
-    relay.tamper((chunk, toTarget) => {
-      if (!toTarget) return chunk;
-      const text = String.fromCharCode(...chunk);
-      if (!text.includes("mg bad")) return chunk;
-      return Uint8Array.from(
-        text.replaceAll("mg bad", "mg " + "x".repeat(251)),
-        (c) => c.charCodeAt(0),
-      );
-    });
-    try {
+    await withServers("source", async ({ src, dst, relay }) => {
+      // The relay turns the mg of every "bad" key into one with a 252-byte key.
+      relay.tamper((chunk, toTarget) => {
+        if (!toTarget) return chunk;
+        const text = String.fromCharCode(...chunk);
+        if (!text.includes("mg bad")) return chunk;
+        return Uint8Array.from(
+          text.replaceAll("mg bad", "mg " + "x".repeat(251)),
+          (c) => c.charCodeAt(0),
+        );
+      });
       const c = await Client.connect("127.0.0.1", src.port);
       for (let i = 0; i < 7; i++) await c.set(`bad${i}`, enc.encode("b"));
       for (let i = 0; i < 50; i++) await c.set(`good${i}`, enc.encode("g"));
@@ -320,10 +283,6 @@ Deno.test({
       } refused 7 items: CLIENT_ERROR bad command line format`;
       ok(r.stderr.includes(message), r.stderr);
       equal(await currItems(dst.port), 50);
-    } finally {
-      await relay.close();
-      await src.stop();
-      await dst.stop();
-    }
+    });
   },
 });

@@ -8,7 +8,7 @@ import { equal, ok } from "../helpers/assert.ts";
 import { startRelay } from "../helpers/relay.ts";
 import { ignoreUnless, startMemcached } from "../helpers/process.ts";
 import { sameAs } from "./contents.ts";
-import { addr, copy, fill, freeze, midway } from "./run.ts";
+import { addr, copy, fill, freeze, midway, withServers } from "./run.ts";
 
 const ignore = ignoreUnless("memrep replicate flow control tests", ["memcached"]);
 
@@ -40,11 +40,8 @@ const stops = [
       } s mid-copy: the copy waits, finishes, TTLs hold`,
       ignore,
       async fn() {
-        const src = await startMemcached();
-        const dst = await startMemcached();
-        const relay = startRelay(side === "target" ? dst.port : src.port);
-        relay.setLatency(1);
-        try {
+        await withServers(side, async ({ src, dst, relay }) => {
+          relay.setLatency(1);
           const n = 10_000;
           await fill(src.port, n, 100);
           const from = side === "source" ? relay.port : src.port;
@@ -65,11 +62,7 @@ const stops = [
           equal(r.code, 0, r.out);
           equal(r.summary.copied, n, r.out);
           equal(await sameAs(src.port, dst.port, slack), n);
-        } finally {
-          await relay.close();
-          await src.stop();
-          await dst.stop();
-        }
+        });
       },
     });
   }
@@ -79,10 +72,7 @@ Deno.test({
   name: "a target that never answers: the copy ends after --timeout, names it once, exit 1",
   ignore,
   async fn() {
-    const src = await startMemcached();
-    const dst = await startMemcached();
-    const relay = startRelay(dst.port);
-    try {
+    await withServers("target", async ({ src, dst, relay }) => {
       await fill(src.port, 5000, 100);
       const r = await copy(
         ["--from", addr(src.port), "--to", addr(relay.port), "--batch", "100", "--timeout", "1000"],
@@ -122,11 +112,7 @@ Deno.test({
       } finally {
         await sink.close();
       }
-    } finally {
-      await relay.close();
-      await src.stop();
-      await dst.stop();
-    }
+    });
   },
 });
 

@@ -5,7 +5,8 @@
  */
 
 import { ok, waitUntil } from "../helpers/assert.ts";
-import { type ProcessHandle, startMemrep } from "../helpers/process.ts";
+import { type ProcessHandle, startMemcached, startMemrep } from "../helpers/process.ts";
+import { type Relay, startRelay } from "../helpers/relay.ts";
 import { Client } from "../../lib/client/mod.ts";
 
 /** `127.0.0.1:<port>`. */
@@ -101,5 +102,32 @@ export async function freeze(victim: ProcessHandle, ms: number): Promise<void> {
     await new Promise((r) => setTimeout(r, ms));
   } finally {
     victim.kill("SIGCONT");
+  }
+}
+
+/** A source and a target memcached, and a relay in front of one of them. */
+export interface Servers {
+  /** The source memcached. */
+  src: ProcessHandle;
+  /** The target memcached. */
+  dst: ProcessHandle;
+  /** The relay in front of the side asked for. */
+  relay: Relay;
+}
+
+/** Runs `fn` over a source and a target memcached with a relay in front of `side`; stops all after. */
+export async function withServers(
+  side: "source" | "target",
+  fn: (s: Servers) => Promise<void>,
+): Promise<void> {
+  const src = await startMemcached();
+  const dst = await startMemcached();
+  const relay = startRelay(side === "target" ? dst.port : src.port);
+  try {
+    await fn({ src, dst, relay });
+  } finally {
+    await relay.close();
+    await src.stop();
+    await dst.stop();
   }
 }

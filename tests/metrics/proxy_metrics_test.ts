@@ -13,7 +13,7 @@ import {
   startMemcached,
   waitUntil,
 } from "../helpers/mod.ts";
-import { startCluster } from "../proxy/cluster.ts";
+import { type Cluster, startCluster } from "../proxy/cluster.ts";
 import { fill, startConfigProxy } from "../proxy/nc_config.ts";
 import { type PromFamily, sampleValue, scrape } from "./prom_parser.ts";
 
@@ -21,6 +21,20 @@ import { type PromFamily, sampleValue, scrape } from "./prom_parser.ts";
 const T = 10_000;
 
 const NEED = ignoreUnless("proxy metrics", ["memcached"]);
+
+/**
+ * `servers` primaries and a backup behind a proxy with `--timeout` `timeout`
+ * that serves /metrics; and the metrics port.
+ */
+async function startMetered(servers: number, timeout: string): Promise<[Cluster, number]> {
+  const mport = freePort();
+  const cluster = await startCluster({
+    servers,
+    backups: 1,
+    proxyArgs: ["--timeout", timeout, "--retry", "200", "--metrics", `127.0.0.1:${mport}`],
+  });
+  return [cluster, mport];
+}
 
 function total(f: Map<string, PromFamily>, name: string, labels?: Record<string, string>) {
   return sampleValue(f, name, labels);
@@ -30,12 +44,7 @@ Deno.test({
   name: "proxy metrics: requests, latency, errors, backends up/down, fallbacks and repairs",
   ignore: NEED,
   async fn() {
-    const mport = freePort();
-    const cluster = await startCluster({
-      servers: 2,
-      backups: 1,
-      proxyArgs: ["--timeout", "500", "--retry", "200", "--metrics", `127.0.0.1:${mport}`],
-    });
+    const [cluster, mport] = await startMetered(2, "500");
     const c = await connect(cluster.proxy.port);
     try {
       const before = (await scrape(mport)).families;
@@ -127,12 +136,7 @@ Deno.test({
   name: "proxy metrics: a request is timed until its reply, not until it was sent",
   ignore: NEED,
   async fn() {
-    const mport = freePort();
-    const cluster = await startCluster({
-      servers: 1,
-      backups: 1,
-      proxyArgs: ["--timeout", "600", "--retry", "200", "--metrics", `127.0.0.1:${mport}`],
-    });
+    const [cluster, mport] = await startMetered(1, "600");
     const c = await connect(cluster.proxy.port);
     try {
       equal(await c.request("set slow 0 0 1\r\nv", "\r\n", T), "STORED\r\n");

@@ -9,10 +9,10 @@
  */
 
 import { equal, eventually } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
 import { OP, roundTrip } from "../helpers/binary.ts";
 import { set } from "./binary_cluster.ts";
-import { directGet, getValue, setValue } from "./cluster.ts";
+import { directGet, getValue, setValue, startPair } from "./cluster.ts";
 
 /** The add forms, each with the reply memcached gives once the key exists. */
 const ADDS: [string, (key: string) => string][] = [
@@ -27,15 +27,8 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const direct = await startMemcached();
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-    ]);
+    const pair = await startPair({ direct: true });
+    const { primary, backup, direct, proxy } = pair;
     const c = await connect(proxy.port), d = await connect(direct.port);
     const onPrimary = await connect(primary.port), onBackup = await connect(backup.port);
     const end = /(STORED|NOT_STORED|MN|HD[^\r]*|NS[^\r]*)\r\n$/;
@@ -75,8 +68,7 @@ Deno.test({
       equal(await getValue(c, "bin"), "old");
     } finally {
       for (const x of [c, d, onPrimary, onBackup]) await x.close();
-      await proxy.stop();
-      for (const s of [primary, backup, direct]) await s.stop();
+      await pair.stop();
     }
   },
 });

@@ -7,8 +7,8 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
-import { getMany, proxyStats, seeded, setMany, sleep } from "./cluster.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { getMany, proxyStats, seeded, setMany, sleep, startPair } from "./cluster.ts";
 
 const KEYS = 400;
 
@@ -36,22 +36,18 @@ for (const seed of [1, 2, 3]) {
       `a backup that times out on deletes and overwrites never serves them stale (seed ${seed})`,
     ignore: ignoreUnless("backup timeouts", ["memcached"]),
     async fn() {
-      const primary = await startMemcached();
-      const backup = await startMemcached();
-      const relay = startRelay(backup.port);
-      const proxy = await startMemrep([
-        "proxy",
-        "-s",
-        `127.0.0.1:${primary.port}`,
-        "-b",
-        `127.0.0.1:${relay.port}`,
-        "--timeout",
-        "200",
-        "--retry",
-        "100",
-        "--failure-limit",
-        "1000", // the backup stays "up": only its copies fail
-      ]);
+      const pair = await startPair({
+        relay: "backup",
+        proxyArgs: [
+          "--timeout",
+          "200",
+          "--retry",
+          "100",
+          "--failure-limit",
+          "1000", // the backup stays "up": only its copies fail
+        ],
+      });
+      const { primary, toBackup: relay, proxy } = pair;
       try {
         const rand = seeded(seed);
         const keys = Array.from({ length: KEYS }, (_, i) => `bt${seed}:${i}`);
@@ -129,9 +125,7 @@ for (const seed of [1, 2, 3]) {
         equal(stale, 0, `stale values through the backup: ${bad.join(", ")}`);
         await c.close();
       } finally {
-        await proxy.stop();
-        await relay.close();
-        await Promise.all([primary.stop(), backup.stop()]);
+        await pair.stop();
       }
     },
   });

@@ -10,15 +10,8 @@
  */
 
 import { equal, waitUntil } from "../helpers/assert.ts";
-import {
-  connect,
-  ignoreUnless,
-  startMemcached,
-  startMemrep,
-  startRelay,
-  type TestConn,
-} from "../helpers/mod.ts";
-import { getMany, proxyStats, setMany, waitForState } from "./cluster.ts";
+import { connect, ignoreUnless, type TestConn } from "../helpers/mod.ts";
+import { getMany, proxyStats, setMany, startPair, waitForState } from "./cluster.ts";
 
 const NAME =
   "keys lost on a hung primary are cleaned while clients write them during every delete: losing the backup then loses none";
@@ -27,20 +20,11 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached();
-    const backup = await startMemcached();
-    const relay = startRelay(primary.port);
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${relay.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-      "--timeout",
-      "300",
-      "--retry",
-      "100",
-    ]);
+    const pair = await startPair({
+      relay: "primary",
+      proxyArgs: ["--timeout", "300", "--retry", "100"],
+    });
+    const { backup, toPrimary: relay, proxy } = pair;
     const conns: TestConn[] = [];
     let stop = false;
     const runs: Promise<void>[] = [];
@@ -100,9 +84,7 @@ Deno.test({
       stop = true;
       await Promise.allSettled(runs);
       for (const c of conns) await c.close();
-      await proxy.stop();
-      await relay.close();
-      await Promise.all([primary.stop(), backup.stop()]);
+      await pair.stop();
     }
   },
 });

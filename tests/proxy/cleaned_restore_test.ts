@@ -11,9 +11,9 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
 import { retrievalEnd } from "../helpers/conn.ts";
-import { proxyStats, setValue, sleep } from "./cluster.ts";
+import { proxyStats, setValue, sleep, startPair } from "./cluster.ts";
 
 /** Until the primary behind `port` is up with no dirty key. */
 async function untilClean(proxyPort: number, port: number): Promise<void> {
@@ -36,20 +36,11 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached();
-    const backup = await startMemcached();
-    const relay = startRelay(primary.port);
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${relay.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-      "--timeout",
-      "300",
-      "--retry",
-      "100",
-    ]);
+    const pair = await startPair({
+      relay: "primary",
+      proxyArgs: ["--timeout", "300", "--retry", "100"],
+    });
+    const { toPrimary: relay, proxy } = pair;
     try {
       const c = await connect(proxy.port);
       for (const [k, v] of [["ctr", "1"], ["txt", "old"], ["app", "a"]]) {
@@ -81,9 +72,7 @@ Deno.test({
       );
       await c.close();
     } finally {
-      await proxy.stop();
-      await relay.close();
-      await Promise.all([primary.stop(), backup.stop()]);
+      await pair.stop();
     }
   },
 });

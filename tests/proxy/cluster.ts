@@ -8,11 +8,14 @@ import {
   connect,
   mulberry32,
   type ProcessHandle,
+  type Relay,
   retrievalEnd,
   startMemcached,
   startMemrep,
+  startRelay,
   type TestConn,
 } from "../helpers/mod.ts";
+import { equal } from "../helpers/assert.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 
 /** The processes of one test. */
@@ -80,6 +83,102 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   };
 }
 
+/** The conditional writes (name, request of the key `K`) that miss on a primary without the key. */
+export const CONDITIONAL_WRITES: readonly (readonly [string, string])[] = [
+  ["append", "append K 0 0 1\r\nX\r\n"],
+  ["prepend", "prepend K 0 0 1\r\nX\r\n"],
+  ["replace", "replace K 0 0 1\r\nX\r\n"],
+  ["incr", "incr K 3\r\n"],
+  ["decr", "decr K 3\r\n"],
+  ["ms MA", "ms K 1 MA\r\nX\r\n"],
+  ["ms MR", "ms K 1 MR\r\nX\r\n"],
+  ["ma", "ma K D2\r\n"],
+];
+
+/** Options of {@linkcode startPair}. */
+export interface PairOptions {
+  /** Put a fault relay in front of the primary, the backup or both: the proxy reaches them through it. */
+  relay?: "primary" | "backup" | "both";
+  /** Also start a lone memcached to compare replies with. */
+  direct?: boolean;
+  /** Proxy flags after -s and -b (default none). */
+  proxyArgs?: string[];
+}
+
+/** The processes of {@linkcode startPair}. */
+export interface Pair {
+  /** The primary (-s); may be replaced by a test that restarts it: {@linkcode Pair.stop} stops the new one. */
+  primary: ProcessHandle;
+  /** The backup (-b). */
+  backup: ProcessHandle;
+  /** The relay in front of the primary; throws unless it was asked for. */
+  readonly toPrimary: Relay;
+  /** The relay in front of the backup; throws unless it was asked for. */
+  readonly toBackup: Relay;
+  /** The lone memcached; throws unless `direct` was asked for. */
+  readonly direct: ProcessHandle;
+  /** memrep proxy. */
+  proxy: ProcessHandle;
+  /** Stops the proxy, the relays and the memcacheds. */
+  stop(): Promise<void>;
+}
+
+/** `x`, or a throw naming what was not asked of {@linkcode startPair}. */
+function asked<T>(x: T | undefined, what: string): T {
+  if (x === undefined) throw new Error(`startPair: no ${what} was asked for`);
+  return x;
+}
+
+/**
+ * Starts a memcached primary and backup, the relays and lone memcached asked
+ * for, and `memrep proxy -s <primary> -b <backup>`.
+ */
+export async function startPair(opts: PairOptions = {}): Promise<Pair> {
+  const primary = await startMemcached(), backup = await startMemcached();
+  const direct = opts.direct ? await startMemcached() : undefined;
+  const relayed = (which: "primary" | "backup", p: ProcessHandle) =>
+    opts.relay === which || opts.relay === "both" ? startRelay(p.port) : undefined;
+  const toPrimary = relayed("primary", primary), toBackup = relayed("backup", backup);
+  const stopRest = async (procs: (ProcessHandle | undefined)[]) => {
+    await toPrimary?.close();
+    await toBackup?.close();
+    await Promise.all(procs.map((p) => p?.stop()));
+  };
+  let proxy: ProcessHandle;
+  try {
+    proxy = await startMemrep([
+      "proxy",
+      "-s",
+      `127.0.0.1:${(toPrimary ?? primary).port}`,
+      "-b",
+      `127.0.0.1:${(toBackup ?? backup).port}`,
+      ...(opts.proxyArgs ?? []),
+    ]);
+  } catch (err) {
+    await stopRest([primary, backup, direct]);
+    throw err;
+  }
+  const pair: Pair = {
+    primary,
+    backup,
+    proxy,
+    get toPrimary() {
+      return asked(toPrimary, "relay to the primary");
+    },
+    get toBackup() {
+      return asked(toBackup, "relay to the backup");
+    },
+    get direct() {
+      return asked(direct, "direct memcached");
+    },
+    async stop() {
+      await pair.proxy.stop();
+      await stopRest([pair.primary, pair.backup, direct]);
+    },
+  };
+  return pair;
+}
+
 /** `get <key>` on a connection: the value, or undefined on a miss. */
 export async function getValue(c: TestConn, key: string): Promise<string | undefined> {
   const reply = await c.request(`get ${key}`, retrievalEnd, 5000);
@@ -108,6 +207,29 @@ export async function setValue(
   exptime = 0,
 ): Promise<string> {
   return await c.request(`set ${key} ${flags} ${exptime} ${value.length}\r\n${value}`);
+}
+
+/**
+ * Sets `k` to "a", then cuts the primary behind `toPrimary` (refused, its
+ * links dropped), reads until the proxy marks it down and sets `k` to "b",
+ * on the backup alone: `k` is dirty on the primary.
+ */
+export async function dirtyWhileDown(
+  c: TestConn,
+  proxyPort: number,
+  toPrimary: Relay,
+): Promise<void> {
+  equal(await setValue(c, "k", "a"), "STORED\r\n");
+  toPrimary.refuse(true);
+  toPrimary.drop();
+  // Reads (which mark nothing dirty) until the primary is marked down.
+  const name = `server:127.0.0.1:${toPrimary.port}:state`;
+  const deadline = Date.now() + 10_000;
+  while ((await proxyStats(proxyPort)).get(name) !== "down") {
+    if (Date.now() > deadline) throw new Error("the primary was not marked down");
+    await c.request("get x\r\n", retrievalEnd);
+  }
+  equal(await setValue(c, "k", "b"), "STORED\r\n");
 }
 
 /** `stats proxy` as a map. */

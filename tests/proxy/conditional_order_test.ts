@@ -12,19 +12,8 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
-import { getValue, setValue } from "./cluster.ts";
-
-const CASES: [string, string][] = [
-  ["append", "append K 0 0 1\r\nX\r\n"],
-  ["prepend", "prepend K 0 0 1\r\nX\r\n"],
-  ["replace", "replace K 0 0 1\r\nX\r\n"],
-  ["incr", "incr K 3\r\n"],
-  ["decr", "decr K 3\r\n"],
-  ["ms MA", "ms K 1 MA\r\nX\r\n"],
-  ["ms MR", "ms K 1 MR\r\nX\r\n"],
-  ["ma", "ma K D2\r\n"],
-];
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { CONDITIONAL_WRITES, getValue, setValue, startPair } from "./cluster.ts";
 
 const NAME =
   "proxy: a conditional write retried after its primary missed does not land after a later pipelined write";
@@ -32,19 +21,12 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const direct = await startMemcached();
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-    ]);
+    const pair = await startPair({ direct: true });
+    const { primary, direct, proxy } = pair;
     const conns = [await connect(direct.port), await connect(proxy.port)];
     const onPrimary = await connect(primary.port);
     try {
-      for (const [name, cond] of CASES) {
+      for (const [name, cond] of CONDITIONAL_WRITES) {
         const key = `k_${name.replace(" ", "_")}`;
         const finals: (string | undefined)[] = [];
         for (const c of conns) {
@@ -64,8 +46,7 @@ Deno.test({
       }
     } finally {
       for (const c of [...conns, onPrimary]) await c.close();
-      await proxy.stop();
-      for (const s of [primary, backup, direct]) await s.stop();
+      await pair.stop();
     }
   },
 });

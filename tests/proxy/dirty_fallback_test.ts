@@ -8,24 +8,22 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
-import { getValue, proxyStats, setValue, sleep } from "./cluster.ts";
+import { connect, ignoreUnless, startMemcached } from "../helpers/mod.ts";
+import { getValue, proxyStats, setValue, sleep, startPair } from "./cluster.ts";
 
-/** The proxy over `primary` with its backup behind the relay on `relayPort`; short timeouts. */
-function startProxy(primary: number, relayPort: number) {
-  return startMemrep([
-    "proxy",
-    "-s",
-    `127.0.0.1:${primary}`,
-    "-b",
-    `127.0.0.1:${relayPort}`,
-    "--timeout",
-    "300",
-    "--retry",
-    "100",
-    "--failure-limit",
-    "1000", // the backup stays up: only its copies are lost
-  ]);
+/** A primary and a backup behind a relay, the proxy over them; short timeouts. */
+function startProxy() {
+  return startPair({
+    relay: "backup",
+    proxyArgs: [
+      "--timeout",
+      "300",
+      "--retry",
+      "100",
+      "--failure-limit",
+      "1000", // the backup stays up: only its copies are lost
+    ],
+  });
 }
 
 /** Waits until the proxy counts a dirty key on the backup behind `relayPort` (its copies timed out). */
@@ -45,10 +43,8 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached();
-    const backup = await startMemcached();
-    const relay = startRelay(backup.port);
-    const proxy = await startProxy(primary.port, relay.port);
+    const pair = await startProxy();
+    const { primary, toBackup: relay, proxy } = pair;
     let stopped = false;
     try {
       const c = await connect(proxy.port);
@@ -86,9 +82,7 @@ Deno.test({
       await c.close();
     } finally {
       if (stopped) primary.kill("SIGCONT");
-      await proxy.stop();
-      await relay.close();
-      await Promise.all([primary.stop(), backup.stop()]);
+      await pair.stop();
     }
   },
 });
@@ -107,10 +101,8 @@ Deno.test({
   name: RETRY,
   ignore: ignoreUnless(RETRY, ["memcached"]),
   async fn() {
-    let primary = await startMemcached();
-    const backup = await startMemcached();
-    const relay = startRelay(backup.port);
-    const proxy = await startProxy(primary.port, relay.port);
+    const pair = await startProxy();
+    const { primary, toBackup: relay, proxy } = pair;
     try {
       const c = await connect(proxy.port);
       equal(await setValue(c, "ctr", "100"), "STORED\r\n");
@@ -121,7 +113,7 @@ Deno.test({
       // The primary restarts empty while the key is still dirty on the backup.
       primary.kill("SIGKILL");
       await primary.stop();
-      primary = await startMemcached([], { port: primary.port });
+      pair.primary = await startMemcached([], { port: primary.port });
       const reply = await c.request("incr ctr 1", "\r\n", 5000);
       ok(
         reply === "NOT_FOUND\r\n" || reply.startsWith("SERVER_ERROR"),
@@ -129,9 +121,7 @@ Deno.test({
       );
       await c.close();
     } finally {
-      await proxy.stop();
-      await relay.close();
-      await Promise.all([primary.stop(), backup.stop()]);
+      await pair.stop();
     }
   },
 });

@@ -11,8 +11,8 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
-import { setValue } from "./cluster.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { setValue, startPair } from "./cluster.ts";
 
 const NAME =
   "proxy: a read of a key dirty on its primary is not changed by a write pipelined after it";
@@ -23,20 +23,12 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const direct = await startMemcached();
-    const relay = startRelay(primary.port);
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${relay.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-      "--timeout",
-      "300",
-      "--retry",
-      "100",
-    ]);
+    const pair = await startPair({
+      relay: "primary",
+      direct: true,
+      proxyArgs: ["--timeout", "300", "--retry", "100"],
+    });
+    const { direct, toPrimary: relay, proxy } = pair;
     const c = await connect(proxy.port), d = await connect(direct.port);
     let release = () => {};
     try {
@@ -57,9 +49,7 @@ Deno.test({
     } finally {
       release();
       for (const x of [c, d]) await x.close();
-      await proxy.stop();
-      await relay.close();
-      for (const s of [primary, backup, direct]) await s.stop();
+      await pair.stop();
     }
   },
 });

@@ -8,6 +8,7 @@
 import { equal } from "../helpers/assert.ts";
 import { connect, ignoreUnless } from "../helpers/mod.ts";
 import {
+  type Cluster,
   getMany,
   keysOn,
   markedDown,
@@ -24,16 +25,51 @@ const BULK = 15_000;
 /** Keys overwritten, again and again, while the primary comes back. */
 const HOT = 2_000;
 
+/** Two primaries and a backup; a write waits up to 1 s. */
+function startTwo(): Promise<Cluster> {
+  return startCluster({
+    servers: 2,
+    backups: 1,
+    proxyArgs: ["--timeout", "1000", "--retry", "100"],
+  });
+}
+
+/**
+ * The last acknowledged value per key, and the values of later writes that
+ * failed (a failed write may still have been applied: either is right, an
+ * older one is not).
+ */
+class Waves {
+  #latest = new Map<string, string>();
+  #maybe = new Map<string, string[]>();
+
+  /** Notes a wave of writes; `stored` says which were acknowledged. */
+  note(entries: readonly (readonly [string, string])[], stored: (k: string) => boolean): void {
+    for (const [k, v] of entries) {
+      if (stored(k)) {
+        this.#latest.set(k, v);
+        this.#maybe.delete(k);
+      } else this.#maybe.set(k, [...(this.#maybe.get(k) ?? []), v]);
+    }
+  }
+
+  /** The value `k` must read: its last acknowledged one, or `old-<k>`. */
+  want(k: string): string {
+    return this.#latest.get(k) ?? `old-${k}`;
+  }
+
+  /** Whether `v`, read for `k`, is its wanted value or one of its failed writes. */
+  fine(k: string, v: string | undefined): boolean {
+    return v === this.want(k) || (this.#maybe.get(k)?.includes(v as string) ?? false);
+  }
+}
+
 for (const seed of [1, 2, 3]) {
   Deno.test({
     name: `writes during the cleaning of a returning primary are never served stale (seed ${seed})`,
     ignore: ignoreUnless("dirty keys during cleaning", ["memcached"]),
     async fn() {
-      const cluster = await startCluster({
-        servers: 2,
-        backups: 1,
-        proxyArgs: ["--timeout", "1000", "--retry", "100"],
-      });
+      const cluster = await startTwo();
       const [s1, s2] = cluster.servers;
       let stopped = false;
       try {
@@ -52,10 +88,7 @@ for (const seed of [1, 2, 3]) {
         stopped = false;
         // Overwrite the hot keys in random waves from two connections until the proxy has
         // taken the primary back: some waves land while it cleans the bulk keys.
-        // The last acknowledged value per key, and values of later writes that failed
-        // (a failed write may still have been applied: either is right, an older one is not).
-        const latest = new Map<string, string>();
-        const maybe = new Map<string, string[]>();
+        const waves = new Waves();
         const c2 = await connect(cluster.proxy.port);
         let wave = 0;
         const deadline = Date.now() + 10_000;
@@ -74,23 +107,15 @@ for (const seed of [1, 2, 3]) {
             setMany(c, entries.slice(0, half)),
             setMany(c2, entries.slice(half)),
           ]);
-          for (const [k, v] of entries) {
-            if (done[0].has(k) || done[1].has(k)) {
-              latest.set(k, v);
-              maybe.delete(k);
-            } else maybe.set(k, [...(maybe.get(k) ?? []), v]);
-          }
+          waves.note(entries, (k) => done[0].has(k) || done[1].has(k));
         }
         await waitForState(cluster.proxy.port, "server", s2.port, "up");
 
         const got = await getMany(c, hot);
         const stale: string[] = [];
         for (const k of hot) {
-          const want = latest.get(k) ?? `old-${k}`;
           const v = got.get(k);
-          if (v !== want && !maybe.get(k)?.includes(v as string)) {
-            stale.push(`${k}=${v} (want ${want})`);
-          }
+          if (!waves.fine(k, v)) stale.push(`${k}=${v} (want ${waves.want(k)})`);
         }
         equal(stale.length, 0, `stale after ${wave} waves: ${stale.slice(0, 5).join(", ")}`);
         const bulkGot = await getMany(c, bulk);
@@ -111,11 +136,7 @@ for (const seed of [4, 5]) {
     name: `a primary stopped again while it is cleaned: still nothing stale (seed ${seed})`,
     ignore: ignoreUnless("dirty keys, stopped mid-clean", ["memcached"]),
     async fn() {
-      const cluster = await startCluster({
-        servers: 2,
-        backups: 1,
-        proxyArgs: ["--timeout", "1000", "--retry", "100"],
-      });
+      const cluster = await startTwo();
       const [s1, s2] = cluster.servers;
       let stopped = false;
       try {
@@ -124,19 +145,13 @@ for (const seed of [4, 5]) {
         const bulk = onM2.slice(0, BULK), hot = onM2.slice(BULK);
         const c = await connect(cluster.proxy.port);
         equal((await setMany(c, hot.map((k) => [k, `old-${k}`]))).size, HOT);
-        const latest = new Map<string, string>();
-        const maybe = new Map<string, string[]>();
+        const waves = new Waves();
         let wave = 0;
         const overwrite = async () => {
           wave++;
           const entries = hot.filter(() => rand() < 0.5).map((k) => [k, `w${wave}-${k}`] as const);
           const done = await setMany(c, entries);
-          for (const [k, v] of entries) {
-            if (done.has(k)) {
-              latest.set(k, v);
-              maybe.delete(k);
-            } else maybe.set(k, [...(maybe.get(k) ?? []), v]);
-          }
+          waves.note(entries, (k) => done.has(k));
         };
 
         s2.kill("SIGSTOP");
@@ -166,10 +181,7 @@ for (const seed of [4, 5]) {
         await waitForState(cluster.proxy.port, "server", s2.port, "up");
 
         const got = await getMany(c, hot);
-        const stale = hot.filter((k) => {
-          const v = got.get(k);
-          return v !== (latest.get(k) ?? `old-${k}`) && !maybe.get(k)?.includes(v as string);
-        });
+        const stale = hot.filter((k) => !waves.fine(k, got.get(k)));
         equal(stale.length, 0, `stale after ${wave} waves: ${stale.slice(0, 5)}`);
         const bulkGot = await getMany(c, bulk);
         equal(bulk.filter((k) => bulkGot.get(k) !== `bulk-${k}`).length, 0, "bulk keys");

@@ -9,8 +9,8 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
-import { proxyStats } from "./cluster.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { proxyStats, startPair } from "./cluster.ts";
 
 const NAME = "proxy: a held multi-get's budget estimate ends with its reply";
 
@@ -18,14 +18,8 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-    ]);
+    const pair = await startPair();
+    const { proxy } = pair;
     const c = await connect(proxy.port);
     try {
       for (let round = 0; round < 3; round++) {
@@ -42,8 +36,7 @@ Deno.test({
       }
     } finally {
       await c.close();
-      await proxy.stop();
-      for (const s of [primary, backup]) await s.stop();
+      await pair.stop();
     }
   },
 });

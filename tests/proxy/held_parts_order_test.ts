@@ -13,7 +13,8 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { startPair } from "./cluster.ts";
 
 const NAME =
   "proxy: a multi-get held behind an add's check does not see a write pipelined after it";
@@ -22,15 +23,8 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const direct = await startMemcached();
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-    ]);
+    const pair = await startPair({ direct: true });
+    const { direct, proxy } = pair;
     const mask = (s: string) => s.replace(/^(VALUE \S+ \d+ \d+) \d+\r\n/gm, "$1 CAS\r\n");
     try {
       for (let round = 0; round < 3; round++) {
@@ -64,8 +58,7 @@ Deno.test({
         }
       }
     } finally {
-      await proxy.stop();
-      for (const s of [primary, backup, direct]) await s.stop();
+      await pair.stop();
     }
   },
 });

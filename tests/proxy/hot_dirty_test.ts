@@ -10,8 +10,8 @@
  */
 
 import { equal, ok } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep } from "../helpers/mod.ts";
-import { getMany, proxyStats, setMany, sleep } from "./cluster.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { getMany, proxyStats, setMany, sleep, startPair } from "./cluster.ts";
 
 const NAME =
   "hot keys written without pause while dirty on a returned primary are cleaned and served by it: losing the backup then loses none";
@@ -20,19 +20,8 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached();
-    const backup = await startMemcached();
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-      "--timeout",
-      "300",
-      "--retry",
-      "100",
-    ]);
+    const pair = await startPair({ proxyArgs: ["--timeout", "300", "--retry", "100"] });
+    const { primary, backup, proxy } = pair;
     let stopped = false;
     try {
       const keys = Array.from({ length: 20 }, (_, i) => `hot:${i}`);
@@ -79,8 +68,7 @@ Deno.test({
       await c.close();
     } finally {
       if (stopped) primary.kill("SIGCONT");
-      await proxy.stop();
-      await Promise.all([primary.stop(), backup.stop()]);
+      await pair.stop();
     }
   },
 });

@@ -10,8 +10,16 @@
  */
 
 import { equal, eventually } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
-import { directGet, getValue, proxyStats, setValue, sleep, waitForState } from "./cluster.ts";
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import {
+  directGet,
+  getValue,
+  proxyStats,
+  setValue,
+  sleep,
+  startPair,
+  waitForState,
+} from "./cluster.ts";
 
 const NAME =
   "proxy: a write lost on its primary with no backup up does not cost the primary's item";
@@ -22,19 +30,11 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const rp = startRelay(primary.port), rb = startRelay(backup.port);
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${rp.port}`,
-      "-b",
-      `127.0.0.1:${rb.port}`,
-      "--timeout",
-      "300",
-      "--retry",
-      "100",
-    ]);
+    const pair = await startPair({
+      relay: "both",
+      proxyArgs: ["--timeout", "300", "--retry", "100"],
+    });
+    const { backup, toPrimary: rp, toBackup: rb, proxy } = pair;
     const c = await connect(proxy.port);
     let release = () => {};
     const stat = async (name: string) => (await proxyStats(proxy.port)).get(name);
@@ -64,9 +64,7 @@ Deno.test({
     } finally {
       release();
       await c.close();
-      await proxy.stop();
-      for (const r of [rp, rb]) await r.close();
-      for (const s of [primary, backup]) await s.stop();
+      await pair.stop();
     }
   },
 });

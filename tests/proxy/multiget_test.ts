@@ -16,10 +16,23 @@ import {
   startMemcached,
   type TestConn,
 } from "../helpers/mod.ts";
-import { seeded, startCluster } from "./cluster.ts";
+import { type Cluster, seeded, startCluster } from "./cluster.ts";
 
 /** A loaded machine may take more than the cluster's default 500 ms to store a big batch. */
 const SLOW_OK = ["--timeout", "5000", "--retry", "200"];
+
+/**
+ * `servers` primaries and `backups` backups of 64 MB behind the proxy, and a
+ * lone memcached of 64 MB to compare replies with.
+ */
+async function startCompared(
+  servers: number,
+  backups: number,
+  proxyArgs = SLOW_OK,
+): Promise<[Cluster, ProcessHandle]> {
+  const cluster = await startCluster({ servers, backups, memcachedArgs: ["-m", "64"], proxyArgs });
+  return [cluster, await startMemcached(["-m", "64"])];
+}
 
 /** A random value of 0..`max` bytes; some hold `\r\nEND\r\n` or `VALUE` text. */
 function randomValue(rand: () => number, max: number): string {
@@ -68,13 +81,7 @@ Deno.test({
   name: "a 1,000-key multi-get over four primaries answers byte for byte as one memcached",
   ignore: ignoreUnless("multiget", ["memcached"]),
   async fn() {
-    const cluster = await startCluster({
-      servers: 4,
-      backups: 0,
-      memcachedArgs: ["-m", "64"],
-      proxyArgs: SLOW_OK,
-    });
-    const direct = await startMemcached(["-m", "64"]);
+    const [cluster, direct] = await startCompared(4, 0);
     const proxy = await connect(cluster.proxy.port);
     const ref = await connect(direct.port);
     try {
@@ -155,17 +162,20 @@ async function held(port: number, keys: string[]): Promise<Map<string, string>> 
   }
 }
 
+/** Waits until memcached on `port` holds every key of `keys` (copies reach a backup after the primaries answered). */
+async function untilHeld(port: number, keys: string[]): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while ((await held(port, keys)).size < keys.length) {
+    if (Date.now() > deadline) throw new Error("the backup did not get the copies");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 Deno.test({
   name: "a multi-get over a primary restarted empty is answered from the backup in key order",
   ignore: ignoreUnless("multiget-backup", ["memcached"]),
   async fn() {
-    const cluster = await startCluster({
-      servers: 4,
-      backups: 1,
-      memcachedArgs: ["-m", "64"],
-      proxyArgs: SLOW_OK,
-    });
-    const direct: ProcessHandle = await startMemcached(["-m", "64"]);
+    const [cluster, direct] = await startCompared(4, 1);
     const proxy = await connect(cluster.proxy.port);
     const ref = await connect(direct.port);
     try {
@@ -175,11 +185,7 @@ Deno.test({
       for (const k of keys) items.set(k, [Math.floor(rand() * 1000), randomValue(rand, 60)]);
       await load([proxy, ref], items);
       // Copies reach the backup after the primaries answered: wait until it has every item.
-      const deadline = Date.now() + 10_000;
-      while ((await held(cluster.backups[0].port, keys)).size < keys.length) {
-        if (Date.now() > deadline) throw new Error("the backup did not get the copies");
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await untilHeld(cluster.backups[0].port, keys);
       const lost0 = [...(await held(cluster.servers[0].port, keys)).keys()];
       equal(lost0.length > 50, true, "the restarted primary held its share");
       await cluster.restart("server", 0);
@@ -208,13 +214,7 @@ Deno.test({
     "a primary killed while 1,000-key multi-gets are in flight: every reply is still memcached's, in key order",
   ignore: ignoreUnless("multiget-kill", ["memcached"]),
   async fn() {
-    const cluster = await startCluster({
-      servers: 4,
-      backups: 1,
-      memcachedArgs: ["-m", "64"],
-      proxyArgs: SLOW_OK,
-    });
-    const direct: ProcessHandle = await startMemcached(["-m", "64"]);
+    const [cluster, direct] = await startCompared(4, 1);
     const conns: TestConn[] = [];
     try {
       const rand = seeded(21);
@@ -229,11 +229,7 @@ Deno.test({
       conns.push(proxy, ref);
       await load([proxy, ref], items);
       const stored = [...items.keys()];
-      const deadline = Date.now() + 10_000;
-      while ((await held(cluster.backups[0].port, stored)).size < stored.length) {
-        if (Date.now() > deadline) throw new Error("the backup did not get the copies");
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await untilHeld(cluster.backups[0].port, stored);
       let mismatches = 0, replies = 0;
       // A line of about 400 KB: every key, 250-byte ones included, five times over.
       const all = [...keys, ...keys, ...keys, ...keys, ...keys];
@@ -272,14 +268,12 @@ Deno.test({
     "multi-gets of more than 1,024 keys, written in parts: memcached's replies, pipelined, and with a primary killed mid-reply",
   ignore: ignoreUnless("multiget-parts", ["memcached"]),
   async fn() {
-    const cluster = await startCluster({
-      servers: 3,
-      backups: 1,
-      memcachedArgs: ["-m", "64"],
-      // Through the metrics' timed sink (the unread test covers the plain connection).
-      proxyArgs: [...SLOW_OK, "--metrics", `127.0.0.1:${freePort()}`],
-    });
-    const direct: ProcessHandle = await startMemcached(["-m", "64"]);
+    // Through the metrics' timed sink (the unread test covers the plain connection).
+    const [cluster, direct] = await startCompared(3, 1, [
+      ...SLOW_OK,
+      "--metrics",
+      `127.0.0.1:${freePort()}`,
+    ]);
     const conns: TestConn[] = [];
     try {
       const rand = seeded(77);
@@ -296,11 +290,7 @@ Deno.test({
       conns.push(proxy, ref);
       await load([proxy, ref], items);
       const stored = [...items.keys()];
-      const deadline = Date.now() + 10_000;
-      while ((await held(cluster.backups[0].port, stored)).size < stored.length) {
-        if (Date.now() > deadline) throw new Error("the backup did not get the copies");
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await untilHeld(cluster.backups[0].port, stored);
       const pick = (n: number) =>
         Array.from({ length: n }, () => keys[Math.floor(rand() * keys.length)]);
       let mismatches = 0, compared = 0;

@@ -18,17 +18,9 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import {
-  connect,
-  ignoreUnless,
-  type ProcessHandle,
-  type Relay,
-  startMemcached,
-  startMemrep,
-  startRelay,
-} from "../helpers/mod.ts";
+import { connect, ignoreUnless, type Relay } from "../helpers/mod.ts";
 import { retrievalEnd } from "../helpers/conn.ts";
-import { proxyStats, setValue, sleep } from "./cluster.ts";
+import { dirtyWhileDown, proxyStats, setValue, sleep, startPair } from "./cluster.ts";
 
 /** Until `stats` says `name` of the primary behind `port` is `want` (and, `clean`, no dirty key). */
 async function until(proxyPort: number, port: number, want: string, clean = false) {
@@ -56,40 +48,18 @@ interface Setup {
  * `fn` brings the primary back.
  */
 async function withDirtyKey(fn: (s: Setup) => Promise<void>): Promise<void> {
-  const mcs: ProcessHandle[] = [await startMemcached(), await startMemcached()];
-  const toPrimary = startRelay(mcs[0].port), toBackup = startRelay(mcs[1].port);
-  const proxy = await startMemrep([
-    "proxy",
-    "-s",
-    `127.0.0.1:${toPrimary.port}`,
-    "-b",
-    `127.0.0.1:${toBackup.port}`,
-    "--timeout",
-    "2000",
-    "--retry",
-    "100",
-  ]);
+  const pair = await startPair({
+    relay: "both",
+    proxyArgs: ["--timeout", "2000", "--retry", "100"],
+  });
+  const { toPrimary, toBackup, proxy } = pair;
   try {
     const c = await connect(proxy.port);
-    equal(await setValue(c, "k", "a"), "STORED\r\n");
-    toPrimary.refuse(true);
-    toPrimary.drop();
-    // Reads (which mark nothing dirty) until the primary is marked down.
-    const deadline = Date.now() + 10_000;
-    while (
-      (await proxyStats(proxy.port)).get(`server:127.0.0.1:${toPrimary.port}:state`) !== "down"
-    ) {
-      if (Date.now() > deadline) throw new Error("the primary was not marked down");
-      await c.request("get x\r\n", retrievalEnd);
-    }
-    equal(await setValue(c, "k", "b"), "STORED\r\n");
+    await dirtyWhileDown(c, proxy.port, toPrimary);
     await c.close();
     await fn({ proxyPort: proxy.port, toPrimary, toBackup });
   } finally {
-    await proxy.stop();
-    await toPrimary.close();
-    await toBackup.close();
-    await Promise.all(mcs.map((m) => m.stop()));
+    await pair.stop();
   }
 }
 

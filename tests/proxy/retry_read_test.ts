@@ -12,19 +12,8 @@
  */
 
 import { equal } from "../helpers/assert.ts";
-import { connect, ignoreUnless, startMemcached, startMemrep, startRelay } from "../helpers/mod.ts";
-import { setValue, sleep } from "./cluster.ts";
-
-const CASES: [string, string][] = [
-  ["append", "append K 0 0 1\r\nX\r\n"],
-  ["prepend", "prepend K 0 0 1\r\nX\r\n"],
-  ["replace", "replace K 0 0 1\r\nX\r\n"],
-  ["incr", "incr K 3\r\n"],
-  ["decr", "decr K 3\r\n"],
-  ["ms MA", "ms K 1 MA\r\nX\r\n"],
-  ["ms MR", "ms K 1 MR\r\nX\r\n"],
-  ["ma", "ma K D2\r\n"],
-];
+import { connect, ignoreUnless } from "../helpers/mod.ts";
+import { CONDITIONAL_WRITES, setValue, sleep, startPair } from "./cluster.ts";
 
 const NAME =
   "proxy: a read pipelined after a conditional write retried on its primary returns that write's result";
@@ -32,19 +21,12 @@ Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
   async fn() {
-    const primary = await startMemcached(), backup = await startMemcached();
-    const direct = await startMemcached();
-    const proxy = await startMemrep([
-      "proxy",
-      "-s",
-      `127.0.0.1:${primary.port}`,
-      "-b",
-      `127.0.0.1:${backup.port}`,
-    ]);
+    const pair = await startPair({ direct: true });
+    const { primary, direct, proxy } = pair;
     const conns = [await connect(direct.port), await connect(proxy.port)];
     const onPrimary = await connect(primary.port);
     try {
-      for (const [name, cond] of CASES) {
+      for (const [name, cond] of CONDITIONAL_WRITES) {
         const key = `k_${name.replace(" ", "_")}`;
         const replies: string[] = [];
         for (const c of conns) {
@@ -58,8 +40,7 @@ Deno.test({
       }
     } finally {
       for (const c of [...conns, onPrimary]) await c.close();
-      await proxy.stop();
-      for (const s of [primary, backup, direct]) await s.stop();
+      await pair.stop();
     }
   },
 });
@@ -79,18 +60,12 @@ async function readDuringRetry(read: string): Promise<void> {
   // copied back from the backup, the retry follows. A get sent once the copy is in (after the
   // append, from the same connection) reached the primary between the copy and the retry: it
   // hit the item without the append (a multi-get did, before it waited in the key's line too).
-  const primary = await startMemcached(), backup = await startMemcached();
-  const direct = await startMemcached();
-  const relay = startRelay(primary.port);
-  const proxy = await startMemrep([
-    "proxy",
-    "-s",
-    `127.0.0.1:${relay.port}`,
-    "-b",
-    `127.0.0.1:${backup.port}`,
-    "--timeout",
-    "5000",
-  ]);
+  const pair = await startPair({
+    relay: "primary",
+    direct: true,
+    proxyArgs: ["--timeout", "5000"],
+  });
+  const { primary, direct, toPrimary: relay, proxy } = pair;
   const c = await connect(proxy.port);
   const onPrimary = await connect(primary.port);
   try {
@@ -113,8 +88,6 @@ async function readDuringRetry(read: string): Promise<void> {
     equal(replies, want);
   } finally {
     for (const x of [c, onPrimary]) await x.close();
-    await proxy.stop();
-    await relay.close();
-    for (const s of [primary, backup, direct]) await s.stop();
+    await pair.stop();
   }
 }

@@ -17,17 +17,9 @@
  */
 
 import { equal, eventually } from "../helpers/assert.ts";
-import {
-  connect,
-  ignoreUnless,
-  type ProcessHandle,
-  type Relay,
-  startMemcached,
-  startMemrep,
-  startRelay,
-} from "../helpers/mod.ts";
-import { retrievalEnd, type TestConn } from "../helpers/conn.ts";
-import { directGet, getValue, proxyStats, setValue, sleep } from "./cluster.ts";
+import { connect, ignoreUnless, type Relay } from "../helpers/mod.ts";
+import { type TestConn } from "../helpers/conn.ts";
+import { directGet, dirtyWhileDown, getValue, proxyStats, sleep, startPair } from "./cluster.ts";
 
 /** Until `stats proxy` says `field` of `backend` is `want`. */
 async function until(proxyPort: number, backend: string, field: string, want: string) {
@@ -44,7 +36,8 @@ interface Setup {
   primary: string;
   backup: string;
   toBackup: Relay;
-  mcs: ProcessHandle[];
+  /** The primary memcached's own port (not its relay's). */
+  primaryPort: number;
 }
 
 /**
@@ -52,42 +45,30 @@ interface Setup {
  * down; the backup hangs and the primary returns (`fn` runs once it is up).
  */
 async function withUnreadPutBack(fn: (s: Setup) => Promise<void>): Promise<void> {
-  const mcs: ProcessHandle[] = [await startMemcached(), await startMemcached()];
-  const toPrimary = startRelay(mcs[0].port), toBackup = startRelay(mcs[1].port);
+  const pair = await startPair({
+    relay: "both",
+    proxyArgs: ["--timeout", "300", "--retry", "100"],
+  });
+  const { toPrimary, toBackup, proxy } = pair;
   const primary = `server:127.0.0.1:${toPrimary.port}`;
   const backup = `backup:127.0.0.1:${toBackup.port}`;
-  const proxy = await startMemrep([
-    "proxy",
-    "-s",
-    `127.0.0.1:${toPrimary.port}`,
-    "-b",
-    `127.0.0.1:${toBackup.port}`,
-    "--timeout",
-    "300",
-    "--retry",
-    "100",
-  ]);
   const c = await connect(proxy.port);
   try {
-    equal(await setValue(c, "k", "a"), "STORED\r\n");
-    toPrimary.refuse(true);
-    toPrimary.drop();
-    const deadline = Date.now() + 10_000;
-    while ((await proxyStats(proxy.port)).get(`${primary}:state`) !== "down") {
-      if (Date.now() > deadline) throw new Error("the primary was not marked down");
-      await c.request("get x\r\n", retrievalEnd);
-    }
-    equal(await setValue(c, "k", "b"), "STORED\r\n");
+    await dirtyWhileDown(c, proxy.port, toPrimary);
     toBackup.pause();
     toPrimary.refuse(false);
     await until(proxy.port, primary, "state", "up");
-    await fn({ proxyPort: proxy.port, c, primary, backup, toBackup, mcs });
+    await fn({
+      proxyPort: proxy.port,
+      c,
+      primary,
+      backup,
+      toBackup,
+      primaryPort: pair.primary.port,
+    });
   } finally {
     await c.close();
-    await proxy.stop();
-    await toPrimary.close();
-    await toBackup.close();
-    await Promise.all(mcs.map((m) => m.stop()));
+    await pair.stop();
   }
 }
 
@@ -104,7 +85,7 @@ async function healed(s: Setup, want: string[]): Promise<void> {
   equal(await s.c.readUntilText(/STORED\r\n[^]*STORED\r\n/, 5000), "STORED\r\nSTORED\r\n");
   equal(await getValue(s.c, "k"), "f");
   // The writes went to the backup (the key was still restoring): the primary's cleaning brings it.
-  await eventually(() => directGet(s.mcs[0].port, "k"), "f", "the primary's item");
+  await eventually(() => directGet(s.primaryPort, "k"), "f", "the primary's item");
 }
 
 const UNREAD =

@@ -31,6 +31,32 @@ async function rss(pid: number): Promise<number> {
   return Number(kb[1]) * 1024;
 }
 
+/**
+ * Samples the RSS of `pid` until `settled` (given each sample) says the
+ * process has settled, pausing `pauseMs` between samples; returns the peak.
+ */
+async function peakRss(
+  pid: number,
+  settled: (now: number) => Promise<boolean>,
+  pauseMs: number,
+  what: string,
+  timeoutMs: number,
+): Promise<number> {
+  let peak = 0;
+  await waitUntil(
+    async () => {
+      const now = await rss(pid);
+      peak = Math.max(peak, now);
+      const done = await settled(now);
+      await new Promise((r) => setTimeout(r, pauseMs));
+      return done;
+    },
+    what,
+    timeoutMs,
+  );
+  return Math.max(peak, await rss(pid));
+}
+
 for (const protocol of ["text", "binary"] as const) {
   const NAME =
     `proxy bounds a ${protocol} client that pipelines 4,000 gets of 200 KB and never reads`;
@@ -53,20 +79,19 @@ for (const protocol of ["text", "binary"] as const) {
         hog = await Deno.connect({ hostname: "127.0.0.1", port: cluster.proxy.port });
         // Never awaited to the end: the proxy stops reading once its output bound is reached.
         hog.write(batch).catch(() => {});
-        let gets = -1, peak = 0;
-        await waitUntil(
+        let gets = -1;
+        const peak = await peakRss(
+          cluster.proxy.pid,
           async () => {
-            peak = Math.max(peak, await rss(cluster.proxy.pid));
             const now = Number((await backend.stats()).get("cmd_get"));
             const stuck = now === gets;
             gets = now;
-            await new Promise((r) => setTimeout(r, 400));
             return stuck;
           },
+          400,
           "the non-reading client to stall",
           15_000,
         );
-        peak = Math.max(peak, await rss(cluster.proxy.pid));
         ok(gets < 1000, `gets sent to the backend while their replies were unread: ${gets}`);
         ok(
           peak - before < 150 * MB,
@@ -199,20 +224,19 @@ Deno.test({
       const asked = await keysAsked();
       hog = await Deno.connect({ hostname: "127.0.0.1", port: cluster.proxy.port });
       hog.write(batch).catch(() => {});
-      let gets = -1, peak = 0;
-      await waitUntil(
+      let gets = -1;
+      const peak = await peakRss(
+        cluster.proxy.pid,
         async () => {
-          peak = Math.max(peak, await rss(cluster.proxy.pid));
           const now = await keysAsked();
           const stuck = now === gets;
           gets = now;
-          await new Promise((r) => setTimeout(r, 400));
           return stuck;
         },
+        400,
         "the non-reading client to stall",
         15_000,
       );
-      peak = Math.max(peak, await rss(cluster.proxy.pid));
       // One part in flight plus the connection's unsent bound (4-8 MB), a few copies of each
       // (backend read buffers, the part's arena, the output): well under 64 MB; the whole
       // pipeline is 1.2 GB, one get alone 400 MB.
@@ -281,20 +305,18 @@ Deno.test({
       const before = await rss(cluster.proxy.pid);
       hog = await Deno.connect({ hostname: "127.0.0.1", port: cluster.proxy.port });
       hog.write(batch).catch(() => {});
-      let peak = 0, last = -1;
-      await waitUntil(
-        async () => {
-          const now = await rss(cluster.proxy.pid);
-          peak = Math.max(peak, now);
+      let last = -1;
+      const peak = await peakRss(
+        cluster.proxy.pid,
+        (now) => {
           const stuck = Math.abs(now - last) < MB;
           last = now;
-          await new Promise((r) => setTimeout(r, 500));
-          return stuck;
+          return Promise.resolve(stuck);
         },
+        500,
         "the proxy's memory to settle",
         20_000,
       );
-      peak = Math.max(peak, await rss(cluster.proxy.pid));
       // One whole 5 MB reply (a few copies) and the connection's unsent bound: well under
       // 150 MB; all 60 held were 300 MB and more.
       ok(

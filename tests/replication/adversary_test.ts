@@ -83,22 +83,50 @@ async function check(model: Model, nodes: Node[], seed: number): Promise<void> {
   else await sameEverywhere(nodes);
 }
 
+/** What {@linkcode pairRun} gives its faults. */
+interface PairRun {
+  p: RelayedPair;
+  /** Seeded like the writers' seed. */
+  rnd: () => number;
+  /** Ends the writers' rounds early (they are awaited after the faults anyway). */
+  stop(): void;
+  /** The writers' end. */
+  work: Promise<void>;
+}
+
+/**
+ * A relayed pair with `args` and seeded writers of `mix` on both nodes while
+ * `faults` runs; then the writers stop, and once the pair has settled both
+ * nodes are checked against the model.
+ */
+async function pairRun(
+  seed: number,
+  args: string[],
+  mix: WriterMix,
+  faults: (r: PairRun) => Promise<void>,
+): Promise<void> {
+  const rnd = mulberry32(seed);
+  const p = await relayedPair(args);
+  try {
+    const model = new Model();
+    let stopped = false;
+    const work = writers(() => [p.a, p.b], model, seed, mix, () => stopped);
+    await faults({ p, rnd, stop: () => stopped = true, work });
+    stopped = true;
+    await work;
+    await settled(p.a, p.b, 30_000);
+    await check(model, [p.a, p.b], seed);
+  } finally {
+    await closePair(p);
+  }
+}
+
 for (const [threads, sync] of [["1", ""], ["2", ""], ["2", "--repl-sync"]]) {
   const seed = seedOf();
   Deno.test(`-t ${threads}${sync ? ` ${sync}` : ""}: a node SIGSTOPped past --repl-timeout while both sides write, then SIGCONT: nothing stale, lost or resurrected (seed ${seed})`, async () => {
-    const rnd = mulberry32(seed);
     const syncArgs = sync ? [sync, "--repl-sync-timeout", "600"] : [];
-    const p = await relayedPair(["--repl-timeout", "400", "-t", threads, ...syncArgs]);
-    try {
-      const model = new Model();
-      let stopped = false;
-      const work = writers(
-        () => [p.a, p.b],
-        model,
-        seed,
-        { keys: 40, flushEvery: 400 },
-        () => stopped,
-      );
+    const args = ["--repl-timeout", "400", "-t", threads, ...syncArgs];
+    await pairRun(seed, args, { keys: 40, flushEvery: 400 }, async ({ p, rnd, stop }) => {
       for (let end = Date.now() + 9000, last = false; !last;) {
         last = Date.now() >= end;
         await sleep(200 + rnd() * 600);
@@ -108,17 +136,12 @@ for (const [threads, sync] of [["1", ""], ["2", ""], ["2", "--repl-sync"]]) {
         // The last time, the writers stop while it is stopped: what it answers when it
         // wakes (its clients' requests and the peer's frames waited in its sockets) is last.
         if (last) {
-          stopped = true;
+          stop();
           await sleep(300);
         }
         victim.proc.kill("SIGCONT");
       }
-      await work;
-      await settled(p.a, p.b, 30_000);
-      await check(model, [p.a, p.b], seed);
-    } finally {
-      await closePair(p);
-    }
+    });
   });
 }
 
@@ -169,109 +192,77 @@ for (const [threads, sync] of [["1", ""], ["2", ""], ["2", "--repl-sync"]]) {
 {
   const seed = seedOf();
   Deno.test(`--repl-sync: kill -9 and restart of either node racing deletes and flush_all: no acknowledged write lost, nothing resurrected (seed ${seed})`, async () => {
-    const rnd = mulberry32(seed);
-    const p = await relayedPair([
-      "--repl-timeout",
-      "500",
-      "--repl-sync",
-      "--repl-sync-timeout",
-      "800",
-    ]);
-    try {
-      const model = new Model();
-      let stopped = false;
-      const work = writers(
-        () => [p.a, p.b],
-        model,
-        seed,
-        { keys: 30, flushEvery: 60 },
-        () => stopped,
-      );
-      for (let round = 0; round < 3; round++) {
-        await sleep(800 + rnd() * 1500);
-        if (rnd() < 0.5) {
-          p.b.proc.kill("SIGKILL");
-          await p.b.proc.status;
-          p.b = await startNode(p.relay.port, p.args, p.b.port);
-        } else {
-          p.a.proc.kill("SIGKILL");
-          await p.a.proc.status;
-          p.a = await startNode(p.replPort, p.args, p.a.port);
+    await pairRun(
+      seed,
+      [
+        "--repl-timeout",
+        "500",
+        "--repl-sync",
+        "--repl-sync-timeout",
+        "800",
+      ],
+      { keys: 30, flushEvery: 60 },
+      async ({ p, rnd }) => {
+        for (let round = 0; round < 3; round++) {
+          await sleep(800 + rnd() * 1500);
+          if (rnd() < 0.5) {
+            p.b.proc.kill("SIGKILL");
+            await p.b.proc.status;
+            p.b = await startNode(p.relay.port, p.args, p.b.port);
+          } else {
+            p.a.proc.kill("SIGKILL");
+            await p.a.proc.status;
+            p.a = await startNode(p.replPort, p.args, p.a.port);
+          }
         }
-      }
-      await sleep(1500);
-      stopped = true;
-      await work;
-      await settled(p.a, p.b, 30_000);
-      await check(model, [p.a, p.b], seed);
-    } finally {
-      await closePair(p);
-    }
+        await sleep(1500);
+      },
+    );
   });
 }
 
 {
   const seed = seedOf();
   Deno.test(`--repl-sync: kill -9 in the middle of a stop's drain (peer SIGSTOPped), peer resumed, node restarted: nothing lost or resurrected (seed ${seed})`, async () => {
-    const rnd = mulberry32(seed);
-    const p = await relayedPair([
-      "--repl-timeout",
-      "500",
-      "--repl-sync",
-      "--repl-sync-timeout",
-      "800",
-      "--repl-drain-timeout",
-      "5000",
-    ]);
-    try {
-      const model = new Model();
-      let stopped = false;
-      const work = writers(
-        () => [p.a, p.b],
-        model,
-        seed,
-        { keys: 30, flushEvery: 200 },
-        () => stopped,
-      );
-      for (let round = 0; round < 2; round++) {
-        await sleep(1000 + rnd() * 1000);
-        p.b.proc.kill("SIGSTOP");
-        await sleep(rnd() * 300);
-        const mark = p.a.proc.outputLines().length;
-        p.a.proc.kill("SIGTERM");
-        await p.a.proc.waitForLog(/^replication: cleanup \(/, 10_000, mark).catch(() => {});
-        await sleep(rnd() * 1500);
-        p.a.proc.kill("SIGKILL");
-        await p.a.proc.status;
-        p.b.proc.kill("SIGCONT");
-        p.a = await startNode(p.replPort, p.args, p.a.port);
-      }
-      await sleep(1500);
-      stopped = true;
-      await work;
-      await settled(p.a, p.b, 30_000);
-      await check(model, [p.a, p.b], seed);
-    } finally {
-      await closePair(p);
-    }
+    await pairRun(
+      seed,
+      [
+        "--repl-timeout",
+        "500",
+        "--repl-sync",
+        "--repl-sync-timeout",
+        "800",
+        "--repl-drain-timeout",
+        "5000",
+      ],
+      { keys: 30, flushEvery: 200 },
+      async ({ p, rnd }) => {
+        for (let round = 0; round < 2; round++) {
+          await sleep(1000 + rnd() * 1000);
+          p.b.proc.kill("SIGSTOP");
+          await sleep(rnd() * 300);
+          const mark = p.a.proc.outputLines().length;
+          p.a.proc.kill("SIGTERM");
+          await p.a.proc.waitForLog(/^replication: cleanup \(/, 10_000, mark).catch(() => {});
+          await sleep(rnd() * 1500);
+          p.a.proc.kill("SIGKILL");
+          await p.a.proc.status;
+          p.b.proc.kill("SIGCONT");
+          p.a = await startNode(p.replPort, p.args, p.a.port);
+        }
+        await sleep(1500);
+      },
+    );
   });
 }
 
 {
   const seed = seedOf();
   Deno.test(`partitions with incr, append, deletes and flush_all on both sides: nothing stale, lost or resurrected after the heal (seed ${seed})`, async () => {
-    const rnd = mulberry32(seed);
-    const p = await relayedPair(["--repl-timeout", "400", "--repl-backlog", "1m"]);
-    try {
-      const model = new Model();
-      let stopped = false;
-      const work = writers(
-        () => [p.a, p.b],
-        model,
-        seed,
-        { keys: 20, flushEvery: 150 },
-        () => stopped,
-      );
+    await pairRun(seed, ["--repl-timeout", "400", "--repl-backlog", "1m"], {
+      keys: 20,
+      flushEvery: 150,
+    }, async ({ p, rnd, stop, work }) => {
       for (let end = Date.now() + 9000, last = false; !last;) {
         last = Date.now() >= end;
         await sleep(200 + rnd() * 800);
@@ -280,16 +271,12 @@ for (const [threads, sync] of [["1", ""], ["2", ""], ["2", "--repl-sync"]]) {
         await sleep(300 + rnd() * 2500);
         if (last) {
           // The writers stop while cut: both sides' partition-time changes decide the end.
-          stopped = true;
+          stop();
           await work;
         }
         p.relay.refuse(false);
       }
-      await settled(p.a, p.b, 30_000);
-      await check(model, [p.a, p.b], seed);
-    } finally {
-      await closePair(p);
-    }
+    });
   });
 }
 
