@@ -153,7 +153,13 @@ async function scenario(seed: number): Promise<void> {
       primaries.map((n) => ({ name: ketamaName("127.0.0.1", n.relay.port), weight: 1 })),
     );
     const end = Date.now() + RUN_MS;
-    const lat = () => rnd() < 0.5 ? 0 : Math.floor(rnd() * rnd() * timeout * 0.6);
+    // A link's base latency, each way and per chunk (the relay reads, waits, writes): at most a
+    // quarter of --timeout, so a request queued behind another still gets its reply in time (a
+    // slower link is a backend that is down, and the run would wait for it to come back forever).
+    const lat = () =>
+      rnd() < 0.5
+        ? 0
+        : Math.min(Math.floor(timeout / 4), Math.floor(rnd() * rnd() * timeout * 0.6));
     for (const n of nodes) n.relay.setLatency(lat());
     while (Date.now() < end) {
       await sleep(50 + rnd() * 300);
