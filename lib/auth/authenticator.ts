@@ -17,6 +17,12 @@ export interface AuthConfig {
   authFile?: string;
   /** `MEMCACHED_SASL_PWDB`: SASL's users, read again at every attempt (memcached's pwdb). */
   pwdbFile?: string;
+  /**
+   * The auth file's bytes as the main serve thread holds them: a thread it starts takes these
+   * (and each reload's, see {@linkcode Authenticator.adopt}) instead of reading the file, so
+   * every thread has the same users whenever the file changes or breaks.
+   */
+  authBytes?: Uint8Array;
 }
 
 /** A password file that cannot be used; the message is memcached's wording. */
@@ -41,10 +47,12 @@ export class Authenticator {
   /** The configuration it was loaded from. */
   readonly config: AuthConfig;
   #entries: Credential[];
+  #bytes: Uint8Array | undefined;
 
-  private constructor(config: AuthConfig, entries: Credential[]) {
-    this.config = config;
-    this.#entries = entries;
+  private constructor(config: AuthConfig, bytes: Uint8Array | undefined) {
+    this.config = { sasl: config.sasl, authFile: config.authFile, pwdbFile: config.pwdbFile };
+    this.#bytes = bytes;
+    this.#entries = bytes === undefined ? [] : parsedAuthFile(config.authFile!, bytes);
   }
 
   /**
@@ -59,7 +67,13 @@ export class Authenticator {
       );
     }
     if (config.pwdbFile) readFile(config.pwdbFile, "sasl database");
-    return new Authenticator(config, config.authFile ? loadAuthFile(config.authFile) : []);
+    if (config.authFile === undefined) return new Authenticator(config, undefined);
+    return new Authenticator(config, config.authBytes ?? readFile(config.authFile, "authfile"));
+  }
+
+  /** The configuration for a thread that starts now: the users in force here. */
+  get current(): AuthConfig {
+    return { ...this.config, authBytes: this.#bytes };
   }
 
   /** True when binary clients must log in with SASL (`-S`). */
@@ -73,11 +87,23 @@ export class Authenticator {
   }
 
   /**
-   * Read the auth file again (memcached does on SIGHUP). On error the users
-   * loaded before stay in force and the error is thrown for logging.
+   * Read the auth file again (memcached does on SIGHUP); its bytes, for the
+   * other threads. On error the users loaded before stay in force and the
+   * error is thrown for logging.
    */
-  reload(): void {
-    if (this.config.authFile) this.#entries = loadAuthFile(this.config.authFile);
+  reload(): Uint8Array | undefined {
+    const path = this.config.authFile;
+    if (path === undefined) return undefined;
+    const bytes = readFile(path, "authfile");
+    this.adopt(bytes);
+    return bytes;
+  }
+
+  /** Take the users of auth file bytes another thread loaded (and checked). */
+  adopt(bytes: Uint8Array): void {
+    if (this.config.authFile === undefined) return;
+    this.#entries = parsedAuthFile(this.config.authFile, bytes);
+    this.#bytes = bytes;
   }
 
   /** The text protocol's check: `user pass` against the auth file. */
@@ -139,8 +165,8 @@ function readFile(path: string, what: string): Uint8Array {
   }
 }
 
-function loadAuthFile(path: string): Credential[] {
-  const parsed = parseAuthFile(readFile(path, "authfile"));
+function parsedAuthFile(path: string, bytes: Uint8Array): Credential[] {
+  const parsed = parseAuthFile(bytes);
   if (!parsed.ok) {
     throw new AuthFileError(
       `Authfile [${path}] has a malformed entry. Should be 'user:password' (line ${parsed.line}: ${parsed.reason})`,

@@ -235,7 +235,14 @@ export async function serveMain(argv: string[]): Promise<number> {
       Deno.addSignalListener(signal, stop);
     } catch { /* not on this OS */ }
   }
-  if (server.authenticator) reloadOnHangup(server.authenticator);
+  // The other threads take the main thread's reload (a thread still starting would miss its
+  // own SIGHUP and keep other users).
+  if (server.authenticator) {
+    reloadOnHangup(
+      server.authenticator,
+      (bytes) => server.engine.peers?.send(-1, { kind: "auth", bytes }),
+    );
+  }
   const cannotListen = (err: unknown) => {
     if (pidfile) Deno.removeSync(pidfile);
     const where = unixSocket ?? listen.map((l) => hostPort(l.hostname, l.port ?? port)).join(",");

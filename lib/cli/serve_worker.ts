@@ -8,10 +8,8 @@
 
 import { runWorker } from "../server/mod.ts";
 import type { ReplicationShare } from "../replication/mod.ts";
-import { reloadOnHangup } from "../auth/mod.ts";
 
 runWorker<ReplicationShare>(async (server, replication) => {
-  if (server.authenticator) reloadOnHangup(server.authenticator); // each thread holds its users
   // Loaded only when serve replicates: a plain thread starts sooner.
   if (replication) {
     new (await import("../replication/mod.ts")).WorkerReplication(server, replication);

@@ -170,6 +170,8 @@ export class EngineBase {
       case "log":
         this.watchers.deliver(body.lines, body.flags);
         return;
+      case "auth": // (the listener's: threads.ts)
+        return;
     }
   }
 

@@ -1,7 +1,8 @@
 /**
  * What serve threads tell each other through the worker messaging of
  * threads.ts: `stats conns` asks every other thread for its connections,
- * and `watch` lines emitted on one thread reach the watchers of the others.
+ * `watch` lines emitted on one thread reach the watchers of the others, and
+ * the main thread's reloaded `-Y` users reach the others.
  * The main thread relays (see threads.ts); this module only knows messages.
  * @module
  */
@@ -12,7 +13,8 @@ import type { ConnRow } from "./conns.ts";
 export type PeerBody =
   | { kind: "conns?"; ask: number }
   | { kind: "conns"; ask: number; rows: ConnRow[] }
-  | { kind: "log"; lines: string[]; flags: number[] };
+  | { kind: "log"; lines: string[]; flags: number[] }
+  | { kind: "auth"; bytes: Uint8Array };
 
 /** The envelope threads.ts routes: from thread `from` to `to` (-1: every other thread). */
 export interface PeerMessage {

@@ -125,7 +125,8 @@ export async function startThreads<X>(
         };
       });
       const init: ThreadInit<X> = {
-        options: { ...options0, reusePort: true },
+        // The users this thread has now, and each reload's after (the file is not read again).
+        options: { ...options0, reusePort: true, auth: server.authenticator?.current },
         shared: { ...shared, thread: t },
         origin,
         extra,
@@ -186,7 +187,8 @@ export function runWorker<X>(
     }
     if ("type" in event.data) {
       const m = event.data;
-      server?.engine.receive(m.from, m.body);
+      if (m.body.kind === "auth") server?.authenticator?.adopt(m.body.bytes);
+      else server?.engine.receive(m.from, m.body);
       return;
     }
     const { options, shared, origin, extra, deferListen } = event.data;

@@ -113,6 +113,29 @@ Deno.test("Authenticator.load: memcached's messages for a missing or malformed f
   thrown(() => Authenticator.load({ sasl: true, pwdbFile: "/nonexistent/db" }));
 });
 
+Deno.test("a thread that starts later takes the users in force, and each reload's bytes", async () => {
+  const enc = new TextEncoder();
+  const may = (a: Authenticator, pass: string) =>
+    a.checkText(enc.encode("alice"), enc.encode(pass));
+  await withFile("alice:old\n", async (path) => {
+    const main = Authenticator.load({ sasl: false, authFile: path });
+    await Deno.writeTextFile(path, "alice:new\n");
+    const reloaded = main.reload();
+    await Deno.writeTextFile(path, "alice:newer\n\n"); // malformed: a reload keeps "new"
+    thrown(() => main.reload());
+    const later = Authenticator.load(main.current); // the file is not read
+    ok(may(later, "new") && !may(later, "newer") && !may(later, "old"));
+    equal(later.config.authFile, path);
+    const started = Authenticator.load({
+      sasl: false,
+      authFile: path,
+      authBytes: enc.encode("alice:old\n"),
+    });
+    started.adopt(reloaded!);
+    ok(may(started, "new") && !may(started, "old"));
+  });
+});
+
 Deno.test("SASL PLAIN: [authzid] NUL user NUL pass, exactly two NULs, authzid must be the user", async () => {
   await withFile("alice:secret\nbob:pw2\nempty:\n", (path) => {
     const a = Authenticator.load({ sasl: true, authFile: path });
