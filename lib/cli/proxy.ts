@@ -42,6 +42,19 @@ import {
   TimedRouter,
 } from "../metrics/mod.ts";
 
+/** memrep's own options, the same with and without -c. */
+const SHARED_SPEC: FlagSpec = {
+  "auth-file": { type: "string", short: "Y" },
+  "backend-auth": { type: "string" },
+  "backend-auth-file": { type: "string" },
+  metrics: { type: "string" },
+  "tls-cert": { type: "string" },
+  "tls-key": { type: "string" },
+  "backend-tls": { type: "boolean" },
+  "backend-tls-ca": { type: "string" },
+  "max-buffered-mb": { type: "string" },
+};
+
 const SPEC: FlagSpec = {
   port: { type: "string", short: "p" },
   listen: { type: "string", short: "l" },
@@ -62,15 +75,7 @@ const SPEC: FlagSpec = {
   "no-miss-fallback": { type: "boolean" },
   "backup-writes": { type: "string" },
   zone: { type: "string" },
-  "auth-file": { type: "string", short: "Y" },
-  "backend-auth": { type: "string" },
-  "backend-auth-file": { type: "string" },
-  metrics: { type: "string" },
-  "tls-cert": { type: "string" },
-  "tls-key": { type: "string" },
-  "backend-tls": { type: "boolean" },
-  "backend-tls-ca": { type: "string" },
-  "max-buffered-mb": { type: "string" },
+  ...SHARED_SPEC,
   help: { type: "boolean", short: "h" },
   // nutcracker's stats port, named here only to say that it needs -c.
   "test-conf": { type: "boolean", short: "t" },
@@ -103,15 +108,7 @@ const NC_SPEC: FlagSpec = {
   daemon: { type: "boolean" },
   user: { type: "string", short: "u" },
   group: { type: "string", short: "g" },
-  "auth-file": { type: "string", short: "Y" },
-  "backend-auth": { type: "string" },
-  "backend-auth-file": { type: "string" },
-  metrics: { type: "string" },
-  "tls-cert": { type: "string" },
-  "tls-key": { type: "string" },
-  "backend-tls": { type: "boolean" },
-  "backend-tls-ca": { type: "string" },
-  "max-buffered-mb": { type: "string" },
+  ...SHARED_SPEC,
 };
 
 /** True when the arguments name a config file (-c, --conf-file): nutcracker's options then. */
