@@ -13,7 +13,7 @@ import {
   startMemcached,
   waitUntil,
 } from "../helpers/mod.ts";
-import { type Cluster, startCluster } from "../proxy/cluster.ts";
+import { type Cluster, proxyStats, startCluster } from "../proxy/cluster.ts";
 import { fill, startConfigProxy } from "../proxy/nc_config.ts";
 import { type PromFamily, sampleValue, scrape } from "./prom_parser.ts";
 
@@ -140,6 +140,13 @@ Deno.test({
     const c = await connect(cluster.proxy.port);
     try {
       equal(await c.request("set slow 0 0 1\r\nv", "\r\n", T), "STORED\r\n");
+      // On a loaded machine a start-up probe may have timed out: then the set skipped the
+      // primary and the get would go to the backup at once. Time the get on a clean primary.
+      const name = `server:127.0.0.1:${cluster.servers[0].port}`;
+      await waitUntil(async () => {
+        const st = await proxyStats(cluster.proxy.port);
+        return st.get(`${name}:state`) === "up" && st.get(`${name}:dirty_keys`) === "0";
+      }, "the primary up and clean");
       const before = (await scrape(mport)).families;
       const get = { command: "get" };
       // A stopped primary answers nothing: the proxy waits --timeout, then asks the backup.
