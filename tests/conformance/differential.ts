@@ -118,7 +118,10 @@ export class Normaliser {
       if (me) {
         return `ME ${me[1]} ` + me[2].split(" ").map((kv) => {
           const [k, v] = kv.split("=");
-          if (k === "exp" && Number(v) >= 10) return `exp=~${Math.round(Number(v) / 10) * 10}`;
+          // (1.6.18 shows a TTL negated: exp=-100; a second may tick between set and me.)
+          if (k === "exp" && Math.abs(Number(v)) >= 10) {
+            return `exp=~${Math.round(Number(v) / 10) * 10}`;
+          }
           return ["exp", "fetch"].includes(k) ? kv : `${k}=<${v === undefined ? "?" : "n"}>`;
         }).join(" ");
       }
