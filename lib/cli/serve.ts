@@ -140,16 +140,17 @@ export async function serveMain(argv: string[]): Promise<number> {
     log.warn(`memrep: -t ${threads} needs Linux (SO_REUSEPORT); serving with one thread`);
     threads = 1;
   }
-  const udp = stringFlag(v, "udp-port");
-  if (udp !== undefined && udp !== "0" && auth) {
+  // memcached -U (atoi): 0 off, -1 a port the system picks; with -s there is no UDP.
+  const udpPort = udpText === undefined ? 0 : atoi(udpText);
+  if (udpPort < -1 || udpPort > 65535) {
+    throw new UsageError(`memrep serve: -U: ${udpText} is not a UDP port (0 to 65535, or -1)`);
+  }
+  if (udpPort !== 0 && auth) {
     throw new MemcachedUsageError(
       auth.authFile
         ? "Cannot use UDP with ascii authentication enabled (-U 0 to disable)"
         : "ERROR: Cannot enable UDP while using binary SASL authentication.",
     );
-  }
-  if (udp !== undefined && udp !== "0") {
-    log.warn(`memrep: UDP is not supported (-U ${udp}); serving TCP only`);
   }
   if (stringFlag(v, "user") !== undefined) {
     log.info(`memrep: -u ${stringFlag(v, "user")} ignored (no privilege drop)`);
@@ -166,6 +167,7 @@ export async function serveMain(argv: string[]): Promise<number> {
     tls: tlsFlags.tls,
     extraSettings: tlsFlags.settings,
     port,
+    udpPort,
     listenArg: inter,
     maxConnections: mc.maxConnections,
     idleTimeout: Math.max(mc.idleTimeout, 0),
@@ -275,6 +277,15 @@ export async function serveMain(argv: string[]): Promise<number> {
       replication.syncTimeoutMs,
     )
     : undefined;
+  // TCP, then UDP on the same addresses (memcached binds both before it serves either).
+  const listenMain = () => {
+    server.listen();
+    // memcached gives each thread the UDP socket, one when -l lists several addresses.
+    const perSocket = inter?.includes(",") ? 1 : threads;
+    if (udpPort !== 0 && unixSocket === undefined) {
+      server.listenUdp(udpPort === -1 ? 0 : udpPort, perSocket);
+    }
+  };
   let workers: Threads | undefined;
   if (threads > 1) {
     // SO_REUSEPORT would let the threads bind next to another server on the port (even one
@@ -294,7 +305,7 @@ export async function serveMain(argv: string[]): Promise<number> {
   // replication records it.
   try {
     // -p 0: the workers join the ports it picks
-    if (threads > 1 && (picksPort || !replication)) server.listen();
+    if (threads > 1 && (picksPort || !replication)) listenMain();
     if (threads > 1) {
       workers = await startThreads(server, options, threads, WORKER_URL, share, {
         deferListen: warmReplica,
@@ -318,13 +329,13 @@ export async function serveMain(argv: string[]): Promise<number> {
   const startListening = async () => {
     try {
       await workers?.listen();
-      if (!server.listening) server.listen();
+      if (!server.listening) listenMain();
     } catch (err) {
       server.stop();
       await metrics?.close();
       throw cannotListen(err);
     }
-    if (unixSocket === undefined) writePortFile(server.addresses);
+    if (unixSocket === undefined) writePortFile(server.addresses, server.udpAddresses);
     log.debug(
       `memrep serve: listening on ${
         unixSocket ?? server.addresses.map((a) => hostPort(a.hostname, a.port)).join(",")
@@ -358,13 +369,22 @@ export async function serveMain(argv: string[]): Promise<number> {
 
 /**
  * memcached's MEMCACHED_PORT_FILENAME: once listening, write one
- * `TCP INET: <port>` (INET6 for an IPv6 address) line per listener to
- * `<file>.lck`, then rename it to the file, so a reader never sees half of it.
+ * `TCP INET: <port>` (INET6 for an IPv6 address) line per listener, then
+ * one `UDP INET: <port>` per UDP socket, to `<file>.lck`, then rename it
+ * to the file, so a reader never sees half of it.
  */
-function writePortFile(addresses: Array<{ hostname: string; port: number }>): void {
+function writePortFile(
+  addresses: Array<{ hostname: string; port: number }>,
+  udp: Array<{ port: number }>,
+): void {
   const file = Deno.env.get("MEMCACHED_PORT_FILENAME");
   if (!file) return;
-  const lines = addresses.map((a) => `TCP INET${a.hostname.includes(":") ? "6" : ""}: ${a.port}\n`);
+  const family = (host: string) => `INET${host.includes(":") ? "6" : ""}`;
+  const lines = [
+    ...addresses.map((a) => `TCP ${family(a.hostname)}: ${a.port}\n`),
+    // A dual-stack UDP socket is named by its -l entry, as its TCP listener is.
+    ...udp.map((u, i) => `UDP ${family(addresses[i]?.hostname ?? "")}: ${u.port}\n`),
+  ];
   try {
     Deno.writeTextFileSync(`${file}.lck`, lines.join(""), { append: true });
     Deno.renameSync(`${file}.lck`, file);

@@ -79,7 +79,8 @@ memcached options:
   -v, --verbose               -v events, -vv details
   -d, --daemon                run in the background
   -P, --pidfile <file>        write the process id to <file>
-  -U, --udp-port <num>        UDP is not supported; only 0 (off) is accepted silently
+  -U, --udp-port <num>        UDP port on the -l addresses (default: 0, off; -1: one the system
+                              picks); memcached's frames, served by the first thread
   -u, --user <name>           accepted for compatibility; memrep does not switch users
   -t, --threads <num>         serve threads sharing one cache (default: the cores, at most 4:
                               the most throughput; -t 1 costs less CPU per request; more

@@ -36,11 +36,16 @@ interface Entry {
   listen: string;
 }
 
-/** memcached's names: `tcp:1.2.3.4:p`, `tcp6:[::1]:p`; an IPv4 peer of a dual-stack listener as IPv4. */
-function tcp(addr: Deno.Addr): string {
+/**
+ * memcached's names: `tcp:1.2.3.4:p`, `tcp6:[::1]:p` (`udp`, `udp6` for a
+ * UDP socket's); an IPv4 peer of a dual-stack socket as IPv4.
+ */
+function tcp(addr: Deno.Addr, proto = "tcp"): string {
   if (addr.transport === "tcp" || addr.transport === "udp") {
     const host = unmapped(addr.hostname);
-    return host.includes(":") ? `tcp6:[${host}]:${addr.port}` : `tcp:${host}:${addr.port}`;
+    return host.includes(":")
+      ? `${proto}6:[${host}]:${addr.port}`
+      : `${proto}:${host}:${addr.port}`;
   }
   return `${addr.transport}:${"path" in addr ? addr.path : ""}`;
 }
@@ -55,6 +60,21 @@ function peer(addr: Deno.Addr): string {
   return addr.transport === "unix" ? "?:<AF 0>" : tcp(addr);
 }
 
+/** What `stats conns` shows of a UDP socket's session (datagram.ts). */
+export interface DatagramConnSession extends ConnSession {
+  /** The sender of the request under way, null while idle. */
+  peer: Deno.NetAddr | null;
+  /** A request waiting for more datagrams: memcached's state then. */
+  waiting: string | null;
+}
+
+interface DatagramEntry {
+  session: DatagramConnSession;
+  /** Its ids and addresses: `perSocket` of each address. */
+  ids: number[];
+  addrs: string[];
+}
+
 /** One thread's connections, by session. */
 export class ConnTable {
   /** -o idle_timeout in seconds (0: never). */
@@ -65,6 +85,7 @@ export class ConnTable {
   #started: number;
   #listeners: { id: number; addr: string }[] = [];
   #entries = new Map<ConnSession, Entry>();
+  #datagrams: DatagramEntry[] = [];
   #nextId = 1;
   #shared: Int32Array | null = null;
   #sweep: ReturnType<typeof setInterval> | undefined;
@@ -98,6 +119,23 @@ export class ConnTable {
       ? `unix:${new TextDecoder().decode(new TextEncoder().encode(addr.path).subarray(0, 26))}`
       : tcp(addr);
     this.#listeners.push({ id: this.#id(), addr: shown });
+  }
+
+  /**
+   * A UDP socket bound on `addrs` (one dual-stack socket stands for two),
+   * shown as memcached shows its UDP connections: `perSocket` of each
+   * (memcached's one per thread), the first with the session's state.
+   */
+  addDatagram(session: DatagramConnSession, addrs: Deno.Addr[], perSocket: number): void {
+    const entry: DatagramEntry = { session, ids: [], addrs: [] };
+    for (const a of addrs) {
+      for (let i = 0; i < perSocket; i++) {
+        entry.ids.push(this.#id());
+        entry.addrs.push(tcp(a, "udp"));
+      }
+    }
+    session.id = entry.ids[0];
+    this.#datagrams.push(entry);
   }
 
   /** A new client connection on the listener at `listen`. */
@@ -190,6 +228,26 @@ export class ConnTable {
   rows(asking: ConnSession | null): ConnRow[] {
     const now = this.#now();
     const rows: ConnRow[] = [];
+    for (const d of this.#datagrams) {
+      const s = d.session;
+      const secs = now - (s.lastCmd ?? this.#started);
+      d.ids.forEach((id, i) => {
+        // An idle UDP connection shows its own address, a busy one its sender's (memcached).
+        const state = i > 0
+          ? "conn_read"
+          : s === asking
+          ? "conn_parse_cmd"
+          : s.waiting ?? "conn_read";
+        const lines = state === "conn_read" || s.peer === null
+          ? `STAT ${id}:addr ${d.addrs[i]}\r\n`
+          : `STAT ${id}:addr ${tcp(s.peer, "udp")}\r\nSTAT ${id}:listen_addr ${d.addrs[i]}\r\n`;
+        rows.push([
+          id,
+          `STAT ${id}:UDP UDP\r\n${lines}STAT ${id}:state ${state}\r\n` +
+          `STAT ${id}:secs_since_last_cmd ${i > 0 ? now - this.#started : secs}\r\n`,
+        ]);
+      });
+    }
     for (const [session, e] of this.#entries) {
       let addr = "";
       try {

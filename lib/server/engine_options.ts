@@ -27,6 +27,8 @@ export interface EngineOptions extends StoreOptions {
   maxConnections?: number;
   /** TCP port (-p), for `stats settings` tcpport. */
   port?: number;
+  /** memcached -U as given, for `stats settings` udpport (0: off, -1: a port the system picks). */
+  udpPort?: number;
   /** memcached -l as given (`stats settings` inter; absent: NULL). */
   listenArg?: string;
   /** -o slab_chunk_max (`stats settings`; memrep's store has its own page carving). */

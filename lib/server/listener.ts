@@ -1,6 +1,7 @@
 /**
  * The listeners of `serve`: TCP on every address, or one unix-domain socket
- * (-s, which replaces TCP as in memcached); enforces -c, stops gracefully.
+ * (-s, which replaces TCP as in memcached), and UDP on the same addresses
+ * (-U, this thread only); enforces -c, stops gracefully.
  * @module
  */
 
@@ -8,6 +9,7 @@ import { Engine } from "./commands.ts";
 import type { EngineOptions } from "./engine_options.ts";
 import { Action, type Session } from "./session.ts";
 import { serveConnection } from "./connection.ts";
+import { datagramSession, serveDatagrams } from "./datagram.ts";
 import type { SyncBarrier } from "./sync_replies.ts";
 import {
   BurstTrim,
@@ -112,6 +114,7 @@ export class Server {
   #listeners: Deno.Listener[] = [];
   #unix: Deno.UnixListener | null = null;
   #conns = new Set<Deno.Conn>();
+  #udp: Deno.DatagramConn[] = [];
   #stopped = false;
   #burst = new BurstTrim(() => this.engine.stats.heapTrims++);
   #done: PromiseWithResolvers<void> = Promise.withResolvers();
@@ -151,6 +154,55 @@ export class Server {
       port: (this.#listeners[i]?.addr as Deno.NetAddr | undefined)?.port ??
         l.port ?? this.#options.port,
     }));
+  }
+
+  /** The bound UDP sockets' addresses (memcached -U), in -l order. */
+  get udpAddresses(): Deno.NetAddr[] {
+    return this.#udp.map((s) => s.addr as Deno.NetAddr);
+  }
+
+  /**
+   * memcached -U: UDP on every TCP listen address (`port`, or the address's
+   * own; 0 picks one for all), served by this thread. Each socket counts
+   * as `perSocket` connections, as memcached gives each of its threads one
+   * (`curr_connections`, `stats conns`). Throws before serving anything.
+   */
+  listenUdp(port: number, perSocket: number): void {
+    let shared = port;
+    try {
+      for (const l of this.#options.listen) {
+        const at = l.port ?? shared;
+        const hostname = l.dual && dualStack() ? "::" : l.hostname;
+        const socket = Deno.listenDatagram({ transport: "udp", hostname, port: at });
+        if (l.port === undefined && shared === 0) shared = (socket.addr as Deno.NetAddr).port;
+        this.#udp.push(socket);
+      }
+    } catch (err) {
+      for (const s of this.#udp) closeQuietly(s);
+      this.#udp = [];
+      throw err;
+    }
+    const stats = this.engine.stats;
+    this.#udp.forEach((socket, i) => {
+      const addr = socket.addr as Deno.NetAddr;
+      const session = datagramSession();
+      // One dual-stack socket stands for memcached's two (0.0.0.0, then [::]).
+      const shown = this.#options.listen[i].dual && addr.hostname === "::"
+        ? [{ ...addr, hostname: "0.0.0.0" }, addr]
+        : [addr];
+      this.engine.conns.addDatagram(session, shown, perSocket);
+      stats.currConnections += shown.length * perSocket;
+      stats.totalConnections += shown.length * perSocket;
+      const hooks = { barrier: this.barrier, stopped: () => this.#stopped };
+      serveDatagrams(socket, this.engine, session, this.#options.maxItemSize, hooks).then(
+        (action) => {
+          if (action === Action.SHUTDOWN) this.stop();
+        },
+        (err) => {
+          if (!this.#stopped) console.error(`udp error: ${err}`);
+        },
+      );
+    });
   }
 
   /** Bind every address; throws (AddrInUse...) before serving anything. */
@@ -245,6 +297,7 @@ export class Server {
     this.#stopped = true;
     for (const l of this.#listeners) closeQuietly(l);
     if (this.#unix) closeQuietly(this.#unix);
+    for (const s of this.#udp) closeQuietly(s);
     this.engine.conns.close();
     this.#burst.close();
     for (const c of this.#conns) closeQuietly(c);

@@ -285,7 +285,7 @@ function settingsStats(e: EngineBase, out: Writer): void {
     ["maxbytes", e.store.stats.limitMaxbytes],
     ["maxconns", o.maxConnections ?? 1024],
     ["tcpport", o.port ?? 0],
-    ["udpport", 0],
+    ["udpport", o.udpPort ?? 0],
     ["inter", o.listenArg ?? "NULL"],
     ["verbosity", e.verbosity],
     ["oldest", e.store.oldestLive],
@@ -296,7 +296,8 @@ function settingsStats(e: EngineBase, out: Writer): void {
     ["growth_factor", (o.growthFactor ?? 1.25).toFixed(2)],
     ["chunk_size", o.minChunk ?? 48],
     ["num_threads", e.threads],
-    ["num_threads_per_udp", e.threads],
+    // memcached: each thread serves the UDP socket, one only when -l lists several addresses.
+    ["num_threads_per_udp", o.listenArg?.includes(",") ? 1 : e.threads],
     ["stat_key_prefix", ":"],
     ["detail_enabled", e.prefixStats.enabled ? "yes" : "no"],
     ["reqs_per_event", e.reqsPerEvent],

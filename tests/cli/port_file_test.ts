@@ -118,3 +118,44 @@ Deno.test({
     }
   },
 });
+
+const UDP_FILE =
+  "MEMCACHED_PORT_FILENAME lists the UDP ports after the TCP ones, as memcached does";
+Deno.test({
+  name: UDP_FILE,
+  ignore: ignoreUnless(UDP_FILE, ["memcached"]),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const { cmd, args } = memrepCommand();
+    try {
+      const texts: string[] = [];
+      for (const memcached of [true, false]) {
+        const [port, udp] = [freePort(), freePort()];
+        const file = `${dir}/${memcached ? "ref" : "sut"}`;
+        // -U -1 too: a UDP port the system picks (issue_67.t).
+        for (const u of [String(udp), "-1"]) {
+          const argv = ["-t", "1", "-l", "127.0.0.1", "-p", String(port), "-U", u];
+          const opts = { env: { MEMCACHED_PORT_FILENAME: file } };
+          const node = memcached
+            ? await startProcess("memcached", "memcached", ["-u", "root", ...argv], port, opts)
+            : await startProcess("memrep serve", cmd, [...args, "serve", ...argv], port, opts);
+          try {
+            const text = await waitForFile(file);
+            const m = /^TCP INET: (\d+)\nUDP INET: (\d+)\n$/.exec(text);
+            ok(m !== null, `port file: ${JSON.stringify(text)}`);
+            equal(Number(m![1]), port);
+            if (u === "-1") ok(Number(m![2]) > 0 && Number(m![2]) !== port);
+            else equal(Number(m![2]), udp);
+            texts.push(text.replace(String(port), "<tcp>").replace(/UDP INET: \d+/, "UDP"));
+          } finally {
+            await node.stop();
+            await Deno.remove(file).catch(() => {});
+          }
+        }
+      }
+      equal(texts.slice(2).join(""), texts.slice(0, 2).join(""));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
