@@ -34,7 +34,8 @@ import {
 import { log } from "../log.ts";
 import { Authenticator, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { errorText } from "../transport/mod.ts";
-import { backendTls, proxyTls } from "./tls_flags.ts";
+import { proxyTls } from "./tls_flags.ts";
+import { clientTlsFlags, loginFlags } from "./client_flags.ts";
 import {
   type MetricsEndpoint,
   proxyMetrics,
@@ -280,7 +281,7 @@ export async function proxyMain(args: string[]): Promise<number> {
     if (auth) reloadOnHangup(auth);
     const access = {
       auth,
-      login: backendLogin(v),
+      login: loginFlags(v, "backend-auth", "backend-auth-file"),
       routerClass: metricsAddr ? TimedRouter : undefined,
     };
     return await configMain(v, confFile, access, metricsAddr);
@@ -340,8 +341,8 @@ export async function proxyMain(args: string[]): Promise<number> {
     timeoutMs: intFlag(v, "timeout", 1000, 1, 3_600_000),
     retryMs: intFlag(v, "retry", 1000, 1, 3_600_000),
     failureLimit: intFlag(v, "failure-limit", 2, 1, 1000),
-    login: backendLogin(v),
-    tls: backendTls(Boolean(v["backend-tls"]), stringFlag(v, "backend-tls-ca")),
+    login: loginFlags(v, "backend-auth", "backend-auth-file"),
+    tls: clientTlsFlags(v, "backend-tls", "backend-tls-ca"),
   };
   if (backendOptions.tls && [...servers, ...backups].some((s) => s.port === 0)) {
     throw new UsageError("memrep proxy: --backend-tls is for TCP backends, not unix sockets");
@@ -471,36 +472,4 @@ function unixFlags(
     );
   }
   return { unixPath, unixMode: modeText === undefined ? undefined : parseInt(modeText, 8) };
-}
-
-/**
- * --backend-auth user:password or --backend-auth-file (its first entry):
- * what the proxy sends to backends that want memcached's text login.
- */
-function backendLogin(
-  v: Parameters<typeof stringFlag>[0],
-): { user: string; password: string } | undefined {
-  const inline = stringFlag(v, "backend-auth");
-  const file = stringFlag(v, "backend-auth-file");
-  if (inline !== undefined && file !== undefined) {
-    throw new UsageError("use either --backend-auth or --backend-auth-file, not both");
-  }
-  let entry = inline;
-  if (file !== undefined) {
-    try {
-      entry = Deno.readTextFileSync(file).split("\n")[0].replace(/\r$/, "");
-    } catch (err) {
-      throw new UsageError(`--backend-auth-file: cannot read ${file}: ${errorText(err)}`);
-    }
-  }
-  if (entry === undefined) return undefined;
-  const colon = entry.indexOf(":");
-  const user = entry.slice(0, colon), password = entry.slice(colon + 1);
-  // The login token is "user password" on one text line.
-  if (colon <= 0 || password === "" || /[\s\0]/.test(user) || /[\s\0]/.test(password)) {
-    throw new UsageError(
-      "--backend-auth: expected user:password without spaces (memcached's text login)",
-    );
-  }
-  return { user, password };
 }

@@ -21,6 +21,7 @@ import {
   UsageError,
   usageText,
 } from "./flags.ts";
+import { clientTlsFlags, loginFlags } from "./client_flags.ts";
 
 const SPEC: FlagSpec = {
   from: { type: "string", short: "f" },
@@ -34,6 +35,10 @@ const SPEC: FlagSpec = {
   batch: { type: "string" },
   timeout: { type: "string" },
   "connect-timeout": { type: "string" },
+  auth: { type: "string" },
+  "auth-file": { type: "string" },
+  tls: { type: "boolean" },
+  "tls-ca": { type: "string" },
   help: { type: "boolean", short: "h" },
 };
 
@@ -62,6 +67,10 @@ Options:
       --batch <n>           items per pipelined batch (default 1000)
       --timeout <ms>        reply timeout per server (default 10000)
       --connect-timeout <ms>  connect timeout per server (default 3000)
+      --auth <user:password>  log in to servers that run with -Y (memcached or memrep)
+      --auth-file <file>    the same, the first 'user:password' line of <file>
+      --tls                 speak TLS to the servers (memcached -Z, memrep serve -Z)
+      --tls-ca <pem>        ...trusting this CA (implies --tls; default: system roots)
   -h, --help                this help
 
 On a terminal a live line shows items, bytes, rate and ETA; otherwise one
@@ -171,5 +180,7 @@ function buildOptions(v: ReturnType<typeof parseFlags>): ReplicateOptions {
     batchSize: intFlag(v, "batch", 1000, 1, 100_000),
     timeoutMs: intFlag(v, "timeout", 10_000, 1, 3_600_000),
     connectTimeoutMs: intFlag(v, "connect-timeout", 3000, 1, 3_600_000),
+    login: loginFlags(v, "auth", "auth-file"),
+    tls: clientTlsFlags(v, "tls", "tls-ca"),
   };
 }

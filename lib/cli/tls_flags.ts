@@ -134,7 +134,7 @@ function smallInt(
 }
 
 /** The PEM text of `path`, which must hold a `label` block. */
-function readPem(
+export function readPem(
   path: string | undefined,
   what: string,
   label: string,
@@ -224,18 +224,4 @@ export function proxyTls(
   const key = readPem(keyPath, "key", "PRIVATE KEY");
   checkMaterial({ cert, key }, certPath, keyPath);
   return { cert, key };
-}
-
-/** `proxy --backend-tls` / `--backend-tls-ca <pem>` (which implies it): TLS to the backends. */
-export function backendTls(
-  enable: boolean,
-  caPath: string | undefined,
-): { ca?: string } | undefined {
-  if (!enable && caPath === undefined) return undefined;
-  if (caPath === undefined) return {};
-  try {
-    return { ca: readPem(caPath, "CA certificate", "CERTIFICATE") };
-  } catch (err) {
-    throw new UsageError(`--backend-tls-ca: ${(err as Error).message}`);
-  }
 }

@@ -47,10 +47,14 @@ export class ReplyError extends Error {
   }
 }
 
-/** An error's message without the `host:port: ` prefix a {@linkcode ClientError} carries. */
+/**
+ * An error's message without the `host:port: ` prefix a {@linkcode ClientError}
+ * or {@linkcode ReplyError} carries.
+ */
 export function errorDetail(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  return err instanceof ClientError && text.startsWith(err.server + ": ")
+  return (err instanceof ClientError || err instanceof ReplyError) &&
+      text.startsWith(err.server + ": ")
     ? text.slice(err.server.length + 2)
     : text;
 }

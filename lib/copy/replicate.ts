@@ -47,6 +47,10 @@ export interface ReplicateOptions {
   connectTimeoutMs?: number;
   /** Reply timeout per request (ms, default 10000). */
   timeoutMs?: number;
+  /** The text login of servers that run with -Y (every server: source and targets). */
+  login?: { user: string; password: string };
+  /** Speak TLS to every server, trusting `ca` (PEM; Deno's roots when absent). */
+  tls?: { ca?: string };
   /** Aborting stops the copy cleanly (Ctrl-C). */
   signal?: AbortSignal;
   /** Live progress reporter; created quiet when absent. */
@@ -142,6 +146,8 @@ export async function replicate(options: ReplicateOptions): Promise<ReplicateRes
   const clientOptions = {
     connectTimeoutMs: options.connectTimeoutMs ?? 3000,
     requestTimeoutMs: options.timeoutMs ?? 10_000,
+    login: options.login,
+    tls: options.tls,
   };
   const sourceOptions: SourceOptions = {
     match: options.match !== undefined ? keyMatcher(options.match) : undefined,
