@@ -57,6 +57,10 @@ export interface MemcachedFlagTexts {
   b?: string;
   /** -C given. */
   C?: boolean;
+  /** -D. */
+  D?: string;
+  /** -N. */
+  N?: string;
   /** Every -o, in order. */
   o: string[];
 }
@@ -118,7 +122,7 @@ const SUBOPTIONS = new Set(
     "no_slab_automove no_maxconns_fast inline_ascii_resp no_lru_crawler no_lru_maintainer " +
     "no_drop_privileges drop_privileges resp_obj_mem_limit read_buf_mem_limit ssl_chain_cert " +
     "ssl_key ssl_verify_mode ssl_keyformat ssl_ciphers ssl_ca_cert ssl_wbuf_size " +
-    "ssl_session_cache ssl_kernel_tls ssl_min_version proxy_config proxy_uring " +
+    "ssl_session_cache ssl_kernel_tls ssl_min_version " +
     "slab_automove_freeratio").split(" "),
 );
 
@@ -351,6 +355,17 @@ export function memcachedNumbers(t: MemcachedFlagTexts): MemcachedNumbers {
     maintainer: true,
   };
   st.set.casEnabled = !t.C;
+  if (t.D !== undefined) {
+    if (t.D === "") throw new MemcachedUsageError("No delimiter specified");
+    st.set.prefixDelimiter = t.D[0];
+    st.set.detailEnabled = true;
+  }
+  if (t.N !== undefined) {
+    st.set.napiIds = atoi(t.N);
+    if (st.set.napiIds <= 0) {
+      throw new MemcachedUsageError("Maximum number of NAPI IDs must be greater than 0");
+    }
+  }
   // -b: atoi, as memcached reads it.
   if (t.b !== undefined) st.set.tcpBacklog = atoi(t.b);
   for (const o of t.o) {

@@ -27,6 +27,7 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
+import { MEMREP_VERSION } from "../version.ts";
 import { atoi, memcachedNumbers } from "./memcached_flags.ts";
 import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
 import { serveTls } from "./tls_flags.ts";
@@ -57,6 +58,13 @@ export async function serveMain(argv: string[]): Promise<number> {
     console.log(`memcached ${VERSION}`);
     return 0;
   }
+  if (v.license) {
+    // memcached -i prints its and libevent's licenses; memrep includes neither's code.
+    console.log(
+      `memrep ${MEMREP_VERSION}: speaks memcached ${VERSION}'s protocols; no memcached code`,
+    );
+    return 0;
+  }
   log.level = countFlag(v, "verbose");
   // memcached: -U <n> (not 0) without -p makes n the TCP port too; -p -1 is a port the
   // system picks (memrep's -p 0 picks one too).
@@ -72,13 +80,23 @@ export async function serveMain(argv: string[]): Promise<number> {
     c: stringFlag(v, "conn-limit"),
     t: stringFlag(v, "threads"),
     I: stringFlag(v, "max-item-size"),
-    f: stringFlag(v, "factor"),
+    f: stringFlag(v, "factor") ?? stringFlag(v, "slab-growth-factor"),
     n: stringFlag(v, "slab-min-size"),
     R: stringFlag(v, "max-reqs-per-event"),
     b: stringFlag(v, "listen-backlog"),
     C: Boolean(v["disable-cas"]),
+    D: stringFlag(v, "prefix-delimiter"),
+    N: stringFlag(v, "napi_ids"),
     o: listFlag(v, "extended"),
   });
+  mc.startup.dumpEnabled = !v["disable-dumping"];
+  // memcached -L preallocates its memory in huge pages; memrep's memory is the runtime's (and
+  // Deno reads /sys only with every permission, so the kernel's support is not even checked).
+  if (v["enable-largepages"]) log.info("memrep: -L accepted; memory uses the runtime's pages");
+  // memcached -k goes on when mlockall fails, with this warning; memrep cannot call it.
+  if (v["lock-memory"]) {
+    log.warn("warning: -k invalid, mlockall() failed: memrep cannot lock its memory");
+  }
   for (const w of mc.warnings) log.warn(w);
   // Page ids stop at MAX_PAGES (32 GiB): a larger (or "negative", so unlimited) -m is that.
   const memoryLimit = Math.min(mc.maxBytes, 32 * 1073741824);

@@ -22,6 +22,8 @@ export const SERVE_SPEC: FlagSpec = {
   "enable-shutdown": { type: "boolean", short: "A" },
   threads: { type: "string", short: "t" },
   factor: { type: "string", short: "f" },
+  // memcached's long name of -f.
+  "slab-growth-factor": { type: "string" },
   "slab-min-size": { type: "string", short: "n" },
   "max-reqs-per-event": { type: "string", short: "R" },
   protocol: { type: "string", short: "B" },
@@ -32,6 +34,14 @@ export const SERVE_SPEC: FlagSpec = {
   "disable-flush-all": { type: "boolean", short: "F" },
   "disable-cas": { type: "boolean", short: "C" },
   "disable-watch": { type: "boolean", short: "W" },
+  // memcached's -X; here -X is repcached's replication port.
+  "disable-dumping": { type: "boolean" },
+  "prefix-delimiter": { type: "string", short: "D" },
+  "enable-largepages": { type: "boolean", short: "L" },
+  "lock-memory": { type: "boolean", short: "k" },
+  "enable-coredumps": { type: "boolean", short: "r" },
+  license: { type: "boolean", short: "i" },
+  napi_ids: { type: "string", short: "N" },
   version: { type: "boolean", short: "V" },
   "listen-backlog": { type: "string", short: "b" },
   "unix-socket": { type: "string", short: "s" },
@@ -93,6 +103,16 @@ memcached options:
   -F, --disable-flush-all     refuse flush_all
   -V, --version               print memcached's version line (memcached 1.6.18) and exit
   -W, --disable-watch         refuse watch (CLIENT_ERROR watch commands not allowed)
+  --disable-dumping           refuse stats cachedump and lru_crawler metadump (memcached's -X;
+                              memrep's -X is repcached's replication port)
+  -D <char>                   the delimiter of key prefixes for stats detail (default :);
+                              turns the per-prefix counting on from the start
+  -L, --enable-largepages     accepted (memrep's memory is the runtime's: no page size of its own)
+  -k, --lock-memory           accepted; memrep cannot lock its memory (a warning, as memcached's
+                              when mlockall fails)
+  -r, --enable-coredumps      accepted (the core size limit is the shell's)
+  -N, --napi_ids <num>        accepted and shown in stats settings
+  -i, --license               print the license note and exit
   -C, --disable-cas           no CAS: every CAS reads 0 (gets, mg c, binary), cas answers EXISTS
   -b, --listen-backlog <num>  accepted and shown in stats settings (the OS default backlog is used)
   -R, --max-reqs-per-event <n> requests one read runs before the connection yields (default 20)

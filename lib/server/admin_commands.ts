@@ -52,6 +52,7 @@ export function lruCrawlerCommand(
   if (req.ntokens === 3 && req.tokenIs(1, "metadump")) {
     const classes = metadumpClasses(req, 2);
     if (!e.tunables.set.lruCrawler) out.text("CLIENT_ERROR lru crawler disabled\r\n");
+    else if (e.options.startup?.dumpEnabled === false) out.text("ERROR metadump not allowed\r\n");
     else if (req.stacked) out.text("ERROR cannot pipeline other commands before metadump\r\n");
     else if (classes === null) out.bytes(REPLY.BAD_CLASS);
     else if (!classes.includes(1)) out.bytes(REPLY.NOT_STARTED);

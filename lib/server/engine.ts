@@ -134,7 +134,10 @@ export class EngineBase {
         st.valueLength(h),
       );
     };
-    this.prefixStats = new PrefixStats(shared?.prefixes);
+    const st = options.startup;
+    this.prefixStats = new PrefixStats(shared?.prefixes, st?.prefixDelimiter.charCodeAt(0));
+    // memcached -D turns the counting on from the start.
+    if (!shared && st?.detailEnabled) this.prefixStats.enabled = true;
     if (shared) {
       this.#lock = new SharedLock(shared.lock);
       this.#shared = new SharedStats(shared.threads, shared.stats);

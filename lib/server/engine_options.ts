@@ -124,6 +124,14 @@ export interface StartupSettings {
   watcherLogbufSize: number;
   /** worker_logbuf_size in bytes. */
   workerLogbufSize: number;
+  /** -D: the character that ends a key's prefix for `stats detail`. */
+  prefixDelimiter: string;
+  /** -D given: `stats detail` counts from the start. */
+  detailEnabled: boolean;
+  /** Not -X (memrep: --disable-dumping): `stats cachedump` and `lru_crawler metadump` work. */
+  dumpEnabled: boolean;
+  /** -N: NAPI ids (0: none; only shown in `stats settings`). */
+  napiIds: number;
 }
 
 /** memcached 1.6.18's defaults for {@linkcode StartupSettings}. */
@@ -152,6 +160,10 @@ export function defaultStartupSettings(): StartupSettings {
     temporaryTtl: 61,
     watcherLogbufSize: 262144,
     workerLogbufSize: 65536,
+    prefixDelimiter: ":",
+    detailEnabled: false,
+    dumpEnabled: true,
+    napiIds: 0,
   };
 }
 

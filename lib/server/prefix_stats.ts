@@ -15,13 +15,13 @@ import { MAX_KEY_LENGTH } from "../protocol/mod.ts";
 import { hashBytes } from "../store/mod.ts";
 
 const BUCKETS = 256;
-const DELIMITER = 58; // ':'
 /** Distinct prefixes kept at most (memcached has no bound; a flood of prefixes must not grow us). */
 const MAX_PREFIXES = 4096;
-// Int32 cells: [enabled, count, heads x BUCKETS, (next, length) per prefix].
+// Int32 cells: [enabled, count, delimiter, heads x BUCKETS, (next, length) per prefix].
 const I_ENABLED = 0;
 const I_COUNT = 1;
-const I_HEADS = 2;
+const I_DELIMITER = 2;
+const I_HEADS = 3;
 const I_ENTRIES = I_HEADS + BUCKETS;
 // Float64 counters per prefix.
 const GETS = 0, HITS = 1, SETS = 2, DELETES = 3, COUNTERS = 4;
@@ -34,16 +34,28 @@ export class PrefixStats {
   #counts: Float64Array;
   #keys: Uint8Array;
 
-  /** A new, empty table, or another thread's. */
-  constructor(buffer?: SharedArrayBuffer) {
-    const ints = I_ENTRIES + 2 * MAX_PREFIXES;
+  /**
+   * A new, empty table (prefixes end at `delimiter`, memcached's -D, a byte), or another
+   * thread's.
+   */
+  constructor(buffer?: SharedArrayBuffer, delimiter = 58 /* : */) {
+    // Rounded up to even: the float64 counters that follow start 8-byte aligned.
+    const ints = (I_ENTRIES + 2 * MAX_PREFIXES + 1) & ~1;
     const countBytes = MAX_PREFIXES * COUNTERS * 8;
     this.buffer = buffer ??
       new SharedArrayBuffer(ints * 4 + countBytes + MAX_PREFIXES * MAX_KEY_LENGTH);
     this.#i32 = new Int32Array(this.buffer, 0, ints);
     this.#counts = new Float64Array(this.buffer, ints * 4, MAX_PREFIXES * COUNTERS);
     this.#keys = new Uint8Array(this.buffer, ints * 4 + countBytes);
-    if (!buffer) this.#i32.fill(-1, I_HEADS, I_ENTRIES);
+    if (!buffer) {
+      this.#i32.fill(-1, I_HEADS, I_ENTRIES);
+      this.#i32[I_DELIMITER] = delimiter;
+    }
+  }
+
+  /** The byte that ends a key's prefix (`stats settings` stat_key_prefix). */
+  get delimiter(): number {
+    return this.#i32[I_DELIMITER];
   }
 
   /** `stats detail on` was given (and no `off` since), on any thread. */
@@ -106,8 +118,9 @@ export class PrefixStats {
   /** memcached's stats_prefix_find: the prefix's index, -1 for keys without the delimiter. */
   #find(src: Uint8Array, start: number, end: number): number {
     let len = -1;
+    const delimiter = this.#i32[I_DELIMITER];
     for (let i = start; i < end; i++) {
-      if (src[i] === DELIMITER) {
+      if (src[i] === delimiter) {
         len = i - start;
         break;
       }

@@ -47,7 +47,9 @@ export function statsCommand(e: EngineBase, req: Request, out: Writer, session: 
     statsDetail(e, req, out);
     return;
   } else if (req.tokenIs(1, "cachedump")) {
-    cachedump(req, out, e.store, e.clock.processStartUnix);
+    if (e.options.startup?.dumpEnabled === false) {
+      out.text("CLIENT_ERROR stats cachedump not allowed\r\n");
+    } else cachedump(req, out, e.store, e.clock.processStartUnix);
     return;
   } else if (!statsGroup(e, decodeAscii(req.buf, req.tokStart[1], req.tokEnd[1]), out)) {
     out.bytes(REPLY.ERROR);
@@ -298,7 +300,7 @@ function settingsStats(e: EngineBase, out: Writer): void {
     ["num_threads", e.threads],
     // memcached: each thread serves the UDP socket, one only when -l lists several addresses.
     ["num_threads_per_udp", o.listenArg?.includes(",") ? 1 : e.threads],
-    ["stat_key_prefix", ":"],
+    ["stat_key_prefix", String.fromCharCode(e.prefixStats.delimiter)],
     ["detail_enabled", e.prefixStats.enabled ? "yes" : "no"],
     ["reqs_per_event", e.reqsPerEvent],
     ["cas_enabled", st.casEnabled ? "yes" : "no"],
@@ -315,7 +317,7 @@ function settingsStats(e: EngineBase, out: Writer): void {
     ...tunables.slice(3, 6), // lru_crawler, lru_crawler_sleep, lru_crawler_tocrawl
     ["tail_repair_time", st.tailRepairTime],
     ["flush_enabled", o.flushDisabled ? "no" : "yes"],
-    ["dump_enabled", "yes"],
+    ["dump_enabled", st.dumpEnabled ? "yes" : "no"],
     ["hash_algorithm", st.hashAlgorithm],
     ["lru_maintainer_thread", st.lruMaintainer ? "yes" : "no"],
     ...tunables.slice(6), // lru_segmented ... temporary_ttl
@@ -327,7 +329,7 @@ function settingsStats(e: EngineBase, out: Writer): void {
     ["inline_ascii_response", "no"],
     ["slab_automove_freeratio", "0.010"],
     ...(o.extraSettings ?? []),
-    ["num_napi_ids", "(null)"],
+    ["num_napi_ids", st.napiIds > 0 ? st.napiIds : "(null)"],
     ["memory_file", o.memoryFile ?? "(null)"],
   ];
   for (const [name, value] of lines) statLine(out, name, value);
