@@ -9,7 +9,7 @@
  * Each run takes a few fixed seeds and a few random ones (the seed is in the
  * step's name). Env: `MEMREP_SEEDS=N` runs N random seeds instead,
  * `MEMREP_CHAOS_SEED=s` replays seed s alone, `MEMREP_STEPS=n` sets the
- * script length (30), `DIFF_SHOW=1` prints every transcript.
+ * script length (40), `DIFF_SHOW=1` prints every transcript.
  */
 
 import { connect } from "../helpers/conn.ts";
@@ -29,8 +29,8 @@ import {
 import { binaryScript, binCaseSource, type BinCmd, toBinCase } from "./random_binary_scripts.ts";
 
 const SERVER_ARGS = ["-m", "64", "-I", "1m"];
-const FIXED_TEXT = [1, 2, 3, 4, 5, 6, 7, 8];
-const FIXED_BINARY = [1, 2, 3, 4, 5, 6];
+const FIXED_TEXT = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+const FIXED_BINARY = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 
 /** The seeds of this run: a replayed one, N random ones, or the fixed ones plus 3 random. */
 function seeds(fixed: number[]): number[] {
@@ -43,7 +43,7 @@ function seeds(fixed: number[]): number[] {
 }
 
 function steps(): number {
-  return Number(Deno.env.get("MEMREP_STEPS") ?? 30);
+  return Number(Deno.env.get("MEMREP_STEPS") ?? 40);
 }
 
 /**
@@ -157,7 +157,7 @@ Deno.test({
       const proxy = await startMemrep(["proxy", "-s", `127.0.0.1:${backend.port}`]);
       return [ref, [proxy, backend]];
     }, async (ref, sut) => {
-      for (const seed of seeds(FIXED_TEXT.slice(0, 4))) {
+      for (const seed of seeds(FIXED_TEXT.slice(0, 6))) {
         await t.step(
           `seed ${seed}`,
           () => textSeed(ref, sut, seed, { me: true, noQuietVivify: true }, "proxy"),
@@ -218,7 +218,7 @@ Deno.test({
       const proxy = await startMemrep(["proxy", "-s", `127.0.0.1:${backend.port}`]);
       return [ref, [proxy, backend]];
     }, async (ref, sut) => {
-      for (const seed of seeds(FIXED_BINARY.slice(0, 3))) {
+      for (const seed of seeds(FIXED_BINARY.slice(0, 5))) {
         await t.step(`seed ${seed}`, () => binarySeed(ref, sut, seed));
       }
     });
