@@ -7,7 +7,9 @@
  * still fails) and printed as a case to paste into differential_cases.ts.
  *
  * Each run takes a few fixed seeds and a few random ones (the seed is in the
- * step's name). Env: `MEMREP_SEEDS=N` runs N random seeds instead,
+ * step's name). A difference is run again before it fails the step: one that
+ * does not replay is printed as a warning (memcached's own threads make some
+ * replies racy, see `unreproduced`). Env: `MEMREP_SEEDS=N` runs N random seeds instead,
  * `MEMREP_CHAOS_SEED=s` replays seed s alone, `MEMREP_STEPS=n` sets the
  * script length (40), `DIFF_SHOW=1` prints every transcript.
  */
@@ -96,9 +98,12 @@ async function textSeed(ref: number, sut: number, seed: number, o: TextOptions, 
   const small = await shrink(script, shrinkCandidates, fails);
   const smallCase = toCase(`${name} (shrunk)`, small);
   const smallDiff = await compareText(ref, sut, smallCase, who);
+  const note = smallDiff
+    ? ""
+    : " (it passed when run once more: the difference above is the whole script's)";
   throw new Error(
     `replies differ (MEMREP_CHAOS_SEED=${seed})\n${smallDiff || diff}\n` +
-      `minimal script:\n${caseSource(smallCase)}`,
+      `minimal script${note}:\n${caseSource(smallCase)}`,
   );
 }
 
