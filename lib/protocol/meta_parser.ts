@@ -15,7 +15,7 @@ import type { Request } from "./request.ts";
 /** Meta commands take at most this many tokens (memcached MFLAG_MAX_OPT_LENGTH). */
 const META_MAX_TOKENS = 20;
 /** Longest opaque (`O`) token memcached accepts. */
-const META_MAX_OPAQUE = 32;
+export const META_MAX_OPAQUE = 32;
 
 /** `me <key> [b]`: the key checked (and base64-decoded with `b`); sets `req.op`. */
 export function parseMe(req: Request, nt: number): void {
@@ -85,7 +85,11 @@ export function parseMeta(req: Request, op: OpCode, nt: number, maxValue: number
       return metaError(req, REPLY.MA_BAD_MODE, 0);
     }
   }
-  if (opaqueTooLong) return metaError(req, REPLY.META_OPAQUE_TOO_LONG, swallow);
+  // mg and ma find the long opaque while they write the reply, after the read or the arithmetic
+  // (and the flags before it) took effect: their commands run and refuse it (meta_commands.ts).
+  if (opaqueTooLong && op !== Op.MG && op !== Op.MA) {
+    return metaError(req, REPLY.META_OPAQUE_TOO_LONG, swallow);
+  }
   req.op = op;
   if (op !== Op.MS) return 0;
   if (req.vlen > maxValue) {

@@ -4,6 +4,7 @@
  * @module
  */
 
+export { META_MAX_OPAQUE } from "./meta_parser.ts";
 export { Op, type OpCode } from "./ops.ts";
 export { parseRequest, tokenizeReplLine } from "./parser.ts";
 export { PARSE_CLOSE, Request } from "./request.ts";

@@ -333,6 +333,9 @@ function parseGet(req: Request, op: OpCode): number {
     if (keyTooLong(req, i)) {
       req.reject(REPLY.BAD_FORMAT);
       req.cull = true;
+      req.firstKey = first;
+      req.longKeyAt = i;
+      req.longKeyTouch = first === 2;
       return 0;
     }
   }

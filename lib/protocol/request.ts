@@ -38,6 +38,14 @@ export class Request {
    */
   cull = false;
   /**
+   * A get/gat refused for a too-long key: that key's token index (0: none).
+   * memcached looked up the keys before it (`firstKey` on; bumped, touched
+   * by a gat with `exptime`, counted) before it refused the line.
+   */
+  longKeyAt = 0;
+  /** With {@linkcode longKeyAt}: the refused command was a gat/gats. */
+  longKeyTouch = false;
+  /**
    * Replies of earlier requests memcached has not written out yet (its
    * resp_has_stack, noreply ones included): set by the connection before
    * the request runs; `watch` and `lru_crawler metadump` refuse to start
@@ -139,6 +147,8 @@ export class Request {
     this.close = false;
     this.swallowLine = false;
     this.cull = false;
+    this.longKeyAt = 0;
+    this.longKeyTouch = false;
     this.stacked = false;
     this.need = 0;
     this.ntokens = 0;

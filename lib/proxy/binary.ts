@@ -58,6 +58,8 @@ const W_TOUCH_FLAGS = ascii(" f c");
 
 /** Meta and text exptimes are int32: a larger binary one (an absolute time past 2038) is clamped. */
 const MAX_EXPTIME = 0x7fffffff;
+/** memcached's REALTIME_MAXDELTA: a larger exptime is a unix time. */
+const REALTIME_MAXDELTA = 60 * 60 * 24 * 30;
 
 /** A binary key a text line can carry as is (memcached's text keys: printable, no space). */
 function textSafe(buf: Uint8Array, start: number, end: number): boolean {
@@ -210,16 +212,27 @@ export class BinaryFront {
       return;
     }
     const pair = new TouchPair(conn);
-    this.#route(req, conn, Shape.TOUCH, Op.TOUCH, () => {
-      const w = this.#line;
-      w.bytes(W_TOUCH);
-      w.bytes(req.keyBuf, req.keyStart, req.keyEnd);
-      w.byte(0x20);
-      w.uint(Math.min(req.exptime, MAX_EXPTIME));
-    }, pair);
-    this.#route(req, conn, shape, Op.MG, () => {
-      this.#keyed(W_MG, req).bytes(flags);
-    }, pair);
+    const touch = () =>
+      this.#route(req, conn, Shape.TOUCH, Op.TOUCH, () => {
+        const w = this.#line;
+        w.bytes(W_TOUCH);
+        w.bytes(req.keyBuf, req.keyStart, req.keyEnd);
+        w.byte(0x20);
+        w.uint(Math.min(req.exptime, MAX_EXPTIME));
+      }, pair);
+    const read = () =>
+      this.#route(req, conn, shape, Op.MG, () => {
+        this.#keyed(W_MG, req).bytes(flags);
+      }, pair);
+    // An absolute time already past expires the item, which memcached still answers as a hit
+    // (its touch returns the item it changed): read it before the touch ends it.
+    if (req.exptime > REALTIME_MAXDELTA && req.exptime <= Date.now() / 1000) {
+      read();
+      touch();
+    } else {
+      touch();
+      read();
+    }
   }
 
   /** set/add/replace/append/prepend (+q): `ms <key> <len> [F T] c [M<mode>] [C<cas>]`. */

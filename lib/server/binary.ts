@@ -174,6 +174,7 @@ export class BinaryExecutor {
       const vo = store.valueOffset(h);
       out.bytes(store.buffer(h), vo, vo + vlen);
     }
+    engine.pin(h); // memcached's reply holds the item until it is written
   }
 
   /** set/add/replace/append/prepend and quiet forms (complete_update_bin). */

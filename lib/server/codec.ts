@@ -102,7 +102,10 @@ function textCodec(engine: Engine, req: Request): Codec {
       req.stacked = stacked;
       const action = engine.execute(req, out, session);
       stacked = !textFlushes(req.op);
-      if (!stacked) sent = out.length;
+      if (!stacked) {
+        sent = out.length;
+        engine.unpinAll();
+      }
       return action;
     },
     closing: () => {},
@@ -148,7 +151,11 @@ function binaryCodec(engine: Engine, auth: AuthSession | null): Codec {
         count = 0;
         group = perEvent;
         sent = out.length;
-      } else if (executor.flushes) sent = out.length;
+        engine.unpinAll();
+      } else if (executor.flushes) {
+        sent = out.length;
+        engine.unpinAll();
+      }
       return action;
     },
     closing: (out) => {

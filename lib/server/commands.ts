@@ -51,6 +51,11 @@ export class Engine extends EngineBase {
         if (!this.flushEnabled && req.tokenIs(0, "flush_all")) {
           if (req.error === REPLY.BAD_EXPTIME) return flushCommand(this, req, out);
         }
+        // memcached looked up a refused get's keys before the too-long one.
+        for (let i = req.firstKey; i < req.longKeyAt; i++) {
+          const exptime = req.longKeyTouch ? this.absoluteExptime(req.exptime) : 0;
+          this.fetch(req.buf, req.tokStart[i], req.tokEnd[i], req.longKeyTouch, exptime);
+        }
         if (req.error) out.bytes(req.error);
         return Action.CONTINUE;
       case Op.GET:

@@ -20,7 +20,6 @@ import { lastBig } from "../protocol/bytes.ts";
 import { MAX_CAS, SharedLock, Store, toAbsoluteExptime } from "../store/mod.ts";
 import { ServerClock } from "./clock.ts";
 import { ServerStats, SharedStats, SlabStat } from "./stats.ts";
-import { ITEM_KEY_BINARY } from "./items.ts";
 import { PrefixStats } from "./prefix_stats.ts";
 import { ConnTable } from "./conns.ts";
 import { ReadBudget } from "./read_budget.ts";
@@ -34,6 +33,9 @@ import type {
   EngineShared,
   MutationObserver,
 } from "./engine_options.ts";
+
+/** Most items one connection's unwritten replies are tracked as holding (EngineBase.pin). */
+const PIN_LIMIT = 1024;
 
 /** Reported version (the one constant lives in lib/protocol). */
 export const VERSION: string = PROTOCOL_VERSION;
@@ -152,6 +154,33 @@ export class EngineBase {
     return this.casEnabled ? this.store.cas(h) : 0;
   }
 
+  /**
+   * Items that replies not yet written out still reference, as memcached's
+   * `resp->item` (mg and binary get hits, until its next write-out), as
+   * handle, CAS pairs (a handle may be reused): an incr or decr of one
+   * makes a new item (exact length, unfetched) instead of changing it in
+   * place. At most PIN_LIMIT, past which later hits are not tracked.
+   */
+  #pinned: number[] = [];
+
+  /** A reply not yet written out holds item `h` (see #pinned). */
+  pin(h: number): void {
+    if (this.#pinned.length < PIN_LIMIT * 2) this.#pinned.push(h, this.store.cas(h));
+  }
+
+  /** The replies so far are written out: they hold no items any more. */
+  unpinAll(): void {
+    this.#pinned.length = 0;
+  }
+
+  #isPinned(h: number): boolean {
+    const p = this.#pinned;
+    for (let i = 0; i < p.length; i += 2) {
+      if (p[i] === h && p[i + 1] === this.store.cas(h)) return true;
+    }
+    return false;
+  }
+
   /** Other serve threads' messages reach this engine through here (see peers.ts). */
   peers: Peers | null = null;
 
@@ -224,6 +253,7 @@ export class EngineBase {
 
   /** After a batch: let other threads in. */
   endBatch(): void {
+    this.unpinAll(); // memcached transmits at the end of a read event
     this.#lock?.release();
     if (this.watchers.active) this.watchers.sendForwarded();
   }
@@ -364,7 +394,7 @@ export class EngineBase {
     if (h < 0) return -1;
     const b = store.buffer(h), vo = store.valueOffset(h);
     for (let i = 0; i < text.length; i++) b[vo + i] = text.charCodeAt(i);
-    if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
+    // No binary-key mark, as memcached's `ma` N: a later `mg ... k` shows the key's bytes.
     const cas = store.link(h, explicitCas >= 0 ? explicitCas : undefined);
     this.lastCas = this.casEnabled ? cas : 0;
     this.#deltaText = text;
@@ -395,7 +425,7 @@ export class EngineBase {
     }
     this.#deltaText = text;
     const res = text.length;
-    if (res <= vlen) {
+    if (res <= vlen && !this.#isPinned(h)) {
       for (let i = 0; i < res; i++) buf[vo + i] = text.charCodeAt(i);
       buf.fill(32, vo + res, vo + vlen);
       store.setCas(h, store.nextCas());
@@ -416,7 +446,7 @@ export class EngineBase {
     if (n < 0) return n;
     const nb = store.buffer(n), no = store.valueOffset(n);
     for (let i = 0; i < res; i++) nb[no + i] = text.charCodeAt(i);
-    store.setUserBits(n, store.userBits(h) & ITEM_KEY_BINARY);
+    // memcached's new item (do_add_delta) has no binary-key mark: `mg ... k` shows the raw key.
     store.link(n);
     this.observer?.stored(n);
     return n;

@@ -4,7 +4,14 @@
  * @module
  */
 
-import { base64Encode, Op, REPLY, type Request, type Writer } from "../protocol/mod.ts";
+import {
+  base64Encode,
+  META_MAX_OPAQUE,
+  Op,
+  REPLY,
+  type Request,
+  type Writer,
+} from "../protocol/mod.ts";
 import { ALLOC_TOO_LARGE } from "../store/mod.ts";
 import type { EngineBase } from "./engine.ts";
 import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
@@ -48,13 +55,33 @@ function opaque(out: Writer, req: Request, i: number): void {
   out.bytes(req.buf, req.tokStart[i], req.tokEnd[i]);
 }
 
-/** Flags echoed on misses and failures: O and k, in request order. */
-function missFlags(req: Request, out: Writer, from: number): void {
+/**
+ * An `O` token longer than memcached takes: mg and ma (whose parse lets it
+ * through) refuse it where they reach it in the reply, the command done.
+ */
+function opaqueTooLong(req: Request, i: number): boolean {
+  return req.tokenLength(i) > META_MAX_OPAQUE;
+}
+
+/**
+ * Flags echoed on misses and failures: O and k, in request order. False
+ * (and the reply replaced by the error, noreply or not) at a too-long O.
+ */
+function missFlags(req: Request, out: Writer, from: number, mark = out.length): boolean {
   for (let i = from; i < req.ntokens; i++) {
     const c = req.buf[req.tokStart[i]];
-    if (c === M.O) opaque(out, req, i);
-    else if (c === M.k) metaKey(out, req.keyBuf, req.keyStart, req.keyEnd, req.keyBinary);
+    if (c === M.O) {
+      if (opaqueTooLong(req, i)) return opaqueRefused(out, mark);
+      opaque(out, req, i);
+    } else if (c === M.k) metaKey(out, req.keyBuf, req.keyStart, req.keyEnd, req.keyBinary);
   }
+  return true;
+}
+
+function opaqueRefused(out: Writer, mark: number): false {
+  out.length = mark;
+  out.bytes(REPLY.META_OPAQUE_TOO_LONG);
+  return false;
 }
 
 /** `mg <key> <flags>*`. */
@@ -67,27 +94,25 @@ export function metaGet(e: EngineBase, req: Request, out: Writer): void {
   if (h < 0 && req.has(M.N)) {
     h = store.alloc(req.keyBuf, req.keyStart, req.keyEnd, 0, 0, 0);
     if (h >= 0) {
-      if (req.keyBinary) store.setUserBits(h, ITEM_KEY_BINARY);
+      // No binary-key mark, as memcached's mg N: its `k` shows the key's bytes as they are.
       store.link(h, req.explicitCas >= 0 ? req.explicitCas : undefined);
       created = true;
     }
   }
   const ttlSet = req.has(M.T);
-  if (ttlSet) e.stats.cmdTouch++;
-  else e.stats.cmdGet++;
   if (h < 0) {
-    if (ttlSet) e.stats.touchMisses++;
-    else e.stats.getMisses++;
-    if (req.noreply) return;
+    const mark = out.length;
     out.bytes(REPLY.EN, 0, 2);
-    missFlags(req, out, 2);
-    out.crlf();
+    // memcached counts the miss only once its reply is made (a too-long O refused first).
+    if (!missFlags(req, out, 2, mark)) return;
+    if (ttlSet) e.stats.cmdTouch++, e.stats.touchMisses++;
+    else e.stats.cmdGet++, e.stats.getMisses++;
+    if (req.noreply) out.length = mark;
+    else out.crlf();
     return;
   }
-  if (ttlSet) e.stats.touchHits++;
-  else e.stats.getHits++;
-  e.stats.slab(ttlSet ? SlabStat.TOUCH_HITS : SlabStat.GET_HITS, store.slabClass(h));
   if (!locked && !req.has(M.u)) store.bump(h);
+  const mark = out.length;
   const vlen = store.valueLength(h);
   if (req.has(M.v)) {
     out.text("VA ");
@@ -146,6 +171,12 @@ export function metaGet(e: EngineBase, req: Request, out: Writer): void {
         out.text(store.fetched(h) ? " h1" : " h0");
         break;
       case M.O:
+        if (opaqueTooLong(req, i)) {
+          // Refused in memcached's reply loop: what the flags before it did stays, unbumped.
+          opaqueRefused(out, mark);
+          if (changed) e.observer?.stored(h);
+          return;
+        }
         opaque(out, req, i);
         break;
       case M.k: {
@@ -178,7 +209,11 @@ export function metaGet(e: EngineBase, req: Request, out: Writer): void {
     const vo = store.valueOffset(h);
     out.bytes(store.buffer(h), vo, vo + vlen + 2);
   }
+  if (ttlSet) e.stats.cmdTouch++, e.stats.touchHits++;
+  else e.stats.cmdGet++, e.stats.getHits++;
+  e.stats.slab(ttlSet ? SlabStat.TOUCH_HITS : SlabStat.GET_HITS, store.slabClass(h));
   if (locked && !req.has(M.u)) store.bump(h);
+  e.pin(h); // memcached's reply holds the item until it is written
   if (changed) e.observer?.stored(h);
 }
 
@@ -284,8 +319,12 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
   let h = store.find(req.keyBuf, req.keyStart, req.keyEnd);
   let created = false;
   let code = "";
+  // The arithmetic made a new item (a longer result, or the old one held by a reply): memcached's
+  // reply flags then read and set the old item's exptime (`t` shows it, `T` is lost).
+  let oldExptime: number | null = null;
   if (h >= 0) {
-    if (req.cas > 0 && e.clientCas(h) !== req.cas) {
+    // An empty value is non-numeric before a CAS is compared (memcached's do_add_delta).
+    if (req.cas > 0 && store.valueLength(h) > 0 && e.clientCas(h) !== req.cas) {
       code = "EX";
       h = -1;
     } else {
@@ -299,6 +338,7 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
         out.bytes(REPLY.OUT_OF_MEMORY);
         return;
       }
+      if (r !== h) oldExptime = store.exptime(r);
       h = r;
       if (req.explicitCas >= 0) store.setCas(h, req.explicitCas);
       if (incr) e.stats.incrHits++;
@@ -317,13 +357,12 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
     else e.stats.decrMisses++;
     code = "NF";
   }
+  const mark = out.length;
   if (h < 0) {
     out.text(code);
-    missFlags(req, out, 2);
-    out.crlf();
+    if (missFlags(req, out, 2, mark)) out.crlf();
     return;
   }
-  const mark = out.length;
   const text = e.deltaResult;
   if (req.has(M.v)) {
     out.text("VA ");
@@ -338,14 +377,17 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
         break;
       case M.t: {
         out.text(" t");
-        const exp = store.exptime(h);
+        const exp = oldExptime ?? store.exptime(h);
         if (exp === 0) out.text("-1");
         else out.uint(toU32(exp - e.clock.now()));
         break;
       }
       case M.T:
-        store.setExptime(h, e.absoluteExptime(req.exptime));
-        changed = true;
+        if (oldExptime !== null) oldExptime = e.absoluteExptime(req.exptime);
+        else {
+          store.setExptime(h, e.absoluteExptime(req.exptime));
+          changed = true;
+        }
         break;
       case M.N:
         if (created) {
@@ -354,6 +396,12 @@ export function metaArith(e: EngineBase, req: Request, out: Writer): void {
         }
         break;
       case M.O:
+        if (opaqueTooLong(req, i)) {
+          // Refused in memcached's reply loop: the arithmetic (and the flags before it) done.
+          opaqueRefused(out, mark);
+          if (created || changed) e.observer?.stored(h);
+          return;
+        }
         opaque(out, req, i);
         break;
       case M.k:

@@ -10,7 +10,7 @@
 import { Op, REPLY, type Request } from "../protocol/mod.ts";
 import { ALLOC_TOO_LARGE } from "../store/mod.ts";
 import type { EngineBase } from "./engine.ts";
-import { ITEM_KEY_BINARY, ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
+import { ITEM_STALE, ITEM_TOKEN_SENT } from "./items.ts";
 import { SlabStat } from "./stats.ts";
 
 /**
@@ -245,7 +245,8 @@ function concat(e: EngineBase, old: number, h: number, append: boolean): number 
     : oldBuf.subarray(oldVo, oldVo + oldLen);
   nb.set(first, no);
   nb.set(second, no + first.length);
-  store.setUserBits(n, store.userBits(old) & ITEM_KEY_BINARY);
+  // As memcached's do_item_alloc for the joined item: the binary-key mark is not carried over
+  // (a later `mg ... k` shows the key's bytes as they are).
   return n;
 }
 

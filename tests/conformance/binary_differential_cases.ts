@@ -507,6 +507,33 @@ export const BINARY_CASES: BinCase[] = [
     ],
   },
   {
+    // Found by the random differential: memrep padded in place.
+    name: "an incr of an item a getq reply not yet written holds makes a new item (not padded)",
+    steps: [
+      set("pin", "10"),
+      cat(get("pin", OP.GETQ), arith("pin", 1n, 0n, 0xffffffff, OP.DECR)),
+      get("pin"),
+      // A noop writes the replies out first: then the decr pads in place.
+      cat(get("pin", OP.GETQ), p({ op: OP.NOOP }), arith("pin", 1n, 0n, 0xffffffff, OP.DECR)),
+      get("pin"),
+    ],
+  },
+  {
+    // Found by the random differential: the proxy's touch-then-read answered a miss.
+    name: "gat and touch with an absolute time already past answer the hit, then it is gone",
+    steps: [
+      set("past", "v", 7),
+      p({ op: OP.GAT, key: "past", extras: u32Extras(2592001) }),
+      get("past"),
+      set("past", "v", 7),
+      p({ op: OP.TOUCH, key: "past", extras: u32Extras(2592001) }),
+      get("past"),
+      set("past", "v", 7),
+      cat(p({ op: OP.GATKQ, key: "past", extras: u32Extras(2592001) }), p({ op: OP.NOOP })),
+      get("past"),
+    ],
+  },
+  {
     name: "binary key bytes",
     steps: [
       set("\x00\xff\r\n key", "\x00\x01\r\n\x80"),

@@ -54,7 +54,7 @@ export interface Case {
 export interface Transcript {
   /** Per step: the raw reply bytes (escaped) and a trailing marker for close/timeout. */
   raw: string[];
-  /** Per step: normalised text that is compared. */
+  /** Per step: normalised text that is compared (escaped, never cut). */
   normalised: string[];
   /** Per step: the raw reply text (latin1), markers appended. */
   text: string[];
@@ -91,7 +91,8 @@ function capture(reply: string, vars: Vars): void {
  * stable placeholders: CAS numbers become `<cas1>`, `<cas2>`... in order of
  * first appearance (so equal CAS stays equal), the version string becomes
  * `<version>`, TTLs of 10 s or more are rounded to the nearest 10 s (test
- * TTLs are round numbers: a clock a second apart stays in the same bucket), and `l` (seconds
+ * TTLs are round numbers: a clock a second apart stays in the same bucket; a TTL past already,
+ * which shows the server's uptime, becomes `t<past>`), and `l` (seconds
  * since last access) of 0-2 becomes `l<few>`.
  */
 export class Normaliser {
@@ -130,6 +131,8 @@ export class Normaliser {
           let m = /^c(\d+)$/.exec(tok);
           if (m) return "c" + this.#casLabel(m[1]);
           m = /^t(\d+)$/.exec(tok);
+          // An exptime already past shows as (1 - the server's clock) mod 2^32: its uptime.
+          if (m && Number(m[1]) >= 2 ** 31) return "t<past>";
           if (m && Number(m[1]) >= 10) return `t~${Math.round(Number(m[1]) / 10) * 10}`;
           m = /^l(\d+)$/.exec(tok);
           if (m && Number(m[1]) <= 2) return "l<few>";
@@ -188,13 +191,28 @@ export async function runCase(port: number, c: Case, timeoutMs = 3000): Promise<
       capture(text, vars);
       out.raw.push(escapeBytes(text) + marker);
       out.text.push(text + marker);
-      out.normalised.push(escapeBytes(norm.normalise(text)) + marker);
+      // Whole, not cut in the middle: a difference there must not hide.
+      out.normalised.push(escapeWhole(norm.normalise(text)) + marker);
       if (conn.eof) break;
     }
   } finally {
     await conn.close();
   }
   return out;
+}
+
+/**
+ * escapeBytes' escapes of a latin1 string, never cut, by one native replace: escaping a reply of
+ * megabytes char by char held the event loop past the other server's read timeout.
+ */
+function escapeWhole(s: string): string {
+  return s.replace(/[^\x20-\x5b\x5d-\x7e]/g, (c) => {
+    if (c === "\r") return "\\r";
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\\") return "\\\\";
+    return "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0");
+  });
 }
 
 function countMn(sent: Uint8Array): number {
@@ -231,8 +249,16 @@ export function describeDiff(
     lines.push(`    ${expectedName.padEnd(10)}: "${expected.raw[i] ?? "<not run>"}"`);
     lines.push(`    ${actualName.padEnd(10)}: "${actual.raw[i] ?? "<not run>"}"`);
     if (!same) {
-      lines.push(`    normalised ${expectedName}: "${expected.normalised[i] ?? "<not run>"}"`);
-      lines.push(`    normalised ${actualName}: "${actual.normalised[i] ?? "<not run>"}"`);
+      const [e, a] = [expected.normalised[i], actual.normalised[i]];
+      // From the first byte that differs (the normalised text is whole, its head may be long).
+      let at = 0;
+      while (e !== undefined && a !== undefined && at < e.length && e[at] === a[at]) at++;
+      const from = (s: string | undefined) =>
+        s === undefined
+          ? "<not run>"
+          : (at > 200 ? `...${s.slice(at - 100, at + 300)}` : s.slice(0, 600));
+      lines.push(`    normalised ${expectedName}: "${from(e)}"`);
+      lines.push(`    normalised ${actualName}: "${from(a)}"`);
     }
   }
   return lines.join("\n");

@@ -7,6 +7,7 @@
  */
 
 import type { Case, Step } from "./differential.ts";
+import { FOUND_CASES } from "./differential_found_cases.ts";
 
 /** `set`-family command with its data block. */
 function store(cmd: string, key: string, value: string, flags = 0, exp = 0, extra = ""): string {
@@ -1119,4 +1120,5 @@ export const CASES: Case[] = [
   ...metaArith,
   ...pipelined,
   ...splitCases,
+  ...FOUND_CASES,
 ];

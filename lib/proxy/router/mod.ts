@@ -259,6 +259,10 @@ export class Router {
         return Next.CLOSE;
       case Op.ERROR:
         if (req.close) return Next.CLOSE;
+        if (req.longKeyAt > req.firstKey && req.error !== null) {
+          refusedGet(this.#core, req, req.error, sink);
+          return Next.CONTINUE;
+        }
         if (req.error !== null && !req.noreply) sink.reply(req.error);
         return Next.CONTINUE;
       default:
@@ -267,6 +271,29 @@ export class Router {
         return Next.CONTINUE;
     }
   }
+}
+
+/**
+ * A get/gat refused for a too-long key: memcached looked up (a gat
+ * touched) the keys before it first. They are fetched as a get of those
+ * keys whose reply is the refusal.
+ */
+function refusedGet(core: RouterCore, req: Request, error: Uint8Array, sink: ReplySink): void {
+  // The command (and a gat's exptime) and the keys up to the long one, as sent.
+  const end = req.tokEnd[req.longKeyAt - 1];
+  const line = new Uint8Array(end - req.tokStart[0] + 2);
+  line.set(req.buf.subarray(req.tokStart[0], end));
+  line.set([13, 10], line.length - 2);
+  const again = new Request();
+  parseRequest(line, 0, line.length, again, 0);
+  const answer = (ticket: number) => sink.fill(ticket, error);
+  get(core, again, line, {
+    reserve: () => sink.reserve(),
+    fill: answer,
+    fillFrame: answer,
+    reply: () => sink.reply(error),
+    closeAfterReplies: () => sink.closeAfterReplies(),
+  });
 }
 
 /** `sink` with its next reply position, `ticket`, reserved: the first reserve (or reply) later takes it. */
