@@ -329,6 +329,8 @@ export class Merger {
     if (exp !== 0 && exp <= this.#clock.now()) {
       this.handle = -1;
       store.unlink(h);
+      // The guard, as for an item that expires here: a late copy of the write stays out.
+      this.expired(key, ks, ke, incoming);
       return Applied.CHANGED;
     }
     store.setExptime(h, exp);

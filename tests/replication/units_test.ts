@@ -243,6 +243,22 @@ Deno.test("merge: a touch (same version and value, newer touch version) carries 
   equal(value(store, "t"), undefined);
 });
 
+Deno.test("merge: a touch that arrives after its expiry leaves the expiry guard: a late copy of the write it touched stays out", () => {
+  // Found by group_chaos_test (seed 910822060): a member SIGSTOPped past a 2 s touch got the
+  // touch expired, dropped the item without a guard, and a second copy of the original write
+  // (passed on by a third member, or resent after the resume) stored it again for good.
+  const { store, merger, clock } = setup();
+  put(store, "t", "v");
+  const v = casOf(store, "t");
+  equal(applyItem(merger, "t", "v", v, START_UNIX + clock.t - 1, 0, v + 16), Applied.CHANGED);
+  equal(value(store, "t"), undefined);
+  equal(applyItem(merger, "t", "v", v), Applied.IGNORED);
+  equal(value(store, "t"), undefined);
+  // A write newer than the touch still comes in.
+  equal(applyItem(merger, "t", "v2", v + 32), Applied.CHANGED);
+  equal(value(store, "t"), "v2");
+});
+
 Deno.test("merge: concurrent touches of the same item end with the later touch on both nodes", () => {
   const x = setup(), y = setup();
   put(x.store, "k", "v");
