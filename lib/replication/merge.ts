@@ -272,8 +272,11 @@ export class Merger {
         name ||= decodeAscii(key, ks, ke);
         const e = this.expiries.get(name);
         if (e !== undefined) {
-          // A touch newer than the expired item's last change revives it (made before it expired).
-          if (e >= Math.max(version, touch)) return Applied.IGNORED;
+          // As if the item were still here: an older write loses, a newer one wins (though
+          // older than the expired item's touch: its writer ignored that touch), and the
+          // item's own write only with a touch newer than its last (made before it expired).
+          if (version < e) return Applied.IGNORED;
+          if (version === e && touch <= (this.touches.get(name) ?? 0)) return Applied.IGNORED;
           this.expiries.delete(name);
         }
       }
@@ -282,7 +285,11 @@ export class Merger {
     if (exp !== 0 && exp <= this.#clock.now()) {
       this.handle = -1;
       if (old >= 0) store.unlink(old);
-      this.expired(key, ks, ke, Math.max(version, touch));
+      if (touch > 0) {
+        name ||= decodeAscii(key, ks, ke);
+        if (touch > (this.touches.get(name) ?? 0)) this.touched(name, touch);
+      }
+      this.expired(key, ks, ke, version);
       return old >= 0 ? Applied.CHANGED : Applied.IGNORED;
     }
     if (this.touches.size > 0) this.touches.delete(name || decodeAscii(key, ks, ke));
@@ -329,6 +336,8 @@ export class Merger {
     if (exp !== 0 && exp <= this.#clock.now()) {
       this.handle = -1;
       store.unlink(h);
+      // The guard, as for an item that expires here: a late copy of the write stays out.
+      this.expired(key, ks, ke, version);
       return Applied.CHANGED;
     }
     store.setExptime(h, exp);
@@ -338,12 +347,13 @@ export class Merger {
 
   /**
    * The item of version `version` for key src[ks, ke) expired here: a
-   * change of the key up to that version (or to its last touch's) arriving
-   * later is refused.
+   * change of the key older than that version arriving later is refused,
+   * and that version itself unless its touch is newer than the last one
+   * recorded (`touches`). The guard holds the item's version, not its
+   * touch's: a newer write the touch did not see still comes in.
    */
   expired(key: Uint8Array, ks: number, ke: number, version: number): void {
     const name = decodeAscii(key, ks, ke);
-    if (this.touches.size > 0) version = Math.max(version, this.touches.get(name) ?? 0);
     if (version < this.flushEpoch) return;
     const e = this.expiries.get(name);
     if (e !== undefined) {

@@ -129,6 +129,8 @@ interface Step {
   key: string | null;
   kind: "set" | "update" | "delete" | "flush" | "probe";
   value?: string;
+  /** A compare-and-swap: a write only when answered HD. */
+  cas?: boolean;
 }
 
 /** Options of {@linkcode runWriter}. */
@@ -139,12 +141,34 @@ export interface WriterMix {
   flushEvery?: number;
   /** Requests pipelined per batch. */
   batch?: number;
+  /** Also compare-and-swap sets (`ms C<cas>`) with the CAS a previous `mg` returned. */
+  cas?: boolean;
 }
 
-function step(rnd: () => number, tag: string, i: number, mix: WriterMix): Step[] {
+function step(
+  rnd: () => number,
+  tag: string,
+  i: number,
+  mix: WriterMix,
+  seenCas: Map<string, string>,
+): Step[] {
   const key = `m${Math.floor(rnd() * mix.keys)}`;
   const r = rnd();
   const req = (s: string) => enc.encode(s);
+  if (mix.cas && rnd() < 0.1) {
+    const cas = seenCas.get(key);
+    if (cas !== undefined) {
+      const v = `${tag}.${i}cas`;
+      return [{
+        bytes: req(`ms ${key} ${v.length} C${cas} c\r\n${v}\r\n`),
+        op: Op.MS,
+        key,
+        kind: "set",
+        value: v,
+        cas: true,
+      }];
+    }
+  }
   if (mix.flushEvery && Math.floor(rnd() * mix.flushEvery) === 0) {
     return [
       { bytes: req("flush_all\r\n"), op: Op.FLUSH_ALL, key: null, kind: "flush" },
@@ -181,7 +205,7 @@ function step(rnd: () => number, tag: string, i: number, mix: WriterMix): Step[]
       probe(tag),
     ];
   }
-  return [{ bytes: req(`mg ${key} v c\r\n`), op: Op.MG, key: null, kind: "probe" }];
+  return [{ bytes: req(`mg ${key} v c\r\n`), op: Op.MG, key, kind: "probe" }];
 }
 
 function probe(tag: string): Step {
@@ -208,6 +232,7 @@ export async function runWriter(
     return; // the node is down (stopped or killed by the scenario)
   }
   let last = 0; // newest version this connection saw
+  const seenCas = new Map<string, string>(); // key -> CAS an mg returned (for mix.cas)
   const open: Removal[] = []; // removals waiting for a later version
   const seen = (v: number) => {
     last = Math.max(last, v);
@@ -217,7 +242,7 @@ export async function runWriter(
     for (let i = 0; !stop(); i++) {
       const steps: Step[] = [];
       const n = mix.batch ?? 4;
-      for (let k = 0; k < n; k++) steps.push(...step(rnd, tag, i * n + k, mix));
+      for (let k = 0; k < n; k++) steps.push(...step(rnd, tag, i * n + k, mix, seenCas));
       const replies = steps.map((s) => c.request(s.bytes, s.op).catch(() => null));
       for (let k = 0; k < steps.length; k++) {
         const s = steps[k];
@@ -251,6 +276,11 @@ export async function runWriter(
           open.push(r);
         } else if (s.kind === "probe") {
           if (s.op === Op.MS && version > 0) seen(version);
+          if (s.op === Op.MG && s.key !== null && reply.cas !== undefined) {
+            seenCas.set(s.key, String(reply.cas));
+          }
+        } else if (s.cas && !text.startsWith("HD")) {
+          // A compare-and-swap that lost (EX, NF): no write.
         } else if (version > 0) {
           model.wrote(s.key!, version, s.kind === "set" ? s.value : undefined);
           seen(version);

@@ -20,9 +20,9 @@ import { sendPackets } from "../helpers/binary.ts";
 import { chaosPacket, chaosRequest } from "../helpers/chaos_ops.ts";
 import { Op } from "../../lib/protocol/mod.ts";
 import type { Client } from "../../lib/client/mod.ts";
-import { client, contents, type Node } from "./pair.ts";
+import { client, fill } from "./pair.ts";
 import { type Group, settledGroup, startGroup } from "./group.ts";
-import { fault, healAll, Lives, seeds, sleep, Violations } from "./fault_mix.ts";
+import { differences, fault, healAll, Lives, seeds, sleep, Violations } from "./fault_mix.ts";
 
 const KEYS = 40;
 const CHAOS_MS = 6000;
@@ -87,39 +87,28 @@ async function writer(
   }
 }
 
-/** Differences between member 0's items and each other's (key, which member, both sides). */
-async function differences(nodes: Node[]): Promise<string[]> {
-  const all = await Promise.all(nodes.map((n) => contents(n)));
-  const diff: string[] = [];
-  for (let k = 1; k < all.length; k++) {
-    for (const [key, v] of all[0]) {
-      const w = all[k].get(key);
-      if (w !== v) diff.push(`${key} @0=${v.slice(0, 40)} @${k}=${w?.slice(0, 40)}`);
-    }
-    for (const [key, w] of all[k]) {
-      if (!all[0].has(key)) diff.push(`${key} @0=undefined @${k}=${w.slice(0, 40)}`);
-    }
-  }
-  return diff;
-}
-
 interface Case {
   n: number;
   sync: string[];
   /** Members with `-t 2`. */
   threaded: number[];
+  /** fault_mix's extra shapes too (long stops, fast flaps, restarts while split, kills mid copy). */
+  shapes?: boolean;
 }
 
 const cases: Case[] = [
   { n: 2, sync: [], threaded: [1] },
   { n: 3, sync: ["--repl-sync=quorum"], threaded: [0] },
   { n: 5, sync: [], threaded: [1, 3] },
+  { n: 3, sync: [], threaded: [2], shapes: true },
 ];
 if (Deno.env.get("MEMREP_SEEDS")) {
   cases.push(
     { n: 2, sync: ["--repl-sync"], threaded: [0, 1] },
     { n: 3, sync: [], threaded: [] },
     { n: 5, sync: ["--repl-sync=quorum"], threaded: [0] },
+    { n: 5, sync: [], threaded: [0, 4], shapes: true },
+    { n: 3, sync: ["--repl-sync"], threaded: [], shapes: true },
   );
 }
 
@@ -127,7 +116,7 @@ for (const c of cases) {
   for (const seed of seeds(1)) {
     const label = `${c.n} members${c.sync.length ? ` ${c.sync[0]}` : ""}, -t 2 on ${
       c.threaded.join(",") || "none"
-    }`;
+    }${c.shapes ? ", long stops, restarts while split, kills mid copy" : ""}`;
     Deno.test(`${label}: kill -9 + empty restarts, SIGSTOPs, cut/hung/flapping links under every kind of write: all end identical, none crashed (seed ${seed})`, async () => {
       const extra = (i: number) => (c.threaded.includes(i) ? ["-t", "2"] : []);
       const args = ["--repl-timeout", "500", "--repl-backlog", "4m"];
@@ -138,6 +127,8 @@ for (const c of cases) {
       const v = new Violations();
       const log: string[] = [];
       try {
+        // Enough items that a full copy to a restarted member takes a while (kill-copy).
+        if (c.shapes) await fill(g.nodes[0], "pre", 20_000, 200);
         let stopped = false;
         const stop = () => stopped;
         const work: Promise<void>[] = [];
@@ -152,7 +143,19 @@ for (const c of cases) {
           while (Date.now() < end) {
             await sleep(100 + frnd() * 600);
             log.push(
-              await fault(g, frnd, { kill: true, stop: true, links: true }, lives, busy, extra),
+              await fault(
+                g,
+                frnd,
+                {
+                  kill: true,
+                  stop: true,
+                  links: true,
+                  shapes: c.shapes ? { timeoutMs: 500, kill: true, killSender: true } : undefined,
+                },
+                lives,
+                busy,
+                extra,
+              ),
             );
           }
         });

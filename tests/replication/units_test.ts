@@ -243,6 +243,51 @@ Deno.test("merge: a touch (same version and value, newer touch version) carries 
   equal(value(store, "t"), undefined);
 });
 
+Deno.test("merge: a touch that arrives after its expiry leaves the expiry guard: a late copy of the write it touched stays out", () => {
+  // Found by group_chaos_test (seed 910822060): a member SIGSTOPped past a 2 s touch got the
+  // touch expired, dropped the item without a guard, and a second copy of the original write
+  // (passed on by a third member, or resent after the resume) stored it again for good.
+  const { store, merger, clock } = setup();
+  put(store, "t", "v");
+  const v = casOf(store, "t");
+  equal(applyItem(merger, "t", "v", v, START_UNIX + clock.t - 1, 0, v + 16), Applied.CHANGED);
+  equal(value(store, "t"), undefined);
+  equal(applyItem(merger, "t", "v", v), Applied.IGNORED);
+  equal(value(store, "t"), undefined);
+  // A write newer than the touch still comes in.
+  equal(applyItem(merger, "t", "v2", v + 32), Applied.CHANGED);
+  equal(value(store, "t"), "v2");
+});
+
+Deno.test("merge: an expired touched item's guard refuses its own write and older ones, not a newer write made before the touch", () => {
+  // Found by chaos_link_test (seeds 102654273, 556719074): B wrote v over the item A then
+  // touched (2 s), so B ignored the touch of the older item; A's copy expired, and its guard
+  // (the touch's version, newer than v) refused v: A empty, B holding v for good.
+  const { store, merger } = setup();
+  put(store, "k", "old");
+  const old = casOf(store, "k");
+  const newer = old + 160, touch = old + 320;
+  merger.touched("k", touch);
+  merger.expired(enc.encode("k"), 0, 1, old);
+  store.unlink(store.find(enc.encode("k"), 0, 1));
+  equal(applyItem(merger, "k", "old", old), Applied.IGNORED); // the write it touched
+  equal(applyItem(merger, "k", "older", old - 16), Applied.IGNORED);
+  equal(applyItem(merger, "k", "new", newer), Applied.CHANGED);
+  equal(value(store, "k"), "new");
+});
+
+Deno.test("merge: a touch newer than the one that expired an item still revives it", () => {
+  const { store, merger, clock } = setup();
+  put(store, "k", "v");
+  const v = casOf(store, "k");
+  merger.touched("k", v + 16);
+  merger.expired(enc.encode("k"), 0, 1, v);
+  store.unlink(store.find(enc.encode("k"), 0, 1));
+  equal(applyItem(merger, "k", "v", v, START_UNIX + clock.t + 100, 0, v + 16), Applied.IGNORED);
+  equal(applyItem(merger, "k", "v", v, START_UNIX + clock.t + 100, 0, v + 32), Applied.CHANGED);
+  equal(value(store, "k"), "v");
+});
+
 Deno.test("merge: concurrent touches of the same item end with the later touch on both nodes", () => {
   const x = setup(), y = setup();
   put(x.store, "k", "v");
