@@ -377,6 +377,7 @@ export class ModelClient {
   token(key: string, cas: bigint, calm: boolean): void {
     const m = this.models.get(key)!;
     m.read(cas, calm && m.wildSince === undefined);
+    this.#trace(key, `token ${cas}`);
   }
 
   /** A reply that is an error line: allowed, counted (during a fault or not). */
@@ -470,7 +471,9 @@ export class ModelClient {
               if (was === "stale") {
                 this.tally.bad(
                   "cas",
-                  `${key} #${seq}: cas with a token from before a write stored`,
+                  `${key} #${seq}: cas ${tok.cas} with a token from before a write stored; trail: ${
+                    this.#trail.get(key)?.join(", ")
+                  }`,
                 );
               }
             }

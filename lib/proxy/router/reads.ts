@@ -210,6 +210,9 @@ async function metaGetFromBackups(
     asked = true;
     if (r.kind === ReplyKind.EN || isErrorKind(r.kind)) continue;
     core.stats.fallbacks++;
+    // The copy's own CAS, when returned: a cas with it must go to this copy (tokens.ts).
+    const cas = wantsCas ? r.cas : undefined;
+    if (cas !== undefined) core.copyTokens.gave(key, b, cas);
     // A write sent since this mg (checked above, just before it was sent) reaches `b` behind it
     // on the same connection, directly or copied on its primary's later reply: the reply is the
     // item from before that write, as memcached's. But the primary may hold that write by now,
