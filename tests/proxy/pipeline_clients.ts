@@ -33,6 +33,8 @@ export interface Weather {
   stop: boolean;
 }
 
+/** A killed primary's keys may be missed but not read stale (see ModelClient.lose). */
+const STRICT = Deno.env.get("MEMREP_MODEL_STRICT") !== undefined;
 /** At most this many states of a key whose state is unknown (its primary was killed). */
 const WILD_STATES = 256;
 /** States kept per write of such a key, for classifying a read (the newest ones). */
@@ -103,13 +105,20 @@ export class ModelClient {
     return [...this.plain, ...this.ctrs];
   }
 
-  /** Marks `keys` (their primary was killed at `at`) as unsure: see KeyModel.wildSince. */
+  /**
+   * Marks `keys` (their primary was killed at `at`) as unsure: see
+   * KeyModel.wildSince. MEMREP_MODEL_STRICT: they may be missed (gone with
+   * it, the backups' copies failed), never read with an older value.
+   */
   lose(keys: Iterable<string>, at: number): void {
     for (const k of keys) {
       const m = this.models.get(k);
       if (m === undefined) continue;
-      m.wildSince = at;
       m.token = undefined;
+      if (STRICT && m.wildSince === undefined) {
+        m.lostAt = at;
+        m.poss.add(ABSENT);
+      } else m.wildSince = at;
     }
   }
 
@@ -294,6 +303,11 @@ export class ModelClient {
     // it proves nothing about the others.
     if (outcome === "no" && !calm) return;
     if (write(m, seq, outcome, apply, del)) {
+      if (m.lostAt !== undefined) {
+        // Sent before the kill: it may be gone with the primary too. After it: it is the value.
+        if (this.#sentAt <= m.lostAt) m.poss.add(ABSENT);
+        else if (outcome === "ok") m.lostAt = undefined;
+      }
       // Failed appends double the states (each one applied or not): past the bound the state
       // is unknown as after a kill (only a later write's value is then wrong; a dropped state
       // is never blamed), or the test runner runs out of memory (seed 14).
