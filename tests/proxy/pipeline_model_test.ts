@@ -30,7 +30,8 @@
  * MEMREP_MODEL_EXTRA (also, from a stream of their own so the seed's other
  * faults stay the same: a backup killed and restarted empty, a node
  * SIGSTOPped and continued every few hundred ms, a primary killed twice in
- * a row, a link refused and cut every few hundred ms), MEMREP_MODEL_HOG (a
+ * a row, a link refused and cut every few hundred ms, every link slower
+ * than --timeout at once), MEMREP_MODEL_HOG (a
  * connection pipelines gets of 256 KB values and never reads: the proxy's
  * RSS must stay bounded, the other clients unaffected).
  */
@@ -103,8 +104,9 @@ function faultName(f: number, role: string): string {
 
 /** An extra fault (MEMREP_MODEL_EXTRA) for a node of `role`. */
 function extraFault(f: number, role: string): string {
-  if (f < 0.3) return role === "server" ? "kill2" : "bkill";
-  return f < 0.65 ? "flap" : "refuseFlap";
+  if (f < 0.25) return role === "server" ? "kill2" : "bkill";
+  if (f < 0.75) return f < 0.5 ? "flap" : "refuseFlap";
+  return "slowAll";
 }
 
 /** The most an unread connection may grow the proxy's RSS by (README: about 8 MB of replies). */
@@ -269,6 +271,11 @@ async function scenario(seed: number): Promise<void> {
             // The second kill comes while the first one's cleaning and refill may be under way.
             if (i === 0 && x === "kill2") await sleep(xrnd() * timeout);
           }
+        } else if (x === "slowAll") {
+          // Every link slower than --timeout at once (a loaded machine's stall).
+          for (const m of nodes) m.relay.setLatency(Math.floor(timeout * (1 + xrnd())));
+          await sleep(hold);
+          for (const m of nodes) m.relay.setLatency(hogging ? 0 : lat());
         } else {
           const until = Date.now() + 500 + xrnd() * 2000;
           while (Date.now() < until) {
