@@ -122,3 +122,42 @@ Deno.test({
     }
   },
 });
+
+const REISSUED = "proxy: a token the primary hands out again after a backup's works";
+Deno.test({
+  name: REISSUED,
+  ignore: ignoreUnless(REISSUED, ["memcached"]),
+  async fn() {
+    const pair = await startPair({ relay: "primary" });
+    const { primary, backup, proxy, toPrimary } = pair;
+    const c = await connect(proxy.port);
+    const onPrimary = await connect(primary.port), onBackup = await connect(backup.port);
+    try {
+      for (let i = 0; i < 20; i++) equal(await setValue(onBackup, `pad${i}`, "x"), "STORED\r\n");
+      equal(await setValue(c, "k", "a"), "STORED\r\n");
+      await eventually(async () => (await casOf(onBackup, "k")) > 0n, true, "the copy");
+      toPrimary.refuse(true);
+      toPrimary.drop();
+      await markedDown(proxy.port, toPrimary.port, "k");
+      const r = await c.request("gets k\r\n", /END\r\n$/);
+      const token = BigInt(/^VALUE k 0 1 (\d+)\r\na\r\nEND\r\n$/.exec(r)?.[1] ?? "-1");
+      equal(token, await casOf(onBackup, "k"), `gets answered by the backup: ${r}`);
+      toPrimary.refuse(false);
+      await waitForState(proxy.port, "server", toPrimary.port, "up", 20_000);
+      const dirty = `server:127.0.0.1:${toPrimary.port}:dirty_keys`;
+      await eventually(async () => (await proxyStats(proxy.port)).get(dirty), "0", "cleaned");
+      // The primary's next store (the set below) gets the backup's token's number.
+      for (;;) {
+        const n = /c(\d+)/.exec(await onPrimary.request("ms pump 1 c\r\nx\r\n"))?.[1];
+        if (BigInt(n ?? "0") >= token - 1n) break;
+      }
+      equal(await setValue(c, "k", "b"), "STORED\r\n");
+      const again = await c.request("gets k\r\n", /END\r\n$/);
+      equal(again, `VALUE k 0 1 ${token}\r\nb\r\nEND\r\n`, "the primary's item has the number");
+      equal(await c.request(`cas k 0 0 1 ${token}\r\nz\r\n`), "STORED\r\n", "its token works");
+    } finally {
+      for (const x of [c, onPrimary, onBackup]) await x.close();
+      await pair.stop();
+    }
+  },
+});

@@ -32,6 +32,20 @@ export class CopyTokens {
     if (this.#byKey.size > COPY_TOKENS) this.#byKey.delete(this.#byKey.keys().next().value!);
   }
 
+  /** Tokens remembered. */
+  get size(): number {
+    return this.#byKey.size;
+  }
+
+  /**
+   * A read of `key` (bytes `start`..`end` of `buf`) arrived: the token the
+   * client holds next is the one it answers (a copy's is remembered again),
+   * and the primary may hand out the copy's number for its own item later.
+   */
+  forget(buf: Uint8Array, start: number, end: number): void {
+    this.#byKey.delete(decodeAscii(buf, start, end));
+  }
+
   /** The server `cas`, a token of `key`, came from: a copy that gave it, else the primary. */
   origin(key: Uint8Array, cas: number, primary: Backend): Backend {
     if (this.#byKey.size === 0) return primary;
