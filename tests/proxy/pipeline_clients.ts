@@ -59,7 +59,12 @@ export interface Req {
 
 const enc = new TextEncoder();
 /** Bytes as latin1 text. */
-export const latin1 = (b: Uint8Array): string => String.fromCharCode(...b);
+export function latin1(b: Uint8Array): string {
+  // In chunks: spreading a large reply into one call overflows the stack.
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
+  return s;
+}
 const lineEnd = (b: Uint8Array) => {
   for (let i = 1; i < b.length; i++) if (b[i] === 10 && b[i - 1] === 13) return i + 1;
   return -1;
