@@ -273,6 +273,19 @@ export class Backend {
     return Math.max(2 * this.#options.timeoutMs, 1000);
   }
 
+  /**
+   * A reload made this backend in place of `old` (the same server, other
+   * settings): every key `old` may hold stale (dirty, or its item not put
+   * back yet) is dirty here too, as lost: `old`'s requests in flight may
+   * still land. Forgotten, reads returned the server's older items.
+   */
+  inherit(old: Backend): void {
+    if (old.#dirty.all) return this.markAllDirty();
+    const bytes = (k: string) => Uint8Array.from(k, (c) => c.charCodeAt(0));
+    for (const e of old.#dirty.snapshot()) this.lost(bytes(e.key), e.keep);
+    for (const k of old.#restoring.keys()) this.lost(bytes(k));
+  }
+
   /** A change to every key was missed (flush_all while down or failed). */
   markAllDirty(): void {
     this.#dirty.markAll();

@@ -250,8 +250,14 @@ export class ProxyPool {
     const make = (role: "server" | "backup", s: ServerSpec, i: number) => {
       const key = backendKey(role, s, o);
       let b = old.get(key);
-      if (b === undefined) b = new Backend(s.host, s.port, role, i + 1, o);
-      else kept.add(b);
+      if (b === undefined) {
+        b = new Backend(s.host, s.port, role, i + 1, o);
+        // The same server under other settings (or role): what it may hold stale stays dirty.
+        const at = `|${s.host}|${s.port}|`;
+        for (const [k, was] of old) {
+          if (k.includes(at) && k.indexOf(at) === k.indexOf("|")) b.inherit(was);
+        }
+      } else kept.add(b);
       b.zone = s.zone;
       next.set(key, b);
       return b;
