@@ -33,7 +33,9 @@
  * a row, a link refused and cut every few hundred ms, every link slower
  * than --timeout at once), MEMREP_MODEL_HOG (a
  * connection pipelines gets of 256 KB values and never reads: the proxy's
- * RSS must stay bounded, the other clients unaffected).
+ * RSS must stay bounded, the other clients unaffected), MEMREP_MODEL_RELOAD
+ * (the proxy on a nutcracker.yml, re-read by SIGHUP now and then with its
+ * timeout changed: every backend is remade).
  */
 
 import { equal } from "../helpers/assert.ts";
@@ -52,6 +54,7 @@ import { metaEnd } from "../helpers/conn.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 import { ModelClient, type Weather } from "./pipeline_clients.ts";
 import { Tally } from "./pipeline_model.ts";
+import { fill, startConfigProxy } from "./nc_config.ts";
 
 const enc = new TextEncoder();
 const RUN_MS = Number(Deno.env.get("MEMREP_MODEL_MS") ?? 6000);
@@ -185,7 +188,28 @@ async function scenario(seed: number): Promise<void> {
   for (const n of nodes) args.push(n.role === "server" ? "-s" : "-b", `127.0.0.1:${n.relay.port}`);
   args.push("--timeout", String(timeout), "--retry", "100");
   if (Deno.env.get("MEMREP_MODEL_LOG")) args.push("-vv");
-  const proxy = await startMemrep(args);
+  // MEMREP_MODEL_RELOAD: the proxy runs on a nutcracker.yml, re-read (SIGHUP) during the faults
+  // with its timeout changed, which remakes every backend.
+  const reloading = Deno.env.get("MEMREP_MODEL_RELOAD") !== undefined;
+  const ncYaml = (t: number) => {
+    const list = (role: string) =>
+      nodes.filter((n) => n.role === role).map((n) => `   - 127.0.0.1:${n.relay.port}:1`);
+    const backups = list("backup");
+    return [
+      "pool:",
+      "  listen: 127.0.0.1:{port}",
+      "  hash: md5",
+      "  distribution: ketama",
+      `  timeout: ${t}`,
+      "  server_retry_timeout: 100",
+      "  servers:",
+      ...list("server"),
+      ...(backups.length > 0 ? ["  backups:", ...backups] : []),
+      "",
+    ].join("\n");
+  };
+  const conf = reloading ? await startConfigProxy(ncYaml(timeout)) : undefined;
+  const proxy = conf?.proc ?? await startMemrep(args);
   const tally = new Tally();
   const w: Weather = { epoch: 0, calm: true, stop: false };
   const clients = Array.from(
@@ -244,7 +268,8 @@ async function scenario(seed: number): Promise<void> {
     // A kill's lost keys: the copies of the writes it answered last may not have reached the
     // backups (a primary's), or the keys only a backup held while their primary was dirty.
     const lose = (n: Node) => {
-      const idx = primaries.indexOf(n), at = Date.now();
+      // With a config file, every key (its hash options may place keys differently).
+      const idx = reloading ? -1 : primaries.indexOf(n), at = Date.now();
       for (const c of clients) {
         c.lose(
           c.keys().filter((k) => idx < 0 || ring.pick(enc.encode(k), 0, k.length) === idx),
@@ -256,7 +281,11 @@ async function scenario(seed: number): Promise<void> {
       await sleep(50 + rnd() * 300);
       const n = nodes[Math.floor(rnd() * nodes.length)];
       const f = rnd();
-      const x = extra && xrnd() < 0.3 ? extraFault(xrnd(), n.role) : undefined;
+      const x = reloading && xrnd() < 0.25
+        ? "reload"
+        : extra && xrnd() < 0.3
+        ? extraFault(xrnd(), n.role)
+        : undefined;
       if (only !== undefined && !only.test(x ?? faultName(f, n.role))) continue;
       w.epoch++;
       w.calm = false;
@@ -264,7 +293,13 @@ async function scenario(seed: number): Promise<void> {
       const name = `${n.role}:${n.relay.port}@${Date.now() % 100000}`;
       if (x !== undefined) {
         log.push(`${x} ${name}`);
-        if (x === "bkill" || x === "kill2") {
+        if (x === "reload" && conf !== undefined) {
+          const from = proxy.outputLines().length;
+          const t = timeout + (w.epoch % 2) * 50;
+          await Deno.writeTextFile(conf.file, fill(ncYaml(t), conf.port));
+          proxy.kill("SIGHUP");
+          await proxy.waitForLog(/reloaded/, 10_000, from);
+        } else if (x === "bkill" || x === "kill2") {
           for (let i = 0; i < (x === "kill2" ? 2 : 1); i++) {
             lose(n);
             await restart(n);
