@@ -13,7 +13,7 @@
 import { equal, eventually } from "../helpers/assert.ts";
 import { connect, ignoreUnless, type TestConn } from "../helpers/mod.ts";
 import { OP, packet, roundTrip, setExtras } from "../helpers/binary.ts";
-import { markedDown, proxyStats, setValue, startPair, waitForState } from "./cluster.ts";
+import { getValue, markedDown, proxyStats, setValue, startPair, waitForState } from "./cluster.ts";
 
 /** The CAS of `key`'s item on a connection (`mg k c`), -1 on a miss. */
 async function casOf(c: TestConn, key: string): Promise<bigint> {
@@ -157,6 +157,50 @@ Deno.test({
       equal(await c.request(`cas k 0 0 1 ${token}\r\nz\r\n`), "STORED\r\n", "its token works");
     } finally {
       for (const x of [c, onPrimary, onBackup]) await x.close();
+      await pair.stop();
+    }
+  },
+});
+
+const LOST = "proxy: a cas of an item its primary lost (restarted empty) is EXISTS, not NOT_FOUND";
+Deno.test({
+  name: LOST,
+  ignore: ignoreUnless(LOST, ["memcached"]),
+  async fn() {
+    const pair = await startPair({ direct: true });
+    const { primary, backup, direct, proxy } = pair;
+    const c = await connect(proxy.port), d = await connect(direct.port);
+    const onPrimary = await connect(primary.port);
+    try {
+      for (const [form, cas] of FORMS) {
+        const key = `lost_${form}`, want = WANT[form];
+        equal(await setValue(c, key, "a"), "STORED\r\n");
+        equal(await setValue(d, key, "a"), "STORED\r\n");
+        const token = await casOf(onPrimary, key), tokenD = await casOf(d, key);
+        // A write since: the token is stale, and memcached, holding the item, answers EXISTS.
+        equal(await setValue(c, key, "b"), "STORED\r\n");
+        equal(await setValue(d, key, "b"), "STORED\r\n");
+        await eventually(
+          async () => {
+            const b = await connect(backup.port);
+            try {
+              return (await b.request(`mg ${key} v\r\n`, /(EN|VA[^\r]*\r\n[^\r]*)\r\n$/)).includes(
+                "b",
+              );
+            } finally {
+              await b.close();
+            }
+          },
+          true,
+          "the copy of b",
+        );
+        equal(await onPrimary.request(`delete ${key}`), "DELETED\r\n");
+        equal(await cas(d, key, tokenD, direct.port), want, `${form}: memcached`);
+        equal(await cas(c, key, token, proxy.port), want, `${form}: proxy`);
+        equal(await getValue(c, key), "b", `${form}: the value`);
+      }
+    } finally {
+      for (const x of [c, d, onPrimary]) await x.close();
       await pair.stop();
     }
   },

@@ -133,8 +133,13 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
       copyParts = parts;
       break;
     case Op.ADD:
+      copyParts = [textSetLine(req), data as Uint8Array];
+      break;
     case Op.CAS:
       copyParts = [textSetLine(req), data as Uint8Array];
+      // A miss on a primary that lost the item (restarted empty) is not memcached's NOT_FOUND
+      // while a copy holds it: repaired, the retry answers EXISTS (its token is not the item's).
+      conditional = true;
       break;
     case Op.REPLACE:
       copyParts = [textSetLine(req), data as Uint8Array];
@@ -157,7 +162,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
           metaSetLine(keyToken, req.vlen, req.flags, req.exptime, req.keyBinary),
           data as Uint8Array,
         ];
-        conditional = mode === 82 /* R */;
+        conditional = mode === 82 /* R */ || req.cas >= 0; // C: a cas (above)
       }
       break;
     }
