@@ -18,7 +18,7 @@
  * MEMREP_SEEDS sets others: a count of random seeds (up to 1000), a seed,
  * or a list ("1,2,3"); seeds in the test names. Random seeds may still find
  * open defects now and then (README, Limits: a key lost when both its
- * holders are dirty for it; seldom a cas stored with an old token). Also:
+ * holders are dirty for it). Also:
  * MEMREP_MODEL_FAULTS (a RegExp of fault names), MEMREP_MODEL_PROTO
  * (text|binary), MEMREP_MODEL_DIRECT (clients on a memcached itself, no
  * faults wanted: checks the model), MEMREP_MODEL_LOG (file prefix: the
