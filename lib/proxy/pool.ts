@@ -101,7 +101,7 @@ export class Backend {
    * answered, just before the key is forgotten. Never rejects.
    */
   restore: ((key: Uint8Array) => Promise<PutBack>) | undefined;
-  readonly #options: BackendOptions;
+  #options: BackendOptions;
   // One pipelined connection: requests from every client batch into one
   // write, and requests for a key keep their order (more connections
   // measured slower and would let a read overtake a write).
@@ -274,8 +274,17 @@ export class Backend {
   }
 
   /**
-   * A reload made this backend in place of `old` (the same server, other
-   * settings): every key `old` may hold stale (dirty, or its item not put
+   * New settings (a reload): connections made from now on use its timeout;
+   * the current one keeps its own (dropped, it would let requests on the next
+   * one overtake those still on it).
+   */
+  configure(options: BackendOptions): void {
+    this.#options = options;
+  }
+
+  /**
+   * A reload made this backend in place of `old` (the same server in
+   * another role or zone): every key `old` may hold stale (dirty, or its item not put
    * back yet) is dirty here too, as lost: `old`'s requests in flight may
    * still land. Forgotten, reads returned the server's older items.
    */

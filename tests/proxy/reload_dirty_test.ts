@@ -1,8 +1,9 @@
 /**
- * A SIGHUP reload that changes a pool's `timeout:` makes new backends for
- * the same servers: a key the old primary was dirty for (its write went to
- * the backup, the primary kept the older item) must stay dirty on the new
- * one, or reads return the older item from the primary.
+ * A SIGHUP reload that changes a pool's `timeout:` keeps what the proxy
+ * knows of its servers: a key the primary is dirty for (its write went to
+ * the backup, the primary kept the older item) stays dirty, or reads return
+ * the older item from the primary (the reload made new backends, which
+ * started clean).
  */
 
 import { equal } from "../helpers/assert.ts";
@@ -24,7 +25,7 @@ function yaml(primaryPort: number, backupPort: number, timeout: number): string 
   ].join("\n");
 }
 
-const NAME = "proxy -c: a reload that remakes the backends keeps a primary's dirty keys";
+const NAME = "proxy -c: a reload that changes the timeout keeps a primary's dirty keys";
 Deno.test({
   name: NAME,
   ignore: ignoreUnless(NAME, ["memcached"]),
