@@ -187,6 +187,11 @@ export class KeyCounts {
     return this.#counts.has(key);
   }
 
+  /** The keys in it. */
+  keys(): IterableIterator<string> {
+    return this.#counts.keys();
+  }
+
   /** Add `key` once more. */
   add(key: string): void {
     this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);

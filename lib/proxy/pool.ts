@@ -101,7 +101,7 @@ export class Backend {
    * answered, just before the key is forgotten. Never rejects.
    */
   restore: ((key: Uint8Array) => Promise<PutBack>) | undefined;
-  readonly #options: BackendOptions;
+  #options: BackendOptions;
   // One pipelined connection: requests from every client batch into one
   // write, and requests for a key keep their order (more connections
   // measured slower and would let a read overtake a write).
@@ -271,6 +271,28 @@ export class Backend {
   /** How long lost bytes may still land: twice the request timeout, at least 1 s. */
   get #lateMs(): number {
     return Math.max(2 * this.#options.timeoutMs, 1000);
+  }
+
+  /**
+   * New settings (a reload): connections made from now on use its timeout;
+   * the current one keeps its own (dropped, it would let requests on the next
+   * one overtake those still on it).
+   */
+  configure(options: BackendOptions): void {
+    this.#options = options;
+  }
+
+  /**
+   * A reload made this backend in place of `old` (the same server in
+   * another role or zone): every key `old` may hold stale (dirty, or its item not put
+   * back yet) is dirty here too, as lost: `old`'s requests in flight may
+   * still land. Forgotten, reads returned the server's older items.
+   */
+  inherit(old: Backend): void {
+    if (old.#dirty.all) return this.markAllDirty();
+    const bytes = (k: string) => Uint8Array.from(k, (c) => c.charCodeAt(0));
+    for (const e of old.#dirty.snapshot()) this.lost(bytes(e.key), e.keep);
+    for (const k of old.#restoring.keys()) this.lost(bytes(k));
   }
 
   /** A change to every key was missed (flush_all while down or failed). */

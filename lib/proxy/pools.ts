@@ -149,13 +149,14 @@ function backendOptions(config: PoolConfig, access: PoolAccess): BackendOptions 
 }
 
 /**
- * Backends that can be kept across a reload: same address, role, zone and
- * settings (the magent-style number in `stats` stays the first one given).
+ * Backends that are kept across a reload: same address, role and zone (the
+ * magent-style number in `stats` stays the first one given). New settings
+ * (timeout, retry, failure limit) apply to them in place: a new backend's
+ * own connection let a read's fallback on the old one overtake a later
+ * write's copy on the new one (a future value).
  */
-function backendKey(role: string, s: ServerSpec, o: BackendOptions): string {
-  return `${role}|${s.host}|${s.port}|${
-    s.zone ?? ""
-  }|${o.timeoutMs}|${o.retryMs}|${o.failureLimit}`;
+function backendKey(role: string, s: ServerSpec): string {
+  return `${role}|${s.host}|${s.port}|${s.zone ?? ""}`;
 }
 
 /** The backends of one config: the local zone's servers, the other zones, the backups. */
@@ -248,10 +249,19 @@ export class ProxyPool {
     const next = new Map<string, Backend>();
     const kept = new Set<Backend>();
     const make = (role: "server" | "backup", s: ServerSpec, i: number) => {
-      const key = backendKey(role, s, o);
+      const key = backendKey(role, s);
       let b = old.get(key);
-      if (b === undefined) b = new Backend(s.host, s.port, role, i + 1, o);
-      else kept.add(b);
+      if (b === undefined) {
+        b = new Backend(s.host, s.port, role, i + 1, o);
+        // The same server in another role or zone: what it may hold stale stays dirty.
+        const at = `|${s.host}|${s.port}|`;
+        for (const [k, was] of old) {
+          if (k.includes(at) && k.indexOf(at) === k.indexOf("|")) b.inherit(was);
+        }
+      } else {
+        kept.add(b);
+        b.configure(o);
+      }
       b.zone = s.zone;
       next.set(key, b);
       return b;

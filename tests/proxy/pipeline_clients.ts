@@ -33,6 +33,8 @@ export interface Weather {
   stop: boolean;
 }
 
+/** A killed primary's keys may be missed but not read stale (see ModelClient.lose). */
+const STRICT = Deno.env.get("MEMREP_MODEL_STRICT") !== undefined;
 /** At most this many states of a key whose state is unknown (its primary was killed). */
 const WILD_STATES = 256;
 /** States kept per write of such a key, for classifying a read (the newest ones). */
@@ -57,7 +59,12 @@ export interface Req {
 
 const enc = new TextEncoder();
 /** Bytes as latin1 text. */
-export const latin1 = (b: Uint8Array): string => String.fromCharCode(...b);
+export function latin1(b: Uint8Array): string {
+  // In chunks: spreading a large reply into one call overflows the stack.
+  let s = "";
+  for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192));
+  return s;
+}
 const lineEnd = (b: Uint8Array) => {
   for (let i = 1; i < b.length; i++) if (b[i] === 10 && b[i - 1] === 13) return i + 1;
   return -1;
@@ -103,13 +110,20 @@ export class ModelClient {
     return [...this.plain, ...this.ctrs];
   }
 
-  /** Marks `keys` (their primary was killed at `at`) as unsure: see KeyModel.wildSince. */
+  /**
+   * Marks `keys` (their primary was killed at `at`) as unsure: see
+   * KeyModel.wildSince. MEMREP_MODEL_STRICT: they may be missed (gone with
+   * it, the backups' copies failed), never read with an older value.
+   */
   lose(keys: Iterable<string>, at: number): void {
     for (const k of keys) {
       const m = this.models.get(k);
       if (m === undefined) continue;
-      m.wildSince = at;
       m.token = undefined;
+      if (STRICT && m.wildSince === undefined) {
+        m.lostAt = at;
+        m.poss.add(ABSENT);
+      } else m.wildSince = at;
     }
   }
 
@@ -294,6 +308,11 @@ export class ModelClient {
     // it proves nothing about the others.
     if (outcome === "no" && !calm) return;
     if (write(m, seq, outcome, apply, del)) {
+      if (m.lostAt !== undefined) {
+        // Sent before the kill: it may be gone with the primary too. After it: it is the value.
+        if (this.#sentAt <= m.lostAt) m.poss.add(ABSENT);
+        else if (outcome === "ok") m.lostAt = undefined;
+      }
       // Failed appends double the states (each one applied or not): past the bound the state
       // is unknown as after a kill (only a later write's value is then wrong; a dropped state
       // is never blamed), or the test runner runs out of memory (seed 14).
@@ -377,6 +396,7 @@ export class ModelClient {
   token(key: string, cas: bigint, calm: boolean): void {
     const m = this.models.get(key)!;
     m.read(cas, calm && m.wildSince === undefined);
+    this.#trace(key, `token ${cas}`);
   }
 
   /** A reply that is an error line: allowed, counted (during a fault or not). */
@@ -470,7 +490,9 @@ export class ModelClient {
               if (was === "stale") {
                 this.tally.bad(
                   "cas",
-                  `${key} #${seq}: cas with a token from before a write stored`,
+                  `${key} #${seq}: cas ${tok.cas} with a token from before a write stored; trail: ${
+                    this.#trail.get(key)?.join(", ")
+                  }`,
                 );
               }
             }

@@ -54,6 +54,8 @@ export class KeyModel {
    * miss) may be read; only a later write's value (future) is still wrong.
    */
   wildSince: number | undefined;
+  /** MEMREP_MODEL_STRICT: the key's primary was killed at this time; a miss is allowed until a write sent after it. */
+  lostAt: number | undefined;
   /** The last CAS token read and whether no write of the key was sent since ("fresh"). */
   token: Token | undefined;
   /** Tokens read and not known stale yet (a cas may use an older one than `token`). */

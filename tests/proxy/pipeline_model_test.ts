@@ -18,12 +18,24 @@
  * MEMREP_SEEDS sets others: a count of random seeds (up to 1000), a seed,
  * or a list ("1,2,3"); seeds in the test names. Random seeds may still find
  * open defects now and then (README, Limits: a key lost when both its
- * holders are dirty for it; seldom a cas stored with an old token). Also:
+ * holders are dirty for it). Also:
  * MEMREP_MODEL_FAULTS (a RegExp of fault names), MEMREP_MODEL_PROTO
  * (text|binary), MEMREP_MODEL_DIRECT (clients on a memcached itself, no
  * faults wanted: checks the model), MEMREP_MODEL_LOG (file prefix: the
  * proxy's -vv log, trails and key states of a failing seed),
- * MEMREP_MODEL_MS (fault phase length), MEMREP_MODEL_VERBOSE.
+ * MEMREP_MODEL_MS (fault phase length), MEMREP_MODEL_VERBOSE,
+ * MEMREP_MODEL_BACKUPS (0-2 backups instead of the seed's 1-2),
+ * MEMREP_MODEL_STRICT (a killed primary's keys may be missed, never read
+ * stale: the backups hold its writes, or the proxy knows they may not),
+ * MEMREP_MODEL_EXTRA (also, from a stream of their own so the seed's other
+ * faults stay the same: a backup killed and restarted empty, a node
+ * SIGSTOPped and continued every few hundred ms, a primary killed twice in
+ * a row, a link refused and cut every few hundred ms, every link slower
+ * than --timeout at once), MEMREP_MODEL_HOG (a
+ * connection pipelines gets of 256 KB values and never reads: the proxy's
+ * RSS must stay bounded, the other clients unaffected), MEMREP_MODEL_RELOAD
+ * (the proxy on a nutcracker.yml, re-read by SIGHUP now and then with its
+ * timeout changed: every backend is remade).
  */
 
 import { equal } from "../helpers/assert.ts";
@@ -42,6 +54,7 @@ import { metaEnd } from "../helpers/conn.ts";
 import { Ketama, ketamaName } from "../../lib/proxy/mod.ts";
 import { ModelClient, type Weather } from "./pipeline_clients.ts";
 import { Tally } from "./pipeline_model.ts";
+import { fill, startConfigProxy } from "./nc_config.ts";
 
 const enc = new TextEncoder();
 const RUN_MS = Number(Deno.env.get("MEMREP_MODEL_MS") ?? 6000);
@@ -92,12 +105,74 @@ function faultName(f: number, role: string): string {
   return role === "backup" ? "sigstop" : "none";
 }
 
+/** An extra fault (MEMREP_MODEL_EXTRA) for a node of `role`. */
+function extraFault(f: number, role: string): string {
+  if (f < 0.25) return role === "server" ? "kill2" : "bkill";
+  if (f < 0.75) return f < 0.5 ? "flap" : "refuseFlap";
+  return "slowAll";
+}
+
+/** The most an unread connection may grow the proxy's RSS by (README: about 8 MB of replies). */
+const HOG_BOUND = 512 << 20;
+
+/** The proxy's resident set (bytes), from /proc. */
+function rss(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * A connection that stores a few 256 KB values, then pipelines gets of them
+ * and never reads its replies; `stop` ends it and resolves with the
+ * proxy's largest RSS seen meanwhile.
+ */
+async function startHog(proxy: ProcessHandle): Promise<{ base: number; stop(): Promise<number> }> {
+  const setter = await connect(proxy.port);
+  const big = "h".repeat(256 << 10);
+  for (let i = 0; i < 8; i++) await setter.request(`set hog${i} 0 0 ${big.length}\r\n${big}\r\n`);
+  await setter.close();
+  // A bare socket: a TestConn reads (and buffers) everything that comes.
+  const c = await Deno.connect({ hostname: "127.0.0.1", port: proxy.port });
+  const base = rss(proxy.pid);
+  let peak = base, stopped = false;
+  const gets = enc.encode(Array.from({ length: 64 }, (_, i) => `get hog${i % 8}\r\n`).join(""));
+  const writing = (async () => {
+    // Each write waits while the kernel buffers are full: the proxy stopped reading it.
+    while (!stopped) {
+      for (let off = 0; off < gets.length;) off += await c.write(gets.subarray(off));
+    }
+  })().catch(() => {});
+  const sampling = (async () => {
+    while (!stopped) {
+      peak = Math.max(peak, rss(proxy.pid));
+      await sleep(200);
+    }
+  })();
+  return {
+    base,
+    async stop() {
+      stopped = true;
+      c.close();
+      await Promise.race([writing, sleep(5000)]);
+      await sampling;
+      return peak;
+    },
+  };
+}
+
 const onlyFaults = Deno.env.get("MEMREP_MODEL_FAULTS");
 const only = onlyFaults ? new RegExp(`^(${onlyFaults})$`) : undefined;
 
 async function scenario(seed: number): Promise<void> {
   const rnd = mulberry32(seed);
-  const nServers = 2 + Math.floor(rnd() * 2), nBackups = 1 + Math.floor(rnd() * 2);
+  const nServers = 2 + Math.floor(rnd() * 2), seedBackups = 1 + Math.floor(rnd() * 2);
+  const nBackups = Number(Deno.env.get("MEMREP_MODEL_BACKUPS") ?? seedBackups);
+  // The extra faults' own stream: the seed's other draws stay as they were.
+  const xrnd = mulberry32(seed ^ 0x5eed), extra = Deno.env.get("MEMREP_MODEL_EXTRA") !== undefined;
   const timeout = 150 + Math.floor(rnd() * 350);
   const nodes: Node[] = [];
   for (let i = 0; i < nServers + nBackups; i++) {
@@ -113,7 +188,28 @@ async function scenario(seed: number): Promise<void> {
   for (const n of nodes) args.push(n.role === "server" ? "-s" : "-b", `127.0.0.1:${n.relay.port}`);
   args.push("--timeout", String(timeout), "--retry", "100");
   if (Deno.env.get("MEMREP_MODEL_LOG")) args.push("-vv");
-  const proxy = await startMemrep(args);
+  // MEMREP_MODEL_RELOAD: the proxy runs on a nutcracker.yml, re-read (SIGHUP) during the faults
+  // with its timeout changed, which remakes every backend.
+  const reloading = Deno.env.get("MEMREP_MODEL_RELOAD") !== undefined;
+  const ncYaml = (t: number) => {
+    const list = (role: string) =>
+      nodes.filter((n) => n.role === role).map((n) => `   - 127.0.0.1:${n.relay.port}:1`);
+    const backups = list("backup");
+    return [
+      "pool:",
+      "  listen: 127.0.0.1:{port}",
+      "  hash: md5",
+      "  distribution: ketama",
+      `  timeout: ${t}`,
+      "  server_retry_timeout: 100",
+      "  servers:",
+      ...list("server"),
+      ...(backups.length > 0 ? ["  backups:", ...backups] : []),
+      "",
+    ].join("\n");
+  };
+  const conf = reloading ? await startConfigProxy(ncYaml(timeout)) : undefined;
+  const proxy = conf?.proc ?? await startMemrep(args);
   const tally = new Tally();
   const w: Weather = { epoch: 0, calm: true, stop: false };
   const clients = Array.from(
@@ -160,21 +256,80 @@ async function scenario(seed: number): Promise<void> {
       rnd() < 0.5
         ? 0
         : Math.min(Math.floor(timeout / 4), Math.floor(rnd() * rnd() * timeout * 0.6));
-    for (const n of nodes) n.relay.setLatency(lat());
+    // The hog's 256 KB replies would take a link with latency past --timeout (a harness fault).
+    const hogging = Deno.env.get("MEMREP_MODEL_HOG") !== undefined;
+    for (const n of nodes) n.relay.setLatency(hogging ? 0 : lat());
+    const hog = hogging ? await startHog(proxy) : undefined;
+    const restart = async (n: Node) => {
+      n.mc.kill("SIGKILL");
+      await n.mc.status;
+      n.mc = await startMemcached([], { port: n.mc.port });
+    };
+    // A kill's lost keys: the copies of the writes it answered last may not have reached the
+    // backups (a primary's), or the keys only a backup held while their primary was dirty.
+    const lose = (n: Node) => {
+      // With a config file, every key (its hash options may place keys differently).
+      const idx = reloading ? -1 : primaries.indexOf(n), at = Date.now();
+      for (const c of clients) {
+        c.lose(
+          c.keys().filter((k) => idx < 0 || ring.pick(enc.encode(k), 0, k.length) === idx),
+          at,
+        );
+      }
+    };
     while (Date.now() < end) {
       await sleep(50 + rnd() * 300);
       const n = nodes[Math.floor(rnd() * nodes.length)];
       const f = rnd();
-      if (only !== undefined && !only.test(faultName(f, n.role))) continue;
+      const x = reloading && xrnd() < 0.25
+        ? "reload"
+        : extra && xrnd() < 0.3
+        ? extraFault(xrnd(), n.role)
+        : undefined;
+      if (only !== undefined && !only.test(x ?? faultName(f, n.role))) continue;
       w.epoch++;
       w.calm = false;
       const hold = 100 + rnd() * 2 * timeout + (rnd() < 0.3 ? rnd() * 2500 : 0);
       const name = `${n.role}:${n.relay.port}@${Date.now() % 100000}`;
-      if (f < 0.12) {
+      if (x !== undefined) {
+        log.push(`${x} ${name}`);
+        if (x === "reload" && conf !== undefined) {
+          const from = proxy.outputLines().length;
+          const t = timeout + (w.epoch % 2) * 50;
+          await Deno.writeTextFile(conf.file, fill(ncYaml(t), conf.port));
+          proxy.kill("SIGHUP");
+          await proxy.waitForLog(/reloaded/, 10_000, from);
+        } else if (x === "bkill" || x === "kill2") {
+          for (let i = 0; i < (x === "kill2" ? 2 : 1); i++) {
+            lose(n);
+            await restart(n);
+            // The second kill comes while the first one's cleaning and refill may be under way.
+            if (i === 0 && x === "kill2") await sleep(xrnd() * timeout);
+          }
+        } else if (x === "slowAll") {
+          // Every link slower than --timeout at once (a loaded machine's stall). Writes that time
+          // out on a key's every holder leave it dirty on all: lost to the cleanings (README,
+          // Limits), as after a kill. With MEMREP_MODEL_STRICT, a stale read still counts.
+          for (const m of nodes) if (m.role === "server") lose(m);
+          for (const m of nodes) m.relay.setLatency(Math.floor(timeout * (1 + xrnd())));
+          await sleep(hold);
+          for (const m of nodes) m.relay.setLatency(hogging ? 0 : lat());
+        } else {
+          const until = Date.now() + 500 + xrnd() * 2000;
+          while (Date.now() < until) {
+            if (x === "flap") n.mc.kill("SIGSTOP");
+            else (n.relay.refuse(true), n.relay.drop());
+            await sleep(30 + xrnd() * 250);
+            if (x === "flap") n.mc.kill("SIGCONT");
+            else n.relay.refuse(false);
+            await sleep(30 + xrnd() * 250);
+          }
+        }
+      } else if (f < 0.12) {
         log.push(`latency ${name}`);
         n.relay.setLatency(Math.floor(rnd() * timeout * 1.5));
         await sleep(hold);
-        n.relay.setLatency(lat());
+        n.relay.setLatency(hogging ? 0 : lat());
       } else if (f < 0.24) {
         log.push(`pause ${name}`);
         n.relay.pause();
@@ -212,11 +367,7 @@ async function scenario(seed: number): Promise<void> {
         log.push(`kill ${name}`);
         n.mc.kill("SIGKILL");
         await n.mc.status;
-        // Copies of the writes it answered last may not have reached the backups.
-        const idx = primaries.indexOf(n), at = Date.now();
-        for (const c of clients) {
-          c.lose(c.keys().filter((k) => ring.pick(enc.encode(k), 0, k.length) === idx), at);
-        }
+        lose(n);
         await sleep(rnd() * timeout);
         n.mc = await startMemcached([], { port: n.mc.port });
       } else if (n.role === "backup") {
@@ -233,6 +384,13 @@ async function scenario(seed: number): Promise<void> {
       }
     }
     for (const n of nodes) n.relay.setLatency(0);
+    if (hog !== undefined) {
+      const peak = await hog.stop();
+      log.push(`hog: proxy RSS ${hog.base >> 20} MB at the start, ${peak >> 20} MB at most`);
+      if (peak - hog.base > HOG_BOUND) {
+        tally.bad("hang", `an unread connection grew the proxy by ${(peak - hog.base) >> 20} MB`);
+      }
+    }
     equal(await healthy(proxy.port), true, "the proxy took every backend back");
     w.calm = true;
     w.stop = true;

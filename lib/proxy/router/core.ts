@@ -20,6 +20,7 @@ import type { Backend } from "../pool.ts";
 import type { ProxyStats } from "../stats.ts";
 import type { ZoneRing } from "../zones.ts";
 import { DELETE_SLOTS, keySlot, SlotHolds } from "./slots.ts";
+import { CopyTokens } from "./tokens.ts";
 
 /** Ordered reply slots of one client connection. */
 export interface ReplySink {
@@ -151,6 +152,8 @@ export class RouterCore {
   readonly #lastCopy: Float64Array = new Float64Array(DELETE_SLOTS);
   /** Conditional writes being retried per key slot, and the requests held behind them. */
   readonly slotHolds: SlotHolds = new SlotHolds();
+  /** CAS tokens the copies handed out: a cas goes only where its token came from. */
+  readonly copyTokens: CopyTokens = new CopyTokens();
 
   /** The core over started backends. */
   constructor(

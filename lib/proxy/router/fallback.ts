@@ -160,6 +160,8 @@ export async function getFromBackups(
         // A CAS the client can use with the primary: wait for the repair's.
         if (withCas) cas = (await repaired)?.cas ?? cas;
       }
+      // The copy's own CAS: a cas with it must go to this copy (tokens.ts).
+      if (withCas && cas !== undefined && cas === r.cas) core.copyTokens.gave(key, b, cas);
       found = valueBlock(key, r.flags, value, withCas ? cas : undefined);
       break;
     }

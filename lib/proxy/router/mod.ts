@@ -205,6 +205,11 @@ export class Router {
       case Op.GETS:
       case Op.GAT:
       case Op.GATS:
+        if (this.#core.copyTokens.size > 0) {
+          for (let i = req.firstKey; i < req.ntokens; i++) {
+            this.#core.copyTokens.forget(req.buf, req.tokStart[i], req.tokEnd[i]);
+          }
+        }
         get(this.#core, req, raw, sink);
         return Next.CONTINUE;
       case Op.SET:
@@ -235,6 +240,9 @@ export class Router {
         fanout(this.#core, req, raw, sink);
         return Next.CONTINUE;
       case Op.MG:
+        if (this.#core.copyTokens.size > 0) {
+          this.#core.copyTokens.forget(req.keyBuf, req.keyStart, req.keyEnd);
+        }
         metaGet(this.#core, req, raw, sink);
         return Next.CONTINUE;
       case Op.ME:

@@ -210,14 +210,20 @@ async function metaGetFromBackups(
     asked = true;
     if (r.kind === ReplyKind.EN || isErrorKind(r.kind)) continue;
     core.stats.fallbacks++;
+    // The copy's own CAS, returned: a cas with it must go to this copy (tokens.ts).
+    const copyCas = () => {
+      const cas = wantsCas ? r.cas : undefined;
+      if (cas !== undefined) core.copyTokens.gave(key, b, cas);
+      return r;
+    };
     // A write sent since this mg (checked above, just before it was sent) reaches `b` behind it
     // on the same connection, directly or copied on its primary's later reply: the reply is the
     // item from before that write, as memcached's. But the primary may hold that write by now,
     // so the old item is not copied there.
-    if (!primaryUp || !primary.up || core.writtenSince(key, since)) return r;
+    if (!primaryUp || !primary.up || core.writtenSince(key, since)) return copyCas();
     // Read what a repair needs (value, flags, TTL), then copy it back.
     const item = await core.ask(b, Op.MG, fetchLine(keyToken, binary)).catch(() => null);
-    if (item === null || item.kind !== ReplyKind.VA) return r;
+    if (item === null || item.kind !== ReplyKind.VA) return copyCas();
     const repaired = repair(
       core,
       guard,
@@ -231,9 +237,9 @@ async function metaGetFromBackups(
     if (!wantsCas) return r;
     // The CAS must be the primary's: ask the primary again once repaired, unless a write of
     // the key was sent since the mg (it is on the primary by then: the mg would return it).
-    if ((await repaired) === null || core.writtenSince(key, since)) return r;
+    if ((await repaired) === null || core.writtenSince(key, since)) return copyCas();
     const again = await core.ask(primary, Op.MG, parts).catch(() => null);
-    return again !== null && again.kind !== ReplyKind.EN ? again : r;
+    return again !== null && again.kind !== ReplyKind.EN ? again : copyCas();
   }
   if (!asked && !primaryUp) throw DOWN;
   return null;

@@ -43,6 +43,7 @@ import {
   silenced,
 } from "./core.ts";
 import { repair } from "./repair.ts";
+import { unmatchable } from "./tokens.ts";
 
 /** How replicas learn the result of a write. */
 const Copy = {
@@ -83,6 +84,8 @@ interface WriteCtx {
   since: number;
   /** An add stored on the primary is checked on this backup (see checkAdd), else -1. */
   check: number;
+  /** The compare-and-swap token (`cas`, meta `C`), else -1. */
+  cas: number;
 }
 
 /** A storage or arithmetic command, its copies to the backups included. */
@@ -130,8 +133,13 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
       copyParts = parts;
       break;
     case Op.ADD:
+      copyParts = [textSetLine(req), data as Uint8Array];
+      break;
     case Op.CAS:
       copyParts = [textSetLine(req), data as Uint8Array];
+      // A miss on a primary that lost the item (restarted empty) is not memcached's NOT_FOUND
+      // while a copy holds it: repaired, the retry answers EXISTS (its token is not the item's).
+      conditional = true;
       break;
     case Op.REPLACE:
       copyParts = [textSetLine(req), data as Uint8Array];
@@ -154,7 +162,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
           metaSetLine(keyToken, req.vlen, req.flags, req.exptime, req.keyBinary),
           data as Uint8Array,
         ];
-        conditional = mode === 82 /* R */;
+        conditional = mode === 82 /* R */ || req.cas >= 0; // C: a cas (above)
       }
       break;
     }
@@ -182,6 +190,7 @@ export function write(core: RouterCore, req: Request, raw: Uint8Array, sink: Rep
     epoch: core.epoch,
     since: 0,
     check: -1,
+    cas: op === Op.CAS || op === Op.MS ? req.cas : -1,
   };
   core.wrote(ctx.key);
   ctx.since = core.writeSeq;
@@ -287,6 +296,10 @@ function writeToBackup(core: RouterCore, ctx: WriteCtx, from: number, sent: bool
 /** Send the write to `target` (backup index, -1 for the primary). */
 function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number): void {
   if (index >= 0) core.copied(ctx.key, ctx.since);
+  // A token from another server (or counter) matches nothing here (tokens.ts).
+  const parts = ctx.cas < 0 || core.copyTokens.origin(ctx.key, ctx.cas, ctx.primary) === target
+    ? ctx.parts
+    : unmatchable(ctx.parts, ctx.op === Op.MS);
   const failed = () => {
     // A copy that took the write and failed may apply it late, too. When no later copy takes it
     // either, it changed nothing elsewhere: the copy keeps its item (it may be the key's only
@@ -298,14 +311,14 @@ function writeTo(core: RouterCore, ctx: WriteCtx, target: Backend, index: number
     core.call2(
       target,
       ctx.op,
-      ctx.parts,
+      parts,
       Op.MG,
       fetchLine(ctx.keyToken, ctx.binary),
       (r, item) => written(core, ctx, target, index, r, item),
       failed,
     );
   } else {
-    core.callFrame(target, ctx.op, ctx.parts, (buf, start, length, parser) => {
+    core.callFrame(target, ctx.op, parts, (buf, start, length, parser) => {
       const k = parser.kind;
       if (!isSuccess(k)) {
         written(core, ctx, target, index, new Reply(parser, buf, start, length), null);
