@@ -60,8 +60,9 @@ for t in "${targets[@]}"; do
   fi
   echo "compile.sh: $t -> $out"
   log="$(mktemp)"
-  # Workers (serve -t) load lib/cli/serve_worker.ts by URL: include it explicitly.
-  if deno compile -P=memrep "$v8flags" --config deno.json --include lib/cli/serve_worker.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
+  # Modules loaded by URL, not by a literal import (workers; the subcommands and serve_run.ts,
+  # so that Deno does not read every command's sources at start-up): included explicitly.
+  if deno compile -P=memrep "$v8flags" --config deno.json --include lib/cli/serve_worker.ts --include lib/cli/serve.ts --include lib/cli/serve_run.ts --include lib/cli/proxy.ts --include lib/cli/replicate.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
     cat "$log"
   else
     cat "$log" >&2

@@ -25,6 +25,14 @@ const PAST_MOD_EXEMPT = new Set([
   "lib/replication/stream.ts -> lib/protocol/bytes.ts",
 ]);
 
+/**
+ * Second public faces: light modules (types and defaults) a folder offers
+ * besides its mod.ts, so that `serve` reads its flags and binds its port
+ * before it loads the server (client test kits talk to a spawned memcached
+ * 0.1 s later).
+ */
+const LIGHT_FACES = new Set(["lib/server/engine_options.ts"]);
+
 /** One import of one lib file. */
 interface Edge {
   /** Importing file, relative to the repo root. */
@@ -121,7 +129,10 @@ export function layeringProblems(): string[] {
     if (LOW.includes(a) && HIGH.includes(b)) problems.push(`upward import: ${e.from} -> ${e.to}`);
     if (b === "cli") problems.push(`only cli/ and main.ts import cli/: ${e.from} -> ${e.to}`);
     const past = `${e.from} -> ${e.to}`;
-    if (!b.endsWith(".ts") && e.to !== `lib/${b}/mod.ts` && !PAST_MOD_EXEMPT.has(past)) {
+    if (
+      !b.endsWith(".ts") && e.to !== `lib/${b}/mod.ts` && !LIGHT_FACES.has(e.to) &&
+      !PAST_MOD_EXEMPT.has(past)
+    ) {
       problems.push(`past ${b}/mod.ts: ${past}`);
     }
   }

@@ -36,4 +36,4 @@ export {
   type Credential,
   parseAuthFile,
 } from "./password_file.ts";
-export { reloadOnHangup } from "./reload.ts";
+export { authReloader, reloadOnHangup } from "./reload.ts";

@@ -1,18 +1,34 @@
 /**
  * Command-line parsing for every subcommand, behind one small module so
- * @std/cli can replace node:util's parseArgs later. Bad flags raise
- * {@linkcode UsageError}; main.ts prints it and exits with code 2.
+ * @std/cli can replace it later. Bad flags raise {@linkcode UsageError};
+ * main.ts prints it and exits with code 2.
+ *
+ * The parser is getopt's (an option that takes a value takes the next
+ * argument even when it starts with `-`: `-c -1`, as memcached's flags do),
+ * with node:util parseArgs's option table and messages. It is not
+ * node:util's own because loading node's compatibility layer costs a
+ * server 20 ms of start-up (client test kits give a spawned memcached
+ * 100 ms to answer).
  * @module
  */
 
-import { parseArgs, type ParseArgsConfig } from "node:util";
-import { errorText, type HostPort } from "../transport/mod.ts";
+import type { HostPort } from "../transport/mod.ts";
 import { MemcachedUsageError, UsageError } from "../errors.ts";
 
 export { MemcachedUsageError, UsageError };
 
-/** Option table in node:util parseArgs form. */
-export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
+/** One option: a switch or one that takes a value, with its one-letter form. */
+export interface FlagOption {
+  /** "boolean" takes no value; "string" takes one. */
+  type: "boolean" | "string";
+  /** The one-letter form (`-p`). */
+  short?: string;
+  /** Kept as a list of every occurrence (else the last one wins). */
+  multiple?: boolean;
+}
+
+/** Option table by long name (node:util parseArgs's form). */
+export type FlagSpec = Record<string, FlagOption>;
 
 /** Parsed option values by long name. */
 export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -30,45 +46,64 @@ export function usageText(command: string, err: UsageError): string {
 
 /** Parse args strictly against spec; positionals are refused. */
 export function parseFlags(args: string[], spec: FlagSpec, command: string): FlagValues {
-  try {
-    const { values } = parseArgs({
-      args: dashValues(args, spec),
-      options: spec,
-      strict: true,
-      allowPositionals: false,
-    });
-    return values as FlagValues;
-  } catch (err) {
-    const message = errorText(err);
-    throw new UsageError(`memrep ${command}: ${message.replace(/\. To specify .*$/s, "")}`);
-  }
-}
-
-/**
- * getopt's rule, which memcached's flags follow: an option that takes a
- * value takes the next argument even when it starts with `-` (`-c -1`).
- * parseArgs refuses that form, so it is joined (`-c-1`, `--name=-1`).
- */
-function dashValues(args: string[], spec: FlagSpec): string[] {
-  const takes = new Set<string>();
-  for (const [name, o] of Object.entries(spec)) {
-    if (o.type !== "string") continue;
-    takes.add(`--${name}`);
-    if (o.short) takes.add(`-${o.short}`);
-  }
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i], next = args[i + 1];
+  const fail = (message: string): never => {
+    throw new UsageError(`memrep ${command}: ${message}`);
+  };
+  const byShort = new Map<string, string>();
+  for (const [name, o] of Object.entries(spec)) if (o.short) byShort.set(o.short, name);
+  const values: FlagValues = {};
+  const set = (name: string, value: string | boolean) => {
+    if (!spec[name].multiple) values[name] = value;
+    else ((values[name] ??= []) as (string | boolean)[]).push(value);
+  };
+  const shown = (name: string) => {
+    const short = spec[name].short;
+    return short ? `-${short}, --${name}` : `--${name}`;
+  };
+  // A value-taking option's value: the rest of its argument, else the next one.
+  let i = 0;
+  const value = (name: string, rest: string): string => {
+    if (rest !== "") return rest;
+    const next = args[i + 1];
+    if (next === undefined || next === "--") {
+      fail(`Option '${shown(name)} <value>' argument missing`);
+    }
+    i++;
+    return next;
+  };
+  for (; i < args.length; i++) {
+    const a = args[i];
     if (a === "--") {
-      out.push(...args.slice(i));
+      if (i + 1 < args.length) unexpected(args[i + 1]);
       break;
     }
-    if (takes.has(a) && next !== undefined && next.startsWith("-") && next !== "--") {
-      out.push(a.startsWith("--") ? `${a}=${next}` : a + next);
-      i++;
-    } else out.push(a);
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const o = Object.hasOwn(spec, name) ? spec[name] : undefined;
+      if (!o) fail(`Unknown option '${eq < 0 ? a : a.slice(0, eq)}'`);
+      else if (o.type === "boolean") {
+        if (eq >= 0) fail(`Option '${shown(name)}' does not take an argument`);
+        set(name, true);
+      } else set(name, eq >= 0 ? a.slice(eq + 1) : value(name, ""));
+    } else if (a.startsWith("-") && a.length > 1) {
+      // A group of one-letter switches (-vv), the last or a value-taking one ending it.
+      for (let j = 1; j < a.length; j++) {
+        const name = byShort.get(a[j]);
+        if (name === undefined) fail(`Unknown option '-${a[j]}'`);
+        else if (spec[name].type === "boolean") set(name, true);
+        else {
+          set(name, value(name, a.slice(j + 1)));
+          break;
+        }
+      }
+    } else unexpected(a);
   }
-  return out;
+  return values;
+
+  function unexpected(arg: string): never {
+    return fail(`Unexpected argument '${arg}'. This command does not take positional arguments`);
+  }
 }
 
 /** A string flag's value (the last one if repeated). */

@@ -7,7 +7,8 @@
  */
 
 import { MemcachedUsageError } from "../errors.ts";
-import { defaultStartupSettings, type StartupSettings } from "../server/mod.ts";
+// The options face, not mod.ts: serve reads its flags before it loads the server.
+import { defaultStartupSettings, type StartupSettings } from "../server/engine_options.ts";
 
 /** What memcached makes of the numeric flags serve uses. */
 export interface MemcachedNumbers {

@@ -9,9 +9,16 @@ import { MEMREP_VERSION } from "../version.ts";
 
 export { MEMREP_VERSION };
 
-// Subcommands load lazily: one command's start-up never pays for the others.
+// Subcommands load lazily: one command's start-up never pays for the others. Their
+// specifiers are not literals, or Deno would read every command's sources before any runs
+// (compile.sh --include's them).
+const SERVE_URL = new URL("./serve.ts", import.meta.url).href;
+const PROXY_URL = new URL("./proxy.ts", import.meta.url).href;
+const REPLICATE_URL = new URL("./replicate.ts", import.meta.url).href;
+
 async function serveMain(args: string[]): Promise<number> {
-  return await (await import("./serve.ts")).serveMain(args);
+  const serve: typeof import("./serve.ts") = await import(SERVE_URL);
+  return await serve.serveMain(args);
 }
 
 const HELP = `memrep ${MEMREP_VERSION} - memcached, highly available
@@ -34,12 +41,12 @@ export async function runMain(args: string[]): Promise<number> {
       case "serve":
         return await serveMain(rest);
       case "proxy": {
-        const { proxyMain } = await import("./proxy.ts");
-        return await proxyMain(rest);
+        const proxy: typeof import("./proxy.ts") = await import(PROXY_URL);
+        return await proxy.proxyMain(rest);
       }
       case "replicate": {
-        const { replicateMain } = await import("./replicate.ts");
-        return await replicateMain(rest);
+        const replicate: typeof import("./replicate.ts") = await import(REPLICATE_URL);
+        return await replicate.replicateMain(rest);
       }
       case undefined:
       case "-h":

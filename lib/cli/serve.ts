@@ -1,20 +1,12 @@
 /**
- * `memrep serve`: memcached's flags (and repcached's -x/-X), then start the
- * server and, when asked, replication.
+ * `memrep serve`: memcached's flags (and repcached's -x/-X) read into a
+ * {@linkcode ServePlan}, the port bound, then serve_run.ts loads and starts
+ * the server and, when asked, replication. This module loads little, so the
+ * port answers within Deno's start-up.
  * @module
  */
 
-import {
-  type BindingProtocol,
-  defaultOutputLimit,
-  Engine,
-  type ListenAddress,
-  Server,
-  ServerClock,
-  startThreads,
-  type Threads,
-  VERSION,
-} from "../server/mod.ts";
+import type { BindingProtocol } from "../server/engine_options.ts";
 import { daemonize, isDaemonized } from "./daemon.ts";
 import {
   countFlag,
@@ -27,20 +19,24 @@ import {
   UsageError,
 } from "./flags.ts";
 import { log } from "../log.ts";
-import { MEMREP_VERSION } from "../version.ts";
+import { MEMCACHED_VERSION, MEMREP_VERSION } from "../version.ts";
 import { atoi, memcachedNumbers } from "./memcached_flags.ts";
-import { type AuthConfig, AuthFileError, reloadOnHangup } from "../auth/mod.ts";
+import type { AuthConfig } from "../auth/mod.ts";
 import { serveTls } from "./tls_flags.ts";
 import { hostPort, listenArg, parseListen } from "./listen_flags.ts";
 import { replicationOptions } from "./repl_flags.ts";
-import { loadWarmImage, openWarmImage, saveWarmImage } from "./warm_restart.ts";
+import { cannotListen, removePidFile, type ServePlan, ServeSignals } from "./serve_plan.ts";
 import { normalizeServeArgs, SERVE_HELP, SERVE_SPEC } from "./serve_flags.ts";
+import {
+  bindDatagrams,
+  bindListeners,
+  checkPortsFree,
+  closeListeners,
+  type ListenAddress,
+} from "../transport/mod.ts";
 
-/** The module extra serve threads run (compile.sh --include's it). */
-const WORKER_URL = new URL("./serve_worker.ts", import.meta.url).href;
-import { errorText } from "../transport/mod.ts";
-import type { Replicator } from "../replication/mod.ts";
-import type { MetricsEndpoint } from "../metrics/mod.ts";
+/** The module that runs the server. */
+const SERVE_RUN_URL = new URL("./serve_run.ts", import.meta.url).href;
 
 /** Run `memrep serve`; resolves with the exit code once the server stops. */
 export async function serveMain(argv: string[]): Promise<number> {
@@ -49,19 +45,19 @@ export async function serveMain(argv: string[]): Promise<number> {
   if (v.help) {
     // memcached -h opens with its version line: client test kits read it there
     // (Dalli's finds its server with `memcached -h | head -1`).
-    console.log(`memcached ${VERSION}\n`);
+    console.log(`memcached ${MEMCACHED_VERSION}\n`);
     console.log(SERVE_HELP);
     return 0;
   }
   if (v.version) {
     // memcached -V: the version it speaks (memrep's own: `memrep --version`).
-    console.log(`memcached ${VERSION}`);
+    console.log(`memcached ${MEMCACHED_VERSION}`);
     return 0;
   }
   if (v.license) {
     // memcached -i prints its and libevent's licenses; memrep includes neither's code.
     console.log(
-      `memrep ${MEMREP_VERSION}: speaks memcached ${VERSION}'s protocols; no memcached code`,
+      `memrep ${MEMREP_VERSION}: speaks memcached ${MEMCACHED_VERSION}'s protocols; no memcached code`,
     );
     return 0;
   }
@@ -191,8 +187,9 @@ export async function serveMain(argv: string[]): Promise<number> {
     idleTimeout: Math.max(mc.idleTimeout, 0),
     reqsPerEvent: mc.reqsPerEvent,
     readBufMemLimit: mc.readBufMemLimit,
+    // Absent: the server's default for -m (serve_run.ts).
     outputMemLimit: v["max-buffered-mb"] === undefined
-      ? defaultOutputLimit(memoryLimit)
+      ? undefined
       : intFlag(v, "max-buffered-mb", 0, 1, 1 << 20) * 1048576,
     slabChunkMax: mc.slabChunkMax,
     startup: mc.startup,
@@ -218,262 +215,47 @@ export async function serveMain(argv: string[]): Promise<number> {
     unixSocket,
     unixMask,
   };
-  // Replication and metrics load only when asked for: a plain serve listens sooner (client
-  // test kits spawn memcached and talk to it ~0.1 s later).
-  const repl = replication ? await import("../replication/mod.ts") : undefined;
-  let server: Server;
-  try {
-    const warm = memoryFile ? warmEngine(memoryFile, options) : null;
-    if (repl && replication && warm?.extra) {
-      const state = repl.decodeResume(warm.extra);
-      if (typeof state === "string") {
-        console.error(`[restart] ${memoryFile}: ${state}, ignored (the peer sends a full copy)`);
-      } else replication.resume = state;
-    }
-    server = new Server(options, warm?.engine ?? new Engine(options));
-  } catch (err) {
-    if (err instanceof AuthFileError) throw new MemcachedUsageError(err.message);
-    throw err;
-  }
+  const where = unixSocket ?? listen.map((l) => hostPort(l.hostname, l.port ?? port)).join(",");
+  const plan: ServePlan = {
+    options,
+    threads,
+    picksPort,
+    udpPort,
+    replication,
+    metricsAddr,
+    metricsFlag,
+    pidfile: stringFlag(v, "pidfile"),
+    where,
+    signals: new ServeSignals(),
+  };
   // The pid file is there before the port answers: `-d` returns once it answers.
-  const pidfile = stringFlag(v, "pidfile");
-  let exitCode = 0;
-  if (pidfile) Deno.writeTextFileSync(pidfile, `${Deno.pid}\n`);
-  // Signal handlers first: a SIGTERM that arrives as soon as the port answers must stop cleanly.
-  // A second signal ends the wait for the peer (the stop drain).
-  const running: { replicator?: Replicator } = {};
-  let signals = 0;
-  // memcached stops gracefully on SIGUSR1 and, with -e, saves the cache; memrep's -e saves on all three.
-  let save = false;
-  const stop = () => {
-    save = memoryFile !== undefined;
-    if (signals++ === 0) server.stop();
-    else running.replicator?.abandonDrain();
-  };
-  for (const signal of ["SIGINT", "SIGTERM", "SIGUSR1"] as const) {
-    try {
-      Deno.addSignalListener(signal, stop);
-    } catch { /* not on this OS */ }
-  }
-  // The other threads take the main thread's reload (a thread still starting would miss its
-  // own SIGHUP and keep other users).
-  if (server.authenticator) {
-    reloadOnHangup(
-      server.authenticator,
-      (bytes) => server.engine.peers?.send(-1, { kind: "auth", bytes }),
-    );
-  }
-  const cannotListen = (err: unknown) => {
-    if (pidfile) Deno.removeSync(pidfile);
-    const where = unixSocket ?? listen.map((l) => hostPort(l.hostname, l.port ?? port)).join(",");
-    return new UsageError(`memrep serve: cannot listen on ${where}: ${errorText(err)}`);
-  };
-  // Scrapes run on this thread's event loop, between batches; they only read counters.
-  let metrics: MetricsEndpoint | undefined;
-  if (metricsAddr) {
-    const { serveMetrics, startMetricsEndpoint } = await import("../metrics/mod.ts");
-    try {
-      metrics = startMetricsEndpoint(
-        metricsAddr,
-        serveMetrics(server.engine),
-        (err) => log.warn(`memrep serve: metrics: ${errorText(err)}`),
-      );
-    } catch (err) {
-      if (pidfile) Deno.removeSync(pidfile);
-      throw new UsageError(
-        `memrep serve: --metrics: cannot listen on ${metricsFlag}: ${errorText(err)}`,
-      );
-    }
-    log.info(`memrep serve: metrics on http://${metricsFlag}/metrics`);
-  }
-  // Worker threads queue their changes for the main thread's replicator through `share`.
-  const share = repl && replication && threads > 1
-    ? repl.createReplicationShare(
-      maxItemSize,
-      replication.sync,
-      replication.syncDegrade,
-      replication.syncTimeoutMs,
-    )
-    : undefined;
-  // TCP, then UDP on the same addresses (memcached binds both before it serves either).
-  const listenMain = () => {
-    server.listen();
-    // memcached gives each thread the UDP socket, one when -l lists several addresses.
-    const perSocket = inter?.includes(",") ? 1 : threads;
-    if (udpPort !== 0 && unixSocket === undefined) {
-      server.listenUdp(udpPort === -1 ? 0 : udpPort, perSocket);
-    }
-  };
-  let workers: Threads | undefined;
-  if (threads > 1) {
-    // SO_REUSEPORT would let the threads bind next to another server on the port (even one
-    // more memrep): refuse a port where something answers. A plain server there makes the
-    // bind itself fail.
-    const taken = await answering(listen, port);
-    if (taken) throw cannotListen(new Error(`${taken} already answers (Address already in use)`));
-  }
-  // A warm-restarted replicated node first catches up with its peer, bounded, so that it does
-  // not answer with what changed there meanwhile: no thread accepts before that (with -p 0 the
-  // main thread must bind first to pick the port the workers join).
-  const warmReplica = replication?.resume !== undefined && !picksPort;
-  // Without replication the main thread listens first and the workers join (SO_REUSEPORT):
-  // the port answers without waiting for them to load (memcached answers within
-  // milliseconds, and client test kits count on it). With replication the workers listen
-  // first, then replication records changes, then the main thread listens: no write before
-  // replication records it.
+  if (plan.pidfile) Deno.writeTextFileSync(plan.pidfile, `${Deno.pid}\n`);
   try {
-    // -p 0: the workers join the ports it picks
-    if (threads > 1 && (picksPort || !replication)) listenMain();
-    if (threads > 1) {
-      workers = await startThreads(server, options, threads, WORKER_URL, share, {
-        deferListen: warmReplica,
-      });
+    // SO_REUSEPORT would let the threads bind beside another server on the port.
+    if (threads > 1 && unixSocket === undefined) checkPortsFree(options);
+    // The port answers before the server loads (its connections wait in the backlog): client
+    // test kits talk to a spawned memcached 0.1 s after they start it, and loading the server
+    // takes Deno about that long. Not when the port must wait: a saved cache loads first (-e,
+    // as memcached), and replication orders its listeners itself (serve_run.ts).
+    if (!replication && !memoryFile) {
+      const bound = plan.bound = bindListeners(options);
+      if (udpPort !== 0 && unixSocket === undefined) {
+        try {
+          bound.udp = bindDatagrams(options.listen, udpPort === -1 ? 0 : udpPort);
+        } catch (err) {
+          closeListeners(bound);
+          throw err;
+        }
+      }
     }
   } catch (err) {
-    server.stop();
-    await metrics?.close();
-    throw cannotListen(err);
+    removePidFile(plan.pidfile);
+    throw cannotListen(where, err);
   }
-  const replicator = repl && replication
-    ? new repl.Replicator(server, replication, share)
-    : undefined;
-  running.replicator = replicator;
-  // Restored CAS values are versions: the clock must never issue one below them (a saved
-  // replication state has the clock that issued or saw them all).
-  const resumed = replication?.resume;
-  if (replicator && memoryFile && !(resumed && replicator.hlc.last >= resumed.hlc)) {
-    replicator.hlc.observe(largestCas(server.engine));
-  }
-  const startListening = async () => {
-    try {
-      await workers?.listen();
-      if (!server.listening) listenMain();
-    } catch (err) {
-      server.stop();
-      await metrics?.close();
-      throw cannotListen(err);
-    }
-    if (unixSocket === undefined) writePortFile(server.addresses, server.udpAddresses);
-    log.debug(
-      `memrep serve: listening on ${
-        unixSocket ?? server.addresses.map((a) => hostPort(a.hostname, a.port)).join(",")
-      }, ${threads} thread${threads === 1 ? "" : "s"}`,
-    );
-  };
-  const catchUp = replicator !== undefined && resumed !== undefined && !server.listening;
-  if (!catchUp) await startListening();
-  try {
-    if (catchUp) {
-      await replicator.start(); // a configuration mistake (secret, port) throws here
-      await replicator.catchUp(replication!.timeoutMs, () => signals > 0);
-      if (signals === 0) await startListening();
-    } else await replicator?.start(); // a configuration mistake (secret, port) throws here
-    await server.finished;
-  } finally {
-    // Clients first (no write after this), then the threads, then the peer gets the rest.
-    server.stop();
-    await workers?.stopped;
-    await replicator?.stop();
-    await metrics?.close();
-    if (save && memoryFile) exitCode = saveCache(memoryFile, server.engine, replicator);
-    if (pidfile) {
-      try {
-        Deno.removeSync(pidfile);
-      } catch { /* gone */ }
-    }
-  }
-  return exitCode;
-}
-
-/**
- * memcached's MEMCACHED_PORT_FILENAME: once listening, write one
- * `TCP INET: <port>` (INET6 for an IPv6 address) line per listener, then
- * one `UDP INET: <port>` per UDP socket, to `<file>.lck`, then rename it
- * to the file, so a reader never sees half of it.
- */
-function writePortFile(
-  addresses: Array<{ hostname: string; port: number }>,
-  udp: Array<{ port: number }>,
-): void {
-  const file = Deno.env.get("MEMCACHED_PORT_FILENAME");
-  if (!file) return;
-  const family = (host: string) => `INET${host.includes(":") ? "6" : ""}`;
-  const lines = [
-    ...addresses.map((a) => `TCP ${family(a.hostname)}: ${a.port}\n`),
-    // A dual-stack UDP socket is named by its -l entry, as its TCP listener is.
-    ...udp.map((u, i) => `UDP ${family(addresses[i]?.hostname ?? "")}: ${u.port}\n`),
-  ];
-  try {
-    Deno.writeTextFileSync(`${file}.lck`, lines.join(""), { append: true });
-    Deno.renameSync(`${file}.lck`, file);
-  } catch (err) {
-    console.error(`Failed to open "${file}.lck": ${errorText(err)}`);
-  }
-}
-
-/**
- * The engine for `serve -e file`: the saved cache when the file holds a
- * usable one (its clock resumes the saved origin), else an empty one; with
- * what was saved beside the cache (a replicated node's state).
- */
-function warmEngine(
-  path: string,
-  options: ConstructorParameters<typeof Engine>[0],
-): { engine: Engine; extra: Uint8Array | null } {
-  const image = openWarmImage(path);
-  if (image) {
-    const engine = new Engine(options, new ServerClock(image.origin));
-    const loaded = loadWarmImage(image, engine.store);
-    if (loaded) {
-      log.info(
-        `[restart] loaded ${engine.store.stats.currItems} items (${
-          (loaded.bytes / 1048576).toFixed(1)
-        } MB) from ${path} in ${Math.round(loaded.ms)} ms`,
-      );
-      return { engine, extra: loaded.extra ?? null };
-    }
-  }
-  return { engine: new Engine(options), extra: null };
-}
-
-/**
- * Saves the stopped server's cache to `path`, with the replicator's state
- * when replicating (the next start resumes from the peer's backlog); the
- * exit code (1 when it could not).
- */
-function saveCache(path: string, engine: Engine, replicator?: Replicator): number {
-  try {
-    const extra = replicator?.resumeImage();
-    const saved = saveWarmImage(path, engine.store, engine.clock.origin, extra);
-    log.info(
-      `[restart] saved ${engine.store.stats.currItems} items (${
-        (saved.bytes / 1048576).toFixed(1)
-      } MB${extra ? ", replication state" : ""}) to ${path} in ${Math.round(saved.ms)} ms`,
-    );
-    return 0;
-  } catch (err) {
-    console.error(`[restart] cannot save the cache to ${path}: ${errorText(err)}`);
-    return 1;
-  }
-}
-
-/** The largest CAS among the items (a scan: only when a restored cache meets replication). */
-function largestCas(engine: Engine): number {
-  const store = engine.store;
-  let max = 0;
-  let cursor = 0;
-  while (cursor !== -1) {
-    engine.beginBatch(); // serve threads may be running already
-    try {
-      cursor = store.scan(cursor, 65536, (h) => {
-        const cas = store.cas(h);
-        if (cas > max) max = cas;
-      });
-    } finally {
-      engine.endBatch();
-    }
-  }
-  return max;
+  // Not a literal specifier: Deno would read the whole server's sources before this module
+  // runs (compile.sh --include's it).
+  const run: typeof import("./serve_run.ts") = await import(SERVE_RUN_URL);
+  return await run.runServe(plan);
 }
 
 /**
@@ -508,29 +290,6 @@ function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): Aut
   }
   const pwdbFile = sasl ? Deno.env.get("MEMCACHED_SASL_PWDB") || undefined : undefined;
   return { sasl, authFile, pwdbFile };
-}
-
-/**
- * The first listen address (its own port, else `port`; a picked one
- * skipped) that accepts a TCP connection (wildcards tried on loopback).
- */
-async function answering(listen: ListenAddress[], port: number): Promise<string | undefined> {
-  for (const l of listen) {
-    const host = l.hostname;
-    const at = l.port ?? port;
-    if (at === 0) continue;
-    const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
-    const attempt = Deno.connect({ hostname: target, port: at }).then((c) => {
-      c.close();
-      return true;
-    }, () => false);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<boolean>((r) => timer = setTimeout(() => r(false), 1000));
-    const answered = await Promise.race([attempt, late]);
-    clearTimeout(timer);
-    if (answered) return hostPort(target, at);
-  }
-  return undefined;
 }
 
 /**

@@ -5,16 +5,17 @@
  */
 
 import { ascii } from "./bytes.ts";
+import { MEMCACHED_VERSION } from "../version.ts";
 
 /**
  * What `version` answers (serve and proxy): exactly memcached's, because
  * clients parse it (npm `memcached` anchors a regex at the end and dies on
  * a suffix). memrep's own version is in `stats` as `memrep_version`.
  */
-export const PROTOCOL_VERSION = "1.6.18";
+export const PROTOCOL_VERSION: string = MEMCACHED_VERSION;
 
 /** What binary `version` answers: exactly memcached's (binary clients parse it). */
-export const BINARY_PROTOCOL_VERSION = "1.6.18";
+export const BINARY_PROTOCOL_VERSION: string = MEMCACHED_VERSION;
 
 /** The reply texts (without line ending), named after their meaning. */
 export const REPLY_TEXT = {

@@ -12,32 +12,22 @@ import { serveConnection } from "./connection.ts";
 import { datagramSession, serveDatagrams } from "./datagram.ts";
 import type { SyncBarrier } from "./sync_replies.ts";
 import {
+  bindDatagrams,
+  bindListeners,
+  type BoundListeners,
   BurstTrim,
+  closeListeners,
   closeQuietly,
   isDisconnect,
   isTlsConn,
-  listenTcp,
-  listenUnix,
+  type ListenAddress,
   type TlsMaterial,
   writeAll,
 } from "../transport/mod.ts";
 import { log } from "../log.ts";
 import { Authenticator, AuthSession } from "../auth/mod.ts";
 
-/** One TCP listener (an entry of memcached's -l). */
-export interface ListenAddress {
-  /** Address to bind. */
-  hostname: string;
-  /** Its own port (`-l host:port`); absent: the server's `port`. 0 picks one. */
-  port?: number;
-  /** memcached's `notls:`: plain even when the server speaks TLS. */
-  plain?: boolean;
-  /**
-   * No -l: every interface, IPv6 too where the host has it (memcached binds
-   * 0.0.0.0 and [::]; one dual-stack `::` socket here), else `hostname`.
-   */
-  dual?: boolean;
-}
+export type { ListenAddress };
 
 /** Listener settings on top of the engine's. */
 export interface ServerOptions extends EngineOptions {
@@ -53,54 +43,7 @@ export interface ServerOptions extends EngineOptions {
   tls?: TlsMaterial;
 }
 
-/** memcached -a default: the socket file's permission bits. */
-export const DEFAULT_UNIX_MASK = 0o700;
-
 const TOO_MANY = new TextEncoder().encode("ERROR Too many open connections\r\n");
-
-/**
- * Bind `l` on `port`; a {@linkcode ListenAddress.dual} entry binds `::`
- * where that one socket takes IPv4 too, else its IPv4 hostname. A port in
- * use fails either way.
- */
-function bind(
-  l: ListenAddress,
-  port: number,
-  reusePort: boolean,
-  tls: TlsMaterial | undefined,
-): Deno.Listener {
-  if (l.dual && dualStack()) {
-    try {
-      return listenTcp({ hostname: "::", port, reusePort, tls });
-    } catch (err) {
-      if (err instanceof Deno.errors.AddrInUse) throw err;
-    }
-  }
-  return listenTcp({ hostname: l.hostname, port, reusePort, tls });
-}
-
-let dualStackHost: boolean | undefined;
-
-/**
- * Whether a `::` socket also takes IPv4 here (Linux and macOS by default;
- * not Windows, nor Linux with bindv6only): where it does, `0.0.0.0` on the
- * same port is taken. Probed once, on a port the system picks.
- */
-function dualStack(): boolean {
-  if (dualStackHost !== undefined) return dualStackHost;
-  dualStackHost = false;
-  let v6: Deno.Listener | undefined;
-  try {
-    v6 = Deno.listen({ hostname: "::", port: 0 });
-    const port = (v6.addr as Deno.NetAddr).port;
-    Deno.listen({ hostname: "0.0.0.0", port }).close();
-  } catch (err) {
-    dualStackHost = v6 !== undefined && err instanceof Deno.errors.AddrInUse;
-  } finally {
-    v6?.close();
-  }
-  return dualStackHost;
-}
 
 /** A running memcached-compatible server. */
 export class Server {
@@ -167,21 +110,8 @@ export class Server {
    * as `perSocket` connections, as memcached gives each of its threads one
    * (`curr_connections`, `stats conns`). Throws before serving anything.
    */
-  listenUdp(port: number, perSocket: number): void {
-    let shared = port;
-    try {
-      for (const l of this.#options.listen) {
-        const at = l.port ?? shared;
-        const hostname = l.dual && dualStack() ? "::" : l.hostname;
-        const socket = Deno.listenDatagram({ transport: "udp", hostname, port: at });
-        if (l.port === undefined && shared === 0) shared = (socket.addr as Deno.NetAddr).port;
-        this.#udp.push(socket);
-      }
-    } catch (err) {
-      for (const s of this.#udp) closeQuietly(s);
-      this.#udp = [];
-      throw err;
-    }
+  listenUdp(port: number, perSocket: number, bound?: Deno.DatagramConn[]): void {
+    this.#udp = bound ?? bindDatagrams(this.#options.listen, port);
     const stats = this.engine.stats;
     this.#udp.forEach((socket, i) => {
       const addr = socket.addr as Deno.NetAddr;
@@ -205,37 +135,27 @@ export class Server {
     });
   }
 
-  /** Bind every address; throws (AddrInUse...) before serving anything. */
-  listen(): void {
-    const path = this.#options.unixSocket;
-    if (path !== undefined) {
-      this.#unix = listenUnix(path, this.#options.unixMask ?? DEFAULT_UNIX_MASK);
+  /**
+   * Bind every address (or take `bound`, bound for these options before the
+   * server loaded) and serve them; throws (AddrInUse...) before serving anything.
+   */
+  listen(bound?: BoundListeners): void {
+    const o = this.#options;
+    const { tcp, unix } = bound ?? bindListeners(o);
+    if (this.#stopped) return closeListeners({ tcp, unix }); // (stopped while it started)
+    if (unix) {
+      this.#unix = unix;
       // Bound under a private name and renamed: `stats conns` names the path clients use.
-      const addr: Deno.UnixAddr = { transport: "unix", path };
+      const addr: Deno.UnixAddr = { transport: "unix", path: o.unixSocket! };
       this.engine.conns.addListener(addr);
-      this.#acceptLoop(this.#unix, addr);
+      this.#acceptLoop(unix, addr);
       return;
     }
-    const reusePort = this.#options.reusePort ?? false;
-    const tls = this.#options.tls;
-    let shared = this.#options.port;
-    try {
-      for (const l of this.#options.listen) {
-        const port = l.port ?? shared;
-        const listener = bind(l, port, reusePort, l.plain ? undefined : tls);
-        // -p 0: the listeners without a port of their own share the one picked first.
-        if (l.port === undefined && shared === 0) shared = (listener.addr as Deno.NetAddr).port;
-        this.#listeners.push(listener);
-      }
-    } catch (err) {
-      for (const l of this.#listeners) closeQuietly(l);
-      this.#listeners = [];
-      throw err;
-    }
-    this.#listeners.forEach((listener, i) => {
+    this.#listeners = tcp;
+    tcp.forEach((listener, i) => {
       const addr = listener.addr as Deno.NetAddr;
       // One dual-stack socket stands for memcached's two (0.0.0.0, then [::]).
-      if (this.#options.listen[i].dual && addr.hostname === "::") {
+      if (o.listen[i].dual && addr.hostname === "::") {
         this.engine.conns.addListener({ ...addr, hostname: "0.0.0.0" });
       }
       this.engine.conns.addListener(addr);

@@ -11,3 +11,14 @@ export { BURST, BurstTrim, loadCollector, QUIET_MS, trimHeap } from "./burst_tri
 export { type BindOptions, isTlsConn, listenTcp, type TlsMaterial } from "./tls.ts";
 export { listenUnix } from "./unix.ts";
 export { RAW_OPS, type RawIo, rawIo } from "./raw_io.ts";
+export {
+  bindDatagrams,
+  bindListeners,
+  type BoundListeners,
+  checkPortsFree,
+  closeListeners,
+  DEFAULT_UNIX_MASK,
+  dualStack,
+  type ListenAddress,
+  type ListenPlan,
+} from "./listen.ts";
