@@ -2,7 +2,7 @@
  * `deno task bench [--quick] [section ...]`: runs the benchmark sections in
  * order and prints each ratio, measured in this same run with the contenders
  * alternating. Sections: serve, memory, connections, proxy, proxy-binary, proxy-multiget, replication, copy,
- * cost, proxy-floor, restart, tls, checkouts (MEMREP_AB_ROOTS: other checkouts side by side;
+ * cost, proxy-floor, restart, startup, tls, checkouts (MEMREP_AB_ROOTS: other checkouts side by side;
  * proxy and proxy-multiget take it too), group (a group member's cost, MEMREP_AB_ROOTS too).
  *
  * Flags: `--quick` (3 s runs, 1 round, 200k items: a smoke test of the
@@ -24,6 +24,7 @@ import { connections } from "./connections.ts";
 import { warmRestart } from "./warm_restart.ts";
 import { tls } from "./tls.ts";
 import { checkouts } from "./checkouts.ts";
+import { startup } from "./startup.ts";
 
 /** Every section, in the order they run. Add new ones here. */
 export const SECTIONS: Section[] = [
@@ -38,6 +39,7 @@ export const SECTIONS: Section[] = [
   cost,
   proxyFloor,
   warmRestart,
+  startup,
   tls,
   checkouts,
   group,

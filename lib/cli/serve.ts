@@ -35,8 +35,12 @@ import {
   type ListenAddress,
 } from "../transport/mod.ts";
 
+// Not literal specifiers: Deno would read all their sources before this module runs
+// (compile.sh --include's serve_run.ts; auth is in its graph).
 /** The module that runs the server. */
 const SERVE_RUN_URL = new URL("./serve_run.ts", import.meta.url).href;
+/** -S / -Y: the password files are read before the port answers. */
+const AUTH_URL = new URL("../auth/mod.ts", import.meta.url).href;
 
 /** Run `memrep serve`; resolves with the exit code once the server stops. */
 export async function serveMain(argv: string[]): Promise<number> {
@@ -215,6 +219,19 @@ export async function serveMain(argv: string[]): Promise<number> {
     unixSocket,
     unixMask,
   };
+  if (auth) {
+    // Read the password files before the port answers: a bad one ends serve without answering,
+    // as memcached (the threads, and a SIGHUP that finds the file broken, start from these bytes).
+    const { Authenticator, AuthFileError }: typeof import("../auth/mod.ts") = await import(
+      AUTH_URL
+    );
+    try {
+      options.auth = Authenticator.load(auth).current;
+    } catch (err) {
+      if (err instanceof AuthFileError) throw new MemcachedUsageError(err.message);
+      throw err;
+    }
+  }
   const where = unixSocket ?? listen.map((l) => hostPort(l.hostname, l.port ?? port)).join(",");
   const plan: ServePlan = {
     options,
@@ -237,7 +254,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     // test kits talk to a spawned memcached 0.1 s after they start it, and loading the server
     // takes Deno about that long. Not when the port must wait: a saved cache loads first (-e,
     // as memcached), and replication orders its listeners itself (serve_run.ts).
-    if (!replication && !memoryFile) {
+    // Nor with --metrics: its endpoint needs the engine, and scrapes count on it with the port.
+    if (!replication && !memoryFile && !metricsAddr) {
       const bound = plan.bound = bindListeners(options);
       if (udpPort !== 0 && unixSocket === undefined) {
         try {
@@ -252,8 +270,6 @@ export async function serveMain(argv: string[]): Promise<number> {
     removePidFile(plan.pidfile);
     throw cannotListen(where, err);
   }
-  // Not a literal specifier: Deno would read the whole server's sources before this module
-  // runs (compile.sh --include's it).
   const run: typeof import("./serve_run.ts") = await import(SERVE_RUN_URL);
   return await run.runServe(plan);
 }

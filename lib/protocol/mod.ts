@@ -5,7 +5,7 @@
  */
 
 export { META_MAX_OPAQUE } from "./meta_parser.ts";
-export { Op, type OpCode } from "./ops.ts";
+export { Op, type OpCode, textTransmits } from "./ops.ts";
 export { parseRequest, tokenizeReplLine } from "./parser.ts";
 export { PARSE_CLOSE, Request } from "./request.ts";
 export {

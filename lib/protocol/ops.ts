@@ -48,3 +48,13 @@ export const Op = {
 
 /** One of the values of {@linkcode Op}. */
 export type OpCode = typeof Op[keyof typeof Op];
+
+/**
+ * The text commands after which memcached transmits its replies at once
+ * (get, gets, gat, gats, mn, quit); after the others it parses on, its
+ * replies pending. What a too-long get key drops (the unsent ones) ends here.
+ */
+export function textTransmits(op: number): boolean {
+  return op === Op.GET || op === Op.GETS || op === Op.GAT || op === Op.GATS || op === Op.MN ||
+    op === Op.QUIT;
+}

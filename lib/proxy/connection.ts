@@ -19,6 +19,7 @@ import {
   parseBinaryRequest,
   parseRequest,
   Request,
+  textTransmits,
   Writer,
 } from "../protocol/mod.ts";
 import {
@@ -138,6 +139,7 @@ export class ProxyConnection {
         if (!this.#readLogin(rb, auth) || !auth.authenticated) continue;
       }
       let paused = false;
+      replies.batch();
       while (!replies.closing && rb.settle()) {
         if (replies.full()) { // within a read too: each request may bring a large reply
           paused = true;
@@ -159,7 +161,9 @@ export class ProxyConnection {
         // memcached answers a get line it decided before the newline once the newline comes:
         // its replies wait (released below when the line ended within this read).
         if (req.swallowLine) replies.hold();
+        if (req.cull) replies.cull(replies.next);
         if (router.handle(req, raw, replies) === Next.CLOSE) replies.closeAfterReplies();
+        if (textTransmits(req.op)) replies.batch(); // (memcached transmitted here: none to drop)
         if (req.swallow > 0) rb.skip(req.swallow);
         else if (req.swallowLine) rb.skipLine();
       }
@@ -230,6 +234,7 @@ export class ProxyConnection {
       replies.hold();
       replies.clearQueued();
       let paused = false;
+      replies.batch();
       while (!replies.closing && rb.settle()) {
         if (replies.full()) { // within a read too: each request may bring a large reply
           paused = true;

@@ -16,6 +16,9 @@ import { ConnectionBudget } from "./budget.ts";
 import { ReplyParts } from "./reply_parts.ts";
 import { ReplyWriter } from "./reply_writer.ts";
 
+/** A culled reply. */
+const NOTHING = new Uint8Array(0);
+
 /**
  * A binary reply memcached transmits at once: a noop's, or an error packet
  * (write_bin_error; a getk/gatk miss carries the key and is not one).
@@ -57,6 +60,11 @@ export class ReplyQueue implements ReplySink {
    * body bytes already read (conn_swallow): queued, not transmitted at once.
    */
   readonly #queued = new Set<number>();
+  /** The first reply of the text read batch being parsed, and the output's length then. */
+  #batchTicket = -1;
+  #batchOut = 0;
+  /** Replies of a culled batch not in yet: dropped when they come. */
+  readonly #culled = new Set<number>();
   #drained: (() => void) | undefined;
   readonly #gone: PromiseWithResolvers<void> = Promise.withResolvers();
 
@@ -115,6 +123,29 @@ export class ReplyQueue implements ReplySink {
     this.#queued.clear();
   }
 
+  /** A text read batch is parsed from here: {@linkcode cull} drops back to this point. */
+  batch(): void {
+    this.#batchTicket = this.#next;
+    this.#batchOut = this.#writer.outLength();
+  }
+
+  /**
+   * A get refused for a too-long key: memcached drops the replies it had
+   * not transmitted yet (conn_release_items), those of this read batch
+   * before `ticket` (the refused get's own comes after). Their requests ran.
+   */
+  cull(ticket: number): void {
+    if (this.#batchTicket < 0 || this.#parts.active) return;
+    // Everything the output took since the batch began is the batch's (replies go in order).
+    this.#writer.truncateOut(this.#batchOut);
+    const base = this.#slotBase();
+    for (let t = Math.max(this.#batchTicket, this.#head); t < ticket; t++) {
+      if (this.#slots[t - base] !== undefined) this.#slots[t - base] = NOTHING;
+      else this.#culled.add(t);
+    }
+    this.#drain();
+  }
+
   /** The replies from `ticket` on were queued by memcached, not transmitted at once. */
   queue(ticket: number): void {
     for (let t = ticket; t < this.#next; t++) this.#queued.add(t);
@@ -153,6 +184,7 @@ export class ReplyQueue implements ReplySink {
 
   fill(ticket: number, reply: Uint8Array | readonly Uint8Array[]): void {
     if (this.#closed) return;
+    if (this.#culled.size > 0 && this.#culled.delete(ticket)) reply = NOTHING;
     const ended = this.#parts.ended(ticket);
     let n: number;
     if (reply instanceof Uint8Array) n = reply.length;
@@ -169,6 +201,7 @@ export class ReplyQueue implements ReplySink {
 
   fillFrame(ticket: number, buf: Uint8Array, start: number, length: number): void {
     if (this.#closed) return;
+    if (this.#culled.size > 0 && this.#culled.has(ticket)) return this.fill(ticket, NOTHING);
     const ended = this.#parts.ended(ticket);
     this.#budget.filled(ticket, length);
     if (ticket !== this.#head || ticket >= this.#hold) {

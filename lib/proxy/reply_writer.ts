@@ -64,6 +64,16 @@ export class ReplyWriter {
     return this.#out ??= writers.take();
   }
 
+  /** Bytes in the output (not yet being written). */
+  outLength(): number {
+    return this.#out?.length ?? 0;
+  }
+
+  /** Drop the output's bytes past `length` (not yet being written: they never go). */
+  truncateOut(length: number): void {
+    if (this.#out !== null && this.#out.length > length) this.#out.length = length;
+  }
+
   /** Reply bytes in the output and being written. */
   unsent(): number {
     return (this.#out?.length ?? 0) + (this.#spare?.length ?? 0);

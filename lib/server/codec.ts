@@ -8,10 +8,10 @@
 import {
   BINARY_REQUEST_MAGIC,
   BinaryRequest,
-  Op,
   parseBinaryRequest,
   parseRequest,
   Request,
+  textTransmits,
   type Writer,
 } from "../protocol/mod.ts";
 import type { AuthSession } from "../auth/mod.ts";
@@ -80,10 +80,6 @@ export function pickCodec(
 }
 
 /** Text ops after which memcached writes its replies out at once (conn_mwrite). */
-function textFlushes(op: number): boolean {
-  return op === Op.GET || op === Op.GETS || op === Op.GAT || op === Op.GATS || op === Op.MN ||
-    op === Op.QUIT;
-}
 
 function textCodec(engine: Engine, req: Request): Codec {
   // Where memcached last wrote out in `out`: a too-long get key drops the replies after it.
@@ -101,7 +97,7 @@ function textCodec(engine: Engine, req: Request): Codec {
       }
       req.stacked = stacked;
       const action = engine.execute(req, out, session);
-      stacked = !textFlushes(req.op);
+      stacked = !textTransmits(req.op);
       if (!stacked) {
         sent = out.length;
         engine.unpinAll();
@@ -112,7 +108,7 @@ function textCodec(engine: Engine, req: Request): Codec {
     wrote: () => {
       fresh = true;
     },
-    flushed: textFlushes,
+    flushed: textTransmits,
     cull: (out) => {
       if (fresh) return out.length;
       out.length = Math.min(out.length, sent);

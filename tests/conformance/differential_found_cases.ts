@@ -93,4 +93,14 @@ export const FOUND_CASES: Case[] = [
       "mg b h t\r\n",
     ],
   },
+  {
+    name: "a get refused for a too-long key drops the replies since memcached last transmitted",
+    steps: [
+      `mg b s R0 f Oopaque\r\nget n  ${K251} a n\r\n`,
+      `set x 0 0 1\r\n1\r\nget n ${K251}\r\n`,
+      `set x 0 0 1\r\n1\r\nget x\r\nget n ${K251} a n\r\nget x\r\n`,
+      `set x 0 0 1\r\n1\r\nget x y\r\nbogus\r\nget x ${K251}\r\n`,
+      `set x 0 0 1\r\n1\r\nmn\r\nset y 0 0 1\r\n1\r\ndelete q\r\nget x ${K251}\r\nget x\r\n`,
+    ],
+  },
 ];
