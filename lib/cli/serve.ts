@@ -30,7 +30,6 @@ import { normalizeServeArgs, SERVE_HELP, SERVE_SPEC } from "./serve_flags.ts";
 import {
   bindDatagrams,
   bindListeners,
-  checkPortsFree,
   closeListeners,
   type ListenAddress,
 } from "../transport/mod.ts";
@@ -248,8 +247,14 @@ export async function serveMain(argv: string[]): Promise<number> {
   // The pid file is there before the port answers: `-d` returns once it answers.
   if (plan.pidfile) Deno.writeTextFileSync(plan.pidfile, `${Deno.pid}\n`);
   try {
-    // SO_REUSEPORT would let the threads bind beside another server on the port.
-    if (threads > 1 && unixSocket === undefined) checkPortsFree(options);
+    if (threads > 1) {
+      // SO_REUSEPORT would let the threads bind next to another server on the port (even one
+      // more memrep): refuse a port where something answers (a connection, not a bind: a
+      // probing listener would take, then reset, a client's connection). A plain server there
+      // makes the bind itself fail.
+      const taken = await answering(listen, port);
+      if (taken) throw new Error(`${taken} already answers (Address already in use)`);
+    }
     // The port answers before the server loads (its connections wait in the backlog): client
     // test kits talk to a spawned memcached 0.1 s after they start it, and loading the server
     // takes Deno about that long. Not when the port must wait: a saved cache loads first (-e,
@@ -306,6 +311,29 @@ function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): Aut
   }
   const pwdbFile = sasl ? Deno.env.get("MEMCACHED_SASL_PWDB") || undefined : undefined;
   return { sasl, authFile, pwdbFile };
+}
+
+/**
+ * The first listen address (its own port, else `port`; a picked one
+ * skipped) that accepts a TCP connection (wildcards tried on loopback).
+ */
+async function answering(listen: ListenAddress[], port: number): Promise<string | undefined> {
+  for (const l of listen) {
+    const host = l.hostname;
+    const at = l.port ?? port;
+    if (at === 0) continue;
+    const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+    const attempt = Deno.connect({ hostname: target, port: at }).then((c) => {
+      c.close();
+      return true;
+    }, () => false);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<boolean>((r) => timer = setTimeout(() => r(false), 1000));
+    const answered = await Promise.race([attempt, late]);
+    clearTimeout(timer);
+    if (answered) return hostPort(target, at);
+  }
+  return undefined;
 }
 
 /**

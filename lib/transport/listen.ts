@@ -104,19 +104,6 @@ export function closeListeners(bound: BoundListeners): void {
 }
 
 /**
- * Throws AddrInUse when a socket holds one of the plan's ports (those not
- * picked by the system): binds each without SO_REUSEPORT and closes it.
- * Threads that share a port with SO_REUSEPORT could otherwise bind beside
- * another server that set it too (one more memrep).
- */
-export function checkPortsFree(plan: ListenPlan): void {
-  for (const l of plan.listen) {
-    const port = l.port ?? plan.port;
-    if (port !== 0) bind(l, port, false, undefined).close();
-  }
-}
-
-/**
  * Bind `l` on `port`; a {@linkcode ListenAddress.dual} entry binds `::`
  * where that one socket takes IPv4 too, else its IPv4 hostname. A port in
  * use fails either way.

@@ -15,7 +15,6 @@ export {
   bindDatagrams,
   bindListeners,
   type BoundListeners,
-  checkPortsFree,
   closeListeners,
   DEFAULT_UNIX_MASK,
   dualStack,
