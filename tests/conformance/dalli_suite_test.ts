@@ -14,7 +14,9 @@ import { DALLI_PORT, dalliAvailable, type MinitestRun, runDalli } from "../helpe
  * the first try fails it starts another on the same port (which then cannot
  * listen: the first one answers by then) and forgets the first, so a later
  * kill of that port kills nothing (failover tests then fail). A test that
- * failed in a run where such a retried start happened is run once more.
+ * failed in a run where such a retried start happened is run again (up to
+ * three times). memrep serve's port answers ~60 ms after spawn on a quiet
+ * machine (`deno task bench startup`), later under the full suite's load.
  */
 const RETRIED_START =
   /cannot listen on .*already answers|cannot listen on .*in use|failed to listen/;
@@ -34,14 +36,19 @@ Deno.test({
     if (!c) fail(`Dalli's suite printed no result (exit ${first.code}):\n${report(first)}`);
     ok(c.runs >= 240, `Dalli's suite ran only ${c.runs} tests:\n${report(first)}`);
     if (c.failures + c.errors === 0 && first.code === 0) return;
-    if (first.failed.length > 0 && RETRIED_START.test(first.text)) {
-      const again = await runDalli({ only: first.failed });
+    // Up to three times: on a loaded machine (the full suite in parallel) a start can miss the
+    // 0.1 s again. Only tests of runs with a retried start go again, and each must pass.
+    let failed = first.failed, last = first;
+    for (let round = 0; round < 3 && failed.length > 0 && RETRIED_START.test(last.text); round++) {
+      const again = last = await runDalli({ only: failed });
       const a = again.counts;
-      if (a && a.runs === first.failed.length && a.failures + a.errors === 0) {
+      if (a && a.runs === failed.length && a.failures + a.errors === 0) {
         console.log(`dalli: ${first.failed.join(", ")} passed when run again (a retried start)`);
         return;
       }
       first.text += "\n-- run again --\n" + again.text;
+      if (!a || a.runs !== failed.length) break;
+      failed = again.failed;
     }
     fail(`Dalli's suite failed: ${c.failures} failures, ${c.errors} errors\n${report(first)}`);
   },
