@@ -62,7 +62,7 @@ for t in "${targets[@]}"; do
   log="$(mktemp)"
   # Modules loaded by URL, not by a literal import (workers; the subcommands and serve_run.ts,
   # so that Deno does not read every command's sources at start-up): included explicitly.
-  if deno compile -P=memrep "$v8flags" --config deno.json --include lib/cli/serve_worker.ts --include lib/cli/serve.ts --include lib/cli/serve_run.ts --include lib/cli/proxy.ts --include lib/cli/replicate.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
+  if deno compile -P=memrep "$v8flags" --config deno.json --include lib/cli/serve_worker.ts --include lib/cli/serve.ts --include lib/cli/serve_run.ts --include lib/cli/proxy.ts --include lib/cli/replicate.ts --include lib/auth/mod.ts --target "$t" --output "$out" main.ts >"$log" 2>&1; then
     cat "$log"
   else
     cat "$log" >&2
