@@ -317,6 +317,8 @@ function authConfig(v: Parameters<typeof stringFlag>[0], protocol?: string): Aut
  * The first listen address (its own port, else `port`; a picked one
  * skipped) that accepts a TCP connection (wildcards tried on loopback).
  */
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
 async function answering(listen: ListenAddress[], port: number): Promise<string | undefined> {
   for (const l of listen) {
     const host = l.hostname;
@@ -327,6 +329,12 @@ async function answering(listen: ListenAddress[], port: number): Promise<string 
       c.close();
       return true;
     }, () => false);
+    // Loopback answers or refuses at once; only another host's address may hang. (Deno's first
+    // timer costs ~10 ms of start-up.)
+    if (LOOPBACK.test(target)) {
+      if (await attempt) return hostPort(target, at);
+      continue;
+    }
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<boolean>((r) => timer = setTimeout(() => r(false), 1000));
     const answered = await Promise.race([attempt, late]);
