@@ -242,24 +242,20 @@ export class Store extends Items {
   }
 
   /**
-   * Records an access: lastAccess = now, the fetched bit on the first one and
-   * the active bit on later ones (memcached's do_item_bump). The item stays
-   * where it is in the LRU: a hit writes only its own header, and an eviction
-   * moves an active item to the head instead of taking it (#evictTail).
+   * Records an access as memcached's do_item_bump: the first one only marks
+   * the item fetched (its last-access time stays), later ones make it active
+   * and recent. The item stays where it is in the LRU: a hit writes only its
+   * own header, and an eviction moves an active item to the head instead of
+   * taking it (#evictTail).
    */
   bump(h: number): void {
     const arena = this.#arena;
     arena.sync();
     const i32 = arena.i32;
     const w = arena.word(h);
-    const now = this.#clock.now();
     const meta = i32[w + W_META];
-    if ((meta & M_FETCHED) === 0) {
-      i32[w + W_META] = meta | M_FETCHED;
-      i32[w + W_TIME] = now;
-    } else {
-      i32[w + W_TIME] = now | T_ACTIVE;
-    }
+    if ((meta & M_FETCHED) === 0) i32[w + W_META] = meta | M_FETCHED;
+    else i32[w + W_TIME] = this.#clock.now() | T_ACTIVE;
   }
 
   /**

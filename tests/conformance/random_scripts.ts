@@ -438,20 +438,24 @@ export function* shrinkCandidates<T>(steps: GenStep<T>[]): Generator<GenStep<T>[
 
 /**
  * Greedy shrinking: keeps the first smaller variant that still fails, until
- * none does (or `budget` tries are spent).
+ * none does (or `budget` tries or `seconds` are spent).
  */
 export async function shrink<T>(
   start: T[],
   candidates: (s: T[]) => Iterable<T[]>,
   fails: (s: T[]) => Promise<boolean>,
   budget = 400,
+  seconds = 90,
 ): Promise<T[]> {
   let cur = start;
   let tries = 0;
+  // Bounded in time too: a difference that shows only sometimes (a clock second) makes most
+  // tries pass, each one a whole replay against both servers.
+  const deadline = performance.now() + seconds * 1000;
   for (let progress = true; progress && tries < budget;) {
     progress = false;
     for (const c of candidates(cur)) {
-      if (++tries > budget) break;
+      if (++tries > budget || performance.now() > deadline) break;
       if (await fails(c)) {
         cur = c;
         progress = true;

@@ -115,3 +115,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "a first read leaves an item's last-access time (mg l, me la=), as memcached's do_item_bump",
+  ignore: ignoreUnless("last access after one read", ["memcached"]),
+  async fn() {
+    const servers = [await startMemcached([]), await startMemrep(["serve", "-t", "1"])];
+    try {
+      const conns = await Promise.all(servers.map((s) => connect(s.port)));
+      for (const c of conns) equal(await c.request("set a 0 0 1\r\n1"), "STORED\r\n");
+      await new Promise((r) => setTimeout(r, 3100));
+      for (const c of conns) {
+        equal(await c.request("get a", "END\r\n"), "VALUE a 0 1\r\n1\r\nEND\r\n");
+        // `u`: this check does not bump the item itself.
+        const l = Number(/ l(\d+)/.exec(await c.request("mg a l u"))?.[1]);
+        ok(l >= 3, `l${l} after one read: the read made the item recent`);
+      }
+      await Promise.all(conns.map((c) => c.close()));
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
+    }
+  },
+});

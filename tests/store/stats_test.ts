@@ -37,6 +37,9 @@ Deno.test("stats count items, bytes, pages and per-class rows", () => {
   equal(field(items, cls, "number"), 1);
   equal(field(items, cls, "age"), 7);
   equal(field(items, cls, "mem_requested"), size);
+  // memcached's do_item_bump: a first read only marks the item fetched; a second makes it recent.
+  get(store, "key");
+  equal(field(store.itemStats(), cls, "age"), 7);
   get(store, "key");
   equal(field(store.itemStats(), cls, "age"), 0);
   put(store, "key", "v2");
