@@ -15,7 +15,14 @@ import {
   u32Extras,
 } from "../helpers/binary.ts";
 import { ABSENT, split } from "./pipeline_model.ts";
-import { type Apply, concat, latin1, type ModelClient, type Req } from "./pipeline_clients.ts";
+import {
+  type Apply,
+  concat,
+  latin1,
+  type ModelClient,
+  type Req,
+  STRICT,
+} from "./pipeline_clients.ts";
 
 /** Binary: one loud request, or a getkq group ended by a noop. */
 export function binaryOp(c: ModelClient): Req[] {
@@ -80,7 +87,10 @@ export function binaryOp(c: ModelClient): Req[] {
         if (o === "ok" && tok.state === "stale") {
           c.tally.bad("cas", `${key} #${seq}: binary cas with an old token stored`);
         }
-        if (o === "no" && tok.state === "fresh" && calm && !m.poss.has(ABSENT)) {
+        const fresh = o === "no" && tok.state === "fresh" && calm && !m.poss.has(ABSENT);
+        // EXISTS (0x2): README Limits, counted apart but under MEMREP_MODEL_STRICT.
+        if (fresh && !STRICT && p.status === 2) c.tally.casKnownExists++;
+        else if (fresh) {
           c.tally.bad(
             "cas",
             `${key} #${seq}: binary cas with the token just read: 0x${p.status.toString(16)}`,

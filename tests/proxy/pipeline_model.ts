@@ -102,6 +102,12 @@ export class Tally {
   calmErrors = 0;
   writes = 0;
   casStored = 0;
+  /**
+   * A `cas` with a token just read answered EXISTS: README Limits (a backup's
+   * token handed out after a skipped repair). A violation only under
+   * MEMREP_MODEL_STRICT.
+   */
+  casKnownExists = 0;
   readonly reports: string[] = [];
 
   /** Counts a violation. */

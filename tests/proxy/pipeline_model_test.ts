@@ -413,7 +413,8 @@ async function scenario(seed: number): Promise<void> {
   const summary =
     `seed ${seed}: ${nServers} primaries, ${nBackups} backups, --timeout ${timeout}, ` +
     `${clients.length} clients; reads ${tally.reads} (hits ${tally.hits}, misses in faults ` +
-    `${tally.faultMisses}), writes ${tally.writes}, cas stored ${tally.casStored}, errors ` +
+    `${tally.faultMisses}), writes ${tally.writes}, cas stored ${tally.casStored} (EXISTS with a ` +
+    `fresh token, README Limits: ${tally.casKnownExists}), errors ` +
     `${tally.faultErrors} in faults / ${tally.calmErrors} calm; violations ${
       JSON.stringify(tally.counts)
     }`;
