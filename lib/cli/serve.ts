@@ -236,7 +236,8 @@ export async function serveMain(argv: string[]): Promise<number> {
     options,
     threads,
     picksPort,
-    udpPort,
+    // memcached -U on the TCP addresses (none with -s): -1 is a port the system picks.
+    udp: udpPort !== 0 && unixSocket === undefined ? Math.max(udpPort, 0) : undefined,
     replication,
     metricsAddr,
     metricsFlag,
@@ -262,9 +263,9 @@ export async function serveMain(argv: string[]): Promise<number> {
     // Nor with --metrics: its endpoint needs the engine, and scrapes count on it with the port.
     if (!replication && !memoryFile && !metricsAddr) {
       const bound = plan.bound = bindListeners(options);
-      if (udpPort !== 0 && unixSocket === undefined) {
+      if (plan.udp !== undefined) {
         try {
-          bound.udp = bindDatagrams(options.listen, udpPort === -1 ? 0 : udpPort);
+          bound.udp = bindDatagrams(options.listen, plan.udp);
         } catch (err) {
           closeListeners(bound);
           throw err;

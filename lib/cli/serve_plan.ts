@@ -17,8 +17,8 @@ export interface ServePlan {
   threads: number;
   /** A listener picks its port (-p 0): the workers join the one it picked. */
   picksPort: boolean;
-  /** memcached -U: 0 off, -1 a port the system picks. */
-  udpPort: number;
+  /** memcached -U: the UDP port to bind (0: one the system picks); absent: no UDP. */
+  udp?: number;
   /** --replicate / -x: the group. */
   replication: ReplicationOptions | null;
   /** --metrics address. */

@@ -38,7 +38,7 @@ export async function runServe(plan: ServePlan): Promise<number> {
 }
 
 async function run(plan: ServePlan): Promise<number> {
-  const { threads, picksPort, udpPort, replication, metricsAddr, metricsFlag, pidfile } = plan;
+  const { threads, picksPort, udp, replication, metricsAddr, metricsFlag, pidfile } = plan;
   const options = {
     ...plan.options,
     outputMemLimit: plan.options.outputMemLimit ?? defaultOutputLimit(plan.options.memoryLimit),
@@ -116,9 +116,7 @@ async function run(plan: ServePlan): Promise<number> {
     server.listen(bound);
     // memcached gives each thread the UDP socket, one when -l lists several addresses.
     const perSocket = options.listenArg?.includes(",") ? 1 : threads;
-    if (udpPort !== 0 && unixSocket === undefined) {
-      server.listenUdp(udpPort === -1 ? 0 : udpPort, perSocket, bound?.udp);
-    }
+    if (udp !== undefined) server.listenUdp(udp, perSocket, bound?.udp);
   };
   let workers: Threads | undefined;
   // A warm-restarted replicated node first catches up with its peer, bounded, so that it does

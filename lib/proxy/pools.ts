@@ -254,9 +254,8 @@ export class ProxyPool {
       if (b === undefined) {
         b = new Backend(s.host, s.port, role, i + 1, o);
         // The same server in another role or zone: what it may hold stale stays dirty.
-        const at = `|${s.host}|${s.port}|`;
-        for (const [k, was] of old) {
-          if (k.includes(at) && k.indexOf(at) === k.indexOf("|")) b.inherit(was);
+        for (const was of old.values()) {
+          if (was.host === s.host && was.port === s.port) b.inherit(was);
         }
       } else {
         kept.add(b);

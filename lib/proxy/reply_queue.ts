@@ -135,6 +135,7 @@ export class ReplyQueue implements ReplySink {
    * before `ticket` (the refused get's own comes after). Their requests ran.
    */
   cull(ticket: number): void {
+    // (A reply going out in parts has left already in part: then nothing is dropped.)
     if (this.#batchTicket < 0 || this.#parts.active) return;
     // Everything the output took since the batch began is the batch's (replies go in order).
     this.#writer.truncateOut(this.#batchOut);
