@@ -61,6 +61,12 @@ export class TestConn {
     return this.#eof;
   }
 
+  /** This end's TCP port (0 for a unix-domain socket): how server logs name the connection. */
+  get localPort(): number {
+    const a = this.#conn.localAddr;
+    return a.transport === "tcp" ? a.port : 0;
+  }
+
   /** Bytes received and not consumed yet. */
   get buffered(): Uint8Array {
     return this.#buf;
