@@ -4,12 +4,16 @@
  * (same run, alternating), replication lag, full-copy rate, and how fast the
  * survivor takes over the replication port after kill -9 and after a hang.
  *
- * Lag is what a client sees: from its receipt of STORED for a fresh key on
- * the writer to its first `mg` hit on the peer (see probeLag). It is
- * measured in a run of its own while memcaslap loads the writer, then with
- * no load; with the loaded figure go the servers' run-queue waits (time
- * their threads were runnable but had no core), since on a 2-core machine
- * shared with memcaslap the tail is mostly that.
+ * Lag is measured in a run of its own while memcaslap loads the writer,
+ * three ways: the writer's own figures (from each change to the peer's
+ * acknowledgement of having applied it: the one-way lag plus the way back),
+ * the peer's (from the change's version clock to its apply: one way, to the
+ * millisecond), and what a client sees (from its receipt of STORED for a
+ * fresh key on the writer to its first `mg` hit on the peer, see probeLag,
+ * beside that method's floor: the peer's own `mg` round trip). The client's
+ * is measured again with no load. With the loaded figures go the servers'
+ * run-queue waits (time their threads were runnable but had no core), since
+ * on a 2-core machine shared with memcaslap the tail is mostly that.
  * @module
  */
 
@@ -111,6 +115,39 @@ function lagText(xs: number[]): string {
 }
 
 /**
+ * The lag figures of `run`'s peer `i` (called `peer`), under `what`: the
+ * writer's own p50 and p99 (change → the peer's acknowledgement), then what
+ * a client sees, beside that method's floor and the idle figures.
+ */
+function lagResults(what: string, peer: string, run: LagRun, i: number): Result[] {
+  const lags = run.loaded[i], [p50, p99] = run.acked[i], [a50, a99] = run.applied[i];
+  const to = what === "replication" ? "" : ` to ${peer}`;
+  return [{
+    name: `${what} lag${to} p50 (ms)`,
+    value: p50,
+    detail: `the writer's stats near the end of a memcaslap load on it (a run of its own): ` +
+      `from each change to ${peer}'s acknowledgement of having applied it, its latest 4096 samples`,
+  }, {
+    name: `${what} lag${to} p99 (ms)`,
+    value: p99,
+    detail: `the same window (the acknowledgement's way back included)`,
+  }, {
+    name: `${what} apply lag${to} p99 (ms)`,
+    value: a99,
+    detail: `${peer}'s own stats at the same moment: from the change's version clock (wall ms, ` +
+      `so to the millisecond) to its apply there, its latest 4096 changes; p50 ${a50} ms`,
+  }, {
+    name: `${what} client-seen lag${to} p99 (ms)`,
+    value: percentile(lags, 0.99),
+    detail: `a client meanwhile saw STORED from the writer → its mg hit on ${peer} in ${
+      lagText(lags)
+    } (${lags.length} probes), where ${peer}'s own mg round trip (the method's floor) took ${
+      lagText(run.floor[i])
+    }; with no load, warmed: ${lagText(run.idle[i])}; ${run.sched}`,
+  }];
+}
+
+/**
  * Milliseconds that the threads of `pids` spent running, and runnable but
  * waiting for a core (the scheduler's run queue), so far: the sums of
  * /proc/<pid>/task/<tid>/schedstat's first two fields. Linux only.
@@ -129,30 +166,71 @@ function schedTimes(pids: number[]): { run: number; wait: number } {
   return { run, wait };
 }
 
+/** What {@linkcode lagRuns} measured, per peer. */
+interface LagRun {
+  /** Client-seen lags under load (ms). */
+  loaded: number[][];
+  /** The same peer's plain `mg` round trips meanwhile (ms): the client method's own floor. */
+  floor: number[][];
+  /** The writer's own figures near the end of the load: [p50, p99] ms, change → peer's ack. */
+  acked: [number, number][];
+  /** The peer's own figures then: [p50, p99] ms, change (its version's clock) → applied. */
+  applied: [number, number][];
+  /** Client-seen lags with no load (ms), after as many probes to warm up. */
+  idle: number[][];
+  /** Run-queue figures of the servers while probing. */
+  sched: string;
+}
+
 /**
  * Lag from member `from` to each of `to` while memcaslap loads `from` (a run
  * of its own: the probes' connections would weigh on a throughput figure),
  * with the servers' run-queue wait meanwhile, then with no load at all.
+ * `statPrefix[i]` names `to[i]`'s lines in `from`'s stats (`repl_` for a
+ * pair's peer, `repl_peer_<n>_` for a group's), `fromPrefix` `from`'s in
+ * theirs: near the end of the load the writer's own percentiles are read
+ * (lag.ts: from each change, on whichever thread, to the peer's
+ * acknowledgement of having applied it), and the peers' (link.ts: from the
+ * change's version clock, in wall ms, to its apply there).
  */
 async function lagRuns(
   ctx: BenchContext,
   cfg: string,
   from: ProcessHandle,
   to: ProcessHandle[],
+  statPrefix: string[],
+  fromPrefix: string,
   probes: number,
-): Promise<{ loaded: number[][]; idle: number[][]; sched: string }> {
+): Promise<LagRun> {
   const pids = [from, ...to].map((n) => n.pid);
   const slap = memcaslap(from.port, ctx.seconds, cfg);
+  const start = performance.now();
   await new Promise((r) => setTimeout(r, 500));
   const s0 = schedTimes(pids), t0 = performance.now();
-  const loaded = await Promise.all(to.map((n) => probeLag(from.port, n.port, probes)));
+  const runs = await Promise.all(to.map((n) => probeLag(from.port, n.port, probes)));
   const s1 = schedTimes(pids), secs = (performance.now() - t0) / 1000;
+  // The writer's window (its latest 4,096 acknowledged samples) is read while the load still runs.
+  const left = start + 1000 * ctx.seconds - 1000 - performance.now();
+  if (left > 0) await new Promise((r) => setTimeout(r, left));
+  const [st, ...peerStats] = await Promise.all([from, ...to].map((n) => stats(n.port)));
+  const acked = statPrefix.map((p): [number, number] => [
+    Number(st.get(`${p}lag_p50_ms`)),
+    Number(st.get(`${p}lag_p99_ms`)),
+  ]);
+  const applied = peerStats.map((ps): [number, number] => [
+    Number(ps.get(`${fromPrefix}apply_lag_p50_ms`)),
+    Number(ps.get(`${fromPrefix}apply_lag_p99_ms`)),
+  ]);
   await slap;
-  const idle = await Promise.all(to.map((n) => probeLag(from.port, n.port, 100)));
+  await Promise.all(to.map((n) => probeLag(from.port, n.port, 100)));
+  const idle = (await Promise.all(to.map((n) => probeLag(from.port, n.port, 300)))).map((r) =>
+    r.lags
+  );
   const sched = `the ${pids.length} servers' threads ran ${
     ((s1.run - s0.run) / secs).toFixed(0)
   } ms and waited for a core ${((s1.wait - s0.wait) / secs).toFixed(0)} ms per second of probing`;
-  return { loaded, idle, sched };
+  const loaded = runs.map((r) => r.lags), floor = runs.map((r) => r.floor);
+  return { loaded, floor, acked, applied, idle, sched };
 }
 
 /** Connections a probe writes through, in turn. */
@@ -166,12 +244,18 @@ const PROBE_WRITERS = 4;
  * writes go through {@linkcode PROBE_WRITERS} connections in turn: with
  * serve threads each connection lands on one thread (SO_REUSEPORT), and a
  * single one would measure only the main thread's path or only a worker's.
+ * After each hit one more `mg` of the key is timed: B's round trip alone,
+ * the floor of this method (`floor`).
  */
-async function probeLag(aPort: number, bPort: number, count: number): Promise<number[]> {
+async function probeLag(
+  aPort: number,
+  bPort: number,
+  count: number,
+): Promise<{ lags: number[]; floor: number[] }> {
   const writers: TestConn[] = [];
   for (let i = 0; i < PROBE_WRITERS; i++) writers.push(await connect(aPort));
   const cb = await connect(bPort);
-  const lags: number[] = [];
+  const lags: number[] = [], floor: number[] = [];
   try {
     for (let i = 0; i < count; i++) {
       const key = `lagprobe:${i}:${Date.now()}`;
@@ -181,13 +265,16 @@ async function probeLag(aPort: number, bPort: number, count: number): Promise<nu
       while (!(await hit(cb, key))) {
         if (performance.now() - t0 > 5000) throw new Error("probe key never reached B");
       }
-      lags.push(performance.now() - t0);
+      const t1 = performance.now();
+      lags.push(t1 - t0);
+      await hit(cb, key);
+      floor.push(performance.now() - t1);
       await new Promise((r) => setTimeout(r, 5));
     }
   } finally {
     await Promise.all([...writers.map((c) => c.close()), cb.close()]);
   }
-  return lags;
+  return { lags, floor };
 }
 
 async function hit(c: TestConn, key: string): Promise<boolean> {
@@ -248,19 +335,16 @@ export const replication: Section = {
             sb.get("repl_changes_ignored")
           })`,
       });
-      const lag = await lagRuns(ctx, cfg, a, [b], Math.max(50, ctx.seconds * 40));
-      const lags = lag.loaded[0];
-      results.push({
-        name: "replication lag p50 (ms)",
-        value: percentile(lags, 0.5),
-        detail: `client sees STORED from A → its mg hits on B, ${lags.length} probes while ` +
-          `memcaslap loads A (a run of its own); ${lag.sched}`,
-      });
-      results.push({
-        name: "replication lag p99 (ms)",
-        value: percentile(lags, 0.99),
-        detail: `${lagText(lags)}; with no load: ${lagText(lag.idle[0])}`,
-      });
+      const lag = await lagRuns(
+        ctx,
+        cfg,
+        a,
+        [b],
+        ["repl_"],
+        "repl_",
+        Math.max(50, ctx.seconds * 40),
+      );
+      results.push(...lagResults("replication", "B", lag, 0));
     } finally {
       await Promise.all([single.stop(), pair?.[0].stop(), pair?.[1].stop()]);
       await Deno.remove(cfg);
@@ -306,7 +390,15 @@ export const replication: Section = {
           measure: async () => (await memcaslap(member.port, ctx.seconds, cfg3)).tps,
         },
       ]);
-      const lag = await lagRuns(ctx, cfg3, member, [peer1, peer2], Math.max(50, ctx.seconds * 20));
+      const lag = await lagRuns(
+        ctx,
+        cfg3,
+        member,
+        [peer1, peer2],
+        ["repl_peer_1_", "repl_peer_2_"],
+        "repl_peer_0_",
+        Math.max(50, ctx.seconds * 20),
+      );
       const m = median(samples.get("member")!), s = median(samples.get("single")!);
       results.push({
         name: "3-member group member/single throughput ratio",
@@ -315,16 +407,7 @@ export const replication: Section = {
           `alternating ${ctx.seconds} s memcaslap 90/10 runs; each member sends its writes to 2 peers)`,
       });
       for (const i of [1, 2]) {
-        const lags = lag.loaded[i - 1];
-        results.push({
-          name: `3-member group lag to member ${i} p99 (ms)`,
-          value: percentile(lags, 0.99),
-          detail: `${
-            lagText(lags)
-          } (client sees STORED from member 0 → its mg hits on member ${i}, ${lags.length} probes under load, both peers probed at once; value is p99); with no load: ${
-            lagText(lag.idle[i - 1])
-          }${i === 2 ? `; ${lag.sched}` : ""}`,
-        });
+        results.push(...lagResults("3-member group", `member ${i}`, lag, i - 1));
       }
     } finally {
       await Promise.all([single3.stop(), ...(group ?? []).map((x) => x.stop())]);

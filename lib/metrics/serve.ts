@@ -72,6 +72,27 @@ const REPL_SERIES: ReadonlyArray<readonly [string, Kind, string, string, number]
     1e-3,
   ],
   ["repl_lag_bytes", "gauge", "lag_bytes", "Stream bytes the peer has not acknowledged.", 1],
+  [
+    "repl_lag_p50_ms",
+    "gauge",
+    "lag_p50_seconds",
+    "Median time from a change to the peer's acknowledgement, of the latest 4096.",
+    1e-3,
+  ],
+  [
+    "repl_lag_p99_ms",
+    "gauge",
+    "lag_p99_seconds",
+    "99th percentile of the time from a change to the peer's acknowledgement, of the latest 4096.",
+    1e-3,
+  ],
+  [
+    "repl_apply_lag_p99_ms",
+    "gauge",
+    "apply_lag_p99_seconds",
+    "99th percentile of how late the peer's latest 4096 changes were applied here (version clock, ms).",
+    1e-3,
+  ],
   ["repl_backlog_bytes", "gauge", "backlog_bytes", "Bytes held in the resync backlog.", 1],
   [
     "repl_backlog_size",

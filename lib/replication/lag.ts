@@ -2,12 +2,38 @@
  * Replication lag: (stream offset, time) samples of recent changes, so an
  * acknowledged offset tells how long the peer took, and the oldest
  * unacknowledged sample how far behind it is now. Bounded: a ring of 4096
- * samples; changes within 0.5 ms share one.
+ * samples; changes within 0.5 ms share one (timed by the oldest of them).
+ * The lags of the last 4096 acknowledged samples are kept for percentiles:
+ * each runs from the change (on whichever serve thread made it) to the
+ * peer's acknowledgement of having applied it, so it is the one-way lag
+ * plus the acknowledgement's way back, never less.
  * @module
  */
 
 /** Lag samples kept: (stream offset, time) of recent changes. */
 const LAG_SAMPLES = 4096;
+/** Lags kept by a {@linkcode LagWindow}. */
+const WINDOW = 4096;
+
+/** The latest 4,096 lags (ms) of something, for percentiles. */
+export class LagWindow {
+  #ms = new Float64Array(WINDOW);
+  #count = 0;
+
+  /** One more lag. */
+  add(ms: number): void {
+    this.#ms[this.#count++ % WINDOW] = ms;
+  }
+
+  /** The `p` quantile (0 to 1) of the lags kept, to the µs (nearest rank); 0 before any. */
+  percentileMs(p: number): number {
+    const n = Math.min(this.#count, WINDOW);
+    if (n === 0) return 0;
+    const sorted = this.#ms.slice(0, n).sort();
+    const ms = sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))];
+    return Math.round(ms * 1000) / 1000;
+  }
+}
 
 /** A ring of (stream offset, time) samples. */
 export class LagSamples {
@@ -15,20 +41,27 @@ export class LagSamples {
   #time = new Float64Array(LAG_SAMPLES);
   #head = 0;
   #tail = 0;
+  /** The latest acknowledged lags. */
+  readonly ackedLags: LagWindow = new LagWindow();
   /** Lag (ms) of the last acknowledgement that covered a sample. */
   lastMs = 0;
 
-  /** The stream reached `end` (a change was appended). */
-  appended(end: number): void {
-    const now = performance.now();
+  /**
+   * The stream reached `end` (a change was appended); `at` is when the
+   * change was made (performance.now(); earlier than now for a change a
+   * worker thread made before this thread drained it).
+   */
+  appended(end: number, at: number = performance.now()): void {
     const last = (this.#tail - 1 + LAG_SAMPLES) % LAG_SAMPLES;
-    if (this.#head === this.#tail || now - this.#time[last] >= 0.5) {
+    if (this.#head === this.#tail || at - this.#time[last] >= 0.5) {
       this.#offset[this.#tail] = end;
-      this.#time[this.#tail] = now;
+      this.#time[this.#tail] = at;
       this.#tail = (this.#tail + 1) % LAG_SAMPLES;
       if (this.#tail === this.#head) this.#head = (this.#head + 1) % LAG_SAMPLES;
     } else {
-      this.#offset[last] = end; // same moment: extend the sample
+      // Same moment: extend the sample, timed by the oldest of its changes.
+      this.#offset[last] = end;
+      if (at < this.#time[last]) this.#time[last] = at;
     }
   }
 
@@ -36,7 +69,9 @@ export class LagSamples {
   acked(offset: number): void {
     const now = performance.now();
     while (this.#head !== this.#tail && this.#offset[this.#head] <= offset) {
-      this.lastMs = now - this.#time[this.#head];
+      const ms = now - this.#time[this.#head];
+      this.lastMs = ms;
+      this.ackedLags.add(ms);
       this.#head = (this.#head + 1) % LAG_SAMPLES;
     }
   }

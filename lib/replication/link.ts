@@ -19,6 +19,7 @@ import type { LinkOwner } from "./link_owner.ts";
 import { Applied } from "./merge.ts";
 import { type LinkKeys, OpenedConn, RECORD_MAX, Sealer } from "./seal.ts";
 import { Sender } from "./sender.ts";
+import { versionTime } from "./versions.ts";
 import { IncomingCopy } from "./snapshot.ts";
 import { Frame, FrameParser } from "./stream.ts";
 
@@ -284,12 +285,19 @@ export class Link {
         this.#recvOffset += length;
         const ic = this.#inCopy;
         const merger = repl.merger;
+        let result: number;
         if (ic === null || p.kind !== Frame.ITEM) {
-          this.#count(merger.applyFrame(p), p);
+          result = merger.applyFrame(p);
         } else {
           // Alongside a copy the same floor holds, and what the sender streams it has: keep it.
-          this.#count(merger.applyFrame(p, ic.rejectUpTo), p);
+          result = merger.applyFrame(p, ic.rejectUpTo);
           if (merger.handle >= 0) ic.mark(merger.handle);
+        }
+        this.#count(result, p);
+        if (result === Applied.CHANGED && !this.receivingCopy) {
+          // How late the change came: from its version's clock (wall ms) to now.
+          const made = p.kind === Frame.ITEM ? Math.max(p.version, p.touch) : p.version;
+          repl.applyLags.add(Math.max(0, Date.now() - versionTime(made)));
         }
         this.#forwardDue = merger.fresh && repl.forward !== undefined;
         return true;

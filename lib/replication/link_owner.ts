@@ -8,6 +8,7 @@
 
 import type { Store } from "../store/mod.ts";
 import type { Backlog } from "./backlog.ts";
+import type { LagWindow } from "./lag.ts";
 import type { HeldStream } from "./relay.ts";
 import type { Merger } from "./merge.ts";
 import type { IncomingCopy, KnownStream, OutgoingCopy } from "./snapshot.ts";
@@ -34,6 +35,8 @@ export interface LinkOwner<L> {
   readonly merger: Merger;
   /** Counters. */
   readonly stats: ReplicationStats;
+  /** How late the peer's latest changes were applied here (from their versions' clock). */
+  readonly applyLags: LagWindow;
   /** The store replicated. */
   readonly store: Store;
   /** The engine's clock (for the copy's expiry times). */

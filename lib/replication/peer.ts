@@ -13,7 +13,7 @@ import type { Store } from "../store/mod.ts";
 import type { Backlog } from "./backlog.ts";
 import { FullCopies } from "./copies.ts";
 import type { StreamState } from "./handshake.ts";
-import { LagSamples } from "./lag.ts";
+import { LagSamples, LagWindow } from "./lag.ts";
 import { Link } from "./link.ts";
 import type { LinkOwner } from "./link_owner.ts";
 import type { HeldStream } from "./relay.ts";
@@ -93,6 +93,8 @@ export class Peer implements LinkOwner<Link> {
   confirmed = 0;
   /** The lag of this peer behind our stream. */
   readonly lag: LagSamples = new LagSamples();
+  /** How late the peer's latest changes were applied here (LinkOwner). */
+  readonly applyLags: LagWindow = new LagWindow();
   /**
    * The next link sends a full copy whatever the peer knows of our stream
    * (a warm restart stopped in the middle of sending it one, see resume.ts).

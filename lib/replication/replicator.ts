@@ -139,7 +139,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     if (share) {
       const parser = this.#ringParser;
       const shared = new MainReplicationShare(share, {
-        frame: (buf, start, end) => this.#workerChange(buf, start, end),
+        frame: (buf, start, end, at) => this.#workerChange(buf, start, end, at),
         overflowed: (corrupt) => this.#ringOverflow(corrupt),
         drained: (ringEnd) => {
           shared.mark(ringEnd, this.backlog.end);
@@ -315,8 +315,8 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     this.#group?.copyDone(from);
   }
 
-  /** A worker thread's change (parsed by #ringParser): book it as if made here. */
-  #workerChange(buf: Uint8Array, start: number, end: number): void {
+  /** A worker thread's change (parsed by #ringParser), made at `at`: book it as if made here. */
+  #workerChange(buf: Uint8Array, start: number, end: number, at: number): void {
     const p = this.#ringParser;
     if (p.kind === Frame.COPY_DELETE) {
       // A worker found an item expired (see WorkerReplication): remembered here, not streamed.
@@ -332,7 +332,7 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
       this.merger.applyFlush(p.version, p.exp, true, true);
     }
     this.backlog.push(buf, start, end);
-    this.#appended();
+    this.#appended(at);
   }
 
   /** A change of `version` is about to enter the backlog. */
@@ -394,10 +394,11 @@ export class Replicator implements MutationObserver, SyncBarrier, PeerHost {
     this.engine.endBatch();
   }
 
-  #appended(): void {
+  /** A change entered the backlog; it was made at `at` (now, unless a worker made it). */
+  #appended(at: number = performance.now()): void {
     this.stats.changesOut++;
     const end = this.backlog.end;
-    for (const p of this.peers) p.lag.appended(end);
+    for (const p of this.peers) p.lag.appended(end, at);
     this.#wakeLinks();
   }
 

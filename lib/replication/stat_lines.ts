@@ -62,6 +62,12 @@ export function writeReplicationStats(out: Writer, n: StatsSource): void {
     ["repl_lag_ms", Math.max(...peers.map((p) => p.lagMs()))],
     ["repl_lag_bytes", Math.max(...peers.map((p) => p.lagBytes()))],
     ["repl_last_ack_ms", Math.round(Math.max(...peers.map((p) => p.lag.lastMs)) * 1000) / 1000],
+    // Of the latest acknowledged changes (lag.ts): the slowest peer's.
+    ["repl_lag_p50_ms", Math.max(...peers.map((p) => p.lag.ackedLags.percentileMs(0.5)))],
+    ["repl_lag_p99_ms", Math.max(...peers.map((p) => p.lag.ackedLags.percentileMs(0.99)))],
+    // How late the peers' latest changes came here (link.ts): the latest peer's.
+    ["repl_apply_lag_p50_ms", Math.max(...peers.map((p) => p.applyLags.percentileMs(0.5)))],
+    ["repl_apply_lag_p99_ms", Math.max(...peers.map((p) => p.applyLags.percentileMs(0.99)))],
     ["repl_backlog_bytes", n.backlog.used],
     ["repl_backlog_size", n.backlog.capacity],
     ["repl_stream_offset", n.backlog.end],

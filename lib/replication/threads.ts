@@ -61,6 +61,8 @@ const C_SYNC = 10;
 const C_SYNC_TIMEOUT = 11;
 /** Log note of this down period: 0 none, 1 a worker degraded, 2 a worker refused, 3 logged. */
 const C_SYNC_NOTE = 12;
+/** 1 once a worker stamped N_SINCE (a cheap test before the BigInt compare-and-swap). */
+const C_SINCE_SET = 13;
 // BigInt64 offsets (index in the BigInt64Array at byte 64).
 /** Ring bytes consumed / produced (logical, ever growing). */
 const N_HEAD = 0;
@@ -70,6 +72,11 @@ const N_ACKED = 2;
 /** Workers' sync writes acknowledged locally only (degrade) / answered SERVER_ERROR. */
 const N_DEGRADED = 3;
 const N_REFUSED = 4;
+/**
+ * When the oldest change not drained yet was made (µs since the epoch; 0:
+ * none stamped): the main thread times the lag of what it drains from it.
+ */
+const N_SINCE = 5;
 
 /** Minimum ring size. */
 const RING_MIN = 8 * 1048576;
@@ -132,6 +139,26 @@ class Views {
   bump(word: number): void {
     Atomics.add(this.ctl, word, 1);
     Atomics.notify(this.ctl, word);
+  }
+
+  /** A worker's change enters the ring: stamp it unless an older one is stamped already. */
+  stampSince(): void {
+    if (Atomics.load(this.ctl, C_SINCE_SET) === 1) return;
+    const us = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000));
+    if (Atomics.compareExchange(this.nums, N_SINCE, 0n, us) === 0n) {
+      Atomics.store(this.ctl, C_SINCE_SET, 1);
+    }
+  }
+
+  /**
+   * The main thread drains: when the oldest change was made, in this
+   * thread's performance.now() time (now when no worker stamped one).
+   */
+  takeSince(): number {
+    const us = Atomics.exchange(this.nums, N_SINCE, 0n);
+    Atomics.store(this.ctl, C_SINCE_SET, 0);
+    const now = performance.now();
+    return us === 0n ? now : Math.min(now, Number(us) / 1000 - performance.timeOrigin);
   }
 
   /** Wake the main thread if it sleeps. */
@@ -259,6 +286,7 @@ export class WorkerReplication implements MutationObserver, SyncBarrier {
       v.wakeMain(true);
       return;
     }
+    v.stampSince();
     let at = tail;
     at = put(v.ring, at, a, as, ae);
     at = put(v.ring, at, b, bs, be);
@@ -366,8 +394,11 @@ function put(ring: Uint8Array, at: number, src: Uint8Array, s: number, e: number
 
 /** What the main thread does with drained frames. */
 export interface RingSink {
-  /** One frame (complete) of a worker's change. */
-  frame(buf: Uint8Array, start: number, end: number): void;
+  /**
+   * One frame (complete) of a worker's change, made at `at` at the latest
+   * (this thread's performance.now() time).
+   */
+  frame(buf: Uint8Array, start: number, end: number, at: number): void;
   /**
    * Changes were lost, to a full ring or to ring bytes that did not parse
    * (`corrupt`, a bug: never to happen): the peer needs a full copy.
@@ -436,8 +467,12 @@ export class MainReplicationShare {
   /** Hand every change in the ring to the sink, oldest first. */
   drain(): void {
     const v = this.#v;
-    const head = v.num(N_HEAD), tail = v.num(N_TAIL);
-    if (head !== tail) {
+    const head = v.num(N_HEAD);
+    if (head !== v.num(N_TAIL)) {
+      // Taken before the tail is read: no change up to it was made before the stamp (but one
+      // that enters the ring in the instant between this and the tail's read).
+      const since = v.takeSince();
+      const tail = v.num(N_TAIL);
       const n = tail - head;
       if (this.#scratch.length < n) {
         let size = this.#scratch.length;
@@ -457,7 +492,7 @@ export class MainReplicationShare {
         try {
           const used = this.#parse(buf, at, n);
           if (used <= 0 || at + used > n) corrupt = true;
-          else this.#sink.frame(buf, at, at + used);
+          else this.#sink.frame(buf, at, at + used, since);
           at += used;
         } catch {
           corrupt = true;
