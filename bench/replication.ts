@@ -4,14 +4,15 @@
  * (same run, alternating), replication lag, full-copy rate, and how fast the
  * survivor takes over the replication port after kill -9 and after a hang.
  *
- * Lag is measured in a run of its own while memcaslap loads the writer,
+ * Lag is measured in runs of their own while memcaslap loads the writer,
  * three ways: the writer's own figures (from each change to the peer's
  * acknowledgement of having applied it: the one-way lag plus the way back),
  * the peer's (from the change's version clock to its apply: one way, to the
  * millisecond), and what a client sees (from its receipt of STORED for a
  * fresh key on the writer to its first `mg` hit on the peer, see probeLag,
- * beside that method's floor: the peer's own `mg` round trip). The client's
- * is measured again with no load. With the loaded figures go the servers'
+ * beside that method's floor: the peer's own `mg` round trip, in a second
+ * load, as its polling adds a busy client). The client's is measured again
+ * with no load. With the loaded figures go the servers'
  * run-queue waits (time their threads were runnable but had no core), since
  * on a 2-core machine shared with memcaslap the tail is mostly that.
  * @module
@@ -125,7 +126,7 @@ function lagResults(what: string, peer: string, run: LagRun, i: number): Result[
   return [{
     name: `${what} lag${to} p50 (ms)`,
     value: p50,
-    detail: `the writer's stats near the end of a memcaslap load on it (a run of its own): ` +
+    detail: `the writer's stats near the end of a memcaslap load on it (no probes): ` +
       `from each change to ${peer}'s acknowledgement of having applied it, its latest 4096 samples`,
   }, {
     name: `${what} lag${to} p99 (ms)`,
@@ -139,7 +140,7 @@ function lagResults(what: string, peer: string, run: LagRun, i: number): Result[
   }, {
     name: `${what} client-seen lag${to} p99 (ms)`,
     value: percentile(lags, 0.99),
-    detail: `a client meanwhile saw STORED from the writer → its mg hit on ${peer} in ${
+    detail: `in a second load, a client saw STORED from the writer → its mg hit on ${peer} in ${
       lagText(lags)
     } (${lags.length} probes), where ${peer}'s own mg round trip (the method's floor) took ${
       lagText(run.floor[i])
@@ -183,15 +184,17 @@ interface LagRun {
 }
 
 /**
- * Lag from member `from` to each of `to` while memcaslap loads `from` (a run
- * of its own: the probes' connections would weigh on a throughput figure),
- * with the servers' run-queue wait meanwhile, then with no load at all.
- * `statPrefix[i]` names `to[i]`'s lines in `from`'s stats (`repl_` for a
- * pair's peer, `repl_peer_<n>_` for a group's), `fromPrefix` `from`'s in
- * theirs: near the end of the load the writer's own percentiles are read
- * (lag.ts: from each change, on whichever thread, to the peer's
- * acknowledgement of having applied it), and the peers' (link.ts: from the
- * change's version clock, in wall ms, to its apply there).
+ * Lag from member `from` to each of `to` while memcaslap loads `from`, in
+ * runs of their own (the probes' connections would weigh on a throughput
+ * figure). First a load alone: near its end the writer's own percentiles
+ * are read (lag.ts: from each change, on whichever thread, to the peer's
+ * acknowledgement of having applied it) and the peers' (link.ts: from the
+ * change's version clock, in wall ms, to its apply there); `statPrefix[i]`
+ * names `to[i]`'s lines in `from`'s stats (`repl_` for a pair's peer,
+ * `repl_peer_<n>_` for a group's), `fromPrefix` `from`'s in theirs. Then a
+ * load with the client probes (which poll back to back, so they add a
+ * busy client per peer on the same cores), with the servers' run-queue
+ * wait meanwhile; then the probes with no load at all.
  */
 async function lagRuns(
   ctx: BenchContext,
@@ -203,15 +206,9 @@ async function lagRuns(
   probes: number,
 ): Promise<LagRun> {
   const pids = [from, ...to].map((n) => n.pid);
-  const slap = memcaslap(from.port, ctx.seconds, cfg);
-  const start = performance.now();
-  await new Promise((r) => setTimeout(r, 500));
-  const s0 = schedTimes(pids), t0 = performance.now();
-  const runs = await Promise.all(to.map((n) => probeLag(from.port, n.port, probes)));
-  const s1 = schedTimes(pids), secs = (performance.now() - t0) / 1000;
-  // The writer's window (its latest 4,096 acknowledged samples) is read while the load still runs.
-  const left = start + 1000 * ctx.seconds - 1000 - performance.now();
-  if (left > 0) await new Promise((r) => setTimeout(r, left));
+  let slap = memcaslap(from.port, ctx.seconds, cfg);
+  // The windows hold the latest 4,096 samples: read them while the load still runs.
+  await new Promise((r) => setTimeout(r, 1000 * ctx.seconds - 1000));
   const [st, ...peerStats] = await Promise.all([from, ...to].map((n) => stats(n.port)));
   const acked = statPrefix.map((p): [number, number] => [
     Number(st.get(`${p}lag_p50_ms`)),
@@ -221,6 +218,12 @@ async function lagRuns(
     Number(ps.get(`${fromPrefix}apply_lag_p50_ms`)),
     Number(ps.get(`${fromPrefix}apply_lag_p99_ms`)),
   ]);
+  await slap;
+  slap = memcaslap(from.port, ctx.seconds, cfg);
+  await new Promise((r) => setTimeout(r, 500));
+  const s0 = schedTimes(pids), t0 = performance.now();
+  const runs = await Promise.all(to.map((n) => probeLag(from.port, n.port, probes)));
+  const s1 = schedTimes(pids), secs = (performance.now() - t0) / 1000;
   await slap;
   await Promise.all(to.map((n) => probeLag(from.port, n.port, 100)));
   const idle = (await Promise.all(to.map((n) => probeLag(from.port, n.port, 300)))).map((r) =>
